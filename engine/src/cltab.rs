@@ -1,0 +1,362 @@
+//! The `cltab` file: an inittab with a resource-group column (spec §1).
+//!
+//! ```text
+//! # comment (only when `#` is the very first character)
+//! :::socket:/var/run/clinit/clinit.s
+//! :::clstat:/var/run/clinit/clstat
+//! group:tag:levels:mode:command (the command may contain colons)
+//! ```
+//!
+//! Parsing is all-or-nothing and reports *every* problem with `file:line`, so
+//! an operator fixes a bad table in one pass. A daemon keeps running on its
+//! last good table when a new one does not parse.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use thiserror::Error;
+
+/// Run mode of an entry (spec §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Mode {
+    /// Start in the background; counts as done at once; never restarted.
+    Once,
+    /// Run in the foreground: later entries wait until it exits.
+    Wait,
+    /// Start in the background and restart when it exits (rate-limited).
+    Respawn,
+    /// Never run.
+    Off,
+    /// Foreground; exit 0 passes, anything else fails the group.
+    Test,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 5] = [Mode::Once, Mode::Wait, Mode::Respawn, Mode::Off, Mode::Test];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Once => "once",
+            Mode::Wait => "wait",
+            Mode::Respawn => "respawn",
+            Mode::Off => "off",
+            Mode::Test => "test",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.as_str() == word)
+    }
+
+    /// Entries of a blocking mode hold back the entries after them until
+    /// they exit.
+    pub fn is_blocking(self) -> bool {
+        matches!(self, Mode::Wait | Mode::Test)
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The levels column of an entry, with the original's matching rules
+/// (spec §1.3) minus its regex quirk: plain string comparison only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Levels(pub String);
+
+impl Levels {
+    /// Does this entry belong to the requested level?
+    ///
+    /// * exact match of the whole field, or
+    /// * the field has a comma: one of its non-empty comma pieces matches, or
+    /// * no comma: one of its single characters matches.
+    pub fn contains(&self, level: &str) -> bool {
+        let field = self.0.as_str();
+        if field == level {
+            return true;
+        }
+        if field.contains(',') {
+            return field.split(',').any(|piece| !piece.is_empty() && piece == level);
+        }
+        let mut chars = level.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => field.contains(c),
+            _ => false,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One process line of the cltab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// 1-based line number in the file it came from.
+    pub line: usize,
+    pub group: String,
+    pub tag: String,
+    pub levels: Levels,
+    pub mode: Mode,
+    pub command: String,
+}
+
+impl Entry {
+    /// Two versions of an entry run the same thing: a change of mode or
+    /// command means the running instance must be stopped and forgotten.
+    pub fn same_process(&self, other: &Entry) -> bool {
+        self.mode == other.mode && self.command == other.command && self.group == other.group
+    }
+
+    pub fn render(&self) -> String {
+        format!(
+            "{}:{}:{}:{}:{}",
+            self.group, self.tag, self.levels.0, self.mode, self.command
+        )
+    }
+}
+
+/// A parsed, validated cltab.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cltab {
+    /// `:::socket:` directive: overrides the command line's `-s`.
+    pub socket: Option<String>,
+    /// `:::clstat:` directive: overrides the default status path.
+    pub clstat: Option<String>,
+    /// `:::log:` directive: accepted for compatibility, otherwise unused.
+    pub log: Option<String>,
+    /// Any other directive, kept (and warned about by the daemon).
+    pub other_directives: BTreeMap<String, String>,
+    /// Process entries in file order.
+    pub entries: Vec<Entry>,
+}
+
+/// What is wrong with one line.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LineError {
+    #[error("too few fields: expected group:tag:levels:mode:command")]
+    TooFewFields,
+    #[error("empty group name")]
+    EmptyGroup,
+    #[error("group name {0:?} contains whitespace (it could not be written to clstat)")]
+    GroupWhitespace(String),
+    #[error("empty tag")]
+    EmptyTag,
+    #[error("empty levels field")]
+    EmptyLevels,
+    #[error("unknown mode {0:?} (expected once, wait, respawn, off or test)")]
+    UnknownMode(String),
+    #[error("empty command")]
+    EmptyCommand,
+    #[error("entry has duplicate tag: {tag} (first defined on line {first_line})")]
+    DuplicateTag { tag: String, first_line: usize },
+    #[error("malformed directive: expected :::NAME:VALUE")]
+    BadDirective,
+}
+
+/// One error, located.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{file}:{line}: {kind}")]
+pub struct ParseError {
+    pub file: String,
+    pub line: usize,
+    pub kind: LineError,
+}
+
+/// Every error found in one file, in line order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseErrors(pub Vec<ParseError>);
+
+impl std::error::Error for ParseErrors {}
+
+impl fmt::Display for ParseErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Cltab {
+    /// Parse `text`; `file` names it in error messages.
+    pub fn parse(text: &str, file: &str) -> Result<Cltab, ParseErrors> {
+        let mut tab = Cltab::default();
+        let mut errors = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, raw) in text.split('\n').enumerate() {
+            let lineno = i + 1;
+            let line = raw.strip_suffix('\r').unwrap_or(raw);
+            let mut fail = |kind| {
+                errors.push(ParseError { file: file.to_string(), line: lineno, kind });
+            };
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            if let Some(directive) = line.strip_prefix(":::") {
+                match directive.split_once(':') {
+                    Some((name, value)) if !name.is_empty() && !value.is_empty() => {
+                        let value = value.to_string();
+                        match name {
+                            "socket" => tab.socket = Some(value),
+                            "clstat" => tab.clstat = Some(value),
+                            "log" => tab.log = Some(value),
+                            _ => {
+                                tab.other_directives.insert(name.to_string(), value);
+                            }
+                        }
+                    }
+                    _ => fail(LineError::BadDirective),
+                }
+                continue;
+            }
+            match parse_entry(line, lineno) {
+                Ok(entry) => {
+                    if let Some(&first_line) = seen.get(&entry.tag) {
+                        fail(LineError::DuplicateTag { tag: entry.tag, first_line });
+                    } else {
+                        seen.insert(entry.tag.clone(), lineno);
+                        tab.entries.push(entry);
+                    }
+                }
+                Err(kind) => fail(kind),
+            }
+        }
+        if errors.is_empty() {
+            Ok(tab)
+        } else {
+            Err(ParseErrors(errors))
+        }
+    }
+
+    /// Render back to cltab text (directives first, then entries).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let known = [("socket", &self.socket), ("clstat", &self.clstat), ("log", &self.log)];
+        for (name, value) in known {
+            if let Some(v) = value {
+                out.push_str(&format!(":::{name}:{v}\n"));
+            }
+        }
+        for (name, v) in &self.other_directives {
+            out.push_str(&format!(":::{name}:{v}\n"));
+        }
+        for e in &self.entries {
+            out.push_str(&e.render());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Entries of one group, in file order.
+    pub fn group_entries<'a>(&'a self, group: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.entries.iter().filter(move |e| e.group == group)
+    }
+
+    pub fn has_group(&self, group: &str) -> bool {
+        self.entries.iter().any(|e| e.group == group)
+    }
+
+    pub fn entry(&self, tag: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.tag == tag)
+    }
+
+    /// Group names in first-appearance order, without repeats.
+    pub fn groups(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for e in &self.entries {
+            if !out.contains(&e.group.as_str()) {
+                out.push(&e.group);
+            }
+        }
+        out
+    }
+}
+
+fn parse_entry(line: &str, lineno: usize) -> Result<Entry, LineError> {
+    let mut fields = line.splitn(5, ':');
+    let (Some(group), Some(tag), Some(levels), Some(mode), Some(command)) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) else {
+        return Err(LineError::TooFewFields);
+    };
+    if group.is_empty() {
+        return Err(LineError::EmptyGroup);
+    }
+    if group.chars().any(char::is_whitespace) {
+        return Err(LineError::GroupWhitespace(group.to_string()));
+    }
+    if tag.is_empty() {
+        return Err(LineError::EmptyTag);
+    }
+    if levels.is_empty() {
+        return Err(LineError::EmptyLevels);
+    }
+    let mode = Mode::parse(mode).ok_or_else(|| LineError::UnknownMode(mode.to_string()))?;
+    if mode != Mode::Off && command.trim().is_empty() {
+        return Err(LineError::EmptyCommand);
+    }
+    Ok(Entry {
+        line: lineno,
+        group: group.to_string(),
+        tag: tag.to_string(),
+        levels: Levels(levels.to_string()),
+        mode,
+        command: command.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_matching_rules() {
+        let l = |s: &str| Levels(s.to_string());
+        assert!(l("12").contains("1") && l("12").contains("2") && l("12").contains("12"));
+        assert!(!l("12").contains("3"));
+        assert!(l("long1,long2,5").contains("long2") && l("long1,long2,5").contains("5"));
+        assert!(!l("long1,long2,5").contains("l"));
+        assert!(l("long3,").contains("long3") && !l("long3,").contains(""));
+        assert!(l("long3").contains("long3") && l("long3").contains("g"));
+        assert!(l("start").contains("s") && !l("start").contains("st"));
+        assert!(!l("1").contains("."), "no regex semantics");
+        assert!(l("0").contains("0"));
+    }
+
+    #[test]
+    fn parses_entries_directives_and_colons_in_commands() {
+        let text = "# comment\n\n:::socket:/tmp/s:x\n:::clstat:/tmp/clstat\n\
+                    g:t1:1:wait:echo a:b\n0:t2:0:once:sleep 1\n";
+        let tab = Cltab::parse(text, "cltab").expect("valid");
+        assert_eq!(tab.socket.as_deref(), Some("/tmp/s:x"));
+        assert_eq!(tab.clstat.as_deref(), Some("/tmp/clstat"));
+        assert_eq!(tab.entries.len(), 2);
+        assert_eq!(tab.entries[0].command, "echo a:b");
+        assert_eq!(tab.entries[0].line, 5);
+        assert_eq!(tab.entries[1].group, "0");
+    }
+
+    #[test]
+    fn reports_every_error_with_file_and_line() {
+        let text = "g:a:1:wait:true\ng:b:1:bogus:true\ng:a:1:once:true\nshort:x\n:::novalue:\n";
+        let err = Cltab::parse(text, "/etc/cltab").expect_err("invalid");
+        insta::assert_snapshot!(err.to_string(), @r#"
+        /etc/cltab:2: unknown mode "bogus" (expected once, wait, respawn, off or test)
+        /etc/cltab:3: entry has duplicate tag: a (first defined on line 1)
+        /etc/cltab:4: too few fields: expected group:tag:levels:mode:command
+        /etc/cltab:5: malformed directive: expected :::NAME:VALUE
+        "#);
+    }
+}

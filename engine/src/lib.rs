@@ -1,0 +1,17 @@
+//! # clinit-engine
+//!
+//! The pure core of clinit: file formats and deterministic state machines.
+//!
+//! Nothing in this crate performs I/O, reads a clock or draws from a global
+//! random number generator. Every entry point takes `now` (a [`time::Millis`])
+//! and an input, and answers with actions for a driver to carry out. That is
+//! what lets the same code run under the real daemon and under the seeded
+//! simulator, and what makes a recorded trace replay bit for bit.
+
+pub mod cltab;
+pub mod init;
+pub mod process;
+pub mod status;
+pub mod time;
+
+pub use time::Millis;

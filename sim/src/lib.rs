@@ -1,0 +1,1 @@
+//! Seeded discrete-event simulator (see issue "Simulator"); nothing here yet.
