@@ -66,3 +66,73 @@ pub fn earliest(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
         (None, b) => b,
     }
 }
+
+/// Timers as data: a deadline-ordered set of keys.
+///
+/// Cancelling is lazy: a machine validates a key when it fires and ignores
+/// keys that no longer mean anything, which keeps cancellation O(1) and
+/// makes a spurious early wake-up harmless.
+#[derive(Debug, Clone, Default)]
+pub struct TimerTable<K: Ord + Clone> {
+    due: std::collections::BTreeSet<(Millis, K)>,
+}
+
+impl<K: Ord + Clone> TimerTable<K> {
+    pub fn new() -> Self {
+        TimerTable { due: std::collections::BTreeSet::new() }
+    }
+
+    pub fn schedule(&mut self, at: Millis, key: K) {
+        self.due.insert((at, key));
+    }
+
+    /// The earliest deadline, if any.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.due.first().map(|(at, _)| *at)
+    }
+
+    /// Remove and return every key due at or before `now`, earliest first.
+    pub fn pop_due(&mut self, now: Millis) -> Vec<K> {
+        let mut out = Vec::new();
+        while let Some((at, _)) = self.due.first() {
+            if *at > now {
+                break;
+            }
+            if let Some((_, key)) = self.due.pop_first() {
+                out.push(key);
+            }
+        }
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.due.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.due.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_table_pops_in_deadline_order() {
+        let mut t = TimerTable::new();
+        t.schedule(Millis(30), "c");
+        t.schedule(Millis(10), "a");
+        t.schedule(Millis(20), "b");
+        assert_eq!(t.next_deadline(), Some(Millis(10)));
+        assert_eq!(t.pop_due(Millis(20)), vec!["a", "b"]);
+        assert_eq!(t.pop_due(Millis(25)), Vec::<&str>::new());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn millis_display() {
+        assert_eq!(Millis(5000).to_string(), "5s");
+        assert_eq!(Millis(1500).to_string(), "1.500s");
+    }
+}

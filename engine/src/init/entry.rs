@@ -1,0 +1,68 @@
+//! Runtime state of one cltab entry inside its group (spec §4.1, reduced to
+//! what is observable).
+
+use super::escalation::StopState;
+use super::throttle::Throttle;
+use crate::cltab::{Entry, Mode};
+use crate::process::ProcId;
+
+/// What an entry achieved in the current level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A `wait` or `test` entry that is still running: later entries wait.
+    Pending,
+    /// Ran: a `wait` that exited, or a `once`/`respawn` that was started.
+    Done,
+    /// A `test` that exited 0.
+    Passed,
+    /// A `test` that exited non-zero, was killed, or could not be spawned.
+    Failed,
+}
+
+/// One entry that was started in the group's current (or previous) level.
+///
+/// It exists from its first start until it is stopped and forgotten; while
+/// it exists it has "run", so a re-tell of a level containing it never
+/// starts it again (spec §2).
+#[derive(Debug, Clone)]
+pub struct Proc {
+    /// The cltab line this instance was started from. A later cltab whose
+    /// line differs in mode or command makes this instance obsolete.
+    pub entry: Entry,
+    /// The live instance, if a process is running (spawned, not yet reaped).
+    pub live: Option<ProcId>,
+    pub outcome: Outcome,
+    /// Stop requested: the instance is signalled until reaped, then forgotten.
+    pub stop: Option<StopState>,
+    /// A respawn waiting out the throttle pause, with the id it will get.
+    pub respawn_pending: Option<ProcId>,
+    pub throttle: Throttle,
+}
+
+impl Proc {
+    pub fn new(entry: Entry, id: ProcId) -> Proc {
+        let outcome = if entry.mode.is_blocking() { Outcome::Pending } else { Outcome::Done };
+        Proc {
+            entry,
+            live: Some(id),
+            outcome,
+            stop: None,
+            respawn_pending: None,
+            throttle: Throttle::default(),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.entry.mode
+    }
+
+    /// Holds back the entries after it.
+    pub fn blocks(&self) -> bool {
+        self.outcome == Outcome::Pending
+    }
+
+    /// Being stopped and not yet gone.
+    pub fn is_stopping(&self) -> bool {
+        self.stop.is_some()
+    }
+}

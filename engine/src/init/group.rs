@@ -1,0 +1,313 @@
+//! One resource group: its level changes, start order, verdict and halt
+//! (spec §2, §3, §4.2), with the original's bugs fixed: `off` entries are
+//! skipped, changed or removed entries are stopped gracefully, a halt stops
+//! the processes of PASSED and FAILED groups too, and a level change that
+//! stops nothing goes straight on (no one-second poll).
+
+use super::entry::{Outcome, Proc};
+use super::escalation::StopState;
+use super::{Action, Ctx, Notice, Timer};
+use crate::cltab::{Entry, Mode};
+use crate::process::{ExitStatus, ProcId, Signal};
+use crate::status::GroupState;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub name: String,
+    pub state: GroupState,
+    /// The level shown in clstat: the old one while stopping, the new one
+    /// from the moment starting begins. `None` until the group first starts
+    /// (a group never told anything has no clstat line).
+    pub level: Option<String>,
+    /// The level most recently told.
+    pub target: Option<String>,
+    /// The group vanished from the cltab: halt it, then forget it.
+    pub removing: bool,
+    /// Entries that have run in the current level (or are being stopped),
+    /// by tag.
+    pub procs: BTreeMap<String, Proc>,
+}
+
+enum Walk {
+    Blocked,
+    AllStarted,
+}
+
+impl Group {
+    pub fn new(name: &str) -> Group {
+        Group {
+            name: name.to_string(),
+            state: GroupState::Configured,
+            level: None,
+            target: None,
+            removing: false,
+            procs: BTreeMap::new(),
+        }
+    }
+
+    /// Any process of this group still alive (running or being stopped).
+    pub fn has_live(&self) -> bool {
+        self.procs.values().any(|p| p.live.is_some())
+    }
+
+    fn set_state(&mut self, ctx: &mut Ctx<'_>, state: GroupState) {
+        if self.state != state {
+            self.state = state;
+            *ctx.dirty = true;
+            if let Some(level) = &self.level {
+                ctx.out.push(Action::Notice(Notice::GroupState {
+                    group: self.name.clone(),
+                    level: level.clone(),
+                    state: self.state.clone(),
+                }));
+            }
+        }
+    }
+
+    /// `tell group level` (spec §3).
+    pub fn tell(&mut self, ctx: &mut Ctx<'_>, level: &str) {
+        self.target = Some(level.to_string());
+        if self.state == GroupState::Configured && !self.has_live() {
+            self.procs.clear();
+            self.begin_level(ctx);
+        } else {
+            let tags: Vec<String> = self.procs.keys().cloned().collect();
+            for tag in tags {
+                let keep = match (ctx.table.entry(&tag), self.procs.get(&tag)) {
+                    (Some(e), Some(p)) => {
+                        !p.is_stopping()
+                            && e.same_process(&p.entry)
+                            && e.mode != Mode::Off
+                            && e.levels.contains(level)
+                    }
+                    _ => false,
+                };
+                if keep {
+                    // Same process; pick up edits that do not restart it
+                    // (its levels, its line number).
+                    if let (Some(e), Some(p)) = (ctx.table.entry(&tag), self.procs.get_mut(&tag)) {
+                        p.entry = e.clone();
+                    }
+                } else {
+                    self.stop_proc(ctx, &tag);
+                }
+            }
+            self.set_state(ctx, GroupState::Stopping);
+        }
+        self.advance(ctx);
+    }
+
+    /// Stop everything and return to CONFIGURED (daemon shutdown, group
+    /// removed from the cltab). Unlike the original, PASSED and FAILED groups
+    /// stop their processes too.
+    pub fn halt(&mut self, ctx: &mut Ctx<'_>) {
+        let tags: Vec<String> = self.procs.keys().cloned().collect();
+        for tag in tags {
+            self.stop_proc(ctx, &tag);
+        }
+        if self.level.is_some() || self.has_live() {
+            self.set_state(ctx, GroupState::Halting);
+        }
+        self.advance(ctx);
+    }
+
+    /// A child of this group ended.
+    pub fn on_exit(&mut self, ctx: &mut Ctx<'_>, tag: &str, id: ProcId, status: ExitStatus) {
+        let Some(p) = self.procs.get_mut(tag) else { return };
+        if p.live != Some(id) {
+            return;
+        }
+        p.live = None;
+        if p.is_stopping() {
+            self.procs.remove(tag);
+        } else {
+            match p.mode() {
+                Mode::Wait => p.outcome = Outcome::Done,
+                Mode::Test => {
+                    p.outcome = if status.success() { Outcome::Passed } else { Outcome::Failed };
+                }
+                Mode::Respawn => self.respawn(ctx, tag),
+                Mode::Once | Mode::Off => {}
+            }
+        }
+        self.advance(ctx);
+    }
+
+    /// A respawn pause is over.
+    pub fn on_respawn_due(&mut self, ctx: &mut Ctx<'_>, tag: &str, id: ProcId) {
+        let level = self.level.clone().unwrap_or_default();
+        let Some(p) = self.procs.get_mut(tag) else { return };
+        if p.respawn_pending != Some(id) {
+            return;
+        }
+        p.respawn_pending = None;
+        p.live = Some(id);
+        ctx.out.push(spawn_action(id, &p.entry, &level));
+    }
+
+    /// The next signal of a stop sequence is due.
+    pub fn on_escalate(&mut self, ctx: &mut Ctx<'_>, tag: &str, id: ProcId) {
+        let Some(p) = self.procs.get_mut(tag) else { return };
+        let (Some(stop), true) = (p.stop.as_mut(), p.live == Some(id)) else { return };
+        let (signal, _) = ctx.cfg.escalation.next(stop, ctx.now);
+        stop.sent = signal;
+        ctx.out.push(Action::Signal { id, signal });
+        let (_, at) = ctx.cfg.escalation.next(stop, ctx.now);
+        ctx.timers.schedule(at, Timer::Escalate(id));
+    }
+
+    fn respawn(&mut self, ctx: &mut Ctx<'_>, tag: &str) {
+        let current = ctx.table.entry(tag);
+        let Some(p) = self.procs.get_mut(tag) else { return };
+        let reason = if ctx.shutting_down {
+            Some("the daemon is shutting down")
+        } else if !current.is_some_and(|e| e.same_process(&p.entry)) {
+            Some("its cltab line was changed or removed")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            ctx.out.push(Action::Notice(Notice::NotRespawned {
+                group: self.name.clone(),
+                tag: tag.to_string(),
+                reason: reason.to_string(),
+            }));
+            return;
+        }
+        let delay = p.throttle.respawn(ctx.now, &ctx.cfg.throttle);
+        let id = ctx.alloc_id(&self.name, tag);
+        if delay == crate::time::Millis::ZERO {
+            p.live = Some(id);
+            ctx.out.push(spawn_action(id, &p.entry, self.level.as_deref().unwrap_or("")));
+        } else {
+            p.respawn_pending = Some(id);
+            ctx.timers.schedule(ctx.now + delay, Timer::Respawn(id));
+            ctx.out.push(Action::Notice(Notice::RespawnThrottled {
+                group: self.name.clone(),
+                tag: tag.to_string(),
+                pause: delay,
+            }));
+        }
+    }
+
+    /// Stop one entry: signal a live instance (it is forgotten once reaped),
+    /// forget one that is not running.
+    fn stop_proc(&mut self, ctx: &mut Ctx<'_>, tag: &str) {
+        let Some(p) = self.procs.get_mut(tag) else { return };
+        if let Some(pending) = p.respawn_pending.take() {
+            ctx.index.remove(&pending);
+        }
+        match p.live {
+            Some(id) if p.stop.is_none() => {
+                let stop = StopState { since: ctx.now, sent: Signal::Int };
+                ctx.out.push(Action::Signal { id, signal: Signal::Int });
+                let (_, at) = ctx.cfg.escalation.next(&stop, ctx.now);
+                ctx.timers.schedule(at, Timer::Escalate(id));
+                p.stop = Some(stop);
+            }
+            Some(_) => {} // already being stopped
+            None => {
+                self.procs.remove(tag);
+            }
+        }
+    }
+
+    fn begin_level(&mut self, ctx: &mut Ctx<'_>) {
+        self.level = self.target.clone();
+        *ctx.dirty = true;
+        self.set_state(ctx, GroupState::Starting);
+    }
+
+    /// Run the group's state machine until it has to wait for the world.
+    fn advance(&mut self, ctx: &mut Ctx<'_>) {
+        loop {
+            match self.state {
+                GroupState::Stopping => {
+                    if self.procs.values().any(Proc::is_stopping) {
+                        return;
+                    }
+                    // Everything not wanted is gone; what is left is kept.
+                    self.set_state(ctx, GroupState::Dumping);
+                    self.begin_level(ctx);
+                }
+                GroupState::Halting => {
+                    if self.has_live() {
+                        return;
+                    }
+                    for p in std::mem::take(&mut self.procs).into_values() {
+                        if let Some(pending) = p.respawn_pending {
+                            ctx.index.remove(&pending);
+                        }
+                    }
+                    self.set_state(ctx, GroupState::Configured);
+                    return;
+                }
+                GroupState::Starting => match self.start_next(ctx) {
+                    Walk::Blocked => return,
+                    Walk::AllStarted => self.set_state(ctx, GroupState::Checking),
+                },
+                GroupState::Checking => {
+                    let verdict = self.verdict(ctx);
+                    self.set_state(ctx, verdict);
+                    return;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Start the entries of the current level in file order, up to the
+    /// first one that must finish before the rest may start.
+    fn start_next(&mut self, ctx: &mut Ctx<'_>) -> Walk {
+        let Some(level) = self.level.clone() else { return Walk::AllStarted };
+        for e in ctx.table.group_entries(&self.name) {
+            if e.mode == Mode::Off || !e.levels.contains(&level) {
+                continue;
+            }
+            match self.procs.get(&e.tag) {
+                Some(p) if p.is_stopping() || p.blocks() => return Walk::Blocked,
+                Some(_) => continue,
+                None => {
+                    let id = ctx.alloc_id(&self.name, &e.tag);
+                    ctx.out.push(spawn_action(id, e, &level));
+                    self.procs.insert(e.tag.clone(), Proc::new(e.clone(), id));
+                    if e.mode.is_blocking() {
+                        return Walk::Blocked;
+                    }
+                }
+            }
+        }
+        Walk::AllStarted
+    }
+
+    /// The group verdict of spec §2.2, over the entries of the current level.
+    fn verdict(&self, ctx: &Ctx<'_>) -> GroupState {
+        let level = self.level.as_deref().unwrap_or("");
+        let entries: Vec<&Entry> = ctx
+            .table
+            .group_entries(&self.name)
+            .filter(|e| e.mode != Mode::Off && e.levels.contains(level))
+            .collect();
+        let outcome = |e: &Entry| self.procs.get(&e.tag).map(|p| p.outcome);
+        if entries.iter().any(|e| outcome(e) == Some(Outcome::Failed)) {
+            GroupState::Failed
+        } else if !entries.is_empty()
+            && entries.iter().all(|e| e.mode == Mode::Test && outcome(e) == Some(Outcome::Passed))
+        {
+            GroupState::Passed
+        } else {
+            GroupState::Done
+        }
+    }
+}
+
+fn spawn_action(id: ProcId, e: &Entry, level: &str) -> Action {
+    Action::Spawn {
+        id,
+        group: e.group.clone(),
+        tag: e.tag.clone(),
+        level: level.to_string(),
+        command: e.command.clone(),
+    }
+}
