@@ -236,6 +236,21 @@ impl Cltab {
         }
     }
 
+    /// Only the `socket` and `clstat` directives of a text, even one that
+    /// does not parse: a client needs them to reach the daemon and be told
+    /// what is wrong with the rest.
+    pub fn scan_directives(text: &str) -> (Option<String>, Option<String>) {
+        let (mut socket, mut clstat) = (None, None);
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix(":::socket:").filter(|v| !v.is_empty()) {
+                socket = Some(v.to_string());
+            } else if let Some(v) = line.strip_prefix(":::clstat:").filter(|v| !v.is_empty()) {
+                clstat = Some(v.to_string());
+            }
+        }
+        (socket, clstat)
+    }
+
     /// Render back to cltab text (directives first, then entries).
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -1,0 +1,71 @@
+//! Crash-safe file replacement: write a temp file in the same directory,
+//! flush it to disk, then rename it over the target. A reader sees the old
+//! content or the new, never half of either.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Replace `path` with `contents` atomically. With `mtime`, the new file
+/// gets that modification time (replication keeps the source's mtime).
+pub fn write_atomic(path: &Path, contents: &[u8], mtime: Option<SystemTime>) -> io::Result<()> {
+    let tmp = temp_path(path);
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(contents)?;
+        if let Some(t) = mtime {
+            f.set_modified(t)?;
+        }
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // Make the rename itself durable; not all filesystems allow it.
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// `<dir>/.<name>.tmp.<pid>.<n>`: hidden, unique per writer, same filesystem.
+fn temp_path(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp_name = format!(".{name}.tmp.{}.{n}", std::process::id());
+    path.with_file_name(tmp_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_content_keeps_mtime_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("clstat");
+        write_atomic(&path, b"one\n", None).expect("first write");
+        let when = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(378_694_860);
+        write_atomic(&path, b"two\n", Some(when)).expect("second write");
+        assert_eq!(fs::read_to_string(&path).expect("read"), "two\n");
+        let meta = fs::metadata(&path).expect("stat");
+        assert_eq!(meta.modified().expect("mtime"), when);
+        let names: Vec<_> = fs::read_dir(dir.path()).expect("ls").flatten().collect();
+        assert_eq!(names.len(), 1, "temp files left behind");
+    }
+
+    #[test]
+    fn failure_leaves_the_old_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("missing-dir").join("f");
+        assert!(write_atomic(&path, b"x", None).is_err());
+    }
+}

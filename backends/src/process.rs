@@ -1,0 +1,363 @@
+//! The real process supervisor: spawn cltab commands, signal them, reap them.
+//!
+//! Every command runs as `/bin/sh -c COMMAND` in a **new session** (`setsid`),
+//! so the shell is a session and process-group leader and `pgid == pid`.
+//! Stop signals go to the whole process group, so they also reach whatever
+//! the command started itself (the `sleep` of `echo $$; sleep 10`), which the
+//! original only signalled through the shell's pid (spec §3.1, §9 item 17).
+//!
+//! Before `exec`, the child resets every signal disposition to the default and
+//! empties its signal mask: a daemon started with `&` from a script has SIGINT
+//! ignored, and children must not inherit that, or the first stop signal
+//! would do nothing (spec §9 item 17).
+//!
+//! Reaping is done per pid (`waitpid(pid, WNOHANG)`), never with
+//! `waitpid(-1)`, so other code in the same process may own other children.
+//! Once a child has been reaped its pid leaves the table and is **never
+//! signalled again**: the kernel may have handed that pid to an unrelated
+//! process (spec §9 item 10). Until we reap it, a dead child stays a zombie
+//! that keeps its pid (and so its process group id) reserved, which is what
+//! makes signalling a not-yet-reaped child safe.
+//!
+//! Nothing here uses `tokio::process`: its SIGCHLD reaper would race ours.
+//! The daemon calls [`ProcessTable::reap`] whenever SIGCHLD arrives (and on a
+//! periodic tick as a safety net). The process must not set SIGCHLD to
+//! `SIG_IGN`, or the kernel would reap children behind our back.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clinit_engine::process::{ExitStatus, ProcId, Signal};
+use nix::errno::Errno;
+use nix::sys::signal::{killpg, Signal as NixSignal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+/// The shell every command runs under.
+pub const SHELL: &str = "/bin/sh";
+
+/// How long [`ProcessTable::kill_all_and_reap`] waits, in total, for SIGKILLed
+/// children to be reapable. A SIGKILLed process normally dies at once; only a
+/// process stuck in uninterruptible sleep (`D` state, e.g. on a dead NFS
+/// mount) can outlive it, and the daemon must still be able to exit.
+pub const KILL_REAP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Status reported when a child of ours was reaped by someone else
+/// (`ECHILD`: SIGCHLD set to `SIG_IGN`, or a stray `waitpid(-1)`): the real
+/// status is lost. No real exit code is negative, so it cannot be mistaken
+/// for one, and it does not count as success.
+pub const LOST_STATUS: ExitStatus = ExitStatus::Code(-1);
+
+/// What to start: one instance of a cltab entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpawnSpec {
+    /// Fresh id for this instance, assigned by the engine.
+    pub id: ProcId,
+    /// Shell command line, run as `/bin/sh -c COMMAND`.
+    pub command: String,
+    /// Added to (or overriding) the daemon's own environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory; `None` keeps the daemon's.
+    pub cwd: Option<PathBuf>,
+}
+
+/// A command could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// fork/exec of the shell failed, or the working directory could not be
+    /// entered. No process is left behind (std reaps a child whose exec failed).
+    #[error("cannot start {id} `{command}`{}: {source}", cwd_note(.cwd))]
+    Io {
+        id: ProcId,
+        command: String,
+        cwd: Option<PathBuf>,
+        #[source]
+        source: io::Error,
+    },
+    /// The id is still live in the table; starting a second process under it
+    /// would lose track of the first one.
+    #[error("cannot start {id} `{command}`: id already in use by live pid {pid}")]
+    DuplicateId {
+        id: ProcId,
+        command: String,
+        pid: u32,
+    },
+}
+
+fn cwd_note(cwd: &Option<PathBuf>) -> String {
+    match cwd {
+        Some(dir) => format!(" in directory {}", dir.display()),
+        None => String::new(),
+    }
+}
+
+/// A signal could not be delivered to a live child's process group.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot send {signal} to process group {pid} of {id}: {source}")]
+pub struct SignalError {
+    pub id: ProcId,
+    pub pid: u32,
+    pub signal: Signal,
+    #[source]
+    pub source: Errno,
+}
+
+/// Live (not yet reaped) children, by engine id. Each child leads its own
+/// process group, so its pid is also its pgid.
+#[derive(Debug, Default)]
+pub struct ProcessTable {
+    live: BTreeMap<ProcId, u32>,
+}
+
+fn nix_signal(sig: Signal) -> NixSignal {
+    match sig {
+        Signal::Int => NixSignal::SIGINT,
+        Signal::Term => NixSignal::SIGTERM,
+        Signal::Kill => NixSignal::SIGKILL,
+    }
+}
+
+/// Runs in the forked child before exec: only async-signal-safe calls here
+/// (no allocation, no locks, no logging).
+fn child_setup() -> io::Result<()> {
+    // SAFETY: setsid, sigaction (and the raw rt_sigaction syscall),
+    // sigemptyset and sigprocmask are all async-signal-safe; the structs are
+    // plain C data on our stack.
+    unsafe {
+        // New session: the child leads its own session and process group,
+        // so `killpg(pid)` reaches everything the command starts, and the
+        // daemon's terminal (if any) cannot signal it.
+        if libc::setsid() == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        // Handlers are reset by exec anyway, but *ignored* signals stay
+        // ignored across exec: put every disposition back to the default.
+        reset_signal_dispositions();
+        // The signal mask survives exec too: empty it.
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Linux: every signal the kernel knows, real-time ones included, through
+/// the raw `rt_sigaction` syscall, because glibc's `sigaction` refuses the
+/// two real-time signals it reserves (32, 33), and those can arrive ignored
+/// from whoever started the daemon (seen in practice: signal 32 ignored).
+///
+/// # Safety
+/// Only for the forked child before exec.
+#[cfg(target_os = "linux")]
+unsafe fn reset_signal_dispositions() {
+    // Kernel `sigset_t` size: _NSIG / 8 (MIPS has 128 signals, others 64).
+    #[cfg(any(target_arch = "mips", target_arch = "mips64"))]
+    const KERNEL_SIGSET_BYTES: usize = 16;
+    #[cfg(not(any(target_arch = "mips", target_arch = "mips64")))]
+    const KERNEL_SIGSET_BYTES: usize = 8;
+    // The kernel's `struct sigaction` with SIG_DFL (0), no flags, an empty
+    // mask and no restorer is all zero bytes, whatever the field order of
+    // the architecture; this buffer is larger than it on every one.
+    let dfl = [0u64; 8];
+    for sig in 1..=(KERNEL_SIGSET_BYTES * 8) as libc::c_long {
+        if sig == libc::SIGKILL as libc::c_long || sig == libc::SIGSTOP as libc::c_long {
+            continue;
+        }
+        // Failure (a number past SIGRTMAX) is harmless.
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            dfl.as_ptr(),
+            std::ptr::null_mut::<libc::c_void>(),
+            KERNEL_SIGSET_BYTES,
+        );
+    }
+}
+
+/// Other Unixes: the classic signals through `sigaction`.
+///
+/// # Safety
+/// Only for the forked child before exec.
+#[cfg(not(target_os = "linux"))]
+unsafe fn reset_signal_dispositions() {
+    let mut dfl: libc::sigaction = std::mem::zeroed();
+    dfl.sa_sigaction = libc::SIG_DFL;
+    libc::sigemptyset(&mut dfl.sa_mask);
+    for sig in 1..=31 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // Failure (a signal number this platform lacks) is harmless.
+        libc::sigaction(sig, &dfl, std::ptr::null_mut());
+    }
+}
+
+fn exit_status(ws: WaitStatus) -> Option<ExitStatus> {
+    match ws {
+        WaitStatus::Exited(_, code) => Some(ExitStatus::Code(code)),
+        WaitStatus::Signaled(_, sig, _) => Some(ExitStatus::Signaled(sig as i32)),
+        // StillAlive (WNOHANG), or stop/continue reports we did not ask for.
+        _ => None,
+    }
+}
+
+/// `waitpid(pid, flags)` retried on EINTR. `Ok(None)`: still running.
+/// `Err(ECHILD)`: the pid is not (or no longer) our child.
+fn wait_one(pid: u32, flags: Option<WaitPidFlag>) -> Result<Option<ExitStatus>, Errno> {
+    loop {
+        match waitpid(Pid::from_raw(pid as i32), flags) {
+            Ok(ws) => return Ok(exit_status(ws)),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl ProcessTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Start `/bin/sh -c COMMAND` in a new session (pgid == pid), with signal
+    /// dispositions reset to default and an empty signal mask, stdin from
+    /// `/dev/null`, stdout/stderr inherited, the daemon's environment plus
+    /// `spec.env`, and `spec.cwd` if given. Returns the pid.
+    pub fn spawn(&mut self, spec: &SpawnSpec) -> Result<u32, SpawnError> {
+        if let Some(&pid) = self.live.get(&spec.id) {
+            return Err(SpawnError::DuplicateId {
+                id: spec.id,
+                command: spec.command.clone(),
+                pid,
+            });
+        }
+        let mut cmd = Command::new(SHELL);
+        cmd.arg("-c")
+            .arg(&spec.command)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        if let Some(dir) = &spec.cwd {
+            cmd.current_dir(dir);
+        }
+        // SAFETY: child_setup only makes async-signal-safe calls.
+        unsafe {
+            cmd.pre_exec(child_setup);
+        }
+        let child = cmd.spawn().map_err(|source| SpawnError::Io {
+            id: spec.id,
+            command: spec.command.clone(),
+            cwd: spec.cwd.clone(),
+            source,
+        })?;
+        let pid = child.id();
+        // Dropping a std Child neither waits nor kills (and we asked for no
+        // pipes, so it holds no fds): from here on we own the pid and reap
+        // it ourselves with waitpid.
+        drop(child);
+        self.live.insert(spec.id, pid);
+        tracing::debug!(id = %spec.id, pid, command = %spec.command, "spawned");
+        Ok(pid)
+    }
+
+    /// Signal the whole process group of a live (not yet reaped) child, so a
+    /// command's own children are reached too. Returns `Ok(true)` if the
+    /// signal was sent, `Ok(false)` if nothing was signalled: the id is
+    /// unknown or already reaped (its pid may belong to someone else by now,
+    /// so it is never signalled), or the group is already empty (ESRCH).
+    pub fn signal(&mut self, id: ProcId, sig: Signal) -> Result<bool, SignalError> {
+        let Some(&pid) = self.live.get(&id) else {
+            return Ok(false);
+        };
+        // Not yet reaped by us: even if it already died it is a zombie that
+        // keeps pid and pgid reserved, so this cannot hit a stranger.
+        match killpg(Pid::from_raw(pid as i32), nix_signal(sig)) {
+            Ok(()) => {
+                tracing::debug!(%id, pid, signal = %sig, "signalled process group");
+                Ok(true)
+            }
+            Err(Errno::ESRCH) => Ok(false),
+            Err(source) => Err(SignalError {
+                id,
+                pid,
+                signal: sig,
+                source,
+            }),
+        }
+    }
+
+    /// Non-blocking: `waitpid(pid, WNOHANG)` for every live child; returns
+    /// those that ended (id, pid, status) and forgets them.
+    pub fn reap(&mut self) -> Vec<(ProcId, u32, ExitStatus)> {
+        let mut ended = Vec::new();
+        self.live.retain(|&id, &mut pid| {
+            match wait_one(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(None) => true,
+                Ok(Some(status)) => {
+                    tracing::debug!(%id, pid, %status, "reaped");
+                    ended.push((id, pid, status));
+                    false
+                }
+                Err(e) => {
+                    // ECHILD: someone else reaped it. It is gone either way;
+                    // drop it so its pid is never signalled again.
+                    tracing::warn!(%id, pid, error = %e, "child reaped elsewhere; exit status lost");
+                    ended.push((id, pid, LOST_STATUS));
+                    false
+                }
+            }
+        });
+        ended
+    }
+
+    /// The pid (== pgid) of a live child.
+    pub fn pid(&self, id: ProcId) -> Option<u32> {
+        self.live.get(&id).copied()
+    }
+
+    /// Number of live (not yet reaped) children.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// Live children's ids, in id order.
+    pub fn ids(&self) -> impl Iterator<Item = ProcId> + '_ {
+        self.live.keys().copied()
+    }
+
+    /// Last resort on daemon exit: SIGKILL every live process group, then
+    /// reap them all. A SIGKILLed child is normally reapable at once; the
+    /// wait is nevertheless bounded by [`KILL_REAP_TIMEOUT`] so a process
+    /// stuck in uninterruptible sleep cannot keep the daemon from exiting
+    /// (such a child stays in the table). Returns what was reaped.
+    pub fn kill_all_and_reap(&mut self) -> Vec<(ProcId, u32, ExitStatus)> {
+        let ids: Vec<ProcId> = self.live.keys().copied().collect();
+        for id in ids {
+            if let Err(e) = self.signal(id, Signal::Kill) {
+                tracing::warn!(error = %e, "SIGKILL at exit failed");
+            }
+        }
+        let deadline = Instant::now() + KILL_REAP_TIMEOUT;
+        let mut reaped = self.reap();
+        let mut pause = Duration::from_millis(1);
+        while !self.live.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+            pause = (pause * 2).min(Duration::from_millis(50));
+            reaped.extend(self.reap());
+        }
+        for (id, pid) in &self.live {
+            tracing::error!(%id, pid, "child survived SIGKILL; giving up on reaping it");
+        }
+        reaped
+    }
+}

@@ -1,0 +1,519 @@
+//! The client/daemon wire format on the control socket.
+//!
+//! The socket is a UNIX-domain stream socket (`:::socket:` in cltab). It is
+//! not wire-compatible with Perl's Cluster::Init (IPC::LDT + Storable); this
+//! is its own, documented format:
+//!
+//! * One connection carries **exactly one request and one reply**.
+//! * The client sends the request as **one line of JSON** (UTF-8) terminated
+//!   by `\n`. The line, without its terminator, is at most
+//!   [`MAX_REQUEST_LEN`] (64 KiB) bytes; a longer one gets an error reply.
+//!   End of stream also ends the request, so a client may shut down its
+//!   writing side instead of sending `\n`.
+//! * The daemon answers with **one line of JSON** terminated by `\n`, then
+//!   closes the connection.
+//!
+//! Requests are objects with an `op` field; other fields depend on it.
+//! Unknown extra fields are ignored (so a newer client can add optional
+//! ones); an unknown `op` or a missing field is an error.
+//!
+//! ```text
+//! {"op":"tell","group":"web","level":"2"}   switch group `web` to level 2
+//! {"op":"shutdown"}                          halt all groups, then exit
+//! {"op":"status"}                            report the status of all groups
+//! {"op":"reread"}                            re-read cltab now
+//! ```
+//!
+//! A reply always has `ok` and `msg`; `status` is present only when there is
+//! one to report (answer to `status`):
+//!
+//! ```text
+//! {"ok":true,"msg":"level transition started"}
+//! {"ok":false,"msg":"no such group: web"}
+//! {"ok":true,"msg":"status","status":{...}}
+//! ```
+//!
+//! The daemon side uses [`read_request`] and [`write_reply`] (tokio); the
+//! command-line client uses the blocking [`call`].
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Longest request line accepted, in bytes, without the terminating `\n`.
+pub const MAX_REQUEST_LEN: usize = 64 * 1024;
+
+/// Longest reply line the client accepts (a status reply can be large).
+pub const MAX_REPLY_LEN: usize = 16 * 1024 * 1024;
+
+/// What a client asks the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Switch `group` to runlevel `level` (`clinit GROUP LEVEL`).
+    Tell { group: String, level: String },
+    /// Halt every group, then exit (`clinit -k`).
+    Shutdown,
+    /// Report the status of every group.
+    Status,
+    /// Re-read cltab now (`clinit` with no arguments).
+    Reread,
+}
+
+/// The daemon's answer to one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Whether the request was accepted.
+    pub ok: bool,
+    /// Human-readable result, printed by the client.
+    pub msg: String,
+    /// Structured status, for [`Request::Status`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<serde_json::Value>,
+}
+
+impl Reply {
+    /// A successful reply with this message.
+    pub fn ok(msg: impl Into<String>) -> Self {
+        Reply {
+            ok: true,
+            msg: msg.into(),
+            status: None,
+        }
+    }
+
+    /// A failure reply with this message.
+    pub fn err(msg: impl Into<String>) -> Self {
+        Reply {
+            ok: false,
+            msg: msg.into(),
+            status: None,
+        }
+    }
+
+    /// The same reply carrying a status document.
+    pub fn with_status(mut self, status: serde_json::Value) -> Self {
+        self.status = Some(status);
+        self
+    }
+}
+
+/// A request could not be read or understood, or a reply not written.
+/// The `Display` text is meant to be sent back in [`Reply::err`].
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("request too long: more than {limit} bytes without a newline")]
+    TooLong { limit: usize },
+    #[error("request is not valid UTF-8 (invalid byte at offset {offset})")]
+    NotUtf8 { offset: usize },
+    #[error("empty request")]
+    Empty,
+    #[error("malformed request: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("no complete request within {}", fmt_duration(*.after))]
+    Timeout { after: Duration },
+    #[error("socket error: {0}")]
+    Io(#[from] io::Error),
+}
+
+fn fmt_duration(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+/// Parse one request line (with or without its trailing `\n` / `\r\n`).
+/// Never panics; every kind of bad input becomes a [`ProtocolError`] with a
+/// message fit to send back to the client.
+pub fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.len() > MAX_REQUEST_LEN {
+        return Err(ProtocolError::TooLong {
+            limit: MAX_REQUEST_LEN,
+        });
+    }
+    let text = std::str::from_utf8(line).map_err(|e| ProtocolError::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ProtocolError::Empty);
+    }
+    serde_json::from_str(text).map_err(ProtocolError::Json)
+}
+
+/// The request as it goes on the wire: one JSON line ending in `\n`.
+pub fn encode_request(req: &Request) -> Vec<u8> {
+    encode_line(req)
+}
+
+/// The reply as it goes on the wire: one JSON line ending in `\n`.
+pub fn encode_reply(reply: &Reply) -> Vec<u8> {
+    encode_line(reply)
+}
+
+fn encode_line<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain types cannot fail (string keys, no maps with
+    // non-string keys, serde_json::Value is always serializable).
+    let mut out = serde_json::to_vec(value).expect("protocol types always serialize");
+    out.push(b'\n');
+    out
+}
+
+/// Daemon side: read one request from a freshly accepted connection, up to
+/// the first `\n` or end of stream, within `timeout` overall. Enforces
+/// [`MAX_REQUEST_LEN`]. Anything after the newline is ignored.
+pub async fn read_request<S>(stream: &mut S, timeout: Duration) -> Result<Request, ProtocolError>
+where
+    S: AsyncRead + Unpin,
+{
+    let line = tokio::time::timeout(timeout, read_line(stream))
+        .await
+        .map_err(|_| ProtocolError::Timeout { after: timeout })??;
+    parse_request(&line)
+}
+
+async fn read_line<S>(stream: &mut S) -> Result<Vec<u8>, ProtocolError>
+where
+    S: AsyncRead + Unpin,
+{
+    let mut line = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(line); // EOF ends the request
+        }
+        if let Some(pos) = chunk[..n].iter().position(|&b| b == b'\n') {
+            line.extend_from_slice(&chunk[..pos]);
+            break;
+        }
+        line.extend_from_slice(&chunk[..n]);
+        // Allow a trailing '\r' just past the limit; parse_request strips it.
+        if line.len() > MAX_REQUEST_LEN + 1 {
+            return Err(ProtocolError::TooLong {
+                limit: MAX_REQUEST_LEN,
+            });
+        }
+    }
+    Ok(line)
+}
+
+/// Daemon side: send the reply line. The caller closes the connection
+/// afterwards (dropping the stream) and should bound this with
+/// `tokio::time::timeout`, since a client that never reads could otherwise
+/// stall a large reply.
+pub async fn write_reply<S>(stream: &mut S, reply: &Reply) -> Result<(), ProtocolError>
+where
+    S: AsyncWrite + Unpin,
+{
+    stream.write_all(&encode_reply(reply)).await?;
+    stream.flush().await?;
+    Ok(())
+}
+
+/// A client call failed. Messages name the socket and suggest the likely
+/// cause.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no daemon socket at {}: is the daemon running?", .path.display())]
+    NoSocket { path: PathBuf },
+    #[error("connection refused on socket {}: is the daemon running?", .path.display())]
+    Refused { path: PathBuf },
+    #[error("cannot connect to daemon socket {}: {source}", .path.display())]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("no reply from the daemon on socket {} within {}", .path.display(), fmt_duration(*.after))]
+    Timeout { path: PathBuf, after: Duration },
+    #[error("the daemon on socket {} closed the connection without replying", .path.display())]
+    NoReply { path: PathBuf },
+    #[error("reply from the daemon on socket {} is longer than {limit} bytes", .path.display())]
+    ReplyTooLong { path: PathBuf, limit: usize },
+    #[error("malformed reply from the daemon on socket {}: {source}", .path.display())]
+    BadReply {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("talking to the daemon on socket {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Client side (blocking): connect to `socket`, send `req`, wait for the
+/// reply. `timeout` bounds the whole exchange after connecting.
+pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply, ClientError> {
+    let path = socket.to_path_buf();
+    let mut stream = StdUnixStream::connect(socket).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => ClientError::NoSocket { path: path.clone() },
+        io::ErrorKind::ConnectionRefused => ClientError::Refused { path: path.clone() },
+        _ => ClientError::Connect {
+            path: path.clone(),
+            source,
+        },
+    })?;
+    let deadline = Instant::now() + timeout;
+    let timed_out = |path: &PathBuf| ClientError::Timeout {
+        path: path.clone(),
+        after: timeout,
+    };
+    let io_err = |path: &PathBuf, source: io::Error| {
+        if matches!(
+            source.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ) {
+            timed_out(path)
+        } else {
+            ClientError::Io {
+                path: path.clone(),
+                source,
+            }
+        }
+    };
+    // A zero timeout is rejected by set_*_timeout; treat "no time left" as
+    // timed out instead.
+    let remaining = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
+    };
+
+    let left = remaining().ok_or_else(|| timed_out(&path))?;
+    stream
+        .set_write_timeout(Some(left))
+        .map_err(|e| io_err(&path, e))?;
+    stream
+        .write_all(&encode_request(req))
+        .map_err(|e| io_err(&path, e))?;
+    // We send nothing more; tell the daemon so (it may read to EOF). A
+    // failure here only means the daemon already closed; the read will say.
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let left = remaining().ok_or_else(|| timed_out(&path))?;
+        stream
+            .set_read_timeout(Some(left))
+            .map_err(|e| io_err(&path, e))?;
+        let n = match stream.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(&path, e)),
+        };
+        if n == 0 {
+            break;
+        }
+        if let Some(pos) = chunk[..n].iter().position(|&b| b == b'\n') {
+            reply.extend_from_slice(&chunk[..pos]);
+            break;
+        }
+        reply.extend_from_slice(&chunk[..n]);
+        if reply.len() > MAX_REPLY_LEN {
+            return Err(ClientError::ReplyTooLong {
+                path,
+                limit: MAX_REPLY_LEN,
+            });
+        }
+    }
+    if reply.iter().all(u8::is_ascii_whitespace) {
+        return Err(ClientError::NoReply { path });
+    }
+    serde_json::from_slice(&reply).map_err(|source| ClientError::BadReply { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tell(group: &str, level: &str) -> Request {
+        Request::Tell {
+            group: group.into(),
+            level: level.into(),
+        }
+    }
+
+    #[test]
+    fn parses_good_requests() {
+        assert_eq!(
+            parse_request(br#"{"op":"tell","group":"web","level":"2"}"#).unwrap(),
+            tell("web", "2")
+        );
+        assert_eq!(
+            parse_request(b"{\"op\":\"shutdown\"}\n").unwrap(),
+            Request::Shutdown
+        );
+        assert_eq!(
+            parse_request(b"  {\"op\":\"status\"}\r\n").unwrap(),
+            Request::Status
+        );
+        assert_eq!(
+            parse_request(br#"{"op":"reread"}"#).unwrap(),
+            Request::Reread
+        );
+        // field order does not matter; unknown extra fields are ignored
+        assert_eq!(
+            parse_request(br#"{"level":"0","extra":1,"group":"g","op":"tell"}"#).unwrap(),
+            tell("g", "0")
+        );
+    }
+
+    #[test]
+    fn wire_format_is_stable() {
+        assert_eq!(
+            encode_request(&tell("web", "2")),
+            b"{\"op\":\"tell\",\"group\":\"web\",\"level\":\"2\"}\n"
+        );
+        assert_eq!(
+            encode_request(&Request::Shutdown),
+            b"{\"op\":\"shutdown\"}\n"
+        );
+        assert_eq!(encode_request(&Request::Status), b"{\"op\":\"status\"}\n");
+        assert_eq!(encode_request(&Request::Reread), b"{\"op\":\"reread\"}\n");
+        assert_eq!(
+            encode_reply(&Reply::ok("level transition started")),
+            b"{\"ok\":true,\"msg\":\"level transition started\"}\n"
+        );
+        assert_eq!(
+            encode_reply(&Reply::err("no such group: x").with_status(json!({"a": 1}))),
+            b"{\"ok\":false,\"msg\":\"no such group: x\",\"status\":{\"a\":1}}\n"
+        );
+        // a reply without `status` parses
+        let r: Reply = serde_json::from_str(r#"{"ok":true,"msg":"m"}"#).unwrap();
+        assert_eq!(r, Reply::ok("m"));
+    }
+
+    #[test]
+    fn encode_then_parse_round_trips() {
+        for req in [
+            tell("grp with space", "1\n2\"3"),
+            Request::Shutdown,
+            Request::Status,
+            Request::Reread,
+        ] {
+            let line = encode_request(&req);
+            assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+            assert_eq!(parse_request(&line).unwrap(), req);
+        }
+    }
+
+    fn err_msg(line: &[u8]) -> String {
+        parse_request(line).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn rejects_garbage_with_readable_messages() {
+        assert_eq!(err_msg(b""), "empty request");
+        assert_eq!(err_msg(b" \r\n"), "empty request");
+        assert!(err_msg(b"hello").starts_with("malformed request: "));
+        assert!(err_msg(b"{\"op\":\"tell\"").starts_with("malformed request: "));
+        assert!(err_msg(b"[1,2]").starts_with("malformed request: "));
+        assert!(
+            err_msg(b"{}").contains("missing field `op`"),
+            "{}",
+            err_msg(b"{}")
+        );
+        let m = err_msg(br#"{"op":"reboot"}"#);
+        assert!(m.contains("unknown variant `reboot`"), "{m}");
+        let m = err_msg(br#"{"op":"tell","group":"g"}"#);
+        assert!(m.contains("missing field `level`"), "{m}");
+        let m = err_msg(br#"{"op":"tell","group":1,"level":"2"}"#);
+        assert!(m.starts_with("malformed request: invalid type"), "{m}");
+        assert_eq!(
+            err_msg(b"{\"op\":\"st\xffatus\"}"),
+            "request is not valid UTF-8 (invalid byte at offset 9)"
+        );
+        // every byte value alone: never a panic
+        for b in 0..=255u8 {
+            assert!(parse_request(&[b]).is_err());
+        }
+    }
+
+    #[test]
+    fn rejects_oversize() {
+        let pad = " ".repeat(MAX_REQUEST_LEN);
+        let line = format!("{{\"op\":\"status\"}}{pad}");
+        assert!(matches!(
+            parse_request(line.as_bytes()),
+            Err(ProtocolError::TooLong {
+                limit: MAX_REQUEST_LEN
+            })
+        ));
+        assert_eq!(
+            err_msg(line.as_bytes()),
+            "request too long: more than 65536 bytes without a newline"
+        );
+        // exactly at the limit is fine
+        let ok = format!("{{\"op\":\"status\"}}{}", " ".repeat(MAX_REQUEST_LEN - 15));
+        assert_eq!(ok.len(), MAX_REQUEST_LEN);
+        assert_eq!(parse_request(ok.as_bytes()).unwrap(), Request::Status);
+    }
+
+    #[tokio::test]
+    async fn round_trip_over_a_socket_pair() {
+        let (mut client, mut daemon) = tokio::net::UnixStream::pair().unwrap();
+        let req = tell("web", "2");
+        client.write_all(&encode_request(&req)).await.unwrap();
+        let got = read_request(&mut daemon, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(got, req);
+
+        let reply = Reply::ok("level transition started").with_status(json!({"web": "2"}));
+        write_reply(&mut daemon, &reply).await.unwrap();
+        drop(daemon);
+        let mut buf = Vec::new();
+        client.read_to_end(&mut buf).await.unwrap();
+        assert_eq!(buf.last(), Some(&b'\n'));
+        let back: Reply = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(back, reply);
+    }
+
+    #[tokio::test]
+    async fn request_ended_by_eof_without_newline() {
+        let (mut client, mut daemon) = tokio::net::UnixStream::pair().unwrap();
+        client.write_all(br#"{"op":"reread"}"#).await.unwrap();
+        client.shutdown().await.unwrap();
+        let got = read_request(&mut daemon, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(got, Request::Reread);
+    }
+
+    #[tokio::test]
+    async fn oversize_request_on_the_socket_is_rejected() {
+        let (mut client, mut daemon) = tokio::net::UnixStream::pair().unwrap();
+        // Never sends a newline; the reader must stop at the limit rather
+        // than buffer forever or wait for EOF.
+        let writer = tokio::spawn(async move {
+            let junk = vec![b'x'; 4 * MAX_REQUEST_LEN];
+            let _ = client.write_all(&junk).await;
+            client
+        });
+        let err = read_request(&mut daemon, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ProtocolError::TooLong { .. }), "{err}");
+        drop(daemon);
+        let _ = writer.await;
+    }
+
+    #[tokio::test]
+    async fn silent_client_times_out() {
+        let (_client, mut daemon) = tokio::net::UnixStream::pair().unwrap();
+        let err = read_request(&mut daemon, Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ProtocolError::Timeout { .. }), "{err}");
+        assert_eq!(err.to_string(), "no complete request within 0.1 s");
+    }
+}

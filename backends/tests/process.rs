@@ -1,0 +1,344 @@
+//! The process supervisor with real processes. Every test is bounded in time
+//! (polling up to a deadline) and kills every process group it started.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use clinit_backends::process::{ProcessTable, SpawnError, SpawnSpec};
+use clinit_engine::process::{ExitStatus, ProcId, Signal};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Owns a table; on drop (test passed or panicked) SIGKILLs and reaps every
+/// group it still holds, and only those.
+struct Guard(ProcessTable);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.kill_all_and_reap();
+    }
+}
+
+impl std::ops::Deref for Guard {
+    type Target = ProcessTable;
+    fn deref(&self) -> &ProcessTable {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Guard {
+    fn deref_mut(&mut self) -> &mut ProcessTable {
+        &mut self.0
+    }
+}
+
+fn table() -> Guard {
+    Guard(ProcessTable::new())
+}
+
+fn spec(id: u64, command: &str) -> SpawnSpec {
+    SpawnSpec {
+        id: ProcId(id),
+        command: command.into(),
+        env: vec![],
+        cwd: None,
+    }
+}
+
+/// Poll `reap()` until `id` has ended; panics after the deadline.
+fn wait_for(t: &mut ProcessTable, id: ProcId) -> (u32, ExitStatus) {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        for (got, pid, status) in t.reap() {
+            if got == id {
+                return (pid, status);
+            }
+        }
+        assert!(Instant::now() < end, "{id} did not end within {DEADLINE:?}");
+        sleep(Duration::from_millis(10));
+    }
+}
+
+/// Wait until `path` has a complete line (the command writes then exits,
+/// but we may read it before it is reaped).
+fn read_when_written(path: &Path) -> String {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Ok(s) = fs::read_to_string(path) {
+            if s.ends_with('\n') {
+                return s;
+            }
+        }
+        assert!(Instant::now() < end, "{} never written", path.display());
+        sleep(Duration::from_millis(10));
+    }
+}
+
+/// Is `pid` gone: no such process, or a zombie/dead entry waiting for some
+/// other parent (init) to reap it?
+fn is_gone(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => {
+            let state = stat[stat.rfind(')').unwrap() + 2..].chars().next();
+            matches!(state, Some('Z') | Some('X'))
+        }
+    }
+}
+
+fn wait_gone(pid: u32) {
+    let end = Instant::now() + DEADLINE;
+    while !is_gone(pid) {
+        assert!(Instant::now() < end, "pid {pid} still alive");
+        sleep(Duration::from_millis(10));
+    }
+}
+
+/// Fields after the command name of /proc/<pid>/stat: state, ppid, pgrp, session...
+fn stat_fields(stat: &str) -> Vec<String> {
+    stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+fn q(p: &Path) -> String {
+    format!("'{}'", p.display())
+}
+
+#[test]
+fn env_and_cwd_reach_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("env.out");
+    let mut t = table();
+    let mut s = spec(
+        1,
+        &format!(
+            "printf '%s\\n' \"$CLINIT_TAG\" \"$CLINIT_GROUP\" \"$PATH\" \"$(pwd -P)\" > {}",
+            q(&out)
+        ),
+    );
+    s.env = vec![
+        ("CLINIT_TAG".into(), "tag with space".into()),
+        ("CLINIT_GROUP".into(), "grp".into()),
+    ];
+    s.cwd = Some(dir.path().to_path_buf());
+    t.spawn(&s).unwrap();
+    assert_eq!(wait_for(&mut t, ProcId(1)).1, ExitStatus::Code(0));
+    let text = read_when_written(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "tag with space");
+    assert_eq!(lines[1], "grp");
+    // the daemon's own environment is inherited
+    assert_eq!(lines[2], std::env::var("PATH").unwrap());
+    assert_eq!(PathBuf::from(lines[3]), dir.path().canonicalize().unwrap());
+    assert!(t.is_empty());
+}
+
+#[test]
+fn stdin_is_dev_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stdin.out");
+    let mut t = table();
+    // `cat` would block forever on an inherited terminal/pipe.
+    t.spawn(&spec(1, &format!("cat; echo done > {}", q(&out))))
+        .unwrap();
+    assert_eq!(wait_for(&mut t, ProcId(1)).1, ExitStatus::Code(0));
+    assert_eq!(read_when_written(&out), "done\n");
+}
+
+#[test]
+fn exit_codes_and_signal_deaths_are_reported() {
+    let mut t = table();
+    let p7 = t.spawn(&spec(7, "exit 7")).unwrap();
+    let p0 = t.spawn(&spec(8, "true")).unwrap();
+    let p9 = t.spawn(&spec(9, "kill -9 $$")).unwrap();
+    assert_eq!(t.len(), 3);
+    assert_eq!(t.pid(ProcId(7)), Some(p7));
+    let mut seen = Vec::new();
+    let end = Instant::now() + DEADLINE;
+    while seen.len() < 3 {
+        assert!(Instant::now() < end, "not all ended: {seen:?}");
+        seen.extend(t.reap());
+        sleep(Duration::from_millis(10));
+    }
+    seen.sort_by_key(|r| r.0);
+    assert_eq!(
+        seen,
+        vec![
+            (ProcId(7), p7, ExitStatus::Code(7)),
+            (ProcId(8), p0, ExitStatus::Code(0)),
+            (ProcId(9), p9, ExitStatus::Signaled(libc::SIGKILL)),
+        ]
+    );
+    assert!(t.is_empty());
+    assert_eq!(t.pid(ProcId(7)), None);
+}
+
+#[test]
+fn signal_term_kills_and_is_reported() {
+    let mut t = table();
+    let pid = t.spawn(&spec(1, "sleep 1000")).unwrap();
+    // still running: reap reports nothing
+    assert!(t.reap().is_empty());
+    assert_eq!(t.pid(ProcId(1)), Some(pid));
+    assert!(t.signal(ProcId(1), Signal::Term).unwrap());
+    let (got_pid, status) = wait_for(&mut t, ProcId(1));
+    assert_eq!(got_pid, pid);
+    assert_eq!(status, ExitStatus::Signaled(libc::SIGTERM));
+}
+
+#[test]
+fn child_leads_its_own_session_and_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stat.out");
+    let mut t = table();
+    let pid = t
+        .spawn(&spec(1, &format!("cat /proc/$$/stat > {}", q(&out))))
+        .unwrap();
+    let stat = read_when_written(&out);
+    wait_for(&mut t, ProcId(1));
+    let f = stat_fields(&stat);
+    let (pgrp, session): (u32, u32) = (f[2].parse().unwrap(), f[3].parse().unwrap());
+    assert_eq!(pgrp, pid, "pgid == pid");
+    assert_eq!(session, pid, "session leader");
+    assert_ne!(
+        session,
+        std::process::id(),
+        "not in the test process's session"
+    );
+}
+
+#[test]
+fn signalling_the_group_reaches_the_commands_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("grandchild.pid");
+    let mut t = table();
+    t.spawn(&spec(
+        1,
+        &format!("sleep 1000 & echo $! > {}; wait", q(&out)),
+    ))
+    .unwrap();
+    let grandchild: u32 = read_when_written(&out).trim().parse().unwrap();
+    let leader = t.pid(ProcId(1)).unwrap();
+    let stat = fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap();
+    assert_eq!(stat_fields(&stat)[2], leader.to_string(), "same group");
+    assert!(!is_gone(grandchild));
+
+    assert!(t.signal(ProcId(1), Signal::Term).unwrap());
+    let (_, status) = wait_for(&mut t, ProcId(1));
+    assert_eq!(status, ExitStatus::Signaled(libc::SIGTERM));
+    wait_gone(grandchild);
+}
+
+#[test]
+fn signal_after_reap_sends_nothing() {
+    let mut t = table();
+    t.spawn(&spec(1, "exit 3")).unwrap();
+    assert_eq!(wait_for(&mut t, ProcId(1)).1, ExitStatus::Code(3));
+    assert_eq!(t.pid(ProcId(1)), None);
+    for sig in [Signal::Int, Signal::Term, Signal::Kill] {
+        assert!(!t.signal(ProcId(1), sig).unwrap());
+    }
+    // never-spawned ids too
+    assert!(!t.signal(ProcId(999), Signal::Kill).unwrap());
+}
+
+#[test]
+fn signal_to_an_exited_but_unreaped_child_is_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("done");
+    let mut t = table();
+    let pid = t.spawn(&spec(1, &format!("echo x > {}", q(&out)))).unwrap();
+    read_when_written(&out);
+    // wait until it is a zombie, without reaping it
+    wait_gone(pid);
+    assert_eq!(t.pid(ProcId(1)), Some(pid));
+    // the zombie still holds pid and pgid: whatever killpg says, no error
+    t.signal(ProcId(1), Signal::Term).unwrap();
+    assert_eq!(wait_for(&mut t, ProcId(1)).1, ExitStatus::Code(0));
+}
+
+#[test]
+fn kill_all_and_reap_leaves_nothing_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("gc.pid");
+    let mut t = table();
+    let mut pids = vec![];
+    for id in 1..=3 {
+        pids.push(t.spawn(&spec(id, "sleep 1000")).unwrap());
+    }
+    // one that ignores SIGTERM and SIGINT, with a child of its own
+    pids.push(
+        t.spawn(&spec(
+            4,
+            &format!("trap '' TERM INT; sleep 1000 & echo $! > {}; wait", q(&out)),
+        ))
+        .unwrap(),
+    );
+    let grandchild: u32 = read_when_written(&out).trim().parse().unwrap();
+    assert_eq!(t.len(), 4);
+
+    let mut reaped = t.kill_all_and_reap();
+    reaped.sort_by_key(|r| r.0);
+    assert!(t.is_empty());
+    let want: Vec<_> = (1..=4)
+        .zip(&pids)
+        .map(|(id, &pid)| (ProcId(id), pid, ExitStatus::Signaled(libc::SIGKILL)))
+        .collect();
+    assert_eq!(reaped, want);
+    wait_gone(grandchild);
+    // reaped: no longer signallable
+    assert!(!t.signal(ProcId(1), Signal::Kill).unwrap());
+    assert!(t.kill_all_and_reap().is_empty());
+}
+
+#[test]
+fn missing_cwd_is_a_spawn_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/dir");
+    let mut t = table();
+    let mut s = spec(42, "true");
+    s.cwd = Some(missing.clone());
+    let err = t.spawn(&s).unwrap_err();
+    assert!(matches!(err, SpawnError::Io { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("#42"), "{msg}");
+    assert!(msg.contains("`true`"), "{msg}");
+    assert!(msg.contains(&missing.display().to_string()), "{msg}");
+    assert!(t.is_empty());
+    assert!(t.reap().is_empty());
+}
+
+#[test]
+fn duplicate_live_id_is_refused() {
+    let mut t = table();
+    let pid = t.spawn(&spec(5, "sleep 1000")).unwrap();
+    let err = t.spawn(&spec(5, "sleep 1000")).unwrap_err();
+    assert!(
+        matches!(err, SpawnError::DuplicateId { pid: p, .. } if p == pid),
+        "{err:?}"
+    );
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.pid(ProcId(5)), Some(pid));
+}
+
+#[test]
+fn reap_leaves_other_children_of_the_process_alone() {
+    // A child spawned by other code in the same process (here std) must not
+    // be reaped by the table.
+    let mut other = std::process::Command::new("/bin/sh")
+        .args(["-c", "exit 5"])
+        .spawn()
+        .unwrap();
+    let mut t = table();
+    t.spawn(&spec(1, "exit 0")).unwrap();
+    wait_for(&mut t, ProcId(1));
+    for _ in 0..10 {
+        assert!(t.reap().is_empty());
+        sleep(Duration::from_millis(5));
+    }
+    assert_eq!(other.wait().unwrap().code(), Some(5));
+}
