@@ -47,11 +47,7 @@ pub enum DaemonError {
     #[error("{0} exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
     #[error("cannot {what} {path}: {source}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
+    Io { what: &'static str, path: PathBuf, source: io::Error },
     #[error("cannot install signal handler: {0}")]
     Signal(io::Error),
 }
@@ -91,31 +87,17 @@ pub fn load_cltab(path: &Path) -> Result<Cltab, DaemonError> {
             Cltab::parse(&text, &path.display().to_string()).map_err(DaemonError::Cltab)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            warn!(
-                "cltab {} not found: starting with an empty table",
-                path.display()
-            );
+            warn!("cltab {} not found: starting with an empty table", path.display());
             Ok(Cltab::default())
         }
-        Err(source) => Err(DaemonError::ReadCltab {
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(DaemonError::ReadCltab { path: path.to_path_buf(), source }),
     }
 }
 
 /// The socket and status paths after the cltab's directives are applied.
 pub fn effective_paths(cfg: &DaemonConfig, table: &Cltab) -> (PathBuf, PathBuf) {
-    let socket = table
-        .socket
-        .as_ref()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cfg.socket.clone());
-    let clstat = table
-        .clstat
-        .as_ref()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cfg.clstat.clone());
+    let socket = table.socket.as_ref().map(PathBuf::from).unwrap_or_else(|| cfg.socket.clone());
+    let clstat = table.clstat.as_ref().map(PathBuf::from).unwrap_or_else(|| cfg.clstat.clone());
     (socket, clstat)
 }
 
@@ -141,11 +123,7 @@ pub struct RealProcesses {
 
 impl RealProcesses {
     pub fn new(env: Vec<(String, String)>) -> Self {
-        RealProcesses {
-            table: ProcessTable::new(),
-            env,
-            labels: HashMap::new(),
-        }
+        RealProcesses { table: ProcessTable::new(), env, labels: HashMap::new() }
     }
 
     /// Reap every child that ended; the caller feeds them to the machine.
@@ -180,35 +158,19 @@ impl Processes for RealProcesses {
         tag: &str,
         level: &str,
         command: &str,
-    ) -> Result<(), String> {
+    ) -> Result<u32, String> {
         let mut env = self.env.clone();
         env.push(("CLINIT_GROUP".into(), group.into()));
         env.push(("CLINIT_TAG".into(), tag.into()));
         env.push(("CLINIT_LEVEL".into(), level.into()));
-        let spec = SpawnSpec {
-            id,
-            command: command.to_string(),
-            env,
-            cwd: None,
-        };
+        let spec = SpawnSpec { id, command: command.to_string(), env, cwd: None };
         let pid = self.table.spawn(&spec).map_err(|e| e.to_string())?;
-        let label = format!("{group}/{tag}");
-        info!("{label} started (pid {pid}, level {level}): {command}");
-        self.labels.insert(id, label);
-        Ok(())
+        self.labels.insert(id, format!("{group}/{tag}"));
+        Ok(pid)
     }
 
-    fn signal(&mut self, id: ProcId, signal: Signal) {
-        let label = self
-            .labels
-            .get(&id)
-            .cloned()
-            .unwrap_or_else(|| id.to_string());
-        match self.table.signal(id, signal) {
-            Ok(true) => info!("{label}: sent {signal} to its process group"),
-            Ok(false) => debug!("{label}: not signalled ({signal}): already reaped"),
-            Err(e) => warn!("{label}: {e}"),
-        }
+    fn signal(&mut self, id: ProcId, signal: Signal) -> Result<bool, String> {
+        self.table.signal(id, signal).map_err(|e| e.to_string())
     }
 }
 
@@ -242,11 +204,9 @@ fn log_executed(log: Vec<Executed>, labels: &HashMap<ProcId, String>) {
                 warn!("{}: {signal} failed: {reason}", label(&id))
             }
             Executed::Action(Action::Notice(n)) => match n {
-                Notice::GroupState {
-                    group,
-                    level,
-                    state,
-                } => info!("group {group}: {level} {state}"),
+                Notice::GroupState { group, level, state } => {
+                    info!("group {group}: {level} {state}")
+                }
                 Notice::RespawnThrottled { group, tag, pause } => {
                     warn!("{group}/{tag} respawning too rapidly: next start in {pause}")
                 }
@@ -302,8 +262,7 @@ async fn serve_connection(mut stream: UnixStream, jobs: mpsc::Sender<Job>) {
             if jobs.send((request, tx)).await.is_err() {
                 Reply::err("the daemon is shutting down")
             } else {
-                rx.await
-                    .unwrap_or_else(|_| Reply::err("the daemon is shutting down"))
+                rx.await.unwrap_or_else(|_| Reply::err("the daemon is shutting down"))
             }
         }
         Err(e) => {
@@ -432,14 +391,8 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     let clock = Clock(Instant::now());
     let init = Init::new(cfg.init.clone(), table, clock.now());
     let processes = RealProcesses::new(cfg.env.clone());
-    let store = FileStatus {
-        path: clstat.clone(),
-    };
-    let mut daemon = Daemon {
-        cfg,
-        clock,
-        driver: NodeDriver::new(init, processes, store),
-    };
+    let store = FileStatus { path: clstat.clone() };
+    let mut daemon = Daemon { cfg, clock, driver: NodeDriver::new(init, processes, store) };
     let first = daemon.driver.flush(clock.now());
     log_executed(first, &daemon.driver.processes.labels);
 
@@ -497,9 +450,6 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
             }
         }
     }
-    info!(
-        "clinit daemon {} exiting: all groups halted",
-        std::process::id()
-    );
+    info!("clinit daemon {} exiting: all groups halted", std::process::id());
     Ok(())
 }

@@ -11,9 +11,9 @@ use crate::time::Millis;
 
 /// Starts and signals child processes.
 pub trait Processes {
-    /// Start the child described by an [`Action::Spawn`]; an `Err` carries
-    /// the reason it could not be started (the machine then sees it as
-    /// [`ExitStatus::SpawnFailed`]).
+    /// Start the child described by an [`Action::Spawn`] and return its pid
+    /// (any number that names it in logs); an `Err` carries the reason it
+    /// could not be started (the machine then sees [`ExitStatus::SpawnFailed`]).
     fn spawn(
         &mut self,
         id: ProcId,
@@ -21,10 +21,11 @@ pub trait Processes {
         tag: &str,
         level: &str,
         command: &str,
-    ) -> Result<(), String>;
-    /// Signal a live child's process group; must do nothing for an id whose
-    /// process was already reaped.
-    fn signal(&mut self, id: ProcId, signal: Signal);
+    ) -> Result<u32, String>;
+
+    /// Signal a live child's process group. Must do nothing for an id whose
+    /// process was already reaped; returns whether a signal went out.
+    fn signal(&mut self, id: ProcId, signal: Signal) -> Result<bool, String>;
 }
 
 /// Publishes the status file.
@@ -32,16 +33,28 @@ pub trait StatusStore {
     fn write_status(&mut self, seq: u64, status: &ClStat) -> Result<(), String>;
 }
 
-/// One backend call the driver made, or failed to make, for logging.
+/// What the driver did, in order, for logging.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Executed {
+    /// An action the machine asked for (followed by its result, if any).
     Action(Action),
-    Spawned { id: ProcId, pid: u32 },
-    Signalled { id: ProcId, signal: Signal, sent: bool },
-    SignalFailed { id: ProcId, signal: Signal, reason: String },
+    Spawned {
+        id: ProcId,
+        pid: u32,
+    },
     SpawnFailed {
         id: ProcId,
         tag: String,
+        reason: String,
+    },
+    Signalled {
+        id: ProcId,
+        signal: Signal,
+        sent: bool,
+    },
+    SignalFailed {
+        id: ProcId,
+        signal: Signal,
         reason: String,
     },
     StatusWriteFailed {
@@ -59,11 +72,7 @@ pub struct NodeDriver<P, S> {
 
 impl<P: Processes, S: StatusStore> NodeDriver<P, S> {
     pub fn new(init: Init, processes: P, store: S) -> Self {
-        NodeDriver {
-            init,
-            processes,
-            store,
-        }
+        NodeDriver { init, processes, store }
     }
 
     /// Carry out what the machine has queued (e.g. right after creating it).
@@ -91,41 +100,34 @@ impl<P: Processes, S: StatusStore> NodeDriver<P, S> {
             let mut failed = Vec::new();
             for action in actions {
                 log.push(Executed::Action(action.clone()));
-                match &action {
-                    Action::Spawn {
-                        id,
-                        group,
-                        tag,
-                        level,
-                        command,
-                    } => {
-                        if let Err(reason) = self.processes.spawn(*id, group, tag, level, command) {
-                            log.push(Executed::SpawnFailed {
-                                id: *id,
-                                tag: tag.clone(),
-                                reason,
-                            });
-                            failed.push(*id);
-                            continue;
+                match action {
+                    Action::Spawn { id, group, tag, level, command } => {
+                        match self.processes.spawn(id, &group, &tag, &level, &command) {
+                            Ok(pid) => log.push(Executed::Spawned { id, pid }),
+                            Err(reason) => {
+                                log.push(Executed::SpawnFailed { id, tag, reason });
+                                failed.push(id);
+                            }
                         }
                     }
-                    Action::Signal { id, signal } => self.processes.signal(*id, *signal),
+                    Action::Signal { id, signal } => {
+                        log.push(match self.processes.signal(id, signal) {
+                            Ok(sent) => Executed::Signalled { id, signal, sent },
+                            Err(reason) => Executed::SignalFailed { id, signal, reason },
+                        });
+                    }
                     Action::WriteStatus { seq, status } => {
-                        if let Err(reason) = self.store.write_status(*seq, status) {
-                            log.push(Executed::StatusWriteFailed { seq: *seq, reason });
+                        if let Err(reason) = self.store.write_status(seq, &status) {
+                            log.push(Executed::StatusWriteFailed { seq, reason });
                         }
                     }
                     Action::Notice(_) | Action::Exit => {}
                 }
             }
+            // A child that never started has ended, as far as the machine
+            // is concerned; its follow-up actions run in the next round.
             for id in failed {
-                self.init.handle(
-                    now,
-                    Input::Exited {
-                        id,
-                        status: ExitStatus::SpawnFailed,
-                    },
-                );
+                self.init.handle(now, Input::Exited { id, status: ExitStatus::SpawnFailed });
             }
         }
     }

@@ -173,7 +173,9 @@ fn run_client(args: &Args) -> ExitCode {
 /// The daemon's status: asked over the socket, or read from the clstat
 /// file when the daemon does not answer.
 fn read_status(socket: &Path, clstat: &Path) -> ClStat {
-    if let Ok(Reply { status: Some(v), .. }) = protocol::call(socket, &Request::Status, CLIENT_TIMEOUT) {
+    if let Ok(Reply { status: Some(v), .. }) =
+        protocol::call(socket, &Request::Status, CLIENT_TIMEOUT)
+    {
         if let Some(groups) = v.get("groups").and_then(|g| g.as_array()) {
             let mut text = String::new();
             for g in groups {
@@ -224,7 +226,8 @@ mod demo {
         fn tell(&self, group: &str, level: &str) -> Result<(), String> {
             println!("$ clinit {group} {level}");
             let req = Request::Tell { group: group.into(), level: level.into() };
-            let reply = protocol::call(&self.socket, &req, CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
+            let reply =
+                protocol::call(&self.socket, &req, CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
             println!("{}", reply.msg);
             self.settle(group)
         }
@@ -259,7 +262,8 @@ mod demo {
     }
 
     fn tour() -> Result<(), String> {
-        let dir = tempfile::Builder::new().prefix("clinit-demo.").tempdir().map_err(|e| e.to_string())?;
+        let dir =
+            tempfile::Builder::new().prefix("clinit-demo.").tempdir().map_err(|e| e.to_string())?;
         let dir_s = dir.path().display().to_string();
         let cltab = dir.path().join("cltab");
         std::fs::write(&cltab, DEMO_CLTAB.replace("@DIR@", &dir_s)).map_err(|e| e.to_string())?;
@@ -325,7 +329,11 @@ mod demo {
         let start = Instant::now();
         loop {
             if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-                println!("daemon exited ({status}) after {:?}; clstat removed: {}", start.elapsed(), !tour.clstat.exists());
+                println!(
+                    "daemon exited ({status}) after {:?}; clstat removed: {}",
+                    start.elapsed(),
+                    !tour.clstat.exists()
+                );
                 return Ok(());
             }
             if start.elapsed() > Duration::from_secs(30) {
