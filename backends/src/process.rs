@@ -81,11 +81,7 @@ pub enum SpawnError {
     /// The id is still live in the table; starting a second process under it
     /// would lose track of the first one.
     #[error("cannot start {id} `{command}`: id already in use by live pid {pid}")]
-    DuplicateId {
-        id: ProcId,
-        command: String,
-        pid: u32,
-    },
+    DuplicateId { id: ProcId, command: String, pid: u32 },
 }
 
 fn cwd_note(cwd: &Option<PathBuf>) -> String {
@@ -283,12 +279,7 @@ impl ProcessTable {
                 Ok(true)
             }
             Err(Errno::ESRCH) => Ok(false),
-            Err(source) => Err(SignalError {
-                id,
-                pid,
-                signal: sig,
-                source,
-            }),
+            Err(source) => Err(SignalError { id, pid, signal: sig, source }),
         }
     }
 

@@ -79,20 +79,12 @@ pub struct Reply {
 impl Reply {
     /// A successful reply with this message.
     pub fn ok(msg: impl Into<String>) -> Self {
-        Reply {
-            ok: true,
-            msg: msg.into(),
-            status: None,
-        }
+        Reply { ok: true, msg: msg.into(), status: None }
     }
 
     /// A failure reply with this message.
     pub fn err(msg: impl Into<String>) -> Self {
-        Reply {
-            ok: false,
-            msg: msg.into(),
-            status: None,
-        }
+        Reply { ok: false, msg: msg.into(), status: None }
     }
 
     /// The same reply carrying a status document.
@@ -131,13 +123,10 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.len() > MAX_REQUEST_LEN {
-        return Err(ProtocolError::TooLong {
-            limit: MAX_REQUEST_LEN,
-        });
+        return Err(ProtocolError::TooLong { limit: MAX_REQUEST_LEN });
     }
-    let text = std::str::from_utf8(line).map_err(|e| ProtocolError::NotUtf8 {
-        offset: e.valid_up_to(),
-    })?;
+    let text = std::str::from_utf8(line)
+        .map_err(|e| ProtocolError::NotUtf8 { offset: e.valid_up_to() })?;
     let text = text.trim();
     if text.is_empty() {
         return Err(ProtocolError::Empty);
@@ -194,9 +183,7 @@ where
         line.extend_from_slice(&chunk[..n]);
         // Allow a trailing '\r' just past the limit; parse_request strips it.
         if line.len() > MAX_REQUEST_LEN + 1 {
-            return Err(ProtocolError::TooLong {
-                limit: MAX_REQUEST_LEN,
-            });
+            return Err(ProtocolError::TooLong { limit: MAX_REQUEST_LEN });
         }
     }
     Ok(line)
@@ -256,27 +243,15 @@ pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply, Cl
     let mut stream = StdUnixStream::connect(socket).map_err(|source| match source.kind() {
         io::ErrorKind::NotFound => ClientError::NoSocket { path: path.clone() },
         io::ErrorKind::ConnectionRefused => ClientError::Refused { path: path.clone() },
-        _ => ClientError::Connect {
-            path: path.clone(),
-            source,
-        },
+        _ => ClientError::Connect { path: path.clone(), source },
     })?;
     let deadline = Instant::now() + timeout;
-    let timed_out = |path: &PathBuf| ClientError::Timeout {
-        path: path.clone(),
-        after: timeout,
-    };
+    let timed_out = |path: &PathBuf| ClientError::Timeout { path: path.clone(), after: timeout };
     let io_err = |path: &PathBuf, source: io::Error| {
-        if matches!(
-            source.kind(),
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-        ) {
+        if matches!(source.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
             timed_out(path)
         } else {
-            ClientError::Io {
-                path: path.clone(),
-                source,
-            }
+            ClientError::Io { path: path.clone(), source }
         }
     };
     // A zero timeout is rejected by set_*_timeout; treat "no time left" as
@@ -287,12 +262,8 @@ pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply, Cl
     };
 
     let left = remaining().ok_or_else(|| timed_out(&path))?;
-    stream
-        .set_write_timeout(Some(left))
-        .map_err(|e| io_err(&path, e))?;
-    stream
-        .write_all(&encode_request(req))
-        .map_err(|e| io_err(&path, e))?;
+    stream.set_write_timeout(Some(left)).map_err(|e| io_err(&path, e))?;
+    stream.write_all(&encode_request(req)).map_err(|e| io_err(&path, e))?;
     // We send nothing more; tell the daemon so (it may read to EOF). A
     // failure here only means the daemon already closed; the read will say.
     let _ = stream.shutdown(std::net::Shutdown::Write);
@@ -301,9 +272,7 @@ pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply, Cl
     let mut chunk = [0u8; 8192];
     loop {
         let left = remaining().ok_or_else(|| timed_out(&path))?;
-        stream
-            .set_read_timeout(Some(left))
-            .map_err(|e| io_err(&path, e))?;
+        stream.set_read_timeout(Some(left)).map_err(|e| io_err(&path, e))?;
         let n = match stream.read(&mut chunk) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -318,10 +287,7 @@ pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply, Cl
         }
         reply.extend_from_slice(&chunk[..n]);
         if reply.len() > MAX_REPLY_LEN {
-            return Err(ClientError::ReplyTooLong {
-                path,
-                limit: MAX_REPLY_LEN,
-            });
+            return Err(ClientError::ReplyTooLong { path, limit: MAX_REPLY_LEN });
         }
     }
     if reply.iter().all(u8::is_ascii_whitespace) {
@@ -336,10 +302,7 @@ mod tests {
     use serde_json::json;
 
     fn tell(group: &str, level: &str) -> Request {
-        Request::Tell {
-            group: group.into(),
-            level: level.into(),
-        }
+        Request::Tell { group: group.into(), level: level.into() }
     }
 
     #[test]
@@ -348,18 +311,9 @@ mod tests {
             parse_request(br#"{"op":"tell","group":"web","level":"2"}"#).unwrap(),
             tell("web", "2")
         );
-        assert_eq!(
-            parse_request(b"{\"op\":\"shutdown\"}\n").unwrap(),
-            Request::Shutdown
-        );
-        assert_eq!(
-            parse_request(b"  {\"op\":\"status\"}\r\n").unwrap(),
-            Request::Status
-        );
-        assert_eq!(
-            parse_request(br#"{"op":"reread"}"#).unwrap(),
-            Request::Reread
-        );
+        assert_eq!(parse_request(b"{\"op\":\"shutdown\"}\n").unwrap(), Request::Shutdown);
+        assert_eq!(parse_request(b"  {\"op\":\"status\"}\r\n").unwrap(), Request::Status);
+        assert_eq!(parse_request(br#"{"op":"reread"}"#).unwrap(), Request::Reread);
         // field order does not matter; unknown extra fields are ignored
         assert_eq!(
             parse_request(br#"{"level":"0","extra":1,"group":"g","op":"tell"}"#).unwrap(),
@@ -373,10 +327,7 @@ mod tests {
             encode_request(&tell("web", "2")),
             b"{\"op\":\"tell\",\"group\":\"web\",\"level\":\"2\"}\n"
         );
-        assert_eq!(
-            encode_request(&Request::Shutdown),
-            b"{\"op\":\"shutdown\"}\n"
-        );
+        assert_eq!(encode_request(&Request::Shutdown), b"{\"op\":\"shutdown\"}\n");
         assert_eq!(encode_request(&Request::Status), b"{\"op\":\"status\"}\n");
         assert_eq!(encode_request(&Request::Reread), b"{\"op\":\"reread\"}\n");
         assert_eq!(
@@ -394,12 +345,9 @@ mod tests {
 
     #[test]
     fn encode_then_parse_round_trips() {
-        for req in [
-            tell("grp with space", "1\n2\"3"),
-            Request::Shutdown,
-            Request::Status,
-            Request::Reread,
-        ] {
+        for req in
+            [tell("grp with space", "1\n2\"3"), Request::Shutdown, Request::Status, Request::Reread]
+        {
             let line = encode_request(&req);
             assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
             assert_eq!(parse_request(&line).unwrap(), req);
@@ -417,11 +365,7 @@ mod tests {
         assert!(err_msg(b"hello").starts_with("malformed request: "));
         assert!(err_msg(b"{\"op\":\"tell\"").starts_with("malformed request: "));
         assert!(err_msg(b"[1,2]").starts_with("malformed request: "));
-        assert!(
-            err_msg(b"{}").contains("missing field `op`"),
-            "{}",
-            err_msg(b"{}")
-        );
+        assert!(err_msg(b"{}").contains("missing field `op`"), "{}", err_msg(b"{}"));
         let m = err_msg(br#"{"op":"reboot"}"#);
         assert!(m.contains("unknown variant `reboot`"), "{m}");
         let m = err_msg(br#"{"op":"tell","group":"g"}"#);
@@ -444,9 +388,7 @@ mod tests {
         let line = format!("{{\"op\":\"status\"}}{pad}");
         assert!(matches!(
             parse_request(line.as_bytes()),
-            Err(ProtocolError::TooLong {
-                limit: MAX_REQUEST_LEN
-            })
+            Err(ProtocolError::TooLong { limit: MAX_REQUEST_LEN })
         ));
         assert_eq!(
             err_msg(line.as_bytes()),
@@ -463,9 +405,7 @@ mod tests {
         let (mut client, mut daemon) = tokio::net::UnixStream::pair().unwrap();
         let req = tell("web", "2");
         client.write_all(&encode_request(&req)).await.unwrap();
-        let got = read_request(&mut daemon, Duration::from_secs(5))
-            .await
-            .unwrap();
+        let got = read_request(&mut daemon, Duration::from_secs(5)).await.unwrap();
         assert_eq!(got, req);
 
         let reply = Reply::ok("level transition started").with_status(json!({"web": "2"}));
@@ -483,9 +423,7 @@ mod tests {
         let (mut client, mut daemon) = tokio::net::UnixStream::pair().unwrap();
         client.write_all(br#"{"op":"reread"}"#).await.unwrap();
         client.shutdown().await.unwrap();
-        let got = read_request(&mut daemon, Duration::from_secs(5))
-            .await
-            .unwrap();
+        let got = read_request(&mut daemon, Duration::from_secs(5)).await.unwrap();
         assert_eq!(got, Request::Reread);
     }
 
@@ -499,9 +437,7 @@ mod tests {
             let _ = client.write_all(&junk).await;
             client
         });
-        let err = read_request(&mut daemon, Duration::from_secs(5))
-            .await
-            .unwrap_err();
+        let err = read_request(&mut daemon, Duration::from_secs(5)).await.unwrap_err();
         assert!(matches!(err, ProtocolError::TooLong { .. }), "{err}");
         drop(daemon);
         let _ = writer.await;
@@ -510,9 +446,7 @@ mod tests {
     #[tokio::test]
     async fn silent_client_times_out() {
         let (_client, mut daemon) = tokio::net::UnixStream::pair().unwrap();
-        let err = read_request(&mut daemon, Duration::from_millis(100))
-            .await
-            .unwrap_err();
+        let err = read_request(&mut daemon, Duration::from_millis(100)).await.unwrap_err();
         assert!(matches!(err, ProtocolError::Timeout { .. }), "{err}");
         assert_eq!(err.to_string(), "no complete request within 0.1 s");
     }

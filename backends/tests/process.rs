@@ -39,12 +39,7 @@ fn table() -> Guard {
 }
 
 fn spec(id: u64, command: &str) -> SpawnSpec {
-    SpawnSpec {
-        id: ProcId(id),
-        command: command.into(),
-        env: vec![],
-        cwd: None,
-    }
+    SpawnSpec { id: ProcId(id), command: command.into(), env: vec![], cwd: None }
 }
 
 /// Poll `reap()` until `id` has ended; panics after the deadline.
@@ -98,10 +93,7 @@ fn wait_gone(pid: u32) {
 
 /// Fields after the command name of /proc/<pid>/stat: state, ppid, pgrp, session...
 fn stat_fields(stat: &str) -> Vec<String> {
-    stat[stat.rfind(')').unwrap() + 2..]
-        .split_whitespace()
-        .map(String::from)
-        .collect()
+    stat[stat.rfind(')').unwrap() + 2..].split_whitespace().map(String::from).collect()
 }
 
 fn q(p: &Path) -> String {
@@ -120,10 +112,8 @@ fn env_and_cwd_reach_the_command() {
             q(&out)
         ),
     );
-    s.env = vec![
-        ("CLINIT_TAG".into(), "tag with space".into()),
-        ("CLINIT_GROUP".into(), "grp".into()),
-    ];
+    s.env =
+        vec![("CLINIT_TAG".into(), "tag with space".into()), ("CLINIT_GROUP".into(), "grp".into())];
     s.cwd = Some(dir.path().to_path_buf());
     t.spawn(&s).unwrap();
     assert_eq!(wait_for(&mut t, ProcId(1)).1, ExitStatus::Code(0));
@@ -143,8 +133,7 @@ fn stdin_is_dev_null() {
     let out = dir.path().join("stdin.out");
     let mut t = table();
     // `cat` would block forever on an inherited terminal/pipe.
-    t.spawn(&spec(1, &format!("cat; echo done > {}", q(&out))))
-        .unwrap();
+    t.spawn(&spec(1, &format!("cat; echo done > {}", q(&out)))).unwrap();
     assert_eq!(wait_for(&mut t, ProcId(1)).1, ExitStatus::Code(0));
     assert_eq!(read_when_written(&out), "done\n");
 }
@@ -195,20 +184,14 @@ fn child_leads_its_own_session_and_group() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("stat.out");
     let mut t = table();
-    let pid = t
-        .spawn(&spec(1, &format!("cat /proc/$$/stat > {}", q(&out))))
-        .unwrap();
+    let pid = t.spawn(&spec(1, &format!("cat /proc/$$/stat > {}", q(&out)))).unwrap();
     let stat = read_when_written(&out);
     wait_for(&mut t, ProcId(1));
     let f = stat_fields(&stat);
     let (pgrp, session): (u32, u32) = (f[2].parse().unwrap(), f[3].parse().unwrap());
     assert_eq!(pgrp, pid, "pgid == pid");
     assert_eq!(session, pid, "session leader");
-    assert_ne!(
-        session,
-        std::process::id(),
-        "not in the test process's session"
-    );
+    assert_ne!(session, std::process::id(), "not in the test process's session");
 }
 
 #[test]
@@ -216,11 +199,7 @@ fn signalling_the_group_reaches_the_commands_children() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("grandchild.pid");
     let mut t = table();
-    t.spawn(&spec(
-        1,
-        &format!("sleep 1000 & echo $! > {}; wait", q(&out)),
-    ))
-    .unwrap();
+    t.spawn(&spec(1, &format!("sleep 1000 & echo $! > {}; wait", q(&out)))).unwrap();
     let grandchild: u32 = read_when_written(&out).trim().parse().unwrap();
     let leader = t.pid(ProcId(1)).unwrap();
     let stat = fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap();
@@ -272,11 +251,8 @@ fn kill_all_and_reap_leaves_nothing_alive() {
     }
     // one that ignores SIGTERM and SIGINT, with a child of its own
     pids.push(
-        t.spawn(&spec(
-            4,
-            &format!("trap '' TERM INT; sleep 1000 & echo $! > {}; wait", q(&out)),
-        ))
-        .unwrap(),
+        t.spawn(&spec(4, &format!("trap '' TERM INT; sleep 1000 & echo $! > {}; wait", q(&out))))
+            .unwrap(),
     );
     let grandchild: u32 = read_when_written(&out).trim().parse().unwrap();
     assert_eq!(t.len(), 4);
@@ -317,10 +293,7 @@ fn duplicate_live_id_is_refused() {
     let mut t = table();
     let pid = t.spawn(&spec(5, "sleep 1000")).unwrap();
     let err = t.spawn(&spec(5, "sleep 1000")).unwrap_err();
-    assert!(
-        matches!(err, SpawnError::DuplicateId { pid: p, .. } if p == pid),
-        "{err:?}"
-    );
+    assert!(matches!(err, SpawnError::DuplicateId { pid: p, .. } if p == pid), "{err:?}");
     assert_eq!(t.len(), 1);
     assert_eq!(t.pid(ProcId(5)), Some(pid));
 }
@@ -329,10 +302,7 @@ fn duplicate_live_id_is_refused() {
 fn reap_leaves_other_children_of_the_process_alone() {
     // A child spawned by other code in the same process (here std) must not
     // be reaped by the table.
-    let mut other = std::process::Command::new("/bin/sh")
-        .args(["-c", "exit 5"])
-        .spawn()
-        .unwrap();
+    let mut other = std::process::Command::new("/bin/sh").args(["-c", "exit 5"]).spawn().unwrap();
     let mut t = table();
     t.spawn(&spec(1, "exit 0")).unwrap();
     wait_for(&mut t, ProcId(1));

@@ -13,12 +13,7 @@ use clinit_engine::process::{ExitStatus, ProcId, Signal};
 const DEADLINE: Duration = Duration::from_secs(10);
 
 fn spec(id: u64, command: &str) -> SpawnSpec {
-    SpawnSpec {
-        id: ProcId(id),
-        command: command.into(),
-        env: vec![],
-        cwd: None,
-    }
+    SpawnSpec { id: ProcId(id), command: command.into(), env: vec![], cwd: None }
 }
 
 fn read_when_written(path: &Path) -> String {
@@ -86,16 +81,8 @@ impl HostileSignals {
             libc::sigaddset(&mut block, libc::SIGINT);
             libc::sigaddset(&mut block, libc::SIGTERM);
             let mut old_mask: libc::sigset_t = std::mem::zeroed();
-            assert_eq!(
-                libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut old_mask),
-                0
-            );
-            HostileSignals {
-                old_int,
-                old_quit,
-                old_rt,
-                old_mask,
-            }
+            assert_eq!(libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut old_mask), 0);
+            HostileSignals { old_int, old_quit, old_rt, old_mask }
         }
     }
 }
@@ -127,10 +114,7 @@ fn children_get_default_dispositions_and_an_empty_mask() {
 
         // Reports its own masks (the shell's, via $$), then waits.
         let pid = t
-            .spawn(&spec(
-                1,
-                &format!("cat /proc/$$/status > '{}'; exec sleep 1000", out.display()),
-            ))
+            .spawn(&spec(1, &format!("cat /proc/$$/status > '{}'; exec sleep 1000", out.display())))
             .unwrap();
         (pid, read_when_written(&out))
     };
@@ -140,10 +124,7 @@ fn children_get_default_dispositions_and_an_empty_mask() {
         assert_eq!(mask(&status_text, "SigBlk:"), 0, "{status_text}");
         // SIGINT, the engine's first stop signal, now stops the command.
         assert!(t.signal(ProcId(1), Signal::Int).unwrap());
-        assert_eq!(
-            wait_for(&mut t, ProcId(1)),
-            ExitStatus::Signaled(libc::SIGINT)
-        );
+        assert_eq!(wait_for(&mut t, ProcId(1)), ExitStatus::Signaled(libc::SIGINT));
     }));
     let leftovers = t.kill_all_and_reap();
     if let Err(panic) = result {

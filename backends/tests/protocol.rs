@@ -17,9 +17,7 @@ async fn call_blocking(
     req: Request,
     timeout: Duration,
 ) -> Result<Reply, ClientError> {
-    tokio::task::spawn_blocking(move || call(&path, &req, timeout))
-        .await
-        .unwrap()
+    tokio::task::spawn_blocking(move || call(&path, &req, timeout)).await.unwrap()
 }
 
 #[tokio::test]
@@ -45,20 +43,12 @@ async fn client_and_daemon_talk() {
         seen
     });
 
-    let r = call_blocking(
-        path.clone(),
-        Request::Tell {
-            group: "web".into(),
-            level: "2".into(),
-        },
-        T,
-    )
-    .await
-    .unwrap();
+    let r =
+        call_blocking(path.clone(), Request::Tell { group: "web".into(), level: "2".into() }, T)
+            .await
+            .unwrap();
     assert_eq!(r, Reply::ok("told web 2"));
-    let r = call_blocking(path.clone(), Request::Status, T)
-        .await
-        .unwrap();
+    let r = call_blocking(path.clone(), Request::Status, T).await.unwrap();
     assert!(r.ok);
     assert_eq!(r.status, Some(serde_json::json!({"web": "2"})));
     assert_eq!(server.await.unwrap().len(), 2);
@@ -72,28 +62,18 @@ async fn garbage_gets_an_error_reply_not_a_crash() {
     let server = tokio::spawn(async move {
         let (mut conn, _) = listener.accept().await.unwrap();
         let err = read_request(&mut conn, T).await.unwrap_err();
-        write_reply(&mut conn, &Reply::err(err.to_string()))
-            .await
-            .unwrap();
+        write_reply(&mut conn, &Reply::err(err.to_string())).await.unwrap();
         err
     });
     let mut raw = tokio::net::UnixStream::connect(&path).await.unwrap();
-    raw.write_all(b"{\"op\":\"launch_missiles\"}\n")
-        .await
-        .unwrap();
+    raw.write_all(b"{\"op\":\"launch_missiles\"}\n").await.unwrap();
     let err = server.await.unwrap();
     assert!(matches!(err, ProtocolError::Json(_)));
     let mut buf = Vec::new();
-    tokio::io::AsyncReadExt::read_to_end(&mut raw, &mut buf)
-        .await
-        .unwrap();
+    tokio::io::AsyncReadExt::read_to_end(&mut raw, &mut buf).await.unwrap();
     let reply: Reply = serde_json::from_slice(&buf).unwrap();
     assert!(!reply.ok);
-    assert!(
-        reply.msg.contains("unknown variant `launch_missiles`"),
-        "{}",
-        reply.msg
-    );
+    assert!(reply.msg.contains("unknown variant `launch_missiles`"), "{}", reply.msg);
 }
 
 #[test]
@@ -146,10 +126,7 @@ fn daemon_closing_without_reply_is_reported() {
     });
     let err = call(&path, &Request::Status, T).unwrap_err();
     server.join().unwrap();
-    assert!(
-        matches!(err, ClientError::NoReply { .. } | ClientError::Io { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ClientError::NoReply { .. } | ClientError::Io { .. }), "{err:?}");
 }
 
 #[test]

@@ -113,10 +113,7 @@ impl Entry {
     }
 
     pub fn render(&self) -> String {
-        format!(
-            "{}:{}:{}:{}:{}",
-            self.group, self.tag, self.levels.0, self.mode, self.command
-        )
+        format!("{}:{}:{}:{}:{}", self.group, self.tag, self.levels.0, self.mode, self.command)
     }
 }
 
@@ -297,13 +294,9 @@ impl Cltab {
 
 fn parse_entry(line: &str, lineno: usize) -> Result<Entry, LineError> {
     let mut fields = line.splitn(5, ':');
-    let (Some(group), Some(tag), Some(levels), Some(mode), Some(command)) = (
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-    ) else {
+    let (Some(group), Some(tag), Some(levels), Some(mode), Some(command)) =
+        (fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
+    else {
         return Err(LineError::TooFewFields);
     };
     if group.is_empty() {

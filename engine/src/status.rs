@@ -135,10 +135,7 @@ impl ClStat {
                 (Some(group), Some(level), Some(state), None) => {
                     stat.groups.insert(
                         group.to_string(),
-                        GroupStatus {
-                            level: level.to_string(),
-                            state: GroupState::parse(state),
-                        },
+                        GroupStatus { level: level.to_string(), state: GroupState::parse(state) },
                     );
                 }
                 _ => bad.push(i + 1),
@@ -186,10 +183,7 @@ mod tests {
         let (stat, bad) = ClStat::parse_strict(text);
         assert_eq!(stat.groups.len(), 2);
         assert_eq!(stat.get("foo").map(|s| &s.state), Some(&GroupState::Done));
-        assert_eq!(
-            stat.get("bar").map(|s| &s.state),
-            Some(&GroupState::Other("RUNNING".into()))
-        );
+        assert_eq!(stat.get("bar").map(|s| &s.state), Some(&GroupState::Other("RUNNING".into())));
         assert_eq!(bad, vec![4, 5]);
     }
 
@@ -197,10 +191,8 @@ mod tests {
     fn render_parse_round_trip_and_query_forms() {
         let mut stat = ClStat::default();
         for (g, l, s) in [("a", "1", "DONE"), ("b", "0", "STARTING"), ("0", "x", "FAILED")] {
-            stat.groups.insert(
-                g.into(),
-                GroupStatus { level: l.into(), state: GroupState::parse(s) },
-            );
+            stat.groups
+                .insert(g.into(), GroupStatus { level: l.into(), state: GroupState::parse(s) });
         }
         let text = stat.render();
         assert_eq!(ClStat::parse(&text), stat);

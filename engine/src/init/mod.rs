@@ -81,13 +81,25 @@ pub enum Action {
     /// Run `/bin/sh -c command` in a new process group, with `CLINIT_GROUP`,
     /// `CLINIT_TAG` and `CLINIT_LEVEL` set; report its end as
     /// [`Input::Exited`] with this id.
-    Spawn { id: ProcId, group: String, tag: String, level: String, command: String },
+    Spawn {
+        id: ProcId,
+        group: String,
+        tag: String,
+        level: String,
+        command: String,
+    },
     /// Signal the process group of a live child. The engine never asks to
     /// signal an instance it already saw exit.
-    Signal { id: ProcId, signal: Signal },
+    Signal {
+        id: ProcId,
+        signal: Signal,
+    },
     /// Replace the status file with this content (atomically). `seq` grows
     /// with every write, so a driver can tell which write is newest.
-    WriteStatus { seq: u64, status: ClStat },
+    WriteStatus {
+        seq: u64,
+        status: ClStat,
+    },
     Notice(Notice),
     /// Shutdown is complete: every group halted, every child reaped.
     Exit,
