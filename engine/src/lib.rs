@@ -9,7 +9,11 @@
 //! simulator, and what makes a recorded trace replay bit for bit.
 
 pub mod cltab;
+pub mod driver;
+pub mod hactl;
+pub mod hastat;
 pub mod init;
+pub mod monitor;
 pub mod process;
 pub mod status;
 pub mod time;

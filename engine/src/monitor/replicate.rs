@@ -1,0 +1,168 @@
+//! Which node's copy of a replicated file (`hactl`, `cltab`) to adopt: the
+//! pure decision of the original's `getlatest` (spec §5.4). The driver
+//! stats/parses the copies, asks here, then copies atomically.
+//!
+//! Faithful rules: walk the candidates in the given (node) order; the newest
+//! mtime wins, a later candidate replacing it only when *strictly* newer (so
+//! ties keep the earliest in list order); adopt only when my own copy is
+//! missing or strictly older; never copy when `me` is not in the list.
+//!
+//! Improvement (spec W10, §12.2): another node's copy that does not parse is
+//! never adopted; it is skipped and the next newest considered, so a
+//! half-copied or half-edited file cannot spread. My own copy takes part
+//! even when it does not parse: a local edit in progress is not overwritten
+//! by an older file (the driver keeps using its last good parse meanwhile).
+
+use serde::{Deserialize, Serialize};
+
+/// What the driver knows about one node's copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    /// Modification time, whole seconds since the epoch (as the original).
+    pub mtime_secs: i64,
+    /// The content parses.
+    pub parses: bool,
+}
+
+/// Why the decision came out as it did (for logs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Why {
+    /// `me` is not among the candidates (not a member): never copy.
+    NotListed,
+    /// No usable copy on any node.
+    NoCopy,
+    /// My copy is at least as new as the newest usable one.
+    UpToDate,
+    /// `from` has a newer copy than mine (`mine` = None: I have none).
+    Newer { from: u32, theirs: i64, mine: Option<i64> },
+}
+
+/// The decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replication {
+    /// Node to copy from, if any.
+    pub copy_from: Option<u32>,
+    pub why: Why,
+    /// Other nodes' unparsable copies newer than the result (would have
+    /// been adopted by the original).
+    pub skipped_unparsable: Vec<u32>,
+}
+
+/// Decide from `(node, copy)` pairs in node order.
+pub fn getlatest(candidates: &[(u32, Option<FileInfo>)], me: u32) -> Replication {
+    let mut mine: Option<Option<i64>> = None;
+    let mut newest: Option<(u32, i64)> = None;
+    for &(node, info) in candidates {
+        if node == me {
+            mine = Some(info.map(|i| i.mtime_secs));
+        }
+        let Some(info) = info else { continue };
+        if node != me && !info.parses {
+            continue;
+        }
+        // Strictly newer replaces: ties keep the earliest in list order.
+        if !matches!(newest, Some((_, best)) if info.mtime_secs <= best) {
+            newest = Some((node, info.mtime_secs));
+        }
+    }
+    let bar = newest.map(|(_, t)| t).into_iter().chain(mine.flatten()).max();
+    let skipped_unparsable = candidates
+        .iter()
+        .filter_map(|&(node, info)| {
+            let info = info?;
+            let newer = !matches!(bar, Some(b) if info.mtime_secs <= b);
+            (node != me && !info.parses && newer).then_some(node)
+        })
+        .collect();
+    let (copy_from, why) = match (mine, newest) {
+        (None, _) => (None, Why::NotListed),
+        (Some(_), None) => (None, Why::NoCopy),
+        (Some(mine), Some((from, theirs))) => {
+            if from == me || mine.is_some_and(|m| m >= theirs) {
+                (None, Why::UpToDate)
+            } else {
+                (Some(from), Why::Newer { from, theirs, mine })
+            }
+        }
+    };
+    Replication { copy_from, why, skipped_unparsable }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(mtime_secs: i64) -> Option<FileInfo> {
+        Some(FileInfo { mtime_secs, parses: true })
+    }
+
+    fn broken(mtime_secs: i64) -> Option<FileInfo> {
+        Some(FileInfo { mtime_secs, parses: false })
+    }
+
+    const Y1981: i64 = 347_158_860;
+    const Y1982: i64 = 378_694_860;
+    const NOW: i64 = 1_700_000_000;
+
+    /// t/1070getlatest.t, all 8 assertions, with the copies the driver makes.
+    #[test]
+    fn t1070_sequence() {
+        // hactl: node 1 = now, node 2 = older empty file, node 3 none.
+        let mut hactl = [(1, at(NOW)), (2, at(Y1981)), (3, None)];
+        // 1: node 2 adopts node 1's copy; `cp -p` keeps the mtime.
+        let r = getlatest(&hactl, 2);
+        assert_eq!(r.copy_from, Some(1));
+        assert_eq!(r.why, Why::Newer { from: 1, theirs: NOW, mine: Some(Y1981) });
+        hactl[1].1 = hactl[0].1;
+        // 2: second call: nothing to do.
+        assert_eq!(getlatest(&hactl, 2).copy_from, None);
+
+        let mut clstat = [(1, at(Y1981)), (2, at(Y1982)), (3, None)];
+        // 3: node 3 has none; the newest is node 2's.
+        let r = getlatest(&clstat, 3);
+        assert_eq!(r.copy_from, Some(2));
+        assert_eq!(r.why, Why::Newer { from: 2, theirs: Y1982, mine: None });
+        clstat[2].1 = clstat[1].1;
+        // 4
+        assert_eq!(getlatest(&clstat, 3).copy_from, None);
+        // 5, 6: node 2 holds the newest (the tie with node 3 keeps node 2).
+        for _ in 0..2 {
+            let r = getlatest(&clstat, 2);
+            assert_eq!((r.copy_from, r.why), (None, Why::UpToDate));
+        }
+        // 7: node 1's 1981 copy is replaced by the 1982 one (earliest of ties).
+        assert_eq!(getlatest(&clstat, 1).copy_from, Some(2));
+        clstat[0].1 = clstat[1].1;
+        // 8
+        assert_eq!(getlatest(&clstat, 1).copy_from, None);
+    }
+
+    #[test]
+    fn not_listed_and_no_copy() {
+        assert_eq!(getlatest(&[(1, at(5)), (2, at(6))], 3).why, Why::NotListed);
+        assert_eq!(getlatest(&[(1, None), (2, None)], 2).why, Why::NoCopy);
+        assert_eq!(getlatest(&[], 2).why, Why::NotListed);
+    }
+
+    #[test]
+    fn unparsable_copies_are_skipped_for_the_next_newest() {
+        let r = getlatest(&[(1, broken(30)), (2, at(20)), (3, at(10))], 3);
+        assert_eq!(r.copy_from, Some(2));
+        assert_eq!(r.skipped_unparsable, vec![1]);
+        // Only unparsable copies newer than mine: nothing to do, but say so.
+        let r = getlatest(&[(1, broken(30)), (3, at(10))], 3);
+        assert_eq!((r.copy_from, r.why, r.skipped_unparsable), (None, Why::UpToDate, vec![1]));
+        // An old broken copy is not worth mentioning.
+        assert!(getlatest(&[(1, broken(5)), (3, at(10))], 3).skipped_unparsable.is_empty());
+        // Nothing usable anywhere.
+        assert_eq!(getlatest(&[(1, broken(5)), (2, None)], 2).why, Why::NoCopy);
+    }
+
+    #[test]
+    fn my_own_broken_copy_is_not_overwritten_by_an_older_one() {
+        let r = getlatest(&[(1, at(10)), (2, broken(20))], 2);
+        assert_eq!((r.copy_from, r.why), (None, Why::UpToDate));
+        // ...but a newer good copy replaces it.
+        assert_eq!(getlatest(&[(1, at(30)), (2, broken(20))], 2).copy_from, Some(1));
+    }
+}
