@@ -19,6 +19,15 @@
 //! that keeps its pid (and so its process group id) reserved, which is what
 //! makes signalling a not-yet-reaped child safe.
 //!
+//! A command may leave members in its process group after its own shell
+//! exits (`daemon &`, or a background child that ignores SIGINT). Then the
+//! leader's exit is reported at once (its status decides `wait` and `test`
+//! entries) but its zombie is **held**, unreaped, while other members remain:
+//! the zombie keeps the process group id reserved, so stop signals can still
+//! reach the leftovers safely, and nothing the daemon started outlives a stop
+//! or a shutdown. [`Reaped::GroupGone`] follows when the last member is gone
+//! (found by scanning `/proc`, on each [`ProcessTable::reap`]).
+//!
 //! Nothing here uses `tokio::process`: its SIGCHLD reaper would race ours.
 //! The daemon calls [`ProcessTable::reap`] whenever SIGCHLD arrives (and on a
 //! periodic tick as a safety net). The process must not set SIGCHLD to
@@ -34,7 +43,7 @@ use std::time::{Duration, Instant};
 use clinit_engine::process::{ExitStatus, ProcId, Signal};
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal as NixSignal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 /// The shell every command runs under.
@@ -102,11 +111,51 @@ pub struct SignalError {
     pub source: Errno,
 }
 
-/// Live (not yet reaped) children, by engine id. Each child leads its own
-/// process group, so its pid is also its pgid.
+/// One child: its pid (== its pgid), and whether its own process has
+/// exited and is held as a zombie for the rest of its group.
+#[derive(Debug, Clone, Copy)]
+struct Child {
+    pid: u32,
+    leader_exited: bool,
+}
+
+/// What [`ProcessTable::reap`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaped {
+    /// The command's own process ended. With `lingering`, other members of
+    /// its process group still run and a [`Reaped::GroupGone`] follows.
+    Exited { id: ProcId, pid: u32, status: ExitStatus, lingering: bool },
+    /// The last member of a lingering group is gone; the held zombie is reaped.
+    GroupGone { id: ProcId, pid: u32 },
+}
+
+impl Reaped {
+    pub fn id(&self) -> ProcId {
+        match *self {
+            Reaped::Exited { id, .. } | Reaped::GroupGone { id, .. } => id,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        match *self {
+            Reaped::Exited { pid, .. } | Reaped::GroupGone { pid, .. } => pid,
+        }
+    }
+
+    /// The exit status, for an [`Reaped::Exited`].
+    pub fn status(&self) -> Option<ExitStatus> {
+        match *self {
+            Reaped::Exited { status, .. } => Some(status),
+            Reaped::GroupGone { .. } => None,
+        }
+    }
+}
+
+/// Live children, by engine id: not yet reaped, or held as zombies for
+/// their lingering process groups.
 #[derive(Debug, Default)]
 pub struct ProcessTable {
-    live: BTreeMap<ProcId, u32>,
+    live: BTreeMap<ProcId, Child>,
 }
 
 fn nix_signal(sig: Signal) -> NixSignal {
@@ -203,6 +252,53 @@ fn exit_status(ws: WaitStatus) -> Option<ExitStatus> {
     }
 }
 
+/// Has this child exited? Looks without reaping (`WNOWAIT`), so the zombie
+/// keeps reserving its pid and pgid until we decide to reap it.
+fn peek_exit(pid: u32) -> Result<Option<ExitStatus>, Errno> {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    loop {
+        match waitid(Id::Pid(Pid::from_raw(pid as i32)), flags) {
+            Ok(ws) => return Ok(exit_status(ws)),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Process groups among `pgids` that still have a live member other than
+/// their leader, from one scan of `/proc`. Zombies do not count: they are
+/// dead, and their parent (init, for orphans) reaps them.
+#[cfg(target_os = "linux")]
+fn groups_with_members(pgids: &std::collections::BTreeSet<u32>) -> std::collections::BTreeSet<u32> {
+    let mut found = std::collections::BTreeSet::new();
+    if pgids.is_empty() {
+        return found;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else { return found };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Fields after the command name (which may contain spaces or ')'):
+        // state ppid pgrp ...
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok()).unwrap_or(0);
+        if pgids.contains(&pgrp) && pid != pgrp && state != "Z" && state != "X" {
+            found.insert(pgrp);
+        }
+    }
+    found
+}
+
+/// Without `/proc`, assume a group ends with its leader.
+#[cfg(not(target_os = "linux"))]
+fn groups_with_members(_: &std::collections::BTreeSet<u32>) -> std::collections::BTreeSet<u32> {
+    std::collections::BTreeSet::new()
+}
+
 /// `waitpid(pid, flags)` retried on EINTR. `Ok(None)`: still running.
 /// `Err(ECHILD)`: the pid is not (or no longer) our child.
 fn wait_one(pid: u32, flags: Option<WaitPidFlag>) -> Result<Option<ExitStatus>, Errno> {
@@ -225,7 +321,7 @@ impl ProcessTable {
     /// `/dev/null`, stdout/stderr inherited, the daemon's environment plus
     /// `spec.env`, and `spec.cwd` if given. Returns the pid.
     pub fn spawn(&mut self, spec: &SpawnSpec) -> Result<u32, SpawnError> {
-        if let Some(&pid) = self.live.get(&spec.id) {
+        if let Some(&Child { pid, .. }) = self.live.get(&spec.id) {
             return Err(SpawnError::DuplicateId {
                 id: spec.id,
                 command: spec.command.clone(),
@@ -257,7 +353,7 @@ impl ProcessTable {
         // pipes, so it holds no fds): from here on we own the pid and reap
         // it ourselves with waitpid.
         drop(child);
-        self.live.insert(spec.id, pid);
+        self.live.insert(spec.id, Child { pid, leader_exited: false });
         tracing::debug!(id = %spec.id, pid, command = %spec.command, "spawned");
         Ok(pid)
     }
@@ -268,11 +364,12 @@ impl ProcessTable {
     /// unknown or already reaped (its pid may belong to someone else by now,
     /// so it is never signalled), or the group is already empty (ESRCH).
     pub fn signal(&mut self, id: ProcId, sig: Signal) -> Result<bool, SignalError> {
-        let Some(&pid) = self.live.get(&id) else {
+        let Some(&Child { pid, .. }) = self.live.get(&id) else {
             return Ok(false);
         };
         // Not yet reaped by us: even if it already died it is a zombie that
-        // keeps pid and pgid reserved, so this cannot hit a stranger.
+        // keeps pid and pgid reserved, so this cannot hit a stranger; the
+        // signal reaches whatever is left of its group.
         match killpg(Pid::from_raw(pid as i32), nix_signal(sig)) {
             Ok(()) => {
                 tracing::debug!(%id, pid, signal = %sig, "signalled process group");
@@ -283,33 +380,72 @@ impl ProcessTable {
         }
     }
 
-    /// Non-blocking: `waitpid(pid, WNOHANG)` for every live child; returns
-    /// those that ended (id, pid, status) and forgets them.
-    pub fn reap(&mut self) -> Vec<(ProcId, u32, ExitStatus)> {
-        let mut ended = Vec::new();
-        self.live.retain(|&id, &mut pid| {
-            match wait_one(pid, Some(WaitPidFlag::WNOHANG)) {
-                Ok(None) => true,
-                Ok(Some(status)) => {
-                    tracing::debug!(%id, pid, %status, "reaped");
-                    ended.push((id, pid, status));
-                    false
-                }
+    /// Non-blocking: report children whose own process ended (reaping it
+    /// unless members of its group remain, see the module doc) and lingering
+    /// groups whose last member is gone. Reaped children leave the table.
+    pub fn reap(&mut self) -> Vec<Reaped> {
+        let mut exited = Vec::new();
+        for (&id, child) in &self.live {
+            if child.leader_exited {
+                continue;
+            }
+            match peek_exit(child.pid) {
+                Ok(None) => {}
+                Ok(Some(status)) => exited.push((id, child.pid, status)),
                 Err(e) => {
-                    // ECHILD: someone else reaped it. It is gone either way;
-                    // drop it so its pid is never signalled again.
-                    tracing::warn!(%id, pid, error = %e, "child reaped elsewhere; exit status lost");
-                    ended.push((id, pid, LOST_STATUS));
-                    false
+                    // ECHILD: someone else reaped it. It is gone either way.
+                    tracing::warn!(%id, pid = child.pid, error = %e, "child reaped elsewhere; exit status lost");
+                    exited.push((id, child.pid, LOST_STATUS));
                 }
             }
-        });
-        ended
+        }
+        let lingering_before: Vec<(ProcId, u32)> =
+            self.live.iter().filter(|(_, c)| c.leader_exited).map(|(&id, c)| (id, c.pid)).collect();
+        if exited.is_empty() && lingering_before.is_empty() {
+            return Vec::new();
+        }
+        let pgids = exited.iter().map(|e| e.1).chain(lingering_before.iter().map(|l| l.1)).collect();
+        let occupied = groups_with_members(&pgids);
+        let mut out = Vec::new();
+        for (id, pid, status) in exited {
+            let lingering = occupied.contains(&pid);
+            if lingering {
+                if let Some(c) = self.live.get_mut(&id) {
+                    c.leader_exited = true;
+                }
+            } else {
+                self.release(id);
+            }
+            tracing::debug!(%id, pid, %status, lingering, "child exited");
+            out.push(Reaped::Exited { id, pid, status, lingering });
+        }
+        for (id, pid) in lingering_before {
+            if !occupied.contains(&pid) {
+                self.release(id);
+                out.push(Reaped::GroupGone { id, pid });
+            }
+        }
+        out
+    }
+
+    /// Reap an exited child's zombie and forget it: its pid is never
+    /// signalled again.
+    fn release(&mut self, id: ProcId) {
+        if let Some(child) = self.live.remove(&id) {
+            if let Err(e) = wait_one(child.pid, Some(WaitPidFlag::WNOHANG)) {
+                tracing::debug!(%id, pid = child.pid, error = %e, "reaping an exited child");
+            }
+        }
+    }
+
+    /// Children whose own process has exited but whose group lingers.
+    pub fn lingering(&self) -> usize {
+        self.live.values().filter(|c| c.leader_exited).count()
     }
 
     /// The pid (== pgid) of a live child.
     pub fn pid(&self, id: ProcId) -> Option<u32> {
-        self.live.get(&id).copied()
+        self.live.get(&id).map(|c| c.pid)
     }
 
     /// Number of live (not yet reaped) children.
@@ -327,11 +463,12 @@ impl ProcessTable {
     }
 
     /// Last resort on daemon exit: SIGKILL every live process group, then
-    /// reap them all. A SIGKILLed child is normally reapable at once; the
+    /// reap them all, lingering group members included. A SIGKILLed child is
+    /// normally reapable at once; the
     /// wait is nevertheless bounded by [`KILL_REAP_TIMEOUT`] so a process
     /// stuck in uninterruptible sleep cannot keep the daemon from exiting
     /// (such a child stays in the table). Returns what was reaped.
-    pub fn kill_all_and_reap(&mut self) -> Vec<(ProcId, u32, ExitStatus)> {
+    pub fn kill_all_and_reap(&mut self) -> Vec<Reaped> {
         let ids: Vec<ProcId> = self.live.keys().copied().collect();
         for id in ids {
             if let Err(e) = self.signal(id, Signal::Kill) {
@@ -346,7 +483,8 @@ impl ProcessTable {
             pause = (pause * 2).min(Duration::from_millis(50));
             reaped.extend(self.reap());
         }
-        for (id, pid) in &self.live {
+        for (id, child) in &self.live {
+            let pid = child.pid;
             tracing::error!(%id, pid, "child survived SIGKILL; giving up on reaping it");
         }
         reaped

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use clinit_backends::process::{ProcessTable, SpawnError, SpawnSpec};
+use clinit_backends::process::{ProcessTable, Reaped, SpawnError, SpawnSpec};
 use clinit_engine::process::{ExitStatus, ProcId, Signal};
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -38,6 +38,17 @@ fn table() -> Guard {
     Guard(ProcessTable::new())
 }
 
+/// The exits among reap results, as (id, pid, status).
+fn exits(reaped: Vec<Reaped>) -> Vec<(ProcId, u32, ExitStatus)> {
+    reaped
+        .into_iter()
+        .filter_map(|r| match r {
+            Reaped::Exited { id, pid, status, .. } => Some((id, pid, status)),
+            Reaped::GroupGone { .. } => None,
+        })
+        .collect()
+}
+
 fn spec(id: u64, command: &str) -> SpawnSpec {
     SpawnSpec { id: ProcId(id), command: command.into(), env: vec![], cwd: None }
 }
@@ -46,9 +57,11 @@ fn spec(id: u64, command: &str) -> SpawnSpec {
 fn wait_for(t: &mut ProcessTable, id: ProcId) -> (u32, ExitStatus) {
     let end = Instant::now() + DEADLINE;
     loop {
-        for (got, pid, status) in t.reap() {
-            if got == id {
-                return (pid, status);
+        for r in t.reap() {
+            if let Reaped::Exited { id: got, pid, status, .. } = r {
+                if got == id {
+                    return (pid, status);
+                }
             }
         }
         assert!(Instant::now() < end, "{id} did not end within {DEADLINE:?}");
@@ -150,7 +163,7 @@ fn exit_codes_and_signal_deaths_are_reported() {
     let end = Instant::now() + DEADLINE;
     while seen.len() < 3 {
         assert!(Instant::now() < end, "not all ended: {seen:?}");
-        seen.extend(t.reap());
+        seen.extend(exits(t.reap()));
         sleep(Duration::from_millis(10));
     }
     seen.sort_by_key(|r| r.0);
@@ -257,7 +270,7 @@ fn kill_all_and_reap_leaves_nothing_alive() {
     let grandchild: u32 = read_when_written(&out).trim().parse().unwrap();
     assert_eq!(t.len(), 4);
 
-    let mut reaped = t.kill_all_and_reap();
+    let mut reaped = exits(t.kill_all_and_reap());
     reaped.sort_by_key(|r| r.0);
     assert!(t.is_empty());
     let want: Vec<_> = (1..=4)
@@ -311,4 +324,43 @@ fn reap_leaves_other_children_of_the_process_alone() {
         sleep(Duration::from_millis(5));
     }
     assert_eq!(other.wait().unwrap().code(), Some(5));
+}
+
+#[test]
+fn a_lingering_group_keeps_its_leader_zombie_until_the_last_member_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bg.pid");
+    let mut t = table();
+    // The shell exits at once; its background child ignores SIGINT (as an
+    // async list of a non-interactive shell does) and lives on in the group.
+    let leader = t.spawn(&spec(1, &format!("sleep 1000 & echo $! > {}", q(&out)))).unwrap();
+    let bg: u32 = read_when_written(&out).trim().parse().unwrap();
+    let end = Instant::now() + DEADLINE;
+    let first = loop {
+        if let Some(r) = t.reap().into_iter().next() {
+            break r;
+        }
+        assert!(Instant::now() < end, "leader exit not reported");
+        sleep(Duration::from_millis(10));
+    };
+    assert_eq!(
+        first,
+        Reaped::Exited { id: ProcId(1), pid: leader, status: ExitStatus::Code(0), lingering: true }
+    );
+    assert_eq!(t.lingering(), 1);
+    // The zombie reserves the pgid, so the group can still be signalled.
+    assert!(t.signal(ProcId(1), Signal::Term).unwrap());
+    wait_gone(bg);
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let got = t.reap();
+        if !got.is_empty() {
+            assert_eq!(got, vec![Reaped::GroupGone { id: ProcId(1), pid: leader }]);
+            break;
+        }
+        assert!(Instant::now() < end, "group end not reported");
+        sleep(Duration::from_millis(10));
+    }
+    assert!(t.is_empty());
+    assert!(!t.signal(ProcId(1), Signal::Kill).unwrap());
 }

@@ -32,7 +32,7 @@ fn read_when_written(path: &Path) -> String {
 fn wait_for(t: &mut ProcessTable, id: ProcId) -> ExitStatus {
     let end = Instant::now() + DEADLINE;
     loop {
-        if let Some((_, _, status)) = t.reap().into_iter().find(|r| r.0 == id) {
+        if let Some(status) = t.reap().into_iter().find(|r| r.id() == id).and_then(|r| r.status()) {
             return status;
         }
         assert!(Instant::now() < end, "{id} did not end within {DEADLINE:?}");
@@ -114,7 +114,14 @@ fn children_get_default_dispositions_and_an_empty_mask() {
 
         // Reports its own masks (the shell's, via $$), then waits.
         let pid = t
-            .spawn(&spec(1, &format!("cat /proc/$$/status > '{}'; exec sleep 1000", out.display())))
+            .spawn(&spec(
+                1,
+                // Written whole, then renamed: the test never reads half a file.
+                &format!(
+                    "cat /proc/$$/status > '{0}.tmp' && mv '{0}.tmp' '{0}'; exec sleep 1000",
+                    out.display()
+                ),
+            ))
             .unwrap();
         (pid, read_when_written(&out))
     };

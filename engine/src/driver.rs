@@ -127,7 +127,8 @@ impl<P: Processes, S: StatusStore> NodeDriver<P, S> {
             // A child that never started has ended, as far as the machine
             // is concerned; its follow-up actions run in the next round.
             for id in failed {
-                self.init.handle(now, Input::Exited { id, status: ExitStatus::SpawnFailed });
+                let status = ExitStatus::SpawnFailed;
+                self.init.handle(now, Input::Exited { id, status, lingering: false });
             }
         }
     }

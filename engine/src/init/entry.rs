@@ -29,8 +29,10 @@ pub struct Proc {
     /// The cltab line this instance was started from. A later cltab whose
     /// line differs in mode or command makes this instance obsolete.
     pub entry: Entry,
-    /// The live instance, if a process is running (spawned, not yet reaped).
+    /// The live instance: spawned, and its process group not yet empty.
     pub live: Option<ProcId>,
+    /// The live instance's own process has exited (its group lingers).
+    pub leader_exited: bool,
     pub outcome: Outcome,
     /// Stop requested: the instance is signalled until reaped, then forgotten.
     pub stop: Option<StopState>,
@@ -45,6 +47,7 @@ impl Proc {
         Proc {
             entry,
             live: Some(id),
+            leader_exited: false,
             outcome,
             stop: None,
             respawn_pending: None,

@@ -112,24 +112,52 @@ impl Group {
         self.advance(ctx);
     }
 
-    /// A child of this group ended.
-    pub fn on_exit(&mut self, ctx: &mut Ctx<'_>, tag: &str, id: ProcId, status: ExitStatus) {
+    /// The process-group leader of a child of this group ended; with
+    /// `lingering`, members of its group still run.
+    pub fn on_exit(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        tag: &str,
+        id: ProcId,
+        status: ExitStatus,
+        lingering: bool,
+    ) {
+        let Some(p) = self.procs.get_mut(tag) else { return };
+        if p.live != Some(id) {
+            return;
+        }
+        if !p.leader_exited {
+            p.leader_exited = true;
+            if !p.is_stopping() {
+                match p.mode() {
+                    Mode::Wait => p.outcome = Outcome::Done,
+                    Mode::Test => {
+                        p.outcome =
+                            if status.success() { Outcome::Passed } else { Outcome::Failed };
+                    }
+                    Mode::Respawn | Mode::Once | Mode::Off => {}
+                }
+            }
+        }
+        if lingering {
+            self.advance(ctx);
+        } else {
+            self.on_group_gone(ctx, tag, id);
+        }
+    }
+
+    /// Nothing of a child's process group is left.
+    pub fn on_group_gone(&mut self, ctx: &mut Ctx<'_>, tag: &str, id: ProcId) {
         let Some(p) = self.procs.get_mut(tag) else { return };
         if p.live != Some(id) {
             return;
         }
         p.live = None;
+        p.leader_exited = false;
         if p.is_stopping() {
             self.procs.remove(tag);
-        } else {
-            match p.mode() {
-                Mode::Wait => p.outcome = Outcome::Done,
-                Mode::Test => {
-                    p.outcome = if status.success() { Outcome::Passed } else { Outcome::Failed };
-                }
-                Mode::Respawn => self.respawn(ctx, tag),
-                Mode::Once | Mode::Off => {}
-            }
+        } else if p.mode() == Mode::Respawn {
+            self.respawn(ctx, tag);
         }
         self.advance(ctx);
     }

@@ -58,8 +58,19 @@ pub enum Input {
     /// gracefully and then forgotten; changed entries of other groups are
     /// replaced at their group's next level change.
     Reload { table: Cltab },
-    /// A child ended, or could not be spawned (`ExitStatus::SpawnFailed`).
-    Exited { id: ProcId, status: ExitStatus },
+    /// A child's own process (its process-group leader) ended, or could not
+    /// be spawned (`ExitStatus::SpawnFailed`). With `lingering`, other
+    /// members of its process group still run (a command's background
+    /// children): the instance counts as alive, for stops and respawns,
+    /// until [`Input::GroupGone`].
+    Exited {
+        id: ProcId,
+        status: ExitStatus,
+        #[serde(default)]
+        lingering: bool,
+    },
+    /// The last member of a lingering process group is gone.
+    GroupGone { id: ProcId },
     /// Time passed: fire whatever timers are due.
     Tick,
     /// Halt every group; [`Action::Exit`] follows once the last child is gone.
@@ -216,9 +227,17 @@ impl Init {
                 self.reload(table);
                 Reply::None
             }
-            Input::Exited { id, status } => {
+            Input::Exited { id, status, lingering } => {
+                let owner =
+                    if lingering { self.index.get(&id).cloned() } else { self.index.remove(&id) };
+                if let Some((group, tag)) = owner {
+                    self.with_group(&group, |g, ctx| g.on_exit(ctx, &tag, id, status, lingering));
+                }
+                Reply::None
+            }
+            Input::GroupGone { id } => {
                 if let Some((group, tag)) = self.index.remove(&id) {
-                    self.with_group(&group, |g, ctx| g.on_exit(ctx, &tag, id, status));
+                    self.with_group(&group, |g, ctx| g.on_group_gone(ctx, &tag, id));
                 }
                 Reply::None
             }

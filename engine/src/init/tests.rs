@@ -31,13 +31,25 @@ impl Script {
     }
 
     fn exit(&mut self, id: u64, code: i32) -> &mut Self {
-        let input = Input::Exited { id: ProcId(id), status: ExitStatus::Code(code) };
+        let input =
+            Input::Exited { id: ProcId(id), status: ExitStatus::Code(code), lingering: false };
         self.input(format!("exit #{id} code {code}"), input)
     }
 
     fn killed(&mut self, id: u64, sig: i32) -> &mut Self {
-        let input = Input::Exited { id: ProcId(id), status: ExitStatus::Signaled(sig) };
+        let input =
+            Input::Exited { id: ProcId(id), status: ExitStatus::Signaled(sig), lingering: false };
         self.input(format!("exit #{id} signal {sig}"), input)
+    }
+
+    /// The leader exits but its process group still has members.
+    fn exit_lingering(&mut self, id: u64, code: i32) -> &mut Self {
+        let input = Input::Exited { id: ProcId(id), status: ExitStatus::Code(code), lingering: true };
+        self.input(format!("exit #{id} code {code}, group lingers"), input)
+    }
+
+    fn gone(&mut self, id: u64) -> &mut Self {
+        self.input(format!("group of #{id} gone"), Input::GroupGone { id: ProcId(id) })
     }
 
     fn reload(&mut self, cltab: &str) -> &mut Self {
@@ -196,4 +208,19 @@ fn replay_is_deterministic() {
         s.log
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn lingering_process_groups_are_stopped_and_respawned_only_when_empty() {
+    let tab = "g:bg:1:once:daemon &\ng:t:1:test:true\ng:r:1:respawn:srv & wait\n";
+    let mut s = Script::new(tab);
+    // A once entry whose command backgrounds a daemon and exits: still alive.
+    s.tell("g", "1").exit_lingering(1, 0);
+    // A test's verdict comes from its own exit, whatever it left behind.
+    s.exit_lingering(2, 0);
+    // A respawn entry is restarted only when its whole group is gone.
+    s.exit_lingering(3, 1).gone(3);
+    // Leaving the level stops the lingering groups with the full escalation.
+    s.tell("g", "2").until(16_000).gone(1).gone(2).killed(4, 2);
+    insta::assert_snapshot!(s.log);
 }
