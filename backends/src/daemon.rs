@@ -6,11 +6,18 @@
 //! (graceful shutdown) or SIGHUP (re-read the cltab). Connections are read
 //! by small per-connection tasks, so a slow or malicious client never
 //! stalls the machine.
+//!
+//! The same loop runs inside `mosha` ([`run_embedded`]): there the machine
+//! is owned by a [`ClusterNode`] (the [`Core`]), the cluster layer runs in
+//! its own task and hands work to the loop as [`CoreJob`]s through a
+//! channel, exactly as socket connections hand in requests. So reading other
+//! nodes' files, however slow, never delays reaping a child here.
 
 use crate::atomic::write_atomic;
-use crate::process::{ProcessTable, SpawnSpec};
+use crate::process::{ProcessTable, Reaped, SpawnSpec};
 use crate::protocol::{self, Reply, Request};
 use clinit_engine::cltab::{Cltab, ParseErrors};
+use clinit_engine::cluster::ClusterNode;
 use clinit_engine::driver::{Executed, NodeDriver, Processes, StatusStore};
 use clinit_engine::init::{Action, Init, InitConfig, Input, Notice, Reply as InitReply};
 use clinit_engine::process::{ProcId, Signal};
@@ -35,6 +42,9 @@ pub const DEFAULT_CLSTAT: &str = "/var/run/clinit/clstat";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reap even without SIGCHLD this often (belt and braces: signals coalesce).
 const REAP_BACKSTOP: Duration = Duration::from_secs(1);
+/// How often to look for the end of a lingering process group (its members
+/// are not our children, so no SIGCHLD tells us).
+const LINGER_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -126,15 +136,38 @@ impl RealProcesses {
         RealProcesses { table: ProcessTable::new(), env, labels: HashMap::new() }
     }
 
-    /// Reap every child that ended; the caller feeds them to the machine.
-    pub fn reap(&mut self) -> Vec<(ProcId, clinit_engine::process::ExitStatus)> {
+    /// Reap every child that ended, as inputs for the machine.
+    pub fn reap(&mut self) -> Vec<Input> {
         let mut out = Vec::new();
-        for (id, pid, status) in self.table.reap() {
-            let label = self.labels.remove(&id).unwrap_or_default();
-            info!("{label} (pid {pid}) ended: {status}");
-            out.push((id, status));
+        for r in self.table.reap() {
+            out.push(match r {
+                Reaped::Exited { id, pid, status, lingering } => {
+                    let label = self.label(id, !lingering);
+                    if lingering {
+                        info!("{label} (pid {pid}) ended: {status}; members of its process group still run");
+                    } else {
+                        info!("{label} (pid {pid}) ended: {status}");
+                    }
+                    Input::Exited { id, status, lingering }
+                }
+                Reaped::GroupGone { id, pid } => {
+                    info!("{}: the rest of process group {pid} is gone", self.label(id, true));
+                    Input::GroupGone { id }
+                }
+            });
         }
         out
+    }
+
+    /// Children whose process group outlives their own process: those are
+    /// only noticed by polling, so the loop polls more often while any exist.
+    pub fn lingering(&self) -> usize {
+        self.table.lingering()
+    }
+
+    fn label(&mut self, id: ProcId, forget: bool) -> String {
+        let label = if forget { self.labels.remove(&id) } else { self.labels.get(&id).cloned() };
+        label.unwrap_or_else(|| id.to_string())
     }
 
     pub fn live(&self) -> usize {
@@ -143,9 +176,9 @@ impl RealProcesses {
 
     /// Last resort at exit: nothing we started may outlive us.
     pub fn kill_all(&mut self) {
-        for (id, pid, status) in self.table.kill_all_and_reap() {
-            let label = self.labels.remove(&id).unwrap_or_default();
-            warn!("{label} (pid {pid}) was still running at exit; killed: {status}");
+        for r in self.table.kill_all_and_reap() {
+            let label = self.label(r.id(), true);
+            warn!("{label} (process group {}) was still running at exit; killed", r.pid());
         }
     }
 }
@@ -222,6 +255,72 @@ fn log_executed(log: Vec<Executed>, labels: &HashMap<ProcId, String>) {
     }
 }
 
+/// The node driver as the daemon builds it.
+pub type RealDriver = NodeDriver<RealProcesses, FileStatus>;
+
+/// What the loop drives: the node driver itself (`clinit -d`), or something
+/// that owns one (`mosha`'s [`ClusterNode`]).
+pub trait Core: Send + 'static {
+    fn driver(&mut self) -> &mut RealDriver;
+    fn driver_ref(&self) -> &RealDriver;
+}
+
+impl Core for RealDriver {
+    fn driver(&mut self) -> &mut RealDriver {
+        self
+    }
+    fn driver_ref(&self) -> &RealDriver {
+        self
+    }
+}
+
+impl Core for ClusterNode<RealProcesses, FileStatus> {
+    fn driver(&mut self) -> &mut RealDriver {
+        &mut self.driver
+    }
+    fn driver_ref(&self) -> &RealDriver {
+        &self.driver
+    }
+}
+
+/// Work another task asks the loop to do on the core. It runs in the loop's
+/// task (serialised with child exits and client requests), gets the current
+/// time, and returns what the driver executed, for the loop to log.
+pub type CoreJob<C> = Box<dyn FnOnce(&mut C, Millis) -> Vec<Executed> + Send>;
+
+/// Builds the core around the driver, at the loop's time `now`.
+pub type MakeCore<C> = Box<dyn FnOnce(RealDriver, Millis) -> C + Send>;
+
+/// How a program embeds the daemon loop. [`run`] is the plain daemon.
+pub struct Embedding<C> {
+    pub make_core: MakeCore<C>,
+    /// Jobs from other tasks; the loop runs them as they come.
+    pub jobs: Option<mpsc::Receiver<CoreJob<C>>>,
+    /// SIGTERM/SIGINT shut the machine down, SIGHUP re-reads the cltab.
+    /// `mosha` handles these signals itself (it stops groups first).
+    pub handle_signals: bool,
+    /// Honour the cltab's `:::socket:` and `:::clstat:` directives. Under
+    /// `mosha` the paths are fixed by the cluster layout: a replicated
+    /// directive would move the status file out of the shared directory and
+    /// blind the cluster (spec §3.3), so it is ignored with a warning.
+    pub path_directives: bool,
+    /// The table to start with; `None` loads `cfg.cltab`, failing on errors.
+    pub table: Option<Cltab>,
+}
+
+impl Embedding<RealDriver> {
+    /// `clinit -d`: the driver is the core, no jobs, signals handled here.
+    pub fn plain() -> Self {
+        Embedding {
+            make_core: Box::new(|driver, _| driver),
+            jobs: None,
+            handle_signals: true,
+            path_directives: true,
+            table: None,
+        }
+    }
+}
+
 type Job = (Request, oneshot::Sender<Reply>);
 
 /// Bind the control socket, refusing to steal one a live daemon serves.
@@ -278,23 +377,33 @@ async fn serve_connection(mut stream: UnixStream, jobs: mpsc::Sender<Job>) {
 }
 
 /// The daemon itself, after start-up checks.
-struct Daemon {
+struct Daemon<C> {
     cfg: DaemonConfig,
     clock: Clock,
-    driver: NodeDriver<RealProcesses, FileStatus>,
+    core: C,
 }
 
-impl Daemon {
+impl<C: Core> Daemon<C> {
+    fn driver(&mut self) -> &mut RealDriver {
+        self.core.driver()
+    }
+
     fn step(&mut self, input: Input) -> InitReply {
-        let (reply, log) = self.driver.step(self.clock.now(), input);
-        log_executed(log, &self.driver.processes.labels);
+        let now = self.clock.now();
+        let (reply, log) = self.driver().step(now, input);
+        log_executed(log, &self.core.driver_ref().processes.labels);
         reply
     }
 
     fn reap(&mut self) {
-        for (id, status) in self.driver.processes.reap() {
-            self.step(Input::Exited { id, status });
+        for input in self.driver().processes.reap() {
+            self.step(input);
         }
+    }
+
+    fn run_job(&mut self, job: CoreJob<C>) {
+        let log = job(&mut self.core, self.clock.now());
+        log_executed(log, &self.core.driver_ref().processes.labels);
     }
 
     /// Re-read the cltab; on success hand it to the machine, on failure keep
@@ -302,7 +411,7 @@ impl Daemon {
     fn reload(&mut self) -> Result<(), String> {
         match load_cltab(&self.cfg.cltab) {
             Ok(table) => {
-                if &table != self.driver.init.table() {
+                if &table != self.core.driver_ref().init.table() {
                     info!("cltab {} changed: reloading", self.cfg.cltab.display());
                     self.step(Input::Reload { table });
                 }
@@ -316,7 +425,8 @@ impl Daemon {
     }
 
     fn status_json(&self) -> serde_json::Value {
-        let status = self.driver.init.status();
+        let driver = self.core.driver_ref();
+        let status = driver.init.status();
         let groups: Vec<serde_json::Value> = status
             .groups
             .iter()
@@ -325,8 +435,8 @@ impl Daemon {
         serde_json::json!({
             "pid": std::process::id(),
             "cltab": self.cfg.cltab.display().to_string(),
-            "processes": self.driver.processes.live(),
-            "shutting_down": self.driver.init.is_shutting_down(),
+            "processes": driver.processes.live(),
+            "shutting_down": driver.init.is_shutting_down(),
             "groups": groups,
         })
     }
@@ -361,11 +471,51 @@ impl Daemon {
 /// Run the daemon until a shutdown completes. Start-up errors (a malformed
 /// cltab, a socket in use) are returned before anything is started.
 pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
-    let table = load_cltab(&cfg.cltab)?;
+    run_embedded(cfg, Embedding::plain()).await
+}
+
+/// Wait for the next job, or forever when there is no (longer a) channel.
+async fn next_job<C>(jobs: &mut Option<mpsc::Receiver<CoreJob<C>>>) -> Option<CoreJob<C>> {
+    match jobs {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Wait for a signal, or forever when signals are not ours to handle.
+async fn next_signal(sig: &mut Option<tokio::signal::unix::Signal>) {
+    match sig {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The daemon loop with a caller-chosen core (see [`Embedding`]).
+pub async fn run_embedded<C: Core>(
+    cfg: DaemonConfig,
+    embedding: Embedding<C>,
+) -> Result<(), DaemonError> {
+    let Embedding { make_core, jobs, handle_signals, path_directives, table } = embedding;
+    let mut jobs = jobs;
+    let table = match table {
+        Some(table) => table,
+        None => load_cltab(&cfg.cltab)?,
+    };
     for (name, value) in &table.other_directives {
         warn!("cltab: ignoring unknown directive :::{name}:{value}");
     }
-    let (socket, clstat) = effective_paths(&cfg, &table);
+    let (socket, clstat) = if path_directives {
+        effective_paths(&cfg, &table)
+    } else {
+        for (name, value) in [("socket", &table.socket), ("clstat", &table.clstat)] {
+            if let Some(value) = value {
+                warn!("cltab: ignoring :::{name}:{value} (the cluster layout fixes this path)");
+            }
+        }
+        (cfg.socket.clone(), cfg.clstat.clone())
+    };
     if let Some(dir) = clstat.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| DaemonError::Io {
             what: "create directory",
@@ -376,9 +526,15 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     // Handlers first: a child must never exit before we listen for SIGCHLD.
     let sig = |kind| signal(kind).map_err(DaemonError::Signal);
     let mut sigchld = sig(SignalKind::child())?;
-    let mut sigterm = sig(SignalKind::terminate())?;
-    let mut sigint = sig(SignalKind::interrupt())?;
-    let mut sighup = sig(SignalKind::hangup())?;
+    let (mut sigterm, mut sigint, mut sighup) = if handle_signals {
+        (
+            Some(sig(SignalKind::terminate())?),
+            Some(sig(SignalKind::interrupt())?),
+            Some(sig(SignalKind::hangup())?),
+        )
+    } else {
+        (None, None, None)
+    };
     let listener = bind_socket(&socket)?;
     info!(
         "clinit daemon {} serving {} on {} (status {})",
@@ -392,57 +548,64 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     let init = Init::new(cfg.init.clone(), table, clock.now());
     let processes = RealProcesses::new(cfg.env.clone());
     let store = FileStatus { path: clstat.clone() };
-    let mut daemon = Daemon { cfg, clock, driver: NodeDriver::new(init, processes, store) };
-    let first = daemon.driver.flush(clock.now());
-    log_executed(first, &daemon.driver.processes.labels);
+    let core = make_core(NodeDriver::new(init, processes, store), clock.now());
+    let mut daemon = Daemon { cfg, clock, core };
+    let first = daemon.driver().flush(clock.now());
+    log_executed(first, &daemon.core.driver_ref().processes.labels);
 
-    let (jobs_tx, mut jobs) = mpsc::channel::<Job>(64);
+    let (jobs_tx, mut requests) = mpsc::channel::<Job>(64);
     let mut conns = tokio::task::JoinSet::new();
     let mut backstop = tokio::time::interval(REAP_BACKSTOP);
     backstop.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while !daemon.driver.init.has_exited() {
-        let deadline = daemon.driver.init.poll_timeout();
+    while !daemon.core.driver_ref().init.has_exited() {
+        let deadline = daemon.core.driver_ref().init.poll_timeout();
         let sleep = tokio::time::sleep_until(match deadline {
             Some(at) => clock.instant(at),
             None => tokio::time::Instant::now() + Duration::from_secs(3600),
         });
+        let lingering = daemon.driver().processes.lingering() > 0;
         tokio::select! {
             biased;
             _ = sigchld.recv() => daemon.reap(),
-            Some((request, reply)) = jobs.recv() => {
+            Some((request, reply)) = requests.recv() => {
                 let answer = daemon.handle_request(request);
                 let _ = reply.send(answer);
             }
+            job = next_job(&mut jobs) => match job {
+                Some(job) => daemon.run_job(job),
+                None => jobs = None,
+            },
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     conns.spawn(serve_connection(stream, jobs_tx.clone()));
                 }
                 Err(e) => warn!("accept on {}: {e}", socket.display()),
             },
-            _ = sigterm.recv() => {
+            _ = next_signal(&mut sigterm) => {
                 info!("SIGTERM: shutting down gracefully");
                 daemon.step(Input::Shutdown);
             }
-            _ = sigint.recv() => {
+            _ = next_signal(&mut sigint) => {
                 info!("SIGINT: shutting down gracefully");
                 daemon.step(Input::Shutdown);
             }
-            _ = sighup.recv() => {
+            _ = next_signal(&mut sighup) => {
                 info!("SIGHUP: re-reading cltab");
                 let _ = daemon.reload();
             }
             _ = sleep, if deadline.is_some() => { daemon.step(Input::Tick); }
             _ = backstop.tick() => daemon.reap(),
+            _ = tokio::time::sleep(LINGER_POLL), if lingering => daemon.reap(),
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
 
     // Let in-flight replies (the shutdown request's, say) reach their clients.
-    drop(jobs);
+    drop(requests);
     let drain = async { while conns.join_next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 
-    daemon.driver.processes.kill_all();
+    daemon.driver().processes.kill_all();
     for path in [&clstat, &socket] {
         if let Err(e) = std::fs::remove_file(path) {
             if e.kind() != io::ErrorKind::NotFound {
