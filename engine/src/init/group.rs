@@ -10,7 +10,7 @@ use super::{Action, Ctx, Notice, Timer};
 use crate::cltab::{Entry, Mode};
 use crate::process::{ExitStatus, ProcId, Signal};
 use crate::status::GroupState;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone)]
 pub struct Group {
@@ -72,24 +72,29 @@ impl Group {
             self.procs.clear();
             self.begin_level(ctx);
         } else {
+            // This group's current lines by tag: one pass over the table, not
+            // one per running entry.
+            let name = self.name.clone();
+            let current: HashMap<&str, &Entry> =
+                ctx.table.group_entries(&name).map(|e| (e.tag.as_str(), e)).collect();
             let tags: Vec<String> = self.procs.keys().cloned().collect();
             for tag in tags {
-                let keep = match (ctx.table.entry(&tag), self.procs.get(&tag)) {
-                    (Some(e), Some(p)) => {
-                        !p.is_stopping()
+                let line = current.get(tag.as_str()).copied();
+                let keep = match (line, self.procs.get_mut(&tag)) {
+                    (Some(e), Some(p))
+                        if !p.is_stopping()
                             && e.same_process(&p.entry)
                             && e.mode != Mode::Off
-                            && e.levels.contains(level)
+                            && e.levels.contains(level) =>
+                    {
+                        // Same process: pick up edits that do not restart it
+                        // (its levels, its line number).
+                        p.entry = e.clone();
+                        true
                     }
                     _ => false,
                 };
-                if keep {
-                    // Same process; pick up edits that do not restart it
-                    // (its levels, its line number).
-                    if let (Some(e), Some(p)) = (ctx.table.entry(&tag), self.procs.get_mut(&tag)) {
-                        p.entry = e.clone();
-                    }
-                } else {
+                if !keep {
                     self.stop_proc(ctx, &tag);
                 }
             }
