@@ -135,3 +135,14 @@ fn respawn_restarts_a_killed_server() {
     assert!(alive(second));
     d.wait_state("r", "1 DONE", T);
 }
+
+#[test]
+fn clstat_is_rewritten_as_a_heartbeat_even_when_nothing_changes() {
+    let d = Daemon::start("g:a:1:once:exec sleep 60\n", &["--heartbeat", "0.2"]);
+    d.tell("g", "1");
+    d.wait_state("g", "1 DONE", T);
+    let mtime = || std::fs::metadata(&d.clstat).and_then(|m| m.modified()).ok();
+    let first = mtime().expect("clstat exists");
+    wait_for(T, "a heartbeat rewrite", || (mtime() > Some(first)).then_some(()));
+    assert_eq!(d.state_of("g"), "1 DONE");
+}
