@@ -75,7 +75,7 @@ Set RUST_LOG (e.g. RUST_LOG=debug) to change the daemon's log level.";
 /// A non-negative, finite number of seconds.
 fn secs(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 && v < 1e9 => Ok(v),
+        Ok(v) if (0.0..1e9).contains(&v) => Ok(v),
         _ => Err(format!("{text:?} is not a number of seconds")),
     }
 }
