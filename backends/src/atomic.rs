@@ -7,9 +7,26 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// Replace `path` with `contents` atomically. With `mtime`, the new file
-/// gets that modification time (replication keeps the source's mtime).
+/// Replace `path` with `contents` atomically and durably (flushed to disk
+/// before and after the rename). With `mtime`, the new file gets that
+/// modification time (replication keeps the source's mtime).
 pub fn write_atomic(path: &Path, contents: &[u8], mtime: Option<SystemTime>) -> io::Result<()> {
+    replace(path, contents, mtime, true)
+}
+
+/// Replace `path` atomically but without waiting for the disk: for status
+/// files that are rewritten often and recreated at start-up, where readers
+/// need all-or-nothing content, not durability across a power cut.
+pub fn replace_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    replace(path, contents, None, false)
+}
+
+fn replace(
+    path: &Path,
+    contents: &[u8],
+    mtime: Option<SystemTime>,
+    durable: bool,
+) -> io::Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
@@ -17,9 +34,11 @@ pub fn write_atomic(path: &Path, contents: &[u8], mtime: Option<SystemTime>) -> 
         if let Some(t) = mtime {
             f.set_modified(t)?;
         }
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = path.parent().filter(|d| durable && !d.as_os_str().is_empty()) {
             // Make the rename itself durable; not all filesystems allow it.
             let _ = File::open(dir).and_then(|d| d.sync_all());
         }

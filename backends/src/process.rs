@@ -25,15 +25,26 @@
 //! entries) but its zombie is **held**, unreaped, while other members remain:
 //! the zombie keeps the process group id reserved, so stop signals can still
 //! reach the leftovers safely, and nothing the daemon started outlives a stop
-//! or a shutdown. [`Reaped::GroupGone`] follows when the last member is gone
-//! (found by scanning `/proc`, on each [`ProcessTable::reap`]).
+//! or a shutdown. [`Reaped::GroupGone`] follows when the last member is gone.
+//!
+//! Finding whether a group still has members: a table made with
+//! [`ProcessTable::with_subreaper`] (the daemon's) makes this process a child
+//! subreaper, so a dead leader's leftovers are re-parented to *us*; then only
+//! our own children need a look (`/proc/self/task/*/children`), which is cheap
+//! and independent of how busy the machine is, and the adopted orphans that
+//! die are reaped here too (only those from our commands' sessions, so other
+//! code's children are never stolen). A plain [`ProcessTable::new`] (tests,
+//! tools) scans all of `/proc` instead. The subreaper check sees members that
+//! are descendants of the command through members of its group, which is
+//! every ordinary case (a member whose parent left the group to start another
+//! one is missed until that parent exits).
 //!
 //! Nothing here uses `tokio::process`: its SIGCHLD reaper would race ours.
 //! The daemon calls [`ProcessTable::reap`] whenever SIGCHLD arrives (and on a
 //! periodic tick as a safety net). The process must not set SIGCHLD to
 //! `SIG_IGN`, or the kernel would reap children behind our back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -156,6 +167,8 @@ impl Reaped {
 #[derive(Debug, Default)]
 pub struct ProcessTable {
     live: BTreeMap<ProcId, Child>,
+    /// This process is a child subreaper (see the module doc).
+    subreaper: bool,
 }
 
 fn nix_signal(sig: Signal) -> NixSignal {
@@ -265,38 +278,54 @@ fn peek_exit(pid: u32) -> Result<Option<ExitStatus>, Errno> {
     }
 }
 
-/// Process groups among `pgids` that still have a live member other than
-/// their leader, from one scan of `/proc`. Zombies do not count: they are
-/// dead, and their parent (init, for orphans) reaps them.
+/// `(state, pgrp, session)` of a process, from `/proc/<pid>/stat`.
 #[cfg(target_os = "linux")]
-fn groups_with_members(pgids: &std::collections::BTreeSet<u32>) -> std::collections::BTreeSet<u32> {
-    let mut found = std::collections::BTreeSet::new();
-    if pgids.is_empty() {
-        return found;
+fn proc_stat(pid: u32) -> Option<(char, u32, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces or ')'):
+    // state ppid pgrp session ...
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    let session = fields.next()?.parse().ok()?;
+    Some((state, pgrp, session))
+}
+
+/// A dead process: a zombie (its parent reaps it) or one being torn down.
+fn is_dead(state: char) -> bool {
+    state == 'Z' || state == 'X'
+}
+
+/// Our own children, from every thread's `children` list (Linux with
+/// CONFIG_PROC_CHILDREN); `None` when the kernel does not offer it.
+#[cfg(target_os = "linux")]
+fn own_children() -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let list = std::fs::read_to_string(task.path().join("children")).ok()?;
+        out.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
     }
+    Some(out)
+}
+
+/// Process groups among `pgids` with a live member other than the leader,
+/// from one scan of all of `/proc`.
+#[cfg(target_os = "linux")]
+fn scan_all_groups(pgids: &BTreeSet<u32>) -> BTreeSet<u32> {
+    let mut found = BTreeSet::new();
     let Ok(dir) = std::fs::read_dir("/proc") else { return found };
     for entry in dir.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // Fields after the command name (which may contain spaces or ')'):
-        // state ppid pgrp ...
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().unwrap_or("Z");
-        let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok()).unwrap_or(0);
-        if pgids.contains(&pgrp) && pid != pgrp && state != "Z" && state != "X" {
-            found.insert(pgrp);
+        if let Some((state, pgrp, _)) = proc_stat(pid) {
+            if pgids.contains(&pgrp) && pid != pgrp && !is_dead(state) {
+                found.insert(pgrp);
+            }
         }
     }
     found
-}
-
-/// Without `/proc`, assume a group ends with its leader.
-#[cfg(not(target_os = "linux"))]
-fn groups_with_members(_: &std::collections::BTreeSet<u32>) -> std::collections::BTreeSet<u32> {
-    std::collections::BTreeSet::new()
 }
 
 /// `waitpid(pid, flags)` retried on EINTR. `Ok(None)`: still running.
@@ -314,6 +343,59 @@ fn wait_one(pid: u32, flags: Option<WaitPidFlag>) -> Result<Option<ExitStatus>, 
 impl ProcessTable {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A table for a daemon: makes this process a child subreaper, so the
+    /// leftovers of a command whose shell exited become our children (see
+    /// the module doc). Falls back to [`ProcessTable::new`]'s `/proc` scan
+    /// where the kernel does not support it.
+    pub fn with_subreaper() -> Self {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a plain integer.
+            let ok = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == 0;
+            let subreaper = ok && own_children().is_some();
+            if !subreaper {
+                tracing::warn!(
+                    "cannot become a child subreaper; scanning /proc for leftovers instead"
+                );
+            }
+            ProcessTable { live: BTreeMap::new(), subreaper }
+        }
+        #[cfg(not(target_os = "linux"))]
+        Self::default()
+    }
+
+    /// Groups among `pgids` that still have a live member besides the
+    /// leader. Also reaps adopted orphans that have died (subreaper mode).
+    #[cfg(target_os = "linux")]
+    fn groups_with_members(&self, pgids: &BTreeSet<u32>) -> BTreeSet<u32> {
+        if !self.subreaper {
+            return if pgids.is_empty() { BTreeSet::new() } else { scan_all_groups(pgids) };
+        }
+        let leaders: BTreeSet<u32> = self.live.values().map(|c| c.pid).collect();
+        let mut found = BTreeSet::new();
+        let Some(children) = own_children() else { return scan_all_groups(pgids) };
+        let own_session = nix::unistd::getsid(None).map(|s| s.as_raw() as u32).unwrap_or(0);
+        for pid in children.into_iter().filter(|p| !leaders.contains(p)) {
+            let Some((state, pgrp, session)) = proc_stat(pid) else { continue };
+            if session == own_session {
+                continue; // started by other code in this process: not ours to judge or reap
+            }
+            if is_dead(state) {
+                // An adopted orphan of one of our commands: reap it.
+                let _ = wait_one(pid, Some(WaitPidFlag::WNOHANG));
+            } else if pgids.contains(&pgrp) {
+                found.insert(pgrp);
+            }
+        }
+        found
+    }
+
+    /// Without `/proc`, assume a group ends with its leader.
+    #[cfg(not(target_os = "linux"))]
+    fn groups_with_members(&self, _: &BTreeSet<u32>) -> BTreeSet<u32> {
+        BTreeSet::new()
     }
 
     /// Start `/bin/sh -c COMMAND` in a new session (pgid == pid), with signal
@@ -401,11 +483,14 @@ impl ProcessTable {
         }
         let lingering_before: Vec<(ProcId, u32)> =
             self.live.iter().filter(|(_, c)| c.leader_exited).map(|(&id, c)| (id, c.pid)).collect();
-        if exited.is_empty() && lingering_before.is_empty() {
+        if exited.is_empty() && lingering_before.is_empty() && !self.subreaper {
             return Vec::new();
         }
-        let pgids = exited.iter().map(|e| e.1).chain(lingering_before.iter().map(|l| l.1)).collect();
-        let occupied = groups_with_members(&pgids);
+        // In subreaper mode this also reaps dead adopted orphans, which is
+        // why it runs on every call.
+        let pgids =
+            exited.iter().map(|e| e.1).chain(lingering_before.iter().map(|l| l.1)).collect();
+        let occupied = self.groups_with_members(&pgids);
         let mut out = Vec::new();
         for (id, pid, status) in exited {
             let lingering = occupied.contains(&pid);

@@ -3,7 +3,6 @@
 //! its own test binary (own process) and holds a single test function.
 
 use std::fs;
-use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -14,19 +13,6 @@ const DEADLINE: Duration = Duration::from_secs(10);
 
 fn spec(id: u64, command: &str) -> SpawnSpec {
     SpawnSpec { id: ProcId(id), command: command.into(), env: vec![], cwd: None }
-}
-
-fn read_when_written(path: &Path) -> String {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if let Ok(s) = fs::read_to_string(path) {
-            if s.ends_with('\n') {
-                return s;
-            }
-        }
-        assert!(Instant::now() < end, "{} never written", path.display());
-        sleep(Duration::from_millis(10));
-    }
 }
 
 fn wait_for(t: &mut ProcessTable, id: ProcId) -> ExitStatus {
@@ -100,11 +86,9 @@ impl Drop for HostileSignals {
 
 #[test]
 fn children_get_default_dispositions_and_an_empty_mask() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("status.out");
     let mut t = ProcessTable::new();
 
-    let (pid, status_text) = {
+    let pid = {
         let _hostile = HostileSignals::install();
         // Sanity: the test process really has them ignored/blocked now.
         let me = fs::read_to_string("/proc/thread-self/status").unwrap();
@@ -112,18 +96,20 @@ fn children_get_default_dispositions_and_an_empty_mask() {
         assert_ne!(mask(&me, "SigIgn:") & bit(libc::SIGRTMIN()), 0);
         assert_ne!(mask(&me, "SigBlk:") & bit(libc::SIGINT), 0);
 
-        // Reports its own masks (the shell's, via $$), then waits.
-        let pid = t
-            .spawn(&spec(
-                1,
-                // Written whole, then renamed: the test never reads half a file.
-                &format!(
-                    "cat /proc/$$/status > '{0}.tmp' && mv '{0}.tmp' '{0}'; exec sleep 1000",
-                    out.display()
-                ),
-            ))
-            .unwrap();
-        (pid, read_when_written(&out))
+        // `exec sleep` keeps the pid and inherits exactly the dispositions and
+        // mask the shell was started with. (Reading the shell's own status
+        // instead races with the shell blocking signals around its forks.)
+        t.spawn(&spec(1, "exec sleep 1000")).unwrap()
+    };
+    let path = format!("/proc/{pid}/status");
+    let end = Instant::now() + DEADLINE;
+    let status_text = loop {
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        if text.starts_with("Name:\tsleep") {
+            break text;
+        }
+        assert!(Instant::now() < end, "child never became `sleep`: {text}");
+        sleep(Duration::from_millis(5));
     };
 
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
