@@ -13,7 +13,7 @@
 //! channel, exactly as socket connections hand in requests. So reading other
 //! nodes' files, however slow, never delays reaping a child here.
 
-use crate::atomic::write_atomic;
+use crate::atomic::replace_atomic;
 use crate::process::{ProcessTable, Reaped, SpawnSpec};
 use crate::protocol::{self, Reply, Request};
 use clinit_engine::cltab::{Cltab, ParseErrors};
@@ -133,7 +133,7 @@ pub struct RealProcesses {
 
 impl RealProcesses {
     pub fn new(env: Vec<(String, String)>) -> Self {
-        RealProcesses { table: ProcessTable::new(), env, labels: HashMap::new() }
+        RealProcesses { table: ProcessTable::with_subreaper(), env, labels: HashMap::new() }
     }
 
     /// Reap every child that ended, as inputs for the machine.
@@ -214,7 +214,7 @@ pub struct FileStatus {
 
 impl StatusStore for FileStatus {
     fn write_status(&mut self, _seq: u64, status: &ClStat) -> Result<(), String> {
-        write_atomic(&self.path, status.render().as_bytes(), None)
+        replace_atomic(&self.path, status.render().as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
     }
 }

@@ -1,10 +1,18 @@
 //! All real I/O of clinit: the process supervisor (fork/exec in a new
-//! session, process-group signals, per-pid reaping) and the client/daemon
-//! wire format on the control socket. The engine crate stays pure; this
-//! crate turns its actions into system calls and the world's answers back
-//! into engine events.
+//! session, process-group signals, per-pid reaping), the client/daemon wire
+//! format on the control socket, the daemon loop, and the cluster layer's
+//! backends (membership, the shared store, fencing) with the `mosha` loop.
+//! The engine crate stays pure; this crate turns its actions into system
+//! calls and the world's answers back into engine events.
 
 pub mod atomic;
+pub mod cluster_status;
 pub mod daemon;
+pub mod fence;
+pub mod heartbeat;
+pub mod membership;
+pub mod mosha;
+pub mod openmosix;
 pub mod process;
 pub mod protocol;
+pub mod shared;

@@ -9,6 +9,7 @@
 //! simulator, and what makes a recorded trace replay bit for bit.
 
 pub mod cltab;
+pub mod cluster;
 pub mod driver;
 pub mod hactl;
 pub mod hastat;
@@ -17,5 +18,6 @@ pub mod monitor;
 pub mod process;
 pub mod status;
 pub mod time;
+pub mod trace;
 
 pub use time::Millis;

@@ -1,0 +1,353 @@
+//! `mosha status`: one table of the whole cluster, read straight from the
+//! shared files (like `crm_mon` run once). No daemon is asked: it works
+//! from any node, also when the local `mosha` is down.
+//!
+//! For each node: whether membership lists it, the age of its clstat (stale
+//! when older than the timeout), whether it could be read, and what its own
+//! last hastat said (quorum, whom it fenced). For each group: the level the
+//! local hactl wants, the nodes where it runs, and its state on every node.
+
+use crate::membership::Membership;
+use crate::shared::{read_clstat, HastatDoc, Replicated, SharedFile, SharedStore};
+use clinit_engine::hactl::Hactl;
+use clinit_engine::hastat::is_idle;
+use clinit_engine::monitor::NodeStatus;
+use clinit_engine::time::Millis;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
+
+/// One node's line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeReport {
+    pub node: u32,
+    /// Listed by membership; `None` when membership could not be read.
+    pub member: Option<bool>,
+    /// `ok`, `missing` or `unreadable`.
+    pub clstat: &'static str,
+    /// Age of the clstat, seconds.
+    pub age_secs: Option<f64>,
+    /// clstat older than the timeout.
+    pub stale: bool,
+    /// Why the clstat could not be read.
+    pub reason: Option<String>,
+    /// The node's own last hastat said it had quorum.
+    pub quorum: Option<bool>,
+    /// Nodes whose last hastat says they fenced this one.
+    pub fenced_by: Vec<u32>,
+}
+
+/// One group's line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupReport {
+    pub group: String,
+    /// Level wanted by the hactl (`None`: absent, i.e. stopped everywhere).
+    pub wanted: Option<String>,
+    /// Nodes where it runs: non-idle at a level other than plan/test/stop,
+    /// on a node that membership does not list as down (a dead node's last
+    /// clstat still shows what it ran; its column does).
+    pub running_on: Vec<u32>,
+    /// `level STATE` per node that has a line for it.
+    pub states: BTreeMap<u32, String>,
+}
+
+/// The whole picture.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterStatus {
+    pub shared: String,
+    pub timeout_secs: f64,
+    /// Whose hactl gave the wanted levels.
+    pub hactl_node: Option<u32>,
+    pub hactl_error: Option<String>,
+    pub membership_error: Option<String>,
+    pub nodes: Vec<NodeReport>,
+    pub groups: Vec<GroupReport>,
+}
+
+/// Read everything. `me`: the local node (its hactl is the one that
+/// counts); without it, the newest hactl that parses is shown.
+pub fn collect(
+    store: &dyn SharedStore,
+    membership: &dyn Membership,
+    timeout: Millis,
+    me: Option<u32>,
+    now: SystemTime,
+) -> ClusterStatus {
+    let (members, membership_error) = match membership.members() {
+        Ok(m) => (Some(m), None),
+        Err(e) => (None, Some(format!("{}: {e}", membership.describe()))),
+    };
+    let mut all: BTreeSet<u32> = store.nodes().unwrap_or_default().into_iter().collect();
+    all.extend(members.iter().flatten().copied());
+    all.extend(me);
+
+    let mut reports = Vec::new();
+    let mut states: BTreeMap<String, BTreeMap<u32, (String, bool)>> = BTreeMap::new();
+    let mut hastats = BTreeMap::new();
+    for &node in &all {
+        let status = read_clstat(store, node, now);
+        let mut report = NodeReport {
+            node,
+            member: members.as_ref().map(|m| m.contains(&node)),
+            clstat: "ok",
+            age_secs: None,
+            stale: false,
+            reason: None,
+            quorum: None,
+            fenced_by: Vec::new(),
+        };
+        match status {
+            NodeStatus::Read { clstat, age } => {
+                report.age_secs = Some(age.0 as f64 / 1000.0);
+                report.stale = age > timeout;
+                for (group, st) in clstat.groups {
+                    let line = format!("{} {}", st.level, st.state);
+                    let running = !is_idle(&st.level, &st.state)
+                        && !matches!(st.level.as_str(), "plan" | "test" | "stop")
+                        && report.member != Some(false);
+                    states.entry(group).or_default().insert(node, (line, running));
+                }
+            }
+            NodeStatus::Missing => report.clstat = "missing",
+            NodeStatus::Unreadable { reason } => {
+                report.clstat = "unreadable";
+                report.reason = Some(reason);
+            }
+        }
+        if let Ok(Some(snap)) = store.read(node, SharedFile::Hastat) {
+            if let Ok(doc) = serde_json::from_slice::<HastatDoc>(&snap.bytes) {
+                report.quorum = Some(doc.quorum);
+                hastats.insert(node, doc);
+            }
+        }
+        reports.push(report);
+    }
+    for report in &mut reports {
+        report.fenced_by = hastats
+            .iter()
+            .filter(|(_, doc)| doc.fenced.contains(&report.node))
+            .map(|(&n, _)| n)
+            .collect();
+    }
+
+    let (hactl, hactl_node, hactl_error) = pick_hactl(store, &all, me);
+    let mut names: BTreeSet<String> = states.keys().cloned().collect();
+    names.extend(hactl.iter().flat_map(|h| h.groups.keys().cloned()));
+    let groups = names
+        .into_iter()
+        .map(|group| {
+            let per_node = states.remove(&group).unwrap_or_default();
+            GroupReport {
+                wanted: hactl.as_ref().and_then(|h| h.get(&group)).map(|w| w.level.clone()),
+                running_on: per_node.iter().filter(|(_, (_, r))| *r).map(|(&n, _)| n).collect(),
+                states: per_node.into_iter().map(|(n, (line, _))| (n, line)).collect(),
+                group,
+            }
+        })
+        .collect();
+    ClusterStatus {
+        shared: store.base(),
+        timeout_secs: timeout.0 as f64 / 1000.0,
+        hactl_node,
+        hactl_error,
+        membership_error,
+        nodes: reports,
+        groups,
+    }
+}
+
+/// The local hactl, or (no local node) the newest one that parses.
+fn pick_hactl(
+    store: &dyn SharedStore,
+    nodes: &BTreeSet<u32>,
+    me: Option<u32>,
+) -> (Option<Hactl>, Option<u32>, Option<String>) {
+    let parse = |node: u32| -> Result<Option<(Hactl, SystemTime)>, String> {
+        let name = store.describe(node, SharedFile::Hactl);
+        match store.read(node, SharedFile::Hactl) {
+            Ok(None) => Ok(None),
+            Err(e) => Err(format!("{name}: {e}")),
+            Ok(Some(snap)) => {
+                let hactl =
+                    <Hactl as Replicated>::parse(&String::from_utf8_lossy(&snap.bytes), &name)?;
+                Ok(Some((hactl, snap.stamp.mtime)))
+            }
+        }
+    };
+    match me {
+        Some(me) => match parse(me) {
+            Ok(Some((h, _))) => (Some(h), Some(me), None),
+            Ok(None) => (None, Some(me), Some(format!("node {me} has no hactl"))),
+            Err(e) => (None, Some(me), Some(e)),
+        },
+        None => {
+            let newest = nodes
+                .iter()
+                .filter_map(|&n| parse(n).ok().flatten().map(|(h, t)| (t, n, h)))
+                .max_by_key(|(t, n, _)| (*t, std::cmp::Reverse(*n)));
+            match newest {
+                Some((_, n, h)) => (Some(h), Some(n), None),
+                None => (None, None, Some("no node has a hactl that parses".into())),
+            }
+        }
+    }
+}
+
+/// Left-aligned columns, two spaces apart.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if c + 1 < row.len() {
+                let pad = widths[c] - cell.chars().count() + 2;
+                line.push_str(&" ".repeat(pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn list(nodes: &[u32]) -> String {
+    nodes.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The human-readable form.
+pub fn render(st: &ClusterStatus) -> String {
+    let mut out = format!("cluster {} (timeout {}s)", st.shared, st.timeout_secs);
+    match st.hactl_node {
+        Some(n) => out.push_str(&format!(", wanted levels from node {n}'s hactl\n")),
+        None => out.push('\n'),
+    }
+    if let Some(e) = &st.membership_error {
+        out.push_str(&format!("membership unknown: {e}\n"));
+    }
+    if let Some(e) = &st.hactl_error {
+        out.push_str(&format!("hactl: {e}\n"));
+    }
+    out.push('\n');
+    let mut rows = vec![vec![
+        "NODE".into(),
+        "MEMBER".into(),
+        "CLSTAT".into(),
+        "QUORUM".into(),
+        "NOTES".into(),
+    ]];
+    for n in &st.nodes {
+        let member = match n.member {
+            Some(true) => "up",
+            Some(false) => "down",
+            None => "?",
+        };
+        let clstat = match (n.clstat, n.age_secs) {
+            ("ok", Some(age)) if n.stale => format!("STALE {age:.0}s old"),
+            ("ok", Some(age)) => format!("{age:.0}s old"),
+            (other, _) => other.to_string(),
+        };
+        let quorum = match n.quorum {
+            Some(true) => "yes",
+            Some(false) => "LOST",
+            None => "-",
+        };
+        let mut notes = Vec::new();
+        if !n.fenced_by.is_empty() {
+            notes.push(format!("FENCED by {}", list(&n.fenced_by)));
+        }
+        if let Some(r) = &n.reason {
+            notes.push(r.clone());
+        }
+        rows.push(vec![n.node.to_string(), member.into(), clstat, quorum.into(), notes.join("; ")]);
+    }
+    out.push_str(&table(&rows));
+    out.push('\n');
+    let mut header = vec!["GROUP".to_string(), "WANTED".into(), "RUNNING ON".into()];
+    header.extend(st.nodes.iter().map(|n| format!("NODE {}", n.node)));
+    let mut rows = vec![header];
+    for g in &st.groups {
+        let mut row = vec![
+            g.group.clone(),
+            g.wanted.clone().unwrap_or_else(|| "(absent)".into()),
+            match g.running_on.len() {
+                0 if g.wanted.as_deref().is_some_and(|w| w != "stop") => "NOWHERE".into(),
+                0 => "-".into(),
+                _ => list(&g.running_on),
+            },
+        ];
+        row.extend(
+            st.nodes.iter().map(|n| g.states.get(&n.node).cloned().unwrap_or_else(|| "-".into())),
+        );
+        rows.push(row);
+    }
+    out.push_str(&table(&rows));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_nodes_and_groups() {
+        let st = ClusterStatus {
+            shared: "/mfs".into(),
+            timeout_secs: 60.0,
+            hactl_node: Some(1),
+            hactl_error: None,
+            membership_error: None,
+            nodes: vec![
+                NodeReport {
+                    node: 1,
+                    member: Some(true),
+                    clstat: "ok",
+                    age_secs: Some(3.0),
+                    stale: false,
+                    reason: None,
+                    quorum: Some(true),
+                    fenced_by: vec![],
+                },
+                NodeReport {
+                    node: 2,
+                    member: Some(true),
+                    clstat: "ok",
+                    age_secs: Some(75.0),
+                    stale: true,
+                    reason: None,
+                    quorum: Some(true),
+                    fenced_by: vec![1],
+                },
+            ],
+            groups: vec![
+                GroupReport {
+                    group: "web".into(),
+                    wanted: Some("start".into()),
+                    running_on: vec![2],
+                    states: [(2, "start DONE".to_string())].into(),
+                },
+                GroupReport {
+                    group: "db".into(),
+                    wanted: Some("start".into()),
+                    running_on: vec![],
+                    states: [(1, "test FAILED".to_string())].into(),
+                },
+            ],
+        };
+        insta::assert_snapshot!(render(&st), @r"
+        cluster /mfs (timeout 60s), wanted levels from node 1's hactl
+
+        NODE  MEMBER  CLSTAT         QUORUM  NOTES
+        1     up      3s old         yes
+        2     up      STALE 75s old  yes     FENCED by 1
+
+        GROUP  WANTED  RUNNING ON  NODE 1       NODE 2
+        web    start   2           -            start DONE
+        db     start   NOWHERE     test FAILED  -
+        ");
+    }
+}
