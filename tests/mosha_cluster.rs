@@ -46,12 +46,20 @@ struct Cluster {
     moshas: BTreeMap<u32, Child>,
     /// Nodes whose mosha runs (shared with the sampler).
     live: Arc<Mutex<BTreeSet<u32>>>,
+    /// Extra arguments for every mosha started.
+    extra: Vec<String>,
 }
 
 impl Cluster {
     fn new(heartbeat: bool) -> Cluster {
         let dir = tempfile::Builder::new().prefix("mosha-").tempdir().expect("tempdir");
-        let c = Cluster { dir, heartbeat, moshas: BTreeMap::new(), live: Arc::default() };
+        let c = Cluster {
+            dir,
+            heartbeat,
+            moshas: BTreeMap::new(),
+            live: Arc::default(),
+            extra: Vec::new(),
+        };
         fs::create_dir_all(c.path("pids")).expect("mkdir pids");
         for k in NODES {
             for m in NODES {
@@ -98,6 +106,7 @@ impl Cluster {
             .arg((seed_base() + u64::from(node)).to_string())
             .arg("--mfsbase")
             .arg(self.mfs());
+        cmd.args(&self.extra);
         if self.heartbeat {
             cmd.args(["--membership", "heartbeat"]);
         } else {
@@ -560,4 +569,43 @@ fn heartbeat_membership_fails_over_after_the_timeout() {
         assert!(status.success(), "node {n} exited with {status}\n{}", c.report());
         assert!(!c.file(n, "heartbeat").exists(), "node {n} left its heartbeat");
     }
+}
+
+/// STOMITH end to end: a node whose mosha hangs (SIGSTOP: still a member,
+/// but its clstat ages past the timeout) is fenced by each of the others,
+/// once per stale episode rather than every cycle as in the original.
+#[test]
+fn a_hung_node_is_fenced_once_per_stale_episode() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let mut c = Cluster::new(false);
+    let fenced = c.path("fenced");
+    c.extra = vec![
+        "--stomith-grace".into(),
+        "1".into(),
+        "--stomith".into(),
+        format!("f() {{ echo \"fence $1 by $CLINIT_NODE\" >> '{}'; }}; f", fenced.display()),
+    ];
+    let old = SystemTime::now() - Duration::from_secs(60);
+    c.put(1, "cltab", &cltab(&c.path("pids"), ""), old);
+    c.put(1, "hactl", "g1 start\n", old);
+    for n in NODES {
+        c.start(n);
+    }
+    c.wait_for("placement", PHASE, || c.placement(&["g1"]));
+    let hung = 3;
+    let pid = Pid::from_raw(c.moshas[&hung].id() as i32);
+    kill(pid, Signal::SIGSTOP).expect("SIGSTOP node 3's mosha");
+    let fences = || fs::read_to_string(&fenced).unwrap_or_default();
+    c.wait_for("node 3 to be fenced", PHASE, || fences().contains("fence 3").then_some(()));
+    // Several more cycles of the others (steady state: about n seconds each).
+    std::thread::sleep(Duration::from_secs(8));
+    kill(pid, Signal::SIGCONT).expect("SIGCONT");
+    let lines: Vec<String> = fences().lines().map(String::from).collect();
+    assert!(lines.iter().all(|l| l.starts_with("fence 3 by")), "{lines:?}");
+    assert!(
+        (1..=2).contains(&lines.len()),
+        "once per observer per episode, got {lines:?}\n{}",
+        c.report()
+    );
 }

@@ -48,6 +48,10 @@ struct Args {
     /// (default: log only).
     #[arg(long, value_name = "CMD")]
     stomith: Option<String>,
+    /// Fence nobody during this long after start-up (the original's fixed
+    /// 120 s: a freshly started node must first see fresh status files).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = positive_secs)]
+    stomith_grace: f64,
     /// Longest a STOMITH command may run before it is killed.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = positive_secs)]
     stomith_timeout: f64,
@@ -170,6 +174,7 @@ fn daemon(args: &Args) -> ExitCode {
     let policy = match args.policy {
         PolicyName::Classic => PolicyConfig::Classic(ClassicParams {
             timeout: millis(args.timeout),
+            stomith_grace: millis(args.stomith_grace),
             ..Default::default()
         }),
     };
