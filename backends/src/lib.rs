@@ -16,3 +16,4 @@ pub mod openmosix;
 pub mod process;
 pub mod protocol;
 pub mod shared;
+pub mod cli;

@@ -155,32 +155,11 @@ pub enum LineError {
     BadDirective,
 }
 
-/// One error, located.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{file}:{line}: {kind}")]
-pub struct ParseError {
-    pub file: String,
-    pub line: usize,
-    pub kind: LineError,
-}
+/// One error of this format, located.
+pub type ParseError = crate::located::ParseError<LineError>;
 
 /// Every error found in one file, in line order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseErrors(pub Vec<ParseError>);
-
-impl std::error::Error for ParseErrors {}
-
-impl fmt::Display for ParseErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
+pub type ParseErrors = crate::located::ParseErrors<LineError>;
 
 impl Cltab {
     /// Parse `text`; `file` names it in error messages.
@@ -229,7 +208,7 @@ impl Cltab {
         if errors.is_empty() {
             Ok(tab)
         } else {
-            Err(ParseErrors(errors))
+            Err(crate::located::ParseErrors(errors))
         }
     }
 

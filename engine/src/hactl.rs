@@ -30,7 +30,6 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 use thiserror::Error;
 
 /// What the operator wants for one group.
@@ -61,32 +60,11 @@ pub enum LineError {
     ExtraField(String),
 }
 
-/// One error, located.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{file}:{line}: {kind}")]
-pub struct ParseError {
-    pub file: String,
-    pub line: usize,
-    pub kind: LineError,
-}
+/// One error of this format, located.
+pub type ParseError = crate::located::ParseError<LineError>;
 
 /// Every error found in one file, in line order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseErrors(pub Vec<ParseError>);
-
-impl std::error::Error for ParseErrors {}
-
-impl fmt::Display for ParseErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
+pub type ParseErrors = crate::located::ParseErrors<LineError>;
 
 impl Hactl {
     /// Parse `text`; `file` names it in error messages.
@@ -109,7 +87,7 @@ impl Hactl {
         if errors.is_empty() {
             Ok(hactl)
         } else {
-            Err(ParseErrors(errors))
+            Err(crate::located::ParseErrors(errors))
         }
     }
 

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod driver;
 pub mod hactl;
 pub mod hastat;
+pub mod located;
 pub mod init;
 pub mod monitor;
 pub mod process;

@@ -2,11 +2,11 @@
 //! compatible command line).
 
 use clap::Parser;
+use clinit_backends::cli;
 use clinit_backends::daemon::{self, DaemonConfig, DEFAULT_CLSTAT, DEFAULT_CLTAB, DEFAULT_SOCKET};
 use clinit_backends::protocol::{self, Reply, Request};
 use clinit_engine::cltab::Cltab;
 use clinit_engine::status::ClStat;
-use clinit_engine::time::Millis;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -46,14 +46,14 @@ struct Args {
     #[arg(short = 's', value_name = "SOCKET", default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
     /// Daemon: seconds from a stop's SIGINT to SIGTERM.
-    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = secs)]
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = cli::secs)]
     term_after: f64,
     /// Daemon: seconds from a stop's SIGINT to SIGKILL.
-    #[arg(long, value_name = "SECS", default_value_t = 15.0, value_parser = secs)]
+    #[arg(long, value_name = "SECS", default_value_t = 15.0, value_parser = cli::secs)]
     kill_after: f64,
     /// Daemon: rewrite clstat at least this often (a heartbeat for readers
     /// that judge liveness by the file's age).
-    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = secs)]
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = cli::secs)]
     heartbeat: f64,
     /// Demo: start a daemon on a bundled example cltab in a temporary
     /// directory, switch groups through levels, print the status, shut down.
@@ -72,21 +72,9 @@ Replies to a tell: 'level transition started', 'no such group: G', or the cltab
 error (PATH:LINE: reason). The exit status is 1 when the daemon refused.
 Set RUST_LOG (e.g. RUST_LOG=debug) to change the daemon's log level.";
 
-/// A non-negative, finite number of seconds.
-fn secs(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(v) if (0.0..1e9).contains(&v) => Ok(v),
-        _ => Err(format!("{text:?} is not a number of seconds")),
-    }
-}
-
-fn millis(secs: f64) -> Millis {
-    Millis((secs * 1000.0).round() as u64)
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging();
+    cli::init_logging();
     if args.demo {
         return demo::run();
     }
@@ -96,23 +84,12 @@ fn main() -> ExitCode {
     run_client(&args)
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn run_daemon(args: &Args) -> ExitCode {
     let mut cfg = DaemonConfig::new(args.cltab.clone(), args.socket.clone());
     cfg.clstat = PathBuf::from(DEFAULT_CLSTAT);
-    cfg.init.escalation.term_after = millis(args.term_after);
-    cfg.init.escalation.kill_after = millis(args.kill_after.max(args.term_after));
-    cfg.init.heartbeat = Some(millis(args.heartbeat.max(0.001)));
+    cfg.init.escalation.term_after = cli::millis(args.term_after);
+    cfg.init.escalation.kill_after = cli::millis(args.kill_after.max(args.term_after));
+    cfg.init.heartbeat = Some(cli::millis(args.heartbeat.max(0.001)));
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -4,6 +4,7 @@
 //! `clinit_backends::mosha` and `clinit_backends::cluster_status`.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use clinit_backends::cli;
 use clinit_backends::cluster_status;
 use clinit_backends::heartbeat::HeartbeatMembership;
 use clinit_backends::membership::Membership;
@@ -11,7 +12,6 @@ use clinit_backends::mosha::{self, MembershipKind, MoshaConfig};
 use clinit_backends::openmosix::{self, HpcMembership};
 use clinit_backends::shared::{FsStore, NodePaths, SharedStore};
 use clinit_engine::monitor::{ClassicParams, PolicyConfig};
-use clinit_engine::time::Millis;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -42,7 +42,7 @@ struct Args {
     varpath: PathBuf,
     /// A node whose clstat is older than this is stale (STOMITH). clstat is
     /// rewritten every third of it.
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 60.0, value_parser = positive_secs)]
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 60.0, value_parser = cli::positive_secs)]
     timeout: f64,
     /// Run `CMD <node>` against a stale node, once per stale episode
     /// (default: log only).
@@ -50,10 +50,10 @@ struct Args {
     stomith: Option<String>,
     /// Fence nobody during this long after start-up (the original's fixed
     /// 120 s: a freshly started node must first see fresh status files).
-    #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = positive_secs)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = cli::positive_secs)]
     stomith_grace: f64,
     /// Longest a STOMITH command may run before it is killed.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = positive_secs)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = cli::positive_secs)]
     stomith_timeout: f64,
     /// Decision policy.
     #[arg(long, value_enum, default_value = "classic")]
@@ -70,7 +70,7 @@ struct Args {
     whois: String,
     /// On SIGTERM/SIGINT, wait this long for the groups to stop before
     /// halting them anyway.
-    #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = positive_secs)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = cli::positive_secs)]
     shutdown_wait: f64,
     #[command(subcommand)]
     command: Option<Command>,
@@ -110,35 +110,13 @@ Files in <mfsbase>/<node>/<varpath>/:
   heartbeat  with --membership heartbeat
 Set RUST_LOG (e.g. RUST_LOG=debug) to change the log level.";
 
-fn positive_secs(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => Ok(v),
-        _ => Err(format!("{text:?} is not a positive number of seconds")),
-    }
-}
-
-fn millis(secs: f64) -> Millis {
-    Millis((secs * 1000.0).round() as u64)
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging();
+    cli::init_logging();
     match &args.command {
         Some(Command::Status { json }) => status(&args, *json),
         None => daemon(&args),
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn whois(args: &Args) -> Result<u32, String> {
@@ -173,8 +151,8 @@ fn daemon(args: &Args) -> ExitCode {
     };
     let policy = match args.policy {
         PolicyName::Classic => PolicyConfig::Classic(ClassicParams {
-            timeout: millis(args.timeout),
-            stomith_grace: millis(args.stomith_grace),
+            timeout: cli::millis(args.timeout),
+            stomith_grace: cli::millis(args.stomith_grace),
             ..Default::default()
         }),
     };
@@ -200,7 +178,7 @@ fn daemon(args: &Args) -> ExitCode {
 }
 
 fn status(args: &Args, json: bool) -> ExitCode {
-    let timeout = millis(args.timeout);
+    let timeout = cli::millis(args.timeout);
     let store: Arc<dyn SharedStore> =
         Arc::new(FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath)));
     let membership: Box<dyn Membership> = match args.membership {
