@@ -16,6 +16,30 @@ pub fn init_logging() {
         .init();
 }
 
+/// Run a daemon's main future on a single-threaded runtime (one task owns
+/// the machine; nothing needs more). Errors are printed as `PROG: error`
+/// and turn into a failing exit status.
+pub fn run_daemon<E: std::fmt::Display>(
+    prog: &str,
+    main: impl std::future::Future<Output = Result<(), E>>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{prog}: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(main) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{prog}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// A number of seconds, zero allowed (clap value parser).
 pub fn secs(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {

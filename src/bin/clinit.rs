@@ -90,21 +90,7 @@ fn run_daemon(args: &Args) -> ExitCode {
     cfg.init.escalation.term_after = cli::millis(args.term_after);
     cfg.init.escalation.kill_after = cli::millis(args.kill_after.max(args.term_after));
     cfg.init.heartbeat = Some(cli::millis(args.heartbeat.max(0.001)));
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("clinit: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(daemon::run(cfg)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{e}");
-            eprintln!("clinit: daemon not started");
-            ExitCode::FAILURE
-        }
-    }
+    cli::run_daemon("clinit", daemon::run(cfg))
 }
 
 /// The socket and status paths a client should use: the cltab's directives

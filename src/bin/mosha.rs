@@ -161,20 +161,7 @@ fn daemon(args: &Args) -> ExitCode {
     cfg.stomith = args.stomith.clone();
     cfg.fence_limit = Duration::from_secs_f64(args.stomith_timeout);
     cfg.shutdown_wait = Duration::from_secs_f64(args.shutdown_wait);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mosha: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(mosha::run(cfg)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mosha: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::run_daemon("mosha", mosha::run(cfg))
 }
 
 fn status(args: &Args, json: bool) -> ExitCode {
