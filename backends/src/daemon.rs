@@ -17,7 +17,6 @@ use crate::atomic::replace_atomic;
 use crate::process::{ProcessTable, Reaped, SpawnSpec};
 use crate::protocol::{self, Reply, Request};
 use clinit_engine::cltab::{Cltab, ParseErrors};
-use clinit_engine::cluster::ClusterNode;
 use clinit_engine::driver::{Executed, NodeDriver, Processes, StatusStore};
 use clinit_engine::init::{Action, Init, InitConfig, Input, Notice, Reply as InitReply};
 use clinit_engine::process::{ProcId, Signal};
@@ -263,6 +262,11 @@ pub type RealDriver = NodeDriver<RealProcesses, FileStatus>;
 pub trait Core: Send + 'static {
     fn driver(&mut self) -> &mut RealDriver;
     fn driver_ref(&self) -> &RealDriver;
+    /// Every input the loop itself feeds the init machine, just before it
+    /// does (a recording core writes it to its trace).
+    fn on_input(&mut self, _now: Millis, _input: &Input) {}
+    /// What a step or a job did (a recording core notes failed spawns).
+    fn on_executed(&mut self, _log: &[Executed]) {}
 }
 
 impl Core for RealDriver {
@@ -271,15 +275,6 @@ impl Core for RealDriver {
     }
     fn driver_ref(&self) -> &RealDriver {
         self
-    }
-}
-
-impl Core for ClusterNode<RealProcesses, FileStatus> {
-    fn driver(&mut self) -> &mut RealDriver {
-        &mut self.driver
-    }
-    fn driver_ref(&self) -> &RealDriver {
-        &self.driver
     }
 }
 
@@ -390,7 +385,9 @@ impl<C: Core> Daemon<C> {
 
     fn step(&mut self, input: Input) -> InitReply {
         let now = self.clock.now();
+        self.core.on_input(now, &input);
         let (reply, log) = self.driver().step(now, input);
+        self.core.on_executed(&log);
         log_executed(log, &self.core.driver_ref().processes.labels);
         reply
     }
@@ -403,6 +400,7 @@ impl<C: Core> Daemon<C> {
 
     fn run_job(&mut self, job: CoreJob<C>) {
         let log = job(&mut self.core, self.clock.now());
+        self.core.on_executed(&log);
         log_executed(log, &self.core.driver_ref().processes.labels);
     }
 
@@ -545,12 +543,15 @@ pub async fn run_embedded<C: Core>(
     );
 
     let clock = Clock(Instant::now());
-    let init = Init::new(cfg.init.clone(), table, clock.now());
+    // One instant for the machines' birth, so a recorded start replays exactly.
+    let start = clock.now();
+    let init = Init::new(cfg.init.clone(), table, start);
     let processes = RealProcesses::new(cfg.env.clone());
     let store = FileStatus { path: clstat.clone() };
-    let core = make_core(NodeDriver::new(init, processes, store), clock.now());
+    let core = make_core(NodeDriver::new(init, processes, store), start);
     let mut daemon = Daemon { cfg, clock, core };
-    let first = daemon.driver().flush(clock.now());
+    let first = daemon.driver().flush(start);
+    daemon.core.on_executed(&first);
     log_executed(first, &daemon.core.driver_ref().processes.labels);
 
     let (jobs_tx, mut requests) = mpsc::channel::<Job>(64);

@@ -17,3 +17,4 @@ pub mod process;
 pub mod protocol;
 pub mod shared;
 pub mod cli;
+pub mod trace_writer;

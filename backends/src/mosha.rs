@@ -20,7 +20,8 @@
 //!   shut the init machine down; SIGHUP runs a cycle at once.
 
 use crate::daemon::{
-    self, CoreJob, DaemonConfig, DaemonError, Embedding, FileStatus, RealProcesses,
+    self, Core, CoreJob, DaemonConfig, DaemonError, Embedding, FileStatus, RealDriver,
+    RealProcesses,
 };
 use crate::fence::{CommandFence, Fence, FenceOutcome, LogFence};
 use crate::heartbeat::{self, HeartbeatMembership};
@@ -30,13 +31,16 @@ use crate::shared::{
     install, read_clstat, read_copy, write_hastat, CopyInfo, CopyRead, FsStore, NodePaths, Replica,
     Replicated, Settled, SharedFile, SharedStore,
 };
+use crate::trace_writer::TraceWriter;
 use clinit_engine::cltab::Cltab;
 use clinit_engine::cluster::{self, ClusterNode, Event, External, Published};
+use clinit_engine::driver::Executed;
 use clinit_engine::hactl::Hactl;
 use clinit_engine::init::{InitConfig, Input, Reply};
 use clinit_engine::monitor::{Monitor, NodeStatus, Notice, Observation, Policy, PolicyConfig};
 use clinit_engine::status::GroupStatus;
 use clinit_engine::time::Millis;
+use clinit_engine::trace::{Header, Record};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::PathBuf;
@@ -49,8 +53,60 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-/// The core `mosha` runs in the daemon loop.
-pub type Node = ClusterNode<RealProcesses, FileStatus>;
+/// The core `mosha` runs in the daemon loop: the cluster node, and the
+/// trace of its inputs when `--record` asks for one.
+pub struct Node {
+    pub cluster: ClusterNode<RealProcesses, FileStatus>,
+    recorder: Option<TraceWriter>,
+}
+
+impl Node {
+    fn record(&mut self, record: impl FnOnce() -> Record) {
+        if let Some(r) = self.recorder.as_mut() {
+            r.write(&record());
+        }
+    }
+
+    /// Feed the init machine an input from a job (recorded like the loop's own).
+    fn step_init(&mut self, now: Millis, input: Input) -> Vec<Executed> {
+        self.on_input(now, &input);
+        self.cluster.driver.step(now, input).1
+    }
+}
+
+impl std::ops::Deref for Node {
+    type Target = ClusterNode<RealProcesses, FileStatus>;
+    fn deref(&self) -> &Self::Target {
+        &self.cluster
+    }
+}
+
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.cluster
+    }
+}
+
+impl Core for Node {
+    fn driver(&mut self) -> &mut RealDriver {
+        &mut self.cluster.driver
+    }
+    fn driver_ref(&self) -> &RealDriver {
+        &self.cluster.driver
+    }
+    fn on_input(&mut self, at: Millis, input: &Input) {
+        let node = self.cluster.me();
+        self.record(|| Record::Init { node, at, input: input.clone() });
+    }
+    fn on_executed(&mut self, log: &[Executed]) {
+        let node = self.cluster.me();
+        for e in log {
+            if let Executed::SpawnFailed { id, reason, .. } = e {
+                self.record(|| Record::SpawnFailed { node, id: *id, reason: reason.clone() });
+            }
+        }
+    }
+}
 
 /// Shortest pause between two monitor cycles. The classic policy truncates
 /// its cycle time to whole seconds and could ask for 0 (spec W16); a loop
@@ -87,9 +143,24 @@ pub struct MoshaConfig {
     pub read_timeout: Duration,
     /// Init machine tunables (the heartbeat is adjusted to the timeout).
     pub init: InitConfig,
+    /// Record every input of this node's machines to this trace file.
+    pub record: Option<PathBuf>,
 }
 
 impl MoshaConfig {
+    /// The options a trace header records (what a replay needs to know
+    /// about where the trace came from).
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "node": self.me,
+            "membership": format!("{:?}", self.membership),
+            "policy": self.policy,
+            "seed": self.seed,
+            "init": self.init,
+            "stomith": self.stomith,
+        })
+    }
+
     /// A configuration with the original's defaults for what is not given.
     pub fn new(
         me: u32,
@@ -109,6 +180,7 @@ impl MoshaConfig {
             shutdown_wait: Duration::from_secs(120),
             read_timeout: default_read_timeout(timeout),
             init: InitConfig::default(),
+            record: None,
         }
     }
 
@@ -138,6 +210,12 @@ pub enum MoshaError {
     },
     #[error("cannot install signal handler: {0}")]
     Signal(#[source] io::Error),
+    #[error("cannot create the trace file {path}: {source}")]
+    Record {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// The node's cltab at start: a missing one is empty; a malformed one is
@@ -207,9 +285,30 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
 
     let (jobs, rx) = mpsc::channel::<CoreJob<Node>>(16);
     let (policy, seed) = (cfg.policy.clone(), cfg.seed);
+    let recorder = match &cfg.record {
+        Some(path) => {
+            let header = Header::new("mosha", env!("CARGO_PKG_VERSION"), None, cfg.describe());
+            let writer = TraceWriter::create(path, &header)
+                .map_err(|source| MoshaError::Record { path: path.clone(), source })?;
+            info!("recording this node's inputs to {}", path.display());
+            Some(writer)
+        }
+        None => None,
+    };
+    let (init_cfg, start_table) = (dcfg.init.clone(), table.clone());
     let embedding = Embedding {
         make_core: Box::new(move |driver, now| {
-            ClusterNode::new(me, driver, Monitor::new(policy, seed, now))
+            let monitor = Monitor::new(policy.clone(), seed, now);
+            let mut node = Node { cluster: ClusterNode::new(me, driver, monitor), recorder };
+            node.record(|| Record::Start {
+                node: me,
+                at: now,
+                policy,
+                init: init_cfg,
+                monitor_seed: seed,
+                cltab: start_table,
+            });
+            node
         }),
         jobs: Some(rx),
         handle_signals: false,
@@ -250,7 +349,7 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
                 Err(e) => error!("the cluster task failed: {e}; halting the node"),
             }
             let halt: CoreJob<Node> =
-                Box::new(|node: &mut Node, now| node.driver.step(now, Input::Shutdown).1);
+                Box::new(|node: &mut Node, now| node.step_init(now, Input::Shutdown));
             let _ = jobs.send(halt).await;
             daemon.await
         }
@@ -583,13 +682,14 @@ impl Cluster {
         let outcome = on_node(&self.jobs, move |node: &mut Node, now| {
             let mut executed = Vec::new();
             let mut events = Vec::new();
+            let obs = Observation { now, me, members, nodes, hactl: observation_hactl };
+            node.record(|| Record::Cycle { node: me, adopt: new_cltab.clone(), obs: obs.clone() });
             if let Some(table) = new_cltab {
                 if let Some((event, log)) = node.adopt_cltab(now, table) {
                     events.push(event);
                     executed.extend(log);
                 }
             }
-            let obs = Observation { now, me, members, nodes, hactl: observation_hactl };
             let report = node.cycle(&obs);
             executed.extend(report.executed);
             events.extend(report.events);
@@ -702,6 +802,8 @@ impl Cluster {
         let mut next_report = Instant::now();
         loop {
             let answer = on_node(&self.jobs, |node: &mut Node, now| {
+                let me = node.me();
+                node.record(|| Record::StopAll { node: me, at: now });
                 let (told, executed) = node.stop_all(now);
                 ((told, node.busy_groups()), executed)
             })
@@ -732,10 +834,9 @@ impl Cluster {
                 _ = signals.int.recv() => { warn!("SIGINT again: halting now"); break; }
             }
         }
-        let _ = on_node(&self.jobs, |node: &mut Node, now| {
-            ((), node.driver.step(now, Input::Shutdown).1)
-        })
-        .await;
+        let _ =
+            on_node(&self.jobs, |node: &mut Node, now| ((), node.step_init(now, Input::Shutdown)))
+                .await;
     }
 }
 

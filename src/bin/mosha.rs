@@ -68,6 +68,10 @@ struct Args {
     /// Command whose output holds this node's number (first run of digits).
     #[arg(long, global = true, value_name = "CMD", default_value = "mosctl whois")]
     whois: String,
+    /// Record every input of this node's machines to FILE (a trace that
+    /// `clinit-sim replay FILE` re-runs decision for decision).
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
     /// On SIGTERM/SIGINT, wait this long for the groups to stop before
     /// halting them anyway.
     #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = cli::positive_secs)]
@@ -161,6 +165,7 @@ fn daemon(args: &Args) -> ExitCode {
     cfg.stomith = args.stomith.clone();
     cfg.fence_limit = Duration::from_secs_f64(args.stomith_timeout);
     cfg.shutdown_wait = Duration::from_secs_f64(args.shutdown_wait);
+    cfg.record = args.record.clone();
     cli::run_daemon("mosha", mosha::run(cfg))
 }
 
