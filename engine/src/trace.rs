@@ -22,11 +22,14 @@
 //! [`Record::SpawnFailed`] (a replay backend then fails the same spawn).
 
 use crate::cltab::Cltab;
-use crate::init::{InitConfig, Input};
+use crate::cluster::{CycleReport, Event};
+use crate::driver::Executed;
+use crate::init::{InitConfig, Input, Reply};
 use crate::monitor::{Observation, PolicyConfig};
 use crate::process::ProcId;
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
 
 /// The `format` value of a [`Header`] this version writes and reads.
 pub const FORMAT: &str = "clinit-trace/1";
@@ -59,9 +62,11 @@ impl<C> Header<C> {
     }
 }
 
-/// One input to one node, in application order.
+/// One input to one node, in application order. Externally tagged
+/// (`{"cycle":{...}}`): serde cannot read the integer keys of
+/// [`Observation::nodes`] back through an internally tagged enum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "r", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Record {
     /// The node's machines were (re)created: a fresh init machine with
     /// `cltab` (its queued first actions are flushed at once) and a fresh
@@ -124,6 +129,60 @@ impl Record {
             | Record::Crash { at, .. } => Some(*at),
             Record::Cycle { obs, .. } => Some(obs.now),
             Record::SpawnFailed { .. } | Record::End { .. } => None,
+        }
+    }
+}
+
+/// What applying one record produced, borrowed (see [`decision_text`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'a> {
+    /// A [`Record::Start`]: what flushing the new init machine did.
+    Started(&'a [Executed]),
+    /// A [`Record::Cycle`]: the cltab adoption (if any) and the cycle.
+    Cycle { adopted: Option<(&'a Event, &'a [Executed])>, report: &'a CycleReport },
+    /// A [`Record::Init`].
+    Init { reply: &'a Reply, executed: &'a [Executed] },
+    /// A [`Record::StopAll`].
+    StopAll { told: &'a [String], executed: &'a [Executed] },
+}
+
+/// The canonical text of the decisions in one outcome, replacing `buf`:
+/// the machines' actions, events, externals, replies and wake-up times,
+/// but not the backends' answers (pids, whether a signal found its
+/// target), which a replay cannot know and which do not change the
+/// machines. A writer hashes these texts, one line each, in record order
+/// (SHA-256, hex) for [`Record::End`]; a replay does the same and compares.
+pub fn decision_text(out: Outcome<'_>, buf: &mut String) {
+    buf.clear();
+    let actions = |buf: &mut String, ex: &[Executed]| {
+        for e in ex {
+            if let Executed::Action(a) = e {
+                let _ = write!(buf, "{a:?};");
+            }
+        }
+    };
+    match out {
+        Outcome::Started(ex) => {
+            buf.push_str("start:");
+            actions(buf, ex);
+        }
+        Outcome::Cycle { adopted, report } => {
+            buf.push_str("cycle:");
+            if let Some((event, ex)) = adopted {
+                let _ = write!(buf, "{event:?};");
+                actions(buf, ex);
+            }
+            let _ =
+                write!(buf, "{:?}|{:?}|{}|", report.events, report.external, report.next_wakeup.0);
+            actions(buf, &report.executed);
+        }
+        Outcome::Init { reply, executed } => {
+            let _ = write!(buf, "init:{reply:?}|");
+            actions(buf, executed);
+        }
+        Outcome::StopAll { told, executed } => {
+            let _ = write!(buf, "stopall:{told:?}|");
+            actions(buf, executed);
         }
     }
 }

@@ -1,1 +1,40 @@
-//! Seeded discrete-event simulator (see issue "Simulator"); nothing here yet.
+//! # clinit-sim
+//!
+//! A seeded discrete-event simulator for clinit's cluster layer. It runs N
+//! production [`clinit_engine::cluster::ClusterNode`]s (init machine + HA
+//! monitor, the same code `mosha` runs) on a virtual clock, through
+//! simulated backends, in a world of shared-filesystem delays, membership
+//! views, crashes, partitions, skewed clocks and slow nodes. Every random
+//! choice comes from one seed, so a run is a pure function of (seed,
+//! scenario): any failure it finds can be replayed, traced and shrunk.
+//!
+//! One job per module: [`world`] runs the event loop; [`command`] and
+//! [`processes`] model children, [`fs`] the shared filesystem,
+//! [`membership`] the per-node membership views; [`faults`] draws fault
+//! schedules; [`invariants`] checks the named properties and [`metrics`]
+//! measures; [`report`] summarises; [`host`] and [`trace`] record inputs
+//! and [`replay`] replays them; [`sweep`] and [`shrink`] run many seeds.
+
+pub mod command;
+pub mod config;
+pub mod faults;
+pub mod fs;
+pub mod host;
+pub mod invariants;
+pub mod membership;
+pub mod metrics;
+pub mod processes;
+pub mod queue;
+pub mod replay;
+pub mod report;
+pub mod seeds;
+pub mod shrink;
+pub mod study;
+pub mod sweep;
+pub mod trace;
+pub mod units;
+pub mod workload;
+pub mod world;
+
+pub use config::{SimConfig, WorldParams};
+pub use world::{run, RunOptions, RunResult};

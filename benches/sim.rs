@@ -1,0 +1,78 @@
+//! Simulator throughput (criterion). Throughput is reported in simulated
+//! node-hours ("elements") per second of wall time.
+//!
+//! * `steady/100x50`: a 100-node, 50-group classic cluster, warmed up for a
+//!   simulated hour (untimed: placement is over, cycle times have settled
+//!   at n), then one more simulated hour timed. The target is
+//!   ≥ 1,000 node-hours per wall-second on one core.
+//! * `steady/100x50-traced`: the same with the trace hashed (what `run`
+//!   does by default, for `trace_sha256`).
+//! * `sweep-unit/10x5-random`: one whole run of the sweep target (10
+//!   nodes, 1 simulated hour, random faults); 10,000 of them on 2 cores
+//!   must take under 10 minutes, i.e. under 120 ms each.
+//!
+//! `cargo bench --bench sim`; numbers and their reading: sim/README.md.
+
+use clinit_engine::time::Millis;
+use clinit_sim::faults::FaultChoice;
+use clinit_sim::trace::TraceMode;
+use clinit_sim::world::World;
+use clinit_sim::{run, RunOptions, SimConfig};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::time::{Duration, Instant};
+
+const HOUR: Millis = Millis(3_600_000);
+
+fn steady_world(trace: TraceMode) -> World {
+    let cfg =
+        SimConfig { nodes: 100, groups: 50, duration: Millis(3 * HOUR.0), ..SimConfig::default() };
+    let opts = RunOptions { trace, trace_out: None, event_log: false };
+    let mut world = World::new(&cfg, 1, opts).expect("valid scenario");
+    world.run_until(HOUR);
+    world
+}
+
+fn steady(c: &mut Criterion) {
+    let mut g = c.benchmark_group("steady");
+    g.sample_size(10).measurement_time(Duration::from_secs(30));
+    g.throughput(Throughput::Elements(100));
+    for (name, mode) in [("100x50", TraceMode::Off), ("100x50-traced", TraceMode::Hash)] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut world = steady_world(mode);
+                    let t = Instant::now();
+                    world.run_until(Millis(2 * HOUR.0));
+                    timed += t.elapsed();
+                }
+                timed
+            })
+        });
+    }
+    g.finish();
+}
+
+fn sweep_unit(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sweep-unit");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(10));
+    let cfg = SimConfig {
+        nodes: 10,
+        groups: 5,
+        duration: HOUR,
+        faults: FaultChoice::parse("random").expect("parses"),
+        ..SimConfig::default()
+    };
+    let mut seed = 0;
+    g.bench_function("10x5-random", |b| {
+        b.iter(|| {
+            seed += 1;
+            run(&cfg, seed, RunOptions::fast()).expect("valid scenario").events
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, steady, sweep_unit);
+criterion_main!(benches);

@@ -1,0 +1,312 @@
+//! A scenario: cluster size, workload, policy, world physics and faults.
+//!
+//! It is plain serde data because it is written into every trace header:
+//! a trace plus its header is enough to re-run the world that produced it.
+//! Parameters can be overridden by name (`--param timeout=30s`), which is
+//! how sweeps and what-if replays vary one thing at a time.
+
+use crate::faults::{FaultChoice, Schedule};
+use crate::units::{parse_duration, DurationError};
+use clinit_engine::monitor::{AnyPolicy, Policy, PolicyConfig};
+use clinit_engine::time::Millis;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; world: fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, fail_fraction, nodes, groups, duration)")]
+    UnknownParam(String),
+    #[error("parameter {key}: bad value {value:?}: {why}")]
+    BadValue { key: String, value: String, why: String },
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    #[error("bad policy {text:?}: {why} (give `classic` or JSON like {{\"policy\":\"classic\",\"timeout\":30000}})")]
+    Policy { text: String, why: String },
+    #[error("bad cltab:\n{0}")]
+    Cltab(String),
+    #[error("bad hactl:\n{0}")]
+    Hactl(String),
+    #[error("cltab line for {tag:?}: {source}")]
+    Command {
+        tag: String,
+        #[source]
+        source: crate::command::CommandError,
+    },
+    #[error("{0}")]
+    Faults(String),
+    #[error("the cluster needs at least one node")]
+    NoNodes,
+    #[error("node count {0} is too large (at most 1000)")]
+    TooManyNodes(u32),
+}
+
+/// The physics of the simulated world (defaults in [`WorldParams::default`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorldParams {
+    /// Shared-fs visibility delay of a write to other nodes.
+    pub fs_delay: Millis,
+    /// Extra uniform visibility delay `[0, fs_jitter)`.
+    pub fs_jitter: Millis,
+    /// Membership notices a death or a cut this long after it.
+    pub detect_down: Millis,
+    /// Membership notices a (re)appearing node this long after it.
+    pub detect_up: Millis,
+    /// Extra uniform detection delay `[0, detect_jitter)`, per observer.
+    pub detect_jitter: Millis,
+    /// Time from a cycle's reads to its decision, `read_latency +
+    /// U[0, read_jitter)` (slow nodes add to it). It also lengthens the
+    /// cycle period, as in production, where the next cycle is timed from
+    /// the end of this one; without it, whole-second sleeps would lock the
+    /// nodes' phases together forever.
+    pub read_latency: Millis,
+    pub read_jitter: Millis,
+    /// STOMITH really kills the target (after `fence_delay`); otherwise it
+    /// only logs, like the original's default hook.
+    pub fence_kills: bool,
+    pub fence_delay: Millis,
+    /// Shortest pause between two cycles (production's `MIN_CYCLE`).
+    pub min_cycle: Millis,
+    /// A node that lost quorum must have stopped every group within this.
+    pub halt_bound: Millis,
+    /// After the faults stop, every wanted group must run on exactly one
+    /// eligible node within this (`None`: 180 s + 6 s per node).
+    pub liveness: Option<Millis>,
+    /// Length of the final fault-free phase (`None`: liveness + 60 s).
+    pub quiet: Option<Millis>,
+    /// Nodes boot at `U[0, start_spread)`.
+    pub start_spread: Millis,
+    /// No faults before this (the cluster places its groups first).
+    pub warmup: Millis,
+}
+
+impl Default for WorldParams {
+    fn default() -> Self {
+        WorldParams {
+            fs_delay: Millis(50),
+            fs_jitter: Millis(50),
+            detect_down: Millis(10_000),
+            detect_up: Millis(5_000),
+            detect_jitter: Millis(2_000),
+            read_latency: Millis(5),
+            read_jitter: Millis(20),
+            fence_kills: false,
+            fence_delay: Millis(2_000),
+            min_cycle: Millis(200),
+            halt_bound: Millis(20_000),
+            liveness: None,
+            quiet: None,
+            start_spread: Millis(2_000),
+            warmup: Millis(120_000),
+        }
+    }
+}
+
+/// What runs on the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Workload {
+    /// `groups` groups, each a test entry and a respawned server; a
+    /// `fail_fraction` of them have a test that fails on some nodes.
+    Generated { fail_fraction: f64 },
+    /// Given cltab and hactl texts (commands from the simulated vocabulary).
+    Custom { cltab: String, hactl: String },
+}
+
+/// One simulated scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimConfig {
+    pub nodes: u32,
+    pub groups: u32,
+    pub duration: Millis,
+    pub policy: PolicyConfig,
+    pub faults: FaultChoice,
+    /// A concrete fault schedule to use instead of drawing one from
+    /// `faults` (what `shrink` produces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    pub world: WorldParams,
+    pub workload: Workload,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            nodes: 3,
+            groups: 3,
+            duration: Millis::from_secs(3600),
+            policy: PolicyConfig::default(),
+            faults: FaultChoice::None,
+            schedule: None,
+            world: WorldParams::default(),
+            workload: Workload::Generated { fail_fraction: 0.2 },
+        }
+    }
+}
+
+impl SimConfig {
+    pub fn timeout(&self) -> Millis {
+        AnyPolicy::new(self.policy.clone()).timeout()
+    }
+
+    pub fn liveness_bound(&self) -> Millis {
+        self.world.liveness.unwrap_or(Millis(180_000 + 6_000 * u64::from(self.nodes)))
+    }
+
+    pub fn quiet(&self) -> Millis {
+        self.world.quiet.unwrap_or(self.liveness_bound() + Millis(60_000))
+    }
+
+    /// When the fault-free phase begins.
+    pub fn quiet_start(&self) -> Millis {
+        self.duration.saturating_sub(self.quiet())
+    }
+
+    /// The policy's name (`classic`, ...).
+    pub fn policy_name(&self) -> String {
+        policy_name(&self.policy)
+    }
+
+    /// Apply one `key=value` override.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let bad = |why: &str| ConfigError::BadValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            why: why.to_string(),
+        };
+        let dur = || parse_duration(value);
+        let float = || value.trim().parse::<f64>().map_err(|_| bad("expected a number"));
+        let int = || value.trim().parse::<u32>().map_err(|_| bad("expected a whole number"));
+        let w = &mut self.world;
+        match key {
+            "fs_delay" => w.fs_delay = dur()?,
+            "fs_jitter" => w.fs_jitter = dur()?,
+            "detect" => {
+                w.detect_down = dur()?;
+                w.detect_up = w.detect_down;
+            }
+            "detect_down" => w.detect_down = dur()?,
+            "detect_up" => w.detect_up = dur()?,
+            "detect_jitter" => w.detect_jitter = dur()?,
+            "read_latency" => w.read_latency = dur()?,
+            "read_jitter" => w.read_jitter = dur()?,
+            "fence_kills" => {
+                w.fence_kills = value.parse().map_err(|_| bad("expected true or false"))?
+            }
+            "fence_delay" => w.fence_delay = dur()?,
+            "min_cycle" => w.min_cycle = dur()?,
+            "halt_bound" => w.halt_bound = dur()?,
+            "liveness" => w.liveness = Some(dur()?),
+            "quiet" => w.quiet = Some(dur()?),
+            "start_spread" => w.start_spread = dur()?,
+            "warmup" => w.warmup = dur()?,
+            "nodes" => self.nodes = int()?,
+            "groups" => self.groups = int()?,
+            "duration" => self.duration = dur()?,
+            "fail_fraction" => {
+                let f = float()?;
+                if !(0.0..=1.0).contains(&f) {
+                    return Err(bad("expected a fraction between 0 and 1"));
+                }
+                self.workload = Workload::Generated { fail_fraction: f };
+            }
+            _ => self.policy = set_policy_param(&self.policy, key, value)?,
+        }
+        Ok(())
+    }
+
+    /// Check what can be checked before running.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.nodes == 0 {
+            return Err(ConfigError::NoNodes);
+        }
+        if self.nodes > 1000 {
+            return Err(ConfigError::TooManyNodes(self.nodes));
+        }
+        Ok(())
+    }
+}
+
+/// The `policy` tag of a policy configuration.
+pub fn policy_name(policy: &PolicyConfig) -> String {
+    serde_json::to_value(policy)
+        .ok()
+        .and_then(|v| v.get("policy").and_then(|p| p.as_str()).map(String::from))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Parse `--policy`: a policy name (its defaults) or a JSON object.
+pub fn parse_policy(text: &str) -> Result<PolicyConfig, ConfigError> {
+    let t = text.trim();
+    let json = if t.starts_with('{') { t.to_string() } else { format!("{{\"policy\":{t:?}}}") };
+    serde_json::from_str(&json)
+        .map_err(|e| ConfigError::Policy { text: text.to_string(), why: e.to_string() })
+}
+
+/// Set one policy parameter by its short name (durations as `30s`, the
+/// classic cycle-time arithmetic in seconds).
+pub fn set_policy_param(
+    policy: &PolicyConfig,
+    key: &str,
+    value: &str,
+) -> Result<PolicyConfig, ConfigError> {
+    let bad =
+        |why: String| ConfigError::BadValue { key: key.to_string(), value: value.to_string(), why };
+    let (field, json) = match key {
+        "timeout" | "stomith_grace" | "quorum_loss_sleep" => {
+            (key, serde_json::Value::from(parse_duration(value)?.0))
+        }
+        "cycletime" | "cycletime_secs" | "balance" | "quorum" | "quorum_ratio" | "backoff"
+        | "backoff_max_secs" => {
+            let f: f64 = value.trim().parse().map_err(|_| bad("expected a number".into()))?;
+            let field = match key {
+                "cycletime" => "cycletime_secs",
+                "quorum" => "quorum_ratio",
+                "backoff" => "backoff_max_secs",
+                k => k,
+            };
+            (field, serde_json::Value::from(f))
+        }
+        _ => return Err(ConfigError::UnknownParam(key.to_string())),
+    };
+    let mut v = serde_json::to_value(policy).map_err(|e| bad(e.to_string()))?;
+    match v.as_object_mut() {
+        Some(obj) if obj.contains_key(field) => {
+            obj.insert(field.to_string(), json);
+        }
+        _ => return Err(bad(format!("the {} policy has no such parameter", policy_name(policy)))),
+    }
+    serde_json::from_value(v).map_err(|e| bad(e.to_string()))
+}
+
+/// Split `key=value`.
+pub fn split_param(text: &str) -> Result<(&str, &str), ConfigError> {
+    text.split_once('=').map(|(k, v)| (k.trim(), v.trim())).ok_or_else(|| ConfigError::BadValue {
+        key: text.to_string(),
+        value: String::new(),
+        why: "expected key=value".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides() {
+        let mut c = SimConfig::default();
+        c.set("timeout", "30s").expect("ok");
+        c.set("cycletime", "2").expect("ok");
+        c.set("fs_delay", "5s").expect("ok");
+        let PolicyConfig::Classic(p) = &c.policy;
+        assert_eq!(p.timeout, Millis(30_000));
+        assert_eq!(p.cycletime_secs, 2.0);
+        assert_eq!(c.world.fs_delay, Millis(5000));
+        assert!(c.set("nonsense", "1").is_err());
+        assert!(c.set("balance", "x").is_err());
+        assert_eq!(c.policy_name(), "classic");
+        assert!(parse_policy("classic").is_ok());
+        assert!(parse_policy("{\"policy\":\"classic\",\"balance\":1}").is_ok());
+        assert!(parse_policy("ranked-v9").is_err());
+    }
+}

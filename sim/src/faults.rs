@@ -1,0 +1,504 @@
+//! Fault plans: which kinds of trouble a run suffers, and the concrete
+//! schedule of episodes drawn from the seed.
+//!
+//! As in FoundationDB's and TigerBeetle's simulators, a `random` run enables
+//! a random subset of fault kinds with random intensities, so that over
+//! many seeds every combination gets exercised. Every run ends with a quiet
+//! phase (no faults; partitions healed, clocks corrected, crashed nodes
+//! restarted) in which liveness must hold.
+//!
+//! A plan is text: `crash,partition:rate=2,slow-fs:size=5s` (kinds, each
+//! with optional `rate=` episodes per hour, `len=` longest episode, `size=`
+//! intensity). Named plans: `none`, `random` (random subset of all kinds),
+//! `safe` (random subset of the kinds the classic policy is expected to be
+//! safe under), `all`.
+//!
+//! The drawn [`Schedule`] is concrete (times, nodes, sizes) and serialisable,
+//! so `shrink` can remove episodes one by one and a minimal schedule can be
+//! re-run exactly.
+
+use clinit_engine::time::Millis;
+use rand::seq::index::sample;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::units::parse_duration;
+
+/// The kinds of trouble.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// A node dies with its processes (files stay) and restarts later.
+    Crash,
+    /// The cluster splits in two; each side sees only its own members and files.
+    Partition,
+    /// Writes take seconds to become visible to other nodes.
+    SlowFs,
+    /// Reads of other nodes' files fail.
+    ReadFailures,
+    /// Reads return the previous version.
+    StaleReads,
+    /// A node's wall clock is off (mtimes and ages shift).
+    Skew,
+    /// A node's cycles are delayed between reading and deciding.
+    SlowNode,
+    /// A node wrongly drops a live node from its membership view for a while.
+    FalseSuspicion,
+    /// An operator sets a group to `stop` in the hactl of one node, and
+    /// restores it later on the same node (replicated by `getlatest`).
+    HactlEdit,
+}
+
+/// Largest read failure / stale read probability of the `safe` plan.
+pub const SAFE_READ_P: f64 = 0.05;
+/// Largest clock skew of the `safe` plan: well inside the margin between
+/// the clstat heartbeat (a third of the timeout) and the timeout.
+pub const SAFE_SKEW_MS: f64 = 15_000.0;
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 9] = [
+        FaultKind::Crash,
+        FaultKind::Partition,
+        FaultKind::SlowFs,
+        FaultKind::ReadFailures,
+        FaultKind::StaleReads,
+        FaultKind::Skew,
+        FaultKind::SlowNode,
+        FaultKind::FalseSuspicion,
+        FaultKind::HactlEdit,
+    ];
+
+    /// Kinds under which the classic policy is expected to keep every
+    /// safety invariant, at the intensities of the `safe` plan (failed and
+    /// stale reads at most 5 %, skew at most 15 s). See sim/README.md: the
+    /// other kinds trigger known weaknesses W1, W2, W4 of the 2003
+    /// original, and frequent failed or stale reads let a stale last good
+    /// copy hide another node's plan (W3's residue).
+    pub const SAFE_FOR_CLASSIC: [FaultKind; 4] =
+        [FaultKind::Crash, FaultKind::ReadFailures, FaultKind::StaleReads, FaultKind::Skew];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Crash => "crash",
+            FaultKind::Partition => "partition",
+            FaultKind::SlowFs => "slow-fs",
+            FaultKind::ReadFailures => "read-failures",
+            FaultKind::StaleReads => "stale-reads",
+            FaultKind::Skew => "skew",
+            FaultKind::SlowNode => "slow-node",
+            FaultKind::FalseSuspicion => "false-suspicion",
+            FaultKind::HactlEdit => "hactl-edit",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<FaultKind> {
+        FaultKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Default (episodes per hour, longest episode, intensity).
+    fn defaults(self) -> KindSpec {
+        let (rate, len, size) = match self {
+            FaultKind::Crash => (4.0, 300_000, 0.0),
+            FaultKind::Partition => (1.0, 180_000, 0.0),
+            FaultKind::SlowFs => (2.0, 300_000, 5_000.0),
+            FaultKind::ReadFailures => (2.0, 300_000, 0.2),
+            FaultKind::StaleReads => (2.0, 300_000, 0.2),
+            FaultKind::Skew => (2.0, 0, 10_000.0),
+            FaultKind::SlowNode => (2.0, 300_000, 3_000.0),
+            FaultKind::FalseSuspicion => (6.0, 10_000, 0.0),
+            FaultKind::HactlEdit => (2.0, 300_000, 0.0),
+        };
+        KindSpec { kind: self, rate_per_hour: rate, max_len: Millis(len), size }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One enabled kind and its intensity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KindSpec {
+    pub kind: FaultKind,
+    pub rate_per_hour: f64,
+    /// Longest episode (episodes last `U[max_len/4, max_len]`).
+    pub max_len: Millis,
+    /// Intensity: a delay in ms (slow-fs, skew, slow-node) or a
+    /// probability (read-failures, stale-reads); unused otherwise.
+    pub size: f64,
+}
+
+/// How a run picks its faults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "choice", rename_all = "snake_case")]
+pub enum FaultChoice {
+    None,
+    /// A seeded random subset of `from`, with seeded intensities (capped
+    /// at the safe intensities when `safe`).
+    Random {
+        from: Vec<FaultKind>,
+        #[serde(default)]
+        safe: bool,
+    },
+    /// Exactly these kinds.
+    Plan {
+        kinds: Vec<KindSpec>,
+    },
+}
+
+impl FaultChoice {
+    /// Parse `none | random | safe | all | KIND[:k=v...],...`.
+    pub fn parse(text: &str) -> Result<FaultChoice, String> {
+        match text.trim() {
+            "" | "none" => return Ok(FaultChoice::None),
+            "random" => {
+                return Ok(FaultChoice::Random { from: FaultKind::ALL.to_vec(), safe: false })
+            }
+            "safe" => {
+                return Ok(FaultChoice::Random {
+                    from: FaultKind::SAFE_FOR_CLASSIC.to_vec(),
+                    safe: true,
+                })
+            }
+            "all" => {
+                return Ok(FaultChoice::Plan {
+                    kinds: FaultKind::ALL.iter().map(|k| k.defaults()).collect(),
+                })
+            }
+            _ => {}
+        }
+        let mut kinds = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let mut pieces = part.split(':');
+            let name = pieces.next().unwrap_or("");
+            let kind = FaultKind::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "unknown fault kind {name:?} (known: {}; or none, random, safe, all)",
+                    known.join(", ")
+                )
+            })?;
+            let mut spec = kind.defaults();
+            for kv in pieces {
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| format!("{part}: expected key=value, got {kv:?}"))?;
+                match k {
+                    "rate" => {
+                        spec.rate_per_hour = v
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|r| r.is_finite() && *r >= 0.0)
+                            .ok_or_else(|| {
+                                format!("{part}: rate must be episodes per hour, got {v:?}")
+                            })?
+                    }
+                    "len" => {
+                        spec.max_len = parse_duration(v).map_err(|e| format!("{part}: {e}"))?
+                    }
+                    "size" => {
+                        spec.size = match kind {
+                            FaultKind::ReadFailures | FaultKind::StaleReads => v
+                                .parse::<f64>()
+                                .ok()
+                                .filter(|p| (0.0..=1.0).contains(p))
+                                .ok_or_else(|| {
+                                    format!("{part}: size is a probability, got {v:?}")
+                                })?,
+                            _ => parse_duration(v).map_err(|e| format!("{part}: {e}"))?.0 as f64,
+                        }
+                    }
+                    _ => return Err(format!("{part}: unknown key {k:?} (rate, len, size)")),
+                }
+            }
+            kinds.push(spec);
+        }
+        Ok(FaultChoice::Plan { kinds })
+    }
+
+    /// The kinds this choice resolves to for one run.
+    pub fn resolve(&self, rng: &mut ChaCha8Rng) -> Vec<KindSpec> {
+        match self {
+            FaultChoice::None => Vec::new(),
+            FaultChoice::Plan { kinds } => kinds.clone(),
+            FaultChoice::Random { from, safe } => {
+                let mut chosen: Vec<KindSpec> = Vec::new();
+                for &k in from {
+                    if rng.random_bool(0.5) {
+                        let mut spec = k.defaults();
+                        // Intensity between a tenth and twice the default.
+                        spec.rate_per_hour *= rng.random_range(0.25..2.0);
+                        if spec.size > 0.0 {
+                            let f = rng.random_range(0.1..2.0);
+                            spec.size = match (k, safe) {
+                                (FaultKind::ReadFailures | FaultKind::StaleReads, false) => {
+                                    (spec.size * f).min(0.9)
+                                }
+                                (FaultKind::ReadFailures | FaultKind::StaleReads, true) => {
+                                    (spec.size * f).min(SAFE_READ_P)
+                                }
+                                (FaultKind::Skew, true) => (spec.size * f).min(SAFE_SKEW_MS),
+                                _ => spec.size * f,
+                            };
+                        }
+                        chosen.push(spec);
+                    }
+                }
+                if chosen.is_empty() && !from.is_empty() {
+                    chosen.push(from[rng.random_range(0..from.len())].defaults());
+                }
+                chosen
+            }
+        }
+    }
+}
+
+/// One concrete fault episode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "kebab-case")]
+pub enum Fault {
+    Crash {
+        node: u32,
+        down: Millis,
+    },
+    /// `sides[node]` (index 0 unused): 0 or 1.
+    Partition {
+        sides: Vec<u8>,
+        len: Millis,
+    },
+    SlowFs {
+        delay: Millis,
+        len: Millis,
+    },
+    ReadFailures {
+        p: f64,
+        len: Millis,
+    },
+    StaleReads {
+        p: f64,
+        len: Millis,
+    },
+    /// Wall-clock offset in ms (until the quiet phase).
+    Skew {
+        node: u32,
+        offset: i64,
+    },
+    SlowNode {
+        node: u32,
+        lag: Millis,
+        len: Millis,
+    },
+    Suspect {
+        observer: u32,
+        target: u32,
+        len: Millis,
+    },
+    /// The operator sets `group` to `level` in node `node`'s hactl, and
+    /// puts the original level back there after `len` (or when the quiet
+    /// phase begins).
+    HactlEdit {
+        node: u32,
+        group: String,
+        level: String,
+        len: Millis,
+    },
+    /// Crash whichever node runs `group` at that moment (scenarios such as
+    /// the failover study; never drawn at random).
+    CrashOwner {
+        group: String,
+        down: Millis,
+    },
+}
+
+impl Fault {
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            Fault::Crash { .. } | Fault::CrashOwner { .. } => FaultKind::Crash,
+            Fault::Partition { .. } => FaultKind::Partition,
+            Fault::SlowFs { .. } => FaultKind::SlowFs,
+            Fault::ReadFailures { .. } => FaultKind::ReadFailures,
+            Fault::StaleReads { .. } => FaultKind::StaleReads,
+            Fault::Skew { .. } => FaultKind::Skew,
+            Fault::SlowNode { .. } => FaultKind::SlowNode,
+            Fault::Suspect { .. } => FaultKind::FalseSuspicion,
+            Fault::HactlEdit { .. } => FaultKind::HactlEdit,
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Crash { node, down } => write!(f, "crash node {node} for {down}"),
+            Fault::HactlEdit { node, group, level, len } => {
+                write!(f, "operator sets {group} to {level} in node {node}'s hactl for {len}")
+            }
+            Fault::CrashOwner { group, down } => {
+                write!(f, "crash the node running {group} for {down}")
+            }
+            Fault::Partition { sides, len } => {
+                let side: Vec<String> = sides
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .filter(|(_, s)| **s == 1)
+                    .map(|(n, _)| n.to_string())
+                    .collect();
+                write!(f, "partition off nodes [{}] for {len}", side.join(","))
+            }
+            Fault::SlowFs { delay, len } => write!(f, "fs visibility delay {delay} for {len}"),
+            Fault::ReadFailures { p, len } => write!(f, "read failures p={p:.2} for {len}"),
+            Fault::StaleReads { p, len } => write!(f, "stale reads p={p:.2} for {len}"),
+            Fault::Skew { node, offset } => write!(f, "node {node} clock off by {offset} ms"),
+            Fault::SlowNode { node, lag, len } => {
+                write!(f, "node {node} cycles lag {lag} for {len}")
+            }
+            Fault::Suspect { observer, target, len } => {
+                write!(f, "node {observer} wrongly drops node {target} for {len}")
+            }
+        }
+    }
+}
+
+/// A fault at a time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scheduled {
+    pub at: Millis,
+    #[serde(flatten)]
+    pub fault: Fault,
+}
+
+/// A run's concrete faults, in time order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub kinds: Vec<FaultKind>,
+    pub faults: Vec<Scheduled>,
+}
+
+/// Draw a schedule of `kinds` over `[from, until)` for `nodes` nodes and
+/// the wanted `groups`.
+pub fn draw(
+    kinds: &[KindSpec],
+    nodes: u32,
+    groups: &[String],
+    from: Millis,
+    until: Millis,
+    rng: &mut ChaCha8Rng,
+) -> Schedule {
+    let mut faults = Vec::new();
+    let span = until.saturating_sub(from).0;
+    for spec in kinds {
+        if span == 0 || spec.rate_per_hour <= 0.0 {
+            continue;
+        }
+        // Poisson arrivals: exponential gaps.
+        let mean_gap = 3_600_000.0 / spec.rate_per_hour;
+        let mut t = from.0 as f64;
+        loop {
+            let u: f64 = rng.random_range(f64::EPSILON..1.0);
+            t += -mean_gap * u.ln();
+            if t.is_nan() || t >= until.0 as f64 {
+                break;
+            }
+            if let Some(fault) = episode(spec, nodes, groups, rng) {
+                faults.push(Scheduled { at: Millis(t as u64), fault });
+            }
+        }
+    }
+    faults.sort_by_key(|s| s.at);
+    Schedule { kinds: kinds.iter().map(|k| k.kind).collect(), faults }
+}
+
+fn episode(spec: &KindSpec, nodes: u32, groups: &[String], rng: &mut ChaCha8Rng) -> Option<Fault> {
+    let len = |rng: &mut ChaCha8Rng| {
+        let max = spec.max_len.0.max(4);
+        Millis(rng.random_range(max / 4..=max))
+    };
+    let node = |rng: &mut ChaCha8Rng| rng.random_range(1..=nodes);
+    let size_ms = |rng: &mut ChaCha8Rng| {
+        let s = spec.size.max(2.0) as u64;
+        Millis(rng.random_range(s / 2..=s))
+    };
+    Some(match spec.kind {
+        FaultKind::Crash => Fault::Crash { node: node(rng), down: len(rng) },
+        FaultKind::Partition => {
+            if nodes < 2 {
+                return None;
+            }
+            let k = rng.random_range(1..=nodes / 2);
+            let mut sides = vec![0u8; nodes as usize + 1];
+            for i in sample(rng, nodes as usize, k as usize) {
+                sides[i + 1] = 1;
+            }
+            Fault::Partition { sides, len: len(rng) }
+        }
+        FaultKind::SlowFs => Fault::SlowFs { delay: size_ms(rng), len: len(rng) },
+        FaultKind::ReadFailures => Fault::ReadFailures { p: spec.size, len: len(rng) },
+        FaultKind::StaleReads => Fault::StaleReads { p: spec.size, len: len(rng) },
+        FaultKind::Skew => {
+            let max = spec.size.max(1.0) as i64;
+            Fault::Skew { node: node(rng), offset: rng.random_range(-max..=max) }
+        }
+        FaultKind::SlowNode => {
+            Fault::SlowNode { node: node(rng), lag: size_ms(rng), len: len(rng) }
+        }
+        FaultKind::FalseSuspicion => {
+            if nodes < 2 {
+                return None;
+            }
+            let observer = node(rng);
+            let mut target = rng.random_range(1..nodes);
+            if target >= observer {
+                target += 1;
+            }
+            Fault::Suspect { observer, target, len: len(rng) }
+        }
+        FaultKind::HactlEdit => {
+            if groups.is_empty() {
+                return None;
+            }
+            let group = groups[rng.random_range(0..groups.len())].clone();
+            Fault::HactlEdit { node: node(rng), group, level: "stop".into(), len: len(rng) }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn plans_parse() {
+        assert_eq!(FaultChoice::parse("none"), Ok(FaultChoice::None));
+        let FaultChoice::Plan { kinds } =
+            FaultChoice::parse("crash:rate=3,slow-fs:size=5s:len=1m").expect("parses")
+        else {
+            panic!("a plan")
+        };
+        assert_eq!(kinds[0].rate_per_hour, 3.0);
+        assert_eq!(kinds[1].size, 5000.0);
+        assert_eq!(kinds[1].max_len, Millis(60_000));
+        assert!(FaultChoice::parse("meteor").is_err());
+        assert!(FaultChoice::parse("crash:rate").is_err());
+        assert!(FaultChoice::parse("read-failures:size=2").is_err());
+    }
+
+    #[test]
+    fn schedules_are_seeded_and_in_order() {
+        let kinds = FaultChoice::parse("all").expect("parses");
+        let FaultChoice::Plan { kinds } = kinds else { panic!("a plan") };
+        let g = vec!["web".to_string()];
+        let a =
+            draw(&kinds, 5, &g, Millis(0), Millis(3_600_000), &mut ChaCha8Rng::seed_from_u64(3));
+        let b =
+            draw(&kinds, 5, &g, Millis(0), Millis(3_600_000), &mut ChaCha8Rng::seed_from_u64(3));
+        assert_eq!(a, b);
+        assert!(a.faults.windows(2).all(|w| w[0].at <= w[1].at));
+        assert!(!a.faults.is_empty());
+    }
+}

@@ -1,0 +1,155 @@
+//! Feeding trace records to a production [`ClusterNode`], and the digest
+//! of what it decided.
+//!
+//! The simulated world does not call the node directly: it builds the
+//! [`Record`] of each input and applies it here, exactly as `replay` does.
+//! So a trace is by construction the complete input of the run, and replay
+//! cannot drift from the run through a second code path.
+
+use clinit_engine::cluster::{ClusterNode, CycleReport, Event};
+use clinit_engine::driver::{Executed, NodeDriver, Processes, StatusStore};
+use clinit_engine::init::{Init, Reply};
+use clinit_engine::monitor::{Monitor, PolicyConfig};
+use clinit_engine::trace::{decision_text, Outcome, Record};
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+
+/// What applying one record produced.
+#[derive(Debug)]
+pub enum Output {
+    Started(Vec<Executed>),
+    Cycle {
+        adopted: Option<(Event, Vec<Executed>)>,
+        report: CycleReport,
+    },
+    Init {
+        reply: Reply,
+        executed: Vec<Executed>,
+    },
+    StopAll {
+        told: Vec<String>,
+        executed: Vec<Executed>,
+    },
+    /// Records that are not inputs of a live node (crash, spawn failure, end).
+    Nothing,
+}
+
+impl Output {
+    /// Every init-machine action the record caused, in order.
+    pub fn executed(&self) -> impl Iterator<Item = &Executed> {
+        let (a, b): (&[Executed], &[Executed]) = match self {
+            Output::Started(e) => (e, &[]),
+            Output::Cycle { adopted, report } => {
+                (adopted.as_ref().map_or(&[][..], |(_, e)| e.as_slice()), &report.executed)
+            }
+            Output::Init { executed, .. } | Output::StopAll { executed, .. } => (executed, &[]),
+            Output::Nothing => (&[], &[]),
+        };
+        a.iter().chain(b.iter())
+    }
+}
+
+/// Build a node from a [`Record::Start`] (`policy` overrides the recorded
+/// one for what-if replays). `None` for any other record.
+pub fn start<P: Processes, S: StatusStore>(
+    rec: &Record,
+    policy: Option<&PolicyConfig>,
+    processes: P,
+    store: S,
+) -> Option<(ClusterNode<P, S>, Output)> {
+    let Record::Start { node, at, policy: recorded, init, monitor_seed, cltab } = rec else {
+        return None;
+    };
+    let policy = policy.unwrap_or(recorded).clone();
+    let mut driver = NodeDriver::new(Init::new(init.clone(), cltab.clone(), *at), processes, store);
+    let executed = driver.flush(*at);
+    let monitor = Monitor::new(policy, *monitor_seed, *at);
+    Some((ClusterNode::new(*node, driver, monitor), Output::Started(executed)))
+}
+
+/// Feed one record to its (live) node.
+pub fn apply<P: Processes, S: StatusStore>(node: &mut ClusterNode<P, S>, rec: &Record) -> Output {
+    match rec {
+        Record::Cycle { adopt, obs, .. } => {
+            let adopted = adopt.clone().and_then(|table| node.adopt_cltab(obs.now, table));
+            let report = node.cycle(obs);
+            Output::Cycle { adopted, report }
+        }
+        Record::Init { at, input, .. } => {
+            let (reply, executed) = node.driver.step(*at, input.clone());
+            Output::Init { reply, executed }
+        }
+        Record::StopAll { at, .. } => {
+            let (told, executed) = node.stop_all(*at);
+            Output::StopAll { told, executed }
+        }
+        Record::Start { .. }
+        | Record::SpawnFailed { .. }
+        | Record::Crash { .. }
+        | Record::End { .. } => Output::Nothing,
+    }
+}
+
+/// The decisions in an output, as one canonical text
+/// ([`clinit_engine::trace::decision_text`]; empty for [`Output::Nothing`]).
+pub fn decisions(out: &Output, buf: &mut String) {
+    let outcome = match out {
+        Output::Started(ex) => Outcome::Started(ex),
+        Output::Cycle { adopted, report } => {
+            Outcome::Cycle { adopted: adopted.as_ref().map(|(e, ex)| (e, ex.as_slice())), report }
+        }
+        Output::Init { reply, executed } => Outcome::Init { reply, executed },
+        Output::StopAll { told, executed } => Outcome::StopAll { told, executed },
+        Output::Nothing => {
+            buf.clear();
+            return;
+        }
+    };
+    decision_text(outcome, buf);
+}
+
+/// Running digest of decisions.
+#[derive(Clone, Default)]
+pub struct DecisionDigest {
+    hasher: Sha256,
+    buf: String,
+}
+
+impl DecisionDigest {
+    /// Add one record's output (records that decide nothing, such as a
+    /// crash, add nothing).
+    pub fn add(&mut self, out: &Output) {
+        decisions(out, &mut self.buf);
+        if matches!(out, Output::Nothing) {
+            return;
+        }
+        self.hasher.update(self.buf.as_bytes());
+        self.hasher.update(b"\n");
+    }
+
+    /// A short digest of the last output added (for comparing two replays
+    /// record by record).
+    pub fn last_short(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.buf.hash(&mut h);
+        h.finish()
+    }
+
+    /// The text of the last output added.
+    pub fn last_text(&self) -> &str {
+        &self.buf
+    }
+
+    pub fn hex(&self) -> String {
+        hex(&self.hasher.clone().finalize())
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}

@@ -1,0 +1,66 @@
+//! What a run measured: how fast groups came back, how long they were
+//! missing or doubled, how much churn it took. Filled by the
+//! [invariant tracker](crate::invariants), summarised by the
+//! [report](crate::report).
+
+use clinit_engine::time::Millis;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Owner death → the group running again (on any live node), per failover.
+    pub failover_latencies: Vec<Millis>,
+    /// The wanted-group index of each entry of `failover_latencies`.
+    pub failover_groups: Vec<u32>,
+    /// Failovers still pending when the run ended.
+    pub failovers_unfinished: u64,
+    /// Per wanted group: time not running anywhere although an eligible
+    /// live node existed, counted from the group's first start.
+    pub unavailable: Vec<Millis>,
+    /// Per wanted group: time held by two or more nodes in quorum.
+    pub double_owner: Vec<Millis>,
+    /// Per wanted group: when it first ran (initial placement).
+    pub first_running: Vec<Option<Millis>>,
+    /// A group started running on a different node than last time.
+    pub moves: u64,
+    /// Conflict stops (a node aborting its instance because another node
+    /// shows the group too): the classic policy's collisions.
+    pub collisions: u64,
+    pub tells: u64,
+    pub fences: u64,
+    pub fence_kills: u64,
+    pub crashes: u64,
+    pub restarts: u64,
+    pub quorum_losses: u64,
+    /// Monitor cycles run (all nodes).
+    pub cycles: u64,
+}
+
+/// The `p`-th percentile (0..=100) of `values` by nearest rank.
+pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    Some(v[rank.clamp(1, v.len()) - 1])
+}
+
+pub fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50.0));
+        assert_eq!(percentile(&v, 99.0), Some(99.0));
+        assert_eq!(percentile(&[3.0], 99.0), Some(3.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+}

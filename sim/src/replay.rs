@@ -1,0 +1,236 @@
+//! Replaying a trace: the recorded inputs fed again to fresh production
+//! nodes, bit for bit, or under other settings (what-if).
+//!
+//! * **Replay** rebuilds each node at its [`Record::Start`] and feeds it its
+//!   records; the digest of every decision (see [`crate::host::decisions`])
+//!   must equal the one the trace ends with.
+//! * **What-if (open loop)** replays the same inputs twice in lock step,
+//!   once as recorded and once with another policy or parameters, and
+//!   reports where and how often the decisions differ. The inputs stay as
+//!   recorded (other nodes' files, membership, exits), so this answers
+//!   "what would this node have decided, seeing exactly this?"; the node's
+//!   own state follows its own decisions.
+//! * **Re-run (closed loop)** re-simulates the world from the header's
+//!   scenario and seed with the overrides, and compares the run reports
+//!   (only for simulator traces).
+
+use crate::config::ConfigError;
+use crate::host::{self, DecisionDigest, Output};
+use crate::processes::{NullStore, ReplayProcesses};
+use crate::trace::Trace;
+use clinit_engine::cluster::{ClusterNode, Event, External};
+use clinit_engine::monitor::{Notice, PolicyConfig};
+use clinit_engine::process::ProcId;
+use clinit_engine::trace::Record;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+type Node = ClusterNode<ReplayProcesses, NullStore>;
+
+/// Turns a recorded policy into the one to replay with.
+pub type Override<'a> = &'a dyn Fn(&PolicyConfig) -> Result<PolicyConfig, ConfigError>;
+
+/// What one replay decided, in aggregate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub decisions_sha256: String,
+    pub tells_by_level: BTreeMap<String, u64>,
+    pub conflicts: u64,
+    pub fences: u64,
+    pub halts: u64,
+    pub cycles: u64,
+}
+
+/// One replayed copy of the recorded cluster.
+struct Replayer<'a> {
+    nodes: BTreeMap<u32, Node>,
+    incarnation: BTreeMap<u32, u32>,
+    failures: &'a HashMap<(u32, u32, ProcId), String>,
+    policy: Option<Override<'a>>,
+    digest: DecisionDigest,
+    summary: Summary,
+    /// Records for a node that was not started (a cut recording).
+    orphans: u64,
+}
+
+impl<'a> Replayer<'a> {
+    fn new(
+        failures: &'a HashMap<(u32, u32, ProcId), String>,
+        policy: Option<Override<'a>>,
+    ) -> Self {
+        Replayer {
+            nodes: BTreeMap::new(),
+            incarnation: BTreeMap::new(),
+            failures,
+            policy,
+            digest: DecisionDigest::default(),
+            summary: Summary::default(),
+            orphans: 0,
+        }
+    }
+
+    /// Feed one record; returns the text of its decisions.
+    fn feed(&mut self, rec: &Record) -> Result<&str, ConfigError> {
+        let out = match rec {
+            Record::Start { node, policy, .. } => {
+                let inc = self.incarnation.entry(*node).or_default();
+                *inc += 1;
+                let failures = self
+                    .failures
+                    .iter()
+                    .filter(|((n, i, _), _)| n == node && i == inc)
+                    .map(|((_, _, id), why)| (*id, why.clone()))
+                    .collect();
+                let policy = match self.policy {
+                    Some(f) => Some(f(policy)?),
+                    None => None,
+                };
+                let procs = ReplayProcesses { failures };
+                match host::start(rec, policy.as_ref(), procs, NullStore) {
+                    Some((n, out)) => {
+                        self.nodes.insert(*node, n);
+                        out
+                    }
+                    None => Output::Nothing,
+                }
+            }
+            Record::Crash { node, .. } => {
+                self.nodes.remove(node);
+                Output::Nothing
+            }
+            Record::End { .. } | Record::SpawnFailed { .. } => Output::Nothing,
+            _ => match rec.node().and_then(|n| self.nodes.get_mut(&n)) {
+                Some(node) => host::apply(node, rec),
+                None => {
+                    self.orphans += 1;
+                    Output::Nothing
+                }
+            },
+        };
+        self.count(&out);
+        self.digest.add(&out);
+        Ok(self.digest.last_text())
+    }
+
+    fn count(&mut self, out: &Output) {
+        let Output::Cycle { report, .. } = out else { return };
+        self.summary.cycles += 1;
+        for e in &report.events {
+            match e {
+                Event::Told { level, .. } => {
+                    *self.summary.tells_by_level.entry(level.clone()).or_default() += 1
+                }
+                Event::Monitor(Notice::Conflict { .. }) => self.summary.conflicts += 1,
+                Event::Halting { .. } => self.summary.halts += 1,
+                _ => {}
+            }
+        }
+        self.summary.fences +=
+            report.external.iter().filter(|x| matches!(x, External::Fence { .. })).count() as u64;
+    }
+
+    fn finish(mut self) -> Summary {
+        self.summary.decisions_sha256 = self.digest.hex();
+        self.summary
+    }
+}
+
+/// Spawn failures by (node, incarnation, id).
+fn failures(trace: &Trace) -> HashMap<(u32, u32, ProcId), String> {
+    let mut inc: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut out = HashMap::new();
+    for rec in &trace.records {
+        match rec {
+            Record::Start { node, .. } => *inc.entry(*node).or_default() += 1,
+            Record::SpawnFailed { node, id, reason } => {
+                let i = inc.get(node).copied().unwrap_or(0);
+                out.insert((*node, i, *id), reason.clone());
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The outcome of a plain replay.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub records: u64,
+    /// Digest the trace ends with (`None`: the recording had no end line).
+    pub recorded_sha256: Option<String>,
+    pub replayed: Summary,
+    /// Recorded and replayed digests are equal.
+    pub identical: Option<bool>,
+    pub orphan_records: u64,
+}
+
+/// Replay as recorded.
+pub fn replay(trace: &Trace) -> Result<Verdict, ConfigError> {
+    let fails = failures(trace);
+    let mut r = Replayer::new(&fails, None);
+    let mut records = 0;
+    let mut recorded = None;
+    for rec in &trace.records {
+        if let Record::End { decisions_sha256, .. } = rec {
+            recorded = Some(decisions_sha256.clone());
+            continue;
+        }
+        records += 1;
+        r.feed(rec)?;
+    }
+    let orphans = r.orphans;
+    let replayed = r.finish();
+    let identical = recorded.as_ref().map(|d| *d == replayed.decisions_sha256);
+    Ok(Verdict { records, recorded_sha256: recorded, replayed, identical, orphan_records: orphans })
+}
+
+/// Where two replays first decided differently.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Divergence {
+    /// 1-based record number (the header is line 0).
+    pub record: u64,
+    pub node: Option<u32>,
+    pub at_s: Option<f64>,
+    pub baseline: String,
+    pub what_if: String,
+}
+
+/// Baseline vs what-if on the same inputs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    pub records: u64,
+    /// Records whose decisions differ.
+    pub differing: u64,
+    pub first: Option<Divergence>,
+    pub baseline: Summary,
+    pub what_if: Summary,
+}
+
+/// Replay the inputs as recorded and under `policy`, in lock step.
+pub fn what_if(trace: &Trace, policy: Override<'_>) -> Result<Comparison, ConfigError> {
+    let fails = failures(trace);
+    let mut base = Replayer::new(&fails, None);
+    let mut alt = Replayer::new(&fails, Some(policy));
+    let (mut records, mut differing, mut first) = (0u64, 0u64, None);
+    for rec in &trace.records {
+        if matches!(rec, Record::End { .. }) {
+            continue;
+        }
+        records += 1;
+        let a = base.feed(rec)?.to_string();
+        let b = alt.feed(rec)?;
+        if a != b {
+            differing += 1;
+            if first.is_none() {
+                first = Some(Divergence {
+                    record: records,
+                    node: rec.node(),
+                    at_s: rec.at().map(|t| t.0 as f64 / 1000.0),
+                    baseline: a,
+                    what_if: b.to_string(),
+                });
+            }
+        }
+    }
+    Ok(Comparison { records, differing, first, baseline: base.finish(), what_if: alt.finish() })
+}

@@ -1,0 +1,140 @@
+//! The failover study: the scenario of spec §11 and of the real 3-node
+//! `mosha` integration test, run over many seeds, to compare the
+//! simulator's timing with reality.
+//!
+//! One group (a passing test and a respawned server) on N nodes; once the
+//! cluster is steady, the node running the group crashes at a random phase;
+//! the latency is from the crash to the group running again elsewhere. The
+//! membership detection delay D is part of it; spec §11's table excludes D
+//! and the start time S (≈ 0 here), so `minus_detect` subtracts the
+//! configured D (set `detect_jitter` to 0 for an exact subtraction).
+
+use crate::config::{ConfigError, SimConfig, Workload};
+use crate::faults::{Fault, Schedule, Scheduled};
+use crate::metrics::{mean, percentile};
+use crate::seeds::{self, Stream};
+use crate::units::secs;
+use crate::world::{run, RunOptions};
+use clinit_engine::time::Millis;
+use rand::Rng;
+use serde::Serialize;
+
+/// Failover timing over many seeds, seconds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Study {
+    pub nodes: u32,
+    pub runs: u64,
+    /// Runs where the group came back before the end.
+    pub failovers: u64,
+    pub mean_s: Option<f64>,
+    pub p50_s: Option<f64>,
+    pub p95_s: Option<f64>,
+    pub p99_s: Option<f64>,
+    /// The configured detection delay D (subtracted below).
+    pub detect_s: f64,
+    pub mean_minus_detect_s: Option<f64>,
+    pub p50_minus_detect_s: Option<f64>,
+    pub p99_minus_detect_s: Option<f64>,
+    pub violations: u64,
+    /// The seed of the slowest failover (re-run it with `slowest_report`).
+    pub slowest_seed: Option<u64>,
+}
+
+/// Where and when the owner dies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Crash {
+    /// The group whose owner is crashed.
+    pub group: String,
+    /// The crash happens at `at + U[0, 30 s)` (a random phase of the
+    /// survivors' cycles). 300 s lets the cycle times settle at n first.
+    pub at: Millis,
+}
+
+impl Default for Crash {
+    fn default() -> Self {
+        Crash { group: "web".into(), at: Millis::from_secs(300) }
+    }
+}
+
+/// The study's scenario for seed `seed`, built on `base` (policy, world,
+/// and its workload if custom; otherwise one group `web`).
+pub fn scenario(base: &SimConfig, crash: &Crash, seed: u64) -> SimConfig {
+    let mut cfg = base.clone();
+    if !matches!(cfg.workload, Workload::Custom { .. }) {
+        cfg.workload = Workload::Custom {
+            cltab: "web:webt:test:test:exit 0\nweb:webr:start:respawn:run\n".into(),
+            hactl: "web start\n".into(),
+        };
+    }
+    let mut rng = seeds::rng(seed, Stream::Faults);
+    let at = crash.at + Millis(rng.random_range(0..30_000));
+    cfg.schedule = Some(Schedule {
+        kinds: vec![crate::faults::FaultKind::Crash],
+        faults: vec![Scheduled {
+            at,
+            fault: Fault::CrashOwner {
+                group: crash.group.clone(),
+                down: Millis::from_secs(100_000),
+            },
+        }],
+    });
+    cfg.duration = at + Millis::from_secs(600);
+    // No liveness phase to speak of: the dead node stays dead.
+    cfg.world.quiet = Some(Millis::ZERO);
+    cfg
+}
+
+/// Run the study over `runs` seeds from `first_seed`.
+pub fn failover_study(
+    base: &SimConfig,
+    crash: &Crash,
+    runs: u64,
+    first_seed: u64,
+) -> Result<Study, ConfigError> {
+    let mut lat = Vec::new();
+    let mut violations = 0;
+    let mut slowest: Option<(f64, u64)> = None;
+    for seed in first_seed..first_seed + runs {
+        let r = run(&scenario(base, crash, seed), seed, RunOptions::fast())?;
+        // Only the crashed group's failover (others on that node may move too).
+        let g = r.tracker.group_names().iter().position(|n| *n == crash.group);
+        let mine = g.and_then(|g| r.tracker.failover_of(g));
+        for l in mine.into_iter().map(secs) {
+            if slowest.is_none_or(|(s, _)| l > s) {
+                slowest = Some((l, seed));
+            }
+            lat.push(l);
+        }
+        violations += r.tracker.counts().values().sum::<u64>();
+    }
+    let d = secs(base.world.detect_down);
+    let minus: Vec<f64> = lat.iter().map(|l| l - d).collect();
+    Ok(Study {
+        nodes: base.nodes,
+        runs,
+        failovers: lat.len() as u64,
+        mean_s: mean(&lat),
+        p50_s: percentile(&lat, 50.0),
+        p95_s: percentile(&lat, 95.0),
+        p99_s: percentile(&lat, 99.0),
+        detect_s: d,
+        mean_minus_detect_s: mean(&minus),
+        p50_minus_detect_s: percentile(&minus, 50.0),
+        p99_minus_detect_s: percentile(&minus, 99.0),
+        violations,
+        slowest_seed: slowest.map(|(_, seed)| seed),
+    })
+}
+
+/// The full report (with its event log) of one seed of the study.
+pub fn report(base: &SimConfig, crash: &Crash, seed: u64) -> Result<String, ConfigError> {
+    let r = run(&scenario(base, crash, seed), seed, RunOptions::default())?;
+    let mut text = crate::report::render(&r);
+    text.push_str("event log (last 80 lines):\n");
+    for line in r.tracker.log_tail(80) {
+        text.push_str("    ");
+        text.push_str(&line);
+        text.push('\n');
+    }
+    Ok(text)
+}

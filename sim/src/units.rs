@@ -1,0 +1,77 @@
+//! Human durations (`90s`, `2h`, `1h30m`, `250ms`, a bare number = seconds)
+//! for the command line, scenario files and the process vocabulary, so every
+//! place that takes a time reads it the same way.
+
+use clinit_engine::time::Millis;
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("bad duration {text:?}: {why} (examples: 90s, 2h, 1h30m, 250ms, 1.5s)")]
+pub struct DurationError {
+    pub text: String,
+    pub why: &'static str,
+}
+
+/// Parse a duration. Units: `ms`, `s`, `m`, `h`, `d`; parts add up.
+pub fn parse_duration(text: &str) -> Result<Millis, DurationError> {
+    let err = |why| DurationError { text: text.to_string(), why };
+    let s = text.trim();
+    if s.is_empty() {
+        return Err(err("empty"));
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return secs_to_millis(secs).ok_or_else(|| err("negative or too large"));
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_len == 0 {
+            return Err(err("expected a number"));
+        }
+        let value: f64 = rest[..num_len].parse().map_err(|_| err("bad number"))?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            "" => return Err(err("missing unit after a number")),
+            _ => return Err(err("unknown unit")),
+        };
+        rest = &rest[unit_len..];
+        total += value * scale;
+    }
+    secs_to_millis(total).ok_or_else(|| err("negative or too large"))
+}
+
+fn secs_to_millis(secs: f64) -> Option<Millis> {
+    let ms = (secs * 1000.0).round();
+    (ms.is_finite() && (0.0..1e15).contains(&ms)).then_some(Millis(ms as u64))
+}
+
+/// Seconds as a float, for reports.
+pub fn secs(m: Millis) -> f64 {
+    m.0 as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Millis(90_000)));
+        assert_eq!(parse_duration("2h"), Ok(Millis(7_200_000)));
+        assert_eq!(parse_duration("1h30m"), Ok(Millis(5_400_000)));
+        assert_eq!(parse_duration("250ms"), Ok(Millis(250)));
+        assert_eq!(parse_duration("1.5"), Ok(Millis(1500)));
+        assert_eq!(parse_duration("0"), Ok(Millis(0)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+}

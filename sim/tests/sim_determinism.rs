@@ -1,0 +1,89 @@
+//! A run is a pure function of (seed, scenario): the same seed gives the
+//! same trace bit for bit, and replaying the trace through fresh production
+//! nodes reproduces every decision.
+
+use clinit_engine::monitor::PolicyConfig;
+use clinit_engine::time::Millis;
+use clinit_sim::config::set_policy_param;
+use clinit_sim::faults::FaultChoice;
+use clinit_sim::replay::{replay, what_if};
+use clinit_sim::report::RunReport;
+use clinit_sim::trace::{read_trace, TraceMode};
+use clinit_sim::{run, RunOptions, SimConfig};
+
+fn cfg() -> SimConfig {
+    SimConfig {
+        nodes: 4,
+        groups: 3,
+        duration: Millis::from_secs(30 * 60),
+        faults: FaultChoice::parse("random").expect("parses"),
+        ..SimConfig::default()
+    }
+}
+
+fn keep() -> RunOptions {
+    RunOptions { trace: TraceMode::Keep, trace_out: None, event_log: true }
+}
+
+#[test]
+fn same_seed_same_trace_and_report() {
+    for seed in [1, 2, 99] {
+        let a = run(&cfg(), seed, RunOptions::default()).expect("valid");
+        let b = run(&cfg(), seed, RunOptions::default()).expect("valid");
+        let (ta, tb) = (a.trace.clone().expect("hashed"), b.trace.clone().expect("hashed"));
+        assert_eq!(ta, tb, "seed {seed}");
+        assert_eq!(RunReport::new(&a).deterministic(), RunReport::new(&b).deterministic());
+        assert_eq!(a.events, b.events);
+    }
+    let one = run(&cfg(), 1, RunOptions::default()).expect("valid").trace.expect("hashed");
+    let two = run(&cfg(), 2, RunOptions::default()).expect("valid").trace.expect("hashed");
+    assert_ne!(one.trace_sha256, two.trace_sha256);
+}
+
+/// Tracing changes nothing but the trace: the fast path decides the same.
+#[test]
+fn tracing_does_not_change_the_run() {
+    let fast = run(&cfg(), 5, RunOptions::fast()).expect("valid");
+    let traced = run(&cfg(), 5, keep()).expect("valid");
+    let mut a = RunReport::new(&fast).deterministic();
+    let b = RunReport::new(&traced).deterministic();
+    a.trace_sha256 = b.trace_sha256.clone();
+    // Violation excerpts need the event log, which the fast path skips.
+    a.violations = b.violations.clone();
+    assert_eq!(a, b);
+    assert_eq!(fast.events, traced.events);
+}
+
+#[test]
+fn replay_equals_the_run() {
+    for seed in [3, 4] {
+        let r = run(&cfg(), seed, keep()).expect("valid");
+        let summary = r.trace.clone().expect("kept");
+        let text = r.trace_lines.join("\n");
+        let trace = read_trace(text.as_bytes()).expect("parses");
+        assert_eq!(trace.header.seed, Some(seed));
+        let v = replay(&trace).expect("replays");
+        assert_eq!(v.identical, Some(true), "seed {seed}");
+        assert_eq!(v.replayed.decisions_sha256, summary.decisions_sha256);
+        assert_eq!(v.orphan_records, 0);
+        assert_eq!(v.records, summary.records);
+    }
+}
+
+#[test]
+fn what_if_reports_where_decisions_differ() {
+    let r = run(&cfg(), 6, keep()).expect("valid");
+    let trace = read_trace(r.trace_lines.join("\n").as_bytes()).expect("parses");
+    // The same settings: nothing differs.
+    let same = |p: &PolicyConfig| Ok(p.clone());
+    let cmp = what_if(&trace, &same).expect("replays");
+    assert_eq!((cmp.differing, cmp.first.is_none()), (0, true));
+    assert_eq!(cmp.baseline, cmp.what_if);
+    // Never plan: the monitor stops placing groups as soon as it must plan.
+    let never = |p: &PolicyConfig| set_policy_param(p, "balance", "-1");
+    let cmp = what_if(&trace, &never).expect("replays");
+    assert!(cmp.differing > 0);
+    let first = cmp.first.expect("a first difference");
+    assert!(first.baseline.contains("plan"), "{first:?}");
+    assert!(cmp.what_if.tells_by_level.get("plan").copied().unwrap_or(0) == 0, "{:?}", cmp.what_if);
+}

@@ -1,0 +1,552 @@
+//! `clinit-sim`: the seeded cluster simulator's command line (thin: all
+//! the work is in the `clinit-sim` crate).
+
+use clap::{Args, Parser, Subcommand};
+use clinit_engine::monitor::PolicyConfig;
+use clinit_sim::config::{
+    parse_policy, set_policy_param, split_param, ConfigError, SimConfig, Workload,
+};
+use clinit_sim::faults::{FaultChoice, Schedule};
+use clinit_sim::report::{self, RunReport};
+use clinit_sim::trace::{read_trace, TraceMode};
+use clinit_sim::units::parse_duration;
+use clinit_sim::{replay, shrink, study, sweep, world};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{BufReader, BufWriter, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const AFTER_HELP: &str = "\
+The simulator runs N production cluster nodes (init machine + HA monitor,
+the code mosha runs) on a virtual clock, in a world of shared-filesystem
+delays, per-node membership views, crashes, partitions, clock skew and slow
+nodes. Everything random comes from --seed: the same seed and options give
+the same run, bit for bit.
+
+Fault plans (--faults): none | random (a seeded random subset of all kinds)
+| safe (a random subset of the kinds classic is expected to survive) | all |
+a list like crash,partition:rate=2,slow-fs:size=5s:len=2m. Kinds: crash,
+partition, slow-fs, read-failures, stale-reads, skew, slow-node,
+false-suspicion, hactl-edit. Every run ends in a quiet phase without
+faults, in which liveness must hold.
+
+Parameters (--param key=value): policy timeout, cycletime, balance, quorum,
+stomith_grace, backoff, quorum_loss_sleep; world fs_delay, fs_jitter,
+detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter,
+fence_kills,
+fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup,
+fail_fraction. Durations read like 90s, 2h, 1h30m, 250ms.
+
+Invariants: double-owner, start-after-failed-test, halt-bound, liveness
+(see sim/README.md). `run` exits 1 when one is violated, 2 on bad input.
+
+Examples:
+  clinit-sim run --nodes 10 --groups 5 --seed 7 --faults random
+  clinit-sim run --seed 7 --faults slow-fs:size=20s --trace /tmp/t.jsonl
+  clinit-sim replay /tmp/t.jsonl --param balance=0.5
+  clinit-sim sweep --nodes 3,10 --seeds 200 --param cycletime=1,5 --faults safe
+  clinit-sim shrink --seed 7 --faults random --out /tmp/minimal.json
+  clinit-sim failover --nodes 3 --runs 2000 --param detect=0s";
+
+/// Seeded discrete-event simulator of a clinit/mosha cluster.
+#[derive(Parser, Debug)]
+#[command(name = "clinit-sim", version, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one seed and report metrics and invariant violations.
+    Run {
+        #[command(flatten)]
+        scenario: Scenario,
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u32,
+        /// Parameter override key=value (repeatable).
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Seed of everything random in the run.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the trace (JSON lines) to FILE.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// Do not hash a trace (fastest; trace_sha256 is null).
+        #[arg(long, conflicts_with = "trace")]
+        no_trace: bool,
+        /// Print the summary as JSON (fixed fields).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Many seeds over a parameter grid, in parallel; one row per grid point.
+    Sweep {
+        #[command(flatten)]
+        scenario: Scenario,
+        /// Cluster sizes, e.g. 3,10,100.
+        #[arg(long, value_delimiter = ',', value_name = "N,N,...", default_value = "3")]
+        nodes: Vec<u32>,
+        /// A swept parameter key=v1,v2,... (repeatable; every combination is a grid point).
+        #[arg(long = "param", value_name = "KEY=V1,V2")]
+        params: Vec<String>,
+        /// Seeds per grid point.
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 1)]
+        first_seed: u64,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print {"rows": [...]}, each row the run fields aggregated over its seeds.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay a trace bit for bit, or under another policy (what-if).
+    Replay {
+        /// The trace file (from `run --trace` or `mosha --record`).
+        trace: PathBuf,
+        /// Replay under this policy (a name or JSON) instead of the recorded one.
+        #[arg(long)]
+        policy: Option<String>,
+        /// Policy parameter override key=value (repeatable), on top of the recorded policy.
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Closed loop: re-simulate the header's scenario and seed with the
+        /// overrides and compare the run reports (simulator traces only).
+        #[arg(long)]
+        rerun: bool,
+        /// Print the verdict or comparison as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Minimise the fault schedule of a failing seed.
+    Shrink {
+        #[command(flatten)]
+        scenario: Scenario,
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u32,
+        /// Parameter override key=value (repeatable).
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The invariant to keep failing (default: the first one violated).
+        #[arg(long)]
+        invariant: Option<String>,
+        /// Give up after this many runs.
+        #[arg(long, default_value_t = 500)]
+        max_runs: u64,
+        /// Write the minimal schedule here (JSON; run it with --schedule).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Failover timing over many seeds (the scenario of the real 3-node test).
+    Failover {
+        #[command(flatten)]
+        scenario: Scenario,
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u32,
+        /// Parameter override key=value (repeatable).
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Number of seeds (one crash each).
+        #[arg(long, default_value_t = 1000)]
+        runs: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 1)]
+        first_seed: u64,
+        /// The group whose owner is crashed (default: web, the study's own
+        /// one-group workload; give --cltab/--hactl for another workload).
+        #[arg(long, default_value = "web")]
+        group: String,
+        /// Crash at this time plus U[0, 30 s).
+        #[arg(long, default_value = "300s")]
+        crash_at: String,
+        /// Also print the full report of the slowest failover's seed.
+        #[arg(long)]
+        show_slowest: bool,
+        /// Print the timing summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What every simulation command needs to build a scenario.
+#[derive(Args, Debug)]
+struct Scenario {
+    /// Number of generated groups (ignored with --cltab/--hactl).
+    #[arg(long, default_value_t = 3)]
+    groups: u32,
+    /// Simulated time, e.g. 90s, 2h.
+    #[arg(long, default_value = "1h")]
+    duration: String,
+    /// Policy: a name (classic) or JSON like {"policy":"classic","timeout":30000}.
+    #[arg(long, default_value = "classic")]
+    policy: String,
+    /// Fault plan: none | random | safe | all | KIND[:k=v...],...
+    #[arg(long, default_value = "none")]
+    faults: String,
+    /// Custom cltab (commands from the simulated vocabulary); needs --hactl.
+    #[arg(long, requires = "hactl")]
+    cltab: Option<PathBuf>,
+    /// Custom hactl; needs --cltab.
+    #[arg(long, requires = "cltab")]
+    hactl: Option<PathBuf>,
+    /// Use this fault schedule (JSON from `shrink --out`) instead of drawing one.
+    #[arg(long, value_name = "FILE")]
+    schedule: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn read(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| CliError::Other(format!("cannot read {}: {e}", path.display())))
+}
+
+impl Scenario {
+    fn build(&self, nodes: u32, params: &[String]) -> Result<SimConfig, CliError> {
+        let mut cfg = SimConfig {
+            nodes,
+            groups: self.groups,
+            duration: parse_duration(&self.duration).map_err(ConfigError::from)?,
+            policy: parse_policy(&self.policy)?,
+            faults: FaultChoice::parse(&self.faults).map_err(ConfigError::Faults)?,
+            ..SimConfig::default()
+        };
+        if let (Some(c), Some(h)) = (&self.cltab, &self.hactl) {
+            cfg.workload = Workload::Custom { cltab: read(c)?, hactl: read(h)? };
+        }
+        if let Some(path) = &self.schedule {
+            let s: Schedule = serde_json::from_str(&read(path)?)
+                .map_err(|e| CliError::Other(format!("{}: not a schedule: {e}", path.display())))?;
+            cfg.schedule = Some(s);
+        }
+        for p in params {
+            let (k, v) = split_param(p)?;
+            cfg.set(k, v)?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("clinit-sim: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, CliError> {
+    serde_json::to_string_pretty(value).map_err(|e| CliError::Other(e.to_string()))
+}
+
+fn dispatch(command: Command) -> Result<ExitCode, CliError> {
+    match command {
+        Command::Run { scenario, nodes, params, seed, trace, no_trace, json: as_json } => {
+            let cfg = scenario.build(nodes, &params)?;
+            let out: Option<Box<dyn std::io::Write + Send>> = match &trace {
+                Some(path) => {
+                    Some(Box::new(BufWriter::new(std::fs::File::create(path).map_err(|e| {
+                        CliError::Other(format!("cannot create {}: {e}", path.display()))
+                    })?)))
+                }
+                None => None,
+            };
+            let mode = if no_trace { TraceMode::Off } else { TraceMode::Hash };
+            let opts = world::RunOptions { trace: mode, trace_out: out, event_log: true };
+            let result = world::run(&cfg, seed, opts)?;
+            if as_json {
+                println!("{}", json(&RunReport::new(&result))?);
+            } else {
+                print!("{}", report::render(&result));
+                if let Some(path) = &trace {
+                    println!("trace written to {}", path.display());
+                }
+            }
+            if let Some(e) = &result.trace_error {
+                return Err(CliError::Other(format!("writing the trace failed: {e}")));
+            }
+            Ok(if result.tracker.counts().is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Sweep {
+            scenario,
+            nodes,
+            params: grid,
+            seeds,
+            first_seed,
+            threads,
+            json: as_json,
+        } => {
+            let base = scenario.build(nodes.first().copied().unwrap_or(3), &[])?;
+            let mut params = Vec::new();
+            for g in &grid {
+                let (k, v) = split_param(g)?;
+                params.push((k.to_string(), v.split(',').map(|s| s.trim().to_string()).collect()));
+            }
+            let sizes = nodes;
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let spec = sweep::SweepSpec { base, nodes: sizes, params, seeds, first_seed, threads };
+            let bar = std::io::stderr().is_terminal().then(|| {
+                let bar = ProgressBar::new(0);
+                if let Ok(style) = ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} runs, {elapsed} elapsed, ~{eta} left",
+                ) {
+                    bar.set_style(style);
+                }
+                bar
+            });
+            let started = std::time::Instant::now();
+            let rows = sweep::sweep(&spec, &mut |done, total| {
+                if let Some(bar) = &bar {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                }
+            })?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            if as_json {
+                println!("{}", json(&serde_json::json!({ "rows": rows }))?);
+            } else {
+                print!("{}", sweep::table(&rows));
+                let runs: u64 = rows.iter().map(|r| r.runs).sum();
+                println!(
+                    "{runs} runs on {threads} threads in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { trace, policy, params, rerun, json: as_json } => {
+            let file = std::fs::File::open(&trace)
+                .map_err(|e| CliError::Other(format!("cannot open {}: {e}", trace.display())))?;
+            let t = read_trace(BufReader::new(file))
+                .map_err(|e| CliError::Other(format!("{}: {e}", trace.display())))?;
+            let replacement = policy.as_deref().map(parse_policy).transpose()?;
+            let mut overrides = Vec::new();
+            for p in &params {
+                let (k, v) = split_param(p)?;
+                overrides.push((k.to_string(), v.to_string()));
+            }
+            if rerun {
+                return rerun_trace(&t, replacement, &overrides, as_json);
+            }
+            if replacement.is_none() && overrides.is_empty() {
+                let verdict = replay::replay(&t)?;
+                if as_json {
+                    println!("{}", json(&verdict)?);
+                } else {
+                    println!(
+                        "replayed {} records from {} (seed {:?}, written by {} {})",
+                        verdict.records,
+                        t.header.source,
+                        t.header.seed,
+                        t.header.source,
+                        t.header.version
+                    );
+                    println!("decisions sha256 {}", verdict.replayed.decisions_sha256);
+                    match (&verdict.recorded_sha256, verdict.identical) {
+                        (Some(r), Some(true)) => println!("identical to the recording ({r})"),
+                        (Some(r), _) => println!("DIFFERENT from the recording ({r})"),
+                        (None, _) => println!("the trace has no recorded digest to compare with"),
+                    }
+                }
+                return Ok(if verdict.identical == Some(false) {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                });
+            }
+            let f = |recorded: &PolicyConfig| -> Result<PolicyConfig, ConfigError> {
+                let mut p = replacement.clone().unwrap_or_else(|| recorded.clone());
+                for (k, v) in &overrides {
+                    p = set_policy_param(&p, k, v)?;
+                }
+                Ok(p)
+            };
+            let cmp = replay::what_if(&t, &f)?;
+            if as_json {
+                println!("{}", json(&cmp)?);
+            } else {
+                println!(
+                    "what-if over {} recorded inputs: {} decided differently",
+                    cmp.records, cmp.differing
+                );
+                println!("  baseline: {}", summary(&cmp.baseline));
+                println!("  what-if:  {}", summary(&cmp.what_if));
+                if let Some(d) = &cmp.first {
+                    println!(
+                        "first difference at record {} (node {:?}, t={:?} s):\n  baseline: {}\n  what-if:  {}",
+                        d.record, d.node, d.at_s, d.baseline, d.what_if
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Shrink { scenario, nodes, params, seed, invariant, max_runs, out } => {
+            let cfg = scenario.build(nodes, &params)?;
+            match shrink::shrink(&cfg, seed, invariant.as_deref(), max_runs)? {
+                None => {
+                    println!(
+                        "seed {seed} violates nothing{}: nothing to shrink",
+                        match &invariant {
+                            Some(i) => format!(" ({i} holds)"),
+                            None => String::new(),
+                        }
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(s) => {
+                    println!(
+                        "{}: {} fault episodes → {} in {} runs",
+                        s.invariant,
+                        s.original.faults.len(),
+                        s.minimal.faults.len(),
+                        s.runs
+                    );
+                    for f in &s.minimal.faults {
+                        println!("  at {}: {}", report::fmt_secs(f.at.0 as f64 / 1000.0), f.fault);
+                    }
+                    if let Some(path) = out {
+                        std::fs::write(&path, json(&s.minimal)?).map_err(|e| {
+                            CliError::Other(format!("cannot write {}: {e}", path.display()))
+                        })?;
+                        println!(
+                            "written to {}; reproduce with the same options plus --schedule {}",
+                            path.display(),
+                            path.display()
+                        );
+                    }
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Failover {
+            scenario,
+            nodes,
+            params,
+            runs,
+            first_seed,
+            group,
+            crash_at,
+            show_slowest,
+            json: as_json,
+        } => {
+            let base = scenario.build(nodes, &params)?;
+            let crash =
+                study::Crash { group, at: parse_duration(&crash_at).map_err(ConfigError::from)? };
+            let s = study::failover_study(&base, &crash, runs, first_seed)?;
+            if as_json {
+                println!("{}", json(&s)?);
+            } else {
+                let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} s"));
+                println!(
+                    "{} nodes, {} runs, {} failovers: mean {}, p50 {}, p95 {}, p99 {}",
+                    s.nodes,
+                    s.runs,
+                    s.failovers,
+                    f(s.mean_s),
+                    f(s.p50_s),
+                    f(s.p95_s),
+                    f(s.p99_s)
+                );
+                println!(
+                    "minus detection D = {:.1} s: mean {}, p50 {}, p99 {} (spec §11 at N=3: mean 13 s, median 13 s, p99 23 s)",
+                    s.detect_s,
+                    f(s.mean_minus_detect_s),
+                    f(s.p50_minus_detect_s),
+                    f(s.p99_minus_detect_s)
+                );
+                if s.violations > 0 {
+                    println!("{} invariant violations", s.violations);
+                }
+                if let (true, Some(seed)) = (show_slowest, s.slowest_seed) {
+                    println!(
+                        "\nslowest failover: seed {seed}\n{}",
+                        study::report(&base, &crash, seed)?
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn summary(s: &replay::Summary) -> String {
+    let tells: Vec<String> = s.tells_by_level.iter().map(|(l, n)| format!("{l}×{n}")).collect();
+    format!(
+        "{} cycles, tells [{}], {} conflicts, {} fences, {} halts",
+        s.cycles,
+        tells.join(" "),
+        s.conflicts,
+        s.fences,
+        s.halts
+    )
+}
+
+fn rerun_trace(
+    t: &clinit_sim::trace::Trace,
+    policy: Option<PolicyConfig>,
+    overrides: &[(String, String)],
+    as_json: bool,
+) -> Result<ExitCode, CliError> {
+    let (Some(seed), Ok(cfg)) =
+        (t.header.seed, serde_json::from_value::<SimConfig>(t.header.config.clone()))
+    else {
+        return Err(CliError::Other(
+            "--rerun needs a simulator trace (its header has the scenario and seed)".into(),
+        ));
+    };
+    let mut alt = cfg.clone();
+    if let Some(p) = policy {
+        alt.policy = p;
+    }
+    for (k, v) in overrides {
+        alt.set(k, v)?;
+    }
+    let a = RunReport::new(&world::run(&cfg, seed, world::RunOptions::default())?);
+    let b = RunReport::new(&world::run(&alt, seed, world::RunOptions::default())?);
+    if as_json {
+        println!("{}", json(&serde_json::json!({ "recorded": a, "what_if": b }))?);
+    } else {
+        let line = |r: &RunReport| {
+            format!(
+                "failovers {} (p50 {:?} s, p99 {:?} s), double-owner {:.1} s, unavailable {:.1} group-s, {} violations",
+                r.failovers,
+                r.failover_p50_s,
+                r.failover_p99_s,
+                r.double_owner_seconds,
+                r.unavailable_group_seconds,
+                r.violations.len()
+            )
+        };
+        println!(
+            "re-run of seed {seed}:\n  recorded settings: {}\n  what-if settings:  {}",
+            line(&a),
+            line(&b)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,127 @@
+//! The `clinit-sim` command line: the fixed JSON fields of `run --json`, a
+//! trace written by `run --trace` replaying bit for bit, what-if replays,
+//! sweeps over a grid, and bad input answered with a message and exit 2.
+
+use std::process::{Command, Output};
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clinit-sim")).args(args).output().expect("clinit-sim runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn run_json_has_exactly_the_documented_fields() {
+    let o = sim(&[
+        "run",
+        "--nodes",
+        "3",
+        "--groups",
+        "2",
+        "--duration",
+        "10m",
+        "--seed",
+        "3",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    let mut keys: Vec<&str> = v.as_object().expect("object").keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let mut want = vec![
+        "seed",
+        "nodes",
+        "groups",
+        "policy",
+        "simulated_seconds",
+        "wall_seconds",
+        "events",
+        "node_hours_per_wall_second",
+        "failovers",
+        "failover_p50_s",
+        "failover_p99_s",
+        "double_owner_seconds",
+        "unavailable_group_seconds",
+        "violations",
+        "trace_sha256",
+    ];
+    want.sort_unstable();
+    assert_eq!(keys, want);
+    assert_eq!(v["seed"], 3);
+    assert_eq!(v["policy"], "classic");
+    assert_eq!(v["simulated_seconds"], 600.0);
+    assert_eq!(v["trace_sha256"].as_str().map(str::len), Some(64));
+}
+
+#[test]
+fn a_written_trace_replays_bit_for_bit_and_supports_what_if() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join("t.jsonl");
+    let trace = trace.to_str().expect("utf-8 path");
+    let o = sim(&[
+        "run",
+        "--nodes",
+        "3",
+        "--duration",
+        "15m",
+        "--seed",
+        "5",
+        "--faults",
+        "crash:rate=8",
+        "--trace",
+        trace,
+    ]);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{o:?}");
+    let o = sim(&["replay", trace]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("identical to the recording"), "{}", stdout(&o));
+    let o = sim(&["replay", trace, "--param", "balance=-1", "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert!(v["differing"].as_u64().is_some_and(|d| d > 0), "{v}");
+    let o = sim(&["replay", trace, "--rerun", "--param", "cycletime=5"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("what-if settings"), "{}", stdout(&o));
+}
+
+#[test]
+fn sweep_makes_one_row_per_grid_point() {
+    let o = sim(&[
+        "sweep",
+        "--nodes",
+        "2,3",
+        "--seeds",
+        "2",
+        "--duration",
+        "5m",
+        "--param",
+        "balance=1,2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    let rows = v["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r["runs"] == 2));
+    assert_eq!(rows[1]["nodes"], 2);
+    assert_eq!(rows[1]["params"]["balance"], "2");
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    for args in [
+        &["run", "--faults", "meteor"][..],
+        &["run", "--duration", "soon"],
+        &["run", "--param", "nonsense=1"],
+        &["run", "--param", "balance"],
+        &["run", "--policy", "ranked-v9"],
+        &["run", "--nodes", "0"],
+        &["replay", "/nonexistent/trace.jsonl"],
+    ] {
+        let o = sim(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("clinit-sim:"), "{args:?}: {o:?}");
+    }
+}
