@@ -18,7 +18,10 @@ fn malformed_cltab_at_start_up_is_refused_with_every_error() {
     assert!(!status.success(), "the daemon must refuse to start");
     let log = d.log_text();
     let path = d.cltab.display().to_string();
-    assert!(log.contains(&format!("{path}:4: entry has duplicate tag: a (first defined on line 3)")), "{log}");
+    assert!(
+        log.contains(&format!("{path}:4: entry has duplicate tag: a (first defined on line 3)")),
+        "{log}"
+    );
     assert!(log.contains(&format!("{path}:5: unknown mode \"bogus\"")), "{log}");
     assert!(log.contains(&format!("{path}:6: too few fields")), "{log}");
     assert!(!d.socket.exists(), "nothing was started");
@@ -46,7 +49,9 @@ fn malformed_cltab_at_runtime_keeps_the_last_good_table() {
 #[test]
 fn garbage_on_the_socket_gets_an_error_reply_and_the_daemon_keeps_serving() {
     let d = Daemon::start("g:a:1:once:true\n", &[]);
-    for garbage in [&b"hello\n"[..], b"{\"op\":\"explode\"}\n", b"\xff\xfe\n", b"{\"op\":\"tell\"}\n"] {
+    for garbage in
+        [&b"hello\n"[..], b"{\"op\":\"explode\"}\n", b"\xff\xfe\n", b"{\"op\":\"tell\"}\n"]
+    {
         let mut s = std::os::unix::net::UnixStream::connect(&d.socket).expect("connect");
         s.set_read_timeout(Some(T)).expect("timeout");
         s.write_all(garbage).expect("write");

@@ -94,7 +94,10 @@ fn level_change_that_stops_nothing_is_immediate() {
 
 #[test]
 fn children_get_the_clinit_environment() {
-    let d = Daemon::start("web:env1:start:wait:echo $CLINIT_GROUP $CLINIT_TAG $CLINIT_LEVEL > @DIR@/env\n", &[]);
+    let d = Daemon::start(
+        "web:env1:start:wait:echo $CLINIT_GROUP $CLINIT_TAG $CLINIT_LEVEL > @DIR@/env\n",
+        &[],
+    );
     d.tell("web", "start");
     d.wait_state("web", "start DONE", T);
     assert_eq!(d.read("env"), "web env1 start\n");

@@ -63,7 +63,9 @@ fn removed_group_is_stopped_gracefully_and_leaves_clstat() {
     d.write_cltab("stay:s1:1:once:true\n");
     // Any tell re-reads the cltab (whatever the mtime resolution).
     d.tell("stay", "1");
-    wait_for(T, "the removed group to leave clstat", || d.clstat().get("gone").is_none().then_some(()));
+    wait_for(T, "the removed group to leave clstat", || {
+        d.clstat().get("gone").is_none().then_some(())
+    });
     assert!(!alive(pid));
     assert_eq!(d.read("got"), "int\n", "stopped with SIGINT, not SIGKILL, and not respawned");
     assert_eq!(d.tell("gone", "1").msg, "no such group: gone");
@@ -116,8 +118,11 @@ fn sigterm_to_the_daemon_is_a_graceful_shutdown() {
     let mut d = Daemon::start("g:a:1:once:echo $$ > @DIR@/a.pid; exec sleep 60\n", &[]);
     d.tell("g", "1");
     let pid = d.pid("a");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.daemon_pid()), nix::sys::signal::Signal::SIGTERM)
-        .expect("SIGTERM the daemon");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.daemon_pid()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM the daemon");
     let status = d.wait_exit(T);
     assert!(status.success());
     assert!(!alive(pid));

@@ -6,6 +6,7 @@
 //! calls and the world's answers back into engine events.
 
 pub mod atomic;
+pub mod cli;
 pub mod cluster_status;
 pub mod daemon;
 pub mod fence;
@@ -16,5 +17,4 @@ pub mod openmosix;
 pub mod process;
 pub mod protocol;
 pub mod shared;
-pub mod cli;
 pub mod trace_writer;

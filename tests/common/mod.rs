@@ -149,10 +149,7 @@ impl Daemon {
 
     /// `group level STATE`, or "" when the group has no line.
     pub fn state_of(&self, group: &str) -> String {
-        self.clstat()
-            .get(group)
-            .map(|s| format!("{} {}", s.level, s.state))
-            .unwrap_or_default()
+        self.clstat().get(group).map(|s| format!("{} {}", s.level, s.state)).unwrap_or_default()
     }
 
     /// Wait until clstat shows `group` as `"level STATE"`.

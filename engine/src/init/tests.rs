@@ -44,7 +44,8 @@ impl Script {
 
     /// The leader exits but its process group still has members.
     fn exit_lingering(&mut self, id: u64, code: i32) -> &mut Self {
-        let input = Input::Exited { id: ProcId(id), status: ExitStatus::Code(code), lingering: true };
+        let input =
+            Input::Exited { id: ProcId(id), status: ExitStatus::Code(code), lingering: true };
         self.input(format!("exit #{id} code {code}, group lingers"), input)
     }
 
