@@ -30,11 +30,12 @@ use crate::cltab::Cltab;
 use crate::driver::{Executed, NodeDriver, Processes, StatusStore};
 use crate::hastat::{is_idle, Hastat};
 use crate::init::{InitConfig, Input, Reply};
-use crate::monitor::{Action, Monitor, NodeStatus, Notice, Observation};
+use crate::monitor::{Action, Monitor, Notice, Observation};
 use crate::status::GroupStatus;
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// The clstat heartbeat period under the cluster layer: a third of the
 /// staleness timeout, so a healthy node never looks stale (DESIGN.md).
@@ -71,8 +72,9 @@ pub enum Event {
 /// What this node publishes about its view (its `hastat` file).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Published {
-    /// The consolidated view at the last cycle that had quorum.
-    pub hastat: Hastat,
+    /// The consolidated view at the last cycle that had quorum (shared
+    /// with the node, not copied: a large cluster's view is big).
+    pub hastat: Arc<Hastat>,
     /// Members seen in the last cycle (this node included).
     pub members: Vec<u32>,
     /// Members whose clstat is older than the timeout.
@@ -114,7 +116,7 @@ pub struct ClusterNode<P, S> {
     halted: bool,
     stale: BTreeSet<u32>,
     fenced: BTreeSet<u32>,
-    last_hastat: Hastat,
+    last_hastat: Arc<Hastat>,
     /// Groups `stop_all` told `stop` that may still be on their way there
     /// (clstat shows the old level while stopping).
     stop_told: BTreeSet<String>,
@@ -132,7 +134,7 @@ impl<P: Processes, S: StatusStore> ClusterNode<P, S> {
             halted: false,
             stale: BTreeSet::new(),
             fenced: BTreeSet::new(),
-            last_hastat: Hastat::default(),
+            last_hastat: Arc::default(),
             stop_told: BTreeSet::new(),
         }
     }
@@ -150,18 +152,21 @@ impl<P: Processes, S: StatusStore> ClusterNode<P, S> {
     pub fn cycle(&mut self, obs: &Observation) -> CycleReport {
         let now = obs.now;
         let mut events = Vec::new();
-        let mut obs = obs.clone();
-        obs.me = self.me;
-        if !obs.members.contains(&self.me) {
+        let mut members = obs.members.clone();
+        if !members.contains(&self.me) {
             events.push(Event::NotListed { members: obs.members.clone() });
-            obs.members.push(self.me);
+            members.push(self.me);
         }
-        obs.members.sort_unstable();
-        obs.members.dedup();
-        let own = NodeStatus::Read { clstat: self.driver.init.status(), age: Millis::ZERO };
-        obs.nodes.insert(self.me, own);
-
-        let step = self.monitor.step(&obs);
+        members.sort_unstable();
+        members.dedup();
+        // This node is a member, with the status its init machine has now.
+        let own = self.driver.init.status();
+        let step = if obs.me == self.me {
+            self.monitor.step_with_own(obs, Some(&own))
+        } else {
+            let obs = Observation { me: self.me, ..obs.clone() };
+            self.monitor.step_with_own(&obs, Some(&own))
+        };
         let mut external = Vec::new();
         let mut executed = Vec::new();
         let mut halt = false;
@@ -213,12 +218,11 @@ impl<P: Processes, S: StatusStore> ClusterNode<P, S> {
             self.halted = false;
             events.push(Event::QuorumRegained);
         }
-        let members: BTreeSet<u32> = obs.members.iter().copied().collect();
-        self.stale.retain(|n| members.contains(n));
-        self.fenced.retain(|n| members.contains(n));
+        self.stale.retain(|n| members.binary_search(n).is_ok());
+        self.fenced.retain(|n| members.binary_search(n).is_ok());
         external.push(External::Publish(Published {
             hastat: self.last_hastat.clone(),
-            members: obs.members.clone(),
+            members,
             stale: self.stale.iter().copied().collect(),
             fenced: self.fenced.iter().copied().collect(),
             quorum: !halt,
@@ -273,7 +277,7 @@ mod tests {
     use super::*;
     use crate::hactl::Hactl;
     use crate::init::Init;
-    use crate::monitor::PolicyConfig;
+    use crate::monitor::{NodeStatus, PolicyConfig};
     use crate::process::{ExitStatus, ProcId, Signal};
     use crate::status::{ClStat, GroupState};
     use std::collections::BTreeMap;

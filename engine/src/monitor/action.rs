@@ -12,7 +12,8 @@ pub enum Action {
     /// Shoot the other node in the head (the STOMITH hook).
     Fence { node: u32 },
     /// Publish the consolidated view in this node's `hastat`.
-    WriteHastat(Hastat),
+    /// Shared, not copied: the same view is kept and published by the node.
+    WriteHastat(std::sync::Arc<Hastat>),
     /// Quorum lost: stop every local group (the original's `haltwait`).
     HaltAll,
     /// Worth a log line.

@@ -27,6 +27,7 @@ pub use policy::classic::{Classic, ClassicParams};
 pub use policy::{AnyPolicy, Policy, PolicyConfig};
 pub use view::{NodeStatus, Observation};
 
+use crate::status::ClStat;
 use crate::time::Millis;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -68,7 +69,15 @@ impl Monitor {
 
     /// Run one cycle.
     pub fn step(&mut self, obs: &Observation) -> Step {
-        let (view, events) = self.memory.observe(obs, self.policy.timeout(), self.started);
+        self.step_with_own(obs, None)
+    }
+
+    /// Run one cycle in which this node (`obs.me`) is a member with status
+    /// `own`, whatever `obs` says of it: a node's view of itself comes from
+    /// its own init machine. Saves copying the observation to say so.
+    pub fn step_with_own(&mut self, obs: &Observation, own: Option<&ClStat>) -> Step {
+        let timeout = self.policy.timeout();
+        let (view, events) = self.memory.observe(obs, own, timeout, self.started);
         let decision = self.policy.cycle(&view, &mut self.rng);
         let mut actions: Vec<Action> = events.into_iter().map(Action::Log).collect();
         for action in &decision.actions {

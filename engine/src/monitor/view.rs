@@ -71,7 +71,7 @@ pub struct View<'a> {
     /// Members, ascending, without repeats.
     pub members: Vec<u32>,
     /// Members' groups (last good copies standing in for unreadable nodes).
-    pub hastat: Hastat,
+    pub hastat: std::sync::Arc<Hastat>,
     /// Unreadable members with no last good copy: their groups are unknown.
     pub blind: Vec<u32>,
     /// Stale members, ascending.
@@ -92,13 +92,19 @@ pub struct ViewMemory {
 impl ViewMemory {
     /// Build this cycle's view; `timeout` is the staleness limit. Also
     /// returns log-worthy changes (stale episodes, unreadable members).
+    /// With `own`, `obs.me` is a member whose status is `own`.
     pub fn observe<'a>(
         &mut self,
         obs: &'a Observation,
+        own: Option<&ClStat>,
         timeout: Millis,
         started: Millis,
     ) -> (View<'a>, Vec<Notice>) {
-        let members: BTreeSet<u32> = obs.members.iter().copied().collect();
+        let mut members: BTreeSet<u32> = obs.members.iter().copied().collect();
+        let own = own.map(|clstat| NodeStatus::Read { clstat: clstat.clone(), age: Millis::ZERO });
+        if own.is_some() {
+            members.insert(obs.me);
+        }
         let mut events = Vec::new();
         self.last_good.retain(|n, _| members.contains(n));
         let left: Vec<u32> =
@@ -112,7 +118,11 @@ impl ViewMemory {
         let mut stale = Vec::new();
         let not_observed = NodeStatus::Unreadable { reason: "not observed".into() };
         for &node in &members {
-            match obs.nodes.get(&node).unwrap_or(&not_observed) {
+            let status = match &own {
+                Some(own) if node == obs.me => own,
+                _ => obs.nodes.get(&node).unwrap_or(&not_observed),
+            };
+            match status {
                 NodeStatus::Read { clstat, age } => {
                     if *age > timeout && node != obs.me {
                         let fenced = match self.episodes.get(&node) {
@@ -128,7 +138,11 @@ impl ViewMemory {
                         events.push(Notice::StaleEnded { node });
                     }
                     hastat.add_node(node, clstat);
-                    self.last_good.insert(node, clstat.clone());
+                    // Most cycles read what they read last time: compare
+                    // rather than copy.
+                    if self.last_good.get(&node) != Some(clstat) {
+                        self.last_good.insert(node, clstat.clone());
+                    }
                 }
                 NodeStatus::Missing => {
                     self.last_good.remove(&node);
@@ -154,7 +168,7 @@ impl ViewMemory {
             now: obs.now,
             me: obs.me,
             members: members.into_iter().collect(),
-            hastat,
+            hastat: std::sync::Arc::new(hastat),
             blind,
             stale,
             uptime: obs.now.saturating_sub(started),
