@@ -262,11 +262,14 @@ pub type RealDriver = NodeDriver<RealProcesses, FileStatus>;
 pub trait Core: Send + 'static {
     fn driver(&mut self) -> &mut RealDriver;
     fn driver_ref(&self) -> &RealDriver;
-    /// Every input the loop itself feeds the init machine, just before it
-    /// does (a recording core writes it to its trace).
-    fn on_input(&mut self, _now: Millis, _input: &Input) {}
-    /// What a step or a job did (a recording core notes failed spawns).
-    fn on_executed(&mut self, _log: &[Executed]) {}
+    /// Feed the init machine one input from the loop (child exits, ticks,
+    /// client requests). A recording core overrides it to trace the input
+    /// and digest what it caused.
+    fn step(&mut self, now: Millis, input: Input) -> (InitReply, Vec<Executed>) {
+        self.driver().step(now, input)
+    }
+    /// What the init machine's first flush did, at start-up.
+    fn started(&mut self, _log: &[Executed]) {}
 }
 
 impl Core for RealDriver {
@@ -385,9 +388,7 @@ impl<C: Core> Daemon<C> {
 
     fn step(&mut self, input: Input) -> InitReply {
         let now = self.clock.now();
-        self.core.on_input(now, &input);
-        let (reply, log) = self.driver().step(now, input);
-        self.core.on_executed(&log);
+        let (reply, log) = self.core.step(now, input);
         log_executed(log, &self.core.driver_ref().processes.labels);
         reply
     }
@@ -400,7 +401,6 @@ impl<C: Core> Daemon<C> {
 
     fn run_job(&mut self, job: CoreJob<C>) {
         let log = job(&mut self.core, self.clock.now());
-        self.core.on_executed(&log);
         log_executed(log, &self.core.driver_ref().processes.labels);
     }
 
@@ -551,7 +551,7 @@ pub async fn run_embedded<C: Core>(
     let core = make_core(NodeDriver::new(init, processes, store), start);
     let mut daemon = Daemon { cfg, clock, core };
     let first = daemon.driver().flush(start);
-    daemon.core.on_executed(&first);
+    daemon.core.started(&first);
     log_executed(first, &daemon.core.driver_ref().processes.labels);
 
     let (jobs_tx, mut requests) = mpsc::channel::<Job>(64);

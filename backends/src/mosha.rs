@@ -33,6 +33,7 @@ use crate::shared::{
 };
 use crate::trace_writer::TraceWriter;
 use clinit_engine::cltab::Cltab;
+use clinit_engine::cluster::CycleReport;
 use clinit_engine::cluster::{self, ClusterNode, Event, External, Published};
 use clinit_engine::driver::Executed;
 use clinit_engine::hactl::Hactl;
@@ -40,7 +41,8 @@ use clinit_engine::init::{InitConfig, Input, Reply};
 use clinit_engine::monitor::{Monitor, NodeStatus, Notice, Observation, Policy, PolicyConfig};
 use clinit_engine::status::GroupStatus;
 use clinit_engine::time::Millis;
-use clinit_engine::trace::{Header, Record};
+use clinit_engine::trace::{decision_text, Header, Outcome as TraceOutcome, Record};
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::PathBuf;
@@ -57,7 +59,44 @@ use tracing::{debug, error, info, warn};
 /// trace of its inputs when `--record` asks for one.
 pub struct Node {
     pub cluster: ClusterNode<RealProcesses, FileStatus>,
-    recorder: Option<TraceWriter>,
+    recorder: Option<Recorder>,
+}
+
+/// A trace being written, with the digest of every decision so far (the
+/// trace's last line, so a replay can be checked bit for bit).
+struct Recorder {
+    writer: TraceWriter,
+    records: u64,
+    digest: Sha256,
+    text: String,
+}
+
+impl Recorder {
+    fn write(&mut self, record: &Record) {
+        self.records += 1;
+        self.writer.write(record);
+    }
+
+    /// Digest an outcome, then note its failed spawns (replay fails them too).
+    fn decided(&mut self, node: u32, outcome: TraceOutcome<'_>, logs: &[&[Executed]]) {
+        decision_text(outcome, &mut self.text);
+        self.digest.update(self.text.as_bytes());
+        self.digest.update(b"\n");
+        for e in logs.iter().flat_map(|l| l.iter()) {
+            if let Executed::SpawnFailed { id, reason, .. } = e {
+                self.write(&Record::SpawnFailed { node, id: *id, reason: reason.clone() });
+            }
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let digest = std::mem::take(&mut self.digest).finalize();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let end = Record::End { records: self.records, decisions_sha256: hex };
+        self.writer.write(&end);
+    }
 }
 
 impl Node {
@@ -67,10 +106,34 @@ impl Node {
         }
     }
 
-    /// Feed the init machine an input from a job (recorded like the loop's own).
-    fn step_init(&mut self, now: Millis, input: Input) -> Vec<Executed> {
-        self.on_input(now, &input);
-        self.cluster.driver.step(now, input).1
+    /// A monitor cycle on `obs`, after adopting `adopt` (a new cltab).
+    fn cycle_with(
+        &mut self,
+        adopt: Option<Cltab>,
+        obs: &Observation,
+    ) -> (Option<(Event, Vec<Executed>)>, CycleReport) {
+        let me = self.cluster.me();
+        self.record(|| Record::Cycle { node: me, adopt: adopt.clone(), obs: obs.clone() });
+        let adopted = adopt.and_then(|table| self.cluster.adopt_cltab(obs.now, table));
+        let report = self.cluster.cycle(obs);
+        if let Some(r) = self.recorder.as_mut() {
+            let adopted_ref = adopted.as_ref().map(|(e, ex)| (e, ex.as_slice()));
+            let logs: [&[Executed]; 2] =
+                [adopted_ref.map_or(&[][..], |(_, ex)| ex), &report.executed];
+            r.decided(me, TraceOutcome::Cycle { adopted: adopted_ref, report: &report }, &logs);
+        }
+        (adopted, report)
+    }
+
+    /// Stop every local group (shutdown, or a lost quorum outside a cycle).
+    fn stop_all_recorded(&mut self, now: Millis) -> (Vec<String>, Vec<Executed>) {
+        let me = self.cluster.me();
+        self.record(|| Record::StopAll { node: me, at: now });
+        let (told, executed) = self.cluster.stop_all(now);
+        if let Some(r) = self.recorder.as_mut() {
+            r.decided(me, TraceOutcome::StopAll { told: &told, executed: &executed }, &[&executed]);
+        }
+        (told, executed)
     }
 }
 
@@ -94,16 +157,23 @@ impl Core for Node {
     fn driver_ref(&self) -> &RealDriver {
         &self.cluster.driver
     }
-    fn on_input(&mut self, at: Millis, input: &Input) {
+    fn step(&mut self, at: Millis, input: Input) -> (Reply, Vec<Executed>) {
         let node = self.cluster.me();
         self.record(|| Record::Init { node, at, input: input.clone() });
+        let (reply, executed) = self.cluster.driver.step(at, input);
+        if let Some(r) = self.recorder.as_mut() {
+            r.decided(
+                node,
+                TraceOutcome::Init { reply: &reply, executed: &executed },
+                &[&executed],
+            );
+        }
+        (reply, executed)
     }
-    fn on_executed(&mut self, log: &[Executed]) {
+    fn started(&mut self, log: &[Executed]) {
         let node = self.cluster.me();
-        for e in log {
-            if let Executed::SpawnFailed { id, reason, .. } = e {
-                self.record(|| Record::SpawnFailed { node, id: *id, reason: reason.clone() });
-            }
+        if let Some(r) = self.recorder.as_mut() {
+            r.decided(node, TraceOutcome::Started(log), &[log]);
         }
     }
 }
@@ -291,7 +361,7 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
             let writer = TraceWriter::create(path, &header)
                 .map_err(|source| MoshaError::Record { path: path.clone(), source })?;
             info!("recording this node's inputs to {}", path.display());
-            Some(writer)
+            Some(Recorder { writer, records: 0, digest: Sha256::new(), text: String::new() })
         }
         None => None,
     };
@@ -349,7 +419,7 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
                 Err(e) => error!("the cluster task failed: {e}; halting the node"),
             }
             let halt: CoreJob<Node> =
-                Box::new(|node: &mut Node, now| node.step_init(now, Input::Shutdown));
+                Box::new(|node: &mut Node, now| Core::step(node, now, Input::Shutdown).1);
             let _ = jobs.send(halt).await;
             daemon.await
         }
@@ -683,14 +753,11 @@ impl Cluster {
             let mut executed = Vec::new();
             let mut events = Vec::new();
             let obs = Observation { now, me, members, nodes, hactl: observation_hactl };
-            node.record(|| Record::Cycle { node: me, adopt: new_cltab.clone(), obs: obs.clone() });
-            if let Some(table) = new_cltab {
-                if let Some((event, log)) = node.adopt_cltab(now, table) {
-                    events.push(event);
-                    executed.extend(log);
-                }
+            let (adopted, report) = node.cycle_with(new_cltab, &obs);
+            if let Some((event, log)) = adopted {
+                events.push(event);
+                executed.extend(log);
             }
-            let report = node.cycle(&obs);
             executed.extend(report.executed);
             events.extend(report.events);
             let delay = Duration::from_millis(report.next_wakeup.saturating_sub(now).0);
@@ -802,9 +869,7 @@ impl Cluster {
         let mut next_report = Instant::now();
         loop {
             let answer = on_node(&self.jobs, |node: &mut Node, now| {
-                let me = node.me();
-                node.record(|| Record::StopAll { node: me, at: now });
-                let (told, executed) = node.stop_all(now);
+                let (told, executed) = node.stop_all_recorded(now);
                 ((told, node.busy_groups()), executed)
             })
             .await;
@@ -834,9 +899,10 @@ impl Cluster {
                 _ = signals.int.recv() => { warn!("SIGINT again: halting now"); break; }
             }
         }
-        let _ =
-            on_node(&self.jobs, |node: &mut Node, now| ((), node.step_init(now, Input::Shutdown)))
-                .await;
+        let _ = on_node(&self.jobs, |node: &mut Node, now| {
+            ((), Core::step(node, now, Input::Shutdown).1)
+        })
+        .await;
     }
 }
 

@@ -1,0 +1,72 @@
+//! `mosha --record FILE` writes a trace of a real node's inputs that
+//! `clinit-sim replay` re-runs through the same machines, as recorded and
+//! what-if under other policy parameters. The recording ends with a digest
+//! of every decision the node made, and the replay must reproduce it.
+
+use std::fs;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_production_recording_replays_in_the_simulator() {
+    let dir = tempfile::Builder::new().prefix("mosha-record-").tempdir().expect("tempdir");
+    let view = dir.path().join("view/nodes/1");
+    let ha = dir.path().join("mfs/1/var/mosix-ha");
+    fs::create_dir_all(&view).expect("mkdir view");
+    fs::create_dir_all(&ha).expect("mkdir mfs");
+    fs::write(view.join("status"), "3\n").expect("status");
+    fs::write(ha.join("cltab"), "g:t:test:test:true\ng:a:start:once:exec sleep 60\n")
+        .expect("cltab");
+    fs::write(ha.join("hactl"), "g start\n").expect("hactl");
+    let trace = dir.path().join("trace.jsonl");
+    let log = fs::File::create(dir.path().join("log")).expect("log");
+    let mut mosha = Command::new(env!("CARGO_BIN_EXE_mosha"))
+        .args(["--node", "1", "--timeout", "3", "--seed", "11", "--mfsbase"])
+        .arg(dir.path().join("mfs"))
+        .arg("--hpcbase")
+        .arg(dir.path().join("view"))
+        .arg("--record")
+        .arg(&trace)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start mosha");
+    let pid = nix::unistd::Pid::from_raw(mosha.id() as i32);
+    // Until the group runs: plan, test and start took several cycles.
+    let clstat = ha.join("clstat");
+    let start = Instant::now();
+    let started = loop {
+        let text = fs::read_to_string(&clstat).unwrap_or_default();
+        if text.contains("Cluster::Init::Group g start DONE") {
+            break true;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let status = mosha.wait().expect("wait for mosha");
+    let log = fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+    assert!(started, "g never started; log:\n{log}");
+    assert!(status.success(), "mosha exited with {status}; log:\n{log}");
+
+    let text = fs::read_to_string(&trace).expect("trace written");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("\"source\":\"mosha\""), "{}", lines[0]);
+    assert!(lines.iter().filter(|l| l.contains("\"cycle\"")).count() >= 3, "{text}");
+
+    let sim = env!("CARGO_BIN_EXE_clinit-sim");
+    assert!(lines.last().is_some_and(|l| l.starts_with("{\"end\"")), "no digest line");
+    let replay = Command::new(sim).arg("replay").arg(&trace).output().expect("replay");
+    assert!(replay.status.success(), "replay failed: {replay:?}");
+    let said = String::from_utf8_lossy(&replay.stdout);
+    assert!(said.contains("identical to the recording"), "{said}");
+    let what_if = Command::new(sim)
+        .args(["replay", "--param", "balance=0.5"])
+        .arg(&trace)
+        .output()
+        .expect("what-if");
+    assert!(what_if.status.success(), "what-if replay failed: {what_if:?}");
+}
