@@ -62,12 +62,8 @@ enum Command {
     Run {
         #[command(flatten)]
         scenario: Scenario,
-        /// Number of nodes.
-        #[arg(long, default_value_t = 3)]
-        nodes: u32,
-        /// Parameter override key=value (repeatable).
-        #[arg(long = "param", value_name = "KEY=VALUE")]
-        params: Vec<String>,
+        #[command(flatten)]
+        cluster: Cluster,
         /// Seed of everything random in the run.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -126,12 +122,8 @@ enum Command {
     Shrink {
         #[command(flatten)]
         scenario: Scenario,
-        /// Number of nodes.
-        #[arg(long, default_value_t = 3)]
-        nodes: u32,
-        /// Parameter override key=value (repeatable).
-        #[arg(long = "param", value_name = "KEY=VALUE")]
-        params: Vec<String>,
+        #[command(flatten)]
+        cluster: Cluster,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// The invariant to keep failing (default: the first one violated).
@@ -148,12 +140,8 @@ enum Command {
     Failover {
         #[command(flatten)]
         scenario: Scenario,
-        /// Number of nodes.
-        #[arg(long, default_value_t = 3)]
-        nodes: u32,
-        /// Parameter override key=value (repeatable).
-        #[arg(long = "param", value_name = "KEY=VALUE")]
-        params: Vec<String>,
+        #[command(flatten)]
+        cluster: Cluster,
         /// Number of seeds (one crash each).
         #[arg(long, default_value_t = 1000)]
         runs: u64,
@@ -174,6 +162,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The cluster size and policy/world overrides of a one-size command.
+#[derive(Args, Debug)]
+struct Cluster {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u32,
+    /// Parameter override key=value (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
 }
 
 /// What every simulation command needs to build a scenario.
@@ -259,8 +258,8 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, CliError> {
 
 fn dispatch(command: Command) -> Result<ExitCode, CliError> {
     match command {
-        Command::Run { scenario, nodes, params, seed, trace, no_trace, json: as_json } => {
-            let cfg = scenario.build(nodes, &params)?;
+        Command::Run { scenario, cluster, seed, trace, no_trace, json: as_json } => {
+            let cfg = scenario.build(cluster.nodes, &cluster.params)?;
             let out: Option<Box<dyn std::io::Write + Send>> = match &trace {
                 Some(path) => {
                     Some(Box::new(BufWriter::new(std::fs::File::create(path).map_err(|e| {
@@ -405,8 +404,8 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Shrink { scenario, nodes, params, seed, invariant, max_runs, out } => {
-            let cfg = scenario.build(nodes, &params)?;
+        Command::Shrink { scenario, cluster, seed, invariant, max_runs, out } => {
+            let cfg = scenario.build(cluster.nodes, &cluster.params)?;
             match shrink::shrink(&cfg, seed, invariant.as_deref(), max_runs)? {
                 None => {
                     println!(
@@ -445,8 +444,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         }
         Command::Failover {
             scenario,
-            nodes,
-            params,
+            cluster,
             runs,
             first_seed,
             group,
@@ -454,7 +452,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             show_slowest,
             json: as_json,
         } => {
-            let base = scenario.build(nodes, &params)?;
+            let base = scenario.build(cluster.nodes, &cluster.params)?;
             let crash =
                 study::Crash { group, at: parse_duration(&crash_at).map_err(ConfigError::from)? };
             let s = study::failover_study(&base, &crash, runs, first_seed)?;
