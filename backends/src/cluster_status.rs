@@ -100,12 +100,12 @@ pub fn collect(
             NodeStatus::Read { clstat, age } => {
                 report.age_secs = Some(age.0 as f64 / 1000.0);
                 report.stale = age > timeout;
-                for (group, st) in clstat.groups {
+                for (group, st) in &clstat.groups {
                     let line = format!("{} {}", st.level, st.state);
                     let running = !is_idle(&st.level, &st.state)
                         && !matches!(st.level.as_str(), "plan" | "test" | "stop")
                         && report.member != Some(false);
-                    states.entry(group).or_default().insert(node, (line, running));
+                    states.entry(group.clone()).or_default().insert(node, (line, running));
                 }
             }
             NodeStatus::Missing => report.clstat = "missing",

@@ -245,7 +245,7 @@ pub fn read_clstat<S: SharedStore + ?Sized>(store: &S, node: u32, now: SystemTim
                 let reason = format!("{}:{line}: not a status line", name());
                 return NodeStatus::Unreadable { reason };
             }
-            NodeStatus::Read { clstat, age: age(now, snap.stamp.mtime) }
+            NodeStatus::Read { clstat: clstat.into(), age: age(now, snap.stamp.mtime) }
         }
     }
 }

@@ -334,7 +334,7 @@ mod tests {
                 .map(|l| format!("Cluster::Init::Group {}", l.trim()))
                 .collect();
             let clstat = ClStat::parse(&lines.join("\n"));
-            nodes.insert(*n, NodeStatus::Read { clstat, age: Millis::ZERO });
+            nodes.insert(*n, NodeStatus::Read { clstat: Arc::new(clstat), age: Millis::ZERO });
         }
         Observation {
             now,
@@ -448,8 +448,7 @@ mod tests {
         let mut n = node(1);
         let late = Millis::from_secs(200);
         let mut o = obs(late, &[1, 2], &[], "web start\n");
-        o.nodes
-            .insert(2, NodeStatus::Read { clstat: ClStat::default(), age: Millis::from_secs(90) });
+        o.nodes.insert(2, NodeStatus::Read { clstat: Arc::default(), age: Millis::from_secs(90) });
         let r = n.cycle(&o);
         assert!(r.external.contains(&External::Fence { node: 2 }));
         let Some(External::Publish(p)) = r.external.last() else { panic!("no publish") };

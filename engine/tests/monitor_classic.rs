@@ -24,7 +24,7 @@ fn fixture_hactl() -> Hactl {
 }
 
 fn read(text: &str, age: Millis) -> NodeStatus {
-    NodeStatus::Read { clstat: clstat(text), age }
+    NodeStatus::Read { clstat: std::sync::Arc::new(clstat(text)), age }
 }
 
 fn obs(now: Millis, me: u32, members: &[u32], nodes: Vec<(u32, NodeStatus)>) -> Observation {
@@ -247,7 +247,7 @@ impl World {
             h.iter().rev().find(|(t, _)| *t + self.delay <= now).map(|(_, c)| c.clone())
         });
         match seen {
-            Some(clstat) => NodeStatus::Read { clstat, age: Millis::ZERO },
+            Some(clstat) => NodeStatus::Read { clstat: clstat.into(), age: Millis::ZERO },
             None => NodeStatus::Missing,
         }
     }

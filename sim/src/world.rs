@@ -595,7 +595,7 @@ impl World {
                             }
                             _ => {
                                 seen[j as usize] = Some(v.data.clone());
-                                Some(NodeStatus::Read { clstat: (*v.data).clone(), age })
+                                Some(NodeStatus::Read { clstat: v.data.clone(), age })
                             }
                         }
                     }

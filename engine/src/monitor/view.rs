@@ -27,12 +27,15 @@ use crate::status::ClStat;
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// What the driver found for one node's `clstat`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeStatus {
-    /// Read and parsed; `age` = now − mtime, computed by the driver.
-    Read { clstat: ClStat, age: Millis },
+    /// Read and parsed; `age` = now − mtime, computed by the driver. Shared:
+    /// an unchanged file is the same status cycle after cycle, and the
+    /// monitor keeps it as the node's last good copy without copying it.
+    Read { clstat: Arc<ClStat>, age: Millis },
     /// No file.
     Missing,
     /// The file could not be read (I/O error, timeout, ...).
@@ -84,7 +87,7 @@ pub struct View<'a> {
 /// What the view remembers between cycles.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ViewMemory {
-    last_good: BTreeMap<u32, ClStat>,
+    last_good: BTreeMap<u32, Arc<ClStat>>,
     /// Nodes in a stale episode → fenced yet in this episode.
     episodes: BTreeMap<u32, bool>,
 }
@@ -101,7 +104,8 @@ impl ViewMemory {
         started: Millis,
     ) -> (View<'a>, Vec<Notice>) {
         let mut members: BTreeSet<u32> = obs.members.iter().copied().collect();
-        let own = own.map(|clstat| NodeStatus::Read { clstat: clstat.clone(), age: Millis::ZERO });
+        let own = own
+            .map(|clstat| NodeStatus::Read { clstat: Arc::new(clstat.clone()), age: Millis::ZERO });
         if own.is_some() {
             members.insert(obs.me);
         }
@@ -138,11 +142,7 @@ impl ViewMemory {
                         events.push(Notice::StaleEnded { node });
                     }
                     hastat.add_node(node, clstat);
-                    // Most cycles read what they read last time: compare
-                    // rather than copy.
-                    if self.last_good.get(&node) != Some(clstat) {
-                        self.last_good.insert(node, clstat.clone());
-                    }
+                    self.last_good.insert(node, Arc::clone(clstat));
                 }
                 NodeStatus::Missing => {
                     self.last_good.remove(&node);
