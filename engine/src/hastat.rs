@@ -72,6 +72,23 @@ impl Hastat {
         }
     }
 
+    /// Take back what [`Hastat::add_node`] added for `node` from `clstat`
+    /// (groups left with no node go too), so a view can swap one node's
+    /// status without being rebuilt.
+    pub fn remove_node(&mut self, node: u32, clstat: &ClStat) {
+        for (group, st) in &clstat.groups {
+            if is_idle(&st.level, &st.state) {
+                continue;
+            }
+            if let Some(nodes) = self.groups.get_mut(group) {
+                nodes.remove(&node);
+                if nodes.is_empty() {
+                    self.groups.remove(group);
+                }
+            }
+        }
+    }
+
     /// Nodes where `group` is non-idle, ascending.
     pub fn nodes_of(&self, group: &str) -> Vec<u32> {
         self.groups.get(group).map(|m| m.keys().copied().collect()).unwrap_or_default()

@@ -7,9 +7,10 @@
 //! instance means `instances >= 1`).
 
 use crate::hactl::Hactl;
-use crate::hastat::Hastat;
+use crate::hastat::{Hastat, NodeGroup};
 use crate::status::GroupState;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The flags of one group, from one node's viewpoint.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,9 +43,20 @@ pub struct Metrics {
 
 /// Compute the flags of `group` as seen by node `me`.
 pub fn compile_metrics(hastat: &Hastat, hactl: &Hactl, group: &str, me: u32) -> Metrics {
-    let mut m = Metrics::default();
     let want = hactl.get(group).map(|w| w.level.as_str());
-    let instances = hastat.groups.get(group);
+    metrics_of(hastat.groups.get(group), want, me)
+}
+
+/// The flags of one group from its hastat entry (`instances`, node →
+/// status) and its wanted level, as seen by node `me`. Split from
+/// [`compile_metrics`] so a policy walking hastat and hactl side by side
+/// (both sorted by group) needs no lookups by name.
+pub fn metrics_of(
+    instances: Option<&BTreeMap<u32, NodeGroup>>,
+    want: Option<&str>,
+    me: u32,
+) -> Metrics {
+    let mut m = Metrics::default();
     if let Some(instances) = instances.filter(|i| !i.is_empty()) {
         m.isactive = true;
         m.instances = instances.len();

@@ -54,17 +54,18 @@
 //! * Time has millisecond resolution (the original compared whole seconds).
 
 use super::{Decision, Policy};
-use crate::hactl::Hactl;
-use crate::hastat::Hastat;
+use crate::hactl::{Hactl, Want};
+use crate::hastat::{Hastat, NodeGroup};
 use crate::monitor::action::{Action, Notice};
-use crate::monitor::metrics::compile_metrics;
+use crate::monitor::metrics::metrics_of;
 use crate::monitor::quorum::Quorum;
 use crate::monitor::view::View;
 use crate::time::Millis;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 /// Parameters, with the original's defaults. Durations of the cycle-time
 /// arithmetic are float seconds, as in the original; the others are [`Millis`].
@@ -171,11 +172,9 @@ impl Classic {
         rng: &mut ChaCha8Rng,
     ) -> Vec<Action> {
         let mut out = Vec::new();
-        let groups: BTreeSet<&str> =
-            hastat.groups.keys().chain(hactl.groups.keys()).map(String::as_str).collect();
-        for group in groups {
-            let m = compile_metrics(hastat, hactl, group, me);
-            let want = hactl.get(group).map(|w| w.level.as_str());
+        for (group, instances, want) in groups_by_name(hastat, hactl) {
+            let want = want.map(|w| w.level.as_str());
+            let m = metrics_of(instances, want, me);
             if m.deleted {
                 out.push(tell(group, "stop"));
                 self.avg_with(5.0);
@@ -222,6 +221,34 @@ impl Classic {
         }
         out
     }
+}
+
+/// Every group of hastat or hactl, ascending by name, with its hastat entry
+/// and its hactl line: both maps are sorted, so one merge walk replaces a
+/// set of names and two lookups by name per group.
+fn groups_by_name<'a>(
+    hastat: &'a Hastat,
+    hactl: &'a Hactl,
+) -> impl Iterator<Item = (&'a str, Option<&'a BTreeMap<u32, NodeGroup>>, Option<&'a Want>)> {
+    let mut running = hastat.groups.iter().peekable();
+    let mut wanted = hactl.groups.iter().peekable();
+    std::iter::from_fn(move || {
+        let order = match (running.peek(), wanted.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((a, _)), Some((b, _))) => a.cmp(b),
+        };
+        Some(match order {
+            Ordering::Less => running.next().map(|(g, i)| (g.as_str(), Some(i), None))?,
+            Ordering::Greater => wanted.next().map(|(g, w)| (g.as_str(), None, Some(w)))?,
+            Ordering::Equal => {
+                let (g, i) = running.next()?;
+                let w = wanted.next().map(|(_, w)| w);
+                (g.as_str(), Some(i), w)
+            }
+        })
+    })
 }
 
 fn tell(group: &str, level: &str) -> Action {
