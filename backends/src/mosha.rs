@@ -41,7 +41,7 @@ use clinit_engine::init::{InitConfig, Input, Reply};
 use clinit_engine::monitor::{Monitor, NodeStatus, Notice, Observation, Policy, PolicyConfig};
 use clinit_engine::status::GroupStatus;
 use clinit_engine::time::Millis;
-use clinit_engine::trace::{decision_text, Header, Outcome as TraceOutcome, Record};
+use clinit_engine::trace::{DecisionWriter, Header, Outcome as TraceOutcome, Record};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
@@ -68,6 +68,7 @@ struct Recorder {
     writer: TraceWriter,
     records: u64,
     digest: Sha256,
+    decisions: DecisionWriter,
     text: String,
 }
 
@@ -79,7 +80,7 @@ impl Recorder {
 
     /// Digest an outcome, then note its failed spawns (replay fails them too).
     fn decided(&mut self, node: u32, outcome: TraceOutcome<'_>, logs: &[&[Executed]]) {
-        decision_text(outcome, &mut self.text);
+        self.decisions.write(outcome, &mut self.text);
         self.digest.update(self.text.as_bytes());
         self.digest.update(b"\n");
         for e in logs.iter().flat_map(|l| l.iter()) {
@@ -361,7 +362,13 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
             let writer = TraceWriter::create(path, &header)
                 .map_err(|source| MoshaError::Record { path: path.clone(), source })?;
             info!("recording this node's inputs to {}", path.display());
-            Some(Recorder { writer, records: 0, digest: Sha256::new(), text: String::new() })
+            Some(Recorder {
+                writer,
+                records: 0,
+                digest: Sha256::new(),
+                decisions: DecisionWriter::default(),
+                text: String::new(),
+            })
         }
         None => None,
     };

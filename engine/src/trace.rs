@@ -22,14 +22,17 @@
 //! [`Record::SpawnFailed`] (a replay backend then fails the same spawn).
 
 use crate::cltab::Cltab;
-use crate::cluster::{CycleReport, Event};
+use crate::cluster::{CycleReport, Event, External, Published};
 use crate::driver::Executed;
+use crate::hastat::Hastat;
 use crate::init::{InitConfig, Input, Reply};
 use crate::monitor::{Observation, PolicyConfig};
 use crate::process::ProcId;
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// The `format` value of a [`Header`] this version writes and reads.
 pub const FORMAT: &str = "clinit-trace/1";
@@ -152,37 +155,180 @@ pub enum Outcome<'a> {
 /// target), which a replay cannot know and which do not change the
 /// machines. A writer hashes these texts, one line each, in record order
 /// (SHA-256, hex) for [`Record::End`]; a replay does the same and compares.
+///
+/// For many outcomes use a [`DecisionWriter`]: same text, much cheaper.
 pub fn decision_text(out: Outcome<'_>, buf: &mut String) {
-    buf.clear();
-    let actions = |buf: &mut String, ex: &[Executed]| {
-        for e in ex {
-            if let Executed::Action(a) = e {
-                let _ = write!(buf, "{a:?};");
+    DecisionWriter::default().write(out, buf);
+}
+
+/// Writes [`decision_text`]s, remembering the text of each published
+/// hastat. Why: every cycle publishes the node's whole view, and a
+/// cluster's view is large (100 nodes × 50 groups) but rarely changes, so
+/// it is the same `Arc` cycle after cycle; formatting it anew dominated the
+/// cost of a traced simulation.
+#[derive(Debug, Clone, Default)]
+pub struct DecisionWriter {
+    /// Text of a hastat by its address; the `Arc` is kept so the address
+    /// cannot be reused by another hastat while cached.
+    hastats: BTreeMap<usize, (Arc<Hastat>, String)>,
+    /// Sweep the cache when it grows past this.
+    limit: usize,
+}
+
+impl DecisionWriter {
+    /// The text of `out`, replacing `buf` (exactly [`decision_text`]).
+    pub fn write(&mut self, out: Outcome<'_>, buf: &mut String) {
+        buf.clear();
+        let actions = |buf: &mut String, ex: &[Executed]| {
+            for e in ex {
+                if let Executed::Action(a) = e {
+                    let _ = write!(buf, "{a:?};");
+                }
             }
-        }
-    };
-    match out {
-        Outcome::Started(ex) => {
-            buf.push_str("start:");
-            actions(buf, ex);
-        }
-        Outcome::Cycle { adopted, report } => {
-            buf.push_str("cycle:");
-            if let Some((event, ex)) = adopted {
-                let _ = write!(buf, "{event:?};");
+        };
+        match out {
+            Outcome::Started(ex) => {
+                buf.push_str("start:");
                 actions(buf, ex);
             }
-            let _ =
-                write!(buf, "{:?}|{:?}|{}|", report.events, report.external, report.next_wakeup.0);
-            actions(buf, &report.executed);
+            Outcome::Cycle { adopted, report } => {
+                buf.push_str("cycle:");
+                if let Some((event, ex)) = adopted {
+                    let _ = write!(buf, "{event:?};");
+                    actions(buf, ex);
+                }
+                let _ = write!(buf, "{:?}|", report.events);
+                self.externals(&report.external, buf);
+                let _ = write!(buf, "|{}|", report.next_wakeup.0);
+                actions(buf, &report.executed);
+            }
+            Outcome::Init { reply, executed } => {
+                let _ = write!(buf, "init:{reply:?}|");
+                actions(buf, executed);
+            }
+            Outcome::StopAll { told, executed } => {
+                let _ = write!(buf, "stopall:{told:?}|");
+                actions(buf, executed);
+            }
         }
-        Outcome::Init { reply, executed } => {
-            let _ = write!(buf, "init:{reply:?}|");
-            actions(buf, executed);
+    }
+
+    /// `{:?}` of `external`, the hastats from the cache.
+    fn externals(&mut self, external: &[External], buf: &mut String) {
+        buf.push('[');
+        for (i, ext) in external.iter().enumerate() {
+            if i > 0 {
+                buf.push_str(", ");
+            }
+            let External::Publish(published) = ext else {
+                let _ = write!(buf, "{ext:?}");
+                continue;
+            };
+            // Every field named, so a new one cannot be left out silently.
+            let Published { hastat, members, stale, fenced, quorum, halting } = published;
+            buf.push_str("Publish(Published { hastat: ");
+            buf.push_str(self.hastat_text(hastat));
+            let _ = write!(
+                buf,
+                ", members: {members:?}, stale: {stale:?}, fenced: {fenced:?}, \
+                 quorum: {quorum:?}, halting: {halting:?} }})"
+            );
         }
-        Outcome::StopAll { told, executed } => {
-            let _ = write!(buf, "stopall:{told:?}|");
-            actions(buf, executed);
+        buf.push(']');
+    }
+
+    fn hastat_text(&mut self, hastat: &Arc<Hastat>) -> &str {
+        let key = Arc::as_ptr(hastat) as usize;
+        if !self.hastats.contains_key(&key) {
+            if self.hastats.len() >= self.limit {
+                // Keep the hastats some node still holds (current views).
+                self.hastats.retain(|_, (h, _)| Arc::strong_count(h) > 1);
+                self.limit = (2 * self.hastats.len()).max(256);
+            }
+            self.hastats.insert(key, (Arc::clone(hastat), format!("{hastat:?}")));
         }
+        self.hastats.get(&key).map_or("", |(_, text)| text.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hastat::{NodeGroup, Unknown};
+    use crate::monitor::Notice;
+    use crate::status::GroupState;
+
+    /// The text as first defined: everything through `{:?}`.
+    fn by_debug(report: &CycleReport) -> String {
+        format!("cycle:{:?}|{:?}|{}|", report.events, report.external, report.next_wakeup.0)
+    }
+
+    fn report(hastat: &Arc<Hastat>, quorum: bool) -> CycleReport {
+        CycleReport {
+            external: vec![
+                External::Fence { node: 3 },
+                External::Publish(Published {
+                    hastat: Arc::clone(hastat),
+                    members: vec![1, 2, 3],
+                    stale: vec![3],
+                    fenced: vec![3],
+                    quorum,
+                    halting: !quorum,
+                }),
+            ],
+            events: vec![Event::Monitor(Notice::Stale { node: 3, age: Millis(61_000) })],
+            executed: Vec::new(),
+            next_wakeup: Millis(99_000),
+        }
+    }
+
+    /// The cached hastat text gives the same decision text as formatting
+    /// everything, on a cache miss, a hit, and after the hastat changed.
+    #[test]
+    fn writer_text_equals_debug_text() {
+        let mut hastat = Hastat::default();
+        let ng = |level: &str, state| NodeGroup { level: level.into(), state };
+        hastat
+            .groups
+            .entry("web \"x\"".into())
+            .or_default()
+            .insert(1, ng("start", GroupState::Done));
+        hastat.groups.entry("db".into()).or_default().insert(2, ng("test", GroupState::Failed));
+        hastat.unknown.insert(3, Unknown { reason: "EIO".into(), last_good_used: true });
+        let mut hastat = Arc::new(hastat);
+        let mut writer = DecisionWriter::default();
+        let mut buf = String::new();
+        for quorum in [true, true, false] {
+            let r = report(&hastat, quorum);
+            writer.write(Outcome::Cycle { adopted: None, report: &r }, &mut buf);
+            assert_eq!(buf, by_debug(&r));
+        }
+        Arc::make_mut(&mut hastat).groups.remove("db");
+        let r = report(&hastat, true);
+        writer.write(Outcome::Cycle { adopted: None, report: &r }, &mut buf);
+        assert_eq!(buf, by_debug(&r));
+        let mut plain = String::new();
+        decision_text(Outcome::Cycle { adopted: None, report: &r }, &mut plain);
+        assert_eq!(plain, buf);
+    }
+
+    /// The cache keeps what nodes still hold and lets the rest go.
+    #[test]
+    fn writer_cache_is_swept() {
+        let mut writer = DecisionWriter::default();
+        let mut buf = String::new();
+        let held = Arc::new(Hastat::default());
+        let r = report(&held, true);
+        writer.write(Outcome::Cycle { adopted: None, report: &r }, &mut buf);
+        drop(r);
+        for i in 0..1000u32 {
+            let mut h = Hastat::default();
+            h.unknown.insert(i, Unknown { reason: String::new(), last_good_used: false });
+            let r = report(&Arc::new(h), true);
+            writer.write(Outcome::Cycle { adopted: None, report: &r }, &mut buf);
+            assert_eq!(buf, by_debug(&r));
+        }
+        assert!(writer.hastats.len() <= 256, "{}", writer.hastats.len());
+        assert!(writer.hastats.contains_key(&(Arc::as_ptr(&held) as usize)));
     }
 }

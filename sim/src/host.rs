@@ -10,7 +10,7 @@ use clinit_engine::cluster::{ClusterNode, CycleReport, Event};
 use clinit_engine::driver::{Executed, NodeDriver, Processes, StatusStore};
 use clinit_engine::init::{Init, Reply};
 use clinit_engine::monitor::{Monitor, PolicyConfig};
-use clinit_engine::trace::{decision_text, Outcome, Record};
+use clinit_engine::trace::{DecisionWriter, Outcome, Record};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 
@@ -92,7 +92,7 @@ pub fn apply<P: Processes, S: StatusStore>(node: &mut ClusterNode<P, S>, rec: &R
 
 /// The decisions in an output, as one canonical text
 /// ([`clinit_engine::trace::decision_text`]; empty for [`Output::Nothing`]).
-pub fn decisions(out: &Output, buf: &mut String) {
+pub fn decisions(writer: &mut DecisionWriter, out: &Output, buf: &mut String) {
     let outcome = match out {
         Output::Started(ex) => Outcome::Started(ex),
         Output::Cycle { adopted, report } => {
@@ -105,13 +105,14 @@ pub fn decisions(out: &Output, buf: &mut String) {
             return;
         }
     };
-    decision_text(outcome, buf);
+    writer.write(outcome, buf);
 }
 
 /// Running digest of decisions.
 #[derive(Clone, Default)]
 pub struct DecisionDigest {
     hasher: Sha256,
+    writer: DecisionWriter,
     buf: String,
 }
 
@@ -119,7 +120,7 @@ impl DecisionDigest {
     /// Add one record's output (records that decide nothing, such as a
     /// crash, add nothing).
     pub fn add(&mut self, out: &Output) {
-        decisions(out, &mut self.buf);
+        decisions(&mut self.writer, out, &mut self.buf);
         if matches!(out, Output::Nothing) {
             return;
         }

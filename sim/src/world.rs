@@ -75,9 +75,6 @@ struct NodeSlot {
     /// The last observation, reused: only entries whose file changed are
     /// rebuilt (ages are updated in place).
     obs: Option<Observation>,
-    /// The clstat content cached in `obs`, per node: a new version with
-    /// the same content (a heartbeat rewrite) only updates the age.
-    seen: Vec<Option<Arc<ClStat>>>,
     /// Serial of the hactl copy cached in `obs`.
     hactl_seen: u64,
     /// An observation read but not yet decided on (slow node).
@@ -211,7 +208,6 @@ impl World {
                     lag: Millis::ZERO,
                     tick_at: None,
                     obs: None,
-                    seen: vec![None; n + 1],
                     hactl_seen: 0,
                     pending: None,
                 })
@@ -402,7 +398,6 @@ impl World {
         slot.tick_at = None;
         slot.obs = None;
         slot.pending = None;
-        slot.seen.iter_mut().for_each(|s| *s = None);
         slot.hactl_seen = 0;
         self.tracker.node_up(now, node);
         self.tracker.log(now, node, 0, || format!("boots (incarnation {inc})"));
@@ -560,55 +555,54 @@ impl World {
         });
         obs.now = now;
         obs.me = node;
-        obs.members.clone_from(&members);
-        obs.nodes.retain(|k, _| *k != node && members.binary_search(k).is_ok());
-        let reader_wall = self.wall(node);
-        let mut seen = std::mem::take(&mut self.nodes[me].seen);
-        for (j, s) in seen.iter_mut().enumerate() {
-            if s.is_some() && members.binary_search(&(j as u32)).is_err() {
-                *s = None;
-            }
+        if obs.members != members {
+            obs.members.clone_from(&members);
+            obs.nodes.retain(|k, _| *k != node && members.binary_search(k).is_ok());
         }
+        let reader_wall = self.wall(node);
+        // Members and the kept statuses are both sorted: walk them side by
+        // side, updating in place (ages) and adding what is new afterwards.
+        let mut kept = obs.nodes.iter_mut().peekable();
+        let mut new = Vec::new();
         for &j in &members {
             if j == node {
                 continue;
             }
+            while kept.next_if(|(k, _)| **k < j).is_some() {}
+            let entry = kept.next_if(|(k, _)| **k == j).map(|(_, s)| s);
             let status = if !self.members.same_side(node, j) {
-                Some(NodeStatus::Unreadable { reason: format!("node {j}: no route (partition)") })
+                NodeStatus::Unreadable { reason: format!("node {j}: no route (partition)") }
             } else if self.cond.read_failure > 0.0
                 && self.rng_fs.random_bool(self.cond.read_failure)
             {
-                Some(NodeStatus::Unreadable { reason: format!("node {j}: I/O error (simulated)") })
+                NodeStatus::Unreadable { reason: format!("node {j}: I/O error (simulated)") }
             } else {
                 let stale =
                     self.cond.stale_read > 0.0 && self.rng_fs.random_bool(self.cond.stale_read);
                 match self.clstat[j as usize].read(now, stale) {
-                    None => Some(NodeStatus::Missing),
+                    None => NodeStatus::Missing,
                     Some(v) => {
                         let age = Millis((reader_wall - v.mtime).max(0) as u64);
-                        let cached =
-                            seen[j as usize].as_ref().is_some_and(|c| Arc::ptr_eq(c, &v.data));
-                        match obs.nodes.get_mut(&j) {
-                            Some(NodeStatus::Read { age: a, .. }) if cached => {
+                        match entry {
+                            // Same content as last cycle (a heartbeat
+                            // rewrite): only the age moves.
+                            Some(NodeStatus::Read { clstat, age: a })
+                                if Arc::ptr_eq(clstat, &v.data) =>
+                            {
                                 *a = age;
-                                None
+                                continue;
                             }
-                            _ => {
-                                seen[j as usize] = Some(v.data.clone());
-                                Some(NodeStatus::Read { clstat: v.data.clone(), age })
-                            }
+                            _ => NodeStatus::Read { clstat: v.data.clone(), age },
                         }
                     }
                 }
             };
-            if let Some(status) = status {
-                if !matches!(status, NodeStatus::Read { .. }) {
-                    seen[j as usize] = None;
-                }
-                obs.nodes.insert(j, status);
+            match entry {
+                Some(slot) => *slot = status,
+                None => new.push((j, status)),
             }
         }
-        self.nodes[me].seen = seen;
+        obs.nodes.extend(new);
         self.replicate_hactl(node, &members, &mut obs);
         self.members_buf = members;
         let j = self.cfg.world.read_jitter.0;
