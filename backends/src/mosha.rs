@@ -755,7 +755,7 @@ impl Cluster {
             }
         }
         let new_cltab = cltab.current.filter(|_| cltab.changed).map(|t| (*t).clone());
-        let observation_hactl = hactl.current.map(|h| (*h).clone());
+        let observation_hactl = hactl.current;
         let outcome = on_node(&self.jobs, move |node: &mut Node, now| {
             let mut executed = Vec::new();
             let mut events = Vec::new();

@@ -341,7 +341,7 @@ mod tests {
             me: 0,
             members: members.to_vec(),
             nodes,
-            hactl: Some(Hactl::parse(hactl, "hactl").expect("hactl parses")),
+            hactl: Some(Arc::new(Hactl::parse(hactl, "hactl").expect("hactl parses"))),
         }
     }
 

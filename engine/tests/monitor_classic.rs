@@ -9,6 +9,7 @@ use clinit_engine::monitor::{
 use clinit_engine::status::ClStat;
 use clinit_engine::Millis;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 const DAY: Millis = Millis::from_secs(86_400);
 
@@ -33,7 +34,7 @@ fn obs(now: Millis, me: u32, members: &[u32], nodes: Vec<(u32, NodeStatus)>) -> 
         me,
         members: members.to_vec(),
         nodes: nodes.into_iter().collect(),
-        hactl: Some(fixture_hactl()),
+        hactl: Some(Arc::new(fixture_hactl())),
     }
 }
 
@@ -134,7 +135,7 @@ fn fence_once_per_episode() {
 /// stands in; without one, nothing is planned.
 #[test]
 fn unreadable_is_unknown() {
-    let hactl = Hactl::parse("web start\n", "hactl").expect("parses");
+    let hactl = Arc::new(Hactl::parse("web start\n", "hactl").expect("parses"));
     let at = |t: u64, node2: NodeStatus| Observation {
         now: Millis::from_secs(t),
         me: 1,
@@ -219,7 +220,7 @@ fn no_hactl_decides_nothing() {
 /// become visible to readers `delay` later, heartbeats keep them fresh.
 struct World {
     delay: Millis,
-    hactl: Hactl,
+    hactl: Arc<Hactl>,
     up: BTreeSet<u32>,
     /// Per node: (write time, clstat) in write order.
     history: BTreeMap<u32, Vec<(Millis, ClStat)>>,
@@ -228,7 +229,8 @@ struct World {
 
 impl World {
     fn new(nodes: u32, seed: u64) -> World {
-        let hactl = Hactl::parse("db start\nmail start\nweb start\n", "hactl").expect("parses");
+        let hactl =
+            Arc::new(Hactl::parse("db start\nmail start\nweb start\n", "hactl").expect("parses"));
         World {
             delay: Millis(500),
             hactl,

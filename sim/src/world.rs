@@ -650,7 +650,7 @@ impl World {
         match own {
             Some((serial, data)) if serial != slot.hactl_seen || obs.hactl.is_none() => {
                 slot.hactl_seen = serial;
-                obs.hactl = Some((*data).clone());
+                obs.hactl = Some(data);
             }
             Some(_) => {}
             None => obs.hactl = None,

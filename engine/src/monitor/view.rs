@@ -54,7 +54,9 @@ pub struct Observation {
     pub nodes: BTreeMap<u32, NodeStatus>,
     /// The local `hactl` after replication, as parsed by the driver (its last
     /// good copy when the newest does not parse); `None` when there is none.
-    pub hactl: Option<Hactl>,
+    /// Shared: a driver hands the same `Arc` while the file is unchanged,
+    /// which lets the policy skip a scan whose inputs did not change.
+    pub hactl: Option<Arc<Hactl>>,
 }
 
 /// A member whose `clstat` is older than the timeout this cycle.
@@ -81,7 +83,7 @@ pub struct View<'a> {
     pub stale: Vec<StaleNode>,
     /// Time since the monitor started.
     pub uptime: Millis,
-    pub hactl: Option<&'a Hactl>,
+    pub hactl: Option<&'a Arc<Hactl>>,
 }
 
 /// What the view remembers between cycles.

@@ -66,6 +66,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Parameters, with the original's defaults. Durations of the cycle-time
 /// arithmetic are float seconds, as in the original; the others are [`Millis`].
@@ -109,6 +110,34 @@ pub struct Classic {
     /// Current cycle time, seconds.
     cycletime: f64,
     quorum: Quorum,
+    last_scan: Option<LastScan>,
+}
+
+/// The last scan, replayed instead of recomputed while its inputs stay the
+/// same. Why: in a steady cluster nothing changes between cycles, and
+/// scanning every group every cycle on every node was the largest cost of
+/// simulating 100 nodes. Same inputs means the same hastat and hactl (by
+/// `Arc`: held here, neither can be changed or freed, so the address
+/// proves the content), the same node, member count and blind members —
+/// and a scan that drew no random number, since the stream must advance
+/// exactly as an unmemoized run's would.
+#[derive(Debug, Clone, PartialEq)]
+struct LastScan {
+    hastat: Arc<Hastat>,
+    hactl: Arc<Hactl>,
+    me: u32,
+    n: usize,
+    blind: Vec<u32>,
+    actions: Vec<Action>,
+    /// The "avg with x" moves of the cycle time, in order.
+    moves: Vec<f64>,
+}
+
+/// What one scan did.
+struct Scan {
+    actions: Vec<Action>,
+    moves: Vec<f64>,
+    random: bool,
 }
 
 impl Classic {
@@ -117,6 +146,7 @@ impl Classic {
             cycletime: params.cycletime_secs,
             quorum: Quorum::new(params.quorum_ratio),
             params,
+            last_scan: None,
         }
     }
 
@@ -142,6 +172,12 @@ impl Classic {
         if x != 0.0 {
             self.cycletime = (self.cycletime + x) / 2.0;
         }
+    }
+
+    /// "avg with x", remembered for a replay of the scan.
+    fn moved(&mut self, x: f64, moves: &mut Vec<f64>) {
+        self.avg_with(x);
+        moves.push(x);
     }
 
     /// Add U[0, backoff_max) seconds; returns what was added.
@@ -171,15 +207,32 @@ impl Classic {
         blind: &[u32],
         rng: &mut ChaCha8Rng,
     ) -> Vec<Action> {
+        self.scan(hastat, hactl, me, n, blind, rng).actions
+    }
+
+    /// [`Classic::scangroups`], saying how the cycle time moved and whether
+    /// it drew random numbers.
+    fn scan(
+        &mut self,
+        hastat: &Hastat,
+        hactl: &Hactl,
+        me: u32,
+        n: usize,
+        blind: &[u32],
+        rng: &mut ChaCha8Rng,
+    ) -> Scan {
         let mut out = Vec::new();
+        let mut moves = Vec::new();
+        let mut random = false;
         for (group, instances, want) in groups_by_name(hastat, hactl) {
             let want = want.map(|w| w.level.as_str());
             let m = metrics_of(instances, want, me);
             if m.deleted {
                 out.push(tell(group, "stop"));
-                self.avg_with(5.0);
+                self.moved(5.0, &mut moves);
             } else if m.inconflict {
                 out.push(tell(group, "stop"));
+                random = true;
                 let added = self.backoff(rng);
                 out.push(Action::Log(Notice::Conflict {
                     group: group.to_string(),
@@ -191,35 +244,79 @@ impl Classic {
                 if let Some(want) = want {
                     out.push(tell(group, want));
                 }
-                self.avg_with(5.0);
+                self.moved(5.0, &mut moves);
             } else if m.failed {
                 out.push(tell(group, "stop"));
-                self.avg_with(5.0);
+                self.moved(5.0, &mut moves);
             } else if m.planned {
                 out.push(tell(group, "test"));
-                self.avg_with(5.0);
+                self.moved(5.0, &mut moves);
             } else if m.needplan {
-                self.avg_with(10.0);
+                self.moved(10.0, &mut moves);
                 if !blind.is_empty() {
                     out.push(Action::Log(Notice::PlanSuppressed {
                         group: group.to_string(),
                         blind: blind.to_vec(),
                     }));
-                } else if self.coin(n, rng) {
-                    out.push(tell(group, "plan"));
+                } else {
+                    random = true;
+                    if self.coin(n, rng) {
+                        out.push(tell(group, "plan"));
+                    }
                 }
             } else if m.intransition {
-                self.avg_with(5.0);
+                self.moved(5.0, &mut moves);
             } else if m.chlevel {
                 if let Some(want) = want {
                     out.push(tell(group, want));
                 }
-                self.avg_with(5.0);
+                self.moved(5.0, &mut moves);
             } else {
-                self.avg_with(n as f64);
+                self.moved(n as f64, &mut moves);
             }
         }
-        out
+        Scan { actions: out, moves, random }
+    }
+}
+
+impl Classic {
+    /// The scan of this cycle: the last one replayed when its inputs are
+    /// the same (see [`LastScan`]), else a new one.
+    fn scan_or_replay(
+        &mut self,
+        view: &View<'_>,
+        hactl: &Arc<Hactl>,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<Action> {
+        let n = view.members.len();
+        let same = |last: &LastScan| {
+            Arc::ptr_eq(&last.hastat, &view.hastat)
+                && Arc::ptr_eq(&last.hactl, hactl)
+                && last.me == view.me
+                && last.n == n
+                && last.blind == view.blind
+        };
+        if let Some(last) = self.last_scan.take().filter(same) {
+            for &x in &last.moves {
+                self.avg_with(x);
+            }
+            let actions = last.actions.clone();
+            self.last_scan = Some(last);
+            return actions;
+        }
+        let scan = self.scan(&view.hastat, hactl, view.me, n, &view.blind, rng);
+        if !scan.random {
+            self.last_scan = Some(LastScan {
+                hastat: Arc::clone(&view.hastat),
+                hactl: Arc::clone(hactl),
+                me: view.me,
+                n,
+                blind: view.blind.clone(),
+                actions: scan.actions.clone(),
+                moves: scan.moves,
+            });
+        }
+        scan.actions
     }
 }
 
@@ -278,14 +375,7 @@ impl Policy for Classic {
             actions.extend(fence.map(|s| Action::Fence { node: s.node }));
         }
         match view.hactl {
-            Some(hactl) => actions.extend(self.scangroups(
-                &view.hastat,
-                hactl,
-                view.me,
-                view.members.len(),
-                &view.blind,
-                rng,
-            )),
+            Some(hactl) => actions.extend(self.scan_or_replay(view, hactl, rng)),
             None => actions.push(Action::Log(Notice::NoHactl)),
         }
         Decision { actions, sleep: self.sleep() }
@@ -488,5 +578,138 @@ mod tests {
         assert_eq!(p.timeout, Millis::from_secs(30));
         assert_eq!(p.balance, 1.0);
         assert_eq!(p.stomith_grace, ClassicParams::default().stomith_grace);
+    }
+
+    /// A replayed scan decides exactly what a fresh scan decides, and
+    /// draws the same random numbers, whatever mix of unchanged and changed
+    /// inputs the cycles see.
+    mod replay {
+        use super::*;
+        use crate::monitor::view::{StaleNode, View};
+        use proptest::prelude::*;
+
+        /// Per cycle: which hastat and hactl (same `Arc` as before, an
+        /// equal copy, or another one), member count, blind.
+        #[derive(Debug, Clone)]
+        struct Cycle {
+            /// `None`: the same pool entry as the last cycle.
+            hastat: (Option<usize>, bool),
+            hactl: (usize, bool),
+            n: usize,
+            blind: bool,
+            me: u32,
+        }
+
+        fn cycle() -> impl Strategy<Value = Cycle> {
+            // Mostly the steady hastat and the same Arcs, so that replays
+            // happen often; 2 or 3 members so quorum (60 %) mostly holds.
+            let hastat = prop_oneof![3 => Just(None), 1 => (0..4usize).prop_map(Some)];
+            let copy = proptest::bool::weighted(0.2);
+            let blind = proptest::bool::weighted(0.3);
+            ((hastat, copy.clone()), (0..2usize, copy), 2..4usize, blind, 1..3u32)
+                .prop_map(|(hastat, hactl, n, blind, me)| Cycle { hastat, hactl, n, blind, me })
+        }
+
+        fn hastats() -> Vec<Hastat> {
+            let running = clstat(&[
+                ("foo", "start", "DONE"),
+                ("bar", "2", "DONE"),
+                ("baz", "start", "DONE"),
+                ("pln", "start", "DONE"),
+                ("bad", "start", "DONE"),
+                ("new", "start", "DONE"),
+            ]);
+            let moving = clstat(&[("foo", "start", "STARTING"), ("bar", "start", "DONE")]);
+            vec![
+                // Steady: everything wanted runs here (no random draw).
+                Hastat::build([(1, &running)]),
+                // The t/master fixture: conflicts (backoff draws).
+                fixtures::hastat(),
+                // Nothing runs: every group needs a plan (coin draws).
+                Hastat::default(),
+                Hastat::build([(1, &moving), (2, &fixtures::clstat2())]),
+            ]
+        }
+
+        fn hactls() -> Vec<Hactl> {
+            let other = Hactl::parse("foo start\nbar 2\n", "hactl").expect("parses");
+            vec![fixtures::hactl(), other]
+        }
+
+        /// Pool entry `i`: the `Arc` held from the last cycle when it is
+        /// that entry and `copy` is false, else a new `Arc` (equal content).
+        fn pick<T: Clone + PartialEq>(
+            held: &mut Option<Arc<T>>,
+            (i, copy): (usize, bool),
+            pool: &[T],
+        ) -> Arc<T> {
+            let keep = held.as_ref().filter(|h| !copy && ***h == pool[i]);
+            let next = keep.cloned().unwrap_or_else(|| Arc::new(pool[i].clone()));
+            *held = Some(Arc::clone(&next));
+            next
+        }
+
+        proptest! {
+            #[test]
+            fn replay_equals_a_fresh_scan(cycles in prop::collection::vec(cycle(), 1..40)) {
+                let (hastats, hactls) = (hastats(), hactls());
+                let mut memo = Classic::new(ClassicParams::default());
+                let mut fresh = memo.clone();
+                let (mut rng_memo, mut rng_fresh) = (rng(), rng());
+                let mut hastat: Option<Arc<Hastat>> = None;
+                let mut hactl: Option<Arc<Hactl>> = None;
+                let mut last_index = 0;
+                for (t, c) in cycles.iter().enumerate() {
+                    let index = c.hastat.0.unwrap_or(last_index);
+                    last_index = index;
+                    let hastat = pick(&mut hastat, (index, c.hastat.1), &hastats);
+                    let hactl = pick(&mut hactl, c.hactl, &hactls);
+                    let view = View {
+                        now: Millis(t as u64 * 1000),
+                        me: c.me,
+                        members: (1..=c.n as u32).collect(),
+                        hastat,
+                        blind: if c.blind { vec![c.n as u32] } else { Vec::new() },
+                        stale: Vec::<StaleNode>::new(),
+                        uptime: Millis(t as u64 * 1000),
+                        hactl: Some(&hactl),
+                    };
+                    let a = memo.cycle(&view, &mut rng_memo);
+                    fresh.last_scan = None;
+                    let b = fresh.cycle(&view, &mut rng_fresh);
+                    prop_assert_eq!(a, b, "cycle {}", t);
+                    prop_assert_eq!(memo.cycletime.to_bits(), fresh.cycletime.to_bits());
+                    prop_assert_eq!(rng_memo.get_word_pos(), rng_fresh.get_word_pos());
+                }
+            }
+        }
+
+        /// An unchanged steady cluster is replayed, not rescanned.
+        #[test]
+        fn a_steady_cycle_is_replayed() {
+            let hastat = Arc::new(hastats()[0].clone());
+            let hactl = Arc::new(fixtures::hactl());
+            let view = View {
+                now: Millis(0),
+                me: 1,
+                members: vec![1, 2, 3],
+                hastat,
+                blind: Vec::new(),
+                stale: Vec::new(),
+                uptime: Millis(0),
+                hactl: Some(&hactl),
+            };
+            let mut c = Classic::new(ClassicParams::default());
+            let first = c.cycle(&view, &mut rng());
+            assert!(c.last_scan.is_some(), "a scan without random draws is kept");
+            // A replay leaves the kept scan's inputs in place and gives the same.
+            let kept = c.last_scan.clone();
+            assert_eq!(c.cycle(&view, &mut rng()), first);
+            assert_eq!(c.last_scan, kept);
+            // The fixture's conflicts draw random numbers: nothing is kept.
+            let conflicts = View { hastat: Arc::new(fixtures::hastat()), ..view.clone() };
+            c.cycle(&conflicts, &mut rng());
+            assert!(c.last_scan.is_none());
+        }
     }
 }
