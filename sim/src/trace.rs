@@ -5,10 +5,15 @@
 //! snapshots, shrinking) and/or stream them to a file (`--trace FILE`).
 
 use crate::host::{DecisionDigest, Output};
+use clinit_engine::cltab::Cltab;
+use clinit_engine::hactl::Hactl;
+use clinit_engine::monitor::{NodeStatus, Observation};
+use clinit_engine::status::ClStat;
 use clinit_engine::trace::{Header, Record, FORMAT};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io::{self, BufRead, Write};
+use std::sync::Arc;
 use thiserror::Error;
 
 /// What the sink does with records.
@@ -28,6 +33,7 @@ pub struct TraceSink {
     lines: Vec<String>,
     out: Option<Box<dyn Write + Send>>,
     buf: Vec<u8>,
+    cycles: CycleEncoder,
     records: u64,
     digest: DecisionDigest,
     error: Option<String>,
@@ -51,6 +57,7 @@ impl TraceSink {
             lines: Vec::new(),
             out,
             buf: Vec::with_capacity(4096),
+            cycles: CycleEncoder::default(),
             records: 0,
             digest: DecisionDigest::default(),
             error: None,
@@ -93,7 +100,7 @@ impl TraceSink {
         }
         self.records += 1;
         self.buf.clear();
-        if let Err(e) = serde_json::to_writer(&mut self.buf, rec) {
+        if let Err(e) = self.cycles.record(&mut self.buf, rec) {
             self.error.get_or_insert_with(|| e.to_string());
         }
         self.line();
@@ -141,6 +148,198 @@ impl TraceSink {
     /// The first write or serialisation error, if any.
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
+    }
+}
+
+/// Distinct hactls kept by [`CycleEncoder`].
+const CACHED_HACTLS: usize = 4;
+
+/// Node ids up to this many get a cache slot; larger ones (not seen in
+/// simulations) are serialised every time, so a stray id cannot make the
+/// caches huge.
+const CACHED_NODES: usize = 1 << 12;
+
+/// Writes [`Record`]s as `serde_json::to_writer` does, byte for byte, but a
+/// [`Record::Cycle`] by hand: its clstats, hactl and members are the same
+/// from cycle to cycle in a steady cluster, and serialising them again was
+/// most of a traced run's cost. Their JSON is kept and copied instead.
+#[derive(Default)]
+struct CycleEncoder {
+    /// Per observed node: the last clstat read of it and the JSON of its
+    /// `Read` status up to the age (see [`CycleEncoder::read`]). Holding
+    /// the `Arc` keeps its address from being reused while it is the key.
+    reads: Vec<Option<(Arc<ClStat>, Vec<u8>)>>,
+    /// The last few distinct hactls and their JSON, most recent first.
+    /// Shared by all nodes, as they mostly hold the same one. A few, not
+    /// one, so that nodes holding different ones for a while (during
+    /// replication, across a partition) do not make it re-serialise every
+    /// cycle. Held, so the addresses are not reused, as for clstats.
+    hactls: Vec<(Arc<Hactl>, Vec<u8>)>,
+    /// The last members list and its JSON: all nodes on one side of the
+    /// cluster have the same.
+    members: Option<(Vec<u32>, Vec<u8>)>,
+}
+
+/// `slots[id]`, grown on demand; `None` for an id too large to cache.
+fn slot<T>(slots: &mut Vec<Option<T>>, id: u32) -> Option<&mut Option<T>> {
+    let i = usize::try_from(id).ok().filter(|&i| i < CACHED_NODES)?;
+    if slots.len() <= i {
+        slots.resize_with(i + 1, || None);
+    }
+    slots.get_mut(i)
+}
+
+fn json<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) -> serde_json::Result<()> {
+    serde_json::to_writer(buf, value)
+}
+
+/// An unsigned integer as serde_json writes it (plain decimal digits),
+/// without its per-call overhead: a line has one per observed node.
+fn uint(buf: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+        start -= 1;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(digits.get(start..).unwrap_or_default());
+}
+
+/// A map key: serde_json writes integer keys as strings.
+fn key(buf: &mut Vec<u8>, id: u32) {
+    buf.push(b'"');
+    uint(buf, id.into());
+    buf.extend_from_slice(b"\":");
+}
+
+impl CycleEncoder {
+    /// Append `rec` to `buf`. Should the hand-written path fail, the line
+    /// is redone by serde_json so that even its error output is the same.
+    fn record(&mut self, buf: &mut Vec<u8>, rec: &Record) -> serde_json::Result<()> {
+        let Record::Cycle { node, adopt, obs } = rec else {
+            return json(buf, rec);
+        };
+        let start = buf.len();
+        self.cycle(buf, *node, adopt.as_ref(), obs).or_else(|_| {
+            buf.truncate(start);
+            json(buf, rec)
+        })
+    }
+
+    /// The field order and representation of `Record::Cycle` and
+    /// `Observation` as derived by serde (`adopt` skipped when `None`).
+    fn cycle(
+        &mut self,
+        buf: &mut Vec<u8>,
+        node: u32,
+        adopt: Option<&Cltab>,
+        obs: &Observation,
+    ) -> serde_json::Result<()> {
+        // Every field named, so a new one cannot be left out silently.
+        let Observation { now, me, members, nodes, hactl } = obs;
+        buf.extend_from_slice(b"{\"cycle\":{\"node\":");
+        uint(buf, node.into());
+        if let Some(adopt) = adopt {
+            buf.extend_from_slice(b",\"adopt\":");
+            json(buf, adopt)?;
+        }
+        buf.extend_from_slice(b",\"obs\":{\"now\":");
+        uint(buf, now.0);
+        buf.extend_from_slice(b",\"me\":");
+        uint(buf, (*me).into());
+        buf.extend_from_slice(b",\"members\":");
+        self.members(buf, members)?;
+        buf.extend_from_slice(b",\"nodes\":{");
+        for (i, (&id, status)) in nodes.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            match status {
+                NodeStatus::Read { clstat, age } => {
+                    self.read(buf, id, clstat)?;
+                    uint(buf, age.0);
+                    buf.extend_from_slice(b"}}");
+                }
+                other => {
+                    key(buf, id);
+                    json(buf, other)?;
+                }
+            }
+        }
+        buf.extend_from_slice(b"},\"hactl\":");
+        match hactl {
+            None => buf.extend_from_slice(b"null"),
+            Some(hactl) => self.hactl(buf, hactl)?,
+        }
+        buf.extend_from_slice(b"}}}");
+        Ok(())
+    }
+
+    /// `"id":{"Read":{"clstat":{..},"age":`: all of node `id`'s entry
+    /// but the age, which changes every cycle when the clstat does not.
+    fn read(&mut self, buf: &mut Vec<u8>, id: u32, clstat: &Arc<ClStat>) -> serde_json::Result<()> {
+        let write = |buf: &mut Vec<u8>| {
+            key(buf, id);
+            buf.extend_from_slice(b"{\"Read\":{\"clstat\":");
+            json(buf, clstat)?;
+            buf.extend_from_slice(b",\"age\":");
+            Ok(())
+        };
+        let Some(slot) = slot(&mut self.reads, id) else {
+            return write(buf);
+        };
+        match slot {
+            Some((cached, text)) if Arc::ptr_eq(cached, clstat) => buf.extend_from_slice(text),
+            _ => {
+                let mut text = Vec::new();
+                write(&mut text)?;
+                buf.extend_from_slice(&text);
+                *slot = Some((Arc::clone(clstat), text));
+            }
+        }
+        Ok(())
+    }
+
+    fn members(&mut self, buf: &mut Vec<u8>, members: &[u32]) -> serde_json::Result<()> {
+        match &self.members {
+            Some((cached, text)) if cached == members => buf.extend_from_slice(text),
+            _ => {
+                let text = serde_json::to_vec(members)?;
+                buf.extend_from_slice(&text);
+                self.members = Some((members.to_vec(), text));
+            }
+        }
+        Ok(())
+    }
+
+    /// The same `Arc` is the common case; an equal copy in another `Arc`
+    /// (read anew, or replicated) is found by comparing and then kept.
+    fn hactl(&mut self, buf: &mut Vec<u8>, hactl: &Arc<Hactl>) -> serde_json::Result<()> {
+        let same = self.hactls.iter().position(|(cached, _)| Arc::ptr_eq(cached, hactl));
+        let equal = || self.hactls.iter().position(|(cached, _)| cached == hactl);
+        match same.or_else(equal) {
+            Some(i) => {
+                self.hactls[..=i].rotate_right(1);
+                if let Some((cached, _)) = self.hactls.first_mut() {
+                    if !Arc::ptr_eq(cached, hactl) {
+                        *cached = Arc::clone(hactl);
+                    }
+                }
+            }
+            None => {
+                let text = serde_json::to_vec(hactl)?;
+                self.hactls.truncate(CACHED_HACTLS - 1);
+                self.hactls.insert(0, (Arc::clone(hactl), text));
+            }
+        }
+        if let Some((_, text)) = self.hactls.first() {
+            buf.extend_from_slice(text);
+        }
+        Ok(())
     }
 }
 
@@ -193,4 +392,337 @@ pub fn read_trace(reader: impl BufRead) -> Result<Trace, TraceError> {
         records.push(rec);
     }
     Ok(Trace { header, records })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clinit_engine::hactl::Want;
+    use clinit_engine::status::{GroupState, GroupStatus};
+    use clinit_engine::Millis;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// Strings serde_json must escape: quotes, backslashes, controls,
+    /// non-ASCII.
+    const NASTY: &str = "say \"hi\" \\ back\nslash\t\u{1}\u{7f} é 漢字 🦀";
+
+    fn clstat(groups: &[(&str, &str, GroupState)]) -> Arc<ClStat> {
+        let groups = groups
+            .iter()
+            .map(|(g, level, state)| {
+                (g.to_string(), GroupStatus { level: level.to_string(), state: state.clone() })
+            })
+            .collect();
+        Arc::new(ClStat { groups })
+    }
+
+    fn hactl(groups: &[(&str, &str, &[u32])]) -> Hactl {
+        let groups = groups
+            .iter()
+            .map(|(g, level, preferred)| {
+                (g.to_string(), Want { level: level.to_string(), preferred: preferred.to_vec() })
+            })
+            .collect();
+        Hactl { groups }
+    }
+
+    fn cycle(
+        node: u32,
+        adopt: Option<Cltab>,
+        members: &[u32],
+        nodes: Vec<(u32, NodeStatus)>,
+        hactl: Option<Hactl>,
+    ) -> Record {
+        let obs = Observation {
+            now: Millis(1_234_567),
+            me: node,
+            members: members.to_vec(),
+            nodes: nodes.into_iter().collect(),
+            hactl: hactl.map(Arc::new),
+        };
+        Record::Cycle { node, adopt, obs }
+    }
+
+    fn read(clstat: &Arc<ClStat>, age: u64) -> NodeStatus {
+        NodeStatus::Read { clstat: Arc::clone(clstat), age: Millis(age) }
+    }
+
+    /// The encoder's line for `rec`, checked against serde_json's.
+    fn assert_same(enc: &mut CycleEncoder, rec: &Record) -> String {
+        let mut buf = b"kept".to_vec();
+        enc.record(&mut buf, rec).expect("encodes");
+        let want = serde_json::to_string(rec).expect("serde encodes");
+        let got = String::from_utf8(buf.split_off(4)).expect("UTF-8");
+        assert_eq!(buf, b"kept", "what was in the buffer is kept");
+        assert_eq!(got, want);
+        got
+    }
+
+    #[test]
+    fn cycle_matches_serde_for_every_status() {
+        let a = clstat(&[
+            ("db", "start", GroupState::Done),
+            ("web", "2", GroupState::Other(NASTY.into())),
+            (NASTY, NASTY, GroupState::Starting),
+        ]);
+        let rec = cycle(
+            1,
+            None,
+            &[1, 2, 3, 10, 4_000_000_000],
+            vec![
+                (2, read(&a, 6076)),
+                (3, NodeStatus::Missing),
+                (10, NodeStatus::Unreadable { reason: NASTY.into() }),
+                (4_000_000_000, read(&clstat(&[]), 0)),
+            ],
+            Some(hactl(&[("db", "start", &[]), ("web", NASTY, &[3, 2]), (NASTY, "stop", &[0])])),
+        );
+        assert_same(&mut CycleEncoder::default(), &rec);
+    }
+
+    #[test]
+    fn cycle_matches_serde_with_nothing_observed() {
+        let mut enc = CycleEncoder::default();
+        assert_same(&mut enc, &cycle(0, None, &[], vec![], None));
+        assert_same(&mut enc, &cycle(0, None, &[], vec![], Some(Hactl::default())));
+    }
+
+    #[test]
+    fn cycle_matches_serde_with_adopt() {
+        let nasty = NASTY.replace('\n', " ");
+        let text =
+            format!(":::socket:/run/{nasty}\n:::other:x\nweb:srv:1,2:respawn:echo {nasty}\n");
+        let cltab = Cltab::parse(&text, "cltab").expect("parses");
+        assert_eq!(cltab.entries.len(), 1);
+        let a = clstat(&[("web", "1", GroupState::Passed)]);
+        let mut enc = CycleEncoder::default();
+        for adopt in [Some(cltab), Some(Cltab::default()), None] {
+            let rec = cycle(2, adopt, &[1, 2], vec![(1, read(&a, 5))], None);
+            assert_same(&mut enc, &rec);
+        }
+    }
+
+    #[test]
+    fn clstat_cache_hit_writes_the_new_age() {
+        let a = clstat(&[("web", "1", GroupState::Done)]);
+        let mut enc = CycleEncoder::default();
+        let first = assert_same(&mut enc, &cycle(1, None, &[1, 2], vec![(2, read(&a, 100))], None));
+        // Seen by another tracing node too: the cache is per observed node.
+        let hit = assert_same(&mut enc, &cycle(3, None, &[2, 3], vec![(2, read(&a, 200))], None));
+        assert_ne!(first, hit);
+        assert!(hit.contains("\"age\":200"));
+        let cached = enc.reads.get(2).and_then(Option::as_ref).expect("cached");
+        assert!(Arc::ptr_eq(&cached.0, &a));
+    }
+
+    #[test]
+    fn clstat_cache_miss_on_another_arc() {
+        let a = clstat(&[("web", "1", GroupState::Done)]);
+        let b = clstat(&[("web", "1", GroupState::Stopping)]);
+        let equal_to_b = clstat(&[("web", "1", GroupState::Stopping)]);
+        let mut enc = CycleEncoder::default();
+        for (s, age) in [(&a, 1), (&b, 2), (&a, 3), (&equal_to_b, 4), (&b, 5)] {
+            let rec = cycle(1, None, &[1, 2], vec![(2, read(s, age))], None);
+            assert_same(&mut enc, &rec);
+            let cached = enc.reads.get(2).and_then(Option::as_ref).expect("cached");
+            assert!(Arc::ptr_eq(&cached.0, s));
+        }
+    }
+
+    #[test]
+    fn hactl_cache_follows_changes() {
+        let h = |level: &str| hactl(&[("web", level, &[1]), ("db", "start", &[])]);
+        let mut enc = CycleEncoder::default();
+        let levels = ["1", "1", "2", "1", "3", "4", "5", "1", "5", "2", "2"];
+        for (i, level) in levels.into_iter().enumerate() {
+            let rec = cycle(i as u32 % 3, None, &[1, 2], vec![], Some(h(level)));
+            assert_same(&mut enc, &rec);
+            assert!(enc.hactls.len() <= CACHED_HACTLS);
+            // The one just written is the most recent.
+            assert_eq!(enc.hactls.first().map(|(c, _)| &**c), Some(&h(level)));
+        }
+        // "1" was used more recently than "3", which was evicted.
+        let kept: Vec<String> =
+            enc.hactls.iter().map(|(c, _)| c.groups["web"].level.clone()).collect();
+        assert_eq!(kept, ["2", "5", "1", "4"]);
+        for hactl in [None, Some(Hactl::default()), Some(h("3"))] {
+            assert_same(&mut enc, &cycle(1, None, &[1, 2], vec![], hactl));
+        }
+    }
+
+    #[test]
+    fn hactl_cache_hits_by_arc_and_keeps_the_newest_equal_one() {
+        let first = Arc::new(hactl(&[("web", "start", &[1])]));
+        let copy = Arc::new((*first).clone());
+        let mut enc = CycleEncoder::default();
+        for (node, h) in [(1, &first), (2, &first), (1, &copy), (2, &copy)] {
+            let mut rec = cycle(node, None, &[1, 2], vec![], None);
+            if let Record::Cycle { obs, .. } = &mut rec {
+                obs.hactl = Some(Arc::clone(h));
+            }
+            assert_same(&mut enc, &rec);
+            assert_eq!(enc.hactls.len(), 1);
+            assert!(enc.hactls.first().is_some_and(|(c, _)| Arc::ptr_eq(c, h)));
+        }
+    }
+
+    #[test]
+    fn uint_matches_serde() {
+        for n in [0, 1, 9, 10, 99, 100, 6076, u32::MAX.into(), u64::MAX - 1, u64::MAX] {
+            let mut buf = Vec::new();
+            uint(&mut buf, n);
+            assert_eq!(buf, serde_json::to_vec(&n).expect("serde encodes"));
+        }
+    }
+
+    #[test]
+    fn members_cache_follows_changes() {
+        let mut enc = CycleEncoder::default();
+        for members in [&[1, 2, 3][..], &[1, 2, 3], &[1, 2], &[], &[], &[1, 2, 3]] {
+            assert_same(&mut enc, &cycle(1, None, members, vec![], None));
+            assert_eq!(enc.members.as_ref().map(|(m, _)| m.as_slice()), Some(members));
+        }
+    }
+
+    #[test]
+    fn other_records_are_serde_json() {
+        let mut enc = CycleEncoder::default();
+        assert_same(&mut enc, &Record::Crash { node: 3, at: Millis(7) });
+        assert_same(&mut enc, &Record::End { records: 9, decisions_sha256: NASTY.into() });
+    }
+
+    #[test]
+    fn sink_lines_match_serde() {
+        let a = clstat(&[("web", "1", GroupState::Done)]);
+        let recs = [
+            cycle(1, None, &[1, 2], vec![(2, read(&a, 1))], Some(Hactl::default())),
+            Record::StopAll { node: 1, at: Millis(2) },
+            cycle(1, None, &[1, 2], vec![(2, read(&a, 3))], Some(Hactl::default())),
+        ];
+        let mut sink = TraceSink::new(TraceMode::Keep, None);
+        for rec in &recs {
+            sink.record(rec);
+        }
+        let want: Vec<String> =
+            recs.iter().map(|r| serde_json::to_string(r).expect("serde encodes")).collect();
+        assert_eq!(sink.lines(), want.as_slice());
+        assert_eq!(sink.error(), None);
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![Just(String::new()), "[a-z\"\\\\é]{1,4}", any::<String>()]
+    }
+
+    fn arb_clstat() -> impl Strategy<Value = ClStat> {
+        let state = prop_oneof![
+            Just(GroupState::Done),
+            Just(GroupState::Failed),
+            text().prop_map(GroupState::Other),
+        ];
+        proptest::collection::btree_map(text(), (text(), state), 0..4).prop_map(|groups| ClStat {
+            groups: groups
+                .into_iter()
+                .map(|(g, (level, state))| (g, GroupStatus { level, state }))
+                .collect(),
+        })
+    }
+
+    fn arb_hactl() -> impl Strategy<Value = Hactl> {
+        let want = (text(), proptest::collection::vec(any::<u32>(), 0..3))
+            .prop_map(|(level, preferred)| Want { level, preferred });
+        proptest::collection::btree_map(text(), want, 0..3).prop_map(|groups| Hactl { groups })
+    }
+
+    /// A node id: mostly a few small ones, so that caches are hit and
+    /// missed, sometimes one too large to cache.
+    fn id() -> impl Strategy<Value = u32> {
+        prop_oneof![8 => 0u32..5, 1 => Just(u32::MAX)]
+    }
+
+    /// A status; `Read` names a clstat of the pool by index.
+    #[derive(Debug, Clone)]
+    enum Status {
+        Read(usize, u64),
+        Missing,
+        Unreadable(String),
+    }
+
+    fn status() -> impl Strategy<Value = Status> {
+        prop_oneof![
+            4 => (0usize..4, any::<u64>()).prop_map(|(i, age)| Status::Read(i, age)),
+            1 => Just(Status::Missing),
+            1 => text().prop_map(Status::Unreadable),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    struct Step {
+        node: u32,
+        adopt: Option<Option<String>>,
+        now: u64,
+        members: Vec<u32>,
+        nodes: BTreeMap<u32, Status>,
+        /// A hactl of the pool, and whether in an `Arc` of its own.
+        hactl: Option<(usize, bool)>,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        (
+            id(),
+            proptest::option::weighted(0.2, proptest::option::of(text())),
+            any::<u64>(),
+            proptest::collection::vec(id(), 0..5),
+            proptest::collection::btree_map(id(), status(), 0..5),
+            proptest::option::of((0..=CACHED_HACTLS, any::<bool>())),
+        )
+            .prop_map(|(node, adopt, now, members, nodes, hactl)| Step {
+                node,
+                adopt,
+                now,
+                members,
+                nodes,
+                hactl,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn random_cycles_match_serde(
+            pool in proptest::collection::vec(arb_clstat(), 4),
+            hactls in proptest::collection::vec(arb_hactl(), CACHED_HACTLS + 1),
+            steps in proptest::collection::vec(step(), 1..12),
+        ) {
+            // Shared once, so that steps naming the same one share the Arc.
+            let pool: Vec<Arc<ClStat>> = pool.into_iter().map(Arc::new).collect();
+            let hactls: Vec<Arc<Hactl>> = hactls.into_iter().map(Arc::new).collect();
+            let mut enc = CycleEncoder::default();
+            for s in steps {
+                let nodes = s.nodes.into_iter().map(|(id, st)| {
+                    let st = match st {
+                        Status::Read(i, age) => read(&pool[i], age),
+                        Status::Missing => NodeStatus::Missing,
+                        Status::Unreadable(reason) => NodeStatus::Unreadable { reason },
+                    };
+                    (id, st)
+                });
+                let obs = Observation {
+                    now: Millis(s.now),
+                    me: s.node,
+                    members: s.members,
+                    nodes: nodes.collect(),
+                    hactl: s.hactl.map(|(i, own)| match own {
+                        true => Arc::new((*hactls[i]).clone()),
+                        false => Arc::clone(&hactls[i]),
+                    }),
+                };
+                let adopt = s.adopt.map(|socket| Cltab { socket, ..Cltab::default() });
+                let rec = Record::Cycle { node: s.node, adopt, obs };
+                let mut buf = Vec::new();
+                prop_assert!(enc.record(&mut buf, &rec).is_ok());
+                let want = serde_json::to_vec(&rec).expect("serde encodes");
+                prop_assert_eq!(String::from_utf8_lossy(&buf), String::from_utf8_lossy(&want));
+            }
+        }
+    }
 }

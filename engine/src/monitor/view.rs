@@ -127,7 +127,8 @@ impl Built {
             _ => false,
         };
         let mut old = prev.iter().peekable();
-        let mut changes: Vec<(u32, Option<&Arc<ClStat>>, Option<&Arc<ClStat>>)> = Vec::new();
+        // (node, clstat to take out, clstat to put in)
+        let mut changes: Vec<(u32, Option<&_>, Option<&_>)> = Vec::new();
         for (node, new) in &from {
             while let Some((gone, before)) = old.next_if(|(n, _)| n < node) {
                 changes.push((*gone, before.as_ref(), None));

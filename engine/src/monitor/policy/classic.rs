@@ -606,7 +606,7 @@ mod tests {
             let hastat = prop_oneof![3 => Just(None), 1 => (0..4usize).prop_map(Some)];
             let copy = proptest::bool::weighted(0.2);
             let blind = proptest::bool::weighted(0.3);
-            ((hastat, copy.clone()), (0..2usize, copy), 2..4usize, blind, 1..3u32)
+            ((hastat, copy), (0..2usize, copy), 2..4usize, blind, 1..3u32)
                 .prop_map(|(hastat, hactl, n, blind, me)| Cycle { hastat, hactl, n, blind, me })
         }
 
