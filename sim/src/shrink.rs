@@ -1,15 +1,22 @@
 //! Shrinking: the smallest fault schedule under which a failing seed still
-//! breaks the same invariant, by delta debugging over fault episodes
-//! (remove chunks of episodes while the failure persists, halving the chunk
-//! size when nothing more can go).
+//! breaks the same invariant, in two passes:
+//!
+//! 1. **Remove** episodes by delta debugging (remove chunks of episodes
+//!    while the failure persists, halving the chunk size when nothing more
+//!    can go).
+//! 2. **Weaken** what is left, one episode at a time: halve its length, its
+//!    intensity (delay, probability, lag, clock offset), and take nodes off
+//!    a partition's cut-off side, while the failure persists. A minimal
+//!    schedule then says not only *which* faults matter but *how much*.
 //!
 //! Every random stream is independent of the schedule (see
 //! [`crate::seeds`]), so removing an episode changes as little else as
 //! possible and the minimal schedule usually explains the failure.
 
 use crate::config::{ConfigError, SimConfig};
-use crate::faults::Schedule;
+use crate::faults::{Fault, Schedule};
 use crate::world::{run, RunOptions};
+use clinit_engine::time::Millis;
 
 /// What shrinking found.
 #[derive(Debug, Clone)]
@@ -17,8 +24,83 @@ pub struct Shrunk {
     pub invariant: String,
     pub original: Schedule,
     pub minimal: Schedule,
+    /// Weakening steps taken in the second pass.
+    pub weakened: u64,
     /// Runs it took.
     pub runs: u64,
+}
+
+/// Durations are not halved below this: shorter episodes stop meaning
+/// anything next to cycle times of seconds.
+const SHORTEST: Millis = Millis(1000);
+
+fn half(d: Millis) -> Option<Millis> {
+    (d.0 / 2 >= SHORTEST.0).then_some(Millis(d.0 / 2))
+}
+
+fn half_p(p: f64) -> Option<f64> {
+    (p / 2.0 >= 0.005).then_some(p / 2.0)
+}
+
+/// Weaker versions of one episode, the most promising first.
+pub fn weaker(fault: &Fault) -> Vec<Fault> {
+    let mut out = Vec::new();
+    match fault {
+        Fault::Crash { node, down } => {
+            out.extend(half(*down).map(|down| Fault::Crash { node: *node, down }));
+        }
+        Fault::CrashOwner { group, down } => {
+            out.extend(half(*down).map(|down| Fault::CrashOwner { group: group.clone(), down }));
+        }
+        Fault::Partition { sides, len } => {
+            out.extend(half(*len).map(|len| Fault::Partition { sides: sides.clone(), len }));
+            let cut: Vec<usize> = (1..sides.len()).filter(|&n| sides[n] == 1).collect();
+            if cut.len() > 1 {
+                for n in cut {
+                    let mut sides = sides.clone();
+                    sides[n] = 0;
+                    out.push(Fault::Partition { sides, len: *len });
+                }
+            }
+        }
+        Fault::SlowFs { delay, len } => {
+            out.extend(half(*len).map(|len| Fault::SlowFs { delay: *delay, len }));
+            out.extend(half(*delay).map(|delay| Fault::SlowFs { delay, len: *len }));
+        }
+        Fault::ReadFailures { p, len } => {
+            out.extend(half(*len).map(|len| Fault::ReadFailures { p: *p, len }));
+            out.extend(half_p(*p).map(|p| Fault::ReadFailures { p, len: *len }));
+        }
+        Fault::StaleReads { p, len } => {
+            out.extend(half(*len).map(|len| Fault::StaleReads { p: *p, len }));
+            out.extend(half_p(*p).map(|p| Fault::StaleReads { p, len: *len }));
+        }
+        Fault::Skew { node, offset } => {
+            if offset.unsigned_abs() / 2 >= SHORTEST.0 {
+                out.push(Fault::Skew { node: *node, offset: offset / 2 });
+            }
+        }
+        Fault::SlowNode { node, lag, len } => {
+            out.extend(half(*len).map(|len| Fault::SlowNode { node: *node, lag: *lag, len }));
+            out.extend(half(*lag).map(|lag| Fault::SlowNode { node: *node, lag, len: *len }));
+        }
+        Fault::Suspect { observer, target, len } => {
+            out.extend(half(*len).map(|len| Fault::Suspect {
+                observer: *observer,
+                target: *target,
+                len,
+            }));
+        }
+        Fault::HactlEdit { node, group, level, len } => {
+            out.extend(half(*len).map(|len| Fault::HactlEdit {
+                node: *node,
+                group: group.clone(),
+                level: level.clone(),
+                len,
+            }));
+        }
+    }
+    out
 }
 
 fn fails(
@@ -63,16 +145,47 @@ pub fn shrink(
     let original = first.schedule.clone();
     let mut current = original.clone();
     let mut runs = 1;
+    let mut weakened = 0;
+    // Weakening can make another episode unnecessary, and removing one can
+    // let another be weakened: repeat both passes until neither changes.
+    loop {
+        let before = current.faults.len();
+        remove(cfg, seed, &target, max_runs, &mut current, &mut runs)?;
+        let steps = weaken(cfg, seed, &target, max_runs, &mut current, &mut runs)?;
+        weakened += steps;
+        if (steps == 0 && current.faults.len() == before) || runs >= max_runs {
+            break;
+        }
+    }
+    let mut minimal = current;
+    minimal.kinds = {
+        let mut k: Vec<_> = minimal.faults.iter().map(|f| f.fault.kind()).collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    Ok(Some(Shrunk { invariant: target, original, minimal, weakened, runs }))
+}
+
+/// Delta debugging over episodes: remove chunks while `target` still fails.
+fn remove(
+    cfg: &SimConfig,
+    seed: u64,
+    target: &str,
+    max_runs: u64,
+    current: &mut Schedule,
+    runs: &mut u64,
+) -> Result<(), ConfigError> {
     let mut chunk = current.faults.len().div_ceil(2).max(1);
-    while !current.faults.is_empty() && runs < max_runs {
+    while !current.faults.is_empty() && *runs < max_runs {
         let mut removed_any = false;
         let mut start = 0;
-        while start < current.faults.len() && runs < max_runs {
+        while start < current.faults.len() && *runs < max_runs {
             let end = (start + chunk).min(current.faults.len());
             let mut candidate = current.clone();
             candidate.faults.drain(start..end);
-            if fails(cfg, seed, &candidate, &target, &mut runs)? {
-                current = candidate;
+            if fails(cfg, seed, &candidate, target, runs)? {
+                *current = candidate;
                 removed_any = true;
             } else {
                 start = end;
@@ -85,12 +198,77 @@ pub fn shrink(
             chunk = chunk.div_ceil(2);
         }
     }
-    let mut minimal = current;
-    minimal.kinds = {
-        let mut k: Vec<_> = minimal.faults.iter().map(|f| f.fault.kind()).collect();
-        k.sort();
-        k.dedup();
-        k
-    };
-    Ok(Some(Shrunk { invariant: target, original, minimal, runs }))
+    Ok(())
+}
+
+/// Weaken each episode ([`weaker`]) while `target` still fails; returns
+/// the steps taken.
+fn weaken(
+    cfg: &SimConfig,
+    seed: u64,
+    target: &str,
+    max_runs: u64,
+    current: &mut Schedule,
+    runs: &mut u64,
+) -> Result<u64, ConfigError> {
+    let mut steps = 0;
+    let mut i = 0;
+    while i < current.faults.len() && *runs < max_runs {
+        let mut stepped = false;
+        for candidate in weaker(&current.faults[i].fault) {
+            if *runs >= max_runs {
+                break;
+            }
+            let mut schedule = current.clone();
+            schedule.faults[i].fault = candidate;
+            if fails(cfg, seed, &schedule, target, runs)? {
+                *current = schedule;
+                steps += 1;
+                stepped = true;
+                break;
+            }
+        }
+        if !stepped {
+            i += 1;
+        }
+    }
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weaker_halves_and_stops_at_a_floor() {
+        let f = Fault::SlowFs { delay: Millis(20_000), len: Millis(600_000) };
+        assert_eq!(
+            weaker(&f),
+            [
+                Fault::SlowFs { delay: Millis(20_000), len: Millis(300_000) },
+                Fault::SlowFs { delay: Millis(10_000), len: Millis(600_000) },
+            ]
+        );
+        assert!(weaker(&Fault::Crash { node: 1, down: Millis(1_500) }).is_empty());
+        assert!(weaker(&Fault::Skew { node: 1, offset: -1_999 }).is_empty());
+        assert_eq!(
+            weaker(&Fault::Skew { node: 1, offset: -4_000 }),
+            [Fault::Skew { node: 1, offset: -2_000 }]
+        );
+    }
+
+    /// A partition loses nodes from its cut-off side, never the last one.
+    #[test]
+    fn weaker_partitions_cut_off_fewer_nodes() {
+        let len = Millis(1_000);
+        let f = Fault::Partition { sides: vec![0, 1, 0, 1], len };
+        assert_eq!(
+            weaker(&f),
+            [
+                Fault::Partition { sides: vec![0, 0, 0, 1], len },
+                Fault::Partition { sides: vec![0, 1, 0, 0], len },
+            ]
+        );
+        assert!(weaker(&Fault::Partition { sides: vec![0, 0, 1], len }).is_empty());
+    }
 }

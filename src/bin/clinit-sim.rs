@@ -419,10 +419,11 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 }
                 Some(s) => {
                     println!(
-                        "{}: {} fault episodes → {} in {} runs",
+                        "{}: {} fault episodes → {}, weakened {} times, in {} runs",
                         s.invariant,
                         s.original.faults.len(),
                         s.minimal.faults.len(),
+                        s.weakened,
                         s.runs
                     );
                     for f in &s.minimal.faults {
