@@ -379,6 +379,15 @@ pub struct Schedule {
     pub faults: Vec<Scheduled>,
 }
 
+impl Schedule {
+    /// Set `kinds` to the kinds of the episodes it has (after editing them).
+    pub fn refresh_kinds(&mut self) {
+        self.kinds = self.faults.iter().map(|f| f.fault.kind()).collect();
+        self.kinds.sort();
+        self.kinds.dedup();
+    }
+}
+
 /// Draw a schedule of `kinds` over `[from, until)` for `nodes` nodes and
 /// the wanted `groups`.
 pub fn draw(

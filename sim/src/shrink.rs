@@ -103,27 +103,6 @@ pub fn weaker(fault: &Fault) -> Vec<Fault> {
     out
 }
 
-fn fails(
-    cfg: &SimConfig,
-    seed: u64,
-    schedule: &Schedule,
-    invariant: &str,
-    runs: &mut u64,
-) -> Result<bool, ConfigError> {
-    let mut c = cfg.clone();
-    let mut s = schedule.clone();
-    s.kinds = {
-        let mut k: Vec<_> = s.faults.iter().map(|f| f.fault.kind()).collect();
-        k.sort();
-        k.dedup();
-        k
-    };
-    c.schedule = Some(s);
-    *runs += 1;
-    let r = run(&c, seed, RunOptions::fast())?;
-    Ok(r.tracker.counts().contains_key(invariant))
-}
-
 /// Shrink the schedule of `seed`. `invariant`: the one to keep failing
 /// (default: the first one the run violates). `None` when the run holds.
 pub fn shrink(
@@ -144,95 +123,103 @@ pub fn shrink(
     }
     let original = first.schedule.clone();
     let mut current = original.clone();
-    let mut runs = 1;
+    let mut search = Search { cfg, seed, target: &target, max_runs, runs: 1 };
     let mut weakened = 0;
     // Weakening can make another episode unnecessary, and removing one can
     // let another be weakened: repeat both passes until neither changes.
     loop {
         let before = current.faults.len();
-        remove(cfg, seed, &target, max_runs, &mut current, &mut runs)?;
-        let steps = weaken(cfg, seed, &target, max_runs, &mut current, &mut runs)?;
+        search.remove(&mut current)?;
+        let steps = search.weaken(&mut current)?;
         weakened += steps;
-        if (steps == 0 && current.faults.len() == before) || runs >= max_runs {
+        if (steps == 0 && current.faults.len() == before) || search.spent() {
             break;
         }
     }
+    let runs = search.runs;
     let mut minimal = current;
-    minimal.kinds = {
-        let mut k: Vec<_> = minimal.faults.iter().map(|f| f.fault.kind()).collect();
-        k.sort();
-        k.dedup();
-        k
-    };
+    minimal.refresh_kinds();
     Ok(Some(Shrunk { invariant: target, original, minimal, weakened, runs }))
 }
 
-/// Delta debugging over episodes: remove chunks while `target` still fails.
-fn remove(
-    cfg: &SimConfig,
+/// One shrinking search: the failing run to keep failing, and its budget.
+struct Search<'a> {
+    cfg: &'a SimConfig,
     seed: u64,
-    target: &str,
+    target: &'a str,
     max_runs: u64,
-    current: &mut Schedule,
-    runs: &mut u64,
-) -> Result<(), ConfigError> {
-    let mut chunk = current.faults.len().div_ceil(2).max(1);
-    while !current.faults.is_empty() && *runs < max_runs {
-        let mut removed_any = false;
-        let mut start = 0;
-        while start < current.faults.len() && *runs < max_runs {
-            let end = (start + chunk).min(current.faults.len());
-            let mut candidate = current.clone();
-            candidate.faults.drain(start..end);
-            if fails(cfg, seed, &candidate, target, runs)? {
-                *current = candidate;
-                removed_any = true;
-            } else {
-                start = end;
-            }
-        }
-        if !removed_any {
-            if chunk == 1 {
-                break;
-            }
-            chunk = chunk.div_ceil(2);
-        }
-    }
-    Ok(())
+    runs: u64,
 }
 
-/// Weaken each episode ([`weaker`]) while `target` still fails; returns
-/// the steps taken.
-fn weaken(
-    cfg: &SimConfig,
-    seed: u64,
-    target: &str,
-    max_runs: u64,
-    current: &mut Schedule,
-    runs: &mut u64,
-) -> Result<u64, ConfigError> {
-    let mut steps = 0;
-    let mut i = 0;
-    while i < current.faults.len() && *runs < max_runs {
-        let mut stepped = false;
-        for candidate in weaker(&current.faults[i].fault) {
-            if *runs >= max_runs {
-                break;
-            }
-            let mut schedule = current.clone();
-            schedule.faults[i].fault = candidate;
-            if fails(cfg, seed, &schedule, target, runs)? {
-                *current = schedule;
-                steps += 1;
-                stepped = true;
-                break;
-            }
-        }
-        if !stepped {
-            i += 1;
-        }
+impl Search<'_> {
+    fn spent(&self) -> bool {
+        self.runs >= self.max_runs
     }
-    Ok(steps)
+
+    /// Does the seed still break the target invariant under `schedule`?
+    fn fails(&mut self, schedule: &Schedule) -> Result<bool, ConfigError> {
+        let mut cfg = self.cfg.clone();
+        let mut schedule = schedule.clone();
+        schedule.refresh_kinds();
+        cfg.schedule = Some(schedule);
+        self.runs += 1;
+        let r = run(&cfg, self.seed, RunOptions::fast())?;
+        Ok(r.tracker.counts().contains_key(self.target))
+    }
+
+    /// Delta debugging over episodes: remove chunks while it still fails.
+    fn remove(&mut self, current: &mut Schedule) -> Result<(), ConfigError> {
+        let mut chunk = current.faults.len().div_ceil(2).max(1);
+        while !current.faults.is_empty() && !self.spent() {
+            let mut removed_any = false;
+            let mut start = 0;
+            while start < current.faults.len() && !self.spent() {
+                let end = (start + chunk).min(current.faults.len());
+                let mut candidate = current.clone();
+                candidate.faults.drain(start..end);
+                if self.fails(&candidate)? {
+                    *current = candidate;
+                    removed_any = true;
+                } else {
+                    start = end;
+                }
+            }
+            if !removed_any {
+                if chunk == 1 {
+                    break;
+                }
+                chunk = chunk.div_ceil(2);
+            }
+        }
+        Ok(())
+    }
+
+    /// Weaken each episode ([`weaker`]) while it still fails; returns the
+    /// steps taken.
+    fn weaken(&mut self, current: &mut Schedule) -> Result<u64, ConfigError> {
+        let mut steps = 0;
+        let mut i = 0;
+        while i < current.faults.len() && !self.spent() {
+            let mut stepped = false;
+            for candidate in weaker(&current.faults[i].fault) {
+                if self.spent() {
+                    break;
+                }
+                let mut schedule = current.clone();
+                schedule.faults[i].fault = candidate;
+                if self.fails(&schedule)? {
+                    *current = schedule;
+                    steps += 1;
+                    stepped = true;
+                    break;
+                }
+            }
+            if !stepped {
+                i += 1;
+            }
+        }
+        Ok(steps)
+    }
 }
 
 #[cfg(test)]

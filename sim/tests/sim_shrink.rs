@@ -22,9 +22,7 @@ fn scenario() -> SimConfig {
 fn double_owner(cfg: &SimConfig, seed: u64, schedule: &Schedule) -> bool {
     let mut cfg = cfg.clone();
     let mut schedule = schedule.clone();
-    schedule.kinds = schedule.faults.iter().map(|f| f.fault.kind()).collect();
-    schedule.kinds.sort();
-    schedule.kinds.dedup();
+    schedule.refresh_kinds();
     cfg.schedule = Some(schedule);
     let r = run(&cfg, seed, RunOptions::fast()).expect("valid");
     r.tracker.counts().contains_key(DOUBLE_OWNER)
