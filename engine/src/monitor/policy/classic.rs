@@ -134,10 +134,14 @@ struct LastScan {
 }
 
 /// What one scan did.
-struct Scan {
-    actions: Vec<Action>,
-    moves: Vec<f64>,
-    random: bool,
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scan {
+    /// The tells and notices, in group order.
+    pub actions: Vec<Action>,
+    /// The "avg with x" moves of the cycle time, in order.
+    pub moves: Vec<f64>,
+    /// It drew random numbers (a conflict backoff or a planning coin).
+    pub random: bool,
 }
 
 impl Classic {
@@ -197,22 +201,9 @@ impl Classic {
     /// The original's `scangroups(hastat, hactl, nodes)` with `n` =
     /// number of nodes passed (0 as in t/1110: the coin always proceeds and
     /// the steady-state rule is inert). `blind` = members whose groups are
-    /// unknown (suppresses planning).
+    /// unknown (suppresses planning). Also says how the cycle time moved
+    /// and whether it drew random numbers, so a cycle can replay it.
     pub fn scangroups(
-        &mut self,
-        hastat: &Hastat,
-        hactl: &Hactl,
-        me: u32,
-        n: usize,
-        blind: &[u32],
-        rng: &mut ChaCha8Rng,
-    ) -> Vec<Action> {
-        self.scan(hastat, hactl, me, n, blind, rng).actions
-    }
-
-    /// [`Classic::scangroups`], saying how the cycle time moved and whether
-    /// it drew random numbers.
-    fn scan(
         &mut self,
         hastat: &Hastat,
         hactl: &Hactl,
@@ -304,7 +295,7 @@ impl Classic {
             self.last_scan = Some(last);
             return actions;
         }
-        let scan = self.scan(&view.hastat, hactl, view.me, n, &view.blind, rng);
+        let scan = self.scangroups(&view.hastat, hactl, view.me, n, &view.blind, rng);
         if !scan.random {
             self.last_scan = Some(LastScan {
                 hastat: Arc::clone(&view.hastat),
@@ -416,7 +407,8 @@ mod tests {
     #[test]
     fn t1110_phase_a_scan1() {
         let mut c = Classic::new(ClassicParams::default());
-        let out = c.scangroups(&fixtures::hastat(), &fixtures::hactl(), 1, 0, &[], &mut rng());
+        let out =
+            c.scangroups(&fixtures::hastat(), &fixtures::hactl(), 1, 0, &[], &mut rng()).actions;
         assert_eq!(tells(&out), ["bad→stop", "bar→stop", "del→stop", "new→plan", "pln→test"]);
         assert!(out.iter().any(|a| matches!(a,
             Action::Log(Notice::Conflict { group, nodes, .. }) if group == "bar" && *nodes == [1, 2])));
@@ -434,7 +426,7 @@ mod tests {
         ]);
         let hastat = Hastat::build([(1, &node1), (2, &fixtures::clstat2())]);
         let mut c = Classic::new(ClassicParams::default());
-        let out = c.scangroups(&hastat, &fixtures::hactl(), 2, 0, &[], &mut rng());
+        let out = c.scangroups(&hastat, &fixtures::hactl(), 2, 0, &[], &mut rng()).actions;
         // bar@2 `stop RUNNING` is in transition; foo/new run on node 1;
         // pln is planned too (the daemon answers "no such group").
         assert_eq!(tells(&out), ["bad→plan", "baz→start", "pln→plan"]);
@@ -446,7 +438,7 @@ mod tests {
         let node1 = clstat(&[("foo", "start", "DONE"), ("new", "start", "DONE")]);
         let hastat = Hastat::build([(1, &node1)]);
         let mut c = Classic::new(ClassicParams::default());
-        let out = c.scangroups(&hastat, &fixtures::hactl(), 3, 0, &[], &mut rng());
+        let out = c.scangroups(&hastat, &fixtures::hactl(), 3, 0, &[], &mut rng()).actions;
         assert_eq!(tells(&out), ["bad→plan", "bar→plan", "baz→plan", "pln→plan"]);
     }
 
@@ -485,7 +477,7 @@ mod tests {
         let mut transcript = Vec::new();
         for scan in 1..=4 {
             let hastat = Hastat::build([(1, &local), (2, &node2)]);
-            let out = c.scangroups(&hastat, &hactl, 1, 0, &[], &mut r);
+            let out = c.scangroups(&hastat, &hactl, 1, 0, &[], &mut r).actions;
             for t in tells(&out) {
                 if let Some((g, l)) = t.split_once('→') {
                     daemon(&mut local, &mut fresh, g, l);
@@ -514,7 +506,7 @@ mod tests {
         let running = Hastat::build([(1, &clstat(&[("web", "start", "DONE")]))]);
         // Steady state: avg with n converges to n.
         for _ in 0..20 {
-            assert!(c.scangroups(&running, &hactl, 1, 3, &[], &mut rng()).is_empty());
+            assert!(c.scangroups(&running, &hactl, 1, 3, &[], &mut rng()).actions.is_empty());
         }
         assert!((c.cycletime() - 3.0).abs() < 1e-3);
         assert_eq!(c.sleep(), Millis::from_secs(2)); // 2.99.. truncates
@@ -524,7 +516,7 @@ mod tests {
         assert_eq!(c.cycletime(), before);
         // needplan: avg with 10 whether or not the coin says plan.
         let mut c = Classic::new(ClassicParams { balance: -1.0, ..ClassicParams::default() });
-        let out = c.scangroups(&Hastat::default(), &hactl, 1, 3, &[], &mut rng());
+        let out = c.scangroups(&Hastat::default(), &hactl, 1, 3, &[], &mut rng()).actions;
         assert!(out.is_empty());
         assert_eq!(c.cycletime(), 5.5);
         assert_eq!(c.sleep(), Millis::from_secs(5));
@@ -536,7 +528,7 @@ mod tests {
         let both = clstat(&[("web", "start", "DONE")]);
         let hastat = Hastat::build([(1, &both), (2, &both)]);
         let mut c = Classic::new(ClassicParams::default());
-        let out = c.scangroups(&hastat, &hactl, 1, 2, &[], &mut rng());
+        let out = c.scangroups(&hastat, &hactl, 1, 2, &[], &mut rng()).actions;
         assert_eq!(tells(&out), ["web→stop"]);
         assert!(c.cycletime() >= 1.0 && c.cycletime() < 11.0);
         let mut again = Classic::new(ClassicParams::default());
@@ -563,7 +555,7 @@ mod tests {
         let hactl = Hactl::parse("web start\ndb start\n", "hactl").expect("parses");
         let hastat = Hastat::build([(1, &clstat(&[("db", "test", "PASSED")]))]);
         let mut c = Classic::new(ClassicParams::default());
-        let out = c.scangroups(&hastat, &hactl, 1, 3, &[2], &mut rng());
+        let out = c.scangroups(&hastat, &hactl, 1, 3, &[2], &mut rng()).actions;
         assert_eq!(tells(&out), ["db→start"]);
         assert!(out.contains(&Action::Log(Notice::PlanSuppressed {
             group: "web".into(),
