@@ -14,6 +14,7 @@ pub mod driver;
 pub mod hactl;
 pub mod hastat;
 pub mod init;
+pub mod lint;
 pub mod located;
 pub mod monitor;
 pub mod process;
