@@ -89,7 +89,8 @@ fn client_reports_unknown_groups_and_prints_status() {
 fn client_without_a_daemon_says_so() {
     let d = Daemon::prepare("g:a:1:once:true\n");
     let out = d.client(&["g", "1"]);
-    assert_eq!(out.status.code(), Some(1));
+    // 3: the daemon is not running (documented exit status, as systemctl).
+    assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is the daemon running"), "{err}");
 }

@@ -3,6 +3,29 @@
 
 use clinit_engine::time::Millis;
 
+/// The exit statuses of the command-line tools, documented in their
+/// `--help` and man pages. 3 for "not running" follows `systemctl status`
+/// (LSB's "program is not running"); 2 is clap's usage error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Done; with `--wait`, the level is DONE or PASSED.
+    Ok = 0,
+    /// Refused (by the daemon, or a check found errors), or the level FAILED.
+    Refused = 1,
+    /// Bad command line.
+    Usage = 2,
+    /// The daemon is not running: no socket, or nothing listens on it.
+    NotRunning = 3,
+    /// `--wait` gave up.
+    TimedOut = 4,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(code: Exit) -> Self {
+        std::process::ExitCode::from(code as u8)
+    }
+}
+
 /// Log to stderr at `RUST_LOG`'s level (default `info`); colour only when
 /// stderr is a terminal, so log files stay plain text.
 pub fn init_logging() {

@@ -236,6 +236,15 @@ pub enum ClientError {
     },
 }
 
+impl ClientError {
+    /// Nothing serves the socket: it does not exist, or nobody listens on
+    /// it (a daemon killed with SIGKILL leaves its socket file behind).
+    /// Clients exit with status 3 then, as `systemctl status` does.
+    pub fn daemon_not_running(&self) -> bool {
+        matches!(self, ClientError::NoSocket { .. } | ClientError::Refused { .. })
+    }
+}
+
 /// Client side (blocking): connect to `socket`, send `req`, wait for the
 /// reply. `timeout` bounds the whole exchange after connecting.
 pub fn call(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply, ClientError> {

@@ -1,17 +1,20 @@
 //! `clinit`: the per-node init daemon and its client (Cluster::Init
 //! compatible command line).
 
-use clap::Parser;
-use clinit_backends::cli;
+use clap::{CommandFactory, Parser, Subcommand};
+use clinit_backends::cli::{self, Exit};
 use clinit_backends::daemon::{self, DaemonConfig, DEFAULT_CLSTAT, DEFAULT_CLTAB, DEFAULT_SOCKET};
-use clinit_backends::protocol::{self, Reply, Request};
+use clinit_backends::protocol::{self, ClientError, Reply, Request};
 use clinit_engine::cltab::Cltab;
-use clinit_engine::status::ClStat;
+use clinit_engine::lint;
+use clinit_engine::status::{ClStat, GroupState, GroupStatus};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often `--wait` asks the daemon for its status.
+const WAIT_POLL: Duration = Duration::from_millis(20);
 
 /// Cluster-wide init: runs resource groups of a cltab at runlevels.
 ///
@@ -19,31 +22,44 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// daemon: `clinit GROUP LEVEL` moves a group to a level, `clinit LEVEL`
 /// moves the group named after this host, `clinit` alone makes the daemon
 /// re-read its cltab, `clinit -k` shuts it down (every group is stopped:
-/// SIGINT, then SIGTERM after 5 s, then SIGKILL after 15 s).
+/// SIGINT, then SIGTERM after 5 s, then SIGKILL after 15 s). The verbs
+/// `status`, `tell` and `check` sit next to these compatible forms.
 #[derive(Parser, Debug)]
 #[command(name = "clinit", version, after_help = AFTER_HELP)]
 struct Args {
+    #[command(subcommand)]
+    verb: Option<Verb>,
     /// Run the daemon in the foreground (for init, systemd or a supervisor).
+    /// Refuses to start when the cltab does not exist.
     #[arg(short = 'd')]
     daemon: bool,
     /// Ask the daemon to stop every group and exit.
     #[arg(short = 'k')]
     kill: bool,
-    /// With -k: wait until the daemon has exited.
-    #[arg(long, requires = "kill")]
+    /// With -k: wait until the daemon has exited. With a tell: wait until
+    /// the group has settled at the level (DONE, PASSED or FAILED).
+    #[arg(long, global = true)]
     wait: bool,
-    /// After the action, print the status: `group level STATE` lines.
-    #[arg(short = 'v')]
+    /// With --wait: give up after this many seconds (exit status 4).
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 120.0, value_parser = cli::positive_secs)]
+    timeout: f64,
+    /// After the action, print the status: `group level STATE` lines
+    /// (the original's meaning; to only look, use `clinit status`).
+    #[arg(short = 'v', global = true)]
     verbose: bool,
-    /// Print the daemon's status as JSON.
-    #[arg(long)]
+    /// Print the daemon's status as JSON (after the action, if any).
+    #[arg(long, global = true)]
     json: bool,
+    /// The level to tell, taken as a level even when it is also a group
+    /// name (`clinit [GROUP] --level LEVEL`).
+    #[arg(long, global = true, value_name = "LEVEL")]
+    level: Option<String>,
     /// The cltab file. Its :::socket: and :::clstat: directives override -s
     /// and the default status path.
-    #[arg(short = 'c', value_name = "CLTAB", default_value = DEFAULT_CLTAB)]
+    #[arg(short = 'c', global = true, value_name = "CLTAB", default_value = DEFAULT_CLTAB)]
     cltab: PathBuf,
     /// The daemon's control socket.
-    #[arg(short = 's', value_name = "SOCKET", default_value = DEFAULT_SOCKET)]
+    #[arg(short = 's', global = true, value_name = "SOCKET", default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
     /// Daemon: seconds from a stop's SIGINT to SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = cli::secs)]
@@ -64,12 +80,45 @@ struct Args {
     positional: Vec<String>,
 }
 
+#[derive(Subcommand, Debug)]
+enum Verb {
+    /// Print the status of every group, or of GROUP: `group level STATE`
+    /// lines (or JSON with --json). Only reads; changes nothing.
+    Status {
+        /// Only this group.
+        group: Option<String>,
+    },
+    /// Move GROUP to LEVEL (the same as `clinit GROUP LEVEL`); with --wait,
+    /// exit 0 when it is DONE or PASSED, 1 when FAILED, 4 on time-out.
+    Tell {
+        /// The resource group.
+        group: String,
+        /// The runlevel (or use --level).
+        #[arg(id = "tell_level", value_name = "LEVEL")]
+        level: Option<String>,
+    },
+    /// Check a cltab (default: the -c file) and print what it defines, or
+    /// every error as PATH:LINE: reason (exit 1). Starts nothing.
+    Check {
+        /// The cltab to check.
+        cltab: Option<PathBuf>,
+    },
+}
+
 const AFTER_HELP: &str = "\
 Files:
   cltab   group:tag:levels:mode:command lines; modes once, wait, respawn, off, test
   clstat  'Cluster::Init::Group GROUP LEVEL STATE' lines, rewritten atomically
 Replies to a tell: 'level transition started', 'no such group: G', or the cltab
-error (PATH:LINE: reason). The exit status is 1 when the daemon refused.
+error (PATH:LINE: reason). A tell whose level is the name of a group, while no
+entry of the target group names that level, is refused as ambiguous (it would
+stop the group); --level LEVEL forces it.
+Exit status:
+  0  ok (with --wait: the level is DONE or PASSED)
+  1  refused by the daemon, a bad cltab, or (with --wait) the level FAILED
+  2  usage error
+  3  the daemon is not running (no socket, or nothing listens on it)
+  4  --wait timed out
 Set RUST_LOG (e.g. RUST_LOG=debug) to change the daemon's log level.";
 
 fn main() -> ExitCode {
@@ -81,16 +130,100 @@ fn main() -> ExitCode {
     if args.daemon {
         return run_daemon(&args);
     }
-    run_client(&args)
+    if args.verb.is_some() && (args.kill || !args.positional.is_empty()) {
+        usage("-k and GROUP LEVEL arguments do not go with a verb (status, tell, check)");
+    }
+    match &args.verb {
+        Some(Verb::Check { cltab }) => check(cltab.as_deref().unwrap_or(&args.cltab)).into(),
+        Some(Verb::Status { group }) => Client::new(&args).status(group.as_deref()).into(),
+        Some(Verb::Tell { group, level }) => {
+            let level = match (level, &args.level) {
+                (Some(level), None) => Told::Word(level.clone()),
+                (None, Some(level)) => Told::Forced(level.clone()),
+                _ => usage("tell needs exactly one of LEVEL and --level LEVEL"),
+            };
+            Client::new(&args).run(Some(Action::Tell { group: group.clone(), level })).into()
+        }
+        None => {
+            let action = compatible_action(&args);
+            Client::new(&args).run(action).into()
+        }
+    }
+}
+
+/// Print a usage error as clap does and exit with status 2.
+fn usage(msg: &str) -> ! {
+    Args::command().error(clap::error::ErrorKind::ArgumentConflict, msg).exit()
+}
+
+/// What the compatible command line asks for.
+fn compatible_action(args: &Args) -> Option<Action> {
+    if args.kill {
+        if !args.positional.is_empty() || args.level.is_some() {
+            usage("-k takes no GROUP or LEVEL");
+        }
+        return Some(Action::Shutdown);
+    }
+    let tell = |group: String, level: Told| Some(Action::Tell { group, level });
+    match (args.positional.as_slice(), &args.level) {
+        ([], None) if args.verbose || args.json => None,
+        ([], None) => Some(Action::Reread),
+        ([level], None) => tell(hostname(), Told::Word(level.clone())),
+        ([group, level], None) => tell(group.clone(), Told::Word(level.clone())),
+        ([], Some(level)) => tell(hostname(), Told::Forced(level.clone())),
+        ([group], Some(level)) => tell(group.clone(), Told::Forced(level.clone())),
+        _ => usage("with --level, give at most GROUP"),
+    }
 }
 
 fn run_daemon(args: &Args) -> ExitCode {
+    // The original started an empty daemon on a missing cltab; a typo in -c
+    // then looked like a healthy node running nothing.
+    if let Err(e) = std::fs::metadata(&args.cltab) {
+        eprintln!(
+            "clinit: cannot use cltab {}: {e}; refusing to start (an empty file runs no groups)",
+            args.cltab.display()
+        );
+        return Exit::Refused.into();
+    }
     let mut cfg = DaemonConfig::new(args.cltab.clone(), args.socket.clone());
     cfg.clstat = PathBuf::from(DEFAULT_CLSTAT);
     cfg.init.escalation.term_after = cli::millis(args.term_after);
     cfg.init.escalation.kill_after = cli::millis(args.kill_after.max(args.term_after));
     cfg.init.heartbeat = Some(cli::millis(args.heartbeat.max(0.001)));
     cli::run_daemon("clinit", daemon::run(cfg))
+}
+
+/// `clinit check [CLTAB]`: parse, report, start nothing.
+fn check(path: &Path) -> Exit {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            eprintln!("clinit: cannot read cltab {}: {e}", path.display());
+            return Exit::Refused;
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    match Cltab::parse(&text, &path.display().to_string()) {
+        Ok(table) => {
+            for (name, value) in &table.other_directives {
+                println!("{}: warning: unknown directive :::{name}:{value}", path.display());
+            }
+            let groups = table.groups();
+            println!(
+                "{}: ok: {} entries in {} groups ({})",
+                path.display(),
+                table.entries.len(),
+                groups.len(),
+                groups.join(", ")
+            );
+            Exit::Ok
+        }
+        Err(errors) => {
+            println!("{errors}");
+            Exit::Refused
+        }
+    }
 }
 
 /// The socket and status paths a client should use: the cltab's directives
@@ -112,86 +245,287 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-fn run_client(args: &Args) -> ExitCode {
-    let (socket, clstat) = client_paths(args);
-    let request = if args.kill {
-        Some(Request::Shutdown)
-    } else {
-        match args.positional.as_slice() {
-            [] if args.verbose || args.json => None,
-            [] => Some(Request::Reread),
-            [level] => Some(Request::Tell { group: hostname(), level: level.clone() }),
-            [group, level] => Some(Request::Tell { group: group.clone(), level: level.clone() }),
-            _ => unreachable!("clap limits ARGS to two values"),
-        }
-    };
-    let mut code = ExitCode::SUCCESS;
-    if let Some(request) = request {
-        let print_reply = matches!(request, Request::Tell { .. });
-        match protocol::call(&socket, &request, CLIENT_TIMEOUT) {
-            Ok(reply) => {
-                if print_reply || !reply.ok {
-                    println!("{}", reply.msg);
-                }
-                if !reply.ok {
-                    code = ExitCode::FAILURE;
-                }
-            }
-            Err(e) => {
-                eprintln!("clinit: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-        if args.kill && args.wait && !wait_gone(&socket, Duration::from_secs(120)) {
-            eprintln!("clinit: the daemon is still running after 120 s");
-            code = ExitCode::FAILURE;
-        }
-    }
-    if args.json {
-        match protocol::call(&socket, &Request::Status, CLIENT_TIMEOUT) {
-            Ok(Reply { status: Some(status), .. }) => println!("{status}"),
-            Ok(reply) => println!("{}", serde_json::json!({"error": reply.msg})),
-            Err(e) => println!("{}", serde_json::json!({"error": e.to_string()})),
-        }
-    } else if args.verbose {
-        print!("{}", read_status(&socket, &clstat).query(None, None));
-    }
-    code
+/// A level as the operator gave it.
+#[derive(Debug, Clone)]
+enum Told {
+    /// A positional word: refused when it is ambiguous ([`lint::ambiguous_tell`]).
+    Word(String),
+    /// `--level LEVEL`: taken as a level whatever it is.
+    Forced(String),
 }
 
-/// The daemon's status: asked over the socket, or read from the clstat
-/// file when the daemon does not answer.
-fn read_status(socket: &Path, clstat: &Path) -> ClStat {
-    if let Ok(Reply { status: Some(v), .. }) =
-        protocol::call(socket, &Request::Status, CLIENT_TIMEOUT)
-    {
-        if let Some(groups) = v.get("groups").and_then(|g| g.as_array()) {
-            let mut text = String::new();
-            for g in groups {
-                let field = |k: &str| g.get(k).and_then(|x| x.as_str()).unwrap_or("?").to_string();
-                text.push_str(&format!(
-                    "Cluster::Init::Group {} {} {}\n",
-                    field("group"),
-                    field("level"),
-                    field("state")
-                ));
-            }
-            return ClStat::parse(&text);
-        }
-    }
-    ClStat::parse(&std::fs::read_to_string(clstat).unwrap_or_default())
+/// A mutating request of the client.
+#[derive(Debug, Clone)]
+enum Action {
+    Tell { group: String, level: Told },
+    Shutdown,
+    Reread,
 }
 
-/// Wait until nothing listens on the socket any more.
-fn wait_gone(socket: &Path, limit: Duration) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if std::os::unix::net::UnixStream::connect(socket).is_err() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
+/// The client side of one `clinit` invocation.
+struct Client<'a> {
+    args: &'a Args,
+    socket: PathBuf,
+    clstat: PathBuf,
+}
+
+impl<'a> Client<'a> {
+    fn new(args: &'a Args) -> Self {
+        let (socket, clstat) = client_paths(args);
+        Client { args, socket, clstat }
     }
-    false
+
+    fn call(&self, request: &Request) -> Result<Reply, ClientError> {
+        protocol::call(&self.socket, request, CLIENT_TIMEOUT)
+    }
+
+    /// Report a failed call; the exit status says whether the daemon runs.
+    fn failed(&self, e: &ClientError) -> Exit {
+        if self.args.json {
+            println!("{}", serde_json::json!({ "error": e.to_string() }));
+        }
+        eprintln!("clinit: {e}");
+        if !e.daemon_not_running() {
+            return Exit::Refused;
+        }
+        // The file a dead daemon left is not the truth: say it is there,
+        // never print it as the status.
+        if let Ok(age) = std::fs::metadata(&self.clstat).and_then(|m| m.modified()) {
+            let secs = age.elapsed().map(|d| d.as_secs()).unwrap_or(0);
+            eprintln!(
+                "clinit: {} was last written {secs} s ago by a daemon that is gone; not shown",
+                self.clstat.display()
+            );
+        }
+        Exit::NotRunning
+    }
+
+    /// The daemon's status document.
+    fn status_doc(&self) -> Result<serde_json::Value, ClientError> {
+        let reply = self.call(&Request::Status)?;
+        Ok(reply.status.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Carry out `action` (if any), then print the status if asked.
+    fn run(&self, action: Option<Action>) -> Exit {
+        let mut code = Exit::Ok;
+        if let Some(action) = action {
+            code = match self.act(action) {
+                Ok(code) => code,
+                Err(e) => return self.failed(&e),
+            };
+        }
+        if self.args.json || self.args.verbose {
+            // -k --wait: the daemon is gone by design; nothing to print.
+            if self.args.kill && self.args.wait {
+                return code;
+            }
+            match self.print_status(None) {
+                Exit::Ok => {}
+                other => return other,
+            }
+        }
+        code
+    }
+
+    fn act(&self, action: Action) -> Result<Exit, ClientError> {
+        match action {
+            Action::Reread => {
+                eprintln!(
+                    "clinit: asking the daemon on {} to re-read its cltab",
+                    self.socket.display()
+                );
+                let reply = self.call(&Request::Reread)?;
+                Ok(self.reply(&reply, false))
+            }
+            Action::Shutdown => {
+                let pid = if self.args.wait { daemon_pid(&self.status_doc()?) } else { None };
+                eprintln!(
+                    "clinit: asking the daemon on {} to halt every group and exit",
+                    self.socket.display()
+                );
+                let reply = self.call(&Request::Shutdown)?;
+                let code = self.reply(&reply, false);
+                if code != Exit::Ok || !self.args.wait {
+                    return Ok(code);
+                }
+                let limit = Duration::from_secs_f64(self.args.timeout);
+                if self.wait_gone(pid, limit) {
+                    Ok(Exit::Ok)
+                } else {
+                    eprintln!("clinit: the daemon is still running after {} s", self.args.timeout);
+                    Ok(Exit::TimedOut)
+                }
+            }
+            Action::Tell { group, level } => {
+                let level = match level {
+                    Told::Forced(level) => level,
+                    Told::Word(level) => {
+                        let doc = self.status_doc()?;
+                        if let Some(refused) = self.ambiguous(&doc, &group, &level) {
+                            eprintln!("clinit: refused: {refused}");
+                            return Ok(Exit::Refused);
+                        }
+                        level
+                    }
+                };
+                eprintln!("clinit: telling group {group} to go to level {level}");
+                let reply =
+                    self.call(&Request::Tell { group: group.clone(), level: level.clone() })?;
+                let code = self.reply(&reply, true);
+                if code != Exit::Ok || !self.args.wait {
+                    return Ok(code);
+                }
+                self.wait_settled(&group, &level)
+            }
+        }
+    }
+
+    /// Print a reply as the original did (a tell's always, others' on
+    /// failure); a refusal is exit status 1.
+    fn reply(&self, reply: &Reply, always: bool) -> Exit {
+        if always || !reply.ok {
+            println!("{}", reply.msg);
+        }
+        if reply.ok {
+            Exit::Ok
+        } else {
+            Exit::Refused
+        }
+    }
+
+    /// Apply [`lint::ambiguous_tell`] to the cltab the daemon serves (named
+    /// in its status), or to `-c` when that path is relative to somewhere
+    /// else. An unreadable or bad table skips the check: the daemon reads the
+    /// same file for the tell and reports its errors.
+    fn ambiguous(
+        &self,
+        doc: &serde_json::Value,
+        group: &str,
+        level: &str,
+    ) -> Option<lint::AmbiguousTell> {
+        let served = doc.get("cltab").and_then(|c| c.as_str()).map(PathBuf::from);
+        let path = served.filter(|p| p.is_absolute()).unwrap_or_else(|| self.args.cltab.clone());
+        let text = std::fs::read_to_string(&path).ok()?;
+        let table = Cltab::parse(&text, &path.display().to_string()).ok()?;
+        lint::ambiguous_tell(&table, group, level)
+    }
+
+    /// `--wait` after a tell: until the group is settled at `level`.
+    fn wait_settled(&self, group: &str, level: &str) -> Result<Exit, ClientError> {
+        let limit = Duration::from_secs_f64(self.args.timeout);
+        let start = Instant::now();
+        let mut last = None;
+        while start.elapsed() < limit {
+            let doc = self.status_doc()?;
+            let now = groups(&doc).get(group).cloned();
+            if let Some(st) = &now {
+                if st.level == level && st.state.is_settled() && st.state != GroupState::Configured
+                {
+                    return Ok(match st.state {
+                        GroupState::Failed => {
+                            eprintln!("clinit: group {group} FAILED at level {level}");
+                            Exit::Refused
+                        }
+                        _ => Exit::Ok,
+                    });
+                }
+            }
+            last = now;
+            std::thread::sleep(WAIT_POLL);
+        }
+        let now =
+            last.map(|s| format!("{} {}", s.level, s.state)).unwrap_or_else(|| "no status".into());
+        eprintln!(
+            "clinit: group {group} has not settled at level {level} after {} s (now: {now})",
+            self.args.timeout
+        );
+        Ok(Exit::TimedOut)
+    }
+
+    /// `-k --wait`: until nothing answers on the socket and the daemon's
+    /// process is gone. Asks for the status (a request the daemon answers
+    /// quietly) rather than connecting and hanging up, which the daemon
+    /// would log as an empty request.
+    fn wait_gone(&self, pid: Option<u32>, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            let gone = match protocol::call(&self.socket, &Request::Status, limit) {
+                Ok(_) => false,
+                Err(e) => e.daemon_not_running(),
+            };
+            if gone && pid.is_none_or(|pid| !process_alive(pid)) {
+                return true;
+            }
+            std::thread::sleep(WAIT_POLL);
+        }
+        false
+    }
+
+    /// `clinit status [GROUP]`, `-v` and `--json`: ask the daemon, print.
+    fn status(&self, group: Option<&str>) -> Exit {
+        self.print_status(group)
+    }
+
+    fn print_status(&self, group: Option<&str>) -> Exit {
+        let doc = match self.status_doc() {
+            Ok(doc) => doc,
+            Err(e) => return self.failed(&e),
+        };
+        let all = groups(&doc);
+        if let Some(g) = group {
+            if !all.groups.contains_key(g) {
+                eprintln!(
+                    "clinit: no status for group {g} (not in the cltab, or never told a level)"
+                );
+                return Exit::Refused;
+            }
+        }
+        if self.args.json {
+            println!("{doc}");
+        } else if let Some(g) = group {
+            let st = &all.groups[g];
+            println!("{g} {} {}", st.level, st.state);
+        } else {
+            print!("{}", all.query(None, None));
+        }
+        Exit::Ok
+    }
+}
+
+/// The `groups` of a status document as a [`ClStat`].
+fn groups(doc: &serde_json::Value) -> ClStat {
+    let mut stat = ClStat::default();
+    for g in doc.get("groups").and_then(|g| g.as_array()).into_iter().flatten() {
+        let field = |k: &str| g.get(k).and_then(|x| x.as_str()).unwrap_or("?").to_string();
+        stat.groups.insert(
+            field("group"),
+            GroupStatus { level: field("level"), state: GroupState::parse(&field("state")) },
+        );
+    }
+    stat
+}
+
+fn daemon_pid(doc: &serde_json::Value) -> Option<u32> {
+    doc.get("pid").and_then(|p| p.as_u64()).and_then(|p| u32::try_from(p).ok())
+}
+
+/// Is this process still running (not gone, not a zombie)? Linux /proc.
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+/// The daemon's status for the demo: asked over the socket.
+fn read_status(socket: &Path) -> ClStat {
+    match protocol::call(socket, &Request::Status, CLIENT_TIMEOUT) {
+        Ok(Reply { status: Some(doc), .. }) => groups(&doc),
+        _ => ClStat::default(),
+    }
 }
 
 mod demo {
@@ -225,7 +559,7 @@ mod demo {
         fn settle(&self, group: &str) -> Result<(), String> {
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(20) {
-                let st = read_status(&self.socket, &self.clstat);
+                let st = read_status(&self.socket);
                 if st.get(group).is_some_and(|s| s.state.is_settled()) {
                     return Ok(());
                 }
@@ -236,7 +570,7 @@ mod demo {
 
         fn show(&self) {
             println!("$ clinit -v");
-            print!("{}", read_status(&self.socket, &self.clstat).query(None, None));
+            print!("{}", read_status(&self.socket).query(None, None));
         }
     }
 

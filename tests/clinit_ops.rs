@@ -1,0 +1,208 @@
+//! The operator's `clinit` command line against a real daemon: documented
+//! exit statuses (0 ok, 1 refused or FAILED, 2 usage, 3 not running, 4
+//! `--wait` timed out), `status` only reads, ambiguous tells are refused,
+//! `check`, and a daemon that refuses a missing cltab.
+
+mod common;
+
+use common::{alive, Daemon, CLINIT};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(10);
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname().expect("hostname").into_string().expect("utf-8 hostname")
+}
+
+#[test]
+fn tell_with_wait_exits_by_the_verdict() {
+    let d = Daemon::start(
+        "g:ok:ok:once:true\n\
+         g:bad:bad:test:false\n\
+         g:slow:slow:wait:echo $$ > @DIR@/slow.pid; exec sleep 60\n",
+        &[],
+    );
+    let out = d.client(&["tell", "g", "ok", "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(stdout(&out), "level transition started\n");
+    assert!(stderr(&out).contains("telling group g to go to level ok"), "{out:?}");
+    d.wait_state("g", "ok DONE", T);
+
+    let out = d.client(&["tell", "g", "bad", "--wait"]);
+    assert_eq!(out.status.code(), Some(1), "FAILED is exit 1: {out:?}");
+    assert!(stderr(&out).contains("FAILED"), "{out:?}");
+
+    // The compatible form takes --wait as well; the wait entry never ends.
+    let out = d.client(&["g", "slow", "--wait", "--timeout", "0.3"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(stderr(&out).contains("has not settled at level slow"), "{out:?}");
+    assert!(alive(d.pid("slow")));
+
+    // -v keeps the original meaning: the status after the action.
+    let out = d.client(&["-v", "g", "ok", "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(stdout(&out), "level transition started\ng ok DONE\n");
+}
+
+#[test]
+fn status_only_reads() {
+    let d = Daemon::start("g:a:1:once:true\nh:b:1:once:true\n", &[]);
+    d.tell("g", "1");
+    d.wait_state("g", "1 DONE", T);
+    let out = d.client(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(stdout(&out), "g 1 DONE\n");
+    let out = d.client(&["status", "g"]);
+    assert_eq!(stdout(&out), "g 1 DONE\n");
+    let out = d.client(&["status", "g", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["groups"][0]["group"], "g");
+    // A group with no status yet: exit 1, and it is not told anything.
+    let out = d.client(&["status", "h"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr(&out).contains("no status for group h"), "{out:?}");
+    assert_eq!(d.state_of("h"), "");
+    // Nothing reached the machine: only the one tell above is in the log.
+    let log = d.log_text();
+    assert_eq!(log.matches("tell ").count(), 1, "{log}");
+}
+
+#[test]
+fn a_level_word_that_is_a_group_name_is_refused_unless_forced() {
+    let host = hostname();
+    let d = Daemon::start(
+        &format!(
+            "{host}:svc:1:respawn:echo $$ > @DIR@/svc.pid; exec sleep 60\n\
+             web:w:start:once:true\n"
+        ),
+        &[],
+    );
+    let out = d.client(&["1", "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let svc = d.pid("svc");
+    // `clinit -v web` meant "show me web": refused, nothing moves.
+    let out = d.client(&["-v", "web"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(err.contains("'web' is a group"), "{err}");
+    assert!(err.contains("did you mean `clinit status web`?"), "{err}");
+    assert_eq!(d.state_of(&host), "1 DONE");
+    assert!(alive(svc), "the host group's service was not touched");
+    // The same with an explicit group, and with the tell verb.
+    assert_eq!(d.client(&[&host, "web"]).status.code(), Some(1));
+    assert_eq!(d.client(&["tell", &host, "web"]).status.code(), Some(1));
+    // A level no entry names, that is not a group: allowed as in the original
+    // (it stops the group's entries).
+    let out = d.client(&[&host, "down", "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(!alive(svc), "level 'down' stopped the service");
+    // --level forces the ambiguous word.
+    let out = d.client(&["--level", "web", "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(d.state_of(&host), "web DONE");
+}
+
+#[test]
+fn a_dead_daemon_is_exit_3_and_its_stale_status_is_not_shown() {
+    let mut d = Daemon::start("g:a:1:once:true\n", &[]);
+    d.tell("g", "1");
+    d.wait_state("g", "1 DONE", T);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.daemon_pid()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("SIGKILL the daemon");
+    d.wait_exit(T);
+    assert!(d.socket.exists() && d.clstat.exists(), "SIGKILL leaves both behind");
+    for args in [&["-v"][..], &["status"], &["g", "1"], &["-k"]] {
+        let out = d.client(args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {out:?}");
+        assert_eq!(stdout(&out), "", "{args:?}: the stale clstat is not printed");
+        assert!(stderr(&out).contains("is the daemon running?"), "{out:?}");
+    }
+    let out = d.client(&["-v"]);
+    assert!(stderr(&out).contains("by a daemon that is gone; not shown"), "{out:?}");
+    let out = d.client(&["--json"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json error");
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("connection refused")), "{v}");
+}
+
+#[test]
+fn no_socket_says_so_with_exit_3() {
+    let d = Daemon::prepare("g:a:1:once:true\n");
+    let out = d.client(&["status"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(stderr(&out).contains("no daemon socket at"), "{out:?}");
+}
+
+#[test]
+fn kill_wait_leaves_a_clean_daemon_log() {
+    let mut d = Daemon::start("g:a:1:once:echo $$ > @DIR@/a.pid; exec sleep 60\n", &[]);
+    d.tell("g", "1");
+    let pid = d.pid("a");
+    let out = d.client(&["-k", "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stderr(&out).contains("to halt every group and exit"), "{out:?}");
+    assert!(d.wait_exit(T).success());
+    assert!(!alive(pid));
+    let log = d.log_text();
+    assert!(log.contains("exiting: all groups halted"), "{log}");
+    assert!(!log.contains("empty request"), "{log}");
+    assert!(!log.contains("bad request"), "{log}");
+}
+
+#[test]
+fn the_daemon_refuses_a_missing_cltab() {
+    let d = Daemon::prepare("g:a:1:once:true\n");
+    let missing = d.path("no-such-cltab");
+    let out = Command::new(CLINIT)
+        .arg("-d")
+        .arg("-c")
+        .arg(&missing)
+        .arg("-s")
+        .arg(&d.socket)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run clinit -d");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr(&out).contains("refusing to start"), "{out:?}");
+    assert!(!d.socket.exists(), "nothing was started");
+}
+
+#[test]
+fn check_reports_a_table_or_every_error() {
+    let d = Daemon::prepare("g:a:1:once:true\nh:b:2:respawn:sleep 1\n");
+    let out = d.client(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).ends_with(": ok: 2 entries in 2 groups (g, h)\n"), "{out:?}");
+    let bad = d.path("bad");
+    std::fs::write(&bad, "g:a:1:once:true\ng:a:1:bogus:x\n").expect("write");
+    let out = d.client(&["check", bad.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = stdout(&out);
+    assert!(text.contains(&format!("{}:2: ", bad.display())), "{text}");
+    assert!(text.contains("unknown mode \"bogus\""), "{text}");
+    let out = d.client(&["check", d.path("missing").to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+#[test]
+fn usage_errors_are_exit_2() {
+    let d = Daemon::prepare("g:a:1:once:true\n");
+    for args in
+        [&["-k", "g"][..], &["a", "b", "c"], &["tell", "g"], &["--bogus"], &["-k", "status"]]
+    {
+        let out = d.client(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    }
+}
