@@ -271,18 +271,30 @@ pub fn render(st: &ClusterStatus) -> String {
     header.extend(st.nodes.iter().map(|n| format!("NODE {}", n.node)));
     let mut rows = vec![header];
     for g in &st.groups {
+        // A stale node's last word may no longer be true: marked with `?`.
+        let stale = |node: &u32| st.nodes.iter().any(|n| n.node == *node && n.stale);
+        let running: Vec<String> = g
+            .running_on
+            .iter()
+            .map(|n| if stale(n) { format!("{n}?") } else { n.to_string() })
+            .collect();
         let mut row = vec![
             g.group.clone(),
             g.wanted.clone().unwrap_or_else(|| "(absent)".into()),
             match g.running_on.len() {
                 0 if g.wanted.as_deref().is_some_and(|w| w != "stop") => "NOWHERE".into(),
                 0 => "-".into(),
-                _ => list(&g.running_on),
+                _ => running.join(","),
             },
         ];
-        row.extend(
-            st.nodes.iter().map(|n| g.states.get(&n.node).cloned().unwrap_or_else(|| "-".into())),
-        );
+        // A down or stale node's clstat is its last word, not its state:
+        // say so instead of showing it as current.
+        row.extend(st.nodes.iter().map(|n| match g.states.get(&n.node) {
+            None => "-".into(),
+            Some(line) if n.member == Some(false) => format!("down (was {line})"),
+            Some(line) if n.stale => format!("stale (last {line})"),
+            Some(line) => line.clone(),
+        }));
         rows.push(row);
     }
     out.push_str(&table(&rows));
@@ -322,13 +334,23 @@ mod tests {
                     quorum: Some(true),
                     fenced_by: vec![1],
                 },
+                NodeReport {
+                    node: 3,
+                    member: Some(false),
+                    clstat: "ok",
+                    age_secs: Some(300.0),
+                    stale: true,
+                    reason: None,
+                    quorum: Some(true),
+                    fenced_by: vec![],
+                },
             ],
             groups: vec![
                 GroupReport {
                     group: "web".into(),
                     wanted: Some("start".into()),
                     running_on: vec![2],
-                    states: [(2, "start DONE".to_string())].into(),
+                    states: [(2, "start DONE".to_string()), (3, "start DONE".to_string())].into(),
                 },
                 GroupReport {
                     group: "db".into(),
@@ -341,13 +363,14 @@ mod tests {
         insta::assert_snapshot!(render(&st), @r"
         cluster /mfs (timeout 60s), wanted levels from node 1's hactl
 
-        NODE  MEMBER  CLSTAT         QUORUM  NOTES
-        1     up      3s old         yes
-        2     up      STALE 75s old  yes     FENCED by 1
+        NODE  MEMBER  CLSTAT          QUORUM  NOTES
+        1     up      3s old          yes
+        2     up      STALE 75s old   yes     FENCED by 1
+        3     down    STALE 300s old  yes
 
-        GROUP  WANTED  RUNNING ON  NODE 1       NODE 2
-        web    start   2           -            start DONE
-        db     start   NOWHERE     test FAILED  -
+        GROUP  WANTED  RUNNING ON  NODE 1       NODE 2                   NODE 3
+        web    start   2?          -            stale (last start DONE)  down (was start DONE)
+        db     start   NOWHERE     test FAILED  -                        -
         ");
     }
 }

@@ -3,16 +3,20 @@
 //! Thin: argument parsing and wiring; the work is in
 //! `clinit_backends::mosha` and `clinit_backends::cluster_status`.
 
-use clap::{Parser, Subcommand, ValueEnum};
-use clinit_backends::cli;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clinit_backends::cli::{self, Exit};
 use clinit_backends::cluster_status;
 use clinit_backends::heartbeat::HeartbeatMembership;
 use clinit_backends::membership::Membership;
 use clinit_backends::mosha::{self, MembershipKind, MoshaConfig};
 use clinit_backends::openmosix::{self, HpcMembership};
 use clinit_backends::shared::{FsStore, NodePaths, SharedStore};
+use clinit_engine::cltab::Cltab;
+use clinit_engine::hactl::Hactl;
+use clinit_engine::lint;
 use clinit_engine::monitor::{ClassicParams, PolicyConfig};
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -25,9 +29,22 @@ use std::time::{Duration, SystemTime};
 /// groups), its status <mfsbase>/<node>/<varpath>/clstat. hactl and cltab in
 /// that directory are replicated from the newest copy on any live node.
 /// SIGTERM or SIGINT stops every local group, waits for them, and exits 0.
+///
+/// Every flag can also be set in the settings file (default
+/// /etc/clinit/mosha.toml, `timeout = 3`, `mfsbase = "/mfs"`), so `mosha
+/// status` and `mosha check` need no repeated flags; the command line wins.
 #[derive(Parser, Debug)]
-#[command(name = "mosha", version, after_help = AFTER_HELP)]
+#[command(name = "mosha", version, after_help = AFTER_HELP, args_override_self = true)]
 struct Args {
+    /// Settings file: TOML, one `flag = value` per long flag (without the
+    /// dashes). A missing default file is fine; a missing named one is not.
+    #[arg(long, global = true, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Create --mfsbase (and accept a missing --hpcbase) for a new cluster.
+    /// Without it mosha refuses a base directory that does not exist, so a
+    /// typo does not start a new, empty cluster tree.
+    #[arg(long)]
+    init: bool,
     /// This node's number (default: from `--whois`, i.e. `mosctl whois`).
     #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..))]
     node: Option<u32>,
@@ -89,7 +106,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check this node's hactl and cltab (or the given files) without
+    /// starting anything: both parse, and every level hactl wants is named
+    /// by some entry of its group (a typo such as `sttart` runs nothing).
+    /// Exit 0 when all is well, 1 with every problem listed.
+    Check {
+        /// The hactl to check (default: <mfsbase>/<node>/<varpath>/hactl).
+        #[arg(long, value_name = "FILE")]
+        hactl: Option<PathBuf>,
+        /// The cltab to check (default: <mfsbase>/<node>/<varpath>/cltab).
+        #[arg(long, value_name = "FILE")]
+        cltab: Option<PathBuf>,
+    },
 }
+
+/// Where the settings are read from without --config.
+const DEFAULT_CONFIG: &str = "/etc/clinit/mosha.toml";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum PolicyName {
@@ -112,15 +144,68 @@ Files in <mfsbase>/<node>/<varpath>/:
   clstat     this node's group states (written by the init machine)
   hastat     this node's view of the cluster (JSON)
   heartbeat  with --membership heartbeat
+Exit status: 0 ok, 1 refused or a check found problems, 2 usage error
+(also a bad settings file).
 Set RUST_LOG (e.g. RUST_LOG=debug) to change the log level.";
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match parse_args(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("mosha: {e}");
+            return Exit::Usage.into();
+        }
+    };
     cli::init_logging();
     match &args.command {
         Some(Command::Status { json }) => status(&args, *json),
+        Some(Command::Check { hactl, cltab }) => check(&args, hactl.clone(), cltab.clone()).into(),
         None => daemon(&args),
     }
+}
+
+/// The command line with the settings file's flags in front of it (so
+/// the command line wins). A bad settings file is an error naming it;
+/// command-line errors exit through clap as usual (status 2).
+fn parse_args(argv: Vec<OsString>) -> Result<Args, String> {
+    let (path, explicit) = cli::config_path(&argv, DEFAULT_CONFIG);
+    let mut full: Vec<OsString> = argv.iter().take(1).cloned().collect();
+    if let Some(text) = cli::read_config(&path, explicit).map_err(|e| e.to_string())? {
+        let from_file = cli::config_args(&Args::command(), &path, &text, &["config"])
+            .map_err(|e| e.to_string())?;
+        // Values are validated alone first, so an error names the file.
+        let mut alone = full.clone();
+        alone.extend(from_file.iter().cloned());
+        if let Err(e) = Args::command().try_get_matches_from(alone) {
+            return Err(format!("in {}: {}", path.display(), e.render().to_string().trim_end()));
+        }
+        full.extend(from_file);
+    }
+    full.extend(argv.into_iter().skip(1));
+    let matches = Args::command().get_matches_from(full);
+    Args::from_arg_matches(&matches).map_err(|e| e.to_string())
+}
+
+/// A base directory that does not exist is a typo unless `--init` says a
+/// new cluster starts there.
+fn check_bases(args: &Args) -> Result<(), String> {
+    if args.init {
+        return Ok(());
+    }
+    let mut dirs = vec![("--mfsbase", &args.mfsbase)];
+    if args.membership == MembershipName::Openmosix {
+        dirs.push(("--hpcbase", &args.hpcbase));
+    }
+    for (flag, dir) in dirs {
+        if !dir.is_dir() {
+            return Err(format!(
+                "{flag} {} does not exist or is not a directory; refusing to start \
+                 (give --init to start a new cluster there)",
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn whois(args: &Args) -> Result<u32, String> {
@@ -141,6 +226,16 @@ fn default_seed(node: u32) -> u64 {
 }
 
 fn daemon(args: &Args) -> ExitCode {
+    if let Err(e) = check_bases(args) {
+        eprintln!("mosha: {e}");
+        return Exit::Refused.into();
+    }
+    if args.init {
+        if let Err(e) = std::fs::create_dir_all(&args.mfsbase) {
+            eprintln!("mosha: cannot create --mfsbase {}: {e}", args.mfsbase.display());
+            return Exit::Refused.into();
+        }
+    }
     let me = match whois(args) {
         Ok(n) => n,
         Err(e) => {
@@ -203,4 +298,59 @@ fn status(args: &Args, json: bool) -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// `mosha check`: the files parse and agree ([`lint::check_hactl`]).
+fn check(args: &Args, hactl: Option<PathBuf>, cltab: Option<PathBuf>) -> Exit {
+    let mut problems: Vec<String> = Vec::new();
+    if let Err(e) = check_bases(args) {
+        problems.push(e.replace("; refusing to start", ""));
+    }
+    let node_file = |name: &str| -> Result<PathBuf, String> {
+        let me = whois(args)
+            .map_err(|e| format!("no --{name} given and the local node is unknown: {e}"))?;
+        Ok(NodePaths::new(args.mfsbase.clone(), &args.varpath).node_dir(me).join(name))
+    };
+    let hactl_path = hactl.map(Ok).unwrap_or_else(|| node_file("hactl"));
+    let cltab_path = cltab.map(Ok).unwrap_or_else(|| node_file("cltab"));
+    let read = |path: &Path| -> Result<String, String> {
+        std::fs::read(path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let parsed_cltab = cltab_path.and_then(|path| {
+        let text = read(&path)?;
+        let table = Cltab::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+        println!(
+            "{}: {} entries in {} groups",
+            path.display(),
+            table.entries.len(),
+            table.groups().len()
+        );
+        Ok(table)
+    });
+    let parsed_hactl = hactl_path.and_then(|path| {
+        let text = read(&path)?;
+        let hactl = Hactl::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+        println!("{}: {} groups wanted", path.display(), hactl.groups.len());
+        Ok(hactl)
+    });
+    match (&parsed_hactl, &parsed_cltab) {
+        (Ok(hactl), Ok(cltab)) => {
+            problems.extend(lint::check_hactl(hactl, cltab).iter().map(ToString::to_string))
+        }
+        _ => {
+            problems.extend(parsed_cltab.err());
+            problems.extend(parsed_hactl.err());
+        }
+    }
+    for p in &problems {
+        println!("{p}");
+    }
+    if problems.is_empty() {
+        println!("ok");
+        Exit::Ok
+    } else {
+        Exit::Refused
+    }
 }

@@ -1,0 +1,208 @@
+//! The operator's `mosha` command line: the settings file (so `mosha
+//! status` and `mosha check` need no repeated flags), `mosha check`, the
+//! refusal of a base directory that does not exist unless `--init`, and a
+//! status table that does not pass a dead node's last state off as current.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const MOSHA: &str = env!("CARGO_BIN_EXE_mosha");
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A cluster tree on a temp dir: `mfs/<n>/var/mosix-ha/` and an openMosix
+/// membership view `hpc/nodes/<n>/status`.
+struct Tree {
+    dir: tempfile::TempDir,
+}
+
+impl Tree {
+    fn new() -> Tree {
+        let dir = tempfile::Builder::new().prefix("mosha-ops.").tempdir().expect("tempdir");
+        Tree { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn put(&self, node: u32, name: &str, text: &str) {
+        let dir = self.path(&format!("mfs/{node}/var/mosix-ha"));
+        fs::create_dir_all(&dir).expect("mkdir");
+        fs::write(dir.join(name), text).expect("write");
+    }
+
+    fn member(&self, node: u32, up: bool) {
+        let dir = self.path(&format!("hpc/nodes/{node}"));
+        fs::create_dir_all(&dir).expect("mkdir");
+        fs::write(dir.join("status"), if up { "3\n" } else { "1\n" }).expect("write");
+    }
+
+    /// A settings file naming this tree.
+    fn config(&self, extra: &str) -> PathBuf {
+        let path = self.path("mosha.toml");
+        let text = format!(
+            "# settings for the test\nnode = 1\nmfsbase = \"{}\"\nhpcbase = \"{}\"\ntimeout = 30\n{extra}",
+            self.path("mfs").display(),
+            self.path("hpc").display()
+        );
+        fs::write(&path, text).expect("write settings");
+        path
+    }
+
+    fn mosha(&self, args: &[&str]) -> Output {
+        Command::new(MOSHA).args(args).stdin(Stdio::null()).output().expect("run mosha")
+    }
+}
+
+fn arg(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+const CLTAB: &str = "web:chk:test:test:true\nweb:httpd:start:respawn:sleep 60\n";
+
+#[test]
+fn status_takes_its_settings_from_the_file_and_shows_a_dead_node_as_down() {
+    let t = Tree::new();
+    for node in [1, 2] {
+        t.put(node, "cltab", CLTAB);
+        t.put(node, "hactl", "web start\n");
+    }
+    t.put(1, "clstat", "Cluster::Init::Group web test PASSED\n");
+    t.put(2, "clstat", "Cluster::Init::Group web start DONE\n");
+    t.member(1, true);
+    t.member(2, false);
+    let config = t.config("");
+    let out = t.mosha(&["--config", arg(&config), "status"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let table = stdout(&out);
+    assert!(table.contains("(timeout 30s), wanted levels from node 1's hactl"), "{table}");
+    let web = table.lines().find(|l| l.starts_with("web ")).expect("web line");
+    assert!(web.contains("NOWHERE"), "a down node runs nothing: {table}");
+    assert!(web.contains("down (was start DONE)"), "{table}");
+    // The command line wins over the file.
+    let out = t.mosha(&["--config", arg(&config), "status", "--timeout", "7"]);
+    assert!(stdout(&out).contains("(timeout 7s)"), "{out:?}");
+    // JSON from the same settings.
+    let out = t.mosha(&["--config", arg(&config), "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["timeout_secs"], 30.0);
+    assert_eq!(v["nodes"][1]["member"], false);
+}
+
+#[test]
+fn a_bad_settings_file_is_a_usage_error_naming_file_and_line() {
+    let t = Tree::new();
+    let config = t.config("timout = 3\n");
+    let out = t.mosha(&["--config", arg(&config), "status"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr(&out).contains(&format!("{}:6: unknown setting \"timout\"", config.display())));
+    let config = t.config("stomith-grace = -5\n");
+    let out = t.mosha(&["--config", arg(&config), "status"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = stderr(&out);
+    assert!(err.contains(&format!("in {}", config.display())) && err.contains("-5"), "{err}");
+    let out = t.mosha(&["--config", arg(&t.path("missing.toml")), "status"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr(&out).contains("cannot read settings file"), "{out:?}");
+}
+
+#[test]
+fn check_finds_a_level_typo_in_hactl() {
+    let t = Tree::new();
+    t.put(1, "cltab", CLTAB);
+    t.put(1, "hactl", "web start\n");
+    t.member(1, true);
+    let config = t.config("");
+    let out = t.mosha(&["--config", arg(&config), "check"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).ends_with("ok\n"), "{out:?}");
+    t.put(1, "hactl", "web sttart\n");
+    let out = t.mosha(&["--config", arg(&config), "check"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stdout(&out).contains("hactl wants group 'web' at level 'sttart', which no entry"),
+        "{out:?}"
+    );
+    // Explicit files, and a cltab that does not parse: file:line.
+    let bad = t.path("bad-cltab");
+    fs::write(&bad, "web:a:start:sometimes:true\n").expect("write");
+    let out = t.mosha(&["--config", arg(&config), "check", "--cltab", arg(&bad)]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stdout(&out).contains(&format!("{}:1: unknown mode", bad.display())), "{out:?}");
+}
+
+#[test]
+fn a_missing_base_directory_is_refused_unless_init() {
+    let t = Tree::new();
+    t.member(1, true);
+    let empty = t.path("empty.toml");
+    fs::write(&empty, "").expect("write");
+    let typo = t.path("mfz");
+    let base = ["--config", arg(&empty), "--node", "1", "--timeout", "3"];
+    let out = t
+        .mosha(&[&base[..], &["--mfsbase", arg(&typo), "--hpcbase", arg(&t.path("hpc"))]].concat());
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr(&out).contains("--mfsbase") && stderr(&out).contains("--init"), "{out:?}");
+    assert!(!typo.exists(), "no tree was created");
+    fs::create_dir_all(t.path("mfs")).expect("mkdir");
+    let out = t.mosha(
+        &[&base[..], &["--mfsbase", arg(&t.path("mfs")), "--hpcbase", arg(&t.path("hpx"))]]
+            .concat(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr(&out).contains("--hpcbase"), "{out:?}");
+
+    // With --init the daemon starts on a new tree; SIGTERM ends it (exit 0).
+    let new = t.path("new-mfs");
+    let log = fs::File::create(t.path("log")).expect("log");
+    let mut child = Command::new(MOSHA)
+        .args(base)
+        .args(["--init", "--membership", "heartbeat", "--mfsbase", arg(&new)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start mosha --init");
+    let clstat = new.join("1/var/mosix-ha/clstat");
+    let start = Instant::now();
+    while !clstat.exists() && start.elapsed() < Duration::from_secs(20) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "mosha --init exited: {status}: {}",
+                fs::read_to_string(t.path("log")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = clstat.exists();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let start = Instant::now();
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        new.join("1/var/mosix-ha").is_dir(),
+        "{}",
+        fs::read_to_string(t.path("log")).unwrap_or_default()
+    );
+    assert!(started, "the node wrote its clstat in the new tree");
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
