@@ -51,7 +51,7 @@ Examples:
 /// Seeded discrete-event simulator of a clinit/mosha cluster.
 #[derive(Parser, Debug)]
 #[command(name = "clinit-sim", version, after_help = AFTER_HELP)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }

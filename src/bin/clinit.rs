@@ -26,7 +26,7 @@ const WAIT_POLL: Duration = Duration::from_millis(20);
 /// `status`, `tell` and `check` sit next to these compatible forms.
 #[derive(Parser, Debug)]
 #[command(name = "clinit", version, after_help = AFTER_HELP)]
-struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     verb: Option<Verb>,
     /// Run the daemon in the foreground (for init, systemd or a supervisor).

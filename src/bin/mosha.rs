@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime};
 /// status` and `mosha check` need no repeated flags; the command line wins.
 #[derive(Parser, Debug)]
 #[command(name = "mosha", version, after_help = AFTER_HELP, args_override_self = true)]
-struct Args {
+pub(crate) struct Args {
     /// Settings file: TOML, one `flag = value` per long flag (without the
     /// dashes). A missing default file is fine; a missing named one is not.
     #[arg(long, global = true, value_name = "FILE", default_value = DEFAULT_CONFIG)]
