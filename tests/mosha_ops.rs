@@ -206,3 +206,18 @@ fn a_missing_base_directory_is_refused_unless_init() {
     assert!(started, "the node wrote its clstat in the new tree");
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
+
+#[test]
+fn the_example_settings_file_in_dist_is_valid() {
+    let t = Tree::new();
+    t.put(1, "cltab", CLTAB);
+    t.put(1, "hactl", "web start\n");
+    t.put(1, "clstat", "Cluster::Init::Group web start DONE\n");
+    t.member(1, true);
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/systemd/mosha.toml.example");
+    let (mfs, hpc) = (t.path("mfs"), t.path("hpc"));
+    let out =
+        t.mosha(&["--config", example, "--mfsbase", arg(&mfs), "--hpcbase", arg(&hpc), "status"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("(timeout 60s), wanted levels from node 1's hactl"), "{out:?}");
+}
