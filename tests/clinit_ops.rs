@@ -55,25 +55,28 @@ fn tell_with_wait_exits_by_the_verdict() {
 
 #[test]
 fn status_only_reads() {
-    let d = Daemon::start("g:a:1:once:true\nh:b:1:once:true\n", &[]);
+    let d = Daemon::start("g:a:1:once:true\nh:b:1:once:true\nk:c:1:once:true\n", &[]);
     d.tell("g", "1");
+    d.tell("k", "1");
     d.wait_state("g", "1 DONE", T);
+    d.wait_state("k", "1 DONE", T);
     let out = d.client(&["status"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert_eq!(stdout(&out), "g 1 DONE\n");
+    assert_eq!(stdout(&out), "g 1 DONE\nk 1 DONE\n");
     let out = d.client(&["status", "g"]);
     assert_eq!(stdout(&out), "g 1 DONE\n");
     let out = d.client(&["status", "g", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["groups"][0]["group"], "g");
+    assert_eq!(v["groups"].as_array().map(Vec::len), Some(1), "only g: {v}");
     // A group with no status yet: exit 1, and it is not told anything.
     let out = d.client(&["status", "h"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(stderr(&out).contains("no status for group h"), "{out:?}");
     assert_eq!(d.state_of("h"), "");
-    // Nothing reached the machine: only the one tell above is in the log.
+    // Nothing reached the machine: only the two tells above are in the log.
     let log = d.log_text();
-    assert_eq!(log.matches("tell ").count(), 1, "{log}");
+    assert_eq!(log.matches("tell ").count(), 2, "{log}");
 }
 
 #[test]

@@ -482,6 +482,12 @@ impl<'a> Client<'a> {
             }
         }
         if self.args.json {
+            let mut doc = doc;
+            if let (Some(g), Some(list)) =
+                (group, doc.get_mut("groups").and_then(|l| l.as_array_mut()))
+            {
+                list.retain(|entry| entry.get("group").and_then(|x| x.as_str()) == Some(g));
+            }
             println!("{doc}");
         } else if let Some(g) = group {
             let st = &all.groups[g];

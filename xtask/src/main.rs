@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask dist [DIR]   (man pages and completions; DIR defaults to target/dist)";
+const USAGE: &str =
+    "usage: cargo xtask dist [DIR]   (man pages and completions; DIR defaults to target/dist)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
