@@ -263,7 +263,7 @@ mod tests {
             (PathBuf::from("/x"), true)
         );
         assert_eq!(config_path(&argv(&["m", "--config=/y"]), "/d"), (PathBuf::from("/y"), true));
-        assert_eq!(config_path(&argv(&["m", "--", "--config=/y"]), "/d").1, false);
+        assert!(!config_path(&argv(&["m", "--", "--config=/y"]), "/d").1);
         assert!(read_config(Path::new("/nonexistent/m.toml"), false).expect("fine").is_none());
         assert!(read_config(Path::new("/nonexistent/m.toml"), true).is_err());
     }
