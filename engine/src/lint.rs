@@ -17,6 +17,9 @@
 //!   entry of the group names in the cltab, otherwise a typo such as
 //!   `sttart` is accepted and silently runs nothing (the original showed
 //!   such a group as running).
+//! * [`set_level`]: the one safe edit of `hactl` (`mosha hactl set`): the
+//!   new level is checked as above before anything is written, and the
+//!   operator's comments and other lines stay as they were.
 
 use crate::cltab::Cltab;
 use crate::hactl::Hactl;
@@ -91,6 +94,69 @@ pub fn check_hactl(hactl: &Hactl, cltab: &Cltab) -> Vec<HactlProblem> {
     problems
 }
 
+/// Why [`set_level`] refused an edit.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HactlEditError {
+    /// The current file does not parse: an edit would hide its errors.
+    #[error("the current hactl does not parse; fix it first:\n{0}")]
+    Unparsable(String),
+    /// A group or level that cannot be one `hactl` field.
+    #[error("{what} {word:?} cannot be written to hactl (empty, whitespace, or a leading '#')")]
+    BadWord { what: &'static str, word: String },
+    /// The level is not `stop` and the cltab does not back it.
+    #[error("{0}")]
+    Refused(HactlProblem),
+}
+
+/// `text` (a `hactl`, named `file` in messages) with `group` wanted at
+/// `level`: the last line of the group gets the new level (its preferred
+/// nodes and trailing comment kept), or a line is appended. Refused when the
+/// file does not parse, when a word cannot be a field, or when the level is
+/// not `stop` and no entry of the group in `cltab` names it
+/// ([`check_hactl`]).
+pub fn set_level(
+    text: &str,
+    file: &str,
+    cltab: &Cltab,
+    group: &str,
+    level: &str,
+) -> Result<String, HactlEditError> {
+    Hactl::parse(text, file).map_err(|e| HactlEditError::Unparsable(e.to_string()))?;
+    for (what, word) in [("group", group), ("level", level)] {
+        if word.is_empty() || word.starts_with('#') || word.chars().any(char::is_whitespace) {
+            return Err(HactlEditError::BadWord { what, word: word.to_string() });
+        }
+    }
+    let mut wanted = Hactl::default();
+    wanted.groups.insert(
+        group.to_string(),
+        crate::hactl::Want { level: level.to_string(), preferred: Vec::new() },
+    );
+    if let Some(problem) = check_hactl(&wanted, cltab).into_iter().next() {
+        return Err(HactlEditError::Refused(problem));
+    }
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let last = lines.iter().rposition(|l| {
+        let first = l.split_whitespace().next();
+        first == Some(group)
+    });
+    match last {
+        Some(i) => {
+            // group, old level, then the rest (preferred nodes, comment) as is.
+            let line = &lines[i];
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let after_group = line.trim_start()[group.len()..].trim_start();
+            let rest =
+                after_group.find(char::is_whitespace).map(|end| &after_group[end..]).unwrap_or("");
+            lines[i] = format!("{indent}{group} {level}{rest}");
+        }
+        None => lines.push(format!("{group} {level}")),
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +229,39 @@ mod tests {
     fn a_consistent_pair_has_no_problem() {
         let hactl = Hactl::parse("web start\nweb2 web\n", "hactl").expect("valid");
         assert!(check_hactl(&hactl, &table(TABLE)).is_empty());
+    }
+
+    #[test]
+    fn set_level_edits_the_group_line_and_keeps_the_rest() {
+        let cltab = table(TABLE);
+        let text = "# the farm\nweb stop 2,3  # preferred\nweb2 web\n";
+        let out = set_level(text, "hactl", &cltab, "web", "start").expect("valid edit");
+        assert_eq!(out, "# the farm\nweb start 2,3  # preferred\nweb2 web\n");
+        let parsed = Hactl::parse(&out, "hactl").expect("parses");
+        assert_eq!(
+            parsed.get("web").map(|w| (w.level.as_str(), w.preferred.clone())),
+            Some(("start", vec![2, 3]))
+        );
+        // A new group is appended (a file without a final newline too).
+        let out = set_level("web start", "hactl", &cltab, "host1", "2").expect("valid");
+        assert_eq!(out, "web start\nhost1 2\n");
+        // stop needs no entry, not even a group in the cltab.
+        assert!(set_level(text, "hactl", &cltab, "gone", "stop").is_ok());
+    }
+
+    #[test]
+    fn set_level_refuses_typos_bad_words_and_a_broken_file() {
+        let cltab = table(TABLE);
+        let e = set_level("web start\n", "hactl", &cltab, "web", "sttart").expect_err("typo");
+        assert!(matches!(e, HactlEditError::Refused(HactlProblem::UnknownLevel { .. })), "{e}");
+        let e = set_level("", "hactl", &cltab, "nosuch", "start").expect_err("no group");
+        assert!(matches!(e, HactlEditError::Refused(HactlProblem::UnknownGroup { .. })), "{e}");
+        let e = set_level("", "hactl", &cltab, "web", "st art").expect_err("space");
+        assert_eq!(
+            e.to_string(),
+            "level \"st art\" cannot be written to hactl (empty, whitespace, or a leading '#')"
+        );
+        let e = set_level("web\n", "hactl", &cltab, "web", "start").expect_err("broken");
+        assert!(e.to_string().contains("hactl:1: group \"web\" has no level"), "{e}");
     }
 }
