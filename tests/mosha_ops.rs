@@ -221,3 +221,45 @@ fn the_example_settings_file_in_dist_is_valid() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(stdout(&out).contains("(timeout 60s), wanted levels from node 1's hactl"), "{out:?}");
 }
+
+#[test]
+fn hactl_set_edits_the_newest_copy_and_refuses_typos() {
+    let t = Tree::new();
+    let cltab = "web:chk:test:test:true\nweb:httpd:start:respawn:sleep 60\ndb:d:start:once:true\n";
+    for node in [1, 2] {
+        t.put(node, "cltab", cltab);
+        t.member(node, true);
+    }
+    t.put(1, "hactl", "web stop\n");
+    // Node 2's copy is newer: the edit must start from it, not from node 1's.
+    let old = std::time::SystemTime::now() - Duration::from_secs(600);
+    let h1 = t.path("mfs/1/var/mosix-ha/hactl");
+    fs::File::options()
+        .write(true)
+        .open(&h1)
+        .and_then(|f| f.set_modified(old))
+        .expect("age node 1's hactl");
+    t.put(2, "hactl", "# operator notes\nweb start 2\ndb stop\n");
+    let config = t.config("");
+    let out = t.mosha(&["--config", arg(&config), "hactl", "show"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(stdout(&out), "# operator notes\nweb start 2\ndb stop\n");
+    assert!(stderr(&out).contains("mfs/2/var/mosix-ha/hactl"), "{out:?}");
+
+    let out = t.mosha(&["--config", arg(&config), "hactl", "set", "db", "start"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("hactl: db stop -> start"), "{out:?}");
+    let written = fs::read_to_string(&h1).expect("node 1's hactl");
+    assert_eq!(written, "# operator notes\nweb start 2\ndb start\n");
+    let age = fs::metadata(&h1).and_then(|m| m.modified()).expect("mtime");
+    assert!(age > old, "a fresh mtime, so replication picks this copy");
+
+    // A typo is refused and nothing changes.
+    let out = t.mosha(&["--config", arg(&config), "hactl", "set", "web", "sttart"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr(&out).contains("refused: hactl wants group 'web' at level 'sttart'"), "{out:?}");
+    assert_eq!(fs::read_to_string(&h1).expect("unchanged"), written);
+    // Setting what is already wanted writes nothing.
+    let out = t.mosha(&["--config", arg(&config), "hactl", "set", "db", "start"]);
+    assert!(stdout(&out).contains("already wants db at start"), "{out:?}");
+}

@@ -10,7 +10,7 @@ use clinit_backends::heartbeat::HeartbeatMembership;
 use clinit_backends::membership::Membership;
 use clinit_backends::mosha::{self, MembershipKind, MoshaConfig};
 use clinit_backends::openmosix::{self, HpcMembership};
-use clinit_backends::shared::{FsStore, NodePaths, SharedStore};
+use clinit_backends::shared::{FsStore, NodePaths, SharedFile, SharedStore};
 use clinit_engine::cltab::Cltab;
 use clinit_engine::hactl::Hactl;
 use clinit_engine::lint;
@@ -118,6 +118,29 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         cltab: Option<PathBuf>,
     },
+    /// Show or change the replicated hactl safely (validated, atomic).
+    Hactl {
+        #[command(subcommand)]
+        verb: HactlVerb,
+    },
+}
+
+/// `mosha hactl ...`.
+#[derive(Subcommand, Debug)]
+enum HactlVerb {
+    /// Print the newest hactl that parses among the nodes, and whose it is.
+    Show,
+    /// Want GROUP at LEVEL cluster-wide: the newest hactl with the change,
+    /// checked against the newest cltab (a level no entry of the group
+    /// names is refused; `stop` always works), written atomically into this
+    /// node's directory with a fresh mtime, so every live node copies it at
+    /// its next cycle. Exit 1 when refused.
+    Set {
+        /// The resource group.
+        group: String,
+        /// The level to want (`stop`: run nowhere).
+        level: String,
+    },
 }
 
 /// Where the settings are read from without --config.
@@ -160,6 +183,7 @@ fn main() -> ExitCode {
     match &args.command {
         Some(Command::Status { json }) => status(&args, *json),
         Some(Command::Check { hactl, cltab }) => check(&args, hactl.clone(), cltab.clone()).into(),
+        Some(Command::Hactl { verb }) => hactl_command(&args, verb).into(),
         None => daemon(&args),
     }
 }
@@ -352,5 +376,78 @@ fn check(args: &Args, hactl: Option<PathBuf>, cltab: Option<PathBuf>) -> Exit {
         Exit::Ok
     } else {
         Exit::Refused
+    }
+}
+
+/// The newest copy of `file` that parses with `parse`, among every node
+/// under `--mfsbase`: (node, text, parsed). Newest by mtime, ties to the
+/// lowest node, as replication picks it; a copy that does not parse is
+/// skipped, as replication never adopts one.
+fn newest<T>(
+    store: &FsStore,
+    file: SharedFile,
+    parse: impl Fn(&str, &str) -> Option<T>,
+) -> Result<Option<(u32, String, T)>, String> {
+    let nodes = store.nodes().map_err(|e| format!("cannot list {}: {e}", store.base()))?;
+    let mut best: Option<(SystemTime, u32, String, T)> = None;
+    for node in nodes {
+        let Ok(Some(snap)) = store.read(node, file) else { continue };
+        let text = String::from_utf8_lossy(&snap.bytes).into_owned();
+        let Some(parsed) = parse(&text, &store.describe(node, file)) else { continue };
+        if best.as_ref().is_none_or(|(t, ..)| snap.stamp.mtime > *t) {
+            best = Some((snap.stamp.mtime, node, text, parsed));
+        }
+    }
+    Ok(best.map(|(_, node, text, parsed)| (node, text, parsed)))
+}
+
+/// `mosha hactl show|set`.
+fn hactl_command(args: &Args, verb: &HactlVerb) -> Exit {
+    match hactl_edit(args, verb) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mosha: {e}");
+            Exit::Refused
+        }
+    }
+}
+
+fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
+    check_bases(args)?;
+    let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
+    let current = newest(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())?;
+    match verb {
+        HactlVerb::Show => {
+            let Some((node, text, _)) = current else {
+                return Err(format!("no node under {} has a hactl that parses", store.base()));
+            };
+            eprintln!("# {} (newest valid copy)", store.describe(node, SharedFile::Hactl));
+            print!("{text}");
+            Ok(Exit::Ok)
+        }
+        HactlVerb::Set { group, level } => {
+            let me = whois(args)?;
+            let (_, cltab) = newest(&store, SharedFile::Cltab, |t, f| Cltab::parse(t, f).ok())?
+                .map(|(n, _, c)| (n, c))
+                .ok_or_else(|| format!("no node under {} has a cltab that parses", store.base()))?;
+            let (old_text, old_level) = match &current {
+                Some((_, text, hactl)) => (text.clone(), hactl.get(group).map(|w| w.level.clone())),
+                None => (String::new(), None),
+            };
+            let target = store.describe(me, SharedFile::Hactl);
+            if old_level.as_deref() == Some(level.as_str()) {
+                println!("hactl already wants {group} at {level}; nothing written");
+                return Ok(Exit::Ok);
+            }
+            let text = lint::set_level(&old_text, &target, &cltab, group, level)
+                .map_err(|e| format!("refused: {e}"))?;
+            let from = old_level.unwrap_or_else(|| "(absent)".into());
+            eprintln!("mosha: setting {group} from {from} to {level} in {target}");
+            store
+                .write(me, SharedFile::Hactl, text.as_bytes(), None)
+                .map_err(|e| format!("cannot write {target}: {e}"))?;
+            println!("hactl: {group} {from} -> {level}; live nodes copy it at their next cycle");
+            Ok(Exit::Ok)
+        }
     }
 }
