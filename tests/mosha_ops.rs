@@ -263,3 +263,60 @@ fn hactl_set_edits_the_newest_copy_and_refuses_typos() {
     let out = t.mosha(&["--config", arg(&config), "hactl", "set", "db", "start"]);
     assert!(stdout(&out).contains("already wants db at start"), "{out:?}");
 }
+
+#[test]
+fn status_watch_redraws_until_interrupted() {
+    use std::io::{BufRead, BufReader};
+    let t = Tree::new();
+    t.put(1, "cltab", CLTAB);
+    t.put(1, "hactl", "web start\n");
+    t.put(1, "clstat", "Cluster::Init::Group web start DONE\n");
+    t.member(1, true);
+    let config = t.config("");
+    let mut child = Command::new(MOSHA)
+        .args(["--config", arg(&config), "status", "--watch", "0.1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mosha status --watch");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let wanted = line.starts_with("cluster ") || line.starts_with("web ");
+            if wanted && tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Each table reads the files again: a changed clstat shows up.
+    let first = rx.recv_timeout(Duration::from_secs(20)).expect("first table");
+    assert!(first.contains("wanted levels from node 1's hactl"), "{first}");
+    let web = rx.recv_timeout(Duration::from_secs(20)).expect("web line");
+    assert!(web.contains("start DONE"), "{web}");
+    t.put(1, "clstat", "Cluster::Init::Group web stop DONE\n");
+    let start = Instant::now();
+    let mut tables = 1;
+    loop {
+        let line = rx.recv_timeout(Duration::from_secs(20)).expect("redrawn");
+        tables += usize::from(line.starts_with("cluster "));
+        if line.starts_with("web ") && line.contains("stop DONE") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the change never showed");
+    }
+    assert!(tables >= 2, "a later table showed the change");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("interrupt");
+    let start = Instant::now();
+    while child.try_wait().ok().flatten().is_none() {
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.wait();
+    let _ = reader.join();
+}

@@ -219,6 +219,18 @@ fn list(nodes: &[u32]) -> String {
     nodes.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
 
+/// An age for people: `42s`, `3m05s`, `2h07m`, `4d03h` (whole seconds,
+/// two units at most, as `ps` and `crm_mon` print elapsed times).
+pub fn human_secs(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match s {
+        0..=99 => format!("{s}s"),
+        100..=5999 => format!("{}m{:02}s", s / 60, s % 60),
+        6000..=172_799 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 /// The human-readable form.
 pub fn render(st: &ClusterStatus) -> String {
     let mut out = format!("cluster {} (timeout {}s)", st.shared, st.timeout_secs);
@@ -247,8 +259,8 @@ pub fn render(st: &ClusterStatus) -> String {
             None => "?",
         };
         let clstat = match (n.clstat, n.age_secs) {
-            ("ok", Some(age)) if n.stale => format!("STALE {age:.0}s old"),
-            ("ok", Some(age)) => format!("{age:.0}s old"),
+            ("ok", Some(age)) if n.stale => format!("STALE {} old", human_secs(age)),
+            ("ok", Some(age)) => format!("{} old", human_secs(age)),
             (other, _) => other.to_string(),
         };
         let quorum = match n.quorum {
@@ -304,6 +316,19 @@ pub fn render(st: &ClusterStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_read_as_people_write_them() {
+        let got: Vec<String> =
+            [0.4, 42.0, 99.0, 100.0, 185.0, 5999.0, 6000.0, 7620.0, 172_800.0 + 3.0 * 3600.0]
+                .into_iter()
+                .map(human_secs)
+                .collect();
+        assert_eq!(
+            got,
+            ["0s", "42s", "99s", "1m40s", "3m05s", "99m59s", "1h40m", "2h07m", "2d03h"]
+        );
+    }
 
     #[test]
     fn renders_nodes_and_groups() {
@@ -363,10 +388,10 @@ mod tests {
         insta::assert_snapshot!(render(&st), @r"
         cluster /mfs (timeout 60s), wanted levels from node 1's hactl
 
-        NODE  MEMBER  CLSTAT          QUORUM  NOTES
-        1     up      3s old          yes
-        2     up      STALE 75s old   yes     FENCED by 1
-        3     down    STALE 300s old  yes
+        NODE  MEMBER  CLSTAT           QUORUM  NOTES
+        1     up      3s old           yes
+        2     up      STALE 75s old    yes     FENCED by 1
+        3     down    STALE 5m00s old  yes
 
         GROUP  WANTED  RUNNING ON  NODE 1       NODE 2                   NODE 3
         web    start   2?          -            stale (last start DONE)  down (was start DONE)

@@ -105,6 +105,9 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Redraw every SECS seconds until interrupted (like crm_mon).
+        #[arg(long, value_name = "SECS", value_parser = cli::positive_secs)]
+        watch: Option<f64>,
     },
     /// Check this node's hactl and cltab (or the given files) without
     /// starting anything: both parse, and every level hactl wants is named
@@ -181,7 +184,16 @@ fn main() -> ExitCode {
     };
     cli::init_logging();
     match &args.command {
-        Some(Command::Status { json }) => status(&args, *json),
+        Some(Command::Status { json, watch: None }) => status(&args, *json),
+        Some(Command::Status { json, watch: Some(secs) }) => loop {
+            // A terminal gets a redrawn screen; a pipe gets one table per tick.
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                print!("\x1b[H\x1b[2J");
+            }
+            let _ = status(&args, *json);
+            println!();
+            std::thread::sleep(Duration::from_secs_f64(*secs));
+        },
         Some(Command::Check { hactl, cltab }) => check(&args, hactl.clone(), cltab.clone()).into(),
         Some(Command::Hactl { verb }) => hactl_command(&args, verb).into(),
         None => daemon(&args),
