@@ -209,3 +209,41 @@ fn usage_errors_are_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
     }
 }
+
+#[test]
+fn status_shows_what_a_done_group_hides_per_entry() {
+    let d = Daemon::start(
+        "g:crash:1:respawn:exit 1\n\
+         g:srv:1:respawn:echo $$ > @DIR@/srv.pid; exec sleep 60\n\
+         g:job:1:once:true\n",
+        &[],
+    );
+    d.tell("g", "1");
+    let srv = d.pid("srv");
+    // The crash loop runs 7 times back to back, then waits 60 s.
+    let doc = common::wait_for(T, "the crash loop to be throttled", || {
+        let out = d.client(&["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let throttled = v["entries"].as_array()?.iter().any(|e| e["state"] == "throttled");
+        throttled.then_some(v)
+    });
+    let entry = |tag: &str| {
+        doc["entries"].as_array().and_then(|l| l.iter().find(|e| e["tag"] == tag)).cloned()
+    };
+    let crash = entry("crash").expect("crash entry");
+    assert_eq!(crash["mode"], "respawn");
+    assert!(crash["in_ms"].as_u64().is_some_and(|ms| ms > 50_000), "{crash}");
+    assert!(crash["fast_respawns"].as_u64().is_some_and(|n| n > 5), "{crash}");
+    let running = entry("srv").expect("srv entry");
+    assert_eq!(running["state"], "running");
+    assert_eq!(running["pid"], srv, "{running}");
+    assert_eq!(entry("job").expect("job entry")["state"], "exited");
+
+    // The text status says so in the group's line; -v keeps the old line.
+    assert_eq!(d.state_of("g"), "1 DONE", "clstat is unchanged");
+    let out = d.client(&["status"]);
+    let line = stdout(&out);
+    assert!(line.starts_with("g 1 DONE (crash respawning too fast, next start in "), "{line}");
+    let out = d.client(&["-v"]);
+    assert_eq!(stdout(&out), "g 1 DONE\n");
+}

@@ -430,12 +430,27 @@ impl<C: Core> Daemon<C> {
             .iter()
             .map(|(g, s)| serde_json::json!({"group": g, "level": s.level, "state": s.state.as_str()}))
             .collect();
+        // Per entry: state, throttle count, and the live instance's pid.
+        let entries: Vec<serde_json::Value> = driver
+            .init
+            .entries(self.clock.now())
+            .into_iter()
+            .map(|r| {
+                let pid = r.id.and_then(|id| driver.processes.table.pid(id));
+                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                if let (Some(obj), Some(pid)) = (v.as_object_mut(), pid) {
+                    obj.insert("pid".into(), pid.into());
+                }
+                v
+            })
+            .collect();
         serde_json::json!({
             "pid": std::process::id(),
             "cltab": self.cfg.cltab.display().to_string(),
             "processes": driver.processes.live(),
             "shutting_down": driver.init.is_shutting_down(),
             "groups": groups,
+            "entries": entries,
         })
     }
 

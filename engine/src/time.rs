@@ -105,6 +105,12 @@ impl<K: Ord + Clone> TimerTable<K> {
         out
     }
 
+    /// When `key` is due, if it is scheduled (a linear scan: for reports,
+    /// not for the machine's hot path).
+    pub fn deadline_of(&self, key: &K) -> Option<Millis> {
+        self.due.iter().find(|(_, k)| k == key).map(|(at, _)| *at)
+    }
+
     pub fn len(&self) -> usize {
         self.due.len()
     }

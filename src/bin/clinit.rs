@@ -489,13 +489,47 @@ impl<'a> Client<'a> {
                 list.retain(|entry| entry.get("group").and_then(|x| x.as_str()) == Some(g));
             }
             println!("{doc}");
-        } else if let Some(g) = group {
-            let st = &all.groups[g];
-            println!("{g} {} {}", st.level, st.state);
-        } else {
+        } else if self.args.verbose && self.args.verb.is_none() {
+            // -v: the original's lines, unchanged for scripts.
             print!("{}", all.query(None, None));
+        } else {
+            for (g, st) in &all.groups {
+                if group.is_none_or(|want| want == g) {
+                    println!("{g} {} {}{}", st.level, st.state, trouble(&doc, g));
+                }
+            }
         }
         Exit::Ok
+    }
+}
+
+/// What a group's `DONE` may hide, from the status document's per-entry
+/// states: ` (httpd throttled, next start in 55 s; worker stopping, SIGTERM
+/// sent)`, or "" when nothing is wrong.
+fn trouble(doc: &serde_json::Value, group: &str) -> String {
+    let mut notes = Vec::new();
+    for e in doc.get("entries").and_then(|e| e.as_array()).into_iter().flatten() {
+        let field = |k: &str| e.get(k).and_then(|x| x.as_str()).unwrap_or("");
+        let ms = |k: &str| e.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+        if field("group") != group {
+            continue;
+        }
+        let tag = field("tag");
+        let note = match field("state") {
+            "throttled" => {
+                format!("{tag} respawning too fast, next start in {} s", ms("in_ms").div_ceil(1000))
+            }
+            "stopping" => format!("{tag} stopping for {} s", ms("for_ms") / 1000),
+            "failed" => format!("{tag} failed"),
+            "exited" if field("mode") == "respawn" => format!("{tag} down"),
+            _ => continue,
+        };
+        notes.push(note);
+    }
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", notes.join("; "))
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod entry;
 pub mod escalation;
 pub mod group;
+pub mod report;
 pub mod throttle;
 
 use crate::cltab::Cltab;
