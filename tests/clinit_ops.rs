@@ -234,9 +234,13 @@ fn status_shows_what_a_done_group_hides_per_entry() {
     assert_eq!(crash["mode"], "respawn");
     assert!(crash["in_ms"].as_u64().is_some_and(|ms| ms > 50_000), "{crash}");
     assert!(crash["fast_respawns"].as_u64().is_some_and(|n| n > 5), "{crash}");
+    assert!(crash["restarts"].as_u64().is_some_and(|n| n >= 6), "{crash}");
+    assert_eq!(crash["last_exit"], "exit 1", "{crash}");
     let running = entry("srv").expect("srv entry");
     assert_eq!(running["state"], "running");
     assert_eq!(running["pid"], srv, "{running}");
+    assert_eq!(running["restarts"], 0, "{running}");
+    assert!(running["uptime_ms"].as_u64().is_some(), "{running}");
     assert_eq!(entry("job").expect("job entry")["state"], "exited");
 
     // The text status says so in the group's line; -v keeps the old line.

@@ -4,7 +4,8 @@
 use super::escalation::StopState;
 use super::throttle::Throttle;
 use crate::cltab::{Entry, Mode};
-use crate::process::ProcId;
+use crate::process::{ExitStatus, ProcId};
+use crate::time::Millis;
 
 /// What an entry achieved in the current level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,12 @@ pub struct Proc {
     /// A respawn waiting out the throttle pause, with the id it will get.
     pub respawn_pending: Option<ProcId>,
     pub throttle: Throttle,
+    /// For status reports only (never read by the machine's rules): when
+    /// the current instance was started, how often the entry was respawned,
+    /// and how its last instance ended.
+    pub started_at: Option<Millis>,
+    pub restarts: u32,
+    pub last_exit: Option<ExitStatus>,
 }
 
 impl Proc {
@@ -52,6 +59,9 @@ impl Proc {
             stop: None,
             respawn_pending: None,
             throttle: Throttle::default(),
+            started_at: None,
+            restarts: 0,
+            last_exit: None,
         }
     }
 

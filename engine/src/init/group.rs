@@ -133,6 +133,7 @@ impl Group {
         }
         if !p.leader_exited {
             p.leader_exited = true;
+            p.last_exit = Some(status);
             if !p.is_stopping() {
                 match p.mode() {
                     Mode::Wait => p.outcome = Outcome::Done,
@@ -176,6 +177,7 @@ impl Group {
         }
         p.respawn_pending = None;
         p.live = Some(id);
+        p.started_at = Some(ctx.now);
         ctx.out.push(spawn_action(id, &p.entry, &level));
     }
 
@@ -210,8 +212,10 @@ impl Group {
         }
         let delay = p.throttle.respawn(ctx.now, &ctx.cfg.throttle);
         let id = ctx.alloc_id(&self.name, tag);
+        p.restarts += 1;
         if delay == crate::time::Millis::ZERO {
             p.live = Some(id);
+            p.started_at = Some(ctx.now);
             ctx.out.push(spawn_action(id, &p.entry, self.level.as_deref().unwrap_or("")));
         } else {
             p.respawn_pending = Some(id);
@@ -304,7 +308,9 @@ impl Group {
                 None => {
                     let id = ctx.alloc_id(&self.name, &e.tag);
                     ctx.out.push(spawn_action(id, e, &level));
-                    self.procs.insert(e.tag.clone(), Proc::new(e.clone(), id));
+                    let mut p = Proc::new(e.clone(), id);
+                    p.started_at = Some(ctx.now);
+                    self.procs.insert(e.tag.clone(), p);
                     if e.mode.is_blocking() {
                         return Walk::Blocked;
                     }

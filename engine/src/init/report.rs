@@ -10,7 +10,7 @@
 use super::entry::Outcome;
 use super::{Init, Timer};
 use crate::cltab::Mode;
-use crate::process::{ProcId, Signal};
+use crate::process::{ExitStatus, ProcId, Signal};
 use crate::time::Millis;
 use serde::Serialize;
 
@@ -73,6 +73,14 @@ pub struct EntryReport {
     /// Respawns in quick succession counted by the throttle (past 5, the
     /// next start waits 60 s).
     pub fast_respawns: u32,
+    /// How often the entry was respawned since it started in this level.
+    pub restarts: u32,
+    /// How long the live instance has run, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime_ms: Option<u64>,
+    /// How the last instance ended: `exit 3`, `signal 9`, `spawn failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<String>,
     /// The live instance (the backend knows its pid).
     #[serde(skip)]
     pub id: Option<ProcId>,
@@ -108,6 +116,9 @@ impl Init {
                             mode: e.mode,
                             state: EntryState::Queued,
                             fast_respawns: 0,
+                            restarts: 0,
+                            uptime_ms: None,
+                            last_exit: None,
                             id: None,
                         });
                     }
@@ -147,6 +158,13 @@ impl Init {
             mode: p.mode(),
             state,
             fast_respawns: p.throttle.hits(),
+            restarts: p.restarts,
+            uptime_ms: p.live.and(p.started_at).map(|t| now.saturating_sub(t).0),
+            last_exit: p.last_exit.map(|x| match x {
+                ExitStatus::Code(c) => format!("exit {c}"),
+                ExitStatus::Signaled(n) => format!("signal {n}"),
+                ExitStatus::SpawnFailed => "spawn failed".to_string(),
+            }),
             id: p.live,
         }
     }
@@ -157,7 +175,6 @@ mod tests {
     use super::*;
     use crate::cltab::Cltab;
     use crate::init::{Action, InitConfig, Input};
-    use crate::process::ExitStatus;
 
     fn machine(text: &str) -> Init {
         Init::new(InitConfig::default(), Cltab::parse(text, "cltab").expect("cltab"), Millis(0))
@@ -192,6 +209,9 @@ mod tests {
             states(&init, 30),
             vec![("w".into(), EntryState::Exited), ("r".into(), EntryState::Running)]
         );
+        let reports = init.entries(Millis(1_020));
+        assert_eq!(reports[0].last_exit.as_deref(), Some("exit 0"));
+        assert_eq!(reports[1].uptime_ms, Some(1_000), "r started when w exited, at 20 ms");
     }
 
     #[test]
@@ -216,6 +236,9 @@ mod tests {
         assert_eq!(report.state, EntryState::Throttled { in_ms: 59_000 });
         assert!(report.state.is_trouble(report.mode));
         assert_eq!(report.fast_respawns, 6);
+        assert_eq!(report.restarts, 7, "six immediate respawns and the paused one");
+        assert_eq!(report.last_exit.as_deref(), Some("exit 1"));
+        assert_eq!(report.uptime_ms, None, "nothing runs while throttled");
         let json = serde_json::to_value(report).expect("json");
         assert_eq!(json["state"], "throttled");
         assert_eq!(json["in_ms"], 59_000);
