@@ -162,6 +162,7 @@ fn kill_wait_leaves_a_clean_daemon_log() {
     assert!(log.contains("exiting: all groups halted"), "{log}");
     assert!(!log.contains("empty request"), "{log}");
     assert!(!log.contains("bad request"), "{log}");
+    assert!(!d.path("clstat.json").exists(), "the detailed status file is removed at exit");
 }
 
 #[test]
@@ -242,6 +243,15 @@ fn status_shows_what_a_done_group_hides_per_entry() {
     assert_eq!(running["restarts"], 0, "{running}");
     assert!(running["uptime_ms"].as_u64().is_some(), "{running}");
     assert_eq!(entry("job").expect("job entry")["state"], "exited");
+
+    // The same detail in the JSON file next to clstat, with absolute times.
+    let file: serde_json::Value =
+        serde_json::from_str(&d.read("clstat.json")).expect("clstat.json parses");
+    let crash = file["entries"].as_array().and_then(|l| l.iter().find(|e| e["tag"] == "crash"));
+    let crash = crash.expect("crash in clstat.json");
+    assert_eq!(crash["state"], "throttled", "{file}");
+    assert!(crash["next_start"].as_f64().is_some_and(|t| t > 1.7e9), "{crash}");
+    assert_eq!(file["groups"][0]["state"], "DONE");
 
     // The text status says so in the group's line; -v keeps the old line.
     assert_eq!(d.state_of("g"), "1 DONE", "clstat is unchanged");

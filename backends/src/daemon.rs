@@ -454,6 +454,15 @@ impl<C: Core> Daemon<C> {
         })
     }
 
+    /// The detailed status file's text (see [`crate::status_detail`]).
+    fn detail_text(&self, start: std::time::SystemTime) -> String {
+        let driver = self.core.driver_ref();
+        let now = self.clock.now();
+        let entries = driver.init.entries(now);
+        let pid = |id| driver.processes.table.pid(id);
+        crate::status_detail::render(&driver.init.status(), &entries, pid, now, start)
+    }
+
     fn handle_request(&mut self, request: Request) -> Reply {
         match request {
             Request::Shutdown => {
@@ -558,6 +567,8 @@ pub async fn run_embedded<C: Core>(
     );
 
     let clock = Clock(Instant::now());
+    let start_wall = std::time::SystemTime::now();
+    let mut detail = crate::status_detail::DetailFile::new(&clstat);
     // One instant for the machines' birth, so a recorded start replays exactly.
     let start = clock.now();
     let init = Init::new(cfg.init.clone(), table, start);
@@ -614,6 +625,9 @@ pub async fn run_embedded<C: Core>(
             _ = tokio::time::sleep(LINGER_POLL), if lingering => daemon.reap(),
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
+        if let Err(e) = detail.update(daemon.detail_text(start_wall)) {
+            warn!("{e}");
+        }
     }
 
     // Let in-flight replies (the shutdown request's, say) reach their clients.
@@ -622,7 +636,7 @@ pub async fn run_embedded<C: Core>(
     let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 
     daemon.driver().processes.kill_all();
-    for path in [&clstat, &socket] {
+    for path in [&clstat, &socket, &detail.path] {
         if let Err(e) = std::fs::remove_file(path) {
             if e.kind() != io::ErrorKind::NotFound {
                 warn!("cannot remove {}: {e}", path.display());

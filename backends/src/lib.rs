@@ -17,4 +17,5 @@ pub mod openmosix;
 pub mod process;
 pub mod protocol;
 pub mod shared;
+pub mod status_detail;
 pub mod trace_writer;
