@@ -33,8 +33,16 @@
 //! {"ok":true,"msg":"status","status":{...}}
 //! ```
 //!
+//! The status document has `pid` (the daemon's), `cltab` (its path; the
+//! client checks ambiguous tells against it), `processes`, `shutting_down`,
+//! `groups` (`{"group","level","state"}` as in clstat) and `entries` (one
+//! per entry of the groups' current levels: `group`, `tag`, `mode`,
+//! `state`, `restarts`, `fast_respawns`, and when known `pid`, `uptime_ms`,
+//! `last_exit`, `in_ms` (throttled), `for_ms` and `signal` (stopping)).
+//!
 //! The daemon side uses [`read_request`] and [`write_reply`] (tokio); the
-//! command-line client uses the blocking [`call`].
+//! command-line client uses the blocking [`call`]. A client treats
+//! [`ClientError::daemon_not_running`] as exit status 3.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream as StdUnixStream;
