@@ -245,6 +245,9 @@ fn log_executed(log: Vec<Executed>, labels: &HashMap<ProcId, String>) {
                 Notice::NotRespawned { group, tag, reason } => {
                     info!("{group}/{tag} not respawned: {reason}")
                 }
+                Notice::Redefined { group, tag } => {
+                    info!("{group}/{tag} restarting with its changed cltab line")
+                }
                 Notice::GroupRemoved { group } => info!("group {group} removed (gone from cltab)"),
             },
             Executed::Action(_) => {}

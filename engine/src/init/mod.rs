@@ -83,6 +83,8 @@ pub enum Notice {
     GroupState { group: String, level: String, state: GroupState },
     RespawnThrottled { group: String, tag: String, pause: Millis },
     NotRespawned { group: String, tag: String, reason: String },
+    /// A respawn entry whose cltab line changed restarts with the new line.
+    Redefined { group: String, tag: String },
     GroupRemoved { group: String },
 }
 
