@@ -69,3 +69,193 @@ fn respawn_does_not_wait_for_the_leftovers_of_a_killed_shell_and_stops_them() {
     assert!(log.contains("g/srv: sent SIGINT"), "{log}");
     assert!(log.contains("g/srv: sent SIGTERM"), "{log}");
 }
+
+/// Item 2: a 0-byte cltab is refused with a clear error; the daemon keeps
+/// its last good table and every service runs on. A comments-only table is
+/// an explicit "nothing configured" and is taken.
+#[test]
+fn zero_byte_cltab_is_refused_and_the_last_good_table_kept() {
+    let d = Daemon::start("g:srv:1:respawn:echo $$ > @DIR@/srv.pid; exec sleep 3020\n", &[]);
+    d.tell("g", "1");
+    let pid = d.pid("srv");
+    std::fs::write(&d.cltab, b"").expect("truncate cltab");
+    let reply = d.request(&Request::Reread).expect("reread");
+    assert!(!reply.ok, "{reply:?}");
+    let want = format!("{}:1: the file is empty (0 bytes)", d.cltab.display());
+    assert!(reply.msg.contains(&want), "{}", reply.msg);
+    assert!(d.log_text().contains("keeping the last good cltab"));
+    assert!(alive(pid), "the service runs on");
+    assert_eq!(d.state_of("g"), "1 DONE");
+    // The client says so, with a failure exit.
+    let out = d.client(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    // Explicitly empty (directives and a comment): taken, the group halts.
+    d.write_cltab("# nothing runs here\n");
+    assert!(d.request(&Request::Reread).expect("reread").ok);
+    wait_for(T, "the group to be removed", || d.clstat().get("g").is_none().then_some(()));
+    wait_for(T, "the service to stop", || (!alive(pid)).then_some(()));
+}
+
+/// Item 9: a FIFO or a device at the cltab's path is refused at once, naming
+/// the file, and the daemon keeps answering (a FIFO used to hang it).
+#[test]
+fn fifo_and_device_cltabs_are_refused_without_blocking_the_daemon() {
+    let d = Daemon::start("g:a:1:once:true\n", &[]);
+    let good = std::fs::read(&d.cltab).expect("read cltab");
+    std::fs::remove_file(&d.cltab).expect("rm");
+    nix::unistd::mkfifo(&d.cltab, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("fifo");
+    let reply = d.request(&Request::Reread).expect("reread answers");
+    assert!(!reply.ok);
+    assert_eq!(
+        reply.msg,
+        format!("{} is a FIFO, not a regular file; refusing to read it", d.cltab.display())
+    );
+    // SIGHUP takes the same path and must not block the loop either.
+    kill(Pid::from_raw(d.daemon_pid()), Signal::SIGHUP).expect("SIGHUP");
+    assert!(d.request(&Request::Status).expect("status after SIGHUP").ok);
+    wait_for(T, "the SIGHUP re-read to be refused", || {
+        d.log_text().contains("keeping the last good cltab").then_some(())
+    });
+    std::fs::remove_file(&d.cltab).expect("rm fifo");
+    std::os::unix::fs::symlink("/dev/zero", &d.cltab).expect("symlink");
+    let reply = d.request(&Request::Reread).expect("reread answers");
+    assert!(reply.msg.contains("is a character device, not a regular file"), "{}", reply.msg);
+    // Back to a good file: the daemon works on.
+    std::fs::remove_file(&d.cltab).expect("rm link");
+    std::fs::write(&d.cltab, good).expect("restore");
+    assert_eq!(d.tell("g", "1").msg, "level transition started");
+    d.wait_state("g", "1 DONE", T);
+}
+
+/// Item 10: NUL, invalid UTF-8, an inner BOM, CR-only line ends and an
+/// over-long command are refused with file:line (they used to be accepted,
+/// then mangled or failing at every spawn).
+#[test]
+fn lines_that_could_not_run_are_refused_with_file_and_line() {
+    let d = Daemon::start("g:a:1:once:true\n", &[]);
+    let path = d.cltab.display().to_string();
+    let head = format!(":::socket:{}\n:::clstat:{}\n", d.socket.display(), d.clstat.display());
+    let cases: [(&[u8], &str); 5] = [
+        (b"g:a:1:once:tr\0ue\n", ":3: NUL byte in line"),
+        (b"g\xff:a:1:once:true\n", ":3: invalid UTF-8 at byte 1 of the line"),
+        (b"\xef\xbb\xbfg:a:1:once:true\n", ":3: byte-order mark"),
+        (b"g:a:1:once:true\rg:b:1:once:true\r", ":3: carriage return inside a line"),
+        (b"", ":3: command is 131072 bytes long"),
+    ];
+    for (body, want) in cases {
+        let mut text = head.clone().into_bytes();
+        if body.is_empty() {
+            text.extend(format!("g:a:1:once:{}\n", "x".repeat(131_072)).into_bytes());
+        } else {
+            text.extend_from_slice(body);
+        }
+        std::fs::write(&d.cltab, text).expect("write cltab");
+        let reply = d.tell("g", "1");
+        assert!(!reply.ok, "{want}: {reply:?}");
+        assert!(reply.msg.contains(&format!("{path}{want}")), "{want}: {}", reply.msg);
+    }
+    // A leading BOM is stripped.
+    let mut text = b"\xef\xbb\xbf".to_vec();
+    text.extend(format!("{head}g:a:1:once:true\n").into_bytes());
+    std::fs::write(&d.cltab, text).expect("write cltab");
+    assert_eq!(d.tell("g", "1").msg, "level transition started");
+}
+
+/// Item 11: a newline in the group of a tell cannot forge a log line.
+#[test]
+fn a_newline_in_a_request_cannot_forge_a_log_line() {
+    let d = Daemon::start("g:a:1:once:true\n", &[]);
+    let reply = d.tell("g\nFORGED INFO clinit: all is well", "1");
+    assert!(!reply.ok);
+    assert!(!reply.msg.contains('\n'), "{:?}", reply.msg);
+    assert!(d.request(&Request::Status).expect("status").ok);
+    let log = d.log_text();
+    assert!(log.contains("tell g\\nFORGED"), "the name is logged escaped:\n{log}");
+    assert!(!log.lines().any(|l| l.starts_with("FORGED")), "forged line:\n{log}");
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Item 5: under `umask 000` the socket is still 0600 and clstat 0644; a
+/// peer that is neither root, the daemon's uid nor in its socket group may
+/// read the status but not command (checked with SO_PEERCRED). Needs root
+/// (to act as uid 65534); skipped otherwise.
+#[test]
+fn socket_mode_is_explicit_and_only_allowed_peers_may_command() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        eprintln!("skipped: needs root to act as another uid");
+        return;
+    }
+    let mut d = Daemon::prepare("g:a:1:once:true\n");
+    d.spawn_with(&[], |cmd| {
+        // SAFETY: umask is async-signal-safe and cannot fail.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::umask(0);
+                Ok(())
+            });
+        }
+    });
+    let d = d.wait_ready();
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&d.socket), 0o600, "socket mode");
+    assert_eq!(mode(&d.clstat), 0o644, "clstat mode");
+    // Let uid 65534 reach the socket at all, to test the second layer.
+    for p in [d.dir(), d.cltab.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(common::CLINIT);
+        cmd.arg("-c").arg(&d.cltab).args(args).stdin(std::process::Stdio::null());
+        cmd.uid(65534).gid(65534);
+        cmd.output().expect("client as nobody")
+    };
+    let out = as_nobody(&["-k"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("permission denied: only root or uid 0 may command"), "{said}");
+    let out = as_nobody(&["g", "1"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("permission denied"), "{out:?}");
+    assert!(d.clstat().get("g").is_none(), "the tell was not obeyed");
+    let out = as_nobody(&["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    assert!(v.get("groups").is_some(), "status stays readable: {v}");
+    assert!(d.log_text().contains("refused a command from uid 65534"));
+    // Root still commands.
+    assert_eq!(d.tell("g", "1").msg, "level transition started");
+}
+
+/// Item 5: with --socket-group the socket is 0660 and owned by that group,
+/// and a member of the group may command.
+#[test]
+fn socket_group_members_may_command() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        eprintln!("skipped: needs root to chown the socket and act as another uid");
+        return;
+    }
+    let d = Daemon::start("g:a:1:once:true\n", &["--socket-group", "12345"]);
+    let meta = std::fs::metadata(&d.socket).expect("stat socket");
+    assert_eq!((meta.permissions().mode() & 0o777, meta.gid()), (0o660, 12345));
+    for p in [d.dir(), d.cltab.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let out = std::process::Command::new(common::CLINIT)
+        .arg("-c")
+        .arg(&d.cltab)
+        .args(["g", "1"])
+        .uid(65534)
+        .gid(12345)
+        .output()
+        .expect("client as a group member");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "level transition started\n", "{out:?}");
+    d.wait_state("g", "1 DONE", T);
+}

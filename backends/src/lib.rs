@@ -5,6 +5,7 @@
 //! The engine crate stays pure; this crate turns its actions into system
 //! calls and the world's answers back into engine events.
 
+pub mod access;
 pub mod atomic;
 pub mod cli;
 pub mod cluster_status;
@@ -16,5 +17,6 @@ pub mod mosha;
 pub mod openmosix;
 pub mod process;
 pub mod protocol;
+pub mod safe_read;
 pub mod shared;
 pub mod trace_writer;

@@ -77,8 +77,15 @@ impl Daemon {
     }
 
     pub fn spawn(&mut self, extra: &[&str]) {
+        self.spawn_with(extra, |_| {});
+    }
+
+    /// [`Daemon::spawn`], with a last say on the command (umask, fds...).
+    pub fn spawn_with(&mut self, extra: &[&str], configure: impl FnOnce(&mut Command)) {
         let log = std::fs::File::create(&self.log).expect("log file");
-        let child = Command::new(CLINIT)
+        let mut cmd = Command::new(CLINIT);
+        configure(&mut cmd);
+        let child = cmd
             .arg("-d")
             .arg("-c")
             .arg(&self.cltab)
@@ -94,6 +101,11 @@ impl Daemon {
 
     fn spawn_and_wait(mut self, extra: &[&str]) -> Daemon {
         self.spawn(extra);
+        self.wait_ready()
+    }
+
+    /// Wait until a spawned daemon answers.
+    pub fn wait_ready(mut self) -> Daemon {
         wait_for(Duration::from_secs(10), "the daemon to answer", || {
             if let Some(status) = self.try_wait() {
                 panic!("daemon exited at start-up ({status}); log:\n{}", self.log_text());

@@ -80,12 +80,29 @@ pub enum Input {
 /// Things worth a log line: what happened and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Notice {
-    GroupState { group: String, level: String, state: GroupState },
-    RespawnThrottled { group: String, tag: String, pause: Millis },
-    NotRespawned { group: String, tag: String, reason: String },
+    GroupState {
+        group: String,
+        level: String,
+        state: GroupState,
+    },
+    RespawnThrottled {
+        group: String,
+        tag: String,
+        pause: Millis,
+    },
+    NotRespawned {
+        group: String,
+        tag: String,
+        reason: String,
+    },
     /// A respawn entry whose cltab line changed restarts with the new line.
-    Redefined { group: String, tag: String },
-    GroupRemoved { group: String },
+    Redefined {
+        group: String,
+        tag: String,
+    },
+    GroupRemoved {
+        group: String,
+    },
 }
 
 /// What the driver must do.
