@@ -259,3 +259,28 @@ fn socket_group_members_may_command() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "level transition started\n", "{out:?}");
     d.wait_state("g", "1 DONE", T);
 }
+
+/// Item 7: a descriptor the daemon inherited without close-on-exec is not
+/// passed on to its children (fd 7 here; children get 0, 1 and 2 only).
+#[test]
+fn children_get_only_stdin_stdout_and_stderr() {
+    use std::os::unix::process::CommandExt;
+    let mut d = Daemon::prepare(
+        "g:a:1:once:if test -e /proc/$$/fd/7; then echo leaked; else echo closed; fi > @DIR@/fd7\n",
+    );
+    d.spawn_with(&[], |cmd| {
+        // SAFETY: dup2 is async-signal-safe; the copy has no FD_CLOEXEC.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::dup2(2, 7);
+                Ok(())
+            });
+        }
+    });
+    let d = d.wait_ready();
+    assert!(std::fs::metadata(format!("/proc/{}/fd/7", d.daemon_pid())).is_ok(), "set up");
+    d.tell("g", "1");
+    d.wait_state("g", "1 DONE", T);
+    wait_for(T, "the probe's answer", || (d.read("fd7") != "").then_some(()));
+    assert_eq!(d.read("fd7"), "closed\n");
+}
