@@ -284,3 +284,67 @@ fn children_get_only_stdin_stdout_and_stderr() {
     wait_for(T, "the probe's answer", || (d.read("fd7") != "").then_some(()));
     assert_eq!(d.read("fd7"), "closed\n");
 }
+
+/// Item 12: a 2,000-entry level change is carried out in slices, and status
+/// requests are answered between them (the reply shows spawns still
+/// pending); before, the loop answered only after the last spawn.
+#[test]
+fn status_is_answered_while_a_large_level_change_is_under_way() {
+    let mut tab = String::new();
+    for i in 0..2000 {
+        tab.push_str(&format!("big:e{i}:1:once:exit 0\n"));
+    }
+    let d = Daemon::start(&tab, &[]);
+    assert_eq!(d.tell("big", "1").msg, "level transition started");
+    let status = d.request(&Request::Status).expect("status during the change");
+    let pending = status.status.as_ref().and_then(|s| s["pending_actions"].as_u64());
+    assert!(pending.is_some_and(|n| n > 0), "answered mid-change: {status:?}");
+    wait_for(Duration::from_secs(60), "every spawn to be carried out", || {
+        let s = d.request(&Request::Status).ok()?.status?;
+        (s["pending_actions"].as_u64() == Some(0)).then_some(())
+    });
+    d.wait_state("big", "1 DONE", T);
+    assert_eq!(d.log_text().matches("starting at level 1").count(), 2000);
+}
+
+/// CPU time (user + system) of a process, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // After the state field: ppid pgrp session tty tpgid flags minflt
+    // cminflt majflt cmajflt utime stime (numeric fields 1.. here).
+    f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)
+}
+
+/// Item 12: out of descriptors (nofile 32, 60 silent clients), the daemon
+/// backs off instead of spinning on accept: little CPU, a few log lines per
+/// second; once the clients go, it answers again.
+#[test]
+fn out_of_descriptors_the_daemon_backs_off_and_recovers() {
+    use std::os::unix::process::CommandExt;
+    let mut d = Daemon::prepare("g:a:1:once:true\n");
+    d.spawn_with(&[], |cmd| {
+        // SAFETY: setrlimit is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                let lim = libc::rlimit { rlim_cur: 32, rlim_max: 32 };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                Ok(())
+            });
+        }
+    });
+    let d = d.wait_ready();
+    let pid = d.daemon_pid();
+    let clients: Vec<_> =
+        (0..60).filter_map(|_| std::os::unix::net::UnixStream::connect(&d.socket).ok()).collect();
+    wait_for(T, "accept to fail", || d.log_text().contains("pausing accept").then_some(()));
+    let (ticks, lines) = (cpu_ticks(pid), d.log_text().lines().count());
+    std::thread::sleep(Duration::from_secs(2));
+    let (ticks2, lines2) = (cpu_ticks(pid), d.log_text().lines().count());
+    // 2 s are 200 ticks at 100 Hz; a spinning loop uses nearly all of them.
+    assert!(ticks2 - ticks < 40, "daemon used {} ticks in 2 s", ticks2 - ticks);
+    assert!(lines2 - lines <= 8, "{} log lines in 2 s", lines2 - lines);
+    drop(clients);
+    assert!(d.request(&Request::Status).expect("status once fds are free").ok);
+}
