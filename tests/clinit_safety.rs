@@ -281,7 +281,7 @@ fn children_get_only_stdin_stdout_and_stderr() {
     assert!(std::fs::metadata(format!("/proc/{}/fd/7", d.daemon_pid())).is_ok(), "set up");
     d.tell("g", "1");
     d.wait_state("g", "1 DONE", T);
-    wait_for(T, "the probe's answer", || (d.read("fd7") != "").then_some(()));
+    wait_for(T, "the probe's answer", || (!d.read("fd7").is_empty()).then_some(()));
     assert_eq!(d.read("fd7"), "closed\n");
 }
 
