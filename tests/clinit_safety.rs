@@ -348,3 +348,46 @@ fn out_of_descriptors_the_daemon_backs_off_and_recovers() {
     drop(clients);
     assert!(d.request(&Request::Status).expect("status once fds are free").ok);
 }
+
+/// Pids of live processes whose command line is exactly `cmd`.
+fn running(cmd: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| alive(pid) && cmdline(pid).trim_end() == cmd)
+        .collect()
+}
+
+/// Item 3: `kill -9` of the daemon, then a new daemon on the same socket:
+/// before starting anything it stops what the old one left (its state file
+/// names the process groups), so a tell starts exactly one instance. Before,
+/// two `sleep 1040` ran.
+#[test]
+fn a_restarted_daemon_stops_the_previous_generation_before_starting_anything() {
+    let mut d = Daemon::start(
+        "g:srv:1:respawn:echo $$ > @DIR@/srv.pid; exec sleep 1040\n\
+         g:bg:1:once:sh -c 'echo $$ > @DIR@/bgchild.pid; exec sleep 1041' &\n",
+        &["--term-after", "0.3", "--kill-after", "0.8"],
+    );
+    d.tell("g", "1");
+    let (srv, bgchild) = (d.pid("srv"), d.pid("bgchild"));
+    let state = d.path("clinit.state");
+    wait_for(T, "the state file to list both groups", || {
+        let text = std::fs::read_to_string(&state).ok()?;
+        (text.matches("\"pgid\"").count() == 2).then_some(())
+    });
+    kill9(d.daemon_pid());
+    d.wait_exit(T);
+    assert!(alive(srv) && alive(bgchild), "SIGKILL of the daemon orphans its services");
+    std::fs::remove_file(d.path("srv.pid")).expect("rm srv.pid");
+    d.spawn(&["--term-after", "0.3", "--kill-after", "0.8"]);
+    let d = d.wait_ready();
+    assert!(!alive(srv) && !alive(bgchild), "the previous generation was stopped");
+    let log = d.log_text();
+    assert!(log.contains("a previous daemon left 2 process groups"), "{log}");
+    assert!(log.contains("previous generation: g/srv (level 1"), "{log}");
+    d.tell("g", "1");
+    let new = d.pid("srv");
+    wait_for(T, "the new sleep", || cmdline(new).contains("sleep 1040").then_some(()));
+    assert_eq!(running("sleep 1040"), vec![new], "exactly one instance");
+}

@@ -29,6 +29,13 @@ pub fn write_private(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> 
     replace(path, contents, None, true, mode)
 }
 
+/// Replace `path` atomically, without waiting for the disk, with a file of
+/// mode `mode`: for files only the daemon may read (its state file), which
+/// must survive the daemon's crash (the page cache does) but not a power cut.
+pub fn replace_private(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, contents, None, false, mode)
+}
+
 /// Replace `path` atomically but without waiting for the disk: for status
 /// files that are rewritten often and recreated at start-up, where readers
 /// need all-or-nothing content, not durability across a power cut.

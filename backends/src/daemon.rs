@@ -26,6 +26,7 @@
 
 use crate::access::{self, Access, Peer};
 use crate::atomic::replace_atomic;
+use crate::generations::{self, StateEntry};
 use crate::process::{ProcessTable, Reaped, SpawnSpec};
 use crate::protocol::{self, Reply, Request};
 use crate::safe_read::{read_regular, ReadError};
@@ -35,7 +36,7 @@ use clinit_engine::init::{Action, Init, InitConfig, Input, Notice, Reply as Init
 use clinit_engine::process::{ProcId, Signal};
 use clinit_engine::status::ClStat;
 use clinit_engine::time::Millis;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -197,11 +198,34 @@ pub struct RealProcesses {
     table: ProcessTable,
     env: Vec<(String, String)>,
     labels: HashMap<ProcId, String>,
+    /// Live process groups, for the state file ([`crate::generations`]).
+    records: BTreeMap<ProcId, StateEntry>,
+    /// `records` changed since the state file was last written.
+    state_dirty: bool,
 }
 
 impl RealProcesses {
     pub fn new(env: Vec<(String, String)>) -> Self {
-        RealProcesses { table: ProcessTable::with_subreaper(), env, labels: HashMap::new() }
+        RealProcesses {
+            table: ProcessTable::with_subreaper(),
+            env,
+            labels: HashMap::new(),
+            records: BTreeMap::new(),
+            state_dirty: true,
+        }
+    }
+
+    /// The state file's new content, if it changed since the last call.
+    /// Start times are read here, not at spawn (off the spawn path): a
+    /// child not yet reaped keeps its pid, so the answer is still its own.
+    pub fn take_state(&mut self) -> Option<Vec<StateEntry>> {
+        if !std::mem::take(&mut self.state_dirty) {
+            return None;
+        }
+        for r in self.records.values_mut().filter(|r| r.start == 0) {
+            r.start = generations::start_time(r.pgid).unwrap_or(0);
+        }
+        Some(self.records.values().cloned().collect())
     }
 
     /// Reap every child that ended, as inputs for the machine.
@@ -234,6 +258,9 @@ impl RealProcesses {
     }
 
     fn label(&mut self, id: ProcId, forget: bool) -> String {
+        if forget && self.records.remove(&id).is_some() {
+            self.state_dirty = true;
+        }
         let label = if forget { self.labels.remove(&id) } else { self.labels.get(&id).cloned() };
         label.unwrap_or_else(|| id.to_string())
     }
@@ -267,6 +294,9 @@ impl Processes for RealProcesses {
         let spec = SpawnSpec { id, command: command.to_string(), env, cwd: None };
         let pid = self.table.spawn(&spec).map_err(|e| e.to_string())?;
         self.labels.insert(id, format!("{group}/{tag}"));
+        let (group, tag, level) = (group.to_string(), tag.to_string(), level.to_string());
+        self.records.insert(id, StateEntry { pgid: pid, start: 0, group, tag, level });
+        self.state_dirty = true;
         Ok(pid)
     }
 
@@ -616,6 +646,41 @@ impl RateLimited {
     }
 }
 
+/// Stop what a daemon killed on this socket left running, before anything
+/// starts (see [`crate::generations`] for why stop, never adopt).
+fn stop_previous_generation(state_file: &Path, esc: &clinit_engine::init::escalation::Escalation) {
+    let entries = match generations::read_state(state_file) {
+        Ok(entries) => entries,
+        Err(e) => {
+            warn!("{e}; cannot stop what a previous daemon left running");
+            return;
+        }
+    };
+    if entries.is_empty() {
+        return;
+    }
+    warn!(
+        "{}: a previous daemon left {} process groups; stopping them before starting anything",
+        state_file.display(),
+        entries.len()
+    );
+    for (e, outcome) in generations::stop_previous(&entries, esc) {
+        let what = format!("{}/{} (level {}, process group {})", e.group, e.tag, e.level, e.pgid);
+        match outcome {
+            generations::Outcome::Gone => info!("previous generation: {what} already gone"),
+            generations::Outcome::Reused => {
+                warn!("previous generation: pid {} is no longer {what}; left alone", e.pgid)
+            }
+            generations::Outcome::Stopped(sig) => {
+                info!("previous generation: {what} stopped ({sig})")
+            }
+            generations::Outcome::Survived => {
+                error!("previous generation: {what} survived SIGKILL; left behind")
+            }
+        }
+    }
+}
+
 /// Run the daemon until a shutdown completes. Start-up errors (a malformed
 /// cltab, a socket in use) are returned before anything is started.
 pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
@@ -683,6 +748,8 @@ pub async fn run_embedded<C: Core>(
         (None, None, None)
     };
     let listener = bind_socket(&socket, socket_group)?;
+    let state_file = generations::state_path(&socket);
+    stop_previous_generation(&state_file, &cfg.init.escalation);
     info!(
         "clinit daemon {} serving {} on {} (status {})",
         std::process::id(),
@@ -714,7 +781,20 @@ pub async fn run_embedded<C: Core>(
     let mut conns = tokio::task::JoinSet::new();
     let mut backstop = tokio::time::interval(REAP_BACKSTOP);
     backstop.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut state_log = RateLimited::default();
     while !daemon.core.driver_ref().init.has_exited() {
+        // At most one state-file write per turn, after any turn that
+        // spawned or reaped (the spawn path itself never writes it).
+        if let Some(entries) = daemon.driver().processes.take_state() {
+            if let Err(e) = generations::write_state(&state_file, entries) {
+                state_log.log(|n| {
+                    error!(
+                        "cannot write {}: {e} ({n} similar failures held back)",
+                        state_file.display()
+                    )
+                });
+            }
+        }
         let deadline = daemon.core.driver_ref().init.poll_timeout();
         let sleep = tokio::time::sleep_until(match deadline {
             Some(at) => clock.instant(at),
@@ -794,7 +874,7 @@ pub async fn run_embedded<C: Core>(
     let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 
     daemon.driver().processes.kill_all();
-    for path in [&clstat, &socket] {
+    for path in [&clstat, &socket, &state_file] {
         if let Err(e) = std::fs::remove_file(path) {
             if e.kind() != io::ErrorKind::NotFound {
                 warn!("cannot remove {}: {e}", path.display());

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod cluster_status;
 pub mod daemon;
 pub mod fence;
+pub mod generations;
 pub mod heartbeat;
 pub mod membership;
 pub mod mosha;
