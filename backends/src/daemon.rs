@@ -26,6 +26,7 @@
 
 use crate::access::{self, Access, Peer};
 use crate::atomic::replace_atomic;
+use crate::cgroup::Containment;
 use crate::generations::{self, StateEntry};
 use crate::process::{ProcessTable, Reaped, SpawnSpec};
 use crate::protocol::{self, Reply, Request};
@@ -107,6 +108,8 @@ pub struct DaemonConfig {
     /// Most spawns carried out between two looks at requests and exits
     /// (`None`: all at once). `clinit -d` uses [`SPAWN_SLICE`].
     pub spawn_slice: Option<usize>,
+    /// Contain each entry in a cgroup v2 where possible ([`crate::cgroup`]).
+    pub cgroups: bool,
 }
 
 impl DaemonConfig {
@@ -119,6 +122,7 @@ impl DaemonConfig {
             env: Vec::new(),
             socket_group: None,
             spawn_slice: None,
+            cgroups: true,
         }
     }
 }
@@ -198,6 +202,8 @@ pub struct RealProcesses {
     table: ProcessTable,
     env: Vec<(String, String)>,
     labels: HashMap<ProcId, String>,
+    /// How commands are contained (cgroup v2 or process groups).
+    containment: Containment,
     /// Live process groups, for the state file ([`crate::generations`]).
     records: BTreeMap<ProcId, StateEntry>,
     /// `records` changed since the state file was last written.
@@ -210,9 +216,22 @@ impl RealProcesses {
             table: ProcessTable::with_subreaper(),
             env,
             labels: HashMap::new(),
+            containment: Containment::ProcessGroup { reason: "not enabled".into() },
             records: BTreeMap::new(),
             state_dirty: true,
         }
+    }
+
+    /// Contain each later spawn in its own cgroup where possible; returns
+    /// (and remembers, for status) the mode in force.
+    pub fn enable_cgroups(&mut self) -> &Containment {
+        self.containment = self.table.enable_cgroups();
+        &self.containment
+    }
+
+    /// The containment mode, for status.
+    pub fn containment(&self) -> &Containment {
+        &self.containment
     }
 
     /// The state file's new content, if it changed since the last call.
@@ -275,6 +294,7 @@ impl RealProcesses {
             let label = self.label(r.id(), true);
             warn!("{label} (process group {}) was still running at exit; killed", r.pid());
         }
+        self.table.remove_cgroup_base();
     }
 }
 
@@ -582,6 +602,7 @@ impl<C: Core> Daemon<C> {
             "cltab": self.cfg.cltab.display().to_string(),
             "processes": driver.processes.live(),
             "pending_actions": driver.pending(),
+            "containment": driver.processes.containment().describe(),
             "shutting_down": driver.init.is_shutting_down(),
             "groups": groups,
         })
@@ -762,7 +783,20 @@ pub async fn run_embedded<C: Core>(
     // One instant for the machines' birth, so a recorded start replays exactly.
     let start = clock.now();
     let init = Init::new(cfg.init.clone(), table, start);
-    let processes = RealProcesses::new(cfg.env.clone());
+    let mut processes = RealProcesses::new(cfg.env.clone());
+    if cfg.cgroups {
+        match processes.enable_cgroups() {
+            Containment::Cgroup { base } => {
+                info!("containment: one cgroup per entry under {}", base.display())
+            }
+            Containment::ProcessGroup { reason } => {
+                warn!("containment: process groups only: {reason}")
+            }
+        }
+    } else {
+        processes.containment = Containment::ProcessGroup { reason: "cgroups disabled".into() };
+        info!("containment: process groups only (cgroups disabled)");
+    }
     let store = FileStatus { path: clstat.clone() };
     let mut driver = NodeDriver::new(init, processes, store);
     driver.set_spawn_slice(cfg.spawn_slice);

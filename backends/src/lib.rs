@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod atomic;
+pub mod cgroup;
 pub mod cli;
 pub mod cluster_status;
 pub mod daemon;

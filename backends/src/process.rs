@@ -55,6 +55,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cgroup::{self, Cgroup, Containment};
 use clinit_engine::process::{ExitStatus, ProcId, Signal};
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal as NixSignal};
@@ -173,6 +174,10 @@ pub struct ProcessTable {
     live: BTreeMap<ProcId, Child>,
     /// This process is a child subreaper (see the module doc).
     subreaper: bool,
+    /// Per-instance cgroups live under this directory ([`crate::cgroup`]).
+    cgroup_base: Option<PathBuf>,
+    /// The cgroup of each live instance that has one.
+    cgroups: BTreeMap<ProcId, Cgroup>,
 }
 
 fn nix_signal(sig: Signal) -> NixSignal {
@@ -409,10 +414,37 @@ impl ProcessTable {
                     "cannot become a child subreaper; scanning /proc for leftovers instead"
                 );
             }
-            ProcessTable { live: BTreeMap::new(), subreaper }
+            ProcessTable { live: BTreeMap::new(), subreaper, ..Self::default() }
         }
         #[cfg(not(target_os = "linux"))]
         Self::default()
+    }
+
+    /// Contain every later spawn in its own cgroup v2 where possible (see
+    /// [`crate::cgroup`]); returns the mode now in force.
+    pub fn enable_cgroups(&mut self) -> Containment {
+        let mode = cgroup::setup();
+        if let Containment::Cgroup { base } = &mode {
+            self.cgroup_base = Some(base.clone());
+        }
+        mode
+    }
+
+    /// Remove the daemon's cgroup directory (at exit, once all is reaped).
+    pub fn remove_cgroup_base(&mut self) {
+        for (_, cg) in std::mem::take(&mut self.cgroups) {
+            cg.remove();
+        }
+        if let Some(base) = self.cgroup_base.take() {
+            if let Err(e) = std::fs::remove_dir(&base) {
+                tracing::warn!("cannot remove {}: {e}", base.display());
+            }
+        }
+    }
+
+    /// The instance's cgroup still has a live member.
+    fn cgroup_occupied(&self, id: ProcId) -> bool {
+        self.cgroups.get(&id).is_some_and(|cg| !cg.members().is_empty())
     }
 
     /// Groups among `pgids` that still have a live member besides the
@@ -469,16 +501,40 @@ impl ProcessTable {
         if let Some(dir) = &spec.cwd {
             cmd.current_dir(dir);
         }
-        // SAFETY: child_setup only makes async-signal-safe calls.
+        let cg = self.cgroup_base.as_ref().and_then(|base| {
+            Cgroup::create(base, &spec.id.0.to_string())
+                .map_err(
+                    |e| tracing::debug!(id = %spec.id, error = %e, "no cgroup for this instance"),
+                )
+                .ok()
+        });
+        let procs = cg.as_ref().and_then(Cgroup::procs_path);
+        // SAFETY: child_setup and cgroup::join only make async-signal-safe
+        // calls; `procs` was allocated before the fork.
         unsafe {
-            cmd.pre_exec(child_setup);
+            cmd.pre_exec(move || {
+                child_setup()?;
+                if let Some(procs) = &procs {
+                    // Failure leaves the process-group containment.
+                    let _ = cgroup::join(procs);
+                }
+                Ok(())
+            });
         }
-        let child = cmd.spawn().map_err(|source| SpawnError::Io {
-            id: spec.id,
-            command: spec.command.clone(),
-            cwd: spec.cwd.clone(),
-            source,
+        let child = cmd.spawn().map_err(|source| {
+            if let Some(cg) = &cg {
+                cg.remove();
+            }
+            SpawnError::Io {
+                id: spec.id,
+                command: spec.command.clone(),
+                cwd: spec.cwd.clone(),
+                source,
+            }
         })?;
+        if let Some(cg) = cg {
+            self.cgroups.insert(spec.id, cg);
+        }
         let pid = child.id();
         // Dropping a std Child neither waits nor kills (and we asked for no
         // pipes, so it holds no fds): from here on we own the pid and reap
@@ -501,12 +557,16 @@ impl ProcessTable {
         // Not yet reaped by us: even if it already died it is a zombie that
         // keeps pid and pgid reserved, so this cannot hit a stranger; the
         // signal reaches whatever is left of its group.
+        // Members that left the process group are reached through the
+        // instance's cgroup (see crate::cgroup).
+        let in_cgroup =
+            self.cgroups.get(&id).is_some_and(|cg| cg.signal(nix_signal(sig) as libc::c_int));
         match killpg(Pid::from_raw(pid as i32), nix_signal(sig)) {
             Ok(()) => {
                 tracing::debug!(%id, pid, signal = %sig, "signalled process group");
                 Ok(true)
             }
-            Err(Errno::ESRCH) => Ok(false),
+            Err(Errno::ESRCH) => Ok(in_cgroup),
             Err(source) => Err(SignalError { id, pid, signal: sig, source }),
         }
     }
@@ -542,7 +602,7 @@ impl ProcessTable {
         let occupied = self.groups_with_members(&pgids);
         let mut out = Vec::new();
         for (id, pid, status) in exited {
-            let lingering = occupied.contains(&pid);
+            let lingering = occupied.contains(&pid) || self.cgroup_occupied(id);
             if lingering {
                 if let Some(c) = self.live.get_mut(&id) {
                     c.leader_exited = true;
@@ -554,7 +614,7 @@ impl ProcessTable {
             out.push(Reaped::Exited { id, pid, status, lingering });
         }
         for (id, pid) in lingering_before {
-            if !occupied.contains(&pid) {
+            if !occupied.contains(&pid) && !self.cgroup_occupied(id) {
                 self.release(id);
                 out.push(Reaped::GroupGone { id, pid });
             }
@@ -568,6 +628,9 @@ impl ProcessTable {
         if let Some(child) = self.live.remove(&id) {
             if let Err(e) = wait_one(child.pid, Some(WaitPidFlag::WNOHANG)) {
                 tracing::debug!(%id, pid = child.pid, error = %e, "reaping an exited child");
+            }
+            if let Some(cg) = self.cgroups.remove(&id) {
+                cg.remove();
             }
         }
     }
