@@ -338,7 +338,7 @@ fn out_of_descriptors_the_daemon_backs_off_and_recovers() {
     let pid = d.daemon_pid();
     let clients: Vec<_> =
         (0..60).filter_map(|_| std::os::unix::net::UnixStream::connect(&d.socket).ok()).collect();
-    wait_for(T, "accept to fail", || d.log_text().contains("pausing accept").then_some(()));
+    wait_for(T, "accept to fail", || d.log_text().contains("accept on").then_some(()));
     let (ticks, lines) = (cpu_ticks(pid), d.log_text().lines().count());
     std::thread::sleep(Duration::from_secs(2));
     let (ticks2, lines2) = (cpu_ticks(pid), d.log_text().lines().count());
