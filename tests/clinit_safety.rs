@@ -437,3 +437,61 @@ fn process_group_fallback_is_shown_in_status() {
     d.wait_state("g", "2 DONE", T);
     assert!(!alive(pid));
 }
+
+/// Item 8: the daemon's stderr is a pipe nobody reads, and a child fills
+/// it: the daemon still answers (its own log lines are dropped and counted,
+/// never waited for), and says how many it dropped once the pipe drains.
+#[test]
+fn a_full_stderr_pipe_never_blocks_the_daemon() {
+    use std::io::Read;
+    use std::os::fd::OwnedFd;
+    let (read_end, write_end): (OwnedFd, OwnedFd) = nix::unistd::pipe().expect("pipe");
+    let mut d = Daemon::prepare(
+        "fill:f:1:once:echo $$ > @DIR@/fill.pid; head -c 262144 /dev/zero >&2; exec sleep 100\n\
+         g:a:1:once:true\ng:b:2:once:true\n",
+    );
+    d.spawn_with(&[], move |cmd| {
+        cmd.stderr(std::process::Stdio::from(write_end));
+    });
+    let d = d.wait_ready();
+    d.tell("fill", "1");
+    d.pid("fill");
+    // The child now blocks on the full pipe; the daemon must not.
+    for level in ["1", "2", "1", "2"] {
+        assert_eq!(d.tell("g", level).msg, "level transition started");
+        d.wait_state("g", &format!("{level} DONE"), T);
+    }
+    // Drain the pipe in the background, then make the daemon log again.
+    let reader = std::thread::spawn(move || {
+        let mut f = std::fs::File::from(read_end);
+        // Non-blocking, so this thread ends within its time bound whatever
+        // the daemon does.
+        let flags = nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_GETFL).expect("getfl");
+        let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_SETFL(flags)).expect("setfl");
+        let mut out = Vec::new();
+        let mut buf = [0u8; 65536];
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => break,
+            }
+            if String::from_utf8_lossy(&out).contains("log lines dropped") {
+                break;
+            }
+        }
+        out
+    });
+    wait_for(T, "the filler to finish writing", || {
+        cmdline(d.pid("fill")).contains("sleep 100").then_some(())
+    });
+    d.tell("g", "1");
+    let out = reader.join().expect("reader");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("log lines dropped: stderr was full]"), "no drop notice");
+}

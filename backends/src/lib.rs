@@ -16,6 +16,7 @@ pub mod generations;
 pub mod heartbeat;
 pub mod membership;
 pub mod mosha;
+pub mod nblog;
 pub mod openmosix;
 pub mod process;
 pub mod protocol;

@@ -84,18 +84,16 @@ impl Daemon {
     pub fn spawn_with(&mut self, extra: &[&str], configure: impl FnOnce(&mut Command)) {
         let log = std::fs::File::create(&self.log).expect("log file");
         let mut cmd = Command::new(CLINIT);
-        configure(&mut cmd);
-        let child = cmd
-            .arg("-d")
+        cmd.arg("-d")
             .arg("-c")
             .arg(&self.cltab)
             .args(extra)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start clinit -d");
+            .stderr(log);
+        configure(&mut cmd);
+        let child = cmd.spawn().expect("start clinit -d");
         self.child = Some(child);
     }
 
