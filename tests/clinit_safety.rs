@@ -426,16 +426,28 @@ fn cgroup_containment_stops_a_descendant_that_left_the_process_group() {
 }
 
 /// Item 6, fallback: with --no-cgroups the daemon contains by process group
-/// and says so in status.
+/// and says so in status; a descendant that left its process group and was
+/// orphaned (re-parented to the daemon, a subreaper) is shown in status and
+/// stopped at shutdown, not left behind.
 #[test]
-fn process_group_fallback_is_shown_in_status() {
-    let d = Daemon::start("g:a:1:once:echo $$ > @DIR@/a.pid; exec sleep 3003\n", &["--no-cgroups"]);
+fn process_group_fallback_shows_and_stops_adopted_orphans() {
+    let mut d = Daemon::start(ESCAPING, &["--no-cgroups"]);
     assert_eq!(containment(&d), "process-group (cgroups disabled)");
     d.tell("g", "1");
-    let pid = d.pid("a");
-    d.tell("g", "2");
-    d.wait_state("g", "2 DONE", T);
-    assert!(!alive(pid));
+    let (esc, main) = (d.pid("esc"), d.pid("main"));
+    wait_for(T, "the escaped sleep", || cmdline(esc).contains("sleep 3001").then_some(()));
+    kill9(main);
+    wait_for(T, "the orphan in status", || {
+        let status = d.request(&Request::Status).ok()?.status?;
+        let orphans: Vec<i64> =
+            status["orphans"].as_array()?.iter().filter_map(|p| p.as_i64()).collect();
+        (orphans == vec![i64::from(esc)]).then_some(())
+    });
+    let out = d.client(&["-k", "--wait"]);
+    assert!(out.status.success(), "{out:?}");
+    d.wait_exit(T);
+    assert!(!alive(esc), "the adopted orphan is stopped at shutdown");
+    assert!(d.log_text().contains(&format!("adopted orphan pid {esc}")));
 }
 
 /// Item 8: the daemon's stderr is a pipe nobody reads, and a child fills

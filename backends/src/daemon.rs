@@ -229,6 +229,15 @@ impl RealProcesses {
         &self.containment
     }
 
+    /// Adopted orphans, for status (process-group mode only: under cgroups
+    /// such processes still belong to their entry's cgroup).
+    pub fn orphans(&self) -> Vec<u32> {
+        match self.containment {
+            Containment::Cgroup { .. } => Vec::new(),
+            Containment::ProcessGroup { .. } => self.table.orphans(),
+        }
+    }
+
     /// The containment mode, for status.
     pub fn containment(&self) -> &Containment {
         &self.containment
@@ -293,6 +302,9 @@ impl RealProcesses {
         for r in self.table.kill_all_and_reap() {
             let label = self.label(r.id(), true);
             warn!("{label} (process group {}) was still running at exit; killed", r.pid());
+        }
+        for pid in self.table.stop_orphans() {
+            warn!("adopted orphan pid {pid} (left its entry's process group) was still running at exit; stopped");
         }
         self.table.remove_cgroup_base();
     }
@@ -603,6 +615,7 @@ impl<C: Core> Daemon<C> {
             "processes": driver.processes.live(),
             "pending_actions": driver.pending(),
             "containment": driver.processes.containment().describe(),
+            "orphans": driver.processes.orphans(),
             "shutting_down": driver.init.is_shutting_down(),
             "groups": groups,
         })

@@ -71,6 +71,9 @@ pub const SHELL: &str = "/bin/sh";
 /// mount) can outlive it, and the daemon must still be able to exit.
 pub const KILL_REAP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long adopted orphans get between SIGTERM and SIGKILL at exit.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(1);
+
 /// Status reported when a child of ours was reaped by someone else
 /// (`ECHILD`: SIGCHLD set to `SIG_IGN`, or a stray `waitpid(-1)`): the real
 /// status is lost. No real exit code is negative, so it cannot be mistaken
@@ -471,6 +474,63 @@ impl ProcessTable {
             }
         }
         found
+    }
+
+    /// Adopted orphans: processes re-parented to this subreaper that came
+    /// from our commands' sessions but belong to none of our live process
+    /// groups (a descendant that left its group with `setsid` and whose
+    /// parent died). Without cgroups nothing else stops them, so the daemon
+    /// reports them in status and stops them at exit. Empty unless this is a
+    /// subreaper table.
+    #[cfg(target_os = "linux")]
+    pub fn orphans(&self) -> Vec<u32> {
+        if !self.subreaper {
+            return Vec::new();
+        }
+        let leaders: BTreeSet<u32> = self.live.values().map(|c| c.pid).collect();
+        let own_session = nix::unistd::getsid(None).map(|s| s.as_raw() as u32).unwrap_or(0);
+        let Some(children) = own_children() else { return Vec::new() };
+        children
+            .into_iter()
+            .filter(|p| !leaders.contains(p))
+            .filter(|&p| {
+                proc_stat(p).is_some_and(|(state, pgrp, session)| {
+                    session != own_session && !is_dead(state) && !leaders.contains(&pgrp)
+                })
+            })
+            .collect()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn orphans(&self) -> Vec<u32> {
+        Vec::new()
+    }
+
+    /// Stop the adopted orphans (see [`ProcessTable::orphans`]) at exit:
+    /// SIGTERM, then SIGKILL after [`ORPHAN_GRACE`], and reap them. They are
+    /// our (adopted, unreaped) children, so their pids cannot be reused
+    /// under us. Returns their pids.
+    pub fn stop_orphans(&mut self) -> Vec<u32> {
+        let orphans = self.orphans();
+        for &pid in &orphans {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), NixSignal::SIGTERM);
+        }
+        let deadline = Instant::now() + ORPHAN_GRACE;
+        let mut left = orphans.clone();
+        while !left.is_empty() {
+            left.retain(|&pid| {
+                wait_one(pid, Some(WaitPidFlag::WNOHANG)).is_ok_and(|s| s.is_none())
+            });
+            if Instant::now() >= deadline {
+                for &pid in &left {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), NixSignal::SIGKILL);
+                    let _ = wait_one(pid, None);
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        orphans
     }
 
     /// Without `/proc`, assume a group ends with its leader.
