@@ -354,7 +354,7 @@ fn log_executed(log: Vec<Executed>, labels: &HashMap<ProcId, String>) {
     for e in log {
         match e {
             Executed::Action(Action::Spawn { id, level, command, .. }) => {
-                info!("{} {id} starting at level {level}: {command}", label(&id))
+                info!("{} {id} starting at level {level}: {}", label(&id), escape(&command))
             }
             Executed::Spawned { id, pid } => info!("{} {id} is pid {pid}", label(&id)),
             Executed::Signalled { id, signal, sent: true } => {
