@@ -191,3 +191,76 @@ impl<P: Processes, S: StatusStore> NodeDriver<P, S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cltab::Cltab;
+    use crate::init::InitConfig;
+
+    /// Spawns fail for every third id, so failure follow-ups are covered.
+    #[derive(Default)]
+    struct Fake;
+
+    impl Processes for Fake {
+        fn spawn(&mut self, id: ProcId, _: &str, _: &str, _: &str, _: &str) -> Result<u32, String> {
+            if id.0 % 3 == 0 {
+                Err("no".into())
+            } else {
+                Ok(id.0 as u32 + 1000)
+            }
+        }
+        fn signal(&mut self, _: ProcId, _: Signal) -> Result<bool, String> {
+            Ok(true)
+        }
+    }
+
+    struct NoStore;
+    impl StatusStore for NoStore {
+        fn write_status(&mut self, _: u64, _: &ClStat) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    /// Everything a driver carries out for a scripted run, pumping any
+    /// sliced remainder after each input.
+    fn run(slice: Option<usize>) -> Vec<Executed> {
+        let mut tab = String::new();
+        for i in 0..40 {
+            let mode = if i % 13 == 12 { "wait" } else { "respawn" };
+            tab.push_str(&format!(
+                "g:e{i}:{}:{mode}:cmd {i}\n",
+                if i % 2 == 0 { "12" } else { "1" }
+            ));
+        }
+        let table = Cltab::parse(&tab, "t").expect("parses");
+        let init = Init::new(InitConfig::default(), table, Millis::ZERO);
+        let mut d = NodeDriver::new(init, Fake, NoStore);
+        d.set_spawn_slice(slice);
+        let mut log = d.flush(Millis::ZERO);
+        let inputs = [
+            Input::Tell { group: "g".into(), level: "1".into() },
+            Input::Exited { id: ProcId(1), status: ExitStatus::Code(0), lingering: false },
+            Input::Exited { id: ProcId(2), status: ExitStatus::Code(1), lingering: false },
+            Input::Tell { group: "g".into(), level: "2".into() },
+            Input::Exited { id: ProcId(4), status: ExitStatus::Signaled(2), lingering: false },
+            Input::Shutdown,
+        ];
+        for input in inputs {
+            log.extend(d.step(Millis(10), input).1);
+            while d.has_pending() {
+                log.extend(d.pump(Millis(10)));
+            }
+        }
+        log
+    }
+
+    #[test]
+    fn a_sliced_driver_carries_out_the_same_actions_in_the_same_order() {
+        let plain = run(None);
+        assert!(plain.iter().filter(|e| matches!(e, Executed::Spawned { .. })).count() > 10);
+        for slice in [1, 3, 16] {
+            assert_eq!(run(Some(slice)), plain, "slice {slice}");
+        }
+    }
+}
