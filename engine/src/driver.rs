@@ -204,7 +204,7 @@ mod tests {
 
     impl Processes for Fake {
         fn spawn(&mut self, id: ProcId, _: &str, _: &str, _: &str, _: &str) -> Result<u32, String> {
-            if id.0 % 3 == 0 {
+            if id.0.is_multiple_of(3) {
                 Err("no".into())
             } else {
                 Ok(id.0 as u32 + 1000)
@@ -230,7 +230,7 @@ mod tests {
             let mode = if i % 13 == 12 { "wait" } else { "respawn" };
             tab.push_str(&format!(
                 "g:e{i}:{}:{mode}:cmd {i}\n",
-                if i % 2 == 0 { "12" } else { "1" }
+                if i.is_multiple_of(2) { "12" } else { "1" }
             ));
         }
         let table = Cltab::parse(&tab, "t").expect("parses");
