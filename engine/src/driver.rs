@@ -226,7 +226,7 @@ mod tests {
     /// sliced remainder after each input.
     fn run(slice: Option<usize>) -> Vec<Executed> {
         let mut tab = String::new();
-        for i in 0..40 {
+        for i in 0..40u32 {
             let mode = if i % 13 == 12 { "wait" } else { "respawn" };
             tab.push_str(&format!(
                 "g:e{i}:{}:{mode}:cmd {i}\n",
