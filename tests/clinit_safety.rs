@@ -507,3 +507,20 @@ fn a_full_stderr_pipe_never_blocks_the_daemon() {
     let text = String::from_utf8_lossy(&out);
     assert!(text.contains("log lines dropped: stderr was full]"), "no drop notice");
 }
+
+/// Item 1: a respawn entry held back by the throttle (a crash loop) is
+/// down while its group says DONE: status JSON lists it, so it is never
+/// silently down.
+#[test]
+fn a_throttled_respawn_entry_is_listed_while_it_waits() {
+    let d = Daemon::start("r:loop:1:respawn:echo x >> @DIR@/runs; exit 1\n", &[]);
+    d.tell("r", "1");
+    let waiting = wait_for(T, "the throttle to pause the entry", || {
+        let status = d.request(&Request::Status).ok()?.status?;
+        let list = status["respawns_waiting"].as_array()?.clone();
+        (!list.is_empty()).then_some(list)
+    });
+    assert_eq!(waiting, vec![serde_json::json!({"group": "r", "tag": "loop"})]);
+    assert_eq!(d.read("runs").lines().count(), 7, "7 quick runs, then the pause");
+    assert_eq!(d.state_of("r"), "1 DONE");
+}

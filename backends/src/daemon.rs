@@ -616,6 +616,9 @@ impl<C: Core> Daemon<C> {
             "pending_actions": driver.pending(),
             "containment": driver.processes.containment().describe(),
             "orphans": driver.processes.orphans(),
+            "respawns_waiting": driver.init.respawns_waiting().iter()
+                .map(|(g, t)| serde_json::json!({"group": g, "tag": t}))
+                .collect::<Vec<_>>(),
             "shutting_down": driver.init.is_shutting_down(),
             "groups": groups,
         })

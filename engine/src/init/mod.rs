@@ -307,6 +307,19 @@ impl Init {
         &self.table
     }
 
+    /// `(group, tag)` of every respawn entry of a running level that is
+    /// down right now: waiting out its throttle pause. The group's state
+    /// stays DONE meanwhile (the pause is deliberate), so status readers
+    /// learn about it here.
+    pub fn respawns_waiting(&self) -> Vec<(String, String)> {
+        self.groups
+            .values()
+            .flat_map(|g| g.procs.iter().map(move |(tag, p)| (g, tag, p)))
+            .filter(|(_, _, p)| p.respawn_pending.is_some())
+            .map(|(g, tag, _)| (g.name.clone(), tag.clone()))
+            .collect()
+    }
+
     /// Number of live child instances.
     pub fn live_processes(&self) -> usize {
         self.groups.values().flat_map(|g| g.procs.values()).filter(|p| p.live.is_some()).count()
