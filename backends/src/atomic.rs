@@ -1,24 +1,46 @@
 //! Crash-safe file replacement: write a temp file in the same directory,
 //! flush it to disk, then rename it over the target. A reader sees the old
 //! content or the new, never half of either.
+//!
+//! The new file's mode is set explicitly, never left to the umask: 0644 for
+//! status and replicated files ([`FILE_MODE`]: readable by every status
+//! reader, writable by the daemon only, even when it runs under `umask 000`),
+//! or what the caller asks of [`write_private`] (0600 for the state file).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+/// Mode of status and replicated files.
+pub const FILE_MODE: u32 = 0o644;
 
 /// Replace `path` with `contents` atomically and durably (flushed to disk
 /// before and after the rename). With `mtime`, the new file gets that
 /// modification time (replication keeps the source's mtime).
 pub fn write_atomic(path: &Path, contents: &[u8], mtime: Option<SystemTime>) -> io::Result<()> {
-    replace(path, contents, mtime, true)
+    replace(path, contents, mtime, true, FILE_MODE)
+}
+
+/// Replace `path` atomically and durably with a file of mode `mode` (e.g.
+/// 0600 for a file only the daemon may read).
+pub fn write_private(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, contents, None, true, mode)
+}
+
+/// Replace `path` atomically, without waiting for the disk, with a file of
+/// mode `mode`: for files only the daemon may read (its state file), which
+/// must survive the daemon's crash (the page cache does) but not a power cut.
+pub fn replace_private(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, contents, None, false, mode)
 }
 
 /// Replace `path` atomically but without waiting for the disk: for status
 /// files that are rewritten often and recreated at start-up, where readers
 /// need all-or-nothing content, not durability across a power cut.
 pub fn replace_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    replace(path, contents, None, false)
+    replace(path, contents, None, false, FILE_MODE)
 }
 
 fn replace(
@@ -26,10 +48,14 @@ fn replace(
     contents: &[u8],
     mtime: Option<SystemTime>,
     durable: bool,
+    mode: u32,
 ) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let tmp = temp_path(path);
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        // `mode` above is masked by the umask: set it exactly.
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(contents)?;
         if let Some(t) = mtime {
             f.set_modified(t)?;

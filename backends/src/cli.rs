@@ -29,7 +29,8 @@ impl From<Exit> for std::process::ExitCode {
 }
 
 /// Log to stderr at `RUST_LOG`'s level (default `info`); colour only when
-/// stderr is a terminal, so log files stay plain text.
+/// stderr is a terminal, so log files stay plain text. Writes never block:
+/// a full stderr pipe drops and counts lines ([`crate::nblog`]).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -37,7 +38,7 @@ pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::nblog::LogSink::stderr())
         .init();
 }
 

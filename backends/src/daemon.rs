@@ -12,19 +12,35 @@
 //! its own task and hands work to the loop as [`CoreJob`]s through a
 //! channel, exactly as socket connections hand in requests. So reading other
 //! nodes' files, however slow, never delays reaping a child here.
+//!
+//! The loop itself never reads a file and never waits for one (issue 10,
+//! items 9 and 12): the cltab is read (regular files only, at most
+//! [`MAX_CLTAB_BYTES`], see [`crate::safe_read`]) on a blocking thread with a
+//! deadline of [`READ_TIMEOUT`], by the connection task that needs it (a tell
+//! or re-read) or by a task started for SIGHUP, and only the parsed table
+//! reaches the loop. When `accept` fails for lack of descriptors
+//! (`EMFILE`/`ENFILE`), the loop stops accepting for a short, growing pause
+//! (up to [`ACCEPT_PAUSE_MAX`]) instead of spinning, and logs a repeated
+//! error at most once a second with a count of what it held back.
+//! Who may connect and command: [`crate::access`].
 
+use crate::access::{self, Access, Peer};
 use crate::atomic::replace_atomic;
+use crate::cgroup::Containment;
+use crate::generations::{self, StateEntry};
 use crate::process::{ProcessTable, Reaped, SpawnSpec};
 use crate::protocol::{self, Reply, Request};
-use clinit_engine::cltab::{Cltab, ParseErrors};
+use crate::safe_read::{read_regular, ReadError};
+use clinit_engine::cltab::{Cltab, ParseErrors, MAX_CLTAB_BYTES};
 use clinit_engine::driver::{Executed, NodeDriver, Processes, StatusStore};
 use clinit_engine::init::{Action, Init, InitConfig, Input, Notice, Reply as InitReply};
 use clinit_engine::process::{ProcId, Signal};
 use clinit_engine::status::ClStat;
 use clinit_engine::time::Millis;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::net::{UnixListener, UnixStream};
@@ -44,13 +60,25 @@ const REAP_BACKSTOP: Duration = Duration::from_secs(1);
 /// How often to look for the end of a lingering process group (its members
 /// are not our children, so no SIGCHLD tells us).
 const LINGER_POLL: Duration = Duration::from_millis(50);
+/// Longest a cltab read may take before the daemon gives up on it and keeps
+/// its last good table (a hung network filesystem).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// First pause of `accept` after it failed for lack of descriptors.
+const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(5);
+/// Longest pause of `accept`: a freed descriptor is used within this time.
+pub const ACCEPT_PAUSE_MAX: Duration = Duration::from_millis(50);
+/// Spawns per slice of a large level change under `clinit -d`: 10 to 40 ms
+/// of fork/exec on a small, busy machine, so status answers stay under 100 ms.
+pub const SPAWN_SLICE: usize = 16;
+/// A repeated error is logged at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
     #[error("{0}")]
     Cltab(ParseErrors),
-    #[error("cannot read cltab {path}: {source}")]
-    ReadCltab { path: PathBuf, source: io::Error },
+    #[error("{0}")]
+    ReadCltab(#[source] ReadError),
     #[error("another daemon is already listening on {0}")]
     AlreadyRunning(PathBuf),
     #[error("{0} exists and is not a socket; refusing to replace it")]
@@ -59,6 +87,8 @@ pub enum DaemonError {
     Io { what: &'static str, path: PathBuf, source: io::Error },
     #[error("cannot install signal handler: {0}")]
     Signal(io::Error),
+    #[error("socket group: {0}")]
+    SocketGroup(#[from] access::GroupError),
 }
 
 /// Where things are and how the machine is tuned.
@@ -72,6 +102,14 @@ pub struct DaemonConfig {
     pub init: InitConfig,
     /// Extra environment for every child (e.g. `CLINIT_NODE` under mosha).
     pub env: Vec<(String, String)>,
+    /// Group (name or gid) whose members may command the daemon; the socket
+    /// is then 0660 and owned by it, else 0600 (see [`crate::access`]).
+    pub socket_group: Option<String>,
+    /// Most spawns carried out between two looks at requests and exits
+    /// (`None`: all at once). `clinit -d` uses [`SPAWN_SLICE`].
+    pub spawn_slice: Option<usize>,
+    /// Contain each entry in a cgroup v2 where possible ([`crate::cgroup`]).
+    pub cgroups: bool,
 }
 
 impl DaemonConfig {
@@ -82,24 +120,60 @@ impl DaemonConfig {
             clstat: PathBuf::from(DEFAULT_CLSTAT),
             init: InitConfig::default(),
             env: Vec::new(),
+            socket_group: None,
+            spawn_slice: None,
+            cgroups: true,
         }
     }
 }
 
 /// Read and parse a cltab. A missing file is an empty table (as in the
 /// original, with a warning); a malformed one is an error listing every
-/// bad line.
+/// bad line; a path that is not a regular file, or a file larger than
+/// [`MAX_CLTAB_BYTES`], is refused (see [`crate::safe_read`]). This blocks
+/// for as long as the read does: the loop uses [`load_cltab_bounded`].
 pub fn load_cltab(path: &Path) -> Result<Cltab, DaemonError> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            Cltab::parse(&text, &path.display().to_string()).map_err(DaemonError::Cltab)
+    match read_regular(path, MAX_CLTAB_BYTES) {
+        Ok(Some(bytes)) => {
+            Cltab::parse_bytes(&bytes, &path.display().to_string()).map_err(DaemonError::Cltab)
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            warn!("cltab {} not found: starting with an empty table", path.display());
+        Ok(None) => {
+            warn!(
+                "cltab {} not found: starting with an empty table",
+                escape(&path.display().to_string())
+            );
             Ok(Cltab::default())
         }
-        Err(source) => Err(DaemonError::ReadCltab { path: path.to_path_buf(), source }),
+        Err(e) => Err(DaemonError::ReadCltab(e)),
+    }
+}
+
+/// [`load_cltab`] on a blocking thread, given up after [`READ_TIMEOUT`]:
+/// for tasks that must not block (the read itself may stay stuck on its
+/// thread). The error is the text to log and reply.
+pub async fn load_cltab_bounded(path: &Path) -> Result<Cltab, String> {
+    let owned = path.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || load_cltab(&owned));
+    match tokio::time::timeout(READ_TIMEOUT, read).await {
+        Ok(Ok(result)) => result.map_err(|e| e.to_string()),
+        Ok(Err(join)) => Err(format!("cannot read cltab {}: {join}", path.display())),
+        Err(_) => {
+            Err(ReadError::Timeout { path: path.to_path_buf(), secs: READ_TIMEOUT.as_secs() }
+                .to_string())
+        }
+    }
+}
+
+/// User data made safe for one log line or reply: control characters
+/// (a newline that would forge a log line, escape sequences that would
+/// rewrite a terminal) are shown escaped, as Rust's `escape_debug` does.
+pub fn escape(text: &str) -> String {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() })
+            .collect()
+    } else {
+        text.to_string()
     }
 }
 
@@ -128,11 +202,58 @@ pub struct RealProcesses {
     table: ProcessTable,
     env: Vec<(String, String)>,
     labels: HashMap<ProcId, String>,
+    /// How commands are contained (cgroup v2 or process groups).
+    containment: Containment,
+    /// Live process groups, for the state file ([`crate::generations`]).
+    records: BTreeMap<ProcId, StateEntry>,
+    /// `records` changed since the state file was last written.
+    state_dirty: bool,
 }
 
 impl RealProcesses {
     pub fn new(env: Vec<(String, String)>) -> Self {
-        RealProcesses { table: ProcessTable::with_subreaper(), env, labels: HashMap::new() }
+        RealProcesses {
+            table: ProcessTable::with_subreaper(),
+            env,
+            labels: HashMap::new(),
+            containment: Containment::ProcessGroup { reason: "not enabled".into() },
+            records: BTreeMap::new(),
+            state_dirty: true,
+        }
+    }
+
+    /// Contain each later spawn in its own cgroup where possible; returns
+    /// (and remembers, for status) the mode in force.
+    pub fn enable_cgroups(&mut self) -> &Containment {
+        self.containment = self.table.enable_cgroups();
+        &self.containment
+    }
+
+    /// Adopted orphans, for status (process-group mode only: under cgroups
+    /// such processes still belong to their entry's cgroup).
+    pub fn orphans(&self) -> Vec<u32> {
+        match self.containment {
+            Containment::Cgroup { .. } => Vec::new(),
+            Containment::ProcessGroup { .. } => self.table.orphans(),
+        }
+    }
+
+    /// The containment mode, for status.
+    pub fn containment(&self) -> &Containment {
+        &self.containment
+    }
+
+    /// The state file's new content, if it changed since the last call.
+    /// Start times are read here, not at spawn (off the spawn path): a
+    /// child not yet reaped keeps its pid, so the answer is still its own.
+    pub fn take_state(&mut self) -> Option<Vec<StateEntry>> {
+        if !std::mem::take(&mut self.state_dirty) {
+            return None;
+        }
+        for r in self.records.values_mut().filter(|r| r.start == 0) {
+            r.start = generations::start_time(r.pgid).unwrap_or(0);
+        }
+        Some(self.records.values().cloned().collect())
     }
 
     /// Reap every child that ended, as inputs for the machine.
@@ -165,6 +286,9 @@ impl RealProcesses {
     }
 
     fn label(&mut self, id: ProcId, forget: bool) -> String {
+        if forget && self.records.remove(&id).is_some() {
+            self.state_dirty = true;
+        }
         let label = if forget { self.labels.remove(&id) } else { self.labels.get(&id).cloned() };
         label.unwrap_or_else(|| id.to_string())
     }
@@ -179,6 +303,10 @@ impl RealProcesses {
             let label = self.label(r.id(), true);
             warn!("{label} (process group {}) was still running at exit; killed", r.pid());
         }
+        for pid in self.table.stop_orphans() {
+            warn!("adopted orphan pid {pid} (left its entry's process group) was still running at exit; stopped");
+        }
+        self.table.remove_cgroup_base();
     }
 }
 
@@ -198,6 +326,9 @@ impl Processes for RealProcesses {
         let spec = SpawnSpec { id, command: command.to_string(), env, cwd: None };
         let pid = self.table.spawn(&spec).map_err(|e| e.to_string())?;
         self.labels.insert(id, format!("{group}/{tag}"));
+        let (group, tag, level) = (group.to_string(), tag.to_string(), level.to_string());
+        self.records.insert(id, StateEntry { pgid: pid, start: 0, group, tag, level });
+        self.state_dirty = true;
         Ok(pid)
     }
 
@@ -223,7 +354,7 @@ fn log_executed(log: Vec<Executed>, labels: &HashMap<ProcId, String>) {
     for e in log {
         match e {
             Executed::Action(Action::Spawn { id, level, command, .. }) => {
-                info!("{} {id} starting at level {level}: {command}", label(&id))
+                info!("{} {id} starting at level {level}: {}", label(&id), escape(&command))
             }
             Executed::Spawned { id, pid } => info!("{} {id} is pid {pid}", label(&id)),
             Executed::Signalled { id, signal, sent: true } => {
@@ -244,6 +375,9 @@ fn log_executed(log: Vec<Executed>, labels: &HashMap<ProcId, String>) {
                 }
                 Notice::NotRespawned { group, tag, reason } => {
                     info!("{group}/{tag} not respawned: {reason}")
+                }
+                Notice::Redefined { group, tag } => {
+                    info!("{group}/{tag} restarting with its changed cltab line")
                 }
                 Notice::GroupRemoved { group } => info!("group {group} removed (gone from cltab)"),
             },
@@ -319,16 +453,29 @@ impl Embedding<RealDriver> {
     }
 }
 
-type Job = (Request, oneshot::Sender<Reply>);
+/// Create `dir` (and its parents) with mode 0755 whatever the umask.
+fn create_dir(dir: &Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let made = std::fs::DirBuilder::new().recursive(true).mode(access::DIR_MODE).create(dir);
+    let made = made.and_then(|()| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(access::DIR_MODE))
+    });
+    made.map_err(|source| DaemonError::Io {
+        what: "create directory",
+        path: dir.to_path_buf(),
+        source,
+    })
+}
 
-/// Bind the control socket, refusing to steal one a live daemon serves.
-fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
+/// Bind the control socket, refusing to steal one a live daemon serves, and
+/// give it its mode (0600, or 0660 with `group`; see [`crate::access`]).
+fn bind_socket(path: &Path, group: Option<u32>) -> Result<UnixListener, DaemonError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| DaemonError::Io {
-            what: "create directory",
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        create_dir(dir)?;
     }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         use std::os::unix::fs::FileTypeExt;
@@ -344,26 +491,58 @@ fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
             source,
         })?;
     }
-    UnixListener::bind(path).map_err(|source| DaemonError::Io {
-        what: "bind socket",
-        path: path.to_path_buf(),
-        source,
-    })
+    let io = |what, source| DaemonError::Io { what, path: path.to_path_buf(), source };
+    let listener =
+        access::with_umask(0o177, || UnixListener::bind(path)).map_err(|e| io("bind socket", e))?;
+    access::secure_socket(path, group).map_err(|e| io("set the mode of socket", e))?;
+    Ok(listener)
 }
 
-/// Read one request, hand it to the machine's task, write its reply.
-async fn serve_connection(mut stream: UnixStream, jobs: mpsc::Sender<Job>) {
+/// What a connection task hands to the loop: the request, the cltab it
+/// read for it (tell, re-read), and where the reply goes.
+struct Job {
+    request: Request,
+    table: Option<Result<Cltab, String>>,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// Read one request, check the peer may make it, read the cltab if the
+/// request needs it (here, not in the loop), hand it to the machine's task,
+/// write its reply.
+async fn serve_connection(
+    mut stream: UnixStream,
+    jobs: mpsc::Sender<Job>,
+    access: Access,
+    cltab: Arc<PathBuf>,
+) {
+    let peer = stream.peer_cred().ok().map(|c| Peer { uid: c.uid(), gid: c.gid(), pid: c.pid() });
     let reply = match protocol::read_request(&mut stream, REQUEST_TIMEOUT).await {
+        Ok(request)
+            if request != Request::Status && !peer.is_some_and(|p| access.may_command(&p)) =>
+        {
+            let who = peer.map_or("an unidentified peer".to_string(), |p| {
+                format!("uid {} (pid {})", p.uid, p.pid.unwrap_or(0))
+            });
+            warn!("refused a command from {who}: only {} may command", access.describe());
+            Reply::err(format!(
+                "permission denied: only {} may command this daemon",
+                access.describe()
+            ))
+        }
         Ok(request) => {
+            let table = match request {
+                Request::Tell { .. } | Request::Reread => Some(load_cltab_bounded(&cltab).await),
+                Request::Status | Request::Shutdown => None,
+            };
             let (tx, rx) = oneshot::channel();
-            if jobs.send((request, tx)).await.is_err() {
+            if jobs.send(Job { request, table, reply: tx }).await.is_err() {
                 Reply::err("the daemon is shutting down")
             } else {
                 rx.await.unwrap_or_else(|_| Reply::err("the daemon is shutting down"))
             }
         }
         Err(e) => {
-            warn!("bad request on control socket: {e}");
+            warn!("bad request on control socket: {}", escape(&e.to_string()));
             Reply::err(format!("bad request: {e}"))
         }
     };
@@ -404,10 +583,10 @@ impl<C: Core> Daemon<C> {
         log_executed(log, &self.core.driver_ref().processes.labels);
     }
 
-    /// Re-read the cltab; on success hand it to the machine, on failure keep
-    /// running on the last good table and say why.
-    fn reload(&mut self) -> Result<(), String> {
-        match load_cltab(&self.cfg.cltab) {
+    /// Hand a freshly read cltab to the machine if it changed; on a read or
+    /// parse failure keep running on the last good table and say why.
+    fn reload(&mut self, loaded: Result<Cltab, String>) -> Result<(), String> {
+        match loaded {
             Ok(table) => {
                 if &table != self.core.driver_ref().init.table() {
                     info!("cltab {} changed: reloading", self.cfg.cltab.display());
@@ -416,8 +595,8 @@ impl<C: Core> Daemon<C> {
                 Ok(())
             }
             Err(e) => {
-                error!("keeping the last good cltab: {e}");
-                Err(e.to_string())
+                error!("keeping the last good cltab: {}", escape(&e));
+                Err(e)
             }
         }
     }
@@ -448,6 +627,12 @@ impl<C: Core> Daemon<C> {
             "pid": std::process::id(),
             "cltab": self.cfg.cltab.display().to_string(),
             "processes": driver.processes.live(),
+            "pending_actions": driver.pending(),
+            "containment": driver.processes.containment().describe(),
+            "orphans": driver.processes.orphans(),
+            "respawns_waiting": driver.init.respawns_waiting().iter()
+                .map(|(g, t)| serde_json::json!({"group": g, "tag": t}))
+                .collect::<Vec<_>>(),
             "shutting_down": driver.init.is_shutting_down(),
             "groups": groups,
             "entries": entries,
@@ -463,22 +648,27 @@ impl<C: Core> Daemon<C> {
         crate::status_detail::render(&driver.init.status(), &entries, pid, now, start)
     }
 
-    fn handle_request(&mut self, request: Request) -> Reply {
+    fn handle_request(&mut self, request: Request, table: Option<Result<Cltab, String>>) -> Reply {
+        let reload = |d: &mut Self| match table {
+            Some(loaded) => d.reload(loaded),
+            None => Ok(()),
+        };
         match request {
             Request::Shutdown => {
                 info!("shutdown requested by a client");
                 Reply::ok(self.step(Input::Shutdown).message())
             }
             Request::Status => Reply::ok("status").with_status(self.status_json()),
-            Request::Reread => match self.reload() {
+            Request::Reread => match reload(self) {
                 Ok(()) => Reply::ok("cltab reloaded"),
                 Err(e) => Reply::err(e),
             },
             Request::Tell { group, level } => {
-                if let Err(e) = self.reload() {
+                if let Err(e) = reload(self) {
                     return Reply::err(e);
                 }
-                info!("tell {group} {level}");
+                // Escaped: a newline in a name must not forge a log line.
+                info!("tell {} {}", escape(&group), escape(&level));
                 let reply = self.step(Input::Tell { group, level });
                 if reply.is_ok() {
                     Reply::ok(reply.message())
@@ -490,9 +680,72 @@ impl<C: Core> Daemon<C> {
     }
 }
 
+/// A log line for a repeated error, at most once per [`LOG_EVERY`], with
+/// the number of occurrences held back since the last one.
+#[derive(Default)]
+struct RateLimited {
+    last: Option<Instant>,
+    held: u64,
+}
+
+impl RateLimited {
+    fn log(&mut self, emit: impl FnOnce(u64)) {
+        if self.last.is_some_and(|t| t.elapsed() < LOG_EVERY) {
+            self.held += 1;
+        } else {
+            emit(std::mem::take(&mut self.held));
+            self.last = Some(Instant::now());
+        }
+    }
+
+    /// The error stopped: say how many were held back, if any.
+    fn flush(&mut self, emit: impl FnOnce(u64)) {
+        if self.held > 0 {
+            emit(std::mem::take(&mut self.held));
+        }
+        self.last = None;
+    }
+}
+
+/// Stop what a daemon killed on this socket left running, before anything
+/// starts (see [`crate::generations`] for why stop, never adopt).
+fn stop_previous_generation(state_file: &Path, esc: &clinit_engine::init::escalation::Escalation) {
+    let entries = match generations::read_state(state_file) {
+        Ok(entries) => entries,
+        Err(e) => {
+            warn!("{e}; cannot stop what a previous daemon left running");
+            return;
+        }
+    };
+    if entries.is_empty() {
+        return;
+    }
+    warn!(
+        "{}: a previous daemon left {} process groups; stopping them before starting anything",
+        state_file.display(),
+        entries.len()
+    );
+    for (e, outcome) in generations::stop_previous(&entries, esc) {
+        let what = format!("{}/{} (level {}, process group {})", e.group, e.tag, e.level, e.pgid);
+        match outcome {
+            generations::Outcome::Gone => info!("previous generation: {what} already gone"),
+            generations::Outcome::Reused => {
+                warn!("previous generation: pid {} is no longer {what}; left alone", e.pgid)
+            }
+            generations::Outcome::Stopped(sig) => {
+                info!("previous generation: {what} stopped ({sig})")
+            }
+            generations::Outcome::Survived => {
+                error!("previous generation: {what} survived SIGKILL; left behind")
+            }
+        }
+    }
+}
+
 /// Run the daemon until a shutdown completes. Start-up errors (a malformed
 /// cltab, a socket in use) are returned before anything is started.
-pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
+pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
+    cfg.spawn_slice.get_or_insert(SPAWN_SLICE);
     run_embedded(cfg, Embedding::plain()).await
 }
 
@@ -539,12 +792,10 @@ pub async fn run_embedded<C: Core>(
         (cfg.socket.clone(), cfg.clstat.clone())
     };
     if let Some(dir) = clstat.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| DaemonError::Io {
-            what: "create directory",
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        create_dir(dir)?;
     }
+    let socket_group = cfg.socket_group.as_deref().map(access::resolve_group).transpose()?;
+    let access = Access::new(socket_group);
     // Handlers first: a child must never exit before we listen for SIGCHLD.
     let sig = |kind| signal(kind).map_err(DaemonError::Signal);
     let mut sigchld = sig(SignalKind::child())?;
@@ -557,7 +808,9 @@ pub async fn run_embedded<C: Core>(
     } else {
         (None, None, None)
     };
-    let listener = bind_socket(&socket)?;
+    let listener = bind_socket(&socket, socket_group)?;
+    let state_file = generations::state_path(&socket);
+    stop_previous_generation(&state_file, &cfg.init.escalation);
     info!(
         "clinit daemon {} serving {} on {} (status {})",
         std::process::id(),
@@ -572,42 +825,91 @@ pub async fn run_embedded<C: Core>(
     // One instant for the machines' birth, so a recorded start replays exactly.
     let start = clock.now();
     let init = Init::new(cfg.init.clone(), table, start);
-    let processes = RealProcesses::new(cfg.env.clone());
+    let mut processes = RealProcesses::new(cfg.env.clone());
+    if cfg.cgroups {
+        match processes.enable_cgroups() {
+            Containment::Cgroup { base } => {
+                info!("containment: one cgroup per entry under {}", base.display())
+            }
+            Containment::ProcessGroup { reason } => {
+                warn!("containment: process groups only: {reason}")
+            }
+        }
+    } else {
+        processes.containment = Containment::ProcessGroup { reason: "cgroups disabled".into() };
+        info!("containment: process groups only (cgroups disabled)");
+    }
     let store = FileStatus { path: clstat.clone() };
-    let core = make_core(NodeDriver::new(init, processes, store), start);
+    let mut driver = NodeDriver::new(init, processes, store);
+    driver.set_spawn_slice(cfg.spawn_slice);
+    let core = make_core(driver, start);
     let mut daemon = Daemon { cfg, clock, core };
     let first = daemon.driver().flush(start);
     daemon.core.started(&first);
     log_executed(first, &daemon.core.driver_ref().processes.labels);
 
     let (jobs_tx, mut requests) = mpsc::channel::<Job>(64);
+    let (reload_tx, mut reloads) = mpsc::channel::<Result<Cltab, String>>(4);
+    let cltab_path = Arc::new(daemon.cfg.cltab.clone());
+    let mut accept_pause = ACCEPT_PAUSE_MIN;
+    let mut accept_resume: Option<tokio::time::Instant> = None;
+    let mut accept_log = RateLimited::default();
     let mut conns = tokio::task::JoinSet::new();
     let mut backstop = tokio::time::interval(REAP_BACKSTOP);
     backstop.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut state_log = RateLimited::default();
     while !daemon.core.driver_ref().init.has_exited() {
+        // At most one state-file write per turn, after any turn that
+        // spawned or reaped (the spawn path itself never writes it).
+        if let Some(entries) = daemon.driver().processes.take_state() {
+            if let Err(e) = generations::write_state(&state_file, entries) {
+                state_log.log(|n| {
+                    error!(
+                        "cannot write {}: {e} ({n} similar failures held back)",
+                        state_file.display()
+                    )
+                });
+            }
+        }
         let deadline = daemon.core.driver_ref().init.poll_timeout();
         let sleep = tokio::time::sleep_until(match deadline {
             Some(at) => clock.instant(at),
             None => tokio::time::Instant::now() + Duration::from_secs(3600),
         });
         let lingering = daemon.driver().processes.lingering() > 0;
+        let pending = daemon.driver().has_pending();
+        let resume = accept_resume.unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             biased;
             _ = sigchld.recv() => daemon.reap(),
-            Some((request, reply)) = requests.recv() => {
-                let answer = daemon.handle_request(request);
+            Some(Job { request, table, reply }) = requests.recv() => {
+                let answer = daemon.handle_request(request, table);
                 let _ = reply.send(answer);
             }
+            Some(loaded) = reloads.recv() => { let _ = daemon.reload(loaded); }
             job = next_job(&mut jobs) => match job {
                 Some(job) => daemon.run_job(job),
                 None => jobs = None,
             },
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if accept_resume.is_none() => match accepted {
                 Ok((stream, _)) => {
-                    conns.spawn(serve_connection(stream, jobs_tx.clone()));
+                    accept_pause = ACCEPT_PAUSE_MIN;
+                    accept_log.flush(|n| warn!("accept on {}: {n} more failures", socket.display()));
+                    conns.spawn(serve_connection(stream, jobs_tx.clone(), access, cltab_path.clone()));
                 }
-                Err(e) => warn!("accept on {}: {e}", socket.display()),
+                Err(e) => {
+                    // Out of descriptors (or any other failure): pause
+                    // accepting instead of spinning on a listener that stays
+                    // readable, and log once a second at most.
+                    accept_resume = Some(tokio::time::Instant::now() + accept_pause);
+                    accept_pause = (accept_pause * 2).min(ACCEPT_PAUSE_MAX);
+                    accept_log.log(|n| warn!(
+                        "accept on {}: {e} ({n} similar failures held back); pausing accept",
+                        socket.display()
+                    ));
+                }
             },
+            _ = tokio::time::sleep_until(resume), if accept_resume.is_some() => accept_resume = None,
             _ = next_signal(&mut sigterm) => {
                 info!("SIGTERM: shutting down gracefully");
                 daemon.step(Input::Shutdown);
@@ -618,9 +920,19 @@ pub async fn run_embedded<C: Core>(
             }
             _ = next_signal(&mut sighup) => {
                 info!("SIGHUP: re-reading cltab");
-                let _ = daemon.reload();
+                let (path, tx) = (cltab_path.clone(), reload_tx.clone());
+                tokio::spawn(async move {
+                    let _ = tx.send(load_cltab_bounded(&path).await).await;
+                });
             }
             _ = sleep, if deadline.is_some() => { daemon.step(Input::Tick); }
+            // The next slice of a large level change, after anything above.
+            // `yield_now`, not a ready future: the connection tasks waiting
+            // to write their replies must get to run between slices.
+            _ = tokio::task::yield_now(), if pending => {
+                let log = daemon.driver().pump(clock.now());
+                log_executed(log, &daemon.core.driver_ref().processes.labels);
+            }
             _ = backstop.tick() => daemon.reap(),
             _ = tokio::time::sleep(LINGER_POLL), if lingering => daemon.reap(),
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
@@ -630,13 +942,18 @@ pub async fn run_embedded<C: Core>(
         }
     }
 
+    // Whatever is still queued (a last status write) is carried out.
+    while daemon.driver().has_pending() {
+        let log = daemon.driver().pump(clock.now());
+        log_executed(log, &daemon.core.driver_ref().processes.labels);
+    }
     // Let in-flight replies (the shutdown request's, say) reach their clients.
     drop(requests);
     let drain = async { while conns.join_next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 
     daemon.driver().processes.kill_all();
-    for path in [&clstat, &socket, &detail.path] {
+    for path in [&clstat, &socket, &detail.path, &state_file] {
         if let Err(e) = std::fs::remove_file(path) {
             if e.kind() != io::ErrorKind::NotFound {
                 warn!("cannot remove {}: {e}", path.display());

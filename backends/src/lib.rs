@@ -5,17 +5,22 @@
 //! The engine crate stays pure; this crate turns its actions into system
 //! calls and the world's answers back into engine events.
 
+pub mod access;
 pub mod atomic;
+pub mod cgroup;
 pub mod cli;
 pub mod cluster_status;
 pub mod daemon;
 pub mod fence;
+pub mod generations;
 pub mod heartbeat;
 pub mod membership;
 pub mod mosha;
+pub mod nblog;
 pub mod openmosix;
 pub mod process;
 pub mod protocol;
+pub mod safe_read;
 pub mod shared;
 pub mod status_detail;
 pub mod trace_writer;

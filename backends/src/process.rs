@@ -11,6 +11,10 @@
 //! ignored, and children must not inherit that, or the first stop signal
 //! would do nothing (spec §9 item 17).
 //!
+//! The child also marks every inherited descriptor above stderr
+//! close-on-exec, so a command sees only stdin (`/dev/null`), stdout and
+//! stderr, never a socket or pipe the daemon's launcher leaked to it.
+//!
 //! Reaping is done per pid (`waitpid(pid, WNOHANG)`), never with
 //! `waitpid(-1)`, so other code in the same process may own other children.
 //! Once a child has been reaped its pid leaves the table and is **never
@@ -51,6 +55,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cgroup::{self, Cgroup, Containment};
 use clinit_engine::process::{ExitStatus, ProcId, Signal};
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal as NixSignal};
@@ -65,6 +70,9 @@ pub const SHELL: &str = "/bin/sh";
 /// process stuck in uninterruptible sleep (`D` state, e.g. on a dead NFS
 /// mount) can outlive it, and the daemon must still be able to exit.
 pub const KILL_REAP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long adopted orphans get between SIGTERM and SIGKILL at exit.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(1);
 
 /// Status reported when a child of ours was reaped by someone else
 /// (`ECHILD`: SIGCHLD set to `SIG_IGN`, or a stray `waitpid(-1)`): the real
@@ -169,6 +177,10 @@ pub struct ProcessTable {
     live: BTreeMap<ProcId, Child>,
     /// This process is a child subreaper (see the module doc).
     subreaper: bool,
+    /// Per-instance cgroups live under this directory ([`crate::cgroup`]).
+    cgroup_base: Option<PathBuf>,
+    /// The cgroup of each live instance that has one.
+    cgroups: BTreeMap<ProcId, Cgroup>,
 }
 
 fn nix_signal(sig: Signal) -> NixSignal {
@@ -183,8 +195,8 @@ fn nix_signal(sig: Signal) -> NixSignal {
 /// (no allocation, no locks, no logging).
 fn child_setup() -> io::Result<()> {
     // SAFETY: setsid, sigaction (and the raw rt_sigaction syscall),
-    // sigemptyset and sigprocmask are all async-signal-safe; the structs are
-    // plain C data on our stack.
+    // sigemptyset, sigprocmask, close_range, getrlimit and fcntl are all
+    // async-signal-safe; the structs are plain C data on our stack.
     unsafe {
         // New session: the child leads its own session and process group,
         // so `killpg(pid)` reaches everything the command starts, and the
@@ -201,8 +213,53 @@ fn child_setup() -> io::Result<()> {
         if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) == -1 {
             return Err(io::Error::last_os_error());
         }
+        // Only stdin, stdout and stderr reach the command (issue 10, item 7).
+        close_inherited_fds();
     }
     Ok(())
+}
+
+/// Mark every descriptor above stderr close-on-exec, so a command gets only
+/// fds 0, 1 and 2, whatever the daemon's launcher left open without
+/// `O_CLOEXEC` (a socket, a lock file, a pipe a parent waits on to close).
+/// Close-on-exec rather than close, because std's `Command` still needs its
+/// own (close-on-exec) pipe that reports a failed `exec`.
+///
+/// One `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)` call on Linux 5.11 and
+/// later; elsewhere, or when the kernel refuses it, `fcntl(FD_CLOEXEC)` on
+/// every number below the `RLIMIT_NOFILE` soft limit (capped at 65,536, the
+/// cost of one syscall each; a descriptor above a lowered soft limit cannot
+/// have been opened by this process anyway unless the limit was lowered
+/// after opening it).
+///
+/// # Safety
+/// Only for the forked child before exec: async-signal-safe calls only.
+unsafe fn close_inherited_fds() {
+    #[cfg(target_os = "linux")]
+    {
+        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+        let done = libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        );
+        if done == 0 {
+            return;
+        }
+    }
+    let mut lim: libc::rlimit = std::mem::zeroed();
+    let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+        lim.rlim_cur.min(65_536) as libc::c_int
+    } else {
+        1024
+    };
+    for fd in 3..max {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
 }
 
 /// Linux: every signal the kernel knows, real-time ones included, through
@@ -360,10 +417,37 @@ impl ProcessTable {
                     "cannot become a child subreaper; scanning /proc for leftovers instead"
                 );
             }
-            ProcessTable { live: BTreeMap::new(), subreaper }
+            ProcessTable { live: BTreeMap::new(), subreaper, ..Self::default() }
         }
         #[cfg(not(target_os = "linux"))]
         Self::default()
+    }
+
+    /// Contain every later spawn in its own cgroup v2 where possible (see
+    /// [`crate::cgroup`]); returns the mode now in force.
+    pub fn enable_cgroups(&mut self) -> Containment {
+        let mode = cgroup::setup();
+        if let Containment::Cgroup { base } = &mode {
+            self.cgroup_base = Some(base.clone());
+        }
+        mode
+    }
+
+    /// Remove the daemon's cgroup directory (at exit, once all is reaped).
+    pub fn remove_cgroup_base(&mut self) {
+        for (_, cg) in std::mem::take(&mut self.cgroups) {
+            cg.remove();
+        }
+        if let Some(base) = self.cgroup_base.take() {
+            if let Err(e) = std::fs::remove_dir(&base) {
+                tracing::warn!("cannot remove {}: {e}", base.display());
+            }
+        }
+    }
+
+    /// The instance's cgroup still has a live member.
+    fn cgroup_occupied(&self, id: ProcId) -> bool {
+        self.cgroups.get(&id).is_some_and(|cg| !cg.members().is_empty())
     }
 
     /// Groups among `pgids` that still have a live member besides the
@@ -390,6 +474,63 @@ impl ProcessTable {
             }
         }
         found
+    }
+
+    /// Adopted orphans: processes re-parented to this subreaper that came
+    /// from our commands' sessions but belong to none of our live process
+    /// groups (a descendant that left its group with `setsid` and whose
+    /// parent died). Without cgroups nothing else stops them, so the daemon
+    /// reports them in status and stops them at exit. Empty unless this is a
+    /// subreaper table.
+    #[cfg(target_os = "linux")]
+    pub fn orphans(&self) -> Vec<u32> {
+        if !self.subreaper {
+            return Vec::new();
+        }
+        let leaders: BTreeSet<u32> = self.live.values().map(|c| c.pid).collect();
+        let own_session = nix::unistd::getsid(None).map(|s| s.as_raw() as u32).unwrap_or(0);
+        let Some(children) = own_children() else { return Vec::new() };
+        children
+            .into_iter()
+            .filter(|p| !leaders.contains(p))
+            .filter(|&p| {
+                proc_stat(p).is_some_and(|(state, pgrp, session)| {
+                    session != own_session && !is_dead(state) && !leaders.contains(&pgrp)
+                })
+            })
+            .collect()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn orphans(&self) -> Vec<u32> {
+        Vec::new()
+    }
+
+    /// Stop the adopted orphans (see [`ProcessTable::orphans`]) at exit:
+    /// SIGTERM, then SIGKILL after [`ORPHAN_GRACE`], and reap them. They are
+    /// our (adopted, unreaped) children, so their pids cannot be reused
+    /// under us. Returns their pids.
+    pub fn stop_orphans(&mut self) -> Vec<u32> {
+        let orphans = self.orphans();
+        for &pid in &orphans {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), NixSignal::SIGTERM);
+        }
+        let deadline = Instant::now() + ORPHAN_GRACE;
+        let mut left = orphans.clone();
+        while !left.is_empty() {
+            left.retain(|&pid| {
+                wait_one(pid, Some(WaitPidFlag::WNOHANG)).is_ok_and(|s| s.is_none())
+            });
+            if Instant::now() >= deadline {
+                for &pid in &left {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), NixSignal::SIGKILL);
+                    let _ = wait_one(pid, None);
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        orphans
     }
 
     /// Without `/proc`, assume a group ends with its leader.
@@ -420,16 +561,40 @@ impl ProcessTable {
         if let Some(dir) = &spec.cwd {
             cmd.current_dir(dir);
         }
-        // SAFETY: child_setup only makes async-signal-safe calls.
+        let cg = self.cgroup_base.as_ref().and_then(|base| {
+            Cgroup::create(base, &spec.id.0.to_string())
+                .map_err(
+                    |e| tracing::debug!(id = %spec.id, error = %e, "no cgroup for this instance"),
+                )
+                .ok()
+        });
+        let procs = cg.as_ref().and_then(Cgroup::procs_path);
+        // SAFETY: child_setup and cgroup::join only make async-signal-safe
+        // calls; `procs` was allocated before the fork.
         unsafe {
-            cmd.pre_exec(child_setup);
+            cmd.pre_exec(move || {
+                child_setup()?;
+                if let Some(procs) = &procs {
+                    // Failure leaves the process-group containment.
+                    let _ = cgroup::join(procs);
+                }
+                Ok(())
+            });
         }
-        let child = cmd.spawn().map_err(|source| SpawnError::Io {
-            id: spec.id,
-            command: spec.command.clone(),
-            cwd: spec.cwd.clone(),
-            source,
+        let child = cmd.spawn().map_err(|source| {
+            if let Some(cg) = &cg {
+                cg.remove();
+            }
+            SpawnError::Io {
+                id: spec.id,
+                command: spec.command.clone(),
+                cwd: spec.cwd.clone(),
+                source,
+            }
         })?;
+        if let Some(cg) = cg {
+            self.cgroups.insert(spec.id, cg);
+        }
         let pid = child.id();
         // Dropping a std Child neither waits nor kills (and we asked for no
         // pipes, so it holds no fds): from here on we own the pid and reap
@@ -452,12 +617,16 @@ impl ProcessTable {
         // Not yet reaped by us: even if it already died it is a zombie that
         // keeps pid and pgid reserved, so this cannot hit a stranger; the
         // signal reaches whatever is left of its group.
+        // Members that left the process group are reached through the
+        // instance's cgroup (see crate::cgroup).
+        let in_cgroup =
+            self.cgroups.get(&id).is_some_and(|cg| cg.signal(nix_signal(sig) as libc::c_int));
         match killpg(Pid::from_raw(pid as i32), nix_signal(sig)) {
             Ok(()) => {
                 tracing::debug!(%id, pid, signal = %sig, "signalled process group");
                 Ok(true)
             }
-            Err(Errno::ESRCH) => Ok(false),
+            Err(Errno::ESRCH) => Ok(in_cgroup),
             Err(source) => Err(SignalError { id, pid, signal: sig, source }),
         }
     }
@@ -493,7 +662,7 @@ impl ProcessTable {
         let occupied = self.groups_with_members(&pgids);
         let mut out = Vec::new();
         for (id, pid, status) in exited {
-            let lingering = occupied.contains(&pid);
+            let lingering = occupied.contains(&pid) || self.cgroup_occupied(id);
             if lingering {
                 if let Some(c) = self.live.get_mut(&id) {
                     c.leader_exited = true;
@@ -505,7 +674,7 @@ impl ProcessTable {
             out.push(Reaped::Exited { id, pid, status, lingering });
         }
         for (id, pid) in lingering_before {
-            if !occupied.contains(&pid) {
+            if !occupied.contains(&pid) && !self.cgroup_occupied(id) {
                 self.release(id);
                 out.push(Reaped::GroupGone { id, pid });
             }
@@ -519,6 +688,9 @@ impl ProcessTable {
         if let Some(child) = self.live.remove(&id) {
             if let Err(e) = wait_one(child.pid, Some(WaitPidFlag::WNOHANG)) {
                 tracing::debug!(%id, pid = child.pid, error = %e, "reaping an exited child");
+            }
+            if let Some(cg) = self.cgroups.remove(&id) {
+                cg.remove();
             }
         }
     }

@@ -10,11 +10,44 @@
 //! Parsing is all-or-nothing and reports *every* problem with `file:line`, so
 //! an operator fixes a bad table in one pass. A daemon keeps running on its
 //! last good table when a new one does not parse.
+//!
+//! Every line that parses can run, and every byte is accounted for (issue 10,
+//! items 2 and 10). Refused, with `file:line`:
+//!
+//! * a **0-byte file**: far likelier a truncation (`: > cltab`, a full disk,
+//!   a half-done copy) than an intent, and taking it as "nothing configured"
+//!   would stop every service. An intentionally empty table says so with a
+//!   comment line;
+//! * a **NUL** byte, **invalid UTF-8** ([`Cltab::parse_bytes`]), a byte-order
+//!   mark anywhere but at the very start (a leading BOM, as some Windows
+//!   editors write, is stripped), and a **carriage return** other than the
+//!   `\r` of a `\r\n` line end (CR-only line endings would glue the file into
+//!   one line);
+//! * **control characters** in the group, tag, levels and mode fields, so
+//!   names survive clstat, logs and the socket unchanged (a command may hold
+//!   them: the shell gets it as one argument, and logs show it escaped);
+//! * a **command longer than [`MAX_COMMAND_LEN`]**, Linux's limit on one
+//!   argument string (`MAX_ARG_STRLEN`): the kernel would refuse every spawn.
+//!
+//! These rules hold for comment lines too, except the control-character and
+//! length rules, which concern the fields of entries.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use thiserror::Error;
+
+/// Longest command accepted, in bytes: Linux's `MAX_ARG_STRLEN` (32 pages
+/// of 4 KiB = 131,072 bytes, including the terminating NUL) is the most one
+/// argument of `execve` may hold, and a command is one argument of
+/// `/bin/sh -c`.
+pub const MAX_COMMAND_LEN: usize = 32 * 4096 - 1;
+
+/// Largest cltab file a reader should accept, in bytes (4 MiB: 30 times a
+/// 1,000-entry table with 100-byte commands). The daemon refuses a bigger
+/// file without reading past this limit, so `/dev/zero` or a runaway
+/// generator cannot exhaust its memory.
+pub const MAX_CLTAB_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Run mode of an entry (spec §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -153,6 +186,23 @@ pub enum LineError {
     DuplicateTag { tag: String, first_line: usize },
     #[error("malformed directive: expected :::NAME:VALUE")]
     BadDirective,
+    #[error(
+        "the file is empty (0 bytes): refused as a likely truncation; \
+         an intentionally empty table needs a comment line"
+    )]
+    EmptyFile,
+    #[error("NUL byte in line")]
+    Nul,
+    #[error("invalid UTF-8 at byte {offset} of the line")]
+    InvalidUtf8 { offset: usize },
+    #[error("byte-order mark (U+FEFF) inside the file (only a leading one is allowed)")]
+    Bom,
+    #[error("carriage return inside a line (CR-only line endings are not supported)")]
+    CarriageReturn,
+    #[error("control character {ch:?} in the {field}")]
+    ControlChar { field: &'static str, ch: char },
+    #[error("command is {len} bytes long; the kernel accepts at most {max}")]
+    CommandTooLong { len: usize, max: usize },
 }
 
 /// One error of this format, located.
@@ -162,17 +212,61 @@ pub type ParseError = crate::located::ParseError<LineError>;
 pub type ParseErrors = crate::located::ParseErrors<LineError>;
 
 impl Cltab {
+    /// Parse the raw bytes of a file: like [`Cltab::parse`], and a line that
+    /// is not valid UTF-8 is an error at its line (never silently replaced
+    /// by U+FFFD, which would rename a group).
+    pub fn parse_bytes(bytes: &[u8], file: &str) -> Result<Cltab, ParseErrors> {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            return Cltab::parse(text, file);
+        }
+        let mut bad = Vec::new();
+        let mut text = String::with_capacity(bytes.len());
+        for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            if i > 0 {
+                text.push('\n');
+            }
+            match std::str::from_utf8(line) {
+                Ok(l) => text.push_str(l),
+                Err(e) => bad.push(ParseError {
+                    file: file.to_string(),
+                    line: i + 1,
+                    kind: LineError::InvalidUtf8 { offset: e.valid_up_to() },
+                }),
+            }
+        }
+        let mut errors = match Cltab::parse(&text, file) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0,
+        };
+        errors.extend(bad);
+        errors.sort_by_key(|e| e.line);
+        Err(crate::located::ParseErrors(errors))
+    }
+
     /// Parse `text`; `file` names it in error messages.
     pub fn parse(text: &str, file: &str) -> Result<Cltab, ParseErrors> {
         let mut tab = Cltab::default();
         let mut errors = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
+        if text.is_empty() {
+            let kind = LineError::EmptyFile;
+            return Err(crate::located::ParseErrors(vec![ParseError {
+                file: file.to_string(),
+                line: 1,
+                kind,
+            }]));
+        }
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (i, raw) in text.split('\n').enumerate() {
             let lineno = i + 1;
             let line = raw.strip_suffix('\r').unwrap_or(raw);
             let mut fail = |kind| {
                 errors.push(ParseError { file: file.to_string(), line: lineno, kind });
             };
+            if let Some(kind) = bad_bytes(line) {
+                fail(kind);
+                continue;
+            }
             if line.starts_with('#') || line.trim().is_empty() {
                 continue;
             }
@@ -227,7 +321,8 @@ impl Cltab {
         (socket, clstat)
     }
 
-    /// Render back to cltab text (directives first, then entries).
+    /// Render back to cltab text (directives first, then entries). An
+    /// empty table renders as a comment line, since a 0-byte file is refused.
     pub fn render(&self) -> String {
         let mut out = String::new();
         let known = [("socket", &self.socket), ("clstat", &self.clstat), ("log", &self.log)];
@@ -242,6 +337,9 @@ impl Cltab {
         for e in &self.entries {
             out.push_str(&e.render());
             out.push('\n');
+        }
+        if out.is_empty() {
+            out.push_str("# empty table\n");
         }
         out
     }
@@ -271,6 +369,24 @@ impl Cltab {
     }
 }
 
+/// Bytes no line may hold, comments included (module doc).
+fn bad_bytes(line: &str) -> Option<LineError> {
+    if line.contains('\0') {
+        Some(LineError::Nul)
+    } else if line.contains('\u{feff}') {
+        Some(LineError::Bom)
+    } else if line.contains('\r') {
+        Some(LineError::CarriageReturn)
+    } else {
+        None
+    }
+}
+
+/// The first control character of a name field.
+fn control_char(field: &str) -> Option<char> {
+    field.chars().find(|c| c.is_control())
+}
+
 fn parse_entry(line: &str, lineno: usize) -> Result<Entry, LineError> {
     let mut fields = line.splitn(5, ':');
     let (Some(group), Some(tag), Some(levels), Some(mode), Some(command)) =
@@ -278,6 +394,14 @@ fn parse_entry(line: &str, lineno: usize) -> Result<Entry, LineError> {
     else {
         return Err(LineError::TooFewFields);
     };
+    for (field, value) in [("group", group), ("tag", tag), ("levels", levels), ("mode", mode)] {
+        if let Some(ch) = control_char(value) {
+            return Err(LineError::ControlChar { field, ch });
+        }
+    }
+    if command.len() > MAX_COMMAND_LEN {
+        return Err(LineError::CommandTooLong { len: command.len(), max: MAX_COMMAND_LEN });
+    }
     if group.is_empty() {
         return Err(LineError::EmptyGroup);
     }
@@ -345,5 +469,35 @@ mod tests {
         /etc/cltab:4: too few fields: expected group:tag:levels:mode:command
         /etc/cltab:5: malformed directive: expected :::NAME:VALUE
         "#);
+    }
+
+    #[test]
+    fn refuses_empty_files_and_bytes_that_cannot_run() {
+        let err = |text: &[u8]| Cltab::parse_bytes(text, "t").expect_err("refused").to_string();
+        assert!(err(b"").starts_with("t:1: the file is empty (0 bytes)"));
+        assert!(Cltab::parse("# nothing here\n", "t").expect("comments only").entries.is_empty());
+        let long = format!("g:a:1:once:{}\n", "x".repeat(MAX_COMMAND_LEN + 1));
+        let text = format!(
+            "g:ok:1:once:true\ng:n:1:once:a\0b\n\u{feff}g:b:1:once:x\ng\u{1b}:c:1:once:x\n\
+             g:d:1:once:a\rb\ng:e\x07:1:once:a\n{long}"
+        );
+        insta::assert_snapshot!(err(text.as_bytes()), @r#"
+        t:2: NUL byte in line
+        t:3: byte-order mark (U+FEFF) inside the file (only a leading one is allowed)
+        t:4: control character '\u{1b}' in the group
+        t:5: carriage return inside a line (CR-only line endings are not supported)
+        t:6: control character '\u{7}' in the tag
+        t:7: command is 131072 bytes long; the kernel accepts at most 131071
+        "#);
+        assert_eq!(
+            err(b"g:a:1:once:ok\ng\xff:b:1:once:x\n"),
+            "t:2: invalid UTF-8 at byte 1 of the line"
+        );
+        // CR-only line endings: one long line with CRs in it.
+        assert!(err(b"g:a:1:once:x\rg:b:1:once:y\r").contains("t:1: carriage return"));
+        // A leading BOM is stripped; CRLF line ends are fine; a tab in a command too.
+        let tab = Cltab::parse_bytes(b"\xef\xbb\xbfg:a:1:once:x\ty\r\n", "t").expect("ok");
+        assert_eq!((tab.entries[0].group.as_str(), tab.entries[0].command.as_str()), ("g", "x\ty"));
+        assert_eq!(Cltab::default().render(), "# empty table\n");
     }
 }

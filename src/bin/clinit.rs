@@ -71,6 +71,14 @@ pub(crate) struct Args {
     /// that judge liveness by the file's age).
     #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = cli::secs)]
     heartbeat: f64,
+    /// Daemon: members of this group (name or gid) may command the daemon;
+    /// the socket becomes 0660 owned by it (default: 0600, owner and root).
+    #[arg(long, value_name = "GROUP")]
+    socket_group: Option<String>,
+    /// Daemon: contain entries by process group only, even where a cgroup
+    /// v2 per entry could be created.
+    #[arg(long)]
+    no_cgroups: bool,
     /// Demo: start a daemon on a bundled example cltab in a temporary
     /// directory, switch groups through levels, print the status, shut down.
     #[arg(long, conflicts_with_all = ["daemon", "kill"])]
@@ -191,6 +199,8 @@ fn run_daemon(args: &Args) -> ExitCode {
     cfg.init.escalation.term_after = cli::millis(args.term_after);
     cfg.init.escalation.kill_after = cli::millis(args.kill_after.max(args.term_after));
     cfg.init.heartbeat = Some(cli::millis(args.heartbeat.max(0.001)));
+    cfg.socket_group = args.socket_group.clone();
+    cfg.cgroups = !args.no_cgroups;
     cli::run_daemon("clinit", daemon::run(cfg))
 }
 

@@ -77,23 +77,33 @@ impl Daemon {
     }
 
     pub fn spawn(&mut self, extra: &[&str]) {
+        self.spawn_with(extra, |_| {});
+    }
+
+    /// [`Daemon::spawn`], with a last say on the command (umask, fds...).
+    pub fn spawn_with(&mut self, extra: &[&str], configure: impl FnOnce(&mut Command)) {
         let log = std::fs::File::create(&self.log).expect("log file");
-        let child = Command::new(CLINIT)
-            .arg("-d")
+        let mut cmd = Command::new(CLINIT);
+        cmd.arg("-d")
             .arg("-c")
             .arg(&self.cltab)
             .args(extra)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start clinit -d");
+            .stderr(log);
+        configure(&mut cmd);
+        let child = cmd.spawn().expect("start clinit -d");
         self.child = Some(child);
     }
 
     fn spawn_and_wait(mut self, extra: &[&str]) -> Daemon {
         self.spawn(extra);
+        self.wait_ready()
+    }
+
+    /// Wait until a spawned daemon answers.
+    pub fn wait_ready(mut self) -> Daemon {
         wait_for(Duration::from_secs(10), "the daemon to answer", || {
             if let Some(status) = self.try_wait() {
                 panic!("daemon exited at start-up ({status}); log:\n{}", self.log_text());

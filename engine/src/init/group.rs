@@ -3,6 +3,20 @@
 //! skipped, changed or removed entries are stopped gracefully, a halt stops
 //! the processes of PASSED and FAILED groups too, and a level change that
 //! stops nothing goes straight on (no one-second poll).
+//!
+//! Respawn rule (issue 10, item 1): a `respawn` entry at its group's level
+//! runs again promptly whatever else is true.
+//!
+//! * When its own process ends while members of its process group linger
+//!   (a shell killed while its `sleep` lives on), those leftovers are moved
+//!   aside and stopped with the usual INT → TERM → KILL escalation, and the
+//!   new instance starts at once, next to them (the original waited for the
+//!   leftovers to exit by themselves, which may be never).
+//! * When its cltab line changed since it started (a re-read), it restarts
+//!   with the new definition. Only a line that was removed, moved to another
+//!   group, no longer covers the level, or no longer says `respawn` ends the
+//!   respawning; that is logged ([`Notice::NotRespawned`]) and the entry is
+//!   forgotten, so a later tell of the level starts the new line.
 
 use super::entry::{Outcome, Proc};
 use super::escalation::StopState;
@@ -27,6 +41,17 @@ pub struct Group {
     /// Entries that have run in the current level (or are being stopped),
     /// by tag.
     pub procs: BTreeMap<String, Proc>,
+    /// Leftovers of respawn instances whose own process ended while their
+    /// process group lingered: being stopped (INT → TERM → KILL) while the
+    /// entry's new instance runs. Keyed by the old instance's id.
+    pub leftovers: BTreeMap<ProcId, Leftover>,
+}
+
+/// The lingering process group of a dead respawn instance, being stopped.
+#[derive(Debug, Clone)]
+pub struct Leftover {
+    pub tag: String,
+    pub stop: StopState,
 }
 
 enum Walk {
@@ -43,12 +68,18 @@ impl Group {
             target: None,
             removing: false,
             procs: BTreeMap::new(),
+            leftovers: BTreeMap::new(),
         }
     }
 
     /// Any process of this group still alive (running or being stopped).
     pub fn has_live(&self) -> bool {
-        self.procs.values().any(|p| p.live.is_some())
+        !self.leftovers.is_empty() || self.procs.values().any(|p| p.live.is_some())
+    }
+
+    /// Something of this group is being stopped and not yet gone.
+    fn stopping_anything(&self) -> bool {
+        !self.leftovers.is_empty() || self.procs.values().any(Proc::is_stopping)
     }
 
     fn set_state(&mut self, ctx: &mut Ctx<'_>, state: GroupState) {
@@ -131,6 +162,20 @@ impl Group {
         if p.live != Some(id) {
             return;
         }
+        if lingering && p.mode() == Mode::Respawn && !p.is_stopping() {
+            // Stop what the dead instance left behind, and start the next
+            // one now: a respawn never waits for leftovers (module doc).
+            p.live = None;
+            p.leader_exited = false;
+            let stop = StopState { since: ctx.now, sent: Signal::Int };
+            ctx.out.push(Action::Signal { id, signal: Signal::Int });
+            let (_, at) = ctx.cfg.escalation.next(&stop, ctx.now);
+            ctx.timers.schedule(at, Timer::Escalate(id));
+            self.leftovers.insert(id, Leftover { tag: tag.to_string(), stop });
+            self.respawn(ctx, tag);
+            self.advance(ctx);
+            return;
+        }
         if !p.leader_exited {
             p.leader_exited = true;
             p.last_exit = Some(status);
@@ -154,6 +199,10 @@ impl Group {
 
     /// Nothing of a child's process group is left.
     pub fn on_group_gone(&mut self, ctx: &mut Ctx<'_>, tag: &str, id: ProcId) {
+        if self.leftovers.remove(&id).is_some() {
+            self.advance(ctx);
+            return;
+        }
         let Some(p) = self.procs.get_mut(tag) else { return };
         if p.live != Some(id) {
             return;
@@ -176,6 +225,12 @@ impl Group {
             return;
         }
         p.respawn_pending = None;
+        // The line may have changed during the pause: start the current one.
+        if let Some(e) = ctx.table.entry(tag).filter(|e| {
+            e.group == self.name && e.mode == Mode::Respawn && e.levels.contains(&level)
+        }) {
+            p.entry = e.clone();
+        }
         p.live = Some(id);
         p.started_at = Some(ctx.now);
         ctx.out.push(spawn_action(id, &p.entry, &level));
@@ -183,6 +238,14 @@ impl Group {
 
     /// The next signal of a stop sequence is due.
     pub fn on_escalate(&mut self, ctx: &mut Ctx<'_>, tag: &str, id: ProcId) {
+        if let Some(left) = self.leftovers.get_mut(&id) {
+            let (signal, _) = ctx.cfg.escalation.next(&left.stop, ctx.now);
+            left.stop.sent = signal;
+            ctx.out.push(Action::Signal { id, signal });
+            let (_, at) = ctx.cfg.escalation.next(&left.stop, ctx.now);
+            ctx.timers.schedule(at, Timer::Escalate(id));
+            return;
+        }
         let Some(p) = self.procs.get_mut(tag) else { return };
         let (Some(stop), true) = (p.stop.as_mut(), p.live == Some(id)) else { return };
         let (signal, _) = ctx.cfg.escalation.next(stop, ctx.now);
@@ -193,22 +256,40 @@ impl Group {
     }
 
     fn respawn(&mut self, ctx: &mut Ctx<'_>, tag: &str) {
-        let current = ctx.table.entry(tag);
+        let level = self.level.clone().unwrap_or_default();
+        let current = ctx.table.entry(tag).filter(|e| e.group == self.name);
         let Some(p) = self.procs.get_mut(tag) else { return };
-        let reason = if ctx.shutting_down {
-            Some("the daemon is shutting down")
-        } else if !current.is_some_and(|e| e.same_process(&p.entry)) {
-            Some("its cltab line was changed or removed")
-        } else {
-            None
+        let reason = match current {
+            _ if ctx.shutting_down => Some("the daemon is shutting down".to_string()),
+            None => Some("its cltab line was removed".to_string()),
+            Some(e) if e.mode != Mode::Respawn => {
+                Some(format!("its cltab line now says {}; a tell of the level starts it", e.mode))
+            }
+            Some(e) if !e.levels.contains(&level) => {
+                Some(format!("its cltab line no longer covers level {level}"))
+            }
+            Some(_) => None,
         };
         if let Some(reason) = reason {
             ctx.out.push(Action::Notice(Notice::NotRespawned {
                 group: self.name.clone(),
                 tag: tag.to_string(),
-                reason: reason.to_string(),
+                reason,
             }));
+            if !ctx.shutting_down {
+                // Forget it: the group no longer runs this line here.
+                self.procs.remove(tag);
+            }
             return;
+        }
+        if let Some(e) = current.filter(|e| **e != p.entry) {
+            if !e.same_process(&p.entry) {
+                ctx.out.push(Action::Notice(Notice::Redefined {
+                    group: self.name.clone(),
+                    tag: tag.to_string(),
+                }));
+            }
+            p.entry = e.clone();
         }
         let delay = p.throttle.respawn(ctx.now, &ctx.cfg.throttle);
         let id = ctx.alloc_id(&self.name, tag);
@@ -261,7 +342,7 @@ impl Group {
         loop {
             match self.state {
                 GroupState::Stopping => {
-                    if self.procs.values().any(Proc::is_stopping) {
+                    if self.stopping_anything() {
                         return;
                     }
                     // Everything not wanted is gone; what is left is kept.

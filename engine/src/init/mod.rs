@@ -81,10 +81,29 @@ pub enum Input {
 /// Things worth a log line: what happened and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Notice {
-    GroupState { group: String, level: String, state: GroupState },
-    RespawnThrottled { group: String, tag: String, pause: Millis },
-    NotRespawned { group: String, tag: String, reason: String },
-    GroupRemoved { group: String },
+    GroupState {
+        group: String,
+        level: String,
+        state: GroupState,
+    },
+    RespawnThrottled {
+        group: String,
+        tag: String,
+        pause: Millis,
+    },
+    NotRespawned {
+        group: String,
+        tag: String,
+        reason: String,
+    },
+    /// A respawn entry whose cltab line changed restarts with the new line.
+    Redefined {
+        group: String,
+        tag: String,
+    },
+    GroupRemoved {
+        group: String,
+    },
 }
 
 /// What the driver must do.
@@ -287,6 +306,19 @@ impl Init {
 
     pub fn table(&self) -> &Cltab {
         &self.table
+    }
+
+    /// `(group, tag)` of every respawn entry of a running level that is
+    /// down right now: waiting out its throttle pause. The group's state
+    /// stays DONE meanwhile (the pause is deliberate), so status readers
+    /// learn about it here.
+    pub fn respawns_waiting(&self) -> Vec<(String, String)> {
+        self.groups
+            .values()
+            .flat_map(|g| g.procs.iter().map(move |(tag, p)| (g, tag, p)))
+            .filter(|(_, _, p)| p.respawn_pending.is_some())
+            .map(|(g, tag, _)| (g.name.clone(), tag.clone()))
+            .collect()
     }
 
     /// Number of live child instances.

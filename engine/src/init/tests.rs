@@ -212,16 +212,29 @@ fn replay_is_deterministic() {
 }
 
 #[test]
-fn lingering_process_groups_are_stopped_and_respawned_only_when_empty() {
+fn lingering_process_groups_are_stopped_and_respawn_does_not_wait_for_them() {
     let tab = "g:bg:1:once:daemon &\ng:t:1:test:true\ng:r:1:respawn:srv & wait\n";
     let mut s = Script::new(tab);
     // A once entry whose command backgrounds a daemon and exits: still alive.
     s.tell("g", "1").exit_lingering(1, 0);
     // A test's verdict comes from its own exit, whatever it left behind.
     s.exit_lingering(2, 0);
-    // A respawn entry is restarted only when its whole group is gone.
-    s.exit_lingering(3, 1).gone(3);
+    // A respawn entry whose shell died restarts at once; the leftovers of
+    // the dead instance are stopped with the full escalation meanwhile.
+    s.exit_lingering(3, 1).until(16_000).gone(3);
     // Leaving the level stops the lingering groups with the full escalation.
-    s.tell("g", "2").until(16_000).gone(1).gone(2).killed(4, 2);
+    s.tell("g", "2").until(32_000).gone(1).gone(2).killed(4, 2);
+    insta::assert_snapshot!(s.log);
+}
+
+#[test]
+fn changed_respawn_line_restarts_with_its_new_definition() {
+    let mut s = Script::new("g:srv:1:respawn:exec sleep 3011\n");
+    s.tell("g", "1");
+    s.reload("g:srv:1:respawn:exec sleep 3012\n").killed(1, 9);
+    // Moved out of the level, or no longer respawn: not restarted, forgotten.
+    s.reload("g:srv:2:respawn:exec sleep 3012\n").killed(2, 9);
+    s.reload("g:srv:1:respawn:exec sleep 3012\n").tell("g", "1");
+    s.reload("g:srv:1:once:exec sleep 3013\n").killed(3, 9).tell("g", "1");
     insta::assert_snapshot!(s.log);
 }

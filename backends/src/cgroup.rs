@@ -1,0 +1,224 @@
+//! Containment of each entry in a cgroup v2 (issue 10, item 6).
+//!
+//! A process group does not contain a command: `setsid sleep 3001 &` leaves
+//! it, and a stop by process group misses it. So, where the daemon can, each
+//! spawned instance gets its own cgroup, as systemd gives each unit one:
+//!
+//! * The cgroup v2 hierarchy is found in `/proc/self/mountinfo` (the first
+//!   `cgroup2` mount), never assumed at `/sys/fs/cgroup`: hybrid layouts
+//!   mount it at `/sys/fs/cgroup/unified`.
+//! * The daemon creates `<its own cgroup>/clinit.<pid>/` (its own cgroup
+//!   from `/proc/self/cgroup`, line `0::PATH`) and, per instance,
+//!   `clinit.<pid>/<id>/`. The child joins it before `exec` by writing `0`
+//!   to its `cgroup.procs`, so everything the command ever starts is born
+//!   inside. No controller is enabled: this is for membership only.
+//! * A stop signal goes to the process group and to every member of the
+//!   cgroup; SIGKILL uses `cgroup.kill` where the kernel has it (5.14+).
+//!   An instance counts as alive while its cgroup has a member, so a stop
+//!   escalates until the escaped ones are gone too, and status never says
+//!   a group is down while part of it runs.
+//! * Where the daemon cannot create cgroups (not root and no delegated
+//!   subtree, read-only, no cgroup2), it falls back to process groups, says
+//!   why in its log, and reports the mode in status (`containment`).
+
+use std::ffi::CString;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// How the daemon contains its commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Containment {
+    /// One cgroup per instance under this directory.
+    Cgroup { base: PathBuf },
+    /// Process groups only, and why.
+    ProcessGroup { reason: String },
+}
+
+impl Containment {
+    /// For status: `cgroup2 <dir>` or `process-group (<why>)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Containment::Cgroup { base } => format!("cgroup2 {}", base.display()),
+            Containment::ProcessGroup { reason } => format!("process-group ({reason})"),
+        }
+    }
+}
+
+/// The first cgroup2 mount's `(mount root, mount point)` from mountinfo text.
+pub fn cgroup2_mount(mountinfo: &str) -> Option<(String, PathBuf)> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        let f: Vec<&str> = left.split_whitespace().collect();
+        Some((f.get(3)?.to_string(), PathBuf::from(unescape(f.get(4)?))))
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(field: &str) -> String {
+    let mut out = String::new();
+    let mut rest = field;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let code = rest.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok());
+        match code {
+            Some(b) => {
+                out.push(b as char);
+                rest = &rest[i + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Set up the daemon's cgroup directory, or say why not.
+pub fn setup() -> Containment {
+    match try_setup() {
+        Ok(base) => Containment::Cgroup { base },
+        Err(reason) => Containment::ProcessGroup { reason },
+    }
+}
+
+fn try_setup() -> Result<PathBuf, String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+    let (root, mount) = cgroup2_mount(&mountinfo).ok_or("no cgroup2 mount")?;
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+    let own = own.lines().find_map(|l| l.strip_prefix("0::")).ok_or("not in a cgroup2 group")?;
+    let rel = own.strip_prefix(root.trim_end_matches('/')).unwrap_or(own);
+    let parent = mount.join(rel.trim_start_matches('/'));
+    remove_dead_daemons_dirs(&parent);
+    let base = parent.join(format!("clinit.{}", std::process::id()));
+    match std::fs::create_dir(&base) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cannot create {}: {e}", base.display())),
+    }
+    Ok(base)
+}
+
+/// Remove the empty cgroup directories of daemons that died without
+/// cleaning up (`clinit.<pid>` whose pid is gone). Non-empty ones are left
+/// alone: their processes are the business of that daemon's successor
+/// (see [`crate::generations`]), not of every daemon on the machine.
+fn remove_dead_daemons_dirs(parent: &Path) {
+    let Ok(dir) = std::fs::read_dir(parent) else { return };
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("clinit.")) else { continue };
+        if Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        if let Ok(children) = std::fs::read_dir(entry.path()) {
+            for child in children.flatten().filter(|c| c.path().is_dir()) {
+                let _ = std::fs::remove_dir(child.path());
+            }
+        }
+        let _ = std::fs::remove_dir(entry.path());
+    }
+}
+
+/// One instance's cgroup.
+#[derive(Debug, Clone)]
+pub struct Cgroup {
+    pub dir: PathBuf,
+}
+
+impl Cgroup {
+    /// Create `base/<name>`.
+    pub fn create(base: &Path, name: &str) -> io::Result<Cgroup> {
+        let dir = base.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Ok(Cgroup { dir }),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Cgroup { dir }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The path a child writes `0` to, to join (prepared before fork: the
+    /// child may not allocate).
+    pub fn procs_path(&self) -> Option<CString> {
+        use std::os::unix::ffi::OsStrExt;
+        CString::new(self.dir.join("cgroup.procs").as_os_str().as_bytes()).ok()
+    }
+
+    /// Live members (zombies are not listed).
+    pub fn members(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .map(|t| t.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Signal every member; SIGKILL through `cgroup.kill` where present.
+    /// Returns whether anything was signalled.
+    pub fn signal(&self, sig: libc::c_int) -> bool {
+        if sig == libc::SIGKILL && std::fs::write(self.dir.join("cgroup.kill"), b"1").is_ok() {
+            return true;
+        }
+        let mut any = false;
+        for pid in self.members() {
+            // SAFETY: kill has no memory effects. A member listed here is
+            // alive or was a moment ago; a pid reused in between would have
+            // to be reused inside this cgroup, which only our command does.
+            any |= unsafe { libc::kill(pid, sig) } == 0;
+        }
+        any
+    }
+
+    /// Remove the (empty) cgroup; a busy one is left with a log line.
+    pub fn remove(&self) {
+        if let Err(e) = std::fs::remove_dir(&self.dir) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::debug!("cannot remove {}: {e}", self.dir.display());
+            }
+        }
+    }
+}
+
+/// In the forked child, before exec: join the cgroup whose `cgroup.procs`
+/// is `procs`. Only async-signal-safe calls.
+///
+/// # Safety
+/// Only for the forked child before exec.
+pub unsafe fn join(procs: &CString) -> io::Result<()> {
+    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+    let err = io::Error::last_os_error();
+    libc::close(fd);
+    if n != 1 {
+        return Err(err);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_cgroup2_mount_in_a_hybrid_layout() {
+        let info = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+                    32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
+                    41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            cgroup2_mount(info),
+            Some(("/".to_string(), PathBuf::from("/sys/fs/cgroup/unified")))
+        );
+        assert_eq!(
+            cgroup2_mount("1 2 0:1 / /a\\040b rw - cgroup2 x rw\n").map(|m| m.1),
+            Some(PathBuf::from("/a b"))
+        );
+        assert_eq!(cgroup2_mount("31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"), None);
+    }
+}
