@@ -131,7 +131,7 @@ pub(crate) fn node_files(
     out
 }
 
-fn clstat_status(
+pub(crate) fn clstat_status(
     node: u32,
     read_at: WallMs,
     path: &str,
@@ -175,7 +175,7 @@ fn clstat_status(
     NodeStatus::Read { clstat, age }
 }
 
-fn copy_read<T: Replicated>(
+pub(crate) fn copy_read<T: Replicated>(
     node: u32,
     path: &str,
     read: FileRead,

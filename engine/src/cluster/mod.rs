@@ -47,6 +47,7 @@ use crate::monitor::{Monitor, Observation, Policy, PolicyConfig};
 use crate::process::{ExitStatus, ProcId, Signal};
 use crate::status::ClStat;
 use crate::time::Millis;
+use crate::trace::{DecisionWriter, Outcome as TraceOutcome, Record};
 use cycle::{ClstatCache, Copying, NodeFiles, Phase, Reading, Step};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -72,6 +73,41 @@ const MIN_HEARTBEAT: Millis = Millis(100);
 /// deadline (a dead shared mount costs one "unreadable", never a stall).
 pub fn default_read_timeout(timeout: Millis) -> Millis {
     Millis((timeout.0 / 3).clamp(1_000, 10_000))
+}
+
+/// Heartbeat-file membership: the nodes whose heartbeat, read at
+/// `read_at` (the reader's wall clock), is no older than `timeout` (ms).
+/// An unreadable or missing heartbeat means "not up". Ages compare the
+/// reader's clock with the writer's mtime, so clock skew between nodes eats
+/// into the margin (spec W11).
+pub fn fresh_heartbeats(read_at: WallMs, beats: &[(u32, FileRead)], timeout: Millis) -> Vec<u32> {
+    beats
+        .iter()
+        .filter_map(|(node, read)| match read {
+            Ok(Some(v)) if read_at.since(v.mtime) <= timeout => Some(*node),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How the driver judges one read of another node's `clstat` (with no
+/// cache): missing → [`NodeStatus::Missing`]; unreadable, not UTF-8 or with
+/// a line that is not a status line → [`NodeStatus::Unreadable`] naming
+/// `file:line` ("unknown", never "runs nothing", spec W3); else its groups
+/// and its age, `read_at − mtime` (zero for a file from the future).
+pub fn judge_clstat(node: u32, read_at: WallMs, report: FileReport) -> NodeStatus {
+    let mut cache = ClstatCache::new();
+    cycle::clstat_status(node, read_at, &report.path, report.read, &mut cache)
+}
+
+/// How the driver turns one read of a replicated file into a copy
+/// (parsed, or the cached parse when the content is unchanged).
+pub fn judge_copy<T: Replicated>(
+    node: u32,
+    report: FileReport,
+    replica: &Replica<T>,
+) -> crate::monitor::replicate::CopyRead<T> {
+    cycle::copy_read(node, &report.path, report.read, replica)
 }
 
 /// Where membership comes from, as far as the driver is concerned.
@@ -109,6 +145,11 @@ pub struct ClusterConfig {
     pub shutdown_wait: Millis,
     /// Shortest pause between cycles (ms), [`MIN_CYCLE`] by default.
     pub min_cycle: Millis,
+    /// Queue a trace of every call into the node's machines and the text of
+    /// what it decided ([`ClusterDriver::poll_trace`]), for `mosha
+    /// --record` and the simulator's replay.
+    #[serde(default)]
+    pub trace: bool,
 }
 
 impl ClusterConfig {
@@ -124,6 +165,7 @@ impl ClusterConfig {
             read_timeout: default_read_timeout(timeout),
             shutdown_wait: Millis::from_secs(120),
             min_cycle: MIN_CYCLE,
+            trace: false,
         }
     }
 
@@ -212,6 +254,21 @@ pub struct ClusterDriver {
     beats: Beats,
     stopping: Option<Stopping>,
     exit_sent: bool,
+    trace: Option<Tap>,
+}
+
+/// The trace being queued (see [`ClusterConfig::trace`]).
+struct Tap {
+    writer: DecisionWriter,
+    out: VecDeque<(Record, String)>,
+}
+
+impl Tap {
+    fn push(&mut self, record: Record, outcome: TraceOutcome<'_>) {
+        let mut text = String::new();
+        self.writer.write(outcome, &mut text);
+        self.out.push_back((record, text));
+    }
 }
 
 impl ClusterDriver {
@@ -224,6 +281,14 @@ impl ClusterDriver {
     pub fn new(cfg: ClusterConfig, table: Cltab, now: Millis) -> Self {
         let timeout = cfg.timeout();
         let init_cfg = init_config(cfg.init.clone(), timeout);
+        let start = cfg.trace.then(|| Record::Start {
+            node: cfg.me,
+            at: now,
+            policy: cfg.policy.clone(),
+            init: init_cfg.clone(),
+            monitor_seed: cfg.seed,
+            cltab: table.clone(),
+        });
         let init = Init::new(init_cfg, table, now);
         let driver = NodeDriver::new(init, Deferred, Deferred);
         let monitor = Monitor::new(cfg.policy.clone(), cfg.seed, now);
@@ -245,9 +310,15 @@ impl ClusterDriver {
             beats: Beats::default(),
             stopping: None,
             exit_sent: false,
+            trace: None,
             cfg,
         };
         let first = d.node.driver.flush(now);
+        if let Some(record) = start {
+            let mut tap = Tap { writer: DecisionWriter::default(), out: VecDeque::new() };
+            tap.push(record, TraceOutcome::Started(&first));
+            d.trace = Some(tap);
+        }
         d.absorb(now, first);
         if d.cfg.membership == MembershipSource::HeartbeatFiles {
             d.beats.first_until = Some(now + d.cfg.read_timeout);
@@ -387,6 +458,13 @@ impl ClusterDriver {
         self.events.pop_front()
     }
 
+    /// The next trace record and the canonical text of what it decided
+    /// ([`crate::trace::decision_text`]), when [`ClusterConfig::trace`] is
+    /// set. A writer hashes the texts, one line each, for [`Record::End`].
+    pub fn poll_trace(&mut self) -> Option<(Record, String)> {
+        self.trace.as_mut()?.out.pop_front()
+    }
+
     /// When the driver next wants `handle(now, ClusterInput::Tick)`: the
     /// earliest of the init machine's timers (respawn throttle, stop
     /// escalation, clstat heartbeat), the next monitor cycle, the deadline
@@ -442,7 +520,12 @@ impl ClusterDriver {
 
     /// Feed the init machine one input and turn what it did into commands.
     fn init_step(&mut self, now: Millis, input: Input) -> Reply {
+        let record = self.trace.as_ref().map(|_| input.clone());
         let (reply, executed) = self.node.driver.step(now, input);
+        if let (Some(tap), Some(input)) = (&mut self.trace, record) {
+            let record = Record::Init { node: self.cfg.me, at: now, input };
+            tap.push(record, TraceOutcome::Init { reply: &reply, executed: &executed });
+        }
         self.absorb(now, executed);
         reply
     }
@@ -554,13 +637,9 @@ impl ClusterDriver {
     fn members_of(&self, report: MembershipReport) -> Vec<u32> {
         match report {
             MembershipReport::Members(m) => m,
-            MembershipReport::Heartbeats { read_at, beats } => beats
-                .into_iter()
-                .filter_map(|(node, read)| match read {
-                    Ok(Some(v)) if read_at.since(v.mtime) <= self.timeout => Some(node),
-                    _ => None,
-                })
-                .collect(),
+            MembershipReport::Heartbeats { read_at, beats } => {
+                fresh_heartbeats(read_at, &beats, self.timeout)
+            }
         }
     }
 
@@ -742,14 +821,23 @@ impl ClusterDriver {
                 self.events.push_back(ClusterEvent::HactlChanged { hactl: hactl.clone() });
             }
         }
-        if let Some(table) = c.current.filter(|_| c.changed) {
-            if let Some((event, executed)) = self.node.adopt_cltab(now, (*table).clone()) {
-                self.events.push_back(ClusterEvent::Node(event));
-                self.absorb(now, executed);
-            }
-        }
+        let adopt = c.current.filter(|_| c.changed).map(|t| (*t).clone());
         let obs = Observation { now, me, members, nodes, hactl: h.current };
+        let record = self.trace.as_ref().map(|_| Record::Cycle {
+            node: me,
+            adopt: adopt.clone(),
+            obs: obs.clone(),
+        });
+        let adopted = adopt.and_then(|table| self.node.adopt_cltab(now, table));
         let report = self.node.cycle(&obs);
+        if let (Some(tap), Some(record)) = (&mut self.trace, record) {
+            let adopted = adopted.as_ref().map(|(e, ex)| (e, ex.as_slice()));
+            tap.push(record, TraceOutcome::Cycle { adopted, report: &report });
+        }
+        if let Some((event, executed)) = adopted {
+            self.events.push_back(ClusterEvent::Node(event));
+            self.absorb(now, executed);
+        }
         self.absorb(now, report.executed);
         for event in report.events {
             self.events.push_back(ClusterEvent::Node(event));
@@ -795,6 +883,10 @@ impl ClusterDriver {
             return;
         }
         let (told, executed) = self.node.stop_all(now);
+        if let Some(tap) = &mut self.trace {
+            let record = Record::StopAll { node: self.cfg.me, at: now };
+            tap.push(record, TraceOutcome::StopAll { told: &told, executed: &executed });
+        }
         self.absorb(now, executed);
         if !told.is_empty() {
             self.events.push_back(ClusterEvent::Stopping { told });
