@@ -43,7 +43,7 @@ use crate::driver::{Executed, NodeDriver, Processes, StatusStore};
 use crate::hactl::Hactl;
 use crate::init::{Action as InitAction, Init, InitConfig, Input, Reply};
 use crate::monitor::replicate::{Replica, ReplicaNote, Replicated};
-use crate::monitor::{Monitor, Observation, Policy, PolicyConfig};
+use crate::monitor::{Monitor, NodeStatus, Observation, Policy, PolicyConfig};
 use crate::process::{ExitStatus, ProcId, Signal};
 use crate::status::ClStat;
 use crate::time::Millis;
