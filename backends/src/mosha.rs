@@ -29,8 +29,8 @@ use crate::membership::{Membership, MembershipError};
 use crate::openmosix::HpcMembership;
 use crate::protocol::{Reply as WireReply, Request};
 use crate::shared::{
-    read_file, system_time, wall, write_hastat, FsStore, NodePaths, Replicated, SharedFile,
-    SharedStore,
+    copy_mtime, read_file_stamped, wall, write_hastat, FsStore, NodePaths, Replicated, SharedFile,
+    SharedStore, Stamp,
 };
 use crate::trace_writer::TraceWriter;
 use clinit_engine::cltab::Cltab;
@@ -257,6 +257,9 @@ struct Executor {
     heartbeat_write: Option<JoinHandle<()>>,
     removal: Option<JoinHandle<()>>,
     labels: HashMap<clinit_engine::process::ProcId, String>,
+    /// The exact stamps of the replicated files last read, so a copy keeps
+    /// its source's mtime to the nanosecond (a cache: no rule).
+    stamps: Arc<Mutex<HashMap<(u32, SharedFile), Stamp>>>,
     recorder: Option<Recorder>,
     /// Warnings said in the previous cycle: repeated ones go to debug.
     said: std::collections::BTreeSet<String>,
@@ -326,23 +329,30 @@ impl Executor {
                 None
             }
             ClusterCommand::ReadNode { seq, node, files } => {
-                let store = self.store.clone();
+                let (store, stamps) = (self.store.clone(), self.stamps.clone());
                 self.background(move || {
                     let read_at = wall(SystemTime::now());
-                    let files = files
-                        .into_iter()
-                        .map(|(f, known)| read_file(&*store, node, f, known))
-                        .collect();
-                    ClusterInput::NodeRead { seq, node, read_at, files }
+                    let mut reports = Vec::with_capacity(files.len());
+                    for (file, known) in files {
+                        let (report, stamp) = read_file_stamped(&*store, node, file, known);
+                        if let (Some(stamp), SharedFile::Hactl | SharedFile::Cltab) = (stamp, file)
+                        {
+                            let mut stamps = stamps.lock().unwrap_or_else(|p| p.into_inner());
+                            stamps.insert((node, file), stamp);
+                        }
+                        reports.push(report);
+                    }
+                    ClusterInput::NodeRead { seq, node, read_at, files: reports }
                 });
                 None
             }
-            ClusterCommand::Copy { seq, file, bytes, mtime, .. } => {
-                let store = self.store.clone();
+            ClusterCommand::Copy { seq, file, from, bytes, mtime } => {
+                let (store, stamps) = (self.store.clone(), self.stamps.clone());
                 self.background(move || {
                     let name = store.describe(me, file);
+                    let stamp = stamps.lock().map(|s| s.get(&(from, file)).copied()).ok().flatten();
                     let written = store
-                        .write(me, file, &bytes, Some(system_time(mtime)))
+                        .write(me, file, &bytes, Some(copy_mtime(stamp.as_ref(), mtime)))
                         .and_then(|()| store.stat(me, file));
                     match written {
                         Ok(Some(stamp)) => ClusterInput::CopyDone { seq, id: stamp.content_id() },
@@ -787,6 +797,7 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
         heartbeat_write: None,
         removal: None,
         labels: HashMap::new(),
+        stamps: Arc::default(),
         recorder,
         said: Default::default(),
         timeout,

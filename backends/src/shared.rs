@@ -244,25 +244,51 @@ pub fn read_file<S: SharedStore + ?Sized>(
     file: SharedFile,
     known: Option<ContentId>,
 ) -> FileReport {
+    read_file_stamped(store, node, file, known).0
+}
+
+/// [`read_file`], also returning the stamp found (its mtime to the
+/// nanosecond, where the report has milliseconds: a copy keeps the exact
+/// mtime, as `cp -p` does).
+pub fn read_file_stamped<S: SharedStore + ?Sized>(
+    store: &S,
+    node: u32,
+    file: SharedFile,
+    known: Option<ContentId>,
+) -> (FileReport, Option<Stamp>) {
     let path = store.describe(node, file);
     let failure = |e: io::Error| IoFailure::new(format!("cannot read {path}"), &e);
+    let mut found = None;
     let read = (|| {
         if let Some(known) = known {
             match store.stat(node, file).map_err(failure)? {
                 None => return Ok(None),
                 Some(stamp) if stamp.content_id() == known => {
-                    return Ok(Some(FileVersion { mtime: stamp.wall(), id: known, bytes: None }))
+                    found = Some(stamp);
+                    return Ok(Some(FileVersion { mtime: stamp.wall(), id: known, bytes: None }));
                 }
                 Some(_) => {}
             }
         }
-        Ok(store.read(node, file).map_err(failure)?.map(|snap| FileVersion {
-            mtime: snap.stamp.wall(),
-            id: snap.stamp.content_id(),
-            bytes: Some(snap.bytes.into()),
+        Ok(store.read(node, file).map_err(failure)?.map(|snap| {
+            found = Some(snap.stamp);
+            FileVersion {
+                mtime: snap.stamp.wall(),
+                id: snap.stamp.content_id(),
+                bytes: Some(snap.bytes.into()),
+            }
         }))
     })();
-    FileReport { file, path, read }
+    (FileReport { file, path, read }, found)
+}
+
+/// The exact mtime to give a copy: the source's stamp when it is the
+/// version the engine chose (same millisecond), else the engine's `mtime`.
+pub fn copy_mtime(stamp: Option<&Stamp>, mtime: WallMs) -> SystemTime {
+    match stamp {
+        Some(s) if s.wall() == mtime => s.mtime,
+        _ => system_time(mtime),
+    }
 }
 
 /// Read a node's clstat for the monitor, judged as the cluster driver
@@ -303,25 +329,32 @@ impl<T: Replicated> Replica<T> {
         me: u32,
         members: &[u32],
     ) -> Settled<T> {
+        let mut stamps = BTreeMap::new();
         let reads: BTreeMap<u32, CopyRead<T>> = members
             .iter()
             .map(|&n| {
                 let known = self.inner.cached(n).map(|c| c.id);
-                (n, judge_copy(n, read_file(store, n, T::FILE, known), &self.inner))
+                let (report, stamp) = read_file_stamped(store, n, T::FILE, known);
+                if let Some(stamp) = stamp {
+                    stamps.insert(n, stamp);
+                }
+                (n, judge_copy(n, report, &self.inner))
             })
             .collect();
         let mut notes = Vec::new();
         let decision = self.inner.plan(me, &reads, &mut notes);
-        let installed = decision.as_ref().and_then(|d| self.inner.to_install(d)).map(|(_, c)| {
-            let name = store.describe(me, T::FILE);
-            let write = store.write(me, T::FILE, &c.bytes, Some(system_time(c.mtime)));
-            let stat = write.and_then(|()| store.stat(me, T::FILE));
-            match stat {
-                Ok(Some(stamp)) => Ok(stamp.content_id()),
-                Ok(None) => Err(format!("{name}: vanished right after it was written")),
-                Err(e) => Err(format!("cannot write {name}: {e}")),
-            }
-        });
+        let installed =
+            decision.as_ref().and_then(|d| self.inner.to_install(d)).map(|(from, c)| {
+                let name = store.describe(me, T::FILE);
+                let mtime = copy_mtime(stamps.get(&from), c.mtime);
+                let write = store.write(me, T::FILE, &c.bytes, Some(mtime));
+                let stat = write.and_then(|()| store.stat(me, T::FILE));
+                match stat {
+                    Ok(Some(stamp)) => Ok(stamp.content_id()),
+                    Ok(None) => Err(format!("{name}: vanished right after it was written")),
+                    Err(e) => Err(format!("cannot write {name}: {e}")),
+                }
+            });
         let settled = self.inner.settle(me, decision.as_ref(), installed, &mut notes);
         for note in notes {
             log_note(T::FILE, note);
