@@ -552,6 +552,7 @@ impl Executor {
                 "local groups still busy after {waited}: {}; halting them now",
                 describe_busy(&busy)
             ),
+            ClusterEvent::Stopped => info!("every local group has stopped"),
             ClusterEvent::Halting => info!("halting the init machine"),
         }
     }

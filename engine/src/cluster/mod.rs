@@ -894,6 +894,7 @@ impl ClusterDriver {
         let busy = self.node.busy_groups();
         let Some(s) = &mut self.stopping else { return };
         let halt = if busy.is_empty() {
+            self.events.push_back(ClusterEvent::Stopped);
             true
         } else if now >= s.deadline {
             let waited = now.saturating_sub(s.started);

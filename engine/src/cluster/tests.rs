@@ -535,6 +535,12 @@ fn stop_stops_local_groups_then_exits() {
     assert!(c.execs[&1].running.is_empty(), "the server got its signal and exited");
     c.run_until(c.now + Millis::from_secs(5));
     assert!(c.execs[&1].exited, "{:?}", c.events_of(1));
+    let order: Vec<&ClusterEvent> = c
+        .events_of(1)
+        .iter()
+        .filter(|e| matches!(e, ClusterEvent::Stopped | ClusterEvent::Halting))
+        .collect();
+    assert_eq!(order, [&ClusterEvent::Stopped, &ClusterEvent::Halting]);
     assert!(c.drivers[&1].has_exited());
     assert_eq!(c.drivers[&1].poll_timeout(), None);
 }
