@@ -22,13 +22,15 @@
 //! Module layout: [`input`] and [`command`] are the contract, [`event`]
 //! what is worth a log line, `cycle` the read phase's state machine,
 //! [`glue`] the routing between the monitor and the init machine
-//! ([`ClusterNode`], kept public while the simulator still drives it).
+//! ([`ClusterNode`], kept public while the simulator still drives it),
+//! [`lab`] a tiny in-memory executor for tests and the tutorial.
 
 pub mod command;
 pub(crate) mod cycle;
 pub mod event;
 pub mod glue;
 pub mod input;
+pub mod lab;
 
 pub use command::ClusterCommand;
 pub use event::ClusterEvent;
