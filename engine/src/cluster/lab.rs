@@ -40,10 +40,13 @@ pub struct LabNode {
     commands: VecDeque<(ProcId, String)>,
 }
 
+/// A stored file: content, mtime, identity.
+type Stored = (Arc<[u8]>, WallMs, ContentId);
+
 /// Every node's shared files, with content identities.
 #[derive(Default)]
 pub struct LabFiles {
-    map: BTreeMap<(u32, SharedFile), (Arc<[u8]>, WallMs, ContentId)>,
+    map: BTreeMap<(u32, SharedFile), Stored>,
     next_id: u64,
 }
 

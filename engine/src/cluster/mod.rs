@@ -926,9 +926,8 @@ impl ClusterDriver {
             self.init_step(now, Input::Tick);
         }
         if !self.beats.removed {
-            if self.beats.next_at.is_some_and(|t| t <= now) {
-                self.beat(now);
-            } else if self.beats.retry_at.is_some_and(|t| t <= now) {
+            let due = |t: Option<Millis>| t.is_some_and(|t| t <= now);
+            if due(self.beats.next_at) || due(self.beats.retry_at) {
                 self.beat(now);
             }
         }

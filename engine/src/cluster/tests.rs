@@ -14,10 +14,13 @@ fn wall(now: Millis) -> WallMs {
     WallMs(T0 + now.0 as i64)
 }
 
+/// A stored file: content, mtime, identity.
+type Stored = (Arc<[u8]>, WallMs, ContentId);
+
 /// Every node's shared files, with identities.
 #[derive(Default)]
 struct Files {
-    map: BTreeMap<(u32, SharedFile), (Arc<[u8]>, WallMs, ContentId)>,
+    map: BTreeMap<(u32, SharedFile), Stored>,
     next_id: u64,
 }
 
