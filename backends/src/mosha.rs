@@ -45,7 +45,7 @@ use clinit_engine::status::GroupStatus;
 use clinit_engine::time::Millis;
 use clinit_engine::trace::{Header, Record};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -262,7 +262,8 @@ struct Executor {
     stamps: Arc<Mutex<HashMap<(u32, SharedFile), Stamp>>>,
     recorder: Option<Recorder>,
     /// Warnings said in the previous cycle: repeated ones go to debug.
-    said: std::collections::BTreeSet<String>,
+    said: BTreeSet<String>,
+    saying: BTreeSet<String>,
     timeout: Millis,
     exit: bool,
 }
@@ -381,6 +382,7 @@ impl Executor {
                 Some(ClusterInput::StatusWritten { seq, file: SharedFile::Clstat, result })
             }
             ClusterCommand::WriteHastat { seq, published } => {
+                self.end_cycle_warnings();
                 if self.hastat_write.as_ref().is_some_and(|h| !h.is_finished()) {
                     let error = busy(self.store.describe(me, SharedFile::Hastat));
                     return Some(ClusterInput::StatusWritten {
@@ -468,13 +470,21 @@ impl Executor {
         }
     }
 
-    /// A warning, said once while it persists; repeats go to debug.
+    /// A warning, said once while it persists from cycle to cycle; repeats
+    /// go to debug.
     fn say(&mut self, key: String, text: impl FnOnce() -> String) {
-        if self.said.insert(key) {
-            warn!("{}", text());
-        } else {
+        if self.said.contains(&key) {
             debug!("{}", text());
+        } else {
+            warn!("{}", text());
         }
+        self.saying.insert(key);
+    }
+
+    /// A cycle ended (its view is published, or it had no membership):
+    /// warnings not repeated in it are forgotten.
+    fn end_cycle_warnings(&mut self) {
+        self.said = std::mem::take(&mut self.saying);
     }
 
     fn log_event(&mut self, event: ClusterEvent) {
@@ -498,6 +508,7 @@ impl Executor {
                 self.say("membership".into(), || {
                     format!("membership unknown: {reason}; no decisions this cycle")
                 });
+                self.end_cycle_warnings();
             }
             ClusterEvent::ReadTimedOut { node: None, after } => self
                 .say("membership timeout".into(), || {
@@ -533,11 +544,14 @@ impl Executor {
                 format!("{reason}: cannot read my own {file}; not replicating it")
             }),
             ClusterEvent::WriteFailed { file, seq, error, retry_at } => {
-                let now = self.clock.now();
-                error!(
-                    "{file} write #{seq}: {error}; writing it again in {}",
-                    retry_at.saturating_sub(now)
-                )
+                let again = retry_at.saturating_sub(self.clock.now());
+                let text = || format!("{file} write #{seq}: {error}; writing it again in {again}");
+                if error.kind == io::ErrorKind::WouldBlock {
+                    // A hung shared mount: said once, not every retry.
+                    self.say(format!("write {file}"), text);
+                } else {
+                    error!("{}", text());
+                }
             }
             ClusterEvent::Fenced { node } => info!("node {node} fenced"),
             ClusterEvent::FenceFailed { node, error } => {
@@ -603,10 +617,7 @@ impl Executor {
                 error!("quorum lost: halting local groups {stopping:?}")
             }
             Event::Halted => warn!("quorum lost: every local group has stopped"),
-            Event::QuorumRegained => {
-                self.said.clear();
-                info!("quorum regained: deciding again")
-            }
+            Event::QuorumRegained => info!("quorum regained: deciding again"),
             Event::NotListed { members } => self.say("notlisted".into(), || {
                 format!("membership {members:?} does not list this node; counting it anyway")
             }),
@@ -800,7 +811,8 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
         labels: HashMap::new(),
         stamps: Arc::default(),
         recorder,
-        said: Default::default(),
+        said: BTreeSet::new(),
+        saying: BTreeSet::new(),
         timeout,
         exit: false,
     };

@@ -68,6 +68,10 @@ struct Faults {
     hang_reads_of: BTreeSet<u32>,
     /// Clstat writes fail.
     fail_clstat: bool,
+    /// Copies fail (disk full).
+    fail_copy: bool,
+    /// Membership reads never answer (held).
+    hang_membership: bool,
 }
 
 struct Cluster {
@@ -139,10 +143,16 @@ impl Cluster {
         let now = self.now;
         let exec = self.execs.get_mut(&node).expect("exec");
         Some(match cmd {
-            ClusterCommand::ReadMembership { seq } => ClusterInput::MembershipRead {
-                seq,
-                report: MembershipReport::Members(self.up.clone()),
-            },
+            ClusterCommand::ReadMembership { seq } => {
+                if faults.hang_membership {
+                    exec.held.push(ClusterCommand::ReadMembership { seq });
+                    return None;
+                }
+                ClusterInput::MembershipRead {
+                    seq,
+                    report: MembershipReport::Members(self.up.clone()),
+                }
+            }
             ClusterCommand::ReadNode { seq, node: of, files } => {
                 if faults.hang_reads_of.contains(&of) {
                     exec.held.push(ClusterCommand::ReadNode { seq, node: of, files });
@@ -153,6 +163,11 @@ impl Cluster {
                 ClusterInput::NodeRead { seq, node: of, read_at: wall(now), files }
             }
             ClusterCommand::Copy { seq, file, bytes, mtime, .. } => {
+                if faults.fail_copy {
+                    let error =
+                        IoFailure::other("cannot write hactl", ErrorKind::StorageFull, "ENOSPC");
+                    return Some(ClusterInput::CopyFailed { seq, error });
+                }
                 let id = self.files.put_bytes(node, file, bytes, mtime);
                 ClusterInput::CopyDone { seq, id }
             }
@@ -546,4 +561,52 @@ fn stop_stops_local_groups_then_exits() {
     assert_eq!(order, [&ClusterEvent::Stopped, &ClusterEvent::Halting]);
     assert!(c.drivers[&1].has_exited());
     assert_eq!(c.drivers[&1].poll_timeout(), None);
+}
+
+/// A copy that fails is not adopted: my old copy stays in use, the failure
+/// is said, and the next cycle tries again (and succeeds once it can).
+#[test]
+fn a_failed_copy_is_not_adopted_and_is_retried() {
+    let faults = [(2, Faults { fail_copy: true, ..Faults::default() })].into();
+    let mut c = Cluster::with_faults(&[1, 2], "web start\n", faults);
+    c.files.put(1, SharedFile::Hactl, "web stop\n", WallMs(T0 + 1_000));
+    c.run_until(Millis::from_secs(5));
+    let failed = c
+        .events_of(2)
+        .iter()
+        .filter(|e| matches!(e, ClusterEvent::NotAdopted { file: SharedFile::Hactl, from: 1, .. }))
+        .count();
+    assert!(failed >= 2, "said every cycle it failed: {:?}", c.events_of(2));
+    assert_eq!(c.files.text(2, SharedFile::Hactl).as_deref(), Some("web start\n"));
+    let want = |c: &Cluster| c.drivers[&2].hactl().map(|h| h.groups["web"].level.clone());
+    assert_eq!(want(&c).as_deref(), Some("start"), "the old copy stays in use");
+    c.faults.clear();
+    c.run_until(c.now + Millis::from_secs(5));
+    assert_eq!(c.files.text(2, SharedFile::Hactl).as_deref(), Some("web stop\n"));
+    assert_eq!(want(&c).as_deref(), Some("stop"));
+}
+
+/// A membership read that hangs: the engine times it out, decides nothing,
+/// retries later, and sends no second read while the first still hangs.
+#[test]
+fn a_hung_membership_read_is_timed_out_by_the_engine() {
+    let faults = [(1, Faults { hang_membership: true, ..Faults::default() })].into();
+    let mut c = Cluster::with_faults(&[1], "web start\n", faults);
+    assert_eq!(c.execs[&1].held.len(), 1, "the first cycle's read hangs");
+    c.run_until(Millis::from_secs(30));
+    let unknown: Vec<&str> = c
+        .events_of(1)
+        .iter()
+        .filter_map(|e| match e {
+            ClusterEvent::MembershipUnknown { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(unknown.len() >= 2, "{unknown:?}");
+    assert!(unknown[0].contains("no answer"), "{unknown:?}");
+    assert!(unknown[1].contains("has not finished"), "{unknown:?}");
+    assert_eq!(c.execs[&1].held.len(), 1, "no pile of hung reads");
+    assert!(c.owners("web").is_empty(), "no decisions without membership");
+    let told = c.events_of(1).iter().any(|e| matches!(e, ClusterEvent::Node(Event::Told { .. })));
+    assert!(!told);
 }
