@@ -10,12 +10,12 @@
 //!
 //! Pieces, one job each: [`view`] turns an observation into the consolidated
 //! view (remembering last good clstats and stale episodes), [`metrics`] and
-//! [`quorum`] are the original's helpers, [`policy`] decides.
+//! `quorum` are the original's helpers, [`policy`] decides.
 
 pub mod action;
 pub mod metrics;
 pub mod policy;
-pub mod quorum;
+pub(crate) mod quorum;
 pub mod replicate;
 pub mod view;
 
