@@ -610,3 +610,68 @@ fn a_hung_membership_read_is_timed_out_by_the_engine() {
     let told = c.events_of(1).iter().any(|e| matches!(e, ClusterEvent::Node(Event::Told { .. })));
     assert!(!told);
 }
+
+/// With `trace` set, the driver queues every call into its node's machines
+/// as a trace record with the text of what it decided. Fed again, record by
+/// record, to a fresh node (as the simulator's replay does), the records
+/// give the same texts: a `mosha --record` trace of the driver replays.
+#[test]
+fn the_drivers_trace_replays_to_the_same_decisions() {
+    use crate::trace::{DecisionWriter, Outcome, Record};
+    let mut lab = lab::Lab::new();
+    for n in 1..=2 {
+        let mut cfg = ClusterConfig::new(n, PolicyConfig::default());
+        cfg.seed = u64::from(n);
+        cfg.trace = n == 1;
+        lab.add_node(cfg, CLTAB, "web start\n");
+    }
+    lab.run_until(Millis::from_secs(40));
+    lab.feed(1, ClusterInput::Stop);
+    lab.run_until(Millis::from_secs(60));
+    let driver = &mut lab.nodes.get_mut(&1).expect("node 1").driver;
+    let mut trace = Vec::new();
+    while let Some(item) = driver.poll_trace() {
+        trace.push(item);
+    }
+    let kinds = |pred: fn(&Record) -> bool| trace.iter().filter(|(r, _)| pred(r)).count();
+    assert_eq!(kinds(|r| matches!(r, Record::Start { .. })), 1);
+    assert!(kinds(|r| matches!(r, Record::Cycle { .. })) >= 10);
+    assert!(kinds(|r| matches!(r, Record::Init { .. })) >= 3, "exits, ticks, shutdown");
+    assert!(kinds(|r| matches!(r, Record::StopAll { .. })) >= 1);
+    assert!(lab.nodes[&1].exited);
+
+    let mut node = None;
+    let mut writer = DecisionWriter::default();
+    for (i, (record, text)) in trace.iter().enumerate() {
+        let mut replayed = String::new();
+        match record {
+            Record::Start { node: me, at, policy, init, monitor_seed, cltab } => {
+                let init = Init::new(init.clone(), cltab.clone(), *at);
+                let mut d = NodeDriver::new(init, Deferred, Deferred);
+                let first = d.flush(*at);
+                writer.write(Outcome::Started(&first), &mut replayed);
+                let monitor = Monitor::new(policy.clone(), *monitor_seed, *at);
+                node = Some(ClusterNode::new(*me, d, monitor));
+            }
+            Record::Cycle { adopt, obs, .. } => {
+                let n = node.as_mut().expect("started");
+                let adopted = adopt.clone().and_then(|t| n.adopt_cltab(obs.now, t));
+                let report = n.cycle(obs);
+                let adopted = adopted.as_ref().map(|(e, ex)| (e, ex.as_slice()));
+                writer.write(Outcome::Cycle { adopted, report: &report }, &mut replayed);
+            }
+            Record::Init { at, input, .. } => {
+                let n = node.as_mut().expect("started");
+                let (reply, executed) = n.driver.step(*at, input.clone());
+                writer.write(Outcome::Init { reply: &reply, executed: &executed }, &mut replayed);
+            }
+            Record::StopAll { at, .. } => {
+                let n = node.as_mut().expect("started");
+                let (told, executed) = n.stop_all(*at);
+                writer.write(Outcome::StopAll { told: &told, executed: &executed }, &mut replayed);
+            }
+            other => panic!("unexpected record {other:?}"),
+        }
+        assert_eq!(&replayed, text, "record {i} decides differently on replay");
+    }
+}
