@@ -25,7 +25,7 @@ pub(crate) mod fixtures;
 pub use action::{Action, Notice};
 pub use policy::classic::{Classic, ClassicParams};
 pub use policy::{AnyPolicy, Policy, PolicyConfig};
-pub use view::{NodeStatus, Observation};
+pub use view::{is_stale, NodeStatus, Observation};
 
 use crate::status::ClStat;
 use crate::time::Millis;
