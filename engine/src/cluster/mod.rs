@@ -187,6 +187,7 @@ impl ClusterDriver {
         self.cfg.me
     }
 
+    /// The configuration it was built with.
     pub fn config(&self) -> &ClusterConfig {
         &self.cfg
     }
