@@ -7,11 +7,9 @@
 //! by small per-connection tasks, so a slow or malicious client never
 //! stalls the machine.
 //!
-//! The same loop runs inside `mosha` ([`run_embedded`]): there the machine
-//! is owned by a [`ClusterNode`] (the [`Core`]), the cluster layer runs in
-//! its own task and hands work to the loop as [`CoreJob`]s through a
-//! channel, exactly as socket connections hand in requests. So reading other
-//! nodes' files, however slow, never delays reaping a child here.
+//! `mosha` runs a loop of the same shape around the engine's cluster
+//! driver (see [`crate::mosha`]) and shares this module's process table,
+//! socket handling and cltab loading.
 //!
 //! The loop itself never reads a file and never waits for one (issue 10,
 //! items 9 and 12): the cltab is read (regular files only, at most
@@ -28,10 +26,11 @@ use crate::access::{self, Access, Peer};
 use crate::atomic::replace_atomic;
 use crate::cgroup::Containment;
 use crate::generations::{self, StateEntry};
-use crate::process::{ProcessTable, Reaped, SpawnSpec};
+use crate::process::{ProcessTable, Reaped, SpawnError, SpawnSpec};
 use crate::protocol::{self, Reply, Request};
 use crate::safe_read::{read_regular, ReadError};
 use clinit_engine::cltab::{Cltab, ParseErrors, MAX_CLTAB_BYTES};
+use clinit_engine::cluster::IoFailure;
 use clinit_engine::driver::{Executed, NodeDriver, Processes, StatusStore};
 use clinit_engine::init::{Action, Init, InitConfig, Input, Notice, Reply as InitReply};
 use clinit_engine::process::{ProcId, Signal};
@@ -56,10 +55,10 @@ pub const DEFAULT_CLSTAT: &str = "/var/run/clinit/clstat";
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reap even without SIGCHLD this often (belt and braces: signals coalesce).
-const REAP_BACKSTOP: Duration = Duration::from_secs(1);
+pub(crate) const REAP_BACKSTOP: Duration = Duration::from_secs(1);
 /// How often to look for the end of a lingering process group (its members
 /// are not our children, so no SIGCHLD tells us).
-const LINGER_POLL: Duration = Duration::from_millis(50);
+pub(crate) const LINGER_POLL: Duration = Duration::from_millis(50);
 /// Longest a cltab read may take before the daemon gives up on it and keeps
 /// its last good table (a hung network filesystem).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -310,6 +309,43 @@ impl RealProcesses {
     }
 }
 
+impl RealProcesses {
+    /// Start `/bin/sh -c command` for entry `group/tag` at `level`, with
+    /// `CLINIT_GROUP`, `CLINIT_TAG` and `CLINIT_LEVEL` set, and record its
+    /// process group for the state file. Errors keep their `io::ErrorKind`
+    /// (the cluster driver gets them as a `SpawnResult` input).
+    pub fn spawn_child(
+        &mut self,
+        id: ProcId,
+        group: &str,
+        tag: &str,
+        level: &str,
+        command: &str,
+    ) -> Result<u32, IoFailure> {
+        let mut env = self.env.clone();
+        env.push(("CLINIT_GROUP".into(), group.into()));
+        env.push(("CLINIT_TAG".into(), tag.into()));
+        env.push(("CLINIT_LEVEL".into(), level.into()));
+        let spec = SpawnSpec { id, command: command.to_string(), env, cwd: None };
+        let pid = self.table.spawn(&spec).map_err(|e| match &e {
+            SpawnError::Io { source, .. } => IoFailure::new(e.to_string(), source),
+            SpawnError::DuplicateId { .. } => {
+                IoFailure::other(e.to_string(), io::ErrorKind::AlreadyExists, "id in use")
+            }
+        })?;
+        self.labels.insert(id, format!("{group}/{tag}"));
+        let (group, tag, level) = (group.to_string(), tag.to_string(), level.to_string());
+        self.records.insert(id, StateEntry { pgid: pid, start: 0, group, tag, level });
+        self.state_dirty = true;
+        Ok(pid)
+    }
+
+    /// Signal a child's process group; `Ok(false)` when already reaped.
+    pub fn signal_child(&mut self, id: ProcId, signal: Signal) -> Result<bool, String> {
+        self.table.signal(id, signal).map_err(|e| e.to_string())
+    }
+}
+
 impl Processes for RealProcesses {
     fn spawn(
         &mut self,
@@ -319,21 +355,11 @@ impl Processes for RealProcesses {
         level: &str,
         command: &str,
     ) -> Result<u32, String> {
-        let mut env = self.env.clone();
-        env.push(("CLINIT_GROUP".into(), group.into()));
-        env.push(("CLINIT_TAG".into(), tag.into()));
-        env.push(("CLINIT_LEVEL".into(), level.into()));
-        let spec = SpawnSpec { id, command: command.to_string(), env, cwd: None };
-        let pid = self.table.spawn(&spec).map_err(|e| e.to_string())?;
-        self.labels.insert(id, format!("{group}/{tag}"));
-        let (group, tag, level) = (group.to_string(), tag.to_string(), level.to_string());
-        self.records.insert(id, StateEntry { pgid: pid, start: 0, group, tag, level });
-        self.state_dirty = true;
-        Ok(pid)
+        self.spawn_child(id, group, tag, level, command).map_err(|e| e.to_string())
     }
 
     fn signal(&mut self, id: ProcId, signal: Signal) -> Result<bool, String> {
-        self.table.signal(id, signal).map_err(|e| e.to_string())
+        self.signal_child(id, signal)
     }
 }
 
@@ -391,68 +417,6 @@ fn log_executed(log: Vec<Executed>, labels: &HashMap<ProcId, String>) {
 /// The node driver as the daemon builds it.
 pub type RealDriver = NodeDriver<RealProcesses, FileStatus>;
 
-/// What the loop drives: the node driver itself (`clinit -d`), or something
-/// that owns one (`mosha`'s [`ClusterNode`]).
-pub trait Core: Send + 'static {
-    fn driver(&mut self) -> &mut RealDriver;
-    fn driver_ref(&self) -> &RealDriver;
-    /// Feed the init machine one input from the loop (child exits, ticks,
-    /// client requests). A recording core overrides it to trace the input
-    /// and digest what it caused.
-    fn step(&mut self, now: Millis, input: Input) -> (InitReply, Vec<Executed>) {
-        self.driver().step(now, input)
-    }
-    /// What the init machine's first flush did, at start-up.
-    fn started(&mut self, _log: &[Executed]) {}
-}
-
-impl Core for RealDriver {
-    fn driver(&mut self) -> &mut RealDriver {
-        self
-    }
-    fn driver_ref(&self) -> &RealDriver {
-        self
-    }
-}
-
-/// Work another task asks the loop to do on the core. It runs in the loop's
-/// task (serialised with child exits and client requests), gets the current
-/// time, and returns what the driver executed, for the loop to log.
-pub type CoreJob<C> = Box<dyn FnOnce(&mut C, Millis) -> Vec<Executed> + Send>;
-
-/// Builds the core around the driver, at the loop's time `now`.
-pub type MakeCore<C> = Box<dyn FnOnce(RealDriver, Millis) -> C + Send>;
-
-/// How a program embeds the daemon loop. [`run`] is the plain daemon.
-pub struct Embedding<C> {
-    pub make_core: MakeCore<C>,
-    /// Jobs from other tasks; the loop runs them as they come.
-    pub jobs: Option<mpsc::Receiver<CoreJob<C>>>,
-    /// SIGTERM/SIGINT shut the machine down, SIGHUP re-reads the cltab.
-    /// `mosha` handles these signals itself (it stops groups first).
-    pub handle_signals: bool,
-    /// Honour the cltab's `:::socket:` and `:::clstat:` directives. Under
-    /// `mosha` the paths are fixed by the cluster layout: a replicated
-    /// directive would move the status file out of the shared directory and
-    /// blind the cluster (spec §3.3), so it is ignored with a warning.
-    pub path_directives: bool,
-    /// The table to start with; `None` loads `cfg.cltab`, failing on errors.
-    pub table: Option<Cltab>,
-}
-
-impl Embedding<RealDriver> {
-    /// `clinit -d`: the driver is the core, no jobs, signals handled here.
-    pub fn plain() -> Self {
-        Embedding {
-            make_core: Box::new(|driver, _| driver),
-            jobs: None,
-            handle_signals: true,
-            path_directives: true,
-            table: None,
-        }
-    }
-}
-
 /// Create `dir` (and its parents) with mode 0755 whatever the umask.
 fn create_dir(dir: &Path) -> Result<(), DaemonError> {
     use std::os::unix::fs::DirBuilderExt;
@@ -473,7 +437,7 @@ fn create_dir(dir: &Path) -> Result<(), DaemonError> {
 
 /// Bind the control socket, refusing to steal one a live daemon serves, and
 /// give it its mode (0600, or 0660 with `group`; see [`crate::access`]).
-fn bind_socket(path: &Path, group: Option<u32>) -> Result<UnixListener, DaemonError> {
+pub(crate) fn bind_socket(path: &Path, group: Option<u32>) -> Result<UnixListener, DaemonError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         create_dir(dir)?;
     }
@@ -500,16 +464,16 @@ fn bind_socket(path: &Path, group: Option<u32>) -> Result<UnixListener, DaemonEr
 
 /// What a connection task hands to the loop: the request, the cltab it
 /// read for it (tell, re-read), and where the reply goes.
-struct Job {
-    request: Request,
-    table: Option<Result<Cltab, String>>,
-    reply: oneshot::Sender<Reply>,
+pub(crate) struct Job {
+    pub(crate) request: Request,
+    pub(crate) table: Option<Result<Cltab, String>>,
+    pub(crate) reply: oneshot::Sender<Reply>,
 }
 
 /// Read one request, check the peer may make it, read the cltab if the
 /// request needs it (here, not in the loop), hand it to the machine's task,
 /// write its reply.
-async fn serve_connection(
+pub(crate) async fn serve_connection(
     mut stream: UnixStream,
     jobs: mpsc::Sender<Job>,
     access: Access,
@@ -554,21 +518,21 @@ async fn serve_connection(
 }
 
 /// The daemon itself, after start-up checks.
-struct Daemon<C> {
+struct Daemon {
     cfg: DaemonConfig,
     clock: Clock,
-    core: C,
+    driver: RealDriver,
 }
 
-impl<C: Core> Daemon<C> {
+impl Daemon {
     fn driver(&mut self) -> &mut RealDriver {
-        self.core.driver()
+        &mut self.driver
     }
 
     fn step(&mut self, input: Input) -> InitReply {
         let now = self.clock.now();
-        let (reply, log) = self.core.step(now, input);
-        log_executed(log, &self.core.driver_ref().processes.labels);
+        let (reply, log) = self.driver.step(now, input);
+        log_executed(log, &self.driver.processes.labels);
         reply
     }
 
@@ -578,17 +542,12 @@ impl<C: Core> Daemon<C> {
         }
     }
 
-    fn run_job(&mut self, job: CoreJob<C>) {
-        let log = job(&mut self.core, self.clock.now());
-        log_executed(log, &self.core.driver_ref().processes.labels);
-    }
-
     /// Hand a freshly read cltab to the machine if it changed; on a read or
     /// parse failure keep running on the last good table and say why.
     fn reload(&mut self, loaded: Result<Cltab, String>) -> Result<(), String> {
         match loaded {
             Ok(table) => {
-                if &table != self.core.driver_ref().init.table() {
+                if &table != self.driver.init.table() {
                     info!("cltab {} changed: reloading", self.cfg.cltab.display());
                     self.step(Input::Reload { table });
                 }
@@ -602,7 +561,7 @@ impl<C: Core> Daemon<C> {
     }
 
     fn status_json(&self) -> serde_json::Value {
-        let driver = self.core.driver_ref();
+        let driver = &self.driver;
         let status = driver.init.status();
         let groups: Vec<serde_json::Value> = status
             .groups
@@ -641,7 +600,7 @@ impl<C: Core> Daemon<C> {
 
     /// The detailed status file's text (see [`crate::status_detail`]).
     fn detail_text(&self, start: std::time::SystemTime) -> String {
-        let driver = self.core.driver_ref();
+        let driver = &self.driver;
         let now = self.clock.now();
         let entries = driver.init.entries(now);
         let pid = |id| driver.processes.table.pid(id);
@@ -709,7 +668,10 @@ impl RateLimited {
 
 /// Stop what a daemon killed on this socket left running, before anything
 /// starts (see [`crate::generations`] for why stop, never adopt).
-fn stop_previous_generation(state_file: &Path, esc: &clinit_engine::init::escalation::Escalation) {
+pub(crate) fn stop_previous_generation(
+    state_file: &Path,
+    esc: &clinit_engine::init::escalation::Escalation,
+) {
     let entries = match generations::read_state(state_file) {
         Ok(entries) => entries,
         Err(e) => {
@@ -746,51 +708,11 @@ fn stop_previous_generation(state_file: &Path, esc: &clinit_engine::init::escala
 /// cltab, a socket in use) are returned before anything is started.
 pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
     cfg.spawn_slice.get_or_insert(SPAWN_SLICE);
-    run_embedded(cfg, Embedding::plain()).await
-}
-
-/// Wait for the next job, or forever when there is no (longer a) channel.
-async fn next_job<C>(jobs: &mut Option<mpsc::Receiver<CoreJob<C>>>) -> Option<CoreJob<C>> {
-    match jobs {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Wait for a signal, or forever when signals are not ours to handle.
-async fn next_signal(sig: &mut Option<tokio::signal::unix::Signal>) {
-    match sig {
-        Some(s) => {
-            s.recv().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-/// The daemon loop with a caller-chosen core (see [`Embedding`]).
-pub async fn run_embedded<C: Core>(
-    cfg: DaemonConfig,
-    embedding: Embedding<C>,
-) -> Result<(), DaemonError> {
-    let Embedding { make_core, jobs, handle_signals, path_directives, table } = embedding;
-    let mut jobs = jobs;
-    let table = match table {
-        Some(table) => table,
-        None => load_cltab(&cfg.cltab)?,
-    };
+    let table = load_cltab(&cfg.cltab)?;
     for (name, value) in &table.other_directives {
         warn!("cltab: ignoring unknown directive :::{name}:{value}");
     }
-    let (socket, clstat) = if path_directives {
-        effective_paths(&cfg, &table)
-    } else {
-        for (name, value) in [("socket", &table.socket), ("clstat", &table.clstat)] {
-            if let Some(value) = value {
-                warn!("cltab: ignoring :::{name}:{value} (the cluster layout fixes this path)");
-            }
-        }
-        (cfg.socket.clone(), cfg.clstat.clone())
-    };
+    let (socket, clstat) = effective_paths(&cfg, &table);
     if let Some(dir) = clstat.parent().filter(|d| !d.as_os_str().is_empty()) {
         create_dir(dir)?;
     }
@@ -799,15 +721,9 @@ pub async fn run_embedded<C: Core>(
     // Handlers first: a child must never exit before we listen for SIGCHLD.
     let sig = |kind| signal(kind).map_err(DaemonError::Signal);
     let mut sigchld = sig(SignalKind::child())?;
-    let (mut sigterm, mut sigint, mut sighup) = if handle_signals {
-        (
-            Some(sig(SignalKind::terminate())?),
-            Some(sig(SignalKind::interrupt())?),
-            Some(sig(SignalKind::hangup())?),
-        )
-    } else {
-        (None, None, None)
-    };
+    let mut sigterm = sig(SignalKind::terminate())?;
+    let mut sigint = sig(SignalKind::interrupt())?;
+    let mut sighup = sig(SignalKind::hangup())?;
     let listener = bind_socket(&socket, socket_group)?;
     let state_file = generations::state_path(&socket);
     stop_previous_generation(&state_file, &cfg.init.escalation);
@@ -842,11 +758,9 @@ pub async fn run_embedded<C: Core>(
     let store = FileStatus { path: clstat.clone() };
     let mut driver = NodeDriver::new(init, processes, store);
     driver.set_spawn_slice(cfg.spawn_slice);
-    let core = make_core(driver, start);
-    let mut daemon = Daemon { cfg, clock, core };
+    let mut daemon = Daemon { cfg, clock, driver };
     let first = daemon.driver().flush(start);
-    daemon.core.started(&first);
-    log_executed(first, &daemon.core.driver_ref().processes.labels);
+    log_executed(first, &daemon.driver.processes.labels);
 
     let (jobs_tx, mut requests) = mpsc::channel::<Job>(64);
     let (reload_tx, mut reloads) = mpsc::channel::<Result<Cltab, String>>(4);
@@ -858,7 +772,7 @@ pub async fn run_embedded<C: Core>(
     let mut backstop = tokio::time::interval(REAP_BACKSTOP);
     backstop.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut state_log = RateLimited::default();
-    while !daemon.core.driver_ref().init.has_exited() {
+    while !daemon.driver.init.has_exited() {
         // At most one state-file write per turn, after any turn that
         // spawned or reaped (the spawn path itself never writes it).
         if let Some(entries) = daemon.driver().processes.take_state() {
@@ -871,7 +785,7 @@ pub async fn run_embedded<C: Core>(
                 });
             }
         }
-        let deadline = daemon.core.driver_ref().init.poll_timeout();
+        let deadline = daemon.driver.init.poll_timeout();
         let sleep = tokio::time::sleep_until(match deadline {
             Some(at) => clock.instant(at),
             None => tokio::time::Instant::now() + Duration::from_secs(3600),
@@ -887,10 +801,6 @@ pub async fn run_embedded<C: Core>(
                 let _ = reply.send(answer);
             }
             Some(loaded) = reloads.recv() => { let _ = daemon.reload(loaded); }
-            job = next_job(&mut jobs) => match job {
-                Some(job) => daemon.run_job(job),
-                None => jobs = None,
-            },
             accepted = listener.accept(), if accept_resume.is_none() => match accepted {
                 Ok((stream, _)) => {
                     accept_pause = ACCEPT_PAUSE_MIN;
@@ -910,15 +820,15 @@ pub async fn run_embedded<C: Core>(
                 }
             },
             _ = tokio::time::sleep_until(resume), if accept_resume.is_some() => accept_resume = None,
-            _ = next_signal(&mut sigterm) => {
+            _ = sigterm.recv() => {
                 info!("SIGTERM: shutting down gracefully");
                 daemon.step(Input::Shutdown);
             }
-            _ = next_signal(&mut sigint) => {
+            _ = sigint.recv() => {
                 info!("SIGINT: shutting down gracefully");
                 daemon.step(Input::Shutdown);
             }
-            _ = next_signal(&mut sighup) => {
+            _ = sighup.recv() => {
                 info!("SIGHUP: re-reading cltab");
                 let (path, tx) = (cltab_path.clone(), reload_tx.clone());
                 tokio::spawn(async move {
@@ -931,7 +841,7 @@ pub async fn run_embedded<C: Core>(
             // to write their replies must get to run between slices.
             _ = tokio::task::yield_now(), if pending => {
                 let log = daemon.driver().pump(clock.now());
-                log_executed(log, &daemon.core.driver_ref().processes.labels);
+                log_executed(log, &daemon.driver.processes.labels);
             }
             _ = backstop.tick() => daemon.reap(),
             _ = tokio::time::sleep(LINGER_POLL), if lingering => daemon.reap(),
@@ -945,7 +855,7 @@ pub async fn run_embedded<C: Core>(
     // Whatever is still queued (a last status write) is carried out.
     while daemon.driver().has_pending() {
         let log = daemon.driver().pump(clock.now());
-        log_executed(log, &daemon.core.driver_ref().processes.labels);
+        log_executed(log, &daemon.driver.processes.labels);
     }
     // Let in-flight replies (the shutdown request's, say) reach their clients.
     drop(requests);

@@ -50,7 +50,6 @@ pub struct Group {
 /// The lingering process group of a dead respawn instance, being stopped.
 #[derive(Debug, Clone)]
 pub struct Leftover {
-    pub tag: String,
     pub stop: StopState,
 }
 
@@ -171,7 +170,7 @@ impl Group {
             ctx.out.push(Action::Signal { id, signal: Signal::Int });
             let (_, at) = ctx.cfg.escalation.next(&stop, ctx.now);
             ctx.timers.schedule(at, Timer::Escalate(id));
-            self.leftovers.insert(id, Leftover { tag: tag.to_string(), stop });
+            self.leftovers.insert(id, Leftover { stop });
             self.respawn(ctx, tag);
             self.advance(ctx);
             return;

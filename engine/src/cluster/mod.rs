@@ -1,0 +1,453 @@
+//! One cluster node, sans I/O: [`ClusterDriver`] owns the node's init
+//! machine, its HA monitor and every cluster rule (reading membership and
+//! every member's files, replicating and adopting `hactl` and `cltab`,
+//! judging age and heartbeat freshness, read deadlines, the minimum cycle,
+//! heartbeats, status-write retries, graceful stop). It is shaped like
+//! quinn-proto's `Connection`: feed it [`ClusterInput`]s with
+//! [`ClusterDriver::handle`], carry out what [`ClusterDriver::poll_command`]
+//! returns, log what [`ClusterDriver::poll_event`] returns, and call
+//! `handle(now, ClusterInput::Tick)` when `now` reaches
+//! [`ClusterDriver::poll_timeout`].
+//!
+//! Executors (`mosha` with real files and processes, the simulator with
+//! virtual ones) decide only *how* to do I/O: threads, time-outs of their
+//! own, caches. They report what happened as inputs; every judgement is
+//! made here, so the simulator runs production's cluster loop.
+//!
+//! `now` is the node's own clock in ms (production: a monotonic clock that
+//! should keep running through suspend, CLOCK_BOOTTIME; simulation: the
+//! node's virtual clock). Wall-clock times ([`WallMs`]) appear only inside
+//! read results, as facts (the writer's mtime, the reader's clock).
+//!
+//! Module layout: [`input`] and [`command`] are the contract, [`event`]
+//! what is worth a log line, `config` the setup, `cycle` the read phase's
+//! states and `read_phase` its transitions, `writes` the node's own files
+//! (acknowledged, retried), `stop` the graceful stop,
+//! [`glue`] the routing between the monitor and the init machine
+//! ([`ClusterNode`], kept public while the simulator still drives it),
+//! [`lab`] a tiny in-memory executor for tests and the tutorial.
+
+pub mod command;
+mod config;
+pub(crate) mod cycle;
+pub mod event;
+pub mod glue;
+pub mod input;
+pub mod lab;
+mod read_phase;
+mod stop;
+mod writes;
+
+pub use command::ClusterCommand;
+pub use config::{
+    default_read_timeout, fresh_heartbeats, judge_clstat, judge_copy, ClusterConfig,
+    MembershipSource, MIN_CYCLE,
+};
+pub use event::ClusterEvent;
+pub use glue::{heartbeat_for, init_config, ClusterNode, CycleReport, Event, External, Published};
+pub use input::{
+    ClientRequest, ClusterInput, ContentId, FenceFailure, FileRead, FileReport, FileVersion,
+    IoFailure, MembershipReport, SharedFile, SpawnFailure, WallMs,
+};
+
+use crate::cltab::Cltab;
+use crate::driver::{Executed, NodeDriver, Processes, StatusStore};
+use crate::hactl::Hactl;
+use crate::init::{Action as InitAction, Init, InitConfig, Input, Reply};
+use crate::monitor::replicate::{Replica, ReplicaNote, Replicated};
+use crate::monitor::{Monitor, NodeStatus, Observation, Policy, PolicyConfig};
+use crate::process::{ExitStatus, ProcId, Signal};
+use crate::status::ClStat;
+use crate::time::Millis;
+use crate::trace::{DecisionWriter, Outcome as TraceOutcome, Record};
+use cycle::{ClstatCache, Copying, NodeFiles, Phase, Reading, Step};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use stop::Stopping;
+use writes::{Beats, Write};
+
+/// Stands in for processes and the status file inside the glue's
+/// [`NodeDriver`]: the driver turns what the init machine asked for (the
+/// glue's [`Executed`] log) into commands instead.
+#[derive(Debug, Default)]
+pub struct Deferred;
+
+impl Processes for Deferred {
+    fn spawn(&mut self, _: ProcId, _: &str, _: &str, _: &str, _: &str) -> Result<u32, String> {
+        Ok(0)
+    }
+    fn signal(&mut self, _: ProcId, _: Signal) -> Result<bool, String> {
+        Ok(true)
+    }
+}
+
+impl StatusStore for Deferred {
+    fn write_status(&mut self, _: u64, _: &ClStat) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// One node's cluster driver. See the module documentation.
+pub struct ClusterDriver {
+    cfg: ClusterConfig,
+    timeout: Millis,
+    node: ClusterNode<Deferred, Deferred>,
+    commands: VecDeque<ClusterCommand>,
+    events: VecDeque<ClusterEvent>,
+    seq: u64,
+    phase: Phase,
+    hactl: Replica<Hactl>,
+    cltab: Replica<Cltab>,
+    clstats: ClstatCache,
+    /// Nodes whose read outlived its deadline and still runs (seq).
+    busy_reads: BTreeMap<u32, u64>,
+    /// A membership read that outlived its deadline and still runs.
+    busy_membership: Option<u64>,
+    clstat: Write<ClStat>,
+    hastat: Write<Published>,
+    beats: Beats,
+    stopping: Option<Stopping>,
+    exit_sent: bool,
+    trace: Option<Tap>,
+}
+
+/// The trace being queued (see [`ClusterConfig::trace`]).
+struct Tap {
+    writer: DecisionWriter,
+    out: VecDeque<(Record, String)>,
+}
+
+impl Tap {
+    fn push(&mut self, record: Record, outcome: TraceOutcome<'_>) {
+        let mut text = String::new();
+        self.writer.write(outcome, &mut text);
+        self.out.push_back((record, text));
+    }
+}
+
+impl ClusterDriver {
+    /// A node starting at `now` with the local cltab `table` (empty when
+    /// there is none or it does not parse: a good copy may arrive by
+    /// replication). Its first commands (the init machine's first clstat
+    /// write, a first heartbeat) are ready at once; its first cycle starts
+    /// at `now` (with heartbeat files: once the first beat is written, or
+    /// after the read deadline).
+    pub fn new(cfg: ClusterConfig, table: Cltab, now: Millis) -> Self {
+        let timeout = cfg.timeout();
+        let init_cfg = init_config(cfg.init.clone(), timeout);
+        let start = cfg.trace.then(|| Record::Start {
+            node: cfg.me,
+            at: now,
+            policy: cfg.policy.clone(),
+            init: init_cfg.clone(),
+            monitor_seed: cfg.seed,
+            cltab: table.clone(),
+        });
+        let init = Init::new(init_cfg, table, now);
+        let driver = NodeDriver::new(init, Deferred, Deferred);
+        let monitor = Monitor::new(cfg.policy.clone(), cfg.seed, now);
+        let node = ClusterNode::new(cfg.me, driver, monitor);
+        let mut d = ClusterDriver {
+            timeout,
+            node,
+            commands: VecDeque::new(),
+            events: VecDeque::new(),
+            seq: 0,
+            phase: Phase::Idle { at: now },
+            hactl: Replica::new(),
+            cltab: Replica::new(),
+            clstats: BTreeMap::new(),
+            busy_reads: BTreeMap::new(),
+            busy_membership: None,
+            clstat: Write::default(),
+            hastat: Write::default(),
+            beats: Beats::default(),
+            stopping: None,
+            exit_sent: false,
+            trace: None,
+            cfg,
+        };
+        let first = d.node.driver.flush(now);
+        if let Some(record) = start {
+            let mut tap = Tap { writer: DecisionWriter::default(), out: VecDeque::new() };
+            tap.push(record, TraceOutcome::Started(&first));
+            d.trace = Some(tap);
+        }
+        d.absorb(now, first);
+        if d.cfg.membership == MembershipSource::HeartbeatFiles {
+            d.beats.first_until = Some(now + d.cfg.read_timeout);
+            d.beat(now);
+        }
+        d
+    }
+
+    /// This node's number.
+    pub fn me(&self) -> u32 {
+        self.cfg.me
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.cfg
+    }
+
+    /// The staleness timeout (ms).
+    pub fn timeout(&self) -> Millis {
+        self.timeout
+    }
+
+    /// The node's init machine (status, table, live children).
+    pub fn init(&self) -> &Init {
+        &self.node.driver.init
+    }
+
+    /// The node's monitor and glue (quorum, halting, published view).
+    pub fn node(&self) -> &ClusterNode<Deferred, Deferred> {
+        &self.node
+    }
+
+    /// The replicated hactl in use (`None`: no usable copy yet).
+    pub fn hactl(&self) -> Option<&Arc<Hactl>> {
+        self.hactl.last_good()
+    }
+
+    /// [`ClusterCommand::Exit`] has been issued: the node is done.
+    pub fn has_exited(&self) -> bool {
+        self.exit_sent
+    }
+
+    /// A graceful stop ([`ClusterInput::Stop`]) is under way.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_some()
+    }
+
+    /// Feed one input at `now` (the node's clock, never going backwards),
+    /// then fire whatever is due. Returns the init machine's reply to a
+    /// [`ClusterInput::Client`] request, [`Reply::None`] otherwise.
+    pub fn handle(&mut self, now: Millis, input: ClusterInput) -> Reply {
+        let mut reply = Reply::None;
+        match input {
+            ClusterInput::Tick => {}
+            ClusterInput::CycleNow => {
+                if let Phase::Idle { at } = &mut self.phase {
+                    *at = now;
+                }
+            }
+            ClusterInput::MembershipRead { seq, report } => {
+                self.on_membership(now, seq, Ok(report))
+            }
+            ClusterInput::MembershipFailed { seq, error } => {
+                self.on_membership(now, seq, Err(error.to_string()))
+            }
+            ClusterInput::NodeRead { seq, node, read_at, files } => {
+                if self.expects_read(seq, node) {
+                    let files = cycle::node_files(
+                        node,
+                        self.cfg.me,
+                        read_at,
+                        files,
+                        &mut self.clstats,
+                        &self.hactl,
+                        &self.cltab,
+                    );
+                    self.on_node_read(now, seq, node, files);
+                }
+            }
+            ClusterInput::NodeReadFailed { seq, node, error } => {
+                if self.expects_read(seq, node) {
+                    self.on_node_read(now, seq, node, NodeFiles::failed(error.to_string()));
+                }
+            }
+            ClusterInput::CopyDone { seq, id } => self.on_copy(now, seq, Ok(id)),
+            ClusterInput::CopyFailed { seq, error } => {
+                self.on_copy(now, seq, Err(error.to_string()))
+            }
+            ClusterInput::StatusWritten { seq, file, result } => {
+                self.on_written(now, seq, file, result)
+            }
+            ClusterInput::FenceDone { node, result, .. } => self.events.push_back(match result {
+                Ok(()) => ClusterEvent::Fenced { node },
+                Err(error) => ClusterEvent::FenceFailed { node, error },
+            }),
+            ClusterInput::SpawnResult { id, result } => {
+                if let Err(error) = result {
+                    self.events.push_back(ClusterEvent::SpawnFailed { id, error });
+                    let status = ExitStatus::SpawnFailed;
+                    self.init_step(now, Input::Exited { id, status, lingering: false });
+                }
+            }
+            ClusterInput::ChildExited { id, status, lingering } => {
+                self.init_step(now, Input::Exited { id, status, lingering });
+            }
+            ClusterInput::GroupGone { id } => {
+                self.init_step(now, Input::GroupGone { id });
+            }
+            ClusterInput::Client(request) => {
+                reply = match request {
+                    ClientRequest::Tell { group, level } => {
+                        self.init_step(now, Input::Tell { group, level })
+                    }
+                    ClientRequest::Reload { table } => {
+                        if &table != self.node.driver.init.table() {
+                            self.init_step(now, Input::Reload { table })
+                        } else {
+                            Reply::None
+                        }
+                    }
+                    ClientRequest::Halt => self.init_step(now, Input::Shutdown),
+                };
+            }
+            ClusterInput::Stop => self.on_stop(now),
+        }
+        self.advance(now);
+        reply
+    }
+
+    /// The next command for the executor, in the order they were decided.
+    pub fn poll_command(&mut self) -> Option<ClusterCommand> {
+        self.commands.pop_front()
+    }
+
+    /// The next event worth a log line.
+    pub fn poll_event(&mut self) -> Option<ClusterEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next trace record and the canonical text of what it decided
+    /// ([`crate::trace::decision_text`]), when [`ClusterConfig::trace`] is
+    /// set. A writer hashes the texts, one line each, for [`Record::End`].
+    pub fn poll_trace(&mut self) -> Option<(Record, String)> {
+        self.trace.as_mut()?.out.pop_front()
+    }
+
+    /// When the driver next wants `handle(now, ClusterInput::Tick)`: the
+    /// earliest of the init machine's timers (respawn throttle, stop
+    /// escalation, clstat heartbeat), the next monitor cycle, the deadline
+    /// of the read or copy in flight, the next heartbeat and any write
+    /// retry, and while stopping the next look at the groups. `None`: only
+    /// an input can wake it.
+    ///
+    /// Its answer can change after every [`ClusterDriver::handle`] call,
+    /// whatever the input (results end read phases and start new ones,
+    /// child exits move init timers, `Stop` ends cycles, write failures
+    /// schedule retries), and after nothing else: `poll_command` and
+    /// `poll_event` only drain queues.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        if self.exit_sent {
+            return None;
+        }
+        let mut at = self.node.driver.init.poll_timeout();
+        let mut take = |t: Option<Millis>| {
+            if let Some(t) = t {
+                at = Some(at.map_or(t, |a| a.min(t)));
+            }
+        };
+        match &self.stopping {
+            Some(s) if !s.halted => take(Some(s.next_check.min(s.deadline))),
+            Some(_) => {}
+            None => take(Some(match &self.phase {
+                Phase::Idle { at } => match self.beats.first_until {
+                    Some(until) => until.max(*at),
+                    None => *at,
+                },
+                Phase::Membership { deadline, .. } => *deadline,
+                Phase::Reading(r) => r.deadline,
+                Phase::Copying(c) => c.deadline,
+            })),
+        }
+        if !self.beats.removed {
+            take(self.beats.next_at);
+            take(self.beats.retry_at);
+        }
+        take(self.clstat.retry_at);
+        take(self.hastat.retry_at);
+        at
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Feed the init machine one input and turn what it did into commands.
+    fn init_step(&mut self, now: Millis, input: Input) -> Reply {
+        let record = self.trace.as_ref().map(|_| input.clone());
+        let (reply, executed) = self.node.driver.step(now, input);
+        if let (Some(tap), Some(input)) = (&mut self.trace, record) {
+            let record = Record::Init { node: self.cfg.me, at: now, input };
+            tap.push(record, TraceOutcome::Init { reply: &reply, executed: &executed });
+        }
+        self.absorb(now, executed);
+        reply
+    }
+
+    /// The glue's log of init actions → commands and events, in order.
+    fn absorb(&mut self, _now: Millis, executed: Vec<Executed>) {
+        for e in executed {
+            let Executed::Action(action) = e else { continue };
+            match action {
+                InitAction::Spawn { id, group, tag, level, command } => {
+                    self.commands.push_back(ClusterCommand::Spawn {
+                        id,
+                        group,
+                        tag,
+                        level,
+                        command,
+                        not_after: None,
+                    })
+                }
+                InitAction::Signal { id, signal } => {
+                    self.commands.push_back(ClusterCommand::Signal { id, signal })
+                }
+                InitAction::WriteStatus { status, .. } => self.write_clstat(status),
+                InitAction::Notice(n) => self.events.push_back(ClusterEvent::Init(n)),
+                InitAction::Exit => {}
+            }
+        }
+    }
+
+    /// Fire what is due at `now`.
+    fn advance(&mut self, now: Millis) {
+        if self.exit_sent {
+            return;
+        }
+        if self.node.driver.init.poll_timeout().is_some_and(|t| t <= now) {
+            self.init_step(now, Input::Tick);
+        }
+        if !self.beats.removed {
+            let due = |t: Option<Millis>| t.is_some_and(|t| t <= now);
+            if due(self.beats.next_at) || due(self.beats.retry_at) {
+                self.beat(now);
+            }
+        }
+        if self.clstat.retry_at.is_some_and(|t| t <= now) {
+            if let Some(status) = self.clstat.latest.take() {
+                self.write_clstat(status);
+            }
+        }
+        if self.hastat.retry_at.is_some_and(|t| t <= now) {
+            if let Some(published) = self.hastat.latest.take() {
+                self.write_hastat(published);
+            }
+        }
+        if self.stopping.is_some() {
+            self.stop_check(now);
+        } else {
+            self.advance_cycle(now);
+        }
+        if self.node.driver.init.has_exited() {
+            if self.cfg.membership == MembershipSource::HeartbeatFiles && !self.beats.removed {
+                self.beats.removed = true;
+                let seq = self.next_seq();
+                self.commands.push_back(ClusterCommand::RemoveHeartbeat { seq });
+            }
+            self.exit_sent = true;
+            self.commands.push_back(ClusterCommand::Exit);
+        }
+    }
+}
+
+/// Unit tests of the driver, by hand, with no I/O.
+#[cfg(test)]
+mod tests;
