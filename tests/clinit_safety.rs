@@ -86,9 +86,18 @@ fn zero_byte_cltab_is_refused_and_the_last_good_table_kept() {
     assert!(d.log_text().contains("keeping the last good cltab"));
     assert!(alive(pid), "the service runs on");
     assert_eq!(d.state_of("g"), "1 DONE");
-    // The client says so, with a failure exit.
+    // The client cannot find the socket in an empty cltab: it says so, and
+    // exits 3 (no daemon on the socket it tried), never 0.
     let out = d.client(&[]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is empty or unreadable") && err.contains("give the socket with -s"),
+        "{err}"
+    );
+    // With the socket named, the refusal is the daemon's: exit 1.
+    let out = d.client(&["-s", &d.socket.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
     // Explicitly empty (directives and a comment): taken, the group halts.
     d.write_cltab("# nothing runs here\n");
     assert!(d.request(&Request::Reread).expect("reread").ok);

@@ -213,8 +213,9 @@ fn check(path: &Path) -> Exit {
             return Exit::Refused;
         }
     };
-    let text = String::from_utf8_lossy(&bytes);
-    match Cltab::parse(&text, &path.display().to_string()) {
+    // The daemon's own parser: the same refusals (empty file, NUL, invalid
+    // UTF-8, stray CR) with the same file:line.
+    match Cltab::parse_bytes(&bytes, &path.display().to_string()) {
         Ok(table) => {
             for (name, value) in &table.other_directives {
                 println!("{}: warning: unknown directive :::{name}:{value}", path.display());
@@ -297,6 +298,17 @@ impl<'a> Client<'a> {
         eprintln!("clinit: {e}");
         if !e.daemon_not_running() {
             return Exit::Refused;
+        }
+        // A cltab that is empty or unreadable names no socket: the daemon
+        // may well run on the one its last good table named.
+        if std::fs::metadata(&self.args.cltab).is_ok_and(|m| m.len() == 0)
+            || std::fs::read(&self.args.cltab).is_err()
+        {
+            eprintln!(
+                "clinit: note: {} is empty or unreadable, so its :::socket: directive (if it had one) \
+                 is unknown; give the socket with -s",
+                self.args.cltab.display()
+            );
         }
         // The file a dead daemon left is not the truth: say it is there,
         // never print it as the status.
