@@ -549,8 +549,21 @@ impl Ranked {
             self.log(RankedNotice::ConfigAdopted(c));
             return;
         }
-        // Acknowledge a change others propose, if none acknowledged yet.
-        if self.durable.config_ack.is_none() {
+        // Acknowledge a change others propose, if none acknowledged yet
+        // (with the rule off: switch to any newer proposal seen).
+        if !self.rules.one_change_per_version {
+            let newest = self
+                .peers
+                .values()
+                .filter_map(|p| p.record.as_ref())
+                .filter_map(|r| r.config_ack.clone())
+                .filter(|c| membership::one_at_a_time(&config, &c.members).is_ok() && c.replaces == config.version)
+                .filter(|c| Some(c) != self.durable.config_ack.as_ref())
+                .max();
+            if let Some(c) = newest {
+                self.set_durable(|d| d.config_ack = Some(c));
+            }
+        } else if self.durable.config_ack.is_none() {
             let proposed = self
                 .peers
                 .values()
@@ -818,7 +831,11 @@ impl Ranked {
         let heard: Vec<u32> = members.iter().copied().filter(|&n| n == self.me || !revoked_by_me(n)).collect();
         let mut wanted: Vec<(NodeInc, FenceReason)> = Vec::new();
         for (&x, j) in judged {
-            if j.void || !j.revoked_quorum {
+            // A node that published `lost` cannot release: fence it even if
+            // it still writes heartbeats (it cannot read, or its kill hung).
+            let lost = self.record_of(x).is_some_and(|r| r.lease == LeaseState::Lost)
+                && self.rules.lost_needs_fence;
+            if j.void || !(j.revoked_quorum || lost) {
                 continue;
             }
             let designated = heard.iter().copied().filter(|&n| n != x).min();
@@ -841,7 +858,7 @@ impl Ranked {
             }
         }
         // An exact half without the tie-breaker fences it after a delay.
-        if let Some(&t) = members.iter().min() {
+        if let Some(&t) = members.iter().min().filter(|_| self.rules.tie_fence) {
             let mut side: BTreeSet<u32> = heard.iter().copied().collect();
             side.extend(votes.keys().copied());
             let half = 2 * members.iter().filter(|m| side.contains(m)).count() == members.len();

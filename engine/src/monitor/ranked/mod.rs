@@ -81,6 +81,8 @@ mod machine;
 
 #[cfg(test)]
 mod harness;
+#[cfg(test)]
+mod interleavings;
 
 pub use machine::{Command, Durable, Input, Output, Ranked, RankedNotice, Read};
 pub use record::{Change, Config, LeaseState, NodeInc, Record, Seen};
@@ -221,6 +223,10 @@ pub(crate) struct Rules {
     pub lost_needs_fence: bool,
     /// A fence vote lasts only until a new incarnation is seen.
     pub vote_until_new_incarnation: bool,
+    /// An exact half without the tie-breaker fences it (its vote).
+    pub tie_fence: bool,
+    /// A node acknowledges at most one membership change per version.
+    pub one_change_per_version: bool,
 }
 
 impl Default for Rules {
@@ -234,6 +240,8 @@ impl Default for Rules {
             wait_for_all: true,
             lost_needs_fence: true,
             vote_until_new_incarnation: true,
+            tie_fence: true,
+            one_change_per_version: true,
         }
     }
 }
