@@ -20,7 +20,56 @@
 use super::record::NodeInc;
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Fence votes: fenced node → (its fenced incarnation, the nodes that
+/// fenced it). A fenced node's services are dead, so it votes, but only
+/// **with its fencer**: it joins a set of voters only when one of its
+/// fencers is in that set. Two quorums that both count the vote therefore
+/// meet in the fencer, and quorum intersection survives. (Counting it
+/// everywhere would let two fenced nodes alone "revoke" a healthy third.)
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Votes(pub BTreeMap<u32, (u64, BTreeSet<u32>)>);
+
+impl Votes {
+    pub fn add(&mut self, node: u32, incarnation: u64, fencer: u32) {
+        let entry = self.0.entry(node).or_insert((incarnation, BTreeSet::new()));
+        if incarnation > entry.0 {
+            *entry = (incarnation, BTreeSet::new());
+        }
+        if incarnation == entry.0 {
+            entry.1.insert(fencer);
+        }
+    }
+
+    pub fn contains(&self, node: u32) -> bool {
+        self.0.contains_key(&node)
+    }
+
+    pub fn incarnation(&self, node: u32) -> Option<u64> {
+        self.0.get(&node).map(|v| v.0)
+    }
+
+    /// Add to `yes` every fenced node with a fencer in `yes` (to a fixed
+    /// point: a fencer may itself be a fenced node's vote). Returns whether
+    /// a vote was added.
+    pub fn expand(&self, yes: &mut BTreeSet<u32>) -> bool {
+        let mut added = false;
+        loop {
+            let more: Vec<u32> = self
+                .0
+                .iter()
+                .filter(|(n, (_, fencers))| !yes.contains(n) && fencers.iter().any(|f| yes.contains(f)))
+                .map(|(&n, _)| n)
+                .collect();
+            if more.is_empty() {
+                return added;
+            }
+            added = true;
+            yes.extend(more);
+        }
+    }
+}
 
 /// Why a fence is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +150,20 @@ impl Fences {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vote_goes_with_its_fencer_only() {
+        let mut v = Votes::default();
+        v.add(1, 3, 2);
+        v.add(4, 1, 2);
+        let mut alone: BTreeSet<u32> = [3].into();
+        assert!(!v.expand(&mut alone), "fenced nodes never vote without their fencer");
+        let mut with: BTreeSet<u32> = [2, 3].into();
+        assert!(v.expand(&mut with));
+        assert_eq!(with, [1, 2, 3, 4].into());
+        v.add(1, 4, 3);
+        assert_eq!(v.0[&1], (4, [3].into()), "a newer incarnation's fence replaces the old");
+    }
 
     #[test]
     fn once_successfully_with_backoff_and_never_after_return() {

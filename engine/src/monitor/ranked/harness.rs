@@ -194,6 +194,8 @@ impl World {
         let t = self.t;
         let n = self.node(id);
         n.up = false;
+        n.paused = false;
+        n.frozen = false;
         n.machine = None;
         n.procs.clear();
         n.own = ClStat::default();
@@ -423,6 +425,7 @@ impl World {
                 n.inbox.push(Input::Written { counter, ok: true });
             }
             Command::Tell { group, level, not_after } => {
+                self.log.push((t, id, format!("tell {group} {level}")));
                 let starts = !matches!(level.as_str(), "plan" | "test" | "stop");
                 let n = self.node(id);
                 if starts && !late {

@@ -166,14 +166,14 @@ fn late_spawns_without_a_not_after_time_give_a_double_owner() {
 }
 
 fn paused_node(rules: impl FnOnce(&mut Rules)) -> World {
-    // A fence command exists but fails for 6 s; node 1 (owner) is paused
+    // A fence command exists but fails for 4 s; node 1 (owner) is paused
     // as a VM is, with its watchdog and services, for 10 s.
     let mut w = fenced(3, "web start 1,2,3\n").with_rules(rules);
     assert!(w.settle(10_000));
     let t0 = w.t;
     w.fence_works = false;
     w.node(1).paused = true;
-    w.run_until(t0 + 6000);
+    w.run_until(t0 + 4000);
     w.fence_works = true;
     w.run_until(t0 + 10_000);
     w.node(1).paused = false;

@@ -23,6 +23,7 @@
 //! start if it never saw X, or at once when the membership source says X is
 //! down.
 
+use super::fencing::Votes;
 use super::quorum::is_quorum;
 use super::record::Seen;
 use crate::time::Millis;
@@ -36,13 +37,14 @@ pub fn takeover_wait(lease: Millis, rate_ppm: u64, kill_bound: Millis) -> Millis
 
 /// The highest own counter (of the current epoch, `>= floor`) that a quorum
 /// acknowledges. `acks`: each other member's acknowledgement of this node's
-/// current incarnation. `me` and `fence_votes` count as acknowledging every
-/// counter.
+/// current incarnation. `me` counts as acknowledging every counter, and
+/// `votes` adds the fence votes that go with a set (see
+/// [`super::fencing::Votes`]).
 pub fn lease_counter(
     members: &[u32],
     me: u32,
     acks: &BTreeMap<u32, u64>,
-    fence_votes: &BTreeSet<u32>,
+    votes: &Votes,
     tie_ready: bool,
     newest: u64,
     floor: u64,
@@ -52,9 +54,9 @@ pub fn lease_counter(
     levels.sort_unstable_by(|a, b| b.cmp(a));
     levels.dedup();
     for c in levels {
-        let mut yes: BTreeSet<u32> = fence_votes.clone();
-        yes.insert(me);
+        let mut yes: BTreeSet<u32> = BTreeSet::from([me]);
         yes.extend(acks.iter().filter(|(_, &a)| a >= c).map(|(&n, _)| n));
+        votes.expand(&mut yes);
         if is_quorum(members, &yes, tie_ready) {
             return (c >= floor).then_some(c);
         }
@@ -111,16 +113,21 @@ mod tests {
     #[test]
     fn lease_needs_a_quorum_of_published_acks() {
         let members = [1, 2, 3];
-        let none = BTreeSet::new();
+        let none = Votes::default();
         let mut acks = BTreeMap::new();
         assert_eq!(lease_counter(&members, 1, &acks, &none, true, 10, 1), None, "own reads are not acks");
         acks.insert(2, 7);
         acks.insert(3, 9);
         assert_eq!(lease_counter(&members, 1, &acks, &none, true, 10, 1), Some(9));
         assert_eq!(lease_counter(&members, 1, &acks, &none, true, 10, 10), None, "older epoch");
-        let votes: BTreeSet<u32> = [3].into();
+        let mut votes = Votes::default();
+        votes.add(3, 1, 1);
         acks.remove(&3);
-        assert_eq!(lease_counter(&members, 1, &acks, &votes, true, 10, 1), Some(10), "fence vote");
+        assert_eq!(lease_counter(&members, 1, &acks, &votes, true, 10, 1), Some(10), "my fence vote");
+        let mut theirs = Votes::default();
+        theirs.add(3, 1, 2);
+        acks.remove(&2);
+        assert_eq!(lease_counter(&members, 1, &acks, &theirs, true, 10, 1), None, "not my fencer's");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use super::claims::{self, Grant, Holder};
 use super::eligibility::Eligibility;
-use super::fencing::{FenceReason, Fences};
+use super::fencing::{FenceReason, Fences, Votes};
 use super::lease::{lease_counter, Contact};
 use super::membership::{self, ChangeError};
 use super::quorum::is_quorum;
@@ -468,28 +468,30 @@ impl Ranked {
 
     /// Fence votes this node counts: its own and those others publish, each
     /// until a newer incarnation of the fenced node is seen.
-    fn fence_votes(&self) -> BTreeMap<u32, u64> {
-        let mut votes = self.my_votes.clone();
-        for p in self.peers.values() {
+    fn fence_votes(&self) -> Votes {
+        let mut votes = Votes::default();
+        for (&n, &inc) in &self.my_votes {
+            votes.add(n, inc, self.me);
+        }
+        for (&fencer, p) in &self.peers {
             if let Some(r) = &p.record {
                 for (&n, &inc) in &r.fenced {
-                    let v = votes.entry(n).or_insert(inc);
-                    *v = (*v).max(inc);
+                    votes.add(n, inc, fencer);
                 }
             }
         }
         if self.rules.vote_until_new_incarnation {
-            votes.retain(|&n, &mut inc| self.latest(n).is_none_or(|l| l.incarnation <= inc));
+            votes.0.retain(|&n, v| self.latest(n).is_none_or(|l| l.incarnation <= v.0));
         }
         votes
     }
 
     /// May the tie-breaker decide an exact half now?
-    fn tie_ready(&self, votes: &BTreeMap<u32, u64>) -> bool {
+    fn tie_ready(&self, votes: &Votes) -> bool {
         let Some(&t) = self.durable.config.members.iter().min() else {
             return false;
         };
-        if !self.rules.wait_for_all || votes.contains_key(&t) {
+        if !self.rules.wait_for_all || votes.contains(t) {
             return true;
         }
         if t == self.me {
@@ -512,13 +514,13 @@ impl Ranked {
         self.membership_pass();
         self.seen_all = self.seen_all
             || self.members().iter().all(|&m| {
-                m == self.me || self.peers.get(&m).is_some_and(|p| p.seen) || votes.contains_key(&m)
+                m == self.me || self.peers.get(&m).is_some_and(|p| p.seen) || votes.contains(m)
             });
         self.revocation_pass();
         self.lease_pass(&votes);
         let judged = self.judge(&votes);
         self.fence_pass(&votes, &judged);
-        self.grant_pass(&votes, &judged);
+        self.grant_pass(&judged);
         self.group_pass(&votes, &judged);
         self.watchdog_pass();
         self.persist_pass();
@@ -672,7 +674,7 @@ impl Ranked {
         acks
     }
 
-    fn lease_pass(&mut self, votes: &BTreeMap<u32, u64>) {
+    fn lease_pass(&mut self, votes: &Votes) {
         let now = self.now;
         let inc = self.durable.incarnation;
         let members = self.members();
@@ -685,10 +687,13 @@ impl Ranked {
                 Some((m, a.counter))
             })
             .collect();
-        let vote_set: BTreeSet<u32> = votes.keys().copied().filter(|&n| n != self.me).collect();
         let tie = self.tie_ready(votes);
-        let counter = lease_counter(&members, self.me, &acks, &vote_set, tie, self.counter, self.epoch_floor);
-        let deadline = counter.and_then(|c| self.sent.get(&c)).map(|&t| t + self.params.lease);
+        let counter = lease_counter(&members, self.me, &acks, votes, tie, self.counter, self.epoch_floor);
+        // The emission time of `c`, or of an earlier counter if `c`'s was
+        // forgotten (earlier is on the safe side).
+        let deadline = counter
+            .and_then(|c| self.sent.range(..=c).next_back())
+            .map(|(_, &t)| t + self.params.lease);
         let kill_at = deadline.map(|d| d.saturating_sub(self.params.kill_bound));
         let holds = kill_at.is_some_and(|k| now < k);
         match self.phase {
@@ -716,10 +721,12 @@ impl Ranked {
         if let (Phase::Holding, Some(k)) = (self.phase, self.deadline) {
             self.wake_at(k.saturating_sub(self.params.kill_bound));
         }
-        // Forget emission times no lease can rest on any more.
-        if let Some(c) = counter {
-            self.sent = self.sent.split_off(&c);
-        }
+        // Forget emission times no lease can rest on any more: below every
+        // member's acknowledgement (a fence vote may vanish, and the lease
+        // fall back on an older acknowledgement), and beyond 4 leases' worth.
+        let oldest_ack = acks.values().copied().min().unwrap_or(self.counter);
+        let keep = oldest_ack.max(self.counter.saturating_sub(4 * self.params.lease.0 / self.params.heartbeat.0.max(1)));
+        self.sent = self.sent.split_off(&keep);
     }
 
     fn lose_lease(&mut self) {
@@ -743,7 +750,7 @@ impl Ranked {
     }
 
     /// Decide, for every other member, whether its claims are void.
-    fn judge(&mut self, votes: &BTreeMap<u32, u64>) -> BTreeMap<u32, Judgement> {
+    fn judge(&mut self, votes: &Votes) -> BTreeMap<u32, Judgement> {
         let now = self.now;
         let members = self.members();
         let tie = self.tie_ready(votes);
@@ -758,7 +765,7 @@ impl Ranked {
             let latest = self.latest(x);
             let inc = latest.map_or(0, |l| l.incarnation);
             // Who revoked x's current incarnation, and up to which counter.
-            let mut yes: BTreeSet<u32> = votes.keys().copied().filter(|&n| n != x).collect();
+            let mut yes: BTreeSet<u32> = BTreeSet::new();
             let mut bound = 0u64;
             for &y in &members {
                 if y == x {
@@ -774,7 +781,14 @@ impl Ranked {
                     bound = bound.max(r.counter);
                 }
             }
-            let revoked_quorum = is_quorum(&members, &yes, tie);
+            // Fence votes join with their fencers; a vote carries no bound,
+            // so the wait then runs from the first sight of the quorum.
+            let mut voters = yes.clone();
+            voters.remove(&x);
+            let mut with_votes = voters.clone();
+            let used_votes = votes.expand(&mut with_votes);
+            with_votes.remove(&x);
+            let revoked_quorum = is_quorum(&members, &with_votes, tie);
             let peer = self.peers.entry(x).or_default();
             if revoked_quorum {
                 if peer.revoked_since.is_none_or(|(i, _)| i != inc) {
@@ -783,7 +797,7 @@ impl Ranked {
             } else {
                 peer.revoked_since = None;
             }
-            let fenced = votes.get(&x).is_some_and(|&v| v >= inc);
+            let fenced = votes.incarnation(x).is_some_and(|v| v >= inc);
             let released = self.rules.publish_release
                 && rec.as_ref().is_some_and(|r| r.lease == LeaseState::Released);
             let guarded = rec.as_ref().is_some_and(|r| {
@@ -794,7 +808,10 @@ impl Ranked {
             let mut waited = false;
             if let Some((_, since)) = peer.revoked_since {
                 let mut base = since;
-                if let Some(c) = peer.contact.filter(|c| c.latest.is_some_and(|l| l.counter >= bound)) {
+                if let Some(c) = peer
+                    .contact
+                    .filter(|c| !used_votes && c.latest.is_some_and(|l| l.counter >= bound))
+                {
                     base = base.min(c.first_seen);
                 }
                 let at = base + wait;
@@ -821,7 +838,7 @@ impl Ranked {
         out
     }
 
-    fn fence_pass(&mut self, votes: &BTreeMap<u32, u64>, judged: &BTreeMap<u32, Judgement>) {
+    fn fence_pass(&mut self, votes: &Votes, judged: &BTreeMap<u32, Judgement>) {
         if !self.params.fence_command {
             return;
         }
@@ -860,7 +877,7 @@ impl Ranked {
         // An exact half without the tie-breaker fences it after a delay.
         if let Some(&t) = members.iter().min().filter(|_| self.rules.tie_fence) {
             let mut side: BTreeSet<u32> = heard.iter().copied().collect();
-            side.extend(votes.keys().copied());
+            votes.expand(&mut side);
             let half = 2 * members.iter().filter(|m| side.contains(m)).count() == members.len();
             let lowest_here = heard.iter().copied().filter(|&n| n != t).min() == Some(self.me);
             if t != self.me && half && !side.contains(&t) && lowest_here {
@@ -897,7 +914,7 @@ impl Ranked {
         out
     }
 
-    fn grant_pass(&mut self, _votes: &BTreeMap<u32, u64>, judged: &BTreeMap<u32, Judgement>) {
+    fn grant_pass(&mut self, judged: &BTreeMap<u32, Judgement>) {
         let mut groups: BTreeSet<String> = self.claims.clone();
         for p in self.peers.values() {
             if let Some(r) = &p.record {
@@ -958,12 +975,12 @@ impl Ranked {
     }
 
     /// Do a quorum's published grants give this node the claim on `group`?
-    fn holds_claim(&self, group: &str, votes: &BTreeMap<u32, u64>) -> bool {
+    fn holds_claim(&self, group: &str, votes: &Votes) -> bool {
         if !self.rules.claims {
             return true;
         }
         let me = NodeInc { node: self.me, incarnation: self.durable.incarnation };
-        let mut yes: BTreeSet<u32> = votes.keys().copied().collect();
+        let mut yes: BTreeSet<u32> = BTreeSet::new();
         if self.persisted.as_ref().and_then(|d| d.grants.get(group)).is_some_and(|g| g.to == me) {
             yes.insert(self.me);
         }
@@ -972,6 +989,7 @@ impl Ranked {
                 yes.insert(n);
             }
         }
+        votes.expand(&mut yes);
         claims::held(&self.durable.config.members, &yes, self.tie_ready(votes))
     }
 
@@ -987,7 +1005,7 @@ impl Ranked {
         self.out.push(Command::Tell { group: group.to_string(), level: level.to_string(), not_after });
     }
 
-    fn group_pass(&mut self, votes: &BTreeMap<u32, u64>, judged: &BTreeMap<u32, Judgement>) {
+    fn group_pass(&mut self, votes: &Votes, judged: &BTreeMap<u32, Judgement>) {
         let now = self.now;
         if self.phase != Phase::Holding {
             // Released or killing: nothing runs here; settle stragglers.
