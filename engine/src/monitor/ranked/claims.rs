@@ -12,13 +12,14 @@
 //! never happens. So a node that reads another 2H late and wrongly believes
 //! a group unplaced still cannot start it.
 //!
-//! A grant is freed only when its holder is **void** (fenced, released,
-//! replaced by a new incarnation, or past the takeover wait) or when a
+//! A grant names the holder's lease epoch, and counts only for that epoch.
+//! It is freed only when its holder is **void** (fenced, released, replaced
+//! by a new incarnation or epoch, or past the takeover wait) or when a
 //! record of the holder written *after* the grant no longer asks for the
 //! claim (it stopped the group).
 
 use super::quorum::is_quorum;
-use super::record::NodeInc;
+use super::record::Epoch;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -26,7 +27,7 @@ use std::collections::BTreeSet;
 /// (a holder record must be newer to free it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
-    pub to: NodeInc,
+    pub to: Epoch,
     pub at_counter: u64,
 }
 
@@ -39,7 +40,8 @@ pub fn held(members: &[u32], grantors: &BTreeSet<u32>, tie_ready: bool) -> bool 
 /// What the holder of a grant looks like now, to the grantor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Holder {
-    /// Fenced, released, newer incarnation, or past the takeover wait.
+    /// Fenced, released, newer incarnation or lease epoch, or past the
+    /// takeover wait.
     Void,
     /// A record of the same incarnation with `counter`, asking for the claim
     /// or not.
@@ -63,7 +65,7 @@ mod tests {
 
     #[test]
     fn frees_only_on_void_or_a_newer_record_without_the_claim() {
-        let g = Grant { to: NodeInc { node: 2, incarnation: 1 }, at_counter: 10 };
+        let g = Grant { to: Epoch { node: 2, incarnation: 1, floor: 1 }, at_counter: 10 };
         assert!(may_free(&g, Holder::Void));
         assert!(!may_free(&g, Holder::Unknown), "unknown is not absent");
         assert!(!may_free(&g, Holder::Seen { counter: 10, asks: false }), "an old copy");

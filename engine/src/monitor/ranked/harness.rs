@@ -360,7 +360,9 @@ impl World {
                 n.inbox.push(Input::Own(own));
             }
         }
-        // Late commands whose time has come.
+        self.monitor_tick(id);
+        // Late commands whose time has come run after the monitor's turn:
+        // the monitor sees their effect at its next one.
         let due: Vec<Command> = {
             let n = self.node(id);
             let (due, rest): (Vec<_>, Vec<_>) =
@@ -371,6 +373,10 @@ impl World {
         for c in due {
             self.execute(id, c, true);
         }
+    }
+
+    fn monitor_tick(&mut self, id: u32) {
+        let t = self.t;
         if self.nodes[&id].frozen || self.nodes[&id].machine.is_none() {
             return;
         }

@@ -85,14 +85,16 @@ fn durable_revocation(rules: impl FnOnce(&mut Rules)) -> World {
     // then hears it again; W=5 reads X fine. After Z's revocation is
     // published, Y, V and W read Z only through an endless delay: they keep
     // seeing Z's revocation.
-    let mut w = world(5, "web start 1,2,3\n").with_rules(rules);
+    // Suspicion after 600 ms, so Z's blip (800 ms) is shorter than X's lease.
+    let params = RankedParams { suspect_after: Millis(600), ..RankedParams::default() };
+    let mut w = World::new(5, params, "web start 1,2,3\n").with_rules(rules);
     assert!(w.settle(10_000));
     assert_eq!(w.runs("web"), vec![1]);
     let t0 = w.t;
     w.link(1, 2, Link::Down);
     w.link(1, 4, Link::Down);
     w.link(1, 3, Link::Down);
-    w.run_until(t0 + 2000);
+    w.run_until(t0 + 800);
     for r in [2, 4, 5] {
         w.link(3, r, Link::Down);
     }

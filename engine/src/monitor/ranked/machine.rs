@@ -13,7 +13,7 @@ use super::lease::{lease_counter, Contact};
 use super::membership::{self, ChangeError};
 use super::quorum::is_quorum;
 use super::rank::rank;
-use super::record::{self, Change, Config, LeaseState, NodeInc, Record, Seen};
+use super::record::{self, Change, Config, Epoch, LeaseState, NodeInc, Record, Seen};
 use super::{RankedParams, Rules};
 use crate::hactl::Hactl;
 use crate::status::{ClStat, GroupState, GroupStatus};
@@ -776,7 +776,10 @@ impl Ranked {
                 } else {
                     self.record_of(y).and_then(|ry| ry.revocations.get(&x).copied())
                 };
-                if let Some(r) = r.filter(|r| r.incarnation == inc) {
+                // A bound below x's epoch floor concerns an epoch x has
+                // released since: moot (its revoker may have lifted it).
+                let floor = rec.as_ref().filter(|r| r.incarnation == inc).map_or(0, |r| r.floor);
+                if let Some(r) = r.filter(|r| r.incarnation == inc && r.counter >= floor) {
                     yes.insert(y);
                     bound = bound.max(r.counter);
                 }
@@ -900,15 +903,19 @@ impl Ranked {
         }
     }
 
-    fn requests(&self, group: &str, judged: &BTreeMap<u32, Judgement>) -> Vec<NodeInc> {
+    fn my_epoch(&self) -> Epoch {
+        Epoch { node: self.me, incarnation: self.durable.incarnation, floor: self.epoch_floor }
+    }
+
+    fn requests(&self, group: &str, judged: &BTreeMap<u32, Judgement>) -> Vec<Epoch> {
         let mut out = Vec::new();
         if self.claims.contains(group) && self.phase == Phase::Holding {
-            out.push(NodeInc { node: self.me, incarnation: self.durable.incarnation });
+            out.push(self.my_epoch());
         }
         for (&n, p) in &self.peers {
             let Some(r) = &p.record else { continue };
-            if judged.get(&n).is_some_and(|j| !j.void) && r.claims.contains(group) {
-                out.push(NodeInc { node: n, incarnation: r.incarnation });
+            if judged.get(&n).is_some_and(|j| !j.void) && r.claims.contains(group) && r.lease == LeaseState::Holding {
+                out.push(Epoch { node: n, incarnation: r.incarnation, floor: r.floor });
             }
         }
         out
@@ -925,7 +932,7 @@ impl Ranked {
         for g in groups {
             if let Some(grant) = self.durable.grants.get(&g).cloned() {
                 let holder = if grant.to.node == self.me {
-                    if grant.to.incarnation != self.durable.incarnation {
+                    if grant.to != self.my_epoch() {
                         Holder::Void
                     } else {
                         Holder::Seen {
@@ -938,7 +945,9 @@ impl Ranked {
                     let void = judged.get(&grant.to.node).is_none_or(|j| j.void);
                     match p.and_then(|p| p.record.as_ref().map(|r| (r, p.unknown.is_some()))) {
                         _ if void => Holder::Void,
-                        Some((r, _)) if r.incarnation != grant.to.incarnation => Holder::Void,
+                        Some((r, _)) if r.incarnation != grant.to.incarnation || r.floor != grant.to.floor => {
+                            Holder::Void
+                        }
                         Some((_, true)) | None => Holder::Unknown,
                         Some((r, false)) => Holder::Seen { counter: r.counter, asks: r.claims.contains(&g) },
                     }
@@ -979,7 +988,7 @@ impl Ranked {
         if !self.rules.claims {
             return true;
         }
-        let me = NodeInc { node: self.me, incarnation: self.durable.incarnation };
+        let me = self.my_epoch();
         let mut yes: BTreeSet<u32> = BTreeSet::new();
         if self.persisted.as_ref().and_then(|d| d.grants.get(group)).is_some_and(|g| g.to == me) {
             yes.insert(self.me);
@@ -1188,6 +1197,7 @@ impl Ranked {
             counter: self.counter,
             policy: record::POLICY.to_string(),
             lease: self.lease_state(),
+            floor: self.epoch_floor,
             watchdog: self.params.watchdog,
             seen_all: self.seen_all,
             config: durable.config,

@@ -85,7 +85,7 @@ mod harness;
 mod interleavings;
 
 pub use machine::{Command, Durable, Input, Output, Ranked, RankedNotice, Read};
-pub use record::{Change, Config, LeaseState, NodeInc, Record, Seen};
+pub use record::{Change, Config, Epoch, LeaseState, NodeInc, Record, Seen};
 
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};

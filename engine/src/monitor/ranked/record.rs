@@ -8,14 +8,14 @@
 //! clinit-ranked 1
 //! node 3 7 123            node, incarnation, counter
 //! policy ranked
-//! lease holding           holding | released | lost
+//! lease holding 57        holding | released | lost, epoch floor counter
 //! watchdog yes            a watchdog bounds this node's services (yes | no)
 //! seen-all yes            seen every member since start (wait_for_all)
 //! config 2 1,2,3          known membership: version, members
 //! config-ack 2 1,2,4      optional: the one change of version 2 it accepts
 //! ack 1 5 100             latest (incarnation, counter) seen of node 1
 //! revoke 2 4 88           (node 2, incarnation 4) acknowledged up to 88, never beyond
-//! grant web 3 7           grants its claim on group web to (node 3, incarnation 7)
+//! grant web 3 7 57        grants its claim on web to node 3, incarnation 7, epoch 57
 //! claim web               asks for / holds the claim on group web
 //! fenced 2 4              fenced (node 2, incarnation 4) successfully
 //! group web start DONE    its local groups' status, as in clstat
@@ -91,6 +91,19 @@ pub struct NodeInc {
     pub incarnation: u64,
 }
 
+/// One lease epoch of one node incarnation: the holder of a claim. A node
+/// starts a new epoch (a higher `floor`) each time it reacquires its lease
+/// after releasing it; a grant names the epoch, so a grant given before a
+/// release never counts after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Epoch {
+    pub node: u32,
+    pub incarnation: u64,
+    /// The epoch's first counter: its lease rests only on acknowledgements
+    /// of counters at or above it.
+    pub floor: u64,
+}
+
 /// The known membership: replicated configuration, changed one node at a
 /// time (see [`super::membership`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,6 +128,10 @@ pub struct Record {
     pub counter: u64,
     pub policy: String,
     pub lease: LeaseState,
+    /// The current lease epoch's first counter: this node's lease rests
+    /// only on acknowledgements of counters at or above it, so a revocation
+    /// with a lower bound no longer concerns it (it released since).
+    pub floor: u64,
     pub watchdog: bool,
     pub seen_all: bool,
     pub config: Config,
@@ -124,8 +141,8 @@ pub struct Record {
     /// Durable revocations: `(node, incarnation)` acknowledged up to
     /// `counter`, never beyond.
     pub revocations: BTreeMap<u32, Seen>,
-    /// Group → the node incarnation this node grants its claim to.
-    pub grants: BTreeMap<String, NodeInc>,
+    /// Group → the node epoch this node grants its claim to.
+    pub grants: BTreeMap<String, Epoch>,
     /// Groups whose claim this node asks for or holds.
     pub claims: BTreeSet<String>,
     /// Node → incarnation this node fenced successfully (fence votes).
@@ -187,7 +204,7 @@ impl Record {
         let _ = writeln!(s, "{MAGIC}");
         let _ = writeln!(s, "node {} {} {}", self.node, self.incarnation, self.counter);
         let _ = writeln!(s, "policy {}", self.policy);
-        let _ = writeln!(s, "lease {}", self.lease.as_str());
+        let _ = writeln!(s, "lease {} {}", self.lease.as_str(), self.floor);
         let _ = writeln!(s, "watchdog {}", yes(self.watchdog));
         let _ = writeln!(s, "seen-all {}", yes(self.seen_all));
         let _ = writeln!(s, "config {} {}", self.config.version, join(&self.config.members));
@@ -201,7 +218,7 @@ impl Record {
             let _ = writeln!(s, "revoke {n} {} {}", r.incarnation, r.counter);
         }
         for (g, to) in &self.grants {
-            let _ = writeln!(s, "grant {g} {} {}", to.node, to.incarnation);
+            let _ = writeln!(s, "grant {g} {} {} {}", to.node, to.incarnation, to.floor);
         }
         for g in &self.claims {
             let _ = writeln!(s, "claim {g}");
@@ -252,6 +269,7 @@ impl Record {
             counter: 0,
             policy: String::new(),
             lease: LeaseState::Released,
+            floor: 0,
             watchdog: false,
             seen_all: false,
             config: Config { version: 0, members: Vec::new() },
@@ -277,7 +295,10 @@ impl Record {
                     ))
                 }
                 (Some("policy"), 2) => policy = Some(w[1].to_string()),
-                (Some("lease"), 2) => lease = Some(LeaseState::parse(w[1]).ok_or(bad("bad lease"))?),
+                (Some("lease"), 3) => {
+                    lease = Some(LeaseState::parse(w[1]).ok_or(bad("bad lease"))?);
+                    rec.floor = num(2).ok_or(bad("bad floor"))?;
+                }
                 (Some("watchdog"), 2) => watchdog = Some(yes_no(w[1]).ok_or(bad("bad yes/no"))?),
                 (Some("seen-all"), 2) => seen_all = Some(yes_no(w[1]).ok_or(bad("bad yes/no"))?),
                 (Some("config"), 3) => {
@@ -304,10 +325,11 @@ impl Record {
                         rec.revocations.insert(n, seen);
                     }
                 }
-                (Some("grant"), 4) => {
-                    let to = NodeInc {
+                (Some("grant"), 5) => {
+                    let to = Epoch {
                         node: node(2).ok_or(bad("bad node"))?,
                         incarnation: num(3).ok_or(bad("bad incarnation"))?,
+                        floor: num(4).ok_or(bad("bad floor"))?,
                     };
                     rec.grants.insert(w[1].to_string(), to);
                 }
@@ -379,6 +401,7 @@ pub(crate) mod tests {
             counter: 123,
             policy: POLICY.into(),
             lease: LeaseState::Holding,
+            floor: 57,
             watchdog: true,
             seen_all: true,
             config: Config { version: 2, members: vec![1, 2, 3] },
@@ -392,7 +415,7 @@ pub(crate) mod tests {
         };
         r.acks.insert(1, Seen { incarnation: 5, counter: 100 });
         r.revocations.insert(2, Seen { incarnation: 4, counter: 88 });
-        r.grants.insert("web".into(), NodeInc { node: 3, incarnation: 7 });
+        r.grants.insert("web".into(), Epoch { node: 3, incarnation: 7, floor: 57 });
         r.claims.insert("web".into());
         r.fenced.insert(2, 4);
         r.groups.insert(
@@ -409,18 +432,18 @@ pub(crate) mod tests {
         clinit-ranked 1
         node 3 7 123
         policy ranked
-        lease holding
+        lease holding 57
         watchdog yes
         seen-all yes
         config 2 1,2,3
         config-ack 2 1,2,3,4
         ack 1 5 100
         revoke 2 4 88
-        grant web 3 7
+        grant web 3 7 57
         claim web
         fenced 2 4
         group web start DONE
-        sum 3b2eaddd715b967d
+        sum d2de61451042927d
         ");
         assert_eq!(Record::parse(&text), Ok(sample()));
     }
@@ -477,11 +500,11 @@ pub(crate) mod tests {
             Just(LeaseState::Lost)
         ];
         (
-            (any::<u32>(), any::<u64>(), any::<u64>(), word(), lease, any::<bool>(), any::<bool>()),
+            (any::<u32>(), any::<u64>(), any::<u64>(), word(), lease, any::<bool>(), any::<bool>(), any::<u64>()),
             (any::<u64>(), nodes(), proptest::option::of((any::<u64>(), nodes()))),
             proptest::collection::btree_map(0u32..50, seen(), 0..4),
             proptest::collection::btree_map(0u32..50, seen(), 0..4),
-            proptest::collection::btree_map(word(), (any::<u32>(), any::<u64>()), 0..4),
+            proptest::collection::btree_map(word(), (any::<u32>(), any::<u64>(), any::<u64>()), 0..4),
             proptest::collection::btree_set(word(), 0..4),
             proptest::collection::btree_map(0u32..50, any::<u64>(), 0..3),
             proptest::collection::btree_map(word(), (word(), word()), 0..4),
@@ -492,6 +515,7 @@ pub(crate) mod tests {
                 counter: h.2,
                 policy: h.3,
                 lease: h.4,
+                floor: h.7,
                 watchdog: h.5,
                 seen_all: h.6,
                 config: Config { version: c.0, members: c.1 },
@@ -500,7 +524,7 @@ pub(crate) mod tests {
                 revocations,
                 grants: grants
                     .into_iter()
-                    .map(|(g, (node, incarnation))| (g, NodeInc { node, incarnation }))
+                    .map(|(g, (node, incarnation, floor))| (g, Epoch { node, incarnation, floor }))
                     .collect(),
                 claims,
                 fenced,
