@@ -263,7 +263,8 @@ fn release(rules: impl FnOnce(&mut Rules)) -> World {
     let t0 = w.t;
     w.link(2, 1, Link::Down);
     w.link(3, 1, Link::Down);
-    w.run_until(t0 + 4000);
+    // Lease lost by H − δ; the release is read at once.
+    w.run_until(t0 + 3000);
     w
 }
 

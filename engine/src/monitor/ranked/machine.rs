@@ -1174,7 +1174,9 @@ impl Ranked {
     fn heartbeat_pass(&mut self) {
         let now = self.now;
         let ready = self.persisted.as_ref().is_some_and(|d| d.incarnation == self.durable.incarnation);
-        if !ready {
+        // (Rule switched off: a node that lost its lease falls silent.)
+        let silent = !self.rules.publish_release && self.epoch > 0 && self.phase != Phase::Holding;
+        if !ready || silent {
             return;
         }
         if now >= self.next_heartbeat {

@@ -215,7 +215,8 @@ pub(crate) struct Rules {
     pub pause_needs_fence: bool,
     /// Spawns carry a not-after time.
     pub spawn_deadline: bool,
-    /// A published release voids a node's claims at once.
+    /// A node that lost its lease keeps publishing: its release voids its
+    /// claims at once (off: it falls silent, and others must wait).
     pub publish_release: bool,
     /// The tie-breaker decides an exact half only once it has seen all.
     pub wait_for_all: bool,
