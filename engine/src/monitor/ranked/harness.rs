@@ -274,6 +274,10 @@ impl World {
             }
         }
         if groups.values().any(|&c| c > 1) {
+            if self.double_owner_ms == 0 {
+                let owners: Vec<String> = groups.iter().filter(|(_, &c)| c > 1).map(|(g, _)| g.to_string()).collect();
+                self.log.push((t, 0, format!("DOUBLE OWNER {owners:?}")));
+            }
             self.double_owner_ms += TICK;
         }
         if self.nodes.len() == 2 {
@@ -477,6 +481,7 @@ impl World {
             Command::Fence { target, reason } => {
                 if self.healthy(target.node) {
                     self.needless_fences += 1;
+                    self.log.push((t, id, "NEEDLESS FENCE".into()));
                 }
                 self.log.push((t, id, format!("fence {target:?} {reason:?}")));
                 self.fences.push((t, id, target));

@@ -126,6 +126,8 @@ pub enum RankedNotice {
     MixedPolicy { node: u32, policy: String },
     ChangeRefused(String),
     ConfigAdopted(Config),
+    /// No step for `gap` (more than H/2): suspicion restarts from now.
+    Resumed { gap: Millis },
     /// A record that names another node was refused.
     Misfiled { node: u32, names: u32 },
 }
@@ -311,10 +313,33 @@ impl Ranked {
     /// Apply `input` at `now` (boot clock; a time earlier than a previous
     /// one is taken as the previous one) and decide.
     pub fn step(&mut self, now: Millis, input: Input) -> Output {
+        let gap = now.saturating_sub(self.now);
         self.now = self.now.max(now);
+        if gap > Millis(self.params.lease.0 / 2) {
+            self.resumed(gap);
+        }
         self.apply(input);
         self.decide();
         Output { commands: std::mem::take(&mut self.out) }
+    }
+
+    /// No step for more than H/2: this monitor was frozen (SIGSTOP, swap
+    /// death) or its executor hung. What it remembers is stale, so, as at a
+    /// start, it counts last contact with everyone from now and restarts the
+    /// tie-breaker delay. This only delays suspicion (the safe direction);
+    /// its own lease is judged from its own emission times, so a lease that
+    /// ran out during the gap is seen as lost at once.
+    fn resumed(&mut self, gap: Millis) {
+        let now = self.now;
+        for p in self.peers.values_mut() {
+            if let Some(c) = p.contact.as_mut() {
+                c.last_change = c.last_change.max(now);
+            }
+            if p.revoked_by_me_at.is_some() {
+                p.revoked_by_me_at = Some(now);
+            }
+        }
+        self.log(RankedNotice::Resumed { gap });
     }
 
     fn log(&mut self, notice: RankedNotice) {
