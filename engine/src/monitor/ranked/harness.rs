@@ -491,6 +491,16 @@ impl World {
         }
     }
 
+    /// Change `id`'s clock rate; its clock stays continuous.
+    pub fn set_drift(&mut self, id: u32, ppm: i64) {
+        let t = self.t as i64;
+        let n = self.node(id);
+        let before = n.local(t as u64).0 as i64;
+        n.clock_ppm = ppm;
+        let after = n.local(t as u64).0 as i64;
+        n.clock_offset = (n.clock_offset as i64 + before - after).max(0) as u64;
+    }
+
     /// The operator installs a new `hactl` on every node.
     pub fn set_hactl(&mut self, text: &str) {
         self.hactl = Arc::new(Hactl::parse(text, "hactl").expect("test hactl parses"));

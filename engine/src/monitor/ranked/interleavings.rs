@@ -479,7 +479,7 @@ mod random_faults {
     fn apply(w: &mut World, f: &Fault) {
         match *f {
             Fault::Crash(a, reboot) => w.crash(a, Some(reboot)),
-            Fault::RestartMonitor(a) if w.nodes[&a].up => w.restart_monitor(a),
+            Fault::RestartMonitor(a) if w.nodes[&a].up && !w.nodes[&a].paused => w.restart_monitor(a),
             Fault::Freeze(a) => w.node(a).frozen = true,
             Fault::Thaw(a) => w.node(a).frozen = false,
             Fault::Pause(a) => w.node(a).paused = w.nodes[&a].up,
@@ -489,7 +489,7 @@ mod random_faults {
                 w.links.remove(&(a, b));
             }
             Fault::FenceWorks(ok) => w.fence_works = ok,
-            Fault::Drift(a, ppm) => w.node(a).clock_ppm = ppm,
+            Fault::Drift(a, ppm) => w.set_drift(a, ppm),
             Fault::RestartMonitor(_) => {}
         }
     }

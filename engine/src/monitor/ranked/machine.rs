@@ -97,9 +97,11 @@ pub enum Command {
     /// cgroups) now, without the INT/TERM escalation, set every local group
     /// to `stop`, then answer [`Input::KillDone`].
     KillAllNow,
-    /// Hand the watchdog its deadline for lease `epoch` (`None`: nothing may
-    /// run; keep the service cgroups empty).
-    Watchdog { epoch: u64, deadline: Option<Millis> },
+    /// Hand the watchdog its deadline for lease `epoch`, which is
+    /// (incarnation, epoch within it), so a restarted monitor's epochs are
+    /// newer than its predecessor's (`None`: nothing may run; keep the
+    /// service cgroups empty).
+    Watchdog { epoch: (u64, u64), deadline: Option<Millis> },
     /// Fence `target`, then answer [`Input::Fenced`].
     Fence { target: NodeInc, reason: FenceReason },
     /// Worth a log line.
@@ -185,7 +187,7 @@ pub struct Ranked {
     epoch: u64,
     epoch_floor: u64,
     deadline: Option<Millis>,
-    watchdog_sent: Option<(u64, Option<Millis>)>,
+    watchdog_sent: Option<((u64, u64), Option<Millis>)>,
     peers: BTreeMap<u32, Peer>,
     live: Option<BTreeSet<u32>>,
     own: ClStat,
@@ -537,9 +539,14 @@ impl Ranked {
         self.wake = None;
         let votes = self.fence_votes();
         self.membership_pass();
+        // wait_for_all: every member has acknowledged this incarnation (so
+        // none still counts a fence vote of an older one), or is fenced.
+        let inc = self.durable.incarnation;
         self.seen_all = self.seen_all
             || self.members().iter().all(|&m| {
-                m == self.me || self.peers.get(&m).is_some_and(|p| p.seen) || votes.contains(m)
+                m == self.me
+                    || self.record_of(m).and_then(|r| r.ack_of(self.me)).is_some_and(|a| a.incarnation == inc)
+                    || votes.contains(m)
             });
         self.revocation_pass();
         self.lease_pass(&votes);
@@ -1177,9 +1184,10 @@ impl Ranked {
         if !self.params.watchdog {
             return;
         }
+        let epoch = (self.durable.incarnation, self.epoch);
         let want = match self.phase {
-            Phase::Holding => (self.epoch, self.deadline.map(|d| d.saturating_sub(self.params.kill_bound))),
-            _ => (self.epoch, None),
+            Phase::Holding => (epoch, self.deadline.map(|d| d.saturating_sub(self.params.kill_bound))),
+            _ => (epoch, None),
         };
         if self.watchdog_sent != Some(want) {
             self.watchdog_sent = Some(want);

@@ -30,7 +30,7 @@ pub enum WatchdogAction {
 /// The watchdog's state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Watchdog {
-    epoch: u64,
+    epoch: (u64, u64),
     deadline: Option<Millis>,
     fired: bool,
 }
@@ -38,7 +38,10 @@ pub struct Watchdog {
 impl Watchdog {
     /// A message from the monitor: `epoch`'s deadline is `deadline`
     /// (`None`: the monitor released everything; keep the cgroups empty).
-    pub fn arm(&mut self, epoch: u64, deadline: Option<Millis>) {
+    /// Epochs are (monitor incarnation, lease epoch), compared in that
+    /// order, so a restarted monitor's first epoch is newer than any of its
+    /// predecessor's.
+    pub fn arm(&mut self, epoch: (u64, u64), deadline: Option<Millis>) {
         if epoch < self.epoch {
             return;
         }
@@ -81,21 +84,23 @@ mod tests {
     #[test]
     fn fires_at_deadline_and_keeps_killing_until_a_new_epoch() {
         let mut w = Watchdog::default();
-        w.arm(1, Some(Millis(1000)));
+        w.arm((1, 1), Some(Millis(1000)));
         assert_eq!(w.tick(Millis(999)), WatchdogAction::Idle);
-        w.arm(1, Some(Millis(1500)));
-        w.arm(1, Some(Millis(1200)));
+        w.arm((1, 1), Some(Millis(1500)));
+        w.arm((1, 1), Some(Millis(1200)));
         assert_eq!(w.next_deadline(), Some(Millis(1500)), "moves forward only");
         assert_eq!(w.tick(Millis(1500)), WatchdogAction::KillAll);
         // A late extension of the same epoch (the monitor's stale message)
         // does not revive it: the cgroups stay empty.
-        w.arm(1, Some(Millis(9000)));
+        w.arm((1, 1), Some(Millis(9000)));
         assert_eq!(w.tick(Millis(1600)), WatchdogAction::KillAll);
-        w.arm(0, Some(Millis(9000)));
+        w.arm((1, 0), Some(Millis(9000)));
         assert_eq!(w.tick(Millis(1700)), WatchdogAction::KillAll);
-        w.arm(2, Some(Millis(3000)));
+        w.arm((1, 2), Some(Millis(3000)));
         assert_eq!(w.tick(Millis(1800)), WatchdogAction::Idle);
-        w.arm(2, None);
+        w.arm((1, 2), None);
         assert_eq!(w.tick(Millis(1900)), WatchdogAction::KillAll, "released: keep empty");
+        w.arm((2, 1), Some(Millis(5000)));
+        assert_eq!(w.tick(Millis(2000)), WatchdogAction::Idle, "a restarted monitor's epoch 1 is newer");
     }
 }
