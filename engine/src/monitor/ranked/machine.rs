@@ -481,6 +481,22 @@ impl Ranked {
         }
     }
 
+    /// Does this node hear `n` now: itself, or a member the membership
+    /// source does not call down whose counter moved within
+    /// `suspect_after`?
+    fn hears(&self, n: u32) -> bool {
+        if n == self.me {
+            return true;
+        }
+        let down = self.live.as_ref().is_some_and(|l| !l.contains(&n));
+        let silent = self
+            .peers
+            .get(&n)
+            .and_then(|p| p.contact)
+            .is_none_or(|c| c.silent(self.now, self.params.suspect_after));
+        !down && !silent
+    }
+
     fn members(&self) -> Vec<u32> {
         self.durable.config.members.clone()
     }
@@ -879,8 +895,9 @@ impl Ranked {
         }
         let now = self.now;
         let members = self.members();
-        let revoked_by_me = |n: u32| self.durable.revocations.contains_key(&n);
-        let heard: Vec<u32> = members.iter().copied().filter(|&n| n == self.me || !revoked_by_me(n)).collect();
+        // Who this node hears now (counter moving, membership up): a
+        // revocation may outlive the silence that caused it.
+        let heard: Vec<u32> = members.iter().copied().filter(|&n| self.hears(n)).collect();
         let mut wanted: Vec<(NodeInc, FenceReason)> = Vec::new();
         for (&x, j) in judged {
             // A node that published `lost` cannot release: fence it even if
@@ -916,7 +933,7 @@ impl Ranked {
             let half = 2 * members.iter().filter(|m| side.contains(m)).count() == members.len();
             let lowest_here = heard.iter().copied().filter(|&n| n != t).min() == Some(self.me);
             if t != self.me && half && !side.contains(&t) && lowest_here {
-                let since = self.peers.get(&t).and_then(|p| p.revoked_by_me_at);
+                let since = self.peers.get(&t).and_then(|p| p.revoked_by_me_at.map(|r| r.max(p.contact.map_or(r, |c| c.last_change))));
                 if let Some(since) = since {
                     let at = since + self.params.tie_fence_delay;
                     if now >= at {
