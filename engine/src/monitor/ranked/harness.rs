@@ -17,7 +17,7 @@
 //!   other both held a lease in a 2-node cluster.
 
 use super::machine::{Command, Durable, Input, Ranked, Read};
-use super::record::{Config, NodeInc, Record};
+use super::record::{Config, NodeInc, Record, Seen};
 use super::watchdog::{Watchdog, WatchdogAction};
 use super::{RankedParams, Rules};
 use crate::hactl::Hactl;
@@ -71,6 +71,7 @@ pub struct FenceJob {
     pub at: u64,
     pub by: u32,
     pub target: NodeInc,
+    pub unless_newer_than: Option<Seen>,
 }
 
 pub struct World {
@@ -298,8 +299,27 @@ impl World {
             due
         };
         for job in due {
-            let ok = self.fence_works;
+            // Compare-and-fence: the fencer's executor re-reads the target.
+            let newer = match self.link_of(job.target.node, job.by) {
+                Link::Down => false,
+                Link::Delay(d) => self.nodes[&job.target.node]
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|(w, _)| w + d <= t)
+                    .and_then(|(_, text)| Record::parse(text).ok())
+                    .is_some_and(|r| {
+                        let seen = Seen { incarnation: r.incarnation, counter: r.counter };
+                        job.unless_newer_than.is_some_and(|u| seen > u)
+                    }),
+            };
+            let ok = self.fence_works && !newer;
             if ok {
+                // Judged when the fence lands: was the target healthy?
+                if self.healthy(job.target.node) {
+                    self.needless_fences += 1;
+                    self.log.push((t, job.by, "NEEDLESS FENCE".into()));
+                }
                 let reboot = self.reboot_ms;
                 self.crash(job.target.node, Some(reboot));
             }
@@ -478,14 +498,10 @@ impl World {
                 n.inbox.push(Input::KillDone { confirmed });
             }
             Command::Watchdog { epoch, deadline } => self.node(id).watchdog.arm(epoch, deadline),
-            Command::Fence { target, reason } => {
-                if self.healthy(target.node) {
-                    self.needless_fences += 1;
-                    self.log.push((t, id, "NEEDLESS FENCE".into()));
-                }
+            Command::Fence { target, reason, unless_newer_than } => {
                 self.log.push((t, id, format!("fence {target:?} {reason:?}")));
                 self.fences.push((t, id, target));
-                self.fence_jobs.push(FenceJob { at: t + self.fence_ms, by: id, target });
+                self.fence_jobs.push(FenceJob { at: t + self.fence_ms, by: id, target, unless_newer_than });
             }
             Command::Log(notice) => self.log.push((t, id, format!("{notice:?}"))),
         }

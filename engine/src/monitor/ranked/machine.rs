@@ -102,8 +102,12 @@ pub enum Command {
     /// newer than its predecessor's (`None`: nothing may run; keep the
     /// service cgroups empty).
     Watchdog { epoch: (u64, u64), deadline: Option<Millis> },
-    /// Fence `target`, then answer [`Input::Fenced`].
-    Fence { target: NodeInc, reason: FenceReason },
+    /// Fence `target`, then answer [`Input::Fenced`]. Compare-and-fence:
+    /// right before firing, the executor re-reads the target's record and
+    /// skips the fence (answering `ok: false`) if it shows a heartbeat newer
+    /// than `unless_newer_than` (the target resumed: a frozen monitor that
+    /// wakes up is not shot needlessly).
+    Fence { target: NodeInc, reason: FenceReason, unless_newer_than: Option<Seen> },
     /// Worth a log line.
     Log(RankedNotice),
 }
@@ -947,7 +951,11 @@ impl Ranked {
         }
         for (target, reason) in wanted {
             if !self.fences.succeeded(target) && self.fences.start(target, now) {
-                self.out.push(Command::Fence { target, reason });
+                // A node that published `lost` is alive by its own account:
+                // no compare; otherwise fire only on a silent target.
+                let lost = self.record_of(target.node).is_some_and(|r| r.lease == LeaseState::Lost);
+                let unless_newer_than = if lost { None } else { self.latest(target.node) };
+                self.out.push(Command::Fence { target, reason, unless_newer_than });
             }
         }
     }
