@@ -16,8 +16,8 @@
 //! * `split_leases_ms`: time during which two nodes that cannot read each
 //!   other both held a lease in a 2-node cluster.
 
-use super::machine::{Command, Durable, Input, Ranked, Read};
-use super::record::{Config, NodeInc, Record, Seen};
+use super::machine::{Command, Durable, FenceGuard, Input, Ranked, Read};
+use super::record::{Config, NodeInc, Record};
 use super::watchdog::{Watchdog, WatchdogAction};
 use super::{RankedParams, Rules};
 use crate::hactl::Hactl;
@@ -71,7 +71,7 @@ pub struct FenceJob {
     pub at: u64,
     pub by: u32,
     pub target: NodeInc,
-    pub unless_newer_than: Option<Seen>,
+    pub guard: FenceGuard,
 }
 
 pub struct World {
@@ -308,10 +308,7 @@ impl World {
                     .rev()
                     .find(|(w, _)| w + d <= t)
                     .and_then(|(_, text)| Record::parse(text).ok())
-                    .is_some_and(|r| {
-                        let seen = Seen { incarnation: r.incarnation, counter: r.counter };
-                        job.unless_newer_than.is_some_and(|u| seen > u)
-                    }),
+                    .is_some_and(|r| job.guard.skip(Some(&r))),
             };
             let ok = self.fence_works && !newer;
             if ok {
@@ -498,10 +495,10 @@ impl World {
                 n.inbox.push(Input::KillDone { confirmed });
             }
             Command::Watchdog { epoch, deadline } => self.node(id).watchdog.arm(epoch, deadline),
-            Command::Fence { target, reason, unless_newer_than } => {
+            Command::Fence { target, reason, guard } => {
                 self.log.push((t, id, format!("fence {target:?} {reason:?}")));
                 self.fences.push((t, id, target));
-                self.fence_jobs.push(FenceJob { at: t + self.fence_ms, by: id, target, unless_newer_than });
+                self.fence_jobs.push(FenceJob { at: t + self.fence_ms, by: id, target, guard });
             }
             Command::Log(notice) => self.log.push((t, id, format!("{notice:?}"))),
         }

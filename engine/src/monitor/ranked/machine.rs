@@ -104,12 +104,36 @@ pub enum Command {
     Watchdog { epoch: (u64, u64), deadline: Option<Millis> },
     /// Fence `target`, then answer [`Input::Fenced`]. Compare-and-fence:
     /// right before firing, the executor re-reads the target's record and
-    /// skips the fence (answering `ok: false`) if it shows a heartbeat newer
-    /// than `unless_newer_than` (the target resumed: a frozen monitor that
-    /// wakes up is not shot needlessly).
-    Fence { target: NodeInc, reason: FenceReason, unless_newer_than: Option<Seen> },
+    /// skips the fence (answering `ok: false`) when `guard` says the target
+    /// came back (a frozen monitor that wakes up, or a kill that finally
+    /// worked, is not shot needlessly).
+    Fence { target: NodeInc, reason: FenceReason, guard: FenceGuard },
     /// Worth a log line.
     Log(RankedNotice),
+}
+
+/// When the executor must skip a fence it was asked for (see
+/// [`Command::Fence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FenceGuard {
+    /// Skip if the target's record shows a heartbeat newer than this.
+    Silent(Option<Seen>),
+    /// Skip if the target's newest record no longer says `lost`.
+    StillLost,
+}
+
+impl FenceGuard {
+    /// Should a fence guarded so be skipped, given the target's newest
+    /// readable record (`None`: unreadable)?
+    pub fn skip(&self, newest: Option<&Record>) -> bool {
+        match (self, newest) {
+            (_, None) => false,
+            (FenceGuard::Silent(seen), Some(r)) => {
+                seen.is_none_or(|s| Seen { incarnation: r.incarnation, counter: r.counter } > s)
+            }
+            (FenceGuard::StillLost, Some(r)) => r.lease != LeaseState::Lost,
+        }
+    }
 }
 
 /// Things an operator should be able to read in the log.
@@ -408,7 +432,11 @@ impl Ranked {
             Input::KillDone { confirmed } => {
                 if self.phase == Phase::Killing {
                     if confirmed {
+                        // Only now are its claims given up: until the kill is
+                        // confirmed they stand (a `lost` node may still run
+                        // them, whatever its init machine says).
                         self.phase = Phase::Released;
+                        self.claims.clear();
                         self.kill_failed = false;
                         self.hurry();
                     } else if !self.kill_failed {
@@ -784,7 +812,6 @@ impl Ranked {
     fn lose_lease(&mut self) {
         self.epoch_floor = self.counter + 1;
         self.deadline = None;
-        self.claims.clear();
         self.told.clear();
         let busy = self.own.groups.values().any(|st| !crate::hastat::is_idle(&st.level, &st.state));
         if busy {
@@ -797,6 +824,9 @@ impl Ranked {
             }
         } else {
             self.phase = Phase::Released;
+        }
+        if self.phase == Phase::Released {
+            self.claims.clear();
         }
         self.hurry();
     }
@@ -954,8 +984,8 @@ impl Ranked {
                 // A node that published `lost` is alive by its own account:
                 // no compare; otherwise fire only on a silent target.
                 let lost = self.record_of(target.node).is_some_and(|r| r.lease == LeaseState::Lost);
-                let unless_newer_than = if lost { None } else { self.latest(target.node) };
-                self.out.push(Command::Fence { target, reason, unless_newer_than });
+                let guard = if lost { FenceGuard::StillLost } else { FenceGuard::Silent(self.latest(target.node)) };
+                self.out.push(Command::Fence { target, reason, guard });
             }
         }
     }
@@ -1232,8 +1262,11 @@ impl Ranked {
     fn heartbeat_pass(&mut self) {
         let now = self.now;
         let ready = self.persisted.as_ref().is_some_and(|d| d.incarnation == self.durable.incarnation);
+        // While a kill is in flight (at most δ) nothing is published: the
+        // next record says `released` or, if the kill failed, `lost`.
         // (Rule switched off: a node that lost its lease falls silent.)
-        let silent = !self.rules.publish_release && self.epoch > 0 && self.phase != Phase::Holding;
+        let silent = (self.phase == Phase::Killing && !self.kill_failed)
+            || (!self.rules.publish_release && self.epoch > 0 && self.phase != Phase::Holding);
         if !ready || silent {
             return;
         }
@@ -1265,7 +1298,7 @@ impl Ranked {
             acks: self.acks(),
             revocations: durable.revocations,
             grants: durable.grants.into_iter().map(|(g, grant)| (g, grant.to)).collect(),
-            claims: if self.phase == Phase::Holding { self.claims.clone() } else { BTreeSet::new() },
+            claims: if self.phase == Phase::Released { BTreeSet::new() } else { self.claims.clone() },
             fenced: self.my_votes.clone(),
             groups: self
                 .own
