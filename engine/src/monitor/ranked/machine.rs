@@ -223,6 +223,8 @@ pub struct Ranked {
     eligibility: Eligibility,
     fences: Fences,
     my_votes: BTreeMap<u32, u64>,
+    /// First sight of each known fence (node, incarnation), own clock.
+    fence_seen: BTreeMap<(u32, u64), Millis>,
     claims: BTreeSet<String>,
     unplaced_since: BTreeMap<String, Millis>,
     told: BTreeMap<String, String>,
@@ -294,6 +296,7 @@ impl Ranked {
             eligibility: Eligibility::default(),
             fences: Fences::default(),
             my_votes: BTreeMap::new(),
+            fence_seen: BTreeMap::new(),
             claims: BTreeSet::new(),
             unplaced_since: BTreeMap::new(),
             told: BTreeMap::new(),
@@ -541,9 +544,32 @@ impl Ranked {
         self.peers.get(&node).and_then(|p| p.contact).and_then(|c| c.latest)
     }
 
-    /// Fence votes this node counts: its own and those others publish, each
-    /// until a newer incarnation of the fenced node is seen.
-    fn fence_votes(&self) -> Votes {
+    /// Fences this node knows of (its own and those others publish), each
+    /// until a newer incarnation of the fenced node is seen, and the subset
+    /// that votes: a fence proves at once that the target's services are
+    /// dead (its claims are void), but it votes only `H·(1+ρ)+δ` after this
+    /// node first saw it, when no lease can still rest on the target's last
+    /// real acknowledgements or grants (which may have gone to the other
+    /// side before it died).
+    fn fence_votes(&mut self) -> (Votes, Votes) {
+        let all = self.known_fences();
+        let now = self.now;
+        let wait = self.params.takeover_wait();
+        for (&n, &(inc, _)) in &all.0 {
+            self.fence_seen.entry((n, inc)).or_insert(now);
+        }
+        self.fence_seen.retain(|(n, inc), _| all.incarnation(*n) == Some(*inc));
+        let mut votes = all.clone();
+        votes.0.retain(|&n, v| self.fence_seen.get(&(n, v.0)).is_some_and(|&at| now >= at + wait));
+        for (&(_, _), &at) in &self.fence_seen {
+            if now < at + wait {
+                self.wake = earliest(self.wake, Some(at + wait));
+            }
+        }
+        (all, votes)
+    }
+
+    fn known_fences(&self) -> Votes {
         let mut votes = Votes::default();
         for (&n, &inc) in &self.my_votes {
             votes.add(n, inc, self.me);
@@ -585,7 +611,7 @@ impl Ranked {
 
     fn decide(&mut self) {
         self.wake = None;
-        let votes = self.fence_votes();
+        let (fenced, votes) = self.fence_votes();
         self.membership_pass();
         // wait_for_all: every member has acknowledged this incarnation (so
         // none still counts a fence vote of an older one), or is fenced.
@@ -598,7 +624,7 @@ impl Ranked {
             });
         self.revocation_pass();
         self.lease_pass(&votes);
-        let judged = self.judge(&votes);
+        let judged = self.judge(&votes, &fenced);
         self.fence_pass(&votes, &judged);
         self.grant_pass(&judged);
         self.group_pass(&votes, &judged);
@@ -832,7 +858,7 @@ impl Ranked {
     }
 
     /// Decide, for every other member, whether its claims are void.
-    fn judge(&mut self, votes: &Votes) -> BTreeMap<u32, Judgement> {
+    fn judge(&mut self, votes: &Votes, fences: &Votes) -> BTreeMap<u32, Judgement> {
         let now = self.now;
         let members = self.members();
         let tie = self.tie_ready(votes);
@@ -882,7 +908,7 @@ impl Ranked {
             } else {
                 peer.revoked_since = None;
             }
-            let fenced = votes.incarnation(x).is_some_and(|v| v >= inc);
+            let fenced = fences.incarnation(x).is_some_and(|v| v >= inc);
             let released = self.rules.publish_release
                 && rec.as_ref().is_some_and(|r| r.lease == LeaseState::Released);
             let guarded = rec.as_ref().is_some_and(|r| {
