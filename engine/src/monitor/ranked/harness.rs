@@ -58,6 +58,8 @@ pub struct Node {
     pub late_queue: Vec<(u64, Command)>,
     pub restart_at: Option<u64>,
     pub dropped_late: usize,
+    /// When its monitor last resumed (thaw, VM resume), global time.
+    pub resumed_at: Option<u64>,
 }
 
 impl Node {
@@ -89,6 +91,11 @@ pub struct World {
     pub fence_jobs: Vec<FenceJob>,
     pub fences: Vec<(u64, u32, NodeInc)>,
     pub needless_fences: usize,
+    /// Fences that landed within 2P + a visibility delay of their target's
+    /// resume (a frozen monitor or paused VM waking up): the target could not
+    /// yet publish that it is back. A known race of every timeout-based
+    /// fence; compare-and-fence narrows it to this window.
+    pub resume_races: usize,
     pub double_owner_ms: u64,
     pub split_leases_ms: u64,
     /// Feed the membership source's view (`detect=0`): up, unpaused hosts.
@@ -116,6 +123,7 @@ impl World {
             fence_jobs: Vec::new(),
             fences: Vec::new(),
             needless_fences: 0,
+            resume_races: 0,
             double_owner_ms: 0,
             split_leases_ms: 0,
             membership: false,
@@ -145,6 +153,7 @@ impl World {
                     late_queue: Vec::new(),
                     restart_at: Some(0),
                     dropped_late: 0,
+                    resumed_at: None,
                 },
             );
         }
@@ -173,8 +182,15 @@ impl World {
         }
     }
 
-    pub fn heal(&mut self) {
-        self.links.clear();
+    /// Thaw a frozen monitor or resume a paused VM.
+    pub fn resume(&mut self, id: u32) {
+        let t = self.t;
+        let n = self.node(id);
+        if n.frozen || n.paused {
+            n.resumed_at = Some(t);
+        }
+        n.frozen = false;
+        n.paused = false;
     }
 
     fn link_of(&self, writer: u32, reader: u32) -> Link {
@@ -312,10 +328,19 @@ impl World {
             };
             let ok = self.fence_works && !newer;
             if ok {
-                // Judged when the fence lands: was the target healthy?
+                // Judged when the fence lands: was the target healthy? A
+                // target that resumed less than 2P + a visibility delay ago
+                // could not yet show it (a documented race, counted apart).
                 if self.healthy(job.target.node) {
-                    self.needless_fences += 1;
-                    self.log.push((t, job.by, "NEEDLESS FENCE".into()));
+                    let resumed = self.nodes[&job.target.node].resumed_at;
+                    let window = 2 * self.params.heartbeat.0 + self.default_delay;
+                    if resumed.is_some_and(|r| t < r + window) {
+                        self.resume_races += 1;
+                        self.log.push((t, job.by, "FENCE RACED A RESUME".into()));
+                    } else {
+                        self.needless_fences += 1;
+                        self.log.push((t, job.by, "NEEDLESS FENCE".into()));
+                    }
                 }
                 let reboot = self.reboot_ms;
                 self.crash(job.target.node, Some(reboot));

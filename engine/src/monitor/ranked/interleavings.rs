@@ -178,7 +178,7 @@ fn paused_node(rules: impl FnOnce(&mut Rules)) -> World {
     w.run_until(t0 + 4000);
     w.fence_works = true;
     w.run_until(t0 + 10_000);
-    w.node(1).paused = false;
+    w.resume(1);
     w.run_until(t0 + 20_000);
     w
 }
@@ -481,9 +481,9 @@ mod random_faults {
             Fault::Crash(a, reboot) => w.crash(a, Some(reboot)),
             Fault::RestartMonitor(a) if w.nodes[&a].up && !w.nodes[&a].paused => w.restart_monitor(a),
             Fault::Freeze(a) => w.node(a).frozen = true,
-            Fault::Thaw(a) => w.node(a).frozen = false,
+            Fault::Thaw(a) => w.resume(a),
             Fault::Pause(a) => w.node(a).paused = w.nodes[&a].up,
-            Fault::Resume(a) => w.node(a).paused = false,
+            Fault::Resume(a) => w.resume(a),
             Fault::Link(a, b, l) => w.link(a, b, l),
             Fault::Unlink(a, b) => {
                 w.links.remove(&(a, b));
