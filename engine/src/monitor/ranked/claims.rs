@@ -43,8 +43,8 @@ pub enum Holder {
     /// Fenced, released, newer incarnation or lease epoch, or past the
     /// takeover wait.
     Void,
-    /// A record of the same incarnation with `counter`, asking for the claim
-    /// or not.
+    /// A record of the same incarnation and epoch with `counter`, asking
+    /// for the claim under the granted request or not.
     Seen { counter: u64, asks: bool },
     /// Unknown (unreadable): keep the grant.
     Unknown,
@@ -65,7 +65,7 @@ mod tests {
 
     #[test]
     fn frees_only_on_void_or_a_newer_record_without_the_claim() {
-        let g = Grant { to: Epoch { node: 2, incarnation: 1, floor: 1 }, at_counter: 10 };
+        let g = Grant { to: Epoch { node: 2, incarnation: 1, floor: 1, req: 9 }, at_counter: 10 };
         assert!(may_free(&g, Holder::Void));
         assert!(!may_free(&g, Holder::Unknown), "unknown is not absent");
         assert!(!may_free(&g, Holder::Seen { counter: 10, asks: false }), "an old copy");

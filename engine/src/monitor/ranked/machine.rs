@@ -149,6 +149,9 @@ pub enum RankedNotice {
     /// `node`'s claims are void from here on.
     Void { node: u32, incarnation: u64, why: &'static str },
     Unknown { node: u32, reason: String },
+    /// The claim on `group` is granted by `grantors` (fence votes included):
+    /// the group is started here.
+    ClaimHeld { group: String, grantors: BTreeSet<u32> },
     /// A better-ranked running instance keeps `group`; stopped here.
     Conflict { group: String, keeper: u32 },
     TestFailed { group: String, until: Millis },
@@ -182,6 +185,8 @@ struct Peer {
     /// Read since this node's start (wait_for_all).
     seen: bool,
     void_logged: Option<u64>,
+    /// (incarnation, epoch floor) proven void (fenced or lease ran out).
+    void_epoch: Option<(u64, u64)>,
 }
 
 /// The lease phase of this node.
@@ -225,7 +230,8 @@ pub struct Ranked {
     my_votes: BTreeMap<u32, u64>,
     /// First sight of each known fence (node, incarnation), own clock.
     fence_seen: BTreeMap<(u32, u64), Millis>,
-    claims: BTreeSet<String>,
+    /// Group → request id (the counter when this node began asking).
+    claims: BTreeMap<String, u64>,
     unplaced_since: BTreeMap<String, Millis>,
     told: BTreeMap<String, String>,
     seen_all: bool,
@@ -297,7 +303,7 @@ impl Ranked {
             fences: Fences::default(),
             my_votes: BTreeMap::new(),
             fence_seen: BTreeMap::new(),
-            claims: BTreeSet::new(),
+            claims: BTreeMap::new(),
             unplaced_since: BTreeMap::new(),
             told: BTreeMap::new(),
             seen_all: false,
@@ -931,7 +937,18 @@ impl Ranked {
                     self.wake = earliest(self.wake, Some(at));
                 }
             }
-            let void = fenced || released || waited;
+            // Once proven, void stays so for that (incarnation, epoch): the
+            // proof (a fence, a lease that ran out) cannot be undone, even if
+            // the revocations that showed it vanish later (their revokers
+            // saw a new incarnation and dropped them).
+            let epoch = (inc, rec.as_ref().filter(|r| r.incarnation == inc).map_or(0, |r| r.floor));
+            let sticky = self.peers.get(&x).and_then(|p| p.void_epoch) == Some(epoch);
+            let void = fenced || released || waited || sticky;
+            if fenced || waited {
+                if let Some(p) = self.peers.get_mut(&x) {
+                    p.void_epoch = Some(epoch);
+                }
+            }
             let why = if fenced {
                 "fenced"
             } else if released {
@@ -1016,41 +1033,48 @@ impl Ranked {
         }
     }
 
-    fn my_epoch(&self) -> Epoch {
-        Epoch { node: self.me, incarnation: self.durable.incarnation, floor: self.epoch_floor }
+    fn my_epoch(&self, req: u64) -> Epoch {
+        Epoch { node: self.me, incarnation: self.durable.incarnation, floor: self.epoch_floor, req }
+    }
+
+    /// Ask for the claim on `group` (a new request unless already asking).
+    fn ask(&mut self, group: &str) {
+        let req = self.counter;
+        self.claims.entry(group.to_string()).or_insert(req);
     }
 
     fn requests(&self, group: &str, judged: &BTreeMap<u32, Judgement>) -> Vec<Epoch> {
         let mut out = Vec::new();
-        if self.claims.contains(group) && self.phase == Phase::Holding {
-            out.push(self.my_epoch());
+        if let Some(&req) = self.claims.get(group).filter(|_| self.phase == Phase::Holding) {
+            out.push(self.my_epoch(req));
         }
         for (&n, p) in &self.peers {
             let Some(r) = &p.record else { continue };
-            if judged.get(&n).is_some_and(|j| !j.void) && r.claims.contains(group) && r.lease == LeaseState::Holding {
-                out.push(Epoch { node: n, incarnation: r.incarnation, floor: r.floor });
+            let Some(&req) = r.claims.get(group) else { continue };
+            if judged.get(&n).is_some_and(|j| !j.void) && r.lease == LeaseState::Holding {
+                out.push(Epoch { node: n, incarnation: r.incarnation, floor: r.floor, req });
             }
         }
         out
     }
 
     fn grant_pass(&mut self, judged: &BTreeMap<u32, Judgement>) {
-        let mut groups: BTreeSet<String> = self.claims.clone();
+        let mut groups: BTreeSet<String> = self.claims.keys().cloned().collect();
         for p in self.peers.values() {
             if let Some(r) = &p.record {
-                groups.extend(r.claims.iter().cloned());
+                groups.extend(r.claims.keys().cloned());
             }
         }
         groups.extend(self.durable.grants.keys().cloned());
         for g in groups {
             if let Some(grant) = self.durable.grants.get(&g).cloned() {
                 let holder = if grant.to.node == self.me {
-                    if grant.to != self.my_epoch() {
+                    if grant.to != self.my_epoch(grant.to.req) {
                         Holder::Void
                     } else {
                         Holder::Seen {
                             counter: self.counter + 1,
-                            asks: self.claims.contains(&g) && self.phase == Phase::Holding,
+                            asks: self.claims.get(&g) == Some(&grant.to.req) && self.phase == Phase::Holding,
                         }
                     }
                 } else {
@@ -1062,7 +1086,9 @@ impl Ranked {
                             Holder::Void
                         }
                         Some((_, true)) | None => Holder::Unknown,
-                        Some((r, false)) => Holder::Seen { counter: r.counter, asks: r.claims.contains(&g) },
+                        Some((r, false)) => {
+                            Holder::Seen { counter: r.counter, asks: r.claims.get(&g) == Some(&grant.to.req) }
+                        }
                     }
                 };
                 if !claims::may_free(&grant, holder) {
@@ -1097,11 +1123,12 @@ impl Ranked {
     }
 
     /// Do a quorum's published grants give this node the claim on `group`?
-    fn holds_claim(&self, group: &str, votes: &Votes) -> bool {
+    fn holds_claim(&self, group: &str, votes: &Votes) -> Option<BTreeSet<u32>> {
         if !self.rules.claims {
-            return true;
+            return Some(BTreeSet::new());
         }
-        let me = self.my_epoch();
+        let Some(&req) = self.claims.get(group) else { return None };
+        let me = self.my_epoch(req);
         let mut yes: BTreeSet<u32> = BTreeSet::new();
         if self.persisted.as_ref().and_then(|d| d.grants.get(group)).is_some_and(|g| g.to == me) {
             yes.insert(self.me);
@@ -1112,7 +1139,7 @@ impl Ranked {
             }
         }
         votes.expand(&mut yes);
-        claims::held(&self.durable.config.members, &yes, self.tie_ready(votes))
+        claims::held(&self.durable.config.members, &yes, self.tie_ready(votes)).then_some(yes)
     }
 
     fn tell(&mut self, group: &str, level: &str, starts: bool) {
@@ -1181,7 +1208,7 @@ impl Ranked {
                 }
                 if r.runs(&g) {
                     running.push(n);
-                } else if r.claims.contains(&g)
+                } else if r.claims.contains_key(&g)
                     || r.groups.get(&g).is_some_and(|st| {
                         matches!(st.level.as_str(), "plan" | "test") && !crate::hastat::is_idle(&st.level, &st.state)
                     })
@@ -1193,7 +1220,7 @@ impl Ranked {
             match own {
                 Some(st) if record::counts_as_running(&st) && st.level != "stop" => {
                     self.unplaced_since.remove(&g);
-                    self.claims.insert(g.clone());
+                    self.ask(&g);
                     let mut contenders = running.clone();
                     contenders.push(self.me);
                     let keeper = rank(&g, &preferred, &contenders)[0];
@@ -1215,7 +1242,7 @@ impl Ranked {
                         self.tell(&g, "stop", false);
                         continue;
                     }
-                    self.claims.insert(g.clone());
+                    self.ask(&g);
                     match (st.level.as_str(), &st.state) {
                         (_, GroupState::Failed) => {
                             let (base, cap) = (self.params.test_backoff, self.params.test_backoff_max);
@@ -1226,8 +1253,11 @@ impl Ranked {
                         }
                         ("plan", GroupState::Done) => self.tell(&g, "test", true),
                         ("test", GroupState::Passed | GroupState::Done) => {
-                            if self.holds_claim(&g, votes) {
+                            if let Some(grantors) = self.holds_claim(&g, votes) {
                                 self.eligibility.passed(&g, self.me);
+                                if self.told.get(&g) != Some(&want) {
+                                    self.log(RankedNotice::ClaimHeld { group: g.clone(), grantors });
+                                }
                                 self.tell(&g, &want, true);
                             }
                         }
@@ -1251,7 +1281,7 @@ impl Ranked {
                     let Some(pos) = order.iter().position(|&n| n == self.me) else { continue };
                     let at = since + Millis(self.params.rank_slot.0 * pos as u64);
                     if now >= at {
-                        self.claims.insert(g.clone());
+                        self.ask(&g);
                         self.tell(&g, "plan", true);
                     } else {
                         self.wake_at(at);
@@ -1324,7 +1354,7 @@ impl Ranked {
             acks: self.acks(),
             revocations: durable.revocations,
             grants: durable.grants.into_iter().map(|(g, grant)| (g, grant.to)).collect(),
-            claims: if self.phase == Phase::Released { BTreeSet::new() } else { self.claims.clone() },
+            claims: if self.phase == Phase::Released { BTreeMap::new() } else { self.claims.clone() },
             fenced: self.my_votes.clone(),
             groups: self
                 .own

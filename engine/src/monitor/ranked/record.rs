@@ -15,8 +15,8 @@
 //! config-ack 2 1,2,4      optional: the one change of version 2 it accepts
 //! ack 1 5 100             latest (incarnation, counter) seen of node 1
 //! revoke 2 4 88           (node 2, incarnation 4) acknowledged up to 88, never beyond
-//! grant web 3 7 57        grants its claim on web to node 3, incarnation 7, epoch 57
-//! claim web               asks for / holds the claim on group web
+//! grant web 3 7 57 1234   grants web to node 3, incarnation 7, epoch 57, request 1234
+//! claim web 1234          asks for / holds the claim on web, request 1234
 //! fenced 2 4              fenced (node 2, incarnation 4) successfully
 //! group web start DONE    its local groups' status, as in clstat
 //! sum 9c1f0e2a7b3d4c55    FNV-1a 64 of every byte before this line
@@ -34,7 +34,7 @@
 
 use crate::status::{GroupState, GroupStatus};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use thiserror::Error;
 
@@ -91,10 +91,12 @@ pub struct NodeInc {
     pub incarnation: u64,
 }
 
-/// One lease epoch of one node incarnation: the holder of a claim. A node
-/// starts a new epoch (a higher `floor`) each time it reacquires its lease
-/// after releasing it; a grant names the epoch, so a grant given before a
-/// release never counts after it.
+/// One request of one lease epoch of one node incarnation: what a grant
+/// names. A node starts a new epoch (a higher `floor`) each time it
+/// reacquires its lease after releasing it, and numbers each request for a
+/// claim (`req`: its counter when it began asking), so a grant given before
+/// a release, or to an abandoned request, never counts again (the ballot of
+/// Disk Paxos).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Epoch {
     pub node: u32,
@@ -102,6 +104,8 @@ pub struct Epoch {
     /// The epoch's first counter: its lease rests only on acknowledgements
     /// of counters at or above it.
     pub floor: u64,
+    /// The request: the requester's counter when it began asking.
+    pub req: u64,
 }
 
 /// The known membership: replicated configuration, changed one node at a
@@ -143,8 +147,8 @@ pub struct Record {
     pub revocations: BTreeMap<u32, Seen>,
     /// Group → the node epoch this node grants its claim to.
     pub grants: BTreeMap<String, Epoch>,
-    /// Groups whose claim this node asks for or holds.
-    pub claims: BTreeSet<String>,
+    /// Group → request id of the claim this node asks for or holds.
+    pub claims: BTreeMap<String, u64>,
     /// Node → incarnation this node fenced successfully (fence votes).
     pub fenced: BTreeMap<u32, u64>,
     /// Its local groups' status.
@@ -218,10 +222,10 @@ impl Record {
             let _ = writeln!(s, "revoke {n} {} {}", r.incarnation, r.counter);
         }
         for (g, to) in &self.grants {
-            let _ = writeln!(s, "grant {g} {} {} {}", to.node, to.incarnation, to.floor);
+            let _ = writeln!(s, "grant {g} {} {} {} {}", to.node, to.incarnation, to.floor, to.req);
         }
-        for g in &self.claims {
-            let _ = writeln!(s, "claim {g}");
+        for (g, req) in &self.claims {
+            let _ = writeln!(s, "claim {g} {req}");
         }
         for (n, inc) in &self.fenced {
             let _ = writeln!(s, "fenced {n} {inc}");
@@ -277,7 +281,7 @@ impl Record {
             acks: BTreeMap::new(),
             revocations: BTreeMap::new(),
             grants: BTreeMap::new(),
-            claims: BTreeSet::new(),
+            claims: BTreeMap::new(),
             fenced: BTreeMap::new(),
             groups: BTreeMap::new(),
         };
@@ -325,16 +329,17 @@ impl Record {
                         rec.revocations.insert(n, seen);
                     }
                 }
-                (Some("grant"), 5) => {
+                (Some("grant"), 6) => {
                     let to = Epoch {
                         node: node(2).ok_or(bad("bad node"))?,
                         incarnation: num(3).ok_or(bad("bad incarnation"))?,
                         floor: num(4).ok_or(bad("bad floor"))?,
+                        req: num(5).ok_or(bad("bad request"))?,
                     };
                     rec.grants.insert(w[1].to_string(), to);
                 }
-                (Some("claim"), 2) => {
-                    rec.claims.insert(w[1].to_string());
+                (Some("claim"), 3) => {
+                    rec.claims.insert(w[1].to_string(), num(2).ok_or(bad("bad request"))?);
                 }
                 (Some("fenced"), 3) => {
                     rec.fenced.insert(
@@ -409,14 +414,14 @@ pub(crate) mod tests {
             acks: BTreeMap::new(),
             revocations: BTreeMap::new(),
             grants: BTreeMap::new(),
-            claims: BTreeSet::new(),
+            claims: BTreeMap::new(),
             fenced: BTreeMap::new(),
             groups: BTreeMap::new(),
         };
         r.acks.insert(1, Seen { incarnation: 5, counter: 100 });
         r.revocations.insert(2, Seen { incarnation: 4, counter: 88 });
-        r.grants.insert("web".into(), Epoch { node: 3, incarnation: 7, floor: 57 });
-        r.claims.insert("web".into());
+        r.grants.insert("web".into(), Epoch { node: 3, incarnation: 7, floor: 57, req: 99 });
+        r.claims.insert("web".into(), 99);
         r.fenced.insert(2, 4);
         r.groups.insert(
             "web".into(),
@@ -439,11 +444,11 @@ pub(crate) mod tests {
         config-ack 2 1,2,3,4
         ack 1 5 100
         revoke 2 4 88
-        grant web 3 7 57
-        claim web
+        grant web 3 7 57 99
+        claim web 99
         fenced 2 4
         group web start DONE
-        sum d2de61451042927d
+        sum 60344fcf0afbfb65
         ");
         assert_eq!(Record::parse(&text), Ok(sample()));
     }
@@ -504,8 +509,8 @@ pub(crate) mod tests {
             (any::<u64>(), nodes(), proptest::option::of((any::<u64>(), nodes()))),
             proptest::collection::btree_map(0u32..50, seen(), 0..4),
             proptest::collection::btree_map(0u32..50, seen(), 0..4),
-            proptest::collection::btree_map(word(), (any::<u32>(), any::<u64>(), any::<u64>()), 0..4),
-            proptest::collection::btree_set(word(), 0..4),
+            proptest::collection::btree_map(word(), (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()), 0..4),
+            proptest::collection::btree_map(word(), any::<u64>(), 0..4),
             proptest::collection::btree_map(0u32..50, any::<u64>(), 0..3),
             proptest::collection::btree_map(word(), (word(), word()), 0..4),
         )
@@ -524,7 +529,7 @@ pub(crate) mod tests {
                 revocations,
                 grants: grants
                     .into_iter()
-                    .map(|(g, (node, incarnation, floor))| (g, Epoch { node, incarnation, floor }))
+                    .map(|(g, (node, incarnation, floor, req))| (g, Epoch { node, incarnation, floor, req }))
                     .collect(),
                 claims,
                 fenced,
