@@ -74,6 +74,7 @@ pub struct FenceJob {
     pub by: u32,
     pub target: NodeInc,
     pub guard: FenceGuard,
+    pub healthy_at_issue: bool,
 }
 
 pub struct World {
@@ -96,6 +97,10 @@ pub struct World {
     /// yet publish that it is back. A known race of every timeout-based
     /// fence; compare-and-fence narrows it to this window.
     pub resume_races: usize,
+    /// Fences asked for while the target was unhealthy by ground truth,
+    /// that landed after it recovered: right when decided, overtaken within
+    /// the fence's own time limit.
+    pub recovered_during_fence: usize,
     pub double_owner_ms: u64,
     pub split_leases_ms: u64,
     /// Feed the membership source's view (`detect=0`): up, unpaused hosts.
@@ -124,6 +129,7 @@ impl World {
             fences: Vec::new(),
             needless_fences: 0,
             resume_races: 0,
+            recovered_during_fence: 0,
             double_owner_ms: 0,
             split_leases_ms: 0,
             membership: false,
@@ -334,7 +340,13 @@ impl World {
                 if self.healthy(job.target.node) {
                     let resumed = self.nodes[&job.target.node].resumed_at;
                     let window = 2 * self.params.heartbeat.0 + self.default_delay;
-                    if resumed.is_some_and(|r| t < r + window) {
+                    if !job.healthy_at_issue {
+                        // Decided on an unhealthy target that recovered
+                        // (partition healed, monitor resumed) while the
+                        // fence was under way.
+                        self.recovered_during_fence += 1;
+                        self.log.push((t, job.by, "FENCE RACED A RECOVERY".into()));
+                    } else if resumed.is_some_and(|r| t < r + window) {
                         self.resume_races += 1;
                         self.log.push((t, job.by, "FENCE RACED A RESUME".into()));
                     } else {
@@ -523,7 +535,13 @@ impl World {
             Command::Fence { target, reason, guard } => {
                 self.log.push((t, id, format!("fence {target:?} {reason:?}")));
                 self.fences.push((t, id, target));
-                self.fence_jobs.push(FenceJob { at: t + self.fence_ms, by: id, target, guard });
+                self.fence_jobs.push(FenceJob {
+                    at: t + self.fence_ms,
+                    by: id,
+                    target,
+                    guard,
+                    healthy_at_issue: self.healthy(target.node),
+                });
             }
             Command::Log(notice) => self.log.push((t, id, format!("{notice:?}"))),
         }
