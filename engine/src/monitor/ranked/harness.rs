@@ -60,6 +60,10 @@ pub struct Node {
     pub dropped_late: usize,
     /// When its monitor last resumed (thaw, VM resume), global time.
     pub resumed_at: Option<u64>,
+    /// Groups whose test fails on this node.
+    pub failing_tests: BTreeSet<String>,
+    /// Starts of each group on this node (ground truth).
+    pub starts: BTreeMap<String, usize>,
 }
 
 impl Node {
@@ -160,6 +164,8 @@ impl World {
                     restart_at: Some(0),
                     dropped_late: 0,
                     resumed_at: None,
+                    failing_tests: BTreeSet::new(),
+                    starts: BTreeMap::new(),
                 },
             );
         }
@@ -476,7 +482,6 @@ impl World {
 
     fn execute(&mut self, id: u32, c: Command, late: bool) {
         let t = self.t;
-        let test_fails = false;
         match c {
             Command::Persist { version, state } => {
                 let n = self.node(id);
@@ -503,7 +508,7 @@ impl World {
                     return;
                 }
                 let state = match level.as_str() {
-                    "test" if test_fails => GroupState::Failed,
+                    "test" if n.failing_tests.contains(&group) => GroupState::Failed,
                     "test" => GroupState::Passed,
                     _ => GroupState::Done,
                 };
@@ -513,6 +518,7 @@ impl World {
                     }
                 } else if starts {
                     n.procs.insert(group.clone());
+                    *n.starts.entry(group.clone()).or_default() += 1;
                 }
                 n.own.groups.insert(group, GroupStatus { level, state });
                 let own = n.own.clone();

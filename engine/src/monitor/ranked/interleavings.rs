@@ -309,6 +309,132 @@ fn an_exact_half_without_the_tie_fence_stays_down() {
     assert!(w.runs("web").is_empty(), "{}", dump(&w));
 }
 
+#[test]
+fn no_failback_when_the_better_ranked_node_returns() {
+    let mut w = world(3, "web start 1,2,3\n");
+    assert!(w.settle(10_000));
+    let t0 = w.t;
+    w.crash(1, Some(5000));
+    assert!(w.run_until_cond(t0 + 10_000, |w| w.runs("web") == vec![2]));
+    w.run_until(t0 + 20_000);
+    assert!(w.nodes[&1].up && w.holding(1), "node 1 is back with a lease");
+    assert_eq!(w.runs("web"), vec![2], "a running group stays where it runs");
+    assert_eq!(w.nodes[&2].starts["web"], 1);
+}
+
+#[test]
+fn a_failed_test_backs_off_and_the_group_settles_elsewhere() {
+    let mut w = world(3, "web start 1,2,3\n");
+    w.node(1).failing_tests.insert("web".into());
+    w.run_until(30_000);
+    assert_eq!(w.runs("web"), vec![2], "{}", dump(&w));
+    let failures = w.log.iter().filter(|l| l.1 == 1 && l.2.starts_with("TestFailed")).count();
+    assert_eq!(failures, 1, "node 1 backs off for 10 s, then web already runs on 2: {}", dump(&w));
+    assert!(w.nodes[&1].starts.is_empty(), "never started where its test fails");
+}
+
+#[test]
+fn a_group_that_fails_its_test_everywhere_does_not_bounce() {
+    let mut w = world(3, "web start\n");
+    for id in 1..=3 {
+        w.node(id).failing_tests.insert("web".into());
+    }
+    w.run_until(120_000);
+    assert!(w.runs("web").is_empty());
+    let tests = w.log.iter().filter(|l| l.2 == "tell web test").count();
+    // Back-off 10 s, 20 s, 40 s, 80 s per node: at most 4 tries each in 2 min.
+    assert!(tests <= 12, "{tests} tests in 2 minutes");
+    assert!(tests >= 3, "every node tried: {tests}");
+}
+
+#[test]
+fn an_unreadable_record_is_unknown_not_absent() {
+    // Node 1 runs web; node 2 cannot read it for less than the suspicion
+    // time (a torn copy, EIO): nothing moves.
+    let mut w = world(3, "web start 1,2,3\n");
+    assert!(w.settle(10_000));
+    let t0 = w.t;
+    w.link(1, 2, Link::Down);
+    w.link(1, 3, Link::Down);
+    w.run_until(t0 + w.params.suspect_after.0 - 100);
+    w.links.clear();
+    w.run_until(t0 + 10_000);
+    assert_eq!(w.runs("web"), vec![1], "{}", dump(&w));
+    assert_eq!(w.nodes[&1].starts["web"], 1, "never restarted");
+    assert!(w.log.iter().any(|l| l.2.starts_with("Unknown")), "the reads did fail");
+}
+
+#[test]
+fn clock_skew_and_drift_neither_fence_nor_mislead() {
+    // Node 3's clock is hours ahead and runs 0.5 % fast: nothing happens.
+    let mut w = fenced(3, "web start 1,2,3\n");
+    w.node(3).clock_offset += 5 * 3600 * 1000;
+    w.set_drift(3, 5000);
+    w.run_until(60_000);
+    assert_eq!(w.runs("web"), vec![1]);
+    assert!(w.fences.is_empty(), "{}", dump(&w));
+    let heartbeats = w.nodes[&3].history.len();
+    assert!(heartbeats > 200, "time passed: {heartbeats} records of node 3");
+}
+
+#[test]
+fn a_peer_of_another_policy_stops_all_takeover() {
+    let mut w = world(5, "web start 1,2,3\n");
+    assert!(w.settle(10_000));
+    let t0 = w.t;
+    // Node 4 is rolled back to classic: it publishes another policy.
+    let history = w.nodes[&4].history.clone();
+    let text = history.last().map(|h| h.1.clone()).expect("node 4 wrote");
+    let mut rec = Record::parse(&text).expect("valid");
+    rec.policy = "classic".into();
+    rec.counter += 1_000_000;
+    w.crash(4, None);
+    w.node(4).history.push((t0, rec.render()));
+    w.crash(1, None);
+    w.run_until(t0 + 15_000);
+    assert!(w.runs("web").is_empty(), "nothing taken over while a member runs classic: {}", dump(&w));
+    assert!(w.log.iter().any(|l| l.2.starts_with("Void")), "node 1's claims did become void");
+}
+
+#[test]
+fn persist_before_publish_and_watchdog_deadline() {
+    let params = RankedParams::default();
+    let initial = Config { version: 1, members: vec![1, 2, 3] };
+    let mut m = Ranked::new(1, params.clone(), initial, None, ClStat::default(), Millis(0));
+    let out = m.step(Millis(0), Input::Tick);
+    assert!(matches!(out.commands.as_slice(), [Command::Persist { version: 1, .. }]), "{out:?}");
+    assert!(!out.commands.iter().any(|c| matches!(c, Command::WriteRecord { .. })), "no record before the incarnation is durable");
+    let out = m.step(Millis(1), Input::Persisted { version: 1 });
+    assert!(out.commands.iter().any(|c| matches!(c, Command::WriteRecord { counter: 1, .. })));
+    // Silence of node 2 and 3: revoked, but the revocation is published only once durable.
+    let out = m.step(Millis(params.suspect_after.0 + 1), Input::Tick);
+    let persist = out.commands.iter().find_map(|c| match c {
+        Command::Persist { version, state } => Some((*version, state.revocations.len())),
+        _ => None,
+    });
+    assert_eq!(persist.map(|p| p.1), Some(2));
+    assert!(m.record().revocations.is_empty(), "not published before it is durable");
+    let version = persist.map(|p| p.0).unwrap_or(0);
+    m.step(Millis(params.suspect_after.0 + 2), Input::Persisted { version });
+    assert_eq!(m.record().revocations.len(), 2);
+}
+
+#[test]
+fn the_watchdog_gets_the_lease_deadline_minus_delta_and_spawns_carry_it() {
+    let mut w = world(3, "web start 1,2,3\n");
+    let mut seen = None;
+    for _ in 0..200 {
+        w.run_until(w.t + 10);
+        if let Some(d) = w.nodes[&1].machine.as_ref().and_then(|m| m.lease_deadline()) {
+            seen = Some(d);
+            break;
+        }
+    }
+    let deadline = seen.expect("node 1 acquired a lease");
+    let wd = w.nodes[&1].watchdog.next_deadline().expect("armed");
+    assert_eq!(wd, deadline.saturating_sub(w.params.kill_bound));
+}
+
 /// Three machines driven by hand: node 1 proposes dropping 3, node 3
 /// proposes dropping 1, and node 2 hears node 3 first.
 fn membership_race(rules: Rules) -> Vec<Config> {
