@@ -402,7 +402,7 @@ fn persist_before_publish_and_watchdog_deadline() {
     let initial = Config { version: 1, members: vec![1, 2, 3] };
     let mut m = Ranked::new(1, params.clone(), initial, None, ClStat::default(), Millis(0));
     let out = m.step(Millis(0), Input::Tick);
-    assert!(matches!(out.commands.as_slice(), [Command::Persist { version: 1, .. }]), "{out:?}");
+    assert!(out.commands.iter().any(|c| matches!(c, Command::Persist { version: 1, .. })), "{out:?}");
     assert!(!out.commands.iter().any(|c| matches!(c, Command::WriteRecord { .. })), "no record before the incarnation is durable");
     let out = m.step(Millis(1), Input::Persisted { version: 1 });
     assert!(out.commands.iter().any(|c| matches!(c, Command::WriteRecord { counter: 1, .. })));

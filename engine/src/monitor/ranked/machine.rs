@@ -1259,7 +1259,7 @@ impl Ranked {
                     }
                     self.ask(&g);
                     match (st.level.as_str(), &st.state) {
-                        (_, GroupState::Failed) => {
+                        (_, GroupState::Failed) if self.told.get(&g).map(String::as_str) != Some("stop") => {
                             let (base, cap) = (self.params.test_backoff, self.params.test_backoff_max);
                             let until = self.eligibility.failed(&g, self.me, now, base, cap);
                             self.claims.remove(&g);
