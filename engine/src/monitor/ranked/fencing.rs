@@ -61,7 +61,9 @@ impl Votes {
                 .0
                 .iter()
                 .filter(|(n, (_, fencers))| {
-                    !yes.contains(n) && !fencers.is_empty() && fencers.iter().all(|f| yes.contains(f))
+                    !yes.contains(n)
+                        && !fencers.is_empty()
+                        && fencers.iter().all(|f| yes.contains(f))
                 })
                 .map(|(&n, _)| n)
                 .collect();

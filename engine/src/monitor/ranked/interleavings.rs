@@ -392,7 +392,11 @@ fn a_peer_of_another_policy_stops_all_takeover() {
     w.node(4).history.push((t0, rec.render()));
     w.crash(1, None);
     w.run_until(t0 + 15_000);
-    assert!(w.runs("web").is_empty(), "nothing taken over while a member runs classic: {}", dump(&w));
+    assert!(
+        w.runs("web").is_empty(),
+        "nothing taken over while a member runs classic: {}",
+        dump(&w)
+    );
     assert!(w.log.iter().any(|l| l.2.starts_with("Void")), "node 1's claims did become void");
 }
 
@@ -402,20 +406,35 @@ fn persist_before_publish_and_watchdog_deadline() {
     let initial = Config { version: 1, members: vec![1, 2, 3] };
     let mut m = Ranked::new(1, params.clone(), initial, None, ClStat::default(), Millis(0));
     let out = m.step(Millis(0), Input::Tick);
-    assert!(out.commands.iter().any(|c| matches!(c, Command::Persist { version: 1, .. })), "{out:?}");
-    assert!(!out.commands.iter().any(|c| matches!(c, Command::WriteRecord { .. })), "no record before the incarnation is durable");
+    assert!(
+        out.commands.iter().any(|c| matches!(c, Command::Persist { version: 1, .. })),
+        "{out:?}"
+    );
+    assert!(
+        !out.commands.iter().any(|c| matches!(c, Command::WriteRecord { .. })),
+        "no record before the incarnation is durable"
+    );
     let out = m.step(Millis(1), Input::Persisted { version: 1 });
     assert!(out.commands.iter().any(|c| matches!(c, Command::WriteRecord { counter: 1, .. })));
     // Silence of node 2 and 3: revoked, but the revocation is published only once durable.
-    let out = m.step(Millis(params.suspect_after.0 + 1), Input::Tick);
-    let persist = out.commands.iter().find_map(|c| match c {
-        Command::Persist { version, state } => Some((*version, state.revocations.len())),
-        _ => None,
-    });
+    // Steps every 100 ms (a longer gap would count as a resume).
+    let mut persist = None;
+    let mut t = 1;
+    while persist.is_none() && t < 5000 {
+        t += 100;
+        let out = m.step(Millis(t), Input::Tick);
+        persist = out.commands.iter().find_map(|c| match c {
+            Command::Persist { version, state } if !state.revocations.is_empty() => {
+                Some((*version, state.revocations.len()))
+            }
+            _ => None,
+        });
+    }
+    assert!(t >= 1 + params.suspect_after.0, "revoked after {t} ms");
     assert_eq!(persist.map(|p| p.1), Some(2));
     assert!(m.record().revocations.is_empty(), "not published before it is durable");
     let version = persist.map(|p| p.0).unwrap_or(0);
-    m.step(Millis(params.suspect_after.0 + 2), Input::Persisted { version });
+    m.step(Millis(t + 1), Input::Persisted { version });
     assert_eq!(m.record().revocations.len(), 2);
 }
 
@@ -442,7 +461,14 @@ fn membership_race(rules: Rules) -> Vec<Config> {
     let initial = Config { version: 1, members: vec![1, 2, 3] };
     let mut ms: Vec<Ranked> = (1..=3)
         .map(|id| {
-            let mut m = Ranked::new(id, params.clone(), initial.clone(), None, ClStat::default(), Millis(0));
+            let mut m = Ranked::new(
+                id,
+                params.clone(),
+                initial.clone(),
+                None,
+                ClStat::default(),
+                Millis(0),
+            );
             m.rules = rules;
             m
         })
@@ -450,7 +476,13 @@ fn membership_race(rules: Rules) -> Vec<Config> {
     let mut texts: Vec<Option<String>> = vec![None; 3];
     let mut pending: Vec<Vec<u64>> = vec![Vec::new(); 3];
     // Run machine i at t with input; keep its last record and persists.
-    fn run(m: &mut Ranked, t: u64, input: Input, text: &mut Option<String>, pending: &mut Vec<u64>) {
+    fn run(
+        m: &mut Ranked,
+        t: u64,
+        input: Input,
+        text: &mut Option<String>,
+        pending: &mut Vec<u64>,
+    ) {
         for c in m.step(Millis(t), input).commands {
             match c {
                 Command::WriteRecord { text: s, .. } => *text = Some(s),
@@ -459,15 +491,35 @@ fn membership_race(rules: Rules) -> Vec<Config> {
             }
         }
     }
-    fn confirm(m: &mut Ranked, t: u64, version: u64, text: &mut Option<String>, pending: &mut Vec<u64>) {
+    fn confirm(
+        m: &mut Ranked,
+        t: u64,
+        version: u64,
+        text: &mut Option<String>,
+        pending: &mut Vec<u64>,
+    ) {
         pending.retain(|&v| v != version);
         run(m, t, Input::Persisted { version }, text, pending);
         run(m, t + 1000, Input::Tick, text, pending);
     }
-    fn deliver(ms: &mut [Ranked], texts: &[Option<String>], from: usize, to: usize, t: u64, out: &mut Option<String>, pending: &mut Vec<u64>) {
+    fn deliver(
+        ms: &mut [Ranked],
+        texts: &[Option<String>],
+        from: usize,
+        to: usize,
+        t: u64,
+        out: &mut Option<String>,
+        pending: &mut Vec<u64>,
+    ) {
         let Some(text) = texts[from].clone() else { return };
         let rec = Record::parse(&text).expect("valid record");
-        run(&mut ms[to], t, Input::Read { node: from as u32 + 1, read: Read::Record(Box::new(rec)) }, out, pending);
+        run(
+            &mut ms[to],
+            t,
+            Input::Read { node: from as u32 + 1, read: Read::Record(Box::new(rec)) },
+            out,
+            pending,
+        );
     }
     for i in 0..3 {
         run(&mut ms[i], 0, Input::Tick, &mut texts[i], &mut pending[i]);
@@ -514,7 +566,10 @@ fn agree(configs: &[Config]) -> bool {
 fn membership_changes_one_ack_per_version_never_split() {
     let configs = membership_race(Rules::default());
     assert!(agree(&configs), "{configs:?}");
-    assert!(configs.iter().any(|c| c.version == 2), "the change node 2 acknowledged commits: {configs:?}");
+    assert!(
+        configs.iter().any(|c| c.version == 2),
+        "the change node 2 acknowledged commits: {configs:?}"
+    );
 }
 
 #[test]
@@ -549,7 +604,13 @@ mod random_faults {
         Drift(u32, i64),
     }
 
-    fn schedule(rng: &mut ChaCha8Rng, n: u32, fence: bool, links: bool, end: u64) -> Vec<(u64, Fault)> {
+    fn schedule(
+        rng: &mut ChaCha8Rng,
+        n: u32,
+        fence: bool,
+        links: bool,
+        end: u64,
+    ) -> Vec<(u64, Fault)> {
         let mut out = Vec::new();
         let mut t = 3000;
         let node = |rng: &mut ChaCha8Rng| rng.random_range(1..=n);
@@ -607,7 +668,9 @@ mod random_faults {
     fn apply(w: &mut World, f: &Fault) {
         match *f {
             Fault::Crash(a, reboot) => w.crash(a, Some(reboot)),
-            Fault::RestartMonitor(a) if w.nodes[&a].up && !w.nodes[&a].paused => w.restart_monitor(a),
+            Fault::RestartMonitor(a) if w.nodes[&a].up && !w.nodes[&a].paused => {
+                w.restart_monitor(a)
+            }
             Fault::Freeze(a) => w.node(a).frozen = true,
             Fault::Thaw(a) => w.resume(a),
             Fault::Pause(a) => w.node(a).paused = w.nodes[&a].up,
@@ -622,7 +685,13 @@ mod random_faults {
         }
     }
 
-    pub(super) fn run_logged(seed: u64, n: u32, fence: bool, membership: bool, links: bool) -> World {
+    pub(super) fn run_logged(
+        seed: u64,
+        n: u32,
+        fence: bool,
+        membership: bool,
+        links: bool,
+    ) -> World {
         run(seed, n, fence, membership, links)
     }
 

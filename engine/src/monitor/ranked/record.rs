@@ -363,7 +363,8 @@ impl Record {
                     );
                 }
                 (Some("group"), 4) => {
-                    let st = GroupStatus { level: w[2].to_string(), state: GroupState::parse(w[3]) };
+                    let st =
+                        GroupStatus { level: w[2].to_string(), state: GroupState::parse(w[3]) };
                     rec.groups.insert(w[1].to_string(), st);
                 }
                 _ => return Err(bad("unknown or malformed line")),
@@ -440,10 +441,8 @@ pub(crate) mod tests {
         r.claims.insert("web".into(), 99);
         r.fenced.insert(2, 4);
         r.votes.insert(2, 4);
-        r.groups.insert(
-            "web".into(),
-            GroupStatus { level: "start".into(), state: GroupState::Done },
-        );
+        r.groups
+            .insert("web".into(), GroupStatus { level: "start".into(), state: GroupState::Done });
         r
     }
 
@@ -513,7 +512,8 @@ pub(crate) mod tests {
     }
 
     fn seen() -> impl Strategy<Value = Seen> {
-        (any::<u64>(), any::<u64>()).prop_map(|(incarnation, counter)| Seen { incarnation, counter })
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(incarnation, counter)| Seen { incarnation, counter })
     }
 
     fn record() -> impl Strategy<Value = Record> {
@@ -523,41 +523,60 @@ pub(crate) mod tests {
             Just(LeaseState::Lost)
         ];
         (
-            (any::<u32>(), any::<u64>(), any::<u64>(), word(), lease, any::<bool>(), any::<bool>(), any::<u64>()),
+            (
+                any::<u32>(),
+                any::<u64>(),
+                any::<u64>(),
+                word(),
+                lease,
+                any::<bool>(),
+                any::<bool>(),
+                any::<u64>(),
+            ),
             (any::<u64>(), nodes(), proptest::option::of((any::<u64>(), nodes()))),
             proptest::collection::btree_map(0u32..50, seen(), 0..4),
             proptest::collection::btree_map(0u32..50, seen(), 0..4),
-            proptest::collection::btree_map(word(), (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()), 0..4),
+            proptest::collection::btree_map(
+                word(),
+                (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()),
+                0..4,
+            ),
             proptest::collection::btree_map(word(), any::<u64>(), 0..4),
             proptest::collection::btree_map(0u32..50, any::<u64>(), 0..3),
             proptest::collection::btree_map(word(), (word(), word()), 0..4),
             proptest::collection::btree_map(0u32..50, any::<u64>(), 0..3),
         )
-            .prop_map(|(h, c, acks, revocations, grants, claims, fenced, groups, votes)| Record {
-                node: h.0,
-                incarnation: h.1,
-                counter: h.2,
-                policy: h.3,
-                lease: h.4,
-                floor: h.7,
-                watchdog: h.5,
-                seen_all: h.6,
-                config: Config { version: c.0, members: c.1 },
-                config_ack: c.2.map(|(replaces, members)| Change { replaces, members }),
-                acks,
-                revocations,
-                grants: grants
-                    .into_iter()
-                    .map(|(g, (node, incarnation, floor, req))| (g, Epoch { node, incarnation, floor, req }))
-                    .collect(),
-                claims,
-                fenced,
-                votes,
-                groups: groups
-                    .into_iter()
-                    .map(|(g, (l, s))| (g, GroupStatus { level: l, state: GroupState::parse(&s) }))
-                    .collect(),
-            })
+            .prop_map(
+                |(h, c, acks, revocations, grants, claims, fenced, groups, votes)| Record {
+                    node: h.0,
+                    incarnation: h.1,
+                    counter: h.2,
+                    policy: h.3,
+                    lease: h.4,
+                    floor: h.7,
+                    watchdog: h.5,
+                    seen_all: h.6,
+                    config: Config { version: c.0, members: c.1 },
+                    config_ack: c.2.map(|(replaces, members)| Change { replaces, members }),
+                    acks,
+                    revocations,
+                    grants: grants
+                        .into_iter()
+                        .map(|(g, (node, incarnation, floor, req))| {
+                            (g, Epoch { node, incarnation, floor, req })
+                        })
+                        .collect(),
+                    claims,
+                    fenced,
+                    votes,
+                    groups: groups
+                        .into_iter()
+                        .map(|(g, (l, s))| {
+                            (g, GroupStatus { level: l, state: GroupState::parse(&s) })
+                        })
+                        .collect(),
+                },
+            )
     }
 
     proptest! {
