@@ -529,7 +529,7 @@ impl World {
             }
             Command::KillAllNow => {
                 let n = self.node(id);
-                let confirmed = !(n.unkillable && !n.procs.is_empty());
+                let confirmed = !n.unkillable || n.procs.is_empty();
                 if !n.unkillable {
                     n.procs.clear();
                 }

@@ -1207,7 +1207,7 @@ impl Ranked {
         if !self.rules.claims {
             return Some(BTreeSet::new());
         }
-        let Some(&req) = self.claims.get(group) else { return None };
+        let &req = self.claims.get(group)?;
         let me = self.my_epoch(req);
         let mut yes: BTreeSet<u32> = BTreeSet::new();
         if self.persisted.as_ref().and_then(|d| d.grants.get(group)).is_some_and(|g| g.to == me) {
