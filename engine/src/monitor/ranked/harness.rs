@@ -109,6 +109,9 @@ pub struct World {
     pub split_leases_ms: u64,
     /// Feed the membership source's view (`detect=0`): up, unpaused hosts.
     pub membership: bool,
+    /// Step a machine only on an input or when its `poll_timeout` is due,
+    /// instead of every tick.
+    pub event_driven: bool,
     last_membership: Option<Vec<u32>>,
     pub log: Vec<(u64, u32, String)>,
 }
@@ -137,6 +140,7 @@ impl World {
             double_owner_ms: 0,
             split_leases_ms: 0,
             membership: false,
+            event_driven: false,
             last_membership: None,
             log: Vec::new(),
         };
@@ -471,7 +475,16 @@ impl World {
         }
         let mut inputs = std::mem::take(&mut self.node(id).inbox);
         inputs.extend(reads);
-        inputs.push(Input::Tick);
+        // Event-driven: a Tick only when something arrived or the machine's
+        // poll_timeout is due (as a production driver steps it).
+        let due = {
+            let n = &self.nodes[&id];
+            let local = n.local(t);
+            n.machine.as_ref().and_then(|m| m.poll_timeout()).is_none_or(|at| at <= local)
+        };
+        if !self.event_driven || due || !inputs.is_empty() {
+            inputs.push(Input::Tick);
+        }
         for input in inputs {
             let n = self.node(id);
             let local = n.local(t);

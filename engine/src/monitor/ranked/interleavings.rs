@@ -44,6 +44,27 @@ fn places_once_and_fails_over_after_the_lease_wait() {
 }
 
 #[test]
+fn stepped_only_at_poll_timeout_it_behaves_the_same() {
+    // A driver that steps the machine only on inputs and at poll_timeout
+    // (never every 10 ms) gets the same placement and failover.
+    for fence in [false, true] {
+        let params = RankedParams { fence_command: fence, ..RankedParams::default() };
+        let mut w = World::new(3, params, "web start 1,2,3\n");
+        w.event_driven = true;
+        w.membership = true;
+        assert!(w.settle(10_000), "{}", dump(&w));
+        assert_eq!(w.runs("web"), vec![1]);
+        let t0 = w.t;
+        w.crash(1, None);
+        assert!(w.run_until_cond(t0 + 10_000, |w| w.runs("web") == vec![2]), "{}", dump(&w));
+        let bound = if fence { w.fence_ms + 500 } else { w.params.takeover_wait().0 + 1000 };
+        assert!(w.t - t0 <= bound, "failover {} ms (fence {fence})", w.t - t0);
+        eprintln!("event-driven failover {} ms (fence {fence})", w.t - t0);
+        assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0));
+    }
+}
+
+#[test]
 fn with_a_fence_command_failover_is_the_fence_time() {
     let mut w = fenced(3, "web start 1,2,3\n");
     w.membership = true;
