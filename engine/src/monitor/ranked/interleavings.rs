@@ -460,7 +460,7 @@ fn persist_before_publish_and_watchdog_deadline() {
 }
 
 #[test]
-fn the_watchdog_gets_the_lease_deadline_minus_delta_and_spawns_carry_it() {
+fn the_watchdog_gets_the_lease_deadline_minus_delta() {
     let mut w = world(3, "web start 1,2,3\n");
     let mut seen = None;
     for _ in 0..200 {
