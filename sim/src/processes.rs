@@ -6,12 +6,20 @@
 //! machine runs), so they queue what happened ("this child ends at t",
 //! "this clstat was written") and the world drains that after every call.
 //! Backend calls complete instantly, as the design asks of simulated I/O.
+//!
+//! The children are also the simulation's **process table**, its ground
+//! truth: every start and end of a service process is reported in
+//! [`SimProcesses::changes`], whatever the init machine believes. When a
+//! `mosha` dies (`mosha-crash`) the world keeps its `SimProcesses` as
+//! orphans: the children live on, unknown to the next incarnation.
 
 use crate::command::{signal_number, Command};
+use crate::invariants::is_service_level;
 use clinit_engine::driver::{Processes, StatusStore};
 use clinit_engine::process::{ExitStatus, ProcId, Signal};
 use clinit_engine::status::ClStat;
 use clinit_engine::time::Millis;
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -28,8 +36,32 @@ pub type Commands = Arc<BTreeMap<String, Command>>;
 #[derive(Debug)]
 struct Child {
     command: Command,
+    group: String,
+    /// Spawned at a service level (not plan, test or stop).
+    service: bool,
     /// When and how it ends, as far as known now.
     end: Option<(Millis, ExitStatus)>,
+    /// The leader has exited; other members of its process group linger
+    /// until `end` (or a SIGTERM/SIGKILL to the group).
+    remnant: bool,
+}
+
+/// A change in the process table: a service process of `group` started
+/// or ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcChange {
+    pub group: String,
+    pub started: bool,
+}
+
+/// How a child's end event turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The child (its leader) exited; with `lingering`, members of its
+    /// process group still run.
+    Exited { status: ExitStatus, lingering: bool },
+    /// The last member of a lingering process group is gone.
+    GroupGone,
 }
 
 /// Children of one node incarnation.
@@ -43,6 +75,13 @@ pub struct SimProcesses {
     live: HashMap<ProcId, Child>,
     /// Exits the world must schedule: (when, which).
     pub due: Vec<(Millis, ProcId)>,
+    /// Service processes started and ended since the world last looked.
+    pub changes: Vec<ProcChange>,
+    /// Probability that a spawn fails (`spawn-fail`), set by the world.
+    pub spawn_fail: f64,
+    /// A child that exits leaves its process group behind for this long
+    /// (`lingering-group`), set by the world.
+    pub linger: Option<Millis>,
 }
 
 impl SimProcesses {
@@ -54,20 +93,45 @@ impl SimProcesses {
             rng,
             live: HashMap::new(),
             due: Vec::new(),
+            changes: Vec::new(),
+            spawn_fail: 0.0,
+            linger: None,
         }
     }
 
-    /// The child `id` ends at `at` (an exit event fired): its status, or
-    /// `None` when that end was superseded (an earlier signal) or it is gone.
-    pub fn take_exit(&mut self, id: ProcId, at: Millis) -> Option<ExitStatus> {
-        let child = self.live.get(&id)?;
-        match child.end {
-            Some((when, status)) if when == at => {
-                self.live.remove(&id);
-                Some(status)
+    /// The child `id` ends at `at` (an exit event fired): how, or `None`
+    /// when that end was superseded (an earlier signal) or it is gone.
+    pub fn take_exit(&mut self, id: ProcId, at: Millis) -> Option<Ended> {
+        let child = self.live.get_mut(&id)?;
+        let status = match child.end {
+            Some((when, status)) if when == at => status,
+            _ => return None,
+        };
+        if !child.remnant {
+            if let Some(linger) = self.linger {
+                child.remnant = true;
+                child.end = Some((at + linger, status));
+                self.due.push((at + linger, id));
+                return Some(Ended::Exited { status, lingering: true });
             }
-            _ => None,
         }
+        let child = self.live.remove(&id)?;
+        if child.service {
+            self.changes.push(ProcChange { group: child.group, started: false });
+        }
+        Some(if child.remnant {
+            Ended::GroupGone
+        } else {
+            Ended::Exited { status, lingering: false }
+        })
+    }
+
+    /// Service processes alive, by group (for reports and orphans).
+    pub fn service_groups(&self) -> Vec<String> {
+        let mut v: Vec<String> =
+            self.live.values().filter(|c| c.service).map(|c| c.group.clone()).collect();
+        v.sort();
+        v
     }
 
     /// Number of live children (for reports).
@@ -80,9 +144,9 @@ impl Processes for SimProcesses {
     fn spawn(
         &mut self,
         id: ProcId,
-        _group: &str,
+        group: &str,
         _tag: &str,
-        _level: &str,
+        level: &str,
         command: &str,
     ) -> Result<u32, String> {
         // Commands are validated when the scenario is built; one that is
@@ -90,17 +154,33 @@ impl Processes for SimProcesses {
         let Some(cmd) = self.commands.get(command) else {
             return Err(format!("unknown simulated command {command:?}"));
         };
+        if self.spawn_fail > 0.0 && self.rng.random_bool(self.spawn_fail.min(1.0)) {
+            return Err("fork failed: Resource temporarily unavailable (simulated)".into());
+        }
         let end = cmd.natural_end(self.node, &mut self.rng).map(|(d, s)| (self.now + d, s));
         if let Some((at, _)) = end {
             self.due.push((at, id));
         }
-        self.live.insert(id, Child { command: cmd.clone(), end });
+        let service = is_service_level(level);
+        if service {
+            self.changes.push(ProcChange { group: group.to_string(), started: true });
+        }
+        let child =
+            Child { command: cmd.clone(), group: group.to_string(), service, end, remnant: false };
+        self.live.insert(id, child);
         Ok(pid_of(id))
     }
 
     fn signal(&mut self, id: ProcId, signal: Signal) -> Result<bool, String> {
         let Some(child) = self.live.get_mut(&id) else { return Ok(false) };
-        if let Some(after) = child.command.on_signal(signal) {
+        let effect = if child.remnant {
+            // The lingering members ignore SIGINT; SIGTERM and SIGKILL to
+            // the group end them.
+            (signal != Signal::Int).then_some(Millis::ZERO)
+        } else {
+            child.command.on_signal(signal)
+        };
+        if let Some(after) = effect {
             let at = self.now + after;
             if child.end.is_none_or(|(when, _)| at < when) {
                 child.end = Some((at, ExitStatus::Signaled(signal_number(signal))));
@@ -114,6 +194,10 @@ impl Processes for SimProcesses {
 /// Status writes of one node incarnation, for the world to publish.
 #[derive(Debug, Default)]
 pub struct SimStore {
+    /// Probability that a write fails (`write-fail`), set by the world,
+    /// with the generator that decides.
+    pub fail: f64,
+    pub rng: Option<ChaCha8Rng>,
     /// The newest write since the world last looked.
     pub written: Option<Arc<ClStat>>,
     /// The content of the last write. A heartbeat rewrite of the same
@@ -124,6 +208,13 @@ pub struct SimStore {
 
 impl StatusStore for SimStore {
     fn write_status(&mut self, _seq: u64, status: &ClStat) -> Result<(), String> {
+        if self.fail > 0.0 {
+            if let Some(rng) = self.rng.as_mut() {
+                if rng.random_bool(self.fail.min(1.0)) {
+                    return Err("write failed: Input/output error (simulated)".into());
+                }
+            }
+        }
         let data = match &self.last {
             Some(last) if **last == *status => last.clone(),
             _ => Arc::new(status.clone()),

@@ -22,7 +22,7 @@ use crate::fs::{FsConditions, Slot, Version};
 use crate::host::{self, Output};
 use crate::invariants::Tracker;
 use crate::membership::{Membership, Pending};
-use crate::processes::{SimProcesses, SimStore};
+use crate::processes::{Ended, SimProcesses, SimStore};
 use crate::queue::Queue;
 use crate::seeds::{self, Stream};
 use crate::trace::{TraceMode, TraceSink, TraceSummary};
@@ -50,25 +50,76 @@ type Node = ClusterNode<SimProcesses, SimStore>;
 
 #[derive(Debug)]
 enum Ev {
-    Boot { node: u32 },
-    Cycle { node: u32, inc: u32 },
-    Decide { node: u32, inc: u32 },
-    Tick { node: u32, inc: u32 },
-    Exit { node: u32, inc: u32, id: ProcId },
+    Boot {
+        node: u32,
+    },
+    Cycle {
+        node: u32,
+        inc: u32,
+    },
+    Decide {
+        node: u32,
+        inc: u32,
+    },
+    Tick {
+        node: u32,
+        inc: u32,
+    },
+    Exit {
+        node: u32,
+        inc: u32,
+        id: ProcId,
+    },
     View(Pending),
     Fault(usize),
     FaultEnd(usize),
     Quiet,
-    HaltCheck { node: u32, inc: u32, since: Millis },
-    FenceKill { node: u32 },
+    HaltCheck {
+        node: u32,
+        inc: u32,
+        since: Millis,
+    },
+    FenceKill {
+        node: u32,
+    },
+    /// A crashed `mosha` starts again on its (live) node.
+    MonitorRestart {
+        node: u32,
+    },
+    /// A frozen monitor (`monitor-freeze`) or a paused node (`node-pause`)
+    /// resumes.
+    Resume {
+        node: u32,
+    },
+    /// The warm-up is over (unavailability counts from here).
+    Warmup,
 }
 
 /// One node's place in the world.
 struct NodeSlot {
+    /// The monitor (`mosha`: init machine + HA monitor), while it runs.
     host: Option<Node>,
+    /// The machine is up (its processes can run), with or without `host`.
+    up: bool,
+    /// `mosha` incarnation (every start of the monitor counts).
     incarnation: u32,
+    /// The monitor is stopped (SIGSTOP-like): its services run on.
+    frozen: bool,
+    /// The whole node is paused (VM pause): monitor and services alike.
+    paused: bool,
+    /// Events of this node held while it is frozen or paused.
+    deferred: Vec<(Millis, Ev)>,
+    /// Children that exited while the monitor was frozen, reaped at resume.
+    reaped: Vec<(ProcId, Ended)>,
+    /// Children of earlier `mosha` incarnations (`mosha-crash`), by
+    /// incarnation: they live on, unknown to the current monitor.
+    orphans: Vec<(u32, SimProcesses)>,
     /// Wall-clock offset, ms.
     skew: i64,
+    /// Wall-clock rate error (`clock-drift`: 0.01 runs 1 % fast) since
+    /// `drift_since`.
+    drift: f64,
+    drift_since: Millis,
     /// Extra read→decide delay (slow node).
     lag: Millis,
     tick_at: Option<Millis>,
@@ -79,6 +130,11 @@ struct NodeSlot {
     hactl_seen: u64,
     /// An observation read but not yet decided on (slow node).
     pending: Option<Observation>,
+    /// Fault conditions of this node now (from the active episodes).
+    spawn_fail: f64,
+    linger: Option<Millis>,
+    write_fail: f64,
+    membership_fail: f64,
 }
 
 /// Fault episodes in force.
@@ -89,6 +145,19 @@ struct Active {
     stale_reads: Vec<(usize, f64)>,
     slow_node: Vec<(usize, u32, Millis)>,
     partition: Option<usize>,
+    /// (episode, node, p): spawns on that node fail with probability p.
+    spawn_fail: Vec<(usize, u32, f64)>,
+    /// (episode, node, how long): exited children leave their group behind.
+    linger: Vec<(usize, u32, Millis)>,
+    /// (episode, p): fence commands fail or hang.
+    fence_fail: Vec<(usize, f64)>,
+    /// (episode, node, p): the node's status writes fail.
+    write_fail: Vec<(usize, u32, f64)>,
+    /// (episode, node, p): the node's membership reads fail.
+    membership_fail: Vec<(usize, u32, f64)>,
+    /// (episode, node, deaf): with `deaf`, `node` cannot read the others'
+    /// files; otherwise the others cannot read its files.
+    one_way: Vec<(usize, u32, bool)>,
 }
 
 /// How a run reports and records.
@@ -135,6 +204,8 @@ pub struct World {
     queue: Queue<Ev>,
     rng_fs: ChaCha8Rng,
     rng_members: ChaCha8Rng,
+    /// Run-time draws of fault episodes (fence failures, membership failures).
+    rng_chance: ChaCha8Rng,
     nodes: Vec<NodeSlot>,
     members: Membership,
     clstat: Vec<Slot<ClStat>>,
@@ -200,16 +271,29 @@ impl World {
             queue: Queue::default(),
             rng_fs: seeds::rng(seed, Stream::Fs),
             rng_members: seeds::rng(seed, Stream::Membership),
+            rng_chance: seeds::rng(seed, Stream::Chance),
             nodes: (0..=n)
                 .map(|_| NodeSlot {
                     host: None,
+                    up: false,
                     incarnation: 0,
+                    frozen: false,
+                    paused: false,
+                    deferred: Vec::new(),
+                    reaped: Vec::new(),
+                    orphans: Vec::new(),
                     skew: 0,
+                    drift: 0.0,
+                    drift_since: Millis::ZERO,
                     lag: Millis::ZERO,
                     tick_at: None,
                     obs: None,
                     hactl_seen: 0,
                     pending: None,
+                    spawn_fail: 0.0,
+                    linger: None,
+                    write_fail: 0.0,
+                    membership_fail: 0.0,
                 })
                 .collect(),
             members: Membership::new(n),
@@ -257,6 +341,7 @@ impl World {
         if quiet_start < cfg.duration {
             world.queue.push(quiet_start, Ev::Quiet);
         }
+        world.queue.push(cfg.world.warmup.min(quiet_start), Ev::Warmup);
         Ok(world)
     }
 
@@ -311,10 +396,32 @@ impl World {
     }
 
     fn wall(&self, node: u32) -> i64 {
-        EPOCH_MS + self.now.0 as i64 + self.nodes[node as usize].skew
+        let slot = &self.nodes[node as usize];
+        let drift = if slot.drift != 0.0 {
+            (self.now.saturating_sub(slot.drift_since).0 as f64 * slot.drift) as i64
+        } else {
+            0
+        };
+        EPOCH_MS + self.now.0 as i64 + slot.skew + drift
     }
 
     fn handle(&mut self, ev: Ev) {
+        // A frozen monitor or a paused node acts on nothing until it
+        // resumes; a child of a frozen monitor still dies on time (the
+        // monitor reaps it later).
+        let held = match &ev {
+            Ev::Cycle { node, .. } | Ev::Decide { node, .. } | Ev::Tick { node, .. } => {
+                let slot = &self.nodes[*node as usize];
+                (slot.frozen || slot.paused).then_some(*node)
+            }
+            Ev::Exit { node, .. } => self.nodes[*node as usize].paused.then_some(*node),
+            _ => None,
+        };
+        if let Some(node) = held {
+            let now = self.now;
+            self.nodes[node as usize].deferred.push((now, ev));
+            return;
+        }
         match ev {
             Ev::Boot { node } => self.boot(node),
             Ev::Cycle { node, inc } => self.read_phase(node, inc),
@@ -326,7 +433,10 @@ impl World {
                 }
             }
             Ev::Tick { node, inc } => self.tick(node, inc),
-            Ev::Exit { node, inc, id } => self.exit(node, inc, id),
+            Ev::Exit { node, inc, id } => self.exit(node, inc, id, self.now),
+            Ev::MonitorRestart { node } => self.start_monitor(node),
+            Ev::Resume { node } => self.resume(node),
+            Ev::Warmup => self.tracker.begin_counting(self.now),
             Ev::View(p) => {
                 if self.members.apply(&p) {
                     let (o, t, up) = (p.observer, p.target, p.present);
@@ -349,7 +459,7 @@ impl World {
                 }
             }
             Ev::FenceKill { node } => {
-                if self.nodes[node as usize].host.is_some() {
+                if self.nodes[node as usize].up {
                     self.tracker.metrics.fence_kills += 1;
                     self.crash(node, "fenced");
                 }
@@ -364,10 +474,21 @@ impl World {
 
     // ---- node lifecycle ----
 
+    /// The machine boots (if it is down) and its `mosha` starts.
     fn boot(&mut self, node: u32) {
         let now = self.now;
+        if !self.nodes[node as usize].up {
+            self.nodes[node as usize].up = true;
+            self.tracker.node_up(now, node);
+        }
+        self.start_monitor(node);
+    }
+
+    /// Start `mosha` (a fresh init machine and monitor) on a live node.
+    fn start_monitor(&mut self, node: u32) {
+        let now = self.now;
         let slot = &mut self.nodes[node as usize];
-        if slot.host.is_some() {
+        if slot.host.is_some() || !slot.up {
             return;
         }
         slot.incarnation += 1;
@@ -390,8 +511,11 @@ impl World {
             self.built.commands.clone(),
             seeds::node_rng(self.seed, Stream::Processes, node, inc),
         );
+        let mut store = SimStore::default();
+        store.rng = Some(seeds::node_rng(self.seed, Stream::Store, node, inc));
         self.trace.record(&rec);
-        let Some((host, out)) = host::start(&rec, None, procs, SimStore::default()) else { return };
+        self.tracker.monitor_reset(now, node);
+        let Some((host, out)) = host::start(&rec, None, procs, store) else { return };
         self.trace.decisions(&out);
         let slot = &mut self.nodes[node as usize];
         slot.host = Some(host);
@@ -399,19 +523,31 @@ impl World {
         slot.obs = None;
         slot.pending = None;
         slot.hactl_seen = 0;
-        self.tracker.node_up(now, node);
-        self.tracker.log(now, node, 0, || format!("boots (incarnation {inc})"));
+        slot.frozen = false;
+        slot.reaped.clear();
+        self.tracker.log(now, node, 0, || format!("mosha starts (incarnation {inc})"));
         self.after(node, &out);
         self.queue.push(now, Ev::Cycle { node, inc });
+        self.refresh_health();
     }
 
+    /// The machine dies: its monitor and every process (orphans too).
     fn crash(&mut self, node: u32, why: &str) {
         let now = self.now;
-        if self.nodes[node as usize].host.take().is_none() {
+        let slot = &mut self.nodes[node as usize];
+        if !slot.up {
             return;
         }
-        self.nodes[node as usize].pending = None;
-        self.trace.record(&Record::Crash { node, at: now });
+        slot.up = false;
+        slot.frozen = false;
+        slot.paused = false;
+        slot.deferred.clear();
+        slot.reaped.clear();
+        slot.orphans.clear();
+        slot.pending = None;
+        if slot.host.take().is_some() {
+            self.trace.record(&Record::Crash { node, at: now });
+        }
         self.tracker.metrics.crashes += 1;
         self.tracker.node_down(now, node);
         self.tracker
@@ -421,10 +557,105 @@ impl World {
             self.members.crash(now, node, |present| detect(rng, w, present))
         };
         self.schedule_views(pending);
+        self.refresh_health();
     }
 
+    /// `mosha` is killed with -9: the node and its children live on, as
+    /// orphans the next incarnation does not know (spec W13).
+    fn mosha_crash(&mut self, node: u32) {
+        let now = self.now;
+        let slot = &mut self.nodes[node as usize];
+        if !slot.up || slot.paused {
+            return;
+        }
+        let Some(host) = slot.host.take() else { return };
+        slot.frozen = false;
+        slot.pending = None;
+        slot.reaped.clear();
+        slot.deferred.retain(|(_, ev)| matches!(ev, Ev::Exit { .. }));
+        let inc = slot.incarnation;
+        let orphans = host.driver.processes;
+        let left = orphans.service_groups();
+        slot.orphans.push((inc, orphans));
+        self.trace.record(&Record::Crash { node, at: now });
+        self.tracker.metrics.monitor_crashes += 1;
+        self.tracker.monitor_reset(now, node);
+        self.tracker.log(now, node, 0, || {
+            format!("MOSHA KILLED -9: its children {left:?} live on as orphans")
+        });
+        self.refresh_health();
+    }
+
+    /// The monitor (or the whole node) stops acting until [`Ev::Resume`].
+    fn hold(&mut self, node: u32, pause: bool) {
+        let now = self.now;
+        let slot = &mut self.nodes[node as usize];
+        if !slot.up || slot.paused || (!pause && (slot.frozen || slot.host.is_none())) {
+            return;
+        }
+        if pause {
+            slot.paused = true;
+            self.tracker.log(now, node, 0, || "NODE PAUSED (VM): monitor and services".into());
+            let pending = {
+                let (rng, w) = (&mut self.rng_members, &self.cfg.world);
+                self.members.crash(now, node, |present| detect(rng, w, present))
+            };
+            self.schedule_views(pending);
+        } else {
+            slot.frozen = true;
+            self.tracker.log(now, node, 0, || "MONITOR FROZEN (SIGSTOP): services run on".into());
+        }
+        self.refresh_health();
+    }
+
+    /// A frozen monitor or a paused node resumes: what happened meanwhile
+    /// reaches it now.
+    fn resume(&mut self, node: u32) {
+        let now = self.now;
+        let slot = &mut self.nodes[node as usize];
+        if !slot.frozen && !slot.paused {
+            return;
+        }
+        let was_paused = slot.paused;
+        slot.frozen = false;
+        slot.paused = false;
+        slot.tick_at = None;
+        let deferred = std::mem::take(&mut slot.deferred);
+        let reaped = std::mem::take(&mut slot.reaped);
+        let inc = slot.incarnation;
+        self.tracker.log(now, node, 0, || "resumes".into());
+        if was_paused {
+            let pending = {
+                let (rng, w) = (&mut self.rng_members, &self.cfg.world);
+                self.members.restart(now, node, |present| detect(rng, w, present))
+            };
+            self.schedule_views(pending);
+        }
+        for (id, ended) in reaped {
+            self.reap(node, inc, id, ended);
+        }
+        for (at, ev) in deferred {
+            match ev {
+                // A child due while the node was paused ends now (its
+                // time did not run); the process table sees it now.
+                Ev::Exit { node, inc, id } => self.exit(node, inc, id, at),
+                Ev::Tick { .. } => {}
+                ev => self.queue.push(now, ev),
+            }
+        }
+        self.after(node, &Output::Nothing);
+        self.refresh_health();
+    }
+
+    /// After a crash (`down` elapsed) or at the quiet phase: the machine
+    /// boots, or a dead `mosha` starts again, or a held node resumes.
     fn restart(&mut self, node: u32) {
-        if self.nodes[node as usize].host.is_some() {
+        self.resume(node);
+        let slot = &self.nodes[node as usize];
+        if slot.up {
+            if slot.host.is_none() {
+                self.start_monitor(node);
+            }
             return;
         }
         self.tracker.metrics.restarts += 1;
@@ -435,6 +666,48 @@ impl World {
         };
         self.schedule_views(pending);
         self.boot(node);
+    }
+
+    /// Recompute every node's ground-truth health for the checker: up, its
+    /// monitor running, not frozen or paused, its writes not failing, and
+    /// able to exchange files both ways with a majority of the configured
+    /// nodes.
+    fn refresh_health(&mut self) {
+        let now = self.now;
+        for node in 1..=self.cfg.nodes {
+            let able = self.healthy(node);
+            self.tracker.set_able(now, node, able);
+        }
+    }
+
+    /// `node` is healthy by ground truth (see [`World::refresh_health`]).
+    fn healthy(&self, node: u32) -> bool {
+        let slot = &self.nodes[node as usize];
+        // A node whose writes fail (`write-fail`) cannot exchange files:
+        // its status goes stale however well its services run.
+        if !slot.up || slot.host.is_none() || slot.frozen || slot.paused || slot.write_fail > 0.0 {
+            return false;
+        }
+        let peers = (1..=self.cfg.nodes)
+            .filter(|&j| {
+                let s = &self.nodes[j as usize];
+                s.up && !s.paused
+                    && self.members.same_side(node, j)
+                    && !self.blocked(node, j)
+                    && !self.blocked(j, node)
+            })
+            .count();
+        2 * peers > self.cfg.nodes as usize
+    }
+
+    /// `reader` cannot read `writer`'s files (a one-way partition).
+    fn blocked(&self, reader: u32, writer: u32) -> bool {
+        reader != writer
+            && self
+                .active
+                .one_way
+                .iter()
+                .any(|&(_, n, deaf)| if deaf { n == reader } else { n == writer })
     }
 
     fn schedule_views(&mut self, pending: Vec<Pending>) {
@@ -449,10 +722,20 @@ impl World {
     fn apply(&mut self, node: u32, rec: &Record) -> Output {
         self.trace.record(rec);
         let now = self.now;
-        let Some(host) = self.nodes[node as usize].host.as_mut() else { return Output::Nothing };
+        let slot = &mut self.nodes[node as usize];
+        let Some(host) = slot.host.as_mut() else { return Output::Nothing };
         host.driver.processes.now = now;
+        host.driver.processes.spawn_fail = slot.spawn_fail;
+        host.driver.processes.linger = slot.linger;
+        host.driver.store.fail = slot.write_fail;
         let out = host::apply(host, rec);
         self.trace.decisions(&out);
+        for ex in out.executed() {
+            if let clinit_engine::driver::Executed::SpawnFailed { id, reason, .. } = ex {
+                let rec = Record::SpawnFailed { node, id: *id, reason: reason.clone() };
+                self.trace.record(&rec);
+            }
+        }
         out
     }
 
@@ -474,7 +757,11 @@ impl World {
         let Some(host) = self.nodes[node as usize].host.as_mut() else { return };
         let written = host.driver.store.written.take();
         let due = std::mem::take(&mut host.driver.processes.due);
+        let changes = std::mem::take(&mut host.driver.processes.changes);
         let poll = host.driver.init.poll_timeout();
+        for c in changes {
+            self.tracker.process(now, node, &c.group, c.started);
+        }
         if let Some(status) = written {
             let delay = self.fs_delay();
             self.serial += 1;
@@ -518,18 +805,52 @@ impl World {
         self.after(node, &out);
     }
 
-    fn exit(&mut self, node: u32, inc: u32, id: ProcId) {
+    /// Child `id` of `mosha` incarnation `inc` ends, as planned at `at`
+    /// (the process table changes now; the monitor reaps it unless it is
+    /// frozen, dead, or of an older incarnation).
+    fn exit(&mut self, node: u32, inc: u32, id: ProcId, at: Millis) {
+        let now = self.now;
+        let slot = &mut self.nodes[node as usize];
+        if !slot.up {
+            return;
+        }
+        let current = slot.incarnation == inc && slot.host.is_some();
+        let procs = if current {
+            slot.host.as_mut().map(|h| &mut h.driver.processes)
+        } else {
+            slot.orphans.iter_mut().find(|(i, _)| *i == inc).map(|(_, p)| p)
+        };
+        let Some(procs) = procs else { return };
+        procs.now = now;
+        let Some(ended) = procs.take_exit(id, at) else { return };
+        let changes = std::mem::take(&mut procs.changes);
+        let due = std::mem::take(&mut procs.due);
+        for c in changes {
+            self.tracker.process(now, node, &c.group, c.started);
+        }
+        for (when, id) in due {
+            self.queue.push(when, Ev::Exit { node, inc, id });
+        }
+        if !current {
+            return;
+        }
+        if self.nodes[node as usize].frozen {
+            self.nodes[node as usize].reaped.push((id, ended));
+            return;
+        }
+        self.reap(node, inc, id, ended);
+    }
+
+    /// The monitor learns that child `id` ended.
+    fn reap(&mut self, node: u32, inc: u32, id: ProcId, ended: Ended) {
         if !self.live(node, inc) {
             return;
         }
-        let now = self.now;
-        let status = self.nodes[node as usize]
-            .host
-            .as_mut()
-            .and_then(|h| h.driver.processes.take_exit(id, now));
-        let Some(status) = status else { return };
-        let rec =
-            Record::Init { node, at: now, input: Input::Exited { id, status, lingering: false } };
+        let input = match ended {
+            Ended::Exited { status, lingering } => Input::Exited { id, status, lingering },
+            Ended::GroupGone => Input::GroupGone { id },
+        };
+        let rec = Record::Init { node, at: self.now, input };
         let out = self.apply(node, &rec);
         self.after(node, &out);
     }
@@ -544,6 +865,15 @@ impl World {
         }
         let now = self.now;
         let me = node as usize;
+        let p = self.nodes[me].membership_fail;
+        if p > 0.0 && self.rng_chance.random_bool(p.min(1.0)) {
+            // As production `mosha` does: membership unknown, no decisions
+            // this cycle, try again after min(heartbeat, 5 s).
+            let retry = cluster::heartbeat_for(self.cfg.timeout()).min(Millis(5_000));
+            self.tracker.log(now, node, 0, || "membership read failed: no decisions".into());
+            self.queue.push(now + retry, Ev::Cycle { node, inc });
+            return;
+        }
         self.members.members(node, &mut self.members_buf);
         let members = std::mem::take(&mut self.members_buf);
         let mut obs = self.nodes[me].obs.take().unwrap_or_else(|| Observation {
@@ -570,7 +900,7 @@ impl World {
             }
             while kept.next_if(|(k, _)| **k < j).is_some() {}
             let entry = kept.next_if(|(k, _)| **k == j).map(|(_, s)| s);
-            let status = if !self.members.same_side(node, j) {
+            let status = if !self.members.same_side(node, j) || self.blocked(node, j) {
                 NodeStatus::Unreadable { reason: format!("node {j}: no route (partition)") }
             } else if self.cond.read_failure > 0.0
                 && self.rng_fs.random_bool(self.cond.read_failure)
@@ -625,7 +955,7 @@ impl World {
         for &j in members {
             let v = if j == node {
                 self.hactl[j as usize].own()
-            } else if self.members.same_side(node, j) {
+            } else if self.members.same_side(node, j) && !self.blocked(node, j) {
                 self.hactl[j as usize].read(now, false)
             } else {
                 None
@@ -677,14 +1007,26 @@ impl World {
             match ext {
                 External::Fence { node: target } => {
                     let target = *target;
-                    self.tracker.metrics.fences += 1;
-                    self.tracker.log(now, node, target, || format!("STOMITH node {target}"));
-                    if self.cfg.world.fence_kills {
+                    let healthy = self.valid(target) && self.healthy(target);
+                    self.tracker.log(now, node, target, || {
+                        format!(
+                            "STOMITH node {target} (ground truth: {})",
+                            if healthy { "healthy" } else { "not healthy" }
+                        )
+                    });
+                    self.tracker.fence(now, node, target, healthy);
+                    let p = self.active.fence_fail.iter().map(|&(_, p)| p).fold(0.0, f64::max);
+                    if p > 0.0 && self.rng_chance.random_bool(p.min(1.0)) {
+                        self.tracker.metrics.fence_failures += 1;
+                        self.tracker.log(now, node, target, || {
+                            format!("STOMITH node {target} FAILED (the command failed or hung)")
+                        });
+                    } else if self.cfg.world.fence_kills {
                         self.queue
                             .push(now + self.cfg.world.fence_delay, Ev::FenceKill { node: target });
                     }
                 }
-                External::Publish(p) => self.tracker.quorum(now, node, p.quorum),
+                External::Publish(_) => {}
             }
         }
         let next = report.next_wakeup.max(now + self.cfg.world.min_cycle);
@@ -798,8 +1140,65 @@ impl World {
                     }
                 }
             }
+            Fault::MoshaCrash { node, down } => {
+                if self.valid(node) {
+                    self.mosha_crash(node);
+                    self.queue.push(now + down, Ev::MonitorRestart { node });
+                }
+            }
+            Fault::MonitorFreeze { node, len } | Fault::NodePause { node, len } => {
+                if self.valid(node) {
+                    self.hold(node, matches!(fault, Fault::NodePause { .. }));
+                    self.queue.push(now + len, Ev::Resume { node });
+                }
+            }
+            Fault::SpawnFail { node, p, len } => {
+                if self.valid(node) {
+                    self.active.spawn_fail.push((i, node, p));
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
+            Fault::LingeringGroup { node, linger, len } => {
+                if self.valid(node) {
+                    self.active.linger.push((i, node, linger));
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
+            Fault::FenceFail { p, len } => {
+                self.active.fence_fail.push((i, p));
+                self.queue.push(now + len, Ev::FaultEnd(i));
+            }
+            Fault::WriteFail { node, p, len } => {
+                if self.valid(node) {
+                    self.active.write_fail.push((i, node, p));
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
+            Fault::MembershipFail { node, p, len } => {
+                if self.valid(node) {
+                    self.active.membership_fail.push((i, node, p));
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
+            Fault::OneWayPartition { node, deaf, len } => {
+                if self.valid(node) {
+                    self.active.one_way.push((i, node, deaf));
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
+            Fault::ClockDrift { node, rate } => {
+                if self.valid(node) {
+                    // The drift so far becomes an offset; the new rate runs from now.
+                    let so_far = self.wall(node) - (EPOCH_MS + now.0 as i64);
+                    let slot = &mut self.nodes[node as usize];
+                    slot.skew = so_far;
+                    slot.drift = rate;
+                    slot.drift_since = now;
+                }
+            }
         }
         self.recompute();
+        self.refresh_health();
     }
 
     /// The operator edits node `node`'s own hactl copy (mtime: its clock).
@@ -858,8 +1257,15 @@ impl World {
         self.active.read_failures.retain(|(j, _)| *j != i);
         self.active.stale_reads.retain(|(j, _)| *j != i);
         self.active.slow_node.retain(|(j, _, _)| *j != i);
+        self.active.spawn_fail.retain(|(j, _, _)| *j != i);
+        self.active.linger.retain(|(j, _, _)| *j != i);
+        self.active.fence_fail.retain(|(j, _)| *j != i);
+        self.active.write_fail.retain(|(j, _, _)| *j != i);
+        self.active.membership_fail.retain(|(j, _, _)| *j != i);
+        self.active.one_way.retain(|(j, _, _)| *j != i);
         self.tracker.log(self.now, 0, 0, || format!("fault #{i} over"));
         self.recompute();
+        self.refresh_health();
     }
 
     fn set_sides(&mut self, sides: &[u8]) {
@@ -898,10 +1304,30 @@ impl World {
         self.cond = c;
         for slot in &mut self.nodes {
             slot.lag = Millis::ZERO;
+            slot.spawn_fail = 0.0;
+            slot.linger = None;
+            slot.write_fail = 0.0;
+            slot.membership_fail = 0.0;
         }
         for &(_, node, lag) in &self.active.slow_node {
             let slot = &mut self.nodes[node as usize];
             slot.lag = slot.lag.max(lag);
+        }
+        for &(_, node, p) in &self.active.spawn_fail {
+            let slot = &mut self.nodes[node as usize];
+            slot.spawn_fail = slot.spawn_fail.max(p);
+        }
+        for &(_, node, d) in &self.active.linger {
+            let slot = &mut self.nodes[node as usize];
+            slot.linger = Some(slot.linger.map_or(d, |x| x.max(d)));
+        }
+        for &(_, node, p) in &self.active.write_fail {
+            let slot = &mut self.nodes[node as usize];
+            slot.write_fail = slot.write_fail.max(p);
+        }
+        for &(_, node, p) in &self.active.membership_fail {
+            let slot = &mut self.nodes[node as usize];
+            slot.membership_fail = slot.membership_fail.max(p);
         }
     }
 
@@ -912,6 +1338,7 @@ impl World {
         self.heal();
         for slot in &mut self.nodes {
             slot.skew = 0;
+            slot.drift = 0.0;
         }
         for node in 1..=self.cfg.nodes {
             self.restart(node);
@@ -922,6 +1349,7 @@ impl World {
         }
         self.quiet = true;
         self.recompute();
+        self.refresh_health();
     }
 }
 
