@@ -36,9 +36,10 @@
 //!   Counted from the group's first start or the end of the warm-up,
 //!   whichever comes first.
 //!
-//! A group *runs* on a node when a service process of it is alive there, or
-//! (for groups whose wanted level has only one-shot entries) the node's init
-//! machine reports it settled (DONE, PASSED) at its wanted level.
+//! A group *runs* on a node when the node's init machine reports it settled
+//! (DONE, PASSED) at its wanted level, or when service processes of it
+//! orphaned by a dead `mosha` still run there (a start that hangs is not
+//! running, though its process counts for `double-owner`).
 
 use crate::metrics::Metrics;
 use clinit_engine::status::GroupState;
@@ -117,6 +118,8 @@ pub struct Tracker {
     able: Vec<bool>,
     /// `[node][group]`: live service processes (ground truth).
     procs: Vec<Vec<u32>>,
+    /// `[node][group]`: those of them orphaned by a dead `mosha`.
+    orphans: Vec<Vec<u32>>,
     /// `[node][group]`: 0 no verdict in this episode, 1 passed, 2 failed.
     verdict: Vec<Vec<u8>>,
     /// `[node][group]`: the group's last reported level and state there.
@@ -169,6 +172,7 @@ impl Tracker {
             up: vec![false; n],
             able: vec![false; n],
             procs: vec![vec![0; g]; n],
+            orphans: vec![vec![0; g]; n],
             verdict: vec![vec![0; g]; n],
             state: vec![vec![None; g]; n],
             halting_since: vec![None; n],
@@ -288,7 +292,7 @@ impl Tracker {
         if !self.up[n] {
             return false;
         }
-        if self.procs[n][g] > 0 {
+        if self.orphans[n][g] > 0 {
             return true;
         }
         let want = &self.groups[g].want;
@@ -414,14 +418,19 @@ impl Tracker {
     }
 
     /// A service process of `group` started (`started`) or ended on `node`
-    /// (the process table's ground truth).
-    pub fn process(&mut self, now: Millis, node: u32, group: &str, started: bool) {
+    /// (the process table's ground truth); `orphan`: one whose `mosha` died.
+    pub fn process(&mut self, now: Millis, node: u32, group: &str, started: bool, orphan: bool) {
         let Some(&g) = self.index.get(group) else { return };
-        let c = &mut self.procs[node as usize][g];
+        let n = node as usize;
+        let c = &mut self.procs[n][g];
         if started {
             *c += 1;
         } else {
             *c = c.saturating_sub(1);
+        }
+        if orphan {
+            let o = &mut self.orphans[n][g];
+            *o = if started { *o + 1 } else { o.saturating_sub(1) };
         }
         self.integrate(g, now);
         self.refresh(g, now);
@@ -490,6 +499,18 @@ impl Tracker {
         self.refresh_all(now);
     }
 
+    /// `mosha` died on a live node: its service processes of `groups`
+    /// (one entry per process) live on as orphans.
+    pub fn orphaned(&mut self, now: Millis, node: u32, groups: &[String]) {
+        let n = node as usize;
+        for group in groups {
+            if let Some(&g) = self.index.get(group) {
+                self.orphans[n][g] += 1;
+            }
+        }
+        self.refresh_all(now);
+    }
+
     /// The node's monitor (`mosha`, with its init machine) died or started
     /// afresh on a live node: no machine state describes the node until
     /// its new init machine reports (its processes stay in the table).
@@ -522,6 +543,9 @@ impl Tracker {
             *st = None;
         }
         for c in &mut self.procs[n] {
+            *c = 0;
+        }
+        for c in &mut self.orphans[n] {
             *c = 0;
         }
         for g in 0..self.groups.len() {
@@ -706,13 +730,13 @@ mod tests {
     #[test]
     fn double_owner_time_comes_from_the_process_table() {
         let mut t = tracker();
-        t.process(Millis(1_000), 1, "web", true);
+        t.process(Millis(1_000), 1, "web", true, false);
         t.group_state(Millis(2_000), 2, "web", "stop", &GroupState::Done);
-        t.process(Millis(2_000), 2, "web", true);
+        t.process(Millis(2_000), 2, "web", true, false);
         // A group the checker does not track is ignored.
-        t.process(Millis(2_500), 1, "db", true);
-        t.process(Millis(3_000), 2, "web", false);
-        t.process(Millis(10_000), 1, "web", false);
+        t.process(Millis(2_500), 1, "db", true, false);
+        t.process(Millis(3_000), 2, "web", false, false);
+        t.process(Millis(10_000), 1, "web", false, false);
         t.finish(Millis(20_000));
         assert_eq!(t.metrics.double_owner[0], Millis(1_000));
         assert_eq!(t.counts().get(DOUBLE_OWNER), Some(&1));
@@ -722,8 +746,8 @@ mod tests {
         );
         // A dead node's processes are gone with it.
         let mut t = tracker();
-        t.process(Millis(1_000), 1, "web", true);
-        t.process(Millis(1_000), 2, "web", true);
+        t.process(Millis(1_000), 1, "web", true, false);
+        t.process(Millis(1_000), 2, "web", true, false);
         t.node_down(Millis(1_500), 2);
         t.finish(Millis(5_000));
         assert_eq!(t.metrics.double_owner[0], Millis(500));
@@ -750,7 +774,7 @@ mod tests {
         t.set_able(Millis(1_000), 1, true);
         t.set_able(Millis(3_000), 1, false);
         t.set_able(Millis(5_000), 2, true);
-        t.process(Millis(6_000), 2, "web", true);
+        t.group_state(Millis(6_000), 2, "web", "start", &GroupState::Done);
         t.finish(Millis(9_000));
         assert_eq!(t.metrics.unavailable[0], Millis(3_000));
     }

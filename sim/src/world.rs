@@ -579,6 +579,7 @@ impl World {
         slot.orphans.push((inc, orphans));
         self.trace.record(&Record::Crash { node, at: now });
         self.tracker.metrics.monitor_crashes += 1;
+        self.tracker.orphaned(now, node, &left);
         self.tracker.monitor_reset(now, node);
         self.tracker.log(now, node, 0, || {
             format!("MOSHA KILLED -9: its children {left:?} live on as orphans")
@@ -760,7 +761,7 @@ impl World {
         let changes = std::mem::take(&mut host.driver.processes.changes);
         let poll = host.driver.init.poll_timeout();
         for c in changes {
-            self.tracker.process(now, node, &c.group, c.started);
+            self.tracker.process(now, node, &c.group, c.started, false);
         }
         if let Some(status) = written {
             let delay = self.fs_delay();
@@ -826,7 +827,7 @@ impl World {
         let changes = std::mem::take(&mut procs.changes);
         let due = std::mem::take(&mut procs.due);
         for c in changes {
-            self.tracker.process(now, node, &c.group, c.started);
+            self.tracker.process(now, node, &c.group, c.started, !current);
         }
         for (when, id) in due {
             self.queue.push(when, Ev::Exit { node, inc, id });
