@@ -14,9 +14,10 @@
 //! nodes' files, however slow, never delays reaping a child here.
 
 use crate::atomic::replace_atomic;
-use crate::process::{ProcessTable, Reaped, SpawnSpec};
+use crate::process::{ProcessTable, Reaped, SpawnError, SpawnSpec};
 use crate::protocol::{self, Reply, Request};
 use clinit_engine::cltab::{Cltab, ParseErrors};
+use clinit_engine::cluster::IoFailure;
 use clinit_engine::driver::{Executed, NodeDriver, Processes, StatusStore};
 use clinit_engine::init::{Action, Init, InitConfig, Input, Notice, Reply as InitReply};
 use clinit_engine::process::{ProcId, Signal};
@@ -40,10 +41,10 @@ pub const DEFAULT_CLSTAT: &str = "/var/run/clinit/clstat";
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reap even without SIGCHLD this often (belt and braces: signals coalesce).
-const REAP_BACKSTOP: Duration = Duration::from_secs(1);
+pub(crate) const REAP_BACKSTOP: Duration = Duration::from_secs(1);
 /// How often to look for the end of a lingering process group (its members
 /// are not our children, so no SIGCHLD tells us).
-const LINGER_POLL: Duration = Duration::from_millis(50);
+pub(crate) const LINGER_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
@@ -179,6 +180,37 @@ impl RealProcesses {
             let label = self.label(r.id(), true);
             warn!("{label} (process group {}) was still running at exit; killed", r.pid());
         }
+    }
+}
+
+impl RealProcesses {
+    /// Start a child for the cluster driver, keeping the error's kind.
+    pub fn spawn_child(
+        &mut self,
+        id: ProcId,
+        group: &str,
+        tag: &str,
+        level: &str,
+        command: &str,
+    ) -> Result<u32, IoFailure> {
+        let mut env = self.env.clone();
+        env.push(("CLINIT_GROUP".into(), group.into()));
+        env.push(("CLINIT_TAG".into(), tag.into()));
+        env.push(("CLINIT_LEVEL".into(), level.into()));
+        let spec = SpawnSpec { id, command: command.to_string(), env, cwd: None };
+        let pid = self.table.spawn(&spec).map_err(|e| match &e {
+            SpawnError::Io { source, .. } => IoFailure::new(e.to_string(), source),
+            SpawnError::DuplicateId { .. } => {
+                IoFailure::other(e.to_string(), io::ErrorKind::AlreadyExists, "id in use")
+            }
+        })?;
+        self.labels.insert(id, format!("{group}/{tag}"));
+        Ok(pid)
+    }
+
+    /// Signal a child's process group; `Ok(false)` when already reaped.
+    pub fn signal_child(&mut self, id: ProcId, signal: Signal) -> Result<bool, String> {
+        self.table.signal(id, signal).map_err(|e| e.to_string())
     }
 }
 
@@ -319,10 +351,11 @@ impl Embedding<RealDriver> {
     }
 }
 
-type Job = (Request, oneshot::Sender<Reply>);
+/// A client request and where its reply goes.
+pub(crate) type Job = (Request, oneshot::Sender<Reply>);
 
 /// Bind the control socket, refusing to steal one a live daemon serves.
-fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
+pub(crate) fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| DaemonError::Io {
             what: "create directory",
@@ -352,7 +385,7 @@ fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
 }
 
 /// Read one request, hand it to the machine's task, write its reply.
-async fn serve_connection(mut stream: UnixStream, jobs: mpsc::Sender<Job>) {
+pub(crate) async fn serve_connection(mut stream: UnixStream, jobs: mpsc::Sender<Job>) {
     let reply = match protocol::read_request(&mut stream, REQUEST_TIMEOUT).await {
         Ok(request) => {
             let (tx, rx) = oneshot::channel();

@@ -1,188 +1,60 @@
-//! `mosha`: the cluster layer on one node, around the node's own init
-//! machine.
+//! `mosha`: the cluster layer on one node, as an executor of the engine's
+//! [`ClusterDriver`].
 //!
-//! Structure (one process, one tokio runtime):
+//! Every rule (membership freshness, read deadlines, replication and
+//! adoption of `hactl` and `cltab`, staleness, placement, fencing, the
+//! minimum cycle, heartbeats, graceful stop) is the driver's. This module
+//! decides only *how* its commands run:
 //!
-//! * The **daemon loop** ([`daemon::run_embedded`]) owns a [`ClusterNode`]
-//!   (init machine + HA monitor). It reaps children, serves the control
-//!   socket at `<mfsbase>/<N>/<varpath>/clinit.s` (so `clinit -s SOCKET -v`
-//!   works), writes clstat, and runs [`CoreJob`]s sent by the cluster task.
-//! * The **cluster task** (`Cluster`, private) runs the monitor's cycles. Each cycle
-//!   it learns membership, reads every member's clstat, hactl and cltab
-//!   (each node in its own blocking thread, bounded by a read timeout, so a
-//!   dead shared mount costs a "unreadable" for that node, never a stalled
-//!   daemon), replicates hactl and cltab, then sends one job that adopts a
-//!   new cltab and runs [`ClusterNode::cycle`] on the loop. It carries out
-//!   what comes back: fencing (in the background) and the hastat write, and
-//!   logs what happened and why. It also writes the heartbeat (heartbeat
-//!   membership) every third of the timeout, and handles SIGTERM/SIGINT:
-//!   tell `stop` to every local group, wait for them (bounded, logged), then
-//!   shut the init machine down; SIGHUP runs a cycle at once.
+//! * one tokio loop owns the driver; it reaps children (SIGCHLD, with a
+//!   backstop poll), serves the control socket at
+//!   `<mfsbase>/<N>/<varpath>/clinit.s` (so `clinit -s SOCKET -v` works),
+//!   and wakes at [`ClusterDriver::poll_timeout`];
+//! * spawns, signals and the clstat write run at once on the loop (as in
+//!   plain `clinit`);
+//! * reads of membership and of other nodes' files, copies, the hastat and
+//!   heartbeat writes and fences run in blocking threads and come back as
+//!   inputs when they finish, however late: the driver, not this loop,
+//!   decides when a read has taken too long, and ignores late answers;
+//! * SIGTERM/SIGINT become [`ClusterInput::Stop`], SIGHUP
+//!   [`ClusterInput::CycleNow`]; driver events become log lines.
 
+use crate::atomic::replace_atomic;
 use crate::daemon::{
-    self, Core, CoreJob, DaemonConfig, DaemonError, Embedding, FileStatus, RealDriver,
-    RealProcesses,
+    self, bind_socket, load_cltab, serve_connection, DaemonError, Job, RealProcesses,
 };
 use crate::fence::{CommandFence, Fence, FenceOutcome, LogFence};
-use crate::heartbeat::{self, HeartbeatMembership};
-use crate::membership::Membership;
+use crate::heartbeat;
+use crate::membership::{Membership, MembershipError};
 use crate::openmosix::HpcMembership;
+use crate::protocol::{Reply as WireReply, Request};
 use crate::shared::{
-    install, read_clstat, read_copy, write_hastat, CopyInfo, CopyRead, FsStore, NodePaths, Replica,
-    Replicated, Settled, SharedFile, SharedStore,
+    copy_mtime, read_file_stamped, wall, write_hastat, FsStore, NodePaths, Replicated, SharedFile,
+    SharedStore, Stamp,
 };
 use crate::trace_writer::TraceWriter;
 use clinit_engine::cltab::Cltab;
-use clinit_engine::cluster::CycleReport;
-use clinit_engine::cluster::{self, ClusterNode, Event, External, Published};
-use clinit_engine::driver::Executed;
+use clinit_engine::cluster::{
+    self, ClientRequest, ClusterCommand, ClusterConfig, ClusterDriver, ClusterEvent, ClusterInput,
+    Event, FenceFailure, IoFailure, MembershipReport, MembershipSource, SpawnFailure,
+};
 use clinit_engine::hactl::Hactl;
-use clinit_engine::init::{InitConfig, Input, Reply};
-use clinit_engine::monitor::{Monitor, NodeStatus, Notice, Observation, Policy, PolicyConfig};
+use clinit_engine::init::{InitConfig, Reply};
+use clinit_engine::monitor::{Notice, Policy, PolicyConfig};
 use clinit_engine::status::GroupStatus;
 use clinit_engine::time::Millis;
-use clinit_engine::trace::{DecisionWriter, Header, Outcome as TraceOutcome, Record};
+use clinit_engine::trace::{Header, Record};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use thiserror::Error;
-use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::sync::{mpsc, oneshot};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
-
-/// The core `mosha` runs in the daemon loop: the cluster node, and the
-/// trace of its inputs when `--record` asks for one.
-pub struct Node {
-    pub cluster: ClusterNode<RealProcesses, FileStatus>,
-    recorder: Option<Recorder>,
-}
-
-/// A trace being written, with the digest of every decision so far (the
-/// trace's last line, so a replay can be checked bit for bit).
-struct Recorder {
-    writer: TraceWriter,
-    records: u64,
-    digest: Sha256,
-    decisions: DecisionWriter,
-    text: String,
-}
-
-impl Recorder {
-    fn write(&mut self, record: &Record) {
-        self.records += 1;
-        self.writer.write(record);
-    }
-
-    /// Digest an outcome, then note its failed spawns (replay fails them too).
-    fn decided(&mut self, node: u32, outcome: TraceOutcome<'_>, logs: &[&[Executed]]) {
-        self.decisions.write(outcome, &mut self.text);
-        self.digest.update(self.text.as_bytes());
-        self.digest.update(b"\n");
-        for e in logs.iter().flat_map(|l| l.iter()) {
-            if let Executed::SpawnFailed { id, reason, .. } = e {
-                self.write(&Record::SpawnFailed { node, id: *id, reason: reason.clone() });
-            }
-        }
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        let digest = std::mem::take(&mut self.digest).finalize();
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        let end = Record::End { records: self.records, decisions_sha256: hex };
-        self.writer.write(&end);
-    }
-}
-
-impl Node {
-    fn record(&mut self, record: impl FnOnce() -> Record) {
-        if let Some(r) = self.recorder.as_mut() {
-            r.write(&record());
-        }
-    }
-
-    /// A monitor cycle on `obs`, after adopting `adopt` (a new cltab).
-    fn cycle_with(
-        &mut self,
-        adopt: Option<Cltab>,
-        obs: &Observation,
-    ) -> (Option<(Event, Vec<Executed>)>, CycleReport) {
-        let me = self.cluster.me();
-        self.record(|| Record::Cycle { node: me, adopt: adopt.clone(), obs: obs.clone() });
-        let adopted = adopt.and_then(|table| self.cluster.adopt_cltab(obs.now, table));
-        let report = self.cluster.cycle(obs);
-        if let Some(r) = self.recorder.as_mut() {
-            let adopted_ref = adopted.as_ref().map(|(e, ex)| (e, ex.as_slice()));
-            let logs: [&[Executed]; 2] =
-                [adopted_ref.map_or(&[][..], |(_, ex)| ex), &report.executed];
-            r.decided(me, TraceOutcome::Cycle { adopted: adopted_ref, report: &report }, &logs);
-        }
-        (adopted, report)
-    }
-
-    /// Stop every local group (shutdown, or a lost quorum outside a cycle).
-    fn stop_all_recorded(&mut self, now: Millis) -> (Vec<String>, Vec<Executed>) {
-        let me = self.cluster.me();
-        self.record(|| Record::StopAll { node: me, at: now });
-        let (told, executed) = self.cluster.stop_all(now);
-        if let Some(r) = self.recorder.as_mut() {
-            r.decided(me, TraceOutcome::StopAll { told: &told, executed: &executed }, &[&executed]);
-        }
-        (told, executed)
-    }
-}
-
-impl std::ops::Deref for Node {
-    type Target = ClusterNode<RealProcesses, FileStatus>;
-    fn deref(&self) -> &Self::Target {
-        &self.cluster
-    }
-}
-
-impl std::ops::DerefMut for Node {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.cluster
-    }
-}
-
-impl Core for Node {
-    fn driver(&mut self) -> &mut RealDriver {
-        &mut self.cluster.driver
-    }
-    fn driver_ref(&self) -> &RealDriver {
-        &self.cluster.driver
-    }
-    fn step(&mut self, at: Millis, input: Input) -> (Reply, Vec<Executed>) {
-        let node = self.cluster.me();
-        self.record(|| Record::Init { node, at, input: input.clone() });
-        let (reply, executed) = self.cluster.driver.step(at, input);
-        if let Some(r) = self.recorder.as_mut() {
-            r.decided(
-                node,
-                TraceOutcome::Init { reply: &reply, executed: &executed },
-                &[&executed],
-            );
-        }
-        (reply, executed)
-    }
-    fn started(&mut self, log: &[Executed]) {
-        let node = self.cluster.me();
-        if let Some(r) = self.recorder.as_mut() {
-            r.decided(node, TraceOutcome::Started(log), &[log]);
-        }
-    }
-}
-
-/// Shortest pause between two monitor cycles. The classic policy truncates
-/// its cycle time to whole seconds and could ask for 0 (spec W16); a loop
-/// of shared-filesystem reads with no pause would only load the cluster.
-pub const MIN_CYCLE: Duration = Duration::from_millis(200);
 
 /// Where membership comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,9 +136,10 @@ fn policy_timeout(policy: &PolicyConfig) -> Millis {
     clinit_engine::monitor::AnyPolicy::new(policy.clone()).timeout()
 }
 
-/// A third of the timeout, between 1 and 10 seconds.
+/// The engine's default read deadline ([`cluster::default_read_timeout`]:
+/// a third of the timeout, between 1 and 10 seconds).
 pub fn default_read_timeout(timeout: Millis) -> Duration {
-    Duration::from_millis(timeout.0 / 3).clamp(Duration::from_secs(1), Duration::from_secs(10))
+    Duration::from_millis(cluster::default_read_timeout(timeout).0)
 }
 
 #[derive(Debug, Error)]
@@ -315,477 +188,375 @@ fn initial_cltab(store: &dyn SharedStore, me: u32) -> Cltab {
     }
 }
 
-/// Run `mosha` for one node until SIGTERM/SIGINT (or `clinit -k` on its
-/// socket) has stopped everything.
-pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
-    let me = cfg.me;
-    let dir = cfg.paths.node_dir(me);
-    std::fs::create_dir_all(&dir)
-        .map_err(|source| MoshaError::NodeDir { path: dir.clone(), source })?;
-    let store: Arc<dyn SharedStore> = Arc::new(FsStore::new(cfg.paths.clone()));
-    let timeout = cfg.timeout();
-    let membership: Arc<dyn Membership> = match &cfg.membership {
-        MembershipKind::OpenMosix { hpcbase } => Arc::new(HpcMembership::new(hpcbase.clone())),
-        MembershipKind::Heartbeat => Arc::new(HeartbeatMembership::new(store.clone(), timeout)),
-    };
-    let fence: Arc<dyn Fence> = match &cfg.stomith {
-        Some(command) => {
-            Arc::new(CommandFence { command: command.clone(), limit: cfg.fence_limit })
-        }
-        None => Arc::new(LogFence),
-    };
-    // Before anything runs: a signal must find a handler, not kill us.
-    let sig = |kind| signal(kind).map_err(MoshaError::Signal);
-    let signals = Signals {
-        term: sig(SignalKind::terminate())?,
-        int: sig(SignalKind::interrupt())?,
-        hup: sig(SignalKind::hangup())?,
-    };
-    let table = initial_cltab(&*store, me);
-    let mut dcfg = DaemonConfig::new(cfg.paths.file(me, SharedFile::Cltab), cfg.paths.socket(me));
-    dcfg.clstat = cfg.paths.file(me, SharedFile::Clstat);
-    dcfg.init = cluster::init_config(cfg.init.clone(), timeout);
-    dcfg.env = vec![("CLINIT_NODE".into(), me.to_string())];
-    info!(
-        "mosha node {me}: files in {}, membership from {}, timeout {timeout}, clstat heartbeat {}, seed {}",
-        dir.display(),
-        membership.describe(),
-        cluster::heartbeat_for(timeout),
-        cfg.seed
-    );
-
-    let (jobs, rx) = mpsc::channel::<CoreJob<Node>>(16);
-    let (policy, seed) = (cfg.policy.clone(), cfg.seed);
-    let recorder = match &cfg.record {
-        Some(path) => {
-            let header = Header::new("mosha", env!("CARGO_PKG_VERSION"), None, cfg.describe());
-            let writer = TraceWriter::create(path, &header)
-                .map_err(|source| MoshaError::Record { path: path.clone(), source })?;
-            info!("recording this node's inputs to {}", path.display());
-            Some(Recorder {
-                writer,
-                records: 0,
-                digest: Sha256::new(),
-                decisions: DecisionWriter::default(),
-                text: String::new(),
-            })
-        }
-        None => None,
-    };
-    let (init_cfg, start_table) = (dcfg.init.clone(), table.clone());
-    let embedding = Embedding {
-        make_core: Box::new(move |driver, now| {
-            let monitor = Monitor::new(policy.clone(), seed, now);
-            let mut node = Node { cluster: ClusterNode::new(me, driver, monitor), recorder };
-            node.record(|| Record::Start {
-                node: me,
-                at: now,
-                policy,
-                init: init_cfg,
-                monitor_seed: seed,
-                cltab: start_table,
-            });
-            node
-        }),
-        jobs: Some(rx),
-        handle_signals: false,
-        path_directives: false,
-        table: Some(table),
-    };
-    // Heartbeat membership: set when leaving, under the lock every
-    // heartbeat write holds, so no late write revives a removed heartbeat.
-    let leaving =
-        (cfg.membership == MembershipKind::Heartbeat).then(|| Arc::new(Mutex::new(false)));
-    let cluster = Cluster {
-        me,
-        store: store.clone(),
-        membership,
-        fence,
-        jobs: jobs.clone(),
-        timeout,
-        read_timeout: cfg.read_timeout,
-        shutdown_wait: cfg.shutdown_wait,
-        heartbeats: leaving.clone(),
-        heartbeat_task: None,
-        hactl: Replica::new(),
-        cltab: Replica::new(),
-        pending_reads: HashMap::new(),
-        pending_membership: None,
-        pending_write: None,
-        said: BTreeSet::new(),
-        saying: BTreeSet::new(),
-    };
-    let mut task = tokio::spawn(cluster.run(signals));
-    let daemon = daemon::run_embedded(dcfg, embedding);
-    tokio::pin!(daemon);
-    let result = tokio::select! {
-        result = &mut daemon => result,
-        joined = &mut task => {
-            match joined {
-                Ok(()) => {}
-                Err(e) => error!("the cluster task failed: {e}; halting the node"),
-            }
-            let halt: CoreJob<Node> =
-                Box::new(|node: &mut Node, now| Core::step(node, now, Input::Shutdown).1);
-            let _ = jobs.send(halt).await;
-            daemon.await
-        }
-    };
-    task.abort();
-    if let Err(DaemonError::AlreadyRunning(_)) = &result {
-        // Another mosha serves this node: its heartbeat is not ours to remove.
-    } else if let Some(leaving) = leaving {
-        let store = store.clone();
-        let removed = tokio::task::spawn_blocking(move || {
-            let mut left = leaving.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            *left = true;
-            heartbeat::remove(&*store, me)
-        });
-        match tokio::time::timeout(cfg.read_timeout, removed).await {
-            Ok(Ok(Err(e))) => warn!("{e}"),
-            Ok(_) => {}
-            Err(_) => warn!("removing my heartbeat did not finish within {:?}", cfg.read_timeout),
-        }
-    }
-    result?;
-    info!("mosha node {me} exiting");
-    Ok(())
+/// A trace being written, with the digest of every decision so far (the
+/// trace's last line, so a replay can be checked bit for bit).
+struct Recorder {
+    writer: TraceWriter,
+    records: u64,
+    digest: Sha256,
 }
 
-struct Signals {
-    term: Signal,
-    int: Signal,
-    hup: Signal,
-}
-
-/// Write my heartbeat, unless `mosha` is leaving (then it stays removed).
-fn beat_unless_leaving(store: &dyn SharedStore, me: u32, leaving: &Mutex<bool>) {
-    let Ok(left) = leaving.lock() else { return };
-    if *left {
-        return;
-    }
-    if let Err(e) = heartbeat::beat(store, me) {
-        error!("heartbeat: {e}");
-    }
-}
-
-/// Rewrite my heartbeat every `period`; a write that hangs (a dead shared
-/// mount) is not piled up on.
-async fn heartbeat_loop(
-    store: Arc<dyn SharedStore>,
-    me: u32,
-    period: Duration,
-    leaving: Arc<Mutex<bool>>,
-) {
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pending: Option<JoinHandle<()>> = None;
-    loop {
-        tick.tick().await;
-        if pending.as_ref().is_some_and(|h| !h.is_finished()) {
-            warn!("my previous heartbeat write has not finished: is the shared directory hung?");
-            continue;
-        }
-        let (store, leaving) = (store.clone(), leaving.clone());
-        pending =
-            Some(tokio::task::spawn_blocking(move || beat_unless_leaving(&*store, me, &leaving)));
-    }
-}
-
-/// What was read of one node in one cycle.
-struct NodeRead {
-    clstat: NodeStatus,
-    hactl: CopyRead<Hactl>,
-    cltab: CopyRead<Cltab>,
-}
-
-impl NodeRead {
-    fn failed(reason: String) -> NodeRead {
-        NodeRead {
-            clstat: NodeStatus::Unreadable { reason: reason.clone() },
-            hactl: Err(reason.clone()),
-            cltab: Err(reason),
-        }
-    }
-}
-
-/// Blocking: one node's clstat (not my own: the init machine knows it
-/// better), hactl and cltab.
-fn read_node(
-    store: &dyn SharedStore,
-    node: u32,
-    me: u32,
-    hactl: Option<CopyInfo<Hactl>>,
-    cltab: Option<CopyInfo<Cltab>>,
-) -> NodeRead {
-    let clstat =
-        if node == me { NodeStatus::Missing } else { read_clstat(store, node, SystemTime::now()) };
-    NodeRead {
-        clstat,
-        hactl: read_copy(store, node, hactl.as_ref()),
-        cltab: read_copy(store, node, cltab.as_ref()),
-    }
-}
-
-/// What one cycle's job hands back from the daemon loop.
-struct Outcome {
-    events: Vec<Event>,
-    external: Vec<External>,
-    delay: Duration,
-}
-
-/// The cluster task's state.
-struct Cluster {
-    me: u32,
-    store: Arc<dyn SharedStore>,
-    membership: Arc<dyn Membership>,
-    fence: Arc<dyn Fence>,
-    jobs: mpsc::Sender<CoreJob<Node>>,
-    timeout: Millis,
-    read_timeout: Duration,
-    shutdown_wait: Duration,
-    /// With heartbeat membership: the "leaving" flag (see [`run`]).
-    heartbeats: Option<Arc<Mutex<bool>>>,
-    heartbeat_task: Option<JoinHandle<()>>,
-    hactl: Replica<Hactl>,
-    cltab: Replica<Cltab>,
-    /// Node reads that overran the read timeout and still run.
-    pending_reads: HashMap<u32, JoinHandle<NodeRead>>,
-    pending_membership: Option<JoinHandle<Result<Vec<u32>, String>>>,
-    pending_write: Option<JoinHandle<()>>,
-    /// Warnings said in the previous cycle: repeated ones go to debug.
-    said: BTreeSet<String>,
-    saying: BTreeSet<String>,
-}
-
-impl Drop for Cluster {
+impl Drop for Recorder {
     fn drop(&mut self) {
-        // The cluster task ends (or is aborted): so does its heartbeat.
-        if let Some(task) = self.heartbeat_task.take() {
-            task.abort();
+        let digest = std::mem::take(&mut self.digest).finalize();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let end = Record::End { records: self.records, decisions_sha256: hex };
+        self.writer.write(&end);
+    }
+}
+
+/// Milliseconds since `mosha` started, on the monotonic clock.
+#[derive(Clone, Copy)]
+struct Clock(Instant);
+
+impl Clock {
+    fn now(&self) -> Millis {
+        Millis(u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+    fn instant(&self, at: Millis) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.0 + Duration::from_millis(at.0))
+    }
+}
+
+/// Where membership is read.
+#[derive(Clone)]
+enum MembershipReader {
+    Source(Arc<dyn Membership>),
+    Heartbeats(Arc<dyn SharedStore>),
+}
+
+fn membership_failure(e: MembershipError) -> IoFailure {
+    match e {
+        MembershipError::List { path, source } => {
+            IoFailure::new(format!("cannot list nodes in {}", path.display()), &source)
+        }
+        MembershipError::Timeout(d) => {
+            IoFailure::other("membership read", io::ErrorKind::TimedOut, format!("{d:?}"))
+        }
+        MembershipError::Other(text) => {
+            IoFailure::other("membership read", io::ErrorKind::Other, text)
         }
     }
 }
 
-/// Run `f` on the node in the daemon loop and return its answer; `None`
-/// when the loop is gone.
-async fn on_node<T: Send + 'static>(
-    jobs: &mpsc::Sender<CoreJob<Node>>,
-    f: impl FnOnce(&mut Node, Millis) -> (T, Vec<clinit_engine::driver::Executed>) + Send + 'static,
-) -> Option<T> {
-    let (tx, rx) = oneshot::channel();
-    let job: CoreJob<Node> = Box::new(move |node: &mut Node, now| {
-        let (answer, executed) = f(node, now);
-        let _ = tx.send(answer);
-        executed
-    });
-    jobs.send(job).await.ok()?;
-    rx.await.ok()
+/// Carries out the driver's commands.
+struct Executor {
+    me: u32,
+    store: Arc<dyn SharedStore>,
+    membership: MembershipReader,
+    fence: Arc<dyn Fence>,
+    processes: RealProcesses,
+    clstat: PathBuf,
+    clock: Clock,
+    /// Results of blocking work, fed back to the driver by the loop.
+    results: mpsc::UnboundedSender<ClusterInput>,
+    /// Set when leaving, under the lock every heartbeat write holds, so no
+    /// late write revives a removed heartbeat.
+    leaving: Arc<Mutex<bool>>,
+    hastat_write: Option<JoinHandle<()>>,
+    heartbeat_write: Option<JoinHandle<()>>,
+    removal: Option<JoinHandle<()>>,
+    labels: HashMap<clinit_engine::process::ProcId, String>,
+    /// The exact stamps of the replicated files last read, so a copy keeps
+    /// its source's mtime to the nanosecond (a cache: no rule).
+    stamps: Arc<Mutex<HashMap<(u32, SharedFile), Stamp>>>,
+    recorder: Option<Recorder>,
+    /// Warnings said in the previous cycle: repeated ones go to debug.
+    said: std::collections::BTreeSet<String>,
+    timeout: Millis,
+    exit: bool,
 }
 
-impl Cluster {
-    async fn run(mut self, mut signals: Signals) {
-        // Wait until the daemon loop runs (its socket is bound): a node that
-        // failed to start must not write heartbeats or tell anything.
-        if on_node(&self.jobs, |_, _| ((), Vec::new())).await.is_none() {
-            return;
-        }
-        if let Some(leaving) = self.heartbeats.clone() {
-            // The first beat before the first cycle, so this node is a member
-            // of its own first view; then a task of its own, so that a long
-            // cycle never delays one.
-            let period = Duration::from_millis(cluster::heartbeat_for(self.timeout).0.max(100));
-            let (store, me, limit) = (self.store.clone(), self.me, self.read_timeout);
-            let first = tokio::task::spawn_blocking({
-                let (store, leaving) = (store.clone(), leaving.clone());
-                move || beat_unless_leaving(&*store, me, &leaving)
-            });
-            let _ = tokio::time::timeout(limit, first).await;
-            self.heartbeat_task = Some(tokio::spawn(heartbeat_loop(store, me, period, leaving)));
-        }
-        let mut wake = Instant::now();
-        loop {
-            tokio::select! {
-                biased;
-                _ = signals.term.recv() => return self.shutdown("SIGTERM", &mut signals).await,
-                _ = signals.int.recv() => return self.shutdown("SIGINT", &mut signals).await,
-                _ = signals.hup.recv() => {
-                    info!("SIGHUP: running a monitor cycle now");
-                    wake = Instant::now();
-                }
-                _ = tokio::time::sleep_until(wake) => match self.cycle().await {
-                    Some(delay) => wake = Instant::now() + delay.max(MIN_CYCLE),
-                    None => return,
-                },
-            }
-        }
-    }
-
-    /// A warning, said once while it persists from cycle to cycle.
-    fn say(&mut self, key: String, text: impl FnOnce() -> String) {
-        if self.said.contains(&key) {
-            debug!("{}", text());
-        } else {
-            warn!("{}", text());
-        }
-        self.saying.insert(key);
-    }
-
-    fn end_cycle_warnings(&mut self) {
-        self.said = std::mem::take(&mut self.saying);
-    }
-
-    async fn members(&mut self) -> Result<Vec<u32>, String> {
-        let handle = match self.pending_membership.take() {
-            Some(h) if !h.is_finished() => {
-                self.pending_membership = Some(h);
-                return Err("the previous membership read has not finished".into());
-            }
-            _ => {
-                let membership = self.membership.clone();
-                tokio::task::spawn_blocking(move || membership.members().map_err(|e| e.to_string()))
-            }
-        };
-        let mut handle = handle;
-        match tokio::time::timeout(self.read_timeout, &mut handle).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(e)) => Err(format!("membership read failed: {e}")),
-            Err(_) => {
-                self.pending_membership = Some(handle);
-                Err(format!("membership read did not finish within {:?}", self.read_timeout))
-            }
-        }
-    }
-
-    /// Read every node in `nodes` in parallel, each bounded by the read timeout.
-    async fn read_nodes(&mut self, nodes: &[u32]) -> BTreeMap<u32, NodeRead> {
-        let deadline = Instant::now() + self.read_timeout;
-        let mut results = BTreeMap::new();
-        let mut running = Vec::new();
-        for &node in nodes {
-            let where_ = self.store.describe(node, SharedFile::Clstat);
-            if let Some(h) = self.pending_reads.remove(&node) {
-                if !h.is_finished() {
-                    self.pending_reads.insert(node, h);
-                    let reason = format!("{where_}: the previous read has not finished yet");
-                    results.insert(node, NodeRead::failed(reason));
-                    continue;
-                }
-            }
-            let (store, me) = (self.store.clone(), self.me);
-            let (h, c) = (self.hactl.cached(node), self.cltab.cached(node));
-            let handle = tokio::task::spawn_blocking(move || read_node(&*store, node, me, h, c));
-            running.push((node, where_, handle));
-        }
-        for (node, where_, mut handle) in running {
-            let read = match tokio::time::timeout_at(deadline, &mut handle).await {
-                Ok(Ok(read)) => read,
-                Ok(Err(e)) => NodeRead::failed(format!("{where_}: read failed: {e}")),
-                Err(_) => {
-                    self.pending_reads.insert(node, handle);
-                    NodeRead::failed(format!("{where_}: no answer within {:?}", self.read_timeout))
-                }
-            };
-            results.insert(node, read);
-        }
-        results
-    }
-
-    /// Replicate one file kind from this cycle's reads.
-    async fn replicate<T: Replicated>(
-        store: &Arc<dyn SharedStore>,
-        replica: &mut Replica<T>,
-        me: u32,
-        reads: BTreeMap<u32, CopyRead<T>>,
-        limit: Duration,
-    ) -> Settled<T> {
-        let decision = replica.plan(me, &reads);
-        let installed = match decision.as_ref().and_then(|d| d.copy_from) {
-            None => None,
-            Some(from) => {
-                let store = store.clone();
-                let copy = tokio::task::spawn_blocking(move || install::<T, _>(&*store, me, from));
-                Some(match tokio::time::timeout(limit, copy).await {
-                    Ok(Ok(result)) => result,
-                    Ok(Err(e)) => Err(format!("copy failed: {e}")),
-                    Err(_) => Err(format!("copying from node {from} took longer than {limit:?}")),
-                })
-            }
-        };
-        replica.settle(me, decision.as_ref(), installed)
-    }
-
-    /// One monitor cycle. Returns the time until the next one, or `None`
-    /// when the daemon loop is gone.
-    async fn cycle(&mut self) -> Option<Duration> {
-        let me = self.me;
-        let retry = Duration::from_millis(cluster::heartbeat_for(self.timeout).0)
-            .min(Duration::from_secs(5));
-        let members = match self.members().await {
-            Ok(members) => members,
-            Err(e) => {
-                let what = self.membership.describe();
-                self.say("membership".into(), || {
-                    format!("membership ({what}) unknown: {e}; no decisions this cycle")
-                });
-                self.end_cycle_warnings();
-                return Some(retry);
-            }
-        };
-        let mut readset = members.clone();
-        if !readset.contains(&me) {
-            readset.push(me);
-            readset.sort_unstable();
-        }
-        let mut reads = self.read_nodes(&readset).await;
-        let mut hactl_reads = BTreeMap::new();
-        let mut cltab_reads = BTreeMap::new();
-        let mut nodes = BTreeMap::new();
-        for (node, read) in std::mem::take(&mut reads) {
-            hactl_reads.insert(node, read.hactl);
-            cltab_reads.insert(node, read.cltab);
-            nodes.insert(node, read.clstat);
-        }
-        let limit = self.read_timeout;
-        let hactl = Self::replicate(&self.store, &mut self.hactl, me, hactl_reads, limit).await;
-        let cltab = Self::replicate(&self.store, &mut self.cltab, me, cltab_reads, limit).await;
-        if hactl.changed {
-            if let Some(h) = &hactl.current {
-                info!("hactl now wants: {}", summarize_hactl(h));
-            }
-        }
-        let new_cltab = cltab.current.filter(|_| cltab.changed).map(|t| (*t).clone());
-        let observation_hactl = hactl.current;
-        let outcome = on_node(&self.jobs, move |node: &mut Node, now| {
-            let mut executed = Vec::new();
-            let mut events = Vec::new();
-            let obs = Observation { now, me, members, nodes, hactl: observation_hactl };
-            let (adopted, report) = node.cycle_with(new_cltab, &obs);
-            if let Some((event, log)) = adopted {
-                events.push(event);
-                executed.extend(log);
-            }
-            executed.extend(report.executed);
-            events.extend(report.events);
-            let delay = Duration::from_millis(report.next_wakeup.saturating_sub(now).0);
-            (Outcome { events, external: report.external, delay }, executed)
+impl Executor {
+    /// Run blocking `work` in a thread; its answer goes back to the driver.
+    fn background(&self, work: impl FnOnce() -> ClusterInput + Send + 'static) -> JoinHandle<()> {
+        let results = self.results.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = results.send(work());
         })
-        .await?;
-        for event in outcome.events {
-            self.log_event(event);
-        }
-        for action in outcome.external {
-            match action {
-                External::Fence { node } => self.run_fence(node),
-                External::Publish(published) => self.publish(published),
-            }
-        }
-        self.end_cycle_warnings();
-        debug!("next monitor cycle in {:?}", outcome.delay);
-        Some(outcome.delay)
     }
 
-    fn log_event(&mut self, event: Event) {
+    /// Carry out every queued command, feeding immediate answers back, and
+    /// log events and write trace records as they come.
+    fn drain(&mut self, driver: &mut ClusterDriver) {
+        loop {
+            while let Some(event) = driver.poll_event() {
+                self.log_event(event);
+            }
+            while let Some((record, text)) = driver.poll_trace() {
+                if let Some(r) = self.recorder.as_mut() {
+                    r.records += 1;
+                    r.writer.write(&record);
+                    r.digest.update(text.as_bytes());
+                    r.digest.update(b"\n");
+                }
+            }
+            let Some(command) = driver.poll_command() else { return };
+            if let Some(input) = self.carry_out(command) {
+                driver.handle(self.clock.now(), input);
+            }
+        }
+    }
+
+    fn carry_out(&mut self, command: ClusterCommand) -> Option<ClusterInput> {
+        let me = self.me;
+        match command {
+            ClusterCommand::ReadMembership { seq } => {
+                let reader = self.membership.clone();
+                self.background(move || match reader {
+                    MembershipReader::Source(m) => match m.members() {
+                        Ok(members) => ClusterInput::MembershipRead {
+                            seq,
+                            report: MembershipReport::Members(members),
+                        },
+                        Err(e) => {
+                            ClusterInput::MembershipFailed { seq, error: membership_failure(e) }
+                        }
+                    },
+                    MembershipReader::Heartbeats(store) => {
+                        let read_at = wall(SystemTime::now());
+                        match heartbeat::report(&*store) {
+                            Ok(beats) => ClusterInput::MembershipRead {
+                                seq,
+                                report: MembershipReport::Heartbeats { read_at, beats },
+                            },
+                            Err(e) => {
+                                ClusterInput::MembershipFailed { seq, error: membership_failure(e) }
+                            }
+                        }
+                    }
+                });
+                None
+            }
+            ClusterCommand::ReadNode { seq, node, files } => {
+                let (store, stamps) = (self.store.clone(), self.stamps.clone());
+                self.background(move || {
+                    let read_at = wall(SystemTime::now());
+                    let mut reports = Vec::with_capacity(files.len());
+                    for (file, known) in files {
+                        let (report, stamp) = read_file_stamped(&*store, node, file, known);
+                        if let (Some(stamp), SharedFile::Hactl | SharedFile::Cltab) = (stamp, file)
+                        {
+                            let mut stamps = stamps.lock().unwrap_or_else(|p| p.into_inner());
+                            stamps.insert((node, file), stamp);
+                        }
+                        reports.push(report);
+                    }
+                    ClusterInput::NodeRead { seq, node, read_at, files: reports }
+                });
+                None
+            }
+            ClusterCommand::Copy { seq, file, from, bytes, mtime } => {
+                let (store, stamps) = (self.store.clone(), self.stamps.clone());
+                self.background(move || {
+                    let name = store.describe(me, file);
+                    let stamp = stamps.lock().map(|s| s.get(&(from, file)).copied()).ok().flatten();
+                    let written = store
+                        .write(me, file, &bytes, Some(copy_mtime(stamp.as_ref(), mtime)))
+                        .and_then(|()| store.stat(me, file));
+                    match written {
+                        Ok(Some(stamp)) => ClusterInput::CopyDone { seq, id: stamp.content_id() },
+                        Ok(None) => ClusterInput::CopyFailed {
+                            seq,
+                            error: IoFailure::other(
+                                format!("cannot write {name}"),
+                                io::ErrorKind::NotFound,
+                                "vanished right after it was written",
+                            ),
+                        },
+                        Err(e) => ClusterInput::CopyFailed {
+                            seq,
+                            error: IoFailure::new(format!("cannot write {name}"), &e),
+                        },
+                    }
+                });
+                None
+            }
+            ClusterCommand::WriteClstat { seq, status } => {
+                // On the loop, as plain `clinit` writes it.
+                let result =
+                    replace_atomic(&self.clstat, status.render().as_bytes()).map_err(|e| {
+                        IoFailure::new(format!("cannot write {}", self.clstat.display()), &e)
+                    });
+                Some(ClusterInput::StatusWritten { seq, file: SharedFile::Clstat, result })
+            }
+            ClusterCommand::WriteHastat { seq, published } => {
+                if self.hastat_write.as_ref().is_some_and(|h| !h.is_finished()) {
+                    let error = busy(self.store.describe(me, SharedFile::Hastat));
+                    return Some(ClusterInput::StatusWritten {
+                        seq,
+                        file: SharedFile::Hastat,
+                        result: Err(error),
+                    });
+                }
+                let store = self.store.clone();
+                self.hastat_write = Some(self.background(move || {
+                    let result = write_hastat(&*store, me, &published);
+                    ClusterInput::StatusWritten { seq, file: SharedFile::Hastat, result }
+                }));
+                None
+            }
+            ClusterCommand::WriteHeartbeat { seq, .. } => {
+                if self.heartbeat_write.as_ref().is_some_and(|h| !h.is_finished()) {
+                    let error = busy(self.store.describe(me, SharedFile::Heartbeat));
+                    let file = SharedFile::Heartbeat;
+                    return Some(ClusterInput::StatusWritten { seq, file, result: Err(error) });
+                }
+                let (store, leaving) = (self.store.clone(), self.leaving.clone());
+                self.heartbeat_write = Some(self.background(move || {
+                    let result = beat_unless_leaving(&*store, me, &leaving);
+                    ClusterInput::StatusWritten { seq, file: SharedFile::Heartbeat, result }
+                }));
+                None
+            }
+            ClusterCommand::RemoveHeartbeat { seq } => {
+                let (store, leaving) = (self.store.clone(), self.leaving.clone());
+                self.removal = Some(self.background(move || {
+                    let mut left = leaving.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    *left = true;
+                    let result = heartbeat::remove(&*store, me);
+                    ClusterInput::StatusWritten { seq, file: SharedFile::Heartbeat, result }
+                }));
+                None
+            }
+            ClusterCommand::Spawn { id, group, tag, level, command, not_after } => {
+                let now = self.clock.now();
+                let label = format!("{group}/{tag}");
+                if let Some(limit) = not_after.filter(|limit| now > *limit) {
+                    let error = SpawnFailure::TooLate { late_by: now.saturating_sub(limit).0 };
+                    return Some(ClusterInput::SpawnResult { id, result: Err(error) });
+                }
+                info!("{label} {id} starting at level {level}: {command}");
+                let result = self.processes.spawn_child(id, &group, &tag, &level, &command);
+                match &result {
+                    Ok(pid) => info!("{label} {id} is pid {pid}"),
+                    Err(e) => error!("{tag} {id}: {e}"),
+                }
+                self.labels.insert(id, label);
+                Some(ClusterInput::SpawnResult { id, result: result.map_err(SpawnFailure::Io) })
+            }
+            ClusterCommand::Signal { id, signal } => {
+                let label = self.labels.get(&id).cloned().unwrap_or_else(|| id.to_string());
+                match self.processes.signal_child(id, signal) {
+                    Ok(true) => info!("{label}: sent {signal} to its process group"),
+                    Ok(false) => debug!("{label}: {signal} not sent: already reaped"),
+                    Err(e) => warn!("{label}: {signal} failed: {e}"),
+                }
+                None
+            }
+            ClusterCommand::Fence { seq, node } => {
+                let fence = self.fence.clone();
+                self.background(move || {
+                    let result = match fence.fence(node) {
+                        FenceOutcome::Logged => Ok(()),
+                        FenceOutcome::Done { output } => {
+                            error!("STOMITH node {node}: done. {output}");
+                            Ok(())
+                        }
+                        FenceOutcome::Failed { reason, output } => {
+                            Err(FenceFailure::Refused { status: reason, output })
+                        }
+                    };
+                    ClusterInput::FenceDone { seq, node, result }
+                });
+                None
+            }
+            ClusterCommand::Exit => {
+                self.exit = true;
+                None
+            }
+        }
+    }
+
+    /// A warning, said once while it persists; repeats go to debug.
+    fn say(&mut self, key: String, text: impl FnOnce() -> String) {
+        if self.said.insert(key) {
+            warn!("{}", text());
+        } else {
+            debug!("{}", text());
+        }
+    }
+
+    fn log_event(&mut self, event: ClusterEvent) {
+        match event {
+            ClusterEvent::Node(event) => self.log_node_event(event),
+            ClusterEvent::Init(notice) => match notice {
+                clinit_engine::init::Notice::GroupState { group, level, state } => {
+                    info!("group {group}: {level} {state}")
+                }
+                clinit_engine::init::Notice::RespawnThrottled { group, tag, pause } => {
+                    warn!("{group}/{tag} respawning too rapidly: next start in {pause}")
+                }
+                clinit_engine::init::Notice::NotRespawned { group, tag, reason } => {
+                    info!("{group}/{tag} not respawned: {reason}")
+                }
+                clinit_engine::init::Notice::GroupRemoved { group } => {
+                    info!("group {group} removed (gone from cltab)")
+                }
+            },
+            ClusterEvent::MembershipUnknown { reason, .. } => {
+                self.say("membership".into(), || {
+                    format!("membership unknown: {reason}; no decisions this cycle")
+                });
+            }
+            ClusterEvent::ReadTimedOut { node: None, after } => self
+                .say("membership timeout".into(), || {
+                    format!("membership read did not finish within {after}")
+                }),
+            ClusterEvent::ReadTimedOut { node: Some(node), after } => self
+                .say(format!("timeout {node}"), || {
+                    format!("node {node}'s files: no answer within {after}")
+                }),
+            ClusterEvent::HactlChanged { hactl } => {
+                info!("hactl now wants: {}", summarize_hactl(&hactl))
+            }
+            ClusterEvent::Adopted { file, from, theirs, mine } => {
+                let mine = mine.map_or("none".to_string(), |m| format!("mtime {m}"));
+                info!(
+                    "{file}: adopted node {from}'s copy (mtime {theirs}), replacing mine ({mine})"
+                )
+            }
+            ClusterEvent::NotAdopted { file, from, reason } => {
+                warn!("{file}: node {from}'s copy not adopted: {reason}")
+            }
+            ClusterEvent::NewestUnparsable { file, node, errors } => {
+                warn!(
+                    "node {node}'s {file} is the newest but does not parse; not adopted:\n{errors}"
+                )
+            }
+            ClusterEvent::OwnUnparsable { file, errors, kept_last_good } => {
+                let keep =
+                    if kept_last_good { "keeping the last good copy" } else { "no good copy yet" };
+                error!("my {file} does not parse ({keep}):\n{errors}")
+            }
+            ClusterEvent::OwnUnreadable { file, reason } => self.say(format!("own {file}"), || {
+                format!("{reason}: cannot read my own {file}; not replicating it")
+            }),
+            ClusterEvent::WriteFailed { file, seq, error, retry_at } => {
+                let now = self.clock.now();
+                error!(
+                    "{file} write #{seq}: {error}; writing it again in {}",
+                    retry_at.saturating_sub(now)
+                )
+            }
+            ClusterEvent::Fenced { node } => info!("node {node} fenced"),
+            ClusterEvent::FenceFailed { node, error } => {
+                error!("STOMITH node {node} FAILED: {error}")
+            }
+            ClusterEvent::SpawnFailed { id, error } => error!("{id}: not started: {error}"),
+            ClusterEvent::Stopping { told } => info!("told stop: {told:?}"),
+            ClusterEvent::StopWaiting { busy } => {
+                info!("waiting for local groups to stop: {}", describe_busy(&busy))
+            }
+            ClusterEvent::StopTimedOut { busy, waited } => warn!(
+                "local groups still busy after {waited}: {}; halting them now",
+                describe_busy(&busy)
+            ),
+            ClusterEvent::Halting => info!("halting the init machine"),
+        }
+    }
+
+    fn log_node_event(&mut self, event: Event) {
         match event {
             Event::Monitor(notice) => match notice {
                 Notice::QuorumLost { me, visible, reference } => error!(
@@ -831,7 +602,10 @@ impl Cluster {
                 error!("quorum lost: halting local groups {stopping:?}")
             }
             Event::Halted => warn!("quorum lost: every local group has stopped"),
-            Event::QuorumRegained => info!("quorum regained: deciding again"),
+            Event::QuorumRegained => {
+                self.said.clear();
+                info!("quorum regained: deciding again")
+            }
             Event::NotListed { members } => self.say("notlisted".into(), || {
                 format!("membership {members:?} does not list this node; counting it anyway")
             }),
@@ -841,76 +615,274 @@ impl Cluster {
         }
     }
 
-    /// Fence in the background; the engine already limits this to once
-    /// per stale episode.
-    fn run_fence(&self, node: u32) {
-        let fence = self.fence.clone();
-        tokio::task::spawn_blocking(move || match fence.fence(node) {
-            FenceOutcome::Logged => {}
-            FenceOutcome::Done { output } => error!("STOMITH node {node}: done. {output}"),
-            FenceOutcome::Failed { reason, output } => {
-                error!("STOMITH node {node} FAILED: {reason}. {output}")
+    /// A control-socket request.
+    fn request(
+        &mut self,
+        driver: &mut ClusterDriver,
+        cltab: &std::path::Path,
+        request: Request,
+    ) -> WireReply {
+        let now = self.clock.now();
+        let reload = |driver: &mut ClusterDriver| match load_cltab(cltab) {
+            Ok(table) => {
+                driver.handle(now, ClusterInput::Client(ClientRequest::Reload { table }));
+                Ok(())
             }
+            Err(e) => {
+                error!("keeping the last good cltab: {e}");
+                Err(e.to_string())
+            }
+        };
+        match request {
+            Request::Shutdown => {
+                info!("shutdown requested by a client");
+                let reply = driver.handle(now, ClusterInput::Client(ClientRequest::Halt));
+                WireReply::ok(reply.message())
+            }
+            Request::Status => {
+                let init = driver.init();
+                let status = init.status();
+                let groups: Vec<serde_json::Value> = status
+                    .groups
+                    .iter()
+                    .map(|(g, s)| serde_json::json!({"group": g, "level": s.level, "state": s.state.as_str()}))
+                    .collect();
+                WireReply::ok("status").with_status(serde_json::json!({
+                    "pid": std::process::id(),
+                    "cltab": cltab.display().to_string(),
+                    "processes": self.processes.live(),
+                    "shutting_down": init.is_shutting_down(),
+                    "groups": groups,
+                }))
+            }
+            Request::Reread => match reload(driver) {
+                Ok(()) => WireReply::ok("cltab reloaded"),
+                Err(e) => WireReply::err(e),
+            },
+            Request::Tell { group, level } => {
+                if let Err(e) = reload(driver) {
+                    return WireReply::err(e);
+                }
+                info!("tell {group} {level}");
+                let input = ClusterInput::Client(ClientRequest::Tell { group, level });
+                let reply = driver.handle(now, input);
+                if reply.is_ok() {
+                    WireReply::ok(reply.message())
+                } else {
+                    WireReply::err(reply.message())
+                }
+            }
+        }
+    }
+
+    fn reap(&mut self, driver: &mut ClusterDriver) {
+        for input in self.processes.reap() {
+            let input = match input {
+                clinit_engine::init::Input::Exited { id, status, lingering } => {
+                    ClusterInput::ChildExited { id, status, lingering }
+                }
+                clinit_engine::init::Input::GroupGone { id } => ClusterInput::GroupGone { id },
+                _ => continue,
+            };
+            driver.handle(self.clock.now(), input);
+        }
+    }
+}
+
+fn busy(what: String) -> IoFailure {
+    IoFailure::other(what, io::ErrorKind::WouldBlock, "the previous write has not finished")
+}
+
+/// Write my heartbeat, unless `mosha` is leaving (then it stays removed).
+fn beat_unless_leaving(
+    store: &dyn SharedStore,
+    me: u32,
+    leaving: &Mutex<bool>,
+) -> Result<(), IoFailure> {
+    let left = leaving.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if *left {
+        return Ok(());
+    }
+    heartbeat::beat(store, me)
+}
+
+/// Run `mosha` for one node until SIGTERM/SIGINT (or `clinit -k` on its
+/// socket) has stopped everything.
+pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
+    let me = cfg.me;
+    let dir = cfg.paths.node_dir(me);
+    std::fs::create_dir_all(&dir)
+        .map_err(|source| MoshaError::NodeDir { path: dir.clone(), source })?;
+    let store: Arc<dyn SharedStore> = Arc::new(FsStore::new(cfg.paths.clone()));
+    let timeout = cfg.timeout();
+    let (membership, source, describe) = match &cfg.membership {
+        MembershipKind::OpenMosix { hpcbase } => {
+            let m: Arc<dyn Membership> = Arc::new(HpcMembership::new(hpcbase.clone()));
+            let describe = m.describe();
+            (MembershipReader::Source(m), MembershipSource::External, describe)
+        }
+        MembershipKind::Heartbeat => (
+            MembershipReader::Heartbeats(store.clone()),
+            MembershipSource::HeartbeatFiles,
+            format!("heartbeat files, timeout {timeout}"),
+        ),
+    };
+    let fence: Arc<dyn Fence> = match &cfg.stomith {
+        Some(command) => {
+            Arc::new(CommandFence { command: command.clone(), limit: cfg.fence_limit })
+        }
+        None => Arc::new(LogFence),
+    };
+    // Handlers first: a signal must find a handler, not kill us, and a
+    // child must never exit before we listen for SIGCHLD.
+    let sig = |kind| signal(kind).map_err(MoshaError::Signal);
+    let mut sigchld = sig(SignalKind::child())?;
+    let mut sigterm = sig(SignalKind::terminate())?;
+    let mut sigint = sig(SignalKind::interrupt())?;
+    let mut sighup = sig(SignalKind::hangup())?;
+    let table = initial_cltab(&*store, me);
+    for (name, value) in &table.other_directives {
+        warn!("cltab: ignoring unknown directive :::{name}:{value}");
+    }
+    for (name, value) in [("socket", &table.socket), ("clstat", &table.clstat)] {
+        if let Some(value) = value {
+            warn!("cltab: ignoring :::{name}:{value} (the cluster layout fixes this path)");
+        }
+    }
+    let cltab_path = cfg.paths.file(me, SharedFile::Cltab);
+    let socket = cfg.paths.socket(me);
+    let listener = bind_socket(&socket)?;
+    let recorder = match &cfg.record {
+        Some(path) => {
+            let header = Header::new("mosha", env!("CARGO_PKG_VERSION"), None, cfg.describe());
+            let writer = TraceWriter::create(path, &header)
+                .map_err(|source| MoshaError::Record { path: path.clone(), source })?;
+            info!("recording this node's inputs to {}", path.display());
+            Some(Recorder { writer, records: 0, digest: Sha256::new() })
+        }
+        None => None,
+    };
+    info!(
+        "mosha node {me}: files in {}, membership from {describe}, timeout {timeout}, clstat heartbeat {}, seed {}",
+        dir.display(),
+        cluster::heartbeat_for(timeout),
+        cfg.seed
+    );
+
+    let clock = Clock(Instant::now());
+    let ccfg = ClusterConfig {
+        seed: cfg.seed,
+        init: cfg.init.clone(),
+        membership: source,
+        read_timeout: Millis(u64::try_from(cfg.read_timeout.as_millis()).unwrap_or(u64::MAX)),
+        shutdown_wait: Millis(u64::try_from(cfg.shutdown_wait.as_millis()).unwrap_or(u64::MAX)),
+        trace: recorder.is_some(),
+        ..ClusterConfig::new(me, cfg.policy.clone())
+    };
+    let mut driver = ClusterDriver::new(ccfg, table, clock.now());
+    let (results, mut answers) = mpsc::unbounded_channel();
+    let mut env = vec![("CLINIT_NODE".to_string(), me.to_string())];
+    env.shrink_to_fit();
+    let mut exec = Executor {
+        me,
+        store: store.clone(),
+        membership,
+        fence,
+        processes: RealProcesses::new(env),
+        clstat: cfg.paths.file(me, SharedFile::Clstat),
+        clock,
+        results,
+        leaving: Arc::new(Mutex::new(false)),
+        hastat_write: None,
+        heartbeat_write: None,
+        removal: None,
+        labels: HashMap::new(),
+        stamps: Arc::default(),
+        recorder,
+        said: Default::default(),
+        timeout,
+        exit: false,
+    };
+    info!(
+        "clinit daemon {} serving {} on {}",
+        std::process::id(),
+        cltab_path.display(),
+        socket.display()
+    );
+
+    let (requests_tx, mut requests) = mpsc::channel::<Job>(64);
+    let mut conns = tokio::task::JoinSet::new();
+    let mut backstop = tokio::time::interval(daemon::REAP_BACKSTOP);
+    backstop.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        exec.drain(&mut driver);
+        if exec.exit {
+            break;
+        }
+        let deadline = driver.poll_timeout();
+        let sleep = tokio::time::sleep_until(match deadline {
+            Some(at) => clock.instant(at),
+            None => tokio::time::Instant::now() + Duration::from_secs(3600),
         });
+        let lingering = exec.processes.lingering() > 0;
+        tokio::select! {
+            biased;
+            _ = sigchld.recv() => exec.reap(&mut driver),
+            Some(input) = answers.recv() => { driver.handle(clock.now(), input); }
+            Some((request, reply)) = requests.recv() => {
+                let answer = exec.request(&mut driver, &cltab_path, request);
+                let _ = reply.send(answer);
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => { conns.spawn(serve_connection(stream, requests_tx.clone())); }
+                Err(e) => warn!("accept on {}: {e}", socket.display()),
+            },
+            _ = sigterm.recv() => {
+                info!("SIGTERM: stopping every local group before exiting");
+                driver.handle(clock.now(), ClusterInput::Stop);
+            }
+            _ = sigint.recv() => {
+                info!("SIGINT: stopping every local group before exiting");
+                driver.handle(clock.now(), ClusterInput::Stop);
+            }
+            _ = sighup.recv() => {
+                info!("SIGHUP: running a monitor cycle now");
+                driver.handle(clock.now(), ClusterInput::CycleNow);
+            }
+            _ = sleep, if deadline.is_some() => { driver.handle(clock.now(), ClusterInput::Tick); }
+            _ = backstop.tick() => exec.reap(&mut driver),
+            _ = tokio::time::sleep(daemon::LINGER_POLL), if lingering => exec.reap(&mut driver),
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
     }
 
-    /// Write hastat in the background (skipped while the last write hangs).
-    fn publish(&mut self, published: Published) {
-        if self.pending_write.as_ref().is_some_and(|h| !h.is_finished()) {
-            self.say("hastat".into(), || "my previous hastat write has not finished".into());
-            return;
+    // Let in-flight replies (the shutdown request's, say) reach their clients.
+    drop(requests);
+    let drain = async { while conns.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    exec.processes.kill_all();
+    if let Some(removal) = exec.removal.take() {
+        if tokio::time::timeout(cfg.read_timeout, removal).await.is_err() {
+            warn!("removing my heartbeat did not finish within {:?}", cfg.read_timeout);
         }
-        let (store, me) = (self.store.clone(), self.me);
-        self.pending_write = Some(tokio::task::spawn_blocking(move || {
-            if let Err(e) = write_hastat(&*store, me, &published) {
-                error!("hastat: {e}");
-            }
-        }));
     }
-
-    /// SIGTERM/SIGINT: stop every local group, wait for them (bounded),
-    /// then shut the init machine down. A second signal cuts the wait short.
-    async fn shutdown(&mut self, name: &str, signals: &mut Signals) {
-        info!("{name}: stopping every local group before exiting");
-        let deadline = Instant::now() + self.shutdown_wait;
-        let mut next_report = Instant::now();
-        loop {
-            let answer = on_node(&self.jobs, |node: &mut Node, now| {
-                let (told, executed) = node.stop_all_recorded(now);
-                ((told, node.busy_groups()), executed)
-            })
-            .await;
-            let Some((told, busy)) = answer else { return };
-            if !told.is_empty() {
-                info!("told stop: {told:?}");
-            }
-            if busy.is_empty() {
-                info!("every local group has stopped");
-                break;
-            }
-            if Instant::now() >= deadline {
-                warn!(
-                    "local groups still busy after {:?}: {}; halting them now",
-                    self.shutdown_wait,
-                    describe_busy(&busy)
-                );
-                break;
-            }
-            if Instant::now() >= next_report {
-                info!("waiting for local groups to stop: {}", describe_busy(&busy));
-                next_report = Instant::now() + Duration::from_secs(5);
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = signals.term.recv() => { warn!("SIGTERM again: halting now"); break; }
-                _ = signals.int.recv() => { warn!("SIGINT again: halting now"); break; }
+    while let Ok(input) = answers.try_recv() {
+        if let ClusterInput::StatusWritten { file: SharedFile::Heartbeat, result: Err(e), .. } =
+            input
+        {
+            warn!("{e}");
+        }
+    }
+    for path in [&exec.clstat, &socket] {
+        if let Err(e) = std::fs::remove_file(path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                warn!("cannot remove {}: {e}", path.display());
             }
         }
-        let _ = on_node(&self.jobs, |node: &mut Node, now| {
-            ((), Core::step(node, now, Input::Shutdown).1)
-        })
-        .await;
     }
+    drop(exec);
+    info!("mosha node {me} exiting");
+    Ok(())
 }
 
 fn describe_busy(busy: &[(String, GroupStatus)]) -> String {

@@ -2,62 +2,35 @@
 //! (`cltab`, `hactl`, `clstat`, `hastat`, `heartbeat`, and the socket
 //! `clinit.s`), as seen through the shared filesystem.
 //!
-//! [`SharedStore`] is the I/O (blocking calls; `mosha` runs them off the
-//! daemon's thread, bounded in time; a simulator implements it in memory).
-//! On top of it, with no further I/O of their own:
-//!
-//! * [`read_clstat`] turns a node's clstat into what the monitor needs:
-//!   missing → [`NodeStatus::Missing`], unreadable or malformed →
-//!   [`NodeStatus::Unreadable`] ("unknown", never "not running").
-//! * [`Replica`] replicates `hactl` or `cltab` (spec §5.4): every member's
-//!   copy is stat'ed, read and parsed only when it changed, the newest copy
-//!   that parses wins ([`getlatest`]), and it is copied atomically with its
-//!   mtime kept. A copy that does not parse never spreads, and a node whose
-//!   own copy is broken keeps running on its last good parse.
+//! [`SharedStore`] is the I/O (blocking calls; `mosha` runs them off its
+//! loop's thread). On top of it, [`read_file`] reports what a file holds
+//! (mtime, content identity, bytes) and judges nothing: what a read means
+//! (age, staleness, "unknown", which copy to adopt) is decided by the
+//! engine's cluster driver. [`read_clstat`] and [`Replica`] run those same
+//! engine rules with blocking I/O, for tools and tests.
 
 use crate::atomic::write_atomic;
 use crate::openmosix::node_number;
-use clinit_engine::cltab::Cltab;
-use clinit_engine::cluster::Published;
-use clinit_engine::hactl::Hactl;
+use clinit_engine::cluster::{
+    judge_clstat, judge_copy, ContentId, FileReport, FileVersion, IoFailure, Published, WallMs,
+};
 use clinit_engine::hastat::{NodeGroup, Unknown};
-use clinit_engine::monitor::replicate::{getlatest, FileInfo, Replication, Why};
+use clinit_engine::monitor::replicate::{CopyRead, Replica as EngineReplica, ReplicaNote};
+pub use clinit_engine::monitor::replicate::{Replicated, Settled};
 use clinit_engine::monitor::NodeStatus;
-use clinit_engine::status::ClStat;
-use clinit_engine::time::Millis;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{error, info, warn};
 
 /// Largest shared file read, in bytes: a bigger one is "unreadable".
 pub const MAX_FILE_LEN: u64 = 16 * 1024 * 1024;
 
-/// The files of one node's HA directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SharedFile {
-    Cltab,
-    Hactl,
-    Clstat,
-    Hastat,
-    Heartbeat,
-}
-
-impl SharedFile {
-    pub fn name(self) -> &'static str {
-        match self {
-            SharedFile::Cltab => "cltab",
-            SharedFile::Hactl => "hactl",
-            SharedFile::Clstat => "clstat",
-            SharedFile::Hastat => "hastat",
-            SharedFile::Heartbeat => "heartbeat",
-        }
-    }
-}
+pub use clinit_engine::cluster::SharedFile;
 
 /// Where each node's files live: `<mfsbase>/<N>/<varpath>/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,137 +201,114 @@ impl SharedStore for FsStore {
     }
 }
 
-/// Read a node's clstat for the monitor; `now` (wall clock) gives its age.
-/// A clstat with lines that are not status lines is *unreadable*: a torn or
-/// foreign file must not be taken for "runs nothing".
-pub fn read_clstat<S: SharedStore + ?Sized>(store: &S, node: u32, now: SystemTime) -> NodeStatus {
-    let name = || store.describe(node, SharedFile::Clstat);
-    match store.read(node, SharedFile::Clstat) {
-        Ok(None) => NodeStatus::Missing,
-        Err(e) => NodeStatus::Unreadable { reason: format!("{}: {e}", name()) },
-        Ok(Some(snap)) => {
-            let Ok(text) = std::str::from_utf8(&snap.bytes) else {
-                return NodeStatus::Unreadable { reason: format!("{}: not UTF-8", name()) };
-            };
-            let (clstat, bad) = ClStat::parse_strict(text);
-            if let Some(line) = bad.first() {
-                let reason = format!("{}:{line}: not a status line", name());
-                return NodeStatus::Unreadable { reason };
-            }
-            NodeStatus::Read { clstat: clstat.into(), age: age(now, snap.stamp.mtime) }
-        }
+impl Stamp {
+    /// The content identity the engine compares ([`ContentId`]): equal
+    /// stamps give equal identities.
+    pub fn content_id(&self) -> ContentId {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.hash(&mut h);
+        ContentId(h.finish())
+    }
+
+    /// The mtime as the engine's wall-clock type.
+    pub fn wall(&self) -> WallMs {
+        wall(self.mtime)
     }
 }
 
-/// `now − mtime`; a file from the future (clock skew) has age zero.
-pub fn age(now: SystemTime, mtime: SystemTime) -> Millis {
-    let d = now.duration_since(mtime).unwrap_or_default();
-    Millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// A file replicated between nodes, and how to parse it.
-pub trait Replicated: Clone + PartialEq + Send + Sync + 'static {
-    const FILE: SharedFile;
-    /// Parse; errors are `file:line: reason` lines.
-    fn parse(text: &str, file: &str) -> Result<Self, String>;
-}
-
-impl Replicated for Hactl {
-    const FILE: SharedFile = SharedFile::Hactl;
-    fn parse(text: &str, file: &str) -> Result<Self, String> {
-        Hactl::parse(text, file).map_err(|e| e.to_string())
+/// A wall-clock time as the engine's [`WallMs`].
+pub fn wall(t: SystemTime) -> WallMs {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => WallMs(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        Err(e) => WallMs(-i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX)),
     }
 }
 
-impl Replicated for Cltab {
-    const FILE: SharedFile = SharedFile::Cltab;
-    fn parse(text: &str, file: &str) -> Result<Self, String> {
-        Cltab::parse(text, file).map_err(|e| e.to_string())
+/// The engine's wall-clock time as a [`SystemTime`].
+pub fn system_time(t: WallMs) -> SystemTime {
+    let ms = Duration::from_millis(t.0.unsigned_abs());
+    if t.0 >= 0 {
+        UNIX_EPOCH + ms
+    } else {
+        UNIX_EPOCH - ms
     }
 }
 
-/// One node's copy of a replicated file: its stamp and parse result.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CopyInfo<T> {
-    pub stamp: Stamp,
-    pub parsed: Result<Arc<T>, String>,
-}
-
-/// One node's copy as read this cycle: `Ok(None)` none, `Err` unreadable.
-pub type CopyRead<T> = Result<Option<CopyInfo<T>>, String>;
-
-fn parse_snapshot<T: Replicated>(snap: &Snapshot, name: &str) -> Result<Arc<T>, String> {
-    let text = std::str::from_utf8(&snap.bytes)
-        .map_err(|e| format!("{name}: not UTF-8 (invalid byte at offset {})", e.valid_up_to()))?;
-    T::parse(text, name).map(Arc::new)
-}
-
-/// Stat a node's copy; read and parse it only when its stamp differs from
-/// `prev` (what was read last time).
-pub fn read_copy<T: Replicated, S: SharedStore + ?Sized>(
+/// Read one file of a node and report what was found, judging nothing.
+/// When its stamp still gives the identity `known`, the content is not read
+/// again (`bytes: None`).
+pub fn read_file<S: SharedStore + ?Sized>(
     store: &S,
     node: u32,
-    prev: Option<&CopyInfo<T>>,
-) -> CopyRead<T> {
-    let name = store.describe(node, T::FILE);
-    let stamp = store.stat(node, T::FILE).map_err(|e| format!("{name}: {e}"))?;
-    let Some(stamp) = stamp else { return Ok(None) };
-    if let Some(prev) = prev.filter(|p| p.stamp == stamp) {
-        return Ok(Some(prev.clone()));
-    }
-    let snap = store.read(node, T::FILE).map_err(|e| format!("{name}: {e}"))?;
-    let Some(snap) = snap else { return Ok(None) };
-    Ok(Some(CopyInfo { stamp: snap.stamp, parsed: parse_snapshot::<T>(&snap, &name) }))
+    file: SharedFile,
+    known: Option<ContentId>,
+) -> FileReport {
+    read_file_stamped(store, node, file, known).0
 }
 
-/// Copy node `from`'s file over `me`'s, atomically and keeping its mtime,
-/// if (as read now) it still parses. Returns my new copy.
-pub fn install<T: Replicated, S: SharedStore + ?Sized>(
+/// [`read_file`], also returning the stamp found (its mtime to the
+/// nanosecond, where the report has milliseconds: a copy keeps the exact
+/// mtime, as `cp -p` does).
+pub fn read_file_stamped<S: SharedStore + ?Sized>(
     store: &S,
-    me: u32,
-    from: u32,
-) -> Result<CopyInfo<T>, String> {
-    let name = store.describe(from, T::FILE);
-    let snap = store
-        .read(from, T::FILE)
-        .map_err(|e| format!("{name}: {e}"))?
-        .ok_or_else(|| format!("{name}: vanished before it could be copied"))?;
-    let parsed = parse_snapshot::<T>(&snap, &name)?;
-    let mine = store.describe(me, T::FILE);
-    store
-        .write(me, T::FILE, &snap.bytes, Some(snap.stamp.mtime))
-        .map_err(|e| format!("cannot write {mine}: {e}"))?;
-    let stamp = store
-        .stat(me, T::FILE)
-        .map_err(|e| format!("{mine}: {e}"))?
-        .ok_or_else(|| format!("{mine}: vanished right after it was written"))?;
-    Ok(CopyInfo { stamp, parsed: Ok(parsed) })
+    node: u32,
+    file: SharedFile,
+    known: Option<ContentId>,
+) -> (FileReport, Option<Stamp>) {
+    let path = store.describe(node, file);
+    let failure = |e: io::Error| IoFailure::new(format!("cannot read {path}"), &e);
+    let mut found = None;
+    let read = (|| {
+        if let Some(known) = known {
+            match store.stat(node, file).map_err(failure)? {
+                None => return Ok(None),
+                Some(stamp) if stamp.content_id() == known => {
+                    found = Some(stamp);
+                    return Ok(Some(FileVersion { mtime: stamp.wall(), id: known, bytes: None }));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(store.read(node, file).map_err(failure)?.map(|snap| {
+            found = Some(snap.stamp);
+            FileVersion {
+                mtime: snap.stamp.wall(),
+                id: snap.stamp.content_id(),
+                bytes: Some(snap.bytes.into()),
+            }
+        }))
+    })();
+    (FileReport { file, path, read }, found)
 }
 
-/// What replication settled on this cycle.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settled<T> {
-    /// The content to use: my copy if it parses, else the last good one.
-    pub current: Option<Arc<T>>,
-    /// `current` differs from the previous cycle's.
-    pub changed: bool,
-    /// The node whose copy was adopted this cycle, if any.
-    pub adopted_from: Option<u32>,
+/// The exact mtime to give a copy: the source's stamp when it is the
+/// version the engine chose (same millisecond), else the engine's `mtime`.
+pub fn copy_mtime(stamp: Option<&Stamp>, mtime: WallMs) -> SystemTime {
+    match stamp {
+        Some(s) if s.wall() == mtime => s.mtime,
+        _ => system_time(mtime),
+    }
 }
 
-/// Replication state of one file kind (`hactl` or `cltab`) on one node.
+/// Read a node's clstat for the monitor, judged as the cluster driver
+/// judges it ([`judge_clstat`]); `now` (wall clock) gives its age.
+pub fn read_clstat<S: SharedStore + ?Sized>(store: &S, node: u32, now: SystemTime) -> NodeStatus {
+    judge_clstat(node, wall(now), read_file(store, node, SharedFile::Clstat, None))
+}
+
+/// One file kind's replication, run sequentially with blocking I/O (for
+/// tools and tests). The rules are the engine's
+/// ([`clinit_engine::monitor::replicate::Replica`], the same the cluster
+/// driver runs every cycle); this only reads, copies and logs.
 #[derive(Debug, Clone)]
 pub struct Replica<T> {
-    /// Every node's copy as last read (so unchanged copies are not re-read).
-    cache: BTreeMap<u32, CopyInfo<T>>,
-    last_good: Option<Arc<T>>,
-    /// (node, stamp) pairs already complained about: say it once.
-    warned: BTreeSet<(u32, Stamp)>,
+    inner: EngineReplica<T>,
 }
 
-impl<T> Default for Replica<T> {
+impl<T: Replicated> Default for Replica<T> {
     fn default() -> Self {
-        Replica { cache: BTreeMap::new(), last_good: None, warned: BTreeSet::new() }
+        Replica { inner: EngineReplica::new() }
     }
 }
 
@@ -367,131 +317,72 @@ impl<T: Replicated> Replica<T> {
         Self::default()
     }
 
-    /// What was read of `node`'s copy last time (pass it to [`read_copy`]).
-    pub fn cached(&self, node: u32) -> Option<CopyInfo<T>> {
-        self.cache.get(&node).cloned()
-    }
-
     pub fn last_good(&self) -> Option<&Arc<T>> {
-        self.last_good.as_ref()
+        self.inner.last_good()
     }
 
-    /// Remember this cycle's reads and decide whom to copy from
-    /// ([`getlatest`] over the members' readable copies, in node order).
-    /// Returns `None` when my own copy could not be read (never overwrite
-    /// what we cannot see).
-    pub fn plan(&mut self, me: u32, reads: &BTreeMap<u32, CopyRead<T>>) -> Option<Replication> {
-        let mut candidates = Vec::new();
-        for (&node, read) in reads {
-            match read {
-                Ok(Some(info)) => {
-                    self.cache.insert(node, info.clone());
-                    let info2 = FileInfo {
-                        mtime_secs: info.stamp.mtime_secs(),
-                        parses: info.parsed.is_ok(),
-                    };
-                    candidates.push((node, Some(info2)));
-                }
-                Ok(None) => {
-                    self.cache.remove(&node);
-                    candidates.push((node, None));
-                }
-                Err(reason) => {
-                    if node == me {
-                        error!(
-                            "{reason}: cannot read my own {}; not replicating it",
-                            T::FILE.name()
-                        );
-                        return None;
-                    }
-                    tracing::debug!("{reason}: skipped for replication");
-                }
-            }
-        }
-        self.cache.retain(|n, _| reads.contains_key(n));
-        let decision = getlatest(&candidates, me);
-        for node in &decision.skipped_unparsable {
-            let Some(info) = self.cache.get(node) else { continue };
-            if self.warned.insert((*node, info.stamp)) {
-                let why = info.parsed.as_ref().err().cloned().unwrap_or_default();
-                warn!(
-                    "node {node}'s {} is the newest but does not parse; not adopted:\n{why}",
-                    T::FILE.name()
-                );
-            }
-        }
-        Some(decision)
-    }
-
-    /// After a possible [`install`]: settle on my copy (or the last good one).
-    pub fn settle(
-        &mut self,
-        me: u32,
-        decision: Option<&Replication>,
-        installed: Option<Result<CopyInfo<T>, String>>,
-    ) -> Settled<T> {
-        let mut adopted_from = None;
-        if let (Some(result), Some(decision)) = (installed, decision) {
-            match (result, &decision.why) {
-                (Ok(info), Why::Newer { from, theirs, mine }) => {
-                    let mine = mine.map_or("none".to_string(), |m| format!("mtime {m}"));
-                    info!(
-                        "{}: adopted node {from}'s copy (mtime {theirs}), replacing mine ({mine})",
-                        T::FILE.name()
-                    );
-                    adopted_from = Some(*from);
-                    self.cache.insert(me, info);
-                }
-                (Ok(info), _) => {
-                    self.cache.insert(me, info);
-                }
-                (Err(reason), _) => warn!("{}: not adopted: {reason}", T::FILE.name()),
-            }
-        }
-        let mine = self.cache.get(&me).cloned();
-        let previous = self.last_good.clone();
-        let current = match mine {
-            Some(CopyInfo { parsed: Ok(parsed), .. }) => {
-                self.last_good = Some(parsed.clone());
-                Some(parsed)
-            }
-            Some(CopyInfo { parsed: Err(why), stamp }) => {
-                if self.warned.insert((me, stamp)) {
-                    let keep = if self.last_good.is_some() {
-                        "keeping the last good copy"
-                    } else {
-                        "no good copy yet"
-                    };
-                    error!("my {} does not parse ({keep}):\n{why}", T::FILE.name());
-                }
-                self.last_good.clone()
-            }
-            None => self.last_good.clone(),
-        };
-        // Forget complaints about versions that are gone.
-        let cache = &self.cache;
-        self.warned.retain(|(n, s)| cache.get(n).is_some_and(|c| c.stamp == *s));
-        let changed = current.as_deref() != previous.as_deref();
-        Settled { current, changed, adopted_from }
-    }
-
-    /// One whole replication step, sequentially and unbounded (for tests
-    /// and tools; `mosha` runs the same three steps, each node's read and
-    /// the copy bounded in time, off the daemon's thread).
+    /// Read every member's copy, decide, copy the chosen one over mine
+    /// (atomically, mtime kept), and settle.
     pub fn replicate<S: SharedStore + ?Sized>(
         &mut self,
         store: &S,
         me: u32,
         members: &[u32],
     ) -> Settled<T> {
-        let reads: BTreeMap<u32, CopyRead<T>> =
-            members.iter().map(|&n| (n, read_copy(store, n, self.cache.get(&n)))).collect();
-        let decision = self.plan(me, &reads);
-        let installed = decision
-            .as_ref()
-            .and_then(|d| d.copy_from)
-            .map(|from| install::<T, S>(store, me, from));
-        self.settle(me, decision.as_ref(), installed)
+        let mut stamps = BTreeMap::new();
+        let reads: BTreeMap<u32, CopyRead<T>> = members
+            .iter()
+            .map(|&n| {
+                let known = self.inner.cached(n).map(|c| c.id);
+                let (report, stamp) = read_file_stamped(store, n, T::FILE, known);
+                if let Some(stamp) = stamp {
+                    stamps.insert(n, stamp);
+                }
+                (n, judge_copy(n, report, &self.inner))
+            })
+            .collect();
+        let mut notes = Vec::new();
+        let decision = self.inner.plan(me, &reads, &mut notes);
+        let installed =
+            decision.as_ref().and_then(|d| self.inner.to_install(d)).map(|(from, c)| {
+                let name = store.describe(me, T::FILE);
+                let mtime = copy_mtime(stamps.get(&from), c.mtime);
+                let write = store.write(me, T::FILE, &c.bytes, Some(mtime));
+                let stat = write.and_then(|()| store.stat(me, T::FILE));
+                match stat {
+                    Ok(Some(stamp)) => Ok(stamp.content_id()),
+                    Ok(None) => Err(format!("{name}: vanished right after it was written")),
+                    Err(e) => Err(format!("cannot write {name}: {e}")),
+                }
+            });
+        let settled = self.inner.settle(me, decision.as_ref(), installed, &mut notes);
+        for note in notes {
+            log_note(T::FILE, note);
+        }
+        settled
+    }
+}
+
+fn log_note(file: SharedFile, note: ReplicaNote) {
+    match note {
+        ReplicaNote::OwnUnreadable { reason } => {
+            error!("{reason}: cannot read my own {file}; not replicating it")
+        }
+        ReplicaNote::NewestUnparsable { node, errors } => {
+            warn!("node {node}'s {file} is the newest but does not parse; not adopted:\n{errors}")
+        }
+        ReplicaNote::OwnUnparsable { errors, kept_last_good } => {
+            let keep =
+                if kept_last_good { "keeping the last good copy" } else { "no good copy yet" };
+            error!("my {file} does not parse ({keep}):\n{errors}")
+        }
+        ReplicaNote::Adopted { from, theirs, mine } => {
+            let mine = mine.map_or("none".to_string(), |m| format!("mtime {m}"));
+            info!("{file}: adopted node {from}'s copy (mtime {theirs}), replacing mine ({mine})")
+        }
+        ReplicaNote::NotAdopted { from, reason } => {
+            warn!("{file}: node {from}'s copy not adopted: {reason}")
+        }
     }
 }
 
@@ -534,13 +425,13 @@ pub fn write_hastat<S: SharedStore + ?Sized>(
     store: &S,
     me: u32,
     published: &Published,
-) -> Result<(), String> {
+) -> Result<(), IoFailure> {
     let written =
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     let doc = HastatDoc::new(me, written, published);
-    let mut json = serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?;
+    let what = || format!("cannot write {}", store.describe(me, SharedFile::Hastat));
+    let mut json = serde_json::to_vec_pretty(&doc)
+        .map_err(|e| IoFailure::other(what(), io::ErrorKind::InvalidData, e.to_string()))?;
     json.push(b'\n');
-    store
-        .write(me, SharedFile::Hastat, &json, None)
-        .map_err(|e| format!("cannot write {}: {e}", store.describe(me, SharedFile::Hastat)))
+    store.write(me, SharedFile::Hastat, &json, None).map_err(|e| IoFailure::new(what(), &e))
 }

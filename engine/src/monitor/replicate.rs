@@ -12,8 +12,18 @@
 //! half-copied or half-edited file cannot spread. My own copy takes part
 //! even when it does not parse: a local edit in progress is not overwritten
 //! by an older file (the driver keeps using its last good parse meanwhile).
+//!
+//! [`Replica`] holds one file kind's replication state on one node: the
+//! copies read so far (by content identity, so an unchanged copy is not
+//! parsed again), the last good parse, and what was already complained
+//! about. [`crate::cluster::ClusterDriver`] runs it every cycle.
 
+use crate::cltab::Cltab;
+use crate::cluster::input::{ContentId, SharedFile, WallMs};
+use crate::hactl::Hactl;
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// What the driver knows about one node's copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +96,213 @@ pub fn getlatest(candidates: &[(u32, Option<FileInfo>)], me: u32) -> Replication
         }
     };
     Replication { copy_from, why, skipped_unparsable }
+}
+
+/// A file replicated between nodes (`hactl`, `cltab`), and how to parse it.
+pub trait Replicated: Clone + PartialEq + Send + Sync + 'static {
+    /// Which file of a node's directory it is.
+    const FILE: SharedFile;
+    /// Parse; errors are `file:line: reason` lines naming `file`.
+    fn parse(text: &str, file: &str) -> Result<Self, String>;
+}
+
+impl Replicated for Hactl {
+    const FILE: SharedFile = SharedFile::Hactl;
+    fn parse(text: &str, file: &str) -> Result<Self, String> {
+        Hactl::parse(text, file).map_err(|e| e.to_string())
+    }
+}
+
+impl Replicated for Cltab {
+    const FILE: SharedFile = SharedFile::Cltab;
+    fn parse(text: &str, file: &str) -> Result<Self, String> {
+        Cltab::parse(text, file).map_err(|e| e.to_string())
+    }
+}
+
+/// One node's copy of a replicated file, as the driver knows it: its
+/// version (mtime, identity, bytes) and parse result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyInfo<T> {
+    pub mtime: WallMs,
+    pub id: ContentId,
+    pub bytes: Arc<[u8]>,
+    pub parsed: Result<Arc<T>, String>,
+}
+
+/// One node's copy as read this cycle: `Ok(None)` none, `Err` unreadable
+/// (the reason, naming the file).
+pub type CopyRead<T> = Result<Option<CopyInfo<T>>, String>;
+
+/// Parse one version (`name` for messages).
+pub fn parse_copy<T: Replicated>(bytes: &[u8], name: &str) -> Result<Arc<T>, String> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| format!("{name}: not UTF-8 (invalid byte at offset {})", e.valid_up_to()))?;
+    T::parse(text, name).map(Arc::new)
+}
+
+/// Something replication wants logged (the driver turns these into events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplicaNote {
+    /// My own copy could not be read: not replicating it this cycle (never
+    /// overwrite what we cannot see).
+    OwnUnreadable { reason: String },
+    /// Another node's copy is the newest but does not parse: not adopted
+    /// (said once per version).
+    NewestUnparsable { node: u32, errors: String },
+    /// My own copy does not parse (said once per version).
+    OwnUnparsable { errors: String, kept_last_good: bool },
+    /// Node `from`'s copy was installed as mine.
+    Adopted { from: u32, theirs: i64, mine: Option<i64> },
+    /// The copy from `from` was not installed.
+    NotAdopted { from: u32, reason: String },
+}
+
+/// What replication settled on this cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled<T> {
+    /// The content to use: my copy if it parses, else the last good one.
+    pub current: Option<Arc<T>>,
+    /// `current` differs from the previous cycle's.
+    pub changed: bool,
+    /// The node whose copy was adopted this cycle, if any.
+    pub adopted_from: Option<u32>,
+}
+
+/// Replication state of one file kind on one node (spec §5.4, with the
+/// W10 improvement: a copy that does not parse never spreads, and a node
+/// whose own copy is broken keeps running on its last good parse).
+#[derive(Debug, Clone)]
+pub struct Replica<T> {
+    /// Every node's copy as last read (so unchanged copies are not
+    /// re-parsed, and the executor may skip re-reading them).
+    cache: BTreeMap<u32, CopyInfo<T>>,
+    last_good: Option<Arc<T>>,
+    /// (node, identity) pairs already complained about: say it once.
+    warned: BTreeSet<(u32, ContentId)>,
+}
+
+impl<T> Default for Replica<T> {
+    fn default() -> Self {
+        Replica { cache: BTreeMap::new(), last_good: None, warned: BTreeSet::new() }
+    }
+}
+
+impl<T: Replicated> Replica<T> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What was read of `node`'s copy last time.
+    pub fn cached(&self, node: u32) -> Option<&CopyInfo<T>> {
+        self.cache.get(&node)
+    }
+
+    pub fn last_good(&self) -> Option<&Arc<T>> {
+        self.last_good.as_ref()
+    }
+
+    /// Remember this cycle's reads and decide whom to copy from
+    /// ([`getlatest`] over the readable copies, in node order). Returns
+    /// `None` when my own copy could not be read.
+    pub fn plan(
+        &mut self,
+        me: u32,
+        reads: &BTreeMap<u32, CopyRead<T>>,
+        notes: &mut Vec<ReplicaNote>,
+    ) -> Option<Replication> {
+        let mut candidates = Vec::new();
+        for (&node, read) in reads {
+            match read {
+                Ok(Some(info)) => {
+                    self.cache.insert(node, info.clone());
+                    let mtime_secs = info.mtime.whole_secs();
+                    candidates
+                        .push((node, Some(FileInfo { mtime_secs, parses: info.parsed.is_ok() })));
+                }
+                Ok(None) => {
+                    self.cache.remove(&node);
+                    candidates.push((node, None));
+                }
+                Err(reason) => {
+                    if node == me {
+                        notes.push(ReplicaNote::OwnUnreadable { reason: reason.clone() });
+                        return None;
+                    }
+                }
+            }
+        }
+        self.cache.retain(|n, _| reads.contains_key(n));
+        let decision = getlatest(&candidates, me);
+        for node in &decision.skipped_unparsable {
+            let Some(info) = self.cache.get(node) else { continue };
+            if self.warned.insert((*node, info.id)) {
+                let errors = info.parsed.as_ref().err().cloned().unwrap_or_default();
+                notes.push(ReplicaNote::NewestUnparsable { node: *node, errors });
+            }
+        }
+        Some(decision)
+    }
+
+    /// The copy `plan` chose, as the bytes and mtime to install.
+    pub fn to_install(&self, decision: &Replication) -> Option<(u32, &CopyInfo<T>)> {
+        let from = decision.copy_from?;
+        let info = self.cache.get(&from)?;
+        info.parsed.is_ok().then_some((from, info))
+    }
+
+    /// After a possible copy: settle on my copy (or the last good one).
+    /// `installed` is the copy's outcome: `Ok(id)` my new copy's identity.
+    pub fn settle(
+        &mut self,
+        me: u32,
+        decision: Option<&Replication>,
+        installed: Option<Result<ContentId, String>>,
+        notes: &mut Vec<ReplicaNote>,
+    ) -> Settled<T> {
+        let mut adopted_from = None;
+        if let (Some(result), Some(decision)) = (installed, decision) {
+            if let Why::Newer { from, theirs, mine } = &decision.why {
+                match (result, self.cache.get(from).cloned()) {
+                    (Ok(id), Some(info)) => {
+                        notes.push(ReplicaNote::Adopted {
+                            from: *from,
+                            theirs: *theirs,
+                            mine: *mine,
+                        });
+                        adopted_from = Some(*from);
+                        self.cache.insert(me, CopyInfo { id, ..info });
+                    }
+                    (Ok(_), None) => notes.push(ReplicaNote::NotAdopted {
+                        from: *from,
+                        reason: "its copy is no longer known".into(),
+                    }),
+                    (Err(reason), _) => notes.push(ReplicaNote::NotAdopted { from: *from, reason }),
+                }
+            }
+        }
+        let mine = self.cache.get(&me).cloned();
+        let previous = self.last_good.clone();
+        let current = match mine {
+            Some(CopyInfo { parsed: Ok(parsed), .. }) => {
+                self.last_good = Some(parsed.clone());
+                Some(parsed)
+            }
+            Some(CopyInfo { parsed: Err(errors), id, .. }) => {
+                if self.warned.insert((me, id)) {
+                    let kept_last_good = self.last_good.is_some();
+                    notes.push(ReplicaNote::OwnUnparsable { errors, kept_last_good });
+                }
+                self.last_good.clone()
+            }
+            None => self.last_good.clone(),
+        };
+        // Forget complaints about versions that are gone.
+        let cache = &self.cache;
+        self.warned.retain(|(n, id)| cache.get(n).is_some_and(|c| c.id == *id));
+        let changed = current.as_deref() != previous.as_deref();
+        Settled { current, changed, adopted_from }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,73 @@
+//! What a [`super::ClusterDriver`] asks its executor to do, as data.
+//!
+//! Each variant says when it may run and which [`super::ClusterInput`]
+//! answers it. An executor may run commands in any order and concurrently
+//! (threads, async tasks, a simulated queue), late or never; the driver
+//! never waits forever: reads and copies have deadlines it enforces itself.
+
+use super::glue::Published;
+use super::input::{ContentId, SharedFile, WallMs};
+use crate::process::{ProcId, Signal};
+use crate::status::ClStat;
+use crate::time::Millis;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// One thing for the executor to carry out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClusterCommand {
+    /// Learn which nodes are up. Run at once; answered by
+    /// `MembershipRead` or `MembershipFailed` with this `seq`. With
+    /// heartbeat-file membership the executor lists every node directory and
+    /// reads (at least stats) each heartbeat file, reporting mtimes, never a
+    /// judgement. The driver times the read out itself.
+    ReadMembership { seq: u64 },
+    /// Read these files of `node`. Run at once, each node independently (a
+    /// hung node must not delay the others); answered by `NodeRead` (one
+    /// report per file, same order) or `NodeReadFailed`. `known` is the
+    /// content the driver already has of that file: when the file still has
+    /// that identity the executor may leave `bytes` out.
+    ReadNode { seq: u64, node: u32, files: Vec<(SharedFile, Option<ContentId>)> },
+    /// Make `bytes` (node `from`'s copy of `file`, as read and validated by
+    /// the driver) this node's copy, atomically, with `mtime` as its mtime
+    /// (the original's `cp -p`, spec §5.4). Answered by `CopyDone` or
+    /// `CopyFailed`.
+    Copy { seq: u64, file: SharedFile, from: u32, bytes: Arc<[u8]>, mtime: WallMs },
+    /// Replace this node's `clstat` with `status` (atomically). `seq` grows
+    /// with every write: an executor that finds an older write still
+    /// running may drop it. Answered by `StatusWritten`.
+    WriteClstat { seq: u64, status: ClStat },
+    /// Replace this node's `hastat` with `published`, stamped with the
+    /// executor's wall clock. Answered by `StatusWritten`.
+    WriteHastat { seq: u64, published: Published },
+    /// Write this node's heartbeat file. Only the driver decides when (a
+    /// heartbeat written by anyone else could extend a lease that ended).
+    /// `counter` grows with every beat; `payload` is the record to write,
+    /// `None` for the human-readable default (pid and time). Answered by
+    /// `StatusWritten` with [`SharedFile::Heartbeat`].
+    WriteHeartbeat { seq: u64, counter: u64, payload: Option<Arc<[u8]>> },
+    /// Remove this node's heartbeat file (a clean exit leaves membership at
+    /// once). After it, no `WriteHeartbeat` is sent. Answered by
+    /// `StatusWritten` with [`SharedFile::Heartbeat`].
+    RemoveHeartbeat { seq: u64 },
+    /// Start `/bin/sh -c command` in a new process group with
+    /// `CLINIT_GROUP`, `CLINIT_TAG`, `CLINIT_LEVEL` set. When the executor
+    /// gets to it after `not_after` (the driver's clock), it must not start
+    /// it and answer `SpawnResult` with `SpawnFailure::TooLate`. Answered by
+    /// `SpawnResult`, then `ChildExited` (and `GroupGone` if it lingered).
+    Spawn {
+        id: ProcId,
+        group: String,
+        tag: String,
+        level: String,
+        command: String,
+        not_after: Option<Millis>,
+    },
+    /// Signal the process group of child `id`; nothing when it was already
+    /// reaped. No answer (its effect comes back as `ChildExited`).
+    Signal { id: ProcId, signal: Signal },
+    /// Run the fence (STOMITH) hook against `node`. Answered by `FenceDone`.
+    Fence { seq: u64, node: u32 },
+    /// Every local child is gone and the node has left: exit the process.
+    Exit,
+}

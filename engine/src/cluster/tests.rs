@@ -1,0 +1,540 @@
+//! The driver by hand: a tiny in-memory executor (files in a map, children
+//! that run until signalled), with no I/O and no clock but the test's.
+
+use super::*;
+use crate::monitor::Notice;
+use crate::status::GroupState;
+use std::collections::BTreeSet;
+use std::io::ErrorKind;
+
+const CLTAB: &str = "web:w1:start:respawn:serve\n";
+const T0: i64 = 1_700_000_000_000;
+
+fn wall(now: Millis) -> WallMs {
+    WallMs(T0 + now.0 as i64)
+}
+
+/// Every node's shared files, with identities.
+#[derive(Default)]
+struct Files {
+    map: BTreeMap<(u32, SharedFile), (Arc<[u8]>, WallMs, ContentId)>,
+    next_id: u64,
+}
+
+impl Files {
+    fn put(&mut self, node: u32, file: SharedFile, text: &str, mtime: WallMs) -> ContentId {
+        self.put_bytes(node, file, text.as_bytes().into(), mtime)
+    }
+
+    fn put_bytes(&mut self, node: u32, file: SharedFile, b: Arc<[u8]>, m: WallMs) -> ContentId {
+        self.next_id += 1;
+        let id = ContentId(self.next_id);
+        self.map.insert((node, file), (b, m, id));
+        id
+    }
+
+    fn read(&self, node: u32, file: SharedFile, known: Option<ContentId>) -> FileReport {
+        let read = Ok(self.map.get(&(node, file)).map(|(bytes, mtime, id)| FileVersion {
+            mtime: *mtime,
+            id: *id,
+            bytes: (known != Some(*id)).then(|| bytes.clone()),
+        }));
+        FileReport { file, path: format!("/mfs/{node}/{file}"), read }
+    }
+
+    fn text(&self, node: u32, file: SharedFile) -> Option<String> {
+        self.map.get(&(node, file)).map(|(b, _, _)| String::from_utf8_lossy(b).into_owned())
+    }
+}
+
+/// One node's executor state.
+#[derive(Default)]
+struct Exec {
+    running: BTreeSet<ProcId>,
+    spawned: Vec<String>,
+    fenced: Vec<u32>,
+    exited: bool,
+    /// Commands not answered (hung reads, failing writes...), by the test.
+    held: Vec<ClusterCommand>,
+}
+
+/// What the executor should do with some commands.
+#[derive(Default, Clone)]
+struct Faults {
+    /// Reads of these nodes' files never answer (held).
+    hang_reads_of: BTreeSet<u32>,
+    /// Clstat writes fail.
+    fail_clstat: bool,
+}
+
+struct Cluster {
+    now: Millis,
+    files: Files,
+    drivers: BTreeMap<u32, ClusterDriver>,
+    execs: BTreeMap<u32, Exec>,
+    /// Membership as the (external) source reports it.
+    up: Vec<u32>,
+    faults: BTreeMap<u32, Faults>,
+    events: BTreeMap<u32, Vec<ClusterEvent>>,
+}
+
+impl Cluster {
+    fn new(nodes: &[u32], hactl: &str) -> Cluster {
+        Cluster::with_faults(nodes, hactl, BTreeMap::new())
+    }
+
+    fn with_faults(nodes: &[u32], hactl: &str, faults: BTreeMap<u32, Faults>) -> Cluster {
+        let mut files = Files::default();
+        let mut drivers = BTreeMap::new();
+        for &n in nodes {
+            files.put(n, SharedFile::Hactl, hactl, WallMs(T0 - 10_000));
+            files.put(n, SharedFile::Cltab, CLTAB, WallMs(T0 - 10_000));
+            let table = Cltab::parse(CLTAB, "cltab").expect("parses");
+            let mut cfg = ClusterConfig::new(n, PolicyConfig::default());
+            cfg.seed = u64::from(n) * 7919;
+            drivers.insert(n, ClusterDriver::new(cfg, table, Millis::ZERO));
+        }
+        let mut c = Cluster {
+            now: Millis::ZERO,
+            files,
+            drivers,
+            execs: nodes.iter().map(|&n| (n, Exec::default())).collect(),
+            up: nodes.to_vec(),
+            faults,
+            events: BTreeMap::new(),
+        };
+        for &n in nodes {
+            c.pump(n);
+        }
+        c
+    }
+
+    fn feed(&mut self, node: u32, input: ClusterInput) {
+        let now = self.now;
+        if let Some(d) = self.drivers.get_mut(&node) {
+            d.handle(now, input);
+        }
+    }
+
+    /// Run every command of `node` at once, answering at once (unless held).
+    fn pump(&mut self, node: u32) {
+        loop {
+            let Some(d) = self.drivers.get_mut(&node) else { return };
+            while let Some(e) = d.poll_event() {
+                self.events.entry(node).or_default().push(e);
+            }
+            let Some(cmd) = d.poll_command() else { return };
+            let faults = self.faults.get(&node).cloned().unwrap_or_default();
+            let answer = self.run(node, cmd, &faults);
+            if let Some(input) = answer {
+                self.feed(node, input);
+            }
+        }
+    }
+
+    fn run(&mut self, node: u32, cmd: ClusterCommand, faults: &Faults) -> Option<ClusterInput> {
+        let now = self.now;
+        let exec = self.execs.get_mut(&node).expect("exec");
+        Some(match cmd {
+            ClusterCommand::ReadMembership { seq } => ClusterInput::MembershipRead {
+                seq,
+                report: MembershipReport::Members(self.up.clone()),
+            },
+            ClusterCommand::ReadNode { seq, node: of, files } => {
+                if faults.hang_reads_of.contains(&of) {
+                    exec.held.push(ClusterCommand::ReadNode { seq, node: of, files });
+                    return None;
+                }
+                let files =
+                    files.iter().map(|(f, known)| self.files.read(of, *f, *known)).collect();
+                ClusterInput::NodeRead { seq, node: of, read_at: wall(now), files }
+            }
+            ClusterCommand::Copy { seq, file, bytes, mtime, .. } => {
+                let id = self.files.put_bytes(node, file, bytes, mtime);
+                ClusterInput::CopyDone { seq, id }
+            }
+            ClusterCommand::WriteClstat { seq, status } => {
+                let result = if faults.fail_clstat {
+                    Err(IoFailure::other(
+                        "cannot write clstat",
+                        ErrorKind::PermissionDenied,
+                        "EACCES",
+                    ))
+                } else {
+                    self.files.put(node, SharedFile::Clstat, &status.render(), wall(now));
+                    Ok(())
+                };
+                ClusterInput::StatusWritten { seq, file: SharedFile::Clstat, result }
+            }
+            ClusterCommand::WriteHastat { seq, .. } => {
+                ClusterInput::StatusWritten { seq, file: SharedFile::Hastat, result: Ok(()) }
+            }
+            ClusterCommand::WriteHeartbeat { seq, counter, .. } => {
+                self.files.put(node, SharedFile::Heartbeat, &counter.to_string(), wall(now));
+                ClusterInput::StatusWritten { seq, file: SharedFile::Heartbeat, result: Ok(()) }
+            }
+            ClusterCommand::RemoveHeartbeat { seq } => {
+                self.files.map.remove(&(node, SharedFile::Heartbeat));
+                ClusterInput::StatusWritten { seq, file: SharedFile::Heartbeat, result: Ok(()) }
+            }
+            ClusterCommand::Spawn { id, group, tag, level, .. } => {
+                exec.running.insert(id);
+                exec.spawned.push(format!("{group}/{tag}@{level}"));
+                ClusterInput::SpawnResult { id, result: Ok(1000 + id.0 as u32) }
+            }
+            ClusterCommand::Signal { id, .. } => {
+                if !exec.running.remove(&id) {
+                    return None;
+                }
+                ClusterInput::ChildExited { id, status: ExitStatus::Signaled(2), lingering: false }
+            }
+            ClusterCommand::Fence { seq, node: target } => {
+                exec.fenced.push(target);
+                ClusterInput::FenceDone { seq, node: target, result: Ok(()) }
+            }
+            ClusterCommand::Exit => {
+                exec.exited = true;
+                return None;
+            }
+        })
+    }
+
+    /// Advance to the earliest timeout of any node (at most `until`) and
+    /// fire it. Returns false when nothing is due before `until`.
+    fn step(&mut self, until: Millis) -> bool {
+        let next = self.drivers.values().filter_map(|d| d.poll_timeout()).min();
+        let Some(next) = next.filter(|t| *t <= until) else {
+            self.now = until;
+            return false;
+        };
+        self.now = self.now.max(next);
+        let nodes: Vec<u32> = self.drivers.keys().copied().collect();
+        for n in nodes {
+            if self.drivers[&n].poll_timeout().is_some_and(|t| t <= self.now) {
+                self.feed(n, ClusterInput::Tick);
+                self.pump(n);
+            }
+        }
+        true
+    }
+
+    fn run_until(&mut self, until: Millis) {
+        let mut guard = 0;
+        while self.step(until) {
+            guard += 1;
+            assert!(guard < 100_000, "runaway at {}", self.now);
+        }
+    }
+
+    /// Run until `pred` holds (checked after every step), at most `limit`.
+    fn run_until_pred(&mut self, limit: Millis, pred: impl Fn(&Cluster) -> bool) -> bool {
+        let mut guard = 0;
+        while !pred(self) {
+            if !self.step(limit) {
+                return pred(self);
+            }
+            guard += 1;
+            assert!(guard < 100_000, "runaway at {}", self.now);
+        }
+        true
+    }
+
+    fn level(&self, node: u32, group: &str) -> Option<(String, GroupState)> {
+        let d = self.drivers.get(&node)?;
+        d.init().status().get(group).map(|s| (s.level.clone(), s.state.clone()))
+    }
+
+    fn owners(&self, group: &str) -> Vec<u32> {
+        let running = |l: Option<(String, GroupState)>| {
+            l.is_some_and(|(level, state)| level == "start" && state == GroupState::Done)
+        };
+        self.drivers.keys().copied().filter(|&n| running(self.level(n, group))).collect()
+    }
+
+    fn events_of(&self, node: u32) -> &[ClusterEvent] {
+        self.events.get(&node).map_or(&[], |v| v.as_slice())
+    }
+
+    /// Kill `node` with everything on it: gone from membership, no input.
+    fn crash(&mut self, node: u32) {
+        self.drivers.remove(&node);
+        self.up.retain(|&n| n != node);
+    }
+}
+
+/// Three drivers, run by hand: `web` starts on exactly one node; kill that
+/// node and the survivors start it on exactly one of them.
+#[test]
+fn three_drivers_fail_over_by_hand() {
+    let mut c = Cluster::new(&[1, 2, 3], "web start\n");
+    let placed = c.run_until_pred(Millis::from_secs(300), |c| !c.owners("web").is_empty());
+    assert!(placed, "web never started: {:?}", c.events);
+    c.run_until(c.now + Millis::from_secs(30));
+    let owners = c.owners("web");
+    assert_eq!(owners.len(), 1, "one owner, not {owners:?}");
+    let owner = owners[0];
+    assert_eq!(c.execs[&owner].spawned, ["web/w1@start"]);
+    // Every node saw the others' clstats through the files it read.
+    let clstat = c.files.text(owner, SharedFile::Clstat).expect("owner's clstat written");
+    assert!(clstat.contains("web start DONE"), "{clstat}");
+
+    c.crash(owner);
+    let dead = owner;
+    let moved = c.run_until_pred(c.now + Millis::from_secs(600), |c| !c.owners("web").is_empty());
+    assert!(moved, "web never failed over: {:?}", c.events);
+    c.run_until(c.now + Millis::from_secs(30));
+    let owners = c.owners("web");
+    assert_eq!(owners.len(), 1, "one new owner, not {owners:?}");
+    assert_ne!(owners[0], dead);
+}
+
+/// A hung read: the engine itself says "timed out" at its deadline, the
+/// cycle goes on without that node, no second read is sent while the first
+/// hangs, and its late answer is ignored (its content never reaches the
+/// view) but frees the node for the next cycle.
+#[test]
+fn read_time_out_is_the_engines_and_a_late_result_is_ignored() {
+    let faults = [(1, Faults { hang_reads_of: [2].into(), ..Faults::default() })].into();
+    let mut c = Cluster::with_faults(&[1, 2], "web start\n", faults);
+    // First cycle at t=0: node 1's read of node 2 hangs.
+    assert_eq!(c.execs[&1].held.len(), 1);
+    let deadline = c.drivers[&1].poll_timeout().expect("a deadline");
+    assert_eq!(deadline, c.drivers[&1].config().read_timeout);
+    assert!(!c.events_of(1).iter().any(|e| matches!(e, ClusterEvent::ReadTimedOut { .. })));
+    c.run_until(deadline);
+    let timed_out = |c: &Cluster| {
+        c.events_of(1)
+            .iter()
+            .filter(|e| matches!(e, ClusterEvent::ReadTimedOut { node: Some(2), .. }))
+            .count()
+    };
+    assert_eq!(timed_out(&c), 1, "{:?}", c.events_of(1));
+    // Node 2 was unknown to node 1: nothing planned meanwhile.
+    let blind = c.events_of(1).iter().any(|e| {
+        matches!(e, ClusterEvent::Node(Event::Monitor(Notice::Unreadable { node: 2, .. })))
+    });
+    assert!(blind, "{:?}", c.events_of(1));
+    // Next cycle: still hanging, so no new read of node 2 is sent.
+    let before = c.execs[&1].held.len();
+    let cycles = |c: &Cluster| {
+        c.events_of(1)
+            .iter()
+            .filter(|e| {
+                matches!(e, ClusterEvent::Node(Event::Monitor(Notice::Unreadable { node: 2, .. })))
+            })
+            .count()
+    };
+    let seen = cycles(&c);
+    c.run_until_pred(c.now + Millis::from_secs(30), |c| cycles(c) > seen);
+    assert!(cycles(&c) > seen, "a second cycle ran");
+    assert_eq!(c.execs[&1].held.len(), before, "no second read while the first hangs");
+    let still = c.events_of(1).iter().any(|e| match e {
+        ClusterEvent::Node(Event::Monitor(Notice::Unreadable { node: 2, reason, .. })) => {
+            reason.contains("has not finished")
+        }
+        _ => false,
+    });
+    assert!(still, "{:?}", c.events_of(1));
+    // The late answer, claiming web runs on node 2: ignored.
+    let Some(ClusterCommand::ReadNode { seq, node: 2, files }) =
+        c.execs.get_mut(&1).and_then(|e| e.held.pop())
+    else {
+        panic!("held read");
+    };
+    let late: Vec<FileReport> = files.iter().map(|(f, _)| c.files.read(2, *f, None)).collect();
+    let now = c.now;
+    let d = c.drivers.get_mut(&1).expect("node 1");
+    let view_before = d.node().monitor.clone();
+    d.handle(now, ClusterInput::NodeRead { seq, node: 2, read_at: wall(now), files: late });
+    assert_eq!(d.node().monitor, view_before, "a late result changes nothing");
+    // ...but node 2 is read again at the next cycle (the late answer freed
+    // it), and no more time-outs follow.
+    c.faults.clear();
+    let seen = c.events_of(1).len();
+    c.run_until(c.now + Millis::from_secs(30));
+    assert_eq!(c.execs[&1].held.len(), 0);
+    assert_eq!(timed_out(&c), 1, "no new time-out once reads answer");
+    let unreadable_after = c.events_of(1)[seen..].iter().any(|e| {
+        matches!(e, ClusterEvent::Node(Event::Monitor(Notice::Unreadable { node: 2, .. })))
+    });
+    assert!(!unreadable_after, "{:?}", &c.events_of(1)[seen..]);
+}
+
+/// A failed clstat write is written again, with the newest content, before
+/// the next heartbeat would have rewritten it.
+#[test]
+fn a_failed_status_write_is_retried_before_the_next_heartbeat() {
+    let faults = [(1, Faults { fail_clstat: true, ..Faults::default() })].into();
+    let mut c = Cluster::with_faults(&[1], "", faults);
+    c.run_until(Millis::from_secs(1));
+    let failed: Vec<Millis> = c
+        .events_of(1)
+        .iter()
+        .filter_map(|e| match e {
+            ClusterEvent::WriteFailed { file: SharedFile::Clstat, retry_at, error, .. } => {
+                assert_eq!(error.kind, ErrorKind::PermissionDenied);
+                Some(*retry_at)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(failed.len() >= 2, "retried and failed again: {failed:?}");
+    let heartbeat = heartbeat_for(c.drivers[&1].timeout());
+    assert!(failed[0] < heartbeat, "retry at {} before the heartbeat at {heartbeat}", failed[0]);
+    assert!(c.files.text(1, SharedFile::Clstat).is_none());
+    // The disk is back: the retry lands, and retries stop.
+    c.faults.clear();
+    c.run_until(c.now + Millis::from_secs(2));
+    assert!(c.files.text(1, SharedFile::Clstat).is_some(), "written after the fault");
+    let n = c.events_of(1).len();
+    c.run_until(c.now + Millis::from_secs(5));
+    let more = c.events_of(1)[n..].iter().any(|e| matches!(e, ClusterEvent::WriteFailed { .. }));
+    assert!(!more);
+}
+
+/// A peer's newer hactl that is torn (does not parse) is never copied;
+/// the older good copy stays in use. A later good version is adopted.
+#[test]
+fn a_torn_copy_is_not_adopted() {
+    let mut c = Cluster::new(&[1, 2], "web start\n");
+    // Half of "web start\nweb2 start\n", as a torn copy leaves it.
+    c.files.put(1, SharedFile::Hactl, "web start\nweb2", WallMs(T0));
+    c.run_until(Millis::from_secs(5));
+    let said = c.events_of(2).iter().any(|e| {
+        matches!(e, ClusterEvent::NewestUnparsable { file: SharedFile::Hactl, node: 1, .. })
+    });
+    assert!(said, "{:?}", c.events_of(2));
+    assert_eq!(c.files.text(2, SharedFile::Hactl).as_deref(), Some("web start\n"));
+    let copied = c.events_of(2).iter().any(|e| matches!(e, ClusterEvent::Adopted { .. }));
+    assert!(!copied);
+    // Node 1's own copy is broken too: it keeps its last good parse.
+    let kept = c.events_of(1).iter().any(|e| {
+        matches!(
+            e,
+            ClusterEvent::OwnUnparsable { file: SharedFile::Hactl, kept_last_good: true, .. }
+        )
+    });
+    assert!(kept, "{:?}", c.events_of(1));
+    assert!(c.drivers[&1].hactl().is_some_and(|h| h.groups.contains_key("web")));
+    // A good newer version spreads.
+    c.files.put(1, SharedFile::Hactl, "web stop\n", WallMs(T0 + 60_000));
+    c.run_until(c.now + Millis::from_secs(10));
+    assert_eq!(c.files.text(2, SharedFile::Hactl).as_deref(), Some("web stop\n"));
+}
+
+/// A peer's newer cltab is copied here (mtime kept) and handed to the
+/// init machine.
+#[test]
+fn a_cltab_is_adopted_from_a_peer() {
+    let mut c = Cluster::new(&[1, 2], "");
+    let newer = "web:w1:start:respawn:serve\ndb:d1:start:once:db\n";
+    c.files.put(1, SharedFile::Cltab, newer, WallMs(T0 + 5_000));
+    c.run_until(Millis::from_secs(5));
+    let adopted = c.events_of(2).iter().any(|e| {
+        matches!(e, ClusterEvent::Adopted { file: SharedFile::Cltab, from: 1, theirs, .. } if *theirs == (T0 + 5_000) / 1000)
+    });
+    assert!(adopted, "{:?}", c.events_of(2));
+    assert_eq!(c.files.text(2, SharedFile::Cltab).as_deref(), Some(newer));
+    assert_eq!(c.files.map[&(2, SharedFile::Cltab)].1, WallMs(T0 + 5_000), "mtime kept");
+    let reloaded = c.events_of(2).iter().any(|e| {
+        matches!(e, ClusterEvent::Node(Event::CltabReloaded { groups }) if groups.contains(&"db".to_string()))
+    });
+    assert!(reloaded, "{:?}", c.events_of(2));
+    assert!(c.drivers[&2].init().table().has_group("db"));
+    assert!(c.drivers[&1].init().table().has_group("db"), "node 1's own edit is read too");
+}
+
+/// Heartbeat-file membership: the driver commands every beat (a third of
+/// the timeout) and judges freshness itself from mtimes and the reader's
+/// clock; a clean stop removes the beat and exits.
+#[test]
+fn heartbeats_are_commanded_and_judged_by_the_engine() {
+    let mut cfg = ClusterConfig::new(1, PolicyConfig::default());
+    cfg.membership = MembershipSource::HeartbeatFiles;
+    let mut d = ClusterDriver::new(cfg, Cltab::default(), Millis::ZERO);
+    let mut beats = Vec::new();
+    let mut removed = false;
+    let mut exited = false;
+    let mut now = Millis::ZERO;
+    let mut members_seen = Vec::new();
+    for _ in 0..200 {
+        while let Some(cmd) = d.poll_command() {
+            let input = match cmd {
+                ClusterCommand::WriteHeartbeat { seq, counter, .. } => {
+                    beats.push((now, counter));
+                    ClusterInput::StatusWritten { seq, file: SharedFile::Heartbeat, result: Ok(()) }
+                }
+                ClusterCommand::ReadMembership { seq } => {
+                    // Node 2 beat 70 s ago (stale), node 3 5 s ago.
+                    let beat = |ago: i64| {
+                        Ok(Some(FileVersion {
+                            mtime: WallMs(wall(now).0 - ago),
+                            id: ContentId(1),
+                            bytes: None,
+                        }))
+                    };
+                    let beats = vec![(1, beat(0)), (2, beat(70_000)), (3, beat(5_000))];
+                    let report = MembershipReport::Heartbeats { read_at: wall(now), beats };
+                    ClusterInput::MembershipRead { seq, report }
+                }
+                ClusterCommand::ReadNode { seq, node, .. } => {
+                    ClusterInput::NodeRead { seq, node, read_at: wall(now), files: vec![] }
+                }
+                ClusterCommand::WriteHastat { seq, published } => {
+                    members_seen.push(published.members.clone());
+                    ClusterInput::StatusWritten { seq, file: SharedFile::Hastat, result: Ok(()) }
+                }
+                ClusterCommand::WriteClstat { seq, .. } => {
+                    ClusterInput::StatusWritten { seq, file: SharedFile::Clstat, result: Ok(()) }
+                }
+                ClusterCommand::RemoveHeartbeat { seq } => {
+                    removed = true;
+                    ClusterInput::StatusWritten { seq, file: SharedFile::Heartbeat, result: Ok(()) }
+                }
+                ClusterCommand::Exit => {
+                    exited = true;
+                    continue;
+                }
+                other => panic!("unexpected {other:?}"),
+            };
+            d.handle(now, input);
+        }
+        if exited {
+            break;
+        }
+        if now >= Millis::from_secs(65) && !d.is_stopping() {
+            d.handle(now, ClusterInput::Stop);
+            continue;
+        }
+        let Some(next) = d.poll_timeout() else { break };
+        now = next.max(now);
+        d.handle(now, ClusterInput::Tick);
+    }
+    let at: Vec<u64> = beats.iter().map(|(t, _)| t.0 / 1000).collect();
+    assert_eq!(&at[..4], &[0, 20, 40, 60], "every third of the 60 s timeout");
+    assert!(beats.windows(2).all(|w| w[1].1 == w[0].1 + 1), "counters grow");
+    assert!(members_seen.iter().all(|m| m == &vec![1, 3]), "{members_seen:?}");
+    assert!(!members_seen.is_empty());
+    assert!(removed && exited, "a clean stop leaves membership and exits");
+}
+
+/// SIGTERM: every local group is told `stop`, the driver waits for its
+/// children, then halts and exits.
+#[test]
+fn stop_stops_local_groups_then_exits() {
+    let mut c = Cluster::new(&[1], "web start\n");
+    c.run_until_pred(Millis::from_secs(120), |c| !c.owners("web").is_empty());
+    assert_eq!(c.owners("web"), [1]);
+    c.feed(1, ClusterInput::Stop);
+    c.pump(1);
+    let told = c
+        .events_of(1)
+        .iter()
+        .any(|e| matches!(e, ClusterEvent::Stopping { told } if told == &vec!["web".to_string()]));
+    assert!(told, "{:?}", c.events_of(1));
+    assert!(c.execs[&1].running.is_empty(), "the server got its signal and exited");
+    c.run_until(c.now + Millis::from_secs(5));
+    assert!(c.execs[&1].exited, "{:?}", c.events_of(1));
+    assert!(c.drivers[&1].has_exited());
+    assert_eq!(c.drivers[&1].poll_timeout(), None);
+}
