@@ -74,6 +74,15 @@ pub enum FaultKind {
     /// A node's wall clock runs fast or slow by up to `size` (a fraction:
     /// 0.01 = 1 %), until the quiet phase.
     ClockDrift,
+    /// Reads of one node's directory never answer (a dead mount); the
+    /// readers' drivers time them out.
+    ReadHang,
+    /// Copies (hactl/cltab replication) on one node leave a half-written
+    /// file.
+    TornCopy,
+    /// The operator edits `cltab` on a random node (a new test entry), or,
+    /// with probability `size`, leaves a syntax error in it.
+    CltabEdit,
 }
 
 /// Largest read failure / stale read probability of the `safe` plan.
@@ -83,7 +92,7 @@ pub const SAFE_READ_P: f64 = 0.05;
 pub const SAFE_SKEW_MS: f64 = 15_000.0;
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 19] = [
+    pub const ALL: [FaultKind; 22] = [
         FaultKind::Crash,
         FaultKind::Partition,
         FaultKind::SlowFs,
@@ -103,6 +112,9 @@ impl FaultKind {
         FaultKind::MembershipFail,
         FaultKind::OneWayPartition,
         FaultKind::ClockDrift,
+        FaultKind::ReadHang,
+        FaultKind::TornCopy,
+        FaultKind::CltabEdit,
     ];
 
     /// Kinds under which the classic policy is expected to keep every
@@ -135,6 +147,9 @@ impl FaultKind {
             FaultKind::MembershipFail => "membership-fail",
             FaultKind::OneWayPartition => "one-way-partition",
             FaultKind::ClockDrift => "clock-drift",
+            FaultKind::ReadHang => "read-hang",
+            FaultKind::TornCopy => "torn-copy",
+            FaultKind::CltabEdit => "cltab-edit",
         }
     }
 
@@ -149,6 +164,7 @@ impl FaultKind {
                 | FaultKind::WriteFail
                 | FaultKind::MembershipFail
                 | FaultKind::ClockDrift
+                | FaultKind::CltabEdit
         )
     }
 
@@ -178,6 +194,9 @@ impl FaultKind {
             FaultKind::MembershipFail => (2.0, 300_000, 0.3),
             FaultKind::OneWayPartition => (1.0, 180_000, 0.0),
             FaultKind::ClockDrift => (2.0, 0, 0.01),
+            FaultKind::ReadHang => (2.0, 120_000, 0.0),
+            FaultKind::TornCopy => (2.0, 300_000, 0.0),
+            FaultKind::CltabEdit => (2.0, 0, 0.3),
         };
         KindSpec { kind: self, rate_per_hour: rate, max_len: Millis(len), size }
     }
@@ -430,6 +449,21 @@ pub enum Fault {
         node: u32,
         rate: f64,
     },
+    ReadHang {
+        node: u32,
+        len: Millis,
+    },
+    TornCopy {
+        node: u32,
+        len: Millis,
+    },
+    /// The operator adds a test entry to `group` in node `node`'s cltab,
+    /// or (`broken`) a line that does not parse.
+    CltabEdit {
+        node: u32,
+        group: String,
+        broken: bool,
+    },
 }
 
 impl Fault {
@@ -454,6 +488,9 @@ impl Fault {
             Fault::MembershipFail { .. } => FaultKind::MembershipFail,
             Fault::OneWayPartition { .. } => FaultKind::OneWayPartition,
             Fault::ClockDrift { .. } => FaultKind::ClockDrift,
+            Fault::ReadHang { .. } => FaultKind::ReadHang,
+            Fault::TornCopy { .. } => FaultKind::TornCopy,
+            Fault::CltabEdit { .. } => FaultKind::CltabEdit,
         }
     }
 }
@@ -516,6 +553,16 @@ impl fmt::Display for Fault {
             }
             Fault::ClockDrift { node, rate } => {
                 write!(f, "node {node} clock runs {:+.2} % fast", rate * 100.0)
+            }
+            Fault::ReadHang { node, len } => {
+                write!(f, "reads of node {node}'s files hang for {len}")
+            }
+            Fault::TornCopy { node, len } => write!(f, "copies on node {node} tear for {len}"),
+            Fault::CltabEdit { node, group, broken: false } => {
+                write!(f, "operator adds a test of {group} to node {node}'s cltab")
+            }
+            Fault::CltabEdit { node, broken: true, .. } => {
+                write!(f, "operator leaves a syntax error in node {node}'s cltab")
             }
         }
     }
@@ -652,6 +699,16 @@ fn episode(spec: &KindSpec, nodes: u32, groups: &[String], rng: &mut ChaCha8Rng)
             let max = spec.size.clamp(0.0, 0.9);
             let rate = if max > 0.0 { rng.random_range(-max..=max) } else { 0.0 };
             Fault::ClockDrift { node: node(rng), rate }
+        }
+        FaultKind::ReadHang => Fault::ReadHang { node: node(rng), len: len(rng) },
+        FaultKind::TornCopy => Fault::TornCopy { node: node(rng), len: len(rng) },
+        FaultKind::CltabEdit => {
+            if groups.is_empty() {
+                return None;
+            }
+            let group = groups[rng.random_range(0..groups.len())].clone();
+            let broken = rng.random_bool(spec.size.clamp(0.0, 1.0));
+            Fault::CltabEdit { node: node(rng), group, broken }
         }
     })
 }

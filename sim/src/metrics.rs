@@ -39,6 +39,8 @@ pub struct Metrics {
     pub monitor_crashes: u64,
     pub restarts: u64,
     pub quorum_losses: u64,
+    /// Reads the drivers timed out (`read-hang`, partitions).
+    pub read_timeouts: u64,
     /// Monitor cycles run (all nodes).
     pub cycles: u64,
 }

@@ -1,11 +1,8 @@
-//! Simulated backends of the production node driver: children that follow
-//! the [command vocabulary](crate::command), and a status store that hands
-//! each write to the [shared filesystem model](crate::fs).
-//!
-//! The backends cannot reach the event queue (the driver owns them while a
-//! machine runs), so they queue what happened ("this child ends at t",
-//! "this clstat was written") and the world drains that after every call.
-//! Backend calls complete instantly, as the design asks of simulated I/O.
+//! Simulated children that follow the [command vocabulary](crate::command):
+//! the world carries out a cluster driver's `Spawn` and `Signal` commands
+//! with them, and they queue what happened ("this child ends at t") for
+//! the world to drain after every call. Calls complete instantly, as the
+//! design asks of simulated I/O. The replay backends are here too.
 //!
 //! The children are also the simulation's **process table**, its ground
 //! truth: every start and end of a service process is reported in
@@ -188,40 +185,6 @@ impl Processes for SimProcesses {
             }
         }
         Ok(true)
-    }
-}
-
-/// Status writes of one node incarnation, for the world to publish.
-#[derive(Debug, Default)]
-pub struct SimStore {
-    /// Probability that a write fails (`write-fail`), set by the world,
-    /// with the generator that decides.
-    pub fail: f64,
-    pub rng: Option<ChaCha8Rng>,
-    /// The newest write since the world last looked.
-    pub written: Option<Arc<ClStat>>,
-    /// The content of the last write. A heartbeat rewrite of the same
-    /// content shares it, so readers can tell "same content, new mtime"
-    /// without comparing (and the world copies nothing).
-    last: Option<Arc<ClStat>>,
-}
-
-impl StatusStore for SimStore {
-    fn write_status(&mut self, _seq: u64, status: &ClStat) -> Result<(), String> {
-        if self.fail > 0.0 {
-            if let Some(rng) = self.rng.as_mut() {
-                if rng.random_bool(self.fail.min(1.0)) {
-                    return Err("write failed: Input/output error (simulated)".into());
-                }
-            }
-        }
-        let data = match &self.last {
-            Some(last) if **last == *status => last.clone(),
-            _ => Arc::new(status.clone()),
-        };
-        self.last = Some(data.clone());
-        self.written = Some(data);
-        Ok(())
     }
 }
 

@@ -145,6 +145,13 @@ pub fn weaker(fault: &Fault) -> Vec<Fault> {
                 out.push(Fault::ClockDrift { node: *node, rate: rate / 2.0 });
             }
         }
+        Fault::ReadHang { node, len } => {
+            out.extend(half(*len).map(|len| Fault::ReadHang { node: *node, len }));
+        }
+        Fault::TornCopy { node, len } => {
+            out.extend(half(*len).map(|len| Fault::TornCopy { node: *node, len }));
+        }
+        Fault::CltabEdit { .. } => {}
     }
     out
 }

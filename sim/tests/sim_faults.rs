@@ -89,8 +89,8 @@ const ALLOWED: &[(&str, FaultKind, &[&str], &str)] = &[
     (
         "classic",
         FaultKind::NodePause,
-        &[DOUBLE_OWNER, LIVENESS],
-        "a paused node drops out of membership and resumes still running its services",
+        &[DOUBLE_OWNER, LIVENESS, NEEDLESS_FENCE],
+        "a paused node drops out of membership and resumes still running its services; as it resumes, its old clstat is read as stale and it is fenced (rejoin)",
     ),
     (
         "classic",
