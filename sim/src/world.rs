@@ -260,6 +260,19 @@ pub struct World {
     events: u64,
     /// Content identities: every distinct write gets the next number.
     serial: u64,
+    /// `/mfs/<node>/<file>` by node and [`file_index`], made once.
+    paths: Vec<[String; 5]>,
+}
+
+/// The position of `file` in [`World::paths`].
+fn file_index(file: SharedFile) -> usize {
+    match file {
+        SharedFile::Cltab => 0,
+        SharedFile::Hactl => 1,
+        SharedFile::Clstat => 2,
+        SharedFile::Hastat => 3,
+        SharedFile::Heartbeat => 4,
+    }
 }
 
 /// Run one seed of a scenario.
@@ -343,6 +356,18 @@ impl World {
             built,
             events: 0,
             serial: 0,
+            paths: (0..=n as u32)
+                .map(|j| {
+                    [
+                        SharedFile::Cltab,
+                        SharedFile::Hactl,
+                        SharedFile::Clstat,
+                        SharedFile::Hastat,
+                        SharedFile::Heartbeat,
+                    ]
+                    .map(|f| format!("/mfs/{j}/{f}"))
+                })
+                .collect(),
             cfg: cfg.clone(),
         };
         // Every node has the operator's hactl and cltab from before the start.
@@ -947,7 +972,7 @@ impl World {
                     .into_iter()
                     .map(|(file, known)| FileReport {
                         file,
-                        path: format!("/mfs/{j}/{file}"),
+                        path: self.paths[j as usize][file_index(file)].clone(),
                         read: self.read_file(node, j, file, known),
                     })
                     .collect();
@@ -1108,7 +1133,7 @@ impl World {
                 .into_iter()
                 .map(|(file, known)| FileReport {
                     file,
-                    path: format!("/mfs/{target}/{file}"),
+                    path: self.paths[target as usize][file_index(file)].clone(),
                     read: self.read_file(reader, target, file, known),
                 })
                 .collect();
