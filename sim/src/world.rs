@@ -481,10 +481,16 @@ impl World {
         match ev {
             Ev::Boot { node } => self.boot(node),
             Ev::Answer { node, inc, inputs } => {
-                for input in inputs {
-                    if self.live(node, inc) {
-                        self.feed(node, input);
+                // All answers first (they arrive together), then carry out
+                // what they caused: one pump per batch, not per member.
+                if self.live(node, inc) {
+                    let now = self.now;
+                    if let Some(driver) = self.nodes[node as usize].driver.as_mut() {
+                        for input in inputs {
+                            driver.handle(now, input);
+                        }
                     }
+                    self.pump(node);
                 }
             }
             Ev::Tick { node, inc } => self.tick(node, inc),
