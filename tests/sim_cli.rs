@@ -146,6 +146,7 @@ fn every_fault_kind_runs_by_its_name() {
         "write-fail",
         "clock-drift",
         "node-pause",
+        "d-state",
     ] {
         let plan = format!("{kind}:rate=20");
         let o =

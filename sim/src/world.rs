@@ -191,6 +191,8 @@ struct Active {
     read_hang: Vec<(usize, u32)>,
     /// (episode, node): copies on the node leave a half-written file.
     torn_copy: Vec<(usize, u32)>,
+    /// (episode, node): children started there survive every kill.
+    d_state: Vec<(usize, u32)>,
 }
 
 /// How a run reports and records.
@@ -1061,6 +1063,7 @@ impl World {
                 procs.now = now;
                 procs.spawn_fail = slot.spawn_fail;
                 procs.linger = slot.linger;
+                procs.unkillable = self.active.d_state.iter().any(|&(_, n)| n == node);
                 let result = match not_after {
                     Some(t) if now > t => {
                         Err(SpawnFailure::TooLate { late_by: now.saturating_sub(t).0 })
@@ -1108,6 +1111,31 @@ impl World {
             }
             ClusterCommand::Exit => {}
         }
+    }
+
+    /// The D state on `node` ends: its children (orphans too) can be
+    /// killed again, and kills sent meanwhile land now.
+    fn release_stuck(&mut self, node: u32) {
+        if self.active.d_state.iter().any(|&(_, n)| n == node) {
+            return;
+        }
+        let now = self.now;
+        let slot = &mut self.nodes[node as usize];
+        let mut due = Vec::new();
+        for (inc, procs) in slot.orphans.iter_mut() {
+            procs.now = now;
+            procs.release_stuck();
+            due.extend(procs.due.drain(..).map(|(at, id)| (at, *inc, id)));
+        }
+        let inc = slot.incarnation;
+        if let Some(procs) = slot.procs.as_mut() {
+            procs.now = now;
+            procs.release_stuck();
+        }
+        for (at, inc, id) in due {
+            self.queue.push(at, Ev::Exit { node, inc, id });
+        }
+        self.drain_procs(node, inc);
     }
 
     /// Process-table changes and new exit times of node `node`'s current
@@ -1395,6 +1423,12 @@ impl World {
                     self.queue.push(now + len, Ev::FaultEnd(i));
                 }
             }
+            Fault::DState { node, len } => {
+                if self.valid(node) {
+                    self.active.d_state.push((i, node));
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
             Fault::CltabEdit { node, group, broken } => {
                 if self.valid(node) {
                     self.edit_cltab(node, &group, broken);
@@ -1503,6 +1537,10 @@ impl World {
         self.active.read_hang.retain(|(j, _)| *j != i);
         self.release_hung();
         self.active.torn_copy.retain(|(j, _)| *j != i);
+        if let Some(pos) = self.active.d_state.iter().position(|(j, _)| *j == i) {
+            let (_, node) = self.active.d_state.remove(pos);
+            self.release_stuck(node);
+        }
         self.tracker.log(self.now, 0, 0, || format!("fault #{i} over"));
         self.recompute();
         self.refresh_health();
@@ -1575,6 +1613,9 @@ impl World {
     fn quiet(&mut self) {
         self.tracker.log(self.now, 0, 0, || "QUIET PHASE: faults end; liveness must hold".into());
         self.active = Active::default();
+        for node in 1..=self.cfg.nodes {
+            self.release_stuck(node);
+        }
         self.heal();
         for slot in &mut self.nodes {
             slot.skew = 0;

@@ -31,7 +31,8 @@ a list like crash,partition:rate=2,slow-fs:size=5s:len=2m. Kinds: crash,
 partition, slow-fs, read-failures, stale-reads, skew, slow-node,
 false-suspicion, hactl-edit, cltab-edit, mosha-crash, monitor-freeze,
 node-pause, spawn-fail, lingering-group, fence-fail, write-fail,
-membership-fail, one-way-partition, clock-drift, read-hang, torn-copy.
+membership-fail, one-way-partition, clock-drift, read-hang, torn-copy,
+d-state.
 Every run ends in a quiet phase without faults, in which liveness must
 hold.
 
