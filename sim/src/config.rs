@@ -14,7 +14,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; world: fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, fail_fraction, nodes, groups, duration)")]
+    #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; world: fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup, membership, read_timeout, fail_fraction, nodes, groups, duration)")]
     UnknownParam(String),
     #[error("parameter {key}: bad value {value:?}: {why}")]
     BadValue { key: String, value: String, why: String },
@@ -38,6 +38,22 @@ pub enum ConfigError {
     NoNodes,
     #[error("node count {0} is too large (at most 1000)")]
     TooManyNodes(u32),
+}
+
+/// Where each node's membership comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipModel {
+    /// An outside source (openMosix `/proc/hpc`): each node's view follows
+    /// the truth after `detect_down`/`detect_up` + jitter.
+    #[default]
+    Oracle,
+    /// Heartbeat files on the shared filesystem, written when the driver
+    /// commands it (every third of `--timeout`) and judged by the driver:
+    /// a node is up while its heartbeat is no older than the timeout, by
+    /// the reader's clock. Detection then follows `--timeout` exactly as in
+    /// production.
+    Heartbeat,
 }
 
 /// The physics of the simulated world (defaults in [`WorldParams::default`]).
@@ -78,6 +94,11 @@ pub struct WorldParams {
     pub start_spread: Millis,
     /// No faults before this (the cluster places its groups first).
     pub warmup: Millis,
+    /// Where membership comes from (`membership=oracle|heartbeat`).
+    pub membership: MembershipModel,
+    /// The drivers' read deadline (`None`: production's default, a third
+    /// of the timeout between 1 and 10 s).
+    pub read_timeout: Option<Millis>,
 }
 
 impl Default for WorldParams {
@@ -98,6 +119,8 @@ impl Default for WorldParams {
             quiet: None,
             start_spread: Millis(2_000),
             warmup: Millis(120_000),
+            membership: MembershipModel::Oracle,
+            read_timeout: None,
         }
     }
 }
@@ -200,6 +223,14 @@ impl SimConfig {
             "quiet" => w.quiet = Some(dur()?),
             "start_spread" => w.start_spread = dur()?,
             "warmup" => w.warmup = dur()?,
+            "read_timeout" => w.read_timeout = Some(dur()?),
+            "membership" => {
+                w.membership = match value.trim() {
+                    "oracle" => MembershipModel::Oracle,
+                    "heartbeat" => MembershipModel::Heartbeat,
+                    _ => return Err(bad("expected oracle or heartbeat")),
+                }
+            }
             "nodes" => self.nodes = int()?,
             "groups" => self.groups = int()?,
             "duration" => self.duration = dur()?,

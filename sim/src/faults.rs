@@ -49,6 +49,44 @@ pub enum FaultKind {
     /// An operator sets a group to `stop` in the hactl of one node, and
     /// restores it later on the same node (replicated by `getlatest`).
     HactlEdit,
+    /// `mosha` is killed with -9 and restarts after `len`; its node and
+    /// its children live on (orphans the next incarnation does not know).
+    MoshaCrash,
+    /// The monitor stops as under SIGSTOP for `len`; its services run on.
+    MonitorFreeze,
+    /// The whole node (monitor and services) pauses as a VM does, then
+    /// resumes.
+    NodePause,
+    /// A node's spawns fail with probability `size`.
+    SpawnFail,
+    /// On a node, a child that exits leaves members of its process group
+    /// running for `size` (until SIGTERM/SIGKILL to the group).
+    LingeringGroup,
+    /// Fence commands fail (or hang) with probability `size`.
+    FenceFail,
+    /// A node's status writes fail with probability `size`.
+    WriteFail,
+    /// A node's membership reads fail with probability `size`.
+    MembershipFail,
+    /// One node cannot read the others' files, or the others cannot read
+    /// its files (A can read B, B cannot read A).
+    OneWayPartition,
+    /// A node's wall clock runs fast or slow by up to `size` (a fraction:
+    /// 0.01 = 1 %), until the quiet phase.
+    ClockDrift,
+    /// Reads of one node's directory never answer (a dead mount); the
+    /// readers' drivers time them out.
+    ReadHang,
+    /// Copies (hactl/cltab replication) on one node leave a half-written
+    /// file.
+    TornCopy,
+    /// The operator edits `cltab` on a random node (a new test entry), or,
+    /// with probability `size`, leaves a syntax error in it.
+    CltabEdit,
+    /// On one node, children started during the episode are in
+    /// uninterruptible sleep (D state, a hard-mounted NFS): they survive
+    /// every signal, SIGKILL included, until the episode ends.
+    DState,
 }
 
 /// Largest read failure / stale read probability of the `safe` plan.
@@ -58,7 +96,7 @@ pub const SAFE_READ_P: f64 = 0.05;
 pub const SAFE_SKEW_MS: f64 = 15_000.0;
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 23] = [
         FaultKind::Crash,
         FaultKind::Partition,
         FaultKind::SlowFs,
@@ -68,6 +106,20 @@ impl FaultKind {
         FaultKind::SlowNode,
         FaultKind::FalseSuspicion,
         FaultKind::HactlEdit,
+        FaultKind::MoshaCrash,
+        FaultKind::MonitorFreeze,
+        FaultKind::NodePause,
+        FaultKind::SpawnFail,
+        FaultKind::LingeringGroup,
+        FaultKind::FenceFail,
+        FaultKind::WriteFail,
+        FaultKind::MembershipFail,
+        FaultKind::OneWayPartition,
+        FaultKind::ClockDrift,
+        FaultKind::ReadHang,
+        FaultKind::TornCopy,
+        FaultKind::CltabEdit,
+        FaultKind::DState,
     ];
 
     /// Kinds under which the classic policy is expected to keep every
@@ -90,7 +142,36 @@ impl FaultKind {
             FaultKind::SlowNode => "slow-node",
             FaultKind::FalseSuspicion => "false-suspicion",
             FaultKind::HactlEdit => "hactl-edit",
+            FaultKind::MoshaCrash => "mosha-crash",
+            FaultKind::MonitorFreeze => "monitor-freeze",
+            FaultKind::NodePause => "node-pause",
+            FaultKind::SpawnFail => "spawn-fail",
+            FaultKind::LingeringGroup => "lingering-group",
+            FaultKind::FenceFail => "fence-fail",
+            FaultKind::WriteFail => "write-fail",
+            FaultKind::MembershipFail => "membership-fail",
+            FaultKind::OneWayPartition => "one-way-partition",
+            FaultKind::ClockDrift => "clock-drift",
+            FaultKind::ReadHang => "read-hang",
+            FaultKind::TornCopy => "torn-copy",
+            FaultKind::CltabEdit => "cltab-edit",
+            FaultKind::DState => "d-state",
         }
+    }
+
+    /// `size` is a probability or fraction, not a duration.
+    pub fn size_is_fraction(self) -> bool {
+        matches!(
+            self,
+            FaultKind::ReadFailures
+                | FaultKind::StaleReads
+                | FaultKind::SpawnFail
+                | FaultKind::FenceFail
+                | FaultKind::WriteFail
+                | FaultKind::MembershipFail
+                | FaultKind::ClockDrift
+                | FaultKind::CltabEdit
+        )
     }
 
     pub fn parse(name: &str) -> Option<FaultKind> {
@@ -109,6 +190,20 @@ impl FaultKind {
             FaultKind::SlowNode => (2.0, 300_000, 3_000.0),
             FaultKind::FalseSuspicion => (6.0, 10_000, 0.0),
             FaultKind::HactlEdit => (2.0, 300_000, 0.0),
+            FaultKind::MoshaCrash => (2.0, 120_000, 0.0),
+            FaultKind::MonitorFreeze => (2.0, 120_000, 0.0),
+            FaultKind::NodePause => (2.0, 120_000, 0.0),
+            FaultKind::SpawnFail => (2.0, 300_000, 0.3),
+            FaultKind::LingeringGroup => (2.0, 300_000, 30_000.0),
+            FaultKind::FenceFail => (2.0, 600_000, 0.5),
+            FaultKind::WriteFail => (2.0, 300_000, 0.3),
+            FaultKind::MembershipFail => (2.0, 300_000, 0.3),
+            FaultKind::OneWayPartition => (1.0, 180_000, 0.0),
+            FaultKind::ClockDrift => (2.0, 0, 0.01),
+            FaultKind::ReadHang => (2.0, 120_000, 0.0),
+            FaultKind::TornCopy => (2.0, 300_000, 0.0),
+            FaultKind::CltabEdit => (2.0, 0, 0.3),
+            FaultKind::DState => (2.0, 300_000, 0.0),
         };
         KindSpec { kind: self, rate_per_hour: rate, max_len: Millis(len), size }
     }
@@ -127,8 +222,10 @@ pub struct KindSpec {
     pub rate_per_hour: f64,
     /// Longest episode (episodes last `U[max_len/4, max_len]`).
     pub max_len: Millis,
-    /// Intensity: a delay in ms (slow-fs, skew, slow-node) or a
-    /// probability (read-failures, stale-reads); unused otherwise.
+    /// Intensity: a delay in ms (slow-fs, skew, slow-node, lingering-group)
+    /// or a probability or fraction (read-failures, stale-reads,
+    /// spawn-fail, fence-fail, write-fail, membership-fail, clock-drift);
+    /// unused otherwise.
     pub size: f64,
 }
 
@@ -201,15 +298,12 @@ impl FaultChoice {
                         spec.max_len = parse_duration(v).map_err(|e| format!("{part}: {e}"))?
                     }
                     "size" => {
-                        spec.size = match kind {
-                            FaultKind::ReadFailures | FaultKind::StaleReads => v
-                                .parse::<f64>()
-                                .ok()
-                                .filter(|p| (0.0..=1.0).contains(p))
-                                .ok_or_else(|| {
-                                    format!("{part}: size is a probability, got {v:?}")
-                                })?,
-                            _ => parse_duration(v).map_err(|e| format!("{part}: {e}"))?.0 as f64,
+                        spec.size = if kind.size_is_fraction() {
+                            v.parse::<f64>().ok().filter(|p| (0.0..=1.0).contains(p)).ok_or_else(
+                                || format!("{part}: size is a probability or fraction, got {v:?}"),
+                            )?
+                        } else {
+                            parse_duration(v).map_err(|e| format!("{part}: {e}"))?.0 as f64
                         }
                     }
                     _ => return Err(format!("{part}: unknown key {k:?} (rate, len, size)")),
@@ -238,6 +332,7 @@ impl FaultChoice {
                                 (FaultKind::ReadFailures | FaultKind::StaleReads, false) => {
                                     (spec.size * f).min(0.9)
                                 }
+                                (k, _) if k.size_is_fraction() => (spec.size * f).min(0.9),
                                 (FaultKind::ReadFailures | FaultKind::StaleReads, true) => {
                                     (spec.size * f).min(SAFE_READ_P)
                                 }
@@ -312,6 +407,74 @@ pub enum Fault {
         group: String,
         down: Millis,
     },
+    MoshaCrash {
+        node: u32,
+        down: Millis,
+    },
+    MonitorFreeze {
+        node: u32,
+        len: Millis,
+    },
+    NodePause {
+        node: u32,
+        len: Millis,
+    },
+    SpawnFail {
+        node: u32,
+        p: f64,
+        len: Millis,
+    },
+    LingeringGroup {
+        node: u32,
+        linger: Millis,
+        len: Millis,
+    },
+    FenceFail {
+        p: f64,
+        len: Millis,
+    },
+    WriteFail {
+        node: u32,
+        p: f64,
+        len: Millis,
+    },
+    MembershipFail {
+        node: u32,
+        p: f64,
+        len: Millis,
+    },
+    /// `deaf`: `node` cannot read the others' files; otherwise the others
+    /// cannot read its files.
+    OneWayPartition {
+        node: u32,
+        deaf: bool,
+        len: Millis,
+    },
+    /// Wall-clock rate error (0.01 = 1 % fast, negative slow), until the
+    /// quiet phase.
+    ClockDrift {
+        node: u32,
+        rate: f64,
+    },
+    ReadHang {
+        node: u32,
+        len: Millis,
+    },
+    TornCopy {
+        node: u32,
+        len: Millis,
+    },
+    /// The operator adds a test entry to `group` in node `node`'s cltab,
+    /// or (`broken`) a line that does not parse.
+    CltabEdit {
+        node: u32,
+        group: String,
+        broken: bool,
+    },
+    DState {
+        node: u32,
+        len: Millis,
+    },
 }
 
 impl Fault {
@@ -326,6 +489,20 @@ impl Fault {
             Fault::SlowNode { .. } => FaultKind::SlowNode,
             Fault::Suspect { .. } => FaultKind::FalseSuspicion,
             Fault::HactlEdit { .. } => FaultKind::HactlEdit,
+            Fault::MoshaCrash { .. } => FaultKind::MoshaCrash,
+            Fault::MonitorFreeze { .. } => FaultKind::MonitorFreeze,
+            Fault::NodePause { .. } => FaultKind::NodePause,
+            Fault::SpawnFail { .. } => FaultKind::SpawnFail,
+            Fault::LingeringGroup { .. } => FaultKind::LingeringGroup,
+            Fault::FenceFail { .. } => FaultKind::FenceFail,
+            Fault::WriteFail { .. } => FaultKind::WriteFail,
+            Fault::MembershipFail { .. } => FaultKind::MembershipFail,
+            Fault::OneWayPartition { .. } => FaultKind::OneWayPartition,
+            Fault::ClockDrift { .. } => FaultKind::ClockDrift,
+            Fault::ReadHang { .. } => FaultKind::ReadHang,
+            Fault::TornCopy { .. } => FaultKind::TornCopy,
+            Fault::CltabEdit { .. } => FaultKind::CltabEdit,
+            Fault::DState { .. } => FaultKind::DState,
         }
     }
 }
@@ -359,6 +536,48 @@ impl fmt::Display for Fault {
             }
             Fault::Suspect { observer, target, len } => {
                 write!(f, "node {observer} wrongly drops node {target} for {len}")
+            }
+            Fault::MoshaCrash { node, down } => {
+                write!(f, "mosha on node {node} killed -9 for {down} (its children live on)")
+            }
+            Fault::MonitorFreeze { node, len } => {
+                write!(f, "monitor of node {node} frozen (SIGSTOP) for {len}")
+            }
+            Fault::NodePause { node, len } => write!(f, "node {node} paused (VM) for {len}"),
+            Fault::SpawnFail { node, p, len } => {
+                write!(f, "spawns on node {node} fail p={p:.2} for {len}")
+            }
+            Fault::LingeringGroup { node, linger, len } => {
+                write!(f, "process groups on node {node} linger {linger} for {len}")
+            }
+            Fault::FenceFail { p, len } => write!(f, "fences fail p={p:.2} for {len}"),
+            Fault::WriteFail { node, p, len } => {
+                write!(f, "status writes on node {node} fail p={p:.2} for {len}")
+            }
+            Fault::MembershipFail { node, p, len } => {
+                write!(f, "membership reads on node {node} fail p={p:.2} for {len}")
+            }
+            Fault::OneWayPartition { node, deaf: true, len } => {
+                write!(f, "node {node} cannot read the others' files for {len}")
+            }
+            Fault::OneWayPartition { node, deaf: false, len } => {
+                write!(f, "nobody can read node {node}'s files for {len}")
+            }
+            Fault::ClockDrift { node, rate } => {
+                write!(f, "node {node} clock runs {:+.2} % fast", rate * 100.0)
+            }
+            Fault::ReadHang { node, len } => {
+                write!(f, "reads of node {node}'s files hang for {len}")
+            }
+            Fault::TornCopy { node, len } => write!(f, "copies on node {node} tear for {len}"),
+            Fault::CltabEdit { node, group, broken: false } => {
+                write!(f, "operator adds a test of {group} to node {node}'s cltab")
+            }
+            Fault::CltabEdit { node, broken: true, .. } => {
+                write!(f, "operator leaves a syntax error in node {node}'s cltab")
+            }
+            Fault::DState { node, len } => {
+                write!(f, "children started on node {node} survive every kill for {len}")
             }
         }
     }
@@ -473,6 +692,40 @@ fn episode(spec: &KindSpec, nodes: u32, groups: &[String], rng: &mut ChaCha8Rng)
             let group = groups[rng.random_range(0..groups.len())].clone();
             Fault::HactlEdit { node: node(rng), group, level: "stop".into(), len: len(rng) }
         }
+        FaultKind::MoshaCrash => Fault::MoshaCrash { node: node(rng), down: len(rng) },
+        FaultKind::MonitorFreeze => Fault::MonitorFreeze { node: node(rng), len: len(rng) },
+        FaultKind::NodePause => Fault::NodePause { node: node(rng), len: len(rng) },
+        FaultKind::SpawnFail => Fault::SpawnFail { node: node(rng), p: spec.size, len: len(rng) },
+        FaultKind::LingeringGroup => {
+            Fault::LingeringGroup { node: node(rng), linger: size_ms(rng), len: len(rng) }
+        }
+        FaultKind::FenceFail => Fault::FenceFail { p: spec.size, len: len(rng) },
+        FaultKind::WriteFail => Fault::WriteFail { node: node(rng), p: spec.size, len: len(rng) },
+        FaultKind::MembershipFail => {
+            Fault::MembershipFail { node: node(rng), p: spec.size, len: len(rng) }
+        }
+        FaultKind::OneWayPartition => {
+            if nodes < 2 {
+                return None;
+            }
+            Fault::OneWayPartition { node: node(rng), deaf: rng.random_bool(0.5), len: len(rng) }
+        }
+        FaultKind::ClockDrift => {
+            let max = spec.size.clamp(0.0, 0.9);
+            let rate = if max > 0.0 { rng.random_range(-max..=max) } else { 0.0 };
+            Fault::ClockDrift { node: node(rng), rate }
+        }
+        FaultKind::ReadHang => Fault::ReadHang { node: node(rng), len: len(rng) },
+        FaultKind::TornCopy => Fault::TornCopy { node: node(rng), len: len(rng) },
+        FaultKind::CltabEdit => {
+            if groups.is_empty() {
+                return None;
+            }
+            let group = groups[rng.random_range(0..groups.len())].clone();
+            let broken = rng.random_bool(spec.size.clamp(0.0, 1.0));
+            Fault::CltabEdit { node: node(rng), group, broken }
+        }
+        FaultKind::DState => Fault::DState { node: node(rng), len: len(rng) },
     })
 }
 

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 /// One written version of a file.
 #[derive(Debug)]
-pub struct Version<T> {
+pub struct Version<T: ?Sized> {
     /// Global write counter: tells versions apart cheaply.
     pub serial: u64,
     /// Writer's wall clock at the write, milliseconds.
@@ -31,7 +31,7 @@ pub struct Version<T> {
     pub data: Arc<T>,
 }
 
-impl<T> Clone for Version<T> {
+impl<T: ?Sized> Clone for Version<T> {
     fn clone(&self) -> Self {
         Version { serial: self.serial, mtime: self.mtime, data: self.data.clone() }
     }
@@ -39,7 +39,7 @@ impl<T> Clone for Version<T> {
 
 /// One node's copy of one file, as the cluster sees it.
 #[derive(Debug)]
-pub struct Slot<T> {
+pub struct Slot<T: ?Sized> {
     /// The newest write (what the writer itself reads).
     local: Option<Version<T>>,
     /// Newest version visible to other nodes.
@@ -51,7 +51,7 @@ pub struct Slot<T> {
     last_visible_at: Millis,
 }
 
-impl<T> Default for Slot<T> {
+impl<T: ?Sized> Default for Slot<T> {
     fn default() -> Self {
         Slot {
             local: None,
@@ -63,7 +63,7 @@ impl<T> Default for Slot<T> {
     }
 }
 
-impl<T> Slot<T> {
+impl<T: ?Sized> Slot<T> {
     /// A file that every node sees from the start (initial configuration).
     pub fn preset(version: Version<T>) -> Slot<T> {
         Slot { local: Some(version.clone()), visible: Some(version), ..Slot::default() }

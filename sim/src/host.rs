@@ -128,6 +128,20 @@ impl DecisionDigest {
         self.hasher.update(b"\n");
     }
 
+    /// Add one record's decision text as computed elsewhere (a driver's
+    /// trace tap): the same digest as [`DecisionDigest::add`] of the
+    /// record's output. Records that decide nothing add nothing.
+    pub fn add_text(&mut self, rec: &clinit_engine::trace::Record, text: &str) {
+        use clinit_engine::trace::Record;
+        self.buf.clear();
+        if matches!(rec, Record::Crash { .. } | Record::SpawnFailed { .. } | Record::End { .. }) {
+            return;
+        }
+        self.buf.push_str(text);
+        self.hasher.update(self.buf.as_bytes());
+        self.hasher.update(b"\n");
+    }
+
     /// A short digest of the last output added (for comparing two replays
     /// record by record).
     pub fn last_short(&self) -> u64 {

@@ -1,23 +1,45 @@
-//! Named properties, checked against the ground truth of the world (what
-//! each node's init machine really runs), not against what nodes believe.
+//! Named properties, checked against the ground truth of the world, not
+//! against what nodes believe.
+//!
+//! Ground truth is the simulated **process table** (which service
+//! processes are alive on which node, orphans of a crashed `mosha` and
+//! lingering process groups included) plus the world's knowledge of every
+//! node: up or dead, its monitor running, frozen or paused, and which nodes
+//! it can exchange files with.
 //!
 //! Safety:
-//! * `double-owner`: no two nodes hold a group at its wanted level while
-//!   both are in quorum (measured as double-owner seconds; every episode is
-//!   a violation).
+//! * `double-owner`: no two nodes have live service processes of one group
+//!   at the same time (measured as double-owner seconds; every episode is a
+//!   violation). What the nodes believe about quorum does not matter: a
+//!   process that runs, runs. A *service process* is one spawned at a level
+//!   other than `plan`, `test` and `stop`, the HA layer's transition levels.
 //! * `start-after-failed-test`: a group never starts at its wanted level on
-//!   a node whose test failed in the same episode (since its last `plan`).
+//!   a node where a test of the group failed, at **any** level (`plan`
+//!   included), in the same episode (since its last `plan`).
 //! * `halt-bound`: a node that lost quorum has stopped every local group
 //!   within the halt bound.
+//! * `needless-fence`: no node fences a node that was, by ground truth,
+//!   healthy at that moment: up, its monitor running (not crashed, not
+//!   frozen, not paused), its writes not failing, and able to exchange
+//!   files both ways with a majority of the configured nodes. A frozen monitor or a crashed node is
+//!   not healthy, so fencing it is never needless.
 //!
 //! Liveness:
 //! * `liveness`: after the faults stop, every wanted group that has an
 //!   eligible live node runs on exactly one eligible live node, within the
 //!   liveness bound of the start of the quiet phase, and still at the end.
 //!
-//! Ownership is "level = wanted level and state neither CONFIGURED nor
-//! FAILED" (so a group still stopping counts: its processes still run);
-//! running is ownership in a settled state (DONE, PASSED).
+//! Measured (a metric, per run and per sweep row, not a violation):
+//! * **availability**: group-seconds in which a wanted group runs nowhere
+//!   although some node could run it: up, healthy, in quorum by ground
+//!   truth (it exchanges files with a majority) and eligible by its test.
+//!   Counted from the group's first start or the end of the warm-up,
+//!   whichever comes first.
+//!
+//! A group *runs* on a node when the node's init machine reports it settled
+//! (DONE, PASSED) at its wanted level, or when service processes of it
+//! orphaned by a dead `mosha` still run there (a start that hangs is not
+//! running, though its process counts for `double-owner`).
 
 use crate::metrics::Metrics;
 use clinit_engine::status::GroupState;
@@ -29,6 +51,13 @@ pub const DOUBLE_OWNER: &str = "double-owner";
 pub const FAILED_TEST: &str = "start-after-failed-test";
 pub const HALT_BOUND: &str = "halt-bound";
 pub const LIVENESS: &str = "liveness";
+pub const NEEDLESS_FENCE: &str = "needless-fence";
+
+/// Levels whose processes are not the service itself: the HA layer's
+/// transitions (spec: a group is planned, tested, then started).
+pub fn is_service_level(level: &str) -> bool {
+    !matches!(level, "plan" | "test" | "stop")
+}
 
 /// Violation records kept per run (all are counted).
 const KEEP: usize = 40;
@@ -63,7 +92,7 @@ struct Line {
 struct Track {
     name: String,
     want: String,
-    holders: BTreeSet<u32>,
+    /// Nodes that run the group (see the module doc), as of the last refresh.
     running: BTreeSet<u32>,
     since: Millis,
     double: bool,
@@ -84,12 +113,21 @@ pub struct Tracker {
     index: HashMap<String, usize>,
     eligible: Vec<Vec<bool>>,
     up: Vec<bool>,
-    quorum: Vec<bool>,
+    /// `[node]`: up, monitor running and not frozen or paused, and able to
+    /// exchange files with a majority (ground truth).
+    able: Vec<bool>,
+    /// `[node][group]`: live service processes (ground truth).
+    procs: Vec<Vec<u32>>,
+    /// `[node][group]`: those of them orphaned by a dead `mosha`.
+    orphans: Vec<Vec<u32>>,
     /// `[node][group]`: 0 no verdict in this episode, 1 passed, 2 failed.
     verdict: Vec<Vec<u8>>,
     /// `[node][group]`: the group's last reported level and state there.
     state: Vec<Vec<Option<(String, GroupState)>>>,
     halting_since: Vec<Option<Millis>>,
+    /// Unavailability counts from here on (end of warm-up) even for a
+    /// group that never ran.
+    counting: bool,
     quiet_start: Millis,
     liveness_bound: Millis,
     pub metrics: Metrics,
@@ -114,7 +152,6 @@ impl Tracker {
             .map(|(g, w)| Track {
                 name: g.clone(),
                 want: w.clone(),
-                holders: BTreeSet::new(),
                 running: BTreeSet::new(),
                 since: Millis::ZERO,
                 double: false,
@@ -133,10 +170,13 @@ impl Tracker {
             index,
             eligible,
             up: vec![false; n],
-            quorum: vec![true; n],
+            able: vec![false; n],
+            procs: vec![vec![0; g]; n],
+            orphans: vec![vec![0; g]; n],
             verdict: vec![vec![0; g]; n],
             state: vec![vec![None; g]; n],
             halting_since: vec![None; n],
+            counting: false,
             quiet_start,
             liveness_bound,
             metrics: Metrics {
@@ -228,6 +268,12 @@ impl Tracker {
         self.eligible[g].iter().enumerate().skip(1).any(|(n, &e)| e && self.up[n])
     }
 
+    /// Some node could run group `g` now: up, healthy, quorate by ground
+    /// truth, eligible.
+    fn could_run(&self, g: usize) -> bool {
+        self.eligible[g].iter().enumerate().skip(1).any(|(n, &e)| e && self.able[n])
+    }
+
     /// Account for time passed in group `g`'s current condition.
     fn integrate(&mut self, g: usize, now: Millis) {
         let t = &mut self.groups[g];
@@ -241,33 +287,66 @@ impl Tracker {
         t.since = now;
     }
 
+    /// Group `g` runs on node `n` (ground truth; see the module doc).
+    fn runs_on(&self, g: usize, n: usize) -> bool {
+        if !self.up[n] {
+            return false;
+        }
+        if self.orphans[n][g] > 0 {
+            return true;
+        }
+        let want = &self.groups[g].want;
+        matches!(&self.state[n][g], Some((l, GroupState::Done | GroupState::Passed)) if l == want)
+    }
+
     /// Recompute group `g`'s condition after a change.
     fn refresh(&mut self, g: usize, now: Millis) {
-        let has_eligible = self.has_eligible(g);
-        let (quorum, up, eligible) = (&self.quorum, &self.up, &self.eligible[g]);
-        let t = &self.groups[g];
-        if t.want == "stop" {
+        if self.groups[g].want == "stop" {
             // The operator wants it nowhere for now: not checked, not counted.
-            let was_double = t.double;
-            if was_double {
+            if self.groups[g].double {
                 self.close_double(g, now);
             }
             let t = &mut self.groups[g];
             t.double = false;
             t.unavailable = false;
+            t.running.clear();
             t.ok_since.get_or_insert(now);
             return;
         }
+        let has_eligible = self.has_eligible(g);
+        let could_run = self.could_run(g);
+        let n = self.up.len();
         let owners: Vec<u32> =
-            t.holders.iter().copied().filter(|&n| up[n as usize] && quorum[n as usize]).collect();
+            (1..n).filter(|&k| self.up[k] && self.procs[k][g] > 0).map(|k| k as u32).collect();
+        let running: BTreeSet<u32> =
+            (1..n).filter(|&k| self.runs_on(g, k)).map(|k| k as u32).collect();
         let double = owners.len() >= 2;
-        let unavailable = t.ever_ran && t.running.is_empty() && has_eligible;
-        let single = t.holders.len() == 1
-            && t.running.len() == 1
-            && t.running.iter().all(|&n| eligible[n as usize] && up[n as usize]);
+        let single = running.len() == 1
+            && owners.iter().all(|o| running.contains(o))
+            && running.iter().all(|&k| self.eligible[g][k as usize]);
         let ok = !has_eligible || single;
-        let was_double = t.double;
-        let name = t.name.clone();
+        // Nodes that newly run the group: failovers end, moves count.
+        let fresh: Vec<u32> =
+            running.iter().copied().filter(|k| !self.groups[g].running.contains(k)).collect();
+        for node in fresh {
+            let t = &mut self.groups[g];
+            if t.last_runner.is_some_and(|last| last != node) {
+                self.metrics.moves += 1;
+            }
+            t.last_runner = Some(node);
+            t.ever_ran = true;
+            if self.metrics.first_running[g].is_none() {
+                self.metrics.first_running[g] = Some(now);
+            }
+            for died in t.pending_failovers.drain(..) {
+                self.metrics.failover_latencies.push(now.saturating_sub(died));
+                self.metrics.failover_groups.push(g as u32);
+            }
+        }
+        let counting = self.counting || self.groups[g].ever_ran;
+        let unavailable = counting && running.is_empty() && could_run;
+        let was_double = self.groups[g].double;
+        let name = self.groups[g].name.clone();
         if double && !was_double {
             let excerpt = self.excerpt(Some(&name), &owners);
             self.groups[g].open_double = Some((now, owners, excerpt));
@@ -275,6 +354,7 @@ impl Tracker {
             self.close_double(g, now);
         }
         let t = &mut self.groups[g];
+        t.running = running;
         t.double = double;
         t.unavailable = unavailable;
         match (ok, t.ok_since) {
@@ -284,13 +364,19 @@ impl Tracker {
         }
     }
 
+    fn refresh_all(&mut self, now: Millis) {
+        for g in 0..self.groups.len() {
+            self.integrate(g, now);
+            self.refresh(g, now);
+        }
+    }
+
     fn close_double(&mut self, g: usize, now: Millis) {
         if let Some((start, nodes, excerpt)) = self.groups[g].open_double.take() {
             let name = self.groups[g].name.clone();
-            let want = self.groups[g].want.clone();
             let secs = now.saturating_sub(start).0 as f64 / 1000.0;
             let detail = format!(
-                "group {name} held at level {want} by nodes {nodes:?}, all in quorum, for {secs:.3} s"
+                "group {name}: service processes alive on nodes {nodes:?} at once, for {secs:.3} s"
             );
             self.violate(DOUBLE_OWNER, start, Some(&name), nodes, detail, Some(excerpt));
         }
@@ -308,57 +394,81 @@ impl Tracker {
         let Some(&g) = self.index.get(group) else { return };
         let n = node as usize;
         self.state[n][g] = Some((level.to_string(), state.clone()));
-        // Episode verdicts.
+        // Episode verdicts: a failed test at any level stands until the
+        // next `plan` starts a new episode.
         match (level, state) {
             ("plan", GroupState::Starting) => self.verdict[n][g] = 0,
-            ("test", GroupState::Failed) => self.verdict[n][g] = 2,
-            ("test", GroupState::Passed | GroupState::Done) => self.verdict[n][g] = 1,
+            (_, GroupState::Failed) => self.verdict[n][g] = 2,
+            ("test", GroupState::Passed | GroupState::Done) if self.verdict[n][g] == 0 => {
+                self.verdict[n][g] = 1
+            }
             _ => {}
         }
-        let want = self.groups[g].want.clone();
+        let want = &self.groups[g].want;
         if want != "stop"
             && level == want
             && *state == GroupState::Starting
             && self.verdict[n][g] == 2
         {
-            let detail = format!("group {group} started at {level} on node {node} after its test failed there in the same episode");
+            let detail = format!("group {group} started at {level} on node {node} after a test of it failed there in the same episode");
             self.violate(FAILED_TEST, now, Some(group), vec![node], detail, None);
         }
-        let holding =
-            level == want.as_str() && !matches!(state, GroupState::Configured | GroupState::Failed);
-        let running = holding && matches!(state, GroupState::Done | GroupState::Passed);
         self.integrate(g, now);
-        let t = &mut self.groups[g];
-        if holding {
-            t.holders.insert(node);
-        } else {
-            t.holders.remove(&node);
-        }
-        let newly_running = if running {
-            t.running.insert(node)
-        } else {
-            t.running.remove(&node);
-            false
-        };
-        if newly_running {
-            if t.last_runner.is_some_and(|last| last != node) {
-                self.metrics.moves += 1;
-            }
-            t.last_runner = Some(node);
-            t.ever_ran = true;
-            if self.metrics.first_running[g].is_none() {
-                self.metrics.first_running[g] = Some(now);
-            }
-            for died in t.pending_failovers.drain(..) {
-                self.metrics.failover_latencies.push(now.saturating_sub(died));
-                self.metrics.failover_groups.push(g as u32);
-            }
-        }
         self.refresh(g, now);
     }
 
-    /// The operator now wants `group` at `level` (an hactl edit). Owners
-    /// are recomputed from what every node runs.
+    /// A service process of `group` started (`started`) or ended on `node`
+    /// (the process table's ground truth); `orphan`: one whose `mosha` died.
+    pub fn process(&mut self, now: Millis, node: u32, group: &str, started: bool, orphan: bool) {
+        let Some(&g) = self.index.get(group) else { return };
+        let n = node as usize;
+        let c = &mut self.procs[n][g];
+        if started {
+            *c += 1;
+        } else {
+            *c = c.saturating_sub(1);
+        }
+        if orphan {
+            let o = &mut self.orphans[n][g];
+            *o = if started { *o + 1 } else { o.saturating_sub(1) };
+        }
+        self.integrate(g, now);
+        self.refresh(g, now);
+    }
+
+    /// Whether `node` is healthy and in quorum by ground truth changed (up,
+    /// monitor running, not frozen or paused, exchanging files with a
+    /// majority; see the module doc).
+    pub fn set_able(&mut self, now: Millis, node: u32, able: bool) {
+        let n = node as usize;
+        if self.able[n] == able {
+            return;
+        }
+        self.able[n] = able;
+        self.refresh_all(now);
+    }
+
+    /// `by` fences `target`; `healthy` is the target's ground truth at
+    /// this moment (see `needless-fence`).
+    pub fn fence(&mut self, now: Millis, by: u32, target: u32, healthy: bool) {
+        self.metrics.fences += 1;
+        if healthy {
+            self.metrics.needless_fences += 1;
+            let detail = format!(
+                "node {by} fenced node {target}, which was healthy: up, its monitor running, exchanging files with a majority"
+            );
+            self.violate(NEEDLESS_FENCE, now, None, vec![by, target], detail, None);
+        }
+    }
+
+    /// The warm-up is over: a group that never ran counts as unavailable
+    /// from now on, while some node could run it.
+    pub fn begin_counting(&mut self, now: Millis) {
+        self.counting = true;
+        self.refresh_all(now);
+    }
+
+    /// The operator now wants `group` at `level` (an hactl edit).
     pub fn set_want(&mut self, now: Millis, group: &str, level: &str) {
         let Some(&g) = self.index.get(group) else { return };
         self.integrate(g, now);
@@ -368,22 +478,8 @@ impl Tracker {
         }
         let t = &mut self.groups[g];
         t.want = level.to_string();
-        t.holders.clear();
         t.running.clear();
         t.ok_since = None;
-        for (n, row) in self.state.iter().enumerate() {
-            if let Some((l, st)) = &row[g] {
-                if self.up[n]
-                    && l == level
-                    && !matches!(st, GroupState::Configured | GroupState::Failed)
-                {
-                    t.holders.insert(n as u32);
-                    if matches!(st, GroupState::Done | GroupState::Passed) {
-                        t.running.insert(n as u32);
-                    }
-                }
-            }
-        }
         self.refresh(g, now);
     }
 
@@ -392,54 +488,68 @@ impl Tracker {
         self.index.get(group).map(|&g| self.groups[g].want.as_str())
     }
 
-    /// A node came up (boot or restart).
+    /// A node came up (boot or restart of the machine).
     pub fn node_up(&mut self, now: Millis, node: u32) {
         let n = node as usize;
         self.up[n] = true;
-        self.quorum[n] = true;
         self.halting_since[n] = None;
         for v in &mut self.verdict[n] {
             *v = 0;
         }
-        for g in 0..self.groups.len() {
-            self.integrate(g, now);
-            self.refresh(g, now);
+        self.refresh_all(now);
+    }
+
+    /// `mosha` died on a live node: its service processes of `groups`
+    /// (one entry per process) live on as orphans.
+    pub fn orphaned(&mut self, now: Millis, node: u32, groups: &[String]) {
+        let n = node as usize;
+        for group in groups {
+            if let Some(&g) = self.index.get(group) {
+                self.orphans[n][g] += 1;
+            }
         }
+        self.refresh_all(now);
+    }
+
+    /// The node's monitor (`mosha`, with its init machine) died or started
+    /// afresh on a live node: no machine state describes the node until
+    /// its new init machine reports (its processes stay in the table).
+    pub fn monitor_reset(&mut self, now: Millis, node: u32) {
+        let n = node as usize;
+        self.halting_since[n] = None;
+        for v in &mut self.verdict[n] {
+            *v = 0;
+        }
+        for st in &mut self.state[n] {
+            *st = None;
+        }
+        self.refresh_all(now);
     }
 
     /// A node died with its processes.
     pub fn node_down(&mut self, now: Millis, node: u32) {
         let n = node as usize;
+        for g in 0..self.groups.len() {
+            self.integrate(g, now);
+            let t = &self.groups[g];
+            if t.running.len() == 1 && t.running.contains(&node) {
+                self.groups[g].pending_failovers.push(now);
+            }
+        }
         self.up[n] = false;
+        self.able[n] = false;
         self.halting_since[n] = None;
         for st in &mut self.state[n] {
             *st = None;
         }
+        for c in &mut self.procs[n] {
+            *c = 0;
+        }
+        for c in &mut self.orphans[n] {
+            *c = 0;
+        }
         for g in 0..self.groups.len() {
-            self.integrate(g, now);
-            let t = &mut self.groups[g];
-            let sole_runner = t.running.len() == 1 && t.running.contains(&node);
-            t.holders.remove(&node);
-            t.running.remove(&node);
-            if sole_runner {
-                t.pending_failovers.push(now);
-            }
             self.refresh(g, now);
-        }
-    }
-
-    /// A node's last cycle had (or lacked) quorum.
-    pub fn quorum(&mut self, now: Millis, node: u32, has: bool) {
-        let n = node as usize;
-        if self.quorum[n] == has {
-            return;
-        }
-        self.quorum[n] = has;
-        for g in 0..self.groups.len() {
-            if self.groups[g].holders.contains(&node) {
-                self.integrate(g, now);
-                self.refresh(g, now);
-            }
         }
     }
 
@@ -483,10 +593,14 @@ impl Tracker {
             let t = &self.groups[g];
             let name = t.name.clone();
             let deadline = self.quiet_start + self.liveness_bound;
+            let procs: Vec<(u32, u32)> = (1..self.up.len())
+                .filter(|&k| self.up[k] && self.procs[k][g] > 0)
+                .map(|k| (k as u32, self.procs[k][g]))
+                .collect();
             let describe = |t: &Track| {
                 format!(
-                    "operator wants {}; holders {:?}, running {:?}",
-                    t.want, t.holders, t.running
+                    "operator wants {}; running on {:?}; service processes (node, count) {procs:?}",
+                    t.want, t.running
                 )
             };
             match t.ok_since {
@@ -495,7 +609,7 @@ impl Tracker {
                         "group {name} is not running on exactly one eligible live node at the end ({})",
                         describe(t)
                     );
-                    let nodes: Vec<u32> = t.holders.iter().copied().collect();
+                    let nodes: Vec<u32> = t.running.iter().copied().collect();
                     self.violate(LIVENESS, now, Some(&name), nodes, detail, None);
                 }
                 Some(since) if since > deadline => {
@@ -601,25 +715,74 @@ mod tests {
     }
 
     #[test]
-    fn double_owner_time_counts_only_nodes_in_quorum() {
+    fn a_failed_test_at_plan_counts_too() {
         let mut t = tracker();
-        t.group_state(Millis(1_000), 1, "web", "start", &GroupState::Done);
-        t.group_state(Millis(2_000), 2, "web", "start", &GroupState::Done);
-        t.quorum(Millis(3_000), 2, false);
-        t.group_state(Millis(10_000), 2, "web", "stop", &GroupState::Done);
+        t.group_state(Millis(1), 1, "web", "plan", &GroupState::Starting);
+        t.group_state(Millis(2), 1, "web", "plan", &GroupState::Failed);
+        // A later passing test does not wash the failure out.
+        t.group_state(Millis(3), 1, "web", "test", &GroupState::Passed);
+        t.group_state(Millis(4), 1, "web", "start", &GroupState::Starting);
+        assert_eq!(t.counts().get(FAILED_TEST), Some(&1));
+    }
+
+    /// Double ownership is what the process table says, whatever the
+    /// machines believe (no quorum filter, no state notices needed).
+    #[test]
+    fn double_owner_time_comes_from_the_process_table() {
+        let mut t = tracker();
+        t.process(Millis(1_000), 1, "web", true, false);
+        t.group_state(Millis(2_000), 2, "web", "stop", &GroupState::Done);
+        t.process(Millis(2_000), 2, "web", true, false);
+        // A group the checker does not track is ignored.
+        t.process(Millis(2_500), 1, "db", true, false);
+        t.process(Millis(3_000), 2, "web", false, false);
+        t.process(Millis(10_000), 1, "web", false, false);
         t.finish(Millis(20_000));
         assert_eq!(t.metrics.double_owner[0], Millis(1_000));
         assert_eq!(t.counts().get(DOUBLE_OWNER), Some(&1));
-        assert!(t.counts().get(LIVENESS).is_none());
         assert_eq!(
             t.violations()[0].detail,
-            "group web held at level start by nodes [1, 2], all in quorum, for 1.000 s"
+            "group web: service processes alive on nodes [1, 2] at once, for 1.000 s"
         );
+        // A dead node's processes are gone with it.
+        let mut t = tracker();
+        t.process(Millis(1_000), 1, "web", true, false);
+        t.process(Millis(1_000), 2, "web", true, false);
+        t.node_down(Millis(1_500), 2);
+        t.finish(Millis(5_000));
+        assert_eq!(t.metrics.double_owner[0], Millis(500));
+    }
+
+    #[test]
+    fn fencing_a_healthy_node_is_needless() {
+        let mut t = tracker();
+        t.fence(Millis(1_000), 1, 2, false);
+        assert!(t.counts().is_empty());
+        t.fence(Millis(2_000), 1, 2, true);
+        assert_eq!(t.counts().get(NEEDLESS_FENCE), Some(&1));
+        assert_eq!(t.metrics.fences, 2);
+        assert_eq!(t.metrics.needless_fences, 1);
+    }
+
+    /// Unavailability needs a node that could run the group: healthy and
+    /// quorate by ground truth; it counts from the first start or the end
+    /// of the warm-up.
+    #[test]
+    fn unavailability_needs_a_healthy_quorate_node() {
+        let mut t = tracker();
+        t.begin_counting(Millis(0));
+        t.set_able(Millis(1_000), 1, true);
+        t.set_able(Millis(3_000), 1, false);
+        t.set_able(Millis(5_000), 2, true);
+        t.group_state(Millis(6_000), 2, "web", "start", &GroupState::Done);
+        t.finish(Millis(9_000));
+        assert_eq!(t.metrics.unavailable[0], Millis(3_000));
     }
 
     #[test]
     fn failover_latency_and_unavailability() {
         let mut t = tracker();
+        t.set_able(Millis(0), 2, true);
         t.group_state(Millis(1_000), 1, "web", "start", &GroupState::Done);
         t.node_down(Millis(5_000), 1);
         t.group_state(Millis(17_000), 2, "web", "start", &GroupState::Done);

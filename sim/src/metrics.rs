@@ -14,10 +14,11 @@ pub struct Metrics {
     pub failover_groups: Vec<u32>,
     /// Failovers still pending when the run ended.
     pub failovers_unfinished: u64,
-    /// Per wanted group: time not running anywhere although an eligible
-    /// live node existed, counted from the group's first start.
+    /// Per wanted group: time not running anywhere although some node could
+    /// run it (up, healthy, in quorum by ground truth, eligible), counted
+    /// from the group's first start or the end of the warm-up.
     pub unavailable: Vec<Millis>,
-    /// Per wanted group: time held by two or more nodes in quorum.
+    /// Per wanted group: time with live service processes on two or more nodes.
     pub double_owner: Vec<Millis>,
     /// Per wanted group: when it first ran (initial placement).
     pub first_running: Vec<Option<Millis>>,
@@ -29,9 +30,17 @@ pub struct Metrics {
     pub tells: u64,
     pub fences: u64,
     pub fence_kills: u64,
+    /// Fences of a node that was healthy by ground truth.
+    pub needless_fences: u64,
+    /// Fence commands that failed or hung (`fence-fail`).
+    pub fence_failures: u64,
     pub crashes: u64,
+    /// `mosha` killed while its node lived on (`mosha-crash`).
+    pub monitor_crashes: u64,
     pub restarts: u64,
     pub quorum_losses: u64,
+    /// Reads the drivers timed out (`read-hang`, partitions).
+    pub read_timeouts: u64,
     /// Monitor cycles run (all nodes).
     pub cycles: u64,
 }

@@ -1,17 +1,22 @@
-//! Simulated backends of the production node driver: children that follow
-//! the [command vocabulary](crate::command), and a status store that hands
-//! each write to the [shared filesystem model](crate::fs).
+//! Simulated children that follow the [command vocabulary](crate::command):
+//! the world carries out a cluster driver's `Spawn` and `Signal` commands
+//! with them, and they queue what happened ("this child ends at t") for
+//! the world to drain after every call. Calls complete instantly, as the
+//! design asks of simulated I/O. The replay backends are here too.
 //!
-//! The backends cannot reach the event queue (the driver owns them while a
-//! machine runs), so they queue what happened ("this child ends at t",
-//! "this clstat was written") and the world drains that after every call.
-//! Backend calls complete instantly, as the design asks of simulated I/O.
+//! The children are also the simulation's **process table**, its ground
+//! truth: every start and end of a service process is reported in
+//! [`SimProcesses::changes`], whatever the init machine believes. When a
+//! `mosha` dies (`mosha-crash`) the world keeps its `SimProcesses` as
+//! orphans: the children live on, unknown to the next incarnation.
 
 use crate::command::{signal_number, Command};
+use crate::invariants::is_service_level;
 use clinit_engine::driver::{Processes, StatusStore};
 use clinit_engine::process::{ExitStatus, ProcId, Signal};
 use clinit_engine::status::ClStat;
 use clinit_engine::time::Millis;
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -28,8 +33,36 @@ pub type Commands = Arc<BTreeMap<String, Command>>;
 #[derive(Debug)]
 struct Child {
     command: Command,
+    group: String,
+    /// Spawned at a service level (not plan, test or stop).
+    service: bool,
     /// When and how it ends, as far as known now.
     end: Option<(Millis, ExitStatus)>,
+    /// The leader has exited; other members of its process group linger
+    /// until `end` (or a SIGTERM/SIGKILL to the group).
+    remnant: bool,
+    /// In uninterruptible sleep (D state, `d-state`): no signal has any
+    /// effect until it is released; a SIGKILL sent meanwhile lands then.
+    stuck: bool,
+    kill_pending: bool,
+}
+
+/// A change in the process table: a service process of `group` started
+/// or ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcChange {
+    pub group: String,
+    pub started: bool,
+}
+
+/// How a child's end event turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The child (its leader) exited; with `lingering`, members of its
+    /// process group still run.
+    Exited { status: ExitStatus, lingering: bool },
+    /// The last member of a lingering process group is gone.
+    GroupGone,
 }
 
 /// Children of one node incarnation.
@@ -43,6 +76,16 @@ pub struct SimProcesses {
     live: HashMap<ProcId, Child>,
     /// Exits the world must schedule: (when, which).
     pub due: Vec<(Millis, ProcId)>,
+    /// Service processes started and ended since the world last looked.
+    pub changes: Vec<ProcChange>,
+    /// Probability that a spawn fails (`spawn-fail`), set by the world.
+    pub spawn_fail: f64,
+    /// A child that exits leaves its process group behind for this long
+    /// (`lingering-group`), set by the world.
+    pub linger: Option<Millis>,
+    /// Children spawned now survive every signal until released
+    /// (`d-state`), set by the world.
+    pub unkillable: bool,
 }
 
 impl SimProcesses {
@@ -54,20 +97,61 @@ impl SimProcesses {
             rng,
             live: HashMap::new(),
             due: Vec::new(),
+            changes: Vec::new(),
+            spawn_fail: 0.0,
+            linger: None,
+            unkillable: false,
         }
     }
 
-    /// The child `id` ends at `at` (an exit event fired): its status, or
-    /// `None` when that end was superseded (an earlier signal) or it is gone.
-    pub fn take_exit(&mut self, id: ProcId, at: Millis) -> Option<ExitStatus> {
-        let child = self.live.get(&id)?;
-        match child.end {
-            Some((when, status)) if when == at => {
-                self.live.remove(&id);
-                Some(status)
+    /// The D state ends: stuck children can be signalled again, and a
+    /// SIGKILL sent while they were stuck ends them now.
+    pub fn release_stuck(&mut self) {
+        for (id, child) in &mut self.live {
+            if !child.stuck {
+                continue;
             }
-            _ => None,
+            child.stuck = false;
+            if child.kill_pending {
+                child.end = Some((self.now, ExitStatus::Signaled(signal_number(Signal::Kill))));
+                self.due.push((self.now, *id));
+            }
         }
+    }
+
+    /// The child `id` ends at `at` (an exit event fired): how, or `None`
+    /// when that end was superseded (an earlier signal) or it is gone.
+    pub fn take_exit(&mut self, id: ProcId, at: Millis) -> Option<Ended> {
+        let child = self.live.get_mut(&id)?;
+        let status = match child.end {
+            Some((when, status)) if when == at => status,
+            _ => return None,
+        };
+        if !child.remnant {
+            if let Some(linger) = self.linger {
+                child.remnant = true;
+                child.end = Some((at + linger, status));
+                self.due.push((at + linger, id));
+                return Some(Ended::Exited { status, lingering: true });
+            }
+        }
+        let child = self.live.remove(&id)?;
+        if child.service {
+            self.changes.push(ProcChange { group: child.group, started: false });
+        }
+        Some(if child.remnant {
+            Ended::GroupGone
+        } else {
+            Ended::Exited { status, lingering: false }
+        })
+    }
+
+    /// Service processes alive, by group (for reports and orphans).
+    pub fn service_groups(&self) -> Vec<String> {
+        let mut v: Vec<String> =
+            self.live.values().filter(|c| c.service).map(|c| c.group.clone()).collect();
+        v.sort();
+        v
     }
 
     /// Number of live children (for reports).
@@ -80,9 +164,9 @@ impl Processes for SimProcesses {
     fn spawn(
         &mut self,
         id: ProcId,
-        _group: &str,
+        group: &str,
         _tag: &str,
-        _level: &str,
+        level: &str,
         command: &str,
     ) -> Result<u32, String> {
         // Commands are validated when the scenario is built; one that is
@@ -90,17 +174,44 @@ impl Processes for SimProcesses {
         let Some(cmd) = self.commands.get(command) else {
             return Err(format!("unknown simulated command {command:?}"));
         };
+        if self.spawn_fail > 0.0 && self.rng.random_bool(self.spawn_fail.min(1.0)) {
+            return Err("fork failed: Resource temporarily unavailable (simulated)".into());
+        }
         let end = cmd.natural_end(self.node, &mut self.rng).map(|(d, s)| (self.now + d, s));
         if let Some((at, _)) = end {
             self.due.push((at, id));
         }
-        self.live.insert(id, Child { command: cmd.clone(), end });
+        let service = is_service_level(level);
+        if service {
+            self.changes.push(ProcChange { group: group.to_string(), started: true });
+        }
+        let child = Child {
+            command: cmd.clone(),
+            group: group.to_string(),
+            service,
+            end,
+            remnant: false,
+            stuck: self.unkillable,
+            kill_pending: false,
+        };
+        self.live.insert(id, child);
         Ok(pid_of(id))
     }
 
     fn signal(&mut self, id: ProcId, signal: Signal) -> Result<bool, String> {
         let Some(child) = self.live.get_mut(&id) else { return Ok(false) };
-        if let Some(after) = child.command.on_signal(signal) {
+        if child.stuck {
+            child.kill_pending |= signal == Signal::Kill;
+            return Ok(true);
+        }
+        let effect = if child.remnant {
+            // The lingering members ignore SIGINT; SIGTERM and SIGKILL to
+            // the group end them.
+            (signal != Signal::Int).then_some(Millis::ZERO)
+        } else {
+            child.command.on_signal(signal)
+        };
+        if let Some(after) = effect {
             let at = self.now + after;
             if child.end.is_none_or(|(when, _)| at < when) {
                 child.end = Some((at, ExitStatus::Signaled(signal_number(signal))));
@@ -108,29 +219,6 @@ impl Processes for SimProcesses {
             }
         }
         Ok(true)
-    }
-}
-
-/// Status writes of one node incarnation, for the world to publish.
-#[derive(Debug, Default)]
-pub struct SimStore {
-    /// The newest write since the world last looked.
-    pub written: Option<Arc<ClStat>>,
-    /// The content of the last write. A heartbeat rewrite of the same
-    /// content shares it, so readers can tell "same content, new mtime"
-    /// without comparing (and the world copies nothing).
-    last: Option<Arc<ClStat>>,
-}
-
-impl StatusStore for SimStore {
-    fn write_status(&mut self, _seq: u64, status: &ClStat) -> Result<(), String> {
-        let data = match &self.last {
-            Some(last) if **last == *status => last.clone(),
-            _ => Arc::new(status.clone()),
-        };
-        self.last = Some(data.clone());
-        self.written = Some(data);
-        Ok(())
     }
 }
 
@@ -168,5 +256,61 @@ pub struct NullStore;
 impl StatusStore for NullStore {
     fn write_status(&mut self, _seq: u64, _status: &ClStat) -> Result<(), String> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn procs() -> SimProcesses {
+        let mut commands = BTreeMap::new();
+        commands.insert("run".to_string(), Command::parse("run").expect("parses"));
+        SimProcesses::new(1, Arc::new(commands), ChaCha8Rng::seed_from_u64(1))
+    }
+
+    /// A child in D state survives SIGKILL; the kill lands when the D
+    /// state ends. The process table saw it start and sees it end.
+    #[test]
+    fn a_child_in_d_state_survives_every_kill_until_released() {
+        let mut p = procs();
+        p.unkillable = true;
+        p.spawn(ProcId(1), "web", "w", "start", "run").expect("spawns");
+        assert_eq!(p.changes, vec![ProcChange { group: "web".into(), started: true }]);
+        p.changes.clear();
+        p.now = Millis(1_000);
+        for signal in [Signal::Int, Signal::Term, Signal::Kill] {
+            assert_eq!(p.signal(ProcId(1), signal), Ok(true));
+        }
+        assert!(p.due.is_empty(), "no signal had an effect");
+        p.now = Millis(9_000);
+        p.release_stuck();
+        assert_eq!(p.due, vec![(Millis(9_000), ProcId(1))]);
+        let ended = p.take_exit(ProcId(1), Millis(9_000));
+        assert_eq!(
+            ended,
+            Some(Ended::Exited { status: ExitStatus::Signaled(9), lingering: false })
+        );
+        assert_eq!(p.changes, vec![ProcChange { group: "web".into(), started: false }]);
+    }
+
+    /// A lingering group: the leader's exit is reported with `lingering`,
+    /// the group is gone later; a test-level child is no service process.
+    #[test]
+    fn lingering_groups_and_service_levels() {
+        let mut p = procs();
+        p.linger = Some(Millis(5_000));
+        p.spawn(ProcId(1), "web", "t", "test", "run").expect("spawns");
+        assert!(p.changes.is_empty(), "a test is not the service");
+        p.spawn(ProcId(2), "web", "w", "start", "run").expect("spawns");
+        p.now = Millis(100);
+        p.signal(ProcId(2), Signal::Int).expect("signalled");
+        let (at, id) = *p.due.last().expect("ends");
+        let first = p.take_exit(id, at);
+        assert!(matches!(first, Some(Ended::Exited { lingering: true, .. })), "{first:?}");
+        let (later, _) = *p.due.last().expect("the group ends later");
+        assert_eq!(later, at + Millis(5_000));
+        assert_eq!(p.take_exit(id, later), Some(Ended::GroupGone));
     }
 }

@@ -17,6 +17,10 @@ pub enum Stream {
     Boot = 5,
     Processes = 6,
     Monitor = 7,
+    /// Run-time draws of fault episodes (fence and membership failures).
+    Chance = 8,
+    /// Per node incarnation: status write failures.
+    Store = 9,
 }
 
 /// splitmix64: a cheap, well-mixed derivation of sub-seeds.

@@ -99,6 +99,62 @@ pub fn weaker(fault: &Fault) -> Vec<Fault> {
                 len,
             }));
         }
+        Fault::MoshaCrash { node, down } => {
+            out.extend(half(*down).map(|down| Fault::MoshaCrash { node: *node, down }));
+        }
+        Fault::MonitorFreeze { node, len } => {
+            out.extend(half(*len).map(|len| Fault::MonitorFreeze { node: *node, len }));
+        }
+        Fault::NodePause { node, len } => {
+            out.extend(half(*len).map(|len| Fault::NodePause { node: *node, len }));
+        }
+        Fault::SpawnFail { node, p, len } => {
+            let node = *node;
+            out.extend(half(*len).map(|len| Fault::SpawnFail { node, p: *p, len }));
+            out.extend(half_p(*p).map(|p| Fault::SpawnFail { node, p, len: *len }));
+        }
+        Fault::LingeringGroup { node, linger, len } => {
+            let node = *node;
+            out.extend(half(*len).map(|len| Fault::LingeringGroup { node, linger: *linger, len }));
+            out.extend(half(*linger).map(|linger| Fault::LingeringGroup {
+                node,
+                linger,
+                len: *len,
+            }));
+        }
+        Fault::FenceFail { p, len } => {
+            out.extend(half(*len).map(|len| Fault::FenceFail { p: *p, len }));
+            out.extend(half_p(*p).map(|p| Fault::FenceFail { p, len: *len }));
+        }
+        Fault::WriteFail { node, p, len } => {
+            let node = *node;
+            out.extend(half(*len).map(|len| Fault::WriteFail { node, p: *p, len }));
+            out.extend(half_p(*p).map(|p| Fault::WriteFail { node, p, len: *len }));
+        }
+        Fault::MembershipFail { node, p, len } => {
+            let node = *node;
+            out.extend(half(*len).map(|len| Fault::MembershipFail { node, p: *p, len }));
+            out.extend(half_p(*p).map(|p| Fault::MembershipFail { node, p, len: *len }));
+        }
+        Fault::OneWayPartition { node, deaf, len } => {
+            let (node, deaf) = (*node, *deaf);
+            out.extend(half(*len).map(|len| Fault::OneWayPartition { node, deaf, len }));
+        }
+        Fault::ClockDrift { node, rate } => {
+            if rate.abs() / 2.0 >= 0.0005 {
+                out.push(Fault::ClockDrift { node: *node, rate: rate / 2.0 });
+            }
+        }
+        Fault::ReadHang { node, len } => {
+            out.extend(half(*len).map(|len| Fault::ReadHang { node: *node, len }));
+        }
+        Fault::TornCopy { node, len } => {
+            out.extend(half(*len).map(|len| Fault::TornCopy { node: *node, len }));
+        }
+        Fault::CltabEdit { .. } => {}
+        Fault::DState { node, len } => {
+            out.extend(half(*len).map(|len| Fault::DState { node: *node, len }));
+        }
     }
     out
 }

@@ -112,6 +112,15 @@ impl TraceSink {
         }
     }
 
+    /// Add the canonical decision text of one record (as a
+    /// [`clinit_engine::cluster::ClusterDriver`]'s trace tap gives it;
+    /// empty for records that decide nothing).
+    pub fn decision_text(&mut self, rec: &Record, text: &str) {
+        if self.is_on() {
+            self.digest.add_text(rec, text);
+        }
+    }
+
     /// Write the [`Record::End`] line and flush. `None` when tracing was off.
     pub fn finish(&mut self) -> Option<TraceSummary> {
         if !self.is_on() {

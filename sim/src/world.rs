@@ -1,84 +1,169 @@
-//! The simulated world: N production [`ClusterNode`]s on a virtual clock.
+//! The simulated world: N production cluster drivers on a virtual clock.
+//!
+//! Each node runs a [`ClusterDriver`], the sans-IO cluster loop `mosha`
+//! runs: it owns the node's init machine and monitor and every cluster
+//! rule (membership, reads with deadlines, `hactl`/`cltab` replication and
+//! adoption, staleness, heartbeats, write retries). The world is only its
+//! **executor**: it carries out the driver's commands against a simulated
+//! shared filesystem, membership source and process table, and feeds the
+//! results back as inputs, exactly as `mosha` does with real ones. Faults
+//! change what those commands return (a read that hangs, a torn copy, a
+//! failed write or spawn, a fence that fails) or the world itself (crashes,
+//! partitions, paused nodes, frozen or killed monitors, clocks).
 //!
 //! One event loop pops the earliest event (time, then scheduling order),
-//! advances the clock and lets it act: a node's monitor cycle, an init
-//! timer, a child's exit, a membership view change, a fault. Each node input
-//! is built as a trace [`Record`] and applied through [`crate::host`], the
-//! same path `replay` takes. What the nodes do comes back as backend calls
-//! (spawns, signals, status writes), which the world turns into future
-//! events and shared-filesystem versions, and as group state notices, which
-//! feed the [invariant tracker](crate::invariants).
-//!
-//! The node cycle mirrors production `mosha`: list members (this node's
-//! own view), read every member's clstat through the shared filesystem
-//! (age = reader's wall clock − writer's mtime), replicate hactl with
-//! `getlatest`, then run [`ClusterNode::cycle`] and carry out fencing and
-//! publishing; the next cycle is at the monitor's wake-up, never sooner than
-//! production's minimum pause.
+//! advances the clock and lets it act: a driver's tick, the answers to its
+//! reads, a child's exit, a membership view change, a fault. What the
+//! drivers decide comes back as group state notices, which feed the
+//! [invariant tracker](crate::invariants) together with the process
+//! table's ground truth; each driver's trace tap gives the trace records.
 
-use crate::config::{ConfigError, SimConfig};
+use crate::config::{ConfigError, MembershipModel, SimConfig};
 use crate::faults::{self, Fault, Schedule};
 use crate::fs::{FsConditions, Slot, Version};
-use crate::host::{self, Output};
 use crate::invariants::Tracker;
 use crate::membership::{Membership, Pending};
-use crate::processes::{SimProcesses, SimStore};
+use crate::processes::{Ended, SimProcesses};
 use crate::queue::Queue;
 use crate::seeds::{self, Stream};
 use crate::trace::{TraceMode, TraceSink, TraceSummary};
 use crate::workload::{self, Built};
-use clinit_engine::cluster::{self, ClusterNode, Event, External};
+use clinit_engine::cltab::Cltab;
+use clinit_engine::cluster::{
+    ClusterCommand, ClusterConfig, ClusterDriver, ClusterEvent, ClusterInput, ContentId, Event,
+    FenceFailure, FileRead, FileReport, FileVersion, IoFailure, MembershipReport, MembershipSource,
+    SharedFile, SpawnFailure, WallMs,
+};
+use clinit_engine::driver::Processes;
 use clinit_engine::hactl::{Hactl, Want};
-use clinit_engine::init::{self, InitConfig, Input};
-use clinit_engine::monitor::replicate::{getlatest, FileInfo};
-use clinit_engine::monitor::{NodeStatus, Notice, Observation};
+use clinit_engine::init;
+use clinit_engine::monitor::Notice;
 use clinit_engine::process::ProcId;
 use clinit_engine::status::ClStat;
 use clinit_engine::time::Millis;
 use clinit_engine::trace::{Header, Record};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
-use std::io::Write;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{ErrorKind, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// File contents as the shared filesystem holds them.
+type Bytes = Arc<[u8]>;
+
+/// The files a `ReadNode` command asks for, with the content already known.
+type FileAsks = Vec<(SharedFile, Option<ContentId>)>;
 
 /// Wall clocks start here (ms since the epoch), so skewed clocks stay positive.
 const EPOCH_MS: i64 = 1_700_000_000_000;
 
-type Node = ClusterNode<SimProcesses, SimStore>;
-
 #[derive(Debug)]
 enum Ev {
-    Boot { node: u32 },
-    Cycle { node: u32, inc: u32 },
-    Decide { node: u32, inc: u32 },
-    Tick { node: u32, inc: u32 },
-    Exit { node: u32, inc: u32, id: ProcId },
+    Boot {
+        node: u32,
+    },
+    /// `poll_timeout` of a driver came.
+    Tick {
+        node: u32,
+        inc: u32,
+    },
+    /// Answers to a driver's commands (reads, fences) arrive.
+    Answer {
+        node: u32,
+        inc: u32,
+        inputs: Vec<ClusterInput>,
+    },
+    Exit {
+        node: u32,
+        inc: u32,
+        id: ProcId,
+    },
     View(Pending),
     Fault(usize),
     FaultEnd(usize),
     Quiet,
-    HaltCheck { node: u32, inc: u32, since: Millis },
-    FenceKill { node: u32 },
+    HaltCheck {
+        node: u32,
+        inc: u32,
+        since: Millis,
+    },
+    FenceKill {
+        node: u32,
+    },
+    /// A crashed `mosha` starts again on its (live) node.
+    MonitorRestart {
+        node: u32,
+    },
+    /// A frozen monitor (`monitor-freeze`) or a paused node (`node-pause`)
+    /// resumes.
+    Resume {
+        node: u32,
+    },
+    /// The warm-up is over (unavailability counts from here).
+    Warmup,
+}
+
+/// One node's files on the shared filesystem (`/mfs/<node>/...`).
+#[derive(Default)]
+struct Files {
+    clstat: Slot<[u8]>,
+    hactl: Slot<[u8]>,
+    cltab: Slot<[u8]>,
+    heartbeat: Slot<[u8]>,
+    hastat: Slot<[u8]>,
+}
+
+impl Files {
+    fn get(&mut self, file: SharedFile) -> &mut Slot<[u8]> {
+        match file {
+            SharedFile::Clstat => &mut self.clstat,
+            SharedFile::Hactl => &mut self.hactl,
+            SharedFile::Cltab => &mut self.cltab,
+            SharedFile::Heartbeat => &mut self.heartbeat,
+            SharedFile::Hastat => &mut self.hastat,
+        }
+    }
 }
 
 /// One node's place in the world.
 struct NodeSlot {
-    host: Option<Node>,
+    /// The monitor (`mosha`: its cluster driver), while it runs.
+    driver: Option<ClusterDriver>,
+    /// The children of the current `mosha` incarnation.
+    procs: Option<SimProcesses>,
+    /// The machine is up (its processes can run), with or without `driver`.
+    up: bool,
+    /// `mosha` incarnation (every start of the monitor counts).
     incarnation: u32,
+    /// The monitor is stopped (SIGSTOP-like): its services run on.
+    frozen: bool,
+    /// The whole node is paused (VM pause): monitor and services alike.
+    paused: bool,
+    /// Events of this node held while it is frozen or paused.
+    deferred: Vec<(Millis, Ev)>,
+    /// Children that exited while the monitor was frozen, reaped at resume.
+    reaped: Vec<(ProcId, Ended)>,
+    /// Children of earlier `mosha` incarnations (`mosha-crash`), by
+    /// incarnation: they live on, unknown to the current monitor.
+    orphans: Vec<(u32, SimProcesses)>,
     /// Wall-clock offset, ms.
     skew: i64,
-    /// Extra read→decide delay (slow node).
+    /// Wall-clock rate error (`clock-drift`: 0.01 runs 1 % fast) since
+    /// `drift_since`.
+    drift: f64,
+    drift_since: Millis,
+    /// Extra delay of read answers (slow node).
     lag: Millis,
     tick_at: Option<Millis>,
-    /// The last observation, reused: only entries whose file changed are
-    /// rebuilt (ages are updated in place).
-    obs: Option<Observation>,
-    /// Serial of the hactl copy cached in `obs`.
-    hactl_seen: u64,
-    /// An observation read but not yet decided on (slow node).
-    pending: Option<Observation>,
+    /// The last clstat written, its content identity and bytes: a
+    /// heartbeat rewrite of the same content keeps its identity.
+    last_clstat: Option<(ClStat, u64, Bytes)>,
+    /// Fault conditions of this node now (from the active episodes).
+    spawn_fail: f64,
+    linger: Option<Millis>,
+    write_fail: f64,
+    membership_fail: f64,
 }
 
 /// Fault episodes in force.
@@ -89,6 +174,25 @@ struct Active {
     stale_reads: Vec<(usize, f64)>,
     slow_node: Vec<(usize, u32, Millis)>,
     partition: Option<usize>,
+    /// (episode, node, p): spawns on that node fail with probability p.
+    spawn_fail: Vec<(usize, u32, f64)>,
+    /// (episode, node, how long): exited children leave their group behind.
+    linger: Vec<(usize, u32, Millis)>,
+    /// (episode, p): fence commands fail or hang.
+    fence_fail: Vec<(usize, f64)>,
+    /// (episode, node, p): the node's status writes fail.
+    write_fail: Vec<(usize, u32, f64)>,
+    /// (episode, node, p): the node's membership reads fail.
+    membership_fail: Vec<(usize, u32, f64)>,
+    /// (episode, node, deaf): with `deaf`, `node` cannot read the others'
+    /// files; otherwise the others cannot read its files.
+    one_way: Vec<(usize, u32, bool)>,
+    /// (episode, node): reads of the node's directory never answer.
+    read_hang: Vec<(usize, u32)>,
+    /// (episode, node): copies on the node leave a half-written file.
+    torn_copy: Vec<(usize, u32)>,
+    /// (episode, node): children started there survive every kill.
+    d_state: Vec<(usize, u32)>,
 }
 
 /// How a run reports and records.
@@ -135,15 +239,19 @@ pub struct World {
     queue: Queue<Ev>,
     rng_fs: ChaCha8Rng,
     rng_members: ChaCha8Rng,
+    /// Run-time draws of fault episodes (fence failures, membership failures).
+    rng_chance: ChaCha8Rng,
     nodes: Vec<NodeSlot>,
     members: Membership,
-    clstat: Vec<Slot<ClStat>>,
-    hactl: Vec<Slot<Hactl>>,
+    files: Vec<Files>,
     base: FsConditions,
     cond: FsConditions,
     active: Active,
     schedule: Schedule,
     quiet: bool,
+    /// Reads that hang (`read-hang`): (reader, incarnation, seq, target,
+    /// files). They answer, late, when the hang ends.
+    hung: Vec<(u32, u32, u64, u32, FileAsks)>,
     /// Which node each `CrashOwner` episode crashed.
     crash_owner: BTreeMap<usize, u32>,
     /// hactl edits not yet undone: episode → (node, group).
@@ -151,11 +259,22 @@ pub struct World {
     tracker: Tracker,
     trace: TraceSink,
     built: Built,
-    init_cfg: InitConfig,
     events: u64,
+    /// Content identities: every distinct write gets the next number.
     serial: u64,
-    members_buf: Vec<u32>,
-    candidates: Vec<(u32, Option<FileInfo>)>,
+    /// `/mfs/<node>/<file>` by node and [`file_index`], made once.
+    paths: Vec<[String; 5]>,
+}
+
+/// The position of `file` in [`World::paths`].
+fn file_index(file: SharedFile) -> usize {
+    match file {
+        SharedFile::Cltab => 0,
+        SharedFile::Hactl => 1,
+        SharedFile::Clstat => 2,
+        SharedFile::Hastat => 3,
+        SharedFile::Heartbeat => 4,
+    }
 }
 
 /// Run one seed of a scenario.
@@ -200,50 +319,73 @@ impl World {
             queue: Queue::default(),
             rng_fs: seeds::rng(seed, Stream::Fs),
             rng_members: seeds::rng(seed, Stream::Membership),
+            rng_chance: seeds::rng(seed, Stream::Chance),
             nodes: (0..=n)
                 .map(|_| NodeSlot {
-                    host: None,
+                    driver: None,
+                    procs: None,
+                    up: false,
                     incarnation: 0,
+                    frozen: false,
+                    paused: false,
+                    deferred: Vec::new(),
+                    reaped: Vec::new(),
+                    orphans: Vec::new(),
                     skew: 0,
+                    drift: 0.0,
+                    drift_since: Millis::ZERO,
                     lag: Millis::ZERO,
                     tick_at: None,
-                    obs: None,
-                    hactl_seen: 0,
-                    pending: None,
+                    last_clstat: None,
+                    spawn_fail: 0.0,
+                    linger: None,
+                    write_fail: 0.0,
+                    membership_fail: 0.0,
                 })
                 .collect(),
             members: Membership::new(n),
-            clstat: (0..=n).map(|_| Slot::default()).collect(),
-            hactl: Vec::new(),
+            files: (0..=n).map(|_| Files::default()).collect(),
             base,
             cond: base,
             active: Active::default(),
             schedule,
             quiet: false,
             crash_owner: BTreeMap::new(),
+            hung: Vec::new(),
             open_edits: BTreeMap::new(),
             tracker,
             trace,
-            init_cfg: cluster::init_config(InitConfig::default(), cfg.timeout()),
             built,
             events: 0,
             serial: 0,
-            members_buf: Vec::with_capacity(n + 1),
-            candidates: Vec::with_capacity(n + 1),
+            paths: (0..=n as u32)
+                .map(|j| {
+                    [
+                        SharedFile::Cltab,
+                        SharedFile::Hactl,
+                        SharedFile::Clstat,
+                        SharedFile::Hastat,
+                        SharedFile::Heartbeat,
+                    ]
+                    .map(|f| format!("/mfs/{j}/{f}"))
+                })
+                .collect(),
             cfg: cfg.clone(),
         };
-        // Every node has the operator's hactl from before the start.
-        let hactl = world.built.hactl.clone();
-        world.hactl = (0..=n)
-            .map(|_| {
+        // Every node has the operator's hactl and cltab from before the start.
+        let hactl: Bytes = Arc::from(world.built.hactl.render().into_bytes());
+        let cltab: Bytes = Arc::from(world.built.cltab.render().into_bytes());
+        for node in 1..=n {
+            for (file, data) in [(SharedFile::Hactl, &hactl), (SharedFile::Cltab, &cltab)] {
                 world.serial += 1;
-                Slot::preset(Version {
+                let v = Version {
                     serial: world.serial,
                     mtime: EPOCH_MS - 3_600_000,
-                    data: hactl.clone(),
-                })
-            })
-            .collect();
+                    data: data.clone(),
+                };
+                *world.files[node].get(file) = Slot::preset(v);
+            }
+        }
         let mut boot = seeds::rng(seed, Stream::Boot);
         for node in 1..=cfg.nodes {
             let spread = cfg.world.start_spread.0;
@@ -257,6 +399,7 @@ impl World {
         if quiet_start < cfg.duration {
             world.queue.push(quiet_start, Ev::Quiet);
         }
+        world.queue.push(cfg.world.warmup.min(quiet_start), Ev::Warmup);
         Ok(world)
     }
 
@@ -311,22 +454,52 @@ impl World {
     }
 
     fn wall(&self, node: u32) -> i64 {
-        EPOCH_MS + self.now.0 as i64 + self.nodes[node as usize].skew
+        let slot = &self.nodes[node as usize];
+        let drift = if slot.drift != 0.0 {
+            (self.now.saturating_sub(slot.drift_since).0 as f64 * slot.drift) as i64
+        } else {
+            0
+        };
+        EPOCH_MS + self.now.0 as i64 + slot.skew + drift
     }
 
     fn handle(&mut self, ev: Ev) {
+        // A frozen monitor or a paused node acts on nothing until it
+        // resumes; a child of a frozen monitor still dies on time (the
+        // monitor reaps it later).
+        let held = match &ev {
+            Ev::Answer { node, .. } | Ev::Tick { node, .. } => {
+                let slot = &self.nodes[*node as usize];
+                (slot.frozen || slot.paused).then_some(*node)
+            }
+            Ev::Exit { node, .. } => self.nodes[*node as usize].paused.then_some(*node),
+            _ => None,
+        };
+        if let Some(node) = held {
+            let now = self.now;
+            self.nodes[node as usize].deferred.push((now, ev));
+            return;
+        }
         match ev {
             Ev::Boot { node } => self.boot(node),
-            Ev::Cycle { node, inc } => self.read_phase(node, inc),
-            Ev::Decide { node, inc } => {
+            Ev::Answer { node, inc, inputs } => {
+                // All answers first (they arrive together), then carry out
+                // what they caused: one pump per batch, not per member.
                 if self.live(node, inc) {
-                    if let Some(obs) = self.nodes[node as usize].pending.take() {
-                        self.decide(node, obs);
+                    let now = self.now;
+                    if let Some(driver) = self.nodes[node as usize].driver.as_mut() {
+                        for input in inputs {
+                            driver.handle(now, input);
+                        }
                     }
+                    self.pump(node);
                 }
             }
             Ev::Tick { node, inc } => self.tick(node, inc),
-            Ev::Exit { node, inc, id } => self.exit(node, inc, id),
+            Ev::Exit { node, inc, id } => self.exit(node, inc, id, self.now),
+            Ev::MonitorRestart { node } => self.start_monitor(node),
+            Ev::Resume { node } => self.resume(node),
+            Ev::Warmup => self.tracker.begin_counting(self.now),
             Ev::View(p) => {
                 if self.members.apply(&p) {
                     let (o, t, up) = (p.observer, p.target, p.present);
@@ -341,15 +514,15 @@ impl World {
             Ev::HaltCheck { node, inc, since } => {
                 if self.live(node, inc) {
                     let busy: Vec<String> = self.nodes[node as usize]
-                        .host
+                        .driver
                         .as_ref()
-                        .map(|h| h.busy_groups().into_iter().map(|(g, _)| g).collect())
+                        .map(|d| d.node().busy_groups().into_iter().map(|(g, _)| g).collect())
                         .unwrap_or_default();
                     self.tracker.check_halt(self.now, node, since, &busy);
                 }
             }
             Ev::FenceKill { node } => {
-                if self.nodes[node as usize].host.is_some() {
+                if self.nodes[node as usize].up {
                     self.tracker.metrics.fence_kills += 1;
                     self.crash(node, "fenced");
                 }
@@ -359,59 +532,84 @@ impl World {
 
     fn live(&self, node: u32, inc: u32) -> bool {
         let slot = &self.nodes[node as usize];
-        slot.incarnation == inc && slot.host.is_some()
+        slot.incarnation == inc && slot.driver.is_some()
     }
 
     // ---- node lifecycle ----
 
+    /// The machine boots (if it is down) and its `mosha` starts.
     fn boot(&mut self, node: u32) {
         let now = self.now;
-        let slot = &mut self.nodes[node as usize];
-        if slot.host.is_some() {
+        if !self.nodes[node as usize].up {
+            self.nodes[node as usize].up = true;
+            self.tracker.node_up(now, node);
+        }
+        self.start_monitor(node);
+    }
+
+    /// Start `mosha` (a fresh cluster driver: init machine and monitor) on
+    /// a live node, with the node's own cltab file as its local table.
+    fn start_monitor(&mut self, node: u32) {
+        let now = self.now;
+        let me = node as usize;
+        if self.nodes[me].driver.is_some() || !self.nodes[me].up {
             return;
         }
-        slot.incarnation += 1;
-        let inc = slot.incarnation;
-        let rec = Record::Start {
-            node,
-            at: now,
-            policy: self.cfg.policy.clone(),
-            init: self.init_cfg.clone(),
-            monitor_seed: seeds::derive(
-                self.seed,
-                Stream::Monitor,
-                u64::from(node),
-                u64::from(inc),
-            ),
-            cltab: (*self.built.cltab).clone(),
+        self.nodes[me].incarnation += 1;
+        let inc = self.nodes[me].incarnation;
+        let table = self.files[me]
+            .cltab
+            .own()
+            .and_then(|v| std::str::from_utf8(&v.data).ok().map(String::from))
+            .and_then(|text| Cltab::parse(&text, "cltab").ok())
+            .unwrap_or_default();
+        let mut cfg = ClusterConfig::new(node, self.cfg.policy.clone());
+        cfg.seed = seeds::derive(self.seed, Stream::Monitor, u64::from(node), u64::from(inc));
+        cfg.min_cycle = self.cfg.world.min_cycle;
+        cfg.trace = self.trace.is_on();
+        if let Some(t) = self.cfg.world.read_timeout {
+            cfg.read_timeout = t;
+        }
+        cfg.membership = match self.cfg.world.membership {
+            MembershipModel::Oracle => MembershipSource::External,
+            MembershipModel::Heartbeat => MembershipSource::HeartbeatFiles,
         };
+        let driver = ClusterDriver::new(cfg, table, now);
         let procs = SimProcesses::new(
             node,
             self.built.commands.clone(),
             seeds::node_rng(self.seed, Stream::Processes, node, inc),
         );
-        self.trace.record(&rec);
-        let Some((host, out)) = host::start(&rec, None, procs, SimStore::default()) else { return };
-        self.trace.decisions(&out);
-        let slot = &mut self.nodes[node as usize];
-        slot.host = Some(host);
+        self.tracker.monitor_reset(now, node);
+        let slot = &mut self.nodes[me];
+        slot.driver = Some(driver);
+        slot.procs = Some(procs);
         slot.tick_at = None;
-        slot.obs = None;
-        slot.pending = None;
-        slot.hactl_seen = 0;
-        self.tracker.node_up(now, node);
-        self.tracker.log(now, node, 0, || format!("boots (incarnation {inc})"));
-        self.after(node, &out);
-        self.queue.push(now, Ev::Cycle { node, inc });
+        slot.frozen = false;
+        slot.reaped.clear();
+        slot.last_clstat = None;
+        self.tracker.log(now, node, 0, || format!("mosha starts (incarnation {inc})"));
+        self.pump(node);
+        self.refresh_health();
     }
 
+    /// The machine dies: its monitor and every process (orphans too).
     fn crash(&mut self, node: u32, why: &str) {
         let now = self.now;
-        if self.nodes[node as usize].host.take().is_none() {
+        let slot = &mut self.nodes[node as usize];
+        if !slot.up {
             return;
         }
-        self.nodes[node as usize].pending = None;
-        self.trace.record(&Record::Crash { node, at: now });
+        slot.up = false;
+        slot.frozen = false;
+        slot.paused = false;
+        slot.deferred.clear();
+        slot.reaped.clear();
+        slot.orphans.clear();
+        slot.procs = None;
+        if slot.driver.take().is_some() {
+            self.trace.record(&Record::Crash { node, at: now });
+        }
         self.tracker.metrics.crashes += 1;
         self.tracker.node_down(now, node);
         self.tracker
@@ -421,10 +619,107 @@ impl World {
             self.members.crash(now, node, |present| detect(rng, w, present))
         };
         self.schedule_views(pending);
+        self.refresh_health();
     }
 
+    /// `mosha` is killed with -9: the node and its children live on, as
+    /// orphans the next incarnation does not know (spec W13).
+    fn mosha_crash(&mut self, node: u32) {
+        let now = self.now;
+        let slot = &mut self.nodes[node as usize];
+        if !slot.up || slot.paused {
+            return;
+        }
+        if slot.driver.take().is_none() {
+            return;
+        }
+        let Some(orphans) = slot.procs.take() else { return };
+        slot.frozen = false;
+        slot.reaped.clear();
+        slot.deferred.retain(|(_, ev)| matches!(ev, Ev::Exit { .. }));
+        let inc = slot.incarnation;
+        let left = orphans.service_groups();
+        slot.orphans.push((inc, orphans));
+        self.trace.record(&Record::Crash { node, at: now });
+        self.tracker.metrics.monitor_crashes += 1;
+        self.tracker.orphaned(now, node, &left);
+        self.tracker.monitor_reset(now, node);
+        self.tracker.log(now, node, 0, || {
+            format!("MOSHA KILLED -9: its children {left:?} live on as orphans")
+        });
+        self.refresh_health();
+    }
+
+    /// The monitor (or the whole node) stops acting until [`Ev::Resume`].
+    fn hold(&mut self, node: u32, pause: bool) {
+        let now = self.now;
+        let slot = &mut self.nodes[node as usize];
+        if !slot.up || slot.paused || (!pause && (slot.frozen || slot.driver.is_none())) {
+            return;
+        }
+        if pause {
+            slot.paused = true;
+            self.tracker.log(now, node, 0, || "NODE PAUSED (VM): monitor and services".into());
+            let pending = {
+                let (rng, w) = (&mut self.rng_members, &self.cfg.world);
+                self.members.crash(now, node, |present| detect(rng, w, present))
+            };
+            self.schedule_views(pending);
+        } else {
+            slot.frozen = true;
+            self.tracker.log(now, node, 0, || "MONITOR FROZEN (SIGSTOP): services run on".into());
+        }
+        self.refresh_health();
+    }
+
+    /// A frozen monitor or a paused node resumes: what happened meanwhile
+    /// reaches it now.
+    fn resume(&mut self, node: u32) {
+        let now = self.now;
+        let slot = &mut self.nodes[node as usize];
+        if !slot.frozen && !slot.paused {
+            return;
+        }
+        let was_paused = slot.paused;
+        slot.frozen = false;
+        slot.paused = false;
+        slot.tick_at = None;
+        let deferred = std::mem::take(&mut slot.deferred);
+        let reaped = std::mem::take(&mut slot.reaped);
+        let inc = slot.incarnation;
+        self.tracker.log(now, node, 0, || "resumes".into());
+        if was_paused {
+            let pending = {
+                let (rng, w) = (&mut self.rng_members, &self.cfg.world);
+                self.members.restart(now, node, |present| detect(rng, w, present))
+            };
+            self.schedule_views(pending);
+        }
+        for (id, ended) in reaped {
+            self.reap(node, inc, id, ended);
+        }
+        for (at, ev) in deferred {
+            match ev {
+                // A child due while the node was paused ends now (its
+                // time did not run); the process table sees it now.
+                Ev::Exit { node, inc, id } => self.exit(node, inc, id, at),
+                Ev::Tick { .. } => {}
+                ev => self.queue.push(now, ev),
+            }
+        }
+        self.pump(node);
+        self.refresh_health();
+    }
+
+    /// After a crash (`down` elapsed) or at the quiet phase: the machine
+    /// boots, or a dead `mosha` starts again, or a held node resumes.
     fn restart(&mut self, node: u32) {
-        if self.nodes[node as usize].host.is_some() {
+        self.resume(node);
+        let slot = &self.nodes[node as usize];
+        if slot.up {
+            if slot.driver.is_none() {
+                self.start_monitor(node);
+            }
             return;
         }
         self.tracker.metrics.restarts += 1;
@@ -437,56 +732,96 @@ impl World {
         self.boot(node);
     }
 
+    /// Recompute every node's ground-truth health for the checker: up, its
+    /// monitor running, not frozen or paused, its writes not failing, and
+    /// able to exchange files both ways with a majority of the configured
+    /// nodes.
+    fn refresh_health(&mut self) {
+        let now = self.now;
+        for node in 1..=self.cfg.nodes {
+            let able = self.healthy(node);
+            self.tracker.set_able(now, node, able);
+        }
+    }
+
+    /// `node` is healthy by ground truth (see [`World::refresh_health`]).
+    fn healthy(&self, node: u32) -> bool {
+        let slot = &self.nodes[node as usize];
+        // A node whose writes fail (`write-fail`) cannot exchange files:
+        // its status goes stale however well its services run.
+        if !slot.up || slot.driver.is_none() || slot.frozen || slot.paused || slot.write_fail > 0.0
+        {
+            return false;
+        }
+        let peers = (1..=self.cfg.nodes)
+            .filter(|&j| {
+                let s = &self.nodes[j as usize];
+                s.up && !s.paused
+                    && self.members.same_side(node, j)
+                    && !self.blocked(node, j)
+                    && !self.blocked(j, node)
+            })
+            .count();
+        2 * peers > self.cfg.nodes as usize
+    }
+
+    /// `reader` cannot read `writer`'s files (a one-way partition).
+    fn blocked(&self, reader: u32, writer: u32) -> bool {
+        reader != writer
+            && self
+                .active
+                .one_way
+                .iter()
+                .any(|&(_, n, deaf)| if deaf { n == reader } else { n == writer })
+    }
+
     fn schedule_views(&mut self, pending: Vec<Pending>) {
         for p in pending {
             self.queue.push(p.at, Ev::View(p));
         }
     }
 
-    // ---- inputs to a node ----
+    // ---- the executor: production's cluster driver, simulated I/O ----
 
-    /// Trace and apply one record to a live node.
-    fn apply(&mut self, node: u32, rec: &Record) -> Output {
-        self.trace.record(rec);
+    /// Feed one input to the node's driver and carry out what follows.
+    fn feed(&mut self, node: u32, input: ClusterInput) {
         let now = self.now;
-        let Some(host) = self.nodes[node as usize].host.as_mut() else { return Output::Nothing };
-        host.driver.processes.now = now;
-        let out = host::apply(host, rec);
-        self.trace.decisions(&out);
-        out
+        let Some(driver) = self.nodes[node as usize].driver.as_mut() else { return };
+        driver.handle(now, input);
+        self.pump(node);
     }
 
-    /// Carry out what the node's backends were asked to do, and watch its
-    /// group states.
-    fn after(&mut self, node: u32, out: &Output) {
+    /// Carry out every command the driver has queued: writes, copies,
+    /// spawns and signals complete at once (their answers are fed back at
+    /// once); reads are answered together after the read latency (plus a
+    /// slow node's lag); fences after `fence_delay`. Then log its events,
+    /// record its trace and schedule its next tick.
+    fn pump(&mut self, node: u32) {
         let now = self.now;
-        for ex in out.executed() {
-            if let clinit_engine::driver::Executed::Action(init::Action::Notice(
-                init::Notice::GroupState { group, level, state },
-            )) = ex
-            {
-                self.tracker.log(now, node, 0, || format!("{group} {level} {state}"));
-                self.tracker.group_state(now, node, group, level, state);
+        let me = node as usize;
+        let Some(mut driver) = self.nodes[me].driver.take() else { return };
+        let inc = self.nodes[me].incarnation;
+        let mut now_inputs: VecDeque<ClusterInput> = VecDeque::new();
+        let mut later: Vec<ClusterInput> = Vec::new();
+        loop {
+            while let Some(cmd) = driver.poll_command() {
+                self.execute(node, inc, cmd, &mut now_inputs, &mut later);
             }
+            self.drain(node, inc, &mut driver);
+            let Some(input) = now_inputs.pop_front() else { break };
+            driver.handle(now, input);
         }
-        let wall = self.wall(node);
-        let inc = self.nodes[node as usize].incarnation;
-        let Some(host) = self.nodes[node as usize].host.as_mut() else { return };
-        let written = host.driver.store.written.take();
-        let due = std::mem::take(&mut host.driver.processes.due);
-        let poll = host.driver.init.poll_timeout();
-        if let Some(status) = written {
-            let delay = self.fs_delay();
-            self.serial += 1;
-            let v = Version { serial: self.serial, mtime: wall, data: status };
-            self.clstat[node as usize].write(now, delay, v);
-        }
-        for (at, id) in due {
-            self.queue.push(at, Ev::Exit { node, inc, id });
+        let poll = driver.poll_timeout();
+        self.nodes[me].driver = Some(driver);
+        if !later.is_empty() {
+            let j = self.cfg.world.read_jitter.0;
+            let jitter = if j > 0 { self.rng_fs.random_range(0..j) } else { 0 };
+            let lag = self.cfg.world.read_latency + Millis(jitter) + self.nodes[me].lag;
+            self.queue.push(now + lag, Ev::Answer { node, inc, inputs: later });
         }
         if let Some(p) = poll {
             let at = p.max(now);
-            let slot = &mut self.nodes[node as usize];
+            let slot = &mut self.nodes[me];
             if slot.tick_at.is_none_or(|x| at < x) {
                 slot.tick_at = Some(at);
                 self.queue.push(at, Ev::Tick { node, inc });
@@ -494,204 +829,58 @@ impl World {
         }
     }
 
-    fn fs_delay(&mut self) -> Millis {
-        let j = self.cond.jitter.0;
-        let extra = if j > 0 { self.rng_fs.random_range(0..j) } else { 0 };
-        self.cond.delay + Millis(extra)
-    }
-
-    fn tick(&mut self, node: u32, inc: u32) {
-        if !self.live(node, inc) || self.nodes[node as usize].tick_at != Some(self.now) {
-            return;
-        }
-        self.nodes[node as usize].tick_at = None;
-        let due = self.nodes[node as usize]
-            .host
-            .as_ref()
-            .and_then(|h| h.driver.init.poll_timeout())
-            .is_some_and(|p| p <= self.now);
-        let out = if due {
-            self.apply(node, &Record::Init { node, at: self.now, input: Input::Tick })
-        } else {
-            Output::Nothing
-        };
-        self.after(node, &out);
-    }
-
-    fn exit(&mut self, node: u32, inc: u32, id: ProcId) {
-        if !self.live(node, inc) {
-            return;
-        }
+    /// The driver's events (to the checker and the event log) and trace.
+    fn drain(&mut self, node: u32, inc: u32, driver: &mut ClusterDriver) {
         let now = self.now;
-        let status = self.nodes[node as usize]
-            .host
-            .as_mut()
-            .and_then(|h| h.driver.processes.take_exit(id, now));
-        let Some(status) = status else { return };
-        let rec =
-            Record::Init { node, at: now, input: Input::Exited { id, status, lingering: false } };
-        let out = self.apply(node, &rec);
-        self.after(node, &out);
-    }
-
-    // ---- the monitor cycle ----
-
-    /// Read membership and files, replicate hactl; decide now or after the
-    /// node's read latency.
-    fn read_phase(&mut self, node: u32, inc: u32) {
-        if !self.live(node, inc) {
-            return;
+        while let Some((rec, text)) = driver.poll_trace() {
+            self.trace.record(&rec);
+            self.trace.decision_text(&rec, &text);
         }
-        let now = self.now;
-        let me = node as usize;
-        self.members.members(node, &mut self.members_buf);
-        let members = std::mem::take(&mut self.members_buf);
-        let mut obs = self.nodes[me].obs.take().unwrap_or_else(|| Observation {
-            now,
-            me: node,
-            members: Vec::new(),
-            nodes: BTreeMap::new(),
-            hactl: None,
-        });
-        obs.now = now;
-        obs.me = node;
-        if obs.members != members {
-            obs.members.clone_from(&members);
-            obs.nodes.retain(|k, _| *k != node && members.binary_search(k).is_ok());
-        }
-        let reader_wall = self.wall(node);
-        // Members and the kept statuses are both sorted: walk them side by
-        // side, updating in place (ages) and adding what is new afterwards.
-        let mut kept = obs.nodes.iter_mut().peekable();
-        let mut new = Vec::new();
-        for &j in &members {
-            if j == node {
-                continue;
-            }
-            while kept.next_if(|(k, _)| **k < j).is_some() {}
-            let entry = kept.next_if(|(k, _)| **k == j).map(|(_, s)| s);
-            let status = if !self.members.same_side(node, j) {
-                NodeStatus::Unreadable { reason: format!("node {j}: no route (partition)") }
-            } else if self.cond.read_failure > 0.0
-                && self.rng_fs.random_bool(self.cond.read_failure)
-            {
-                NodeStatus::Unreadable { reason: format!("node {j}: I/O error (simulated)") }
-            } else {
-                let stale =
-                    self.cond.stale_read > 0.0 && self.rng_fs.random_bool(self.cond.stale_read);
-                match self.clstat[j as usize].read(now, stale) {
-                    None => NodeStatus::Missing,
-                    Some(v) => {
-                        let age = Millis((reader_wall - v.mtime).max(0) as u64);
-                        match entry {
-                            // Same content as last cycle (a heartbeat
-                            // rewrite): only the age moves.
-                            Some(NodeStatus::Read { clstat, age: a })
-                                if Arc::ptr_eq(clstat, &v.data) =>
-                            {
-                                *a = age;
-                                continue;
-                            }
-                            _ => NodeStatus::Read { clstat: v.data.clone(), age },
-                        }
-                    }
+        while let Some(event) = driver.poll_event() {
+            match event {
+                ClusterEvent::Init(init::Notice::GroupState { group, level, state }) => {
+                    self.tracker.log(now, node, 0, || format!("{group} {level} {state}"));
+                    self.tracker.group_state(now, node, &group, &level, &state);
                 }
-            };
-            match entry {
-                Some(slot) => *slot = status,
-                None => new.push((j, status)),
-            }
-        }
-        obs.nodes.extend(new);
-        self.replicate_hactl(node, &members, &mut obs);
-        self.members_buf = members;
-        let j = self.cfg.world.read_jitter.0;
-        let jitter = if j > 0 { self.rng_fs.random_range(0..j) } else { 0 };
-        let lag = self.cfg.world.read_latency + Millis(jitter) + self.nodes[me].lag;
-        if lag == Millis::ZERO {
-            self.decide(node, obs);
-        } else {
-            self.nodes[me].pending = Some(obs);
-            self.queue.push(now + lag, Ev::Decide { node, inc });
-        }
-    }
-
-    /// The original's `getlatest` on hactl among the members this node
-    /// can reach; a newer copy is copied with its mtime (`cp -p`).
-    fn replicate_hactl(&mut self, node: u32, members: &[u32], obs: &mut Observation) {
-        let now = self.now;
-        let mut candidates = std::mem::take(&mut self.candidates);
-        candidates.clear();
-        for &j in members {
-            let v = if j == node {
-                self.hactl[j as usize].own()
-            } else if self.members.same_side(node, j) {
-                self.hactl[j as usize].read(now, false)
-            } else {
-                None
-            };
-            let info = v.map(|v| FileInfo { mtime_secs: v.mtime.div_euclid(1000), parses: true });
-            candidates.push((j, info));
-        }
-        let copy_from = getlatest(&candidates, node).copy_from;
-        self.candidates = candidates;
-        if let Some(from) = copy_from {
-            let copy = self.hactl[from as usize].read(now, false).cloned();
-            if let Some(src) = copy {
-                let delay = self.fs_delay();
-                self.serial += 1;
-                let v = Version { serial: self.serial, mtime: src.mtime, data: src.data };
-                self.hactl[node as usize].write(now, delay, v);
-                self.tracker.log(now, node, from, || format!("copies hactl from node {from}"));
-            }
-        }
-        let own = self.hactl[node as usize].own().map(|v| (v.serial, v.data.clone()));
-        let slot = &mut self.nodes[node as usize];
-        match own {
-            Some((serial, data)) if serial != slot.hactl_seen || obs.hactl.is_none() => {
-                slot.hactl_seen = serial;
-                obs.hactl = Some(data);
-            }
-            Some(_) => {}
-            None => obs.hactl = None,
-        }
-    }
-
-    /// Run the production cycle on what was read, and carry it out.
-    fn decide(&mut self, node: u32, mut obs: Observation) {
-        let now = self.now;
-        obs.now = now;
-        let rec = Record::Cycle { node, adopt: None, obs };
-        let out = self.apply(node, &rec);
-        if let Record::Cycle { obs, .. } = rec {
-            self.nodes[node as usize].obs = Some(obs);
-        }
-        self.tracker.metrics.cycles += 1;
-        self.after(node, &out);
-        let Output::Cycle { report, .. } = out else { return };
-        let inc = self.nodes[node as usize].incarnation;
-        for event in &report.events {
-            self.cycle_event(node, inc, event);
-        }
-        for ext in &report.external {
-            match ext {
-                External::Fence { node: target } => {
-                    let target = *target;
-                    self.tracker.metrics.fences += 1;
-                    self.tracker.log(now, node, target, || format!("STOMITH node {target}"));
-                    if self.cfg.world.fence_kills {
-                        self.queue
-                            .push(now + self.cfg.world.fence_delay, Ev::FenceKill { node: target });
-                    }
+                ClusterEvent::Node(event) => self.node_event(node, inc, &event),
+                ClusterEvent::ReadTimedOut { node: of, after } => {
+                    self.tracker.metrics.read_timeouts += 1;
+                    self.tracker.log(now, node, of.unwrap_or(0), || {
+                        format!(
+                            "read of {} timed out after {after}",
+                            of.map_or("membership".into(), |n| format!("node {n}"))
+                        )
+                    });
                 }
-                External::Publish(p) => self.tracker.quorum(now, node, p.quorum),
+                ClusterEvent::MembershipUnknown { reason, .. } => {
+                    self.tracker.log(now, node, 0, || format!("membership unknown: {reason}"));
+                }
+                ClusterEvent::Adopted { file, from, .. } => {
+                    self.tracker.log(now, node, from, || format!("copies {file} from node {from}"));
+                }
+                ClusterEvent::NewestUnparsable { file, node: of, .. } => {
+                    self.tracker.log(now, node, of, || {
+                        format!("node {of}'s {file} does not parse: not adopted")
+                    });
+                }
+                ClusterEvent::OwnUnparsable { file, .. } => {
+                    self.tracker.log(now, node, 0, || format!("my {file} does not parse"));
+                }
+                ClusterEvent::SpawnFailed { id, error } => {
+                    self.tracker
+                        .log(now, node, 0, || format!("spawn of #{} failed: {error}", id.0));
+                }
+                ClusterEvent::FenceFailed { node: target, error } => {
+                    self.tracker.log(now, node, target, || {
+                        format!("STOMITH node {target} FAILED: {error}")
+                    });
+                }
+                _ => {}
             }
         }
-        let next = report.next_wakeup.max(now + self.cfg.world.min_cycle);
-        self.queue.push(next, Ev::Cycle { node, inc });
     }
 
-    fn cycle_event(&mut self, node: u32, inc: u32, event: &Event) {
+    fn node_event(&mut self, node: u32, inc: u32, event: &Event) {
         let now = self.now;
         match event {
             Event::Told { group, level, .. } => {
@@ -730,6 +919,384 @@ impl World {
         }
     }
 
+    /// Carry out one command of node `node`'s driver.
+    fn execute(
+        &mut self,
+        node: u32,
+        inc: u32,
+        cmd: ClusterCommand,
+        now_inputs: &mut VecDeque<ClusterInput>,
+        later: &mut Vec<ClusterInput>,
+    ) {
+        let now = self.now;
+        let me = node as usize;
+        match cmd {
+            ClusterCommand::ReadMembership { seq } => {
+                self.tracker.metrics.cycles += 1;
+                let p = self.nodes[me].membership_fail;
+                if p > 0.0 && self.rng_chance.random_bool(p.min(1.0)) {
+                    let error = IoFailure::other(
+                        "read membership",
+                        ErrorKind::Other,
+                        "membership source unavailable (simulated)",
+                    );
+                    now_inputs.push_back(ClusterInput::MembershipFailed { seq, error });
+                    return;
+                }
+                let report = match self.cfg.world.membership {
+                    MembershipModel::Oracle => {
+                        let mut members = Vec::with_capacity(self.cfg.nodes as usize);
+                        self.members.members(node, &mut members);
+                        MembershipReport::Members(members)
+                    }
+                    MembershipModel::Heartbeat => {
+                        let read_at = WallMs(self.wall(node));
+                        let beats = (1..=self.cfg.nodes)
+                            .map(|j| (j, self.read_file(node, j, SharedFile::Heartbeat, None)))
+                            .collect();
+                        MembershipReport::Heartbeats { read_at, beats }
+                    }
+                };
+                now_inputs.push_back(ClusterInput::MembershipRead { seq, report });
+            }
+            ClusterCommand::ReadNode { seq, node: j, files } => {
+                if self.active.read_hang.iter().any(|&(_, n)| n == j) && j != node {
+                    // No answer until the hang ends: the driver's read
+                    // deadline fires first.
+                    self.hung.push((node, inc, seq, j, files));
+                    return;
+                }
+                if j != node && (!self.members.same_side(node, j) || self.blocked(node, j)) {
+                    let error = IoFailure::other(
+                        format!("read /mfs/{j}"),
+                        ErrorKind::TimedOut,
+                        "no route to host (partition, simulated)",
+                    );
+                    later.push(ClusterInput::NodeReadFailed { seq, node: j, error });
+                    return;
+                }
+                let read_at = WallMs(self.wall(node));
+                let files = files
+                    .into_iter()
+                    .map(|(file, known)| FileReport {
+                        file,
+                        path: self.paths[j as usize][file_index(file)].clone(),
+                        read: self.read_file(node, j, file, known),
+                    })
+                    .collect();
+                later.push(ClusterInput::NodeRead { seq, node: j, read_at, files });
+            }
+            ClusterCommand::Copy { seq, file, from, bytes, mtime } => {
+                if self.write_fails(node) {
+                    let error = IoFailure::other(
+                        format!("copy {file} from node {from}"),
+                        ErrorKind::Other,
+                        "Input/output error (simulated)",
+                    );
+                    now_inputs.push_back(ClusterInput::CopyFailed { seq, error });
+                    return;
+                }
+                let torn = self.active.torn_copy.iter().any(|&(_, n)| n == node);
+                let data: Bytes = if torn {
+                    self.tracker
+                        .log(now, node, from, || format!("TORN copy of {file} from node {from}"));
+                    Arc::from(&bytes[..bytes.len() / 2])
+                } else {
+                    bytes
+                };
+                let id = self.write_file(node, file, mtime.0, data);
+                now_inputs.push_back(ClusterInput::CopyDone { seq, id: ContentId(id) });
+            }
+            ClusterCommand::WriteClstat { seq, status } => {
+                let result = if self.write_fails(node) {
+                    Err(IoFailure::other(
+                        "write clstat",
+                        ErrorKind::Other,
+                        "Input/output error (simulated)",
+                    ))
+                } else {
+                    let same = self.nodes[me].last_clstat.as_ref().filter(|(s, _, _)| *s == status);
+                    let (id, data) = match same {
+                        Some((_, id, data)) => (*id, data.clone()),
+                        None => {
+                            self.serial += 1;
+                            let data: Bytes = Arc::from(status.render().into_bytes());
+                            (self.serial, data)
+                        }
+                    };
+                    self.nodes[me].last_clstat = Some((status, id, data.clone()));
+                    let delay = self.fs_delay();
+                    let v = Version { serial: id, mtime: self.wall(node), data };
+                    self.files[me].clstat.write(now, delay, v);
+                    Ok(())
+                };
+                let file = SharedFile::Clstat;
+                now_inputs.push_back(ClusterInput::StatusWritten { seq, file, result });
+            }
+            ClusterCommand::WriteHastat { seq, .. } => {
+                let file = SharedFile::Hastat;
+                now_inputs.push_back(ClusterInput::StatusWritten { seq, file, result: Ok(()) });
+            }
+            ClusterCommand::WriteHeartbeat { seq, counter, payload } => {
+                let result = if self.write_fails(node) {
+                    Err(IoFailure::other(
+                        "write heartbeat",
+                        ErrorKind::Other,
+                        "Input/output error (simulated)",
+                    ))
+                } else {
+                    let data =
+                        payload.unwrap_or_else(|| Arc::from(format!("{counter}\n").into_bytes()));
+                    self.write_file(node, SharedFile::Heartbeat, self.wall(node), data);
+                    Ok(())
+                };
+                let file = SharedFile::Heartbeat;
+                now_inputs.push_back(ClusterInput::StatusWritten { seq, file, result });
+            }
+            ClusterCommand::RemoveHeartbeat { seq } => {
+                let file = SharedFile::Heartbeat;
+                now_inputs.push_back(ClusterInput::StatusWritten { seq, file, result: Ok(()) });
+            }
+            ClusterCommand::Spawn { id, group, tag, level, command, not_after } => {
+                let slot = &mut self.nodes[me];
+                let Some(procs) = slot.procs.as_mut() else { return };
+                procs.now = now;
+                procs.spawn_fail = slot.spawn_fail;
+                procs.linger = slot.linger;
+                procs.unkillable = self.active.d_state.iter().any(|&(_, n)| n == node);
+                let result = match not_after {
+                    Some(t) if now > t => {
+                        Err(SpawnFailure::TooLate { late_by: now.saturating_sub(t).0 })
+                    }
+                    _ => procs.spawn(id, &group, &tag, &level, &command).map_err(|e| {
+                        SpawnFailure::Io(IoFailure::other(
+                            format!("spawn {tag}"),
+                            ErrorKind::WouldBlock,
+                            e,
+                        ))
+                    }),
+                };
+                self.drain_procs(node, inc);
+                now_inputs.push_back(ClusterInput::SpawnResult { id, result });
+            }
+            ClusterCommand::Signal { id, signal } => {
+                let slot = &mut self.nodes[me];
+                if let Some(procs) = slot.procs.as_mut() {
+                    procs.now = now;
+                    procs.linger = slot.linger;
+                    let _ = procs.signal(id, signal);
+                }
+                self.drain_procs(node, inc);
+            }
+            ClusterCommand::Fence { seq, node: target } => {
+                let healthy = self.valid(target) && self.healthy(target);
+                self.tracker.log(now, node, target, || {
+                    let truth = if healthy { "healthy" } else { "not healthy" };
+                    format!("STOMITH node {target} (ground truth: {truth})")
+                });
+                self.tracker.fence(now, node, target, healthy);
+                let p = self.active.fence_fail.iter().map(|&(_, p)| p).fold(0.0, f64::max);
+                let delay = self.cfg.world.fence_delay;
+                let result = if p > 0.0 && self.rng_chance.random_bool(p.min(1.0)) {
+                    self.tracker.metrics.fence_failures += 1;
+                    Err(FenceFailure::TimedOut { limit_ms: delay.0 })
+                } else {
+                    if self.cfg.world.fence_kills {
+                        self.queue.push(now + delay, Ev::FenceKill { node: target });
+                    }
+                    Ok(())
+                };
+                let inputs = vec![ClusterInput::FenceDone { seq, node: target, result }];
+                self.queue.push(now + delay, Ev::Answer { node, inc, inputs });
+            }
+            ClusterCommand::Exit => {}
+        }
+    }
+
+    /// The D state on `node` ends: its children (orphans too) can be
+    /// killed again, and kills sent meanwhile land now.
+    fn release_stuck(&mut self, node: u32) {
+        if self.active.d_state.iter().any(|&(_, n)| n == node) {
+            return;
+        }
+        let now = self.now;
+        let slot = &mut self.nodes[node as usize];
+        let mut due = Vec::new();
+        for (inc, procs) in slot.orphans.iter_mut() {
+            procs.now = now;
+            procs.release_stuck();
+            due.extend(procs.due.drain(..).map(|(at, id)| (at, *inc, id)));
+        }
+        let inc = slot.incarnation;
+        if let Some(procs) = slot.procs.as_mut() {
+            procs.now = now;
+            procs.release_stuck();
+        }
+        for (at, inc, id) in due {
+            self.queue.push(at, Ev::Exit { node, inc, id });
+        }
+        self.drain_procs(node, inc);
+    }
+
+    /// Process-table changes and new exit times of node `node`'s current
+    /// children.
+    fn drain_procs(&mut self, node: u32, inc: u32) {
+        let now = self.now;
+        let Some(procs) = self.nodes[node as usize].procs.as_mut() else { return };
+        let changes = std::mem::take(&mut procs.changes);
+        let due = std::mem::take(&mut procs.due);
+        for c in changes {
+            self.tracker.process(now, node, &c.group, c.started, false);
+        }
+        for (at, id) in due {
+            self.queue.push(at, Ev::Exit { node, inc, id });
+        }
+    }
+
+    /// Hung reads of directories that no longer hang answer now (late:
+    /// the drivers have long timed them out; the answer frees the node).
+    fn release_hung(&mut self) {
+        let hung = std::mem::take(&mut self.hung);
+        for (reader, inc, seq, target, files) in hung {
+            if self.active.read_hang.iter().any(|&(_, n)| n == target) {
+                self.hung.push((reader, inc, seq, target, files));
+                continue;
+            }
+            let read_at = WallMs(self.wall(reader));
+            let files = files
+                .into_iter()
+                .map(|(file, known)| FileReport {
+                    file,
+                    path: self.paths[target as usize][file_index(file)].clone(),
+                    read: self.read_file(reader, target, file, known),
+                })
+                .collect();
+            let inputs = vec![ClusterInput::NodeRead { seq, node: target, read_at, files }];
+            self.queue.push(self.now, Ev::Answer { node: reader, inc, inputs });
+        }
+    }
+
+    /// `reader` reads `writer`'s `file` now (its own copy when it is the
+    /// writer); the bytes are left out when the reader knows content `known`.
+    fn read_file(
+        &mut self,
+        reader: u32,
+        writer: u32,
+        file: SharedFile,
+        known: Option<ContentId>,
+    ) -> FileRead {
+        let now = self.now;
+        if reader != writer {
+            if !self.members.same_side(reader, writer) || self.blocked(reader, writer) {
+                let what = format!("read /mfs/{writer}/{file}");
+                return Err(IoFailure::other(
+                    what,
+                    ErrorKind::TimedOut,
+                    "no route to host (simulated)",
+                ));
+            }
+            if self.cond.read_failure > 0.0 && self.rng_fs.random_bool(self.cond.read_failure) {
+                let what = format!("read /mfs/{writer}/{file}");
+                return Err(IoFailure::other(
+                    what,
+                    ErrorKind::Other,
+                    "Input/output error (simulated)",
+                ));
+            }
+        }
+        let stale = reader != writer
+            && self.cond.stale_read > 0.0
+            && self.rng_fs.random_bool(self.cond.stale_read);
+        let slot = self.files[writer as usize].get(file);
+        let v = if reader == writer { slot.own() } else { slot.read(now, stale) };
+        Ok(v.map(|v| FileVersion {
+            mtime: WallMs(v.mtime),
+            id: ContentId(v.serial),
+            bytes: (known != Some(ContentId(v.serial))).then(|| v.data.clone()),
+        }))
+    }
+
+    /// Node `node` writes its own `file` (mtime: `mtime`); returns the new
+    /// content identity.
+    fn write_file(&mut self, node: u32, file: SharedFile, mtime: i64, data: Bytes) -> u64 {
+        let now = self.now;
+        let delay = self.fs_delay();
+        self.serial += 1;
+        let v = Version { serial: self.serial, mtime, data };
+        self.files[node as usize].get(file).write(now, delay, v);
+        self.serial
+    }
+
+    /// A write of node `node` fails now (`write-fail`).
+    fn write_fails(&mut self, node: u32) -> bool {
+        let p = self.nodes[node as usize].write_fail;
+        p > 0.0 && self.rng_chance.random_bool(p.min(1.0))
+    }
+
+    fn fs_delay(&mut self) -> Millis {
+        let j = self.cond.jitter.0;
+        let extra = if j > 0 { self.rng_fs.random_range(0..j) } else { 0 };
+        self.cond.delay + Millis(extra)
+    }
+
+    fn tick(&mut self, node: u32, inc: u32) {
+        if !self.live(node, inc) || self.nodes[node as usize].tick_at != Some(self.now) {
+            return;
+        }
+        self.nodes[node as usize].tick_at = None;
+        self.feed(node, ClusterInput::Tick);
+    }
+
+    /// Child `id` of `mosha` incarnation `inc` ends, as planned at `at`
+    /// (the process table changes now; the monitor reaps it unless it is
+    /// frozen, dead, or of an older incarnation).
+    fn exit(&mut self, node: u32, inc: u32, id: ProcId, at: Millis) {
+        let now = self.now;
+        let slot = &mut self.nodes[node as usize];
+        if !slot.up {
+            return;
+        }
+        let current = slot.incarnation == inc && slot.driver.is_some();
+        let procs = if current {
+            slot.procs.as_mut()
+        } else {
+            slot.orphans.iter_mut().find(|(i, _)| *i == inc).map(|(_, p)| p)
+        };
+        let Some(procs) = procs else { return };
+        procs.now = now;
+        let Some(ended) = procs.take_exit(id, at) else { return };
+        let changes = std::mem::take(&mut procs.changes);
+        let due = std::mem::take(&mut procs.due);
+        for c in changes {
+            self.tracker.process(now, node, &c.group, c.started, !current);
+        }
+        for (when, id) in due {
+            self.queue.push(when, Ev::Exit { node, inc, id });
+        }
+        if !current {
+            return;
+        }
+        if self.nodes[node as usize].frozen {
+            self.nodes[node as usize].reaped.push((id, ended));
+            return;
+        }
+        self.reap(node, inc, id, ended);
+    }
+
+    /// The monitor learns that child `id` ended.
+    fn reap(&mut self, node: u32, inc: u32, id: ProcId, ended: Ended) {
+        if !self.live(node, inc) {
+            return;
+        }
+        let input = match ended {
+            Ended::Exited { status, lingering } => {
+                ClusterInput::ChildExited { id, status, lingering }
+            }
+            Ended::GroupGone => ClusterInput::GroupGone { id },
+        };
+        self.feed(node, input);
+    }
+
     // ---- faults ----
 
     fn fault(&mut self, i: usize) {
@@ -748,7 +1315,7 @@ impl World {
                 }
             }
             Fault::HactlEdit { node, group, level, len } => {
-                if self.valid(node) && self.nodes[node as usize].host.is_some() {
+                if self.valid(node) && self.nodes[node as usize].driver.is_some() {
                     self.edit_hactl(node, &group, &level);
                     self.open_edits.insert(i, (node, group));
                     self.queue.push(now + len, Ev::FaultEnd(i));
@@ -798,27 +1365,130 @@ impl World {
                     }
                 }
             }
+            Fault::MoshaCrash { node, down } => {
+                if self.valid(node) {
+                    self.mosha_crash(node);
+                    self.queue.push(now + down, Ev::MonitorRestart { node });
+                }
+            }
+            Fault::MonitorFreeze { node, len } | Fault::NodePause { node, len } => {
+                if self.valid(node) {
+                    self.hold(node, matches!(fault, Fault::NodePause { .. }));
+                    self.queue.push(now + len, Ev::Resume { node });
+                }
+            }
+            Fault::SpawnFail { node, p, len } => {
+                if self.valid(node) {
+                    self.active.spawn_fail.push((i, node, p));
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
+            Fault::LingeringGroup { node, linger, len } => {
+                if self.valid(node) {
+                    self.active.linger.push((i, node, linger));
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
+            Fault::FenceFail { p, len } => {
+                self.active.fence_fail.push((i, p));
+                self.queue.push(now + len, Ev::FaultEnd(i));
+            }
+            Fault::WriteFail { node, p, len } => {
+                if self.valid(node) {
+                    self.active.write_fail.push((i, node, p));
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
+            Fault::MembershipFail { node, p, len } => {
+                if self.valid(node) {
+                    self.active.membership_fail.push((i, node, p));
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
+            Fault::OneWayPartition { node, deaf, len } => {
+                if self.valid(node) {
+                    self.active.one_way.push((i, node, deaf));
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
+            Fault::ReadHang { node, len } => {
+                if self.valid(node) {
+                    self.active.read_hang.push((i, node));
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
+            Fault::TornCopy { node, len } => {
+                if self.valid(node) {
+                    self.active.torn_copy.push((i, node));
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
+            Fault::DState { node, len } => {
+                if self.valid(node) {
+                    self.active.d_state.push((i, node));
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
+            Fault::CltabEdit { node, group, broken } => {
+                if self.valid(node) {
+                    self.edit_cltab(node, &group, broken);
+                }
+            }
+            Fault::ClockDrift { node, rate } => {
+                if self.valid(node) {
+                    // The drift so far becomes an offset; the new rate runs from now.
+                    let so_far = self.wall(node) - (EPOCH_MS + now.0 as i64);
+                    let slot = &mut self.nodes[node as usize];
+                    slot.skew = so_far;
+                    slot.drift = rate;
+                    slot.drift_since = now;
+                }
+            }
         }
         self.recompute();
+        self.refresh_health();
     }
 
     /// The operator edits node `node`'s own hactl copy (mtime: its clock).
     fn edit_hactl(&mut self, node: u32, group: &str, level: &str) {
         let now = self.now;
-        let current = self.hactl[node as usize].own().map(|v| v.data.clone());
-        let mut hactl =
-            current.map(|h| (*h).clone()).unwrap_or_else(|| (*self.built.hactl).clone());
+        let current = self.files[node as usize]
+            .hactl
+            .own()
+            .and_then(|v| std::str::from_utf8(&v.data).ok().map(String::from))
+            .and_then(|text| Hactl::parse(&text, "hactl").ok());
+        let mut hactl = current.unwrap_or_else(|| (*self.built.hactl).clone());
         let want = hactl
             .groups
             .entry(group.to_string())
             .or_insert_with(|| Want { level: level.to_string(), preferred: Vec::new() });
         want.level = level.to_string();
-        let delay = self.fs_delay();
-        self.serial += 1;
-        let v = Version { serial: self.serial, mtime: self.wall(node), data: Arc::new(hactl) };
-        self.hactl[node as usize].write(now, delay, v);
+        let data: Bytes = Arc::from(hactl.render().into_bytes());
+        self.write_file(node, SharedFile::Hactl, self.wall(node), data);
         self.tracker.set_want(now, group, level);
         self.tracker.log(now, node, 0, || format!("operator edits hactl here: {group} {level}"));
+    }
+
+    /// The operator edits node `node`'s own cltab: a new test entry
+    /// (`exit 0`) for `group`, or, with `broken`, a line that is not a
+    /// cltab line (the copy must then never be adopted anywhere).
+    fn edit_cltab(&mut self, node: u32, group: &str, broken: bool) {
+        let now = self.now;
+        let mut text = self.files[node as usize]
+            .cltab
+            .own()
+            .and_then(|v| std::str::from_utf8(&v.data).ok().map(String::from))
+            .unwrap_or_else(|| self.built.cltab.render());
+        self.serial += 1;
+        let line = if broken {
+            format!("this line is not a cltab entry {}\n", self.serial)
+        } else {
+            format!("{group}:{group}e{}:test:test:exit 0\n", self.serial)
+        };
+        text.push_str(&line);
+        let data: Bytes = Arc::from(text.into_bytes());
+        self.write_file(node, SharedFile::Cltab, self.wall(node), data);
+        self.tracker.log(now, node, 0, || format!("operator edits cltab here: {}", line.trim()));
     }
 
     /// Put an edited group back at its original level, on the node where
@@ -858,8 +1528,22 @@ impl World {
         self.active.read_failures.retain(|(j, _)| *j != i);
         self.active.stale_reads.retain(|(j, _)| *j != i);
         self.active.slow_node.retain(|(j, _, _)| *j != i);
+        self.active.spawn_fail.retain(|(j, _, _)| *j != i);
+        self.active.linger.retain(|(j, _, _)| *j != i);
+        self.active.fence_fail.retain(|(j, _)| *j != i);
+        self.active.write_fail.retain(|(j, _, _)| *j != i);
+        self.active.membership_fail.retain(|(j, _, _)| *j != i);
+        self.active.one_way.retain(|(j, _, _)| *j != i);
+        self.active.read_hang.retain(|(j, _)| *j != i);
+        self.release_hung();
+        self.active.torn_copy.retain(|(j, _)| *j != i);
+        if let Some(pos) = self.active.d_state.iter().position(|(j, _)| *j == i) {
+            let (_, node) = self.active.d_state.remove(pos);
+            self.release_stuck(node);
+        }
         self.tracker.log(self.now, 0, 0, || format!("fault #{i} over"));
         self.recompute();
+        self.refresh_health();
     }
 
     fn set_sides(&mut self, sides: &[u8]) {
@@ -898,10 +1582,30 @@ impl World {
         self.cond = c;
         for slot in &mut self.nodes {
             slot.lag = Millis::ZERO;
+            slot.spawn_fail = 0.0;
+            slot.linger = None;
+            slot.write_fail = 0.0;
+            slot.membership_fail = 0.0;
         }
         for &(_, node, lag) in &self.active.slow_node {
             let slot = &mut self.nodes[node as usize];
             slot.lag = slot.lag.max(lag);
+        }
+        for &(_, node, p) in &self.active.spawn_fail {
+            let slot = &mut self.nodes[node as usize];
+            slot.spawn_fail = slot.spawn_fail.max(p);
+        }
+        for &(_, node, d) in &self.active.linger {
+            let slot = &mut self.nodes[node as usize];
+            slot.linger = Some(slot.linger.map_or(d, |x| x.max(d)));
+        }
+        for &(_, node, p) in &self.active.write_fail {
+            let slot = &mut self.nodes[node as usize];
+            slot.write_fail = slot.write_fail.max(p);
+        }
+        for &(_, node, p) in &self.active.membership_fail {
+            let slot = &mut self.nodes[node as usize];
+            slot.membership_fail = slot.membership_fail.max(p);
         }
     }
 
@@ -909,9 +1613,13 @@ impl World {
     fn quiet(&mut self) {
         self.tracker.log(self.now, 0, 0, || "QUIET PHASE: faults end; liveness must hold".into());
         self.active = Active::default();
+        for node in 1..=self.cfg.nodes {
+            self.release_stuck(node);
+        }
         self.heal();
         for slot in &mut self.nodes {
             slot.skew = 0;
+            slot.drift = 0.0;
         }
         for node in 1..=self.cfg.nodes {
             self.restart(node);
@@ -922,6 +1630,8 @@ impl World {
         }
         self.quiet = true;
         self.recompute();
+        self.release_hung();
+        self.refresh_health();
     }
 }
 

@@ -5,6 +5,7 @@
 use clinit_engine::time::Millis;
 use clinit_sim::config::Workload;
 use clinit_sim::faults::FaultChoice;
+use clinit_sim::invariants::DOUBLE_OWNER;
 use clinit_sim::report::{self, RunReport};
 use clinit_sim::trace::TraceMode;
 use clinit_sim::{run, RunOptions, SimConfig};
@@ -58,7 +59,13 @@ fn report_of_a_double_start() {
         ..SimConfig::default()
     };
     let seed = (1..=40u64)
-        .find(|&s| !run(&cfg, s, RunOptions::fast()).expect("valid").tracker.counts().is_empty())
+        .find(|&s| {
+            run(&cfg, s, RunOptions::fast())
+                .expect("valid")
+                .tracker
+                .counts()
+                .contains_key(DOUBLE_OWNER)
+        })
         .expect("a failing seed");
     let r = run(&cfg, seed, RunOptions::default()).expect("valid");
     let full = report::render(&r);

@@ -4,9 +4,9 @@
 
 use clinit_engine::time::Millis;
 use clinit_sim::config::Workload;
-use clinit_sim::faults::FaultChoice;
-use clinit_sim::invariants::{DOUBLE_OWNER, HALT_BOUND, LIVENESS};
-use clinit_sim::report::RunReport;
+use clinit_sim::faults::{Fault, FaultChoice, Schedule, Scheduled};
+use clinit_sim::invariants::{DOUBLE_OWNER, FAILED_TEST, HALT_BOUND, LIVENESS, NEEDLESS_FENCE};
+use clinit_sim::report::{render, RunReport};
 use clinit_sim::{run, RunOptions, SimConfig};
 
 fn scenario(faults: &str, nodes: u32, minutes: u64) -> SimConfig {
@@ -100,4 +100,115 @@ fn w10_concurrent_hactl_edits_lose_an_update() {
     let v = r.tracker.violations().iter().find(|v| v.invariant == LIVENESS).expect("kept");
     assert!(v.detail.contains("operator wants start"), "{v:?}");
     assert!(v.excerpt.iter().any(|l| l.contains("operator edits hactl")), "{:#?}", v.excerpt);
+}
+
+fn scheduled(nodes: u32, minutes: u64, faults: Vec<(u64, Fault)>) -> SimConfig {
+    let faults: Vec<Scheduled> = faults
+        .into_iter()
+        .map(|(at, fault)| Scheduled { at: Millis::from_secs(at), fault })
+        .collect();
+    let mut schedule = Schedule { kinds: Vec::new(), faults };
+    schedule.refresh_kinds();
+    SimConfig { schedule: Some(schedule), ..scenario("none", nodes, minutes) }
+}
+
+/// One node whose clock runs 90 s fast sees every other node's clstat as
+/// older than the 60 s timeout and fences them all, although all are
+/// healthy: `needless-fence` fires, once per healthy target. The same run
+/// without the skew fences nobody.
+#[test]
+fn a_fast_clock_fencing_healthy_nodes_is_a_needless_fence() {
+    let mut cfg = scheduled(5, 20, vec![(300, Fault::Skew { node: 1, offset: 90_000 })]);
+    cfg.world.fence_kills = true;
+    let r = run(&cfg, 1, RunOptions::default()).expect("valid");
+    assert!(r.tracker.counts().get(NEEDLESS_FENCE).is_some_and(|&n| n >= 4), "{}", render(&r));
+    let v = r.tracker.violations().iter().find(|v| v.invariant == NEEDLESS_FENCE).expect("kept");
+    assert_eq!(v.nodes[0], 1, "node 1 fenced: {v:?}");
+    assert!(v.excerpt.iter().any(|l| l.contains("STOMITH")), "{:#?}", v.excerpt);
+    assert!(r.tracker.metrics.fence_kills >= 4, "and the fences killed them");
+    let calm = run(&scheduled(5, 20, vec![]), 1, RunOptions::fast()).expect("valid");
+    assert_eq!(calm.tracker.metrics.fences, 0);
+    assert!(calm.tracker.counts().is_empty());
+}
+
+/// Fencing a node whose monitor is frozen is never needless: a frozen
+/// monitor is not healthy (here it is fenced for its stale clstat).
+#[test]
+fn fencing_a_frozen_monitor_is_not_needless() {
+    let cfg = scheduled(3, 20, vec![(300, Fault::MonitorFreeze { node: 2, len: Millis(150_000) })]);
+    let r = run(&cfg, 1, RunOptions::default()).expect("valid");
+    assert!(r.tracker.metrics.fences >= 1, "the frozen node went stale: {}", render(&r));
+    assert_eq!(r.tracker.metrics.needless_fences, 0, "{}", render(&r));
+}
+
+/// A test that fails at level `plan` must stop the group there; classic
+/// goes on to `start` (only `liveness` used to notice).
+/// `start-after-failed-test` now fires for a failing test at any level.
+#[test]
+fn a_start_after_a_failed_plan_level_test_is_reported() {
+    let mut cfg = scenario("none", 1, 10);
+    cfg.workload = Workload::Custom {
+        cltab: "web:wt:plan:test:exit 1\nweb:wr:start:respawn:run\n".into(),
+        hactl: "web start\n".into(),
+    };
+    let r = run(&cfg, 1, RunOptions::default()).expect("valid");
+    let v = r.tracker.violations().iter().find(|v| v.invariant == FAILED_TEST);
+    let v = v.unwrap_or_else(|| panic!("not reported:\n{}", render(&r)));
+    assert_eq!(v.group.as_deref(), Some("web"));
+    assert!(v.excerpt.iter().any(|l| l.contains("web plan FAILED")), "{:#?}", v.excerpt);
+    // With the failing test at `test`, classic stops: nothing to report.
+    cfg.workload = Workload::Custom {
+        cltab: "web:wt:test:test:exit 1\nweb:wr:start:respawn:run\n".into(),
+        hactl: "web start\n".into(),
+    };
+    let r = run(&cfg, 1, RunOptions::default()).expect("valid");
+    assert!(!r.tracker.counts().contains_key(FAILED_TEST), "{}", render(&r));
+}
+
+/// Availability counts group-seconds in which a wanted group runs nowhere
+/// while a healthy, quorate, eligible node could run it. W15 (a `wait`
+/// entry that hangs): the group never runs on a healthy single node, so it
+/// is unavailable from the end of the warm-up (2 min) to the end. A group
+/// whose test fails everywhere could run nowhere: not counted.
+#[test]
+fn availability_counts_only_what_a_healthy_node_could_run() {
+    let mut cfg = scenario("none", 1, 20);
+    cfg.workload = Workload::Custom {
+        cltab: "web:webt:test:test:flaky 0\nweb:webr:start:wait:hang\n".into(),
+        hactl: "web start\n".into(),
+    };
+    let r = run(&cfg, 1, RunOptions::default()).expect("valid");
+    let rep = RunReport::new(&r);
+    assert!(
+        (rep.unavailable_group_seconds - 18.0 * 60.0).abs() < 1.0,
+        "{}",
+        rep.unavailable_group_seconds
+    );
+    cfg.workload = Workload::Custom {
+        cltab: "web:webt:test:test:exit 1\nweb:webr:start:respawn:run\n".into(),
+        hactl: "web start\n".into(),
+    };
+    let r = run(&cfg, 1, RunOptions::default()).expect("valid");
+    assert!(r.tracker.metrics.cycles > 100, "time passed");
+    assert_eq!(RunReport::new(&r).unavailable_group_seconds, 0.0, "{}", render(&r));
+}
+
+/// `mosha` killed with -9 leaves its children running. Its next
+/// incarnation (or a peer) starts the group again: the process table
+/// shows two owners although no init machine reports two (W13).
+#[test]
+fn orphans_of_a_crashed_mosha_are_double_owners() {
+    let found = (1..=20u64).find_map(|seed| {
+        (1..=3u32).find_map(|node| {
+            let down = Millis(120_000);
+            let mut cfg = scheduled(3, 20, vec![(300, Fault::MoshaCrash { node, down })]);
+            cfg.groups = 1;
+            let r = run(&cfg, seed, RunOptions::default()).expect("valid");
+            r.tracker.counts().contains_key(DOUBLE_OWNER).then_some(r)
+        })
+    });
+    let r = found.expect("the owner's crash leaves an orphan beside a new instance");
+    let v = r.tracker.violations().iter().find(|v| v.invariant == DOUBLE_OWNER).expect("kept");
+    assert!(v.excerpt.iter().any(|l| l.contains("MOSHA KILLED -9")), "{:#?}", v.excerpt);
+    assert!(RunReport::new(&r).double_owner_seconds > 0.0);
 }
