@@ -16,7 +16,7 @@
 //! hung NFS server still blocks `read`) run [`read_regular`] on a blocking
 //! thread with a deadline, as the daemon does.
 
-use std::fs::OpenOptions;
+use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -68,9 +68,14 @@ fn describe(ft: std::fs::FileType) -> &'static str {
     }
 }
 
-/// Read the regular file at `path`, at most `limit` bytes (see the module
-/// doc). `Ok(None)` when nothing exists at the path.
-pub fn read_regular(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, ReadError> {
+/// Open the regular file at `path` without blocking on a FIFO, and return it
+/// with its metadata (taken from the open descriptor). `Ok(None)` when
+/// nothing exists at the path.
+///
+/// # Errors
+/// [`ReadError::NotRegular`] for a FIFO, device, socket or directory;
+/// [`ReadError::Io`] when opening or `fstat` fails.
+pub fn open_regular(path: &Path) -> Result<Option<(File, Metadata)>, ReadError> {
     let io_err = |source| ReadError::Io { path: path.to_path_buf(), source };
     let file = match OpenOptions::new()
         .read(true)
@@ -88,6 +93,16 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, ReadErro
             what: describe(meta.file_type()),
         });
     }
+    Ok(Some((file, meta)))
+}
+
+/// Read the regular file at `path`, at most `limit` bytes (see the module
+/// doc). `Ok(None)` when nothing exists at the path.
+pub fn read_regular(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, ReadError> {
+    let io_err = |source| ReadError::Io { path: path.to_path_buf(), source };
+    let Some((file, meta)) = open_regular(path)? else {
+        return Ok(None);
+    };
     if meta.len() > limit {
         return Err(ReadError::TooLarge { path: path.to_path_buf(), limit });
     }

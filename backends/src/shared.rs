@@ -20,7 +20,6 @@ pub use clinit_engine::monitor::replicate::{Replicated, Settled};
 use clinit_engine::monitor::NodeStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -161,7 +160,17 @@ impl SharedStore for FsStore {
     }
 
     fn read(&self, node: u32, file: SharedFile) -> io::Result<Option<Snapshot>> {
-        let Some(mut f) = not_found(File::open(self.paths.file(node, file)))? else {
+        // Regular files only, opened without blocking: a FIFO left at the
+        // path must never wedge a reader thread (it would hold mosha's exit).
+        let path = self.paths.file(node, file);
+        let opened = crate::safe_read::open_regular(&path).map_err(|e| match e {
+            crate::safe_read::ReadError::Io { source, .. } => source,
+            e @ crate::safe_read::ReadError::NotRegular { what: "a directory", .. } => {
+                io::Error::new(io::ErrorKind::IsADirectory, e.to_string())
+            }
+            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+        })?;
+        let Some((mut f, _)) = opened else {
             return Ok(None);
         };
         // The stamp of the open file: a writer that renames a new version
@@ -439,6 +448,27 @@ pub fn write_hastat<S: SharedStore + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A FIFO (or a device) at a node's file is refused at once, naming
+    /// it, instead of blocking the reader thread until a writer comes (a
+    /// blocked thread held mosha's exit forever). The read is bounded by
+    /// the test's own thread join, so a regression fails, not hangs.
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsStore::new(NodePaths::new(dir.path(), "ha"));
+        std::fs::create_dir_all(store.paths.node_dir(1)).expect("mkdir");
+        let fifo = store.paths.file(1, SharedFile::Hactl);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("fifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ =
+                tx.send(store.read(1, SharedFile::Hactl).map(|_| ()).map_err(|e| e.to_string()));
+        });
+        let answer = rx.recv_timeout(Duration::from_secs(10)).expect("the read returned");
+        let err = answer.expect_err("a FIFO is refused");
+        assert!(err.contains("is a FIFO, not a regular file"), "{err}");
+    }
 
     /// The executor's half of the read contract: facts only (mtime,
     /// identity, bytes), and no content when the engine already has that

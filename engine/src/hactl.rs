@@ -58,6 +58,14 @@ pub enum LineError {
     BadPreferredNode(String),
     #[error("unexpected field {0:?} (expected: group level [node,node,...])")]
     ExtraField(String),
+    /// NUL, a byte-order mark inside the file, or a carriage return that is
+    /// not part of CRLF: such a byte would silently rename a group (and so
+    /// stop the real one everywhere).
+    #[error("{0} in line")]
+    BadByte(&'static str),
+    /// A control character in a group name or level.
+    #[error("control character {0:?} in a group name or level")]
+    ControlChar(char),
 }
 
 /// One error of this format, located.
@@ -68,13 +76,39 @@ pub type ParseErrors = crate::located::ParseErrors<LineError>;
 
 impl Hactl {
     /// Parse `text`; `file` names it in error messages.
+    ///
+    /// Refused, each with `file:line`: NUL bytes, a byte-order mark other than a leading one (which is
+    /// stripped), a carriage return outside CRLF, and control characters in
+    /// a name: the cltab's input rules, for the same reason (a stray byte
+    /// must never rename a group). A group given twice takes its last line,
+    /// as in the original.
     pub fn parse(text: &str, file: &str) -> Result<Hactl, ParseErrors> {
         let mut hactl = Hactl::default();
         let mut errors = Vec::new();
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (i, line) in text.lines().enumerate() {
-            match parse_line(line) {
+            let bad = if line.contains('\0') {
+                Some(LineError::BadByte("NUL byte"))
+            } else if line.contains('\u{feff}') {
+                Some(LineError::BadByte("byte-order mark (U+FEFF) inside the file"))
+            } else if line.contains('\r') {
+                Some(LineError::BadByte("carriage return (CR-only line endings are not supported)"))
+            } else {
+                line.split_whitespace()
+                    .take_while(|f| !f.starts_with('#'))
+                    .flat_map(str::chars)
+                    .find(|c| c.is_control())
+                    .map(LineError::ControlChar)
+            };
+            let parsed = match bad {
+                Some(kind) => Err(vec![kind]),
+                None => parse_line(line),
+            };
+            match parsed {
                 Ok(None) => {}
                 Ok(Some((group, want))) => {
+                    // A later line for the same group overrides an earlier
+                    // one, as in the original (`mosha check` warns).
                     hactl.groups.insert(group, want);
                 }
                 Err(kinds) => errors.extend(kinds.into_iter().map(|kind| ParseError {
@@ -106,6 +140,10 @@ impl Hactl {
                 out.push_str(&nodes.join(","));
             }
             out.push('\n');
+        }
+        if out.is_empty() {
+            // A 0-byte hactl is refused as a truncation: say "nothing".
+            out.push_str("# no group is wanted\n");
         }
         out
     }
@@ -152,6 +190,22 @@ mod tests {
         Want { level: level.into(), preferred: preferred.to_vec() }
     }
 
+    /// Bytes that would rename a group are refused with file:line; a
+    /// leading BOM and CRLF are not.
+    #[test]
+    fn refuses_bytes_that_would_rename_a_group() {
+        let err = |text: &str| Hactl::parse(text, "h").expect_err(text).to_string();
+        assert!(err("web start\nd\0b start\n").starts_with("h:2: NUL byte"));
+        assert!(err("web start\n\u{feff}db start\n").starts_with("h:2: byte-order mark"));
+        assert!(err("web start\rdb start\n").starts_with("h:1: carriage return"));
+        assert!(err("w\x1beb start\n").starts_with("h:1: control character"));
+        let ok = Hactl::parse("\u{feff}web start\r\ndb 2\r\n", "h").expect("BOM + CRLF");
+        assert_eq!(ok.groups.keys().collect::<Vec<_>>(), ["db", "web"]);
+        let empty = Hactl::parse("# nothing\n", "h").expect("comment only");
+        assert!(empty.groups.is_empty());
+        assert_eq!(Hactl::parse(&empty.render(), "h").expect("renders back"), empty);
+    }
+
     #[test]
     fn parses_the_original_fixture() {
         let text = "foo start\nbar 2\nbaz start\npln start\nbad start\nnew start\n";
@@ -175,6 +229,8 @@ mod tests {
 
     #[test]
     fn empty_file_wants_nothing() {
+        // Parsing an empty text is "nothing wanted", as in the original; a
+        // 0-byte *copy* is refused by replication (`parse_copy`).
         assert_eq!(Hactl::parse("", "hactl"), Ok(Hactl::default()));
     }
 

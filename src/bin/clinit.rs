@@ -5,7 +5,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 use clinit_backends::cli::{self, Exit};
 use clinit_backends::daemon::{self, DaemonConfig, DEFAULT_CLSTAT, DEFAULT_CLTAB, DEFAULT_SOCKET};
 use clinit_backends::protocol::{self, ClientError, Reply, Request};
-use clinit_engine::cltab::Cltab;
+use clinit_backends::safe_read::read_regular;
+use clinit_engine::cltab::{Cltab, MAX_CLTAB_BYTES};
 use clinit_engine::lint;
 use clinit_engine::status::{ClStat, GroupState, GroupStatus};
 use std::path::{Path, PathBuf};
@@ -204,12 +205,25 @@ fn run_daemon(args: &Args) -> ExitCode {
     cli::run_daemon("clinit", daemon::run(cfg))
 }
 
+/// The cltab's text as a client needs it (its directives, the ambiguity
+/// check): read like the daemon reads it, so a FIFO or `/dev/zero` at the
+/// path never hangs or bloats the client. `None` when it cannot be read.
+fn read_cltab_text(path: &Path) -> Option<String> {
+    let bytes = read_regular(path, MAX_CLTAB_BYTES).ok()??;
+    String::from_utf8(bytes).ok()
+}
+
 /// `clinit check [CLTAB]`: parse, report, start nothing.
 fn check(path: &Path) -> Exit {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    // The daemon's own reader: regular files only, at most MAX_CLTAB_BYTES.
+    let bytes = match read_regular(path, MAX_CLTAB_BYTES) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            eprintln!("clinit: cannot read cltab {}: no such file", path.display());
+            return Exit::Refused;
+        }
         Err(e) => {
-            eprintln!("clinit: cannot read cltab {}: {e}", path.display());
+            eprintln!("clinit: {e}");
             return Exit::Refused;
         }
     };
@@ -241,7 +255,7 @@ fn check(path: &Path) -> Exit {
 /// win, as in the original. A cltab that does not parse still yields its
 /// directives (a client must be able to reach a daemon to be told why).
 fn client_paths(args: &Args) -> (PathBuf, PathBuf) {
-    let text = std::fs::read_to_string(&args.cltab).unwrap_or_default();
+    let text = read_cltab_text(&args.cltab).unwrap_or_default();
     let (socket, clstat) = Cltab::scan_directives(&text);
     (
         socket.map(PathBuf::from).unwrap_or_else(|| args.socket.clone()),
@@ -302,7 +316,7 @@ impl<'a> Client<'a> {
         // A cltab that is empty or unreadable names no socket: the daemon
         // may well run on the one its last good table named.
         if std::fs::metadata(&self.args.cltab).is_ok_and(|m| m.len() == 0)
-            || std::fs::read(&self.args.cltab).is_err()
+            || read_cltab_text(&self.args.cltab).is_none()
         {
             eprintln!(
                 "clinit: note: {} is empty or unreadable, so its :::socket: directive (if it had one) \
@@ -428,7 +442,7 @@ impl<'a> Client<'a> {
     ) -> Option<lint::AmbiguousTell> {
         let served = doc.get("cltab").and_then(|c| c.as_str()).map(PathBuf::from);
         let path = served.filter(|p| p.is_absolute()).unwrap_or_else(|| self.args.cltab.clone());
-        let text = std::fs::read_to_string(&path).ok()?;
+        let text = read_cltab_text(&path)?;
         let table = Cltab::parse(&text, &path.display().to_string()).ok()?;
         lint::ambiguous_tell(&table, group, level)
     }

@@ -11,9 +11,10 @@ use clinit_backends::membership::Membership;
 use clinit_backends::mosha::{self, MembershipKind, MoshaConfig};
 use clinit_backends::openmosix::{self, HpcMembership};
 use clinit_backends::shared::{FsStore, NodePaths, SharedFile, SharedStore};
-use clinit_engine::cltab::Cltab;
+use clinit_engine::cltab::{Cltab, MAX_CLTAB_BYTES};
 use clinit_engine::hactl::Hactl;
 use clinit_engine::lint;
+use clinit_engine::monitor::replicate::parse_copy;
 use clinit_engine::monitor::{ClassicParams, PolicyConfig};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -183,6 +184,12 @@ fn main() -> ExitCode {
         }
     };
     cli::init_logging();
+    if args.command.is_some() {
+        // A reading command piped into `head` ends quietly when the pipe
+        // closes, as Unix tools do, instead of panicking in `println!`.
+        // Never for the monitor itself: a closed log pipe must not kill it.
+        cli::default_sigpipe();
+    }
     match &args.command {
         Some(Command::Status { json, watch: None }) => status(&args, *json),
         Some(Command::Status { json, watch: Some(secs) }) => loop {
@@ -349,10 +356,19 @@ fn check(args: &Args, hactl: Option<PathBuf>, cltab: Option<PathBuf>) -> Exit {
     };
     let hactl_path = hactl.map(Ok).unwrap_or_else(|| node_file("hactl"));
     let cltab_path = cltab.map(Ok).unwrap_or_else(|| node_file("cltab"));
+    // What the monitor itself would read: regular files only (a FIFO or
+    // a device is refused at once), bounded, and valid UTF-8.
     let read = |path: &Path| -> Result<String, String> {
-        std::fs::read(path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        let bytes = clinit_backends::safe_read::read_regular(path, MAX_CLTAB_BYTES)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("cannot read {}: no such file", path.display()))?;
+        String::from_utf8(bytes).map_err(|e| {
+            format!(
+                "{}: not valid UTF-8 (at byte {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            )
+        })
     };
     let parsed_cltab = cltab_path.and_then(|path| {
         let text = read(&path)?;
@@ -367,7 +383,10 @@ fn check(args: &Args, hactl: Option<PathBuf>, cltab: Option<PathBuf>) -> Exit {
     });
     let parsed_hactl = hactl_path.and_then(|path| {
         let text = read(&path)?;
-        let hactl = Hactl::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+        // The rule replication applies to a copy (a 0-byte file is refused).
+        let name = path.display().to_string();
+        let hactl = parse_copy::<Hactl>(text.as_bytes(), &name)?;
+        let hactl = Arc::unwrap_or_clone(hactl);
         println!("{}: {} groups wanted", path.display(), hactl.groups.len());
         Ok(hactl)
     });

@@ -440,6 +440,26 @@ fn a_torn_copy_is_not_adopted() {
     assert_eq!(c.files.text(2, SharedFile::Hactl).as_deref(), Some("web stop\n"));
 }
 
+/// A 0-byte hactl (a truncation: `: > hactl`, a full disk) is newest but
+/// never adopted or spread, and its node keeps its last good parse: an
+/// empty hactl wants nothing, so adopting it would stop every group in the
+/// cluster.
+#[test]
+fn a_zero_byte_hactl_is_not_adopted() {
+    let mut c = Cluster::new(&[1, 2], "web start\n");
+    c.files.put(1, SharedFile::Hactl, "", WallMs(T0 + 30_000));
+    c.run_until(Millis::from_secs(5));
+    assert_eq!(c.files.text(2, SharedFile::Hactl).as_deref(), Some("web start\n"));
+    assert!(!c.events_of(2).iter().any(|e| matches!(e, ClusterEvent::Adopted { .. })));
+    for node in [1, 2] {
+        assert!(c.drivers[&node].hactl().is_some_and(|h| h.groups.contains_key("web")), "{node}");
+    }
+    // A comment-only file is an intent: it spreads.
+    c.files.put(1, SharedFile::Hactl, "# nothing\n", WallMs(T0 + 60_000));
+    c.run_until(c.now + Millis::from_secs(10));
+    assert_eq!(c.files.text(2, SharedFile::Hactl).as_deref(), Some("# nothing\n"));
+}
+
 /// A peer's newer cltab is copied here (mtime kept) and handed to the
 /// init machine.
 #[test]

@@ -135,7 +135,18 @@ pub struct CopyInfo<T> {
 pub type CopyRead<T> = Result<Option<CopyInfo<T>>, String>;
 
 /// Parse one version (`name` for messages).
+///
+/// A 0-byte copy is refused whatever the format: it is far likelier a
+/// truncation (a full disk, an editor killed mid-write) than an intent, and
+/// adopted it would stop every group in the cluster (an empty `hactl` wants
+/// nothing). An intentionally empty file has a comment line.
 pub fn parse_copy<T: Replicated>(bytes: &[u8], name: &str) -> Result<Arc<T>, String> {
+    if bytes.is_empty() {
+        return Err(format!(
+            "{name}:1: the file is empty (0 bytes): refused as a likely truncation; \
+             an intentionally empty file needs a comment line"
+        ));
+    }
     let text = std::str::from_utf8(bytes)
         .map_err(|e| format!("{name}: not UTF-8 (invalid byte at offset {})", e.valid_up_to()))?;
     T::parse(text, name).map(Arc::new)
