@@ -207,6 +207,17 @@ pub fn read_config(path: &Path, explicit: bool) -> Result<Option<String>, Config
     }
 }
 
+/// Restore the default action of SIGPIPE (terminate quietly), which the Rust
+/// runtime sets to "ignore". For one-shot client commands whose output may
+/// go to `head`: without it, `println!` panics on the closed pipe.
+pub fn default_sigpipe() {
+    // SAFETY: called at start-up, before any thread is spawned; setting a
+    // signal's disposition to SIG_DFL has no other precondition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,16 +286,5 @@ mod tests {
         assert!(secs("-1").is_err() && secs("nan").is_err() && secs("x").is_err());
         assert!(positive_secs("0").is_err());
         assert_eq!(millis(positive_secs("0.25").expect("valid")), Millis(250));
-    }
-}
-
-/// Restore the default action of SIGPIPE (terminate quietly), which the Rust
-/// runtime sets to "ignore". For one-shot client commands whose output may
-/// go to `head`: without it, `println!` panics on the closed pipe.
-pub fn default_sigpipe() {
-    // SAFETY: called at start-up, before any thread is spawned; setting a
-    // signal's disposition to SIG_DFL has no other precondition.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
