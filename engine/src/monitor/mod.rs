@@ -16,6 +16,7 @@ pub mod action;
 pub mod metrics;
 pub mod policy;
 pub mod quorum;
+pub mod ranked;
 pub mod replicate;
 pub mod view;
 

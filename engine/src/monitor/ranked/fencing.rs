@@ -1,0 +1,196 @@
+//! When to fence, and fence episodes.
+//!
+//! Fence X only when one of these holds (and a fence command exists):
+//! * **must move**: a quorum revoked X, X holds groups, and X has not
+//!   published a release;
+//! * **cannot wait**: waiting for X's lease and watchdog will never end or
+//!   exceeds the failover bound: X published `lost` (a kill it could not
+//!   confirm, e.g. a process in D state) or runs without a watchdog;
+//! * **tie-breaker**: this node's side is an exact half without the
+//!   tie-breaker, which it has not heard for `tie_fence_delay`. Such a
+//!   fence's success counts as the tie-breaker's vote.
+//!
+//! One node fences (the lowest-numbered member this node still hears,
+//! X excluded), so a target is not shot N times. "Once per episode" means
+//! once *successfully*: an episode is a (node, incarnation); a failed fence
+//! is retried with capped exponential back-off; a success ends the episode
+//! for good, and a new incarnation of the target cancels any retry (it came
+//! back: it is never fenced again for the old episode).
+
+use super::record::NodeInc;
+use crate::time::Millis;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Fence votes: fenced node → (its fenced incarnation, the nodes that
+/// fenced it). A fenced node's services are dead, so it votes, but only
+/// **with its fencer**: it joins a set of voters only when one of its
+/// fencers is in that set. Two quorums that both count the vote therefore
+/// meet in the fencer, and quorum intersection survives. (Counting it
+/// everywhere would let two fenced nodes alone "revoke" a healthy third.)
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Votes(pub BTreeMap<u32, (u64, BTreeSet<u32>)>);
+
+impl Votes {
+    pub fn add(&mut self, node: u32, incarnation: u64, fencer: u32) {
+        let entry = self.0.entry(node).or_insert((incarnation, BTreeSet::new()));
+        if incarnation > entry.0 {
+            *entry = (incarnation, BTreeSet::new());
+        }
+        if incarnation == entry.0 {
+            entry.1.insert(fencer);
+        }
+    }
+
+    pub fn contains(&self, node: u32) -> bool {
+        self.0.contains_key(&node)
+    }
+
+    pub fn incarnation(&self, node: u32) -> Option<u64> {
+        self.0.get(&node).map(|v| v.0)
+    }
+
+    /// Add to `yes` every fenced node with a fencer in `yes` (to a fixed
+    /// point: a fencer may itself be a fenced node's vote). Returns whether
+    /// a vote was added.
+    pub fn expand(&self, yes: &mut BTreeSet<u32>) -> bool {
+        let mut added = false;
+        loop {
+            let more: Vec<u32> = self
+                .0
+                .iter()
+                .filter(|(n, (_, fencers))| !yes.contains(n) && fencers.iter().any(|f| yes.contains(f)))
+                .map(|(&n, _)| n)
+                .collect();
+            if more.is_empty() {
+                return added;
+            }
+            added = true;
+            yes.extend(more);
+        }
+    }
+}
+
+/// Why a fence is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FenceReason {
+    MustMove,
+    CannotWait,
+    TieBreaker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Episode {
+    /// Issued; the number of earlier failed attempts.
+    InFlight(u32),
+    /// Failed `n` times; retry at.
+    RetryAt(Millis, u32),
+    Done,
+}
+
+/// Fence episodes per target incarnation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fences {
+    episodes: BTreeMap<NodeInc, Episode>,
+}
+
+impl Fences {
+    /// Should a fence of `target` be issued now? Marks it in flight if so.
+    pub fn start(&mut self, target: NodeInc, now: Millis) -> bool {
+        let tries = match self.episodes.get(&target) {
+            None => 0,
+            Some(Episode::RetryAt(at, n)) if now >= *at => *n,
+            Some(_) => return false,
+        };
+        self.episodes.insert(target, Episode::InFlight(tries));
+        true
+    }
+
+    /// The fence of `target` ended. A result for an episode not in flight
+    /// (a duplicate, or one cancelled by [`Fences::came_back`]) is ignored.
+    pub fn result(&mut self, target: NodeInc, ok: bool, now: Millis, min: Millis, max: Millis) {
+        let Some(Episode::InFlight(tries)) = self.episodes.get(&target).copied() else {
+            return;
+        };
+        if ok {
+            self.episodes.insert(target, Episode::Done);
+            return;
+        }
+        let n = tries.saturating_add(1);
+        let wait = min.0.saturating_mul(1u64 << (n - 1).min(20)).min(max.0);
+        self.episodes.insert(target, Episode::RetryAt(now + Millis(wait), n));
+    }
+
+    /// A newer incarnation of `node` was seen: drop its older episodes (no
+    /// retry ever fences the returned node for the old episode).
+    pub fn came_back(&mut self, node: u32, incarnation: u64) {
+        self.episodes.retain(|k, _| k.node != node || k.incarnation >= incarnation);
+    }
+
+    pub fn succeeded(&self, target: NodeInc) -> bool {
+        self.episodes.get(&target) == Some(&Episode::Done)
+    }
+
+    pub fn in_flight(&self, target: NodeInc) -> bool {
+        matches!(self.episodes.get(&target), Some(Episode::InFlight(_)))
+    }
+
+    /// The next retry time, for `poll_timeout`.
+    pub fn next_retry(&self) -> Option<Millis> {
+        self.episodes
+            .values()
+            .filter_map(|e| match e {
+                Episode::RetryAt(at, _) => Some(*at),
+                _ => None,
+            })
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vote_goes_with_its_fencer_only() {
+        let mut v = Votes::default();
+        v.add(1, 3, 2);
+        v.add(4, 1, 2);
+        let mut alone: BTreeSet<u32> = [3].into();
+        assert!(!v.expand(&mut alone), "fenced nodes never vote without their fencer");
+        let mut with: BTreeSet<u32> = [2, 3].into();
+        assert!(v.expand(&mut with));
+        assert_eq!(with, [1, 2, 3, 4].into());
+        v.add(1, 4, 3);
+        assert_eq!(v.0[&1], (4, [3].into()), "a newer incarnation's fence replaces the old");
+    }
+
+    #[test]
+    fn once_successfully_with_backoff_and_never_after_return() {
+        let x = NodeInc { node: 2, incarnation: 5 };
+        let (min, max) = (Millis(1000), Millis(3000));
+        let mut f = Fences::default();
+        assert!(f.start(x, Millis(0)));
+        assert!(!f.start(x, Millis(10)), "in flight");
+        f.result(x, false, Millis(100), min, max);
+        assert!(!f.start(x, Millis(1099)));
+        assert_eq!(f.next_retry(), Some(Millis(1100)));
+        assert!(f.start(x, Millis(1100)));
+        f.result(x, false, Millis(1200), min, max);
+        assert_eq!(f.next_retry(), Some(Millis(3200)), "doubled");
+        assert!(f.start(x, Millis(3200)));
+        f.result(x, false, Millis(3300), min, max);
+        assert_eq!(f.next_retry(), Some(Millis(6300)), "capped");
+        assert!(f.start(x, Millis(6300)));
+        f.result(x, true, Millis(6400), min, max);
+        assert!(f.succeeded(x));
+        assert!(!f.start(x, Millis(99_999)), "once successfully");
+        let y = NodeInc { node: 3, incarnation: 1 };
+        assert!(f.start(y, Millis(0)));
+        f.result(y, false, Millis(0), min, max);
+        f.came_back(3, 2);
+        f.result(y, true, Millis(5), min, max);
+        assert!(!f.succeeded(y), "cancelled episode ignores late results");
+        assert_eq!(f.next_retry(), None, "no retry fences a node that came back");
+    }
+}

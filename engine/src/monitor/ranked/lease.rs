@@ -1,0 +1,143 @@
+//! Acknowledged heartbeats, leases and the takeover wait.
+//!
+//! **Own lease.** A node's lease runs for H from the time (on its own boot
+//! clock) it *emitted* a heartbeat that a quorum of the known members has
+//! since acknowledged; it counts itself, and fence votes. The emission time
+//! is earlier than the write, which is earlier than any read of it, so every
+//! error is on the safe side. Confirming a majority from one's own reads is
+//! not enough (under a one-way partition a node reads the others while they
+//! no longer see it); only their published acknowledgements count.
+//!
+//! **Takeover wait.** A taker Y may treat X's lease as over at
+//! `base + H·(1+ρ) + δ` on Y's own clock, where `base` is Y's first sight of
+//! a quorum of revocations of X's incarnation, or, if earlier, Y's first
+//! sight of an X counter at least as high as every revocation's bound: X's
+//! lease cannot rest on a later heartbeat (every quorum of acknowledgements
+//! meets the revoking quorum in a node that promised never to acknowledge
+//! beyond its bound), that heartbeat was written before Y saw it, and H on
+//! X's clock is at most H·(1+ρ) on Y's. Never is one node's mtime compared
+//! with another node's clock: all ages are the observer's own.
+//!
+//! **Suspicion.** A node stops acknowledging X (revokes) when X's counter has
+//! not changed for `suspect_after` on its own clock, counting from its own
+//! start if it never saw X, or at once when the membership source says X is
+//! down.
+
+use super::fencing::Votes;
+use super::quorum::is_quorum;
+use super::record::Seen;
+use crate::time::Millis;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// `H·(1+ρ) + δ`, rounded up, with ρ in parts per million.
+pub fn takeover_wait(lease: Millis, rate_ppm: u64, kill_bound: Millis) -> Millis {
+    let drift = (lease.0.saturating_mul(rate_ppm)).div_ceil(1_000_000);
+    lease + Millis(drift) + kill_bound
+}
+
+/// The highest own counter (of the current epoch, `>= floor`) that a quorum
+/// acknowledges. `acks`: each other member's acknowledgement of this node's
+/// current incarnation. `me` counts as acknowledging every counter, and
+/// `votes` adds the fence votes that go with a set (see
+/// [`super::fencing::Votes`]).
+pub fn lease_counter(
+    members: &[u32],
+    me: u32,
+    acks: &BTreeMap<u32, u64>,
+    votes: &Votes,
+    tie_ready: bool,
+    newest: u64,
+    floor: u64,
+) -> Option<u64> {
+    let mut levels: Vec<u64> = acks.values().copied().filter(|&c| c >= floor && c <= newest).collect();
+    levels.push(newest);
+    levels.sort_unstable_by(|a, b| b.cmp(a));
+    levels.dedup();
+    for c in levels {
+        let mut yes: BTreeSet<u32> = BTreeSet::from([me]);
+        yes.extend(acks.iter().filter(|(_, &a)| a >= c).map(|(&n, _)| n));
+        votes.expand(&mut yes);
+        if is_quorum(members, &yes, tie_ready) {
+            return (c >= floor).then_some(c);
+        }
+    }
+    None
+}
+
+/// What one node knows of another's heartbeats, on its own clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contact {
+    /// The newest (incarnation, counter) seen.
+    pub latest: Option<Seen>,
+    /// When `latest` was first seen.
+    pub first_seen: Millis,
+    /// When the counter last changed (the observer's start if never).
+    pub last_change: Millis,
+}
+
+impl Contact {
+    /// A node just started counts last contact from its own start.
+    pub fn new(started: Millis) -> Contact {
+        Contact { latest: None, first_seen: started, last_change: started }
+    }
+
+    /// A heartbeat `seen` was read at `now`. Older incarnations and counters
+    /// (a late read of an old copy) change nothing. Returns whether it was
+    /// new.
+    pub fn observe(&mut self, seen: Seen, now: Millis) -> bool {
+        if self.latest.is_some_and(|l| seen <= l) {
+            return false;
+        }
+        self.latest = Some(seen);
+        self.first_seen = now;
+        self.last_change = now;
+        true
+    }
+
+    /// Silent for `suspect_after` on the observer's clock?
+    pub fn silent(&self, now: Millis, suspect_after: Millis) -> bool {
+        now.saturating_sub(self.last_change) >= suspect_after
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takeover_wait_rounds_up() {
+        assert_eq!(takeover_wait(Millis(2000), 10_000, Millis(250)), Millis(2270));
+        assert_eq!(takeover_wait(Millis(2000), 1, Millis(0)), Millis(2001));
+    }
+
+    #[test]
+    fn lease_needs_a_quorum_of_published_acks() {
+        let members = [1, 2, 3];
+        let none = Votes::default();
+        let mut acks = BTreeMap::new();
+        assert_eq!(lease_counter(&members, 1, &acks, &none, true, 10, 1), None, "own reads are not acks");
+        acks.insert(2, 7);
+        acks.insert(3, 9);
+        assert_eq!(lease_counter(&members, 1, &acks, &none, true, 10, 1), Some(9));
+        assert_eq!(lease_counter(&members, 1, &acks, &none, true, 10, 10), None, "older epoch");
+        let mut votes = Votes::default();
+        votes.add(3, 1, 1);
+        acks.remove(&3);
+        assert_eq!(lease_counter(&members, 1, &acks, &votes, true, 10, 1), Some(10), "my fence vote");
+        let mut theirs = Votes::default();
+        theirs.add(3, 1, 2);
+        acks.remove(&2);
+        assert_eq!(lease_counter(&members, 1, &acks, &theirs, true, 10, 1), None, "not my fencer's");
+    }
+
+    #[test]
+    fn contact_ignores_old_copies() {
+        let mut c = Contact::new(Millis(100));
+        assert!(c.silent(Millis(1600), Millis(1500)), "counted from own start");
+        assert!(c.observe(Seen { incarnation: 1, counter: 5 }, Millis(200)));
+        assert!(!c.observe(Seen { incarnation: 1, counter: 4 }, Millis(300)));
+        assert_eq!(c.last_change, Millis(200));
+        assert!(c.observe(Seen { incarnation: 2, counter: 1 }, Millis(400)), "new incarnation");
+        assert!(!c.silent(Millis(1899), Millis(1500)));
+    }
+}

@@ -1,0 +1,99 @@
+//! Changes of the known membership: one node at a time, acknowledged by the
+//! old and the new members, durable.
+//!
+//! The known membership is replicated configuration, not a per-node memory:
+//! a `(version, members)` pair that survives restarts (no ratchet, no reset).
+//! A change names the version it replaces and adds or removes exactly one
+//! node (Raft's single-server rule, Ongaro 2014 §4.1), so the majorities of
+//! the old and the new configuration always overlap. Each node acknowledges
+//! at most one change per version, persisted before it is published (a
+//! restart cannot make it acknowledge a second one). A change is committed
+//! when a strict majority of the old members *and* of the new members
+//! acknowledge it; a node that sees a committed change, or a member that
+//! publishes a newer version, adopts it. Two different changes of one
+//! version can therefore never both commit.
+
+use super::quorum::is_strict_majority;
+use super::record::{Change, Config};
+use std::collections::BTreeSet;
+use thiserror::Error;
+
+/// Why a proposed change is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ChangeError {
+    #[error("a change must add or remove exactly one node (from {from:?} to {to:?})")]
+    NotOneNode { from: Vec<u32>, to: Vec<u32> },
+    #[error("already acknowledged another change of version {version}: {members:?}")]
+    AlreadyAcked { version: u64, members: Vec<u32> },
+}
+
+/// Normalise a member list: ascending, no duplicates.
+pub fn normalise(members: &[u32]) -> Vec<u32> {
+    let set: BTreeSet<u32> = members.iter().copied().collect();
+    set.into_iter().collect()
+}
+
+/// Check that `to` differs from `config` by exactly one node.
+pub fn one_at_a_time(config: &Config, to: &[u32]) -> Result<Change, ChangeError> {
+    let to = normalise(to);
+    let old: BTreeSet<u32> = config.members.iter().copied().collect();
+    let new: BTreeSet<u32> = to.iter().copied().collect();
+    if old.symmetric_difference(&new).count() != 1 {
+        return Err(ChangeError::NotOneNode { from: config.members.clone(), to });
+    }
+    Ok(Change { replaces: config.version, members: to })
+}
+
+/// Should this node acknowledge `change`, given the change it already
+/// acknowledged (`acked`) for `config`? At most one per version.
+pub fn may_ack(config: &Config, acked: Option<&Change>, change: &Change) -> Result<(), ChangeError> {
+    one_at_a_time(config, &change.members)?;
+    match acked {
+        Some(a) if a.replaces == config.version && a != change => {
+            Err(ChangeError::AlreadyAcked { version: a.replaces, members: a.members.clone() })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Is `change` of `config` committed, given the nodes that acknowledge it?
+pub fn committed(config: &Config, change: &Change, ackers: &BTreeSet<u32>) -> bool {
+    change.replaces == config.version
+        && is_strict_majority(&config.members, ackers)
+        && is_strict_majority(&change.members, ackers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(v: u64, m: &[u32]) -> Config {
+        Config { version: v, members: m.to_vec() }
+    }
+
+    #[test]
+    fn one_node_at_a_time() {
+        let c = cfg(3, &[1, 2, 3]);
+        assert!(one_at_a_time(&c, &[1, 2, 3, 4]).is_ok());
+        assert!(one_at_a_time(&c, &[3, 1]).is_ok());
+        assert!(matches!(one_at_a_time(&c, &[1, 2, 4, 5]), Err(ChangeError::NotOneNode { .. })));
+        assert!(matches!(one_at_a_time(&c, &[1, 2, 4]), Err(ChangeError::NotOneNode { .. })));
+    }
+
+    #[test]
+    fn at_most_one_ack_per_version_and_commit_needs_both_majorities() {
+        let c = cfg(3, &[1, 2, 3]);
+        let add4 = one_at_a_time(&c, &[1, 2, 3, 4]).expect("valid");
+        let drop3 = one_at_a_time(&c, &[1, 2]).expect("valid");
+        assert!(may_ack(&c, None, &add4).is_ok());
+        assert!(may_ack(&c, Some(&add4), &add4).is_ok(), "idempotent");
+        assert!(matches!(may_ack(&c, Some(&add4), &drop3), Err(ChangeError::AlreadyAcked { .. })));
+        let s = |v: &[u32]| v.iter().copied().collect::<BTreeSet<u32>>();
+        assert!(!committed(&c, &add4, &s(&[1, 2])), "2 of 4 new members is no majority");
+        assert!(committed(&c, &add4, &s(&[1, 2, 4])));
+        assert!(committed(&c, &drop3, &s(&[1, 2])));
+        // Two changes of one version cannot both commit: their ack sets
+        // would need a common acker, who acks only one.
+        assert!(!committed(&cfg(4, &[1, 2, 3, 4]), &add4, &s(&[1, 2, 3, 4])), "stale version");
+    }
+}

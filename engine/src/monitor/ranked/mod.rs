@@ -1,0 +1,269 @@
+//! `ranked`: fast, fenced, collision-free failover, as a pure machine.
+//!
+//! One [`Ranked`] runs per node. The cluster driver feeds it [`Input`]s
+//! (membership, the other nodes' heartbeat records, its own groups' status,
+//! results of its commands) with the node's boot-clock time
+//! (CLOCK_BOOTTIME: it keeps running through suspend), and carries out the
+//! [`Command`]s it answers with. [`Ranked::poll_timeout`] says when to call
+//! again with [`Input::Tick`]. No clock, no I/O, no randomness.
+//!
+//! # The safety argument
+//!
+//! *Placement* is by rank ([`rank`]): each wanted group orders the eligible
+//! live members (preferred nodes from `hactl`'s third column, then
+//! rendezvous hashing), and a node plans a group only once every better
+//! ranked candidate had its slot. Views can differ, so rank alone only makes
+//! collisions rare; safety rests on the three rules below.
+//!
+//! *Starting needs a claim* ([`claims`]). A node tells a group its wanted
+//! level only under a claim granted by a quorum ([`quorum`]: a majority of
+//! the replicated known membership, exact halves to the tie-breaker's side),
+//! and each node grants at most one live claim per group, persisted before
+//! published. Two quorums intersect, so two nodes never hold the same claim.
+//!
+//! *Running needs a lease* ([`lease`]). Each heartbeat carries the node's
+//! (incarnation, counter) and its acknowledgements of everybody else's. A
+//! node's lease lasts H from the emission of a heartbeat that a quorum has
+//! acknowledged; at `deadline − δ` the node kills its services with SIGKILL
+//! (no graceful escalation), and a separate watchdog process
+//! ([`watchdog`]), armed with the same deadline, does it if the monitor
+//! froze. Every spawn carries that deadline as its not-after time, so a
+//! command the executor runs late cannot outlive the lease.
+//!
+//! *Taking over needs proof that the holder stopped*. A claim of X is void,
+//! and its group may move, only when (1) X published `released` (it runs
+//! nothing, confirmed), or (2) a fence of X's incarnation succeeded, or
+//! (3) without a fence command, a quorum has durably revoked X (promised
+//! never to acknowledge X beyond a counter) for `H·(1+ρ)+δ` on the taker's
+//! clock and X runs a watchdog and did not publish `lost`. In case (3) the
+//! revoking quorum meets every quorum X could use to extend its lease, so
+//! X's lease ended by then, and its kill (monitor or watchdog) had δ to
+//! land. Revocations are durable: a node restarted, or re-reading X, never
+//! acknowledges beyond its bound until X publishes a release or a new
+//! incarnation. With a fence command, (3) is never used: a paused VM pauses
+//! its watchdog too, so only a fence proves it stopped.
+//!
+//! Unknown is never absent: a torn or unreadable record leaves the last good
+//! one standing (its groups stay where they are), and a member never read
+//! blocks planning until it is void. A node that just started counts its
+//! last contact with everyone from its own start, and ages are always the
+//! observer's own: no node's mtime is compared with another node's clock.
+//!
+//! # Constraints of a shared filesystem
+//!
+//! * H must exceed P + an acknowledgement round trip (two visibility
+//!   delays, two read intervals and a write, at p99.99) + δ, or leases
+//!   lapse on healthy nodes. [`RankedParams::validate`] checks the part
+//!   this node controls, `H > 3P + δ` (its period, two read intervals and
+//!   δ); what is left, `H − 3P − δ` (1 s with the defaults), is the budget
+//!   for two visibility delays and a write at p99.99.
+//! * Read deadlines stay ≤ H/4, and no cycle waits for every node: a read
+//!   that misses its deadline is "unknown" for that cycle.
+//! * Each node publishes one checksummed record ([`record`]), written whole
+//!   by rename; NFS needs `noac`/`lookupcache=none`, or direct reads.
+//! * The watchdog never touches the shared filesystem.
+//! * Heartbeat-file membership judges suspicion by counter changes, never
+//!   by comparing mtimes with the local clock.
+//! * `--timeout` relates to H as H = timeout/3 at most (the original's
+//!   timeout/3 heartbeat is far too slow for H ≤ 2 s; P is H/8).
+
+pub mod claims;
+pub mod eligibility;
+pub mod fencing;
+pub mod lease;
+pub mod membership;
+pub mod quorum;
+pub mod rank;
+pub mod record;
+pub mod watchdog;
+
+mod machine;
+
+#[cfg(test)]
+mod harness;
+#[cfg(test)]
+mod interleavings;
+
+pub use machine::{Command, Durable, FenceGuard, Input, Output, Ranked, RankedNotice, Read};
+pub use record::{Change, Config, Epoch, LeaseState, NodeInc, Record, Seen};
+
+use crate::time::Millis;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Parameters of `ranked`, in milliseconds unless named otherwise. Every
+/// field has a default (`#[serde(default)]`), so a scenario may set only
+/// what it changes: `{"lease": 3000}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RankedParams {
+    /// H, the lease length: 2 s (to be confirmed by a sweep).
+    pub lease: Millis,
+    /// P, the heartbeat period: H/8 = 250 ms.
+    pub heartbeat: Millis,
+    /// δ, the kill bound: a SIGKILL or cgroup kill lands within 250 ms.
+    pub kill_bound: Millis,
+    /// ρ, the bound on the ratio of two nodes' clock rates, minus one, in
+    /// parts per million: 10,000 ppm = 1 % (NTP-disciplined clocks stay
+    /// within 500 ppm; 1 % also covers an undisciplined VM clock).
+    pub clock_rate_ppm: u64,
+    /// Silence (no counter change, on the observer's clock) after which a
+    /// node stops acknowledging another: 1.5 s (3H/4).
+    pub suspect_after: Millis,
+    /// Read deadline per record read: H/4 = 500 ms.
+    pub read_deadline: Millis,
+    /// Rank slot: the n-th ranked candidate plans only after the group was
+    /// unplaced for n × slot: 500 ms.
+    pub rank_slot: Millis,
+    /// How long a node of an exact half without the tie-breaker waits,
+    /// after revoking the tie-breaker, before fencing it: 2 s (H). The
+    /// tie-breaker's side fences first.
+    pub tie_fence_delay: Millis,
+    /// A fence command is configured (`stomith` hook). Then takeover from a
+    /// node that did not publish a release always needs a fence.
+    pub fence_command: bool,
+    /// This node runs a watchdog (default true).
+    pub watchdog: bool,
+    /// UNSAFE: take over from a node without watchdog or fence after the
+    /// lease wait. Double owners become possible; off by default.
+    pub unsafe_takeover_unguarded: bool,
+    /// First retry of a failed fence after 1 s, doubling up to 16 s.
+    pub fence_retry_min: Millis,
+    pub fence_retry_max: Millis,
+    /// Back-off after a failed test: 10 s, doubling up to 10 min.
+    pub test_backoff: Millis,
+    pub test_backoff_max: Millis,
+}
+
+impl Default for RankedParams {
+    fn default() -> Self {
+        let lease = Millis(2000);
+        RankedParams {
+            lease,
+            heartbeat: Millis(lease.0 / 8),
+            kill_bound: Millis(250),
+            clock_rate_ppm: 10_000,
+            suspect_after: Millis(lease.0 * 3 / 4),
+            read_deadline: Millis(lease.0 / 4),
+            rank_slot: Millis(500),
+            tie_fence_delay: lease,
+            fence_command: false,
+            watchdog: true,
+            unsafe_takeover_unguarded: false,
+            fence_retry_min: Millis(1000),
+            fence_retry_max: Millis(16_000),
+            test_backoff: Millis(10_000),
+            test_backoff_max: Millis(600_000),
+        }
+    }
+}
+
+/// A parameter set that cannot keep its promises.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ParamsError {
+    #[error("lease {lease} must exceed 3 heartbeats + kill bound = {need}")]
+    LeaseTooShort { lease: Millis, need: Millis },
+    #[error("read deadline {read_deadline} exceeds lease/4 = {limit}")]
+    ReadDeadline { read_deadline: Millis, limit: Millis },
+    #[error("suspect_after {suspect_after} must be at least 2 heartbeats and below the lease {lease}")]
+    Suspect { suspect_after: Millis, lease: Millis },
+    #[error("heartbeat must be positive")]
+    ZeroHeartbeat,
+}
+
+impl RankedParams {
+    /// `H·(1+ρ) + δ`: how long a taker waits after a quorum revoked a node.
+    pub fn takeover_wait(&self) -> Millis {
+        lease::takeover_wait(self.lease, self.clock_rate_ppm, self.kill_bound)
+    }
+
+    /// Check the constraints of the module doc.
+    pub fn validate(&self) -> Result<(), ParamsError> {
+        if self.heartbeat.0 == 0 {
+            return Err(ParamsError::ZeroHeartbeat);
+        }
+        let p = self.heartbeat;
+        let need = p + p + p + self.kill_bound;
+        if self.lease <= need {
+            return Err(ParamsError::LeaseTooShort { lease: self.lease, need });
+        }
+        let limit = Millis(self.lease.0 / 4);
+        if self.read_deadline > limit {
+            return Err(ParamsError::ReadDeadline { read_deadline: self.read_deadline, limit });
+        }
+        if self.suspect_after < p + p || self.suspect_after >= self.lease {
+            return Err(ParamsError::Suspect {
+                suspect_after: self.suspect_after,
+                lease: self.lease,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Rules that the interleaving tests switch off one at a time to show that
+/// each one is needed (every rule is on in production; this is not
+/// configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rules {
+    /// Revocations are persisted before published and never lifted while
+    /// the node is still running under the revoked incarnation.
+    pub durable_revocation: bool,
+    /// Start only under a quorum-granted claim.
+    pub claims: bool,
+    /// With a fence command, take over an unreleased node only by fence.
+    pub pause_needs_fence: bool,
+    /// Spawns carry a not-after time.
+    pub spawn_deadline: bool,
+    /// A node that lost its lease keeps publishing: its release voids its
+    /// claims at once (off: it falls silent, and others must wait).
+    pub publish_release: bool,
+    /// The tie-breaker decides an exact half only once it has seen all.
+    pub wait_for_all: bool,
+    /// An unconfirmed kill is published as `lost` (needs a fence).
+    pub lost_needs_fence: bool,
+    /// A fence vote lasts only until a new incarnation is seen.
+    pub vote_until_new_incarnation: bool,
+    /// An exact half without the tie-breaker fences it (its vote).
+    pub tie_fence: bool,
+    /// A node acknowledges at most one membership change per version.
+    pub one_change_per_version: bool,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            durable_revocation: true,
+            claims: true,
+            pause_needs_fence: true,
+            spawn_deadline: true,
+            publish_release: true,
+            wait_for_all: true,
+            lost_needs_fence: true,
+            vote_until_new_incarnation: true,
+            tie_fence: true,
+            one_change_per_version: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented() {
+        let p = RankedParams::default();
+        assert_eq!(p.validate(), Ok(()));
+        assert_eq!((p.lease, p.heartbeat, p.kill_bound), (Millis(2000), Millis(250), Millis(250)));
+        assert_eq!(p.takeover_wait(), Millis(2270));
+        let bad = RankedParams { lease: Millis(900), ..RankedParams::default() };
+        assert!(matches!(bad.validate(), Err(ParamsError::LeaseTooShort { .. })));
+        let bad = RankedParams { read_deadline: Millis(600), ..RankedParams::default() };
+        assert!(matches!(bad.validate(), Err(ParamsError::ReadDeadline { .. })));
+        let partial: RankedParams =
+            serde_json::from_str(r#"{"fence_command": true}"#).expect("partial params");
+        assert!(partial.fence_command);
+        assert_eq!(partial.lease, Millis(2000));
+    }
+}
