@@ -29,6 +29,7 @@ pub(crate) mod cycle;
 pub mod event;
 pub mod glue;
 pub mod input;
+mod ranked_host;
 
 pub use command::ClusterCommand;
 pub use event::ClusterEvent;
@@ -37,6 +38,7 @@ pub use input::{
     ClientRequest, ClusterInput, ContentId, FenceFailure, FileRead, FileReport, FileVersion,
     IoFailure, MembershipReport, SharedFile, SpawnFailure, WallMs,
 };
+pub use ranked_host::parse_record;
 
 use crate::cltab::Cltab;
 use crate::driver::{Executed, NodeDriver, Processes, StatusStore};
@@ -150,6 +152,11 @@ pub struct ClusterConfig {
     /// --record` and the simulator's replay.
     #[serde(default)]
     pub trace: bool,
+    /// `ranked` only: the initial known membership (replicated
+    /// configuration; a durable state from a previous run overrides it).
+    /// Empty: this node alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known: Vec<u32>,
 }
 
 impl ClusterConfig {
@@ -166,7 +173,19 @@ impl ClusterConfig {
             shutdown_wait: Millis::from_secs(120),
             min_cycle: MIN_CYCLE,
             trace: false,
+            known: Vec::new(),
         }
+        .with_policy_defaults()
+    }
+
+    /// Under `ranked`, the read deadline is the policy's (≤ H/4: a read
+    /// that takes longer is "unknown" for that cycle, and no cycle waits
+    /// for every node); classic keeps a third of its timeout.
+    fn with_policy_defaults(mut self) -> Self {
+        if let PolicyConfig::Ranked(p) = &self.policy {
+            self.read_timeout = p.read_deadline;
+        }
+        self
     }
 
     /// The staleness timeout of the policy (ms).
@@ -255,6 +274,8 @@ pub struct ClusterDriver {
     stopping: Option<Stopping>,
     exit_sent: bool,
     trace: Option<Tap>,
+    /// The hosted `ranked` machine (`None` under classic).
+    ranked: Option<ranked_host::RankedHost>,
 }
 
 /// The trace being queued (see [`ClusterConfig::trace`]).
@@ -279,6 +300,19 @@ impl ClusterDriver {
     /// at `now` (with heartbeat files: once the first beat is written, or
     /// after the read deadline).
     pub fn new(cfg: ClusterConfig, table: Cltab, now: Millis) -> Self {
+        Self::with_durable(cfg, table, None, now)
+    }
+
+    /// [`ClusterDriver::new`], with what a `ranked` node persisted in its
+    /// previous run ([`ClusterCommand::Persist`]; `None` on a first start
+    /// or under classic): its incarnation is bumped, its revocations and
+    /// grants still bind it.
+    pub fn with_durable(
+        cfg: ClusterConfig,
+        table: Cltab,
+        durable: Option<crate::monitor::ranked::Durable>,
+        now: Millis,
+    ) -> Self {
         let timeout = cfg.timeout();
         let init_cfg = init_config(cfg.init.clone(), timeout);
         let start = cfg.trace.then(|| Record::Start {
@@ -311,8 +345,21 @@ impl ClusterDriver {
             stopping: None,
             exit_sent: false,
             trace: None,
+            ranked: None,
             cfg,
         };
+        if let PolicyConfig::Ranked(params) = &d.cfg.policy {
+            let own = d.node.driver.init.status();
+            let host = ranked_host::RankedHost::new(
+                d.cfg.me,
+                params.clone(),
+                &d.cfg.known,
+                durable,
+                own,
+                now,
+            );
+            d.ranked = Some(host);
+        }
         let first = d.node.driver.flush(now);
         if let Some(record) = start {
             let mut tap = Tap { writer: DecisionWriter::default(), out: VecDeque::new() };
@@ -320,7 +367,7 @@ impl ClusterDriver {
             d.trace = Some(tap);
         }
         d.absorb(now, first);
-        if d.cfg.membership == MembershipSource::HeartbeatFiles {
+        if d.cfg.membership == MembershipSource::HeartbeatFiles && d.ranked.is_none() {
             d.beats.first_until = Some(now + d.cfg.read_timeout);
             d.beat(now);
         }
@@ -384,8 +431,16 @@ impl ClusterDriver {
             ClusterInput::MembershipFailed { seq, error } => {
                 self.on_membership(now, seq, Err(error.to_string()))
             }
-            ClusterInput::NodeRead { seq, node, read_at, files } => {
+            ClusterInput::NodeRead { seq, node, read_at, mut files } => {
                 if self.expects_read(seq, node) {
+                    if let Some(i) = files.iter().position(|f| f.file == SharedFile::Heartbeat) {
+                        let report = files.remove(i);
+                        if let Some(h) = self.ranked.as_mut() {
+                            if let Some(input) = h.record_read(node, report) {
+                                h_queue(h, input);
+                            }
+                        }
+                    }
                     let files = cycle::node_files(
                         node,
                         self.cfg.me,
@@ -400,6 +455,8 @@ impl ClusterDriver {
             }
             ClusterInput::NodeReadFailed { seq, node, error } => {
                 if self.expects_read(seq, node) {
+                    let read = crate::monitor::ranked::Read::Unknown(error.to_string());
+                    self.ranked_queue(crate::monitor::ranked::Input::Read { node, read });
                     self.on_node_read(now, seq, node, NodeFiles::failed(error.to_string()));
                 }
             }
@@ -408,12 +465,20 @@ impl ClusterDriver {
                 self.on_copy(now, seq, Err(error.to_string()))
             }
             ClusterInput::StatusWritten { seq, file, result } => {
-                self.on_written(now, seq, file, result)
+                let record =
+                    file == SharedFile::Heartbeat && self.ranked_written(now, seq, &result);
+                if !record {
+                    self.on_written(now, seq, file, result)
+                }
             }
-            ClusterInput::FenceDone { node, result, .. } => self.events.push_back(match result {
-                Ok(()) => ClusterEvent::Fenced { node },
-                Err(error) => ClusterEvent::FenceFailed { node, error },
-            }),
+            ClusterInput::Persisted { seq, result } => self.ranked_persisted(now, seq, result),
+            ClusterInput::FenceDone { seq, node, result } => {
+                self.ranked_fenced(seq, result.is_ok());
+                self.events.push_back(match result {
+                    Ok(()) => ClusterEvent::Fenced { node },
+                    Err(error) => ClusterEvent::FenceFailed { node, error },
+                })
+            }
             ClusterInput::SpawnResult { id, result } => {
                 if let Err(error) = result {
                     self.events.push_back(ClusterEvent::SpawnFailed { id, error });
@@ -506,6 +571,7 @@ impl ClusterDriver {
         }
         take(self.clstat.retry_at);
         take(self.hastat.retry_at);
+        take(self.ranked.as_ref().and_then(|h| h.poll_timeout()));
         at
     }
 
@@ -532,19 +598,14 @@ impl ClusterDriver {
 
     /// The glue's log of init actions → commands and events, in order.
     fn absorb(&mut self, _now: Millis, executed: Vec<Executed>) {
+        let not_after = self.ranked.as_ref().and_then(|h| h.spawn_not_after());
+        let any = !executed.is_empty();
         for e in executed {
             let Executed::Action(action) = e else { continue };
             match action {
-                InitAction::Spawn { id, group, tag, level, command } => {
-                    self.commands.push_back(ClusterCommand::Spawn {
-                        id,
-                        group,
-                        tag,
-                        level,
-                        command,
-                        not_after: None,
-                    })
-                }
+                InitAction::Spawn { id, group, tag, level, command } => self
+                    .commands
+                    .push_back(ClusterCommand::Spawn { id, group, tag, level, command, not_after }),
                 InitAction::Signal { id, signal } => {
                     self.commands.push_back(ClusterCommand::Signal { id, signal })
                 }
@@ -552,6 +613,9 @@ impl ClusterDriver {
                 InitAction::Notice(n) => self.events.push_back(ClusterEvent::Init(n)),
                 InitAction::Exit => {}
             }
+        }
+        if any {
+            self.ranked_note_own();
         }
     }
 
@@ -637,6 +701,13 @@ impl ClusterDriver {
     fn members_of(&self, report: MembershipReport) -> Vec<u32> {
         match report {
             MembershipReport::Members(m) => m,
+            // Under ranked every node with a heartbeat file is listed; the
+            // machine judges suspicion by counter changes on its own clock,
+            // never by comparing a writer's mtime with this node's clock.
+            MembershipReport::Heartbeats { beats, .. } if self.ranked.is_some() => beats
+                .iter()
+                .filter_map(|(node, read)| matches!(read, Ok(Some(_))).then_some(*node))
+                .collect(),
             MembershipReport::Heartbeats { read_at, beats } => {
                 fresh_heartbeats(read_at, &beats, self.timeout)
             }
@@ -681,9 +752,17 @@ impl ClusterDriver {
                 continue;
             }
             let mut files = Vec::with_capacity(3);
-            if node != me {
-                let known = self.clstats.get(&node).map(|(id, _)| *id);
-                files.push((SharedFile::Clstat, known));
+            match &self.ranked {
+                // Under ranked a peer's heartbeat file is its record.
+                Some(h) if node != me => {
+                    files.push((SharedFile::Heartbeat, h.known_record(node)));
+                }
+                Some(_) => {}
+                None if node != me => {
+                    let known = self.clstats.get(&node).map(|(id, _)| *id);
+                    files.push((SharedFile::Clstat, known));
+                }
+                None => {}
             }
             files.push((SharedFile::Hactl, self.hactl.cached(node).map(|c| c.id)));
             files.push((SharedFile::Cltab, self.cltab.cached(node).map(|c| c.id)));
@@ -822,6 +901,19 @@ impl ClusterDriver {
             }
         }
         let adopt = c.current.filter(|_| c.changed).map(|t| (*t).clone());
+        if self.ranked.is_some() {
+            let adopted =
+                adopt.as_ref().and_then(|table| self.node.adopt_cltab(now, table.clone()));
+            if let Some((event, executed)) = adopted {
+                self.events.push_back(ClusterEvent::Node(event));
+                self.absorb(now, executed);
+            }
+            self.ranked_cycle(members, h.current.as_ref(), adopt.as_ref());
+            self.ranked_pump(now);
+            let period = self.ranked.as_ref().map_or(self.cfg.min_cycle, |r| r.read_period());
+            self.phase = Phase::Idle { at: now + period.max(self.cfg.min_cycle) };
+            return;
+        }
         let obs = Observation { now, me, members, nodes, hactl: h.current };
         let record = self.trace.as_ref().map(|_| Record::Cycle {
             node: me,
@@ -944,6 +1036,7 @@ impl ClusterDriver {
         } else {
             self.advance_cycle(now);
         }
+        self.ranked_pump(now);
         if self.node.driver.init.has_exited() {
             if self.cfg.membership == MembershipSource::HeartbeatFiles && !self.beats.removed {
                 self.beats.removed = true;
@@ -1009,6 +1102,10 @@ impl ClusterDriver {
             }
         }
     }
+}
+
+fn h_queue(h: &mut ranked_host::RankedHost, input: crate::monitor::ranked::Input) {
+    h.push(input);
 }
 
 /// Unit tests of the driver, by hand, with no I/O.

@@ -56,6 +56,11 @@ struct Exec {
     exited: bool,
     /// Commands not answered (hung reads, failing writes...), by the test.
     held: Vec<ClusterCommand>,
+    /// `ranked`: the durable state last persisted, the watchdog's arming.
+    durable: Option<crate::monitor::ranked::Durable>,
+    watchdog: Option<((u64, u64), Option<Millis>)>,
+    /// The not-after time of every spawn, in order.
+    not_after: Vec<Option<Millis>>,
 }
 
 /// What the executor should do with some commands.
@@ -169,15 +174,17 @@ impl Cluster {
             ClusterCommand::WriteHastat { seq, .. } => {
                 ClusterInput::StatusWritten { seq, file: SharedFile::Hastat, result: Ok(()) }
             }
-            ClusterCommand::WriteHeartbeat { seq, counter, .. } => {
-                self.files.put(node, SharedFile::Heartbeat, &counter.to_string(), wall(now));
+            ClusterCommand::WriteHeartbeat { seq, counter, payload } => {
+                let bytes = payload.unwrap_or_else(|| counter.to_string().into_bytes().into());
+                self.files.put_bytes(node, SharedFile::Heartbeat, bytes, wall(now));
                 ClusterInput::StatusWritten { seq, file: SharedFile::Heartbeat, result: Ok(()) }
             }
             ClusterCommand::RemoveHeartbeat { seq } => {
                 self.files.map.remove(&(node, SharedFile::Heartbeat));
                 ClusterInput::StatusWritten { seq, file: SharedFile::Heartbeat, result: Ok(()) }
             }
-            ClusterCommand::Spawn { id, group, tag, level, .. } => {
+            ClusterCommand::Spawn { id, group, tag, level, not_after, .. } => {
+                exec.not_after.push(not_after);
                 exec.running.insert(id);
                 exec.spawned.push(format!("{group}/{tag}@{level}"));
                 ClusterInput::SpawnResult { id, result: Ok(1000 + id.0 as u32) }
@@ -195,6 +202,29 @@ impl Cluster {
             ClusterCommand::Exit => {
                 exec.exited = true;
                 return None;
+            }
+            ClusterCommand::KillAllNow => {
+                let killed: Vec<ProcId> = std::mem::take(&mut exec.running).into_iter().collect();
+                for id in killed {
+                    let status = ExitStatus::Signaled(9);
+                    self.feed(node, ClusterInput::ChildExited { id, status, lingering: false });
+                }
+                return None;
+            }
+            ClusterCommand::Persist { seq, state } => {
+                exec.durable = Some(*state);
+                ClusterInput::Persisted { seq, result: Ok(()) }
+            }
+            ClusterCommand::ArmWatchdog { epoch, deadline } => {
+                exec.watchdog = Some((epoch, deadline));
+                return None;
+            }
+            ClusterCommand::FenceRanked { seq, target, .. } => {
+                exec.fenced.push(target.node);
+                if let Some(t) = self.execs.get_mut(&target.node) {
+                    t.running.clear();
+                }
+                ClusterInput::FenceDone { seq, node: target.node, result: Ok(()) }
             }
         })
     }
@@ -538,3 +568,6 @@ fn stop_stops_local_groups_then_exits() {
     assert!(c.drivers[&1].has_exited());
     assert_eq!(c.drivers[&1].poll_timeout(), None);
 }
+
+/// The same executor hosting `ranked`.
+mod ranked;

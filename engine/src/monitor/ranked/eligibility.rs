@@ -20,7 +20,14 @@ pub struct Eligibility {
 impl Eligibility {
     /// Record a failed test of `group` on `node` at `now`; returns the end of
     /// the back-off.
-    pub fn failed(&mut self, group: &str, node: u32, now: Millis, base: Millis, cap: Millis) -> Millis {
+    pub fn failed(
+        &mut self,
+        group: &str,
+        node: u32,
+        now: Millis,
+        base: Millis,
+        cap: Millis,
+    ) -> Millis {
         let entry = self.failures.entry((group.to_string(), node)).or_insert((0, now));
         entry.0 = entry.0.saturating_add(1);
         let shift = (entry.0 - 1).min(32);

@@ -59,7 +59,9 @@ impl Votes {
             let more: Vec<u32> = self
                 .0
                 .iter()
-                .filter(|(n, (_, fencers))| !yes.contains(n) && fencers.iter().any(|f| yes.contains(f)))
+                .filter(|(n, (_, fencers))| {
+                    !yes.contains(n) && fencers.iter().any(|f| yes.contains(f))
+                })
                 .map(|(&n, _)| n)
                 .collect();
             if more.is_empty() {

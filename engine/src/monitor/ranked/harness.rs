@@ -235,10 +235,7 @@ impl World {
             .nodes
             .keys()
             .filter(|&&o| {
-                o == id
-                    || (self.nodes[&o].up
-                        && ok(self.link_of(id, o))
-                        && ok(self.link_of(o, id)))
+                o == id || (self.nodes[&o].up && ok(self.link_of(id, o)) && ok(self.link_of(o, id)))
             })
             .count();
         2 * peers > self.nodes.len()
@@ -292,7 +289,8 @@ impl World {
         }
         if groups.values().any(|&c| c > 1) {
             if self.double_owner_ms == 0 {
-                let owners: Vec<String> = groups.iter().filter(|(_, &c)| c > 1).map(|(g, _)| g.to_string()).collect();
+                let owners: Vec<String> =
+                    groups.iter().filter(|(_, &c)| c > 1).map(|(g, _)| g.to_string()).collect();
                 self.log.push((t, 0, format!("DOUBLE OWNER {owners:?}")));
             }
             self.double_owner_ms += TICK;
@@ -397,7 +395,10 @@ impl World {
                 return;
             }
             let local = n.local(t);
-            if n.watchdog.tick(local) == WatchdogAction::KillAll && !n.procs.is_empty() && !n.unkillable {
+            if n.watchdog.tick(local) == WatchdogAction::KillAll
+                && !n.procs.is_empty()
+                && !n.unkillable
+            {
                 n.procs.clear();
                 for st in n.own.groups.values_mut() {
                     *st = GroupStatus { level: "stop".into(), state: GroupState::Done };
@@ -435,7 +436,9 @@ impl World {
                 Link::Delay(d) => {
                     let visible = self.nodes[&o].history.iter().rev().find(|(w, _)| w + d <= t);
                     visible.map(|(_, text)| match Record::parse(text) {
-                        Ok(r) => (Some(r.counter + (r.incarnation << 32)), Read::Record(Box::new(r))),
+                        Ok(r) => {
+                            (Some(r.counter + (r.incarnation << 32)), Read::Record(Box::new(r)))
+                        }
                         Err(e) => (None, Read::Unknown(e.to_string())),
                     })
                 }

@@ -316,7 +316,14 @@ fn membership_race(rules: Rules) -> Vec<Config> {
     let initial = Config { version: 1, members: vec![1, 2, 3] };
     let mut ms: Vec<Ranked> = (1..=3)
         .map(|id| {
-            let mut m = Ranked::new(id, params.clone(), initial.clone(), None, ClStat::default(), Millis(0));
+            let mut m = Ranked::new(
+                id,
+                params.clone(),
+                initial.clone(),
+                None,
+                ClStat::default(),
+                Millis(0),
+            );
             m.rules = rules;
             m
         })
@@ -324,7 +331,13 @@ fn membership_race(rules: Rules) -> Vec<Config> {
     let mut texts: Vec<Option<String>> = vec![None; 3];
     let mut pending: Vec<Vec<u64>> = vec![Vec::new(); 3];
     // Run machine i at t with input; keep its last record and persists.
-    fn run(m: &mut Ranked, t: u64, input: Input, text: &mut Option<String>, pending: &mut Vec<u64>) {
+    fn run(
+        m: &mut Ranked,
+        t: u64,
+        input: Input,
+        text: &mut Option<String>,
+        pending: &mut Vec<u64>,
+    ) {
         for c in m.step(Millis(t), input).commands {
             match c {
                 Command::WriteRecord { text: s, .. } => *text = Some(s),
@@ -333,15 +346,35 @@ fn membership_race(rules: Rules) -> Vec<Config> {
             }
         }
     }
-    fn confirm(m: &mut Ranked, t: u64, version: u64, text: &mut Option<String>, pending: &mut Vec<u64>) {
+    fn confirm(
+        m: &mut Ranked,
+        t: u64,
+        version: u64,
+        text: &mut Option<String>,
+        pending: &mut Vec<u64>,
+    ) {
         pending.retain(|&v| v != version);
         run(m, t, Input::Persisted { version }, text, pending);
         run(m, t + 1000, Input::Tick, text, pending);
     }
-    fn deliver(ms: &mut [Ranked], texts: &[Option<String>], from: usize, to: usize, t: u64, out: &mut Option<String>, pending: &mut Vec<u64>) {
+    fn deliver(
+        ms: &mut [Ranked],
+        texts: &[Option<String>],
+        from: usize,
+        to: usize,
+        t: u64,
+        out: &mut Option<String>,
+        pending: &mut Vec<u64>,
+    ) {
         let Some(text) = texts[from].clone() else { return };
         let rec = Record::parse(&text).expect("valid record");
-        run(&mut ms[to], t, Input::Read { node: from as u32 + 1, read: Read::Record(Box::new(rec)) }, out, pending);
+        run(
+            &mut ms[to],
+            t,
+            Input::Read { node: from as u32 + 1, read: Read::Record(Box::new(rec)) },
+            out,
+            pending,
+        );
     }
     for i in 0..3 {
         run(&mut ms[i], 0, Input::Tick, &mut texts[i], &mut pending[i]);
@@ -388,7 +421,10 @@ fn agree(configs: &[Config]) -> bool {
 fn membership_changes_one_ack_per_version_never_split() {
     let configs = membership_race(Rules::default());
     assert!(agree(&configs), "{configs:?}");
-    assert!(configs.iter().any(|c| c.version == 2), "the change node 2 acknowledged commits: {configs:?}");
+    assert!(
+        configs.iter().any(|c| c.version == 2),
+        "the change node 2 acknowledged commits: {configs:?}"
+    );
 }
 
 #[test]
@@ -479,7 +515,9 @@ mod random_faults {
     fn apply(w: &mut World, f: &Fault) {
         match *f {
             Fault::Crash(a, reboot) => w.crash(a, Some(reboot)),
-            Fault::RestartMonitor(a) if w.nodes[&a].up && !w.nodes[&a].paused => w.restart_monitor(a),
+            Fault::RestartMonitor(a) if w.nodes[&a].up && !w.nodes[&a].paused => {
+                w.restart_monitor(a)
+            }
             Fault::Freeze(a) => w.node(a).frozen = true,
             Fault::Thaw(a) => w.resume(a),
             Fault::Pause(a) => w.node(a).paused = w.nodes[&a].up,

@@ -49,7 +49,8 @@ pub fn lease_counter(
     newest: u64,
     floor: u64,
 ) -> Option<u64> {
-    let mut levels: Vec<u64> = acks.values().copied().filter(|&c| c >= floor && c <= newest).collect();
+    let mut levels: Vec<u64> =
+        acks.values().copied().filter(|&c| c >= floor && c <= newest).collect();
     levels.push(newest);
     levels.sort_unstable_by(|a, b| b.cmp(a));
     levels.dedup();
@@ -115,7 +116,11 @@ mod tests {
         let members = [1, 2, 3];
         let none = Votes::default();
         let mut acks = BTreeMap::new();
-        assert_eq!(lease_counter(&members, 1, &acks, &none, true, 10, 1), None, "own reads are not acks");
+        assert_eq!(
+            lease_counter(&members, 1, &acks, &none, true, 10, 1),
+            None,
+            "own reads are not acks"
+        );
         acks.insert(2, 7);
         acks.insert(3, 9);
         assert_eq!(lease_counter(&members, 1, &acks, &none, true, 10, 1), Some(9));
@@ -123,11 +128,19 @@ mod tests {
         let mut votes = Votes::default();
         votes.add(3, 1, 1);
         acks.remove(&3);
-        assert_eq!(lease_counter(&members, 1, &acks, &votes, true, 10, 1), Some(10), "my fence vote");
+        assert_eq!(
+            lease_counter(&members, 1, &acks, &votes, true, 10, 1),
+            Some(10),
+            "my fence vote"
+        );
         let mut theirs = Votes::default();
         theirs.add(3, 1, 2);
         acks.remove(&2);
-        assert_eq!(lease_counter(&members, 1, &acks, &theirs, true, 10, 1), None, "not my fencer's");
+        assert_eq!(
+            lease_counter(&members, 1, &acks, &theirs, true, 10, 1),
+            None,
+            "not my fencer's"
+        );
     }
 
     #[test]

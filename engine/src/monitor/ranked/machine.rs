@@ -139,30 +139,64 @@ impl FenceGuard {
 /// Things an operator should be able to read in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RankedNotice {
-    LeaseAcquired { epoch: u64, deadline: Millis },
-    LeaseLost { epoch: u64 },
+    LeaseAcquired {
+        epoch: u64,
+        deadline: Millis,
+    },
+    LeaseLost {
+        epoch: u64,
+    },
     /// The kill after a lost lease was not confirmed: published `lost`,
     /// nobody takes over without a fence.
     KillUnconfirmed,
-    Revoked { node: u32, up_to: Seen },
-    RevocationLifted { node: u32 },
+    Revoked {
+        node: u32,
+        up_to: Seen,
+    },
+    RevocationLifted {
+        node: u32,
+    },
     /// `node`'s claims are void from here on.
-    Void { node: u32, incarnation: u64, why: &'static str },
-    Unknown { node: u32, reason: String },
+    Void {
+        node: u32,
+        incarnation: u64,
+        why: &'static str,
+    },
+    Unknown {
+        node: u32,
+        reason: String,
+    },
     /// The claim on `group` is granted by `grantors` (fence votes included):
     /// the group is started here.
-    ClaimHeld { group: String, grantors: BTreeSet<u32> },
+    ClaimHeld {
+        group: String,
+        grantors: BTreeSet<u32>,
+    },
     /// A better-ranked running instance keeps `group`; stopped here.
-    Conflict { group: String, keeper: u32 },
-    TestFailed { group: String, until: Millis },
+    Conflict {
+        group: String,
+        keeper: u32,
+    },
+    TestFailed {
+        group: String,
+        until: Millis,
+    },
     /// `node` publishes another policy: nothing is taken over.
-    MixedPolicy { node: u32, policy: String },
+    MixedPolicy {
+        node: u32,
+        policy: String,
+    },
     ChangeRefused(String),
     ConfigAdopted(Config),
     /// No step for `gap` (more than H/2): suspicion restarts from now.
-    Resumed { gap: Millis },
+    Resumed {
+        gap: Millis,
+    },
     /// A record that names another node was refused.
-    Misfiled { node: u32, names: u32 },
+    Misfiled {
+        node: u32,
+        names: u32,
+    },
 }
 
 /// The answer to one input.
@@ -267,7 +301,10 @@ impl Ranked {
             }
             None => Durable {
                 incarnation: 1,
-                config: Config { version: initial.version, members: membership::normalise(&initial.members) },
+                config: Config {
+                    version: initial.version,
+                    members: membership::normalise(&initial.members),
+                },
                 config_ack: None,
                 revocations: BTreeMap::new(),
                 grants: BTreeMap::new(),
@@ -625,7 +662,10 @@ impl Ranked {
         self.seen_all = self.seen_all
             || self.members().iter().all(|&m| {
                 m == self.me
-                    || self.record_of(m).and_then(|r| r.ack_of(self.me)).is_some_and(|a| a.incarnation == inc)
+                    || self
+                        .record_of(m)
+                        .and_then(|r| r.ack_of(self.me))
+                        .is_some_and(|a| a.incarnation == inc)
                     || votes.contains(m)
             });
         self.revocation_pass();
@@ -671,7 +711,10 @@ impl Ranked {
                 .values()
                 .filter_map(|p| p.record.as_ref())
                 .filter_map(|r| r.config_ack.clone())
-                .filter(|c| membership::one_at_a_time(&config, &c.members).is_ok() && c.replaces == config.version)
+                .filter(|c| {
+                    membership::one_at_a_time(&config, &c.members).is_ok()
+                        && c.replaces == config.version
+                })
                 .filter(|c| Some(c) != self.durable.config_ack.as_ref())
                 .max();
             if let Some(c) = newest {
@@ -695,7 +738,9 @@ impl Ranked {
         let mut ackers: BTreeSet<u32> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.record.as_ref().is_some_and(|r| r.config_ack.as_ref() == Some(&change)))
+            .filter(|(_, p)| {
+                p.record.as_ref().is_some_and(|r| r.config_ack.as_ref() == Some(&change))
+            })
             .map(|(&n, _)| n)
             .collect();
         if self.persisted.as_ref().and_then(|d| d.config_ack.as_ref()) == Some(&change) {
@@ -728,9 +773,9 @@ impl Ranked {
             let revoked = self.durable.revocations.get(&node).copied();
             match revoked {
                 Some(r) if r.incarnation == latest.incarnation || latest.incarnation == 0 => {
-                    let released = self
-                        .record_of(node)
-                        .is_some_and(|rec| rec.lease == LeaseState::Released && rec.counter > r.counter);
+                    let released = self.record_of(node).is_some_and(|rec| {
+                        rec.lease == LeaseState::Released && rec.counter > r.counter
+                    });
                     let lift = if self.rules.durable_revocation {
                         released
                     } else {
@@ -800,7 +845,8 @@ impl Ranked {
             })
             .collect();
         let tie = self.tie_ready(votes);
-        let counter = lease_counter(&members, self.me, &acks, votes, tie, self.counter, self.epoch_floor);
+        let counter =
+            lease_counter(&members, self.me, &acks, votes, tie, self.counter, self.epoch_floor);
         // The emission time of `c`, or of an earlier counter if `c`'s was
         // forgotten (earlier is on the safe side).
         let deadline = counter
@@ -837,7 +883,9 @@ impl Ranked {
         // member's acknowledgement (a fence vote may vanish, and the lease
         // fall back on an older acknowledgement), and beyond 4 leases' worth.
         let oldest_ack = acks.values().copied().min().unwrap_or(self.counter);
-        let keep = oldest_ack.max(self.counter.saturating_sub(4 * self.params.lease.0 / self.params.heartbeat.0.max(1)));
+        let keep = oldest_ack.max(
+            self.counter.saturating_sub(4 * self.params.lease.0 / self.params.heartbeat.0.max(1)),
+        );
         self.sent = self.sent.split_off(&keep);
     }
 
@@ -921,7 +969,8 @@ impl Ranked {
                 let unkillable = r.lease == LeaseState::Lost && self.rules.lost_needs_fence;
                 !unkillable && (r.watchdog || self.params.unsafe_takeover_unguarded)
             }) || rec.is_none();
-            let wait_allowed = guarded && !(self.params.fence_command && self.rules.pause_needs_fence);
+            let wait_allowed =
+                guarded && !(self.params.fence_command && self.rules.pause_needs_fence);
             let mut waited = false;
             if let Some((_, since)) = peer.revoked_since {
                 let mut base = since;
@@ -1010,12 +1059,15 @@ impl Ranked {
             let half = 2 * members.iter().filter(|m| side.contains(m)).count() == members.len();
             let lowest_here = heard.iter().copied().filter(|&n| n != t).min() == Some(self.me);
             if t != self.me && half && !side.contains(&t) && lowest_here {
-                let since = self.peers.get(&t).and_then(|p| p.revoked_by_me_at.map(|r| r.max(p.contact.map_or(r, |c| c.last_change))));
+                let since = self.peers.get(&t).and_then(|p| {
+                    p.revoked_by_me_at.map(|r| r.max(p.contact.map_or(r, |c| c.last_change)))
+                });
                 if let Some(since) = since {
                     let at = since + self.params.tie_fence_delay;
                     if now >= at {
                         let inc = self.latest(t).map_or(0, |l| l.incarnation);
-                        wanted.push((NodeInc { node: t, incarnation: inc }, FenceReason::TieBreaker));
+                        wanted
+                            .push((NodeInc { node: t, incarnation: inc }, FenceReason::TieBreaker));
                     } else {
                         self.wake_at(at);
                     }
@@ -1027,7 +1079,11 @@ impl Ranked {
                 // A node that published `lost` is alive by its own account:
                 // no compare; otherwise fire only on a silent target.
                 let lost = self.record_of(target.node).is_some_and(|r| r.lease == LeaseState::Lost);
-                let guard = if lost { FenceGuard::StillLost } else { FenceGuard::Silent(self.latest(target.node)) };
+                let guard = if lost {
+                    FenceGuard::StillLost
+                } else {
+                    FenceGuard::Silent(self.latest(target.node))
+                };
                 self.out.push(Command::Fence { target, reason, guard });
             }
         }
@@ -1074,7 +1130,8 @@ impl Ranked {
                     } else {
                         Holder::Seen {
                             counter: self.counter + 1,
-                            asks: self.claims.get(&g) == Some(&grant.to.req) && self.phase == Phase::Holding,
+                            asks: self.claims.get(&g) == Some(&grant.to.req)
+                                && self.phase == Phase::Holding,
                         }
                     }
                 } else {
@@ -1082,13 +1139,17 @@ impl Ranked {
                     let void = judged.get(&grant.to.node).is_none_or(|j| j.void);
                     match p.and_then(|p| p.record.as_ref().map(|r| (r, p.unknown.is_some()))) {
                         _ if void => Holder::Void,
-                        Some((r, _)) if r.incarnation != grant.to.incarnation || r.floor != grant.to.floor => {
+                        Some((r, _))
+                            if r.incarnation != grant.to.incarnation
+                                || r.floor != grant.to.floor =>
+                        {
                             Holder::Void
                         }
                         Some((_, true)) | None => Holder::Unknown,
-                        Some((r, false)) => {
-                            Holder::Seen { counter: r.counter, asks: r.claims.get(&g) == Some(&grant.to.req) }
-                        }
+                        Some((r, false)) => Holder::Seen {
+                            counter: r.counter,
+                            asks: r.claims.get(&g) == Some(&grant.to.req),
+                        },
                     }
                 };
                 if !claims::may_free(&grant, holder) {
@@ -1119,7 +1180,11 @@ impl Ranked {
     }
 
     fn preferred(&self, group: &str) -> Vec<u32> {
-        self.hactl.as_ref().and_then(|h| h.get(group)).map(|w| w.preferred.clone()).unwrap_or_default()
+        self.hactl
+            .as_ref()
+            .and_then(|h| h.get(group))
+            .map(|w| w.preferred.clone())
+            .unwrap_or_default()
     }
 
     /// Do a quorum's published grants give this node the claim on `group`?
@@ -1151,7 +1216,11 @@ impl Ranked {
             .then(|| self.deadline.map(|d| d.saturating_sub(self.params.kill_bound)))
             .flatten();
         self.told.insert(group.to_string(), level.to_string());
-        self.out.push(Command::Tell { group: group.to_string(), level: level.to_string(), not_after });
+        self.out.push(Command::Tell {
+            group: group.to_string(),
+            level: level.to_string(),
+            not_after,
+        });
     }
 
     fn group_pass(&mut self, votes: &Votes, judged: &BTreeMap<u32, Judgement>) {
@@ -1178,7 +1247,11 @@ impl Ranked {
         let heard: Vec<u32> = members
             .iter()
             .copied()
-            .filter(|&n| n == self.me || (!self.durable.revocations.contains_key(&n) && judged.get(&n).is_some_and(|j| !j.void)))
+            .filter(|&n| {
+                n == self.me
+                    || (!self.durable.revocations.contains_key(&n)
+                        && judged.get(&n).is_some_and(|j| !j.void))
+            })
             .collect();
         // A member never read and not void: its groups are unknown.
         let blind = members.iter().any(|&n| {
@@ -1189,7 +1262,8 @@ impl Ranked {
         for g in names {
             let want = hactl.get(&g).map(|w| w.level.clone()).filter(|l| l != "stop");
             let own = self.own.groups.get(&g).cloned();
-            let own_busy = own.as_ref().is_some_and(|st| !crate::hastat::is_idle(&st.level, &st.state));
+            let own_busy =
+                own.as_ref().is_some_and(|st| !crate::hastat::is_idle(&st.level, &st.state));
             let Some(want) = want else {
                 self.claims.remove(&g);
                 self.unplaced_since.remove(&g);
@@ -1210,7 +1284,8 @@ impl Ranked {
                     running.push(n);
                 } else if r.claims.contains_key(&g)
                     || r.groups.get(&g).is_some_and(|st| {
-                        matches!(st.level.as_str(), "plan" | "test") && !crate::hastat::is_idle(&st.level, &st.state)
+                        matches!(st.level.as_str(), "plan" | "test")
+                            && !crate::hastat::is_idle(&st.level, &st.state)
                     })
                 {
                     attempts.push(n);
@@ -1245,7 +1320,8 @@ impl Ranked {
                     self.ask(&g);
                     match (st.level.as_str(), &st.state) {
                         (_, GroupState::Failed) => {
-                            let (base, cap) = (self.params.test_backoff, self.params.test_backoff_max);
+                            let (base, cap) =
+                                (self.params.test_backoff, self.params.test_backoff_max);
                             let until = self.eligibility.failed(&g, self.me, now, base, cap);
                             self.claims.remove(&g);
                             self.tell(&g, "stop", false);
@@ -1256,7 +1332,10 @@ impl Ranked {
                             if let Some(grantors) = self.holds_claim(&g, votes) {
                                 self.eligibility.passed(&g, self.me);
                                 if self.told.get(&g) != Some(&want) {
-                                    self.log(RankedNotice::ClaimHeld { group: g.clone(), grantors });
+                                    self.log(RankedNotice::ClaimHeld {
+                                        group: g.clone(),
+                                        grantors,
+                                    });
                                 }
                                 self.tell(&g, &want, true);
                             }
@@ -1297,7 +1376,9 @@ impl Ranked {
         }
         let epoch = (self.durable.incarnation, self.epoch);
         let want = match self.phase {
-            Phase::Holding => (epoch, self.deadline.map(|d| d.saturating_sub(self.params.kill_bound))),
+            Phase::Holding => {
+                (epoch, self.deadline.map(|d| d.saturating_sub(self.params.kill_bound)))
+            }
             _ => (epoch, None),
         };
         if self.watchdog_sent != Some(want) {
@@ -1317,7 +1398,8 @@ impl Ranked {
 
     fn heartbeat_pass(&mut self) {
         let now = self.now;
-        let ready = self.persisted.as_ref().is_some_and(|d| d.incarnation == self.durable.incarnation);
+        let ready =
+            self.persisted.as_ref().is_some_and(|d| d.incarnation == self.durable.incarnation);
         // While a kill is in flight (at most δ) nothing is published: the
         // next record says `released` or, if the kill failed, `lost`.
         // (Rule switched off: a node that lost its lease falls silent.)
@@ -1354,14 +1436,20 @@ impl Ranked {
             acks: self.acks(),
             revocations: durable.revocations,
             grants: durable.grants.into_iter().map(|(g, grant)| (g, grant.to)).collect(),
-            claims: if self.phase == Phase::Released { BTreeMap::new() } else { self.claims.clone() },
+            claims: if self.phase == Phase::Released {
+                BTreeMap::new()
+            } else {
+                self.claims.clone()
+            },
             fenced: self.my_votes.clone(),
             groups: self
                 .own
                 .groups
                 .iter()
                 .filter(|(_, st)| st.state != GroupState::Configured)
-                .map(|(g, st)| (g.clone(), GroupStatus { level: st.level.clone(), state: st.state.clone() }))
+                .map(|(g, st)| {
+                    (g.clone(), GroupStatus { level: st.level.clone(), state: st.state.clone() })
+                })
                 .collect(),
         }
     }

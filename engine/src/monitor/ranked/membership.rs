@@ -46,7 +46,11 @@ pub fn one_at_a_time(config: &Config, to: &[u32]) -> Result<Change, ChangeError>
 
 /// Should this node acknowledge `change`, given the change it already
 /// acknowledged (`acked`) for `config`? At most one per version.
-pub fn may_ack(config: &Config, acked: Option<&Change>, change: &Change) -> Result<(), ChangeError> {
+pub fn may_ack(
+    config: &Config,
+    acked: Option<&Change>,
+    change: &Change,
+) -> Result<(), ChangeError> {
     one_at_a_time(config, &change.members)?;
     match acked {
         Some(a) if a.replaces == config.version && a != change => {

@@ -165,7 +165,9 @@ pub enum ParamsError {
     LeaseTooShort { lease: Millis, need: Millis },
     #[error("read deadline {read_deadline} exceeds lease/4 = {limit}")]
     ReadDeadline { read_deadline: Millis, limit: Millis },
-    #[error("suspect_after {suspect_after} must be at least 2 heartbeats and below the lease {lease}")]
+    #[error(
+        "suspect_after {suspect_after} must be at least 2 heartbeats and below the lease {lease}"
+    )]
     Suspect { suspect_after: Millis, lease: Millis },
     #[error("heartbeat must be positive")]
     ZeroHeartbeat,

@@ -69,7 +69,9 @@ mod tests {
         for n in 1..=6u32 {
             let members: Vec<u32> = (1..=n).collect();
             let subsets: Vec<BTreeSet<u32>> = (0..1u32 << n)
-                .map(|bits| members.iter().copied().filter(|m| bits & (1 << (m - 1)) != 0).collect())
+                .map(|bits| {
+                    members.iter().copied().filter(|m| bits & (1 << (m - 1)) != 0).collect()
+                })
                 .collect();
             let quorums: Vec<&BTreeSet<u32>> =
                 subsets.iter().filter(|s| is_quorum(&members, s, true)).collect();

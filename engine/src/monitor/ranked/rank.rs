@@ -41,11 +41,8 @@ pub fn rank(group: &str, preferred: &[u32], candidates: &[u32]) -> Vec<u32> {
             out.push(*p);
         }
     }
-    let mut rest: Vec<(u64, u32)> = candidates
-        .iter()
-        .filter(|n| !out.contains(n))
-        .map(|&n| (weight(group, n), n))
-        .collect();
+    let mut rest: Vec<(u64, u32)> =
+        candidates.iter().filter(|n| !out.contains(n)).map(|&n| (weight(group, n), n)).collect();
     rest.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     rest.dedup_by_key(|x| x.1);
     out.extend(rest.into_iter().map(|(_, n)| n));

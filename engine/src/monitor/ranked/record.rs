@@ -348,7 +348,8 @@ impl Record {
                     );
                 }
                 (Some("group"), 4) => {
-                    let st = GroupStatus { level: w[2].to_string(), state: GroupState::parse(w[3]) };
+                    let st =
+                        GroupStatus { level: w[2].to_string(), state: GroupState::parse(w[3]) };
                     rec.groups.insert(w[1].to_string(), st);
                 }
                 _ => return Err(bad("unknown or malformed line")),
@@ -423,10 +424,8 @@ pub(crate) mod tests {
         r.grants.insert("web".into(), Epoch { node: 3, incarnation: 7, floor: 57, req: 99 });
         r.claims.insert("web".into(), 99);
         r.fenced.insert(2, 4);
-        r.groups.insert(
-            "web".into(),
-            GroupStatus { level: "start".into(), state: GroupState::Done },
-        );
+        r.groups
+            .insert("web".into(), GroupStatus { level: "start".into(), state: GroupState::Done });
         r
     }
 
@@ -495,7 +494,8 @@ pub(crate) mod tests {
     }
 
     fn seen() -> impl Strategy<Value = Seen> {
-        (any::<u64>(), any::<u64>()).prop_map(|(incarnation, counter)| Seen { incarnation, counter })
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(incarnation, counter)| Seen { incarnation, counter })
     }
 
     fn record() -> impl Strategy<Value = Record> {
@@ -505,11 +505,24 @@ pub(crate) mod tests {
             Just(LeaseState::Lost)
         ];
         (
-            (any::<u32>(), any::<u64>(), any::<u64>(), word(), lease, any::<bool>(), any::<bool>(), any::<u64>()),
+            (
+                any::<u32>(),
+                any::<u64>(),
+                any::<u64>(),
+                word(),
+                lease,
+                any::<bool>(),
+                any::<bool>(),
+                any::<u64>(),
+            ),
             (any::<u64>(), nodes(), proptest::option::of((any::<u64>(), nodes()))),
             proptest::collection::btree_map(0u32..50, seen(), 0..4),
             proptest::collection::btree_map(0u32..50, seen(), 0..4),
-            proptest::collection::btree_map(word(), (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()), 0..4),
+            proptest::collection::btree_map(
+                word(),
+                (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()),
+                0..4,
+            ),
             proptest::collection::btree_map(word(), any::<u64>(), 0..4),
             proptest::collection::btree_map(0u32..50, any::<u64>(), 0..3),
             proptest::collection::btree_map(word(), (word(), word()), 0..4),
@@ -529,7 +542,9 @@ pub(crate) mod tests {
                 revocations,
                 grants: grants
                     .into_iter()
-                    .map(|(g, (node, incarnation, floor, req))| (g, Epoch { node, incarnation, floor, req }))
+                    .map(|(g, (node, incarnation, floor, req))| {
+                        (g, Epoch { node, incarnation, floor, req })
+                    })
                     .collect(),
                 claims,
                 fenced,

@@ -101,6 +101,10 @@ mod tests {
         w.arm((1, 2), None);
         assert_eq!(w.tick(Millis(1900)), WatchdogAction::KillAll, "released: keep empty");
         w.arm((2, 1), Some(Millis(5000)));
-        assert_eq!(w.tick(Millis(2000)), WatchdogAction::Idle, "a restarted monitor's epoch 1 is newer");
+        assert_eq!(
+            w.tick(Millis(2000)),
+            WatchdogAction::Idle,
+            "a restarted monitor's epoch 1 is newer"
+        );
     }
 }
