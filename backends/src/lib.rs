@@ -18,3 +18,4 @@ pub mod process;
 pub mod protocol;
 pub mod shared;
 pub mod trace_writer;
+pub mod watchdog;

@@ -19,6 +19,9 @@
 //! * SIGTERM/SIGINT become [`ClusterInput::Stop`], SIGHUP
 //!   [`ClusterInput::CycleNow`]; driver events become log lines.
 
+/// Executing `ranked`'s commands (durable state, watchdog, kill, guarded fence).
+pub mod ranked;
+
 use crate::atomic::replace_atomic;
 use crate::daemon::{
     self, bind_socket, load_cltab, serve_connection, DaemonError, Job, RealProcesses,
@@ -88,6 +91,9 @@ pub struct MoshaConfig {
     pub init: InitConfig,
     /// Record every input of this node's machines to this trace file.
     pub record: Option<PathBuf>,
+    /// `ranked`: the initial known membership (a persisted state
+    /// overrides it; empty: this node alone).
+    pub known: Vec<u32>,
 }
 
 impl MoshaConfig {
@@ -112,6 +118,11 @@ impl MoshaConfig {
         policy: PolicyConfig,
     ) -> Self {
         let timeout = policy_timeout(&policy);
+        let read_timeout = match &policy {
+            // ranked: H/4, so a slow read never eats the lease.
+            PolicyConfig::Ranked(p) => Duration::from_millis(p.read_deadline.0),
+            PolicyConfig::Classic(_) => default_read_timeout(timeout),
+        };
         MoshaConfig {
             me,
             paths,
@@ -121,9 +132,10 @@ impl MoshaConfig {
             stomith: None,
             fence_limit: Duration::from_secs(60),
             shutdown_wait: Duration::from_secs(120),
-            read_timeout: default_read_timeout(timeout),
+            read_timeout,
             init: InitConfig::default(),
             record: None,
+            known: Vec::new(),
         }
     }
 
@@ -154,6 +166,10 @@ pub enum MoshaError {
     },
     #[error("cannot install signal handler: {0}")]
     Signal(#[source] io::Error),
+    #[error(transparent)]
+    State(#[from] ranked::StateError),
+    #[error("cannot start the ranked watchdog: {0}")]
+    Watchdog(#[source] io::Error),
     #[error("cannot create the trace file {path}: {source}")]
     Record {
         path: PathBuf,
@@ -265,6 +281,10 @@ struct Executor {
     said: std::collections::BTreeSet<String>,
     timeout: Millis,
     exit: bool,
+    /// `ranked`: the watchdog process, and the process group of each child
+    /// it watches.
+    watchdog: Option<crate::watchdog::WatchdogHandle>,
+    pgids: HashMap<clinit_engine::process::ProcId, u32>,
 }
 
 impl Executor {
@@ -396,6 +416,24 @@ impl Executor {
                 }));
                 None
             }
+            ClusterCommand::WriteHeartbeat { seq, payload: Some(record), .. } => {
+                // ranked's record, written whole by rename; only the engine
+                // commands it (no executor task writes one on its own).
+                let (store, leaving) = (self.store.clone(), self.leaving.clone());
+                self.heartbeat_write = Some(self.background(move || {
+                    let left = leaving.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let result = if *left {
+                        Ok(())
+                    } else {
+                        store.write(me, SharedFile::Heartbeat, &record, None).map_err(|e| {
+                            let name = store.describe(me, SharedFile::Heartbeat);
+                            IoFailure::new(format!("cannot write {name}"), &e)
+                        })
+                    };
+                    ClusterInput::StatusWritten { seq, file: SharedFile::Heartbeat, result }
+                }));
+                None
+            }
             ClusterCommand::WriteHeartbeat { seq, .. } => {
                 if self.heartbeat_write.as_ref().is_some_and(|h| !h.is_finished()) {
                     let error = busy(self.store.describe(me, SharedFile::Heartbeat));
@@ -432,6 +470,9 @@ impl Executor {
                     Ok(pid) => info!("{label} {id} is pid {pid}"),
                     Err(e) => error!("{tag} {id}: {e}"),
                 }
+                if let Ok(pid) = &result {
+                    self.watch_group(id, *pid);
+                }
                 self.labels.insert(id, label);
                 Some(ClusterInput::SpawnResult { id, result: result.map_err(SpawnFailure::Io) })
             }
@@ -465,6 +506,10 @@ impl Executor {
                 self.exit = true;
                 None
             }
+            command @ (ClusterCommand::KillAllNow
+            | ClusterCommand::Persist { .. }
+            | ClusterCommand::ArmWatchdog { .. }
+            | ClusterCommand::FenceRanked { .. }) => self.carry_out_ranked(command),
         }
     }
 
@@ -553,6 +598,13 @@ impl Executor {
                 describe_busy(&busy)
             ),
             ClusterEvent::Halting => info!("halting the init machine"),
+            ClusterEvent::Ranked(notice) => info!("ranked: {notice:?}"),
+            ClusterEvent::PersistFailed { error } => {
+                error!("ranked: persisting the durable state failed: {error}; retrying")
+            }
+            ClusterEvent::LateTellDropped { group, level, late_by } => {
+                warn!("ranked: tell {group} {level} dropped, {late_by} past its not-after time")
+            }
         }
     }
 
@@ -679,9 +731,15 @@ impl Executor {
         for input in self.processes.reap() {
             let input = match input {
                 clinit_engine::init::Input::Exited { id, status, lingering } => {
+                    if !lingering {
+                        self.unwatch_group(id);
+                    }
                     ClusterInput::ChildExited { id, status, lingering }
                 }
-                clinit_engine::init::Input::GroupGone { id } => ClusterInput::GroupGone { id },
+                clinit_engine::init::Input::GroupGone { id } => {
+                    self.unwatch_group(id);
+                    ClusterInput::GroupGone { id }
+                }
                 _ => continue,
             };
             driver.handle(self.clock.now(), input);
@@ -779,7 +837,31 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
         trace: recorder.is_some(),
         ..ClusterConfig::new(me, cfg.policy.clone())
     };
-    let mut driver = ClusterDriver::new(ccfg, table, clock.now());
+    let clstat_path = cfg.paths.file(me, SharedFile::Clstat);
+    let (durable, watchdog) = match &cfg.policy {
+        PolicyConfig::Ranked(params) => {
+            let path = ranked::state_path(&clstat_path);
+            let durable = ranked::load_state(&path).map_err(MoshaError::State)?;
+            match &durable {
+                Some(d) => info!("ranked: incarnation {} persisted in {}", d.incarnation, path.display()),
+                None => info!("ranked: no state in {} yet (first start)", path.display()),
+            }
+            let watchdog = if params.watchdog {
+                let exe = std::env::current_exe().map_err(MoshaError::Watchdog)?;
+                let w = crate::watchdog::WatchdogHandle::spawn(&exe)
+                    .map_err(|e| MoshaError::Watchdog(io::Error::other(e.to_string())))?;
+                info!("ranked: watchdog is pid {}", w.pid());
+                Some(w)
+            } else {
+                warn!("ranked: running without a watchdog");
+                None
+            };
+            (durable, watchdog)
+        }
+        PolicyConfig::Classic(_) => (None, None),
+    };
+    let ccfg = ClusterConfig { known: cfg.known.clone(), ..ccfg };
+    let mut driver = ClusterDriver::with_durable(ccfg, table, durable, clock.now());
     let (results, mut answers) = mpsc::unbounded_channel();
     let mut env = vec![("CLINIT_NODE".to_string(), me.to_string())];
     env.shrink_to_fit();
@@ -802,6 +884,8 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
         said: Default::default(),
         timeout,
         exit: false,
+        watchdog,
+        pgids: HashMap::new(),
     };
     info!(
         "clinit daemon {} serving {} on {}",

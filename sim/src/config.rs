@@ -329,7 +329,7 @@ mod tests {
         c.set("timeout", "30s").expect("ok");
         c.set("cycletime", "2").expect("ok");
         c.set("fs_delay", "5s").expect("ok");
-        let PolicyConfig::Classic(p) = &c.policy;
+        let PolicyConfig::Classic(p) = &c.policy else { panic!("classic expected") };
         assert_eq!(p.timeout, Millis(30_000));
         assert_eq!(p.cycletime_secs, 2.0);
         assert_eq!(c.world.fs_delay, Millis(5000));

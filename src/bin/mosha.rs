@@ -11,6 +11,7 @@ use clinit_backends::membership::Membership;
 use clinit_backends::mosha::{self, MembershipKind, MoshaConfig};
 use clinit_backends::openmosix::{self, HpcMembership};
 use clinit_backends::shared::{FsStore, NodePaths, SharedStore};
+use clinit_engine::monitor::ranked::RankedParams;
 use clinit_engine::monitor::{ClassicParams, PolicyConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +77,10 @@ struct Args {
     /// halting them anyway.
     #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = cli::positive_secs)]
     shutdown_wait: f64,
+    /// `--policy ranked`: the cluster's nodes, as first known membership
+    /// (e.g. 1,2,3; later kept in the node's durable state).
+    #[arg(long, value_delimiter = ',', value_name = "NODES")]
+    known: Option<Vec<u32>>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -95,6 +100,9 @@ enum Command {
 enum PolicyName {
     /// OpenMosix::HA 0.555 decisions and timings.
     Classic,
+    /// Leases, quorum-granted claims, fencing and a watchdog: placement by
+    /// rank (lease H = 2 s, heartbeat H/8; --timeout is not used).
+    Ranked,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -115,6 +123,8 @@ Files in <mfsbase>/<node>/<varpath>/:
 Set RUST_LOG (e.g. RUST_LOG=debug) to change the log level.";
 
 fn main() -> ExitCode {
+    // Started as ranked's watchdog process (by mosha itself): run it only.
+    clinit_backends::watchdog::run_if_requested();
     let args = Args::parse();
     cli::init_logging();
     match &args.command {
@@ -159,6 +169,10 @@ fn daemon(args: &Args) -> ExitCode {
             stomith_grace: cli::millis(args.stomith_grace),
             ..Default::default()
         }),
+        PolicyName::Ranked => PolicyConfig::Ranked(RankedParams {
+            fence_command: args.stomith.is_some(),
+            ..Default::default()
+        }),
     };
     let mut cfg = MoshaConfig::new(me, paths, membership, policy);
     cfg.seed = args.seed.unwrap_or_else(|| default_seed(me));
@@ -166,6 +180,7 @@ fn daemon(args: &Args) -> ExitCode {
     cfg.fence_limit = Duration::from_secs_f64(args.stomith_timeout);
     cfg.shutdown_wait = Duration::from_secs_f64(args.shutdown_wait);
     cfg.record = args.record.clone();
+    cfg.known = args.known.clone().unwrap_or_default();
     cli::run_daemon("mosha", mosha::run(cfg))
 }
 
