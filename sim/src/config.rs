@@ -14,7 +14,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; world: fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup, membership, read_timeout, fail_fraction, nodes, groups, duration)")]
+    #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; ranked: lease, heartbeat, kill_bound, suspect_after, read_deadline, rank_slot, tie_fence_delay, fence_command, watchdog; world: fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup, membership, read_timeout, fail_fraction, nodes, groups, duration)")]
     UnknownParam(String),
     #[error("parameter {key}: bad value {value:?}: {why}")]
     BadValue { key: String, value: String, why: String },
@@ -286,6 +286,13 @@ pub fn set_policy_param(
     let (field, json) = match key {
         "timeout" | "stomith_grace" | "quorum_loss_sleep" => {
             (key, serde_json::Value::from(parse_duration(value)?.0))
+        }
+        // ranked's durations and switches.
+        "lease" | "heartbeat" | "kill_bound" | "suspect_after" | "read_deadline" | "rank_slot"
+        | "tie_fence_delay" => (key, serde_json::Value::from(parse_duration(value)?.0)),
+        "fence_command" | "watchdog" => {
+            let b: bool = value.trim().parse().map_err(|_| bad("expected true or false".into()))?;
+            (key, serde_json::Value::from(b))
         }
         "cycletime" | "cycletime_secs" | "balance" | "quorum" | "quorum_ratio" | "backoff"
         | "backoff_max_secs" => {
