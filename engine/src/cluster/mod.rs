@@ -737,6 +737,12 @@ impl ClusterDriver {
         if !readset.contains(&me) {
             readset.push(me);
         }
+        if let Some(h) = &self.ranked {
+            // ranked reads every known member, listed or not: a node that
+            // membership dropped still has a record (its last one, or a
+            // release), and the fence guard compares against it.
+            readset.extend(h.machine.config().members.iter().copied());
+        }
         readset.sort_unstable();
         readset.dedup();
         let mut reading = Reading {
