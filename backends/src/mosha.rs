@@ -843,7 +843,9 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
             let path = ranked::state_path(&clstat_path);
             let durable = ranked::load_state(&path).map_err(MoshaError::State)?;
             match &durable {
-                Some(d) => info!("ranked: incarnation {} persisted in {}", d.incarnation, path.display()),
+                Some(d) => {
+                    info!("ranked: incarnation {} persisted in {}", d.incarnation, path.display())
+                }
                 None => info!("ranked: no state in {} yet (first start)", path.display()),
             }
             let watchdog = if params.watchdog {

@@ -195,7 +195,10 @@ impl WatchdogHandle {
             .stdout(Stdio::null())
             .process_group(0)
             .spawn()
-            .map_err(|source| WatchdogError::Spawn { program: program.display().to_string(), source })?;
+            .map_err(|source| WatchdogError::Spawn {
+                program: program.display().to_string(),
+                source,
+            })?;
         let pid = child.id();
         let pipe = child.stdin.take().ok_or_else(|| WatchdogError::Pipe {
             pid,

@@ -21,7 +21,9 @@ use super::Executor;
 use crate::atomic::write_atomic;
 use crate::fence::FenceOutcome;
 use crate::watchdog::Line;
-use clinit_engine::cluster::{parse_record, ClusterCommand, ClusterInput, FenceFailure, IoFailure, SharedFile};
+use clinit_engine::cluster::{
+    parse_record, ClusterCommand, ClusterInput, FenceFailure, IoFailure, SharedFile,
+};
 use clinit_engine::monitor::ranked::{Durable, Read};
 use clinit_engine::process::{ProcId, Signal};
 use std::io;
@@ -69,9 +71,8 @@ pub fn load_state(path: &Path) -> Result<Option<Durable>, StateError> {
 /// Persist `state` durably at `path`.
 pub fn save_state(path: &Path, state: &Durable) -> Result<(), IoFailure> {
     let what = || format!("cannot write {}", path.display());
-    let text = serde_json::to_vec_pretty(state).map_err(|e| {
-        IoFailure::other(what(), io::ErrorKind::InvalidData, e.to_string())
-    })?;
+    let text = serde_json::to_vec_pretty(state)
+        .map_err(|e| IoFailure::other(what(), io::ErrorKind::InvalidData, e.to_string()))?;
     write_atomic(path, &text, None).map_err(|e| IoFailure::new(what(), &e))
 }
 
@@ -117,7 +118,9 @@ impl Executor {
                         _ => None,
                     };
                     if guard.skip(newest.as_deref()) {
-                        info!("fence of node {node} skipped: its record moved since it was decided");
+                        info!(
+                            "fence of node {node} skipped: its record moved since it was decided"
+                        );
                         let error = FenceFailure::Refused {
                             status: "skipped".into(),
                             output: "the target's record moved (compare-and-fence)".into(),

@@ -21,7 +21,9 @@
 //!   came back, the fence is skipped and answered as failed.
 
 use super::{Ev, World};
-use clinit_engine::cluster::{parse_record, ClusterCommand, ClusterInput, FenceFailure, SharedFile};
+use clinit_engine::cluster::{
+    parse_record, ClusterCommand, ClusterInput, FenceFailure, SharedFile,
+};
 use clinit_engine::monitor::ranked::watchdog::{Watchdog, WatchdogAction};
 use clinit_engine::monitor::ranked::Read;
 use std::collections::VecDeque;
@@ -44,7 +46,8 @@ impl World {
                 if let Some(procs) = slot.procs.as_mut() {
                     procs.now = now;
                     let n = procs.kill_all();
-                    self.tracker.log(now, node, 0, || format!("LEASE LOST: SIGKILL to {n} children"));
+                    self.tracker
+                        .log(now, node, 0, || format!("LEASE LOST: SIGKILL to {n} children"));
                 }
                 self.drain_procs(node, inc);
             }
@@ -113,13 +116,16 @@ impl World {
                 for c in changes {
                     self.tracker.process(now, node, &c.group, c.started, true);
                 }
-                due.extend(std::mem::take(&mut procs.due).into_iter().map(|(at, id)| (at, *oinc, id)));
+                due.extend(
+                    std::mem::take(&mut procs.due).into_iter().map(|(at, id)| (at, *oinc, id)),
+                );
             }
             for (at, oinc, id) in due {
                 self.queue.push(at, Ev::Exit { node, inc: oinc, id });
             }
             if killed > 0 {
-                self.tracker.log(now, node, 0, || format!("WATCHDOG fires: SIGKILL to {killed} children"));
+                self.tracker
+                    .log(now, node, 0, || format!("WATCHDOG fires: SIGKILL to {killed} children"));
             }
         } else if let Some(at) = self.nodes[me].watchdog.next_deadline() {
             self.queue.push(at, Ev::Watchdog { node });
