@@ -175,6 +175,7 @@ struct NodeSlot {
     /// `mosha-crash` and machine crashes) and the node's watchdog process.
     durable: Option<clinit_engine::monitor::ranked::Durable>,
     watchdog: clinit_engine::monitor::ranked::watchdog::Watchdog,
+    watchdog_logged: bool,
 }
 
 /// Fault episodes in force.
@@ -339,6 +340,7 @@ impl World {
                     membership_fail: 0.0,
                     durable: None,
                     watchdog: Default::default(),
+                    watchdog_logged: false,
                 })
                 .collect(),
             members: Membership::new(n),

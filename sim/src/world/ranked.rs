@@ -123,11 +123,15 @@ impl World {
             for (at, oinc, id) in due {
                 self.queue.push(at, Ev::Exit { node, inc: oinc, id });
             }
-            if killed > 0 {
+            // Log only the first kill of a firing (it keeps the groups empty
+            // afterwards: re-arming at the same deadline kills again).
+            if killed > 0 && !self.nodes[me].watchdog_logged {
+                self.nodes[me].watchdog_logged = true;
                 self.tracker
                     .log(now, node, 0, || format!("WATCHDOG fires: SIGKILL to {killed} children"));
             }
         } else if let Some(at) = self.nodes[me].watchdog.next_deadline() {
+            self.nodes[me].watchdog_logged = false;
             self.queue.push(at, Ev::Watchdog { node });
         }
     }
