@@ -99,7 +99,7 @@ pub fn collect(
         match status {
             NodeStatus::Read { clstat, age } => {
                 report.age_secs = Some(age.0 as f64 / 1000.0);
-                report.stale = age > timeout;
+                report.stale = clinit_engine::monitor::is_stale(age, timeout);
                 for (group, st) in &clstat.groups {
                     let line = format!("{} {}", st.level, st.state);
                     let running = !is_idle(&st.level, &st.state)

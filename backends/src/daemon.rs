@@ -7,11 +7,9 @@
 //! by small per-connection tasks, so a slow or malicious client never
 //! stalls the machine.
 //!
-//! The same loop runs inside `mosha` ([`run_embedded`]): there the machine
-//! is owned by a [`ClusterNode`] (the [`Core`]), the cluster layer runs in
-//! its own task and hands work to the loop as [`CoreJob`]s through a
-//! channel, exactly as socket connections hand in requests. So reading other
-//! nodes' files, however slow, never delays reaping a child here.
+//! `mosha` runs a loop of the same shape around the engine's cluster
+//! driver (see [`crate::mosha`]) and shares this module's process table,
+//! socket handling and cltab loading.
 
 use crate::atomic::replace_atomic;
 use crate::process::{ProcessTable, Reaped, SpawnError, SpawnSpec};
@@ -289,68 +287,6 @@ fn log_executed(log: Vec<Executed>, labels: &HashMap<ProcId, String>) {
 /// The node driver as the daemon builds it.
 pub type RealDriver = NodeDriver<RealProcesses, FileStatus>;
 
-/// What the loop drives: the node driver itself (`clinit -d`), or something
-/// that owns one (`mosha`'s [`ClusterNode`]).
-pub trait Core: Send + 'static {
-    fn driver(&mut self) -> &mut RealDriver;
-    fn driver_ref(&self) -> &RealDriver;
-    /// Feed the init machine one input from the loop (child exits, ticks,
-    /// client requests). A recording core overrides it to trace the input
-    /// and digest what it caused.
-    fn step(&mut self, now: Millis, input: Input) -> (InitReply, Vec<Executed>) {
-        self.driver().step(now, input)
-    }
-    /// What the init machine's first flush did, at start-up.
-    fn started(&mut self, _log: &[Executed]) {}
-}
-
-impl Core for RealDriver {
-    fn driver(&mut self) -> &mut RealDriver {
-        self
-    }
-    fn driver_ref(&self) -> &RealDriver {
-        self
-    }
-}
-
-/// Work another task asks the loop to do on the core. It runs in the loop's
-/// task (serialised with child exits and client requests), gets the current
-/// time, and returns what the driver executed, for the loop to log.
-pub type CoreJob<C> = Box<dyn FnOnce(&mut C, Millis) -> Vec<Executed> + Send>;
-
-/// Builds the core around the driver, at the loop's time `now`.
-pub type MakeCore<C> = Box<dyn FnOnce(RealDriver, Millis) -> C + Send>;
-
-/// How a program embeds the daemon loop. [`run`] is the plain daemon.
-pub struct Embedding<C> {
-    pub make_core: MakeCore<C>,
-    /// Jobs from other tasks; the loop runs them as they come.
-    pub jobs: Option<mpsc::Receiver<CoreJob<C>>>,
-    /// SIGTERM/SIGINT shut the machine down, SIGHUP re-reads the cltab.
-    /// `mosha` handles these signals itself (it stops groups first).
-    pub handle_signals: bool,
-    /// Honour the cltab's `:::socket:` and `:::clstat:` directives. Under
-    /// `mosha` the paths are fixed by the cluster layout: a replicated
-    /// directive would move the status file out of the shared directory and
-    /// blind the cluster (spec §3.3), so it is ignored with a warning.
-    pub path_directives: bool,
-    /// The table to start with; `None` loads `cfg.cltab`, failing on errors.
-    pub table: Option<Cltab>,
-}
-
-impl Embedding<RealDriver> {
-    /// `clinit -d`: the driver is the core, no jobs, signals handled here.
-    pub fn plain() -> Self {
-        Embedding {
-            make_core: Box::new(|driver, _| driver),
-            jobs: None,
-            handle_signals: true,
-            path_directives: true,
-            table: None,
-        }
-    }
-}
-
 /// A client request and where its reply goes.
 pub(crate) type Job = (Request, oneshot::Sender<Reply>);
 
@@ -408,33 +344,24 @@ pub(crate) async fn serve_connection(mut stream: UnixStream, jobs: mpsc::Sender<
 }
 
 /// The daemon itself, after start-up checks.
-struct Daemon<C> {
+struct Daemon {
     cfg: DaemonConfig,
     clock: Clock,
-    core: C,
+    driver: RealDriver,
 }
 
-impl<C: Core> Daemon<C> {
-    fn driver(&mut self) -> &mut RealDriver {
-        self.core.driver()
-    }
-
+impl Daemon {
     fn step(&mut self, input: Input) -> InitReply {
         let now = self.clock.now();
-        let (reply, log) = self.core.step(now, input);
-        log_executed(log, &self.core.driver_ref().processes.labels);
+        let (reply, log) = self.driver.step(now, input);
+        log_executed(log, &self.driver.processes.labels);
         reply
     }
 
     fn reap(&mut self) {
-        for input in self.driver().processes.reap() {
+        for input in self.driver.processes.reap() {
             self.step(input);
         }
-    }
-
-    fn run_job(&mut self, job: CoreJob<C>) {
-        let log = job(&mut self.core, self.clock.now());
-        log_executed(log, &self.core.driver_ref().processes.labels);
     }
 
     /// Re-read the cltab; on success hand it to the machine, on failure keep
@@ -442,7 +369,7 @@ impl<C: Core> Daemon<C> {
     fn reload(&mut self) -> Result<(), String> {
         match load_cltab(&self.cfg.cltab) {
             Ok(table) => {
-                if &table != self.core.driver_ref().init.table() {
+                if &table != self.driver.init.table() {
                     info!("cltab {} changed: reloading", self.cfg.cltab.display());
                     self.step(Input::Reload { table });
                 }
@@ -456,7 +383,7 @@ impl<C: Core> Daemon<C> {
     }
 
     fn status_json(&self) -> serde_json::Value {
-        let driver = self.core.driver_ref();
+        let driver = &self.driver;
         let status = driver.init.status();
         let groups: Vec<serde_json::Value> = status
             .groups
@@ -502,51 +429,11 @@ impl<C: Core> Daemon<C> {
 /// Run the daemon until a shutdown completes. Start-up errors (a malformed
 /// cltab, a socket in use) are returned before anything is started.
 pub async fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
-    run_embedded(cfg, Embedding::plain()).await
-}
-
-/// Wait for the next job, or forever when there is no (longer a) channel.
-async fn next_job<C>(jobs: &mut Option<mpsc::Receiver<CoreJob<C>>>) -> Option<CoreJob<C>> {
-    match jobs {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Wait for a signal, or forever when signals are not ours to handle.
-async fn next_signal(sig: &mut Option<tokio::signal::unix::Signal>) {
-    match sig {
-        Some(s) => {
-            s.recv().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-/// The daemon loop with a caller-chosen core (see [`Embedding`]).
-pub async fn run_embedded<C: Core>(
-    cfg: DaemonConfig,
-    embedding: Embedding<C>,
-) -> Result<(), DaemonError> {
-    let Embedding { make_core, jobs, handle_signals, path_directives, table } = embedding;
-    let mut jobs = jobs;
-    let table = match table {
-        Some(table) => table,
-        None => load_cltab(&cfg.cltab)?,
-    };
+    let table = load_cltab(&cfg.cltab)?;
     for (name, value) in &table.other_directives {
         warn!("cltab: ignoring unknown directive :::{name}:{value}");
     }
-    let (socket, clstat) = if path_directives {
-        effective_paths(&cfg, &table)
-    } else {
-        for (name, value) in [("socket", &table.socket), ("clstat", &table.clstat)] {
-            if let Some(value) = value {
-                warn!("cltab: ignoring :::{name}:{value} (the cluster layout fixes this path)");
-            }
-        }
-        (cfg.socket.clone(), cfg.clstat.clone())
-    };
+    let (socket, clstat) = effective_paths(&cfg, &table);
     if let Some(dir) = clstat.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| DaemonError::Io {
             what: "create directory",
@@ -557,15 +444,9 @@ pub async fn run_embedded<C: Core>(
     // Handlers first: a child must never exit before we listen for SIGCHLD.
     let sig = |kind| signal(kind).map_err(DaemonError::Signal);
     let mut sigchld = sig(SignalKind::child())?;
-    let (mut sigterm, mut sigint, mut sighup) = if handle_signals {
-        (
-            Some(sig(SignalKind::terminate())?),
-            Some(sig(SignalKind::interrupt())?),
-            Some(sig(SignalKind::hangup())?),
-        )
-    } else {
-        (None, None, None)
-    };
+    let mut sigterm = sig(SignalKind::terminate())?;
+    let mut sigint = sig(SignalKind::interrupt())?;
+    let mut sighup = sig(SignalKind::hangup())?;
     let listener = bind_socket(&socket)?;
     info!(
         "clinit daemon {} serving {} on {} (status {})",
@@ -581,23 +462,22 @@ pub async fn run_embedded<C: Core>(
     let init = Init::new(cfg.init.clone(), table, start);
     let processes = RealProcesses::new(cfg.env.clone());
     let store = FileStatus { path: clstat.clone() };
-    let core = make_core(NodeDriver::new(init, processes, store), start);
-    let mut daemon = Daemon { cfg, clock, core };
-    let first = daemon.driver().flush(start);
-    daemon.core.started(&first);
-    log_executed(first, &daemon.core.driver_ref().processes.labels);
+    let driver = NodeDriver::new(init, processes, store);
+    let mut daemon = Daemon { cfg, clock, driver };
+    let first = daemon.driver.flush(start);
+    log_executed(first, &daemon.driver.processes.labels);
 
     let (jobs_tx, mut requests) = mpsc::channel::<Job>(64);
     let mut conns = tokio::task::JoinSet::new();
     let mut backstop = tokio::time::interval(REAP_BACKSTOP);
     backstop.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while !daemon.core.driver_ref().init.has_exited() {
-        let deadline = daemon.core.driver_ref().init.poll_timeout();
+    while !daemon.driver.init.has_exited() {
+        let deadline = daemon.driver.init.poll_timeout();
         let sleep = tokio::time::sleep_until(match deadline {
             Some(at) => clock.instant(at),
             None => tokio::time::Instant::now() + Duration::from_secs(3600),
         });
-        let lingering = daemon.driver().processes.lingering() > 0;
+        let lingering = daemon.driver.processes.lingering() > 0;
         tokio::select! {
             biased;
             _ = sigchld.recv() => daemon.reap(),
@@ -605,25 +485,21 @@ pub async fn run_embedded<C: Core>(
                 let answer = daemon.handle_request(request);
                 let _ = reply.send(answer);
             }
-            job = next_job(&mut jobs) => match job {
-                Some(job) => daemon.run_job(job),
-                None => jobs = None,
-            },
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     conns.spawn(serve_connection(stream, jobs_tx.clone()));
                 }
                 Err(e) => warn!("accept on {}: {e}", socket.display()),
             },
-            _ = next_signal(&mut sigterm) => {
+            _ = sigterm.recv() => {
                 info!("SIGTERM: shutting down gracefully");
                 daemon.step(Input::Shutdown);
             }
-            _ = next_signal(&mut sigint) => {
+            _ = sigint.recv() => {
                 info!("SIGINT: shutting down gracefully");
                 daemon.step(Input::Shutdown);
             }
-            _ = next_signal(&mut sighup) => {
+            _ = sighup.recv() => {
                 info!("SIGHUP: re-reading cltab");
                 let _ = daemon.reload();
             }
@@ -639,7 +515,7 @@ pub async fn run_embedded<C: Core>(
     let drain = async { while conns.join_next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 
-    daemon.driver().processes.kill_all();
+    daemon.driver.processes.kill_all();
     for path in [&clstat, &socket] {
         if let Err(e) = std::fs::remove_file(path) {
             if e.kind() != io::ErrorKind::NotFound {

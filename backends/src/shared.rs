@@ -435,3 +435,43 @@ pub fn write_hastat<S: SharedStore + ?Sized>(
     json.push(b'\n');
     store.write(me, SharedFile::Hastat, &json, None).map_err(|e| IoFailure::new(what(), &e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The executor's half of the read contract: facts only (mtime,
+    /// identity, bytes), and no content when the engine already has that
+    /// identity; a replaced file gets a new identity and is read again.
+    #[test]
+    fn read_file_reports_facts_and_skips_known_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsStore::new(NodePaths::new(dir.path(), "ha"));
+        std::fs::create_dir_all(store.paths.node_dir(1)).expect("mkdir");
+        let missing = read_file(&store, 1, SharedFile::Hactl, None);
+        assert_eq!(missing.read, Ok(None));
+        assert!(missing.path.ends_with("1/ha/hactl"), "{}", missing.path);
+
+        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        store.write(1, SharedFile::Hactl, b"web start\n", Some(t)).expect("write");
+        let first = read_file(&store, 1, SharedFile::Hactl, None).read.expect("readable");
+        let first = first.expect("exists");
+        assert_eq!(first.mtime, WallMs(1_700_000_000_123));
+        assert_eq!(first.bytes.as_deref(), Some(&b"web start\n"[..]));
+
+        let again = read_file(&store, 1, SharedFile::Hactl, Some(first.id)).read.expect("ok");
+        let again = again.expect("exists");
+        assert_eq!((again.id, again.bytes), (first.id, None), "known content is not sent");
+
+        store.write(1, SharedFile::Hactl, b"web stop\n", Some(t)).expect("rewrite");
+        let changed = read_file(&store, 1, SharedFile::Hactl, Some(first.id)).read.expect("ok");
+        let changed = changed.expect("exists");
+        assert_ne!(changed.id, first.id, "a replaced file is a new version");
+        assert_eq!(changed.bytes.as_deref(), Some(&b"web stop\n"[..]));
+
+        // An unreadable file keeps its error kind.
+        std::fs::create_dir_all(store.paths.file(1, SharedFile::Cltab)).expect("a directory");
+        let err = read_file(&store, 1, SharedFile::Cltab, None).read.expect_err("unreadable");
+        assert_eq!(err.kind, io::ErrorKind::IsADirectory, "{err}");
+    }
+}

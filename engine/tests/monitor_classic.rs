@@ -1,14 +1,17 @@
 //! The HA monitor driven through its public API: stale detection and
 //! fencing (t/1064), unreadable clstats, quorum loss, and a small
-//! multi-node scenario whose transcript is snapshotted.
+//! multi-node scenario whose transcript is snapshotted (three production
+//! cluster drivers on the engine's in-memory executor).
 
+use clinit_engine::cluster::lab::Lab;
+use clinit_engine::cluster::{ClusterConfig, ClusterEvent, Event};
 use clinit_engine::hactl::Hactl;
 use clinit_engine::monitor::{
     Action, AnyPolicy, Monitor, NodeStatus, Notice, Observation, PolicyConfig,
 };
 use clinit_engine::status::ClStat;
 use clinit_engine::Millis;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const DAY: Millis = Millis::from_secs(86_400);
@@ -216,135 +219,75 @@ fn no_hactl_decides_nothing() {
     assert_eq!(step.next_wakeup, Millis::from_secs(2)); // cycletime 1 s
 }
 
-/// A toy world: every node's daemon completes tells at once, clstat writes
-/// become visible to readers `delay` later, heartbeats keep them fresh.
+/// Three production cluster drivers (init machine, monitor, read phase,
+/// replication) run by the engine's in-memory executor: the same cluster
+/// loop `mosha` and the simulator execute, not a re-implementation of it.
 struct World {
-    delay: Millis,
-    hactl: Arc<Hactl>,
-    up: BTreeSet<u32>,
-    /// Per node: (write time, clstat) in write order.
-    history: BTreeMap<u32, Vec<(Millis, ClStat)>>,
-    monitors: BTreeMap<u32, Monitor>,
+    lab: Lab,
 }
+
+const CLTAB: &str = "db:d1:start:respawn:serve db\nmail:m1:start:respawn:serve mail\nweb:w1:start:respawn:serve web\n";
 
 impl World {
     fn new(nodes: u32, seed: u64) -> World {
-        let hactl =
-            Arc::new(Hactl::parse("db start\nmail start\nweb start\n", "hactl").expect("parses"));
-        World {
-            delay: Millis(500),
-            hactl,
-            up: (1..=nodes).collect(),
-            history: BTreeMap::new(),
-            monitors: (1..=nodes)
-                .map(|n| {
-                    (n, Monitor::new(PolicyConfig::default(), seed + u64::from(n), Millis::ZERO))
-                })
-                .collect(),
+        let mut lab = Lab::new();
+        for n in 1..=nodes {
+            // Nodes boot 700 ms apart, as real ones do.
+            lab.run_until(Millis(700 * u64::from(n - 1)));
+            let mut cfg = ClusterConfig::new(n, PolicyConfig::default());
+            cfg.seed = seed + u64::from(n);
+            lab.add_node(cfg, CLTAB, "db start\nmail start\nweb start\n");
         }
-    }
-
-    fn visible(&self, node: u32, now: Millis) -> NodeStatus {
-        let seen = self.history.get(&node).and_then(|h| {
-            h.iter().rev().find(|(t, _)| *t + self.delay <= now).map(|(_, c)| c.clone())
-        });
-        match seen {
-            Some(clstat) => NodeStatus::Read { clstat: clstat.into(), age: Millis::ZERO },
-            None => NodeStatus::Missing,
-        }
-    }
-
-    fn tell(&mut self, node: u32, now: Millis, group: &str, level: &str) {
-        let history = self.history.entry(node).or_default();
-        let mut clstat = history.last().map(|(_, c)| c.clone()).unwrap_or_default();
-        let line = format!("Cluster::Init::Group {group} {level} DONE");
-        clstat.groups.extend(ClStat::parse(&line).groups);
-        history.push((now, clstat));
+        World { lab }
     }
 
     /// Run until `end`, crashing the node that runs group `crash.1` at
-    /// `crash.0`. Returns the transcript: the cycles that told or logged
-    /// something or changed their sleep.
+    /// `crash.0`. Returns the transcript: every tell and conflict, by time
+    /// and node, and the crash.
     fn run(&mut self, end: Millis, crash: (Millis, &str)) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut crashed = false;
-        let mut last_sleep: BTreeMap<u32, Millis> = BTreeMap::new();
-        loop {
-            let next = self
-                .monitors
-                .iter()
-                .filter(|(n, _)| self.up.contains(n))
-                .map(|(n, m)| (m.next_wakeup(), *n))
-                .min();
-            let Some((now, me)) = next else { break };
-            if now > end {
-                break;
-            }
-            if now >= crash.0 && !crashed {
-                crashed = true;
-                let owner = self.placement().get(crash.1).and_then(|o| o.first().map(|o| o.0));
-                if let Some(victim) = owner {
-                    self.up.remove(&victim);
-                    self.history.remove(&victim);
-                    out.push(format!("{now} node {victim} (running {}) crashes", crash.1));
-                }
-            }
-            let members: Vec<u32> = self.up.iter().copied().collect();
-            let observation = Observation {
-                now,
-                me,
-                nodes: members.iter().map(|&n| (n, self.visible(n, now))).collect(),
-                members,
-                hactl: Some(self.hactl.clone()),
-            };
-            let Some(monitor) = self.monitors.get_mut(&me) else {
-                break;
-            };
-            let step = monitor.step(&observation);
-            let cycletime = match monitor.policy() {
-                AnyPolicy::Classic(c) => c.cycletime(),
-                AnyPolicy::Ranked(_) => unreachable!("this harness runs classic only"),
-            };
-            let mut what = Vec::new();
-            for action in &step.actions {
-                match action {
-                    Action::Tell { group, level } => {
-                        what.push(format!("{group}→{level}"));
-                        self.tell(me, now, group, level);
-                    }
-                    Action::Log(Notice::Conflict { group, backoff, .. }) => {
-                        what.push(format!("conflict {group} +{backoff}"));
-                    }
-                    Action::WriteHastat(_) => {}
-                    other => what.push(format!("{other:?}")),
-                }
-            }
-            let sleep = step.next_wakeup - now;
-            if !what.is_empty() || last_sleep.insert(me, sleep) != Some(sleep) {
-                out.push(
-                    format!("{now} n{me} ct={cycletime:.2} sleep={sleep} {}", what.join(" "))
-                        .trim_end()
-                        .to_string(),
-                );
-            }
+        self.lab.run_until(crash.0);
+        let mut out = self.transcript(Millis::ZERO, crash.0);
+        if let Some(&victim) = self.lab.owners(crash.1).first() {
+            self.lab.crash(victim);
+            out.push(format!("{} node {victim} (running {}) crashes", crash.0, crash.1));
         }
+        self.lab.run_until(end);
+        out.extend(self.transcript(crash.0, end));
         out
     }
 
-    /// Where each group is non-idle, among live nodes' latest clstats.
-    fn placement(&self) -> BTreeMap<String, Vec<(u32, String)>> {
-        let mut out: BTreeMap<String, Vec<(u32, String)>> = BTreeMap::new();
-        for (&node, history) in &self.history {
-            let Some((_, clstat)) = history.last() else {
-                continue;
-            };
-            for (group, st) in &clstat.groups {
-                if st.level != "stop" {
-                    out.entry(group.clone()).or_default().push((node, st.level.clone()));
+    /// Tells and conflicts in `[from, to)`, in time order.
+    fn transcript(&self, from: Millis, to: Millis) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (me, node) in &self.lab.nodes {
+            for (at, event) in &node.events {
+                if *at < from || *at >= to {
+                    continue;
                 }
+                let what = match event {
+                    ClusterEvent::Node(Event::Told { group, level, .. }) => {
+                        format!("{group}→{level}")
+                    }
+                    ClusterEvent::Node(Event::Monitor(Notice::Conflict {
+                        group, backoff, ..
+                    })) => {
+                        format!("conflict {group} +{backoff}")
+                    }
+                    ClusterEvent::Node(Event::Monitor(Notice::Stale { node, .. })) => {
+                        format!("stale {node}")
+                    }
+                    _ => continue,
+                };
+                lines.push((*at, *me, what));
             }
         }
-        out
+        lines.sort();
+        lines.into_iter().map(|(at, me, what)| format!("{at} n{me} {what}")).collect()
+    }
+
+    /// Where each group runs (`start DONE`), among live nodes.
+    fn placement(&self) -> BTreeMap<String, Vec<u32>> {
+        ["db", "mail", "web"].into_iter().map(|g| (g.to_string(), self.lab.owners(g))).collect()
     }
 }
 
@@ -356,17 +299,15 @@ fn three_nodes_place_settle_and_fail_over() {
     let mut world = World::new(3, 42);
     let transcript = world.run(Millis::from_secs(150), (Millis::from_secs(60), "web"));
     let placement = world.placement();
-    for group in ["db", "mail", "web"] {
-        let owners = placement.get(group).cloned().unwrap_or_default();
-        assert_eq!(owners.len(), 1, "{group} on {owners:?}");
-        assert_eq!(owners[0].1, "start");
-        assert!(world.up.contains(&owners[0].0));
+    for (group, owners) in &placement {
+        assert_eq!(owners.len(), 1, "{group} on {owners:?}\n{}", transcript.join("\n"));
+        assert!(world.lab.up.contains(&owners[0]));
     }
-    for (node, m) in &world.monitors {
-        if world.up.contains(node) {
-            let AnyPolicy::Classic(c) = m.policy() else { panic!("classic only") };
-            assert!((c.cycletime() - 2.0).abs() < 0.01, "node {node}: {}", c.cycletime());
-        }
+    for (node, n) in &world.lab.nodes {
+        let AnyPolicy::Classic(c) = n.driver.node().monitor.policy() else {
+            panic!("classic only")
+        };
+        assert!((c.cycletime() - 2.0).abs() < 0.01, "node {node}: {}", c.cycletime());
     }
     insta::assert_snapshot!(transcript.join("\n"));
 }
@@ -375,6 +316,7 @@ fn three_nodes_place_settle_and_fail_over() {
 #[test]
 fn determinism() {
     let run = |seed| World::new(3, seed).run(Millis::from_secs(120), (Millis::from_secs(50), "db"));
+    assert!(!run(7).is_empty());
     assert_eq!(run(7), run(7));
 
     let a = Monitor::new(PolicyConfig::default(), 99, Millis::ZERO);

@@ -17,7 +17,7 @@
 //!   runs, the target's record is read again; when the guard says it came
 //!   back, the fence is skipped and answered as failed.
 
-use super::Executor;
+use super::executor::Executor;
 use crate::atomic::write_atomic;
 use crate::fence::FenceOutcome;
 use crate::watchdog::Line;

@@ -51,9 +51,12 @@ pub enum ClusterEvent {
     Stopping { told: Vec<String> },
     /// Stop: still waiting for these groups.
     StopWaiting { busy: Vec<(String, GroupStatus)> },
+    /// Stop: every local group has stopped; halting.
+    Stopped,
     /// Stop: the wait ran out; halting these anyway.
     StopTimedOut { busy: Vec<(String, GroupStatus)>, waited: Millis },
-    /// Stop: every local group is down (or a second stop came): halting.
+    /// Stop: the init machine is told to halt (every group down, the wait
+    /// ran out, or a second stop came).
     Halting,
     /// What the `ranked` machine wants logged (lease gained or lost,
     /// revocations, void claims, conflicts...). Written, never read back

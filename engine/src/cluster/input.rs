@@ -103,7 +103,8 @@ impl IoFailure {
 }
 
 /// `io::ErrorKind` is not serde: stored by its debug name (`NotFound`),
-/// read back for the kinds an executor reports, `Other` for the rest.
+/// read back for the kinds a file system, process or fence reports,
+/// `Other` for the rest.
 mod kind_serde {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::io::ErrorKind;
@@ -122,6 +123,24 @@ mod kind_serde {
         ErrorKind::Unsupported,
         ErrorKind::UnexpectedEof,
         ErrorKind::OutOfMemory,
+        ErrorKind::IsADirectory,
+        ErrorKind::NotADirectory,
+        ErrorKind::DirectoryNotEmpty,
+        ErrorKind::ReadOnlyFilesystem,
+        ErrorKind::StaleNetworkFileHandle,
+        ErrorKind::StorageFull,
+        ErrorKind::QuotaExceeded,
+        ErrorKind::FileTooLarge,
+        ErrorKind::ResourceBusy,
+        ErrorKind::ExecutableFileBusy,
+        ErrorKind::Deadlock,
+        ErrorKind::HostUnreachable,
+        ErrorKind::NetworkUnreachable,
+        ErrorKind::NetworkDown,
+        ErrorKind::BrokenPipe,
+        ErrorKind::ConnectionReset,
+        ErrorKind::ConnectionAborted,
+        ErrorKind::NotConnected,
         ErrorKind::Other,
     ];
 
@@ -259,4 +278,23 @@ pub enum FenceFailure {
     /// It did not finish within its time limit (ms) and was killed.
     #[error("fence command did not finish within {limit_ms} ms")]
     TimedOut { limit_ms: u64 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failure survives a trace round trip with its kind.
+    #[test]
+    fn io_failures_keep_their_kind_through_serde() {
+        for kind in [io::ErrorKind::StaleNetworkFileHandle, io::ErrorKind::TimedOut] {
+            let f = IoFailure::other("cannot read /mfs/2/clstat", kind, "detail");
+            let json = serde_json::to_string(&f).expect("serialises");
+            let back: IoFailure = serde_json::from_str(&json).expect("parses");
+            assert_eq!(back, f, "{json}");
+        }
+        let unknown = r#"{"what":"w","kind":"SomethingNew","detail":"d"}"#;
+        let back: IoFailure = serde_json::from_str(unknown).expect("parses");
+        assert_eq!(back.kind, io::ErrorKind::Other);
+    }
 }

@@ -14,10 +14,13 @@ fn wall(now: Millis) -> WallMs {
     WallMs(T0 + now.0 as i64)
 }
 
+/// A stored file: content, mtime, identity.
+type Stored = (Arc<[u8]>, WallMs, ContentId);
+
 /// Every node's shared files, with identities.
 #[derive(Default)]
 struct Files {
-    map: BTreeMap<(u32, SharedFile), (Arc<[u8]>, WallMs, ContentId)>,
+    map: BTreeMap<(u32, SharedFile), Stored>,
     next_id: u64,
 }
 
@@ -70,6 +73,10 @@ struct Faults {
     hang_reads_of: BTreeSet<u32>,
     /// Clstat writes fail.
     fail_clstat: bool,
+    /// Copies fail (disk full).
+    fail_copy: bool,
+    /// Membership reads never answer (held).
+    hang_membership: bool,
 }
 
 struct Cluster {
@@ -141,10 +148,16 @@ impl Cluster {
         let now = self.now;
         let exec = self.execs.get_mut(&node).expect("exec");
         Some(match cmd {
-            ClusterCommand::ReadMembership { seq } => ClusterInput::MembershipRead {
-                seq,
-                report: MembershipReport::Members(self.up.clone()),
-            },
+            ClusterCommand::ReadMembership { seq } => {
+                if faults.hang_membership {
+                    exec.held.push(ClusterCommand::ReadMembership { seq });
+                    return None;
+                }
+                ClusterInput::MembershipRead {
+                    seq,
+                    report: MembershipReport::Members(self.up.clone()),
+                }
+            }
             ClusterCommand::ReadNode { seq, node: of, files } => {
                 if faults.hang_reads_of.contains(&of) {
                     exec.held.push(ClusterCommand::ReadNode { seq, node: of, files });
@@ -155,6 +168,11 @@ impl Cluster {
                 ClusterInput::NodeRead { seq, node: of, read_at: wall(now), files }
             }
             ClusterCommand::Copy { seq, file, bytes, mtime, .. } => {
+                if faults.fail_copy {
+                    let error =
+                        IoFailure::other("cannot write hactl", ErrorKind::StorageFull, "ENOSPC");
+                    return Some(ClusterInput::CopyFailed { seq, error });
+                }
                 let id = self.files.put_bytes(node, file, bytes, mtime);
                 ClusterInput::CopyDone { seq, id }
             }
@@ -565,8 +583,127 @@ fn stop_stops_local_groups_then_exits() {
     assert!(c.execs[&1].running.is_empty(), "the server got its signal and exited");
     c.run_until(c.now + Millis::from_secs(5));
     assert!(c.execs[&1].exited, "{:?}", c.events_of(1));
+    let order: Vec<&ClusterEvent> = c
+        .events_of(1)
+        .iter()
+        .filter(|e| matches!(e, ClusterEvent::Stopped | ClusterEvent::Halting))
+        .collect();
+    assert_eq!(order, [&ClusterEvent::Stopped, &ClusterEvent::Halting]);
     assert!(c.drivers[&1].has_exited());
     assert_eq!(c.drivers[&1].poll_timeout(), None);
+}
+
+/// A copy that fails is not adopted: my old copy stays in use, the failure
+/// is said, and the next cycle tries again (and succeeds once it can).
+#[test]
+fn a_failed_copy_is_not_adopted_and_is_retried() {
+    let faults = [(2, Faults { fail_copy: true, ..Faults::default() })].into();
+    let mut c = Cluster::with_faults(&[1, 2], "web start\n", faults);
+    c.files.put(1, SharedFile::Hactl, "web stop\n", WallMs(T0 + 1_000));
+    c.run_until(Millis::from_secs(5));
+    let failed = c
+        .events_of(2)
+        .iter()
+        .filter(|e| matches!(e, ClusterEvent::NotAdopted { file: SharedFile::Hactl, from: 1, .. }))
+        .count();
+    assert!(failed >= 2, "said every cycle it failed: {:?}", c.events_of(2));
+    assert_eq!(c.files.text(2, SharedFile::Hactl).as_deref(), Some("web start\n"));
+    let want = |c: &Cluster| c.drivers[&2].hactl().map(|h| h.groups["web"].level.clone());
+    assert_eq!(want(&c).as_deref(), Some("start"), "the old copy stays in use");
+    c.faults.clear();
+    c.run_until(c.now + Millis::from_secs(5));
+    assert_eq!(c.files.text(2, SharedFile::Hactl).as_deref(), Some("web stop\n"));
+    assert_eq!(want(&c).as_deref(), Some("stop"));
+}
+
+/// A membership read that hangs: the engine times it out, decides nothing,
+/// retries later, and sends no second read while the first still hangs.
+#[test]
+fn a_hung_membership_read_is_timed_out_by_the_engine() {
+    let faults = [(1, Faults { hang_membership: true, ..Faults::default() })].into();
+    let mut c = Cluster::with_faults(&[1], "web start\n", faults);
+    assert_eq!(c.execs[&1].held.len(), 1, "the first cycle's read hangs");
+    c.run_until(Millis::from_secs(30));
+    let unknown: Vec<&str> = c
+        .events_of(1)
+        .iter()
+        .filter_map(|e| match e {
+            ClusterEvent::MembershipUnknown { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(unknown.len() >= 2, "{unknown:?}");
+    assert!(unknown[0].contains("no answer"), "{unknown:?}");
+    assert!(unknown[1].contains("has not finished"), "{unknown:?}");
+    assert_eq!(c.execs[&1].held.len(), 1, "no pile of hung reads");
+    assert!(c.owners("web").is_empty(), "no decisions without membership");
+    let told = c.events_of(1).iter().any(|e| matches!(e, ClusterEvent::Node(Event::Told { .. })));
+    assert!(!told);
+}
+
+/// With `trace` set, the driver queues every call into its node's machines
+/// as a trace record with the text of what it decided. Fed again, record by
+/// record, to a fresh node (as the simulator's replay does), the records
+/// give the same texts: a `mosha --record` trace of the driver replays.
+#[test]
+fn the_drivers_trace_replays_to_the_same_decisions() {
+    use crate::trace::{DecisionWriter, Outcome, Record};
+    let mut lab = lab::Lab::new();
+    for n in 1..=2 {
+        let mut cfg = ClusterConfig::new(n, PolicyConfig::default());
+        cfg.seed = u64::from(n);
+        cfg.trace = n == 1;
+        lab.add_node(cfg, CLTAB, "web start\n");
+    }
+    lab.run_until(Millis::from_secs(40));
+    lab.feed(1, ClusterInput::Stop);
+    lab.run_until(Millis::from_secs(60));
+    let driver = &mut lab.nodes.get_mut(&1).expect("node 1").driver;
+    let mut trace = Vec::new();
+    while let Some(item) = driver.poll_trace() {
+        trace.push(item);
+    }
+    let kinds = |pred: fn(&Record) -> bool| trace.iter().filter(|(r, _)| pred(r)).count();
+    assert_eq!(kinds(|r| matches!(r, Record::Start { .. })), 1);
+    assert!(kinds(|r| matches!(r, Record::Cycle { .. })) >= 10);
+    assert!(kinds(|r| matches!(r, Record::Init { .. })) >= 3, "exits, ticks, shutdown");
+    assert!(kinds(|r| matches!(r, Record::StopAll { .. })) >= 1);
+    assert!(lab.nodes[&1].exited);
+
+    let mut node = None;
+    let mut writer = DecisionWriter::default();
+    for (i, (record, text)) in trace.iter().enumerate() {
+        let mut replayed = String::new();
+        match record {
+            Record::Start { node: me, at, policy, init, monitor_seed, cltab } => {
+                let init = Init::new(init.clone(), cltab.clone(), *at);
+                let mut d = NodeDriver::new(init, Deferred, Deferred);
+                let first = d.flush(*at);
+                writer.write(Outcome::Started(&first), &mut replayed);
+                let monitor = Monitor::new(policy.clone(), *monitor_seed, *at);
+                node = Some(ClusterNode::new(*me, d, monitor));
+            }
+            Record::Cycle { adopt, obs, .. } => {
+                let n = node.as_mut().expect("started");
+                let adopted = adopt.clone().and_then(|t| n.adopt_cltab(obs.now, t));
+                let report = n.cycle(obs);
+                let adopted = adopted.as_ref().map(|(e, ex)| (e, ex.as_slice()));
+                writer.write(Outcome::Cycle { adopted, report: &report }, &mut replayed);
+            }
+            Record::Init { at, input, .. } => {
+                let n = node.as_mut().expect("started");
+                let (reply, executed) = n.driver.step(*at, input.clone());
+                writer.write(Outcome::Init { reply: &reply, executed: &executed }, &mut replayed);
+            }
+            Record::StopAll { at, .. } => {
+                let n = node.as_mut().expect("started");
+                let (told, executed) = n.stop_all(*at);
+                writer.write(Outcome::StopAll { told: &told, executed: &executed }, &mut replayed);
+            }
+            other => panic!("unexpected record {other:?}"),
+        }
+        assert_eq!(&replayed, text, "record {i} decides differently on replay");
+    }
 }
 
 /// The same executor hosting `ranked`.

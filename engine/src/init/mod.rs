@@ -7,13 +7,13 @@
 //! reports child exits back. Nothing here touches the outside world, so a
 //! recorded input sequence replays to the same actions.
 //!
-//! What lives where: [`group`] has the per-group level-change logic,
-//! [`entry`] the per-entry runtime record, [`throttle`] the respawn rate
+//! What lives where: `group` has the per-group level-change logic,
+//! `entry` the per-entry runtime record, [`throttle`] the respawn rate
 //! limit, [`escalation`] the INT → TERM → KILL stop sequence.
 
-pub mod entry;
+pub(crate) mod entry;
 pub mod escalation;
-pub mod group;
+pub(crate) mod group;
 pub mod throttle;
 
 use crate::cltab::Cltab;

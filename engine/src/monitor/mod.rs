@@ -10,12 +10,12 @@
 //!
 //! Pieces, one job each: [`view`] turns an observation into the consolidated
 //! view (remembering last good clstats and stale episodes), [`metrics`] and
-//! [`quorum`] are the original's helpers, [`policy`] decides.
+//! `quorum` are the original's helpers, [`policy`] decides.
 
 pub mod action;
 pub mod metrics;
 pub mod policy;
-pub mod quorum;
+pub(crate) mod quorum;
 pub mod ranked;
 pub mod replicate;
 pub mod view;
@@ -26,7 +26,7 @@ pub(crate) mod fixtures;
 pub use action::{Action, Notice};
 pub use policy::classic::{Classic, ClassicParams};
 pub use policy::{AnyPolicy, Policy, PolicyConfig};
-pub use view::{NodeStatus, Observation};
+pub use view::{is_stale, NodeStatus, Observation};
 
 use crate::status::ClStat;
 use crate::time::Millis;

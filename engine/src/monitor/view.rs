@@ -59,6 +59,13 @@ pub struct Observation {
     pub hactl: Option<Arc<Hactl>>,
 }
 
+/// A `clstat` of this age (ms) is stale under this timeout (ms): strictly
+/// older than it (spec §5.2). The one definition the monitor and every
+/// report (`mosha status`) share.
+pub fn is_stale(age: Millis, timeout: Millis) -> bool {
+    age > timeout
+}
+
 /// A member whose `clstat` is older than the timeout this cycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StaleNode {
@@ -212,7 +219,7 @@ impl ViewMemory {
             };
             match status {
                 NodeStatus::Read { clstat, age } => {
-                    if *age > timeout && node != obs.me {
+                    if is_stale(*age, timeout) && node != obs.me {
                         let fenced = match self.episodes.get(&node) {
                             Some(&fenced) => fenced,
                             None => {

@@ -3,7 +3,7 @@
 //!
 //! One cycle:
 //!
-//! 1. **Quorum** (spec §5.1, [`Quorum`]): if lost, log the visible members,
+//! 1. **Quorum** (spec §5.1, `Quorum`): if lost, log the visible members,
 //!    [`Action::HaltAll`], and sleep `quorum_loss_sleep` (30 s). Nothing else
 //!    happens in that cycle.
 //! 2. **hastat**: publish the view ([`Action::WriteHastat`]).

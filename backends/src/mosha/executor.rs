@@ -1,0 +1,416 @@
+//! `mosha`'s executor: carries out the cluster driver's commands with real
+//! files, processes and threads, and feeds their results back as inputs.
+//! It judges nothing: what a result means is the driver's business.
+
+use super::*;
+
+/// A trace being written, with the digest of every decision so far (the
+/// trace's last line, so a replay can be checked bit for bit).
+pub(super) struct Recorder {
+    pub(super) writer: TraceWriter,
+    pub(super) records: u64,
+    pub(super) digest: Sha256,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let digest = std::mem::take(&mut self.digest).finalize();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let end = Record::End { records: self.records, decisions_sha256: hex };
+        self.writer.write(&end);
+    }
+}
+
+/// Milliseconds since `mosha` started, on the monotonic clock.
+#[derive(Clone, Copy)]
+pub(super) struct Clock(pub(super) Instant);
+
+impl Clock {
+    pub(super) fn now(&self) -> Millis {
+        Millis(u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+    pub(super) fn instant(&self, at: Millis) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.0 + Duration::from_millis(at.0))
+    }
+}
+
+/// Where membership is read.
+#[derive(Clone)]
+pub(super) enum MembershipReader {
+    Source(Arc<dyn Membership>),
+    Heartbeats(Arc<dyn SharedStore>),
+}
+
+pub(super) fn membership_failure(e: MembershipError) -> IoFailure {
+    match e {
+        MembershipError::List { path, source } => {
+            IoFailure::new(format!("cannot list nodes in {}", path.display()), &source)
+        }
+        MembershipError::Timeout(d) => {
+            IoFailure::other("membership read", io::ErrorKind::TimedOut, format!("{d:?}"))
+        }
+        MembershipError::Other(text) => {
+            IoFailure::other("membership read", io::ErrorKind::Other, text)
+        }
+    }
+}
+
+/// Carries out the driver's commands.
+pub(super) struct Executor {
+    pub(super) me: u32,
+    pub(super) store: Arc<dyn SharedStore>,
+    pub(super) membership: MembershipReader,
+    pub(super) fence: Arc<dyn Fence>,
+    pub(super) processes: RealProcesses,
+    pub(super) clstat: PathBuf,
+    pub(super) clock: Clock,
+    /// Results of blocking work, fed back to the driver by the loop.
+    pub(super) results: mpsc::UnboundedSender<ClusterInput>,
+    /// Set when leaving, under the lock every heartbeat write holds, so no
+    /// late write revives a removed heartbeat.
+    pub(super) leaving: Arc<Mutex<bool>>,
+    pub(super) hastat_write: Option<JoinHandle<()>>,
+    pub(super) heartbeat_write: Option<JoinHandle<()>>,
+    pub(super) removal: Option<JoinHandle<()>>,
+    pub(super) labels: HashMap<clinit_engine::process::ProcId, String>,
+    /// The exact stamps of the replicated files last read, so a copy keeps
+    /// its source's mtime to the nanosecond (a cache: no rule).
+    pub(super) stamps: Arc<Mutex<HashMap<(u32, SharedFile), Stamp>>>,
+    pub(super) recorder: Option<Recorder>,
+    /// Warnings said in the previous cycle: repeated ones go to debug.
+    pub(super) said: BTreeSet<String>,
+    pub(super) saying: BTreeSet<String>,
+    pub(super) timeout: Millis,
+    pub(super) exit: bool,
+    /// `ranked`: the watchdog process, and the process group of each child
+    /// it watches.
+    pub(super) watchdog: Option<crate::watchdog::WatchdogHandle>,
+    pub(super) pgids: HashMap<clinit_engine::process::ProcId, u32>,
+}
+
+impl Executor {
+    /// Run blocking `work` in a thread; its answer goes back to the driver.
+    pub(super) fn background(
+        &self,
+        work: impl FnOnce() -> ClusterInput + Send + 'static,
+    ) -> JoinHandle<()> {
+        let results = self.results.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = results.send(work());
+        })
+    }
+
+    /// Carry out every queued command, feeding immediate answers back, and
+    /// log events and write trace records as they come.
+    pub(super) fn drain(&mut self, driver: &mut ClusterDriver) {
+        loop {
+            while let Some(event) = driver.poll_event() {
+                self.log_event(event);
+            }
+            while let Some((record, text)) = driver.poll_trace() {
+                if let Some(r) = self.recorder.as_mut() {
+                    r.records += 1;
+                    r.writer.write(&record);
+                    r.digest.update(text.as_bytes());
+                    r.digest.update(b"\n");
+                }
+            }
+            let Some(command) = driver.poll_command() else { return };
+            if let Some(input) = self.carry_out(command) {
+                driver.handle(self.clock.now(), input);
+            }
+        }
+    }
+
+    fn carry_out(&mut self, command: ClusterCommand) -> Option<ClusterInput> {
+        let me = self.me;
+        match command {
+            ClusterCommand::ReadMembership { seq } => {
+                let reader = self.membership.clone();
+                self.background(move || match reader {
+                    MembershipReader::Source(m) => match m.members() {
+                        Ok(members) => ClusterInput::MembershipRead {
+                            seq,
+                            report: MembershipReport::Members(members),
+                        },
+                        Err(e) => {
+                            ClusterInput::MembershipFailed { seq, error: membership_failure(e) }
+                        }
+                    },
+                    MembershipReader::Heartbeats(store) => {
+                        let read_at = wall(SystemTime::now());
+                        match heartbeat::report(&*store) {
+                            Ok(beats) => ClusterInput::MembershipRead {
+                                seq,
+                                report: MembershipReport::Heartbeats { read_at, beats },
+                            },
+                            Err(e) => {
+                                ClusterInput::MembershipFailed { seq, error: membership_failure(e) }
+                            }
+                        }
+                    }
+                });
+                None
+            }
+            ClusterCommand::ReadNode { seq, node, files } => {
+                let (store, stamps) = (self.store.clone(), self.stamps.clone());
+                self.background(move || {
+                    let read_at = wall(SystemTime::now());
+                    let mut reports = Vec::with_capacity(files.len());
+                    for (file, known) in files {
+                        let (report, stamp) = read_file_stamped(&*store, node, file, known);
+                        if let (Some(stamp), SharedFile::Hactl | SharedFile::Cltab) = (stamp, file)
+                        {
+                            let mut stamps = stamps.lock().unwrap_or_else(|p| p.into_inner());
+                            stamps.insert((node, file), stamp);
+                        }
+                        reports.push(report);
+                    }
+                    ClusterInput::NodeRead { seq, node, read_at, files: reports }
+                });
+                None
+            }
+            ClusterCommand::Copy { seq, file, from, bytes, mtime } => {
+                let (store, stamps) = (self.store.clone(), self.stamps.clone());
+                self.background(move || {
+                    let name = store.describe(me, file);
+                    let stamp = stamps.lock().map(|s| s.get(&(from, file)).copied()).ok().flatten();
+                    let written = store
+                        .write(me, file, &bytes, Some(copy_mtime(stamp.as_ref(), mtime)))
+                        .and_then(|()| store.stat(me, file));
+                    match written {
+                        Ok(Some(stamp)) => ClusterInput::CopyDone { seq, id: stamp.content_id() },
+                        Ok(None) => ClusterInput::CopyFailed {
+                            seq,
+                            error: IoFailure::other(
+                                format!("cannot write {name}"),
+                                io::ErrorKind::NotFound,
+                                "vanished right after it was written",
+                            ),
+                        },
+                        Err(e) => ClusterInput::CopyFailed {
+                            seq,
+                            error: IoFailure::new(format!("cannot write {name}"), &e),
+                        },
+                    }
+                });
+                None
+            }
+            ClusterCommand::WriteClstat { seq, status } => {
+                // On the loop, as plain `clinit` writes it.
+                let result =
+                    replace_atomic(&self.clstat, status.render().as_bytes()).map_err(|e| {
+                        IoFailure::new(format!("cannot write {}", self.clstat.display()), &e)
+                    });
+                Some(ClusterInput::StatusWritten { seq, file: SharedFile::Clstat, result })
+            }
+            ClusterCommand::WriteHastat { seq, published } => {
+                self.end_cycle_warnings();
+                if self.hastat_write.as_ref().is_some_and(|h| !h.is_finished()) {
+                    let error = busy(self.store.describe(me, SharedFile::Hastat));
+                    return Some(ClusterInput::StatusWritten {
+                        seq,
+                        file: SharedFile::Hastat,
+                        result: Err(error),
+                    });
+                }
+                let store = self.store.clone();
+                self.hastat_write = Some(self.background(move || {
+                    let result = write_hastat(&*store, me, &published);
+                    ClusterInput::StatusWritten { seq, file: SharedFile::Hastat, result }
+                }));
+                None
+            }
+            ClusterCommand::WriteHeartbeat { seq, payload: Some(record), .. } => {
+                // ranked's record, written whole by rename; only the engine
+                // commands it (no executor task writes one on its own).
+                let (store, leaving) = (self.store.clone(), self.leaving.clone());
+                self.heartbeat_write = Some(self.background(move || {
+                    let left = leaving.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let result = if *left {
+                        Ok(())
+                    } else {
+                        store.write(me, SharedFile::Heartbeat, &record, None).map_err(|e| {
+                            let name = store.describe(me, SharedFile::Heartbeat);
+                            IoFailure::new(format!("cannot write {name}"), &e)
+                        })
+                    };
+                    ClusterInput::StatusWritten { seq, file: SharedFile::Heartbeat, result }
+                }));
+                None
+            }
+            ClusterCommand::WriteHeartbeat { seq, .. } => {
+                if self.heartbeat_write.as_ref().is_some_and(|h| !h.is_finished()) {
+                    let error = busy(self.store.describe(me, SharedFile::Heartbeat));
+                    let file = SharedFile::Heartbeat;
+                    return Some(ClusterInput::StatusWritten { seq, file, result: Err(error) });
+                }
+                let (store, leaving) = (self.store.clone(), self.leaving.clone());
+                self.heartbeat_write = Some(self.background(move || {
+                    let result = beat_unless_leaving(&*store, me, &leaving);
+                    ClusterInput::StatusWritten { seq, file: SharedFile::Heartbeat, result }
+                }));
+                None
+            }
+            ClusterCommand::RemoveHeartbeat { seq } => {
+                let (store, leaving) = (self.store.clone(), self.leaving.clone());
+                self.removal = Some(self.background(move || {
+                    let mut left = leaving.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    *left = true;
+                    let result = heartbeat::remove(&*store, me);
+                    ClusterInput::StatusWritten { seq, file: SharedFile::Heartbeat, result }
+                }));
+                None
+            }
+            ClusterCommand::Spawn { id, group, tag, level, command, not_after } => {
+                let now = self.clock.now();
+                let label = format!("{group}/{tag}");
+                if let Some(limit) = not_after.filter(|limit| now > *limit) {
+                    let error = SpawnFailure::TooLate { late_by: now.saturating_sub(limit).0 };
+                    return Some(ClusterInput::SpawnResult { id, result: Err(error) });
+                }
+                info!("{label} {id} starting at level {level}: {command}");
+                let result = self.processes.spawn_child(id, &group, &tag, &level, &command);
+                match &result {
+                    Ok(pid) => info!("{label} {id} is pid {pid}"),
+                    Err(e) => error!("{tag} {id}: {e}"),
+                }
+                if let Ok(pid) = &result {
+                    self.watch_group(id, *pid);
+                }
+                self.labels.insert(id, label);
+                Some(ClusterInput::SpawnResult { id, result: result.map_err(SpawnFailure::Io) })
+            }
+            ClusterCommand::Signal { id, signal } => {
+                let label = self.labels.get(&id).cloned().unwrap_or_else(|| id.to_string());
+                match self.processes.signal_child(id, signal) {
+                    Ok(true) => info!("{label}: sent {signal} to its process group"),
+                    Ok(false) => debug!("{label}: {signal} not sent: already reaped"),
+                    Err(e) => warn!("{label}: {signal} failed: {e}"),
+                }
+                None
+            }
+            ClusterCommand::Fence { seq, node } => {
+                let fence = self.fence.clone();
+                self.background(move || {
+                    let result = match fence.fence(node) {
+                        FenceOutcome::Logged => Ok(()),
+                        FenceOutcome::Done { output } => {
+                            error!("STOMITH node {node}: done. {output}");
+                            Ok(())
+                        }
+                        FenceOutcome::Failed { reason, output } => {
+                            Err(FenceFailure::Refused { status: reason, output })
+                        }
+                    };
+                    ClusterInput::FenceDone { seq, node, result }
+                });
+                None
+            }
+            ClusterCommand::Exit => {
+                self.exit = true;
+                None
+            }
+            command @ (ClusterCommand::KillAllNow
+            | ClusterCommand::Persist { .. }
+            | ClusterCommand::ArmWatchdog { .. }
+            | ClusterCommand::FenceRanked { .. }) => self.carry_out_ranked(command),
+        }
+    }
+
+    /// A control-socket request.
+    pub(super) fn request(
+        &mut self,
+        driver: &mut ClusterDriver,
+        cltab: &std::path::Path,
+        request: Request,
+    ) -> WireReply {
+        let now = self.clock.now();
+        let reload = |driver: &mut ClusterDriver| match load_cltab(cltab) {
+            Ok(table) => {
+                driver.handle(now, ClusterInput::Client(ClientRequest::Reload { table }));
+                Ok(())
+            }
+            Err(e) => {
+                error!("keeping the last good cltab: {e}");
+                Err(e.to_string())
+            }
+        };
+        match request {
+            Request::Shutdown => {
+                info!("shutdown requested by a client");
+                let reply = driver.handle(now, ClusterInput::Client(ClientRequest::Halt));
+                WireReply::ok(reply.message())
+            }
+            Request::Status => {
+                let init = driver.init();
+                let status = init.status();
+                let groups: Vec<serde_json::Value> = status
+                    .groups
+                    .iter()
+                    .map(|(g, s)| serde_json::json!({"group": g, "level": s.level, "state": s.state.as_str()}))
+                    .collect();
+                WireReply::ok("status").with_status(serde_json::json!({
+                    "pid": std::process::id(),
+                    "cltab": cltab.display().to_string(),
+                    "processes": self.processes.live(),
+                    "shutting_down": init.is_shutting_down(),
+                    "groups": groups,
+                }))
+            }
+            Request::Reread => match reload(driver) {
+                Ok(()) => WireReply::ok("cltab reloaded"),
+                Err(e) => WireReply::err(e),
+            },
+            Request::Tell { group, level } => {
+                if let Err(e) = reload(driver) {
+                    return WireReply::err(e);
+                }
+                info!("tell {group} {level}");
+                let input = ClusterInput::Client(ClientRequest::Tell { group, level });
+                let reply = driver.handle(now, input);
+                if reply.is_ok() {
+                    WireReply::ok(reply.message())
+                } else {
+                    WireReply::err(reply.message())
+                }
+            }
+        }
+    }
+
+    pub(super) fn reap(&mut self, driver: &mut ClusterDriver) {
+        for input in self.processes.reap() {
+            let input = match input {
+                clinit_engine::init::Input::Exited { id, status, lingering } => {
+                    if !lingering {
+                        self.unwatch_group(id);
+                    }
+                    ClusterInput::ChildExited { id, status, lingering }
+                }
+                clinit_engine::init::Input::GroupGone { id } => {
+                    self.unwatch_group(id);
+                    ClusterInput::GroupGone { id }
+                }
+                _ => continue,
+            };
+            driver.handle(self.clock.now(), input);
+        }
+    }
+}
+
+fn busy(what: String) -> IoFailure {
+    IoFailure::other(what, io::ErrorKind::WouldBlock, "the previous write has not finished")
+}
+
+/// Write my heartbeat, unless `mosha` is leaving (then it stays removed).
+fn beat_unless_leaving(
+    store: &dyn SharedStore,
+    me: u32,
+    leaving: &Mutex<bool>,
+) -> Result<(), IoFailure> {
+    let left = leaving.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if *left {
+        return Ok(());
+    }
+    heartbeat::beat(store, me)
+}

@@ -1,0 +1,186 @@
+//! How `mosha` logs the cluster driver's events: one line each, with
+//! warnings that persist from cycle to cycle said once.
+
+use super::executor::Executor;
+use super::*;
+
+impl Executor {
+    /// A warning, said once while it persists from cycle to cycle; repeats
+    /// go to debug.
+    pub(super) fn say(&mut self, key: String, text: impl FnOnce() -> String) {
+        if self.said.contains(&key) {
+            debug!("{}", text());
+        } else {
+            warn!("{}", text());
+        }
+        self.saying.insert(key);
+    }
+
+    /// A cycle ended (its view is published, or it had no membership):
+    /// warnings not repeated in it are forgotten.
+    pub(super) fn end_cycle_warnings(&mut self) {
+        self.said = std::mem::take(&mut self.saying);
+    }
+
+    pub(super) fn log_event(&mut self, event: ClusterEvent) {
+        match event {
+            ClusterEvent::Node(event) => self.log_node_event(event),
+            ClusterEvent::Init(notice) => match notice {
+                clinit_engine::init::Notice::GroupState { group, level, state } => {
+                    info!("group {group}: {level} {state}")
+                }
+                clinit_engine::init::Notice::RespawnThrottled { group, tag, pause } => {
+                    warn!("{group}/{tag} respawning too rapidly: next start in {pause}")
+                }
+                clinit_engine::init::Notice::NotRespawned { group, tag, reason } => {
+                    info!("{group}/{tag} not respawned: {reason}")
+                }
+                clinit_engine::init::Notice::GroupRemoved { group } => {
+                    info!("group {group} removed (gone from cltab)")
+                }
+            },
+            ClusterEvent::MembershipUnknown { reason, .. } => {
+                self.say("membership".into(), || {
+                    format!("membership unknown: {reason}; no decisions this cycle")
+                });
+                self.end_cycle_warnings();
+            }
+            ClusterEvent::ReadTimedOut { node: None, after } => self
+                .say("membership timeout".into(), || {
+                    format!("membership read did not finish within {after}")
+                }),
+            ClusterEvent::ReadTimedOut { node: Some(node), after } => self
+                .say(format!("timeout {node}"), || {
+                    format!("node {node}'s files: no answer within {after}")
+                }),
+            ClusterEvent::HactlChanged { hactl } => {
+                info!("hactl now wants: {}", summarize_hactl(&hactl))
+            }
+            ClusterEvent::Adopted { file, from, theirs, mine } => {
+                let mine = mine.map_or("none".to_string(), |m| format!("mtime {m}"));
+                info!(
+                    "{file}: adopted node {from}'s copy (mtime {theirs}), replacing mine ({mine})"
+                )
+            }
+            ClusterEvent::NotAdopted { file, from, reason } => {
+                warn!("{file}: node {from}'s copy not adopted: {reason}")
+            }
+            ClusterEvent::NewestUnparsable { file, node, errors } => {
+                warn!(
+                    "node {node}'s {file} is the newest but does not parse; not adopted:\n{errors}"
+                )
+            }
+            ClusterEvent::OwnUnparsable { file, errors, kept_last_good } => {
+                let keep =
+                    if kept_last_good { "keeping the last good copy" } else { "no good copy yet" };
+                error!("my {file} does not parse ({keep}):\n{errors}")
+            }
+            ClusterEvent::OwnUnreadable { file, reason } => self.say(format!("own {file}"), || {
+                format!("{reason}: cannot read my own {file}; not replicating it")
+            }),
+            ClusterEvent::WriteFailed { file, seq, error, retry_at } => {
+                let again = retry_at.saturating_sub(self.clock.now());
+                let text = || format!("{file} write #{seq}: {error}; writing it again in {again}");
+                if error.kind == io::ErrorKind::WouldBlock {
+                    // A hung shared mount: said once, not every retry.
+                    self.say(format!("write {file}"), text);
+                } else {
+                    error!("{}", text());
+                }
+            }
+            ClusterEvent::Fenced { node } => info!("node {node} fenced"),
+            ClusterEvent::FenceFailed { node, error } => {
+                error!("STOMITH node {node} FAILED: {error}")
+            }
+            ClusterEvent::SpawnFailed { id, error } => error!("{id}: not started: {error}"),
+            ClusterEvent::Stopping { told } => info!("told stop: {told:?}"),
+            ClusterEvent::StopWaiting { busy } => {
+                info!("waiting for local groups to stop: {}", describe_busy(&busy))
+            }
+            ClusterEvent::StopTimedOut { busy, waited } => warn!(
+                "local groups still busy after {waited}: {}; halting them now",
+                describe_busy(&busy)
+            ),
+            ClusterEvent::Stopped => info!("every local group has stopped"),
+            ClusterEvent::Halting => info!("halting the init machine"),
+            ClusterEvent::Ranked(notice) => info!("ranked: {notice:?}"),
+            ClusterEvent::PersistFailed { error } => {
+                error!("ranked: persisting the durable state failed: {error}; retrying")
+            }
+            ClusterEvent::LateTellDropped { group, level, late_by } => {
+                warn!("ranked: tell {group} {level} dropped, {late_by} past its not-after time")
+            }
+        }
+    }
+
+    fn log_node_event(&mut self, event: Event) {
+        match event {
+            Event::Monitor(notice) => match notice {
+                Notice::QuorumLost { me, visible, reference } => error!(
+                    "node {me}: quorum lost: can only see nodes {visible:?} (last good count {reference})"
+                ),
+                Notice::Stale { node, age } => warn!(
+                    "node {node} is stale: its clstat is {age} old (timeout {})",
+                    self.timeout
+                ),
+                Notice::StaleEnded { node } => info!("node {node} is no longer stale"),
+                Notice::Unreadable { node, reason, last_good_used } => {
+                    let standin = if last_good_used {
+                        "using its last good clstat"
+                    } else {
+                        "its groups are unknown: no planning meanwhile"
+                    };
+                    self.say(format!("unreadable {node}"), || {
+                        format!("node {node}'s clstat is unreadable ({reason}); {standin}")
+                    });
+                }
+                Notice::Conflict { group, nodes, backoff } => warn!(
+                    "group {group} is active on nodes {nodes:?}: stopping it here, backing off {backoff}"
+                ),
+                Notice::PlanSuppressed { group, blind } => {
+                    self.say(format!("suppressed {group}"), || {
+                        format!("group {group} is not placed, but not planning it: nodes {blind:?} are unreadable")
+                    })
+                }
+                Notice::NoHactl => self.say("nohactl".into(), || {
+                    "no usable hactl on this node (nor a newer one elsewhere): no decisions".into()
+                }),
+            },
+            Event::Told { group, level, reply } => match reply {
+                Reply::Started => info!("tell {group} {level}"),
+                other => self.say(format!("tell {group} {level}"), || {
+                    format!("tell {group} {level} refused: {}", other.message())
+                }),
+            },
+            Event::Halting { stopping } if stopping.is_empty() => {
+                error!("quorum lost: no local group needs halting")
+            }
+            Event::Halting { stopping } => {
+                error!("quorum lost: halting local groups {stopping:?}")
+            }
+            Event::Halted => warn!("quorum lost: every local group has stopped"),
+            Event::QuorumRegained => info!("quorum regained: deciding again"),
+            Event::NotListed { members } => self.say("notlisted".into(), || {
+                format!("membership {members:?} does not list this node; counting it anyway")
+            }),
+            Event::CltabReloaded { groups } => {
+                info!("adopted a new cltab: groups {groups:?}; the init machine reloads it")
+            }
+        }
+    }
+}
+
+pub(super) fn describe_busy(busy: &[(String, GroupStatus)]) -> String {
+    let parts: Vec<String> =
+        busy.iter().map(|(g, s)| format!("{g} {} {}", s.level, s.state)).collect();
+    parts.join(", ")
+}
+
+pub(super) fn summarize_hactl(h: &Hactl) -> String {
+    let parts: Vec<String> = h.groups.iter().map(|(g, w)| format!("{g} {}", w.level)).collect();
+    if parts.is_empty() {
+        "nothing".into()
+    } else {
+        parts.join(", ")
+    }
+}

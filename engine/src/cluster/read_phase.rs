@@ -1,0 +1,354 @@
+//! The read phase's transitions (the states are in `cycle`): start a
+//! cycle with a membership read, read every member's files, time out what
+//! does not answer, replicate `hactl` and `cltab`, copy, then decide.
+
+use super::*;
+
+/// Longest wait before membership is tried again after a failure.
+pub(super) const MEMBERSHIP_RETRY_CAP: Millis = Millis(5_000);
+
+impl ClusterDriver {
+    /// Whether a node read result is still awaited; a late one frees its
+    /// node and is otherwise ignored.
+    pub(super) fn expects_read(&mut self, seq: u64, node: u32) -> bool {
+        if self.busy_reads.get(&node) == Some(&seq) {
+            self.busy_reads.remove(&node);
+        }
+        matches!(&self.phase, Phase::Reading(r) if r.pending.get(&seq) == Some(&node))
+    }
+
+    pub(super) fn on_membership(
+        &mut self,
+        now: Millis,
+        seq: u64,
+        result: Result<MembershipReport, String>,
+    ) {
+        if self.busy_membership == Some(seq) {
+            self.busy_membership = None;
+        }
+        let awaited = matches!(self.phase, Phase::Membership { seq: s, .. } if s == seq);
+        if !awaited || self.stopping.is_some() {
+            return;
+        }
+        match result {
+            Ok(report) => {
+                let members = self.members_of(report);
+                self.start_reads(now, members);
+            }
+            Err(reason) => self.membership_unknown(now, reason),
+        }
+    }
+
+    /// Members from a report: heartbeat files count while no older than the
+    /// timeout (reader's clock − writer's mtime; an unreadable heartbeat
+    /// means "not up").
+    pub(super) fn members_of(&self, report: MembershipReport) -> Vec<u32> {
+        match report {
+            MembershipReport::Members(m) => m,
+            // Under ranked every node with a heartbeat file is listed; the
+            // machine judges suspicion by counter changes on its own clock,
+            // never by comparing a writer's mtime with this node's clock.
+            MembershipReport::Heartbeats { beats, .. } if self.ranked.is_some() => beats
+                .iter()
+                .filter_map(|(node, read)| matches!(read, Ok(Some(_))).then_some(*node))
+                .collect(),
+            MembershipReport::Heartbeats { read_at, beats } => {
+                fresh_heartbeats(read_at, &beats, self.timeout)
+            }
+        }
+    }
+
+    pub(super) fn membership_unknown(&mut self, now: Millis, reason: String) {
+        let retry = heartbeat_for(self.timeout).min(MEMBERSHIP_RETRY_CAP);
+        let retry_at = now + retry;
+        self.phase = Phase::Idle { at: retry_at };
+        self.events.push_back(ClusterEvent::MembershipUnknown { reason, retry_at });
+    }
+
+    pub(super) fn start_cycle(&mut self, now: Millis) {
+        if let Some(seq) = self.busy_membership {
+            let reason = format!("the previous membership read (#{seq}) has not finished");
+            return self.membership_unknown(now, reason);
+        }
+        let seq = self.next_seq();
+        self.commands.push_back(ClusterCommand::ReadMembership { seq });
+        self.phase = Phase::Membership { seq, deadline: now + self.cfg.read_timeout };
+    }
+
+    pub(super) fn start_reads(&mut self, now: Millis, members: Vec<u32>) {
+        let me = self.cfg.me;
+        let mut readset = members.clone();
+        if !readset.contains(&me) {
+            readset.push(me);
+        }
+        if let Some(h) = &self.ranked {
+            // ranked reads every known member, listed or not: a node that
+            // membership dropped still has a record (its last one, or a
+            // release), and the fence guard compares against it.
+            readset.extend(h.machine.config().members.iter().copied());
+        }
+        readset.sort_unstable();
+        readset.dedup();
+        let mut reading = Reading {
+            deadline: now + self.cfg.read_timeout,
+            members,
+            pending: BTreeMap::new(),
+            got: BTreeMap::new(),
+        };
+        for node in readset {
+            if let Some(seq) = self.busy_reads.get(&node) {
+                let reason = format!("node {node}: the previous read (#{seq}) has not finished");
+                reading.got.insert(node, NodeFiles::failed(reason));
+                continue;
+            }
+            let mut files = Vec::with_capacity(3);
+            match &self.ranked {
+                // Under ranked a peer's heartbeat file is its record.
+                Some(h) if node != me => {
+                    files.push((SharedFile::Heartbeat, h.known_record(node)));
+                }
+                Some(_) => {}
+                None if node != me => {
+                    let known = self.clstats.get(&node).map(|(id, _)| *id);
+                    files.push((SharedFile::Clstat, known));
+                }
+                None => {}
+            }
+            files.push((SharedFile::Hactl, self.hactl.cached(node).map(|c| c.id)));
+            files.push((SharedFile::Cltab, self.cltab.cached(node).map(|c| c.id)));
+            let seq = self.next_seq();
+            reading.pending.insert(seq, node);
+            self.commands.push_back(ClusterCommand::ReadNode { seq, node, files });
+        }
+        if reading.pending.is_empty() {
+            self.finish_reads(now, reading);
+        } else {
+            self.phase = Phase::Reading(reading);
+        }
+    }
+
+    pub(super) fn on_node_read(&mut self, now: Millis, seq: u64, node: u32, files: NodeFiles) {
+        if self.stopping.is_some() {
+            return;
+        }
+        let Phase::Reading(r) = &mut self.phase else { return };
+        r.pending.remove(&seq);
+        r.got.insert(node, files);
+        if r.pending.is_empty() {
+            let Phase::Reading(r) = std::mem::replace(&mut self.phase, Phase::Idle { at: now })
+            else {
+                return;
+            };
+            self.finish_reads(now, r);
+        }
+    }
+
+    /// Every read answered or timed out: replicate, then copy or decide.
+    pub(super) fn finish_reads(&mut self, now: Millis, reading: Reading) {
+        let me = self.cfg.me;
+        let mut hactl_reads = BTreeMap::new();
+        let mut cltab_reads = BTreeMap::new();
+        let mut nodes = BTreeMap::new();
+        for (node, files) in reading.got {
+            hactl_reads.insert(node, files.hactl);
+            cltab_reads.insert(node, files.cltab);
+            nodes.insert(node, files.clstat);
+        }
+        let mut copying = Copying {
+            deadline: now + self.cfg.read_timeout,
+            members: reading.members,
+            nodes,
+            hactl: Step::default(),
+            cltab: Step::default(),
+        };
+        let mut notes = Vec::new();
+        copying.hactl.decision = self.hactl.plan(me, &hactl_reads, &mut notes);
+        self.notes::<Hactl>(notes);
+        let mut notes = Vec::new();
+        copying.cltab.decision = self.cltab.plan(me, &cltab_reads, &mut notes);
+        self.notes::<Cltab>(notes);
+        let hactl_copy = copying.hactl.decision.as_ref().and_then(|d| self.hactl.to_install(d));
+        let hactl_copy = hactl_copy.map(|(from, i)| (from, i.bytes.clone(), i.mtime));
+        let cltab_copy = copying.cltab.decision.as_ref().and_then(|d| self.cltab.to_install(d));
+        let cltab_copy = cltab_copy.map(|(from, i)| (from, i.bytes.clone(), i.mtime));
+        for (step, copy, file) in [
+            (&mut copying.hactl, hactl_copy, SharedFile::Hactl),
+            (&mut copying.cltab, cltab_copy, SharedFile::Cltab),
+        ] {
+            if let Some((from, bytes, mtime)) = copy {
+                self.seq += 1;
+                let seq = self.seq;
+                step.copy = Some(seq);
+                self.commands.push_back(ClusterCommand::Copy { seq, file, from, bytes, mtime });
+            }
+        }
+        if copying.hactl.waiting() || copying.cltab.waiting() {
+            self.phase = Phase::Copying(copying);
+        } else {
+            self.decide(now, copying);
+        }
+    }
+
+    pub(super) fn on_copy(&mut self, now: Millis, seq: u64, result: Result<ContentId, String>) {
+        if self.stopping.is_some() {
+            return;
+        }
+        let Phase::Copying(c) = &mut self.phase else { return };
+        let step = if c.hactl.copy == Some(seq) {
+            &mut c.hactl
+        } else if c.cltab.copy == Some(seq) {
+            &mut c.cltab
+        } else {
+            return;
+        };
+        step.result = Some(result);
+        if !c.hactl.waiting() && !c.cltab.waiting() {
+            let Phase::Copying(c) = std::mem::replace(&mut self.phase, Phase::Idle { at: now })
+            else {
+                return;
+            };
+            self.decide(now, c);
+        }
+    }
+
+    pub(super) fn notes<T: Replicated>(&mut self, notes: Vec<ReplicaNote>) {
+        let file = T::FILE;
+        for note in notes {
+            self.events.push_back(match note {
+                ReplicaNote::OwnUnreadable { reason } => {
+                    ClusterEvent::OwnUnreadable { file, reason }
+                }
+                ReplicaNote::NewestUnparsable { node, errors } => {
+                    ClusterEvent::NewestUnparsable { file, node, errors }
+                }
+                ReplicaNote::OwnUnparsable { errors, kept_last_good } => {
+                    ClusterEvent::OwnUnparsable { file, errors, kept_last_good }
+                }
+                ReplicaNote::Adopted { from, theirs, mine } => {
+                    ClusterEvent::Adopted { file, from, theirs, mine }
+                }
+                ReplicaNote::NotAdopted { from, reason } => {
+                    ClusterEvent::NotAdopted { file, from, reason }
+                }
+            });
+        }
+    }
+
+    /// Settle replication, hand a new cltab to the init machine, run the
+    /// monitor's cycle and route its decisions.
+    pub(super) fn decide(&mut self, now: Millis, copying: Copying) {
+        let me = self.cfg.me;
+        let Copying { members, nodes, hactl, cltab, .. } = copying;
+        let mut notes = Vec::new();
+        let h = self.hactl.settle(me, hactl.decision.as_ref(), hactl.result, &mut notes);
+        self.notes::<Hactl>(notes);
+        let mut notes = Vec::new();
+        let c = self.cltab.settle(me, cltab.decision.as_ref(), cltab.result, &mut notes);
+        self.notes::<Cltab>(notes);
+        if h.changed {
+            if let Some(hactl) = &h.current {
+                self.events.push_back(ClusterEvent::HactlChanged { hactl: hactl.clone() });
+            }
+        }
+        let adopt = c.current.filter(|_| c.changed).map(|t| (*t).clone());
+        if self.ranked.is_some() {
+            let adopted =
+                adopt.as_ref().and_then(|table| self.node.adopt_cltab(now, table.clone()));
+            if let Some((event, executed)) = adopted {
+                self.events.push_back(ClusterEvent::Node(event));
+                self.absorb(now, executed);
+            }
+            self.ranked_cycle(members, h.current.as_ref(), adopt.as_ref());
+            self.ranked_pump(now);
+            let period = self.ranked.as_ref().map_or(self.cfg.min_cycle, |r| r.read_period());
+            self.phase = Phase::Idle { at: now + period.max(self.cfg.min_cycle) };
+            return;
+        }
+        let obs = Observation { now, me, members, nodes, hactl: h.current };
+        let record = self.trace.as_ref().map(|_| Record::Cycle {
+            node: me,
+            adopt: adopt.clone(),
+            obs: obs.clone(),
+        });
+        let adopted = adopt.and_then(|table| self.node.adopt_cltab(now, table));
+        let report = self.node.cycle(&obs);
+        if let (Some(tap), Some(record)) = (&mut self.trace, record) {
+            let adopted = adopted.as_ref().map(|(e, ex)| (e, ex.as_slice()));
+            tap.push(record, TraceOutcome::Cycle { adopted, report: &report });
+        }
+        if let Some((event, executed)) = adopted {
+            self.events.push_back(ClusterEvent::Node(event));
+            self.absorb(now, executed);
+        }
+        self.absorb(now, report.executed);
+        for event in report.events {
+            self.events.push_back(ClusterEvent::Node(event));
+        }
+        for external in report.external {
+            match external {
+                External::Fence { node } => {
+                    let seq = self.next_seq();
+                    self.commands.push_back(ClusterCommand::Fence { seq, node });
+                }
+                External::Publish(published) => self.write_hastat(published),
+            }
+        }
+        let at = report.next_wakeup.max(now + self.cfg.min_cycle);
+        self.phase = Phase::Idle { at };
+    }
+
+    pub(super) fn advance_cycle(&mut self, now: Millis) {
+        match &mut self.phase {
+            Phase::Idle { at } => {
+                let gated = self.beats.first_until.is_some_and(|until| now < until);
+                if *at <= now && !gated {
+                    self.beats.first_until = None;
+                    self.start_cycle(now);
+                }
+            }
+            Phase::Membership { seq, deadline } => {
+                if *deadline <= now {
+                    let seq = *seq;
+                    self.busy_membership = Some(seq);
+                    let after = self.cfg.read_timeout;
+                    self.events.push_back(ClusterEvent::ReadTimedOut { node: None, after });
+                    self.membership_unknown(now, format!("no answer within {after}"));
+                }
+            }
+            Phase::Reading(r) => {
+                if r.deadline <= now {
+                    let Phase::Reading(mut r) =
+                        std::mem::replace(&mut self.phase, Phase::Idle { at: now })
+                    else {
+                        return;
+                    };
+                    let after = self.cfg.read_timeout;
+                    for (seq, node) in std::mem::take(&mut r.pending) {
+                        self.busy_reads.insert(node, seq);
+                        let reason = format!("node {node}: no answer within {after}");
+                        r.got.insert(node, NodeFiles::failed(reason));
+                        self.events
+                            .push_back(ClusterEvent::ReadTimedOut { node: Some(node), after });
+                    }
+                    self.finish_reads(now, r);
+                }
+            }
+            Phase::Copying(c) => {
+                if c.deadline <= now {
+                    let after = self.cfg.read_timeout;
+                    for step in [&mut c.hactl, &mut c.cltab] {
+                        if step.waiting() {
+                            step.result = Some(Err(format!("the copy took longer than {after}")));
+                        }
+                    }
+                    let Phase::Copying(c) =
+                        std::mem::replace(&mut self.phase, Phase::Idle { at: now })
+                    else {
+                        return;
+                    };
+                    self.decide(now, c);
+                }
+            }
+        }
+    }
+}
