@@ -125,3 +125,35 @@ fn bad_input_is_an_error_not_a_panic() {
         assert!(String::from_utf8_lossy(&o.stderr).contains("clinit-sim:"), "{args:?}: {o:?}");
     }
 }
+
+/// Every fault kind the issue names is accepted by `run --faults KIND`
+/// with exactly that name, and draws episodes (exit 0 = invariants held,
+/// 1 = a documented weakness fired; never 2 = bad input).
+#[test]
+fn every_fault_kind_runs_by_its_name() {
+    for kind in [
+        "read-hang",
+        "membership-fail",
+        "torn-copy",
+        "cltab-edit",
+        "hactl-edit",
+        "one-way-partition",
+        "mosha-crash",
+        "monitor-freeze",
+        "spawn-fail",
+        "lingering-group",
+        "fence-fail",
+        "write-fail",
+        "clock-drift",
+        "node-pause",
+        "d-state",
+    ] {
+        let plan = format!("{kind}:rate=20");
+        let o =
+            sim(&["run", "--nodes", "3", "--duration", "20m", "--seed", "2", "--faults", &plan]);
+        assert!(matches!(o.status.code(), Some(0 | 1)), "{kind}: {o:?}");
+        let text = stdout(&o);
+        assert!(text.contains(kind), "{kind}: the report names the kind:\n{text}");
+        assert!(!text.contains("(0 episodes)"), "{kind}: episodes drawn:\n{text}");
+    }
+}

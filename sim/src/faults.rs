@@ -83,6 +83,10 @@ pub enum FaultKind {
     /// The operator edits `cltab` on a random node (a new test entry), or,
     /// with probability `size`, leaves a syntax error in it.
     CltabEdit,
+    /// On one node, children started during the episode are in
+    /// uninterruptible sleep (D state, a hard-mounted NFS): they survive
+    /// every signal, SIGKILL included, until the episode ends.
+    DState,
 }
 
 /// Largest read failure / stale read probability of the `safe` plan.
@@ -92,7 +96,7 @@ pub const SAFE_READ_P: f64 = 0.05;
 pub const SAFE_SKEW_MS: f64 = 15_000.0;
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 22] = [
+    pub const ALL: [FaultKind; 23] = [
         FaultKind::Crash,
         FaultKind::Partition,
         FaultKind::SlowFs,
@@ -115,6 +119,7 @@ impl FaultKind {
         FaultKind::ReadHang,
         FaultKind::TornCopy,
         FaultKind::CltabEdit,
+        FaultKind::DState,
     ];
 
     /// Kinds under which the classic policy is expected to keep every
@@ -150,6 +155,7 @@ impl FaultKind {
             FaultKind::ReadHang => "read-hang",
             FaultKind::TornCopy => "torn-copy",
             FaultKind::CltabEdit => "cltab-edit",
+            FaultKind::DState => "d-state",
         }
     }
 
@@ -197,6 +203,7 @@ impl FaultKind {
             FaultKind::ReadHang => (2.0, 120_000, 0.0),
             FaultKind::TornCopy => (2.0, 300_000, 0.0),
             FaultKind::CltabEdit => (2.0, 0, 0.3),
+            FaultKind::DState => (2.0, 300_000, 0.0),
         };
         KindSpec { kind: self, rate_per_hour: rate, max_len: Millis(len), size }
     }
@@ -464,6 +471,10 @@ pub enum Fault {
         group: String,
         broken: bool,
     },
+    DState {
+        node: u32,
+        len: Millis,
+    },
 }
 
 impl Fault {
@@ -491,6 +502,7 @@ impl Fault {
             Fault::ReadHang { .. } => FaultKind::ReadHang,
             Fault::TornCopy { .. } => FaultKind::TornCopy,
             Fault::CltabEdit { .. } => FaultKind::CltabEdit,
+            Fault::DState { .. } => FaultKind::DState,
         }
     }
 }
@@ -563,6 +575,9 @@ impl fmt::Display for Fault {
             }
             Fault::CltabEdit { node, broken: true, .. } => {
                 write!(f, "operator leaves a syntax error in node {node}'s cltab")
+            }
+            Fault::DState { node, len } => {
+                write!(f, "children started on node {node} survive every kill for {len}")
             }
         }
     }
@@ -710,6 +725,7 @@ fn episode(spec: &KindSpec, nodes: u32, groups: &[String], rng: &mut ChaCha8Rng)
             let broken = rng.random_bool(spec.size.clamp(0.0, 1.0));
             Fault::CltabEdit { node: node(rng), group, broken }
         }
+        FaultKind::DState => Fault::DState { node: node(rng), len: len(rng) },
     })
 }
 

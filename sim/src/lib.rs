@@ -1,10 +1,13 @@
 //! # clinit-sim
 //!
 //! A seeded discrete-event simulator for clinit's cluster layer. It runs N
-//! production [`clinit_engine::cluster::ClusterNode`]s (init machine + HA
-//! monitor, the same code `mosha` runs) on a virtual clock, through
-//! simulated backends, in a world of shared-filesystem delays, membership
-//! views, crashes, partitions, skewed clocks and slow nodes. Every random
+//! production [`clinit_engine::cluster::ClusterDriver`]s (the cluster loop
+//! `mosha` runs: init machine, HA monitor, reads, replication, heartbeats)
+//! on a virtual clock and executes their commands against a simulated
+//! shared filesystem, membership source and process table, in a world of
+//! delays, crashes, partitions, killed, frozen or paused monitors, skewed
+//! and drifting clocks and failing I/O. Invariants are judged from the
+//! process table (ground truth), not from what the nodes believe. Every random
 //! choice comes from one seed, so a run is a pure function of (seed,
 //! scenario): any failure it finds can be replayed, traced and shrunk.
 //!

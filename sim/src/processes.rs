@@ -41,6 +41,10 @@ struct Child {
     /// The leader has exited; other members of its process group linger
     /// until `end` (or a SIGTERM/SIGKILL to the group).
     remnant: bool,
+    /// In uninterruptible sleep (D state, `d-state`): no signal has any
+    /// effect until it is released; a SIGKILL sent meanwhile lands then.
+    stuck: bool,
+    kill_pending: bool,
 }
 
 /// A change in the process table: a service process of `group` started
@@ -79,6 +83,9 @@ pub struct SimProcesses {
     /// A child that exits leaves its process group behind for this long
     /// (`lingering-group`), set by the world.
     pub linger: Option<Millis>,
+    /// Children spawned now survive every signal until released
+    /// (`d-state`), set by the world.
+    pub unkillable: bool,
 }
 
 impl SimProcesses {
@@ -93,6 +100,22 @@ impl SimProcesses {
             changes: Vec::new(),
             spawn_fail: 0.0,
             linger: None,
+            unkillable: false,
+        }
+    }
+
+    /// The D state ends: stuck children can be signalled again, and a
+    /// SIGKILL sent while they were stuck ends them now.
+    pub fn release_stuck(&mut self) {
+        for (id, child) in &mut self.live {
+            if !child.stuck {
+                continue;
+            }
+            child.stuck = false;
+            if child.kill_pending {
+                child.end = Some((self.now, ExitStatus::Signaled(signal_number(Signal::Kill))));
+                self.due.push((self.now, *id));
+            }
         }
     }
 
@@ -174,14 +197,25 @@ impl Processes for SimProcesses {
         if service {
             self.changes.push(ProcChange { group: group.to_string(), started: true });
         }
-        let child =
-            Child { command: cmd.clone(), group: group.to_string(), service, end, remnant: false };
+        let child = Child {
+            command: cmd.clone(),
+            group: group.to_string(),
+            service,
+            end,
+            remnant: false,
+            stuck: self.unkillable,
+            kill_pending: false,
+        };
         self.live.insert(id, child);
         Ok(pid_of(id))
     }
 
     fn signal(&mut self, id: ProcId, signal: Signal) -> Result<bool, String> {
         let Some(child) = self.live.get_mut(&id) else { return Ok(false) };
+        if child.stuck {
+            child.kill_pending |= signal == Signal::Kill;
+            return Ok(true);
+        }
         let effect = if child.remnant {
             // The lingering members ignore SIGINT; SIGTERM and SIGKILL to
             // the group end them.
@@ -234,5 +268,61 @@ pub struct NullStore;
 impl StatusStore for NullStore {
     fn write_status(&mut self, _seq: u64, _status: &ClStat) -> Result<(), String> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn procs() -> SimProcesses {
+        let mut commands = BTreeMap::new();
+        commands.insert("run".to_string(), Command::parse("run").expect("parses"));
+        SimProcesses::new(1, Arc::new(commands), ChaCha8Rng::seed_from_u64(1))
+    }
+
+    /// A child in D state survives SIGKILL; the kill lands when the D
+    /// state ends. The process table saw it start and sees it end.
+    #[test]
+    fn a_child_in_d_state_survives_every_kill_until_released() {
+        let mut p = procs();
+        p.unkillable = true;
+        p.spawn(ProcId(1), "web", "w", "start", "run").expect("spawns");
+        assert_eq!(p.changes, vec![ProcChange { group: "web".into(), started: true }]);
+        p.changes.clear();
+        p.now = Millis(1_000);
+        for signal in [Signal::Int, Signal::Term, Signal::Kill] {
+            assert_eq!(p.signal(ProcId(1), signal), Ok(true));
+        }
+        assert!(p.due.is_empty(), "no signal had an effect");
+        p.now = Millis(9_000);
+        p.release_stuck();
+        assert_eq!(p.due, vec![(Millis(9_000), ProcId(1))]);
+        let ended = p.take_exit(ProcId(1), Millis(9_000));
+        assert_eq!(
+            ended,
+            Some(Ended::Exited { status: ExitStatus::Signaled(9), lingering: false })
+        );
+        assert_eq!(p.changes, vec![ProcChange { group: "web".into(), started: false }]);
+    }
+
+    /// A lingering group: the leader's exit is reported with `lingering`,
+    /// the group is gone later; a test-level child is no service process.
+    #[test]
+    fn lingering_groups_and_service_levels() {
+        let mut p = procs();
+        p.linger = Some(Millis(5_000));
+        p.spawn(ProcId(1), "web", "t", "test", "run").expect("spawns");
+        assert!(p.changes.is_empty(), "a test is not the service");
+        p.spawn(ProcId(2), "web", "w", "start", "run").expect("spawns");
+        p.now = Millis(100);
+        p.signal(ProcId(2), Signal::Int).expect("signalled");
+        let (at, id) = *p.due.last().expect("ends");
+        let first = p.take_exit(id, at);
+        assert!(matches!(first, Some(Ended::Exited { lingering: true, .. })), "{first:?}");
+        let (later, _) = *p.due.last().expect("the group ends later");
+        assert_eq!(later, at + Millis(5_000));
+        assert_eq!(p.take_exit(id, later), Some(Ended::GroupGone));
     }
 }

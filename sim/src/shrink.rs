@@ -152,6 +152,9 @@ pub fn weaker(fault: &Fault) -> Vec<Fault> {
             out.extend(half(*len).map(|len| Fault::TornCopy { node: *node, len }));
         }
         Fault::CltabEdit { .. } => {}
+        Fault::DState { node, len } => {
+            out.extend(half(*len).map(|len| Fault::DState { node: *node, len }));
+        }
     }
     out
 }

@@ -55,6 +55,9 @@ pub struct Row {
     /// All violations of all runs.
     pub violations: u64,
     pub runs_with_violations: u64,
+    /// Per invariant: how many runs violated it (`double-owner`,
+    /// `needless-fence`, ...).
+    pub runs_violating: BTreeMap<String, u64>,
     /// Up to ten seeds that violated something, to replay.
     pub failing_seeds: Vec<u64>,
 }
@@ -72,6 +75,8 @@ struct Done {
     report: RunReport,
     latencies: Vec<f64>,
     violations: u64,
+    /// The invariants this run violated.
+    violated: Vec<String>,
 }
 
 fn grid(spec: &SweepSpec) -> Result<Vec<Point>, ConfigError> {
@@ -144,6 +149,7 @@ pub fn sweep(
                         .map(|&l| secs(l))
                         .collect(),
                     violations: r.tracker.counts().values().sum(),
+                    violated: r.tracker.counts().keys().cloned().collect(),
                     report: RunReport::new(&r),
                 });
                 if tx.send(result).is_err() {
@@ -201,6 +207,15 @@ fn row<'a>(p: &Point, runs: impl Iterator<Item = &'a Done>) -> Row {
         unavailable_group_seconds_max: max(&unavail),
         violations: runs.iter().map(|d| d.violations).sum(),
         runs_with_violations: runs.iter().filter(|d| d.violations > 0).count() as u64,
+        runs_violating: {
+            let mut m = BTreeMap::new();
+            for d in &runs {
+                for k in &d.violated {
+                    *m.entry(k.clone()).or_default() += 1;
+                }
+            }
+            m
+        },
         failing_seeds: runs.iter().filter(|d| d.violations > 0).take(10).map(|d| d.seed).collect(),
     }
 }

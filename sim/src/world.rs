@@ -203,6 +203,8 @@ struct Active {
     read_hang: Vec<(usize, u32)>,
     /// (episode, node): copies on the node leave a half-written file.
     torn_copy: Vec<(usize, u32)>,
+    /// (episode, node): children started there survive every kill.
+    d_state: Vec<(usize, u32)>,
 }
 
 /// How a run reports and records.
@@ -272,6 +274,19 @@ pub struct World {
     events: u64,
     /// Content identities: every distinct write gets the next number.
     serial: u64,
+    /// `/mfs/<node>/<file>` by node and [`file_index`], made once.
+    paths: Vec<[String; 5]>,
+}
+
+/// The position of `file` in [`World::paths`].
+fn file_index(file: SharedFile) -> usize {
+    match file {
+        SharedFile::Cltab => 0,
+        SharedFile::Hactl => 1,
+        SharedFile::Clstat => 2,
+        SharedFile::Hastat => 3,
+        SharedFile::Heartbeat => 4,
+    }
 }
 
 /// Run one seed of a scenario.
@@ -358,6 +373,18 @@ impl World {
             built,
             events: 0,
             serial: 0,
+            paths: (0..=n as u32)
+                .map(|j| {
+                    [
+                        SharedFile::Cltab,
+                        SharedFile::Hactl,
+                        SharedFile::Clstat,
+                        SharedFile::Hastat,
+                        SharedFile::Heartbeat,
+                    ]
+                    .map(|f| format!("/mfs/{j}/{f}"))
+                })
+                .collect(),
             cfg: cfg.clone(),
         };
         // Every node has the operator's hactl and cltab from before the start.
@@ -473,10 +500,16 @@ impl World {
         match ev {
             Ev::Boot { node } => self.boot(node),
             Ev::Answer { node, inc, inputs } => {
-                for input in inputs {
-                    if self.live(node, inc) {
-                        self.feed(node, input);
+                // All answers first (they arrive together), then carry out
+                // what they caused: one pump per batch, not per member.
+                if self.live(node, inc) {
+                    let now = self.now;
+                    if let Some(driver) = self.nodes[node as usize].driver.as_mut() {
+                        for input in inputs {
+                            driver.handle(now, input);
+                        }
                     }
+                    self.pump(node);
                 }
             }
             Ev::Tick { node, inc } => self.tick(node, inc),
@@ -968,7 +1001,7 @@ impl World {
                     .into_iter()
                     .map(|(file, known)| FileReport {
                         file,
-                        path: format!("/mfs/{j}/{file}"),
+                        path: self.paths[j as usize][file_index(file)].clone(),
                         read: self.read_file(node, j, file, known),
                     })
                     .collect();
@@ -1051,6 +1084,7 @@ impl World {
                 procs.now = now;
                 procs.spawn_fail = slot.spawn_fail;
                 procs.linger = slot.linger;
+                procs.unkillable = self.active.d_state.iter().any(|&(_, n)| n == node);
                 let result = match not_after {
                     Some(t) if now > t => {
                         Err(SpawnFailure::TooLate { late_by: now.saturating_sub(t).0 })
@@ -1106,6 +1140,31 @@ impl World {
         }
     }
 
+    /// The D state on `node` ends: its children (orphans too) can be
+    /// killed again, and kills sent meanwhile land now.
+    fn release_stuck(&mut self, node: u32) {
+        if self.active.d_state.iter().any(|&(_, n)| n == node) {
+            return;
+        }
+        let now = self.now;
+        let slot = &mut self.nodes[node as usize];
+        let mut due = Vec::new();
+        for (inc, procs) in slot.orphans.iter_mut() {
+            procs.now = now;
+            procs.release_stuck();
+            due.extend(procs.due.drain(..).map(|(at, id)| (at, *inc, id)));
+        }
+        let inc = slot.incarnation;
+        if let Some(procs) = slot.procs.as_mut() {
+            procs.now = now;
+            procs.release_stuck();
+        }
+        for (at, inc, id) in due {
+            self.queue.push(at, Ev::Exit { node, inc, id });
+        }
+        self.drain_procs(node, inc);
+    }
+
     /// Process-table changes and new exit times of node `node`'s current
     /// children.
     fn drain_procs(&mut self, node: u32, inc: u32) {
@@ -1135,7 +1194,7 @@ impl World {
                 .into_iter()
                 .map(|(file, known)| FileReport {
                     file,
-                    path: format!("/mfs/{target}/{file}"),
+                    path: self.paths[target as usize][file_index(file)].clone(),
                     read: self.read_file(reader, target, file, known),
                 })
                 .collect();
@@ -1391,6 +1450,12 @@ impl World {
                     self.queue.push(now + len, Ev::FaultEnd(i));
                 }
             }
+            Fault::DState { node, len } => {
+                if self.valid(node) {
+                    self.active.d_state.push((i, node));
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
             Fault::CltabEdit { node, group, broken } => {
                 if self.valid(node) {
                     self.edit_cltab(node, &group, broken);
@@ -1499,6 +1564,10 @@ impl World {
         self.active.read_hang.retain(|(j, _)| *j != i);
         self.release_hung();
         self.active.torn_copy.retain(|(j, _)| *j != i);
+        if let Some(pos) = self.active.d_state.iter().position(|(j, _)| *j == i) {
+            let (_, node) = self.active.d_state.remove(pos);
+            self.release_stuck(node);
+        }
         self.tracker.log(self.now, 0, 0, || format!("fault #{i} over"));
         self.recompute();
         self.refresh_health();
@@ -1571,6 +1640,9 @@ impl World {
     fn quiet(&mut self) {
         self.tracker.log(self.now, 0, 0, || "QUIET PHASE: faults end; liveness must hold".into());
         self.active = Active::default();
+        for node in 1..=self.cfg.nodes {
+            self.release_stuck(node);
+        }
         self.heal();
         for slot in &mut self.nodes {
             slot.skew = 0;

@@ -17,28 +17,36 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
-The simulator runs N production cluster nodes (init machine + HA monitor,
-the code mosha runs) on a virtual clock, in a world of shared-filesystem
-delays, per-node membership views, crashes, partitions, clock skew and slow
-nodes. Everything random comes from --seed: the same seed and options give
+The simulator runs N production cluster drivers (the cluster loop mosha
+runs: init machine, HA monitor, reads with deadlines, replication,
+heartbeats) on a virtual clock and executes their commands against a
+simulated shared filesystem, membership source and process table, in a
+world of delays, crashes, partitions, killed, frozen or paused monitors,
+skewed and drifting clocks and failing I/O. Everything random comes from --seed: the same seed and options give
 the same run, bit for bit.
 
 Fault plans (--faults): none | random (a seeded random subset of all kinds)
 | safe (a random subset of the kinds classic is expected to survive) | all |
 a list like crash,partition:rate=2,slow-fs:size=5s:len=2m. Kinds: crash,
 partition, slow-fs, read-failures, stale-reads, skew, slow-node,
-false-suspicion, hactl-edit. Every run ends in a quiet phase without
-faults, in which liveness must hold.
+false-suspicion, hactl-edit, cltab-edit, mosha-crash, monitor-freeze,
+node-pause, spawn-fail, lingering-group, fence-fail, write-fail,
+membership-fail, one-way-partition, clock-drift, read-hang, torn-copy,
+d-state.
+Every run ends in a quiet phase without faults, in which liveness must
+hold.
 
 Parameters (--param key=value): policy timeout, cycletime, balance, quorum,
 stomith_grace, backoff, quorum_loss_sleep; world fs_delay, fs_jitter,
 detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter,
 fence_kills,
 fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup,
-fail_fraction. Durations read like 90s, 2h, 1h30m, 250ms.
+membership (oracle | heartbeat: detection by heartbeat files and --timeout,
+as in production), read_timeout, fail_fraction. Durations read like 90s, 2h, 1h30m, 250ms.
 
-Invariants: double-owner, start-after-failed-test, halt-bound, liveness
-(see sim/README.md). `run` exits 1 when one is violated, 2 on bad input.
+Invariants (judged from the simulated process table): double-owner,
+start-after-failed-test, needless-fence, halt-bound, liveness (see
+sim/README.md). `run` exits 1 when one is violated, 2 on bad input.
 
 Examples:
   clinit-sim run --nodes 10 --groups 5 --seed 7 --faults random
