@@ -23,11 +23,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Fence votes: fenced node → (its fenced incarnation, the nodes that
-/// fenced it). A fenced node's services are dead, so it votes, but only
-/// **with its fencer**: it joins a set of voters only when one of its
-/// fencers is in that set. Two quorums that both count the vote therefore
-/// meet in the fencer, and quorum intersection survives. (Counting it
-/// everywhere would let two fenced nodes alone "revoke" a healthy third.)
+/// fenced it). A lost tie-breaker fenced successfully votes, but only
+/// **with its fencers**: it joins a set of voters only when every known
+/// fencer of it is in that set. Two quorums that both count the vote
+/// therefore meet in a fencer, and quorum intersection survives. (Counting
+/// it everywhere would let two fenced nodes alone "revoke" a healthy third;
+/// counting it with any one fencer would let two fencers spend it twice.)
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Votes(pub BTreeMap<u32, (u64, BTreeSet<u32>)>);
 
@@ -50,7 +51,7 @@ impl Votes {
         self.0.get(&node).map(|v| v.0)
     }
 
-    /// Add to `yes` every fenced node with a fencer in `yes` (to a fixed
+    /// Add to `yes` every fenced node whose fencers are all in `yes` (to a fixed
     /// point: a fencer may itself be a fenced node's vote). Returns whether
     /// a vote was added.
     pub fn expand(&self, yes: &mut BTreeSet<u32>) -> bool {
@@ -60,7 +61,9 @@ impl Votes {
                 .0
                 .iter()
                 .filter(|(n, (_, fencers))| {
-                    !yes.contains(n) && fencers.iter().any(|f| yes.contains(f))
+                    !yes.contains(n)
+                        && !fencers.is_empty()
+                        && fencers.iter().all(|f| yes.contains(f))
                 })
                 .map(|(&n, _)| n)
                 .collect();
@@ -163,6 +166,10 @@ mod tests {
         let mut with: BTreeSet<u32> = [2, 3].into();
         assert!(v.expand(&mut with));
         assert_eq!(with, [1, 2, 3, 4].into());
+        v.add(4, 1, 5);
+        let mut one: BTreeSet<u32> = [2].into();
+        v.expand(&mut one);
+        assert!(!one.contains(&4), "two fencers: the vote needs both");
         v.add(1, 4, 3);
         assert_eq!(v.0[&1], (4, [3].into()), "a newer incarnation's fence replaces the old");
     }

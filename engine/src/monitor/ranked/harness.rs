@@ -60,6 +60,10 @@ pub struct Node {
     pub dropped_late: usize,
     /// When its monitor last resumed (thaw, VM resume), global time.
     pub resumed_at: Option<u64>,
+    /// Groups whose test fails on this node.
+    pub failing_tests: BTreeSet<String>,
+    /// Starts of each group on this node (ground truth).
+    pub starts: BTreeMap<String, usize>,
 }
 
 impl Node {
@@ -74,6 +78,7 @@ pub struct FenceJob {
     pub by: u32,
     pub target: NodeInc,
     pub guard: FenceGuard,
+    pub healthy_at_issue: bool,
 }
 
 pub struct World {
@@ -96,10 +101,17 @@ pub struct World {
     /// yet publish that it is back. A known race of every timeout-based
     /// fence; compare-and-fence narrows it to this window.
     pub resume_races: usize,
+    /// Fences asked for while the target was unhealthy by ground truth,
+    /// that landed after it recovered: right when decided, overtaken within
+    /// the fence's own time limit.
+    pub recovered_during_fence: usize,
     pub double_owner_ms: u64,
     pub split_leases_ms: u64,
     /// Feed the membership source's view (`detect=0`): up, unpaused hosts.
     pub membership: bool,
+    /// Step a machine only on an input or when its `poll_timeout` is due,
+    /// instead of every tick.
+    pub event_driven: bool,
     last_membership: Option<Vec<u32>>,
     pub log: Vec<(u64, u32, String)>,
 }
@@ -124,9 +136,11 @@ impl World {
             fences: Vec::new(),
             needless_fences: 0,
             resume_races: 0,
+            recovered_during_fence: 0,
             double_owner_ms: 0,
             split_leases_ms: 0,
             membership: false,
+            event_driven: false,
             last_membership: None,
             log: Vec::new(),
         };
@@ -154,6 +168,8 @@ impl World {
                     restart_at: Some(0),
                     dropped_late: 0,
                     resumed_at: None,
+                    failing_tests: BTreeSet::new(),
+                    starts: BTreeMap::new(),
                 },
             );
         }
@@ -332,7 +348,13 @@ impl World {
                 if self.healthy(job.target.node) {
                     let resumed = self.nodes[&job.target.node].resumed_at;
                     let window = 2 * self.params.heartbeat.0 + self.default_delay;
-                    if resumed.is_some_and(|r| t < r + window) {
+                    if !job.healthy_at_issue {
+                        // Decided on an unhealthy target that recovered
+                        // (partition healed, monitor resumed) while the
+                        // fence was under way.
+                        self.recovered_during_fence += 1;
+                        self.log.push((t, job.by, "FENCE RACED A RECOVERY".into()));
+                    } else if resumed.is_some_and(|r| t < r + window) {
                         self.resume_races += 1;
                         self.log.push((t, job.by, "FENCE RACED A RESUME".into()));
                     } else {
@@ -453,7 +475,16 @@ impl World {
         }
         let mut inputs = std::mem::take(&mut self.node(id).inbox);
         inputs.extend(reads);
-        inputs.push(Input::Tick);
+        // Event-driven: a Tick only when something arrived or the machine's
+        // poll_timeout is due (as a production driver steps it).
+        let due = {
+            let n = &self.nodes[&id];
+            let local = n.local(t);
+            n.machine.as_ref().and_then(|m| m.poll_timeout()).is_none_or(|at| at <= local)
+        };
+        if !self.event_driven || due || !inputs.is_empty() {
+            inputs.push(Input::Tick);
+        }
         for input in inputs {
             let n = self.node(id);
             let local = n.local(t);
@@ -467,7 +498,6 @@ impl World {
 
     fn execute(&mut self, id: u32, c: Command, late: bool) {
         let t = self.t;
-        let test_fails = false;
         match c {
             Command::Persist { version, state } => {
                 let n = self.node(id);
@@ -494,7 +524,7 @@ impl World {
                     return;
                 }
                 let state = match level.as_str() {
-                    "test" if test_fails => GroupState::Failed,
+                    "test" if n.failing_tests.contains(&group) => GroupState::Failed,
                     "test" => GroupState::Passed,
                     _ => GroupState::Done,
                 };
@@ -504,6 +534,7 @@ impl World {
                     }
                 } else if starts {
                     n.procs.insert(group.clone());
+                    *n.starts.entry(group.clone()).or_default() += 1;
                 }
                 n.own.groups.insert(group, GroupStatus { level, state });
                 let own = n.own.clone();
@@ -511,7 +542,7 @@ impl World {
             }
             Command::KillAllNow => {
                 let n = self.node(id);
-                let confirmed = !(n.unkillable && !n.procs.is_empty());
+                let confirmed = !n.unkillable || n.procs.is_empty();
                 if !n.unkillable {
                     n.procs.clear();
                 }
@@ -526,7 +557,13 @@ impl World {
             Command::Fence { target, reason, guard } => {
                 self.log.push((t, id, format!("fence {target:?} {reason:?}")));
                 self.fences.push((t, id, target));
-                self.fence_jobs.push(FenceJob { at: t + self.fence_ms, by: id, target, guard });
+                self.fence_jobs.push(FenceJob {
+                    at: t + self.fence_ms,
+                    by: id,
+                    target,
+                    guard,
+                    healthy_at_issue: self.healthy(target.node),
+                });
             }
             Command::Log(notice) => self.log.push((t, id, format!("{notice:?}"))),
         }

@@ -44,6 +44,27 @@ fn places_once_and_fails_over_after_the_lease_wait() {
 }
 
 #[test]
+fn stepped_only_at_poll_timeout_it_behaves_the_same() {
+    // A driver that steps the machine only on inputs and at poll_timeout
+    // (never every 10 ms) gets the same placement and failover.
+    for fence in [false, true] {
+        let params = RankedParams { fence_command: fence, ..RankedParams::default() };
+        let mut w = World::new(3, params, "web start 1,2,3\n");
+        w.event_driven = true;
+        w.membership = true;
+        assert!(w.settle(10_000), "{}", dump(&w));
+        assert_eq!(w.runs("web"), vec![1]);
+        let t0 = w.t;
+        w.crash(1, None);
+        assert!(w.run_until_cond(t0 + 10_000, |w| w.runs("web") == vec![2]), "{}", dump(&w));
+        let bound = if fence { w.fence_ms + 500 } else { w.params.takeover_wait().0 + 1000 };
+        assert!(w.t - t0 <= bound, "failover {} ms (fence {fence})", w.t - t0);
+        eprintln!("event-driven failover {} ms (fence {fence})", w.t - t0);
+        assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0));
+    }
+}
+
+#[test]
 fn with_a_fence_command_failover_is_the_fence_time() {
     let mut w = fenced(3, "web start 1,2,3\n");
     w.membership = true;
@@ -309,6 +330,151 @@ fn an_exact_half_without_the_tie_fence_stays_down() {
     assert!(w.runs("web").is_empty(), "{}", dump(&w));
 }
 
+#[test]
+fn no_failback_when_the_better_ranked_node_returns() {
+    let mut w = world(3, "web start 1,2,3\n");
+    assert!(w.settle(10_000));
+    let t0 = w.t;
+    w.crash(1, Some(5000));
+    assert!(w.run_until_cond(t0 + 10_000, |w| w.runs("web") == vec![2]));
+    w.run_until(t0 + 20_000);
+    assert!(w.nodes[&1].up && w.holding(1), "node 1 is back with a lease");
+    assert_eq!(w.runs("web"), vec![2], "a running group stays where it runs");
+    assert_eq!(w.nodes[&2].starts["web"], 1);
+}
+
+#[test]
+fn a_failed_test_backs_off_and_the_group_settles_elsewhere() {
+    let mut w = world(3, "web start 1,2,3\n");
+    w.node(1).failing_tests.insert("web".into());
+    w.run_until(30_000);
+    assert_eq!(w.runs("web"), vec![2], "{}", dump(&w));
+    let failures = w.log.iter().filter(|l| l.1 == 1 && l.2.starts_with("TestFailed")).count();
+    assert_eq!(failures, 1, "node 1 backs off for 10 s, then web already runs on 2: {}", dump(&w));
+    assert!(w.nodes[&1].starts.is_empty(), "never started where its test fails");
+}
+
+#[test]
+fn a_group_that_fails_its_test_everywhere_does_not_bounce() {
+    let mut w = world(3, "web start\n");
+    for id in 1..=3 {
+        w.node(id).failing_tests.insert("web".into());
+    }
+    w.run_until(120_000);
+    assert!(w.runs("web").is_empty());
+    let tests = w.log.iter().filter(|l| l.2 == "tell web test").count();
+    // Back-off 10 s, 20 s, 40 s, 80 s per node: at most 4 tries each in 2 min.
+    assert!(tests <= 12, "{tests} tests in 2 minutes");
+    assert!(tests >= 3, "every node tried: {tests}");
+}
+
+#[test]
+fn an_unreadable_record_is_unknown_not_absent() {
+    // Node 1 runs web; node 2 cannot read it for less than the suspicion
+    // time (a torn copy, EIO): nothing moves.
+    let mut w = world(3, "web start 1,2,3\n");
+    assert!(w.settle(10_000));
+    let t0 = w.t;
+    w.link(1, 2, Link::Down);
+    w.link(1, 3, Link::Down);
+    w.run_until(t0 + w.params.suspect_after.0 - 100);
+    w.links.clear();
+    w.run_until(t0 + 10_000);
+    assert_eq!(w.runs("web"), vec![1], "{}", dump(&w));
+    assert_eq!(w.nodes[&1].starts["web"], 1, "never restarted");
+    assert!(w.log.iter().any(|l| l.2.starts_with("Unknown")), "the reads did fail");
+}
+
+#[test]
+fn clock_skew_and_drift_neither_fence_nor_mislead() {
+    // Node 3's clock is hours ahead and runs 0.5 % fast: nothing happens.
+    let mut w = fenced(3, "web start 1,2,3\n");
+    w.node(3).clock_offset += 5 * 3600 * 1000;
+    w.set_drift(3, 5000);
+    w.run_until(60_000);
+    assert_eq!(w.runs("web"), vec![1]);
+    assert!(w.fences.is_empty(), "{}", dump(&w));
+    let heartbeats = w.nodes[&3].history.len();
+    assert!(heartbeats > 200, "time passed: {heartbeats} records of node 3");
+}
+
+#[test]
+fn a_peer_of_another_policy_stops_all_takeover() {
+    let mut w = world(5, "web start 1,2,3\n");
+    assert!(w.settle(10_000));
+    let t0 = w.t;
+    // Node 4 is rolled back to classic: it publishes another policy.
+    let history = w.nodes[&4].history.clone();
+    let text = history.last().map(|h| h.1.clone()).expect("node 4 wrote");
+    let mut rec = Record::parse(&text).expect("valid");
+    rec.policy = "classic".into();
+    rec.counter += 1_000_000;
+    w.crash(4, None);
+    w.node(4).history.push((t0, rec.render()));
+    w.crash(1, None);
+    w.run_until(t0 + 15_000);
+    assert!(
+        w.runs("web").is_empty(),
+        "nothing taken over while a member runs classic: {}",
+        dump(&w)
+    );
+    assert!(w.log.iter().any(|l| l.2.starts_with("Void")), "node 1's claims did become void");
+}
+
+#[test]
+fn persist_before_publish_and_watchdog_deadline() {
+    let params = RankedParams::default();
+    let initial = Config { version: 1, members: vec![1, 2, 3] };
+    let mut m = Ranked::new(1, params.clone(), initial, None, ClStat::default(), Millis(0));
+    let out = m.step(Millis(0), Input::Tick);
+    assert!(
+        out.commands.iter().any(|c| matches!(c, Command::Persist { version: 1, .. })),
+        "{out:?}"
+    );
+    assert!(
+        !out.commands.iter().any(|c| matches!(c, Command::WriteRecord { .. })),
+        "no record before the incarnation is durable"
+    );
+    let out = m.step(Millis(1), Input::Persisted { version: 1 });
+    assert!(out.commands.iter().any(|c| matches!(c, Command::WriteRecord { counter: 1, .. })));
+    // Silence of node 2 and 3: revoked, but the revocation is published only once durable.
+    // Steps every 100 ms (a longer gap would count as a resume).
+    let mut persist = None;
+    let mut t = 1;
+    while persist.is_none() && t < 5000 {
+        t += 100;
+        let out = m.step(Millis(t), Input::Tick);
+        persist = out.commands.iter().find_map(|c| match c {
+            Command::Persist { version, state } if !state.revocations.is_empty() => {
+                Some((*version, state.revocations.len()))
+            }
+            _ => None,
+        });
+    }
+    assert!(t > params.suspect_after.0, "revoked after {t} ms");
+    assert_eq!(persist.map(|p| p.1), Some(2));
+    assert!(m.record().revocations.is_empty(), "not published before it is durable");
+    let version = persist.map(|p| p.0).unwrap_or(0);
+    m.step(Millis(t + 1), Input::Persisted { version });
+    assert_eq!(m.record().revocations.len(), 2);
+}
+
+#[test]
+fn the_watchdog_gets_the_lease_deadline_minus_delta() {
+    let mut w = world(3, "web start 1,2,3\n");
+    let mut seen = None;
+    for _ in 0..200 {
+        w.run_until(w.t + 10);
+        if let Some(d) = w.nodes[&1].machine.as_ref().and_then(|m| m.lease_deadline()) {
+            seen = Some(d);
+            break;
+        }
+    }
+    let deadline = seen.expect("node 1 acquired a lease");
+    let wd = w.nodes[&1].watchdog.next_deadline().expect("armed");
+    assert_eq!(wd, deadline.saturating_sub(w.params.kill_bound));
+}
+
 /// Three machines driven by hand: node 1 proposes dropping 3, node 3
 /// proposes dropping 1, and node 2 hears node 3 first.
 fn membership_race(rules: Rules) -> Vec<Config> {
@@ -459,7 +625,13 @@ mod random_faults {
         Drift(u32, i64),
     }
 
-    fn schedule(rng: &mut ChaCha8Rng, n: u32, fence: bool, end: u64) -> Vec<(u64, Fault)> {
+    fn schedule(
+        rng: &mut ChaCha8Rng,
+        n: u32,
+        fence: bool,
+        links: bool,
+        end: u64,
+    ) -> Vec<(u64, Fault)> {
         let mut out = Vec::new();
         let mut t = 3000;
         let node = |rng: &mut ChaCha8Rng| rng.random_range(1..=n);
@@ -470,7 +642,9 @@ mod random_faults {
             if b == a {
                 b = a % n + 1;
             }
-            match rng.random_range(0..9) {
+            let kind = rng.random_range(0..9);
+            let kind = if !links && (4..=6).contains(&kind) { 8 } else { kind };
+            match kind {
                 0 => out.push((t, Fault::Crash(a, rng.random_range(1000..5000)))),
                 1 => out.push((t, Fault::RestartMonitor(a))),
                 2 => {
@@ -532,11 +706,17 @@ mod random_faults {
         }
     }
 
-    pub(super) fn run_logged(seed: u64, n: u32, fence: bool, membership: bool) -> World {
-        run(seed, n, fence, membership)
+    pub(super) fn run_logged(
+        seed: u64,
+        n: u32,
+        fence: bool,
+        membership: bool,
+        links: bool,
+    ) -> World {
+        run(seed, n, fence, membership, links)
     }
 
-    fn run(seed: u64, n: u32, fence: bool, membership: bool) -> World {
+    fn run(seed: u64, n: u32, fence: bool, membership: bool, links: bool) -> World {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let params = RankedParams { fence_command: fence, ..RankedParams::default() };
         let mut w = World::new(n, params, "web start\ndb start\napp start 2\n");
@@ -545,7 +725,7 @@ mod random_faults {
             w.node(id).clock_offset = rng.random_range(0..1_000_000);
         }
         let end = 40_000;
-        let faults = schedule(&mut rng, n, fence, end);
+        let faults = schedule(&mut rng, n, fence, links, end);
         for (at, f) in &faults {
             w.run_until(*at);
             w.log.push((w.t, 0, format!("FAULT {f:?}")));
@@ -556,11 +736,30 @@ mod random_faults {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+        // 40 cases each by default (bounded: about 20 s); RANKED_CASES=N runs more.
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("RANKED_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(40),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
 
+        /// Every fault kind: never two owners (judged from the process
+        /// table). With a watchdog only, VM pauses are left out: a pause
+        /// stops the watchdog too (documented).
         #[test]
-        fn no_double_owner_and_no_needless_fence(seed in any::<u64>(), n in 2u32..=5, fence in any::<bool>(), membership in any::<bool>()) {
-            let w = run(seed, n, fence, membership);
+        fn no_double_owner_under_any_fault(seed in any::<u64>(), n in 2u32..=5, fence in any::<bool>(), membership in any::<bool>()) {
+            let w = run(seed, n, fence, membership, true);
+            prop_assert_eq!(w.double_owner_ms, 0, "seed {} n {} fence {}\n{}", seed, n, fence, dump(&w));
+        }
+
+        /// Node faults (crashes, `mosha -9`, freezes, pauses, failing
+        /// fences, drift): no needless fence. Link faults are left out: a
+        /// revocation stands until the revoked node releases, so a later
+        /// partition can make a healthy node lose its lease and be fenced
+        /// by protocol (a known limit, see the module doc).
+        #[test]
+        fn no_needless_fence_under_node_faults(seed in any::<u64>(), n in 2u32..=5, fence in any::<bool>(), membership in any::<bool>()) {
+            let w = run(seed, n, fence, membership, false);
             prop_assert_eq!(w.double_owner_ms, 0, "seed {} n {} fence {}\n{}", seed, n, fence, dump(&w));
             prop_assert_eq!(w.needless_fences, 0, "seed {} n {} fence {}\n{}", seed, n, fence, dump(&w));
         }
@@ -575,7 +774,46 @@ fn replay_seed() {
     let n = var("RANKED_N").unwrap_or(3) as u32;
     let fence = var("RANKED_FENCE").unwrap_or(1) == 1;
     let membership = var("RANKED_MEMBERSHIP").unwrap_or(1) == 1;
-    let w = random_faults::run_logged(seed, n, fence, membership);
+    let links = var("RANKED_LINKS").unwrap_or(1) == 1;
+    let w = random_faults::run_logged(seed, n, fence, membership, links);
     eprintln!("{}", dump(&w));
     eprintln!("double {} needless {}", w.double_owner_ms, w.needless_fences);
+}
+
+/// Failover times in the lock-step world (not the simulator): the owner of
+/// `web` dies and the membership source says so at once (`detect=0`).
+/// `cargo test -p clinit-engine --lib measure_failover -- --ignored --nocapture`
+#[test]
+#[ignore = "measurement, prints a table"]
+fn measure_failover() {
+    use rand::{Rng, SeedableRng};
+    for fence in [true, false] {
+        for n in [3u32, 5, 10] {
+            let mut times = Vec::new();
+            for seed in 0..30u64 {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+                let params = RankedParams { fence_command: fence, ..RankedParams::default() };
+                let mut w = World::new(n, params, "web start\n");
+                w.membership = true;
+                for id in 1..=n {
+                    w.node(id).clock_offset = rng.random_range(0..1_000_000);
+                }
+                assert!(w.settle(10_000));
+                w.run_until(w.t + rng.random_range(0..1000));
+                let owner = w.runs("web")[0];
+                let t0 = w.t;
+                w.crash(owner, Some(600_000));
+                assert!(w.run_until_cond(t0 + 20_000, |w| w.runs("web").len() == 1));
+                assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0));
+                times.push(w.t - t0);
+            }
+            times.sort_unstable();
+            let p50 = times[times.len() / 2];
+            let max = times[times.len() - 1];
+            eprintln!(
+                "fence={fence} N={n}: failover p50 {p50} ms, max {max} ms over {} runs",
+                times.len()
+            );
+        }
+    }
 }

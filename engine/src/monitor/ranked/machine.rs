@@ -262,6 +262,10 @@ pub struct Ranked {
     eligibility: Eligibility,
     fences: Fences,
     my_votes: BTreeMap<u32, u64>,
+    /// Tie-breakers this node fenced (their votes go with it).
+    my_tie_votes: BTreeMap<u32, u64>,
+    /// Why each fence in flight was asked for.
+    fence_reasons: BTreeMap<NodeInc, FenceReason>,
     /// First sight of each known fence (node, incarnation), own clock.
     fence_seen: BTreeMap<(u32, u64), Millis>,
     /// Group → request id (the counter when this node began asking).
@@ -339,6 +343,8 @@ impl Ranked {
             eligibility: Eligibility::default(),
             fences: Fences::default(),
             my_votes: BTreeMap::new(),
+            my_tie_votes: BTreeMap::new(),
+            fence_reasons: BTreeMap::new(),
             fence_seen: BTreeMap::new(),
             claims: BTreeMap::new(),
             unplaced_since: BTreeMap::new(),
@@ -472,6 +478,9 @@ impl Ranked {
                 self.fences.result(target, ok, now, min, max);
                 if ok && was {
                     self.my_votes.insert(target.node, target.incarnation);
+                    if self.fence_reasons.get(&target) == Some(&FenceReason::TieBreaker) {
+                        self.my_tie_votes.insert(target.node, target.incarnation);
+                    }
                     self.hurry();
                 }
             }
@@ -595,14 +604,15 @@ impl Ranked {
     /// real acknowledgements or grants (which may have gone to the other
     /// side before it died).
     fn fence_votes(&mut self) -> (Votes, Votes) {
-        let all = self.known_fences();
+        let all = self.known_fences(|r| &r.fenced, &self.my_votes);
+        let tie = self.known_fences(|r| &r.votes, &self.my_tie_votes);
         let now = self.now;
         let wait = self.params.takeover_wait();
         for (&n, &(inc, _)) in &all.0 {
             self.fence_seen.entry((n, inc)).or_insert(now);
         }
         self.fence_seen.retain(|(n, inc), _| all.incarnation(*n) == Some(*inc));
-        let mut votes = all.clone();
+        let mut votes = tie;
         votes.0.retain(|&n, v| self.fence_seen.get(&(n, v.0)).is_some_and(|&at| now >= at + wait));
         for (&(_, _), &at) in &self.fence_seen {
             if now < at + wait {
@@ -612,14 +622,18 @@ impl Ranked {
         (all, votes)
     }
 
-    fn known_fences(&self) -> Votes {
+    fn known_fences(
+        &self,
+        published: impl Fn(&Record) -> &BTreeMap<u32, u64>,
+        mine: &BTreeMap<u32, u64>,
+    ) -> Votes {
         let mut votes = Votes::default();
-        for (&n, &inc) in &self.my_votes {
+        for (&n, &inc) in mine {
             votes.add(n, inc, self.me);
         }
         for (&fencer, p) in &self.peers {
             if let Some(r) = &p.record {
-                for (&n, &inc) in &r.fenced {
+                for (&n, &inc) in published(r) {
                     votes.add(n, inc, fencer);
                 }
             }
@@ -1076,6 +1090,7 @@ impl Ranked {
         }
         for (target, reason) in wanted {
             if !self.fences.succeeded(target) && self.fences.start(target, now) {
+                self.fence_reasons.insert(target, reason);
                 // A node that published `lost` is alive by its own account:
                 // no compare; otherwise fire only on a silent target.
                 let lost = self.record_of(target.node).is_some_and(|r| r.lease == LeaseState::Lost);
@@ -1192,7 +1207,7 @@ impl Ranked {
         if !self.rules.claims {
             return Some(BTreeSet::new());
         }
-        let Some(&req) = self.claims.get(group) else { return None };
+        let &req = self.claims.get(group)?;
         let me = self.my_epoch(req);
         let mut yes: BTreeSet<u32> = BTreeSet::new();
         if self.persisted.as_ref().and_then(|d| d.grants.get(group)).is_some_and(|g| g.to == me) {
@@ -1319,7 +1334,9 @@ impl Ranked {
                     }
                     self.ask(&g);
                     match (st.level.as_str(), &st.state) {
-                        (_, GroupState::Failed) => {
+                        (_, GroupState::Failed)
+                            if self.told.get(&g).map(String::as_str) != Some("stop") =>
+                        {
                             let (base, cap) =
                                 (self.params.test_backoff, self.params.test_backoff_max);
                             let until = self.eligibility.failed(&g, self.me, now, base, cap);
@@ -1442,6 +1459,7 @@ impl Ranked {
                 self.claims.clone()
             },
             fenced: self.my_votes.clone(),
+            votes: self.my_tie_votes.clone(),
             groups: self
                 .own
                 .groups

@@ -67,6 +67,53 @@
 //! * `--timeout` relates to H as H = timeout/3 at most (the original's
 //!   timeout/3 heartbeat is far too slow for H ≤ 2 s; P is H/8).
 
+//! # Refinements found by the interleaving tests
+//!
+//! * **Epochs.** A node that lost its lease and released starts a new lease
+//!   epoch whose first counter (`floor`) it publishes; a revocation bound
+//!   below a node's floor is moot (the node released since), and grants
+//!   name the epoch and the request, so an old grant never counts again.
+//! * **Fence votes go with their fencer** and vote only `H·(1+ρ)+δ` after
+//!   they are first seen (a fence voids its target's claims at once, but a
+//!   lease elsewhere may still rest on the target's last real
+//!   acknowledgements).
+//! * **Compare-and-fence.** A fence command carries a guard; the executor
+//!   skips it if the target's record shows it came back.
+//! * **Resuming.** A monitor that did not step for more than H/2 (frozen,
+//!   hung executor) counts its last contact with everyone from then.
+//! * **wait_for_all** means every member acknowledged this incarnation.
+//!
+//! # Known limits
+//!
+//! * A revocation stands until the revoked node releases or restarts (it is
+//!   never lifted while the node may still run on it). A node revoked by a
+//!   minority keeps its lease on the others' acknowledgements, with less
+//!   margin; if a later partition takes that margin away, it loses its
+//!   lease and may be fenced although, by ground truth, it could exchange
+//!   records with a majority. Safety holds; lifting a standing revocation
+//!   safely (without a release) needs a bound on read staleness.
+//! * A fence that lands within one heartbeat period and visibility delay of
+//!   its target resuming from a freeze, or of a partition healing, cannot be
+//!   told from a needed one (compare-and-fence narrows the window to that).
+//! * A whole-node pause defeats the process watchdog for as long as it
+//!   lasts: with a watchdog only, a paused owner and its successor may both
+//!   have live processes until it resumes and kills them. With a fence
+//!   command, takeover from a node that did not publish a release always
+//!   waits for the fence, which covers a pause.
+//! * With neither watchdog nor fence command, nothing is taken over from a
+//!   node that may be alive unless `unsafe_takeover_unguarded` is set.
+//!
+//! # Driving it
+//!
+//! [`Ranked::new`] (node, [`RankedParams`], initial [`Config`], last
+//! [`Durable`] state or `None`, own `ClStat`, boot-clock now); then
+//! [`Ranked::step`] with every [`Input`] and [`Ranked::poll_timeout`] for
+//! the next [`Input::Tick`]. Every command's result comes back as an input:
+//! `Persist` → `Persisted`, `WriteRecord` → `Written`, `Fence` → `Fenced`,
+//! `KillAllNow` → `KillDone`; `Tell` results arrive as the next `Own`.
+//! Records are read with [`Record::parse`]; a parse error is
+//! [`Read::Unknown`]. Only the engine writes heartbeats.
+
 pub mod claims;
 pub mod eligibility;
 pub mod fencing;

@@ -18,6 +18,7 @@
 //! grant web 3 7 57 1234   grants web to node 3, incarnation 7, epoch 57, request 1234
 //! claim web 1234          asks for / holds the claim on web, request 1234
 //! fenced 2 4              fenced (node 2, incarnation 4) successfully
+//! vote 2 4                ... as the lost tie-breaker: it votes with this node
 //! group web start DONE    its local groups' status, as in clstat
 //! sum 9c1f0e2a7b3d4c55    FNV-1a 64 of every byte before this line
 //! ```
@@ -149,8 +150,12 @@ pub struct Record {
     pub grants: BTreeMap<String, Epoch>,
     /// Group → request id of the claim this node asks for or holds.
     pub claims: BTreeMap<String, u64>,
-    /// Node → incarnation this node fenced successfully (fence votes).
+    /// Node → incarnation this node fenced successfully (proof that its
+    /// services are dead).
     pub fenced: BTreeMap<u32, u64>,
+    /// Node → incarnation this node fenced as the lost tie-breaker of an
+    /// exact half: that node's vote goes with this node.
+    pub votes: BTreeMap<u32, u64>,
     /// Its local groups' status.
     pub groups: BTreeMap<String, GroupStatus>,
 }
@@ -230,6 +235,9 @@ impl Record {
         for (n, inc) in &self.fenced {
             let _ = writeln!(s, "fenced {n} {inc}");
         }
+        for (n, inc) in &self.votes {
+            let _ = writeln!(s, "vote {n} {inc}");
+        }
         for (g, st) in &self.groups {
             let _ = writeln!(s, "group {g} {} {}", st.level, st.state);
         }
@@ -283,6 +291,7 @@ impl Record {
             grants: BTreeMap::new(),
             claims: BTreeMap::new(),
             fenced: BTreeMap::new(),
+            votes: BTreeMap::new(),
             groups: BTreeMap::new(),
         };
         for (i, line) in lines {
@@ -340,6 +349,12 @@ impl Record {
                 }
                 (Some("claim"), 3) => {
                     rec.claims.insert(w[1].to_string(), num(2).ok_or(bad("bad request"))?);
+                }
+                (Some("vote"), 3) => {
+                    rec.votes.insert(
+                        node(1).ok_or(bad("bad node"))?,
+                        num(2).ok_or(bad("bad incarnation"))?,
+                    );
                 }
                 (Some("fenced"), 3) => {
                     rec.fenced.insert(
@@ -417,6 +432,7 @@ pub(crate) mod tests {
             grants: BTreeMap::new(),
             claims: BTreeMap::new(),
             fenced: BTreeMap::new(),
+            votes: BTreeMap::new(),
             groups: BTreeMap::new(),
         };
         r.acks.insert(1, Seen { incarnation: 5, counter: 100 });
@@ -424,6 +440,7 @@ pub(crate) mod tests {
         r.grants.insert("web".into(), Epoch { node: 3, incarnation: 7, floor: 57, req: 99 });
         r.claims.insert("web".into(), 99);
         r.fenced.insert(2, 4);
+        r.votes.insert(2, 4);
         r.groups
             .insert("web".into(), GroupStatus { level: "start".into(), state: GroupState::Done });
         r
@@ -446,8 +463,9 @@ pub(crate) mod tests {
         grant web 3 7 57 99
         claim web 99
         fenced 2 4
+        vote 2 4
         group web start DONE
-        sum 60344fcf0afbfb65
+        sum 759ffb166ba3f315
         ");
         assert_eq!(Record::parse(&text), Ok(sample()));
     }
@@ -526,33 +544,39 @@ pub(crate) mod tests {
             proptest::collection::btree_map(word(), any::<u64>(), 0..4),
             proptest::collection::btree_map(0u32..50, any::<u64>(), 0..3),
             proptest::collection::btree_map(word(), (word(), word()), 0..4),
+            proptest::collection::btree_map(0u32..50, any::<u64>(), 0..3),
         )
-            .prop_map(|(h, c, acks, revocations, grants, claims, fenced, groups)| Record {
-                node: h.0,
-                incarnation: h.1,
-                counter: h.2,
-                policy: h.3,
-                lease: h.4,
-                floor: h.7,
-                watchdog: h.5,
-                seen_all: h.6,
-                config: Config { version: c.0, members: c.1 },
-                config_ack: c.2.map(|(replaces, members)| Change { replaces, members }),
-                acks,
-                revocations,
-                grants: grants
-                    .into_iter()
-                    .map(|(g, (node, incarnation, floor, req))| {
-                        (g, Epoch { node, incarnation, floor, req })
-                    })
-                    .collect(),
-                claims,
-                fenced,
-                groups: groups
-                    .into_iter()
-                    .map(|(g, (l, s))| (g, GroupStatus { level: l, state: GroupState::parse(&s) }))
-                    .collect(),
-            })
+            .prop_map(
+                |(h, c, acks, revocations, grants, claims, fenced, groups, votes)| Record {
+                    node: h.0,
+                    incarnation: h.1,
+                    counter: h.2,
+                    policy: h.3,
+                    lease: h.4,
+                    floor: h.7,
+                    watchdog: h.5,
+                    seen_all: h.6,
+                    config: Config { version: c.0, members: c.1 },
+                    config_ack: c.2.map(|(replaces, members)| Change { replaces, members }),
+                    acks,
+                    revocations,
+                    grants: grants
+                        .into_iter()
+                        .map(|(g, (node, incarnation, floor, req))| {
+                            (g, Epoch { node, incarnation, floor, req })
+                        })
+                        .collect(),
+                    claims,
+                    fenced,
+                    votes,
+                    groups: groups
+                        .into_iter()
+                        .map(|(g, (l, s))| {
+                            (g, GroupStatus { level: l, state: GroupState::parse(&s) })
+                        })
+                        .collect(),
+                },
+            )
     }
 
     proptest! {
