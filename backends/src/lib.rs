@@ -24,3 +24,4 @@ pub mod safe_read;
 pub mod shared;
 pub mod status_detail;
 pub mod trace_writer;
+pub mod watchdog;

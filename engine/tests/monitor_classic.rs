@@ -304,7 +304,9 @@ fn three_nodes_place_settle_and_fail_over() {
         assert!(world.lab.up.contains(&owners[0]));
     }
     for (node, n) in &world.lab.nodes {
-        let AnyPolicy::Classic(c) = n.driver.node().monitor.policy();
+        let AnyPolicy::Classic(c) = n.driver.node().monitor.policy() else {
+            panic!("classic only")
+        };
         assert!((c.cycletime() - 2.0).abs() < 0.01, "node {node}: {}", c.cycletime());
     }
     insta::assert_snapshot!(transcript.join("\n"));

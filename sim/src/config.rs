@@ -14,7 +14,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; world: fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup, membership, read_timeout, fail_fraction, nodes, groups, duration)")]
+    #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; ranked: lease, heartbeat, kill_bound, suspect_after, read_deadline, rank_slot, tie_fence_delay, fence_command, watchdog; world: fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup, membership, read_timeout, fail_fraction, nodes, groups, duration)")]
     UnknownParam(String),
     #[error("parameter {key}: bad value {value:?}: {why}")]
     BadValue { key: String, value: String, why: String },
@@ -287,6 +287,13 @@ pub fn set_policy_param(
         "timeout" | "stomith_grace" | "quorum_loss_sleep" => {
             (key, serde_json::Value::from(parse_duration(value)?.0))
         }
+        // ranked's durations and switches.
+        "lease" | "heartbeat" | "kill_bound" | "suspect_after" | "read_deadline" | "rank_slot"
+        | "tie_fence_delay" => (key, serde_json::Value::from(parse_duration(value)?.0)),
+        "fence_command" | "watchdog" => {
+            let b: bool = value.trim().parse().map_err(|_| bad("expected true or false".into()))?;
+            (key, serde_json::Value::from(b))
+        }
         "cycletime" | "cycletime_secs" | "balance" | "quorum" | "quorum_ratio" | "backoff"
         | "backoff_max_secs" => {
             let f: f64 = value.trim().parse().map_err(|_| bad("expected a number".into()))?;
@@ -329,7 +336,7 @@ mod tests {
         c.set("timeout", "30s").expect("ok");
         c.set("cycletime", "2").expect("ok");
         c.set("fs_delay", "5s").expect("ok");
-        let PolicyConfig::Classic(p) = &c.policy;
+        let PolicyConfig::Classic(p) = &c.policy else { panic!("classic expected") };
         assert_eq!(p.timeout, Millis(30_000));
         assert_eq!(p.cycletime_secs, 2.0);
         assert_eq!(c.world.fs_delay, Millis(5000));

@@ -158,6 +158,18 @@ impl SimProcesses {
     pub fn live(&self) -> usize {
         self.live.len()
     }
+
+    /// SIGKILL every live child's process group (`ranked`'s kill on a
+    /// lost lease, and the watchdog's): each dies at once (lingering
+    /// remnants too); the exits are scheduled in `due` as usual.
+    pub fn kill_all(&mut self) -> usize {
+        let mut ids: Vec<ProcId> = self.live.keys().copied().collect();
+        ids.sort();
+        for id in &ids {
+            let _ = self.signal(*id, Signal::Kill);
+        }
+        ids.len()
+    }
 }
 
 impl Processes for SimProcesses {

@@ -49,6 +49,9 @@ use std::io::{ErrorKind, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Executing `ranked`'s commands (kill, durable state, watchdog, guarded fence).
+mod ranked;
+
 /// File contents as the shared filesystem holds them.
 type Bytes = Arc<[u8]>;
 
@@ -89,6 +92,10 @@ enum Ev {
         since: Millis,
     },
     FenceKill {
+        node: u32,
+    },
+    /// `ranked`: the node's watchdog process looks at its deadline.
+    Watchdog {
         node: u32,
     },
     /// A crashed `mosha` starts again on its (live) node.
@@ -164,6 +171,11 @@ struct NodeSlot {
     linger: Option<Millis>,
     write_fail: f64,
     membership_fail: f64,
+    /// `ranked`: the durable local state (local disk: survives
+    /// `mosha-crash` and machine crashes) and the node's watchdog process.
+    durable: Option<clinit_engine::monitor::ranked::Durable>,
+    watchdog: clinit_engine::monitor::ranked::watchdog::Watchdog,
+    watchdog_logged: bool,
 }
 
 /// Fault episodes in force.
@@ -341,6 +353,9 @@ impl World {
                     linger: None,
                     write_fail: 0.0,
                     membership_fail: 0.0,
+                    durable: None,
+                    watchdog: Default::default(),
+                    watchdog_logged: false,
                 })
                 .collect(),
             members: Membership::new(n),
@@ -472,7 +487,9 @@ impl World {
                 let slot = &self.nodes[*node as usize];
                 (slot.frozen || slot.paused).then_some(*node)
             }
-            Ev::Exit { node, .. } => self.nodes[*node as usize].paused.then_some(*node),
+            Ev::Exit { node, .. } | Ev::Watchdog { node } => {
+                self.nodes[*node as usize].paused.then_some(*node)
+            }
             _ => None,
         };
         if let Some(node) = held {
@@ -521,6 +538,7 @@ impl World {
                     self.tracker.check_halt(self.now, node, since, &busy);
                 }
             }
+            Ev::Watchdog { node } => self.watchdog_check(node),
             Ev::FenceKill { node } => {
                 if self.nodes[node as usize].up {
                     self.tracker.metrics.fence_kills += 1;
@@ -542,6 +560,7 @@ impl World {
         let now = self.now;
         if !self.nodes[node as usize].up {
             self.nodes[node as usize].up = true;
+            self.watchdog_reset(node);
             self.tracker.node_up(now, node);
         }
         self.start_monitor(node);
@@ -574,7 +593,9 @@ impl World {
             MembershipModel::Oracle => MembershipSource::External,
             MembershipModel::Heartbeat => MembershipSource::HeartbeatFiles,
         };
-        let driver = ClusterDriver::new(cfg, table, now);
+        cfg.known = (1..=self.cfg.nodes).collect();
+        let durable = self.nodes[me].durable.clone();
+        let driver = ClusterDriver::with_durable(cfg, table, durable, now);
         let procs = SimProcesses::new(
             node,
             self.built.commands.clone(),
@@ -1110,6 +1131,12 @@ impl World {
                 self.queue.push(now + delay, Ev::Answer { node, inc, inputs });
             }
             ClusterCommand::Exit => {}
+            cmd @ (ClusterCommand::KillAllNow
+            | ClusterCommand::Persist { .. }
+            | ClusterCommand::ArmWatchdog { .. }
+            | ClusterCommand::FenceRanked { .. }) => {
+                self.execute_ranked(node, inc, cmd, now_inputs, later)
+            }
         }
     }
 

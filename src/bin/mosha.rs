@@ -14,6 +14,7 @@ use clinit_backends::shared::{FsStore, NodePaths, SharedFile, SharedStore};
 use clinit_engine::cltab::{Cltab, MAX_CLTAB_BYTES};
 use clinit_engine::hactl::Hactl;
 use clinit_engine::lint;
+use clinit_engine::monitor::ranked::RankedParams;
 use clinit_engine::monitor::replicate::parse_copy;
 use clinit_engine::monitor::{ClassicParams, PolicyConfig};
 use std::ffi::OsString;
@@ -94,6 +95,10 @@ pub(crate) struct Args {
     /// halting them anyway.
     #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = cli::positive_secs)]
     shutdown_wait: f64,
+    /// `--policy ranked`: the cluster's nodes, as first known membership
+    /// (e.g. 1,2,3; later kept in the node's durable state).
+    #[arg(long, value_delimiter = ',', value_name = "NODES")]
+    known: Option<Vec<u32>>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -154,6 +159,9 @@ const DEFAULT_CONFIG: &str = "/etc/clinit/mosha.toml";
 enum PolicyName {
     /// OpenMosix::HA 0.555 decisions and timings.
     Classic,
+    /// Leases, quorum-granted claims, fencing and a watchdog: placement by
+    /// rank (lease H = 2 s, heartbeat H/8; --timeout is not used).
+    Ranked,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -176,6 +184,8 @@ Exit status: 0 ok, 1 refused or a check found problems, 2 usage error
 Set RUST_LOG (e.g. RUST_LOG=debug) to change the log level.";
 
 fn main() -> ExitCode {
+    // Started as ranked's watchdog process (by mosha itself): run it only.
+    clinit_backends::watchdog::run_if_requested();
     let args = match parse_args(std::env::args_os().collect()) {
         Ok(args) => args,
         Err(e) => {
@@ -297,6 +307,10 @@ fn daemon(args: &Args) -> ExitCode {
             stomith_grace: cli::millis(args.stomith_grace),
             ..Default::default()
         }),
+        PolicyName::Ranked => PolicyConfig::Ranked(RankedParams {
+            fence_command: args.stomith.is_some(),
+            ..Default::default()
+        }),
     };
     let mut cfg = MoshaConfig::new(me, paths, membership, policy);
     cfg.seed = args.seed.unwrap_or_else(|| default_seed(me));
@@ -304,6 +318,7 @@ fn daemon(args: &Args) -> ExitCode {
     cfg.fence_limit = Duration::from_secs_f64(args.stomith_timeout);
     cfg.shutdown_wait = Duration::from_secs_f64(args.shutdown_wait);
     cfg.record = args.record.clone();
+    cfg.known = args.known.clone().unwrap_or_default();
     cli::run_daemon("mosha", mosha::run(cfg))
 }
 

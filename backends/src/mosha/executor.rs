@@ -82,11 +82,18 @@ pub(super) struct Executor {
     pub(super) saying: BTreeSet<String>,
     pub(super) timeout: Millis,
     pub(super) exit: bool,
+    /// `ranked`: the watchdog process, and the process group of each child
+    /// it watches.
+    pub(super) watchdog: Option<crate::watchdog::WatchdogHandle>,
+    pub(super) pgids: HashMap<clinit_engine::process::ProcId, u32>,
 }
 
 impl Executor {
     /// Run blocking `work` in a thread; its answer goes back to the driver.
-    fn background(&self, work: impl FnOnce() -> ClusterInput + Send + 'static) -> JoinHandle<()> {
+    pub(super) fn background(
+        &self,
+        work: impl FnOnce() -> ClusterInput + Send + 'static,
+    ) -> JoinHandle<()> {
         let results = self.results.clone();
         tokio::task::spawn_blocking(move || {
             let _ = results.send(work());
@@ -214,6 +221,24 @@ impl Executor {
                 }));
                 None
             }
+            ClusterCommand::WriteHeartbeat { seq, payload: Some(record), .. } => {
+                // ranked's record, written whole by rename; only the engine
+                // commands it (no executor task writes one on its own).
+                let (store, leaving) = (self.store.clone(), self.leaving.clone());
+                self.heartbeat_write = Some(self.background(move || {
+                    let left = leaving.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let result = if *left {
+                        Ok(())
+                    } else {
+                        store.write(me, SharedFile::Heartbeat, &record, None).map_err(|e| {
+                            let name = store.describe(me, SharedFile::Heartbeat);
+                            IoFailure::new(format!("cannot write {name}"), &e)
+                        })
+                    };
+                    ClusterInput::StatusWritten { seq, file: SharedFile::Heartbeat, result }
+                }));
+                None
+            }
             ClusterCommand::WriteHeartbeat { seq, .. } => {
                 if self.heartbeat_write.as_ref().is_some_and(|h| !h.is_finished()) {
                     let error = busy(self.store.describe(me, SharedFile::Heartbeat));
@@ -250,6 +275,9 @@ impl Executor {
                     Ok(pid) => info!("{label} {id} is pid {pid}"),
                     Err(e) => error!("{tag} {id}: {e}"),
                 }
+                if let Ok(pid) = &result {
+                    self.watch_group(id, *pid);
+                }
                 self.labels.insert(id, label);
                 Some(ClusterInput::SpawnResult { id, result: result.map_err(SpawnFailure::Io) })
             }
@@ -283,6 +311,10 @@ impl Executor {
                 self.exit = true;
                 None
             }
+            command @ (ClusterCommand::KillAllNow
+            | ClusterCommand::Persist { .. }
+            | ClusterCommand::ArmWatchdog { .. }
+            | ClusterCommand::FenceRanked { .. }) => self.carry_out_ranked(command),
         }
     }
 
@@ -354,9 +386,15 @@ impl Executor {
         for input in self.processes.reap() {
             let input = match input {
                 clinit_engine::init::Input::Exited { id, status, lingering } => {
+                    if !lingering {
+                        self.unwatch_group(id);
+                    }
                     ClusterInput::ChildExited { id, status, lingering }
                 }
-                clinit_engine::init::Input::GroupGone { id } => ClusterInput::GroupGone { id },
+                clinit_engine::init::Input::GroupGone { id } => {
+                    self.unwatch_group(id);
+                    ClusterInput::GroupGone { id }
+                }
                 _ => continue,
             };
             driver.handle(self.clock.now(), input);

@@ -106,6 +106,13 @@ impl Executor {
             ),
             ClusterEvent::Stopped => info!("every local group has stopped"),
             ClusterEvent::Halting => info!("halting the init machine"),
+            ClusterEvent::Ranked(notice) => info!("ranked: {notice:?}"),
+            ClusterEvent::PersistFailed { error } => {
+                error!("ranked: persisting the durable state failed: {error}; retrying")
+            }
+            ClusterEvent::LateTellDropped { group, level, late_by } => {
+                warn!("ranked: tell {group} {level} dropped, {late_by} past its not-after time")
+            }
         }
     }
 

@@ -24,6 +24,8 @@
 
 mod executor;
 mod logging;
+/// Executing `ranked`'s commands (durable state, watchdog, kill, guarded fence).
+pub mod ranked;
 
 use crate::atomic::replace_atomic;
 use crate::daemon::{self, bind_socket, serve_connection, DaemonError, Job, RealProcesses};
@@ -94,6 +96,9 @@ pub struct MoshaConfig {
     pub init: InitConfig,
     /// Record every input of this node's machines to this trace file.
     pub record: Option<PathBuf>,
+    /// `ranked`: the initial known membership (a persisted state
+    /// overrides it; empty: this node alone).
+    pub known: Vec<u32>,
 }
 
 impl MoshaConfig {
@@ -118,6 +123,11 @@ impl MoshaConfig {
         policy: PolicyConfig,
     ) -> Self {
         let timeout = policy_timeout(&policy);
+        let read_timeout = match &policy {
+            // ranked: H/4, so a slow read never eats the lease.
+            PolicyConfig::Ranked(p) => Duration::from_millis(p.read_deadline.0),
+            PolicyConfig::Classic(_) => default_read_timeout(timeout),
+        };
         MoshaConfig {
             me,
             paths,
@@ -127,9 +137,10 @@ impl MoshaConfig {
             stomith: None,
             fence_limit: Duration::from_secs(60),
             shutdown_wait: Duration::from_secs(120),
-            read_timeout: default_read_timeout(timeout),
+            read_timeout,
             init: InitConfig::default(),
             record: None,
+            known: Vec::new(),
         }
     }
 
@@ -160,6 +171,10 @@ pub enum MoshaError {
     },
     #[error("cannot install signal handler: {0}")]
     Signal(#[source] io::Error),
+    #[error(transparent)]
+    State(#[from] ranked::StateError),
+    #[error("cannot start the ranked watchdog: {0}")]
+    Watchdog(#[source] io::Error),
     #[error("cannot create the trace file {path}: {source}")]
     Record {
         path: PathBuf,
@@ -274,7 +289,33 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
         trace: recorder.is_some(),
         ..ClusterConfig::new(me, cfg.policy.clone())
     };
-    let mut driver = ClusterDriver::new(ccfg, table, clock.now());
+    let clstat_path = cfg.paths.file(me, SharedFile::Clstat);
+    let (durable, watchdog) = match &cfg.policy {
+        PolicyConfig::Ranked(params) => {
+            let path = ranked::state_path(&clstat_path);
+            let durable = ranked::load_state(&path)?;
+            match &durable {
+                Some(d) => {
+                    info!("ranked: incarnation {} persisted in {}", d.incarnation, path.display())
+                }
+                None => info!("ranked: no state in {} yet (first start)", path.display()),
+            }
+            let watchdog = if params.watchdog {
+                let exe = std::env::current_exe().map_err(MoshaError::Watchdog)?;
+                let w = crate::watchdog::WatchdogHandle::spawn(&exe)
+                    .map_err(|e| MoshaError::Watchdog(io::Error::other(e.to_string())))?;
+                info!("ranked: watchdog is pid {}", w.pid());
+                Some(w)
+            } else {
+                warn!("ranked: running without a watchdog");
+                None
+            };
+            (durable, watchdog)
+        }
+        PolicyConfig::Classic(_) => (None, None),
+    };
+    let ccfg = ClusterConfig { known: cfg.known.clone(), ..ccfg };
+    let mut driver = ClusterDriver::with_durable(ccfg, table, durable, clock.now());
     let (results, mut answers) = mpsc::unbounded_channel();
     let mut env = vec![("CLINIT_NODE".to_string(), me.to_string())];
     env.shrink_to_fit();
@@ -298,6 +339,8 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
         saying: BTreeSet::new(),
         timeout,
         exit: false,
+        watchdog,
+        pgids: HashMap::new(),
     };
     info!(
         "clinit daemon {} serving {} on {}",

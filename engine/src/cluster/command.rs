@@ -68,6 +68,32 @@ pub enum ClusterCommand {
     Signal { id: ProcId, signal: Signal },
     /// Run the fence (STOMITH) hook against `node`. Answered by `FenceDone`.
     Fence { seq: u64, node: u32 },
+    /// `ranked` lost its lease: SIGKILL every local child's process group
+    /// now (or kill the service cgroups), without the INT/TERM escalation.
+    /// No answer: the kills come back as `ChildExited`/`GroupGone`, and the
+    /// driver itself judges whether they landed within the kill bound δ.
+    KillAllNow,
+    /// `ranked`: store `state` (this node's durable local state:
+    /// incarnation, known membership, revocations, grants) durably, in
+    /// local storage that survives a `mosha -9` (temp file, fsync, rename).
+    /// Answered by [`super::ClusterInput::Persisted`]; nothing that rests
+    /// on it is published before.
+    Persist { seq: u64, state: Box<crate::monitor::ranked::Durable> },
+    /// `ranked`: hand the node's watchdog the deadline (boot clock, ms) of
+    /// lease `epoch` ((incarnation, epoch)): at it, the watchdog SIGKILLs
+    /// the node's service process groups. `None`: no lease, keep them
+    /// empty. No answer.
+    ArmWatchdog { epoch: (u64, u64), deadline: Option<Millis> },
+    /// `ranked`: fence incarnation `target.incarnation` of `target.node`.
+    /// Compare-and-fence: right before running the hook, re-read the
+    /// target's record and skip the fence, answering `FenceDone` with an
+    /// error, when `guard.skip(newest record)` says so. Answered by
+    /// `FenceDone` with this `seq`.
+    FenceRanked {
+        seq: u64,
+        target: crate::monitor::ranked::NodeInc,
+        guard: crate::monitor::ranked::FenceGuard,
+    },
     /// Every local child is gone and the node has left: exit the process.
     Exit,
 }

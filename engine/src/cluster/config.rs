@@ -90,6 +90,11 @@ pub struct ClusterConfig {
     /// --record` and the simulator's replay.
     #[serde(default)]
     pub trace: bool,
+    /// `ranked` only: the initial known membership (replicated
+    /// configuration; a durable state from a previous run overrides it).
+    /// Empty: this node alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known: Vec<u32>,
 }
 
 impl ClusterConfig {
@@ -106,7 +111,19 @@ impl ClusterConfig {
             shutdown_wait: Millis::from_secs(120),
             min_cycle: MIN_CYCLE,
             trace: false,
+            known: Vec::new(),
         }
+        .with_policy_defaults()
+    }
+
+    /// Under `ranked`, the read deadline is the policy's (≤ H/4: a read
+    /// that takes longer is "unknown" for that cycle, and no cycle waits
+    /// for every node); classic keeps a third of its timeout.
+    fn with_policy_defaults(mut self) -> Self {
+        if let PolicyConfig::Ranked(p) = &self.policy {
+            self.read_timeout = p.read_deadline;
+        }
+        self
     }
 
     /// The staleness timeout of the policy (ms).

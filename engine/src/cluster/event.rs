@@ -58,4 +58,15 @@ pub enum ClusterEvent {
     /// Stop: the init machine is told to halt (every group down, the wait
     /// ran out, or a second stop came).
     Halting,
+    /// What the `ranked` machine wants logged (lease gained or lost,
+    /// revocations, void claims, conflicts...). Written, never read back
+    /// (a notice names its reason as a static text).
+    #[serde(skip_deserializing)]
+    Ranked(crate::monitor::ranked::RankedNotice),
+    /// `ranked`: a persist of the durable state failed; it is retried with
+    /// the newest state at the next step.
+    PersistFailed { error: IoFailure },
+    /// `ranked`: a tell reached the driver at or after its not-after time
+    /// (the lease deadline − δ) and was dropped.
+    LateTellDropped { group: String, level: String, late_by: Millis },
 }

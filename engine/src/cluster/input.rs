@@ -234,7 +234,10 @@ pub enum ClusterInput {
     /// `WriteHeartbeat`, `RemoveHeartbeat`), as raft-rs acknowledges
     /// persistence. A failed write is retried before the next heartbeat.
     StatusWritten { seq: u64, file: SharedFile, result: Result<(), IoFailure> },
-    /// Answer to [`super::ClusterCommand::Fence`].
+    /// Answer to [`super::ClusterCommand::Persist`].
+    Persisted { seq: u64, result: Result<(), IoFailure> },
+    /// Answer to [`super::ClusterCommand::Fence`] and
+    /// [`super::ClusterCommand::FenceRanked`].
     FenceDone { seq: u64, node: u32, result: Result<(), FenceFailure> },
     /// Answer to [`super::ClusterCommand::Spawn`]: the pid (for logs), or
     /// why it could not be started (then no exit will be reported).

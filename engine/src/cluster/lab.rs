@@ -186,8 +186,8 @@ impl Lab {
             ClusterCommand::WriteHastat { seq, .. } => {
                 ClusterInput::StatusWritten { seq, file: SharedFile::Hastat, result: Ok(()) }
             }
-            ClusterCommand::WriteHeartbeat { seq, counter, .. } => {
-                let bytes = counter.to_string().into_bytes().into();
+            ClusterCommand::WriteHeartbeat { seq, counter, payload } => {
+                let bytes = payload.unwrap_or_else(|| counter.to_string().into_bytes().into());
                 self.files.put(me, SharedFile::Heartbeat, bytes, lab_wall(now));
                 ClusterInput::StatusWritten { seq, file: SharedFile::Heartbeat, result: Ok(()) }
             }
@@ -231,6 +231,23 @@ impl Lab {
             ClusterCommand::Exit => {
                 node.exited = true;
                 return None;
+            }
+            // ranked: SIGKILL kills every child at once; the durable state
+            // is kept nowhere (the lab has no restarts); no watchdog.
+            ClusterCommand::KillAllNow => {
+                let killed: Vec<ProcId> = std::mem::take(&mut node.running).into_iter().collect();
+                for id in killed {
+                    let status = ExitStatus::Signaled(9);
+                    node.driver
+                        .handle(now, ClusterInput::ChildExited { id, status, lingering: false });
+                }
+                return None;
+            }
+            ClusterCommand::Persist { seq, .. } => ClusterInput::Persisted { seq, result: Ok(()) },
+            ClusterCommand::ArmWatchdog { .. } => return None,
+            ClusterCommand::FenceRanked { seq, target, .. } => {
+                node.fenced.push(target.node);
+                ClusterInput::FenceDone { seq, node: target.node, result: Ok(()) }
             }
         })
     }

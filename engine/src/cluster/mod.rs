@@ -34,6 +34,7 @@ pub mod event;
 pub mod glue;
 pub mod input;
 pub mod lab;
+mod ranked_host;
 mod read_phase;
 mod stop;
 mod writes;
@@ -49,6 +50,7 @@ pub use input::{
     ClientRequest, ClusterInput, ContentId, FenceFailure, FileRead, FileReport, FileVersion,
     IoFailure, MembershipReport, SharedFile, SpawnFailure, WallMs,
 };
+pub use ranked_host::parse_record;
 
 use crate::cltab::Cltab;
 use crate::driver::{Executed, NodeDriver, Processes, StatusStore};
@@ -110,6 +112,8 @@ pub struct ClusterDriver {
     stopping: Option<Stopping>,
     exit_sent: bool,
     trace: Option<Tap>,
+    /// The hosted `ranked` machine (`None` under classic).
+    ranked: Option<ranked_host::RankedHost>,
 }
 
 /// The trace being queued (see [`ClusterConfig::trace`]).
@@ -134,6 +138,19 @@ impl ClusterDriver {
     /// at `now` (with heartbeat files: once the first beat is written, or
     /// after the read deadline).
     pub fn new(cfg: ClusterConfig, table: Cltab, now: Millis) -> Self {
+        Self::with_durable(cfg, table, None, now)
+    }
+
+    /// [`ClusterDriver::new`], with what a `ranked` node persisted in its
+    /// previous run ([`ClusterCommand::Persist`]; `None` on a first start
+    /// or under classic): its incarnation is bumped, its revocations and
+    /// grants still bind it.
+    pub fn with_durable(
+        cfg: ClusterConfig,
+        table: Cltab,
+        durable: Option<crate::monitor::ranked::Durable>,
+        now: Millis,
+    ) -> Self {
         let timeout = cfg.timeout();
         let init_cfg = init_config(cfg.init.clone(), timeout);
         let start = cfg.trace.then(|| Record::Start {
@@ -166,6 +183,7 @@ impl ClusterDriver {
             stopping: None,
             exit_sent: false,
             trace: None,
+            ranked: None,
             cfg,
         };
         let first = d.node.driver.flush(now);
@@ -178,6 +196,18 @@ impl ClusterDriver {
         if d.cfg.membership == MembershipSource::HeartbeatFiles {
             d.beats.first_until = Some(now + d.cfg.read_timeout);
             d.beat(now);
+        }
+        if let PolicyConfig::Ranked(params) = &d.cfg.policy {
+            let own = d.node.driver.init.status();
+            let host = ranked_host::RankedHost::new(
+                d.cfg.me,
+                params.clone(),
+                &d.cfg.known,
+                durable,
+                own,
+                now,
+            );
+            d.ranked = Some(host);
         }
         d
     }
@@ -240,8 +270,16 @@ impl ClusterDriver {
             ClusterInput::MembershipFailed { seq, error } => {
                 self.on_membership(now, seq, Err(error.to_string()))
             }
-            ClusterInput::NodeRead { seq, node, read_at, files } => {
+            ClusterInput::NodeRead { seq, node, read_at, mut files } => {
                 if self.expects_read(seq, node) {
+                    if let Some(i) = files.iter().position(|f| f.file == SharedFile::Heartbeat) {
+                        let report = files.remove(i);
+                        if let Some(h) = self.ranked.as_mut() {
+                            if let Some(input) = h.record_read(node, report) {
+                                h.push(input);
+                            }
+                        }
+                    }
                     let files = cycle::node_files(
                         node,
                         self.cfg.me,
@@ -256,6 +294,8 @@ impl ClusterDriver {
             }
             ClusterInput::NodeReadFailed { seq, node, error } => {
                 if self.expects_read(seq, node) {
+                    let read = crate::monitor::ranked::Read::Unknown(error.to_string());
+                    self.ranked_queue(crate::monitor::ranked::Input::Read { node, read });
                     self.on_node_read(now, seq, node, NodeFiles::failed(error.to_string()));
                 }
             }
@@ -264,12 +304,20 @@ impl ClusterDriver {
                 self.on_copy(now, seq, Err(error.to_string()))
             }
             ClusterInput::StatusWritten { seq, file, result } => {
-                self.on_written(now, seq, file, result)
+                let record =
+                    file == SharedFile::Heartbeat && self.ranked_written(now, seq, &result);
+                if !record {
+                    self.on_written(now, seq, file, result)
+                }
             }
-            ClusterInput::FenceDone { node, result, .. } => self.events.push_back(match result {
-                Ok(()) => ClusterEvent::Fenced { node },
-                Err(error) => ClusterEvent::FenceFailed { node, error },
-            }),
+            ClusterInput::Persisted { seq, result } => self.ranked_persisted(now, seq, result),
+            ClusterInput::FenceDone { seq, node, result } => {
+                self.ranked_fenced(seq, result.is_ok());
+                self.events.push_back(match result {
+                    Ok(()) => ClusterEvent::Fenced { node },
+                    Err(error) => ClusterEvent::FenceFailed { node, error },
+                })
+            }
             ClusterInput::SpawnResult { id, result } => {
                 if let Err(error) = result {
                     self.events.push_back(ClusterEvent::SpawnFailed { id, error });
@@ -362,6 +410,7 @@ impl ClusterDriver {
         }
         take(self.clstat.retry_at);
         take(self.hastat.retry_at);
+        take(self.ranked.as_ref().and_then(|h| h.poll_timeout()));
         at
     }
 
@@ -384,19 +433,14 @@ impl ClusterDriver {
 
     /// The glue's log of init actions → commands and events, in order.
     fn absorb(&mut self, _now: Millis, executed: Vec<Executed>) {
+        let not_after = self.ranked.as_ref().and_then(|h| h.spawn_not_after());
+        let any = !executed.is_empty();
         for e in executed {
             let Executed::Action(action) = e else { continue };
             match action {
-                InitAction::Spawn { id, group, tag, level, command } => {
-                    self.commands.push_back(ClusterCommand::Spawn {
-                        id,
-                        group,
-                        tag,
-                        level,
-                        command,
-                        not_after: None,
-                    })
-                }
+                InitAction::Spawn { id, group, tag, level, command } => self
+                    .commands
+                    .push_back(ClusterCommand::Spawn { id, group, tag, level, command, not_after }),
                 InitAction::Signal { id, signal } => {
                     self.commands.push_back(ClusterCommand::Signal { id, signal })
                 }
@@ -404,6 +448,9 @@ impl ClusterDriver {
                 InitAction::Notice(n) => self.events.push_back(ClusterEvent::Init(n)),
                 InitAction::Exit => {}
             }
+        }
+        if any {
+            self.ranked_note_own();
         }
     }
 
@@ -436,6 +483,7 @@ impl ClusterDriver {
         } else {
             self.advance_cycle(now);
         }
+        self.ranked_pump(now);
         if self.node.driver.init.has_exited() {
             if self.cfg.membership == MembershipSource::HeartbeatFiles && !self.beats.removed {
                 self.beats.removed = true;

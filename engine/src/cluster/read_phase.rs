@@ -45,6 +45,13 @@ impl ClusterDriver {
     pub(super) fn members_of(&self, report: MembershipReport) -> Vec<u32> {
         match report {
             MembershipReport::Members(m) => m,
+            // Under ranked every node with a heartbeat file is listed; the
+            // machine judges suspicion by counter changes on its own clock,
+            // never by comparing a writer's mtime with this node's clock.
+            MembershipReport::Heartbeats { beats, .. } if self.ranked.is_some() => beats
+                .iter()
+                .filter_map(|(node, read)| matches!(read, Ok(Some(_))).then_some(*node))
+                .collect(),
             MembershipReport::Heartbeats { read_at, beats } => {
                 fresh_heartbeats(read_at, &beats, self.timeout)
             }
@@ -74,6 +81,12 @@ impl ClusterDriver {
         if !readset.contains(&me) {
             readset.push(me);
         }
+        if let Some(h) = &self.ranked {
+            // ranked reads every known member, listed or not: a node that
+            // membership dropped still has a record (its last one, or a
+            // release), and the fence guard compares against it.
+            readset.extend(h.machine.config().members.iter().copied());
+        }
         readset.sort_unstable();
         readset.dedup();
         let mut reading = Reading {
@@ -89,9 +102,17 @@ impl ClusterDriver {
                 continue;
             }
             let mut files = Vec::with_capacity(3);
-            if node != me {
-                let known = self.clstats.get(&node).map(|(id, _)| *id);
-                files.push((SharedFile::Clstat, known));
+            match &self.ranked {
+                // Under ranked a peer's heartbeat file is its record.
+                Some(h) if node != me => {
+                    files.push((SharedFile::Heartbeat, h.known_record(node)));
+                }
+                Some(_) => {}
+                None if node != me => {
+                    let known = self.clstats.get(&node).map(|(id, _)| *id);
+                    files.push((SharedFile::Clstat, known));
+                }
+                None => {}
             }
             files.push((SharedFile::Hactl, self.hactl.cached(node).map(|c| c.id)));
             files.push((SharedFile::Cltab, self.cltab.cached(node).map(|c| c.id)));
@@ -230,6 +251,19 @@ impl ClusterDriver {
             }
         }
         let adopt = c.current.filter(|_| c.changed).map(|t| (*t).clone());
+        if self.ranked.is_some() {
+            let adopted =
+                adopt.as_ref().and_then(|table| self.node.adopt_cltab(now, table.clone()));
+            if let Some((event, executed)) = adopted {
+                self.events.push_back(ClusterEvent::Node(event));
+                self.absorb(now, executed);
+            }
+            self.ranked_cycle(members, h.current.as_ref(), adopt.as_ref());
+            self.ranked_pump(now);
+            let period = self.ranked.as_ref().map_or(self.cfg.min_cycle, |r| r.read_period());
+            self.phase = Phase::Idle { at: now + period.max(self.cfg.min_cycle) };
+            return;
+        }
         let obs = Observation { now, me, members, nodes, hactl: h.current };
         let record = self.trace.as_ref().map(|_| Record::Cycle {
             node: me,

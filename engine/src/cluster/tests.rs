@@ -59,6 +59,11 @@ struct Exec {
     exited: bool,
     /// Commands not answered (hung reads, failing writes...), by the test.
     held: Vec<ClusterCommand>,
+    /// `ranked`: the durable state last persisted, the watchdog's arming.
+    durable: Option<crate::monitor::ranked::Durable>,
+    watchdog: Option<((u64, u64), Option<Millis>)>,
+    /// The not-after time of every spawn, in order.
+    not_after: Vec<Option<Millis>>,
 }
 
 /// What the executor should do with some commands.
@@ -187,15 +192,17 @@ impl Cluster {
             ClusterCommand::WriteHastat { seq, .. } => {
                 ClusterInput::StatusWritten { seq, file: SharedFile::Hastat, result: Ok(()) }
             }
-            ClusterCommand::WriteHeartbeat { seq, counter, .. } => {
-                self.files.put(node, SharedFile::Heartbeat, &counter.to_string(), wall(now));
+            ClusterCommand::WriteHeartbeat { seq, counter, payload } => {
+                let bytes = payload.unwrap_or_else(|| counter.to_string().into_bytes().into());
+                self.files.put_bytes(node, SharedFile::Heartbeat, bytes, wall(now));
                 ClusterInput::StatusWritten { seq, file: SharedFile::Heartbeat, result: Ok(()) }
             }
             ClusterCommand::RemoveHeartbeat { seq } => {
                 self.files.map.remove(&(node, SharedFile::Heartbeat));
                 ClusterInput::StatusWritten { seq, file: SharedFile::Heartbeat, result: Ok(()) }
             }
-            ClusterCommand::Spawn { id, group, tag, level, .. } => {
+            ClusterCommand::Spawn { id, group, tag, level, not_after, .. } => {
+                exec.not_after.push(not_after);
                 exec.running.insert(id);
                 exec.spawned.push(format!("{group}/{tag}@{level}"));
                 ClusterInput::SpawnResult { id, result: Ok(1000 + id.0 as u32) }
@@ -213,6 +220,29 @@ impl Cluster {
             ClusterCommand::Exit => {
                 exec.exited = true;
                 return None;
+            }
+            ClusterCommand::KillAllNow => {
+                let killed: Vec<ProcId> = std::mem::take(&mut exec.running).into_iter().collect();
+                for id in killed {
+                    let status = ExitStatus::Signaled(9);
+                    self.feed(node, ClusterInput::ChildExited { id, status, lingering: false });
+                }
+                return None;
+            }
+            ClusterCommand::Persist { seq, state } => {
+                exec.durable = Some(*state);
+                ClusterInput::Persisted { seq, result: Ok(()) }
+            }
+            ClusterCommand::ArmWatchdog { epoch, deadline } => {
+                exec.watchdog = Some((epoch, deadline));
+                return None;
+            }
+            ClusterCommand::FenceRanked { seq, target, .. } => {
+                exec.fenced.push(target.node);
+                if let Some(t) = self.execs.get_mut(&target.node) {
+                    t.running.clear();
+                }
+                ClusterInput::FenceDone { seq, node: target.node, result: Ok(()) }
             }
         })
     }
@@ -695,3 +725,6 @@ fn the_drivers_trace_replays_to_the_same_decisions() {
         assert_eq!(&replayed, text, "record {i} decides differently on replay");
     }
 }
+
+/// The same executor hosting `ranked`.
+mod ranked;

@@ -1,0 +1,250 @@
+//! The process-form watchdog of `ranked`: a minimal separate process that
+//! SIGKILLs the node's service process groups when the monitor's lease
+//! deadline passes without a newer arming.
+//!
+//! Why a process: a frozen monitor (SIGSTOP, a hung cycle, swap death)
+//! cannot stop its own services, while its lease runs out and another node
+//! takes its groups over. The watchdog is the monitor's hand that keeps
+//! working: Patroni and Pacemaker's SBD use the Linux watchdog device for
+//! the same job; the development machines have none, so this process form
+//! must work alone (softdog may be offered on top).
+//!
+//! Shape:
+//! * It runs outside the monitor's process group (its own group, so a
+//!   signal to the monitor's group does not reach it) and never touches the
+//!   shared filesystem.
+//! * The monitor hands it, through a pipe (its stdin), one line per event:
+//!   `arm INC EPOCH DEADLINE` (DEADLINE in ms of CLOCK_BOOTTIME, the
+//!   lease deadline − δ; `none`: no lease, keep the groups empty),
+//!   `add PGID` when a service process group starts, `del PGID` when it is
+//!   reaped. Absolute boot-clock times, not keep-alives: a late line only
+//!   makes the watchdog fire *earlier* than it would, never later.
+//! * The rule (deadlines move forward only within an epoch, a newer epoch
+//!   re-arms, a fired watchdog keeps killing until a new epoch) is the
+//!   engine's [`Watchdog`]; this module only hosts it.
+//! * When the monitor dies (EOF on the pipe) the watchdog keeps its
+//!   deadline: the dead monitor's orphans are killed at it, then it exits.
+//!
+//! What it guarantees: the services stop within δ of the deadline while the
+//! *machine* runs. A whole-node pause (a VM pause) stops it too: for as
+//! long as the pause lasts it guarantees nothing; a fence does.
+
+use clinit_engine::monitor::ranked::watchdog::{Watchdog, WatchdogAction};
+use clinit_engine::time::Millis;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::collections::BTreeSet;
+use std::io::{self, BufRead, Write};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
+use thiserror::Error;
+
+/// The environment variable that turns a program that calls
+/// [`run_if_requested`] first thing into the watchdog.
+pub const ENV: &str = "CLINIT_WATCHDOG";
+
+/// CLOCK_BOOTTIME in ms: a clock that keeps running through suspend (a
+/// deadline on CLOCK_MONOTONIC would move by the length of a suspend).
+pub fn boottime() -> Millis {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own; with a valid
+    // clock id it cannot fail.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    if rc != 0 {
+        return Millis(0);
+    }
+    Millis(ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000)
+}
+
+/// One line of the monitor-to-watchdog protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    Arm { epoch: (u64, u64), deadline: Option<Millis> },
+    Add(i32),
+    Del(i32),
+}
+
+/// A line the watchdog does not understand (it is ignored, and logged).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("watchdog: bad line {0:?}")]
+pub struct BadLine(pub String);
+
+impl Line {
+    pub fn parse(text: &str) -> Result<Line, BadLine> {
+        let bad = || BadLine(text.to_string());
+        let w: Vec<&str> = text.split_whitespace().collect();
+        let num = |s: &str| s.parse::<u64>().map_err(|_| bad());
+        match w.as_slice() {
+            ["arm", inc, epoch, "none"] => {
+                Ok(Line::Arm { epoch: (num(inc)?, num(epoch)?), deadline: None })
+            }
+            ["arm", inc, epoch, at] => {
+                Ok(Line::Arm { epoch: (num(inc)?, num(epoch)?), deadline: Some(Millis(num(at)?)) })
+            }
+            ["add", pgid] => pgid.parse().map(Line::Add).map_err(|_| bad()),
+            ["del", pgid] => pgid.parse().map(Line::Del).map_err(|_| bad()),
+            _ => Err(bad()),
+        }
+    }
+
+    pub fn render(&self) -> String {
+        match self {
+            Line::Arm { epoch: (i, e), deadline: Some(d) } => format!("arm {i} {e} {}\n", d.0),
+            Line::Arm { epoch: (i, e), deadline: None } => format!("arm {i} {e} none\n"),
+            Line::Add(p) => format!("add {p}\n"),
+            Line::Del(p) => format!("del {p}\n"),
+        }
+    }
+}
+
+/// If this process was started as the watchdog ([`ENV`] set), run it and
+/// never return; otherwise return at once. Call it first thing in `main`.
+pub fn run_if_requested() {
+    if std::env::var_os(ENV).is_some() {
+        run(io::BufReader::new(io::stdin()));
+        std::process::exit(0);
+    }
+}
+
+/// The watchdog's loop over `input` (the pipe from the monitor).
+pub fn run(input: impl BufRead + Send + 'static) {
+    let (tx, rx) = mpsc::channel::<Option<String>>();
+    // A reader thread: the main loop waits on the channel with a deadline.
+    std::thread::spawn(move || {
+        for line in input.lines() {
+            let Ok(line) = line else { break };
+            if tx.send(Some(line)).is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(None);
+    });
+    let mut dog = Watchdog::default();
+    let mut groups: BTreeSet<i32> = BTreeSet::new();
+    let mut monitor_gone = false;
+    loop {
+        let fired = dog.tick(boottime()) == WatchdogAction::KillAll;
+        if fired {
+            for &pgid in &groups {
+                let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+            }
+            groups.clear();
+            if monitor_gone {
+                return;
+            }
+        }
+        let wait = match dog.next_deadline() {
+            Some(d) => Duration::from_millis(d.0.saturating_sub(boottime().0)),
+            None if monitor_gone => return,
+            None => Duration::from_secs(3600),
+        };
+        if monitor_gone {
+            std::thread::sleep(wait);
+            continue;
+        }
+        match rx.recv_timeout(wait) {
+            Ok(Some(text)) => match Line::parse(&text) {
+                Ok(Line::Arm { epoch, deadline }) => dog.arm(epoch, deadline),
+                Ok(Line::Add(pgid)) => {
+                    groups.insert(pgid);
+                }
+                Ok(Line::Del(pgid)) => {
+                    groups.remove(&pgid);
+                }
+                Err(e) => eprintln!("{e}"),
+            },
+            Ok(None) | Err(RecvTimeoutError::Disconnected) => monitor_gone = true,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
+}
+
+/// Why the watchdog could not be started or told something.
+#[derive(Debug, Error)]
+pub enum WatchdogError {
+    #[error("cannot start the watchdog {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot reach the watchdog (pid {pid}): {source}")]
+    Pipe {
+        pid: u32,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The monitor's end: the watchdog child and the pipe to it.
+pub struct WatchdogHandle {
+    child: Child,
+    pipe: ChildStdin,
+}
+
+impl WatchdogHandle {
+    /// Start `program` (a binary that calls [`run_if_requested`] first) as
+    /// the watchdog, in its own process group.
+    pub fn spawn(program: &Path) -> Result<WatchdogHandle, WatchdogError> {
+        let mut child = Command::new(program)
+            .env(ENV, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|source| WatchdogError::Spawn {
+                program: program.display().to_string(),
+                source,
+            })?;
+        let pid = child.id();
+        let pipe = child.stdin.take().ok_or_else(|| WatchdogError::Pipe {
+            pid,
+            source: io::Error::new(io::ErrorKind::BrokenPipe, "no stdin pipe"),
+        })?;
+        Ok(WatchdogHandle { child, pipe })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send one line.
+    pub fn send(&mut self, line: Line) -> Result<(), WatchdogError> {
+        let pid = self.child.id();
+        self.pipe
+            .write_all(line.render().as_bytes())
+            .and_then(|()| self.pipe.flush())
+            .map_err(|source| WatchdogError::Pipe { pid, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_round_trip_and_bad_ones_are_errors() {
+        for line in [
+            Line::Arm { epoch: (2, 7), deadline: Some(Millis(123_456)) },
+            Line::Arm { epoch: (1, 0), deadline: None },
+            Line::Add(4242),
+            Line::Del(4242),
+        ] {
+            assert_eq!(Line::parse(line.render().trim()), Ok(line));
+        }
+        for bad in ["", "arm 1", "arm x 1 5", "add", "kill 5", "add -x"] {
+            assert!(Line::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn boottime_moves_forward() {
+        let a = boottime();
+        std::thread::sleep(Duration::from_millis(20));
+        let b = boottime();
+        assert!(a.0 > 0 && b > a, "{a} then {b}");
+    }
+}

@@ -1,0 +1,384 @@
+//! The cluster driver hosting the `ranked` policy machine
+//! ([`crate::monitor::ranked::Ranked`]) instead of the classic
+//! [`crate::monitor::Monitor`].
+//!
+//! Why a host and not a cycle policy: `ranked` is not a function of one
+//! cycle's view. It reacts to every read of a peer's record, to its own
+//! groups' status, to the result of every write, persist, kill and fence,
+//! and it has timers of its own (heartbeat period P, lease deadline − δ,
+//! takeover waits). So the driver keeps doing what it does for every policy
+//! (membership, per-node reads with the engine's deadlines, `hactl`/`cltab`
+//! replication and adoption, the init machine) and routes:
+//!
+//! * **into the machine**: the members of each membership read; each peer's
+//!   heartbeat file, which under `ranked` *is* its checksummed record
+//!   (a torn, empty or unparsable one is "unknown", never absent); this
+//!   node's groups' status from its init machine whenever it changes; a
+//!   newly adopted `hactl` or `cltab`; the result of every heartbeat write,
+//!   persist and fence; and whether a kill landed within δ, judged here
+//!   from the init machine's live children (the executor only reports
+//!   exits);
+//! * **out of it**: tells into the init machine (dropped when the driver
+//!   reaches them at or after their not-after time), `KillAllNow` as
+//!   [`ClusterCommand::KillAllNow`] (SIGKILL to every local process group)
+//!   followed by `stop` to every local group (so nothing respawns), spawns
+//!   carrying the lease deadline − δ as their not-after time, heartbeat
+//!   writes only when the machine commands them (the driver's own
+//!   heartbeat-file beat is off: a beat written by anyone else could
+//!   extend a dead lease), persists of the durable state (retried until
+//!   acknowledged), watchdog arming, and guarded fences.
+//!
+//! Re-entrancy: a command can change the init machine's status, which is an
+//! input of the machine again. Inputs therefore go through a queue drained
+//! by [`ClusterDriver::ranked_pump`], never by recursion.
+
+use super::input::{ContentId, FileReport, IoFailure, SharedFile};
+use super::{ClusterCommand, ClusterDriver, ClusterEvent};
+use crate::cltab::Cltab;
+use crate::hactl::Hactl;
+use crate::init::Input as InitInput;
+use crate::monitor::ranked::{
+    Command as RCommand, Config, Durable, Input as RInput, NodeInc, Ranked, RankedParams, Read,
+    Record,
+};
+use crate::status::ClStat;
+use crate::time::Millis;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// A kill in flight: its deadline (now + δ) and whether "unconfirmed" was
+/// already reported.
+#[derive(Debug, Clone, Copy)]
+struct Kill {
+    deadline: Millis,
+    reported: bool,
+}
+
+/// A persist to retry: when, and the version and state to write.
+#[derive(Debug, Clone)]
+struct PersistRetry {
+    at: Millis,
+    version: u64,
+    state: Box<Durable>,
+}
+
+/// What the driver keeps for its `ranked` machine.
+pub(crate) struct RankedHost {
+    pub(crate) machine: Ranked,
+    params: RankedParams,
+    inbox: VecDeque<RInput>,
+    pumping: bool,
+    /// Heartbeat write seq → record counter.
+    writes: BTreeMap<u64, u64>,
+    /// Persist seq → (durable version, state), for retries.
+    persists: BTreeMap<u64, (u64, Box<Durable>)>,
+    persist_retry: Option<PersistRetry>,
+    /// Fence seq → target.
+    fences: BTreeMap<u64, NodeInc>,
+    kill: Option<Kill>,
+    last_own: ClStat,
+    last_hactl: Option<Arc<Hactl>>,
+    /// Content identity of each peer's last record fed in (unchanged
+    /// records are not fed again: O(changed members) per cycle).
+    record_ids: BTreeMap<u32, ContentId>,
+}
+
+impl RankedHost {
+    /// A host for node `me`, its machine started at `now` with `durable`
+    /// (what the previous run persisted, `None` on first start) and
+    /// `known` as the initial known membership (ignored when `durable`
+    /// carries one).
+    pub(crate) fn new(
+        me: u32,
+        params: RankedParams,
+        known: &[u32],
+        durable: Option<Durable>,
+        own: ClStat,
+        now: Millis,
+    ) -> RankedHost {
+        let members = if known.is_empty() { vec![me] } else { known.to_vec() };
+        let initial = Config { version: 1, members };
+        let machine = Ranked::new(me, params.clone(), initial, durable, own.clone(), now);
+        RankedHost {
+            machine,
+            params,
+            inbox: VecDeque::new(),
+            pumping: false,
+            writes: BTreeMap::new(),
+            persists: BTreeMap::new(),
+            persist_retry: None,
+            fences: BTreeMap::new(),
+            kill: None,
+            last_own: own,
+            last_hactl: None,
+            record_ids: BTreeMap::new(),
+        }
+    }
+
+    /// Queue an input for the next [`ClusterDriver::ranked_pump`].
+    pub(crate) fn push(&mut self, input: RInput) {
+        self.inbox.push_back(input);
+    }
+
+    /// The earliest time the host wants a tick: the machine's timer, the
+    /// kill's δ deadline, a persist retry.
+    pub(crate) fn poll_timeout(&self) -> Option<Millis> {
+        let kill = self.kill.filter(|k| !k.reported).map(|k| k.deadline);
+        [self.machine.poll_timeout(), kill, self.persist_retry.as_ref().map(|r| r.at)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// How often a `ranked` node reads its peers: every heartbeat period P.
+    pub(crate) fn read_period(&self) -> Millis {
+        self.params.heartbeat
+    }
+
+    /// The not-after time of a spawn decided now: the lease deadline − δ,
+    /// `None` while no lease is held (stop scripts after a lost lease).
+    pub(crate) fn spawn_not_after(&self) -> Option<Millis> {
+        self.machine.lease_deadline().map(|d| d.saturating_sub(self.params.kill_bound))
+    }
+
+    /// The content identity of `node`'s last record fed in.
+    pub(crate) fn known_record(&self, node: u32) -> Option<ContentId> {
+        self.record_ids.get(&node).copied()
+    }
+
+    /// Turn the heartbeat file of a peer's read into a machine input
+    /// (`None` when it is unchanged since the last one fed in).
+    pub(crate) fn record_read(&mut self, node: u32, report: FileReport) -> Option<RInput> {
+        let read = match report.read {
+            Ok(Some(version)) => match version.bytes {
+                None if self.record_ids.get(&node) == Some(&version.id) => return None,
+                None => Read::Unknown(format!("{}: content not sent", report.path)),
+                Some(bytes) => {
+                    self.record_ids.insert(node, version.id);
+                    parse_record(&report.path, &bytes)
+                }
+            },
+            Ok(None) => Read::Unknown(format!("{}: no record yet", report.path)),
+            Err(e) => Read::Unknown(e.to_string()),
+        };
+        Some(RInput::Read { node, read })
+    }
+}
+
+/// A record's bytes as the machine reads them: a record that parses and
+/// passes its checksum, else "unknown" naming the file (never absent).
+pub fn parse_record(path: &str, bytes: &[u8]) -> Read {
+    match std::str::from_utf8(bytes) {
+        Err(e) => Read::Unknown(format!("{path}: not UTF-8 ({e})")),
+        Ok(text) => match Record::parse(text) {
+            Ok(r) => Read::Record(Box::new(r)),
+            Err(e) => Read::Unknown(format!("{path}: {e}")),
+        },
+    }
+}
+
+impl ClusterDriver {
+    /// Is this driver hosting `ranked`?
+    pub fn is_ranked(&self) -> bool {
+        self.ranked.is_some()
+    }
+
+    /// The hosted `ranked` machine (lease, incarnation, the record it
+    /// publishes), for status output and tests.
+    pub fn ranked(&self) -> Option<&Ranked> {
+        self.ranked.as_ref().map(|h| &h.machine)
+    }
+
+    pub(super) fn ranked_queue(&mut self, input: RInput) {
+        if let Some(h) = self.ranked.as_mut() {
+            h.inbox.push_back(input);
+        }
+    }
+
+    /// After an init step: queue the local groups' status when it changed.
+    pub(super) fn ranked_note_own(&mut self) {
+        let Some(h) = self.ranked.as_mut() else { return };
+        let own = self.node.driver.init.status();
+        if own != h.last_own {
+            h.last_own = own.clone();
+            h.inbox.push_back(RInput::Own(own));
+        }
+    }
+
+    /// Per cycle: membership, a newly adopted hactl or cltab.
+    pub(super) fn ranked_cycle(
+        &mut self,
+        members: Vec<u32>,
+        hactl: Option<&Arc<Hactl>>,
+        cltab: Option<&Cltab>,
+    ) {
+        let Some(h) = self.ranked.as_mut() else { return };
+        h.inbox.push_back(RInput::Membership(members));
+        if let Some(hactl) = hactl {
+            if h.last_hactl.as_ref() != Some(hactl) {
+                h.last_hactl = Some(hactl.clone());
+                h.inbox.push_back(RInput::Hactl(hactl.clone()));
+            }
+        }
+        if cltab.is_some() {
+            h.inbox.push_back(RInput::CltabChanged);
+        }
+    }
+
+    /// A heartbeat write's result; `true` when it was a record write.
+    pub(super) fn ranked_written(
+        &mut self,
+        now: Millis,
+        seq: u64,
+        result: &Result<(), IoFailure>,
+    ) -> bool {
+        let Some(h) = self.ranked.as_mut() else { return false };
+        let Some(counter) = h.writes.remove(&seq) else { return false };
+        h.inbox.push_back(RInput::Written { counter, ok: result.is_ok() });
+        if let Err(error) = result {
+            // The machine writes a fresh record at its next period.
+            let retry_at = now + h.params.heartbeat;
+            self.events.push_back(ClusterEvent::WriteFailed {
+                file: SharedFile::Heartbeat,
+                seq,
+                error: error.clone(),
+                retry_at,
+            });
+        }
+        true
+    }
+
+    pub(super) fn ranked_persisted(
+        &mut self,
+        now: Millis,
+        seq: u64,
+        result: Result<(), IoFailure>,
+    ) {
+        let retry = self.retry_delay();
+        let Some(h) = self.ranked.as_mut() else { return };
+        let Some((version, state)) = h.persists.remove(&seq) else { return };
+        match result {
+            Ok(()) => h.inbox.push_back(RInput::Persisted { version }),
+            Err(error) => {
+                // Retry the newest state that is not on disk yet.
+                let newer = h.persist_retry.as_ref().is_some_and(|r| r.version > version)
+                    || h.persists.values().any(|(v, _)| *v > version);
+                if !newer {
+                    h.persist_retry = Some(PersistRetry { at: now + retry, version, state });
+                }
+                self.events.push_back(ClusterEvent::PersistFailed { error });
+            }
+        }
+    }
+
+    /// A fence result; `true` when it answered a `ranked` fence.
+    pub(super) fn ranked_fenced(&mut self, seq: u64, ok: bool) -> bool {
+        let Some(h) = self.ranked.as_mut() else { return false };
+        let Some(target) = h.fences.remove(&seq) else { return false };
+        h.inbox.push_back(RInput::Fenced { target, ok });
+        true
+    }
+
+    /// Fire what is due (tick, kill judgement, persist retry) and drain the
+    /// machine's inbox, carrying out its commands.
+    pub(super) fn ranked_pump(&mut self, now: Millis) {
+        let live = self.node.driver.init.live_processes();
+        let Some(h) = self.ranked.as_mut() else { return };
+        if h.pumping {
+            return;
+        }
+        if let Some(k) = &mut h.kill {
+            if live == 0 {
+                h.kill = None;
+                h.inbox.push_back(RInput::KillDone { confirmed: true });
+            } else if now >= k.deadline && !k.reported {
+                k.reported = true;
+                h.inbox.push_back(RInput::KillDone { confirmed: false });
+            }
+        }
+        if h.persist_retry.as_ref().is_some_and(|r| r.at <= now) {
+            if let Some(r) = h.persist_retry.take() {
+                let seq = self.next_seq();
+                let h = self.ranked.as_mut().expect("checked above");
+                h.persists.insert(seq, (r.version, r.state.clone()));
+                self.commands.push_back(ClusterCommand::Persist { seq, state: r.state });
+            }
+        }
+        let Some(h) = self.ranked.as_mut() else { return };
+        if h.machine.poll_timeout().is_some_and(|t| t <= now) || h.inbox.is_empty() {
+            h.inbox.push_back(RInput::Tick);
+        }
+        h.pumping = true;
+        // Bounded: each command can queue at most one status change.
+        let mut budget = 10_000u32;
+        while let Some(input) = self.ranked.as_mut().and_then(|h| h.inbox.pop_front()) {
+            budget = budget.saturating_sub(1);
+            if budget == 0 {
+                break;
+            }
+            let Some(h) = self.ranked.as_mut() else { break };
+            let out = h.machine.step(now, input);
+            for c in out.commands {
+                self.ranked_command(now, c);
+            }
+        }
+        if let Some(h) = self.ranked.as_mut() {
+            h.pumping = false;
+        }
+    }
+
+    fn ranked_command(&mut self, now: Millis, command: RCommand) {
+        match command {
+            RCommand::Persist { version, state } => {
+                let seq = self.next_seq();
+                if let Some(h) = self.ranked.as_mut() {
+                    h.persists.insert(seq, (version, state.clone()));
+                    h.persist_retry = None;
+                }
+                self.commands.push_back(ClusterCommand::Persist { seq, state });
+            }
+            RCommand::WriteRecord { counter, text } => {
+                let seq = self.next_seq();
+                if let Some(h) = self.ranked.as_mut() {
+                    h.writes.insert(seq, counter);
+                }
+                let payload = Some(Arc::<[u8]>::from(text.into_bytes()));
+                self.commands.push_back(ClusterCommand::WriteHeartbeat { seq, counter, payload });
+            }
+            RCommand::Tell { group, level, not_after } => {
+                if let Some(na) = not_after.filter(|na| now >= *na) {
+                    let late_by = now.saturating_sub(na);
+                    self.events.push_back(ClusterEvent::LateTellDropped { group, level, late_by });
+                    return;
+                }
+                self.init_step(now, InitInput::Tell { group, level });
+            }
+            RCommand::KillAllNow => {
+                let kill_bound = self.ranked.as_ref().map_or(Millis(0), |h| h.params.kill_bound);
+                self.commands.push_back(ClusterCommand::KillAllNow);
+                if let Some(h) = self.ranked.as_mut() {
+                    h.kill = Some(Kill { deadline: now + kill_bound, reported: false });
+                }
+                let (_, executed) = self.node.stop_all(now);
+                self.absorb(now, executed);
+                if self.node.driver.init.live_processes() == 0 {
+                    if let Some(h) = self.ranked.as_mut() {
+                        h.kill = None;
+                        h.inbox.push_back(RInput::KillDone { confirmed: true });
+                    }
+                }
+            }
+            RCommand::Watchdog { epoch, deadline } => {
+                self.commands.push_back(ClusterCommand::ArmWatchdog { epoch, deadline });
+            }
+            RCommand::Fence { target, reason: _, guard } => {
+                let seq = self.next_seq();
+                if let Some(h) = self.ranked.as_mut() {
+                    h.fences.insert(seq, target);
+                }
+                self.commands.push_back(ClusterCommand::FenceRanked { seq, target, guard });
+            }
+            RCommand::Log(notice) => self.events.push_back(ClusterEvent::Ranked(notice)),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! `ranked`'s process-form watchdog, with real processes: the `mosha`
+//! binary started as the watchdog (`CLINIT_WATCHDOG=1`), a "monitor" that
+//! re-arms it every 100 ms through a pipe (a shell loop reading
+//! CLOCK_BOOTTIME from /proc/uptime), and a service (`sleep`) in its own
+//! process group. While the monitor re-arms, the service lives; once the
+//! monitor is SIGSTOPped, the watchdog SIGKILLs the service's group at the
+//! deadline. Every process is ours, ended by pid, and every wait bounded.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills what it holds when dropped (the test fails or ends).
+struct Reap(Vec<Child>);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Start the service and the watchdog fed by a monitor shell that says
+/// `add PGID` once, then `arm 1 1 <now + 500 ms>` every 100 ms.
+fn start() -> (Reap, u32, u32) {
+    let service = Command::new("sleep").arg("600").process_group(0).spawn().expect("sleep starts");
+    let pgid = service.id();
+    let script = format!(
+        "echo add {pgid}; while :; do awk '{{printf \"arm 1 1 %d\\n\", $1*1000 + 500}}' /proc/uptime; sleep 0.1; done"
+    );
+    let mut monitor = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("monitor shell starts");
+    let pipe = monitor.stdout.take().expect("piped");
+    let watchdog = Command::new(env!("CARGO_BIN_EXE_mosha"))
+        .env(clinit_backends::watchdog::ENV, "1")
+        .stdin(Stdio::from(pipe))
+        .process_group(0)
+        .spawn()
+        .expect("watchdog starts");
+    let monitor_pid = monitor.id();
+    let watchdog_pid = watchdog.id();
+    assert_ne!(watchdog_pid, monitor_pid);
+    (Reap(vec![service, monitor, watchdog]), monitor_pid, pgid)
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn watchdog_kills_the_services_of_a_stopped_monitor() {
+    let (mut procs, monitor, _) = start();
+    // 1.5 s of re-arming: three times the 500 ms deadline has passed.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        procs.0[0].try_wait().expect("try_wait").is_none(),
+        "the service died although the monitor kept re-arming"
+    );
+    kill(Pid::from_raw(monitor as i32), Signal::SIGSTOP).expect("SIGSTOP the monitor");
+    let st = wait_exit(&mut procs.0[0], Duration::from_secs(5))
+        .expect("the watchdog did not kill the service within 5 s of the monitor's stop");
+    assert_eq!(st.signal(), Some(9), "killed by SIGKILL: {st:?}");
+}
+
+#[test]
+fn watchdog_spares_the_services_while_the_monitor_re_arms() {
+    let (mut procs, _, _) = start();
+    // Proof that time passed: 2.5 s is five deadlines of 500 ms.
+    let started = Instant::now();
+    let early = wait_exit(&mut procs.0[0], Duration::from_millis(2500));
+    assert!(started.elapsed() >= Duration::from_millis(2500));
+    assert!(early.is_none(), "the service died while the monitor re-armed: {early:?}");
+    // The watchdog itself is still there, waiting.
+    assert!(procs.0[2].try_wait().expect("try_wait").is_none(), "the watchdog exited");
+}
