@@ -808,7 +808,9 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
         // spawned or reaped (the spawn path itself never writes it).
         let mut save_state = |daemon: &mut Daemon| {
             if let Some(entries) = daemon.driver().processes.take_state() {
-                if let Err(e) = generations::write_state(&state_file, cgroup_base.as_deref(), entries) {
+                if let Err(e) =
+                    generations::write_state(&state_file, cgroup_base.as_deref(), entries)
+                {
                     state_log.log(|n| {
                         error!(
                             "cannot write {}: {e} ({n} similar failures held back)",

@@ -334,7 +334,10 @@ mod tests {
             level: "1".into(),
         };
         let esc = Escalation::default();
-        assert_eq!(stop_previous(std::slice::from_ref(&e), None, &esc).groups[0].1, Outcome::Reused);
+        assert_eq!(
+            stop_previous(std::slice::from_ref(&e), None, &esc).groups[0].1,
+            Outcome::Reused
+        );
         // A pid that does not exist (above pid_max): gone.
         let gone = StateEntry { pgid: 1 << 30, ..e };
         assert_eq!(stop_previous(&[gone], None, &esc).groups[0].1, Outcome::Gone);
