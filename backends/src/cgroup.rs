@@ -126,6 +126,67 @@ fn remove_dead_daemons_dirs(parent: &Path) {
     }
 }
 
+/// Is `dir` a directory on a cgroup2 file system?
+pub fn is_cgroup2_dir(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else { return false };
+    // SAFETY: statfs writes only into the zeroed struct we pass.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    rc == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC && dir.is_dir()
+}
+
+/// `dir` and every cgroup below it, parents before children.
+fn subtree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        if let Ok(rd) = std::fs::read_dir(&out[i]) {
+            let kids: Vec<PathBuf> = rd
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect();
+            out.extend(kids);
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Live members of `dir` and of every cgroup below it.
+pub fn tree_members(dir: &Path) -> Vec<i32> {
+    subtree(dir).into_iter().flat_map(|d| Cgroup { dir: d }.members()).collect()
+}
+
+/// Signal every process in the subtree; SIGKILL through `cgroup.kill` on
+/// `dir` where present (it is recursive), else pid by pid.
+pub fn tree_signal(dir: &Path, sig: libc::c_int) {
+    if sig == libc::SIGKILL && std::fs::write(dir.join("cgroup.kill"), b"1").is_ok() {
+        return;
+    }
+    for d in subtree(dir) {
+        Cgroup { dir: d }.signal(sig);
+    }
+}
+
+/// Remove the subtree's cgroups, leaf first. A cgroup whose last process
+/// has just been killed may still be busy for a moment: retried for up to
+/// about a second, then left with a log line.
+pub fn remove_tree(dir: &Path) {
+    for _ in 0..100 {
+        for d in subtree(dir).iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+        if !dir.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    tracing::warn!("cannot remove {}: still busy", dir.display());
+}
+
 /// One instance's cgroup.
 #[derive(Debug, Clone)]
 pub struct Cgroup {

@@ -672,22 +672,31 @@ pub(crate) fn stop_previous_generation(
     state_file: &Path,
     esc: &clinit_engine::init::escalation::Escalation,
 ) {
-    let entries = match generations::read_state(state_file) {
-        Ok(entries) => entries,
+    let prev = match generations::read_state(state_file) {
+        Ok(prev) => prev,
         Err(e) => {
             warn!("{e}; cannot stop what a previous daemon left running");
             return;
         }
     };
-    if entries.is_empty() {
+    let cgroup = match generations::checked_cgroup(&prev) {
+        Ok(dir) => dir,
+        Err(why) => {
+            warn!("{}: recorded cgroup refused: {why}; left alone", state_file.display());
+            None
+        }
+    };
+    if prev.procs.is_empty() && cgroup.is_none() {
         return;
     }
     warn!(
-        "{}: a previous daemon left {} process groups; stopping them before starting anything",
+        "{}: a previous daemon left {} process groups{}; stopping them before starting anything",
         state_file.display(),
-        entries.len()
+        prev.procs.len(),
+        cgroup.as_ref().map(|d| format!(" and cgroup {}", d.display())).unwrap_or_default()
     );
-    for (e, outcome) in generations::stop_previous(&entries, esc) {
+    let stopped = generations::stop_previous(&prev.procs, cgroup.as_deref(), esc);
+    for (e, outcome) in stopped.groups {
         let what = format!("{}/{} (level {}, process group {})", e.group, e.tag, e.level, e.pgid);
         match outcome {
             generations::Outcome::Gone => info!("previous generation: {what} already gone"),
@@ -700,6 +709,18 @@ pub(crate) fn stop_previous_generation(
             generations::Outcome::Survived => {
                 error!("previous generation: {what} survived SIGKILL; left behind")
             }
+        }
+    }
+    if let Some((dir, outcome)) = stopped.cgroup {
+        let what = format!("cgroup {}", dir.display());
+        match outcome {
+            generations::Outcome::Stopped(sig) => {
+                info!("previous generation: every process in {what} stopped ({sig}); removed")
+            }
+            generations::Outcome::Survived => {
+                error!("previous generation: processes in {what} survived SIGKILL; left behind")
+            }
+            _ => info!("previous generation: {what} was already empty; removed"),
         }
     }
 }
@@ -755,6 +776,16 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
         processes.containment = Containment::ProcessGroup { reason: "cgroups disabled".into() };
         info!("containment: process groups only (cgroups disabled)");
     }
+    // Record the cgroup base before anything is spawned: a successor then
+    // stops all this generation ever starts, even a process forked just
+    // before a `kill -9` and not yet in the state file's groups.
+    let cgroup_base = match &processes.containment {
+        Containment::Cgroup { base } => Some(base.clone()),
+        Containment::ProcessGroup { .. } => None,
+    };
+    if let Err(e) = generations::write_state(&state_file, cgroup_base.as_deref(), Vec::new()) {
+        error!("cannot write {}: {e}", state_file.display());
+    }
     let store = FileStatus { path: clstat.clone() };
     let mut driver = NodeDriver::new(init, processes, store);
     driver.set_spawn_slice(cfg.spawn_slice);
@@ -775,16 +806,21 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
     while !daemon.driver.init.has_exited() {
         // At most one state-file write per turn, after any turn that
         // spawned or reaped (the spawn path itself never writes it).
-        if let Some(entries) = daemon.driver().processes.take_state() {
-            if let Err(e) = generations::write_state(&state_file, entries) {
-                state_log.log(|n| {
-                    error!(
-                        "cannot write {}: {e} ({n} similar failures held back)",
-                        state_file.display()
-                    )
-                });
+        let mut save_state = |daemon: &mut Daemon| {
+            if let Some(entries) = daemon.driver().processes.take_state() {
+                if let Err(e) =
+                    generations::write_state(&state_file, cgroup_base.as_deref(), entries)
+                {
+                    state_log.log(|n| {
+                        error!(
+                            "cannot write {}: {e} ({n} similar failures held back)",
+                            state_file.display()
+                        )
+                    });
+                }
             }
-        }
+        };
+        save_state(&mut daemon);
         let deadline = daemon.driver.init.poll_timeout();
         let sleep = tokio::time::sleep_until(match deadline {
             Some(at) => clock.instant(at),
@@ -798,6 +834,10 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
             _ = sigchld.recv() => daemon.reap(),
             Some(Job { request, table, reply }) = requests.recv() => {
                 let answer = daemon.handle_request(request, table);
+                // What this request spawned is on record before the client
+                // hears back (still once per turn: the write at the top of
+                // the next turn then has nothing new).
+                save_state(&mut daemon);
                 let _ = reply.send(answer);
             }
             Some(loaded) = reloads.recv() => { let _ = daemon.reload(loaded); }

@@ -25,8 +25,17 @@
 //!   `pgid` within session `pgid`, because the kernel does not hand out a
 //!   pid that is still in use as a process group or session id.
 //!
-//! Anything else is left alone, with a log line. Start-up waits for the
-//! stops, at most the escalation's `kill_after` plus [`KILL_GRACE`].
+//! Anything else is left alone, with a log line.
+//!
+//! In cgroup mode the file also names the daemon's cgroup directory
+//! (`.../clinit.<pid>`), written at start-up before anything is spawned.
+//! The successor signals every process in that subtree with the same
+//! escalation (SIGKILL through `cgroup.kill`) and then removes its cgroups,
+//! leaf first. This reaches what process groups cannot: a descendant that
+//! left with `setsid`, one whose leader already exited, and a process forked
+//! just before the `kill -9`, before its group was written to `procs`.
+//! Start-up waits for the stops, at most the escalation's `kill_after` plus
+//! [`KILL_GRACE`].
 
 use crate::atomic;
 use crate::safe_read::{read_regular, ReadError};
@@ -62,7 +71,24 @@ struct StateFile {
     version: u32,
     /// The daemon that wrote it.
     daemon: u32,
+    /// The daemon's cgroup directory (`.../clinit.<daemon>`), in cgroup
+    /// mode. Written at start-up, before anything is spawned, so every
+    /// process the generation ever starts is inside a recorded subtree,
+    /// even one forked just before a `kill -9` and not yet in `procs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cgroup: Option<PathBuf>,
     procs: Vec<StateEntry>,
+}
+
+/// What a previous generation recorded.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Previous {
+    /// The daemon that wrote the file (0 when there is none).
+    pub daemon: u32,
+    /// Its cgroup directory, in cgroup mode.
+    pub cgroup: Option<PathBuf>,
+    /// Its live process groups.
+    pub procs: Vec<StateEntry>,
 }
 
 /// A state file that cannot be used.
@@ -85,22 +111,24 @@ pub fn state_path(socket: &Path) -> PathBuf {
     socket.with_extension("state")
 }
 
-/// Replace the state file with these entries (atomically, mode 0600).
-pub fn write_state(path: &Path, procs: Vec<StateEntry>) -> io::Result<()> {
-    let file = StateFile { version: STATE_VERSION, daemon: std::process::id(), procs };
+/// Replace the state file with these entries and the daemon's cgroup
+/// directory, if any (atomically, mode 0600).
+pub fn write_state(path: &Path, cgroup: Option<&Path>, procs: Vec<StateEntry>) -> io::Result<()> {
+    let cgroup = cgroup.map(Path::to_path_buf);
+    let file = StateFile { version: STATE_VERSION, daemon: std::process::id(), cgroup, procs };
     let text = serde_json::to_vec(&file).map_err(io::Error::other)?;
     atomic::replace_private(path, &text, STATE_MODE)
 }
 
-/// The previous generation's entries; empty when there is no state file.
-pub fn read_state(path: &Path) -> Result<Vec<StateEntry>, StateError> {
-    let Some(bytes) = read_regular(path, MAX_STATE_BYTES)? else { return Ok(Vec::new()) };
+/// What the previous generation recorded; empty when there is no state file.
+pub fn read_state(path: &Path) -> Result<Previous, StateError> {
+    let Some(bytes) = read_regular(path, MAX_STATE_BYTES)? else { return Ok(Previous::default()) };
     let file: StateFile = serde_json::from_slice(&bytes)
         .map_err(|source| StateError::Format { path: path.to_path_buf(), source })?;
     if file.version != STATE_VERSION {
         return Err(StateError::Version { path: path.to_path_buf(), found: file.version });
     }
-    Ok(file.procs)
+    Ok(Previous { daemon: file.daemon, cgroup: file.cgroup, procs: file.procs })
 }
 
 /// `(state, pgrp, session, start time)` from `/proc/<pid>/stat`.
@@ -163,9 +191,37 @@ fn killpg(pgid: u32, sig: libc::c_int) {
     }
 }
 
-/// Stop the previous generation's groups (module doc); blocks until they
-/// are gone or the escalation and [`KILL_GRACE`] ran out.
-pub fn stop_previous(entries: &[StateEntry], esc: &Escalation) -> Vec<(StateEntry, Outcome)> {
+/// The previous generation's cgroup directory, if it is safe to empty:
+/// an absolute path on a cgroup2 file system, named `clinit.<daemon>` after
+/// the daemon that wrote the file, and not our own. Anything else (an edited
+/// or foreign file) is refused with `Err(why)`.
+pub fn checked_cgroup(prev: &Previous) -> Result<Option<PathBuf>, String> {
+    let Some(dir) = &prev.cgroup else { return Ok(None) };
+    let expected = format!("clinit.{}", prev.daemon);
+    if !dir.is_absolute() || dir.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
+        return Err(format!("{} is not named {expected}", dir.display()));
+    }
+    if prev.daemon == std::process::id() {
+        return Err(format!("{} is this daemon's own", dir.display()));
+    }
+    if !crate::cgroup::is_cgroup2_dir(dir) {
+        return Ok(None); // Gone already (or never a cgroup): nothing to stop.
+    }
+    Ok(Some(dir.clone()))
+}
+
+/// What [`stop_previous`] did: one outcome per process group, and one for
+/// the recorded cgroup subtree, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    pub groups: Vec<(StateEntry, Outcome)>,
+    pub cgroup: Option<(PathBuf, Outcome)>,
+}
+
+/// Stop the previous generation's groups and everything in its cgroup
+/// subtree (module doc); blocks until they are gone or the escalation and
+/// [`KILL_GRACE`] ran out. The emptied cgroups are then removed, leaf first.
+pub fn stop_previous(entries: &[StateEntry], cgroup: Option<&Path>, esc: &Escalation) -> Stopped {
     let mut out = Vec::new();
     let mut live = Vec::new();
     for e in entries {
@@ -175,45 +231,67 @@ pub fn stop_previous(entries: &[StateEntry], esc: &Escalation) -> Vec<(StateEntr
             None => out.push((e.clone(), Outcome::Reused)),
         }
     }
-    if live.is_empty() {
-        return out;
-    }
+    let tree_live = |dir: &Path| !crate::cgroup::tree_members(dir).is_empty();
+    let mut tree = cgroup.map(|d| (d.to_path_buf(), tree_live(d)));
+    let mut tree_outcome = match &tree {
+        Some((_, false)) => Some(Outcome::Gone),
+        _ => None,
+    };
     let start = Instant::now();
     let term_at = Duration::from_millis(esc.term_after.0);
     let kill_at = Duration::from_millis(esc.kill_after.0.max(esc.term_after.0));
     let mut sent = "SIGINT";
-    for e in &live {
-        killpg(e.pgid, libc::SIGINT);
-    }
-    loop {
-        live.retain(|e| {
-            let gone = verify(e) != Some(true);
-            if gone {
-                out.push((e.clone(), Outcome::Stopped(sent)));
-            }
-            !gone
-        });
-        let t = start.elapsed();
-        if live.is_empty() || t > kill_at + KILL_GRACE {
-            break;
+    let signal_all = |live: &[StateEntry], tree: &Option<(PathBuf, bool)>, sig| {
+        for e in live {
+            killpg(e.pgid, sig);
         }
-        let next = if t >= kill_at {
-            Some(("SIGKILL", libc::SIGKILL))
-        } else if t >= term_at && sent == "SIGINT" {
-            Some(("SIGTERM", libc::SIGTERM))
-        } else {
-            None
-        };
-        if let Some((name, sig)) = next.filter(|(name, _)| *name != sent || *name == "SIGKILL") {
-            for e in &live {
-                killpg(e.pgid, sig);
-            }
-            sent = name;
+        if let Some((dir, true)) = tree {
+            crate::cgroup::tree_signal(dir, sig);
         }
-        std::thread::sleep(Duration::from_millis(10));
+    };
+    if !live.is_empty() || matches!(tree, Some((_, true))) {
+        signal_all(&live, &tree, libc::SIGINT);
+        loop {
+            live.retain(|e| {
+                let gone = verify(e) != Some(true);
+                if gone {
+                    out.push((e.clone(), Outcome::Stopped(sent)));
+                }
+                !gone
+            });
+            if let Some((dir, alive)) = &mut tree {
+                if *alive && !tree_live(dir) {
+                    *alive = false;
+                    tree_outcome = Some(Outcome::Stopped(sent));
+                }
+            }
+            let t = start.elapsed();
+            let tree_alive = matches!(tree, Some((_, true)));
+            if (live.is_empty() && !tree_alive) || t > kill_at + KILL_GRACE {
+                break;
+            }
+            let next = if t >= kill_at {
+                Some(("SIGKILL", libc::SIGKILL))
+            } else if t >= term_at && sent == "SIGINT" {
+                Some(("SIGTERM", libc::SIGTERM))
+            } else {
+                None
+            };
+            if let Some((name, sig)) = next.filter(|(name, _)| *name != sent || *name == "SIGKILL")
+            {
+                signal_all(&live, &tree, sig);
+                sent = name;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     out.extend(live.into_iter().map(|e| (e, Outcome::Survived)));
-    out
+    let cgroup = tree.map(|(dir, alive)| {
+        let outcome = if alive { Outcome::Survived } else { tree_outcome.unwrap_or(Outcome::Gone) };
+        crate::cgroup::remove_tree(&dir);
+        (dir, outcome)
+    });
+    Stopped { groups: out, cgroup }
 }
 
 #[cfg(test)]
@@ -225,7 +303,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = state_path(&dir.path().join("clinit.s"));
-        assert!(read_state(&path).expect("no file").is_empty());
+        assert_eq!(read_state(&path).expect("no file"), Previous::default());
         let e = StateEntry {
             pgid: 7,
             start: 42,
@@ -233,8 +311,11 @@ mod tests {
             tag: "t".into(),
             level: "1".into(),
         };
-        write_state(&path, vec![e.clone()]).expect("write");
-        assert_eq!(read_state(&path).expect("read"), vec![e]);
+        write_state(&path, Some(Path::new("/cg/clinit.9")), vec![e.clone()]).expect("write");
+        let prev = read_state(&path).expect("read");
+        assert_eq!(prev.procs, vec![e]);
+        assert_eq!(prev.cgroup.as_deref(), Some(Path::new("/cg/clinit.9")));
+        assert_eq!(prev.daemon, std::process::id());
         let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         std::fs::write(&path, b"garbage").expect("write");
@@ -253,9 +334,12 @@ mod tests {
             level: "1".into(),
         };
         let esc = Escalation::default();
-        assert_eq!(stop_previous(std::slice::from_ref(&e), &esc)[0].1, Outcome::Reused);
+        assert_eq!(
+            stop_previous(std::slice::from_ref(&e), None, &esc).groups[0].1,
+            Outcome::Reused
+        );
         // A pid that does not exist (above pid_max): gone.
         let gone = StateEntry { pgid: 1 << 30, ..e };
-        assert_eq!(stop_previous(&[gone], &esc)[0].1, Outcome::Gone);
+        assert_eq!(stop_previous(&[gone], None, &esc).groups[0].1, Outcome::Gone);
     }
 }
