@@ -293,16 +293,7 @@ impl Executor {
             ClusterCommand::Fence { seq, node } => {
                 let fence = self.fence.clone();
                 self.background(move || {
-                    let result = match fence.fence(node) {
-                        FenceOutcome::Logged => Ok(()),
-                        FenceOutcome::Done { output } => {
-                            error!("STOMITH node {node}: done. {output}");
-                            Ok(())
-                        }
-                        FenceOutcome::Failed { reason, output } => {
-                            Err(FenceFailure::Refused { status: reason, output })
-                        }
-                    };
+                    let result = fence_result(fence.fence(node), node, FenceProof::LogSuffices);
                     ClusterInput::FenceDone { seq, node, result }
                 });
                 None
@@ -417,4 +408,37 @@ fn beat_unless_leaving(
         return Ok(());
     }
     heartbeat::beat(store, me)
+}
+
+/// Whether a fence that only logged (no `--stomith` command) counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FenceProof {
+    /// classic: the original's STOMITH was a log line when no command was
+    /// configured, and the policy went on as if fenced.
+    LogSuffices,
+    /// ranked: a fence must prove the target's services are dead; a log
+    /// line proves nothing, so it is a failure.
+    CommandRequired,
+}
+
+/// A fence hook's outcome as the driver's `FenceDone` result.
+pub(super) fn fence_result(
+    outcome: FenceOutcome,
+    node: u32,
+    proof: FenceProof,
+) -> Result<(), FenceFailure> {
+    match outcome {
+        FenceOutcome::Logged if proof == FenceProof::LogSuffices => Ok(()),
+        FenceOutcome::Logged => Err(FenceFailure::Refused {
+            status: "no fence command".into(),
+            output: "configure --stomith to fence under ranked".into(),
+        }),
+        FenceOutcome::Done { output } => {
+            error!("STOMITH node {node}: done. {output}");
+            Ok(())
+        }
+        FenceOutcome::Failed { reason, output } => {
+            Err(FenceFailure::Refused { status: reason, output })
+        }
+    }
 }

@@ -17,9 +17,8 @@
 //!   runs, the target's record is read again; when the guard says it came
 //!   back, the fence is skipped and answered as failed.
 
-use super::executor::Executor;
+use super::executor::{fence_result, Executor, FenceProof};
 use crate::atomic::write_atomic;
-use crate::fence::FenceOutcome;
 use crate::watchdog::Line;
 use clinit_engine::cluster::{
     parse_record, ClusterCommand, ClusterInput, FenceFailure, IoFailure, SharedFile,
@@ -127,21 +126,9 @@ impl Executor {
                         };
                         return ClusterInput::FenceDone { seq, node, result: Err(error) };
                     }
-                    let result = match fence.fence(node) {
-                        // Under ranked a fence must prove the target's
-                        // services are dead: a log line proves nothing.
-                        FenceOutcome::Logged => Err(FenceFailure::Refused {
-                            status: "no fence command".into(),
-                            output: "configure --stomith to fence under ranked".into(),
-                        }),
-                        FenceOutcome::Done { output } => {
-                            error!("STOMITH node {node}: done. {output}");
-                            Ok(())
-                        }
-                        FenceOutcome::Failed { reason, output } => {
-                            Err(FenceFailure::Refused { status: reason, output })
-                        }
-                    };
+                    // Under ranked a fence must prove the target's
+                    // services are dead: a log line proves nothing.
+                    let result = fence_result(fence.fence(node), node, FenceProof::CommandRequired);
                     ClusterInput::FenceDone { seq, node, result }
                 });
                 None
