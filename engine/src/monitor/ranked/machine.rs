@@ -91,6 +91,12 @@ pub enum Input {
     KillDone { confirmed: bool },
     /// The operator asks for a new membership (one node added or removed).
     ProposeMembers(Vec<u32>),
+    /// This node is stopping (SIGTERM): stop every local group, plan
+    /// nothing more, and once every group is idle give up the lease and
+    /// publish `released`, so that peers take over at once instead of
+    /// waiting out the lease (a graceful handover). Without it the machine
+    /// would plan again every group the shutdown stopped.
+    Leave,
 }
 
 /// What the driver must do, in order.
@@ -200,6 +206,10 @@ pub enum RankedNotice {
     },
     ChangeRefused(String),
     ConfigAdopted(Config),
+    /// Stopping: every local group is idle and the lease is given up.
+    Left {
+        epoch: u64,
+    },
     /// No step for `gap` (more than H/2): suspicion restarts from now.
     Resumed {
         gap: Millis,
@@ -285,6 +295,8 @@ pub struct Ranked {
     unplaced_since: BTreeMap<String, Millis>,
     told: BTreeMap<String, String>,
     seen_all: bool,
+    /// [`Input::Leave`] was given: this node is stopping.
+    leaving: bool,
     wake: Option<Millis>,
     out: Vec<Command>,
 }
@@ -362,6 +374,7 @@ impl Ranked {
             unplaced_since: BTreeMap::new(),
             told: BTreeMap::new(),
             seen_all: false,
+            leaving: false,
             wake: None,
             out: if leftovers { vec![Command::KillAllNow] } else { Vec::new() },
         }

@@ -31,8 +31,9 @@ impl Ranked {
 
     pub(super) fn group_pass(&mut self, votes: &Votes, judged: &BTreeMap<u32, Judgement>) {
         let now = self.now;
-        if self.phase != Phase::Holding {
-            // Released or killing: nothing runs here; settle stragglers.
+        if self.phase != Phase::Holding || self.leaving {
+            // Released, killing or leaving: nothing runs here; settle
+            // stragglers.
             let busy: Vec<String> = self
                 .own
                 .groups
@@ -40,10 +41,21 @@ impl Ranked {
                 .filter(|(_, st)| !crate::hastat::is_idle(&st.level, &st.state))
                 .map(|(g, _)| g.clone())
                 .collect();
-            if self.phase == Phase::Released {
-                for g in busy {
-                    self.tell(&g, "stop", false);
+            if self.phase == Phase::Released || self.leaving {
+                for g in &busy {
+                    self.tell(g, "stop", false);
                 }
+            }
+            if self.leaving && self.phase == Phase::Holding && busy.is_empty() {
+                // Every group is idle: give the lease up and publish it.
+                let epoch = self.epoch;
+                self.epoch_floor = self.counter + 1;
+                self.deadline = None;
+                self.phase = Phase::Released;
+                self.told.clear();
+                self.claims.clear();
+                self.log(RankedNotice::Left { epoch });
+                self.hurry();
             }
             return;
         }

@@ -84,6 +84,10 @@ impl Ranked {
                     }
                 }
             }
+            Input::Leave => {
+                self.leaving = true;
+                self.hurry();
+            }
             Input::ProposeMembers(members) => {
                 let config = self.durable.config.clone();
                 let acked = self.durable.config_ack.clone();

@@ -110,7 +110,7 @@ impl Ranked {
                 self.lose_lease();
             }
             Phase::Holding => self.deadline = deadline,
-            Phase::Released if holds && self.persisted.is_some() => {
+            Phase::Released if holds && self.persisted.is_some() && !self.leaving => {
                 self.phase = Phase::Holding;
                 self.epoch += 1;
                 self.deadline = deadline;
