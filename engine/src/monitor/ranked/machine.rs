@@ -206,6 +206,12 @@ pub enum RankedNotice {
     },
     ChangeRefused(String),
     ConfigAdopted(Config),
+    /// `group` runs here but fails back to the better-ranked `to`
+    /// ([`RankedParams::failback`]): stopped here, a move.
+    FailingBack {
+        group: String,
+        to: u32,
+    },
     /// Stopping: every local group is idle and the lease is given up.
     Left {
         epoch: u64,
@@ -243,6 +249,9 @@ struct Peer {
     void_logged: Option<u64>,
     /// (incarnation, epoch floor) proven void (fenced or lease ran out).
     void_epoch: Option<(u64, u64)>,
+    /// Since when (own clock) its records say it holds a lease, without a
+    /// break (failback waits for a steady node).
+    holding_since: Option<Millis>,
 }
 
 /// The lease phase of this node.
@@ -294,6 +303,8 @@ pub struct Ranked {
     claims: BTreeMap<String, u64>,
     unplaced_since: BTreeMap<String, Millis>,
     told: BTreeMap<String, String>,
+    /// Group → the (node, incarnation) it last failed back to.
+    failed_back: BTreeMap<String, (u32, u64)>,
     seen_all: bool,
     /// [`Input::Leave`] was given: this node is stopping.
     leaving: bool,
@@ -373,6 +384,7 @@ impl Ranked {
             claims: BTreeMap::new(),
             unplaced_since: BTreeMap::new(),
             told: BTreeMap::new(),
+            failed_back: BTreeMap::new(),
             seen_all: false,
             leaving: false,
             wake: None,

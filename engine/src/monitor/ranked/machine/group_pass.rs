@@ -111,6 +111,11 @@ impl Ranked {
             }
             let preferred = self.preferred(&g);
             match own {
+                Some(_) if self.told.get(&g).map(String::as_str) == Some("stop") => {
+                    // A stop is on its way (conflict, failback): ask for
+                    // nothing until it lands.
+                    self.claims.remove(&g);
+                }
                 Some(st) if record::counts_as_running(&st) && st.level != "stop" => {
                     self.unplaced_since.remove(&g);
                     self.ask(&g);
@@ -123,6 +128,12 @@ impl Ranked {
                         self.log(RankedNotice::Conflict { group: g.clone(), keeper });
                     } else if st.level != want && st.state.is_settled() {
                         self.tell(&g, &want, true);
+                    } else if st.state.is_settled() {
+                        if let Some(to) = self.failback_to(&g, &preferred, &heard) {
+                            self.claims.remove(&g);
+                            self.tell(&g, "stop", false);
+                            self.log(RankedNotice::FailingBack { group: g.clone(), to });
+                        }
                     }
                 }
                 Some(st) if st.level == "plan" || st.level == "test" => {
@@ -188,5 +199,42 @@ impl Ranked {
                 }
             }
         }
+    }
+
+    /// With [`RankedParams::failback`]: the better-ranked node that `group`,
+    /// running here, should move back to now. That node is heard, eligible,
+    /// has held its lease for `failback_after`, runs and attempts nothing of
+    /// the group, and was not failed back to in its current incarnation.
+    fn failback_to(&mut self, group: &str, preferred: &[u32], heard: &[u32]) -> Option<u32> {
+        if !self.params.failback {
+            return None;
+        }
+        let now = self.now;
+        let candidates: Vec<u32> = heard
+            .iter()
+            .copied()
+            .filter(|&n| n == self.me || self.eligibility.eligible(group, n, now))
+            .collect();
+        let best = *rank(group, preferred, &candidates).first()?;
+        if best == self.me {
+            return None;
+        }
+        let rec = self.record_of(best)?.clone();
+        let target = (best, rec.incarnation);
+        if self.failed_back.get(group) == Some(&target)
+            || rec.lease != LeaseState::Holding
+            || rec.claims.contains_key(group)
+            || rec.groups.get(group).is_some_and(|st| !crate::hastat::is_idle(&st.level, &st.state))
+        {
+            return None;
+        }
+        let since = self.peers.get(&best)?.holding_since?;
+        let at = since + self.params.failback_after;
+        if now < at {
+            self.wake_at(at);
+            return None;
+        }
+        self.failed_back.insert(group.to_string(), target);
+        Some(best)
     }
 }

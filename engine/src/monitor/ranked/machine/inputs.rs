@@ -133,6 +133,10 @@ impl Ranked {
                 peer.seen = true;
                 peer.unknown = None;
                 peer.other_policy = None;
+                peer.holding_since = match rec.lease {
+                    LeaseState::Holding => Some(peer.holding_since.unwrap_or(now)),
+                    _ => None,
+                };
                 if rec.policy != record::POLICY {
                     peer.other_policy = Some(rec.policy.clone());
                 }
