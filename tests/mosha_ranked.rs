@@ -44,12 +44,20 @@ struct Cluster {
     moshas: BTreeMap<u32, Child>,
     /// Extra arguments for every mosha started.
     extra: Vec<String>,
+    /// `--membership heartbeat` instead of the openMosix views.
+    heartbeat: bool,
 }
 
 impl Cluster {
     fn new(nodes: &[u32], cltab_groups: &[&str], hactl: &str) -> Cluster {
         let dir = tempfile::Builder::new().prefix("mosha-ranked-").tempdir().expect("tempdir");
-        let c = Cluster { dir, nodes: nodes.to_vec(), moshas: BTreeMap::new(), extra: Vec::new() };
+        let c = Cluster {
+            dir,
+            nodes: nodes.to_vec(),
+            moshas: BTreeMap::new(),
+            extra: Vec::new(),
+            heartbeat: false,
+        };
         fs::create_dir_all(c.path("pids")).expect("mkdir pids");
         for &k in nodes {
             for &m in nodes {
@@ -108,9 +116,12 @@ impl Cluster {
             .args(["--policy", policy, "--known", &known.join(",")])
             .arg("--mfsbase")
             .arg(self.path("mfs"))
-            .arg("--hpcbase")
-            .arg(self.view(node))
             .args(&self.extra);
+        if self.heartbeat {
+            cmd.args(["--membership", "heartbeat"]);
+        } else {
+            cmd.arg("--hpcbase").arg(self.view(node));
+        }
         let child = cmd
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -499,4 +510,25 @@ fn two_classic_nodes_never_fail_over() {
     });
     assert!(c.running("g1").is_empty(), "classic failed over at 2 nodes\n{}", c.report());
     c.terminate(survivor);
+}
+
+/// A rolling upgrade: node 3 still runs `classic` next to two `ranked`
+/// nodes (heartbeat-file membership, where classic's heartbeat is
+/// `<pid> <seconds>`). The ranked nodes log the mixed policy, naming the
+/// node, instead of mixing two placement rules silently.
+#[test]
+fn a_classic_node_next_to_ranked_nodes_is_detected_and_logged() {
+    let mut c = Cluster::new(&[1, 2, 3], &["g1"], "g1 start\n");
+    c.heartbeat = true;
+    c.start(1, "ranked");
+    c.start(2, "ranked");
+    c.start(3, "classic");
+    for n in [1, 2] {
+        c.wait_for("the ranked node logs the mixed policy", PHASE, || {
+            c.log(n).contains("MixedPolicy { node: 3, policy: \"classic\" }").then_some(())
+        });
+    }
+    for n in [1, 2, 3] {
+        c.terminate(n);
+    }
 }
