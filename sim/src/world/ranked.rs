@@ -100,7 +100,8 @@ impl World {
         if !self.nodes[me].up {
             return;
         }
-        if self.nodes[me].watchdog.tick(now) == WatchdogAction::KillAll {
+        let local = self.local_now(node);
+        if self.nodes[me].watchdog.tick(local) == WatchdogAction::KillAll {
             let inc = self.nodes[me].incarnation;
             let mut killed = 0;
             if let Some(procs) = self.nodes[me].procs.as_mut() {
@@ -132,6 +133,7 @@ impl World {
             }
         } else if let Some(at) = self.nodes[me].watchdog.next_deadline() {
             self.nodes[me].watchdog_logged = false;
+            let at = self.to_global(node, at);
             self.queue.push(at, Ev::Watchdog { node });
         }
     }
