@@ -44,6 +44,7 @@ fn run_json_has_exactly_the_documented_fields() {
         "failover_p99_s",
         "double_owner_seconds",
         "unavailable_group_seconds",
+        "moves",
         "violations",
         "trace_sha256",
     ];

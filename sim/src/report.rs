@@ -25,6 +25,9 @@ pub struct RunReport {
     pub failover_p99_s: Option<f64>,
     pub double_owner_seconds: f64,
     pub unavailable_group_seconds: f64,
+    /// Cross-node moves: a group starting on a node other than the last one
+    /// it ran on (every move is an outage; failback counts).
+    pub moves: u64,
     pub violations: Vec<Violation>,
     pub trace_sha256: Option<String>,
 }
@@ -49,6 +52,7 @@ impl RunReport {
             failover_p99_s: percentile(&lat, 99.0),
             double_owner_seconds: m.double_owner.iter().map(|&d| secs(d)).sum(),
             unavailable_group_seconds: m.unavailable.iter().map(|&d| secs(d)).sum(),
+            moves: m.moves,
             violations: r.tracker.violations().to_vec(),
             trace_sha256: r.trace.as_ref().map(|t| t.trace_sha256.clone()),
         }

@@ -52,6 +52,8 @@ pub struct Row {
     /// Mean per run.
     pub unavailable_group_seconds: f64,
     pub unavailable_group_seconds_max: f64,
+    /// Cross-node moves, mean per run.
+    pub moves: f64,
     /// All violations of all runs.
     pub violations: u64,
     pub runs_with_violations: u64,
@@ -205,6 +207,7 @@ fn row<'a>(p: &Point, runs: impl Iterator<Item = &'a Done>) -> Row {
         double_owner_seconds_max: max(&double),
         unavailable_group_seconds: mean(&unavail).unwrap_or(0.0),
         unavailable_group_seconds_max: max(&unavail),
+        moves: mean(&runs.iter().map(|d| d.report.moves as f64).collect::<Vec<_>>()).unwrap_or(0.0),
         violations: runs.iter().map(|d| d.violations).sum(),
         runs_with_violations: runs.iter().filter(|d| d.violations > 0).count() as u64,
         runs_violating: {
@@ -226,7 +229,7 @@ pub fn table(rows: &[Row]) -> String {
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     let _ = writeln!(
         s,
-        "{:>5} {:<28} {:>5} {:>9} {:>7} {:>7} {:>9} {:>10} {:>8} {:>11}",
+        "{:>5} {:<28} {:>5} {:>9} {:>7} {:>7} {:>9} {:>10} {:>7} {:>8} {:>11}",
         "nodes",
         "params",
         "runs",
@@ -235,6 +238,7 @@ pub fn table(rows: &[Row]) -> String {
         "p99 s",
         "double s",
         "unavail s",
+        "moves",
         "viol.",
         "nh/wall-s"
     );
@@ -243,7 +247,7 @@ pub fn table(rows: &[Row]) -> String {
         let params = if params.is_empty() { "-".to_string() } else { params.join(" ") };
         let _ = writeln!(
             s,
-            "{:>5} {:<28} {:>5} {:>9} {:>7} {:>7} {:>9.2} {:>10.1} {:>8} {:>11.0}",
+            "{:>5} {:<28} {:>5} {:>9} {:>7} {:>7} {:>9.2} {:>10.1} {:>7.1} {:>8} {:>11.0}",
             r.nodes,
             params,
             r.runs,
@@ -252,6 +256,7 @@ pub fn table(rows: &[Row]) -> String {
             opt(r.failover_p99_s),
             r.double_owner_seconds,
             r.unavailable_group_seconds,
+            r.moves,
             format!("{}/{}", r.runs_with_violations, r.runs),
             r.node_hours_per_wall_second
         );

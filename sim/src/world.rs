@@ -50,6 +50,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Executing `ranked`'s commands (kill, durable state, watchdog, guarded fence).
+mod boot_clock;
 mod ranked;
 
 /// File contents as the shared filesystem holds them.
@@ -180,9 +181,11 @@ struct NodeSlot {
     durable: Option<clinit_engine::monitor::ranked::Durable>,
     watchdog: clinit_engine::monitor::ranked::watchdog::Watchdog,
     watchdog_logged: bool,
-    /// The watchdog's pending look: its generation and time.
+    /// The watchdog's pending look: its generation and time (boot clock).
     watchdog_gen: u64,
     watchdog_at: Option<Millis>,
+    /// The node's boot clock (`ranked` runs on it; see `boot_clock`).
+    boot: boot_clock::BootClock,
 }
 
 /// Fault episodes in force.
@@ -365,6 +368,7 @@ impl World {
                     watchdog_logged: false,
                     watchdog_gen: 0,
                     watchdog_at: None,
+                    boot: Default::default(),
                 })
                 .collect(),
             members: Membership::new(n),
@@ -512,7 +516,7 @@ impl World {
                 // All answers first (they arrive together), then carry out
                 // what they caused: one pump per batch, not per member.
                 if self.live(node, inc) {
-                    let now = self.now;
+                    let now = self.local_now(node);
                     if let Some(driver) = self.nodes[node as usize].driver.as_mut() {
                         for input in inputs {
                             driver.handle(now, input);
@@ -575,6 +579,7 @@ impl World {
         let now = self.now;
         if !self.nodes[node as usize].up {
             self.nodes[node as usize].up = true;
+            self.boot_clock_start(node);
             self.watchdog_reset(node);
             self.tracker.node_up(now, node);
         }
@@ -610,7 +615,7 @@ impl World {
         };
         cfg.known = (1..=self.cfg.nodes).collect();
         let durable = self.nodes[me].durable.clone();
-        let driver = ClusterDriver::with_durable(cfg, table, durable, now);
+        let driver = ClusterDriver::with_durable(cfg, table, durable, self.local_now(node));
         let procs = SimProcesses::new(
             node,
             self.built.commands.clone(),
@@ -821,7 +826,7 @@ impl World {
 
     /// Feed one input to the node's driver and carry out what follows.
     fn feed(&mut self, node: u32, input: ClusterInput) {
-        let now = self.now;
+        let now = self.local_now(node);
         let Some(driver) = self.nodes[node as usize].driver.as_mut() else { return };
         driver.handle(now, input);
         self.pump(node);
@@ -845,9 +850,9 @@ impl World {
             }
             self.drain(node, inc, &mut driver);
             let Some(input) = now_inputs.pop_front() else { break };
-            driver.handle(now, input);
+            driver.handle(self.local_now(node), input);
         }
-        let poll = driver.poll_timeout();
+        let poll = driver.poll_timeout().map(|p| self.to_global(node, p));
         self.nodes[me].driver = Some(driver);
         if !later.is_empty() {
             let j = self.cfg.world.read_jitter.0;
@@ -1484,6 +1489,7 @@ impl World {
                     slot.skew = so_far;
                     slot.drift = rate;
                     slot.drift_since = now;
+                    self.boot_clock_drift(node, rate);
                 }
             }
         }

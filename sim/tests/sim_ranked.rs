@@ -92,3 +92,33 @@ fn ranked_fails_over_a_crashed_owner_by_fence() {
     }
     assert!(crashed > 0, "no crash in 6 seeds: the test proves nothing");
 }
+
+/// Moves are counted (the report's `moves`), and failback is an option:
+/// on the same seeds of owner crashes and restarts, `failback` adds the
+/// moves back to the returning better-ranked node, off by default; neither
+/// gives a double owner.
+#[test]
+fn failback_is_off_by_default_and_its_moves_are_counted() {
+    let moves = |failback: bool| {
+        let mut cfg = config(FaultKind::Crash);
+        cfg.duration = Millis::from_secs(10 * 60);
+        cfg.policy = PolicyConfig::Ranked(RankedParams {
+            fence_command: true,
+            failback,
+            ..RankedParams::default()
+        });
+        let (mut total, mut crashes) = (0, 0);
+        for seed in 1..=4 {
+            let r = run(&cfg, seed, RunOptions::default()).expect("valid");
+            assert!(r.tracker.counts().is_empty(), "seed {seed}:\n{}", report::render(&r));
+            crashes += r.tracker.metrics.crashes;
+            total += report::RunReport::new(&r).moves;
+        }
+        assert!(crashes > 0, "no crash drawn: the test proves nothing");
+        total
+    };
+    let (off, on) = (moves(false), moves(true));
+    eprintln!("moves over 4 seeds: failback off {off}, on {on}");
+    assert!(off > 0, "owners crashed, so groups moved");
+    assert!(on > off, "failback moves groups back: off {off}, on {on}");
+}

@@ -166,13 +166,18 @@ impl RankedHost {
 }
 
 /// A record's bytes as the machine reads them: a record that parses and
-/// passes its checksum, else "unknown" naming the file (never absent).
+/// passes its checksum; `classic`'s heartbeat (another policy, see
+/// [`crate::monitor::ranked::record::other_policy`]); else "unknown"
+/// naming the file (never absent).
 pub fn parse_record(path: &str, bytes: &[u8]) -> Read {
     match std::str::from_utf8(bytes) {
         Err(e) => Read::Unknown(format!("{path}: not UTF-8 ({e})")),
         Ok(text) => match Record::parse(text) {
             Ok(r) => Read::Record(Box::new(r)),
-            Err(e) => Read::Unknown(format!("{path}: {e}")),
+            Err(e) => match crate::monitor::ranked::record::other_policy(text) {
+                Some(policy) => Read::OtherPolicy(policy.to_string()),
+                None => Read::Unknown(format!("{path}: {e}")),
+            },
         },
     }
 }

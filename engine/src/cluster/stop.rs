@@ -31,6 +31,8 @@ impl ClusterDriver {
                 }
             }
             None => {
+                // `ranked` stops planning and hands its groups over.
+                self.ranked_queue(crate::monitor::ranked::Input::Leave);
                 self.stopping = Some(Stopping {
                     started: now,
                     deadline: now + self.cfg.shutdown_wait,

@@ -100,7 +100,8 @@ impl World {
         if !self.nodes[me].up {
             return;
         }
-        if self.nodes[me].watchdog.tick(now) == WatchdogAction::KillAll {
+        let local = self.local_now(node);
+        if self.nodes[me].watchdog.tick(local) == WatchdogAction::KillAll {
             let inc = self.nodes[me].incarnation;
             let mut killed = 0;
             if let Some(procs) = self.nodes[me].procs.as_mut() {
@@ -140,6 +141,7 @@ impl World {
                 slot.watchdog_gen += 1;
                 slot.watchdog_at = Some(at);
                 let gen = slot.watchdog_gen;
+                let at = self.to_global(node, at);
                 self.queue.push(at, Ev::Watchdog { node, gen });
             }
         }

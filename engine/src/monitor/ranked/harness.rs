@@ -114,6 +114,8 @@ pub struct World {
     pub event_driven: bool,
     last_membership: Option<Vec<u32>>,
     pub log: Vec<(u64, u32, String)>,
+    /// Nodes whose file shows another policy (a rolling upgrade).
+    pub other: BTreeMap<u32, String>,
 }
 
 impl World {
@@ -143,6 +145,7 @@ impl World {
             event_driven: false,
             last_membership: None,
             log: Vec::new(),
+            other: BTreeMap::new(),
         };
         for id in 1..=n {
             w.nodes.insert(
@@ -454,6 +457,9 @@ impl World {
         let mut reads = Vec::new();
         for o in others {
             let read = match self.link_of(o, id) {
+                _ if self.other.contains_key(&o) => {
+                    Some((Some(u64::MAX), Read::OtherPolicy(self.other[&o].clone())))
+                }
                 Link::Down => Some((None, Read::Unknown("unreachable".into()))),
                 Link::Delay(d) => {
                     let visible = self.nodes[&o].history.iter().rev().find(|(w, _)| w + d <= t);
@@ -586,6 +592,26 @@ impl World {
         for n in self.nodes.values_mut() {
             n.inbox.push(Input::Hactl(Arc::clone(&h)));
         }
+    }
+
+    /// `id`'s file now shows `policy` instead of a ranked record.
+    pub fn other_policy(&mut self, id: u32, policy: &str) {
+        self.other.insert(id, policy.to_string());
+    }
+
+    /// `id` publishes ranked records again (delivered afresh).
+    pub fn other_policy_ends(&mut self, id: u32) {
+        self.other.remove(&id);
+        for n in self.nodes.values_mut() {
+            n.delivered.remove(&id);
+        }
+    }
+
+    /// Stop `group` on `id` under its machine's feet, as a shutdown or an
+    /// operator's `clinit` tell would.
+    pub fn stop_locally(&mut self, id: u32, group: &str) {
+        let stop = Command::Tell { group: group.into(), level: "stop".into(), not_after: None };
+        self.execute(id, stop, true);
     }
 
     /// Every group placed and settled: for tests that need a steady start.

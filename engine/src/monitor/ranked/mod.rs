@@ -127,6 +127,8 @@ pub mod watchdog;
 mod machine;
 
 #[cfg(test)]
+mod features;
+#[cfg(test)]
 mod harness;
 #[cfg(test)]
 mod interleavings;
@@ -180,6 +182,16 @@ pub struct RankedParams {
     /// Back-off after a failed test: 10 s, doubling up to 10 min.
     pub test_backoff: Millis,
     pub test_backoff_max: Millis,
+    /// Failback: a running group moves back to a better-ranked node once
+    /// that node has held its lease for `failback_after`. Off by default: a
+    /// running group stays where it runs, because every move is an outage
+    /// (Pacemaker's resource-stickiness, for the same reason). At most one
+    /// failback per group to each (node, incarnation), so a node whose test
+    /// then fails does not make the group bounce.
+    pub failback: bool,
+    /// How long a better-ranked node must hold its lease before a group
+    /// fails back to it: 10 s (5 H).
+    pub failback_after: Millis,
 }
 
 impl Default for RankedParams {
@@ -201,6 +213,8 @@ impl Default for RankedParams {
             fence_retry_max: Millis(16_000),
             test_backoff: Millis(10_000),
             test_backoff_max: Millis(600_000),
+            failback: false,
+            failback_after: Millis(10_000),
         }
     }
 }

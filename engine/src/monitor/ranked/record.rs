@@ -395,6 +395,19 @@ impl Record {
     }
 }
 
+/// The policy a heartbeat file that is not a ranked record shows, if it is
+/// one another policy writes: `classic` beats with `<pid> <unix seconds>`
+/// (one line, the 2003 original's heartbeat-file form). A node that
+/// publishes another policy is a rolling upgrade or a switch of the
+/// default: `ranked` logs it and takes nothing over meanwhile, rather than
+/// mixing two placement rules silently. Anything else is "unknown".
+pub fn other_policy(text: &str) -> Option<&'static str> {
+    let line = text.strip_suffix('\n')?;
+    let (pid, secs) = line.split_once(' ')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(pid) && digits(secs)).then_some("classic")
+}
+
 /// A group status that counts as a running instance. `plan`, `test` and
 /// `stop` never do; a level change away from a wanted level still does
 /// until it settles, as a process may run meanwhile.
@@ -604,5 +617,17 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_classic_heartbeat_is_another_policy_not_unknown() {
+        assert_eq!(other_policy("4242 1796028558\n"), Some("classic"));
+        for text in ["", "4242\n", "4242 17960x\n", "4242 1796028558", "clinit-ranked 1\n"] {
+            assert_eq!(other_policy(text), None, "{text:?}");
+        }
+        let read = crate::cluster::parse_record("hb", b"77 1796028558\n");
+        assert_eq!(read, super::super::Read::OtherPolicy("classic".into()));
+        let torn = crate::cluster::parse_record("hb", b"clinit-ranked 1\nnode 2\n");
+        assert!(matches!(torn, super::super::Read::Unknown(_)), "{torn:?}");
     }
 }

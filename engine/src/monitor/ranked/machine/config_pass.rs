@@ -1,0 +1,78 @@
+//! The membership pass: adopt a committed configuration, acknowledge at
+//! most one change per version (Raft's single-server rule), commit a change
+//! once a majority of the old and of the new members acknowledged it.
+
+use super::*;
+
+impl Ranked {
+    pub(super) fn membership_pass(&mut self) {
+        let config = self.durable.config.clone();
+        // Adopt a newer configuration a member publishes (it was committed).
+        let newer = self
+            .peers
+            .values()
+            .filter_map(|p| p.record.as_ref())
+            .filter(|r| r.config.version > config.version)
+            .max_by_key(|r| r.config.version)
+            .map(|r| r.config.clone());
+        if let Some(c) = newer {
+            self.set_durable(|d| {
+                d.config = c.clone();
+                d.config_ack = None;
+            });
+            self.log(RankedNotice::ConfigAdopted(c));
+            return;
+        }
+        // Acknowledge a change others propose, if none acknowledged yet
+        // (with the rule off: switch to any newer proposal seen).
+        if !self.rules.one_change_per_version {
+            let newest = self
+                .peers
+                .values()
+                .filter_map(|p| p.record.as_ref())
+                .filter_map(|r| r.config_ack.clone())
+                .filter(|c| {
+                    membership::one_at_a_time(&config, &c.members).is_ok()
+                        && c.replaces == config.version
+                })
+                .filter(|c| Some(c) != self.durable.config_ack.as_ref())
+                .max();
+            if let Some(c) = newest {
+                self.set_durable(|d| d.config_ack = Some(c));
+            }
+        } else if self.durable.config_ack.is_none() {
+            let proposed = self
+                .peers
+                .values()
+                .filter_map(|p| p.record.as_ref())
+                .filter_map(|r| r.config_ack.clone())
+                .filter(|c| membership::may_ack(&config, None, c).is_ok())
+                .min();
+            if let Some(c) = proposed {
+                self.set_durable(|d| d.config_ack = Some(c));
+            }
+        }
+        // Commit: a strict majority of old and new members acknowledge it
+        // (this node's acknowledgement counts once persisted).
+        let Some(change) = self.durable.config_ack.clone() else { return };
+        let mut ackers: BTreeSet<u32> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                p.record.as_ref().is_some_and(|r| r.config_ack.as_ref() == Some(&change))
+            })
+            .map(|(&n, _)| n)
+            .collect();
+        if self.persisted.as_ref().and_then(|d| d.config_ack.as_ref()) == Some(&change) {
+            ackers.insert(self.me);
+        }
+        if membership::committed(&config, &change, &ackers) {
+            let next = Config { version: config.version + 1, members: change.members.clone() };
+            self.set_durable(|d| {
+                d.config = next.clone();
+                d.config_ack = None;
+            });
+            self.log(RankedNotice::ConfigAdopted(next));
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The fence pass: fence a member only when its groups must move and it did
+//! not publish a release, when it published `lost`, or when it is the lost
+//! tie-breaker of an exact half (after `tie_fence_delay`).
+
+use super::*;
+
+impl Ranked {
+    pub(super) fn fence_pass(&mut self, votes: &Votes, judged: &BTreeMap<u32, Judgement>) {
+        if !self.params.fence_command {
+            return;
+        }
+        let now = self.now;
+        let members = self.members();
+        // Who this node hears now (counter moving, membership up): a
+        // revocation may outlive the silence that caused it.
+        let heard: Vec<u32> = members.iter().copied().filter(|&n| self.hears(n)).collect();
+        let mut wanted: Vec<(NodeInc, FenceReason)> = Vec::new();
+        for (&x, j) in judged {
+            // A node that published `lost` cannot release: fence it even if
+            // it still writes heartbeats (it cannot read, or its kill hung).
+            let lost = self.record_of(x).is_some_and(|r| r.lease == LeaseState::Lost)
+                && self.rules.lost_needs_fence;
+            if j.void || !(j.revoked_quorum || lost) {
+                continue;
+            }
+            let designated = heard.iter().copied().filter(|&n| n != x).min();
+            if designated != Some(self.me) {
+                continue;
+            }
+            let rec = self.record_of(x);
+            let holds = rec.is_none_or(|r| {
+                r.lease != LeaseState::Released
+                    && (!r.claims.is_empty() || r.groups.values().any(record::counts_as_running))
+            });
+            let reason = match rec {
+                Some(r) if r.lease == LeaseState::Lost || !r.watchdog => FenceReason::CannotWait,
+                _ => FenceReason::MustMove,
+            };
+            let released = rec.is_some_and(|r| r.lease == LeaseState::Released);
+            if holds && !released {
+                let inc = self.latest(x).map_or(0, |l| l.incarnation);
+                wanted.push((NodeInc { node: x, incarnation: inc }, reason));
+            }
+        }
+        // An exact half without the tie-breaker fences it after a delay.
+        if let Some(&t) = members.iter().min().filter(|_| self.rules.tie_fence) {
+            let mut side: BTreeSet<u32> = heard.iter().copied().collect();
+            votes.expand(&mut side);
+            let half = 2 * members.iter().filter(|m| side.contains(m)).count() == members.len();
+            let lowest_here = heard.iter().copied().filter(|&n| n != t).min() == Some(self.me);
+            if t != self.me && half && !side.contains(&t) && lowest_here {
+                let since = self.peers.get(&t).and_then(|p| {
+                    p.revoked_by_me_at.map(|r| r.max(p.contact.map_or(r, |c| c.last_change)))
+                });
+                if let Some(since) = since {
+                    let at = since + self.params.tie_fence_delay;
+                    if now >= at {
+                        let inc = self.latest(t).map_or(0, |l| l.incarnation);
+                        wanted
+                            .push((NodeInc { node: t, incarnation: inc }, FenceReason::TieBreaker));
+                    } else {
+                        self.wake_at(at);
+                    }
+                }
+            }
+        }
+        for (target, reason) in wanted {
+            if !self.fences.succeeded(target) && self.fences.start(target, now) {
+                self.fence_reasons.insert(target, reason);
+                // A node that published `lost` is alive by its own account:
+                // no compare; otherwise fire only on a silent target.
+                let lost = self.record_of(target.node).is_some_and(|r| r.lease == LeaseState::Lost);
+                let guard = if lost {
+                    FenceGuard::StillLost
+                } else {
+                    FenceGuard::Silent(self.latest(target.node))
+                };
+                self.out.push(Command::Fence { target, reason, guard });
+            }
+        }
+    }
+}

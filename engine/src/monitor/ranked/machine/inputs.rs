@@ -1,0 +1,162 @@
+//! Applying one input to the machine's memory (before the decision pass):
+//! reads of peers' records, own status, command results, and the
+//! resumption after a freeze.
+
+use super::*;
+
+impl Ranked {
+    /// No step for more than H/2: this monitor was frozen (SIGSTOP, swap
+    /// death) or its executor hung. What it remembers is stale, so, as at a
+    /// start, it counts last contact with everyone from now and restarts the
+    /// tie-breaker delay. This only delays suspicion (the safe direction);
+    /// its own lease is judged from its own emission times, so a lease that
+    /// ran out during the gap is seen as lost at once.
+    pub(super) fn resumed(&mut self, gap: Millis) {
+        let now = self.now;
+        for p in self.peers.values_mut() {
+            if let Some(c) = p.contact.as_mut() {
+                c.last_change = c.last_change.max(now);
+            }
+            if p.revoked_by_me_at.is_some() {
+                p.revoked_by_me_at = Some(now);
+            }
+        }
+        self.log(RankedNotice::Resumed { gap });
+    }
+
+    pub(super) fn apply(&mut self, input: Input) {
+        let now = self.now;
+        match input {
+            Input::Tick => {}
+            Input::Membership(live) => self.live = Some(live.into_iter().collect()),
+            Input::Read { node, read } => self.apply_read(node, read),
+            Input::Own(own) => {
+                for (g, st) in &own.groups {
+                    if self.told.get(g) == Some(&st.level) {
+                        self.told.remove(g);
+                    }
+                }
+                self.own = own;
+            }
+            Input::Hactl(h) => {
+                if self.hactl.as_deref() != Some(&*h) {
+                    self.eligibility.forget();
+                }
+                self.hactl = Some(h);
+            }
+            Input::CltabChanged => self.eligibility.forget(),
+            Input::Persisted { version } => {
+                let done: Vec<u64> = self.outstanding.range(..=version).map(|(v, _)| *v).collect();
+                if let Some(last) = done.last().and_then(|v| self.outstanding.get(v)) {
+                    self.persisted = Some(last.clone());
+                    self.hurry();
+                }
+                for v in done {
+                    self.outstanding.remove(&v);
+                }
+            }
+            Input::Written { .. } => {}
+            Input::Fenced { target, ok } => {
+                let (min, max) = (self.params.fence_retry_min, self.params.fence_retry_max);
+                let was = self.fences.in_flight(target);
+                self.fences.result(target, ok, now, min, max);
+                if ok && was {
+                    self.my_votes.insert(target.node, target.incarnation);
+                    if self.fence_reasons.get(&target) == Some(&FenceReason::TieBreaker) {
+                        self.my_tie_votes.insert(target.node, target.incarnation);
+                    }
+                    self.hurry();
+                }
+            }
+            Input::KillDone { confirmed } => {
+                if self.phase == Phase::Killing {
+                    if confirmed {
+                        // Only now are its claims given up: until the kill is
+                        // confirmed they stand (a `lost` node may still run
+                        // them, whatever its init machine says).
+                        self.phase = Phase::Released;
+                        self.claims.clear();
+                        self.kill_failed = false;
+                        self.hurry();
+                    } else if !self.kill_failed {
+                        self.kill_failed = true;
+                        self.log(RankedNotice::KillUnconfirmed);
+                    }
+                }
+            }
+            Input::Leave => {
+                self.leaving = true;
+                self.hurry();
+            }
+            Input::ProposeMembers(members) => {
+                let config = self.durable.config.clone();
+                let acked = self.durable.config_ack.clone();
+                let result = membership::one_at_a_time(&config, &members)
+                    .and_then(|c| membership::may_ack(&config, acked.as_ref(), &c).map(|()| c));
+                match result {
+                    Ok(change) => self.set_durable(|d| d.config_ack = Some(change)),
+                    Err(e) => self.log(RankedNotice::ChangeRefused(e.to_string())),
+                }
+            }
+        }
+    }
+
+    /// Publish soon (at most 4 records per heartbeat period).
+    pub(super) fn hurry(&mut self) {
+        let soon = match self.last_heartbeat {
+            Some(t) => t + Millis(self.params.heartbeat.0 / 4),
+            None => self.now,
+        };
+        self.next_heartbeat = self.next_heartbeat.min(soon);
+    }
+
+    pub(super) fn apply_read(&mut self, node: u32, read: Read) {
+        if node == self.me {
+            return;
+        }
+        let now = self.now;
+        let started = self.started;
+        let peer = self.peers.entry(node).or_default();
+        match read {
+            Read::Record(rec) => {
+                if rec.node != node {
+                    let names = rec.node;
+                    self.out.push(Command::Log(RankedNotice::Misfiled { node, names }));
+                    return;
+                }
+                let seen = Seen { incarnation: rec.incarnation, counter: rec.counter };
+                let contact = peer.contact.get_or_insert_with(|| Contact::new(started));
+                if contact.latest.is_some_and(|l| seen < l) {
+                    return; // an older copy, read late
+                }
+                contact.observe(seen, now);
+                peer.seen = true;
+                peer.unknown = None;
+                peer.other_policy = None;
+                peer.holding_since = match rec.lease {
+                    LeaseState::Holding => Some(peer.holding_since.unwrap_or(now)),
+                    _ => None,
+                };
+                if rec.policy != record::POLICY {
+                    peer.other_policy = Some(rec.policy.clone());
+                }
+                peer.record = Some(Arc::new(*rec));
+                self.fences.came_back(node, seen.incarnation);
+            }
+            Read::Unknown(reason) => {
+                let new = peer.unknown.as_ref() != Some(&reason);
+                peer.unknown = Some(reason.clone());
+                if new {
+                    self.log(RankedNotice::Unknown { node, reason });
+                }
+            }
+            Read::OtherPolicy(policy) => {
+                let new = peer.other_policy.as_ref() != Some(&policy);
+                peer.other_policy = Some(policy.clone());
+                if new {
+                    self.log(RankedNotice::MixedPolicy { node, policy });
+                }
+            }
+        }
+    }
+}

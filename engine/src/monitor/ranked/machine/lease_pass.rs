@@ -1,0 +1,162 @@
+//! The revocation and lease passes: revoke silent or departed members
+//! (durably, before publishing), lift revocations of nodes that released or
+//! restarted, and hold, acquire or lose this node's own lease.
+
+use super::*;
+
+impl Ranked {
+    /// Revoke silent or departed members; lift revocations of nodes that
+    /// released or restarted.
+    pub(super) fn revocation_pass(&mut self) {
+        let now = self.now;
+        for node in self.members() {
+            if node == self.me {
+                continue;
+            }
+            let started = self.started;
+            let peer = self.peers.entry(node).or_default();
+            let contact = *peer.contact.get_or_insert_with(|| Contact::new(started));
+            let down = self.live.as_ref().is_some_and(|l| !l.contains(&node));
+            let silent = contact.silent(now, self.params.suspect_after);
+            let latest = contact.latest.unwrap_or(Seen { incarnation: 0, counter: 0 });
+            let revoked = self.durable.revocations.get(&node).copied();
+            match revoked {
+                Some(r) if r.incarnation == latest.incarnation || latest.incarnation == 0 => {
+                    let released = self.record_of(node).is_some_and(|rec| {
+                        rec.lease == LeaseState::Released && rec.counter > r.counter
+                    });
+                    let lift = if self.rules.durable_revocation {
+                        released
+                    } else {
+                        released || (!down && !silent && latest.counter > r.counter)
+                    };
+                    if lift && !down && !silent {
+                        self.set_durable(|d| {
+                            d.revocations.remove(&node);
+                        });
+                        if let Some(p) = self.peers.get_mut(&node) {
+                            p.revoked_by_me_at = None;
+                        }
+                        self.log(RankedNotice::RevocationLifted { node });
+                    }
+                }
+                Some(_) => {
+                    // A new incarnation: the old revocation is moot.
+                    self.set_durable(|d| {
+                        d.revocations.remove(&node);
+                    });
+                    if let Some(p) = self.peers.get_mut(&node) {
+                        p.revoked_by_me_at = None;
+                    }
+                }
+                None if down || silent => {
+                    self.set_durable(|d| {
+                        d.revocations.insert(node, latest);
+                    });
+                    if let Some(p) = self.peers.get_mut(&node) {
+                        p.revoked_by_me_at = Some(now);
+                    }
+                    self.log(RankedNotice::Revoked { node, up_to: latest });
+                }
+                None => self.wake_at(contact.last_change + self.params.suspect_after),
+            }
+        }
+    }
+
+    /// My acknowledgement of every other node, capped by my revocations
+    /// (effective at once, before they are durable).
+    pub(super) fn acks(&self) -> BTreeMap<u32, Seen> {
+        let mut acks = BTreeMap::new();
+        for (&n, p) in &self.peers {
+            let Some(latest) = p.contact.and_then(|c| c.latest) else { continue };
+            let ack = match self.durable.revocations.get(&n) {
+                Some(r) if r.incarnation == latest.incarnation => {
+                    Seen { incarnation: latest.incarnation, counter: latest.counter.min(r.counter) }
+                }
+                _ => latest,
+            };
+            acks.insert(n, ack);
+        }
+        acks
+    }
+
+    pub(super) fn lease_pass(&mut self, votes: &Votes) {
+        let now = self.now;
+        let inc = self.durable.incarnation;
+        let members = self.members();
+        let acks: BTreeMap<u32, u64> = members
+            .iter()
+            .filter(|&&m| m != self.me)
+            .filter_map(|&m| {
+                let r = self.record_of(m)?;
+                let a = r.ack_of(self.me).filter(|a| a.incarnation == inc)?;
+                Some((m, a.counter))
+            })
+            .collect();
+        let tie = self.tie_ready(votes);
+        let counter =
+            lease_counter(&members, self.me, &acks, votes, tie, self.counter, self.epoch_floor);
+        // The emission time of `c`, or of an earlier counter if `c`'s was
+        // forgotten (earlier is on the safe side).
+        let deadline = counter
+            .and_then(|c| self.sent.range(..=c).next_back())
+            .map(|(_, &t)| t + self.params.lease);
+        let kill_at = deadline.map(|d| d.saturating_sub(self.params.kill_bound));
+        let holds = kill_at.is_some_and(|k| now < k);
+        match self.phase {
+            Phase::Holding if !holds => {
+                let epoch = self.epoch;
+                self.log(RankedNotice::LeaseLost { epoch });
+                self.lose_lease();
+            }
+            Phase::Holding => self.deadline = deadline,
+            Phase::Released if holds && self.persisted.is_some() && !self.leaving => {
+                self.phase = Phase::Holding;
+                self.epoch += 1;
+                self.deadline = deadline;
+                let (epoch, deadline) = (self.epoch, deadline.unwrap_or(now));
+                self.log(RankedNotice::LeaseAcquired { epoch, deadline });
+            }
+            Phase::Released => {}
+            Phase::Killing => {
+                // Retry an unconfirmed kill every heartbeat.
+                if self.kill_failed && self.last_heartbeat == Some(now) {
+                    self.out.push(Command::KillAllNow);
+                }
+            }
+        }
+        if let (Phase::Holding, Some(k)) = (self.phase, self.deadline) {
+            self.wake_at(k.saturating_sub(self.params.kill_bound));
+        }
+        // Forget emission times no lease can rest on any more: below every
+        // member's acknowledgement (a fence vote may vanish, and the lease
+        // fall back on an older acknowledgement), and beyond 4 leases' worth.
+        let oldest_ack = acks.values().copied().min().unwrap_or(self.counter);
+        let keep = oldest_ack.max(
+            self.counter.saturating_sub(4 * self.params.lease.0 / self.params.heartbeat.0.max(1)),
+        );
+        self.sent = self.sent.split_off(&keep);
+    }
+
+    pub(super) fn lose_lease(&mut self) {
+        self.epoch_floor = self.counter + 1;
+        self.deadline = None;
+        self.told.clear();
+        let busy = self.own.groups.values().any(|st| !crate::hastat::is_idle(&st.level, &st.state));
+        if busy {
+            self.phase = Phase::Killing;
+            self.kill_failed = false;
+            self.out.push(Command::KillAllNow);
+            if !self.rules.lost_needs_fence {
+                // The rule switched off: claim a release without proof.
+                self.phase = Phase::Released;
+            }
+        } else {
+            self.phase = Phase::Released;
+        }
+        if self.phase == Phase::Released {
+            self.claims.clear();
+        }
+        self.hurry();
+    }
+}

@@ -1,0 +1,91 @@
+//! What this node publishes and arms: the watchdog's deadline, the durable
+//! state to persist, and the heartbeat record (written only by the engine).
+
+use super::*;
+
+impl Ranked {
+    pub(super) fn watchdog_pass(&mut self) {
+        if !self.params.watchdog {
+            return;
+        }
+        let epoch = (self.durable.incarnation, self.epoch);
+        let want = match self.phase {
+            Phase::Holding => {
+                (epoch, self.deadline.map(|d| d.saturating_sub(self.params.kill_bound)))
+            }
+            _ => (epoch, None),
+        };
+        if self.watchdog_sent != Some(want) {
+            self.watchdog_sent = Some(want);
+            self.out.push(Command::Watchdog { epoch: want.0, deadline: want.1 });
+        }
+    }
+
+    pub(super) fn persist_pass(&mut self) {
+        if self.durable_version > self.emitted_version {
+            self.emitted_version = self.durable_version;
+            self.outstanding.insert(self.durable_version, self.durable.clone());
+            let state = Box::new(self.durable.clone());
+            self.out.push(Command::Persist { version: self.durable_version, state });
+        }
+    }
+
+    pub(super) fn heartbeat_pass(&mut self) {
+        let now = self.now;
+        let ready =
+            self.persisted.as_ref().is_some_and(|d| d.incarnation == self.durable.incarnation);
+        // While a kill is in flight (at most δ) nothing is published: the
+        // next record says `released` or, if the kill failed, `lost`.
+        // (Rule switched off: a node that lost its lease falls silent.)
+        let silent = (self.phase == Phase::Killing && !self.kill_failed)
+            || (!self.rules.publish_release && self.epoch > 0 && self.phase != Phase::Holding);
+        if !ready || silent {
+            return;
+        }
+        if now >= self.next_heartbeat {
+            self.counter += 1;
+            self.sent.insert(self.counter, now);
+            self.last_heartbeat = Some(now);
+            self.next_heartbeat = now + self.params.heartbeat;
+            let text = self.record().render();
+            self.out.push(Command::WriteRecord { counter: self.counter, text });
+        }
+        self.wake_at(self.next_heartbeat);
+    }
+
+    /// The record this node publishes now.
+    pub fn record(&self) -> Record {
+        let durable = self.published_durable().cloned().unwrap_or_else(|| self.durable.clone());
+        Record {
+            node: self.me,
+            incarnation: self.durable.incarnation,
+            counter: self.counter,
+            policy: record::POLICY.to_string(),
+            lease: self.lease_state(),
+            floor: self.epoch_floor,
+            watchdog: self.params.watchdog,
+            seen_all: self.seen_all,
+            config: durable.config,
+            config_ack: durable.config_ack,
+            acks: self.acks(),
+            revocations: durable.revocations,
+            grants: durable.grants.into_iter().map(|(g, grant)| (g, grant.to)).collect(),
+            claims: if self.phase == Phase::Released {
+                BTreeMap::new()
+            } else {
+                self.claims.clone()
+            },
+            fenced: self.my_votes.clone(),
+            votes: self.my_tie_votes.clone(),
+            groups: self
+                .own
+                .groups
+                .iter()
+                .filter(|(_, st)| st.state != GroupState::Configured)
+                .map(|(g, st)| {
+                    (g.clone(), GroupStatus { level: st.level.clone(), state: st.state.clone() })
+                })
+                .collect(),
+        }
+    }
+}

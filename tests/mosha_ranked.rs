@@ -1,0 +1,534 @@
+//! Real `mosha --policy ranked` nodes on one machine, under a temp dir: a
+//! common `--mfsbase` and one openMosix-style membership view per node
+//! (`view<k>/nodes/<m>/status`), as in `tests/mosha_cluster.rs`.
+//!
+//! Every service writes its shell's pid (`pids/<node>.<group>`), and a
+//! sampler thread checks those pids in `/proc` every 20 ms all along: two
+//! live copies of one group on two nodes at the same sample is a double
+//! owner, judged from real processes, not from anyone's status file.
+//!
+//! * `three_ranked_nodes_take_over_once_and_a_frozen_owner_is_killed_first`:
+//!   simultaneous start (no collision); the owner killed and marked down ->
+//!   exactly one node takes over; the killed node rejoins; then the owner's
+//!   monitor is frozen with SIGSTOP: its process watchdog kills the service
+//!   before any peer starts a copy, and the resumed monitor starts nothing.
+//! * `two_ranked_nodes_with_a_fence_command_fail_over`: the tie-breaker
+//!   (node 1) owns the group and its monitor dies (its service keeps
+//!   running); node 2 fences it with the real fence command, which kills
+//!   the service, and takes over.
+//! * `two_classic_nodes_never_fail_over`: the same with `classic`: the
+//!   survivor is below its 60 % quorum and starts nothing.
+//!
+//! Every process started is ended by pid or process group on the way out
+//! (a Drop guard), never by name; every wait is bounded.
+
+use clinit_backends::atomic::write_atomic;
+use clinit_engine::status::{ClStat, GroupState};
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Longest wait for any one phase to settle.
+const PHASE: Duration = Duration::from_secs(60);
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    nodes: Vec<u32>,
+    moshas: BTreeMap<u32, Child>,
+    /// Extra arguments for every mosha started.
+    extra: Vec<String>,
+    /// `--membership heartbeat` instead of the openMosix views.
+    heartbeat: bool,
+}
+
+impl Cluster {
+    fn new(nodes: &[u32], cltab_groups: &[&str], hactl: &str) -> Cluster {
+        let dir = tempfile::Builder::new().prefix("mosha-ranked-").tempdir().expect("tempdir");
+        let c = Cluster {
+            dir,
+            nodes: nodes.to_vec(),
+            moshas: BTreeMap::new(),
+            extra: Vec::new(),
+            heartbeat: false,
+        };
+        fs::create_dir_all(c.path("pids")).expect("mkdir pids");
+        for &k in nodes {
+            for &m in nodes {
+                c.set_up(k, m, true);
+            }
+        }
+        let pids = c.path("pids");
+        let mut cltab = String::from("# test cltab\n");
+        for g in cltab_groups {
+            cltab.push_str(&format!("{g}:{g}test:test:test:true\n"));
+            cltab.push_str(&format!(
+                "{g}:{g}run:start:respawn:echo $$ > {}/$CLINIT_NODE.{g}; exec sleep 1000\n",
+                pids.display()
+            ));
+        }
+        c.put(nodes[0], "cltab", &cltab);
+        c.put(nodes[0], "hactl", hactl);
+        c
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn view(&self, k: u32) -> PathBuf {
+        self.path(&format!("view{k}"))
+    }
+
+    fn file(&self, node: u32, name: &str) -> PathBuf {
+        self.path("mfs").join(node.to_string()).join("var/mosix-ha").join(name)
+    }
+
+    /// In node `k`'s view, node `m` is up (status 3) or down (status 1).
+    fn set_up(&self, k: u32, m: u32, up: bool) {
+        let dir = self.view(k).join("nodes").join(m.to_string());
+        fs::create_dir_all(&dir).expect("mkdir view");
+        write_atomic(&dir.join("status"), if up { b"3\n" } else { b"1\n" }, None).expect("status");
+    }
+
+    fn put(&self, node: u32, name: &str, text: &str) {
+        let path = self.file(node, name);
+        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        write_atomic(&path, text.as_bytes(), None).expect("write");
+    }
+
+    fn start(&mut self, node: u32, policy: &str) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(&format!("log{node}")))
+            .expect("log file");
+        let known: Vec<String> = self.nodes.iter().map(u32::to_string).collect();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mosha"));
+        cmd.args(["--node", &node.to_string(), "--timeout", "6", "--seed"])
+            .arg((1000 + node).to_string())
+            .args(["--policy", policy, "--known", &known.join(",")])
+            .arg("--mfsbase")
+            .arg(self.path("mfs"))
+            .args(&self.extra);
+        if self.heartbeat {
+            cmd.args(["--membership", "heartbeat"]);
+        } else {
+            cmd.arg("--hpcbase").arg(self.view(node));
+        }
+        let child = cmd
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start mosha");
+        self.moshas.insert(node, child);
+    }
+
+    fn clstat(&self, node: u32) -> ClStat {
+        ClStat::parse(&fs::read_to_string(self.file(node, "clstat")).unwrap_or_default())
+    }
+
+    fn log(&self, node: u32) -> String {
+        fs::read_to_string(self.path(&format!("log{node}"))).unwrap_or_default()
+    }
+
+    /// Nodes where `group`'s service process is alive now (real pids).
+    fn running(&self, group: &str) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .copied()
+            .filter(|&n| service_pid(&self.path("pids"), n, group).is_some())
+            .collect()
+    }
+
+    /// The one node whose clstat says `group` `start DONE`, with its
+    /// service process alive, while no other node has a live copy.
+    fn owner(&self, group: &str) -> Option<u32> {
+        let [n] = self.running(group)[..] else { return None };
+        let st = self.clstat(n);
+        let s = st.get(group)?;
+        (s.level == "start" && s.state == GroupState::Done).then_some(n)
+    }
+
+    fn wait_for<T>(&self, what: &str, limit: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = cond() {
+                return v;
+            }
+            if start.elapsed() > limit {
+                panic!("{what}: not within {limit:?}\n{}", self.report());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn report(&self) -> String {
+        let mut out = String::new();
+        for &n in &self.nodes {
+            out.push_str(&format!(
+                "--- node {n} clstat:\n{}--- node {n} log (tail):\n",
+                self.clstat(n).render()
+            ));
+            let log = self.log(n);
+            let lines: Vec<&str> = log.lines().collect();
+            for line in &lines[lines.len().saturating_sub(30)..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// SIGKILL a node's mosha; with `services`, its services' groups too.
+    fn kill_mosha(&mut self, node: u32, services: bool) {
+        if let Some(mut child) = self.moshas.remove(&node) {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if services {
+            kill_services(&self.path("pids"), node);
+        }
+    }
+
+    fn mosha_pid(&self, node: u32) -> Pid {
+        Pid::from_raw(self.moshas[&node].id() as i32)
+    }
+
+    /// SIGTERM a node's mosha and wait (bounded) for it to exit 0.
+    fn terminate(&mut self, node: u32) {
+        let child = self.moshas.get_mut(&node).expect("running");
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.moshas.remove(&node);
+                assert!(status.success(), "node {node} exited with {status}\n{}", self.report());
+                return;
+            }
+            if start.elapsed() > PHASE {
+                panic!("node {node} did not exit within {PHASE:?} of SIGTERM\n{}", self.report());
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let nodes: Vec<u32> = self.moshas.keys().copied().collect();
+        for n in nodes {
+            self.kill_mosha(n, true);
+        }
+        for &n in &self.nodes {
+            kill_services(&self.path("pids"), n);
+        }
+    }
+}
+
+/// SIGKILL the process groups of `node`'s services (ours: checked in /proc).
+fn kill_services(pids: &Path, node: u32) {
+    let prefix = format!("{node}.");
+    for entry in fs::read_dir(pids).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(group) = name.strip_prefix(&prefix) {
+            if let Some(pid) = service_pid(pids, node, group) {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// The pid of `node`'s copy of `group` if that process is alive (not a
+/// zombie) and is our service (not a recycled pid).
+fn service_pid(pids: &Path, node: u32, group: &str) -> Option<i32> {
+    let text = fs::read_to_string(pids.join(format!("{node}.{group}"))).ok()?;
+    let pid: i32 = text.trim().parse().ok()?;
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    (state != Some("Z") && String::from_utf8_lossy(&cmdline).contains("sleep")).then_some(pid)
+}
+
+/// What the sampler saw of one service process.
+#[derive(Debug, Clone, Copy)]
+struct Life {
+    node: u32,
+    first_alive: Instant,
+    /// First sample where it was gone.
+    gone: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Samples where a group had live copies on two nodes.
+    doubles: Vec<String>,
+    /// (group, pid) -> its life.
+    lives: BTreeMap<(String, i32), Life>,
+    samples: u64,
+}
+
+/// Samples the services' real pids every 20 ms until finished.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Seen>>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    fn start(c: &Cluster, groups: &[&str]) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (flag, out) = (stop.clone(), seen.clone());
+        let pids = c.path("pids");
+        let nodes = c.nodes.clone();
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        let handle = thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let now = Instant::now();
+                let mut s = out.lock().expect("lock");
+                s.samples += 1;
+                for g in &groups {
+                    let alive: Vec<(u32, i32)> = nodes
+                        .iter()
+                        .filter_map(|&n| service_pid(&pids, n, g).map(|p| (n, p)))
+                        .collect();
+                    if alive.len() > 1 {
+                        s.doubles.push(format!("{g} alive on {alive:?}"));
+                    }
+                    for &(node, pid) in &alive {
+                        s.lives.entry((g.clone(), pid)).or_insert(Life {
+                            node,
+                            first_alive: now,
+                            gone: None,
+                        });
+                    }
+                    for ((lg, pid), life) in s.lives.iter_mut() {
+                        if lg == g && life.gone.is_none() && !alive.iter().any(|&(_, p)| p == *pid)
+                        {
+                            life.gone = Some(now);
+                        }
+                    }
+                }
+                drop(s);
+                thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Sampler { stop, seen, handle: Some(handle) }
+    }
+
+    /// The lives of `group`'s processes so far, oldest first.
+    fn lives(&self, group: &str) -> Vec<(i32, Life)> {
+        let s = self.seen.lock().expect("lock");
+        let mut v: Vec<(i32, Life)> =
+            s.lives.iter().filter(|((g, _), _)| g == group).map(|((_, p), l)| (*p, *l)).collect();
+        v.sort_by_key(|(_, l)| l.first_alive);
+        v
+    }
+
+    fn samples(&self) -> u64 {
+        self.seen.lock().expect("lock").samples
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        std::mem::take(&mut self.seen.lock().expect("lock").doubles)
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn three_ranked_nodes_take_over_once_and_a_frozen_owner_is_killed_first() {
+    let mut c = Cluster::new(&[1, 2, 3], &["g1", "g2"], "g1 start\ng2 start\n");
+    let sampler = Sampler::start(&c, &["g1", "g2"]);
+    // All three start at once: claims make a start collision impossible
+    // (the sampler checks every 20 ms from here on).
+    for n in [1, 2, 3] {
+        c.start(n, "ranked");
+    }
+    let t = Instant::now();
+    let owner = c.wait_for("initial placement", PHASE, || Some((c.owner("g1")?, c.owner("g2")?)));
+    eprintln!("ranked: converged after {:.1}s: g1, g2 on {owner:?}", t.elapsed().as_secs_f64());
+
+    // 1. The owner of g1 is killed (monitor and services) and marked down:
+    // exactly one survivor takes over.
+    let victim = owner.0;
+    c.kill_mosha(victim, true);
+    for k in [1, 2, 3].into_iter().filter(|&k| k != victim) {
+        c.set_up(k, victim, false);
+    }
+    let died = Instant::now();
+    let taker = c.wait_for("g1 is taken over", PHASE, || c.owner("g1"));
+    eprintln!(
+        "FAILOVER (ranked, no fence command): g1 from node {victim} to node {taker} after {:.2}s",
+        died.elapsed().as_secs_f64()
+    );
+    assert_ne!(taker, victim);
+    let takers = || -> BTreeSet<u32> {
+        sampler
+            .lives("g1")
+            .into_iter()
+            .filter(|(_, l)| l.first_alive >= died)
+            .map(|(_, l)| l.node)
+            .collect()
+    };
+    c.wait_for("the sampler saw the taker", PHASE, || takers().contains(&taker).then_some(()));
+    thread::sleep(Duration::from_secs(1));
+    let takers = takers();
+    assert_eq!(takers, BTreeSet::from([taker]), "exactly one node took g1 over");
+
+    // 2. The victim comes back (a new incarnation) and is marked up: g1
+    // stays where it runs (no failback by default).
+    for k in [1, 2, 3] {
+        c.set_up(k, victim, true);
+    }
+    c.start(victim, "ranked");
+    c.wait_for("the victim rejoins (its lease)", PHASE, || {
+        (c.log(victim).matches("LeaseAcquired").count() >= 2).then_some(())
+    });
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(c.owner("g1"), Some(taker), "g1 stays where it runs\n{}", c.report());
+
+    // 3. Freeze the owner's monitor: its watchdog kills its service before
+    // any peer starts a copy (judged from the real pids' lives).
+    let frozen = taker;
+    let old_pid = service_pid(&c.path("pids"), frozen, "g1").expect("g1 runs on the taker");
+    kill(c.mosha_pid(frozen), Signal::SIGSTOP).expect("SIGSTOP the owner's mosha");
+    let froze = Instant::now();
+    let next = c.wait_for("g1 restarted on a live node", PHASE, || {
+        c.running("g1").into_iter().find(|&n| n != frozen)
+    });
+    // The sampler's view of both lives (it samples every 20 ms).
+    let (old, new) = c.wait_for("the sampler saw both lives", PHASE, || {
+        let lives = sampler.lives("g1");
+        let old = lives.iter().find(|(p, _)| *p == old_pid).map(|(_, l)| *l)?;
+        let new = lives.iter().find(|(_, l)| l.node == next && l.first_alive > froze)?.1;
+        Some((old, new))
+    });
+    let gone = old.gone.expect("the frozen owner's service was killed");
+    assert!(gone < new.first_alive, "old copy died {gone:?}, new started {:?}", new.first_alive);
+    eprintln!(
+        "FROZEN OWNER: watchdog killed node {frozen}'s g1 after {:.2}s; node {next} started it after {:.2}s",
+        (gone - froze).as_secs_f64(),
+        (new.first_alive - froze).as_secs_f64()
+    );
+
+    // 4. The frozen monitor resumes: it sees its lease lost and starts
+    // nothing (time passed: it logged its resumption and a new lease).
+    kill(c.mosha_pid(frozen), Signal::SIGCONT).expect("SIGCONT");
+    c.wait_for("the resumed node holds a new lease", PHASE, || {
+        let log = c.log(frozen);
+        let after = log.split("Resumed").nth(1)?;
+        after.contains("LeaseAcquired").then_some(())
+    });
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(c.running("g1"), vec![next], "{}", c.report());
+
+    for n in [1, 2, 3] {
+        c.terminate(n);
+    }
+    let samples = sampler.samples();
+    let doubles = sampler.finish();
+    assert!(samples > 100, "the sampler ran ({samples} samples)");
+    assert!(doubles.is_empty(), "double owners from real pids: {doubles:?}\n{}", c.report());
+}
+
+/// A fence command that really fences: SIGKILL the target's services'
+/// process groups (from the pid files), log the call, exit 0.
+fn fence_command(c: &Cluster) -> String {
+    let pids = c.path("pids");
+    let fenced = c.path("fenced");
+    format!(
+        "f() {{ for f in '{p}'/$1.*; do pid=$(cat \"$f\"); kill -9 -\"$pid\" 2>/dev/null; done; echo \"fence $1\" >> '{l}'; }}; f",
+        p = pids.display(),
+        l = fenced.display()
+    )
+}
+
+#[test]
+fn two_ranked_nodes_with_a_fence_command_fail_over() {
+    // g1 prefers node 1, the tie-breaker (the lowest node): its loss is the
+    // case where node 2 cannot tell death from partition.
+    let mut c = Cluster::new(&[1, 2], &["g1"], "g1 start 1\n");
+    c.extra = vec!["--stomith".into(), fence_command(&c)];
+    let sampler = Sampler::start(&c, &["g1"]);
+    c.start(1, "ranked");
+    c.start(2, "ranked");
+    let owner = c.wait_for("g1 placed", PHASE, || c.owner("g1"));
+    assert_eq!(owner, 1, "g1 prefers node 1\n{}", c.report());
+    // Node 1's monitor dies; its service keeps running until fenced.
+    c.kill_mosha(1, false);
+    c.set_up(2, 1, false);
+    let died = Instant::now();
+    c.wait_for("node 2 takes g1 over", PHASE, || (c.owner("g1") == Some(2)).then_some(()));
+    eprintln!(
+        "FAILOVER (ranked, 2 nodes, fence command): g1 from node 1 to node 2 after {:.2}s",
+        died.elapsed().as_secs_f64()
+    );
+    let fences = fs::read_to_string(c.path("fenced")).unwrap_or_default();
+    assert!(fences.lines().any(|l| l == "fence 1"), "{fences:?}\n{}", c.report());
+    c.terminate(2);
+    let doubles = sampler.finish();
+    assert!(doubles.is_empty(), "double owners from real pids: {doubles:?}");
+}
+
+#[test]
+fn two_classic_nodes_never_fail_over() {
+    let mut c = Cluster::new(&[1, 2], &["g1"], "g1 start\n");
+    c.start(1, "classic");
+    c.start(2, "classic");
+    let owner = c.wait_for("g1 placed", PHASE, || c.owner("g1"));
+    let survivor = 3 - owner;
+    c.kill_mosha(owner, true);
+    c.set_up(survivor, owner, false);
+    // Time passes: the survivor says it lost quorum, then keeps cycling.
+    c.wait_for("the survivor loses quorum", PHASE, || {
+        c.log(survivor).contains("quorum lost").then_some(())
+    });
+    let clstat = c.file(survivor, "clstat");
+    let mut mtimes = BTreeSet::new();
+    c.wait_for("three more clstat rewrites", PHASE, || {
+        mtimes.extend(fs::metadata(&clstat).and_then(|m| m.modified()).ok());
+        (mtimes.len() >= 4).then_some(())
+    });
+    assert!(c.running("g1").is_empty(), "classic failed over at 2 nodes\n{}", c.report());
+    c.terminate(survivor);
+}
+
+/// A rolling upgrade: node 3 still runs `classic` next to two `ranked`
+/// nodes (heartbeat-file membership, where classic's heartbeat is
+/// `<pid> <seconds>`). The ranked nodes log the mixed policy, naming the
+/// node, instead of mixing two placement rules silently.
+#[test]
+fn a_classic_node_next_to_ranked_nodes_is_detected_and_logged() {
+    let mut c = Cluster::new(&[1, 2, 3], &["g1"], "g1 start\n");
+    c.heartbeat = true;
+    c.start(1, "ranked");
+    c.start(2, "ranked");
+    c.start(3, "classic");
+    for n in [1, 2] {
+        c.wait_for("the ranked node logs the mixed policy", PHASE, || {
+            c.log(n).contains("MixedPolicy { node: 3, policy: \"classic\" }").then_some(())
+        });
+    }
+    for n in [1, 2, 3] {
+        c.terminate(n);
+    }
+}
