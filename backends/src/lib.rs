@@ -8,6 +8,7 @@
 pub mod access;
 pub mod atomic;
 pub mod cgroup;
+pub mod childlog;
 pub mod cli;
 pub mod cluster_status;
 pub mod daemon;

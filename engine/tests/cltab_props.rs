@@ -37,6 +37,7 @@ fn cltab() -> impl Strategy<Value = Cltab> {
                     levels: Levels(levels),
                     mode,
                     command,
+                    options: Default::default(),
                 })
                 .collect();
             Cltab { socket, clstat, entries, ..Cltab::default() }
