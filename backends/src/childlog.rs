@@ -254,7 +254,7 @@ enum Sink {
 }
 
 /// Work for the output thread.
-pub enum Job {
+pub enum OutputJob {
     /// A child's output pipe (read end) for entry `group:tag`.
     Output { fd: OwnedFd, group: String, tag: String },
     /// A readiness source; its task reports readiness itself.
@@ -272,7 +272,7 @@ pub struct OutputConfig {
 
 /// Handle to the output thread.
 pub struct OutputThread {
-    tx: Option<mpsc::UnboundedSender<Job>>,
+    tx: Option<mpsc::UnboundedSender<OutputJob>>,
     done: std::sync::mpsc::Receiver<()>,
     pub stats: Arc<OutputStats>,
     pub cfg: OutputConfig,
@@ -297,7 +297,7 @@ impl OutputThread {
 
     /// Hand a job to the thread. Never blocks (the channel is unbounded;
     /// a job is one small message per spawn).
-    pub fn send(&self, job: Job) {
+    pub fn send(&self, job: OutputJob) {
         if let Some(tx) = &self.tx {
             let _ = tx.send(job);
         }
@@ -311,14 +311,14 @@ impl OutputThread {
     }
 }
 
-async fn serve(mut rx: mpsc::UnboundedReceiver<Job>, cfg: OutputConfig, stats: Arc<OutputStats>) {
+async fn serve(mut rx: mpsc::UnboundedReceiver<OutputJob>, cfg: OutputConfig, stats: Arc<OutputStats>) {
     let mut files: HashMap<PathBuf, Rc<RefCell<LogFile>>> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     let warned = Rc::new(RefCell::new(None::<std::time::Instant>));
     loop {
         tokio::select! {
             job = rx.recv() => match job {
-                Some(Job::Output { fd, group, tag }) => {
+                Some(OutputJob::Output { fd, group, tag }) => {
                     let sink = match cfg.mode {
                         ChildOutput::Journal => Sink::Journal,
                         _ => {
@@ -335,7 +335,7 @@ async fn serve(mut rx: mpsc::UnboundedReceiver<Job>, cfg: OutputConfig, stats: A
                     let label = format!("{group}:{tag}");
                     tasks.spawn_local(pump(fd, label, sink, stats.clone(), warned.clone()));
                 }
-                Some(Job::Task(make)) => {
+                Some(OutputJob::Task(make)) => {
                     tasks.spawn_local(make());
                 }
                 None => break,
@@ -364,7 +364,7 @@ async fn pump(
     };
     let mut buf = vec![0u8; 64 * 1024];
     let mut partial: Vec<u8> = Vec::new();
-    let mut emit = |line: &[u8]| {
+    let emit = |line: &[u8]| {
         let written = match &sink {
             Sink::Journal => {
                 info!("{label}: {}", crate::daemon::escape(&String::from_utf8_lossy(line)));
