@@ -311,7 +311,11 @@ impl OutputThread {
     }
 }
 
-async fn serve(mut rx: mpsc::UnboundedReceiver<OutputJob>, cfg: OutputConfig, stats: Arc<OutputStats>) {
+async fn serve(
+    mut rx: mpsc::UnboundedReceiver<OutputJob>,
+    cfg: OutputConfig,
+    stats: Arc<OutputStats>,
+) {
     let mut files: HashMap<PathBuf, Rc<RefCell<LogFile>>> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     let warned = Rc::new(RefCell::new(None::<std::time::Instant>));
@@ -383,7 +387,9 @@ async fn pump(
                 let n = stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 let mut last = warned.borrow_mut();
                 if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    warn!("{label}: cannot write its log: {e}; {n} child output lines dropped so far");
+                    warn!(
+                        "{label}: cannot write its log: {e}; {n} child output lines dropped so far"
+                    );
                     *last = Some(std::time::Instant::now());
                 }
             }

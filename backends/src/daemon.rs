@@ -26,17 +26,17 @@ use crate::access::{self, Access, Peer};
 use crate::atomic::replace_atomic;
 use crate::cgroup::Containment;
 use crate::childlog::{ChildOutput, OutputConfig, OutputJob, OutputThread, Rotation};
-use crate::process::ChildExtras;
-use crate::readiness::{Cancel, NotifySocket, ReadyTx};
-use clinit_engine::options::{EntryOptions, Readiness};
 use crate::generations::{self, StateEntry};
+use crate::process::ChildExtras;
 use crate::process::{ProcessTable, Reaped, SpawnError, SpawnSpec};
 use crate::protocol::{self, Reply, Request};
+use crate::readiness::{Cancel, NotifySocket, ReadyTx};
 use crate::safe_read::{read_regular, ReadError};
 use clinit_engine::cltab::{Cltab, ParseErrors, MAX_CLTAB_BYTES};
 use clinit_engine::cluster::IoFailure;
 use clinit_engine::driver::{Executed, NodeDriver, Processes, StatusStore};
 use clinit_engine::init::{Action, Init, InitConfig, Input, Notice, Reply as InitReply};
+use clinit_engine::options::{EntryOptions, Readiness};
 use clinit_engine::process::{ProcId, Signal};
 use clinit_engine::status::ClStat;
 use clinit_engine::time::Millis;
@@ -410,7 +410,8 @@ impl RealProcesses {
         env.push(("CLINIT_GROUP".into(), group.into()));
         env.push(("CLINIT_TAG".into(), tag.into()));
         env.push(("CLINIT_LEVEL".into(), level.into()));
-        let fail = |what: String, e: &io::Error| IoFailure::new(format!("{group}/{tag}: {what}"), e);
+        let fail =
+            |what: String, e: &io::Error| IoFailure::new(format!("{group}/{tag}: {what}"), e);
         let creds = crate::entry_env::credentials(&opts)
             .map_err(|e| fail("cannot resolve its user".into(), &e))?;
         if let Some((_, home, name)) = &creds {
@@ -442,8 +443,9 @@ impl RealProcesses {
         match (opts.ready, readiness) {
             (Some(Readiness::Notify), Some((_, dir))) => {
                 let owner = extras.creds.as_ref().map(|c| (c.uid, c.gid));
-                let sock = NotifySocket::bind(dir, id, owner)
-                    .map_err(|e| fail(format!("cannot make its notify socket in {}", dir.display()), &e))?;
+                let sock = NotifySocket::bind(dir, id, owner).map_err(|e| {
+                    fail(format!("cannot make its notify socket in {}", dir.display()), &e)
+                })?;
                 env.push(("NOTIFY_SOCKET".into(), sock.path.display().to_string()));
                 notify = Some(sock);
             }
@@ -943,7 +945,10 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
             processes.set_output(out);
             match crate::readiness::create_notify_dir(&notify_dir) {
                 Ok(()) => processes.set_readiness(ready_tx, notify_dir.clone()),
-                Err(e) => error!("cannot create {}: {e}; ready=notify entries will time out", notify_dir.display()),
+                Err(e) => error!(
+                    "cannot create {}: {e}; ready=notify entries will time out",
+                    notify_dir.display()
+                ),
             }
         }
         Err(e) => error!("cannot start the output thread: {e}; children inherit stderr"),

@@ -33,20 +33,19 @@ pub fn credentials(o: &EntryOptions) -> io::Result<Option<(Credentials, String, 
     let gid = match &o.group {
         Some(name) => match name.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => {
-                Group::from_name(name)
-                    .map_err(io::Error::from)?
-                    .ok_or_else(|| not_found("group", name))?
-                    .gid
-                    .as_raw()
-            }
+            Err(_) => Group::from_name(name)
+                .map_err(io::Error::from)?
+                .ok_or_else(|| not_found("group", name))?
+                .gid
+                .as_raw(),
         },
         None => user.as_ref().map_or_else(|| Gid::current().as_raw(), |u| u.gid.as_raw()),
     };
     let Some(user) = user else {
         let uid = Uid::current().as_raw();
         let home = std::env::var("HOME").unwrap_or_else(|_| "/".into());
-        let name = User::from_uid(Uid::current()).ok().flatten().map(|u| u.name).unwrap_or_default();
+        let name =
+            User::from_uid(Uid::current()).ok().flatten().map(|u| u.name).unwrap_or_default();
         let groups = nix::unistd::getgroups().map_err(io::Error::from)?;
         let groups = groups.into_iter().map(Gid::as_raw).collect();
         return Ok(Some((Credentials { uid, gid, groups }, home, name)));

@@ -335,7 +335,11 @@ impl Cltab {
         let mut given: HashMap<String, usize> = HashMap::new();
         for (line, value) in directives {
             let mut fail = |e| {
-                errors.push(ParseError { file: file.to_string(), line, kind: LineError::Options(e) })
+                errors.push(ParseError {
+                    file: file.to_string(),
+                    line,
+                    kind: LineError::Options(e),
+                })
             };
             let value = value.trim_start();
             let (tag, words) = value.split_once(char::is_whitespace).unwrap_or((value, ""));

@@ -167,7 +167,9 @@ pub enum OptionError {
     BadValue { key: String, why: String },
     #[error("unterminated double quote")]
     Unterminated,
-    #[error("ready= applies to once and respawn entries; a {0} entry is waited for until it exits")]
+    #[error(
+        "ready= applies to once and respawn entries; a {0} entry is waited for until it exits"
+    )]
     ReadyOnBlocking(String),
 }
 
@@ -203,7 +205,8 @@ impl EntryOptions {
                 "user" => o.user = Some(value.to_string()),
                 "group" => o.group = Some(value.to_string()),
                 "env" => {
-                    let (name, v) = value.split_once('=').ok_or_else(|| bad("expected NAME=VALUE"))?;
+                    let (name, v) =
+                        value.split_once('=').ok_or_else(|| bad("expected NAME=VALUE"))?;
                     let ok_name = !name.is_empty()
                         && !name.starts_with(|c: char| c.is_ascii_digit())
                         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -245,7 +248,10 @@ impl EntryOptions {
                     let (soft, hard) = value.split_once(':').unwrap_or((value, value));
                     let num = |v: &str| match v {
                         "infinity" => Ok(None),
-                        _ => v.parse::<u64>().map(Some).map_err(|_| bad("expected a number or infinity")),
+                        _ => v
+                            .parse::<u64>()
+                            .map(Some)
+                            .map_err(|_| bad("expected a number or infinity")),
                     };
                     let (soft, hard) = (num(soft)?, num(hard)?);
                     if hard.is_some_and(|h| soft.is_none_or(|s| s > h)) {
@@ -279,7 +285,10 @@ impl EntryOptions {
         }
         for l in &self.limits {
             let v = |x: Option<u64>| x.map_or("infinity".to_string(), |n| n.to_string());
-            push(&format!("limit.{}", l.resource.as_str()), &format!("{}:{}", v(l.soft), v(l.hard)));
+            push(
+                &format!("limit.{}", l.resource.as_str()),
+                &format!("{}:{}", v(l.soft), v(l.hard)),
+            );
         }
         if let Some(r) = self.ready {
             push("ready", &r.to_string());
@@ -367,7 +376,10 @@ mod tests {
         assert_eq!(o.cwd.as_deref(), Some("/srv"));
         assert_eq!(o.env, vec![("A".into(), "1".into()), ("B".into(), "x y".into())]);
         assert_eq!(o.umask, Some(0o27));
-        assert_eq!(o.limits[0], Limit { resource: Resource::Nofile, soft: Some(1024), hard: Some(4096) });
+        assert_eq!(
+            o.limits[0],
+            Limit { resource: Resource::Nofile, soft: Some(1024), hard: Some(4096) }
+        );
         assert_eq!(o.limits[1], Limit { resource: Resource::Core, soft: None, hard: None });
         assert_eq!(o.ready, Some(Readiness::Fd(3)));
         assert_eq!(o.ready_timeout(), Millis(2000));

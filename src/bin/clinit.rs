@@ -382,9 +382,10 @@ impl<'a> Client<'a> {
             Some((g, t)) => (g.to_string(), Some(t.to_string())),
             None => (target.to_string(), None),
         };
-        let from_daemon = self.status_doc().ok().and_then(|doc| {
-            doc["child_output"]["log_dir"].as_str().map(PathBuf::from)
-        });
+        let from_daemon = self
+            .status_doc()
+            .ok()
+            .and_then(|doc| doc["child_output"]["log_dir"].as_str().map(PathBuf::from));
         let directive = read_cltab_text(&self.args.cltab)
             .and_then(|t| Cltab::parse(&t, "cltab").ok())
             .and_then(|t| t.log.map(PathBuf::from));
@@ -401,7 +402,11 @@ impl<'a> Client<'a> {
                 return Exit::Refused;
             }
             Err(e) => {
-                eprintln!("clinit: no log for {} in {}: {e}", daemon::escape(target), dir.display());
+                eprintln!(
+                    "clinit: no log for {} in {}: {e}",
+                    daemon::escape(target),
+                    dir.display()
+                );
                 return Exit::Refused;
             }
         };

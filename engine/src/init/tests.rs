@@ -248,7 +248,8 @@ impl Script {
         let mut out = String::new();
         for r in self.init.entries(self.now) {
             let state = serde_json::to_value(&r.state).expect("json")["state"].clone();
-            let _ = writeln!(out, "{}/{}: {state} {}", r.group, r.tag, r.failure.unwrap_or_default());
+            let _ =
+                writeln!(out, "{}/{}: {state} {}", r.group, r.tag, r.failure.unwrap_or_default());
         }
         out
     }
@@ -304,6 +305,10 @@ fn exits_before_readiness_and_late_timeouts_fail() {
     s.exit(2, 1).until(1_000);
     assert_eq!(s.init.status().get("h").map(|g| g.state.as_str()), Some("FAILED"));
     s.killed(3, 2);
-    assert!(s.entry_states().contains("h/r: \"failed\" not ready within 0.500s"), "{}", s.entry_states());
+    assert!(
+        s.entry_states().contains("h/r: \"failed\" not ready within 0.500s"),
+        "{}",
+        s.entry_states()
+    );
     assert_eq!(s.init.live_processes(), 0, "not respawned after failing");
 }
