@@ -258,6 +258,7 @@ static ORIGINAL_NOFILE: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::n
 /// Raise this process's soft `RLIMIT_NOFILE` to its hard limit: a daemon
 /// with 1,000 entries holds an output pipe per entry (systemd does the
 /// same for itself). Children get the original limit back.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every platform
 pub fn raise_nofile() -> io::Result<u64> {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: plain C struct out-parameter.
