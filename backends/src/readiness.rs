@@ -96,10 +96,19 @@ impl NotifySocket {
                     _ = watch_notify(&self.sock, id, pgid, &label, tx) => {}
                     _ = cancelled => {}
                 }
-                let _ = std::fs::remove_file(&self.path);
+                // Dropping `self` removes the socket file.
+                drop(self);
             })
         }));
         (job, cancel)
+    }
+}
+
+impl Drop for NotifySocket {
+    /// The socket file goes with the socket: at readiness, when the
+    /// instance is reaped, or when its spawn failed.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
