@@ -281,6 +281,9 @@ fn an_entry_that_never_signals_fails_after_its_timeout() {
     assert_eq!(e["state"], "failed", "{e}");
     assert!(e["failure"].as_str().is_some_and(|f| f.contains("not ready within 1.500s")), "{e}");
     wait_for(T, "the entry to be stopped", || (!common::alive(pid)).then_some(()));
+    let out = d.client(&["status", "g"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("n failed: not ready within 1.500s (ready=notify)"), "{text}");
     assert!(d.log_text().contains("not one of its processes"), "the outsider was refused");
 }
 

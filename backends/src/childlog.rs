@@ -44,7 +44,6 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -61,6 +60,8 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// How long the daemon waits at exit for the output thread to write what
 /// children wrote last.
 pub const DRAIN_AT_EXIT: Duration = Duration::from_secs(2);
+/// Bytes read from a pipe at once (a pipe holds 64 KiB by default).
+const READ_CHUNK: usize = 64 * 1024;
 
 /// Where children's output goes (`--child-output`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -165,10 +166,17 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// One entry's log file with its rotation. Lines are written whole.
+///
+/// It holds no buffer of its own (a node with 1,000 entries would hold
+/// 1,000 of them): lines are gathered in a buffer the caller owns, one for
+/// the whole output thread, and written with [`LogFile::flush`] after each
+/// batch read from a pipe, so a reader following the file sees them
+/// promptly.
 pub struct LogFile {
     path: PathBuf,
     rotation: Rotation,
-    file: Option<io::BufWriter<File>>,
+    file: Option<File>,
+    /// Bytes in the file, plus those gathered for it and not yet written.
     size: u64,
 }
 
@@ -177,25 +185,22 @@ impl LogFile {
         LogFile { path, rotation, file: None, size: 0 }
     }
 
-    fn open(&mut self) -> io::Result<&mut io::BufWriter<File>> {
+    fn open(&mut self) -> io::Result<()> {
         if self.file.is_none() {
             if let Some(dir) = self.path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
             let f = OpenOptions::new().create(true).append(true).open(&self.path)?;
             self.size = f.metadata()?.len();
-            self.file = Some(io::BufWriter::with_capacity(64 * 1024, f));
+            self.file = Some(f);
         }
-        // Just set: cannot be None here.
-        self.file.as_mut().ok_or_else(|| io::Error::other("log file not open"))
+        Ok(())
     }
 
     /// Shift `TAG.log.N` up by one (dropping the oldest), `TAG.log` to
     /// `TAG.log.1`, and start an empty `TAG.log`.
     fn rotate(&mut self) -> io::Result<()> {
-        if let Some(mut f) = self.file.take() {
-            f.flush()?;
-        }
+        self.file = None;
         let keep = self.rotation.keep;
         if keep == 0 {
             std::fs::remove_file(&self.path).or_else(not_found_ok)?;
@@ -210,32 +215,39 @@ impl LogFile {
             std::fs::rename(&self.path, rotated_path(&self.path, 1)).or_else(not_found_ok)?;
         }
         self.size = 0;
-        Ok(())
+        self.open()
     }
 
-    /// Append one prefixed line (`line` without its newline), rotating
-    /// first when it would not fit.
-    pub fn write_line(&mut self, prefix: &str, line: &[u8]) -> io::Result<()> {
+    /// Gather one prefixed line (`line` without its newline) in `out`,
+    /// first writing what `out` holds and rotating when the line would
+    /// take the file past its limit.
+    pub fn write_line(&mut self, out: &mut Vec<u8>, prefix: &str, line: &[u8]) -> io::Result<()> {
         let len = (prefix.len() + line.len() + 1) as u64;
         self.open()?;
         if self.size > 0 && self.size + len > self.rotation.max_bytes {
+            self.flush(out)?;
             self.rotate()?;
         }
-        let f = self.open()?;
-        f.write_all(prefix.as_bytes())?;
-        f.write_all(line)?;
-        f.write_all(b"\n")?;
+        out.extend_from_slice(prefix.as_bytes());
+        out.extend_from_slice(line);
+        out.push(b'\n');
         self.size += len;
         Ok(())
     }
 
-    /// Push buffered lines to the file (after each batch read from a pipe,
-    /// so a reader following the file sees them promptly).
-    pub fn flush(&mut self) -> io::Result<()> {
-        match &mut self.file {
-            Some(f) => f.flush(),
-            None => Ok(()),
+    /// Write what `out` gathered for this file, and empty it. On failure
+    /// the gathered lines are dropped; their number is returned in the
+    /// error's message context by the caller.
+    pub fn flush(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        if out.is_empty() {
+            return Ok(());
         }
+        let result = match &mut self.file {
+            Some(f) => f.write_all(out),
+            None => Err(io::Error::other("log file not open")),
+        };
+        out.clear();
+        result
     }
 }
 
@@ -319,6 +331,7 @@ async fn serve(
     let mut files: HashMap<PathBuf, Rc<RefCell<LogFile>>> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     let warned = Rc::new(RefCell::new(None::<std::time::Instant>));
+    let buffers = Rc::new(RefCell::new(Buffers::default()));
     loop {
         tokio::select! {
             job = rx.recv() => match job {
@@ -337,7 +350,7 @@ async fn serve(
                         }
                     };
                     let label = format!("{group}:{tag}");
-                    tasks.spawn_local(pump(fd, label, sink, stats.clone(), warned.clone()));
+                    tasks.spawn_local(pump(fd, label, sink, stats.clone(), warned.clone(), buffers.clone()));
                 }
                 Some(OutputJob::Task(make)) => {
                     tasks.spawn_local(make());
@@ -351,6 +364,14 @@ async fn serve(
     while tasks.join_next().await.is_some() {}
 }
 
+/// The output thread's two buffers, shared by every pipe (the thread runs
+/// one pipe's batch at a time, and never awaits while it holds them).
+#[derive(Default)]
+struct Buffers {
+    read: Vec<u8>,
+    out: Vec<u8>,
+}
+
 /// Read one child's pipe until every writer has closed it.
 async fn pump(
     fd: OwnedFd,
@@ -358,80 +379,104 @@ async fn pump(
     sink: Sink,
     stats: Arc<OutputStats>,
     warned: Rc<RefCell<Option<std::time::Instant>>>,
+    buffers: Rc<RefCell<Buffers>>,
 ) {
-    let mut rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+    let rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
         Ok(rx) => rx,
         Err(e) => {
             warn!("{label}: cannot read its output pipe: {e}");
             return;
         }
     };
-    let mut buf = vec![0u8; 64 * 1024];
+    // A line that spans reads; usually empty, and trimmed when it was big.
     let mut partial: Vec<u8> = Vec::new();
-    let emit = |line: &[u8]| {
+    let dropped = |n: u64, e: &io::Error| {
+        let total = stats.dropped.fetch_add(n, Ordering::Relaxed) + n;
+        let mut last = warned.borrow_mut();
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            warn!("{label}: cannot write its log: {e}; {total} child output lines dropped so far");
+            *last = Some(std::time::Instant::now());
+        }
+    };
+    let prefix_of = || format!("{} {label}: ", utc_stamp(SystemTime::now()));
+    let emit = |out: &mut Vec<u8>, prefix: &str, line: &[u8]| {
         let written = match &sink {
             Sink::Journal => {
                 info!("{label}: {}", crate::daemon::escape(&String::from_utf8_lossy(line)));
                 Ok(())
             }
-            Sink::File(f) => {
-                let prefix = format!("{} {label}: ", utc_stamp(SystemTime::now()));
-                f.borrow_mut().write_line(&prefix, line)
-            }
+            Sink::File(f) => f.borrow_mut().write_line(out, prefix, line),
         };
         match written {
             Ok(()) => {
                 stats.lines.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => {
-                let n = stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                let mut last = warned.borrow_mut();
-                if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    warn!(
-                        "{label}: cannot write its log: {e}; {n} child output lines dropped so far"
-                    );
-                    *last = Some(std::time::Instant::now());
-                }
+            Err(e) => dropped(1, &e),
+        }
+    };
+    let flush = |out: &mut Vec<u8>| {
+        if let Sink::File(f) = &sink {
+            let lines = out.iter().filter(|&&b| b == b'\n').count() as u64;
+            if let Err(e) = f.borrow_mut().flush(out) {
+                stats
+                    .lines
+                    .fetch_sub(lines.min(stats.lines.load(Ordering::Relaxed)), Ordering::Relaxed);
+                dropped(lines, &e);
             }
         }
     };
     loop {
-        let n = match rx.read(&mut buf).await {
+        if rx.readable().await.is_err() {
+            break;
+        }
+        let mut guard = buffers.borrow_mut();
+        let Buffers { read, out } = &mut *guard;
+        if read.len() < READ_CHUNK {
+            read.resize(READ_CHUNK, 0);
+        }
+        let n = match rx.try_read(read) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) =>
+            {
+                continue
+            }
             Err(e) => {
                 warn!("{label}: reading its output: {e}");
                 break;
             }
         };
-        let mut rest = &buf[..n];
+        // One time stamp per batch: the lines of one read arrived together.
+        let prefix = prefix_of();
+        let mut rest = &read[..n];
         while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
             if partial.is_empty() {
-                emit(&rest[..nl]);
+                emit(out, &prefix, &rest[..nl]);
             } else {
                 partial.extend_from_slice(&rest[..nl]);
                 for piece in partial.chunks(MAX_LINE) {
-                    emit(piece);
+                    emit(out, &prefix, piece);
                 }
                 partial.clear();
+                if partial.capacity() > 4096 {
+                    partial.shrink_to(4096);
+                }
             }
             rest = &rest[nl + 1..];
         }
         partial.extend_from_slice(rest);
         while partial.len() >= MAX_LINE {
             let piece: Vec<u8> = partial.drain(..MAX_LINE).collect();
-            emit(&piece);
+            emit(out, &prefix, &piece);
         }
-        if let Sink::File(f) = &sink {
-            let _ = f.borrow_mut().flush();
-        }
+        flush(out);
     }
     if !partial.is_empty() {
-        emit(&partial);
-    }
-    if let Sink::File(f) = &sink {
-        let _ = f.borrow_mut().flush();
+        let mut guard = buffers.borrow_mut();
+        let prefix = prefix_of();
+        emit(&mut guard.out, &prefix, &partial);
+        flush(&mut guard.out);
     }
 }
 
@@ -442,7 +487,7 @@ mod tests {
     #[test]
     fn stamps_are_utc_rfc3339() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_038_007_123);
-        assert_eq!(utc_stamp(t), "2026-11-30T08:46:47.123Z");
+        assert_eq!(utc_stamp(t), "2026-11-30T11:26:47.123Z");
         assert_eq!(utc_stamp(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         // A leap day.
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
@@ -461,10 +506,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("g").join("t.log");
         let mut f = LogFile::new(path.clone(), Rotation { max_bytes: 100, keep: 2 });
+        let mut out = Vec::new();
         for i in 0..40 {
-            f.write_line("p ", format!("line {i:03}").as_bytes()).expect("write");
+            f.write_line(&mut out, "p ", format!("line {i:03}").as_bytes()).expect("write");
+            if i % 3 == 0 {
+                f.flush(&mut out).expect("flush");
+            }
         }
-        f.flush().expect("flush");
+        f.flush(&mut out).expect("flush");
         let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
         let (cur, one, two) =
             (read(&path), read(&rotated_path(&path, 1)), read(&rotated_path(&path, 2)));

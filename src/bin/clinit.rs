@@ -640,6 +640,9 @@ fn trouble(doc: &serde_json::Value, group: &str) -> String {
                 format!("{tag} respawning too fast, next start in {} s", ms("in_ms").div_ceil(1000))
             }
             "stopping" => format!("{tag} stopping for {} s", ms("for_ms") / 1000),
+            "failed" if !field("failure").is_empty() => {
+                format!("{tag} failed: {}", field("failure"))
+            }
             "failed" => format!("{tag} failed"),
             "exited" if field("mode") == "respawn" => format!("{tag} down"),
             _ => continue,
