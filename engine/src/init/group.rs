@@ -379,7 +379,9 @@ impl Group {
                 ctx.timers.schedule(at, Timer::Escalate(id));
                 p.stop = Some(stop);
             }
-            Some(_) => {} // already being stopped
+            // Already being stopped; now for good, even if it was stopped
+            // for failing (it is no longer wanted in its level).
+            Some(_) => p.stop_keeps = false,
             None => {
                 self.procs.remove(tag);
             }

@@ -312,3 +312,15 @@ fn exits_before_readiness_and_late_timeouts_fail() {
     );
     assert_eq!(s.init.live_processes(), 0, "not respawned after failing");
 }
+
+/// An entry stopped for failing readiness, then told away from its level
+/// while it is still stopping, is forgotten once gone (not kept FAILED).
+#[test]
+fn a_failed_entry_told_away_while_stopping_is_forgotten() {
+    let mut s = Script::new("g:a:1:once:srv\n:::entry:a ready=notify ready_timeout=1s\n");
+    s.tell("g", "1").until(1_000);
+    assert!(s.entry_states().contains("stopping"));
+    s.tell("g", "2").killed(1, 2);
+    assert_eq!(s.init.status().get("g").map(|g| g.state.as_str()), Some("DONE"));
+    assert_eq!(s.entry_states(), "", "nothing left of a");
+}
