@@ -101,8 +101,9 @@ impl Followed {
         Followed { path, file, partial: Vec::new() }
     }
 
-    /// Complete new lines; after a rotation, the rest of the old file then
-    /// the new file from its start.
+    /// Complete new lines; after a rotation, the rest of the old file,
+    /// then any file rotated since (when several rotations happened between
+    /// two polls), then the new file from its start.
     fn poll(&mut self, out: &mut Vec<String>) -> io::Result<()> {
         if let Some((f, _)) = &mut self.file {
             f.read_to_end(&mut self.partial)?;
@@ -114,6 +115,25 @@ impl Followed {
             _ => false,
         };
         if rotated {
+            if let Some((_, old)) = &self.file {
+                // Rotated files newer than the one we had: those below its
+                // new number (or all kept ones, if it was dropped already).
+                let numbered: Vec<(u32, u64)> = (1..=MAX_ROTATED)
+                    .map_while(|n| {
+                        std::fs::metadata(rotated_path(&self.path, n)).ok().map(|m| (n, m.ino()))
+                    })
+                    .collect();
+                let below = numbered
+                    .iter()
+                    .find(|(_, ino)| ino == old)
+                    .map_or(numbered.len() as u32 + 1, |(n, _)| *n);
+                for n in (1..below).rev() {
+                    if let Ok(mut f) = File::open(rotated_path(&self.path, n)) {
+                        f.read_to_end(&mut self.partial)?;
+                    }
+                }
+            }
+            self.file = None;
             if let Ok(mut f) = File::open(&self.path) {
                 let ino = f.metadata()?.ino();
                 f.read_to_end(&mut self.partial)?;
