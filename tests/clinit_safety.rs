@@ -471,7 +471,9 @@ fn a_full_stderr_pipe_never_blocks_the_daemon() {
         "fill:f:1:once:echo $$ > @DIR@/fill.pid; head -c 262144 /dev/zero >&2; exec sleep 100\n\
          g:a:1:once:true\ng:b:2:once:true\n",
     );
-    d.spawn_with(&[], move |cmd| {
+    // `inherit`: the filler writes into the daemon's stderr, as before
+    // per-entry logs existed (the default `file` never shares it).
+    d.spawn_with(&["--child-output", "inherit"], move |cmd| {
         cmd.stderr(std::process::Stdio::from(write_end));
     });
     let d = d.wait_ready();

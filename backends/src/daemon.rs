@@ -25,14 +25,18 @@
 use crate::access::{self, Access, Peer};
 use crate::atomic::replace_atomic;
 use crate::cgroup::Containment;
+use crate::childlog::{ChildOutput, OutputConfig, OutputJob, OutputThread, Rotation};
 use crate::generations::{self, StateEntry};
+use crate::process::ChildExtras;
 use crate::process::{ProcessTable, Reaped, SpawnError, SpawnSpec};
 use crate::protocol::{self, Reply, Request};
+use crate::readiness::{Cancel, NotifySocket, ReadyTx};
 use crate::safe_read::{read_regular, ReadError};
 use clinit_engine::cltab::{Cltab, ParseErrors, MAX_CLTAB_BYTES};
 use clinit_engine::cluster::IoFailure;
 use clinit_engine::driver::{Executed, NodeDriver, Processes, StatusStore};
 use clinit_engine::init::{Action, Init, InitConfig, Input, Notice, Reply as InitReply};
+use clinit_engine::options::{EntryOptions, Readiness};
 use clinit_engine::process::{ProcId, Signal};
 use clinit_engine::status::ClStat;
 use clinit_engine::time::Millis;
@@ -109,6 +113,31 @@ pub struct DaemonConfig {
     pub spawn_slice: Option<usize>,
     /// Contain each entry in a cgroup v2 where possible ([`crate::cgroup`]).
     pub cgroups: bool,
+    /// Where children's output goes ([`crate::childlog`]).
+    pub child_output: ChildOutput,
+    /// Log directory of `child_output = file`; a `:::log:` directive wins
+    /// (as `:::socket:` wins over `-s`); default [`default_log_dir`].
+    pub log_dir: Option<PathBuf>,
+    /// Rotation of each entry's log file.
+    pub rotation: Rotation,
+}
+
+/// The default log directory: `log/` beside the status file, which for
+/// the default paths is `/var/run/clinit/log`, the original's default
+/// `log` path (which it parsed but never used).
+pub fn default_log_dir(clstat: &Path) -> PathBuf {
+    clstat.parent().unwrap_or(Path::new(".")).join("log")
+}
+
+/// The log directory in force: the `:::log:` directive, else the
+/// configured one, else [`default_log_dir`].
+pub fn effective_log_dir(cfg: &DaemonConfig, table: &Cltab, clstat: &Path) -> PathBuf {
+    table
+        .log
+        .as_ref()
+        .map(PathBuf::from)
+        .or_else(|| cfg.log_dir.clone())
+        .unwrap_or_else(|| default_log_dir(clstat))
 }
 
 impl DaemonConfig {
@@ -122,6 +151,9 @@ impl DaemonConfig {
             socket_group: None,
             spawn_slice: None,
             cgroups: true,
+            child_output: ChildOutput::File,
+            log_dir: None,
+            rotation: Rotation::default(),
         }
     }
 }
@@ -207,6 +239,17 @@ pub struct RealProcesses {
     records: BTreeMap<ProcId, StateEntry>,
     /// `records` changed since the state file was last written.
     state_dirty: bool,
+    /// Per-entry options by tag, from the cltab in force ([`Self::set_table`]).
+    options: HashMap<String, EntryOptions>,
+    /// The output thread: children's output goes through pipes to it
+    /// (unless its mode is `inherit`), and it reads readiness sources
+    /// ([`crate::childlog`]). `None`: no pipes, no readiness (mosha).
+    output: Option<OutputThread>,
+    /// Where readiness reports go, and the notify sockets' directory
+    /// ([`crate::readiness`]); `None` under a loop that reads none.
+    readiness: Option<(ReadyTx, PathBuf)>,
+    /// Readiness sources of live instances; dropped when reaped.
+    cancels: HashMap<ProcId, Cancel>,
 }
 
 impl RealProcesses {
@@ -218,7 +261,44 @@ impl RealProcesses {
             containment: Containment::ProcessGroup { reason: "not enabled".into() },
             records: BTreeMap::new(),
             state_dirty: true,
+            options: HashMap::new(),
+            output: None,
+            readiness: None,
+            cancels: HashMap::new(),
         }
+    }
+
+    /// The per-entry options of `table` apply to later spawns.
+    pub fn set_table(&mut self, table: &Cltab) {
+        self.options = table
+            .entries
+            .iter()
+            .filter(|e| !e.options.is_empty())
+            .map(|e| (e.tag.clone(), e.options.clone()))
+            .collect();
+    }
+
+    /// Send children's output through pipes to `output` from now on.
+    pub fn set_output(&mut self, output: OutputThread) {
+        self.output = Some(output);
+    }
+
+    /// The output thread, if children's output goes through one.
+    pub fn output(&self) -> Option<&OutputThread> {
+        self.output.as_ref()
+    }
+
+    /// At exit: let the output thread write the children's last lines.
+    pub fn finish_output(&mut self) {
+        if let Some(out) = &mut self.output {
+            out.finish();
+        }
+    }
+
+    /// Report readiness of `ready=` entries to `tx`; notify sockets are
+    /// made in `dir`.
+    pub fn set_readiness(&mut self, tx: ReadyTx, dir: PathBuf) {
+        self.readiness = Some((tx, dir));
     }
 
     /// Contain each later spawn in its own cgroup where possible; returns
@@ -288,6 +368,9 @@ impl RealProcesses {
         if forget && self.records.remove(&id).is_some() {
             self.state_dirty = true;
         }
+        if forget {
+            self.cancels.remove(&id);
+        }
         let label = if forget { self.labels.remove(&id) } else { self.labels.get(&id).cloned() };
         label.unwrap_or_else(|| id.to_string())
     }
@@ -322,17 +405,82 @@ impl RealProcesses {
         level: &str,
         command: &str,
     ) -> Result<u32, IoFailure> {
+        let opts = self.options.get(tag).cloned().unwrap_or_default();
         let mut env = self.env.clone();
         env.push(("CLINIT_GROUP".into(), group.into()));
         env.push(("CLINIT_TAG".into(), tag.into()));
         env.push(("CLINIT_LEVEL".into(), level.into()));
-        let spec = SpawnSpec { id, command: command.to_string(), env, cwd: None };
-        let pid = self.table.spawn(&spec).map_err(|e| match &e {
+        let fail =
+            |what: String, e: &io::Error| IoFailure::new(format!("{group}/{tag}: {what}"), e);
+        let creds = crate::entry_env::credentials(&opts)
+            .map_err(|e| fail("cannot resolve its user".into(), &e))?;
+        if let Some((_, home, name)) = &creds {
+            env.push(("HOME".into(), home.clone()));
+            env.push(("USER".into(), name.clone()));
+            env.push(("LOGNAME".into(), name.clone()));
+        }
+        env.extend(opts.env.iter().cloned());
+        let mut extras = ChildExtras {
+            umask: opts.umask,
+            rlimits: crate::entry_env::rlimits(&opts),
+            creds: creds.as_ref().map(|(c, _, _)| c.clone()),
+            ..ChildExtras::default()
+        };
+        let pipe = || {
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| fail("cannot make a pipe".into(), &io::Error::from(e)))
+        };
+        let mut out_read = None;
+        if self.output.as_ref().is_some_and(|o| o.cfg.mode != ChildOutput::Inherit) {
+            let (r, w) = pipe()?;
+            extras.output = Some(w);
+            out_read = Some(r);
+        }
+        let label = format!("{group}:{tag}");
+        let mut notify = None;
+        let mut ready_read = None;
+        let readiness = self.readiness.as_ref().filter(|_| self.output.is_some());
+        match (opts.ready, readiness) {
+            (Some(Readiness::Notify), Some((_, dir))) => {
+                let owner = extras.creds.as_ref().map(|c| (c.uid, c.gid));
+                let sock = NotifySocket::bind(dir, id, owner).map_err(|e| {
+                    fail(format!("cannot make its notify socket in {}", dir.display()), &e)
+                })?;
+                env.push(("NOTIFY_SOCKET".into(), sock.path.display().to_string()));
+                notify = Some(sock);
+            }
+            (Some(Readiness::Fd(n)), Some(_)) => {
+                let (r, w) = pipe()?;
+                extras.ready_fd = Some((w, n as i32));
+                ready_read = Some(r);
+            }
+            (Some(_), None) => {
+                warn!("{label}: ready= is not supported here; the entry will time out")
+            }
+            (None, _) => {}
+        }
+        let cwd = opts.cwd.as_ref().map(PathBuf::from);
+        let spec = SpawnSpec { id, command: command.to_string(), env, cwd };
+        let pid = self.table.spawn_with(&spec, extras).map_err(|e| match &e {
             SpawnError::Io { source, .. } => IoFailure::new(e.to_string(), source),
             SpawnError::DuplicateId { .. } => {
                 IoFailure::other(e.to_string(), io::ErrorKind::AlreadyExists, "id in use")
             }
         })?;
+        if let (Some(out), Some(fd)) = (&self.output, out_read) {
+            out.send(OutputJob::Output { fd, group: group.to_string(), tag: tag.to_string() });
+        }
+        if let (Some(out), Some((tx, _))) = (&self.output, &self.readiness) {
+            let job = match (notify, ready_read) {
+                (Some(sock), _) => Some(sock.job(id, pid, label, tx.clone())),
+                (None, Some(fd)) => Some(crate::readiness::fd_job(fd, id, label, tx.clone())),
+                (None, None) => None,
+            };
+            if let Some((job, cancel)) = job {
+                out.send(job);
+                self.cancels.insert(id, cancel);
+            }
+        }
         self.labels.insert(id, format!("{group}/{tag}"));
         let (group, tag, level) = (group.to_string(), tag.to_string(), level.to_string());
         self.records.insert(id, StateEntry { pgid: pid, start: 0, group, tag, level });
@@ -406,6 +554,9 @@ fn log_executed(log: Vec<Executed>, labels: &HashMap<ProcId, String>) {
                     info!("{group}/{tag} restarting with its changed cltab line")
                 }
                 Notice::GroupRemoved { group } => info!("group {group} removed (gone from cltab)"),
+                Notice::NotReady { group, tag, timeout } => {
+                    warn!("{group}/{tag} not ready within {timeout}: stopping it; the entry FAILED")
+                }
             },
             Executed::Action(_) => {}
             Executed::SpawnFailed { id, tag, reason } => error!("{tag} {id}: {reason}"),
@@ -549,6 +700,7 @@ impl Daemon {
             Ok(table) => {
                 if &table != self.driver.init.table() {
                     info!("cltab {} changed: reloading", self.cfg.cltab.display());
+                    self.driver.processes.set_table(&table);
                     self.step(Input::Reload { table });
                 }
                 Ok(())
@@ -588,6 +740,14 @@ impl Daemon {
             "processes": driver.processes.live(),
             "pending_actions": driver.pending(),
             "containment": driver.processes.containment().describe(),
+            "child_output": driver.processes.output().map(|o| serde_json::json!({
+                "mode": o.cfg.mode.as_str(),
+                "log_dir": o.cfg.dir.display().to_string(),
+                "max_bytes": o.cfg.rotation.max_bytes,
+                "keep": o.cfg.rotation.keep,
+                "lines": o.stats.lines.load(std::sync::atomic::Ordering::Relaxed),
+                "dropped": o.stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            })),
             "orphans": driver.processes.orphans(),
             "respawns_waiting": driver.init.respawns_waiting().iter()
                 .map(|(g, t)| serde_json::json!({"group": g, "tag": t}))
@@ -761,8 +921,38 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
     let mut detail = crate::status_detail::DetailFile::new(&clstat);
     // One instant for the machines' birth, so a recorded start replays exactly.
     let start = clock.now();
-    let init = Init::new(cfg.init.clone(), table, start);
+    let log_dir = effective_log_dir(&cfg, &table, &clstat);
     let mut processes = RealProcesses::new(cfg.env.clone());
+    processes.set_table(&table);
+    let init = Init::new(cfg.init.clone(), table, start);
+    match crate::process::raise_nofile() {
+        Ok(n) => debug!("descriptor limit raised to {n} (children get the original back)"),
+        Err(e) => warn!("cannot raise the descriptor limit: {e}"),
+    }
+    let mut mode = cfg.child_output;
+    if mode == ChildOutput::File {
+        if let Err(e) = create_dir(&log_dir) {
+            error!("{e}; children's output goes to this log instead (--child-output journal)");
+            mode = ChildOutput::Journal;
+        }
+    }
+    let output_cfg = OutputConfig { mode, dir: log_dir.clone(), rotation: cfg.rotation };
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<ProcId>();
+    let notify_dir = crate::readiness::notify_dir(&socket);
+    match OutputThread::start(output_cfg) {
+        Ok(out) => {
+            info!("children's output: {} ({})", mode.as_str(), log_dir.display());
+            processes.set_output(out);
+            match crate::readiness::create_notify_dir(&notify_dir) {
+                Ok(()) => processes.set_readiness(ready_tx, notify_dir.clone()),
+                Err(e) => error!(
+                    "cannot create {}: {e}; ready=notify entries will time out",
+                    notify_dir.display()
+                ),
+            }
+        }
+        Err(e) => error!("cannot start the output thread: {e}; children inherit stderr"),
+    }
     if cfg.cgroups {
         match processes.enable_cgroups() {
             Containment::Cgroup { base } => {
@@ -841,6 +1031,11 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
                 let _ = reply.send(answer);
             }
             Some(loaded) = reloads.recv() => { let _ = daemon.reload(loaded); }
+            Some(id) = ready_rx.recv() => {
+                let label = daemon.driver.processes.labels.get(&id).cloned();
+                info!("{} {id} is ready", label.unwrap_or_default());
+                daemon.step(Input::Ready { id });
+            }
             accepted = listener.accept(), if accept_resume.is_none() => match accepted {
                 Ok((stream, _)) => {
                     accept_pause = ACCEPT_PAUSE_MIN;
@@ -903,6 +1098,8 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
     let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 
     daemon.driver().processes.kill_all();
+    daemon.driver().processes.finish_output();
+    let _ = std::fs::remove_dir_all(&notify_dir);
     for path in [&clstat, &socket, &detail.path, &state_file] {
         if let Err(e) = std::fs::remove_file(path) {
             if e.kind() != io::ErrorKind::NotFound {

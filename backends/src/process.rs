@@ -93,6 +93,37 @@ pub struct SpawnSpec {
     pub cwd: Option<PathBuf>,
 }
 
+/// What a spawn may add to a plain [`SpawnSpec`]: the output pipe, the
+/// readiness descriptor, and the entry's credentials, umask and resource
+/// limits (the cltab's per-entry options, see `clinit_engine::cltab`).
+/// Everything is prepared before the fork, so the child only makes
+/// async-signal-safe calls.
+#[derive(Debug, Default)]
+pub struct ChildExtras {
+    /// Becomes the child's fd 1 and fd 2 (the write end of its output
+    /// pipe, see [`crate::childlog`]); `None` inherits the daemon's.
+    pub output: Option<std::os::fd::OwnedFd>,
+    /// A descriptor and the number it must have in the child (s6's
+    /// readiness fd: the child writes a newline to it when ready).
+    pub ready_fd: Option<(std::os::fd::OwnedFd, i32)>,
+    /// File mode creation mask, e.g. `0o027`.
+    pub umask: Option<u32>,
+    /// `(resource, soft, hard)` for `setrlimit`, `RLIM_INFINITY` as `u64::MAX`.
+    pub rlimits: Vec<(i32, u64, u64)>,
+    /// Run as this user: supplementary groups, then gid, then uid.
+    pub creds: Option<Credentials>,
+}
+
+/// Who a child runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups (`getgrouplist` of the user, resolved before
+    /// the fork: `initgroups` is not async-signal-safe).
+    pub groups: Vec<u32>,
+}
+
 /// A command could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -215,6 +246,77 @@ fn child_setup() -> io::Result<()> {
         }
         // Only stdin, stdout and stderr reach the command (issue 10, item 7).
         close_inherited_fds();
+    }
+    Ok(())
+}
+
+/// The soft `RLIMIT_NOFILE` the daemon started with, when it raised its
+/// own (see [`raise_nofile`]): children get it back, so a program that
+/// uses `select()` never sees descriptors past 1024.
+static ORIGINAL_NOFILE: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+
+/// Raise this process's soft `RLIMIT_NOFILE` to its hard limit: a daemon
+/// with 1,000 entries holds an output pipe per entry (systemd does the
+/// same for itself). Children get the original limit back.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every platform
+pub fn raise_nofile() -> io::Result<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain C struct out-parameter.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let _ = ORIGINAL_NOFILE.set((lim.rlim_cur as u64, lim.rlim_max as u64));
+    let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+    // SAFETY: plain C struct in-parameter.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(lim.rlim_max as u64)
+}
+
+fn original_nofile() -> Option<(u64, u64)> {
+    ORIGINAL_NOFILE.get().copied()
+}
+
+/// In the forked child, after [`child_setup`]: the readiness fd, the
+/// original `RLIMIT_NOFILE`, the entry's rlimits and umask, and last its
+/// credentials (groups, gid, uid: after setuid the others are not allowed).
+fn apply_extras(
+    ready: Option<(i32, i32)>,
+    umask: Option<u32>,
+    rlimits: &[(i32, u64, u64)],
+    creds: Option<&Credentials>,
+    nofile: Option<(u64, u64)>,
+) -> io::Result<()> {
+    let check = |rc: libc::c_int| if rc == -1 { Err(io::Error::last_os_error()) } else { Ok(()) };
+    let lim = |v: u64| if v == u64::MAX { libc::RLIM_INFINITY } else { v as libc::rlim_t };
+    // SAFETY: dup2, fcntl, setrlimit, umask, setgroups, setgid and setuid
+    // are async-signal-safe; every buffer was allocated before the fork.
+    unsafe {
+        if let Some((fd, n)) = ready {
+            if fd == n {
+                check(libc::fcntl(fd, libc::F_SETFD, 0))?;
+            } else {
+                // dup2's copy has no close-on-exec flag.
+                check(libc::dup2(fd, n))?;
+            }
+        }
+        if let Some((soft, hard)) = nofile {
+            let l = libc::rlimit { rlim_cur: lim(soft), rlim_max: lim(hard) };
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+        for &(resource, soft, hard) in rlimits {
+            let l = libc::rlimit { rlim_cur: lim(soft), rlim_max: lim(hard) };
+            check(libc::setrlimit(resource as _, &l))?;
+        }
+        if let Some(mask) = umask {
+            libc::umask(mask as libc::mode_t);
+        }
+        if let Some(c) = creds {
+            check(libc::setgroups(c.groups.len() as _, c.groups.as_ptr()))?;
+            check(libc::setgid(c.gid))?;
+            check(libc::setuid(c.uid))?;
+        }
     }
     Ok(())
 }
@@ -544,6 +646,14 @@ impl ProcessTable {
     /// `/dev/null`, stdout/stderr inherited, the daemon's environment plus
     /// `spec.env`, and `spec.cwd` if given. Returns the pid.
     pub fn spawn(&mut self, spec: &SpawnSpec) -> Result<u32, SpawnError> {
+        self.spawn_with(spec, ChildExtras::default())
+    }
+
+    /// [`ProcessTable::spawn`] with an output pipe, a readiness fd,
+    /// credentials, umask and resource limits ([`ChildExtras`]). The
+    /// working directory (`spec.cwd`) is entered before the credentials
+    /// change, as the daemon's user.
+    pub fn spawn_with(&mut self, spec: &SpawnSpec, extras: ChildExtras) -> Result<u32, SpawnError> {
         if let Some(&Child { pid, .. }) = self.live.get(&spec.id) {
             return Err(SpawnError::DuplicateId {
                 id: spec.id,
@@ -555,9 +665,24 @@ impl ProcessTable {
         cmd.arg("-c")
             .arg(&spec.command)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit());
+            .stdin(Stdio::null());
+        let ChildExtras { output, ready_fd, umask, rlimits, creds } = extras;
+        match output {
+            Some(fd) => {
+                let err = fd.try_clone().map_err(|source| SpawnError::Io {
+                    id: spec.id,
+                    command: spec.command.clone(),
+                    cwd: spec.cwd.clone(),
+                    source,
+                })?;
+                cmd.stdout(Stdio::from(fd)).stderr(Stdio::from(err));
+            }
+            None => {
+                cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+            }
+        }
+        let ready_raw = ready_fd.as_ref().map(|(fd, n)| (std::os::fd::AsRawFd::as_raw_fd(fd), *n));
+        let nofile = crate::process::original_nofile();
         if let Some(dir) = &spec.cwd {
             cmd.current_dir(dir);
         }
@@ -578,7 +703,7 @@ impl ProcessTable {
                     // Failure leaves the process-group containment.
                     let _ = cgroup::join(procs);
                 }
-                Ok(())
+                apply_extras(ready_raw, umask, &rlimits, creds.as_ref(), nofile)
             });
         }
         let child = cmd.spawn().map_err(|source| {
@@ -592,6 +717,8 @@ impl ProcessTable {
                 source,
             }
         })?;
+        // The child has its copies; ours close here.
+        drop(ready_fd);
         if let Some(cg) = cg {
             self.cgroups.insert(spec.id, cg);
         }

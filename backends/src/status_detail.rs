@@ -80,6 +80,9 @@ pub fn render(
             if let Some(x) = &r.last_exit {
                 obj.insert("last_exit".into(), x.as_str().into());
             }
+            if let Some(why) = &r.failure {
+                obj.insert("failure".into(), why.as_str().into());
+            }
             if let Some(p) = r.id.and_then(&pid) {
                 obj.insert("pid".into(), p.into());
             }
@@ -162,6 +165,7 @@ mod tests {
             restarts: 7,
             uptime_ms: None,
             last_exit: Some("exit 1".into()),
+            failure: None,
             id: None,
         };
         let a = render(&ClStat::default(), &[report(100)], |_| None, Millis(100), start);

@@ -29,9 +29,15 @@
 //! * a **command longer than [`MAX_COMMAND_LEN`]**, Linux's limit on one
 //!   argument string (`MAX_ARG_STRLEN`): the kernel would refuse every spawn.
 //!
+//! Per-entry options (working directory, user, environment, umask,
+//! resource limits, readiness) sit in an optional `:::entry:TAG ...`
+//! directive that the original parser stores and ignores; see
+//! [`crate::options`].
+//!
 //! These rules hold for comment lines too, except the control-character and
 //! length rules, which concern the fields of entries.
 
+use crate::options::{EntryOptions, OptionError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -136,13 +142,20 @@ pub struct Entry {
     pub levels: Levels,
     pub mode: Mode,
     pub command: String,
+    /// From the entry's `:::entry:` directive, if any.
+    #[serde(default, skip_serializing_if = "EntryOptions::is_empty")]
+    pub options: EntryOptions,
 }
 
 impl Entry {
-    /// Two versions of an entry run the same thing: a change of mode or
-    /// command means the running instance must be stopped and forgotten.
+    /// Two versions of an entry run the same thing: a change of mode,
+    /// command or options means the running instance must be stopped and
+    /// forgotten.
     pub fn same_process(&self, other: &Entry) -> bool {
-        self.mode == other.mode && self.command == other.command && self.group == other.group
+        self.mode == other.mode
+            && self.command == other.command
+            && self.group == other.group
+            && self.options == other.options
     }
 
     pub fn render(&self) -> String {
@@ -203,6 +216,8 @@ pub enum LineError {
     ControlChar { field: &'static str, ch: char },
     #[error("command is {len} bytes long; the kernel accepts at most {max}")]
     CommandTooLong { len: usize, max: usize },
+    #[error(":::entry: {0}")]
+    Options(OptionError),
 }
 
 /// One error of this format, located.
@@ -248,6 +263,7 @@ impl Cltab {
         let mut tab = Cltab::default();
         let mut errors = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut options: Vec<(usize, String)> = Vec::new();
         if text.is_empty() {
             let kind = LineError::EmptyFile;
             return Err(crate::located::ParseErrors(vec![ParseError {
@@ -278,6 +294,7 @@ impl Cltab {
                             "socket" => tab.socket = Some(value),
                             "clstat" => tab.clstat = Some(value),
                             "log" => tab.log = Some(value),
+                            "entry" => options.push((lineno, value)),
                             _ => {
                                 tab.other_directives.insert(name.to_string(), value);
                             }
@@ -299,10 +316,58 @@ impl Cltab {
                 Err(kind) => fail(kind),
             }
         }
+        tab.attach_options(options, file, &mut errors);
         if errors.is_empty() {
             Ok(tab)
         } else {
+            errors.sort_by_key(|e| e.line);
             Err(crate::located::ParseErrors(errors))
+        }
+    }
+
+    /// Give each `:::entry:TAG ...` directive's options to its entry.
+    fn attach_options(
+        &mut self,
+        directives: Vec<(usize, String)>,
+        file: &str,
+        errors: &mut Vec<ParseError>,
+    ) {
+        let mut given: HashMap<String, usize> = HashMap::new();
+        for (line, value) in directives {
+            let mut fail = |e| {
+                errors.push(ParseError {
+                    file: file.to_string(),
+                    line,
+                    kind: LineError::Options(e),
+                })
+            };
+            let value = value.trim_start();
+            let (tag, words) = value.split_once(char::is_whitespace).unwrap_or((value, ""));
+            if tag.is_empty() {
+                fail(OptionError::NoTag);
+                continue;
+            }
+            if let Some(&first_line) = given.get(tag) {
+                fail(OptionError::Duplicate { tag: tag.to_string(), first_line });
+                continue;
+            }
+            given.insert(tag.to_string(), line);
+            let parsed = match EntryOptions::parse(words) {
+                Ok(o) => o,
+                Err(e) => {
+                    fail(e);
+                    continue;
+                }
+            };
+            let Some(entry) = self.entries.iter_mut().find(|e| e.tag == tag) else {
+                fail(OptionError::UnknownTag(tag.to_string()));
+                continue;
+            };
+            if parsed.ready.is_some() && !matches!(entry.mode, Mode::Once | Mode::Respawn) {
+                fail(OptionError::ReadyOnBlocking(entry.mode.to_string()));
+                continue;
+            }
+            entry.options = parsed;
         }
     }
 
@@ -337,6 +402,9 @@ impl Cltab {
         for e in &self.entries {
             out.push_str(&e.render());
             out.push('\n');
+        }
+        for e in self.entries.iter().filter(|e| !e.options.is_empty()) {
+            out.push_str(&format!(":::entry:{} {}\n", e.tag, e.options.render()));
         }
         if out.is_empty() {
             out.push_str("# empty table\n");
@@ -425,6 +493,7 @@ fn parse_entry(line: &str, lineno: usize) -> Result<Entry, LineError> {
         levels: Levels(levels.to_string()),
         mode,
         command: command.to_string(),
+        options: EntryOptions::default(),
     })
 }
 
@@ -499,5 +568,27 @@ mod tests {
         let tab = Cltab::parse_bytes(b"\xef\xbb\xbfg:a:1:once:x\ty\r\n", "t").expect("ok");
         assert_eq!((tab.entries[0].group.as_str(), tab.entries[0].command.as_str()), ("g", "x\ty"));
         assert_eq!(Cltab::default().render(), "# empty table\n");
+    }
+
+    #[test]
+    fn entry_directives_attach_options_and_render_back() {
+        let text = "g:a:1:respawn:srv\n:::entry:a user=nobody ready=notify env=\"X=a b\"\n\
+                    g:w:1:wait:true\n";
+        let tab = Cltab::parse(text, "t").expect("valid");
+        let a = tab.entry("a").expect("a");
+        assert_eq!(a.options.user.as_deref(), Some("nobody"));
+        assert_eq!(a.options.env, vec![("X".to_string(), "a b".to_string())]);
+        assert!(tab.other_directives.is_empty(), "not an unknown directive");
+        let again = Cltab::parse(&tab.render(), "t").expect("round trip");
+        assert_eq!(again.render(), tab.render());
+        assert_eq!(again.entry("a").map(|e| &e.options), Some(&a.options));
+        let bad = "g:a:1:once:x\ng:w:1:wait:y\n:::entry:zz cwd=/\n:::entry:w ready=notify\n\
+                   :::entry:a umask=8\n:::entry:a cwd=/\n";
+        insta::assert_snapshot!(Cltab::parse(bad, "t").expect_err("refused").to_string(), @r#"
+        t:3: :::entry: no entry has tag "zz"
+        t:4: :::entry: ready= applies to once and respawn entries; a wait entry is waited for until it exits
+        t:5: :::entry: bad value for umask: expected an octal mask such as 027
+        t:6: :::entry: options for tag a were already given on line 5
+        "#);
     }
 }

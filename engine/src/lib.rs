@@ -187,6 +187,7 @@ pub mod init;
 pub mod lint;
 pub mod located;
 pub mod monitor;
+pub mod options;
 pub mod process;
 pub mod status;
 pub mod time;

@@ -2,7 +2,9 @@
 //! it reads back identically.
 
 use clinit_engine::cltab::{Cltab, Entry, Levels, Mode};
+use clinit_engine::options::{EntryOptions, Limit, Readiness, Resource};
 use clinit_engine::status::{ClStat, GroupState, GroupStatus};
+use clinit_engine::time::Millis;
 use proptest::prelude::*;
 
 fn mode() -> impl Strategy<Value = Mode> {
@@ -37,6 +39,7 @@ fn cltab() -> impl Strategy<Value = Cltab> {
                     levels: Levels(levels),
                     mode,
                     command,
+                    options: Default::default(),
                 })
                 .collect();
             Cltab { socket, clstat, entries, ..Cltab::default() }
@@ -84,5 +87,51 @@ proptest! {
             stat.groups.insert(g, GroupStatus { level, state: GroupState::parse(states[s]) });
         }
         prop_assert_eq!(ClStat::parse(&stat.render()), stat);
+    }
+}
+
+fn options() -> impl Strategy<Value = EntryOptions> {
+    let limit = (prop::option::of(0u64..1_000_000), prop::option::of(1_000_000u64..2_000_000))
+        .prop_map(|(soft, hard)| (soft, if soft.is_none() { None } else { hard }));
+    (
+        prop::option::of("/[ -~]{0,10}"),
+        prop::option::of("[a-z0-9_\"\\\\ ]{1,8}"),
+        prop::collection::vec(("[A-Z_][A-Z0-9_]{0,5}", "[ -~]{0,10}"), 0..3),
+        prop::option::of(0u32..0o777),
+        prop::collection::btree_map(prop::sample::select(Resource::ALL.to_vec()), limit, 0..3),
+        prop::option::of(prop_oneof![Just(Readiness::Notify), (3u32..100).prop_map(Readiness::Fd)]),
+        prop::option::of((1u64..1_000_000).prop_map(Millis)),
+    )
+        .prop_map(|(cwd, user, env, umask, limits, ready, ready_timeout)| EntryOptions {
+            cwd,
+            user,
+            group: None,
+            env,
+            umask,
+            limits: limits
+                .into_iter()
+                .map(|(resource, (soft, hard))| Limit { resource, soft, hard })
+                .collect(),
+            ready,
+            ready_timeout,
+        })
+}
+
+proptest! {
+    /// Per-entry options (the `:::entry:` directive): what is rendered is
+    /// read back identically, quoting included.
+    #[test]
+    fn entry_options_round_trip(o in options()) {
+        prop_assert_eq!(EntryOptions::parse(&o.render()), Ok(o));
+    }
+
+    #[test]
+    fn entry_directives_never_panic(words in "[a-z._=:\"\\\\ 0-9/]{0,60}") {
+        let text = format!("g:t:1:respawn:x\n:::entry:t {words}\n");
+        if let Err(errors) = Cltab::parse(&text, "fuzz") {
+            for e in errors.0 {
+                prop_assert_eq!(e.line, 2);
+            }
+        }
     }
 }

@@ -2,8 +2,10 @@
 //! compatible command line).
 
 use clap::{CommandFactory, Parser, Subcommand};
+use clinit_backends::childlog::{self, ChildOutput};
 use clinit_backends::cli::{self, Exit};
 use clinit_backends::daemon::{self, DaemonConfig, DEFAULT_CLSTAT, DEFAULT_CLTAB, DEFAULT_SOCKET};
+use clinit_backends::logview;
 use clinit_backends::protocol::{self, ClientError, Reply, Request};
 use clinit_backends::safe_read::read_regular;
 use clinit_engine::cltab::{Cltab, MAX_CLTAB_BYTES};
@@ -80,6 +82,22 @@ pub(crate) struct Args {
     /// v2 per entry could be created.
     #[arg(long)]
     no_cgroups: bool,
+    /// Daemon: where children's stdout and stderr go: `file`, one rotated
+    /// log per entry (LOG_DIR/GROUP/TAG.log, lines prefixed with UTC time
+    /// and GROUP:TAG); `journal`, this daemon's log; `inherit`, this
+    /// daemon's stderr unchanged (the original's behaviour).
+    #[arg(long, value_enum, value_name = "WHERE", default_value_t = ChildOutput::File)]
+    child_output: ChildOutput,
+    /// Directory of the per-entry logs (default: `log/` beside the status
+    /// file, /var/run/clinit/log; a :::log: directive in the cltab wins).
+    #[arg(long, global = true, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+    /// Daemon: rotate an entry's log before it grows past this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = childlog::DEFAULT_MAX_BYTES)]
+    log_max_bytes: u64,
+    /// Daemon: rotated logs kept per entry (TAG.log.1 .. TAG.log.N).
+    #[arg(long, value_name = "N", default_value_t = childlog::DEFAULT_KEEP)]
+    log_keep: u32,
     /// Demo: start a daemon on a bundled example cltab in a temporary
     /// directory, switch groups through levels, print the status, shut down.
     #[arg(long, conflicts_with_all = ["daemon", "kill"])]
@@ -105,6 +123,20 @@ enum Verb {
         /// The runlevel (or use --level).
         #[arg(id = "tell_level", value_name = "LEVEL")]
         level: Option<String>,
+    },
+    /// Print the log of an entry (GROUP:TAG) or of every entry of GROUP,
+    /// rotated files included, merged by time; -f follows it across
+    /// rotation, as `tail -F` does.
+    Log {
+        /// GROUP or GROUP:TAG.
+        #[arg(value_name = "GROUP[:TAG]")]
+        target: String,
+        /// Keep printing lines as they are written.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(short = 'n', long = "lines", value_name = "N")]
+        lines: Option<usize>,
     },
     /// Check a cltab (default: the -c file) and print what it defines, or
     /// every error as PATH:LINE: reason (exit 1). Starts nothing.
@@ -144,6 +176,9 @@ fn main() -> ExitCode {
     }
     match &args.verb {
         Some(Verb::Check { cltab }) => check(cltab.as_deref().unwrap_or(&args.cltab)).into(),
+        Some(Verb::Log { target, follow, lines }) => {
+            Client::new(&args).log(target, *follow, *lines).into()
+        }
         Some(Verb::Status { group }) => Client::new(&args).status(group.as_deref()).into(),
         Some(Verb::Tell { group, level }) => {
             let level = match (level, &args.level) {
@@ -202,6 +237,9 @@ fn run_daemon(args: &Args) -> ExitCode {
     cfg.init.heartbeat = Some(cli::millis(args.heartbeat.max(0.001)));
     cfg.socket_group = args.socket_group.clone();
     cfg.cgroups = !args.no_cgroups;
+    cfg.child_output = args.child_output;
+    cfg.log_dir = args.log_dir.clone();
+    cfg.rotation = childlog::Rotation { max_bytes: args.log_max_bytes.max(1), keep: args.log_keep };
     cli::run_daemon("clinit", daemon::run(cfg))
 }
 
@@ -334,6 +372,52 @@ impl<'a> Client<'a> {
             );
         }
         Exit::NotRunning
+    }
+
+    /// `clinit log GROUP[:TAG]`: the log directory is the running daemon's
+    /// (from its status), else --log-dir, the :::log: directive, or the
+    /// default beside the status file.
+    fn log(&self, target: &str, follow: bool, lines: Option<usize>) -> Exit {
+        let (group, tag) = match target.split_once(':') {
+            Some((g, t)) => (g.to_string(), Some(t.to_string())),
+            None => (target.to_string(), None),
+        };
+        let from_daemon = self
+            .status_doc()
+            .ok()
+            .and_then(|doc| doc["child_output"]["log_dir"].as_str().map(PathBuf::from));
+        let directive = read_cltab_text(&self.args.cltab)
+            .and_then(|t| Cltab::parse(&t, "cltab").ok())
+            .and_then(|t| t.log.map(PathBuf::from));
+        let dir = from_daemon
+            .or(directive)
+            .or_else(|| self.args.log_dir.clone())
+            .unwrap_or_else(|| daemon::default_log_dir(&self.clstat));
+        let list = || logview::entry_files(&dir, &group, tag.as_deref());
+        let files = match list() {
+            Ok(files) if !files.is_empty() => files,
+            Ok(_) | Err(_) if follow => Vec::new(),
+            Ok(_) => {
+                eprintln!("clinit: no log for {} in {}", daemon::escape(target), dir.display());
+                return Exit::Refused;
+            }
+            Err(e) => {
+                eprintln!(
+                    "clinit: no log for {} in {}: {e}",
+                    daemon::escape(target),
+                    dir.display()
+                );
+                return Exit::Refused;
+            }
+        };
+        match logview::show(files, lines, follow, || list().unwrap_or_default()) {
+            Ok(()) => Exit::Ok,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::Ok,
+            Err(e) => {
+                eprintln!("clinit: reading the log of {}: {e}", daemon::escape(target));
+                Exit::Refused
+            }
+        }
     }
 
     /// The daemon's status document.
@@ -556,6 +640,9 @@ fn trouble(doc: &serde_json::Value, group: &str) -> String {
                 format!("{tag} respawning too fast, next start in {} s", ms("in_ms").div_ceil(1000))
             }
             "stopping" => format!("{tag} stopping for {} s", ms("for_ms") / 1000),
+            "failed" if !field("failure").is_empty() => {
+                format!("{tag} failed: {}", field("failure"))
+            }
             "failed" => format!("{tag} failed"),
             "exited" if field("mode") == "respawn" => format!("{tag} down"),
             _ => continue,

@@ -103,6 +103,9 @@ impl Executor {
     /// Carry out every queued command, feeding immediate answers back, and
     /// log events and write trace records as they come.
     pub(super) fn drain(&mut self, driver: &mut ClusterDriver) {
+        // The per-entry options of the table in force, once per drain that
+        // spawns (the replicated cltab may have changed since the last).
+        let mut options_fresh = false;
         loop {
             while let Some(event) = driver.poll_event() {
                 self.log_event(event);
@@ -116,6 +119,10 @@ impl Executor {
                 }
             }
             let Some(command) = driver.poll_command() else { return };
+            if !options_fresh && matches!(command, ClusterCommand::Spawn { .. }) {
+                self.processes.set_table(driver.init().table());
+                options_fresh = true;
+            }
             if let Some(input) = self.carry_out(command) {
                 driver.handle(self.clock.now(), input);
             }

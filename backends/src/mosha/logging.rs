@@ -41,6 +41,9 @@ impl Executor {
                 clinit_engine::init::Notice::GroupRemoved { group } => {
                     info!("group {group} removed (gone from cltab)")
                 }
+                clinit_engine::init::Notice::NotReady { group, tag, timeout } => {
+                    warn!("{group}/{tag} not ready within {timeout}: stopped, FAILED")
+                }
             },
             ClusterEvent::MembershipUnknown { reason, .. } => {
                 self.say("membership".into(), || {

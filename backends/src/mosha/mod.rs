@@ -348,6 +348,28 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
         cltab_path.display(),
         socket.display()
     );
+    // Readiness of `ready=` entries (children's output stays inherited
+    // under mosha): read on an output thread, reported to this loop.
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
+    let notify_dir = crate::readiness::notify_dir(&socket);
+    let output = crate::childlog::OutputConfig {
+        mode: crate::childlog::ChildOutput::Inherit,
+        dir: daemon::default_log_dir(&socket),
+        rotation: crate::childlog::Rotation::default(),
+    };
+    match crate::childlog::OutputThread::start(output) {
+        Ok(thread) => {
+            exec.processes.set_output(thread);
+            match crate::readiness::create_notify_dir(&notify_dir) {
+                Ok(()) => exec.processes.set_readiness(ready_tx, notify_dir.clone()),
+                Err(e) => error!(
+                    "cannot create {}: {e}; ready= entries will time out",
+                    notify_dir.display()
+                ),
+            }
+        }
+        Err(e) => error!("cannot start the readiness thread: {e}; ready= entries will time out"),
+    }
 
     let (requests_tx, mut requests) = mpsc::channel::<Job>(64);
     // Commands only from root or this daemon's uid (no --socket-group under
@@ -383,6 +405,10 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
             biased;
             _ = sigchld.recv() => exec.reap(&mut driver),
             Some(input) = answers.recv() => { driver.handle(clock.now(), input); }
+            Some(id) = ready_rx.recv() => {
+                info!("{} {id} is ready", exec.labels.get(&id).cloned().unwrap_or_default());
+                driver.handle(clock.now(), ClusterInput::ChildReady { id });
+            }
             Some(Job { request, table, reply }) = requests.recv() => {
                 let answer = exec.request(&mut driver, &cltab_path, request, table);
                 let _ = reply.send(answer);
@@ -415,6 +441,8 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
     let drain = async { while conns.join_next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
     exec.processes.kill_all();
+    exec.processes.finish_output();
+    let _ = std::fs::remove_dir_all(&notify_dir);
     if let Some(removal) = exec.removal.take() {
         if tokio::time::timeout(cfg.read_timeout, removal).await.is_err() {
             warn!("removing my heartbeat did not finish within {:?}", cfg.read_timeout);

@@ -246,6 +246,8 @@ pub enum ClusterInput {
     ChildExited { id: ProcId, status: ExitStatus, lingering: bool },
     /// The last member of a lingering process group is gone.
     GroupGone { id: ProcId },
+    /// A child signalled readiness (see [`crate::init::Input::Ready`]).
+    ChildReady { id: ProcId },
     /// A control-socket request; [`super::ClusterDriver::handle`] returns
     /// the reply.
     Client(ClientRequest),

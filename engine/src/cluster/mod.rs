@@ -331,6 +331,9 @@ impl ClusterDriver {
             ClusterInput::GroupGone { id } => {
                 self.init_step(now, Input::GroupGone { id });
             }
+            ClusterInput::ChildReady { id } => {
+                self.init_step(now, Input::Ready { id });
+            }
             ClusterInput::Client(request) => {
                 reply = match request {
                     ClientRequest::Tell { group, level } => {

@@ -46,11 +46,24 @@ pub struct Proc {
     pub started_at: Option<Millis>,
     pub restarts: u32,
     pub last_exit: Option<ExitStatus>,
+    /// The live instance signalled readiness (only for entries that
+    /// declare `ready=`; see [`crate::options`]).
+    pub ready: bool,
+    /// Why the entry FAILED, when the machine decided it (a readiness
+    /// time-out, an exit before readiness), for status.
+    pub failure: Option<String>,
+    /// The instance is stopped because it failed, not because its level
+    /// ended: once gone, the entry stays, FAILED, in its level.
+    pub stop_keeps: bool,
 }
 
 impl Proc {
     pub fn new(entry: Entry, id: ProcId) -> Proc {
-        let outcome = if entry.mode.is_blocking() { Outcome::Pending } else { Outcome::Done };
+        let outcome = if entry.mode.is_blocking() || entry.options.ready.is_some() {
+            Outcome::Pending
+        } else {
+            Outcome::Done
+        };
         Proc {
             entry,
             live: Some(id),
@@ -62,7 +75,15 @@ impl Proc {
             started_at: None,
             restarts: 0,
             last_exit: None,
+            ready: false,
+            failure: None,
+            stop_keeps: false,
         }
+    }
+
+    /// Waiting for this live instance's readiness.
+    pub fn awaits_ready(&self) -> bool {
+        self.entry.options.ready.is_some() && !self.ready && self.live.is_some()
     }
 
     pub fn mode(&self) -> Mode {

@@ -178,6 +178,10 @@ impl Group {
         if !p.leader_exited {
             p.leader_exited = true;
             p.last_exit = Some(status);
+            if !p.is_stopping() && p.mode() == Mode::Once && p.awaits_ready() {
+                p.outcome = Outcome::Failed;
+                p.failure = Some(format!("exited ({status}) before it was ready"));
+            }
             if !p.is_stopping() {
                 match p.mode() {
                     Mode::Wait => p.outcome = Outcome::Done,
@@ -208,9 +212,13 @@ impl Group {
         }
         p.live = None;
         p.leader_exited = false;
-        if p.is_stopping() {
+        if p.is_stopping() && p.stop_keeps {
+            // Stopped for failing: it stays in its level, FAILED.
+            p.stop = None;
+            p.stop_keeps = false;
+        } else if p.is_stopping() {
             self.procs.remove(tag);
-        } else if p.mode() == Mode::Respawn {
+        } else if p.mode() == Mode::Respawn && p.failure.is_none() {
             self.respawn(ctx, tag);
         }
         self.advance(ctx);
@@ -232,7 +240,54 @@ impl Group {
         }
         p.live = Some(id);
         p.started_at = Some(ctx.now);
+        arm_ready(ctx, p, id);
         ctx.out.push(spawn_action(id, &p.entry, &level));
+    }
+
+    /// Instance `id` of `tag` signalled readiness.
+    pub fn on_ready(&mut self, ctx: &mut Ctx<'_>, tag: &str, id: ProcId) {
+        let Some(p) = self.procs.get_mut(tag) else { return };
+        if p.live != Some(id) || !p.awaits_ready() || p.is_stopping() {
+            return;
+        }
+        p.ready = true;
+        if p.outcome == Outcome::Pending {
+            p.outcome = Outcome::Done;
+        }
+        *ctx.dirty = true;
+        self.advance(ctx);
+    }
+
+    /// Instance `id` of `tag` did not signal readiness in time: stop it,
+    /// and the entry FAILED (systemd fails a unit whose start times out).
+    pub fn on_ready_timeout(&mut self, ctx: &mut Ctx<'_>, tag: &str, id: ProcId) {
+        let Some(p) = self.procs.get_mut(tag) else { return };
+        if p.live != Some(id) || !p.awaits_ready() || p.is_stopping() {
+            return;
+        }
+        let timeout = p.entry.options.ready_timeout();
+        p.outcome = Outcome::Failed;
+        p.failure = Some(format!(
+            "not ready within {timeout} (ready={})",
+            p.entry.options.ready.map(|r| r.to_string()).unwrap_or_default()
+        ));
+        ctx.out.push(Action::Notice(Notice::NotReady {
+            group: self.name.clone(),
+            tag: tag.to_string(),
+            timeout,
+        }));
+        let stop = StopState { since: ctx.now, sent: Signal::Int };
+        ctx.out.push(Action::Signal { id, signal: Signal::Int });
+        let (_, at) = ctx.cfg.escalation.next(&stop, ctx.now);
+        ctx.timers.schedule(at, Timer::Escalate(id));
+        p.stop = Some(stop);
+        p.stop_keeps = true;
+        *ctx.dirty = true;
+        // A group already settled learns of the failure now.
+        if matches!(self.state, GroupState::Done | GroupState::Passed) {
+            self.set_state(ctx, GroupState::Failed);
+        }
+        self.advance(ctx);
     }
 
     /// The next signal of a stop sequence is due.
@@ -296,6 +351,7 @@ impl Group {
         if delay == crate::time::Millis::ZERO {
             p.live = Some(id);
             p.started_at = Some(ctx.now);
+            arm_ready(ctx, p, id);
             ctx.out.push(spawn_action(id, &p.entry, self.level.as_deref().unwrap_or("")));
         } else {
             p.respawn_pending = Some(id);
@@ -323,7 +379,9 @@ impl Group {
                 ctx.timers.schedule(at, Timer::Escalate(id));
                 p.stop = Some(stop);
             }
-            Some(_) => {} // already being stopped
+            // Already being stopped; now for good, even if it was stopped
+            // for failing (it is no longer wanted in its level).
+            Some(_) => p.stop_keeps = false,
             None => {
                 self.procs.remove(tag);
             }
@@ -390,8 +448,10 @@ impl Group {
                     ctx.out.push(spawn_action(id, e, &level));
                     let mut p = Proc::new(e.clone(), id);
                     p.started_at = Some(ctx.now);
+                    arm_ready(ctx, &mut p, id);
+                    let blocks = p.blocks();
                     self.procs.insert(e.tag.clone(), p);
-                    if e.mode.is_blocking() {
+                    if blocks {
                         return Walk::Blocked;
                     }
                 }
@@ -418,6 +478,16 @@ impl Group {
         } else {
             GroupState::Done
         }
+    }
+}
+
+/// A new instance `id` of `p` starts: if its entry declares readiness, it
+/// is not ready yet and its time-out starts now.
+fn arm_ready(ctx: &mut Ctx<'_>, p: &mut Proc, id: ProcId) {
+    p.ready = false;
+    if p.entry.options.ready.is_some() {
+        let at = ctx.now + p.entry.options.ready_timeout();
+        ctx.timers.schedule(at, Timer::Ready(id));
     }
 }
 

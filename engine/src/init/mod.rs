@@ -10,6 +10,15 @@
 //! What lives where: `group` has the per-group level-change logic,
 //! `entry` the per-entry runtime record, [`throttle`] the respawn rate
 //! limit, [`escalation`] the INT → TERM → KILL stop sequence.
+//!
+//! Readiness (issue 11): an entry whose options declare `ready=` (see
+//! [`crate::options`]) is *starting* from its spawn until [`Input::Ready`]
+//! for that instance; until then it holds back the entries after it and
+//! the group's verdict, as a `wait` entry does. A [`Timer::Ready`] at
+//! spawn + `ready_timeout` stops an instance that never got ready and
+//! fails the entry with a reason ([`report::EntryReport::failure`]). A
+//! `once` entry that exits before it is ready fails; a `respawn` entry is
+//! respawned as usual, and stays starting until an instance is ready.
 
 pub(crate) mod entry;
 pub mod escalation;
@@ -72,6 +81,10 @@ pub enum Input {
     },
     /// The last member of a lingering process group is gone.
     GroupGone { id: ProcId },
+    /// Instance `id` signalled readiness (`READY=1` on its notify socket,
+    /// or a newline on its readiness fd; see [`crate::options`]). Ignored
+    /// for an instance that is not live or whose entry declares none.
+    Ready { id: ProcId },
     /// Time passed: fire whatever timers are due.
     Tick,
     /// Halt every group; [`Action::Exit`] follows once the last child is gone.
@@ -103,6 +116,13 @@ pub enum Notice {
     },
     GroupRemoved {
         group: String,
+    },
+    /// An entry did not signal readiness within its time-out: it is
+    /// stopped and FAILED.
+    NotReady {
+        group: String,
+        tag: String,
+        timeout: Millis,
     },
 }
 
@@ -171,6 +191,8 @@ impl Reply {
 pub enum Timer {
     Escalate(ProcId),
     Respawn(ProcId),
+    /// The readiness time-out of an instance (see [`crate::options`]).
+    Ready(ProcId),
 }
 
 /// What a group needs from the machine while it handles one input.
@@ -258,6 +280,12 @@ impl Init {
             Input::GroupGone { id } => {
                 if let Some((group, tag)) = self.index.remove(&id) {
                     self.with_group(&group, |g, ctx| g.on_group_gone(ctx, &tag, id));
+                }
+                Reply::None
+            }
+            Input::Ready { id } => {
+                if let Some((group, tag)) = self.index.get(&id).cloned() {
+                    self.with_group(&group, |g, ctx| g.on_ready(ctx, &tag, id));
                 }
                 Reply::None
             }
@@ -375,11 +403,12 @@ impl Init {
             self.dirty = true;
         }
         for timer in self.timers.pop_due(self.now) {
-            let (Timer::Escalate(id) | Timer::Respawn(id)) = timer;
+            let (Timer::Escalate(id) | Timer::Respawn(id) | Timer::Ready(id)) = timer;
             let Some((group, tag)) = self.index.get(&id).cloned() else { continue };
             self.with_group(&group, |g, ctx| match timer {
                 Timer::Escalate(id) => g.on_escalate(ctx, &tag, id),
                 Timer::Respawn(id) => g.on_respawn_due(ctx, &tag, id),
+                Timer::Ready(id) => g.on_ready_timeout(ctx, &tag, id),
             });
         }
     }

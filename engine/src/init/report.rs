@@ -21,8 +21,9 @@ pub enum EntryState {
     /// In the group's level but not started yet: a `wait` or `test` entry
     /// before it has not finished.
     Queued,
-    /// A `wait` or `test` entry whose process runs: the entries after it
-    /// wait for it to exit.
+    /// A `wait` or `test` entry whose process runs (the entries after it
+    /// wait for it to exit), or an entry with `ready=` that has not
+    /// signalled readiness yet.
     Starting,
     /// Started, and its process runs.
     Running,
@@ -81,6 +82,10 @@ pub struct EntryReport {
     /// How the last instance ended: `exit 3`, `signal 9`, `spawn failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<String>,
+    /// Why the machine failed the entry (a readiness time-out, an exit
+    /// before readiness).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
     /// The live instance (the backend knows its pid).
     #[serde(skip)]
     pub id: Option<ProcId>,
@@ -119,6 +124,7 @@ impl Init {
                             restarts: 0,
                             uptime_ms: None,
                             last_exit: None,
+                            failure: None,
                             id: None,
                         });
                     }
@@ -146,6 +152,7 @@ impl Init {
             match (p.live, p.leader_exited, p.outcome) {
                 (Some(_), true, _) => EntryState::Lingering,
                 (Some(_), false, Outcome::Pending) => EntryState::Starting,
+                (Some(_), false, _) if p.awaits_ready() => EntryState::Starting,
                 (Some(_), false, _) => EntryState::Running,
                 (None, _, Outcome::Passed) => EntryState::Passed,
                 (None, _, Outcome::Failed) => EntryState::Failed,
@@ -165,6 +172,7 @@ impl Init {
                 ExitStatus::Signaled(n) => format!("signal {n}"),
                 ExitStatus::SpawnFailed => "spawn failed".to_string(),
             }),
+            failure: p.failure.clone(),
             id: p.live,
         }
     }

@@ -238,3 +238,89 @@ fn changed_respawn_line_restarts_with_its_new_definition() {
     s.reload("g:srv:1:once:exec sleep 3013\n").killed(3, 9).tell("g", "1");
     insta::assert_snapshot!(s.log);
 }
+
+impl Script {
+    fn ready(&mut self, id: u64) -> &mut Self {
+        self.input(format!("ready #{id}"), Input::Ready { id: ProcId(id) })
+    }
+
+    fn entry_states(&self) -> String {
+        let mut out = String::new();
+        for r in self.init.entries(self.now) {
+            let state = serde_json::to_value(&r.state).expect("json")["state"].clone();
+            let _ =
+                writeln!(out, "{}/{}: {state} {}", r.group, r.tag, r.failure.unwrap_or_default());
+        }
+        out
+    }
+}
+
+/// Readiness (issue 11): a `ready=` entry holds back the next entry and
+/// the verdict until it is ready; readiness of another id is ignored.
+#[test]
+fn a_ready_entry_holds_back_the_next_until_ready() {
+    let mut s = Script::new(
+        "g:db:1:respawn:db\n:::entry:db ready=notify\ng:web:1:once:web\ng:w2:1:once:w2\n\
+         :::entry:w2 ready=fd:3\n",
+    );
+    s.tell("g", "1").until(5_000).ready(99).ready(1);
+    assert_eq!(s.init.status().get("g").map(|g| g.state.as_str()), Some("STARTING"));
+    assert_eq!(s.entry_states(), "g/db: \"running\" \ng/web: \"running\" \ng/w2: \"starting\" \n");
+    s.ready(3);
+    assert_eq!(s.init.status().get("g").map(|g| g.state.as_str()), Some("DONE"));
+    insta::assert_snapshot!(s.log);
+}
+
+/// An entry that never signals readiness is stopped when its time-out
+/// (90 s by default) ends, and the entry and group FAIL with the reason.
+#[test]
+fn an_entry_never_ready_fails_at_its_timeout() {
+    let mut s = Script::new("g:a:1:once:srv\n:::entry:a ready=notify\ng:b:1:once:next\n");
+    s.tell("g", "1").until(89_999);
+    assert_eq!(s.init.status().get("g").map(|g| g.state.as_str()), Some("STARTING"));
+    s.until(90_000);
+    assert!(s.entry_states().contains("stopping"), "{}", s.entry_states());
+    s.killed(1, 2);
+    assert_eq!(s.init.status().get("g").map(|g| g.state.as_str()), Some("FAILED"));
+    assert_eq!(
+        s.entry_states(),
+        "g/a: \"failed\" not ready within 90s (ready=notify)\ng/b: \"running\" \n"
+    );
+    insta::assert_snapshot!(s.log);
+}
+
+/// A `once` entry that exits before it is ready fails; a respawned
+/// instance of a ready entry that never gets ready fails the settled group.
+#[test]
+fn exits_before_readiness_and_late_timeouts_fail() {
+    let mut s = Script::new(
+        "g:a:1:once:x\n:::entry:a ready=fd:4 ready_timeout=2s\n\
+         h:r:1:respawn:y\n:::entry:r ready=notify ready_timeout=500ms\n",
+    );
+    s.tell("g", "1").exit(1, 0);
+    assert_eq!(s.init.status().get("g").map(|g| g.state.as_str()), Some("FAILED"));
+    assert!(s.entry_states().contains("exited (exit code 0) before it was ready"));
+    s.tell("h", "1").ready(2);
+    assert_eq!(s.init.status().get("h").map(|g| g.state.as_str()), Some("DONE"));
+    s.exit(2, 1).until(1_000);
+    assert_eq!(s.init.status().get("h").map(|g| g.state.as_str()), Some("FAILED"));
+    s.killed(3, 2);
+    assert!(
+        s.entry_states().contains("h/r: \"failed\" not ready within 0.500s"),
+        "{}",
+        s.entry_states()
+    );
+    assert_eq!(s.init.live_processes(), 0, "not respawned after failing");
+}
+
+/// An entry stopped for failing readiness, then told away from its level
+/// while it is still stopping, is forgotten once gone (not kept FAILED).
+#[test]
+fn a_failed_entry_told_away_while_stopping_is_forgotten() {
+    let mut s = Script::new("g:a:1:once:srv\n:::entry:a ready=notify ready_timeout=1s\n");
+    s.tell("g", "1").until(1_000);
+    assert!(s.entry_states().contains("stopping"));
+    s.tell("g", "2").killed(1, 2);
+    assert_eq!(s.init.status().get("g").map(|g| g.state.as_str()), Some("DONE"));
+    assert_eq!(s.entry_states(), "", "nothing left of a");
+}
