@@ -887,6 +887,9 @@ impl World {
                 ClusterEvent::OwnUnparsable { file, .. } => {
                     self.tracker.log(now, node, 0, || format!("my {file} does not parse"));
                 }
+                ClusterEvent::Replica { file, note } => {
+                    self.tracker.log(now, node, 0, || format!("{file}: {note}"));
+                }
                 ClusterEvent::SpawnFailed { id, error } => {
                     self.tracker
                         .log(now, node, 0, || format!("spawn of #{} failed: {error}", id.0));

@@ -434,17 +434,42 @@ fn newest<T>(
     file: SharedFile,
     parse: impl Fn(&str, &str) -> Option<T>,
 ) -> Result<Option<(u32, String, T)>, String> {
+    Ok(newest_versioned(store, file, parse)?.map(|(node, text, parsed, _)| (node, text, parsed)))
+}
+
+/// The best copy that parses: a sealed copy (highest version, then the
+/// content-hash tie-break, as `ranked` replicates) before an unsealed one,
+/// and among unsealed ones the newest mtime (the original's rule). Also the
+/// highest version number seen on any node. The text is the body, without
+/// its seal line.
+#[allow(clippy::type_complexity)]
+fn newest_versioned<T>(
+    store: &FsStore,
+    file: SharedFile,
+    parse: impl Fn(&str, &str) -> Option<T>,
+) -> Result<Option<(u32, String, T, u64)>, String> {
+    use clinit_engine::monitor::replica_version::{body, classify, Seal};
     let nodes = store.nodes().map_err(|e| format!("cannot list {}: {e}", store.base()))?;
-    let mut best: Option<(SystemTime, u32, String, T)> = None;
+    type Key = (Option<clinit_engine::monitor::replica_version::Version>, SystemTime);
+    let mut best: Option<(Key, u32, String, T)> = None;
+    let mut highest = 0;
     for node in nodes {
         let Ok(Some(snap)) = store.read(node, file) else { continue };
-        let text = String::from_utf8_lossy(&snap.bytes).into_owned();
+        let seal = classify(&snap.bytes);
+        match &seal {
+            Seal::Sealed(v) => highest = highest.max(v.number),
+            Seal::Edited { was: Some(n), .. } => highest = highest.max(*n),
+            Seal::Truncated { .. } => continue,
+            Seal::Edited { .. } => {}
+        }
+        let text = String::from_utf8_lossy(body(&snap.bytes)).into_owned();
         let Some(parsed) = parse(&text, &store.describe(node, file)) else { continue };
-        if best.as_ref().is_none_or(|(t, ..)| snap.stamp.mtime > *t) {
-            best = Some((snap.stamp.mtime, node, text, parsed));
+        let key = (seal.version(), snap.stamp.mtime);
+        if best.as_ref().is_none_or(|(k, ..)| key > *k) {
+            best = Some((key, node, text, parsed));
         }
     }
-    Ok(best.map(|(_, node, text, parsed)| (node, text, parsed)))
+    Ok(best.map(|(_, node, text, parsed)| (node, text, parsed, highest)))
 }
 
 /// `mosha hactl show|set`.
@@ -461,7 +486,9 @@ fn hactl_command(args: &Args, verb: &HactlVerb) -> Exit {
 fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
     check_bases(args)?;
     let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
-    let current = newest(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())?;
+    let current = newest_versioned(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())?;
+    let highest = current.as_ref().map_or(0, |c| c.3);
+    let current = current.map(|(node, text, parsed, _)| (node, text, parsed));
     match verb {
         HactlVerb::Show => {
             let Some((node, text, _)) = current else {
@@ -488,9 +515,16 @@ fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
             let text = lint::set_level(&old_text, &target, &cltab, group, level)
                 .map_err(|e| format!("refused: {e}"))?;
             let from = old_level.unwrap_or_else(|| "(absent)".into());
-            eprintln!("mosha: setting {group} from {from} to {level} in {target}");
+            let version = highest + 1;
+            eprintln!(
+                "mosha: setting {group} from {from} to {level} in {target} (version {version})"
+            );
+            // Sealed with a version above every copy seen: under `ranked`
+            // it wins over every node's copy whatever the mtimes; classic
+            // reads the seal line as a comment and replicates by mtime.
+            let sealed = clinit_engine::monitor::replica_version::seal(text.as_bytes(), version);
             store
-                .write(me, SharedFile::Hactl, text.as_bytes(), None)
+                .write(me, SharedFile::Hactl, &sealed, None)
                 .map_err(|e| format!("cannot write {target}: {e}"))?;
             println!("hactl: {group} {from} -> {level}; live nodes copy it at their next cycle");
             Ok(Exit::Ok)

@@ -2,6 +2,7 @@
 //! warnings that persist from cycle to cycle said once.
 
 use super::executor::Executor;
+use clinit_engine::monitor::replica_version::VersionNote;
 use super::*;
 
 impl Executor {
@@ -65,6 +66,12 @@ impl Executor {
                     "{file}: adopted node {from}'s copy (mtime {theirs}), replacing mine ({mine})"
                 )
             }
+            ClusterEvent::Replica { file, note } => match note {
+                VersionNote::TheirsTruncated { .. } | VersionNote::MineTruncated { .. } => {
+                    warn!("{file}: {note}")
+                }
+                _ => info!("{file}: {note}"),
+            },
             ClusterEvent::NotAdopted { file, from, reason } => {
                 warn!("{file}: node {from}'s copy not adopted: {reason}")
             }

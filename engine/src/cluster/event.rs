@@ -33,6 +33,9 @@ pub enum ClusterEvent {
     Adopted { file: SharedFile, from: u32, theirs: i64, mine: Option<i64> },
     /// A chosen copy could not be installed (copy failed or timed out).
     NotAdopted { file: SharedFile, from: u32, reason: String },
+    /// Versioned replication (`ranked`): a version adopted, a hand edit
+    /// sealed or settling, a truncated copy refused.
+    Replica { file: SharedFile, note: crate::monitor::replica_version::VersionNote },
     /// Another node's copy is the newest but does not parse: not adopted.
     NewestUnparsable { file: SharedFile, node: u32, errors: String },
     /// My own copy does not parse; the last good one is used if any.

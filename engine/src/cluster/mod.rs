@@ -90,6 +90,18 @@ impl StatusStore for Deferred {
     }
 }
 
+/// Which replication rule a policy uses: `ranked` converges on versions
+/// ([`crate::monitor::replica_version`]), `classic` keeps the original's
+/// newest-mtime rule (spec §5.4).
+fn replica_rule(policy: &PolicyConfig) -> crate::monitor::replicate::Rule {
+    match policy {
+        PolicyConfig::Ranked(_) => crate::monitor::replicate::Rule::Versioned {
+            settle: crate::monitor::replica_version::SETTLE,
+        },
+        _ => crate::monitor::replicate::Rule::Mtime,
+    }
+}
+
 /// One node's cluster driver. See the module documentation.
 pub struct ClusterDriver {
     cfg: ClusterConfig,
@@ -172,8 +184,8 @@ impl ClusterDriver {
             events: VecDeque::new(),
             seq: 0,
             phase: Phase::Idle { at: now },
-            hactl: Replica::new(),
-            cltab: Replica::new(),
+            hactl: Replica::with_rule(replica_rule(&cfg.policy)),
+            cltab: Replica::with_rule(replica_rule(&cfg.policy)),
             clstats: BTreeMap::new(),
             busy_reads: BTreeMap::new(),
             busy_membership: None,
