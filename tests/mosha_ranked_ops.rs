@@ -1,0 +1,270 @@
+//! Cluster operations under `--policy ranked`, with three real `mosha`
+//! processes on one machine (a common `--mfsbase` under a temp dir, one
+//! openMosix-style membership view per node), as `tests/mosha_cluster.rs`
+//! does for `classic` (issue 12):
+//!
+//! * replicas converge on one content when two nodes hold different
+//!   `hactl` copies with the same mtime;
+//! * a copy whose mtime lies an hour in the future does not undo an
+//!   operator's `mosha hactl set`;
+//! * a truncated copy (cut at a line boundary, so it still parses) is never
+//!   adopted, and the group it would have stopped keeps running.
+//!
+//! Every process started is ended by pid or by the process groups its
+//! children record, never by name; every wait is bounded.
+
+use clinit_backends::atomic::write_atomic;
+use clinit_engine::monitor::replica_version::{body, classify, seal};
+use clinit_engine::status::ClStat;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+const NODES: [u32; 3] = [1, 2, 3];
+/// Longest wait for any one phase.
+const PHASE: Duration = Duration::from_secs(60);
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    moshas: BTreeMap<u32, Child>,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let dir = tempfile::Builder::new().prefix("mosha-ranked-").tempdir().expect("tempdir");
+        let c = Cluster { dir, moshas: BTreeMap::new() };
+        fs::create_dir_all(c.path("pids")).expect("mkdir pids");
+        for k in NODES {
+            for m in NODES {
+                let d = c.path(&format!("view{k}/nodes/{m}"));
+                fs::create_dir_all(&d).expect("mkdir view");
+                write_atomic(&d.join("status"), b"3\n", None).expect("status");
+            }
+            fs::create_dir_all(c.path(&format!("mfs/{k}/var/mosix-ha"))).expect("mkdir node");
+        }
+        c
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn file(&self, node: u32, name: &str) -> PathBuf {
+        self.path(&format!("mfs/{node}/var/mosix-ha/{name}"))
+    }
+
+    fn put(&self, node: u32, name: &str, bytes: &[u8], mtime: SystemTime) {
+        write_atomic(&self.file(node, name), bytes, Some(mtime)).expect("write");
+    }
+
+    fn cltab(&self) -> String {
+        format!(
+            "web:w:start:respawn:echo $$ > {}/$CLINIT_NODE.web; exec sleep 1000\n",
+            self.path("pids").display()
+        )
+    }
+
+    fn start(&mut self, node: u32) {
+        let log = fs::File::create(self.path(&format!("log{node}"))).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_mosha"))
+            .args(["--node", &node.to_string(), "--timeout", "6"])
+            .args(["--policy", "ranked", "--known", "1,2,3"])
+            .arg("--mfsbase")
+            .arg(self.path("mfs"))
+            .arg("--hpcbase")
+            .arg(self.path(&format!("view{node}")))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start mosha");
+        self.moshas.insert(node, child);
+    }
+
+    fn hactl(&self, node: u32) -> Vec<u8> {
+        fs::read(self.file(node, "hactl")).unwrap_or_default()
+    }
+
+    /// Nodes where `web` is at level `start` (from their clstat files).
+    fn owners(&self) -> Vec<u32> {
+        NODES
+            .into_iter()
+            .filter(|&n| {
+                let text = fs::read_to_string(self.file(n, "clstat")).unwrap_or_default();
+                ClStat::parse(&text).get("web").is_some_and(|s| s.level == "start")
+            })
+            .collect()
+    }
+
+    fn log(&self, node: u32) -> String {
+        fs::read_to_string(self.path(&format!("log{node}"))).unwrap_or_default()
+    }
+
+    fn report(&self) -> String {
+        let mut out = String::new();
+        for n in NODES {
+            let hactl = String::from_utf8_lossy(&self.hactl(n)).into_owned();
+            out.push_str(&format!("--- node {n} hactl:\n{hactl}--- node {n} log (tail):\n"));
+            let log = self.log(n);
+            let lines: Vec<&str> = log.lines().filter(|l| !l.contains("DEBUG")).collect();
+            for line in &lines[lines.len().saturating_sub(25)..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    fn wait_for<T>(&self, what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = cond() {
+                return v;
+            }
+            assert!(start.elapsed() < PHASE, "{what}: not within {PHASE:?}\n{}", self.report());
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Every node holds the same sealed hactl: its bytes.
+    fn converged(&self) -> Option<Vec<u8>> {
+        let first = self.hactl(1);
+        let same = NODES.iter().all(|&n| self.hactl(n) == first);
+        (same && classify(&first).version().is_some()).then_some(first)
+    }
+
+    fn mosha_cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_mosha"))
+            .args(["--node", "1", "--timeout", "6", "--policy", "ranked", "--known", "1,2,3"])
+            .arg("--mfsbase")
+            .arg(self.path("mfs"))
+            .arg("--hpcbase")
+            .arg(self.path("view1"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mosha")
+    }
+
+    fn child_groups(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(self.path("pids")).into_iter().flatten().flatten() {
+            let text = fs::read_to_string(entry.path()).unwrap_or_default();
+            if let Ok(pid) = text.trim().parse::<i32>() {
+                out.push(pid);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // SIGTERM first: mosha stops its groups and its watchdog exits.
+        for child in self.moshas.values() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        }
+        let start = Instant::now();
+        for child in self.moshas.values_mut() {
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for pgid in self.child_groups() {
+            let cmdline = fs::read(format!("/proc/{pgid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains("sleep") {
+                let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+#[test]
+fn ranked_replicas_converge_ignore_future_mtimes_and_refuse_truncated_copies() {
+    let mut c = Cluster::new();
+    let old = SystemTime::now() - Duration::from_secs(60);
+    let cltab = c.cltab();
+    // 1. Different hand-written copies with the same mtime on every node.
+    for n in NODES {
+        c.put(n, "cltab", cltab.as_bytes(), old);
+    }
+    c.put(1, "hactl", b"web start\n", old);
+    c.put(2, "hactl", b"# node 2's notes\nweb start\n", old);
+    c.put(3, "hactl", b"web start\n", old);
+    for n in NODES {
+        c.start(n);
+    }
+    let common = c.wait_for("one sealed hactl on every node", || c.converged());
+    let owner = c.wait_for("web on exactly one node", || match c.owners()[..] {
+        [one] => Some(one),
+        _ => None,
+    });
+    // It stays converged (the original's rule kept two contents forever).
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(c.converged(), Some(common.clone()), "{}", c.report());
+    assert_eq!(c.owners(), vec![owner], "{}", c.report());
+    let version = classify(&common).version().expect("sealed").number;
+    // Whichever content won, `hactl set` edits its `web` line.
+    let text = |level: &str| {
+        String::from_utf8_lossy(body(&common)).replace("web start", &format!("web {level}"))
+    };
+    let (stopped, started) = (text("stop"), text("start"));
+
+    // 2. Node 3's copy gets an mtime an hour ahead (a clock running fast);
+    // the operator then stops web on node 1 with `mosha hactl set`.
+    let future = SystemTime::now() + Duration::from_secs(3600);
+    c.put(3, "hactl", &common, future);
+    let out = c.mosha_cli(&["hactl", "set", "web", "stop"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    c.wait_for("web stopped everywhere, every copy at the new version", || {
+        let done = NODES.iter().all(|&n| body(&c.hactl(n)) == stopped.as_bytes()) && c.owners().is_empty();
+        done.then_some(())
+    });
+    // Under the original's rule the future copy undid the edit within ~4 s.
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until {
+        assert!(c.owners().is_empty(), "web came back\n{}", c.report());
+        for n in NODES {
+            let h = c.hactl(n);
+            assert_eq!(body(&h), stopped.as_bytes(), "node {n}\n{}", c.report());
+            assert_eq!(classify(&h).version().map(|v| v.number), Some(version + 1));
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+
+    // 3. Start web again, then cut node 2's copy at a line boundary under a
+    // higher version: what is left still parses, and would stop web.
+    let out = c.mosha_cli(&["hactl", "set", "web", "start"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let owner = c.wait_for("web running again", || match c.owners()[..] {
+        [one] => Some(one),
+        _ => None,
+    });
+    let high = seal(b"# maintenance: everything off\nweb stop\n", version + 50);
+    let cut = &high[..high.len() - b"web stop\n".len()];
+    c.put(2, "hactl", cut, SystemTime::now() + Duration::from_secs(60));
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until {
+        assert_eq!(c.owners(), vec![owner], "web moved or stopped\n{}", c.report());
+        for n in [1, 3] {
+            assert_eq!(body(&c.hactl(n)), started.as_bytes(), "node {n}\n{}", c.report());
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    c.wait_for("node 2 took a complete copy back", || {
+        (body(&c.hactl(2)) == started.as_bytes() && classify(&c.hactl(2)).version().is_some())
+            .then_some(())
+    });
+    assert!(c.log(2).contains("my copy is truncated or damaged"), "{}", c.report());
+}
