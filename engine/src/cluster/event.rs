@@ -26,6 +26,11 @@ pub enum ClusterEvent {
     /// ms): `node` = `None` for the membership read. The engine, not the
     /// executor, decides this.
     ReadTimedOut { node: Option<u32>, after: Millis },
+    /// Membership changed since the previous cycle, as this node sees it:
+    /// each node that went down or came up, with the reason (heartbeat age
+    /// and timeout, or the membership source's word). The transition
+    /// history numbers them ([`crate::monitor::transitions`]).
+    Membership { changes: Vec<(u32, crate::monitor::transitions::Change, String)> },
     /// The replicated hactl changed: the monitor now works from this one.
     HactlChanged { hactl: Arc<Hactl> },
     /// A replicated file: node `from`'s copy (mtime `theirs`, whole

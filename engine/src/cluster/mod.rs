@@ -34,6 +34,7 @@ pub mod event;
 pub mod glue;
 pub mod input;
 pub mod lab;
+mod membership_log;
 mod ranked_host;
 mod read_phase;
 mod stop;
@@ -126,6 +127,8 @@ pub struct ClusterDriver {
     trace: Option<Tap>,
     /// The hosted `ranked` machine (`None` under classic).
     ranked: Option<ranked_host::RankedHost>,
+    /// Membership changes between cycles ([`membership_log`]).
+    observer: crate::monitor::transitions::Observer,
 }
 
 /// The trace being queued (see [`ClusterConfig::trace`]).
@@ -196,6 +199,7 @@ impl ClusterDriver {
             exit_sent: false,
             trace: None,
             ranked: None,
+            observer: Default::default(),
             cfg,
         };
         let first = d.node.driver.flush(now);

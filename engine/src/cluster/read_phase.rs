@@ -32,7 +32,9 @@ impl ClusterDriver {
         }
         match result {
             Ok(report) => {
+                let ages = membership_log::heartbeat_ages(&report);
                 let members = self.members_of(report);
+                self.observe_membership(&members, ages);
                 self.start_reads(now, members);
             }
             Err(reason) => self.membership_unknown(now, reason),

@@ -19,6 +19,7 @@ pub(crate) mod quorum;
 pub mod ranked;
 pub mod replica_version;
 pub mod replicate;
+pub mod transitions;
 pub mod view;
 
 #[cfg(test)]
