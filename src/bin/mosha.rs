@@ -95,6 +95,17 @@ pub(crate) struct Args {
     /// halting them anyway.
     #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = cli::positive_secs)]
     shutdown_wait: f64,
+    /// Run `sh -c CMD` once per membership transition where a node comes
+    /// up, in transition order, one at a time, with MOSHA_TRANSITION,
+    /// MOSHA_NODE, MOSHA_CHANGE, MOSHA_TIME, MOSHA_REASON and MOSHA_ME set.
+    #[arg(long, value_name = "CMD")]
+    on_nodeup: Option<String>,
+    /// As --on-nodeup, for a node going down.
+    #[arg(long, value_name = "CMD")]
+    on_nodedown: Option<String>,
+    /// Longest a hook may run before its process group is killed (logged).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = cli::positive_secs)]
+    hook_timeout: f64,
     /// `--policy ranked`: the cluster's nodes, as first known membership
     /// (e.g. 1,2,3; later kept in the node's durable state).
     #[arg(long, value_delimiter = ',', value_name = "NODES")]
@@ -319,6 +330,11 @@ fn daemon(args: &Args) -> ExitCode {
     cfg.shutdown_wait = Duration::from_secs_f64(args.shutdown_wait);
     cfg.record = args.record.clone();
     cfg.known = args.known.clone().unwrap_or_default();
+    cfg.hooks = mosha::transitions::Hooks {
+        on_nodeup: args.on_nodeup.clone(),
+        on_nodedown: args.on_nodedown.clone(),
+        timeout: Duration::from_secs_f64(args.hook_timeout),
+    };
     cli::run_daemon("mosha", mosha::run(cfg))
 }
 
@@ -350,6 +366,14 @@ fn status(args: &Args, json: bool) -> ExitCode {
         }
     } else {
         print!("{}", cluster_status::render(&st));
+        // The transition history, when the cluster keeps one (issue 12).
+        let varpath = NodePaths::new(args.mfsbase.clone(), &args.varpath).varpath;
+        if let Some(h) = mosha::transitions::best_history(&args.mfsbase, &varpath) {
+            let now_ms = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            print!("{}", mosha::transitions::render_recent(&h, 5, now_ms));
+        }
     }
     if st.nodes.is_empty() {
         eprintln!("mosha: no node found under {}", args.mfsbase.display());

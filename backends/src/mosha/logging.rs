@@ -66,6 +66,14 @@ impl Executor {
                     "{file}: adopted node {from}'s copy (mtime {theirs}), replacing mine ({mine})"
                 )
             }
+            ClusterEvent::Membership { members, changes } => {
+                for (node, change, reason) in &changes {
+                    debug!("membership: node {node} {change} in my view ({reason})");
+                }
+                if let Some(t) = &self.transitions {
+                    t.changed(members, changes);
+                }
+            }
             ClusterEvent::Replica { file, note } => match note {
                 VersionNote::TheirsTruncated { .. } | VersionNote::MineTruncated { .. } => {
                     warn!("{file}: {note}")

@@ -55,6 +55,6 @@ impl ClusterDriver {
                 (node, change, reason)
             })
             .collect();
-        self.events.push_back(ClusterEvent::Membership { changes });
+        self.events.push_back(ClusterEvent::Membership { members: members.to_vec(), changes });
     }
 }
