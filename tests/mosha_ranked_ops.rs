@@ -8,7 +8,12 @@
 //! * a copy whose mtime lies an hour in the future does not undo an
 //!   operator's `mosha hactl set`;
 //! * a truncated copy (cut at a line boundary, so it still parses) is never
-//!   adopted, and the group it would have stopped keeps running.
+//!   adopted, and the group it would have stopped keeps running;
+//! * membership transitions under a burst of changes are numbered the same
+//!   on every node, and the hooks run once per transition, in order, never
+//!   two at once;
+//! * a hung hook is killed after its time-out and a failing hook is logged,
+//!   and neither blocks the monitor.
 //!
 //! Every process started is ended by pid or by the process groups its
 //! children record, never by name; every wait is bounded.
@@ -32,12 +37,14 @@ const PHASE: Duration = Duration::from_secs(60);
 struct Cluster {
     dir: tempfile::TempDir,
     moshas: BTreeMap<u32, Child>,
+    /// Extra arguments for every mosha started.
+    extra: Vec<String>,
 }
 
 impl Cluster {
     fn new() -> Cluster {
         let dir = tempfile::Builder::new().prefix("mosha-ranked-").tempdir().expect("tempdir");
-        let c = Cluster { dir, moshas: BTreeMap::new() };
+        let c = Cluster { dir, moshas: BTreeMap::new(), extra: Vec::new() };
         fs::create_dir_all(c.path("pids")).expect("mkdir pids");
         for k in NODES {
             for m in NODES {
@@ -78,6 +85,7 @@ impl Cluster {
             .arg(self.path("mfs"))
             .arg("--hpcbase")
             .arg(self.path(&format!("view{node}")))
+            .args(&self.extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -85,6 +93,12 @@ impl Cluster {
             .spawn()
             .expect("start mosha");
         self.moshas.insert(node, child);
+    }
+
+    /// In node `k`'s view, node `m` is up or down.
+    fn set_up(&self, k: u32, m: u32, up: bool) {
+        let d = self.path(&format!("view{k}/nodes/{m}"));
+        write_atomic(&d.join("status"), if up { b"3\n" } else { b"1\n" }, None).expect("status");
     }
 
     fn hactl(&self, node: u32) -> Vec<u8> {
@@ -267,4 +281,145 @@ fn ranked_replicas_converge_ignore_future_mtimes_and_refuse_truncated_copies() {
             .then_some(())
     });
     assert!(c.log(2).contains("my copy is truncated or damaged"), "{}", c.report());
+}
+
+/// Start three ranked nodes with `web` wanted, wait until it runs.
+fn started(extra: &[String]) -> (Cluster, u32) {
+    let mut c = Cluster::new();
+    c.extra = extra.to_vec();
+    let old = SystemTime::now() - Duration::from_secs(60);
+    let cltab = c.cltab();
+    for n in NODES {
+        c.put(n, "cltab", cltab.as_bytes(), old);
+        c.put(n, "hactl", b"web start\n", old);
+    }
+    for n in NODES {
+        c.start(n);
+    }
+    let owner = c.wait_for("web on exactly one node", || match c.owners()[..] {
+        [one] => Some(one),
+        _ => None,
+    });
+    (c, owner)
+}
+
+/// The hook lines a node wrote: `(transition, change, node)`.
+fn hook_lines(c: &Cluster, me: u32) -> Vec<(u64, String, u32)> {
+    let text = fs::read_to_string(c.path(&format!("hooks{me}"))).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.len(), 3, "node {me}: bad hook line {l:?}\n{text}");
+            (f[0].parse().expect("number"), f[1].to_string(), f[2].parse().expect("node"))
+        })
+        .collect()
+}
+
+#[test]
+fn transitions_are_numbered_alike_everywhere_and_hooks_run_in_order_one_at_a_time() {
+    let dir = tempfile::Builder::new().prefix("hooks-").tempdir().expect("tempdir");
+    let d = dir.path().display();
+    // The hook notices overlap (a lock directory it holds for 0.3 s), and
+    // logs `transition change node`. Each takes 2.5 s, longer than the
+    // changes are apart: hooks queue up behind each other.
+    let hook = format!(
+        "mkdir {d}/lock$MOSHA_ME 2>/dev/null || echo OVERLAP >> {d}/overlap; \
+         echo \"$MOSHA_TRANSITION $MOSHA_CHANGE $MOSHA_NODE\" >> HOOKS$MOSHA_ME; \
+         test -n \"$MOSHA_TIME\" -a -n \"$MOSHA_REASON\" || echo NOENV >> {d}/overlap; \
+         sleep 2.5; rmdir {d}/lock$MOSHA_ME"
+    );
+    let mut c = Cluster::new();
+    let hook = hook.replace("HOOKS", &c.path("hooks").display().to_string());
+    c.extra = vec![
+        "--on-nodeup".into(),
+        hook.clone(),
+        "--on-nodedown".into(),
+        hook,
+        "--hook-timeout".into(),
+        "10".into(),
+    ];
+    let old = SystemTime::now() - Duration::from_secs(60);
+    let cltab = c.cltab();
+    for n in NODES {
+        c.put(n, "cltab", cltab.as_bytes(), old);
+        c.put(n, "hactl", b"web start\n", old);
+    }
+    for n in NODES {
+        c.start(n);
+    }
+    c.wait_for("web on exactly one node", || (c.owners().len() == 1).then_some(()));
+    // A burst: node 3 leaves and comes back in nodes 1's and 2's views,
+    // three times.
+    for round in 0..3 {
+        for up in [false, true] {
+            for k in [1, 2] {
+                c.set_up(k, 3, up);
+            }
+            // Longer than a monitor cycle, so each change is seen.
+            thread::sleep(Duration::from_millis(2_000));
+            let _ = round;
+        }
+    }
+    // Every node runs the same hooks, in the same order.
+    let lines = c.wait_for("every node ran the hooks of six transitions", || {
+        let all: Vec<_> = NODES.iter().map(|&n| hook_lines(&c, n)).collect();
+        (all.iter().all(|l| l.len() >= 6) && all.iter().all(|l| *l == all[0])).then_some(all)
+    });
+    thread::sleep(Duration::from_secs(2));
+    let again: Vec<_> = NODES.iter().map(|&n| hook_lines(&c, n)).collect();
+    assert_eq!(again, lines, "hooks ran again or diverged\n{}", c.report());
+    let first = &lines[0];
+    assert!(first.windows(2).all(|w| w[1].0 == w[0].0 + 1), "not in order: {first:?}");
+    assert!(first.iter().all(|(_, _, node)| *node == 3), "{first:?}");
+    let changes: Vec<&str> = first.iter().map(|(_, ch, _)| ch.as_str()).collect();
+    assert_eq!(changes[..6], ["down", "up", "down", "up", "down", "up"], "{first:?}");
+    let overlap = fs::read_to_string(dir.path().join("overlap")).unwrap_or_default();
+    assert!(overlap.is_empty(), "hooks overlapped or lacked their environment: {overlap}");
+    // Logged once each, with the reason and the number.
+    let n = first[0].0;
+    let line = format!("node 3 down: the membership source lists it down, transition {n}");
+    for node in NODES {
+        assert_eq!(c.log(node).matches(&line).count(), 1, "node {node}\n{}", c.report());
+    }
+    // `mosha status` shows the last transitions.
+    let out = c.mosha_cli(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("recent membership transitions"), "{text}");
+    assert!(text.contains(&format!("#{}", first[5].0)), "{text}");
+}
+
+#[test]
+fn a_hung_hook_is_killed_and_a_failing_hook_logged_without_blocking_the_monitor() {
+    let extra = [
+        "--on-nodedown".to_string(),
+        "exec sleep 1000".to_string(),
+        "--on-nodeup".to_string(),
+        "exit 3".to_string(),
+        "--hook-timeout".to_string(),
+        "10".to_string(),
+    ];
+    let (c, owner) = started(&extra);
+    let _ = owner;
+    // Node 3 goes down in the others' views: the down hook hangs.
+    for k in [1, 2] {
+        c.set_up(k, 3, false);
+    }
+    c.wait_for("the down hook started", || {
+        c.log(1).contains("node 3 down: the membership source lists it down").then_some(())
+    });
+    // While it hangs, the monitor works: an operator's stop takes effect.
+    let out = c.mosha_cli(&["hactl", "set", "web", "stop"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    c.wait_for("web stopped while the hook hangs", || c.owners().is_empty().then_some(()));
+    assert!(!c.log(1).contains("ran longer than"), "the hook was killed too early\n{}", c.report());
+    c.wait_for("the hung hook killed after its time-out", || {
+        c.log(1).contains("--on-nodedown hook for transition 1 ran longer than 10s: killed").then_some(())
+    });
+    // Node 3 comes back: the up hook fails, and that is logged.
+    for k in [1, 2] {
+        c.set_up(k, 3, true);
+    }
+    c.wait_for("the failing hook logged", || {
+        c.log(1).contains("--on-nodeup hook for transition 2 failed (exit status 3)").then_some(())
+    });
 }
