@@ -265,3 +265,49 @@ fn ranked_replicas_never_adopt_a_truncated_copy() {
     assert!(!said.is_empty(), "{:?} {:?}", replica_notes(&c, 1), replica_notes(&c, 3));
     assert!(replica_notes(&c, 2).iter().any(|t| t.contains("my copy is truncated")));
 }
+
+/// `#@standby N` in hactl (issue 12): the owner in standby stops its group
+/// gracefully and another node takes it; the standby node takes nothing
+/// new; off again, the group stays where it runs (no failback).
+#[test]
+fn ranked_standby_drains_a_node_and_keeps_new_groups_off_it() {
+    use crate::monitor::replica_version::seal;
+    let mut c = ranked_cluster(&[1, 2, 3], "web start\n", with_fence());
+    c.run_until_pred(Millis::from_secs(60), |c| c.owners("web").len() == 1);
+    run_single_owner(&mut c, Millis::from_secs(5));
+    let owner = c.owners("web")[0];
+    let text = format!("#@standby {owner}\nweb start\n");
+    let at = c.now;
+    c.files.put_bytes(1, SharedFile::Hactl, seal(text.as_bytes(), 10).into(), wall(at));
+    let moved = c.run_until_pred(at + Millis::from_secs(60), |c| {
+        matches!(c.owners("web")[..], [n] if n != owner)
+    });
+    assert!(moved, "web did not leave node {owner}: {:?}", c.owners("web"));
+    let drained = c.events_of(owner).iter().any(|e| {
+        matches!(e, ClusterEvent::Ranked(crate::monitor::ranked::RankedNotice::StandbyDrain { group }) if group == "web")
+    });
+    assert!(drained, "no drain notice on node {owner}");
+    // It was stopped by a tell (graceful), never by a kill of the lease.
+    run_single_owner(&mut c, Millis::from_secs(10));
+    let new_owner = c.owners("web")[0];
+    assert_ne!(new_owner, owner);
+    // The new owner dies: web goes to the third node, never to the standby one.
+    c.crash(new_owner);
+    let third = [1, 2, 3].into_iter().find(|&n| n != owner && n != new_owner).expect("third");
+    let limit = c.now + Millis::from_secs(60);
+    let mut guard = 0;
+    while c.step(limit) {
+        assert!(!c.owners("web").contains(&owner), "web started on the standby node {owner}");
+        if c.owners("web") == vec![third] {
+            break;
+        }
+        guard += 1;
+        assert!(guard < 200_000, "runaway");
+    }
+    assert_eq!(c.owners("web"), vec![third]);
+    // Standby off: web stays on the third node (no failback).
+    let at = c.now;
+    c.files.put_bytes(third, SharedFile::Hactl, seal(b"web start\n", 11).into(), wall(at));
+    run_single_owner(&mut c, Millis::from_secs(15));
+    assert_eq!(c.owners("web"), vec![third]);
+}

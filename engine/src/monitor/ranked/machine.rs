@@ -172,6 +172,11 @@ pub enum RankedNotice {
         group: String,
         grantors: BTreeSet<u32>,
     },
+    /// This node is in standby (`#@standby` in hactl): `group` is stopped
+    /// here gracefully, and another node takes it (issue 12).
+    StandbyDrain {
+        group: String,
+    },
     /// A better-ranked running instance keeps `group`; stopped here.
     Conflict {
         group: String,
@@ -1274,6 +1279,9 @@ impl Ranked {
         });
         let mut names: BTreeSet<String> = hactl.groups.keys().cloned().collect();
         names.extend(self.own.groups.keys().cloned());
+        // Standby nodes neither keep nor take groups (see `standby`).
+        let standby = hactl.standby.contains(&self.me);
+        let heard: Vec<u32> = heard.into_iter().filter(|n| !hactl.standby.contains(n)).collect();
         for g in names {
             let want = hactl.get(&g).map(|w| w.level.clone()).filter(|l| l != "stop");
             let own = self.own.groups.get(&g).cloned();
@@ -1318,6 +1326,12 @@ impl Ranked {
                         self.claims.remove(&g);
                         self.tell(&g, "stop", false);
                         self.log(RankedNotice::Conflict { group: g.clone(), keeper });
+                    } else if standby {
+                        if self.told.get(&g).map(String::as_str) != Some("stop") {
+                            self.log(RankedNotice::StandbyDrain { group: g.clone() });
+                        }
+                        self.claims.remove(&g);
+                        self.tell(&g, "stop", false);
                     } else if st.level != want && st.state.is_settled() {
                         self.tell(&g, &want, true);
                     }
@@ -1327,7 +1341,7 @@ impl Ranked {
                     let mut rivals = attempts.clone();
                     rivals.push(self.me);
                     let better_rival = rank(&g, &preferred, &rivals)[0] != self.me;
-                    if !running.is_empty() || better_rival {
+                    if !running.is_empty() || better_rival || standby {
                         self.claims.remove(&g);
                         self.tell(&g, "stop", false);
                         continue;
