@@ -423,3 +423,33 @@ fn a_hung_hook_is_killed_and_a_failing_hook_logged_without_blocking_the_monitor(
         c.log(1).contains("--on-nodeup hook for transition 2 failed (exit status 3)").then_some(())
     });
 }
+
+#[test]
+fn standby_drains_the_owner_and_off_leaves_the_group_where_it_runs() {
+    let (c, owner) = started(&[]);
+    let out = c.mosha_cli(&["standby", &owner.to_string(), "on"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let moved = c.wait_for("web moved off the standby node", || match c.owners()[..] {
+        [one] if one != owner => Some(one),
+        _ => None,
+    });
+    assert!(c.log(owner).contains("StandbyDrain"), "{}", c.report());
+    // Drained gracefully: its level went to `stop` by a tell, the lease held.
+    assert!(!c.log(owner).contains("LeaseLost"), "{}", c.report());
+    let status = c.mosha_cli(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains(&format!("nodes in standby (drained under ranked): {{{owner}}}")), "{text}");
+    // Repeating is harmless; off again: web stays where it runs.
+    let out = c.mosha_cli(&["standby", &owner.to_string(), "on"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already on"), "{out:?}");
+    let out = c.mosha_cli(&["standby", &owner.to_string(), "off"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    c.wait_for("standby off replicated", || {
+        NODES.iter().all(|&n| !String::from_utf8_lossy(&c.hactl(n)).contains("#@standby")).then_some(())
+    });
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        assert_eq!(c.owners(), vec![moved], "web moved back (no failback wanted)\n{}", c.report());
+        thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -183,6 +183,26 @@ impl Hactl {
     }
 }
 
+/// `text` (an hactl) with its `#@standby` lines replaced by one for
+/// `nodes` at the top (none when `nodes` is empty); every other line is
+/// kept as it was (comments, order, preferred nodes).
+pub fn with_standby(text: &str, nodes: &BTreeSet<u32>) -> String {
+    let mut out = String::new();
+    if !nodes.is_empty() {
+        let list: Vec<String> = nodes.iter().map(u32::to_string).collect();
+        out.push_str(&format!("{STANDBY} {}\n", list.join(",")));
+    }
+    for line in text.lines() {
+        let rest = line.trim_start().strip_prefix(STANDBY);
+        if rest.is_some_and(|r| r.is_empty() || r.starts_with(char::is_whitespace)) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// A `#@standby` node list (`2,3`; empty: none).
 fn parse_nodes(list: &str) -> Result<Vec<u32>, LineError> {
     if list.is_empty() {
@@ -258,6 +278,9 @@ mod tests {
         assert!(none.standby.is_empty());
         let err = Hactl::parse("#@standby 2,x\n", "h").expect_err("bad node").to_string();
         assert!(err.starts_with("h:1: preferred node \"x\""), "{err}");
+        let edited = with_standby("# notes\n#@standby 2\nweb start 1\n", &[4].into());
+        assert_eq!(edited, "#@standby 4\n# notes\nweb start 1\n");
+        assert_eq!(with_standby(&edited, &BTreeSet::new()), "# notes\nweb start 1\n");
         // Another `#@...` word is an ordinary comment.
         assert!(Hactl::parse("#@standbyx 2\n", "h").expect("comment").standby.is_empty());
     }

@@ -138,6 +138,18 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         cltab: Option<PathBuf>,
     },
+    /// Put NODE in standby (`on`) or take it out (`off`): under `--policy
+    /// ranked` a standby node stops its groups gracefully, others take
+    /// them, and it takes no new ones. Written as a `#@standby` line into
+    /// the newest hactl (sealed, version bumped, replicated); `classic`
+    /// ignores it.
+    Standby {
+        /// The node.
+        node: u32,
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
     /// Show or change the replicated hactl safely (validated, atomic).
     Hactl {
         #[command(subcommand)]
@@ -224,6 +236,16 @@ fn main() -> ExitCode {
         },
         Some(Command::Check { hactl, cltab }) => check(&args, hactl.clone(), cltab.clone()).into(),
         Some(Command::Hactl { verb }) => hactl_command(&args, verb).into(),
+        Some(Command::Standby { node, state }) => {
+            match standby(&args, *node, state == "on") {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("mosha: {e}");
+                    Exit::Refused
+                }
+            }
+            .into()
+        }
         None => daemon(&args),
     }
 }
@@ -366,6 +388,13 @@ fn status(args: &Args, json: bool) -> ExitCode {
         }
     } else {
         print!("{}", cluster_status::render(&st));
+        // Nodes in standby, from the newest hactl (issue 12).
+        let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
+        if let Ok(Some((_, _, h))) = newest(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok()) {
+            if !h.standby.is_empty() {
+                println!("\nnodes in standby (drained under ranked): {:?}", h.standby);
+            }
+        }
         // The transition history, when the cluster keeps one (issue 12).
         let varpath = NodePaths::new(args.mfsbase.clone(), &args.varpath).varpath;
         if let Some(h) = mosha::transitions::best_history(&args.mfsbase, &varpath) {
@@ -494,6 +523,40 @@ fn newest_versioned<T>(
         }
     }
     Ok(best.map(|(_, node, text, parsed)| (node, text, parsed, highest)))
+}
+
+/// `mosha standby NODE on|off`: the newest hactl with its `#@standby`
+/// line changed, sealed one version above every copy, written into this
+/// node's directory.
+fn standby(args: &Args, node: u32, on: bool) -> Result<Exit, String> {
+    check_bases(args)?;
+    let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
+    let me = whois(args)?;
+    let current = newest_versioned(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())?;
+    let Some((_, text, hactl, highest)) = current else {
+        return Err(format!("no node under {} has a hactl that parses", store.base()));
+    };
+    let mut nodes = hactl.standby.clone();
+    let changed = if on { nodes.insert(node) } else { nodes.remove(&node) };
+    let state = if on { "on" } else { "off" };
+    if !changed {
+        println!("node {node}: standby already {state}; nothing written");
+        return Ok(Exit::Ok);
+    }
+    let edited = clinit_engine::hactl::with_standby(&text, &nodes);
+    let target = store.describe(me, SharedFile::Hactl);
+    Hactl::parse(&edited, &target).map_err(|e| format!("refused: {e}"))?;
+    let version = highest + 1;
+    let sealed = clinit_engine::monitor::replica_version::seal(edited.as_bytes(), version);
+    eprintln!("mosha: node {node} standby {state} in {target} (version {version})");
+    store
+        .write(me, SharedFile::Hactl, &sealed, None)
+        .map_err(|e| format!("cannot write {target}: {e}"))?;
+    println!(
+        "standby {state} for node {node}; nodes in standby: {:?} (under --policy ranked)",
+        nodes
+    );
+    Ok(Exit::Ok)
 }
 
 /// `mosha hactl show|set`.
