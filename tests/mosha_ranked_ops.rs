@@ -433,9 +433,10 @@ fn standby_drains_the_owner_and_off_leaves_the_group_where_it_runs() {
         [one] if one != owner => Some(one),
         _ => None,
     });
-    assert!(c.log(owner).contains("StandbyDrain"), "{}", c.report());
+    assert!(c.log(owner).contains("group web stopped here: this node is in standby"), "{}", c.report());
     // Drained gracefully: its level went to `stop` by a tell, the lease held.
-    assert!(!c.log(owner).contains("LeaseLost"), "{}", c.report());
+    assert!(!c.log(owner).contains("quorum lost"), "{}", c.report());
+    assert!(c.log(moved).contains("group web starts here: claim granted by"), "{}", c.report());
     let status = c.mosha_cli(&["status"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains(&format!("nodes in standby (drained under ranked): {{{owner}}}")), "{text}");
