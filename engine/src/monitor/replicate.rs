@@ -450,12 +450,13 @@ impl<T: Replicated> Replica<T> {
         let mut mine = self.cache.get(&me).cloned();
         if let (Rule::Versioned { .. }, Some(info)) = (self.rule, &mine) {
             // Only a sealed copy is used: a hand edit waits for its seal,
-            // a truncated copy is never used (the last good one is).
+            // a truncated copy is never used (the last good one is). One
+            // that does not parse is still said (below), whatever it is.
             let sealed = match self.seals.get(&me) {
                 Some((id, seal)) if *id == info.id => seal.version().is_some(),
                 _ => version::classify(&info.bytes).version().is_some(),
             };
-            if !sealed {
+            if !sealed && info.parsed.is_ok() {
                 mine = None;
             }
         }

@@ -311,3 +311,22 @@ fn ranked_standby_drains_a_node_and_keeps_new_groups_off_it() {
     run_single_owner(&mut c, Millis::from_secs(15));
     assert_eq!(c.owners("web"), vec![third]);
 }
+
+/// A hand edit with a typo is said (file:line) and never sealed; the node
+/// keeps its last sealed copy.
+#[test]
+fn ranked_replicas_say_a_broken_hand_edit_and_keep_the_last_sealed_copy() {
+    let mut c = ranked_cluster(&[1, 2, 3], "web start\n", with_fence());
+    c.run_until_pred(Millis::from_secs(60), |c| c.owners("web").len() == 1);
+    let before = c.drivers[&2].hactl().cloned().expect("a hactl in use");
+    let at = c.now;
+    c.files.put(2, SharedFile::Hactl, "web\n", wall(at));
+    c.run_until(at + Millis::from_secs(10));
+    let said = c.events_of(2).iter().any(|e| {
+        matches!(e, ClusterEvent::OwnUnparsable { file: SharedFile::Hactl, kept_last_good: true, errors } if errors.contains(":1:"))
+    });
+    assert!(said, "{:?}", replica_notes(&c, 2));
+    assert_eq!(c.files.text(2, SharedFile::Hactl).as_deref(), Some("web\n"), "never sealed");
+    assert_eq!(c.drivers[&2].hactl(), Some(&before));
+    assert_eq!(c.owners("web").len(), 1);
+}
