@@ -242,7 +242,8 @@ fn ranked_replicas_converge_ignore_future_mtimes_and_refuse_truncated_copies() {
     let out = c.mosha_cli(&["hactl", "set", "web", "stop"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     c.wait_for("web stopped everywhere, every copy at the new version", || {
-        let done = NODES.iter().all(|&n| body(&c.hactl(n)) == stopped.as_bytes()) && c.owners().is_empty();
+        let done =
+            NODES.iter().all(|&n| body(&c.hactl(n)) == stopped.as_bytes()) && c.owners().is_empty();
         done.then_some(())
     });
     // Under the original's rule the future copy undid the edit within ~4 s.
@@ -413,7 +414,9 @@ fn a_hung_hook_is_killed_and_a_failing_hook_logged_without_blocking_the_monitor(
     c.wait_for("web stopped while the hook hangs", || c.owners().is_empty().then_some(()));
     assert!(!c.log(1).contains("ran longer than"), "the hook was killed too early\n{}", c.report());
     c.wait_for("the hung hook killed after its time-out", || {
-        c.log(1).contains("--on-nodedown hook for transition 1 ran longer than 10s: killed").then_some(())
+        c.log(1)
+            .contains("--on-nodedown hook for transition 1 ran longer than 10s: killed")
+            .then_some(())
     });
     // Node 3 comes back: the up hook fails, and that is logged.
     for k in [1, 2] {
@@ -433,20 +436,30 @@ fn standby_drains_the_owner_and_off_leaves_the_group_where_it_runs() {
         [one] if one != owner => Some(one),
         _ => None,
     });
-    assert!(c.log(owner).contains("group web stopped here: this node is in standby"), "{}", c.report());
+    assert!(
+        c.log(owner).contains("group web stopped here: this node is in standby"),
+        "{}",
+        c.report()
+    );
     // Drained gracefully: its level went to `stop` by a tell, the lease held.
     assert!(!c.log(owner).contains("quorum lost"), "{}", c.report());
     assert!(c.log(moved).contains("group web starts here: claim granted by"), "{}", c.report());
     let status = c.mosha_cli(&["status"]);
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains(&format!("nodes in standby (drained under ranked): {{{owner}}}")), "{text}");
+    assert!(
+        text.contains(&format!("nodes in standby (drained under ranked): {{{owner}}}")),
+        "{text}"
+    );
     // Repeating is harmless; off again: web stays where it runs.
     let out = c.mosha_cli(&["standby", &owner.to_string(), "on"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("already on"), "{out:?}");
     let out = c.mosha_cli(&["standby", &owner.to_string(), "off"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     c.wait_for("standby off replicated", || {
-        NODES.iter().all(|&n| !String::from_utf8_lossy(&c.hactl(n)).contains("#@standby")).then_some(())
+        NODES
+            .iter()
+            .all(|&n| !String::from_utf8_lossy(&c.hactl(n)).contains("#@standby"))
+            .then_some(())
     });
     let until = Instant::now() + Duration::from_secs(5);
     while Instant::now() < until {

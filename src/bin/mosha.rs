@@ -236,16 +236,14 @@ fn main() -> ExitCode {
         },
         Some(Command::Check { hactl, cltab }) => check(&args, hactl.clone(), cltab.clone()).into(),
         Some(Command::Hactl { verb }) => hactl_command(&args, verb).into(),
-        Some(Command::Standby { node, state }) => {
-            match standby(&args, *node, state == "on") {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("mosha: {e}");
-                    Exit::Refused
-                }
+        Some(Command::Standby { node, state }) => match standby(&args, *node, state == "on") {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("mosha: {e}");
+                Exit::Refused
             }
-            .into()
         }
+        .into(),
         None => daemon(&args),
     }
 }
@@ -390,7 +388,9 @@ fn status(args: &Args, json: bool) -> ExitCode {
         print!("{}", cluster_status::render(&st));
         // Nodes in standby, from the newest hactl (issue 12).
         let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
-        if let Ok(Some((_, _, h))) = newest(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok()) {
+        if let Ok(Some((_, _, h))) =
+            newest(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())
+        {
             if !h.standby.is_empty() {
                 println!("\nnodes in standby (drained under ranked): {:?}", h.standby);
             }

@@ -2,8 +2,8 @@
 //! warnings that persist from cycle to cycle said once.
 
 use super::executor::Executor;
-use clinit_engine::monitor::replica_version::VersionNote;
 use super::*;
+use clinit_engine::monitor::replica_version::VersionNote;
 
 impl Executor {
     /// A warning, said once while it persists from cycle to cycle; repeats

@@ -167,9 +167,8 @@ fn record_loop(
 ) {
     let own = mfsbase.join(me.to_string()).join(varpath).join(FILE);
     // History older than this start: not logged again, no hooks.
-    let mut mine =
-        History::best(read_histories(mfsbase, varpath).into_iter().map(|(_, h)| h))
-            .unwrap_or_default();
+    let mut mine = History::best(read_histories(mfsbase, varpath).into_iter().map(|(_, h)| h))
+        .unwrap_or_default();
     if mine.last > 0 {
         info!("membership transitions: history up to transition {}", mine.last);
     }

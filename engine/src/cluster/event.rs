@@ -30,7 +30,10 @@ pub enum ClusterEvent {
     /// each node that went down or came up, with the reason (heartbeat age
     /// and timeout, or the membership source's word). The transition
     /// history numbers them ([`crate::monitor::transitions`]).
-    Membership { members: Vec<u32>, changes: Vec<(u32, crate::monitor::transitions::Change, String)> },
+    Membership {
+        members: Vec<u32>,
+        changes: Vec<(u32, crate::monitor::transitions::Change, String)>,
+    },
     /// The replicated hactl changed: the monitor now works from this one.
     HactlChanged { hactl: Arc<Hactl> },
     /// A replicated file: node `from`'s copy (mtime `theirs`, whole

@@ -404,10 +404,7 @@ mod tests {
     fn a_hand_edit_is_sealed_above_every_version_seen_after_the_settle_time() {
         let other = sealed("web start\n", 5);
         let copies = [(1, facts(&other)), (2, facts(b"web stop\n"))];
-        assert_eq!(
-            decide(&copies, 2, Millis(500), S),
-            Decision::Settling { left: Millis(1_500) }
-        );
+        assert_eq!(decide(&copies, 2, Millis(500), S), Decision::Settling { left: Millis(1_500) });
         assert_eq!(decide(&copies, 2, S, S), Decision::Seal { number: 6 });
         // Never adopted by another node before it is sealed.
         assert_eq!(decide(&copies, 1, S, S), Decision::UpToDate);

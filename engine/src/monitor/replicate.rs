@@ -344,7 +344,10 @@ impl<T: Replicated> Replica<T> {
             if let Seal::Truncated { reason } = &seal {
                 if node != me && self.warned.insert((node, info.id)) {
                     let reason = reason.clone();
-                    notes.push(ReplicaNote::Versioned(VersionNote::TheirsTruncated { node, reason }));
+                    notes.push(ReplicaNote::Versioned(VersionNote::TheirsTruncated {
+                        node,
+                        reason,
+                    }));
                 }
             }
             copies.push((node, Some(Facts { seal, parses: info.parsed.is_ok() })));
@@ -376,7 +379,10 @@ impl<T: Replicated> Replica<T> {
                     _ => None,
                 };
                 let reason = reason.clone();
-                notes.push(ReplicaNote::Versioned(VersionNote::MineTruncated { reason, replaced_by }));
+                notes.push(ReplicaNote::Versioned(VersionNote::MineTruncated {
+                    reason,
+                    replaced_by,
+                }));
             }
         }
         let copy_from = match &decision {

@@ -91,14 +91,7 @@ pub struct History {
 
 impl History {
     /// Append a transition; returns its number (one above the last).
-    pub fn append(
-        &mut self,
-        node: u32,
-        change: Change,
-        at_ms: i64,
-        by: u32,
-        reason: &str,
-    ) -> u64 {
+    pub fn append(&mut self, node: u32, change: Change, at_ms: i64, by: u32, reason: &str) -> u64 {
         self.last += 1;
         let reason = reason.replace(['\n', '\r'], " ");
         self.entries.push(Transition { number: self.last, node, change, at_ms, by, reason });
@@ -123,7 +116,8 @@ impl History {
     /// The file's bytes: sealed with the last number as its version, one
     /// line per transition: `number change node at_ms by reason`.
     pub fn render(&self) -> Vec<u8> {
-        let mut text = String::from("# membership transitions (mosha): number change node at_ms by reason\n");
+        let mut text =
+            String::from("# membership transitions (mosha): number change node at_ms by reason\n");
         text.push_str(&format!("last {}\n", self.last));
         for t in &self.entries {
             text.push_str(&format!(
@@ -291,7 +285,10 @@ mod tests {
         let mut o = Observer::default();
         assert!(o.observe(&[1, 2, 3]).is_empty());
         assert_eq!(o.observe(&[1, 2]), vec![(3, Change::Down)]);
-        assert_eq!(o.observe(&[1, 3, 4]), vec![(2, Change::Down), (3, Change::Up), (4, Change::Up)]);
+        assert_eq!(
+            o.observe(&[1, 3, 4]),
+            vec![(2, Change::Down), (3, Change::Up), (4, Change::Up)]
+        );
         assert!(o.observe(&[1, 3, 4]).is_empty());
     }
 

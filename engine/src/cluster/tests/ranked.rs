@@ -216,7 +216,12 @@ fn ranked_replicas_ignore_a_future_mtime() {
         hactls(c, &[1, 2, 3]).iter().all(|f| body(f.as_bytes()) == b"web stop\n")
             && c.owners("web").is_empty()
     });
-    assert!(stopped, "the edit did not win: {:?} {:?}", hactls(&c, &[1, 2, 3]), replica_notes(&c, 1));
+    assert!(
+        stopped,
+        "the edit did not win: {:?} {:?}",
+        hactls(&c, &[1, 2, 3]),
+        replica_notes(&c, 1)
+    );
     // It stays won: node 3's future mtime never brings `web start` back.
     c.run_until(c.now + Millis::from_secs(20));
     for f in hactls(&c, &[1, 2, 3]) {
@@ -279,9 +284,10 @@ fn ranked_standby_drains_a_node_and_keeps_new_groups_off_it() {
     let text = format!("#@standby {owner}\nweb start\n");
     let at = c.now;
     c.files.put_bytes(1, SharedFile::Hactl, seal(text.as_bytes(), 10).into(), wall(at));
-    let moved = c.run_until_pred(at + Millis::from_secs(60), |c| {
-        matches!(c.owners("web")[..], [n] if n != owner)
-    });
+    let moved = c.run_until_pred(
+        at + Millis::from_secs(60),
+        |c| matches!(c.owners("web")[..], [n] if n != owner),
+    );
     assert!(moved, "web did not leave node {owner}: {:?}", c.owners("web"));
     let drained = c.events_of(owner).iter().any(|e| {
         matches!(e, ClusterEvent::Ranked(crate::monitor::ranked::RankedNotice::StandbyDrain { group }) if group == "web")
