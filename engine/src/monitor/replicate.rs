@@ -51,7 +51,7 @@ pub enum Why {
     Newer { from: u32, theirs: i64, mine: Option<i64> },
     /// Versioned rule: the decision over versions (see
     /// [`super::replica_version`]).
-    Versioned(VDecision),
+    Versioned(Box<VDecision>),
 }
 
 /// The decision.
@@ -408,13 +408,14 @@ impl<T: Replicated> Replica<T> {
             }
             _ => None,
         };
-        Replication { copy_from, why: Why::Versioned(decision), skipped_unparsable: Vec::new() }
+        let why = Why::Versioned(Box::new(decision));
+        Replication { copy_from, why, skipped_unparsable: Vec::new() }
     }
 
     /// The copy `plan` chose, as the bytes and mtime to install.
     pub fn to_install(&self, decision: &Replication) -> Option<(u32, &CopyInfo<T>)> {
         let from = decision.copy_from?;
-        if let Why::Versioned(VDecision::Seal { .. }) = decision.why {
+        if matches!(&decision.why, Why::Versioned(d) if matches!(**d, VDecision::Seal { .. })) {
             return self.sealing.as_ref().map(|info| (from, info));
         }
         let info = self.cache.get(&from)?;
