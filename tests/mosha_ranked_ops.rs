@@ -467,3 +467,22 @@ fn standby_drains_the_owner_and_off_leaves_the_group_where_it_runs() {
         thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// With heartbeat-file membership under `ranked`, a killed node's file
+/// stays; its down is the machine's revocation, recorded as a numbered
+/// transition with the reason, and the survivors' hooks see it.
+#[test]
+fn a_killed_node_under_heartbeat_membership_is_a_numbered_down_transition() {
+    let (mut c, _) = started(&["--membership".into(), "heartbeat".into()]);
+    let mut three = c.moshas.remove(&3).expect("node 3 runs");
+    let _ = three.kill();
+    let _ = three.wait();
+    let line = c.wait_for("node 3's down transition on node 1", || {
+        c.log(1)
+            .lines()
+            .find(|l| l.contains("node 3 down: missed heartbeats") && l.contains("transition "))
+            .map(String::from)
+    });
+    assert_eq!(c.log(2).matches("node 3 down: missed heartbeats").count(), 1, "{}", c.report());
+    assert_eq!(c.log(1).matches("node 3 down: missed heartbeats").count(), 1, "{line}");
+}

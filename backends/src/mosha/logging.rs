@@ -106,6 +106,9 @@ impl Executor {
                     error!("{}", text());
                 }
             }
+            ClusterEvent::FenceOrdered { node, incarnation, reason } => {
+                warn!("fencing node {node} (incarnation {incarnation}): {reason}")
+            }
             ClusterEvent::Fenced { node } => info!("node {node} fenced"),
             ClusterEvent::FenceFailed { node, error } => {
                 error!("STOMITH node {node} FAILED: {error}")

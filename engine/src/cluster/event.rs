@@ -52,6 +52,8 @@ pub enum ClusterEvent {
     OwnUnreadable { file: SharedFile, reason: String },
     /// A write failed; it is written again (newest content) at `retry_at`.
     WriteFailed { file: SharedFile, seq: u64, error: IoFailure, retry_at: Millis },
+    /// `ranked` orders a fence of `node` (that incarnation), for `reason`.
+    FenceOrdered { node: u32, incarnation: u64, reason: String },
     /// A fence succeeded.
     Fenced { node: u32 },
     /// A fence failed.

@@ -58,3 +58,38 @@ impl ClusterDriver {
         self.events.push_back(ClusterEvent::Membership { members: members.to_vec(), changes });
     }
 }
+
+impl ClusterDriver {
+    /// Under `ranked` with heartbeat files, every node with a heartbeat
+    /// file is listed (suspicion is the machine's, by counters on this
+    /// node's clock), so a dead node never leaves the list: its down and up
+    /// are the machine's revocation and its lifting. With another
+    /// membership source the source's own changes count.
+    pub(super) fn ranked_membership(&mut self, notice: &crate::monitor::ranked::RankedNotice) {
+        use crate::monitor::ranked::RankedNotice;
+        if self.cfg.membership != MembershipSource::HeartbeatFiles {
+            return;
+        }
+        let suspect = match &self.cfg.policy {
+            PolicyConfig::Ranked(p) => p.suspect_after,
+            _ => return,
+        };
+        let (node, change, reason) = match notice {
+            RankedNotice::Revoked { node, .. } => (
+                *node,
+                Change::Down,
+                format!(
+                    "missed heartbeats: no new heartbeat counter within {:.1} s",
+                    suspect.0 as f64 / 1000.0
+                ),
+            ),
+            RankedNotice::RevocationLifted { node } => {
+                (*node, Change::Up, "its heartbeats are acknowledged again".to_string())
+            }
+            _ => return,
+        };
+        let members = self.observer.view().into_iter().filter(|&n| n != node).collect();
+        self.events
+            .push_back(ClusterEvent::Membership { members, changes: vec![(node, change, reason)] });
+    }
+}

@@ -197,6 +197,11 @@ pub struct Observer {
 }
 
 impl Observer {
+    /// The last view seen (empty before the first).
+    pub fn view(&self) -> Vec<u32> {
+        self.last.iter().flatten().copied().collect()
+    }
+
     /// The changes from the previous view to `view` (none for the first
     /// view: a node that starts records nothing until it has seen twice).
     pub fn observe(&mut self, view: &[u32]) -> Vec<(u32, Change)> {
