@@ -3,6 +3,7 @@
 //! refusal of a base directory that does not exist unless `--init`, and a
 //! status table that does not pass a dead node's last state off as current.
 
+use clinit_engine::monitor::replica_version::{classify, seal};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -250,7 +251,10 @@ fn hactl_set_edits_the_newest_copy_and_refuses_typos() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(stdout(&out).contains("hactl: db stop -> start"), "{out:?}");
     let written = fs::read_to_string(&h1).expect("node 1's hactl");
-    assert_eq!(written, "# operator notes\nweb start 2\ndb start\n");
+    // Sealed as version 1 (the copies were unsealed): the seal line is a
+    // comment to the original parser, and under `ranked` the version wins.
+    let body = "# operator notes\nweb start 2\ndb start\n";
+    assert_eq!(written, String::from_utf8(seal(body.as_bytes(), 1)).expect("utf8"));
     let age = fs::metadata(&h1).and_then(|m| m.modified()).expect("mtime");
     assert!(age > old, "a fresh mtime, so replication picks this copy");
 
@@ -262,6 +266,13 @@ fn hactl_set_edits_the_newest_copy_and_refuses_typos() {
     // Setting what is already wanted writes nothing.
     let out = t.mosha(&["--config", arg(&config), "hactl", "set", "db", "start"]);
     assert!(stdout(&out).contains("already wants db at start"), "{out:?}");
+    // The next edit bumps the version, and `show` prints the body.
+    let out = t.mosha(&["--config", arg(&config), "hactl", "set", "web", "stop"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let written = fs::read(&h1).expect("node 1's hactl");
+    assert_eq!(classify(&written).version().map(|v| v.number), Some(2));
+    let out = t.mosha(&["--config", arg(&config), "hactl", "show"]);
+    assert_eq!(stdout(&out), "# operator notes\nweb stop 2\ndb start\n");
 }
 
 #[test]

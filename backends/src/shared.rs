@@ -392,6 +392,7 @@ fn log_note(file: SharedFile, note: ReplicaNote) {
         ReplicaNote::NotAdopted { from, reason } => {
             warn!("{file}: node {from}'s copy not adopted: {reason}")
         }
+        ReplicaNote::Versioned(note) => info!("{file}: {note}"),
     }
 }
 

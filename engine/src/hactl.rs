@@ -25,11 +25,16 @@
 //!   `web start # the web farm` (legal before, as only two fields were read)
 //!   still parses. Any other field after the third is an error.
 //!
+//! * `#@standby 2,3` (issue 12): nodes in standby, drained of their groups
+//!   and kept free of new ones by the `ranked` policy (`mosha standby NODE
+//!   on|off` writes it). To the original, and to `classic`, it is a comment.
+//!   An empty list (`#@standby`) means none; the last such line counts.
+//!
 //! Parsing reports *every* error, so an operator fixes a bad file in one pass;
 //! a caller keeps using its last good copy meanwhile.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
 /// What the operator wants for one group.
@@ -47,7 +52,13 @@ pub struct Want {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hactl {
     pub groups: BTreeMap<String, Want>,
+    /// Nodes in standby (`#@standby` line): `ranked` drains them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub standby: BTreeSet<u32>,
 }
+
+/// The standby directive's prefix.
+pub const STANDBY: &str = "#@standby";
 
 /// What is wrong with one line.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -100,6 +111,21 @@ impl Hactl {
                     .find(|c| c.is_control())
                     .map(LineError::ControlChar)
             };
+            if bad.is_none() {
+                if let Some(rest) = line.trim_start().strip_prefix(STANDBY) {
+                    if rest.is_empty() || rest.starts_with(char::is_whitespace) {
+                        match parse_nodes(rest.trim()) {
+                            Ok(nodes) => hactl.standby = nodes.into_iter().collect(),
+                            Err(kind) => errors.push(ParseError {
+                                file: file.to_string(),
+                                line: i + 1,
+                                kind,
+                            }),
+                        }
+                        continue;
+                    }
+                }
+            }
             let parsed = match bad {
                 Some(kind) => Err(vec![kind]),
                 None => parse_line(line),
@@ -130,6 +156,10 @@ impl Hactl {
     /// with `#` (the only names `parse` can produce).
     pub fn render(&self) -> String {
         let mut out = String::new();
+        if !self.standby.is_empty() {
+            let nodes: Vec<String> = self.standby.iter().map(u32::to_string).collect();
+            out.push_str(&format!("{STANDBY} {}\n", nodes.join(",")));
+        }
         for (group, want) in &self.groups {
             out.push_str(group);
             out.push(' ');
@@ -141,7 +171,7 @@ impl Hactl {
             }
             out.push('\n');
         }
-        if out.is_empty() {
+        if self.groups.is_empty() {
             // A 0-byte hactl is refused as a truncation: say "nothing".
             out.push_str("# no group is wanted\n");
         }
@@ -151,6 +181,39 @@ impl Hactl {
     pub fn get(&self, group: &str) -> Option<&Want> {
         self.groups.get(group)
     }
+}
+
+/// `text` (an hactl) with its `#@standby` lines replaced by one for
+/// `nodes` at the top (none when `nodes` is empty); every other line is
+/// kept as it was (comments, order, preferred nodes).
+pub fn with_standby(text: &str, nodes: &BTreeSet<u32>) -> String {
+    let mut out = String::new();
+    if !nodes.is_empty() {
+        let list: Vec<String> = nodes.iter().map(u32::to_string).collect();
+        out.push_str(&format!("{STANDBY} {}\n", list.join(",")));
+    }
+    for line in text.lines() {
+        let rest = line.trim_start().strip_prefix(STANDBY);
+        if rest.is_some_and(|r| r.is_empty() || r.starts_with(char::is_whitespace)) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// A `#@standby` node list (`2,3`; empty: none).
+fn parse_nodes(list: &str) -> Result<Vec<u32>, LineError> {
+    if list.is_empty() {
+        return Ok(Vec::new());
+    }
+    list.split(',')
+        .map(|item| match item.parse::<u32>() {
+            Ok(node) if !item.starts_with('+') => Ok(node),
+            _ => Err(LineError::BadPreferredNode(item.to_string())),
+        })
+        .collect()
 }
 
 /// `Ok(None)` for blank and comment lines.
@@ -204,6 +267,22 @@ mod tests {
         let empty = Hactl::parse("# nothing\n", "h").expect("comment only");
         assert!(empty.groups.is_empty());
         assert_eq!(Hactl::parse(&empty.render(), "h").expect("renders back"), empty);
+    }
+
+    #[test]
+    fn the_standby_directive_lists_nodes_and_is_a_comment_elsewhere() {
+        let h = Hactl::parse("#@standby 2,3\nweb start\n", "h").expect("parses");
+        assert_eq!(h.standby, [2, 3].into());
+        assert_eq!(Hactl::parse(&h.render(), "h"), Ok(h));
+        let none = Hactl::parse("#@standby\nweb start\n", "h").expect("parses");
+        assert!(none.standby.is_empty());
+        let err = Hactl::parse("#@standby 2,x\n", "h").expect_err("bad node").to_string();
+        assert!(err.starts_with("h:1: preferred node \"x\""), "{err}");
+        let edited = with_standby("# notes\n#@standby 2\nweb start 1\n", &[4].into());
+        assert_eq!(edited, "#@standby 4\n# notes\nweb start 1\n");
+        assert_eq!(with_standby(&edited, &BTreeSet::new()), "# notes\nweb start 1\n");
+        // Another `#@...` word is an ordinary comment.
+        assert!(Hactl::parse("#@standbyx 2\n", "h").expect("comment").standby.is_empty());
     }
 
     #[test]
@@ -280,6 +359,7 @@ mod tests {
                     .into_iter()
                     .map(|(g, (level, preferred))| (g, Want { level, preferred }))
                     .collect(),
+                ..Hactl::default()
             };
             prop_assert_eq!(Hactl::parse(&hactl.render(), "hactl"), Ok(hactl));
         }

@@ -401,6 +401,14 @@ pub enum Fault {
         level: String,
         len: Millis,
     },
+    /// The operator puts node `node` in standby (`#@standby` in that
+    /// node's hactl, issue 12) and takes it out after `len` (or when the
+    /// quiet phase begins). `ranked` drains it; `classic` reads a comment.
+    /// Scheduled scenarios only; never drawn at random.
+    Standby {
+        node: u32,
+        len: Millis,
+    },
     /// Crash whichever node runs `group` at that moment (scenarios such as
     /// the failover study; never drawn at random).
     CrashOwner {
@@ -488,7 +496,7 @@ impl Fault {
             Fault::Skew { .. } => FaultKind::Skew,
             Fault::SlowNode { .. } => FaultKind::SlowNode,
             Fault::Suspect { .. } => FaultKind::FalseSuspicion,
-            Fault::HactlEdit { .. } => FaultKind::HactlEdit,
+            Fault::HactlEdit { .. } | Fault::Standby { .. } => FaultKind::HactlEdit,
             Fault::MoshaCrash { .. } => FaultKind::MoshaCrash,
             Fault::MonitorFreeze { .. } => FaultKind::MonitorFreeze,
             Fault::NodePause { .. } => FaultKind::NodePause,
@@ -516,6 +524,9 @@ impl fmt::Display for Fault {
             }
             Fault::CrashOwner { group, down } => {
                 write!(f, "crash the node running {group} for {down}")
+            }
+            Fault::Standby { node, len } => {
+                write!(f, "operator puts node {node} in standby for {len}")
             }
             Fault::Partition { sides, len } => {
                 let side: Vec<String> = sides

@@ -49,6 +49,9 @@ pub fn weaker(fault: &Fault) -> Vec<Fault> {
         Fault::Crash { node, down } => {
             out.extend(half(*down).map(|down| Fault::Crash { node: *node, down }));
         }
+        Fault::Standby { node, len } => {
+            out.extend(half(*len).map(|len| Fault::Standby { node: *node, len }));
+        }
         Fault::CrashOwner { group, down } => {
             out.extend(half(*down).map(|down| Fault::CrashOwner { group: group.clone(), down }));
         }

@@ -433,7 +433,7 @@ mod tests {
                 (g.to_string(), Want { level: level.to_string(), preferred: preferred.to_vec() })
             })
             .collect();
-        Hactl { groups }
+        Hactl { groups, ..Hactl::default() }
     }
 
     fn cycle(
@@ -640,7 +640,8 @@ mod tests {
     fn arb_hactl() -> impl Strategy<Value = Hactl> {
         let want = (text(), proptest::collection::vec(any::<u32>(), 0..3))
             .prop_map(|(level, preferred)| Want { level, preferred });
-        proptest::collection::btree_map(text(), want, 0..3).prop_map(|groups| Hactl { groups })
+        proptest::collection::btree_map(text(), want, 0..3)
+            .prop_map(|groups| Hactl { groups, ..Hactl::default() })
     }
 
     /// A node id: mostly a few small ones, so that caches are hit and

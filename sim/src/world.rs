@@ -278,6 +278,8 @@ pub struct World {
     crash_owner: BTreeMap<usize, u32>,
     /// hactl edits not yet undone: episode → (node, group).
     open_edits: BTreeMap<usize, (u32, String)>,
+    /// Standby episodes not yet ended: episode → node.
+    open_standby: BTreeMap<usize, u32>,
     tracker: Tracker,
     trace: TraceSink,
     built: Built,
@@ -381,6 +383,7 @@ impl World {
             crash_owner: BTreeMap::new(),
             hung: Vec::new(),
             open_edits: BTreeMap::new(),
+            open_standby: BTreeMap::new(),
             tracker,
             trace,
             built,
@@ -907,6 +910,9 @@ impl World {
                 ClusterEvent::OwnUnparsable { file, .. } => {
                     self.tracker.log(now, node, 0, || format!("my {file} does not parse"));
                 }
+                ClusterEvent::Replica { file, note } => {
+                    self.tracker.log(now, node, 0, || format!("{file}: {note}"));
+                }
                 ClusterEvent::SpawnFailed { id, error } => {
                     self.tracker
                         .log(now, node, 0, || format!("spawn of #{} failed: {error}", id.0));
@@ -1368,6 +1374,13 @@ impl World {
                     self.queue.push(now + len, Ev::FaultEnd(i));
                 }
             }
+            Fault::Standby { node, len } => {
+                if self.valid(node) && self.nodes[node as usize].driver.is_some() {
+                    self.edit_standby(node, true);
+                    self.open_standby.insert(i, node);
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
             Fault::CrashOwner { group, down } => {
                 if let Some(&node) = self.tracker.runners(&group).first() {
                     self.crash(node, "fault");
@@ -1517,6 +1530,28 @@ impl World {
         self.tracker.log(now, node, 0, || format!("operator edits hactl here: {group} {level}"));
     }
 
+    /// The operator puts `node` in standby (or out of it) in its own
+    /// hactl, by hand (a hand edit: `ranked` seals it after the settle
+    /// time).
+    fn edit_standby(&mut self, node: u32, on: bool) {
+        let now = self.now;
+        let current = self.files[node as usize]
+            .hactl
+            .own()
+            .and_then(|v| std::str::from_utf8(&v.data).ok().map(String::from))
+            .and_then(|text| Hactl::parse(&text, "hactl").ok());
+        let mut hactl = current.unwrap_or_else(|| (*self.built.hactl).clone());
+        if on {
+            hactl.standby.insert(node);
+        } else {
+            hactl.standby.remove(&node);
+        }
+        let data: Bytes = Arc::from(hactl.render().into_bytes());
+        self.write_file(node, SharedFile::Hactl, self.wall(node), data);
+        let state = if on { "on" } else { "off" };
+        self.tracker.log(now, node, 0, || format!("operator sets standby {state} for this node"));
+    }
+
     /// The operator edits node `node`'s own cltab: a new test entry
     /// (`exit 0`) for `group`, or, with `broken`, a line that is not a
     /// cltab line (the copy must then never be adopted anywhere).
@@ -1566,6 +1601,11 @@ impl World {
                 }
             }
             Fault::HactlEdit { .. } => self.undo_edit(i),
+            Fault::Standby { .. } => {
+                if let Some(node) = self.open_standby.remove(&i) {
+                    self.edit_standby(node, false);
+                }
+            }
             Fault::Partition { .. } if self.active.partition == Some(i) => {
                 self.active.partition = None;
                 self.heal();
@@ -1675,6 +1715,9 @@ impl World {
         let open: Vec<usize> = self.open_edits.keys().copied().collect();
         for i in open {
             self.undo_edit(i);
+        }
+        for node in std::mem::take(&mut self.open_standby).into_values() {
+            self.edit_standby(node, false);
         }
         self.quiet = true;
         self.recompute();

@@ -95,6 +95,17 @@ pub(crate) struct Args {
     /// halting them anyway.
     #[arg(long, value_name = "SECONDS", default_value_t = 120.0, value_parser = cli::positive_secs)]
     shutdown_wait: f64,
+    /// Run `sh -c CMD` once per membership transition where a node comes
+    /// up, in transition order, one at a time, with MOSHA_TRANSITION,
+    /// MOSHA_NODE, MOSHA_CHANGE, MOSHA_TIME, MOSHA_REASON and MOSHA_ME set.
+    #[arg(long, value_name = "CMD")]
+    on_nodeup: Option<String>,
+    /// As --on-nodeup, for a node going down.
+    #[arg(long, value_name = "CMD")]
+    on_nodedown: Option<String>,
+    /// Longest a hook may run before its process group is killed (logged).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = cli::positive_secs)]
+    hook_timeout: f64,
     /// `--policy ranked`: the cluster's nodes, as first known membership
     /// (e.g. 1,2,3; later kept in the node's durable state).
     #[arg(long, value_delimiter = ',', value_name = "NODES")]
@@ -126,6 +137,18 @@ enum Command {
         /// The cltab to check (default: <mfsbase>/<node>/<varpath>/cltab).
         #[arg(long, value_name = "FILE")]
         cltab: Option<PathBuf>,
+    },
+    /// Put NODE in standby (`on`) or take it out (`off`): under `--policy
+    /// ranked` a standby node stops its groups gracefully, others take
+    /// them, and it takes no new ones. Written as a `#@standby` line into
+    /// the newest hactl (sealed, version bumped, replicated); `classic`
+    /// ignores it.
+    Standby {
+        /// The node.
+        node: u32,
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
     },
     /// Show or change the replicated hactl safely (validated, atomic).
     Hactl {
@@ -213,6 +236,14 @@ fn main() -> ExitCode {
         },
         Some(Command::Check { hactl, cltab }) => check(&args, hactl.clone(), cltab.clone()).into(),
         Some(Command::Hactl { verb }) => hactl_command(&args, verb).into(),
+        Some(Command::Standby { node, state }) => match standby(&args, *node, state == "on") {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("mosha: {e}");
+                Exit::Refused
+            }
+        }
+        .into(),
         None => daemon(&args),
     }
 }
@@ -319,6 +350,11 @@ fn daemon(args: &Args) -> ExitCode {
     cfg.shutdown_wait = Duration::from_secs_f64(args.shutdown_wait);
     cfg.record = args.record.clone();
     cfg.known = args.known.clone().unwrap_or_default();
+    cfg.hooks = mosha::transitions::Hooks {
+        on_nodeup: args.on_nodeup.clone(),
+        on_nodedown: args.on_nodedown.clone(),
+        timeout: Duration::from_secs_f64(args.hook_timeout),
+    };
     cli::run_daemon("mosha", mosha::run(cfg))
 }
 
@@ -350,6 +386,23 @@ fn status(args: &Args, json: bool) -> ExitCode {
         }
     } else {
         print!("{}", cluster_status::render(&st));
+        // Nodes in standby, from the newest hactl (issue 12).
+        let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
+        if let Ok(Some((_, _, h))) =
+            newest(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())
+        {
+            if !h.standby.is_empty() {
+                println!("\nnodes in standby (drained under ranked): {:?}", h.standby);
+            }
+        }
+        // The transition history, when the cluster keeps one (issue 12).
+        let varpath = NodePaths::new(args.mfsbase.clone(), &args.varpath).varpath;
+        if let Some(h) = mosha::transitions::best_history(&args.mfsbase, &varpath) {
+            let now_ms = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            print!("{}", mosha::transitions::render_recent(&h, 5, now_ms));
+        }
     }
     if st.nodes.is_empty() {
         eprintln!("mosha: no node found under {}", args.mfsbase.display());
@@ -434,17 +487,76 @@ fn newest<T>(
     file: SharedFile,
     parse: impl Fn(&str, &str) -> Option<T>,
 ) -> Result<Option<(u32, String, T)>, String> {
+    Ok(newest_versioned(store, file, parse)?.map(|(node, text, parsed, _)| (node, text, parsed)))
+}
+
+/// The best copy that parses: a sealed copy (highest version, then the
+/// content-hash tie-break, as `ranked` replicates) before an unsealed one,
+/// and among unsealed ones the newest mtime (the original's rule). Also the
+/// highest version number seen on any node. The text is the body, without
+/// its seal line.
+#[allow(clippy::type_complexity)]
+fn newest_versioned<T>(
+    store: &FsStore,
+    file: SharedFile,
+    parse: impl Fn(&str, &str) -> Option<T>,
+) -> Result<Option<(u32, String, T, u64)>, String> {
+    use clinit_engine::monitor::replica_version::{body, classify, Seal};
     let nodes = store.nodes().map_err(|e| format!("cannot list {}: {e}", store.base()))?;
-    let mut best: Option<(SystemTime, u32, String, T)> = None;
+    type Key = (Option<clinit_engine::monitor::replica_version::Version>, SystemTime);
+    let mut best: Option<(Key, u32, String, T)> = None;
+    let mut highest = 0;
     for node in nodes {
         let Ok(Some(snap)) = store.read(node, file) else { continue };
-        let text = String::from_utf8_lossy(&snap.bytes).into_owned();
+        let seal = classify(&snap.bytes);
+        match &seal {
+            Seal::Sealed(v) => highest = highest.max(v.number),
+            Seal::Edited { was: Some(n), .. } => highest = highest.max(*n),
+            Seal::Truncated { .. } => continue,
+            Seal::Edited { .. } => {}
+        }
+        let text = String::from_utf8_lossy(body(&snap.bytes)).into_owned();
         let Some(parsed) = parse(&text, &store.describe(node, file)) else { continue };
-        if best.as_ref().is_none_or(|(t, ..)| snap.stamp.mtime > *t) {
-            best = Some((snap.stamp.mtime, node, text, parsed));
+        let key = (seal.version(), snap.stamp.mtime);
+        if best.as_ref().is_none_or(|(k, ..)| key > *k) {
+            best = Some((key, node, text, parsed));
         }
     }
-    Ok(best.map(|(_, node, text, parsed)| (node, text, parsed)))
+    Ok(best.map(|(_, node, text, parsed)| (node, text, parsed, highest)))
+}
+
+/// `mosha standby NODE on|off`: the newest hactl with its `#@standby`
+/// line changed, sealed one version above every copy, written into this
+/// node's directory.
+fn standby(args: &Args, node: u32, on: bool) -> Result<Exit, String> {
+    check_bases(args)?;
+    let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
+    let me = whois(args)?;
+    let current = newest_versioned(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())?;
+    let Some((_, text, hactl, highest)) = current else {
+        return Err(format!("no node under {} has a hactl that parses", store.base()));
+    };
+    let mut nodes = hactl.standby.clone();
+    let changed = if on { nodes.insert(node) } else { nodes.remove(&node) };
+    let state = if on { "on" } else { "off" };
+    if !changed {
+        println!("node {node}: standby already {state}; nothing written");
+        return Ok(Exit::Ok);
+    }
+    let edited = clinit_engine::hactl::with_standby(&text, &nodes);
+    let target = store.describe(me, SharedFile::Hactl);
+    Hactl::parse(&edited, &target).map_err(|e| format!("refused: {e}"))?;
+    let version = highest + 1;
+    let sealed = clinit_engine::monitor::replica_version::seal(edited.as_bytes(), version);
+    eprintln!("mosha: node {node} standby {state} in {target} (version {version})");
+    store
+        .write(me, SharedFile::Hactl, &sealed, None)
+        .map_err(|e| format!("cannot write {target}: {e}"))?;
+    println!(
+        "standby {state} for node {node}; nodes in standby: {:?} (under --policy ranked)",
+        nodes
+    );
+    Ok(Exit::Ok)
 }
 
 /// `mosha hactl show|set`.
@@ -461,7 +573,9 @@ fn hactl_command(args: &Args, verb: &HactlVerb) -> Exit {
 fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
     check_bases(args)?;
     let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
-    let current = newest(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())?;
+    let current = newest_versioned(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())?;
+    let highest = current.as_ref().map_or(0, |c| c.3);
+    let current = current.map(|(node, text, parsed, _)| (node, text, parsed));
     match verb {
         HactlVerb::Show => {
             let Some((node, text, _)) = current else {
@@ -488,9 +602,16 @@ fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
             let text = lint::set_level(&old_text, &target, &cltab, group, level)
                 .map_err(|e| format!("refused: {e}"))?;
             let from = old_level.unwrap_or_else(|| "(absent)".into());
-            eprintln!("mosha: setting {group} from {from} to {level} in {target}");
+            let version = highest + 1;
+            eprintln!(
+                "mosha: setting {group} from {from} to {level} in {target} (version {version})"
+            );
+            // Sealed with a version above every copy seen: under `ranked`
+            // it wins over every node's copy whatever the mtimes; classic
+            // reads the seal line as a comment and replicates by mtime.
+            let sealed = clinit_engine::monitor::replica_version::seal(text.as_bytes(), version);
             store
-                .write(me, SharedFile::Hactl, text.as_bytes(), None)
+                .write(me, SharedFile::Hactl, &sealed, None)
                 .map_err(|e| format!("cannot write {target}: {e}"))?;
             println!("hactl: {group} {from} -> {level}; live nodes copy it at their next cycle");
             Ok(Exit::Ok)

@@ -86,6 +86,8 @@ pub(super) struct Executor {
     /// it watches.
     pub(super) watchdog: Option<crate::watchdog::WatchdogHandle>,
     pub(super) pgids: HashMap<clinit_engine::process::ProcId, u32>,
+    /// The transition history and hooks (threads of their own).
+    pub(super) transitions: Option<super::transitions::Transitions>,
 }
 
 impl Executor {

@@ -3,6 +3,7 @@
 
 use super::executor::Executor;
 use super::*;
+use clinit_engine::monitor::replica_version::VersionNote;
 
 impl Executor {
     /// A warning, said once while it persists from cycle to cycle; repeats
@@ -68,6 +69,20 @@ impl Executor {
                     "{file}: adopted node {from}'s copy (mtime {theirs}), replacing mine ({mine})"
                 )
             }
+            ClusterEvent::Membership { members, changes } => {
+                for (node, change, reason) in &changes {
+                    debug!("membership: node {node} {change} in my view ({reason})");
+                }
+                if let Some(t) = &self.transitions {
+                    t.changed(members, changes);
+                }
+            }
+            ClusterEvent::Replica { file, note } => match note {
+                VersionNote::TheirsTruncated { .. } | VersionNote::MineTruncated { .. } => {
+                    warn!("{file}: {note}")
+                }
+                _ => info!("{file}: {note}"),
+            },
             ClusterEvent::NotAdopted { file, from, reason } => {
                 warn!("{file}: node {from}'s copy not adopted: {reason}")
             }
@@ -94,6 +109,9 @@ impl Executor {
                     error!("{}", text());
                 }
             }
+            ClusterEvent::FenceOrdered { node, incarnation, reason } => {
+                warn!("fencing node {node} (incarnation {incarnation}): {reason}")
+            }
             ClusterEvent::Fenced { node } => info!("node {node} fenced"),
             ClusterEvent::FenceFailed { node, error } => {
                 error!("STOMITH node {node} FAILED: {error}")
@@ -109,7 +127,7 @@ impl Executor {
             ),
             ClusterEvent::Stopped => info!("every local group has stopped"),
             ClusterEvent::Halting => info!("halting the init machine"),
-            ClusterEvent::Ranked(notice) => info!("ranked: {notice:?}"),
+            ClusterEvent::Ranked(notice) => log_ranked(notice),
             ClusterEvent::PersistFailed { error } => {
                 error!("ranked: persisting the durable state failed: {error}; retrying")
             }
@@ -188,5 +206,44 @@ pub(super) fn summarize_hactl(h: &Hactl) -> String {
         "nothing".into()
     } else {
         parts.join(", ")
+    }
+}
+
+/// `ranked`'s notices as operators read them (issue 11: quorum changes,
+/// fences and moves logged once each, with the reason). The machine emits
+/// each on a change, so each is said once.
+fn log_ranked(notice: clinit_engine::monitor::ranked::RankedNotice) {
+    use clinit_engine::monitor::ranked::RankedNotice as N;
+    match notice {
+        N::LeaseAcquired { epoch, .. } => info!(
+            "quorum gained: lease epoch {epoch} held (a majority acknowledges this node's heartbeats)"
+        ),
+        N::LeaseLost { epoch } => error!(
+            "quorum lost: lease epoch {epoch} ran out (no majority acknowledged this node in time); \
+             local groups killed at once"
+        ),
+        N::KillUnconfirmed => error!(
+            "the kill after the lost lease was not confirmed: published `lost`; \
+             nobody takes over from this node without a fence"
+        ),
+        N::Void { node, incarnation, why } => warn!(
+            "node {node} (incarnation {incarnation}): its groups may be taken over ({why})"
+        ),
+        N::ClaimHeld { group, grantors } => {
+            info!("group {group} starts here: claim granted by nodes {grantors:?}")
+        }
+        N::StandbyDrain { group } => {
+            info!("group {group} stopped here: this node is in standby; another node takes it")
+        }
+        N::Conflict { group, keeper } => warn!(
+            "group {group} also runs on node {keeper}, which ranks better: stopped here"
+        ),
+        N::TestFailed { group, until } => {
+            warn!("group {group}: its test failed here; backing off (until {until} on this node's monotonic clock)")
+        }
+        N::MixedPolicy { node, policy } => warn!(
+            "node {node} runs policy {policy}: ranked takes nothing over while policies are mixed"
+        ),
+        other => info!("ranked: {other:?}"),
     }
 }

@@ -26,6 +26,7 @@ mod executor;
 mod logging;
 /// Executing `ranked`'s commands (durable state, watchdog, kill, guarded fence).
 pub mod ranked;
+pub mod transitions;
 
 use crate::atomic::replace_atomic;
 use crate::daemon::{self, bind_socket, serve_connection, DaemonError, Job, RealProcesses};
@@ -99,6 +100,8 @@ pub struct MoshaConfig {
     /// `ranked`: the initial known membership (a persisted state
     /// overrides it; empty: this node alone).
     pub known: Vec<u32>,
+    /// `--on-nodeup` / `--on-nodedown` hooks ([`transitions`]).
+    pub hooks: transitions::Hooks,
 }
 
 impl MoshaConfig {
@@ -141,6 +144,7 @@ impl MoshaConfig {
             init: InitConfig::default(),
             record: None,
             known: Vec::new(),
+            hooks: transitions::Hooks { timeout: Duration::from_secs(30), ..Default::default() },
         }
     }
 
@@ -341,6 +345,13 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
         exit: false,
         watchdog,
         pgids: HashMap::new(),
+        transitions: Some(transitions::Transitions::start(
+            me,
+            cfg.paths.mfsbase.clone(),
+            cfg.paths.varpath.clone(),
+            cfg.known.clone(),
+            cfg.hooks.clone(),
+        )),
     };
     info!(
         "clinit daemon {} serving {} on {}",

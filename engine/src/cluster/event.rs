@@ -26,6 +26,14 @@ pub enum ClusterEvent {
     /// ms): `node` = `None` for the membership read. The engine, not the
     /// executor, decides this.
     ReadTimedOut { node: Option<u32>, after: Millis },
+    /// Membership changed since the previous cycle, as this node sees it:
+    /// each node that went down or came up, with the reason (heartbeat age
+    /// and timeout, or the membership source's word). The transition
+    /// history numbers them ([`crate::monitor::transitions`]).
+    Membership {
+        members: Vec<u32>,
+        changes: Vec<(u32, crate::monitor::transitions::Change, String)>,
+    },
     /// The replicated hactl changed: the monitor now works from this one.
     HactlChanged { hactl: Arc<Hactl> },
     /// A replicated file: node `from`'s copy (mtime `theirs`, whole
@@ -33,6 +41,9 @@ pub enum ClusterEvent {
     Adopted { file: SharedFile, from: u32, theirs: i64, mine: Option<i64> },
     /// A chosen copy could not be installed (copy failed or timed out).
     NotAdopted { file: SharedFile, from: u32, reason: String },
+    /// Versioned replication (`ranked`): a version adopted, a hand edit
+    /// sealed or settling, a truncated copy refused.
+    Replica { file: SharedFile, note: crate::monitor::replica_version::VersionNote },
     /// Another node's copy is the newest but does not parse: not adopted.
     NewestUnparsable { file: SharedFile, node: u32, errors: String },
     /// My own copy does not parse; the last good one is used if any.
@@ -41,6 +52,8 @@ pub enum ClusterEvent {
     OwnUnreadable { file: SharedFile, reason: String },
     /// A write failed; it is written again (newest content) at `retry_at`.
     WriteFailed { file: SharedFile, seq: u64, error: IoFailure, retry_at: Millis },
+    /// `ranked` orders a fence of `node` (that incarnation), for `reason`.
+    FenceOrdered { node: u32, incarnation: u64, reason: String },
     /// A fence succeeded.
     Fenced { node: u32 },
     /// A fence failed.

@@ -34,6 +34,7 @@ pub mod event;
 pub mod glue;
 pub mod input;
 pub mod lab;
+mod membership_log;
 mod ranked_host;
 mod read_phase;
 mod stop;
@@ -90,6 +91,18 @@ impl StatusStore for Deferred {
     }
 }
 
+/// Which replication rule a policy uses: `ranked` converges on versions
+/// ([`crate::monitor::replica_version`]), `classic` keeps the original's
+/// newest-mtime rule (spec §5.4).
+fn replica_rule(policy: &PolicyConfig) -> crate::monitor::replicate::Rule {
+    match policy {
+        PolicyConfig::Ranked(_) => crate::monitor::replicate::Rule::Versioned {
+            settle: crate::monitor::replica_version::SETTLE,
+        },
+        _ => crate::monitor::replicate::Rule::Mtime,
+    }
+}
+
 /// One node's cluster driver. See the module documentation.
 pub struct ClusterDriver {
     cfg: ClusterConfig,
@@ -114,6 +127,8 @@ pub struct ClusterDriver {
     trace: Option<Tap>,
     /// The hosted `ranked` machine (`None` under classic).
     ranked: Option<ranked_host::RankedHost>,
+    /// Membership changes between cycles ([`membership_log`]).
+    observer: crate::monitor::transitions::Observer,
 }
 
 /// The trace being queued (see [`ClusterConfig::trace`]).
@@ -172,8 +187,8 @@ impl ClusterDriver {
             events: VecDeque::new(),
             seq: 0,
             phase: Phase::Idle { at: now },
-            hactl: Replica::new(),
-            cltab: Replica::new(),
+            hactl: Replica::with_rule(replica_rule(&cfg.policy)),
+            cltab: Replica::with_rule(replica_rule(&cfg.policy)),
             clstats: BTreeMap::new(),
             busy_reads: BTreeMap::new(),
             busy_membership: None,
@@ -184,6 +199,7 @@ impl ClusterDriver {
             exit_sent: false,
             trace: None,
             ranked: None,
+            observer: Default::default(),
             cfg,
         };
         let first = d.node.driver.flush(now);

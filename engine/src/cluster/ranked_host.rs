@@ -382,14 +382,33 @@ impl ClusterDriver {
             RCommand::Watchdog { epoch, deadline } => {
                 self.commands.push_back(ClusterCommand::ArmWatchdog { epoch, deadline });
             }
-            RCommand::Fence { target, reason: _, guard } => {
+            RCommand::Fence { target, reason, guard } => {
+                let why = match reason {
+                    crate::monitor::ranked::fencing::FenceReason::MustMove => {
+                        "its groups must move and it has not published a release"
+                    }
+                    crate::monitor::ranked::fencing::FenceReason::CannotWait => {
+                        "waiting for its lease and watchdog would exceed the failover bound"
+                    }
+                    crate::monitor::ranked::fencing::FenceReason::TieBreaker => {
+                        "it is the lost tie-breaker of an exact half"
+                    }
+                };
+                self.events.push_back(ClusterEvent::FenceOrdered {
+                    node: target.node,
+                    incarnation: target.incarnation,
+                    reason: why.to_string(),
+                });
                 let seq = self.next_seq();
                 if let Some(h) = self.ranked.as_mut() {
                     h.fences.insert(seq, target);
                 }
                 self.commands.push_back(ClusterCommand::FenceRanked { seq, target, guard });
             }
-            RCommand::Log(notice) => self.events.push_back(ClusterEvent::Ranked(notice)),
+            RCommand::Log(notice) => {
+                self.ranked_membership(&notice);
+                self.events.push_back(ClusterEvent::Ranked(notice))
+            }
         }
     }
 }

@@ -32,7 +32,9 @@ impl ClusterDriver {
         }
         match result {
             Ok(report) => {
+                let ages = membership_log::heartbeat_ages(&report);
                 let members = self.members_of(report);
+                self.observe_membership(&members, ages);
                 self.start_reads(now, members);
             }
             Err(reason) => self.membership_unknown(now, reason),
@@ -162,10 +164,10 @@ impl ClusterDriver {
             cltab: Step::default(),
         };
         let mut notes = Vec::new();
-        copying.hactl.decision = self.hactl.plan(me, &hactl_reads, &mut notes);
+        copying.hactl.decision = self.hactl.plan_at(now, me, &hactl_reads, &mut notes);
         self.notes::<Hactl>(notes);
         let mut notes = Vec::new();
-        copying.cltab.decision = self.cltab.plan(me, &cltab_reads, &mut notes);
+        copying.cltab.decision = self.cltab.plan_at(now, me, &cltab_reads, &mut notes);
         self.notes::<Cltab>(notes);
         let hactl_copy = copying.hactl.decision.as_ref().and_then(|d| self.hactl.to_install(d));
         let hactl_copy = hactl_copy.map(|(from, i)| (from, i.bytes.clone(), i.mtime));
@@ -230,6 +232,7 @@ impl ClusterDriver {
                 ReplicaNote::NotAdopted { from, reason } => {
                     ClusterEvent::NotAdopted { file, from, reason }
                 }
+                ReplicaNote::Versioned(note) => ClusterEvent::Replica { file, note },
             });
         }
     }

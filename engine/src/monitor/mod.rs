@@ -17,7 +17,9 @@ pub mod metrics;
 pub mod policy;
 pub(crate) mod quorum;
 pub mod ranked;
+pub mod replica_version;
 pub mod replicate;
+pub mod transitions;
 pub mod view;
 
 #[cfg(test)]

@@ -21,6 +21,10 @@
 use crate::cltab::Cltab;
 use crate::cluster::input::{ContentId, SharedFile, WallMs};
 use crate::hactl::Hactl;
+use crate::monitor::replica_version::{
+    self as version, Decision as VDecision, Facts, Seal, VersionNote,
+};
+use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -45,6 +49,9 @@ pub enum Why {
     UpToDate,
     /// `from` has a newer copy than mine (`mine` = None: I have none).
     Newer { from: u32, theirs: i64, mine: Option<i64> },
+    /// Versioned rule: the decision over versions (see
+    /// [`super::replica_version`]).
+    Versioned(Box<VDecision>),
 }
 
 /// The decision.
@@ -167,6 +174,19 @@ pub enum ReplicaNote {
     Adopted { from: u32, theirs: i64, mine: Option<i64> },
     /// The copy from `from` was not installed.
     NotAdopted { from: u32, reason: String },
+    /// Versioned rule (`ranked`): what it wants said.
+    Versioned(VersionNote),
+}
+
+/// Which rule picks the copy to adopt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rule {
+    /// The original's `getlatest`: newest mtime (`classic`).
+    Mtime,
+    /// Version counter, content-hash tie-break, seal lines
+    /// ([`super::replica_version`]): hand edits are sealed once unchanged
+    /// for `settle` ms (`ranked`).
+    Versioned { settle: Millis },
 }
 
 /// What replication settled on this cycle.
@@ -191,17 +211,48 @@ pub struct Replica<T> {
     last_good: Option<Arc<T>>,
     /// (node, identity) pairs already complained about: say it once.
     warned: BTreeSet<(u32, ContentId)>,
+    rule: Rule,
+    /// Versioned rule: each node's copy judged from its bytes, by identity
+    /// (so an unchanged copy is not hashed again).
+    seals: BTreeMap<u32, (ContentId, Seal)>,
+    /// Versioned rule: my copy's identity and since when (my clock) I have
+    /// seen it unchanged.
+    own_since: Option<(ContentId, Millis)>,
+    /// Versioned rule: the sealed copy of my hand edit, while it is written.
+    sealing: Option<CopyInfo<T>>,
 }
 
 impl<T> Default for Replica<T> {
     fn default() -> Self {
-        Replica { cache: BTreeMap::new(), last_good: None, warned: BTreeSet::new() }
+        Replica {
+            cache: BTreeMap::new(),
+            last_good: None,
+            warned: BTreeSet::new(),
+            rule: Rule::Mtime,
+            seals: BTreeMap::new(),
+            own_since: None,
+            sealing: None,
+        }
     }
 }
 
 impl<T: Replicated> Replica<T> {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Replication under `rule`.
+    pub fn with_rule(rule: Rule) -> Self {
+        Replica { rule, ..Self::default() }
+    }
+
+    pub fn rule(&self) -> Rule {
+        self.rule
+    }
+
+    /// Versioned rule: node `node`'s copy's version, when it is sealed.
+    pub fn version_of(&self, node: u32) -> Option<version::Version> {
+        self.seals.get(&node).and_then(|(_, s)| s.version())
     }
 
     /// What was read of `node`'s copy last time.
@@ -218,6 +269,18 @@ impl<T: Replicated> Replica<T> {
     /// `None` when my own copy could not be read.
     pub fn plan(
         &mut self,
+        me: u32,
+        reads: &BTreeMap<u32, CopyRead<T>>,
+        notes: &mut Vec<ReplicaNote>,
+    ) -> Option<Replication> {
+        self.plan_at(Millis::ZERO, me, reads, notes)
+    }
+
+    /// [`Replica::plan`] at `now` (this node's clock, ms): the versioned
+    /// rule times the settle of a hand edit with it.
+    pub fn plan_at(
+        &mut self,
+        now: Millis,
         me: u32,
         reads: &BTreeMap<u32, CopyRead<T>>,
         notes: &mut Vec<ReplicaNote>,
@@ -244,6 +307,9 @@ impl<T: Replicated> Replica<T> {
             }
         }
         self.cache.retain(|n, _| reads.contains_key(n));
+        if let Rule::Versioned { settle } = self.rule {
+            return Some(self.plan_versioned(now, me, reads.contains_key(&me), settle, notes));
+        }
         let decision = getlatest(&candidates, me);
         for node in &decision.skipped_unparsable {
             let Some(info) = self.cache.get(node) else { continue };
@@ -255,9 +321,103 @@ impl<T: Replicated> Replica<T> {
         Some(decision)
     }
 
+    /// The versioned decision over the cached copies (see
+    /// [`super::replica_version`]).
+    fn plan_versioned(
+        &mut self,
+        now: Millis,
+        me: u32,
+        listed: bool,
+        settle: Millis,
+        notes: &mut Vec<ReplicaNote>,
+    ) -> Replication {
+        let cache = &self.cache;
+        self.seals.retain(|n, (id, _)| cache.get(n).is_some_and(|c| c.id == *id));
+        let mut copies = Vec::with_capacity(self.cache.len());
+        for (&node, info) in &self.cache {
+            let seal = self
+                .seals
+                .entry(node)
+                .or_insert_with(|| (info.id, version::classify(&info.bytes)))
+                .1
+                .clone();
+            if let Seal::Truncated { reason } = &seal {
+                if node != me && self.warned.insert((node, info.id)) {
+                    let reason = reason.clone();
+                    notes.push(ReplicaNote::Versioned(VersionNote::TheirsTruncated {
+                        node,
+                        reason,
+                    }));
+                }
+            }
+            copies.push((node, Some(Facts { seal, parses: info.parsed.is_ok() })));
+        }
+        // Nodes read with no copy take part as "none".
+        let own = self.cache.get(&me).map(|c| c.id);
+        if listed && own.is_none() {
+            copies.push((me, None));
+            copies.sort_by_key(|(n, _)| *n);
+        }
+        let unchanged_for = match (own, self.own_since) {
+            (Some(id), Some((seen, since))) if seen == id => now.saturating_sub(since),
+            (Some(id), _) => {
+                self.own_since = Some((id, now));
+                Millis::ZERO
+            }
+            (None, _) => {
+                self.own_since = None;
+                Millis::ZERO
+            }
+        };
+        let decision = version::decide(&copies, me, unchanged_for, settle);
+        self.sealing = None;
+        let mine = self.cache.get(&me);
+        if let (Some(mine), Some((_, Seal::Truncated { reason }))) = (mine, self.seals.get(&me)) {
+            if self.warned.insert((me, mine.id)) {
+                let replaced_by = match &decision {
+                    VDecision::Adopt { from, .. } => Some(*from),
+                    _ => None,
+                };
+                let reason = reason.clone();
+                notes.push(ReplicaNote::Versioned(VersionNote::MineTruncated {
+                    reason,
+                    replaced_by,
+                }));
+            }
+        }
+        let copy_from = match &decision {
+            VDecision::Adopt { from, .. } => Some(*from),
+            VDecision::Seal { number } => {
+                let mine = mine.cloned();
+                self.sealing = mine.map(|info| {
+                    let bytes: Arc<[u8]> =
+                        version::seal(version::body(&info.bytes), *number).into();
+                    CopyInfo { bytes, ..info }
+                });
+                self.sealing.as_ref().map(|_| me)
+            }
+            VDecision::Settling { left } => {
+                if let Some(id) = own {
+                    // Said once per edit (identity), not every cycle.
+                    if self.warned.insert((me, id)) {
+                        let note = VersionNote::Settling { left: *left };
+                        notes.push(ReplicaNote::Versioned(note));
+                    }
+                }
+                None
+            }
+            _ => None,
+        };
+        let why = Why::Versioned(Box::new(decision));
+        Replication { copy_from, why, skipped_unparsable: Vec::new() }
+    }
+
     /// The copy `plan` chose, as the bytes and mtime to install.
     pub fn to_install(&self, decision: &Replication) -> Option<(u32, &CopyInfo<T>)> {
         let from = decision.copy_from?;
+        if matches!(&decision.why, Why::Versioned(d) if matches!(**d, VDecision::Seal { .. })) {
+            return self.sealing.as_ref().map(|info| (from, info));
+        }
         let info = self.cache.get(&from)?;
         info.parsed.is_ok().then_some((from, info))
     }
@@ -273,7 +433,9 @@ impl<T: Replicated> Replica<T> {
     ) -> Settled<T> {
         let mut adopted_from = None;
         if let (Some(result), Some(decision)) = (installed, decision) {
-            if let Why::Newer { from, theirs, mine } = &decision.why {
+            if let Why::Versioned(d) = &decision.why {
+                adopted_from = self.settle_versioned(me, d, result, notes);
+            } else if let Why::Newer { from, theirs, mine } = &decision.why {
                 match (result, self.cache.get(from).cloned()) {
                     (Ok(id), Some(info)) => {
                         notes.push(ReplicaNote::Adopted {
@@ -292,7 +454,19 @@ impl<T: Replicated> Replica<T> {
                 }
             }
         }
-        let mine = self.cache.get(&me).cloned();
+        let mut mine = self.cache.get(&me).cloned();
+        if let (Rule::Versioned { .. }, Some(info)) = (self.rule, &mine) {
+            // Only a sealed copy is used: a hand edit waits for its seal,
+            // a truncated copy is never used (the last good one is). One
+            // that does not parse is still said (below), whatever it is.
+            let sealed = match self.seals.get(&me) {
+                Some((id, seal)) if *id == info.id => seal.version().is_some(),
+                _ => version::classify(&info.bytes).version().is_some(),
+            };
+            if !sealed && info.parsed.is_ok() {
+                mine = None;
+            }
+        }
         let previous = self.last_good.clone();
         let current = match mine {
             Some(CopyInfo { parsed: Ok(parsed), .. }) => {
@@ -310,9 +484,52 @@ impl<T: Replicated> Replica<T> {
         };
         // Forget complaints about versions that are gone.
         let cache = &self.cache;
+        // (A settling note was keyed by my copy's identity; a parse
+        // complaint about the same identity shares the key, so the
+        // versioned rule says "settling" only for copies that parse.)
         self.warned.retain(|(n, id)| cache.get(n).is_some_and(|c| c.id == *id));
         let changed = current.as_deref() != previous.as_deref();
         Settled { current, changed, adopted_from }
+    }
+
+    /// Versioned rule: record what a copy or a seal installed as mine.
+    fn settle_versioned(
+        &mut self,
+        me: u32,
+        decision: &VDecision,
+        result: Result<ContentId, String>,
+        notes: &mut Vec<ReplicaNote>,
+    ) -> Option<u32> {
+        let (from, info, note) = match decision {
+            VDecision::Adopt { from, theirs, mine } => {
+                let note = VersionNote::Adopted { from: *from, theirs: *theirs, mine: *mine };
+                (*from, self.cache.get(from).cloned(), note)
+            }
+            VDecision::Seal { .. } => {
+                let info = self.sealing.take();
+                let seal = info.as_ref().map(|i| version::classify(&i.bytes));
+                let Some(Seal::Sealed(v)) = seal else { return None };
+                (me, info, VersionNote::Sealed { version: v })
+            }
+            _ => return None,
+        };
+        match (result, info) {
+            (Ok(id), Some(info)) => {
+                notes.push(ReplicaNote::Versioned(note));
+                self.cache.insert(me, CopyInfo { id, ..info });
+                self.own_since = None;
+                (from != me).then_some(from)
+            }
+            (Ok(_), None) => {
+                let reason = "its copy is no longer known".into();
+                notes.push(ReplicaNote::NotAdopted { from, reason });
+                None
+            }
+            (Err(reason), _) => {
+                notes.push(ReplicaNote::NotAdopted { from, reason });
+                None
+            }
+        }
     }
 }
 

@@ -161,3 +161,178 @@ fn ranked_torn_record_is_unknown_not_absent() {
     run_single_owner(&mut c, Millis::from_secs(10));
     assert_eq!(c.owners("web"), vec![owner]);
 }
+
+/// Versioned replicas (issue 12): every node's hactl, as bytes.
+fn hactls(c: &Cluster, nodes: &[u32]) -> Vec<String> {
+    nodes.iter().map(|&n| c.files.text(n, SharedFile::Hactl).unwrap_or_default()).collect()
+}
+
+fn replica_notes(c: &Cluster, node: u32) -> Vec<String> {
+    c.events_of(node)
+        .iter()
+        .filter_map(|e| match e {
+            ClusterEvent::Replica { file, note } => Some(format!("{file}: {note}")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Two different hactl copies with the same mtime (the original's rule
+/// never converges on them: each node keeps its own on a tie): under
+/// `ranked` both are hand-edited copies, each sealed by its node, and the
+/// content-hash tie-break picks one for every node.
+#[test]
+fn ranked_replicas_with_equal_mtimes_converge_on_one_content() {
+    let mut c = ranked_cluster(&[1, 2, 3], "web start\n", with_fence());
+    c.files.put(2, SharedFile::Hactl, "web start 3\n", WallMs(T0 - 10_000));
+    c.run_until(Millis::from_secs(15));
+    let files = hactls(&c, &[1, 2, 3]);
+    assert!(files.iter().all(|f| *f == files[0]), "not converged: {files:?}");
+    let seal = crate::monitor::replica_version::classify(files[0].as_bytes());
+    assert!(seal.version().is_some(), "the common copy is sealed: {files:?}");
+    let hactl = c.drivers[&1].hactl().expect("a hactl is in use");
+    for n in [2, 3] {
+        assert_eq!(c.drivers[&n].hactl(), Some(hactl), "node {n} uses another hactl");
+    }
+}
+
+/// A copy whose mtime lies an hour in the future (a clock running ahead)
+/// does not undo an operator's later edit: versions, not mtimes, decide.
+#[test]
+fn ranked_replicas_ignore_a_future_mtime() {
+    use crate::monitor::replica_version::{body, classify, seal};
+    let mut c = ranked_cluster(&[1, 2, 3], "web start\n", with_fence());
+    let v1: Arc<[u8]> = seal(b"web start\n", 1).into();
+    for n in [1, 2] {
+        c.files.put_bytes(n, SharedFile::Hactl, v1.clone(), WallMs(T0 - 10_000));
+    }
+    c.files.put_bytes(3, SharedFile::Hactl, v1, WallMs(T0 + 3_600_000));
+    let placed = c.run_until_pred(Millis::from_secs(60), |c| !c.owners("web").is_empty());
+    assert!(placed, "web never started");
+    // The operator edits node 1's copy by hand (the original format).
+    let at = c.now;
+    c.files.put(1, SharedFile::Hactl, "web stop\n", wall(at));
+    let stopped = c.run_until_pred(at + Millis::from_secs(30), |c| {
+        hactls(c, &[1, 2, 3]).iter().all(|f| body(f.as_bytes()) == b"web stop\n")
+            && c.owners("web").is_empty()
+    });
+    assert!(
+        stopped,
+        "the edit did not win: {:?} {:?}",
+        hactls(&c, &[1, 2, 3]),
+        replica_notes(&c, 1)
+    );
+    // It stays won: node 3's future mtime never brings `web start` back.
+    c.run_until(c.now + Millis::from_secs(20));
+    for f in hactls(&c, &[1, 2, 3]) {
+        assert_eq!(body(f.as_bytes()), b"web stop\n");
+        assert_eq!(classify(f.as_bytes()).version().map(|v| v.number), Some(2), "{f}");
+    }
+    assert!(c.owners("web").is_empty());
+    assert!(
+        replica_notes(&c, 1).iter().any(|n| n.contains("sealed as version 2")),
+        "{:?}",
+        replica_notes(&c, 1)
+    );
+}
+
+/// A truncated sealed copy is never adopted, whatever its version; the
+/// node that holds it gets the best complete copy back.
+#[test]
+fn ranked_replicas_never_adopt_a_truncated_copy() {
+    use crate::monitor::replica_version::{body, classify, seal};
+    let mut c = ranked_cluster(&[1, 2, 3], "web start\n", with_fence());
+    let good: Arc<[u8]> = seal(b"web start\n", 1).into();
+    let high = seal(b"# maintenance\nweb stop\n", 9);
+    // Cut at a line boundary: the cut text still parses.
+    let cut: Arc<[u8]> = high[..high.len() - b"web stop\n".len()].into();
+    for n in [1, 3] {
+        c.files.put_bytes(n, SharedFile::Hactl, good.clone(), WallMs(T0 - 10_000));
+    }
+    c.files.put_bytes(2, SharedFile::Hactl, cut, WallMs(T0 + 60_000));
+    let mut seen_owner = false;
+    let limit = Millis::from_secs(30);
+    while c.step(limit) {
+        seen_owner |= !c.owners("web").is_empty();
+        for n in [1, 3] {
+            let f = c.files.text(n, SharedFile::Hactl).unwrap_or_default();
+            assert_eq!(body(f.as_bytes()), b"web start\n", "node {n} adopted the cut copy");
+        }
+    }
+    assert!(seen_owner, "web never ran");
+    let f = c.files.text(2, SharedFile::Hactl).unwrap_or_default();
+    assert_eq!(classify(f.as_bytes()).version().map(|v| v.number), Some(1), "{f}");
+    // Whoever read node 2's cut copy before node 2 replaced it said so.
+    let said: Vec<u32> = [1, 3]
+        .into_iter()
+        .filter(|&n| replica_notes(&c, n).iter().any(|t| t.contains("node 2's copy is truncated")))
+        .collect();
+    assert!(!said.is_empty(), "{:?} {:?}", replica_notes(&c, 1), replica_notes(&c, 3));
+    assert!(replica_notes(&c, 2).iter().any(|t| t.contains("my copy is truncated")));
+}
+
+/// `#@standby N` in hactl (issue 12): the owner in standby stops its group
+/// gracefully and another node takes it; the standby node takes nothing
+/// new; off again, the group stays where it runs (no failback).
+#[test]
+fn ranked_standby_drains_a_node_and_keeps_new_groups_off_it() {
+    use crate::monitor::replica_version::seal;
+    let mut c = ranked_cluster(&[1, 2, 3], "web start\n", with_fence());
+    c.run_until_pred(Millis::from_secs(60), |c| c.owners("web").len() == 1);
+    run_single_owner(&mut c, Millis::from_secs(5));
+    let owner = c.owners("web")[0];
+    let text = format!("#@standby {owner}\nweb start\n");
+    let at = c.now;
+    c.files.put_bytes(1, SharedFile::Hactl, seal(text.as_bytes(), 10).into(), wall(at));
+    let moved = c.run_until_pred(
+        at + Millis::from_secs(60),
+        |c| matches!(c.owners("web")[..], [n] if n != owner),
+    );
+    assert!(moved, "web did not leave node {owner}: {:?}", c.owners("web"));
+    let drained = c.events_of(owner).iter().any(|e| {
+        matches!(e, ClusterEvent::Ranked(crate::monitor::ranked::RankedNotice::StandbyDrain { group }) if group == "web")
+    });
+    assert!(drained, "no drain notice on node {owner}");
+    // It was stopped by a tell (graceful), never by a kill of the lease.
+    run_single_owner(&mut c, Millis::from_secs(10));
+    let new_owner = c.owners("web")[0];
+    assert_ne!(new_owner, owner);
+    // The new owner dies: web goes to the third node, never to the standby one.
+    c.crash(new_owner);
+    let third = [1, 2, 3].into_iter().find(|&n| n != owner && n != new_owner).expect("third");
+    let limit = c.now + Millis::from_secs(60);
+    let mut guard = 0;
+    while c.step(limit) {
+        assert!(!c.owners("web").contains(&owner), "web started on the standby node {owner}");
+        if c.owners("web") == vec![third] {
+            break;
+        }
+        guard += 1;
+        assert!(guard < 200_000, "runaway");
+    }
+    assert_eq!(c.owners("web"), vec![third]);
+    // Standby off: web stays on the third node (no failback).
+    let at = c.now;
+    c.files.put_bytes(third, SharedFile::Hactl, seal(b"web start\n", 11).into(), wall(at));
+    run_single_owner(&mut c, Millis::from_secs(15));
+    assert_eq!(c.owners("web"), vec![third]);
+}
+
+/// A hand edit with a typo is said (file:line) and never sealed; the node
+/// keeps its last sealed copy.
+#[test]
+fn ranked_replicas_say_a_broken_hand_edit_and_keep_the_last_sealed_copy() {
+    let mut c = ranked_cluster(&[1, 2, 3], "web start\n", with_fence());
+    c.run_until_pred(Millis::from_secs(60), |c| c.owners("web").len() == 1);
+    let before = c.drivers[&2].hactl().cloned().expect("a hactl in use");
+    let at = c.now;
+    c.files.put(2, SharedFile::Hactl, "web\n", wall(at));
+    c.run_until(at + Millis::from_secs(10));
+    let said = c.events_of(2).iter().any(|e| {
+        matches!(e, ClusterEvent::OwnUnparsable { file: SharedFile::Hactl, kept_last_good: true, errors } if errors.contains(":1:"))
+    });
+    assert!(said, "{:?}", replica_notes(&c, 2));
+    assert_eq!(c.files.text(2, SharedFile::Hactl).as_deref(), Some("web\n"), "never sealed");
+    assert_eq!(c.drivers[&2].hactl(), Some(&before));
+    assert_eq!(c.owners("web").len(), 1);
+}

@@ -190,6 +190,11 @@ pub enum RankedNotice {
         group: String,
         grantors: BTreeSet<u32>,
     },
+    /// This node is in standby (`#@standby` in hactl): `group` is stopped
+    /// here gracefully, and another node takes it (issue 12).
+    StandbyDrain {
+        group: String,
+    },
     /// A better-ranked running instance keeps `group`; stopped here.
     Conflict {
         group: String,

@@ -77,6 +77,9 @@ impl Ranked {
         });
         let mut names: BTreeSet<String> = hactl.groups.keys().cloned().collect();
         names.extend(self.own.groups.keys().cloned());
+        // Standby nodes neither keep nor take groups (see `standby`).
+        let standby = hactl.standby.contains(&self.me);
+        let heard: Vec<u32> = heard.into_iter().filter(|n| !hactl.standby.contains(n)).collect();
         for g in names {
             let want = hactl.get(&g).map(|w| w.level.clone()).filter(|l| l != "stop");
             let own = self.own.groups.get(&g).cloned();
@@ -126,6 +129,12 @@ impl Ranked {
                         self.claims.remove(&g);
                         self.tell(&g, "stop", false);
                         self.log(RankedNotice::Conflict { group: g.clone(), keeper });
+                    } else if standby {
+                        if self.told.get(&g).map(String::as_str) != Some("stop") {
+                            self.log(RankedNotice::StandbyDrain { group: g.clone() });
+                        }
+                        self.claims.remove(&g);
+                        self.tell(&g, "stop", false);
                     } else if st.level != want && st.state.is_settled() {
                         self.tell(&g, &want, true);
                     } else if st.state.is_settled() {
@@ -141,7 +150,7 @@ impl Ranked {
                     let mut rivals = attempts.clone();
                     rivals.push(self.me);
                     let better_rival = rank(&g, &preferred, &rivals)[0] != self.me;
-                    if !running.is_empty() || better_rival {
+                    if !running.is_empty() || better_rival || standby {
                         self.claims.remove(&g);
                         self.tell(&g, "stop", false);
                         continue;

@@ -1,0 +1,286 @@
+//! `mosha`'s membership transitions: the history file and the hooks
+//! (issue 12). The rules (numbering, which copy is the history, who
+//! records) are the engine's [`clinit_engine::monitor::transitions`]; this
+//! module only reads and writes the files and runs the hooks.
+//!
+//! Two threads, so that neither the monitor nor the history waits for a
+//! hook:
+//! * the **recorder thread** gets the driver's membership changes over a
+//!   channel; every [`POLL`] (and on each change) it reads every node's
+//!   `transitions` file, takes the best history, appends this node's
+//!   changes when it is the recorder, writes its own copy when it differs,
+//!   and logs each transition it has not logged before, once;
+//! * the **hook thread** runs `--on-nodeup`/`--on-nodedown` once per
+//!   transition, in transition order, one at a time, with `MOSHA_TRANSITION`,
+//!   `MOSHA_NODE`, `MOSHA_CHANGE` (`up`/`down`), `MOSHA_TIME` (the
+//!   recorder's wall clock, seconds since the epoch with ms),
+//!   `MOSHA_REASON` and `MOSHA_ME` in its environment. A hook that runs
+//!   longer than its time-out is killed with its process group (logged); a
+//!   hook that fails is logged. Hooks run for transitions recorded after
+//!   this `mosha` started, never for older history.
+
+use clinit_engine::monitor::transitions::{recorder, Change, History, Transition};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::collections::BTreeSet;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime};
+use tracing::{debug, error, info, warn};
+
+/// The history file's name in each node's directory.
+pub const FILE: &str = "transitions";
+/// How often the recorder thread re-reads the histories without a change.
+pub const POLL: Duration = Duration::from_millis(500);
+/// Largest history file read (bytes).
+const LIMIT: u64 = 1 << 20;
+
+/// The hooks and their time-out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hooks {
+    pub on_nodeup: Option<String>,
+    pub on_nodedown: Option<String>,
+    /// Longest a hook may run before its process group is killed.
+    pub timeout: Duration,
+}
+
+/// What the recorder thread is told.
+enum Msg {
+    Changes { members: Vec<u32>, changes: Vec<(u32, Change, String)> },
+    Stop,
+}
+
+/// The running threads.
+pub struct Transitions {
+    tx: mpsc::Sender<Msg>,
+    recorder: Option<JoinHandle<()>>,
+}
+
+/// Every node's history file, by node (from the node directories under
+/// `mfsbase`).
+fn read_histories(mfsbase: &std::path::Path, varpath: &std::path::Path) -> Vec<(u32, History)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir(mfsbase) else { return out };
+    for entry in dir.flatten() {
+        let Some(node) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let path = entry.path().join(varpath).join(FILE);
+        match crate::safe_read::read_regular(&path, LIMIT) {
+            Ok(Some(bytes)) => match History::parse(&bytes) {
+                Ok(h) => out.push((node, h)),
+                Err(e) => debug!("{}: not used: {e}", path.display()),
+            },
+            Ok(None) => {}
+            Err(e) => debug!("{}: {e}", path.display()),
+        }
+    }
+    out
+}
+
+/// The best history under `mfsbase` (for `mosha status`).
+pub fn best_history(mfsbase: &std::path::Path, varpath: &std::path::Path) -> Option<History> {
+    History::best(read_histories(mfsbase, varpath).into_iter().map(|(_, h)| h))
+}
+
+/// The last `k` transitions for `mosha status`, newest last, with their
+/// age by the reader's clock (`now_ms`, ms since the epoch).
+pub fn render_recent(history: &History, k: usize, now_ms: i64) -> String {
+    let mut out = format!("\nrecent membership transitions (last {}):\n", history.last);
+    for t in history.tail(k) {
+        let ago = (now_ms - t.at_ms).max(0) as f64 / 1000.0;
+        out.push_str(&format!(
+            "  #{:<5} node {} {:<4} {} ago (by node {}): {}\n",
+            t.number,
+            t.node,
+            t.change,
+            crate::cluster_status::human_secs(ago),
+            t.by,
+            t.reason
+        ));
+    }
+    out
+}
+
+impl Transitions {
+    /// Start both threads for node `me` (`known`: the cluster's nodes, for
+    /// the recorder's majority check; empty: none).
+    pub fn start(
+        me: u32,
+        mfsbase: PathBuf,
+        varpath: PathBuf,
+        known: Vec<u32>,
+        hooks: Hooks,
+    ) -> Transitions {
+        let (tx, rx) = mpsc::channel();
+        let (hook_tx, hook_rx) = mpsc::channel::<Transition>();
+        if hooks.on_nodeup.is_some() || hooks.on_nodedown.is_some() {
+            thread::Builder::new()
+                .name("mosha-hooks".into())
+                .spawn(move || {
+                    while let Ok(t) = hook_rx.recv() {
+                        run_hook(me, &hooks, &t);
+                    }
+                })
+                .map_err(|e| error!("cannot start the hook thread: {e}; hooks will not run"))
+                .ok();
+        }
+        let recorder = thread::Builder::new()
+            .name("mosha-transitions".into())
+            .spawn(move || record_loop(me, &mfsbase, &varpath, &known, rx, hook_tx))
+            .map_err(|e| error!("cannot start the transitions thread: {e}"))
+            .ok();
+        Transitions { tx, recorder }
+    }
+
+    /// The driver saw membership change (never blocks).
+    pub fn changed(&self, members: Vec<u32>, changes: Vec<(u32, Change, String)>) {
+        let _ = self.tx.send(Msg::Changes { members, changes });
+    }
+}
+
+impl Drop for Transitions {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(handle) = self.recorder.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn record_loop(
+    me: u32,
+    mfsbase: &std::path::Path,
+    varpath: &std::path::Path,
+    known: &[u32],
+    rx: mpsc::Receiver<Msg>,
+    hooks: mpsc::Sender<Transition>,
+) {
+    let own = mfsbase.join(me.to_string()).join(varpath).join(FILE);
+    // History older than this start: not logged again, no hooks.
+    let mut mine = History::best(read_histories(mfsbase, varpath).into_iter().map(|(_, h)| h))
+        .unwrap_or_default();
+    if mine.last > 0 {
+        info!("membership transitions: history up to transition {}", mine.last);
+    }
+    let mut logged = mine.last;
+    let mut pending: Vec<(u32, Change, String, i64)> = Vec::new();
+    let mut view: BTreeSet<u32> = BTreeSet::new();
+    let mut write_failing = false;
+    loop {
+        match rx.recv_timeout(POLL) {
+            Ok(Msg::Changes { members, changes }) => {
+                view = members.into_iter().collect();
+                let at = wall_ms();
+                pending.extend(changes.into_iter().map(|(n, c, r)| (n, c, r, at)));
+            }
+            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        // The best history anyone holds; never one behind what this node
+        // already has (forward only).
+        let read = read_histories(mfsbase, varpath);
+        let on_disk = read.iter().find(|(n, _)| *n == me).map(|(_, h)| h.clone());
+        if let Some(best) = History::best(read.into_iter().map(|(_, h)| h)) {
+            if best.last > mine.last || (best.last == mine.last && best != mine) {
+                mine = History::best([best, mine.clone()]).unwrap_or_default();
+            }
+        }
+        if !pending.is_empty() {
+            if recorder(&view, known) == Some(me) {
+                for (node, change, reason, at) in pending.drain(..) {
+                    mine.append(node, change, at, me, &reason);
+                }
+            } else {
+                // Another node records (or no majority is in view).
+                for (node, change, reason, _) in pending.drain(..) {
+                    debug!("membership: node {node} {change} ({reason}); not the recorder");
+                }
+            }
+        }
+        if on_disk.as_ref() != Some(&mine) && (mine.last > 0 || on_disk.is_some()) {
+            match crate::atomic::write_atomic(&own, &mine.render(), None) {
+                Ok(()) => write_failing = false,
+                Err(e) if !write_failing => {
+                    write_failing = true;
+                    error!("cannot write {}: {e}", own.display());
+                }
+                Err(_) => {}
+            }
+        }
+        for t in mine.after(logged) {
+            if t.change == Change::Down {
+                warn!("{t} (recorded by node {})", t.by);
+            } else {
+                info!("{t} (recorded by node {})", t.by);
+            }
+            let _ = hooks.send(t.clone());
+        }
+        logged = logged.max(mine.last);
+    }
+}
+
+/// Run the hook for one transition, bounded by the time-out.
+fn run_hook(me: u32, hooks: &Hooks, t: &Transition) {
+    let cmd = match t.change {
+        Change::Up => hooks.on_nodeup.as_deref(),
+        Change::Down => hooks.on_nodedown.as_deref(),
+    };
+    let Some(cmd) = cmd else { return };
+    let what = format!("--on-node{} hook for transition {}", t.change, t.number);
+    let time = format!("{}.{:03}", t.at_ms.div_euclid(1000), t.at_ms.rem_euclid(1000));
+    let child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("MOSHA_TRANSITION", t.number.to_string())
+        .env("MOSHA_NODE", t.node.to_string())
+        .env("MOSHA_CHANGE", t.change.to_string())
+        .env("MOSHA_TIME", time)
+        .env("MOSHA_REASON", &t.reason)
+        .env("MOSHA_ME", me.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return error!("{what}: cannot start: {e}"),
+    };
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => {
+                return debug!("{what}: done in {:?}", start.elapsed());
+            }
+            Ok(Some(status)) => {
+                let how = match (status.code(), status.signal()) {
+                    (Some(code), _) => format!("exit status {code}"),
+                    (None, Some(sig)) => format!("signal {sig}"),
+                    _ => "unknown status".into(),
+                };
+                return warn!("{what} failed ({how})");
+            }
+            Ok(None) => {}
+            Err(e) => return error!("{what}: cannot wait: {e}"),
+        }
+        if start.elapsed() >= hooks.timeout {
+            // Its own process group: the hook and whatever it started.
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = child.wait();
+            return warn!("{what} ran longer than {:?}: killed", hooks.timeout);
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,516 @@
+//! Versioned replicas of `hactl` and `cltab`: the rule `ranked` uses so
+//! that every node converges on one content whatever the mtimes or clocks
+//! say (issue 12). `classic` keeps the original's mtime rule
+//! ([`super::replicate::getlatest`]).
+//!
+//! **Why not mtimes.** Two copies with the same mtime never converge under
+//! the original's rule (each node keeps the earliest of a tie in its own
+//! list order, and a node keeps its own copy on a tie), and a copy whose
+//! mtime lies in the future (a clock running ahead) beats every later edit
+//! until that time comes. An mtime compares one node's clock with
+//! another's; a version counter compares nothing but numbers.
+//!
+//! **The seal line.** A copy that `mosha` writes starts with one comment
+//! line, which the original parsers skip (`#` starts a comment in both
+//! files):
+//!
+//! ```text
+//! #@mosha version=7 bytes=123 fnv1a64=0123456789abcdef
+//! ```
+//!
+//! `bytes` and `fnv1a64` describe the *body*: everything after that line.
+//! The checksum is FNV-1a 64 (the same the `ranked` heartbeat record uses,
+//! [`super::ranked::record::fnv1a64`]); it detects a torn copy, it is not a
+//! defence against a malicious writer. The line is optional: a file without
+//! it is the original format.
+//!
+//! **The order.** A sealed copy's [`Version`] is (version number, body
+//! checksum). The highest number wins; equal numbers go to the higher
+//! checksum, a content-hash tie-break that every node computes the same, so
+//! the order is total on contents and every node reaches the same winner.
+//!
+//! **What a copy is** ([`Seal`], from the bytes alone):
+//! - *sealed*: the seal line parses, the body has the declared length and
+//!   checksum;
+//! - *truncated*: the seal line is cut or damaged, or the body is shorter
+//!   than declared. Never adopted, whatever its version. My own truncated
+//!   copy is replaced by the best sealed copy that parses;
+//! - *hand-edited*: no seal line (the original format), or a seal line whose
+//!   checksum fails while the body is at least as long as declared (edited
+//!   with the line kept). Another node's hand-edited copy is never adopted:
+//!   its own node seals it. My own is sealed as a new version, numbered one
+//!   above every version I can see (so an operator's edit wins over what it
+//!   has seen), but only once it has stayed unchanged for the settle time
+//!   ([`SETTLE`], 2 s), so that an editor's write in place is not caught
+//!   half-way. If its content equals the best sealed copy's body it simply
+//!   takes that copy (no new version). While it does not parse, it is left
+//!   alone (the node keeps its last good parse), as under the mtime rule.
+//!
+//! An edit by hand that only *deletes* text and keeps the seal line looks
+//! like a truncation and is not adopted: delete the seal line too when
+//! editing by hand, or use `mosha hactl set`. README says so.
+
+use super::ranked::record::fnv1a64;
+use crate::time::Millis;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The seal line's prefix.
+pub const MARK: &str = "#@mosha ";
+
+/// How long (ms, on the reading node's own clock) a hand-edited own copy
+/// must stay unchanged before it is sealed as a new version: longer than an
+/// editor's write in place, short enough not to be noticed by an operator.
+pub const SETTLE: Millis = Millis(2_000);
+
+/// A sealed copy's place in the order: number first, then the body's
+/// checksum as the content-hash tie-break.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct Version {
+    pub number: u64,
+    pub sum: u64,
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "version {} ({:016x})", self.number, self.sum)
+    }
+}
+
+/// What a copy is, judged from its bytes alone (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Seal {
+    /// Written by `mosha`, complete.
+    Sealed(Version),
+    /// Hand-edited: no seal line (`was` = None), or a seal line for version
+    /// `was` whose checksum fails on a body at least as long as declared.
+    /// `sum` is the body's checksum.
+    Edited { was: Option<u64>, sum: u64 },
+    /// Cut or damaged: never adopted.
+    Truncated { reason: String },
+}
+
+impl Seal {
+    /// The version, for a sealed copy.
+    pub fn version(&self) -> Option<Version> {
+        match self {
+            Seal::Sealed(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+/// `body` with a seal line for version `number` in front.
+pub fn seal(body: &[u8], number: u64) -> Vec<u8> {
+    let line =
+        format!("{MARK}version={number} bytes={} fnv1a64={:016x}\n", body.len(), fnv1a64(body));
+    let mut out = Vec::with_capacity(line.len() + body.len());
+    out.extend_from_slice(line.as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// The bytes after the seal line (all of them when there is none).
+pub fn body(bytes: &[u8]) -> &[u8] {
+    if !bytes.starts_with(MARK.as_bytes()) {
+        return bytes;
+    }
+    match bytes.iter().position(|&b| b == b'\n') {
+        Some(end) => &bytes[end + 1..],
+        None => &[],
+    }
+}
+
+/// Judge a copy's bytes (see the module doc).
+pub fn classify(bytes: &[u8]) -> Seal {
+    let mark = MARK.as_bytes();
+    if bytes.is_empty() {
+        return Seal::Truncated { reason: "0 bytes".into() };
+    }
+    if !bytes.starts_with(mark) {
+        if mark.starts_with(bytes) {
+            let reason = format!("cut inside its seal line ({} bytes)", bytes.len());
+            return Seal::Truncated { reason };
+        }
+        return Seal::Edited { was: None, sum: fnv1a64(bytes) };
+    }
+    let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
+        return Seal::Truncated { reason: "its seal line is cut (no end of line)".into() };
+    };
+    let Ok(line) = std::str::from_utf8(&bytes[mark.len()..end]) else {
+        return Seal::Truncated { reason: "its seal line is not UTF-8".into() };
+    };
+    let (mut number, mut len, mut sum) = (None, None, None);
+    for field in line.split_whitespace() {
+        match field.split_once('=') {
+            Some(("version", v)) => number = v.parse::<u64>().ok(),
+            Some(("bytes", v)) => len = v.parse::<usize>().ok(),
+            Some(("fnv1a64", v)) if v.len() == 16 => sum = u64::from_str_radix(v, 16).ok(),
+            // Unknown fields are for later versions of the format.
+            _ => {}
+        }
+    }
+    let (Some(number), Some(len), Some(sum)) = (number, len, sum) else {
+        return Seal::Truncated {
+            reason: "its seal line is damaged (needs version=, bytes=, fnv1a64=)".into(),
+        };
+    };
+    let body = &bytes[end + 1..];
+    let actual = fnv1a64(body);
+    if body.len() == len && actual == sum {
+        Seal::Sealed(Version { number, sum })
+    } else if body.len() < len {
+        let reason = format!("{} of the {len} bytes its seal line declares", body.len());
+        Seal::Truncated { reason }
+    } else {
+        Seal::Edited { was: Some(number), sum: actual }
+    }
+}
+
+/// What one node's copy is, as the versioned decision needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub seal: Seal,
+    pub parses: bool,
+}
+
+/// The versioned decision for my copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    /// `me` is not among the candidates (not a member): never copy.
+    NotListed,
+    /// No sealed copy that parses anywhere, and nothing of mine to seal.
+    NoCopy,
+    /// My copy is the best (or a broken one with nothing better to take).
+    UpToDate,
+    /// Install `from`'s copy (`mine`: my sealed version, if any).
+    Adopt { from: u32, theirs: Version, mine: Option<Version> },
+    /// Seal my hand-edited copy as version `number`.
+    Seal { number: u64 },
+    /// My hand-edited copy has been unchanged for less than the settle
+    /// time: `left` ms to go.
+    Settling { left: Millis },
+}
+
+/// Decide for node `me` from `(node, copy)` pairs (`None`: no copy;
+/// unreadable copies are left out by the caller). `unchanged_for` is how
+/// long (ms, my clock) my own copy has had its current content.
+///
+/// The best copy is the highest [`Version`] among sealed copies that parse
+/// (ties on the whole version are the same content; the first in list
+/// order is taken).
+pub fn decide(
+    copies: &[(u32, Option<Facts>)],
+    me: u32,
+    unchanged_for: Millis,
+    settle: Millis,
+) -> Decision {
+    let mut mine: Option<Option<&Facts>> = None;
+    let mut best: Option<(u32, Version)> = None;
+    let mut highest = 0u64;
+    for (node, facts) in copies {
+        if *node == me {
+            mine = Some(facts.as_ref());
+        }
+        let Some(facts) = facts else { continue };
+        match &facts.seal {
+            Seal::Sealed(v) => {
+                highest = highest.max(v.number);
+                if facts.parses && best.is_none_or(|(_, b)| *v > b) {
+                    best = Some((*node, *v));
+                }
+            }
+            Seal::Edited { was: Some(n), .. } => highest = highest.max(*n),
+            _ => {}
+        }
+    }
+    let Some(mine) = mine else { return Decision::NotListed };
+    let adopt = |mine: Option<Version>| match best {
+        Some((from, theirs)) if from != me && Some(theirs) != mine => {
+            Decision::Adopt { from, theirs, mine }
+        }
+        Some(_) => Decision::UpToDate,
+        None => Decision::NoCopy,
+    };
+    let Some(facts) = mine else { return adopt(None) };
+    match &facts.seal {
+        Seal::Sealed(v) => match best {
+            Some((_, b)) if b > *v || !facts.parses => adopt(Some(*v)),
+            _ => Decision::UpToDate,
+        },
+        Seal::Truncated { .. } => adopt(None),
+        Seal::Edited { sum, .. } => {
+            if best.is_some_and(|(_, b)| b.sum == *sum) {
+                return adopt(None);
+            }
+            if !facts.parses {
+                return Decision::UpToDate;
+            }
+            if unchanged_for >= settle {
+                Decision::Seal { number: highest + 1 }
+            } else {
+                Decision::Settling { left: settle.saturating_sub(unchanged_for) }
+            }
+        }
+    }
+}
+
+/// What versioned replication wants logged, once per copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VersionNote {
+    /// Node `node`'s copy is cut or damaged: never adopted.
+    TheirsTruncated { node: u32, reason: String },
+    /// My own copy is cut or damaged; `replaced_by` the best sealed copy's
+    /// node, or none (the last good parse is kept).
+    MineTruncated { reason: String, replaced_by: Option<u32> },
+    /// My hand edit was sealed as `version`.
+    Sealed { version: Version },
+    /// My hand edit waits for the settle time before it is sealed.
+    Settling { left: Millis },
+    /// Node `from`'s copy was installed as mine.
+    Adopted { from: u32, theirs: Version, mine: Option<Version> },
+}
+
+impl fmt::Display for VersionNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VersionNote::TheirsTruncated { node, reason } => {
+                write!(f, "node {node}'s copy is truncated or damaged ({reason}): never adopted")
+            }
+            VersionNote::MineTruncated { reason, replaced_by: Some(n) } => write!(
+                f,
+                "my copy is truncated or damaged ({reason}): replacing it with node {n}'s"
+            ),
+            VersionNote::MineTruncated { reason, replaced_by: None } => write!(
+                f,
+                "my copy is truncated or damaged ({reason}) and no node has a complete one: \
+                 keeping the last good copy"
+            ),
+            VersionNote::Sealed { version } => {
+                write!(f, "my copy was edited by hand: sealed as {version}")
+            }
+            VersionNote::Settling { left } => write!(
+                f,
+                "my copy was edited by hand: sealing it once it stays unchanged ({left} to go)"
+            ),
+            VersionNote::Adopted { from, theirs, mine: Some(mine) } => {
+                write!(f, "adopted node {from}'s copy ({theirs}), replacing mine ({mine})")
+            }
+            VersionNote::Adopted { from, theirs, mine: None } => {
+                write!(f, "adopted node {from}'s copy ({theirs}); mine was none or not sealed")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sealed(body: &str, n: u64) -> Vec<u8> {
+        seal(body.as_bytes(), n)
+    }
+
+    fn facts(bytes: &[u8]) -> Option<Facts> {
+        Some(Facts { seal: classify(bytes), parses: true })
+    }
+
+    const S: Millis = SETTLE;
+
+    #[test]
+    fn a_sealed_copy_round_trips_and_its_body_is_the_original() {
+        let bytes = sealed("web start\n", 7);
+        let Seal::Sealed(v) = classify(&bytes) else { panic!("not sealed: {bytes:?}") };
+        assert_eq!(v.number, 7);
+        assert_eq!(v.sum, fnv1a64(b"web start\n"));
+        assert_eq!(body(&bytes), b"web start\n");
+        assert_eq!(body(b"web start\n"), b"web start\n");
+        // The seal line is a comment to both original parsers.
+        let text = std::str::from_utf8(&bytes).expect("utf8");
+        let h = crate::hactl::Hactl::parse(text, "hactl").expect("hactl parses");
+        assert_eq!(h.get("web").map(|w| w.level.as_str()), Some("start"));
+    }
+
+    #[test]
+    fn every_cut_of_a_sealed_copy_is_truncated_never_sealed() {
+        let bytes = sealed("web start\ndb start 2,3\n", 4);
+        for cut in 1..bytes.len() {
+            match classify(&bytes[..cut]) {
+                Seal::Truncated { .. } => {}
+                other => panic!("cut at {cut} of {}: {other:?}", bytes.len()),
+            }
+        }
+    }
+
+    #[test]
+    fn an_edit_that_keeps_the_seal_line_is_a_hand_edit() {
+        let mut bytes = sealed("web start\n", 4);
+        bytes.extend_from_slice(b"db start\n");
+        assert!(matches!(classify(&bytes), Seal::Edited { was: Some(4), .. }));
+        // Same length, other content.
+        let mut bytes = sealed("web start\n", 4);
+        let n = bytes.len();
+        bytes[n - 2] = b'x';
+        assert!(matches!(classify(&bytes), Seal::Edited { was: Some(4), .. }));
+        assert!(matches!(classify(b"web start\n"), Seal::Edited { was: None, .. }));
+    }
+
+    #[test]
+    fn a_damaged_seal_line_is_truncated() {
+        assert!(matches!(classify(b"#@mosha version=x\nweb start\n"), Seal::Truncated { .. }));
+        assert!(matches!(classify(b"#@mo"), Seal::Truncated { .. }));
+    }
+
+    #[test]
+    fn the_highest_version_wins_and_equal_versions_go_to_the_higher_checksum() {
+        let (a, b) = (sealed("web start\n", 3), sealed("web stop\n", 3));
+        let c = sealed("web start 2\n", 2);
+        let copies = [(1, facts(&a)), (2, facts(&b)), (3, facts(&c))];
+        let version = |bytes: &[u8]| classify(bytes).version().expect("sealed");
+        let (va, vb) = (version(&a), version(&b));
+        let (win, winner) = if va > vb { (va, 1) } else { (vb, 2) };
+        for me in 1..=3u32 {
+            let d = decide(&copies, me, Millis::ZERO, S);
+            if me == winner {
+                assert_eq!(d, Decision::UpToDate);
+            } else {
+                assert!(
+                    matches!(d, Decision::Adopt { from, theirs, .. } if from == winner && theirs == win),
+                    "node {me}: {d:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_truncated_copy_is_never_adopted_whatever_its_version() {
+        let good = sealed("web start\n", 2);
+        let high = sealed("web stop\ndb stop\n", 9);
+        let cut = &high[..high.len() - 3];
+        let copies = [(1, facts(&good)), (2, facts(cut)), (3, None)];
+        assert_eq!(
+            decide(&copies, 3, Millis::ZERO, S),
+            Decision::Adopt { from: 1, theirs: classify(&good).version().unwrap(), mine: None }
+        );
+        assert_eq!(decide(&copies, 1, Millis::ZERO, S), Decision::UpToDate);
+        // My own truncated copy is replaced by the best complete one.
+        assert!(matches!(decide(&copies, 2, Millis::ZERO, S), Decision::Adopt { from: 1, .. }));
+    }
+
+    #[test]
+    fn a_hand_edit_is_sealed_above_every_version_seen_after_the_settle_time() {
+        let other = sealed("web start\n", 5);
+        let copies = [(1, facts(&other)), (2, facts(b"web stop\n"))];
+        assert_eq!(decide(&copies, 2, Millis(500), S), Decision::Settling { left: Millis(1_500) });
+        assert_eq!(decide(&copies, 2, S, S), Decision::Seal { number: 6 });
+        // Never adopted by another node before it is sealed.
+        assert_eq!(decide(&copies, 1, S, S), Decision::UpToDate);
+        // A hand edit equal to the best body takes that copy, no new version.
+        let copies = [(1, facts(&other)), (2, facts(b"web start\n"))];
+        assert!(matches!(decide(&copies, 2, Millis::ZERO, S), Decision::Adopt { from: 1, .. }));
+        // An unparsable hand edit is left alone.
+        let copies =
+            [(1, facts(&other)), (2, Some(Facts { seal: classify(b"web"), parses: false }))];
+        assert_eq!(decide(&copies, 2, S, S), Decision::UpToDate);
+    }
+
+    #[test]
+    fn not_listed_and_no_copy() {
+        assert_eq!(decide(&[(1, None)], 2, S, S), Decision::NotListed);
+        assert_eq!(decide(&[(1, None), (2, None)], 2, S, S), Decision::NoCopy);
+    }
+
+    /// One node's file in the convergence model.
+    #[derive(Debug, Clone)]
+    struct File {
+        bytes: Vec<u8>,
+        /// When its content last changed (model ms).
+        since: u64,
+    }
+
+    fn step(files: &mut [File], views: &[Vec<u8>], me: usize, now: u64) {
+        let copies: Vec<(u32, Option<Facts>)> = views
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let bytes = if i == me { &files[me].bytes } else { b };
+                (i as u32, (!bytes.is_empty()).then(|| facts(bytes)).flatten())
+            })
+            .collect();
+        let unchanged = Millis(now.saturating_sub(files[me].since));
+        let new = match decide(&copies, me as u32, unchanged, S) {
+            Decision::Adopt { from, .. } => views[from as usize].clone(),
+            Decision::Seal { number } => seal(body(&files[me].bytes), number),
+            _ => return,
+        };
+        if new != files[me].bytes {
+            files[me] = File { bytes: new, since: now };
+        }
+    }
+
+    fn content() -> impl Strategy<Value = Vec<u8>> {
+        let body = prop::sample::select(vec!["web start\n", "web stop\n", "db start 2\n"]);
+        let kind = 0..4u8;
+        (body, kind, 0..4u64).prop_map(|(b, k, n)| match k {
+            0 => Vec::new(),
+            1 => b.as_bytes().to_vec(),
+            2 => {
+                let s = seal(b.as_bytes(), n);
+                s[..s.len() - 2].to_vec()
+            }
+            _ => seal(b.as_bytes(), n),
+        })
+    }
+
+    proptest! {
+        /// Any order of reads, stale or fresh, converges: once every node
+        /// has read every other's current copy a few times, all hold the
+        /// same sealed content.
+        #[test]
+        fn any_order_of_reads_converges_to_one_content(
+            initial in prop::collection::vec(content(), 2..5),
+            order in prop::collection::vec((0..5usize, prop::collection::vec(any::<bool>(), 5)), 0..40),
+        ) {
+            let n = initial.len();
+            let mut files: Vec<File> =
+                initial.into_iter().map(|bytes| File { bytes, since: 0 }).collect();
+            let mut history: Vec<Vec<Vec<u8>>> = files.iter().map(|f| vec![f.bytes.clone()]).collect();
+            let mut now = 0;
+            // A random phase: each read sees every other node's current or
+            // first-known copy (late reads through a slow file system).
+            for (who, stale) in order {
+                let me = who % n;
+                now += 700;
+                let views: Vec<Vec<u8>> = (0..n)
+                    .map(|i| if stale[i] { history[i][0].clone() } else { files[i].bytes.clone() })
+                    .collect();
+                step(&mut files, &views, me, now);
+                for (i, f) in files.iter().enumerate() {
+                    if history[i].last() != Some(&f.bytes) {
+                        history[i].push(f.bytes.clone());
+                    }
+                }
+            }
+            // Then fresh rounds, each node in turn, past the settle time.
+            for _ in 0..(2 * n + 2) {
+                for me in 0..n {
+                    now += SETTLE.0;
+                    let views: Vec<Vec<u8>> = files.iter().map(|f| f.bytes.clone()).collect();
+                    step(&mut files, &views, me, now);
+                }
+            }
+            let bodies: Vec<&[u8]> = files.iter().map(|f| body(&f.bytes)).collect();
+            let any_usable = files.iter().any(|f| !matches!(classify(&f.bytes), Seal::Truncated { .. }) && !f.bytes.is_empty());
+            if any_usable {
+                for f in &files {
+                    prop_assert!(matches!(classify(&f.bytes), Seal::Sealed(_)), "{:?}", files);
+                }
+                prop_assert!(bodies.iter().all(|b| *b == bodies[0]), "{:?}", files);
+                prop_assert!(files.iter().all(|f| f.bytes == files[0].bytes), "{:?}", files);
+            }
+        }
+    }
+}
