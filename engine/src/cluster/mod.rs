@@ -193,7 +193,10 @@ impl ClusterDriver {
             d.trace = Some(tap);
         }
         d.absorb(now, first);
-        if d.cfg.membership == MembershipSource::HeartbeatFiles {
+        // Under ranked only the machine writes the heartbeat file (its
+        // record): a classic beat there would overwrite the record.
+        let ranked = matches!(d.cfg.policy, PolicyConfig::Ranked(_));
+        if d.cfg.membership == MembershipSource::HeartbeatFiles && !ranked {
             d.beats.first_until = Some(now + d.cfg.read_timeout);
             d.beat(now);
         }
