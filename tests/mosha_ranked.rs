@@ -608,3 +608,36 @@ fn measure_membership_change_to_first_record() {
         took[took.len() - 1]
     );
 }
+
+/// `mosha --policy ranked --record FILE`: the trace holds the ranked
+/// machine's creation and every input it was stepped with, and
+/// `clinit-sim replay` rebuilds the machine and reproduces every decision
+/// (the digest of the recording); a what-if with another kill bound
+/// decides differently.
+#[test]
+fn a_ranked_recording_replays_decision_for_decision() {
+    let mut c = Cluster::new(&[1], &["g1"], "g1 start\n");
+    let trace = c.path("trace.jsonl");
+    c.extra = vec!["--record".into(), trace.display().to_string()];
+    c.start(1, "ranked");
+    c.wait_for("g1 runs", PHASE, || c.owner("g1"));
+    c.terminate(1);
+    let text = fs::read_to_string(&trace).expect("trace written");
+    let kinds = |k: &str| text.lines().filter(|l| l.starts_with(&format!("{{\"{k}\""))).count();
+    assert_eq!(kinds("ranked_start"), 1, "{text}");
+    assert!(kinds("ranked") > 10, "every step of the machine is recorded");
+    assert!(text.lines().last().is_some_and(|l| l.starts_with("{\"end\"")), "no digest line");
+    let sim = env!("CARGO_BIN_EXE_clinit-sim");
+    let replay = Command::new(sim).arg("replay").arg(&trace).output().expect("replay");
+    let said = String::from_utf8_lossy(&replay.stdout);
+    assert!(replay.status.success(), "{replay:?}");
+    assert!(said.contains("identical to the recording"), "{said}");
+    let what_if = Command::new(sim)
+        .args(["replay", "--param", "kill_bound=200"])
+        .arg(&trace)
+        .output()
+        .expect("what-if");
+    let said = String::from_utf8_lossy(&what_if.stdout);
+    assert!(what_if.status.success(), "{what_if:?}");
+    assert!(said.contains("decided differently") && !said.contains(": 0 decided"), "{said}");
+}

@@ -165,6 +165,27 @@ impl RankedHost {
     }
 }
 
+/// The trace record of a `ranked` machine's creation: exactly what
+/// [`RankedHost::new`] gives [`Ranked::new`], so a replay builds the same
+/// machine and, fed the recorded inputs, decides the same.
+pub(super) fn start_record(
+    cfg: &super::ClusterConfig,
+    params: &RankedParams,
+    durable: &Option<Durable>,
+    own: &ClStat,
+    now: Millis,
+) -> crate::trace::Record {
+    let members = if cfg.known.is_empty() { vec![cfg.me] } else { cfg.known.clone() };
+    crate::trace::Record::RankedStart {
+        node: cfg.me,
+        at: now,
+        params: params.clone(),
+        initial: Config { version: 1, members },
+        durable: durable.clone(),
+        own: own.clone(),
+    }
+}
+
 /// A record's bytes as the machine reads them: a record that parses and
 /// passes its checksum; `classic`'s heartbeat (another policy, see
 /// [`crate::monitor::ranked::record::other_policy`]); else "unknown"

@@ -52,7 +52,8 @@ pub struct Durable {
 }
 
 /// One read of another node's record, as the executor saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Read {
     /// A record that parsed and passed its checksum.
     Record(Box<Record>),
@@ -65,7 +66,10 @@ pub enum Read {
 }
 
 /// An input, with the node's boot-clock time given to [`Ranked::step`].
-#[derive(Debug, Clone, PartialEq)]
+/// Serialisable: a `--record` trace stores every input (see
+/// [`Ranked::record_steps`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Input {
     /// Nothing new: time passed (see [`Ranked::poll_timeout`]).
     Tick,
@@ -227,6 +231,9 @@ pub enum RankedNotice {
     },
 }
 
+/// One recorded step: its time, its input and the commands it answered.
+pub type Step = (Millis, Input, Vec<Command>);
+
 /// The answer to one input.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Output {
@@ -308,6 +315,9 @@ pub struct Ranked {
     seen_all: bool,
     /// [`Input::Leave`] was given: this node is stopping.
     leaving: bool,
+    /// When recording (`--record`): every step's time, input and commands,
+    /// until taken with [`Ranked::take_steps`].
+    tap: Option<Vec<Step>>,
     wake: Option<Millis>,
     out: Vec<Command>,
 }
@@ -387,6 +397,7 @@ impl Ranked {
             failed_back: BTreeMap::new(),
             seen_all: false,
             leaving: false,
+            tap: None,
             wake: None,
             out: if leftovers { vec![Command::KillAllNow] } else { Vec::new() },
         }
@@ -437,9 +448,26 @@ impl Ranked {
         if gap > Millis(self.params.lease.0 / 2) {
             self.resumed(gap);
         }
+        let recorded = self.tap.is_some().then(|| input.clone());
         self.apply(input);
         self.decide();
-        Output { commands: std::mem::take(&mut self.out) }
+        let out = Output { commands: std::mem::take(&mut self.out) };
+        if let (Some(tap), Some(input)) = (self.tap.as_mut(), recorded) {
+            tap.push((now, input, out.commands.clone()));
+        }
+        out
+    }
+
+    /// Keep every step from now on (time, input, commands) for a trace:
+    /// replaying the inputs through a machine built the same way gives the
+    /// same commands, since the machine is pure.
+    pub fn record_steps(&mut self) {
+        self.tap.get_or_insert_with(Vec::new);
+    }
+
+    /// The steps kept since the last call (empty when not recording).
+    pub fn take_steps(&mut self) -> Vec<Step> {
+        self.tap.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     fn log(&mut self, notice: RankedNotice) {

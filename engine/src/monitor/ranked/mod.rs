@@ -133,7 +133,7 @@ mod harness;
 #[cfg(test)]
 mod interleavings;
 
-pub use machine::{Command, Durable, FenceGuard, Input, Output, Ranked, RankedNotice, Read};
+pub use machine::{Command, Durable, FenceGuard, Input, Output, Ranked, RankedNotice, Read, Step};
 pub use record::{Change, Config, Epoch, LeaseState, NodeInc, Record, Seen};
 
 use crate::time::Millis;
