@@ -97,7 +97,7 @@ impl RankedHost {
         now: Millis,
     ) -> RankedHost {
         let members = if known.is_empty() { vec![me] } else { known.to_vec() };
-        let initial = Config { version: 1, members };
+        let initial = Config { version: 1, members, voters: Vec::new() };
         let machine = Ranked::new(me, params.clone(), initial, durable, own.clone(), now);
         RankedHost {
             machine,
@@ -180,7 +180,7 @@ pub(super) fn start_record(
         node: cfg.me,
         at: now,
         params: params.clone(),
-        initial: Config { version: 1, members },
+        initial: Config { version: 1, members, voters: Vec::new() },
         durable: durable.clone(),
         own: own.clone(),
     }

@@ -350,9 +350,10 @@ impl Ranked {
             }
             None => Durable {
                 incarnation: 1,
-                config: Config {
-                    version: initial.version,
-                    members: membership::normalise(&initial.members),
+                config: if initial.voters.is_empty() {
+                    Config::new(initial.version, initial.members.clone(), params.max_voters)
+                } else {
+                    Config { members: membership::normalise(&initial.members), ..initial }
                 },
                 config_ack: None,
                 revocations: BTreeMap::new(),
@@ -506,6 +507,16 @@ impl Ranked {
         self.durable.config.members.clone()
     }
 
+    /// The members whose acknowledgements, revocations and grants count
+    /// (every member unless the cluster is larger than `max_voters`).
+    fn voters(&self) -> Vec<u32> {
+        self.durable.config.voters().to_vec()
+    }
+
+    fn is_voter(&self) -> bool {
+        self.durable.config.voters().contains(&self.me)
+    }
+
     fn record_of(&self, node: u32) -> Option<&Arc<Record>> {
         self.peers.get(&node).and_then(|p| p.record.as_ref())
     }
@@ -530,7 +541,7 @@ impl Ranked {
         // none still counts a fence vote of an older one), or is fenced.
         let inc = self.durable.incarnation;
         self.seen_all = self.seen_all
-            || self.members().iter().all(|&m| {
+            || self.voters().iter().all(|&m| {
                 m == self.me
                     || self
                         .record_of(m)

@@ -192,6 +192,15 @@ pub struct RankedParams {
     /// How long a better-ranked node must hold its lease before a group
     /// fails back to it: 10 s (5 H).
     pub failback_after: Millis,
+    /// At most this many voters (5): in a larger cluster only the lowest
+    /// `max_voters` members vote on leases, revocations, claims and
+    /// membership changes, and only voters publish acknowledgements,
+    /// revocations and grants. Why: acknowledgements for all N nodes in
+    /// every record cost O(N²) bytes read per period (tens of MB/s per
+    /// reader at N = 1,000); with voters a record is O(1) for a learner and
+    /// O(N) for a voter, so a reader's cost stays O(N). The other members
+    /// are learners whose liveness the voters judge (etcd's learners).
+    pub max_voters: usize,
 }
 
 impl Default for RankedParams {
@@ -215,6 +224,7 @@ impl Default for RankedParams {
             test_backoff_max: Millis(600_000),
             failback: false,
             failback_after: Millis(10_000),
+            max_voters: 5,
         }
     }
 }
