@@ -83,6 +83,30 @@
 //!   hung executor) counts its last contact with everyone from then.
 //! * **wait_for_all** means every member acknowledged this incarnation.
 //!
+//! # Operational rules
+//!
+//! * **Voters.** In a cluster larger than `max_voters` (5), only the lowest
+//!   members vote: a quorum is a majority of the voters, for leases,
+//!   revocations, claims, the tie-breaker and membership changes, and only
+//!   voters publish acknowledgements, revocations and grants. The argument
+//!   above holds with "members" read as "voters" (two voter majorities
+//!   intersect); a membership change moves the voter set by at most one
+//!   node, so the old and new voter majorities intersect too. Learners are
+//!   judged (revoked, voided, fenced) by the voters like any member.
+//! * **Stickiness and failback.** A running group stays where it runs;
+//!   with `failback` it moves back to a better-ranked node that has held
+//!   its lease for `failback_after`, at most once per (group, node,
+//!   incarnation). A failback is an ordinary stop here and a start there
+//!   under a new claim: the safety rules above apply unchanged.
+//! * **Leaving.** On [`Input::Leave`] (SIGTERM) the node stops its groups,
+//!   plans nothing more, and releases its lease once they are idle: its
+//!   published release voids its claims at once, so peers take over
+//!   without the lease wait.
+//! * **Mixed policies.** A member whose heartbeat file shows another
+//!   policy (`classic`'s `<pid> <seconds>` beat) is logged
+//!   ([`RankedNotice::MixedPolicy`]) and nothing is taken over while it
+//!   lasts.
+//!
 //! # Known limits
 //!
 //! * A revocation stands until the revoked node releases or restarts (it is
