@@ -532,3 +532,112 @@ fn a_classic_node_next_to_ranked_nodes_is_detected_and_logged() {
         c.terminate(n);
     }
 }
+
+/// Measurement (ignored by default, real processes, N=3): end-to-end
+/// failover with heartbeat-file membership under `ranked`, detection
+/// included: the owner is killed (monitor and services) and nothing else
+/// tells the others. `cargo test --test mosha_ranked measure_ -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore]
+fn measure_heartbeat_membership_failover() {
+    let runs: usize = std::env::var("RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let mut took = Vec::new();
+    for _ in 0..runs {
+        let mut c = Cluster::new(&[1, 2, 3], &["g1"], "g1 start\n");
+        c.heartbeat = true;
+        for n in [1, 2, 3] {
+            c.start(n, "ranked");
+        }
+        let owner = c.wait_for("placement", PHASE, || c.owner("g1"));
+        thread::sleep(Duration::from_secs(1));
+        c.kill_mosha(owner, true);
+        let died = Instant::now();
+        c.wait_for("g1 moves", PHASE, || c.owner("g1").filter(|&n| n != owner));
+        took.push(died.elapsed().as_secs_f64());
+        eprintln!("MEASURE heartbeat-membership failover: {:.2}s", took[took.len() - 1]);
+    }
+    took.sort_by(f64::total_cmp);
+    eprintln!(
+        "MEASURE heartbeat-membership failover over {runs} runs: median {:.2}s, max {:.2}s",
+        took[took.len() / 2],
+        took[took.len() - 1]
+    );
+}
+
+/// Measurement (ignored by default): a membership change (node 3 marked
+/// down in node 1's view) -> node 1's first log record of that transition
+/// (`Revoked { node: 3 ..`), polled every 2 ms. Node 3 is restarted after
+/// each change (a new incarnation lifts the revocation).
+#[test]
+#[ignore]
+fn measure_membership_change_to_first_record() {
+    let changes: usize = std::env::var("RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
+    let mut c = Cluster::new(&[1, 2, 3], &["g1"], "g1 start\n");
+    for n in [1, 2, 3] {
+        c.start(n, "ranked");
+    }
+    c.wait_for("placement", PHASE, || c.owner("g1"));
+    let mut took = Vec::new();
+    for _ in 0..changes {
+        let before = c.log(1).matches("Revoked { node: 3").count();
+        c.set_up(1, 3, false);
+        let changed = Instant::now();
+        let start = Instant::now();
+        while c.log(1).matches("Revoked { node: 3").count() == before {
+            assert!(start.elapsed() < PHASE, "no record\n{}", c.report());
+            thread::sleep(Duration::from_millis(2));
+        }
+        took.push(changed.elapsed().as_secs_f64() * 1000.0);
+        c.set_up(1, 3, true);
+        c.kill_mosha(3, true);
+        c.start(3, "ranked");
+        c.wait_for("node 3 back in node 1's eyes", PHASE, || {
+            let log = c.log(1);
+            (log.matches("Revoked { node: 3").count() == before + 1).then_some(())?;
+            thread::sleep(Duration::from_millis(1500));
+            Some(())
+        });
+    }
+    took.sort_by(f64::total_cmp);
+    let p99 = took[(took.len() * 99).div_ceil(100) - 1];
+    eprintln!(
+        "MEASURE membership change -> first record over {changes} changes: median {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        took[took.len() / 2],
+        p99,
+        took[took.len() - 1]
+    );
+}
+
+/// `mosha --policy ranked --record FILE`: the trace holds the ranked
+/// machine's creation and every input it was stepped with, and
+/// `clinit-sim replay` rebuilds the machine and reproduces every decision
+/// (the digest of the recording); a what-if with another kill bound
+/// decides differently.
+#[test]
+fn a_ranked_recording_replays_decision_for_decision() {
+    let mut c = Cluster::new(&[1], &["g1"], "g1 start\n");
+    let trace = c.path("trace.jsonl");
+    c.extra = vec!["--record".into(), trace.display().to_string()];
+    c.start(1, "ranked");
+    c.wait_for("g1 runs", PHASE, || c.owner("g1"));
+    c.terminate(1);
+    let text = fs::read_to_string(&trace).expect("trace written");
+    let kinds = |k: &str| text.lines().filter(|l| l.starts_with(&format!("{{\"{k}\""))).count();
+    assert_eq!(kinds("ranked_start"), 1, "{text}");
+    assert!(kinds("ranked") > 10, "every step of the machine is recorded");
+    assert!(text.lines().last().is_some_and(|l| l.starts_with("{\"end\"")), "no digest line");
+    let sim = env!("CARGO_BIN_EXE_clinit-sim");
+    let replay = Command::new(sim).arg("replay").arg(&trace).output().expect("replay");
+    let said = String::from_utf8_lossy(&replay.stdout);
+    assert!(replay.status.success(), "{replay:?}");
+    assert!(said.contains("identical to the recording"), "{said}");
+    let what_if = Command::new(sim)
+        .args(["replay", "--param", "kill_bound=200"])
+        .arg(&trace)
+        .output()
+        .expect("what-if");
+    let said = String::from_utf8_lossy(&what_if.stdout);
+    assert!(what_if.status.success(), "{what_if:?}");
+    assert!(said.contains("decided differently") && !said.contains(": 0 decided"), "{said}");
+}

@@ -99,6 +99,19 @@ pub enum Record {
     /// The spawn of `id` by the node's current incarnation failed (the
     /// record follows the one whose processing spawned it).
     SpawnFailed { node: u32, id: ProcId, reason: String },
+    /// A `ranked` machine was created (with the driver): what
+    /// [`crate::monitor::ranked::Ranked::new`] was given.
+    RankedStart {
+        node: u32,
+        at: Millis,
+        params: crate::monitor::ranked::RankedParams,
+        initial: crate::monitor::ranked::Config,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        durable: Option<crate::monitor::ranked::Durable>,
+        own: crate::status::ClStat,
+    },
+    /// One input stepped into the node's `ranked` machine.
+    Ranked { node: u32, at: Millis, input: crate::monitor::ranked::Input },
     /// The node died with all its processes (simulation only); nothing more
     /// is fed to it until its next [`Record::Start`].
     Crash { node: u32, at: Millis },
@@ -117,6 +130,8 @@ impl Record {
             | Record::Init { node, .. }
             | Record::StopAll { node, .. }
             | Record::SpawnFailed { node, .. }
+            | Record::RankedStart { node, .. }
+            | Record::Ranked { node, .. }
             | Record::Crash { node, .. } => Some(*node),
             Record::End { .. } => None,
         }
@@ -129,6 +144,8 @@ impl Record {
             Record::Start { at, .. }
             | Record::Init { at, .. }
             | Record::StopAll { at, .. }
+            | Record::RankedStart { at, .. }
+            | Record::Ranked { at, .. }
             | Record::Crash { at, .. } => Some(*at),
             Record::Cycle { obs, .. } => Some(obs.now),
             Record::SpawnFailed { .. } | Record::End { .. } => None,
@@ -147,6 +164,10 @@ pub enum Outcome<'a> {
     Init { reply: &'a Reply, executed: &'a [Executed] },
     /// A [`Record::StopAll`].
     StopAll { told: &'a [String], executed: &'a [Executed] },
+    /// A [`Record::RankedStart`] (decides nothing yet).
+    RankedStarted,
+    /// A [`Record::Ranked`]: the machine's commands.
+    Ranked(&'a [crate::monitor::ranked::Command]),
 }
 
 /// The canonical text of the decisions in one outcome, replacing `buf`:
@@ -209,6 +230,10 @@ impl DecisionWriter {
             Outcome::StopAll { told, executed } => {
                 let _ = write!(buf, "stopall:{told:?}|");
                 actions(buf, executed);
+            }
+            Outcome::RankedStarted => buf.push_str("rankedstart:"),
+            Outcome::Ranked(commands) => {
+                let _ = write!(buf, "ranked:{commands:?}");
             }
         }
     }

@@ -30,6 +30,10 @@ pub enum Output {
         told: Vec<String>,
         executed: Vec<Executed>,
     },
+    /// A `ranked` machine was built ([`Record::RankedStart`]).
+    RankedStarted,
+    /// A `ranked` machine's commands for one input ([`Record::Ranked`]).
+    Ranked(Vec<clinit_engine::monitor::ranked::Command>),
     /// Records that are not inputs of a live node (crash, spawn failure, end).
     Nothing,
 }
@@ -43,7 +47,7 @@ impl Output {
                 (adopted.as_ref().map_or(&[][..], |(_, e)| e.as_slice()), &report.executed)
             }
             Output::Init { executed, .. } | Output::StopAll { executed, .. } => (executed, &[]),
-            Output::Nothing => (&[], &[]),
+            Output::RankedStarted | Output::Ranked(_) | Output::Nothing => (&[], &[]),
         };
         a.iter().chain(b.iter())
     }
@@ -83,6 +87,8 @@ pub fn apply<P: Processes, S: StatusStore>(node: &mut ClusterNode<P, S>, rec: &R
             let (told, executed) = node.stop_all(*at);
             Output::StopAll { told, executed }
         }
+        // The replayer steps `ranked` machines itself (see `replay`).
+        Record::RankedStart { .. } | Record::Ranked { .. } => Output::Nothing,
         Record::Start { .. }
         | Record::SpawnFailed { .. }
         | Record::Crash { .. }
@@ -100,6 +106,8 @@ pub fn decisions(writer: &mut DecisionWriter, out: &Output, buf: &mut String) {
         }
         Output::Init { reply, executed } => Outcome::Init { reply, executed },
         Output::StopAll { told, executed } => Outcome::StopAll { told, executed },
+        Output::RankedStarted => Outcome::RankedStarted,
+        Output::Ranked(commands) => Outcome::Ranked(commands),
         Output::Nothing => {
             buf.clear();
             return;

@@ -19,6 +19,7 @@ use crate::host::{self, DecisionDigest, Output};
 use crate::processes::{NullStore, ReplayProcesses};
 use crate::trace::Trace;
 use clinit_engine::cluster::{ClusterNode, Event, External};
+use clinit_engine::monitor::ranked::Ranked;
 use clinit_engine::monitor::{Notice, PolicyConfig};
 use clinit_engine::process::ProcId;
 use clinit_engine::trace::Record;
@@ -44,6 +45,8 @@ pub struct Summary {
 /// One replayed copy of the recorded cluster.
 struct Replayer<'a> {
     nodes: BTreeMap<u32, Node>,
+    /// Each node's `ranked` machine, rebuilt at its [`Record::RankedStart`].
+    ranked: BTreeMap<u32, Ranked>,
     incarnation: BTreeMap<u32, u32>,
     failures: &'a HashMap<(u32, u32, ProcId), String>,
     policy: Option<Override<'a>>,
@@ -60,6 +63,7 @@ impl<'a> Replayer<'a> {
     ) -> Self {
         Replayer {
             nodes: BTreeMap::new(),
+            ranked: BTreeMap::new(),
             incarnation: BTreeMap::new(),
             failures,
             policy,
@@ -96,8 +100,28 @@ impl<'a> Replayer<'a> {
             }
             Record::Crash { node, .. } => {
                 self.nodes.remove(node);
+                self.ranked.remove(node);
                 Output::Nothing
             }
+            Record::RankedStart { node, at, params, initial, durable, own } => {
+                // A what-if with ranked parameters replaces the recorded ones.
+                let params = match self.policy.map(|f| f(&PolicyConfig::Ranked(params.clone()))) {
+                    Some(Ok(PolicyConfig::Ranked(p))) => p,
+                    Some(Err(e)) => return Err(e),
+                    _ => params.clone(),
+                };
+                let machine =
+                    Ranked::new(*node, params, initial.clone(), durable.clone(), own.clone(), *at);
+                self.ranked.insert(*node, machine);
+                Output::RankedStarted
+            }
+            Record::Ranked { node, at, input } => match self.ranked.get_mut(node) {
+                Some(m) => Output::Ranked(m.step(*at, input.clone()).commands),
+                None => {
+                    self.orphans += 1;
+                    Output::Nothing
+                }
+            },
             Record::End { .. } | Record::SpawnFailed { .. } => Output::Nothing,
             _ => match rec.node().and_then(|n| self.nodes.get_mut(&n)) {
                 Some(node) => host::apply(node, rec),

@@ -110,6 +110,11 @@ pub(crate) struct Args {
     /// (e.g. 1,2,3; later kept in the node's durable state).
     #[arg(long, value_delimiter = ',', value_name = "NODES")]
     known: Option<Vec<u32>>,
+    /// `--policy ranked`: move a running group back to a better-ranked node
+    /// once that node has held its lease for 10 s (default off: a running
+    /// group stays where it runs, as every move is an outage).
+    #[arg(long)]
+    failback: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -340,6 +345,7 @@ fn daemon(args: &Args) -> ExitCode {
         }),
         PolicyName::Ranked => PolicyConfig::Ranked(RankedParams {
             fence_command: args.stomith.is_some(),
+            failback: args.failback,
             ..Default::default()
         }),
     };

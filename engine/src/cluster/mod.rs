@@ -209,13 +209,20 @@ impl ClusterDriver {
             d.trace = Some(tap);
         }
         d.absorb(now, first);
-        if d.cfg.membership == MembershipSource::HeartbeatFiles {
+        // Under ranked only the machine writes the heartbeat file (its
+        // record): a classic beat there would overwrite the record.
+        let ranked = matches!(d.cfg.policy, PolicyConfig::Ranked(_));
+        if d.cfg.membership == MembershipSource::HeartbeatFiles && !ranked {
             d.beats.first_until = Some(now + d.cfg.read_timeout);
             d.beat(now);
         }
         if let PolicyConfig::Ranked(params) = &d.cfg.policy {
             let own = d.node.driver.init.status();
-            let host = ranked_host::RankedHost::new(
+            let start = d
+                .trace
+                .is_some()
+                .then(|| ranked_host::start_record(&d.cfg, params, &durable, &own, now));
+            let mut host = ranked_host::RankedHost::new(
                 d.cfg.me,
                 params.clone(),
                 &d.cfg.known,
@@ -223,6 +230,10 @@ impl ClusterDriver {
                 own,
                 now,
             );
+            if let (Some(tap), Some(record)) = (d.trace.as_mut(), start) {
+                tap.push(record, TraceOutcome::RankedStarted);
+                host.machine.record_steps();
+            }
             d.ranked = Some(host);
         }
         d
@@ -385,6 +396,14 @@ impl ClusterDriver {
     /// ([`crate::trace::decision_text`]), when [`ClusterConfig::trace`] is
     /// set. A writer hashes the texts, one line each, for [`Record::End`].
     pub fn poll_trace(&mut self) -> Option<(Record, String)> {
+        // The ranked machine's steps since the last call go after what is
+        // queued (their own order is kept; the machine sees no other input).
+        if let (Some(tap), Some(h)) = (self.trace.as_mut(), self.ranked.as_mut()) {
+            let node = self.cfg.me;
+            for (at, input, commands) in h.machine.take_steps() {
+                tap.push(Record::Ranked { node, at, input }, TraceOutcome::Ranked(&commands));
+            }
+        }
         self.trace.as_mut()?.out.pop_front()
     }
 

@@ -97,7 +97,7 @@ impl RankedHost {
         now: Millis,
     ) -> RankedHost {
         let members = if known.is_empty() { vec![me] } else { known.to_vec() };
-        let initial = Config { version: 1, members };
+        let initial = Config { version: 1, members, voters: Vec::new() };
         let machine = Ranked::new(me, params.clone(), initial, durable, own.clone(), now);
         RankedHost {
             machine,
@@ -162,6 +162,27 @@ impl RankedHost {
             Err(e) => Read::Unknown(e.to_string()),
         };
         Some(RInput::Read { node, read })
+    }
+}
+
+/// The trace record of a `ranked` machine's creation: exactly what
+/// [`RankedHost::new`] gives [`Ranked::new`], so a replay builds the same
+/// machine and, fed the recorded inputs, decides the same.
+pub(super) fn start_record(
+    cfg: &super::ClusterConfig,
+    params: &RankedParams,
+    durable: &Option<Durable>,
+    own: &ClStat,
+    now: Millis,
+) -> crate::trace::Record {
+    let members = if cfg.known.is_empty() { vec![cfg.me] } else { cfg.known.clone() };
+    crate::trace::Record::RankedStart {
+        node: cfg.me,
+        at: now,
+        params: params.clone(),
+        initial: Config { version: 1, members, voters: Vec::new() },
+        durable: durable.clone(),
+        own: own.clone(),
     }
 }
 

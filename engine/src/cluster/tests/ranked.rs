@@ -336,3 +336,43 @@ fn ranked_replicas_say_a_broken_hand_edit_and_keep_the_last_sealed_copy() {
     assert_eq!(c.drivers[&2].hactl(), Some(&before));
     assert_eq!(c.owners("web").len(), 1);
 }
+
+/// Under `ranked` with heartbeat-file membership only the machine writes
+/// the heartbeat file (its record): the driver's classic `<pid> <seconds>`
+/// beat would overwrite the record (peers then read another policy, or
+/// nothing usable, from a live node; and a killed node's last write could
+/// be the classic beat).
+#[test]
+fn under_ranked_with_heartbeat_membership_only_records_are_written_as_heartbeats() {
+    let table = Cltab::parse(CLTAB, "cltab").expect("parses");
+    let mut cfg = ClusterConfig::new(1, PolicyConfig::Ranked(RankedParams::default()));
+    cfg.known = vec![1, 2, 3];
+    cfg.membership = MembershipSource::HeartbeatFiles;
+    let mut d = ClusterDriver::with_durable(cfg, table, None, Millis::ZERO);
+    let (mut records, mut beats) = (0, 0);
+    let mut now = Millis::ZERO;
+    while now < Millis(10_000) {
+        d.handle(now, ClusterInput::Tick);
+        while let Some(c) = d.poll_command() {
+            match c {
+                ClusterCommand::WriteHeartbeat { payload: Some(_), seq, .. } => {
+                    records += 1;
+                    let ok = ClusterInput::StatusWritten {
+                        seq,
+                        file: SharedFile::Heartbeat,
+                        result: Ok(()),
+                    };
+                    d.handle(now, ok);
+                }
+                ClusterCommand::WriteHeartbeat { payload: None, .. } => beats += 1,
+                ClusterCommand::Persist { seq, .. } => {
+                    d.handle(now, ClusterInput::Persisted { seq, result: Ok(()) });
+                }
+                _ => {}
+            }
+        }
+        now = now + Millis(50);
+    }
+    assert!(records > 10, "the machine wrote its records ({records})");
+    assert_eq!(beats, 0, "a classic beat was written under ranked");
+}

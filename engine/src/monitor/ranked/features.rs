@@ -123,3 +123,67 @@ fn a_member_publishing_another_policy_blocks_takeover_and_is_logged() {
     assert!(w.run_until_cond(w.t + 10_000, |w| w.runs("web") == vec![2]), "{}", dump(&w));
     let _ = Read::Unknown(String::new());
 }
+
+/// Nine nodes, three voters: learners publish no acknowledgements,
+/// revocations or grants (their records stay small), a voter acknowledges
+/// everybody, and the owner's crash still fails over.
+#[test]
+fn a_large_cluster_votes_with_a_bounded_voter_set() {
+    let params = RankedParams { max_voters: 3, ..RankedParams::default() };
+    let mut w = World::new(9, params, "web start\n");
+    w.membership = true;
+    assert!(w.settle(15_000), "{}", dump(&w));
+    let owner = w.runs("web")[0];
+    let record = |w: &World, n: u32| w.nodes[&n].machine.as_ref().expect("running").record();
+    let learner = record(&w, 9);
+    assert_eq!(learner.config.voters(), &[1, 2, 3]);
+    assert!(learner.acks.is_empty() && learner.revocations.is_empty() && learner.grants.is_empty());
+    let voter = record(&w, 1);
+    assert_eq!(voter.acks.len(), 8, "a voter acknowledges every other member");
+    let acks_in = |text: String| text.lines().filter(|l| l.starts_with("ack ")).count();
+    assert_eq!((acks_in(voter.render()), acks_in(learner.render())), (8, 0));
+    let t0 = w.t;
+    w.crash(owner, None);
+    assert!(
+        w.run_until_cond(t0 + 15_000, |w| w.runs("web").iter().any(|&n| n != owner)),
+        "{}",
+        dump(&w)
+    );
+    assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0), "{}", dump(&w));
+}
+
+/// Quorum is over voters: with two of three voters down, the seven live
+/// learners hold no lease (a majority of all members would have).
+#[test]
+fn learners_without_a_voter_majority_hold_no_lease() {
+    let params = RankedParams { max_voters: 3, ..RankedParams::default() };
+    let mut w = World::new(9, params, "web start\n");
+    w.membership = true;
+    assert!(w.settle(15_000), "{}", dump(&w));
+    assert!(w.holding(9), "a learner holds a lease while the voters are up");
+    w.crash(1, None);
+    w.crash(2, None);
+    let t0 = w.t;
+    w.run_until(t0 + 10_000);
+    let holders: Vec<u32> = (3..=9).filter(|&n| w.holding(n)).collect();
+    assert!(holders.is_empty(), "{holders:?}\n{}", dump(&w));
+    assert!(w.runs("web").is_empty(), "{}", dump(&w));
+}
+
+#[test]
+fn the_voter_set_changes_by_at_most_one_node() {
+    use super::record::Config;
+    let c = Config::new(1, (1..=7).collect(), 5);
+    assert_eq!(c.voters(), &[1, 2, 3, 4, 5]);
+    let removed = c.next(&[1, 2, 4, 5, 6, 7], 5);
+    assert_eq!(removed.voters(), &[1, 2, 4, 5], "no learner promoted with the removal");
+    let added = removed.next(&[1, 2, 4, 5, 6, 7, 8], 5);
+    assert_eq!(added.voters(), &[1, 2, 4, 5, 8], "a new member fills the free seat");
+    let small = Config::new(1, vec![1, 2, 3], 5);
+    assert_eq!(small.voters(), &[1, 2, 3]);
+    assert!(small.voters.is_empty(), "small clusters: every member votes, records unchanged");
+    // The voters travel in the record (the config line), and back.
+    let rec = super::record::Record { config: added.clone(), ..super::record::tests::sample() };
+    let parsed = super::record::Record::parse(&rec.render()).expect("parses");
+    assert_eq!(parsed.config, added);
+}

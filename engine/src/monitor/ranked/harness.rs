@@ -120,7 +120,7 @@ pub struct World {
 
 impl World {
     pub fn new(n: u32, params: RankedParams, hactl: &str) -> World {
-        let config = Config { version: 1, members: (1..=n).collect() };
+        let config = Config { version: 1, members: (1..=n).collect(), voters: Vec::new() };
         let hactl = Arc::new(Hactl::parse(hactl, "hactl").expect("test hactl parses"));
         let mut w = World {
             t: 0,

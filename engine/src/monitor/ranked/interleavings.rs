@@ -424,7 +424,7 @@ fn a_peer_of_another_policy_stops_all_takeover() {
 #[test]
 fn persist_before_publish_and_watchdog_deadline() {
     let params = RankedParams::default();
-    let initial = Config { version: 1, members: vec![1, 2, 3] };
+    let initial = Config { version: 1, members: vec![1, 2, 3], voters: Vec::new() };
     let mut m = Ranked::new(1, params.clone(), initial, None, ClStat::default(), Millis(0));
     let out = m.step(Millis(0), Input::Tick);
     assert!(
@@ -479,7 +479,7 @@ fn the_watchdog_gets_the_lease_deadline_minus_delta() {
 /// proposes dropping 1, and node 2 hears node 3 first.
 fn membership_race(rules: Rules) -> Vec<Config> {
     let params = RankedParams::default();
-    let initial = Config { version: 1, members: vec![1, 2, 3] };
+    let initial = Config { version: 1, members: vec![1, 2, 3], voters: Vec::new() };
     let mut ms: Vec<Ranked> = (1..=3)
         .map(|id| {
             let mut m = Ranked::new(

@@ -52,7 +52,8 @@ pub struct Durable {
 }
 
 /// One read of another node's record, as the executor saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Read {
     /// A record that parsed and passed its checksum.
     Record(Box<Record>),
@@ -65,7 +66,10 @@ pub enum Read {
 }
 
 /// An input, with the node's boot-clock time given to [`Ranked::step`].
-#[derive(Debug, Clone, PartialEq)]
+/// Serialisable: a `--record` trace stores every input (see
+/// [`Ranked::record_steps`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Input {
     /// Nothing new: time passed (see [`Ranked::poll_timeout`]).
     Tick,
@@ -232,6 +236,9 @@ pub enum RankedNotice {
     },
 }
 
+/// One recorded step: its time, its input and the commands it answered.
+pub type Step = (Millis, Input, Vec<Command>);
+
 /// The answer to one input.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Output {
@@ -313,6 +320,9 @@ pub struct Ranked {
     seen_all: bool,
     /// [`Input::Leave`] was given: this node is stopping.
     leaving: bool,
+    /// When recording (`--record`): every step's time, input and commands,
+    /// until taken with [`Ranked::take_steps`].
+    tap: Option<Vec<Step>>,
     wake: Option<Millis>,
     out: Vec<Command>,
 }
@@ -345,9 +355,10 @@ impl Ranked {
             }
             None => Durable {
                 incarnation: 1,
-                config: Config {
-                    version: initial.version,
-                    members: membership::normalise(&initial.members),
+                config: if initial.voters.is_empty() {
+                    Config::new(initial.version, initial.members.clone(), params.max_voters)
+                } else {
+                    Config { members: membership::normalise(&initial.members), ..initial }
                 },
                 config_ack: None,
                 revocations: BTreeMap::new(),
@@ -392,6 +403,7 @@ impl Ranked {
             failed_back: BTreeMap::new(),
             seen_all: false,
             leaving: false,
+            tap: None,
             wake: None,
             out: if leftovers { vec![Command::KillAllNow] } else { Vec::new() },
         }
@@ -448,7 +460,7 @@ impl Ranked {
         // `now`, and every time-driven change is armed in `wake`. Write
         // acknowledgements and an unchanged membership view are about half
         // of all inputs (one each per heartbeat period), so skipping them
-        // halves the simulator's cost without changing any decision.
+        // cuts the simulator's cost without changing any decision.
         let quiet = !resumed
             && match &input {
                 Input::Written { .. } => true,
@@ -457,11 +469,28 @@ impl Ranked {
                 }),
                 _ => false,
             };
+        let recorded = self.tap.is_some().then(|| input.clone());
         self.apply(input);
         if !quiet || self.wake.is_some_and(|w| w <= self.now) {
             self.decide();
         }
-        Output { commands: std::mem::take(&mut self.out) }
+        let out = Output { commands: std::mem::take(&mut self.out) };
+        if let (Some(tap), Some(input)) = (self.tap.as_mut(), recorded) {
+            tap.push((now, input, out.commands.clone()));
+        }
+        out
+    }
+
+    /// Keep every step from now on (time, input, commands) for a trace:
+    /// replaying the inputs through a machine built the same way gives the
+    /// same commands, since the machine is pure.
+    pub fn record_steps(&mut self) {
+        self.tap.get_or_insert_with(Vec::new);
+    }
+
+    /// The steps kept since the last call (empty when not recording).
+    pub fn take_steps(&mut self) -> Vec<Step> {
+        self.tap.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     fn log(&mut self, notice: RankedNotice) {
@@ -500,6 +529,16 @@ impl Ranked {
         self.durable.config.members.clone()
     }
 
+    /// The members whose acknowledgements, revocations and grants count
+    /// (every member unless the cluster is larger than `max_voters`).
+    fn voters(&self) -> Vec<u32> {
+        self.durable.config.voters().to_vec()
+    }
+
+    fn is_voter(&self) -> bool {
+        self.durable.config.voters().contains(&self.me)
+    }
+
     fn record_of(&self, node: u32) -> Option<&Arc<Record>> {
         self.peers.get(&node).and_then(|p| p.record.as_ref())
     }
@@ -524,7 +563,7 @@ impl Ranked {
         // none still counts a fence vote of an older one), or is fenced.
         let inc = self.durable.incarnation;
         self.seen_all = self.seen_all
-            || self.members().iter().all(|&m| {
+            || self.voters().iter().all(|&m| {
                 m == self.me
                     || self
                         .record_of(m)

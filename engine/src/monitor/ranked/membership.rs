@@ -72,7 +72,7 @@ mod tests {
     use super::*;
 
     fn cfg(v: u64, m: &[u32]) -> Config {
-        Config { version: v, members: m.to_vec() }
+        Config { version: v, members: m.to_vec(), voters: Vec::new() }
     }
 
     #[test]

@@ -83,6 +83,30 @@
 //!   hung executor) counts its last contact with everyone from then.
 //! * **wait_for_all** means every member acknowledged this incarnation.
 //!
+//! # Operational rules
+//!
+//! * **Voters.** In a cluster larger than `max_voters` (5), only the lowest
+//!   members vote: a quorum is a majority of the voters, for leases,
+//!   revocations, claims, the tie-breaker and membership changes, and only
+//!   voters publish acknowledgements, revocations and grants. The argument
+//!   above holds with "members" read as "voters" (two voter majorities
+//!   intersect); a membership change moves the voter set by at most one
+//!   node, so the old and new voter majorities intersect too. Learners are
+//!   judged (revoked, voided, fenced) by the voters like any member.
+//! * **Stickiness and failback.** A running group stays where it runs;
+//!   with `failback` it moves back to a better-ranked node that has held
+//!   its lease for `failback_after`, at most once per (group, node,
+//!   incarnation). A failback is an ordinary stop here and a start there
+//!   under a new claim: the safety rules above apply unchanged.
+//! * **Leaving.** On [`Input::Leave`] (SIGTERM) the node stops its groups,
+//!   plans nothing more, and releases its lease once they are idle: its
+//!   published release voids its claims at once, so peers take over
+//!   without the lease wait.
+//! * **Mixed policies.** A member whose heartbeat file shows another
+//!   policy (`classic`'s `<pid> <seconds>` beat) is logged
+//!   ([`RankedNotice::MixedPolicy`]) and nothing is taken over while it
+//!   lasts.
+//!
 //! # Known limits
 //!
 //! * A revocation stands until the revoked node releases or restarts (it is
@@ -133,7 +157,7 @@ mod harness;
 #[cfg(test)]
 mod interleavings;
 
-pub use machine::{Command, Durable, FenceGuard, Input, Output, Ranked, RankedNotice, Read};
+pub use machine::{Command, Durable, FenceGuard, Input, Output, Ranked, RankedNotice, Read, Step};
 pub use record::{Change, Config, Epoch, LeaseState, NodeInc, Record, Seen};
 
 use crate::time::Millis;
@@ -192,6 +216,15 @@ pub struct RankedParams {
     /// How long a better-ranked node must hold its lease before a group
     /// fails back to it: 10 s (5 H).
     pub failback_after: Millis,
+    /// At most this many voters (5): in a larger cluster only the lowest
+    /// `max_voters` members vote on leases, revocations, claims and
+    /// membership changes, and only voters publish acknowledgements,
+    /// revocations and grants. Why: acknowledgements for all N nodes in
+    /// every record cost O(N²) bytes read per period (tens of MB/s per
+    /// reader at N = 1,000); with voters a record is O(1) for a learner and
+    /// O(N) for a voter, so a reader's cost stays O(N). The other members
+    /// are learners whose liveness the voters judge (etcd's learners).
+    pub max_voters: usize,
 }
 
 impl Default for RankedParams {
@@ -215,6 +248,7 @@ impl Default for RankedParams {
             test_backoff_max: Millis(600_000),
             failback: false,
             failback_after: Millis(10_000),
+            max_voters: 5,
         }
     }
 }

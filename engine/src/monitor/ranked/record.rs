@@ -116,6 +116,54 @@ pub struct Config {
     pub version: u64,
     /// Ascending, no duplicates.
     pub members: Vec<u32>,
+    /// The voters, when not every member votes (large clusters): leases,
+    /// revocations, claims and membership changes count only voters'
+    /// acknowledgements, as etcd separates voting members from learners.
+    /// Empty: every member votes. See [`Config::voters`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voters: Vec<u32>,
+}
+
+impl Config {
+    /// A configuration whose voters are its lowest `max_voters` members
+    /// (every member when there are no more than that).
+    pub fn new(version: u64, members: Vec<u32>, max_voters: usize) -> Config {
+        let members = super::membership::normalise(&members);
+        let voters = if members.len() > max_voters.max(1) {
+            members[..max_voters.max(1)].to_vec()
+        } else {
+            Vec::new()
+        };
+        Config { version, members, voters }
+    }
+
+    /// Who votes: [`Config::voters`], or every member when that is empty.
+    pub fn voters(&self) -> &[u32] {
+        if self.voters.is_empty() {
+            &self.members
+        } else {
+            &self.voters
+        }
+    }
+
+    /// The configuration after `change` commits. The voter set changes by
+    /// at most one node, so an old and a new voter majority always
+    /// intersect (Raft's single-server rule, applied to voters): a removed
+    /// voter leaves it (no learner is promoted in the same change), an
+    /// added member joins it only while it has fewer than `max_voters`.
+    pub fn next(&self, members: &[u32], max_voters: usize) -> Config {
+        let members = super::membership::normalise(members);
+        let mut voters: Vec<u32> =
+            self.voters().iter().copied().filter(|v| members.contains(v)).collect();
+        for &m in &members {
+            if voters.len() < max_voters.max(1) && !self.members.contains(&m) {
+                voters.push(m);
+            }
+        }
+        voters.sort_unstable();
+        let voters = if voters == members { Vec::new() } else { voters };
+        Config { version: self.version + 1, members, voters }
+    }
 }
 
 /// A membership change: the members that replace config `replaces`.
@@ -216,7 +264,11 @@ impl Record {
         let _ = writeln!(s, "lease {} {}", self.lease.as_str(), self.floor);
         let _ = writeln!(s, "watchdog {}", yes(self.watchdog));
         let _ = writeln!(s, "seen-all {}", yes(self.seen_all));
-        let _ = writeln!(s, "config {} {}", self.config.version, join(&self.config.members));
+        let _ = write!(s, "config {} {}", self.config.version, join(&self.config.members));
+        if !self.config.voters.is_empty() {
+            let _ = write!(s, " voters {}", join(&self.config.voters));
+        }
+        s.push('\n');
         if let Some(c) = &self.config_ack {
             let _ = writeln!(s, "config-ack {} {}", c.replaces, join(&c.members));
         }
@@ -284,7 +336,7 @@ impl Record {
             floor: 0,
             watchdog: false,
             seen_all: false,
-            config: Config { version: 0, members: Vec::new() },
+            config: Config { version: 0, members: Vec::new(), voters: Vec::new() },
             config_ack: None,
             acks: BTreeMap::new(),
             revocations: BTreeMap::new(),
@@ -314,10 +366,16 @@ impl Record {
                 }
                 (Some("watchdog"), 2) => watchdog = Some(yes_no(w[1]).ok_or(bad("bad yes/no"))?),
                 (Some("seen-all"), 2) => seen_all = Some(yes_no(w[1]).ok_or(bad("bad yes/no"))?),
-                (Some("config"), 3) => {
+                (Some("config"), n @ (3 | 5)) => {
+                    let voters = match n {
+                        5 if w[3] == "voters" => split_nodes(w[4]).ok_or(bad("bad node list"))?,
+                        5 => return Err(bad("expected `voters`")),
+                        _ => Vec::new(),
+                    };
                     config = Some(Config {
                         version: num(1).ok_or(bad("bad version"))?,
                         members: split_nodes(w[2]).ok_or(bad("bad node list"))?,
+                        voters,
                     })
                 }
                 (Some("config-ack"), 3) => {
@@ -438,7 +496,7 @@ pub(crate) mod tests {
             floor: 57,
             watchdog: true,
             seen_all: true,
-            config: Config { version: 2, members: vec![1, 2, 3] },
+            config: Config { version: 2, members: vec![1, 2, 3], voters: Vec::new() },
             config_ack: Some(Change { replaces: 2, members: vec![1, 2, 3, 4] }),
             acks: BTreeMap::new(),
             revocations: BTreeMap::new(),
@@ -569,7 +627,7 @@ pub(crate) mod tests {
                     floor: h.7,
                     watchdog: h.5,
                     seen_all: h.6,
-                    config: Config { version: c.0, members: c.1 },
+                    config: Config { version: c.0, members: c.1, voters: Vec::new() },
                     config_ack: c.2.map(|(replaces, members)| Change { replaces, members }),
                     acks,
                     revocations,

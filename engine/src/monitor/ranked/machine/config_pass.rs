@@ -66,8 +66,16 @@ impl Ranked {
         if self.persisted.as_ref().and_then(|d| d.config_ack.as_ref()) == Some(&change) {
             ackers.insert(self.me);
         }
-        if membership::committed(&config, &change, &ackers) {
-            let next = Config { version: config.version + 1, members: change.members.clone() };
+        // Over voters: a strict majority of the old voters and of the new.
+        let next = config.next(&change.members, self.params.max_voters);
+        let voted = |c: &Config| Config {
+            version: c.version,
+            members: c.voters().to_vec(),
+            voters: Vec::new(),
+        };
+        let old = voted(&config);
+        let new = Change { replaces: change.replaces, members: next.voters().to_vec() };
+        if membership::committed(&old, &new, &ackers) {
             self.set_durable(|d| {
                 d.config = next.clone();
                 d.config_ack = None;

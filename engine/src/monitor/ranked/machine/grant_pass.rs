@@ -31,6 +31,13 @@ impl Ranked {
     }
 
     pub(super) fn grant_pass(&mut self, judged: &BTreeMap<u32, Judgement>) {
+        if !self.is_voter() {
+            // A learner's grants count for nobody.
+            if !self.durable.grants.is_empty() {
+                self.set_durable(|d| d.grants.clear());
+            }
+            return;
+        }
         let mut groups: BTreeSet<String> = self.claims.keys().cloned().collect();
         for p in self.peers.values() {
             if let Some(r) = &p.record {
@@ -112,6 +119,6 @@ impl Ranked {
             }
         }
         votes.expand(&mut yes);
-        claims::held(&self.durable.config.members, &yes, self.tie_ready(votes)).then_some(yes)
+        claims::held(self.durable.config.voters(), &yes, self.tie_ready(votes)).then_some(yes)
     }
 }

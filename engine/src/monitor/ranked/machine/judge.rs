@@ -55,7 +55,7 @@ impl Ranked {
 
     /// May the tie-breaker decide an exact half now?
     pub(super) fn tie_ready(&self, votes: &Votes) -> bool {
-        let Some(&t) = self.durable.config.members.iter().min() else {
+        let Some(&t) = self.durable.config.voters().iter().min() else {
             return false;
         };
         if !self.rules.wait_for_all || votes.contains(t) {
@@ -71,6 +71,7 @@ impl Ranked {
     pub(super) fn judge(&mut self, votes: &Votes, fences: &Votes) -> BTreeMap<u32, Judgement> {
         let now = self.now;
         let members = self.members();
+        let voting = self.voters();
         let tie = self.tie_ready(votes);
         let wait = self.params.takeover_wait();
         let mine = self.published_durable().map(|d| d.revocations.clone()).unwrap_or_default();
@@ -85,7 +86,7 @@ impl Ranked {
             // Who revoked x's current incarnation, and up to which counter.
             let mut yes: BTreeSet<u32> = BTreeSet::new();
             let mut bound = 0u64;
-            for &y in &members {
+            for &y in &voting {
                 if y == x {
                     continue;
                 }
@@ -109,7 +110,7 @@ impl Ranked {
             let mut with_votes = voters.clone();
             let used_votes = votes.expand(&mut with_votes);
             with_votes.remove(&x);
-            let revoked_quorum = is_quorum(&members, &with_votes, tie);
+            let revoked_quorum = is_quorum(&voting, &with_votes, tie);
             let peer = self.peers.entry(x).or_default();
             if revoked_quorum {
                 if peer.revoked_since.is_none_or(|(i, _)| i != inc) {

@@ -83,7 +83,7 @@ impl Ranked {
     pub(super) fn lease_pass(&mut self, votes: &Votes) {
         let now = self.now;
         let inc = self.durable.incarnation;
-        let members = self.members();
+        let members = self.voters();
         let acks: BTreeMap<u32, u64> = members
             .iter()
             .filter(|&&m| m != self.me)

@@ -55,6 +55,7 @@ impl Ranked {
 
     /// The record this node publishes now.
     pub fn record(&self) -> Record {
+        let voter = self.is_voter();
         let durable = self.published_durable().cloned().unwrap_or_else(|| self.durable.clone());
         Record {
             node: self.me,
@@ -67,9 +68,15 @@ impl Ranked {
             seen_all: self.seen_all,
             config: durable.config,
             config_ack: durable.config_ack,
-            acks: self.acks(),
-            revocations: durable.revocations,
-            grants: durable.grants.into_iter().map(|(g, grant)| (g, grant.to)).collect(),
+            // A learner's acknowledgements, revocations and grants count
+            // for nobody: it publishes none (its record stays O(1)).
+            acks: if voter { self.acks() } else { BTreeMap::new() },
+            revocations: if voter { durable.revocations } else { BTreeMap::new() },
+            grants: if voter {
+                durable.grants.into_iter().map(|(g, grant)| (g, grant.to)).collect()
+            } else {
+                BTreeMap::new()
+            },
             claims: if self.phase == Phase::Released {
                 BTreeMap::new()
             } else {
