@@ -94,9 +94,13 @@ enum Ev {
     FenceKill {
         node: u32,
     },
-    /// `ranked`: the node's watchdog process looks at its deadline.
+    /// `ranked`: the node's watchdog process looks at its deadline. Only
+    /// the event of the node's current `watchdog_gen` acts: re-arming
+    /// schedules a new look and retires the old one (one pending look per
+    /// node, not one per lease renewal).
     Watchdog {
         node: u32,
+        gen: u64,
     },
     /// A crashed `mosha` starts again on its (live) node.
     MonitorRestart {
@@ -176,6 +180,9 @@ struct NodeSlot {
     durable: Option<clinit_engine::monitor::ranked::Durable>,
     watchdog: clinit_engine::monitor::ranked::watchdog::Watchdog,
     watchdog_logged: bool,
+    /// The watchdog's pending look: its generation and time.
+    watchdog_gen: u64,
+    watchdog_at: Option<Millis>,
 }
 
 /// Fault episodes in force.
@@ -356,6 +363,8 @@ impl World {
                     durable: None,
                     watchdog: Default::default(),
                     watchdog_logged: false,
+                    watchdog_gen: 0,
+                    watchdog_at: None,
                 })
                 .collect(),
             members: Membership::new(n),
@@ -487,7 +496,7 @@ impl World {
                 let slot = &self.nodes[*node as usize];
                 (slot.frozen || slot.paused).then_some(*node)
             }
-            Ev::Exit { node, .. } | Ev::Watchdog { node } => {
+            Ev::Exit { node, .. } | Ev::Watchdog { node, .. } => {
                 self.nodes[*node as usize].paused.then_some(*node)
             }
             _ => None,
@@ -538,7 +547,13 @@ impl World {
                     self.tracker.check_halt(self.now, node, since, &busy);
                 }
             }
-            Ev::Watchdog { node } => self.watchdog_check(node),
+            Ev::Watchdog { node, gen } => {
+                let slot = &mut self.nodes[node as usize];
+                if slot.watchdog_gen == gen {
+                    slot.watchdog_at = None;
+                    self.watchdog_check(node);
+                }
+            }
             Ev::FenceKill { node } => {
                 if self.nodes[node as usize].up {
                     self.tracker.metrics.fence_kills += 1;

@@ -305,7 +305,13 @@ impl ClusterDriver {
             }
         }
         let Some(h) = self.ranked.as_mut() else { return };
-        if h.machine.poll_timeout().is_some_and(|t| t <= now) || h.inbox.is_empty() {
+        // The machine steps on its own inputs and at its own timeout, never
+        // merely because the driver handled something: `decide` is the
+        // machine's whole judgement (O(members) and more), and the driver
+        // handles one input per member read, child exit and write result.
+        // Every step re-arms the machine's timer, so a Tick is only due
+        // when that timer has come and no input steps it anyway.
+        if h.inbox.is_empty() && h.machine.poll_timeout().is_some_and(|t| t <= now) {
             h.inbox.push_back(RInput::Tick);
         }
         h.pumping = true;

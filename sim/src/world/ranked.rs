@@ -131,13 +131,25 @@ impl World {
                     .log(now, node, 0, || format!("WATCHDOG fires: SIGKILL to {killed} children"));
             }
         } else if let Some(at) = self.nodes[me].watchdog.next_deadline() {
-            self.nodes[me].watchdog_logged = false;
-            self.queue.push(at, Ev::Watchdog { node });
+            let slot = &mut self.nodes[me];
+            slot.watchdog_logged = false;
+            // One pending look per node: a renewal moves the deadline
+            // forward, so the look already pending at `at` is kept and an
+            // older one is retired by the new generation.
+            if slot.watchdog_at != Some(at) {
+                slot.watchdog_gen += 1;
+                slot.watchdog_at = Some(at);
+                let gen = slot.watchdog_gen;
+                self.queue.push(at, Ev::Watchdog { node, gen });
+            }
         }
     }
 
     /// A fresh watchdog (the machine booted).
     pub(super) fn watchdog_reset(&mut self, node: u32) {
-        self.nodes[node as usize].watchdog = Watchdog::default();
+        let slot = &mut self.nodes[node as usize];
+        slot.watchdog = Watchdog::default();
+        slot.watchdog_gen += 1;
+        slot.watchdog_at = None;
     }
 }
