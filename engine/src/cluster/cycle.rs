@@ -34,14 +34,42 @@ pub(crate) enum Phase {
     Copying(Copying),
 }
 
-/// Node reads sent, some answered.
+/// The batch of node reads sent (one `ReadNodes`), some answered.
+///
+/// Flat vectors indexed like `nodes`, not maps: at 100 members a map entry
+/// per node and cycle cost more than the judgement itself.
 #[derive(Debug, Clone)]
 pub(crate) struct Reading {
+    /// The batch's `seq`.
+    pub seq: u64,
     pub deadline: Millis,
     pub members: Vec<u32>,
-    /// seq → node, for reads not answered yet.
-    pub pending: BTreeMap<u64, u32>,
-    pub got: BTreeMap<u32, NodeFiles>,
+    /// The nodes read, ascending.
+    pub nodes: Vec<u32>,
+    /// What each node's read gave (`None`: not answered yet), by the index
+    /// of the node in `nodes`.
+    pub got: Vec<Option<NodeFiles>>,
+    /// How many of `got` are still `None`.
+    pub waiting: usize,
+}
+
+impl Reading {
+    /// The index of `node` when its read is still awaited.
+    pub fn awaits(&self, seq: u64, node: u32) -> Option<usize> {
+        if seq != self.seq {
+            return None;
+        }
+        let i = self.nodes.binary_search(&node).ok()?;
+        self.got[i].is_none().then_some(i)
+    }
+
+    /// Store node `i`'s result.
+    pub fn answer(&mut self, i: usize, files: NodeFiles) {
+        if self.got[i].is_none() {
+            self.waiting -= 1;
+        }
+        self.got[i] = Some(files);
+    }
 }
 
 /// Copies of replicated files sent, some answered.
@@ -93,46 +121,58 @@ impl NodeFiles {
 /// unchanged clstats are neither re-read nor re-parsed).
 pub(crate) type ClstatCache = BTreeMap<u32, (super::input::ContentId, Arc<ClStat>)>;
 
-/// Turn one node's reported files into what the monitor needs. A clstat
-/// that is not UTF-8 or has lines that are not status lines is
-/// *unreadable*: a torn or foreign file must not be taken for "runs
-/// nothing" (spec W3). Its age is the reader's clock at the read minus the
-/// writer's mtime, as the original computed it (spec §5.2).
-pub(crate) fn node_files(
-    node: u32,
-    me: u32,
-    read_at: WallMs,
-    files: Vec<FileReport>,
-    clstats: &mut ClstatCache,
-    hactl_replica: &Replica<Hactl>,
-    cltab_replica: &Replica<Cltab>,
-) -> NodeFiles {
-    let not_read = |file: SharedFile| format!("node {node}'s {file} was not read");
-    // The "not read" texts are built only for files the report lacks
-    // (formatting three per member per cycle cost a sixth of a large
-    // simulation).
-    let (mut clstat, mut hactl, mut cltab) = (None, None, None);
-    for FileReport { file, path, read } in files {
+/// One node's reported files, turned into what the monitor needs as they
+/// come (one builder per node of a `NodesRead`).
+#[derive(Default)]
+pub(crate) struct NodeFilesBuilder {
+    clstat: Option<NodeStatus>,
+    hactl: Option<CopyRead<Hactl>>,
+    cltab: Option<CopyRead<Cltab>>,
+}
+
+impl NodeFilesBuilder {
+    /// Take one report of the node. A clstat that is not UTF-8 or has
+    /// lines that are not status lines is *unreadable*: a torn or foreign
+    /// file must not be taken for "runs nothing" (spec W3). Its age is the
+    /// reader's clock at the read minus the writer's mtime, as the original
+    /// computed it (spec §5.2).
+    pub fn add(
+        &mut self,
+        me: u32,
+        read_at: WallMs,
+        report: FileReport,
+        clstats: &mut ClstatCache,
+        hactl_replica: &Replica<Hactl>,
+        cltab_replica: &Replica<Cltab>,
+    ) {
+        let FileReport { node, file, path, read } = report;
         match file {
             SharedFile::Clstat if node != me => {
-                clstat = Some(clstat_status(node, read_at, &path, read, clstats))
+                self.clstat = Some(clstat_status(node, read_at, &path, read, clstats))
             }
-            SharedFile::Hactl => hactl = Some(copy_read(node, &path, read, hactl_replica)),
-            SharedFile::Cltab => cltab = Some(copy_read(node, &path, read, cltab_replica)),
+            SharedFile::Hactl => self.hactl = Some(copy_read(node, &path, read, hactl_replica)),
+            SharedFile::Cltab => self.cltab = Some(copy_read(node, &path, read, cltab_replica)),
             _ => {}
         }
     }
-    NodeFiles {
-        // My own status comes from my init machine, never from the file.
-        clstat: clstat.unwrap_or_else(|| {
-            if node == me {
-                NodeStatus::Missing
-            } else {
-                NodeStatus::Unreadable { reason: not_read(SharedFile::Clstat) }
-            }
-        }),
-        hactl: hactl.unwrap_or_else(|| Err(not_read(SharedFile::Hactl))),
-        cltab: cltab.unwrap_or_else(|| Err(not_read(SharedFile::Cltab))),
+
+    /// What node `node`'s read gave; a file the executor did not report is
+    /// "not read" (its text is built only then: formatting three per member
+    /// per cycle cost a sixth of a large simulation).
+    pub fn finish(self, node: u32, me: u32) -> NodeFiles {
+        let not_read = |file: SharedFile| format!("node {node}'s {file} was not read");
+        NodeFiles {
+            // My own status comes from my init machine, never from the file.
+            clstat: self.clstat.unwrap_or_else(|| {
+                if node == me {
+                    NodeStatus::Missing
+                } else {
+                    NodeStatus::Unreadable { reason: not_read(SharedFile::Clstat) }
+                }
+            }),
+            hactl: self.hactl.unwrap_or_else(|| Err(not_read(SharedFile::Hactl))),
+            cltab: self.cltab.unwrap_or_else(|| Err(not_read(SharedFile::Cltab))),
+        }
     }
 }
 

@@ -8,13 +8,55 @@ use super::*;
 pub(super) const MEMBERSHIP_RETRY_CAP: Millis = Millis(5_000);
 
 impl ClusterDriver {
-    /// Whether a node read result is still awaited; a late one frees its
-    /// node and is otherwise ignored.
-    pub(super) fn expects_read(&mut self, seq: u64, node: u32) -> bool {
-        if self.busy_reads.get(&node) == Some(&seq) {
+    /// The index of `node` in the batch being read when its result (of
+    /// batch `seq`) is still awaited; a late one frees its node and is
+    /// otherwise ignored.
+    pub(super) fn expects_read(&mut self, seq: u64, node: u32) -> Option<usize> {
+        if !self.busy_reads.is_empty() && self.busy_reads.get(&node) == Some(&seq) {
             self.busy_reads.remove(&node);
         }
-        matches!(&self.phase, Phase::Reading(r) if r.pending.get(&seq) == Some(&node))
+        match &self.phase {
+            Phase::Reading(r) => r.awaits(seq, node),
+            _ => None,
+        }
+    }
+
+    /// Answers to the batch `seq`, grouped by node: each awaited node's
+    /// files become what the monitor needs as they come (no per-node
+    /// allocation: an unchanged file costs a cache look-up).
+    pub(super) fn on_nodes_read(
+        &mut self,
+        now: Millis,
+        seq: u64,
+        read_at: WallMs,
+        reports: Vec<FileReport>,
+    ) {
+        let me = self.cfg.me;
+        let mut current: Option<(u32, Option<usize>, cycle::NodeFilesBuilder)> = None;
+        for mut report in reports {
+            if current.as_ref().is_none_or(|(node, ..)| *node != report.node) {
+                if let Some((node, Some(i), b)) = current.take() {
+                    self.on_node_read(now, i, b.finish(node, me));
+                }
+                let at = self.expects_read(seq, report.node);
+                current = Some((report.node, at, cycle::NodeFilesBuilder::default()));
+            }
+            let Some((node, Some(_), b)) = current.as_mut() else { continue };
+            if report.file == SharedFile::Heartbeat {
+                if let Some(h) = self.ranked.as_mut() {
+                    let path = report.path.clone();
+                    let read = std::mem::replace(&mut report.read, Ok(None));
+                    if let Some(input) = h.record_read(*node, &path, read) {
+                        h.push(input);
+                    }
+                }
+                continue;
+            }
+            b.add(me, read_at, report, &mut self.clstats, &self.hactl, &self.cltab);
+        }
+        if let Some((node, Some(i), b)) = current {
+            self.on_node_read(now, i, b.finish(node, me));
+        }
     }
 
     pub(super) fn on_membership(
@@ -89,52 +131,54 @@ impl ClusterDriver {
         }
         readset.sort_unstable();
         readset.dedup();
+        let seq = self.next_seq();
         let mut reading = Reading {
+            seq,
             deadline: now + self.cfg.read_timeout,
             members,
-            pending: BTreeMap::new(),
-            got: BTreeMap::new(),
+            got: vec![None; readset.len()],
+            waiting: readset.len(),
+            nodes: readset,
         };
-        for node in readset {
+        let mut asks = Vec::with_capacity(reading.nodes.len() * 3);
+        for (i, &node) in reading.nodes.iter().enumerate() {
             if let Some(seq) = self.busy_reads.get(&node) {
                 let reason = format!("node {node}: the previous read (#{seq}) has not finished");
-                reading.got.insert(node, NodeFiles::failed(reason));
+                reading.got[i] = Some(NodeFiles::failed(reason));
+                reading.waiting -= 1;
                 continue;
             }
-            let mut files = Vec::with_capacity(3);
+            let mut ask = |file, known| asks.push(FileAsk { node, file, known });
             match &self.ranked {
                 // Under ranked a peer's heartbeat file is its record.
-                Some(h) if node != me => {
-                    files.push((SharedFile::Heartbeat, h.known_record(node)));
-                }
+                Some(h) if node != me => ask(SharedFile::Heartbeat, h.known_record(node)),
                 Some(_) => {}
                 None if node != me => {
-                    let known = self.clstats.get(&node).map(|(id, _)| *id);
-                    files.push((SharedFile::Clstat, known));
+                    ask(SharedFile::Clstat, self.clstats.get(&node).map(|(id, _)| *id))
                 }
                 None => {}
             }
-            files.push((SharedFile::Hactl, self.hactl.cached(node).map(|c| c.id)));
-            files.push((SharedFile::Cltab, self.cltab.cached(node).map(|c| c.id)));
-            let seq = self.next_seq();
-            reading.pending.insert(seq, node);
-            self.commands.push_back(ClusterCommand::ReadNode { seq, node, files });
+            ask(SharedFile::Hactl, self.hactl.cached(node).map(|c| c.id));
+            ask(SharedFile::Cltab, self.cltab.cached(node).map(|c| c.id));
         }
-        if reading.pending.is_empty() {
+        if !asks.is_empty() {
+            self.commands.push_back(ClusterCommand::ReadNodes { seq, asks });
+        }
+        if reading.waiting == 0 {
             self.finish_reads(now, reading);
         } else {
             self.phase = Phase::Reading(reading);
         }
     }
 
-    pub(super) fn on_node_read(&mut self, now: Millis, seq: u64, node: u32, files: NodeFiles) {
+    /// Node number `i` of the batch answered.
+    pub(super) fn on_node_read(&mut self, now: Millis, i: usize, files: NodeFiles) {
         if self.stopping.is_some() {
             return;
         }
         let Phase::Reading(r) = &mut self.phase else { return };
-        r.pending.remove(&seq);
-        r.got.insert(node, files);
-        if r.pending.is_empty() {
+        r.answer(i, files);
+        if r.waiting == 0 {
             let Phase::Reading(r) = std::mem::replace(&mut self.phase, Phase::Idle { at: now })
             else {
                 return;
@@ -146,14 +190,21 @@ impl ClusterDriver {
     /// Every read answered or timed out: replicate, then copy or decide.
     pub(super) fn finish_reads(&mut self, now: Millis, reading: Reading) {
         let me = self.cfg.me;
-        let mut hactl_reads = BTreeMap::new();
-        let mut cltab_reads = BTreeMap::new();
-        let mut nodes = BTreeMap::new();
-        for (node, files) in reading.got {
-            hactl_reads.insert(node, files.hactl);
-            cltab_reads.insert(node, files.cltab);
-            nodes.insert(node, files.clstat);
+        // Built from sorted vectors: a map's bulk build, not an insert per
+        // node.
+        let n = reading.nodes.len();
+        let (mut hactl_reads, mut cltab_reads, mut nodes) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for (node, files) in reading.nodes.into_iter().zip(reading.got) {
+            let files =
+                files.unwrap_or_else(|| NodeFiles::failed(format!("node {node}: no answer")));
+            hactl_reads.push((node, files.hactl));
+            cltab_reads.push((node, files.cltab));
+            nodes.push((node, files.clstat));
         }
+        let hactl_reads: BTreeMap<_, _> = hactl_reads.into_iter().collect();
+        let cltab_reads: BTreeMap<_, _> = cltab_reads.into_iter().collect();
+        let nodes: BTreeMap<_, _> = nodes.into_iter().collect();
         let mut copying = Copying {
             deadline: now + self.cfg.read_timeout,
             members: reading.members,
@@ -323,10 +374,14 @@ impl ClusterDriver {
                         return;
                     };
                     let after = self.cfg.read_timeout;
-                    for (seq, node) in std::mem::take(&mut r.pending) {
-                        self.busy_reads.insert(node, seq);
+                    for i in 0..r.nodes.len() {
+                        if r.got[i].is_some() {
+                            continue;
+                        }
+                        let node = r.nodes[i];
+                        self.busy_reads.insert(node, r.seq);
                         let reason = format!("node {node}: no answer within {after}");
-                        r.got.insert(node, NodeFiles::failed(reason));
+                        r.answer(i, NodeFiles::failed(reason));
                         self.events
                             .push_back(ClusterEvent::ReadTimedOut { node: Some(node), after });
                     }

@@ -42,7 +42,7 @@ impl Files {
             id: *id,
             bytes: (known != Some(*id)).then(|| bytes.clone()),
         }));
-        FileReport { file, path: format!("/mfs/{node}/{file}"), read }
+        FileReport { node, file, path: format!("/mfs/{node}/{file}").into(), read }
     }
 
     fn text(&self, node: u32, file: SharedFile) -> Option<String> {
@@ -158,14 +158,17 @@ impl Cluster {
                     report: MembershipReport::Members(self.up.clone()),
                 }
             }
-            ClusterCommand::ReadNode { seq, node: of, files } => {
-                if faults.hang_reads_of.contains(&of) {
-                    exec.held.push(ClusterCommand::ReadNode { seq, node: of, files });
-                    return None;
+            ClusterCommand::ReadNodes { seq, asks } => {
+                // Reads of a hung node are held (as a batch of their own);
+                // the others answer.
+                let (hung, asks): (Vec<_>, Vec<_>) =
+                    asks.into_iter().partition(|a| faults.hang_reads_of.contains(&a.node));
+                if !hung.is_empty() {
+                    exec.held.push(ClusterCommand::ReadNodes { seq, asks: hung });
                 }
-                let files =
-                    files.iter().map(|(f, known)| self.files.read(of, *f, *known)).collect();
-                ClusterInput::NodeRead { seq, node: of, read_at: wall(now), files }
+                let reports =
+                    asks.iter().map(|a| self.files.read(a.node, a.file, a.known)).collect();
+                ClusterInput::NodesRead { seq, read_at: wall(now), reports }
             }
             ClusterCommand::Copy { seq, file, bytes, mtime, .. } => {
                 if faults.fail_copy {
@@ -384,16 +387,17 @@ fn read_time_out_is_the_engines_and_a_late_result_is_ignored() {
     });
     assert!(still, "{:?}", c.events_of(1));
     // The late answer, claiming web runs on node 2: ignored.
-    let Some(ClusterCommand::ReadNode { seq, node: 2, files }) =
+    let Some(ClusterCommand::ReadNodes { seq, asks }) =
         c.execs.get_mut(&1).and_then(|e| e.held.pop())
     else {
         panic!("held read");
     };
-    let late: Vec<FileReport> = files.iter().map(|(f, _)| c.files.read(2, *f, None)).collect();
+    assert!(asks.iter().all(|a| a.node == 2), "{asks:?}");
+    let late: Vec<FileReport> = asks.iter().map(|a| c.files.read(2, a.file, None)).collect();
     let now = c.now;
     let d = c.drivers.get_mut(&1).expect("node 1");
     let view_before = d.node().monitor.clone();
-    d.handle(now, ClusterInput::NodeRead { seq, node: 2, read_at: wall(now), files: late });
+    d.handle(now, ClusterInput::NodesRead { seq, read_at: wall(now), reports: late });
     assert_eq!(d.node().monitor, view_before, "a late result changes nothing");
     // ...but node 2 is read again at the next cycle (the late answer freed
     // it), and no more time-outs follow.
@@ -545,8 +549,18 @@ fn heartbeats_are_commanded_and_judged_by_the_engine() {
                     let report = MembershipReport::Heartbeats { read_at: wall(now), beats };
                     ClusterInput::MembershipRead { seq, report }
                 }
-                ClusterCommand::ReadNode { seq, node, .. } => {
-                    ClusterInput::NodeRead { seq, node, read_at: wall(now), files: vec![] }
+                ClusterCommand::ReadNodes { seq, asks } => {
+                    // Each node answers, with no file at all.
+                    let reports = asks
+                        .iter()
+                        .map(|a| FileReport {
+                            node: a.node,
+                            file: SharedFile::Hastat,
+                            path: "-".into(),
+                            read: Ok(None),
+                        })
+                        .collect();
+                    ClusterInput::NodesRead { seq, read_at: wall(now), reports }
                 }
                 ClusterCommand::WriteHastat { seq, published } => {
                     members_seen.push(published.members.clone());
