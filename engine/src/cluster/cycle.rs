@@ -8,7 +8,7 @@
 //! still hangs (it is "unreadable" meanwhile), so a dead mount costs one
 //! blocked executor thread, not one per cycle.
 
-use super::input::{FileRead, FileReport, SharedFile, WallMs};
+use super::input::{ContentId, FileRead, FileReport, SharedFile, WallMs};
 use crate::cltab::Cltab;
 use crate::hactl::Hactl;
 use crate::monitor::replicate::{parse_copy, CopyInfo, CopyRead, Replica, Replicated, Replication};
@@ -77,6 +77,8 @@ impl Reading {
 pub(crate) struct Copying {
     pub deadline: Millis,
     pub members: Vec<u32>,
+    /// The nodes read this cycle, ascending.
+    pub read: Vec<u32>,
     pub nodes: BTreeMap<u32, NodeStatus>,
     pub hactl: Step,
     pub cltab: Step,
@@ -85,6 +87,9 @@ pub(crate) struct Copying {
 /// One file kind's replication within a cycle.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Step {
+    /// Nothing changed since a cycle that had nothing to do (see
+    /// [`Quiet`]): no plan, no settle, the previous result stands.
+    pub quiet: bool,
     pub decision: Option<Replication>,
     /// The copy's seq while it runs.
     pub copy: Option<u64>,
@@ -102,8 +107,8 @@ impl Step {
 #[derive(Debug, Clone)]
 pub(crate) struct NodeFiles {
     pub clstat: NodeStatus,
-    pub hactl: CopyRead<Hactl>,
-    pub cltab: CopyRead<Cltab>,
+    pub hactl: Copy<Hactl>,
+    pub cltab: Copy<Cltab>,
 }
 
 impl NodeFiles {
@@ -111,9 +116,50 @@ impl NodeFiles {
     pub fn failed(reason: String) -> NodeFiles {
         NodeFiles {
             clstat: NodeStatus::Unreadable { reason: reason.clone() },
-            hactl: Err(reason.clone()),
-            cltab: Err(reason),
+            hactl: Copy::Read(Err(reason.clone())),
+            cltab: Copy::Read(Err(reason)),
         }
+    }
+}
+
+/// Replication of one file kind had nothing to do in the last cycle that
+/// ran it: no copy to make, and it settled on `current`. While every node
+/// it read then is read again and confirmed unchanged, the same reads give
+/// the same plan (`getlatest` is a function of them), so the cycle skips
+/// plan and settle and keeps `current`: replication of a quiet cluster
+/// costs nothing per member and cycle.
+#[derive(Debug, Clone)]
+pub(crate) struct Quiet<T> {
+    /// The nodes read in that cycle, ascending; `None`: not quiet.
+    pub nodes: Option<Vec<u32>>,
+    pub current: Option<Arc<T>>,
+}
+
+impl<T> Default for Quiet<T> {
+    fn default() -> Self {
+        Quiet { nodes: None, current: None }
+    }
+}
+
+impl<T> Quiet<T> {
+    /// May this cycle, reading `nodes` and finding each unchanged or not
+    /// (`all_unchanged`), skip replication?
+    pub fn holds(&self, nodes: &[u32], all_unchanged: bool) -> bool {
+        all_unchanged && self.nodes.as_deref() == Some(nodes)
+    }
+
+    /// After a cycle that planned and settled: quiet when it had nothing to
+    /// copy (`decision` without a source) and nothing was copied.
+    pub fn after(
+        &mut self,
+        nodes: &[u32],
+        decision: Option<&Replication>,
+        copied: bool,
+        current: Option<Arc<T>>,
+    ) {
+        let quiet = !copied && decision.is_some_and(|d| d.copy_from.is_none());
+        self.nodes = quiet.then(|| nodes.to_vec());
+        self.current = current;
     }
 }
 
@@ -126,8 +172,8 @@ pub(crate) type ClstatCache = BTreeMap<u32, (super::input::ContentId, Arc<ClStat
 #[derive(Default)]
 pub(crate) struct NodeFilesBuilder {
     clstat: Option<NodeStatus>,
-    hactl: Option<CopyRead<Hactl>>,
-    cltab: Option<CopyRead<Cltab>>,
+    hactl: Option<Copy<Hactl>>,
+    cltab: Option<Copy<Cltab>>,
 }
 
 impl NodeFilesBuilder {
@@ -150,8 +196,8 @@ impl NodeFilesBuilder {
             SharedFile::Clstat if node != me => {
                 self.clstat = Some(clstat_status(node, read_at, &path, read, clstats))
             }
-            SharedFile::Hactl => self.hactl = Some(copy_read(node, &path, read, hactl_replica)),
-            SharedFile::Cltab => self.cltab = Some(copy_read(node, &path, read, cltab_replica)),
+            SharedFile::Hactl => self.hactl = Some(Copy::of(node, path, read, hactl_replica)),
+            SharedFile::Cltab => self.cltab = Some(Copy::of(node, path, read, cltab_replica)),
             _ => {}
         }
     }
@@ -170,8 +216,43 @@ impl NodeFilesBuilder {
                     NodeStatus::Unreadable { reason: not_read(SharedFile::Clstat) }
                 }
             }),
-            hactl: self.hactl.unwrap_or_else(|| Err(not_read(SharedFile::Hactl))),
-            cltab: self.cltab.unwrap_or_else(|| Err(not_read(SharedFile::Cltab))),
+            hactl: self.hactl.unwrap_or_else(|| Copy::Read(Err(not_read(SharedFile::Hactl)))),
+            cltab: self.cltab.unwrap_or_else(|| Copy::Read(Err(not_read(SharedFile::Cltab)))),
+        }
+    }
+}
+
+/// One node's replicated file as read this cycle: resolved, or "the
+/// version replication already knows" (the executor left the bytes out
+/// because the identity matched), resolved against the replica's cache
+/// only when replication runs at all (see [`Quiet`]).
+#[derive(Debug, Clone)]
+pub(crate) enum Copy<T> {
+    Read(CopyRead<T>),
+    Known { id: ContentId, path: Arc<str> },
+}
+
+impl<T: Replicated> Copy<T> {
+    fn of(node: u32, path: Arc<str>, read: FileRead, replica: &Replica<T>) -> Copy<T> {
+        match read {
+            Ok(Some(v)) if v.bytes.is_none() => Copy::Known { id: v.id, path },
+            read => Copy::Read(copy_read(node, &path, read, replica)),
+        }
+    }
+
+    /// The version asked about was confirmed unchanged.
+    pub fn unchanged(&self) -> bool {
+        matches!(self, Copy::Known { .. })
+    }
+
+    /// The read as replication takes it (a known version from the cache).
+    pub fn resolve(self, node: u32, replica: &Replica<T>) -> CopyRead<T> {
+        match self {
+            Copy::Read(read) => read,
+            Copy::Known { id, path } => match replica.cached(node) {
+                Some(info) if info.id == id => Ok(Some(info.clone())),
+                _ => Err(format!("{path}: content not sent")),
+            },
         }
     }
 }

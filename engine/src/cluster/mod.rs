@@ -101,6 +101,8 @@ pub struct ClusterDriver {
     phase: Phase,
     hactl: Replica<Hactl>,
     cltab: Replica<Cltab>,
+    hactl_quiet: cycle::Quiet<Hactl>,
+    cltab_quiet: cycle::Quiet<Cltab>,
     clstats: ClstatCache,
     /// Nodes whose read outlived its deadline and still runs (seq).
     busy_reads: BTreeMap<u32, u64>,
@@ -174,6 +176,8 @@ impl ClusterDriver {
             phase: Phase::Idle { at: now },
             hactl: Replica::new(),
             cltab: Replica::new(),
+            hactl_quiet: cycle::Quiet::default(),
+            cltab_quiet: cycle::Quiet::default(),
             clstats: BTreeMap::new(),
             busy_reads: BTreeMap::new(),
             busy_membership: None,

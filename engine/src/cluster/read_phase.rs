@@ -3,6 +3,7 @@
 //! does not answer, replicate `hactl` and `cltab`, copy, then decide.
 
 use super::*;
+use crate::monitor::replicate::Settled;
 
 /// Longest wait before membership is tried again after a failure.
 pub(super) const MEMBERSHIP_RETRY_CAP: Millis = Millis(5_000);
@@ -195,29 +196,41 @@ impl ClusterDriver {
         let n = reading.nodes.len();
         let (mut hactl_reads, mut cltab_reads, mut nodes) =
             (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        for (node, files) in reading.nodes.into_iter().zip(reading.got) {
+        let (mut hactl_same, mut cltab_same) = (true, true);
+        for (&node, files) in reading.nodes.iter().zip(reading.got) {
             let files =
                 files.unwrap_or_else(|| NodeFiles::failed(format!("node {node}: no answer")));
+            hactl_same &= files.hactl.unchanged();
+            cltab_same &= files.cltab.unchanged();
             hactl_reads.push((node, files.hactl));
             cltab_reads.push((node, files.cltab));
             nodes.push((node, files.clstat));
         }
-        let hactl_reads: BTreeMap<_, _> = hactl_reads.into_iter().collect();
-        let cltab_reads: BTreeMap<_, _> = cltab_reads.into_iter().collect();
         let nodes: BTreeMap<_, _> = nodes.into_iter().collect();
         let mut copying = Copying {
             deadline: now + self.cfg.read_timeout,
             members: reading.members,
+            read: reading.nodes,
             nodes,
             hactl: Step::default(),
             cltab: Step::default(),
         };
-        let mut notes = Vec::new();
-        copying.hactl.decision = self.hactl.plan(me, &hactl_reads, &mut notes);
-        self.notes::<Hactl>(notes);
-        let mut notes = Vec::new();
-        copying.cltab.decision = self.cltab.plan(me, &cltab_reads, &mut notes);
-        self.notes::<Cltab>(notes);
+        copying.hactl.quiet = self.hactl_quiet.holds(&copying.read, hactl_same);
+        if !copying.hactl.quiet {
+            let hactl_reads: BTreeMap<_, _> =
+                hactl_reads.into_iter().map(|(n, c)| (n, c.resolve(n, &self.hactl))).collect();
+            let mut notes = Vec::new();
+            copying.hactl.decision = self.hactl.plan(me, &hactl_reads, &mut notes);
+            self.notes::<Hactl>(notes);
+        }
+        copying.cltab.quiet = self.cltab_quiet.holds(&copying.read, cltab_same);
+        if !copying.cltab.quiet {
+            let cltab_reads: BTreeMap<_, _> =
+                cltab_reads.into_iter().map(|(n, c)| (n, c.resolve(n, &self.cltab))).collect();
+            let mut notes = Vec::new();
+            copying.cltab.decision = self.cltab.plan(me, &cltab_reads, &mut notes);
+            self.notes::<Cltab>(notes);
+        }
         let hactl_copy = copying.hactl.decision.as_ref().and_then(|d| self.hactl.to_install(d));
         let hactl_copy = hactl_copy.map(|(from, i)| (from, i.bytes.clone(), i.mtime));
         let cltab_copy = copying.cltab.decision.as_ref().and_then(|d| self.cltab.to_install(d));
@@ -289,13 +302,35 @@ impl ClusterDriver {
     /// monitor's cycle and route its decisions.
     pub(super) fn decide(&mut self, now: Millis, copying: Copying) {
         let me = self.cfg.me;
-        let Copying { members, nodes, hactl, cltab, .. } = copying;
-        let mut notes = Vec::new();
-        let h = self.hactl.settle(me, hactl.decision.as_ref(), hactl.result, &mut notes);
-        self.notes::<Hactl>(notes);
-        let mut notes = Vec::new();
-        let c = self.cltab.settle(me, cltab.decision.as_ref(), cltab.result, &mut notes);
-        self.notes::<Cltab>(notes);
+        let Copying { members, read, nodes, hactl, cltab, .. } = copying;
+        let h = if hactl.quiet {
+            Settled {
+                current: self.hactl_quiet.current.clone(),
+                changed: false,
+                adopted_from: None,
+            }
+        } else {
+            let mut notes = Vec::new();
+            let copied = hactl.copy.is_some();
+            let h = self.hactl.settle(me, hactl.decision.as_ref(), hactl.result, &mut notes);
+            self.notes::<Hactl>(notes);
+            self.hactl_quiet.after(&read, hactl.decision.as_ref(), copied, h.current.clone());
+            h
+        };
+        let c = if cltab.quiet {
+            Settled {
+                current: self.cltab_quiet.current.clone(),
+                changed: false,
+                adopted_from: None,
+            }
+        } else {
+            let mut notes = Vec::new();
+            let copied = cltab.copy.is_some();
+            let c = self.cltab.settle(me, cltab.decision.as_ref(), cltab.result, &mut notes);
+            self.notes::<Cltab>(notes);
+            self.cltab_quiet.after(&read, cltab.decision.as_ref(), copied, c.current.clone());
+            c
+        };
         if h.changed {
             if let Some(hactl) = &h.current {
                 self.events.push_back(ClusterEvent::HactlChanged { hactl: hactl.clone() });

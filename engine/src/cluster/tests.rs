@@ -516,6 +516,35 @@ fn a_cltab_is_adopted_from_a_peer() {
     assert!(c.drivers[&1].init().table().has_group("db"), "node 1's own edit is read too");
 }
 
+/// A quiet cluster skips replication (every copy read unchanged, nothing
+/// to copy: the previous plan stands), but a change after a long quiet
+/// spell is still seen and adopted the next cycle, and a node whose copy
+/// vanishes ends the quiet spell too.
+#[test]
+fn a_change_after_a_quiet_spell_is_replicated() {
+    let mut c = Cluster::new(&[1, 2, 3], "web start\n");
+    c.run_until(Millis::from_secs(120));
+    let adopted = |c: &Cluster, node: u32| {
+        c.events_of(node)
+            .iter()
+            .filter(|e| matches!(e, ClusterEvent::Adopted { file: SharedFile::Hactl, .. }))
+            .count()
+    };
+    let quiet: Vec<usize> = [1, 2, 3].iter().map(|&n| adopted(&c, n)).collect();
+    let edited = "web start\ndb start\n";
+    c.files.put(3, SharedFile::Hactl, edited, wall(c.now));
+    c.run_until(c.now + Millis::from_secs(30));
+    for n in [1, 2] {
+        assert_eq!(adopted(&c, n), quiet[n as usize - 1] + 1, "{:?}", c.events_of(n));
+        assert_eq!(c.files.text(n, SharedFile::Hactl).as_deref(), Some(edited));
+        assert!(c.drivers[&n].hactl().is_some_and(|h| h.get("db").is_some()), "node {n}");
+    }
+    // Node 2's copy vanishes: node 2 copies it back from a peer.
+    c.files.map.remove(&(2, SharedFile::Hactl));
+    c.run_until(c.now + Millis::from_secs(30));
+    assert_eq!(c.files.text(2, SharedFile::Hactl).as_deref(), Some(edited));
+}
+
 /// Heartbeat-file membership: the driver commands every beat (a third of
 /// the timeout) and judges freshness itself from mtimes and the reader's
 /// clock; a clean stop removes the beat and exits.
