@@ -31,7 +31,7 @@ pub(crate) enum Phase {
         deadline: Millis,
     },
     Reading(Reading),
-    Copying(Copying),
+    Copying(Box<Copying>),
 }
 
 /// The batch of node reads sent (one `ReadNodes`), some answered.

@@ -247,7 +247,7 @@ impl ClusterDriver {
             }
         }
         if copying.hactl.waiting() || copying.cltab.waiting() {
-            self.phase = Phase::Copying(copying);
+            self.phase = Phase::Copying(Box::new(copying));
         } else {
             self.decide(now, copying);
         }
@@ -271,7 +271,7 @@ impl ClusterDriver {
             else {
                 return;
             };
-            self.decide(now, c);
+            self.decide(now, *c);
         }
     }
 
@@ -436,7 +436,7 @@ impl ClusterDriver {
                     else {
                         return;
                     };
-                    self.decide(now, c);
+                    self.decide(now, *c);
                 }
             }
         }
