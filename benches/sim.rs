@@ -7,6 +7,8 @@
 //!   ≥ 1,000 node-hours per wall-second on one core.
 //! * `steady/100x50-traced`: the same with the trace hashed (what `run`
 //!   does by default, for `trace_sha256`).
+//! * `steady-ranked/3x3`: a steady state under the `ranked` policy, 3
+//!   nodes x 3 groups, one simulated hour timed, untraced.
 //! * `sweep-unit/10x5-random`: one whole run of the sweep target (10
 //!   nodes, 1 simulated hour, random faults); 10,000 of them on 2 cores
 //!   must take under 10 minutes, i.e. under 120 ms each.
@@ -53,6 +55,39 @@ fn steady(c: &mut Criterion) {
     g.finish();
 }
 
+/// `steady-ranked/3x3`: the `ranked` policy's steady state (3 nodes, 3
+/// groups; its machine judges every record read, 4 per peer and second),
+/// warmed up for 10 simulated minutes, then one hour timed, untraced. Small
+/// on purpose: at 10 nodes one simulated hour takes ~15 s of wall time.
+fn steady_ranked(c: &mut Criterion) {
+    let mut g = c.benchmark_group("steady-ranked");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    g.throughput(Throughput::Elements(3));
+    let policy = clinit_sim::config::parse_policy("ranked").expect("ranked parses");
+    let cfg = SimConfig {
+        nodes: 3,
+        groups: 3,
+        duration: Millis(2 * HOUR.0),
+        policy,
+        ..SimConfig::default()
+    };
+    let warm = Millis(600_000);
+    g.bench_function("3x3", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                let mut world = World::new(&cfg, 1, RunOptions::fast()).expect("valid scenario");
+                world.run_until(warm);
+                let t = Instant::now();
+                world.run_until(warm + HOUR);
+                timed += t.elapsed();
+            }
+            timed
+        })
+    });
+    g.finish();
+}
+
 fn sweep_unit(c: &mut Criterion) {
     let mut g = c.benchmark_group("sweep-unit");
     g.sample_size(20);
@@ -74,5 +109,5 @@ fn sweep_unit(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, steady, sweep_unit);
+criterion_group!(benches, steady, steady_ranked, sweep_unit);
 criterion_main!(benches);

@@ -288,7 +288,7 @@ pub fn read_file_stamped<S: SharedStore + ?Sized>(
             }
         }))
     })();
-    (FileReport { file, path, read }, found)
+    (FileReport { node, file, path: path.into(), read }, found)
 }
 
 /// The exact mtime to give a copy: the source's stamp when it is the

@@ -88,8 +88,9 @@
 //! let wall = WallMs(1_700_000_000_000);
 //! // What an executor found in node `n`'s directory (`None`: no file).
 //! let report = |n: u32, file: SharedFile, text: Option<&str>| FileReport {
+//!     node: n,
 //!     file,
-//!     path: format!("/mfs/{n}/{file}"),
+//!     path: format!("/mfs/{n}/{file}").into(),
 //!     read: Ok(text.map(|t| FileVersion {
 //!         mtime: wall,
 //!         id: ContentId(u64::from(n)),
@@ -106,19 +107,20 @@
 //!         ClusterCommand::ReadMembership { seq } => {
 //!             ClusterInput::MembershipRead { seq, report: MembershipReport::Members(vec![1, 2]) }
 //!         }
-//!         ClusterCommand::ReadNode { seq, node: 2, .. } => {
-//!             let files = vec![
-//!                 report(2, SharedFile::Clstat, Some("Cluster::Init::Group web start DONE\n")),
-//!                 report(2, SharedFile::Hactl, Some("web start\n")),
-//!                 report(2, SharedFile::Cltab, None),
-//!             ];
-//!             ClusterInput::NodeRead { seq, node: 2, read_at: wall, files }
-//!         }
-//!         ClusterCommand::ReadNode { seq, node, .. } => {
-//!             // My own directory has no hactl yet.
-//!             let files =
-//!                 vec![report(node, SharedFile::Hactl, None), report(node, SharedFile::Cltab, None)];
-//!             ClusterInput::NodeRead { seq, node, read_at: wall, files }
+//!         ClusterCommand::ReadNodes { seq, asks } => {
+//!             // One batch for every member: my own directory (node 1) has
+//!             // no hactl yet; node 2 runs web and has the hactl.
+//!             let reports = asks
+//!                 .iter()
+//!                 .map(|ask| match (ask.node, ask.file) {
+//!                     (2, SharedFile::Clstat) => {
+//!                         report(2, ask.file, Some("Cluster::Init::Group web start DONE\n"))
+//!                     }
+//!                     (2, SharedFile::Hactl) => report(2, ask.file, Some("web start\n")),
+//!                     (n, file) => report(n, file, None),
+//!                 })
+//!                 .collect();
+//!             ClusterInput::NodesRead { seq, read_at: wall, reports }
 //!         }
 //!         ClusterCommand::Copy { seq, file: SharedFile::Hactl, from: 2, .. } => {
 //!             // The driver chose node 2's hactl; the executor installs it.

@@ -31,8 +31,8 @@ use crate::workload::{self, Built};
 use clinit_engine::cltab::Cltab;
 use clinit_engine::cluster::{
     ClusterCommand, ClusterConfig, ClusterDriver, ClusterEvent, ClusterInput, ContentId, Event,
-    FenceFailure, FileRead, FileReport, FileVersion, IoFailure, MembershipReport, MembershipSource,
-    SharedFile, SpawnFailure, WallMs,
+    FenceFailure, FileAsk, FileRead, FileReport, FileVersion, IoFailure, MembershipReport,
+    MembershipSource, SharedFile, SpawnFailure, WallMs,
 };
 use clinit_engine::driver::Processes;
 use clinit_engine::hactl::{Hactl, Want};
@@ -56,8 +56,8 @@ mod ranked;
 /// File contents as the shared filesystem holds them.
 type Bytes = Arc<[u8]>;
 
-/// The files a `ReadNode` command asks for, with the content already known.
-type FileAsks = Vec<(SharedFile, Option<ContentId>)>;
+/// The files of one node a `ReadNodes` command asks for.
+type FileAsks = Vec<FileAsk>;
 
 /// Wall clocks start here (ms since the epoch), so skewed clocks stay positive.
 const EPOCH_MS: i64 = 1_700_000_000_000;
@@ -287,7 +287,7 @@ pub struct World {
     /// Content identities: every distinct write gets the next number.
     serial: u64,
     /// `/mfs/<node>/<file>` by node and [`file_index`], made once.
-    paths: Vec<[String; 5]>,
+    paths: Vec<[Arc<str>; 5]>,
 }
 
 /// The position of `file` in [`World::paths`].
@@ -398,7 +398,7 @@ impl World {
                         SharedFile::Hastat,
                         SharedFile::Heartbeat,
                     ]
-                    .map(|f| format!("/mfs/{j}/{f}"))
+                    .map(|f| Arc::from(format!("/mfs/{j}/{f}")))
                 })
                 .collect(),
             cfg: cfg.clone(),
@@ -1006,32 +1006,48 @@ impl World {
                 };
                 now_inputs.push_back(ClusterInput::MembershipRead { seq, report });
             }
-            ClusterCommand::ReadNode { seq, node: j, files } => {
-                if self.active.read_hang.iter().any(|&(_, n)| n == j) && j != node {
-                    // No answer until the hang ends: the driver's read
-                    // deadline fires first.
-                    self.hung.push((node, inc, seq, j, files));
-                    return;
-                }
-                if j != node && (!self.members.same_side(node, j) || self.blocked(node, j)) {
-                    let error = IoFailure::other(
-                        format!("read /mfs/{j}"),
-                        ErrorKind::TimedOut,
-                        "no route to host (partition, simulated)",
-                    );
-                    later.push(ClusterInput::NodeReadFailed { seq, node: j, error });
-                    return;
-                }
+            ClusterCommand::ReadNodes { seq, asks } => {
+                // Every node's files, in node order: a hung node keeps its
+                // asks (no answer until the hang ends: the driver's read
+                // deadline fires first); an unreachable one fails; the
+                // others answer together, with one wall-clock reading.
                 let read_at = WallMs(self.wall(node));
-                let files = files
-                    .into_iter()
-                    .map(|(file, known)| FileReport {
-                        file,
-                        path: self.paths[j as usize][file_index(file)].clone(),
-                        read: self.read_file(node, j, file, known),
-                    })
-                    .collect();
-                later.push(ClusterInput::NodeRead { seq, node: j, read_at, files });
+                let mut reports = Vec::with_capacity(asks.len());
+                let mut i = 0;
+                while i < asks.len() {
+                    let j = asks[i].node;
+                    let end = i + asks[i..].iter().take_while(|a| a.node == j).count();
+                    let group = &asks[i..end];
+                    i = end;
+                    if j != node && self.active.read_hang.iter().any(|&(_, n)| n == j) {
+                        self.hung.push((node, inc, seq, j, group.to_vec()));
+                        continue;
+                    }
+                    if j != node && (!self.members.same_side(node, j) || self.blocked(node, j)) {
+                        if !reports.is_empty() {
+                            let reports = std::mem::take(&mut reports);
+                            later.push(ClusterInput::NodesRead { seq, read_at, reports });
+                        }
+                        let error = IoFailure::other(
+                            format!("read /mfs/{j}"),
+                            ErrorKind::TimedOut,
+                            "no route to host (partition, simulated)",
+                        );
+                        later.push(ClusterInput::NodeReadFailed { seq, node: j, error });
+                        continue;
+                    }
+                    for ask in group {
+                        reports.push(FileReport {
+                            node: j,
+                            file: ask.file,
+                            path: self.paths[j as usize][file_index(ask.file)].clone(),
+                            read: self.read_file(node, j, ask.file, ask.known),
+                        });
+                    }
+                }
+                if !reports.is_empty() {
+                    later.push(ClusterInput::NodesRead { seq, read_at, reports });
+                }
             }
             ClusterCommand::Copy { seq, file, from, bytes, mtime } => {
                 if self.write_fails(node) {
@@ -1216,15 +1232,16 @@ impl World {
                 continue;
             }
             let read_at = WallMs(self.wall(reader));
-            let files = files
+            let reports = files
                 .into_iter()
-                .map(|(file, known)| FileReport {
-                    file,
-                    path: self.paths[target as usize][file_index(file)].clone(),
-                    read: self.read_file(reader, target, file, known),
+                .map(|ask| FileReport {
+                    node: target,
+                    file: ask.file,
+                    path: self.paths[target as usize][file_index(ask.file)].clone(),
+                    read: self.read_file(reader, target, ask.file, ask.known),
                 })
                 .collect();
-            let inputs = vec![ClusterInput::NodeRead { seq, node: target, read_at, files }];
+            let inputs = vec![ClusterInput::NodesRead { seq, read_at, reports }];
             self.queue.push(self.now, Ev::Answer { node: reader, inc, inputs });
         }
     }

@@ -161,22 +161,30 @@ impl Executor {
                 });
                 None
             }
-            ClusterCommand::ReadNode { seq, node, files } => {
-                let (store, stamps) = (self.store.clone(), self.stamps.clone());
-                self.background(move || {
-                    let read_at = wall(SystemTime::now());
-                    let mut reports = Vec::with_capacity(files.len());
-                    for (file, known) in files {
-                        let (report, stamp) = read_file_stamped(&*store, node, file, known);
-                        if let (Some(stamp), SharedFile::Hactl | SharedFile::Cltab) = (stamp, file)
-                        {
-                            let mut stamps = stamps.lock().unwrap_or_else(|p| p.into_inner());
-                            stamps.insert((node, file), stamp);
+            ClusterCommand::ReadNodes { seq, asks } => {
+                // One blocking task per node, each answering on its own: a
+                // hung mount delays only its node's answer (the driver's
+                // read deadline covers it).
+                for group in asks.chunk_by(|a, b| a.node == b.node) {
+                    let (store, stamps) = (self.store.clone(), self.stamps.clone());
+                    let group = group.to_vec();
+                    self.background(move || {
+                        let read_at = wall(SystemTime::now());
+                        let mut reports = Vec::with_capacity(group.len());
+                        for ask in group {
+                            let (node, file) = (ask.node, ask.file);
+                            let (report, stamp) = read_file_stamped(&*store, node, file, ask.known);
+                            if let (Some(stamp), SharedFile::Hactl | SharedFile::Cltab) =
+                                (stamp, file)
+                            {
+                                let mut stamps = stamps.lock().unwrap_or_else(|p| p.into_inner());
+                                stamps.insert((node, file), stamp);
+                            }
+                            reports.push(report);
                         }
-                        reports.push(report);
-                    }
-                    ClusterInput::NodeRead { seq, node, read_at, files: reports }
-                });
+                        ClusterInput::NodesRead { seq, read_at, reports }
+                    });
+                }
                 None
             }
             ClusterCommand::Copy { seq, file, from, bytes, mtime } => {

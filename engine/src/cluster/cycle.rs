@@ -8,7 +8,7 @@
 //! still hangs (it is "unreadable" meanwhile), so a dead mount costs one
 //! blocked executor thread, not one per cycle.
 
-use super::input::{FileRead, FileReport, SharedFile, WallMs};
+use super::input::{ContentId, FileRead, FileReport, SharedFile, WallMs};
 use crate::cltab::Cltab;
 use crate::hactl::Hactl;
 use crate::monitor::replicate::{parse_copy, CopyInfo, CopyRead, Replica, Replicated, Replication};
@@ -31,17 +31,45 @@ pub(crate) enum Phase {
         deadline: Millis,
     },
     Reading(Reading),
-    Copying(Copying),
+    Copying(Box<Copying>),
 }
 
-/// Node reads sent, some answered.
+/// The batch of node reads sent (one `ReadNodes`), some answered.
+///
+/// Flat vectors indexed like `nodes`, not maps: at 100 members a map entry
+/// per node and cycle cost more than the judgement itself.
 #[derive(Debug, Clone)]
 pub(crate) struct Reading {
+    /// The batch's `seq`.
+    pub seq: u64,
     pub deadline: Millis,
     pub members: Vec<u32>,
-    /// seq → node, for reads not answered yet.
-    pub pending: BTreeMap<u64, u32>,
-    pub got: BTreeMap<u32, NodeFiles>,
+    /// The nodes read, ascending.
+    pub nodes: Vec<u32>,
+    /// What each node's read gave (`None`: not answered yet), by the index
+    /// of the node in `nodes`.
+    pub got: Vec<Option<NodeFiles>>,
+    /// How many of `got` are still `None`.
+    pub waiting: usize,
+}
+
+impl Reading {
+    /// The index of `node` when its read is still awaited.
+    pub fn awaits(&self, seq: u64, node: u32) -> Option<usize> {
+        if seq != self.seq {
+            return None;
+        }
+        let i = self.nodes.binary_search(&node).ok()?;
+        self.got[i].is_none().then_some(i)
+    }
+
+    /// Store node `i`'s result.
+    pub fn answer(&mut self, i: usize, files: NodeFiles) {
+        if self.got[i].is_none() {
+            self.waiting -= 1;
+        }
+        self.got[i] = Some(files);
+    }
 }
 
 /// Copies of replicated files sent, some answered.
@@ -49,6 +77,8 @@ pub(crate) struct Reading {
 pub(crate) struct Copying {
     pub deadline: Millis,
     pub members: Vec<u32>,
+    /// The nodes read this cycle, ascending.
+    pub read: Vec<u32>,
     pub nodes: BTreeMap<u32, NodeStatus>,
     pub hactl: Step,
     pub cltab: Step,
@@ -57,6 +87,9 @@ pub(crate) struct Copying {
 /// One file kind's replication within a cycle.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Step {
+    /// Nothing changed since a cycle that had nothing to do (see
+    /// [`Quiet`]): no plan, no settle, the previous result stands.
+    pub quiet: bool,
     pub decision: Option<Replication>,
     /// The copy's seq while it runs.
     pub copy: Option<u64>,
@@ -74,8 +107,8 @@ impl Step {
 #[derive(Debug, Clone)]
 pub(crate) struct NodeFiles {
     pub clstat: NodeStatus,
-    pub hactl: CopyRead<Hactl>,
-    pub cltab: CopyRead<Cltab>,
+    pub hactl: Copy<Hactl>,
+    pub cltab: Copy<Cltab>,
 }
 
 impl NodeFiles {
@@ -83,9 +116,50 @@ impl NodeFiles {
     pub fn failed(reason: String) -> NodeFiles {
         NodeFiles {
             clstat: NodeStatus::Unreadable { reason: reason.clone() },
-            hactl: Err(reason.clone()),
-            cltab: Err(reason),
+            hactl: Copy::Read(Err(reason.clone())),
+            cltab: Copy::Read(Err(reason)),
         }
+    }
+}
+
+/// Replication of one file kind had nothing to do in the last cycle that
+/// ran it: no copy to make, and it settled on `current`. While every node
+/// it read then is read again and confirmed unchanged, the same reads give
+/// the same plan (`getlatest` is a function of them), so the cycle skips
+/// plan and settle and keeps `current`: replication of a quiet cluster
+/// costs nothing per member and cycle.
+#[derive(Debug, Clone)]
+pub(crate) struct Quiet<T> {
+    /// The nodes read in that cycle, ascending; `None`: not quiet.
+    pub nodes: Option<Vec<u32>>,
+    pub current: Option<Arc<T>>,
+}
+
+impl<T> Default for Quiet<T> {
+    fn default() -> Self {
+        Quiet { nodes: None, current: None }
+    }
+}
+
+impl<T> Quiet<T> {
+    /// May this cycle, reading `nodes` and finding each unchanged or not
+    /// (`all_unchanged`), skip replication?
+    pub fn holds(&self, nodes: &[u32], all_unchanged: bool) -> bool {
+        all_unchanged && self.nodes.as_deref() == Some(nodes)
+    }
+
+    /// After a cycle that planned and settled: quiet when it had nothing to
+    /// copy (`decision` without a source) and nothing was copied.
+    pub fn after(
+        &mut self,
+        nodes: &[u32],
+        decision: Option<&Replication>,
+        copied: bool,
+        current: Option<Arc<T>>,
+    ) {
+        let quiet = !copied && decision.is_some_and(|d| d.copy_from.is_none());
+        self.nodes = quiet.then(|| nodes.to_vec());
+        self.current = current;
     }
 }
 
@@ -93,46 +167,93 @@ impl NodeFiles {
 /// unchanged clstats are neither re-read nor re-parsed).
 pub(crate) type ClstatCache = BTreeMap<u32, (super::input::ContentId, Arc<ClStat>)>;
 
-/// Turn one node's reported files into what the monitor needs. A clstat
-/// that is not UTF-8 or has lines that are not status lines is
-/// *unreadable*: a torn or foreign file must not be taken for "runs
-/// nothing" (spec W3). Its age is the reader's clock at the read minus the
-/// writer's mtime, as the original computed it (spec §5.2).
-pub(crate) fn node_files(
-    node: u32,
-    me: u32,
-    read_at: WallMs,
-    files: Vec<FileReport>,
-    clstats: &mut ClstatCache,
-    hactl_replica: &Replica<Hactl>,
-    cltab_replica: &Replica<Cltab>,
-) -> NodeFiles {
-    let not_read = |file: SharedFile| format!("node {node}'s {file} was not read");
-    // The "not read" texts are built only for files the report lacks
-    // (formatting three per member per cycle cost a sixth of a large
-    // simulation).
-    let (mut clstat, mut hactl, mut cltab) = (None, None, None);
-    for FileReport { file, path, read } in files {
+/// One node's reported files, turned into what the monitor needs as they
+/// come (one builder per node of a `NodesRead`).
+#[derive(Default)]
+pub(crate) struct NodeFilesBuilder {
+    clstat: Option<NodeStatus>,
+    hactl: Option<Copy<Hactl>>,
+    cltab: Option<Copy<Cltab>>,
+}
+
+impl NodeFilesBuilder {
+    /// Take one report of the node. A clstat that is not UTF-8 or has
+    /// lines that are not status lines is *unreadable*: a torn or foreign
+    /// file must not be taken for "runs nothing" (spec W3). Its age is the
+    /// reader's clock at the read minus the writer's mtime, as the original
+    /// computed it (spec §5.2).
+    pub fn add(
+        &mut self,
+        me: u32,
+        read_at: WallMs,
+        report: FileReport,
+        clstats: &mut ClstatCache,
+        hactl_replica: &Replica<Hactl>,
+        cltab_replica: &Replica<Cltab>,
+    ) {
+        let FileReport { node, file, path, read } = report;
         match file {
             SharedFile::Clstat if node != me => {
-                clstat = Some(clstat_status(node, read_at, &path, read, clstats))
+                self.clstat = Some(clstat_status(node, read_at, &path, read, clstats))
             }
-            SharedFile::Hactl => hactl = Some(copy_read(node, &path, read, hactl_replica)),
-            SharedFile::Cltab => cltab = Some(copy_read(node, &path, read, cltab_replica)),
+            SharedFile::Hactl => self.hactl = Some(Copy::of(node, path, read, hactl_replica)),
+            SharedFile::Cltab => self.cltab = Some(Copy::of(node, path, read, cltab_replica)),
             _ => {}
         }
     }
-    NodeFiles {
-        // My own status comes from my init machine, never from the file.
-        clstat: clstat.unwrap_or_else(|| {
-            if node == me {
-                NodeStatus::Missing
-            } else {
-                NodeStatus::Unreadable { reason: not_read(SharedFile::Clstat) }
-            }
-        }),
-        hactl: hactl.unwrap_or_else(|| Err(not_read(SharedFile::Hactl))),
-        cltab: cltab.unwrap_or_else(|| Err(not_read(SharedFile::Cltab))),
+
+    /// What node `node`'s read gave; a file the executor did not report is
+    /// "not read" (its text is built only then: formatting three per member
+    /// per cycle cost a sixth of a large simulation).
+    pub fn finish(self, node: u32, me: u32) -> NodeFiles {
+        let not_read = |file: SharedFile| format!("node {node}'s {file} was not read");
+        NodeFiles {
+            // My own status comes from my init machine, never from the file.
+            clstat: self.clstat.unwrap_or_else(|| {
+                if node == me {
+                    NodeStatus::Missing
+                } else {
+                    NodeStatus::Unreadable { reason: not_read(SharedFile::Clstat) }
+                }
+            }),
+            hactl: self.hactl.unwrap_or_else(|| Copy::Read(Err(not_read(SharedFile::Hactl)))),
+            cltab: self.cltab.unwrap_or_else(|| Copy::Read(Err(not_read(SharedFile::Cltab)))),
+        }
+    }
+}
+
+/// One node's replicated file as read this cycle: resolved, or "the
+/// version replication already knows" (the executor left the bytes out
+/// because the identity matched), resolved against the replica's cache
+/// only when replication runs at all (see [`Quiet`]).
+#[derive(Debug, Clone)]
+pub(crate) enum Copy<T> {
+    Read(CopyRead<T>),
+    Known { id: ContentId, path: Arc<str> },
+}
+
+impl<T: Replicated> Copy<T> {
+    fn of(node: u32, path: Arc<str>, read: FileRead, replica: &Replica<T>) -> Copy<T> {
+        match read {
+            Ok(Some(v)) if v.bytes.is_none() => Copy::Known { id: v.id, path },
+            read => Copy::Read(copy_read(node, &path, read, replica)),
+        }
+    }
+
+    /// The version asked about was confirmed unchanged.
+    pub fn unchanged(&self) -> bool {
+        matches!(self, Copy::Known { .. })
+    }
+
+    /// The read as replication takes it (a known version from the cache).
+    pub fn resolve(self, node: u32, replica: &Replica<T>) -> CopyRead<T> {
+        match self {
+            Copy::Read(read) => read,
+            Copy::Known { id, path } => match replica.cached(node) {
+                Some(info) if info.id == id => Ok(Some(info.clone())),
+                _ => Err(format!("{path}: content not sent")),
+            },
+        }
     }
 }
 

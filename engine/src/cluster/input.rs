@@ -162,7 +162,7 @@ pub struct FileVersion {
     /// Identity of this content.
     pub id: ContentId,
     /// The content. `None` when the command said the driver already knows
-    /// content `id` (see [`super::ClusterCommand::ReadNode`]): the executor
+    /// content `id` (see [`super::ClusterCommand::ReadNodes`]): the executor
     /// may then skip reading it.
     pub bytes: Option<Arc<[u8]>>,
 }
@@ -173,9 +173,12 @@ pub type FileRead = Result<Option<FileVersion>, IoFailure>;
 /// One file of a node's read, with its path for messages (`file:line`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileReport {
+    /// Whose file it is.
+    pub node: u32,
     pub file: SharedFile,
     /// The path (or simulated name) that error messages should name.
-    pub path: String,
+    /// Shared: an executor makes each path once, not once per read.
+    pub path: Arc<str>,
     pub read: FileRead,
 }
 
@@ -218,11 +221,13 @@ pub enum ClusterInput {
     MembershipRead { seq: u64, report: MembershipReport },
     /// Answer to [`super::ClusterCommand::ReadMembership`]: it failed.
     MembershipFailed { seq: u64, error: IoFailure },
-    /// Answer to [`super::ClusterCommand::ReadNode`]: one report per file
-    /// asked for, and the reader's wall clock at the read.
-    NodeRead { seq: u64, node: u32, read_at: WallMs, files: Vec<FileReport> },
-    /// Answer to [`super::ClusterCommand::ReadNode`]: the node's directory
-    /// could not be read at all.
+    /// Answer to [`super::ClusterCommand::ReadNodes`] for some of its nodes:
+    /// one report per file asked for, grouped by node (every asked file of
+    /// each node it covers), and the reader's wall clock at the read.
+    /// Several may answer one batch.
+    NodesRead { seq: u64, read_at: WallMs, reports: Vec<FileReport> },
+    /// Answer to [`super::ClusterCommand::ReadNodes`] for one node: its
+    /// directory could not be read at all.
     NodeReadFailed { seq: u64, node: u32, error: IoFailure },
     /// Answer to [`super::ClusterCommand::Copy`]: the bytes are now this
     /// node's copy, with the source's mtime, as content `id`.

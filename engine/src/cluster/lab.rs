@@ -81,7 +81,7 @@ impl LabFiles {
             id: *id,
             bytes: (known != Some(*id)).then(|| bytes.clone()),
         }));
-        FileReport { file, path: format!("/mfs/{node}/{file}"), read }
+        FileReport { node, file, path: format!("/mfs/{node}/{file}").into(), read }
     }
 }
 
@@ -169,10 +169,10 @@ impl Lab {
                 let members = self.up.iter().copied().collect();
                 ClusterInput::MembershipRead { seq, report: MembershipReport::Members(members) }
             }
-            ClusterCommand::ReadNode { seq, node: of, files } => {
-                let files =
-                    files.iter().map(|(f, known)| self.files.read(of, *f, *known)).collect();
-                ClusterInput::NodeRead { seq, node: of, read_at: lab_wall(now), files }
+            ClusterCommand::ReadNodes { seq, asks } => {
+                let reports =
+                    asks.iter().map(|a| self.files.read(a.node, a.file, a.known)).collect();
+                ClusterInput::NodesRead { seq, read_at: lab_wall(now), reports }
             }
             ClusterCommand::Copy { seq, file, bytes, mtime, .. } => {
                 let id = self.files.put(me, file, bytes, mtime);

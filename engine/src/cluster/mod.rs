@@ -40,7 +40,7 @@ mod read_phase;
 mod stop;
 mod writes;
 
-pub use command::ClusterCommand;
+pub use command::{ClusterCommand, FileAsk};
 pub use config::{
     default_read_timeout, fresh_heartbeats, judge_clstat, judge_copy, ClusterConfig,
     MembershipSource, MIN_CYCLE,
@@ -114,6 +114,8 @@ pub struct ClusterDriver {
     phase: Phase,
     hactl: Replica<Hactl>,
     cltab: Replica<Cltab>,
+    hactl_quiet: cycle::Quiet<Hactl>,
+    cltab_quiet: cycle::Quiet<Cltab>,
     clstats: ClstatCache,
     /// Nodes whose read outlived its deadline and still runs (seq).
     busy_reads: BTreeMap<u32, u64>,
@@ -189,6 +191,8 @@ impl ClusterDriver {
             phase: Phase::Idle { at: now },
             hactl: Replica::with_rule(replica_rule(&cfg.policy)),
             cltab: Replica::with_rule(replica_rule(&cfg.policy)),
+            hactl_quiet: cycle::Quiet::default(),
+            cltab_quiet: cycle::Quiet::default(),
             clstats: BTreeMap::new(),
             busy_reads: BTreeMap::new(),
             busy_membership: None,
@@ -297,33 +301,14 @@ impl ClusterDriver {
             ClusterInput::MembershipFailed { seq, error } => {
                 self.on_membership(now, seq, Err(error.to_string()))
             }
-            ClusterInput::NodeRead { seq, node, read_at, mut files } => {
-                if self.expects_read(seq, node) {
-                    if let Some(i) = files.iter().position(|f| f.file == SharedFile::Heartbeat) {
-                        let report = files.remove(i);
-                        if let Some(h) = self.ranked.as_mut() {
-                            if let Some(input) = h.record_read(node, report) {
-                                h.push(input);
-                            }
-                        }
-                    }
-                    let files = cycle::node_files(
-                        node,
-                        self.cfg.me,
-                        read_at,
-                        files,
-                        &mut self.clstats,
-                        &self.hactl,
-                        &self.cltab,
-                    );
-                    self.on_node_read(now, seq, node, files);
-                }
+            ClusterInput::NodesRead { seq, read_at, reports } => {
+                self.on_nodes_read(now, seq, read_at, reports)
             }
             ClusterInput::NodeReadFailed { seq, node, error } => {
-                if self.expects_read(seq, node) {
+                if let Some(i) = self.expects_read(seq, node) {
                     let read = crate::monitor::ranked::Read::Unknown(error.to_string());
                     self.ranked_queue(crate::monitor::ranked::Input::Read { node, read });
-                    self.on_node_read(now, seq, node, NodeFiles::failed(error.to_string()));
+                    self.on_node_read(now, i, NodeFiles::failed(error.to_string()));
                 }
             }
             ClusterInput::CopyDone { seq, id } => self.on_copy(now, seq, Ok(id)),

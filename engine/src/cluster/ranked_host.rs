@@ -32,7 +32,7 @@
 //! input of the machine again. Inputs therefore go through a queue drained
 //! by [`ClusterDriver::ranked_pump`], never by recursion.
 
-use super::input::{ContentId, FileReport, IoFailure, SharedFile};
+use super::input::{ContentId, FileRead, IoFailure, SharedFile};
 use super::{ClusterCommand, ClusterDriver, ClusterEvent};
 use crate::cltab::Cltab;
 use crate::hactl::Hactl;
@@ -148,17 +148,17 @@ impl RankedHost {
 
     /// Turn the heartbeat file of a peer's read into a machine input
     /// (`None` when it is unchanged since the last one fed in).
-    pub(crate) fn record_read(&mut self, node: u32, report: FileReport) -> Option<RInput> {
-        let read = match report.read {
+    pub(crate) fn record_read(&mut self, node: u32, path: &str, read: FileRead) -> Option<RInput> {
+        let read = match read {
             Ok(Some(version)) => match version.bytes {
                 None if self.record_ids.get(&node) == Some(&version.id) => return None,
-                None => Read::Unknown(format!("{}: content not sent", report.path)),
+                None => Read::Unknown(format!("{path}: content not sent")),
                 Some(bytes) => {
                     self.record_ids.insert(node, version.id);
-                    parse_record(&report.path, &bytes)
+                    parse_record(path, &bytes)
                 }
             },
-            Ok(None) => Read::Unknown(format!("{}: no record yet", report.path)),
+            Ok(None) => Read::Unknown(format!("{path}: no record yet")),
             Err(e) => Read::Unknown(e.to_string()),
         };
         Some(RInput::Read { node, read })

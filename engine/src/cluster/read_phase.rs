@@ -3,18 +3,61 @@
 //! does not answer, replicate `hactl` and `cltab`, copy, then decide.
 
 use super::*;
+use crate::monitor::replicate::Settled;
 
 /// Longest wait before membership is tried again after a failure.
 pub(super) const MEMBERSHIP_RETRY_CAP: Millis = Millis(5_000);
 
 impl ClusterDriver {
-    /// Whether a node read result is still awaited; a late one frees its
-    /// node and is otherwise ignored.
-    pub(super) fn expects_read(&mut self, seq: u64, node: u32) -> bool {
-        if self.busy_reads.get(&node) == Some(&seq) {
+    /// The index of `node` in the batch being read when its result (of
+    /// batch `seq`) is still awaited; a late one frees its node and is
+    /// otherwise ignored.
+    pub(super) fn expects_read(&mut self, seq: u64, node: u32) -> Option<usize> {
+        if !self.busy_reads.is_empty() && self.busy_reads.get(&node) == Some(&seq) {
             self.busy_reads.remove(&node);
         }
-        matches!(&self.phase, Phase::Reading(r) if r.pending.get(&seq) == Some(&node))
+        match &self.phase {
+            Phase::Reading(r) => r.awaits(seq, node),
+            _ => None,
+        }
+    }
+
+    /// Answers to the batch `seq`, grouped by node: each awaited node's
+    /// files become what the monitor needs as they come (no per-node
+    /// allocation: an unchanged file costs a cache look-up).
+    pub(super) fn on_nodes_read(
+        &mut self,
+        now: Millis,
+        seq: u64,
+        read_at: WallMs,
+        reports: Vec<FileReport>,
+    ) {
+        let me = self.cfg.me;
+        let mut current: Option<(u32, Option<usize>, cycle::NodeFilesBuilder)> = None;
+        for mut report in reports {
+            if current.as_ref().is_none_or(|(node, ..)| *node != report.node) {
+                if let Some((node, Some(i), b)) = current.take() {
+                    self.on_node_read(now, i, b.finish(node, me));
+                }
+                let at = self.expects_read(seq, report.node);
+                current = Some((report.node, at, cycle::NodeFilesBuilder::default()));
+            }
+            let Some((node, Some(_), b)) = current.as_mut() else { continue };
+            if report.file == SharedFile::Heartbeat {
+                if let Some(h) = self.ranked.as_mut() {
+                    let path = report.path.clone();
+                    let read = std::mem::replace(&mut report.read, Ok(None));
+                    if let Some(input) = h.record_read(*node, &path, read) {
+                        h.push(input);
+                    }
+                }
+                continue;
+            }
+            b.add(me, read_at, report, &mut self.clstats, &self.hactl, &self.cltab);
+        }
+        if let Some((node, Some(i), b)) = current {
+            self.on_node_read(now, i, b.finish(node, me));
+        }
     }
 
     pub(super) fn on_membership(
@@ -91,52 +134,54 @@ impl ClusterDriver {
         }
         readset.sort_unstable();
         readset.dedup();
+        let seq = self.next_seq();
         let mut reading = Reading {
+            seq,
             deadline: now + self.cfg.read_timeout,
             members,
-            pending: BTreeMap::new(),
-            got: BTreeMap::new(),
+            got: vec![None; readset.len()],
+            waiting: readset.len(),
+            nodes: readset,
         };
-        for node in readset {
+        let mut asks = Vec::with_capacity(reading.nodes.len() * 3);
+        for (i, &node) in reading.nodes.iter().enumerate() {
             if let Some(seq) = self.busy_reads.get(&node) {
                 let reason = format!("node {node}: the previous read (#{seq}) has not finished");
-                reading.got.insert(node, NodeFiles::failed(reason));
+                reading.got[i] = Some(NodeFiles::failed(reason));
+                reading.waiting -= 1;
                 continue;
             }
-            let mut files = Vec::with_capacity(3);
+            let mut ask = |file, known| asks.push(FileAsk { node, file, known });
             match &self.ranked {
                 // Under ranked a peer's heartbeat file is its record.
-                Some(h) if node != me => {
-                    files.push((SharedFile::Heartbeat, h.known_record(node)));
-                }
+                Some(h) if node != me => ask(SharedFile::Heartbeat, h.known_record(node)),
                 Some(_) => {}
                 None if node != me => {
-                    let known = self.clstats.get(&node).map(|(id, _)| *id);
-                    files.push((SharedFile::Clstat, known));
+                    ask(SharedFile::Clstat, self.clstats.get(&node).map(|(id, _)| *id))
                 }
                 None => {}
             }
-            files.push((SharedFile::Hactl, self.hactl.cached(node).map(|c| c.id)));
-            files.push((SharedFile::Cltab, self.cltab.cached(node).map(|c| c.id)));
-            let seq = self.next_seq();
-            reading.pending.insert(seq, node);
-            self.commands.push_back(ClusterCommand::ReadNode { seq, node, files });
+            ask(SharedFile::Hactl, self.hactl.cached(node).map(|c| c.id));
+            ask(SharedFile::Cltab, self.cltab.cached(node).map(|c| c.id));
         }
-        if reading.pending.is_empty() {
+        if !asks.is_empty() {
+            self.commands.push_back(ClusterCommand::ReadNodes { seq, asks });
+        }
+        if reading.waiting == 0 {
             self.finish_reads(now, reading);
         } else {
             self.phase = Phase::Reading(reading);
         }
     }
 
-    pub(super) fn on_node_read(&mut self, now: Millis, seq: u64, node: u32, files: NodeFiles) {
+    /// Node number `i` of the batch answered.
+    pub(super) fn on_node_read(&mut self, now: Millis, i: usize, files: NodeFiles) {
         if self.stopping.is_some() {
             return;
         }
         let Phase::Reading(r) = &mut self.phase else { return };
-        r.pending.remove(&seq);
-        r.got.insert(node, files);
-        if r.pending.is_empty() {
+        r.answer(i, files);
+        if r.waiting == 0 {
             let Phase::Reading(r) = std::mem::replace(&mut self.phase, Phase::Idle { at: now })
             else {
                 return;
@@ -148,27 +193,51 @@ impl ClusterDriver {
     /// Every read answered or timed out: replicate, then copy or decide.
     pub(super) fn finish_reads(&mut self, now: Millis, reading: Reading) {
         let me = self.cfg.me;
-        let mut hactl_reads = BTreeMap::new();
-        let mut cltab_reads = BTreeMap::new();
-        let mut nodes = BTreeMap::new();
-        for (node, files) in reading.got {
-            hactl_reads.insert(node, files.hactl);
-            cltab_reads.insert(node, files.cltab);
-            nodes.insert(node, files.clstat);
+        // Built from sorted vectors: a map's bulk build, not an insert per
+        // node.
+        let n = reading.nodes.len();
+        let (mut hactl_reads, mut cltab_reads, mut nodes) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut hactl_same, mut cltab_same) = (true, true);
+        for (&node, files) in reading.nodes.iter().zip(reading.got) {
+            let files =
+                files.unwrap_or_else(|| NodeFiles::failed(format!("node {node}: no answer")));
+            hactl_same &= files.hactl.unchanged();
+            cltab_same &= files.cltab.unchanged();
+            hactl_reads.push((node, files.hactl));
+            cltab_reads.push((node, files.cltab));
+            nodes.push((node, files.clstat));
         }
+        let nodes: BTreeMap<_, _> = nodes.into_iter().collect();
         let mut copying = Copying {
             deadline: now + self.cfg.read_timeout,
             members: reading.members,
+            read: reading.nodes,
             nodes,
             hactl: Step::default(),
             cltab: Step::default(),
         };
-        let mut notes = Vec::new();
-        copying.hactl.decision = self.hactl.plan_at(now, me, &hactl_reads, &mut notes);
-        self.notes::<Hactl>(notes);
-        let mut notes = Vec::new();
-        copying.cltab.decision = self.cltab.plan_at(now, me, &cltab_reads, &mut notes);
-        self.notes::<Cltab>(notes);
+        // A quiet cycle (every copy unchanged since a cycle that had nothing
+        // to copy) skips replication. Only under the mtime rule: the
+        // versioned rule (ranked) is also driven by time, since a hand edit
+        // is sealed once it has stayed unchanged for its settle time.
+        let timed = self.is_ranked();
+        copying.hactl.quiet = !timed && self.hactl_quiet.holds(&copying.read, hactl_same);
+        if !copying.hactl.quiet {
+            let hactl_reads: BTreeMap<_, _> =
+                hactl_reads.into_iter().map(|(n, c)| (n, c.resolve(n, &self.hactl))).collect();
+            let mut notes = Vec::new();
+            copying.hactl.decision = self.hactl.plan_at(now, me, &hactl_reads, &mut notes);
+            self.notes::<Hactl>(notes);
+        }
+        copying.cltab.quiet = !timed && self.cltab_quiet.holds(&copying.read, cltab_same);
+        if !copying.cltab.quiet {
+            let cltab_reads: BTreeMap<_, _> =
+                cltab_reads.into_iter().map(|(n, c)| (n, c.resolve(n, &self.cltab))).collect();
+            let mut notes = Vec::new();
+            copying.cltab.decision = self.cltab.plan_at(now, me, &cltab_reads, &mut notes);
+            self.notes::<Cltab>(notes);
+        }
         let hactl_copy = copying.hactl.decision.as_ref().and_then(|d| self.hactl.to_install(d));
         let hactl_copy = hactl_copy.map(|(from, i)| (from, i.bytes.clone(), i.mtime));
         let cltab_copy = copying.cltab.decision.as_ref().and_then(|d| self.cltab.to_install(d));
@@ -185,7 +254,7 @@ impl ClusterDriver {
             }
         }
         if copying.hactl.waiting() || copying.cltab.waiting() {
-            self.phase = Phase::Copying(copying);
+            self.phase = Phase::Copying(Box::new(copying));
         } else {
             self.decide(now, copying);
         }
@@ -209,7 +278,7 @@ impl ClusterDriver {
             else {
                 return;
             };
-            self.decide(now, c);
+            self.decide(now, *c);
         }
     }
 
@@ -241,13 +310,35 @@ impl ClusterDriver {
     /// monitor's cycle and route its decisions.
     pub(super) fn decide(&mut self, now: Millis, copying: Copying) {
         let me = self.cfg.me;
-        let Copying { members, nodes, hactl, cltab, .. } = copying;
-        let mut notes = Vec::new();
-        let h = self.hactl.settle(me, hactl.decision.as_ref(), hactl.result, &mut notes);
-        self.notes::<Hactl>(notes);
-        let mut notes = Vec::new();
-        let c = self.cltab.settle(me, cltab.decision.as_ref(), cltab.result, &mut notes);
-        self.notes::<Cltab>(notes);
+        let Copying { members, read, nodes, hactl, cltab, .. } = copying;
+        let h = if hactl.quiet {
+            Settled {
+                current: self.hactl_quiet.current.clone(),
+                changed: false,
+                adopted_from: None,
+            }
+        } else {
+            let mut notes = Vec::new();
+            let copied = hactl.copy.is_some();
+            let h = self.hactl.settle(me, hactl.decision.as_ref(), hactl.result, &mut notes);
+            self.notes::<Hactl>(notes);
+            self.hactl_quiet.after(&read, hactl.decision.as_ref(), copied, h.current.clone());
+            h
+        };
+        let c = if cltab.quiet {
+            Settled {
+                current: self.cltab_quiet.current.clone(),
+                changed: false,
+                adopted_from: None,
+            }
+        } else {
+            let mut notes = Vec::new();
+            let copied = cltab.copy.is_some();
+            let c = self.cltab.settle(me, cltab.decision.as_ref(), cltab.result, &mut notes);
+            self.notes::<Cltab>(notes);
+            self.cltab_quiet.after(&read, cltab.decision.as_ref(), copied, c.current.clone());
+            c
+        };
         if h.changed {
             if let Some(hactl) = &h.current {
                 self.events.push_back(ClusterEvent::HactlChanged { hactl: hactl.clone() });
@@ -326,10 +417,14 @@ impl ClusterDriver {
                         return;
                     };
                     let after = self.cfg.read_timeout;
-                    for (seq, node) in std::mem::take(&mut r.pending) {
-                        self.busy_reads.insert(node, seq);
+                    for i in 0..r.nodes.len() {
+                        if r.got[i].is_some() {
+                            continue;
+                        }
+                        let node = r.nodes[i];
+                        self.busy_reads.insert(node, r.seq);
                         let reason = format!("node {node}: no answer within {after}");
-                        r.got.insert(node, NodeFiles::failed(reason));
+                        r.answer(i, NodeFiles::failed(reason));
                         self.events
                             .push_back(ClusterEvent::ReadTimedOut { node: Some(node), after });
                     }
@@ -349,7 +444,7 @@ impl ClusterDriver {
                     else {
                         return;
                     };
-                    self.decide(now, c);
+                    self.decide(now, *c);
                 }
             }
         }

@@ -42,7 +42,7 @@ impl Files {
             id: *id,
             bytes: (known != Some(*id)).then(|| bytes.clone()),
         }));
-        FileReport { file, path: format!("/mfs/{node}/{file}"), read }
+        FileReport { node, file, path: format!("/mfs/{node}/{file}").into(), read }
     }
 
     fn text(&self, node: u32, file: SharedFile) -> Option<String> {
@@ -158,14 +158,17 @@ impl Cluster {
                     report: MembershipReport::Members(self.up.clone()),
                 }
             }
-            ClusterCommand::ReadNode { seq, node: of, files } => {
-                if faults.hang_reads_of.contains(&of) {
-                    exec.held.push(ClusterCommand::ReadNode { seq, node: of, files });
-                    return None;
+            ClusterCommand::ReadNodes { seq, asks } => {
+                // Reads of a hung node are held (as a batch of their own);
+                // the others answer.
+                let (hung, asks): (Vec<_>, Vec<_>) =
+                    asks.into_iter().partition(|a| faults.hang_reads_of.contains(&a.node));
+                if !hung.is_empty() {
+                    exec.held.push(ClusterCommand::ReadNodes { seq, asks: hung });
                 }
-                let files =
-                    files.iter().map(|(f, known)| self.files.read(of, *f, *known)).collect();
-                ClusterInput::NodeRead { seq, node: of, read_at: wall(now), files }
+                let reports =
+                    asks.iter().map(|a| self.files.read(a.node, a.file, a.known)).collect();
+                ClusterInput::NodesRead { seq, read_at: wall(now), reports }
             }
             ClusterCommand::Copy { seq, file, bytes, mtime, .. } => {
                 if faults.fail_copy {
@@ -384,16 +387,17 @@ fn read_time_out_is_the_engines_and_a_late_result_is_ignored() {
     });
     assert!(still, "{:?}", c.events_of(1));
     // The late answer, claiming web runs on node 2: ignored.
-    let Some(ClusterCommand::ReadNode { seq, node: 2, files }) =
+    let Some(ClusterCommand::ReadNodes { seq, asks }) =
         c.execs.get_mut(&1).and_then(|e| e.held.pop())
     else {
         panic!("held read");
     };
-    let late: Vec<FileReport> = files.iter().map(|(f, _)| c.files.read(2, *f, None)).collect();
+    assert!(asks.iter().all(|a| a.node == 2), "{asks:?}");
+    let late: Vec<FileReport> = asks.iter().map(|a| c.files.read(2, a.file, None)).collect();
     let now = c.now;
     let d = c.drivers.get_mut(&1).expect("node 1");
     let view_before = d.node().monitor.clone();
-    d.handle(now, ClusterInput::NodeRead { seq, node: 2, read_at: wall(now), files: late });
+    d.handle(now, ClusterInput::NodesRead { seq, read_at: wall(now), reports: late });
     assert_eq!(d.node().monitor, view_before, "a late result changes nothing");
     // ...but node 2 is read again at the next cycle (the late answer freed
     // it), and no more time-outs follow.
@@ -512,6 +516,35 @@ fn a_cltab_is_adopted_from_a_peer() {
     assert!(c.drivers[&1].init().table().has_group("db"), "node 1's own edit is read too");
 }
 
+/// A quiet cluster skips replication (every copy read unchanged, nothing
+/// to copy: the previous plan stands), but a change after a long quiet
+/// spell is still seen and adopted the next cycle, and a node whose copy
+/// vanishes ends the quiet spell too.
+#[test]
+fn a_change_after_a_quiet_spell_is_replicated() {
+    let mut c = Cluster::new(&[1, 2, 3], "web start\n");
+    c.run_until(Millis::from_secs(120));
+    let adopted = |c: &Cluster, node: u32| {
+        c.events_of(node)
+            .iter()
+            .filter(|e| matches!(e, ClusterEvent::Adopted { file: SharedFile::Hactl, .. }))
+            .count()
+    };
+    let quiet: Vec<usize> = [1, 2, 3].iter().map(|&n| adopted(&c, n)).collect();
+    let edited = "web start\ndb start\n";
+    c.files.put(3, SharedFile::Hactl, edited, wall(c.now));
+    c.run_until(c.now + Millis::from_secs(30));
+    for n in [1, 2] {
+        assert_eq!(adopted(&c, n), quiet[n as usize - 1] + 1, "{:?}", c.events_of(n));
+        assert_eq!(c.files.text(n, SharedFile::Hactl).as_deref(), Some(edited));
+        assert!(c.drivers[&n].hactl().is_some_and(|h| h.get("db").is_some()), "node {n}");
+    }
+    // Node 2's copy vanishes: node 2 copies it back from a peer.
+    c.files.map.remove(&(2, SharedFile::Hactl));
+    c.run_until(c.now + Millis::from_secs(30));
+    assert_eq!(c.files.text(2, SharedFile::Hactl).as_deref(), Some(edited));
+}
+
 /// Heartbeat-file membership: the driver commands every beat (a third of
 /// the timeout) and judges freshness itself from mtimes and the reader's
 /// clock; a clean stop removes the beat and exits.
@@ -545,8 +578,18 @@ fn heartbeats_are_commanded_and_judged_by_the_engine() {
                     let report = MembershipReport::Heartbeats { read_at: wall(now), beats };
                     ClusterInput::MembershipRead { seq, report }
                 }
-                ClusterCommand::ReadNode { seq, node, .. } => {
-                    ClusterInput::NodeRead { seq, node, read_at: wall(now), files: vec![] }
+                ClusterCommand::ReadNodes { seq, asks } => {
+                    // Each node answers, with no file at all.
+                    let reports = asks
+                        .iter()
+                        .map(|a| FileReport {
+                            node: a.node,
+                            file: SharedFile::Hastat,
+                            path: "-".into(),
+                            read: Ok(None),
+                        })
+                        .collect();
+                    ClusterInput::NodesRead { seq, read_at: wall(now), reports }
                 }
                 ClusterCommand::WriteHastat { seq, published } => {
                     members_seen.push(published.members.clone());

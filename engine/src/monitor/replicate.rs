@@ -289,7 +289,15 @@ impl<T: Replicated> Replica<T> {
         for (&node, read) in reads {
             match read {
                 Ok(Some(info)) => {
-                    self.cache.insert(node, info.clone());
+                    // An unchanged copy is already cached (most cycles, for
+                    // most nodes): no clone, no map write.
+                    if self
+                        .cache
+                        .get(&node)
+                        .is_none_or(|c| c.id != info.id || c.mtime != info.mtime)
+                    {
+                        self.cache.insert(node, info.clone());
+                    }
                     let mtime_secs = info.mtime.whole_secs();
                     candidates
                         .push((node, Some(FileInfo { mtime_secs, parses: info.parsed.is_ok() })));
