@@ -337,7 +337,10 @@ impl ClusterDriver {
         // handles one input per member read, child exit and write result.
         // Every step re-arms the machine's timer, so a Tick is only due
         // when that timer has come and no input steps it anyway.
-        if h.inbox.is_empty() && h.machine.poll_timeout().is_some_and(|t| t <= now) {
+        // A machine without a timer (never stepped yet, or waiting on a
+        // persist) is stepped too: otherwise a node whose reads never answer
+        // would never persist its incarnation nor publish a record.
+        if h.inbox.is_empty() && h.machine.poll_timeout().is_none_or(|t| t <= now) {
             h.inbox.push_back(RInput::Tick);
         }
         h.pumping = true;

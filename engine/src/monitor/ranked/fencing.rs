@@ -141,11 +141,18 @@ impl Fences {
     }
 
     /// The next retry time, for `poll_timeout`.
-    pub fn next_retry(&self) -> Option<Millis> {
+    ///
+    /// Only retries later than `now` count. A retry already due was either
+    /// started by the fence pass that just ran, or is no longer wanted (the
+    /// target was judged alive, or a quorum holds without it): waking for
+    /// it would make the machine wake at `now` again and again without
+    /// acting, a busy loop in `mosha` and a livelock of the simulator's
+    /// clock (seen with a fence-fail fault whose target then stayed down).
+    pub fn next_retry(&self, now: Millis) -> Option<Millis> {
         self.episodes
             .values()
             .filter_map(|e| match e {
-                Episode::RetryAt(at, _) => Some(*at),
+                Episode::RetryAt(at, _) if *at > now => Some(*at),
                 _ => None,
             })
             .min()
@@ -183,13 +190,14 @@ mod tests {
         assert!(!f.start(x, Millis(10)), "in flight");
         f.result(x, false, Millis(100), min, max);
         assert!(!f.start(x, Millis(1099)));
-        assert_eq!(f.next_retry(), Some(Millis(1100)));
+        assert_eq!(f.next_retry(Millis(100)), Some(Millis(1100)));
+        assert_eq!(f.next_retry(Millis(1100)), None, "a due retry is not a wake-up");
         assert!(f.start(x, Millis(1100)));
         f.result(x, false, Millis(1200), min, max);
-        assert_eq!(f.next_retry(), Some(Millis(3200)), "doubled");
+        assert_eq!(f.next_retry(Millis(1200)), Some(Millis(3200)), "doubled");
         assert!(f.start(x, Millis(3200)));
         f.result(x, false, Millis(3300), min, max);
-        assert_eq!(f.next_retry(), Some(Millis(6300)), "capped");
+        assert_eq!(f.next_retry(Millis(3300)), Some(Millis(6300)), "capped");
         assert!(f.start(x, Millis(6300)));
         f.result(x, true, Millis(6400), min, max);
         assert!(f.succeeded(x));
@@ -200,6 +208,6 @@ mod tests {
         f.came_back(3, 2);
         f.result(y, true, Millis(5), min, max);
         assert!(!f.succeeded(y), "cancelled episode ignores late results");
-        assert_eq!(f.next_retry(), None, "no retry fences a node that came back");
+        assert_eq!(f.next_retry(Millis(5)), None, "no retry fences a node that came back");
     }
 }

@@ -496,6 +496,12 @@ impl World {
             let local = n.local(t);
             let Some(m) = n.machine.as_mut() else { return };
             let out = m.step(local, input);
+            // No busy wake: after a step the machine never asks to be woken
+            // at or before the time it just judged (it would wake again and
+            // again without acting: a spinning mosha, a stuck simulator).
+            if let Some(at) = m.poll_timeout() {
+                assert!(at > local, "node {id} asks to wake at {at:?}, not after now {local:?}");
+            }
             for c in out.commands {
                 self.execute(id, c, false);
             }

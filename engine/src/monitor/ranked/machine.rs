@@ -583,7 +583,7 @@ impl Ranked {
         if let Some(at) = self.eligibility.next_expiry(self.now) {
             self.wake_at(at);
         }
-        if let Some(at) = self.fences.next_retry() {
+        if let Some(at) = self.fences.next_retry(self.now) {
             self.wake_at(at);
         }
     }
