@@ -167,13 +167,7 @@ pub async fn load_cltab_bounded(path: &Path) -> Result<Cltab, String> {
 /// (a newline that would forge a log line, escape sequences that would
 /// rewrite a terminal) are shown escaped, as Rust's `escape_debug` does.
 pub fn escape(text: &str) -> String {
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() })
-            .collect()
-    } else {
-        text.to_string()
-    }
+    clinit_engine::located::escape_controls(text)
 }
 
 /// The socket and status paths after the cltab's directives are applied.

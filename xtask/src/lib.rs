@@ -1,10 +1,13 @@
 //! Build chores: man pages (`clap_mangen`) and shell completions
-//! (`clap_complete`) for `clinit`, `mosha` and `clinit-sim`.
+//! (`clap_complete`) for `clinit`, `mosha` and `clinit-sim`; and the
+//! stable-Rust fuzzer of the parsers ([`fuzz`]).
 //!
 //! The binaries' own source files are compiled here as modules, so the
 //! generated files come from the very argument definitions the programs
 //! parse with: a flag added to a binary shows up in its man page and
 //! completions with no second list to keep in step.
+
+pub mod fuzz;
 
 use clap::CommandFactory;
 use std::io;
