@@ -680,16 +680,40 @@ pub(crate) fn stop_previous_generation(
             None
         }
     };
-    if prev.procs.is_empty() && cgroup.is_none() {
+    // Processes carrying the previous generation's marker: among them any
+    // forked but not yet recorded when it was killed (module doc of
+    // `generations`).
+    let generation = (prev.daemon != 0).then(|| generations::generation(prev.daemon, state_file));
+    let marked = generation.as_deref().map(generations::marked_processes).unwrap_or_default();
+    if prev.procs.is_empty() && cgroup.is_none() && marked.is_empty() {
         return;
     }
     warn!(
-        "{}: a previous daemon left {} process groups{}; stopping them before starting anything",
+        "{}: a previous daemon left {} process groups{}{}; stopping them before starting anything",
         state_file.display(),
         prev.procs.len(),
-        cgroup.as_ref().map(|d| format!(" and cgroup {}", d.display())).unwrap_or_default()
+        cgroup.as_ref().map(|d| format!(" and cgroup {}", d.display())).unwrap_or_default(),
+        if marked.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} processes carry its {} marker)",
+                marked.len(),
+                generations::GENERATION_ENV
+            )
+        }
     );
-    let stopped = generations::stop_previous(&prev.procs, cgroup.as_deref(), esc);
+    let stopped =
+        generations::stop_previous(&prev.procs, cgroup.as_deref(), generation.as_deref(), esc);
+    match stopped.marked {
+        Some((n, generations::Outcome::Survived)) => {
+            error!("previous generation: of {n} processes with its marker, some survived SIGKILL; left behind")
+        }
+        Some((n, generations::Outcome::Stopped(sig))) => {
+            info!("previous generation: {n} processes with its marker stopped ({sig})")
+        }
+        _ => {}
+    }
     for (e, outcome) in stopped.groups {
         let what = format!("{}/{} (level {}, process group {})", e.group, e.tag, e.level, e.pgid);
         match outcome {
@@ -756,7 +780,10 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
     // One instant for the machines' birth, so a recorded start replays exactly.
     let start = clock.now();
     let init = Init::new(cfg.init.clone(), table, start);
-    let mut processes = RealProcesses::new(cfg.env.clone());
+    let mut env = cfg.env.clone();
+    let generation = generations::generation(std::process::id(), &state_file);
+    env.push((generations::GENERATION_ENV.into(), generation));
+    let mut processes = RealProcesses::new(env);
     if cfg.cgroups {
         match processes.enable_cgroups() {
             Containment::Cgroup { base } => {
