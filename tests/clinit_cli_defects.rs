@@ -37,3 +37,41 @@ fn the_client_escapes_control_characters_from_argv() {
     assert!(stdout.contains("\\u{1b}[2J"), "the reply is escaped too: {out:?}");
     assert_eq!(out.status.code(), Some(1), "no such group: refused: {out:?}");
 }
+
+/// A restarted daemon answers while it stops what the previous one left
+/// (up to `--kill-after`): status says `starting`, a command is refused
+/// with that reason. Before, every request hung until the stop was over
+/// (a client gave up after 10 s).
+#[test]
+fn status_is_answered_while_a_restarted_daemon_stops_the_previous_generation() {
+    use clinit_backends::protocol::Request;
+    use common::{alive, wait_for};
+    use std::time::Duration;
+    let flags = ["--no-cgroups", "--term-after", "2", "--kill-after", "4"];
+    let mut d = Daemon::start(
+        "g:stubborn:1:once:trap '' INT TERM; echo $$ > @DIR@/s.pid; while :; do sleep 0.1; done\n",
+        &flags,
+    );
+    d.tell("g", "1");
+    let s = d.pid("s");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.daemon_pid()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("SIGKILL");
+    d.wait_exit(Duration::from_secs(10));
+    d.spawn(&flags);
+    let reply = wait_for(Duration::from_secs(10), "an answer", || d.request(&Request::Status).ok());
+    let answered_while_alive = alive(s);
+    let status = reply.status.expect("status document");
+    assert!(answered_while_alive, "the answer came while the old process still ran");
+    assert!(status["starting"].as_str().is_some_and(|t| t.contains("previous daemon")), "{status}");
+    let tell = d.request(&Request::Tell { group: "g".into(), level: "1".into() }).expect("reply");
+    assert!(!tell.ok && tell.msg.contains("starting"), "{tell:?}");
+    let out = d.client(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("starting"), "{out:?}");
+    let d = d.wait_ready();
+    assert!(!alive(s), "stopped (SIGKILL after 4 s) before the daemon is ready");
+    assert!(d.log_text().contains("stopped (SIGKILL)"), "{}", d.log_text());
+}

@@ -511,6 +511,52 @@ pub(crate) async fn serve_connection(
     }
 }
 
+/// What a client hears while the daemon stops what a previous daemon left.
+const STARTING: &str = "the daemon is starting: it is stopping what a previous daemon left running";
+
+/// Answer the socket until `work` (the stop of the previous generation) is
+/// done: `status` gets a document with no groups and a `starting` field,
+/// anything else a refusal naming the reason. Connections still being
+/// answered when `work` ends finish on their own.
+async fn serve_while_starting(
+    listener: &UnixListener,
+    work: tokio::task::JoinHandle<()>,
+    cltab: &Path,
+) {
+    tokio::pin!(work);
+    let cltab = cltab.display().to_string();
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut work => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(answer_starting(stream, cltab.clone()));
+                }
+                // Out of descriptors: a short pause, never a spin.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            },
+        }
+    }
+}
+
+async fn answer_starting(mut stream: UnixStream, cltab: String) {
+    let reply = match protocol::read_request(&mut stream, REQUEST_TIMEOUT).await {
+        Ok(Request::Status) => Reply::ok("status").with_status(serde_json::json!({
+            "pid": std::process::id(),
+            "cltab": cltab,
+            "processes": 0,
+            "starting": STARTING,
+            "shutting_down": false,
+            "groups": [],
+            "entries": [],
+        })),
+        Ok(_) => Reply::err(format!("{STARTING}; try again in a moment")),
+        Err(e) => Reply::err(format!("bad request: {e}")),
+    };
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT, protocol::write_reply(&mut stream, &reply)).await;
+}
+
 /// The daemon itself, after start-up checks.
 struct Daemon {
     cfg: DaemonConfig,
@@ -765,7 +811,14 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
     let mut sighup = sig(SignalKind::hangup())?;
     let listener = bind_socket(&socket, socket_group)?;
     let state_file = generations::state_path(&socket);
-    stop_previous_generation(&state_file, &cfg.init.escalation);
+    // Stopping the previous generation can take up to the escalation's
+    // kill_after: meanwhile the socket answers (status says so; commands
+    // are refused with the reason) instead of leaving clients to time out.
+    let stopping = {
+        let (state_file, esc) = (state_file.clone(), cfg.init.escalation);
+        tokio::task::spawn_blocking(move || stop_previous_generation(&state_file, &esc))
+    };
+    serve_while_starting(&listener, stopping, &cfg.cltab).await;
     info!(
         "clinit daemon {} serving {} on {} (status {})",
         std::process::id(),

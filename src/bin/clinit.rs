@@ -524,6 +524,9 @@ impl<'a> Client<'a> {
             Err(e) => return self.failed(&e),
         };
         let all = groups(&doc);
+        if let Some(starting) = doc.get("starting").and_then(|s| s.as_str()) {
+            eprintln!("clinit: {}", esc(starting));
+        }
         if let Some(g) = group {
             if !all.groups.contains_key(g) {
                 eprintln!(
