@@ -431,6 +431,30 @@ fn create_dir(dir: &Path) -> Result<(), DaemonError> {
 
 /// Bind the control socket, refusing to steal one a live daemon serves, and
 /// give it its mode (0600, or 0660 with `group`; see [`crate::access`]).
+/// How long a socket must keep accepting connections to count as another
+/// daemon's (see [`live_listener`]).
+const LIVE_LISTENER_FOR: Duration = Duration::from_secs(1);
+
+/// Does something keep listening on `path`? A daemon killed between a
+/// `fork` and that child's `exec` leaves its listening socket open in the
+/// child for a moment (until `exec` closes it), and a successor that
+/// connected just then refused to start (found by the SIGKILL campaign,
+/// `tests/kill_campaign.rs`). So a connection must keep succeeding for
+/// [`LIVE_LISTENER_FOR`]; one that fails at any point means the socket is
+/// stale.
+fn live_listener(path: &Path) -> bool {
+    let deadline = Instant::now() + LIVE_LISTENER_FOR;
+    loop {
+        if std::os::unix::net::UnixStream::connect(path).is_err() {
+            return false;
+        }
+        if Instant::now() >= deadline {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub(crate) fn bind_socket(path: &Path, group: Option<u32>) -> Result<UnixListener, DaemonError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         create_dir(dir)?;
@@ -440,7 +464,7 @@ pub(crate) fn bind_socket(path: &Path, group: Option<u32>) -> Result<UnixListene
         if !meta.file_type().is_socket() {
             return Err(DaemonError::NotASocket(path.to_path_buf()));
         }
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        if live_listener(path) {
             return Err(DaemonError::AlreadyRunning(path.to_path_buf()));
         }
         std::fs::remove_file(path).map_err(|source| DaemonError::Io {
