@@ -75,3 +75,33 @@ fn status_is_answered_while_a_restarted_daemon_stops_the_previous_generation() {
     assert!(!alive(s), "stopped (SIGKILL after 4 s) before the daemon is ready");
     assert!(d.log_text().contains("stopped (SIGKILL)"), "{}", d.log_text());
 }
+
+/// The daemon's cgroup directory removed behind its back (an operator, a
+/// cleanup tool): the next spawn notices, logs it and recreates it, so the
+/// new instance is still contained. Before, the instance silently ran
+/// without a cgroup (a debug-level line only). Needs root.
+#[test]
+fn a_vanished_daemon_cgroup_is_noticed_and_recreated() {
+    use clinit_backends::protocol::Request;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: cgroup containment needs root (or a delegated subtree)");
+        return;
+    }
+    let d = Daemon::start("g:srv:1:once:echo $$ > @DIR@/srv.pid; exec sleep 3021\n", &[]);
+    let status = d.request(&Request::Status).expect("status").status.expect("doc");
+    let mode = status["containment"].as_str().unwrap_or_default().to_string();
+    let Some(base) = mode.strip_prefix("cgroup2 ") else {
+        eprintln!("skipped: no cgroup containment here ({mode})");
+        return;
+    };
+    let base = std::path::PathBuf::from(base);
+    std::fs::remove_dir(&base).expect("remove the (still empty) daemon cgroup");
+    d.tell("g", "1");
+    let pid = d.pid("srv");
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let name = base.file_name().and_then(|n| n.to_str()).expect("name").to_string();
+    assert!(base.is_dir(), "recreated; log:\n{}", d.log_text());
+    assert!(cgroup.contains(&format!("/{name}/")), "contained: {cgroup}; log:\n{}", d.log_text());
+    assert!(d.log_text().contains("has vanished; recreating it"), "{}", d.log_text());
+}
