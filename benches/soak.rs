@@ -180,6 +180,10 @@ fn main() {
             if let Some((i, pid)) = parse_line(&line) {
                 pids.insert(i, pid);
                 if let Some((t, _)) = waiting.remove(&i) {
+                    // Later than 5 s counts as missed, even if it came.
+                    if t.elapsed() > Duration::from_secs(5) {
+                        missed += 1;
+                    }
                     latency.push(t.elapsed());
                 }
             }
@@ -224,7 +228,11 @@ fn main() {
         last.fds as f64 / first.fds.max(1) as f64
     );
     println!("| zombie children seen on two samples in a row | - | - | {persistent_zombies} | - |");
-    println!("| missed respawns (> 5 s) | - | {missed} | - | - |");
+    println!("| missed respawns (none, or later than 5 s) | - | {missed} | - | - |");
+    println!(
+        "| kills still awaiting their respawn at the end (< 5 s) | - | {} | - | - |",
+        waiting.len()
+    );
     println!("| VmHWM at the end | - | {} | - | - |", mib(hwm_end));
     println!("| VmRSS after the last sample | - | {} | - | - |", mib(rss_end));
     if let Some(line) = latency.report("SOAK restart latency (kill -9 → new instance reports)") {
