@@ -68,6 +68,72 @@ fn arg(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
+/// A node's hastat saying whether it holds quorum.
+fn hastat(node: u32, quorum: bool) -> String {
+    format!(
+        "{{\"node\":{node},\"written\":0,\"groups\":{{}},\"members\":[{node}],\"stale\":[],\
+         \"fenced\":[],\"quorum\":{quorum},\"halting\":false}}\n"
+    )
+}
+
+/// `mosha status` exits 0 only when quorum is held: 4 when the local
+/// node's hastat says it is lost, when there is none, or when its clstat is
+/// stale; 3 when membership cannot be read. It used to exit 0 in every case.
+#[test]
+fn status_exit_code_says_whether_quorum_is_held() {
+    let t = Tree::new();
+    t.put(1, "cltab", CLTAB);
+    t.put(1, "hactl", "web start\n");
+    t.put(1, "clstat", "Cluster::Init::Group web start DONE\n");
+    t.member(1, true);
+    let config = t.config("");
+    let status =
+        |extra: &[&str]| t.mosha(&[&["--config", arg(&config), "status"][..], extra].concat());
+    let out = status(&[]);
+    assert_eq!(out.status.code(), Some(4), "no hastat: quorum unknown: {out:?}");
+    assert!(stderr(&out).contains("node 1: quorum unknown"), "{out:?}");
+    t.put(1, "hastat", &hastat(1, false));
+    let out = status(&[]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(stderr(&out).contains("quorum LOST"), "{out:?}");
+    assert!(stdout(&out).contains("LOST"), "the table says it too: {out:?}");
+    t.put(1, "hastat", &hastat(1, true));
+    let out = status(&["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // A stale clstat: the node's monitor is not running, its word is old.
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let clstat = t.path("mfs/1/var/mosix-ha/clstat");
+    fs::File::options().write(true).open(&clstat).and_then(|f| f.set_modified(old)).expect("mtime");
+    let out = status(&[]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(stderr(&out).contains("stale"), "{out:?}");
+    // Membership that cannot be read.
+    fs::remove_dir_all(t.path("hpc")).expect("rm hpc");
+    let out = status(&[]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(stderr(&out).contains("membership unknown"), "{out:?}");
+}
+
+/// `mosha check` warns about a group given twice in hactl (still exit 0:
+/// the last line wins, as in the original). It used to say nothing.
+#[test]
+fn check_warns_about_a_group_given_twice_in_hactl() {
+    let t = Tree::new();
+    t.put(1, "cltab", CLTAB);
+    t.put(1, "hactl", "web start\n# note\nweb stop\n");
+    t.member(1, true);
+    let config = t.config("");
+    let out = t.mosha(&["--config", arg(&config), "check"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let hactl = t.path("mfs/1/var/mosix-ha/hactl");
+    let want = format!(
+        "{}:3: warning: group web is also given on line 1; this last line wins",
+        hactl.display()
+    );
+    assert!(stdout(&out).contains(&want), "{out:?}");
+    assert!(stdout(&out).ends_with("ok\n"), "{out:?}");
+}
+
 const CLTAB: &str = "web:chk:test:test:true\nweb:httpd:start:respawn:sleep 60\n";
 
 #[test]
@@ -79,6 +145,7 @@ fn status_takes_its_settings_from_the_file_and_shows_a_dead_node_as_down() {
     }
     t.put(1, "clstat", "Cluster::Init::Group web test PASSED\n");
     t.put(2, "clstat", "Cluster::Init::Group web start DONE\n");
+    t.put(1, "hastat", &hastat(1, true));
     t.member(1, true);
     t.member(2, false);
     let config = t.config("");
@@ -110,7 +177,14 @@ fn a_bad_settings_file_is_a_usage_error_naming_file_and_line() {
     let out = t.mosha(&["--config", arg(&config), "status"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = stderr(&out);
-    assert!(err.contains(&format!("in {}", config.display())) && err.contains("-5"), "{err}");
+    // The bad value's line too (it used to say only "in FILE").
+    let at = format!("{}:6: setting \"stomith-grace\": invalid value '-5'", config.display());
+    assert!(err.contains(&at), "{err}");
+    let config = t.config("# a comment\nstomith_grace = \"soon\"\n");
+    let out = t.mosha(&["--config", arg(&config), "status"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let at = format!("{}:7: setting \"stomith_grace\": invalid value 'soon'", config.display());
+    assert!(stderr(&out).contains(&at), "{out:?}");
     let out = t.mosha(&["--config", arg(&t.path("missing.toml")), "status"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(stderr(&out).contains("cannot read settings file"), "{out:?}");
@@ -214,6 +288,7 @@ fn the_example_settings_file_in_dist_is_valid() {
     t.put(1, "cltab", CLTAB);
     t.put(1, "hactl", "web start\n");
     t.put(1, "clstat", "Cluster::Init::Group web start DONE\n");
+    t.put(1, "hastat", &hastat(1, true));
     t.member(1, true);
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/systemd/mosha.toml.example");
     let (mfs, hpc) = (t.path("mfs"), t.path("hpc"));

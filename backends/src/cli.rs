@@ -163,6 +163,21 @@ pub fn config_args(
     Ok(out)
 }
 
+/// Where in a settings file the value clap refused was set: the line of
+/// the setting named by the error's invalid argument (`--timeout <SECS>`
+/// → key `timeout`, or `stomith_grace` for `--stomith-grace`). `None` when
+/// the error names no argument or the key is not found in `text`.
+pub fn config_error_line(text: &str, err: &clap::Error) -> Option<(String, usize)> {
+    let clap::error::ContextValue::String(arg) = err.get(clap::error::ContextKind::InvalidArg)?
+    else {
+        return None;
+    };
+    let name = arg.strip_prefix("--")?.split([' ', '=']).next()?.to_string();
+    [name.clone(), name.replace('-', "_")]
+        .into_iter()
+        .find_map(|key| Some(line_of(text, &key)).filter(|&l| l > 0).map(|l| (key, l)))
+}
+
 /// The first line that sets `key` (1-based; 0 when not found, e.g. a key
 /// inside an inline table).
 fn line_of(text: &str, key: &str) -> usize {

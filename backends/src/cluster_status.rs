@@ -232,6 +232,78 @@ pub fn human_secs(secs: f64) -> String {
 }
 
 /// The human-readable form.
+/// What `mosha status` exits with, judged from the picture (the codes are
+/// in `mosha --help`): a monitoring check (Nagios, systemd `ExecCondition`,
+/// a script) needs "quorum held" apart from "looked and found trouble".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Membership was read and the node judged (the local node, else any
+    /// member) holds quorum by its own fresh hastat. Exit 0.
+    Ok,
+    /// No node at all under the shared directory. Exit 1.
+    NoNodes,
+    /// The membership source could not be read. Exit 3.
+    MembershipUnknown(String),
+    /// Quorum lost, or not known: the judged node's hastat says no quorum,
+    /// it wrote none, or its clstat is missing, unreadable or stale (its
+    /// monitor is not running, so its last word may no longer hold). Exit 4.
+    QuorumLost(String),
+}
+
+impl Health {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Health::Ok => 0,
+            Health::NoNodes => 1,
+            Health::MembershipUnknown(_) => 3,
+            Health::QuorumLost(_) => 4,
+        }
+    }
+}
+
+/// [`Health`] of a picture; `me` is the local node when known (its view is
+/// the one that counts, as for the wanted levels), else any member will do.
+pub fn health(st: &ClusterStatus, me: Option<u32>) -> Health {
+    if st.nodes.is_empty() {
+        return Health::NoNodes;
+    }
+    if let Some(e) = &st.membership_error {
+        return Health::MembershipUnknown(e.clone());
+    }
+    let judge = |n: &NodeReport| -> Result<(), String> {
+        if n.clstat != "ok" || n.stale {
+            return Err(format!(
+                "node {}: quorum unknown: its clstat is {} (is its monitor running?)",
+                n.node,
+                if n.stale { "stale" } else { n.clstat }
+            ));
+        }
+        match n.quorum {
+            Some(true) => Ok(()),
+            Some(false) => Err(format!("node {}: quorum LOST (its last hastat)", n.node)),
+            None => Err(format!("node {}: quorum unknown: no readable hastat", n.node)),
+        }
+    };
+    let verdict = match me.and_then(|me| st.nodes.iter().find(|n| n.node == me)) {
+        Some(local) => judge(local),
+        None => {
+            let members: Vec<&NodeReport> =
+                st.nodes.iter().filter(|n| n.member == Some(true)).collect();
+            match members.iter().map(|n| judge(n)).find(Result::is_ok) {
+                Some(ok) => ok,
+                None => Err(members
+                    .first()
+                    .map(|n| judge(n).err().unwrap_or_default())
+                    .unwrap_or_else(|| "no node is a member: quorum unknown".into())),
+            }
+        }
+    };
+    match verdict {
+        Ok(()) => Health::Ok,
+        Err(why) => Health::QuorumLost(why),
+    }
+}
+
 pub fn render(st: &ClusterStatus) -> String {
     let mut out = format!("cluster {} (timeout {}s)", st.shared, st.timeout_secs);
     match st.hactl_node {

@@ -199,13 +199,7 @@ pub async fn load_cltab_bounded(path: &Path) -> Result<Cltab, String> {
 /// (a newline that would forge a log line, escape sequences that would
 /// rewrite a terminal) are shown escaped, as Rust's `escape_debug` does.
 pub fn escape(text: &str) -> String {
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() })
-            .collect()
-    } else {
-        text.to_string()
-    }
+    clinit_engine::located::escape_controls(text)
 }
 
 /// The socket and status paths after the cltab's directives are applied.
@@ -588,6 +582,30 @@ fn create_dir(dir: &Path) -> Result<(), DaemonError> {
 
 /// Bind the control socket, refusing to steal one a live daemon serves, and
 /// give it its mode (0600, or 0660 with `group`; see [`crate::access`]).
+/// How long a socket must keep accepting connections to count as another
+/// daemon's (see [`live_listener`]).
+const LIVE_LISTENER_FOR: Duration = Duration::from_secs(1);
+
+/// Does something keep listening on `path`? A daemon killed between a
+/// `fork` and that child's `exec` leaves its listening socket open in the
+/// child for a moment (until `exec` closes it), and a successor that
+/// connected just then refused to start (found by the SIGKILL campaign,
+/// `tests/kill_campaign.rs`). So a connection must keep succeeding for
+/// [`LIVE_LISTENER_FOR`]; one that fails at any point means the socket is
+/// stale.
+fn live_listener(path: &Path) -> bool {
+    let deadline = Instant::now() + LIVE_LISTENER_FOR;
+    loop {
+        if std::os::unix::net::UnixStream::connect(path).is_err() {
+            return false;
+        }
+        if Instant::now() >= deadline {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub(crate) fn bind_socket(path: &Path, group: Option<u32>) -> Result<UnixListener, DaemonError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         create_dir(dir)?;
@@ -597,7 +615,7 @@ pub(crate) fn bind_socket(path: &Path, group: Option<u32>) -> Result<UnixListene
         if !meta.file_type().is_socket() {
             return Err(DaemonError::NotASocket(path.to_path_buf()));
         }
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        if live_listener(path) {
             return Err(DaemonError::AlreadyRunning(path.to_path_buf()));
         }
         std::fs::remove_file(path).map_err(|source| DaemonError::Io {
@@ -666,6 +684,52 @@ pub(crate) async fn serve_connection(
         Ok(Err(e)) => debug!("could not send reply: {e}"),
         Err(_) => debug!("client did not take its reply within {REQUEST_TIMEOUT:?}"),
     }
+}
+
+/// What a client hears while the daemon stops what a previous daemon left.
+const STARTING: &str = "the daemon is starting: it is stopping what a previous daemon left running";
+
+/// Answer the socket until `work` (the stop of the previous generation) is
+/// done: `status` gets a document with no groups and a `starting` field,
+/// anything else a refusal naming the reason. Connections still being
+/// answered when `work` ends finish on their own.
+async fn serve_while_starting(
+    listener: &UnixListener,
+    work: tokio::task::JoinHandle<()>,
+    cltab: &Path,
+) {
+    tokio::pin!(work);
+    let cltab = cltab.display().to_string();
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut work => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(answer_starting(stream, cltab.clone()));
+                }
+                // Out of descriptors: a short pause, never a spin.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            },
+        }
+    }
+}
+
+async fn answer_starting(mut stream: UnixStream, cltab: String) {
+    let reply = match protocol::read_request(&mut stream, REQUEST_TIMEOUT).await {
+        Ok(Request::Status) => Reply::ok("status").with_status(serde_json::json!({
+            "pid": std::process::id(),
+            "cltab": cltab,
+            "processes": 0,
+            "starting": STARTING,
+            "shutting_down": false,
+            "groups": [],
+            "entries": [],
+        })),
+        Ok(_) => Reply::err(format!("{STARTING}; try again in a moment")),
+        Err(e) => Reply::err(format!("bad request: {e}")),
+    };
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT, protocol::write_reply(&mut stream, &reply)).await;
 }
 
 /// The daemon itself, after start-up checks.
@@ -846,16 +910,40 @@ pub(crate) fn stop_previous_generation(
             None
         }
     };
-    if prev.procs.is_empty() && cgroup.is_none() {
+    // Processes carrying the previous generation's marker: among them any
+    // forked but not yet recorded when it was killed (module doc of
+    // `generations`).
+    let generation = (prev.daemon != 0).then(|| generations::generation(prev.daemon, state_file));
+    let marked = generation.as_deref().map(generations::marked_processes).unwrap_or_default();
+    if prev.procs.is_empty() && cgroup.is_none() && marked.is_empty() {
         return;
     }
     warn!(
-        "{}: a previous daemon left {} process groups{}; stopping them before starting anything",
+        "{}: a previous daemon left {} process groups{}{}; stopping them before starting anything",
         state_file.display(),
         prev.procs.len(),
-        cgroup.as_ref().map(|d| format!(" and cgroup {}", d.display())).unwrap_or_default()
+        cgroup.as_ref().map(|d| format!(" and cgroup {}", d.display())).unwrap_or_default(),
+        if marked.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} processes carry its {} marker)",
+                marked.len(),
+                generations::GENERATION_ENV
+            )
+        }
     );
-    let stopped = generations::stop_previous(&prev.procs, cgroup.as_deref(), esc);
+    let stopped =
+        generations::stop_previous(&prev.procs, cgroup.as_deref(), generation.as_deref(), esc);
+    match stopped.marked {
+        Some((n, generations::Outcome::Survived)) => {
+            error!("previous generation: of {n} processes with its marker, some survived SIGKILL; left behind")
+        }
+        Some((n, generations::Outcome::Stopped(sig))) => {
+            info!("previous generation: {n} processes with its marker stopped ({sig})")
+        }
+        _ => {}
+    }
     for (e, outcome) in stopped.groups {
         let what = format!("{}/{} (level {}, process group {})", e.group, e.tag, e.level, e.pgid);
         match outcome {
@@ -907,7 +995,14 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
     let mut sighup = sig(SignalKind::hangup())?;
     let listener = bind_socket(&socket, socket_group)?;
     let state_file = generations::state_path(&socket);
-    stop_previous_generation(&state_file, &cfg.init.escalation);
+    // Stopping the previous generation can take up to the escalation's
+    // kill_after: meanwhile the socket answers (status says so; commands
+    // are refused with the reason) instead of leaving clients to time out.
+    let stopping = {
+        let (state_file, esc) = (state_file.clone(), cfg.init.escalation);
+        tokio::task::spawn_blocking(move || stop_previous_generation(&state_file, &esc))
+    };
+    serve_while_starting(&listener, stopping, &cfg.cltab).await;
     info!(
         "clinit daemon {} serving {} on {} (status {})",
         std::process::id(),
@@ -922,7 +1017,10 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
     // One instant for the machines' birth, so a recorded start replays exactly.
     let start = clock.now();
     let log_dir = effective_log_dir(&cfg, &table, &clstat);
-    let mut processes = RealProcesses::new(cfg.env.clone());
+    let mut env = cfg.env.clone();
+    let generation = generations::generation(std::process::id(), &state_file);
+    env.push((generations::GENERATION_ENV.into(), generation));
+    let mut processes = RealProcesses::new(env);
     processes.set_table(&table);
     let init = Init::new(cfg.init.clone(), table, start);
     match crate::process::raise_nofile() {

@@ -36,6 +36,16 @@
 //! just before the `kill -9`, before its group was written to `procs`.
 //! Start-up waits for the stops, at most the escalation's `kill_after` plus
 //! [`KILL_GRACE`].
+//!
+//! Every child also carries the environment variable [`GENERATION_ENV`]
+//! (`CLINIT_GENERATION=<daemon pid>:<state file>`), inherited by all its
+//! descendants. The successor stops every process still carrying the
+//! previous generation's value too. This closes, in process-group mode, the
+//! window a state file cannot: a process forked just before the `kill -9`,
+//! before the end of the loop turn that would have recorded it (found by
+//! the SIGKILL campaign, `tests/kill_campaign.rs`), and a `setsid`
+//! descendant. A process that clears its environment escapes this net; the
+//! cgroup mode has no such hole.
 
 use crate::atomic;
 use crate::safe_read::{read_regular, ReadError};
@@ -89,6 +99,41 @@ pub struct Previous {
     pub cgroup: Option<PathBuf>,
     /// Its live process groups.
     pub procs: Vec<StateEntry>,
+}
+
+/// The environment variable that marks a daemon's children (module doc).
+pub const GENERATION_ENV: &str = "CLINIT_GENERATION";
+
+/// Largest `/proc/<pid>/environ` read while looking for the marker, in bytes.
+const MAX_ENVIRON: u64 = 1 << 20;
+
+/// The value of [`GENERATION_ENV`] for the daemon `daemon` keeping
+/// `state_file`: unique among the daemons of one machine at one time.
+pub fn generation(daemon: u32, state_file: &Path) -> String {
+    format!("{daemon}:{}", state_file.display())
+}
+
+/// Live processes (not this one) whose environment holds
+/// `GENERATION_ENV=generation`. Unreadable entries (a process that exited
+/// meanwhile, or another user's when not root) are skipped.
+pub fn marked_processes(generation: &str) -> Vec<u32> {
+    use std::io::Read;
+    let want = format!("{GENERATION_ENV}={generation}");
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut buf = Vec::new();
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|&pid| {
+            buf.clear();
+            let read = std::fs::File::open(format!("/proc/{pid}/environ"))
+                .and_then(|f| f.take(MAX_ENVIRON).read_to_end(&mut buf));
+            read.is_ok()
+                && buf.split(|&b| b == 0).any(|v| v == want.as_bytes())
+                && stat(pid).is_some_and(|(st, ..)| st != 'Z' && st != 'X')
+        })
+        .collect()
 }
 
 /// A state file that cannot be used.
@@ -216,12 +261,20 @@ pub fn checked_cgroup(prev: &Previous) -> Result<Option<PathBuf>, String> {
 pub struct Stopped {
     pub groups: Vec<(StateEntry, Outcome)>,
     pub cgroup: Option<(PathBuf, Outcome)>,
+    /// Processes found by the generation marker and not otherwise stopped:
+    /// how many, and the outcome (`None`: there were none).
+    pub marked: Option<(usize, Outcome)>,
 }
 
 /// Stop the previous generation's groups and everything in its cgroup
 /// subtree (module doc); blocks until they are gone or the escalation and
 /// [`KILL_GRACE`] ran out. The emptied cgroups are then removed, leaf first.
-pub fn stop_previous(entries: &[StateEntry], cgroup: Option<&Path>, esc: &Escalation) -> Stopped {
+pub fn stop_previous(
+    entries: &[StateEntry],
+    cgroup: Option<&Path>,
+    generation: Option<&str>,
+    esc: &Escalation,
+) -> Stopped {
     let mut out = Vec::new();
     let mut live = Vec::new();
     for e in entries {
@@ -237,20 +290,31 @@ pub fn stop_previous(entries: &[StateEntry], cgroup: Option<&Path>, esc: &Escala
         Some((_, false)) => Some(Outcome::Gone),
         _ => None,
     };
+    let scan = || generation.map(marked_processes).unwrap_or_default();
+    let mut marked = scan();
+    let marked_found = marked.len();
+    let mut marked_outcome = None;
     let start = Instant::now();
     let term_at = Duration::from_millis(esc.term_after.0);
     let kill_at = Duration::from_millis(esc.kill_after.0.max(esc.term_after.0));
     let mut sent = "SIGINT";
-    let signal_all = |live: &[StateEntry], tree: &Option<(PathBuf, bool)>, sig| {
+    let signal_all = |live: &[StateEntry], tree: &Option<(PathBuf, bool)>, marked: &[u32], sig| {
         for e in live {
             killpg(e.pgid, sig);
+        }
+        for &pid in marked {
+            // SAFETY: kill has no memory effects; the pid carried the
+            // previous generation's marker a moment ago (rescanned below).
+            unsafe {
+                libc::kill(pid as libc::pid_t, sig);
+            }
         }
         if let Some((dir, true)) = tree {
             crate::cgroup::tree_signal(dir, sig);
         }
     };
-    if !live.is_empty() || matches!(tree, Some((_, true))) {
-        signal_all(&live, &tree, libc::SIGINT);
+    if !live.is_empty() || matches!(tree, Some((_, true))) || !marked.is_empty() {
+        signal_all(&live, &tree, &marked, libc::SIGINT);
         loop {
             live.retain(|e| {
                 let gone = verify(e) != Some(true);
@@ -265,9 +329,15 @@ pub fn stop_previous(entries: &[StateEntry], cgroup: Option<&Path>, esc: &Escala
                     tree_outcome = Some(Outcome::Stopped(sent));
                 }
             }
+            if !marked.is_empty() {
+                marked = scan();
+                if marked.is_empty() {
+                    marked_outcome = Some(Outcome::Stopped(sent));
+                }
+            }
             let t = start.elapsed();
             let tree_alive = matches!(tree, Some((_, true)));
-            if (live.is_empty() && !tree_alive) || t > kill_at + KILL_GRACE {
+            if (live.is_empty() && !tree_alive && marked.is_empty()) || t > kill_at + KILL_GRACE {
                 break;
             }
             let next = if t >= kill_at {
@@ -279,7 +349,7 @@ pub fn stop_previous(entries: &[StateEntry], cgroup: Option<&Path>, esc: &Escala
             };
             if let Some((name, sig)) = next.filter(|(name, _)| *name != sent || *name == "SIGKILL")
             {
-                signal_all(&live, &tree, sig);
+                signal_all(&live, &tree, &marked, sig);
                 sent = name;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -291,7 +361,15 @@ pub fn stop_previous(entries: &[StateEntry], cgroup: Option<&Path>, esc: &Escala
         crate::cgroup::remove_tree(&dir);
         (dir, outcome)
     });
-    Stopped { groups: out, cgroup }
+    let marked = (marked_found > 0).then(|| {
+        let outcome = if marked.is_empty() {
+            marked_outcome.unwrap_or(Outcome::Gone)
+        } else {
+            Outcome::Survived
+        };
+        (marked_found, outcome)
+    });
+    Stopped { groups: out, cgroup, marked }
 }
 
 #[cfg(test)]
@@ -335,11 +413,48 @@ mod tests {
         };
         let esc = Escalation::default();
         assert_eq!(
-            stop_previous(std::slice::from_ref(&e), None, &esc).groups[0].1,
+            stop_previous(std::slice::from_ref(&e), None, None, &esc).groups[0].1,
             Outcome::Reused
         );
         // A pid that does not exist (above pid_max): gone.
         let gone = StateEntry { pgid: 1 << 30, ..e };
-        assert_eq!(stop_previous(&[gone], None, &esc).groups[0].1, Outcome::Gone);
+        assert_eq!(stop_previous(&[gone], None, None, &esc).groups[0].1, Outcome::Gone);
+    }
+
+    /// A process the state file never named (forked just before the
+    /// `kill -9`), and its `setsid` descendant, are found by the generation
+    /// marker and stopped; a process with another generation's marker is
+    /// left alone.
+    #[test]
+    fn processes_with_the_previous_generations_marker_are_stopped() {
+        use std::process::{Command, Stdio};
+        let gen = format!("{}:/test/marker/{}", std::process::id(), line!());
+        let other = format!("{gen}-other");
+        let start = |value: &str, cmd: &str| {
+            Command::new("/bin/sh")
+                .args(["-c", cmd])
+                .env(GENERATION_ENV, value)
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("spawn")
+        };
+        let mut ours = start(&gen, "setsid sleep 3011 & exec sleep 3012");
+        let mut theirs = start(&other, "exec sleep 3013");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while marked_processes(&gen).len() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let found = marked_processes(&gen);
+        assert_eq!(found.len(), 2, "the shell's exec and its setsid child: {found:?}");
+        assert!(found.contains(&ours.id()));
+        let esc = Escalation::default();
+        let stopped = stop_previous(&[], None, Some(&gen), &esc);
+        let _ = ours.wait();
+        // (sh starts `&` jobs with SIGINT ignored: SIGTERM ends that one.)
+        assert!(matches!(stopped.marked, Some((2, Outcome::Stopped(_)))), "{stopped:?}");
+        assert!(marked_processes(&gen).is_empty());
+        assert_eq!(marked_processes(&other), vec![theirs.id()], "another generation is left alone");
+        let _ = theirs.kill();
+        let _ = theirs.wait();
     }
 }

@@ -212,6 +212,9 @@ pub struct ProcessTable {
     cgroup_base: Option<PathBuf>,
     /// The cgroup of each live instance that has one.
     cgroups: BTreeMap<ProcId, Cgroup>,
+    /// The last spawn found `cgroup_base` gone and could not recreate it
+    /// (logged once per change, not per spawn).
+    cgroup_base_lost: bool,
 }
 
 fn nix_signal(sig: Signal) -> NixSignal {
@@ -535,6 +538,49 @@ impl ProcessTable {
         mode
     }
 
+    /// A new cgroup for instance `id` under the daemon's base. When the
+    /// base itself has vanished (removed by an operator or a tool that
+    /// cleans up cgroups), it is noticed, logged and recreated; if it cannot
+    /// be, this spawn falls back to process-group containment, logged once
+    /// until the base is back.
+    fn instance_cgroup(&mut self, id: ProcId) -> Option<Cgroup> {
+        let base = self.cgroup_base.as_ref()?;
+        let name = id.0.to_string();
+        match Cgroup::create(base, &name) {
+            Ok(cg) => {
+                if std::mem::take(&mut self.cgroup_base_lost) {
+                    tracing::warn!("cgroup {} is usable again", base.display());
+                }
+                return Some(cg);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !base.exists() => {}
+            Err(e) => {
+                tracing::debug!(id = %id, error = %e, "no cgroup for this instance");
+                return None;
+            }
+        }
+        if !self.cgroup_base_lost {
+            tracing::warn!("the daemon's cgroup {} has vanished; recreating it", base.display());
+        }
+        let recreated = std::fs::create_dir(base).and_then(|()| Cgroup::create(base, &name));
+        match recreated {
+            Ok(cg) => {
+                self.cgroup_base_lost = false;
+                Some(cg)
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut self.cgroup_base_lost, true) {
+                    tracing::error!(
+                        "cannot recreate cgroup {}: {e}; new instances are contained by process \
+                         group only until it is back",
+                        base.display()
+                    );
+                }
+                None
+            }
+        }
+    }
+
     /// Remove the daemon's cgroup directory (at exit, once all is reaped).
     pub fn remove_cgroup_base(&mut self) {
         for (_, cg) in std::mem::take(&mut self.cgroups) {
@@ -686,13 +732,7 @@ impl ProcessTable {
         if let Some(dir) = &spec.cwd {
             cmd.current_dir(dir);
         }
-        let cg = self.cgroup_base.as_ref().and_then(|base| {
-            Cgroup::create(base, &spec.id.0.to_string())
-                .map_err(
-                    |e| tracing::debug!(id = %spec.id, error = %e, "no cgroup for this instance"),
-                )
-                .ok()
-        });
+        let cg = self.instance_cgroup(spec.id);
         let procs = cg.as_ref().and_then(Cgroup::procs_path);
         // SAFETY: child_setup and cgroup::join only make async-signal-safe
         // calls; `procs` was allocated before the fork.

@@ -112,7 +112,9 @@ pub enum ProtocolError {
     NotUtf8 { offset: usize },
     #[error("empty request")]
     Empty,
-    #[error("malformed request: {0}")]
+    /// serde's message may quote the request's own strings (`unknown
+    /// variant ...`): shown with control characters escaped.
+    #[error("malformed request: {}", clinit_engine::located::escape_controls(&.0.to_string()))]
     Json(#[source] serde_json::Error),
     #[error("no complete request within {}", fmt_duration(*.after))]
     Timeout { after: Duration },

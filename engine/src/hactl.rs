@@ -217,6 +217,32 @@ fn parse_nodes(list: &str) -> Result<Vec<u32>, LineError> {
 }
 
 /// `Ok(None)` for blank and comment lines.
+/// A group given on more than one line of an hactl: accepted, the last
+/// line wins (the original's behaviour), but likely an editing slip, so
+/// `mosha check` warns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateGroup {
+    pub group: String,
+    /// 1-based lines giving it, in file order (the last one wins).
+    pub lines: Vec<usize>,
+}
+
+/// Every group given on more than one line of `text` (lines that do not
+/// parse are skipped: [`Hactl::parse`] reports those).
+pub fn duplicate_groups(text: &str) -> Vec<DuplicateGroup> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut seen: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        if let Ok(Some((group, _))) = parse_line(line) {
+            seen.entry(group).or_default().push(i + 1);
+        }
+    }
+    seen.into_iter()
+        .filter(|(_, lines)| lines.len() > 1)
+        .map(|(group, lines)| DuplicateGroup { group, lines })
+        .collect()
+}
+
 fn parse_line(line: &str) -> Result<Option<(String, Want)>, Vec<LineError>> {
     let mut fields = line.split_whitespace().take_while(|f| !f.starts_with('#'));
     let Some(group) = fields.next() else {
@@ -255,6 +281,18 @@ mod tests {
 
     /// Bytes that would rename a group are refused with file:line; a
     /// leading BOM and CRLF are not.
+    #[test]
+    fn duplicate_groups_are_found_with_their_lines_and_the_last_wins() {
+        let text = "web 1\n# web 9\ndb 2\nweb 2 3\nbad\nweb stop\n";
+        assert_eq!(
+            duplicate_groups(text),
+            vec![DuplicateGroup { group: "web".into(), lines: vec![1, 4, 6] }]
+        );
+        assert!(duplicate_groups("web 1\ndb 1\n").is_empty());
+        let ok = Hactl::parse("web 1\nweb 2\n", "h").expect("accepted");
+        assert_eq!(ok.get("web").map(|w| w.level.as_str()), Some("2"));
+    }
+
     #[test]
     fn refuses_bytes_that_would_rename_a_group() {
         let err = |text: &str| Hactl::parse(text, "h").expect_err(text).to_string();

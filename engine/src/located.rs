@@ -31,3 +31,24 @@ impl<K: std::error::Error> fmt::Display for ParseErrors<K> {
         Ok(())
     }
 }
+
+/// The 1-based line holding byte `offset` of `bytes` (for errors found by
+/// byte offset, such as invalid UTF-8, which must still name `file:line`).
+pub fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
+    let end = offset.min(bytes.len());
+    bytes[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// User data made safe for one log line, reply or error message: control
+/// characters (a newline that would forge a log line, escape sequences that
+/// would rewrite a terminal) are shown escaped, as Rust's `escape_debug`
+/// does (`\n`, `\u{1b}`); everything else is kept as is.
+pub fn escape_controls(text: &str) -> String {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() })
+            .collect()
+    } else {
+        text.to_string()
+    }
+}

@@ -360,8 +360,8 @@ pub enum TraceError {
     Empty,
     #[error("line {line}: {why}")]
     Line { line: usize, why: String },
-    #[error("line 1: format {found:?} is not {FORMAT:?}")]
-    Format { found: String },
+    #[error("line {line}: format {found:?} is not {FORMAT:?}")]
+    Format { line: usize, found: String },
 }
 
 /// A parsed trace.
@@ -371,33 +371,50 @@ pub struct Trace {
     pub records: Vec<Record>,
 }
 
+/// A line as read, with invalid UTF-8 named at its line (`InvalidData` is
+/// how `BufRead::lines` reports it) rather than as a bare I/O error.
+fn located_line(i: usize, line: io::Result<String>) -> Result<String, TraceError> {
+    line.map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidData => TraceError::Line { line: i + 1, why: "not UTF-8".into() },
+        _ => TraceError::Io(e),
+    })
+}
+
 /// Parse a trace from JSON lines.
 pub fn read_trace(reader: impl BufRead) -> Result<Trace, TraceError> {
     let mut lines = reader.lines().enumerate();
-    let header_line = loop {
+    let (header_at, header_line) = loop {
         match lines.next() {
             None => return Err(TraceError::Empty),
-            Some((_, l)) => {
-                let l = l?;
+            Some((i, l)) => {
+                let l = located_line(i, l)?;
                 if !l.trim().is_empty() {
-                    break l;
+                    break (i + 1, l);
                 }
             }
         }
     };
-    let header: Header<serde_json::Value> = serde_json::from_str(&header_line)
-        .map_err(|e| TraceError::Line { line: 1, why: format!("not a trace header: {e}") })?;
+    let header: Header<serde_json::Value> =
+        serde_json::from_str(&header_line).map_err(|e| TraceError::Line {
+            line: header_at,
+            why: format!(
+                "not a trace header: {}",
+                clinit_engine::located::escape_controls(&e.to_string())
+            ),
+        })?;
     if header.format != FORMAT {
-        return Err(TraceError::Format { found: header.format });
+        return Err(TraceError::Format { line: header_at, found: header.format });
     }
     let mut records = Vec::new();
     for (i, line) in lines {
-        let line = line?;
+        let line = located_line(i, line)?;
         if line.trim().is_empty() {
             continue;
         }
-        let rec: Record = serde_json::from_str(&line)
-            .map_err(|e| TraceError::Line { line: i + 1, why: e.to_string() })?;
+        let rec: Record = serde_json::from_str(&line).map_err(|e| TraceError::Line {
+            line: i + 1,
+            why: clinit_engine::located::escape_controls(&e.to_string()),
+        })?;
         records.push(rec);
     }
     Ok(Trace { header, records })

@@ -43,8 +43,9 @@ pub(crate) struct Args {
     /// the group has settled at the level (DONE, PASSED or FAILED).
     #[arg(long, global = true)]
     wait: bool,
-    /// With --wait: give up after this many seconds (exit status 4).
-    #[arg(long, global = true, value_name = "SECS", default_value_t = 120.0, value_parser = cli::positive_secs)]
+    /// With --wait: give up after this many seconds (exit status 4). Given
+    /// without --wait it is a usage error (it would silently do nothing).
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 120.0, value_parser = cli::positive_secs, requires = "wait")]
     timeout: f64,
     /// After the action, print the status: `group level STATE` lines
     /// (the original's meaning; to only look, use `clinit status`).
@@ -161,6 +162,13 @@ Exit status:
   3  the daemon is not running (no socket, or nothing listens on it)
   4  --wait timed out
 Set RUST_LOG (e.g. RUST_LOG=debug) to change the daemon's log level.";
+
+/// Text from argv or from the daemon, made safe for the terminal: control
+/// characters (an escape sequence that would rewrite the screen, a newline
+/// that would fake an output line) are printed escaped, `\u{1b}`.
+fn esc(text: &str) -> String {
+    clinit_engine::located::escape_controls(text)
+}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -483,13 +491,13 @@ impl<'a> Client<'a> {
                     Told::Word(level) => {
                         let doc = self.status_doc()?;
                         if let Some(refused) = self.ambiguous(&doc, &group, &level) {
-                            eprintln!("clinit: refused: {refused}");
+                            eprintln!("clinit: refused: {}", esc(&refused.to_string()));
                             return Ok(Exit::Refused);
                         }
                         level
                     }
                 };
-                eprintln!("clinit: telling group {group} to go to level {level}");
+                eprintln!("clinit: telling group {} to go to level {}", esc(&group), esc(&level));
                 let reply =
                     self.call(&Request::Tell { group: group.clone(), level: level.clone() })?;
                 let code = self.reply(&reply, true);
@@ -505,7 +513,7 @@ impl<'a> Client<'a> {
     /// failure); a refusal is exit status 1.
     fn reply(&self, reply: &Reply, always: bool) -> Exit {
         if always || !reply.ok {
-            println!("{}", reply.msg);
+            println!("{}", esc(&reply.msg));
         }
         if reply.ok {
             Exit::Ok
@@ -544,7 +552,11 @@ impl<'a> Client<'a> {
                 {
                     return Ok(match st.state {
                         GroupState::Failed => {
-                            eprintln!("clinit: group {group} FAILED at level {level}");
+                            eprintln!(
+                                "clinit: group {} FAILED at level {}",
+                                esc(group),
+                                esc(level)
+                            );
                             Exit::Refused
                         }
                         _ => Exit::Ok,
@@ -557,8 +569,11 @@ impl<'a> Client<'a> {
         let now =
             last.map(|s| format!("{} {}", s.level, s.state)).unwrap_or_else(|| "no status".into());
         eprintln!(
-            "clinit: group {group} has not settled at level {level} after {} s (now: {now})",
-            self.args.timeout
+            "clinit: group {} has not settled at level {} after {} s (now: {})",
+            esc(group),
+            esc(level),
+            self.args.timeout,
+            esc(&now)
         );
         Ok(Exit::TimedOut)
     }
@@ -593,10 +608,14 @@ impl<'a> Client<'a> {
             Err(e) => return self.failed(&e),
         };
         let all = groups(&doc);
+        if let Some(starting) = doc.get("starting").and_then(|s| s.as_str()) {
+            eprintln!("clinit: {}", esc(starting));
+        }
         if let Some(g) = group {
             if !all.groups.contains_key(g) {
                 eprintln!(
-                    "clinit: no status for group {g} (not in the cltab, or never told a level)"
+                    "clinit: no status for group {} (not in the cltab, or never told a level)",
+                    esc(g)
                 );
                 return Exit::Refused;
             }

@@ -123,6 +123,8 @@ pub(crate) struct Args {
 enum Command {
     /// Print one table of the cluster: nodes (up, stale, unreadable, fenced)
     /// and groups (wanted level, where they run, state on every node).
+    /// Exit 0 when quorum is held, 3 when membership is unknown, 4 when
+    /// quorum is lost or unknown, 1 when no node is found.
     Status {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -208,7 +210,9 @@ Files in <mfsbase>/<node>/<varpath>/:
   hastat     this node's view of the cluster (JSON)
   heartbeat  with --membership heartbeat
 Exit status: 0 ok, 1 refused or a check found problems, 2 usage error
-(also a bad settings file).
+(also a bad settings file). `mosha status`: 0 quorum held, 1 no node found,
+3 membership unknown, 4 quorum lost or unknown (the local node's hastat says
+no quorum or is missing, or its clstat is stale: its monitor is not running).
 Set RUST_LOG (e.g. RUST_LOG=debug) to change the log level.";
 
 fn main() -> ExitCode {
@@ -266,7 +270,14 @@ fn parse_args(argv: Vec<OsString>) -> Result<Args, String> {
         let mut alone = full.clone();
         alone.extend(from_file.iter().cloned());
         if let Err(e) = Args::command().try_get_matches_from(alone) {
-            return Err(format!("in {}: {}", path.display(), e.render().to_string().trim_end()));
+            let msg = e.render().to_string();
+            // The setting's own line, as for every other settings error.
+            if let Some((key, line)) = cli::config_error_line(&text, &e) {
+                let first = msg.lines().next().unwrap_or_default();
+                let first = first.strip_prefix("error: ").unwrap_or(first);
+                return Err(format!("{}:{line}: setting {key:?}: {first}", path.display()));
+            }
+            return Err(format!("in {}: {}", path.display(), msg.trim_end()));
         }
         full.extend(from_file);
     }
@@ -410,11 +421,18 @@ fn status(args: &Args, json: bool) -> ExitCode {
             print!("{}", mosha::transitions::render_recent(&h, 5, now_ms));
         }
     }
-    if st.nodes.is_empty() {
-        eprintln!("mosha: no node found under {}", args.mfsbase.display());
-        return ExitCode::FAILURE;
+    let health = cluster_status::health(&st, me);
+    match &health {
+        cluster_status::Health::Ok => {}
+        cluster_status::Health::NoNodes => {
+            eprintln!("mosha: no node found under {}", args.mfsbase.display())
+        }
+        cluster_status::Health::MembershipUnknown(why) => {
+            eprintln!("mosha: membership unknown: {why}")
+        }
+        cluster_status::Health::QuorumLost(why) => eprintln!("mosha: {why}"),
     }
-    ExitCode::SUCCESS
+    ExitCode::from(health.exit_code())
 }
 
 /// `mosha check`: the files parse and agree ([`lint::check_hactl`]).
@@ -462,6 +480,16 @@ fn check(args: &Args, hactl: Option<PathBuf>, cltab: Option<PathBuf>) -> Exit {
         let hactl = parse_copy::<Hactl>(text.as_bytes(), &name)?;
         let hactl = Arc::unwrap_or_clone(hactl);
         println!("{}: {} groups wanted", path.display(), hactl.groups.len());
+        // Accepted (the last line wins, as in the original), but said.
+        for d in clinit_engine::hactl::duplicate_groups(&text) {
+            let (last, earlier) = d.lines.split_last().unwrap_or((&0, &[]));
+            let earlier: Vec<String> = earlier.iter().map(usize::to_string).collect();
+            println!(
+                "{name}:{last}: warning: group {} is also given on line {}; this last line wins",
+                d.group,
+                earlier.join(", ")
+            );
+        }
         Ok(hactl)
     });
     match (&parsed_hactl, &parsed_cltab) {

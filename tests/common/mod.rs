@@ -108,7 +108,11 @@ impl Daemon {
             if let Some(status) = self.try_wait() {
                 panic!("daemon exited at start-up ({status}); log:\n{}", self.log_text());
             }
-            self.request(&Request::Status).ok().map(|_| ())
+            // A restarted daemon answers while it stops the previous
+            // generation (its status then says `starting`): not ready yet.
+            let reply = self.request(&Request::Status).ok()?;
+            let starting = reply.status.as_ref().is_some_and(|s| s.get("starting").is_some());
+            (!starting).then_some(())
         });
         self
     }

@@ -1,10 +1,13 @@
 //! Build chores: man pages (`clap_mangen`) and shell completions
-//! (`clap_complete`) for `clinit`, `mosha` and `clinit-sim`.
+//! (`clap_complete`) for `clinit`, `mosha` and `clinit-sim`; and the
+//! stable-Rust fuzzer of the parsers ([`fuzz`]).
 //!
 //! The binaries' own source files are compiled here as modules, so the
 //! generated files come from the very argument definitions the programs
 //! parse with: a flag added to a binary shows up in its man page and
 //! completions with no second list to keep in step.
+
+pub mod fuzz;
 
 use clap::CommandFactory;
 use std::io;
@@ -65,6 +68,17 @@ pub fn generate(out: &Path) -> Result<Vec<PathBuf>, GenError> {
     Ok(written)
 }
 
+/// The `EXTRA` section (the programs' `after_help`: aligned tables of files
+/// and exit statuses) in no-fill mode (`.nf` ... `.fi`), so `man` keeps its
+/// line breaks instead of running the lines together into one paragraph.
+pub fn preformatted_extra(page: &str) -> String {
+    const HEAD: &str = "\n.SH EXTRA\n";
+    let Some(at) = page.find(HEAD) else { return page.to_string() };
+    let body = at + HEAD.len();
+    let end = page[body..].find("\n.SH ").map_or(page.len(), |i| body + i + 1);
+    format!("{}.nf\n{}.fi\n{}", &page[..body], &page[body..end], &page[end..])
+}
+
 /// The page of `cmd` as `NAME.1`, then one per visible subcommand as
 /// `NAME-SUB.1` (the `git-commit(1)` convention).
 fn man_pages(
@@ -81,6 +95,7 @@ fn man_pages(
     let static_name: &'static str = Box::leak(name.to_string().into_boxed_str());
     let man = clap_mangen::Man::new(cmd.clone().name(static_name));
     man.render(&mut page).map_err(|source| GenError { path: path.clone(), source })?;
+    let page = preformatted_extra(&String::from_utf8_lossy(&page));
     std::fs::write(&path, page).map_err(|source| GenError { path: path.clone(), source })?;
     written.push(path);
     for sub in cmd.get_subcommands() {

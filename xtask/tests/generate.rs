@@ -27,6 +27,13 @@ fn man_pages_and_completions_are_generated() {
     let clinit = read("man/clinit.1");
     assert!(clinit.contains(".TH clinit 1"), "{clinit}");
     assert!(clinit.contains("3  the daemon is not running"), "exit statuses documented");
+    // The aligned after-help tables keep their line breaks (no-fill mode):
+    // `man` used to run "Files:" and its lines together into one paragraph.
+    let extra = &clinit[clinit.find(".SH EXTRA").expect("EXTRA section")..];
+    assert!(extra.starts_with(".SH EXTRA\n.nf\nFiles:\n"), "{extra}");
+    let fi = extra.find("\n.fi\n").expect("fill mode restored");
+    assert!(extra.find("\n.SH ").is_none_or(|sh| fi < sh), "{extra}");
+    assert!(extra[..fi].contains("\n  4  \\-\\-wait timed out"), "{extra}");
     assert!(read("man/mosha.1").contains("\\-\\-config"), "mosha's settings file flag");
     for (file, words) in [
         ("completions/clinit.bash", &["status", "tell", "check", "--level"][..]),

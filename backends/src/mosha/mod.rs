@@ -321,7 +321,13 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
     let ccfg = ClusterConfig { known: cfg.known.clone(), ..ccfg };
     let mut driver = ClusterDriver::with_durable(ccfg, table, durable, clock.now());
     let (results, mut answers) = mpsc::unbounded_channel();
-    let mut env = vec![("CLINIT_NODE".to_string(), me.to_string())];
+    let mut env = vec![
+        ("CLINIT_NODE".to_string(), me.to_string()),
+        (
+            generations::GENERATION_ENV.to_string(),
+            generations::generation(std::process::id(), &state_file),
+        ),
+    ];
     env.shrink_to_fit();
     let mut exec = Executor {
         me,

@@ -280,9 +280,13 @@ pub(crate) fn clstat_status(
             return NodeStatus::Unreadable { reason };
         }
         (Some(bytes), _) => {
-            let Ok(text) = std::str::from_utf8(bytes) else {
-                cache.remove(&node);
-                return NodeStatus::Unreadable { reason: format!("{path}: not UTF-8") };
+            let text = match std::str::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(e) => {
+                    cache.remove(&node);
+                    let line = crate::located::line_of_offset(bytes, e.valid_up_to());
+                    return NodeStatus::Unreadable { reason: format!("{path}:{line}: not UTF-8") };
+                }
             };
             let (clstat, bad) = ClStat::parse_strict(text);
             if let Some(line) = bad.first() {

@@ -154,8 +154,10 @@ pub fn parse_copy<T: Replicated>(bytes: &[u8], name: &str) -> Result<Arc<T>, Str
              an intentionally empty file needs a comment line"
         ));
     }
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| format!("{name}: not UTF-8 (invalid byte at offset {})", e.valid_up_to()))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = crate::located::line_of_offset(bytes, e.valid_up_to());
+        format!("{name}:{line}: not UTF-8 (invalid byte at offset {} of the file)", e.valid_up_to())
+    })?;
     T::parse(text, name).map(Arc::new)
 }
 

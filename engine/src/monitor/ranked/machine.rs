@@ -464,9 +464,10 @@ impl Ranked {
         let quiet = !resumed
             && match &input {
                 Input::Written { .. } => true,
-                Input::Membership(live) => self.live.as_ref().is_some_and(|l| {
-                    l.len() == live.len() && live.iter().all(|n| l.contains(n))
-                }),
+                Input::Membership(live) => self
+                    .live
+                    .as_ref()
+                    .is_some_and(|l| l.len() == live.len() && live.iter().all(|n| l.contains(n))),
                 _ => false,
             };
         let recorded = self.tap.is_some().then(|| input.clone());
