@@ -216,6 +216,12 @@ fn journal_mode_prefixes_lines_in_the_daemon_log() {
 const NOTIFY: &str = "perl -MSocket -e 'socket(my $s, PF_UNIX, SOCK_DGRAM, 0) or die; \
     send($s, \"STATUS=up\\nREADY=1\\n\", 0, pack_sockaddr_un($ENV{NOTIFY_SOCKET})) or die \"send: $!\"'";
 
+/// [`NOTIFY`] from a sender that stays alive a while after its message, so
+/// the daemon can see which process group it is in (a sender that already
+/// exited cannot be placed, and is trusted like the socket's owner).
+const NOTIFY_AND_STAY: &str = "perl -MSocket -e 'socket(my $s, PF_UNIX, SOCK_DGRAM, 0) or die; \
+    send($s, \"STATUS=up\\nREADY=1\\n\", 0, pack_sockaddr_un($ENV{NOTIFY_SOCKET})) or die \"send: $!\"; sleep 5'";
+
 fn entry_json(d: &Daemon, tag: &str) -> serde_json::Value {
     let out = d.client(&["status", "--json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json status");
@@ -270,7 +276,7 @@ fn an_entry_that_never_signals_fails_after_its_timeout() {
             "g:n:1:once:echo $$ > @DIR@/n.pid; setsid sh -c '{}' ; exec sleep 100\n\
              :::entry:n ready=notify ready_timeout=3s\n\
              g:after:1:once:true\n",
-            NOTIFY.replace('\'', "'\\''")
+            NOTIFY_AND_STAY.replace('\'', "'\\''")
         ),
         &[],
     );

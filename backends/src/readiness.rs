@@ -166,9 +166,19 @@ async fn watch_notify(sock: &UnixDatagram, id: ProcId, pgid: u32, label: &str, t
         match sock.try_io(tokio::io::Interest::READABLE, || recv_with_pid(raw, &mut buf)) {
             Ok((n, pid)) => {
                 let text = String::from_utf8_lossy(&buf[..n]);
-                if pid == 0 || (pid != pgid && pgid_of(pid) != Some(pgid)) {
+                // A live sender must be in the instance's process group. A
+                // sender that has already exited cannot be placed: the
+                // common `systemd-notify --ready` (or any one-shot helper)
+                // exits right after its send, often before this read. It is
+                // trusted as systemd trusts it: only root and the entry's
+                // own user may write to this private socket.
+                let live_pgid = if pid == 0 || pid == pgid { None } else { pgid_of(pid) };
+                if pid == 0 || live_pgid.is_some_and(|g| g != pgid) {
                     warn!("{label}: ignored a notify message from pid {pid}, not one of its processes");
                     continue;
+                }
+                if pid != pgid && live_pgid.is_none() {
+                    debug!("{label}: notify message from pid {pid}, which has already exited");
                 }
                 if text.lines().any(|l| l == "READY=1") {
                     let _ = tx.send(id);
