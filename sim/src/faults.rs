@@ -91,14 +91,14 @@ pub enum FaultKind {
     /// as the group's preferred node) with the same mtime (issue 12): the
     /// mtime rule never settles the tie.
     HactlTie,
-    /// A node's own hactl is cut at the last line boundary before its
-    /// middle (0 bytes when there is none): a write in place torn by a
-    /// crash or a full disk (issue 12).
+    /// A node's own hactl loses the second half of its lines (0 bytes for
+    /// a one-line file): a write in place torn by a crash or a full disk
+    /// (issue 12).
     HactlCut,
     /// The operator's editor rewrites a node's hactl in place (the seal
     /// line deleted, a comment added) and is caught half-way: the first
-    /// half, cut at a line boundary, stands for `len` (< 2 s, the settle
-    /// time) before the whole file lands (issue 12).
+    /// half of its lines stands for `len` (< 2 s, the settle time) before
+    /// the whole file lands (issue 12).
     EditorWrite,
 }
 
@@ -545,13 +545,13 @@ pub enum Fault {
         b: u32,
         group: String,
     },
-    /// Node `node`'s own hactl is cut at the last line boundary before its
-    /// middle (0 bytes when there is none); mtime: its clock.
+    /// Node `node`'s own hactl loses the second half of its lines (0 bytes
+    /// for a one-line file); mtime: its clock.
     HactlCut {
         node: u32,
     },
     /// The operator's editor rewrites node `node`'s hactl in place: the
-    /// first half (cut at a line boundary) stands for `len`, then the whole
+    /// first half of its lines stands for `len`, then the whole
     /// new file (the body without its seal line, plus a comment) lands.
     EditorWrite {
         node: u32,

@@ -1648,8 +1648,9 @@ impl World {
         }
     }
 
-    /// `hactl-cut`: node `node`'s own hactl loses its second half (see
-    /// [`cut_at_line`]); the cut file gets the node's clock as mtime.
+    /// `hactl-cut`: node `node`'s own hactl loses the second half of its
+    /// lines (see [`cut_at_line`]); the cut file gets the node's clock as
+    /// mtime.
     fn cut_hactl(&mut self, node: u32) {
         let now = self.now;
         let Some(bytes) = self.hactl_file(node) else { return };
@@ -1843,12 +1844,17 @@ impl World {
     }
 }
 
-/// Where a write torn half-way stops: just after the last line boundary
-/// before the middle of `bytes` (0 when there is none). A cut at a line
+/// Where a write torn half-way stops: after the first half of the lines
+/// of `bytes` (rounded down: 0 for a one-line file). A cut at a line
 /// boundary is the nasty case: what is left still parses.
 fn cut_at_line(bytes: &[u8]) -> usize {
-    let middle = bytes.len() / 2;
-    bytes[..middle].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)
+    let ends: Vec<usize> =
+        bytes.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i).collect();
+    let lines = ends.len() + usize::from(bytes.last().is_some_and(|&b| b != b'\n'));
+    match lines / 2 {
+        0 => 0,
+        k => ends[k - 1] + 1,
+    }
 }
 
 /// A membership detection delay.
@@ -1856,4 +1862,18 @@ fn detect(rng: &mut ChaCha8Rng, w: &crate::config::WorldParams, present: bool) -
     let base = if present { w.detect_up } else { w.detect_down };
     let j = w.detect_jitter.0;
     base + Millis(if j > 0 { rng.random_range(0..j) } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_at_line;
+
+    #[test]
+    fn a_torn_write_keeps_the_first_half_of_the_lines() {
+        assert_eq!(cut_at_line(b""), 0);
+        assert_eq!(cut_at_line(b"web start\n"), 0);
+        assert_eq!(cut_at_line(b"db start\nweb start\n"), 9);
+        assert_eq!(cut_at_line(b"db start\nweb start\n# edited\n"), 9);
+        assert_eq!(cut_at_line(b"a\nb\nc\nd"), 4);
+    }
 }
