@@ -298,6 +298,6 @@ fn an_editor_write_caught_half_way_is_not_adopted_under_ranked() {
                 half_adopted.push((w.now(), n + 1));
             }
         }
-    }
+    });
     assert!(!half_adopted.is_empty(), "classic never adopted the half-written file");
 }
