@@ -110,6 +110,12 @@ const ALLOWED: &[(&str, FaultKind, &[&str], &str)] = &[
         &[DOUBLE_OWNER, NEEDLESS_FENCE],
         "classic trusts its own reads: a node others cannot read looks stale while it runs on",
     ),
+    (
+        "classic",
+        FaultKind::HactlCut,
+        &[LIVENESS],
+        "issue 12: a cut hactl still parses and has the newest mtime, so it replicates and the groups of its lost half stop cluster-wide for good (ranked never adopts a cut copy)",
+    ),
 ];
 
 /// Invariants `policy` may break under `kinds`.
