@@ -231,6 +231,7 @@ fn a_cut_hactl_is_never_adopted_under_ranked() {
     assert_eq!(r.tracker.runners("web").len(), 1, "{}", report::render(&r));
 
     let r = run(&classic(scenario()), 1, RunOptions::default()).expect("valid");
+    eprintln!("classic: web unavailable for {}", r.tracker.metrics.unavailable[1]);
     assert!(r.tracker.runners("web").is_empty(), "classic kept web?\n{}", report::render(&r));
     assert!(
         r.tracker.metrics.unavailable[1] > Millis::from_secs(60),
