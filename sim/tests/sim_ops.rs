@@ -28,7 +28,7 @@ use clinit_engine::monitor::replica_version::{self, Seal};
 use clinit_engine::monitor::PolicyConfig;
 use clinit_engine::time::Millis;
 use clinit_sim::config::Workload;
-use clinit_sim::faults::{Fault, FaultChoice, Schedule, Scheduled};
+use clinit_sim::faults::{Fault, FaultChoice, FaultKind, Schedule, Scheduled};
 use clinit_sim::world::World;
 use clinit_sim::{report, run, RunOptions, SimConfig};
 use std::sync::Arc;
@@ -301,4 +301,54 @@ fn an_editor_write_caught_half_way_is_not_adopted_under_ranked() {
         }
     });
     assert!(!half_adopted.is_empty(), "classic never adopted the half-written file");
+}
+
+/// Each replica kind drawn at random (60 episodes an hour, 3 nodes, 2
+/// groups, 10 min of which the last 2 quiet, seeds 1–4) under `ranked`: no invariant breaks, and at
+/// the end every node has adopted one hactl and holds one complete sealed
+/// file.
+#[test]
+fn replica_kinds_leave_one_sealed_hactl_everywhere_under_ranked() {
+    for kind in [FaultKind::HactlTie, FaultKind::HactlCut, FaultKind::EditorWrite] {
+        for seed in 1..=4 {
+            let mut cfg = SimConfig {
+                nodes: 3,
+                groups: 2,
+                duration: Millis::from_secs(10 * 60),
+                policy: PolicyConfig::Ranked(RankedParams {
+                    fence_command: true,
+                    ..RankedParams::default()
+                }),
+                faults: FaultChoice::parse(&format!("{}:rate=60", kind.name())).expect("parses"),
+                ..SimConfig::default()
+            };
+            cfg.world.fence_kills = true;
+            // Faults from 2 min (warm-up) to 8 min, then a 2 min quiet phase.
+            cfg.world.quiet = Some(Millis::from_secs(120));
+            let mut w = World::new(&cfg, seed, RunOptions::default()).expect("valid");
+            w.run_to_end();
+            let views = adopted(&w);
+            let files: Vec<_> = (1..=3).map(|n| w.hactl_file(n)).collect();
+            let r = w.finish(std::time::Duration::ZERO);
+            let episodes = r.schedule.faults.iter().filter(|f| f.fault.kind() == kind).count();
+            assert!(episodes > 0, "{kind} seed {seed}: no episode drawn");
+            assert!(
+                r.tracker.violations().is_empty(),
+                "{kind} seed {seed}\n{}",
+                report::render(&r)
+            );
+            assert!(views[0].is_some(), "{kind} seed {seed}: node 1 has no hactl");
+            assert!(views.iter().all(|v| v == &views[0]), "{kind} seed {seed}: {views:?}");
+            let file = files[0].clone().expect("node 1 has a file");
+            assert!(
+                matches!(replica_version::classify(&file), Seal::Sealed(_)),
+                "{kind} seed {seed}: {:?}",
+                String::from_utf8_lossy(&file)
+            );
+            assert!(
+                files.iter().all(|f| f.as_ref() == Some(&file)),
+                "{kind} seed {seed}: {files:?}"
+            );
+        }
+    }
 }
