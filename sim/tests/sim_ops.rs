@@ -16,7 +16,9 @@
 //! * `editor-write`: an editor's write in place is caught half-way for
 //!   1.9 s; under `ranked` the half is never adopted and the whole file is
 //!   sealed only once it has stayed unchanged for the 2 s settle time;
-//!   under `classic` the half is adopted.
+//!   under `classic` the half is adopted;
+//! * each replica kind drawn at random under `ranked`: every node ends
+//!   with one adopted hactl and one sealed file.
 //!
 //! The replica scenarios watch the nodes while they run ([`World`] stepped
 //! every 50 ms): what each node's monitor has adopted, and each node's own
