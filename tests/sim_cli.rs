@@ -148,6 +148,9 @@ fn every_fault_kind_runs_by_its_name() {
         "clock-drift",
         "node-pause",
         "d-state",
+        "hactl-tie",
+        "hactl-cut",
+        "editor-write",
     ] {
         let plan = format!("{kind}:rate=20");
         let o =

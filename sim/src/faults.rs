@@ -87,6 +87,19 @@ pub enum FaultKind {
     /// uninterruptible sleep (D state, a hard-mounted NFS): they survive
     /// every signal, SIGKILL included, until the episode ends.
     DState,
+    /// Two nodes' hactl copies get different contents (each names itself
+    /// as the group's preferred node) with the same mtime (issue 12): the
+    /// mtime rule never settles the tie.
+    HactlTie,
+    /// A node's own hactl loses the second half of its lines (0 bytes for
+    /// a one-line file): a write in place torn by a crash or a full disk
+    /// (issue 12).
+    HactlCut,
+    /// The operator's editor rewrites a node's hactl in place (the seal
+    /// line deleted, a comment added) and is caught half-way: the first
+    /// half of its lines stands for `len` (< 2 s, the settle time) before
+    /// the whole file lands (issue 12).
+    EditorWrite,
 }
 
 /// Largest read failure / stale read probability of the `safe` plan.
@@ -96,7 +109,41 @@ pub const SAFE_READ_P: f64 = 0.05;
 pub const SAFE_SKEW_MS: f64 = 15_000.0;
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 23] = [
+    pub const ALL: [FaultKind; 26] = [
+        FaultKind::Crash,
+        FaultKind::Partition,
+        FaultKind::SlowFs,
+        FaultKind::ReadFailures,
+        FaultKind::StaleReads,
+        FaultKind::Skew,
+        FaultKind::SlowNode,
+        FaultKind::FalseSuspicion,
+        FaultKind::HactlEdit,
+        FaultKind::MoshaCrash,
+        FaultKind::MonitorFreeze,
+        FaultKind::NodePause,
+        FaultKind::SpawnFail,
+        FaultKind::LingeringGroup,
+        FaultKind::FenceFail,
+        FaultKind::WriteFail,
+        FaultKind::MembershipFail,
+        FaultKind::OneWayPartition,
+        FaultKind::ClockDrift,
+        FaultKind::ReadHang,
+        FaultKind::TornCopy,
+        FaultKind::CltabEdit,
+        FaultKind::DState,
+        FaultKind::HactlTie,
+        FaultKind::HactlCut,
+        FaultKind::EditorWrite,
+    ];
+
+    /// The kinds the `random` plan draws from: every kind but the replica
+    /// kinds of issue 12 (`hactl-tie`, `hactl-cut`, `editor-write`), which
+    /// run by name or under `all`. Adding kinds to the draw would change
+    /// the schedule of every earlier `random` seed (the draw is one seeded
+    /// stream), and those seeds are how reports and bugs are replayed.
+    pub const DRAWN: [FaultKind; 23] = [
         FaultKind::Crash,
         FaultKind::Partition,
         FaultKind::SlowFs,
@@ -156,6 +203,9 @@ impl FaultKind {
             FaultKind::TornCopy => "torn-copy",
             FaultKind::CltabEdit => "cltab-edit",
             FaultKind::DState => "d-state",
+            FaultKind::HactlTie => "hactl-tie",
+            FaultKind::HactlCut => "hactl-cut",
+            FaultKind::EditorWrite => "editor-write",
         }
     }
 
@@ -204,6 +254,11 @@ impl FaultKind {
             FaultKind::TornCopy => (2.0, 300_000, 0.0),
             FaultKind::CltabEdit => (2.0, 0, 0.3),
             FaultKind::DState => (2.0, 300_000, 0.0),
+            FaultKind::HactlTie => (2.0, 0, 0.0),
+            FaultKind::HactlCut => (2.0, 0, 0.0),
+            // Shorter than the 2 s settle time: the half-written file is
+            // replaced before `ranked` may seal it.
+            FaultKind::EditorWrite => (2.0, 1_500, 0.0),
         };
         KindSpec { kind: self, rate_per_hour: rate, max_len: Millis(len), size }
     }
@@ -253,7 +308,7 @@ impl FaultChoice {
         match text.trim() {
             "" | "none" => return Ok(FaultChoice::None),
             "random" => {
-                return Ok(FaultChoice::Random { from: FaultKind::ALL.to_vec(), safe: false })
+                return Ok(FaultChoice::Random { from: FaultKind::DRAWN.to_vec(), safe: false })
             }
             "safe" => {
                 return Ok(FaultChoice::Random {
@@ -483,6 +538,25 @@ pub enum Fault {
         node: u32,
         len: Millis,
     },
+    /// Nodes `a` and `b` get different hactl contents with one mtime
+    /// (`a`'s clock): each names itself as `group`'s preferred node.
+    HactlTie {
+        a: u32,
+        b: u32,
+        group: String,
+    },
+    /// Node `node`'s own hactl loses the second half of its lines (0 bytes
+    /// for a one-line file); mtime: its clock.
+    HactlCut {
+        node: u32,
+    },
+    /// The operator's editor rewrites node `node`'s hactl in place: the
+    /// first half of its lines stands for `len`, then the whole
+    /// new file (the body without its seal line, plus a comment) lands.
+    EditorWrite {
+        node: u32,
+        len: Millis,
+    },
 }
 
 impl Fault {
@@ -511,6 +585,9 @@ impl Fault {
             Fault::TornCopy { .. } => FaultKind::TornCopy,
             Fault::CltabEdit { .. } => FaultKind::CltabEdit,
             Fault::DState { .. } => FaultKind::DState,
+            Fault::HactlTie { .. } => FaultKind::HactlTie,
+            Fault::HactlCut { .. } => FaultKind::HactlCut,
+            Fault::EditorWrite { .. } => FaultKind::EditorWrite,
         }
     }
 }
@@ -589,6 +666,15 @@ impl fmt::Display for Fault {
             }
             Fault::DState { node, len } => {
                 write!(f, "children started on node {node} survive every kill for {len}")
+            }
+            Fault::HactlTie { a, b, group } => write!(
+                f,
+                "nodes {a} and {b} get different hactl copies ({group} preferred on each) \
+                 with the same mtime"
+            ),
+            Fault::HactlCut { node } => write!(f, "node {node}'s hactl is cut half-way"),
+            Fault::EditorWrite { node, len } => {
+                write!(f, "an editor rewrites node {node}'s hactl in place, half-written for {len}")
             }
         }
     }
@@ -737,6 +823,20 @@ fn episode(spec: &KindSpec, nodes: u32, groups: &[String], rng: &mut ChaCha8Rng)
             Fault::CltabEdit { node: node(rng), group, broken }
         }
         FaultKind::DState => Fault::DState { node: node(rng), len: len(rng) },
+        FaultKind::HactlTie => {
+            if nodes < 2 || groups.is_empty() {
+                return None;
+            }
+            let group = groups[rng.random_range(0..groups.len())].clone();
+            let a = node(rng);
+            let mut b = rng.random_range(1..nodes);
+            if b >= a {
+                b += 1;
+            }
+            Fault::HactlTie { a, b, group }
+        }
+        FaultKind::HactlCut => Fault::HactlCut { node: node(rng) },
+        FaultKind::EditorWrite => Fault::EditorWrite { node: node(rng), len: len(rng) },
     })
 }
 

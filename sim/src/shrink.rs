@@ -154,7 +154,12 @@ pub fn weaker(fault: &Fault) -> Vec<Fault> {
         Fault::TornCopy { node, len } => {
             out.extend(half(*len).map(|len| Fault::TornCopy { node: *node, len }));
         }
-        Fault::CltabEdit { .. } => {}
+        // One-shot episodes with nothing to weaken (an editor's half-write
+        // lasts under the 1 s shrink floor).
+        Fault::CltabEdit { .. }
+        | Fault::HactlTie { .. }
+        | Fault::HactlCut { .. }
+        | Fault::EditorWrite { .. } => {}
         Fault::DState { node, len } => {
             out.extend(half(*len).map(|len| Fault::DState { node: *node, len }));
         }

@@ -37,7 +37,7 @@ use clinit_engine::cluster::{
 use clinit_engine::driver::Processes;
 use clinit_engine::hactl::{Hactl, Want};
 use clinit_engine::init;
-use clinit_engine::monitor::Notice;
+use clinit_engine::monitor::{replica_version, Notice};
 use clinit_engine::process::ProcId;
 use clinit_engine::status::ClStat;
 use clinit_engine::time::Millis;
@@ -280,6 +280,9 @@ pub struct World {
     open_edits: BTreeMap<usize, (u32, String)>,
     /// Standby episodes not yet ended: episode → node.
     open_standby: BTreeMap<usize, u32>,
+    /// Editor writes caught half-way (`editor-write`): episode → (node,
+    /// the whole new file, written when the episode ends).
+    open_writes: BTreeMap<usize, (u32, Bytes)>,
     tracker: Tracker,
     trace: TraceSink,
     built: Built,
@@ -384,6 +387,7 @@ impl World {
             hung: Vec::new(),
             open_edits: BTreeMap::new(),
             open_standby: BTreeMap::new(),
+            open_writes: BTreeMap::new(),
             tracker,
             trace,
             built,
@@ -482,6 +486,20 @@ impl World {
 
     pub fn tracker(&self) -> &Tracker {
         &self.tracker
+    }
+
+    /// The hactl node `node`'s monitor uses now (its last good adopted
+    /// copy; `None` while the monitor is down or has no usable copy).
+    pub fn adopted_hactl(&self, node: u32) -> Option<Arc<Hactl>> {
+        let slot = self.nodes.get(node as usize)?;
+        slot.driver.as_ref().and_then(|d| d.hactl().cloned())
+    }
+
+    /// The bytes of node `node`'s own hactl file now, as it reads them
+    /// (`None`: no file).
+    pub fn hactl_file(&self, node: u32) -> Option<Arc<[u8]>> {
+        let files = self.files.get(node as usize)?;
+        files.hactl.own().map(|v| v.data.clone())
     }
 
     fn wall(&self, node: u32) -> i64 {
@@ -1511,6 +1529,22 @@ impl World {
                     self.edit_cltab(node, &group, broken);
                 }
             }
+            Fault::HactlTie { a, b, group } => {
+                if self.valid(a) && self.valid(b) && a != b {
+                    self.tie_hactl(a, b, &group);
+                }
+            }
+            Fault::HactlCut { node } => {
+                if self.valid(node) {
+                    self.cut_hactl(node);
+                }
+            }
+            Fault::EditorWrite { node, len } => {
+                if self.valid(node) {
+                    self.editor_write(i, node);
+                    self.queue.push(now + len, Ev::FaultEnd(i));
+                }
+            }
             Fault::ClockDrift { node, rate } => {
                 if self.valid(node) {
                     // The drift so far becomes an offset; the new rate runs from now.
@@ -1591,6 +1625,68 @@ impl World {
         self.tracker.log(now, node, 0, || format!("operator edits cltab here: {}", line.trim()));
     }
 
+    /// `hactl-tie`: nodes `a` and `b` each name themselves as `group`'s
+    /// preferred node in their own hactl, written with one mtime (`a`'s
+    /// clock): two different contents that the mtime rule cannot order.
+    fn tie_hactl(&mut self, a: u32, b: u32, group: &str) {
+        let now = self.now;
+        let mtime = self.wall(a);
+        for node in [a, b] {
+            let current = self.files[node as usize]
+                .hactl
+                .own()
+                .and_then(|v| std::str::from_utf8(&v.data).ok().map(String::from))
+                .and_then(|text| Hactl::parse(&text, "hactl").ok());
+            let mut hactl = current.unwrap_or_else(|| (*self.built.hactl).clone());
+            let Some(want) = hactl.groups.get_mut(group) else { continue };
+            want.preferred = vec![node];
+            let data: Bytes = Arc::from(hactl.render().into_bytes());
+            self.write_file(node, SharedFile::Hactl, mtime, data);
+            self.tracker.log(now, node, 0, || {
+                format!("operator edits hactl here: {group} preferred on {node} (mtime {mtime})")
+            });
+        }
+    }
+
+    /// `hactl-cut`: node `node`'s own hactl loses the second half of its
+    /// lines (see [`cut_at_line`]); the cut file gets the node's clock as
+    /// mtime.
+    fn cut_hactl(&mut self, node: u32) {
+        let now = self.now;
+        let Some(bytes) = self.hactl_file(node) else { return };
+        let cut: Bytes = Arc::from(&bytes[..cut_at_line(&bytes)]);
+        let (kept, of) = (cut.len(), bytes.len());
+        self.write_file(node, SharedFile::Hactl, self.wall(node), cut);
+        self.tracker.log(now, node, 0, || format!("hactl CUT here: {kept} of {of} bytes kept"));
+    }
+
+    /// `editor-write` begins: the editor has written the first half of the
+    /// new file (the body without its seal line, plus a comment line); the
+    /// whole file lands when episode `i` ends ([`World::fault_end`]) or at
+    /// the quiet phase.
+    fn editor_write(&mut self, i: usize, node: u32) {
+        let now = self.now;
+        let Some(bytes) = self.hactl_file(node) else { return };
+        let mut full = replica_version::body(&bytes).to_vec();
+        full.extend_from_slice(format!("# edited by hand (episode {i})\n").as_bytes());
+        let half: Bytes = Arc::from(&full[..cut_at_line(&full)]);
+        let (kept, of) = (half.len(), full.len());
+        self.write_file(node, SharedFile::Hactl, self.wall(node), half);
+        self.open_writes.insert(i, (node, Arc::from(full)));
+        self.tracker.log(now, node, 0, || {
+            format!("an editor writes hactl here in place: {kept} of {of} bytes so far")
+        });
+    }
+
+    /// `editor-write` ends: the whole new file lands.
+    fn finish_write(&mut self, i: usize) {
+        let Some((node, full)) = self.open_writes.remove(&i) else { return };
+        let now = self.now;
+        let len = full.len();
+        self.write_file(node, SharedFile::Hactl, self.wall(node), full);
+        self.tracker.log(now, node, 0, || format!("the editor's write lands: {len} bytes"));
+    }
+
     /// Put an edited group back at its original level, on the node where
     /// it was edited (the operator's intent; replication may disagree).
     fn undo_edit(&mut self, i: usize) {
@@ -1618,6 +1714,7 @@ impl World {
                 }
             }
             Fault::HactlEdit { .. } => self.undo_edit(i),
+            Fault::EditorWrite { .. } => self.finish_write(i),
             Fault::Standby { .. } => {
                 if let Some(node) = self.open_standby.remove(&i) {
                     self.edit_standby(node, false);
@@ -1736,10 +1833,27 @@ impl World {
         for node in std::mem::take(&mut self.open_standby).into_values() {
             self.edit_standby(node, false);
         }
+        let open: Vec<usize> = self.open_writes.keys().copied().collect();
+        for i in open {
+            self.finish_write(i);
+        }
         self.quiet = true;
         self.recompute();
         self.release_hung();
         self.refresh_health();
+    }
+}
+
+/// Where a write torn half-way stops: after the first half of the lines
+/// of `bytes` (rounded down: 0 for a one-line file). A cut at a line
+/// boundary is the nasty case: what is left still parses.
+fn cut_at_line(bytes: &[u8]) -> usize {
+    let ends: Vec<usize> =
+        bytes.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i).collect();
+    let lines = ends.len() + usize::from(bytes.last().is_some_and(|&b| b != b'\n'));
+    match lines / 2 {
+        0 => 0,
+        k => ends[k - 1] + 1,
     }
 }
 
@@ -1748,4 +1862,18 @@ fn detect(rng: &mut ChaCha8Rng, w: &crate::config::WorldParams, present: bool) -
     let base = if present { w.detect_up } else { w.detect_down };
     let j = w.detect_jitter.0;
     base + Millis(if j > 0 { rng.random_range(0..j) } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_at_line;
+
+    #[test]
+    fn a_torn_write_keeps_the_first_half_of_the_lines() {
+        assert_eq!(cut_at_line(b""), 0);
+        assert_eq!(cut_at_line(b"web start\n"), 0);
+        assert_eq!(cut_at_line(b"db start\nweb start\n"), 9);
+        assert_eq!(cut_at_line(b"db start\nweb start\n# edited\n"), 9);
+        assert_eq!(cut_at_line(b"a\nb\nc\nd"), 4);
+    }
 }

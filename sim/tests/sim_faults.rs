@@ -110,6 +110,18 @@ const ALLOWED: &[(&str, FaultKind, &[&str], &str)] = &[
         &[DOUBLE_OWNER, NEEDLESS_FENCE],
         "classic trusts its own reads: a node others cannot read looks stale while it runs on",
     ),
+    (
+        "classic",
+        FaultKind::HactlCut,
+        &[LIVENESS],
+        "issue 12: a cut hactl still parses and has the newest mtime, so it replicates and the groups of its lost half stop cluster-wide for good (ranked never adopts a cut copy)",
+    ),
+    (
+        "classic",
+        FaultKind::EditorWrite,
+        &[LIVENESS],
+        "issue 12: mtimes compare in whole seconds, so an editor's whole file can carry the same mtime as its half-written first part that another node already copied; on the tie each node keeps its own copy and the half stays adopted there (ranked never adopts an unsettled hand edit)",
+    ),
 ];
 
 /// Invariants `policy` may break under `kinds`.

@@ -25,14 +25,17 @@ world of delays, crashes, partitions, killed, frozen or paused monitors,
 skewed and drifting clocks and failing I/O. Everything random comes from --seed: the same seed and options give
 the same run, bit for bit.
 
-Fault plans (--faults): none | random (a seeded random subset of all kinds)
-| safe (a random subset of the kinds classic is expected to survive) | all |
-a list like crash,partition:rate=2,slow-fs:size=5s:len=2m. Kinds: crash,
-partition, slow-fs, read-failures, stale-reads, skew, slow-node,
-false-suspicion, hactl-edit, cltab-edit, mosha-crash, monitor-freeze,
-node-pause, spawn-fail, lingering-group, fence-fail, write-fail,
-membership-fail, one-way-partition, clock-drift, read-hang, torn-copy,
-d-state.
+Fault plans (--faults): none | random (a seeded random subset of all kinds
+but the three replica kinds) | safe (a random subset of the kinds classic is
+expected to survive) | all | a list like
+crash,partition:rate=2,slow-fs:size=5s:len=2m. Kinds: crash, partition,
+slow-fs, read-failures, stale-reads, skew, slow-node, false-suspicion,
+hactl-edit, cltab-edit, mosha-crash, monitor-freeze, node-pause, spawn-fail,
+lingering-group, fence-fail, write-fail, membership-fail, one-way-partition,
+clock-drift, read-hang, torn-copy, d-state; replica kinds: hactl-tie (two
+nodes' hactl differ with one mtime), hactl-cut (a node's hactl loses the
+second half of its lines), editor-write (an editor's write in place stands
+half-written for len, under the 2 s settle time).
 Every run ends in a quiet phase without faults, in which liveness must
 hold.
 
