@@ -6,11 +6,20 @@
 //! when older than the timeout), whether it could be read, and what its own
 //! last hastat said (quorum, whom it fenced). For each group: the level the
 //! local hactl wants, the nodes where it runs, and its state on every node.
+//!
+//! Since when: a node's line gives the age of its last membership
+//! transition in the cluster's transition history (the numbered up/down
+//! record `mosha` keeps in every node's directory); a node the history never
+//! mentions gets none. The "last fences" are what the nodes' hastats list
+//! as fenced, each with the age of the hastat that lists it: a hastat
+//! records *that* a node was fenced, not *when*, so the age is an upper
+//! bound ("fenced at least this long ago"), never shown as the fence time.
 
 use crate::membership::Membership;
 use crate::shared::{read_clstat, HastatDoc, Replicated, SharedFile, SharedStore};
 use clinit_engine::hactl::Hactl;
 use clinit_engine::hastat::is_idle;
+use clinit_engine::monitor::transitions::History;
 use clinit_engine::monitor::NodeStatus;
 use clinit_engine::time::Millis;
 use serde::Serialize;
@@ -35,6 +44,23 @@ pub struct NodeReport {
     pub quorum: Option<bool>,
     /// Nodes whose last hastat says they fenced this one.
     pub fenced_by: Vec<u32>,
+    /// The change (`up` / `down`) of this node's last membership
+    /// transition in the history; `None`: the history never mentions it
+    /// (or there is no history).
+    pub since_change: Option<String>,
+    /// Age of that transition, seconds, by the reader's clock against the
+    /// recorder's wall clock (operators only: clocks may differ a little).
+    pub since_secs: Option<f64>,
+}
+
+/// One fence a hastat records: `by`'s last hastat lists `node` as fenced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FenceReport {
+    pub node: u32,
+    pub by: u32,
+    /// Age of the hastat that lists it, seconds: the fence happened at
+    /// least this long ago (a hastat keeps no fence time).
+    pub listed_secs_ago: f64,
 }
 
 /// One group's line.
@@ -62,15 +88,26 @@ pub struct ClusterStatus {
     pub membership_error: Option<String>,
     pub nodes: Vec<NodeReport>,
     pub groups: Vec<GroupReport>,
+    /// Every fence the nodes' last hastats list, by fenced node then by
+    /// fencing node.
+    pub fences: Vec<FenceReport>,
+}
+
+/// Seconds since the epoch of `t` (0 before the epoch).
+fn epoch_secs(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Read everything. `me`: the local node (its hactl is the one that
-/// counts); without it, the newest hactl that parses is shown.
+/// counts); without it, the newest hactl that parses is shown. `history`:
+/// the cluster's best membership-transition history, if any (gives each
+/// node's "since").
 pub fn collect(
     store: &dyn SharedStore,
     membership: &dyn Membership,
     timeout: Millis,
     me: Option<u32>,
+    history: Option<&History>,
     now: SystemTime,
 ) -> ClusterStatus {
     let (members, membership_error) = match membership.members() {
@@ -95,7 +132,13 @@ pub fn collect(
             reason: None,
             quorum: None,
             fenced_by: Vec::new(),
+            since_change: None,
+            since_secs: None,
         };
+        if let Some((change, secs)) = history.and_then(|h| since(h, node, now)) {
+            report.since_change = Some(change);
+            report.since_secs = Some(secs);
+        }
         match status {
             NodeStatus::Read { clstat, age } => {
                 report.age_secs = Some(age.0 as f64 / 1000.0);
@@ -129,6 +172,7 @@ pub fn collect(
             .map(|(&n, _)| n)
             .collect();
     }
+    let fences = fences(&hastats, now);
 
     let (hactl, hactl_node, hactl_error) = pick_hactl(store, &all, me);
     let mut names: BTreeSet<String> = states.keys().cloned().collect();
@@ -153,7 +197,30 @@ pub fn collect(
         membership_error,
         nodes: reports,
         groups,
+        fences,
     }
+}
+
+/// `node`'s last transition in `history`: its change and age (seconds, by
+/// `now`; never negative).
+pub fn since(history: &History, node: u32, now: SystemTime) -> Option<(String, f64)> {
+    let t = history.entries.iter().rev().find(|t| t.node == node)?;
+    let age = (epoch_secs(now) - t.at_ms as f64 / 1000.0).max(0.0);
+    Some((t.change.to_string(), age))
+}
+
+/// The fences the hastats list (`hastats`: by writing node), with the age
+/// of the listing hastat.
+pub fn fences(hastats: &BTreeMap<u32, HastatDoc>, now: SystemTime) -> Vec<FenceReport> {
+    let mut out: Vec<FenceReport> = hastats
+        .iter()
+        .flat_map(|(&by, doc)| {
+            let age = (epoch_secs(now) - doc.written).max(0.0);
+            doc.fenced.iter().map(move |&node| FenceReport { node, by, listed_secs_ago: age })
+        })
+        .collect();
+    out.sort_by_key(|f| (f.node, f.by));
+    out
 }
 
 /// The local hactl, or (no local node) the newest one that parses.
@@ -304,6 +371,29 @@ pub fn health(st: &ClusterStatus, me: Option<u32>) -> Health {
     }
 }
 
+/// The SINCE cell: the age of the node's last transition when it agrees
+/// with what membership says now (`3m05s`); when it does not (the recorder
+/// has not recorded the change yet, or membership is unknown), the
+/// transition itself (`down 3m05s ago?`); `-` when the history never
+/// mentions the node.
+fn since_cell(n: &NodeReport) -> String {
+    match (&n.since_change, n.since_secs) {
+        (Some(change), Some(secs)) => {
+            let now = match n.member {
+                Some(true) => Some("up"),
+                Some(false) => Some("down"),
+                None => None,
+            };
+            if now == Some(change.as_str()) {
+                human_secs(secs)
+            } else {
+                format!("{change} {} ago?", human_secs(secs))
+            }
+        }
+        _ => "-".into(),
+    }
+}
+
 pub fn render(st: &ClusterStatus) -> String {
     let mut out = format!("cluster {} (timeout {}s)", st.shared, st.timeout_secs);
     match st.hactl_node {
@@ -320,6 +410,7 @@ pub fn render(st: &ClusterStatus) -> String {
     let mut rows = vec![vec![
         "NODE".into(),
         "MEMBER".into(),
+        "SINCE".into(),
         "CLSTAT".into(),
         "QUORUM".into(),
         "NOTES".into(),
@@ -347,9 +438,27 @@ pub fn render(st: &ClusterStatus) -> String {
         if let Some(r) = &n.reason {
             notes.push(r.clone());
         }
-        rows.push(vec![n.node.to_string(), member.into(), clstat, quorum.into(), notes.join("; ")]);
+        rows.push(vec![
+            n.node.to_string(),
+            member.into(),
+            since_cell(n),
+            clstat,
+            quorum.into(),
+            notes.join("; "),
+        ]);
     }
     out.push_str(&table(&rows));
+    if !st.fences.is_empty() {
+        out.push_str("\nlast fences (from the hastats; a hastat keeps no fence time):\n");
+        for f in &st.fences {
+            out.push_str(&format!(
+                "  node {} fenced by node {} (listed in its hastat written {} ago)\n",
+                f.node,
+                f.by,
+                human_secs(f.listed_secs_ago)
+            ));
+        }
+    }
     out.push('\n');
     let mut header = vec!["GROUP".to_string(), "WANTED".into(), "RUNNING ON".into()];
     header.extend(st.nodes.iter().map(|n| format!("NODE {}", n.node)));
@@ -402,6 +511,80 @@ mod tests {
         );
     }
 
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn since_is_the_nodes_last_transition_and_absent_when_never_recorded() {
+        use clinit_engine::monitor::transitions::Change;
+        let mut h = History::default();
+        h.append(2, Change::Up, 1_000_000, 1, "heartbeat fresh");
+        h.append(3, Change::Up, 1_000_500, 1, "heartbeat fresh");
+        h.append(2, Change::Down, 1_060_000, 1, "heartbeat 61 s old");
+        // Node 2: its last transition (down), 1090 - 1060 = 30 s ago.
+        assert_eq!(since(&h, 2, at(1090)), Some(("down".to_string(), 30.0)));
+        assert_eq!(since(&h, 3, at(1090)), Some(("up".to_string(), 89.5)));
+        // Never in the history: nothing (not "0s").
+        assert_eq!(since(&h, 4, at(1090)), None);
+        // A reader clock behind the recorder's: never a negative age.
+        assert_eq!(since(&h, 2, at(1000)), Some(("down".to_string(), 0.0)));
+    }
+
+    #[test]
+    fn since_cell_flags_a_transition_that_disagrees_with_membership() {
+        let mut n = NodeReport {
+            node: 2,
+            member: Some(false),
+            clstat: "ok",
+            age_secs: None,
+            stale: false,
+            reason: None,
+            quorum: None,
+            fenced_by: vec![],
+            since_change: Some("down".into()),
+            since_secs: Some(130.0),
+        };
+        assert_eq!(since_cell(&n), "2m10s");
+        n.member = Some(true);
+        assert_eq!(since_cell(&n), "down 2m10s ago?");
+        n.member = None;
+        assert_eq!(since_cell(&n), "down 2m10s ago?");
+        n.since_change = None;
+        n.since_secs = None;
+        assert_eq!(since_cell(&n), "-");
+    }
+
+    #[test]
+    fn fences_come_from_every_hastat_with_its_age() {
+        let doc = |node: u32, written: f64, fenced: Vec<u32>| HastatDoc {
+            node,
+            written,
+            groups: BTreeMap::new(),
+            unknown: BTreeMap::new(),
+            members: vec![],
+            stale: vec![],
+            fenced,
+            quorum: true,
+            halting: false,
+        };
+        let hastats: BTreeMap<u32, HastatDoc> = [
+            (1, doc(1, 990.0, vec![3, 2])),
+            (2, doc(2, 900.0, vec![])),
+            (4, doc(4, 1001.0, vec![2])),
+        ]
+        .into();
+        assert_eq!(
+            fences(&hastats, at(1000)),
+            vec![
+                FenceReport { node: 2, by: 1, listed_secs_ago: 10.0 },
+                FenceReport { node: 2, by: 4, listed_secs_ago: 0.0 },
+                FenceReport { node: 3, by: 1, listed_secs_ago: 10.0 },
+            ]
+        );
+        assert!(fences(&BTreeMap::new(), at(1000)).is_empty());
+    }
+
     #[test]
     fn renders_nodes_and_groups() {
         let st = ClusterStatus {
@@ -420,6 +603,8 @@ mod tests {
                     reason: None,
                     quorum: Some(true),
                     fenced_by: vec![],
+                    since_change: Some("up".into()),
+                    since_secs: Some(185.0),
                 },
                 NodeReport {
                     node: 2,
@@ -430,6 +615,8 @@ mod tests {
                     reason: None,
                     quorum: Some(true),
                     fenced_by: vec![1],
+                    since_change: Some("down".into()),
+                    since_secs: Some(40.0),
                 },
                 NodeReport {
                     node: 3,
@@ -440,6 +627,8 @@ mod tests {
                     reason: None,
                     quorum: Some(true),
                     fenced_by: vec![],
+                    since_change: None,
+                    since_secs: None,
                 },
             ],
             groups: vec![
@@ -456,14 +645,18 @@ mod tests {
                     states: [(1, "test FAILED".to_string())].into(),
                 },
             ],
+            fences: vec![FenceReport { node: 2, by: 1, listed_secs_ago: 3.0 }],
         };
         insta::assert_snapshot!(render(&st), @r"
         cluster /mfs (timeout 60s), wanted levels from node 1's hactl
 
-        NODE  MEMBER  CLSTAT           QUORUM  NOTES
-        1     up      3s old           yes
-        2     up      STALE 75s old    yes     FENCED by 1
-        3     down    STALE 5m00s old  yes
+        NODE  MEMBER  SINCE          CLSTAT           QUORUM  NOTES
+        1     up      3m05s          3s old           yes
+        2     up      down 40s ago?  STALE 75s old    yes     FENCED by 1
+        3     down    -              STALE 5m00s old  yes
+
+        last fences (from the hastats; a hastat keeps no fence time):
+          node 2 fenced by node 1 (listed in its hastat written 3s ago)
 
         GROUP  WANTED  RUNNING ON  NODE 1       NODE 2                   NODE 3
         web    start   2?          -            stale (last start DONE)  down (was start DONE)
