@@ -15,12 +15,14 @@
 //! records *that* a node was fenced, not *when*, so the age is an upper
 //! bound ("fenced at least this long ago"), never shown as the fence time.
 
+use crate::group_moves::GroupChange;
 use crate::membership::Membership;
-use crate::shared::{read_clstat, HastatDoc, Replicated, SharedFile, SharedStore};
+use crate::shared::{read_clstat, HastatDoc, NodePaths, Replicated, SharedFile, SharedStore};
 use clinit_engine::hactl::Hactl;
 use clinit_engine::hastat::is_idle;
 use clinit_engine::monitor::transitions::History;
 use clinit_engine::monitor::NodeStatus;
+use clinit_engine::status::GroupState;
 use clinit_engine::time::Millis;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,6 +77,15 @@ pub struct GroupReport {
     pub running_on: Vec<u32>,
     /// `level STATE` per node that has a line for it.
     pub states: BTreeMap<u32, String>,
+    /// How long it has run where it runs, seconds: the age of its start
+    /// on the running node (the newest, if it runs on several), from that
+    /// node's group-change record. `None`: not running, or no record
+    /// shows the start.
+    pub since_secs: Option<f64>,
+    /// How many times it started on a node other than the one it last
+    /// started on, in the hour before now, from every node's group-change
+    /// record. `None`: no node has a record.
+    pub moves_last_hour: Option<u32>,
 }
 
 /// The whole picture.
@@ -91,6 +102,100 @@ pub struct ClusterStatus {
     /// Every fence the nodes' last hastats list, by fenced node then by
     /// fencing node.
     pub fences: Vec<FenceReport>,
+    /// Group-change records that could not be read (file:line and why).
+    pub record_errors: Vec<String>,
+}
+
+/// What the nodes recorded over time, besides their status files: the
+/// membership-transition history and each node's group-change record.
+#[derive(Debug, Clone, Default)]
+pub struct Records {
+    /// The cluster's best transition history, if any.
+    pub history: Option<History>,
+    /// Each node's group-change record (nodes without one are absent).
+    pub moves: BTreeMap<u32, Vec<GroupChange>>,
+    /// Records that could not be read.
+    pub errors: Vec<String>,
+}
+
+impl Records {
+    /// Read the group-change records of every node directory under
+    /// `paths` (`history` is read by the caller: its reader lives with the
+    /// recorder thread).
+    pub fn read(paths: &NodePaths, nodes: &[u32], history: Option<History>) -> Records {
+        let mut records = Records { history, ..Records::default() };
+        for &node in nodes {
+            let path = paths.node_dir(node).join(crate::group_moves::FILE);
+            match crate::group_moves::read(&path) {
+                Ok(Some(changes)) => {
+                    records.moves.insert(node, changes);
+                }
+                Ok(None) => {}
+                Err(e) => records.errors.push(e),
+            }
+        }
+        records
+    }
+}
+
+/// Does a group's `level STATE` count as running there: not idle (see
+/// [`is_idle`]) and at a level other than plan/test/stop (those levels
+/// check or stop a group, they do not run it).
+pub fn counts_as_running(level: &str, state: &GroupState) -> bool {
+    !is_idle(level, state) && !matches!(level, "plan" | "test" | "stop")
+}
+
+/// When `group` last started on a node, by that node's record (ms since
+/// the epoch): its last change into running from not running (or from no
+/// line). `None` unless the record's last line for the group is running.
+fn started_at(changes: &[GroupChange], group: &str) -> Option<i64> {
+    let mut start = None;
+    let mut was_running = false;
+    for c in changes.iter().filter(|c| c.group == group) {
+        let running = counts_as_running(&c.level, &GroupState::parse(&c.state));
+        if running && !was_running {
+            start = Some(c.at_ms);
+        }
+        if !running {
+            start = None;
+        }
+        was_running = running;
+    }
+    start
+}
+
+/// `group`'s "since" and "moves in the last hour" (see [`GroupReport`]).
+pub fn group_history(
+    moves: &BTreeMap<u32, Vec<GroupChange>>,
+    group: &str,
+    running_on: &[u32],
+    now: SystemTime,
+) -> (Option<f64>, Option<u32>) {
+    let now_s = epoch_secs(now);
+    let since = running_on
+        .iter()
+        .filter_map(|n| moves.get(n).and_then(|c| started_at(c, group)))
+        .max()
+        .map(|at| (now_s - at as f64 / 1000.0).max(0.0));
+    if moves.is_empty() {
+        return (since, None);
+    }
+    // Every start on every node, in time order.
+    let mut starts: Vec<(i64, u32)> = Vec::new();
+    for (&node, changes) in moves {
+        let mut was_running = false;
+        for c in changes.iter().filter(|c| c.group == group) {
+            let running = counts_as_running(&c.level, &GroupState::parse(&c.state));
+            if running && !was_running {
+                starts.push((c.at_ms, node));
+            }
+            was_running = running;
+        }
+    }
+    starts.sort();
+    let hour_ago_ms = ((now_s - 3600.0) * 1000.0) as i64;
+    let moves = starts.windows(2).filter(|w| w[1].1 != w[0].1 && w[1].0 >= hour_ago_ms).count();
+    (since, Some(u32::try_from(moves).unwrap_or(u32::MAX)))
 }
 
 /// Seconds since the epoch of `t` (0 before the epoch).
@@ -107,9 +212,10 @@ pub fn collect(
     membership: &dyn Membership,
     timeout: Millis,
     me: Option<u32>,
-    history: Option<&History>,
+    records: &Records,
     now: SystemTime,
 ) -> ClusterStatus {
+    let history = records.history.as_ref();
     let (members, membership_error) = match membership.members() {
         Ok(m) => (Some(m), None),
         Err(e) => (None, Some(format!("{}: {e}", membership.describe()))),
@@ -145,9 +251,8 @@ pub fn collect(
                 report.stale = clinit_engine::monitor::is_stale(age, timeout);
                 for (group, st) in &clstat.groups {
                     let line = format!("{} {}", st.level, st.state);
-                    let running = !is_idle(&st.level, &st.state)
-                        && !matches!(st.level.as_str(), "plan" | "test" | "stop")
-                        && report.member != Some(false);
+                    let running =
+                        counts_as_running(&st.level, &st.state) && report.member != Some(false);
                     states.entry(group.clone()).or_default().insert(node, (line, running));
                 }
             }
@@ -181,10 +286,16 @@ pub fn collect(
         .into_iter()
         .map(|group| {
             let per_node = states.remove(&group).unwrap_or_default();
+            let running_on: Vec<u32> =
+                per_node.iter().filter(|(_, (_, r))| *r).map(|(&n, _)| n).collect();
+            let (since_secs, moves_last_hour) =
+                group_history(&records.moves, &group, &running_on, now);
             GroupReport {
                 wanted: hactl.as_ref().and_then(|h| h.get(&group)).map(|w| w.level.clone()),
-                running_on: per_node.iter().filter(|(_, (_, r))| *r).map(|(&n, _)| n).collect(),
+                running_on,
                 states: per_node.into_iter().map(|(n, (line, _))| (n, line)).collect(),
+                since_secs,
+                moves_last_hour,
                 group,
             }
         })
@@ -198,6 +309,7 @@ pub fn collect(
         nodes: reports,
         groups,
         fences,
+        record_errors: records.errors.clone(),
     }
 }
 
@@ -460,7 +572,16 @@ pub fn render(st: &ClusterStatus) -> String {
         }
     }
     out.push('\n');
-    let mut header = vec!["GROUP".to_string(), "WANTED".into(), "RUNNING ON".into()];
+    for e in &st.record_errors {
+        out.push_str(&format!("group-change record not used: {e}\n"));
+    }
+    let mut header = vec![
+        "GROUP".to_string(),
+        "WANTED".into(),
+        "RUNNING ON".into(),
+        "SINCE".into(),
+        "MOVES/1H".into(),
+    ];
     header.extend(st.nodes.iter().map(|n| format!("NODE {}", n.node)));
     let mut rows = vec![header];
     for g in &st.groups {
@@ -479,6 +600,8 @@ pub fn render(st: &ClusterStatus) -> String {
                 0 => "-".into(),
                 _ => running.join(","),
             },
+            g.since_secs.map_or_else(|| "-".into(), human_secs),
+            g.moves_last_hour.map_or_else(|| "-".into(), |m| m.to_string()),
         ];
         // A down or stale node's clstat is its last word, not its state:
         // say so instead of showing it as current.
@@ -585,6 +708,100 @@ mod tests {
         assert!(fences(&BTreeMap::new(), at(1000)).is_empty());
     }
 
+    fn change(at_s: i64, group: &str, level: &str, state: &str) -> GroupChange {
+        GroupChange {
+            at_ms: at_s * 1000,
+            group: group.into(),
+            level: level.into(),
+            state: state.into(),
+        }
+    }
+
+    #[test]
+    fn group_since_is_its_last_start_on_the_running_node() {
+        let moves: BTreeMap<u32, Vec<GroupChange>> = [
+            (
+                1,
+                vec![
+                    change(100, "web", "start", "STARTING"),
+                    change(110, "web", "start", "DONE"),
+                    change(500, "web", "stop", "DONE"),
+                    change(600, "web", "start", "STARTING"),
+                    change(620, "web", "start", "DONE"),
+                    change(630, "db", "start", "DONE"),
+                ],
+            ),
+            (2, vec![change(300, "web", "start", "DONE")]),
+        ]
+        .into();
+        // Started again at 600 on node 1 (STARTING -> DONE is no restart).
+        assert_eq!(group_history(&moves, "web", &[1], at(1000)).0, Some(400.0));
+        // Node 2's record says it still runs there since 300.
+        assert_eq!(group_history(&moves, "web", &[2], at(1000)).0, Some(700.0));
+        // Running on both: the newest placement.
+        assert_eq!(group_history(&moves, "web", &[1, 2], at(1000)).0, Some(400.0));
+        // Not running, or no record shows the start: none.
+        assert_eq!(group_history(&moves, "web", &[], at(1000)).0, None);
+        assert_eq!(group_history(&moves, "db", &[2], at(1000)).0, None);
+        // A record whose last line is not running gives no start.
+        let stopped: BTreeMap<u32, Vec<GroupChange>> =
+            [(1, vec![change(1, "web", "start", "DONE"), change(2, "web", "stop", "DONE")])].into();
+        assert_eq!(group_history(&stopped, "web", &[1], at(10)).0, None);
+    }
+
+    #[test]
+    fn moves_count_starts_on_another_node_within_the_hour() {
+        let hour = 3600;
+        let t0 = 10 * hour;
+        let moves: BTreeMap<u32, Vec<GroupChange>> = [
+            (
+                1,
+                vec![
+                    change(t0 - 2 * hour, "web", "start", "DONE"),
+                    change(t0 - 2 * hour + 60, "web", "stop", "DONE"),
+                    // Restarted on the same node: no move.
+                    change(t0 - 30 * 60, "web", "start", "DONE"),
+                    change(t0 - 20 * 60, "web", "stop", "DONE"),
+                    change(t0 - 20 * 60 + 5, "web", "start", "STARTING"),
+                ],
+            ),
+            (
+                2,
+                vec![
+                    // Moved from 1 to 2, more than an hour ago: not counted.
+                    change(t0 - 90 * 60, "web", "start", "DONE"),
+                    change(t0 - 40 * 60, "web", "stop", "DONE"),
+                    // Moved 1 -> 2 in the hour: counted.
+                    change(t0 - 10 * 60, "web", "start", "DONE"),
+                ],
+            ),
+        ]
+        .into();
+        // Starts in order: 1 (-2h), 2 (-90m), 1 (-30m), 1 (-20m), 2 (-10m):
+        // moves 1->2 (-90m, too old), 2->1 (-30m), 2 (-10m) from 1.
+        assert_eq!(group_history(&moves, "web", &[2], at(t0 as u64)).1, Some(2));
+        // A group no record mentions never moved; no record at all: unknown.
+        assert_eq!(group_history(&moves, "db", &[], at(t0 as u64)).1, Some(0));
+        assert_eq!(group_history(&BTreeMap::new(), "web", &[2], at(t0 as u64)), (None, None));
+    }
+
+    #[test]
+    fn records_read_every_nodes_file_and_name_a_bad_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let paths = NodePaths::new(dir.path(), "var/clinit");
+        for node in [1, 2, 3] {
+            std::fs::create_dir_all(paths.node_dir(node)).expect("mkdir");
+        }
+        let file = |n| paths.node_dir(n).join(crate::group_moves::FILE);
+        std::fs::write(file(1), "5000 web start DONE\n").expect("write");
+        std::fs::write(file(3), "5000 web start\n").expect("write");
+        let r = Records::read(&paths, &[1, 2, 3], None);
+        assert_eq!(r.moves.keys().copied().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(r.moves[&1], vec![change(5, "web", "start", "DONE")]);
+        assert_eq!(r.errors.len(), 1);
+        assert!(r.errors[0].contains("3/var/clinit/groupmoves:line 1"), "{:?}", r.errors);
+    }
+
     #[test]
     fn renders_nodes_and_groups() {
         let st = ClusterStatus {
@@ -637,15 +854,20 @@ mod tests {
                     wanted: Some("start".into()),
                     running_on: vec![2],
                     states: [(2, "start DONE".to_string()), (3, "start DONE".to_string())].into(),
+                    since_secs: Some(4000.0),
+                    moves_last_hour: Some(2),
                 },
                 GroupReport {
                     group: "db".into(),
                     wanted: Some("start".into()),
                     running_on: vec![],
                     states: [(1, "test FAILED".to_string())].into(),
+                    since_secs: None,
+                    moves_last_hour: Some(0),
                 },
             ],
             fences: vec![FenceReport { node: 2, by: 1, listed_secs_ago: 3.0 }],
+            record_errors: vec![],
         };
         insta::assert_snapshot!(render(&st), @r"
         cluster /mfs (timeout 60s), wanted levels from node 1's hactl
@@ -658,9 +880,9 @@ mod tests {
         last fences (from the hastats; a hastat keeps no fence time):
           node 2 fenced by node 1 (listed in its hastat written 3s ago)
 
-        GROUP  WANTED  RUNNING ON  NODE 1       NODE 2                   NODE 3
-        web    start   2?          -            stale (last start DONE)  down (was start DONE)
-        db     start   NOWHERE     test FAILED  -                        -
+        GROUP  WANTED  RUNNING ON  SINCE   MOVES/1H  NODE 1       NODE 2                   NODE 3
+        web    start   2?          66m40s  2         -            stale (last start DONE)  down (was start DONE)
+        db     start   NOWHERE     -       0         test FAILED  -                        -
         ");
     }
 }

@@ -392,16 +392,14 @@ fn status(args: &Args, json: bool) -> ExitCode {
             None
         }
     };
-    let varpath = NodePaths::new(args.mfsbase.clone(), &args.varpath).varpath;
-    let history = mosha::transitions::best_history(&args.mfsbase, &varpath);
-    let st = cluster_status::collect(
-        &*store,
-        &*membership,
-        timeout,
-        me,
-        history.as_ref(),
-        SystemTime::now(),
-    );
+    // What the nodes recorded over time: membership transitions and
+    // group changes (for the "since" and "moves" columns).
+    let paths = NodePaths::new(args.mfsbase.clone(), &args.varpath);
+    let history = mosha::transitions::best_history(&args.mfsbase, &paths.varpath);
+    let records =
+        cluster_status::Records::read(&paths, &store.nodes().unwrap_or_default(), history);
+    let st =
+        cluster_status::collect(&*store, &*membership, timeout, me, &records, SystemTime::now());
     if json {
         match serde_json::to_string_pretty(&st) {
             Ok(text) => println!("{text}"),
@@ -422,7 +420,7 @@ fn status(args: &Args, json: bool) -> ExitCode {
             }
         }
         // The transition history, when the cluster keeps one (issue 12).
-        if let Some(h) = &history {
+        if let Some(h) = &records.history {
             let now_ms = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
