@@ -626,6 +626,28 @@ fn a_hung_node_is_fenced_once_per_stale_episode() {
     c.wait_for("node 3 to be fenced", PHASE, || fences().contains("fence 3").then_some(()));
     // Several more cycles of the others (steady state: about n seconds each).
     std::thread::sleep(Duration::from_secs(8));
+    // `mosha status` lists the fence from the fencing node's hastat.
+    let status = |json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mosha"));
+        cmd.args(["--node", "1", "--timeout", TIMEOUT])
+            .arg("--mfsbase")
+            .arg(c.mfs())
+            .arg("--hpcbase")
+            .arg(c.view(1))
+            .arg("status");
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+    };
+    let listed = c.wait_for("the fence in mosha status", PHASE, || {
+        let json: serde_json::Value = serde_json::from_str(&status(true)).ok()?;
+        let fences = json["fences"].as_array()?.clone();
+        fences.iter().any(|f| f["node"] == 3 && f["listed_secs_ago"].is_f64()).then_some(fences)
+    });
+    let table = status(false);
+    assert!(table.contains("last fences") && table.contains("node 3 fenced by node"), "{table}");
+    eprintln!("fences listed: {listed:?}\n{table}");
     kill(pid, Signal::SIGCONT).expect("SIGCONT");
     let lines: Vec<String> = fences().lines().map(String::from).collect();
     assert!(lines.iter().all(|l| l.starts_with("fence 3 by")), "{lines:?}");
