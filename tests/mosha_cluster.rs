@@ -390,24 +390,37 @@ fn three_nodes_converge_replicate_fail_over_and_halt_without_quorum() {
         .arg(c.file(g1_owner, "clinit.s"))
         .arg("-v"));
     assert!(local.contains("g1 start DONE"), "{local}");
-    let status = |json: bool| {
+    let (mfs, views): (PathBuf, BTreeMap<u32, PathBuf>) =
+        (c.mfs(), NODES.iter().map(|&n| (n, c.view(n))).collect());
+    let status_from = |node: u32, json: bool| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mosha"));
-        cmd.args(["--node", "1", "--timeout", TIMEOUT])
+        cmd.args(["--node", &node.to_string(), "--timeout", TIMEOUT])
             .arg("--mfsbase")
-            .arg(c.mfs())
+            .arg(&mfs)
             .arg("--hpcbase")
-            .arg(c.view(1))
+            .arg(&views[&node])
             .arg("status");
         if json {
             cmd.arg("--json");
         }
         run(&mut cmd)
     };
+    let status = |json: bool| status_from(1, json);
     let table = status(false);
     let g1_line = table.lines().find(|l| l.starts_with("g1 ")).unwrap_or_default();
     assert!(g1_line.contains(&format!("start   {g1_owner}")), "{table}");
     let json: serde_json::Value = serde_json::from_str(&status(true)).expect("status --json");
     assert_eq!(json["nodes"].as_array().map(Vec::len), Some(3), "{json}");
+    // Since when and how often it moved: from the owner's group-change
+    // record (issue 11), which shows g1's start there.
+    let record = fs::read_to_string(c.file(g1_owner, "groupmoves")).unwrap_or_default();
+    assert!(record.lines().any(|l| l.ends_with(" g1 start DONE")), "{record}");
+    let group = |json: &serde_json::Value, g: &str| {
+        json["groups"].as_array().into_iter().flatten().find(|x| x["group"] == g).cloned()
+    };
+    let g1 = group(&json, "g1").expect("g1 in status --json");
+    assert!(g1["since_secs"].as_f64().is_some_and(|s| s >= 0.0), "{g1}");
+    assert!(g1["moves_last_hour"].as_u64().is_some(), "{g1}");
 
     // 2. Edits on node 2 replicate and take effect: g2 stopped, g4 added,
     // g5 added to the cltab and to the hactl.
@@ -485,6 +498,19 @@ fn three_nodes_converge_replicate_fail_over_and_halt_without_quorum() {
     let owners =
         c.wait_for("placement after failover", PHASE, || c.placement(&["g1", "gt", "g4", "g5"]));
     assert!(owners.values().all(|&n| n != victim));
+    // A survivor's `mosha status` counts each moved group's move and
+    // dates its new start.
+    let survivor = c.live().into_iter().next().expect("a survivor");
+    let json: serde_json::Value =
+        serde_json::from_str(&status_from(survivor, true)).expect("status --json");
+    for g in &moved {
+        let line = group(&json, g).unwrap_or_default();
+        assert!(line["moves_last_hour"].as_u64().is_some_and(|m| m >= 1), "{g}: {json}");
+        assert!(line["since_secs"].as_f64().is_some(), "{g}: {json}");
+    }
+    let table = status_from(survivor, false);
+    assert!(table.contains("MOVES/1H"), "{table}");
+    eprintln!("status after failover, from node {survivor}:\n{table}");
 
     // 4. Quorum loss: a survivor that runs something sees only itself.
     let survivors: Vec<u32> = c.live().into_iter().collect();
@@ -600,6 +626,28 @@ fn a_hung_node_is_fenced_once_per_stale_episode() {
     c.wait_for("node 3 to be fenced", PHASE, || fences().contains("fence 3").then_some(()));
     // Several more cycles of the others (steady state: about n seconds each).
     std::thread::sleep(Duration::from_secs(8));
+    // `mosha status` lists the fence from the fencing node's hastat.
+    let status = |json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mosha"));
+        cmd.args(["--node", "1", "--timeout", TIMEOUT])
+            .arg("--mfsbase")
+            .arg(c.mfs())
+            .arg("--hpcbase")
+            .arg(c.view(1))
+            .arg("status");
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+    };
+    let listed = c.wait_for("the fence in mosha status", PHASE, || {
+        let json: serde_json::Value = serde_json::from_str(&status(true)).ok()?;
+        let fences = json["fences"].as_array()?.clone();
+        fences.iter().any(|f| f["node"] == 3 && f["listed_secs_ago"].is_f64()).then_some(fences)
+    });
+    let table = status(false);
+    assert!(table.contains("last fences") && table.contains("node 3 fenced by node"), "{table}");
+    eprintln!("fences listed: {listed:?}\n{table}");
     kill(pid, Signal::SIGCONT).expect("SIGCONT");
     let lines: Vec<String> = fences().lines().map(String::from).collect();
     assert!(lines.iter().all(|l| l.starts_with("fence 3 by")), "{lines:?}");

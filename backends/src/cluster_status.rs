@@ -6,12 +6,23 @@
 //! when older than the timeout), whether it could be read, and what its own
 //! last hastat said (quorum, whom it fenced). For each group: the level the
 //! local hactl wants, the nodes where it runs, and its state on every node.
+//!
+//! Since when: a node's line gives the age of its last membership
+//! transition in the cluster's transition history (the numbered up/down
+//! record `mosha` keeps in every node's directory); a node the history never
+//! mentions gets none. The "last fences" are what the nodes' hastats list
+//! as fenced, each with the age of the hastat that lists it: a hastat
+//! records *that* a node was fenced, not *when*, so the age is an upper
+//! bound ("fenced at least this long ago"), never shown as the fence time.
 
+use crate::group_moves::GroupChange;
 use crate::membership::Membership;
-use crate::shared::{read_clstat, HastatDoc, Replicated, SharedFile, SharedStore};
+use crate::shared::{read_clstat, HastatDoc, NodePaths, Replicated, SharedFile, SharedStore};
 use clinit_engine::hactl::Hactl;
 use clinit_engine::hastat::is_idle;
+use clinit_engine::monitor::transitions::History;
 use clinit_engine::monitor::NodeStatus;
+use clinit_engine::status::GroupState;
 use clinit_engine::time::Millis;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +46,23 @@ pub struct NodeReport {
     pub quorum: Option<bool>,
     /// Nodes whose last hastat says they fenced this one.
     pub fenced_by: Vec<u32>,
+    /// The change (`up` / `down`) of this node's last membership
+    /// transition in the history; `None`: the history never mentions it
+    /// (or there is no history).
+    pub since_change: Option<String>,
+    /// Age of that transition, seconds, by the reader's clock against the
+    /// recorder's wall clock (operators only: clocks may differ a little).
+    pub since_secs: Option<f64>,
+}
+
+/// One fence a hastat records: `by`'s last hastat lists `node` as fenced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FenceReport {
+    pub node: u32,
+    pub by: u32,
+    /// Age of the hastat that lists it, seconds: the fence happened at
+    /// least this long ago (a hastat keeps no fence time).
+    pub listed_secs_ago: f64,
 }
 
 /// One group's line.
@@ -49,6 +77,15 @@ pub struct GroupReport {
     pub running_on: Vec<u32>,
     /// `level STATE` per node that has a line for it.
     pub states: BTreeMap<u32, String>,
+    /// How long it has run where it runs, seconds: the age of its start
+    /// on the running node (the newest, if it runs on several), from that
+    /// node's group-change record. `None`: not running, or no record
+    /// shows the start.
+    pub since_secs: Option<f64>,
+    /// How many times it started on a node other than the one it last
+    /// started on, in the hour before now, from every node's group-change
+    /// record. `None`: no node has a record.
+    pub moves_last_hour: Option<u32>,
 }
 
 /// The whole picture.
@@ -62,17 +99,123 @@ pub struct ClusterStatus {
     pub membership_error: Option<String>,
     pub nodes: Vec<NodeReport>,
     pub groups: Vec<GroupReport>,
+    /// Every fence the nodes' last hastats list, by fenced node then by
+    /// fencing node.
+    pub fences: Vec<FenceReport>,
+    /// Group-change records that could not be read (file:line and why).
+    pub record_errors: Vec<String>,
+}
+
+/// What the nodes recorded over time, besides their status files: the
+/// membership-transition history and each node's group-change record.
+#[derive(Debug, Clone, Default)]
+pub struct Records {
+    /// The cluster's best transition history, if any.
+    pub history: Option<History>,
+    /// Each node's group-change record (nodes without one are absent).
+    pub moves: BTreeMap<u32, Vec<GroupChange>>,
+    /// Records that could not be read.
+    pub errors: Vec<String>,
+}
+
+impl Records {
+    /// Read the group-change records of every node directory under
+    /// `paths` (`history` is read by the caller: its reader lives with the
+    /// recorder thread).
+    pub fn read(paths: &NodePaths, nodes: &[u32], history: Option<History>) -> Records {
+        let mut records = Records { history, ..Records::default() };
+        for &node in nodes {
+            let path = paths.node_dir(node).join(crate::group_moves::FILE);
+            match crate::group_moves::read(&path) {
+                Ok(Some(changes)) => {
+                    records.moves.insert(node, changes);
+                }
+                Ok(None) => {}
+                Err(e) => records.errors.push(e),
+            }
+        }
+        records
+    }
+}
+
+/// Does a group's `level STATE` count as running there: not idle (see
+/// [`is_idle`]) and at a level other than plan/test/stop (those levels
+/// check or stop a group, they do not run it).
+pub fn counts_as_running(level: &str, state: &GroupState) -> bool {
+    !is_idle(level, state) && !matches!(level, "plan" | "test" | "stop")
+}
+
+/// When `group` last started on a node, by that node's record (ms since
+/// the epoch): its last change into running from not running (or from no
+/// line). `None` unless the record's last line for the group is running.
+fn started_at(changes: &[GroupChange], group: &str) -> Option<i64> {
+    let mut start = None;
+    let mut was_running = false;
+    for c in changes.iter().filter(|c| c.group == group) {
+        let running = counts_as_running(&c.level, &GroupState::parse(&c.state));
+        if running && !was_running {
+            start = Some(c.at_ms);
+        }
+        if !running {
+            start = None;
+        }
+        was_running = running;
+    }
+    start
+}
+
+/// `group`'s "since" and "moves in the last hour" (see [`GroupReport`]).
+pub fn group_history(
+    moves: &BTreeMap<u32, Vec<GroupChange>>,
+    group: &str,
+    running_on: &[u32],
+    now: SystemTime,
+) -> (Option<f64>, Option<u32>) {
+    let now_s = epoch_secs(now);
+    let since = running_on
+        .iter()
+        .filter_map(|n| moves.get(n).and_then(|c| started_at(c, group)))
+        .max()
+        .map(|at| (now_s - at as f64 / 1000.0).max(0.0));
+    if moves.is_empty() {
+        return (since, None);
+    }
+    // Every start on every node, in time order.
+    let mut starts: Vec<(i64, u32)> = Vec::new();
+    for (&node, changes) in moves {
+        let mut was_running = false;
+        for c in changes.iter().filter(|c| c.group == group) {
+            let running = counts_as_running(&c.level, &GroupState::parse(&c.state));
+            if running && !was_running {
+                starts.push((c.at_ms, node));
+            }
+            was_running = running;
+        }
+    }
+    starts.sort();
+    let hour_ago_ms = ((now_s - 3600.0) * 1000.0) as i64;
+    let moves = starts.windows(2).filter(|w| w[1].1 != w[0].1 && w[1].0 >= hour_ago_ms).count();
+    (since, Some(u32::try_from(moves).unwrap_or(u32::MAX)))
+}
+
+/// Seconds since the epoch of `t` (0 before the epoch).
+fn epoch_secs(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Read everything. `me`: the local node (its hactl is the one that
-/// counts); without it, the newest hactl that parses is shown.
+/// counts); without it, the newest hactl that parses is shown. `history`:
+/// the cluster's best membership-transition history, if any (gives each
+/// node's "since").
 pub fn collect(
     store: &dyn SharedStore,
     membership: &dyn Membership,
     timeout: Millis,
     me: Option<u32>,
+    records: &Records,
     now: SystemTime,
 ) -> ClusterStatus {
+    let history = records.history.as_ref();
     let (members, membership_error) = match membership.members() {
         Ok(m) => (Some(m), None),
         Err(e) => (None, Some(format!("{}: {e}", membership.describe()))),
@@ -95,16 +238,21 @@ pub fn collect(
             reason: None,
             quorum: None,
             fenced_by: Vec::new(),
+            since_change: None,
+            since_secs: None,
         };
+        if let Some((change, secs)) = history.and_then(|h| since(h, node, now)) {
+            report.since_change = Some(change);
+            report.since_secs = Some(secs);
+        }
         match status {
             NodeStatus::Read { clstat, age } => {
                 report.age_secs = Some(age.0 as f64 / 1000.0);
                 report.stale = clinit_engine::monitor::is_stale(age, timeout);
                 for (group, st) in &clstat.groups {
                     let line = format!("{} {}", st.level, st.state);
-                    let running = !is_idle(&st.level, &st.state)
-                        && !matches!(st.level.as_str(), "plan" | "test" | "stop")
-                        && report.member != Some(false);
+                    let running =
+                        counts_as_running(&st.level, &st.state) && report.member != Some(false);
                     states.entry(group.clone()).or_default().insert(node, (line, running));
                 }
             }
@@ -129,6 +277,7 @@ pub fn collect(
             .map(|(&n, _)| n)
             .collect();
     }
+    let fences = fences(&hastats, now);
 
     let (hactl, hactl_node, hactl_error) = pick_hactl(store, &all, me);
     let mut names: BTreeSet<String> = states.keys().cloned().collect();
@@ -137,10 +286,16 @@ pub fn collect(
         .into_iter()
         .map(|group| {
             let per_node = states.remove(&group).unwrap_or_default();
+            let running_on: Vec<u32> =
+                per_node.iter().filter(|(_, (_, r))| *r).map(|(&n, _)| n).collect();
+            let (since_secs, moves_last_hour) =
+                group_history(&records.moves, &group, &running_on, now);
             GroupReport {
                 wanted: hactl.as_ref().and_then(|h| h.get(&group)).map(|w| w.level.clone()),
-                running_on: per_node.iter().filter(|(_, (_, r))| *r).map(|(&n, _)| n).collect(),
+                running_on,
                 states: per_node.into_iter().map(|(n, (line, _))| (n, line)).collect(),
+                since_secs,
+                moves_last_hour,
                 group,
             }
         })
@@ -153,7 +308,31 @@ pub fn collect(
         membership_error,
         nodes: reports,
         groups,
+        fences,
+        record_errors: records.errors.clone(),
     }
+}
+
+/// `node`'s last transition in `history`: its change and age (seconds, by
+/// `now`; never negative).
+pub fn since(history: &History, node: u32, now: SystemTime) -> Option<(String, f64)> {
+    let t = history.entries.iter().rev().find(|t| t.node == node)?;
+    let age = (epoch_secs(now) - t.at_ms as f64 / 1000.0).max(0.0);
+    Some((t.change.to_string(), age))
+}
+
+/// The fences the hastats list (`hastats`: by writing node), with the age
+/// of the listing hastat.
+pub fn fences(hastats: &BTreeMap<u32, HastatDoc>, now: SystemTime) -> Vec<FenceReport> {
+    let mut out: Vec<FenceReport> = hastats
+        .iter()
+        .flat_map(|(&by, doc)| {
+            let age = (epoch_secs(now) - doc.written).max(0.0);
+            doc.fenced.iter().map(move |&node| FenceReport { node, by, listed_secs_ago: age })
+        })
+        .collect();
+    out.sort_by_key(|f| (f.node, f.by));
+    out
 }
 
 /// The local hactl, or (no local node) the newest one that parses.
@@ -304,6 +483,29 @@ pub fn health(st: &ClusterStatus, me: Option<u32>) -> Health {
     }
 }
 
+/// The SINCE cell: the age of the node's last transition when it agrees
+/// with what membership says now (`3m05s`); when it does not (the recorder
+/// has not recorded the change yet, or membership is unknown), the
+/// transition itself (`down 3m05s ago?`); `-` when the history never
+/// mentions the node.
+fn since_cell(n: &NodeReport) -> String {
+    match (&n.since_change, n.since_secs) {
+        (Some(change), Some(secs)) => {
+            let now = match n.member {
+                Some(true) => Some("up"),
+                Some(false) => Some("down"),
+                None => None,
+            };
+            if now == Some(change.as_str()) {
+                human_secs(secs)
+            } else {
+                format!("{change} {} ago?", human_secs(secs))
+            }
+        }
+        _ => "-".into(),
+    }
+}
+
 pub fn render(st: &ClusterStatus) -> String {
     let mut out = format!("cluster {} (timeout {}s)", st.shared, st.timeout_secs);
     match st.hactl_node {
@@ -320,6 +522,7 @@ pub fn render(st: &ClusterStatus) -> String {
     let mut rows = vec![vec![
         "NODE".into(),
         "MEMBER".into(),
+        "SINCE".into(),
         "CLSTAT".into(),
         "QUORUM".into(),
         "NOTES".into(),
@@ -347,11 +550,38 @@ pub fn render(st: &ClusterStatus) -> String {
         if let Some(r) = &n.reason {
             notes.push(r.clone());
         }
-        rows.push(vec![n.node.to_string(), member.into(), clstat, quorum.into(), notes.join("; ")]);
+        rows.push(vec![
+            n.node.to_string(),
+            member.into(),
+            since_cell(n),
+            clstat,
+            quorum.into(),
+            notes.join("; "),
+        ]);
     }
     out.push_str(&table(&rows));
+    if !st.fences.is_empty() {
+        out.push_str("\nlast fences (from the hastats; a hastat keeps no fence time):\n");
+        for f in &st.fences {
+            out.push_str(&format!(
+                "  node {} fenced by node {} (listed in its hastat written {} ago)\n",
+                f.node,
+                f.by,
+                human_secs(f.listed_secs_ago)
+            ));
+        }
+    }
     out.push('\n');
-    let mut header = vec!["GROUP".to_string(), "WANTED".into(), "RUNNING ON".into()];
+    for e in &st.record_errors {
+        out.push_str(&format!("group-change record not used: {e}\n"));
+    }
+    let mut header = vec![
+        "GROUP".to_string(),
+        "WANTED".into(),
+        "RUNNING ON".into(),
+        "SINCE".into(),
+        "MOVES/1H".into(),
+    ];
     header.extend(st.nodes.iter().map(|n| format!("NODE {}", n.node)));
     let mut rows = vec![header];
     for g in &st.groups {
@@ -370,6 +600,8 @@ pub fn render(st: &ClusterStatus) -> String {
                 0 => "-".into(),
                 _ => running.join(","),
             },
+            g.since_secs.map_or_else(|| "-".into(), human_secs),
+            g.moves_last_hour.map_or_else(|| "-".into(), |m| m.to_string()),
         ];
         // A down or stale node's clstat is its last word, not its state:
         // say so instead of showing it as current.
@@ -402,6 +634,174 @@ mod tests {
         );
     }
 
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn since_is_the_nodes_last_transition_and_absent_when_never_recorded() {
+        use clinit_engine::monitor::transitions::Change;
+        let mut h = History::default();
+        h.append(2, Change::Up, 1_000_000, 1, "heartbeat fresh");
+        h.append(3, Change::Up, 1_000_500, 1, "heartbeat fresh");
+        h.append(2, Change::Down, 1_060_000, 1, "heartbeat 61 s old");
+        // Node 2: its last transition (down), 1090 - 1060 = 30 s ago.
+        assert_eq!(since(&h, 2, at(1090)), Some(("down".to_string(), 30.0)));
+        assert_eq!(since(&h, 3, at(1090)), Some(("up".to_string(), 89.5)));
+        // Never in the history: nothing (not "0s").
+        assert_eq!(since(&h, 4, at(1090)), None);
+        // A reader clock behind the recorder's: never a negative age.
+        assert_eq!(since(&h, 2, at(1000)), Some(("down".to_string(), 0.0)));
+    }
+
+    #[test]
+    fn since_cell_flags_a_transition_that_disagrees_with_membership() {
+        let mut n = NodeReport {
+            node: 2,
+            member: Some(false),
+            clstat: "ok",
+            age_secs: None,
+            stale: false,
+            reason: None,
+            quorum: None,
+            fenced_by: vec![],
+            since_change: Some("down".into()),
+            since_secs: Some(130.0),
+        };
+        assert_eq!(since_cell(&n), "2m10s");
+        n.member = Some(true);
+        assert_eq!(since_cell(&n), "down 2m10s ago?");
+        n.member = None;
+        assert_eq!(since_cell(&n), "down 2m10s ago?");
+        n.since_change = None;
+        n.since_secs = None;
+        assert_eq!(since_cell(&n), "-");
+    }
+
+    #[test]
+    fn fences_come_from_every_hastat_with_its_age() {
+        let doc = |node: u32, written: f64, fenced: Vec<u32>| HastatDoc {
+            node,
+            written,
+            groups: BTreeMap::new(),
+            unknown: BTreeMap::new(),
+            members: vec![],
+            stale: vec![],
+            fenced,
+            quorum: true,
+            halting: false,
+        };
+        let hastats: BTreeMap<u32, HastatDoc> = [
+            (1, doc(1, 990.0, vec![3, 2])),
+            (2, doc(2, 900.0, vec![])),
+            (4, doc(4, 1001.0, vec![2])),
+        ]
+        .into();
+        assert_eq!(
+            fences(&hastats, at(1000)),
+            vec![
+                FenceReport { node: 2, by: 1, listed_secs_ago: 10.0 },
+                FenceReport { node: 2, by: 4, listed_secs_ago: 0.0 },
+                FenceReport { node: 3, by: 1, listed_secs_ago: 10.0 },
+            ]
+        );
+        assert!(fences(&BTreeMap::new(), at(1000)).is_empty());
+    }
+
+    fn change(at_s: i64, group: &str, level: &str, state: &str) -> GroupChange {
+        GroupChange {
+            at_ms: at_s * 1000,
+            group: group.into(),
+            level: level.into(),
+            state: state.into(),
+        }
+    }
+
+    #[test]
+    fn group_since_is_its_last_start_on_the_running_node() {
+        let moves: BTreeMap<u32, Vec<GroupChange>> = [
+            (
+                1,
+                vec![
+                    change(100, "web", "start", "STARTING"),
+                    change(110, "web", "start", "DONE"),
+                    change(500, "web", "stop", "DONE"),
+                    change(600, "web", "start", "STARTING"),
+                    change(620, "web", "start", "DONE"),
+                    change(630, "db", "start", "DONE"),
+                ],
+            ),
+            (2, vec![change(300, "web", "start", "DONE")]),
+        ]
+        .into();
+        // Started again at 600 on node 1 (STARTING -> DONE is no restart).
+        assert_eq!(group_history(&moves, "web", &[1], at(1000)).0, Some(400.0));
+        // Node 2's record says it still runs there since 300.
+        assert_eq!(group_history(&moves, "web", &[2], at(1000)).0, Some(700.0));
+        // Running on both: the newest placement.
+        assert_eq!(group_history(&moves, "web", &[1, 2], at(1000)).0, Some(400.0));
+        // Not running, or no record shows the start: none.
+        assert_eq!(group_history(&moves, "web", &[], at(1000)).0, None);
+        assert_eq!(group_history(&moves, "db", &[2], at(1000)).0, None);
+        // A record whose last line is not running gives no start.
+        let stopped: BTreeMap<u32, Vec<GroupChange>> =
+            [(1, vec![change(1, "web", "start", "DONE"), change(2, "web", "stop", "DONE")])].into();
+        assert_eq!(group_history(&stopped, "web", &[1], at(10)).0, None);
+    }
+
+    #[test]
+    fn moves_count_starts_on_another_node_within_the_hour() {
+        let hour = 3600;
+        let t0 = 10 * hour;
+        let moves: BTreeMap<u32, Vec<GroupChange>> = [
+            (
+                1,
+                vec![
+                    change(t0 - 2 * hour, "web", "start", "DONE"),
+                    change(t0 - 2 * hour + 60, "web", "stop", "DONE"),
+                    // Restarted on the same node: no move.
+                    change(t0 - 30 * 60, "web", "start", "DONE"),
+                    change(t0 - 20 * 60, "web", "stop", "DONE"),
+                    change(t0 - 20 * 60 + 5, "web", "start", "STARTING"),
+                ],
+            ),
+            (
+                2,
+                vec![
+                    // Moved from 1 to 2, more than an hour ago: not counted.
+                    change(t0 - 90 * 60, "web", "start", "DONE"),
+                    change(t0 - 40 * 60, "web", "stop", "DONE"),
+                    // Moved 1 -> 2 in the hour: counted.
+                    change(t0 - 10 * 60, "web", "start", "DONE"),
+                ],
+            ),
+        ]
+        .into();
+        // Starts in order: 1 (-2h), 2 (-90m), 1 (-30m), 1 (-20m), 2 (-10m):
+        // moves 1->2 (-90m, too old), 2->1 (-30m), 2 (-10m) from 1.
+        assert_eq!(group_history(&moves, "web", &[2], at(t0 as u64)).1, Some(2));
+        // A group no record mentions never moved; no record at all: unknown.
+        assert_eq!(group_history(&moves, "db", &[], at(t0 as u64)).1, Some(0));
+        assert_eq!(group_history(&BTreeMap::new(), "web", &[2], at(t0 as u64)), (None, None));
+    }
+
+    #[test]
+    fn records_read_every_nodes_file_and_name_a_bad_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let paths = NodePaths::new(dir.path(), "var/clinit");
+        for node in [1, 2, 3] {
+            std::fs::create_dir_all(paths.node_dir(node)).expect("mkdir");
+        }
+        let file = |n| paths.node_dir(n).join(crate::group_moves::FILE);
+        std::fs::write(file(1), "5000 web start DONE\n").expect("write");
+        std::fs::write(file(3), "5000 web start\n").expect("write");
+        let r = Records::read(&paths, &[1, 2, 3], None);
+        assert_eq!(r.moves.keys().copied().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(r.moves[&1], vec![change(5, "web", "start", "DONE")]);
+        assert_eq!(r.errors.len(), 1);
+        assert!(r.errors[0].contains("3/var/clinit/groupmoves:line 1"), "{:?}", r.errors);
+    }
+
     #[test]
     fn renders_nodes_and_groups() {
         let st = ClusterStatus {
@@ -420,6 +820,8 @@ mod tests {
                     reason: None,
                     quorum: Some(true),
                     fenced_by: vec![],
+                    since_change: Some("up".into()),
+                    since_secs: Some(185.0),
                 },
                 NodeReport {
                     node: 2,
@@ -430,6 +832,8 @@ mod tests {
                     reason: None,
                     quorum: Some(true),
                     fenced_by: vec![1],
+                    since_change: Some("down".into()),
+                    since_secs: Some(40.0),
                 },
                 NodeReport {
                     node: 3,
@@ -440,6 +844,8 @@ mod tests {
                     reason: None,
                     quorum: Some(true),
                     fenced_by: vec![],
+                    since_change: None,
+                    since_secs: None,
                 },
             ],
             groups: vec![
@@ -448,26 +854,35 @@ mod tests {
                     wanted: Some("start".into()),
                     running_on: vec![2],
                     states: [(2, "start DONE".to_string()), (3, "start DONE".to_string())].into(),
+                    since_secs: Some(4000.0),
+                    moves_last_hour: Some(2),
                 },
                 GroupReport {
                     group: "db".into(),
                     wanted: Some("start".into()),
                     running_on: vec![],
                     states: [(1, "test FAILED".to_string())].into(),
+                    since_secs: None,
+                    moves_last_hour: Some(0),
                 },
             ],
+            fences: vec![FenceReport { node: 2, by: 1, listed_secs_ago: 3.0 }],
+            record_errors: vec![],
         };
         insta::assert_snapshot!(render(&st), @r"
         cluster /mfs (timeout 60s), wanted levels from node 1's hactl
 
-        NODE  MEMBER  CLSTAT           QUORUM  NOTES
-        1     up      3s old           yes
-        2     up      STALE 75s old    yes     FENCED by 1
-        3     down    STALE 5m00s old  yes
+        NODE  MEMBER  SINCE          CLSTAT           QUORUM  NOTES
+        1     up      3m05s          3s old           yes
+        2     up      down 40s ago?  STALE 75s old    yes     FENCED by 1
+        3     down    -              STALE 5m00s old  yes
 
-        GROUP  WANTED  RUNNING ON  NODE 1       NODE 2                   NODE 3
-        web    start   2?          -            stale (last start DONE)  down (was start DONE)
-        db     start   NOWHERE     test FAILED  -                        -
+        last fences (from the hastats; a hastat keeps no fence time):
+          node 2 fenced by node 1 (listed in its hastat written 3s ago)
+
+        GROUP  WANTED  RUNNING ON  SINCE   MOVES/1H  NODE 1       NODE 2                   NODE 3
+        web    start   2?          66m40s  2         -            stale (last start DONE)  down (was start DONE)
+        db     start   NOWHERE     -       0         test FAILED  -                        -
         ");
     }
 }

@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod entry_env;
 pub mod fence;
 pub mod generations;
+pub mod group_moves;
 pub mod heartbeat;
 pub mod logview;
 pub mod membership;

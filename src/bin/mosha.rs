@@ -392,7 +392,14 @@ fn status(args: &Args, json: bool) -> ExitCode {
             None
         }
     };
-    let st = cluster_status::collect(&*store, &*membership, timeout, me, SystemTime::now());
+    // What the nodes recorded over time: membership transitions and
+    // group changes (for the "since" and "moves" columns).
+    let paths = NodePaths::new(args.mfsbase.clone(), &args.varpath);
+    let history = mosha::transitions::best_history(&args.mfsbase, &paths.varpath);
+    let records =
+        cluster_status::Records::read(&paths, &store.nodes().unwrap_or_default(), history);
+    let st =
+        cluster_status::collect(&*store, &*membership, timeout, me, &records, SystemTime::now());
     if json {
         match serde_json::to_string_pretty(&st) {
             Ok(text) => println!("{text}"),
@@ -413,12 +420,11 @@ fn status(args: &Args, json: bool) -> ExitCode {
             }
         }
         // The transition history, when the cluster keeps one (issue 12).
-        let varpath = NodePaths::new(args.mfsbase.clone(), &args.varpath).varpath;
-        if let Some(h) = mosha::transitions::best_history(&args.mfsbase, &varpath) {
+        if let Some(h) = &records.history {
             let now_ms = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-            print!("{}", mosha::transitions::render_recent(&h, 5, now_ms));
+            print!("{}", mosha::transitions::render_recent(h, 5, now_ms));
         }
     }
     let health = cluster_status::health(&st, me);

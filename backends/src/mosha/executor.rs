@@ -88,6 +88,9 @@ pub(super) struct Executor {
     pub(super) pgids: HashMap<clinit_engine::process::ProcId, u32>,
     /// The transition history and hooks (threads of their own).
     pub(super) transitions: Option<super::transitions::Transitions>,
+    /// The group-change record beside clstat, for `mosha status`'s
+    /// "since" and "moves in the last hour" of each group.
+    pub(super) group_moves: crate::group_moves::Recorder,
 }
 
 impl Executor {
@@ -214,6 +217,12 @@ impl Executor {
                 None
             }
             ClusterCommand::WriteClstat { seq, status } => {
+                // The changed group lines first (a few bytes, only when a
+                // line changed), with this node's wall clock.
+                let now_ms = wall(SystemTime::now()).0;
+                if let Err(e) = self.group_moves.note(&status, now_ms) {
+                    warn!("group-change record: {e}");
+                }
                 // On the loop, as plain `clinit` writes it.
                 let result =
                     replace_atomic(&self.clstat, status.render().as_bytes()).map_err(|e| {

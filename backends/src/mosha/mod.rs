@@ -329,6 +329,11 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
         ),
     ];
     env.shrink_to_fit();
+    let (group_moves, moves_error) =
+        crate::group_moves::Recorder::open(clstat_path.with_file_name(crate::group_moves::FILE));
+    if let Some(e) = moves_error {
+        warn!("group-change record: {e}");
+    }
     let mut exec = Executor {
         me,
         store: store.clone(),
@@ -358,6 +363,7 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
             cfg.known.clone(),
             cfg.hooks.clone(),
         )),
+        group_moves,
     };
     info!(
         "clinit daemon {} serving {} on {}",
