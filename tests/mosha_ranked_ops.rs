@@ -391,9 +391,12 @@ fn transitions_are_numbered_alike_everywhere_and_hooks_run_in_order_one_at_a_tim
 
 #[test]
 fn a_hung_hook_is_killed_and_a_failing_hook_logged_without_blocking_the_monitor() {
+    // Each hook instance notes its pid, to show none outlives mosha.
+    let hook_dir = tempfile::Builder::new().prefix("hook-pids-").tempdir().expect("tempdir");
+    let pids = hook_dir.path().join("pids");
     let extra = [
         "--on-nodedown".to_string(),
-        "exec sleep 1000".to_string(),
+        format!("echo $$ >> {}; exec sleep 1000", pids.display()),
         "--on-nodeup".to_string(),
         "exit 3".to_string(),
         "--hook-timeout".to_string(),
@@ -425,6 +428,37 @@ fn a_hung_hook_is_killed_and_a_failing_hook_logged_without_blocking_the_monitor(
     c.wait_for("the failing hook logged", || {
         c.log(1).contains("--on-nodeup hook for transition 2 failed (exit status 3)").then_some(())
     });
+    // Node 3 goes down again: a new hung hook on each node, then every
+    // mosha exits while its hook still hangs. No hook outlives its mosha.
+    for k in [1, 2] {
+        c.set_up(k, 3, false);
+    }
+    c.wait_for("the second down hooks started", || {
+        let n = fs::read_to_string(&pids).ok()?.lines().count();
+        (n >= 4).then_some(())
+    });
+    drop(c);
+    let hook_pids: Vec<i32> = fs::read_to_string(&pids)
+        .expect("hook pids")
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    let start = Instant::now();
+    let running = |pid: i32| {
+        // Alive and not a zombie waiting for its new parent to reap it.
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|st| st.rsplit(") ").next().map(|rest| !rest.starts_with('Z')))
+            .unwrap_or(false)
+    };
+    while hook_pids.iter().any(|&p| running(p)) && start.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<i32> = hook_pids.iter().copied().filter(|&p| running(p)).collect();
+    for &p in &left {
+        let _ = killpg(Pid::from_raw(p), Signal::SIGKILL);
+    }
+    assert!(left.is_empty(), "hooks outlived their mosha: {left:?} (of {hook_pids:?})");
 }
 
 #[test]

@@ -26,7 +26,9 @@ use std::collections::BTreeSet;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, error, info, warn};
@@ -57,6 +59,10 @@ enum Msg {
 pub struct Transitions {
     tx: mpsc::Sender<Msg>,
     recorder: Option<JoinHandle<()>>,
+    /// The process group of the hook running now (0: none). mosha's exit
+    /// kills it: a hook is mosha's child, and must not outlive it (a hung
+    /// hook would otherwise be orphaned until its time-out never comes).
+    running: Arc<AtomicI32>,
 }
 
 /// Every node's history file, by node (from the node directories under
@@ -117,12 +123,14 @@ impl Transitions {
     ) -> Transitions {
         let (tx, rx) = mpsc::channel();
         let (hook_tx, hook_rx) = mpsc::channel::<Transition>();
+        let running = Arc::new(AtomicI32::new(0));
         if hooks.on_nodeup.is_some() || hooks.on_nodedown.is_some() {
+            let running = Arc::clone(&running);
             thread::Builder::new()
                 .name("mosha-hooks".into())
                 .spawn(move || {
                     while let Ok(t) = hook_rx.recv() {
-                        run_hook(me, &hooks, &t);
+                        run_hook(me, &hooks, &t, &running);
                     }
                 })
                 .map_err(|e| error!("cannot start the hook thread: {e}; hooks will not run"))
@@ -133,7 +141,7 @@ impl Transitions {
             .spawn(move || record_loop(me, &mfsbase, &varpath, &known, rx, hook_tx))
             .map_err(|e| error!("cannot start the transitions thread: {e}"))
             .ok();
-        Transitions { tx, recorder }
+        Transitions { tx, recorder, running }
     }
 
     /// The driver saw membership change (never blocks).
@@ -147,6 +155,11 @@ impl Drop for Transitions {
         let _ = self.tx.send(Msg::Stop);
         if let Some(handle) = self.recorder.take() {
             let _ = handle.join();
+        }
+        let pgid = self.running.swap(0, Ordering::SeqCst);
+        if pgid > 0 {
+            warn!("mosha exits while a hook runs: killing its process group {pgid}");
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
     }
 }
@@ -229,8 +242,17 @@ fn record_loop(
     }
 }
 
+/// Forgets the running hook when its run ends, however it ends.
+struct ClearOnDrop<'a>(&'a AtomicI32);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::SeqCst);
+    }
+}
+
 /// Run the hook for one transition, bounded by the time-out.
-fn run_hook(me: u32, hooks: &Hooks, t: &Transition) {
+fn run_hook(me: u32, hooks: &Hooks, t: &Transition, running: &AtomicI32) {
     let cmd = match t.change {
         Change::Up => hooks.on_nodeup.as_deref(),
         Change::Down => hooks.on_nodedown.as_deref(),
@@ -256,6 +278,10 @@ fn run_hook(me: u32, hooks: &Hooks, t: &Transition) {
         Ok(c) => c,
         Err(e) => return error!("{what}: cannot start: {e}"),
     };
+    // Its own process group (`process_group(0)`): the pgid is its pid.
+    let pgid = i32::try_from(child.id()).unwrap_or(0);
+    running.store(pgid, Ordering::SeqCst);
+    let _clear = ClearOnDrop(running);
     let start = Instant::now();
     loop {
         match child.try_wait() {
