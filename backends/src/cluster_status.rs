@@ -19,7 +19,7 @@ use crate::group_moves::GroupChange;
 use crate::membership::Membership;
 use crate::shared::{read_clstat, HastatDoc, NodePaths, Replicated, SharedFile, SharedStore};
 use clinit_engine::hactl::Hactl;
-use clinit_engine::hastat::is_idle;
+use clinit_engine::hastat::counts_as_running;
 use clinit_engine::monitor::transitions::History;
 use clinit_engine::monitor::NodeStatus;
 use clinit_engine::status::GroupState;
@@ -136,13 +136,6 @@ impl Records {
         }
         records
     }
-}
-
-/// Does a group's `level STATE` count as running there: not idle (see
-/// [`is_idle`]) and at a level other than plan/test/stop (those levels
-/// check or stop a group, they do not run it).
-pub fn counts_as_running(level: &str, state: &GroupState) -> bool {
-    !is_idle(level, state) && !matches!(level, "plan" | "test" | "stop")
 }
 
 /// When `group` last started on a node, by that node's record (ms since

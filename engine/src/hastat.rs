@@ -49,6 +49,15 @@ pub fn is_idle(level: &str, state: &GroupState) -> bool {
     *state == GroupState::Configured || (level == "stop" && *state == GroupState::Done)
 }
 
+/// Does a group's `level STATE` count as running there: not idle (see
+/// [`is_idle`]) and at a level other than plan/test/stop (those levels
+/// check or stop a group, they do not run it: the original's
+/// `plan → test → start → stop` sequence). What `mosha status` shows as
+/// "running on" and the group-move count rest on it.
+pub fn counts_as_running(level: &str, state: &GroupState) -> bool {
+    !is_idle(level, state) && !matches!(level, "plan" | "test" | "stop")
+}
+
 impl Hastat {
     /// Build from `(node, clstat)` pairs.
     pub fn build<'a>(nodes: impl IntoIterator<Item = (u32, &'a ClStat)>) -> Hastat {

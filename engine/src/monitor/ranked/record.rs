@@ -469,8 +469,11 @@ pub fn other_policy(text: &str) -> Option<&'static str> {
 /// A group status that counts as a running instance. `plan`, `test` and
 /// `stop` never do; a level change away from a wanted level still does
 /// until it settles, as a process may run meanwhile.
+///
+/// The same rule as [`crate::hastat::counts_as_running`] (outside `stop`,
+/// only `CONFIGURED` is idle), which `mosha status` uses.
 pub fn counts_as_running(st: &GroupStatus) -> bool {
-    !matches!(st.level.as_str(), "plan" | "test" | "stop") && st.state != GroupState::Configured
+    crate::hastat::counts_as_running(&st.level, &st.state)
 }
 
 fn yes_no(word: &str) -> Option<bool> {
