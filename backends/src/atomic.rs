@@ -86,6 +86,39 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(tmp_name)
 }
 
+/// The error of the last failed write to one file, so that a file that keeps
+/// failing (a read-only or full directory) is reported once per distinct
+/// error, not on every write; a success clears it.
+#[derive(Debug, Default)]
+pub struct WriteFailure(Option<String>);
+
+impl WriteFailure {
+    /// Is a failure on record (the next write must be tried even if the
+    /// contents did not change)?
+    pub fn is_failing(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// `replace_atomic(path, contents)`, with its error as a message naming
+    /// `path`: `Err` only when that message is new.
+    pub fn replace(&mut self, path: &Path, contents: &[u8]) -> Result<(), String> {
+        match replace_atomic(path, contents) {
+            Ok(()) => {
+                self.0 = None;
+                Ok(())
+            }
+            Err(e) => {
+                let msg = format!("cannot write {}: {e}", path.display());
+                if self.0.as_ref() == Some(&msg) {
+                    return Ok(());
+                }
+                self.0 = Some(msg.clone());
+                Err(msg)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

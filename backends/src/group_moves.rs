@@ -16,7 +16,6 @@
 //! never sees a torn file. Times are for operators only: no rule compares
 //! them across clocks.
 
-use crate::atomic::replace_atomic;
 use clinit_engine::status::ClStat;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -101,7 +100,7 @@ pub struct Recorder {
     /// Each group's last recorded `(level, state)`.
     last: BTreeMap<String, (String, String)>,
     /// The last write error, reported once until a write succeeds.
-    failing: Option<String>,
+    failing: crate::atomic::WriteFailure,
 }
 
 impl Recorder {
@@ -115,7 +114,7 @@ impl Recorder {
         };
         let last =
             changes.iter().map(|c| (c.group.clone(), (c.level.clone(), c.state.clone()))).collect();
-        (Recorder { path, changes, last, failing: None }, error)
+        (Recorder { path, changes, last, failing: Default::default() }, error)
     }
 
     /// The record kept in memory.
@@ -144,27 +143,14 @@ impl Recorder {
             self.last.insert(group.clone(), line);
             changed = true;
         }
-        if !changed && self.failing.is_none() {
+        if !changed && !self.failing.is_failing() {
             return Ok(());
         }
         if self.changes.len() > KEEP {
             let drop = self.changes.len() - KEEP;
             self.changes.drain(..drop);
         }
-        match replace_atomic(&self.path, render(&self.changes).as_bytes()) {
-            Ok(()) => {
-                self.failing = None;
-                Ok(())
-            }
-            Err(e) => {
-                let msg = format!("cannot write {}: {e}", self.path.display());
-                if self.failing.as_ref() == Some(&msg) {
-                    return Ok(());
-                }
-                self.failing = Some(msg.clone());
-                Err(msg)
-            }
-        }
+        self.failing.replace(&self.path, render(&self.changes).as_bytes())
     }
 }
 

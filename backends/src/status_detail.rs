@@ -7,7 +7,6 @@
 //! so the file changes only when something happens, not as time passes: it
 //! is rewritten (atomically) only when its content differs.
 
-use crate::atomic::replace_atomic;
 use clinit_engine::init::report::{EntryReport, EntryState};
 use clinit_engine::process::ProcId;
 use clinit_engine::status::ClStat;
@@ -99,12 +98,12 @@ pub struct DetailFile {
     pub path: PathBuf,
     last: Option<String>,
     /// The last write error, reported once until the next success.
-    failing: Option<String>,
+    failing: crate::atomic::WriteFailure,
 }
 
 impl DetailFile {
     pub fn new(clstat: &Path) -> Self {
-        DetailFile { path: path_for(clstat), last: None, failing: None }
+        DetailFile { path: path_for(clstat), last: None, failing: Default::default() }
     }
 
     /// Write `text` if it differs from the last write. A failure is
@@ -114,21 +113,11 @@ impl DetailFile {
         if self.last.as_ref() == Some(&text) {
             return Ok(());
         }
-        match replace_atomic(&self.path, text.as_bytes()) {
-            Ok(()) => {
-                self.last = Some(text);
-                self.failing = None;
-                Ok(())
-            }
-            Err(e) => {
-                let msg = format!("cannot write {}: {e}", self.path.display());
-                if self.failing.as_ref() == Some(&msg) {
-                    return Ok(());
-                }
-                self.failing = Some(msg.clone());
-                Err(msg)
-            }
+        let result = self.failing.replace(&self.path, text.as_bytes());
+        if !self.failing.is_failing() {
+            self.last = Some(text);
         }
+        result
     }
 }
 
