@@ -1561,15 +1561,22 @@ impl World {
         self.refresh_health();
     }
 
-    /// The operator edits node `node`'s own hactl copy (mtime: its clock).
-    fn edit_hactl(&mut self, node: u32, group: &str, level: &str) {
-        let now = self.now;
-        let current = self.files[node as usize]
+    /// What an operator editing node `node`'s own hactl starts from: that
+    /// copy as it parses, or the scenario's hactl when it is missing or
+    /// does not parse.
+    fn own_hactl(&self, node: u32) -> Hactl {
+        self.files[node as usize]
             .hactl
             .own()
             .and_then(|v| std::str::from_utf8(&v.data).ok().map(String::from))
-            .and_then(|text| Hactl::parse(&text, "hactl").ok());
-        let mut hactl = current.unwrap_or_else(|| (*self.built.hactl).clone());
+            .and_then(|text| Hactl::parse(&text, "hactl").ok())
+            .unwrap_or_else(|| (*self.built.hactl).clone())
+    }
+
+    /// The operator edits node `node`'s own hactl copy (mtime: its clock).
+    fn edit_hactl(&mut self, node: u32, group: &str, level: &str) {
+        let now = self.now;
+        let mut hactl = self.own_hactl(node);
         let want = hactl
             .groups
             .entry(group.to_string())
@@ -1586,12 +1593,7 @@ impl World {
     /// time).
     fn edit_standby(&mut self, node: u32, on: bool) {
         let now = self.now;
-        let current = self.files[node as usize]
-            .hactl
-            .own()
-            .and_then(|v| std::str::from_utf8(&v.data).ok().map(String::from))
-            .and_then(|text| Hactl::parse(&text, "hactl").ok());
-        let mut hactl = current.unwrap_or_else(|| (*self.built.hactl).clone());
+        let mut hactl = self.own_hactl(node);
         if on {
             hactl.standby.insert(node);
         } else {
@@ -1632,12 +1634,7 @@ impl World {
         let now = self.now;
         let mtime = self.wall(a);
         for node in [a, b] {
-            let current = self.files[node as usize]
-                .hactl
-                .own()
-                .and_then(|v| std::str::from_utf8(&v.data).ok().map(String::from))
-                .and_then(|text| Hactl::parse(&text, "hactl").ok());
-            let mut hactl = current.unwrap_or_else(|| (*self.built.hactl).clone());
+            let mut hactl = self.own_hactl(node);
             let Some(want) = hactl.groups.get_mut(group) else { continue };
             want.preferred = vec![node];
             let data: Bytes = Arc::from(hactl.render().into_bytes());
