@@ -34,8 +34,10 @@ fn cltab() -> impl Strategy<Value = Cltab> {
                 .map(|(i, (group, tag, levels, mode, command))| Entry {
                     line: 0,
                     group,
-                    // Tags must be unique across the file.
-                    tag: format!("{tag}{i}"),
+                    // Tags must be unique across the file: the index comes
+                    // first and ends at the first `_`, so no two entries
+                    // share a tag (`{tag}{i}` made "_1"+"0" equal "_"+"10").
+                    tag: format!("t{i}_{tag}"),
                     levels: Levels(levels),
                     mode,
                     command,
