@@ -20,117 +20,35 @@
 //! Every process started is killed by pid or process group on the way out
 //! (a Drop guard), never by name.
 
-use clinit_backends::atomic::write_atomic;
+mod common;
+
 use clinit_engine::hastat::is_idle;
 use clinit_engine::status::{ClStat, GroupState};
-use nix::sys::signal::{kill, killpg, Signal};
-use nix::unistd::Pid;
-use std::collections::{BTreeMap, BTreeSet};
+use common::cluster::{read_clstat, service_line, Cluster, TIMEOUT};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 const NODES: [u32; 3] = [1, 2, 3];
-const TIMEOUT: &str = "6";
 /// Longest wait for any one phase to settle.
 const PHASE: Duration = Duration::from_secs(90);
 
-struct Cluster {
-    dir: tempfile::TempDir,
-    /// `--membership heartbeat` instead of the openMosix views.
-    heartbeat: bool,
-    moshas: BTreeMap<u32, Child>,
-    /// Nodes whose mosha runs (shared with the sampler).
-    live: Arc<Mutex<BTreeSet<u32>>>,
-    /// Extra arguments for every mosha started.
-    extra: Vec<String>,
+/// The three nodes, not started yet; `heartbeat` picks
+/// `--membership heartbeat` over the openMosix views.
+fn cluster(heartbeat: bool) -> Cluster {
+    let mut c = Cluster::new("mosha-", &NODES);
+    c.heartbeat = heartbeat;
+    c
 }
 
+/// What only this file asks of the cluster: placement judged from the
+/// nodes' clstat files, and a node killed with its children.
 impl Cluster {
-    fn new(heartbeat: bool) -> Cluster {
-        let dir = tempfile::Builder::new().prefix("mosha-").tempdir().expect("tempdir");
-        let c = Cluster {
-            dir,
-            heartbeat,
-            moshas: BTreeMap::new(),
-            live: Arc::default(),
-            extra: Vec::new(),
-        };
-        fs::create_dir_all(c.path("pids")).expect("mkdir pids");
-        for k in NODES {
-            for m in NODES {
-                c.set_up(k, m, true);
-            }
-        }
-        c
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn mfs(&self) -> PathBuf {
-        self.path("mfs")
-    }
-
-    fn view(&self, k: u32) -> PathBuf {
-        self.path(&format!("view{k}"))
-    }
-
-    fn file(&self, node: u32, name: &str) -> PathBuf {
-        self.mfs().join(node.to_string()).join("var/mosix-ha").join(name)
-    }
-
-    /// In node `k`'s view, node `m` is up (status 3) or down (status 1).
-    fn set_up(&self, k: u32, m: u32, up: bool) {
-        let dir = self.view(k).join("nodes").join(m.to_string());
-        fs::create_dir_all(&dir).expect("mkdir view");
-        write_atomic(&dir.join("status"), if up { b"3\n" } else { b"1\n" }, None).expect("status");
-    }
-
-    /// Write a node's file atomically with the given mtime.
-    fn put(&self, node: u32, name: &str, text: &str, mtime: SystemTime) {
-        let path = self.file(node, name);
-        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        write_atomic(&path, text.as_bytes(), Some(mtime)).expect("write");
-    }
-
-    fn start(&mut self, node: u32) {
-        let log = fs::File::create(self.path(&format!("log{node}"))).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mosha"));
-        cmd.args(["--node", &node.to_string(), "--timeout", TIMEOUT, "--seed"])
-            .arg((seed_base() + u64::from(node)).to_string())
-            .arg("--mfsbase")
-            .arg(self.mfs());
-        cmd.args(&self.extra);
-        if self.heartbeat {
-            cmd.args(["--membership", "heartbeat"]);
-        } else {
-            cmd.arg("--hpcbase").arg(self.view(node));
-        }
-        let child = cmd
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start mosha");
-        self.moshas.insert(node, child);
-        self.live.lock().expect("lock").insert(node);
-    }
-
-    fn live(&self) -> BTreeSet<u32> {
-        self.live.lock().expect("lock").clone()
-    }
-
-    fn clstat(&self, node: u32) -> ClStat {
-        read_clstat(&self.file(node, "clstat"))
-    }
-
     /// Live nodes where `group` runs (level `start`, any non-idle state).
     fn owners(&self, group: &str) -> Vec<u32> {
         self.live()
@@ -161,41 +79,6 @@ impl Cluster {
         Some(owners)
     }
 
-    /// Wait for `cond` to give `Some`, at most `limit`; fail with context.
-    fn wait_for<T>(&self, what: &str, limit: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = cond() {
-                return v;
-            }
-            if start.elapsed() > limit {
-                panic!("{what}: not within {limit:?}\n{}", self.report());
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn report(&self) -> String {
-        let mut out = String::new();
-        for n in NODES {
-            out.push_str(&format!(
-                "--- node {n} clstat:\n{}--- node {n} log (tail):\n",
-                self.clstat(n).render()
-            ));
-            let log = fs::read_to_string(self.path(&format!("log{n}"))).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            for line in &lines[lines.len().saturating_sub(40)..] {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        out
-    }
-
-    fn log(&self, node: u32) -> String {
-        fs::read_to_string(self.path(&format!("log{node}"))).unwrap_or_default()
-    }
-
     /// Process groups of a node's children, from the pid files they write.
     fn child_groups(&self, node: u32) -> Vec<i32> {
         let mut out = Vec::new();
@@ -224,70 +107,12 @@ impl Cluster {
 
     /// Kill a node hard: its mosha (SIGKILL), then its children's groups.
     fn kill_node(&mut self, node: u32) {
-        self.live.lock().expect("lock").remove(&node);
-        if let Some(mut child) = self.moshas.remove(&node) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for pgid in self.child_groups(node) {
-            if self.is_our_child(pgid) {
-                let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-            }
-        }
+        self.kill_mosha(node, true);
     }
-
-    /// SIGTERM a node's mosha and wait (bounded) for it to exit.
-    fn terminate(&mut self, node: u32, limit: Duration) -> std::process::ExitStatus {
-        let child = self.moshas.get_mut(&node).expect("running");
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                self.moshas.remove(&node);
-                self.live.lock().expect("lock").remove(&node);
-                return status;
-            }
-            if start.elapsed() > limit {
-                panic!("node {node} did not exit within {limit:?} of SIGTERM\n{}", self.report());
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let nodes: Vec<u32> = self.moshas.keys().copied().collect();
-        for n in nodes {
-            self.kill_node(n);
-        }
-        for n in NODES {
-            for pgid in self.child_groups(n) {
-                if self.is_our_child(pgid) {
-                    let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-                }
-            }
-        }
-    }
-}
-
-/// Seeds of the nodes' coin flips: `MOSHA_TEST_SEED` + node (default 1000),
-/// so a run can be repeated or varied.
-fn seed_base() -> u64 {
-    std::env::var("MOSHA_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1000)
-}
-
-fn read_clstat(path: &Path) -> ClStat {
-    ClStat::parse(&fs::read_to_string(path).unwrap_or_default())
 }
 
 fn cltab(pids: &Path, extra: &str) -> String {
-    let run = |g: &str| {
-        format!(
-            "{g}:{g}run:start:respawn:echo $$ > {}/$CLINIT_NODE.{g}; exec sleep 1000\n",
-            pids.display()
-        )
-    };
+    let run = |g: &str| service_line(pids, g);
     let mut text = String::from("# test cltab\n");
     text.push_str("g1:g1test:test:test:true\n");
     text.push_str(&run("g1"));
@@ -361,12 +186,12 @@ fn run(cmd: &mut Command) -> String {
 #[test]
 fn three_nodes_converge_replicate_fail_over_and_halt_without_quorum() {
     let test_start = Instant::now();
-    let mut c = Cluster::new(false);
+    let mut c = cluster(false);
     let pids = c.path("pids");
     let old = SystemTime::now() - Duration::from_secs(60);
     // Only node 1 has the files: the others get them by replication (and
     // their init machines reload the replicated cltab).
-    c.put(1, "cltab", &cltab(&pids, ""), old);
+    c.put(1, "cltab", cltab(&pids, ""), old);
     c.put(1, "hactl", "g1 start\ng2 start\ngt start\n", old);
     for n in NODES {
         c.start(n);
@@ -557,9 +382,9 @@ fn three_nodes_converge_replicate_fail_over_and_halt_without_quorum() {
 /// then its group moves; a node stopped with SIGTERM removes its heartbeat.
 #[test]
 fn heartbeat_membership_fails_over_after_the_timeout() {
-    let mut c = Cluster::new(true);
+    let mut c = cluster(true);
     let old = SystemTime::now() - Duration::from_secs(60);
-    c.put(1, "cltab", &cltab(&c.path("pids"), ""), old);
+    c.put(1, "cltab", cltab(&c.path("pids"), ""), old);
     c.put(1, "hactl", "g1 start\n", old);
     for n in NODES {
         c.start(n);
@@ -604,7 +429,7 @@ fn heartbeat_membership_fails_over_after_the_timeout() {
 fn a_hung_node_is_fenced_once_per_stale_episode() {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    let mut c = Cluster::new(false);
+    let mut c = cluster(false);
     let fenced = c.path("fenced");
     c.extra = vec![
         "--stomith-grace".into(),
@@ -613,7 +438,7 @@ fn a_hung_node_is_fenced_once_per_stale_episode() {
         format!("f() {{ echo \"fence $1 by $CLINIT_NODE\" >> '{}'; }}; f", fenced.display()),
     ];
     let old = SystemTime::now() - Duration::from_secs(60);
-    c.put(1, "cltab", &cltab(&c.path("pids"), ""), old);
+    c.put(1, "cltab", cltab(&c.path("pids"), ""), old);
     c.put(1, "hactl", "g1 start\n", old);
     for n in NODES {
         c.start(n);

@@ -22,241 +22,56 @@
 //! Every process started is ended by pid or process group on the way out
 //! (a Drop guard), never by name; every wait is bounded.
 
-use clinit_backends::atomic::write_atomic;
-use clinit_engine::status::{ClStat, GroupState};
-use nix::sys::signal::{kill, killpg, Signal};
-use nix::unistd::Pid;
+mod common;
+
+use clinit_engine::status::GroupState;
+use common::cluster::{service_line, service_pid, Cluster};
+use nix::sys::signal::{kill, Signal};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Longest wait for any one phase to settle.
 const PHASE: Duration = Duration::from_secs(60);
 
-struct Cluster {
-    dir: tempfile::TempDir,
-    nodes: Vec<u32>,
-    moshas: BTreeMap<u32, Child>,
-    /// Extra arguments for every mosha started.
-    extra: Vec<String>,
-    /// `--membership heartbeat` instead of the openMosix views.
-    heartbeat: bool,
+/// A cluster of `nodes` where each of `cltab_groups` has a test that
+/// passes and a respawned service, with `hactl` on the first node.
+fn cluster(nodes: &[u32], cltab_groups: &[&str], hactl: &str) -> Cluster {
+    let c = Cluster::new("mosha-ranked-", nodes);
+    let pids = c.path("pids");
+    let mut cltab = String::from("# test cltab\n");
+    for g in cltab_groups {
+        cltab.push_str(&format!("{g}:{g}test:test:test:true\n"));
+        cltab.push_str(&service_line(&pids, g));
+    }
+    c.put(nodes[0], "cltab", &cltab, SystemTime::now());
+    c.put(nodes[0], "hactl", hactl, SystemTime::now());
+    c
 }
 
-impl Cluster {
-    fn new(nodes: &[u32], cltab_groups: &[&str], hactl: &str) -> Cluster {
-        let dir = tempfile::Builder::new().prefix("mosha-ranked-").tempdir().expect("tempdir");
-        let c = Cluster {
-            dir,
-            nodes: nodes.to_vec(),
-            moshas: BTreeMap::new(),
-            extra: Vec::new(),
-            heartbeat: false,
-        };
-        fs::create_dir_all(c.path("pids")).expect("mkdir pids");
-        for &k in nodes {
-            for &m in nodes {
-                c.set_up(k, m, true);
-            }
-        }
-        let pids = c.path("pids");
-        let mut cltab = String::from("# test cltab\n");
-        for g in cltab_groups {
-            cltab.push_str(&format!("{g}:{g}test:test:test:true\n"));
-            cltab.push_str(&format!(
-                "{g}:{g}run:start:respawn:echo $$ > {}/$CLINIT_NODE.{g}; exec sleep 1000\n",
-                pids.display()
-            ));
-        }
-        c.put(nodes[0], "cltab", &cltab);
-        c.put(nodes[0], "hactl", hactl);
-        c
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn view(&self, k: u32) -> PathBuf {
-        self.path(&format!("view{k}"))
-    }
-
-    fn file(&self, node: u32, name: &str) -> PathBuf {
-        self.path("mfs").join(node.to_string()).join("var/mosix-ha").join(name)
-    }
-
-    /// In node `k`'s view, node `m` is up (status 3) or down (status 1).
-    fn set_up(&self, k: u32, m: u32, up: bool) {
-        let dir = self.view(k).join("nodes").join(m.to_string());
-        fs::create_dir_all(&dir).expect("mkdir view");
-        write_atomic(&dir.join("status"), if up { b"3\n" } else { b"1\n" }, None).expect("status");
-    }
-
-    fn put(&self, node: u32, name: &str, text: &str) {
-        let path = self.file(node, name);
-        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        write_atomic(&path, text.as_bytes(), None).expect("write");
-    }
-
-    fn start(&mut self, node: u32, policy: &str) {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path(&format!("log{node}")))
-            .expect("log file");
-        let known: Vec<String> = self.nodes.iter().map(u32::to_string).collect();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mosha"));
-        cmd.args(["--node", &node.to_string(), "--timeout", "6", "--seed"])
-            .arg((1000 + node).to_string())
-            .args(["--policy", policy, "--known", &known.join(",")])
-            .arg("--mfsbase")
-            .arg(self.path("mfs"))
-            .args(&self.extra);
-        if self.heartbeat {
-            cmd.args(["--membership", "heartbeat"]);
-        } else {
-            cmd.arg("--hpcbase").arg(self.view(node));
-        }
-        let child = cmd
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start mosha");
-        self.moshas.insert(node, child);
-    }
-
-    fn clstat(&self, node: u32) -> ClStat {
-        ClStat::parse(&fs::read_to_string(self.file(node, "clstat")).unwrap_or_default())
-    }
-
-    fn log(&self, node: u32) -> String {
-        fs::read_to_string(self.path(&format!("log{node}"))).unwrap_or_default()
-    }
-
-    /// Nodes where `group`'s service process is alive now (real pids).
-    fn running(&self, group: &str) -> Vec<u32> {
-        self.nodes
-            .iter()
-            .copied()
-            .filter(|&n| service_pid(&self.path("pids"), n, group).is_some())
-            .collect()
-    }
-
-    /// The one node whose clstat says `group` `start DONE`, with its
-    /// service process alive, while no other node has a live copy.
-    fn owner(&self, group: &str) -> Option<u32> {
-        let [n] = self.running(group)[..] else { return None };
-        let st = self.clstat(n);
-        let s = st.get(group)?;
-        (s.level == "start" && s.state == GroupState::Done).then_some(n)
-    }
-
-    fn wait_for<T>(&self, what: &str, limit: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = cond() {
-                return v;
-            }
-            if start.elapsed() > limit {
-                panic!("{what}: not within {limit:?}\n{}", self.report());
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn report(&self) -> String {
-        let mut out = String::new();
-        for &n in &self.nodes {
-            out.push_str(&format!(
-                "--- node {n} clstat:\n{}--- node {n} log (tail):\n",
-                self.clstat(n).render()
-            ));
-            let log = self.log(n);
-            let lines: Vec<&str> = log.lines().collect();
-            for line in &lines[lines.len().saturating_sub(30)..] {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        out
-    }
-
-    /// SIGKILL a node's mosha; with `services`, its services' groups too.
-    fn kill_mosha(&mut self, node: u32, services: bool) {
-        if let Some(mut child) = self.moshas.remove(&node) {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if services {
-            kill_services(&self.path("pids"), node);
-        }
-    }
-
-    fn mosha_pid(&self, node: u32) -> Pid {
-        Pid::from_raw(self.moshas[&node].id() as i32)
-    }
-
-    /// SIGTERM a node's mosha and wait (bounded) for it to exit 0.
-    fn terminate(&mut self, node: u32) {
-        let child = self.moshas.get_mut(&node).expect("running");
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                self.moshas.remove(&node);
-                assert!(status.success(), "node {node} exited with {status}\n{}", self.report());
-                return;
-            }
-            if start.elapsed() > PHASE {
-                panic!("node {node} did not exit within {PHASE:?} of SIGTERM\n{}", self.report());
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
+/// Start node `node` under `policy`.
+fn start_as(c: &mut Cluster, node: u32, policy: &str) {
+    c.policy = Some(policy.to_string());
+    c.start(node);
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let nodes: Vec<u32> = self.moshas.keys().copied().collect();
-        for n in nodes {
-            self.kill_mosha(n, true);
-        }
-        for &n in &self.nodes {
-            kill_services(&self.path("pids"), n);
-        }
-    }
+/// SIGTERM a node's mosha and check (bounded) that it exits 0.
+fn terminate(c: &mut Cluster, node: u32) {
+    let status = c.terminate(node, PHASE);
+    assert!(status.success(), "node {node} exited with {status}\n{}", c.report());
 }
 
-/// SIGKILL the process groups of `node`'s services (ours: checked in /proc).
-fn kill_services(pids: &Path, node: u32) {
-    let prefix = format!("{node}.");
-    for entry in fs::read_dir(pids).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(group) = name.strip_prefix(&prefix) {
-            if let Some(pid) = service_pid(pids, node, group) {
-                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
-    }
-}
-
-/// The pid of `node`'s copy of `group` if that process is alive (not a
-/// zombie) and is our service (not a recycled pid).
-fn service_pid(pids: &Path, node: u32, group: &str) -> Option<i32> {
-    let text = fs::read_to_string(pids.join(format!("{node}.{group}"))).ok()?;
-    let pid: i32 = text.trim().parse().ok()?;
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    (state != Some("Z") && String::from_utf8_lossy(&cmdline).contains("sleep")).then_some(pid)
+/// The one node whose clstat says `group` `start DONE`, with its service
+/// process alive, while no other node has a live copy.
+fn owner_of(c: &Cluster, group: &str) -> Option<u32> {
+    let [n] = c.running(group)[..] else { return None };
+    let st = c.clstat(n);
+    let s = st.get(group)?;
+    (s.level == "start" && s.state == GroupState::Done).then_some(n)
 }
 
 /// What the sampler saw of one service process.
@@ -356,15 +171,16 @@ impl Drop for Sampler {
 
 #[test]
 fn three_ranked_nodes_take_over_once_and_a_frozen_owner_is_killed_first() {
-    let mut c = Cluster::new(&[1, 2, 3], &["g1", "g2"], "g1 start\ng2 start\n");
+    let mut c = cluster(&[1, 2, 3], &["g1", "g2"], "g1 start\ng2 start\n");
     let sampler = Sampler::start(&c, &["g1", "g2"]);
     // All three start at once: claims make a start collision impossible
     // (the sampler checks every 20 ms from here on).
     for n in [1, 2, 3] {
-        c.start(n, "ranked");
+        start_as(&mut c, n, "ranked");
     }
     let t = Instant::now();
-    let owner = c.wait_for("initial placement", PHASE, || Some((c.owner("g1")?, c.owner("g2")?)));
+    let owner =
+        c.wait_for("initial placement", PHASE, || Some((owner_of(&c, "g1")?, owner_of(&c, "g2")?)));
     eprintln!("ranked: converged after {:.1}s: g1, g2 on {owner:?}", t.elapsed().as_secs_f64());
 
     // 1. The owner of g1 is killed (monitor and services) and marked down:
@@ -375,7 +191,7 @@ fn three_ranked_nodes_take_over_once_and_a_frozen_owner_is_killed_first() {
         c.set_up(k, victim, false);
     }
     let died = Instant::now();
-    let taker = c.wait_for("g1 is taken over", PHASE, || c.owner("g1"));
+    let taker = c.wait_for("g1 is taken over", PHASE, || owner_of(&c, "g1"));
     eprintln!(
         "FAILOVER (ranked, no fence command): g1 from node {victim} to node {taker} after {:.2}s",
         died.elapsed().as_secs_f64()
@@ -399,12 +215,12 @@ fn three_ranked_nodes_take_over_once_and_a_frozen_owner_is_killed_first() {
     for k in [1, 2, 3] {
         c.set_up(k, victim, true);
     }
-    c.start(victim, "ranked");
+    start_as(&mut c, victim, "ranked");
     c.wait_for("the victim rejoins (its lease)", PHASE, || {
         (c.log(victim).matches("quorum gained: lease epoch").count() >= 2).then_some(())
     });
     thread::sleep(Duration::from_secs(2));
-    assert_eq!(c.owner("g1"), Some(taker), "g1 stays where it runs\n{}", c.report());
+    assert_eq!(owner_of(&c, "g1"), Some(taker), "g1 stays where it runs\n{}", c.report());
 
     // 3. Freeze the owner's monitor: its watchdog kills its service before
     // any peer starts a copy (judged from the real pids' lives).
@@ -442,7 +258,7 @@ fn three_ranked_nodes_take_over_once_and_a_frozen_owner_is_killed_first() {
     assert_eq!(c.running("g1"), vec![next], "{}", c.report());
 
     for n in [1, 2, 3] {
-        c.terminate(n);
+        terminate(&mut c, n);
     }
     let samples = sampler.samples();
     let doubles = sampler.finish();
@@ -466,35 +282,35 @@ fn fence_command(c: &Cluster) -> String {
 fn two_ranked_nodes_with_a_fence_command_fail_over() {
     // g1 prefers node 1, the tie-breaker (the lowest node): its loss is the
     // case where node 2 cannot tell death from partition.
-    let mut c = Cluster::new(&[1, 2], &["g1"], "g1 start 1\n");
+    let mut c = cluster(&[1, 2], &["g1"], "g1 start 1\n");
     c.extra = vec!["--stomith".into(), fence_command(&c)];
     let sampler = Sampler::start(&c, &["g1"]);
-    c.start(1, "ranked");
-    c.start(2, "ranked");
-    let owner = c.wait_for("g1 placed", PHASE, || c.owner("g1"));
+    start_as(&mut c, 1, "ranked");
+    start_as(&mut c, 2, "ranked");
+    let owner = c.wait_for("g1 placed", PHASE, || owner_of(&c, "g1"));
     assert_eq!(owner, 1, "g1 prefers node 1\n{}", c.report());
     // Node 1's monitor dies; its service keeps running until fenced.
     c.kill_mosha(1, false);
     c.set_up(2, 1, false);
     let died = Instant::now();
-    c.wait_for("node 2 takes g1 over", PHASE, || (c.owner("g1") == Some(2)).then_some(()));
+    c.wait_for("node 2 takes g1 over", PHASE, || (owner_of(&c, "g1") == Some(2)).then_some(()));
     eprintln!(
         "FAILOVER (ranked, 2 nodes, fence command): g1 from node 1 to node 2 after {:.2}s",
         died.elapsed().as_secs_f64()
     );
     let fences = fs::read_to_string(c.path("fenced")).unwrap_or_default();
     assert!(fences.lines().any(|l| l == "fence 1"), "{fences:?}\n{}", c.report());
-    c.terminate(2);
+    terminate(&mut c, 2);
     let doubles = sampler.finish();
     assert!(doubles.is_empty(), "double owners from real pids: {doubles:?}");
 }
 
 #[test]
 fn two_classic_nodes_never_fail_over() {
-    let mut c = Cluster::new(&[1, 2], &["g1"], "g1 start\n");
-    c.start(1, "classic");
-    c.start(2, "classic");
-    let owner = c.wait_for("g1 placed", PHASE, || c.owner("g1"));
+    let mut c = cluster(&[1, 2], &["g1"], "g1 start\n");
+    start_as(&mut c, 1, "classic");
+    start_as(&mut c, 2, "classic");
+    let owner = c.wait_for("g1 placed", PHASE, || owner_of(&c, "g1"));
     let survivor = 3 - owner;
     c.kill_mosha(owner, true);
     c.set_up(survivor, owner, false);
@@ -509,7 +325,7 @@ fn two_classic_nodes_never_fail_over() {
         (mtimes.len() >= 4).then_some(())
     });
     assert!(c.running("g1").is_empty(), "classic failed over at 2 nodes\n{}", c.report());
-    c.terminate(survivor);
+    terminate(&mut c, survivor);
 }
 
 /// A rolling upgrade: node 3 still runs `classic` next to two `ranked`
@@ -518,18 +334,18 @@ fn two_classic_nodes_never_fail_over() {
 /// node, instead of mixing two placement rules silently.
 #[test]
 fn a_classic_node_next_to_ranked_nodes_is_detected_and_logged() {
-    let mut c = Cluster::new(&[1, 2, 3], &["g1"], "g1 start\n");
+    let mut c = cluster(&[1, 2, 3], &["g1"], "g1 start\n");
     c.heartbeat = true;
-    c.start(1, "ranked");
-    c.start(2, "ranked");
-    c.start(3, "classic");
+    start_as(&mut c, 1, "ranked");
+    start_as(&mut c, 2, "ranked");
+    start_as(&mut c, 3, "classic");
     for n in [1, 2] {
         c.wait_for("the ranked node logs the mixed policy", PHASE, || {
             c.log(n).contains("node 3 runs policy classic").then_some(())
         });
     }
     for n in [1, 2, 3] {
-        c.terminate(n);
+        terminate(&mut c, n);
     }
 }
 
@@ -544,16 +360,16 @@ fn measure_heartbeat_membership_failover() {
     let runs: usize = std::env::var("RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let mut took = Vec::new();
     for _ in 0..runs {
-        let mut c = Cluster::new(&[1, 2, 3], &["g1"], "g1 start\n");
+        let mut c = cluster(&[1, 2, 3], &["g1"], "g1 start\n");
         c.heartbeat = true;
         for n in [1, 2, 3] {
-            c.start(n, "ranked");
+            start_as(&mut c, n, "ranked");
         }
-        let owner = c.wait_for("placement", PHASE, || c.owner("g1"));
+        let owner = c.wait_for("placement", PHASE, || owner_of(&c, "g1"));
         thread::sleep(Duration::from_secs(1));
         c.kill_mosha(owner, true);
         let died = Instant::now();
-        c.wait_for("g1 moves", PHASE, || c.owner("g1").filter(|&n| n != owner));
+        c.wait_for("g1 moves", PHASE, || owner_of(&c, "g1").filter(|&n| n != owner));
         took.push(died.elapsed().as_secs_f64());
         eprintln!("MEASURE heartbeat-membership failover: {:.2}s", took[took.len() - 1]);
     }
@@ -573,11 +389,11 @@ fn measure_heartbeat_membership_failover() {
 #[ignore]
 fn measure_membership_change_to_first_record() {
     let changes: usize = std::env::var("RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
-    let mut c = Cluster::new(&[1, 2, 3], &["g1"], "g1 start\n");
+    let mut c = cluster(&[1, 2, 3], &["g1"], "g1 start\n");
     for n in [1, 2, 3] {
-        c.start(n, "ranked");
+        start_as(&mut c, n, "ranked");
     }
-    c.wait_for("placement", PHASE, || c.owner("g1"));
+    c.wait_for("placement", PHASE, || owner_of(&c, "g1"));
     let mut took = Vec::new();
     for _ in 0..changes {
         let before = c.log(1).matches("Revoked { node: 3").count();
@@ -591,7 +407,7 @@ fn measure_membership_change_to_first_record() {
         took.push(changed.elapsed().as_secs_f64() * 1000.0);
         c.set_up(1, 3, true);
         c.kill_mosha(3, true);
-        c.start(3, "ranked");
+        start_as(&mut c, 3, "ranked");
         c.wait_for("node 3 back in node 1's eyes", PHASE, || {
             let log = c.log(1);
             (log.matches("Revoked { node: 3").count() == before + 1).then_some(())?;
@@ -616,12 +432,12 @@ fn measure_membership_change_to_first_record() {
 /// decides differently.
 #[test]
 fn a_ranked_recording_replays_decision_for_decision() {
-    let mut c = Cluster::new(&[1], &["g1"], "g1 start\n");
+    let mut c = cluster(&[1], &["g1"], "g1 start\n");
     let trace = c.path("trace.jsonl");
     c.extra = vec!["--record".into(), trace.display().to_string()];
-    c.start(1, "ranked");
-    c.wait_for("g1 runs", PHASE, || c.owner("g1"));
-    c.terminate(1);
+    start_as(&mut c, 1, "ranked");
+    c.wait_for("g1 runs", PHASE, || owner_of(&c, "g1"));
+    terminate(&mut c, 1);
     let text = fs::read_to_string(&trace).expect("trace written");
     let kinds = |k: &str| text.lines().filter(|l| l.starts_with(&format!("{{\"{k}\""))).count();
     assert_eq!(kinds("ranked_start"), 1, "{text}");

@@ -18,15 +18,13 @@
 //! Every process started is ended by pid or by the process groups its
 //! children record, never by name; every wait is bounded.
 
-use clinit_backends::atomic::write_atomic;
+mod common;
+
 use clinit_engine::monitor::replica_version::{body, classify, seal};
-use clinit_engine::status::ClStat;
-use nix::sys::signal::{kill, killpg, Signal};
+use common::cluster::{service_line, Cluster};
+use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -34,181 +32,38 @@ const NODES: [u32; 3] = [1, 2, 3];
 /// Longest wait for any one phase.
 const PHASE: Duration = Duration::from_secs(60);
 
-struct Cluster {
-    dir: tempfile::TempDir,
-    moshas: BTreeMap<u32, Child>,
-    /// Extra arguments for every mosha started.
-    extra: Vec<String>,
+/// Three `ranked` nodes, not started yet.
+fn cluster() -> Cluster {
+    let mut c = Cluster::new("mosha-ranked-", &NODES);
+    c.policy = Some("ranked".to_string());
+    c
 }
 
-impl Cluster {
-    fn new() -> Cluster {
-        let dir = tempfile::Builder::new().prefix("mosha-ranked-").tempdir().expect("tempdir");
-        let c = Cluster { dir, moshas: BTreeMap::new(), extra: Vec::new() };
-        fs::create_dir_all(c.path("pids")).expect("mkdir pids");
-        for k in NODES {
-            for m in NODES {
-                let d = c.path(&format!("view{k}/nodes/{m}"));
-                fs::create_dir_all(&d).expect("mkdir view");
-                write_atomic(&d.join("status"), b"3\n", None).expect("status");
-            }
-            fs::create_dir_all(c.path(&format!("mfs/{k}/var/mosix-ha"))).expect("mkdir node");
-        }
-        c
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn file(&self, node: u32, name: &str) -> PathBuf {
-        self.path(&format!("mfs/{node}/var/mosix-ha/{name}"))
-    }
-
-    fn put(&self, node: u32, name: &str, bytes: &[u8], mtime: SystemTime) {
-        write_atomic(&self.file(node, name), bytes, Some(mtime)).expect("write");
-    }
-
-    fn cltab(&self) -> String {
-        format!(
-            "web:w:start:respawn:echo $$ > {}/$CLINIT_NODE.web; exec sleep 1000\n",
-            self.path("pids").display()
-        )
-    }
-
-    fn start(&mut self, node: u32) {
-        let log = fs::File::create(self.path(&format!("log{node}"))).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_mosha"))
-            .args(["--node", &node.to_string(), "--timeout", "6"])
-            .args(["--policy", "ranked", "--known", "1,2,3"])
-            .arg("--mfsbase")
-            .arg(self.path("mfs"))
-            .arg("--hpcbase")
-            .arg(self.path(&format!("view{node}")))
-            .args(&self.extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start mosha");
-        self.moshas.insert(node, child);
-    }
-
-    /// In node `k`'s view, node `m` is up or down.
-    fn set_up(&self, k: u32, m: u32, up: bool) {
-        let d = self.path(&format!("view{k}/nodes/{m}"));
-        write_atomic(&d.join("status"), if up { b"3\n" } else { b"1\n" }, None).expect("status");
-    }
-
-    fn hactl(&self, node: u32) -> Vec<u8> {
-        fs::read(self.file(node, "hactl")).unwrap_or_default()
-    }
-
-    /// Nodes where `web` is at level `start` (from their clstat files).
-    fn owners(&self) -> Vec<u32> {
-        NODES
-            .into_iter()
-            .filter(|&n| {
-                let text = fs::read_to_string(self.file(n, "clstat")).unwrap_or_default();
-                ClStat::parse(&text).get("web").is_some_and(|s| s.level == "start")
-            })
-            .collect()
-    }
-
-    fn log(&self, node: u32) -> String {
-        fs::read_to_string(self.path(&format!("log{node}"))).unwrap_or_default()
-    }
-
-    fn report(&self) -> String {
-        let mut out = String::new();
-        for n in NODES {
-            let hactl = String::from_utf8_lossy(&self.hactl(n)).into_owned();
-            out.push_str(&format!("--- node {n} hactl:\n{hactl}--- node {n} log (tail):\n"));
-            let log = self.log(n);
-            let lines: Vec<&str> = log.lines().filter(|l| !l.contains("DEBUG")).collect();
-            for line in &lines[lines.len().saturating_sub(25)..] {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        out
-    }
-
-    fn wait_for<T>(&self, what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = cond() {
-                return v;
-            }
-            assert!(start.elapsed() < PHASE, "{what}: not within {PHASE:?}\n{}", self.report());
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Every node holds the same sealed hactl: its bytes.
-    fn converged(&self) -> Option<Vec<u8>> {
-        let first = self.hactl(1);
-        let same = NODES.iter().all(|&n| self.hactl(n) == first);
-        (same && classify(&first).version().is_some()).then_some(first)
-    }
-
-    fn mosha_cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_mosha"))
-            .args(["--node", "1", "--timeout", "6", "--policy", "ranked", "--known", "1,2,3"])
-            .arg("--mfsbase")
-            .arg(self.path("mfs"))
-            .arg("--hpcbase")
-            .arg(self.path("view1"))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run mosha")
-    }
-
-    fn child_groups(&self) -> Vec<i32> {
-        let mut out = Vec::new();
-        for entry in fs::read_dir(self.path("pids")).into_iter().flatten().flatten() {
-            let text = fs::read_to_string(entry.path()).unwrap_or_default();
-            if let Ok(pid) = text.trim().parse::<i32>() {
-                out.push(pid);
-            }
-        }
-        out
-    }
+/// The cltab of every test here: one respawned service, `web`.
+fn cltab(c: &Cluster) -> String {
+    service_line(&c.path("pids"), "web")
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        // SIGTERM first: mosha stops its groups and its watchdog exits.
-        for child in self.moshas.values() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-        }
-        let start = Instant::now();
-        for child in self.moshas.values_mut() {
-            while start.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for pgid in self.child_groups() {
-            let cmdline = fs::read(format!("/proc/{pgid}/cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains("sleep") {
-                let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-            }
-        }
-    }
+/// Nodes where `web` is at level `start` (from their clstat files).
+fn owners(c: &Cluster) -> Vec<u32> {
+    NODES
+        .into_iter()
+        .filter(|&n| c.clstat(n).get("web").is_some_and(|s| s.level == "start"))
+        .collect()
+}
+
+/// Every node holds the same sealed hactl: its bytes.
+fn converged(c: &Cluster) -> Option<Vec<u8>> {
+    let first = c.hactl(1);
+    let same = NODES.iter().all(|&n| c.hactl(n) == first);
+    (same && classify(&first).version().is_some()).then_some(first)
 }
 
 #[test]
 fn ranked_replicas_converge_ignore_future_mtimes_and_refuse_truncated_copies() {
-    let mut c = Cluster::new();
+    let mut c = cluster();
     let old = SystemTime::now() - Duration::from_secs(60);
-    let cltab = c.cltab();
+    let cltab = cltab(&c);
     // 1. Different hand-written copies with the same mtime on every node.
     for n in NODES {
         c.put(n, "cltab", cltab.as_bytes(), old);
@@ -219,15 +74,15 @@ fn ranked_replicas_converge_ignore_future_mtimes_and_refuse_truncated_copies() {
     for n in NODES {
         c.start(n);
     }
-    let common = c.wait_for("one sealed hactl on every node", || c.converged());
-    let owner = c.wait_for("web on exactly one node", || match c.owners()[..] {
+    let common = c.wait_for("one sealed hactl on every node", PHASE, || converged(&c));
+    let owner = c.wait_for("web on exactly one node", PHASE, || match owners(&c)[..] {
         [one] => Some(one),
         _ => None,
     });
     // It stays converged (the original's rule kept two contents forever).
     thread::sleep(Duration::from_secs(3));
-    assert_eq!(c.converged(), Some(common.clone()), "{}", c.report());
-    assert_eq!(c.owners(), vec![owner], "{}", c.report());
+    assert_eq!(converged(&c), Some(common.clone()), "{}", c.report());
+    assert_eq!(owners(&c), vec![owner], "{}", c.report());
     let version = classify(&common).version().expect("sealed").number;
     // Whichever content won, `hactl set` edits its `web` line.
     let text = |level: &str| {
@@ -239,17 +94,17 @@ fn ranked_replicas_converge_ignore_future_mtimes_and_refuse_truncated_copies() {
     // the operator then stops web on node 1 with `mosha hactl set`.
     let future = SystemTime::now() + Duration::from_secs(3600);
     c.put(3, "hactl", &common, future);
-    let out = c.mosha_cli(&["hactl", "set", "web", "stop"]);
+    let out = c.mosha_cli(1, &["hactl", "set", "web", "stop"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    c.wait_for("web stopped everywhere, every copy at the new version", || {
+    c.wait_for("web stopped everywhere, every copy at the new version", PHASE, || {
         let done =
-            NODES.iter().all(|&n| body(&c.hactl(n)) == stopped.as_bytes()) && c.owners().is_empty();
+            NODES.iter().all(|&n| body(&c.hactl(n)) == stopped.as_bytes()) && owners(&c).is_empty();
         done.then_some(())
     });
     // Under the original's rule the future copy undid the edit within ~4 s.
     let until = Instant::now() + Duration::from_secs(8);
     while Instant::now() < until {
-        assert!(c.owners().is_empty(), "web came back\n{}", c.report());
+        assert!(owners(&c).is_empty(), "web came back\n{}", c.report());
         for n in NODES {
             let h = c.hactl(n);
             assert_eq!(body(&h), stopped.as_bytes(), "node {n}\n{}", c.report());
@@ -260,9 +115,9 @@ fn ranked_replicas_converge_ignore_future_mtimes_and_refuse_truncated_copies() {
 
     // 3. Start web again, then cut node 2's copy at a line boundary under a
     // higher version: what is left still parses, and would stop web.
-    let out = c.mosha_cli(&["hactl", "set", "web", "start"]);
+    let out = c.mosha_cli(1, &["hactl", "set", "web", "start"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let owner = c.wait_for("web running again", || match c.owners()[..] {
+    let owner = c.wait_for("web running again", PHASE, || match owners(&c)[..] {
         [one] => Some(one),
         _ => None,
     });
@@ -271,13 +126,13 @@ fn ranked_replicas_converge_ignore_future_mtimes_and_refuse_truncated_copies() {
     c.put(2, "hactl", cut, SystemTime::now() + Duration::from_secs(60));
     let until = Instant::now() + Duration::from_secs(8);
     while Instant::now() < until {
-        assert_eq!(c.owners(), vec![owner], "web moved or stopped\n{}", c.report());
+        assert_eq!(owners(&c), vec![owner], "web moved or stopped\n{}", c.report());
         for n in [1, 3] {
             assert_eq!(body(&c.hactl(n)), started.as_bytes(), "node {n}\n{}", c.report());
         }
         thread::sleep(Duration::from_millis(200));
     }
-    c.wait_for("node 2 took a complete copy back", || {
+    c.wait_for("node 2 took a complete copy back", PHASE, || {
         (body(&c.hactl(2)) == started.as_bytes() && classify(&c.hactl(2)).version().is_some())
             .then_some(())
     });
@@ -286,10 +141,10 @@ fn ranked_replicas_converge_ignore_future_mtimes_and_refuse_truncated_copies() {
 
 /// Start three ranked nodes with `web` wanted, wait until it runs.
 fn started(extra: &[String]) -> (Cluster, u32) {
-    let mut c = Cluster::new();
+    let mut c = cluster();
     c.extra = extra.to_vec();
     let old = SystemTime::now() - Duration::from_secs(60);
-    let cltab = c.cltab();
+    let cltab = cltab(&c);
     for n in NODES {
         c.put(n, "cltab", cltab.as_bytes(), old);
         c.put(n, "hactl", b"web start\n", old);
@@ -297,7 +152,7 @@ fn started(extra: &[String]) -> (Cluster, u32) {
     for n in NODES {
         c.start(n);
     }
-    let owner = c.wait_for("web on exactly one node", || match c.owners()[..] {
+    let owner = c.wait_for("web on exactly one node", PHASE, || match owners(&c)[..] {
         [one] => Some(one),
         _ => None,
     });
@@ -329,7 +184,7 @@ fn transitions_are_numbered_alike_everywhere_and_hooks_run_in_order_one_at_a_tim
          test -n \"$MOSHA_TIME\" -a -n \"$MOSHA_REASON\" || echo NOENV >> {d}/overlap; \
          sleep 2.5; rmdir {d}/lock$MOSHA_ME"
     );
-    let mut c = Cluster::new();
+    let mut c = cluster();
     let hook = hook.replace("HOOKS", &c.path("hooks").display().to_string());
     c.extra = vec![
         "--on-nodeup".into(),
@@ -340,7 +195,7 @@ fn transitions_are_numbered_alike_everywhere_and_hooks_run_in_order_one_at_a_tim
         "10".into(),
     ];
     let old = SystemTime::now() - Duration::from_secs(60);
-    let cltab = c.cltab();
+    let cltab = cltab(&c);
     for n in NODES {
         c.put(n, "cltab", cltab.as_bytes(), old);
         c.put(n, "hactl", b"web start\n", old);
@@ -348,7 +203,7 @@ fn transitions_are_numbered_alike_everywhere_and_hooks_run_in_order_one_at_a_tim
     for n in NODES {
         c.start(n);
     }
-    c.wait_for("web on exactly one node", || (c.owners().len() == 1).then_some(()));
+    c.wait_for("web on exactly one node", PHASE, || (owners(&c).len() == 1).then_some(()));
     // A burst: node 3 leaves and comes back in nodes 1's and 2's views,
     // three times.
     for round in 0..3 {
@@ -362,7 +217,7 @@ fn transitions_are_numbered_alike_everywhere_and_hooks_run_in_order_one_at_a_tim
         }
     }
     // Every node runs the same hooks, in the same order.
-    let lines = c.wait_for("every node ran the hooks of six transitions", || {
+    let lines = c.wait_for("every node ran the hooks of six transitions", PHASE, || {
         let all: Vec<_> = NODES.iter().map(|&n| hook_lines(&c, n)).collect();
         (all.iter().all(|l| l.len() >= 6) && all.iter().all(|l| *l == all[0])).then_some(all)
     });
@@ -383,7 +238,7 @@ fn transitions_are_numbered_alike_everywhere_and_hooks_run_in_order_one_at_a_tim
         assert_eq!(c.log(node).matches(&line).count(), 1, "node {node}\n{}", c.report());
     }
     // `mosha status` shows the last transitions.
-    let out = c.mosha_cli(&["status"]);
+    let out = c.mosha_cli(1, &["status"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("recent membership transitions"), "{text}");
     assert!(text.contains(&format!("#{}", first[5].0)), "{text}");
@@ -408,15 +263,15 @@ fn a_hung_hook_is_killed_and_a_failing_hook_logged_without_blocking_the_monitor(
     for k in [1, 2] {
         c.set_up(k, 3, false);
     }
-    c.wait_for("the down hook started", || {
+    c.wait_for("the down hook started", PHASE, || {
         c.log(1).contains("node 3 down: the membership source lists it down").then_some(())
     });
     // While it hangs, the monitor works: an operator's stop takes effect.
-    let out = c.mosha_cli(&["hactl", "set", "web", "stop"]);
+    let out = c.mosha_cli(1, &["hactl", "set", "web", "stop"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    c.wait_for("web stopped while the hook hangs", || c.owners().is_empty().then_some(()));
+    c.wait_for("web stopped while the hook hangs", PHASE, || owners(&c).is_empty().then_some(()));
     assert!(!c.log(1).contains("ran longer than"), "the hook was killed too early\n{}", c.report());
-    c.wait_for("the hung hook killed after its time-out", || {
+    c.wait_for("the hung hook killed after its time-out", PHASE, || {
         c.log(1)
             .contains("--on-nodedown hook for transition 1 ran longer than 10s: killed")
             .then_some(())
@@ -425,7 +280,7 @@ fn a_hung_hook_is_killed_and_a_failing_hook_logged_without_blocking_the_monitor(
     for k in [1, 2] {
         c.set_up(k, 3, true);
     }
-    c.wait_for("the failing hook logged", || {
+    c.wait_for("the failing hook logged", PHASE, || {
         c.log(1).contains("--on-nodeup hook for transition 2 failed (exit status 3)").then_some(())
     });
     // Node 3 goes down again: a new hung hook on each node, then every
@@ -433,7 +288,7 @@ fn a_hung_hook_is_killed_and_a_failing_hook_logged_without_blocking_the_monitor(
     for k in [1, 2] {
         c.set_up(k, 3, false);
     }
-    c.wait_for("the second down hooks started", || {
+    c.wait_for("the second down hooks started", PHASE, || {
         let n = fs::read_to_string(&pids).ok()?.lines().count();
         (n >= 4).then_some(())
     });
@@ -464,9 +319,9 @@ fn a_hung_hook_is_killed_and_a_failing_hook_logged_without_blocking_the_monitor(
 #[test]
 fn standby_drains_the_owner_and_off_leaves_the_group_where_it_runs() {
     let (c, owner) = started(&[]);
-    let out = c.mosha_cli(&["standby", &owner.to_string(), "on"]);
+    let out = c.mosha_cli(1, &["standby", &owner.to_string(), "on"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let moved = c.wait_for("web moved off the standby node", || match c.owners()[..] {
+    let moved = c.wait_for("web moved off the standby node", PHASE, || match owners(&c)[..] {
         [one] if one != owner => Some(one),
         _ => None,
     });
@@ -478,18 +333,18 @@ fn standby_drains_the_owner_and_off_leaves_the_group_where_it_runs() {
     // Drained gracefully: its level went to `stop` by a tell, the lease held.
     assert!(!c.log(owner).contains("quorum lost"), "{}", c.report());
     assert!(c.log(moved).contains("group web starts here: claim granted by"), "{}", c.report());
-    let status = c.mosha_cli(&["status"]);
+    let status = c.mosha_cli(1, &["status"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(
         text.contains(&format!("nodes in standby (drained under ranked): {{{owner}}}")),
         "{text}"
     );
     // Repeating is harmless; off again: web stays where it runs.
-    let out = c.mosha_cli(&["standby", &owner.to_string(), "on"]);
+    let out = c.mosha_cli(1, &["standby", &owner.to_string(), "on"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("already on"), "{out:?}");
-    let out = c.mosha_cli(&["standby", &owner.to_string(), "off"]);
+    let out = c.mosha_cli(1, &["standby", &owner.to_string(), "off"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    c.wait_for("standby off replicated", || {
+    c.wait_for("standby off replicated", PHASE, || {
         NODES
             .iter()
             .all(|&n| !String::from_utf8_lossy(&c.hactl(n)).contains("#@standby"))
@@ -497,7 +352,7 @@ fn standby_drains_the_owner_and_off_leaves_the_group_where_it_runs() {
     });
     let until = Instant::now() + Duration::from_secs(5);
     while Instant::now() < until {
-        assert_eq!(c.owners(), vec![moved], "web moved back (no failback wanted)\n{}", c.report());
+        assert_eq!(owners(&c), vec![moved], "web moved back (no failback wanted)\n{}", c.report());
         thread::sleep(Duration::from_millis(200));
     }
 }
@@ -511,14 +366,14 @@ fn a_killed_node_under_heartbeat_membership_is_a_numbered_down_transition() {
     let mut three = c.moshas.remove(&3).expect("node 3 runs");
     let _ = three.kill();
     let _ = three.wait();
-    let line = c.wait_for("node 3's down transition on node 1", || {
+    let line = c.wait_for("node 3's down transition on node 1", PHASE, || {
         c.log(1)
             .lines()
             .find(|l| l.contains("node 3 down: missed heartbeats") && l.contains("transition "))
             .map(String::from)
     });
     // Node 2 reads it from the history (within a poll, 0.5 s); once each.
-    c.wait_for("node 3's down transition on node 2", || {
+    c.wait_for("node 3's down transition on node 2", PHASE, || {
         c.log(2).contains("node 3 down: missed heartbeats").then_some(())
     });
     thread::sleep(Duration::from_secs(2));

@@ -5,8 +5,13 @@
 //! commands write their shell's pid (`echo $$ > @DIR@/NAME.pid`) so the
 //! harness can check liveness and, on failure, kill exactly those process
 //! groups.
+//!
+//! [`cluster`] is the same for real `mosha` clusters (several nodes on one
+//! machine, one shared directory).
 
 #![allow(dead_code)]
+
+pub mod cluster;
 
 use clinit_backends::protocol::{call, Reply, Request};
 use clinit_engine::status::ClStat;
