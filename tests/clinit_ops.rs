@@ -261,3 +261,44 @@ fn status_shows_what_a_done_group_hides_per_entry() {
     let out = d.client(&["-v"]);
     assert_eq!(stdout(&out), "g 1 DONE\n");
 }
+
+/// Live children of `parent` (from /proc: zombies left out).
+fn children_of(parent: i32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, r)| r.split_whitespace().collect())
+                .unwrap_or_default();
+            fields.first() != Some(&"Z")
+                && fields.get(1).and_then(|p| p.parse().ok()) == Some(parent)
+        })
+        .count()
+}
+
+/// A level change larger than one spawn slice is not `DONE` for `--wait`
+/// (or status) before its last process is started. A new user found `tell
+/// --wait` exiting 0 with 33 of 300 processes started: the machine decides
+/// `DONE` when it asks for the spawns, and the daemon carries them out in
+/// slices between requests.
+#[test]
+fn tell_wait_on_a_large_level_returns_only_once_every_process_is_started() {
+    const N: usize = 300;
+    let cltab: String = (0..N)
+        .map(|i| format!("m:e{i}:1:respawn:echo $$ > @DIR@/e{i}.pid; exec sleep 1101\n"))
+        .collect();
+    let d = Daemon::start(&cltab, &[]);
+    let out = d.client(&["tell", "m", "1", "--wait", "--timeout", "60"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let started = children_of(d.daemon_pid());
+    assert_eq!(started, N, "--wait returned with {started} of {N} processes started");
+    let status = d.client(&["status", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
+    assert_eq!(doc["pending_actions"], 0, "{doc}");
+    let queued =
+        doc["entries"].as_array().map(|a| a.iter().filter(|e| e["state"] == "queued").count());
+    assert_eq!(queued, Some(0), "{doc}");
+}

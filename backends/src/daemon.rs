@@ -778,7 +778,8 @@ impl Daemon {
 
     fn status_json(&self) -> serde_json::Value {
         let driver = &self.driver;
-        let status = driver.init.status();
+        // As carried out: a group whose spawns are still queued is STARTING.
+        let status = driver.status();
         let groups: Vec<serde_json::Value> = status
             .groups
             .iter()
@@ -786,7 +787,6 @@ impl Daemon {
             .collect();
         // Per entry: state, throttle count, and the live instance's pid.
         let entries: Vec<serde_json::Value> = driver
-            .init
             .entries(self.clock.now())
             .into_iter()
             .map(|r| {
@@ -826,9 +826,9 @@ impl Daemon {
     fn detail_text(&self, start: std::time::SystemTime) -> String {
         let driver = &self.driver;
         let now = self.clock.now();
-        let entries = driver.init.entries(now);
+        let entries = driver.entries(now);
         let pid = |id| driver.processes.table.pid(id);
-        crate::status_detail::render(&driver.init.status(), &entries, pid, now, start)
+        crate::status_detail::render(&driver.status(), &entries, pid, now, start)
     }
 
     fn handle_request(&mut self, request: Request, table: Option<Result<Cltab, String>>) -> Reply {
