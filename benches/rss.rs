@@ -47,6 +47,7 @@ fn main() {
     // Let allocations settle (log lines flushed, no pending work).
     std::thread::sleep(Duration::from_millis(500));
     let (rss, hwm) = d.rss_kib();
+    let smaps = d.smaps_kib();
 
     let mut status = Samples::default();
     for _ in 0..50 {
@@ -84,5 +85,21 @@ fn main() {
         ms(status.pct(99.0))
     );
     println!("| shutdown request → daemon reaped ({n} children) | {} |", ms(shutdown));
+    let field = |k: &str| smaps.iter().find(|(n, _)| n == k).map_or(0, |(_, v)| *v);
+    println!(
+        "SMAPS {n} processes: Rss={} KiB Anonymous={} KiB file-backed={} KiB \
+         Private_Dirty={} KiB Shared_Clean={} KiB",
+        field("Rss"),
+        field("Anonymous"),
+        field("Rss").saturating_sub(field("Anonymous")),
+        field("Private_Dirty"),
+        field("Shared_Clean")
+    );
+    println!(
+        "BENCH {n} processes: start_ms={:.1} stop_ms={:.1} rss_kib={rss} args={:?}",
+        start_all.as_secs_f64() * 1e3,
+        shutdown.as_secs_f64() * 1e3,
+        support::extra_args().join(" ")
+    );
     println!("RSS {n} processes: VmRSS={} KiB VmHWM={} KiB (target ≤ 10 MB)", rss, hwm);
 }

@@ -9,9 +9,12 @@
 //!   mount it at `/sys/fs/cgroup/unified`.
 //! * The daemon creates `<its own cgroup>/clinit.<pid>/` (its own cgroup
 //!   from `/proc/self/cgroup`, line `0::PATH`) and, per instance,
-//!   `clinit.<pid>/<id>/`. The child joins it before `exec` by writing `0`
-//!   to its `cgroup.procs`, so everything the command ever starts is born
-//!   inside. No controller is enabled: this is for membership only.
+//!   `clinit.<pid>/<id>/`. The child is created inside it by `clone3`
+//!   with `CLONE_INTO_CGROUP` (Linux 5.7+, [`crate::clone3`]), so it never
+//!   runs anywhere else; where the kernel refuses that, the forked child
+//!   joins it before `exec` by writing `0` to its `cgroup.procs`. Either
+//!   way everything the command ever starts is born inside. No controller
+//!   is enabled: this is for membership only.
 //! * A stop signal goes to the process group and to every member of the
 //!   cgroup; SIGKILL uses `cgroup.kill` where the kernel has it (5.14+).
 //!   An instance counts as alive while its cgroup has a member, so a stop

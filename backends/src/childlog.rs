@@ -100,6 +100,40 @@ impl Default for Rotation {
     }
 }
 
+/// The command-line settings of children's output, shared by `clinit -d`
+/// and `mosha` (flattened into both parsers, so the flags, their defaults
+/// and their help are written once; `mosha` also reads them from
+/// `mosha.toml`, as `child-output = "journal"` and so on).
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutputArgs {
+    /// Daemon: where children's stdout and stderr go: `file`, one rotated
+    /// log per entry (LOG_DIR/GROUP/TAG.log, lines prefixed with UTC time
+    /// and GROUP:TAG); `journal`, this daemon's log; `inherit`, this
+    /// daemon's stderr unchanged (the original's behaviour).
+    #[arg(long, value_enum, value_name = "WHERE", default_value_t = ChildOutput::File)]
+    pub child_output: ChildOutput,
+    /// Directory of the per-entry logs (default: `log/` beside the status
+    /// file, for clinit /var/run/clinit/log, for mosha
+    /// <mfsbase>/<node>/<varpath>/log; a :::log: directive in the cltab
+    /// wins).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Daemon: rotate an entry's log before it grows past this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BYTES)]
+    pub log_max_bytes: u64,
+    /// Daemon: rotated logs kept per entry (TAG.log.1 .. TAG.log.N).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_KEEP)]
+    pub log_keep: u32,
+}
+
+impl OutputArgs {
+    /// The rotation these flags ask for (a size of 0 counts as 1 byte:
+    /// every line then gets a file of its own, never an endless loop).
+    pub fn rotation(&self) -> Rotation {
+        Rotation { max_bytes: self.log_max_bytes.max(1), keep: self.log_keep }
+    }
+}
+
 /// Counters of the output thread, for status.
 #[derive(Debug, Default)]
 pub struct OutputStats {

@@ -73,6 +73,9 @@ pub const ACCEPT_PAUSE_MAX: Duration = Duration::from_millis(50);
 /// Spawns per slice of a large level change under `clinit -d`: 10 to 40 ms
 /// of fork/exec on a small, busy machine, so status answers stay under 100 ms.
 pub const SPAWN_SLICE: usize = 16;
+/// While a large level change is carried out in slices, the detailed
+/// status file (`clstat.json`) is rewritten at most this often.
+const DETAIL_EVERY_BUSY: Duration = Duration::from_millis(200);
 /// A repeated error is logged at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(1);
 
@@ -122,6 +125,61 @@ pub struct DaemonConfig {
     pub rotation: Rotation,
 }
 
+/// Start the output thread of `processes` (children's output, readiness
+/// sources) with `cfg`, and make the directory of readiness sockets.
+/// Shared by `clinit -d` and `mosha`, so both treat children's output
+/// alike.
+///
+/// Errors are logged, never fatal: a log directory that cannot be made
+/// sends the lines to the daemon's own log (`journal`), as losing them
+/// would be worse; a thread that cannot start leaves children on the
+/// daemon's stderr; a notify directory that cannot be made lets `ready=`
+/// entries time out (and say so in status).
+pub fn start_output(
+    processes: &mut RealProcesses,
+    mut cfg: OutputConfig,
+    notify_dir: &Path,
+    ready_tx: ReadyTx,
+) {
+    if cfg.mode == ChildOutput::File {
+        if let Err(e) = create_dir(&cfg.dir) {
+            error!("{e}; children's output goes to this log instead (--child-output journal)");
+            cfg.mode = ChildOutput::Journal;
+        }
+    }
+    let (mode, dir) = (cfg.mode, cfg.dir.clone());
+    match OutputThread::start(cfg) {
+        Ok(out) => {
+            info!("children's output: {} ({})", mode.as_str(), dir.display());
+            processes.set_output(out);
+            match crate::readiness::create_notify_dir(notify_dir) {
+                Ok(()) => processes.set_readiness(ready_tx, notify_dir.to_path_buf()),
+                Err(e) => error!(
+                    "cannot create {}: {e}; ready=notify entries will time out",
+                    notify_dir.display()
+                ),
+            }
+        }
+        Err(e) => error!("cannot start the output thread: {e}; children inherit stderr"),
+    }
+}
+
+/// Children's output settings and counters as status shows them (`null`
+/// when there is no output thread).
+pub fn output_status(out: Option<&OutputThread>) -> serde_json::Value {
+    out.map(|o| {
+        serde_json::json!({
+            "mode": o.cfg.mode.as_str(),
+            "log_dir": o.cfg.dir.display().to_string(),
+            "max_bytes": o.cfg.rotation.max_bytes,
+            "keep": o.cfg.rotation.keep,
+            "lines": o.stats.lines.load(std::sync::atomic::Ordering::Relaxed),
+            "dropped": o.stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        })
+    })
+    .unwrap_or(serde_json::Value::Null)
+}
+
 /// The default log directory: `log/` beside the status file, which for
 /// the default paths is `/var/run/clinit/log`, the original's default
 /// `log` path (which it parsed but never used).
@@ -131,12 +189,12 @@ pub fn default_log_dir(clstat: &Path) -> PathBuf {
 
 /// The log directory in force: the `:::log:` directive, else the
 /// configured one, else [`default_log_dir`].
-pub fn effective_log_dir(cfg: &DaemonConfig, table: &Cltab, clstat: &Path) -> PathBuf {
+pub fn effective_log_dir(configured: Option<&Path>, table: &Cltab, clstat: &Path) -> PathBuf {
     table
         .log
         .as_ref()
         .map(PathBuf::from)
-        .or_else(|| cfg.log_dir.clone())
+        .or_else(|| configured.map(Path::to_path_buf))
         .unwrap_or_else(|| default_log_dir(clstat))
 }
 
@@ -804,14 +862,7 @@ impl Daemon {
             "processes": driver.processes.live(),
             "pending_actions": driver.pending(),
             "containment": driver.processes.containment().describe(),
-            "child_output": driver.processes.output().map(|o| serde_json::json!({
-                "mode": o.cfg.mode.as_str(),
-                "log_dir": o.cfg.dir.display().to_string(),
-                "max_bytes": o.cfg.rotation.max_bytes,
-                "keep": o.cfg.rotation.keep,
-                "lines": o.stats.lines.load(std::sync::atomic::Ordering::Relaxed),
-                "dropped": o.stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
-            })),
+            "child_output": output_status(driver.processes.output()),
             "orphans": driver.processes.orphans(),
             "respawns_waiting": driver.init.respawns_waiting().iter()
                 .map(|(g, t)| serde_json::json!({"group": g, "tag": t}))
@@ -1016,7 +1067,7 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
     let mut detail = crate::status_detail::DetailFile::new(&clstat);
     // One instant for the machines' birth, so a recorded start replays exactly.
     let start = clock.now();
-    let log_dir = effective_log_dir(&cfg, &table, &clstat);
+    let log_dir = effective_log_dir(cfg.log_dir.as_deref(), &table, &clstat);
     let mut env = cfg.env.clone();
     let generation = generations::generation(std::process::id(), &state_file);
     env.push((generations::GENERATION_ENV.into(), generation));
@@ -1027,30 +1078,10 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
         Ok(n) => debug!("descriptor limit raised to {n} (children get the original back)"),
         Err(e) => warn!("cannot raise the descriptor limit: {e}"),
     }
-    let mut mode = cfg.child_output;
-    if mode == ChildOutput::File {
-        if let Err(e) = create_dir(&log_dir) {
-            error!("{e}; children's output goes to this log instead (--child-output journal)");
-            mode = ChildOutput::Journal;
-        }
-    }
-    let output_cfg = OutputConfig { mode, dir: log_dir.clone(), rotation: cfg.rotation };
+    let output_cfg = OutputConfig { mode: cfg.child_output, dir: log_dir, rotation: cfg.rotation };
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<ProcId>();
     let notify_dir = crate::readiness::notify_dir(&socket);
-    match OutputThread::start(output_cfg) {
-        Ok(out) => {
-            info!("children's output: {} ({})", mode.as_str(), log_dir.display());
-            processes.set_output(out);
-            match crate::readiness::create_notify_dir(&notify_dir) {
-                Ok(()) => processes.set_readiness(ready_tx, notify_dir.clone()),
-                Err(e) => error!(
-                    "cannot create {}: {e}; ready=notify entries will time out",
-                    notify_dir.display()
-                ),
-            }
-        }
-        Err(e) => error!("cannot start the output thread: {e}; children inherit stderr"),
-    }
+    start_output(&mut processes, output_cfg, &notify_dir, ready_tx);
     if cfg.cgroups {
         match processes.enable_cgroups() {
             Containment::Cgroup { base } => {
@@ -1091,6 +1122,7 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
     let mut backstop = tokio::time::interval(REAP_BACKSTOP);
     backstop.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut state_log = RateLimited::default();
+    let mut detail_at: Option<Instant> = None;
     while !daemon.driver.init.has_exited() {
         // At most one state-file write per turn, after any turn that
         // spawned or reaped (the spawn path itself never writes it).
@@ -1180,8 +1212,16 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
             _ = tokio::time::sleep(LINGER_POLL), if lingering => daemon.reap(),
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
-        if let Err(e) = detail.update(daemon.detail_text(start_wall)) {
-            warn!("{e}");
+        // Between the slices of a large level change the detail file is
+        // rewritten at most every DETAIL_EVERY_BUSY: rendering all entries
+        // after each slice of 16 spawns made starting 1,000 entries
+        // quadratic. It is rewritten at once when the change is done.
+        let busy = daemon.driver().has_pending();
+        if !busy || detail_at.is_none_or(|t: Instant| t.elapsed() >= DETAIL_EVERY_BUSY) {
+            detail_at = Some(Instant::now());
+            if let Err(e) = detail.update(daemon.detail_text(start_wall)) {
+                warn!("{e}");
+            }
         }
     }
 

@@ -10,6 +10,7 @@ pub mod atomic;
 pub mod cgroup;
 pub mod childlog;
 pub mod cli;
+pub mod clone3;
 pub mod cluster_status;
 pub mod daemon;
 pub mod entry_env;

@@ -215,6 +215,12 @@ pub struct ProcessTable {
     /// The last spawn found `cgroup_base` gone and could not recreate it
     /// (logged once per change, not per spawn).
     cgroup_base_lost: bool,
+    /// `clone3(CLONE_INTO_CGROUP)` is not known to fail on this kernel
+    /// ([`crate::clone3`]); cleared for good at its first "unsupported".
+    clone3_off: bool,
+    /// Instances born in their cgroup by `clone3` (the rest joined theirs
+    /// between fork and exec).
+    born_in_cgroup: u64,
 }
 
 fn nix_signal(sig: Signal) -> NixSignal {
@@ -538,6 +544,69 @@ impl ProcessTable {
         mode
     }
 
+    /// Whether later spawns in cgroup mode try `clone3` with
+    /// `CLONE_INTO_CGROUP` first (the default) or go straight to fork and
+    /// join-before-exec (for tests of that fallback).
+    pub fn set_clone_into_cgroup(&mut self, on: bool) {
+        self.clone3_off = !on;
+    }
+
+    /// How many instances were born in their cgroup by `clone3`.
+    pub fn born_in_cgroup(&self) -> u64 {
+        self.born_in_cgroup
+    }
+
+    /// Spawn through `clone3(CLONE_INTO_CGROUP)` into `cg`. `Ok(None)`: the
+    /// kernel refused (nothing started; the caller forks instead).
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_into(
+        &mut self,
+        spec: &SpawnSpec,
+        cg: &Cgroup,
+        output: Option<std::os::fd::BorrowedFd<'_>>,
+        ready: Option<(i32, i32)>,
+        umask: Option<u32>,
+        rlimits: &[(i32, u64, u64)],
+        creds: Option<&Credentials>,
+        nofile: Option<(u64, u64)>,
+    ) -> io::Result<Option<u32>> {
+        use crate::clone3::{self, Spawned};
+        let dir = match clone3::open_cgroup(&cg.dir) {
+            Ok(fd) => fd,
+            Err(e) => {
+                tracing::debug!(id = %spec.id, error = %e, "cannot open the cgroup; forking");
+                return Ok(None);
+            }
+        };
+        let args = [std::ffi::OsStr::new("-c"), std::ffi::OsStr::new(&spec.command)];
+        let prep = clone3::Prepared::new(SHELL, &args, &spec.env, spec.cwd.as_deref(), output)?;
+        let mut setup = || {
+            child_setup()?;
+            apply_extras(ready, umask, rlimits, creds, nofile)
+        };
+        // SAFETY: child_setup and apply_extras make async-signal-safe
+        // calls only; everything they use was allocated before the clone.
+        match unsafe { clone3::spawn_into_cgroup(&prep, &dir, &mut setup) } {
+            Spawned::Pid(pid) => {
+                self.born_in_cgroup += 1;
+                Ok(Some(pid))
+            }
+            Spawned::Failed(e) => Err(e),
+            Spawned::Refused(e) => {
+                if clone3::unsupported(&e) {
+                    self.clone3_off = true;
+                    tracing::info!(
+                        "clone3 into a cgroup is not supported here ({e}); children join their \
+                         cgroup between fork and exec"
+                    );
+                } else {
+                    tracing::debug!(id = %spec.id, error = %e, "clone3 into the cgroup refused; forking");
+                }
+                Ok(None)
+            }
+        }
+    }
+
     /// A new cgroup for instance `id` under the daemon's base. When the
     /// base itself has vanished (removed by an operator or a tool that
     /// cleans up cgroups), it is noticed, logged and recreated; if it cannot
@@ -707,32 +776,56 @@ impl ProcessTable {
                 pid,
             });
         }
+        let ChildExtras { output, ready_fd, umask, rlimits, creds } = extras;
+        let ready_raw = ready_fd.as_ref().map(|(fd, n)| (std::os::fd::AsRawFd::as_raw_fd(fd), *n));
+        let nofile = crate::process::original_nofile();
+        let cg = self.instance_cgroup(spec.id);
+        let io_error = |source| SpawnError::Io {
+            id: spec.id,
+            command: spec.command.clone(),
+            cwd: spec.cwd.clone(),
+            source,
+        };
+        // Born in its cgroup where the kernel allows (see crate::clone3).
+        if let Some(c) = cg.as_ref().filter(|_| !self.clone3_off) {
+            let out = output.as_ref().map(std::os::fd::AsFd::as_fd);
+            let born =
+                self.spawn_into(spec, c, out, ready_raw, umask, &rlimits, creds.as_ref(), nofile);
+            match born {
+                Ok(Some(pid)) => {
+                    // The child has its copies; ours close here.
+                    drop((ready_fd, output));
+                    if let Some(cg) = cg {
+                        self.cgroups.insert(spec.id, cg);
+                    }
+                    self.live.insert(spec.id, Child { pid, leader_exited: false });
+                    tracing::debug!(id = %spec.id, pid, command = %spec.command, "spawned (clone3)");
+                    return Ok(pid);
+                }
+                Ok(None) => {}
+                Err(source) => {
+                    c.remove();
+                    return Err(io_error(source));
+                }
+            }
+        }
         let mut cmd = Command::new(SHELL);
         cmd.arg("-c")
             .arg(&spec.command)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
-        let ChildExtras { output, ready_fd, umask, rlimits, creds } = extras;
         match output {
             Some(fd) => {
-                let err = fd.try_clone().map_err(|source| SpawnError::Io {
-                    id: spec.id,
-                    command: spec.command.clone(),
-                    cwd: spec.cwd.clone(),
-                    source,
-                })?;
+                let err = fd.try_clone().map_err(io_error)?;
                 cmd.stdout(Stdio::from(fd)).stderr(Stdio::from(err));
             }
             None => {
                 cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
             }
         }
-        let ready_raw = ready_fd.as_ref().map(|(fd, n)| (std::os::fd::AsRawFd::as_raw_fd(fd), *n));
-        let nofile = crate::process::original_nofile();
         if let Some(dir) = &spec.cwd {
             cmd.current_dir(dir);
         }
-        let cg = self.instance_cgroup(spec.id);
         let procs = cg.as_ref().and_then(Cgroup::procs_path);
         // SAFETY: child_setup and cgroup::join only make async-signal-safe
         // calls; `procs` was allocated before the fork.

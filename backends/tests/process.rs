@@ -364,3 +364,116 @@ fn a_lingering_group_keeps_its_leader_zombie_until_the_last_member_is_gone() {
     assert!(t.is_empty());
     assert!(!t.signal(ProcId(1), Signal::Kill).unwrap());
 }
+
+/// A table in cgroup mode, or `None` (with the reason printed) where this
+/// process cannot create cgroups (not root, no cgroup2 mount): the test is
+/// then skipped, saying so.
+fn cgroup_table() -> Option<Guard> {
+    use clinit_backends::cgroup::Containment;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: cgroup containment needs root (or a delegated subtree)");
+        return None;
+    }
+    let mut t = table();
+    match t.enable_cgroups() {
+        Containment::Cgroup { .. } => Some(t),
+        Containment::ProcessGroup { reason } => {
+            eprintln!("skipped: no cgroup containment here ({reason})");
+            None
+        }
+    }
+}
+
+/// The cgroup v2 path of `pid` (`0::PATH` of /proc/PID/cgroup).
+fn cgroup_of(pid: u32) -> String {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    text.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or_default().to_string()
+}
+
+/// Read an output pipe until every writer closed it (bounded by the test's
+/// deadline through the child's own exit).
+fn read_all(fd: std::os::fd::OwnedFd) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::from(fd).read_to_string(&mut text).expect("read pipe");
+    text
+}
+
+/// In cgroup mode an instance is born in its own cgroup (`clone3` with
+/// `CLONE_INTO_CGROUP`, Linux 5.7+), with everything a fork-spawned one
+/// gets: stdout and stderr on its pipe, stdin `/dev/null`, its variables,
+/// its working directory, a new session. A start that fails (a missing
+/// working directory) is an error naming it, and leaves no cgroup behind.
+#[test]
+fn an_instance_is_born_in_its_cgroup() {
+    use clinit_backends::process::ChildExtras;
+    let Some(mut t) = cgroup_table() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+    let mut s = spec(7001, "echo \"$FOO $(pwd) $(cat | wc -c)\"; echo err >&2; grep ^0:: /proc/self/cgroup; cut -d' ' -f6 /proc/$$/stat");
+    s.env = vec![("FOO".into(), "bar".into())];
+    s.cwd = Some(dir.path().to_path_buf());
+    let extras = ChildExtras { output: Some(w), ..ChildExtras::default() };
+    let pid = t.spawn_with(&s, extras).expect("spawn");
+    let text = read_all(r);
+    assert_eq!(wait_for(&mut t, ProcId(7001)).1, ExitStatus::Code(0));
+    let want = format!("bar {} 0", dir.path().display());
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(want.as_str()), "{text}");
+    assert_eq!(lines.next(), Some("err"), "{text}");
+    let cgroup = lines.next().unwrap_or_default().to_string();
+    assert!(cgroup.starts_with("0::/") && cgroup.ends_with("/7001"), "{text}");
+    assert!(cgroup.contains(&format!("/clinit.{}/", std::process::id())), "{text}");
+    assert_eq!(lines.next().map(str::trim), Some(pid.to_string().as_str()), "own session: {text}");
+    // Linux 5.7 and later must have used clone3; older ones the fallback.
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut v = release.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok());
+    let (major, minor): (u32, u32) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    if (major, minor) >= (5, 7) {
+        assert_eq!(t.born_in_cgroup(), 1, "born by clone3 on Linux {release}");
+    } else {
+        eprintln!("note: Linux {release} has no CLONE_INTO_CGROUP; the fork fallback ran");
+    }
+    // A missing working directory: an error, and no cgroup left.
+    let mut bad = spec(7002, "true");
+    bad.cwd = Some(dir.path().join("missing"));
+    match t.spawn(&bad) {
+        Err(SpawnError::Io { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound)
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    let base = cgroup.trim_start_matches("0::").trim_end_matches("/7001").to_string();
+    let mount = clinit_backends::cgroup::cgroup2_mount(
+        &fs::read_to_string("/proc/self/mountinfo").expect("mountinfo"),
+    )
+    .expect("cgroup2 mount")
+    .1;
+    let base_dir = mount.join(base.trim_start_matches('/'));
+    assert!(!base_dir.join("7002").exists(), "the failed start's cgroup is removed");
+    t.kill_all_and_reap();
+    t.remove_cgroup_base();
+}
+
+/// With `clone3` off (as after a kernel refused it), an instance joins its
+/// cgroup between fork and exec: it ends up in the same place, and the
+/// count of instances born there stays 0.
+#[test]
+fn the_fork_fallback_joins_the_cgroup_before_exec() {
+    let Some(mut t) = cgroup_table() else { return };
+    t.set_clone_into_cgroup(false);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("cg");
+    let pid = t
+        .spawn(&spec(
+            7101,
+            &format!("grep ^0:: /proc/self/cgroup > {}; exec sleep 30", out.display()),
+        ))
+        .expect("spawn");
+    let text = read_when_written(&out);
+    assert!(text.trim_end().ends_with("/7101"), "{text}");
+    assert_eq!(cgroup_of(pid), text.trim_end().trim_start_matches("0::"));
+    assert_eq!(t.born_in_cgroup(), 0);
+    t.kill_all_and_reap();
+    t.remove_cgroup_base();
+}

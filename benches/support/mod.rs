@@ -29,6 +29,15 @@ pub fn clinit_bin() -> PathBuf {
     }
 }
 
+/// Extra flags for every daemon the benches start, from
+/// `CLINIT_BENCH_ARGS` (split at whitespace), e.g. `--no-cgroups` or
+/// `--child-output inherit`, to compare modes of one build in one run.
+pub fn extra_args() -> Vec<String> {
+    std::env::var("CLINIT_BENCH_ARGS")
+        .map(|v| v.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
+
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A `clinit -d` running on a cltab in its own temporary directory.
@@ -68,6 +77,7 @@ impl Daemon {
             .arg("-d")
             .arg("-c")
             .arg(&cltab)
+            .args(extra_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap())
@@ -165,6 +175,20 @@ impl Daemon {
                 .unwrap_or(0)
         };
         (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// The daemon's `/proc/PID/smaps_rollup` fields (`Rss`, `Anonymous`,
+    /// `Rss_File`..., in KiB; kernel 4.14+), for where its memory goes.
+    pub fn smaps_kib(&self) -> Vec<(String, u64)> {
+        let text = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", self.pid()))
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                let kib = v.split_whitespace().next()?.parse().ok()?;
+                Some((k.trim().to_string(), kib))
+            })
+            .collect()
     }
 
     /// Wait (bounded) for the daemon process to exit; `None` on timeout.

@@ -2,7 +2,7 @@
 //! compatible command line).
 
 use clap::{CommandFactory, Parser, Subcommand};
-use clinit_backends::childlog::{self, ChildOutput};
+use clinit_backends::childlog;
 use clinit_backends::cli::{self, Exit};
 use clinit_backends::daemon::{self, DaemonConfig, DEFAULT_CLSTAT, DEFAULT_CLTAB, DEFAULT_SOCKET};
 use clinit_backends::logview;
@@ -83,22 +83,9 @@ pub(crate) struct Args {
     /// v2 per entry could be created.
     #[arg(long)]
     no_cgroups: bool,
-    /// Daemon: where children's stdout and stderr go: `file`, one rotated
-    /// log per entry (LOG_DIR/GROUP/TAG.log, lines prefixed with UTC time
-    /// and GROUP:TAG); `journal`, this daemon's log; `inherit`, this
-    /// daemon's stderr unchanged (the original's behaviour).
-    #[arg(long, value_enum, value_name = "WHERE", default_value_t = ChildOutput::File)]
-    child_output: ChildOutput,
-    /// Directory of the per-entry logs (default: `log/` beside the status
-    /// file, /var/run/clinit/log; a :::log: directive in the cltab wins).
-    #[arg(long, global = true, value_name = "DIR")]
-    log_dir: Option<PathBuf>,
-    /// Daemon: rotate an entry's log before it grows past this many bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = childlog::DEFAULT_MAX_BYTES)]
-    log_max_bytes: u64,
-    /// Daemon: rotated logs kept per entry (TAG.log.1 .. TAG.log.N).
-    #[arg(long, value_name = "N", default_value_t = childlog::DEFAULT_KEEP)]
-    log_keep: u32,
+    // Children's output: --child-output, --log-dir, --log-max-bytes, --log-keep.
+    #[command(flatten)]
+    output: childlog::OutputArgs,
     /// Demo: start a daemon on a bundled example cltab in a temporary
     /// directory, switch groups through levels, print the status, shut down.
     #[arg(long, conflicts_with_all = ["daemon", "kill"])]
@@ -245,9 +232,9 @@ fn run_daemon(args: &Args) -> ExitCode {
     cfg.init.heartbeat = Some(cli::millis(args.heartbeat.max(0.001)));
     cfg.socket_group = args.socket_group.clone();
     cfg.cgroups = !args.no_cgroups;
-    cfg.child_output = args.child_output;
-    cfg.log_dir = args.log_dir.clone();
-    cfg.rotation = childlog::Rotation { max_bytes: args.log_max_bytes.max(1), keep: args.log_keep };
+    cfg.child_output = args.output.child_output;
+    cfg.log_dir = args.output.log_dir.clone();
+    cfg.rotation = args.output.rotation();
     cli::run_daemon("clinit", daemon::run(cfg))
 }
 
@@ -399,7 +386,7 @@ impl<'a> Client<'a> {
             .and_then(|t| t.log.map(PathBuf::from));
         let dir = from_daemon
             .or(directive)
-            .or_else(|| self.args.log_dir.clone())
+            .or_else(|| self.args.output.log_dir.clone())
             .unwrap_or_else(|| daemon::default_log_dir(&self.clstat));
         let list = || logview::entry_files(&dir, &group, tag.as_deref());
         let files = match list() {

@@ -115,6 +115,10 @@ pub(crate) struct Args {
     /// group stays where it runs, as every move is an outage).
     #[arg(long)]
     failback: bool,
+    // Children's output, as clinit's: --child-output, --log-dir,
+    // --log-max-bytes, --log-keep (in mosha.toml: `child-output = "journal"`).
+    #[command(flatten)]
+    output: clinit_backends::childlog::OutputArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -371,6 +375,11 @@ fn daemon(args: &Args) -> ExitCode {
         on_nodeup: args.on_nodeup.clone(),
         on_nodedown: args.on_nodedown.clone(),
         timeout: Duration::from_secs_f64(args.hook_timeout),
+    };
+    cfg.output = mosha::ChildOutputConfig {
+        mode: args.output.child_output,
+        log_dir: args.output.log_dir.clone(),
+        rotation: args.output.rotation(),
     };
     cli::run_daemon("mosha", mosha::run(cfg))
 }

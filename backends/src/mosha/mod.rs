@@ -102,6 +102,19 @@ pub struct MoshaConfig {
     pub known: Vec<u32>,
     /// `--on-nodeup` / `--on-nodedown` hooks ([`transitions`]).
     pub hooks: transitions::Hooks,
+    /// Where the children of this node's init machine write
+    /// (`--child-output`, as `clinit -d`'s; default per-entry log files).
+    pub output: ChildOutputConfig,
+}
+
+/// Children's output settings of `mosha` (see [`crate::childlog`]).
+#[derive(Debug, Clone, Default)]
+pub struct ChildOutputConfig {
+    pub mode: crate::childlog::ChildOutput,
+    /// The log directory; `None`: a `:::log:` directive of the cltab, else
+    /// `log/` beside this node's clstat.
+    pub log_dir: Option<PathBuf>,
+    pub rotation: crate::childlog::Rotation,
 }
 
 impl MoshaConfig {
@@ -145,6 +158,7 @@ impl MoshaConfig {
             record: None,
             known: Vec::new(),
             hooks: transitions::Hooks { timeout: Duration::from_secs(30), ..Default::default() },
+            output: ChildOutputConfig::default(),
         }
     }
 
@@ -371,28 +385,23 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
         cltab_path.display(),
         socket.display()
     );
-    // Readiness of `ready=` entries (children's output stays inherited
-    // under mosha): read on an output thread, reported to this loop.
+    // Children's output (as `clinit -d`'s: per-entry logs by default) and
+    // readiness of `ready=` entries, read on the output thread and
+    // reported to this loop. The log directory defaults to `log/` beside
+    // clstat, in this node's own HA directory.
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let notify_dir = crate::readiness::notify_dir(&socket);
+    let log_dir = daemon::effective_log_dir(
+        cfg.output.log_dir.as_deref(),
+        driver.init().table(),
+        &exec.clstat,
+    );
     let output = crate::childlog::OutputConfig {
-        mode: crate::childlog::ChildOutput::Inherit,
-        dir: daemon::default_log_dir(&socket),
-        rotation: crate::childlog::Rotation::default(),
+        mode: cfg.output.mode,
+        dir: log_dir,
+        rotation: cfg.output.rotation,
     };
-    match crate::childlog::OutputThread::start(output) {
-        Ok(thread) => {
-            exec.processes.set_output(thread);
-            match crate::readiness::create_notify_dir(&notify_dir) {
-                Ok(()) => exec.processes.set_readiness(ready_tx, notify_dir.clone()),
-                Err(e) => error!(
-                    "cannot create {}: {e}; ready= entries will time out",
-                    notify_dir.display()
-                ),
-            }
-        }
-        Err(e) => error!("cannot start the readiness thread: {e}; ready= entries will time out"),
-    }
+    daemon::start_output(&mut exec.processes, output, &notify_dir, ready_tx);
 
     let (requests_tx, mut requests) = mpsc::channel::<Job>(64);
     // Commands only from root or this daemon's uid (no --socket-group under
