@@ -420,6 +420,103 @@ pub fn read_trace(reader: impl BufRead) -> Result<Trace, TraceError> {
     Ok(Trace { header, records })
 }
 
+/// How a recording ends when it has no [`Record::End`] line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cut {
+    /// The line number of a last line cut in the middle (no newline, not
+    /// a whole record), if there was one; it is left out.
+    pub partial_line: Option<usize>,
+}
+
+/// A recording read leniently at its end, for verification: a writer
+/// killed mid-run leaves no [`Record::End`] and possibly half a line,
+/// and what precedes is still a valid recording.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    pub header: Header<serde_json::Value>,
+    /// Every record but the end line, marks included, in file order.
+    pub records: Vec<Record>,
+    /// The end line's record count and digest.
+    pub end: Option<(u64, String)>,
+    /// Set when there is no end line.
+    pub cut: Option<Cut>,
+}
+
+/// Read a recording (a trace from `mosha --record` or `clinit-sim run
+/// --trace`). As [`read_trace`], except at the end: a missing
+/// [`Record::End`] or a last line cut in the middle (no newline, not
+/// parseable) give [`Recording::cut`] instead of an error. Errors: as
+/// [`read_trace`] for the header and for any bad line before the last,
+/// and [`TraceError::Line`] for a record after the end line.
+pub fn read_recording(mut reader: impl BufRead) -> Result<Recording, TraceError> {
+    let mut raw: Vec<(usize, Vec<u8>, bool)> = Vec::new();
+    let mut n = 0;
+    loop {
+        let mut buf = Vec::new();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        n += 1;
+        let whole = buf.last() == Some(&b'\n');
+        if whole {
+            buf.pop();
+        }
+        raw.push((n, buf, whole));
+    }
+    let last = raw.len();
+    let mut lines = raw.into_iter().enumerate().filter(|(_, (_, b, _))| !b.trim_ascii().is_empty());
+    let Some((_, (header_at, header_bytes, _))) = lines.next() else {
+        return Err(TraceError::Empty);
+    };
+    let utf8 = |at: usize, b: Vec<u8>| {
+        String::from_utf8(b).map_err(|_| TraceError::Line { line: at, why: "not UTF-8".into() })
+    };
+    let header_line = utf8(header_at, header_bytes)?;
+    let header: Header<serde_json::Value> =
+        serde_json::from_str(&header_line).map_err(|e| TraceError::Line {
+            line: header_at,
+            why: format!(
+                "not a trace header: {}",
+                clinit_engine::located::escape_controls(&e.to_string())
+            ),
+        })?;
+    if header.format != FORMAT {
+        return Err(TraceError::Format { line: header_at, found: header.format });
+    }
+    let mut records = Vec::new();
+    let mut end = None;
+    let mut partial_line = None;
+    for (i, (at, bytes, whole)) in lines {
+        let is_last = i + 1 == last;
+        let parsed = String::from_utf8(bytes)
+            .map_err(|_| "not UTF-8".to_string())
+            .and_then(|line| {
+                serde_json::from_str::<Record>(&line)
+                    .map_err(|e| clinit_engine::located::escape_controls(&e.to_string()))
+            });
+        let rec = match parsed {
+            Ok(rec) => rec,
+            // Half a line where a writer was killed: the cut, not an error.
+            Err(_) if is_last && !whole && end.is_none() => {
+                partial_line = Some(at);
+                break;
+            }
+            Err(why) => return Err(TraceError::Line { line: at, why }),
+        };
+        if end.is_some() {
+            return Err(TraceError::Line { line: at, why: "a record after the end line".into() });
+        }
+        match rec {
+            Record::End { records: count, decisions_sha256 } => {
+                end = Some((count, decisions_sha256));
+            }
+            rec => records.push(rec),
+        }
+    }
+    let cut = end.is_none().then_some(Cut { partial_line });
+    Ok(Recording { header, records, end, cut })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
