@@ -414,6 +414,25 @@ fn a_truncated_recording_is_an_error_with_its_exit_code() {
     assert_eq!(o.status.code(), Some(2), "{said}");
     assert!(said.contains("bad.jsonl: line 3"), "{said}");
 
+    // A recording from before checkpoints (no marks) still replays, placed
+    // by its own clock; a format this version does not read is refused.
+    let old = c.path("old.jsonl");
+    let unmarked: Vec<&str> = lines.iter().copied().filter(|l| !l.starts_with("{\"mark\"")).collect();
+    assert!(unmarked.len() < lines.len(), "the recording has marks");
+    fs::write(&old, unmarked.join("\n") + "\n").expect("write");
+    let o = replay(&[], &[&old]);
+    let said = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{said}");
+    assert!(said.contains("identical to the recording") && said.contains("no wall-clock anchors"), "{said}");
+    let future = c.path("future.jsonl");
+    let mut newer: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    newer[0] = newer[0].replace("clinit-trace/1", "clinit-trace/9");
+    fs::write(&future, newer.join("\n") + "\n").expect("write");
+    let o = replay(&[], &[&future]);
+    let said = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{said}");
+    assert!(said.contains("format \"clinit-trace/9\" is not \"clinit-trace/1\""), "{said}");
+
     // Two recordings of one node are not one incident.
     let o = replay(&[], &[&c.recording(1), &c.recording(1)]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));

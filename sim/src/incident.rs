@@ -27,6 +27,8 @@ use crate::host::Output;
 use crate::replay::{failures, Replayer};
 use crate::trace::{Cut, Recording};
 use clinit_engine::cluster::{Event, External};
+use clinit_engine::driver::Executed;
+use clinit_engine::init::Action;
 use clinit_engine::hastat::counts_as_running;
 use clinit_engine::monitor::Notice;
 use clinit_engine::trace::Record;
@@ -137,7 +139,8 @@ impl Checked {
 pub enum Kind {
     Start,
     Told,
-    /// The node's own state of a group changed (as it published it).
+    /// The node's own state of a group changed (as its init machine wrote
+    /// its status file).
     Group,
     Membership,
     Stale,
@@ -213,6 +216,7 @@ struct Run<'a> {
 #[derive(Default)]
 struct NodeView {
     members: Option<Vec<u32>>,
+    /// The node's groups as it last wrote its status (`level STATE`).
     own: BTreeMap<String, String>,
     /// Lines that repeat every cycle while a condition lasts: shown once.
     repeating: BTreeSet<String>,
@@ -355,7 +359,7 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
         })?;
         if let Some(node) = rec.node() {
             let view = run.view.entry(node).or_default();
-            notes(rec, &out, node, view, &mut |kind, group, text| {
+            notes(rec, &out, view, &mut |kind, group, text| {
                 timeline.push(Entry { at, node, kind, group, text })
             });
         }
@@ -421,7 +425,6 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
 fn notes(
     rec: &Record,
     out: &Output,
-    node: u32,
     view: &mut NodeView,
     push: &mut dyn FnMut(Kind, Option<(String, bool)>, String),
 ) {
@@ -455,32 +458,30 @@ fn notes(
                             push(Kind::Membership, None, format!("members {:?}", p.members));
                             view.members = Some(p.members.clone());
                         }
-                        let own: BTreeMap<String, (String, bool)> = p
-                            .hastat
-                            .groups
-                            .iter()
-                            .filter_map(|(g, by)| {
-                                by.get(&node).map(|s| {
-                                    let running = counts_as_running(&s.level, &s.state);
-                                    (g.clone(), (format!("{} {}", s.level, s.state), running))
-                                })
-                            })
-                            .collect();
-                        for (g, (text, running)) in &own {
-                            if view.own.get(g) != Some(text) {
-                                push(Kind::Group, Some((g.clone(), *running)), format!("{g}: {text}"));
-                            }
-                        }
-                        for g in view.own.keys().filter(|g| !own.contains_key(*g)) {
-                            push(Kind::Group, Some((g.clone(), false)), format!("{g}: idle"));
-                        }
-                        view.own = own.into_iter().map(|(g, (t, _))| (g, t)).collect();
                     }
                 }
             }
             view.repeating = std::mem::take(&mut view.repeating_now);
         }
         _ => {}
+    }
+    // The node's own group states, as its init machine wrote them.
+    for ex in out.executed() {
+        let Executed::Action(Action::WriteStatus { status, .. }) = ex else { continue };
+        for (g, st) in &status.groups {
+            let text = format!("{} {}", st.level, st.state);
+            if view.own.get(g) != Some(&text) {
+                let running = counts_as_running(&st.level, &st.state);
+                push(Kind::Group, Some((g.clone(), running)), format!("{g}: {text}"));
+                view.own.insert(g.clone(), text);
+            }
+        }
+        let gone: Vec<String> =
+            view.own.keys().filter(|g| !status.groups.contains_key(*g)).cloned().collect();
+        for g in gone {
+            push(Kind::Group, Some((g.clone(), false)), format!("{g}: gone"));
+            view.own.remove(&g);
+        }
     }
 }
 

@@ -715,6 +715,65 @@ mod tests {
         assert_same(&mut enc, &Record::End { records: 9, decisions_sha256: NASTY.into() });
     }
 
+    /// Every prefix of a valid recording (a writer killed at any byte)
+    /// reads as a cut recording of the whole records before it, never an
+    /// error, except inside the header; the whole file reads with its end.
+    #[test]
+    fn every_prefix_of_a_recording_is_a_cut_recording() {
+        let a = clstat(&[("web", "1", GroupState::Done)]);
+        let recs = [
+            cycle(1, None, &[1, 2], vec![(2, read(&a, 1))], Some(Hactl::default())),
+            Record::Mark {
+                node: 1,
+                at: Millis(2),
+                wall_ms: 1_700_000_000_000,
+                records: 1,
+                decisions_sha256: "ab".into(),
+            },
+            Record::StopAll { node: 1, at: Millis(3) },
+            Record::Crash { node: 1, at: Millis(4) },
+        ];
+        let mut sink = TraceSink::new(TraceMode::Keep, None);
+        sink.header(&Header::new("test", "0", None, serde_json::Value::Null));
+        for rec in &recs {
+            sink.record(rec);
+        }
+        let _ = sink.finish();
+        let text = sink.lines().join("\n") + "\n";
+        let header_len = sink.lines()[0].len() + 1;
+        for cut in 0..=text.len() {
+            let prefix = &text.as_bytes()[..cut];
+            let r = read_recording(prefix);
+            if cut < header_len - 1 {
+                assert!(r.is_err(), "header cut at {cut}");
+                continue;
+            }
+            let r = r.unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            if cut == header_len - 1 {
+                // The whole header without its newline: nothing recorded.
+                assert!(r.records.is_empty() && r.cut.is_some(), "cut at {cut}");
+                continue;
+            }
+            let whole_lines = prefix.iter().filter(|&&b| b == b'\n').count();
+            if cut >= text.len() - 1 {
+                // The end line, with or without its newline: complete.
+                assert_eq!(r.records, recs);
+                assert_eq!(r.end.as_ref().map(|e| e.0), Some(recs.len() as u64));
+                assert_eq!(r.cut, None);
+                continue;
+            }
+            let complete = recs.len().min(whole_lines - 1);
+            let partial = !prefix.ends_with(b"\n");
+            // A cut line that still parses (a whole record without its
+            // newline) counts as a record.
+            let got = r.records.len();
+            assert!(got == complete || (partial && got == complete + 1), "cut at {cut}: {got}");
+            assert_eq!(r.records[..], recs[..got], "cut at {cut}");
+            let cut_info = r.cut.unwrap_or_else(|| panic!("cut at {cut} reads as complete"));
+            assert_eq!(cut_info.partial_line.is_some(), partial && got == complete, "cut at {cut}");
+        }
+    }
+
     #[test]
     fn sink_lines_match_serde() {
         let a = clstat(&[("web", "1", GroupState::Done)]);
