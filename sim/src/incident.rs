@@ -28,8 +28,8 @@ use crate::replay::{failures, Replayer};
 use crate::trace::{Cut, Recording};
 use clinit_engine::cluster::{Event, External};
 use clinit_engine::driver::Executed;
-use clinit_engine::init::Action;
 use clinit_engine::hastat::counts_as_running;
+use clinit_engine::init::Action;
 use clinit_engine::monitor::Notice;
 use clinit_engine::trace::Record;
 use serde::Serialize;
@@ -237,10 +237,9 @@ impl Run<'_> {
     fn stamp(&self, rec: &Record) -> Stamp {
         match rec.at() {
             Some(at) => Stamp { at_ms: at.0, wall_ms: self.wall(at.0) },
-            None => Stamp {
-                at_ms: self.verified_at.map_or(0, |s| s.at_ms),
-                wall_ms: self.last_wall,
-            },
+            None => {
+                Stamp { at_ms: self.verified_at.map_or(0, |s| s.at_ms), wall_ms: self.last_wall }
+            }
         }
     }
 
@@ -319,13 +318,16 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
         .iter()
         .zip(recordings)
         .filter(|(run, _)| !run.anchors.is_empty())
-        .filter_map(|(run, r)| r.recording.records.iter().find_map(Record::at).map(|a| run.wall(a.0)))
+        .filter_map(|(run, r)| {
+            r.recording.records.iter().find_map(Record::at).map(|a| run.wall(a.0))
+        })
         .min();
     for run in runs.iter_mut().filter(|r| r.anchors.is_empty()) {
         run.offset = anchored_start.unwrap_or(0);
     }
     for (run, r) in runs.iter_mut().zip(recordings) {
-        run.last_wall = r.recording.records.iter().find_map(Record::at).map_or(run.offset, |a| run.wall(a.0));
+        run.last_wall =
+            r.recording.records.iter().find_map(Record::at).map_or(run.offset, |a| run.wall(a.0));
     }
 
     let mut timeline = Vec::new();
@@ -353,10 +355,10 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
         if !matches!(rec, Record::SpawnFailed { .. }) {
             run.records += 1;
         }
-        let out = run.replayer.step(rec).map_err(|source| IncidentError::Config {
-            file: r.name.clone(),
-            source,
-        })?;
+        let out = run
+            .replayer
+            .step(rec)
+            .map_err(|source| IncidentError::Config { file: r.name.clone(), source })?;
         if let Some(node) = rec.node() {
             let view = run.view.entry(node).or_default();
             notes(rec, &out, view, &mut |kind, group, text| {
@@ -379,9 +381,7 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
         let status = match (&run.mismatch, &r.recording.cut) {
             (Some(_), _) => Status::Different,
             (None, None) => Status::Identical,
-            (None, Some(_)) if nodes.iter().any(|n| killed.contains(n)) => {
-                Status::IdenticalUpToCut
-            }
+            (None, Some(_)) if nodes.iter().any(|n| killed.contains(n)) => Status::IdenticalUpToCut,
             (None, Some(_)) => Status::Truncated,
         };
         for &node in &nodes {
@@ -452,7 +452,9 @@ fn notes(
             }
             for ext in &report.external {
                 match ext {
-                    External::Fence { node } => push(Kind::Fence, None, format!("fences node {node}")),
+                    External::Fence { node } => {
+                        push(Kind::Fence, None, format!("fences node {node}"))
+                    }
                     External::Publish(p) => {
                         if view.members.as_ref() != Some(&p.members) {
                             push(Kind::Membership, None, format!("members {:?}", p.members));
@@ -497,24 +499,32 @@ fn event_note(
         view.repeating_now.insert(text);
     };
     match event {
-        Event::Told { group, level, .. } => push(Kind::Told, None, format!("tells {group} {level}")),
-        Event::Halting { stopping } => push(Kind::Quorum, None, format!("halting: stops {stopping:?}")),
+        Event::Told { group, level, .. } => {
+            push(Kind::Told, None, format!("tells {group} {level}"))
+        }
+        Event::Halting { stopping } => {
+            push(Kind::Quorum, None, format!("halting: stops {stopping:?}"))
+        }
         Event::Halted => push(Kind::Quorum, None, "halted".into()),
         Event::QuorumRegained => push(Kind::Quorum, None, "quorum regained".into()),
-        Event::NotListed { members } => once(Kind::Membership, format!("not listed in {members:?}")),
-        Event::CltabReloaded { groups } => push(Kind::Other, None, format!("cltab reloaded {groups:?}")),
+        Event::NotListed { members } => {
+            once(Kind::Membership, format!("not listed in {members:?}"))
+        }
+        Event::CltabReloaded { groups } => {
+            push(Kind::Other, None, format!("cltab reloaded {groups:?}"))
+        }
         Event::Monitor(n) => match n {
-            Notice::QuorumLost { visible, reference, .. } => push(
-                Kind::Quorum,
-                None,
-                format!("quorum lost: sees {visible:?} of {reference}"),
-            ),
+            Notice::QuorumLost { visible, reference, .. } => {
+                push(Kind::Quorum, None, format!("quorum lost: sees {visible:?} of {reference}"))
+            }
             Notice::Stale { node, age } => push(
                 Kind::Stale,
                 None,
                 format!("node {node} stale (clstat {:.1} s old)", age.0 as f64 / 1000.0),
             ),
-            Notice::StaleEnded { node } => push(Kind::Stale, None, format!("node {node} no longer stale")),
+            Notice::StaleEnded { node } => {
+                push(Kind::Stale, None, format!("node {node} no longer stale"))
+            }
             Notice::Unreadable { node, reason, .. } => {
                 once(Kind::Other, format!("cannot read node {node}: {reason}"))
             }
@@ -532,13 +542,7 @@ fn event_note(
 /// `HH:MM:SS.mmm` (UTC) of ms since the Unix epoch.
 pub fn clock_text(wall_ms: i64) -> String {
     let ms = wall_ms.rem_euclid(86_400_000);
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
+    format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
 }
 
 /// The verdicts, and the merged timeline if `timeline`, as text.
@@ -594,7 +598,8 @@ pub fn render(incident: &Incident, timeline: bool) -> String {
                      (recorded {}, replayed {})",
                     m.map_or(0, |m| m.last_match),
                     m.map_or(0, |m| m.record),
-                    m.and_then(|m| m.at.as_ref()).map_or_else(String::new, |a| format!(", t={}", when(a))),
+                    m.and_then(|m| m.at.as_ref())
+                        .map_or_else(String::new, |a| format!(", t={}", when(a))),
                     m.map_or("", |m| m.recorded_sha256.as_str()),
                     m.map_or("", |m| m.replayed_sha256.as_str()),
                 )

@@ -60,10 +60,11 @@ pub fn render(incident: &Incident) -> String {
     let _ = writeln!(s, r#"<text x="{LEFT}" y="16" font-size="13">{}</text>"#, escape(&title));
     // Time axis: about ten ticks at a round step.
     let span_s = (t1 - t0) as f64 / 1000.0;
-    let step = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0]
-        .into_iter()
-        .find(|st| span_s / st <= 10.0)
-        .unwrap_or(7200.0);
+    let step =
+        [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0]
+            .into_iter()
+            .find(|st| span_s / st <= 10.0)
+            .unwrap_or(7200.0);
     let bottom = TOP + LANE * nodes.len() as f64;
     let mut t = 0.0;
     while t <= span_s + 1e-9 {

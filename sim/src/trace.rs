@@ -488,9 +488,8 @@ pub fn read_recording(mut reader: impl BufRead) -> Result<Recording, TraceError>
     let mut partial_line = None;
     for (i, (at, bytes, whole)) in lines {
         let is_last = i + 1 == last;
-        let parsed = String::from_utf8(bytes)
-            .map_err(|_| "not UTF-8".to_string())
-            .and_then(|line| {
+        let parsed =
+            String::from_utf8(bytes).map_err(|_| "not UTF-8".to_string()).and_then(|line| {
                 serde_json::from_str::<Record>(&line)
                     .map_err(|e| clinit_engine::located::escape_controls(&e.to_string()))
             });
