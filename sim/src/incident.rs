@@ -203,7 +203,9 @@ struct Run<'a> {
     anchors: Vec<(u64, i64)>,
     offset: i64,
     next: usize,
+    /// The time of the last record fed (for records without one).
     last_wall: i64,
+    last_at: u64,
     records: u64,
     verified: u64,
     verified_at: Option<Stamp>,
@@ -237,9 +239,8 @@ impl Run<'_> {
     fn stamp(&self, rec: &Record) -> Stamp {
         match rec.at() {
             Some(at) => Stamp { at_ms: at.0, wall_ms: self.wall(at.0) },
-            None => {
-                Stamp { at_ms: self.verified_at.map_or(0, |s| s.at_ms), wall_ms: self.last_wall }
-            }
+            // A spawn failure: when the record it follows happened.
+            None => Stamp { at_ms: self.last_at, wall_ms: self.last_wall },
         }
     }
 
@@ -304,6 +305,7 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
                 offset: 0,
                 next: 0,
                 last_wall: 0,
+                last_at: 0,
                 records: 0,
                 verified: 0,
                 verified_at: None,
@@ -348,13 +350,13 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
         run.next += 1;
         let at = run.stamp(rec);
         run.last_wall = at.wall_ms;
+        run.last_at = at.at_ms;
         if let Record::Mark { records, decisions_sha256, .. } = rec {
             run.checkpoint(*records, decisions_sha256, Some(at));
             continue;
         }
-        if !matches!(rec, Record::SpawnFailed { .. }) {
-            run.records += 1;
-        }
+        // Every record but marks counts, as writers count them for `End`.
+        run.records += 1;
         let out = run
             .replayer
             .step(rec)
