@@ -115,9 +115,18 @@ pub enum Record {
     /// The node died with all its processes (simulation only); nothing more
     /// is fed to it until its next [`Record::Start`].
     Crash { node: u32, at: Millis },
+    /// A checkpoint written by `mosha --record` after the records of each
+    /// pass of its loop: at `at` on the node's monotonic clock its wall
+    /// clock read `wall_ms` (ms since the Unix epoch, UTC), and the
+    /// `records` decision records before it (marks not counted) digest to
+    /// `decisions_sha256` (as in [`Record::End`]). Why: recordings of
+    /// several nodes are lined up by these wall-clock anchors, and a node
+    /// killed mid-run (no `End` line) is still verified up to its last
+    /// mark. Decides nothing; a replay skips it except to compare.
+    Mark { node: u32, at: Millis, wall_ms: u64, records: u64, decisions_sha256: String },
     /// The last line: how many records precede it and the writer's digest
     /// of every decision (see the simulator's `replay` module for its
-    /// definition).
+    /// definition). Marks are not counted.
     End { records: u64, decisions_sha256: String },
 }
 
@@ -132,7 +141,8 @@ impl Record {
             | Record::SpawnFailed { node, .. }
             | Record::RankedStart { node, .. }
             | Record::Ranked { node, .. }
-            | Record::Crash { node, .. } => Some(*node),
+            | Record::Crash { node, .. }
+            | Record::Mark { node, .. } => Some(*node),
             Record::End { .. } => None,
         }
     }
@@ -146,7 +156,8 @@ impl Record {
             | Record::StopAll { at, .. }
             | Record::RankedStart { at, .. }
             | Record::Ranked { at, .. }
-            | Record::Crash { at, .. } => Some(*at),
+            | Record::Crash { at, .. }
+            | Record::Mark { at, .. } => Some(*at),
             Record::Cycle { obs, .. } => Some(obs.now),
             Record::SpawnFailed { .. } | Record::End { .. } => None,
         }

@@ -92,6 +92,7 @@ pub fn apply<P: Processes, S: StatusStore>(node: &mut ClusterNode<P, S>, rec: &R
         Record::Start { .. }
         | Record::SpawnFailed { .. }
         | Record::Crash { .. }
+        | Record::Mark { .. }
         | Record::End { .. } => Output::Nothing,
     }
 }
@@ -142,7 +143,13 @@ impl DecisionDigest {
     pub fn add_text(&mut self, rec: &clinit_engine::trace::Record, text: &str) {
         use clinit_engine::trace::Record;
         self.buf.clear();
-        if matches!(rec, Record::Crash { .. } | Record::SpawnFailed { .. } | Record::End { .. }) {
+        if matches!(
+            rec,
+            Record::Crash { .. }
+                | Record::SpawnFailed { .. }
+                | Record::Mark { .. }
+                | Record::End { .. }
+        ) {
             return;
         }
         self.buf.push_str(text);

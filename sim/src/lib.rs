@@ -16,13 +16,15 @@
 //! [`membership`] the per-node membership views; [`faults`] draws fault
 //! schedules; [`invariants`] checks the named properties and [`metrics`]
 //! measures; [`report`] summarises; [`host`] and [`trace`] record inputs
-//! and [`replay`] replays them; [`sweep`] and [`shrink`] run many seeds.
+//! and [`replay`] replays them, [`incident`] replays the recordings of
+//! all nodes of one incident together ([`timeline_svg`] draws its timeline); [`sweep`] and [`shrink`] run many seeds.
 
 pub mod command;
 pub mod config;
 pub mod faults;
 pub mod fs;
 pub mod host;
+pub mod incident;
 pub mod invariants;
 pub mod membership;
 pub mod metrics;
@@ -34,6 +36,7 @@ pub mod seeds;
 pub mod shrink;
 pub mod study;
 pub mod sweep;
+pub mod timeline_svg;
 pub mod trace;
 pub mod units;
 pub mod workload;

@@ -56,6 +56,38 @@ pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
     Some(v[rank.clamp(1, v.len()) - 1])
 }
 
+/// A distribution-free 95 % confidence interval of the `p`-th percentile
+/// (0 < p < 100) by order statistics: the number of samples at or below
+/// the true percentile is Binomial(n, p/100), so the sorted samples
+/// x(l) and x(u) with P(l ≤ B < u) ≥ 95 % bound it (Conover, *Practical
+/// Nonparametric Statistics*, §3.2). A side is `None` when too few samples
+/// bound it at all (e.g. the upper side of p90 with under 36 samples).
+pub fn percentile_ci95(values: &[f64], p: f64) -> Option<(Option<f64>, Option<f64>)> {
+    let n = values.len();
+    if n == 0 || !(0.0..100.0).contains(&p) || p == 0.0 {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let q = p / 100.0;
+    // cdf[k] = P(B <= k), summed in log space (q^n underflows for n ~ 1000).
+    let mut cdf = Vec::with_capacity(n + 1);
+    let mut log_pmf = n as f64 * (1.0 - q).ln();
+    let mut sum = 0.0;
+    for k in 0..=n {
+        sum += log_pmf.exp();
+        cdf.push(sum.min(1.0));
+        if k < n {
+            log_pmf += ((n - k) as f64 / (k + 1) as f64).ln() + (q / (1.0 - q)).ln();
+        }
+    }
+    // Largest l (1-based rank) with P(B <= l-1) <= 2.5 %; smallest u with
+    // P(B <= u-1) >= 97.5 %.
+    let lower = (1..=n).rev().find(|&l| cdf[l - 1] <= 0.025).map(|l| v[l - 1]);
+    let upper = (1..=n).find(|&u| cdf[u - 1] >= 0.975).map(|u| v[u - 1]);
+    Some((lower, upper))
+}
+
 pub fn mean(values: &[f64]) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
@@ -71,5 +103,19 @@ mod tests {
         assert_eq!(percentile(&v, 99.0), Some(99.0));
         assert_eq!(percentile(&[3.0], 99.0), Some(3.0));
         assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    /// The order-statistic ranks of the textbook tables: n = 30, median:
+    /// x(10) and x(21) (coverage 95.7 %); p90 of 30 has no upper bound.
+    #[test]
+    fn percentile_ci_ranks() {
+        let v: Vec<f64> = (1..=30).map(f64::from).collect();
+        assert_eq!(percentile_ci95(&v, 50.0), Some((Some(10.0), Some(21.0))));
+        assert_eq!(percentile_ci95(&v, 90.0).map(|(_, u)| u), Some(None));
+        let v: Vec<f64> = (1..=1000).map(f64::from).collect();
+        let (lo, hi) = percentile_ci95(&v, 90.0).expect("ci");
+        assert!(lo.is_some_and(|l| (880.0..=883.0).contains(&l)), "{lo:?}");
+        assert!(hi.is_some_and(|h| (917.0..=920.0).contains(&h)), "{hi:?}");
+        assert_eq!(percentile_ci95(&[], 50.0), None);
     }
 }

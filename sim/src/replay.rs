@@ -43,7 +43,7 @@ pub struct Summary {
 }
 
 /// One replayed copy of the recorded cluster.
-struct Replayer<'a> {
+pub(crate) struct Replayer<'a> {
     nodes: BTreeMap<u32, Node>,
     /// Each node's `ranked` machine, rebuilt at its [`Record::RankedStart`].
     ranked: BTreeMap<u32, Ranked>,
@@ -57,7 +57,7 @@ struct Replayer<'a> {
 }
 
 impl<'a> Replayer<'a> {
-    fn new(
+    pub(crate) fn new(
         failures: &'a HashMap<(u32, u32, ProcId), String>,
         policy: Option<Override<'a>>,
     ) -> Self {
@@ -75,6 +75,19 @@ impl<'a> Replayer<'a> {
 
     /// Feed one record; returns the text of its decisions.
     fn feed(&mut self, rec: &Record) -> Result<&str, ConfigError> {
+        self.step(rec)?;
+        Ok(self.digest.last_text())
+    }
+
+    /// The digest of every decision so far (hex), as a [`Record::Mark`]
+    /// or [`Record::End`] carries it.
+    pub(crate) fn digest_hex(&self) -> String {
+        self.digest.hex()
+    }
+
+    /// Feed one record; returns what it produced (already counted and
+    /// added to the digest).
+    pub(crate) fn step(&mut self, rec: &Record) -> Result<Output, ConfigError> {
         let out = match rec {
             Record::Start { node, policy, .. } => {
                 let inc = self.incarnation.entry(*node).or_default();
@@ -122,7 +135,9 @@ impl<'a> Replayer<'a> {
                     Output::Nothing
                 }
             },
-            Record::End { .. } | Record::SpawnFailed { .. } => Output::Nothing,
+            Record::End { .. } | Record::SpawnFailed { .. } | Record::Mark { .. } => {
+                Output::Nothing
+            }
             _ => match rec.node().and_then(|n| self.nodes.get_mut(&n)) {
                 Some(node) => host::apply(node, rec),
                 None => {
@@ -133,7 +148,7 @@ impl<'a> Replayer<'a> {
         };
         self.count(&out);
         self.digest.add(&out);
-        Ok(self.digest.last_text())
+        Ok(out)
     }
 
     fn count(&mut self, out: &Output) {
@@ -153,17 +168,17 @@ impl<'a> Replayer<'a> {
             report.external.iter().filter(|x| matches!(x, External::Fence { .. })).count() as u64;
     }
 
-    fn finish(mut self) -> Summary {
+    pub(crate) fn finish(mut self) -> Summary {
         self.summary.decisions_sha256 = self.digest.hex();
         self.summary
     }
 }
 
 /// Spawn failures by (node, incarnation, id).
-fn failures(trace: &Trace) -> HashMap<(u32, u32, ProcId), String> {
+pub(crate) fn failures(records: &[Record]) -> HashMap<(u32, u32, ProcId), String> {
     let mut inc: BTreeMap<u32, u32> = BTreeMap::new();
     let mut out = HashMap::new();
-    for rec in &trace.records {
+    for rec in records {
         match rec {
             Record::Start { node, .. } => *inc.entry(*node).or_default() += 1,
             Record::SpawnFailed { node, id, reason } => {
@@ -190,14 +205,18 @@ pub struct Verdict {
 
 /// Replay as recorded.
 pub fn replay(trace: &Trace) -> Result<Verdict, ConfigError> {
-    let fails = failures(trace);
+    let fails = failures(&trace.records);
     let mut r = Replayer::new(&fails, None);
     let mut records = 0;
     let mut recorded = None;
     for rec in &trace.records {
-        if let Record::End { decisions_sha256, .. } = rec {
-            recorded = Some(decisions_sha256.clone());
-            continue;
+        match rec {
+            Record::End { decisions_sha256, .. } => {
+                recorded = Some(decisions_sha256.clone());
+                continue;
+            }
+            Record::Mark { .. } => continue,
+            _ => {}
         }
         records += 1;
         r.feed(rec)?;
@@ -232,12 +251,12 @@ pub struct Comparison {
 
 /// Replay the inputs as recorded and under `policy`, in lock step.
 pub fn what_if(trace: &Trace, policy: Override<'_>) -> Result<Comparison, ConfigError> {
-    let fails = failures(trace);
+    let fails = failures(&trace.records);
     let mut base = Replayer::new(&fails, None);
     let mut alt = Replayer::new(&fails, Some(policy));
     let (mut records, mut differing, mut first) = (0u64, 0u64, None);
     for rec in &trace.records {
-        if matches!(rec, Record::End { .. }) {
+        if matches!(rec, Record::End { .. } | Record::Mark { .. }) {
             continue;
         }
         records += 1;

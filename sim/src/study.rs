@@ -11,7 +11,7 @@
 
 use crate::config::{ConfigError, SimConfig, Workload};
 use crate::faults::{Fault, Schedule, Scheduled};
-use crate::metrics::{mean, percentile};
+use crate::metrics::{mean, percentile, percentile_ci95};
 use crate::seeds::{self, Stream};
 use crate::units::secs;
 use crate::world::{run, RunOptions};
@@ -28,6 +28,11 @@ pub struct Study {
     pub failovers: u64,
     pub mean_s: Option<f64>,
     pub p50_s: Option<f64>,
+    pub p90_s: Option<f64>,
+    /// 95 % confidence intervals of p50 and p90 (order statistics,
+    /// [`crate::metrics::percentile_ci95`]; `None` for an unbounded side).
+    pub p50_ci95_s: Option<(Option<f64>, Option<f64>)>,
+    pub p90_ci95_s: Option<(Option<f64>, Option<f64>)>,
     pub p95_s: Option<f64>,
     pub p99_s: Option<f64>,
     /// The configured detection delay D (subtracted below).
@@ -115,6 +120,9 @@ pub fn failover_study(
         failovers: lat.len() as u64,
         mean_s: mean(&lat),
         p50_s: percentile(&lat, 50.0),
+        p90_s: percentile(&lat, 90.0),
+        p50_ci95_s: percentile_ci95(&lat, 50.0),
+        p90_ci95_s: percentile_ci95(&lat, 90.0),
         p95_s: percentile(&lat, 95.0),
         p99_s: percentile(&lat, 99.0),
         detect_s: d,

@@ -420,6 +420,102 @@ pub fn read_trace(reader: impl BufRead) -> Result<Trace, TraceError> {
     Ok(Trace { header, records })
 }
 
+/// How a recording ends when it has no [`Record::End`] line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cut {
+    /// The line number of a last line cut in the middle (no newline, not
+    /// a whole record), if there was one; it is left out.
+    pub partial_line: Option<usize>,
+}
+
+/// A recording read leniently at its end, for verification: a writer
+/// killed mid-run leaves no [`Record::End`] and possibly half a line,
+/// and what precedes is still a valid recording.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    pub header: Header<serde_json::Value>,
+    /// Every record but the end line, marks included, in file order.
+    pub records: Vec<Record>,
+    /// The end line's record count and digest.
+    pub end: Option<(u64, String)>,
+    /// Set when there is no end line.
+    pub cut: Option<Cut>,
+}
+
+/// Read a recording (a trace from `mosha --record` or `clinit-sim run
+/// --trace`). As [`read_trace`], except at the end: a missing
+/// [`Record::End`] or a last line cut in the middle (no newline, not
+/// parseable) give [`Recording::cut`] instead of an error. Errors: as
+/// [`read_trace`] for the header and for any bad line before the last,
+/// and [`TraceError::Line`] for a record after the end line.
+pub fn read_recording(mut reader: impl BufRead) -> Result<Recording, TraceError> {
+    let mut raw: Vec<(usize, Vec<u8>, bool)> = Vec::new();
+    let mut n = 0;
+    loop {
+        let mut buf = Vec::new();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        n += 1;
+        let whole = buf.last() == Some(&b'\n');
+        if whole {
+            buf.pop();
+        }
+        raw.push((n, buf, whole));
+    }
+    let last = raw.len();
+    let mut lines = raw.into_iter().enumerate().filter(|(_, (_, b, _))| !b.trim_ascii().is_empty());
+    let Some((_, (header_at, header_bytes, _))) = lines.next() else {
+        return Err(TraceError::Empty);
+    };
+    let utf8 = |at: usize, b: Vec<u8>| {
+        String::from_utf8(b).map_err(|_| TraceError::Line { line: at, why: "not UTF-8".into() })
+    };
+    let header_line = utf8(header_at, header_bytes)?;
+    let header: Header<serde_json::Value> =
+        serde_json::from_str(&header_line).map_err(|e| TraceError::Line {
+            line: header_at,
+            why: format!(
+                "not a trace header: {}",
+                clinit_engine::located::escape_controls(&e.to_string())
+            ),
+        })?;
+    if header.format != FORMAT {
+        return Err(TraceError::Format { line: header_at, found: header.format });
+    }
+    let mut records = Vec::new();
+    let mut end = None;
+    let mut partial_line = None;
+    for (i, (at, bytes, whole)) in lines {
+        let is_last = i + 1 == last;
+        let parsed =
+            String::from_utf8(bytes).map_err(|_| "not UTF-8".to_string()).and_then(|line| {
+                serde_json::from_str::<Record>(&line)
+                    .map_err(|e| clinit_engine::located::escape_controls(&e.to_string()))
+            });
+        let rec = match parsed {
+            Ok(rec) => rec,
+            // Half a line where a writer was killed: the cut, not an error.
+            Err(_) if is_last && !whole && end.is_none() => {
+                partial_line = Some(at);
+                break;
+            }
+            Err(why) => return Err(TraceError::Line { line: at, why }),
+        };
+        if end.is_some() {
+            return Err(TraceError::Line { line: at, why: "a record after the end line".into() });
+        }
+        match rec {
+            Record::End { records: count, decisions_sha256 } => {
+                end = Some((count, decisions_sha256));
+            }
+            rec => records.push(rec),
+        }
+    }
+    let cut = end.is_none().then_some(Cut { partial_line });
+    Ok(Recording { header, records, end, cut })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -616,6 +712,65 @@ mod tests {
         let mut enc = CycleEncoder::default();
         assert_same(&mut enc, &Record::Crash { node: 3, at: Millis(7) });
         assert_same(&mut enc, &Record::End { records: 9, decisions_sha256: NASTY.into() });
+    }
+
+    /// Every prefix of a valid recording (a writer killed at any byte)
+    /// reads as a cut recording of the whole records before it, never an
+    /// error, except inside the header; the whole file reads with its end.
+    #[test]
+    fn every_prefix_of_a_recording_is_a_cut_recording() {
+        let a = clstat(&[("web", "1", GroupState::Done)]);
+        let recs = [
+            cycle(1, None, &[1, 2], vec![(2, read(&a, 1))], Some(Hactl::default())),
+            Record::Mark {
+                node: 1,
+                at: Millis(2),
+                wall_ms: 1_700_000_000_000,
+                records: 1,
+                decisions_sha256: "ab".into(),
+            },
+            Record::StopAll { node: 1, at: Millis(3) },
+            Record::Crash { node: 1, at: Millis(4) },
+        ];
+        let mut sink = TraceSink::new(TraceMode::Keep, None);
+        sink.header(&Header::new("test", "0", None, serde_json::Value::Null));
+        for rec in &recs {
+            sink.record(rec);
+        }
+        let _ = sink.finish();
+        let text = sink.lines().join("\n") + "\n";
+        let header_len = sink.lines()[0].len() + 1;
+        for cut in 0..=text.len() {
+            let prefix = &text.as_bytes()[..cut];
+            let r = read_recording(prefix);
+            if cut < header_len - 1 {
+                assert!(r.is_err(), "header cut at {cut}");
+                continue;
+            }
+            let r = r.unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            if cut == header_len - 1 {
+                // The whole header without its newline: nothing recorded.
+                assert!(r.records.is_empty() && r.cut.is_some(), "cut at {cut}");
+                continue;
+            }
+            let whole_lines = prefix.iter().filter(|&&b| b == b'\n').count();
+            if cut >= text.len() - 1 {
+                // The end line, with or without its newline: complete.
+                assert_eq!(r.records, recs);
+                assert_eq!(r.end.as_ref().map(|e| e.0), Some(recs.len() as u64));
+                assert_eq!(r.cut, None);
+                continue;
+            }
+            let complete = recs.len().min(whole_lines - 1);
+            let partial = !prefix.ends_with(b"\n");
+            // A cut line that still parses (a whole record without its
+            // newline) counts as a record.
+            let got = r.records.len();
+            assert!(got == complete || (partial && got == complete + 1), "cut at {cut}: {got}");
+            assert_eq!(r.records[..], recs[..got], "cut at {cut}");
+            let cut_info = r.cut.unwrap_or_else(|| panic!("cut at {cut} reads as complete"));
+            assert_eq!(cut_info.partial_line.is_some(), partial && got == complete, "cut at {cut}");
+        }
     }
 
     #[test]

@@ -8,9 +8,9 @@ use clinit_sim::config::{
 };
 use clinit_sim::faults::{FaultChoice, Schedule};
 use clinit_sim::report::{self, RunReport};
-use clinit_sim::trace::{read_trace, TraceMode};
+use clinit_sim::trace::{read_recording, read_trace, TraceMode};
 use clinit_sim::units::parse_duration;
-use clinit_sim::{replay, shrink, study, sweep, world};
+use clinit_sim::{incident, replay, shrink, study, sweep, timeline_svg, world};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{BufReader, BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -55,6 +55,7 @@ Examples:
   clinit-sim run --nodes 10 --groups 5 --seed 7 --faults random
   clinit-sim run --seed 7 --faults slow-fs:size=20s --trace /tmp/t.jsonl
   clinit-sim replay /tmp/t.jsonl --param balance=0.5
+  clinit-sim replay n1.jsonl n2.jsonl n3.jsonl --killed 1 --svg incident.svg
   clinit-sim sweep --nodes 3,10 --seeds 200 --param cycletime=1,5 --faults safe
   clinit-sim shrink --seed 7 --faults random --out /tmp/minimal.json
   clinit-sim failover --nodes 3 --runs 2000 --param detect=0s";
@@ -111,10 +112,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Replay a trace bit for bit, or under another policy (what-if).
+    /// Replay a trace bit for bit, or under another policy (what-if); or the
+    /// recordings of every node of one incident together (cluster-wide).
+    ///
+    /// Exit codes of a plain replay: 0 every recording identical (a node
+    /// named by --killed: up to where its recording was cut), 1 a decision
+    /// differs, 2 unreadable input (a bad line before the last, a format
+    /// this version does not read, two recordings of one node), 3 a
+    /// recording is truncated (no end line) and its node was not named by
+    /// --killed.
     Replay {
-        /// The trace file (from `run --trace` or `mosha --record`).
-        trace: PathBuf,
+        /// The trace files: one from `run --trace`, or the `mosha --record`
+        /// files of the nodes of one incident (lined up by their wall clocks).
+        #[arg(required = true, num_args = 1..)]
+        traces: Vec<PathBuf>,
+        /// Nodes killed during the incident: their recordings may end
+        /// without an end line and are verified up to their last checkpoint.
+        #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
+        killed: Vec<u32>,
+        /// Print the merged incident timeline (the default with several files).
+        #[arg(long)]
+        timeline: bool,
+        /// Also draw the timeline as SVG to FILE.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
         /// Replay under this policy (a name or JSON) instead of the recorded one.
         #[arg(long)]
         policy: Option<String>,
@@ -349,45 +370,28 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { trace, policy, params, rerun, json: as_json } => {
-            let file = std::fs::File::open(&trace)
-                .map_err(|e| CliError::Other(format!("cannot open {}: {e}", trace.display())))?;
-            let t = read_trace(BufReader::new(file))
-                .map_err(|e| CliError::Other(format!("{}: {e}", trace.display())))?;
+        Command::Replay { traces, killed, timeline, svg, policy, params, rerun, json: as_json } => {
             let replacement = policy.as_deref().map(parse_policy).transpose()?;
             let mut overrides = Vec::new();
             for p in &params {
                 let (k, v) = split_param(p)?;
                 overrides.push((k.to_string(), v.to_string()));
             }
+            if !rerun && replacement.is_none() && overrides.is_empty() {
+                let timeline = timeline || traces.len() > 1;
+                return replay_incident(&traces, &killed, timeline, svg.as_deref(), as_json);
+            }
+            let [trace] = &traces[..] else {
+                return Err(CliError::Other(
+                    "what-if and --rerun replay one trace; give one file".into(),
+                ));
+            };
+            let file = std::fs::File::open(trace)
+                .map_err(|e| CliError::Other(format!("cannot open {}: {e}", trace.display())))?;
+            let t = read_trace(BufReader::new(file))
+                .map_err(|e| CliError::Other(format!("{}: {e}", trace.display())))?;
             if rerun {
                 return rerun_trace(&t, replacement, &overrides, as_json);
-            }
-            if replacement.is_none() && overrides.is_empty() {
-                let verdict = replay::replay(&t)?;
-                if as_json {
-                    println!("{}", json(&verdict)?);
-                } else {
-                    println!(
-                        "replayed {} records from {} (seed {:?}, written by {} {})",
-                        verdict.records,
-                        t.header.source,
-                        t.header.seed,
-                        t.header.source,
-                        t.header.version
-                    );
-                    println!("decisions sha256 {}", verdict.replayed.decisions_sha256);
-                    match (&verdict.recorded_sha256, verdict.identical) {
-                        (Some(r), Some(true)) => println!("identical to the recording ({r})"),
-                        (Some(r), _) => println!("DIFFERENT from the recording ({r})"),
-                        (None, _) => println!("the trace has no recorded digest to compare with"),
-                    }
-                }
-                return Ok(if verdict.identical == Some(false) {
-                    ExitCode::from(1)
-                } else {
-                    ExitCode::SUCCESS
-                });
             }
             let f = |recorded: &PolicyConfig| -> Result<PolicyConfig, ConfigError> {
                 let mut p = replacement.clone().unwrap_or_else(|| recorded.clone());
@@ -489,6 +493,21 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                     f(s.p50_minus_detect_s),
                     f(s.p99_minus_detect_s)
                 );
+                let ci = |c: Option<(Option<f64>, Option<f64>)>| match c {
+                    Some((lo, hi)) => format!(
+                        "[{}, {}]",
+                        lo.map_or("-∞".into(), |v| format!("{v:.2}")),
+                        hi.map_or("+∞".into(), |v| format!("{v:.2}"))
+                    ),
+                    None => "-".into(),
+                };
+                println!(
+                    "p50 {} (95 % CI {} s), p90 {} (95 % CI {} s)",
+                    f(s.p50_s),
+                    ci(s.p50_ci95_s),
+                    f(s.p90_s),
+                    ci(s.p90_ci95_s)
+                );
                 if s.violations > 0 {
                     println!("{} invariant violations", s.violations);
                 }
@@ -502,6 +521,37 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A plain replay of one or more recordings (see `Command::Replay` for
+/// the exit codes).
+fn replay_incident(
+    paths: &[PathBuf],
+    killed: &[u32],
+    timeline: bool,
+    svg: Option<&Path>,
+    as_json: bool,
+) -> Result<ExitCode, CliError> {
+    let mut named = Vec::new();
+    for path in paths {
+        let file = std::fs::File::open(path)
+            .map_err(|e| CliError::Other(format!("cannot open {}: {e}", path.display())))?;
+        let recording = read_recording(BufReader::new(file))
+            .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
+        named.push(incident::Named { name: path.display().to_string(), recording });
+    }
+    let killed = killed.iter().copied().collect();
+    let inc = incident::replay(&named, &killed).map_err(|e| CliError::Other(e.to_string()))?;
+    if let Some(path) = svg {
+        std::fs::write(path, timeline_svg::render(&inc))
+            .map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if as_json {
+        println!("{}", json(&inc)?);
+    } else {
+        print!("{}", incident::render(&inc, timeline));
+    }
+    Ok(ExitCode::from(inc.exit_code()))
 }
 
 fn summary(s: &replay::Summary) -> String {

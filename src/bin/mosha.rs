@@ -88,7 +88,9 @@ pub(crate) struct Args {
     #[arg(long, global = true, value_name = "CMD", default_value = "mosctl whois")]
     whois: String,
     /// Record every input of this node's machines to FILE (a trace that
-    /// `clinit-sim replay FILE` re-runs decision for decision).
+    /// `clinit-sim replay FILE` re-runs decision for decision), with
+    /// wall-clock checkpoints: record on every node, and `clinit-sim replay
+    /// n1 n2 n3` replays an incident cluster-wide.
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
     /// On SIGTERM/SIGINT, wait this long for the groups to stop before

@@ -10,6 +10,27 @@ pub(super) struct Recorder {
     pub(super) writer: TraceWriter,
     pub(super) records: u64,
     pub(super) digest: Sha256,
+    /// `records` at the last [`Record::Mark`] written (`None`: none yet).
+    pub(super) marked: Option<u64>,
+}
+
+impl Recorder {
+    /// Write a [`Record::Mark`] (wall-clock anchor and digest so far) if
+    /// records were written since the last one: a replay lines nodes up
+    /// by it and verifies a recording cut by `kill -9` up to it.
+    pub(super) fn mark(&mut self, node: u32, at: Millis) {
+        if self.marked == Some(self.records) {
+            return;
+        }
+        let wall_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let digest = self.digest.clone().finalize();
+        let decisions_sha256: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let mark = Record::Mark { node, at, wall_ms, records: self.records, decisions_sha256 };
+        self.writer.write(&mark);
+        self.marked = Some(self.records);
+    }
 }
 
 impl Drop for Recorder {
@@ -123,7 +144,12 @@ impl Executor {
                     r.digest.update(b"\n");
                 }
             }
-            let Some(command) = driver.poll_command() else { return };
+            let Some(command) = driver.poll_command() else {
+                if let Some(r) = self.recorder.as_mut() {
+                    r.mark(self.me, self.clock.now());
+                }
+                return;
+            };
             if !options_fresh && matches!(command, ClusterCommand::Spawn { .. }) {
                 self.processes.set_table(driver.init().table());
                 options_fresh = true;

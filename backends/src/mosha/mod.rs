@@ -286,7 +286,7 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
             let writer = TraceWriter::create(path, &header)
                 .map_err(|source| MoshaError::Record { path: path.clone(), source })?;
             info!("recording this node's inputs to {}", path.display());
-            Some(Recorder { writer, records: 0, digest: Sha256::new() })
+            Some(Recorder { writer, records: 0, digest: Sha256::new(), marked: None })
         }
         None => None,
     };

@@ -1,0 +1,625 @@
+//! Cluster-wide replay: the recordings of every node of one incident
+//! (`mosha --record` on each node), replayed together and lined up by the
+//! wall-clock anchors the recordings carry.
+//!
+//! Each recording is replayed through fresh production machines, exactly
+//! as [`crate::replay::replay`] does for one file; a node's decisions
+//! depend only on its own recorded inputs (what it read of the others is
+//! in them), so "together" means in one merged order of time, which gives
+//! one incident timeline. Each recording's decision digest is compared at
+//! every checkpoint it carries ([`Record::Mark`], written by `mosha` after
+//! each pass of its loop) and at its [`Record::End`].
+//!
+//! Time: a mark says "at `at` on this node's monotonic clock the wall clock
+//! read `wall_ms`". A record's wall time is taken from the nearest mark at
+//! or before it (so a wall clock stepped mid-run moves only what follows).
+//! A recording without marks (a simulator trace, or one written before
+//! marks existed) has no anchor: it is placed with its clock's zero at the
+//! start of the earliest anchored recording, and the report says so.
+//!
+//! Verdict per recording ([`Status`]): complete and identical; cut (no end
+//! line: the writer was killed, or the file was truncated) and identical up
+//! to its last checkpoint, which counts as identical only for a node the
+//! caller names as killed; or different.
+
+use crate::config::ConfigError;
+use crate::host::Output;
+use crate::replay::{failures, Replayer};
+use crate::trace::{Cut, Recording};
+use clinit_engine::cluster::{Event, External};
+use clinit_engine::driver::Executed;
+use clinit_engine::hastat::counts_as_running;
+use clinit_engine::init::Action;
+use clinit_engine::monitor::Notice;
+use clinit_engine::trace::Record;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use thiserror::Error;
+
+/// One recording to replay, with the name it is reported under (its path).
+pub struct Named {
+    pub name: String,
+    pub recording: Recording,
+}
+
+#[derive(Debug, Error)]
+pub enum IncidentError {
+    #[error("no recordings given")]
+    Empty,
+    #[error(
+        "node {node} is recorded in both {first} and {second}: give one recording per node \
+         of one incident"
+    )]
+    DuplicateNode { node: u32, first: String, second: String },
+    #[error("{file}: {source}")]
+    Config {
+        file: String,
+        #[source]
+        source: ConfigError,
+    },
+}
+
+/// What a recording amounts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Complete (an end line), and the replay's digest equals the
+    /// recording's at every checkpoint and at the end.
+    Identical,
+    /// Cut (no end line) for a node named as killed, and identical at every
+    /// checkpoint up to the cut.
+    IdenticalUpToCut,
+    /// Some checkpoint or the end digest differs.
+    Different,
+    /// Cut (no end line), and its node was not named as killed: a truncated
+    /// recording, which cannot prove the run identical.
+    Truncated,
+}
+
+/// A point in time of the incident.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stamp {
+    /// On the recording node's monotonic clock, ms since it started.
+    pub at_ms: u64,
+    /// On the incident's common clock: ms since the Unix epoch when the
+    /// incident is anchored, else ms on the recordings' own clock.
+    pub wall_ms: i64,
+}
+
+/// A checkpoint whose digest differs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mismatch {
+    /// The checkpoint covers this many records; the first differing
+    /// decision is after `last_match` and at or before `record`.
+    pub record: u64,
+    pub last_match: u64,
+    pub at: Option<Stamp>,
+    pub recorded_sha256: String,
+    pub replayed_sha256: String,
+}
+
+/// The verdict on one recording.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Checked {
+    pub file: String,
+    pub nodes: Vec<u32>,
+    /// Writer and its version, from the header.
+    pub source: String,
+    pub version: String,
+    pub status: Status,
+    /// Decision records replayed (marks not counted).
+    pub records: u64,
+    /// Records covered by the last checkpoint that matched.
+    pub verified_records: u64,
+    /// When that checkpoint was written.
+    pub verified_at: Option<Stamp>,
+    /// Checkpoints compared (marks and the end line).
+    pub checkpoints: u64,
+    pub first_mismatch: Option<Mismatch>,
+    /// Set for a recording without an end line.
+    pub cut: Option<Cut>,
+    /// The recording carries wall-clock anchors.
+    pub anchored: bool,
+    pub replayed_sha256: String,
+    pub recorded_sha256: Option<String>,
+}
+
+impl Checked {
+    /// Records replayed after the last matching checkpoint (of a cut
+    /// recording: those the cut left without a digest to compare with).
+    pub fn unverified(&self) -> u64 {
+        self.records - self.verified_records
+    }
+}
+
+/// What a timeline entry is about (for colours and filters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Start,
+    Told,
+    /// The node's own state of a group changed (as its init machine wrote
+    /// its status file).
+    Group,
+    Membership,
+    Stale,
+    Fence,
+    Quorum,
+    Conflict,
+    Stop,
+    /// The recording ends: the node stopped (end line) or was cut.
+    End,
+    Other,
+}
+
+/// One line of the merged incident timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    pub at: Stamp,
+    pub node: u32,
+    pub kind: Kind,
+    /// For [`Kind::Group`]: the group and whether it now runs on the node
+    /// ([`counts_as_running`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<(String, bool)>,
+    pub text: String,
+}
+
+/// The outcome of a cluster-wide replay.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incident {
+    pub recordings: Vec<Checked>,
+    /// At least one recording carries wall-clock anchors: `wall_ms` values
+    /// are ms since the Unix epoch (UTC).
+    pub anchored: bool,
+    /// The earliest record of the incident.
+    pub start_wall_ms: i64,
+    pub end_wall_ms: i64,
+    pub timeline: Vec<Entry>,
+}
+
+impl Incident {
+    /// The process exit code `clinit-sim replay` gives: 0 when every
+    /// recording is identical (a killed node's up to its cut), 1 when a
+    /// decision differs anywhere, 3 when a recording is truncated (and
+    /// nothing differs). 2 is left for unreadable input.
+    pub fn exit_code(&self) -> u8 {
+        let has = |s| self.recordings.iter().any(|c| c.status == s);
+        if has(Status::Different) {
+            1
+        } else if has(Status::Truncated) {
+            3
+        } else {
+            0
+        }
+    }
+}
+
+/// Per-recording replay state.
+struct Run<'a> {
+    replayer: Replayer<'a>,
+    /// Wall-clock anchors from marks: (at, wall_ms).
+    anchors: Vec<(u64, i64)>,
+    offset: i64,
+    next: usize,
+    /// The time of the last record fed (for records without one).
+    last_wall: i64,
+    last_at: u64,
+    records: u64,
+    verified: u64,
+    verified_at: Option<Stamp>,
+    checkpoints: u64,
+    mismatch: Option<Mismatch>,
+    view: BTreeMap<u32, NodeView>,
+}
+
+/// What the timeline remembers of a node, to report changes only.
+#[derive(Default)]
+struct NodeView {
+    members: Option<Vec<u32>>,
+    /// The node's groups as it last wrote its status (`level STATE`).
+    own: BTreeMap<String, String>,
+    /// Lines that repeat every cycle while a condition lasts: shown once.
+    repeating: BTreeSet<String>,
+    repeating_now: BTreeSet<String>,
+}
+
+impl Run<'_> {
+    /// The incident time of a record at `at` on this node's clock.
+    fn wall(&self, at: u64) -> i64 {
+        let i = self.anchors.partition_point(|&(a, _)| a <= at);
+        let (a, w) = match i {
+            0 => self.anchors.first().copied().unwrap_or((0, self.offset)),
+            i => self.anchors[i - 1],
+        };
+        w + (at as i64 - a as i64)
+    }
+
+    fn stamp(&self, rec: &Record) -> Stamp {
+        match rec.at() {
+            Some(at) => Stamp { at_ms: at.0, wall_ms: self.wall(at.0) },
+            // A spawn failure: when the record it follows happened.
+            None => Stamp { at_ms: self.last_at, wall_ms: self.last_wall },
+        }
+    }
+
+    fn checkpoint(&mut self, records: u64, digest: &str, at: Option<Stamp>) {
+        self.checkpoints += 1;
+        let replayed = self.replayer.digest_hex();
+        if records == self.records && replayed == digest {
+            if self.mismatch.is_none() {
+                self.verified = records;
+                self.verified_at = at;
+            }
+        } else if self.mismatch.is_none() {
+            self.mismatch = Some(Mismatch {
+                record: records.max(self.records),
+                last_match: self.verified,
+                at,
+                recorded_sha256: digest.to_string(),
+                replayed_sha256: replayed,
+            });
+        }
+    }
+}
+
+/// Replay `recordings` together. `killed`: nodes known to have been killed
+/// mid-run, whose recordings may be cut. Errors: no recordings, a node in
+/// two recordings, a recorded configuration this version cannot rebuild.
+pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, IncidentError> {
+    if recordings.is_empty() {
+        return Err(IncidentError::Empty);
+    }
+    let mut owner: BTreeMap<u32, &str> = BTreeMap::new();
+    for r in recordings {
+        for node in r.recording.records.iter().filter_map(Record::node).collect::<BTreeSet<_>>() {
+            if let Some(first) = owner.insert(node, &r.name) {
+                return Err(IncidentError::DuplicateNode {
+                    node,
+                    first: first.to_string(),
+                    second: r.name.clone(),
+                });
+            }
+        }
+    }
+    let fails: Vec<_> = recordings.iter().map(|r| failures(&r.recording.records)).collect();
+    let mut runs: Vec<Run> = recordings
+        .iter()
+        .zip(&fails)
+        .map(|(r, f)| {
+            let anchors = r
+                .recording
+                .records
+                .iter()
+                .filter_map(|rec| match rec {
+                    Record::Mark { at, wall_ms, .. } => {
+                        Some((at.0, i64::try_from(*wall_ms).unwrap_or(i64::MAX)))
+                    }
+                    _ => None,
+                })
+                .collect();
+            Run {
+                replayer: Replayer::new(f, None),
+                anchors,
+                offset: 0,
+                next: 0,
+                last_wall: 0,
+                last_at: 0,
+                records: 0,
+                verified: 0,
+                verified_at: None,
+                checkpoints: 0,
+                mismatch: None,
+                view: BTreeMap::new(),
+            }
+        })
+        .collect();
+    // Unanchored recordings start where the earliest anchored one does.
+    let anchored_start = runs
+        .iter()
+        .zip(recordings)
+        .filter(|(run, _)| !run.anchors.is_empty())
+        .filter_map(|(run, r)| {
+            r.recording.records.iter().find_map(Record::at).map(|a| run.wall(a.0))
+        })
+        .min();
+    for run in runs.iter_mut().filter(|r| r.anchors.is_empty()) {
+        run.offset = anchored_start.unwrap_or(0);
+    }
+    for (run, r) in runs.iter_mut().zip(recordings) {
+        run.last_wall =
+            r.recording.records.iter().find_map(Record::at).map_or(run.offset, |a| run.wall(a.0));
+    }
+
+    let mut timeline = Vec::new();
+    // Merge: always the recording whose next record is earliest, so each
+    // recording is fed in its own order.
+    loop {
+        let mut best: Option<(i64, usize)> = None;
+        for (i, (run, r)) in runs.iter().zip(recordings).enumerate() {
+            let Some(rec) = r.recording.records.get(run.next) else { continue };
+            let w = run.stamp(rec).wall_ms;
+            if best.is_none_or(|(bw, _)| w < bw) {
+                best = Some((w, i));
+            }
+        }
+        let Some((_, i)) = best else { break };
+        let (run, r) = (&mut runs[i], &recordings[i]);
+        let rec = &r.recording.records[run.next];
+        run.next += 1;
+        let at = run.stamp(rec);
+        run.last_wall = at.wall_ms;
+        run.last_at = at.at_ms;
+        if let Record::Mark { records, decisions_sha256, .. } = rec {
+            run.checkpoint(*records, decisions_sha256, Some(at));
+            continue;
+        }
+        // Every record but marks counts, as writers count them for `End`.
+        run.records += 1;
+        let out = run
+            .replayer
+            .step(rec)
+            .map_err(|source| IncidentError::Config { file: r.name.clone(), source })?;
+        if let Some(node) = rec.node() {
+            let view = run.view.entry(node).or_default();
+            notes(rec, &out, view, &mut |kind, group, text| {
+                timeline.push(Entry { at, node, kind, group, text })
+            });
+        }
+    }
+
+    let mut checked = Vec::new();
+    for (run, r) in runs.into_iter().zip(recordings) {
+        let mut run = run;
+        let nodes: Vec<u32> = run.view.keys().copied().collect();
+        let end_at = Stamp {
+            at_ms: r.recording.records.iter().rev().find_map(Record::at).map_or(0, |a| a.0),
+            wall_ms: run.last_wall,
+        };
+        if let Some((records, digest)) = &r.recording.end {
+            run.checkpoint(*records, digest, Some(end_at));
+        }
+        let status = match (&run.mismatch, &r.recording.cut) {
+            (Some(_), _) => Status::Different,
+            (None, None) => Status::Identical,
+            (None, Some(_)) if nodes.iter().any(|n| killed.contains(n)) => Status::IdenticalUpToCut,
+            (None, Some(_)) => Status::Truncated,
+        };
+        for &node in &nodes {
+            let text = match &r.recording.cut {
+                None => "recording ends (stopped)".to_string(),
+                Some(_) => "recording cut (killed?)".to_string(),
+            };
+            timeline.push(Entry { at: end_at, node, kind: Kind::End, group: None, text });
+        }
+        let summary = run.replayer.finish();
+        checked.push(Checked {
+            file: r.name.clone(),
+            nodes,
+            source: r.recording.header.source.clone(),
+            version: r.recording.header.version.clone(),
+            status,
+            records: run.records,
+            verified_records: run.verified,
+            verified_at: run.verified_at,
+            checkpoints: run.checkpoints,
+            first_mismatch: run.mismatch,
+            cut: r.recording.cut.clone(),
+            anchored: !run.anchors.is_empty(),
+            replayed_sha256: summary.decisions_sha256,
+            recorded_sha256: r.recording.end.as_ref().map(|(_, d)| d.clone()),
+        });
+    }
+    timeline.sort_by_key(|e| e.at.wall_ms);
+    let start_wall_ms = timeline.first().map_or(0, |e| e.at.wall_ms);
+    let end_wall_ms = timeline.last().map_or(0, |e| e.at.wall_ms);
+    Ok(Incident {
+        anchored: checked.iter().any(|c| c.anchored),
+        recordings: checked,
+        start_wall_ms,
+        end_wall_ms,
+        timeline,
+    })
+}
+
+/// The timeline lines of one record's output, reported through `push`.
+fn notes(
+    rec: &Record,
+    out: &Output,
+    view: &mut NodeView,
+    push: &mut dyn FnMut(Kind, Option<(String, bool)>, String),
+) {
+    match (rec, out) {
+        (Record::Start { policy, .. }, _) => {
+            let policy = match policy {
+                clinit_engine::monitor::PolicyConfig::Classic(_) => "classic",
+                clinit_engine::monitor::PolicyConfig::Ranked(_) => "ranked",
+            };
+            *view = NodeView::default();
+            push(Kind::Start, None, format!("started ({policy} policy)"));
+        }
+        (Record::RankedStart { .. }, _) => push(Kind::Start, None, "ranked machine started".into()),
+        (Record::Crash { .. }, _) => push(Kind::End, None, "crashed".into()),
+        (_, Output::StopAll { told, .. }) => {
+            push(Kind::Stop, None, format!("stops every local group {told:?}"))
+        }
+        (_, Output::Cycle { adopted, report }) => {
+            view.repeating_now.clear();
+            if let Some((event, _)) = adopted {
+                event_note(event, view, push);
+            }
+            for event in &report.events {
+                event_note(event, view, push);
+            }
+            for ext in &report.external {
+                match ext {
+                    External::Fence { node } => {
+                        push(Kind::Fence, None, format!("fences node {node}"))
+                    }
+                    External::Publish(p) => {
+                        if view.members.as_ref() != Some(&p.members) {
+                            push(Kind::Membership, None, format!("members {:?}", p.members));
+                            view.members = Some(p.members.clone());
+                        }
+                    }
+                }
+            }
+            view.repeating = std::mem::take(&mut view.repeating_now);
+        }
+        _ => {}
+    }
+    // The node's own group states, as its init machine wrote them.
+    for ex in out.executed() {
+        let Executed::Action(Action::WriteStatus { status, .. }) = ex else { continue };
+        for (g, st) in &status.groups {
+            let text = format!("{} {}", st.level, st.state);
+            if view.own.get(g) != Some(&text) {
+                let running = counts_as_running(&st.level, &st.state);
+                push(Kind::Group, Some((g.clone(), running)), format!("{g}: {text}"));
+                view.own.insert(g.clone(), text);
+            }
+        }
+        let gone: Vec<String> =
+            view.own.keys().filter(|g| !status.groups.contains_key(*g)).cloned().collect();
+        for g in gone {
+            push(Kind::Group, Some((g.clone(), false)), format!("{g}: gone"));
+            view.own.remove(&g);
+        }
+    }
+}
+
+fn event_note(
+    event: &Event,
+    view: &mut NodeView,
+    push: &mut dyn FnMut(Kind, Option<(String, bool)>, String),
+) {
+    let mut once = |kind, text: String| {
+        if !view.repeating.contains(&text) {
+            push(kind, None, text.clone());
+        }
+        view.repeating_now.insert(text);
+    };
+    match event {
+        Event::Told { group, level, .. } => {
+            push(Kind::Told, None, format!("tells {group} {level}"))
+        }
+        Event::Halting { stopping } => {
+            push(Kind::Quorum, None, format!("halting: stops {stopping:?}"))
+        }
+        Event::Halted => push(Kind::Quorum, None, "halted".into()),
+        Event::QuorumRegained => push(Kind::Quorum, None, "quorum regained".into()),
+        Event::NotListed { members } => {
+            once(Kind::Membership, format!("not listed in {members:?}"))
+        }
+        Event::CltabReloaded { groups } => {
+            push(Kind::Other, None, format!("cltab reloaded {groups:?}"))
+        }
+        Event::Monitor(n) => match n {
+            Notice::QuorumLost { visible, reference, .. } => {
+                push(Kind::Quorum, None, format!("quorum lost: sees {visible:?} of {reference}"))
+            }
+            Notice::Stale { node, age } => push(
+                Kind::Stale,
+                None,
+                format!("node {node} stale (clstat {:.1} s old)", age.0 as f64 / 1000.0),
+            ),
+            Notice::StaleEnded { node } => {
+                push(Kind::Stale, None, format!("node {node} no longer stale"))
+            }
+            Notice::Unreadable { node, reason, .. } => {
+                once(Kind::Other, format!("cannot read node {node}: {reason}"))
+            }
+            Notice::Conflict { group, nodes, .. } => {
+                push(Kind::Conflict, None, format!("conflict: {group} on {nodes:?}"))
+            }
+            Notice::PlanSuppressed { group, blind } => {
+                once(Kind::Other, format!("{group}: plan suppressed (blind to {blind:?})"))
+            }
+            Notice::NoHactl => once(Kind::Other, "no usable hactl".into()),
+        },
+    }
+}
+
+/// `HH:MM:SS.mmm` (UTC) of ms since the Unix epoch.
+pub fn clock_text(wall_ms: i64) -> String {
+    let ms = wall_ms.rem_euclid(86_400_000);
+    format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+}
+
+/// The verdicts, and the merged timeline if `timeline`, as text.
+pub fn render(incident: &Incident, timeline: bool) -> String {
+    let mut s = String::new();
+    let when = |st: &Stamp| {
+        let rel = (st.wall_ms - incident.start_wall_ms) as f64 / 1000.0;
+        if incident.anchored {
+            format!("{} UTC (+{rel:.3} s)", clock_text(st.wall_ms))
+        } else {
+            format!("+{rel:.3} s")
+        }
+    };
+    for c in &incident.recordings {
+        let who = match &c.nodes[..] {
+            [n] => format!("node {n}"),
+            ns => format!("nodes {ns:?}"),
+        };
+        let _ = write!(s, "{who} ({}, {} {}): ", c.file, c.source, c.version);
+        let at = c.verified_at.as_ref().map_or_else(|| "start".into(), &when);
+        let _ = match c.status {
+            Status::Identical => writeln!(
+                s,
+                "identical to the recording ({} records, {} checkpoints, decisions {})",
+                c.records, c.checkpoints, c.replayed_sha256
+            ),
+            Status::IdenticalUpToCut | Status::Truncated => {
+                let _ = write!(
+                    s,
+                    "verified up to record {}, t={at}, recording cut ({} records after it unverified{})",
+                    c.verified_records,
+                    c.unverified(),
+                    match c.cut.as_ref().and_then(|x| x.partial_line) {
+                        Some(l) => format!("; half a line at line {l} left out"),
+                        None => String::new(),
+                    }
+                );
+                if c.status == Status::Truncated {
+                    let nodes: Vec<String> = c.nodes.iter().map(u32::to_string).collect();
+                    let _ = write!(
+                        s,
+                        "\n  TRUNCATED: no end line; if the node was killed, say so with --killed {}",
+                        nodes.join(",")
+                    );
+                }
+                writeln!(s)
+            }
+            Status::Different => {
+                let m = c.first_mismatch.as_ref();
+                writeln!(
+                    s,
+                    "DIFFERENT: decisions differ after record {} and by record {}{} \
+                     (recorded {}, replayed {})",
+                    m.map_or(0, |m| m.last_match),
+                    m.map_or(0, |m| m.record),
+                    m.and_then(|m| m.at.as_ref())
+                        .map_or_else(String::new, |a| format!(", t={}", when(a))),
+                    m.map_or("", |m| m.recorded_sha256.as_str()),
+                    m.map_or("", |m| m.replayed_sha256.as_str()),
+                )
+            }
+        };
+        if !c.anchored {
+            let _ = writeln!(
+                s,
+                "  (no wall-clock anchors: placed by its own clock from the incident's start)"
+            );
+        }
+    }
+    if !timeline {
+        return s;
+    }
+    let _ = writeln!(s, "timeline ({} entries):", incident.timeline.len());
+    for e in &incident.timeline {
+        let _ = writeln!(s, "  {}  node {:<3} {}", when(&e.at), e.node, e.text);
+    }
+    s
+}

@@ -1,0 +1,75 @@
+//! Cluster-wide replay (`clinit_sim::incident`) of simulator traces: a
+//! complete trace is identical, a cut one is truncated unless its nodes
+//! are named as killed, a changed input is found. Every record but marks
+//! is counted, as writers count them for the end line.
+
+use clinit_engine::time::Millis;
+use clinit_sim::faults::FaultChoice;
+use clinit_sim::incident::{replay, Named, Status};
+use clinit_sim::trace::{read_recording, TraceMode};
+use clinit_sim::{run, RunOptions, SimConfig};
+use std::collections::BTreeSet;
+
+fn lines(seed: u64, faults: &str) -> Vec<String> {
+    let cfg = SimConfig {
+        nodes: 3,
+        groups: 3,
+        duration: Millis::from_secs(20 * 60),
+        faults: FaultChoice::parse(faults).expect("parses"),
+        ..SimConfig::default()
+    };
+    let opts = RunOptions { trace: TraceMode::Keep, trace_out: None, event_log: false };
+    run(&cfg, seed, opts).expect("valid").trace_lines
+}
+
+fn named(lines: &[String]) -> Vec<Named> {
+    let text = lines.join("\n") + "\n";
+    let recording = read_recording(text.as_bytes()).expect("reads");
+    vec![Named { name: "t.jsonl".into(), recording }]
+}
+
+#[test]
+fn a_complete_trace_is_identical() {
+    for seed in [1, 2, 3] {
+        let l = lines(seed, "spawn-fail:rate=30,crash:rate=6");
+        let inc = replay(&named(&l), &BTreeSet::new()).expect("replays");
+        let c = &inc.recordings[0];
+        assert_eq!(c.status, Status::Identical, "seed {seed}: {c:?}");
+        assert_eq!(inc.exit_code(), 0);
+        assert_eq!(c.nodes, vec![1, 2, 3]);
+        assert_eq!(c.records as usize, l.len() - 2, "every record but header and end");
+        assert!(!c.anchored && !inc.anchored);
+        assert!(inc.timeline.windows(2).all(|w| w[0].at.wall_ms <= w[1].at.wall_ms));
+        assert!(inc.timeline.iter().any(|e| e.text.contains("start DONE")), "seed {seed}");
+    }
+}
+
+#[test]
+fn a_cut_trace_is_truncated_unless_its_nodes_were_killed() {
+    let l = lines(4, "crash:rate=6");
+    let cut = &l[..l.len() - 1];
+    let inc = replay(&named(cut), &BTreeSet::new()).expect("replays");
+    assert_eq!(inc.recordings[0].status, Status::Truncated);
+    assert_eq!(inc.exit_code(), 3);
+    assert!(inc.recordings[0].cut.is_some());
+    let killed = [1, 2, 3].into_iter().collect();
+    let inc = replay(&named(cut), &killed).expect("replays");
+    let c = &inc.recordings[0];
+    assert_eq!(c.status, Status::IdenticalUpToCut);
+    // A simulator trace has no marks: nothing before the end is checked.
+    assert_eq!((c.checkpoints, c.verified_records), (0, 0));
+    assert_eq!(inc.exit_code(), 0);
+}
+
+#[test]
+fn a_changed_input_is_different() {
+    let mut l = lines(5, "none");
+    let i = l.iter().rposition(|x| x.starts_with("{\"cycle\"")).expect("a cycle");
+    l[i] = l[i].replacen("\"members\":[", "\"members\":[99,", 1);
+    let inc = replay(&named(&l), &BTreeSet::new()).expect("replays");
+    let c = &inc.recordings[0];
+    assert_eq!(c.status, Status::Different, "{c:?}");
+    assert_eq!(inc.exit_code(), 1);
+    let m = c.first_mismatch.as_ref().expect("a mismatch");
+    assert_ne!(m.recorded_sha256, m.replayed_sha256);
+}
