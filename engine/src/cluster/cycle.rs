@@ -122,6 +122,36 @@ impl NodeFiles {
     }
 }
 
+impl NodeFiles {
+    /// What a read of `node` gives when the executor confirmed every asked
+    /// file unchanged ([`super::ClusterInput::NodesUnchanged`]): exactly
+    /// what a report per file with `bytes` left out would give, built from
+    /// the caches the asks were made from, with the clstat's age judged
+    /// from its mtime now (`clstat_mtime`; `None`: not asked).
+    pub fn unchanged(
+        node: u32,
+        me: u32,
+        read_at: WallMs,
+        clstat_mtime: Option<WallMs>,
+        clstats: &ClstatCache,
+        hactl: &Replica<Hactl>,
+        cltab: &Replica<Cltab>,
+    ) -> NodeFiles {
+        let mut b = NodeFilesBuilder::default();
+        if let Some(mtime) = clstat_mtime.filter(|_| node != me) {
+            b.clstat = Some(match clstats.get(&node) {
+                Some((_, clstat)) => NodeStatus::Read { clstat: clstat.clone(), age: read_at.since(mtime) },
+                None => NodeStatus::Unreadable {
+                    reason: format!("node {node}'s {}: content not sent", SharedFile::Clstat),
+                },
+            });
+        }
+        b.hactl = Some(Copy::known(node, hactl));
+        b.cltab = Some(Copy::known(node, cltab));
+        b.finish(node, me)
+    }
+}
+
 /// Replication of one file kind had nothing to do in the last cycle that
 /// ran it: no copy to make, and it settled on `current`. While every node
 /// it read then is read again and confirmed unchanged, the same reads give
@@ -229,14 +259,22 @@ impl NodeFilesBuilder {
 #[derive(Debug, Clone)]
 pub(crate) enum Copy<T> {
     Read(CopyRead<T>),
-    Known { id: ContentId, path: Arc<str> },
+    Known { id: ContentId },
 }
 
 impl<T: Replicated> Copy<T> {
     fn of(node: u32, path: Arc<str>, read: FileRead, replica: &Replica<T>) -> Copy<T> {
         match read {
-            Ok(Some(v)) if v.bytes.is_none() => Copy::Known { id: v.id, path },
+            Ok(Some(v)) if v.bytes.is_none() => Copy::Known { id: v.id },
             read => Copy::Read(copy_read(node, &path, read, replica)),
+        }
+    }
+
+    /// The copy replication knows of `node`, confirmed unchanged.
+    fn known(node: u32, replica: &Replica<T>) -> Copy<T> {
+        match replica.cached(node) {
+            Some(info) => Copy::Known { id: info.id },
+            None => Copy::Read(Err(not_sent::<T>(node))),
         }
     }
 
@@ -249,12 +287,18 @@ impl<T: Replicated> Copy<T> {
     pub fn resolve(self, node: u32, replica: &Replica<T>) -> CopyRead<T> {
         match self {
             Copy::Read(read) => read,
-            Copy::Known { id, path } => match replica.cached(node) {
+            Copy::Known { id } => match replica.cached(node) {
                 Some(info) if info.id == id => Ok(Some(info.clone())),
-                _ => Err(format!("{path}: content not sent")),
+                _ => Err(not_sent::<T>(node)),
             },
         }
     }
+}
+
+/// A version the driver was told it knows, but no longer does (cannot
+/// happen while the caches change only between cycles; said, not assumed).
+fn not_sent<T: Replicated>(node: u32) -> String {
+    format!("node {node}'s {}: content not sent", T::FILE)
 }
 
 pub(crate) fn clstat_status(

@@ -60,6 +60,31 @@ impl ClusterDriver {
         }
     }
 
+    /// Nodes of the batch `seq` whose asked files are all unchanged: each
+    /// awaited one gives what its caches hold, its clstat aged anew.
+    pub(super) fn on_nodes_unchanged(
+        &mut self,
+        now: Millis,
+        seq: u64,
+        read_at: WallMs,
+        nodes: Vec<(u32, Option<WallMs>)>,
+    ) {
+        let me = self.cfg.me;
+        for (node, clstat_mtime) in nodes {
+            let Some(i) = self.expects_read(seq, node) else { continue };
+            let files = NodeFiles::unchanged(
+                node,
+                me,
+                read_at,
+                clstat_mtime,
+                &self.clstats,
+                &self.hactl,
+                &self.cltab,
+            );
+            self.on_node_read(now, i, files);
+        }
+    }
+
     pub(super) fn on_membership(
         &mut self,
         now: Millis,
