@@ -134,21 +134,19 @@ impl NodeFiles {
         read_at: WallMs,
         clstat_mtime: Option<WallMs>,
         clstats: &ClstatCache,
-        hactl: &Replica<Hactl>,
-        cltab: &Replica<Cltab>,
     ) -> NodeFiles {
-        let mut b = NodeFilesBuilder::default();
-        if let Some(mtime) = clstat_mtime.filter(|_| node != me) {
-            b.clstat = Some(match clstats.get(&node) {
-                Some((_, clstat)) => NodeStatus::Read { clstat: clstat.clone(), age: read_at.since(mtime) },
+        let clstat = match clstat_mtime.filter(|_| node != me) {
+            None => not_asked(node, me),
+            Some(mtime) => match clstats.get(&node) {
+                Some((_, clstat)) => {
+                    NodeStatus::Read { clstat: clstat.clone(), age: read_at.since(mtime) }
+                }
                 None => NodeStatus::Unreadable {
                     reason: format!("node {node}'s {}: content not sent", SharedFile::Clstat),
                 },
-            });
-        }
-        b.hactl = Some(Copy::known(node, hactl));
-        b.cltab = Some(Copy::known(node, cltab));
-        b.finish(node, me)
+            },
+        };
+        NodeFiles { clstat, hactl: Copy::Cached, cltab: Copy::Cached }
     }
 }
 
@@ -239,16 +237,20 @@ impl NodeFilesBuilder {
         let not_read = |file: SharedFile| format!("node {node}'s {file} was not read");
         NodeFiles {
             // My own status comes from my init machine, never from the file.
-            clstat: self.clstat.unwrap_or_else(|| {
-                if node == me {
-                    NodeStatus::Missing
-                } else {
-                    NodeStatus::Unreadable { reason: not_read(SharedFile::Clstat) }
-                }
-            }),
+            clstat: self.clstat.unwrap_or_else(|| not_asked(node, me)),
             hactl: self.hactl.unwrap_or_else(|| Copy::Read(Err(not_read(SharedFile::Hactl)))),
             cltab: self.cltab.unwrap_or_else(|| Copy::Read(Err(not_read(SharedFile::Cltab)))),
         }
+    }
+}
+
+/// The status of a node whose clstat was not reported: my own comes from
+/// my init machine, never from the file.
+fn not_asked(node: u32, me: u32) -> NodeStatus {
+    if node == me {
+        NodeStatus::Missing
+    } else {
+        NodeStatus::Unreadable { reason: format!("node {node}'s {} was not read", SharedFile::Clstat) }
     }
 }
 
@@ -260,6 +262,10 @@ impl NodeFilesBuilder {
 pub(crate) enum Copy<T> {
     Read(CopyRead<T>),
     Known { id: ContentId },
+    /// The copy replication has cached, confirmed unchanged as a whole
+    /// node ([`super::ClusterInput::NodesUnchanged`]): no look-up until
+    /// replication runs.
+    Cached,
 }
 
 impl<T: Replicated> Copy<T> {
@@ -270,17 +276,10 @@ impl<T: Replicated> Copy<T> {
         }
     }
 
-    /// The copy replication knows of `node`, confirmed unchanged.
-    fn known(node: u32, replica: &Replica<T>) -> Copy<T> {
-        match replica.cached(node) {
-            Some(info) => Copy::Known { id: info.id },
-            None => Copy::Read(Err(not_sent::<T>(node))),
-        }
-    }
 
     /// The version asked about was confirmed unchanged.
     pub fn unchanged(&self) -> bool {
-        matches!(self, Copy::Known { .. })
+        matches!(self, Copy::Known { .. } | Copy::Cached)
     }
 
     /// The read as replication takes it (a known version from the cache).
@@ -290,6 +289,10 @@ impl<T: Replicated> Copy<T> {
             Copy::Known { id } => match replica.cached(node) {
                 Some(info) if info.id == id => Ok(Some(info.clone())),
                 _ => Err(not_sent::<T>(node)),
+            },
+            Copy::Cached => match replica.cached(node) {
+                Some(info) => Ok(Some(info.clone())),
+                None => Err(not_sent::<T>(node)),
             },
         }
     }

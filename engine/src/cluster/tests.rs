@@ -22,6 +22,10 @@ type Stored = (Arc<[u8]>, WallMs, ContentId);
 struct Files {
     map: BTreeMap<(u32, SharedFile), Stored>,
     next_id: u64,
+    /// A clstat rewritten with the same content keeps its identity (only
+    /// its mtime moves), as in the simulator: the identity is the
+    /// content's, and the mtime is reported with every read.
+    same_clstat_same_id: bool,
 }
 
 impl Files {
@@ -30,6 +34,14 @@ impl Files {
     }
 
     fn put_bytes(&mut self, node: u32, file: SharedFile, b: Arc<[u8]>, m: WallMs) -> ContentId {
+        if self.same_clstat_same_id && file == SharedFile::Clstat {
+            if let Some((old, mtime, id)) = self.map.get_mut(&(node, file)) {
+                if *old == b {
+                    *mtime = m;
+                    return *id;
+                }
+            }
+        }
         self.next_id += 1;
         let id = ContentId(self.next_id);
         self.map.insert((node, file), (b, m, id));
@@ -88,6 +100,12 @@ struct Cluster {
     up: Vec<u32>,
     faults: BTreeMap<u32, Faults>,
     events: BTreeMap<u32, Vec<ClusterEvent>>,
+    /// Answer a node whose asked files are all unchanged with
+    /// `NodesUnchanged` (counted in `unchanged_answers`), as the simulator does.
+    compact: bool,
+    unchanged_answers: usize,
+    /// Answers queued behind the one `run` returns.
+    extra: Vec<ClusterInput>,
 }
 
 impl Cluster {
@@ -114,6 +132,9 @@ impl Cluster {
             up: nodes.to_vec(),
             faults,
             events: BTreeMap::new(),
+            compact: false,
+            unchanged_answers: 0,
+            extra: Vec::new(),
         };
         for &n in nodes {
             c.pump(n);
@@ -141,6 +162,9 @@ impl Cluster {
             if let Some(input) = answer {
                 self.feed(node, input);
             }
+            for input in std::mem::take(&mut self.extra) {
+                self.feed(node, input);
+            }
         }
     }
 
@@ -165,6 +189,34 @@ impl Cluster {
                     asks.into_iter().partition(|a| faults.hang_reads_of.contains(&a.node));
                 if !hung.is_empty() {
                     exec.held.push(ClusterCommand::ReadNodes { seq, asks: hung });
+                }
+                let mut asks = asks;
+                if self.compact {
+                    let (mut unchanged, mut rest) = (Vec::new(), Vec::new());
+                    for node in asks.iter().map(|a| a.node).collect::<BTreeSet<_>>() {
+                        let group: Vec<FileAsk> =
+                            asks.iter().filter(|a| a.node == node).copied().collect();
+                        let stored = |a: &FileAsk| self.files.map.get(&(a.node, a.file));
+                        let same = group
+                            .iter()
+                            .all(|a| a.known.is_some() && stored(a).map(|s| s.2) == a.known);
+                        if same {
+                            let clstat = group
+                                .iter()
+                                .find(|a| a.file == SharedFile::Clstat)
+                                .and_then(|a| stored(a).map(|s| s.1));
+                            unchanged.push((node, clstat));
+                        } else {
+                            rest.extend(group);
+                        }
+                    }
+                    asks = rest;
+                    if !unchanged.is_empty() {
+                        self.unchanged_answers += unchanged.len();
+                        let nodes = unchanged;
+                        let input = ClusterInput::NodesUnchanged { seq, read_at: wall(now), nodes };
+                        self.extra.push(input);
+                    }
                 }
                 let reports =
                     asks.iter().map(|a| self.files.read(a.node, a.file, a.known)).collect();
@@ -766,6 +818,56 @@ fn the_drivers_trace_replays_to_the_same_decisions() {
             other => panic!("unexpected record {other:?}"),
         }
         assert_eq!(&replayed, text, "record {i} decides differently on replay");
+    }
+}
+
+/// An executor may answer a node whose asked files are all unchanged with
+/// one `NodesUnchanged` line instead of a report per file: the drivers then
+/// decide exactly as with the per-file reports (every trace record and
+/// decision text equal), through placement, a crash and failover, a
+/// hactl edit and its replication, while most answers were compact.
+#[test]
+fn unchanged_nodes_answered_in_one_line_decide_the_same() {
+    let run = |compact: bool| {
+        let mut c = Cluster::new(&[1, 2, 3, 4], "web start\n");
+        c.files.same_clstat_same_id = true;
+        c.compact = compact;
+        for d in c.drivers.values_mut() {
+            d.trace = Some(Tap { writer: DecisionWriter::default(), out: VecDeque::new() });
+        }
+        c.run_until(Millis::from_secs(200));
+        let owner = *c.owners("web").first().expect("web placed");
+        c.crash(owner);
+        c.run_until(c.now + Millis::from_secs(300));
+        let survivor = *c.drivers.keys().next().expect("survivors");
+        c.files.put(survivor, SharedFile::Hactl, "web start\ndb start\n", wall(c.now));
+        c.run_until(c.now + Millis::from_secs(300));
+        let mut traces = BTreeMap::new();
+        for (n, d) in c.drivers.iter_mut() {
+            let mut t = Vec::new();
+            while let Some((record, text)) = d.poll_trace() {
+                t.push((serde_json::to_string(&record).expect("serialises"), text));
+            }
+            traces.insert(*n, t);
+        }
+        let adopted = c.drivers.values().all(|d| d.hactl().is_some_and(|h| h.get("db").is_some()));
+        (traces, c.owners("web"), adopted, c.unchanged_answers, owner)
+    };
+    let (full, web, db, none, owner) = run(false);
+    let (compact, web2, db2, answers, owner2) = run(true);
+    assert_eq!(none, 0);
+    assert!(answers > 100, "the compact answer was hardly used: {answers}");
+    assert!(db, "the edited hactl was adopted everywhere");
+    assert_eq!(web.len(), 1, "failed over: {web:?}");
+    assert!(!web.contains(&owner));
+    assert_eq!((web, db, owner), (web2, db2, owner2));
+    assert!(full.values().all(|t| t.len() > 20), "cycles were traced");
+    for (node, trace) in &full {
+        let other = &compact[node];
+        assert_eq!(trace.len(), other.len(), "node {node}");
+        for (i, (a, b)) in trace.iter().zip(other).enumerate() {
+            assert_eq!(a, b, "node {node}, record {i}");
+        }
     }
 }
 
