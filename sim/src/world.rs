@@ -1045,9 +1045,15 @@ impl World {
                         continue;
                     }
                     if j != node && (!self.members.same_side(node, j) || self.blocked(node, j)) {
-                        if !reports.is_empty() {
+                        if !reports.is_empty() || !unchanged.is_empty() {
                             let reports = std::mem::take(&mut reports);
-                            later.push(ClusterInput::NodesRead { seq, read_at, reports });
+                            let unchanged = std::mem::take(&mut unchanged);
+                            later.push(ClusterInput::NodesRead {
+                                seq,
+                                read_at,
+                                reports,
+                                unchanged,
+                            });
                         }
                         let error = IoFailure::other(
                             format!("read /mfs/{j}"),
@@ -1070,11 +1076,11 @@ impl World {
                         });
                     }
                 }
-                if !reports.is_empty() {
-                    later.push(ClusterInput::NodesRead { seq, read_at, reports });
-                }
-                if !unchanged.is_empty() {
-                    later.push(ClusterInput::NodesUnchanged { seq, read_at, nodes: unchanged });
+                // Each node answers in the same input as with a report per
+                // file (`unchanged` rides along): the driver then steps at
+                // the same points, and decides the same.
+                if !reports.is_empty() || !unchanged.is_empty() {
+                    later.push(ClusterInput::NodesRead { seq, read_at, reports, unchanged });
                 }
             }
             ClusterCommand::Copy { seq, file, from, bytes, mtime } => {
@@ -1269,14 +1275,15 @@ impl World {
                     read: self.read_file(reader, target, ask.file, ask.known),
                 })
                 .collect();
-            let inputs = vec![ClusterInput::NodesRead { seq, read_at, reports }];
+            let unchanged = Vec::new();
+            let inputs = vec![ClusterInput::NodesRead { seq, read_at, reports, unchanged }];
             self.queue.push(self.now, Ev::Answer { node: reader, inc, inputs });
         }
     }
 
     /// `reader`'s read of `writer`'s files `asks` now would find each of
     /// them still at its `known` identity: `Some(the clstat's mtime, when
-    /// asked)`, for a [`ClusterInput::NodesUnchanged`] answer. Only where a
+    /// asked)`, for `unchanged` of a [`ClusterInput::NodesRead`] answer. Only where a
     /// read draws nothing at random (no read failures nor stale reads in
     /// force): the compact answer must leave every random stream, and so
     /// every decision, as the per-file reads would (same `trace_sha256`).

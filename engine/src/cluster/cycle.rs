@@ -124,7 +124,7 @@ impl NodeFiles {
 
 impl NodeFiles {
     /// What a read of `node` gives when the executor confirmed every asked
-    /// file unchanged ([`super::ClusterInput::NodesUnchanged`]): exactly
+    /// file unchanged (`unchanged` of a [`super::ClusterInput::NodesRead`]): exactly
     /// what a report per file with `bytes` left out would give, built from
     /// the caches the asks were made from, with the clstat's age judged
     /// from its mtime now (`clstat_mtime`; `None`: not asked).
@@ -250,7 +250,9 @@ fn not_asked(node: u32, me: u32) -> NodeStatus {
     if node == me {
         NodeStatus::Missing
     } else {
-        NodeStatus::Unreadable { reason: format!("node {node}'s {} was not read", SharedFile::Clstat) }
+        NodeStatus::Unreadable {
+            reason: format!("node {node}'s {} was not read", SharedFile::Clstat),
+        }
     }
 }
 
@@ -261,9 +263,11 @@ fn not_asked(node: u32, me: u32) -> NodeStatus {
 #[derive(Debug, Clone)]
 pub(crate) enum Copy<T> {
     Read(CopyRead<T>),
-    Known { id: ContentId },
+    Known {
+        id: ContentId,
+    },
     /// The copy replication has cached, confirmed unchanged as a whole
-    /// node ([`super::ClusterInput::NodesUnchanged`]): no look-up until
+    /// node (`NodesRead.unchanged`): no look-up until
     /// replication runs.
     Cached,
 }
@@ -275,7 +279,6 @@ impl<T: Replicated> Copy<T> {
             read => Copy::Read(copy_read(node, &path, read, replica)),
         }
     }
-
 
     /// The version asked about was confirmed unchanged.
     pub fn unchanged(&self) -> bool {

@@ -306,11 +306,9 @@ impl ClusterDriver {
             ClusterInput::MembershipFailed { seq, error } => {
                 self.on_membership(now, seq, Err(error.to_string()))
             }
-            ClusterInput::NodesRead { seq, read_at, reports } => {
-                self.on_nodes_read(now, seq, read_at, reports)
-            }
-            ClusterInput::NodesUnchanged { seq, read_at, nodes } => {
-                self.on_nodes_unchanged(now, seq, read_at, nodes)
+            ClusterInput::NodesRead { seq, read_at, reports, unchanged } => {
+                self.on_nodes_read(now, seq, read_at, reports);
+                self.on_nodes_unchanged(now, seq, read_at, unchanged);
             }
             ClusterInput::NodeReadFailed { seq, node, error } => {
                 if let Some(i) = self.expects_read(seq, node) {

@@ -101,11 +101,10 @@ struct Cluster {
     faults: BTreeMap<u32, Faults>,
     events: BTreeMap<u32, Vec<ClusterEvent>>,
     /// Answer a node whose asked files are all unchanged with
-    /// `NodesUnchanged` (counted in `unchanged_answers`), as the simulator does.
+    /// `NodesRead.unchanged` (counted in `unchanged_answers`), as the
+    /// simulator does.
     compact: bool,
     unchanged_answers: usize,
-    /// Answers queued behind the one `run` returns.
-    extra: Vec<ClusterInput>,
 }
 
 impl Cluster {
@@ -134,7 +133,6 @@ impl Cluster {
             events: BTreeMap::new(),
             compact: false,
             unchanged_answers: 0,
-            extra: Vec::new(),
         };
         for &n in nodes {
             c.pump(n);
@@ -160,9 +158,6 @@ impl Cluster {
             let faults = self.faults.get(&node).cloned().unwrap_or_default();
             let answer = self.run(node, cmd, &faults);
             if let Some(input) = answer {
-                self.feed(node, input);
-            }
-            for input in std::mem::take(&mut self.extra) {
                 self.feed(node, input);
             }
         }
@@ -191,8 +186,9 @@ impl Cluster {
                     exec.held.push(ClusterCommand::ReadNodes { seq, asks: hung });
                 }
                 let mut asks = asks;
+                let mut unchanged = Vec::new();
                 if self.compact {
-                    let (mut unchanged, mut rest) = (Vec::new(), Vec::new());
+                    let mut rest = Vec::new();
                     for node in asks.iter().map(|a| a.node).collect::<BTreeSet<_>>() {
                         let group: Vec<FileAsk> =
                             asks.iter().filter(|a| a.node == node).copied().collect();
@@ -211,16 +207,11 @@ impl Cluster {
                         }
                     }
                     asks = rest;
-                    if !unchanged.is_empty() {
-                        self.unchanged_answers += unchanged.len();
-                        let nodes = unchanged;
-                        let input = ClusterInput::NodesUnchanged { seq, read_at: wall(now), nodes };
-                        self.extra.push(input);
-                    }
+                    self.unchanged_answers += unchanged.len();
                 }
                 let reports =
                     asks.iter().map(|a| self.files.read(a.node, a.file, a.known)).collect();
-                ClusterInput::NodesRead { seq, read_at: wall(now), reports }
+                ClusterInput::NodesRead { seq, read_at: wall(now), reports, unchanged }
             }
             ClusterCommand::Copy { seq, file, bytes, mtime, .. } => {
                 if faults.fail_copy {
@@ -449,7 +440,9 @@ fn read_time_out_is_the_engines_and_a_late_result_is_ignored() {
     let now = c.now;
     let d = c.drivers.get_mut(&1).expect("node 1");
     let view_before = d.node().monitor.clone();
-    d.handle(now, ClusterInput::NodesRead { seq, read_at: wall(now), reports: late });
+    let input =
+        ClusterInput::NodesRead { seq, read_at: wall(now), reports: late, unchanged: vec![] };
+    d.handle(now, input);
     assert_eq!(d.node().monitor, view_before, "a late result changes nothing");
     // ...but node 2 is read again at the next cycle (the late answer freed
     // it), and no more time-outs follow.
@@ -641,7 +634,7 @@ fn heartbeats_are_commanded_and_judged_by_the_engine() {
                             read: Ok(None),
                         })
                         .collect();
-                    ClusterInput::NodesRead { seq, read_at: wall(now), reports }
+                    ClusterInput::NodesRead { seq, read_at: wall(now), reports, unchanged: vec![] }
                 }
                 ClusterCommand::WriteHastat { seq, published } => {
                     members_seen.push(published.members.clone());
@@ -822,7 +815,7 @@ fn the_drivers_trace_replays_to_the_same_decisions() {
 }
 
 /// An executor may answer a node whose asked files are all unchanged with
-/// one `NodesUnchanged` line instead of a report per file: the drivers then
+/// one `NodesRead.unchanged` entry instead of a report per file: the drivers then
 /// decide exactly as with the per-file reports (every trace record and
 /// decision text equal), through placement, a crash and failover, a
 /// hactl edit and its replication, while most answers were compact.

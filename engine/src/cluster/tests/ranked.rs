@@ -24,7 +24,6 @@ fn ranked_cluster(nodes: &[u32], hactl: &str, params: RankedParams) -> Cluster {
         events: BTreeMap::new(),
         compact: false,
         unchanged_answers: 0,
-        extra: Vec::new(),
     };
     for &n in nodes {
         c.pump(n);
