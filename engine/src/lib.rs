@@ -120,7 +120,7 @@
 //!                     (n, file) => report(n, file, None),
 //!                 })
 //!                 .collect();
-//!             ClusterInput::NodesRead { seq, read_at: wall, reports }
+//!             ClusterInput::NodesRead { seq, read_at: wall, reports, unchanged: vec![] }
 //!         }
 //!         ClusterCommand::Copy { seq, file: SharedFile::Hactl, from: 2, .. } => {
 //!             // The driver chose node 2's hactl; the executor installs it.

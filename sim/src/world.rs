@@ -141,7 +141,9 @@ impl Files {
 /// One node's place in the world.
 struct NodeSlot {
     /// The monitor (`mosha`: its cluster driver), while it runs.
-    driver: Option<ClusterDriver>,
+    /// Boxed: the event loop takes it out and puts it back for every
+    /// input, and moving the whole driver cost a few percent of a run.
+    driver: Option<Box<ClusterDriver>>,
     /// The children of the current `mosha` incarnation.
     procs: Option<SimProcesses>,
     /// The machine is up (its processes can run), with or without `driver`.
@@ -644,7 +646,7 @@ impl World {
         );
         self.tracker.monitor_reset(now, node);
         let slot = &mut self.nodes[me];
-        slot.driver = Some(driver);
+        slot.driver = Some(Box::new(driver));
         slot.procs = Some(procs);
         slot.tick_at = None;
         slot.frozen = false;
@@ -1031,6 +1033,7 @@ impl World {
                 // others answer together, with one wall-clock reading.
                 let read_at = WallMs(self.wall(node));
                 let mut reports = Vec::with_capacity(asks.len());
+                let mut unchanged = Vec::new();
                 let mut i = 0;
                 while i < asks.len() {
                     let j = asks[i].node;
@@ -1042,9 +1045,15 @@ impl World {
                         continue;
                     }
                     if j != node && (!self.members.same_side(node, j) || self.blocked(node, j)) {
-                        if !reports.is_empty() {
+                        if !reports.is_empty() || !unchanged.is_empty() {
                             let reports = std::mem::take(&mut reports);
-                            later.push(ClusterInput::NodesRead { seq, read_at, reports });
+                            let unchanged = std::mem::take(&mut unchanged);
+                            later.push(ClusterInput::NodesRead {
+                                seq,
+                                read_at,
+                                reports,
+                                unchanged,
+                            });
                         }
                         let error = IoFailure::other(
                             format!("read /mfs/{j}"),
@@ -1052,6 +1061,10 @@ impl World {
                             "no route to host (partition, simulated)",
                         );
                         later.push(ClusterInput::NodeReadFailed { seq, node: j, error });
+                        continue;
+                    }
+                    if let Some(clstat_mtime) = self.unchanged(node, j, group) {
+                        unchanged.push((j, clstat_mtime));
                         continue;
                     }
                     for ask in group {
@@ -1063,8 +1076,11 @@ impl World {
                         });
                     }
                 }
-                if !reports.is_empty() {
-                    later.push(ClusterInput::NodesRead { seq, read_at, reports });
+                // Each node answers in the same input as with a report per
+                // file (`unchanged` rides along): the driver then steps at
+                // the same points, and decides the same.
+                if !reports.is_empty() || !unchanged.is_empty() {
+                    later.push(ClusterInput::NodesRead { seq, read_at, reports, unchanged });
                 }
             }
             ClusterCommand::Copy { seq, file, from, bytes, mtime } => {
@@ -1259,9 +1275,36 @@ impl World {
                     read: self.read_file(reader, target, ask.file, ask.known),
                 })
                 .collect();
-            let inputs = vec![ClusterInput::NodesRead { seq, read_at, reports }];
+            let unchanged = Vec::new();
+            let inputs = vec![ClusterInput::NodesRead { seq, read_at, reports, unchanged }];
             self.queue.push(self.now, Ev::Answer { node: reader, inc, inputs });
         }
+    }
+
+    /// `reader`'s read of `writer`'s files `asks` now would find each of
+    /// them still at its `known` identity: `Some(the clstat's mtime, when
+    /// asked)`, for `unchanged` of a [`ClusterInput::NodesRead`] answer. Only where a
+    /// read draws nothing at random (no read failures nor stale reads in
+    /// force): the compact answer must leave every random stream, and so
+    /// every decision, as the per-file reads would (same `trace_sha256`).
+    fn unchanged(&mut self, reader: u32, writer: u32, asks: &[FileAsk]) -> Option<Option<WallMs>> {
+        let own = reader == writer;
+        if !own && (self.cond.read_failure > 0.0 || self.cond.stale_read > 0.0) {
+            return None;
+        }
+        let now = self.now;
+        let files = &mut self.files[writer as usize];
+        let mut clstat_mtime = None;
+        for ask in asks {
+            let known = ask.known?;
+            let slot = files.get(ask.file);
+            let v = if own { slot.own() } else { slot.read(now, false) };
+            let v = v.filter(|v| ContentId(v.serial) == known)?;
+            if ask.file == SharedFile::Clstat {
+                clstat_mtime = Some(WallMs(v.mtime));
+            }
+        }
+        Some(clstat_mtime)
     }
 
     /// `reader` reads `writer`'s `file` now (its own copy when it is the

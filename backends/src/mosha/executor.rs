@@ -211,7 +211,7 @@ impl Executor {
                             }
                             reports.push(report);
                         }
-                        ClusterInput::NodesRead { seq, read_at, reports }
+                        ClusterInput::NodesRead { seq, read_at, reports, unchanged: vec![] }
                     });
                 }
                 None

@@ -122,6 +122,34 @@ impl NodeFiles {
     }
 }
 
+impl NodeFiles {
+    /// What a read of `node` gives when the executor confirmed every asked
+    /// file unchanged (`unchanged` of a [`super::ClusterInput::NodesRead`]): exactly
+    /// what a report per file with `bytes` left out would give, built from
+    /// the caches the asks were made from, with the clstat's age judged
+    /// from its mtime now (`clstat_mtime`; `None`: not asked).
+    pub fn unchanged(
+        node: u32,
+        me: u32,
+        read_at: WallMs,
+        clstat_mtime: Option<WallMs>,
+        clstats: &ClstatCache,
+    ) -> NodeFiles {
+        let clstat = match clstat_mtime.filter(|_| node != me) {
+            None => not_asked(node, me),
+            Some(mtime) => match clstats.get(&node) {
+                Some((_, clstat)) => {
+                    NodeStatus::Read { clstat: clstat.clone(), age: read_at.since(mtime) }
+                }
+                None => NodeStatus::Unreadable {
+                    reason: format!("node {node}'s {}: content not sent", SharedFile::Clstat),
+                },
+            },
+        };
+        NodeFiles { clstat, hactl: Copy::Cached, cltab: Copy::Cached }
+    }
+}
+
 /// Replication of one file kind had nothing to do in the last cycle that
 /// ran it: no copy to make, and it settled on `current`. While every node
 /// it read then is read again and confirmed unchanged, the same reads give
@@ -209,15 +237,21 @@ impl NodeFilesBuilder {
         let not_read = |file: SharedFile| format!("node {node}'s {file} was not read");
         NodeFiles {
             // My own status comes from my init machine, never from the file.
-            clstat: self.clstat.unwrap_or_else(|| {
-                if node == me {
-                    NodeStatus::Missing
-                } else {
-                    NodeStatus::Unreadable { reason: not_read(SharedFile::Clstat) }
-                }
-            }),
+            clstat: self.clstat.unwrap_or_else(|| not_asked(node, me)),
             hactl: self.hactl.unwrap_or_else(|| Copy::Read(Err(not_read(SharedFile::Hactl)))),
             cltab: self.cltab.unwrap_or_else(|| Copy::Read(Err(not_read(SharedFile::Cltab)))),
+        }
+    }
+}
+
+/// The status of a node whose clstat was not reported: my own comes from
+/// my init machine, never from the file.
+fn not_asked(node: u32, me: u32) -> NodeStatus {
+    if node == me {
+        NodeStatus::Missing
+    } else {
+        NodeStatus::Unreadable {
+            reason: format!("node {node}'s {} was not read", SharedFile::Clstat),
         }
     }
 }
@@ -229,32 +263,48 @@ impl NodeFilesBuilder {
 #[derive(Debug, Clone)]
 pub(crate) enum Copy<T> {
     Read(CopyRead<T>),
-    Known { id: ContentId, path: Arc<str> },
+    Known {
+        id: ContentId,
+    },
+    /// The copy replication has cached, confirmed unchanged as a whole
+    /// node (`NodesRead.unchanged`): no look-up until
+    /// replication runs.
+    Cached,
 }
 
 impl<T: Replicated> Copy<T> {
     fn of(node: u32, path: Arc<str>, read: FileRead, replica: &Replica<T>) -> Copy<T> {
         match read {
-            Ok(Some(v)) if v.bytes.is_none() => Copy::Known { id: v.id, path },
+            Ok(Some(v)) if v.bytes.is_none() => Copy::Known { id: v.id },
             read => Copy::Read(copy_read(node, &path, read, replica)),
         }
     }
 
     /// The version asked about was confirmed unchanged.
     pub fn unchanged(&self) -> bool {
-        matches!(self, Copy::Known { .. })
+        matches!(self, Copy::Known { .. } | Copy::Cached)
     }
 
     /// The read as replication takes it (a known version from the cache).
     pub fn resolve(self, node: u32, replica: &Replica<T>) -> CopyRead<T> {
         match self {
             Copy::Read(read) => read,
-            Copy::Known { id, path } => match replica.cached(node) {
+            Copy::Known { id } => match replica.cached(node) {
                 Some(info) if info.id == id => Ok(Some(info.clone())),
-                _ => Err(format!("{path}: content not sent")),
+                _ => Err(not_sent::<T>(node)),
+            },
+            Copy::Cached => match replica.cached(node) {
+                Some(info) => Ok(Some(info.clone())),
+                None => Err(not_sent::<T>(node)),
             },
         }
     }
+}
+
+/// A version the driver was told it knows, but no longer does (cannot
+/// happen while the caches change only between cycles; said, not assumed).
+fn not_sent<T: Replicated>(node: u32) -> String {
+    format!("node {node}'s {}: content not sent", T::FILE)
 }
 
 pub(crate) fn clstat_status(

@@ -172,7 +172,7 @@ impl Lab {
             ClusterCommand::ReadNodes { seq, asks } => {
                 let reports =
                     asks.iter().map(|a| self.files.read(a.node, a.file, a.known)).collect();
-                ClusterInput::NodesRead { seq, read_at: lab_wall(now), reports }
+                ClusterInput::NodesRead { seq, read_at: lab_wall(now), reports, unchanged: vec![] }
             }
             ClusterCommand::Copy { seq, file, bytes, mtime, .. } => {
                 let id = self.files.put(me, file, bytes, mtime);

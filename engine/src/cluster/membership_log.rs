@@ -35,6 +35,11 @@ impl ClusterDriver {
         members: &[u32],
         ages: Option<BTreeMap<u32, Option<Millis>>>,
     ) {
+        if !self.observed.is_empty() && self.observed == members {
+            return;
+        }
+        self.observed.clear();
+        self.observed.extend_from_slice(members);
         let changes = self.observer.observe(members);
         if changes.is_empty() {
             return;

@@ -60,6 +60,23 @@ impl ClusterDriver {
         }
     }
 
+    /// Nodes of the batch `seq` whose asked files are all unchanged: each
+    /// awaited one gives what its caches hold, its clstat aged anew.
+    pub(super) fn on_nodes_unchanged(
+        &mut self,
+        now: Millis,
+        seq: u64,
+        read_at: WallMs,
+        nodes: Vec<(u32, Option<WallMs>)>,
+    ) {
+        let me = self.cfg.me;
+        for (node, clstat_mtime) in nodes {
+            let Some(i) = self.expects_read(seq, node) else { continue };
+            let files = NodeFiles::unchanged(node, me, read_at, clstat_mtime, &self.clstats);
+            self.on_node_read(now, i, files);
+        }
+    }
+
     pub(super) fn on_membership(
         &mut self,
         now: Millis,
@@ -144,7 +161,14 @@ impl ClusterDriver {
             nodes: readset,
         };
         let mut asks = Vec::with_capacity(reading.nodes.len() * 3);
+        // The known identities, walked beside the (ascending) nodes: one
+        // step per node instead of three map look-ups.
+        let mut clstats = self.clstats.iter().map(|(n, (id, _))| (*n, *id)).peekable();
+        let mut hactls = self.hactl.cached_all().map(|(n, c)| (n, c.id)).peekable();
+        let mut cltabs = self.cltab.cached_all().map(|(n, c)| (n, c.id)).peekable();
         for (i, &node) in reading.nodes.iter().enumerate() {
+            let (clstat, hactl, cltab) =
+                (known(&mut clstats, node), known(&mut hactls, node), known(&mut cltabs, node));
             if let Some(seq) = self.busy_reads.get(&node) {
                 let reason = format!("node {node}: the previous read (#{seq}) has not finished");
                 reading.got[i] = Some(NodeFiles::failed(reason));
@@ -156,14 +180,13 @@ impl ClusterDriver {
                 // Under ranked a peer's heartbeat file is its record.
                 Some(h) if node != me => ask(SharedFile::Heartbeat, h.known_record(node)),
                 Some(_) => {}
-                None if node != me => {
-                    ask(SharedFile::Clstat, self.clstats.get(&node).map(|(id, _)| *id))
-                }
+                None if node != me => ask(SharedFile::Clstat, clstat),
                 None => {}
             }
-            ask(SharedFile::Hactl, self.hactl.cached(node).map(|c| c.id));
-            ask(SharedFile::Cltab, self.cltab.cached(node).map(|c| c.id));
+            ask(SharedFile::Hactl, hactl);
+            ask(SharedFile::Cltab, cltab);
         }
+        drop((clstats, hactls, cltabs));
         if !asks.is_empty() {
             self.commands.push_back(ClusterCommand::ReadNodes { seq, asks });
         }
@@ -196,16 +219,33 @@ impl ClusterDriver {
         // Built from sorted vectors: a map's bulk build, not an insert per
         // node.
         let n = reading.nodes.len();
-        let (mut hactl_reads, mut cltab_reads, mut nodes) =
-            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        let (mut hactl_same, mut cltab_same) = (true, true);
-        for (&node, files) in reading.nodes.iter().zip(reading.got) {
-            let files =
-                files.unwrap_or_else(|| NodeFiles::failed(format!("node {node}: no answer")));
-            hactl_same &= files.hactl.unchanged();
-            cltab_same &= files.cltab.unchanged();
-            hactl_reads.push((node, files.hactl));
-            cltab_reads.push((node, files.cltab));
+        let got: Vec<NodeFiles> = reading
+            .nodes
+            .iter()
+            .zip(reading.got)
+            .map(|(node, files)| {
+                files.unwrap_or_else(|| NodeFiles::failed(format!("node {node}: no answer")))
+            })
+            .collect();
+        // A quiet cycle (every copy unchanged since a cycle that had nothing
+        // to copy) skips replication. Only under the mtime rule: the
+        // versioned rule (ranked) is also driven by time, since a hand edit
+        // is sealed once it has stayed unchanged for its settle time.
+        let timed = self.is_ranked();
+        let hactl_same = got.iter().all(|f| f.hactl.unchanged());
+        let cltab_same = got.iter().all(|f| f.cltab.unchanged());
+        let hactl_quiet = !timed && self.hactl_quiet.holds(&reading.nodes, hactl_same);
+        let cltab_quiet = !timed && self.cltab_quiet.holds(&reading.nodes, cltab_same);
+        // The copies are resolved (and moved) only for a replication that runs.
+        let (mut hactl_reads, mut cltab_reads) = (BTreeMap::new(), BTreeMap::new());
+        let mut nodes = Vec::with_capacity(n);
+        for (&node, files) in reading.nodes.iter().zip(got) {
+            if !hactl_quiet {
+                hactl_reads.insert(node, files.hactl.resolve(node, &self.hactl));
+            }
+            if !cltab_quiet {
+                cltab_reads.insert(node, files.cltab.resolve(node, &self.cltab));
+            }
             nodes.push((node, files.clstat));
         }
         let nodes: BTreeMap<_, _> = nodes.into_iter().collect();
@@ -214,26 +254,15 @@ impl ClusterDriver {
             members: reading.members,
             read: reading.nodes,
             nodes,
-            hactl: Step::default(),
-            cltab: Step::default(),
+            hactl: Step { quiet: hactl_quiet, ..Step::default() },
+            cltab: Step { quiet: cltab_quiet, ..Step::default() },
         };
-        // A quiet cycle (every copy unchanged since a cycle that had nothing
-        // to copy) skips replication. Only under the mtime rule: the
-        // versioned rule (ranked) is also driven by time, since a hand edit
-        // is sealed once it has stayed unchanged for its settle time.
-        let timed = self.is_ranked();
-        copying.hactl.quiet = !timed && self.hactl_quiet.holds(&copying.read, hactl_same);
-        if !copying.hactl.quiet {
-            let hactl_reads: BTreeMap<_, _> =
-                hactl_reads.into_iter().map(|(n, c)| (n, c.resolve(n, &self.hactl))).collect();
+        if !hactl_quiet {
             let mut notes = Vec::new();
             copying.hactl.decision = self.hactl.plan_at(now, me, &hactl_reads, &mut notes);
             self.notes::<Hactl>(notes);
         }
-        copying.cltab.quiet = !timed && self.cltab_quiet.holds(&copying.read, cltab_same);
-        if !copying.cltab.quiet {
-            let cltab_reads: BTreeMap<_, _> =
-                cltab_reads.into_iter().map(|(n, c)| (n, c.resolve(n, &self.cltab))).collect();
+        if !cltab_quiet {
             let mut notes = Vec::new();
             copying.cltab.decision = self.cltab.plan_at(now, me, &cltab_reads, &mut notes);
             self.notes::<Cltab>(notes);
@@ -449,4 +478,14 @@ impl ClusterDriver {
             }
         }
     }
+}
+
+/// The identity `known` holds for `node`, stepping past smaller nodes
+/// (`known` ascending by node, `node` ascending between calls).
+fn known(
+    known: &mut std::iter::Peekable<impl Iterator<Item = (u32, ContentId)>>,
+    node: u32,
+) -> Option<ContentId> {
+    while known.next_if(|(n, _)| *n < node).is_some() {}
+    known.next_if(|(n, _)| *n == node).map(|(_, id)| id)
 }

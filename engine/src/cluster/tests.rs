@@ -22,6 +22,10 @@ type Stored = (Arc<[u8]>, WallMs, ContentId);
 struct Files {
     map: BTreeMap<(u32, SharedFile), Stored>,
     next_id: u64,
+    /// A clstat rewritten with the same content keeps its identity (only
+    /// its mtime moves), as in the simulator: the identity is the
+    /// content's, and the mtime is reported with every read.
+    same_clstat_same_id: bool,
 }
 
 impl Files {
@@ -30,6 +34,14 @@ impl Files {
     }
 
     fn put_bytes(&mut self, node: u32, file: SharedFile, b: Arc<[u8]>, m: WallMs) -> ContentId {
+        if self.same_clstat_same_id && file == SharedFile::Clstat {
+            if let Some((old, mtime, id)) = self.map.get_mut(&(node, file)) {
+                if *old == b {
+                    *mtime = m;
+                    return *id;
+                }
+            }
+        }
         self.next_id += 1;
         let id = ContentId(self.next_id);
         self.map.insert((node, file), (b, m, id));
@@ -88,6 +100,11 @@ struct Cluster {
     up: Vec<u32>,
     faults: BTreeMap<u32, Faults>,
     events: BTreeMap<u32, Vec<ClusterEvent>>,
+    /// Answer a node whose asked files are all unchanged with
+    /// `NodesRead.unchanged` (counted in `unchanged_answers`), as the
+    /// simulator does.
+    compact: bool,
+    unchanged_answers: usize,
 }
 
 impl Cluster {
@@ -114,6 +131,8 @@ impl Cluster {
             up: nodes.to_vec(),
             faults,
             events: BTreeMap::new(),
+            compact: false,
+            unchanged_answers: 0,
         };
         for &n in nodes {
             c.pump(n);
@@ -166,9 +185,33 @@ impl Cluster {
                 if !hung.is_empty() {
                     exec.held.push(ClusterCommand::ReadNodes { seq, asks: hung });
                 }
+                let mut asks = asks;
+                let mut unchanged = Vec::new();
+                if self.compact {
+                    let mut rest = Vec::new();
+                    for node in asks.iter().map(|a| a.node).collect::<BTreeSet<_>>() {
+                        let group: Vec<FileAsk> =
+                            asks.iter().filter(|a| a.node == node).copied().collect();
+                        let stored = |a: &FileAsk| self.files.map.get(&(a.node, a.file));
+                        let same = group
+                            .iter()
+                            .all(|a| a.known.is_some() && stored(a).map(|s| s.2) == a.known);
+                        if same {
+                            let clstat = group
+                                .iter()
+                                .find(|a| a.file == SharedFile::Clstat)
+                                .and_then(|a| stored(a).map(|s| s.1));
+                            unchanged.push((node, clstat));
+                        } else {
+                            rest.extend(group);
+                        }
+                    }
+                    asks = rest;
+                    self.unchanged_answers += unchanged.len();
+                }
                 let reports =
                     asks.iter().map(|a| self.files.read(a.node, a.file, a.known)).collect();
-                ClusterInput::NodesRead { seq, read_at: wall(now), reports }
+                ClusterInput::NodesRead { seq, read_at: wall(now), reports, unchanged }
             }
             ClusterCommand::Copy { seq, file, bytes, mtime, .. } => {
                 if faults.fail_copy {
@@ -397,7 +440,9 @@ fn read_time_out_is_the_engines_and_a_late_result_is_ignored() {
     let now = c.now;
     let d = c.drivers.get_mut(&1).expect("node 1");
     let view_before = d.node().monitor.clone();
-    d.handle(now, ClusterInput::NodesRead { seq, read_at: wall(now), reports: late });
+    let input =
+        ClusterInput::NodesRead { seq, read_at: wall(now), reports: late, unchanged: vec![] };
+    d.handle(now, input);
     assert_eq!(d.node().monitor, view_before, "a late result changes nothing");
     // ...but node 2 is read again at the next cycle (the late answer freed
     // it), and no more time-outs follow.
@@ -589,7 +634,7 @@ fn heartbeats_are_commanded_and_judged_by_the_engine() {
                             read: Ok(None),
                         })
                         .collect();
-                    ClusterInput::NodesRead { seq, read_at: wall(now), reports }
+                    ClusterInput::NodesRead { seq, read_at: wall(now), reports, unchanged: vec![] }
                 }
                 ClusterCommand::WriteHastat { seq, published } => {
                     members_seen.push(published.members.clone());
@@ -766,6 +811,56 @@ fn the_drivers_trace_replays_to_the_same_decisions() {
             other => panic!("unexpected record {other:?}"),
         }
         assert_eq!(&replayed, text, "record {i} decides differently on replay");
+    }
+}
+
+/// An executor may answer a node whose asked files are all unchanged with
+/// one `NodesRead.unchanged` entry instead of a report per file: the drivers then
+/// decide exactly as with the per-file reports (every trace record and
+/// decision text equal), through placement, a crash and failover, a
+/// hactl edit and its replication, while most answers were compact.
+#[test]
+fn unchanged_nodes_answered_in_one_line_decide_the_same() {
+    let run = |compact: bool| {
+        let mut c = Cluster::new(&[1, 2, 3, 4], "web start\n");
+        c.files.same_clstat_same_id = true;
+        c.compact = compact;
+        for d in c.drivers.values_mut() {
+            d.trace = Some(Tap { writer: DecisionWriter::default(), out: VecDeque::new() });
+        }
+        c.run_until(Millis::from_secs(200));
+        let owner = *c.owners("web").first().expect("web placed");
+        c.crash(owner);
+        c.run_until(c.now + Millis::from_secs(300));
+        let survivor = *c.drivers.keys().next().expect("survivors");
+        c.files.put(survivor, SharedFile::Hactl, "web start\ndb start\n", wall(c.now));
+        c.run_until(c.now + Millis::from_secs(300));
+        let mut traces = BTreeMap::new();
+        for (n, d) in c.drivers.iter_mut() {
+            let mut t = Vec::new();
+            while let Some((record, text)) = d.poll_trace() {
+                t.push((serde_json::to_string(&record).expect("serialises"), text));
+            }
+            traces.insert(*n, t);
+        }
+        let adopted = c.drivers.values().all(|d| d.hactl().is_some_and(|h| h.get("db").is_some()));
+        (traces, c.owners("web"), adopted, c.unchanged_answers, owner)
+    };
+    let (full, web, db, none, owner) = run(false);
+    let (compact, web2, db2, answers, owner2) = run(true);
+    assert_eq!(none, 0);
+    assert!(answers > 100, "the compact answer was hardly used: {answers}");
+    assert!(db, "the edited hactl was adopted everywhere");
+    assert_eq!(web.len(), 1, "failed over: {web:?}");
+    assert!(!web.contains(&owner));
+    assert_eq!((web, db, owner), (web2, db2, owner2));
+    assert!(full.values().all(|t| t.len() > 20), "cycles were traced");
+    for (node, trace) in &full {
+        let other = &compact[node];
+        assert_eq!(trace.len(), other.len(), "node {node}");
+        for (i, (a, b)) in trace.iter().zip(other).enumerate() {
+            assert_eq!(a, b, "node {node}, record {i}");
+        }
     }
 }
 

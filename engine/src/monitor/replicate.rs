@@ -262,6 +262,12 @@ impl<T: Replicated> Replica<T> {
         self.cache.get(&node)
     }
 
+    /// Every node's copy as last read, by ascending node (for a merge walk
+    /// beside a sorted node list: one step per node, not a look-up).
+    pub fn cached_all(&self) -> impl Iterator<Item = (u32, &CopyInfo<T>)> {
+        self.cache.iter().map(|(n, c)| (*n, c))
+    }
+
     pub fn last_good(&self) -> Option<&Arc<T>> {
         self.last_good.as_ref()
     }

@@ -22,6 +22,8 @@ fn ranked_cluster(nodes: &[u32], hactl: &str, params: RankedParams) -> Cluster {
         up: nodes.to_vec(),
         faults: BTreeMap::new(),
         events: BTreeMap::new(),
+        compact: false,
+        unchanged_answers: 0,
     };
     for &n in nodes {
         c.pump(n);

@@ -348,10 +348,22 @@ impl Record {
         };
         for (i, line) in lines {
             let bad = |what| RecordError::BadLine { line: i + 1, what };
-            let w: Vec<&str> = line.split_whitespace().collect();
+            // The words in a fixed array, not a `Vec` per line: every peer's
+            // record is parsed every heartbeat period, and the allocation
+            // was a visible part of a simulated hour. No line has more than
+            // six words; a longer one keeps its true count and is refused.
+            let mut words = [""; 7];
+            let mut count = 0;
+            for word in line.split_whitespace() {
+                if let Some(slot) = words.get_mut(count) {
+                    *slot = word;
+                }
+                count += 1;
+            }
+            let w = &words[..count.min(words.len())];
             let num = |k: usize| w.get(k).and_then(|x| x.parse::<u64>().ok());
             let node = |k: usize| w.get(k).and_then(|x| x.parse::<u32>().ok());
-            match (w.first().copied(), w.len()) {
+            match (w.first().copied(), count) {
                 (Some("node"), 4) => {
                     head = Some((
                         node(1).ok_or(bad("bad node"))?,
