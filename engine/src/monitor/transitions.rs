@@ -23,6 +23,12 @@
 //! A transition records the recorder's wall clock (ms since the epoch) for
 //! operators only: no rule compares it with another clock.
 
+mod hook_queue;
+mod record;
+
+pub use hook_queue::HookQueue;
+pub use record::{ReadPlan, Recorder, Step, FULL_EVERY, SETTLE_POLLS};
+
 use super::replica_version::{body, classify, seal};
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
