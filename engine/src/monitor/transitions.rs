@@ -175,11 +175,30 @@ impl History {
 
     /// The best of several histories: the highest last number, then the
     /// higher content checksum (the tie-break replicated files use).
+    ///
+    /// The checksum (a render of the whole history) is computed only
+    /// between histories with the same last number: the common case, one
+    /// history ahead of the others, costs no render.
     pub fn best(histories: impl IntoIterator<Item = History>) -> Option<History> {
-        histories.into_iter().max_by_key(|h| {
-            let sum = classify(&h.render()).version().map_or(0, |v| v.sum);
-            (h.last, sum)
-        })
+        let sum = |h: &History| classify(&h.render()).version().map_or(0, |v| v.sum);
+        let mut best: Option<(History, Option<u64>)> = None;
+        for h in histories {
+            best = match best {
+                None => Some((h, None)),
+                Some((b, _)) if h.last > b.last => Some((h, None)),
+                Some((b, bs)) if h.last < b.last || h == b => Some((b, bs)),
+                Some((b, bs)) => {
+                    let bs = bs.unwrap_or_else(|| sum(&b));
+                    let hs = sum(&h);
+                    if hs > bs {
+                        Some((h, Some(hs)))
+                    } else {
+                        Some((b, Some(bs)))
+                    }
+                }
+            };
+        }
+        best.map(|(h, _)| h)
     }
 }
 
