@@ -114,6 +114,12 @@ impl History {
         &self.entries[from..]
     }
 
+    /// Each node's last change in the history (nodes it never names are
+    /// absent): the membership the history says, as far as it knows.
+    pub fn states(&self) -> std::collections::BTreeMap<u32, Change> {
+        self.entries.iter().map(|t| (t.node, t.change)).collect()
+    }
+
     /// The last `k` entries.
     pub fn tail(&self, k: usize) -> &[Transition] {
         &self.entries[self.entries.len().saturating_sub(k)..]
@@ -222,6 +228,11 @@ pub struct Observer {
 }
 
 impl Observer {
+    /// A view was seen already.
+    pub fn seen(&self) -> bool {
+        self.last.is_some()
+    }
+
     /// The last view seen (empty before the first).
     pub fn view(&self) -> Vec<u32> {
         self.last.iter().flatten().copied().collect()

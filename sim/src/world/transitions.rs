@@ -19,6 +19,13 @@
 //! * `hook-order`: on each `mosha` incarnation, hooks start in increasing
 //!   transition order, one at a time (never while another runs).
 //!
+//! **Idle recorders** (simulator cost only): `mosha` polls every 0.5 s
+//! for ever; here a recorder whose last step read every file (all of them
+//! readable) and changed nothing sleeps until a history file changes (it
+//! then steps at the next poll) or its driver reports a membership
+//! change. Its step would have found the same files, so it would have done
+//! nothing; this keeps the event count of a quiet run as it was.
+//!
 //! Simplifications: the history file's writes never fail and are seen at
 //! once (the shared filesystem's delays and torn writes are modelled for
 //! the replicated files, which the same seal protects); a read is refused
@@ -61,6 +68,8 @@ pub(super) struct NodeRec {
     /// Hook-order ground truth: the hook running now, the last started.
     running: Option<u64>,
     last_started: u64,
+    /// Asleep until a history file changes (see the module doc).
+    idle: bool,
 }
 
 /// Every node's recorder, history file and hook bookkeeping.
@@ -120,6 +129,7 @@ impl World {
             rng: seeds::node_rng(self.seed, Stream::Hooks, node, inc),
             running: None,
             last_started: 0,
+            idle: false,
         };
         t.recs[node as usize] = Some(rec);
         self.queue.push(self.now, Ev::Record { node, inc, gen: 0 });
@@ -143,6 +153,7 @@ impl World {
         let Some(r) = self.rec_mut(node) else { return };
         r.rec.membership(members, changes, wall);
         r.gen += 1;
+        r.idle = false;
         let (inc, gen) = (r.inc, r.gen);
         self.queue.push(now, Ev::Record { node, inc, gen });
     }
@@ -178,6 +189,8 @@ impl World {
         let out = r.rec.step(read, full);
         r.gen += 1;
         let next = r.gen;
+        r.idle = full && all_readable && out.write.is_none();
+        let idle = r.idle;
         let mine = r.rec.history().last;
         if let Some(found) = out.found_at_start {
             if found > 0 {
@@ -204,6 +217,17 @@ impl World {
             t.file_last[node as usize] = before.max(h.last);
             t.files[node as usize] = Some((Arc::from(h.render()), h.last));
             t.last_change = now;
+            let mut wake = Vec::new();
+            for (j, other) in t.recs.iter_mut().enumerate() {
+                if let Some(o) = other.as_mut().filter(|o| o.idle && j != node as usize) {
+                    o.idle = false;
+                    o.gen += 1;
+                    wake.push(Ev::Record { node: j as u32, inc: o.inc, gen: o.gen });
+                }
+            }
+            for ev in wake {
+                self.queue.push(now + POLL, ev);
+            }
         }
         debug_assert!(mine >= out.announce.last().map_or(0, |t| t.number));
         for t in out.announce {
@@ -218,7 +242,9 @@ impl World {
             }
         }
         self.start_hooks(node);
-        self.queue.push(now + POLL, Ev::Record { node, inc, gen: next });
+        if !idle {
+            self.queue.push(now + POLL, Ev::Record { node, inc, gen: next });
+        }
     }
 
     /// Start the next queued hook if none runs.

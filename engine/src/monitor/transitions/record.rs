@@ -12,6 +12,15 @@
 //!   when this node is the recorder of its view ([`recorder`]: the lowest
 //!   node of a view holding a majority of the known nodes); otherwise it is
 //!   dropped (the recorder records the same change from its own view).
+//! * *What is recorded*: a change the history already says (a second
+//!   `down` of a node it has down) is not recorded again. When a node
+//!   *becomes* the recorder, it first reconciles the history with its view:
+//!   a node the history names whose state differs gets the missing
+//!   transition ("reconciled"). So each node's changes alternate down, up,
+//!   down..., even when the role moves to a node that just started and
+//!   never saw the changes the others saw. Only at the takeover: two nodes
+//!   whose views differ for a while (both believe they record) would
+//!   otherwise undo each other's entries at every poll.
 //! * *What is announced*: every transition numbered above the last one
 //!   announced, once, in order. History that existed when this node started
 //!   is never announced (a restarted `mosha` does not re-run old hooks), and
@@ -85,6 +94,11 @@ pub struct Recorder {
     settle: u32,
     /// Polls since the last full read.
     since_full: u32,
+    /// This node was the recorder at the last step.
+    recording: bool,
+    /// The wall clock of the last membership notice (ms since the epoch),
+    /// the time of a reconciled transition.
+    last_at_ms: i64,
 }
 
 impl Recorder {
@@ -101,6 +115,8 @@ impl Recorder {
             pending: Vec::new(),
             settle: 0,
             since_full: 0,
+            recording: false,
+            last_at_ms: 0,
         }
     }
 
@@ -114,6 +130,7 @@ impl Recorder {
     /// clock `at_ms` (ms since the epoch).
     pub fn membership(&mut self, members: &[u32], changes: Vec<(u32, Change, String)>, at_ms: i64) {
         self.view = members.iter().copied().collect();
+        self.last_at_ms = at_ms;
         self.pending.extend(changes.into_iter().map(|(node, change, reason)| Pending {
             node,
             change,
@@ -159,15 +176,28 @@ impl Recorder {
             self.announced = self.mine.last;
             out.found_at_start = Some(self.mine.last);
         }
-        if !self.pending.is_empty() {
-            if recorder(&self.view, &self.known) == Some(self.me) {
-                for p in self.pending.drain(..) {
+        let recording = recorder(&self.view, &self.known) == Some(self.me);
+        let takeover = recording && !self.recording;
+        self.recording = recording;
+        if recording {
+            let mut states = self.mine.states();
+            let at_ms = self.pending.last().map_or(self.last_at_ms, |p| p.at_ms);
+            for p in self.pending.drain(..) {
+                if states.get(&p.node) != Some(&p.change) {
                     self.mine.append(p.node, p.change, p.at_ms, self.me, &p.reason);
+                    states.insert(p.node, p.change);
                 }
-            } else {
-                out.not_recorded =
-                    self.pending.drain(..).map(|p| (p.node, p.change, p.reason)).collect();
             }
+            for (node, said) in states.into_iter().filter(|_| takeover) {
+                let now = if self.view.contains(&node) { Change::Up } else { Change::Down };
+                if said != now {
+                    let reason = format!("reconciled: the recorder's view has it {now}");
+                    self.mine.append(node, now, at_ms, self.me, &reason);
+                }
+            }
+        } else {
+            out.not_recorded =
+                self.pending.drain(..).map(|p| (p.node, p.change, p.reason)).collect();
         }
         if on_disk.as_ref() != Some(&self.mine) && (self.mine.last > 0 || on_disk.is_some()) {
             out.write = Some(self.mine.clone());
@@ -243,6 +273,25 @@ mod tests {
         assert_eq!(first.announce.len(), 1);
         let second = r.step(vec![(1, a), (3, b)], true);
         assert!(second.announce.is_empty(), "number 1 was announced already");
+    }
+
+    #[test]
+    fn a_new_recorder_reconciles_and_never_repeats_a_change() {
+        // Node 2 recorded node 1 down; node 1 restarts and is the lowest
+        // node again: its first view (no changes) reconciles the history.
+        let mut old = History::default();
+        old.append(1, Change::Down, 0, 2, "missed heartbeats");
+        let mut r = Recorder::new(1, vec![1, 2, 3]);
+        r.membership(&[1, 2, 3], Vec::new(), 7_000);
+        let s = r.step(vec![(2, old)], true);
+        assert_eq!(s.announce.len(), 1, "{s:?}");
+        assert_eq!((s.announce[0].node, s.announce[0].change), (1, Change::Up));
+        assert_eq!(s.announce[0].at_ms, 7_000);
+        // A second down of node 3 is recorded once.
+        r.membership(&[1, 2], down(3), 8_000);
+        assert_eq!(r.step(Vec::new(), true).announce.len(), 1);
+        r.membership(&[1, 2], down(3), 9_000);
+        assert!(r.step(Vec::new(), true).announce.is_empty(), "node 3 is down already");
     }
 
     #[test]
