@@ -39,8 +39,9 @@ use std::fmt;
 /// front; their numbers are never reused).
 pub const KEEP: usize = 200;
 
-/// A node came up or went down.
+/// A node came up or went down (`up`/`down` in files and JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Change {
     Up,
     Down,

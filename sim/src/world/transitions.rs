@@ -207,11 +207,8 @@ impl World {
         if let Some(h) = out.write {
             let t = &mut self.transitions;
             let before = t.file_last[node as usize];
-            if h.last < before {
-                let detail = format!(
-                    "node {node}'s history file went back from transition {before} to {}",
-                    h.last
-                );
+            if let Some(why) = forward_breaks(before, h.last) {
+                let detail = format!("node {node}'s history file {why}");
                 self.tracker.violation(TRANSITION_FORWARD, now, vec![node], detail);
             }
             t.file_last[node as usize] = before.max(h.last);
@@ -256,19 +253,14 @@ impl World {
             self.transitions.max_waiting = self.transitions.max_waiting.max(waiting);
             return;
         };
-        let broken = r.running.is_some() || t.number <= r.last_started;
-        let (running, last) = (r.running, r.last_started);
+        let broken = hook_start_breaks(r.running, r.last_started, t.number);
         r.running = Some(t.number);
         r.last_started = r.last_started.max(t.number);
         let took = Millis(r.rng.random_range(0..=HOOK_MAX.0));
         let inc = r.inc;
         self.transitions.hooks_run += 1;
-        if broken {
-            let detail = format!(
-                "node {node} starts the hook of transition {} while {running:?} runs, after {last}",
-                t.number
-            );
-            self.tracker.violation(HOOK_ORDER, now, vec![node], detail);
+        if let Some(why) = broken {
+            self.tracker.violation(HOOK_ORDER, now, vec![node], format!("node {node}: {why}"));
         }
         self.tracker.log(now, node, t.node, || hook_line(&t, took));
         self.queue.push(now + took, Ev::HookDone { node, inc, number: t.number });
@@ -311,7 +303,7 @@ impl World {
             return summary;
         }
         summary.agreement_checked = true;
-        let mut differ = Vec::new();
+        let mut held = Vec::new();
         for (node, r) in t.recs.iter().enumerate() {
             let Some(r) = r else { continue };
             let slot = &self.nodes[node];
@@ -319,10 +311,9 @@ impl World {
                 continue;
             }
             summary.compared.push(node as u32);
-            if r.rec.history() != &best {
-                differ.push((node as u32, r.rec.history().last));
-            }
+            held.push((node as u32, r.rec.history()));
         }
+        let differ = disagreeing(&best, &held);
         if !differ.is_empty() {
             let detail = format!(
                 "running monitors hold different histories at the end: best up to {}, {differ:?} (node, last) differ",
@@ -335,6 +326,51 @@ impl World {
     }
 }
 
+/// `hook-order`: why starting transition `number`'s hook breaks it (a hook
+/// `running` now, or `last` started already at or above `number`).
+fn hook_start_breaks(running: Option<u64>, last: u64, number: u64) -> Option<String> {
+    match running {
+        Some(other) => Some(format!("starts the hook of transition {number} while {other}'s runs")),
+        None if number <= last => {
+            Some(format!("starts the hook of transition {number} after that of {last}"))
+        }
+        None => None,
+    }
+}
+
+/// `transition-forward`: why a file whose last number was `before` breaks
+/// it when rewritten with `after`.
+fn forward_breaks(before: u64, after: u64) -> Option<String> {
+    (after < before).then(|| format!("went back from transition {before} to {after}"))
+}
+
+/// `transition-agree`: the (node, last number) of each held history that
+/// is not `best`.
+fn disagreeing(best: &History, held: &[(u32, &History)]) -> Vec<(u32, u64)> {
+    held.iter().filter(|(_, h)| *h != best).map(|(n, h)| (*n, h.last)).collect()
+}
+
 fn hook_line(t: &Transition, took: Millis) -> String {
     format!("hook --on-node{} for transition #{} (node {}) runs {took}", t.change, t.number, t.node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checks_fire_on_what_they_forbid() {
+        assert!(hook_start_breaks(Some(3), 3, 4).is_some(), "two hooks at once");
+        assert!(hook_start_breaks(None, 4, 4).is_some(), "a number twice");
+        assert!(hook_start_breaks(None, 5, 4).is_some(), "out of order");
+        assert_eq!(hook_start_breaks(None, 4, 5), None);
+        assert!(forward_breaks(7, 6).is_some());
+        assert_eq!(forward_breaks(7, 7), None);
+        let mut a = History::default();
+        a.append(2, Change::Down, 0, 1, "a");
+        let mut b = a.clone();
+        b.append(2, Change::Up, 0, 1, "b");
+        assert_eq!(disagreeing(&b, &[(1, &b), (3, &a)]), vec![(3, 1)]);
+        assert!(disagreeing(&b, &[(1, &b), (2, &b)]).is_empty());
+    }
 }
