@@ -856,7 +856,43 @@ mod tests {
             transitions_last: Some(h.last),
             transitions: recent(&h, 2, at(1_020)),
         };
-        insta::assert_snapshot!(serde_json::to_string_pretty(&st).expect("json"), @"");
+        insta::assert_snapshot!(serde_json::to_string_pretty(&st).expect("json"), @r#"
+        {
+          "shared": "/mfs",
+          "timeout_secs": 60.0,
+          "hactl_node": 1,
+          "hactl_error": null,
+          "membership_error": null,
+          "nodes": [],
+          "groups": [],
+          "fences": [],
+          "record_errors": [],
+          "standby": [
+            2
+          ],
+          "transitions_last": 12,
+          "transitions": [
+            {
+              "number": 11,
+              "node": 3,
+              "change": "down",
+              "at_ms": 1010000,
+              "by": 1,
+              "reason": "missed heartbeats",
+              "secs_ago": 10.0
+            },
+            {
+              "number": 12,
+              "node": 3,
+              "change": "up",
+              "at_ms": 1011000,
+              "by": 1,
+              "reason": "missed heartbeats",
+              "secs_ago": 9.0
+            }
+          ]
+        }
+        "#);
         assert_eq!(recent(&h, RECENT, at(1_020)).len(), RECENT);
     }
 
