@@ -387,6 +387,27 @@ fn transitions_are_numbered_alike_everywhere_and_hooks_run_in_order_one_at_a_tim
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("recent membership transitions"), "{text}");
     assert!(text.contains(&format!("#{}", first[5].0)), "{text}");
+    // `--json` lists them too, with the same numbers, node and changes.
+    let json = c.mosha_cli(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("status --json");
+    let listed: Vec<(u64, String, u64)> = json["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .map(|t| {
+            let s = |k: &str| t[k].as_str().unwrap_or_default().to_string();
+            (t["number"].as_u64().unwrap_or(0), s("change"), t["node"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    let hooked: Vec<(u64, String, u64)> =
+        first.iter().map(|(n, ch, node)| (*n, ch.clone(), u64::from(*node))).collect();
+    for l in &listed {
+        if let Some(h) = hooked.iter().find(|h| h.0 == l.0) {
+            assert_eq!(l, h, "{json}");
+        }
+    }
+    assert_eq!(json["transitions_last"].as_u64(), hooked.last().map(|t| t.0), "{json}");
+    assert_eq!(listed.last(), hooked.last(), "{json}");
 }
 
 #[test]
@@ -484,6 +505,10 @@ fn standby_drains_the_owner_and_off_leaves_the_group_where_it_runs() {
         text.contains(&format!("nodes in standby (drained under ranked): {{{owner}}}")),
         "{text}"
     );
+    // `--json` says the same.
+    let json = c.mosha_cli(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("status --json");
+    assert_eq!(json["standby"], serde_json::json!([owner]), "{json}");
     // Repeating is harmless; off again: web stays where it runs.
     let out = c.mosha_cli(&["standby", &owner.to_string(), "on"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("already on"), "{out:?}");

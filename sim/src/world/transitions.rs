@@ -195,7 +195,8 @@ impl World {
         if let Some(found) = out.found_at_start {
             if found > 0 {
                 self.transitions.joiners.push(node);
-                self.tracker.log(now, node, 0, || format!("history found up to transition {found}"));
+                self.tracker
+                    .log(now, node, 0, || format!("history found up to transition {found}"));
             }
             if all_readable && full && found < best_seen {
                 let detail = format!(
@@ -295,7 +296,9 @@ impl World {
             lines: best
                 .tail(REPORT_LINES)
                 .iter()
-                .map(|t| format!("#{} node {} {} by {}: {}", t.number, t.node, t.change, t.by, t.reason))
+                .map(|t| {
+                    format!("#{} node {} {} by {}: {}", t.number, t.node, t.change, t.by, t.reason)
+                })
                 .collect(),
             ..TransitionSummary::default()
         };
