@@ -242,6 +242,27 @@ fn transitions_are_numbered_alike_everywhere_and_hooks_run_in_order_one_at_a_tim
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("recent membership transitions"), "{text}");
     assert!(text.contains(&format!("#{}", first[5].0)), "{text}");
+    // `--json` lists them too, with the same numbers, node and changes.
+    let json = c.mosha_cli(1, &["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("status --json");
+    let listed: Vec<(u64, String, u64)> = json["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .map(|t| {
+            let s = |k: &str| t[k].as_str().unwrap_or_default().to_string();
+            (t["number"].as_u64().unwrap_or(0), s("change"), t["node"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    let hooked: Vec<(u64, String, u64)> =
+        first.iter().map(|(n, ch, node)| (*n, ch.clone(), u64::from(*node))).collect();
+    for l in &listed {
+        if let Some(h) = hooked.iter().find(|h| h.0 == l.0) {
+            assert_eq!(l, h, "{json}");
+        }
+    }
+    assert_eq!(json["transitions_last"].as_u64(), hooked.last().map(|t| t.0), "{json}");
+    assert_eq!(listed.last(), hooked.last(), "{json}");
 }
 
 #[test]
@@ -339,6 +360,10 @@ fn standby_drains_the_owner_and_off_leaves_the_group_where_it_runs() {
         text.contains(&format!("nodes in standby (drained under ranked): {{{owner}}}")),
         "{text}"
     );
+    // `--json` says the same.
+    let json = c.mosha_cli(1, &["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("status --json");
+    assert_eq!(json["standby"], serde_json::json!([owner]), "{json}");
     // Repeating is harmless; off again: web stays where it runs.
     let out = c.mosha_cli(1, &["standby", &owner.to_string(), "on"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("already on"), "{out:?}");
@@ -363,22 +388,32 @@ fn standby_drains_the_owner_and_off_leaves_the_group_where_it_runs() {
 #[test]
 fn a_killed_node_under_heartbeat_membership_is_a_numbered_down_transition() {
     let (mut c, _) = started(&["--membership".into(), "heartbeat".into()]);
+    // A loaded machine can start node 3 late enough that its first down is
+    // at the boot (recorded too): the kill's is the next one.
+    let is_down =
+        |l: &&str| l.contains("node 3 down: missed heartbeats") && l.contains("transition ");
+    let before = c.log(1).lines().filter(is_down).count();
     let mut three = c.moshas.remove(&3).expect("node 3 runs");
     let _ = three.kill();
     let _ = three.wait();
     let line = c.wait_for("node 3's down transition on node 1", PHASE, || {
-        c.log(1)
-            .lines()
-            .find(|l| l.contains("node 3 down: missed heartbeats") && l.contains("transition "))
-            .map(String::from)
+        c.log(1).lines().filter(is_down).nth(before).map(String::from)
     });
+    let number = line
+        .split("transition ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .expect("a transition number")
+        .to_string();
+    let once = format!("transition {number} (recorded by");
     // Node 2 reads it from the history (within a poll, 0.5 s); once each.
-    c.wait_for("node 3's down transition on node 2", PHASE, || {
-        c.log(2).contains("node 3 down: missed heartbeats").then_some(())
-    });
+    c.wait_for("node 3's down transition on node 2", PHASE, || c.log(2).contains(&once).then_some(()));
     thread::sleep(Duration::from_secs(2));
     for n in [1, 2] {
-        let count = c.log(n).matches("node 3 down: missed heartbeats").count();
+        let log = c.log(n);
+        let count = log.lines().filter(|l| l.contains(&once)).count();
         assert_eq!(count, 1, "node {n}: {line}\n{}", c.report());
+        let mine = log.lines().find(|l| l.contains(&once)).unwrap_or_default().to_string();
+        assert!(mine.contains("node 3 down: missed heartbeats"), "node {n}: {mine}");
     }
 }

@@ -104,6 +104,29 @@ pub struct ClusterStatus {
     pub fences: Vec<FenceReport>,
     /// Group-change records that could not be read (file:line and why).
     pub record_errors: Vec<String>,
+    /// Nodes in standby (issue 12), from the `#@standby` line of the hactl
+    /// that gave the wanted levels: under `ranked` they are drained and
+    /// take no new groups.
+    pub standby: Vec<u32>,
+    /// The last number of the cluster's membership-transition history
+    /// (`None`: no history yet).
+    pub transitions_last: Option<u64>,
+    /// The last [`RECENT`] membership transitions, oldest first.
+    pub transitions: Vec<RecentTransition>,
+}
+
+/// How many transitions `mosha status --json` lists.
+pub const RECENT: usize = 10;
+
+/// One recent membership transition, with its age by the reader's clock.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecentTransition {
+    /// `number`, `node`, `change` (`up`/`down`), `at_ms` (the recorder's
+    /// wall clock, ms since the epoch), `by` (the recording node), `reason`.
+    #[serde(flatten)]
+    pub transition: clinit_engine::monitor::transitions::Transition,
+    /// Seconds since `at_ms` by this reader's clock (never negative).
+    pub secs_ago: f64,
 }
 
 /// What the nodes recorded over time, besides their status files: the
@@ -293,6 +316,7 @@ pub fn collect(
             }
         })
         .collect();
+    let standby = hactl.as_ref().map(|h| h.standby.iter().copied().collect()).unwrap_or_default();
     ClusterStatus {
         shared: store.base(),
         timeout_secs: timeout.0 as f64 / 1000.0,
@@ -303,7 +327,22 @@ pub fn collect(
         groups,
         fences,
         record_errors: records.errors.clone(),
+        standby,
+        transitions_last: history.map(|h| h.last),
+        transitions: history.map(|h| recent(h, RECENT, now)).unwrap_or_default(),
     }
+}
+
+/// The last `k` transitions of `history`, oldest first, with their age.
+pub fn recent(history: &History, k: usize, now: SystemTime) -> Vec<RecentTransition> {
+    history
+        .tail(k)
+        .iter()
+        .map(|t| RecentTransition {
+            transition: t.clone(),
+            secs_ago: (epoch_secs(now) - t.at_ms as f64 / 1000.0).max(0.0),
+        })
+        .collect()
 }
 
 /// `node`'s last transition in `history`: its change and age (seconds, by
@@ -796,6 +835,68 @@ mod tests {
     }
 
     #[test]
+    fn status_json_carries_standby_and_the_recent_transitions() {
+        use clinit_engine::monitor::transitions::Change;
+        let mut h = History::default();
+        for i in 0..12u32 {
+            let change = if i % 2 == 0 { Change::Down } else { Change::Up };
+            h.append(3, change, 1_000_000 + i64::from(i) * 1_000, 1, "missed heartbeats");
+        }
+        let st = ClusterStatus {
+            shared: "/mfs".into(),
+            timeout_secs: 60.0,
+            hactl_node: Some(1),
+            hactl_error: None,
+            membership_error: None,
+            nodes: vec![],
+            groups: vec![],
+            fences: vec![],
+            record_errors: vec![],
+            standby: vec![2],
+            transitions_last: Some(h.last),
+            transitions: recent(&h, 2, at(1_020)),
+        };
+        insta::assert_snapshot!(serde_json::to_string_pretty(&st).expect("json"), @r#"
+        {
+          "shared": "/mfs",
+          "timeout_secs": 60.0,
+          "hactl_node": 1,
+          "hactl_error": null,
+          "membership_error": null,
+          "nodes": [],
+          "groups": [],
+          "fences": [],
+          "record_errors": [],
+          "standby": [
+            2
+          ],
+          "transitions_last": 12,
+          "transitions": [
+            {
+              "number": 11,
+              "node": 3,
+              "change": "down",
+              "at_ms": 1010000,
+              "by": 1,
+              "reason": "missed heartbeats",
+              "secs_ago": 10.0
+            },
+            {
+              "number": 12,
+              "node": 3,
+              "change": "up",
+              "at_ms": 1011000,
+              "by": 1,
+              "reason": "missed heartbeats",
+              "secs_ago": 9.0
+            }
+          ]
+        }
+        "#);
+        assert_eq!(recent(&h, RECENT, at(1_020)).len(), RECENT);
+    }
+
+    #[test]
     fn renders_nodes_and_groups() {
         let st = ClusterStatus {
             shared: "/mfs".into(),
@@ -861,6 +962,9 @@ mod tests {
             ],
             fences: vec![FenceReport { node: 2, by: 1, listed_secs_ago: 3.0 }],
             record_errors: vec![],
+            standby: vec![3],
+            transitions_last: Some(7),
+            transitions: Vec::new(),
         };
         insta::assert_snapshot!(render(&st), @r"
         cluster /mfs (timeout 60s), wanted levels from node 1's hactl

@@ -280,12 +280,21 @@ pub enum FaultChoice {
 }
 
 impl FaultChoice {
-    /// Parse `none | random | safe | all | KIND[:k=v...],...`.
+    /// Parse `none | random | random-ops | safe | all | KIND[:k=v...],...`.
+    ///
+    /// `random-ops` is `random` over every kind, the replica kinds of
+    /// issue 12 (`hactl-tie`, `hactl-cut`, `editor-write`) included. Its
+    /// draw takes the kinds in `ALL`'s order, so for one seed it enables
+    /// the same 23 kinds `random` does, then decides the three replica
+    /// kinds; the schedules then differ (the stream moved on).
     pub fn parse(text: &str) -> Result<FaultChoice, String> {
         match text.trim() {
             "" | "none" => return Ok(FaultChoice::None),
             "random" => {
                 return Ok(FaultChoice::Random { from: FaultKind::DRAWN.to_vec(), safe: false })
+            }
+            "random-ops" => {
+                return Ok(FaultChoice::Random { from: FaultKind::ALL.to_vec(), safe: false })
             }
             "safe" => {
                 return Ok(FaultChoice::Random {
@@ -307,7 +316,7 @@ impl FaultChoice {
             let kind = FaultKind::parse(name).ok_or_else(|| {
                 let known: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
                 format!(
-                    "unknown fault kind {name:?} (known: {}; or none, random, safe, all)",
+                    "unknown fault kind {name:?} (known: {}; or none, random, random-ops, safe, all)",
                     known.join(", ")
                 )
             })?;
@@ -828,6 +837,43 @@ mod tests {
         assert!(replica.iter().all(|k| !FaultKind::DRAWN.contains(k)));
     }
     use rand::SeedableRng;
+
+    fn names(choice: &FaultChoice, seed: u64) -> Vec<&'static str> {
+        choice.resolve(&mut ChaCha8Rng::seed_from_u64(seed)).iter().map(|k| k.kind.name()).collect()
+    }
+
+    proptest::proptest! {
+        /// `random-ops` enables, for any seed, exactly the kinds `random`
+        /// enables among the 23 it draws from (earlier seeds keep their
+        /// meaning), and then only replica kinds.
+        #[test]
+        fn random_ops_extends_random_for_every_seed(seed in proptest::prelude::any::<u64>()) {
+            let random = names(&FaultChoice::parse("random").expect("parses"), seed);
+            let ops = names(&FaultChoice::parse("random-ops").expect("parses"), seed);
+            let replica = ["hactl-tie", "hactl-cut", "editor-write"];
+            let (extra, same): (Vec<&str>, Vec<&str>) =
+                ops.iter().partition(|k| replica.contains(k));
+            // `random` falls back to one kind when it drew none of the 23
+            // (p = 2^-23); `random-ops` then may have only replica kinds.
+            if !same.is_empty() {
+                proptest::prop_assert_eq!(same, random);
+            }
+            proptest::prop_assert!(extra.iter().all(|k| replica.contains(k)));
+        }
+    }
+
+    #[test]
+    fn random_ops_draws_each_replica_kind_for_some_seeds() {
+        let ops = FaultChoice::parse("random-ops").expect("parses");
+        for kind in ["hactl-tie", "hactl-cut", "editor-write"] {
+            let seeds = (0..64).filter(|&s| names(&ops, s).contains(&kind)).count();
+            // Each is enabled with probability 1/2: 64 seeds give ~32.
+            assert!((16..=48).contains(&seeds), "{kind}: {seeds} of 64 seeds");
+        }
+        let random = FaultChoice::parse("random").expect("parses");
+        let replica = ["hactl-tie", "hactl-cut", "editor-write"];
+        assert!((0..64).all(|s| !names(&random, s).iter().any(|k| replica.contains(k))));
+    }
 
     #[test]
     fn plans_parse() {

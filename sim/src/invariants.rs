@@ -239,6 +239,12 @@ impl Tracker {
             .collect()
     }
 
+    /// A violation of a named invariant checked outside the tracker (the
+    /// world's transition checks), with the usual excerpt.
+    pub fn violation(&mut self, invariant: &str, at: Millis, nodes: Vec<u32>, detail: String) {
+        self.violate(invariant, at, None, nodes, detail, None);
+    }
+
     fn violate(
         &mut self,
         invariant: &str,

@@ -129,6 +129,22 @@ pub fn render(r: &RunResult) -> String {
         "faults seen: {} crashes, {} restarts, {} quorum losses, {} fences ({} killed)",
         m.crashes, m.restarts, m.quorum_losses, m.fences, m.fence_kills
     );
+    let t = &r.transitions;
+    if t.last > 0 {
+        let agreed = if t.agreement_checked {
+            format!("checked on nodes {:?}", t.compared)
+        } else {
+            "not checked (not settled at the end)".to_string()
+        };
+        let _ = writeln!(
+            s,
+            "membership transitions: last #{}, agreement {agreed}; {} hooks run; joined later: {:?}",
+            t.last, t.hooks_run, t.joiners
+        );
+        for line in &t.lines {
+            let _ = writeln!(s, "    {line}");
+        }
+    }
     let names = r.tracker.group_names();
     let mut worst: Vec<(f64, &String)> = m
         .unavailable

@@ -21,6 +21,8 @@ pub enum Stream {
     Chance = 8,
     /// Per node incarnation: status write failures.
     Store = 9,
+    /// Per node incarnation: how long its membership hooks run.
+    Hooks = 10,
 }
 
 /// splitmix64: a cheap, well-mixed derivation of sub-seeds.

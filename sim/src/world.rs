@@ -52,6 +52,12 @@ use std::time::{Duration, Instant};
 /// Executing `ranked`'s commands (kill, durable state, watchdog, guarded fence).
 mod boot_clock;
 mod ranked;
+/// Membership transitions: the engine's record step and hook order.
+mod transitions;
+
+pub use transitions::{
+    TransitionSummary, HOOK_ORDER, TRANSITION_AGREE, TRANSITION_FORWARD, TRANSITION_JOINER,
+};
 
 /// File contents as the shared filesystem holds them.
 type Bytes = Arc<[u8]>;
@@ -114,6 +120,18 @@ enum Ev {
     },
     /// The warm-up is over (unavailability counts from here).
     Warmup,
+    /// A step of the node's transition recorder (its generation `gen`).
+    Record {
+        node: u32,
+        inc: u32,
+        gen: u64,
+    },
+    /// A membership hook of incarnation `inc` ends.
+    HookDone {
+        node: u32,
+        inc: u32,
+        number: u64,
+    },
 }
 
 /// One node's files on the shared filesystem (`/mfs/<node>/...`).
@@ -254,6 +272,8 @@ pub struct RunResult {
     pub trace: Option<TraceSummary>,
     pub trace_lines: Vec<String>,
     pub trace_error: Option<String>,
+    /// Membership transitions and their hooks.
+    pub transitions: TransitionSummary,
 }
 
 pub struct World {
@@ -293,6 +313,8 @@ pub struct World {
     serial: u64,
     /// `/mfs/<node>/<file>` by node and [`file_index`], made once.
     paths: Vec<[Arc<str>; 5]>,
+    /// Membership transitions: recorders, history files, hooks.
+    transitions: transitions::SimTransitions,
 }
 
 /// The position of `file` in [`World::paths`].
@@ -408,6 +430,7 @@ impl World {
                 })
                 .collect(),
             cfg: cfg.clone(),
+            transitions: Default::default(),
         };
         // Every node has the operator's hactl and cltab from before the start.
         let hactl: Bytes = Arc::from(world.built.hactl.render().into_bytes());
@@ -462,6 +485,7 @@ impl World {
 
     pub fn finish(mut self, wall: Duration) -> RunResult {
         let end = self.cfg.duration;
+        let transitions = self.transitions_finish();
         self.tracker.finish(end);
         let trace = self.trace.finish();
         RunResult {
@@ -475,6 +499,7 @@ impl World {
             trace,
             trace_lines: self.trace.take_lines(),
             trace_error: self.trace.error().map(String::from),
+            transitions,
         }
     }
 
@@ -519,7 +544,10 @@ impl World {
         // resumes; a child of a frozen monitor still dies on time (the
         // monitor reaps it later).
         let held = match &ev {
-            Ev::Answer { node, .. } | Ev::Tick { node, .. } => {
+            Ev::Answer { node, .. }
+            | Ev::Tick { node, .. }
+            | Ev::Record { node, .. }
+            | Ev::HookDone { node, .. } => {
                 let slot = &self.nodes[*node as usize];
                 (slot.frozen || slot.paused).then_some(*node)
             }
@@ -553,6 +581,8 @@ impl World {
             Ev::MonitorRestart { node } => self.start_monitor(node),
             Ev::Resume { node } => self.resume(node),
             Ev::Warmup => self.tracker.begin_counting(self.now),
+            Ev::Record { node, inc, gen } => self.transitions_step(node, inc, gen),
+            Ev::HookDone { node, inc, number } => self.transitions_hook_done(node, inc, number),
             Ev::View(p) => {
                 if self.members.apply(&p) {
                     let (o, t, up) = (p.observer, p.target, p.present);
@@ -653,6 +683,7 @@ impl World {
         slot.reaped.clear();
         slot.last_clstat = None;
         self.tracker.log(now, node, 0, || format!("mosha starts (incarnation {inc})"));
+        self.transitions_start(node);
         self.pump(node);
         self.refresh_health();
     }
@@ -674,6 +705,7 @@ impl World {
         if slot.driver.take().is_some() {
             self.trace.record(&Record::Crash { node, at: now });
         }
+        self.transitions_stop(node);
         self.tracker.metrics.crashes += 1;
         self.tracker.node_down(now, node);
         self.tracker
@@ -697,6 +729,8 @@ impl World {
         if slot.driver.take().is_none() {
             return;
         }
+        self.transitions_stop(node);
+        let slot = &mut self.nodes[node as usize];
         let Some(orphans) = slot.procs.take() else { return };
         slot.frozen = false;
         slot.reaped.clear();
@@ -932,6 +966,9 @@ impl World {
                 }
                 ClusterEvent::Replica { file, note } => {
                     self.tracker.log(now, node, 0, || format!("{file}: {note}"));
+                }
+                ClusterEvent::Membership { members, changes } => {
+                    self.transitions_membership(node, &members, changes);
                 }
                 ClusterEvent::SpawnFailed { id, error } => {
                     self.tracker

@@ -26,7 +26,8 @@ skewed and drifting clocks and failing I/O. Everything random comes from --seed:
 the same run, bit for bit.
 
 Fault plans (--faults): none | random (a seeded random subset of all kinds
-but the three replica kinds) | safe (a random subset of the kinds classic is
+but the three replica kinds) | random-ops (the same, the replica kinds
+included) | safe (a random subset of the kinds classic is
 expected to survive) | all | a list like
 crash,partition:rate=2,slow-fs:size=5s:len=2m. Kinds: crash, partition,
 slow-fs, read-failures, stale-reads, skew, slow-node, false-suspicion,
@@ -219,7 +220,7 @@ struct Scenario {
     /// Policy: a name (classic) or JSON like {"policy":"classic","timeout":30000}.
     #[arg(long, default_value = "classic")]
     policy: String,
-    /// Fault plan: none | random | safe | all | KIND[:k=v...],...
+    /// Fault plan: none | random | random-ops | safe | all | KIND[:k=v...],...
     #[arg(long, default_value = "none")]
     faults: String,
     /// Custom cltab (commands from the simulated vocabulary); needs --hactl.

@@ -6,10 +6,11 @@
 //! Two threads, so that neither the monitor nor the history waits for a
 //! hook:
 //! * the **recorder thread** gets the driver's membership changes over a
-//!   channel; every [`POLL`] (and on each change) it reads every node's
-//!   `transitions` file, takes the best history, appends this node's
-//!   changes when it is the recorder, writes its own copy when it differs,
-//!   and logs each transition it has not logged before, once;
+//!   channel; every [`POLL`] (and on each change) it reads the
+//!   `transitions` files the engine's [`Recorder`] plans (every node's
+//!   after a change and every 10 s, else its own and the last recorder's),
+//!   runs the engine's record step on them, writes its own copy when the
+//!   step says so, and logs each transition the step announces;
 //! * the **hook thread** runs `--on-nodeup`/`--on-nodedown` once per
 //!   transition, in transition order, one at a time, with `MOSHA_TRANSITION`,
 //!   `MOSHA_NODE`, `MOSHA_CHANGE` (`up`/`down`), `MOSHA_TIME` (the
@@ -19,10 +20,11 @@
 //!   hook that fails is logged. Hooks run for transitions recorded after
 //!   this `mosha` started, never for older history.
 
-use clinit_engine::monitor::transitions::{recorder, Change, History, Transition};
+use clinit_engine::monitor::transitions::{
+    Change, History, HookQueue, ReadPlan, Recorder, Transition,
+};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use std::collections::BTreeSet;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -68,13 +70,24 @@ pub struct Transitions {
 /// Every node's history file, by node (from the node directories under
 /// `mfsbase`).
 fn read_histories(mfsbase: &std::path::Path, varpath: &std::path::Path) -> Vec<(u32, History)> {
+    let Ok(dir) = std::fs::read_dir(mfsbase) else { return Vec::new() };
+    let nodes: Vec<u32> = dir
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .collect();
+    read_nodes(mfsbase, varpath, &nodes)
+}
+
+/// The history files of `nodes` (a missing, unreadable or unsealed one is
+/// left out, with a debug line).
+fn read_nodes(
+    mfsbase: &std::path::Path,
+    varpath: &std::path::Path,
+    nodes: &[u32],
+) -> Vec<(u32, History)> {
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir(mfsbase) else { return out };
-    for entry in dir.flatten() {
-        let Some(node) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let path = entry.path().join(varpath).join(FILE);
+    for &node in nodes {
+        let path = mfsbase.join(node.to_string()).join(varpath).join(FILE);
         match crate::safe_read::read_regular(&path, LIMIT) {
             Ok(Some(bytes)) => match History::parse(&bytes) {
                 Ok(h) => out.push((node, h)),
@@ -129,8 +142,15 @@ impl Transitions {
             thread::Builder::new()
                 .name("mosha-hooks".into())
                 .spawn(move || {
+                    // The engine's queue orders them (in transition
+                    // order, one at a time, once each).
+                    let mut queue = HookQueue::default();
                     while let Ok(t) = hook_rx.recv() {
-                        run_hook(me, &hooks, &t, &running);
+                        queue.push(t);
+                        while let Some(t) = queue.start_next() {
+                            run_hook(me, &hooks, &t, &running);
+                            queue.finished(t.number);
+                        }
                     }
                 })
                 .map_err(|e| error!("cannot start the hook thread: {e}; hooks will not run"))
@@ -179,49 +199,36 @@ fn record_loop(
     hooks: mpsc::Sender<Transition>,
 ) {
     let own = mfsbase.join(me.to_string()).join(varpath).join(FILE);
-    // History older than this start: not logged again, no hooks.
-    let mut mine = History::best(read_histories(mfsbase, varpath).into_iter().map(|(_, h)| h))
-        .unwrap_or_default();
-    if mine.last > 0 {
-        info!("membership transitions: history up to transition {}", mine.last);
-    }
-    let mut logged = mine.last;
-    let mut pending: Vec<(u32, Change, String, i64)> = Vec::new();
-    let mut view: BTreeSet<u32> = BTreeSet::new();
+    // Every rule (what to read, merge, record, write, announce) is the
+    // engine's; this loop reads and writes files and logs.
+    let mut step = Recorder::new(me, known.to_vec());
     let mut write_failing = false;
+    let mut first = true;
     loop {
-        match rx.recv_timeout(POLL) {
-            Ok(Msg::Changes { members, changes }) => {
-                view = members.into_iter().collect();
-                let at = wall_ms();
-                pending.extend(changes.into_iter().map(|(n, c, r)| (n, c, r, at)));
-            }
-            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-            Err(RecvTimeoutError::Timeout) => {}
-        }
-        // The best history anyone holds; never one behind what this node
-        // already has (forward only).
-        let read = read_histories(mfsbase, varpath);
-        let on_disk = read.iter().find(|(n, _)| *n == me).map(|(_, h)| h.clone());
-        if let Some(best) = History::best(read.into_iter().map(|(_, h)| h)) {
-            if best.last > mine.last || (best.last == mine.last && best != mine) {
-                mine = History::best([best, mine.clone()]).unwrap_or_default();
-            }
-        }
-        if !pending.is_empty() {
-            if recorder(&view, known) == Some(me) {
-                for (node, change, reason, at) in pending.drain(..) {
-                    mine.append(node, change, at, me, &reason);
+        if !first {
+            match rx.recv_timeout(POLL) {
+                Ok(Msg::Changes { members, changes }) => {
+                    step.membership(&members, changes, wall_ms());
                 }
-            } else {
-                // Another node records (or no majority is in view).
-                for (node, change, reason, _) in pending.drain(..) {
-                    debug!("membership: node {node} {change} ({reason}); not the recorder");
-                }
+                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {}
             }
         }
-        if on_disk.as_ref() != Some(&mine) && (mine.last > 0 || on_disk.is_some()) {
-            match crate::atomic::write_atomic(&own, &mine.render(), None) {
+        first = false;
+        let plan = step.plan();
+        let read = match &plan {
+            ReadPlan::All => read_histories(mfsbase, varpath),
+            ReadPlan::Nodes(nodes) => read_nodes(mfsbase, varpath, nodes),
+        };
+        let out = step.step(read, plan == ReadPlan::All);
+        if let Some(last) = out.found_at_start.filter(|&n| n > 0) {
+            info!("membership transitions: history up to transition {last}");
+        }
+        for (node, change, reason) in &out.not_recorded {
+            debug!("membership: node {node} {change} ({reason}); not the recorder");
+        }
+        if let Some(h) = out.write {
+            match crate::atomic::write_atomic(&own, &h.render(), None) {
                 Ok(()) => write_failing = false,
                 Err(e) if !write_failing => {
                     write_failing = true;
@@ -230,15 +237,14 @@ fn record_loop(
                 Err(_) => {}
             }
         }
-        for t in mine.after(logged) {
+        for t in out.announce {
             if t.change == Change::Down {
                 warn!("{t} (recorded by node {})", t.by);
             } else {
                 info!("{t} (recorded by node {})", t.by);
             }
-            let _ = hooks.send(t.clone());
+            let _ = hooks.send(t);
         }
-        logged = logged.max(mine.last);
     }
 }
 

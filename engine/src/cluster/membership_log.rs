@@ -30,18 +30,23 @@ pub(super) fn heartbeat_ages(report: &MembershipReport) -> Option<BTreeMap<u32, 
 impl ClusterDriver {
     /// Compare this cycle's members with the last cycle's; queue one
     /// [`ClusterEvent::Membership`] naming every change and its reason.
+    /// The first view is queued too, with no changes: the transition
+    /// recorder needs its view to know whether it records (a `mosha` that
+    /// starts as the lowest node must reconcile the history with it).
     pub(super) fn observe_membership(
         &mut self,
         members: &[u32],
         ages: Option<BTreeMap<u32, Option<Millis>>>,
     ) {
-        if !self.observed.is_empty() && self.observed == members {
+        let first = !self.observer.seen();
+        // The same list as last cycle: nothing changed (the common case).
+        if !first && self.observed == members {
             return;
         }
         self.observed.clear();
         self.observed.extend_from_slice(members);
         let changes = self.observer.observe(members);
-        if changes.is_empty() {
+        if changes.is_empty() && !first {
             return;
         }
         let timeout = self.timeout;

@@ -23,6 +23,12 @@
 //! A transition records the recorder's wall clock (ms since the epoch) for
 //! operators only: no rule compares it with another clock.
 
+mod hook_queue;
+mod record;
+
+pub use hook_queue::HookQueue;
+pub use record::{ReadPlan, Recorder, Step, FULL_EVERY, SETTLE_POLLS};
+
 use super::replica_version::{body, classify, seal};
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
@@ -33,8 +39,9 @@ use std::fmt;
 /// front; their numbers are never reused).
 pub const KEEP: usize = 200;
 
-/// A node came up or went down.
+/// A node came up or went down (`up`/`down` in files and JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Change {
     Up,
     Down,
@@ -108,6 +115,12 @@ impl History {
         &self.entries[from..]
     }
 
+    /// Each node's last change in the history (nodes it never names are
+    /// absent): the membership the history says, as far as it knows.
+    pub fn states(&self) -> std::collections::BTreeMap<u32, Change> {
+        self.entries.iter().map(|t| (t.node, t.change)).collect()
+    }
+
     /// The last `k` entries.
     pub fn tail(&self, k: usize) -> &[Transition] {
         &self.entries[self.entries.len().saturating_sub(k)..]
@@ -169,11 +182,30 @@ impl History {
 
     /// The best of several histories: the highest last number, then the
     /// higher content checksum (the tie-break replicated files use).
+    ///
+    /// The checksum (a render of the whole history) is computed only
+    /// between histories with the same last number: the common case, one
+    /// history ahead of the others, costs no render.
     pub fn best(histories: impl IntoIterator<Item = History>) -> Option<History> {
-        histories.into_iter().max_by_key(|h| {
-            let sum = classify(&h.render()).version().map_or(0, |v| v.sum);
-            (h.last, sum)
-        })
+        let sum = |h: &History| classify(&h.render()).version().map_or(0, |v| v.sum);
+        let mut best: Option<(History, Option<u64>)> = None;
+        for h in histories {
+            best = match best {
+                None => Some((h, None)),
+                Some((b, _)) if h.last > b.last => Some((h, None)),
+                Some((b, bs)) if h.last < b.last || h == b => Some((b, bs)),
+                Some((b, bs)) => {
+                    let bs = bs.unwrap_or_else(|| sum(&b));
+                    let hs = sum(&h);
+                    if hs > bs {
+                        Some((h, Some(hs)))
+                    } else {
+                        Some((b, Some(bs)))
+                    }
+                }
+            };
+        }
+        best.map(|(h, _)| h)
     }
 }
 
@@ -197,6 +229,11 @@ pub struct Observer {
 }
 
 impl Observer {
+    /// A view was seen already.
+    pub fn seen(&self) -> bool {
+        self.last.is_some()
+    }
+
     /// The last view seen (empty before the first).
     pub fn view(&self) -> Vec<u32> {
         self.last.iter().flatten().copied().collect()

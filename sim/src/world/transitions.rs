@@ -1,0 +1,379 @@
+//! Membership transitions in the simulator (issue 12): every running
+//! `mosha` runs the engine's record step
+//! ([`clinit_engine::monitor::transitions::Recorder`]) as `mosha`'s
+//! recorder thread does (a step every 0.5 s and at once on a membership
+//! change), on a simulated `transitions` file in each node's shared
+//! directory; and the engine's [`HookQueue`] orders its hooks, each a
+//! simulated command that runs for a drawn time (0–3 s, so a burst of
+//! transitions queues hooks behind each other).
+//!
+//! Named invariants, checked against what the nodes actually wrote and ran:
+//! * `transition-forward`: a node's history file never moves back (its
+//!   last transition number never decreases);
+//! * `transition-agree`: at the end of a run that has settled (no
+//!   transition file changed in the last [`SETTLE`]), every running
+//!   monitor holds the same history, that of the best file;
+//! * `transition-joiner`: a monitor that starts while a history exists
+//!   and can read every node's file starts from the best one (a node that
+//!   joins later reads the same history);
+//! * `hook-order`: on each `mosha` incarnation, hooks start in increasing
+//!   transition order, one at a time (never while another runs).
+//!
+//! **Idle recorders** (simulator cost only): `mosha` polls every 0.5 s
+//! for ever; here a recorder whose last step read every file (all of them
+//! readable) and changed nothing sleeps until a history file changes (it
+//! then steps at the next poll) or its driver reports a membership
+//! change. Its step would have found the same files, so it would have done
+//! nothing; this keeps the event count of a quiet run as it was.
+//!
+//! Simplifications: the history file's writes never fail and are seen at
+//! once (the shared filesystem's delays and torn writes are modelled for
+//! the replicated files, which the same seal protects); a read is refused
+//! across a partition, as for every shared file.
+
+use super::{Bytes, Ev, World};
+use crate::seeds::{self, Stream};
+use clinit_engine::monitor::transitions::{
+    Change, History, HookQueue, ReadPlan, Recorder, Transition,
+};
+use clinit_engine::time::Millis;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
+
+pub const TRANSITION_FORWARD: &str = "transition-forward";
+pub const TRANSITION_AGREE: &str = "transition-agree";
+pub const TRANSITION_JOINER: &str = "transition-joiner";
+pub const HOOK_ORDER: &str = "hook-order";
+
+/// The recorder's poll (`mosha`'s recorder thread: 0.5 s).
+const POLL: Millis = Millis(500);
+/// A simulated hook runs for 0 to this long.
+const HOOK_MAX: Millis = Millis(3_000);
+/// The end-of-run agreement is checked only when no history file changed
+/// for this long (two full-read periods of the record step: 20 s).
+pub const SETTLE: Millis = Millis(20_000);
+/// Lines of the final history the report keeps.
+const REPORT_LINES: usize = 12;
+
+/// One running `mosha`'s recorder and hooks.
+pub(super) struct NodeRec {
+    inc: u32,
+    rec: Recorder,
+    /// The pending step's generation: a membership change steps at once
+    /// and restarts the poll (as a message wakes `mosha`'s thread).
+    gen: u64,
+    hooks: HookQueue,
+    rng: ChaCha8Rng,
+    /// Hook-order ground truth: the hook running now, the last started.
+    running: Option<u64>,
+    last_started: u64,
+    /// Asleep until a history file changes (see the module doc).
+    idle: bool,
+}
+
+/// Every node's recorder, history file and hook bookkeeping.
+#[derive(Default)]
+pub(super) struct SimTransitions {
+    recs: Vec<Option<NodeRec>>,
+    files: Vec<Option<(Bytes, u64)>>,
+    /// The highest last number each node's file ever had.
+    file_last: Vec<u64>,
+    last_change: Millis,
+    hooks_run: u64,
+    /// The most hooks seen waiting behind a running one.
+    max_waiting: usize,
+    joiners: Vec<u32>,
+}
+
+/// What a run's transitions came to (for the report and tests).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransitionSummary {
+    /// The best history's last number (0: none).
+    pub last: u64,
+    /// The end-of-run agreement check ran (the run had settled).
+    pub agreement_checked: bool,
+    /// Running monitors whose history was compared.
+    pub compared: Vec<u32>,
+    /// Monitors that started while a history existed.
+    pub joiners: Vec<u32>,
+    /// Hooks run (started), all nodes.
+    pub hooks_run: u64,
+    /// The most hooks that waited behind a running one on a node (a burst
+    /// of transitions queues them).
+    pub max_waiting: usize,
+    /// The best history's last lines (`#n node N up|down by R: reason`).
+    pub lines: Vec<String>,
+}
+
+impl World {
+    fn rec_mut(&mut self, node: u32) -> Option<&mut NodeRec> {
+        self.transitions.recs.get_mut(node as usize).and_then(Option::as_mut)
+    }
+
+    /// A `mosha` incarnation starts: its recorder takes its first step at once.
+    pub(super) fn transitions_start(&mut self, node: u32) {
+        let n = self.cfg.nodes as usize;
+        let t = &mut self.transitions;
+        if t.recs.len() <= n {
+            t.recs.resize_with(n + 1, || None);
+            t.files.resize_with(n + 1, || None);
+            t.file_last.resize(n + 1, 0);
+        }
+        let inc = self.nodes[node as usize].incarnation;
+        let rec = NodeRec {
+            inc,
+            rec: Recorder::new(node, (1..=self.cfg.nodes).collect()),
+            gen: 0,
+            hooks: HookQueue::default(),
+            rng: seeds::node_rng(self.seed, Stream::Hooks, node, inc),
+            running: None,
+            last_started: 0,
+            idle: false,
+        };
+        t.recs[node as usize] = Some(rec);
+        self.queue.push(self.now, Ev::Record { node, inc, gen: 0 });
+    }
+
+    /// The incarnation's `mosha` is gone (its hook is killed with it).
+    pub(super) fn transitions_stop(&mut self, node: u32) {
+        if let Some(slot) = self.transitions.recs.get_mut(node as usize) {
+            *slot = None;
+        }
+    }
+
+    /// The node's driver saw membership change.
+    pub(super) fn transitions_membership(
+        &mut self,
+        node: u32,
+        members: &[u32],
+        changes: Vec<(u32, Change, String)>,
+    ) {
+        let (now, wall) = (self.now, self.wall(node));
+        let Some(r) = self.rec_mut(node) else { return };
+        r.rec.membership(members, changes, wall);
+        r.gen += 1;
+        r.idle = false;
+        let (inc, gen) = (r.inc, r.gen);
+        self.queue.push(now, Ev::Record { node, inc, gen });
+    }
+
+    /// `Ev::Record`: one record step of the node's current incarnation.
+    pub(super) fn transitions_step(&mut self, node: u32, inc: u32, gen: u64) {
+        let now = self.now;
+        let Some(r) = self.rec_mut(node) else { return };
+        if r.inc != inc || r.gen != gen {
+            return;
+        }
+        let plan = r.rec.plan();
+        let full = plan == ReadPlan::All;
+        let targets: Vec<u32> = match plan {
+            ReadPlan::All => (1..=self.cfg.nodes).collect(),
+            ReadPlan::Nodes(nodes) => nodes,
+        };
+        let mut read = Vec::new();
+        let mut all_readable = true;
+        for j in targets {
+            if j != node && (!self.members.same_side(node, j) || self.blocked(node, j)) {
+                all_readable = false;
+                continue;
+            }
+            if let Some((bytes, _)) = &self.transitions.files[j as usize] {
+                if let Ok(h) = History::parse(bytes) {
+                    read.push((j, h));
+                }
+            }
+        }
+        let best_seen = read.iter().map(|(_, h)| h.last).max().unwrap_or(0);
+        let Some(r) = self.rec_mut(node) else { return };
+        let out = r.rec.step(read, full);
+        r.gen += 1;
+        let next = r.gen;
+        r.idle = full && all_readable && out.write.is_none();
+        let idle = r.idle;
+        let mine = r.rec.history().last;
+        if let Some(found) = out.found_at_start {
+            if found > 0 {
+                self.transitions.joiners.push(node);
+                self.tracker
+                    .log(now, node, 0, || format!("history found up to transition {found}"));
+            }
+            if all_readable && full && found < best_seen {
+                let detail = format!(
+                    "node {node} started from transition {found} though it read one up to {best_seen}"
+                );
+                self.tracker.violation(TRANSITION_JOINER, now, vec![node], detail);
+            }
+        }
+        if let Some(h) = out.write {
+            let t = &mut self.transitions;
+            let before = t.file_last[node as usize];
+            if let Some(why) = forward_breaks(before, h.last) {
+                let detail = format!("node {node}'s history file {why}");
+                self.tracker.violation(TRANSITION_FORWARD, now, vec![node], detail);
+            }
+            t.file_last[node as usize] = before.max(h.last);
+            t.files[node as usize] = Some((Arc::from(h.render()), h.last));
+            t.last_change = now;
+            let mut wake = Vec::new();
+            for (j, other) in t.recs.iter_mut().enumerate() {
+                if let Some(o) = other.as_mut().filter(|o| o.idle && j != node as usize) {
+                    o.idle = false;
+                    o.gen += 1;
+                    wake.push(Ev::Record { node: j as u32, inc: o.inc, gen: o.gen });
+                }
+            }
+            for ev in wake {
+                self.queue.push(now + POLL, ev);
+            }
+        }
+        debug_assert!(mine >= out.announce.last().map_or(0, |t| t.number));
+        for t in out.announce {
+            self.tracker.log(now, node, t.node, || {
+                format!(
+                    "transition #{}: node {} {} ({}), recorded by node {}",
+                    t.number, t.node, t.change, t.reason, t.by
+                )
+            });
+            if let Some(r) = self.rec_mut(node) {
+                r.hooks.push(t);
+            }
+        }
+        self.start_hooks(node);
+        if !idle {
+            self.queue.push(now + POLL, Ev::Record { node, inc, gen: next });
+        }
+    }
+
+    /// Start the next queued hook if none runs.
+    fn start_hooks(&mut self, node: u32) {
+        let now = self.now;
+        let Some(r) = self.rec_mut(node) else { return };
+        let waiting = r.hooks.waiting();
+        let Some(t) = r.hooks.start_next() else {
+            self.transitions.max_waiting = self.transitions.max_waiting.max(waiting);
+            return;
+        };
+        let broken = hook_start_breaks(r.running, r.last_started, t.number);
+        r.running = Some(t.number);
+        r.last_started = r.last_started.max(t.number);
+        let took = Millis(r.rng.random_range(0..=HOOK_MAX.0));
+        let inc = r.inc;
+        self.transitions.hooks_run += 1;
+        if let Some(why) = broken {
+            self.tracker.violation(HOOK_ORDER, now, vec![node], format!("node {node}: {why}"));
+        }
+        self.tracker.log(now, node, t.node, || hook_line(&t, took));
+        self.queue.push(now + took, Ev::HookDone { node, inc, number: t.number });
+    }
+
+    /// `Ev::HookDone`: a hook of the node's incarnation `inc` ended.
+    pub(super) fn transitions_hook_done(&mut self, node: u32, inc: u32, number: u64) {
+        let Some(r) = self.rec_mut(node) else { return };
+        if r.inc != inc {
+            return;
+        }
+        r.hooks.finished(number);
+        if r.running == Some(number) {
+            r.running = None;
+        }
+        self.start_hooks(node);
+    }
+
+    /// End of the run: the agreement check and the summary.
+    pub(super) fn transitions_finish(&mut self) -> TransitionSummary {
+        let now = self.now;
+        let t = &self.transitions;
+        let best = History::best(
+            t.files.iter().flatten().filter_map(|(bytes, _)| History::parse(bytes).ok()),
+        )
+        .unwrap_or_default();
+        let mut summary = TransitionSummary {
+            last: best.last,
+            hooks_run: t.hooks_run,
+            max_waiting: t.max_waiting,
+            joiners: t.joiners.clone(),
+            lines: best
+                .tail(REPORT_LINES)
+                .iter()
+                .map(|t| {
+                    format!("#{} node {} {} by {}: {}", t.number, t.node, t.change, t.by, t.reason)
+                })
+                .collect(),
+            ..TransitionSummary::default()
+        };
+        if now.saturating_sub(t.last_change) < SETTLE {
+            return summary;
+        }
+        summary.agreement_checked = true;
+        let mut held = Vec::new();
+        for (node, r) in t.recs.iter().enumerate() {
+            let Some(r) = r else { continue };
+            let slot = &self.nodes[node];
+            if slot.frozen || slot.paused || slot.driver.is_none() {
+                continue;
+            }
+            summary.compared.push(node as u32);
+            held.push((node as u32, r.rec.history()));
+        }
+        let differ = disagreeing(&best, &held);
+        if !differ.is_empty() {
+            let detail = format!(
+                "running monitors hold different histories at the end: best up to {}, {differ:?} (node, last) differ",
+                best.last
+            );
+            let nodes = differ.iter().map(|(n, _)| *n).collect();
+            self.tracker.violation(TRANSITION_AGREE, now, nodes, detail);
+        }
+        summary
+    }
+}
+
+/// `hook-order`: why starting transition `number`'s hook breaks it (a hook
+/// `running` now, or `last` started already at or above `number`).
+fn hook_start_breaks(running: Option<u64>, last: u64, number: u64) -> Option<String> {
+    match running {
+        Some(other) => Some(format!("starts the hook of transition {number} while {other}'s runs")),
+        None if number <= last => {
+            Some(format!("starts the hook of transition {number} after that of {last}"))
+        }
+        None => None,
+    }
+}
+
+/// `transition-forward`: why a file whose last number was `before` breaks
+/// it when rewritten with `after`.
+fn forward_breaks(before: u64, after: u64) -> Option<String> {
+    (after < before).then(|| format!("went back from transition {before} to {after}"))
+}
+
+/// `transition-agree`: the (node, last number) of each held history that
+/// is not `best`.
+fn disagreeing(best: &History, held: &[(u32, &History)]) -> Vec<(u32, u64)> {
+    held.iter().filter(|(_, h)| *h != best).map(|(n, h)| (*n, h.last)).collect()
+}
+
+fn hook_line(t: &Transition, took: Millis) -> String {
+    format!("hook --on-node{} for transition #{} (node {}) runs {took}", t.change, t.number, t.node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checks_fire_on_what_they_forbid() {
+        assert!(hook_start_breaks(Some(3), 3, 4).is_some(), "two hooks at once");
+        assert!(hook_start_breaks(None, 4, 4).is_some(), "a number twice");
+        assert!(hook_start_breaks(None, 5, 4).is_some(), "out of order");
+        assert_eq!(hook_start_breaks(None, 4, 5), None);
+        assert!(forward_breaks(7, 6).is_some());
+        assert_eq!(forward_breaks(7, 7), None);
+        let mut a = History::default();
+        a.append(2, Change::Down, 0, 1, "a");
+        let mut b = a.clone();
+        b.append(2, Change::Up, 0, 1, "b");
+        assert_eq!(disagreeing(&b, &[(1, &b), (3, &a)]), vec![(3, 1)]);
+        assert!(disagreeing(&b, &[(1, &b), (2, &b)]).is_empty());
+    }
+}

@@ -1,0 +1,137 @@
+//! Membership transitions in the simulator (issue 12): every `mosha` runs
+//! the engine's record step on simulated history files, and its hooks run
+//! as simulated commands of 0–3 s, ordered by the engine's hook queue.
+//!
+//! * a **burst**: within 2 s two machines crash, one `mosha` is killed and
+//!   one node is paused, on 7 nodes (a majority stays up, so every change
+//!   is recorded); they all come back within 2 s of each other. Over many
+//!   seeds, under `ranked` and `classic`, the named invariants hold:
+//!   `transition-forward` (no history file moves back), `transition-agree`
+//!   (every running monitor holds the best history at the end, checked
+//!   only once the run settled: the test asserts it was checked),
+//!   `transition-joiner` (a restarted monitor starts from the best history)
+//!   and `hook-order` (hooks start in transition order, one at a time);
+//! * the transitions are numbered from 1 with no gap, every down is
+//!   followed by an up of the same node, and the report lists them;
+//! * random faults (`random`) over many seeds never break the four
+//!   transition invariants.
+
+use clinit_engine::monitor::ranked::RankedParams;
+use clinit_engine::monitor::PolicyConfig;
+use clinit_engine::time::Millis;
+use clinit_sim::config::Workload;
+use clinit_sim::faults::{Fault, FaultChoice, Schedule, Scheduled};
+use clinit_sim::world::{
+    RunResult, HOOK_ORDER, TRANSITION_AGREE, TRANSITION_FORWARD, TRANSITION_JOINER,
+};
+use clinit_sim::{report, run, RunOptions, SimConfig};
+
+const CLTAB: &str = "web:webt:test:test:exit 0\nweb:webr:start:respawn:run\n";
+const NAMED: [&str; 4] = [TRANSITION_FORWARD, TRANSITION_AGREE, TRANSITION_JOINER, HOOK_ORDER];
+
+fn burst(policy: PolicyConfig) -> SimConfig {
+    let s = Millis::from_secs;
+    let faults = vec![
+        (60_000, Fault::Crash { node: 2, down: s(40) }),
+        (61_000, Fault::MoshaCrash { node: 3, down: s(30) }),
+        (61_500, Fault::Crash { node: 4, down: s(41) }),
+        (62_000, Fault::NodePause { node: 5, len: s(39) }),
+    ];
+    let faults: Vec<Scheduled> =
+        faults.into_iter().map(|(at, fault)| Scheduled { at: Millis(at), fault }).collect();
+    let mut schedule = Schedule { kinds: Vec::new(), faults };
+    schedule.refresh_kinds();
+    let mut cfg = SimConfig {
+        nodes: 7,
+        groups: 1,
+        duration: Millis::from_secs(4 * 60),
+        policy,
+        faults: FaultChoice::None,
+        schedule: Some(schedule),
+        workload: Workload::Custom { cltab: CLTAB.into(), hactl: "web start\n".into() },
+        ..SimConfig::default()
+    };
+    cfg.world.quiet = Some(Millis::from_secs(60));
+    cfg
+}
+
+fn ranked() -> PolicyConfig {
+    PolicyConfig::Ranked(RankedParams { fence_command: true, ..RankedParams::default() })
+}
+
+fn named_violations(r: &RunResult) -> Vec<String> {
+    r.tracker
+        .violations()
+        .iter()
+        .filter(|v| NAMED.contains(&v.invariant.as_str()))
+        .map(|v| format!("[{}] {}", v.invariant, v.detail))
+        .collect()
+}
+
+fn check_burst(policy: PolicyConfig, seeds: std::ops::RangeInclusive<u64>) {
+    for seed in seeds {
+        let r = run(&burst(policy.clone()), seed, RunOptions::default()).expect("valid");
+        let bad = named_violations(&r);
+        assert!(bad.is_empty(), "seed {seed}: {bad:?}\n{}", report::render(&r));
+        let t = &r.transitions;
+        // Three nodes went down and came back (a majority of 7 stayed):
+        // 6 transitions, within about 3 s each way.
+        assert!(t.last >= 6, "seed {seed}: only {} transitions\n{}", t.last, report::render(&r));
+        assert!(t.agreement_checked, "seed {seed}: never settled\n{}", report::render(&r));
+        assert_eq!(t.compared, (1..=7).collect::<Vec<u32>>(), "seed {seed}: all compared");
+        assert!(!t.joiners.is_empty(), "seed {seed}: a restarted monitor read the history");
+        // Every node's hooks ran for every transition recorded while its
+        // monitor ran: at least the survivor's (node 1) t.last hooks.
+        assert!(t.hooks_run >= t.last, "seed {seed}: {} hooks for {}", t.hooks_run, t.last);
+        assert!(t.max_waiting >= 1, "seed {seed}: the burst never queued a hook");
+        let text = report::render(&r);
+        assert!(text.contains(&format!("membership transitions: last #{}", t.last)), "{text}");
+        let numbers: Vec<u64> = t
+            .lines
+            .iter()
+            .map(|l| l[1..].split(' ').next().and_then(|n| n.parse().ok()).expect("numbered"))
+            .collect();
+        let first = numbers[0];
+        let want: Vec<u64> = (first..first + numbers.len() as u64).collect();
+        assert_eq!(numbers, want, "seed {seed}: numbers without gaps");
+        assert_eq!(*numbers.last().expect("some"), t.last);
+        for node in [2, 4, 5] {
+            let mine: Vec<&str> = t
+                .lines
+                .iter()
+                .filter(|l| l.contains(&format!(" node {node} ")))
+                .map(|l| if l.contains(" down by ") { "down" } else { "up" })
+                .collect();
+            assert_eq!(mine, ["down", "up"], "seed {seed}: node {node}\n{text}");
+        }
+    }
+}
+
+#[test]
+fn a_burst_of_transitions_keeps_one_forward_history_and_ordered_hooks_under_ranked() {
+    check_burst(ranked(), 1..=12);
+}
+
+#[test]
+fn a_burst_of_transitions_keeps_one_forward_history_and_ordered_hooks_under_classic() {
+    check_burst(PolicyConfig::default(), 1..=12);
+}
+
+#[test]
+fn random_faults_never_break_the_transition_invariants() {
+    let mut settled = 0;
+    for seed in 1..=16 {
+        let cfg = SimConfig {
+            nodes: 5,
+            groups: 3,
+            duration: Millis::from_secs(3600),
+            faults: FaultChoice::parse("random").expect("parses"),
+            ..SimConfig::default()
+        };
+        let r = run(&cfg, seed, RunOptions::default()).expect("valid");
+        let bad = named_violations(&r);
+        assert!(bad.is_empty(), "seed {seed}: {bad:?}\n{}", report::render(&r));
+        settled += usize::from(r.transitions.agreement_checked && r.transitions.last > 0);
+    }
+    assert!(settled >= 12, "only {settled} of 16 random runs had transitions and settled");
+}
