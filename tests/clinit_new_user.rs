@@ -45,3 +45,88 @@ fn a_dead_stderr_reader_does_not_kill_the_daemon() {
     assert!(status.success(), "the daemon ends cleanly, not by a panic: {status}");
     wait_for(T, "the service to be stopped", || (!common::alive(a)).then_some(()));
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path).expect("stat").permissions().mode() & 0o7777
+}
+
+/// Defect 2: under umask 000 the per-group log directories were 0777 and
+/// the log files 0666, so anyone could put a symlink in a log file's place
+/// and make the (root) daemon append to any file. Now the modes are 0755
+/// and 0640 whatever the umask, a directory left wide is narrowed, and a
+/// symlink in a log file's place is removed, never followed.
+#[test]
+fn log_files_keep_their_modes_under_umask_000_and_symlinks_are_not_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let mut d = Daemon::prepare(
+        "g:a:1:once:echo hello from a\ng:b:1:once:echo hello from b\n",
+    );
+    // As an older version left it: a world-writable group directory, and
+    // someone's symlink in the place of b's log.
+    let gdir = d.path("log").join("g");
+    std::fs::create_dir_all(&gdir).expect("mkdir");
+    std::fs::set_permissions(&gdir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let victim = d.path("victim");
+    std::fs::write(&victim, "precious\n").expect("victim");
+    std::os::unix::fs::symlink(&victim, gdir.join("b.log")).expect("symlink");
+    d.spawn_with(&[], |cmd| {
+        // SAFETY: umask is async-signal-safe and touches only this child.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+                Ok(())
+            });
+        }
+    });
+    let d = d.wait_ready();
+    d.tell("g", "1");
+    d.wait_state("g", "1 DONE", T);
+    let a_log = gdir.join("a.log");
+    let b_log = gdir.join("b.log");
+    wait_for(T, "both entries' output in their logs", || {
+        let a = std::fs::read_to_string(&a_log).ok()?;
+        let b = std::fs::read_to_string(&b_log).ok()?;
+        (a.contains("hello from a") && b.contains("hello from b")).then_some(())
+    });
+    assert_eq!(mode(&gdir), 0o755, "the group's log directory");
+    assert_eq!(mode(&a_log), 0o640, "a new log file");
+    assert_eq!(mode(&b_log), 0o640, "the log file that replaced the symlink");
+    assert!(!std::fs::symlink_metadata(&b_log).expect("stat").file_type().is_symlink());
+    assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "precious\n");
+    assert!(d.log_text().contains("a symlink in place of a log file"), "{}", d.log_text());
+}
+
+/// Defect 6: a refused second `clinit -d` on a busy socket probes it with
+/// connections that close without a byte; each used to add a `WARN bad
+/// request on control socket: empty request` to the live daemon's log.
+/// A probe is not a bad request: it is logged at debug, as such.
+#[test]
+fn a_refused_second_daemon_leaves_no_warnings_in_the_first_ones_log() {
+    let d = Daemon::start("g:a:1:once:true\n", &[]);
+    let second = std::process::Command::new(common::CLINIT)
+        .arg("-d")
+        .arg("-c")
+        .arg(&d.cltab)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("second daemon");
+    let pid = second.id() as i32;
+    let done = std::thread::spawn(move || second.wait_with_output());
+    wait_for(T, "the second daemon to give up", || done.is_finished().then_some(()));
+    let out = done.join().expect("join").expect("output");
+    assert!(!out.status.success(), "the second daemon is refused");
+    assert!(!common::alive(pid));
+    // The first one saw the probe (so time passed and it logged)...
+    wait_for(T, "the probe in the first daemon's log", || {
+        d.log_text().contains("a connection closed without a request").then_some(())
+    });
+    // ...and took it for what it is.
+    let log = d.log_text();
+    assert!(!log.contains("empty request"), "{log}");
+    assert!(!log.contains("bad request"), "{log}");
+    assert_eq!(d.tell("g", "1").msg, "level transition started");
+}
