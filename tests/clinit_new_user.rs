@@ -130,3 +130,55 @@ fn a_refused_second_daemon_leaves_no_warnings_in_the_first_ones_log() {
     assert!(!log.contains("bad request"), "{log}");
     assert_eq!(d.tell("g", "1").msg, "level transition started");
 }
+
+/// Defect 7a: `clinit log` printed a child's NUL and ESC bytes raw to the
+/// operator's terminal (a child could send it escape sequences). The file
+/// keeps the bytes; `clinit log` shows them escaped (a tab is kept).
+#[test]
+fn clinit_log_escapes_control_characters_from_a_child() {
+    let d = Daemon::start("g:a:1:once:printf 'a\\033[2Jb\\000c\\td\\n'\n", &[]);
+    d.tell("g", "1");
+    d.wait_state("g", "1 DONE", T);
+    let file = d.path("log").join("g").join("a.log");
+    wait_for(T, "the child's line in its log file", || {
+        let bytes = std::fs::read(&file).ok()?;
+        bytes.windows(4).any(|w| w == b"a\x1b[2").then_some(())
+    });
+    let raw = std::fs::read(&file).expect("log file");
+    assert!(raw.contains(&0), "the file keeps the child's bytes");
+    let out = d.client(&["log", "g:a"]);
+    assert!(out.status.success(), "{out:?}");
+    let shown = &out.stdout;
+    assert!(!shown.contains(&0x1b) && !shown.contains(&0), "raw controls: {shown:?}");
+    let text = String::from_utf8_lossy(shown);
+    assert!(text.contains("a\\u{1b}[2Jb\\0c\td"), "{text}");
+}
+
+/// Defect 7b: in `--child-output journal` mode with the daemon's stderr
+/// full, children's lines were dropped (by the non-blocking log writer)
+/// while status said `child_output.dropped: 0`. Now every line is counted,
+/// written or dropped.
+#[test]
+fn journal_mode_counts_child_lines_dropped_on_a_full_stderr() {
+    use clinit_backends::protocol::Request;
+    use std::os::fd::OwnedFd;
+    const LINES: u64 = 20_000;
+    // Nobody reads: the pipe (64 KiB) fills.
+    let (read_end, write_end): (OwnedFd, OwnedFd) = nix::unistd::pipe().expect("pipe");
+    let mut d = Daemon::prepare(&format!("g:chat:1:once:seq 1 {LINES}\n"));
+    d.spawn_with(&["--child-output", "journal"], move |cmd| {
+        cmd.stderr(std::process::Stdio::from(write_end));
+    });
+    let d = d.wait_ready();
+    d.tell("g", "1");
+    let (lines, dropped) = wait_for(T, "every child line written or dropped", || {
+        let reply = d.request(&Request::Status).ok()?;
+        let out = &reply.status.as_ref()?["child_output"];
+        let lines = out["lines"].as_u64().unwrap_or(0);
+        let dropped = out["dropped"].as_u64()?;
+        (lines + dropped == LINES).then_some((lines, dropped))
+    });
+    assert!(dropped > 0, "stderr was full, yet nothing dropped ({lines} written)");
+    drop(d);
+    drop(read_end);
+}

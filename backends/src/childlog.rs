@@ -479,7 +479,15 @@ async fn pump(
     let emit = |out: &mut Vec<u8>, prefix: &str, line: &[u8]| {
         let written = match &sink {
             Sink::Journal => {
-                info!("{label}: {}", crate::daemon::escape(&String::from_utf8_lossy(line)));
+                let lost = crate::nblog::dropped_while(|| {
+                    info!("{label}: {}", crate::daemon::escape(&String::from_utf8_lossy(line)))
+                });
+                if lost {
+                    // Counted in status, not warned about: the warning
+                    // would go to the same full stderr.
+                    stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
                 Ok(())
             }
             Sink::File(f) => f.borrow_mut().write_line(out, prefix, line),

@@ -29,6 +29,22 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+thread_local! {
+    /// Set when a line written on this thread was dropped (see
+    /// [`dropped_while`]).
+    static DROPPED_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `log` (one `tracing` call, which writes on the calling thread) and
+/// say whether the line it wrote was dropped. The output thread uses it to
+/// count children's lines lost in `--child-output journal` mode, where a
+/// full stderr drops them here rather than in a file.
+pub fn dropped_while(log: impl FnOnce()) -> bool {
+    DROPPED_HERE.with(|d| d.set(false));
+    log();
+    DROPPED_HERE.with(|d| d.replace(false))
+}
+
 /// Where log lines go.
 #[derive(Clone)]
 pub struct LogSink {
@@ -73,6 +89,7 @@ impl LogSink {
     /// Count one dropped line; after an error other than a full disk
     /// (`ENOSPC`, which freeing space clears) stop writing for good.
     fn drop_line(&self, error: Option<&io::Error>) {
+        DROPPED_HERE.with(|d| d.set(true));
         self.inner.dropped.fetch_add(1, Ordering::Relaxed);
         if error.is_some_and(|e| e.raw_os_error() != Some(libc::ENOSPC)) {
             self.inner.dead.store(true, Ordering::Relaxed);
@@ -81,7 +98,7 @@ impl LogSink {
 
     fn write_line(&self, buf: &[u8]) {
         if self.is_dead() {
-            self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+            self.drop_line(None);
             return;
         }
         let Some(file) = &self.inner.file else {
