@@ -182,3 +182,36 @@ fn journal_mode_counts_child_lines_dropped_on_a_full_stderr() {
     drop(d);
     drop(read_end);
 }
+
+/// Defect 5: `clinit check` said `ok` for lines that cannot run on this
+/// host: an unknown user or group, a missing working directory. Now it
+/// names each with file:line and exits 1; a resolvable table stays ok.
+#[test]
+fn clinit_check_refuses_users_groups_and_cwds_this_host_lacks() {
+    let dir = tempfile::Builder::new().prefix("clinit-check.").tempdir().expect("tempdir");
+    let cltab = dir.path().join("cltab");
+    let run = |text: &str| {
+        std::fs::write(&cltab, text).expect("write");
+        std::process::Command::new(common::CLINIT)
+            .arg("check")
+            .arg(&cltab)
+            .output()
+            .expect("clinit check")
+    };
+    let bad = run(":::entry:a user=nosuchuser-clinit\n\
+                   g:a:1:once:true\n\
+                   :::entry:b cwd=/nonexistent-clinit\n\
+                   g:b:1:once:true\n\
+                   :::entry:c group=nosuchgroup-clinit\n\
+                   g:c:1:once:true\n");
+    assert_eq!(bad.status.code(), Some(1), "{bad:?}");
+    let text = String::from_utf8_lossy(&bad.stdout);
+    let p = cltab.display();
+    assert!(text.contains(&format!("{p}:2: entry g:a: no such user: nosuchuser-clinit")), "{text}");
+    assert!(text.contains(&format!("{p}:4: entry g:b: cwd=/nonexistent-clinit")), "{text}");
+    assert!(text.contains(&format!("{p}:6: entry g:c: no such group: nosuchgroup-clinit")), "{text}");
+    assert!(!text.contains(": ok:"), "{text}");
+    let good = run(&format!(":::entry:a user=0 cwd={}\ng:a:1:once:true\n", dir.path().display()));
+    assert!(good.status.success(), "{good:?}");
+    assert!(String::from_utf8_lossy(&good.stdout).contains(": ok: 1 entries"), "{good:?}");
+}

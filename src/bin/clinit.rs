@@ -280,6 +280,15 @@ fn check(path: &Path) -> Exit {
             for (name, value) in &table.other_directives {
                 println!("{}: warning: unknown directive :::{name}:{value}", path.display());
             }
+            // Lines that parse but cannot run here: an unknown user or
+            // group, a missing working directory.
+            let problems = clinit_backends::entry_env::host_problems(&table.entries);
+            for (line, why) in &problems {
+                println!("{}:{line}: {}", path.display(), esc(why));
+            }
+            if !problems.is_empty() {
+                return Exit::Refused;
+            }
             let groups = table.groups();
             println!(
                 "{}: ok: {} entries in {} groups ({})",
