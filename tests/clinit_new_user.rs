@@ -215,3 +215,41 @@ fn clinit_check_refuses_users_groups_and_cwds_this_host_lacks() {
     assert!(good.status.success(), "{good:?}");
     assert!(String::from_utf8_lossy(&good.stdout).contains(": ok: 1 entries"), "{good:?}");
 }
+
+/// Defect 8: every verb's `--help` listed `--wait`, `--timeout`, `-v`,
+/// `--json` and `--level` (global flags), though `check` and `log` ignore
+/// them all and `status` all but `--json`. They now belong to the verbs that
+/// use them (and to the compatible forms before a verb); elsewhere they are
+/// usage errors (exit 2), and `tell`'s keep working after the verb.
+#[test]
+fn verbs_list_and_take_only_the_options_that_apply_to_them() {
+    let d = Daemon::start("g:a:1:once:true\n", &[]);
+    let help = |verb: &str| {
+        let out = d.client(&[verb, "--help"]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for (verb, absent) in [
+        ("check", &["--wait", "--timeout", "--level", "-v ", "--json"][..]),
+        ("log", &["--wait", "--timeout", "--level", "-v ", "--json"]),
+        ("status", &["--wait", "--timeout", "--level", "-v "]),
+    ] {
+        let text = help(verb);
+        for flag in absent {
+            assert!(!text.contains(flag), "clinit {verb} --help lists {flag}:\n{text}");
+        }
+    }
+    assert!(help("status").contains("--json"));
+    let tell = help("tell");
+    for flag in ["--wait", "--timeout", "--level", "--json"] {
+        assert!(tell.contains(flag), "{flag} missing:\n{tell}");
+    }
+    for args in [&["check", "--wait"][..], &["status", "--timeout", "5"], &["log", "g", "--level", "1"]] {
+        assert_eq!(d.client(args).status.code(), Some(2), "clinit {args:?} is a usage error");
+    }
+    let out = d.client(&["tell", "g", "1", "--wait", "--timeout", "5", "-v"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("g 1 DONE"), "{out:?}");
+    let out = d.client(&["--json", "status"]);
+    assert!(out.status.success() && out.stdout.starts_with(b"{"), "{out:?}");
+}
