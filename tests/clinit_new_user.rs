@@ -253,3 +253,36 @@ fn verbs_list_and_take_only_the_options_that_apply_to_them() {
     let out = d.client(&["--json", "status"]);
     assert!(out.status.success() && out.stdout.starts_with(b"{"), "{out:?}");
 }
+
+/// Defect 1, for `mosha`: the same dead stderr reader. The monitor keeps
+/// running (its clstat keeps being rewritten, so time passed and it logged
+/// into the dead pipe) and stops cleanly on SIGTERM.
+#[test]
+fn a_dead_stderr_reader_does_not_kill_mosha() {
+    use common::cluster::{Cluster, MOSHA};
+    use std::os::fd::OwnedFd;
+    let mut c = Cluster::new("mosha-epipe-", &[1]);
+    let (read_end, write_end): (OwnedFd, OwnedFd) = nix::unistd::pipe().expect("pipe");
+    drop(read_end);
+    let child = std::process::Command::new(MOSHA)
+        .args(c.node_args(1))
+        .env("RUST_LOG", "debug")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(write_end))
+        .spawn()
+        .expect("start mosha");
+    c.moshas.insert(1, child);
+    c.live.lock().expect("lock").insert(1);
+    let clstat = c.file(1, "clstat");
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let first = wait_for(T, "mosha's first clstat", || mtime(&clstat));
+    // A later rewrite: the monitor lived through its logging meanwhile.
+    wait_for(Duration::from_secs(20), "a later clstat rewrite", || {
+        (mtime(&clstat)? > first).then_some(())
+    });
+    let child = c.moshas.get_mut(&1).expect("mosha");
+    assert!(child.try_wait().expect("try_wait").is_none(), "mosha still runs");
+    let status = c.terminate(1, T);
+    assert!(status.success(), "mosha ends cleanly, not by a panic: {status}");
+}
