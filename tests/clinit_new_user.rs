@@ -20,9 +20,8 @@ fn a_dead_stderr_reader_does_not_kill_the_daemon() {
     let (read_end, write_end): (OwnedFd, OwnedFd) = nix::unistd::pipe().expect("pipe");
     // The reader goes away before the daemon writes anything.
     drop(read_end);
-    let mut d = Daemon::prepare(
-        "g:a:1:respawn:echo $$ > @DIR@/a.pid; exec sleep 3101\ng:b:2:once:true\n",
-    );
+    let mut d =
+        Daemon::prepare("g:a:1:respawn:echo $$ > @DIR@/a.pid; exec sleep 3101\ng:b:2:once:true\n");
     d.spawn_with(&[], move |cmd| {
         cmd.stderr(std::process::Stdio::from(write_end));
     });
@@ -60,9 +59,7 @@ fn mode(path: &std::path::Path) -> u32 {
 fn log_files_keep_their_modes_under_umask_000_and_symlinks_are_not_followed() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
-    let mut d = Daemon::prepare(
-        "g:a:1:once:echo hello from a\ng:b:1:once:echo hello from b\n",
-    );
+    let mut d = Daemon::prepare("g:a:1:once:echo hello from a\ng:b:1:once:echo hello from b\n");
     // As an older version left it: a world-writable group directory, and
     // someone's symlink in the place of b's log.
     let gdir = d.path("log").join("g");
@@ -209,7 +206,10 @@ fn clinit_check_refuses_users_groups_and_cwds_this_host_lacks() {
     let p = cltab.display();
     assert!(text.contains(&format!("{p}:2: entry g:a: no such user: nosuchuser-clinit")), "{text}");
     assert!(text.contains(&format!("{p}:4: entry g:b: cwd=/nonexistent-clinit")), "{text}");
-    assert!(text.contains(&format!("{p}:6: entry g:c: no such group: nosuchgroup-clinit")), "{text}");
+    assert!(
+        text.contains(&format!("{p}:6: entry g:c: no such group: nosuchgroup-clinit")),
+        "{text}"
+    );
     assert!(!text.contains(": ok:"), "{text}");
     let good = run(&format!(":::entry:a user=0 cwd={}\ng:a:1:once:true\n", dir.path().display()));
     assert!(good.status.success(), "{good:?}");
@@ -244,7 +244,9 @@ fn verbs_list_and_take_only_the_options_that_apply_to_them() {
     for flag in ["--wait", "--timeout", "--level", "--json"] {
         assert!(tell.contains(flag), "{flag} missing:\n{tell}");
     }
-    for args in [&["check", "--wait"][..], &["status", "--timeout", "5"], &["log", "g", "--level", "1"]] {
+    for args in
+        [&["check", "--wait"][..], &["status", "--timeout", "5"], &["log", "g", "--level", "1"]]
+    {
         assert_eq!(d.client(args).status.code(), Some(2), "clinit {args:?} is a usage error");
     }
     let out = d.client(&["tell", "g", "1", "--wait", "--timeout", "5", "-v"]);

@@ -632,7 +632,8 @@ mod tests {
             let ok = line == "T g:t: after"
                 || (line.starts_with("T g:t: line ")
                     && line.ends_with(&body)
-                    && line.len() == "T g:t: line ".len() + line[12..].find(' ').unwrap_or(0) + 1001);
+                    && line.len()
+                        == "T g:t: line ".len() + line[12..].find(' ').unwrap_or(0) + 1001);
             assert!(ok, "a torn or glued line: {:?}", &line[..line.len().min(80)]);
         }
     }
