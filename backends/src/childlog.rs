@@ -212,20 +212,45 @@ pub struct LogFile {
     file: Option<File>,
     /// Bytes in the file, plus those gathered for it and not yet written.
     size: u64,
+    /// Bytes in the file: where a failed write is cut back to.
+    on_disk: u64,
 }
+
+/// Mode of a per-group log directory (`LOG_DIR/GROUP`), whatever the umask:
+/// `rwxr-xr-x`, as the log directory itself ([`crate::access::DIR_MODE`]).
+/// Under umask 000 it used to be 0777, and anyone could replace a log file
+/// with a symlink that the (root) daemon then appended to.
+pub const LOG_DIR_MODE: u32 = crate::access::DIR_MODE;
+/// Mode of a log file, whatever the umask: `rw-r-----` (the owner writes,
+/// its group reads, as syslog's files under `/var/log`; children's output
+/// may hold secrets, so others do not read it).
+pub const LOG_FILE_MODE: u32 = 0o640;
 
 impl LogFile {
     pub fn new(path: PathBuf, rotation: Rotation) -> LogFile {
-        LogFile { path, rotation, file: None, size: 0 }
+        LogFile { path, rotation, file: None, size: 0, on_disk: 0 }
     }
 
     fn open(&mut self) -> io::Result<()> {
         if self.file.is_none() {
             if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir)?;
+                ensure_log_dir(dir)?;
             }
-            let f = OpenOptions::new().create(true).append(true).open(&self.path)?;
+            let f = match open_log(&self.path) {
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    // O_NOFOLLOW refused a symlink in the log file's place:
+                    // remove the link (never its target) and start afresh.
+                    warn!(
+                        "{}: a symlink in place of a log file; removed, never followed",
+                        crate::daemon::escape(&self.path.display().to_string())
+                    );
+                    std::fs::remove_file(&self.path)?;
+                    open_log(&self.path)?
+                }
+                other => other?,
+            };
             self.size = f.metadata()?.len();
+            self.on_disk = self.size;
             self.file = Some(f);
         }
         Ok(())
@@ -270,18 +295,70 @@ impl LogFile {
     }
 
     /// Write what `out` gathered for this file, and empty it. On failure
-    /// the gathered lines are dropped; their number is returned in the
-    /// error's message context by the caller.
+    /// the gathered lines are dropped (the caller counts them), and the file
+    /// is cut back to its length before them: a write that stopped part way
+    /// (a full disk) must not leave a torn line for the next one to be
+    /// glued to.
     pub fn flush(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
         if out.is_empty() {
             return Ok(());
         }
         let result = match &mut self.file {
-            Some(f) => f.write_all(out),
+            Some(f) => match f.write_all(out) {
+                Ok(()) => {
+                    self.on_disk += out.len() as u64;
+                    Ok(())
+                }
+                Err(e) => {
+                    // O_APPEND: the next write goes to the new end.
+                    if f.set_len(self.on_disk).is_err() {
+                        // Cannot cut it back: reopen (and measure) later.
+                        self.file = None;
+                    }
+                    self.size = self.on_disk;
+                    Err(e)
+                }
+            },
             None => Err(io::Error::other("log file not open")),
         };
         out.clear();
         result
+    }
+}
+
+/// Open (or create) a log file for appending: [`LOG_FILE_MODE`] whatever
+/// the umask, never through a symlink (`O_NOFOLLOW`: `ELOOP`), and a file
+/// left wider by an older version is narrowed.
+fn open_log(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(LOG_FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    if f.metadata()?.permissions().mode() & 0o7777 != LOG_FILE_MODE {
+        f.set_permissions(std::fs::Permissions::from_mode(LOG_FILE_MODE))?;
+    }
+    Ok(f)
+}
+
+/// Make a per-group log directory with [`LOG_DIR_MODE`] whatever the
+/// umask; one that exists writable by group or others (an older version
+/// under umask 000) is narrowed to that mode.
+fn ensure_log_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => {
+            if meta.permissions().mode() & 0o022 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(LOG_DIR_MODE))?;
+            }
+            Ok(())
+        }
+        _ => {
+            std::fs::DirBuilder::new().recursive(true).mode(LOG_DIR_MODE).create(dir)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(LOG_DIR_MODE))
+        }
     }
 }
 
@@ -436,7 +513,15 @@ async fn pump(
     let emit = |out: &mut Vec<u8>, prefix: &str, line: &[u8]| {
         let written = match &sink {
             Sink::Journal => {
-                info!("{label}: {}", crate::daemon::escape(&String::from_utf8_lossy(line)));
+                let lost = crate::nblog::dropped_while(|| {
+                    info!("{label}: {}", crate::daemon::escape(&String::from_utf8_lossy(line)))
+                });
+                if lost {
+                    // Counted in status, not warned about: the warning
+                    // would go to the same full stderr.
+                    stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
                 Ok(())
             }
             Sink::File(f) => f.borrow_mut().write_line(out, prefix, line),
@@ -517,6 +602,75 @@ async fn pump(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tmpfs mounted on a temp dir for one test, unmounted at drop.
+    struct Tmpfs(tempfile::TempDir);
+
+    impl Tmpfs {
+        /// `None` (and a message) when not root or mounting fails.
+        fn mount(size: &str) -> Option<Tmpfs> {
+            let dir = tempfile::Builder::new().prefix("clinit-tmpfs.").tempdir().ok()?;
+            let ok = nix::unistd::geteuid().is_root()
+                && std::process::Command::new("mount")
+                    .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                    .arg(dir.path())
+                    .status()
+                    .is_ok_and(|s| s.success());
+            if !ok {
+                eprintln!("skipped: needs root to mount a tmpfs (CI runs as root)");
+                return None;
+            }
+            Some(Tmpfs(dir))
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+        }
+    }
+
+    /// Defect 4 (issue 10 follow-up): a full disk used to leave a torn
+    /// line, and the next line written once space was freed was glued to
+    /// it. Now a failed write is cut back, dropped whole and reported.
+    #[test]
+    fn a_full_disk_drops_whole_lines_and_never_glues_the_next_one() {
+        let Some(fs) = Tmpfs::mount("256k") else { return };
+        let filler = fs.0.path().join("filler");
+        // Leave about 40 KiB free.
+        std::fs::write(&filler, vec![b'f'; 216 * 1024]).expect("filler");
+        let rotation = Rotation { max_bytes: 1 << 30, keep: 1 };
+        let mut log = LogFile::new(fs.0.path().join("g").join("t.log"), rotation);
+        let mut out = Vec::new();
+        let body = "x".repeat(1000);
+        let mut failed = 0;
+        let mut i = 0;
+        while failed < 3 && i < 1000 {
+            // Batches of three lines, so a failure can stop mid-batch.
+            for _ in 0..3 {
+                log.write_line(&mut out, "T g:t: ", format!("line {i} {body}").as_bytes())
+                    .expect("gather");
+                i += 1;
+            }
+            if log.flush(&mut out).is_err() {
+                failed += 1;
+            }
+        }
+        assert!(failed > 0, "the disk never filled");
+        std::fs::remove_file(&filler).expect("free space");
+        log.write_line(&mut out, "T g:t: ", b"after").expect("gather");
+        log.flush(&mut out).expect("written once space is free");
+        let text = std::fs::read_to_string(fs.0.path().join("g").join("t.log")).expect("read");
+        assert!(text.ends_with("T g:t: after\n"), "the last line is whole");
+        for line in text.lines() {
+            let ok = line == "T g:t: after"
+                || (line.starts_with("T g:t: line ")
+                    && line.ends_with(&body)
+                    && line.len()
+                        == "T g:t: line ".len() + line[12..].find(' ').unwrap_or(0) + 1001);
+            assert!(ok, "a torn or glued line: {:?}", &line[..line.len().min(80)]);
+        }
+    }
 
     #[test]
     fn stamps_are_utc_rfc3339() {

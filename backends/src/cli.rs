@@ -39,7 +39,17 @@ pub fn init_logging() {
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(crate::nblog::LogSink::stderr())
+        // Its report of a failed write is an `eprintln!`, which panics on
+        // a dead stderr; the sink never fails anyway.
+        .log_internal_errors(false)
         .init();
+}
+
+/// `eprintln!` that never panics: a daemon's stderr may be a pipe whose
+/// reader is gone (`EPIPE`), and a panic there would orphan its services.
+pub fn eprint_quiet(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{text}");
 }
 
 /// Run a daemon's main future on a single-threaded runtime (one task owns
@@ -53,14 +63,14 @@ pub fn run_daemon<E: std::fmt::Display>(
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("{prog}: cannot start the runtime: {e}");
+            eprint_quiet(format_args!("{prog}: cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(main) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{prog}: {e}");
+            eprint_quiet(format_args!("{prog}: {e}"));
             ExitCode::FAILURE
         }
     }

@@ -732,6 +732,12 @@ pub(crate) async fn serve_connection(
                 rx.await.unwrap_or_else(|_| Reply::err("the daemon is shutting down"))
             }
         }
+        Err(protocol::ProtocolError::Closed) => {
+            // A probe (a refused second daemon checks whether the socket is
+            // served): nobody waits for a reply.
+            debug!("control socket: a connection closed without a request");
+            return;
+        }
         Err(e) => {
             warn!("bad request on control socket: {}", escape(&e.to_string()));
             Reply::err(format!("bad request: {e}"))

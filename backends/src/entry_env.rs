@@ -84,3 +84,27 @@ pub fn rlimits(o: &EntryOptions) -> Vec<(i32, u64, u64)> {
         })
         .collect()
 }
+
+/// What keeps an entry's options from running **on this host**, found
+/// without starting anything (`clinit check`): a `user=` or `group=` that
+/// does not resolve, a `cwd=` that is not an existing directory. Each item
+/// is `(line, reason)`, `line` being the entry's line in the cltab. These
+/// are facts of the host, not of the file, so the parser (which is pure)
+/// cannot see them; the daemon finds the same at spawn time, too late.
+pub fn host_problems(entries: &[clinit_engine::cltab::Entry]) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for e in entries {
+        let name = format!("{}:{}", e.group, e.tag);
+        if let Err(err) = credentials(&e.options) {
+            out.push((e.line, format!("entry {name}: {err}")));
+        }
+        if let Some(dir) = &e.options.cwd {
+            match std::fs::metadata(dir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => out.push((e.line, format!("entry {name}: cwd={dir} is not a directory"))),
+                Err(err) => out.push((e.line, format!("entry {name}: cwd={dir}: {err}"))),
+            }
+        }
+    }
+    out
+}

@@ -12,6 +12,27 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// One log line as `clinit log` prints it. The files keep exactly what the
+/// child wrote; the operator's terminal gets control characters escaped
+/// (`\u{1b}`, `\0`, `\r`; a tab is kept), so a child cannot send escape
+/// sequences to it, and invalid UTF-8 shown as U+FFFD.
+pub fn printable(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(line);
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        text.chars()
+            .map(|c| {
+                if c.is_control() && c != '\t' {
+                    c.escape_debug().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        text.into_owned()
+    }
+}
+
 /// How often `-f` looks for new lines and for a rotation.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
@@ -56,7 +77,7 @@ fn entry_lines(path: &Path) -> io::Result<Vec<String>> {
 
 fn read_into(f: File, out: &mut Vec<String>) -> io::Result<()> {
     for line in io::BufReader::new(f).split(b'\n') {
-        out.push(String::from_utf8_lossy(&line?).into_owned());
+        out.push(printable(&line?));
     }
     Ok(())
 }
@@ -142,7 +163,7 @@ impl Followed {
         }
         while let Some(nl) = self.partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=nl).collect();
-            out.push(String::from_utf8_lossy(&line[..nl]).into_owned());
+            out.push(printable(&line[..nl]));
         }
         Ok(())
     }

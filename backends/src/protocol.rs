@@ -112,6 +112,11 @@ pub enum ProtocolError {
     NotUtf8 { offset: usize },
     #[error("empty request")]
     Empty,
+    /// The peer closed without sending a byte: a probe (a second daemon
+    /// checking whether this socket is served, a health check), not a bad
+    /// request; logged at debug at most.
+    #[error("connection closed without a request")]
+    Closed,
     /// serde's message may quote the request's own strings (`unknown
     /// variant ...`): shown with control characters escaped.
     #[error("malformed request: {}", clinit_engine::located::escape_controls(&.0.to_string()))]
@@ -169,23 +174,29 @@ pub async fn read_request<S>(stream: &mut S, timeout: Duration) -> Result<Reques
 where
     S: AsyncRead + Unpin,
 {
-    let line = tokio::time::timeout(timeout, read_line(stream))
+    let (line, got_any) = tokio::time::timeout(timeout, read_line(stream))
         .await
         .map_err(|_| ProtocolError::Timeout { after: timeout })??;
+    if !got_any {
+        return Err(ProtocolError::Closed);
+    }
     parse_request(&line)
 }
 
-async fn read_line<S>(stream: &mut S) -> Result<Vec<u8>, ProtocolError>
+/// One line, and whether the peer sent any byte at all.
+async fn read_line<S>(stream: &mut S) -> Result<(Vec<u8>, bool), ProtocolError>
 where
     S: AsyncRead + Unpin,
 {
     let mut line = Vec::new();
     let mut chunk = [0u8; 4096];
+    let mut got_any = false;
     loop {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
-            return Ok(line); // EOF ends the request
+            return Ok((line, got_any)); // EOF ends the request
         }
+        got_any = true;
         if let Some(pos) = chunk[..n].iter().position(|&b| b == b'\n') {
             line.extend_from_slice(&chunk[..pos]);
             break;
@@ -196,7 +207,7 @@ where
             return Err(ProtocolError::TooLong { limit: MAX_REQUEST_LEN });
         }
     }
-    Ok(line)
+    Ok((line, got_any))
 }
 
 /// Daemon side: send the reply line. The caller closes the connection

@@ -154,7 +154,7 @@ pub fn run(input: impl BufRead + Send + 'static) {
                 Ok(Line::Del(pgid)) => {
                     groups.remove(&pgid);
                 }
-                Err(e) => eprintln!("{e}"),
+                Err(e) => crate::cli::eprint_quiet(format_args!("{e}")),
             },
             Ok(None) | Err(RecvTimeoutError::Disconnected) => monitor_gone = true,
             Err(RecvTimeoutError::Timeout) => {}

@@ -41,22 +41,22 @@ pub(crate) struct Args {
     kill: bool,
     /// With -k: wait until the daemon has exited. With a tell: wait until
     /// the group has settled at the level (DONE, PASSED or FAILED).
-    #[arg(long, global = true)]
+    #[arg(long)]
     wait: bool,
     /// With --wait: give up after this many seconds (exit status 4). Given
     /// without --wait it is a usage error (it would silently do nothing).
-    #[arg(long, global = true, value_name = "SECS", default_value_t = 120.0, value_parser = cli::positive_secs, requires = "wait")]
+    #[arg(long, value_name = "SECS", default_value_t = 120.0, value_parser = cli::positive_secs, requires = "wait")]
     timeout: f64,
     /// After the action, print the status: `group level STATE` lines
     /// (the original's meaning; to only look, use `clinit status`).
-    #[arg(short = 'v', global = true)]
+    #[arg(short = 'v')]
     verbose: bool,
     /// Print the daemon's status as JSON (after the action, if any).
-    #[arg(long, global = true)]
+    #[arg(long)]
     json: bool,
     /// The level to tell, taken as a level even when it is also a group
     /// name (`clinit [GROUP] --level LEVEL`).
-    #[arg(long, global = true, value_name = "LEVEL")]
+    #[arg(long, value_name = "LEVEL")]
     level: Option<String>,
     /// The cltab file. Its :::socket: and :::clstat: directives override -s
     /// and the default status path.
@@ -102,6 +102,9 @@ enum Verb {
     Status {
         /// Only this group.
         group: Option<String>,
+        /// Print the daemon's status as JSON.
+        #[arg(long, id = "status_json")]
+        json: bool,
     },
     /// Move GROUP to LEVEL (the same as `clinit GROUP LEVEL`); with --wait,
     /// exit 0 when it is DONE or PASSED, 1 when FAILED, 4 on time-out.
@@ -111,6 +114,8 @@ enum Verb {
         /// The runlevel (or use --level).
         #[arg(id = "tell_level", value_name = "LEVEL")]
         level: Option<String>,
+        #[command(flatten)]
+        flags: TellFlags,
     },
     /// Print the log of an entry (GROUP:TAG) or of every entry of GROUP,
     /// rotated files included, merged by time; -f follows it across
@@ -132,6 +137,53 @@ enum Verb {
         /// The cltab to check.
         cltab: Option<PathBuf>,
     },
+}
+
+/// The options of `clinit tell`. The same flags exist before a verb (the
+/// compatible forms); they are not global, so `clinit check --help` or
+/// `clinit log --help` do not list options that do nothing there.
+#[derive(clap::Args, Debug)]
+struct TellFlags {
+    /// Wait until the group has settled at the level (DONE, PASSED or
+    /// FAILED).
+    #[arg(long, id = "tell_wait")]
+    wait: bool,
+    /// With --wait: give up after this many seconds (exit status 4; default
+    /// 120).
+    #[arg(long, id = "tell_timeout", value_name = "SECS", value_parser = cli::positive_secs, requires = "tell_wait")]
+    timeout: Option<f64>,
+    /// After the action, print the status: `group level STATE` lines.
+    #[arg(short = 'v', id = "tell_verbose")]
+    verbose: bool,
+    /// Print the daemon's status as JSON after the action.
+    #[arg(long, id = "tell_json")]
+    json: bool,
+    /// The level to tell, taken as a level even when it is also a group
+    /// name (instead of LEVEL).
+    #[arg(long = "level", id = "tell_forced_level", value_name = "LEVEL")]
+    level: Option<String>,
+}
+
+impl Args {
+    /// Fold a verb's own flags into the top-level ones the client reads, so
+    /// `clinit --wait tell g 1` and `clinit tell g 1 --wait` mean the same.
+    fn absorb_verb_flags(&mut self) {
+        match &self.verb {
+            Some(Verb::Status { json, .. }) => self.json |= *json,
+            Some(Verb::Tell { flags, .. }) => {
+                self.wait |= flags.wait;
+                if let Some(t) = flags.timeout {
+                    self.timeout = t;
+                }
+                self.verbose |= flags.verbose;
+                self.json |= flags.json;
+                if flags.level.is_some() {
+                    self.level.clone_from(&flags.level);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 const AFTER_HELP: &str = "\
@@ -158,7 +210,8 @@ fn esc(text: &str) -> String {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    args.absorb_verb_flags();
     cli::init_logging();
     if args.demo {
         return demo::run();
@@ -174,8 +227,8 @@ fn main() -> ExitCode {
         Some(Verb::Log { target, follow, lines }) => {
             Client::new(&args).log(target, *follow, *lines).into()
         }
-        Some(Verb::Status { group }) => Client::new(&args).status(group.as_deref()).into(),
-        Some(Verb::Tell { group, level }) => {
+        Some(Verb::Status { group, .. }) => Client::new(&args).status(group.as_deref()).into(),
+        Some(Verb::Tell { group, level, .. }) => {
             let level = match (level, &args.level) {
                 (Some(level), None) => Told::Word(level.clone()),
                 (None, Some(level)) => Told::Forced(level.clone()),
@@ -266,6 +319,15 @@ fn check(path: &Path) -> Exit {
         Ok(table) => {
             for (name, value) in &table.other_directives {
                 println!("{}: warning: unknown directive :::{name}:{value}", path.display());
+            }
+            // Lines that parse but cannot run here: an unknown user or
+            // group, a missing working directory.
+            let problems = clinit_backends::entry_env::host_problems(&table.entries);
+            for (line, why) in &problems {
+                println!("{}:{line}: {}", path.display(), esc(why));
+            }
+            if !problems.is_empty() {
+                return Exit::Refused;
             }
             let groups = table.groups();
             println!(

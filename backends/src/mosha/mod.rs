@@ -245,7 +245,8 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
         MembershipKind::Heartbeat => (
             MembershipReader::Heartbeats(store.clone()),
             MembershipSource::HeartbeatFiles,
-            format!("heartbeat files, timeout {timeout}"),
+            // The start-up line says the timeout once, after this.
+            "heartbeat files".to_string(),
         ),
     };
     let fence: Arc<dyn Fence> = match &cfg.stomith {
