@@ -1139,6 +1139,10 @@ impl World {
                 now_inputs.push_back(ClusterInput::StatusWritten { seq, file, result: Ok(()) });
             }
             ClusterCommand::Spawn { id, group, tag, level, command, not_after } => {
+                // `not_after` is on the node's own (boot) clock, which
+                // restarts at a reboot: compare it with that clock, never
+                // with the world's time.
+                let local = self.local_now(node);
                 let slot = &mut self.nodes[me];
                 let Some(procs) = slot.procs.as_mut() else { return };
                 procs.now = now;
@@ -1146,8 +1150,8 @@ impl World {
                 procs.linger = slot.linger;
                 procs.unkillable = self.active.d_state.iter().any(|&(_, n)| n == node);
                 let result = match not_after {
-                    Some(t) if now > t => {
-                        Err(SpawnFailure::TooLate { late_by: now.saturating_sub(t).0 })
+                    Some(t) if local > t => {
+                        Err(SpawnFailure::TooLate { late_by: local.saturating_sub(t).0 })
                     }
                     _ => procs.spawn(id, &group, &tag, &level, &command).map_err(|e| {
                         SpawnFailure::Io(IoFailure::other(

@@ -216,6 +216,16 @@ pub struct RankedParams {
     /// How long a better-ranked node must hold its lease before a group
     /// fails back to it: 10 s (5 H).
     pub failback_after: Millis,
+    /// A claim whose group makes no progress here for this long (neither
+    /// running nor in a transition: an ignored tell, a plan or test that
+    /// settled but never led to a start) is released, and the node backs
+    /// off from the group as after a failed test, so the next-ranked node
+    /// takes it: 10 s (5 H; a healthy plan → test → claim → start takes
+    /// about 4 heartbeat periods, 1 s). Without it, a claim whose node
+    /// can never start the group (its `cltab` lacks it) never lapses while
+    /// the node holds its lease, and the group runs nowhere. Pacemaker
+    /// bounds every resource operation with a timeout for the same reason.
+    pub stall_after: Millis,
     /// At most this many voters (5): in a larger cluster only the lowest
     /// `max_voters` members vote on leases, revocations, claims and
     /// membership changes, and only voters publish acknowledgements,
@@ -248,6 +258,7 @@ impl Default for RankedParams {
             test_backoff_max: Millis(600_000),
             failback: false,
             failback_after: Millis(10_000),
+            stall_after: Millis(10_000),
             max_voters: 5,
         }
     }
