@@ -156,6 +156,8 @@ mod features;
 mod harness;
 #[cfg(test)]
 mod interleavings;
+#[cfg(test)]
+mod liveness;
 
 pub use machine::{Command, Durable, FenceGuard, Input, Output, Ranked, RankedNotice, Read, Step};
 pub use record::{Change, Config, Epoch, LeaseState, NodeInc, Record, Seen};
