@@ -338,6 +338,12 @@ pub(crate) struct Rules {
     pub tie_fence: bool,
     /// A node acknowledges at most one membership change per version.
     pub one_change_per_version: bool,
+    /// A revoked node that is still heard is waited for (its release), not
+    /// fenced at once.
+    pub wait_for_heard_release: bool,
+    /// Only a node holding its lease fences (the tie-breaker's fence
+    /// aside).
+    pub only_holders_fence: bool,
 }
 
 impl Default for Rules {
@@ -353,6 +359,8 @@ impl Default for Rules {
             vote_until_new_incarnation: true,
             tie_fence: true,
             one_change_per_version: true,
+            wait_for_heard_release: true,
+            only_holders_fence: true,
         }
     }
 }

@@ -23,7 +23,25 @@ impl Ranked {
             if j.void || !(j.revoked_quorum || lost) {
                 continue;
             }
-            let designated = heard.iter().copied().filter(|&n| n != x).min();
+            // Only a node that holds its lease fences (the tie-breaker's
+            // fence below aside): a fence serves a takeover, and only a
+            // lease holder can take over. A node without a lease (on a
+            // minority side, under fs delays beyond the lease's budget,
+            // unable to read) cannot tell its own trouble from the
+            // target's; Pacemaker likewise fences only from the quorate
+            // partition. The designated fencer is the lowest heard holder.
+            let holder = |n: u32| {
+                if n == self.me {
+                    self.phase == Phase::Holding
+                } else {
+                    self.record_of(n).is_some_and(|r| r.lease == LeaseState::Holding)
+                }
+            };
+            let designated = heard
+                .iter()
+                .copied()
+                .filter(|&n| n != x && (!self.rules.only_holders_fence || holder(n)))
+                .min();
             if designated != Some(self.me) {
                 continue;
             }
@@ -37,6 +55,30 @@ impl Ranked {
                 _ => FenceReason::MustMove,
             };
             let released = rec.is_some_and(|r| r.lease == LeaseState::Released);
+            // A revoked node whose counter this node saw move within the
+            // last two heartbeat periods is alive, whatever the membership
+            // source says (a false suspicion), and a quorum revoked it: it
+            // cannot renew its lease, so it kills its services and
+            // publishes its release within `H·(1+ρ)+δ` (the lease
+            // convention of Chubby, and Pacemaker's: a node known to stop
+            // by itself is waited for, not shot). Wait for that release,
+            // two heartbeat periods more for it to be seen, and fence only
+            // if it does not come. A node that falls silent for two
+            // periods meanwhile is fenced at once (it may be paused); a
+            // dead one is so at most 2P after its last write.
+            if reason == FenceReason::MustMove && self.rules.wait_for_heard_release {
+                let p2 = self.params.heartbeat + self.params.heartbeat;
+                let peer = self.peers.get(&x);
+                let fresh_until = peer.and_then(|p| p.contact).map(|c| c.last_change + p2);
+                let since = peer.and_then(|p| p.revoked_since).map(|(_, t)| t);
+                let release_by = since.map(|t| t + self.params.takeover_wait() + p2);
+                if let (Some(fresh), Some(by)) = (fresh_until, release_by) {
+                    if now < fresh && now < by {
+                        self.wake_at(fresh.min(by));
+                        continue;
+                    }
+                }
+            }
             if holds && !released {
                 let inc = self.latest(x).map_or(0, |l| l.incarnation);
                 wanted.push((NodeInc { node: x, incarnation: inc }, reason));
