@@ -127,7 +127,10 @@ impl SimProcesses {
             Some((when, status)) if when == at => status,
             _ => return None,
         };
-        if !child.remnant {
+        // A SIGKILL went to the whole process group: nothing of it
+        // lingers (only an exit on its own, or on SIGINT, leaves members).
+        let group_killed = status == ExitStatus::Signaled(signal_number(Signal::Kill));
+        if !child.remnant && !group_killed {
             if let Some(linger) = self.linger {
                 child.remnant = true;
                 child.end = Some((at + linger, status));
@@ -157,6 +160,13 @@ impl SimProcesses {
     /// Number of live children (for reports).
     pub fn live(&self) -> usize {
         self.live.len()
+    }
+
+    /// Has a service process survived a SIGKILL (in D state, the kill
+    /// pending)? Such a node cannot stop its services: fencing it is never
+    /// needless.
+    pub fn survived_kill(&self) -> bool {
+        self.live.values().any(|c| c.service && c.stuck && c.kill_pending)
     }
 
     /// SIGKILL every live child's process group (`ranked`'s kill on a

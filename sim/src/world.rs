@@ -1174,7 +1174,12 @@ impl World {
                 self.drain_procs(node, inc);
             }
             ClusterCommand::Fence { seq, node: target } => {
-                let healthy = self.valid(target) && self.healthy(target);
+                // A node whose service processes survived a SIGKILL cannot
+                // stop them: fencing it is what the fence is for.
+                let stuck = |w: &World| {
+                    w.nodes[target as usize].procs.as_ref().is_some_and(|p| p.survived_kill())
+                };
+                let healthy = self.valid(target) && self.healthy(target) && !stuck(self);
                 self.tracker.log(now, node, target, || {
                     let truth = if healthy { "healthy" } else { "not healthy" };
                     format!("STOMITH node {target} (ground truth: {truth})")
