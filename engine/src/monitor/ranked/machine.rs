@@ -327,6 +327,8 @@ pub struct Ranked {
     kill_failed: bool,
     epoch: u64,
     epoch_floor: u64,
+    /// When this node last acquired its lease (own clock).
+    held_since: Millis,
     deadline: Option<Millis>,
     watchdog_sent: Option<((u64, u64), Option<Millis>)>,
     peers: BTreeMap<u32, Peer>,
@@ -419,6 +421,7 @@ impl Ranked {
             kill_failed: false,
             epoch: 0,
             epoch_floor: 1,
+            held_since: now,
             deadline: None,
             watchdog_sent: None,
             peers: BTreeMap::new(),

@@ -14,6 +14,13 @@ impl Ranked {
         // Who this node hears now (counter moving, membership up): a
         // revocation may outlive the silence that caused it.
         let heard: Vec<u32> = members.iter().copied().filter(|&n| self.hears(n)).collect();
+        // A fencer must hear a quorum now (fence votes included): a node
+        // that has just gone deaf still holds its lease for up to
+        // `H − suspect_after`, and its fresh revocations are its own
+        // trouble as much as the target's.
+        let mut side: BTreeSet<u32> = heard.iter().copied().collect();
+        votes.expand(&mut side);
+        let hears_quorum = is_quorum(&self.voters(), &side, self.tie_ready(votes));
         let mut wanted: Vec<(NodeInc, FenceReason)> = Vec::new();
         for (&x, j) in judged {
             // A node that published `lost` cannot release: fence it even if
@@ -44,6 +51,21 @@ impl Ranked {
                 .min();
             if designated != Some(self.me) {
                 continue;
+            }
+            if self.rules.only_holders_fence {
+                if !hears_quorum {
+                    continue;
+                }
+                // Lower heard nodes were passed over as not holding: they
+                // may have just acquired their lease too (their record
+                // says so two heartbeat periods later). Leave them that
+                // long, so that one fence goes out, not two.
+                let lowest = heard.iter().copied().filter(|&n| n != x).min();
+                let at = self.held_since + self.params.heartbeat + self.params.heartbeat;
+                if lowest != Some(self.me) && now < at {
+                    self.wake_at(at);
+                    continue;
+                }
             }
             let rec = self.record_of(x);
             let holds = rec.is_none_or(|r| {

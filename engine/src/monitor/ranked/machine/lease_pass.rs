@@ -112,6 +112,7 @@ impl Ranked {
             Phase::Holding => self.deadline = deadline,
             Phase::Released if holds && self.persisted.is_some() && !self.leaving => {
                 self.phase = Phase::Holding;
+                self.held_since = now;
                 self.epoch += 1;
                 self.deadline = deadline;
                 let (epoch, deadline) = (self.epoch, deadline.unwrap_or(now));
