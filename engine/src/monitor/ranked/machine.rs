@@ -556,7 +556,7 @@ impl Ranked {
     /// healthy node. The new incarnation is judged by its counter, as any
     /// node is under heartbeat-file membership.
     fn listed_down(&self, n: u32) -> bool {
-        if !self.live.as_ref().is_some_and(|l| !l.contains(&n)) {
+        if self.live.as_ref().is_none_or(|l| l.contains(&n)) {
             return false;
         }
         let peer = self.peers.get(&n);
