@@ -19,10 +19,16 @@
 //! * `halt-bound`: a node that lost quorum has stopped every local group
 //!   within the halt bound.
 //! * `needless-fence`: no node fences a node that was, by ground truth,
-//!   healthy at that moment: up, its monitor running (not crashed, not
-//!   frozen, not paused), its writes not failing, and able to exchange
-//!   files both ways with a majority of the configured nodes. A frozen monitor or a crashed node is
-//!   not healthy, so fencing it is never needless.
+//!   healthy at the moment the fence is carried out (the fencer's executor
+//!   runs the fence command): up, its monitor running (not crashed, not
+//!   frozen, not paused), its writes not failing, able to exchange files
+//!   both ways with a majority of the configured nodes, and in control of
+//!   its services (no service process of it survived a SIGKILL, as one in
+//!   D state does). Such a node needs no fence: it can keep its groups, or
+//!   stop them by itself. A frozen monitor, a crashed node, or a node whose
+//!   processes survive its kill is not healthy, so fencing it is never
+//!   needless. What the target believes (its lease, its claims) does not
+//!   matter, nor does the fencer's reason.
 //!
 //! Liveness:
 //! * `liveness`: after the faults stop, every wanted group that has an

@@ -127,7 +127,10 @@ impl SimProcesses {
             Some((when, status)) if when == at => status,
             _ => return None,
         };
-        if !child.remnant {
+        // A SIGKILL went to the whole process group: nothing of it
+        // lingers (only an exit on its own, or on SIGINT, leaves members).
+        let group_killed = status == ExitStatus::Signaled(signal_number(Signal::Kill));
+        if !child.remnant && !group_killed {
             if let Some(linger) = self.linger {
                 child.remnant = true;
                 child.end = Some((at + linger, status));
@@ -157,6 +160,13 @@ impl SimProcesses {
     /// Number of live children (for reports).
     pub fn live(&self) -> usize {
         self.live.len()
+    }
+
+    /// Has a service process survived a SIGKILL (in D state, the kill
+    /// pending)? Such a node cannot stop its services: fencing it is never
+    /// needless.
+    pub fn survived_kill(&self) -> bool {
+        self.live.values().any(|c| c.service && c.stuck && c.kill_pending)
     }
 
     /// SIGKILL every live child's process group (`ranked`'s kill on a
@@ -324,5 +334,34 @@ mod tests {
         let (later, _) = *p.due.last().expect("the group ends later");
         assert_eq!(later, at + Millis(5_000));
         assert_eq!(p.take_exit(id, later), Some(Ended::GroupGone));
+    }
+
+    /// SIGKILL goes to the whole process group (`kill_all`, the lease's
+    /// kill and the watchdog's): nothing lingers, even under
+    /// `lingering-group`. Before, the SIGKILLed leader left a remnant for
+    /// the linger time, so ranked's kill was never confirmed within δ and
+    /// the node was fenced although it had stopped its services. A D-state
+    /// child survives the kill, and says so (`survived_kill`).
+    #[test]
+    fn a_killed_process_group_leaves_nothing_lingering() {
+        let mut p = procs();
+        p.linger = Some(Millis(30_000));
+        p.spawn(ProcId(1), "web", "w", "start", "run").expect("spawns");
+        p.now = Millis(100);
+        assert_eq!(p.kill_all(), 1);
+        let (at, id) = *p.due.last().expect("ends");
+        assert_eq!(at, Millis(100), "at once");
+        let ended = p.take_exit(id, at);
+        assert_eq!(
+            ended,
+            Some(Ended::Exited { status: ExitStatus::Signaled(9), lingering: false })
+        );
+        assert_eq!(p.live(), 0);
+        assert!(!p.survived_kill());
+        p.unkillable = true;
+        p.spawn(ProcId(2), "web", "w", "start", "run").expect("spawns");
+        assert!(!p.survived_kill(), "not killed yet");
+        p.kill_all();
+        assert!(p.survived_kill(), "in D state, the SIGKILL pending");
     }
 }

@@ -1192,6 +1192,10 @@ impl World {
                 now_inputs.push_back(ClusterInput::StatusWritten { seq, file, result: Ok(()) });
             }
             ClusterCommand::Spawn { id, group, tag, level, command, not_after } => {
+                // `not_after` is on the node's own (boot) clock, which
+                // restarts at a reboot: compare it with that clock, never
+                // with the world's time.
+                let local = self.local_now(node);
                 let slot = &mut self.nodes[me];
                 let Some(procs) = slot.procs.as_mut() else { return };
                 procs.now = now;
@@ -1199,8 +1203,8 @@ impl World {
                 procs.linger = slot.linger;
                 procs.unkillable = self.active.d_state.iter().any(|&(_, n)| n == node);
                 let result = match not_after {
-                    Some(t) if now > t => {
-                        Err(SpawnFailure::TooLate { late_by: now.saturating_sub(t).0 })
+                    Some(t) if local > t => {
+                        Err(SpawnFailure::TooLate { late_by: local.saturating_sub(t).0 })
                     }
                     _ => procs.spawn(id, &group, &tag, &level, &command).map_err(|e| {
                         SpawnFailure::Io(IoFailure::other(
@@ -1223,7 +1227,12 @@ impl World {
                 self.drain_procs(node, inc);
             }
             ClusterCommand::Fence { seq, node: target } => {
-                let healthy = self.valid(target) && self.healthy(target);
+                // A node whose service processes survived a SIGKILL cannot
+                // stop them: fencing it is what the fence is for.
+                let stuck = |w: &World| {
+                    w.nodes[target as usize].procs.as_ref().is_some_and(|p| p.survived_kill())
+                };
+                let healthy = self.valid(target) && self.healthy(target) && !stuck(self);
                 self.tracker.log(now, node, target, || {
                     let truth = if healthy { "healthy" } else { "not healthy" };
                     format!("STOMITH node {target} (ground truth: {truth})")

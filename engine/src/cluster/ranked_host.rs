@@ -386,7 +386,15 @@ impl ClusterDriver {
                     self.events.push_back(ClusterEvent::LateTellDropped { group, level, late_by });
                     return;
                 }
-                self.init_step(now, InitInput::Tell { group, level });
+                let tell = InitInput::Tell { group: group.clone(), level: level.clone() };
+                let reply = self.init_step(now, tell);
+                // Refused (no such group in this node's cltab, shutting
+                // down...): the machine must know, or a claim it asked for
+                // would stand while nothing happens here.
+                if !reply.is_ok() {
+                    let reason = reply.message();
+                    self.ranked_queue(RInput::TellRefused { group, level, reason });
+                }
             }
             RCommand::KillAllNow => {
                 let kill_bound = self.ranked.as_ref().map_or(Millis(0), |h| h.params.kill_bound);

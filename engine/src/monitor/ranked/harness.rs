@@ -64,6 +64,13 @@ pub struct Node {
     pub failing_tests: BTreeSet<String>,
     /// Starts of each group on this node (ground truth).
     pub starts: BTreeMap<String, usize>,
+    /// Groups this node's `cltab` lacks: its init machine refuses their
+    /// tells ("no such group"), answered as [`Input::TellRefused`], as the
+    /// cluster driver does.
+    pub missing_groups: BTreeSet<String>,
+    /// Groups whose tells silently take no effect here (a stuck executor):
+    /// only the stall rule can give their claims up.
+    pub ignored_groups: BTreeSet<String>,
 }
 
 impl Node {
@@ -109,6 +116,9 @@ pub struct World {
     pub split_leases_ms: u64,
     /// Feed the membership source's view (`detect=0`): up, unpaused hosts.
     pub membership: bool,
+    /// Nodes the membership source lists down whatever their truth (a
+    /// source slower than a reboot).
+    pub listed_down: BTreeSet<u32>,
     /// Step a machine only on an input or when its `poll_timeout` is due,
     /// instead of every tick.
     pub event_driven: bool,
@@ -142,6 +152,7 @@ impl World {
             double_owner_ms: 0,
             split_leases_ms: 0,
             membership: false,
+            listed_down: BTreeSet::new(),
             event_driven: false,
             last_membership: None,
             log: Vec::new(),
@@ -173,6 +184,8 @@ impl World {
                     resumed_at: None,
                     failing_tests: BTreeSet::new(),
                     starts: BTreeMap::new(),
+                    missing_groups: BTreeSet::new(),
+                    ignored_groups: BTreeSet::new(),
                 },
             );
         }
@@ -287,8 +300,12 @@ impl World {
             self.boot(id);
         }
         if self.membership {
-            let live: Vec<u32> =
-                self.nodes.values().filter(|n| n.up && !n.paused).map(|n| n.id).collect();
+            let live: Vec<u32> = self
+                .nodes
+                .values()
+                .filter(|n| n.up && !n.paused && !self.listed_down.contains(&n.id))
+                .map(|n| n.id)
+                .collect();
             if self.last_membership.as_ref() != Some(&live) {
                 for n in self.nodes.values_mut() {
                     n.inbox.push(Input::Membership(live.clone()));
@@ -525,6 +542,14 @@ impl World {
                 self.log.push((t, id, format!("tell {group} {level}")));
                 let starts = !matches!(level.as_str(), "plan" | "test" | "stop");
                 let n = self.node(id);
+                if n.missing_groups.contains(&group) {
+                    let reason = format!("no such group: {group}");
+                    n.inbox.push(Input::TellRefused { group, level, reason });
+                    return;
+                }
+                if n.ignored_groups.contains(&group) {
+                    return;
+                }
                 if starts && !late {
                     if let Some(d) = n.late_start {
                         n.late_queue.push((t + d, Command::Tell { group, level, not_after }));

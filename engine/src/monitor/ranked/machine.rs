@@ -95,6 +95,13 @@ pub enum Input {
     KillDone { confirmed: bool },
     /// The operator asks for a new membership (one node added or removed).
     ProposeMembers(Vec<u32>),
+    /// The local init machine refused a [`Command::Tell`] (`reason`: its
+    /// reply, e.g. "no such group" when this node's `cltab` lacks the
+    /// group, as after a restart with a `cltab` that does not parse). The
+    /// tell took no effect: a claim asked for it is given up and the node
+    /// backs off from the group as after a failed test, so the next-ranked
+    /// node takes it.
+    TellRefused { group: String, level: String, reason: String },
     /// This node is stopping (SIGTERM): stop every local group, plan
     /// nothing more, and once every group is idle give up the lease and
     /// publish `released`, so that peers take over at once instead of
@@ -208,6 +215,24 @@ pub enum RankedNotice {
         group: String,
         until: Millis,
     },
+    /// The init machine refused the tell of `group` to `level`: the claim
+    /// is given up, and this node backs off from the group until `until`.
+    TellRefused {
+        group: String,
+        level: String,
+        reason: String,
+        until: Millis,
+    },
+    /// `group` was claimed here but made no progress (neither running nor
+    /// in a transition) since `since`, for longer than
+    /// [`RankedParams::stall_after`]: the claim is released and this node
+    /// backs off from the group until `until`, so the next-ranked node
+    /// takes it.
+    Stalled {
+        group: String,
+        since: Millis,
+        until: Millis,
+    },
     /// `node` publishes another policy: nothing is taken over.
     MixedPolicy {
         node: u32,
@@ -264,6 +289,12 @@ struct Peer {
     /// Since when (own clock) its records say it holds a lease, without a
     /// break (failback waits for a steady node).
     holding_since: Option<Millis>,
+    /// While the membership source lists it down: the newest incarnation
+    /// seen when it first did (`u64::MAX` if none was seen yet). The
+    /// verdict concerns that incarnation only: a newer one, started after
+    /// it (a node that rebooted before the source noticed), is judged by
+    /// its counter alone (see [`Ranked::listed_down`]).
+    down_of: Option<u64>,
 }
 
 /// The lease phase of this node.
@@ -296,6 +327,8 @@ pub struct Ranked {
     kill_failed: bool,
     epoch: u64,
     epoch_floor: u64,
+    /// When this node last acquired its lease (own clock).
+    held_since: Millis,
     deadline: Option<Millis>,
     watchdog_sent: Option<((u64, u64), Option<Millis>)>,
     peers: BTreeMap<u32, Peer>,
@@ -314,6 +347,9 @@ pub struct Ranked {
     /// Group → request id (the counter when this node began asking).
     claims: BTreeMap<String, u64>,
     unplaced_since: BTreeMap<String, Millis>,
+    /// Claimed group → the last time (own clock) it made progress here:
+    /// claimed, or its local status changed (see `stall_pass`).
+    progress: BTreeMap<String, Millis>,
     told: BTreeMap<String, String>,
     /// Group → the (node, incarnation) it last failed back to.
     failed_back: BTreeMap<String, (u32, u64)>,
@@ -385,6 +421,7 @@ impl Ranked {
             kill_failed: false,
             epoch: 0,
             epoch_floor: 1,
+            held_since: now,
             deadline: None,
             watchdog_sent: None,
             peers: BTreeMap::new(),
@@ -399,6 +436,7 @@ impl Ranked {
             fence_seen: BTreeMap::new(),
             claims: BTreeMap::new(),
             unplaced_since: BTreeMap::new(),
+            progress: BTreeMap::new(),
             told: BTreeMap::new(),
             failed_back: BTreeMap::new(),
             seen_all: false,
@@ -510,6 +548,25 @@ impl Ranked {
         }
     }
 
+    /// Does the membership source list `n` down, for the incarnation it
+    /// may concern? A down verdict given before `n` came back with a new
+    /// incarnation (a reboot faster than the source's detection) is not
+    /// about that incarnation: revoking, and then fencing, a node whose
+    /// fresh records move, on a verdict about its predecessor, fences a
+    /// healthy node. The new incarnation is judged by its counter, as any
+    /// node is under heartbeat-file membership.
+    fn listed_down(&self, n: u32) -> bool {
+        if self.live.as_ref().is_none_or(|l| l.contains(&n)) {
+            return false;
+        }
+        let peer = self.peers.get(&n);
+        let latest = peer.and_then(|p| p.contact).and_then(|c| c.latest);
+        match (peer.and_then(|p| p.down_of), latest) {
+            (Some(of), Some(l)) => l.incarnation <= of,
+            _ => true,
+        }
+    }
+
     /// Does this node hear `n` now: itself, or a member the membership
     /// source does not call down whose counter moved within
     /// `suspect_after`?
@@ -517,7 +574,7 @@ impl Ranked {
         if n == self.me {
             return true;
         }
-        let down = self.live.as_ref().is_some_and(|l| !l.contains(&n));
+        let down = self.listed_down(n);
         let silent = self
             .peers
             .get(&n)
@@ -578,6 +635,7 @@ impl Ranked {
         self.fence_pass(&votes, &judged);
         self.grant_pass(&judged);
         self.group_pass(&votes, &judged);
+        self.stall_pass();
         self.watchdog_pass();
         self.persist_pass();
         self.heartbeat_pass();

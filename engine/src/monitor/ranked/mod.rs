@@ -83,6 +83,48 @@
 //!   hung executor) counts its last contact with everyone from then.
 //! * **wait_for_all** means every member acknowledged this incarnation.
 //!
+//! # Fencing only when it must
+//!
+//! Not fencing is always safe (takeover needs a void claim, and a fence is
+//! only one way to make it void), so these rules only trade failover time
+//! for fewer fences of live nodes:
+//!
+//! * **Only a lease holder fences** (the tie-breaker's fence of an exact
+//!   half aside). A fence serves a takeover, and only a lease holder can
+//!   take over. A node without a lease (on a minority side, under fs
+//!   delays beyond the lease's budget, unable to read) cannot tell its own
+//!   trouble from the target's; Pacemaker likewise fences only from the
+//!   quorate partition. The designated fencer is the lowest heard member
+//!   whose record says it holds its lease.
+//! * **A revoked node that is still heard is waited for.** When a quorum
+//!   has revoked X but this node saw X's counter move within the last two
+//!   heartbeat periods, X is alive (whatever the membership source says)
+//!   and cannot renew its lease: it kills its services and publishes its
+//!   release within `H·(1+ρ)+δ`. The fencer waits that long plus 2P for
+//!   the release and fences only if it does not come; a node that falls
+//!   silent for 2P meanwhile is fenced at once (it may be paused). A dead
+//!   owner is so fenced at most 2P after its last write.
+//! * **A membership verdict concerns one incarnation.** "Down" from the
+//!   membership source revokes the incarnation that was current when the
+//!   verdict came; a new incarnation seen afterwards (a reboot faster than
+//!   the source's detection) is judged by its counter alone, so it is not
+//!   revoked, and then fenced, on its predecessor's verdict.
+//!
+//! # Liveness rules
+//!
+//! * **A refused tell gives the claim up.** When the init machine refuses
+//!   a tell (no such group: this node's `cltab` lacks it, as after a
+//!   restart with a `cltab` that does not parse), the claim asked for it is
+//!   released and the node backs off from the group as after a failed
+//!   test ([`RankedNotice::TellRefused`]); the next-ranked node takes it.
+//! * **A claim that makes no progress is released** after
+//!   [`RankedParams::stall_after`] (10 s): a claimed group that neither
+//!   runs nor is in a transition, with no status change for that long, is
+//!   given up with the same back-off ([`RankedNotice::Stalled`]). Without
+//!   these two, a claim whose tells take no effect stood as long as its
+//!   node held its lease, and every other node saw an attempt and waited
+//!   (a 50-minute outage in the simulator).
+//!
 //! # Operational rules
 //!
 //! * **Voters.** In a cluster larger than `max_voters` (5), only the lowest
@@ -112,10 +154,16 @@
 //! * A revocation stands until the revoked node releases or restarts (it is
 //!   never lifted while the node may still run on it). A node revoked by a
 //!   minority keeps its lease on the others' acknowledgements, with less
-//!   margin; if a later partition takes that margin away, it loses its
-//!   lease and may be fenced although, by ground truth, it could exchange
-//!   records with a majority. Safety holds; lifting a standing revocation
-//!   safely (without a release) needs a bound on read staleness.
+//!   margin; if a later fault takes that margin away, it loses its lease
+//!   (its services stop and move) although, by ground truth, it could
+//!   exchange records with a majority. It is no longer fenced for it while
+//!   it is heard (it releases by itself), but the move is an outage.
+//!   Lifting a standing revocation safely (without a release) needs a
+//!   bound on read staleness.
+//! * A lease needs a round trip: when one node of the last quorum cannot
+//!   read another's records (`read-hang`, a one-way partition) or lags
+//!   more than the lease's budget, no node of it holds a lease and every
+//!   group stops until it ends, where `classic` runs on.
 //! * A fence that lands within one heartbeat period and visibility delay of
 //!   its target resuming from a freeze, or of a partition healing, cannot be
 //!   told from a needed one (compare-and-fence narrows the window to that).
@@ -156,6 +204,8 @@ mod features;
 mod harness;
 #[cfg(test)]
 mod interleavings;
+#[cfg(test)]
+mod liveness;
 
 pub use machine::{Command, Durable, FenceGuard, Input, Output, Ranked, RankedNotice, Read, Step};
 pub use record::{Change, Config, Epoch, LeaseState, NodeInc, Record, Seen};
@@ -216,6 +266,16 @@ pub struct RankedParams {
     /// How long a better-ranked node must hold its lease before a group
     /// fails back to it: 10 s (5 H).
     pub failback_after: Millis,
+    /// A claim whose group makes no progress here for this long (neither
+    /// running nor in a transition: an ignored tell, a plan or test that
+    /// settled but never led to a start) is released, and the node backs
+    /// off from the group as after a failed test, so the next-ranked node
+    /// takes it: 10 s (5 H; a healthy plan → test → claim → start takes
+    /// about 4 heartbeat periods, 1 s). Without it, a claim whose node
+    /// can never start the group (its `cltab` lacks it) never lapses while
+    /// the node holds its lease, and the group runs nowhere. Pacemaker
+    /// bounds every resource operation with a timeout for the same reason.
+    pub stall_after: Millis,
     /// At most this many voters (5): in a larger cluster only the lowest
     /// `max_voters` members vote on leases, revocations, claims and
     /// membership changes, and only voters publish acknowledgements,
@@ -248,6 +308,7 @@ impl Default for RankedParams {
             test_backoff_max: Millis(600_000),
             failback: false,
             failback_after: Millis(10_000),
+            stall_after: Millis(10_000),
             max_voters: 5,
         }
     }
@@ -325,6 +386,12 @@ pub(crate) struct Rules {
     pub tie_fence: bool,
     /// A node acknowledges at most one membership change per version.
     pub one_change_per_version: bool,
+    /// A revoked node that is still heard is waited for (its release), not
+    /// fenced at once.
+    pub wait_for_heard_release: bool,
+    /// Only a node holding its lease fences (the tie-breaker's fence
+    /// aside).
+    pub only_holders_fence: bool,
 }
 
 impl Default for Rules {
@@ -340,6 +407,8 @@ impl Default for Rules {
             vote_until_new_incarnation: true,
             tie_fence: true,
             one_change_per_version: true,
+            wait_for_heard_release: true,
+            only_holders_fence: true,
         }
     }
 }

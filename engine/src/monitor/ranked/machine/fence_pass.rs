@@ -14,6 +14,13 @@ impl Ranked {
         // Who this node hears now (counter moving, membership up): a
         // revocation may outlive the silence that caused it.
         let heard: Vec<u32> = members.iter().copied().filter(|&n| self.hears(n)).collect();
+        // A fencer must hear a quorum now (fence votes included): a node
+        // that has just gone deaf still holds its lease for up to
+        // `H − suspect_after`, and its fresh revocations are its own
+        // trouble as much as the target's.
+        let mut side: BTreeSet<u32> = heard.iter().copied().collect();
+        votes.expand(&mut side);
+        let hears_quorum = is_quorum(&self.voters(), &side, self.tie_ready(votes));
         let mut wanted: Vec<(NodeInc, FenceReason)> = Vec::new();
         for (&x, j) in judged {
             // A node that published `lost` cannot release: fence it even if
@@ -23,9 +30,42 @@ impl Ranked {
             if j.void || !(j.revoked_quorum || lost) {
                 continue;
             }
-            let designated = heard.iter().copied().filter(|&n| n != x).min();
+            // Only a node that holds its lease fences (the tie-breaker's
+            // fence below aside): a fence serves a takeover, and only a
+            // lease holder can take over. A node without a lease (on a
+            // minority side, under fs delays beyond the lease's budget,
+            // unable to read) cannot tell its own trouble from the
+            // target's; Pacemaker likewise fences only from the quorate
+            // partition. The designated fencer is the lowest heard holder.
+            let holder = |n: u32| {
+                if n == self.me {
+                    self.phase == Phase::Holding
+                } else {
+                    self.record_of(n).is_some_and(|r| r.lease == LeaseState::Holding)
+                }
+            };
+            let designated = heard
+                .iter()
+                .copied()
+                .filter(|&n| n != x && (!self.rules.only_holders_fence || holder(n)))
+                .min();
             if designated != Some(self.me) {
                 continue;
+            }
+            if self.rules.only_holders_fence {
+                if !hears_quorum {
+                    continue;
+                }
+                // Lower heard nodes were passed over as not holding: they
+                // may have just acquired their lease too (their record
+                // says so two heartbeat periods later). Leave them that
+                // long, so that one fence goes out, not two.
+                let lowest = heard.iter().copied().filter(|&n| n != x).min();
+                let at = self.held_since + self.params.heartbeat + self.params.heartbeat;
+                if lowest != Some(self.me) && now < at {
+                    self.wake_at(at);
+                    continue;
+                }
             }
             let rec = self.record_of(x);
             let holds = rec.is_none_or(|r| {
@@ -37,6 +77,30 @@ impl Ranked {
                 _ => FenceReason::MustMove,
             };
             let released = rec.is_some_and(|r| r.lease == LeaseState::Released);
+            // A revoked node whose counter this node saw move within the
+            // last two heartbeat periods is alive, whatever the membership
+            // source says (a false suspicion), and a quorum revoked it: it
+            // cannot renew its lease, so it kills its services and
+            // publishes its release within `H·(1+ρ)+δ` (the lease
+            // convention of Chubby, and Pacemaker's: a node known to stop
+            // by itself is waited for, not shot). Wait for that release,
+            // two heartbeat periods more for it to be seen, and fence only
+            // if it does not come. A node that falls silent for two
+            // periods meanwhile is fenced at once (it may be paused); a
+            // dead one is so at most 2P after its last write.
+            if reason == FenceReason::MustMove && self.rules.wait_for_heard_release {
+                let p2 = self.params.heartbeat + self.params.heartbeat;
+                let peer = self.peers.get(&x);
+                let fresh_until = peer.and_then(|p| p.contact).map(|c| c.last_change + p2);
+                let since = peer.and_then(|p| p.revoked_since).map(|(_, t)| t);
+                let release_by = since.map(|t| t + self.params.takeover_wait() + p2);
+                if let (Some(fresh), Some(by)) = (fresh_until, release_by) {
+                    if now < fresh && now < by {
+                        self.wake_at(fresh.min(by));
+                        continue;
+                    }
+                }
+            }
             if holds && !released {
                 let inc = self.latest(x).map_or(0, |l| l.incarnation);
                 wanted.push((NodeInc { node: x, incarnation: inc }, reason));

@@ -210,6 +210,56 @@ impl Ranked {
         }
     }
 
+    /// The safety net for claims that lead nowhere: a group claimed here
+    /// that neither runs nor is in a transition (STARTING, CHECKING,
+    /// STOPPING...) and whose local status has not changed for
+    /// [`RankedParams::stall_after`] is given up: the claim is released, a
+    /// settled plan or test is stopped, and this node backs off from the
+    /// group as after a failed test (so it is not the first candidate
+    /// again at once), which lets the next-ranked node take it. Logged as
+    /// [`RankedNotice::Stalled`]. Without it a claim whose tells take no
+    /// effect stands as long as the node holds its lease, and every other
+    /// node sees an attempt and waits.
+    pub(super) fn stall_pass(&mut self) {
+        let now = self.now;
+        let stalled: Vec<String> = self
+            .claims
+            .keys()
+            .filter(|g| {
+                self.own.groups.get(*g).is_none_or(|st| {
+                    !record::counts_as_running(st) && st.state.is_settled()
+                        || crate::hastat::is_idle(&st.level, &st.state)
+                })
+            })
+            .cloned()
+            .collect();
+        self.progress.retain(|g, _| stalled.contains(g));
+        for g in stalled {
+            let since = *self.progress.entry(g.clone()).or_insert(now);
+            let at = since + self.params.stall_after;
+            if now < at {
+                self.wake_at(at);
+                continue;
+            }
+            self.progress.remove(&g);
+            self.claims.remove(&g);
+            let (base, cap) = (self.params.test_backoff, self.params.test_backoff_max);
+            let until = self.eligibility.failed(&g, self.me, now, base, cap);
+            let settled_here = self
+                .own
+                .groups
+                .get(&g)
+                .is_some_and(|st| !crate::hastat::is_idle(&st.level, &st.state));
+            if self.told.get(&g).map(String::as_str) != Some("stop") {
+                self.told.remove(&g);
+            }
+            if settled_here {
+                self.tell(&g, "stop", false);
+            }
+            self.log(RankedNotice::Stalled { group: g, since, until });
+        }
+    }
+
     /// With [`RankedParams::failback`]: the better-ranked node that `group`,
     /// running here, should move back to now. That node is heard, eligible,
     /// has held its lease for `failback_after`, runs and attempts nothing of

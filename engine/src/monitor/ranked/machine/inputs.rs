@@ -28,15 +28,46 @@ impl Ranked {
         let now = self.now;
         match input {
             Input::Tick => {}
-            Input::Membership(live) => self.live = Some(live.into_iter().collect()),
+            Input::Membership(live) => {
+                let live: BTreeSet<u32> = live.into_iter().collect();
+                for n in self.durable.config.members.clone() {
+                    if n == self.me {
+                        continue;
+                    }
+                    let was_down = self.live.as_ref().is_some_and(|l| !l.contains(&n));
+                    let peer = self.peers.entry(n).or_default();
+                    if live.contains(&n) {
+                        peer.down_of = None;
+                    } else if !was_down || peer.down_of.is_none() {
+                        let latest = peer.contact.and_then(|c| c.latest);
+                        peer.down_of = Some(latest.map_or(u64::MAX, |l| l.incarnation));
+                    }
+                }
+                self.live = Some(live);
+            }
             Input::Read { node, read } => self.apply_read(node, read),
             Input::Own(own) => {
                 for (g, st) in &own.groups {
                     if self.told.get(g) == Some(&st.level) {
                         self.told.remove(g);
                     }
+                    // A changed status is progress of a claimed group.
+                    if self.claims.contains_key(g) && self.own.groups.get(g) != Some(st) {
+                        self.progress.insert(g.clone(), now);
+                    }
                 }
                 self.own = own;
+            }
+            Input::TellRefused { group, level, reason } => {
+                // A refused stop changes nothing (the group runs nothing
+                // here) and is not told again: `told` keeps it.
+                if level != "stop" && self.told.get(&group) == Some(&level) {
+                    self.told.remove(&group);
+                    self.claims.remove(&group);
+                    let (base, cap) = (self.params.test_backoff, self.params.test_backoff_max);
+                    let until = self.eligibility.failed(&group, self.me, now, base, cap);
+                    self.log(RankedNotice::TellRefused { group, level, reason, until });
+                }
             }
             Input::Hactl(h) => {
                 if self.hactl.as_deref() != Some(&*h) {

@@ -14,9 +14,9 @@ impl Ranked {
                 continue;
             }
             let started = self.started;
+            let down = self.listed_down(node);
             let peer = self.peers.entry(node).or_default();
             let contact = *peer.contact.get_or_insert_with(|| Contact::new(started));
-            let down = self.live.as_ref().is_some_and(|l| !l.contains(&node));
             let silent = contact.silent(now, self.params.suspect_after);
             let latest = contact.latest.unwrap_or(Seen { incarnation: 0, counter: 0 });
             let revoked = self.durable.revocations.get(&node).copied();
@@ -112,6 +112,7 @@ impl Ranked {
             Phase::Holding => self.deadline = deadline,
             Phase::Released if holds && self.persisted.is_some() && !self.leaving => {
                 self.phase = Phase::Holding;
+                self.held_since = now;
                 self.epoch += 1;
                 self.deadline = deadline;
                 let (epoch, deadline) = (self.epoch, deadline.unwrap_or(now));
