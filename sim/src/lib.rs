@@ -17,9 +17,10 @@
 //! schedules; [`invariants`] checks the named properties and [`metrics`]
 //! measures; [`report`] summarises; [`host`] and [`trace`] record inputs
 //! and [`replay`] replays them, [`incident`] replays the recordings of
-//! all nodes of one incident together ([`timeline_svg`] draws its timeline); [`sweep`] and [`shrink`] run many seeds.
+//! all nodes of one incident together ([`timeline_svg`] draws its timeline, [`chart`] holds what the SVG charts share); [`sweep`] and [`shrink`] run many seeds.
 
 pub mod command;
+pub mod chart;
 pub mod config;
 pub mod faults;
 pub mod fs;

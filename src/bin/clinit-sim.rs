@@ -543,7 +543,8 @@ fn replay_incident(
     let killed = killed.iter().copied().collect();
     let inc = incident::replay(&named, &killed).map_err(|e| CliError::Other(e.to_string()))?;
     if let Some(path) = svg {
-        std::fs::write(path, timeline_svg::render(&inc))
+        let drawn = timeline_svg::render(&inc).map_err(|e| CliError::Other(e.to_string()))?;
+        std::fs::write(path, drawn)
             .map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display())))?;
     }
     if as_json {
