@@ -19,14 +19,15 @@
 //! and [`replay`] replays them, [`incident`] replays the recordings of
 //! all nodes of one incident together ([`timeline_svg`] draws its timeline, [`chart`] holds what the SVG charts share); [`sweep`] and [`shrink`] run many seeds.
 
-pub mod command;
 pub mod chart;
+pub mod command;
 pub mod config;
 pub mod faults;
 pub mod fs;
 pub mod host;
 pub mod incident;
 pub mod invariants;
+pub mod latency_svg;
 pub mod membership;
 pub mod metrics;
 pub mod processes;

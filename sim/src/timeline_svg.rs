@@ -155,7 +155,8 @@ pub fn render(incident: &Incident) -> Result<String, ChartError> {
             let (a, b) = (x(*from), x(*to));
             let fill = PALETTE[gi % PALETTE.len()];
             let fill = RGBColor(fill.0, fill.1, fill.2).mix(0.8).filled();
-            chart.draw_series(std::iter::once(Rectangle::new([(a, top), (b, top - 0.17)], fill)))?;
+            chart
+                .draw_series(std::iter::once(Rectangle::new([(a, top), (b, top - 0.17)], fill)))?;
             chart.draw_series(std::iter::once(Text::new(
                 format!("{g} runs on node {node}"),
                 (a, top - 0.02),
@@ -174,7 +175,9 @@ pub fn render(incident: &Incident) -> Result<String, ChartError> {
                     PathElement::new(vec![(px, y), (px, y + 0.2)], c.stroke_width(2))
                 }))?
                 .label(kind_name(kind))
-                .legend(move |(lx, ly)| PathElement::new(vec![(lx, ly - 5), (lx, ly + 5)], c.stroke_width(2)));
+                .legend(move |(lx, ly)| {
+                    PathElement::new(vec![(lx, ly - 5), (lx, ly + 5)], c.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
