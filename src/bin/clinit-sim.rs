@@ -10,7 +10,7 @@ use clinit_sim::faults::{FaultChoice, Schedule};
 use clinit_sim::report::{self, RunReport};
 use clinit_sim::trace::{read_recording, read_trace, TraceMode};
 use clinit_sim::units::parse_duration;
-use clinit_sim::{incident, replay, shrink, study, sweep, timeline_svg, world};
+use clinit_sim::{chart, incident, latency_svg, replay, shrink, study, sweep, timeline_svg, world};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{BufReader, BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -58,7 +58,7 @@ Examples:
   clinit-sim replay n1.jsonl n2.jsonl n3.jsonl --killed 1 --svg incident.svg
   clinit-sim sweep --nodes 3,10 --seeds 200 --param cycletime=1,5 --faults safe
   clinit-sim shrink --seed 7 --faults random --out /tmp/minimal.json
-  clinit-sim failover --nodes 3 --runs 2000 --param detect=0s";
+  clinit-sim failover --nodes 3 --runs 2000 --param detect=0s --svg failover.svg";
 
 /// Seeded discrete-event simulator of a clinit/mosha cluster.
 #[derive(Parser, Debug)]
@@ -111,6 +111,10 @@ enum Command {
         /// Print {"rows": [...]}, each row the run fields aggregated over its seeds.
         #[arg(long)]
         json: bool,
+        /// Also draw the failover latency distribution of every grid point
+        /// (histogram and CDF, p50/p90/p99 marked) as SVG to FILE.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
     },
     /// Replay a trace bit for bit, or under another policy (what-if); or the
     /// recordings of every node of one incident together (cluster-wide).
@@ -193,6 +197,10 @@ enum Command {
         /// Print the timing summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Also draw the failover latency distribution (histogram and CDF,
+        /// p50/p90/p99 marked) as SVG to FILE.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
     },
 }
 
@@ -328,6 +336,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             first_seed,
             threads,
             json: as_json,
+            svg,
         } => {
             let base = scenario.build(nodes.first().copied().unwrap_or(3), &[])?;
             let mut params = Vec::new();
@@ -339,15 +348,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let spec = sweep::SweepSpec { base, nodes: sizes, params, seeds, first_seed, threads };
-            let bar = std::io::stderr().is_terminal().then(|| {
-                let bar = ProgressBar::new(0);
-                if let Ok(style) = ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} runs, {elapsed} elapsed, ~{eta} left",
-                ) {
-                    bar.set_style(style);
-                }
-                bar
-            });
+            let bar = progress_bar();
             let started = std::time::Instant::now();
             let rows = sweep::sweep(&spec, &mut |done, total| {
                 if let Some(bar) = &bar {
@@ -357,6 +358,21 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             })?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
+            }
+            if let Some(path) = &svg {
+                let series: Vec<latency_svg::Series> = rows
+                    .iter()
+                    .map(|r| {
+                        let params: Vec<String> =
+                            r.params.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+                        latency_svg::Series {
+                            label: format!("N={} {}{}", r.nodes, r.policy, params.concat()),
+                            latencies_s: r.failover_latencies_s.clone(),
+                        }
+                    })
+                    .collect();
+                let title = format!("failover latency per grid point, {seeds} seeds each");
+                write_svg(path, latency_svg::render(&title, &series))?;
             }
             if as_json {
                 println!("{}", json(&serde_json::json!({ "rows": rows }))?);
@@ -467,11 +483,40 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             crash_at,
             show_slowest,
             json: as_json,
+            svg,
         } => {
             let base = scenario.build(cluster.nodes, &cluster.params)?;
             let crash =
                 study::Crash { group, at: parse_duration(&crash_at).map_err(ConfigError::from)? };
-            let s = study::failover_study(&base, &crash, runs, first_seed)?;
+            let bar = progress_bar();
+            let s = study::failover_study_with_progress(
+                &base,
+                &crash,
+                runs,
+                first_seed,
+                &mut |d, t| {
+                    if let Some(bar) = &bar {
+                        bar.set_length(t);
+                        bar.set_position(d);
+                    }
+                },
+            )?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            if let Some(path) = &svg {
+                let title = format!(
+                    "failover latency, {} nodes, {}, {} runs (crash to running elsewhere)",
+                    s.nodes,
+                    base.policy_name(),
+                    s.runs
+                );
+                let series = [latency_svg::Series {
+                    label: format!("N={}", s.nodes),
+                    latencies_s: s.latencies_s.clone(),
+                }];
+                write_svg(path, latency_svg::render(&title, &series))?;
+            }
             if as_json {
                 println!("{}", json(&s)?);
             } else {
@@ -543,9 +588,7 @@ fn replay_incident(
     let killed = killed.iter().copied().collect();
     let inc = incident::replay(&named, &killed).map_err(|e| CliError::Other(e.to_string()))?;
     if let Some(path) = svg {
-        let drawn = timeline_svg::render(&inc).map_err(|e| CliError::Other(e.to_string()))?;
-        std::fs::write(path, drawn)
-            .map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display())))?;
+        write_svg(path, timeline_svg::render(&inc))?;
     }
     if as_json {
         println!("{}", json(&inc)?);
@@ -553,6 +596,27 @@ fn replay_incident(
         print!("{}", incident::render(&inc, timeline));
     }
     Ok(ExitCode::from(inc.exit_code()))
+}
+
+/// A progress bar on stderr, or `None` when stderr is not a terminal (a
+/// pipe or a file gets only the summary at the end).
+fn progress_bar() -> Option<ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} runs, {elapsed} elapsed, ~{eta} left",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    })
+}
+
+/// Write a drawn chart to `path`.
+fn write_svg(path: &Path, drawn: Result<String, chart::ChartError>) -> Result<(), CliError> {
+    let drawn = drawn.map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
+    std::fs::write(path, drawn)
+        .map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display())))
 }
 
 fn summary(s: &replay::Summary) -> String {
