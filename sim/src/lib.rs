@@ -17,7 +17,7 @@
 //! schedules; [`invariants`] checks the named properties and [`metrics`]
 //! measures; [`report`] summarises; [`host`] and [`trace`] record inputs
 //! and [`replay`] replays them, [`incident`] replays the recordings of
-//! all nodes of one incident together ([`timeline_svg`] draws its timeline, [`chart`] holds what the SVG charts share); [`sweep`] and [`shrink`] run many seeds.
+//! all nodes of one incident together ([`timeline_svg`] draws its timeline, [`latency_svg`] draws failover latency distributions, [`chart`] holds what the SVG charts share); [`sweep`] and [`shrink`] run many seeds.
 
 pub mod chart;
 pub mod command;
