@@ -174,7 +174,12 @@ fn failover_draws_its_latency_distribution() {
     let o = sim(&["failover", "--nodes", "3", "--runs", "6", "--svg", svg_arg]);
     assert!(o.status.success(), "{o:?}");
     let out = stdout(&o);
-    assert!(out.contains("3 nodes, 6 runs, 6 failovers"), "{out}");
+    assert!(out.contains("3 nodes, 6 runs, 6 failovers; detection delay D = 10.0 s"), "{out}");
+    // The plain summary table: a header and one row per statistic.
+    let table: Vec<&str> = out.lines().skip(1).take(6).collect();
+    assert!(table[0].starts_with("stat") && table[0].contains("minus D s"), "{out}");
+    let stats: Vec<&str> = table[1..].iter().filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(stats, ["mean", "p50", "p90", "p95", "p99"], "{out}");
     assert!(o.stderr.is_empty(), "stderr is not a terminal: {o:?}");
     let drawn = std::fs::read_to_string(&svg).expect("SVG written");
     assert!(drawn.starts_with("<svg") && drawn.trim_end().ends_with("</svg>"), "{drawn}");
@@ -189,8 +194,8 @@ fn failover_draws_its_latency_distribution() {
         assert!(drawn.contains(text), "no {text:?} in\n{drawn}");
     }
     // The chart's p50 is the summary's.
-    let p50 = out.split("p50 ").nth(1).and_then(|r| r.split(',').next()).expect("p50 printed");
-    assert!(drawn.contains(&format!("p50 {p50}")), "p50 {p50} not in\n{drawn}");
+    let p50 = table[2].split_whitespace().nth(1).expect("p50 printed");
+    assert!(drawn.contains(&format!("p50 {p50} s")), "p50 {p50} not in\n{drawn}");
 }
 
 /// `sweep --svg` draws one distribution per grid point.

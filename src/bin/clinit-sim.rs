@@ -520,39 +520,12 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             if as_json {
                 println!("{}", json(&s)?);
             } else {
-                let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} s"));
                 println!(
-                    "{} nodes, {} runs, {} failovers: mean {}, p50 {}, p95 {}, p99 {}",
-                    s.nodes,
-                    s.runs,
-                    s.failovers,
-                    f(s.mean_s),
-                    f(s.p50_s),
-                    f(s.p95_s),
-                    f(s.p99_s)
+                    "{} nodes, {} runs, {} failovers; detection delay D = {:.1} s",
+                    s.nodes, s.runs, s.failovers, s.detect_s
                 );
-                println!(
-                    "minus detection D = {:.1} s: mean {}, p50 {}, p99 {} (spec §11 at N=3: mean 13 s, median 13 s, p99 23 s)",
-                    s.detect_s,
-                    f(s.mean_minus_detect_s),
-                    f(s.p50_minus_detect_s),
-                    f(s.p99_minus_detect_s)
-                );
-                let ci = |c: Option<(Option<f64>, Option<f64>)>| match c {
-                    Some((lo, hi)) => format!(
-                        "[{}, {}]",
-                        lo.map_or("-∞".into(), |v| format!("{v:.2}")),
-                        hi.map_or("+∞".into(), |v| format!("{v:.2}"))
-                    ),
-                    None => "-".into(),
-                };
-                println!(
-                    "p50 {} (95 % CI {} s), p90 {} (95 % CI {} s)",
-                    f(s.p50_s),
-                    ci(s.p50_ci95_s),
-                    f(s.p90_s),
-                    ci(s.p90_ci95_s)
-                );
+                print!("{}", failover_table(&s));
+                println!("(spec §11 at N=3, minus D: mean 13 s, median 13 s, p99 23 s)");
                 if s.violations > 0 {
                     println!("{} invariant violations", s.violations);
                 }
@@ -610,6 +583,32 @@ fn progress_bar() -> Option<ProgressBar> {
         }
         bar
     })
+}
+
+/// The plain summary table of a failover study: one row per statistic,
+/// the latency, the latency minus D, and the 95 % CI where computed (s).
+fn failover_table(s: &study::Study) -> String {
+    let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+    let ci = |c: Option<(Option<f64>, Option<f64>)>| match c {
+        Some((lo, hi)) => format!(
+            "[{}, {}]",
+            lo.map_or("-∞".into(), |v| format!("{v:.2}")),
+            hi.map_or("+∞".into(), |v| format!("{v:.2}"))
+        ),
+        None => "-".into(),
+    };
+    let rows = [
+        ("mean", s.mean_s, s.mean_minus_detect_s, None),
+        ("p50", s.p50_s, s.p50_minus_detect_s, s.p50_ci95_s),
+        ("p90", s.p90_s, None, s.p90_ci95_s),
+        ("p95", s.p95_s, None, None),
+        ("p99", s.p99_s, s.p99_minus_detect_s, None),
+    ];
+    let mut t = format!("{:<6} {:>10} {:>10}  {}\n", "stat", "latency s", "minus D s", "95 % CI s");
+    for (name, all, minus, c) in rows {
+        t.push_str(&format!("{name:<6} {:>10} {:>10}  {}\n", f(all), f(minus), ci(c)));
+    }
+    t
 }
 
 /// Write a drawn chart to `path`.
