@@ -161,3 +161,72 @@ fn every_fault_kind_runs_by_its_name() {
         assert!(!text.contains("(0 episodes)"), "{kind}: episodes drawn:\n{text}");
     }
 }
+
+/// `failover --svg` draws the latency distribution of a tiny study: the
+/// file is an SVG with the title, both panels and the marked percentiles
+/// the text summary prints; without a terminal no progress bar reaches
+/// stderr.
+#[test]
+fn failover_draws_its_latency_distribution() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let svg = dir.path().join("failover.svg");
+    let svg_arg = svg.to_str().expect("utf-8 path");
+    let o = sim(&["failover", "--nodes", "3", "--runs", "6", "--svg", svg_arg]);
+    assert!(o.status.success(), "{o:?}");
+    let out = stdout(&o);
+    assert!(out.contains("3 nodes, 6 runs, 6 failovers; detection delay D = 10.0 s"), "{out}");
+    // The plain summary table: a header and one row per statistic.
+    let table: Vec<&str> = out.lines().skip(1).take(6).collect();
+    assert!(table[0].starts_with("stat") && table[0].contains("minus D s"), "{out}");
+    let stats: Vec<&str> = table[1..].iter().filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(stats, ["mean", "p50", "p90", "p95", "p99"], "{out}");
+    assert!(o.stderr.is_empty(), "stderr is not a terminal: {o:?}");
+    let drawn = std::fs::read_to_string(&svg).expect("SVG written");
+    assert!(drawn.starts_with("<svg") && drawn.trim_end().ends_with("</svg>"), "{drawn}");
+    for text in [
+        "failover latency, 3 nodes, classic, 6 runs",
+        "count",
+        "cumulative fraction",
+        "N=3 (6 failovers): p50 ",
+        "p90 ",
+        "p99 ",
+    ] {
+        assert!(drawn.contains(text), "no {text:?} in\n{drawn}");
+    }
+    // The chart's p50 is the summary's.
+    let p50 = table[2].split_whitespace().nth(1).expect("p50 printed");
+    assert!(drawn.contains(&format!("p50 {p50} s")), "p50 {p50} not in\n{drawn}");
+}
+
+/// `sweep --svg` draws one distribution per grid point.
+#[test]
+fn sweep_draws_one_distribution_per_grid_point() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let svg = dir.path().join("sweep.svg");
+    let svg_arg = svg.to_str().expect("utf-8 path");
+    let o = sim(&[
+        "sweep",
+        "--nodes",
+        "3",
+        "--seeds",
+        "2",
+        "--duration",
+        "10m",
+        "--faults",
+        "crash:rate=12",
+        "--param",
+        "balance=1,2",
+        "--svg",
+        svg_arg,
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let drawn = std::fs::read_to_string(&svg).expect("SVG written");
+    assert!(drawn.starts_with("<svg"), "{drawn}");
+    for text in [
+        "failover latency per grid point, 2 seeds each",
+        "N=3 classic balance=1 (",
+        "N=3 classic balance=2 (",
+    ] {
+        assert!(drawn.contains(text), "no {text:?} in\n{drawn}");
+    }
+}

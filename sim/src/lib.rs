@@ -17,8 +17,9 @@
 //! schedules; [`invariants`] checks the named properties and [`metrics`]
 //! measures; [`report`] summarises; [`host`] and [`trace`] record inputs
 //! and [`replay`] replays them, [`incident`] replays the recordings of
-//! all nodes of one incident together ([`timeline_svg`] draws its timeline); [`sweep`] and [`shrink`] run many seeds.
+//! all nodes of one incident together ([`timeline_svg`] draws its timeline, [`latency_svg`] draws failover latency distributions, [`chart`] holds what the SVG charts share); [`sweep`] and [`shrink`] run many seeds.
 
+pub mod chart;
 pub mod command;
 pub mod config;
 pub mod faults;
@@ -26,6 +27,7 @@ pub mod fs;
 pub mod host;
 pub mod incident;
 pub mod invariants;
+pub mod latency_svg;
 pub mod membership;
 pub mod metrics;
 pub mod processes;

@@ -43,6 +43,10 @@ pub struct Study {
     pub violations: u64,
     /// The seed of the slowest failover (re-run it with `slowest_report`).
     pub slowest_seed: Option<u64>,
+    /// Every failover latency, s, in seed order (for the distribution's
+    /// chart, [`crate::latency_svg`]; not in the JSON summary).
+    #[serde(skip)]
+    pub latencies_s: Vec<f64>,
 }
 
 /// Where and when the owner dies.
@@ -96,6 +100,18 @@ pub fn failover_study(
     runs: u64,
     first_seed: u64,
 ) -> Result<Study, ConfigError> {
+    failover_study_with_progress(base, crash, runs, first_seed, &mut |_, _| {})
+}
+
+/// [`failover_study`], calling `progress(done, total)` after each seed (for
+/// a progress bar).
+pub fn failover_study_with_progress(
+    base: &SimConfig,
+    crash: &Crash,
+    runs: u64,
+    first_seed: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Study, ConfigError> {
     let mut lat = Vec::new();
     let mut violations = 0;
     let mut slowest: Option<(f64, u64)> = None;
@@ -111,6 +127,7 @@ pub fn failover_study(
             lat.push(l);
         }
         violations += r.tracker.counts().values().sum::<u64>();
+        progress(seed - first_seed + 1, runs);
     }
     let d = secs(base.world.detect_down);
     let minus: Vec<f64> = lat.iter().map(|l| l - d).collect();
@@ -131,6 +148,7 @@ pub fn failover_study(
         p99_minus_detect_s: percentile(&minus, 99.0),
         violations,
         slowest_seed: slowest.map(|(_, seed)| seed),
+        latencies_s: lat,
     })
 }
 

@@ -62,6 +62,10 @@ pub struct Row {
     pub runs_violating: BTreeMap<String, u64>,
     /// Up to ten seeds that violated something, to replay.
     pub failing_seeds: Vec<u64>,
+    /// Every failover latency of the point, s (for the distribution's
+    /// chart, [`crate::latency_svg`]; not in the JSON rows).
+    #[serde(skip)]
+    pub failover_latencies_s: Vec<f64>,
 }
 
 struct Point {
@@ -220,6 +224,7 @@ fn row<'a>(p: &Point, runs: impl Iterator<Item = &'a Done>) -> Row {
             m
         },
         failing_seeds: runs.iter().filter(|d| d.violations > 0).take(10).map(|d| d.seed).collect(),
+        failover_latencies_s: lat,
     }
 }
 

@@ -1,95 +1,63 @@
-//! An incident timeline as SVG: one lane per node, a bar where a group ran
-//! on it (as the node published it), a tick per event with its text as a
-//! tooltip. Written by hand: one chart of rectangles and lines does not
-//! justify a plotting crate's dependency tree.
+//! An incident timeline as SVG, drawn with `plotters` (SVG backend): one
+//! lane per node, a bar where a group ran on it (as the node published it,
+//! labelled "G runs on node N"), a tick per event coloured by its kind
+//! (a legend names the kinds), a title and a time axis in seconds since
+//! the incident's first record.
+//!
+//! The hand-written version gave every tick its event text as a hover
+//! tooltip (`<title>`); plotters' SVG backend cannot emit tooltips, so the
+//! texts are in `clinit-sim replay --timeline` (same timeline as text) and
+//! the chart shows kinds by colour only.
 
+use crate::chart::{round_step, ChartError, PALETTE};
 use crate::incident::{clock_text, Incident, Kind};
+use plotters::prelude::*;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
-const WIDTH: f64 = 1100.0;
-const LEFT: f64 = 80.0;
-const RIGHT: f64 = 20.0;
-const TOP: f64 = 50.0;
-const LANE: f64 = 70.0;
-const PALETTE: [&str; 6] = ["#4e79a7", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f"];
+/// Chart size, px.
+const WIDTH: u32 = 1100;
+/// Height of one node's lane, px.
+const LANE_PX: u32 = 70;
 
-fn colour(kind: Kind) -> &'static str {
+fn colour(kind: Kind) -> RGBColor {
     match kind {
-        Kind::Start => "#2ca02c",
-        Kind::Told => "#1f77b4",
-        Kind::Group => "#555555",
-        Kind::Membership => "#ff7f0e",
-        Kind::Stale => "#d62728",
-        Kind::Fence => "#8c0000",
-        Kind::Quorum => "#9467bd",
-        Kind::Conflict => "#e377c2",
-        Kind::Stop => "#7f7f7f",
-        Kind::End => "#000000",
-        Kind::Other => "#bcbd22",
+        Kind::Start => RGBColor(0x2c, 0xa0, 0x2c),
+        Kind::Told => RGBColor(0x1f, 0x77, 0xb4),
+        Kind::Group => RGBColor(0x55, 0x55, 0x55),
+        Kind::Membership => RGBColor(0xff, 0x7f, 0x0e),
+        Kind::Stale => RGBColor(0xd6, 0x27, 0x28),
+        Kind::Fence => RGBColor(0x8c, 0x00, 0x00),
+        Kind::Quorum => RGBColor(0x94, 0x67, 0xbd),
+        Kind::Conflict => RGBColor(0xe3, 0x77, 0xc2),
+        Kind::Stop => RGBColor(0x7f, 0x7f, 0x7f),
+        Kind::End => RGBColor(0x00, 0x00, 0x00),
+        Kind::Other => RGBColor(0xbc, 0xbd, 0x22),
     }
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Start => "start",
+        Kind::Told => "told",
+        Kind::Group => "group",
+        Kind::Membership => "membership",
+        Kind::Stale => "stale",
+        Kind::Fence => "fence",
+        Kind::Quorum => "quorum",
+        Kind::Conflict => "conflict",
+        Kind::Stop => "stop",
+        Kind::End => "end",
+        Kind::Other => "other",
+    }
 }
 
-/// The SVG document of `incident`'s timeline.
-pub fn render(incident: &Incident) -> String {
-    let nodes: Vec<u32> = {
-        let mut n: Vec<u32> = incident.timeline.iter().map(|e| e.node).collect();
-        n.sort_unstable();
-        n.dedup();
-        n
-    };
-    let lane: BTreeMap<u32, usize> = nodes.iter().enumerate().map(|(i, &n)| (n, i)).collect();
-    let (t0, t1) = (incident.start_wall_ms, incident.end_wall_ms.max(incident.start_wall_ms + 1));
-    let plot = WIDTH - LEFT - RIGHT;
-    let x = |w: i64| LEFT + (w - t0) as f64 / (t1 - t0) as f64 * plot;
-    let height = TOP + LANE * nodes.len() as f64 + 30.0;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="11">"#
-    );
-    let title = if incident.anchored {
-        format!("incident from {} UTC", clock_text(t0))
-    } else {
-        "incident (recordings' own clock)".to_string()
-    };
-    let _ = writeln!(s, r#"<text x="{LEFT}" y="16" font-size="13">{}</text>"#, escape(&title));
-    // Time axis: about ten ticks at a round step.
-    let span_s = (t1 - t0) as f64 / 1000.0;
-    let step =
-        [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0]
-            .into_iter()
-            .find(|st| span_s / st <= 10.0)
-            .unwrap_or(7200.0);
-    let bottom = TOP + LANE * nodes.len() as f64;
-    let mut t = 0.0;
-    while t <= span_s + 1e-9 {
-        let px = x(t0 + (t * 1000.0) as i64);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{bottom:.1}" stroke="#ddd"/><text x="{px:.1}" y="{:.1}" text-anchor="middle">+{t:.1} s</text>"##,
-            TOP - 8.0,
-            bottom + 16.0
-        );
-        t += step;
-    }
-    for (&node, &i) in &lane {
-        let y = TOP + LANE * i as f64;
-        let _ = writeln!(
-            s,
-            r##"<text x="8" y="{:.1}">node {node}</text><line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#999"/>"##,
-            y + LANE / 2.0,
-            y + LANE - 4.0,
-            WIDTH - RIGHT,
-            y + LANE - 4.0
-        );
-    }
-    // Bars: from a group's running entry to its next entry on that node,
-    // or to the node's end.
+/// A bar: node, group, from and to (wall ms).
+type Bar = (u32, String, i64, i64);
+
+/// The bars of `incident`: from a group's running entry to its next entry
+/// on that node, or to the node's end, or to the incident's end; and the
+/// groups in order of first appearance.
+fn bars(incident: &Incident, t1: i64) -> (Vec<Bar>, Vec<String>) {
     let mut open: BTreeMap<(u32, String), i64> = BTreeMap::new();
     let mut groups: Vec<String> = Vec::new();
     let mut bars = Vec::new();
@@ -118,34 +86,107 @@ pub fn render(incident: &Incident) -> String {
         }
     }
     bars.extend(open.into_iter().map(|((n, g), from)| (n, g, from, t1)));
-    for (node, g, from, to) in bars {
-        let gi = groups.iter().position(|x| *x == g).unwrap_or(0);
-        let y = TOP + LANE * lane[&node] as f64 + 8.0 + (gi % 3) as f64 * 14.0;
-        let (a, b) = (x(from), x(to));
-        let _ = writeln!(
-            s,
-            r#"<rect x="{a:.1}" y="{y:.1}" width="{:.1}" height="12" fill="{}" opacity="0.8"><title>{} runs on node {node}</title></rect><text x="{:.1}" y="{:.1}" fill="white" font-size="10">{}</text>"#,
-            (b - a).max(1.0),
-            PALETTE[gi % PALETTE.len()],
-            escape(&g),
-            a + 2.0,
-            y + 10.0,
-            escape(&g)
-        );
+    (bars, groups)
+}
+
+/// The SVG document of `incident`'s timeline (starts with `<svg`).
+///
+/// Errors: [`ChartError`] if plotters cannot lay the chart out.
+pub fn render(incident: &Incident) -> Result<String, ChartError> {
+    let nodes: Vec<u32> = {
+        let mut n: Vec<u32> = incident.timeline.iter().map(|e| e.node).collect();
+        n.sort_unstable();
+        n.dedup();
+        n
+    };
+    let lanes = nodes.len().max(1) as f64;
+    // Lane i (of the i-th smallest node) spans y ∈ [lanes-i-1, lanes-i]: the
+    // first node on top.
+    let lane: BTreeMap<u32, f64> =
+        nodes.iter().enumerate().map(|(i, &n)| (n, lanes - i as f64 - 1.0)).collect();
+    let (t0, t1) = (incident.start_wall_ms, incident.end_wall_ms.max(incident.start_wall_ms + 1));
+    let span_s = (t1 - t0) as f64 / 1000.0;
+    let x = |w: i64| (w - t0) as f64 / 1000.0;
+    let step = round_step(span_s, 10.0);
+    let x_ticks = (span_s / step).floor() as usize + 1;
+    let title = if incident.anchored {
+        format!("incident from {} UTC", clock_text(t0))
+    } else {
+        "incident (recordings' own clock)".to_string()
+    };
+    let (bars, groups) = bars(incident, t1);
+    let height = 110 + LANE_PX * nodes.len().max(1) as u32;
+
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&title, ("sans-serif", 15))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..span_s, 0.0..lanes)?;
+        // The lanes are named by hand: plotters picks round y ticks itself,
+        // and a lane's name belongs at its middle.
+        chart
+            .configure_mesh()
+            .x_labels(x_ticks)
+            .x_label_formatter(&|t| format!("+{t:.1} s"))
+            .y_labels(0)
+            .x_desc("time since the first record, s")
+            .light_line_style(WHITE)
+            .draw()?;
+        for (node, y) in &lane {
+            let (px, py) = chart.backend_coord(&(0.0, y + 0.5));
+            root.draw(&Text::new(
+                format!("node {node}"),
+                (px - 64, py - 6),
+                ("sans-serif", 12).into_font(),
+            ))?;
+        }
+        // Lane separators.
+        chart.draw_series((1..nodes.len()).map(|i| {
+            PathElement::new(vec![(0.0, i as f64), (span_s, i as f64)], RGBColor(0x99, 0x99, 0x99))
+        }))?;
+        for (node, g, from, to) in &bars {
+            let gi = groups.iter().position(|x| x == g).unwrap_or(0);
+            let top = lane[node] + 0.9 - (gi % 3) as f64 * 0.2;
+            let (a, b) = (x(*from), x(*to));
+            let fill = PALETTE[gi % PALETTE.len()];
+            let fill = RGBColor(fill.0, fill.1, fill.2).mix(0.8).filled();
+            chart
+                .draw_series(std::iter::once(Rectangle::new([(a, top), (b, top - 0.17)], fill)))?;
+            chart.draw_series(std::iter::once(Text::new(
+                format!("{g} runs on node {node}"),
+                (a, top - 0.02),
+                ("sans-serif", 10).into_font().color(&WHITE),
+            )))?;
+        }
+        // Event ticks in the lane's lower part, one series per kind for the legend.
+        let mut kinds: Vec<Kind> = incident.timeline.iter().map(|e| e.kind).collect();
+        kinds.sort_by_key(|k| kind_name(*k));
+        kinds.dedup();
+        for kind in kinds {
+            let c = colour(kind);
+            chart
+                .draw_series(incident.timeline.iter().filter(|e| e.kind == kind).map(|e| {
+                    let (px, y) = (x(e.at.wall_ms), lane[&e.node] + 0.05);
+                    PathElement::new(vec![(px, y), (px, y + 0.2)], c.stroke_width(2))
+                }))?
+                .label(kind_name(kind))
+                .legend(move |(lx, ly)| {
+                    PathElement::new(vec![(lx, ly - 5), (lx, ly + 5)], c.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(0x99, 0x99, 0x99))
+            .label_font(("sans-serif", 10))
+            .draw()?;
+        root.present()?;
     }
-    for e in &incident.timeline {
-        let px = x(e.at.wall_ms);
-        let y = TOP + LANE * lane[&e.node] as f64 + 50.0;
-        let _ = writeln!(
-            s,
-            r#"<line x1="{px:.1}" y1="{y:.1}" x2="{px:.1}" y2="{:.1}" stroke="{}" stroke-width="2"><title>{} node {}: {}</title></line>"#,
-            y + 12.0,
-            colour(e.kind),
-            escape(&clock_text(e.at.wall_ms)),
-            e.node,
-            escape(&e.text)
-        );
-    }
-    s.push_str("</svg>\n");
-    s
+    Ok(svg)
 }

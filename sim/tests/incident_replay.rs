@@ -73,3 +73,17 @@ fn a_changed_input_is_different() {
     let m = c.first_mismatch.as_ref().expect("a mismatch");
     assert_ne!(m.recorded_sha256, m.replayed_sha256);
 }
+
+/// The incident timeline drawn as SVG (plotters): a lane per node, the
+/// groups' bars, the time axis, the legend of event kinds.
+#[test]
+fn the_timeline_draws_as_svg() {
+    let l = lines(1, "crash:rate=6");
+    let inc = replay(&named(&l), &BTreeSet::new()).expect("replays");
+    let svg = clinit_sim::timeline_svg::render(&inc).expect("draws");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");
+    for text in ["node 1", "node 2", "node 3", "runs on node", "+0.0 s", "start", "incident"] {
+        assert!(svg.contains(text), "no {text:?} in\n{svg}");
+    }
+    assert!(svg.matches("<rect").count() > 3, "no bars:\n{svg}");
+}

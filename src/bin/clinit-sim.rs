@@ -10,7 +10,7 @@ use clinit_sim::faults::{FaultChoice, Schedule};
 use clinit_sim::report::{self, RunReport};
 use clinit_sim::trace::{read_recording, read_trace, TraceMode};
 use clinit_sim::units::parse_duration;
-use clinit_sim::{incident, replay, shrink, study, sweep, timeline_svg, world};
+use clinit_sim::{chart, incident, latency_svg, replay, shrink, study, sweep, timeline_svg, world};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{BufReader, BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -59,7 +59,7 @@ Examples:
   clinit-sim replay n1.jsonl n2.jsonl n3.jsonl --killed 1 --svg incident.svg
   clinit-sim sweep --nodes 3,10 --seeds 200 --param cycletime=1,5 --faults safe
   clinit-sim shrink --seed 7 --faults random --out /tmp/minimal.json
-  clinit-sim failover --nodes 3 --runs 2000 --param detect=0s";
+  clinit-sim failover --nodes 3 --runs 2000 --param detect=0s --svg failover.svg";
 
 /// Seeded discrete-event simulator of a clinit/mosha cluster.
 #[derive(Parser, Debug)]
@@ -112,6 +112,10 @@ enum Command {
         /// Print {"rows": [...]}, each row the run fields aggregated over its seeds.
         #[arg(long)]
         json: bool,
+        /// Also draw the failover latency distribution of every grid point
+        /// (histogram and CDF, p50/p90/p99 marked) as SVG to FILE.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
     },
     /// Replay a trace bit for bit, or under another policy (what-if); or the
     /// recordings of every node of one incident together (cluster-wide).
@@ -194,6 +198,10 @@ enum Command {
         /// Print the timing summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Also draw the failover latency distribution (histogram and CDF,
+        /// p50/p90/p99 marked) as SVG to FILE.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
     },
 }
 
@@ -329,6 +337,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             first_seed,
             threads,
             json: as_json,
+            svg,
         } => {
             let base = scenario.build(nodes.first().copied().unwrap_or(3), &[])?;
             let mut params = Vec::new();
@@ -340,15 +349,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let spec = sweep::SweepSpec { base, nodes: sizes, params, seeds, first_seed, threads };
-            let bar = std::io::stderr().is_terminal().then(|| {
-                let bar = ProgressBar::new(0);
-                if let Ok(style) = ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} runs, {elapsed} elapsed, ~{eta} left",
-                ) {
-                    bar.set_style(style);
-                }
-                bar
-            });
+            let bar = progress_bar();
             let started = std::time::Instant::now();
             let rows = sweep::sweep(&spec, &mut |done, total| {
                 if let Some(bar) = &bar {
@@ -358,6 +359,21 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             })?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
+            }
+            if let Some(path) = &svg {
+                let series: Vec<latency_svg::Series> = rows
+                    .iter()
+                    .map(|r| {
+                        let params: Vec<String> =
+                            r.params.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+                        latency_svg::Series {
+                            label: format!("N={} {}{}", r.nodes, r.policy, params.concat()),
+                            latencies_s: r.failover_latencies_s.clone(),
+                        }
+                    })
+                    .collect();
+                let title = format!("failover latency per grid point, {seeds} seeds each");
+                write_svg(path, latency_svg::render(&title, &series))?;
             }
             if as_json {
                 println!("{}", json(&serde_json::json!({ "rows": rows }))?);
@@ -468,47 +484,49 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             crash_at,
             show_slowest,
             json: as_json,
+            svg,
         } => {
             let base = scenario.build(cluster.nodes, &cluster.params)?;
             let crash =
                 study::Crash { group, at: parse_duration(&crash_at).map_err(ConfigError::from)? };
-            let s = study::failover_study(&base, &crash, runs, first_seed)?;
+            let bar = progress_bar();
+            let s = study::failover_study_with_progress(
+                &base,
+                &crash,
+                runs,
+                first_seed,
+                &mut |d, t| {
+                    if let Some(bar) = &bar {
+                        bar.set_length(t);
+                        bar.set_position(d);
+                    }
+                },
+            )?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            if let Some(path) = &svg {
+                let title = format!(
+                    "failover latency, {} nodes, {}, {} runs (crash to running elsewhere)",
+                    s.nodes,
+                    base.policy_name(),
+                    s.runs
+                );
+                let series = [latency_svg::Series {
+                    label: format!("N={}", s.nodes),
+                    latencies_s: s.latencies_s.clone(),
+                }];
+                write_svg(path, latency_svg::render(&title, &series))?;
+            }
             if as_json {
                 println!("{}", json(&s)?);
             } else {
-                let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} s"));
                 println!(
-                    "{} nodes, {} runs, {} failovers: mean {}, p50 {}, p95 {}, p99 {}",
-                    s.nodes,
-                    s.runs,
-                    s.failovers,
-                    f(s.mean_s),
-                    f(s.p50_s),
-                    f(s.p95_s),
-                    f(s.p99_s)
+                    "{} nodes, {} runs, {} failovers; detection delay D = {:.1} s",
+                    s.nodes, s.runs, s.failovers, s.detect_s
                 );
-                println!(
-                    "minus detection D = {:.1} s: mean {}, p50 {}, p99 {} (spec §11 at N=3: mean 13 s, median 13 s, p99 23 s)",
-                    s.detect_s,
-                    f(s.mean_minus_detect_s),
-                    f(s.p50_minus_detect_s),
-                    f(s.p99_minus_detect_s)
-                );
-                let ci = |c: Option<(Option<f64>, Option<f64>)>| match c {
-                    Some((lo, hi)) => format!(
-                        "[{}, {}]",
-                        lo.map_or("-∞".into(), |v| format!("{v:.2}")),
-                        hi.map_or("+∞".into(), |v| format!("{v:.2}"))
-                    ),
-                    None => "-".into(),
-                };
-                println!(
-                    "p50 {} (95 % CI {} s), p90 {} (95 % CI {} s)",
-                    f(s.p50_s),
-                    ci(s.p50_ci95_s),
-                    f(s.p90_s),
-                    ci(s.p90_ci95_s)
-                );
+                print!("{}", failover_table(&s));
+                println!("(spec §11 at N=3, minus D: mean 13 s, median 13 s, p99 23 s)");
                 if s.violations > 0 {
                     println!("{} invariant violations", s.violations);
                 }
@@ -544,8 +562,7 @@ fn replay_incident(
     let killed = killed.iter().copied().collect();
     let inc = incident::replay(&named, &killed).map_err(|e| CliError::Other(e.to_string()))?;
     if let Some(path) = svg {
-        std::fs::write(path, timeline_svg::render(&inc))
-            .map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display())))?;
+        write_svg(path, timeline_svg::render(&inc))?;
     }
     if as_json {
         println!("{}", json(&inc)?);
@@ -553,6 +570,53 @@ fn replay_incident(
         print!("{}", incident::render(&inc, timeline));
     }
     Ok(ExitCode::from(inc.exit_code()))
+}
+
+/// A progress bar on stderr, or `None` when stderr is not a terminal (a
+/// pipe or a file gets only the summary at the end).
+fn progress_bar() -> Option<ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} runs, {elapsed} elapsed, ~{eta} left",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    })
+}
+
+/// The plain summary table of a failover study: one row per statistic,
+/// the latency, the latency minus D, and the 95 % CI where computed (s).
+fn failover_table(s: &study::Study) -> String {
+    let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+    let ci = |c: Option<(Option<f64>, Option<f64>)>| match c {
+        Some((lo, hi)) => format!(
+            "[{}, {}]",
+            lo.map_or("-∞".into(), |v| format!("{v:.2}")),
+            hi.map_or("+∞".into(), |v| format!("{v:.2}"))
+        ),
+        None => "-".into(),
+    };
+    let rows = [
+        ("mean", s.mean_s, s.mean_minus_detect_s, None),
+        ("p50", s.p50_s, s.p50_minus_detect_s, s.p50_ci95_s),
+        ("p90", s.p90_s, None, s.p90_ci95_s),
+        ("p95", s.p95_s, None, None),
+        ("p99", s.p99_s, s.p99_minus_detect_s, None),
+    ];
+    let mut t = format!("{:<6} {:>10} {:>10}  {}\n", "stat", "latency s", "minus D s", "95 % CI s");
+    for (name, all, minus, c) in rows {
+        t.push_str(&format!("{name:<6} {:>10} {:>10}  {}\n", f(all), f(minus), ci(c)));
+    }
+    t
+}
+
+/// Write a drawn chart to `path`.
+fn write_svg(path: &Path, drawn: Result<String, chart::ChartError>) -> Result<(), CliError> {
+    let drawn = drawn.map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
+    std::fs::write(path, drawn)
+        .map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display())))
 }
 
 fn summary(s: &replay::Summary) -> String {
