@@ -129,3 +129,54 @@ pub fn reap_recorded(path: &Path) -> usize {
     clear(path);
     killed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Child, Command};
+
+    /// `sleep 30` in its own process group (pgid = its pid).
+    fn group() -> (Child, i32) {
+        let child = Command::new("sleep").arg("30").process_group(0).spawn().expect("spawn sleep");
+        let pgid = i32::try_from(child.id()).expect("pid");
+        (child, pgid)
+    }
+
+    #[test]
+    fn a_recorded_group_is_killed_only_if_its_leader_has_the_recorded_start_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(STATE_FILE);
+        let (mut child, pgid) = group();
+        let start = start_time(pgid).expect("start time of a live child");
+        // Another start time: the pid was reused by someone else's process.
+        record(&path, pgid, start + 1);
+        assert_eq!(reap_recorded(&path), 0);
+        assert!(!path.exists(), "the record is removed either way");
+        assert!(child.try_wait().expect("try_wait").is_none(), "a stranger was killed");
+        // The recorded one: killed, and counted.
+        record(&path, pgid, start);
+        assert_eq!(reap_recorded(&path), 1);
+        let status = child.wait().expect("wait");
+        assert!(status.code().is_none(), "ended by a signal: {status:?}");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_garbled_record_is_removed_and_kills_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(STATE_FILE);
+        std::fs::write(&path, "1 x\n").expect("write");
+        assert_eq!(reap_recorded(&path), 0);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn sweep_counts_and_ends_what_is_left_of_a_group() {
+        let (mut child, pgid) = group();
+        assert_eq!(sweep(pgid), 1);
+        let status = child.wait().expect("wait");
+        assert!(status.code().is_none(), "ended by a signal: {status:?}");
+        assert_eq!(sweep(pgid), 0, "nothing left the second time");
+    }
+}
