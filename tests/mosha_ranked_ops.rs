@@ -419,3 +419,124 @@ fn a_killed_node_under_heartbeat_membership_is_a_numbered_down_transition() {
         assert!(mine.contains("node 3 down: missed heartbeats"), "node {n}: {mine}");
     }
 }
+
+/// Pids listed one a line in `path` (none if it is missing).
+fn listed_pids(path: &std::path::Path) -> Vec<i32> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Alive and not a zombie waiting for its new parent to reap it.
+fn alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|st| st.rsplit(") ").next().map(|rest| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Wait at most 10 s for every pid in `pids` to end; returns those still
+/// alive (and ends them, by their pid: they are this test's).
+fn outliving(pids: &[i32]) -> Vec<i32> {
+    let start = Instant::now();
+    while pids.iter().any(|&p| alive(p)) && start.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    for &p in &left {
+        let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+    left
+}
+
+/// A hook that exits while processes it started in the background still
+/// run (one in a subshell, so reparented, one its own child): when the
+/// hook's shell ends, mosha ends what is left of its process group and
+/// logs how many there were.
+#[test]
+fn what_a_finished_hook_left_in_its_process_group_is_ended_and_counted() {
+    let hook_dir = tempfile::Builder::new().prefix("hook-left-").tempdir().expect("tempdir");
+    let pids = hook_dir.path().join("pids");
+    let p = pids.display();
+    let extra = [
+        "--on-nodedown".to_string(),
+        format!(
+            "(sleep 777 & echo $! >> {p}.$MOSHA_ME); sleep 778 & echo $! >> {p}.$MOSHA_ME; exit 3"
+        ),
+    ];
+    let (c, _) = started(&extra);
+    for k in [1, 2] {
+        c.set_up(k, 3, false);
+    }
+    c.wait_for("the hook's leftovers ended and counted", PHASE, || {
+        c.log(1)
+            .contains(
+                "--on-nodedown hook for transition 1: 2 process(es) left in its process group",
+            )
+            .then_some(())
+    });
+    assert!(
+        c.log(1).contains("--on-nodedown hook for transition 1 failed (exit status 3)"),
+        "{}",
+        c.report()
+    );
+    let started_pids = listed_pids(&hook_dir.path().join("pids.1"));
+    assert_eq!(started_pids.len(), 2, "the hook's background pids: {started_pids:?}");
+    let left = outliving(&started_pids);
+    assert!(left.is_empty(), "left behind by a finished hook: {left:?}\n{}", c.report());
+    drop(c);
+    let all: Vec<i32> = [1, 2]
+        .iter()
+        .flat_map(|n| listed_pids(&hook_dir.path().join(format!("pids.{n}"))))
+        .collect();
+    let left = outliving(&all);
+    assert!(left.is_empty(), "left behind: {left:?} (of {all:?})");
+}
+
+/// `kill -9` of mosha while a hook hangs (a shell waiting for `sleep`): the
+/// shell dies with mosha (parent-death signal), and the `mosha` started
+/// next ends the `sleep` left in the hook's recorded process group, and
+/// logs it, long before the hook's time-out.
+#[test]
+fn a_hook_left_running_by_a_killed_mosha_is_ended_by_the_next_one() {
+    let hook_dir = tempfile::Builder::new().prefix("hook-crash-").tempdir().expect("tempdir");
+    let pids = hook_dir.path().join("pids");
+    let p = pids.display();
+    let extra = [
+        "--on-nodedown".to_string(),
+        format!("echo $$ >> {p}.$MOSHA_ME; sleep 1000 & echo $! >> {p}.$MOSHA_ME; wait"),
+        "--hook-timeout".to_string(),
+        "1000".to_string(),
+    ];
+    let (mut c, _) = started(&extra);
+    for k in [1, 2] {
+        c.set_up(k, 3, false);
+    }
+    let mine = hook_dir.path().join("pids.1");
+    let hook = c.wait_for("node 1's hook runs", PHASE, || {
+        let p = listed_pids(&mine);
+        (p.len() == 2 && c.file(1, "hook.running").exists()).then_some(p)
+    });
+    let record = fs::read_to_string(c.file(1, "hook.running")).expect("hook record");
+    assert!(record.starts_with(&format!("{} ", hook[0])), "{record:?} vs {hook:?}");
+    c.kill_mosha(1, false);
+    // The shell dies with its mosha; its `sleep` is still in the group.
+    let shell_gone = outliving(&hook[..1]);
+    assert!(shell_gone.is_empty(), "the hook's shell outlived its killed mosha");
+    assert!(alive(hook[1]), "the hook's sleep ended without help: the test shows nothing");
+    c.start(1);
+    c.wait_for("the next mosha ends the old hook", PHASE, || {
+        c.log(1).contains("a hook of a previous mosha still ran").then_some(())
+    });
+    let left = outliving(&hook);
+    assert!(left.is_empty(), "the old hook survived a restart: {left:?}\n{}", c.report());
+    drop(c);
+    let all: Vec<i32> = [1, 2]
+        .iter()
+        .flat_map(|n| listed_pids(&hook_dir.path().join(format!("pids.{n}"))))
+        .collect();
+    let left = outliving(&all);
+    assert!(left.is_empty(), "left behind: {left:?} (of {all:?})");
+}

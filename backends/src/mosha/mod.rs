@@ -23,6 +23,7 @@
 //! commands and reports results, `logging` turns events into log lines.
 
 mod executor;
+mod hook_group;
 mod logging;
 /// Executing `ranked`'s commands (durable state, watchdog, kill, guarded fence).
 pub mod ranked;

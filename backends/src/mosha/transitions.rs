@@ -18,15 +18,20 @@
 //!   `MOSHA_REASON` and `MOSHA_ME` in its environment. A hook that runs
 //!   longer than its time-out is killed with its process group (logged); a
 //!   hook that fails is logged. Hooks run for transitions recorded after
-//!   this `mosha` started, never for older history.
+//!   this `mosha` started, never for older history. When a hook's shell
+//!   ends, whatever is left in its process group (a `cmd &` it did not
+//!   wait for) is ended and counted in the log; while it runs, its group is
+//!   recorded in the node's [`hook_group::STATE_FILE`], so that a `mosha`
+//!   restarted after a crash ends a hook its predecessor left running.
 
+use super::hook_group;
 use clinit_engine::monitor::transitions::{
     Change, History, HookQueue, ReadPlan, Recorder, Transition,
 };
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -65,6 +70,8 @@ pub struct Transitions {
     /// kills it: a hook is mosha's child, and must not outlive it (a hung
     /// hook would otherwise be orphaned until its time-out never comes).
     running: Arc<AtomicI32>,
+    /// The node's record of the running hook ([`hook_group::STATE_FILE`]).
+    state: PathBuf,
 }
 
 /// Every node's history file, by node (from the node directories under
@@ -137,8 +144,12 @@ impl Transitions {
         let (tx, rx) = mpsc::channel();
         let (hook_tx, hook_rx) = mpsc::channel::<Transition>();
         let running = Arc::new(AtomicI32::new(0));
+        // A hook a crashed predecessor left running ends before ours start.
+        let state = mfsbase.join(me.to_string()).join(&varpath).join(hook_group::STATE_FILE);
+        hook_group::reap_recorded(&state);
         if hooks.on_nodeup.is_some() || hooks.on_nodedown.is_some() {
             let running = Arc::clone(&running);
+            let state = state.clone();
             thread::Builder::new()
                 .name("mosha-hooks".into())
                 .spawn(move || {
@@ -148,7 +159,7 @@ impl Transitions {
                     while let Ok(t) = hook_rx.recv() {
                         queue.push(t);
                         while let Some(t) = queue.start_next() {
-                            run_hook(me, &hooks, &t, &running);
+                            run_hook(me, &hooks, &t, &running, &state);
                             queue.finished(t.number);
                         }
                     }
@@ -161,7 +172,7 @@ impl Transitions {
             .spawn(move || record_loop(me, &mfsbase, &varpath, &known, rx, hook_tx))
             .map_err(|e| error!("cannot start the transitions thread: {e}"))
             .ok();
-        Transitions { tx, recorder, running }
+        Transitions { tx, recorder, running, state }
     }
 
     /// The driver saw membership change (never blocks).
@@ -180,6 +191,7 @@ impl Drop for Transitions {
         if pgid > 0 {
             warn!("mosha exits while a hook runs: killing its process group {pgid}");
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+            hook_group::clear(&self.state);
         }
     }
 }
@@ -248,17 +260,32 @@ fn record_loop(
     }
 }
 
-/// Forgets the running hook when its run ends, however it ends.
-struct ClearOnDrop<'a>(&'a AtomicI32);
+/// When a hook's run ends, however it ends: ends what is left of its
+/// process group (logged with the count), removes the node's record of it
+/// and forgets it.
+struct ClearOnDrop<'a> {
+    running: &'a AtomicI32,
+    pgid: i32,
+    state: &'a Path,
+    what: &'a str,
+}
 
 impl Drop for ClearOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.store(0, Ordering::SeqCst);
+        let left = hook_group::sweep(self.pgid);
+        if left > 0 {
+            warn!(
+                "{}: {left} process(es) left in its process group {} after it ended: killed",
+                self.what, self.pgid
+            );
+        }
+        hook_group::clear(self.state);
+        self.running.store(0, Ordering::SeqCst);
     }
 }
 
 /// Run the hook for one transition, bounded by the time-out.
-fn run_hook(me: u32, hooks: &Hooks, t: &Transition, running: &AtomicI32) {
+fn run_hook(me: u32, hooks: &Hooks, t: &Transition, running: &AtomicI32, state: &Path) {
     let cmd = match t.change {
         Change::Up => hooks.on_nodeup.as_deref(),
         Change::Down => hooks.on_nodedown.as_deref(),
@@ -266,7 +293,8 @@ fn run_hook(me: u32, hooks: &Hooks, t: &Transition, running: &AtomicI32) {
     let Some(cmd) = cmd else { return };
     let what = format!("--on-node{} hook for transition {}", t.change, t.number);
     let time = format!("{}.{:03}", t.at_ms.div_euclid(1000), t.at_ms.rem_euclid(1000));
-    let child = Command::new("/bin/sh")
+    let mut command = Command::new("/bin/sh");
+    command
         .arg("-c")
         .arg(cmd)
         .env("MOSHA_TRANSITION", t.number.to_string())
@@ -278,8 +306,24 @@ fn run_hook(me: u32, hooks: &Hooks, t: &Transition, running: &AtomicI32) {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .process_group(0)
-        .spawn();
+        .process_group(0);
+    let parent = std::process::id();
+    // SAFETY: between fork and exec only async-signal-safe calls (prctl,
+    // getppid, _exit), no allocation, no locks.
+    unsafe {
+        command.pre_exec(move || {
+            // The shell dies with the thread that started it (mosha's hook
+            // thread), even on `kill -9` of mosha; what the shell started
+            // is ended by the next mosha from the state file.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            // mosha died before prctl: no signal would come.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn();
     let mut child = match child {
         Ok(c) => c,
         Err(e) => return error!("{what}: cannot start: {e}"),
@@ -287,7 +331,10 @@ fn run_hook(me: u32, hooks: &Hooks, t: &Transition, running: &AtomicI32) {
     // Its own process group (`process_group(0)`): the pgid is its pid.
     let pgid = i32::try_from(child.id()).unwrap_or(0);
     running.store(pgid, Ordering::SeqCst);
-    let _clear = ClearOnDrop(running);
+    if let Some(start) = hook_group::start_time(pgid) {
+        hook_group::record(state, pgid, start);
+    }
+    let _clear = ClearOnDrop { running, pgid, state, what: &what };
     let start = Instant::now();
     loop {
         match child.try_wait() {
