@@ -407,7 +407,9 @@ fn a_killed_node_under_heartbeat_membership_is_a_numbered_down_transition() {
         .to_string();
     let once = format!("transition {number} (recorded by");
     // Node 2 reads it from the history (within a poll, 0.5 s); once each.
-    c.wait_for("node 3's down transition on node 2", PHASE, || c.log(2).contains(&once).then_some(()));
+    c.wait_for("node 3's down transition on node 2", PHASE, || {
+        c.log(2).contains(&once).then_some(())
+    });
     thread::sleep(Duration::from_secs(2));
     for n in [1, 2] {
         let log = c.log(n);
