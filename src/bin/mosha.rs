@@ -154,8 +154,8 @@ enum Command {
     /// Put NODE in standby (`on`) or take it out (`off`): under `--policy
     /// ranked` a standby node stops its groups gracefully, others take
     /// them, and it takes no new ones. Written as a `#@standby` line into
-    /// the newest hactl of this node's directory (the one `--node` names,
-    /// as `hactl set` does; sealed, version bumped, replicated). Refused
+    /// the newest hactl, saved in this node's directory (the one `--node`
+    /// names, as `hactl set` does; sealed, version bumped, replicated). Refused
     /// under `classic` (which ignores it), for a node with no directory
     /// under --mfsbase, and when it would leave no live node out of
     /// standby (every group would stop) unless `--force`.
