@@ -76,6 +76,29 @@ fn hastat(node: u32, quorum: bool) -> String {
     )
 }
 
+/// `standby` is honoured only under `--policy ranked`: under the default
+/// (classic) it is refused and nothing is written, and `status` does not
+/// show a standby line that classic ignores.
+#[test]
+fn standby_is_refused_and_not_shown_under_classic() {
+    let t = Tree::new();
+    t.put(1, "cltab", CLTAB);
+    t.put(1, "hactl", "#@standby 2\nweb start\n");
+    t.put(2, "hactl", "#@standby 2\nweb start\n");
+    t.put(1, "clstat", "Cluster::Init::Group web start DONE\n");
+    t.member(1, true);
+    t.member(2, true);
+    let config = t.config("");
+    let out = t.mosha(&["--config", arg(&config), "standby", "1", "on"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr(&out).contains("standby is honoured only under --policy ranked"), "{out:?}");
+    let hactl = fs::read_to_string(t.path("mfs/1/var/mosix-ha/hactl")).expect("hactl");
+    assert_eq!(hactl, "#@standby 2\nweb start\n", "nothing written");
+    let out = t.mosha(&["--config", arg(&config), "status"]);
+    assert!(stdout(&out).contains("web"), "the table was printed: {out:?}");
+    assert!(!stdout(&out).contains("nodes in standby"), "{out:?}");
+}
+
 /// `mosha status` exits 0 only when quorum is held: 4 when the local
 /// node's hastat says it is lost, when there is none, or when its clstat is
 /// stale; 3 when membership cannot be read. It used to exit 0 in every case.

@@ -340,8 +340,27 @@ fn a_hung_hook_is_killed_and_a_failing_hook_logged_without_blocking_the_monitor(
 #[test]
 fn standby_drains_the_owner_and_off_leaves_the_group_where_it_runs() {
     let (c, owner) = started(&[]);
+    // Quorum under ranked is the lease its record publishes (no hastat):
+    // `status` exits 0 and says `yes` once the node holds its lease.
+    c.wait_for("node 1 status says quorum held", PHASE, || {
+        (c.mosha_cli(1, &["status"]).status.code() == Some(0)).then_some(())
+    });
+    let json = c.mosha_cli(1, &["status", "--json"]);
+    assert_eq!(json.status.code(), Some(0), "{json:?}");
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("status --json");
+    assert_eq!(json["nodes"][0]["node"], 1, "{json}");
+    assert_eq!(json["nodes"][0]["quorum"], true, "{json}");
+    // An unknown node is refused before anything is written.
+    let out = c.mosha_cli(1, &["standby", "7", "on"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such node 7"), "{out:?}");
+    assert!(!c.mfs().join("7").exists(), "nothing written for node 7");
     let out = c.mosha_cli(1, &["standby", &owner.to_string(), "on"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // Written into the local node's (--node 1) directory, as `hactl set`
+    // does, whatever node is put in standby.
+    let local = c.file(1, "hactl").display().to_string();
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&local), "{out:?}");
     let moved = c.wait_for("web moved off the standby node", PHASE, || match owners(&c)[..] {
         [one] if one != owner => Some(one),
         _ => None,
@@ -364,6 +383,18 @@ fn standby_drains_the_owner_and_off_leaves_the_group_where_it_runs() {
     let json = c.mosha_cli(1, &["status", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("status --json");
     assert_eq!(json["standby"], serde_json::json!([owner]), "{json}");
+    // A standby that leaves no live node out of standby is refused: the
+    // third node may go, the one left running web may not (without --force).
+    let third = NODES.iter().copied().find(|&n| n != owner && n != moved).expect("a third node");
+    let out = c.mosha_cli(1, &["standby", &third.to_string(), "on"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let before = c.hactl(1);
+    let out = c.mosha_cli(1, &["standby", &moved.to_string(), "on"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("leaves no live node"), "{out:?}");
+    assert_eq!(c.hactl(1), before, "a refused standby writes nothing");
+    let out = c.mosha_cli(1, &["standby", &third.to_string(), "off"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
     // Repeating is harmless; off again: web stays where it runs.
     let out = c.mosha_cli(1, &["standby", &owner.to_string(), "on"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("already on"), "{out:?}");

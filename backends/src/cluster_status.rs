@@ -42,7 +42,8 @@ pub struct NodeReport {
     pub stale: bool,
     /// Why the clstat could not be read.
     pub reason: Option<String>,
-    /// The node's own last hastat said it had quorum.
+    /// The node's own last hastat said it had quorum; under `ranked`
+    /// (no hastat) its own record's lease is `holding`.
     pub quorum: Option<bool>,
     /// Nodes whose last hastat says they fenced this one.
     pub fenced_by: Vec<u32>,
@@ -284,6 +285,15 @@ pub fn collect(
                 hastats.insert(node, doc);
             }
         }
+        if report.quorum.is_none() {
+            // `ranked` writes no hastat: its quorum is the lease its own
+            // record (the heartbeat file) publishes.
+            if let Ok(Some(snap)) = store.read(node, SharedFile::Heartbeat) {
+                report.quorum = std::str::from_utf8(&snap.bytes)
+                    .ok()
+                    .and_then(clinit_engine::monitor::ranked::record::quorum_of);
+            }
+        }
         reports.push(report);
     }
     for report in &mut reports {
@@ -449,7 +459,8 @@ pub fn human_secs(secs: f64) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
     /// Membership was read and the node judged (the local node, else any
-    /// member) holds quorum by its own fresh hastat. Exit 0.
+    /// member) holds quorum by its own fresh hastat (under `ranked`: its
+    /// record shows its lease `holding`). Exit 0.
     Ok,
     /// No node at all under the shared directory. Exit 1.
     NoNodes,
@@ -491,8 +502,10 @@ pub fn health(st: &ClusterStatus, me: Option<u32>) -> Health {
         }
         match n.quorum {
             Some(true) => Ok(()),
-            Some(false) => Err(format!("node {}: quorum LOST (its last hastat)", n.node)),
-            None => Err(format!("node {}: quorum unknown: no readable hastat", n.node)),
+            Some(false) => Err(format!("node {}: quorum LOST (its last hastat or lease)", n.node)),
+            None => {
+                Err(format!("node {}: quorum unknown: no readable hastat or ranked record", n.node))
+            }
         }
     };
     let verdict = match me.and_then(|me| st.nodes.iter().find(|n| n.node == me)) {

@@ -183,6 +183,16 @@ impl Hactl {
     }
 }
 
+/// Would `standby` leave no live node to run groups? True when every node
+/// of `live` (the nodes membership lists up) is in `standby`, or `live` is
+/// empty. Under `ranked` a standby node takes no group, so such a standby
+/// stops every wanted group cluster-wide; `mosha standby` refuses it unless
+/// forced (Pacemaker's `crm node standby` has the same hazard and leaves
+/// the check to the operator; we make it explicit).
+pub fn standby_leaves_none(standby: &BTreeSet<u32>, live: &[u32]) -> bool {
+    live.iter().all(|n| standby.contains(n))
+}
+
 /// `text` (an hactl) with its `#@standby` lines replaced by one for
 /// `nodes` at the top (none when `nodes` is empty); every other line is
 /// kept as it was (comments, order, preferred nodes).
@@ -305,6 +315,16 @@ mod tests {
         let empty = Hactl::parse("# nothing\n", "h").expect("comment only");
         assert!(empty.groups.is_empty());
         assert_eq!(Hactl::parse(&empty.render(), "h").expect("renders back"), empty);
+    }
+
+    #[test]
+    fn a_standby_of_every_live_node_leaves_none() {
+        let live = [1, 2, 3];
+        assert!(!standby_leaves_none(&[1, 2].into(), &live));
+        assert!(standby_leaves_none(&[1, 2, 3].into(), &live));
+        // A down node in standby does not count as one left out of it.
+        assert!(standby_leaves_none(&[1, 2].into(), &[1, 2]));
+        assert!(standby_leaves_none(&BTreeSet::new(), &[]));
     }
 
     #[test]

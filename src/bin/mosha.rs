@@ -154,14 +154,23 @@ enum Command {
     /// Put NODE in standby (`on`) or take it out (`off`): under `--policy
     /// ranked` a standby node stops its groups gracefully, others take
     /// them, and it takes no new ones. Written as a `#@standby` line into
-    /// the newest hactl (sealed, version bumped, replicated); `classic`
-    /// ignores it.
+    /// the newest hactl, saved in this node's directory (the one `--node`
+    /// names, as `hactl set` does; sealed, version bumped, replicated). Refused
+    /// under `classic` (which ignores it), for a node with no directory
+    /// under --mfsbase, and when it would leave no live node out of
+    /// standby (every group would stop) unless `--force`.
     Standby {
-        /// The node.
-        node: u32,
+        /// The node to put in or out of standby. (Its id is not `node`:
+        /// that would collide with the global `--node`, and clap would
+        /// then take this value as the local node.)
+        #[arg(value_name = "NODE")]
+        target: u32,
         /// `on` or `off`.
         #[arg(value_parser = ["on", "off"])]
         state: String,
+        /// Put it in standby even if no live node is left out of standby.
+        #[arg(long)]
+        force: bool,
     },
     /// Show or change the replicated hactl safely (validated, atomic).
     Hactl {
@@ -251,14 +260,16 @@ fn main() -> ExitCode {
         },
         Some(Command::Check { hactl, cltab }) => check(&args, hactl.clone(), cltab.clone()).into(),
         Some(Command::Hactl { verb }) => hactl_command(&args, verb).into(),
-        Some(Command::Standby { node, state }) => match standby(&args, *node, state == "on") {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("mosha: {e}");
-                Exit::Refused
+        Some(Command::Standby { target, state, force }) => {
+            match standby(&args, *target, state == "on", *force) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("mosha: {e}");
+                    Exit::Refused
+                }
             }
+            .into()
         }
-        .into(),
         None => daemon(&args),
     }
 }
@@ -426,7 +437,7 @@ fn status(args: &Args, json: bool) -> ExitCode {
         if let Ok(Some((_, _, h))) =
             newest(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())
         {
-            if !h.standby.is_empty() {
+            if !h.standby.is_empty() && matches!(args.policy, PolicyName::Ranked) {
                 println!("\nnodes in standby (drained under ranked): {:?}", h.standby);
             }
         }
@@ -579,10 +590,17 @@ fn newest_versioned<T>(
 /// `mosha standby NODE on|off`: the newest hactl with its `#@standby`
 /// line changed, sealed one version above every copy, written into this
 /// node's directory.
-fn standby(args: &Args, node: u32, on: bool) -> Result<Exit, String> {
+fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String> {
+    if !matches!(args.policy, PolicyName::Ranked) {
+        return Err("standby is honoured only under --policy ranked".into());
+    }
     check_bases(args)?;
     let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
     let me = whois(args)?;
+    let known = store.nodes().map_err(|e| format!("cannot list {}: {e}", store.base()))?;
+    if !known.contains(&node) {
+        return Err(format!("no such node {node} (no directory for it under {})", store.base()));
+    }
     let current = newest_versioned(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())?;
     let Some((_, text, hactl, highest)) = current else {
         return Err(format!("no node under {} has a hactl that parses", store.base()));
@@ -593,6 +611,26 @@ fn standby(args: &Args, node: u32, on: bool) -> Result<Exit, String> {
     if !changed {
         println!("node {node}: standby already {state}; nothing written");
         return Ok(Exit::Ok);
+    }
+    if on && !force {
+        // Live: what membership lists up; unreadable membership: every
+        // node with a directory (refuse rather than guess optimistically).
+        let shared: Arc<dyn SharedStore> =
+            Arc::new(FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath)));
+        let membership: Box<dyn Membership> = match args.membership {
+            MembershipName::Openmosix => Box::new(HpcMembership::new(args.hpcbase.clone())),
+            MembershipName::Heartbeat => {
+                Box::new(HeartbeatMembership::new(shared, cli::millis(args.timeout)))
+            }
+        };
+        let live: Vec<u32> = membership.members().map(|m| m.into_iter().collect()).unwrap_or(known);
+        if clinit_engine::hactl::standby_leaves_none(&nodes, &live) {
+            return Err(format!(
+                "refused: standby of node {node} leaves no live node out of standby \
+                 (live {live:?}, standby {nodes:?}): every wanted group would stop; \
+                 use --force to do it anyway"
+            ));
+        }
     }
     let edited = clinit_engine::hactl::with_standby(&text, &nodes);
     let target = store.describe(me, SharedFile::Hactl);

@@ -452,6 +452,14 @@ impl Record {
         Ok(rec)
     }
 
+    /// Does the node that published this record hold quorum? Under
+    /// `ranked` quorum is a lease granted by a majority of the voters
+    /// (there is no hastat quorum line): the node holds quorum exactly
+    /// while its lease is `holding`. `released` and `lost` are no quorum.
+    pub fn holds_quorum(&self) -> bool {
+        self.lease == LeaseState::Holding
+    }
+
     /// The acknowledgement this record gives `node`'s heartbeats, if any.
     pub fn ack_of(&self, node: u32) -> Option<Seen> {
         self.acks.get(&node).copied()
@@ -463,6 +471,14 @@ impl Record {
     pub fn runs(&self, group: &str) -> bool {
         self.groups.get(group).is_some_and(counts_as_running)
     }
+}
+
+/// Quorum as a published heartbeat file shows it (`mosha status`): `Some`
+/// when `text` is a ranked record ([`Record::holds_quorum`]), `None` when
+/// it is not one (another policy's heartbeat, a torn or bad record): the
+/// caller then knows nothing about quorum from it.
+pub fn quorum_of(text: &str) -> Option<bool> {
+    Record::parse(text).ok().map(|r| r.holds_quorum())
 }
 
 /// The policy a heartbeat file that is not a ranked record shows, if it is
@@ -566,6 +582,18 @@ pub(crate) mod tests {
         }
         let tampered = text.replace("lease holding", "lease released");
         assert!(matches!(Record::parse(&tampered), Err(RecordError::Checksum { .. })));
+    }
+
+    #[test]
+    fn quorum_is_the_lease_held_and_unknown_for_anything_else() {
+        let mut r = sample();
+        assert_eq!(quorum_of(&r.render()), Some(true));
+        for lease in [LeaseState::Released, LeaseState::Lost] {
+            r.lease = lease;
+            assert_eq!(quorum_of(&r.render()), Some(false), "{lease:?}");
+        }
+        assert_eq!(quorum_of("1234 1700000000\n"), None, "classic heartbeat");
+        assert_eq!(quorum_of(""), None);
     }
 
     #[test]
