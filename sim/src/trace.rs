@@ -394,17 +394,7 @@ pub fn read_trace(reader: impl BufRead) -> Result<Trace, TraceError> {
             }
         }
     };
-    let header: Header<serde_json::Value> =
-        serde_json::from_str(&header_line).map_err(|e| TraceError::Line {
-            line: header_at,
-            why: format!(
-                "not a trace header: {}",
-                clinit_engine::located::escape_controls(&e.to_string())
-            ),
-        })?;
-    if header.format != FORMAT {
-        return Err(TraceError::Format { line: header_at, found: header.format });
-    }
+    let header = parse_header(&header_line, header_at)?;
     let mut records = Vec::new();
     for (i, line) in lines {
         let line = located_line(i, line)?;
@@ -472,17 +462,7 @@ pub fn read_recording(mut reader: impl BufRead) -> Result<Recording, TraceError>
         String::from_utf8(b).map_err(|_| TraceError::Line { line: at, why: "not UTF-8".into() })
     };
     let header_line = utf8(header_at, header_bytes)?;
-    let header: Header<serde_json::Value> =
-        serde_json::from_str(&header_line).map_err(|e| TraceError::Line {
-            line: header_at,
-            why: format!(
-                "not a trace header: {}",
-                clinit_engine::located::escape_controls(&e.to_string())
-            ),
-        })?;
-    if header.format != FORMAT {
-        return Err(TraceError::Format { line: header_at, found: header.format });
-    }
+    let header = parse_header(&header_line, header_at)?;
     let mut records = Vec::new();
     let mut end = None;
     let mut partial_line = None;
@@ -514,6 +494,25 @@ pub fn read_recording(mut reader: impl BufRead) -> Result<Recording, TraceError>
     }
     let cut = end.is_none().then_some(Cut { partial_line });
     Ok(Recording { header, records, end, cut })
+}
+
+/// Parse line `at` as a trace header of this [`FORMAT`].
+///
+/// Errors: [`TraceError::Line`] when it is not a header (the serde message
+/// escaped), [`TraceError::Format`] when it names another format.
+fn parse_header(line: &str, at: usize) -> Result<Header<serde_json::Value>, TraceError> {
+    let header: Header<serde_json::Value> =
+        serde_json::from_str(line).map_err(|e| TraceError::Line {
+            line: at,
+            why: format!(
+                "not a trace header: {}",
+                clinit_engine::located::escape_controls(&e.to_string())
+            ),
+        })?;
+    if header.format != FORMAT {
+        return Err(TraceError::Format { line: at, found: header.format });
+    }
+    Ok(header)
 }
 
 #[cfg(test)]

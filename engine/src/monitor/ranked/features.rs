@@ -3,18 +3,9 @@
 //! and mixed-policy detection. Each asserts ground truth (the process
 //! table) and first proves that time passed.
 
-use super::harness::World;
+use super::harness::{dump, World};
 use super::machine::{Input, Read};
 use super::RankedParams;
-
-fn dump(w: &World) -> String {
-    w.log
-        .iter()
-        .filter(|l| !l.2.starts_with("Unknown"))
-        .map(|l| format!("{:>6} n{} {}", l.0, l.1, l.2))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 /// `web` prefers node 1; node 1 dies, `web` moves to node 2, node 1 comes
 /// back and holds a lease for 15 s. Returns the world at that point.

@@ -88,6 +88,17 @@ pub struct FenceJob {
     pub healthy_at_issue: bool,
 }
 
+/// The world's log for an assertion message, one line per event
+/// (`time nNODE text`), without the `Unknown` notices that fill it.
+pub fn dump(w: &World) -> String {
+    w.log
+        .iter()
+        .filter(|l| !l.2.starts_with("Unknown"))
+        .map(|l| format!("{:>6} n{} {}", l.0, l.1, l.2))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub struct World {
     pub t: u64,
     pub params: RankedParams,

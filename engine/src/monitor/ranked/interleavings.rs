@@ -3,7 +3,7 @@
 //! test runs the same schedule with one rule removed and asserts the
 //! failure, so a rule that stops mattering is noticed).
 
-use super::harness::{Link, World};
+use super::harness::{dump, Link, World};
 use super::machine::{Command, Input, Ranked, Read};
 use super::record::{Config, Record};
 use super::{RankedParams, Rules};
@@ -16,15 +16,6 @@ fn world(n: u32, hactl: &str) -> World {
 
 fn fenced(n: u32, hactl: &str) -> World {
     World::new(n, RankedParams { fence_command: true, ..RankedParams::default() }, hactl)
-}
-
-fn dump(w: &World) -> String {
-    w.log
-        .iter()
-        .filter(|l| !l.2.starts_with("Unknown"))
-        .map(|l| format!("{:>6} n{} {}", l.0, l.1, l.2))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[test]

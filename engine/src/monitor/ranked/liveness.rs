@@ -6,17 +6,8 @@
 //! revoked node that is still heard is waited for, not fenced. Each asserts
 //! ground truth (the process table) and first proves that time passed.
 
-use super::harness::{Link, World};
+use super::harness::{dump, Link, World};
 use super::{RankedParams, Rules};
-
-fn dump(w: &World) -> String {
-    w.log
-        .iter()
-        .filter(|l| !l.2.starts_with("Unknown"))
-        .map(|l| format!("{:>6} n{} {}", l.0, l.1, l.2))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 /// Node 1 ranks first for `web` but its `cltab` lacks the group (a restart
 /// with a `cltab` that does not parse starts with an empty table): its init
