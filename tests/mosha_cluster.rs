@@ -57,28 +57,6 @@ impl Cluster {
             .collect()
     }
 
-    /// Each group is `start DONE` on exactly one live node and non-idle
-    /// nowhere else; returns the owners.
-    fn placement(&self, groups: &[&str]) -> Option<BTreeMap<String, u32>> {
-        let live = self.live();
-        let stats: BTreeMap<u32, ClStat> = live.iter().map(|&n| (n, self.clstat(n))).collect();
-        let mut owners = BTreeMap::new();
-        for &g in groups {
-            let busy: Vec<u32> = stats
-                .iter()
-                .filter(|(_, st)| st.get(g).is_some_and(|s| !is_idle(&s.level, &s.state)))
-                .map(|(&n, _)| n)
-                .collect();
-            let [owner] = busy[..] else { return None };
-            let st = stats[&owner].get(g)?;
-            if st.level != "start" || st.state != GroupState::Done {
-                return None;
-            }
-            owners.insert(g.to_string(), owner);
-        }
-        Some(owners)
-    }
-
     /// Process groups of a node's children, from the pid files they write.
     fn child_groups(&self, node: u32) -> Vec<i32> {
         let mut out = Vec::new();

@@ -17,15 +17,13 @@
 //! Every process started is killed by pid or process group on the way out
 //! (a Drop guard), never by name.
 
-use clinit_backends::atomic::write_atomic;
-use clinit_engine::hastat::is_idle;
-use clinit_engine::status::{ClStat, GroupState};
-use nix::sys::signal::{kill, killpg, Signal};
-use nix::unistd::Pid;
-use std::collections::{BTreeMap, BTreeSet};
+mod common;
+
+use clinit_engine::status::GroupState;
+use common::cluster::{service_line, Cluster};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,218 +31,38 @@ const NODES: [u32; 3] = [1, 2, 3];
 /// Longest wait for any one phase to settle.
 const PHASE: Duration = Duration::from_secs(90);
 
-struct Cluster {
-    dir: tempfile::TempDir,
-    /// `--membership heartbeat` instead of the openMosix views.
-    heartbeat: bool,
-    timeout: String,
-    record: bool,
-    moshas: BTreeMap<u32, Child>,
-    /// How many times each node was started (log and recording names).
-    starts: BTreeMap<u32, u32>,
+/// Three nodes, not started, with `--timeout timeout`, heartbeat or view
+/// membership, and `--record` on every node when `record`; node 1 holds a
+/// cltab where `g1`'s test passes and its service is respawned, and an
+/// hactl that wants `g1` started.
+fn cluster(heartbeat: bool, timeout: &str, record: bool) -> Cluster {
+    let mut c = Cluster::new("mosha-incident-", &NODES);
+    c.heartbeat = heartbeat;
+    c.timeout = timeout.to_string();
+    c.record = record;
+    let old = SystemTime::now() - Duration::from_secs(60);
+    let run = service_line(&c.path("pids"), "g1");
+    c.put(1, "cltab", format!("# test cltab\ng1:g1test:test:test:true\n{run}"), old);
+    c.put(1, "hactl", "g1 start\n", old);
+    c
 }
 
-impl Cluster {
-    fn new(heartbeat: bool, timeout: &str, record: bool) -> Cluster {
-        let dir = tempfile::Builder::new().prefix("mosha-incident-").tempdir().expect("tempdir");
-        let c = Cluster {
-            dir,
-            heartbeat,
-            timeout: timeout.to_string(),
-            record,
-            moshas: BTreeMap::new(),
-            starts: BTreeMap::new(),
-        };
-        fs::create_dir_all(c.path("pids")).expect("mkdir pids");
-        for k in NODES {
-            for m in NODES {
-                c.set_up(k, m, true);
-            }
-        }
-        let old = SystemTime::now() - Duration::from_secs(60);
-        let run = format!(
-            "g1:g1run:start:respawn:echo $$ > {}/$CLINIT_NODE.g1; exec sleep 1000\n",
-            c.path("pids").display()
-        );
-        c.put(1, "cltab", &format!("# test cltab\ng1:g1test:test:test:true\n{run}"), old);
-        c.put(1, "hactl", "g1 start\n", old);
-        c
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn file(&self, node: u32, name: &str) -> PathBuf {
-        self.path("mfs").join(node.to_string()).join("var/mosix-ha").join(name)
-    }
-
-    fn recording(&self, node: u32) -> PathBuf {
-        self.path(&format!("rec{node}.jsonl"))
-    }
-
-    /// In node `k`'s view, node `m` is up (status 3) or down (status 1).
-    fn set_up(&self, k: u32, m: u32, up: bool) {
-        let dir = self.path(&format!("view{k}")).join("nodes").join(m.to_string());
-        fs::create_dir_all(&dir).expect("mkdir view");
-        write_atomic(&dir.join("status"), if up { b"3\n" } else { b"1\n" }, None).expect("status");
-    }
-
-    fn put(&self, node: u32, name: &str, text: &str, mtime: SystemTime) {
-        let path = self.file(node, name);
-        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        write_atomic(&path, text.as_bytes(), Some(mtime)).expect("write");
-    }
-
-    fn start(&mut self, node: u32) {
-        let count = self.starts.entry(node).or_default();
-        *count += 1;
-        let n = *count;
-        let log = fs::File::create(self.path(&format!("log{node}.{n}"))).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mosha"));
-        cmd.args(["--node", &node.to_string(), "--timeout", &self.timeout, "--seed"])
-            .arg((1000 + u64::from(node) + 10 * u64::from(n)).to_string())
-            .arg("--mfsbase")
-            .arg(self.path("mfs"));
-        if self.heartbeat {
-            cmd.args(["--membership", "heartbeat"]);
-        } else {
-            cmd.arg("--hpcbase").arg(self.path(&format!("view{node}")));
-        }
-        if self.record {
-            cmd.arg("--record").arg(self.recording(node));
-        }
-        let child = cmd
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start mosha");
-        self.moshas.insert(node, child);
-    }
-
-    fn live(&self) -> BTreeSet<u32> {
-        self.moshas.keys().copied().collect()
-    }
-
-    fn clstat(&self, node: u32) -> ClStat {
-        ClStat::parse(&fs::read_to_string(self.file(node, "clstat")).unwrap_or_default())
-    }
-
-    /// `g1` is `start DONE` on exactly one live node and non-idle nowhere
-    /// else; returns that node.
-    fn owner(&self) -> Option<u32> {
-        let busy: Vec<(u32, ClStat)> = self
-            .live()
-            .into_iter()
-            .map(|n| (n, self.clstat(n)))
-            .filter(|(_, st)| st.get("g1").is_some_and(|s| !is_idle(&s.level, &s.state)))
-            .collect();
-        let [(owner, st)] = &busy[..] else { return None };
-        let s = st.get("g1")?;
-        (s.level == "start" && s.state == GroupState::Done).then_some(*owner)
-    }
-
-    /// `g1` is `start DONE` on some live node.
-    fn runs_somewhere(&self) -> bool {
-        self.live().into_iter().any(|n| {
-            self.clstat(n)
-                .get("g1")
-                .is_some_and(|s| s.level == "start" && s.state == GroupState::Done)
-        })
-    }
-
-    fn wait_for<T>(&self, what: &str, limit: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = cond() {
-                return v;
-            }
-            if start.elapsed() > limit {
-                panic!("{what}: not within {limit:?}\n{}", self.report());
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn report(&self) -> String {
-        let mut out = String::new();
-        for n in NODES {
-            out.push_str(&format!("--- node {n} clstat:\n{}", self.clstat(n).render()));
-            let k = self.starts.get(&n).copied().unwrap_or(1);
-            let log = fs::read_to_string(self.path(&format!("log{n}.{k}"))).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            out.push_str(&format!("--- node {n} log (tail):\n"));
-            for line in &lines[lines.len().saturating_sub(30)..] {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        out
-    }
-
-    /// Process groups of a node's children, from the pid files they write.
-    fn child_groups(&self, node: u32) -> Vec<i32> {
-        let text = fs::read_to_string(self.path(&format!("pids/{node}.g1"))).unwrap_or_default();
-        text.trim().parse::<i32>().into_iter().collect()
-    }
-
-    /// Is this pid one of our `sleep` children (and not a recycled pid)?
-    fn is_our_child(pid: i32) -> bool {
-        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let state = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let zombie =
-            state.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
-        !zombie && String::from_utf8_lossy(&cmdline).contains("sleep")
-    }
-
-    /// Kill a node hard: its mosha (SIGKILL), then its children's groups.
-    fn kill_node(&mut self, node: u32) {
-        if let Some(mut child) = self.moshas.remove(&node) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for pgid in self.child_groups(node) {
-            if Self::is_our_child(pgid) {
-                let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-            }
-        }
-        let _ = fs::remove_file(self.path(&format!("pids/{node}.g1")));
-    }
-
-    /// SIGTERM a node's mosha and wait (bounded) for it to exit.
-    fn terminate(&mut self, node: u32) -> std::process::ExitStatus {
-        let child = self.moshas.get_mut(&node).expect("running");
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                self.moshas.remove(&node);
-                return status;
-            }
-            if start.elapsed() > Duration::from_secs(60) {
-                panic!("node {node} did not exit within 60 s of SIGTERM\n{}", self.report());
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
+/// `g1` is `start DONE` on exactly one live node and non-idle nowhere
+/// else; returns that node.
+fn owner(c: &Cluster) -> Option<u32> {
+    c.placement(&["g1"]).map(|owners| owners["g1"])
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let nodes: Vec<u32> = self.moshas.keys().copied().collect();
-        for n in nodes {
-            self.kill_node(n);
-        }
-        for n in NODES {
-            for pgid in self.child_groups(n) {
-                if Self::is_our_child(pgid) {
-                    let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-                }
-            }
-        }
-    }
+/// `g1` is `start DONE` on some live node.
+fn runs_somewhere(c: &Cluster) -> bool {
+    c.live().into_iter().any(|n| {
+        c.clstat(n).get("g1").is_some_and(|s| s.level == "start" && s.state == GroupState::Done)
+    })
+}
+
+/// SIGTERM a node's mosha and wait (bounded) for it to exit.
+fn terminate(c: &mut Cluster, node: u32) -> std::process::ExitStatus {
+    c.terminate(node, Duration::from_secs(60))
 }
 
 /// `clinit-sim replay ARGS`, bounded in time.
@@ -284,19 +102,19 @@ fn text(o: &Output) -> String {
 /// shows the failover.
 #[test]
 fn a_killed_owner_incident_replays_identically_on_every_node() {
-    let mut c = Cluster::new(false, "6", true);
+    let mut c = cluster(false, "6", true);
     for n in NODES {
         c.start(n);
     }
-    let victim = c.wait_for("g1 placed", PHASE, || c.owner());
-    c.kill_node(victim);
+    let victim = c.wait_for("g1 placed", PHASE, || owner(&c));
+    c.kill_mosha(victim, true);
     for k in NODES {
         c.set_up(k, victim, false);
     }
-    let new_owner = c.wait_for("g1 moves", PHASE, || c.owner());
+    let new_owner = c.wait_for("g1 moves", PHASE, || owner(&c));
     assert_ne!(new_owner, victim);
     for n in c.live() {
-        let status = c.terminate(n);
+        let status = terminate(&mut c, n);
         assert!(status.success(), "node {n} exited with {status}\n{}", c.report());
     }
     let files: Vec<PathBuf> = NODES.iter().map(|&n| c.recording(n)).collect();
@@ -372,10 +190,10 @@ fn a_killed_owner_incident_replays_identically_on_every_node() {
 /// line named), and a bad line before the last (exit 2, file:line).
 #[test]
 fn a_truncated_recording_is_an_error_with_its_exit_code() {
-    let mut c = Cluster::new(false, "3", true);
+    let mut c = cluster(false, "3", true);
     c.start(1);
-    c.wait_for("g1 placed", PHASE, || c.owner());
-    assert!(c.terminate(1).success(), "{}", c.report());
+    c.wait_for("g1 placed", PHASE, || owner(&c));
+    assert!(terminate(&mut c, 1).success(), "{}", c.report());
     let full = fs::read_to_string(c.recording(1)).expect("recording");
     assert!(full.lines().last().is_some_and(|l| l.starts_with("{\"end\"")), "{full}");
     let o = replay(&[], &[&c.recording(1)]);
@@ -455,7 +273,7 @@ fn calibrate_failover() {
     let timeout = std::env::var("TIMEOUT").unwrap_or_else(|_| "6".into());
     let heartbeat = std::env::var("MEMBERSHIP").map_or(true, |m| m != "views");
     let t_s: f64 = timeout.parse().expect("TIMEOUT in seconds");
-    let mut c = Cluster::new(heartbeat, &timeout, false);
+    let mut c = cluster(heartbeat, &timeout, false);
     for n in NODES {
         c.start(n);
     }
@@ -471,17 +289,17 @@ fn calibrate_failover() {
     let mut lat = Vec::new();
     let started = Instant::now();
     for run in 1..=runs {
-        c.wait_for("g1 placed", PHASE, || c.owner());
+        c.wait_for("g1 placed", PHASE, || owner(&c));
         thread::sleep(Duration::from_secs_f64(2.0 * t_s) + phase());
-        let victim = c.wait_for("g1 placed", PHASE, || c.owner());
-        c.kill_node(victim);
+        let victim = c.wait_for("g1 placed", PHASE, || owner(&c));
+        c.kill_mosha(victim, true);
         if !heartbeat {
             for k in NODES {
                 c.set_up(k, victim, false);
             }
         }
         let died = Instant::now();
-        c.wait_for("g1 moves", PHASE, || c.runs_somewhere().then_some(()));
+        c.wait_for("g1 moves", PHASE, || runs_somewhere(&c).then_some(()));
         let took = died.elapsed().as_secs_f64();
         lat.push(took);
         eprintln!(

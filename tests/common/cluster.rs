@@ -20,7 +20,8 @@
 //! the services' process groups.
 
 use clinit_backends::atomic::write_atomic;
-use clinit_engine::status::ClStat;
+use clinit_engine::hastat::is_idle;
+use clinit_engine::status::{ClStat, GroupState};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,6 +51,14 @@ pub struct Cluster {
     /// `--policy P --known <nodes>`; `None` runs mosha's default policy
     /// with no known-node list.
     pub policy: Option<String>,
+    /// `--timeout` of every node, in seconds ([`TIMEOUT`] unless set).
+    pub timeout: String,
+    /// Every `mosha` started records its inputs (`--record`) into
+    /// [`Cluster::recording`].
+    pub record: bool,
+    /// How many times each node's `mosha` was started: a restart gets a
+    /// new seed, so repeated failovers do not replay the same coin flips.
+    pub starts: BTreeMap<u32, u32>,
 }
 
 impl Cluster {
@@ -65,6 +74,9 @@ impl Cluster {
             extra: Vec::new(),
             heartbeat: false,
             policy: None,
+            timeout: TIMEOUT.to_string(),
+            record: false,
+            starts: BTreeMap::new(),
         };
         fs::create_dir_all(c.path("pids")).expect("mkdir pids");
         for &k in nodes {
@@ -108,12 +120,20 @@ impl Cluster {
         write_atomic(&path, bytes.as_ref(), Some(mtime)).expect("write");
     }
 
+    /// Where node `node`'s `mosha` records with [`Cluster::record`].
+    pub fn recording(&self, node: u32) -> PathBuf {
+        self.path(&format!("rec{node}.jsonl"))
+    }
+
     /// The arguments that make a `mosha` (daemon or client) node `node` of
     /// this cluster: node, timeout, seed, paths, membership and policy.
+    /// The seed is `MOSHA_TEST_SEED` + node, plus 10 per restart.
     pub fn node_args(&self, node: u32) -> Vec<String> {
+        let restarts = self.starts.get(&node).copied().unwrap_or(0).saturating_sub(1);
+        let seed = seed_base() + u64::from(node) + 10 * u64::from(restarts);
         let mut args = vec!["--node".to_string(), node.to_string()];
-        args.extend(["--timeout".to_string(), TIMEOUT.to_string()]);
-        args.extend(["--seed".to_string(), (seed_base() + u64::from(node)).to_string()]);
+        args.extend(["--timeout".to_string(), self.timeout.clone()]);
+        args.extend(["--seed".to_string(), seed.to_string()]);
         args.extend(["--mfsbase".to_string(), self.mfs().display().to_string()]);
         if self.heartbeat {
             args.extend(["--membership".to_string(), "heartbeat".to_string()]);
@@ -130,14 +150,18 @@ impl Cluster {
 
     /// Start node `node`'s `mosha` daemon, its stderr appended to `log<node>`.
     pub fn start(&mut self, node: u32) {
+        *self.starts.entry(node).or_default() += 1;
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.path(&format!("log{node}")))
             .expect("log file");
-        let child = Command::new(MOSHA)
-            .args(self.node_args(node))
-            .args(&self.extra)
+        let mut cmd = Command::new(MOSHA);
+        cmd.args(self.node_args(node)).args(&self.extra);
+        if self.record {
+            cmd.arg("--record").arg(self.recording(node));
+        }
+        let child = cmd
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -177,6 +201,28 @@ impl Cluster {
 
     pub fn log(&self, node: u32) -> String {
         fs::read_to_string(self.path(&format!("log{node}"))).unwrap_or_default()
+    }
+
+    /// Each group is `start DONE` on exactly one live node and non-idle
+    /// nowhere else (judged from the clstat files); returns the owners.
+    pub fn placement(&self, groups: &[&str]) -> Option<BTreeMap<String, u32>> {
+        let live = self.live();
+        let stats: BTreeMap<u32, ClStat> = live.iter().map(|&n| (n, self.clstat(n))).collect();
+        let mut owners = BTreeMap::new();
+        for &g in groups {
+            let busy: Vec<u32> = stats
+                .iter()
+                .filter(|(_, st)| st.get(g).is_some_and(|s| !is_idle(&s.level, &s.state)))
+                .map(|(&n, _)| n)
+                .collect();
+            let [owner] = busy[..] else { return None };
+            let st = stats[&owner].get(g)?;
+            if st.level != "start" || st.state != GroupState::Done {
+                return None;
+            }
+            owners.insert(g.to_string(), owner);
+        }
+        Some(owners)
     }
 
     /// Nodes where `group`'s service process is alive now (real pids).
