@@ -22,6 +22,8 @@ mod support;
 use clinit_backends::protocol::Request;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use support::{Daemon, Fifo, Samples};
@@ -51,18 +53,6 @@ fn zombies(parent: i32) -> Vec<i32> {
 
 fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
-}
-
-/// A small seeded generator (SplitMix64) for the kill schedule.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % n
-    }
 }
 
 struct Sample {
@@ -113,7 +103,7 @@ fn main() {
     let warm_up = t0.elapsed();
     std::thread::sleep(Duration::from_millis(500));
 
-    let mut rng = Rng(7);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut samples: Vec<Sample> = Vec::new();
     let mut latency = Samples::default();
     // Entry → (kill time, killed pid), while its respawn is awaited.
@@ -164,7 +154,7 @@ fn main() {
             next_reread = now + Duration::from_secs(if bench { 20 } else { 2 });
         }
         // One kill about every 20 ms, of an entry not killed in the last 1.1 s.
-        let i = rng.below(n as u64) as usize;
+        let i = rng.random_range(0..n as u64) as usize;
         let rested = last_kill.get(&i).is_none_or(|t| t.elapsed() > Duration::from_millis(1100));
         if rested && !waiting.contains_key(&i) {
             if let Some(&pid) = pids.get(&i) {

@@ -23,6 +23,8 @@ use clinit_engine::status::ClStat;
 use common::{alive, wait_for, Daemon};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -33,18 +35,6 @@ const T: Duration = Duration::from_secs(20);
 /// Number of bulk respawn entries in group `b` at level 1 (a wider spawn
 /// window for the kill to land in).
 const BULK: usize = 12;
-
-/// SplitMix64, so a failing round can be replayed from its seed.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % n
-    }
-}
 
 /// The sleep arguments that mark this test run's services: `sleep 8<c><pid><k>`
 /// is unique to this test process, so counting and cleaning up by command
@@ -176,7 +166,7 @@ fn is_root() -> bool {
 /// the previous generation was gone).
 fn campaign(rounds: u32, seed: u64) -> (u32, Duration) {
     let m = Marks::new(1);
-    let mut rng = Rng(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut version = 0;
     let mut d = Daemon::prepare(&cltab(&m, version));
     let mut worst_cleanup = Duration::ZERO;
@@ -202,7 +192,7 @@ fn campaign(rounds: u32, seed: u64) -> (u32, Duration) {
         );
         worst_cleanup = worst_cleanup.max(t0.elapsed());
         // Told again, exactly one instance of each entry.
-        let (la, lb) = (1 + rng.below(2) as u8, 1 + rng.below(2) as u8);
+        let (la, lb) = (1 + rng.random_range(0..2) as u8, 1 + rng.random_range(0..2) as u8);
         assert!(d.tell("a", &la.to_string()).ok);
         assert!(d.tell("b", &lb.to_string()).ok);
         d.wait_state("a", &format!("{la} DONE"), T);
@@ -214,7 +204,7 @@ fn campaign(rounds: u32, seed: u64) -> (u32, Duration) {
         });
         assert_eq!(now, want, "round {round}");
         // Chaos, then the kill at a random moment inside it.
-        let _pending = match rng.below(4) {
+        let _pending = match rng.random_range(0..4) {
             0 => send_only(&d, &Request::Tell { group: "a".into(), level: (3 - la).to_string() }),
             1 => send_only(&d, &Request::Tell { group: "b".into(), level: (3 - lb).to_string() }),
             2 => {
@@ -231,7 +221,7 @@ fn campaign(rounds: u32, seed: u64) -> (u32, Duration) {
                 None
             }
         };
-        std::thread::sleep(Duration::from_micros(rng.below(30_000)));
+        std::thread::sleep(Duration::from_micros(rng.random_range(0..30_000)));
         kill(Pid::from_raw(d.daemon_pid()), Signal::SIGKILL).expect("SIGKILL the daemon");
         d.wait_exit(T);
         kills += 1;
@@ -348,7 +338,7 @@ fn check_mosha_files(n: &Node, round: u32) {
 /// Returns (kills, samples taken, the longest time to settle).
 fn mosha_campaign(rounds: u32, seed: u64) -> (u32, u64, Duration) {
     let m = Marks::new(2);
-    let mut rng = Rng(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let dir = tempfile::Builder::new().prefix("mosha-kill.").tempdir().expect("tempdir");
     let mut n = Node { dir, child: None };
     std::fs::create_dir_all(n.ha()).expect("mkdir");
@@ -397,7 +387,7 @@ fn mosha_campaign(rounds: u32, seed: u64) -> (u32, u64, Duration) {
         if round == rounds {
             break;
         }
-        match rng.below(3) {
+        match rng.random_range(0..3) {
             0 => {
                 if let Some(pid) = m.running().values().flatten().next() {
                     let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
@@ -413,7 +403,7 @@ fn mosha_campaign(rounds: u32, seed: u64) -> (u32, u64, Duration) {
             }
             _ => {}
         }
-        std::thread::sleep(Duration::from_millis(rng.below(1500)));
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..1500)));
         n.kill9();
         kills += 1;
         check_mosha_files(&n, round);
