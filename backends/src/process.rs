@@ -215,12 +215,15 @@ pub struct ProcessTable {
     /// The last spawn found `cgroup_base` gone and could not recreate it
     /// (logged once per change, not per spawn).
     cgroup_base_lost: bool,
-    /// `clone3(CLONE_INTO_CGROUP)` is not known to fail on this kernel
-    /// ([`crate::clone3`]); cleared for good at its first "unsupported".
+    /// `clone3` (vfork-style, or into a cgroup) is known to fail on this
+    /// kernel ([`crate::clone3`]), or was switched off by a test: set for
+    /// good at its first "unsupported"; spawns then fork.
     clone3_off: bool,
     /// Instances born in their cgroup by `clone3` (the rest joined theirs
     /// between fork and exec).
     born_in_cgroup: u64,
+    /// Instances started vfork-style (no copy of the page tables).
+    vforked: u64,
 }
 
 fn nix_signal(sig: Signal) -> NixSignal {
@@ -556,13 +559,23 @@ impl ProcessTable {
         self.born_in_cgroup
     }
 
-    /// Spawn through `clone3(CLONE_INTO_CGROUP)` into `cg`. `Ok(None)`: the
+    /// How many instances were started vfork-style (`clone3` with
+    /// `CLONE_VM | CLONE_VFORK`, see [`crate::clone3::spawn`]), in either
+    /// containment mode.
+    pub fn vforked(&self) -> u64 {
+        self.vforked
+    }
+
+    /// Spawn through `clone3`: vfork-style where [`clone3::VFORK_SPAWN`],
+    /// and into `cg` with `CLONE_INTO_CGROUP` when given. `Ok(None)`: the
     /// kernel refused (nothing started; the caller forks instead).
+    ///
+    /// [`clone3::VFORK_SPAWN`]: crate::clone3::VFORK_SPAWN
     #[allow(clippy::too_many_arguments)]
     fn spawn_into(
         &mut self,
         spec: &SpawnSpec,
-        cg: &Cgroup,
+        cg: Option<&Cgroup>,
         output: Option<std::os::fd::BorrowedFd<'_>>,
         ready: Option<(i32, i32)>,
         umask: Option<u32>,
@@ -571,7 +584,7 @@ impl ProcessTable {
         nofile: Option<(u64, u64)>,
     ) -> io::Result<Option<u32>> {
         use crate::clone3::{self, Spawned};
-        let dir = match clone3::open_cgroup(&cg.dir) {
+        let dir = match cg.map(|cg| clone3::open_cgroup(&cg.dir)).transpose() {
             Ok(fd) => fd,
             Err(e) => {
                 tracing::debug!(id = %spec.id, error = %e, "cannot open the cgroup; forking");
@@ -586,9 +599,14 @@ impl ProcessTable {
         };
         // SAFETY: child_setup and apply_extras make async-signal-safe
         // calls only; everything they use was allocated before the clone.
-        match unsafe { clone3::spawn_into_cgroup(&prep, &dir, &mut setup) } {
+        match unsafe { clone3::spawn(&prep, dir.as_ref(), &mut setup) } {
             Spawned::Pid(pid) => {
-                self.born_in_cgroup += 1;
+                if cg.is_some() {
+                    self.born_in_cgroup += 1;
+                }
+                if clone3::VFORK_SPAWN {
+                    self.vforked += 1;
+                }
                 Ok(Some(pid))
             }
             Spawned::Failed(e) => Err(e),
@@ -596,8 +614,8 @@ impl ProcessTable {
                 if clone3::unsupported(&e) {
                     self.clone3_off = true;
                     tracing::info!(
-                        "clone3 into a cgroup is not supported here ({e}); children join their \
-                         cgroup between fork and exec"
+                        "clone3 is not supported here ({e}); children are forked and join their \
+                         cgroup (if any) between fork and exec"
                     );
                 } else {
                     tracing::debug!(id = %spec.id, error = %e, "clone3 into the cgroup refused; forking");
@@ -786,8 +804,10 @@ impl ProcessTable {
             cwd: spec.cwd.clone(),
             source,
         };
-        // Born in its cgroup where the kernel allows (see crate::clone3).
-        if let Some(c) = cg.as_ref().filter(|_| !self.clone3_off) {
+        // Vfork-style, and born in its cgroup, where the kernel allows (see
+        // crate::clone3); else std's fork below.
+        if !self.clone3_off && (cg.is_some() || crate::clone3::VFORK_SPAWN) {
+            let c = cg.as_ref();
             let out = output.as_ref().map(std::os::fd::AsFd::as_fd);
             let born =
                 self.spawn_into(spec, c, out, ready_raw, umask, &rlimits, creds.as_ref(), nofile);
@@ -804,7 +824,9 @@ impl ProcessTable {
                 }
                 Ok(None) => {}
                 Err(source) => {
-                    c.remove();
+                    if let Some(c) = c {
+                        c.remove();
+                    }
                     return Err(io_error(source));
                 }
             }
