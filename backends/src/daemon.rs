@@ -485,6 +485,8 @@ impl RealProcesses {
         let mut out_read = None;
         if self.output.as_ref().is_some_and(|o| o.cfg.mode != ChildOutput::Inherit) {
             let (r, w) = pipe()?;
+            // One page until the child fills it (see crate::childlog).
+            crate::childlog::small_pipe(std::os::fd::AsFd::as_fd(&r));
             extras.output = Some(w);
             out_read = Some(r);
         }
