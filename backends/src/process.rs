@@ -224,6 +224,8 @@ pub struct ProcessTable {
     born_in_cgroup: u64,
     /// Instances started vfork-style (no copy of the page tables).
     vforked: u64,
+    /// Removes the cgroups of reaped instances off this thread.
+    remover: crate::cgroup::Remover,
 }
 
 fn nix_signal(sig: Signal) -> NixSignal {
@@ -670,6 +672,7 @@ impl ProcessTable {
 
     /// Remove the daemon's cgroup directory (at exit, once all is reaped).
     pub fn remove_cgroup_base(&mut self) {
+        self.remover.finish();
         for (_, cg) in std::mem::take(&mut self.cgroups) {
             cg.remove();
         }
@@ -972,7 +975,7 @@ impl ProcessTable {
                 tracing::debug!(%id, pid = child.pid, error = %e, "reaping an exited child");
             }
             if let Some(cg) = self.cgroups.remove(&id) {
-                cg.remove();
+                self.remover.remove(cg);
             }
         }
     }
