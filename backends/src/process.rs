@@ -327,12 +327,42 @@ fn apply_extras(
             libc::umask(mask as libc::mode_t);
         }
         if let Some(c) = creds {
-            check(libc::setgroups(c.groups.len() as _, c.groups.as_ptr()))?;
-            check(libc::setgid(c.gid))?;
-            check(libc::setuid(c.uid))?;
+            set_credentials(c)?;
         }
     }
     Ok(())
+}
+
+/// The child's groups, gid and uid, in that order, by raw system calls.
+///
+/// Why raw: glibc's `setgroups`, `setgid` and `setuid` apply the change to
+/// every thread of the process (POSIX wants it process-wide), so they take
+/// glibc's thread-list lock and signal the other threads. A vfork-style
+/// child ([`crate::clone3::spawn`]) shares the daemon's memory, including
+/// that list and lock: the wrapper could wait on a lock a daemon thread
+/// holds. The kernel calls change the calling task alone, which is all the
+/// child is (glibc's own `posix_spawn` uses them for the same reason).
+///
+/// # Safety
+/// Only in the child, before exec.
+#[cfg(target_os = "linux")]
+unsafe fn set_credentials(c: &Credentials) -> io::Result<()> {
+    let check = |rc: libc::c_long| if rc == -1 { Err(io::Error::last_os_error()) } else { Ok(()) };
+    check(libc::syscall(libc::SYS_setgroups, c.groups.len(), c.groups.as_ptr()))?;
+    check(libc::syscall(libc::SYS_setgid, c.gid))?;
+    check(libc::syscall(libc::SYS_setuid, c.uid))
+}
+
+/// Other Unixes: no vfork-style spawn, the libc calls are safe after fork.
+///
+/// # Safety
+/// Only in the child, before exec.
+#[cfg(not(target_os = "linux"))]
+unsafe fn set_credentials(c: &Credentials) -> io::Result<()> {
+    let check = |rc: libc::c_int| if rc == -1 { Err(io::Error::last_os_error()) } else { Ok(()) };
+    check(libc::setgroups(c.groups.len() as _, c.groups.as_ptr()))?;
+    check(libc::setgid(c.gid))?;
+    check(libc::setuid(c.uid))
 }
 
 /// Mark every descriptor above stderr close-on-exec, so a command gets only

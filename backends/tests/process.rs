@@ -345,6 +345,56 @@ fn a_vfork_spawn_is_counted_reports_its_errors_and_restores_the_mask() {
     t.kill_all_and_reap();
 }
 
+/// As root: a child started with other credentials runs as that user, and
+/// every thread of this (multi-threaded) process keeps its own: the
+/// vfork-style child changes its credentials by raw system calls, which
+/// touch the calling task alone (glibc's wrappers would broadcast to the
+/// threads whose memory the child shares).
+#[test]
+fn credentials_change_the_child_alone() {
+    use clinit_backends::process::{ChildExtras, Credentials};
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to change credentials (CI runs as root)");
+        return;
+    }
+    let uids = || -> Vec<String> {
+        fs::read_dir("/proc/self/task")
+            .expect("tasks")
+            .flatten()
+            .filter_map(|t| fs::read_to_string(t.path().join("status")).ok())
+            .filter_map(|st| st.lines().find(|l| l.starts_with("Uid:")).map(str::to_string))
+            .collect()
+    };
+    // Another thread alive during the spawn, as the daemon's output thread is.
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || {
+        let _ = stop_rx.recv_timeout(DEADLINE);
+    });
+    let before = uids();
+    assert!(before.len() >= 2, "{before:?}");
+    assert!(before.iter().all(|l| l.split_whitespace().skip(1).all(|u| u == "0")), "{before:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("id");
+    // World-writable so that uid 65534 can write its report there.
+    fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let mut t = table();
+    let creds = Credentials { uid: 65534, gid: 65534, groups: vec![65534] };
+    let extras = ChildExtras { creds: Some(creds), ..ChildExtras::default() };
+    t.spawn_with(
+        &spec(71, &format!("id -u > {}.tmp; id -g >> {0}.tmp; mv {0}.tmp {0}", q(&out))),
+        extras,
+    )
+    .unwrap();
+    assert_eq!(read_when_written(&out), "65534\n65534\n");
+    assert_eq!(wait_for(&mut t, ProcId(71)).1, ExitStatus::Code(0));
+    // Other tests' threads come and go: every thread there is must be root.
+    let root = |l: &String| l.split_whitespace().skip(1).all(|u| u == "0");
+    let after = uids();
+    assert!(after.iter().all(root), "this process's threads keep their credentials: {after:?}");
+    let _ = stop_tx.send(());
+    other.join().unwrap();
+}
+
 #[test]
 fn duplicate_live_id_is_refused() {
     let mut t = table();
