@@ -62,6 +62,38 @@ pub const MAX_LINE: usize = 64 * 1024;
 pub const DRAIN_AT_EXIT: Duration = Duration::from_secs(2);
 /// Bytes read from a pipe at once (a pipe holds 64 KiB by default).
 const READ_CHUNK: usize = 64 * 1024;
+/// Capacity a child's output pipe starts with, in bytes: one page
+/// ([`small_pipe`]).
+pub const PIPE_START: usize = 4096;
+/// Capacity it grows to once one read finds it full: Linux's default.
+pub const PIPE_GROWN: usize = 64 * 1024;
+
+/// Shrink a fresh output pipe to one page (`F_SETPIPE_SZ`, Linux 2.6.35+).
+///
+/// Why: most entries log little or nothing, yet each pipe may hold 16
+/// pages of unread output in the kernel (64 MiB pinned at 1,000 entries
+/// whose reader lags), and an unprivileged user's pipes share a budget of
+/// `/proc/sys/fs/pipe-user-pages-soft` pages (16,384 by default, that is
+/// 1,024 default-sized pipes), past which the kernel itself cuts new
+/// pipes to one page. A pipe that fills its page is grown back to
+/// [`PIPE_GROWN`] by its reader ([`pump`]), so a chatty child is not held
+/// to page-sized writes. Writes of up to `PIPE_BUF` (4,096) bytes stay
+/// atomic either way. A refusal (another OS, a kernel without the call)
+/// leaves the default size; nothing depends on it.
+pub fn small_pipe(fd: std::os::fd::BorrowedFd<'_>) {
+    set_pipe_size(fd, PIPE_START);
+}
+
+/// `F_SETPIPE_SZ` on `fd`, ignoring a refusal.
+fn set_pipe_size(fd: std::os::fd::BorrowedFd<'_>, bytes: usize) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: fcntl on a descriptor we hold; no pointer arguments.
+    unsafe {
+        libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::F_SETPIPE_SZ, bytes as libc::c_int);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (fd, bytes);
+}
 
 /// Where children's output goes (`--child-output`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -544,6 +576,7 @@ async fn pump(
             }
         }
     };
+    let mut grown = false;
     loop {
         if rx.readable().await.is_err() {
             break;
@@ -566,6 +599,12 @@ async fn pump(
                 break;
             }
         };
+        // A full page: this child writes a lot; give it the default size
+        // back (see small_pipe).
+        if !grown && n >= PIPE_START {
+            set_pipe_size(std::os::fd::AsFd::as_fd(&rx), PIPE_GROWN);
+            grown = true;
+        }
         // One time stamp per batch: the lines of one read arrived together.
         let prefix = prefix_of();
         let mut rest = &read[..n];
@@ -670,6 +709,49 @@ mod tests {
                         == "T g:t: line ".len() + line[12..].find(' ').unwrap_or(0) + 1001);
             assert!(ok, "a torn or glued line: {:?}", &line[..line.len().min(80)]);
         }
+    }
+
+    fn pipe_size(fd: std::os::fd::BorrowedFd<'_>) -> i32 {
+        // SAFETY: fcntl on a descriptor we hold.
+        unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::F_GETPIPE_SZ) }
+    }
+
+    /// An output pipe starts at one page; a writer that fills it gets the
+    /// default 64 KiB back from the reader, and no line is lost on the way
+    /// (200 lines written while the pipe is one page, then 20,000 more).
+    #[test]
+    fn a_pipe_starts_at_one_page_and_grows_for_a_chatty_writer() {
+        use std::os::fd::AsFd;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = OutputConfig {
+            mode: ChildOutput::File,
+            dir: dir.path().to_path_buf(),
+            rotation: Rotation { max_bytes: 1 << 30, keep: 1 },
+        };
+        let mut thread = OutputThread::start(cfg).expect("output thread");
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+        small_pipe(r.as_fd());
+        assert_eq!(pipe_size(w.as_fd()), PIPE_START as i32);
+        thread.send(OutputJob::Output { fd: r, group: "g".into(), tag: "t".into() });
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            let mut f = std::fs::File::from(w);
+            for i in 0..20_200 {
+                // Each line about 60 bytes: the first page fills at once.
+                writeln!(f, "line {i:06} {}", "x".repeat(48)).expect("write");
+            }
+            let grown = pipe_size(f.as_fd());
+            drop(f);
+            let _ = done_tx.send(grown);
+        });
+        let grown = done.recv_timeout(Duration::from_secs(30)).expect("the writer finished");
+        writer.join().expect("writer");
+        assert_eq!(grown, PIPE_GROWN as i32, "grown back by the reader");
+        thread.finish();
+        let text = std::fs::read_to_string(dir.path().join("g").join("t.log")).expect("log");
+        assert_eq!(text.lines().count(), 20_200);
+        assert!(text.lines().last().is_some_and(|l| l.contains("line 020199 ")));
+        assert_eq!(thread.stats.dropped.load(Ordering::Relaxed), 0);
     }
 
     #[test]

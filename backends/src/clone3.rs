@@ -148,6 +148,228 @@ fn refusal(errno: i32) -> bool {
     )
 }
 
+/// Whether [`spawn`] starts children vfork-style (`CLONE_VM |
+/// CLONE_VFORK` on a stack of their own) on this architecture. Where it
+/// does not (no trampoline written for it), a spawn without a cgroup goes
+/// through `std::process::Command` (fork), and one with a cgroup through
+/// the fork-style [`spawn_into_cgroup`].
+pub const VFORK_SPAWN: bool = cfg!(target_arch = "x86_64");
+
+/// `CLONE_VM` and `CLONE_VFORK` from `<linux/sched.h>`.
+#[cfg(target_arch = "x86_64")]
+const CLONE_VM: u64 = 0x100;
+#[cfg(target_arch = "x86_64")]
+const CLONE_VFORK: u64 = 0x4000;
+
+/// Size of the vfork child's stack, in bytes. The child runs
+/// [`child`] and the caller's setup (a few frames, at most a few hundred
+/// bytes each, `execve`'s arguments are prepared before); glibc's
+/// `posix_spawn` uses a stack of about 32 KiB plus the argument strings
+/// for the same work. A guard page below it turns an overflow into a
+/// fault rather than a write into the daemon's heap.
+#[cfg(target_arch = "x86_64")]
+const CHILD_STACK: usize = 64 * 1024;
+
+/// Start `prep` as a new process, inside the cgroup `cgroup` (a directory
+/// descriptor from [`open_cgroup`]) when given, without copying this
+/// process's page tables: `clone3` with `CLONE_VM | CLONE_VFORK`, as
+/// glibc's `posix_spawn` does with `clone`. The child shares this address
+/// space and runs on a stack of its own until `execve`; the calling thread
+/// sleeps until then (the kernel's vfork contract), so the cost no longer
+/// grows with the daemon's memory (a fork copied the page tables of the
+/// whole process and made every page the daemon wrote afterwards a
+/// copy-on-write fault).
+///
+/// Where [`VFORK_SPAWN`] is false, a spawn with a cgroup is the fork-style
+/// [`spawn_into_cgroup`]; without one it is refused with `ENOSYS` (the
+/// caller then forks through `std::process::Command`).
+///
+/// # Safety
+/// `setup` runs in the child, which shares the caller's memory: it must
+/// make async-signal-safe calls only and must not write to anything the
+/// caller owns (no allocation, no locks, no logging), as for
+/// [`std::os::unix::process::CommandExt::pre_exec`] and more strictly.
+pub unsafe fn spawn(
+    prep: &Prepared<'_>,
+    cgroup: Option<&OwnedFd>,
+    setup: &mut dyn FnMut() -> io::Result<()>,
+) -> Spawned {
+    #[cfg(target_arch = "x86_64")]
+    {
+        spawn_vfork(prep, cgroup, setup)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        match cgroup {
+            Some(cg) => spawn_into_cgroup(prep, cg, setup),
+            None => Spawned::Refused(io::Error::from_raw_os_error(libc::ENOSYS)),
+        }
+    }
+}
+
+/// What the vfork child gets, on the caller's stack (shared memory).
+#[cfg(target_arch = "x86_64")]
+struct VforkArgs<'p, 'a, 's> {
+    prep: &'p Prepared<'a>,
+    setup: &'s mut dyn FnMut() -> io::Result<()>,
+    /// The child's errno when its setup or `execve` failed; 0 otherwise.
+    /// Written by the child before `_exit`, read by the caller after the
+    /// clone returns (the caller sleeps until the child execs or exits).
+    errno: i32,
+}
+
+/// The vfork child's entry point, on its own stack.
+#[cfg(target_arch = "x86_64")]
+extern "C" fn vfork_child(arg: *mut libc::c_void) -> ! {
+    // SAFETY: `arg` is the caller's VforkArgs, alive while the caller
+    // sleeps in clone3; only async-signal-safe calls follow.
+    unsafe {
+        let args = &mut *arg.cast::<VforkArgs<'_, '_, '_>>();
+        let errno = child(args.prep, args.setup);
+        // 0 would read as success: say EIO rather.
+        std::ptr::write_volatile(&mut args.errno, if errno == 0 { libc::EIO } else { errno });
+        libc::_exit(127)
+    }
+}
+
+/// A private anonymous mapping for the child's stack, with a guard page
+/// below it; unmapped on drop.
+#[cfg(target_arch = "x86_64")]
+struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl ChildStack {
+    fn new() -> io::Result<ChildStack> {
+        let page = 4096;
+        let len = CHILD_STACK + page;
+        // SAFETY: a fresh anonymous mapping; the result is checked.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack = ChildStack { base, len };
+        // SAFETY: the lowest page of our own mapping.
+        if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, no longer used (the child has exec'd or
+        // exited before clone3 returned).
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// `clone3(args)`; the child starts on `args.stack` and calls
+/// `entry(arg)`, which must not return.
+///
+/// The raw `syscall()` wrapper cannot be used for a child on another
+/// stack: it would return into a frame that is not there. So the
+/// instruction is issued here and the child branch calls its entry point
+/// at once (the `posix_spawn` trampoline of glibc and musl, in a few
+/// lines).
+///
+/// # Safety
+/// `args` must describe a valid 16-byte-aligned stack; `entry` must never
+/// return.
+#[cfg(target_arch = "x86_64")]
+unsafe fn clone3_on_stack(
+    args: &mut CloneArgs,
+    entry: extern "C" fn(*mut libc::c_void) -> !,
+    arg: *mut libc::c_void,
+) -> libc::c_long {
+    let rc: libc::c_long;
+    std::arch::asm!(
+        "syscall",
+        "test rax, rax",
+        "jnz 2f",
+        // The child, on the new stack (rsp = stack + stack_size, 16-byte
+        // aligned): end the frame chain, call entry(arg); it never returns.
+        "xor ebp, ebp",
+        "mov rdi, r12",
+        "call r13",
+        "ud2",
+        "2:",
+        inlateout("rax") libc::SYS_clone3 => rc,
+        in("rdi") args as *mut CloneArgs,
+        in("rsi") std::mem::size_of::<CloneArgs>(),
+        in("r12") arg,
+        in("r13") entry,
+        lateout("rcx") _,
+        lateout("r11") _,
+    );
+    rc
+}
+
+#[cfg(target_arch = "x86_64")]
+unsafe fn spawn_vfork(
+    prep: &Prepared<'_>,
+    cgroup: Option<&OwnedFd>,
+    setup: &mut dyn FnMut() -> io::Result<()>,
+) -> Spawned {
+    let stack = match ChildStack::new() {
+        Ok(s) => s,
+        Err(e) => return Spawned::Failed(e),
+    };
+    let mut vargs = VforkArgs { prep, setup, errno: 0 };
+    let mut args = CloneArgs {
+        flags: CLONE_VM | CLONE_VFORK | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack.base as u64,
+        stack_size: stack.len as u64,
+        cgroup: cgroup.map_or(0, |c| c.as_raw_fd() as u64),
+        ..CloneArgs::default()
+    };
+    // Block every signal around the clone, as posix_spawn does: the child
+    // shares our memory, and a handler of the daemon's running in it before
+    // it resets its dispositions (child_setup) would write into it. The
+    // child empties its mask before exec; ours is restored below.
+    let mut all: libc::sigset_t = std::mem::zeroed();
+    let mut old: libc::sigset_t = std::mem::zeroed();
+    libc::sigfillset(&mut all);
+    libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    // SAFETY: a valid clone_args and stack; vfork_child never returns.
+    let rc =
+        clone3_on_stack(&mut args, vfork_child, (&mut vargs as *mut VforkArgs<'_, '_, '_>).cast());
+    // The raw instruction returns -errno (no libc wrapper sets errno).
+    let clone_err = (rc < 0).then(|| io::Error::from_raw_os_error(-rc as i32));
+    libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    if let Some(e) = clone_err {
+        return if e.raw_os_error().is_some_and(refusal) {
+            Spawned::Refused(e)
+        } else {
+            Spawned::Failed(e)
+        };
+    }
+    let pid = rc as libc::pid_t;
+    let errno = std::ptr::read_volatile(&vargs.errno);
+    if errno != 0 {
+        let mut status = 0;
+        while libc::waitpid(pid, &mut status, 0) < 0
+            && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+        {}
+        return Spawned::Failed(io::Error::from_raw_os_error(errno));
+    }
+    Spawned::Pid(pid as u32)
+}
+
 /// Open a cgroup directory for [`spawn_into_cgroup`].
 pub fn open_cgroup(dir: &Path) -> io::Result<OwnedFd> {
     let path = cstring(dir.as_os_str().as_bytes())?;
@@ -240,7 +462,7 @@ pub unsafe fn spawn_into_cgroup(
 /// The child's side; returns the errno of what failed.
 ///
 /// # Safety
-/// Only in the child of [`spawn_into_cgroup`].
+/// Only in the child of [`spawn_into_cgroup`] or [`spawn`].
 unsafe fn child(prep: &Prepared<'_>, setup: &mut dyn FnMut() -> io::Result<()>) -> i32 {
     let fail = || io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
     if libc::dup2(prep.stdin.as_raw_fd(), 0) < 0 {

@@ -485,6 +485,8 @@ impl RealProcesses {
         let mut out_read = None;
         if self.output.as_ref().is_some_and(|o| o.cfg.mode != ChildOutput::Inherit) {
             let (r, w) = pipe()?;
+            // One page until the child fills it (see crate::childlog).
+            crate::childlog::small_pipe(std::os::fd::AsFd::as_fd(&r));
             extras.output = Some(w);
             out_read = Some(r);
         }
@@ -840,43 +842,33 @@ impl Daemon {
         }
     }
 
-    fn status_json(&self) -> serde_json::Value {
+    /// The reply to a status request, serialized from typed fields (see
+    /// [`crate::status_reply`]).
+    fn status_reply(&self) -> Reply {
+        use crate::status_reply::{group_lines, EntryLine, GroupTag, OutputLine, StatusDoc};
         let driver = &self.driver;
         // As carried out: a group whose spawns are still queued is STARTING.
         let status = driver.status();
-        let groups: Vec<serde_json::Value> = status
-            .groups
-            .iter()
-            .map(|(g, s)| serde_json::json!({"group": g, "level": s.level, "state": s.state.as_str()}))
-            .collect();
-        // Per entry: state, throttle count, and the live instance's pid.
-        let entries: Vec<serde_json::Value> = driver
-            .entries(self.clock.now())
-            .into_iter()
-            .map(|r| {
-                let pid = r.id.and_then(|id| driver.processes.table.pid(id));
-                let mut v = serde_json::to_value(&r).unwrap_or_default();
-                if let (Some(obj), Some(pid)) = (v.as_object_mut(), pid) {
-                    obj.insert("pid".into(), pid.into());
-                }
-                v
-            })
-            .collect();
-        serde_json::json!({
-            "pid": std::process::id(),
-            "cltab": self.cfg.cltab.display().to_string(),
-            "processes": driver.processes.live(),
-            "pending_actions": driver.pending(),
-            "containment": driver.processes.containment().describe(),
-            "child_output": output_status(driver.processes.output()),
-            "orphans": driver.processes.orphans(),
-            "respawns_waiting": driver.init.respawns_waiting().iter()
-                .map(|(g, t)| serde_json::json!({"group": g, "tag": t}))
-                .collect::<Vec<_>>(),
-            "shutting_down": driver.init.is_shutting_down(),
-            "groups": groups,
-            "entries": entries,
-        })
+        let reports = driver.entries(self.clock.now());
+        let orphans = driver.processes.orphans();
+        let waiting = driver.init.respawns_waiting();
+        let cltab = self.cfg.cltab.display().to_string();
+        let containment = driver.processes.containment().describe();
+        let pid = |id| driver.processes.table.pid(id);
+        let doc = StatusDoc {
+            child_output: OutputLine::of(driver.processes.output()),
+            cltab: &cltab,
+            containment: &containment,
+            entries: reports.iter().map(|r| EntryLine::of(r, pid)).collect(),
+            groups: group_lines(&status),
+            orphans: &orphans,
+            pending_actions: driver.pending(),
+            pid: std::process::id(),
+            processes: driver.processes.live(),
+            respawns_waiting: waiting.iter().map(|(g, t)| GroupTag { group: g, tag: t }).collect(),
+            shutting_down: driver.init.is_shutting_down(),
+        };
+        Reply::ok("status").with_typed_status(&doc)
     }
 
     /// The detailed status file's text (see [`crate::status_detail`]).
@@ -898,7 +890,7 @@ impl Daemon {
                 info!("shutdown requested by a client");
                 Reply::ok(self.step(Input::Shutdown).message())
             }
-            Request::Status => Reply::ok("status").with_status(self.status_json()),
+            Request::Status => self.status_reply(),
             Request::Reread => match reload(self) {
                 Ok(()) => Reply::ok("cltab reloaded"),
                 Err(e) => Reply::err(e),

@@ -29,5 +29,6 @@ pub mod readiness;
 pub mod safe_read;
 pub mod shared;
 pub mod status_detail;
+pub mod status_reply;
 pub mod trace_writer;
 pub mod watchdog;

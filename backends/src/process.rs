@@ -215,12 +215,17 @@ pub struct ProcessTable {
     /// The last spawn found `cgroup_base` gone and could not recreate it
     /// (logged once per change, not per spawn).
     cgroup_base_lost: bool,
-    /// `clone3(CLONE_INTO_CGROUP)` is not known to fail on this kernel
-    /// ([`crate::clone3`]); cleared for good at its first "unsupported".
+    /// `clone3` (vfork-style, or into a cgroup) is known to fail on this
+    /// kernel ([`crate::clone3`]), or was switched off by a test: set for
+    /// good at its first "unsupported"; spawns then fork.
     clone3_off: bool,
     /// Instances born in their cgroup by `clone3` (the rest joined theirs
     /// between fork and exec).
     born_in_cgroup: u64,
+    /// Instances started vfork-style (no copy of the page tables).
+    vforked: u64,
+    /// Removes the cgroups of reaped instances off this thread.
+    remover: crate::cgroup::Remover,
 }
 
 fn nix_signal(sig: Signal) -> NixSignal {
@@ -322,12 +327,42 @@ fn apply_extras(
             libc::umask(mask as libc::mode_t);
         }
         if let Some(c) = creds {
-            check(libc::setgroups(c.groups.len() as _, c.groups.as_ptr()))?;
-            check(libc::setgid(c.gid))?;
-            check(libc::setuid(c.uid))?;
+            set_credentials(c)?;
         }
     }
     Ok(())
+}
+
+/// The child's groups, gid and uid, in that order, by raw system calls.
+///
+/// Why raw: glibc's `setgroups`, `setgid` and `setuid` apply the change to
+/// every thread of the process (POSIX wants it process-wide), so they take
+/// glibc's thread-list lock and signal the other threads. A vfork-style
+/// child ([`crate::clone3::spawn`]) shares the daemon's memory, including
+/// that list and lock: the wrapper could wait on a lock a daemon thread
+/// holds. The kernel calls change the calling task alone, which is all the
+/// child is (glibc's own `posix_spawn` uses them for the same reason).
+///
+/// # Safety
+/// Only in the child, before exec.
+#[cfg(target_os = "linux")]
+unsafe fn set_credentials(c: &Credentials) -> io::Result<()> {
+    let check = |rc: libc::c_long| if rc == -1 { Err(io::Error::last_os_error()) } else { Ok(()) };
+    check(libc::syscall(libc::SYS_setgroups, c.groups.len(), c.groups.as_ptr()))?;
+    check(libc::syscall(libc::SYS_setgid, c.gid))?;
+    check(libc::syscall(libc::SYS_setuid, c.uid))
+}
+
+/// Other Unixes: no vfork-style spawn, the libc calls are safe after fork.
+///
+/// # Safety
+/// Only in the child, before exec.
+#[cfg(not(target_os = "linux"))]
+unsafe fn set_credentials(c: &Credentials) -> io::Result<()> {
+    let check = |rc: libc::c_int| if rc == -1 { Err(io::Error::last_os_error()) } else { Ok(()) };
+    check(libc::setgroups(c.groups.len() as _, c.groups.as_ptr()))?;
+    check(libc::setgid(c.gid))?;
+    check(libc::setuid(c.uid))
 }
 
 /// Mark every descriptor above stderr close-on-exec, so a command gets only
@@ -556,13 +591,23 @@ impl ProcessTable {
         self.born_in_cgroup
     }
 
-    /// Spawn through `clone3(CLONE_INTO_CGROUP)` into `cg`. `Ok(None)`: the
+    /// How many instances were started vfork-style (`clone3` with
+    /// `CLONE_VM | CLONE_VFORK`, see [`crate::clone3::spawn`]), in either
+    /// containment mode.
+    pub fn vforked(&self) -> u64 {
+        self.vforked
+    }
+
+    /// Spawn through `clone3`: vfork-style where [`clone3::VFORK_SPAWN`],
+    /// and into `cg` with `CLONE_INTO_CGROUP` when given. `Ok(None)`: the
     /// kernel refused (nothing started; the caller forks instead).
+    ///
+    /// [`clone3::VFORK_SPAWN`]: crate::clone3::VFORK_SPAWN
     #[allow(clippy::too_many_arguments)]
     fn spawn_into(
         &mut self,
         spec: &SpawnSpec,
-        cg: &Cgroup,
+        cg: Option<&Cgroup>,
         output: Option<std::os::fd::BorrowedFd<'_>>,
         ready: Option<(i32, i32)>,
         umask: Option<u32>,
@@ -571,7 +616,7 @@ impl ProcessTable {
         nofile: Option<(u64, u64)>,
     ) -> io::Result<Option<u32>> {
         use crate::clone3::{self, Spawned};
-        let dir = match clone3::open_cgroup(&cg.dir) {
+        let dir = match cg.map(|cg| clone3::open_cgroup(&cg.dir)).transpose() {
             Ok(fd) => fd,
             Err(e) => {
                 tracing::debug!(id = %spec.id, error = %e, "cannot open the cgroup; forking");
@@ -586,9 +631,14 @@ impl ProcessTable {
         };
         // SAFETY: child_setup and apply_extras make async-signal-safe
         // calls only; everything they use was allocated before the clone.
-        match unsafe { clone3::spawn_into_cgroup(&prep, &dir, &mut setup) } {
+        match unsafe { clone3::spawn(&prep, dir.as_ref(), &mut setup) } {
             Spawned::Pid(pid) => {
-                self.born_in_cgroup += 1;
+                if cg.is_some() {
+                    self.born_in_cgroup += 1;
+                }
+                if clone3::VFORK_SPAWN {
+                    self.vforked += 1;
+                }
                 Ok(Some(pid))
             }
             Spawned::Failed(e) => Err(e),
@@ -596,8 +646,8 @@ impl ProcessTable {
                 if clone3::unsupported(&e) {
                     self.clone3_off = true;
                     tracing::info!(
-                        "clone3 into a cgroup is not supported here ({e}); children join their \
-                         cgroup between fork and exec"
+                        "clone3 is not supported here ({e}); children are forked and join their \
+                         cgroup (if any) between fork and exec"
                     );
                 } else {
                     tracing::debug!(id = %spec.id, error = %e, "clone3 into the cgroup refused; forking");
@@ -652,6 +702,7 @@ impl ProcessTable {
 
     /// Remove the daemon's cgroup directory (at exit, once all is reaped).
     pub fn remove_cgroup_base(&mut self) {
+        self.remover.finish();
         for (_, cg) in std::mem::take(&mut self.cgroups) {
             cg.remove();
         }
@@ -786,8 +837,10 @@ impl ProcessTable {
             cwd: spec.cwd.clone(),
             source,
         };
-        // Born in its cgroup where the kernel allows (see crate::clone3).
-        if let Some(c) = cg.as_ref().filter(|_| !self.clone3_off) {
+        // Vfork-style, and born in its cgroup, where the kernel allows (see
+        // crate::clone3); else std's fork below.
+        if !self.clone3_off && (cg.is_some() || crate::clone3::VFORK_SPAWN) {
+            let c = cg.as_ref();
             let out = output.as_ref().map(std::os::fd::AsFd::as_fd);
             let born =
                 self.spawn_into(spec, c, out, ready_raw, umask, &rlimits, creds.as_ref(), nofile);
@@ -804,7 +857,9 @@ impl ProcessTable {
                 }
                 Ok(None) => {}
                 Err(source) => {
-                    c.remove();
+                    if let Some(c) = c {
+                        c.remove();
+                    }
                     return Err(io_error(source));
                 }
             }
@@ -950,7 +1005,7 @@ impl ProcessTable {
                 tracing::debug!(%id, pid = child.pid, error = %e, "reaping an exited child");
             }
             if let Some(cg) = self.cgroups.remove(&id) {
-                cg.remove();
+                self.remover.remove(cg);
             }
         }
     }

@@ -301,6 +301,100 @@ fn missing_cwd_is_a_spawn_error() {
     assert!(t.reap().is_empty());
 }
 
+/// The spawn path without a cgroup is vfork-style on x86_64 (`clone3`
+/// with `CLONE_VM | CLONE_VFORK`): it is counted, the child still leads
+/// its own session with default dispositions (the other tests here), a
+/// failure between clone and exec (a missing working directory) comes back as that errno with the child reaped, and the
+/// caller's signal mask is what it was before (it is blocked around the
+/// clone). With `clone3` switched off, the same spawn forks through std.
+#[test]
+fn a_vfork_spawn_is_counted_reports_its_errors_and_restores_the_mask() {
+    use clinit_backends::clone3::VFORK_SPAWN;
+    let mask = || {
+        let mut cur: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: plain out-parameter; no change to the mask.
+        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut cur) };
+        (1..=64).filter(|&n| unsafe { libc::sigismember(&cur, n) } == 1).collect::<Vec<_>>()
+    };
+    let before = mask();
+    let mut t = table();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ran");
+    let pid = t.spawn(&spec(61, &format!("echo $$ > {}; exec sleep 30", q(&out)))).unwrap();
+    assert_eq!(read_when_written(&out).trim(), pid.to_string());
+    assert_eq!(t.vforked(), u64::from(VFORK_SPAWN));
+    assert_eq!(mask(), before, "the caller's signal mask is restored");
+    // A failure in the child: the errno, and no zombie or entry left.
+    let mut bad = spec(62, "true");
+    bad.cwd = Some(dir.path().join("missing"));
+    match t.spawn(&bad) {
+        Err(SpawnError::Io { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound)
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert_eq!(t.vforked(), u64::from(VFORK_SPAWN), "a failed start is not counted");
+    assert_eq!(mask(), before);
+    assert!(t.reap().is_empty(), "only the sleep is live, and it runs");
+    // The std fork path still works.
+    t.set_clone_into_cgroup(false);
+    let out2 = dir.path().join("ran2");
+    let pid2 = t.spawn(&spec(63, &format!("echo $$ > {}; exec sleep 30", q(&out2)))).unwrap();
+    assert_eq!(read_when_written(&out2).trim(), pid2.to_string());
+    assert_eq!(t.vforked(), u64::from(VFORK_SPAWN), "forked, not vforked");
+    t.kill_all_and_reap();
+}
+
+/// As root: a child started with other credentials runs as that user, and
+/// every thread of this (multi-threaded) process keeps its own: the
+/// vfork-style child changes its credentials by raw system calls, which
+/// touch the calling task alone (glibc's wrappers would broadcast to the
+/// threads whose memory the child shares).
+#[test]
+fn credentials_change_the_child_alone() {
+    use clinit_backends::process::{ChildExtras, Credentials};
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to change credentials (CI runs as root)");
+        return;
+    }
+    let uids = || -> Vec<String> {
+        fs::read_dir("/proc/self/task")
+            .expect("tasks")
+            .flatten()
+            .filter_map(|t| fs::read_to_string(t.path().join("status")).ok())
+            .filter_map(|st| st.lines().find(|l| l.starts_with("Uid:")).map(str::to_string))
+            .collect()
+    };
+    // Another thread alive during the spawn, as the daemon's output thread is.
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || {
+        let _ = stop_rx.recv_timeout(DEADLINE);
+    });
+    let before = uids();
+    assert!(before.len() >= 2, "{before:?}");
+    assert!(before.iter().all(|l| l.split_whitespace().skip(1).all(|u| u == "0")), "{before:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("id");
+    // World-writable so that uid 65534 can write its report there.
+    fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let mut t = table();
+    let creds = Credentials { uid: 65534, gid: 65534, groups: vec![65534] };
+    let extras = ChildExtras { creds: Some(creds), ..ChildExtras::default() };
+    t.spawn_with(
+        &spec(71, &format!("id -u > {}.tmp; id -g >> {0}.tmp; mv {0}.tmp {0}", q(&out))),
+        extras,
+    )
+    .unwrap();
+    assert_eq!(read_when_written(&out), "65534\n65534\n");
+    assert_eq!(wait_for(&mut t, ProcId(71)).1, ExitStatus::Code(0));
+    // Other tests' threads come and go: every thread there is must be root.
+    let root = |l: &String| l.split_whitespace().skip(1).all(|u| u == "0");
+    let after = uids();
+    assert!(after.iter().all(root), "this process's threads keep their credentials: {after:?}");
+    let _ = stop_tx.send(());
+    other.join().unwrap();
+}
+
 #[test]
 fn duplicate_live_id_is_refused() {
     let mut t = table();
@@ -431,6 +525,11 @@ fn an_instance_is_born_in_its_cgroup() {
     let (major, minor): (u32, u32) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
     if (major, minor) >= (5, 7) {
         assert_eq!(t.born_in_cgroup(), 1, "born by clone3 on Linux {release}");
+        assert_eq!(
+            t.vforked(),
+            u64::from(clinit_backends::clone3::VFORK_SPAWN),
+            "vfork-style into the cgroup"
+        );
     } else {
         eprintln!("note: Linux {release} has no CLONE_INTO_CGROUP; the fork fallback ran");
     }

@@ -124,17 +124,24 @@ impl Daemon {
         self.request(&Request::Status).status.expect("status reply carries a status")
     }
 
+    /// The status's brief part (pid, process count, group lines), parsed
+    /// without the per-entry array: the benches poll it every few ms, and
+    /// on a 2-core machine the bench's own parsing competes with the daemon.
+    pub fn brief(&self) -> clinit_backends::protocol::StatusBrief {
+        clinit_backends::protocol::call_status_brief(&self.socket, CALL_TIMEOUT)
+            .unwrap_or_else(|e| panic!("status: {e}"))
+            .status
+            .expect("status reply carries a status")
+    }
+
     /// Live children, as the daemon counts them.
     pub fn processes(&self) -> u64 {
-        self.status()["processes"].as_u64().expect("status has processes")
+        self.brief().processes
     }
 
     /// `(level, state)` of a group, if it has a status line.
     pub fn group_state(&self, group: &str) -> Option<(String, String)> {
-        let st = self.status();
-        st["groups"].as_array()?.iter().find(|g| g["group"] == group).map(|g| {
-            (g["level"].as_str().unwrap_or("").into(), g["state"].as_str().unwrap_or("").into())
-        })
+        self.brief().groups.into_iter().find(|g| g.group == group).map(|g| (g.level, g.state))
     }
 
     /// Poll (every `every`) until `f` holds; panics after `limit`.

@@ -594,8 +594,14 @@ impl<'a> Client<'a> {
         let start = Instant::now();
         let mut last = None;
         while start.elapsed() < limit {
-            let doc = self.status_doc()?;
-            let now = groups(&doc).get(group).cloned();
+            // Only the group lines: the per-entry array is skipped unparsed.
+            let brief = protocol::call_status_brief(&self.socket, CLIENT_TIMEOUT)?;
+            let now = brief.status.and_then(|s| {
+                s.groups
+                    .into_iter()
+                    .find(|g| g.group == group)
+                    .map(|g| GroupStatus { level: g.level, state: GroupState::parse(&g.state) })
+            });
             if let Some(st) = &now {
                 if st.level == level && st.state.is_settled() && st.state != GroupState::Configured
                 {
@@ -634,7 +640,7 @@ impl<'a> Client<'a> {
     fn wait_gone(&self, pid: Option<u32>, limit: Duration) -> bool {
         let start = Instant::now();
         while start.elapsed() < limit {
-            let gone = match protocol::call(&self.socket, &Request::Status, limit) {
+            let gone = match protocol::call_status_brief(&self.socket, limit) {
                 Ok(_) => false,
                 Err(e) => e.daemon_not_running(),
             };

@@ -130,6 +130,88 @@ pub fn reap_recorded(path: &Path) -> usize {
     killed
 }
 
+/// The shell script that holds a hook at its gate: it waits for one line
+/// on fd 3, then runs the hook's command (`$1`) in a fresh `/bin/sh -c`,
+/// exactly as if that had been started directly (same pid, so the same
+/// process group and start time). End of file instead of the line means
+/// the `mosha` that started it is gone before recording it: exit 125 and
+/// run nothing.
+const GATE: &str = "IFS= read -r _ <&3 || exit 125; exec 3<&-; exec /bin/sh -c \"$1\"";
+
+/// A hook's shell, started but held at its gate ([`spawn_held`]).
+pub struct Held {
+    pub child: std::process::Child,
+    /// The gate's write end; dropping it without [`Held::release`] makes
+    /// the shell exit without running the command.
+    go: Option<std::fs::File>,
+}
+
+impl Held {
+    /// Let the hook's command run (after the caller has recorded it).
+    pub fn release(&mut self) {
+        use std::io::Write;
+        if let Some(mut go) = self.go.take() {
+            if let Err(e) = go.write_all(b"\n") {
+                warn!("cannot release the hook (pid {}): {e}", self.child.id());
+            }
+        }
+    }
+}
+
+/// Start `/bin/sh -c cmd` with `env` added, stdio on `/dev/null`, in its
+/// own process group, killed (`PR_SET_PDEATHSIG`) when the calling thread
+/// dies, and held at a gate until [`Held::release`].
+///
+/// Why the gate: the running hook's group is recorded in [`STATE_FILE`]
+/// after the spawn (its pid is known only then). A `mosha` killed with
+/// SIGKILL between the spawn and that record left a hook whose shell died
+/// with it (death signal) but whose children, if it had started any,
+/// were on no record. Held, the shell starts nothing before the record
+/// exists; killed at the gate, it leaves nothing.
+pub fn spawn_held(cmd: &str, env: &[(&str, String)]) -> std::io::Result<Held> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let (gate_read, gate_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(GATE)
+        .arg("mosha-hook")
+        .arg(cmd)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let parent = std::process::id();
+    let gate = gate_read.as_raw_fd();
+    // SAFETY: between fork and exec only async-signal-safe calls (prctl,
+    // getppid, dup2, fcntl, _exit), no allocation, no locks.
+    unsafe {
+        command.pre_exec(move || {
+            // The shell dies with the thread that started it (mosha's hook
+            // thread), even on `kill -9` of mosha; what the shell started
+            // is ended by the next mosha from the state file.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            // mosha died before prctl: no signal would come.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
+            // The gate's read end as fd 3, kept across exec (dup2's copy
+            // has no close-on-exec flag; the write end has it).
+            let rc = if gate == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(gate, 3) };
+            if rc == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
+    drop(gate_read);
+    Ok(Held { child, go: Some(gate_write.into()) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +242,61 @@ mod tests {
         let status = child.wait().expect("wait");
         assert!(status.code().is_none(), "ended by a signal: {status:?}");
         assert!(!path.exists());
+    }
+
+    /// `(state, cmdline)` of `pid`, `None` once it is gone or a zombie.
+    fn proc_state(pid: i32) -> Option<(String, String)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let state = stat.rsplit_once(") ")?.1.split_whitespace().next()?.to_string();
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
+        (state != "Z").then_some((state, cmdline))
+    }
+
+    /// A held hook runs nothing until released: its shell sits at the gate
+    /// (proved: it has exec'd the gate script and sleeps, 300 ms later
+    /// still), the command's marker file is absent. Dropped without a
+    /// release (a `mosha` killed before its record), it exits 125 and the
+    /// command never runs; released, the command runs in the same process
+    /// (same pid, so same group and start time as recorded).
+    #[test]
+    fn a_held_hook_runs_nothing_until_released_and_nothing_if_never_released() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marker = dir.path().join("ran");
+        let cmd = format!("echo \"$$ $MARK\" > '{}'", marker.display());
+        let at_gate = |pid: i32| {
+            let end = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some((state, cmdline)) = proc_state(pid) {
+                    if state == "S" && cmdline.contains("read -r") {
+                        return;
+                    }
+                }
+                assert!(Instant::now() < end, "the hook's shell never reached its gate");
+                thread::sleep(Duration::from_millis(10));
+            }
+        };
+        // Never released.
+        let mut held = spawn_held(&cmd, &[("MARK", "x".into())]).expect("spawn");
+        let pid = i32::try_from(held.child.id()).expect("pid");
+        at_gate(pid);
+        thread::sleep(Duration::from_millis(300));
+        at_gate(pid);
+        assert!(!marker.exists(), "the command ran before its release");
+        let Held { mut child, go } = held;
+        drop(go);
+        let status = child.wait().expect("wait");
+        assert_eq!(status.code(), Some(125), "{status:?}");
+        assert!(!marker.exists(), "the command ran without a release");
+        // Released.
+        held = spawn_held(&cmd, &[("MARK", "x".into())]).expect("spawn");
+        let pid = i32::try_from(held.child.id()).expect("pid");
+        let start = start_time(pid).expect("start time");
+        at_gate(pid);
+        held.release();
+        let status = held.child.wait().expect("wait");
+        assert!(status.success(), "{status:?}");
+        assert_eq!(std::fs::read_to_string(&marker).expect("marker"), format!("{pid} x\n"));
+        assert!(start > 0);
     }
 
     #[test]

@@ -30,9 +30,8 @@ use clinit_engine::monitor::transitions::{
 };
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -293,47 +292,27 @@ fn run_hook(me: u32, hooks: &Hooks, t: &Transition, running: &AtomicI32, state: 
     let Some(cmd) = cmd else { return };
     let what = format!("--on-node{} hook for transition {}", t.change, t.number);
     let time = format!("{}.{:03}", t.at_ms.div_euclid(1000), t.at_ms.rem_euclid(1000));
-    let mut command = Command::new("/bin/sh");
-    command
-        .arg("-c")
-        .arg(cmd)
-        .env("MOSHA_TRANSITION", t.number.to_string())
-        .env("MOSHA_NODE", t.node.to_string())
-        .env("MOSHA_CHANGE", t.change.to_string())
-        .env("MOSHA_TIME", time)
-        .env("MOSHA_REASON", &t.reason)
-        .env("MOSHA_ME", me.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    let parent = std::process::id();
-    // SAFETY: between fork and exec only async-signal-safe calls (prctl,
-    // getppid, _exit), no allocation, no locks.
-    unsafe {
-        command.pre_exec(move || {
-            // The shell dies with the thread that started it (mosha's hook
-            // thread), even on `kill -9` of mosha; what the shell started
-            // is ended by the next mosha from the state file.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
-            // mosha died before prctl: no signal would come.
-            if libc::getppid() as u32 != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
-    let child = command.spawn();
-    let mut child = match child {
-        Ok(c) => c,
+    let env = [
+        ("MOSHA_TRANSITION", t.number.to_string()),
+        ("MOSHA_NODE", t.node.to_string()),
+        ("MOSHA_CHANGE", t.change.to_string()),
+        ("MOSHA_TIME", time),
+        ("MOSHA_REASON", t.reason.clone()),
+        ("MOSHA_ME", me.to_string()),
+    ];
+    // Held at its gate until its group is on record (see spawn_held).
+    let mut held = match hook_group::spawn_held(cmd, &env) {
+        Ok(h) => h,
         Err(e) => return error!("{what}: cannot start: {e}"),
     };
     // Its own process group (`process_group(0)`): the pgid is its pid.
-    let pgid = i32::try_from(child.id()).unwrap_or(0);
+    let pgid = i32::try_from(held.child.id()).unwrap_or(0);
     running.store(pgid, Ordering::SeqCst);
     if let Some(start) = hook_group::start_time(pgid) {
         hook_group::record(state, pgid, start);
     }
+    held.release();
+    let mut child = held.child;
     let _clear = ClearOnDrop { running, pgid, state, what: &what };
     let start = Instant::now();
     loop {
