@@ -35,15 +35,29 @@ fn main() {
     world.run_until(Millis(HOUR));
     let warm = t.elapsed();
     let t = Instant::now();
+    let cpu = on_cpu();
     timed_part(&mut world, Millis((hours + 1) * HOUR));
     let timed = t.elapsed().as_secs_f64();
+    let cpu = on_cpu().zip(cpu).map(|(b, a)| b - a);
     let nh = (nodes * hours) as f64;
+    let per_cpu = cpu.map_or(String::new(), |c| {
+        format!(", on CPU {c:.2} s = {:.0} node-hours per CPU-second", nh / c)
+    });
     println!(
-        "{nodes}x{groups}: warm-up {:.2} s, {hours} h timed in {timed:.2} s = {:.0} node-hours/s ({} events)",
+        "{nodes}x{groups}: warm-up {:.2} s, {hours} h timed in {timed:.2} s = {:.0} node-hours/s{per_cpu} ({} events)",
         warm.as_secs_f64(),
         nh / timed,
         world.events()
     );
+}
+
+/// Seconds this thread has run on a CPU (Linux `/proc/thread-self/schedstat`,
+/// first field, ns): on a loaded machine wall time also counts the time
+/// spent waiting for a core, CPU time does not. `None` elsewhere.
+fn on_cpu() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
 }
 
 /// The timed hours, in a function of their own so a profiler can collect

@@ -303,6 +303,14 @@ impl CycleEncoder {
         };
         match slot {
             Some((cached, text)) if Arc::ptr_eq(cached, clstat) => buf.extend_from_slice(text),
+            // Every reader parses its own copy of a node's clstat, so the
+            // same content comes in one `Arc` per reader: equal content
+            // (a comparison, far cheaper than serialising again) keeps
+            // the text, and the slot takes this reader's `Arc`.
+            Some((cached, text)) if **cached == **clstat => {
+                buf.extend_from_slice(text);
+                *cached = Arc::clone(clstat);
+            }
             _ => {
                 let mut text = Vec::new();
                 write(&mut text)?;

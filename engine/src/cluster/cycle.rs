@@ -127,18 +127,19 @@ impl NodeFiles {
     /// file unchanged (`unchanged` of a [`super::ClusterInput::NodesRead`]): exactly
     /// what a report per file with `bytes` left out would give, built from
     /// the caches the asks were made from, with the clstat's age judged
-    /// from its mtime now (`clstat_mtime`; `None`: not asked).
+    /// from its mtime now (`clstat_mtime`; `None`: not asked). `cached`:
+    /// the node's entry of the clstat cache.
     pub fn unchanged(
         node: u32,
         me: u32,
         read_at: WallMs,
         clstat_mtime: Option<WallMs>,
-        clstats: &ClstatCache,
+        cached: Option<&Arc<ClStat>>,
     ) -> NodeFiles {
         let clstat = match clstat_mtime.filter(|_| node != me) {
             None => not_asked(node, me),
-            Some(mtime) => match clstats.get(&node) {
-                Some((_, clstat)) => {
+            Some(mtime) => match cached {
+                Some(clstat) => {
                     NodeStatus::Read { clstat: clstat.clone(), age: read_at.since(mtime) }
                 }
                 None => NodeStatus::Unreadable {

@@ -152,13 +152,10 @@ impl<P: Processes, S: StatusStore> ClusterNode<P, S> {
     pub fn cycle(&mut self, obs: &Observation) -> CycleReport {
         let now = obs.now;
         let mut events = Vec::new();
-        let mut members = obs.members.clone();
-        if !members.contains(&self.me) {
+        if !obs.members.contains(&self.me) {
             events.push(Event::NotListed { members: obs.members.clone() });
-            members.push(self.me);
         }
-        members.sort_unstable();
-        members.dedup();
+        let members = crate::monitor::view::member_set(&obs.members, Some(self.me));
         // This node is a member, with the status its init machine has now.
         let own = self.driver.init.status();
         let step = if obs.me == self.me {

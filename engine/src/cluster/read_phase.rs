@@ -69,11 +69,38 @@ impl ClusterDriver {
         read_at: WallMs,
         nodes: Vec<(u32, Option<WallMs>)>,
     ) {
+        if nodes.is_empty() {
+            return;
+        }
         let me = self.cfg.me;
+        let stopping = self.stopping.is_some();
+        // The nodes come ascending, as the asks went out: the cache is
+        // walked beside them instead of looked up per node (a look-up
+        // only for one out of order). The batch is finished after the
+        // walk, as `on_node_read` would have when its last node came.
+        let mut cache = self.clstats.iter().peekable();
         for (node, clstat_mtime) in nodes {
-            let Some(i) = self.expects_read(seq, node) else { continue };
-            let files = NodeFiles::unchanged(node, me, read_at, clstat_mtime, &self.clstats);
-            self.on_node_read(now, i, files);
+            if !self.busy_reads.is_empty() && self.busy_reads.get(&node) == Some(&seq) {
+                self.busy_reads.remove(&node);
+            }
+            let Phase::Reading(r) = &mut self.phase else { continue };
+            let Some(i) = r.awaits(seq, node) else { continue };
+            if stopping {
+                continue;
+            }
+            while cache.next_if(|(n, _)| **n < node).is_some() {}
+            let cached = match cache.peek() {
+                Some(&(n, (_, clstat))) if *n == node => Some(clstat),
+                _ => self.clstats.get(&node).map(|(_, clstat)| clstat),
+            };
+            r.answer(i, NodeFiles::unchanged(node, me, read_at, clstat_mtime, cached));
+        }
+        if matches!(&self.phase, Phase::Reading(r) if r.waiting == 0 && !stopping) {
+            let Phase::Reading(r) = std::mem::replace(&mut self.phase, Phase::Idle { at: now })
+            else {
+                return;
+            };
+            self.finish_reads(now, r);
         }
     }
 
@@ -139,18 +166,15 @@ impl ClusterDriver {
 
     pub(super) fn start_reads(&mut self, now: Millis, members: Vec<u32>) {
         let me = self.cfg.me;
-        let mut readset = members.clone();
-        if !readset.contains(&me) {
-            readset.push(me);
-        }
+        let mut readset = crate::monitor::view::member_set(&members, Some(me));
         if let Some(h) = &self.ranked {
             // ranked reads every known member, listed or not: a node that
             // membership dropped still has a record (its last one, or a
             // release), and the fence guard compares against it.
             readset.extend(h.machine.config().members.iter().copied());
+            readset.sort_unstable();
+            readset.dedup();
         }
-        readset.sort_unstable();
-        readset.dedup();
         let seq = self.next_seq();
         let mut reading = Reading {
             seq,
@@ -216,39 +240,44 @@ impl ClusterDriver {
     /// Every read answered or timed out: replicate, then copy or decide.
     pub(super) fn finish_reads(&mut self, now: Millis, reading: Reading) {
         let me = self.cfg.me;
-        // Built from sorted vectors: a map's bulk build, not an insert per
-        // node.
         let n = reading.nodes.len();
-        let got: Vec<NodeFiles> = reading
-            .nodes
-            .iter()
-            .zip(reading.got)
-            .map(|(node, files)| {
-                files.unwrap_or_else(|| NodeFiles::failed(format!("node {node}: no answer")))
-            })
-            .collect();
         // A quiet cycle (every copy unchanged since a cycle that had nothing
         // to copy) skips replication. Only under the mtime rule: the
         // versioned rule (ranked) is also driven by time, since a hand edit
-        // is sealed once it has stayed unchanged for its settle time.
+        // is sealed once it has stayed unchanged for its settle time. A
+        // node that did not answer counts as changed (its copies failed).
         let timed = self.is_ranked();
-        let hactl_same = got.iter().all(|f| f.hactl.unchanged());
-        let cltab_same = got.iter().all(|f| f.cltab.unchanged());
+        let same =
+            |f: &Option<NodeFiles>, pick: fn(&NodeFiles) -> bool| f.as_ref().is_some_and(pick);
+        let hactl_same = reading.got.iter().all(|f| same(f, |f| f.hactl.unchanged()));
+        let cltab_same = reading.got.iter().all(|f| same(f, |f| f.cltab.unchanged()));
         let hactl_quiet = !timed && self.hactl_quiet.holds(&reading.nodes, hactl_same);
         let cltab_quiet = !timed && self.cltab_quiet.holds(&reading.nodes, cltab_same);
         // The copies are resolved (and moved) only for a replication that runs.
         let (mut hactl_reads, mut cltab_reads) = (BTreeMap::new(), BTreeMap::new());
-        let mut nodes = Vec::with_capacity(n);
-        for (&node, files) in reading.nodes.iter().zip(got) {
+        let mut statuses = Vec::with_capacity(n);
+        for (&node, files) in reading.nodes.iter().zip(reading.got) {
+            let files =
+                files.unwrap_or_else(|| NodeFiles::failed(format!("node {node}: no answer")));
             if !hactl_quiet {
                 hactl_reads.insert(node, files.hactl.resolve(node, &self.hactl));
             }
             if !cltab_quiet {
                 cltab_reads.insert(node, files.cltab.resolve(node, &self.cltab));
             }
-            nodes.push((node, files.clstat));
+            statuses.push(files.clstat);
         }
-        let nodes: BTreeMap<_, _> = nodes.into_iter().collect();
+        // The last cycle's map, overwritten in place when it holds the same
+        // nodes (the common case); built anew (from sorted vectors: a bulk
+        // build) when the read set changed.
+        let mut nodes = std::mem::take(&mut self.kept_nodes);
+        if nodes.keys().eq(reading.nodes.iter()) {
+            for (slot, status) in nodes.values_mut().zip(statuses) {
+                *slot = status;
+            }
+        } else {
+            nodes = reading.nodes.iter().copied().zip(statuses).collect();
+        }
         let mut copying = Copying {
             deadline: now + self.cfg.read_timeout,
             members: reading.members,
@@ -381,6 +410,7 @@ impl ClusterDriver {
                 self.events.push_back(ClusterEvent::Node(event));
                 self.absorb(now, executed);
             }
+            self.kept_nodes = nodes;
             self.ranked_cycle(members, h.current.as_ref(), adopt.as_ref());
             self.ranked_pump(now);
             let period = self.ranked.as_ref().map_or(self.cfg.min_cycle, |r| r.read_period());
@@ -416,6 +446,7 @@ impl ClusterDriver {
                 External::Publish(published) => self.write_hastat(published),
             }
         }
+        self.kept_nodes = obs.nodes;
         let at = report.next_wakeup.max(now + self.cfg.min_cycle);
         self.phase = Phase::Idle { at };
     }

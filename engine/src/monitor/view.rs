@@ -59,6 +59,28 @@ pub struct Observation {
     pub hactl: Option<Arc<Hactl>>,
 }
 
+/// `list` with `extra` added, ascending and without repeats (a member set
+/// as the monitor walks it). Why not push, sort and dedup: membership
+/// lists come sorted, and sorting 100 members three times per cycle was a
+/// twentieth of a large simulation; a sorted list costs one check and
+/// one binary search here. Same result for any input.
+pub fn member_set(list: &[u32], extra: Option<u32>) -> Vec<u32> {
+    let mut set = Vec::with_capacity(list.len() + 1);
+    set.extend_from_slice(list);
+    if set.windows(2).all(|w| w[0] < w[1]) {
+        if let Some(extra) = extra {
+            if let Err(i) = set.binary_search(&extra) {
+                set.insert(i, extra);
+            }
+        }
+    } else {
+        set.extend(extra);
+        set.sort_unstable();
+        set.dedup();
+    }
+    set
+}
+
 /// A `clstat` of this age (ms) is stale under this timeout (ms): strictly
 /// older than it (spec §5.2). The one definition the monitor and every
 /// report (`mosha status`) share.
@@ -118,7 +140,38 @@ struct Built {
 
 type Sources = Vec<(u32, Option<Arc<ClStat>>)>;
 
+/// A member's clstat taken out of the view and the one put in.
+type Change = (u32, Option<Arc<ClStat>>, Option<Arc<ClStat>>);
+
+/// The same contribution to the view: the same `Arc`, or equal content.
+fn same_source(a: &Option<Arc<ClStat>>, b: &Option<Arc<ClStat>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+        (None, None) => true,
+        _ => false,
+    }
+}
+
 impl Built {
+    /// The in-place form of [`Built::update`]: `from` are the last view's
+    /// sources already brought up to date (same nodes), `changes` what
+    /// differs, ascending by node.
+    fn apply(&mut self, from: Sources, changes: Vec<Change>, unknown: BTreeMap<u32, Unknown>) {
+        if !changes.is_empty() || self.hastat.unknown != unknown {
+            let hastat = Arc::make_mut(&mut self.hastat);
+            for (node, before, after) in &changes {
+                if let Some(before) = before {
+                    hastat.remove_node(*node, before);
+                }
+                if let Some(after) = after {
+                    hastat.add_node(*node, after);
+                }
+            }
+            hastat.unknown = unknown;
+        }
+        self.from = from;
+    }
+
     /// This member's clstat in the last view.
     fn before(&self, node: u32) -> Option<&Arc<ClStat>> {
         let i = self.from.binary_search_by_key(&node, |(n, _)| *n).ok()?;
@@ -128,11 +181,7 @@ impl Built {
     /// Bring the hastat from `prev` (what it was built from) up to date with
     /// `from` and `unknown`, changing only what differs.
     fn update(&mut self, prev: &Sources, from: Sources, unknown: BTreeMap<u32, Unknown>) {
-        let same = |a: &Option<Arc<ClStat>>, b: &Option<Arc<ClStat>>| match (a, b) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
-            (None, None) => true,
-            _ => false,
-        };
+        let same = same_source;
         let mut old = prev.iter().peekable();
         // (node, clstat to take out, clstat to put in)
         let mut changes: Vec<(u32, Option<&_>, Option<&_>)> = Vec::new();
@@ -174,12 +223,7 @@ impl ViewMemory {
         timeout: Millis,
         started: Millis,
     ) -> (View<'a>, Vec<Notice>) {
-        let mut members = obs.members.clone();
-        if own.is_some() {
-            members.push(obs.me);
-        }
-        members.sort_unstable();
-        members.dedup();
+        let members = member_set(&obs.members, own.map(|_| obs.me));
         let mut events = Vec::new();
         if !self.episodes.is_empty() {
             let is_member = |n: &u32| members.binary_search(n).is_ok();
@@ -199,25 +243,38 @@ impl ViewMemory {
             NodeStatus::Read { clstat, age: Millis::ZERO }
         });
         // Members, the last view's sources and the observed statuses are
-        // all sorted by node: one merge walk, no lookups.
-        let prev = std::mem::take(&mut self.built.from);
-        let mut last_good = prev.iter().peekable();
+        // all sorted by node: one merge walk, no lookups. When the members
+        // are those of the last view (the common case) its sources are
+        // updated in place: a member whose clstat is the same `Arc` costs
+        // one pointer comparison, and nothing is allocated.
+        let mut prev = std::mem::take(&mut self.built.from);
+        let in_place =
+            prev.len() == members.len() && prev.iter().map(|(n, _)| n).eq(members.iter());
+        let mut last_at = 0;
         let mut observed = obs.nodes.iter().peekable();
-        let mut from = Vec::with_capacity(members.len());
+        let mut from = Vec::with_capacity(if in_place { 0 } else { members.len() });
+        let mut changes: Vec<Change> = Vec::new();
         let mut unknown = BTreeMap::new();
         let mut blind = Vec::new();
         let mut stale = Vec::new();
         let not_observed = NodeStatus::Unreadable { reason: "not observed".into() };
-        for &node in &members {
-            while last_good.next_if(|(n, _)| *n < node).is_some() {}
-            let last = last_good.next_if(|(n, _)| *n == node).and_then(|(_, c)| c.as_ref());
+        for (i, &node) in members.iter().enumerate() {
+            if !in_place {
+                while prev.get(last_at).is_some_and(|(n, _)| *n < node) {
+                    last_at += 1;
+                }
+            }
+            let at = if in_place { i } else { last_at };
+            let last = prev.get(at).filter(|(n, _)| *n == node).and_then(|(_, c)| c.as_ref());
             while observed.next_if(|(n, _)| **n < node).is_some() {}
             let seen = observed.next_if(|(n, _)| **n == node).map(|(_, s)| s);
             let status = match &own {
                 Some(own) if node == obs.me => own,
                 _ => seen.unwrap_or(&not_observed),
             };
-            match status {
+            // What the member adds to the view: its clstat, nothing, or
+            // its last good copy (unchanged).
+            let source = match status {
                 NodeStatus::Read { clstat, age } => {
                     if is_stale(*age, timeout) && node != obs.me {
                         let fenced = match self.episodes.get(&node) {
@@ -232,11 +289,13 @@ impl ViewMemory {
                     } else if !self.episodes.is_empty() && self.episodes.remove(&node).is_some() {
                         events.push(Notice::StaleEnded { node });
                     }
-                    from.push((node, Some(Arc::clone(clstat))));
+                    Some(Some(clstat))
                 }
-                NodeStatus::Missing => from.push((node, None)),
+                NodeStatus::Missing => Some(None),
                 NodeStatus::Unreadable { reason } => {
-                    from.push((node, last.cloned()));
+                    if !in_place {
+                        from.push((node, last.cloned()));
+                    }
                     if last.is_none() {
                         blind.push(node);
                     }
@@ -247,10 +306,33 @@ impl ViewMemory {
                         last_good_used,
                     });
                     unknown.insert(node, Unknown { reason: reason.clone(), last_good_used });
+                    None
+                }
+            };
+            match (source, in_place) {
+                (None, _) => {}
+                (Some(new), false) => from.push((node, new.cloned())),
+                (Some(new), true) => {
+                    let slot = &mut prev[i].1;
+                    let kept = match (&*slot, new) {
+                        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                        (None, None) => true,
+                        _ => false,
+                    };
+                    if !kept {
+                        let before = std::mem::replace(slot, new.cloned());
+                        if !same_source(&before, slot) {
+                            changes.push((node, before, new.cloned()));
+                        }
+                    }
                 }
             }
         }
-        self.built.update(&prev, from, unknown);
+        if in_place {
+            self.built.apply(prev, changes, unknown);
+        } else {
+            self.built.update(&prev, from, unknown);
+        }
         let view = View {
             now: obs.now,
             me: obs.me,
