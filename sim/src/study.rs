@@ -64,9 +64,11 @@ pub struct RunRow {
     /// Crash → running elsewhere, s (`None`: the group was not placed
     /// before the crash, or did not come back).
     pub latency_s: Option<f64>,
-    /// Conflict stops after the crash (each node that stops counts one).
+    /// Conflict stops (of any group) after the crash; each node that
+    /// stops counts one.
     pub collisions: u64,
-    /// Every `tell plan` after the crash: (s after the crash, node).
+    /// Every `tell plan` (of any group) after the crash: (s after the
+    /// crash, node).
     pub plans: Vec<(f64, u32)>,
     /// The gap between the first plans of two different nodes after the
     /// crash, ms (`None`: only one node planned): under ~the read latency
