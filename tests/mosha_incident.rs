@@ -292,6 +292,9 @@ fn calibrate_failover() {
         c.wait_for("g1 placed", PHASE, || owner(&c));
         thread::sleep(Duration::from_secs_f64(2.0 * t_s) + phase());
         let victim = c.wait_for("g1 placed", PHASE, || owner(&c));
+        // Where each log stood at the kill: the lines after it say how the
+        // survivors placed g1 (plans, conflicts: the simulator's slow mode).
+        let marks: Vec<usize> = NODES.iter().map(|&n| c.log(n).len()).collect();
         c.kill_mosha(victim, true);
         if !heartbeat {
             for k in NODES {
@@ -306,6 +309,15 @@ fn calibrate_failover() {
             "CALIBRATION run {run} membership {} timeout {timeout}s: node {victim} killed, g1 back after {took:.3} s",
             if heartbeat { "heartbeat" } else { "views" }
         );
+        for (&n, &mark) in NODES.iter().zip(&marks) {
+            let log = c.log(n);
+            let since = log.get(mark..).unwrap_or_default();
+            for line in since.lines().filter(|l| {
+                l.contains("tell g1") || l.contains("is active on nodes") || l.contains("down")
+            }) {
+                eprintln!("CALIBRATION detail run {run} node {n}: {line}");
+            }
+        }
         if !heartbeat {
             for k in NODES {
                 c.set_up(k, victim, true);

@@ -230,3 +230,38 @@ fn sweep_draws_one_distribution_per_grid_point() {
         assert!(drawn.contains(text), "no {text:?} in\n{drawn}");
     }
 }
+
+/// `failover --per-run` prints one JSON line per seed before the summary:
+/// the seed, its crash time, its latency (the same values the summary's
+/// percentiles are taken from), its conflict stops and its plans after the
+/// crash, each within the run.
+#[test]
+fn failover_per_run_prints_one_line_per_seed() {
+    let o = sim(&["failover", "--nodes", "3", "--runs", "4", "--first-seed", "5", "--per-run"]);
+    assert!(o.status.success(), "{o:?}");
+    let out = stdout(&o);
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .take_while(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    let seeds: Vec<u64> = rows.iter().filter_map(|r| r["seed"].as_u64()).collect();
+    assert_eq!(seeds, [5, 6, 7, 8]);
+    let mut lat: Vec<f64> = rows.iter().filter_map(|r| r["latency_s"].as_f64()).collect();
+    assert_eq!(lat.len(), 4, "every seed fails over: {out}");
+    for r in &rows {
+        let l = r["latency_s"].as_f64().expect("latency");
+        let plans = r["plans"].as_array().expect("plans");
+        assert!(!plans.is_empty(), "a failover plans: {r}");
+        // Every plan after the crash and before the group ran again.
+        assert!(plans.iter().all(|p| p[0].as_f64().is_some_and(|t| (0.0..l).contains(&t))), "{r}");
+        assert!(r["collisions"].as_u64().is_some() && r["crash_s"].as_f64() > Some(300.0), "{r}");
+    }
+    // The summary's max is the largest per-run latency.
+    lat.sort_by(f64::total_cmp);
+    assert!(out.contains("3 nodes, 4 runs, 4 failovers"), "{out}");
+    let p99 = out.lines().find(|l| l.starts_with("p99")).expect("p99 row");
+    let shown: f64 = p99.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("number");
+    assert!((shown - lat[3]).abs() < 0.06, "p99 {shown} vs rows {lat:?}");
+}

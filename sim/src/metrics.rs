@@ -27,7 +27,15 @@ pub struct Metrics {
     /// Conflict stops (a node aborting its instance because another node
     /// shows the group too): the classic policy's collisions.
     pub collisions: u64,
+    /// When each conflict stop happened and on which node (for the
+    /// failover study's per-run rows; not in the JSON summary).
+    #[serde(skip)]
+    pub collision_at: Vec<(Millis, u32)>,
     pub tells: u64,
+    /// When each `tell G plan` was given and by which node (the failover
+    /// study's per-run rows: how far apart the survivors planned).
+    #[serde(skip)]
+    pub plan_tells: Vec<(Millis, u32)>,
     pub fences: u64,
     pub fence_kills: u64,
     /// Fences of a node that was healthy by ground truth.

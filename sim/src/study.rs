@@ -47,6 +47,54 @@ pub struct Study {
     /// chart, [`crate::latency_svg`]; not in the JSON summary).
     #[serde(skip)]
     pub latencies_s: Vec<f64>,
+    /// One row per seed (`failover --per-run`; not in the JSON summary).
+    #[serde(skip)]
+    pub rows: Vec<RunRow>,
+}
+
+/// What one seed of the study did after the crash: enough to tell the
+/// fast mode from the slow one and a collision (both survivors planned
+/// before either saw the other's plan, then both backed off) from a
+/// round in which no survivor's coin said plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRow {
+    pub seed: u64,
+    /// The crash, s after the start.
+    pub crash_s: f64,
+    /// Crash → running elsewhere, s (`None`: the group was not placed
+    /// before the crash, or did not come back).
+    pub latency_s: Option<f64>,
+    /// Conflict stops (of any group) after the crash; each node that
+    /// stops counts one.
+    pub collisions: u64,
+    /// Every `tell plan` (of any group) after the crash: (s after the
+    /// crash, node).
+    pub plans: Vec<(f64, u32)>,
+    /// The gap between the first plans of two different nodes after the
+    /// crash, ms (`None`: only one node planned): under ~the read latency
+    /// plus the filesystem's visibility delay, neither sees the other's
+    /// plan and the two collide.
+    pub plan_gap_ms: Option<u64>,
+}
+
+impl RunRow {
+    fn of(seed: u64, crash: Millis, latency: Option<Millis>, m: &crate::metrics::Metrics) -> Self {
+        let after = |t: Millis| t >= crash;
+        let plans: Vec<(Millis, u32)> =
+            m.plan_tells.iter().copied().filter(|&(t, _)| after(t)).collect();
+        let first = plans.first().copied();
+        let plan_gap_ms = first.and_then(|(t0, n0)| {
+            plans.iter().find(|&&(_, n)| n != n0).map(|&(t, _)| t.0.saturating_sub(t0.0))
+        });
+        RunRow {
+            seed,
+            crash_s: secs(crash),
+            latency_s: latency.map(secs),
+            collisions: m.collision_at.iter().filter(|&&(t, _)| after(t)).count() as u64,
+            plans: plans.iter().map(|&(t, n)| (secs(t.saturating_sub(crash)), n)).collect(),
+            plan_gap_ms,
+        }
+    }
 }
 
 /// Where and when the owner dies.
@@ -113,13 +161,18 @@ pub fn failover_study_with_progress(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Study, ConfigError> {
     let mut lat = Vec::new();
+    let mut rows = Vec::new();
     let mut violations = 0;
     let mut slowest: Option<(f64, u64)> = None;
     for seed in first_seed..first_seed + runs {
-        let r = run(&scenario(base, crash, seed), seed, RunOptions::fast())?;
+        let cfg = scenario(base, crash, seed);
+        let at =
+            cfg.schedule.as_ref().and_then(|s| s.faults.first()).map_or(Millis::ZERO, |f| f.at);
+        let r = run(&cfg, seed, RunOptions::fast())?;
         // Only the crashed group's failover (others on that node may move too).
         let g = r.tracker.group_names().iter().position(|n| *n == crash.group);
         let mine = g.and_then(|g| r.tracker.failover_of(g));
+        rows.push(RunRow::of(seed, at, mine, &r.tracker.metrics));
         for l in mine.into_iter().map(secs) {
             if slowest.is_none_or(|(s, _)| l > s) {
                 slowest = Some((l, seed));
@@ -149,6 +202,7 @@ pub fn failover_study_with_progress(
         violations,
         slowest_seed: slowest.map(|(_, seed)| seed),
         latencies_s: lat,
+        rows,
     })
 }
 

@@ -989,10 +989,14 @@ impl World {
         match event {
             Event::Told { group, level, .. } => {
                 self.tracker.metrics.tells += 1;
+                if level == "plan" {
+                    self.tracker.metrics.plan_tells.push((now, node));
+                }
                 self.tracker.log(now, node, 0, || format!("tell {group} {level}"));
             }
             Event::Monitor(Notice::Conflict { group, nodes, .. }) => {
                 self.tracker.metrics.collisions += 1;
+                self.tracker.metrics.collision_at.push((now, node));
                 self.tracker
                     .log(now, node, 0, || format!("conflict: {group} also on {nodes:?}: stops it"));
             }

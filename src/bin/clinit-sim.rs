@@ -198,6 +198,10 @@ enum Command {
         /// Print the timing summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Also print one JSON line per seed first: crash time, latency,
+        /// collisions and every plan after the crash (which node, when).
+        #[arg(long)]
+        per_run: bool,
         /// Also draw the failover latency distribution (histogram and CDF,
         /// p50/p90/p99 marked) as SVG to FILE.
         #[arg(long, value_name = "FILE")]
@@ -484,6 +488,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             crash_at,
             show_slowest,
             json: as_json,
+            per_run,
             svg,
         } => {
             let base = scenario.build(cluster.nodes, &cluster.params)?;
@@ -517,6 +522,13 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                     latencies_s: s.latencies_s.clone(),
                 }];
                 write_svg(path, latency_svg::render(&title, &series))?;
+            }
+            if per_run {
+                for row in &s.rows {
+                    let line =
+                        serde_json::to_string(row).map_err(|e| CliError::Other(e.to_string()))?;
+                    println!("{line}");
+                }
             }
             if as_json {
                 println!("{}", json(&s)?);
