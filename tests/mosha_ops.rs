@@ -447,7 +447,10 @@ fn concurrent_hactl_sets_of_two_groups_both_survive_under_ranked() {
     let out = t.mosha(&["--config", arg(&config), "hactl", "show"]);
     assert_eq!(stdout(&out), "web start\ndb start\n", "{out:?}");
     for out in &outs {
-        assert!(stdout(out).contains("(version 6 ("), "each reports the version that holds it: {out:?}");
+        assert!(
+            stdout(out).contains("(version 6 ("),
+            "each reports the version that holds it: {out:?}"
+        );
     }
 }
 

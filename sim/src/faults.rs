@@ -708,10 +708,9 @@ impl fmt::Display for Fault {
             Fault::EditorWrite { node, len } => {
                 write!(f, "an editor rewrites node {node}'s hactl in place, half-written for {len}")
             }
-            Fault::HistoryWriteFail { node, p, len } => write!(
-                f,
-                "node {node}'s history writes fail (p={p:.2}) for {len}"
-            ),
+            Fault::HistoryWriteFail { node, p, len } => {
+                write!(f, "node {node}'s history writes fail (p={p:.2}) for {len}")
+            }
             Fault::HistoryTorn { node, len } => {
                 write!(f, "node {node}'s history writes tear for {len}")
             }
@@ -896,8 +895,7 @@ mod tests {
     #[test]
     fn random_draws_every_kind_but_the_replica_kinds() {
         let replica = [FaultKind::HactlTie, FaultKind::HactlCut, FaultKind::EditorWrite];
-        let history =
-            [FaultKind::HistoryWriteFail, FaultKind::HistoryTorn, FaultKind::HistorySlow];
+        let history = [FaultKind::HistoryWriteFail, FaultKind::HistoryTorn, FaultKind::HistorySlow];
         assert_eq!(FaultKind::DRAWN.len() + replica.len(), FaultKind::OPS.len());
         assert_eq!(FaultKind::OPS.len() + history.len(), FaultKind::ALL.len());
         assert!(replica.iter().all(|k| !FaultKind::DRAWN.contains(k)));

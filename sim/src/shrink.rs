@@ -170,7 +170,11 @@ pub fn weaker(fault: &Fault) -> Vec<Fault> {
             out.extend(half(*len).map(|len| Fault::HistoryTorn { node: *node, len }));
         }
         Fault::HistorySlow { node, delay, len } => {
-            out.extend(half(*len).map(|len| Fault::HistorySlow { node: *node, delay: *delay, len }));
+            out.extend(half(*len).map(|len| Fault::HistorySlow {
+                node: *node,
+                delay: *delay,
+                len,
+            }));
         }
     }
     out

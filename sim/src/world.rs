@@ -56,7 +56,8 @@ mod ranked;
 mod transitions;
 
 pub use transitions::{
-    HistoryFaultCounts, TransitionSummary, HOOK_ORDER, TRANSITION_AGREE, TRANSITION_FORWARD, TRANSITION_JOINER,
+    HistoryFaultCounts, TransitionSummary, HOOK_ORDER, TRANSITION_AGREE, TRANSITION_FORWARD,
+    TRANSITION_JOINER,
 };
 
 /// File contents as the shared filesystem holds them.
@@ -1638,7 +1639,9 @@ impl World {
                 }
             }
             // Started by `history_fault_start` above.
-            Fault::HistoryWriteFail { .. } | Fault::HistoryTorn { .. } | Fault::HistorySlow { .. } => {}
+            Fault::HistoryWriteFail { .. }
+            | Fault::HistoryTorn { .. }
+            | Fault::HistorySlow { .. } => {}
             Fault::ClockDrift { node, rate } => {
                 if self.valid(node) {
                     // The drift so far becomes an offset; the new rate runs from now.

@@ -152,7 +152,10 @@ mod tests {
     #[test]
     fn my_copy_alone_at_the_top_stands() {
         let copies = [(1, sealed(5, 9, Some("start"))), (2, sealed(4, 3, Some("stop"))), (3, None)];
-        assert_eq!(judge(&copies, &EDIT), Verdict::Stands { version: Version { number: 5, sum: 9 } });
+        assert_eq!(
+            judge(&copies, &EDIT),
+            Verdict::Stands { version: Version { number: 5, sum: 9 } }
+        );
     }
 
     #[test]
@@ -190,7 +193,10 @@ mod tests {
     fn a_higher_copy_that_carries_my_edit_stands() {
         // Node 2 read my version 5 and wrote 6 with its own edit on top.
         let copies = [(1, sealed(5, 3, Some("start"))), (2, sealed(6, 1, Some("start")))];
-        assert_eq!(judge(&copies, &EDIT), Verdict::Stands { version: Version { number: 6, sum: 1 } });
+        assert_eq!(
+            judge(&copies, &EDIT),
+            Verdict::Stands { version: Version { number: 6, sum: 1 } }
+        );
     }
 
     #[test]
@@ -202,7 +208,8 @@ mod tests {
             (4, sealed(6, 1, Some("stop"))),
         ];
         assert_eq!(judge(&copies, &EDIT), Verdict::Rebase { on: 4, number: 9 });
-        let none = [(1, Some(CopyFacts { seal: Seal::Truncated { reason: "x".into() }, level: None }))];
+        let none =
+            [(1, Some(CopyFacts { seal: Seal::Truncated { reason: "x".into() }, level: None }))];
         assert_eq!(judge(&none, &EDIT), Verdict::Vanished { number: 1 });
     }
 }

@@ -427,7 +427,14 @@ fn assert_replays(node: u32, trace: &[(crate::trace::Record, String)]) {
                 writer.write(Outcome::StopAll { told: &told, executed: &executed }, &mut replayed);
             }
             Trace::RankedStart { node: me, at, params, initial, durable, own } => {
-                let m = Ranked::new(*me, params.clone(), initial.clone(), durable.clone(), own.clone(), *at);
+                let m = Ranked::new(
+                    *me,
+                    params.clone(),
+                    initial.clone(),
+                    durable.clone(),
+                    own.clone(),
+                    *at,
+                );
                 machine = Some(m);
                 writer.write(Outcome::RankedStarted, &mut replayed);
             }
@@ -438,7 +445,10 @@ fn assert_replays(node: u32, trace: &[(crate::trace::Record, String)]) {
             }
             other => panic!("node {node}: unexpected record {other:?}"),
         }
-        assert_eq!(&replayed, text, "node {node}: record {i} ({record:?}) decides differently on replay");
+        assert_eq!(
+            &replayed, text,
+            "node {node}: record {i} ({record:?}) decides differently on replay"
+        );
     }
 }
 
@@ -478,10 +488,7 @@ fn ranked_trace_with_spawns_refused_as_too_late_replays_identically() {
     c.faults.insert(owner, Faults { hang_reads_of: others, ..Faults::default() });
     c.run_until(c.now + Millis::from_secs(40));
     let lost = c.events_of(owner).iter().any(|e| {
-        matches!(
-            e,
-            ClusterEvent::Ranked(crate::monitor::ranked::RankedNotice::LeaseLost { .. })
-        )
+        matches!(e, ClusterEvent::Ranked(crate::monitor::ranked::RankedNotice::LeaseLost { .. }))
     });
     assert!(lost, "node {owner} never lost its lease: {:?}", c.events_of(owner));
     c.faults.clear();
@@ -497,7 +504,10 @@ fn ranked_trace_with_spawns_refused_as_too_late_replays_identically() {
             .filter(|(r, _)| {
                 matches!(
                     r,
-                    Trace::Init { input: Input::Exited { status: ExitStatus::SpawnFailed, .. }, .. }
+                    Trace::Init {
+                        input: Input::Exited { status: ExitStatus::SpawnFailed, .. },
+                        ..
+                    }
                 )
             })
             .count();
