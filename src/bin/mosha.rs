@@ -188,7 +188,11 @@ enum HactlVerb {
     /// checked against the newest cltab (a level no entry of the group
     /// names is refused; `stop` always works), written atomically into this
     /// node's directory with a fresh mtime, so every live node copies it at
-    /// its next cycle. Exit 1 when refused.
+    /// its next cycle. Under `--policy ranked` it then waits 1 s and
+    /// re-reads every copy: it reports the version only once the edit is in
+    /// the copy all nodes converge on, writes again one version up when a
+    /// concurrent edit tied with it, and fails when a concurrent edit of
+    /// the same group won. Exit 1 when refused.
     Set {
         /// The resource group.
         group: String,
