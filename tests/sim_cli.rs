@@ -151,6 +151,9 @@ fn every_fault_kind_runs_by_its_name() {
         "hactl-tie",
         "hactl-cut",
         "editor-write",
+        "history-write-fail",
+        "history-torn",
+        "history-slow",
     ] {
         let plan = format!("{kind}:rate=20");
         let o =

@@ -124,6 +124,22 @@ pub enum Record {
     /// killed mid-run (no `End` line) is still verified up to its last
     /// mark. Decides nothing; a replay skips it except to compare.
     Mark { node: u32, at: Millis, wall_ms: u64, records: u64, decisions_sha256: String },
+    /// A membership transition (issue 12) that node `node`'s `mosha`
+    /// announced at `at`: number `number`, node `about` went `change`,
+    /// recorded by node `by`. Written by the simulator as its transition
+    /// recorder announces it. Why: a trace then shows the cluster-wide
+    /// history next to the decisions, and a reader can check the
+    /// `transition-*` invariants from the trace alone. Decides nothing; a
+    /// replay skips it. An optional record kind: traces written before it
+    /// have none and still read and replay.
+    Transition {
+        node: u32,
+        at: Millis,
+        number: u64,
+        about: u32,
+        change: crate::monitor::transitions::Change,
+        by: u32,
+    },
     /// The last line: how many records precede it and the writer's digest
     /// of every decision (see the simulator's `replay` module for its
     /// definition). Marks are not counted.
@@ -142,6 +158,7 @@ impl Record {
             | Record::RankedStart { node, .. }
             | Record::Ranked { node, .. }
             | Record::Crash { node, .. }
+            | Record::Transition { node, .. }
             | Record::Mark { node, .. } => Some(*node),
             Record::End { .. } => None,
         }
@@ -157,6 +174,7 @@ impl Record {
             | Record::RankedStart { at, .. }
             | Record::Ranked { at, .. }
             | Record::Crash { at, .. }
+            | Record::Transition { at, .. }
             | Record::Mark { at, .. } => Some(*at),
             Record::Cycle { obs, .. } => Some(obs.now),
             Record::SpawnFailed { .. } | Record::End { .. } => None,

@@ -100,6 +100,16 @@ pub enum FaultKind {
     /// half of its lines stands for `len` (< 2 s, the settle time) before
     /// the whole file lands (issue 12).
     EditorWrite,
+    /// A node's writes of its membership-transition history (issue 12)
+    /// fail with probability `size` (a full or read-only disk); `mosha`
+    /// logs it and writes again at its next record step.
+    HistoryWriteFail,
+    /// A node's history writes leave a half-written file (cut after the
+    /// first half of its lines): its seal fails, so readers skip it.
+    HistoryTorn,
+    /// A node's history writes become visible only after `size` (a slow
+    /// shared filesystem, for the history file alone).
+    HistorySlow,
 }
 
 /// Largest read failure / stale read probability of the `safe` plan.
@@ -109,7 +119,7 @@ pub const SAFE_READ_P: f64 = 0.05;
 pub const SAFE_SKEW_MS: f64 = 15_000.0;
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 26] = [
+    pub const ALL: [FaultKind; 29] = [
         FaultKind::Crash,
         FaultKind::Partition,
         FaultKind::SlowFs,
@@ -136,6 +146,9 @@ impl FaultKind {
         FaultKind::HactlTie,
         FaultKind::HactlCut,
         FaultKind::EditorWrite,
+        FaultKind::HistoryWriteFail,
+        FaultKind::HistoryTorn,
+        FaultKind::HistorySlow,
     ];
 
     /// The kinds the `random` plan draws from: every kind but the replica
@@ -145,6 +158,12 @@ impl FaultKind {
     /// stream), and those seeds are how reports and bugs are replayed.
     /// (`ALL` lists them last, so this is its first 23 kinds.)
     pub const DRAWN: &'static [FaultKind] = Self::ALL.split_at(23).0;
+
+    /// The kinds `random-ops` draws from: [`FaultKind::DRAWN`] and the
+    /// replica kinds (`ALL`'s first 26). The history kinds came later and
+    /// run by name or under `all`, so that earlier `random-ops` seeds keep
+    /// their schedules.
+    pub const OPS: &'static [FaultKind] = Self::ALL.split_at(26).0;
 
     /// Kinds under which the classic policy is expected to keep every
     /// safety invariant, at the intensities of the `safe` plan (failed and
@@ -183,6 +202,9 @@ impl FaultKind {
             FaultKind::HactlTie => "hactl-tie",
             FaultKind::HactlCut => "hactl-cut",
             FaultKind::EditorWrite => "editor-write",
+            FaultKind::HistoryWriteFail => "history-write-fail",
+            FaultKind::HistoryTorn => "history-torn",
+            FaultKind::HistorySlow => "history-slow",
         }
     }
 
@@ -198,6 +220,7 @@ impl FaultKind {
                 | FaultKind::MembershipFail
                 | FaultKind::ClockDrift
                 | FaultKind::CltabEdit
+                | FaultKind::HistoryWriteFail
         )
     }
 
@@ -236,6 +259,9 @@ impl FaultKind {
             // Shorter than the 2 s settle time: the half-written file is
             // replaced before `ranked` may seal it.
             FaultKind::EditorWrite => (2.0, 1_500, 0.0),
+            FaultKind::HistoryWriteFail => (4.0, 120_000, 0.5),
+            FaultKind::HistoryTorn => (4.0, 60_000, 0.0),
+            FaultKind::HistorySlow => (4.0, 120_000, 5_000.0),
         };
         KindSpec { kind: self, rate_per_hour: rate, max_len: Millis(len), size }
     }
@@ -294,7 +320,7 @@ impl FaultChoice {
                 return Ok(FaultChoice::Random { from: FaultKind::DRAWN.to_vec(), safe: false })
             }
             "random-ops" => {
-                return Ok(FaultChoice::Random { from: FaultKind::ALL.to_vec(), safe: false })
+                return Ok(FaultChoice::Random { from: FaultKind::OPS.to_vec(), safe: false })
             }
             "safe" => {
                 return Ok(FaultChoice::Random {
@@ -543,6 +569,23 @@ pub enum Fault {
         node: u32,
         len: Millis,
     },
+    /// Node `node`'s history writes fail with probability `p` for `len`.
+    HistoryWriteFail {
+        node: u32,
+        p: f64,
+        len: Millis,
+    },
+    /// Node `node`'s history writes are torn half-way for `len`.
+    HistoryTorn {
+        node: u32,
+        len: Millis,
+    },
+    /// Node `node`'s history writes land `delay` late for `len`.
+    HistorySlow {
+        node: u32,
+        delay: Millis,
+        len: Millis,
+    },
 }
 
 impl Fault {
@@ -574,6 +617,9 @@ impl Fault {
             Fault::HactlTie { .. } => FaultKind::HactlTie,
             Fault::HactlCut { .. } => FaultKind::HactlCut,
             Fault::EditorWrite { .. } => FaultKind::EditorWrite,
+            Fault::HistoryWriteFail { .. } => FaultKind::HistoryWriteFail,
+            Fault::HistoryTorn { .. } => FaultKind::HistoryTorn,
+            Fault::HistorySlow { .. } => FaultKind::HistorySlow,
         }
     }
 }
@@ -661,6 +707,15 @@ impl fmt::Display for Fault {
             Fault::HactlCut { node } => write!(f, "node {node}'s hactl is cut half-way"),
             Fault::EditorWrite { node, len } => {
                 write!(f, "an editor rewrites node {node}'s hactl in place, half-written for {len}")
+            }
+            Fault::HistoryWriteFail { node, p, len } => {
+                write!(f, "node {node}'s history writes fail (p={p:.2}) for {len}")
+            }
+            Fault::HistoryTorn { node, len } => {
+                write!(f, "node {node}'s history writes tear for {len}")
+            }
+            Fault::HistorySlow { node, delay, len } => {
+                write!(f, "node {node}'s history writes land {delay} late for {len}")
             }
         }
     }
@@ -823,6 +878,13 @@ fn episode(spec: &KindSpec, nodes: u32, groups: &[String], rng: &mut ChaCha8Rng)
         }
         FaultKind::HactlCut => Fault::HactlCut { node: node(rng) },
         FaultKind::EditorWrite => Fault::EditorWrite { node: node(rng), len: len(rng) },
+        FaultKind::HistoryWriteFail => {
+            Fault::HistoryWriteFail { node: node(rng), p: spec.size, len: len(rng) }
+        }
+        FaultKind::HistoryTorn => Fault::HistoryTorn { node: node(rng), len: len(rng) },
+        FaultKind::HistorySlow => {
+            Fault::HistorySlow { node: node(rng), delay: size_ms(rng), len: len(rng) }
+        }
     })
 }
 
@@ -833,8 +895,11 @@ mod tests {
     #[test]
     fn random_draws_every_kind_but_the_replica_kinds() {
         let replica = [FaultKind::HactlTie, FaultKind::HactlCut, FaultKind::EditorWrite];
-        assert_eq!(FaultKind::DRAWN.len() + replica.len(), FaultKind::ALL.len());
+        let history = [FaultKind::HistoryWriteFail, FaultKind::HistoryTorn, FaultKind::HistorySlow];
+        assert_eq!(FaultKind::DRAWN.len() + replica.len(), FaultKind::OPS.len());
+        assert_eq!(FaultKind::OPS.len() + history.len(), FaultKind::ALL.len());
         assert!(replica.iter().all(|k| !FaultKind::DRAWN.contains(k)));
+        assert!(history.iter().all(|k| !FaultKind::OPS.contains(k)));
     }
     use rand::SeedableRng;
 

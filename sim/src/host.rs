@@ -92,6 +92,7 @@ pub fn apply<P: Processes, S: StatusStore>(node: &mut ClusterNode<P, S>, rec: &R
         Record::Start { .. }
         | Record::SpawnFailed { .. }
         | Record::Crash { .. }
+        | Record::Transition { .. }
         | Record::Mark { .. }
         | Record::End { .. } => Output::Nothing,
     }
@@ -147,6 +148,7 @@ impl DecisionDigest {
             rec,
             Record::Crash { .. }
                 | Record::SpawnFailed { .. }
+                | Record::Transition { .. }
                 | Record::Mark { .. }
                 | Record::End { .. }
         ) {

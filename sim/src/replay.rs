@@ -135,9 +135,10 @@ impl<'a> Replayer<'a> {
                     Output::Nothing
                 }
             },
-            Record::End { .. } | Record::SpawnFailed { .. } | Record::Mark { .. } => {
-                Output::Nothing
-            }
+            Record::End { .. }
+            | Record::SpawnFailed { .. }
+            | Record::Transition { .. }
+            | Record::Mark { .. } => Output::Nothing,
             _ => match rec.node().and_then(|n| self.nodes.get_mut(&n)) {
                 Some(node) => host::apply(node, rec),
                 None => {

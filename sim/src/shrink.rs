@@ -163,6 +163,19 @@ pub fn weaker(fault: &Fault) -> Vec<Fault> {
         Fault::DState { node, len } => {
             out.extend(half(*len).map(|len| Fault::DState { node: *node, len }));
         }
+        Fault::HistoryWriteFail { node, p, len } => {
+            out.extend(half(*len).map(|len| Fault::HistoryWriteFail { node: *node, p: *p, len }));
+        }
+        Fault::HistoryTorn { node, len } => {
+            out.extend(half(*len).map(|len| Fault::HistoryTorn { node: *node, len }));
+        }
+        Fault::HistorySlow { node, delay, len } => {
+            out.extend(half(*len).map(|len| Fault::HistorySlow {
+                node: *node,
+                delay: *delay,
+                len,
+            }));
+        }
     }
     out
 }

@@ -56,7 +56,8 @@ mod ranked;
 mod transitions;
 
 pub use transitions::{
-    TransitionSummary, HOOK_ORDER, TRANSITION_AGREE, TRANSITION_FORWARD, TRANSITION_JOINER,
+    HistoryFaultCounts, TransitionSummary, HOOK_ORDER, TRANSITION_AGREE, TRANSITION_FORWARD,
+    TRANSITION_JOINER,
 };
 
 /// File contents as the shared filesystem holds them.
@@ -1488,6 +1489,9 @@ impl World {
         let Some(s) = self.schedule.faults.get(i) else { return };
         let fault = s.fault.clone();
         self.tracker.log(now, 0, 0, || format!("FAULT {fault}"));
+        if self.history_fault_start(i, &fault) {
+            return;
+        }
         match fault {
             Fault::Crash { node, down } => {
                 if self.valid(node) {
@@ -1638,6 +1642,10 @@ impl World {
                     self.queue.push(now + len, Ev::FaultEnd(i));
                 }
             }
+            // Started by `history_fault_start` above.
+            Fault::HistoryWriteFail { .. }
+            | Fault::HistoryTorn { .. }
+            | Fault::HistorySlow { .. } => {}
             Fault::ClockDrift { node, rate } => {
                 if self.valid(node) {
                     // The drift so far becomes an offset; the new rate runs from now.
@@ -1829,6 +1837,7 @@ impl World {
         self.active.read_hang.retain(|(j, _)| *j != i);
         self.release_hung();
         self.active.torn_copy.retain(|(j, _)| *j != i);
+        self.history_fault_end(i);
         if let Some(pos) = self.active.d_state.iter().position(|(j, _)| *j == i) {
             let (_, node) = self.active.d_state.remove(pos);
             self.release_stuck(node);
@@ -1905,6 +1914,7 @@ impl World {
     fn quiet(&mut self) {
         self.tracker.log(self.now, 0, 0, || "QUIET PHASE: faults end; liveness must hold".into());
         self.active = Active::default();
+        self.history_faults_quiet();
         for node in 1..=self.cfg.nodes {
             self.release_stuck(node);
         }
@@ -1937,7 +1947,7 @@ impl World {
 /// Where a write torn half-way stops: after the first half of the lines
 /// of `bytes` (rounded down: 0 for a one-line file). A cut at a line
 /// boundary is the nasty case: what is left still parses.
-fn cut_at_line(bytes: &[u8]) -> usize {
+pub(super) fn cut_at_line(bytes: &[u8]) -> usize {
     let ends: Vec<usize> =
         bytes.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i).collect();
     let lines = ends.len() + usize::from(bytes.last().is_some_and(|&b| b != b'\n'));

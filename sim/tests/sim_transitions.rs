@@ -14,13 +14,19 @@
 //! * the transitions are numbered from 1 with no gap, every down is
 //!   followed by an up of the same node, and the report lists them;
 //! * random faults (`random`) over many seeds never break the four
-//!   transition invariants.
+//!   transition invariants;
+//! * the same burst while the history file itself fails, tears or lands
+//!   late (`history-write-fail`, `history-torn`, `history-slow`) on the
+//!   recorder and on a follower: the engine's record step writes again,
+//!   and the four invariants and the burst's checks still hold; and the
+//!   three kinds by name over random hours.
 
 use clinit_engine::monitor::ranked::RankedParams;
 use clinit_engine::monitor::PolicyConfig;
 use clinit_engine::time::Millis;
 use clinit_sim::config::Workload;
 use clinit_sim::faults::{Fault, FaultChoice, Schedule, Scheduled};
+use clinit_sim::world::HistoryFaultCounts;
 use clinit_sim::world::{
     RunResult, HOOK_ORDER, TRANSITION_AGREE, TRANSITION_FORWARD, TRANSITION_JOINER,
 };
@@ -29,14 +35,16 @@ use clinit_sim::{report, run, RunOptions, SimConfig};
 const CLTAB: &str = "web:webt:test:test:exit 0\nweb:webr:start:respawn:run\n";
 const NAMED: [&str; 4] = [TRANSITION_FORWARD, TRANSITION_AGREE, TRANSITION_JOINER, HOOK_ORDER];
 
-fn burst(policy: PolicyConfig) -> SimConfig {
+fn burst(policy: PolicyConfig, extra: &[(u64, Fault)]) -> SimConfig {
     let s = Millis::from_secs;
-    let faults = vec![
+    let mut faults = vec![
         (60_000, Fault::Crash { node: 2, down: s(40) }),
         (61_000, Fault::MoshaCrash { node: 3, down: s(30) }),
         (61_500, Fault::Crash { node: 4, down: s(41) }),
         (62_000, Fault::NodePause { node: 5, len: s(39) }),
     ];
+    faults.extend(extra.iter().cloned());
+    faults.sort_by_key(|(at, _)| *at);
     let faults: Vec<Scheduled> =
         faults.into_iter().map(|(at, fault)| Scheduled { at: Millis(at), fault }).collect();
     let mut schedule = Schedule { kinds: Vec::new(), faults };
@@ -68,9 +76,17 @@ fn named_violations(r: &RunResult) -> Vec<String> {
         .collect()
 }
 
-fn check_burst(policy: PolicyConfig, seeds: std::ops::RangeInclusive<u64>) {
+fn check_burst(
+    policy: PolicyConfig,
+    seeds: std::ops::RangeInclusive<u64>,
+    extra: &[(u64, Fault)],
+) -> HistoryFaultCounts {
+    let mut counts = HistoryFaultCounts::default();
     for seed in seeds {
-        let r = run(&burst(policy.clone()), seed, RunOptions::default()).expect("valid");
+        let r = run(&burst(policy.clone(), extra), seed, RunOptions::default()).expect("valid");
+        counts.failed += r.transitions.history_faults.failed;
+        counts.torn += r.transitions.history_faults.torn;
+        counts.late += r.transitions.history_faults.late;
         let bad = named_violations(&r);
         assert!(bad.is_empty(), "seed {seed}: {bad:?}\n{}", report::render(&r));
         let t = &r.transitions;
@@ -105,16 +121,17 @@ fn check_burst(policy: PolicyConfig, seeds: std::ops::RangeInclusive<u64>) {
             assert_eq!(mine, ["down", "up"], "seed {seed}: node {node}\n{text}");
         }
     }
+    counts
 }
 
 #[test]
 fn a_burst_of_transitions_keeps_one_forward_history_and_ordered_hooks_under_ranked() {
-    check_burst(ranked(), 1..=12);
+    check_burst(ranked(), 1..=12, &[]);
 }
 
 #[test]
 fn a_burst_of_transitions_keeps_one_forward_history_and_ordered_hooks_under_classic() {
-    check_burst(PolicyConfig::default(), 1..=12);
+    check_burst(PolicyConfig::default(), 1..=12, &[]);
 }
 
 #[test]
@@ -134,4 +151,75 @@ fn random_faults_never_break_the_transition_invariants() {
         settled += usize::from(r.transitions.agreement_checked && r.transitions.last > 0);
     }
     assert!(settled >= 12, "only {settled} of 16 random runs had transitions and settled");
+}
+
+/// The burst's history faults, on node 1 (the lowest node: the recorder
+/// that survives the burst) and node 6 (a follower that copies the
+/// history), from just after the downs are detected (10–12 s) and
+/// recorded, so restarted monitors have a history to find, over the
+/// restarts and the ups.
+fn history_faults(kind: &str) -> Vec<(u64, Fault)> {
+    let len = Millis::from_secs(60);
+    [1, 6]
+        .into_iter()
+        .map(|node| {
+            let fault = match kind {
+                "fail" => Fault::HistoryWriteFail { node, p: 0.6, len },
+                "torn" => Fault::HistoryTorn { node, len },
+                _ => Fault::HistorySlow { node, delay: Millis::from_secs(4), len },
+            };
+            (80_000, fault)
+        })
+        .collect()
+}
+
+#[test]
+fn a_burst_keeps_the_transition_invariants_while_history_writes_fail() {
+    for policy in [ranked(), PolicyConfig::default()] {
+        let counts = check_burst(policy, 1..=6, &history_faults("fail"));
+        assert!(counts.failed >= 6, "history writes hardly failed: {counts:?}");
+    }
+}
+
+#[test]
+fn a_burst_keeps_the_transition_invariants_while_history_writes_tear() {
+    for policy in [ranked(), PolicyConfig::default()] {
+        let counts = check_burst(policy, 1..=6, &history_faults("torn"));
+        assert!(counts.torn >= 6, "history writes hardly tore: {counts:?}");
+    }
+}
+
+#[test]
+fn a_burst_keeps_the_transition_invariants_while_history_writes_land_late() {
+    for policy in [ranked(), PolicyConfig::default()] {
+        let counts = check_burst(policy, 1..=6, &history_faults("slow"));
+        assert!(counts.late >= 6, "history writes were never late: {counts:?}");
+    }
+}
+
+/// The three kinds by their `--faults` names, with crashes to make
+/// transitions, over random hours.
+#[test]
+fn history_fault_kinds_by_name_never_break_the_transition_invariants() {
+    let plan = "crash:rate=6,history-write-fail:rate=8,history-torn:rate=8,history-slow:rate=8";
+    let (mut settled, mut counts) = (0, HistoryFaultCounts::default());
+    for seed in 1..=8 {
+        let cfg = SimConfig {
+            nodes: 5,
+            groups: 2,
+            duration: Millis::from_secs(3600),
+            faults: FaultChoice::parse(plan).expect("parses"),
+            ..SimConfig::default()
+        };
+        let r = run(&cfg, seed, RunOptions::default()).expect("valid");
+        let bad = named_violations(&r);
+        assert!(bad.is_empty(), "seed {seed}: {bad:?}\n{}", report::render(&r));
+        settled += usize::from(r.transitions.agreement_checked && r.transitions.last > 0);
+        let c = r.transitions.history_faults;
+        counts.failed += c.failed;
+        counts.torn += c.torn;
+        counts.late += c.late;
+    }
+    assert!(settled >= 6, "only {settled} of 8 runs had transitions and settled");
+    assert!(counts.failed > 0 && counts.torn > 0 && counts.late > 0, "{counts:?}");
 }

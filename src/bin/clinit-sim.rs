@@ -36,7 +36,9 @@ lingering-group, fence-fail, write-fail, membership-fail, one-way-partition,
 clock-drift, read-hang, torn-copy, d-state; replica kinds: hactl-tie (two
 nodes' hactl differ with one mtime), hactl-cut (a node's hactl loses the
 second half of its lines), editor-write (an editor's write in place stands
-half-written for len, under the 2 s settle time).
+half-written for len, under the 2 s settle time); history kinds (by name or
+all only): history-write-fail, history-torn, history-slow (the
+membership-transition history file's writes fail, tear or land late).
 Every run ends in a quiet phase without faults, in which liveness must
 hold.
 

@@ -188,7 +188,11 @@ enum HactlVerb {
     /// checked against the newest cltab (a level no entry of the group
     /// names is refused; `stop` always works), written atomically into this
     /// node's directory with a fresh mtime, so every live node copies it at
-    /// its next cycle. Exit 1 when refused.
+    /// its next cycle. Under `--policy ranked` it then waits 1 s and
+    /// re-reads every copy: it reports the version only once the edit is in
+    /// the copy all nodes converge on, writes again one version up when a
+    /// concurrent edit tied with it, and fails when a concurrent edit of
+    /// the same group won. Exit 1 when refused.
     Set {
         /// The resource group.
         group: String,
@@ -688,16 +692,21 @@ fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
                 println!("hactl already wants {group} at {level}; nothing written");
                 return Ok(Exit::Ok);
             }
+            // Checked here so that a bad edit is refused before anything
+            // is written, under either policy.
             let text = lint::set_level(&old_text, &target, &cltab, group, level)
                 .map_err(|e| format!("refused: {e}"))?;
-            let from = old_level.unwrap_or_else(|| "(absent)".into());
             let version = highest + 1;
+            if matches!(args.policy, PolicyName::Ranked) {
+                let from = old_level.as_deref();
+                return set_checked(&store, me, &cltab, group, level, from, old_text, version);
+            }
+            let from = old_level.unwrap_or_else(|| "(absent)".into());
             eprintln!(
                 "mosha: setting {group} from {from} to {level} in {target} (version {version})"
             );
-            // Sealed with a version above every copy seen: under `ranked`
-            // it wins over every node's copy whatever the mtimes; classic
-            // reads the seal line as a comment and replicates by mtime.
+            // Sealed with a version above every copy seen; classic reads
+            // the seal line as a comment and replicates by mtime.
             let sealed = clinit_engine::monitor::replica_version::seal(text.as_bytes(), version);
             store
                 .write(me, SharedFile::Hactl, &sealed, None)
@@ -705,5 +714,135 @@ fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
             println!("hactl: {group} {from} -> {level}; live nodes copy it at their next cycle");
             Ok(Exit::Ok)
         }
+    }
+}
+
+/// `hactl set` under `--policy ranked`: a read-modify-write with a version
+/// check. Write the edit sealed as `version`, wait
+/// [`replica_edit::SETTLE`], re-read every node's copy and let the engine
+/// judge ([`replica_edit::judge`]): report the version only once the edit
+/// is in the copy every node converges on, write again on top of a copy
+/// that tied or won, fail on a concurrent edit of the same group, and give
+/// up after [`replica_edit::ATTEMPTS`] writes.
+#[allow(clippy::too_many_arguments)]
+fn set_checked(
+    store: &FsStore,
+    me: u32,
+    cltab: &Cltab,
+    group: &str,
+    level: &str,
+    from: Option<&str>,
+    mut base: String,
+    mut version: u64,
+) -> Result<Exit, String> {
+    use clinit_engine::monitor::replica_edit::{self, judge, Edit, Verdict};
+    use clinit_engine::monitor::replica_version::seal;
+    let target = store.describe(me, SharedFile::Hactl);
+    let edit = Edit { level, from };
+    let shown = from.unwrap_or("(absent)");
+    for attempt in 1..=replica_edit::ATTEMPTS {
+        let text = lint::set_level(&base, &target, cltab, group, level)
+            .map_err(|e| format!("refused: {e}"))?;
+        eprintln!(
+            "mosha: setting {group} from {shown} to {level} in {target} (version {version}, \
+             write {attempt} of {})",
+            replica_edit::ATTEMPTS
+        );
+        if attempt == 1 {
+            test_barrier(me);
+        }
+        store
+            .write(me, SharedFile::Hactl, &seal(text.as_bytes(), version), None)
+            .map_err(|e| format!("cannot write {target}: {e}"))?;
+        std::thread::sleep(Duration::from_millis(replica_edit::SETTLE.0));
+        let (copies, mut texts) = hactl_copies(store, group)?;
+        match judge(&copies, &edit) {
+            Verdict::Stands { version } => {
+                println!(
+                    "hactl: {group} {shown} -> {level} ({version}); live nodes copy it at their \
+                     next cycle"
+                );
+                return Ok(Exit::Ok);
+            }
+            Verdict::Rebase { on, number } => {
+                eprintln!(
+                    "mosha: node {on}'s copy tied with or won over my edit (another edit made \
+                     at the same time): writing mine again on top of it as version {number}"
+                );
+                base = texts.remove(&on).unwrap_or(base);
+                version = number;
+            }
+            Verdict::Conflict { node, version, level: theirs } => {
+                return Err(format!(
+                    "refused: another edit of {group} made at the same time won: node {node}'s \
+                     copy ({version}) wants {group} at {}; check with `mosha hactl show`",
+                    theirs.as_deref().unwrap_or("(absent)")
+                ));
+            }
+            Verdict::Vanished { number } => {
+                eprintln!("mosha: my write of {target} is gone or damaged: writing it again");
+                version = number;
+            }
+        }
+    }
+    Err(format!(
+        "gave up after {} writes: other edits kept winning over mine; check with `mosha hactl \
+         show` and try again",
+        replica_edit::ATTEMPTS
+    ))
+}
+
+/// Every node's hactl copy as [`replica_edit::judge`] needs it, and the
+/// bodies of the sealed copies that parse (by node).
+#[allow(clippy::type_complexity)]
+fn hactl_copies(
+    store: &FsStore,
+    group: &str,
+) -> Result<
+    (
+        Vec<(u32, Option<clinit_engine::monitor::replica_edit::CopyFacts>)>,
+        std::collections::HashMap<u32, String>,
+    ),
+    String,
+> {
+    use clinit_engine::monitor::replica_edit::CopyFacts;
+    use clinit_engine::monitor::replica_version::{body, classify};
+    let nodes = store.nodes().map_err(|e| format!("cannot list {}: {e}", store.base()))?;
+    let mut copies = Vec::new();
+    let mut texts = std::collections::HashMap::new();
+    for node in nodes {
+        let Ok(Some(snap)) = store.read(node, SharedFile::Hactl) else {
+            copies.push((node, None));
+            continue;
+        };
+        let seal = classify(&snap.bytes);
+        let text = String::from_utf8_lossy(body(&snap.bytes)).into_owned();
+        let level = Hactl::parse(&text, &store.describe(node, SharedFile::Hactl))
+            .ok()
+            .map(|h| h.get(group).map(|w| w.level.clone()));
+        if level.is_some() {
+            texts.insert(node, text);
+        }
+        copies.push((node, Some(CopyFacts { seal, level })));
+    }
+    Ok((copies, texts))
+}
+
+/// Test hook for the real concurrency test: with `MOSHA_TEST_SET_BARRIER`
+/// naming a directory and `MOSHA_TEST_SET_PARTIES` a count, mark this node
+/// there and wait (at most 10 s) until that many writers have read, so
+/// that their writes land in the same instant. Unset: nothing.
+fn test_barrier(me: u32) {
+    let Some(dir) = std::env::var_os("MOSHA_TEST_SET_BARRIER") else { return };
+    let parties: usize =
+        std::env::var("MOSHA_TEST_SET_PARTIES").ok().and_then(|p| p.parse().ok()).unwrap_or(2);
+    let dir = PathBuf::from(dir);
+    let _ = std::fs::write(dir.join(format!("node{me}")), b"");
+    for _ in 0..1000 {
+        let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        if n >= parties {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -402,7 +402,9 @@ impl ClusterDriver {
                 if let Some(h) = self.ranked.as_mut() {
                     h.kill = Some(Kill { deadline: now + kill_bound, reported: false });
                 }
-                let (_, executed) = self.node.stop_all(now);
+                // Recorded (`Record::StopAll`): a replay of a lease loss
+                // must stop the groups the recording stopped.
+                let (_, executed) = self.stop_all_traced(now);
                 self.absorb(now, executed);
                 if self.node.driver.init.live_processes() == 0 {
                     if let Some(h) = self.ranked.as_mut() {

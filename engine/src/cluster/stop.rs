@@ -44,17 +44,26 @@ impl ClusterDriver {
         }
     }
 
+    /// Tell every local group `stop` in the init machine, as a
+    /// [`Record::StopAll`] in the trace. Every stop-all outside a cycle
+    /// goes through here: the init machine's inputs must all be recorded,
+    /// or a replay keeps groups running that the recording stopped.
+    pub(super) fn stop_all_traced(&mut self, now: Millis) -> (Vec<String>, Vec<Executed>) {
+        let (told, executed) = self.node.stop_all(now);
+        if let Some(tap) = &mut self.trace {
+            let record = Record::StopAll { node: self.cfg.me, at: now };
+            tap.push(record, TraceOutcome::StopAll { told: &told, executed: &executed });
+        }
+        (told, executed)
+    }
+
     /// Stop: tell every local group `stop`, wait for them, then halt.
     pub(super) fn stop_check(&mut self, now: Millis) {
         let Some(s) = &self.stopping else { return };
         if s.halted || now < s.next_check {
             return;
         }
-        let (told, executed) = self.node.stop_all(now);
-        if let Some(tap) = &mut self.trace {
-            let record = Record::StopAll { node: self.cfg.me, at: now };
-            tap.push(record, TraceOutcome::StopAll { told: &told, executed: &executed });
-        }
+        let (told, executed) = self.stop_all_traced(now);
         self.absorb(now, executed);
         if !told.is_empty() {
             self.events.push_back(ClusterEvent::Stopping { told });

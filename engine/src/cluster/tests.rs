@@ -76,6 +76,8 @@ struct Exec {
     watchdog: Option<((u64, u64), Option<Millis>)>,
     /// The not-after time of every spawn, in order.
     not_after: Vec<Option<Millis>>,
+    /// Spawns refused as late (`Faults::spawns_late`).
+    refused_late: usize,
 }
 
 /// What the executor should do with some commands.
@@ -89,6 +91,10 @@ struct Faults {
     fail_copy: bool,
     /// Membership reads never answer (held).
     hang_membership: bool,
+    /// The executor gets to every spawn that carries a not-after time
+    /// late (after that time), as a stalled `mosha` does after a lease
+    /// loss, and refuses it with `SpawnFailure::TooLate`.
+    spawns_late: bool,
 }
 
 struct Cluster {
@@ -249,6 +255,14 @@ impl Cluster {
             }
             ClusterCommand::Spawn { id, group, tag, level, not_after, .. } => {
                 exec.not_after.push(not_after);
+                if faults.spawns_late && not_after.is_some() {
+                    exec.refused_late += 1;
+                    let late_by = 250;
+                    return Some(ClusterInput::SpawnResult {
+                        id,
+                        result: Err(SpawnFailure::TooLate { late_by }),
+                    });
+                }
                 exec.running.insert(id);
                 exec.spawned.push(format!("{group}/{tag}@{level}"));
                 ClusterInput::SpawnResult { id, result: Ok(1000 + id.0 as u32) }

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod policy;
 pub(crate) mod quorum;
 pub mod ranked;
+pub mod replica_edit;
 pub mod replica_version;
 pub mod replicate;
 pub mod transitions;

@@ -26,17 +26,27 @@
 //! change. Its step would have found the same files, so it would have done
 //! nothing; this keeps the event count of a quiet run as it was.
 //!
-//! Simplifications: the history file's writes never fail and are seen at
-//! once (the shared filesystem's delays and torn writes are modelled for
-//! the replicated files, which the same seal protects); a read is refused
-//! across a partition, as for every shared file.
+//! **History faults** (`--faults history-write-fail`, `history-torn`,
+//! `history-slow`): during an episode a node's history writes fail (the
+//! file keeps its old content), leave a file cut after the first half of
+//! its lines (its seal fails, so every reader skips it, as `mosha`'s
+//! [`History::parse`] does), or land only after a delay (a newer write
+//! replaces a pending one and never lands before it: a rename on one
+//! client is ordered). In every case the engine's record step sees what a
+//! `mosha` would read next, finds its own copy missing or behind, and
+//! writes it again: the same code path as production's recorder thread,
+//! which logs a failed write and retries at its next step. Otherwise
+//! writes are seen at once; a read is refused across a partition, as for
+//! every shared file.
 
 use super::{Bytes, Ev, World};
+use crate::faults::Fault;
 use crate::seeds::{self, Stream};
 use clinit_engine::monitor::transitions::{
     Change, History, HookQueue, ReadPlan, Recorder, Transition,
 };
 use clinit_engine::time::Millis;
+use clinit_engine::trace::Record;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
@@ -84,6 +94,28 @@ pub(super) struct SimTransitions {
     /// The most hooks seen waiting behind a running one.
     max_waiting: usize,
     joiners: Vec<u32>,
+    faults: HistoryFaults,
+    /// Slow writes not yet visible, by node, in write order: (lands at,
+    /// bytes, last).
+    pending: Vec<Vec<(Millis, Bytes, u64)>>,
+}
+
+/// The history-fault episodes in force (by schedule index) and what they
+/// did.
+#[derive(Default)]
+struct HistoryFaults {
+    fail: Vec<(usize, u32, f64)>,
+    torn: Vec<(usize, u32)>,
+    slow: Vec<(usize, u32, Millis)>,
+    counts: HistoryFaultCounts,
+}
+
+/// How often history writes failed, tore or landed late in a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryFaultCounts {
+    pub failed: u64,
+    pub torn: u64,
+    pub late: u64,
 }
 
 /// What a run's transitions came to (for the report and tests).
@@ -104,6 +136,8 @@ pub struct TransitionSummary {
     pub max_waiting: usize,
     /// The best history's last lines (`#n node N up|down by R: reason`).
     pub lines: Vec<String>,
+    /// History writes that failed, tore or landed late (history faults).
+    pub history_faults: HistoryFaultCounts,
 }
 
 impl World {
@@ -119,6 +153,7 @@ impl World {
             t.recs.resize_with(n + 1, || None);
             t.files.resize_with(n + 1, || None);
             t.file_last.resize(n + 1, 0);
+            t.pending.resize_with(n + 1, Vec::new);
         }
         let inc = self.nodes[node as usize].incarnation;
         let rec = NodeRec {
@@ -165,6 +200,8 @@ impl World {
         if r.inc != inc || r.gen != gen {
             return;
         }
+        self.land_due_histories();
+        let Some(r) = self.rec_mut(node) else { return };
         let plan = r.rec.plan();
         let full = plan == ReadPlan::All;
         let targets: Vec<u32> = match plan {
@@ -206,29 +243,18 @@ impl World {
             }
         }
         if let Some(h) = out.write {
-            let t = &mut self.transitions;
-            let before = t.file_last[node as usize];
-            if let Some(why) = forward_breaks(before, h.last) {
-                let detail = format!("node {node}'s history file {why}");
-                self.tracker.violation(TRANSITION_FORWARD, now, vec![node], detail);
-            }
-            t.file_last[node as usize] = before.max(h.last);
-            t.files[node as usize] = Some((Arc::from(h.render()), h.last));
-            t.last_change = now;
-            let mut wake = Vec::new();
-            for (j, other) in t.recs.iter_mut().enumerate() {
-                if let Some(o) = other.as_mut().filter(|o| o.idle && j != node as usize) {
-                    o.idle = false;
-                    o.gen += 1;
-                    wake.push(Ev::Record { node: j as u32, inc: o.inc, gen: o.gen });
-                }
-            }
-            for ev in wake {
-                self.queue.push(now + POLL, ev);
-            }
+            self.write_history(node, h.render(), h.last);
         }
         debug_assert!(mine >= out.announce.last().map_or(0, |t| t.number));
         for t in out.announce {
+            self.trace.record(&Record::Transition {
+                node,
+                at: now,
+                number: t.number,
+                about: t.node,
+                change: t.change,
+                by: t.by,
+            });
             self.tracker.log(now, node, t.node, || {
                 format!(
                     "transition #{}: node {} {} ({}), recorded by node {}",
@@ -243,6 +269,138 @@ impl World {
         if !idle {
             self.queue.push(now + POLL, Ev::Record { node, inc, gen: next });
         }
+    }
+
+    /// The node's `mosha` writes its history file: as the history faults
+    /// in force say (fail, tear, land late), else at once.
+    fn write_history(&mut self, node: u32, bytes: Vec<u8>, last: u64) {
+        let now = self.now;
+        let t = &mut self.transitions;
+        let fail = t.faults.fail.iter().filter(|f| f.1 == node).map(|f| f.2).fold(0.0, f64::max);
+        let torn = t.faults.torn.iter().any(|f| f.1 == node);
+        let delay = t.faults.slow.iter().filter(|f| f.1 == node).map(|f| f.2).max();
+        if fail > 0.0 {
+            let failed = self.rec_mut(node).is_some_and(|r| r.rng.random_bool(fail.min(1.0)));
+            if failed {
+                self.transitions.faults.counts.failed += 1;
+                self.tracker.log(now, node, 0, || "history write failed".into());
+                return;
+            }
+        }
+        if torn {
+            let cut = super::cut_at_line(&bytes);
+            let t = &mut self.transitions;
+            t.faults.counts.torn += 1;
+            t.files[node as usize] = Some((Arc::from(&bytes[..cut]), 0));
+            t.last_change = now;
+            self.tracker.log(now, node, 0, || format!("history write torn at byte {cut}"));
+            return;
+        }
+        if let Some(delay) = delay {
+            let t = &mut self.transitions;
+            t.faults.counts.late += 1;
+            // Never before a write already pending: renames are ordered.
+            let queue = &mut t.pending[node as usize];
+            let due = queue.last().map_or(now + delay, |(at, ..)| (*at).max(now + delay));
+            queue.push((due, Arc::from(bytes), last));
+            return;
+        }
+        // A write at once lands after every pending one (ordered renames).
+        self.land_pending(node, None);
+        self.land_history(node, Arc::from(bytes), last, now);
+    }
+
+    /// Slow history writes whose time has come become visible.
+    fn land_due_histories(&mut self) {
+        let now = self.now;
+        for node in 0..self.transitions.pending.len() {
+            self.land_pending(node as u32, Some(now));
+        }
+    }
+
+    /// Node `node`'s pending writes due by `until` (all: `None`) land, in
+    /// write order.
+    fn land_pending(&mut self, node: u32, until: Option<Millis>) {
+        let queue = &mut self.transitions.pending[node as usize];
+        let k = queue.iter().take_while(|(at, ..)| until.is_none_or(|u| *at <= u)).count();
+        let landing: Vec<_> = queue.drain(..k).collect();
+        for (at, bytes, last) in landing {
+            // Visible from its due time (it may be landed later, when a
+            // step or the end of the run looks).
+            self.land_history(node, bytes, last, at.min(self.now));
+        }
+    }
+
+    /// A complete history file becomes visible (since `at`): the
+    /// `transition-forward` check, and idle recorders wake to read it.
+    /// Rewriting the same bytes changes nothing.
+    fn land_history(&mut self, node: u32, bytes: Bytes, last: u64, at: Millis) {
+        let now = self.now;
+        let t = &mut self.transitions;
+        if t.files[node as usize].as_ref().is_some_and(|(old, _)| *old == bytes) {
+            return;
+        }
+        let before = t.file_last[node as usize];
+        if let Some(why) = forward_breaks(before, last) {
+            let detail = format!("node {node}'s history file {why}");
+            self.tracker.violation(TRANSITION_FORWARD, now, vec![node], detail);
+        }
+        t.file_last[node as usize] = before.max(last);
+        t.files[node as usize] = Some((bytes, last));
+        t.last_change = t.last_change.max(at);
+        let mut wake = Vec::new();
+        for (j, other) in t.recs.iter_mut().enumerate() {
+            if let Some(o) = other.as_mut().filter(|o| o.idle && j != node as usize) {
+                o.idle = false;
+                o.gen += 1;
+                wake.push(Ev::Record { node: j as u32, inc: o.inc, gen: o.gen });
+            }
+        }
+        for ev in wake {
+            self.queue.push(now + POLL, ev);
+        }
+    }
+
+    /// A history-fault episode `i` starts (false: `fault` is another kind).
+    pub(super) fn history_fault_start(&mut self, i: usize, fault: &Fault) -> bool {
+        let nodes = 1..=self.cfg.nodes;
+        let len = match *fault {
+            Fault::HistoryWriteFail { node, p, len } if nodes.contains(&node) => {
+                self.transitions.faults.fail.push((i, node, p));
+                len
+            }
+            Fault::HistoryTorn { node, len } if nodes.contains(&node) => {
+                self.transitions.faults.torn.push((i, node));
+                len
+            }
+            Fault::HistorySlow { node, delay, len } if nodes.contains(&node) => {
+                self.transitions.faults.slow.push((i, node, delay));
+                len
+            }
+            Fault::HistoryWriteFail { .. }
+            | Fault::HistoryTorn { .. }
+            | Fault::HistorySlow { .. } => return true,
+            _ => return false,
+        };
+        self.queue.push(self.now + len, Ev::FaultEnd(i));
+        true
+    }
+
+    /// Episode `i` ends (if it was a history fault).
+    pub(super) fn history_fault_end(&mut self, i: usize) {
+        let f = &mut self.transitions.faults;
+        f.fail.retain(|x| x.0 != i);
+        f.torn.retain(|x| x.0 != i);
+        f.slow.retain(|x| x.0 != i);
+    }
+
+    /// The quiet phase: every history fault ends (pending slow writes
+    /// still land when due).
+    pub(super) fn history_faults_quiet(&mut self) {
+        let f = &mut self.transitions.faults;
+        f.fail.clear();
+        f.torn.clear();
+        f.slow.clear();
     }
 
     /// Start the next queued hook if none runs.
@@ -282,6 +440,7 @@ impl World {
 
     /// End of the run: the agreement check and the summary.
     pub(super) fn transitions_finish(&mut self) -> TransitionSummary {
+        self.land_due_histories();
         let now = self.now;
         let t = &self.transitions;
         let best = History::best(
@@ -293,6 +452,7 @@ impl World {
             hooks_run: t.hooks_run,
             max_waiting: t.max_waiting,
             joiners: t.joiners.clone(),
+            history_faults: t.faults.counts,
             lines: best
                 .tail(REPORT_LINES)
                 .iter()

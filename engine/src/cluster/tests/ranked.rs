@@ -7,12 +7,21 @@ use crate::monitor::ranked::{LeaseState, RankedParams, Record};
 
 /// A `ranked` cluster of `nodes` (all known members), `hactl` everywhere.
 fn ranked_cluster(nodes: &[u32], hactl: &str, params: RankedParams) -> Cluster {
+    ranked_cluster_traced(nodes, hactl, params, false)
+}
+
+/// [`ranked_cluster`], with every driver's trace tap on (`trace`).
+fn ranked_cluster_traced(nodes: &[u32], hactl: &str, params: RankedParams, trace: bool) -> Cluster {
     let mut files = Files::default();
     let mut drivers = BTreeMap::new();
     for &n in nodes {
         files.put(n, SharedFile::Hactl, hactl, WallMs(T0 - 10_000));
         files.put(n, SharedFile::Cltab, CLTAB, WallMs(T0 - 10_000));
-        drivers.insert(n, ranked_driver(n, nodes, &params, None, Millis::ZERO));
+        let table = Cltab::parse(CLTAB, "cltab").expect("parses");
+        let mut cfg = ClusterConfig::new(n, PolicyConfig::Ranked(params.clone()));
+        cfg.known = nodes.to_vec();
+        cfg.trace = trace;
+        drivers.insert(n, ClusterDriver::with_durable(cfg, table, None, Millis::ZERO));
     }
     let mut c = Cluster {
         now: Millis::ZERO,
@@ -377,4 +386,135 @@ fn under_ranked_with_heartbeat_membership_only_records_are_written_as_heartbeats
     }
     assert!(records > 10, "the machine wrote its records ({records})");
     assert_eq!(beats, 0, "a classic beat was written under ranked");
+}
+
+/// Feed one node's trace again, record by record, to fresh machines (as
+/// `clinit-sim replay` does: the init machine and monitor through a
+/// [`ClusterNode`], the `ranked` machine stepped by itself) and assert that
+/// every record decides the same text as when it was recorded.
+fn assert_replays(node: u32, trace: &[(crate::trace::Record, String)]) {
+    use crate::monitor::ranked::Ranked;
+    use crate::trace::{DecisionWriter, Outcome, Record as Trace};
+    let mut host: Option<ClusterNode<Deferred, Deferred>> = None;
+    let mut machine: Option<Ranked> = None;
+    let mut writer = DecisionWriter::default();
+    for (i, (record, text)) in trace.iter().enumerate() {
+        let mut replayed = String::new();
+        match record {
+            Trace::Start { node: me, at, policy, init, monitor_seed, cltab } => {
+                let init = Init::new(init.clone(), cltab.clone(), *at);
+                let mut d = NodeDriver::new(init, Deferred, Deferred);
+                let first = d.flush(*at);
+                writer.write(Outcome::Started(&first), &mut replayed);
+                let monitor = Monitor::new(policy.clone(), *monitor_seed, *at);
+                host = Some(ClusterNode::new(*me, d, monitor));
+            }
+            Trace::Cycle { adopt, obs, .. } => {
+                let n = host.as_mut().expect("started");
+                let adopted = adopt.clone().and_then(|t| n.adopt_cltab(obs.now, t));
+                let report = n.cycle(obs);
+                let adopted = adopted.as_ref().map(|(e, ex)| (e, ex.as_slice()));
+                writer.write(Outcome::Cycle { adopted, report: &report }, &mut replayed);
+            }
+            Trace::Init { at, input, .. } => {
+                let n = host.as_mut().expect("started");
+                let (reply, executed) = n.driver.step(*at, input.clone());
+                writer.write(Outcome::Init { reply: &reply, executed: &executed }, &mut replayed);
+            }
+            Trace::StopAll { at, .. } => {
+                let n = host.as_mut().expect("started");
+                let (told, executed) = n.stop_all(*at);
+                writer.write(Outcome::StopAll { told: &told, executed: &executed }, &mut replayed);
+            }
+            Trace::RankedStart { node: me, at, params, initial, durable, own } => {
+                let m = Ranked::new(
+                    *me,
+                    params.clone(),
+                    initial.clone(),
+                    durable.clone(),
+                    own.clone(),
+                    *at,
+                );
+                machine = Some(m);
+                writer.write(Outcome::RankedStarted, &mut replayed);
+            }
+            Trace::Ranked { at, input, .. } => {
+                let m = machine.as_mut().expect("ranked started");
+                let commands = m.step(*at, input.clone()).commands;
+                writer.write(Outcome::Ranked(&commands), &mut replayed);
+            }
+            other => panic!("node {node}: unexpected record {other:?}"),
+        }
+        assert_eq!(
+            &replayed, text,
+            "node {node}: record {i} ({record:?}) decides differently on replay"
+        );
+    }
+}
+
+/// Issue 8 (NU2): a recording that contains a lease loss replays to the
+/// same decisions. Two parts of it: the executor refusing spawns because
+/// it got to them after their not-after time (a stalled `mosha`), which
+/// reaches the driver as an input (`SpawnResult` with
+/// `SpawnFailure::TooLate`) recorded as the init machine's `Exited {
+/// SpawnFailed }`; and the lease loss itself, whose `KillAllNow` stops
+/// every local group in the init machine. That stop was not recorded (the
+/// other stop-alls are, as `Record::StopAll`), so a replay kept the group
+/// at `start` and respawned it where the recording stopped it.
+#[test]
+fn ranked_trace_with_spawns_refused_as_too_late_replays_identically() {
+    use crate::init::Input;
+    use crate::process::ExitStatus;
+    use crate::trace::Record as Trace;
+    let mut c = ranked_cluster_traced(&[1, 2, 3], "web start\n", with_fence(), true);
+    for n in [1, 2, 3] {
+        c.faults.insert(n, Faults { spawns_late: true, ..Faults::default() });
+    }
+    c.run_until(Millis::from_secs(40));
+    let refused: usize = c.execs.values().map(|e| e.refused_late).sum();
+    assert!(refused >= 1, "no spawn was refused as late: {:?}", c.events);
+    assert!(c.execs.values().all(|e| e.running.is_empty()), "a refused spawn does not run");
+    c.faults.clear();
+    let placed = c.run_until_pred(c.now + Millis::from_secs(60), |c| {
+        c.execs.values().any(|e| !e.running.is_empty())
+    });
+    assert!(placed, "web started once spawns were on time: {:?}", c.events);
+    // Then the owner loses its lease: it cannot read the others' records
+    // (hung reads) and its machine orders KillAllNow, which stops every
+    // local group in its init machine.
+    let owner = c.execs.iter().find(|(_, e)| !e.running.is_empty()).map(|(n, _)| *n);
+    let owner = owner.expect("an owner");
+    let others: BTreeSet<u32> = [1, 2, 3].into_iter().filter(|n| *n != owner).collect();
+    c.faults.insert(owner, Faults { hang_reads_of: others, ..Faults::default() });
+    c.run_until(c.now + Millis::from_secs(40));
+    let lost = c.events_of(owner).iter().any(|e| {
+        matches!(e, ClusterEvent::Ranked(crate::monitor::ranked::RankedNotice::LeaseLost { .. }))
+    });
+    assert!(lost, "node {owner} never lost its lease: {:?}", c.events_of(owner));
+    c.faults.clear();
+    c.run_until(c.now + Millis::from_secs(60));
+    let (mut failed, mut stop_alls) = (0, 0);
+    for (n, d) in c.drivers.iter_mut() {
+        let mut trace = Vec::new();
+        while let Some(item) = d.poll_trace() {
+            trace.push(item);
+        }
+        failed += trace
+            .iter()
+            .filter(|(r, _)| {
+                matches!(
+                    r,
+                    Trace::Init {
+                        input: Input::Exited { status: ExitStatus::SpawnFailed, .. },
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert!(trace.iter().any(|(r, _)| matches!(r, Trace::Ranked { .. })), "node {n}");
+        stop_alls += trace.iter().filter(|(r, _)| matches!(r, Trace::StopAll { .. })).count();
+        assert_replays(*n, &trace);
+    }
+    assert_eq!(failed, refused, "every refusal is a recorded input");
+    assert!(stop_alls >= 1, "the lease loss's stop is recorded");
 }

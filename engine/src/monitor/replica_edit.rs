@@ -1,0 +1,215 @@
+//! Did my `mosha hactl set` stand? The check-after-write rule that makes
+//! the edit a read-modify-write under versioned replicas (issue 12).
+//!
+//! **Why.** `hactl set` reads every node's copy, takes the best one, edits
+//! one group's line and writes it into its own node's directory sealed one
+//! version above every copy it saw ([`super::replica_version`]). Two such
+//! edits made in the same instant on two nodes both read version 4 and both
+//! write version 5; the content-hash tie-break then keeps one of them on
+//! every node and the other edit is silently lost.
+//!
+//! **The rule.** After writing, the writer waits [`SETTLE`] (longer than
+//! another writer's read-to-write time, so a concurrent write has landed),
+//! re-reads every node's copy and calls [`judge`]:
+//! - the best sealed copy (the one replication converges on) carries my
+//!   level for my group and no other content shares its version number:
+//!   the edit **stands**;
+//! - the best copy carries my edit but other copies share its number (a
+//!   tie that replication is about to break): **rebase** on the best of
+//!   those other copies that did not touch my group, so that both edits
+//!   live in one copy above the tie. Its writer, when it checks, does the
+//!   mirror step, and the two results are usually the same bytes (two
+//!   edits of two different lines), so the next check stands;
+//! - the best copy wants my group at a third level (neither mine nor the
+//!   one I edited from): another edit of the *same* group won. That is a
+//!   true conflict, reported as such, never merged;
+//! - otherwise the best copy lacks my edit (it won the tie-break, or was
+//!   written above mine): **rebase** on it, one version above every copy.
+//!
+//! The writer retries at most [`ATTEMPTS`] times and then fails with a
+//! clear error. This is the optimistic check of a compare-and-swap done by
+//! re-reading (as in etcd's or Consul's check-and-set, where the write names
+//! the version it replaces), here without a central store: every node's
+//! directory is a replica, and the check is judged on all of them.
+//!
+//! **Limit.** A writer that stalls for longer than [`SETTLE`] between its
+//! read and its write can still land a tie after the other writer reported
+//! its edit; then the stalled writer's own check merges the other edit in
+//! (rebase), unless replication has already replaced the other copy.
+
+use super::replica_version::{Seal, Version};
+use crate::time::Millis;
+use serde::{Deserialize, Serialize};
+
+/// How long (ms) the writer waits after its write before it checks.
+pub const SETTLE: Millis = Millis(1_000);
+
+/// How many writes one `hactl set` makes at most before it gives up.
+pub const ATTEMPTS: u32 = 5;
+
+/// One node's copy as the check needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyFacts {
+    pub seal: Seal,
+    /// `None`: the body does not parse. `Some(None)`: it parses and does
+    /// not name the group. `Some(Some(level))`: the group's wanted level.
+    pub level: Option<Option<String>>,
+}
+
+/// The edit being checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit<'a> {
+    /// The level the edit wrote.
+    pub level: &'a str,
+    /// The level in the copy the edit started from (`None`: absent).
+    pub from: Option<&'a str>,
+}
+
+/// What the writer does next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// The edit is in the copy every node converges on, as `version`.
+    Stands { version: Version },
+    /// Write again: node `on`'s copy with my edit applied, sealed as
+    /// `number` (one above every version seen).
+    Rebase { on: u32, number: u64 },
+    /// Another edit set the same group to `level` and won (`node`'s copy,
+    /// `version`).
+    Conflict { node: u32, version: Version, level: Option<String> },
+    /// No sealed copy that parses is left (my own write vanished or was
+    /// damaged): write again on the copy the caller has, as `number`.
+    Vanished { number: u64 },
+}
+
+/// Judge the edit from `(node, copy)` pairs read after [`SETTLE`]
+/// (`None`: no copy or unreadable). See the module doc for the rule.
+pub fn judge(copies: &[(u32, Option<CopyFacts>)], edit: &Edit<'_>) -> Verdict {
+    let mut highest = 0u64;
+    let mut sealed: Vec<(u32, Version, Option<&str>)> = Vec::new();
+    for (node, facts) in copies {
+        let Some(facts) = facts else { continue };
+        match &facts.seal {
+            Seal::Sealed(v) => {
+                highest = highest.max(v.number);
+                if let Some(level) = &facts.level {
+                    sealed.push((*node, *v, level.as_deref()));
+                }
+            }
+            Seal::Edited { was: Some(n), .. } => highest = highest.max(*n),
+            _ => {}
+        }
+    }
+    let number = highest + 1;
+    // The best: highest version; equal versions are the same content, the
+    // first in list order is taken (as `replica_version::decide` does).
+    let Some(&(best_node, best, best_level)) =
+        sealed.iter().fold(None, |acc: Option<&(u32, Version, Option<&str>)>, c| match acc {
+            Some(a) if a.1 >= c.1 => Some(a),
+            _ => Some(c),
+        })
+    else {
+        return Verdict::Vanished { number };
+    };
+    if best_level == Some(edit.level) {
+        // Copies that tie with the best on its number but hold another
+        // content, and did not touch my group: their edits would be lost.
+        let tied = sealed
+            .iter()
+            .filter(|(_, v, level)| {
+                v.number == best.number
+                    && v.sum != best.sum
+                    && (*level == edit.from || *level == Some(edit.level))
+            })
+            .max_by_key(|(_, v, _)| *v);
+        return match tied {
+            Some(&(on, ..)) => Verdict::Rebase { on, number },
+            None => Verdict::Stands { version: best },
+        };
+    }
+    if best_level != edit.from {
+        return Verdict::Conflict {
+            node: best_node,
+            version: best,
+            level: best_level.map(str::to_string),
+        };
+    }
+    Verdict::Rebase { on: best_node, number }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealed(number: u64, sum: u64, level: Option<&str>) -> Option<CopyFacts> {
+        Some(CopyFacts {
+            seal: Seal::Sealed(Version { number, sum }),
+            level: Some(level.map(str::to_string)),
+        })
+    }
+
+    const EDIT: Edit<'static> = Edit { level: "start", from: Some("stop") };
+
+    #[test]
+    fn my_copy_alone_at_the_top_stands() {
+        let copies = [(1, sealed(5, 9, Some("start"))), (2, sealed(4, 3, Some("stop"))), (3, None)];
+        assert_eq!(
+            judge(&copies, &EDIT),
+            Verdict::Stands { version: Version { number: 5, sum: 9 } }
+        );
+    }
+
+    #[test]
+    fn a_tie_lost_to_another_groups_edit_rebases_on_the_winner() {
+        // Node 2 edited another group at the same instant and won the
+        // tie-break (higher checksum): my group is still at `stop` there.
+        let copies = [(1, sealed(5, 3, Some("start"))), (2, sealed(5, 9, Some("stop")))];
+        assert_eq!(judge(&copies, &EDIT), Verdict::Rebase { on: 2, number: 6 });
+    }
+
+    #[test]
+    fn a_tie_won_merges_the_loser_so_its_edit_is_not_lost() {
+        let copies = [(1, sealed(5, 9, Some("start"))), (2, sealed(5, 3, Some("stop")))];
+        assert_eq!(judge(&copies, &EDIT), Verdict::Rebase { on: 2, number: 6 });
+    }
+
+    #[test]
+    fn the_same_group_set_elsewhere_is_a_conflict_not_a_merge() {
+        let copies = [(1, sealed(5, 3, Some("start"))), (2, sealed(5, 9, Some("2")))];
+        assert_eq!(
+            judge(&copies, &EDIT),
+            Verdict::Conflict {
+                node: 2,
+                version: Version { number: 5, sum: 9 },
+                level: Some("2".into())
+            }
+        );
+        // When I win that tie, the other copy does not hold my group's old
+        // level: it is not merged (its writer reports the conflict).
+        let copies = [(1, sealed(5, 9, Some("start"))), (2, sealed(5, 3, Some("2")))];
+        assert!(matches!(judge(&copies, &EDIT), Verdict::Stands { .. }));
+    }
+
+    #[test]
+    fn a_higher_copy_that_carries_my_edit_stands() {
+        // Node 2 read my version 5 and wrote 6 with its own edit on top.
+        let copies = [(1, sealed(5, 3, Some("start"))), (2, sealed(6, 1, Some("start")))];
+        assert_eq!(
+            judge(&copies, &EDIT),
+            Verdict::Stands { version: Version { number: 6, sum: 1 } }
+        );
+    }
+
+    #[test]
+    fn highest_counts_damaged_and_edited_copies_and_skips_unparsable_ones() {
+        let copies = [
+            (1, sealed(5, 3, Some("start"))),
+            (2, Some(CopyFacts { seal: Seal::Edited { was: Some(8), sum: 1 }, level: None })),
+            (3, Some(CopyFacts { seal: Seal::Sealed(Version { number: 7, sum: 2 }), level: None })),
+            (4, sealed(6, 1, Some("stop"))),
+        ];
+        assert_eq!(judge(&copies, &EDIT), Verdict::Rebase { on: 4, number: 9 });
+        let none =
+            [(1, Some(CopyFacts { seal: Seal::Truncated { reason: "x".into() }, level: None }))];
+        assert_eq!(judge(&none, &EDIT), Verdict::Vanished { number: 1 });
+    }
+}
