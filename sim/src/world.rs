@@ -179,6 +179,9 @@ struct NodeSlot {
     /// Children of earlier `mosha` incarnations (`mosha-crash`), by
     /// incarnation: they live on, unknown to the current monitor.
     orphans: Vec<(u32, SimProcesses)>,
+    /// The orphan count last given to the current monitor
+    /// ([`ClusterInput::Leftovers`]).
+    leftovers_told: Option<usize>,
     /// Wall-clock offset, ms.
     skew: i64,
     /// Wall-clock rate error (`clock-drift`: 0.01 runs 1 % fast) since
@@ -382,6 +385,7 @@ impl World {
                     deferred: Vec::new(),
                     reaped: Vec::new(),
                     orphans: Vec::new(),
+                    leftovers_told: None,
                     skew: 0,
                     drift: 0.0,
                     drift_since: Millis::ZERO,
@@ -682,10 +686,30 @@ impl World {
         slot.frozen = false;
         slot.reaped.clear();
         slot.last_clstat = None;
+        slot.leftovers_told = None;
         self.tracker.log(now, node, 0, || format!("mosha starts (incarnation {inc})"));
         self.transitions_start(node);
         self.pump(node);
+        self.report_leftovers(node);
         self.refresh_health();
+    }
+
+    /// Tell `node`'s monitor how many processes of earlier incarnations
+    /// (orphans) are alive on it, as a real executor finds them in the
+    /// node's service cgroups; only when the count changed since the last
+    /// report (`ranked` kills them and waits for them; `classic` ignores
+    /// it).
+    fn report_leftovers(&mut self, node: u32) {
+        let slot = &mut self.nodes[node as usize];
+        if slot.driver.is_none() {
+            return;
+        }
+        let live: usize = slot.orphans.iter().map(|(_, p)| p.live()).sum();
+        if slot.leftovers_told == Some(live) {
+            return;
+        }
+        slot.leftovers_told = Some(live);
+        self.feed(node, ClusterInput::Leftovers { live });
     }
 
     /// The machine dies: its monitor and every process (orphans too).
@@ -1451,6 +1475,7 @@ impl World {
             self.queue.push(when, Ev::Exit { node, inc, id });
         }
         if !current {
+            self.report_leftovers(node);
             return;
         }
         if self.nodes[node as usize].frozen {

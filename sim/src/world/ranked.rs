@@ -50,6 +50,9 @@ impl World {
                         .log(now, node, 0, || format!("LEASE LOST: SIGKILL to {n} children"));
                 }
                 self.drain_procs(node, inc);
+                // The node's service cgroups hold the orphans of earlier
+                // incarnations too: the kill reaches them.
+                self.kill_orphans(node);
             }
             ClusterCommand::Persist { seq, state } => {
                 self.nodes[me].durable = Some(*state);
@@ -109,21 +112,7 @@ impl World {
                 killed += procs.kill_all();
             }
             self.drain_procs(node, inc);
-            let mut due = Vec::new();
-            for (oinc, procs) in self.nodes[me].orphans.iter_mut() {
-                procs.now = now;
-                killed += procs.kill_all();
-                let changes = std::mem::take(&mut procs.changes);
-                for c in changes {
-                    self.tracker.process(now, node, &c.group, c.started, true);
-                }
-                due.extend(
-                    std::mem::take(&mut procs.due).into_iter().map(|(at, id)| (at, *oinc, id)),
-                );
-            }
-            for (at, oinc, id) in due {
-                self.queue.push(at, Ev::Exit { node, inc: oinc, id });
-            }
+            killed += self.kill_orphans(node);
             // Log only the first kill of a firing (it keeps the groups empty
             // afterwards: re-arming at the same deadline kills again).
             if killed > 0 && !self.nodes[me].watchdog_logged {
@@ -145,6 +134,28 @@ impl World {
                 self.queue.push(at, Ev::Watchdog { node, gen });
             }
         }
+    }
+
+    /// SIGKILL every orphan on `node` (children of earlier monitor
+    /// incarnations); their exits are scheduled as usual. Returns how many
+    /// were signalled.
+    fn kill_orphans(&mut self, node: u32) -> usize {
+        let now = self.now;
+        let mut killed = 0;
+        let mut due = Vec::new();
+        for (oinc, procs) in self.nodes[node as usize].orphans.iter_mut() {
+            procs.now = now;
+            killed += procs.kill_all();
+            let changes = std::mem::take(&mut procs.changes);
+            for c in changes {
+                self.tracker.process(now, node, &c.group, c.started, true);
+            }
+            due.extend(std::mem::take(&mut procs.due).into_iter().map(|(at, id)| (at, *oinc, id)));
+        }
+        for (at, oinc, id) in due {
+            self.queue.push(at, Ev::Exit { node, inc: oinc, id });
+        }
+        killed
     }
 
     /// A fresh watchdog (the machine booted).

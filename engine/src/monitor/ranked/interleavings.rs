@@ -238,6 +238,49 @@ fn an_unconfirmed_kill_published_as_release_gives_a_double_owner() {
     assert!(w.double_owner_ms > 0, "{}", dump(&w));
 }
 
+fn orphans_in_d_state(rules: impl FnOnce(&mut Rules)) -> World {
+    // Seed 157's course, in lock step: node 1 owns web; its services go
+    // into D state, and its monitor is killed with -9 for 1 s. Its watchdog
+    // fires at the lease deadline but cannot kill them; the new monitor's
+    // own status shows nothing (a fresh init machine), and the old
+    // incarnation's claims are void by the lease wait. Only the orphans
+    // (its executor's count) show that web still runs there.
+    let mut w = fenced(3, "web start 1,2,3\n").with_rules(rules);
+    assert!(w.settle(10_000));
+    assert_eq!(w.runs("web"), vec![1]);
+    let t0 = w.t;
+    w.node(1).unkillable = true;
+    w.kill_monitor(1, 1000);
+    w.run_until(t0 + 20_000);
+    w
+}
+
+#[test]
+fn orphans_that_survive_the_kill_are_fenced_before_anyone_takes_over() {
+    let w = orphans_in_d_state(|_| {});
+    assert_eq!(w.double_owner_ms, 0, "{}", dump(&w));
+    assert_eq!(w.needless_fences, 0, "{}", dump(&w));
+    assert_eq!(w.fences.len(), 1, "{}", dump(&w));
+    assert_eq!(w.fences[0].2.node, 1, "{}", dump(&w));
+    assert_eq!(w.runs("web").len(), 1, "taken over after the fence: {}", dump(&w));
+}
+
+#[test]
+fn a_monitor_that_ignores_its_orphans_gives_a_double_owner() {
+    let w = orphans_in_d_state(|r| r.kill_leftovers = false);
+    assert!(w.double_owner_ms > 0, "{}", dump(&w));
+}
+
+#[test]
+fn a_lost_node_that_names_nothing_and_is_not_fenced_keeps_its_groups_down() {
+    // Safe without the fence (nobody plans while it publishes `lost`), but
+    // web stays where only the D-state orphans run it: not failed over.
+    let w = orphans_in_d_state(|r| r.fence_any_lost = false);
+    assert_eq!(w.double_owner_ms, 0, "{}", dump(&w));
+    assert!(w.fences.is_empty(), "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![1], "{}", dump(&w));
+}
+
 fn two_node_restart(rules: impl FnOnce(&mut Rules)) -> World {
     // Symmetric partition of a 2-node cluster: node 2 fences node 1 (the
     // tie-breaker) after the delay; node 1 reboots, still partitioned.

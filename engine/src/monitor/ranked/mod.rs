@@ -392,6 +392,14 @@ pub(crate) struct Rules {
     /// Only a node holding its lease fences (the tie-breaker's fence
     /// aside).
     pub only_holders_fence: bool,
+    /// A monitor that starts while service processes of an earlier
+    /// incarnation live on ([`Input::Leftovers`]) kills them first and
+    /// publishes `lost` until the kill is confirmed; nobody plans a group
+    /// while a member that is not void publishes `lost`.
+    pub kill_leftovers: bool,
+    /// A member that publishes `lost` is fenced whatever its record shows
+    /// (it holds processes it cannot stop, named or not).
+    pub fence_any_lost: bool,
 }
 
 impl Default for Rules {
@@ -409,6 +417,8 @@ impl Default for Rules {
             one_change_per_version: true,
             wait_for_heard_release: true,
             only_holders_fence: true,
+            kill_leftovers: true,
+            fence_any_lost: true,
         }
     }
 }

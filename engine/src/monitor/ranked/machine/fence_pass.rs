@@ -68,10 +68,15 @@ impl Ranked {
                 }
             }
             let rec = self.record_of(x);
-            let holds = rec.is_none_or(|r| {
-                r.lease != LeaseState::Released
-                    && (!r.claims.is_empty() || r.groups.values().any(record::counts_as_running))
-            });
+            // A member that publishes `lost` holds something it cannot
+            // stop, whatever its record names: orphans of an earlier
+            // incarnation its status cannot show (STOMITH's very case).
+            let holds = (lost && self.rules.fence_any_lost)
+                || rec.is_none_or(|r| {
+                    r.lease != LeaseState::Released
+                        && (!r.claims.is_empty()
+                            || r.groups.values().any(record::counts_as_running))
+                });
             let reason = match rec {
                 Some(r) if r.lease == LeaseState::Lost || !r.watchdog => FenceReason::CannotWait,
                 _ => FenceReason::MustMove,
