@@ -1252,9 +1252,13 @@ impl World {
             }
             ClusterCommand::Fence { seq, node: target } => {
                 // A node whose service processes survived a SIGKILL cannot
-                // stop them: fencing it is what the fence is for.
+                // stop them: fencing it is what the fence is for. Orphans of
+                // an earlier monitor incarnation count too (its services all
+                // the same).
                 let stuck = |w: &World| {
-                    w.nodes[target as usize].procs.as_ref().is_some_and(|p| p.survived_kill())
+                    let slot = &w.nodes[target as usize];
+                    slot.procs.as_ref().is_some_and(|p| p.survived_kill())
+                        || slot.orphans.iter().any(|(_, p)| p.survived_kill())
                 };
                 let healthy = self.valid(target) && self.healthy(target) && !stuck(self);
                 self.tracker.log(now, node, target, || {
