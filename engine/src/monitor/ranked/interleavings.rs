@@ -180,14 +180,16 @@ fn late_spawns_without_a_not_after_time_give_a_double_owner() {
 }
 
 fn paused_node(rules: impl FnOnce(&mut Rules)) -> World {
-    // A fence command exists but fails for 4 s; node 1 (owner) is paused
-    // as a VM is, with its watchdog and services, for 10 s.
+    // A fence command exists but fails for 8 s; node 1 (owner) is paused
+    // as a VM is, with its watchdog and services, for 10 s. (The first
+    // fence goes out only once node 1's lease has surely ended, about 5 s
+    // in, as it is still listed up: 8 s of failures make it retry.)
     let mut w = fenced(3, "web start 1,2,3\n").with_rules(rules);
     assert!(w.settle(10_000));
     let t0 = w.t;
     w.fence_works = false;
     w.node(1).paused = true;
-    w.run_until(t0 + 4000);
+    w.run_until(t0 + 8000);
     w.fence_works = true;
     w.run_until(t0 + 10_000);
     w.resume(1);
@@ -279,6 +281,38 @@ fn a_lost_node_that_names_nothing_and_is_not_fenced_keeps_its_groups_down() {
     assert_eq!(w.double_owner_ms, 0, "{}", dump(&w));
     assert!(w.fences.is_empty(), "{}", dump(&w));
     assert_eq!(w.runs("web"), vec![1], "{}", dump(&w));
+}
+
+fn slow_storage(rules: impl FnOnce(&mut Rules)) -> World {
+    // N = 2, web on node 2; then every record takes 1.8 s to become
+    // visible both ways (beyond the lease's budget): node 2 falls silent
+    // for node 1 (the tie-breaker, quorate alone) but lives, loses its own
+    // lease, and its watchdog and kill stop web; its release is seen late.
+    let mut w = fenced(2, "web start 2,1\n").with_rules(rules);
+    // Placed on node 2: web's test fails on node 1 until it has settled.
+    w.node(1).failing_tests.insert("web".into());
+    assert!(w.settle(20_000));
+    assert_eq!(w.runs("web"), vec![2]);
+    w.node(1).failing_tests.clear();
+    let t0 = w.t;
+    w.link(2, 1, Link::Delay(1800));
+    w.link(1, 2, Link::Delay(1800));
+    w.run_until(t0 + 15_000);
+    w
+}
+
+#[test]
+fn a_silent_node_listed_up_is_waited_for_until_its_lease_surely_ended() {
+    let w = slow_storage(|_| {});
+    assert!(w.fences.is_empty(), "{}", dump(&w));
+    assert_eq!(w.double_owner_ms, 0, "{}", dump(&w));
+    assert!(!w.runs("web").contains(&2), "node 2 stopped web by itself: {}", dump(&w));
+}
+
+#[test]
+fn a_silent_node_fenced_before_its_lease_ended_is_shot_needlessly() {
+    let w = slow_storage(|r| r.wait_for_silent_release = false);
+    assert!(!w.fences.is_empty(), "{}", dump(&w));
 }
 
 fn two_node_restart(rules: impl FnOnce(&mut Rules)) -> World {

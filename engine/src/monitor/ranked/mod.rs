@@ -400,6 +400,10 @@ pub(crate) struct Rules {
     /// A member that publishes `lost` is fenced whatever its record shows
     /// (it holds processes it cannot stop, named or not).
     pub fence_any_lost: bool,
+    /// A silent member still listed up by the membership source is fenced
+    /// only after its lease and watchdog have surely ended (`H·(1+ρ)+δ`
+    /// after the revocation, plus 2P) without a release seen.
+    pub wait_for_silent_release: bool,
 }
 
 impl Default for Rules {
@@ -419,6 +423,7 @@ impl Default for Rules {
             only_holders_fence: true,
             kill_leftovers: true,
             fence_any_lost: true,
+            wait_for_silent_release: true,
         }
     }
 }

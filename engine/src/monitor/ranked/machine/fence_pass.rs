@@ -105,6 +105,23 @@ impl Ranked {
                         continue;
                     }
                 }
+                // A silent member that the membership source still lists
+                // up may be alive behind slow shared storage (a visibility
+                // delay beyond the lease's budget, a slow node): its own
+                // lease then lapses too, its watchdog kills its services
+                // within `H·(1+ρ)+δ` of the revocation, and its release is
+                // on its way. Wait that long (two heartbeat periods more
+                // for the release to be seen) before fencing; a member
+                // listed down, or one without a watchdog, is fenced at
+                // once. The lease convention (Chubby's, Gray and
+                // Cheriton's): a lease holder's rights end by the lease
+                // bound on the other's clock, so nobody need shoot it.
+                if self.rules.wait_for_silent_release && !self.listed_down(x) {
+                    if let Some(by) = release_by.filter(|&by| now < by) {
+                        self.wake_at(by);
+                        continue;
+                    }
+                }
             }
             if holds && !released {
                 let inc = self.latest(x).map_or(0, |l| l.incarnation);
