@@ -283,6 +283,8 @@ pub struct World {
     cfg: SimConfig,
     seed: u64,
     now: Millis,
+    /// (fencer, seq) of `ranked` fences of a lost tie-breaker under way.
+    tie_fences: std::collections::BTreeSet<(u32, u64)>,
     queue: Queue<Ev>,
     rng_fs: ChaCha8Rng,
     rng_members: ChaCha8Rng,
@@ -413,6 +415,7 @@ impl World {
             quiet: false,
             crash_owner: BTreeMap::new(),
             hung: Vec::new(),
+            tie_fences: Default::default(),
             open_edits: BTreeMap::new(),
             open_standby: BTreeMap::new(),
             open_writes: BTreeMap::new(),
@@ -1260,11 +1263,14 @@ impl World {
                     slot.procs.as_ref().is_some_and(|p| p.survived_kill())
                         || slot.orphans.iter().any(|(_, p)| p.survived_kill())
                 };
+                let tie = self.tie_fences.remove(&(node, seq));
                 let healthy = self.valid(target) && self.healthy(target) && !stuck(self);
                 self.tracker.log(now, node, target, || {
                     let truth = if healthy { "healthy" } else { "not healthy" };
-                    format!("STOMITH node {target} (ground truth: {truth})")
+                    let tie = if tie { ", the lost tie-breaker: never needless" } else { "" };
+                    format!("STOMITH node {target} (ground truth: {truth}{tie})")
                 });
+                let healthy = healthy && !tie;
                 self.tracker.fence(now, node, target, healthy);
                 let p = self.active.fence_fail.iter().map(|&(_, p)| p).fold(0.0, f64::max);
                 let delay = self.cfg.world.fence_delay;

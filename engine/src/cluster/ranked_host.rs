@@ -453,7 +453,7 @@ impl ClusterDriver {
                 if let Some(h) = self.ranked.as_mut() {
                     h.fences.insert(seq, target);
                 }
-                self.commands.push_back(ClusterCommand::FenceRanked { seq, target, guard });
+                self.commands.push_back(ClusterCommand::FenceRanked { seq, target, guard, reason });
             }
             RCommand::Log(notice) => {
                 self.ranked_membership(&notice);

@@ -24,6 +24,7 @@ use super::{Ev, World};
 use clinit_engine::cluster::{
     parse_record, ClusterCommand, ClusterInput, FenceFailure, SharedFile,
 };
+use clinit_engine::monitor::ranked::fencing::FenceReason;
 use clinit_engine::monitor::ranked::watchdog::{Watchdog, WatchdogAction};
 use clinit_engine::monitor::ranked::Read;
 use std::collections::VecDeque;
@@ -62,7 +63,7 @@ impl World {
                 self.nodes[me].watchdog.arm(epoch, deadline);
                 self.watchdog_check(node);
             }
-            ClusterCommand::FenceRanked { seq, target, guard } => {
+            ClusterCommand::FenceRanked { seq, target, guard, reason } => {
                 let newest = match self.read_file(node, target.node, SharedFile::Heartbeat, None) {
                     Ok(Some(v)) => v.bytes.map(|b| parse_record("record", &b)),
                     _ => None,
@@ -86,6 +87,12 @@ impl World {
                         result: Err(error),
                     });
                     return;
+                }
+                // The rule: the fence of a lost tie-breaker of an
+                // exact half is that side's vote, never counted as
+                // needless (it cannot tell death from partition).
+                if reason == FenceReason::TieBreaker {
+                    self.tie_fences.insert((node, seq));
                 }
                 let fence = ClusterCommand::Fence { seq, node: target.node };
                 self.execute(node, inc, fence, now_inputs, later);
