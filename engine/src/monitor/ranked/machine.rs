@@ -98,10 +98,12 @@ pub enum Input {
     /// with -9, which its watchdog could not kill because they are in D
     /// state, or which it has not killed yet). This incarnation's own
     /// status cannot show them, so its record would say it holds nothing
-    /// while a group runs here. Given by the executor at start (it finds
-    /// them in the node's service cgroups, the simulator in its process
-    /// table): the machine kills them before it holds anything, and
-    /// publishes `lost` (to be fenced) while the kill is not confirmed.
+    /// while a group runs here. Given by the executor at start and when the
+    /// count changes (the simulator from its process table; the `mosha`
+    /// backend does not report it yet, and would find them in the node's
+    /// service cgroups): the machine kills them before it holds anything,
+    /// and publishes `lost` (to be fenced) while the kill is not
+    /// confirmed.
     Leftovers { live: usize },
     /// The operator asks for a new membership (one node added or removed).
     ProposeMembers(Vec<u32>),
