@@ -28,7 +28,10 @@
 //!   stop them by itself. A frozen monitor, a crashed node, or a node whose
 //!   processes survive its kill is not healthy, so fencing it is never
 //!   needless. What the target believes (its lease, its claims) does not
-//!   matter, nor does the fencer's reason.
+//!   matter, nor does the fencer's reason, with one exception the issue
+//!   sets: under `ranked`, the fence of the lost tie-breaker of an exact
+//!   half (a 2-node cluster cut in two) is that half's vote, never counted
+//!   as needless, as the other side cannot tell death from partition.
 //!
 //! Liveness:
 //! * `liveness`: after the faults stop, every wanted group that has an

@@ -180,6 +180,9 @@ struct NodeSlot {
     /// Children of earlier `mosha` incarnations (`mosha-crash`), by
     /// incarnation: they live on, unknown to the current monitor.
     orphans: Vec<(u32, SimProcesses)>,
+    /// The orphan count last given to the current monitor
+    /// ([`ClusterInput::Leftovers`]).
+    leftovers_told: Option<usize>,
     /// Wall-clock offset, ms.
     skew: i64,
     /// Wall-clock rate error (`clock-drift`: 0.01 runs 1 % fast) since
@@ -281,6 +284,8 @@ pub struct World {
     cfg: SimConfig,
     seed: u64,
     now: Millis,
+    /// (fencer, seq) of `ranked` fences of a lost tie-breaker under way.
+    tie_fences: std::collections::BTreeSet<(u32, u64)>,
     queue: Queue<Ev>,
     rng_fs: ChaCha8Rng,
     rng_members: ChaCha8Rng,
@@ -383,6 +388,7 @@ impl World {
                     deferred: Vec::new(),
                     reaped: Vec::new(),
                     orphans: Vec::new(),
+                    leftovers_told: None,
                     skew: 0,
                     drift: 0.0,
                     drift_since: Millis::ZERO,
@@ -410,6 +416,7 @@ impl World {
             quiet: false,
             crash_owner: BTreeMap::new(),
             hung: Vec::new(),
+            tie_fences: Default::default(),
             open_edits: BTreeMap::new(),
             open_standby: BTreeMap::new(),
             open_writes: BTreeMap::new(),
@@ -683,10 +690,30 @@ impl World {
         slot.frozen = false;
         slot.reaped.clear();
         slot.last_clstat = None;
+        slot.leftovers_told = None;
         self.tracker.log(now, node, 0, || format!("mosha starts (incarnation {inc})"));
         self.transitions_start(node);
         self.pump(node);
+        self.report_leftovers(node);
         self.refresh_health();
+    }
+
+    /// Tell `node`'s monitor how many processes of earlier incarnations
+    /// (orphans) are alive on it, as a real executor finds them in the
+    /// node's service cgroups; only when the count changed since the last
+    /// report (`ranked` kills them and waits for them; `classic` ignores
+    /// it).
+    fn report_leftovers(&mut self, node: u32) {
+        let slot = &mut self.nodes[node as usize];
+        if slot.driver.is_none() {
+            return;
+        }
+        let live: usize = slot.orphans.iter().map(|(_, p)| p.live()).sum();
+        if slot.leftovers_told == Some(live) {
+            return;
+        }
+        slot.leftovers_told = Some(live);
+        self.feed(node, ClusterInput::Leftovers { live });
     }
 
     /// The machine dies: its monitor and every process (orphans too).
@@ -1233,15 +1260,22 @@ impl World {
             }
             ClusterCommand::Fence { seq, node: target } => {
                 // A node whose service processes survived a SIGKILL cannot
-                // stop them: fencing it is what the fence is for.
+                // stop them: fencing it is what the fence is for. Orphans of
+                // an earlier monitor incarnation count too (its services all
+                // the same).
                 let stuck = |w: &World| {
-                    w.nodes[target as usize].procs.as_ref().is_some_and(|p| p.survived_kill())
+                    let slot = &w.nodes[target as usize];
+                    slot.procs.as_ref().is_some_and(|p| p.survived_kill())
+                        || slot.orphans.iter().any(|(_, p)| p.survived_kill())
                 };
+                let tie = self.tie_fences.remove(&(node, seq));
                 let healthy = self.valid(target) && self.healthy(target) && !stuck(self);
                 self.tracker.log(now, node, target, || {
                     let truth = if healthy { "healthy" } else { "not healthy" };
-                    format!("STOMITH node {target} (ground truth: {truth})")
+                    let tie = if tie { ", the lost tie-breaker: never needless" } else { "" };
+                    format!("STOMITH node {target} (ground truth: {truth}{tie})")
                 });
+                let healthy = healthy && !tie;
                 self.tracker.fence(now, node, target, healthy);
                 let p = self.active.fence_fail.iter().map(|&(_, p)| p).fold(0.0, f64::max);
                 let delay = self.cfg.world.fence_delay;
@@ -1456,6 +1490,7 @@ impl World {
             self.queue.push(when, Ev::Exit { node, inc, id });
         }
         if !current {
+            self.report_leftovers(node);
             return;
         }
         if self.nodes[node as usize].frozen {

@@ -164,3 +164,43 @@ fn seed_7_a_node_without_its_groups_does_not_hold_them_forever() {
         assert!(!counts.contains_key(inv), "{inv} broken:\n{}", report::render(&r));
     }
 }
+
+/// Seed 157 at N = 3 (`clinit-sim run --seed 157 --nodes 3 --groups 5
+/// --faults random --param fence_delay=500ms --param fence_kills=true
+/// --policy '{"policy":"ranked","fence_command":true}'`): node 1's `mosha`
+/// was killed with -9 while its services were in D state, and node 2 was
+/// down, so nobody could fence node 1 in time. The watchdog could not kill
+/// the orphans; node 1's new monitor started with a fresh init machine
+/// whose status showed nothing, so its record named nothing and node 3
+/// started `g03` beside the orphans: 75 s of double owner. Now the new
+/// monitor is told of its orphans, kills them, publishes `lost` while they
+/// survive, and is fenced before anyone plans. Both must hold: no double
+/// owner, and no needless fence (fencing a node whose orphans survive a
+/// SIGKILL is what the fence is for).
+#[test]
+fn seed_157_orphans_in_d_state_are_fenced_not_run_beside() {
+    use clinit_sim::faults::Fault;
+    use clinit_sim::invariants::DOUBLE_OWNER;
+    let mut cfg = SimConfig {
+        nodes: 3,
+        groups: 5,
+        duration: Millis::from_secs(3600),
+        policy: ranked(),
+        faults: FaultChoice::parse("random").expect("parses"),
+        ..SimConfig::default()
+    };
+    cfg.world.fence_kills = true;
+    cfg.world.fence_delay = Millis(500);
+    let r = run(&cfg, 157, RunOptions::default()).expect("valid scenario");
+    let faults = &r.schedule.faults;
+    assert!(
+        faults.iter().any(|f| matches!(f.fault, Fault::DState { node: 1, .. }))
+            && faults.iter().any(|f| matches!(f.fault, Fault::MoshaCrash { node: 1, .. })),
+        "the scenario changed: no D state and mosha crash on node 1, the test proves nothing"
+    );
+    assert!(r.tracker.metrics.monitor_crashes > 0, "no mosha crash: the test proves nothing");
+    let counts = r.tracker.counts();
+    for inv in [DOUBLE_OWNER, NEEDLESS_FENCE] {
+        assert!(!counts.contains_key(inv), "{inv} broken:\n{}", report::render(&r));
+    }
+}

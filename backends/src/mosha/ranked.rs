@@ -105,7 +105,7 @@ impl Executor {
                 }
                 None
             }
-            ClusterCommand::FenceRanked { seq, target, guard } => {
+            ClusterCommand::FenceRanked { seq, target, guard, .. } => {
                 let (fence, store) = (self.fence.clone(), self.store.clone());
                 self.background(move || {
                     let node = target.node;

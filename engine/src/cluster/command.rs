@@ -111,6 +111,9 @@ pub enum ClusterCommand {
         seq: u64,
         target: crate::monitor::ranked::NodeInc,
         guard: crate::monitor::ranked::FenceGuard,
+        /// Why (for logs, and for the simulator's ground truth: a lost
+        /// tie-breaker's fence is never needless).
+        reason: crate::monitor::ranked::fencing::FenceReason,
     },
     /// Every local child is gone and the node has left: exit the process.
     Exit,

@@ -217,6 +217,13 @@ pub enum ClusterInput {
     Tick,
     /// SIGHUP: start a monitor cycle now (when none is running).
     CycleNow,
+    /// The executor's count of live processes that earlier incarnations of
+    /// this node's monitor left (orphans of a `mosha` killed with -9): given
+    /// at start and whenever it changes. Under `ranked` the monitor kills
+    /// them before it holds anything, and its kill is confirmed only once
+    /// they are gone too (see `monitor::ranked::Input::Leftovers`); other
+    /// policies ignore it (the original does not know its orphans).
+    Leftovers { live: usize },
     /// Answer to [`super::ClusterCommand::ReadMembership`].
     MembershipRead { seq: u64, report: MembershipReport },
     /// Answer to [`super::ClusterCommand::ReadMembership`]: it failed.

@@ -374,6 +374,7 @@ impl ClusterDriver {
                 };
             }
             ClusterInput::Stop => self.on_stop(now),
+            ClusterInput::Leftovers { live } => self.ranked_leftovers(live),
         }
         self.advance(now);
         reply

@@ -81,6 +81,10 @@ pub(crate) struct RankedHost {
     /// Content identity of each peer's last record fed in (unchanged
     /// records are not fed again: O(changed members) per cycle).
     record_ids: BTreeMap<u32, ContentId>,
+    /// Live processes of earlier incarnations on this node, as the
+    /// executor last reported them ([`super::ClusterDriver::leftovers`]):
+    /// a kill is confirmed only once they are gone too.
+    leftovers: usize,
 }
 
 impl RankedHost {
@@ -112,6 +116,7 @@ impl RankedHost {
             last_own: own,
             last_hactl: None,
             record_ids: BTreeMap::new(),
+            leftovers: 0,
         }
     }
 
@@ -297,6 +302,17 @@ impl ClusterDriver {
         }
     }
 
+    /// The executor's count of live processes of earlier incarnations on
+    /// this node (see [`super::ClusterDriver::leftovers`]).
+    pub(super) fn ranked_leftovers(&mut self, live: usize) {
+        let Some(h) = self.ranked.as_mut() else { return };
+        let was = h.leftovers;
+        h.leftovers = live;
+        if was == 0 && live > 0 {
+            h.inbox.push_back(RInput::Leftovers { live });
+        }
+    }
+
     /// A fence result; `true` when it answered a `ranked` fence.
     pub(super) fn ranked_fenced(&mut self, seq: u64, ok: bool) -> bool {
         let Some(h) = self.ranked.as_mut() else { return false };
@@ -313,6 +329,7 @@ impl ClusterDriver {
         if h.pumping {
             return;
         }
+        let live = live + h.leftovers;
         if let Some(k) = &mut h.kill {
             if live == 0 {
                 h.kill = None;
@@ -406,11 +423,12 @@ impl ClusterDriver {
                 // must stop the groups the recording stopped.
                 let (_, executed) = self.stop_all_traced(now);
                 self.absorb(now, executed);
-                if self.node.driver.init.live_processes() == 0 {
-                    if let Some(h) = self.ranked.as_mut() {
-                        h.kill = None;
-                        h.inbox.push_back(RInput::KillDone { confirmed: true });
-                    }
+                let live = self.node.driver.init.live_processes();
+                // Orphans of earlier incarnations count too: they are
+                // killed by the same command and must be gone as well.
+                if let Some(h) = self.ranked.as_mut().filter(|h| live + h.leftovers == 0) {
+                    h.kill = None;
+                    h.inbox.push_back(RInput::KillDone { confirmed: true });
                 }
             }
             RCommand::Watchdog { epoch, deadline } => {
@@ -437,7 +455,7 @@ impl ClusterDriver {
                 if let Some(h) = self.ranked.as_mut() {
                     h.fences.insert(seq, target);
                 }
-                self.commands.push_back(ClusterCommand::FenceRanked { seq, target, guard });
+                self.commands.push_back(ClusterCommand::FenceRanked { seq, target, guard, reason });
             }
             RCommand::Log(notice) => {
                 self.ranked_membership(&notice);

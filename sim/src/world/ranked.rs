@@ -24,6 +24,7 @@ use super::{Ev, World};
 use clinit_engine::cluster::{
     parse_record, ClusterCommand, ClusterInput, FenceFailure, SharedFile,
 };
+use clinit_engine::monitor::ranked::fencing::FenceReason;
 use clinit_engine::monitor::ranked::watchdog::{Watchdog, WatchdogAction};
 use clinit_engine::monitor::ranked::Read;
 use std::collections::VecDeque;
@@ -50,6 +51,9 @@ impl World {
                         .log(now, node, 0, || format!("LEASE LOST: SIGKILL to {n} children"));
                 }
                 self.drain_procs(node, inc);
+                // The node's service cgroups hold the orphans of earlier
+                // incarnations too: the kill reaches them.
+                self.kill_orphans(node);
             }
             ClusterCommand::Persist { seq, state } => {
                 self.nodes[me].durable = Some(*state);
@@ -59,7 +63,7 @@ impl World {
                 self.nodes[me].watchdog.arm(epoch, deadline);
                 self.watchdog_check(node);
             }
-            ClusterCommand::FenceRanked { seq, target, guard } => {
+            ClusterCommand::FenceRanked { seq, target, guard, reason } => {
                 let newest = match self.read_file(node, target.node, SharedFile::Heartbeat, None) {
                     Ok(Some(v)) => v.bytes.map(|b| parse_record("record", &b)),
                     _ => None,
@@ -83,6 +87,12 @@ impl World {
                         result: Err(error),
                     });
                     return;
+                }
+                // The rule: the fence of a lost tie-breaker of an
+                // exact half is that side's vote, never counted as
+                // needless (it cannot tell death from partition).
+                if reason == FenceReason::TieBreaker {
+                    self.tie_fences.insert((node, seq));
                 }
                 let fence = ClusterCommand::Fence { seq, node: target.node };
                 self.execute(node, inc, fence, now_inputs, later);
@@ -109,21 +119,7 @@ impl World {
                 killed += procs.kill_all();
             }
             self.drain_procs(node, inc);
-            let mut due = Vec::new();
-            for (oinc, procs) in self.nodes[me].orphans.iter_mut() {
-                procs.now = now;
-                killed += procs.kill_all();
-                let changes = std::mem::take(&mut procs.changes);
-                for c in changes {
-                    self.tracker.process(now, node, &c.group, c.started, true);
-                }
-                due.extend(
-                    std::mem::take(&mut procs.due).into_iter().map(|(at, id)| (at, *oinc, id)),
-                );
-            }
-            for (at, oinc, id) in due {
-                self.queue.push(at, Ev::Exit { node, inc: oinc, id });
-            }
+            killed += self.kill_orphans(node);
             // Log only the first kill of a firing (it keeps the groups empty
             // afterwards: re-arming at the same deadline kills again).
             if killed > 0 && !self.nodes[me].watchdog_logged {
@@ -145,6 +141,28 @@ impl World {
                 self.queue.push(at, Ev::Watchdog { node, gen });
             }
         }
+    }
+
+    /// SIGKILL every orphan on `node` (children of earlier monitor
+    /// incarnations); their exits are scheduled as usual. Returns how many
+    /// were signalled.
+    fn kill_orphans(&mut self, node: u32) -> usize {
+        let now = self.now;
+        let mut killed = 0;
+        let mut due = Vec::new();
+        for (oinc, procs) in self.nodes[node as usize].orphans.iter_mut() {
+            procs.now = now;
+            killed += procs.kill_all();
+            let changes = std::mem::take(&mut procs.changes);
+            for c in changes {
+                self.tracker.process(now, node, &c.group, c.started, true);
+            }
+            due.extend(std::mem::take(&mut procs.due).into_iter().map(|(at, id)| (at, *oinc, id)));
+        }
+        for (at, oinc, id) in due {
+            self.queue.push(at, Ev::Exit { node, inc: oinc, id });
+        }
+        killed
     }
 
     /// A fresh watchdog (the machine booted).

@@ -272,6 +272,11 @@ impl World {
         if !n.up || n.paused || n.frozen || n.machine.is_none() {
             return false;
         }
+        // Not in control of its services: they survive its kills (D state),
+        // as the simulator's `needless-fence` judges.
+        if n.unkillable && !n.procs.is_empty() {
+            return false;
+        }
         let limit = self.params.lease.0 / 2;
         let ok = |l: Link| matches!(l, Link::Delay(d) if d <= limit);
         let peers = self
@@ -435,6 +440,32 @@ impl World {
         n.delivered.clear();
         n.inbox.clear();
         n.inbox.push(Input::Hactl(hactl));
+    }
+
+    /// `mosha -9` now, and a new monitor at `t + down_ms` that, like the
+    /// production driver, starts with a fresh init machine: its own status
+    /// shows nothing. Its services live on (orphans); the executor tells the
+    /// new monitor how many ([`Input::Leftovers`]).
+    pub fn kill_monitor(&mut self, id: u32, down_ms: u64) {
+        let t0 = self.t;
+        self.node(id).machine = None;
+        self.node(id).inbox.clear();
+        self.run_until(t0 + down_ms);
+        let t = self.t;
+        let params = self.params.clone();
+        let rules = self.rules;
+        let config = self.config.clone();
+        let hactl = Arc::clone(&self.hactl);
+        let n = self.node(id);
+        n.own = ClStat::default();
+        let local = n.local(t);
+        let mut m = Ranked::new(id, params, config, n.disk.clone(), n.own.clone(), local);
+        m.rules = rules;
+        n.machine = Some(m);
+        n.delivered.clear();
+        n.inbox.push(Input::Hactl(hactl));
+        let live = n.procs.len();
+        n.inbox.push(Input::Leftovers { live });
     }
 
     fn tick_node(&mut self, id: u32) {

@@ -93,6 +93,18 @@ pub enum Input {
     /// The [`Command::KillAllNow`] ended; `confirmed`: every service
     /// process is gone.
     KillDone { confirmed: bool },
+    /// Service processes of an earlier incarnation of this node's monitor
+    /// are still alive (`live` of them: the orphans of a `mosha` killed
+    /// with -9, which its watchdog could not kill because they are in D
+    /// state, or which it has not killed yet). This incarnation's own
+    /// status cannot show them, so its record would say it holds nothing
+    /// while a group runs here. Given by the executor at start and when the
+    /// count changes (the simulator from its process table; the `mosha`
+    /// backend does not report it yet, and would find them in the node's
+    /// service cgroups): the machine kills them before it holds anything,
+    /// and publishes `lost` (to be fenced) while the kill is not
+    /// confirmed.
+    Leftovers { live: usize },
     /// The operator asks for a new membership (one node added or removed).
     ProposeMembers(Vec<u32>),
     /// The local init machine refused a [`Command::Tell`] (`reason`: its

@@ -69,6 +69,19 @@
 
 //! # Refinements found by the interleaving tests
 //!
+//! * **Orphans.** A monitor killed with -9 leaves its services running; a
+//!   new monitor's init machine knows nothing of them, so its record would
+//!   name nothing while a group runs. The executor reports them
+//!   ([`Input::Leftovers`]); the new monitor kills them before it holds
+//!   anything and publishes `lost` while they survive (D state). A member
+//!   that publishes `lost` is fenced whatever its record names, and nobody
+//!   plans while a member that is not void publishes `lost` (the simulator's
+//!   seed 157 at N = 3, 75 s of double owner before).
+//! * **A silent member still listed up is waited for.** Silence may be slow
+//!   shared storage, not death: such a member loses its own lease and
+//!   releases by itself. It is fenced only once its lease and watchdog have
+//!   surely ended (`H·(1+ρ)+δ` after the revocation, plus 2P to see the
+//!   release); a member listed down is fenced at once.
 //! * **Epochs.** A node that lost its lease and released starts a new lease
 //!   epoch whose first counter (`floor`) it publishes; a revocation bound
 //!   below a node's floor is moot (the node released since), and grants
@@ -392,6 +405,18 @@ pub(crate) struct Rules {
     /// Only a node holding its lease fences (the tie-breaker's fence
     /// aside).
     pub only_holders_fence: bool,
+    /// A monitor that starts while service processes of an earlier
+    /// incarnation live on ([`Input::Leftovers`]) kills them first and
+    /// publishes `lost` until the kill is confirmed; nobody plans a group
+    /// while a member that is not void publishes `lost`.
+    pub kill_leftovers: bool,
+    /// A member that publishes `lost` is fenced whatever its record shows
+    /// (it holds processes it cannot stop, named or not).
+    pub fence_any_lost: bool,
+    /// A silent member still listed up by the membership source is fenced
+    /// only after its lease and watchdog have surely ended (`H·(1+ρ)+δ`
+    /// after the revocation, plus 2P) without a release seen.
+    pub wait_for_silent_release: bool,
 }
 
 impl Default for Rules {
@@ -409,6 +434,9 @@ impl Default for Rules {
             one_change_per_version: true,
             wait_for_heard_release: true,
             only_holders_fence: true,
+            kill_leftovers: true,
+            fence_any_lost: true,
+            wait_for_silent_release: true,
         }
     }
 }

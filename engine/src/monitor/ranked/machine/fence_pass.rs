@@ -68,10 +68,15 @@ impl Ranked {
                 }
             }
             let rec = self.record_of(x);
-            let holds = rec.is_none_or(|r| {
-                r.lease != LeaseState::Released
-                    && (!r.claims.is_empty() || r.groups.values().any(record::counts_as_running))
-            });
+            // A member that publishes `lost` holds something it cannot
+            // stop, whatever its record names: orphans of an earlier
+            // incarnation its status cannot show (STOMITH's very case).
+            let holds = (lost && self.rules.fence_any_lost)
+                || rec.is_none_or(|r| {
+                    r.lease != LeaseState::Released
+                        && (!r.claims.is_empty()
+                            || r.groups.values().any(record::counts_as_running))
+                });
             let reason = match rec {
                 Some(r) if r.lease == LeaseState::Lost || !r.watchdog => FenceReason::CannotWait,
                 _ => FenceReason::MustMove,
@@ -97,6 +102,23 @@ impl Ranked {
                 if let (Some(fresh), Some(by)) = (fresh_until, release_by) {
                     if now < fresh && now < by {
                         self.wake_at(fresh.min(by));
+                        continue;
+                    }
+                }
+                // A silent member that the membership source still lists
+                // up may be alive behind slow shared storage (a visibility
+                // delay beyond the lease's budget, a slow node): its own
+                // lease then lapses too, its watchdog kills its services
+                // within `H·(1+ρ)+δ` of the revocation, and its release is
+                // on its way. Wait that long (two heartbeat periods more
+                // for the release to be seen) before fencing; a member
+                // listed down, or one without a watchdog, is fenced at
+                // once. The lease convention (Chubby's, Gray and
+                // Cheriton's): a lease holder's rights end by the lease
+                // bound on the other's clock, so nobody need shoot it.
+                if self.rules.wait_for_silent_release && !self.listed_down(x) {
+                    if let Some(by) = release_by.filter(|&by| now < by) {
+                        self.wake_at(by);
                         continue;
                     }
                 }

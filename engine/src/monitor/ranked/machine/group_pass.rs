@@ -75,6 +75,15 @@ impl Ranked {
         let blind = members.iter().any(|&n| {
             n != self.me && self.record_of(n).is_none() && judged.get(&n).is_some_and(|j| !j.void)
         });
+        // A member that publishes `lost` and is not void (not fenced yet)
+        // may run any group, named in its record or not (orphans in D
+        // state): plan nothing until it is fenced or its kill lands.
+        let lost_member = self.rules.kill_leftovers
+            && members.iter().any(|&n| {
+                n != self.me
+                    && self.record_of(n).is_some_and(|r| r.lease == LeaseState::Lost)
+                    && judged.get(&n).is_some_and(|j| !j.void)
+            });
         let mut names: BTreeSet<String> = hactl.groups.keys().cloned().collect();
         names.extend(self.own.groups.keys().cloned());
         // Standby nodes neither keep nor take groups (see `standby`).
@@ -185,7 +194,8 @@ impl Ranked {
                 }
                 _ => {
                     // Idle here: plan when unplaced and my slot has come.
-                    if !running.is_empty() || !attempts.is_empty() || blind || mixed {
+                    if !running.is_empty() || !attempts.is_empty() || blind || mixed || lost_member
+                    {
                         self.unplaced_since.remove(&g);
                         self.claims.remove(&g);
                         continue;

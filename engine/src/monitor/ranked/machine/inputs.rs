@@ -115,6 +115,23 @@ impl Ranked {
                     }
                 }
             }
+            Input::Leftovers { live } => {
+                // Kill them as after a lost lease: the same SIGKILL to every
+                // service group, confirmed by the executor; until then the
+                // record says `lost`, so the holders fence this node and
+                // nobody plans (see the group pass).
+                if live > 0 && self.rules.kill_leftovers && self.phase != Phase::Killing {
+                    if self.phase == Phase::Holding {
+                        self.epoch_floor = self.counter + 1;
+                        self.deadline = None;
+                    }
+                    self.phase = Phase::Killing;
+                    self.kill_failed = false;
+                    self.told.clear();
+                    self.out.push(Command::KillAllNow);
+                    self.hurry();
+                }
+            }
             Input::Leave => {
                 self.leaving = true;
                 self.hurry();
