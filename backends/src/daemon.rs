@@ -941,15 +941,22 @@ impl RateLimited {
 
 /// Stop what a daemon killed on this socket left running, before anything
 /// starts (see [`crate::generations`] for why stop, never adopt).
+///
+/// Returns a lower bound on the processes that survived SIGKILL (stuck in
+/// uninterruptible sleep, say): 0 when everything is gone. A process group
+/// or cgroup that survived counts 1, marked processes count each. `mosha`
+/// gives it to a `ranked` monitor as `ClusterInput::Leftovers`, which
+/// publishes `lost` so that a peer fences this node instead of starting a
+/// second copy beside them.
 pub(crate) fn stop_previous_generation(
     state_file: &Path,
     esc: &clinit_engine::init::escalation::Escalation,
-) {
+) -> usize {
     let prev = match generations::read_state(state_file) {
         Ok(prev) => prev,
         Err(e) => {
             warn!("{e}; cannot stop what a previous daemon left running");
-            return;
+            return 0;
         }
     };
     let cgroup = match generations::checked_cgroup(&prev) {
@@ -965,7 +972,7 @@ pub(crate) fn stop_previous_generation(
     let generation = (prev.daemon != 0).then(|| generations::generation(prev.daemon, state_file));
     let marked = generation.as_deref().map(generations::marked_processes).unwrap_or_default();
     if prev.procs.is_empty() && cgroup.is_none() && marked.is_empty() {
-        return;
+        return 0;
     }
     warn!(
         "{}: a previous daemon left {} process groups{}{}; stopping them before starting anything",
@@ -984,8 +991,10 @@ pub(crate) fn stop_previous_generation(
     );
     let stopped =
         generations::stop_previous(&prev.procs, cgroup.as_deref(), generation.as_deref(), esc);
+    let mut survivors = 0;
     match stopped.marked {
         Some((n, generations::Outcome::Survived)) => {
+            survivors += n;
             error!("previous generation: of {n} processes with its marker, some survived SIGKILL; left behind")
         }
         Some((n, generations::Outcome::Stopped(sig))) => {
@@ -1004,6 +1013,7 @@ pub(crate) fn stop_previous_generation(
                 info!("previous generation: {what} stopped ({sig})")
             }
             generations::Outcome::Survived => {
+                survivors += 1;
                 error!("previous generation: {what} survived SIGKILL; left behind")
             }
         }
@@ -1015,11 +1025,13 @@ pub(crate) fn stop_previous_generation(
                 info!("previous generation: every process in {what} stopped ({sig}); removed")
             }
             generations::Outcome::Survived => {
+                survivors += 1;
                 error!("previous generation: processes in {what} survived SIGKILL; left behind")
             }
             _ => info!("previous generation: {what} was already empty; removed"),
         }
     }
+    survivors
 }
 
 /// Run the daemon until a shutdown completes. Start-up errors (a malformed

@@ -281,7 +281,7 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
     // it, since peers may already run those groups (README: "Restart after a
     // crash").
     let state_file = generations::state_path(&socket);
-    daemon::stop_previous_generation(&state_file, &cfg.init.escalation);
+    let leftovers = daemon::stop_previous_generation(&state_file, &cfg.init.escalation);
     let recorder = match &cfg.record {
         Some(path) => {
             let header = Header::new("mosha", env!("CARGO_PKG_VERSION"), None, cfg.describe());
@@ -336,6 +336,14 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
     };
     let ccfg = ClusterConfig { known: cfg.known.clone(), ..ccfg };
     let mut driver = ClusterDriver::with_durable(ccfg, table, durable, clock.now());
+    if leftovers > 0 {
+        // Processes of the killed monitor that even SIGKILL did not end:
+        // under `ranked` this node publishes `lost` until a peer fences it,
+        // and nobody starts its groups beside them. The count is taken once,
+        // at start: a STOMITH reboot is the way out, not their late exit.
+        warn!("{leftovers} processes of an earlier monitor survived SIGKILL; telling the monitor");
+        driver.handle(clock.now(), ClusterInput::Leftovers { live: leftovers });
+    }
     let (results, mut answers) = mpsc::unbounded_channel();
     let mut env = vec![
         ("CLINIT_NODE".to_string(), me.to_string()),
