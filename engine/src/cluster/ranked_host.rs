@@ -33,7 +33,7 @@
 //! by [`ClusterDriver::ranked_pump`], never by recursion.
 
 use super::input::{ContentId, FileRead, IoFailure, SharedFile};
-use super::{ClusterCommand, ClusterDriver, ClusterEvent};
+use super::{ClusterCommand, ClusterDriver, ClusterEvent, MembershipSource};
 use crate::cltab::Cltab;
 use crate::hactl::Hactl;
 use crate::init::Input as InitInput;
@@ -238,8 +238,17 @@ impl ClusterDriver {
         hactl: Option<&Arc<Hactl>>,
         cltab: Option<&Cltab>,
     ) {
+        let heartbeat_files = self.cfg.membership == MembershipSource::HeartbeatFiles;
         let Some(h) = self.ranked.as_mut() else { return };
-        h.inbox.push_back(RInput::Membership(members));
+        // Heartbeat files are no membership verdict under ranked: which
+        // files could be read says nothing about a node's counter, and a
+        // "down" from one unreadable (or not yet written) file revoked a
+        // live incarnation at once, durably, so that it stayed revoked for
+        // as long as it held its lease through the others. The machine
+        // judges heartbeat-file members by their counters alone.
+        if !heartbeat_files {
+            h.inbox.push_back(RInput::Membership(members));
+        }
         if let Some(hactl) = hactl {
             if h.last_hactl.as_ref() != Some(hactl) {
                 h.last_hactl = Some(hactl.clone());
@@ -360,6 +369,7 @@ impl ClusterDriver {
         if let Some(h) = self.ranked.as_mut() {
             h.pumping = false;
         }
+        self.ranked_heard();
     }
 
     fn ranked_command(&mut self, now: Millis, command: RCommand) {
@@ -437,10 +447,7 @@ impl ClusterDriver {
                 }
                 self.commands.push_back(ClusterCommand::FenceRanked { seq, target, guard });
             }
-            RCommand::Log(notice) => {
-                self.ranked_membership(&notice);
-                self.events.push_back(ClusterEvent::Ranked(notice))
-            }
+            RCommand::Log(notice) => self.events.push_back(ClusterEvent::Ranked(notice)),
         }
     }
 }

@@ -478,6 +478,37 @@ impl Ranked {
         }
     }
 
+    /// The members this node hears now, ascending, itself included: each
+    /// other member whose current incarnation it has seen and neither
+    /// revokes nor has listed down by the membership source. Under
+    /// heartbeat-file membership this is the node's membership view for the
+    /// transition history (issue 12): a node leaves it when this node
+    /// revokes it (silent for `suspect_after` on this node's clock) and
+    /// joins it when its incarnation is first heard, when a revocation is
+    /// lifted, or when a new incarnation replaces a revoked one.
+    ///
+    /// Why not the heartbeat files' presence: a file that appears or cannot
+    /// be read for one read says nothing about the incarnation's counter,
+    /// and judging by it gave an `up` followed within milliseconds by a
+    /// `down` at every join. Each incarnation is judged by its own counter
+    /// history only, from its first sighting; a revocation given about
+    /// incarnation k never applies to k+1.
+    pub fn heard(&self) -> Vec<u32> {
+        self.members().into_iter().filter(|&n| n == self.me || self.heard_now(n)).collect()
+    }
+
+    /// The incarnation of `n` this node heard last (`None`: never).
+    pub fn heard_incarnation(&self, n: u32) -> Option<u64> {
+        self.latest(n).map(|l| l.incarnation).filter(|&i| i > 0)
+    }
+
+    fn heard_now(&self, n: u32) -> bool {
+        let Some(latest) = self.latest(n).filter(|l| l.incarnation > 0) else { return false };
+        let revoked =
+            self.durable.revocations.get(&n).is_some_and(|r| r.incarnation == latest.incarnation);
+        !revoked && !self.listed_down(n)
+    }
+
     /// When to call [`Ranked::step`] with [`Input::Tick`] next. Changed by
     /// every call of `step`.
     pub fn poll_timeout(&self) -> Option<Millis> {
