@@ -56,7 +56,8 @@ mod ranked;
 mod transitions;
 
 pub use transitions::{
-    TransitionSummary, HOOK_ORDER, TRANSITION_AGREE, TRANSITION_FORWARD, TRANSITION_JOINER,
+    TransitionSummary, FLAP_WINDOW, HOOK_ORDER, NO_FLAP, TRANSITION_AGREE, TRANSITION_FORWARD,
+    TRANSITION_JOINER,
 };
 
 /// File contents as the shared filesystem holds them.

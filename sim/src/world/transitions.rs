@@ -17,7 +17,15 @@
 //!   and can read every node's file starts from the best one (a node that
 //!   joins later reads the same history);
 //! * `hook-order`: on each `mosha` incarnation, hooks start in increasing
-//!   transition order, one at a time (never while another runs).
+//!   transition order, one at a time (never while another runs);
+//! * `no-flap`: a node recorded `up` is not recorded `down` within
+//!   [`FLAP_WINDOW`] while, by ground truth, the same `mosha` incarnation
+//!   ran throughout (not frozen, not paused) and is on the recorder's side
+//!   of any partition, its files readable by it. A real `down` needs a
+//!   cause: a crash (new incarnation), a freeze or pause, a partition, or a
+//!   silence of at least the suspicion time (1.5 s under `ranked`), so a
+//!   `down` this soon after the `up` is a flap. Real nodes showed one
+//!   1-12 ms after the `up` at every join, firing `--on-nodedown`.
 //!
 //! **Idle recorders** (simulator cost only): `mosha` polls every 0.5 s
 //! for ever; here a recorder whose last step read every file (all of them
@@ -45,6 +53,12 @@ pub const TRANSITION_FORWARD: &str = "transition-forward";
 pub const TRANSITION_AGREE: &str = "transition-agree";
 pub const TRANSITION_JOINER: &str = "transition-joiner";
 pub const HOOK_ORDER: &str = "hook-order";
+pub const NO_FLAP: &str = "no-flap";
+
+/// `no-flap`'s window: a `down` less than this after the node's `up`, with
+/// no ground-truth cause, is a flap. Below every suspicion time (ranked's
+/// 1.5 s; classic's time-out of seconds), so a silence cannot explain it.
+pub const FLAP_WINDOW: Millis = Millis(1_000);
 
 /// The recorder's poll (`mosha`'s recorder thread: 0.5 s).
 const POLL: Millis = Millis(500);
@@ -84,6 +98,9 @@ pub(super) struct SimTransitions {
     /// The most hooks seen waiting behind a running one.
     max_waiting: usize,
     joiners: Vec<u32>,
+    /// `no-flap`: per node, when (world time) an `up` of it was last
+    /// recorded and its `mosha` incarnation then.
+    up_at: Vec<Option<(Millis, u32)>>,
 }
 
 /// What a run's transitions came to (for the report and tests).
@@ -119,6 +136,7 @@ impl World {
             t.recs.resize_with(n + 1, || None);
             t.files.resize_with(n + 1, || None);
             t.file_last.resize(n + 1, 0);
+            t.up_at.resize(n + 1, None);
         }
         let inc = self.nodes[node as usize].incarnation;
         let rec = NodeRec {
@@ -208,11 +226,21 @@ impl World {
         if let Some(h) = out.write {
             let t = &mut self.transitions;
             let before = t.file_last[node as usize];
+            // Numbers no file held before: what this write records anew.
+            let newest = t.file_last.iter().copied().max().unwrap_or(0);
             if let Some(why) = forward_breaks(before, h.last) {
                 let detail = format!("node {node}'s history file {why}");
                 self.tracker.violation(TRANSITION_FORWARD, now, vec![node], detail);
             }
             t.file_last[node as usize] = before.max(h.last);
+            let fresh: Vec<(u32, Change)> = h
+                .entries
+                .iter()
+                .filter(|e| e.number > newest && e.by == node)
+                .map(|e| (e.node, e.change))
+                .collect();
+            self.check_flaps(node, &fresh);
+            let t = &mut self.transitions;
             t.files[node as usize] = Some((Arc::from(h.render()), h.last));
             t.last_change = now;
             let mut wake = Vec::new();
@@ -242,6 +270,28 @@ impl World {
         self.start_hooks(node);
         if !idle {
             self.queue.push(now + POLL, Ev::Record { node, inc, gen: next });
+        }
+    }
+
+    /// `no-flap` on the transitions node `by` just recorded (in order).
+    fn check_flaps(&mut self, by: u32, fresh: &[(u32, Change)]) {
+        let now = self.now;
+        for &(x, change) in fresh {
+            let Some(slot) = self.nodes.get(x as usize) else { continue };
+            let inc = slot.incarnation;
+            let running = slot.driver.is_some() && !slot.frozen && !slot.paused;
+            let heard = self.members.same_side(by, x) && !self.blocked(by, x);
+            let Some(up) = self.transitions.up_at.get_mut(x as usize) else { continue };
+            match change {
+                Change::Up => *up = Some((now, inc)),
+                Change::Down => {
+                    if let Some(why) = flap_breaks(*up, now, inc, running && heard) {
+                        let detail = format!("node {x} {why} (recorded by node {by})");
+                        self.tracker.violation(NO_FLAP, now, vec![x], detail);
+                    }
+                    *up = None;
+                }
+            }
         }
     }
 
@@ -341,6 +391,20 @@ fn hook_start_breaks(running: Option<u64>, last: u64, number: u64) -> Option<Str
     }
 }
 
+/// `no-flap`: why recording a `down` at `now` of a node whose `up` was
+/// recorded at `up` (world time, its incarnation then) is a flap, given its
+/// incarnation now and whether it ran healthy and reachable throughout.
+fn flap_breaks(up: Option<(Millis, u32)>, now: Millis, inc: u32, healthy: bool) -> Option<String> {
+    let (at, up_inc) = up?;
+    let soon = now.saturating_sub(at) < FLAP_WINDOW;
+    (soon && up_inc == inc && healthy).then(|| {
+        format!(
+            "down {} after its up, same incarnation, running and reachable",
+            now.saturating_sub(at)
+        )
+    })
+}
+
 /// `transition-forward`: why a file whose last number was `before` breaks
 /// it when rewritten with `after`.
 fn forward_breaks(before: u64, after: u64) -> Option<String> {
@@ -375,5 +439,11 @@ mod tests {
         b.append(2, Change::Up, 0, 1, "b");
         assert_eq!(disagreeing(&b, &[(1, &b), (3, &a)]), vec![(3, 1)]);
         assert!(disagreeing(&b, &[(1, &b), (2, &b)]).is_empty());
+        let up = Some((Millis(10_000), 2));
+        assert!(flap_breaks(up, Millis(10_012), 2, true).is_some(), "down 12 ms after up");
+        assert_eq!(flap_breaks(up, Millis(11_600), 2, true), None, "after a real silence");
+        assert_eq!(flap_breaks(up, Millis(10_012), 3, true), None, "a crash: new incarnation");
+        assert_eq!(flap_breaks(up, Millis(10_012), 2, false), None, "frozen or cut off");
+        assert_eq!(flap_breaks(None, Millis(10_012), 2, true), None, "never up");
     }
 }
