@@ -89,6 +89,12 @@ impl ClusterDriver {
         if self.cfg.membership != MembershipSource::HeartbeatFiles {
             return;
         }
+        let Some(h) = self.ranked.as_mut() else { return };
+        let generation = h.machine.heard_generation();
+        if h.heard_seen == Some(generation) {
+            return;
+        }
+        h.heard_seen = Some(generation);
         let Some(h) = self.ranked.as_ref() else { return };
         let machine = &h.machine;
         let heard = machine.heard();

@@ -81,6 +81,9 @@ pub(crate) struct RankedHost {
     /// Content identity of each peer's last record fed in (unchanged
     /// records are not fed again: O(changed members) per cycle).
     record_ids: BTreeMap<u32, ContentId>,
+    /// The machine's [`Ranked::heard_generation`] when the heard view was
+    /// last compared (see `ClusterDriver::ranked_heard`).
+    pub(crate) heard_seen: Option<(u64, u64)>,
 }
 
 impl RankedHost {
@@ -104,6 +107,7 @@ impl RankedHost {
             params,
             inbox: VecDeque::new(),
             pumping: false,
+            heard_seen: None,
             writes: BTreeMap::new(),
             persists: BTreeMap::new(),
             persist_retry: None,

@@ -316,6 +316,10 @@ pub struct Ranked {
     now: Millis,
     durable: Durable,
     durable_version: u64,
+    /// Bumped when a peer's incarnation is first seen and when the
+    /// membership source's view changes: with `durable_version` (which
+    /// moves with every revocation), what [`Ranked::heard`] depends on.
+    heard_gen: u64,
     emitted_version: u64,
     outstanding: BTreeMap<u64, Durable>,
     persisted: Option<Durable>,
@@ -410,6 +414,7 @@ impl Ranked {
             now,
             durable,
             durable_version: 1,
+            heard_gen: 0,
             emitted_version: 0,
             outstanding: BTreeMap::new(),
             persisted: None,
@@ -495,6 +500,13 @@ impl Ranked {
     /// incarnation k never applies to k+1.
     pub fn heard(&self) -> Vec<u32> {
         self.members().into_iter().filter(|&n| n == self.me || self.heard_now(n)).collect()
+    }
+
+    /// Changes whenever [`Ranked::heard`] may have changed (a cheap test,
+    /// so that a driver recomputes the view only then: `heard` is
+    /// O(members), and a driver steps the machine once per member read).
+    pub fn heard_generation(&self) -> (u64, u64) {
+        (self.durable_version, self.heard_gen)
     }
 
     /// The incarnation of `n` this node heard last (`None`: never).
