@@ -592,8 +592,14 @@ impl World {
                     });
                 }
             }
-            Ev::Fault(i) => self.fault(i),
-            Ev::FaultEnd(i) => self.fault_end(i),
+            Ev::Fault(i) => {
+                self.transitions_fault(i, true);
+                self.fault(i)
+            }
+            Ev::FaultEnd(i) => {
+                self.transitions_fault(i, false);
+                self.fault_end(i)
+            }
             Ev::Quiet => self.quiet(),
             Ev::HaltCheck { node, inc, since } => {
                 if self.live(node, inc) {

@@ -25,7 +25,10 @@
 //!   cause: a crash (new incarnation), a freeze or pause, a partition, or a
 //!   silence of at least the suspicion time (1.5 s under `ranked`), so a
 //!   `down` this soon after the `up` is a flap. Real nodes showed one
-//!   1-12 ms after the `up` at every join, firing `--on-nodedown`.
+//!   1-12 ms after the `up` at every join, firing `--on-nodedown`. It
+//!   judges only a quiet world (no fault episode open, none begun or ended
+//!   within [`FAULT_MARGIN`] before the `up`): read and write failures,
+//!   slow or hung reads are causes it does not model pair by pair.
 //!
 //! **Idle recorders** (simulator cost only): `mosha` polls every 0.5 s
 //! for ever; here a recorder whose last step read every file (all of them
@@ -59,6 +62,10 @@ pub const NO_FLAP: &str = "no-flap";
 /// no ground-truth cause, is a flap. Below every suspicion time (ranked's
 /// 1.5 s; classic's time-out of seconds), so a silence cannot explain it.
 pub const FLAP_WINDOW: Millis = Millis(1_000);
+/// `no-flap` judges an `up` only this long after the last fault episode
+/// began or ended (twice the 1.5 s suspicion time): a silence that a fault
+/// caused may end in a `down` a little after the fault.
+pub const FAULT_MARGIN: Millis = Millis(3_000);
 
 /// The recorder's poll (`mosha`'s recorder thread: 0.5 s).
 const POLL: Millis = Millis(500);
@@ -101,6 +108,11 @@ pub(super) struct SimTransitions {
     /// `no-flap`: per node, when (world time) an `up` of it was last
     /// recorded and its `mosha` incarnation then.
     up_at: Vec<Option<(Millis, u32)>>,
+    /// `no-flap` judges only a quiet world: the fault episodes begun and
+    /// not ended (an episode without an end stays open), and when the
+    /// last one began or ended.
+    open_faults: std::collections::BTreeSet<usize>,
+    fault_change: Option<Millis>,
 }
 
 /// What a run's transitions came to (for the report and tests).
@@ -273,6 +285,18 @@ impl World {
         }
     }
 
+    /// A fault episode began (`true`) or ended: `no-flap` does not judge
+    /// while any is open, nor within [`FAULT_MARGIN`] of the last change.
+    pub(super) fn transitions_fault(&mut self, episode: usize, begins: bool) {
+        let t = &mut self.transitions;
+        if begins {
+            t.open_faults.insert(episode);
+        } else {
+            t.open_faults.remove(&episode);
+        }
+        t.fault_change = Some(self.now);
+    }
+
     /// `no-flap` on the transitions node `by` just recorded (in order).
     fn check_flaps(&mut self, by: u32, fresh: &[(u32, Change)]) {
         let now = self.now;
@@ -281,11 +305,20 @@ impl World {
             let inc = slot.incarnation;
             let running = slot.driver.is_some() && !slot.frozen && !slot.paused;
             let heard = self.members.same_side(by, x) && !self.blocked(by, x);
+            // Quiet since well before the up: no fault explains the down
+            // (read failures, write failures, slow or hung reads, freezes
+            // and partitions are all episodes).
+            let t = &self.transitions;
+            let quiet =
+                t.open_faults.is_empty()
+                    && t.up_at.get(x as usize).copied().flatten().is_some_and(|(at, _)| {
+                        t.fault_change.is_none_or(|f| f + FAULT_MARGIN <= at)
+                    });
             let Some(up) = self.transitions.up_at.get_mut(x as usize) else { continue };
             match change {
                 Change::Up => *up = Some((now, inc)),
                 Change::Down => {
-                    if let Some(why) = flap_breaks(*up, now, inc, running && heard) {
+                    if let Some(why) = flap_breaks(*up, now, inc, running && heard && quiet) {
                         let detail = format!("node {x} {why} (recorded by node {by})");
                         self.tracker.violation(NO_FLAP, now, vec![x], detail);
                     }
