@@ -56,7 +56,8 @@ mod ranked;
 mod transitions;
 
 pub use transitions::{
-    HistoryFaultCounts, TransitionSummary, HOOK_ORDER, TRANSITION_AGREE, TRANSITION_FORWARD,
+    HistoryFaultCounts, TransitionSummary, FLAP_WINDOW, HOOK_ORDER, NO_FLAP, TRANSITION_AGREE,
+    TRANSITION_FORWARD,
     TRANSITION_JOINER,
 };
 
@@ -599,8 +600,14 @@ impl World {
                     });
                 }
             }
-            Ev::Fault(i) => self.fault(i),
-            Ev::FaultEnd(i) => self.fault_end(i),
+            Ev::Fault(i) => {
+                self.transitions_fault(i, true);
+                self.fault(i)
+            }
+            Ev::FaultEnd(i) => {
+                self.transitions_fault(i, false);
+                self.fault_end(i)
+            }
             Ev::Quiet => self.quiet(),
             Ev::HaltCheck { node, inc, since } => {
                 if self.live(node, inc) {

@@ -70,36 +70,62 @@ impl ClusterDriver {
 }
 
 impl ClusterDriver {
-    /// Under `ranked` with heartbeat files, every node with a heartbeat
-    /// file is listed (suspicion is the machine's, by counters on this
-    /// node's clock), so a dead node never leaves the list: its down and up
-    /// are the machine's revocation and its lifting. With another
-    /// membership source the source's own changes count.
-    pub(super) fn ranked_membership(&mut self, notice: &crate::monitor::ranked::RankedNotice) {
-        use crate::monitor::ranked::RankedNotice;
+    /// Under `ranked` with heartbeat files, the membership view of the
+    /// transition history is the machine's [`Ranked::heard`]: every member
+    /// whose current incarnation this node hears (seen, not revoked), so a
+    /// node's `down` is this node's revocation of that incarnation (no new
+    /// counter within `suspect_after`, on this node's clock) and its `up`
+    /// the first sighting of an incarnation, or a lifted revocation. The
+    /// heartbeat files' presence is not used: a file that appears, or
+    /// cannot be read once, says nothing about the counter (it gave an `up`
+    /// and, 1-12 ms later, a `down` at every join), and a new incarnation
+    /// that cleared its predecessor's revocation was never recorded `up`.
+    /// Called after each pump of the machine; queues one
+    /// [`ClusterEvent::Membership`] when the view changed (and the first
+    /// view, with no changes, as [`ClusterDriver::observe_membership`]).
+    ///
+    /// [`Ranked::heard`]: crate::monitor::ranked::Ranked::heard
+    pub(super) fn ranked_heard(&mut self) {
         if self.cfg.membership != MembershipSource::HeartbeatFiles {
             return;
         }
-        let suspect = match &self.cfg.policy {
-            PolicyConfig::Ranked(p) => p.suspect_after,
-            _ => return,
-        };
-        let (node, change, reason) = match notice {
-            RankedNotice::Revoked { node, .. } => (
-                *node,
-                Change::Down,
-                format!(
-                    "missed heartbeats: no new heartbeat counter within {:.1} s",
-                    suspect.0 as f64 / 1000.0
-                ),
-            ),
-            RankedNotice::RevocationLifted { node } => {
-                (*node, Change::Up, "its heartbeats are acknowledged again".to_string())
-            }
-            _ => return,
-        };
-        let members = self.observer.view().into_iter().filter(|&n| n != node).collect();
-        self.events
-            .push_back(ClusterEvent::Membership { members, changes: vec![(node, change, reason)] });
+        let Some(h) = self.ranked.as_mut() else { return };
+        let generation = h.machine.heard_generation();
+        if h.heard_seen == Some(generation) {
+            return;
+        }
+        h.heard_seen = Some(generation);
+        let Some(h) = self.ranked.as_ref() else { return };
+        let machine = &h.machine;
+        let heard = machine.heard();
+        let first = !self.observer.seen();
+        if !first && self.observed == heard {
+            return;
+        }
+        let suspect = machine.params().suspect_after;
+        let changes: Vec<_> = self
+            .observer
+            .observe(&heard)
+            .into_iter()
+            .map(|(node, change)| {
+                let reason = match (change, machine.heard_incarnation(node)) {
+                    (Change::Down, _) => format!(
+                        "missed heartbeats: no new heartbeat counter within {:.1} s",
+                        suspect.0 as f64 / 1000.0
+                    ),
+                    (Change::Up, Some(inc)) => {
+                        format!("its heartbeats are heard (incarnation {inc})")
+                    }
+                    (Change::Up, None) => "its heartbeats are heard".to_string(),
+                };
+                (node, change, reason)
+            })
+            .collect();
+        self.observed.clear();
+        self.observed.extend_from_slice(&heard);
+        if changes.is_empty() && !first {
+            return;
+        }
+        self.events.push_back(ClusterEvent::Membership { members: heard, changes });
     }
 }

@@ -33,7 +33,7 @@
 //! by [`ClusterDriver::ranked_pump`], never by recursion.
 
 use super::input::{ContentId, FileRead, IoFailure, SharedFile};
-use super::{ClusterCommand, ClusterDriver, ClusterEvent};
+use super::{ClusterCommand, ClusterDriver, ClusterEvent, MembershipSource};
 use crate::cltab::Cltab;
 use crate::hactl::Hactl;
 use crate::init::Input as InitInput;
@@ -85,6 +85,9 @@ pub(crate) struct RankedHost {
     /// executor last reported them ([`super::ClusterDriver::leftovers`]):
     /// a kill is confirmed only once they are gone too.
     leftovers: usize,
+    /// The machine's [`Ranked::heard_generation`] when the heard view was
+    /// last compared (see `ClusterDriver::ranked_heard`).
+    pub(crate) heard_seen: Option<(u64, u64)>,
 }
 
 impl RankedHost {
@@ -108,6 +111,7 @@ impl RankedHost {
             params,
             inbox: VecDeque::new(),
             pumping: false,
+            heard_seen: None,
             writes: BTreeMap::new(),
             persists: BTreeMap::new(),
             persist_retry: None,
@@ -243,8 +247,17 @@ impl ClusterDriver {
         hactl: Option<&Arc<Hactl>>,
         cltab: Option<&Cltab>,
     ) {
+        let heartbeat_files = self.cfg.membership == MembershipSource::HeartbeatFiles;
         let Some(h) = self.ranked.as_mut() else { return };
-        h.inbox.push_back(RInput::Membership(members));
+        // Heartbeat files are no membership verdict under ranked: which
+        // files could be read says nothing about a node's counter, and a
+        // "down" from one unreadable (or not yet written) file revoked a
+        // live incarnation at once, durably, so that it stayed revoked for
+        // as long as it held its lease through the others. The machine
+        // judges heartbeat-file members by their counters alone.
+        if !heartbeat_files {
+            h.inbox.push_back(RInput::Membership(members));
+        }
         if let Some(hactl) = hactl {
             if h.last_hactl.as_ref() != Some(hactl) {
                 h.last_hactl = Some(hactl.clone());
@@ -377,6 +390,7 @@ impl ClusterDriver {
         if let Some(h) = self.ranked.as_mut() {
             h.pumping = false;
         }
+        self.ranked_heard();
     }
 
     fn ranked_command(&mut self, now: Millis, command: RCommand) {
@@ -457,10 +471,7 @@ impl ClusterDriver {
                 }
                 self.commands.push_back(ClusterCommand::FenceRanked { seq, target, guard, reason });
             }
-            RCommand::Log(notice) => {
-                self.ranked_membership(&notice);
-                self.events.push_back(ClusterEvent::Ranked(notice))
-            }
+            RCommand::Log(notice) => self.events.push_back(ClusterEvent::Ranked(notice)),
         }
     }
 }

@@ -121,7 +121,13 @@ impl ClusterDriver {
             Ok(report) => {
                 let ages = membership_log::heartbeat_ages(&report);
                 let members = self.members_of(report);
-                self.observe_membership(&members, ages);
+                // Under ranked with heartbeat files the view is the
+                // machine's (see `ranked_heard`), not the files' presence.
+                let by_machine = self.ranked.is_some()
+                    && self.cfg.membership == MembershipSource::HeartbeatFiles;
+                if !by_machine {
+                    self.observe_membership(&members, ages);
+                }
                 self.start_reads(now, members);
             }
             Err(reason) => self.membership_unknown(now, reason),

@@ -111,6 +111,10 @@ struct Cluster {
     /// simulator does.
     compact: bool,
     unchanged_answers: usize,
+    /// Answer membership reads as heartbeat-file membership does: every
+    /// node directory (each node with an executor) with its heartbeat file
+    /// as stored, absent until the node first wrote one.
+    heartbeat_files: bool,
 }
 
 impl Cluster {
@@ -139,6 +143,7 @@ impl Cluster {
             events: BTreeMap::new(),
             compact: false,
             unchanged_answers: 0,
+            heartbeat_files: false,
         };
         for &n in nodes {
             c.pump(n);
@@ -178,10 +183,17 @@ impl Cluster {
                     exec.held.push(ClusterCommand::ReadMembership { seq });
                     return None;
                 }
-                ClusterInput::MembershipRead {
-                    seq,
-                    report: MembershipReport::Members(self.up.clone()),
-                }
+                let report = if self.heartbeat_files {
+                    let beats = self
+                        .execs
+                        .keys()
+                        .map(|&n| (n, self.files.read(n, SharedFile::Heartbeat, None).read))
+                        .collect();
+                    MembershipReport::Heartbeats { read_at: wall(now), beats }
+                } else {
+                    MembershipReport::Members(self.up.clone())
+                };
+                ClusterInput::MembershipRead { seq, report }
             }
             ClusterCommand::ReadNodes { seq, asks } => {
                 // Reads of a hung node are held (as a batch of their own);

@@ -17,7 +17,18 @@
 //!   and can read every node's file starts from the best one (a node that
 //!   joins later reads the same history);
 //! * `hook-order`: on each `mosha` incarnation, hooks start in increasing
-//!   transition order, one at a time (never while another runs).
+//!   transition order, one at a time (never while another runs);
+//! * `no-flap`: a node recorded `up` is not recorded `down` within
+//!   [`FLAP_WINDOW`] while, by ground truth, the same `mosha` incarnation
+//!   ran throughout (not frozen, not paused) and is on the recorder's side
+//!   of any partition, its files readable by it. A real `down` needs a
+//!   cause: a crash (new incarnation), a freeze or pause, a partition, or a
+//!   silence of at least the suspicion time (1.5 s under `ranked`), so a
+//!   `down` this soon after the `up` is a flap. Real nodes showed one
+//!   1-12 ms after the `up` at every join, firing `--on-nodedown`. It
+//!   judges only a quiet world (no fault episode open, none begun or ended
+//!   within [`FAULT_MARGIN`] before the `up`): read and write failures,
+//!   slow or hung reads are causes it does not model pair by pair.
 //!
 //! **Idle recorders** (simulator cost only): `mosha` polls every 0.5 s
 //! for ever; here a recorder whose last step read every file (all of them
@@ -55,6 +66,16 @@ pub const TRANSITION_FORWARD: &str = "transition-forward";
 pub const TRANSITION_AGREE: &str = "transition-agree";
 pub const TRANSITION_JOINER: &str = "transition-joiner";
 pub const HOOK_ORDER: &str = "hook-order";
+pub const NO_FLAP: &str = "no-flap";
+
+/// `no-flap`'s window: a `down` less than this after the node's `up`, with
+/// no ground-truth cause, is a flap. Below every suspicion time (ranked's
+/// 1.5 s; classic's time-out of seconds), so a silence cannot explain it.
+pub const FLAP_WINDOW: Millis = Millis(1_000);
+/// `no-flap` judges an `up` only this long after the last fault episode
+/// began or ended (twice the 1.5 s suspicion time): a silence that a fault
+/// caused may end in a `down` a little after the fault.
+pub const FAULT_MARGIN: Millis = Millis(3_000);
 
 /// The recorder's poll (`mosha`'s recorder thread: 0.5 s).
 const POLL: Millis = Millis(500);
@@ -98,6 +119,16 @@ pub(super) struct SimTransitions {
     /// Slow writes not yet visible, by node, in write order: (lands at,
     /// bytes, last).
     pending: Vec<Vec<(Millis, Bytes, u64)>>,
+    /// `no-flap`: the highest transition number already judged.
+    flap_checked: u64,
+    /// `no-flap`: per node, when (world time) an `up` of it was last
+    /// recorded and its `mosha` incarnation then.
+    up_at: Vec<Option<(Millis, u32)>>,
+    /// `no-flap` judges only a quiet world: the fault episodes begun and
+    /// not ended (an episode without an end stays open), and when the
+    /// last one began or ended.
+    open_faults: std::collections::BTreeSet<usize>,
+    fault_change: Option<Millis>,
 }
 
 /// The history-fault episodes in force (by schedule index) and what they
@@ -154,6 +185,7 @@ impl World {
             t.files.resize_with(n + 1, || None);
             t.file_last.resize(n + 1, 0);
             t.pending.resize_with(n + 1, Vec::new);
+            t.up_at.resize(n + 1, None);
         }
         let inc = self.nodes[node as usize].incarnation;
         let rec = NodeRec {
@@ -243,6 +275,17 @@ impl World {
             }
         }
         if let Some(h) = out.write {
+            // `no-flap` judges what the recorder records, whether or not
+            // the write then fails, tears or lands late.
+            let checked = self.transitions.flap_checked;
+            let fresh: Vec<(u32, Change)> = h
+                .entries
+                .iter()
+                .filter(|e| e.number > checked && e.by == node)
+                .map(|e| (e.node, e.change))
+                .collect();
+            self.transitions.flap_checked = checked.max(h.last);
+            self.check_flaps(node, &fresh);
             self.write_history(node, h.render(), h.last);
         }
         debug_assert!(mine >= out.announce.last().map_or(0, |t| t.number));
@@ -403,6 +446,49 @@ impl World {
         f.slow.clear();
     }
 
+    /// A fault episode began (`true`) or ended: `no-flap` does not judge
+    /// while any is open, nor within [`FAULT_MARGIN`] of the last change.
+    pub(super) fn transitions_fault(&mut self, episode: usize, begins: bool) {
+        let t = &mut self.transitions;
+        if begins {
+            t.open_faults.insert(episode);
+        } else {
+            t.open_faults.remove(&episode);
+        }
+        t.fault_change = Some(self.now);
+    }
+
+    /// `no-flap` on the transitions node `by` just recorded (in order).
+    fn check_flaps(&mut self, by: u32, fresh: &[(u32, Change)]) {
+        let now = self.now;
+        for &(x, change) in fresh {
+            let Some(slot) = self.nodes.get(x as usize) else { continue };
+            let inc = slot.incarnation;
+            let running = slot.driver.is_some() && !slot.frozen && !slot.paused;
+            let heard = self.members.same_side(by, x) && !self.blocked(by, x);
+            // Quiet since well before the up: no fault explains the down
+            // (read failures, write failures, slow or hung reads, freezes
+            // and partitions are all episodes).
+            let t = &self.transitions;
+            let quiet =
+                t.open_faults.is_empty()
+                    && t.up_at.get(x as usize).copied().flatten().is_some_and(|(at, _)| {
+                        t.fault_change.is_none_or(|f| f + FAULT_MARGIN <= at)
+                    });
+            let Some(up) = self.transitions.up_at.get_mut(x as usize) else { continue };
+            match change {
+                Change::Up => *up = Some((now, inc)),
+                Change::Down => {
+                    if let Some(why) = flap_breaks(*up, now, inc, running && heard && quiet) {
+                        let detail = format!("node {x} {why} (recorded by node {by})");
+                        self.tracker.violation(NO_FLAP, now, vec![x], detail);
+                    }
+                    *up = None;
+                }
+            }
+        }
+    }
+
     /// Start the next queued hook if none runs.
     fn start_hooks(&mut self, node: u32) {
         let now = self.now;
@@ -501,6 +587,20 @@ fn hook_start_breaks(running: Option<u64>, last: u64, number: u64) -> Option<Str
     }
 }
 
+/// `no-flap`: why recording a `down` at `now` of a node whose `up` was
+/// recorded at `up` (world time, its incarnation then) is a flap, given its
+/// incarnation now and whether it ran healthy and reachable throughout.
+fn flap_breaks(up: Option<(Millis, u32)>, now: Millis, inc: u32, healthy: bool) -> Option<String> {
+    let (at, up_inc) = up?;
+    let soon = now.saturating_sub(at) < FLAP_WINDOW;
+    (soon && up_inc == inc && healthy).then(|| {
+        format!(
+            "down {} after its up, same incarnation, running and reachable",
+            now.saturating_sub(at)
+        )
+    })
+}
+
 /// `transition-forward`: why a file whose last number was `before` breaks
 /// it when rewritten with `after`.
 fn forward_breaks(before: u64, after: u64) -> Option<String> {
@@ -535,5 +635,11 @@ mod tests {
         b.append(2, Change::Up, 0, 1, "b");
         assert_eq!(disagreeing(&b, &[(1, &b), (3, &a)]), vec![(3, 1)]);
         assert!(disagreeing(&b, &[(1, &b), (2, &b)]).is_empty());
+        let up = Some((Millis(10_000), 2));
+        assert!(flap_breaks(up, Millis(10_012), 2, true).is_some(), "down 12 ms after up");
+        assert_eq!(flap_breaks(up, Millis(11_600), 2, true), None, "after a real silence");
+        assert_eq!(flap_breaks(up, Millis(10_012), 3, true), None, "a crash: new incarnation");
+        assert_eq!(flap_breaks(up, Millis(10_012), 2, false), None, "frozen or cut off");
+        assert_eq!(flap_breaks(None, Millis(10_012), 2, true), None, "never up");
     }
 }

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::monitor::ranked::{LeaseState, RankedParams, Record};
+use crate::monitor::transitions::Change;
 
 /// A `ranked` cluster of `nodes` (all known members), `hactl` everywhere.
 fn ranked_cluster(nodes: &[u32], hactl: &str, params: RankedParams) -> Cluster {
@@ -33,6 +34,7 @@ fn ranked_cluster_traced(nodes: &[u32], hactl: &str, params: RankedParams, trace
         events: BTreeMap::new(),
         compact: false,
         unchanged_answers: 0,
+        heartbeat_files: false,
     };
     for &n in nodes {
         c.pump(n);
@@ -517,4 +519,143 @@ fn ranked_trace_with_spawns_refused_as_too_late_replays_identically() {
     }
     assert_eq!(failed, refused, "every refusal is a recorded input");
     assert!(stop_alls >= 1, "the lease loss's stop is recorded");
+}
+
+/// A `ranked` driver under heartbeat-file membership.
+fn heartbeat_driver(
+    n: u32,
+    nodes: &[u32],
+    durable: Option<crate::monitor::ranked::Durable>,
+    now: Millis,
+) -> ClusterDriver {
+    let table = Cltab::parse(CLTAB, "cltab").expect("parses");
+    let mut cfg = ClusterConfig::new(n, PolicyConfig::Ranked(RankedParams::default()));
+    cfg.known = nodes.to_vec();
+    cfg.membership = MembershipSource::HeartbeatFiles;
+    ClusterDriver::with_durable(cfg, table, durable, now)
+}
+
+/// A `ranked` cluster of `nodes` under heartbeat-file membership, `web`
+/// wanted; only the nodes of `running` start now (the others' directories
+/// exist, without a heartbeat file yet).
+fn heartbeat_cluster(nodes: &[u32], running: &[u32]) -> Cluster {
+    let mut c = ranked_cluster(&[], "", RankedParams::default());
+    c.heartbeat_files = true;
+    for &n in nodes {
+        c.files.put(n, SharedFile::Hactl, "web start\n", WallMs(T0 - 10_000));
+        c.files.put(n, SharedFile::Cltab, CLTAB, WallMs(T0 - 10_000));
+        c.execs.insert(n, Exec::default());
+    }
+    c.up = nodes.to_vec();
+    for &n in running {
+        c.drivers.insert(n, heartbeat_driver(n, nodes, None, Millis::ZERO));
+        c.pump(n);
+    }
+    c
+}
+
+/// The membership changes of `about` that node `node` queued for its
+/// transition history, from its `from`-th event on.
+fn changes_of(c: &Cluster, node: u32, about: u32, from: usize) -> Vec<(Change, String)> {
+    c.events_of(node)[from.min(c.events_of(node).len())..]
+        .iter()
+        .filter_map(|e| match e {
+            ClusterEvent::Membership { changes, .. } => Some(changes),
+            _ => None,
+        })
+        .flatten()
+        .filter(|(n, _, _)| *n == about)
+        .map(|(_, ch, why)| (*ch, why.clone()))
+        .collect()
+}
+
+/// The revocations node `node` publishes in its record.
+fn published_revocations(c: &Cluster, node: u32) -> BTreeMap<u32, crate::monitor::ranked::Seen> {
+    let text = c.files.text(node, SharedFile::Heartbeat).expect("record");
+    Record::parse(&text).expect("parses").revocations
+}
+
+/// Issue 9, a defect found on real nodes: a node killed and restarted
+/// within 2 s stayed revoked, and the history recorded it `down` and never
+/// `up`. Its new incarnation must be heard (an `up` on every peer) within
+/// 3 heartbeats + a lease of its restart, no revocation may concern it,
+/// and it must hold its lease again.
+#[test]
+fn a_node_restarted_within_two_seconds_is_heard_again_with_one_up() {
+    let mut c = heartbeat_cluster(&[1, 2, 3], &[1, 2, 3]);
+    c.run_until(Millis::from_secs(10));
+    for n in [1, 2, 3] {
+        let heard = c.drivers[&n].ranked().map(|r| r.heard());
+        assert_eq!(heard, Some(vec![1, 2, 3]), "node {n}: {:?}", c.events_of(n));
+    }
+    let durable = c.execs[&3].durable.clone().expect("persisted");
+    // The crash: mosha and its children are gone; its files stay.
+    c.drivers.remove(&3);
+    c.execs.get_mut(&3).expect("exec").running.clear();
+    let marks: Vec<usize> = [1, 2].iter().map(|&n| c.events_of(n).len()).collect();
+    c.run_until(c.now + Millis(2_000));
+    for (i, n) in [1u32, 2].into_iter().enumerate() {
+        let seen = changes_of(&c, n, 3, marks[i]);
+        assert_eq!(seen.len(), 1, "node {n}: one down after 1.5 s of silence: {seen:?}");
+        assert_eq!(seen[0].0, Change::Down, "node {n}: {seen:?}");
+        assert!(seen[0].1.contains("missed heartbeats"), "node {n}: {seen:?}");
+    }
+    c.drivers.insert(3, heartbeat_driver(3, &[1, 2, 3], Some(durable), c.now));
+    c.pump(3);
+    let restarted = c.now;
+    // The bound: 3 heartbeat periods + H = 2.75 s.
+    let p = RankedParams::default();
+    let bound = Millis(3 * p.heartbeat.0 + p.lease.0);
+    c.run_until(restarted + bound);
+    for (i, n) in [1u32, 2].into_iter().enumerate() {
+        let seen = changes_of(&c, n, 3, marks[i]);
+        let kinds: Vec<Change> = seen.iter().map(|s| s.0).collect();
+        assert_eq!(kinds, vec![Change::Down, Change::Up], "node {n}: {seen:?}");
+        assert!(seen[1].1.contains("incarnation 2"), "node {n}: {seen:?}");
+        let revoked = published_revocations(&c, n);
+        assert!(
+            revoked.get(&3).is_none_or(|r| r.incarnation != 2),
+            "node {n} revokes the new incarnation: {revoked:?}"
+        );
+    }
+    let three = c.drivers[&3].ranked().expect("ranked");
+    assert_eq!(three.incarnation(), 2);
+    assert_eq!(three.lease_state(), LeaseState::Holding, "{:?}", c.events_of(3));
+    // And it stays so: no down follows for that incarnation.
+    c.run_until(c.now + Millis::from_secs(20));
+    for (i, n) in [1u32, 2].into_iter().enumerate() {
+        let kinds: Vec<Change> = changes_of(&c, n, 3, marks[i]).iter().map(|s| s.0).collect();
+        assert_eq!(kinds, vec![Change::Down, Change::Up], "node {n}");
+    }
+}
+
+/// Issue 12, a defect found on real nodes: at a join, the joiner got an
+/// `up` and 1-12 ms later a `down` (firing `--on-nodedown`), because the
+/// heartbeat file's presence and the machine's verdict disagreed for a
+/// moment, and the machine revoked the joiner's live incarnation. A node
+/// that joins 3 s after the others is now `up` once on every node, with no
+/// `down` for anyone, and nobody revokes it.
+#[test]
+fn a_late_joiner_gets_one_up_and_no_down_anywhere() {
+    let mut c = heartbeat_cluster(&[1, 2, 3], &[1, 2]);
+    c.run_until(Millis::from_secs(3));
+    c.drivers.insert(3, heartbeat_driver(3, &[1, 2, 3], None, c.now));
+    c.pump(3);
+    c.run_until(Millis::from_secs(15));
+    for n in [1, 2, 3] {
+        for about in [1, 2, 3] {
+            let seen = changes_of(&c, n, about, 0);
+            assert!(
+                seen.iter().all(|s| s.0 == Change::Up),
+                "node {n} saw node {about} go down: {seen:?}"
+            );
+            assert!(seen.len() <= 1, "node {n}, node {about}: {seen:?}");
+        }
+        assert_eq!(changes_of(&c, n, 3, 0).len(), usize::from(n != 3), "node {n}");
+        let revoked = published_revocations(&c, n);
+        assert!(revoked.values().all(|r| r.incarnation == 0), "node {n}: {revoked:?}");
+        let heard = c.drivers[&n].ranked().map(|r| r.heard());
+        assert_eq!(heard, Some(vec![1, 2, 3]), "node {n}");
+    }
+    assert_eq!(c.owners("web").len(), 1);
 }

@@ -328,6 +328,10 @@ pub struct Ranked {
     now: Millis,
     durable: Durable,
     durable_version: u64,
+    /// Bumped when a peer's incarnation is first seen and when the
+    /// membership source's view changes: with `durable_version` (which
+    /// moves with every revocation), what [`Ranked::heard`] depends on.
+    heard_gen: u64,
     emitted_version: u64,
     outstanding: BTreeMap<u64, Durable>,
     persisted: Option<Durable>,
@@ -422,6 +426,7 @@ impl Ranked {
             now,
             durable,
             durable_version: 1,
+            heard_gen: 0,
             emitted_version: 0,
             outstanding: BTreeMap::new(),
             persisted: None,
@@ -488,6 +493,44 @@ impl Ranked {
             Phase::Released => LeaseState::Released,
             Phase::Killing => LeaseState::Lost,
         }
+    }
+
+    /// The members this node hears now, ascending, itself included: each
+    /// other member whose current incarnation it has seen and neither
+    /// revokes nor has listed down by the membership source. Under
+    /// heartbeat-file membership this is the node's membership view for the
+    /// transition history (issue 12): a node leaves it when this node
+    /// revokes it (silent for `suspect_after` on this node's clock) and
+    /// joins it when its incarnation is first heard, when a revocation is
+    /// lifted, or when a new incarnation replaces a revoked one.
+    ///
+    /// Why not the heartbeat files' presence: a file that appears or cannot
+    /// be read for one read says nothing about the incarnation's counter,
+    /// and judging by it gave an `up` followed within milliseconds by a
+    /// `down` at every join. Each incarnation is judged by its own counter
+    /// history only, from its first sighting; a revocation given about
+    /// incarnation k never applies to k+1.
+    pub fn heard(&self) -> Vec<u32> {
+        self.members().into_iter().filter(|&n| n == self.me || self.heard_now(n)).collect()
+    }
+
+    /// Changes whenever [`Ranked::heard`] may have changed (a cheap test,
+    /// so that a driver recomputes the view only then: `heard` is
+    /// O(members), and a driver steps the machine once per member read).
+    pub fn heard_generation(&self) -> (u64, u64) {
+        (self.durable_version, self.heard_gen)
+    }
+
+    /// The incarnation of `n` this node heard last (`None`: never).
+    pub fn heard_incarnation(&self, n: u32) -> Option<u64> {
+        self.latest(n).map(|l| l.incarnation).filter(|&i| i > 0)
+    }
+
+    fn heard_now(&self, n: u32) -> bool {
+        let Some(latest) = self.latest(n).filter(|l| l.incarnation > 0) else { return false };
+        let revoked =
+            self.durable.revocations.get(&n).is_some_and(|r| r.incarnation == latest.incarnation);
+        !revoked && !self.listed_down(n)
     }
 
     /// When to call [`Ranked::step`] with [`Input::Tick`] next. Changed by

@@ -43,6 +43,9 @@ impl Ranked {
                         peer.down_of = Some(latest.map_or(u64::MAX, |l| l.incarnation));
                     }
                 }
+                if self.live.as_ref() != Some(&live) {
+                    self.heard_gen += 1;
+                }
                 self.live = Some(live);
             }
             Input::Read { node, read } => self.apply_read(node, read),
@@ -176,6 +179,9 @@ impl Ranked {
                 let contact = peer.contact.get_or_insert_with(|| Contact::new(started));
                 if contact.latest.is_some_and(|l| seen < l) {
                     return; // an older copy, read late
+                }
+                if contact.latest.is_none_or(|l| l.incarnation != seen.incarnation) {
+                    self.heard_gen += 1;
                 }
                 contact.observe(seen, now);
                 peer.seen = true;
