@@ -1061,7 +1061,10 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
     // are refused with the reason) instead of leaving clients to time out.
     let stopping = {
         let (state_file, esc) = (state_file.clone(), cfg.init.escalation);
-        tokio::task::spawn_blocking(move || stop_previous_generation(&state_file, &esc))
+        tokio::task::spawn_blocking(move || {
+            // `clinit -d` has no peers to fence it: survivors are logged.
+            stop_previous_generation(&state_file, &esc);
+        })
     };
     serve_while_starting(&listener, stopping, &cfg.cltab).await;
     info!(

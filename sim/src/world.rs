@@ -57,8 +57,7 @@ mod transitions;
 
 pub use transitions::{
     HistoryFaultCounts, TransitionSummary, FLAP_WINDOW, HOOK_ORDER, NO_FLAP, TRANSITION_AGREE,
-    TRANSITION_FORWARD,
-    TRANSITION_JOINER,
+    TRANSITION_FORWARD, TRANSITION_JOINER,
 };
 
 /// File contents as the shared filesystem holds them.

@@ -227,6 +227,8 @@ fn history_fault_kinds_by_name_never_break_the_transition_invariants() {
     }
     assert!(settled >= 6, "only {settled} of 8 runs had transitions and settled");
     assert!(counts.failed > 0 && counts.torn > 0 && counts.late > 0, "{counts:?}");
+}
+
 /// Issues 9/12 (found on real nodes): under `ranked` with heartbeat-file
 /// membership a joiner was recorded `up` and, 1-12 ms later, `down`, and a
 /// restarted node was never recorded `up`. The burst, with nodes starting
