@@ -237,7 +237,7 @@ fn history_fault_kinds_by_name_never_break_the_transition_invariants() {
 #[test]
 fn heartbeat_membership_under_ranked_neither_flaps_nor_forgets_an_up() {
     for seed in 1..=8 {
-        let mut cfg = burst(ranked());
+        let mut cfg = burst(ranked(), &[]);
         cfg.world.membership = MembershipModel::Heartbeat;
         cfg.world.start_spread = Millis::from_secs(5);
         let r = run(&cfg, seed, RunOptions::default()).expect("valid");
