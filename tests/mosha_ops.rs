@@ -471,7 +471,7 @@ fn concurrent_hactl_sets_of_one_group_report_the_conflict() {
     let codes: Vec<_> = outs.iter().map(|o| o.status.code()).collect();
     assert!(codes.contains(&Some(0)) && codes.contains(&Some(1)), "{outs:?}");
     let (won, lost) = if codes[0] == Some(0) { (&outs[0], &outs[1]) } else { (&outs[1], &outs[0]) };
-    assert!(stderr(lost).contains("another edit of web made at the same time won"), "{lost:?}");
+    assert!(stderr(lost).contains("another edit of web won over mine"), "{lost:?}");
     assert!(stdout(won).contains("(version 5 ("), "{won:?}");
     let winner = if codes[0] == Some(0) { "web start\n" } else { "web 2\n" };
     let config = t.config("policy = \"ranked\"\n");

@@ -738,7 +738,6 @@ fn set_checked(
     use clinit_engine::monitor::replica_edit::{self, judge, Edit, Verdict};
     use clinit_engine::monitor::replica_version::seal;
     let target = store.describe(me, SharedFile::Hactl);
-    let edit = Edit { level, from };
     let shown = from.unwrap_or("(absent)");
     for attempt in 1..=replica_edit::ATTEMPTS {
         let text = lint::set_level(&base, &target, cltab, group, level)
@@ -756,7 +755,7 @@ fn set_checked(
             .map_err(|e| format!("cannot write {target}: {e}"))?;
         std::thread::sleep(Duration::from_millis(replica_edit::SETTLE.0));
         let (copies, mut texts) = hactl_copies(store, group)?;
-        match judge(&copies, &edit) {
+        match judge(&copies, &Edit { level, from, wrote: version }) {
             Verdict::Stands { version } => {
                 println!(
                     "hactl: {group} {shown} -> {level} ({version}); live nodes copy it at their \
@@ -774,8 +773,9 @@ fn set_checked(
             }
             Verdict::Conflict { node, version, level: theirs } => {
                 return Err(format!(
-                    "refused: another edit of {group} made at the same time won: node {node}'s \
-                     copy ({version}) wants {group} at {}; check with `mosha hactl show`",
+                    "refused: another edit of {group} won over mine (made at the same time, \
+                     or later on top of mine): node {node}'s copy ({version}) wants {group} at \
+                     {}; check with `mosha hactl show`",
                     theirs.as_deref().unwrap_or("(absent)")
                 ));
             }

@@ -316,7 +316,11 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
             let durable = ranked::load_state(&path)?;
             match &durable {
                 Some(d) => {
-                    info!("ranked: incarnation {} persisted in {}", d.incarnation, path.display())
+                    info!(
+                        "ranked: the last run was incarnation {} ({}); this run is the next",
+                        d.incarnation,
+                        path.display()
+                    )
                 }
                 None => info!("ranked: no state in {} yet (first start)", path.display()),
             }

@@ -300,7 +300,7 @@ pub enum SpawnFailure {
     Io(#[from] IoFailure),
     /// The executor ran the command after its `not_after` time and did not
     /// start it (a late command must not extend a lease that ended).
-    #[error("not started: the executor ran it {late_by} ms after its not-after time")]
+    #[error("the executor ran it {late_by} ms after its not-after time")]
     TooLate { late_by: u64 },
 }
 

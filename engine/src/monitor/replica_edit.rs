@@ -23,8 +23,11 @@
 //! - the best copy wants my group at a third level (neither mine nor the
 //!   one I edited from): another edit of the *same* group won. That is a
 //!   true conflict, reported as such, never merged;
-//! - otherwise the best copy lacks my edit (it won the tie-break, or was
-//!   written above mine): **rebase** on it, one version above every copy.
+//! - the best copy is sealed above my write and lacks my edit: its writer
+//!   had seen my version and set my group back (stop by me, then start by
+//!   another): a **conflict** too, so a later edit is never undone;
+//! - otherwise the best copy lacks my edit (it won the tie-break on my
+//!   version): **rebase** on it, one version above every copy.
 //!
 //! The writer retries at most [`ATTEMPTS`] times and then fails with a
 //! clear error. This is the optimistic check of a compare-and-swap done by
@@ -63,6 +66,8 @@ pub struct Edit<'a> {
     pub level: &'a str,
     /// The level in the copy the edit started from (`None`: absent).
     pub from: Option<&'a str>,
+    /// The version number my last write was sealed with.
+    pub wrote: u64,
 }
 
 /// What the writer does next.
@@ -126,7 +131,12 @@ pub fn judge(copies: &[(u32, Option<CopyFacts>)], edit: &Edit<'_>) -> Verdict {
             None => Verdict::Stands { version: best },
         };
     }
-    if best_level != edit.from {
+    // A copy sealed above my write was written by someone who had seen a
+    // version at least as high as mine, so if it holds my group at my
+    // starting level, that writer set it back (the ABA case: `stop` by me,
+    // then `start` by another on top of mine). Writing mine again would
+    // undo a later edit: a conflict, never a rebase.
+    if best_level != edit.from || best.number > edit.wrote {
         return Verdict::Conflict {
             node: best_node,
             version: best,
@@ -147,7 +157,7 @@ mod tests {
         })
     }
 
-    const EDIT: Edit<'static> = Edit { level: "start", from: Some("stop") };
+    const EDIT: Edit<'static> = Edit { level: "start", from: Some("stop"), wrote: 5 };
 
     #[test]
     fn my_copy_alone_at_the_top_stands() {
@@ -199,6 +209,25 @@ mod tests {
         );
     }
 
+    /// NU1: `db stop` by me (version 26), then `db start` by another node
+    /// that read my copy and wrote 27 on top of it. The best copy holds my
+    /// starting level, but it is a later edit, not a lost tie: writing mine
+    /// again would undo it. Both commands exited 0 and the later one was
+    /// undone before this rule.
+    #[test]
+    fn a_later_copy_that_sets_my_group_back_is_a_conflict_not_a_rebase() {
+        let edit = Edit { level: "stop", from: Some("start"), wrote: 26 };
+        let copies = [(1, sealed(27, 4, Some("start"))), (2, sealed(26, 8, Some("stop")))];
+        assert_eq!(
+            judge(&copies, &edit),
+            Verdict::Conflict {
+                node: 1,
+                version: Version { number: 27, sum: 4 },
+                level: Some("start".into())
+            }
+        );
+    }
+
     #[test]
     fn highest_counts_damaged_and_edited_copies_and_skips_unparsable_ones() {
         let copies = [
@@ -207,7 +236,9 @@ mod tests {
             (3, Some(CopyFacts { seal: Seal::Sealed(Version { number: 7, sum: 2 }), level: None })),
             (4, sealed(6, 1, Some("stop"))),
         ];
-        assert_eq!(judge(&copies, &EDIT), Verdict::Rebase { on: 4, number: 9 });
+        // My write was sealed 6, tied with node 4's and lost the tie-break.
+        let edit = Edit { wrote: 6, ..EDIT };
+        assert_eq!(judge(&copies, &edit), Verdict::Rebase { on: 4, number: 9 });
         let none =
             [(1, Some(CopyFacts { seal: Seal::Truncated { reason: "x".into() }, level: None }))];
         assert_eq!(judge(&none, &EDIT), Verdict::Vanished { number: 1 });
