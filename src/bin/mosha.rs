@@ -369,19 +369,7 @@ fn daemon(args: &Args) -> ExitCode {
         MembershipName::Openmosix => MembershipKind::OpenMosix { hpcbase: args.hpcbase.clone() },
         MembershipName::Heartbeat => MembershipKind::Heartbeat,
     };
-    let policy = match args.policy {
-        PolicyName::Classic => PolicyConfig::Classic(ClassicParams {
-            timeout: cli::millis(args.timeout),
-            stomith_grace: cli::millis(args.stomith_grace),
-            ..Default::default()
-        }),
-        PolicyName::Ranked => PolicyConfig::Ranked(RankedParams {
-            fence_command: args.stomith.is_some(),
-            failback: args.failback,
-            ..Default::default()
-        }),
-    };
-    let mut cfg = MoshaConfig::new(me, paths, membership, policy);
+    let mut cfg = MoshaConfig::new(me, paths, membership, policy_of(args));
     cfg.seed = args.seed.unwrap_or_else(|| default_seed(me));
     cfg.stomith = args.stomith.clone();
     cfg.fence_limit = Duration::from_secs_f64(args.stomith_timeout);
@@ -401,8 +389,29 @@ fn daemon(args: &Args) -> ExitCode {
     cli::run_daemon("mosha", mosha::run(cfg))
 }
 
+/// The policy and its parameters from the command line (`--policy`,
+/// `--timeout`, `--stomith-grace`, `--stomith`, `--failback`).
+fn policy_of(args: &Args) -> PolicyConfig {
+    match args.policy {
+        PolicyName::Classic => PolicyConfig::Classic(ClassicParams {
+            timeout: cli::millis(args.timeout),
+            stomith_grace: cli::millis(args.stomith_grace),
+            ..Default::default()
+        }),
+        PolicyName::Ranked => PolicyConfig::Ranked(RankedParams {
+            fence_command: args.stomith.is_some(),
+            failback: args.failback,
+            ..Default::default()
+        }),
+    }
+}
+
 fn status(args: &Args, json: bool) -> ExitCode {
-    let timeout = cli::millis(args.timeout);
+    use clinit_engine::monitor::{AnyPolicy, Policy};
+    // The staleness limit the monitors themselves use: `--timeout` under
+    // classic, three leases under ranked (which ignores `--timeout`), so a
+    // node dead for 9 s is not shown up for a minute.
+    let timeout = AnyPolicy::new(policy_of(args)).timeout();
     let store: Arc<dyn SharedStore> =
         Arc::new(FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath)));
     let membership: Box<dyn Membership> = match args.membership {
