@@ -16,7 +16,9 @@
 //!   `down` of a node it has down) is not recorded again. When a node
 //!   *becomes* the recorder, it first reconciles the history with its view:
 //!   a node the history names whose state differs gets the missing
-//!   transition ("reconciled"). So each node's changes alternate down, up,
+//!   transition ("reconciled"); an `up` at once, a `down` only once its view
+//!   has settled ([`SETTLE_POLLS`] full reads after the last change), since
+//!   a recorder that just started hears its peers one by one. So each node's changes alternate down, up,
 //!   down..., even when the role moves to a node that just started and
 //!   never saw the changes the others saw. Only at the takeover: two nodes
 //!   whose views differ for a while (both believe they record) would
@@ -99,6 +101,9 @@ pub struct Recorder {
     /// The wall clock of the last membership notice (ms since the epoch),
     /// the time of a reconciled transition.
     last_at_ms: i64,
+    /// This node took over as recorder and has not yet reconciled the
+    /// nodes its view lacks (done once the view has settled).
+    reconcile_downs: bool,
 }
 
 impl Recorder {
@@ -117,6 +122,7 @@ impl Recorder {
             since_full: 0,
             recording: false,
             last_at_ms: 0,
+            reconcile_downs: false,
         }
     }
 
@@ -188,14 +194,29 @@ impl Recorder {
                     states.insert(p.node, p.change);
                 }
             }
-            for (node, said) in states.into_iter().filter(|_| takeover) {
+            if takeover {
+                self.reconcile_downs = true;
+            }
+            // A `down` is reconciled only once the view has settled: a
+            // recorder that just (re)started hears its peers one by one,
+            // and a peer not yet heard is not down (NU1: "node 3 down:
+            // reconciled", then "node 3 up" 10 ms later, firing the
+            // nodedown hooks for a healthy node). An `up` is safe at once:
+            // the node is in the view.
+            let downs = self.reconcile_downs && self.settle == 0;
+            if downs {
+                self.reconcile_downs = false;
+            }
+            for (node, said) in states.into_iter().filter(|_| takeover || downs) {
                 let now = if self.view.contains(&node) { Change::Up } else { Change::Down };
-                if said != now {
+                let due = if now == Change::Up { takeover } else { downs };
+                if said != now && due {
                     let reason = format!("reconciled: the recorder's view has it {now}");
                     self.mine.append(node, now, at_ms, self.me, &reason);
                 }
             }
         } else {
+            self.reconcile_downs = false;
             out.not_recorded =
                 self.pending.drain(..).map(|p| (p.node, p.change, p.reason)).collect();
         }
@@ -292,6 +313,41 @@ mod tests {
         assert_eq!(r.step(Vec::new(), true).announce.len(), 1);
         r.membership(&[1, 2], down(3), 9_000);
         assert!(r.step(Vec::new(), true).announce.is_empty(), "node 3 is down already");
+    }
+
+    /// NU1: a recorder that restarts hears its peers one by one; a peer
+    /// the history has up and that is not heard yet is not recorded down
+    /// at the takeover, only if still missing once the view has settled.
+    #[test]
+    fn a_new_recorder_reconciles_a_down_only_once_its_view_settled() {
+        let mut old = History::default();
+        old.append(3, Change::Up, 0, 2, "heard");
+        old.append(1, Change::Down, 0, 2, "missed heartbeats");
+        let mut r = Recorder::new(1, vec![1, 2, 3]);
+        r.step(vec![(2, old.clone())], true);
+        // Node 2 heard first: a majority, so node 1 records; node 3 is not
+        // heard yet.
+        r.membership(&[1, 2], Vec::new(), 7_000);
+        let s = r.step(vec![(2, old.clone())], true);
+        let said: Vec<(u32, Change)> = s.announce.iter().map(|t| (t.node, t.change)).collect();
+        assert_eq!(said, vec![(1, Change::Up)], "node 1 up at once, node 3 not down");
+        // Node 3 heard 10 ms later: nothing to record.
+        r.membership(&[1, 2, 3], vec![(3, Change::Up, "heard".into())], 7_010);
+        for _ in 0..=SETTLE_POLLS {
+            let s = r.step(Vec::new(), true);
+            assert!(s.announce.is_empty(), "{s:?}");
+        }
+        // Had node 3 stayed unheard, the settled view records it down.
+        let mut r = Recorder::new(1, vec![1, 2, 3]);
+        r.step(vec![(2, old.clone())], true);
+        r.membership(&[1, 2], Vec::new(), 7_000);
+        r.step(vec![(2, old)], true);
+        let mut downs = Vec::new();
+        for _ in 0..=SETTLE_POLLS {
+            let s = r.step(Vec::new(), true);
+            downs.extend(s.announce.iter().map(|t| (t.node, t.change)));
+        }
+        assert_eq!(downs, vec![(3, Change::Down)]);
     }
 
     #[test]
