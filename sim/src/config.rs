@@ -36,6 +36,8 @@ pub enum ConfigError {
     Faults(String),
     #[error("the cluster needs at least one node")]
     NoNodes,
+    #[error("no group {group:?} in the workload (groups: {known})")]
+    NoSuchGroup { group: String, known: String },
     #[error("node count {0} is too large (at most 1000)")]
     TooManyNodes(u32),
 }
@@ -269,7 +271,13 @@ impl SimConfig {
             "quiet" => w.quiet = Some(dur()?),
             "start_spread" => w.start_spread = dur()?,
             "warmup" => w.warmup = dur()?,
-            "read_timeout" => w.read_timeout = Some(dur()?),
+            "read_timeout" => {
+                let d = dur()?;
+                if d == Millis::ZERO {
+                    return Err(bad("must be above 0 (every read would time out)"));
+                }
+                w.read_timeout = Some(d)
+            }
             "membership" => {
                 w.membership = match value.trim() {
                     "oracle" => MembershipModel::Oracle,
@@ -330,12 +338,22 @@ pub fn set_policy_param(
     let bad =
         |why: String| ConfigError::BadValue { key: key.to_string(), value: value.to_string(), why };
     let (field, json) = match key {
-        "timeout" | "stomith_grace" | "quorum_loss_sleep" => {
+        // Periods that must not be 0 (every node stale at once, a lease
+        // that never holds, a loop with no period).
+        "timeout" | "lease" | "heartbeat" | "suspect_after" | "read_deadline" => {
+            let d = parse_duration(value)?;
+            if d.0 == 0 {
+                return Err(bad("must be above 0".into()));
+            }
+            (key, serde_json::Value::from(d.0))
+        }
+        "stomith_grace" | "quorum_loss_sleep" => {
             (key, serde_json::Value::from(parse_duration(value)?.0))
         }
-        // ranked's durations and switches.
-        "lease" | "heartbeat" | "kill_bound" | "suspect_after" | "read_deadline" | "rank_slot"
-        | "tie_fence_delay" => (key, serde_json::Value::from(parse_duration(value)?.0)),
+        // ranked's other durations and switches.
+        "kill_bound" | "rank_slot" | "tie_fence_delay" => {
+            (key, serde_json::Value::from(parse_duration(value)?.0))
+        }
         "fence_command" | "watchdog" => {
             let b: bool = value.trim().parse().map_err(|_| bad("expected true or false".into()))?;
             (key, serde_json::Value::from(b))

@@ -26,6 +26,11 @@ use std::fmt;
 
 use crate::units::parse_duration;
 
+/// The highest `rate=` a plan may ask for (episodes per hour, per kind):
+/// one a second on average. A schedule is drawn before the run, so a rate
+/// of 1e9 would allocate gigabytes of episodes before the first event.
+pub const MAX_RATE_PER_HOUR: f64 = 3_600.0;
+
 /// The kinds of trouble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -356,9 +361,12 @@ impl FaultChoice {
                         spec.rate_per_hour = v
                             .parse::<f64>()
                             .ok()
-                            .filter(|r| r.is_finite() && *r >= 0.0)
+                            .filter(|r| r.is_finite() && (0.0..=MAX_RATE_PER_HOUR).contains(r))
                             .ok_or_else(|| {
-                                format!("{part}: rate must be episodes per hour, got {v:?}")
+                                format!(
+                                    "{part}: rate must be episodes per hour, 0 to \
+                                     {MAX_RATE_PER_HOUR}, got {v:?}"
+                                )
                             })?
                     }
                     "len" => {
@@ -953,6 +961,9 @@ mod tests {
         assert_eq!(kinds[1].max_len, Millis(60_000));
         assert!(FaultChoice::parse("meteor").is_err());
         assert!(FaultChoice::parse("crash:rate").is_err());
+        // NU2: a rate of 1e9 drew gigabytes of episodes and aborted.
+        assert!(FaultChoice::parse("crash:rate=1e9").is_err());
+        assert!(FaultChoice::parse("crash:rate=3600").is_ok());
         assert!(FaultChoice::parse("read-failures:size=2").is_err());
     }
 

@@ -171,6 +171,13 @@ pub fn failover_study_with_progress(
         let r = run(&cfg, seed, RunOptions::fast())?;
         // Only the crashed group's failover (others on that node may move too).
         let g = r.tracker.group_names().iter().position(|n| *n == crash.group);
+        if g.is_none() {
+            // A typo in --group would otherwise read as "0 failovers".
+            return Err(ConfigError::NoSuchGroup {
+                group: crash.group.clone(),
+                known: r.tracker.group_names().join(", "),
+            });
+        }
         let mine = g.and_then(|g| r.tracker.failover_of(g));
         rows.push(RunRow::of(seed, at, mine, &r.tracker.metrics));
         for l in mine.into_iter().map(secs) {

@@ -102,8 +102,8 @@ enum Command {
         /// A swept parameter key=v1,v2,... (repeatable; every combination is a grid point).
         #[arg(long = "param", value_name = "KEY=V1,V2")]
         params: Vec<String>,
-        /// Seeds per grid point.
-        #[arg(long, default_value_t = 100)]
+        /// Seeds per grid point (at least 1).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
         seeds: u64,
         /// First seed.
         #[arg(long, default_value_t = 1)]
@@ -181,8 +181,8 @@ enum Command {
         scenario: Scenario,
         #[command(flatten)]
         cluster: Cluster,
-        /// Number of seeds (one crash each).
-        #[arg(long, default_value_t = 1000)]
+        /// Number of seeds (one crash each; at least 1).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
         runs: u64,
         /// First seed.
         #[arg(long, default_value_t = 1)]
@@ -535,10 +535,20 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             if as_json {
                 println!("{}", json(&s)?);
             } else {
-                println!(
-                    "{} nodes, {} runs, {} failovers; detection delay D = {:.1} s",
-                    s.nodes, s.runs, s.failovers, s.detect_s
-                );
+                if base.world.membership == clinit_sim::config::MembershipModel::Heartbeat {
+                    // The driver's own heartbeat rule detects the crash:
+                    // there is no fixed delay to subtract.
+                    println!(
+                        "{} nodes, {} runs, {} failovers; detection by heartbeat files (the \
+                         `minus D` column does not apply)",
+                        s.nodes, s.runs, s.failovers
+                    );
+                } else {
+                    println!(
+                        "{} nodes, {} runs, {} failovers; detection delay D = {:.1} s",
+                        s.nodes, s.runs, s.failovers, s.detect_s
+                    );
+                }
                 print!("{}", failover_table(&s));
                 println!("(spec §11 at N=3, minus D: mean 13 s, median 13 s, p99 23 s)");
                 if s.violations > 0 {
