@@ -120,10 +120,20 @@ fn bad_input_is_an_error_not_a_panic() {
         &["run", "--policy", "ranked-v9"],
         &["run", "--nodes", "0"],
         &["replay", "/nonexistent/trace.jsonl"],
+        // NU2: a rate of 1e9 drew gigabytes of episodes and aborted; the
+        // others ran, or printed an empty table, with exit 0 or 1.
+        &["run", "--faults", "crash:rate=1e9", "--duration", "10m"],
+        &["run", "--param", "timeout=0"],
+        &["run", "--param", "read_timeout=0"],
+        &["failover", "--runs", "2", "--group", "nosuch"],
     ] {
         let o = sim(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
         assert!(String::from_utf8_lossy(&o.stderr).contains("clinit-sim:"), "{args:?}: {o:?}");
+    }
+    for args in [&["failover", "--runs", "0"][..], &["sweep", "--nodes", "3", "--seeds", "0"]] {
+        let o = sim(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
     }
 }
 
