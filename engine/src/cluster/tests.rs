@@ -781,7 +781,7 @@ fn a_hung_membership_read_is_timed_out_by_the_engine() {
 /// give the same texts: a `mosha --record` trace of the driver replays.
 #[test]
 fn the_drivers_trace_replays_to_the_same_decisions() {
-    use crate::trace::{DecisionWriter, Outcome, Record};
+    use crate::trace::Record;
     let mut lab = lab::Lab::new();
     for n in 1..=2 {
         let mut cfg = ClusterConfig::new(n, PolicyConfig::default());
@@ -803,40 +803,70 @@ fn the_drivers_trace_replays_to_the_same_decisions() {
     assert!(kinds(|r| matches!(r, Record::Init { .. })) >= 3, "exits, ticks, shutdown");
     assert!(kinds(|r| matches!(r, Record::StopAll { .. })) >= 1);
     assert!(lab.nodes[&1].exited);
+    assert_replays(1, &trace);
+}
 
-    let mut node = None;
+/// Feed one node's trace again, record by record, to fresh machines (as
+/// `clinit-sim replay` does: the init machine and monitor through a
+/// [`ClusterNode`], the `ranked` machine stepped by itself) and assert that
+/// every record decides the same text as when it was recorded.
+pub(super) fn assert_replays(node: u32, trace: &[(crate::trace::Record, String)]) {
+    use crate::monitor::ranked::Ranked;
+    use crate::trace::{DecisionWriter, Outcome, Record as Trace};
+    let mut host: Option<ClusterNode<Deferred, Deferred>> = None;
+    let mut machine: Option<Ranked> = None;
     let mut writer = DecisionWriter::default();
     for (i, (record, text)) in trace.iter().enumerate() {
         let mut replayed = String::new();
         match record {
-            Record::Start { node: me, at, policy, init, monitor_seed, cltab } => {
+            Trace::Start { node: me, at, policy, init, monitor_seed, cltab } => {
                 let init = Init::new(init.clone(), cltab.clone(), *at);
                 let mut d = NodeDriver::new(init, Deferred, Deferred);
                 let first = d.flush(*at);
                 writer.write(Outcome::Started(&first), &mut replayed);
                 let monitor = Monitor::new(policy.clone(), *monitor_seed, *at);
-                node = Some(ClusterNode::new(*me, d, monitor));
+                host = Some(ClusterNode::new(*me, d, monitor));
             }
-            Record::Cycle { adopt, obs, .. } => {
-                let n = node.as_mut().expect("started");
+            Trace::Cycle { adopt, obs, .. } => {
+                let n = host.as_mut().expect("started");
                 let adopted = adopt.clone().and_then(|t| n.adopt_cltab(obs.now, t));
                 let report = n.cycle(obs);
                 let adopted = adopted.as_ref().map(|(e, ex)| (e, ex.as_slice()));
                 writer.write(Outcome::Cycle { adopted, report: &report }, &mut replayed);
             }
-            Record::Init { at, input, .. } => {
-                let n = node.as_mut().expect("started");
+            Trace::Init { at, input, .. } => {
+                let n = host.as_mut().expect("started");
                 let (reply, executed) = n.driver.step(*at, input.clone());
                 writer.write(Outcome::Init { reply: &reply, executed: &executed }, &mut replayed);
             }
-            Record::StopAll { at, .. } => {
-                let n = node.as_mut().expect("started");
+            Trace::StopAll { at, .. } => {
+                let n = host.as_mut().expect("started");
                 let (told, executed) = n.stop_all(*at);
                 writer.write(Outcome::StopAll { told: &told, executed: &executed }, &mut replayed);
             }
-            other => panic!("unexpected record {other:?}"),
+            Trace::RankedStart { node: me, at, params, initial, durable, own } => {
+                let m = Ranked::new(
+                    *me,
+                    params.clone(),
+                    initial.clone(),
+                    durable.clone(),
+                    own.clone(),
+                    *at,
+                );
+                machine = Some(m);
+                writer.write(Outcome::RankedStarted, &mut replayed);
+            }
+            Trace::Ranked { at, input, .. } => {
+                let m = machine.as_mut().expect("ranked started");
+                let commands = m.step(*at, input.clone()).commands;
+                writer.write(Outcome::Ranked(&commands), &mut replayed);
+            }
+            other => panic!("node {node}: unexpected record {other:?}"),
         }
-        assert_eq!(&replayed, text, "record {i} decides differently on replay");
+        assert_eq!(
+            &replayed, text,
+            "node {node}: record {i} ({record:?}) decides differently on replay"
+        );
     }
 }
 
