@@ -99,11 +99,36 @@ impl ClusterDriver {
         let machine = &h.machine;
         let heard = machine.heard();
         let first = !self.observer.seen();
-        if !first && self.observed == heard {
+        // A node heard before and now under a new incarnation restarted
+        // faster than suspicion: its crash is a `down` and its return an
+        // `up` (NU1: a restart within 1 s recorded nothing at all).
+        let incarnations: BTreeMap<u32, u64> = heard
+            .iter()
+            .filter(|&&n| n != self.cfg.me)
+            .filter_map(|&n| machine.heard_incarnation(n).map(|i| (n, i)))
+            .collect();
+        let restarted: Vec<(u32, u64, u64)> = incarnations
+            .iter()
+            .filter_map(|(&n, &now)| {
+                let was = *self.heard_incarnations.get(&n)?;
+                (was != now && self.observed.contains(&n)).then_some((n, was, now))
+            })
+            .collect();
+        self.heard_incarnations = incarnations;
+        if !first && self.observed == heard && restarted.is_empty() {
             return;
         }
         let suspect = machine.params().suspect_after;
-        let changes: Vec<_> = self
+        let mut changes: Vec<_> = restarted
+            .iter()
+            .flat_map(|&(n, was, now)| {
+                [
+                    (n, Change::Down, format!("restarted: incarnation {was} replaced by {now}")),
+                    (n, Change::Up, format!("its heartbeats are heard (incarnation {now})")),
+                ]
+            })
+            .collect();
+        let observed: Vec<_> = self
             .observer
             .observe(&heard)
             .into_iter()
@@ -121,6 +146,7 @@ impl ClusterDriver {
                 (node, change, reason)
             })
             .collect();
+        changes.extend(observed);
         self.observed.clear();
         self.observed.extend_from_slice(&heard);
         if changes.is_empty() && !first {

@@ -135,6 +135,11 @@ pub struct ClusterDriver {
     /// again changes nothing, and skipping the set comparison saves a
     /// tenth of a large steady simulation.
     observed: Vec<u32>,
+    /// Under `ranked` with heartbeat files: the incarnation of each heard
+    /// node when the heard view was last compared, so that a node that
+    /// restarted faster than suspicion (its new incarnation heard before
+    /// the old one was judged silent) still gets its `down` and `up`.
+    heard_incarnations: BTreeMap<u32, u64>,
     /// The last cycle's per-node statuses (the observation's `nodes`),
     /// kept and overwritten in place by the next cycle when it reads the
     /// same nodes: building and dropping a 100-entry map every cycle was
@@ -214,6 +219,7 @@ impl ClusterDriver {
             ranked: None,
             observer: Default::default(),
             observed: Vec::new(),
+            heard_incarnations: BTreeMap::new(),
             kept_nodes: BTreeMap::new(),
             cfg,
         };

@@ -565,6 +565,29 @@ fn a_node_restarted_within_two_seconds_is_heard_again_with_one_up() {
     }
 }
 
+/// NU1: a node killed and restarted within 1 s (its new incarnation heard
+/// before the old one was judged silent) recorded no transition at all.
+/// It is now `down` ("restarted") and `up` again on every peer, once.
+#[test]
+fn a_node_restarted_faster_than_suspicion_is_down_and_up_once() {
+    let mut c = heartbeat_cluster(&[1, 2, 3], &[1, 2, 3]);
+    c.run_until(Millis::from_secs(10));
+    let durable = c.execs[&3].durable.clone().expect("persisted");
+    c.drivers.remove(&3);
+    c.execs.get_mut(&3).expect("exec").running.clear();
+    let marks: Vec<usize> = [1, 2].iter().map(|&n| c.events_of(n).len()).collect();
+    c.run_until(c.now + Millis(500));
+    c.drivers.insert(3, heartbeat_driver(3, &[1, 2, 3], Some(durable), c.now));
+    c.pump(3);
+    c.run_until(c.now + Millis::from_secs(20));
+    for (i, n) in [1u32, 2].into_iter().enumerate() {
+        let seen = changes_of(&c, n, 3, marks[i]);
+        let kinds: Vec<Change> = seen.iter().map(|s| s.0).collect();
+        assert_eq!(kinds, vec![Change::Down, Change::Up], "node {n}: {seen:?}");
+        assert!(seen[1].1.contains("incarnation 2"), "node {n}: {seen:?}");
+    }
+}
+
 /// Issue 12, a defect found on real nodes: at a join, the joiner got an
 /// `up` and 1-12 ms later a `down` (firing `--on-nodedown`), because the
 /// heartbeat file's presence and the machine's verdict disagreed for a
