@@ -591,6 +591,15 @@ fn alive(pid: i32) -> bool {
 
 /// Wait at most 10 s for every pid in `pids` to end; returns those still
 /// alive (and ends them, by their pid: they are this test's).
+/// After the cluster is gone: no pid the hooks of nodes 1 and 2 listed
+/// (`DIR/pids.N`) outlives it.
+fn assert_no_hook_pid_outlives(dir: &std::path::Path) {
+    let all: Vec<i32> =
+        [1, 2].iter().flat_map(|n| listed_pids(&dir.join(format!("pids.{n}")))).collect();
+    let left = outliving(&all);
+    assert!(left.is_empty(), "left behind: {left:?} (of {all:?})");
+}
+
 fn outliving(pids: &[i32]) -> Vec<i32> {
     let start = Instant::now();
     while pids.iter().any(|&p| alive(p)) && start.elapsed() < Duration::from_secs(10) {
@@ -639,12 +648,7 @@ fn what_a_finished_hook_left_in_its_process_group_is_ended_and_counted() {
     let left = outliving(&started_pids);
     assert!(left.is_empty(), "left behind by a finished hook: {left:?}\n{}", c.report());
     drop(c);
-    let all: Vec<i32> = [1, 2]
-        .iter()
-        .flat_map(|n| listed_pids(&hook_dir.path().join(format!("pids.{n}"))))
-        .collect();
-    let left = outliving(&all);
-    assert!(left.is_empty(), "left behind: {left:?} (of {all:?})");
+    assert_no_hook_pid_outlives(hook_dir.path());
 }
 
 /// `kill -9` of mosha while a hook hangs (a shell waiting for `sleep`): the
@@ -685,10 +689,5 @@ fn a_hook_left_running_by_a_killed_mosha_is_ended_by_the_next_one() {
     let left = outliving(&hook);
     assert!(left.is_empty(), "the old hook survived a restart: {left:?}\n{}", c.report());
     drop(c);
-    let all: Vec<i32> = [1, 2]
-        .iter()
-        .flat_map(|n| listed_pids(&hook_dir.path().join(format!("pids.{n}"))))
-        .collect();
-    let left = outliving(&all);
-    assert!(left.is_empty(), "left behind: {left:?} (of {all:?})");
+    assert_no_hook_pid_outlives(hook_dir.path());
 }

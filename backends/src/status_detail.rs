@@ -190,36 +190,8 @@ mod tests {
     /// (a sorted map): same keys, same order, same numbers, for every state.
     #[test]
     fn text_is_unchanged_from_the_value_tree_form() {
-        use clinit_engine::cltab::Mode;
-        use clinit_engine::process::Signal;
         let start = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        let states = [
-            EntryState::Queued,
-            EntryState::Starting,
-            EntryState::Running,
-            EntryState::Lingering,
-            EntryState::Exited,
-            EntryState::Passed,
-            EntryState::Failed,
-            EntryState::Throttled { in_ms: 1_234 },
-            EntryState::Stopping { for_ms: 567, signal: Signal::Term },
-        ];
-        let reports: Vec<EntryReport> = states
-            .into_iter()
-            .enumerate()
-            .map(|(i, state)| EntryReport {
-                group: format!("g\"{i}"),
-                tag: format!("t{i}"),
-                mode: Mode::Respawn,
-                state,
-                fast_respawns: i as u32,
-                restarts: 2 * i as u32,
-                uptime_ms: (i % 2 == 0).then_some(10 * i as u64),
-                last_exit: (i % 3 == 0).then(|| format!("exit {i}")),
-                failure: (i % 4 == 0).then(|| "not ready within 90s".to_string()),
-                id: Some(ProcId(i as u64)),
-            })
-            .collect();
+        let reports = crate::status_reply::every_state_reports();
         let status = ClStat::parse("Cluster::Init::Group web start DONE\n");
         let pid = |id: ProcId| (id.0 % 2 == 1).then_some(1000 + id.0 as u32);
         let now = Millis(50_000);

@@ -157,48 +157,52 @@ pub fn group_lines(status: &ClStat) -> Vec<GroupLine<'_>> {
         .collect()
 }
 
+/// One report per entry state, with varied fields (a quote in the group,
+/// a newline in the tag, both modes): the fixture of the byte-compatibility
+/// tests here and in `status_detail`.
+#[cfg(test)]
+pub(crate) fn every_state_reports() -> Vec<EntryReport> {
+    use clinit_engine::cltab::Mode;
+    use clinit_engine::process::Signal;
+    let states = [
+        EntryState::Queued,
+        EntryState::Starting,
+        EntryState::Running,
+        EntryState::Lingering,
+        EntryState::Exited,
+        EntryState::Passed,
+        EntryState::Failed,
+        EntryState::Throttled { in_ms: 1_234 },
+        EntryState::Stopping { for_ms: 567, signal: Signal::Term },
+    ];
+    states
+        .into_iter()
+        .enumerate()
+        .map(|(i, state)| EntryReport {
+            group: format!("g\"{i}"),
+            tag: format!("t{i}\n"),
+            mode: if i % 2 == 0 { Mode::Respawn } else { Mode::Once },
+            state,
+            fast_respawns: i as u32,
+            restarts: 2 * i as u32,
+            uptime_ms: (i % 2 == 0).then_some(10 * i as u64),
+            last_exit: (i % 3 == 0).then(|| format!("exit {i}")),
+            failure: (i % 4 == 0).then(|| "not ready within 90s".to_string()),
+            id: Some(ProcId(i as u64)),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clinit_engine::cltab::Mode;
-    use clinit_engine::process::Signal;
-
-    fn reports() -> Vec<EntryReport> {
-        let states = [
-            EntryState::Queued,
-            EntryState::Starting,
-            EntryState::Running,
-            EntryState::Lingering,
-            EntryState::Exited,
-            EntryState::Passed,
-            EntryState::Failed,
-            EntryState::Throttled { in_ms: 1_234 },
-            EntryState::Stopping { for_ms: 567, signal: Signal::Term },
-        ];
-        states
-            .into_iter()
-            .enumerate()
-            .map(|(i, state)| EntryReport {
-                group: format!("g\"{i}"),
-                tag: format!("t{i}\n"),
-                mode: if i % 2 == 0 { Mode::Respawn } else { Mode::Once },
-                state,
-                fast_respawns: i as u32,
-                restarts: 2 * i as u32,
-                uptime_ms: (i % 2 == 0).then_some(10 * i as u64),
-                last_exit: (i % 3 == 0).then(|| format!("exit {i}")),
-                failure: (i % 4 == 0).then(|| "not ready within 90s".to_string()),
-                id: Some(ProcId(i as u64)),
-            })
-            .collect()
-    }
 
     /// The typed document gives the same bytes as the `serde_json::json!`
     /// construction the daemon used before (kept here as the reference),
     /// for every entry state, with and without pids and child output.
     #[test]
     fn bytes_are_unchanged_from_the_value_tree_form() {
-        let reports = reports();
+        let reports = every_state_reports();
         let status = ClStat::parse(
             "Cluster::Init::Group web start DONE\nCluster::Init::Group db 2 STARTING\n",
         );

@@ -36,6 +36,23 @@ fn ranked() -> PolicyConfig {
     PolicyConfig::Ranked(RankedParams { fence_command: true, ..RankedParams::default() })
 }
 
+/// The sweep's setting (`clinit-sim run --nodes 3 --groups G --faults
+/// random --param fence_delay=500ms --param fence_kills=true --policy
+/// '{"policy":"ranked","fence_command":true}'`), one hour.
+fn random_hour(groups: u32) -> SimConfig {
+    let mut cfg = SimConfig {
+        nodes: 3,
+        groups,
+        duration: Millis::from_secs(3600),
+        policy: ranked(),
+        faults: FaultChoice::parse("random").expect("parses"),
+        ..SimConfig::default()
+    };
+    cfg.world.fence_kills = true;
+    cfg.world.fence_delay = Millis(500);
+    cfg
+}
+
 fn config(kind: FaultKind) -> SimConfig {
     let mut cfg = SimConfig {
         nodes: 3,
@@ -141,15 +158,7 @@ fn failback_is_off_by_default_and_its_moves_are_counted() {
 fn seed_7_a_node_without_its_groups_does_not_hold_them_forever() {
     use clinit_sim::faults::Fault;
     use clinit_sim::invariants::{DOUBLE_OWNER, LIVENESS};
-    let mut cfg = SimConfig {
-        nodes: 3,
-        duration: Millis::from_secs(3600),
-        policy: ranked(),
-        faults: FaultChoice::parse("random").expect("parses"),
-        ..SimConfig::default()
-    };
-    cfg.world.fence_kills = true;
-    cfg.world.fence_delay = Millis(500);
+    let cfg = random_hour(SimConfig::default().groups);
     let r = run(&cfg, 7, RunOptions::default()).expect("valid scenario");
     assert!(
         r.schedule
@@ -181,17 +190,7 @@ fn seed_7_a_node_without_its_groups_does_not_hold_them_forever() {
 fn seed_157_orphans_in_d_state_are_fenced_not_run_beside() {
     use clinit_sim::faults::Fault;
     use clinit_sim::invariants::DOUBLE_OWNER;
-    let mut cfg = SimConfig {
-        nodes: 3,
-        groups: 5,
-        duration: Millis::from_secs(3600),
-        policy: ranked(),
-        faults: FaultChoice::parse("random").expect("parses"),
-        ..SimConfig::default()
-    };
-    cfg.world.fence_kills = true;
-    cfg.world.fence_delay = Millis(500);
-    let r = run(&cfg, 157, RunOptions::default()).expect("valid scenario");
+    let r = run(&random_hour(5), 157, RunOptions::default()).expect("valid scenario");
     let faults = &r.schedule.faults;
     assert!(
         faults.iter().any(|f| matches!(f.fault, Fault::DState { node: 1, .. }))
