@@ -223,8 +223,9 @@ fn socket_mode_is_explicit_and_only_allowed_peers_may_command() {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let client = client_for_anyone(d.dir());
     let as_nobody = |args: &[&str]| {
-        let mut cmd = std::process::Command::new(common::CLINIT);
+        let mut cmd = std::process::Command::new(&client);
         cmd.arg("-c").arg(&d.cltab).args(args).stdin(std::process::Stdio::null());
         cmd.uid(65534).gid(65534);
         cmd.output().expect("client as nobody")
@@ -244,6 +245,17 @@ fn socket_mode_is_explicit_and_only_allowed_peers_may_command() {
     assert_eq!(d.tell("g", "1").msg, "level transition started");
 }
 
+/// A copy of the `clinit` client in `dir` (mode 0755) that uid 65534 can
+/// run: the build tree may lie under a 0700 directory (a clone in
+/// `mktemp -d`), which another uid cannot traverse.
+fn client_for_anyone(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let copy = dir.join("clinit-client");
+    std::fs::copy(common::CLINIT, &copy).expect("copy the client");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    copy
+}
+
 /// Item 5: with --socket-group the socket is 0660 and owned by that group,
 /// and a member of the group may command.
 #[test]
@@ -260,7 +272,7 @@ fn socket_group_members_may_command() {
     for p in [d.dir(), d.cltab.as_path()] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
-    let out = std::process::Command::new(common::CLINIT)
+    let out = std::process::Command::new(client_for_anyone(d.dir()))
         .arg("-c")
         .arg(&d.cltab)
         .args(["g", "1"])
