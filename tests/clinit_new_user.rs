@@ -29,6 +29,10 @@ fn a_dead_stderr_reader_does_not_kill_the_daemon() {
     // RUST_LOG=debug: every request below makes the daemon log, into the
     // dead pipe.
     for level in ["1", "2", "1"] {
+        // `1 DONE` is reached once the respawn entry is spawned, maybe
+        // before its shell wrote a.pid: remove the previous instance's pid
+        // so `d.pid` waits for the new one instead of reading a dead pid.
+        let _ = std::fs::remove_file(d.path("a.pid"));
         assert_eq!(d.tell("g", level).msg, "level transition started");
         d.wait_state("g", &format!("{level} DONE"), T);
     }
