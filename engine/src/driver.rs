@@ -6,7 +6,7 @@
 
 use crate::init::report::{EntryReport, EntryState};
 use crate::init::{Action, Init, Input, Reply};
-use crate::process::{ExitStatus, ProcId, Signal};
+use crate::process::{ExitStatus, ProcId, Shortage, Signal, SpawnError};
 use crate::status::{ClStat, GroupState};
 use crate::time::Millis;
 use std::collections::VecDeque;
@@ -14,8 +14,10 @@ use std::collections::VecDeque;
 /// Starts and signals child processes.
 pub trait Processes {
     /// Start the child described by an [`Action::Spawn`] and return its pid
-    /// (any number that names it in logs); an `Err` carries the reason it
-    /// could not be started (the machine then sees [`ExitStatus::SpawnFailed`]).
+    /// (any number that names it in logs); an `Err` says why it could not
+    /// be started: for lack of a resource ([`SpawnError::Starved`], the
+    /// machine then retries it, [`Input::SpawnStarved`]) or for any other
+    /// reason (the machine then sees [`ExitStatus::SpawnFailed`]).
     fn spawn(
         &mut self,
         id: ProcId,
@@ -23,7 +25,7 @@ pub trait Processes {
         tag: &str,
         level: &str,
         command: &str,
-    ) -> Result<u32, String>;
+    ) -> Result<u32, SpawnError>;
 
     /// Signal a live child's process group. Must do nothing for an id whose
     /// process was already reaped; returns whether a signal went out.
@@ -47,6 +49,13 @@ pub enum Executed {
     SpawnFailed {
         id: ProcId,
         tag: String,
+        reason: String,
+    },
+    /// A spawn failed for lack of a resource; the machine retries it.
+    SpawnStarved {
+        id: ProcId,
+        tag: String,
+        shortage: Shortage,
         reason: String,
     },
     Signalled {
@@ -80,9 +89,10 @@ pub struct NodeDriver<P, S> {
     spawn_slice: Option<usize>,
     /// Actions drained from the machine, not yet carried out.
     queue: VecDeque<Action>,
-    /// Spawns that failed in the current round, reported to the machine
-    /// once the round's actions are all carried out.
-    failed: Vec<ProcId>,
+    /// Spawns that failed in the current round (with the shortage, if they
+    /// failed for lack of a resource), reported to the machine once the
+    /// round's actions are all carried out.
+    failed: Vec<(ProcId, Option<Shortage>)>,
 }
 
 impl<P: Processes, S: StatusStore> NodeDriver<P, S> {
@@ -194,9 +204,15 @@ impl<P: Processes, S: StatusStore> NodeDriver<P, S> {
             if self.queue.is_empty() {
                 // A child that never started has ended, as far as the machine
                 // is concerned; its follow-up actions run in the next round.
-                for id in std::mem::take(&mut self.failed) {
-                    let status = ExitStatus::SpawnFailed;
-                    self.init.handle(now, Input::Exited { id, status, lingering: false });
+                for (id, shortage) in std::mem::take(&mut self.failed) {
+                    let input = match shortage {
+                        Some(shortage) => Input::SpawnStarved { id, shortage },
+                        None => {
+                            let status = ExitStatus::SpawnFailed;
+                            Input::Exited { id, status, lingering: false }
+                        }
+                    };
+                    self.init.handle(now, input);
                 }
                 self.queue.extend(self.init.drain_actions());
                 if self.queue.is_empty() {
@@ -215,9 +231,13 @@ impl<P: Processes, S: StatusStore> NodeDriver<P, S> {
                 Action::Spawn { id, group, tag, level, command } => {
                     match self.processes.spawn(id, &group, &tag, &level, &command) {
                         Ok(pid) => log.push(Executed::Spawned { id, pid }),
-                        Err(reason) => {
+                        Err(SpawnError::Starved { shortage, detail: reason }) => {
+                            log.push(Executed::SpawnStarved { id, tag, shortage, reason });
+                            self.failed.push((id, Some(shortage)));
+                        }
+                        Err(SpawnError::Failed { detail: reason }) => {
                             log.push(Executed::SpawnFailed { id, tag, reason });
-                            self.failed.push(id);
+                            self.failed.push((id, None));
                         }
                     }
                 }
@@ -249,7 +269,14 @@ mod tests {
     struct Fake;
 
     impl Processes for Fake {
-        fn spawn(&mut self, id: ProcId, _: &str, _: &str, _: &str, _: &str) -> Result<u32, String> {
+        fn spawn(
+            &mut self,
+            id: ProcId,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &str,
+        ) -> Result<u32, SpawnError> {
             if id.0.is_multiple_of(3) {
                 Err("no".into())
             } else {
@@ -340,7 +367,14 @@ mod tests {
     }
 
     impl Processes for Counting {
-        fn spawn(&mut self, id: ProcId, _: &str, _: &str, _: &str, _: &str) -> Result<u32, String> {
+        fn spawn(
+            &mut self,
+            id: ProcId,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &str,
+        ) -> Result<u32, SpawnError> {
             self.spawned += 1;
             Ok(id.0 as u32)
         }

@@ -13,7 +13,7 @@
 use crate::command::{signal_number, Command};
 use crate::invariants::is_service_level;
 use clinit_engine::driver::{Processes, StatusStore};
-use clinit_engine::process::{ExitStatus, ProcId, Signal};
+use clinit_engine::process::{ExitStatus, ProcId, Signal, SpawnError};
 use clinit_engine::status::ClStat;
 use clinit_engine::time::Millis;
 use rand::Rng;
@@ -190,11 +190,11 @@ impl Processes for SimProcesses {
         _tag: &str,
         level: &str,
         command: &str,
-    ) -> Result<u32, String> {
+    ) -> Result<u32, SpawnError> {
         // Commands are validated when the scenario is built; one that is
         // not known here cannot be run, like a missing binary.
         let Some(cmd) = self.commands.get(command) else {
-            return Err(format!("unknown simulated command {command:?}"));
+            return Err(format!("unknown simulated command {command:?}").into());
         };
         if self.spawn_fail > 0.0 && self.rng.random_bool(self.spawn_fail.min(1.0)) {
             return Err("fork failed: Resource temporarily unavailable (simulated)".into());
@@ -259,9 +259,9 @@ impl Processes for ReplayProcesses {
         _tag: &str,
         _level: &str,
         _command: &str,
-    ) -> Result<u32, String> {
+    ) -> Result<u32, SpawnError> {
         match self.failures.get(&id) {
-            Some(reason) => Err(reason.clone()),
+            Some(reason) => Err(reason.clone().into()),
             None => Ok(pid_of(id)),
         }
     }

@@ -294,7 +294,7 @@ mod tests {
             tag: &str,
             level: &str,
             _command: &str,
-        ) -> Result<u32, String> {
+        ) -> Result<u32, crate::process::SpawnError> {
             self.spawned.push(format!("{group}/{tag}@{level}"));
             self.ids.push(id);
             Ok(id.0 as u32 + 1000)

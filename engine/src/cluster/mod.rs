@@ -77,7 +77,14 @@ use writes::{Beats, Write};
 pub struct Deferred;
 
 impl Processes for Deferred {
-    fn spawn(&mut self, _: ProcId, _: &str, _: &str, _: &str, _: &str) -> Result<u32, String> {
+    fn spawn(
+        &mut self,
+        _: ProcId,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<u32, crate::process::SpawnError> {
         Ok(0)
     }
     fn signal(&mut self, _: ProcId, _: Signal) -> Result<bool, String> {

@@ -4,7 +4,7 @@
 use super::escalation::StopState;
 use super::throttle::Throttle;
 use crate::cltab::{Entry, Mode};
-use crate::process::{ExitStatus, ProcId};
+use crate::process::{ExitStatus, ProcId, Shortage};
 use crate::time::Millis;
 
 /// What an entry achieved in the current level.
@@ -37,8 +37,14 @@ pub struct Proc {
     pub outcome: Outcome,
     /// Stop requested: the instance is signalled until reaped, then forgotten.
     pub stop: Option<StopState>,
-    /// A respawn waiting out the throttle pause, with the id it will get.
+    /// A respawn waiting out the throttle pause, or a spawn waiting to be
+    /// retried after a shortage, with the id it will get.
     pub respawn_pending: Option<ProcId>,
+    /// The pending start retries a spawn that failed for lack of this
+    /// resource (see [`super::starve`]); `None` for a throttle pause.
+    pub starved: Option<Shortage>,
+    /// Spawns of this entry that failed for lack of a resource in a row.
+    pub starved_tries: u32,
     pub throttle: Throttle,
     /// For status reports only (never read by the machine's rules): when
     /// the current instance was started, how often the entry was respawned,
@@ -71,6 +77,8 @@ impl Proc {
             outcome,
             stop: None,
             respawn_pending: None,
+            starved: None,
+            starved_tries: 0,
             throttle: Throttle::default(),
             started_at: None,
             restarts: 0,

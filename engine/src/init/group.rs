@@ -22,7 +22,7 @@ use super::entry::{Outcome, Proc};
 use super::escalation::StopState;
 use super::{Action, Ctx, Notice, Timer};
 use crate::cltab::{Entry, Mode};
-use crate::process::{ExitStatus, ProcId, Signal};
+use crate::process::{ExitStatus, ProcId, Shortage, Signal};
 use crate::status::GroupState;
 use std::collections::{BTreeMap, HashMap};
 
@@ -161,6 +161,8 @@ impl Group {
         if p.live != Some(id) {
             return;
         }
+        // This instance did start: the next shortage waits the shortest pause.
+        p.starved_tries = 0;
         if lingering && p.mode() == Mode::Respawn && !p.is_stopping() {
             // Stop what the dead instance left behind, and start the next
             // one now: a respawn never waits for leftovers (module doc).
@@ -221,6 +223,38 @@ impl Group {
         } else if p.mode() == Mode::Respawn && p.failure.is_none() {
             self.respawn(ctx, tag);
         }
+        self.advance(ctx);
+    }
+
+    /// Instance `id` of `tag` could not be spawned for lack of a resource:
+    /// retry it after a short pause, not counted as a crash (see
+    /// [`super::starve`]). One that was being stopped, or a daemon that is
+    /// shutting down, wants no retry: it ended as a failed spawn.
+    pub fn on_spawn_starved(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        tag: &str,
+        id: ProcId,
+        shortage: Shortage,
+    ) {
+        let Some(p) = self.procs.get_mut(tag) else { return };
+        if p.live != Some(id) {
+            return;
+        }
+        if p.is_stopping() || ctx.shutting_down {
+            p.last_exit = Some(ExitStatus::SpawnFailed);
+            self.on_group_gone(ctx, tag, id);
+            return;
+        }
+        p.live = None;
+        p.leader_exited = false;
+        p.started_at = None;
+        p.starved = Some(shortage);
+        let delay = super::starve::retry_delay(p.starved_tries);
+        p.starved_tries = p.starved_tries.saturating_add(1);
+        let next = ctx.alloc_id(&self.name, tag);
+        p.respawn_pending = Some(next);
+        ctx.timers.schedule(ctx.now + delay, Timer::Respawn(next));
         self.advance(ctx);
     }
 
@@ -346,6 +380,7 @@ impl Group {
             p.entry = e.clone();
         }
         let delay = p.throttle.respawn(ctx.now, &ctx.cfg.throttle);
+        p.starved = None;
         let id = ctx.alloc_id(&self.name, tag);
         p.restarts += 1;
         if delay == crate::time::Millis::ZERO {

@@ -24,10 +24,11 @@ pub(crate) mod entry;
 pub mod escalation;
 pub(crate) mod group;
 pub mod report;
+pub mod starve;
 pub mod throttle;
 
 use crate::cltab::Cltab;
-use crate::process::{ExitStatus, ProcId, Signal};
+use crate::process::{ExitStatus, ProcId, Shortage, Signal};
 use crate::status::{ClStat, GroupState, GroupStatus};
 use crate::time::{earliest, Millis, TimerTable};
 use escalation::Escalation;
@@ -81,6 +82,12 @@ pub enum Input {
     },
     /// The last member of a lingering process group is gone.
     GroupGone { id: ProcId },
+    /// Instance `id` could not be spawned for lack of a resource (out of
+    /// file descriptors, processes or memory): it never ran. The machine
+    /// retries it after a short pause without counting a crash (see
+    /// [`starve`]); any other spawn failure is an [`Input::Exited`] with
+    /// [`ExitStatus::SpawnFailed`].
+    SpawnStarved { id: ProcId, shortage: Shortage },
     /// Instance `id` signalled readiness (`READY=1` on its notify socket,
     /// or a newline on its readiness fd; see [`crate::options`]). Ignored
     /// for an instance that is not live or whose entry declares none.
@@ -283,6 +290,12 @@ impl Init {
                 }
                 Reply::None
             }
+            Input::SpawnStarved { id, shortage } => {
+                if let Some((group, tag)) = self.index.remove(&id) {
+                    self.with_group(&group, |g, ctx| g.on_spawn_starved(ctx, &tag, id, shortage));
+                }
+                Reply::None
+            }
             Input::Ready { id } => {
                 if let Some((group, tag)) = self.index.get(&id).cloned() {
                     self.with_group(&group, |g, ctx| g.on_ready(ctx, &tag, id));
@@ -337,7 +350,8 @@ impl Init {
     }
 
     /// `(group, tag)` of every respawn entry of a running level that is
-    /// down right now: waiting out its throttle pause. The group's state
+    /// down right now: waiting out its throttle pause (or the retry of a
+    /// spawn that failed for lack of a resource, see [`starve`]). The group's state
     /// stays DONE meanwhile (the pause is deliberate), so status readers
     /// learn about it here.
     pub fn respawns_waiting(&self) -> Vec<(String, String)> {

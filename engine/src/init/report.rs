@@ -10,7 +10,7 @@
 use super::entry::Outcome;
 use super::{Init, Timer};
 use crate::cltab::Mode;
-use crate::process::{ExitStatus, ProcId, Signal};
+use crate::process::{ExitStatus, ProcId, Shortage, Signal};
 use crate::time::Millis;
 use serde::Serialize;
 
@@ -40,6 +40,14 @@ pub enum EntryState {
     /// A respawn entry waiting out the respawn throttle's pause: the next
     /// start is in `in_ms` milliseconds.
     Throttled { in_ms: u64 },
+    /// Its spawn failed for lack of a resource (`reason`, e.g. `out of
+    /// file descriptors (EMFILE)`); it is retried in `in_ms` milliseconds,
+    /// not counted as a crash (see [`super::starve`]).
+    Starved {
+        in_ms: u64,
+        #[serde(serialize_with = "shortage_text")]
+        reason: Shortage,
+    },
     /// Being stopped for `for_ms` milliseconds; `signal` is the last one
     /// sent (`SIGINT`, `SIGTERM`, `SIGKILL`).
     Stopping {
@@ -54,7 +62,10 @@ impl EntryState {
     /// respawn, a stop in progress, a respawn entry that is down, a failure.
     pub fn is_trouble(&self, mode: Mode) -> bool {
         match self {
-            EntryState::Throttled { .. } | EntryState::Stopping { .. } | EntryState::Failed => true,
+            EntryState::Throttled { .. }
+            | EntryState::Starved { .. }
+            | EntryState::Stopping { .. }
+            | EntryState::Failed => true,
             EntryState::Exited => mode == Mode::Respawn,
             _ => false,
         }
@@ -93,6 +104,10 @@ pub struct EntryReport {
 
 fn mode_word<S: serde::Serializer>(mode: &Mode, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(mode.as_str())
+}
+
+fn shortage_text<S: serde::Serializer>(shortage: &Shortage, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(shortage)
 }
 
 fn signal_name<S: serde::Serializer>(signal: &Signal, s: S) -> Result<S::Ok, S::Error> {
@@ -147,7 +162,11 @@ impl Init {
             EntryState::Stopping { for_ms: now.saturating_sub(stop.since).0, signal: stop.sent }
         } else if let Some(id) = p.respawn_pending {
             let due = self.timers.deadline_of(&Timer::Respawn(id)).unwrap_or(now);
-            EntryState::Throttled { in_ms: due.saturating_sub(now).0 }
+            let in_ms = due.saturating_sub(now).0;
+            match p.starved {
+                Some(reason) => EntryState::Starved { in_ms, reason },
+                None => EntryState::Throttled { in_ms },
+            }
         } else {
             match (p.live, p.leader_exited, p.outcome) {
                 (Some(_), true, _) => EntryState::Lingering,
