@@ -37,7 +37,7 @@ use clinit_engine::cluster::IoFailure;
 use clinit_engine::driver::{Executed, NodeDriver, Processes, StatusStore};
 use clinit_engine::init::{Action, Init, InitConfig, Input, Notice, Reply as InitReply};
 use clinit_engine::options::{EntryOptions, Readiness};
-use clinit_engine::process::{ProcId, Signal};
+use clinit_engine::process::{ProcId, Shortage, Signal, SpawnError as EngineSpawnError};
 use clinit_engine::status::ClStat;
 use clinit_engine::time::Millis;
 use std::collections::{BTreeMap, HashMap};
@@ -302,6 +302,10 @@ pub struct RealProcesses {
     readiness: Option<(ReadyTx, PathBuf)>,
     /// Readiness sources of live instances; dropped when reaped.
     cancels: HashMap<ProcId, Cancel>,
+    /// Spawns that failed for lack of a resource are logged at most once a
+    /// second (1,000 entries out of descriptors would log 1,000 lines per
+    /// retry round).
+    starved_log: RateLimited,
 }
 
 impl RealProcesses {
@@ -317,6 +321,7 @@ impl RealProcesses {
             output: None,
             readiness: None,
             cancels: HashMap::new(),
+            starved_log: RateLimited::default(),
         }
     }
 
@@ -445,10 +450,9 @@ impl RealProcesses {
 }
 
 impl RealProcesses {
-    /// Start `/bin/sh -c command` for entry `group/tag` at `level`, with
-    /// `CLINIT_GROUP`, `CLINIT_TAG` and `CLINIT_LEVEL` set, and record its
-    /// process group for the state file. Errors keep their `io::ErrorKind`
-    /// (the cluster driver gets them as a `SpawnResult` input).
+    /// [`RealProcesses::start_child`], its error as an [`IoFailure`] (which
+    /// keeps the `io::ErrorKind`): the cluster driver gets it as a
+    /// `SpawnResult` input.
     pub fn spawn_child(
         &mut self,
         id: ProcId,
@@ -457,15 +461,32 @@ impl RealProcesses {
         level: &str,
         command: &str,
     ) -> Result<u32, IoFailure> {
+        self.start_child(id, group, tag, level, command).map_err(IoFailure::from)
+    }
+
+    /// Start `/bin/sh -c command` for entry `group/tag` at `level`, with
+    /// `CLINIT_GROUP`, `CLINIT_TAG` and `CLINIT_LEVEL` set, and record its
+    /// process group for the state file. The error keeps the `io::Error`,
+    /// so its errno tells a shortage (retried) from a real failure.
+    pub fn start_child(
+        &mut self,
+        id: ProcId,
+        group: &str,
+        tag: &str,
+        level: &str,
+        command: &str,
+    ) -> Result<u32, ChildSpawnError> {
         let opts = self.options.get(tag).cloned().unwrap_or_default();
         let mut env = self.env.clone();
         env.push(("CLINIT_GROUP".into(), group.into()));
         env.push(("CLINIT_TAG".into(), tag.into()));
         env.push(("CLINIT_LEVEL".into(), level.into()));
-        let fail =
-            |what: String, e: &io::Error| IoFailure::new(format!("{group}/{tag}: {what}"), e);
+        let fail = |what: String, source: io::Error| ChildSpawnError {
+            what: format!("{}/{}: {what}", escape(group), escape(tag)),
+            source,
+        };
         let creds = crate::entry_env::credentials(&opts)
-            .map_err(|e| fail("cannot resolve its user".into(), &e))?;
+            .map_err(|e| fail("cannot resolve its user".into(), e))?;
         if let Some((_, home, name)) = &creds {
             env.push(("HOME".into(), home.clone()));
             env.push(("USER".into(), name.clone()));
@@ -480,7 +501,7 @@ impl RealProcesses {
         };
         let pipe = || {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| fail("cannot make a pipe".into(), &io::Error::from(e)))
+                .map_err(|e| fail("cannot make a pipe".into(), io::Error::from(e)))
         };
         let mut out_read = None;
         if self.output.as_ref().is_some_and(|o| o.cfg.mode != ChildOutput::Inherit) {
@@ -498,7 +519,7 @@ impl RealProcesses {
             (Some(Readiness::Notify), Some((_, dir))) => {
                 let owner = extras.creds.as_ref().map(|c| (c.uid, c.gid));
                 let sock = NotifySocket::bind(dir, id, owner).map_err(|e| {
-                    fail(format!("cannot make its notify socket in {}", dir.display()), &e)
+                    fail(format!("cannot make its notify socket in {}", dir.display()), e)
                 })?;
                 env.push(("NOTIFY_SOCKET".into(), sock.path.display().to_string()));
                 notify = Some(sock);
@@ -515,11 +536,13 @@ impl RealProcesses {
         }
         let cwd = opts.cwd.as_ref().map(PathBuf::from);
         let spec = SpawnSpec { id, command: command.to_string(), env, cwd };
-        let pid = self.table.spawn_with(&spec, extras).map_err(|e| match &e {
-            SpawnError::Io { source, .. } => IoFailure::new(e.to_string(), source),
-            SpawnError::DuplicateId { .. } => {
-                IoFailure::other(e.to_string(), io::ErrorKind::AlreadyExists, "id in use")
-            }
+        let pid = self.table.spawn_with(&spec, extras).map_err(|e| {
+            let what = e.to_string();
+            let source = match e {
+                SpawnError::Io { source, .. } => source,
+                SpawnError::DuplicateId { .. } => io::ErrorKind::AlreadyExists.into(),
+            };
+            ChildSpawnError { what, source }
         })?;
         if let (Some(out), Some(fd)) = (&self.output, out_read) {
             out.send(OutputJob::Output { fd, group: group.to_string(), tag: tag.to_string() });
@@ -556,12 +579,56 @@ impl Processes for RealProcesses {
         tag: &str,
         level: &str,
         command: &str,
-    ) -> Result<u32, String> {
-        self.spawn_child(id, group, tag, level, command).map_err(|e| e.to_string())
+    ) -> Result<u32, EngineSpawnError> {
+        self.start_child(id, group, tag, level, command).map_err(|e| {
+            let detail = e.to_string();
+            match e.shortage() {
+                Some(shortage) => EngineSpawnError::Starved { shortage, detail },
+                None => EngineSpawnError::Failed { detail },
+            }
+        })
     }
 
     fn signal(&mut self, id: ProcId, signal: Signal) -> Result<bool, String> {
         self.signal_child(id, signal)
+    }
+}
+
+/// Why [`RealProcesses::start_child`] could not start a child: what it was
+/// doing (naming the entry) and the OS error, errno kept.
+#[derive(Debug, Error)]
+#[error("{what}: {source}")]
+pub struct ChildSpawnError {
+    pub what: String,
+    #[source]
+    pub source: io::Error,
+}
+
+impl ChildSpawnError {
+    /// The resource whose lack caused this failure, from the errno:
+    /// `EMFILE`, `ENFILE`, `EAGAIN` (fork's "too many processes"), `ENOMEM`.
+    /// The engine retries those without counting a crash
+    /// (`clinit_engine::init::starve`); anything else is a real failure.
+    pub fn shortage(&self) -> Option<Shortage> {
+        shortage_of(&self.source)
+    }
+}
+
+/// The [`Shortage`] an OS error reports, if any (see
+/// [`ChildSpawnError::shortage`]).
+pub fn shortage_of(error: &io::Error) -> Option<Shortage> {
+    match error.raw_os_error()? {
+        libc::EMFILE => Some(Shortage::Descriptors),
+        libc::ENFILE => Some(Shortage::SystemDescriptors),
+        libc::EAGAIN => Some(Shortage::Processes),
+        libc::ENOMEM => Some(Shortage::Memory),
+        _ => None,
+    }
+}
+
+impl From<ChildSpawnError> for IoFailure {
+    fn from(e: ChildSpawnError) -> Self {
+        IoFailure::new(e.what, &e.source)
     }
 }
 
@@ -577,14 +644,21 @@ impl StatusStore for FileStatus {
     }
 }
 
-fn log_executed(log: Vec<Executed>, labels: &HashMap<ProcId, String>) {
+fn log_executed(log: Vec<Executed>, processes: &mut RealProcesses) {
+    let labels = &processes.labels;
+    let starved_log = &mut processes.starved_log;
     let label = |id: &ProcId| labels.get(id).cloned().unwrap_or_else(|| id.to_string());
     for e in log {
         match e {
             Executed::Action(Action::Spawn { id, level, command, .. }) => {
                 info!("{} {id} starting at level {level}: {}", label(&id), escape(&command))
             }
-            Executed::Spawned { id, pid } => info!("{} {id} is pid {pid}", label(&id)),
+            Executed::Spawned { id, pid } => {
+                info!("{} {id} is pid {pid}", label(&id));
+                starved_log.flush(|n| {
+                    info!("spawns succeed again ({n} more failed for lack of a resource before)")
+                });
+            }
             Executed::Signalled { id, signal, sent: true } => {
                 info!("{}: sent {signal} to its process group", label(&id))
             }
@@ -614,6 +688,14 @@ fn log_executed(log: Vec<Executed>, labels: &HashMap<ProcId, String>) {
             },
             Executed::Action(_) => {}
             Executed::SpawnFailed { id, tag, reason } => error!("{tag} {id}: {reason}"),
+            Executed::SpawnStarved { id, tag, shortage, reason } => starved_log.log(|n| {
+                warn!(
+                    "{} {id} not started, {shortage}: {reason}; retrying within {}, not counted \
+                     as a crash ({n} similar failures held back)",
+                    escape(&tag),
+                    clinit_engine::init::starve::RETRY_MAX
+                )
+            }),
             Executed::StatusWriteFailed { seq, reason } => error!("status write #{seq}: {reason}"),
         }
     }
@@ -813,7 +895,7 @@ impl Daemon {
     fn step(&mut self, input: Input) -> InitReply {
         let now = self.clock.now();
         let (reply, log) = self.driver.step(now, input);
-        log_executed(log, &self.driver.processes.labels);
+        log_executed(log, &mut self.driver.processes);
         reply
     }
 
@@ -1123,7 +1205,7 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
     driver.set_spawn_slice(cfg.spawn_slice);
     let mut daemon = Daemon { cfg, clock, driver };
     let first = daemon.driver().flush(start);
-    log_executed(first, &daemon.driver.processes.labels);
+    log_executed(first, &mut daemon.driver.processes);
 
     let (jobs_tx, mut requests) = mpsc::channel::<Job>(64);
     let (reload_tx, mut reloads) = mpsc::channel::<Result<Cltab, String>>(4);
@@ -1219,7 +1301,7 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
             // to write their replies must get to run between slices.
             _ = tokio::task::yield_now(), if pending => {
                 let log = daemon.driver().pump(clock.now());
-                log_executed(log, &daemon.driver.processes.labels);
+                log_executed(log, &mut daemon.driver.processes);
             }
             _ = backstop.tick() => daemon.reap(),
             _ = tokio::time::sleep(LINGER_POLL), if lingering => daemon.reap(),
@@ -1241,7 +1323,7 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
     // Whatever is still queued (a last status write) is carried out.
     while daemon.driver().has_pending() {
         let log = daemon.driver().pump(clock.now());
-        log_executed(log, &daemon.driver.processes.labels);
+        log_executed(log, &mut daemon.driver.processes);
     }
     // Let in-flight replies (the shutdown request's, say) reach their clients.
     drop(requests);

@@ -51,6 +51,9 @@ struct EntryLine<'a> {
     next_start: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pid: Option<u32>,
+    /// Starved: the resource that ran out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
     restarts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     signal: Option<&'a str>,
@@ -99,6 +102,7 @@ pub fn render(
                 mode: r.mode.as_str(),
                 next_start: None,
                 pid: r.id.and_then(&pid),
+                reason: None,
                 restarts: r.restarts,
                 signal: None,
                 started: r.uptime_ms.map(at),
@@ -117,6 +121,11 @@ pub fn render(
                 EntryState::Throttled { in_ms } => {
                     line.next_start = Some(wall(start, now + Millis(*in_ms)));
                     "throttled"
+                }
+                EntryState::Starved { in_ms, reason } => {
+                    line.next_start = Some(wall(start, now + Millis(*in_ms)));
+                    line.reason = Some(reason.to_string());
+                    "starved"
                 }
                 EntryState::Stopping { for_ms, signal } => {
                     line.stopping_since = Some(at(*for_ms));
@@ -221,6 +230,11 @@ mod tests {
                     EntryState::Throttled { in_ms } => {
                         obj.insert("next_start".into(), wall(start, now + Millis(*in_ms)).into());
                         "throttled"
+                    }
+                    EntryState::Starved { in_ms, reason } => {
+                        obj.insert("next_start".into(), wall(start, now + Millis(*in_ms)).into());
+                        obj.insert("reason".into(), reason.to_string().into());
+                        "starved"
                     }
                     EntryState::Stopping { for_ms, signal } => {
                         obj.insert("stopping_since".into(), at(*for_ms).into());

@@ -95,7 +95,7 @@ pub struct EntryLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub for_ms: Option<u64>,
     pub group: &'a str,
-    /// Throttled: the next start is in this many ms.
+    /// Throttled or starved: the next start is in this many ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,6 +103,9 @@ pub struct EntryLine<'a> {
     pub mode: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// Starved: the resource that ran out (`out of file descriptors (EMFILE)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub restarts: u32,
     /// Stopping: the last signal sent.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,6 +120,7 @@ pub struct EntryLine<'a> {
 impl<'a> EntryLine<'a> {
     /// `r` with the pid of its live instance, looked up by `pid`.
     pub fn of(r: &'a EntryReport, pid: impl Fn(ProcId) -> Option<u32>) -> Self {
+        let mut reason = None;
         let (state, in_ms, for_ms, signal) = match &r.state {
             EntryState::Queued => ("queued", None, None, None),
             EntryState::Starting => ("starting", None, None, None),
@@ -126,6 +130,10 @@ impl<'a> EntryLine<'a> {
             EntryState::Passed => ("passed", None, None, None),
             EntryState::Failed => ("failed", None, None, None),
             EntryState::Throttled { in_ms } => ("throttled", Some(*in_ms), None, None),
+            EntryState::Starved { in_ms, reason: why } => {
+                reason = Some(why.to_string());
+                ("starved", Some(*in_ms), None, None)
+            }
             EntryState::Stopping { for_ms, signal } => {
                 ("stopping", None, Some(*for_ms), Some(signal.name()))
             }
@@ -139,6 +147,7 @@ impl<'a> EntryLine<'a> {
             last_exit: r.last_exit.as_deref(),
             mode: r.mode.as_str(),
             pid: r.id.and_then(pid),
+            reason,
             restarts: r.restarts,
             signal,
             state,
@@ -173,6 +182,7 @@ pub(crate) fn every_state_reports() -> Vec<EntryReport> {
         EntryState::Passed,
         EntryState::Failed,
         EntryState::Throttled { in_ms: 1_234 },
+        EntryState::Starved { in_ms: 250, reason: clinit_engine::process::Shortage::Descriptors },
         EntryState::Stopping { for_ms: 567, signal: Signal::Term },
     ];
     states

@@ -1248,7 +1248,7 @@ impl World {
                         SpawnFailure::Io(IoFailure::other(
                             format!("spawn {tag}"),
                             ErrorKind::WouldBlock,
-                            e,
+                            e.to_string(),
                         ))
                     }),
                 };

@@ -713,6 +713,9 @@ fn trouble(doc: &serde_json::Value, group: &str) -> String {
             "throttled" => {
                 format!("{tag} respawning too fast, next start in {} s", ms("in_ms").div_ceil(1000))
             }
+            "starved" => {
+                format!("{tag} not started: {}, retrying in {} ms", field("reason"), ms("in_ms"))
+            }
             "stopping" => format!("{tag} stopping for {} s", ms("for_ms") / 1000),
             "failed" if !field("failure").is_empty() => {
                 format!("{tag} failed: {}", field("failure"))

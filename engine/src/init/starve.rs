@@ -134,7 +134,10 @@ mod tests {
         assert_eq!(retried.len(), 1);
         assert_eq!((retried[0].0, retried[0].1.as_str()), (250, "w"));
         let w = retried[0].2;
-        init.handle(Millis(300), Input::Exited { id: w, status: ExitStatus::Code(0), lingering: false });
+        init.handle(
+            Millis(300),
+            Input::Exited { id: w, status: ExitStatus::Code(0), lingering: false },
+        );
         let o = spawns(&init.drain_actions());
         assert_eq!(o.len(), 1, "o starts once w exited");
         init.handle(Millis(300), Input::SpawnStarved { id: o[0].1, shortage: Shortage::Memory });
