@@ -68,10 +68,18 @@ fn status_is_answered_while_a_restarted_daemon_stops_the_previous_generation() {
     assert!(status["starting"].as_str().is_some_and(|t| t.contains("previous daemon")), "{status}");
     let tell = d.request(&Request::Tell { group: "g".into(), level: "1".into() }).expect("reply");
     assert!(!tell.ok && tell.msg.contains("starting"), "{tell:?}");
+    // NU2: this exited 0 with the note on stderr only. Now exit 5
+    // ("starting", documented in --help) and the note on stdout.
     let out = d.client(&["status"]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("starting"), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if alive(s) {
+        assert_eq!(out.status.code(), Some(5), "{out:?}");
+        assert!(stdout.contains("the daemon is starting"), "{out:?}");
+    }
     let d = d.wait_ready();
+    let out = d.client(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "ready: {out:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("starting"), "{out:?}");
     assert!(!alive(s), "stopped (SIGKILL after 4 s) before the daemon is ready");
     assert!(d.log_text().contains("stopped (SIGKILL)"), "{}", d.log_text());
 }
@@ -104,4 +112,55 @@ fn a_vanished_daemon_cgroup_is_noticed_and_recreated() {
     assert!(base.is_dir(), "recreated; log:\n{}", d.log_text());
     assert!(cgroup.contains(&format!("/{name}/")), "contained: {cgroup}; log:\n{}", d.log_text());
     assert!(d.log_text().contains("has vanished; recreating it"), "{}", d.log_text());
+}
+
+/// NU2: `clinit -s SOCKET -v` with no daemon exited 3 (right) but also
+/// printed a note about `/etc/cltab`, which the operator never named: with
+/// -s the cltab plays no part in finding the daemon.
+#[test]
+fn with_s_and_no_daemon_nothing_is_said_about_a_cltab() {
+    let d = Daemon::prepare("g:a:1:once:true\n");
+    let socket = d.path("nobody.s");
+    let out = std::process::Command::new(common::CLINIT)
+        .arg("-s")
+        .arg(&socket)
+        .arg("-v")
+        .output()
+        .expect("run clinit");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(stderr.contains(&socket.display().to_string()), "names the socket: {stderr}");
+    assert!(!stderr.contains("cltab"), "{stderr}");
+    // Without -s and -c, the default cltab is missing here: no note either.
+    if !std::path::Path::new("/etc/cltab").exists() {
+        let out = std::process::Command::new(common::CLINIT)
+            .args(["-s", "/nonexistent/clinit.s", "-v"])
+            .output()
+            .expect("run clinit");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("cltab"), "{out:?}");
+    }
+}
+
+/// NU2: after the cltab was truncated, a re-read with only `-c cltab`
+/// went to the default socket and just said no daemon runs, while the
+/// daemon ran on the socket the cltab used to name. The client now says
+/// which socket it tried and why (the cltab is empty, so it names none),
+/// and how to reach the daemon; with `-s` the re-read reaches it, and the
+/// daemon refuses the empty table and keeps its last good one.
+#[test]
+fn a_reread_of_a_truncated_cltab_says_which_socket_was_tried_and_why() {
+    let d = Daemon::start("g:a:1:once:true\n", &[]);
+    std::fs::write(&d.cltab, b"").expect("truncate the cltab");
+    let out = d.client(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let default = clinit_backends::daemon::DEFAULT_SOCKET;
+    assert!(stderr.contains(&format!("tried {default}, the default socket")), "{stderr}");
+    assert!(stderr.contains("is empty (0 bytes)"), "{stderr}");
+    assert!(stderr.contains("give that socket with -s"), "{stderr}");
+    let socket = d.socket.display().to_string();
+    let out = d.client(&["-s", &socket]);
+    assert_eq!(out.status.code(), Some(1), "the daemon refuses an empty cltab: {out:?}");
+    let reply = d.request(&clinit_backends::protocol::Request::Status).expect("still running");
+    assert!(reply.ok, "{reply:?}");
 }

@@ -20,6 +20,9 @@ pub enum Exit {
     NotRunning = 3,
     /// `--wait` gave up.
     TimedOut = 4,
+    /// `status`: the daemon answers but is still starting (it stops what a
+    /// previous daemon left running first), so no group runs yet.
+    Starting = 5,
 }
 
 impl From<Exit> for std::process::ExitCode {

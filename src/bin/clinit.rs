@@ -93,6 +93,12 @@ pub(crate) struct Args {
     /// [GROUP] LEVEL. GROUP defaults to this host's name.
     #[arg(value_name = "ARGS", num_args = 0..=2)]
     positional: Vec<String>,
+    /// `-s` was given on the command line (not its default).
+    #[arg(skip)]
+    socket_given: bool,
+    /// `-c` was given on the command line (not its default).
+    #[arg(skip)]
+    cltab_given: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -200,6 +206,7 @@ Exit status:
   2  usage error
   3  the daemon is not running (no socket, or nothing listens on it)
   4  --wait timed out
+  5  status: the daemon is starting (stopping what a previous daemon left running)
 Set RUST_LOG (e.g. RUST_LOG=debug) to change the daemon's log level.";
 
 /// Text from argv or from the daemon, made safe for the terminal: control
@@ -210,7 +217,13 @@ fn esc(text: &str) -> String {
 }
 
 fn main() -> ExitCode {
-    let mut args = Args::parse();
+    let matches = <Args as clap::CommandFactory>::command().get_matches();
+    let mut args = match <Args as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
+    let given = |id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    (args.socket_given, args.cltab_given) = (given("socket"), given("cltab"));
     args.absorb_verb_flags();
     cli::init_logging();
     if args.demo {
@@ -409,13 +422,15 @@ impl<'a> Client<'a> {
             return Exit::Refused;
         }
         // A cltab that is empty or unreadable names no socket: the daemon
-        // may well run on the one its last good table named.
-        if std::fs::metadata(&self.args.cltab).is_ok_and(|m| m.len() == 0)
-            || read_cltab_text(&self.args.cltab).is_none()
-        {
+        // may well run on the one its last good table named. Said only
+        // when the socket came from that default (with -s the operator
+        // chose it), and for the default cltab only when it exists.
+        if let Some(why) = self.socket_unknown_because() {
             eprintln!(
-                "clinit: note: {} is empty or unreadable, so its :::socket: directive (if it had one) \
-                 is unknown; give the socket with -s",
+                "clinit: tried {}, the default socket, because {} {why}, so its :::socket: \
+                 directive (if it had one) is unknown; a daemon started on it may listen on the \
+                 socket its last good table named: give that socket with -s",
+                self.socket.display(),
                 self.args.cltab.display()
             );
         }
@@ -429,6 +444,24 @@ impl<'a> Client<'a> {
             );
         }
         Exit::NotRunning
+    }
+
+    /// Why the socket had to be the default one though a cltab was meant to
+    /// name it: `None` when -s was given, the cltab was read, or the
+    /// default cltab (no -c) does not exist (no daemon was meant to read it).
+    fn socket_unknown_because(&self) -> Option<&'static str> {
+        if self.args.socket_given {
+            return None;
+        }
+        match std::fs::metadata(&self.args.cltab) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.args.cltab_given.then_some("does not exist")
+            }
+            Err(_) => Some("cannot be read"),
+            Ok(m) if m.len() == 0 => Some("is empty (0 bytes)"),
+            Ok(_) if read_cltab_text(&self.args.cltab).is_none() => Some("cannot be read"),
+            Ok(_) => None,
+        }
     }
 
     /// `clinit log GROUP[:TAG]`: the log directory is the running daemon's
@@ -663,8 +696,12 @@ impl<'a> Client<'a> {
             Err(e) => return self.failed(&e),
         };
         let all = groups(&doc);
-        if let Some(starting) = doc.get("starting").and_then(|s| s.as_str()) {
-            eprintln!("clinit: {}", esc(starting));
+        // A restarted daemon stopping its predecessor's processes has no
+        // groups yet: say so on stdout, where the status goes, and exit
+        // with its own code (not 0: nothing is running yet).
+        let starting = doc.get("starting").and_then(|s| s.as_str()).map(esc);
+        if let (Some(text), false) = (&starting, self.args.json) {
+            println!("clinit: {text}");
         }
         if let Some(g) = group {
             if !all.groups.contains_key(g) {
@@ -693,7 +730,11 @@ impl<'a> Client<'a> {
                 }
             }
         }
-        Exit::Ok
+        if starting.is_some() {
+            Exit::Starting
+        } else {
+            Exit::Ok
+        }
     }
 }
 
