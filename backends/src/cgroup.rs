@@ -224,17 +224,24 @@ impl Cgroup {
     /// Signal every member; SIGKILL through `cgroup.kill` where present.
     /// Returns whether anything was signalled.
     pub fn signal(&self, sig: libc::c_int) -> bool {
+        self.signal_listing(sig).0
+    }
+
+    /// [`Cgroup::signal`], also returning the members it signalled (`None`
+    /// when `cgroup.kill` did it without a list).
+    pub fn signal_listing(&self, sig: libc::c_int) -> (bool, Option<Vec<i32>>) {
         if sig == libc::SIGKILL && std::fs::write(self.dir.join("cgroup.kill"), b"1").is_ok() {
-            return true;
+            return (true, None);
         }
         let mut any = false;
-        for pid in self.members() {
+        let members = self.members();
+        for &pid in &members {
             // SAFETY: kill has no memory effects. A member listed here is
             // alive or was a moment ago; a pid reused in between would have
             // to be reused inside this cgroup, which only our command does.
             any |= unsafe { libc::kill(pid, sig) } == 0;
         }
-        any
+        (any, Some(members))
     }
 
     /// Remove the (empty) cgroup; a busy one is left with a log line.

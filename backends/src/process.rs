@@ -222,6 +222,10 @@ pub struct ProcessTable {
     /// Live children whose own process exited and whose zombie is held
     /// for their lingering group.
     held: usize,
+    /// Instances whose cgroup held their leader alone when last signalled
+    /// (see [`ProcessTable::signal`]): their exit is judged by process
+    /// group only, without reading `cgroup.procs` a second time.
+    solo: std::collections::HashSet<ProcId>,
     /// This process is a child subreaper (see the module doc).
     subreaper: bool,
     /// Per-instance cgroups live under this directory ([`crate::cgroup`]).
@@ -729,9 +733,11 @@ impl ProcessTable {
         }
     }
 
-    /// The instance's cgroup still has a live member.
+    /// The instance's cgroup still has a live member. An instance whose
+    /// cgroup held its leader alone at its last signal is not read again
+    /// (see [`ProcessTable::signal`]).
     fn cgroup_occupied(&self, id: ProcId) -> bool {
-        self.cgroups.get(&id).is_some_and(|cg| !cg.members().is_empty())
+        !self.solo.contains(&id) && self.cgroups.get(&id).is_some_and(|cg| !cg.members().is_empty())
     }
 
     /// Groups among `pgids` that still have a live member besides the
@@ -952,8 +958,27 @@ impl ProcessTable {
         // signal reaches whatever is left of its group.
         // Members that left the process group are reached through the
         // instance's cgroup (see crate::cgroup).
-        let in_cgroup =
-            self.cgroups.get(&id).is_some_and(|cg| cg.signal(nix_signal(sig) as libc::c_int));
+        //
+        // A stop reads `cgroup.procs` once: when the list held the leader
+        // alone, its exit is judged by process group only (the leftovers
+        // of a leader that forks after this signal are its process group's
+        // members, found without the cgroup). The cost: a process that
+        // both starts after this signal and leaves the group with `setsid`
+        // before the leader exits is missed; it stays in the instance's
+        // cgroup, which then cannot be removed (logged at debug level).
+        let (in_cgroup, listed) = match self.cgroups.get(&id) {
+            Some(cg) => cg.signal_listing(nix_signal(sig) as libc::c_int),
+            None => (false, None),
+        };
+        match listed {
+            Some(members) if members == [pid as i32] => {
+                self.solo.insert(id);
+            }
+            Some(_) => {
+                self.solo.remove(&id);
+            }
+            None => {}
+        }
         match killpg(Pid::from_raw(pid as i32), nix_signal(sig)) {
             Ok(()) => {
                 tracing::debug!(%id, pid, signal = %sig, "signalled process group");
@@ -1080,6 +1105,7 @@ impl ProcessTable {
     fn release(&mut self, id: ProcId) {
         if let Some(child) = self.live.remove(&id) {
             self.by_pid.remove(&child.pid);
+            self.solo.remove(&id);
             if child.leader_exited {
                 self.held -= 1;
             }
