@@ -95,7 +95,7 @@ fn zero_byte_cltab_is_refused_and_the_last_good_table_kept() {
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("is empty or unreadable") && err.contains("give the socket with -s"),
+        err.contains("is empty (0 bytes)") && err.contains("give that socket with -s"),
         "{err}"
     );
     // With the socket named, the refusal is the daemon's: exit 1.
