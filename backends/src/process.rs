@@ -996,27 +996,30 @@ impl ProcessTable {
     /// Finding the exits: while no zombie is held for a lingering group,
     /// the kernel names exited children one at a time
     /// (`waitid(P_ALL, WNOHANG | WNOWAIT)`, which looks without reaping):
-    /// one call per exit instead of one `waitid` per live child on every
-    /// SIGCHLD (1,000 calls per respawn at 1,000 entries). Each exit found
-    /// is settled (reaped, or held as lingering) before the next look,
-    /// since the kernel names the same zombie until it is reaped. A held
-    /// zombie, or one that is not ours (an adopted orphan, another part of
-    /// the process's child), would be named again and again: then every
-    /// live child is looked at by pid, as before.
+    /// instead of one `waitid` per live child on every SIGCHLD (1,000 calls
+    /// per respawn at 1,000 entries). The exit found is settled (reaped, or
+    /// held as lingering) before the next look, since the kernel names the
+    /// same zombie until it is reaped. When a second exit follows (a burst:
+    /// a stop of many), a held zombie, or one that is not ours (an adopted
+    /// orphan, another part of the process's child), every live child is
+    /// looked at by pid, as before, and settled with one look at the groups.
     pub fn reap(&mut self) -> Vec<Reaped> {
         let mut out = Vec::new();
-        // Bounded: each turn reaps or holds one child of the table.
-        let mut budget = self.live.len() + 1;
-        while self.held == 0 && budget > 0 {
-            budget -= 1;
+        if self.held == 0 {
             match self.next_exit() {
                 NextExit::Ours(id, pid, status) => {
-                    self.settle(vec![(id, pid, status)], Vec::new(), &mut out)
+                    self.settle(vec![(id, pid, status)], Vec::new(), &mut out);
+                    // A second exit is a burst (a stop): one scan by pid
+                    // and one look at the groups settle all of them, where
+                    // one look per exit would cost a read of every child.
+                    if self.held == 0 && matches!(self.next_exit(), NextExit::Nothing) {
+                        return out;
+                    }
                 }
                 // No zombie at all: nothing else to do (a dead adopted
                 // orphan would be a zombie child too).
                 NextExit::Nothing => return out,
-                NextExit::Other => break,
+                NextExit::Other => {}
             }
         }
         let mut exited = Vec::new();
