@@ -17,6 +17,8 @@
 //!
 //! Reaping is done per pid (`waitpid(pid, WNOHANG)`), never with
 //! `waitpid(-1)`, so other code in the same process may own other children.
+//! Exits are found with `waitid(P_ALL, WNOWAIT)`, which only looks: a
+//! child that is not ours is left to its owner (see [`ProcessTable::reap`]).
 //! Once a child has been reaped its pid leaves the table and is **never
 //! signalled again**: the kernel may have handed that pid to an unrelated
 //! process (spec §9 item 10). Until we reap it, a dead child stays a zombie
