@@ -14,7 +14,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; ranked: lease, heartbeat, kill_bound, suspect_after, read_deadline, rank_slot, tie_fence_delay, fence_command, watchdog; world: fs (local|shared), fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup, membership, read_timeout, fail_fraction, nodes, groups, duration)")]
+    #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; ranked: lease, heartbeat, kill_bound, suspect_after, read_deadline, rank_slot, tie_fence_delay, fence_command, watchdog; world: fs (local|shared), fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup, membership, read_timeout, fs_delay_cap, fail_fraction, nodes, groups, duration)")]
     UnknownParam(String),
     #[error("parameter {key}: bad value {value:?}: {why}")]
     BadValue { key: String, value: String, why: String },
@@ -101,6 +101,17 @@ pub struct WorldParams {
     /// The drivers' read deadline (`None`: production's default, a third
     /// of the timeout between 1 and 10 s).
     pub read_timeout: Option<Millis>,
+    /// The longest shared-filesystem delay a drawn fault may impose
+    /// (`fs_delay_cap=500ms`; `None`: as drawn, up to about 10 s for
+    /// `slow-fs`). It caps the visibility delay of `slow-fs` and
+    /// `history-slow` episodes after the draw, so a capped run keeps the
+    /// episodes, times and nodes of the same seed uncapped (see
+    /// `Schedule::cap_fs_delays`). It is how issue 9's availability row,
+    /// "random faults whose fs delays stay <= H/4", is measured, and how
+    /// the unavailability-against-fs-delay curve is swept. A given
+    /// `--schedule` is used as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fs_delay_cap: Option<Millis>,
 }
 
 impl Default for WorldParams {
@@ -123,6 +134,7 @@ impl Default for WorldParams {
             warmup: Millis(120_000),
             membership: MembershipModel::Oracle,
             read_timeout: None,
+            fs_delay_cap: None,
         }
     }
 }
@@ -278,6 +290,7 @@ impl SimConfig {
                 }
                 w.read_timeout = Some(d)
             }
+            "fs_delay_cap" => w.fs_delay_cap = Some(dur()?),
             "membership" => {
                 w.membership = match value.trim() {
                     "oracle" => MembershipModel::Oracle,

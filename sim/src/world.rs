@@ -355,7 +355,12 @@ impl World {
                 let kinds = cfg.faults.resolve(&mut rng);
                 let from = cfg.world.warmup.min(quiet_start);
                 let groups: Vec<String> = built.wanted.iter().map(|(g, _)| g.clone()).collect();
-                faults::draw(&kinds, cfg.nodes, &groups, from, quiet_start, &mut rng)
+                let mut drawn =
+                    faults::draw(&kinds, cfg.nodes, &groups, from, quiet_start, &mut rng);
+                if let Some(cap) = cfg.world.fs_delay_cap {
+                    drawn.cap_fs_delays(cap);
+                }
+                drawn
             }
         };
         let mut tracker = Tracker::new(
@@ -890,11 +895,20 @@ impl World {
                 let s = &self.nodes[j as usize];
                 s.up && !s.paused
                     && self.members.same_side(node, j)
-                    && !self.blocked(node, j)
-                    && !self.blocked(j, node)
+                    && !self.cut(node, j)
+                    && !self.cut(j, node)
             })
             .count();
         2 * peers > self.cfg.nodes as usize
+    }
+
+    /// `reader` cannot read `writer`'s files by ground truth: a one-way
+    /// partition, or a dead mount of `writer`'s directory (`read-hang`:
+    /// the read never answers, so the file is as unreadable as behind a
+    /// one-way cut; the reader's deadline only bounds how long it waits).
+    fn cut(&self, reader: u32, writer: u32) -> bool {
+        self.blocked(reader, writer)
+            || (reader != writer && self.active.read_hang.iter().any(|&(_, n)| n == writer))
     }
 
     /// `reader` cannot read `writer`'s files (a one-way partition).
