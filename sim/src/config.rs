@@ -103,9 +103,12 @@ pub struct WorldParams {
     pub read_timeout: Option<Millis>,
     /// The longest shared-filesystem delay a drawn fault may impose
     /// (`fs_delay_cap=500ms`; `None`: as drawn, up to about 10 s for
-    /// `slow-fs`). It caps the visibility delay of `slow-fs` and
-    /// `history-slow` episodes after the draw, so a capped run keeps the
-    /// episodes, times and nodes of the same seed uncapped (see
+    /// `slow-fs`, plus its jitter of up to half that). It caps the
+    /// visibility delay of `slow-fs` and `history-slow` episodes after the
+    /// draw, and, while a `slow-fs` episode is under way, every write's
+    /// visibility delay, jitter included (never below the healthy
+    /// `fs_delay + fs_jitter`), so a capped run keeps the episodes, times,
+    /// nodes and random draws of the same seed uncapped (see
     /// `Schedule::cap_fs_delays`). It is how issue 9's availability row,
     /// "random faults whose fs delays stay <= H/4", is measured, and how
     /// the unavailability-against-fs-delay curve is swept. A given

@@ -613,6 +613,45 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// How long the episode lasts: `Some(len)` (or the down time of a
+    /// crash), `None` for a clock fault, which lasts until the quiet
+    /// phase, and `Some(0)` for an instant edit (its effect stays, but no
+    /// episode is under way).
+    pub fn duration(&self) -> Option<Millis> {
+        match self {
+            Fault::Crash { down, .. }
+            | Fault::CrashOwner { down, .. }
+            | Fault::MoshaCrash { down, .. } => Some(*down),
+            Fault::Partition { len, .. }
+            | Fault::SlowFs { len, .. }
+            | Fault::ReadFailures { len, .. }
+            | Fault::StaleReads { len, .. }
+            | Fault::SlowNode { len, .. }
+            | Fault::Suspect { len, .. }
+            | Fault::HactlEdit { len, .. }
+            | Fault::Standby { len, .. }
+            | Fault::MonitorFreeze { len, .. }
+            | Fault::NodePause { len, .. }
+            | Fault::SpawnFail { len, .. }
+            | Fault::LingeringGroup { len, .. }
+            | Fault::FenceFail { len, .. }
+            | Fault::WriteFail { len, .. }
+            | Fault::MembershipFail { len, .. }
+            | Fault::OneWayPartition { len, .. }
+            | Fault::ReadHang { len, .. }
+            | Fault::TornCopy { len, .. }
+            | Fault::DState { len, .. }
+            | Fault::EditorWrite { len, .. }
+            | Fault::HistoryWriteFail { len, .. }
+            | Fault::HistoryTorn { len, .. }
+            | Fault::HistorySlow { len, .. } => Some(*len),
+            Fault::Skew { .. } | Fault::ClockDrift { .. } => None,
+            Fault::CltabEdit { .. } | Fault::HactlTie { .. } | Fault::HactlCut { .. } => {
+                Some(Millis::ZERO)
+            }
+        }
+    }
+
     pub fn kind(&self) -> FaultKind {
         match self {
             Fault::Crash { .. } | Fault::CrashOwner { .. } => FaultKind::Crash,

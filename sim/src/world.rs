@@ -372,6 +372,7 @@ impl World {
             cfg.liveness_bound(),
         );
         tracker.log_enabled = opts.event_log;
+        tracker.echo = opts.event_log && std::env::var_os("CLINIT_SIM_ECHO_LOG").is_some();
         let mut trace = TraceSink::new(opts.trace, opts.trace_out);
         trace.header(&Header::new("clinit-sim", env!("CARGO_PKG_VERSION"), Some(seed), cfg));
         let base = FsConditions::healthy(cfg.world.fs_delay, cfg.world.fs_jitter);
@@ -1472,7 +1473,17 @@ impl World {
     fn fs_delay(&mut self) -> Millis {
         let j = self.cond.jitter.0;
         let extra = if j > 0 { self.rng_fs.random_range(0..j) } else { 0 };
-        self.cond.delay + Millis(extra)
+        let delay = self.cond.delay + Millis(extra);
+        // `fs_delay_cap` bounds the visibility delay itself, the jitter a
+        // `slow-fs` episode adds (U[0, delay/2)) included; the healthy
+        // base delay stands. Clamped after the draw, so a capped run draws
+        // the same random numbers as the uncapped run of its seed.
+        match self.cfg.world.fs_delay_cap {
+            Some(cap) if !self.active.slow_fs.is_empty() => {
+                delay.min(cap.max(self.base.delay + self.base.jitter))
+            }
+            _ => delay,
+        }
     }
 
     fn tick(&mut self, node: u32, inc: u32) {
