@@ -1023,6 +1023,9 @@ impl World {
                     self.tracker
                         .log(now, node, 0, || format!("spawn of #{} failed: {error}", id.0));
                 }
+                ClusterEvent::Ranked(notice) => {
+                    self.tracker.log(now, node, 0, || format!("ranked: {notice:?}"));
+                }
                 ClusterEvent::FenceFailed { node: target, error } => {
                     self.tracker.log(now, node, target, || {
                         format!("STOMITH node {target} FAILED: {error}")
