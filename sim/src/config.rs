@@ -14,7 +14,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; ranked: lease, heartbeat, kill_bound, suspect_after, read_deadline, rank_slot, tie_fence_delay, fence_command, watchdog; world: fs (local|shared), fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup, membership, read_timeout, fs_delay_cap, fail_fraction, nodes, groups, duration)")]
+    #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; ranked: lease, heartbeat, kill_bound, suspect_after, read_deadline, rank_slot, tie_fence_delay, fence_command, watchdog; world: fs (local|shared), fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup, membership, read_timeout, fs_delay_cap, drop_faults, fail_fraction, nodes, groups, duration)")]
     UnknownParam(String),
     #[error("parameter {key}: bad value {value:?}: {why}")]
     BadValue { key: String, value: String, why: String },
@@ -115,6 +115,15 @@ pub struct WorldParams {
     /// `--schedule` is used as it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fs_delay_cap: Option<Millis>,
+    /// Fault kinds whose episodes are removed from a drawn schedule
+    /// (`drop_faults=slow-node+read-hang`; `+` separates kinds, as `,`
+    /// separates the values of a swept parameter). An ablation: the other
+    /// episodes keep their times, nodes and sizes, so the difference
+    /// between a run with and without a kind, seed for seed, is what that
+    /// kind's episodes cost (the report's per-kind attribution only says
+    /// what was under way at the time).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop_faults: Vec<crate::faults::FaultKind>,
 }
 
 impl Default for WorldParams {
@@ -138,6 +147,7 @@ impl Default for WorldParams {
             membership: MembershipModel::Oracle,
             read_timeout: None,
             fs_delay_cap: None,
+            drop_faults: Vec::new(),
         }
     }
 }
@@ -294,6 +304,17 @@ impl SimConfig {
                 w.read_timeout = Some(d)
             }
             "fs_delay_cap" => w.fs_delay_cap = Some(dur()?),
+            "drop_faults" => {
+                w.drop_faults = value
+                    .split('+')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty() && *k != "none")
+                    .map(|k| {
+                        crate::faults::FaultKind::parse(k)
+                            .ok_or_else(|| bad("expected fault kinds joined by +, or none"))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
             "membership" => {
                 w.membership = match value.trim() {
                     "oracle" => MembershipModel::Oracle,

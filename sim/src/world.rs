@@ -360,6 +360,9 @@ impl World {
                 if let Some(cap) = cfg.world.fs_delay_cap {
                     drawn.cap_fs_delays(cap);
                 }
+                if !cfg.world.drop_faults.is_empty() {
+                    drawn.faults.retain(|f| !cfg.world.drop_faults.contains(&f.fault.kind()));
+                }
                 drawn
             }
         };
