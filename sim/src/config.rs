@@ -14,7 +14,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; ranked: lease, heartbeat, kill_bound, suspect_after, read_deadline, rank_slot, tie_fence_delay, fence_command, watchdog; world: fs (local|shared), fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup, membership, read_timeout, fs_delay_cap, drop_faults, fail_fraction, nodes, groups, duration)")]
+    #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; ranked: lease, heartbeat, kill_bound, suspect_after, read_deadline, rank_slot, tie_fence_delay, fence_command, watchdog; world: fs (local|shared), fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup, membership, read_timeout, fs_delay_cap, drop_faults, fence_reboot, fail_fraction, nodes, groups, duration)")]
     UnknownParam(String),
     #[error("parameter {key}: bad value {value:?}: {why}")]
     BadValue { key: String, value: String, why: String },
@@ -124,6 +124,14 @@ pub struct WorldParams {
     /// what was under way at the time).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drop_faults: Vec<crate::faults::FaultKind>,
+    /// A node that a fence killed boots again this long after the kill
+    /// (`fence_reboot=60s`), as after a STONITH power cycle; `None` (the
+    /// default): it stays down until the quiet phase, as when an operator
+    /// must bring a shot node back by hand. With a majority quorum the
+    /// difference matters: a 3-node cluster with one node shot runs on two,
+    /// and any fault on either of them stops every group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence_reboot: Option<Millis>,
 }
 
 impl Default for WorldParams {
@@ -148,6 +156,7 @@ impl Default for WorldParams {
             read_timeout: None,
             fs_delay_cap: None,
             drop_faults: Vec::new(),
+            fence_reboot: None,
         }
     }
 }
@@ -304,6 +313,7 @@ impl SimConfig {
                 w.read_timeout = Some(d)
             }
             "fs_delay_cap" => w.fs_delay_cap = Some(dur()?),
+            "fence_reboot" => w.fence_reboot = Some(dur()?),
             "drop_faults" => {
                 w.drop_faults = value
                     .split('+')

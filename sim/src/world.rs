@@ -110,6 +110,10 @@ enum Ev {
         node: u32,
         gen: u64,
     },
+    /// A fenced node boots again (`fence_reboot`).
+    Reboot {
+        node: u32,
+    },
     /// A crashed `mosha` starts again on its (live) node.
     MonitorRestart {
         node: u32,
@@ -580,6 +584,13 @@ impl World {
         }
         match ev {
             Ev::Boot { node } => self.boot(node),
+            Ev::Reboot { node } => {
+                // The quiet phase restarts every node anyway.
+                if !self.quiet && !self.nodes[node as usize].up {
+                    self.tracker.log(self.now, node, 0, || "reboots after its fence".into());
+                    self.restart(node);
+                }
+            }
             Ev::Answer { node, inc, inputs } => {
                 // All answers first (they arrive together), then carry out
                 // what they caused: one pump per batch, not per member.
@@ -638,6 +649,9 @@ impl World {
                 if self.nodes[node as usize].up {
                     self.tracker.metrics.fence_kills += 1;
                     self.crash(node, "fenced");
+                    if let Some(after) = self.cfg.world.fence_reboot {
+                        self.queue.push(self.now + after, Ev::Reboot { node });
+                    }
                 }
             }
         }
