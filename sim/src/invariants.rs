@@ -22,9 +22,10 @@
 //!   healthy at the moment the fence is carried out (the fencer's executor
 //!   runs the fence command): up, its monitor running (not crashed, not
 //!   frozen, not paused), its writes not failing, able to exchange files
-//!   both ways with a majority of the configured nodes, and in control of
-//!   its services (no service process of it survived a SIGKILL, as one in
-//!   D state does). Such a node needs no fence: it can keep its groups, or
+//!   both ways with a majority of the configured nodes (a one-way
+//!   partition or a `read-hang` of a node's directory cuts the link), and
+//!   in control of its services (no service process of it survived a
+//!   SIGKILL, as one in D state does). Such a node needs no fence: it can keep its groups, or
 //!   stop them by itself. A frozen monitor, a crashed node, or a node whose
 //!   processes survive its kill is not healthy, so fencing it is never
 //!   needless. What the target believes (its lease, its claims) does not
