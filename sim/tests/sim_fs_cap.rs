@@ -92,3 +92,29 @@ fn drop_faults_removes_only_the_named_kinds() {
     assert_eq!(some.schedule.faults, crashes);
     assert!(cfg.set("drop_faults", "meteor").is_err());
 }
+
+/// Issue 9's availability row at its edge: fs delays of exactly H/4
+/// (500 ms with H = 2 s), all the time. A lease's round trip is two
+/// visibility delays, the peers' read interval, their acknowledging
+/// write, and the holder's read interval. A peer that waited for its next
+/// periodic heartbeat to publish its acknowledgement added a third
+/// interval (2·500 + 3·250 ms > H − δ = 1750 ms): leases lapsed over and
+/// over and the groups moved about. Acknowledging within P/4 of hearing a
+/// new counter keeps every lease (no `LeaseLost`, no outage, no move).
+#[test]
+fn fs_delays_of_a_quarter_lease_keep_every_lease() {
+    let mut cfg = slow_fs();
+    cfg.faults = FaultChoice::parse("slow-fs:size=500ms:len=8m:rate=60").expect("parses");
+    cfg.set("fs_delay_cap", "500ms").expect("a duration");
+    let r = run(&cfg, 4, RunOptions::default()).expect("runs");
+    let rep = report::RunReport::new(&r);
+    assert!(!r.schedule.faults.is_empty(), "slow-fs episodes were drawn");
+    let under_way = report::unavailable_by_fault(&r);
+    assert!(
+        rep.unavailable_group_seconds < 1.0,
+        "unavailable {} group-s ({under_way:?})",
+        rep.unavailable_group_seconds
+    );
+    assert_eq!(rep.moves, 0, "no lease lapsed, so no group moved");
+    assert!(rep.violations.is_empty(), "{:?}", rep.violations);
+}
