@@ -14,7 +14,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; ranked: lease, heartbeat, kill_bound, suspect_after, read_deadline, rank_slot, tie_fence_delay, fence_command, watchdog; world: fs (local|shared), fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup, membership, read_timeout, fail_fraction, nodes, groups, duration)")]
+    #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; ranked: lease, heartbeat, kill_bound, suspect_after, read_deadline, rank_slot, tie_fence_delay, fence_command, watchdog; world: fs (local|shared), fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup, membership, read_timeout, fs_delay_cap, drop_faults, fence_reboot, fail_fraction, nodes, groups, duration)")]
     UnknownParam(String),
     #[error("parameter {key}: bad value {value:?}: {why}")]
     BadValue { key: String, value: String, why: String },
@@ -101,6 +101,37 @@ pub struct WorldParams {
     /// The drivers' read deadline (`None`: production's default, a third
     /// of the timeout between 1 and 10 s).
     pub read_timeout: Option<Millis>,
+    /// The longest shared-filesystem delay a drawn fault may impose
+    /// (`fs_delay_cap=500ms`; `None`: as drawn, up to about 10 s for
+    /// `slow-fs`, plus its jitter of up to half that). It caps the
+    /// visibility delay of `slow-fs` and `history-slow` episodes after the
+    /// draw, and, while a `slow-fs` episode is under way, every write's
+    /// visibility delay, jitter included (never below the healthy
+    /// `fs_delay + fs_jitter`), so a capped run keeps the episodes, times,
+    /// nodes and random draws of the same seed uncapped (see
+    /// `Schedule::cap_fs_delays`). It is how issue 9's availability row,
+    /// "random faults whose fs delays stay <= H/4", is measured, and how
+    /// the unavailability-against-fs-delay curve is swept. A given
+    /// `--schedule` is used as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fs_delay_cap: Option<Millis>,
+    /// Fault kinds whose episodes are removed from a drawn schedule
+    /// (`drop_faults=slow-node+read-hang`; `+` separates kinds, as `,`
+    /// separates the values of a swept parameter). An ablation: the other
+    /// episodes keep their times, nodes and sizes, so the difference
+    /// between a run with and without a kind, seed for seed, is what that
+    /// kind's episodes cost (the report's per-kind attribution only says
+    /// what was under way at the time).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop_faults: Vec<crate::faults::FaultKind>,
+    /// A node that a fence killed boots again this long after the kill
+    /// (`fence_reboot=60s`), as after a STONITH power cycle; `None` (the
+    /// default): it stays down until the quiet phase, as when an operator
+    /// must bring a shot node back by hand. With a majority quorum the
+    /// difference matters: a 3-node cluster with one node shot runs on two,
+    /// and any fault on either of them stops every group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence_reboot: Option<Millis>,
 }
 
 impl Default for WorldParams {
@@ -123,6 +154,9 @@ impl Default for WorldParams {
             warmup: Millis(120_000),
             membership: MembershipModel::Oracle,
             read_timeout: None,
+            fs_delay_cap: None,
+            drop_faults: Vec::new(),
+            fence_reboot: None,
         }
     }
 }
@@ -277,6 +311,19 @@ impl SimConfig {
                     return Err(bad("must be above 0 (every read would time out)"));
                 }
                 w.read_timeout = Some(d)
+            }
+            "fs_delay_cap" => w.fs_delay_cap = Some(dur()?),
+            "fence_reboot" => w.fence_reboot = Some(dur()?),
+            "drop_faults" => {
+                w.drop_faults = value
+                    .split('+')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty() && *k != "none")
+                    .map(|k| {
+                        crate::faults::FaultKind::parse(k)
+                            .ok_or_else(|| bad("expected fault kinds joined by +, or none"))
+                    })
+                    .collect::<Result<_, _>>()?
             }
             "membership" => {
                 w.membership = match value.trim() {

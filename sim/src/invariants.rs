@@ -22,9 +22,10 @@
 //!   healthy at the moment the fence is carried out (the fencer's executor
 //!   runs the fence command): up, its monitor running (not crashed, not
 //!   frozen, not paused), its writes not failing, able to exchange files
-//!   both ways with a majority of the configured nodes, and in control of
-//!   its services (no service process of it survived a SIGKILL, as one in
-//!   D state does). Such a node needs no fence: it can keep its groups, or
+//!   both ways with a majority of the configured nodes (a one-way
+//!   partition or a `read-hang` of a node's directory cuts the link), and
+//!   in control of its services (no service process of it survived a
+//!   SIGKILL, as one in D state does). Such a node needs no fence: it can keep its groups, or
 //!   stop them by itself. A frozen monitor, a crashed node, or a node whose
 //!   processes survive its kill is not healthy, so fencing it is never
 //!   needless. What the target believes (its lease, its claims) does not
@@ -106,6 +107,8 @@ struct Track {
     since: Millis,
     double: bool,
     unavailable: bool,
+    /// Start of the open unavailability span (see `Metrics::unavailable_spans`).
+    unavailable_since: Option<Millis>,
     ever_ran: bool,
     last_runner: Option<u32>,
     pending_failovers: Vec<Millis>,
@@ -144,6 +147,10 @@ pub struct Tracker {
     counts: BTreeMap<String, u64>,
     ring: VecDeque<Line>,
     pub log_enabled: bool,
+    /// Also print every event-log line to stderr as it happens (set from
+    /// `CLINIT_SIM_ECHO_LOG` by the world: a debugging aid for following
+    /// one seed, e.g. an outage the report's `longest outages` names).
+    pub echo: bool,
 }
 
 impl Tracker {
@@ -165,6 +172,7 @@ impl Tracker {
                 since: Millis::ZERO,
                 double: false,
                 unavailable: false,
+                unavailable_since: None,
                 ever_ran: false,
                 last_runner: None,
                 pending_failovers: Vec::new(),
@@ -199,6 +207,7 @@ impl Tracker {
             counts: BTreeMap::new(),
             ring: VecDeque::with_capacity(RING),
             log_enabled: true,
+            echo: false,
         }
     }
 
@@ -207,10 +216,15 @@ impl Tracker {
         if !self.log_enabled {
             return;
         }
+        let text = text();
+        if self.echo {
+            let who = if node == 0 { "  ".to_string() } else { format!("n{node}") };
+            eprintln!("t={:.3}s {who} {text}", at.0 as f64 / 1000.0);
+        }
         if self.ring.len() == RING {
             self.ring.pop_front();
         }
-        self.ring.push_back(Line { at, nodes: [node, other], text: text() });
+        self.ring.push_back(Line { at, nodes: [node, other], text });
     }
 
     /// The last lines about `group` or `nodes`, with the last few world
@@ -322,6 +336,9 @@ impl Tracker {
                 self.close_double(g, now);
             }
             let t = &mut self.groups[g];
+            if let Some(from) = t.unavailable_since.take() {
+                self.metrics.unavailable_spans.push((g as u32, from, now));
+            }
             t.double = false;
             t.unavailable = false;
             t.running.clear();
@@ -369,6 +386,14 @@ impl Tracker {
             self.close_double(g, now);
         }
         let t = &mut self.groups[g];
+        match (unavailable, t.unavailable_since) {
+            (true, None) => t.unavailable_since = Some(now),
+            (false, Some(from)) => {
+                t.unavailable_since = None;
+                self.metrics.unavailable_spans.push((g as u32, from, now));
+            }
+            _ => {}
+        }
         t.running = running;
         t.double = double;
         t.unavailable = unavailable;
@@ -601,6 +626,9 @@ impl Tracker {
         for g in 0..self.groups.len() {
             self.integrate(g, now);
             self.close_double(g, now);
+            if let Some(from) = self.groups[g].unavailable_since.take() {
+                self.metrics.unavailable_spans.push((g as u32, from, now));
+            }
             self.metrics.failovers_unfinished += self.groups[g].pending_failovers.len() as u64;
             if !self.has_eligible(g) {
                 continue;

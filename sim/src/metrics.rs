@@ -18,6 +18,11 @@ pub struct Metrics {
     /// run it (up, healthy, in quorum by ground truth, eligible), counted
     /// from the group's first start or the end of the warm-up.
     pub unavailable: Vec<Millis>,
+    /// The spans behind `unavailable`: (wanted-group index, from, until).
+    /// For attributing unavailability to the faults active at the time
+    /// (the report's `unavailable while` line); not in the JSON summary.
+    #[serde(skip)]
+    pub unavailable_spans: Vec<(u32, Millis, Millis)>,
     /// Per wanted group: time with live service processes on two or more nodes.
     pub double_owner: Vec<Millis>,
     /// Per wanted group: when it first ran (initial placement).

@@ -67,6 +67,68 @@ impl RunReport {
     }
 }
 
+/// Unavailable group-seconds attributed to the fault kinds under way at
+/// the time: for each kind, the overlap of the unavailability spans with
+/// that kind's episodes (a clock fault lasts until the quiet phase; instant
+/// edits have no episode), and `none` for the unavailable time while no
+/// episode was under way. Kinds overlap, so the rows add up to more than
+/// the total. Sorted by seconds, largest first. A diagnostic for "which
+/// fault makes groups run nowhere", not a proof of cause.
+pub fn unavailable_by_fault(r: &RunResult) -> Vec<(String, f64)> {
+    let quiet = r.config.quiet_start();
+    let mut by_kind: std::collections::BTreeMap<String, Vec<(u64, u64)>> = Default::default();
+    for f in &r.schedule.faults {
+        let end = match f.fault.duration() {
+            Some(d) => f.at + d,
+            None => quiet.max(f.at),
+        };
+        if end > f.at {
+            by_kind.entry(f.fault.kind().name().to_string()).or_default().push((f.at.0, end.0));
+        }
+    }
+    let merge = |mut v: Vec<(u64, u64)>| {
+        v.sort_unstable();
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for (a, b) in v {
+            match out.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => out.push((a, b)),
+            }
+        }
+        out
+    };
+    let overlap = |spans: &[(u64, u64)], a: u64, b: u64| -> u64 {
+        spans.iter().map(|&(x, y)| y.min(b).saturating_sub(x.max(a))).sum()
+    };
+    let all = merge(by_kind.values().flatten().copied().collect());
+    let by_kind: Vec<(String, Vec<(u64, u64)>)> =
+        by_kind.into_iter().map(|(k, v)| (k, merge(v))).collect();
+    let mut rows: Vec<(String, f64)> = by_kind
+        .iter()
+        .map(|(k, spans)| {
+            let ms: u64 = r
+                .tracker
+                .metrics
+                .unavailable_spans
+                .iter()
+                .map(|&(_, a, b)| overlap(spans, a.0, b.0))
+                .sum();
+            (k.clone(), ms as f64 / 1000.0)
+        })
+        .collect();
+    let none: u64 = r
+        .tracker
+        .metrics
+        .unavailable_spans
+        .iter()
+        .map(|&(_, a, b)| (b.0 - a.0) - overlap(&all, a.0, b.0))
+        .sum();
+    rows.push(("none".into(), none as f64 / 1000.0));
+    rows.retain(|(_, s)| *s > 0.0);
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    rows
+}
+
 /// The long, human-readable report.
 pub fn render(r: &RunResult) -> String {
     let rep = RunReport::new(r);
@@ -157,6 +219,20 @@ pub fn render(r: &RunResult) -> String {
     if !worst.is_empty() {
         let top: Vec<String> = worst.iter().take(5).map(|(u, n)| format!("{n} {u:.1} s")).collect();
         let _ = writeln!(s, "least available: {}", top.join(", "));
+        let by: Vec<String> =
+            unavailable_by_fault(r).iter().map(|(k, u)| format!("{k} {u:.1} s")).collect();
+        let _ = writeln!(s, "unavailable while (group-s; kinds overlap): {}", by.join(", "));
+        let mut spans = m.unavailable_spans.clone();
+        spans.sort_by_key(|&(g, a, b)| (std::cmp::Reverse(b.saturating_sub(a)), a, g));
+        let longest: Vec<String> = spans
+            .iter()
+            .take(5)
+            .map(|&(g, a, b)| {
+                let name = names.get(g as usize).map_or("?", |n| n.as_str());
+                format!("{name} {:.1}-{:.1} s", secs(a), secs(b))
+            })
+            .collect();
+        let _ = writeln!(s, "longest outages: {}", longest.join(", "));
     }
     if let Some(t) = &r.trace {
         let _ = writeln!(s, "trace: {} records, sha256 {}", t.records, t.trace_sha256);

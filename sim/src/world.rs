@@ -110,6 +110,10 @@ enum Ev {
         node: u32,
         gen: u64,
     },
+    /// A fenced node boots again (`fence_reboot`).
+    Reboot {
+        node: u32,
+    },
     /// A crashed `mosha` starts again on its (live) node.
     MonitorRestart {
         node: u32,
@@ -355,7 +359,15 @@ impl World {
                 let kinds = cfg.faults.resolve(&mut rng);
                 let from = cfg.world.warmup.min(quiet_start);
                 let groups: Vec<String> = built.wanted.iter().map(|(g, _)| g.clone()).collect();
-                faults::draw(&kinds, cfg.nodes, &groups, from, quiet_start, &mut rng)
+                let mut drawn =
+                    faults::draw(&kinds, cfg.nodes, &groups, from, quiet_start, &mut rng);
+                if let Some(cap) = cfg.world.fs_delay_cap {
+                    drawn.cap_fs_delays(cap);
+                }
+                if !cfg.world.drop_faults.is_empty() {
+                    drawn.faults.retain(|f| !cfg.world.drop_faults.contains(&f.fault.kind()));
+                }
+                drawn
             }
         };
         let mut tracker = Tracker::new(
@@ -367,6 +379,7 @@ impl World {
             cfg.liveness_bound(),
         );
         tracker.log_enabled = opts.event_log;
+        tracker.echo = opts.event_log && std::env::var_os("CLINIT_SIM_ECHO_LOG").is_some();
         let mut trace = TraceSink::new(opts.trace, opts.trace_out);
         trace.header(&Header::new("clinit-sim", env!("CARGO_PKG_VERSION"), Some(seed), cfg));
         let base = FsConditions::healthy(cfg.world.fs_delay, cfg.world.fs_jitter);
@@ -571,6 +584,13 @@ impl World {
         }
         match ev {
             Ev::Boot { node } => self.boot(node),
+            Ev::Reboot { node } => {
+                // The quiet phase restarts every node anyway.
+                if !self.quiet && !self.nodes[node as usize].up {
+                    self.tracker.log(self.now, node, 0, || "reboots after its fence".into());
+                    self.restart(node);
+                }
+            }
             Ev::Answer { node, inc, inputs } => {
                 // All answers first (they arrive together), then carry out
                 // what they caused: one pump per batch, not per member.
@@ -629,6 +649,9 @@ impl World {
                 if self.nodes[node as usize].up {
                     self.tracker.metrics.fence_kills += 1;
                     self.crash(node, "fenced");
+                    if let Some(after) = self.cfg.world.fence_reboot {
+                        self.queue.push(self.now + after, Ev::Reboot { node });
+                    }
                 }
             }
         }
@@ -890,11 +913,20 @@ impl World {
                 let s = &self.nodes[j as usize];
                 s.up && !s.paused
                     && self.members.same_side(node, j)
-                    && !self.blocked(node, j)
-                    && !self.blocked(j, node)
+                    && !self.cut(node, j)
+                    && !self.cut(j, node)
             })
             .count();
         2 * peers > self.cfg.nodes as usize
+    }
+
+    /// `reader` cannot read `writer`'s files by ground truth: a one-way
+    /// partition, or a dead mount of `writer`'s directory (`read-hang`:
+    /// the read never answers, so the file is as unreadable as behind a
+    /// one-way cut; the reader's deadline only bounds how long it waits).
+    fn cut(&self, reader: u32, writer: u32) -> bool {
+        self.blocked(reader, writer)
+            || (reader != writer && self.active.read_hang.iter().any(|&(_, n)| n == writer))
     }
 
     /// `reader` cannot read `writer`'s files (a one-way partition).
@@ -1007,6 +1039,9 @@ impl World {
                 ClusterEvent::SpawnFailed { id, error } => {
                     self.tracker
                         .log(now, node, 0, || format!("spawn of #{} failed: {error}", id.0));
+                }
+                ClusterEvent::Ranked(notice) => {
+                    self.tracker.log(now, node, 0, || format!("ranked: {notice:?}"));
                 }
                 ClusterEvent::FenceFailed { node: target, error } => {
                     self.tracker.log(now, node, target, || {
@@ -1458,7 +1493,17 @@ impl World {
     fn fs_delay(&mut self) -> Millis {
         let j = self.cond.jitter.0;
         let extra = if j > 0 { self.rng_fs.random_range(0..j) } else { 0 };
-        self.cond.delay + Millis(extra)
+        let delay = self.cond.delay + Millis(extra);
+        // `fs_delay_cap` bounds the visibility delay itself, the jitter a
+        // `slow-fs` episode adds (U[0, delay/2)) included; the healthy
+        // base delay stands. Clamped after the draw, so a capped run draws
+        // the same random numbers as the uncapped run of its seed.
+        match self.cfg.world.fs_delay_cap {
+            Some(cap) if !self.active.slow_fs.is_empty() => {
+                delay.min(cap.max(self.base.delay + self.base.jitter))
+            }
+            _ => delay,
+        }
     }
 
     fn tick(&mut self, node: u32, inc: u32) {

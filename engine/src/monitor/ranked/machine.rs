@@ -339,6 +339,9 @@ pub struct Ranked {
     sent: BTreeMap<u64, Millis>,
     next_heartbeat: Millis,
     last_heartbeat: Option<Millis>,
+    /// When a prompt acknowledgement was asked for (see `apply_read`): a
+    /// record written then does not count against `hurry`'s spacing.
+    prompt_ack_at: Option<Millis>,
     phase: Phase,
     kill_failed: bool,
     epoch: u64,
@@ -434,6 +437,7 @@ impl Ranked {
             sent: BTreeMap::new(),
             next_heartbeat: now,
             last_heartbeat: None,
+            prompt_ack_at: None,
             phase: if leftovers { Phase::Killing } else { Phase::Released },
             kill_failed: false,
             epoch: 0,
