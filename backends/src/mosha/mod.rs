@@ -391,6 +391,7 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
             cfg.paths.mfsbase.clone(),
             cfg.paths.varpath.clone(),
             cfg.known.clone(),
+            matches!(cfg.policy, PolicyConfig::Ranked(_)),
             cfg.hooks.clone(),
         )),
         group_moves,
