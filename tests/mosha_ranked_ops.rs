@@ -717,18 +717,20 @@ fn a_recorder_killed_and_restarted_records_its_own_up_each_time() {
             .all(|&n| record(&c, n).is_some_and(|r| r.lease == LeaseState::Holding))
             .then_some(())
     });
-    let count = |node: u32, what: &str| c.log(node).matches(what).count();
+    fn count(c: &Cluster, node: u32, what: &str) -> usize {
+        c.log(node).matches(what).count()
+    }
     for round in 1..=3 {
-        let downs = count(2, "node 1 down: ");
-        let ups = (count(2, "node 1 up: "), count(3, "node 1 up: "));
+        let downs = count(&c, 2, "node 1 down: ");
+        let ups = (count(&c, 2, "node 1 up: "), count(&c, 3, "node 1 up: "));
         c.kill_mosha(1, false);
         c.wait_for("node 1's down is recorded", PHASE, || {
-            (count(2, "node 1 down: ") > downs).then_some(())
+            (count(&c, 2, "node 1 down: ") > downs).then_some(())
         });
         c.start(1);
         let restarted = Instant::now();
         c.wait_for("node 1's up is recorded after its restart", PHASE, || {
-            (count(2, "node 1 up: ") > ups.0 && count(3, "node 1 up: ") > ups.1).then_some(())
+            (count(&c, 2, "node 1 up: ") > ups.0 && count(&c, 3, "node 1 up: ") > ups.1).then_some(())
         });
         let took = restarted.elapsed();
         eprintln!("round {round}: node 1's up recorded {:.2}s after its restart", took.as_secs_f64());

@@ -170,7 +170,7 @@ impl Executor {
                 ),
                 Notice::PlanSuppressed { group, blind } => {
                     self.say(format!("suppressed {group}"), || {
-                        format!("group {group} is not placed, but not planning it: nodes {blind:?} are unreadable")
+                        format!("group {group} is not placed, but not planning it: nodes {} are unreadable", list(&blind))
                     })
                 }
                 Notice::NoHactl => self.say("nohactl".into(), || {

@@ -505,7 +505,7 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
                 info!("SIGINT: stopping every local group before exiting");
                 driver.handle(clock.now(), ClusterInput::Stop);
             }
-            true = watch::changed(&mut watch) => {
+            _ = watch::changed(&mut watch) => {
                 debug!("membership source changed: reading it now");
                 wake_before.get_or_insert(exec.membership_reads);
             }

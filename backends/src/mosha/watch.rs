@@ -244,10 +244,25 @@ impl Watch {
         }
     }
 
-    /// Wait for the next batch of events; `true` when one of them may
-    /// change membership (read it now). Cancel-safe: events not yet read
-    /// stay in the kernel's queue.
+    /// Wait until an event may have changed membership (read it now).
+    /// Batches that change nothing (a temp file created, a heartbeat
+    /// rewritten) are read and skipped here: returning them to the loop's
+    /// `select!` would disable this branch until another one fired, and
+    /// the rename that follows a temp file would wait for the next cycle
+    /// (seen: 5 of 50 changes took 160-230 ms instead of ~25 ms).
+    /// Cancel-safe: events not yet read stay in the kernel's queue, and a
+    /// batch is judged whole once read.
     pub async fn changed(&mut self) -> bool {
+        loop {
+            if self.next_batch().await {
+                return true;
+            }
+        }
+    }
+
+    /// The next batch of events: `true` when one of them may change
+    /// membership.
+    async fn next_batch(&mut self) -> bool {
         loop {
             let mut ready = match self.fd.readable().await {
                 Ok(r) => r,
@@ -364,7 +379,7 @@ mod tests {
 
     /// The next batch's verdict, or `None` when no event came within `d`.
     async fn next(w: &mut Watch, d: Duration) -> Option<bool> {
-        tokio::time::timeout(d, w.changed()).await.ok()
+        tokio::time::timeout(d, w.next_batch()).await.ok()
     }
 
     fn status(hpc: &std::path::Path, node: u32, text: &[u8]) {
