@@ -730,10 +730,14 @@ fn a_recorder_killed_and_restarted_records_its_own_up_each_time() {
         c.start(1);
         let restarted = Instant::now();
         c.wait_for("node 1's up is recorded after its restart", PHASE, || {
-            (count(&c, 2, "node 1 up: ") > ups.0 && count(&c, 3, "node 1 up: ") > ups.1).then_some(())
+            (count(&c, 2, "node 1 up: ") > ups.0 && count(&c, 3, "node 1 up: ") > ups.1)
+                .then_some(())
         });
         let took = restarted.elapsed();
-        eprintln!("round {round}: node 1's up recorded {:.2}s after its restart", took.as_secs_f64());
+        eprintln!(
+            "round {round}: node 1's up recorded {:.2}s after its restart",
+            took.as_secs_f64()
+        );
         assert!(took < Duration::from_secs(20), "round {round}: {took:?}\n{}", c.report());
     }
 }

@@ -824,9 +824,27 @@ mod tests {
         assert_eq!(
             fences(&hastats, at(1000)),
             vec![
-                FenceReport { node: 2, by: 1, listed_secs_ago: 10.0, incarnation: None, fenced_secs_ago: None },
-                FenceReport { node: 2, by: 4, listed_secs_ago: 0.0, incarnation: None, fenced_secs_ago: None },
-                FenceReport { node: 3, by: 1, listed_secs_ago: 10.0, incarnation: None, fenced_secs_ago: None },
+                FenceReport {
+                    node: 2,
+                    by: 1,
+                    listed_secs_ago: 10.0,
+                    incarnation: None,
+                    fenced_secs_ago: None
+                },
+                FenceReport {
+                    node: 2,
+                    by: 4,
+                    listed_secs_ago: 0.0,
+                    incarnation: None,
+                    fenced_secs_ago: None
+                },
+                FenceReport {
+                    node: 3,
+                    by: 1,
+                    listed_secs_ago: 10.0,
+                    incarnation: None,
+                    fenced_secs_ago: None
+                },
             ]
         );
         assert!(fences(&BTreeMap::new(), at(1000)).is_empty());
@@ -1040,7 +1058,10 @@ mod tests {
         };
         let text = render(&st);
         assert!(text.contains("node 2 (incarnation 4) fenced by node 1, 12s ago"), "{text}");
-        assert!(text.contains("node 2 (incarnation 3) fenced by node 3, time not in its fence log"), "{text}");
+        assert!(
+            text.contains("node 2 (incarnation 3) fenced by node 3, time not in its fence log"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -1107,7 +1128,13 @@ mod tests {
                     moves_last_hour: Some(0),
                 },
             ],
-            fences: vec![FenceReport { node: 2, by: 1, listed_secs_ago: 3.0, incarnation: None, fenced_secs_ago: None }],
+            fences: vec![FenceReport {
+                node: 2,
+                by: 1,
+                listed_secs_ago: 3.0,
+                incarnation: None,
+                fenced_secs_ago: None,
+            }],
             record_errors: vec![],
             standby: vec![3],
             transitions_last: Some(7),

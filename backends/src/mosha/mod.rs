@@ -434,7 +434,9 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
     // cycle runs waits for the driver's next membership read, which the
     // loop asks for with CycleNow until the driver has issued it.
     let mut watch = watch::Watch::start(match &cfg.membership {
-        MembershipKind::OpenMosix { hpcbase } => watch::Source::OpenMosix { hpcbase: hpcbase.clone() },
+        MembershipKind::OpenMosix { hpcbase } => {
+            watch::Source::OpenMosix { hpcbase: hpcbase.clone() }
+        }
         MembershipKind::Heartbeat => watch::Source::Heartbeat {
             mfsbase: cfg.paths.mfsbase.clone(),
             varpath: cfg.paths.varpath.clone(),

@@ -57,10 +57,16 @@ pub struct Hooks {
 
 /// What the recorder thread is told.
 enum Msg {
-    Changes { members: Vec<u32>, changes: Vec<(u32, Change, String)> },
+    Changes {
+        members: Vec<u32>,
+        changes: Vec<(u32, Change, String)>,
+    },
     /// This node fenced `node` successfully (a vote under the exact-half
     /// rule).
-    Fenced { node: u32, at_ms: i64 },
+    Fenced {
+        node: u32,
+        at_ms: i64,
+    },
     Stop,
 }
 

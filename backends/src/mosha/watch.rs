@@ -61,9 +61,7 @@ impl Source {
     fn node_dir(&self, node: u32) -> PathBuf {
         match self {
             Source::OpenMosix { hpcbase } => hpcbase.join("nodes").join(node.to_string()),
-            Source::Heartbeat { mfsbase, varpath } => {
-                mfsbase.join(node.to_string()).join(varpath)
-            }
+            Source::Heartbeat { mfsbase, varpath } => mfsbase.join(node.to_string()).join(varpath),
         }
     }
 
@@ -209,10 +207,8 @@ impl Watch {
             }
         }
         let Ok(entries) = std::fs::read_dir(&root) else { return };
-        let nodes: Vec<u32> = entries
-            .flatten()
-            .filter_map(|e| node_of(Some(e.file_name().as_os_str())))
-            .collect();
+        let nodes: Vec<u32> =
+            entries.flatten().filter_map(|e| node_of(Some(e.file_name().as_os_str()))).collect();
         for node in nodes {
             self.arm_node(node);
         }
@@ -335,7 +331,8 @@ impl Watch {
                     {
                         continue;
                     }
-                    let gone = mask.intersects(AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM);
+                    let gone =
+                        mask.intersects(AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM);
                     wake |= match self.source {
                         Source::OpenMosix { .. } => true,
                         // A rewrite (rename onto a present file) is no

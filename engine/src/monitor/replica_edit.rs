@@ -274,15 +274,35 @@ mod tests {
     fn highest_counts_damaged_and_edited_copies_and_skips_unparsable_ones() {
         let copies = [
             (1, sealed(5, 3, Some("start"))),
-            (2, Some(CopyFacts { seal: Seal::Edited { was: Some(8), sum: 1 }, level: None, writer: None })),
-            (3, Some(CopyFacts { seal: Seal::Sealed(Version { number: 7, sum: 2 }), level: None, writer: None })),
+            (
+                2,
+                Some(CopyFacts {
+                    seal: Seal::Edited { was: Some(8), sum: 1 },
+                    level: None,
+                    writer: None,
+                }),
+            ),
+            (
+                3,
+                Some(CopyFacts {
+                    seal: Seal::Sealed(Version { number: 7, sum: 2 }),
+                    level: None,
+                    writer: None,
+                }),
+            ),
             (4, sealed(6, 1, Some("stop"))),
         ];
         // My write was sealed 6, tied with node 4's and lost the tie-break.
         let edit = Edit { wrote: 6, ..EDIT };
         assert_eq!(judge(&copies, &edit), Verdict::Rebase { on: 4, number: 9 });
-        let none =
-            [(1, Some(CopyFacts { seal: Seal::Truncated { reason: "x".into() }, level: None, writer: None }))];
+        let none = [(
+            1,
+            Some(CopyFacts {
+                seal: Seal::Truncated { reason: "x".into() },
+                level: None,
+                writer: None,
+            }),
+        )];
         assert_eq!(judge(&none, &EDIT), Verdict::Vanished { number: 1 });
     }
 }
