@@ -264,7 +264,7 @@ pub fn collect(
     let mut hastats = BTreeMap::new();
     // `ranked` nodes' records (no hastat): whom they fenced, and the age
     // of the record that says so.
-    let mut ranked_fences: BTreeMap<u32, (Vec<(u32, u64)>, f64)> = BTreeMap::new();
+    let mut ranked_fences: BTreeMap<u32, RecordFences> = BTreeMap::new();
     for &node in &all {
         let status = read_clstat(store, node, now);
         let mut report = NodeReport {
@@ -412,12 +412,16 @@ pub fn fences(hastats: &BTreeMap<u32, HastatDoc>, now: SystemTime) -> Vec<FenceR
     out
 }
 
+/// What one `ranked` record lists as fenced: `(node, incarnation)`s, and
+/// the record's age in seconds.
+pub type RecordFences = (Vec<(u32, u64)>, f64);
+
 /// The fences `ranked` records list (`records`: by fencing node, the
 /// fenced `(node, incarnation)`s and the record's age), each with its time
 /// from the fencing node's fence log when the log has it (the newest line
 /// for that node and incarnation).
 pub fn ranked_fence_reports(
-    records: &BTreeMap<u32, (Vec<(u32, u64)>, f64)>,
+    records: &BTreeMap<u32, RecordFences>,
     logs: &BTreeMap<u32, Vec<crate::fence_log::FenceEntry>>,
     now: SystemTime,
 ) -> Vec<FenceReport> {
@@ -1012,7 +1016,7 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
         // Node 1's record lists node 2's incarnation 4 as fenced, node 3's
         // lists node 2's incarnation 3 (an older fence, not in its log).
-        let records: BTreeMap<u32, (Vec<(u32, u64)>, f64)> =
+        let records: BTreeMap<u32, RecordFences> =
             [(1, (vec![(2, 4)], 0.2)), (3, (vec![(2, 3)], 0.1))].into();
         let logs: BTreeMap<u32, Vec<FenceEntry>> = [(
             1,

@@ -584,7 +584,6 @@ fn newest_versioned<T>(
     for node in nodes {
         let Ok(Some(snap)) = store.read(node, file) else { continue };
         let seal = classify(&snap.bytes);
-        let writer = clinit_engine::monitor::replica_version::writer(&snap.bytes);
         match &seal {
             Seal::Sealed(v) => highest = highest.max(v.number),
             Seal::Edited { was: Some(n), .. } => highest = highest.max(*n),
