@@ -3,7 +3,7 @@
 //! refusal of a base directory that does not exist unless `--init`, and a
 //! status table that does not pass a dead node's last state off as current.
 
-use clinit_engine::monitor::replica_version::{classify, seal};
+use clinit_engine::monitor::replica_version::{classify, seal, seal_by};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -477,6 +477,65 @@ fn concurrent_hactl_sets_of_one_group_report_the_conflict() {
     let config = t.config("policy = \"ranked\"\n");
     let out = t.mosha(&["--config", arg(&config), "hactl", "show"]);
     assert_eq!(stdout(&out), winner, "{out:?}");
+}
+
+/// NU1: `hactl set` on node 2 lost to an edit made on node 3, which node 1
+/// already held a replica of; the refusal named node 1's copy. The writer
+/// is named from the content's seal (`by=3`), whichever copy was read.
+#[test]
+fn a_refused_hactl_set_names_the_writer_of_the_winning_edit_not_a_replica() {
+    let t = Tree::new();
+    let cltab = "web:httpd:start:respawn:sleep 60\nweb:w2:2:once:true\n";
+    let base = seal(b"web stop\n", 4);
+    for node in [1, 2, 3] {
+        t.put(node, "cltab", cltab);
+        t.put(node, "hactl", std::str::from_utf8(&base).expect("utf8"));
+        t.member(node, true);
+    }
+    let barrier = t.path("barrier");
+    fs::create_dir_all(&barrier).expect("mkdir barrier");
+    let config = t.path("node2.toml");
+    let text = format!(
+        "node = 2\nmfsbase = \"{}\"\nhpcbase = \"{}\"\npolicy = \"ranked\"\n",
+        t.path("mfs").display(),
+        t.path("hpc").display()
+    );
+    fs::write(&config, text).expect("write settings");
+    let mut child = Command::new(MOSHA)
+        .args(["--config", arg(&config), "hactl", "set", "web", "start"])
+        .env("MOSHA_TEST_SET_BARRIER", &barrier)
+        .env("MOSHA_TEST_SET_PARTIES", "2")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mosha");
+    // Node 2 has read version 4 and waits at the barrier: node 3's edit
+    // (version 6, on top of a version 5 node 2 never saw) lands on node 3
+    // and is already replicated to node 1, then node 2 writes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !barrier.join("node2").exists() {
+        assert!(Instant::now() < deadline, "node 2 never reached the barrier");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let theirs = seal_by(b"web 2\n", 6, 3);
+    for node in [3, 1] {
+        t.put(node, "hactl", std::str::from_utf8(&theirs).expect("utf8"));
+    }
+    fs::write(barrier.join("node3"), b"").expect("join the barrier");
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said = stderr(&out);
+    assert!(said.contains("another edit of web won over mine"), "{said}");
+    assert!(said.contains("node 3's edit (read in node 1's copy)"), "{said}");
+    assert!(said.contains("wants web at 2"), "{said}");
 }
 
 #[test]

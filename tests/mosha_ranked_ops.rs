@@ -691,3 +691,53 @@ fn a_hook_left_running_by_a_killed_mosha_is_ended_by_the_next_one() {
     drop(c);
     assert_no_hook_pid_outlives(hook_dir.path());
 }
+
+/// NU1 saw a restarted recorder (node 1, the lowest) not record its own
+/// `up` for 2.5 minutes. Here node 1's `mosha` is killed with -9 three
+/// times (heartbeat-file membership); each time the peers record its
+/// `down` (node 2 records while node 1 is gone), and after the restart the
+/// history must say `node 1 up` again within a bound, as every node's log
+/// of announced transitions shows.
+#[test]
+fn a_recorder_killed_and_restarted_records_its_own_up_each_time() {
+    let mut c = cluster();
+    c.heartbeat = true;
+    let old = SystemTime::now() - Duration::from_secs(60);
+    let cltab = cltab(&c);
+    for n in NODES {
+        c.put(n, "cltab", cltab.as_bytes(), old);
+        c.put(n, "hactl", b"web start\n", old);
+    }
+    for n in NODES {
+        c.start(n);
+    }
+    c.wait_for("all three hold their leases", PHASE, || {
+        NODES
+            .iter()
+            .all(|&n| record(&c, n).is_some_and(|r| r.lease == LeaseState::Holding))
+            .then_some(())
+    });
+    fn count(c: &Cluster, node: u32, what: &str) -> usize {
+        c.log(node).matches(what).count()
+    }
+    for round in 1..=3 {
+        let downs = count(&c, 2, "node 1 down: ");
+        let ups = (count(&c, 2, "node 1 up: "), count(&c, 3, "node 1 up: "));
+        c.kill_mosha(1, false);
+        c.wait_for("node 1's down is recorded", PHASE, || {
+            (count(&c, 2, "node 1 down: ") > downs).then_some(())
+        });
+        c.start(1);
+        let restarted = Instant::now();
+        c.wait_for("node 1's up is recorded after its restart", PHASE, || {
+            (count(&c, 2, "node 1 up: ") > ups.0 && count(&c, 3, "node 1 up: ") > ups.1)
+                .then_some(())
+        });
+        let took = restarted.elapsed();
+        eprintln!(
+            "round {round}: node 1's up recorded {:.2}s after its restart",
+            took.as_secs_f64()
+        );
+        assert!(took < Duration::from_secs(20), "round {round}: {took:?}\n{}", c.report());
+    }
+}

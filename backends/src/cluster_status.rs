@@ -56,14 +56,22 @@ pub struct NodeReport {
     pub since_secs: Option<f64>,
 }
 
-/// One fence a hastat records: `by`'s last hastat lists `node` as fenced.
+/// One fence a node publishes: under `classic` `by`'s last hastat lists
+/// `node` as fenced; under `ranked` `by`'s record lists `node`'s
+/// incarnation as fenced (or as the lost tie-breaker whose vote it holds).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FenceReport {
     pub node: u32,
     pub by: u32,
-    /// Age of the hastat that lists it, seconds: the fence happened at
-    /// least this long ago (a hastat keeps no fence time).
+    /// Age of the hastat (or record) that lists it, seconds: the fence
+    /// happened at least this long ago.
     pub listed_secs_ago: f64,
+    /// `ranked`: the fenced incarnation of `node` (`None` under classic,
+    /// whose hastat names nodes only).
+    pub incarnation: Option<u64>,
+    /// `ranked`: how long ago the fence was done, seconds, from `by`'s
+    /// fence log ([`crate::fence_log`]; `None`: not in the log).
+    pub fenced_secs_ago: Option<f64>,
 }
 
 /// One group's line.
@@ -138,6 +146,8 @@ pub struct Records {
     pub history: Option<History>,
     /// Each node's group-change record (nodes without one are absent).
     pub moves: BTreeMap<u32, Vec<GroupChange>>,
+    /// Each node's fence log (`ranked`; nodes without one are absent).
+    pub fence_logs: BTreeMap<u32, Vec<crate::fence_log::FenceEntry>>,
     /// Records that could not be read.
     pub errors: Vec<String>,
 }
@@ -153,6 +163,14 @@ impl Records {
             match crate::group_moves::read(&path) {
                 Ok(Some(changes)) => {
                     records.moves.insert(node, changes);
+                }
+                Ok(None) => {}
+                Err(e) => records.errors.push(e),
+            }
+            let path = paths.node_dir(node).join(crate::fence_log::FILE);
+            match crate::fence_log::read(&path) {
+                Ok(Some(entries)) => {
+                    records.fence_logs.insert(node, entries);
                 }
                 Ok(None) => {}
                 Err(e) => records.errors.push(e),
@@ -244,6 +262,9 @@ pub fn collect(
     let mut reports = Vec::new();
     let mut states: BTreeMap<String, BTreeMap<u32, (String, bool)>> = BTreeMap::new();
     let mut hastats = BTreeMap::new();
+    // `ranked` nodes' records (no hastat): whom they fenced, and the age
+    // of the record that says so.
+    let mut ranked_fences: BTreeMap<u32, RecordFences> = BTreeMap::new();
     for &node in &all {
         let status = read_clstat(store, node, now);
         let mut report = NodeReport {
@@ -289,21 +310,29 @@ pub fn collect(
             // `ranked` writes no hastat: its quorum is the lease its own
             // record (the heartbeat file) publishes.
             if let Ok(Some(snap)) = store.read(node, SharedFile::Heartbeat) {
-                report.quorum = std::str::from_utf8(&snap.bytes)
+                let record = std::str::from_utf8(&snap.bytes)
                     .ok()
-                    .and_then(clinit_engine::monitor::ranked::record::quorum_of);
+                    .and_then(|t| clinit_engine::monitor::ranked::Record::parse(t).ok());
+                if let Some(r) = record {
+                    report.quorum = Some(r.holds_quorum());
+                    let mut fenced: Vec<(u32, u64)> =
+                        r.fenced.iter().chain(&r.votes).map(|(&n, &i)| (n, i)).collect();
+                    fenced.sort_unstable();
+                    fenced.dedup();
+                    let age = snap.stamp.mtime.elapsed().map_or(0.0, |d| d.as_secs_f64());
+                    ranked_fences.insert(node, (fenced, age));
+                }
             }
         }
         reports.push(report);
     }
+    let mut fences = fences(&hastats, now);
+    fences.extend(ranked_fence_reports(&ranked_fences, &records.fence_logs, now));
+    fences.sort_by_key(|f| (f.node, f.by));
     for report in &mut reports {
-        report.fenced_by = hastats
-            .iter()
-            .filter(|(_, doc)| doc.fenced.contains(&report.node))
-            .map(|(&n, _)| n)
-            .collect();
+        report.fenced_by = fences.iter().filter(|f| f.node == report.node).map(|f| f.by).collect();
+        report.fenced_by.dedup();
     }
-    let fences = fences(&hastats, now);
 
     let (hactl, hactl_node, hactl_error) = pick_hactl(store, &all, me);
     let mut names: BTreeSet<String> = states.keys().cloned().collect();
@@ -370,10 +399,47 @@ pub fn fences(hastats: &BTreeMap<u32, HastatDoc>, now: SystemTime) -> Vec<FenceR
         .iter()
         .flat_map(|(&by, doc)| {
             let age = (epoch_secs(now) - doc.written).max(0.0);
-            doc.fenced.iter().map(move |&node| FenceReport { node, by, listed_secs_ago: age })
+            doc.fenced.iter().map(move |&node| FenceReport {
+                node,
+                by,
+                listed_secs_ago: age,
+                incarnation: None,
+                fenced_secs_ago: None,
+            })
         })
         .collect();
     out.sort_by_key(|f| (f.node, f.by));
+    out
+}
+
+/// What one `ranked` record lists as fenced: `(node, incarnation)`s, and
+/// the record's age in seconds.
+pub type RecordFences = (Vec<(u32, u64)>, f64);
+
+/// The fences `ranked` records list (`records`: by fencing node, the
+/// fenced `(node, incarnation)`s and the record's age), each with its time
+/// from the fencing node's fence log when the log has it (the newest line
+/// for that node and incarnation).
+pub fn ranked_fence_reports(
+    records: &BTreeMap<u32, RecordFences>,
+    logs: &BTreeMap<u32, Vec<crate::fence_log::FenceEntry>>,
+    now: SystemTime,
+) -> Vec<FenceReport> {
+    let mut out = Vec::new();
+    for (&by, (fenced, age)) in records {
+        for &(node, incarnation) in fenced {
+            let at = logs.get(&by).and_then(|log| {
+                log.iter().rev().find(|e| e.node == node && e.incarnation == incarnation)
+            });
+            out.push(FenceReport {
+                node,
+                by,
+                listed_secs_ago: *age,
+                incarnation: Some(incarnation),
+                fenced_secs_ago: at.map(|e| (epoch_secs(now) - e.at_ms as f64 / 1000.0).max(0.0)),
+            });
+        }
+    }
     out
 }
 
@@ -605,14 +671,31 @@ pub fn render(st: &ClusterStatus) -> String {
         ]);
     }
     out.push_str(&table(&rows));
-    if !st.fences.is_empty() {
+    let (classic, ranked): (Vec<&FenceReport>, Vec<&FenceReport>) =
+        st.fences.iter().partition(|f| f.incarnation.is_none());
+    if !classic.is_empty() {
         out.push_str("\nlast fences (from the hastats; a hastat keeps no fence time):\n");
-        for f in &st.fences {
+        for f in classic {
             out.push_str(&format!(
                 "  node {} fenced by node {} (listed in its hastat written {} ago)\n",
                 f.node,
                 f.by,
                 human_secs(f.listed_secs_ago)
+            ));
+        }
+    }
+    if !ranked.is_empty() {
+        out.push_str("\nfences in force (from the ranked records, times from the fence logs):\n");
+        for f in ranked {
+            let when = match f.fenced_secs_ago {
+                Some(ago) => format!("{} ago", human_secs(ago)),
+                None => "time not in its fence log".to_string(),
+            };
+            out.push_str(&format!(
+                "  node {} (incarnation {}) fenced by node {}, {when}\n",
+                f.node,
+                f.incarnation.unwrap_or_default(),
+                f.by,
             ));
         }
     }
@@ -745,9 +828,27 @@ mod tests {
         assert_eq!(
             fences(&hastats, at(1000)),
             vec![
-                FenceReport { node: 2, by: 1, listed_secs_ago: 10.0 },
-                FenceReport { node: 2, by: 4, listed_secs_ago: 0.0 },
-                FenceReport { node: 3, by: 1, listed_secs_ago: 10.0 },
+                FenceReport {
+                    node: 2,
+                    by: 1,
+                    listed_secs_ago: 10.0,
+                    incarnation: None,
+                    fenced_secs_ago: None
+                },
+                FenceReport {
+                    node: 2,
+                    by: 4,
+                    listed_secs_ago: 0.0,
+                    incarnation: None,
+                    fenced_secs_ago: None
+                },
+                FenceReport {
+                    node: 3,
+                    by: 1,
+                    listed_secs_ago: 10.0,
+                    incarnation: None,
+                    fenced_secs_ago: None
+                },
             ]
         );
         assert!(fences(&BTreeMap::new(), at(1000)).is_empty());
@@ -910,6 +1011,64 @@ mod tests {
     }
 
     #[test]
+    fn ranked_fences_come_from_the_records_with_their_time_from_the_fence_logs() {
+        use crate::fence_log::FenceEntry;
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
+        // Node 1's record lists node 2's incarnation 4 as fenced, node 3's
+        // lists node 2's incarnation 3 (an older fence, not in its log).
+        let records: BTreeMap<u32, RecordFences> =
+            [(1, (vec![(2, 4)], 0.2)), (3, (vec![(2, 3)], 0.1))].into();
+        let logs: BTreeMap<u32, Vec<FenceEntry>> = [(
+            1,
+            vec![
+                FenceEntry { at_ms: 900_000, node: 2, incarnation: 3 },
+                FenceEntry { at_ms: 988_000, node: 2, incarnation: 4 },
+            ],
+        )]
+        .into();
+        let got = ranked_fence_reports(&records, &logs, now);
+        assert_eq!(
+            got,
+            vec![
+                FenceReport {
+                    node: 2,
+                    by: 1,
+                    listed_secs_ago: 0.2,
+                    incarnation: Some(4),
+                    fenced_secs_ago: Some(12.0)
+                },
+                FenceReport {
+                    node: 2,
+                    by: 3,
+                    listed_secs_ago: 0.1,
+                    incarnation: Some(3),
+                    fenced_secs_ago: None
+                },
+            ]
+        );
+        let st = ClusterStatus {
+            shared: "/mfs".into(),
+            timeout_secs: 6.0,
+            hactl_node: None,
+            hactl_error: None,
+            membership_error: None,
+            nodes: vec![],
+            groups: vec![],
+            fences: got,
+            record_errors: vec![],
+            standby: vec![],
+            transitions_last: None,
+            transitions: Vec::new(),
+        };
+        let text = render(&st);
+        assert!(text.contains("node 2 (incarnation 4) fenced by node 1, 12s ago"), "{text}");
+        assert!(
+            text.contains("node 2 (incarnation 3) fenced by node 3, time not in its fence log"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn renders_nodes_and_groups() {
         let st = ClusterStatus {
             shared: "/mfs".into(),
@@ -973,7 +1132,13 @@ mod tests {
                     moves_last_hour: Some(0),
                 },
             ],
-            fences: vec![FenceReport { node: 2, by: 1, listed_secs_ago: 3.0 }],
+            fences: vec![FenceReport {
+                node: 2,
+                by: 1,
+                listed_secs_ago: 3.0,
+                incarnation: None,
+                fenced_secs_ago: None,
+            }],
             record_errors: vec![],
             standby: vec![3],
             transitions_last: Some(7),

@@ -15,6 +15,7 @@ pub mod cluster_status;
 pub mod daemon;
 pub mod entry_env;
 pub mod fence;
+pub mod fence_log;
 pub mod generations;
 pub mod group_moves;
 pub mod heartbeat;

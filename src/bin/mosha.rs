@@ -745,7 +745,7 @@ fn set_checked(
     mut version: u64,
 ) -> Result<Exit, String> {
     use clinit_engine::monitor::replica_edit::{self, judge, Edit, Verdict};
-    use clinit_engine::monitor::replica_version::seal;
+    use clinit_engine::monitor::replica_version::seal_by;
     let target = store.describe(me, SharedFile::Hactl);
     let shown = from.unwrap_or("(absent)");
     for attempt in 1..=replica_edit::ATTEMPTS {
@@ -760,7 +760,7 @@ fn set_checked(
             test_barrier(me);
         }
         store
-            .write(me, SharedFile::Hactl, &seal(text.as_bytes(), version), None)
+            .write(me, SharedFile::Hactl, &seal_by(text.as_bytes(), version, me), None)
             .map_err(|e| format!("cannot write {target}: {e}"))?;
         std::thread::sleep(Duration::from_millis(replica_edit::SETTLE.0));
         let (copies, mut texts) = hactl_copies(store, group)?;
@@ -780,11 +780,18 @@ fn set_checked(
                 base = texts.remove(&on).unwrap_or(base);
                 version = number;
             }
-            Verdict::Conflict { node, version, level: theirs } => {
+            Verdict::Conflict { node, version, level: theirs, writer } => {
+                // Name the writer of the winning content when its seal
+                // says (the copy read may be another node's replica of it).
+                let whose = match writer {
+                    Some(w) if w != node => format!("node {w}'s edit (read in node {node}'s copy)"),
+                    Some(w) => format!("node {w}'s edit"),
+                    None => format!("node {node}'s copy"),
+                };
                 return Err(format!(
                     "refused: another edit of {group} won over mine (made at the same time, \
-                     or later on top of mine): node {node}'s copy ({version}) wants {group} at \
-                     {}; check with `mosha hactl show`",
+                     or later on top of mine): {whose} ({version}) wants {group} at {}; check \
+                     with `mosha hactl show`",
                     theirs.as_deref().unwrap_or("(absent)")
                 ));
             }
@@ -825,6 +832,7 @@ fn hactl_copies(
             continue;
         };
         let seal = classify(&snap.bytes);
+        let writer = clinit_engine::monitor::replica_version::writer(&snap.bytes);
         let text = String::from_utf8_lossy(body(&snap.bytes)).into_owned();
         let level = Hactl::parse(&text, &store.describe(node, SharedFile::Hactl))
             .ok()
@@ -832,7 +840,7 @@ fn hactl_copies(
         if level.is_some() {
             texts.insert(node, text);
         }
-        copies.push((node, Some(CopyFacts { seal, level })));
+        copies.push((node, Some(CopyFacts { seal, level, writer })));
     }
     Ok((copies, texts))
 }

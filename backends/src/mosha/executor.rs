@@ -112,6 +112,9 @@ pub(super) struct Executor {
     /// The group-change record beside clstat, for `mosha status`'s
     /// "since" and "moves in the last hour" of each group.
     pub(super) group_moves: crate::group_moves::Recorder,
+    /// Membership reads carried out so far: the loop's wake on a
+    /// membership change ([`super::watch`]) is answered once this grows.
+    pub(super) membership_reads: u64,
 }
 
 impl Executor {
@@ -164,6 +167,7 @@ impl Executor {
         let me = self.me;
         match command {
             ClusterCommand::ReadMembership { seq } => {
+                self.membership_reads += 1;
                 let reader = self.membership.clone();
                 self.background(move || match reader {
                     MembershipReader::Source(m) => match m.members() {

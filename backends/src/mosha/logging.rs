@@ -112,12 +112,17 @@ impl Executor {
             ClusterEvent::FenceOrdered { node, incarnation, reason } => {
                 warn!("fencing node {node} (incarnation {incarnation}): {reason}")
             }
-            ClusterEvent::Fenced { node } => info!("node {node} fenced"),
+            ClusterEvent::Fenced { node } => {
+                info!("node {node} fenced");
+                if let Some(t) = &self.transitions {
+                    t.fenced(node);
+                }
+            }
             ClusterEvent::FenceFailed { node, error } => {
                 error!("STOMITH node {node} FAILED: {error}")
             }
             ClusterEvent::SpawnFailed { id, error } => error!("{id}: not started: {error}"),
-            ClusterEvent::Stopping { told } => info!("told stop: {told:?}"),
+            ClusterEvent::Stopping { told } => info!("told stop: {}", told.join(", ")),
             ClusterEvent::StopWaiting { busy } => {
                 info!("waiting for local groups to stop: {}", describe_busy(&busy))
             }
@@ -141,7 +146,8 @@ impl Executor {
         match event {
             Event::Monitor(notice) => match notice {
                 Notice::QuorumLost { me, visible, reference } => error!(
-                    "node {me}: quorum lost: can only see nodes {visible:?} (last good count {reference})"
+                    "node {me}: quorum lost: can only see nodes {} (last good count {reference})",
+                    list(&visible)
                 ),
                 Notice::Stale { node, age } => warn!(
                     "node {node} is stale: its clstat is {age} old (timeout {})",
@@ -159,11 +165,12 @@ impl Executor {
                     });
                 }
                 Notice::Conflict { group, nodes, backoff } => warn!(
-                    "group {group} is active on nodes {nodes:?}: stopping it here, backing off {backoff}"
+                    "group {group} is active on nodes {}: stopping it here, backing off {backoff}",
+                    list(&nodes)
                 ),
                 Notice::PlanSuppressed { group, blind } => {
                     self.say(format!("suppressed {group}"), || {
-                        format!("group {group} is not placed, but not planning it: nodes {blind:?} are unreadable")
+                        format!("group {group} is not placed, but not planning it: nodes {} are unreadable", list(&blind))
                     })
                 }
                 Notice::NoHactl => self.say("nohactl".into(), || {
@@ -180,15 +187,15 @@ impl Executor {
                 error!("quorum lost: no local group needs halting")
             }
             Event::Halting { stopping } => {
-                error!("quorum lost: halting local groups {stopping:?}")
+                error!("quorum lost: halting local groups {}", stopping.join(", "))
             }
             Event::Halted => warn!("quorum lost: every local group has stopped"),
             Event::QuorumRegained => info!("quorum regained: deciding again"),
             Event::NotListed { members } => self.say("notlisted".into(), || {
-                format!("membership {members:?} does not list this node; counting it anyway")
+                format!("membership (nodes {}) does not list this node; counting it anyway", list(&members))
             }),
             Event::CltabReloaded { groups } => {
-                info!("adopted a new cltab: groups {groups:?}; the init machine reloads it")
+                info!("adopted a new cltab: groups {}; the init machine reloads it", groups.join(", "))
             }
         }
     }
@@ -230,7 +237,7 @@ fn log_ranked(notice: clinit_engine::monitor::ranked::RankedNotice) {
             "node {node} (incarnation {incarnation}): its groups may be taken over ({why})"
         ),
         N::ClaimHeld { group, grantors } => {
-            info!("group {group} starts here: claim granted by nodes {grantors:?}")
+            info!("group {group} starts here: claim granted by nodes {}", list(&grantors))
         }
         N::StandbyDrain { group } => {
             info!("group {group} stopped here: this node is in standby; another node takes it")
@@ -244,6 +251,58 @@ fn log_ranked(notice: clinit_engine::monitor::ranked::RankedNotice) {
         N::MixedPolicy { node, policy } => warn!(
             "node {node} runs policy {policy}: ranked takes nothing over while policies are mixed"
         ),
-        other => info!("ranked: {other:?}"),
+        N::Revoked { node, up_to } => warn!(
+            "node {node} revoked: heartbeats of its incarnation {} acknowledged up to {} and never \
+             beyond (it no longer counts this node toward its lease)",
+            up_to.incarnation, up_to.counter
+        ),
+        N::RevocationLifted { node } => {
+            info!("node {node}: revocation lifted (heard again, or released since)")
+        }
+        N::Unknown { node, reason } => {
+            warn!("node {node}'s record is unknown ({reason}): its groups stay where they are")
+        }
+        N::TellRefused { group, level, reason, until } => warn!(
+            "group {group}: tell {level} refused ({reason}): claim given up, backing off \
+             (until {until} on this node's monotonic clock)"
+        ),
+        N::Stalled { group, since, until } => warn!(
+            "group {group}: claimed here but no progress since {since}: claim released, backing \
+             off (until {until} on this node's monotonic clock) so the next-ranked node takes it"
+        ),
+        N::ChangeRefused(why) => warn!("membership change refused: {why}"),
+        N::ConfigAdopted(config) => info!(
+            "known membership now version {}: nodes {}{}",
+            config.version,
+            list(&config.members),
+            if config.voters.is_empty() {
+                String::new()
+            } else {
+                format!(" (voters {})", list(&config.voters))
+            }
+        ),
+        N::FailingBack { group, to } => {
+            info!("group {group} fails back to node {to}, which ranks better: stopped here")
+        }
+        N::Left { epoch } => {
+            info!("left the cluster: every local group is idle, lease epoch {epoch} given up")
+        }
+        N::Resumed { gap } => warn!(
+            "resumed after {gap} without a step (longer than H/2): suspicion of every peer \
+             restarts from now"
+        ),
+        N::Misfiled { node, names } => {
+            warn!("node {node}'s record names node {names}: refused (misfiled or copied by hand)")
+        }
+    }
+}
+
+/// `1, 2, 3` (an empty list: `none`).
+pub(super) fn list<'a>(nodes: impl IntoIterator<Item = &'a u32>) -> String {
+    let parts: Vec<String> = nodes.into_iter().map(u32::to_string).collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
     }
 }

@@ -28,6 +28,8 @@ mod logging;
 /// Executing `ranked`'s commands (durable state, watchdog, kill, guarded fence).
 pub mod ranked;
 pub mod transitions;
+/// Waking on a membership change (inotify), the periodic read kept.
+pub mod watch;
 
 use crate::atomic::replace_atomic;
 use crate::daemon::{self, bind_socket, serve_connection, DaemonError, Job, RealProcesses};
@@ -389,9 +391,11 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
             cfg.paths.mfsbase.clone(),
             cfg.paths.varpath.clone(),
             cfg.known.clone(),
+            matches!(cfg.policy, PolicyConfig::Ranked(_)),
             cfg.hooks.clone(),
         )),
         group_moves,
+        membership_reads: 0,
     };
     info!(
         "clinit daemon {} serving {} on {}",
@@ -426,8 +430,40 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
     let mut backstop = tokio::time::interval(daemon::REAP_BACKSTOP);
     backstop.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut state_failing = false;
+    // Wake on a membership change (see `watch`): a change seen while a
+    // cycle runs waits for the driver's next membership read, which the
+    // loop asks for with CycleNow until the driver has issued it.
+    let mut watch = watch::Watch::start(match &cfg.membership {
+        MembershipKind::OpenMosix { hpcbase } => {
+            watch::Source::OpenMosix { hpcbase: hpcbase.clone() }
+        }
+        MembershipKind::Heartbeat => watch::Source::Heartbeat {
+            mfsbase: cfg.paths.mfsbase.clone(),
+            varpath: cfg.paths.varpath.clone(),
+        },
+    });
+    let mut wake_before: Option<u64> = None;
+    let mut armed_at = 0;
     loop {
         exec.drain(&mut driver);
+        if wake_before.is_some_and(|reads| exec.membership_reads > reads) {
+            wake_before = None;
+        }
+        if wake_before.is_some() {
+            driver.handle(clock.now(), ClusterInput::CycleNow);
+            exec.drain(&mut driver);
+            if wake_before.is_some_and(|reads| exec.membership_reads > reads) {
+                wake_before = None;
+            }
+        }
+        if let Some(w) = watch.as_mut() {
+            // Re-arm (a lost root, node directories made since) every
+            // 8th periodic read, or at each while the root is not watched.
+            if exec.membership_reads >= armed_at + if w.is_armed() { 8 } else { 1 } {
+                armed_at = exec.membership_reads;
+                w.arm();
+            }
+        }
         if let Some(entries) = exec.processes.take_state() {
             match generations::write_state(&state_file, None, entries) {
                 Ok(()) => state_failing = false,
@@ -470,6 +506,10 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
             _ = sigint.recv() => {
                 info!("SIGINT: stopping every local group before exiting");
                 driver.handle(clock.now(), ClusterInput::Stop);
+            }
+            _ = watch::changed(&mut watch) => {
+                debug!("membership source changed: reading it now");
+                wake_before.get_or_insert(exec.membership_reads);
             }
             _ = sighup.recv() => {
                 info!("SIGHUP: running a monitor cycle now");

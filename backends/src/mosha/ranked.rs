@@ -107,6 +107,7 @@ impl Executor {
             }
             ClusterCommand::FenceRanked { seq, target, guard, .. } => {
                 let (fence, store) = (self.fence.clone(), self.store.clone());
+                let log = self.clstat.with_file_name(crate::fence_log::FILE);
                 self.background(move || {
                     let node = target.node;
                     let newest = match store.read(node, SharedFile::Heartbeat) {
@@ -129,6 +130,17 @@ impl Executor {
                     // Under ranked a fence must prove the target's
                     // services are dead: a log line proves nothing.
                     let result = fence_result(fence.fence(node), node, FenceProof::CommandRequired);
+                    if result.is_ok() {
+                        // For `mosha status` (who fenced whom, when).
+                        let entry = crate::fence_log::FenceEntry {
+                            at_ms: crate::shared::wall(std::time::SystemTime::now()).0,
+                            node,
+                            incarnation: target.incarnation,
+                        };
+                        if let Err(e) = crate::fence_log::append(&log, entry) {
+                            warn!("cannot write the fence log {}: {e}", log.display());
+                        }
+                    }
                     ClusterInput::FenceDone { seq, node, result }
                 });
                 None

@@ -57,7 +57,16 @@ pub struct Hooks {
 
 /// What the recorder thread is told.
 enum Msg {
-    Changes { members: Vec<u32>, changes: Vec<(u32, Change, String)> },
+    Changes {
+        members: Vec<u32>,
+        changes: Vec<(u32, Change, String)>,
+    },
+    /// This node fenced `node` successfully (a vote under the exact-half
+    /// rule).
+    Fenced {
+        node: u32,
+        at_ms: i64,
+    },
     Stop,
 }
 
@@ -132,12 +141,14 @@ pub fn render_recent(history: &History, k: usize, now_ms: i64) -> String {
 
 impl Transitions {
     /// Start both threads for node `me` (`known`: the cluster's nodes, for
-    /// the recorder's majority check; empty: none).
+    /// the recorder's majority check; empty: none; `tie_break`: `ranked`'s
+    /// exact-half rule, [`Recorder::with_tie_break`]).
     pub fn start(
         me: u32,
         mfsbase: PathBuf,
         varpath: PathBuf,
         known: Vec<u32>,
+        tie_break: bool,
         hooks: Hooks,
     ) -> Transitions {
         let (tx, rx) = mpsc::channel();
@@ -168,7 +179,13 @@ impl Transitions {
         }
         let recorder = thread::Builder::new()
             .name("mosha-transitions".into())
-            .spawn(move || record_loop(me, &mfsbase, &varpath, &known, rx, hook_tx))
+            .spawn(move || {
+                let mut step = Recorder::new(me, known);
+                if tie_break {
+                    step = step.with_tie_break();
+                }
+                record_loop(me, &mfsbase, &varpath, step, rx, hook_tx)
+            })
             .map_err(|e| error!("cannot start the transitions thread: {e}"))
             .ok();
         Transitions { tx, recorder, running, state }
@@ -177,6 +194,11 @@ impl Transitions {
     /// The driver saw membership change (never blocks).
     pub fn changed(&self, members: Vec<u32>, changes: Vec<(u32, Change, String)>) {
         let _ = self.tx.send(Msg::Changes { members, changes });
+    }
+
+    /// This node fenced `node` successfully (never blocks).
+    pub fn fenced(&self, node: u32) {
+        let _ = self.tx.send(Msg::Fenced { node, at_ms: wall_ms() });
     }
 }
 
@@ -205,14 +227,13 @@ fn record_loop(
     me: u32,
     mfsbase: &std::path::Path,
     varpath: &std::path::Path,
-    known: &[u32],
+    mut step: Recorder,
     rx: mpsc::Receiver<Msg>,
     hooks: mpsc::Sender<Transition>,
 ) {
     let own = mfsbase.join(me.to_string()).join(varpath).join(FILE);
     // Every rule (what to read, merge, record, write, announce) is the
     // engine's; this loop reads and writes files and logs.
-    let mut step = Recorder::new(me, known.to_vec());
     let mut write_failing = false;
     let mut first = true;
     loop {
@@ -221,6 +242,7 @@ fn record_loop(
                 Ok(Msg::Changes { members, changes }) => {
                     step.membership(&members, changes, wall_ms());
                 }
+                Ok(Msg::Fenced { node, at_ms }) => step.fenced(node, at_ms),
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => {}
             }

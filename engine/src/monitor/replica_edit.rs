@@ -57,6 +57,10 @@ pub struct CopyFacts {
     /// `None`: the body does not parse. `Some(None)`: it parses and does
     /// not name the group. `Some(Some(level))`: the group's wanted level.
     pub level: Option<Option<String>>,
+    /// The node that wrote this content, as its seal line names it
+    /// ([`super::replica_version::writer`]); a copy replicated to node 1
+    /// from node 3's edit names node 3.
+    pub writer: Option<u32>,
 }
 
 /// The edit being checked.
@@ -79,8 +83,9 @@ pub enum Verdict {
     /// `number` (one above every version seen).
     Rebase { on: u32, number: u64 },
     /// Another edit set the same group to `level` and won (`node`'s copy,
-    /// `version`).
-    Conflict { node: u32, version: Version, level: Option<String> },
+    /// `version`, written by `writer` when a copy of that content names
+    /// its writer: the copy read may be a replica on another node).
+    Conflict { node: u32, version: Version, level: Option<String>, writer: Option<u32> },
     /// No sealed copy that parses is left (my own write vanished or was
     /// damaged): write again on the copy the caller has, as `number`.
     Vanished { number: u64 },
@@ -137,10 +142,16 @@ pub fn judge(copies: &[(u32, Option<CopyFacts>)], edit: &Edit<'_>) -> Verdict {
     // then `start` by another on top of mine). Writing mine again would
     // undo a later edit: a conflict, never a rebase.
     if best_level != edit.from || best.number > edit.wrote {
+        // Any copy of the winning content that names its writer.
+        let writer = copies.iter().find_map(|(_, f)| {
+            let f = f.as_ref()?;
+            (f.seal == Seal::Sealed(best)).then_some(f.writer).flatten()
+        });
         return Verdict::Conflict {
             node: best_node,
             version: best,
             level: best_level.map(str::to_string),
+            writer,
         };
     }
     Verdict::Rebase { on: best_node, number }
@@ -154,6 +165,7 @@ mod tests {
         Some(CopyFacts {
             seal: Seal::Sealed(Version { number, sum }),
             level: Some(level.map(str::to_string)),
+            writer: None,
         })
     }
 
@@ -190,7 +202,8 @@ mod tests {
             Verdict::Conflict {
                 node: 2,
                 version: Version { number: 5, sum: 9 },
-                level: Some("2".into())
+                level: Some("2".into()),
+                writer: None,
             }
         );
         // When I win that tie, the other copy does not hold my group's old
@@ -223,7 +236,36 @@ mod tests {
             Verdict::Conflict {
                 node: 1,
                 version: Version { number: 27, sum: 4 },
-                level: Some("start".into())
+                level: Some("start".into()),
+                writer: None,
+            }
+        );
+    }
+
+    /// NU1: the competing edit came from node 3, and node 1 (listed first)
+    /// held a replica of it: the conflict named node 1. The writer is the
+    /// node the content's seal names, whichever copy was read.
+    #[test]
+    fn a_conflict_names_the_writer_of_the_winning_content_not_the_replica_read() {
+        let edit = Edit { level: "stop", from: Some("start"), wrote: 26 };
+        let by3 = |mut f: Option<CopyFacts>| {
+            if let Some(f) = f.as_mut() {
+                f.writer = Some(3);
+            }
+            f
+        };
+        let copies = [
+            (1, by3(sealed(27, 4, Some("2")))),
+            (2, sealed(26, 8, Some("stop"))),
+            (3, by3(sealed(27, 4, Some("2")))),
+        ];
+        assert_eq!(
+            judge(&copies, &edit),
+            Verdict::Conflict {
+                node: 1,
+                version: Version { number: 27, sum: 4 },
+                level: Some("2".into()),
+                writer: Some(3),
             }
         );
     }
@@ -232,15 +274,35 @@ mod tests {
     fn highest_counts_damaged_and_edited_copies_and_skips_unparsable_ones() {
         let copies = [
             (1, sealed(5, 3, Some("start"))),
-            (2, Some(CopyFacts { seal: Seal::Edited { was: Some(8), sum: 1 }, level: None })),
-            (3, Some(CopyFacts { seal: Seal::Sealed(Version { number: 7, sum: 2 }), level: None })),
+            (
+                2,
+                Some(CopyFacts {
+                    seal: Seal::Edited { was: Some(8), sum: 1 },
+                    level: None,
+                    writer: None,
+                }),
+            ),
+            (
+                3,
+                Some(CopyFacts {
+                    seal: Seal::Sealed(Version { number: 7, sum: 2 }),
+                    level: None,
+                    writer: None,
+                }),
+            ),
             (4, sealed(6, 1, Some("stop"))),
         ];
         // My write was sealed 6, tied with node 4's and lost the tie-break.
         let edit = Edit { wrote: 6, ..EDIT };
         assert_eq!(judge(&copies, &edit), Verdict::Rebase { on: 4, number: 9 });
-        let none =
-            [(1, Some(CopyFacts { seal: Seal::Truncated { reason: "x".into() }, level: None }))];
+        let none = [(
+            1,
+            Some(CopyFacts {
+                seal: Seal::Truncated { reason: "x".into() },
+                level: None,
+                writer: None,
+            }),
+        )];
         assert_eq!(judge(&none, &EDIT), Verdict::Vanished { number: 1 });
     }
 }

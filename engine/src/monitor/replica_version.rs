@@ -112,6 +112,31 @@ pub fn seal(body: &[u8], number: u64) -> Vec<u8> {
     out
 }
 
+/// `body` sealed as `number` by node `writer`: the seal line also says
+/// `by=<writer>`, which replication copies along with the bytes, so that
+/// any reader can name who wrote a content, whichever node's copy it read
+/// (older readers skip the unknown field; the checksum covers the body
+/// only, so the order of versions is unchanged).
+pub fn seal_by(body: &[u8], number: u64, writer: u32) -> Vec<u8> {
+    let line = format!(
+        "{MARK}version={number} bytes={} fnv1a64={:016x} by={writer}\n",
+        body.len(),
+        fnv1a64(body)
+    );
+    let mut out = Vec::with_capacity(line.len() + body.len());
+    out.extend_from_slice(line.as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// The node a seal line names as the content's writer (`by=N`), if any.
+pub fn writer(bytes: &[u8]) -> Option<u32> {
+    let rest = bytes.strip_prefix(MARK.as_bytes())?;
+    let end = rest.iter().position(|&b| b == b'\n')?;
+    let line = std::str::from_utf8(&rest[..end]).ok()?;
+    line.split_whitespace().find_map(|f| f.strip_prefix("by=")).and_then(|v| v.parse().ok())
+}
+
 /// The bytes after the seal line (all of them when there is none).
 pub fn body(bytes: &[u8]) -> &[u8] {
     if !bytes.starts_with(MARK.as_bytes()) {
@@ -308,6 +333,18 @@ impl fmt::Display for VersionNote {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seal_naming_its_writer_is_the_same_version_and_names_it() {
+        let body = b"web start\n";
+        let plain = seal(body, 7);
+        let named = seal_by(body, 7, 3);
+        assert_eq!(classify(&plain), classify(&named), "by= changes no version");
+        assert_eq!(writer(&named), Some(3));
+        assert_eq!(writer(&plain), None);
+        assert_eq!(writer(body), None);
+        assert_eq!(super::body(&named), body);
+    }
     use proptest::prelude::*;
 
     fn sealed(body: &str, n: u64) -> Vec<u8> {

@@ -213,9 +213,29 @@ impl History {
 /// when the view holds a strict majority of `known` (an empty `known`
 /// means the view itself: no majority check, as under `classic`).
 pub fn recorder(view: &BTreeSet<u32>, known: &[u32]) -> Option<u32> {
+    recorder_tie_break(view, known, &BTreeSet::new(), false)
+}
+
+/// [`recorder`] with `ranked`'s exact-half rule when `tie_break` is set
+/// (the rule its lease uses, as Corosync's `auto_tie_breaker`): a view
+/// holding exactly half of `known` still has a recorder when it holds the
+/// lowest-numbered known node, or when this node fenced a known node
+/// outside the view successfully (`fenced`: that node is dead, and its
+/// vote goes with the fencer, as the lease counts it). So the surviving
+/// node of a 2-node cluster records its peer's `down`, and only one side
+/// of an exact split records. Without `tie_break`, `fenced` is ignored.
+pub fn recorder_tie_break(
+    view: &BTreeSet<u32>,
+    known: &[u32],
+    fenced: &BTreeSet<u32>,
+    tie_break: bool,
+) -> Option<u32> {
     if !known.is_empty() {
-        let seen = known.iter().filter(|n| view.contains(n)).count();
-        if 2 * seen <= known.len() {
+        let holds = |n: &u32| view.contains(n) || (tie_break && fenced.contains(n));
+        let seen = known.iter().filter(|n| holds(n)).count();
+        let half = 2 * seen == known.len();
+        let tie_won = tie_break && half && known.iter().min().is_some_and(holds);
+        if 2 * seen < known.len() || (half && !tie_won) {
             return None;
         }
     }
@@ -320,6 +340,21 @@ mod tests {
         let alone: BTreeSet<u32> = [1].into();
         assert_eq!(recorder(&alone, &[1, 2, 3]), None);
         assert_eq!(recorder(&alone, &[]), Some(1));
+        // ranked's exact half: the half holding node 1 records, the other
+        // half only with a successful fence of a node outside its view.
+        let none = BTreeSet::new();
+        let two: BTreeSet<u32> = [2].into();
+        assert_eq!(recorder(&alone, &[1, 2]), None, "classic: half is not a majority");
+        assert_eq!(recorder_tie_break(&alone, &[1, 2], &none, true), Some(1));
+        assert_eq!(recorder_tie_break(&two, &[1, 2], &none, true), None);
+        assert_eq!(recorder_tie_break(&two, &[1, 2], &[1].into(), true), Some(2));
+        assert_eq!(recorder_tie_break(&two, &[1, 2], &[1].into(), false), None);
+        let split: BTreeSet<u32> = [3, 4].into();
+        assert_eq!(recorder_tie_break(&split, &[1, 2, 3, 4], &none, true), None);
+        assert_eq!(recorder_tie_break(&split, &[1, 2, 3, 4], &[1].into(), true), Some(3));
+        let other: BTreeSet<u32> = [1, 2].into();
+        assert_eq!(recorder_tie_break(&other, &[1, 2, 3, 4], &none, true), Some(1));
+        assert_eq!(recorder_tie_break(&alone, &[1, 2, 3, 4], &none, true), None, "a quarter");
     }
 
     #[test]

@@ -33,7 +33,7 @@
 //!   and every [`FULL_EVERY`] polls (a fork, or a change this node did not
 //!   see); otherwise only the node's own file and the last recorder's.
 
-use super::{recorder, Change, History, Transition};
+use super::{recorder_tie_break, Change, History, Transition};
 use std::collections::BTreeSet;
 
 /// Polls of full reads after a membership change this node saw. At the
@@ -104,6 +104,11 @@ pub struct Recorder {
     /// This node took over as recorder and has not yet reconciled the
     /// nodes its view lacks (done once the view has settled).
     reconcile_downs: bool,
+    /// `ranked`'s exact-half rule ([`recorder_tie_break`]).
+    tie_break: bool,
+    /// Nodes this node fenced successfully, until they are seen up again
+    /// (a fence vote lasts until a new incarnation of the node is seen).
+    fenced: BTreeSet<u32>,
 }
 
 impl Recorder {
@@ -123,7 +128,33 @@ impl Recorder {
             recording: false,
             last_at_ms: 0,
             reconcile_downs: false,
+            tie_break: false,
+            fenced: BTreeSet::new(),
         }
+    }
+
+    /// Under `ranked`: a view holding exactly half of the known nodes has a
+    /// recorder when it holds the lowest-numbered known node, or when this
+    /// node fenced a known node outside it ([`recorder_tie_break`]), as
+    /// the lease counts an exact half. Without it a 2-node survivor (half)
+    /// recorded nothing and ran no hook on failover.
+    pub fn with_tie_break(mut self) -> Recorder {
+        self.tie_break = true;
+        self
+    }
+
+    /// This node fenced `node` successfully at its wall clock `at_ms`:
+    /// under the exact-half rule its vote goes with this node until `node`
+    /// is seen up again, and its `down` ("fenced") waits for the next step,
+    /// which this vote may make the recorder's (the `down` this node saw
+    /// earlier was dropped: it did not record then).
+    pub fn fenced(&mut self, node: u32, at_ms: i64) {
+        if !self.tie_break || self.view.contains(&node) {
+            return;
+        }
+        self.fenced.insert(node);
+        let reason = format!("fenced by node {}", self.me);
+        self.pending.push(Pending { node, change: Change::Down, reason, at_ms });
     }
 
     /// This node's history as of the last step.
@@ -136,6 +167,7 @@ impl Recorder {
     /// clock `at_ms` (ms since the epoch).
     pub fn membership(&mut self, members: &[u32], changes: Vec<(u32, Change, String)>, at_ms: i64) {
         self.view = members.iter().copied().collect();
+        self.fenced.retain(|n| !self.view.contains(n));
         self.last_at_ms = at_ms;
         self.pending.extend(changes.into_iter().map(|(node, change, reason)| Pending {
             node,
@@ -182,7 +214,8 @@ impl Recorder {
             self.announced = self.mine.last;
             out.found_at_start = Some(self.mine.last);
         }
-        let recording = recorder(&self.view, &self.known) == Some(self.me);
+        let recording = recorder_tie_break(&self.view, &self.known, &self.fenced, self.tie_break)
+            == Some(self.me);
         let takeover = recording && !self.recording;
         self.recording = recording;
         if recording {
@@ -252,6 +285,47 @@ mod tests {
         let written = s.write.expect("writes its copy");
         let again = r.step(vec![(1, written)], true);
         assert!(again.write.is_none() && again.announce.is_empty(), "{again:?}");
+    }
+
+    /// Issue 12: a 2-node survivor holds half of the known nodes. Under
+    /// ranked's exact-half rule node 1 (the tie-breaker) records node 2's
+    /// `down` at once; node 2 records node 1's only once its fence of node
+    /// 1 succeeded, and the vote ends when node 1 is seen up again.
+    #[test]
+    fn a_two_node_survivor_records_by_the_exact_half_rule() {
+        let mut one = Recorder::new(1, vec![1, 2]).with_tie_break();
+        one.step(Vec::new(), true);
+        one.membership(&[1], down(2), 5_000);
+        let s = one.step(Vec::new(), true);
+        assert_eq!(s.announce.len(), 1, "{s:?}");
+        assert_eq!((s.announce[0].node, s.announce[0].change), (2, Change::Down));
+
+        let mut two = Recorder::new(2, vec![1, 2]).with_tie_break();
+        two.step(Vec::new(), true);
+        two.membership(&[2], down(1), 5_000);
+        let s = two.step(Vec::new(), true);
+        assert!(s.announce.is_empty() && s.not_recorded.len() == 1, "half, no vote: {s:?}");
+        two.fenced(1, 8_000);
+        let s = two.step(Vec::new(), true);
+        assert_eq!(s.announce.len(), 1, "{s:?}");
+        let t = &s.announce[0];
+        assert_eq!((t.node, t.change, t.by, t.at_ms), (1, Change::Down, 2, 8_000));
+        assert_eq!(t.reason, "fenced by node 2");
+        // Node 1 comes back: the view {1, 2} is node 1's to record, and
+        // the vote is over (a later loss of node 1 without a new fence
+        // records nothing here).
+        two.membership(&[1, 2], vec![(1, Change::Up, "back".into())], 20_000);
+        let s = two.step(Vec::new(), true);
+        assert!(s.announce.is_empty() && s.not_recorded.len() == 1, "node 1 records: {s:?}");
+        two.membership(&[2], down(1), 30_000);
+        let s = two.step(Vec::new(), true);
+        assert!(s.announce.is_empty() && s.not_recorded.len() == 1, "no vote any more: {s:?}");
+
+        // Without the rule (classic, the simulator), neither half records.
+        let mut plain = Recorder::new(1, vec![1, 2]);
+        plain.step(Vec::new(), true);
+        plain.membership(&[1], down(2), 5_000);
+        assert!(plain.step(Vec::new(), true).announce.is_empty());
     }
 
     #[test]
