@@ -334,7 +334,6 @@ impl ClusterDriver {
                 None => statuses.push(files.clstat),
             }
         }
-        drop(slots);
         if !in_place {
             nodes = reading.nodes.iter().copied().zip(statuses).collect();
         }
