@@ -14,13 +14,13 @@
 //!   must take under 10 minutes, i.e. under 120 ms each.
 //!
 //! `cargo bench --bench sim`; numbers and their reading: sim/README.md.
-//! Last figures (`cargo bench --bench sim -- steady/ --warm-up-time 1
-//! --measurement-time 8`, machine load 11–12 on 2 cores, so wall time is
-//! mostly waiting for a core): `steady/100x50` 98 node-hours per
-//! wall-second (86–113), `steady/100x50-traced` 46 (41–54). On a CPU
-//! (`target/release/examples/steady 100 50 1 0`, which prints both): about
-//! 530 untraced and 290 traced node-hours per CPU-second. The ≥ 1,000
-//! target is not met.
+//! Last figures, on a CPU (`target/release/examples/steady 100 50 1 0`
+//! and `... 1 1`, which print node-hours per CPU-second; the machine's
+//! load of 13–17 on 2 cores makes wall time mostly a wait for a core):
+//! 810–1,170 untraced and 470–530 traced node-hours per CPU-second (the
+//! previous main, alternately in the same session: 530–710 and 295–340).
+//! The ≥ 1,000 target, which is per wall-second with the trace hashed, is
+//! not met.
 
 use clinit_engine::time::Millis;
 use clinit_sim::faults::FaultChoice;

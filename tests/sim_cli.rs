@@ -78,6 +78,11 @@ fn a_written_trace_replays_bit_for_bit_and_supports_what_if() {
     let o = sim(&["replay", trace]);
     assert!(o.status.success(), "{o:?}");
     assert!(stdout(&o).contains("identical to the recording"), "{}", stdout(&o));
+    // A --killed node that no recording holds is refused (exit 2), naming it.
+    let o = sim(&["replay", trace, "--killed", "7"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--killed 7: node 7 is in none of the recordings"), "{err}");
     let o = sim(&["replay", trace, "--param", "balance=-1", "--json"]);
     assert!(o.status.success(), "{o:?}");
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");

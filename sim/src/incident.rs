@@ -52,6 +52,12 @@ pub enum IncidentError {
          of one incident"
     )]
     DuplicateNode { node: u32, first: String, second: String },
+    /// `--killed N` for a node that no recording holds: a typo would
+    /// otherwise be accepted and change nothing.
+    #[error(
+        "--killed {node}: node {node} is in none of the recordings (they hold nodes {known:?})"
+    )]
+    UnknownKilled { node: u32, known: Vec<u32> },
     #[error("{file}: {source}")]
     Config {
         file: String,
@@ -272,8 +278,9 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
         return Err(IncidentError::Empty);
     }
     let mut owner: BTreeMap<u32, &str> = BTreeMap::new();
-    for r in recordings {
-        for node in r.recording.records.iter().filter_map(Record::node).collect::<BTreeSet<_>>() {
+    let recorded: Vec<Vec<u32>> = recordings.iter().map(|r| recorded_nodes(&r.recording)).collect();
+    for (r, nodes) in recordings.iter().zip(&recorded) {
+        for &node in nodes {
             if let Some(first) = owner.insert(node, &r.name) {
                 return Err(IncidentError::DuplicateNode {
                     node,
@@ -282,6 +289,9 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
                 });
             }
         }
+    }
+    if let Some(&node) = killed.iter().find(|n| !owner.contains_key(n)) {
+        return Err(IncidentError::UnknownKilled { node, known: owner.keys().copied().collect() });
     }
     let fails: Vec<_> = recordings.iter().map(|r| failures(&r.recording.records)).collect();
     let mut runs: Vec<Run> = recordings
@@ -370,9 +380,8 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
     }
 
     let mut checked = Vec::new();
-    for (run, r) in runs.into_iter().zip(recordings) {
+    for ((run, r), nodes) in runs.into_iter().zip(recordings).zip(recorded) {
         let mut run = run;
-        let nodes: Vec<u32> = run.view.keys().copied().collect();
         let end_at = Stamp {
             at_ms: r.recording.records.iter().rev().find_map(Record::at).map_or(0, |a| a.0),
             wall_ms: run.last_wall,
@@ -421,6 +430,27 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
         end_wall_ms,
         timeline,
     })
+}
+
+/// The nodes a recording holds, ascending: those its records name, or,
+/// for a recording cut before its first record (a `mosha` killed right
+/// after writing its header), the node its header names (`mosha`'s
+/// configuration carries `"node"`; a simulator's carries `"nodes"`, the
+/// cluster size, and its trace holds nodes 1 to that). Without this a
+/// header-only recording named no node, and `--killed` could not apply.
+pub fn recorded_nodes(recording: &Recording) -> Vec<u32> {
+    let named: BTreeSet<u32> = recording.records.iter().filter_map(Record::node).collect();
+    if !named.is_empty() {
+        return named.into_iter().collect();
+    }
+    let config = &recording.header.config;
+    let number = |key: &str| config.get(key).and_then(serde_json::Value::as_u64);
+    let as_node = |n: u64| u32::try_from(n).ok();
+    match (number("node").and_then(as_node), number("nodes").and_then(as_node)) {
+        (Some(node), _) => vec![node],
+        (None, Some(n)) => (1..=n).collect(),
+        (None, None) => Vec::new(),
+    }
 }
 
 /// The timeline lines of one record's output, reported through `push`.
@@ -560,6 +590,7 @@ pub fn render(incident: &Incident, timeline: bool) -> String {
     };
     for c in &incident.recordings {
         let who = match &c.nodes[..] {
+            [] => "no node".to_string(),
             [n] => format!("node {n}"),
             ns => format!("nodes {ns:?}"),
         };
@@ -584,11 +615,25 @@ pub fn render(incident: &Incident, timeline: bool) -> String {
                 );
                 if c.status == Status::Truncated {
                     let nodes: Vec<String> = c.nodes.iter().map(u32::to_string).collect();
-                    let _ = write!(
-                        s,
-                        "\n  TRUNCATED: no end line; if the node was killed, say so with --killed {}",
-                        nodes.join(",")
-                    );
+                    let _ = match &c.nodes[..] {
+                        [] => write!(
+                            s,
+                            "\n  TRUNCATED: no end line, and neither a record nor the header \
+                             names its node"
+                        ),
+                        [n] => write!(
+                            s,
+                            "\n  TRUNCATED: no end line; if node {n} was killed, say so with \
+                             --killed {n}"
+                        ),
+                        _ => write!(
+                            s,
+                            "\n  TRUNCATED: no end line; if nodes {} were killed, say so with \
+                             --killed {}",
+                            nodes.join(", "),
+                            nodes.join(",")
+                        ),
+                    };
                 }
                 writeln!(s)
             }

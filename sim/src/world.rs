@@ -1142,8 +1142,8 @@ impl World {
                 // deadline fires first); an unreachable one fails; the
                 // others answer together, with one wall-clock reading.
                 let read_at = WallMs(self.wall(node));
-                let mut reports = Vec::with_capacity(asks.len());
-                let mut unchanged = Vec::new();
+                let mut reports = Vec::new();
+                let mut unchanged = Vec::with_capacity(asks.len() / 2);
                 let mut i = 0;
                 while i < asks.len() {
                     let j = asks[i].node;

@@ -5,7 +5,7 @@
 
 use clinit_engine::time::Millis;
 use clinit_sim::faults::FaultChoice;
-use clinit_sim::incident::{replay, Named, Status};
+use clinit_sim::incident::{replay, IncidentError, Named, Status};
 use clinit_sim::trace::{read_recording, TraceMode};
 use clinit_sim::{run, RunOptions, SimConfig};
 use std::collections::BTreeSet;
@@ -86,4 +86,47 @@ fn the_timeline_draws_as_svg() {
         assert!(svg.contains(text), "no {text:?} in\n{svg}");
     }
     assert!(svg.matches("<rect").count() > 3, "no bars:\n{svg}");
+}
+
+/// A `mosha` killed right after its header: the recording holds no record.
+/// Its node comes from the header (`"node"` in `mosha`'s configuration),
+/// the message names it, and `--killed` with that node applies.
+#[test]
+fn a_header_only_recording_names_its_node_and_killed_applies() {
+    let l = lines(4, "none");
+    let mut header: serde_json::Value = serde_json::from_str(&l[0]).expect("a JSON header");
+    header["source"] = "mosha".into();
+    header["config"] = serde_json::json!({ "node": 2, "membership": "Views" });
+    let one = vec![header.to_string()];
+    let inc = replay(&named(&one), &BTreeSet::new()).expect("replays");
+    let c = &inc.recordings[0];
+    assert_eq!((c.status, c.nodes.clone(), c.records), (Status::Truncated, vec![2], 0));
+    assert_eq!(inc.exit_code(), 3);
+    let text = clinit_sim::incident::render(&inc, false);
+    assert!(text.contains("node 2 (t.jsonl"), "{text}");
+    assert!(text.contains("if node 2 was killed, say so with --killed 2"), "{text}");
+
+    let inc = replay(&named(&one), &[2].into_iter().collect()).expect("replays");
+    assert_eq!(inc.recordings[0].status, Status::IdenticalUpToCut);
+    assert_eq!(inc.exit_code(), 0);
+
+    // A simulator's header names the cluster size: nodes 1 to N.
+    let inc = replay(&named(&l[..1]), &BTreeSet::new()).expect("replays");
+    assert_eq!(inc.recordings[0].nodes, vec![1, 2, 3]);
+    let text = clinit_sim::incident::render(&inc, false);
+    assert!(text.contains("if nodes 1, 2, 3 were killed, say so with --killed 1,2,3"), "{text}");
+}
+
+/// `--killed 7` when no recording holds node 7 is refused (the command
+/// line exits 2, as for other unusable input), naming the node and the
+/// nodes the recordings hold; before, it was accepted and did nothing.
+#[test]
+fn killed_naming_a_node_in_no_recording_is_refused() {
+    let l = lines(4, "crash:rate=6");
+    let cut = &l[..l.len() - 1];
+    let err = replay(&named(cut), &[1, 7].into_iter().collect()).expect_err("node 7 is unknown");
+    assert!(matches!(err, IncidentError::UnknownKilled { node: 7, .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("--killed 7: node 7 is in none of the recordings"), "{text}");
+    assert!(text.contains("[1, 2, 3]"), "{text}");
 }

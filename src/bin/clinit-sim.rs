@@ -125,7 +125,8 @@ enum Command {
     /// Exit codes of a plain replay: 0 every recording identical (a node
     /// named by --killed: up to where its recording was cut), 1 a decision
     /// differs, 2 unreadable input (a bad line before the last, a format
-    /// this version does not read, two recordings of one node), 3 a
+    /// this version does not read, two recordings of one node, a --killed
+    /// node that no recording holds), 3 a
     /// recording is truncated (no end line) and its node was not named by
     /// --killed.
     Replay {

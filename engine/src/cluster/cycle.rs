@@ -116,8 +116,8 @@ impl NodeFiles {
     pub fn failed(reason: String) -> NodeFiles {
         NodeFiles {
             clstat: NodeStatus::Unreadable { reason: reason.clone() },
-            hactl: Copy::Read(Err(reason.clone())),
-            cltab: Copy::Read(Err(reason)),
+            hactl: Copy::Read(Box::new(Err(reason.clone()))),
+            cltab: Copy::Read(Box::new(Err(reason))),
         }
     }
 }
@@ -192,6 +192,45 @@ impl<T> Quiet<T> {
     }
 }
 
+/// The asks of the last `ReadNodes` batch and the read set they were made
+/// for. The asks are a function of the read set and of three caches (the
+/// parsed clstats and both replicas' copies, whose identities become each
+/// ask's `known`); those caches change only when a report brings bytes or
+/// an identity (`on_nodes_read`) or when replication plans or settles. So
+/// while neither happened (`fresh`), the same read set gets the same asks,
+/// copied in one go instead of walking three maps per member: at 100
+/// members that walk was a fifth of a steady simulation. Debug builds
+/// (every test) also build the asks anew and assert they are equal.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeptAsks {
+    /// The read set the asks were made for, ascending.
+    pub nodes: Vec<u32>,
+    pub asks: Vec<super::command::FileAsk>,
+    /// No cache the asks were made from changed since.
+    pub fresh: bool,
+}
+
+impl KeptAsks {
+    /// The kept asks, when they are still those of `nodes`.
+    pub fn get(&self, nodes: &[u32]) -> Option<&[super::command::FileAsk]> {
+        (self.fresh && self.nodes == nodes).then_some(&self.asks[..])
+    }
+
+    /// A cache the asks are made from may have changed.
+    pub fn stale(&mut self) {
+        self.fresh = false;
+    }
+
+    /// Keep `asks`, just made for `nodes` from the caches as they are.
+    pub fn keep(&mut self, nodes: &[u32], asks: &[super::command::FileAsk]) {
+        self.nodes.clear();
+        self.nodes.extend_from_slice(nodes);
+        self.asks.clear();
+        self.asks.extend_from_slice(asks);
+        self.fresh = true;
+    }
+}
+
 /// Parsed clstats by node, keyed by content identity (a large cluster's
 /// unchanged clstats are neither re-read nor re-parsed).
 pub(crate) type ClstatCache = BTreeMap<u32, (super::input::ContentId, Arc<ClStat>)>;
@@ -239,8 +278,12 @@ impl NodeFilesBuilder {
         NodeFiles {
             // My own status comes from my init machine, never from the file.
             clstat: self.clstat.unwrap_or_else(|| not_asked(node, me)),
-            hactl: self.hactl.unwrap_or_else(|| Copy::Read(Err(not_read(SharedFile::Hactl)))),
-            cltab: self.cltab.unwrap_or_else(|| Copy::Read(Err(not_read(SharedFile::Cltab)))),
+            hactl: self
+                .hactl
+                .unwrap_or_else(|| Copy::Read(Box::new(Err(not_read(SharedFile::Hactl))))),
+            cltab: self
+                .cltab
+                .unwrap_or_else(|| Copy::Read(Box::new(Err(not_read(SharedFile::Cltab))))),
         }
     }
 }
@@ -263,7 +306,10 @@ fn not_asked(node: u32, me: u32) -> NodeStatus {
 /// only when replication runs at all (see [`Quiet`]).
 #[derive(Debug, Clone)]
 pub(crate) enum Copy<T> {
-    Read(CopyRead<T>),
+    /// Boxed: a read with bytes or an error is rare in a steady cluster,
+    /// and unboxed it made every `NodeFiles` (moved a few times per member
+    /// and cycle) several times larger.
+    Read(Box<CopyRead<T>>),
     Known {
         id: ContentId,
     },
@@ -277,7 +323,7 @@ impl<T: Replicated> Copy<T> {
     fn of(node: u32, path: Arc<str>, read: FileRead, replica: &Replica<T>) -> Copy<T> {
         match read {
             Ok(Some(v)) if v.bytes.is_none() => Copy::Known { id: v.id },
-            read => Copy::Read(copy_read(node, &path, read, replica)),
+            read => Copy::Read(Box::new(copy_read(node, &path, read, replica))),
         }
     }
 
@@ -289,7 +335,7 @@ impl<T: Replicated> Copy<T> {
     /// The read as replication takes it (a known version from the cache).
     pub fn resolve(self, node: u32, replica: &Replica<T>) -> CopyRead<T> {
         match self {
-            Copy::Read(read) => read,
+            Copy::Read(read) => *read,
             Copy::Known { id } => match replica.cached(node) {
                 Some(info) if info.id == id => Ok(Some(info.clone())),
                 _ => Err(not_sent::<T>(node)),

@@ -152,6 +152,9 @@ pub struct ClusterDriver {
     /// same nodes: building and dropping a 100-entry map every cycle was
     /// a tenth of a large simulation.
     kept_nodes: BTreeMap<u32, crate::monitor::NodeStatus>,
+    /// The last batch's asks, reused while nothing they were made from
+    /// changed (see [`cycle::KeptAsks`]).
+    kept_asks: cycle::KeptAsks,
 }
 
 /// The trace being queued (see [`ClusterConfig::trace`]).
@@ -228,6 +231,7 @@ impl ClusterDriver {
             observed: Vec::new(),
             heard_incarnations: BTreeMap::new(),
             kept_nodes: BTreeMap::new(),
+            kept_asks: cycle::KeptAsks::default(),
             cfg,
         };
         let first = d.node.driver.flush(now);

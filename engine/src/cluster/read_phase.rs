@@ -33,6 +33,10 @@ impl ClusterDriver {
         reports: Vec<FileReport>,
     ) {
         let me = self.cfg.me;
+        if !reports.is_empty() {
+            // A report may bring new bytes or identities into the caches.
+            self.kept_asks.stale();
+        }
         let mut current: Option<(u32, Option<usize>, cycle::NodeFilesBuilder)> = None;
         for mut report in reports {
             if current.as_ref().is_none_or(|(node, ..)| *node != report.node) {
@@ -79,12 +83,28 @@ impl ClusterDriver {
         // only for one out of order). The batch is finished after the
         // walk, as `on_node_read` would have when its last node came.
         let mut cache = self.clstats.iter().peekable();
+        // The batch's nodes are walked the same way (`awaits` without its
+        // binary search per node).
+        let mut at = 0;
         for (node, clstat_mtime) in nodes {
             if !self.busy_reads.is_empty() && self.busy_reads.get(&node) == Some(&seq) {
                 self.busy_reads.remove(&node);
             }
             let Phase::Reading(r) = &mut self.phase else { continue };
-            let Some(i) = r.awaits(seq, node) else { continue };
+            while r.nodes.get(at).is_some_and(|&n| n < node) {
+                at += 1;
+            }
+            let i = if r.seq == seq && r.nodes.get(at) == Some(&node) {
+                at
+            } else {
+                match r.nodes.binary_search(&node) {
+                    Ok(i) if r.seq == seq => i,
+                    _ => continue,
+                }
+            };
+            if r.got[i].is_some() {
+                continue;
+            }
             if stopping {
                 continue;
             }
@@ -190,6 +210,43 @@ impl ClusterDriver {
             waiting: readset.len(),
             nodes: readset,
         };
+        // The last batch's asks again, when nothing they were made from
+        // changed (no read still hangs, no ranked records: their `known`
+        // comes from elsewhere).
+        let reusable = self.ranked.is_none() && self.busy_reads.is_empty();
+        if let Some(kept) = self.kept_asks.get(&reading.nodes).filter(|_| reusable) {
+            let asks = kept.to_vec();
+            debug_assert_eq!(asks, self.make_asks(&mut reading), "kept asks are current");
+            self.send_reads(now, seq, asks, reading);
+            return;
+        }
+        let asks = self.make_asks(&mut reading);
+        if reusable {
+            self.kept_asks.keep(&reading.nodes, &asks);
+        } else {
+            self.kept_asks.stale();
+        }
+        self.send_reads(now, seq, asks, reading);
+    }
+
+    /// Send the batch (when it asks anything) and wait for it, or finish
+    /// it at once when every node was answered already (busy).
+    fn send_reads(&mut self, now: Millis, seq: u64, asks: Vec<FileAsk>, reading: Reading) {
+        if !asks.is_empty() {
+            self.commands.push_back(ClusterCommand::ReadNodes { seq, asks });
+        }
+        if reading.waiting == 0 {
+            self.finish_reads(now, reading);
+        } else {
+            self.phase = Phase::Reading(reading);
+        }
+    }
+
+    /// The asks of a batch reading `reading.nodes`, each file with the
+    /// identity the caches hold; a node whose previous read still hangs is
+    /// answered "unreadable" in `reading` and not asked.
+    fn make_asks(&self, reading: &mut Reading) -> Vec<FileAsk> {
+        let me = self.cfg.me;
         let mut asks = Vec::with_capacity(reading.nodes.len() * 3);
         // The known identities, walked beside the (ascending) nodes: one
         // step per node instead of three map look-ups.
@@ -216,15 +273,7 @@ impl ClusterDriver {
             ask(SharedFile::Hactl, hactl);
             ask(SharedFile::Cltab, cltab);
         }
-        drop((clstats, hactls, cltabs));
-        if !asks.is_empty() {
-            self.commands.push_back(ClusterCommand::ReadNodes { seq, asks });
-        }
-        if reading.waiting == 0 {
-            self.finish_reads(now, reading);
-        } else {
-            self.phase = Phase::Reading(reading);
-        }
+        asks
     }
 
     /// Node number `i` of the batch answered.
@@ -255,13 +304,22 @@ impl ClusterDriver {
         let timed = self.is_ranked();
         let same =
             |f: &Option<NodeFiles>, pick: fn(&NodeFiles) -> bool| f.as_ref().is_some_and(pick);
-        let hactl_same = reading.got.iter().all(|f| same(f, |f| f.hactl.unchanged()));
-        let cltab_same = reading.got.iter().all(|f| same(f, |f| f.cltab.unchanged()));
+        let (mut hactl_same, mut cltab_same) = (true, true);
+        for f in &reading.got {
+            hactl_same &= same(f, |f| f.hactl.unchanged());
+            cltab_same &= same(f, |f| f.cltab.unchanged());
+        }
         let hactl_quiet = !timed && self.hactl_quiet.holds(&reading.nodes, hactl_same);
         let cltab_quiet = !timed && self.cltab_quiet.holds(&reading.nodes, cltab_same);
         // The copies are resolved (and moved) only for a replication that runs.
         let (mut hactl_reads, mut cltab_reads) = (BTreeMap::new(), BTreeMap::new());
-        let mut statuses = Vec::with_capacity(n);
+        // The last cycle's map, overwritten in place when it holds the same
+        // nodes (the common case, no intermediate vector); built anew
+        // (from sorted vectors: a bulk build) when the read set changed.
+        let mut nodes = std::mem::take(&mut self.kept_nodes);
+        let in_place = nodes.len() == n && nodes.keys().eq(reading.nodes.iter());
+        let mut slots = in_place.then(|| nodes.values_mut());
+        let mut statuses = Vec::with_capacity(if in_place { 0 } else { n });
         for (&node, files) in reading.nodes.iter().zip(reading.got) {
             let files =
                 files.unwrap_or_else(|| NodeFiles::failed(format!("node {node}: no answer")));
@@ -271,17 +329,12 @@ impl ClusterDriver {
             if !cltab_quiet {
                 cltab_reads.insert(node, files.cltab.resolve(node, &self.cltab));
             }
-            statuses.push(files.clstat);
-        }
-        // The last cycle's map, overwritten in place when it holds the same
-        // nodes (the common case); built anew (from sorted vectors: a bulk
-        // build) when the read set changed.
-        let mut nodes = std::mem::take(&mut self.kept_nodes);
-        if nodes.keys().eq(reading.nodes.iter()) {
-            for (slot, status) in nodes.values_mut().zip(statuses) {
-                *slot = status;
+            match slots.as_mut().and_then(Iterator::next) {
+                Some(slot) => *slot = files.clstat,
+                None => statuses.push(files.clstat),
             }
-        } else {
+        }
+        if !in_place {
             nodes = reading.nodes.iter().copied().zip(statuses).collect();
         }
         let mut copying = Copying {
@@ -292,6 +345,11 @@ impl ClusterDriver {
             hactl: Step { quiet: hactl_quiet, ..Step::default() },
             cltab: Step { quiet: cltab_quiet, ..Step::default() },
         };
+        if !hactl_quiet || !cltab_quiet {
+            // Planning (and the settle that follows) may change a replica's
+            // cache, which the next asks' `known` come from.
+            self.kept_asks.stale();
+        }
         if !hactl_quiet {
             let mut notes = Vec::new();
             copying.hactl.decision = self.hactl.plan_at(now, me, &hactl_reads, &mut notes);
