@@ -1240,8 +1240,12 @@ impl World {
                 procs.spawn_fail = slot.spawn_fail;
                 procs.linger = slot.linger;
                 procs.unkillable = self.active.d_state.iter().any(|&(_, n)| n == node);
+                // At or after its not-after time, as the command's contract
+                // says: at that very instant the lease is already judged
+                // lost (it holds only while now < deadline − δ), and a
+                // spawn let through would outlive the kill.
                 let result = match not_after {
-                    Some(t) if local > t => {
+                    Some(t) if local >= t => {
                         Err(SpawnFailure::TooLate { late_by: local.saturating_sub(t).0 })
                     }
                     _ => procs.spawn(id, &group, &tag, &level, &command).map_err(|e| {

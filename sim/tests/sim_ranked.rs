@@ -203,3 +203,26 @@ fn seed_157_orphans_in_d_state_are_fenced_not_run_beside() {
         assert!(!counts.contains_key(inv), "{inv} broken:\n{}", report::render(&r));
     }
 }
+
+/// Seed 1 at N = 3 (the sweep's setting, one hour; shrunk: a monitor
+/// freeze on node 1, status writes failing on node 2, process groups
+/// lingering on node 3). Node 3 lost its lease twice in a row. The first
+/// `stop_all` told its groups `stop`; ranked then told them `start` while
+/// they were still stopping (a test's process group lingered), and at the
+/// second lease loss `stop_all` skipped them as "on their way to stop".
+/// When the lingering group was gone they went on to `start`, after the
+/// kill: the kill was never confirmed, node 3 published `lost`, and node 2
+/// fenced it although it was healthy. A tell from the policy now supersedes
+/// an earlier `stop_all`'s stop.
+#[test]
+fn seed_1_a_later_tell_supersedes_a_stop_all_so_the_kill_is_confirmed() {
+    use clinit_sim::faults::Fault;
+    let r = run(&random_hour(5), 1, RunOptions::default()).expect("valid scenario");
+    assert!(
+        r.schedule.faults.iter().any(|f| matches!(f.fault, Fault::LingeringGroup { node: 3, .. })),
+        "the scenario changed: no lingering process groups on node 3, the test proves nothing"
+    );
+    assert!(r.tracker.metrics.fences > 0, "no fence at all: the test proves nothing");
+    let counts = r.tracker.counts();
+    assert!(!counts.contains_key(NEEDLESS_FENCE), "needless fence:\n{}", report::render(&r));
+}
