@@ -124,6 +124,11 @@ pub struct Tracker {
     groups: Vec<Track>,
     index: HashMap<String, usize>,
     eligible: Vec<Vec<bool>>,
+    /// `[node][group]`: the node's running init machine has the group in
+    /// its table. False while the machine started from a `cltab` that did
+    /// not parse (it then has no group at all): no policy can run the
+    /// group there, so the node is not eligible for it (see `liveness`).
+    configured: Vec<Vec<bool>>,
     up: Vec<bool>,
     /// `[node]`: up, monitor running and not frozen or paused, and able to
     /// exchange files with a majority (ground truth).
@@ -186,6 +191,7 @@ impl Tracker {
             seed,
             index,
             eligible,
+            configured: vec![vec![true; g]; n],
             up: vec![false; n],
             able: vec![false; n],
             procs: vec![vec![0; g]; n],
@@ -294,13 +300,26 @@ impl Tracker {
     }
 
     fn has_eligible(&self, g: usize) -> bool {
-        self.eligible[g].iter().enumerate().skip(1).any(|(n, &e)| e && self.up[n])
+        self.eligible[g]
+            .iter()
+            .enumerate()
+            .skip(1)
+            .any(|(n, &e)| e && self.up[n] && self.can_run(g, n))
+    }
+
+    /// Node `n`'s init machine has group `g` (see `configured`).
+    fn can_run(&self, g: usize, n: usize) -> bool {
+        self.configured.get(n).and_then(|c| c.get(g)).copied().unwrap_or(true)
     }
 
     /// Some node could run group `g` now: up, healthy, quorate by ground
     /// truth, eligible.
     fn could_run(&self, g: usize) -> bool {
-        self.eligible[g].iter().enumerate().skip(1).any(|(n, &e)| e && self.able[n])
+        self.eligible[g]
+            .iter()
+            .enumerate()
+            .skip(1)
+            .any(|(n, &e)| e && self.able[n] && self.can_run(g, n))
     }
 
     /// Account for time passed in group `g`'s current condition.
@@ -562,6 +581,20 @@ impl Tracker {
         }
         for st in &mut self.state[n] {
             *st = None;
+        }
+        self.refresh_all(now);
+    }
+
+    /// The node's monitor started with an init machine whose table holds
+    /// `groups` (every group, unless its `cltab` did not parse: then none).
+    /// A node whose init machine lacks a group is not eligible for it: no
+    /// policy can run it there (the operator's unparsable `cltab`).
+    pub fn configured(&mut self, now: Millis, node: u32, groups: &BTreeSet<String>) {
+        let n = node as usize;
+        for (g, t) in self.groups.iter().enumerate() {
+            if let Some(c) = self.configured.get_mut(n).and_then(|c| c.get_mut(g)) {
+                *c = groups.contains(&t.name);
+            }
         }
         self.refresh_all(now);
     }
@@ -834,5 +867,35 @@ mod tests {
         assert_eq!(t.metrics.unavailable[0], Millis(12_000));
         assert_eq!(t.metrics.moves, 1);
         assert!(t.counts().is_empty());
+    }
+
+    /// A node whose init machine started from a `cltab` that did not parse
+    /// has no group: it is not eligible for any (no policy can run one
+    /// there), so a group eligible only there breaks no liveness and counts
+    /// no unavailability; once a machine with the group starts, it does.
+    #[test]
+    fn a_node_whose_cltab_did_not_parse_is_not_eligible() {
+        let run = |configured: bool| {
+            let mut t = Tracker::new(
+                1,
+                2,
+                &[("web".to_string(), "start".to_string())],
+                vec![vec![false, true, false]],
+                Millis(10_000),
+                Millis(5_000),
+            );
+            t.node_up(Millis(0), 1);
+            t.node_up(Millis(0), 2);
+            t.set_able(Millis(0), 1, true);
+            t.set_able(Millis(0), 2, true);
+            t.begin_counting(Millis(0));
+            let groups: BTreeSet<String> =
+                if configured { ["web".to_string()].into() } else { BTreeSet::new() };
+            t.configured(Millis(0), 1, &groups);
+            t.finish(Millis(20_000));
+            (t.counts().get(LIVENESS).copied(), t.metrics.unavailable[0])
+        };
+        assert_eq!(run(false), (None, Millis::ZERO));
+        assert_eq!(run(true), (Some(1), Millis(20_000)));
     }
 }

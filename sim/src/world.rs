@@ -692,6 +692,11 @@ impl World {
             .and_then(|v| std::str::from_utf8(&v.data).ok().map(String::from))
             .and_then(|text| Cltab::parse(&text, "cltab").ok())
             .unwrap_or_default();
+        // Ground truth for `liveness`: a machine started from a `cltab`
+        // that does not parse has no group at all.
+        let groups: std::collections::BTreeSet<String> =
+            table.groups().into_iter().map(String::from).collect();
+        self.tracker.configured(now, node, &groups);
         let mut cfg = ClusterConfig::new(node, self.cfg.policy.clone());
         cfg.seed = seeds::derive(self.seed, Stream::Monitor, u64::from(node), u64::from(inc));
         cfg.min_cycle = self.cfg.world.min_cycle;
@@ -906,6 +911,15 @@ impl World {
         // its status goes stale however well its services run.
         if !slot.up || slot.driver.is_none() || slot.frozen || slot.paused || slot.write_fail > 0.0
         {
+            return false;
+        }
+        // While every read of its files hangs (`read-hang`), nobody can
+        // read it: as under a one-way partition in which the others cannot
+        // read it, its records, and any release it publishes, reach
+        // nobody, so taking over from it needs a fence (the rule
+        // for a node that has not published a release, with a fence
+        // command). Fencing it is not needless.
+        if self.active.read_hang.iter().any(|&(_, n)| n == node) {
             return false;
         }
         let peers = (1..=self.cfg.nodes)
@@ -1275,8 +1289,12 @@ impl World {
                 procs.spawn_fail = slot.spawn_fail;
                 procs.linger = slot.linger;
                 procs.unkillable = self.active.d_state.iter().any(|&(_, n)| n == node);
+                // At or after its not-after time, as the command's contract
+                // says: at that very instant the lease is already judged
+                // lost (it holds only while now < deadline − δ), and a
+                // spawn let through would outlive the kill.
                 let result = match not_after {
-                    Some(t) if local > t => {
+                    Some(t) if local >= t => {
                         Err(SpawnFailure::TooLate { late_by: local.saturating_sub(t).0 })
                     }
                     _ => procs.spawn(id, &group, &tag, &level, &command).map_err(|e| {

@@ -203,3 +203,57 @@ fn seed_157_orphans_in_d_state_are_fenced_not_run_beside() {
         assert!(!counts.contains_key(inv), "{inv} broken:\n{}", report::render(&r));
     }
 }
+
+/// Seed 1 at N = 3 (the sweep's setting, one hour; shrunk: a monitor
+/// freeze on node 1, status writes failing on node 2, process groups
+/// lingering on node 3). Node 3 lost its lease twice in a row. The first
+/// `stop_all` told its groups `stop`; ranked then told them `start` while
+/// they were still stopping (a test's process group lingered), and at the
+/// second lease loss `stop_all` skipped them as "on their way to stop".
+/// When the lingering group was gone they went on to `start`, after the
+/// kill: the kill was never confirmed, node 3 published `lost`, and node 2
+/// fenced it although it was healthy. A tell from the policy now supersedes
+/// an earlier `stop_all`'s stop.
+#[test]
+fn seed_1_a_later_tell_supersedes_a_stop_all_so_the_kill_is_confirmed() {
+    use clinit_sim::faults::Fault;
+    let r = run(&random_hour(5), 1, RunOptions::default()).expect("valid scenario");
+    assert!(
+        r.schedule.faults.iter().any(|f| matches!(f.fault, Fault::LingeringGroup { node: 3, .. })),
+        "the scenario changed: no lingering process groups on node 3, the test proves nothing"
+    );
+    assert!(r.tracker.metrics.fences > 0, "no fence at all: the test proves nothing");
+    let counts = r.tracker.counts();
+    assert!(!counts.contains_key(NEEDLESS_FENCE), "needless fence:\n{}", report::render(&r));
+}
+
+/// Seeds 1 and 6 at N = 2 (the sweep's setting; shrunk: `slow-fs` and
+/// `mosha-crash` on node 1 respectively, then a `cltab` the operator left
+/// unparsable on node 1). Node 2 cannot tell node 1's silence from its
+/// death and fences it, the lost tie-breaker (the 2-node rule); the
+/// fenced machine stays off until the quiet phase, then boots with the
+/// broken `cltab`: its init machine has no group at all, and two groups
+/// whose tests pass only on node 1 can run nowhere. `classic` never fences
+/// at N = 2, so its node 1 ran on with its last good table. No policy can
+/// run a group on a node whose init machine lacks it: the ground truth now
+/// says such a node is not eligible (see `Tracker::configured`), so this
+/// is no liveness failure (before: 2 per seed).
+#[test]
+fn two_nodes_a_fenced_node_that_reboots_without_a_cltab_is_not_eligible() {
+    use clinit_sim::faults::Fault;
+    use clinit_sim::invariants::LIVENESS;
+    for seed in [1, 6] {
+        let cfg = SimConfig { nodes: 2, ..random_hour(5) };
+        let r = run(&cfg, seed, RunOptions::default()).expect("valid scenario");
+        assert!(
+            r.schedule
+                .faults
+                .iter()
+                .any(|f| matches!(f.fault, Fault::CltabEdit { node: 1, broken: true, .. })),
+            "seed {seed}: no unparsable cltab on node 1, the test proves nothing"
+        );
+        assert!(r.tracker.metrics.fence_kills > 0, "seed {seed}: no fence landed");
+        let counts = r.tracker.counts();
+        assert!(!counts.contains_key(LIVENESS), "seed {seed}:\n{}", report::render(&r));
+    }
+}

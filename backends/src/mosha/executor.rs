@@ -321,7 +321,9 @@ impl Executor {
             ClusterCommand::Spawn { id, group, tag, level, command, not_after } => {
                 let now = self.clock.now();
                 let label = format!("{group}/{tag}");
-                if let Some(limit) = not_after.filter(|limit| now > *limit) {
+                // At or after the not-after time (the lease is judged lost
+                // from that very instant), as the command's contract says.
+                if let Some(limit) = not_after.filter(|limit| now >= *limit) {
                     let error = SpawnFailure::TooLate { late_by: now.saturating_sub(limit).0 };
                     return Some(ClusterInput::SpawnResult { id, result: Err(error) });
                 }

@@ -261,6 +261,20 @@ impl<P: Processes, S: StatusStore> ClusterNode<P, S> {
         (told, executed)
     }
 
+    /// `group` was told `level` by someone else (the policy): when that is
+    /// not `stop`, an earlier `stop_all`'s stop of it is superseded, so the
+    /// next `stop_all` must tell it `stop` again. Without this, a group
+    /// that `stop_all` told `stop`, then the policy told `start` while it
+    /// was still stopping (a lingering process group keeps it in
+    /// transition), was skipped by the next `stop_all` as "on its way" to
+    /// stop, and went on to start after a `ranked` lease loss, beside the
+    /// kill: the kill was never confirmed and the healthy node was fenced.
+    pub fn told(&mut self, group: &str, level: &str) {
+        if level != "stop" {
+            self.stop_told.remove(group);
+        }
+    }
+
     /// Local groups that are not idle (not `stop DONE`, not unconfigured):
     /// running, testing, or still stopping.
     pub fn busy_groups(&self) -> Vec<(String, GroupStatus)> {

@@ -417,6 +417,7 @@ impl ClusterDriver {
                     self.events.push_back(ClusterEvent::LateTellDropped { group, level, late_by });
                     return;
                 }
+                self.node.told(&group, &level);
                 let tell = InitInput::Tell { group: group.clone(), level: level.clone() };
                 let reply = self.init_step(now, tell);
                 // Refused (no such group in this node's cltab, shutting

@@ -128,6 +128,73 @@ fn durable_revocation_without_the_rule_gives_a_double_owner() {
     assert!(w.double_owner_ms > 0, "{}", dump(&w));
 }
 
+#[test]
+fn lifting_a_heard_revocation_at_once_gives_a_double_owner() {
+    // The unsafe case of lifting: Z hears X again and would lift its
+    // revocation at once, while Y and V still count it (they read Z through
+    // an endless delay) towards a quorum {Y, V, Z} of revocations. X keeps
+    // its lease on Z's and W's acknowledgements; Y and V take over.
+    let w = durable_revocation(|r| r.lift_after_round = false);
+    assert!(w.double_owner_ms > 0, "{}", dump(&w));
+    // With the round (every other voter must acknowledge a record of Z
+    // without the revocation first), Z withdraws but does not lift: Y, V
+    // and W cannot read Z's newer records. X loses its lease (only W
+    // acknowledges it beyond the bound) and releases; only that release
+    // lifts Z's revocation.
+    let w = durable_revocation(|_| {});
+    let at = |node: u32, what: &str| {
+        w.log.iter().find(|l| l.1 == node && l.2.starts_with(what)).map(|l| l.0)
+    };
+    assert!(at(3, "RevocationWithdrawn").is_some(), "{}", dump(&w));
+    let lost = at(1, "LeaseLost").expect("X lost its lease");
+    assert!(at(3, "RevocationLifted").is_none_or(|t| t > lost), "{}", dump(&w));
+    assert_eq!(w.double_owner_ms, 0, "{}", dump(&w));
+}
+
+/// NU1's one-sided revocation: node 3 cannot read node 1's record for 8 s
+/// (truncated to 0 bytes) and revokes it; node 2 keeps acknowledging it, so
+/// node 1 keeps its lease and `web`. Then node 2 crashes: node 1 keeps its
+/// lease only if node 3 acknowledges it again. Returns the world, whether
+/// `web` ever ran nowhere after the crash, and node 3's revocations then.
+fn one_sided_revocation(rules: impl FnOnce(&mut Rules)) -> (World, bool) {
+    let mut w = world(3, "web start 1,2,3\n").with_rules(rules);
+    assert!(w.settle(10_000), "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![1]);
+    let t0 = w.t;
+    w.link(1, 3, Link::Down);
+    w.run_until(t0 + 8_000);
+    assert!(
+        w.nodes[&3].disk.as_ref().is_some_and(|d| d.revocations.contains_key(&1)),
+        "node 3 revoked node 1: {}",
+        dump(&w)
+    );
+    assert_eq!(w.runs("web"), vec![1], "node 2's acknowledgements keep node 1's lease");
+    w.links.remove(&(1, 3));
+    w.run_until(t0 + 20_000);
+    let t1 = w.t;
+    w.crash(2, None);
+    let gap = w.run_until_cond(t1 + 15_000, |w| w.runs("web").is_empty());
+    w.run_until(t1 + 15_000);
+    (w, gap)
+}
+
+#[test]
+fn a_one_sided_revocation_is_lifted_once_every_voter_saw_it_withdrawn() {
+    let (w, gap) = one_sided_revocation(|_| {});
+    assert!(!gap, "web never stopped on node 1: {}", dump(&w));
+    assert_eq!(w.runs("web"), vec![1], "{}", dump(&w));
+    assert_eq!(w.nodes[&1].starts.get("web"), Some(&1), "one start: {}", dump(&w));
+    assert!(w.log.iter().any(|l| l.1 == 3 && l.2.starts_with("RevocationLifted")), "{}", dump(&w));
+    assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0), "{}", dump(&w));
+}
+
+#[test]
+fn a_one_sided_revocation_that_stands_stops_web_when_another_node_crashes() {
+    let (w, gap) = one_sided_revocation(|r| r.lift_heard_revocation = false);
+    assert!(gap, "node 1 lost its lease on node 2's crash: {}", dump(&w));
+    assert_eq!(w.double_owner_ms, 0, "{}", dump(&w));
+}
+
 fn claims_read_late(rules: impl FnOnce(&mut Rules)) -> World {
     // B=2 ranks first for web, C=3 second. When web is added, C reads B
     // only 2H late: it sees web unplaced after B's slot, and plans too.

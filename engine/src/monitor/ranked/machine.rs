@@ -49,6 +49,14 @@ pub struct Durable {
     pub revocations: BTreeMap<u32, Seen>,
     /// Group → the claim this node grants.
     pub grants: BTreeMap<String, Grant>,
+    /// Nodes whose revocation (in `revocations`) this node no longer
+    /// publishes because it hears them again, while it still honours it
+    /// (acknowledges them no further than its bound) until every other
+    /// voter has seen a record without it: the first phase of lifting a
+    /// one-sided revocation (see `revocation_pass` and the module doc).
+    /// Absent in state persisted before this field existed.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub withdrawn: BTreeSet<u32>,
 }
 
 /// One read of another node's record, as the executor saw it.
@@ -197,6 +205,14 @@ pub enum RankedNotice {
     RevocationLifted {
         node: u32,
     },
+    /// `node`, revoked by this node, is heard again: the revocation is no
+    /// longer published, but acknowledgements stay capped at `up_to` until
+    /// every other voter has seen a record without it (then
+    /// [`RankedNotice::RevocationLifted`]).
+    RevocationWithdrawn {
+        node: u32,
+        up_to: Seen,
+    },
     /// `node`'s claims are void from here on.
     Void {
         node: u32,
@@ -293,6 +309,15 @@ struct Peer {
     revoked_since: Option<(u64, Millis)>,
     /// When this node revoked it (own clock), for the tie-breaker delay.
     revoked_by_me_at: Option<Millis>,
+    /// This node's first counter after it revoked the node (or after its
+    /// own start, when the revocation came from an earlier run): an
+    /// acknowledgement of it or later by the revoked node shows that node
+    /// read this node after the revocation (a full round).
+    revoked_at_counter: Option<u64>,
+    /// The first counter of a record this node wrote without its withdrawn
+    /// revocation of the node: every other voter acknowledging it, the
+    /// revocation may be lifted.
+    withdrawn_from: Option<u64>,
     /// Read since this node's start (wait_for_all).
     seen: bool,
     void_logged: Option<u64>,
@@ -418,6 +443,7 @@ impl Ranked {
                 config_ack: None,
                 revocations: BTreeMap::new(),
                 grants: BTreeMap::new(),
+                withdrawn: BTreeSet::new(),
             },
         };
         let leftovers = own.groups.values().any(|st| !crate::hastat::is_idle(&st.level, &st.state));

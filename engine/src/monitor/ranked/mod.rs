@@ -162,17 +162,46 @@
 //!   ([`RankedNotice::MixedPolicy`]) and nothing is taken over while it
 //!   lasts.
 //!
+//! # Lifting a revocation
+//!
+//! A revocation used to stand until the revoked node released or
+//! restarted. A node revoked by a minority (one peer missed its records for
+//! a while: a truncated file, a one-way read fault) kept its lease on the
+//! others' acknowledgements, with less margin, and a later unrelated crash
+//! of another node then took the lease, and its services, away (NU1 saw 73
+//! s of such a revocation on real nodes, then the outage). Now Z lifts its
+//! revocation of (X, incarnation, bound k) in two phases:
+//!
+//! 1. **Withdraw** when X is heard again: listed up, its counter moving
+//!    beyond k, not `lost`, and acknowledging a record Z wrote after the
+//!    revocation (a round both ways). Z's records stop naming the
+//!    revocation (once persisted), but Z still acknowledges X no further
+//!    than k. If X falls silent again, the same revocation is published
+//!    again.
+//! 2. **Lift** (acknowledge X beyond k) once every other voter has
+//!    acknowledged a record of Z written without the revocation.
+//!
+//! Why it is safe: a takeover of X's groups needs a quorum of grantors
+//! that each judged X void; a judgement by the lease wait rests on a quorum
+//! of revocations. Before the lift, Z's acknowledgements stay capped at k,
+//! so every judgement that counted Z's revocation is covered by the lease
+//! argument above. After the lift, every voter has read a record of Z
+//! without it, and a reader never goes back to an older copy (a copy read
+//! late is ignored, and a node's shared storage must not serve a copy older
+//! than one it already served, the `noac` requirement above), so no voter
+//! counts it any more: no quorum of revocations holding Z's can form while
+//! X's lease rests on Z's new acknowledgements. A voter that cannot read Z
+//! keeps the revocation standing: Z waits for every voter, never for a
+//! quorum (the lock-step test
+//! `lifting_a_heard_revocation_at_once_gives_a_double_owner` shows the
+//! double owner of lifting without the round).
+//!
 //! # Known limits
 //!
-//! * A revocation stands until the revoked node releases or restarts (it is
-//!   never lifted while the node may still run on it). A node revoked by a
-//!   minority keeps its lease on the others' acknowledgements, with less
-//!   margin; if a later fault takes that margin away, it loses its lease
-//!   (its services stop and move) although, by ground truth, it could
-//!   exchange records with a majority. It is no longer fenced for it while
-//!   it is heard (it releases by itself), but the move is an outage.
-//!   Lifting a standing revocation safely (without a release) needs a
-//!   bound on read staleness.
+//! * A revocation is lifted only once every other voter has seen it
+//!   withdrawn: while a voter is down or cannot read the revoker, a
+//!   revocation of a healthy node stands as before (it has less margin for
+//!   its lease, and may lose it, and its services, to a later fault).
 //! * A lease needs a round trip: when one node of the last quorum cannot
 //!   read another's records (`read-hang`, a one-way partition) or lags
 //!   more than the lease's budget, no node of it holds a lease and every
@@ -417,6 +446,16 @@ pub(crate) struct Rules {
     /// only after its lease and watchdog have surely ended (`H·(1+ρ)+δ`
     /// after the revocation, plus 2P) without a release seen.
     pub wait_for_silent_release: bool,
+    /// A revocation of a node this node hears again (its counter moves
+    /// beyond the bound and it acknowledges a record of this node written
+    /// after the revocation) is withdrawn and then lifted, instead of
+    /// standing until the node releases or restarts.
+    pub lift_heard_revocation: bool,
+    /// ... but only once every other voter has acknowledged a record of
+    /// this node written without it (off: lifted as soon as it is heard
+    /// again, which a stale copy of the revocation can turn into a double
+    /// owner).
+    pub lift_after_round: bool,
 }
 
 impl Default for Rules {
@@ -437,6 +476,8 @@ impl Default for Rules {
             kill_leftovers: true,
             fence_any_lost: true,
             wait_for_silent_release: true,
+            lift_heard_revocation: true,
+            lift_after_round: true,
         }
     }
 }

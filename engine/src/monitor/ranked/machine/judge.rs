@@ -74,7 +74,15 @@ impl Ranked {
         let voting = self.voters();
         let tie = self.tie_ready(votes);
         let wait = self.params.takeover_wait();
-        let mine = self.published_durable().map(|d| d.revocations.clone()).unwrap_or_default();
+        // As published: a withdrawn revocation counts for nobody.
+        let mine = self
+            .published_durable()
+            .map(|d| {
+                let mut r = d.revocations.clone();
+                r.retain(|n, _| !d.withdrawn.contains(n));
+                r
+            })
+            .unwrap_or_default();
         let mut out = BTreeMap::new();
         for &x in &members {
             if x == self.me {

@@ -31,36 +31,127 @@ impl Ranked {
                         released || (!down && !silent && latest.counter > r.counter)
                     };
                     if lift && !down && !silent {
-                        self.set_durable(|d| {
-                            d.revocations.remove(&node);
-                        });
-                        if let Some(p) = self.peers.get_mut(&node) {
-                            p.revoked_by_me_at = None;
-                        }
-                        self.log(RankedNotice::RevocationLifted { node });
+                        self.lift(node);
+                    } else if self.rules.lift_heard_revocation && latest.incarnation != 0 {
+                        self.reconsider(node, r, down || silent);
                     }
                 }
                 Some(_) => {
                     // A new incarnation: the old revocation is moot.
                     self.set_durable(|d| {
                         d.revocations.remove(&node);
+                        d.withdrawn.remove(&node);
                     });
                     if let Some(p) = self.peers.get_mut(&node) {
                         p.revoked_by_me_at = None;
+                        p.revoked_at_counter = None;
+                        p.withdrawn_from = None;
                     }
                 }
                 None if down || silent => {
                     self.set_durable(|d| {
                         d.revocations.insert(node, latest);
                     });
+                    let next = self.counter + 1;
                     if let Some(p) = self.peers.get_mut(&node) {
                         p.revoked_by_me_at = Some(now);
+                        p.revoked_at_counter = Some(next);
+                        p.withdrawn_from = None;
                     }
                     self.log(RankedNotice::Revoked { node, up_to: latest });
                 }
                 None => self.wake_at(contact.last_change + self.params.suspect_after),
             }
         }
+    }
+
+    /// Remove the revocation of `node` (it released, or the lifting
+    /// round of [`Ranked::reconsider`] completed).
+    fn lift(&mut self, node: u32) {
+        self.set_durable(|d| {
+            d.revocations.remove(&node);
+            d.withdrawn.remove(&node);
+        });
+        if let Some(p) = self.peers.get_mut(&node) {
+            p.revoked_by_me_at = None;
+            p.revoked_at_counter = None;
+            p.withdrawn_from = None;
+        }
+        self.log(RankedNotice::RevocationLifted { node });
+    }
+
+    /// A revocation of `node`'s current incarnation (bound `r`) that its
+    /// release has not lifted: withdraw and lift it once `node` is heard
+    /// again, in two phases (the argument is the module doc's "Lifting a
+    /// revocation"):
+    ///
+    /// 1. *Withdraw*: `node` is heard (`!quiet`: listed up, its counter
+    ///    moving), beyond the bound, not `lost`, and it acknowledges a
+    ///    record this node wrote after the revocation (a full round both
+    ///    ways). The revocation is then no longer published (once that is
+    ///    persisted), but acknowledgements of `node` stay capped at the
+    ///    bound, so nothing that rests on the published revocation is
+    ///    broken. A node that falls quiet again is revoked again (the same
+    ///    bound, published again).
+    /// 2. *Lift*: every other voter acknowledges a record of this node
+    ///    written without the revocation. From then on no voter counts it
+    ///    towards a quorum of revocations (a reader never goes back to an
+    ///    older copy), and every judgement that did count it was made while
+    ///    the cap held, so the lease argument covered it. Only then do the
+    ///    acknowledgements of `node` go beyond the bound.
+    pub(super) fn reconsider(&mut self, node: u32, r: Seen, quiet: bool) {
+        let (me, inc, counter) = (self.me, self.durable.incarnation, self.counter);
+        let withdrawn = self.durable.withdrawn.contains(&node);
+        let Some(peer) = self.peers.get_mut(&node) else { return };
+        // After a restart the revocation's own counter is forgotten: count
+        // the round from this run's first record.
+        let since = *peer.revoked_at_counter.get_or_insert(counter + 1);
+        if quiet {
+            if withdrawn {
+                peer.withdrawn_from = None;
+                self.set_durable(|d| {
+                    d.withdrawn.remove(&node);
+                });
+                self.log(RankedNotice::Revoked { node, up_to: r });
+            }
+            return;
+        }
+        if !withdrawn {
+            let back = peer.contact.and_then(|c| c.latest).is_some_and(|l| l.counter > r.counter)
+                && peer.record.as_ref().is_some_and(|rec| {
+                    rec.incarnation == r.incarnation
+                        && rec.lease != LeaseState::Lost
+                        && rec
+                            .ack_of(me)
+                            .is_some_and(|a| a.incarnation == inc && a.counter >= since)
+                });
+            if back {
+                peer.withdrawn_from = None;
+                self.set_durable(|d| {
+                    d.withdrawn.insert(node);
+                });
+                self.log(RankedNotice::RevocationWithdrawn { node, up_to: r });
+                if self.rules.lift_after_round {
+                    return;
+                }
+            } else {
+                return;
+            }
+        }
+        if self.rules.lift_after_round {
+            let Some(from) = self.peers.get(&node).and_then(|p| p.withdrawn_from) else {
+                return;
+            };
+            let all_saw = self.voters().into_iter().filter(|&v| v != me && v != node).all(|v| {
+                self.record_of(v)
+                    .and_then(|rec| rec.ack_of(me))
+                    .is_some_and(|a| a.incarnation == inc && a.counter >= from)
+            });
+            if !all_saw {
+                return;
+            }
+        }
+        self.lift(node);
     }
 
     /// My acknowledgement of every other node, capped by my revocations

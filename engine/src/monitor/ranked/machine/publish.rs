@@ -47,7 +47,17 @@ impl Ranked {
             self.sent.insert(self.counter, now);
             self.last_heartbeat = Some(now);
             self.next_heartbeat = now + self.params.heartbeat;
-            let text = self.record().render();
+            let record = self.record();
+            // The first record without a withdrawn revocation starts the
+            // lifting round (see `reconsider`).
+            let published =
+                self.published_durable().map(|d| d.withdrawn.clone()).unwrap_or_default();
+            for n in published {
+                if let Some(p) = self.peers.get_mut(&n) {
+                    p.withdrawn_from.get_or_insert(record.counter);
+                }
+            }
+            let text = record.render();
             self.out.push(Command::WriteRecord { counter: self.counter, text });
         }
         self.wake_at(self.next_heartbeat);
@@ -71,7 +81,15 @@ impl Ranked {
             // A learner's acknowledgements, revocations and grants count
             // for nobody: it publishes none (its record stays O(1)).
             acks: if voter { self.acks() } else { BTreeMap::new() },
-            revocations: if voter { durable.revocations } else { BTreeMap::new() },
+            // A withdrawn revocation is no longer published (see
+            // `reconsider`), though acknowledgements stay capped by it.
+            revocations: if voter {
+                let mut r = durable.revocations;
+                r.retain(|n, _| !durable.withdrawn.contains(n));
+                r
+            } else {
+                BTreeMap::new()
+            },
             grants: if voter {
                 durable.grants.into_iter().map(|(g, grant)| (g, grant.to)).collect()
             } else {
