@@ -417,6 +417,13 @@ pub(crate) struct Rules {
     /// only after its lease and watchdog have surely ended (`H·(1+ρ)+δ`
     /// after the revocation, plus 2P) without a release seen.
     pub wait_for_silent_release: bool,
+    /// Failover without waiting rounds: a new claim request is published
+    /// at once, and the best-ranked candidate asks for the claim while the
+    /// holder is revoked by a quorum but not void yet, so that grants come
+    /// in the step that voids the holder (a latency rule, not a safety
+    /// rule: switched off, failover takes about three heartbeat periods
+    /// more).
+    pub early_claim: bool,
 }
 
 impl Default for Rules {
@@ -437,6 +444,7 @@ impl Default for Rules {
             kill_leftovers: true,
             fence_any_lost: true,
             wait_for_silent_release: true,
+            early_claim: true,
         }
     }
 }

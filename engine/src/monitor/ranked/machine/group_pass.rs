@@ -194,6 +194,12 @@ impl Ranked {
                 }
                 _ => {
                     // Idle here: plan when unplaced and my slot has come.
+                    if self.rules.early_claim
+                        && self.asks_early(&g, &running, &attempts, &heard, judged)
+                        && !(blind || mixed || lost_member)
+                    {
+                        continue;
+                    }
                     if !running.is_empty() || !attempts.is_empty() || blind || mixed || lost_member
                     {
                         self.unplaced_since.remove(&g);
@@ -218,6 +224,50 @@ impl Ranked {
                 }
             }
         }
+    }
+
+    /// Ask early for the claim on `group`, while its only holders are
+    /// revoked by a quorum but not void yet (a fence in flight, a release
+    /// on its way)? Only the best-ranked heard candidate does. The request
+    /// is published at once, so that each grantor grants it in the very
+    /// step in which it learns the holder is void (its fence result, the
+    /// holder's release, a fence vote in a record), instead of a claim
+    /// round (request, read, grant, read: about three heartbeat periods)
+    /// after the requester itself saw the holder void.
+    ///
+    /// Safety is unchanged: a request is only a wish; a grantor still
+    /// grants at most one live claim per group and frees the holder's
+    /// grant only once the holder is void, and nothing is planned or
+    /// started here before the holder is void and a quorum granted the
+    /// claim. A request that stands while the holder is not voided is kept
+    /// out of the stall check (waiting for a fence is not a stall).
+    fn asks_early(
+        &mut self,
+        group: &str,
+        running: &[u32],
+        attempts: &[u32],
+        heard: &[u32],
+        judged: &BTreeMap<u32, Judgement>,
+    ) -> bool {
+        let condemned = |n: &u32| judged.get(n).is_some_and(|j| j.revoked_quorum && !j.void);
+        if running.is_empty() || !running.iter().all(condemned) || !attempts.is_empty() {
+            return false;
+        }
+        let now = self.now;
+        let candidates: Vec<u32> = heard
+            .iter()
+            .copied()
+            .filter(|n| !running.contains(n))
+            .filter(|&n| n != self.me || self.eligibility.eligible(group, n, now))
+            .collect();
+        let preferred = self.preferred(group);
+        if rank(group, &preferred, &candidates).first() != Some(&self.me) {
+            return false;
+        }
+        self.unplaced_since.remove(group);
+        self.ask(group);
+        self.progress.insert(group.to_string(), now);
+        true
     }
 
     /// The safety net for claims that lead nowhere: a group claimed here
