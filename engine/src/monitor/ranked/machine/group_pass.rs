@@ -226,8 +226,8 @@ impl Ranked {
         }
     }
 
-    /// Ask early for the claim on `group`, while its only holders are
-    /// revoked by a quorum but not void yet (a fence in flight, a release
+    /// Ask early for the claim on `group`, while every node that runs or
+    /// attempts it is revoked by a quorum but not void yet (a fence in flight, a release
     /// on its way)? Only the best-ranked heard candidate does. The request
     /// is published at once, so that each grantor grants it in the very
     /// step in which it learns the holder is void (its fence result, the
@@ -250,14 +250,15 @@ impl Ranked {
         judged: &BTreeMap<u32, Judgement>,
     ) -> bool {
         let condemned = |n: &u32| judged.get(n).is_some_and(|j| j.revoked_quorum && !j.void);
-        if running.is_empty() || !running.iter().all(condemned) || !attempts.is_empty() {
+        let mut holders = running.iter().chain(attempts);
+        if running.is_empty() && attempts.is_empty() || !holders.all(condemned) {
             return false;
         }
         let now = self.now;
         let candidates: Vec<u32> = heard
             .iter()
             .copied()
-            .filter(|n| !running.contains(n))
+            .filter(|n| !running.contains(n) && !attempts.contains(n))
             .filter(|&n| n != self.me || self.eligibility.eligible(group, n, now))
             .collect();
         let preferred = self.preferred(group);
