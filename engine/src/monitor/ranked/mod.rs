@@ -298,6 +298,16 @@ pub struct RankedParams {
     /// O(N) for a voter, so a reader's cost stays O(N). The other members
     /// are learners whose liveness the voters judge (etcd's learners).
     pub max_voters: usize,
+    /// A learner (a member outside the voter set) reads only the voters'
+    /// records (default true): the voters judge every member's liveness
+    /// and publish it (revocations, fence votes) with the grants that say
+    /// where each group is claimed, so a learner needs nothing else. A
+    /// node's reads per heartbeat period are then V for a learner and N
+    /// for a voter: O(N·V) for the cluster instead of O(N²), as etcd's
+    /// learners follow the leader only. The cluster driver turns it off
+    /// under heartbeat-file membership, where each node's own reads are its
+    /// membership view.
+    pub learners_read_voters: bool,
 }
 
 impl Default for RankedParams {
@@ -323,6 +333,7 @@ impl Default for RankedParams {
             failback_after: Millis(10_000),
             stall_after: Millis(10_000),
             max_voters: 5,
+            learners_read_voters: true,
         }
     }
 }

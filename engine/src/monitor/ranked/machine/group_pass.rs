@@ -66,15 +66,42 @@ impl Ranked {
             .iter()
             .copied()
             .filter(|&n| {
+                // A member a learner does not read is heard while the
+                // voters neither revoked it nor proved it void.
+                let unread_live = !self.reads(n)
+                    && judged.get(&n).is_some_and(|j| !j.void && !j.revoked_quorum);
                 n == self.me
-                    || (!self.durable.revocations.contains_key(&n)
+                    || unread_live
+                    || (self.reads(n)
+                        && !self.durable.revocations.contains_key(&n)
                         && judged.get(&n).is_some_and(|j| !j.void))
             })
             .collect();
-        // A member never read and not void: its groups are unknown.
+        // A member never read and not void: its groups are unknown. (A
+        // learner's unread members are known through the voters' grants.)
         let blind = members.iter().any(|&n| {
-            n != self.me && self.record_of(n).is_none() && judged.get(&n).is_some_and(|j| !j.void)
+            n != self.me
+                && self.reads(n)
+                && self.record_of(n).is_none()
+                && judged.get(&n).is_some_and(|j| !j.void)
         });
+        // A learner's view of the members it does not read: group → nodes a
+        // voter grants it to (a claim asked or held there).
+        let mut granted_unread: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        if !self.reads_all() {
+            for &v in self.durable.config.voters() {
+                let Some(r) = self.record_of(v) else { continue };
+                for (g, to) in &r.grants {
+                    let live = judged.get(&to.node).is_some_and(|j| !j.void);
+                    if to.node != self.me && !self.reads(to.node) && live {
+                        let nodes = granted_unread.entry(g.clone()).or_default();
+                        if !nodes.contains(&to.node) {
+                            nodes.push(to.node);
+                        }
+                    }
+                }
+            }
+        }
         // A member that publishes `lost` and is not void (not fenced yet)
         // may run any group, named in its record or not (orphans in D
         // state): plan nothing until it is fenced or its kill lands.
@@ -121,6 +148,7 @@ impl Ranked {
                     attempts.push(n);
                 }
             }
+            attempts.extend(granted_unread.get(&g).into_iter().flatten().copied());
             let preferred = self.preferred(&g);
             match own {
                 Some(_) if self.told.get(&g).map(String::as_str) == Some("stop") => {
