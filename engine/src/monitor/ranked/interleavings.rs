@@ -954,3 +954,45 @@ fn without_the_early_claim_the_other_voter_grants_a_claim_round_later() {
         assert!(grant_at > void_at, "node {n}: {grant_at} vs {void_at}\n{}", dump(&w));
     }
 }
+
+/// Seven nodes, three voters (1-3); `web` prefers the learners 6 then 7.
+/// Node 6 crashes. Returns the world once `web` runs again.
+fn learners(read_voters: bool) -> World {
+    let params = RankedParams {
+        fence_command: true,
+        max_voters: 3,
+        learners_read_voters: read_voters,
+        ..RankedParams::default()
+    };
+    let mut w = World::new(7, params, "web start 6,7,4\n");
+    w.membership = true;
+    assert!(w.settle(10_000), "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![6], "{}", dump(&w));
+    let t0 = w.t;
+    w.crash(6, Some(60_000));
+    assert!(w.run_until_cond(t0 + 10_000, |w| w.runs("web") == vec![7]), "{}", dump(&w));
+    // The failover is the fence's time plus a few reads, not a lease wait.
+    assert!(w.t - t0 <= w.fence_ms + 1_000, "{} ms\n{}", w.t - t0, dump(&w));
+    w.run_until(w.t + 5_000);
+    assert_eq!(w.runs("web"), vec![7], "{}", dump(&w));
+    assert_eq!((w.double_owner_ms, w.needless_fences, w.fences.len()), (0, 0, 1), "{}", dump(&w));
+    w
+}
+
+#[test]
+fn learners_read_only_the_voters_and_still_fail_over_by_the_voters_grants() {
+    let mut w = learners(true);
+    for learner in 4..=7 {
+        let read: Vec<u32> = w.node(learner).delivered.keys().copied().collect();
+        assert_eq!(read, vec![1, 2, 3], "learner {learner} read only the voters");
+    }
+    let voter: Vec<u32> = w.node(1).delivered.keys().copied().collect();
+    assert_eq!(voter, vec![2, 3, 4, 5, 6, 7], "a voter reads every member");
+}
+
+#[test]
+fn learners_that_read_everyone_read_each_other() {
+    let mut w = learners(false);
+    let read: Vec<u32> = w.node(7).delivered.keys().copied().collect();
+    assert_eq!(read, vec![1, 2, 3, 4, 5, 6]);
+}
