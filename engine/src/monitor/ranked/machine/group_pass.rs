@@ -68,8 +68,8 @@ impl Ranked {
             .filter(|&n| {
                 // A member a learner does not read is heard while the
                 // voters neither revoked it nor proved it void.
-                let unread_live = !self.reads(n)
-                    && judged.get(&n).is_some_and(|j| !j.void && !j.revoked_quorum);
+                let unread_live =
+                    !self.reads(n) && judged.get(&n).is_some_and(|j| !j.void && !j.revoked_quorum);
                 n == self.me
                     || unread_live
                     || (self.reads(n)
