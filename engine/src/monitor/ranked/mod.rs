@@ -147,7 +147,16 @@
 //!   above holds with "members" read as "voters" (two voter majorities
 //!   intersect); a membership change moves the voter set by at most one
 //!   node, so the old and new voter majorities intersect too. Learners are
-//!   judged (revoked, voided, fenced) by the voters like any member.
+//!   judged (revoked, voided, fenced) by the voters like any member, and a
+//!   learner reads only the voters' records
+//!   ([`RankedParams::learners_read_voters`]): it knows the other members
+//!   through the voters' revocations, fence votes and grants, so a
+//!   period's reads are O(N·V) for the cluster, not O(N²).
+//! * **Early claim.** The best-ranked candidate asks for the claim on a
+//!   group while its holder is revoked by a quorum but not void yet, and a
+//!   new request is published at once: the grants then come in the step
+//!   that voids the holder (a fence result, a fence vote read), not a claim
+//!   round later. A request is only a wish, so safety is unchanged.
 //! * **Stickiness and failback.** A running group stays where it runs;
 //!   with `failback` it moves back to a better-ranked node that has held
 //!   its lease for `failback_after`, at most once per (group, node,
