@@ -37,6 +37,11 @@ pub struct Metrics {
     #[serde(skip)]
     pub collision_at: Vec<(Millis, u32)>,
     pub tells: u64,
+    /// Files asked of the shared filesystem by every node's read phases
+    /// (records or clstats, `hactl`, `cltab`; an unchanged answer counts):
+    /// the per-node read cost of a policy (not in the JSON summary).
+    #[serde(skip)]
+    pub file_reads: u64,
     /// When each `tell G plan` was given and by which node (the failover
     /// study's per-run rows: how far apart the survivors planned).
     #[serde(skip)]

@@ -41,6 +41,11 @@ pub struct Study {
     pub p50_minus_detect_s: Option<f64>,
     pub p99_minus_detect_s: Option<f64>,
     pub violations: u64,
+    /// File reads per node per simulated second, over all runs (records
+    /// or clstats, `hactl`, `cltab`: the per-node read cost).
+    pub reads_per_node_s: f64,
+    /// Wall-clock (≈ CPU, one thread) seconds per simulated node-hour.
+    pub cpu_s_per_node_hour: f64,
     /// The seed of the slowest failover (re-run it with `slowest_report`).
     pub slowest_seed: Option<u64>,
     /// Every failover latency, s, in seed order (for the distribution's
@@ -164,11 +169,15 @@ pub fn failover_study_with_progress(
     let mut rows = Vec::new();
     let mut violations = 0;
     let mut slowest: Option<(f64, u64)> = None;
+    let (mut reads, mut node_s, mut wall_s) = (0u64, 0f64, 0f64);
     for seed in first_seed..first_seed + runs {
         let cfg = scenario(base, crash, seed);
         let at =
             cfg.schedule.as_ref().and_then(|s| s.faults.first()).map_or(Millis::ZERO, |f| f.at);
         let r = run(&cfg, seed, RunOptions::fast())?;
+        reads += r.tracker.metrics.file_reads;
+        node_s += f64::from(cfg.nodes) * secs(cfg.duration);
+        wall_s += r.wall.as_secs_f64();
         // Only the crashed group's failover (others on that node may move too).
         let g = r.tracker.group_names().iter().position(|n| *n == crash.group);
         if g.is_none() {
@@ -207,6 +216,8 @@ pub fn failover_study_with_progress(
         p50_minus_detect_s: percentile(&minus, 50.0),
         p99_minus_detect_s: percentile(&minus, 99.0),
         violations,
+        reads_per_node_s: if node_s > 0.0 { reads as f64 / node_s } else { 0.0 },
+        cpu_s_per_node_hour: if node_s > 0.0 { wall_s / (node_s / 3600.0) } else { 0.0 },
         slowest_seed: slowest.map(|(_, seed)| seed),
         latencies_s: lat,
         rows,

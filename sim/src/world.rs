@@ -1156,6 +1156,7 @@ impl World {
                 // deadline fires first); an unreachable one fails; the
                 // others answer together, with one wall-clock reading.
                 let read_at = WallMs(self.wall(node));
+                self.tracker.metrics.file_reads += asks.len() as u64;
                 let mut reports = Vec::new();
                 let mut unchanged = Vec::with_capacity(asks.len() / 2);
                 let mut i = 0;

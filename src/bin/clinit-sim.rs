@@ -552,6 +552,11 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 }
                 print!("{}", failover_table(&s));
                 println!("(spec §11 at N=3, minus D: mean 13 s, median 13 s, p99 23 s)");
+                println!(
+                    "cost per node: {:.1} file reads per simulated second; {:.2} s wall per \
+                     simulated node-hour",
+                    s.reads_per_node_s, s.cpu_s_per_node_hour
+                );
                 if s.violations > 0 {
                     println!("{} invariant violations", s.violations);
                 }

@@ -249,6 +249,13 @@ impl ClusterDriver {
             d.beat(now);
         }
         if let PolicyConfig::Ranked(params) = &d.cfg.policy {
+            // Under heartbeat-file membership each node's own reads are its
+            // membership view: a learner reads every member then.
+            let mut params = params.clone();
+            if d.cfg.membership == MembershipSource::HeartbeatFiles {
+                params.learners_read_voters = false;
+            }
+            let params = &params;
             let own = d.node.driver.init.status();
             let start = d
                 .trace

@@ -196,8 +196,16 @@ impl ClusterDriver {
         if let Some(h) = &self.ranked {
             // ranked reads every known member, listed or not: a node that
             // membership dropped still has a record (its last one, or a
-            // release), and the fence guard compares against it.
-            readset.extend(h.machine.config().members.iter().copied());
+            // release), and the fence guard compares against it. A learner
+            // reads the voters only (their records carry all it needs).
+            match h.machine.read_set() {
+                None => readset.extend(h.machine.config().members.iter().copied()),
+                Some(voters) => {
+                    readset.clear();
+                    readset.extend(voters);
+                    readset.push(me);
+                }
+            }
             readset.sort_unstable();
             readset.dedup();
         }

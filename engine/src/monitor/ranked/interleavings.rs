@@ -9,6 +9,7 @@ use super::record::{Config, Record};
 use super::{RankedParams, Rules};
 use crate::status::ClStat;
 use crate::time::Millis;
+use std::collections::BTreeMap;
 
 fn world(n: u32, hactl: &str) -> World {
     World::new(n, RankedParams::default(), hactl)
@@ -958,4 +959,107 @@ fn measure_failover() {
             );
         }
     }
+}
+
+/// The owner (node 1) of `web` crashes in a fenced 3-node cluster. Returns
+/// the world once `web` runs again elsewhere (on node 3), and for the
+/// voter other than the successor (node 2, the fencer): when it first
+/// logged node 1 void (its fence landed) and when its durable state first
+/// granted `web` to the successor.
+fn early_claim(rules: impl FnOnce(&mut Rules)) -> (World, Vec<(u32, u64, Option<u64>)>) {
+    // Node 3 is ranked before node 2, and node 2 (the lowest live holder)
+    // fences: the successor is not the fencer.
+    let mut w = fenced(3, "web start 1,3,2\n").with_rules(rules);
+    w.membership = true;
+    assert!(w.settle(10_000), "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![1]);
+    let t0 = w.t;
+    w.crash(1, Some(60_000));
+    let mut granted: BTreeMap<(u32, u32), u64> = BTreeMap::new();
+    while w.t < t0 + 10_000 && w.runs("web").len() != 1 {
+        let t = w.t;
+        w.run_until(t + super::harness::TICK);
+        for n in [2, 3] {
+            let grant = w.node(n).disk.as_ref().and_then(|d| d.grants.get("web").cloned());
+            if let Some(g) = grant.filter(|g| g.to.node != 1) {
+                granted.entry((n, g.to.node)).or_insert(t);
+            }
+        }
+    }
+    assert_eq!(w.runs("web").len(), 1, "{}", dump(&w));
+    let successor = w.runs("web")[0];
+    assert_eq!((successor, w.fences[0].1), (3, 2), "{}", dump(&w));
+    assert_eq!((w.double_owner_ms, w.needless_fences, w.fences.len()), (0, 0, 1), "{}", dump(&w));
+    let other = 5 - successor;
+    let void_at = w
+        .log
+        .iter()
+        .find(|l| l.1 == other && l.2.starts_with("Void { node: 1"))
+        .map(|l| l.0)
+        .expect("the other voter saw node 1 void");
+    let grant_at = granted.get(&(other, successor)).copied();
+    (w, vec![(other, void_at, grant_at)])
+}
+
+#[test]
+fn the_successor_asks_early_and_the_other_voter_grants_in_the_step_it_sees_the_fence() {
+    let (w, rows) = early_claim(|_| {});
+    // Time passed: the fence took its 500 ms before anything moved.
+    let (at, ..) = w.fences[0];
+    let started = w.log.iter().find(|l| l.0 > at && l.2.contains("web start")).map(|l| l.0);
+    assert!(started.is_some_and(|s| s >= at + w.fence_ms), "{}", dump(&w));
+    for (n, void_at, grant_at) in rows {
+        assert_eq!(grant_at, Some(void_at), "node {n} grants in its Void step\n{}", dump(&w));
+    }
+}
+
+#[test]
+fn without_the_early_claim_the_other_voter_grants_a_claim_round_later() {
+    let (w, rows) = early_claim(|r| r.early_claim = false);
+    for (n, void_at, grant_at) in rows {
+        let grant_at = grant_at.expect("granted at last");
+        assert!(grant_at > void_at, "node {n}: {grant_at} vs {void_at}\n{}", dump(&w));
+    }
+}
+
+/// Seven nodes, three voters (1-3); `web` prefers the learners 6 then 7.
+/// Node 6 crashes. Returns the world once `web` runs again.
+fn learners(read_voters: bool) -> World {
+    let params = RankedParams {
+        fence_command: true,
+        max_voters: 3,
+        learners_read_voters: read_voters,
+        ..RankedParams::default()
+    };
+    let mut w = World::new(7, params, "web start 6,7,4\n");
+    w.membership = true;
+    assert!(w.settle(10_000), "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![6], "{}", dump(&w));
+    let t0 = w.t;
+    w.crash(6, Some(60_000));
+    assert!(w.run_until_cond(t0 + 10_000, |w| w.runs("web") == vec![7]), "{}", dump(&w));
+    // The failover is the fence's time plus a few reads, not a lease wait.
+    assert!(w.t - t0 <= w.fence_ms + 1_000, "{} ms\n{}", w.t - t0, dump(&w));
+    w.run_until(w.t + 5_000);
+    assert_eq!(w.runs("web"), vec![7], "{}", dump(&w));
+    assert_eq!((w.double_owner_ms, w.needless_fences, w.fences.len()), (0, 0, 1), "{}", dump(&w));
+    w
+}
+
+#[test]
+fn learners_read_only_the_voters_and_still_fail_over_by_the_voters_grants() {
+    let mut w = learners(true);
+    for learner in 4..=7 {
+        let read: Vec<u32> = w.node(learner).delivered.keys().copied().collect();
+        assert_eq!(read, vec![1, 2, 3], "learner {learner} read only the voters");
+    }
+    let voter: Vec<u32> = w.node(1).delivered.keys().copied().collect();
+    assert_eq!(voter, vec![2, 3, 4, 5, 6, 7], "a voter reads every member");
+}
+
+#[test]
+fn learners_that_read_everyone_read_each_other() {
+    let mut w = learners(false);
+    let read: Vec<u32> = w.node(7).delivered.keys().copied().collect();
+    assert_eq!(read, vec![1, 2, 3, 4, 5, 6]);
 }

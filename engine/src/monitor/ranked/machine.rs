@@ -678,6 +678,27 @@ impl Ranked {
         self.durable.config.voters().to_vec()
     }
 
+    /// Does this node read `n`'s record? Every member, unless this node is
+    /// a learner that reads the voters only
+    /// ([`RankedParams::learners_read_voters`]).
+    fn reads(&self, n: u32) -> bool {
+        n == self.me
+            || !self.params.learners_read_voters
+            || self.durable.config.voters().contains(&self.me)
+            || self.durable.config.voters().contains(&n)
+    }
+
+    /// The members whose records this node reads: `None` for every member,
+    /// `Some(voters)` for a learner that reads the voters only (the driver
+    /// reads the other members' files never).
+    pub fn read_set(&self) -> Option<Vec<u32>> {
+        (!self.reads_all()).then(|| self.durable.config.voters().to_vec())
+    }
+
+    fn reads_all(&self) -> bool {
+        !self.params.learners_read_voters || self.durable.config.voters().contains(&self.me)
+    }
+
     fn is_voter(&self) -> bool {
         self.durable.config.voters().contains(&self.me)
     }

@@ -147,7 +147,16 @@
 //!   above holds with "members" read as "voters" (two voter majorities
 //!   intersect); a membership change moves the voter set by at most one
 //!   node, so the old and new voter majorities intersect too. Learners are
-//!   judged (revoked, voided, fenced) by the voters like any member.
+//!   judged (revoked, voided, fenced) by the voters like any member, and a
+//!   learner reads only the voters' records
+//!   ([`RankedParams::learners_read_voters`]): it knows the other members
+//!   through the voters' revocations, fence votes and grants, so a
+//!   period's reads are O(N·V) for the cluster, not O(N²).
+//! * **Early claim.** The best-ranked candidate asks for the claim on a
+//!   group while its holder is revoked by a quorum but not void yet, and a
+//!   new request is published at once: the grants then come in the step
+//!   that voids the holder (a fence result, a fence vote read), not a claim
+//!   round later. A request is only a wish, so safety is unchanged.
 //! * **Stickiness and failback.** A running group stays where it runs;
 //!   with `failback` it moves back to a better-ranked node that has held
 //!   its lease for `failback_after`, at most once per (group, node,
@@ -327,6 +336,16 @@ pub struct RankedParams {
     /// O(N) for a voter, so a reader's cost stays O(N). The other members
     /// are learners whose liveness the voters judge (etcd's learners).
     pub max_voters: usize,
+    /// A learner (a member outside the voter set) reads only the voters'
+    /// records (default true): the voters judge every member's liveness
+    /// and publish it (revocations, fence votes) with the grants that say
+    /// where each group is claimed, so a learner needs nothing else. A
+    /// node's reads per heartbeat period are then V for a learner and N
+    /// for a voter: O(N·V) for the cluster instead of O(N²), as etcd's
+    /// learners follow the leader only. The cluster driver turns it off
+    /// under heartbeat-file membership, where each node's own reads are its
+    /// membership view.
+    pub learners_read_voters: bool,
 }
 
 impl Default for RankedParams {
@@ -352,6 +371,7 @@ impl Default for RankedParams {
             failback_after: Millis(10_000),
             stall_after: Millis(10_000),
             max_voters: 5,
+            learners_read_voters: true,
         }
     }
 }
@@ -456,6 +476,13 @@ pub(crate) struct Rules {
     /// again, which a stale copy of the revocation can turn into a double
     /// owner).
     pub lift_after_round: bool,
+    /// Failover without waiting rounds: a new claim request is published
+    /// at once, and the best-ranked candidate asks for the claim while the
+    /// holder is revoked by a quorum but not void yet, so that grants come
+    /// in the step that voids the holder (a latency rule, not a safety
+    /// rule: switched off, failover takes about three heartbeat periods
+    /// more).
+    pub early_claim: bool,
 }
 
 impl Default for Rules {
@@ -478,6 +505,7 @@ impl Default for Rules {
             wait_for_silent_release: true,
             lift_heard_revocation: true,
             lift_after_round: true,
+            early_claim: true,
         }
     }
 }

@@ -27,7 +27,8 @@ impl Ranked {
             // it still writes heartbeats (it cannot read, or its kill hung).
             let lost = self.record_of(x).is_some_and(|r| r.lease == LeaseState::Lost)
                 && self.rules.lost_needs_fence;
-            if j.void || !(j.revoked_quorum || lost) {
+            // A learner fences nothing it does not read (the voters do).
+            if j.void || !(j.revoked_quorum || lost) || !self.reads(x) {
                 continue;
             }
             // Only a node that holds its lease fences (the tie-breaker's

@@ -10,9 +10,17 @@ impl Ranked {
     }
 
     /// Ask for the claim on `group` (a new request unless already asking).
+    ///
+    /// A new request is published soon ([`Ranked::hurry`]), not at the next
+    /// heartbeat period: the grantors can only answer what they have read.
     pub(super) fn ask(&mut self, group: &str) {
-        let req = self.counter;
-        self.claims.entry(group.to_string()).or_insert(req);
+        if self.claims.contains_key(group) {
+            return;
+        }
+        self.claims.insert(group.to_string(), self.counter);
+        if self.rules.early_claim {
+            self.hurry();
+        }
     }
 
     pub(super) fn requests(&self, group: &str, judged: &BTreeMap<u32, Judgement>) -> Vec<Epoch> {

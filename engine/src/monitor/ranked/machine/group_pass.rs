@@ -66,15 +66,42 @@ impl Ranked {
             .iter()
             .copied()
             .filter(|&n| {
+                // A member a learner does not read is heard while the
+                // voters neither revoked it nor proved it void.
+                let unread_live =
+                    !self.reads(n) && judged.get(&n).is_some_and(|j| !j.void && !j.revoked_quorum);
                 n == self.me
-                    || (!self.durable.revocations.contains_key(&n)
+                    || unread_live
+                    || (self.reads(n)
+                        && !self.durable.revocations.contains_key(&n)
                         && judged.get(&n).is_some_and(|j| !j.void))
             })
             .collect();
-        // A member never read and not void: its groups are unknown.
+        // A member never read and not void: its groups are unknown. (A
+        // learner's unread members are known through the voters' grants.)
         let blind = members.iter().any(|&n| {
-            n != self.me && self.record_of(n).is_none() && judged.get(&n).is_some_and(|j| !j.void)
+            n != self.me
+                && self.reads(n)
+                && self.record_of(n).is_none()
+                && judged.get(&n).is_some_and(|j| !j.void)
         });
+        // A learner's view of the members it does not read: group → nodes a
+        // voter grants it to (a claim asked or held there).
+        let mut granted_unread: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        if !self.reads_all() {
+            for &v in self.durable.config.voters() {
+                let Some(r) = self.record_of(v) else { continue };
+                for (g, to) in &r.grants {
+                    let live = judged.get(&to.node).is_some_and(|j| !j.void);
+                    if to.node != self.me && !self.reads(to.node) && live {
+                        let nodes = granted_unread.entry(g.clone()).or_default();
+                        if !nodes.contains(&to.node) {
+                            nodes.push(to.node);
+                        }
+                    }
+                }
+            }
+        }
         // A member that publishes `lost` and is not void (not fenced yet)
         // may run any group, named in its record or not (orphans in D
         // state): plan nothing until it is fenced or its kill lands.
@@ -121,6 +148,7 @@ impl Ranked {
                     attempts.push(n);
                 }
             }
+            attempts.extend(granted_unread.get(&g).into_iter().flatten().copied());
             let preferred = self.preferred(&g);
             match own {
                 Some(_) if self.told.get(&g).map(String::as_str) == Some("stop") => {
@@ -194,6 +222,12 @@ impl Ranked {
                 }
                 _ => {
                     // Idle here: plan when unplaced and my slot has come.
+                    if self.rules.early_claim
+                        && self.asks_early(&g, &running, &attempts, &heard, judged)
+                        && !(blind || mixed || lost_member)
+                    {
+                        continue;
+                    }
                     if !running.is_empty() || !attempts.is_empty() || blind || mixed || lost_member
                     {
                         self.unplaced_since.remove(&g);
@@ -218,6 +252,51 @@ impl Ranked {
                 }
             }
         }
+    }
+
+    /// Ask early for the claim on `group`, while every node that runs or
+    /// attempts it is revoked by a quorum but not void yet (a fence in flight, a release
+    /// on its way)? Only the best-ranked heard candidate does. The request
+    /// is published at once, so that each grantor grants it in the very
+    /// step in which it learns the holder is void (its fence result, the
+    /// holder's release, a fence vote in a record), instead of a claim
+    /// round (request, read, grant, read: about three heartbeat periods)
+    /// after the requester itself saw the holder void.
+    ///
+    /// Safety is unchanged: a request is only a wish; a grantor still
+    /// grants at most one live claim per group and frees the holder's
+    /// grant only once the holder is void, and nothing is planned or
+    /// started here before the holder is void and a quorum granted the
+    /// claim. A request that stands while the holder is not voided is kept
+    /// out of the stall check (waiting for a fence is not a stall).
+    fn asks_early(
+        &mut self,
+        group: &str,
+        running: &[u32],
+        attempts: &[u32],
+        heard: &[u32],
+        judged: &BTreeMap<u32, Judgement>,
+    ) -> bool {
+        let condemned = |n: &u32| judged.get(n).is_some_and(|j| j.revoked_quorum && !j.void);
+        let mut holders = running.iter().chain(attempts);
+        if running.is_empty() && attempts.is_empty() || !holders.all(condemned) {
+            return false;
+        }
+        let now = self.now;
+        let candidates: Vec<u32> = heard
+            .iter()
+            .copied()
+            .filter(|n| !running.contains(n) && !attempts.contains(n))
+            .filter(|&n| n != self.me || self.eligibility.eligible(group, n, now))
+            .collect();
+        let preferred = self.preferred(group);
+        if rank(group, &preferred, &candidates).first() != Some(&self.me) {
+            return false;
+        }
+        self.unplaced_since.remove(group);
+        self.ask(group);
+        self.progress.insert(group.to_string(), now);
+        true
     }
 
     /// The safety net for claims that lead nowhere: a group claimed here

@@ -10,7 +10,9 @@ impl Ranked {
     pub(super) fn revocation_pass(&mut self) {
         let now = self.now;
         for node in self.members() {
-            if node == self.me {
+            // A learner revokes nobody it does not read: the voters judge
+            // those members (and only voters' revocations count).
+            if node == self.me || !self.reads(node) {
                 continue;
             }
             let started = self.started;
