@@ -256,6 +256,12 @@ fn log_ranked(notice: clinit_engine::monitor::ranked::RankedNotice) {
              beyond (it no longer counts this node toward its lease)",
             up_to.incarnation, up_to.counter
         ),
+        N::RevocationWithdrawn { node, up_to } => info!(
+            "node {node} heard again: revocation withdrawn (no longer published); its \
+             acknowledgements stay capped at incarnation {} counter {} until every other voter \
+             has seen a record without the revocation",
+            up_to.incarnation, up_to.counter
+        ),
         N::RevocationLifted { node } => {
             info!("node {node}: revocation lifted (heard again, or released since)")
         }
