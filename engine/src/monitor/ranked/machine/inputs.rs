@@ -211,12 +211,10 @@ impl Ranked {
                 // read, capped by its revocations. Reads come once per P,
                 // so this adds at most one record per read round.
                 if fresh && self.is_voter() {
-                    // At most one prompt record per half period, counted
-                    // apart from `hurry`'s urgent records (claims,
-                    // releases): an early claim published just before must
-                    // not hold the acknowledgement back a whole period.
+                    // Half a period at most, and never through `hurry`'s
+                    // budget, which urgent records (claims, releases) need.
                     let half = Millis(self.params.heartbeat.0 / 2);
-                    if self.prompt_ack_at.is_none_or(|t| t + half <= now)
+                    if self.last_heartbeat.is_none_or(|t| t + half <= now)
                         && self.next_heartbeat > now
                     {
                         self.next_heartbeat = now;
