@@ -732,18 +732,27 @@ mod tests {
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
         small_pipe(r.as_fd());
         assert_eq!(pipe_size(w.as_fd()), PIPE_START as i32);
-        thread.send(OutputJob::Output { fd: r, group: "g".into(), tag: "t".into() });
         let (done_tx, done) = std::sync::mpsc::channel();
+        let (filled_tx, filled) = std::sync::mpsc::channel();
         let writer = std::thread::spawn(move || {
-            let mut f = std::fs::File::from(w);
+            let mut text = Vec::new();
             for i in 0..20_200 {
-                // Each line about 60 bytes: the first page fills at once.
-                writeln!(f, "line {i:06} {}", "x".repeat(48)).expect("write");
+                // Each line about 60 bytes.
+                writeln!(text, "line {i:06} {}", "x".repeat(48)).expect("format");
             }
+            let mut f = std::fs::File::from(w);
+            // Fill the page before the reader starts, so its first read
+            // surely finds the pipe full (a reader that always keeps up
+            // never grows the pipe, and that is right: nothing to test).
+            f.write_all(&text[..PIPE_START]).expect("fill the first page");
+            let _ = filled_tx.send(());
+            f.write_all(&text[PIPE_START..]).expect("write");
             let grown = pipe_size(f.as_fd());
             drop(f);
             let _ = done_tx.send(grown);
         });
+        filled.recv_timeout(Duration::from_secs(30)).expect("the writer filled the page");
+        thread.send(OutputJob::Output { fd: r, group: "g".into(), tag: "t".into() });
         let grown = done.recv_timeout(Duration::from_secs(30)).expect("the writer finished");
         writer.join().expect("writer");
         assert_eq!(grown, PIPE_GROWN as i32, "grown back by the reader");
