@@ -38,18 +38,8 @@ impl Ranked {
                         self.reconsider(node, r, down || silent);
                     }
                 }
-                Some(_) => {
-                    // A new incarnation: the old revocation is moot.
-                    self.set_durable(|d| {
-                        d.revocations.remove(&node);
-                        d.withdrawn.remove(&node);
-                    });
-                    if let Some(p) = self.peers.get_mut(&node) {
-                        p.revoked_by_me_at = None;
-                        p.revoked_at_counter = None;
-                        p.withdrawn_from = None;
-                    }
-                }
+                // A new incarnation: the old revocation is moot.
+                Some(_) => self.forget_revocation(node),
                 None if down || silent => {
                     self.set_durable(|d| {
                         d.revocations.insert(node, latest);
@@ -67,9 +57,10 @@ impl Ranked {
         }
     }
 
-    /// Remove the revocation of `node` (it released, or the lifting
-    /// round of [`Ranked::reconsider`] completed).
-    fn lift(&mut self, node: u32) {
+    /// Drop every trace of this node's revocation of `node`: the durable
+    /// revocation and its withdrawal, and the per-peer bookkeeping of when
+    /// it was made. Shared by a lift and by a new incarnation of `node`.
+    fn forget_revocation(&mut self, node: u32) {
         self.set_durable(|d| {
             d.revocations.remove(&node);
             d.withdrawn.remove(&node);
@@ -79,6 +70,12 @@ impl Ranked {
             p.revoked_at_counter = None;
             p.withdrawn_from = None;
         }
+    }
+
+    /// Remove the revocation of `node` (it released, or the lifting
+    /// round of [`Ranked::reconsider`] completed).
+    fn lift(&mut self, node: u32) {
+        self.forget_revocation(node);
         self.log(RankedNotice::RevocationLifted { node });
     }
 
