@@ -91,6 +91,14 @@ enum Command {
         /// Print the summary as JSON (fixed fields).
         #[arg(long)]
         json: bool,
+        /// Also list the run's fault episodes in words, in time order (the
+        /// drawn schedule, or the one given with --schedule).
+        #[arg(long)]
+        episodes: bool,
+        /// Write the run's fault schedule to FILE (JSON, the format
+        /// --schedule reads), so that it can be edited and run again.
+        #[arg(long, value_name = "FILE")]
+        schedule_out: Option<PathBuf>,
     },
     /// Many seeds over a parameter grid, in parallel; one row per grid point.
     Sweep {
@@ -306,7 +314,16 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, CliError> {
 
 fn dispatch(command: Command) -> Result<ExitCode, CliError> {
     match command {
-        Command::Run { scenario, cluster, seed, trace, no_trace, json: as_json } => {
+        Command::Run {
+            scenario,
+            cluster,
+            seed,
+            trace,
+            no_trace,
+            json: as_json,
+            episodes,
+            schedule_out,
+        } => {
             let cfg = scenario.build(cluster.nodes, &cluster.params)?;
             let out: Option<Box<dyn std::io::Write + Send>> = match &trace {
                 Some(path) => {
@@ -326,6 +343,17 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 if let Some(path) = &trace {
                     println!("trace written to {}", path.display());
                 }
+                if episodes {
+                    println!("fault episodes ({}):", result.schedule.faults.len());
+                    for f in &result.schedule.faults {
+                        println!("  at {}: {}", report::fmt_secs(f.at.0 as f64 / 1000.0), f.fault);
+                    }
+                }
+            }
+            if let Some(path) = &schedule_out {
+                std::fs::write(path, json(&result.schedule)?).map_err(|e| {
+                    CliError::Other(format!("cannot write {}: {e}", path.display()))
+                })?;
             }
             if let Some(e) = &result.trace_error {
                 return Err(CliError::Other(format!("writing the trace failed: {e}")));
