@@ -1057,6 +1057,9 @@ impl World {
                 ClusterEvent::Ranked(notice) => {
                     self.tracker.log(now, node, 0, || format!("ranked: {notice:?}"));
                 }
+                ClusterEvent::Fenced { node: target } => {
+                    self.transitions_fenced(node, target);
+                }
                 ClusterEvent::FenceFailed { node: target, error } => {
                     self.tracker.log(now, node, target, || {
                         format!("STOMITH node {target} FAILED: {error}")

@@ -30,6 +30,7 @@ use clinit_engine::monitor::PolicyConfig;
 use clinit_engine::time::Millis;
 use clinit_sim::config::{MembershipModel, Workload};
 use clinit_sim::faults::{Fault, FaultChoice, Schedule, Scheduled};
+use clinit_sim::trace::TraceMode;
 use clinit_sim::world::HistoryFaultCounts;
 use clinit_sim::world::{
     RunResult, HOOK_ORDER, NO_FLAP, TRANSITION_AGREE, TRANSITION_FORWARD, TRANSITION_JOINER,
@@ -252,6 +253,92 @@ fn heartbeat_membership_under_ranked_neither_flaps_nor_forgets_an_up() {
                 last.is_none_or(|l| !l.contains(" down by ")),
                 "seed {seed}: node {node} ends down\n{text}"
             );
+        }
+    }
+}
+
+/// A 2-node `ranked` cluster where node `crashed` crashes at 60 s and
+/// boots again 40 s later.
+fn two_nodes(crashed: u32, membership: MembershipModel) -> SimConfig {
+    let mut cfg = burst(ranked(), &[]);
+    let fault = Fault::Crash { node: crashed, down: Millis::from_secs(40) };
+    let mut schedule =
+        Schedule { kinds: Vec::new(), faults: vec![Scheduled { at: Millis(60_000), fault }] };
+    schedule.refresh_kinds();
+    cfg.schedule = Some(schedule);
+    cfg.nodes = 2;
+    cfg.world.membership = membership;
+    cfg
+}
+
+/// The transitions each node announced, in announcement order, from the
+/// kept trace: (node, number, about, change).
+fn announced(r: &RunResult) -> Vec<(u64, u64, u64, String)> {
+    r.trace_lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            let t = v.get("transition")?;
+            let n = |k: &str| t.get(k).and_then(serde_json::Value::as_u64);
+            Some((n("node")?, n("number")?, n("about")?, t.get("change")?.as_str()?.to_string()))
+        })
+        .collect()
+}
+
+/// Issue 12: the simulator runs production's exact-half rule under
+/// `ranked` (`Recorder::with_tie_break`, fed the fences as `mosha` does).
+/// In a 2-node cluster the survivor holds half of the known nodes:
+/// * node 2 crashes: node 1 holds the lowest-numbered node and records;
+/// * node 1 crashes: node 2 records only by its fence of node 1 (the
+///   lost tie-breaker), whether the fence comes before the membership
+///   source lists node 1 down (an external source, ~10 s) or after it
+///   (heartbeat membership, 1.5 s).
+///
+/// Then the survivor records the crashed node's `down` then its `up`, every
+/// running monitor holds the same history at the end (`transition-agree`,
+/// checked), and on each node every transition is announced once, in
+/// increasing order, with one hook per announcement (`hook-order`: one at
+/// a time, in order). Before the rule was on, the survivor recorded
+/// nothing.
+#[test]
+fn a_two_node_ranked_survivor_records_its_peers_crash_and_runs_the_hooks_once_in_order() {
+    for crashed in [2, 1] {
+        let survivor = 3 - crashed;
+        for membership in [MembershipModel::default(), MembershipModel::Heartbeat] {
+            for seed in 1..=4 {
+                let cfg = two_nodes(crashed, membership);
+                let opts = RunOptions { trace: TraceMode::Keep, ..RunOptions::default() };
+                let r = run(&cfg, seed, opts).expect("valid");
+                let text = report::render(&r);
+                let case = format!("node {crashed} crashes, {membership:?}, seed {seed}");
+                assert!(r.tracker.violations().is_empty(), "{case}\n{text}");
+                let t = &r.transitions;
+                assert!(t.agreement_checked, "{case}: never settled\n{text}");
+                assert_eq!(t.compared, [1, 2], "{case}: both monitors compared");
+                // Heartbeat membership also records the first `up` of node 2.
+                let about: Vec<&String> =
+                    t.lines.iter().filter(|l| l.contains(&format!(" node {crashed} "))).collect();
+                assert!(about.len() >= 2, "{case}: a down, then an up\n{text}");
+                let about = &about[about.len() - 2..];
+                let down = format!(" node {crashed} down by {survivor}: ");
+                assert!(about[0].contains(&down), "{case}: the survivor records\n{text}");
+                assert!(about[1].contains(&format!(" node {crashed} up by ")), "{case}\n{text}");
+                if crashed == 1 {
+                    assert!(r.tracker.metrics.fences >= 1, "{case}: node 2 fenced node 1\n{text}");
+                }
+                let all = announced(&r);
+                for node in [1, 2] {
+                    let mine: Vec<u64> = all.iter().filter(|a| a.0 == node).map(|a| a.1).collect();
+                    assert!(mine.windows(2).all(|w| w[0] < w[1]), "{case}: node {node} {mine:?}");
+                }
+                assert!(
+                    all.iter().any(|a| a.0 == u64::from(survivor)
+                        && a.2 == u64::from(crashed)
+                        && a.3 == "down"),
+                    "{case}: the survivor announces the down (its nodedown hook)\n{text}"
+                );
+                assert_eq!(t.hooks_run, all.len() as u64, "{case}: one hook per announcement");
+            }
         }
     }
 }

@@ -56,6 +56,7 @@ use crate::seeds::{self, Stream};
 use clinit_engine::monitor::transitions::{
     Change, History, HookQueue, ReadPlan, Recorder, Transition,
 };
+use clinit_engine::monitor::PolicyConfig;
 use clinit_engine::time::Millis;
 use clinit_engine::trace::Record;
 use rand::Rng;
@@ -188,9 +189,14 @@ impl World {
             t.up_at.resize(n + 1, None);
         }
         let inc = self.nodes[node as usize].incarnation;
+        // `ranked`'s exact-half rule, as `mosha` runs it under `ranked`.
+        let mut rec = Recorder::new(node, (1..=self.cfg.nodes).collect());
+        if matches!(self.cfg.policy, PolicyConfig::Ranked(_)) {
+            rec = rec.with_tie_break();
+        }
         let rec = NodeRec {
             inc,
-            rec: Recorder::new(node, (1..=self.cfg.nodes).collect()),
+            rec,
             gen: 0,
             hooks: HookQueue::default(),
             rng: seeds::node_rng(self.seed, Stream::Hooks, node, inc),
@@ -219,6 +225,20 @@ impl World {
         let (now, wall) = (self.now, self.wall(node));
         let Some(r) = self.rec_mut(node) else { return };
         r.rec.membership(members, changes, wall);
+        r.gen += 1;
+        r.idle = false;
+        let (inc, gen) = (r.inc, r.gen);
+        self.queue.push(now, Ev::Record { node, inc, gen });
+    }
+
+    /// The node's driver fenced `target` successfully: under `ranked` the
+    /// fence is a vote for the exact-half rule, and the `down` ("fenced by
+    /// node N") waits for the next step, taken at once (`mosha`'s driver
+    /// sends the fence to its recorder thread, which wakes and steps).
+    pub(super) fn transitions_fenced(&mut self, node: u32, target: u32) {
+        let (now, wall) = (self.now, self.wall(node));
+        let Some(r) = self.rec_mut(node) else { return };
+        r.rec.fenced(target, wall);
         r.gen += 1;
         r.idle = false;
         let (inc, gen) = (r.inc, r.gen);

@@ -148,11 +148,22 @@ impl Recorder {
     /// is seen up again, and its `down` ("fenced") waits for the next step,
     /// which this vote may make the recorder's (the `down` this node saw
     /// earlier was dropped: it did not record then).
+    ///
+    /// The fence may come first: `ranked` suspects a silent peer after
+    /// 1.5 s and fences it, while a membership source may list it down
+    /// only seconds later. The vote is then kept for the next membership
+    /// change, which drops the node from the view (the `down` comes with
+    /// it); a change that still shows the node ends the vote (see
+    /// [`Recorder::membership`]). Dropping such a vote, as this did at
+    /// first, left a 2-node survivor that fenced node 1 recording nothing.
     pub fn fenced(&mut self, node: u32, at_ms: i64) {
-        if !self.tie_break || self.view.contains(&node) {
+        if !self.tie_break {
             return;
         }
         self.fenced.insert(node);
+        if self.view.contains(&node) {
+            return;
+        }
         let reason = format!("fenced by node {}", self.me);
         self.pending.push(Pending { node, change: Change::Down, reason, at_ms });
     }
@@ -164,7 +175,9 @@ impl Recorder {
 
     /// The driver saw membership change: `members` is its view now,
     /// `changes` what changed (node, up/down, reason), at this node's wall
-    /// clock `at_ms` (ms since the epoch).
+    /// clock `at_ms` (ms since the epoch). A fence vote ends when the view
+    /// holds its node: seen up again, or not dropped by the first change
+    /// after a fence that came before the membership source's `down`.
     pub fn membership(&mut self, members: &[u32], changes: Vec<(u32, Change, String)>, at_ms: i64) {
         self.view = members.iter().copied().collect();
         self.fenced.retain(|n| !self.view.contains(n));
@@ -321,7 +334,35 @@ mod tests {
         let s = two.step(Vec::new(), true);
         assert!(s.announce.is_empty() && s.not_recorded.len() == 1, "no vote any more: {s:?}");
 
-        // Without the rule (classic, the simulator), neither half records.
+        // The fence may come before the membership source drops node 1
+        // (ranked suspects after 1.5 s; a membership source may take
+        // longer): the vote waits for that change, which records.
+        let mut early = Recorder::new(2, vec![1, 2]).with_tie_break();
+        early.step(Vec::new(), true);
+        early.membership(&[1, 2], Vec::new(), 1_000);
+        early.step(Vec::new(), true);
+        early.fenced(1, 4_000);
+        let s = early.step(Vec::new(), true);
+        assert!(s.announce.is_empty(), "node 1 is still in the view: {s:?}");
+        early.membership(&[2], down(1), 9_000);
+        let s = early.step(Vec::new(), true);
+        assert_eq!(s.announce.len(), 1, "the fence's vote records the drop: {s:?}");
+        assert_eq!(
+            (s.announce[0].node, s.announce[0].change, s.announce[0].by),
+            (1, Change::Down, 2)
+        );
+        // A change that still shows the fenced node ends that vote.
+        let mut stale = Recorder::new(2, vec![1, 2]).with_tie_break();
+        stale.step(Vec::new(), true);
+        stale.membership(&[1, 2], Vec::new(), 1_000);
+        stale.fenced(1, 4_000);
+        stale.membership(&[1, 2], Vec::new(), 5_000);
+        stale.step(Vec::new(), true);
+        stale.membership(&[2], down(1), 9_000);
+        let s = stale.step(Vec::new(), true);
+        assert!(s.announce.is_empty() && s.not_recorded.len() == 1, "vote ended: {s:?}");
+
+        // Without the rule (classic), neither half records.
         let mut plain = Recorder::new(1, vec![1, 2]);
         plain.step(Vec::new(), true);
         plain.membership(&[1], down(2), 5_000);
