@@ -33,7 +33,7 @@ use crate::protocol::{self, Reply, Request};
 use crate::readiness::{Cancel, NotifySocket, ReadyTx};
 use crate::safe_read::{read_regular, ReadError};
 use clinit_engine::cltab::{Cltab, ParseErrors, MAX_CLTAB_BYTES};
-use clinit_engine::cluster::IoFailure;
+use clinit_engine::cluster::{IoFailure, SpawnFailure};
 use clinit_engine::driver::{Executed, NodeDriver, Processes, StatusStore};
 use clinit_engine::init::{Action, Init, InitConfig, Input, Notice, Reply as InitReply};
 use clinit_engine::options::{EntryOptions, Readiness};
@@ -450,9 +450,11 @@ impl RealProcesses {
 }
 
 impl RealProcesses {
-    /// [`RealProcesses::start_child`], its error as an [`IoFailure`] (which
-    /// keeps the `io::ErrorKind`): the cluster driver gets it as a
-    /// `SpawnResult` input.
+    /// [`RealProcesses::start_child`] for `mosha`'s executor: the cluster
+    /// driver gets its error as a `SpawnResult` input. A shortage (by
+    /// errno, [`shortage_of`], as `clinit -d` classifies it) is
+    /// [`SpawnFailure::Starved`], retried without counting a crash; any
+    /// other error an [`IoFailure`] (which keeps the `io::ErrorKind`).
     pub fn spawn_child(
         &mut self,
         id: ProcId,
@@ -460,8 +462,11 @@ impl RealProcesses {
         tag: &str,
         level: &str,
         command: &str,
-    ) -> Result<u32, IoFailure> {
-        self.start_child(id, group, tag, level, command).map_err(IoFailure::from)
+    ) -> Result<u32, SpawnFailure> {
+        self.start_child(id, group, tag, level, command).map_err(|e| match e.shortage() {
+            Some(shortage) => SpawnFailure::Starved { shortage, failure: IoFailure::from(e) },
+            None => SpawnFailure::Io(IoFailure::from(e)),
+        })
     }
 
     /// Start `/bin/sh -c command` for entry `group/tag` at `level`, with

@@ -337,7 +337,7 @@ impl Executor {
                     self.watch_group(id, *pid);
                 }
                 self.labels.insert(id, label);
-                Some(ClusterInput::SpawnResult { id, result: result.map_err(SpawnFailure::Io) })
+                Some(ClusterInput::SpawnResult { id, result })
             }
             ClusterCommand::Signal { id, signal } => {
                 let label = self.labels.get(&id).cloned().unwrap_or_else(|| id.to_string());

@@ -302,6 +302,14 @@ pub enum SpawnFailure {
     /// start it (a late command must not extend a lease that ended).
     #[error("the executor ran it {late_by} ms after its not-after time")]
     TooLate { late_by: u64 },
+    /// The spawn failed for lack of a resource (`EMFILE`, `ENFILE`,
+    /// `EAGAIN`, `ENOMEM`: the executor maps the errno, which
+    /// `io::ErrorKind` does not keep for `EMFILE`). The init machine
+    /// retries it soon and does not count it toward the crash-loop
+    /// throttle ([`crate::init::Input::SpawnStarved`]), as `clinit -d`
+    /// does: a starved respawn entry otherwise waited a minute.
+    #[error("{failure}: {shortage}, retried soon, not counted as a crash")]
+    Starved { shortage: crate::process::Shortage, failure: IoFailure },
 }
 
 /// Why a fence failed.

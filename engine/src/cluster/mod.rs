@@ -368,9 +368,16 @@ impl ClusterDriver {
             }
             ClusterInput::SpawnResult { id, result } => {
                 if let Err(error) = result {
+                    let input = match &error {
+                        SpawnFailure::Starved { shortage, .. } => {
+                            Input::SpawnStarved { id, shortage: *shortage }
+                        }
+                        _ => {
+                            Input::Exited { id, status: ExitStatus::SpawnFailed, lingering: false }
+                        }
+                    };
                     self.events.push_back(ClusterEvent::SpawnFailed { id, error });
-                    let status = ExitStatus::SpawnFailed;
-                    self.init_step(now, Input::Exited { id, status, lingering: false });
+                    self.init_step(now, input);
                 }
             }
             ClusterInput::ChildExited { id, status, lingering } => {

@@ -78,6 +78,11 @@ struct Exec {
     not_after: Vec<Option<Millis>>,
     /// Spawns refused as late (`Faults::spawns_late`).
     refused_late: usize,
+    /// The next this many spawns fail: as starved for `spawn_shortage`
+    /// (`EMFILE`...), else as a plain I/O failure. Every try's time.
+    spawn_fails: usize,
+    spawn_shortage: Option<crate::process::Shortage>,
+    spawn_tries: Vec<Millis>,
 }
 
 /// What the executor should do with some commands.
@@ -274,6 +279,16 @@ impl Cluster {
                         id,
                         result: Err(SpawnFailure::TooLate { late_by }),
                     });
+                }
+                exec.spawn_tries.push(now);
+                if exec.spawn_fails > 0 {
+                    exec.spawn_fails -= 1;
+                    let failure = IoFailure::other("spawn w1", ErrorKind::Other, "out of fds");
+                    let result = Err(match exec.spawn_shortage {
+                        Some(shortage) => SpawnFailure::Starved { shortage, failure },
+                        None => SpawnFailure::Io(failure),
+                    });
+                    return Some(ClusterInput::SpawnResult { id, result });
                 }
                 exec.running.insert(id);
                 exec.spawned.push(format!("{group}/{tag}@{level}"));
@@ -922,3 +937,5 @@ fn unchanged_nodes_answered_in_one_line_decide_the_same() {
 
 /// The same executor hosting `ranked`.
 mod ranked;
+/// Spawns that fail for lack of a resource (issue 10).
+mod starved;

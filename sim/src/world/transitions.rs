@@ -2,7 +2,10 @@
 //! `mosha` runs the engine's record step
 //! ([`clinit_engine::monitor::transitions::Recorder`]) as `mosha`'s
 //! recorder thread does (a step every 0.5 s and at once on a membership
-//! change), on a simulated `transitions` file in each node's shared
+//! change; under `ranked` with the exact-half rule,
+//! [`Recorder::with_tie_break`], fed the driver's successful fences as
+//! `mosha`'s driver feeds its recorder thread), on a simulated
+//! `transitions` file in each node's shared
 //! directory; and the engine's [`HookQueue`] orders its hooks, each a
 //! simulated command that runs for a drawn time (0–3 s, so a burst of
 //! transitions queues hooks behind each other).
