@@ -331,6 +331,9 @@ impl Executor {
                 let result = self.processes.spawn_child(id, &group, &tag, &level, &command);
                 match &result {
                     Ok(pid) => info!("{label} {id} is pid {pid}"),
+                    // Said by the driver's `SpawnFailed` event (once per
+                    // try, at most one a second once retries settle).
+                    Err(SpawnFailure::Starved { .. }) => {}
                     Err(e) => error!("{tag} {id}: {e}"),
                 }
                 if let Ok(pid) = &result {
