@@ -4,7 +4,9 @@
 //! * `standby`: the operator puts the owner of `web` in standby (a
 //!   scheduled [`Fault::Standby`], a hand edit of that node's hactl): `web`
 //!   moves to another node, never back while the standby lasts, and no
-//!   ground-truth invariant breaks;
+//!   ground-truth invariant breaks; once standby is off, `web` stays where
+//!   it runs, and the node takes groups again (it gets `web` when the
+//!   others cannot have it);
 //! * `hactl-edit` under a clock an hour fast: the skewed node's restore of
 //!   an edit carries a future mtime; a later edit on another node still
 //!   wins, because versions decide, not mtimes;
@@ -80,6 +82,51 @@ fn standby_moves_the_group_off_the_node_and_keeps_it_off() {
     assert_ne!(runners[0], owner, "web still on the standby node\n{}", report::render(&r));
     assert_eq!(calm.tracker.metrics.moves, 0);
     assert!(r.tracker.metrics.moves >= 1, "{}", report::render(&r));
+}
+
+/// Standby on and off: the owner `a` of `web` is in standby from 60 s to
+/// 120 s. `web` moves to another node `b`, and stays there once standby
+/// is off (no failback), through 160 s. Then the third node goes into
+/// standby (165 s) and `b` crashes (180 s): the only node left to take
+/// `web` is `a`, out of standby, and it does.
+#[test]
+fn standby_off_leaves_the_group_where_it_runs_and_the_node_takes_groups_again() {
+    let calm = run(&ranked("web start\n", 4, vec![]), 1, RunOptions::default()).expect("valid");
+    let [a] = calm.tracker.runners("web")[..] else {
+        panic!("web not on one node\n{}", report::render(&calm))
+    };
+    let on_off = || (60, Fault::Standby { node: a, len: Millis::from_secs(60) });
+    // Where web runs after the standby (the same seed, the same run up to
+    // the later faults).
+    let cfg = ranked("web start\n", 6, vec![on_off()]);
+    let mut w = World::new(&cfg, 1, RunOptions::default()).expect("valid");
+    w.run_until(Millis::from_secs(160));
+    let [b] = w.tracker().runners("web")[..] else {
+        panic!("web not on one node at 160 s: {:?}", w.tracker().runners("web"))
+    };
+    assert_ne!(b, a, "web moved off the standby node");
+    let c = (1..=3).find(|&n| n != a && n != b).expect("a third node");
+
+    let faults = vec![
+        on_off(),
+        (165, Fault::Standby { node: c, len: Millis::from_secs(3600) }),
+        (180, Fault::Crash { node: b, down: Millis::from_secs(3600) }),
+    ];
+    let cfg = ranked("web start\n", 6, faults);
+    let mut w = World::new(&cfg, 1, RunOptions::default()).expect("valid");
+    let mut owners = Vec::new();
+    watch(&mut w, Millis::from_secs(125), Millis::from_secs(160), |w| {
+        owners.push(w.tracker().runners("web"));
+    });
+    assert!(owners.iter().all(|o| *o == [b]), "web moved back or stopped after standby off");
+    let no_standby = (1..=3).all(|n| {
+        w.hactl_file(n).is_some_and(|f| !String::from_utf8_lossy(&f).contains("#@standby"))
+    });
+    assert!(no_standby, "standby off replicated to every node by 160 s");
+    w.run_to_end();
+    let r = w.finish(std::time::Duration::ZERO);
+    assert!(r.tracker.violations().is_empty(), "{}", report::render(&r));
+    assert_eq!(r.tracker.runners("web"), [a], "node {a} takes web again\n{}", report::render(&r));
 }
 
 /// Node 3's clock runs an hour fast. The operator stops `web` on node 3
