@@ -12,43 +12,11 @@
 mod common;
 
 use clinit_backends::protocol::Request;
+use common::nofile::{lowest_free, set_nofile, starve};
 use common::{alive, wait_for, Daemon};
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(10);
-
-/// The daemon's open descriptor numbers.
-fn open_fds(pid: i32) -> BTreeSet<u64> {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("read the daemon's fd directory")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect()
-}
-
-/// The lowest descriptor number the daemon does not hold: with the limit
-/// at this number it can open nothing new.
-fn lowest_free(pid: i32) -> u64 {
-    let fds = open_fds(pid);
-    (0..).find(|n| !fds.contains(n)).unwrap_or(0)
-}
-
-/// Set the daemon's soft RLIMIT_NOFILE (the hard limit stays: raising it
-/// again would need CAP_SYS_RESOURCE) and return the old soft limit.
-fn set_nofile(pid: i32, soft: u64) -> Result<u64, std::io::Error> {
-    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: the pointer is to a live, properly initialised struct.
-    if unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let new = libc::rlimit { rlim_cur: soft, rlim_max: old.rlim_max };
-    // SAFETY: as above.
-    if unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(old.rlim_cur)
-}
 
 fn starved_lines(log: &str) -> usize {
     log.lines().filter(|l| l.contains("not started, out of file descriptors (EMFILE)")).count()
@@ -64,13 +32,9 @@ fn out_of_descriptors_a_respawn_is_retried_within_a_second_and_not_throttled() {
     d.wait_state("g", "1 DONE", T);
     std::thread::sleep(Duration::from_millis(300));
 
-    let limit = lowest_free(daemon);
-    let soft = set_nofile(daemon, limit).expect("lower the daemon's limit");
-    let restore = scopeguard(move || {
-        if let Err(e) = set_nofile(daemon, soft) {
-            eprintln!("cannot restore the daemon's descriptor limit: {e}");
-        }
-    });
+    // Restored when dropped, even if an assertion fails, so the daemon's
+    // shutdown can still open what it needs.
+    let restore = starve(daemon);
     std::fs::remove_file(d.path("srv.pid")).expect("remove srv.pid");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(first), nix::sys::signal::SIGKILL)
         .expect("kill srv");
@@ -123,18 +87,4 @@ fn out_of_descriptors_a_respawn_is_retried_within_a_second_and_not_throttled() {
         .expect("srv entry");
     assert_eq!(srv["state"], "running", "{srv}");
     assert_eq!(srv["fast_respawns"], 0, "{srv}");
-}
-
-/// Runs `f` when dropped: the daemon's limit is restored even if an
-/// assertion fails, so its shutdown can still open what it needs.
-fn scopeguard(f: impl FnOnce()) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
 }

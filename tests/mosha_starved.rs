@@ -15,53 +15,10 @@
 mod common;
 
 use common::cluster::{service_line, service_pid, Cluster};
-use std::collections::BTreeSet;
+use common::nofile;
 use std::time::{Duration, Instant, SystemTime};
 
 const PHASE: Duration = Duration::from_secs(60);
-
-/// The process's open descriptor numbers.
-fn open_fds(pid: i32) -> BTreeSet<u64> {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("read mosha's fd directory")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect()
-}
-
-/// The lowest descriptor number `pid` does not hold.
-fn lowest_free(pid: i32) -> u64 {
-    let fds = open_fds(pid);
-    (0..).find(|n| !fds.contains(n)).unwrap_or(0)
-}
-
-/// Set `pid`'s soft RLIMIT_NOFILE (the hard one stays) and return the old
-/// soft limit.
-fn set_nofile(pid: i32, soft: u64) -> Result<u64, std::io::Error> {
-    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: the pointer is to a live, properly initialised struct.
-    if unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let new = libc::rlimit { rlim_cur: soft, rlim_max: old.rlim_max };
-    // SAFETY: as above.
-    if unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(old.rlim_cur)
-}
-
-/// Restores the limit when dropped, even if an assertion fails, so the
-/// node can still stop its groups at the end.
-struct Restore(i32, u64);
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        if let Err(e) = set_nofile(self.0, self.1) {
-            eprintln!("cannot restore mosha's descriptor limit: {e}");
-        }
-    }
-}
 
 fn starved_lines(log: &str) -> usize {
     log.lines().filter(|l| l.contains("(EMFILE), retried soon, not counted as a crash")).count()
@@ -80,8 +37,7 @@ fn out_of_descriptors_a_mosha_respawn_is_retried_within_a_second_and_not_throttl
     std::thread::sleep(Duration::from_millis(1_000));
     let mosha = c.mosha_pid(1).as_raw();
 
-    let soft = set_nofile(mosha, lowest_free(mosha)).expect("lower mosha's limit");
-    let restore = Restore(mosha, soft);
+    let restore = nofile::starve(mosha);
     let pid_file = pids.join("1.web");
     std::fs::remove_file(&pid_file).expect("remove the pid file");
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(first), nix::sys::signal::SIGKILL)

@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod nofile;
 
 use clinit_backends::protocol::{call, Reply, Request};
 use clinit_engine::status::ClStat;
