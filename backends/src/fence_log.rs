@@ -34,54 +34,28 @@ pub struct FenceEntry {
     pub incarnation: u64,
 }
 
-/// A log that cannot be used: which line and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {reason}")]
-pub struct ParseError {
-    pub line: usize,
-    pub reason: String,
-}
+pub use crate::word_log::ParseError;
 
 /// Parse a log (blank and `#` lines skipped); a malformed line makes the
 /// whole file unusable.
 pub fn parse(text: &str) -> Result<Vec<FenceEntry>, ParseError> {
-    let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let bad = |reason: &str| ParseError { line: i + 1, reason: reason.into() };
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let [at, node, inc] = words[..] else {
-            return Err(bad("expected `at_ms node incarnation`"));
-        };
-        out.push(FenceEntry {
-            at_ms: at.parse().map_err(|_| bad("at_ms is not a number"))?,
-            node: node.parse().map_err(|_| bad("node is not a number"))?,
-            incarnation: inc.parse().map_err(|_| bad("incarnation is not a number"))?,
-        });
-    }
-    Ok(out)
+    crate::word_log::parse(text, "expected `at_ms node incarnation`", |[at, node, inc]| {
+        Ok(FenceEntry {
+            at_ms: at.parse().map_err(|_| "at_ms is not a number")?,
+            node: node.parse().map_err(|_| "node is not a number")?,
+            incarnation: inc.parse().map_err(|_| "incarnation is not a number")?,
+        })
+    })
 }
 
 fn render(entries: &[FenceEntry]) -> String {
-    let mut out = String::from("# mosha fence log: at_ms node incarnation\n");
-    for e in entries {
-        out.push_str(&format!("{} {} {}\n", e.at_ms, e.node, e.incarnation));
-    }
-    out
+    let lines = entries.iter().map(|e| format!("{} {} {}", e.at_ms, e.node, e.incarnation));
+    crate::word_log::render("# mosha fence log: at_ms node incarnation", lines)
 }
 
 /// The log at `path` (`Ok(None)`: no log). Errors name the file and line.
 pub fn read(path: &Path) -> Result<Option<Vec<FenceEntry>>, String> {
-    match crate::safe_read::read_regular(path, LIMIT) {
-        Ok(None) => Ok(None),
-        Ok(Some(bytes)) => parse(&String::from_utf8_lossy(&bytes))
-            .map(Some)
-            .map_err(|e| format!("{}:{e}", path.display())),
-        Err(e) => Err(format!("{}: {e}", path.display())),
-    }
+    crate::word_log::read(path, LIMIT, parse)
 }
 
 /// Append `entry` to the log at `path`, keeping the last [`KEEP`] lines.

@@ -38,58 +38,31 @@ pub struct GroupChange {
     pub state: String,
 }
 
-/// A record that cannot be used: which line and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {reason}")]
-pub struct ParseError {
-    pub line: usize,
-    pub reason: String,
-}
+pub use crate::word_log::ParseError;
 
 /// Parse a record (blank and `#` lines skipped). Any malformed line makes
 /// the whole file unusable: a half-understood record would give wrong
 /// ages.
 pub fn parse(text: &str) -> Result<Vec<GroupChange>, ParseError> {
-    let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let bad = |reason: &str| ParseError { line: i + 1, reason: reason.into() };
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let [at, group, level, state] = words[..] else {
-            return Err(bad("want `at_ms group level STATE`"));
-        };
-        let at_ms = at.parse::<i64>().map_err(|_| bad("at_ms is not an integer"))?;
-        out.push(GroupChange {
-            at_ms,
+    crate::word_log::parse(text, "want `at_ms group level STATE`", |[at, group, level, state]| {
+        Ok(GroupChange {
+            at_ms: at.parse::<i64>().map_err(|_| "at_ms is not an integer")?,
             group: group.into(),
             level: level.into(),
             state: state.into(),
-        });
-    }
-    Ok(out)
+        })
+    })
 }
 
 /// The file's text.
 pub fn render(changes: &[GroupChange]) -> String {
-    let mut out = String::from("# group changes (mosha): at_ms group level STATE\n");
-    for c in changes {
-        out.push_str(&format!("{} {} {} {}\n", c.at_ms, c.group, c.level, c.state));
-    }
-    out
+    let lines = changes.iter().map(|c| format!("{} {} {} {}", c.at_ms, c.group, c.level, c.state));
+    crate::word_log::render("# group changes (mosha): at_ms group level STATE", lines)
 }
 
 /// Read a node's record: `Ok(None)` when it has none.
 pub fn read(path: &Path) -> Result<Option<Vec<GroupChange>>, String> {
-    match crate::safe_read::read_regular(path, LIMIT) {
-        Ok(None) => Ok(None),
-        Ok(Some(bytes)) => parse(&String::from_utf8_lossy(&bytes))
-            .map(Some)
-            .map_err(|e| format!("{}:{e}", path.display())),
-        Err(e) => Err(format!("{}: {e}", path.display())),
-    }
+    crate::word_log::read(path, LIMIT, parse)
 }
 
 /// The writer `mosha` keeps: the record so far and each group's last line.

@@ -33,3 +33,4 @@ pub mod status_detail;
 pub mod status_reply;
 pub mod trace_writer;
 pub mod watchdog;
+pub mod word_log;
