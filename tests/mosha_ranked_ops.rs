@@ -15,7 +15,8 @@
 //! * a hung hook is killed after its time-out and a failing hook is logged,
 //!   and neither blocks the monitor;
 //! * a hand edit caught half-way by an editor's write in place is never
-//!   adopted; the whole file is sealed after the 2 s settle time.
+//!   adopted; the whole file is sealed after the 2 s settle time;
+//! * a truncated `cltab` copy is never adopted either.
 //!
 //! Every process started is ended by pid or by the process groups its
 //! children record, never by name; every wait is bounded.
@@ -810,4 +811,41 @@ fn a_hand_edit_caught_half_way_is_not_adopted_and_the_whole_is_sealed_after_the_
         eprintln!("the half stood {stood:?} (a stalled test): not judged");
     }
     assert_eq!(owners(&c).len(), 1, "{}", c.report());
+}
+
+/// Issue 12, the same for `cltab`: node 2's cltab is replaced by a copy
+/// sealed 50 versions higher but cut at a line boundary (what is left is
+/// a comment, an explicitly empty table that parses and would remove
+/// `web` everywhere). It is never adopted: `web` keeps running where it
+/// ran, nodes 1 and 3 keep their table, and node 2 takes a complete copy
+/// back and says so.
+#[test]
+fn a_truncated_cltab_copy_is_never_adopted_under_ranked() {
+    let (c, owner) = started(&[]);
+    let table = cltab(&c);
+    let sealed = |n: u32| fs::read(c.file(n, "cltab")).unwrap_or_default();
+    let common = c.wait_for("one sealed cltab on every node", PHASE, || {
+        let first = sealed(1);
+        let same = NODES.iter().all(|&n| sealed(n) == first);
+        (same && classify(&first).version().is_some()).then_some(first)
+    });
+    assert_eq!(body(&common), table.as_bytes());
+    let version = classify(&common).version().expect("sealed").number;
+    let high = seal(format!("# maintenance\n{table}").as_bytes(), version + 50);
+    let cut = &high[..high.len() - table.len()];
+    c.put(2, "cltab", cut, SystemTime::now() + Duration::from_secs(60));
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until {
+        assert_eq!(owners(&c), vec![owner], "web moved or stopped\n{}", c.report());
+        for n in [1, 3] {
+            assert_eq!(body(&sealed(n)), table.as_bytes(), "node {n}\n{}", c.report());
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    c.wait_for("node 2 took a complete cltab back", PHASE, || {
+        let mine = sealed(2);
+        (body(&mine) == table.as_bytes() && classify(&mine).version().is_some()).then_some(())
+    });
+    assert!(c.log(2).contains("cltab: my copy is truncated or damaged"), "{}", c.report());
+    assert_eq!(owners(&c), vec![owner], "{}", c.report());
 }
