@@ -485,8 +485,12 @@ impl ClusterDriver {
             self.kept_nodes = nodes;
             self.ranked_cycle(members, h.current.as_ref(), adopt.as_ref());
             self.ranked_pump(now);
+            // Not floored at `min_cycle` (200 ms, the classic cycle's
+            // pause): the lease budget needs reads every P/2 (see
+            // `RankedHost::read_period`), and a ranked read round is one
+            // small read per member, not a classic cycle.
             let period = self.ranked.as_ref().map_or(self.cfg.min_cycle, |r| r.read_period());
-            self.phase = Phase::Idle { at: now + period.max(self.cfg.min_cycle) };
+            self.phase = Phase::Idle { at: now + period };
             return;
         }
         let obs = Observation { now, me, members, nodes, hactl: h.current };
