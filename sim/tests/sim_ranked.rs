@@ -21,8 +21,8 @@ use std::collections::BTreeSet;
 const ALLOWED: &[(FaultKind, &[&str], &str)] = &[(
     FaultKind::SlowFs,
     &[NEEDLESS_FENCE],
-    "fs visibility delays beyond the lease's budget (H - 3P - delta = 1 s with the defaults; \
-     slow-fs draws up to ~5 s): a healthy node's heartbeats are not acknowledged in time, its \
+    "fs visibility delays beyond the lease's budget (about 600 ms with the defaults, see the \
+     lease module's doc; slow-fs draws up to ~5 s): a healthy node's heartbeats are not acknowledged in time, its \
      lease lapses (its services are killed) and the others fence it. The ground-truth \
      `healthy` ignores fs delays, so this fence counts as needless; ranked trades availability \
      for safety here (no double owner)",
