@@ -64,8 +64,18 @@ impl World {
                 self.watchdog_check(node);
             }
             ClusterCommand::FenceRanked { seq, target, guard, reason } => {
+                // The compare read is a read like any other: while the
+                // target's directory hangs (`read-hang`) it never answers,
+                // the executor's deadline gives up on it, and the target is
+                // unreadable (no record: the fence goes on). Reading the
+                // file regardless saw every heartbeat of a node nobody else
+                // could read, skipped every retry ("its record moved") and
+                // left its groups down for the whole episode (N = 10 seed
+                // 9: g03 down 658–773 s).
+                let hung = target.node != node
+                    && self.active.read_hang.iter().any(|&(_, n)| n == target.node);
                 let newest = match self.read_file(node, target.node, SharedFile::Heartbeat, None) {
-                    Ok(Some(v)) => v.bytes.map(|b| parse_record("record", &b)),
+                    Ok(Some(v)) if !hung => v.bytes.map(|b| parse_record("record", &b)),
                     _ => None,
                 };
                 let newest = match newest {

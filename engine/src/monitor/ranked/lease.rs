@@ -18,6 +18,33 @@
 //! X's clock is at most H·(1+ρ) on Y's. Never is one node's mtime compared
 //! with another node's clock: all ages are the observer's own.
 //!
+//! **The budget of a shared filesystem** (the constraint: H must
+//! exceed P plus an acknowledgement round trip plus δ). A lease holds
+//! without a gap only if each heartbeat's acknowledgements by a quorum are
+//! back before the lease resting on the previous heartbeat runs out, i.e.
+//! the round trip `RTT` must satisfy `gap + RTT ≤ H − δ`, where `gap ≤ P`
+//! is the time between two of the holder's records (a voter also publishes
+//! prompt acknowledgements, so it is often P/2). The round trip is
+//!
+//! `RTT = v + R + A + v + R + 2·L`
+//!
+//! with `v` the fs visibility delay, `R` the read interval (each node reads
+//! its peers every P/2: `ClusterDriver`'s ranked read period), `A` the wait
+//! of a prompt acknowledgement (0, or up to P/2 after the voter's previous
+//! record: at most one prompt record per P/2), and `L` a read's latency
+//! (tens of ms). With H = 2 s, P = 250 ms, δ = 250 ms and fs delays of H/4
+//! (v = 500 ms): `H − δ − P = 1,500 ms`; the worst round trip is
+//! `500 + 125 + 125 + 500 + 125 + 2·25 = 1,425 ms`, the typical one (waits
+//! of half an interval, no throttle) `1,000 + 62 + 62 + 50 ≈ 1,175 ms`,
+//! which leaves about 325 ms: two or three failed reads, and only two of
+//! the four other voters (N ≥ 5) need to answer in time. Before, with reads
+//! every P and a prompt acknowledgement dropped (not deferred) when it came
+//! within P/2 of the previous record, the worst case was
+//! `2·500 + 3·250 + 50 = 1,800 ms`: at fs delays of H/4 leases lapsed
+//! again and again (N = 10 seed 9: every group down for 157 s while reads
+//! also failed at p = 0.26). Above about v = 600 ms no setting of P fits,
+//! and `ranked` gives up availability for safety (sim/README's curve).
+//!
 //! **Suspicion.** A node stops acknowledging X (revokes) when X's counter has
 //! not changed for `suspect_after` on its own clock, counting from its own
 //! start if it never saw X, or at once when the membership source says X is

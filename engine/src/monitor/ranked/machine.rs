@@ -544,6 +544,14 @@ impl Ranked {
         self.members().into_iter().filter(|&n| n == self.me || self.heard_now(n)).collect()
     }
 
+    /// The membership source's last view as this machine took it (`None`
+    /// before the first one): what the driver reads with while the source
+    /// cannot be read, so that a failing membership read never stops the
+    /// reads of the peers' records, on which every lease rests.
+    pub fn live_view(&self) -> Option<Vec<u32>> {
+        self.live.as_ref().map(|l| l.iter().copied().collect())
+    }
+
     /// Changes whenever [`Ranked::heard`] may have changed (a cheap test,
     /// so that a driver recomputes the view only then: `heard` is
     /// O(members), and a driver steps the machine once per member read).

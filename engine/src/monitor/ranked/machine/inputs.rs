@@ -211,14 +211,18 @@ impl Ranked {
                 // read, capped by its revocations. Reads come once per P,
                 // so this adds at most one record per read round.
                 if fresh && self.is_voter() {
-                    // Half a period at most, and never through `hurry`'s
-                    // budget, which urgent records (claims, releases) need.
+                    // Half a period apart at most, and never through
+                    // `hurry`'s budget, which urgent records (claims,
+                    // releases) need. A prompt acknowledgement asked for
+                    // within P/2 of the last record is deferred to P/2
+                    // after it, not dropped: dropped, it waited for the
+                    // next periodic heartbeat (up to P), and at fs delays
+                    // of H/4 that third interval broke the lease.
                     let half = Millis(self.params.heartbeat.0 / 2);
-                    if self.last_heartbeat.is_none_or(|t| t + half <= now)
-                        && self.next_heartbeat > now
-                    {
-                        self.next_heartbeat = now;
-                        self.prompt_ack_at = Some(now);
+                    let at = self.last_heartbeat.map_or(now, |t| (t + half).max(now));
+                    if at < self.next_heartbeat {
+                        self.next_heartbeat = at;
+                        self.prompt_ack_at = Some(at);
                     }
                 }
             }

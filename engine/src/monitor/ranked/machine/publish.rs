@@ -45,6 +45,13 @@ impl Ranked {
         if now >= self.next_heartbeat {
             self.counter += 1;
             self.sent.insert(self.counter, now);
+            // This record carries a prompt acknowledgement asked for since
+            // the previous record (perhaps deferred to now): it does not use
+            // up `hurry`'s spacing.
+            let prev = self.last_heartbeat;
+            if self.prompt_ack_at.is_some_and(|p| p <= now && prev.is_none_or(|l| p > l)) {
+                self.prompt_ack_at = Some(now);
+            }
             self.last_heartbeat = Some(now);
             self.next_heartbeat = now + self.params.heartbeat;
             let record = self.record();
