@@ -46,9 +46,14 @@ impl Executor {
                     warn!("{group}/{tag} not ready within {timeout}: stopped, FAILED")
                 }
             },
-            ClusterEvent::MembershipUnknown { reason, .. } => {
+            ClusterEvent::MembershipUnknown { reason, on_last_view, .. } => {
                 self.say("membership".into(), || {
-                    format!("membership unknown: {reason}; no decisions this cycle")
+                    let meanwhile = if on_last_view {
+                        "reading the peers on the last known membership"
+                    } else {
+                        "no decisions this cycle"
+                    };
+                    format!("membership unknown: {reason}; {meanwhile}")
                 });
                 self.end_cycle_warnings();
             }

@@ -20,8 +20,12 @@ pub enum ClusterEvent {
     /// The init machine's notice (group states, throttled respawns...).
     Init(InitNotice),
     /// Membership is unknown this cycle (read failed, or the previous read
-    /// still hangs): no decisions; the next try is at `retry_at`.
-    MembershipUnknown { reason: String, retry_at: Millis },
+    /// still hangs); the next try is at `retry_at`. `on_last_view`: what
+    /// the driver does meanwhile. `false` (classic): no decisions this
+    /// cycle. `true` (ranked): the peers' records are read on with the
+    /// machine's last membership view, because every lease rests on those
+    /// reads (see `read_phase.rs`).
+    MembershipUnknown { reason: String, retry_at: Millis, on_last_view: bool },
     /// No answer came within the read deadline the driver set (`after`
     /// ms): `node` = `None` for the membership read. The engine, not the
     /// executor, decides this.

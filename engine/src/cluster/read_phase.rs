@@ -185,13 +185,15 @@ impl ClusterDriver {
             self.ranked.as_ref().and_then(|h| Some((h.machine.live_view()?, h.read_period())));
         if let Some((members, period)) = last {
             let retry_at = now + period;
-            self.events.push_back(ClusterEvent::MembershipUnknown { reason, retry_at });
+            let event = ClusterEvent::MembershipUnknown { reason, retry_at, on_last_view: true };
+            self.events.push_back(event);
             return self.start_reads(now, members);
         }
         let retry = heartbeat_for(self.timeout).min(MEMBERSHIP_RETRY_CAP);
         let retry_at = now + retry;
         self.phase = Phase::Idle { at: retry_at };
-        self.events.push_back(ClusterEvent::MembershipUnknown { reason, retry_at });
+        let event = ClusterEvent::MembershipUnknown { reason, retry_at, on_last_view: false };
+        self.events.push_back(event);
     }
 
     pub(super) fn start_cycle(&mut self, now: Millis) {
