@@ -19,14 +19,17 @@
 
 use super::executor::{fence_result, Executor, FenceProof};
 use crate::atomic::write_atomic;
+use crate::shared::SharedStore;
 use crate::watchdog::Line;
 use clinit_engine::cluster::{
     parse_record, ClusterCommand, ClusterInput, FenceFailure, IoFailure, SharedFile,
 };
-use clinit_engine::monitor::ranked::{Durable, Read};
+use clinit_engine::monitor::ranked::{Durable, Read, Record};
 use clinit_engine::process::{ProcId, Signal};
+use clinit_engine::time::Millis;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use thiserror::Error;
 use tracing::{error, info, warn};
 
@@ -75,6 +78,38 @@ pub fn save_state(path: &Path, state: &Durable) -> Result<(), IoFailure> {
     write_atomic(path, &text, None).map_err(|e| IoFailure::new(what(), &e))
 }
 
+/// Compare-and-fence's re-read of `node`'s record, bounded by `within`
+/// (the engine's read deadline): `None` when it is unreadable, unparsable
+/// or has not answered in time. A read stuck in the kernel (a hard NFS
+/// mount whose server is gone) cannot be cancelled; its thread is left to
+/// finish on its own and its answer is dropped, so a hung target
+/// directory cannot hold the fence back.
+fn reread_within(store: Arc<dyn SharedStore>, node: u32, within: Millis) -> Option<Box<Record>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let reader =
+        std::thread::Builder::new().name(format!("fence-reread-{node}")).spawn(move || {
+            let newest = match store.read(node, SharedFile::Heartbeat) {
+                Ok(Some(snap)) => match parse_record("record", &snap.bytes) {
+                    Read::Record(r) => Some(r),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let _ = tx.send(newest);
+        });
+    if let Err(e) = reader {
+        warn!("fence of node {node}: cannot start the re-read of its record ({e}): fencing");
+        return None;
+    }
+    match rx.recv_timeout(std::time::Duration::from_millis(within.0)) {
+        Ok(newest) => newest,
+        Err(_) => {
+            warn!("fence of node {node}: its record did not answer within {within}: fencing");
+            None
+        }
+    }
+}
+
 impl Executor {
     /// Carry out one of `ranked`'s commands (see the module doc).
     pub(super) fn carry_out_ranked(&mut self, command: ClusterCommand) -> Option<ClusterInput> {
@@ -105,18 +140,12 @@ impl Executor {
                 }
                 None
             }
-            ClusterCommand::FenceRanked { seq, target, guard, .. } => {
+            ClusterCommand::FenceRanked { seq, target, guard, read_within, .. } => {
                 let (fence, store) = (self.fence.clone(), self.store.clone());
                 let log = self.clstat.with_file_name(crate::fence_log::FILE);
                 self.background(move || {
                     let node = target.node;
-                    let newest = match store.read(node, SharedFile::Heartbeat) {
-                        Ok(Some(snap)) => match parse_record("record", &snap.bytes) {
-                            Read::Record(r) => Some(r),
-                            _ => None,
-                        },
-                        _ => None,
-                    };
+                    let newest = reread_within(store, node, read_within);
                     if guard.skip(newest.as_deref()) {
                         info!(
                             "fence of node {node} skipped: its record moved since it was decided"
@@ -169,5 +198,100 @@ impl Executor {
                 error!("{e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::{FsStore, NodePaths, Snapshot, Stamp};
+    use clinit_engine::monitor::ranked::{Config, LeaseState};
+    use std::time::{Duration, SystemTime};
+
+    /// A directory store whose reads of node 2 take `hang` (a dead NFS
+    /// server's export, as far as the reader can tell).
+    struct SlowStore {
+        inner: FsStore,
+        hang: Duration,
+    }
+
+    impl SharedStore for SlowStore {
+        fn nodes(&self) -> io::Result<Vec<u32>> {
+            self.inner.nodes()
+        }
+        fn stat(&self, node: u32, file: SharedFile) -> io::Result<Option<Stamp>> {
+            self.inner.stat(node, file)
+        }
+        fn read(&self, node: u32, file: SharedFile) -> io::Result<Option<Snapshot>> {
+            if node == 2 {
+                std::thread::sleep(self.hang);
+            }
+            self.inner.read(node, file)
+        }
+        fn write(
+            &self,
+            node: u32,
+            file: SharedFile,
+            bytes: &[u8],
+            mtime: Option<SystemTime>,
+        ) -> io::Result<()> {
+            self.inner.write(node, file, bytes, mtime)
+        }
+        fn remove(&self, node: u32, file: SharedFile) -> io::Result<()> {
+            self.inner.remove(node, file)
+        }
+        fn describe(&self, node: u32, file: SharedFile) -> String {
+            self.inner.describe(node, file)
+        }
+        fn base(&self) -> String {
+            self.inner.base()
+        }
+    }
+
+    fn record(node: u32) -> Record {
+        Record {
+            node,
+            incarnation: 1,
+            counter: 9,
+            policy: clinit_engine::monitor::ranked::record::POLICY.into(),
+            lease: LeaseState::Holding,
+            floor: 1,
+            watchdog: true,
+            seen_all: true,
+            config: Config { version: 1, members: vec![1, 2], voters: Vec::new() },
+            config_ack: None,
+            acks: Default::default(),
+            revocations: Default::default(),
+            grants: Default::default(),
+            claims: Default::default(),
+            fenced: Default::default(),
+            votes: Default::default(),
+            groups: Default::default(),
+        }
+    }
+
+    /// Compare-and-fence's re-read answers in time from a healthy
+    /// directory, and gives up at its deadline on a hung one (node 2's
+    /// reads take 5 s; the deadline is 100 ms), so the fence goes on.
+    #[test]
+    fn a_hung_reread_counts_as_unreadable_at_its_deadline() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SlowStore {
+            inner: FsStore::new(NodePaths::new(dir.path(), "var/mosix-ha")),
+            hang: Duration::from_secs(5),
+        };
+        for node in [1, 2] {
+            std::fs::create_dir_all(store.inner.paths.node_dir(node)).expect("node dir");
+            let text = record(node).render();
+            store.write(node, SharedFile::Heartbeat, text.as_bytes(), None).expect("write record");
+        }
+        let store: Arc<dyn SharedStore> = Arc::new(store);
+        let healthy = reread_within(store.clone(), 1, Millis(2_000));
+        assert_eq!(healthy.map(|r| (r.node, r.counter)), Some((1, 9)), "node 1 answers");
+        let started = std::time::Instant::now();
+        let hung = reread_within(store, 2, Millis(100));
+        let waited = started.elapsed();
+        assert!(hung.is_none(), "a re-read with no answer by its deadline is unreadable");
+        assert!(waited < Duration::from_secs(4), "it did not wait for the hung read: {waited:?}");
     }
 }

@@ -111,6 +111,12 @@ pub enum ClusterCommand {
         seq: u64,
         target: crate::monitor::ranked::NodeInc,
         guard: crate::monitor::ranked::FenceGuard,
+        /// The re-read's deadline (ms; the policy's read deadline, ≤ H/4):
+        /// a re-read with no answer by then counts as unreadable, and an
+        /// unreadable record never skips the fence. A target whose files
+        /// hang (a dead NFS server's export) is the very node to fence, so
+        /// a hung re-read must not hold the fence back.
+        read_within: Millis,
         /// Why (for logs, and for the simulator's ground truth: a lost
         /// tie-breaker's fence is never needless).
         reason: crate::monitor::ranked::fencing::FenceReason,

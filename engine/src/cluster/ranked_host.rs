@@ -475,10 +475,13 @@ impl ClusterDriver {
                     reason: why.to_string(),
                 });
                 let seq = self.next_seq();
+                let mut read_within = Millis(0);
                 if let Some(h) = self.ranked.as_mut() {
                     h.fences.insert(seq, target);
+                    read_within = h.params.read_deadline;
                 }
-                self.commands.push_back(ClusterCommand::FenceRanked { seq, target, guard, reason });
+                let fence = ClusterCommand::FenceRanked { seq, target, guard, reason, read_within };
+                self.commands.push_back(fence);
             }
             RCommand::Log(notice) => self.events.push_back(ClusterEvent::Ranked(notice)),
         }

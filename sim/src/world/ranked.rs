@@ -63,10 +63,12 @@ impl World {
                 self.nodes[me].watchdog.arm(epoch, deadline);
                 self.watchdog_check(node);
             }
-            ClusterCommand::FenceRanked { seq, target, guard, reason } => {
+            ClusterCommand::FenceRanked { seq, target, guard, reason, read_within: _ } => {
                 // The compare read is a read like any other: while the
                 // target's directory hangs (`read-hang`) it never answers,
-                // the executor's deadline gives up on it, and the target is
+                // the executor's deadline (`read_within`) gives up on it
+                // (modelled as an at-once give-up: the fence command's own
+                // delay dominates), and the target is
                 // unreadable (no record: the fence goes on). Reading the
                 // file regardless saw every heartbeat of a node nobody else
                 // could read, skipped every retry ("its record moved") and
