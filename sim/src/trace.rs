@@ -183,8 +183,11 @@ struct CycleEncoder {
     /// Shared by all nodes, as they mostly hold the same one. A few, not
     /// one, so that nodes holding different ones for a while (during
     /// replication, across a partition) do not make it re-serialise every
-    /// cycle. Held, so the addresses are not reused, as for clstats.
-    hactls: Vec<(Arc<Hactl>, Vec<u8>)>,
+    /// cycle. Each keeps every `Arc` found equal to it, as for clstats:
+    /// every node holds its own copy, so at 100 nodes taking turns a cache
+    /// of one `Arc` compared the content on nearly every record (a tenth
+    /// of a traced run).
+    hactls: Vec<Equal<Hactl>>,
     /// The last members list and its JSON: all nodes on one side of the
     /// cluster have the same.
     members: Option<(Vec<u32>, Vec<u8>)>,
@@ -196,22 +199,46 @@ struct CycleEncoder {
 const EQUAL_ARCS: usize = 256;
 
 /// The JSON of one node's `Read` status up to its age, and the `Arc`s
-/// whose content it is, ascending by address.
-struct ReadText {
+/// whose content it is.
+type ReadText = Equal<ClStat>;
+
+/// A text and the `Arc`s whose content it is the JSON of (or starts
+/// with), ascending by address. Holding them keeps their addresses from
+/// being reused while they are keys.
+struct Equal<T> {
     /// Never empty.
-    equal: Vec<Arc<ClStat>>,
+    equal: Vec<Arc<T>>,
     text: Vec<u8>,
 }
 
-impl ReadText {
-    /// The address `clstat` is kept under.
-    fn key(clstat: &Arc<ClStat>) -> usize {
-        Arc::as_ptr(clstat) as usize
+impl<T: PartialEq> Equal<T> {
+    /// The address `value` is kept under.
+    fn key(value: &Arc<T>) -> usize {
+        Arc::as_ptr(value) as usize
     }
 
     /// One of the `Arc`s (all hold the same content).
-    fn one(&self) -> Option<&Arc<ClStat>> {
+    fn one(&self) -> Option<&Arc<T>> {
         self.equal.first()
+    }
+
+    /// Whether `value` holds this text's content: a binary search by
+    /// address for an `Arc` seen before; for another, one comparison of
+    /// the content, and the `Arc` is kept when equal.
+    fn holds(&mut self, value: &Arc<T>) -> bool {
+        match self.equal.binary_search_by_key(&Self::key(value), Self::key) {
+            Ok(_) => true,
+            Err(at) if self.one().is_some_and(|c| **c == **value) => {
+                if self.equal.len() >= EQUAL_ARCS {
+                    self.equal.clear();
+                    self.equal.push(Arc::clone(value));
+                } else {
+                    self.equal.insert(at, Arc::clone(value));
+                }
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 
@@ -333,23 +360,9 @@ impl CycleEncoder {
         // address, not a comparison of the content (which, at 100 readers
         // taking turns, was a sixth of a traced run), nor serialising again.
         if let Some(r) = slot {
-            let key = ReadText::key(clstat);
-            match r.equal.binary_search_by_key(&key, ReadText::key) {
-                Ok(_) => {
-                    buf.extend_from_slice(&r.text);
-                    return Ok(());
-                }
-                Err(at) if r.one().is_some_and(|c| **c == **clstat) => {
-                    if r.equal.len() >= EQUAL_ARCS {
-                        r.equal.clear();
-                        r.equal.push(Arc::clone(clstat));
-                    } else {
-                        r.equal.insert(at, Arc::clone(clstat));
-                    }
-                    buf.extend_from_slice(&r.text);
-                    return Ok(());
-                }
-                Err(_) => {}
+            if r.holds(clstat) {
+                buf.extend_from_slice(&r.text);
+                return Ok(());
             }
         }
         let mut text = Vec::new();
@@ -371,28 +384,23 @@ impl CycleEncoder {
         Ok(())
     }
 
-    /// The same `Arc` is the common case; an equal copy in another `Arc`
-    /// (read anew, or replicated) is found by comparing and then kept.
+    /// An `Arc` seen before is the common case; an equal copy in another
+    /// `Arc` (read anew, or replicated) is found by comparing and then
+    /// kept with the text.
     fn hactl(&mut self, buf: &mut Vec<u8>, hactl: &Arc<Hactl>) -> serde_json::Result<()> {
-        let same = self.hactls.iter().position(|(cached, _)| Arc::ptr_eq(cached, hactl));
-        let equal = || self.hactls.iter().position(|(cached, _)| cached == hactl);
-        match same.or_else(equal) {
-            Some(i) => {
-                self.hactls[..=i].rotate_right(1);
-                if let Some((cached, _)) = self.hactls.first_mut() {
-                    if !Arc::ptr_eq(cached, hactl) {
-                        *cached = Arc::clone(hactl);
-                    }
-                }
-            }
+        let key = Equal::key(hactl);
+        let seen = |c: &Equal<Hactl>| c.equal.binary_search_by_key(&key, Equal::key).is_ok();
+        let found = self.hactls.iter().position(seen);
+        match found.or_else(|| self.hactls.iter_mut().position(|c| c.holds(hactl))) {
+            Some(i) => self.hactls[..=i].rotate_right(1),
             None => {
                 let text = serde_json::to_vec(hactl)?;
                 self.hactls.truncate(CACHED_HACTLS - 1);
-                self.hactls.insert(0, (Arc::clone(hactl), text));
+                self.hactls.insert(0, Equal { equal: vec![Arc::clone(hactl)], text });
             }
         }
-        if let Some((_, text)) = self.hactls.first() {
-            buf.extend_from_slice(text);
+        if let Some(cached) = self.hactls.first() {
+            buf.extend_from_slice(&cached.text);
         }
         Ok(())
     }
@@ -713,11 +721,15 @@ mod tests {
             assert_same(&mut enc, &rec);
             assert!(enc.hactls.len() <= CACHED_HACTLS);
             // The one just written is the most recent.
-            assert_eq!(enc.hactls.first().map(|(c, _)| &**c), Some(&h(level)));
+            assert_eq!(enc.hactls.first().and_then(Equal::one).map(|c| &**c), Some(&h(level)));
         }
         // "1" was used more recently than "3", which was evicted.
-        let kept: Vec<String> =
-            enc.hactls.iter().map(|(c, _)| c.groups["web"].level.clone()).collect();
+        let kept: Vec<String> = enc
+            .hactls
+            .iter()
+            .filter_map(Equal::one)
+            .map(|c| c.groups["web"].level.clone())
+            .collect();
         assert_eq!(kept, ["2", "5", "1", "4"]);
         for hactl in [None, Some(Hactl::default()), Some(h("3"))] {
             assert_same(&mut enc, &cycle(1, None, &[1, 2], vec![], hactl));
@@ -725,7 +737,7 @@ mod tests {
     }
 
     #[test]
-    fn hactl_cache_hits_by_arc_and_keeps_the_newest_equal_one() {
+    fn hactl_cache_hits_by_arc_and_keeps_every_equal_one() {
         let first = Arc::new(hactl(&[("web", "start", &[1])]));
         let copy = Arc::new((*first).clone());
         let mut enc = CycleEncoder::default();
@@ -736,8 +748,13 @@ mod tests {
             }
             assert_same(&mut enc, &rec);
             assert_eq!(enc.hactls.len(), 1);
-            assert!(enc.hactls.first().is_some_and(|(c, _)| Arc::ptr_eq(c, h)));
+            let cached = enc.hactls.first().expect("cached");
+            assert!(cached.equal.iter().any(|c| Arc::ptr_eq(c, h)));
         }
+        // Both `Arc`s are kept, ascending by address, for one text.
+        let cached = enc.hactls.first().expect("cached");
+        assert_eq!(cached.equal.len(), 2);
+        assert!(cached.equal.windows(2).all(|w| Equal::key(&w[0]) < Equal::key(&w[1])));
     }
 
     #[test]
