@@ -52,6 +52,8 @@ pub struct TraceSink {
 /// What a finished trace amounts to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceSummary {
+    /// SHA-256 (hex) of the trace's hashed form (see the module's docs):
+    /// a function of the lines, not the SHA-256 of a written file.
     pub trace_sha256: String,
     pub decisions_sha256: String,
     pub records: u64,
