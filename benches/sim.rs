@@ -15,12 +15,13 @@
 //!
 //! `cargo bench --bench sim`; numbers and their reading: sim/README.md.
 //! Last figures, on a CPU (`target/release/examples/steady 100 50 1 0`
-//! and `... 1 1`, which print node-hours per CPU-second; the machine's
-//! load of 13–17 on 2 cores makes wall time mostly a wait for a core):
-//! 810–1,170 untraced and 470–530 traced node-hours per CPU-second (the
-//! previous main, alternately in the same session: 530–710 and 295–340).
-//! The ≥ 1,000 target, which is per wall-second with the trace hashed, is
-//! not met.
+//! and `... 1 1`, which print node-hours per CPU-second; on this shared
+//! 2-core machine wall time also counts the wait for a core):
+//! 1,618–2,588 untraced and 1,090–1,444 traced node-hours per CPU-second
+//! (the previous main, alternately in the same sessions: 1,357–1,997 and
+//! 481–744). This bench at load 6–9: 1,082 untraced and 897 traced
+//! node-hours per wall-second; the ≥ 1,000 target (per wall-second, trace
+//! hashed) is met per CPU-second, not quite per wall-second at that load.
 
 use clinit_engine::time::Millis;
 use clinit_sim::faults::FaultChoice;

@@ -3,6 +3,16 @@
 //! The sink can keep nothing (fastest, for sweeps), only hash (the run's
 //! `trace_sha256`, for determinism checks), keep the lines in memory (tests,
 //! snapshots, shrinking) and/or stream them to a file (`--trace FILE`).
+//!
+//! `trace_sha256` is the SHA-256 of the trace in its *hashed form*, which
+//! the lines determine and which determines the lines: every line as
+//! written (with its newline), except that a [`Record::Cycle`] line is
+//! replaced by a compact form ([`CycleEncoder::hashed`]) in which what a
+//! cycle repeats from the same node's last one (every node's clstat, the
+//! members, the hactl) is a digest. Why: a 100-node cycle line is ~9 KB
+//! of which only the ages change from cycle to cycle; hashing and even
+//! writing it out was most of a traced simulation's cost. The written
+//! lines are unchanged (a file's own SHA-256 is no longer `trace_sha256`).
 
 use crate::host::{DecisionDigest, Output};
 use clinit_engine::cltab::Cltab;
@@ -42,6 +52,8 @@ pub struct TraceSink {
 /// What a finished trace amounts to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceSummary {
+    /// SHA-256 (hex) of the trace's hashed form (see the module's docs):
+    /// a function of the lines, not the SHA-256 of a written file.
     pub trace_sha256: String,
     pub decisions_sha256: String,
     pub records: u64,
@@ -71,6 +83,11 @@ impl TraceSink {
     fn line(&mut self) {
         self.buf.push(b'\n');
         self.hasher.update(&self.buf);
+        self.emit();
+    }
+
+    /// Keep and/or write out `buf`, a whole line with its newline.
+    fn emit(&mut self) {
         if self.mode == TraceMode::Keep {
             let text = String::from_utf8_lossy(&self.buf[..self.buf.len() - 1]).into_owned();
             self.lines.push(text);
@@ -100,10 +117,27 @@ impl TraceSink {
         }
         self.records += 1;
         self.buf.clear();
-        if let Err(e) = self.cycles.record(&mut self.buf, rec) {
+        if !matches!(rec, Record::Cycle { .. }) {
+            if let Err(e) = self.cycles.record(&mut self.buf, rec) {
+                self.error.get_or_insert_with(|| e.to_string());
+            }
+            self.line();
+            return;
+        }
+        // A cycle is hashed in its compact form; its line is written out
+        // only when someone reads it.
+        if let Err(e) = self.cycles.hashed(&mut self.buf, rec) {
             self.error.get_or_insert_with(|| e.to_string());
         }
-        self.line();
+        self.hasher.update(&self.buf);
+        if self.mode == TraceMode::Keep || self.out.is_some() {
+            self.buf.clear();
+            if let Err(e) = self.cycles.record(&mut self.buf, rec) {
+                self.error.get_or_insert_with(|| e.to_string());
+            }
+            self.buf.push(b'\n');
+            self.emit();
+        }
     }
 
     pub fn decisions(&mut self, out: &Output) {
@@ -183,11 +217,52 @@ struct CycleEncoder {
     /// Shared by all nodes, as they mostly hold the same one. A few, not
     /// one, so that nodes holding different ones for a while (during
     /// replication, across a partition) do not make it re-serialise every
-    /// cycle. Held, so the addresses are not reused, as for clstats.
-    hactls: Vec<(Arc<Hactl>, Vec<u8>)>,
+    /// cycle. Each keeps every `Arc` found equal to it, as for clstats:
+    /// every node holds its own copy, so at 100 nodes taking turns a cache
+    /// of one `Arc` compared the content on nearly every record (a tenth
+    /// of a traced run).
+    hactls: Vec<Equal<Hactl>>,
     /// The last members list and its JSON: all nodes on one side of the
     /// cluster have the same.
     members: Option<(Vec<u32>, Vec<u8>)>,
+    /// The digest of `members`' JSON, once asked for.
+    members_digest: Option<[u8; 32]>,
+    /// Per tracing node: the statuses of its last cycle (see
+    /// [`NodesDigest`]).
+    observed: Vec<Option<NodesDigest>>,
+    /// Scratch space for the texts a digest is taken of.
+    scratch: Vec<u8>,
+}
+
+/// A cycle's `nodes` without their ages, as a digest: what the compact
+/// form of a cycle record hashes (see [`CycleEncoder::hashed`]).
+struct NodesDigest {
+    /// The statuses it is the digest of, in order: an `Arc` held (so its
+    /// address is not reused) is compared by address, anything else by
+    /// value. Every reader holds its own `Arc` of each node's clstat, the
+    /// same one from cycle to cycle while the clstat does not change.
+    statuses: Vec<(u32, Seen)>,
+    digest: [u8; 32],
+}
+
+enum Seen {
+    Read(Arc<ClStat>),
+    Other(NodeStatus),
+}
+
+impl NodesDigest {
+    /// Whether `nodes` are the statuses this is the digest of, ages aside.
+    fn of(&self, nodes: &std::collections::BTreeMap<u32, NodeStatus>) -> bool {
+        self.statuses.len() == nodes.len()
+            && self.statuses.iter().zip(nodes).all(|((id, seen), (node, status))| {
+                id == node
+                    && match (seen, status) {
+                        (Seen::Read(a), NodeStatus::Read { clstat, .. }) => Arc::ptr_eq(a, clstat),
+                        (Seen::Other(a), b) => a == b,
+                        _ => false,
+                    }
+            })
+    }
 }
 
 /// Most `Arc`s kept as equal to one clstat text: one per reader of the
@@ -196,22 +271,48 @@ struct CycleEncoder {
 const EQUAL_ARCS: usize = 256;
 
 /// The JSON of one node's `Read` status up to its age, and the `Arc`s
-/// whose content it is, ascending by address.
-struct ReadText {
+/// whose content it is.
+type ReadText = Equal<ClStat>;
+
+/// A text and the `Arc`s whose content it is the JSON of (or starts
+/// with), ascending by address. Holding them keeps their addresses from
+/// being reused while they are keys.
+struct Equal<T> {
     /// Never empty.
-    equal: Vec<Arc<ClStat>>,
+    equal: Vec<Arc<T>>,
     text: Vec<u8>,
+    /// The SHA-256 of `text`, once asked for.
+    digest: Option<[u8; 32]>,
 }
 
-impl ReadText {
-    /// The address `clstat` is kept under.
-    fn key(clstat: &Arc<ClStat>) -> usize {
-        Arc::as_ptr(clstat) as usize
+impl<T: PartialEq> Equal<T> {
+    /// The address `value` is kept under.
+    fn key(value: &Arc<T>) -> usize {
+        Arc::as_ptr(value) as usize
     }
 
     /// One of the `Arc`s (all hold the same content).
-    fn one(&self) -> Option<&Arc<ClStat>> {
+    fn one(&self) -> Option<&Arc<T>> {
         self.equal.first()
+    }
+
+    /// Whether `value` holds this text's content: a binary search by
+    /// address for an `Arc` seen before; for another, one comparison of
+    /// the content, and the `Arc` is kept when equal.
+    fn holds(&mut self, value: &Arc<T>) -> bool {
+        match self.equal.binary_search_by_key(&Self::key(value), Self::key) {
+            Ok(_) => true,
+            Err(at) if self.one().is_some_and(|c| **c == **value) => {
+                if self.equal.len() >= EQUAL_ARCS {
+                    self.equal.clear();
+                    self.equal.push(Arc::clone(value));
+                } else {
+                    self.equal.insert(at, Arc::clone(value));
+                }
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 
@@ -333,29 +434,15 @@ impl CycleEncoder {
         // address, not a comparison of the content (which, at 100 readers
         // taking turns, was a sixth of a traced run), nor serialising again.
         if let Some(r) = slot {
-            let key = ReadText::key(clstat);
-            match r.equal.binary_search_by_key(&key, ReadText::key) {
-                Ok(_) => {
-                    buf.extend_from_slice(&r.text);
-                    return Ok(());
-                }
-                Err(at) if r.one().is_some_and(|c| **c == **clstat) => {
-                    if r.equal.len() >= EQUAL_ARCS {
-                        r.equal.clear();
-                        r.equal.push(Arc::clone(clstat));
-                    } else {
-                        r.equal.insert(at, Arc::clone(clstat));
-                    }
-                    buf.extend_from_slice(&r.text);
-                    return Ok(());
-                }
-                Err(_) => {}
+            if r.holds(clstat) {
+                buf.extend_from_slice(&r.text);
+                return Ok(());
             }
         }
         let mut text = Vec::new();
         write(&mut text)?;
         buf.extend_from_slice(&text);
-        *slot = Some(ReadText { equal: vec![Arc::clone(clstat)], text });
+        *slot = Some(ReadText { equal: vec![Arc::clone(clstat)], text, digest: None });
         Ok(())
     }
 
@@ -366,33 +453,122 @@ impl CycleEncoder {
                 let text = serde_json::to_vec(members)?;
                 buf.extend_from_slice(&text);
                 self.members = Some((members.to_vec(), text));
+                self.members_digest = None;
             }
         }
         Ok(())
     }
 
-    /// The same `Arc` is the common case; an equal copy in another `Arc`
-    /// (read anew, or replicated) is found by comparing and then kept.
-    fn hactl(&mut self, buf: &mut Vec<u8>, hactl: &Arc<Hactl>) -> serde_json::Result<()> {
-        let same = self.hactls.iter().position(|(cached, _)| Arc::ptr_eq(cached, hactl));
-        let equal = || self.hactls.iter().position(|(cached, _)| cached == hactl);
-        match same.or_else(equal) {
-            Some(i) => {
-                self.hactls[..=i].rotate_right(1);
-                if let Some((cached, _)) = self.hactls.first_mut() {
-                    if !Arc::ptr_eq(cached, hactl) {
-                        *cached = Arc::clone(hactl);
-                    }
-                }
+    /// The compact form of a [`Record::Cycle`] that `trace_sha256` hashes
+    /// instead of its line (other records are hashed as their lines).
+    /// Integers are little-endian; a digest is a SHA-256 (32 bytes):
+    ///
+    /// ```text
+    /// 0x00                  no JSON line starts with it
+    /// node: u32, now: u64, me: u32
+    /// adopt:   0x00 (none) | 0x01, u64 length, the cltab's JSON
+    /// members: digest of the members' JSON
+    /// nodes:   u64 count, digest D, then the age (u64, ms) of each
+    ///          `Read` status in node order
+    /// hactl:   0x00 (null) | 0x01, digest of the hactl's JSON
+    /// ```
+    ///
+    /// D is the digest of each status in node order as its line writes it
+    /// (`"id":` and the JSON value), a `Read` status cut before its age
+    /// value (it ends in `"age":`), each followed by `\n`. D is computed
+    /// once per tracing node and change of what it observes, not per cycle.
+    fn hashed(&mut self, buf: &mut Vec<u8>, rec: &Record) -> serde_json::Result<()> {
+        let Record::Cycle { node, adopt, obs } = rec else {
+            return json(buf, rec);
+        };
+        let Observation { now, me, members, nodes, hactl } = obs;
+        buf.push(0);
+        buf.extend_from_slice(&node.to_le_bytes());
+        buf.extend_from_slice(&now.0.to_le_bytes());
+        buf.extend_from_slice(&me.to_le_bytes());
+        match adopt {
+            None => buf.push(0),
+            Some(adopt) => {
+                let text = serde_json::to_vec(adopt)?;
+                buf.push(1);
+                buf.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                buf.extend_from_slice(&text);
             }
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        self.members(&mut scratch, members)?;
+        let digest = *self.members_digest.get_or_insert_with(|| Sha256::digest(&scratch).into());
+        buf.extend_from_slice(&digest);
+        buf.extend_from_slice(&(nodes.len() as u64).to_le_bytes());
+        let kept = slot(&mut self.observed, *me).and_then(|s| s.as_ref()).filter(|d| d.of(nodes));
+        let digest = match kept {
+            Some(d) => d.digest,
+            None => {
+                let mut hasher = Sha256::new();
+                let mut statuses = Vec::with_capacity(nodes.len());
+                for (&id, status) in nodes {
+                    scratch.clear();
+                    match status {
+                        NodeStatus::Read { clstat, .. } => {
+                            self.read(&mut scratch, id, clstat)?;
+                            statuses.push((id, Seen::Read(Arc::clone(clstat))));
+                        }
+                        other => {
+                            key(&mut scratch, id);
+                            json(&mut scratch, other)?;
+                            statuses.push((id, Seen::Other(other.clone())));
+                        }
+                    }
+                    scratch.push(b'\n');
+                    hasher.update(&scratch);
+                }
+                let digest: [u8; 32] = hasher.finalize().into();
+                if let Some(s) = slot(&mut self.observed, *me) {
+                    *s = Some(NodesDigest { statuses, digest });
+                }
+                digest
+            }
+        };
+        buf.extend_from_slice(&digest);
+        for status in nodes.values() {
+            if let NodeStatus::Read { age, .. } = status {
+                buf.extend_from_slice(&age.0.to_le_bytes());
+            }
+        }
+        match hactl {
+            None => buf.push(0),
+            Some(hactl) => {
+                scratch.clear();
+                self.hactl(&mut scratch, hactl)?;
+                let first = self.hactls.first_mut();
+                let digest =
+                    first.map(|c| *c.digest.get_or_insert_with(|| Sha256::digest(&c.text).into()));
+                buf.push(1);
+                buf.extend_from_slice(&digest.unwrap_or_else(|| Sha256::digest(&scratch).into()));
+            }
+        }
+        self.scratch = scratch;
+        Ok(())
+    }
+
+    /// An `Arc` seen before is the common case; an equal copy in another
+    /// `Arc` (read anew, or replicated) is found by comparing and then
+    /// kept with the text.
+    fn hactl(&mut self, buf: &mut Vec<u8>, hactl: &Arc<Hactl>) -> serde_json::Result<()> {
+        let key = Equal::key(hactl);
+        let seen = |c: &Equal<Hactl>| c.equal.binary_search_by_key(&key, Equal::key).is_ok();
+        let found = self.hactls.iter().position(seen);
+        match found.or_else(|| self.hactls.iter_mut().position(|c| c.holds(hactl))) {
+            Some(i) => self.hactls[..=i].rotate_right(1),
             None => {
                 let text = serde_json::to_vec(hactl)?;
                 self.hactls.truncate(CACHED_HACTLS - 1);
-                self.hactls.insert(0, (Arc::clone(hactl), text));
+                self.hactls.insert(0, Equal { equal: vec![Arc::clone(hactl)], text, digest: None });
             }
         }
-        if let Some((_, text)) = self.hactls.first() {
-            buf.extend_from_slice(text);
+        if let Some(cached) = self.hactls.first() {
+            buf.extend_from_slice(&cached.text);
         }
         Ok(())
     }
@@ -713,11 +889,15 @@ mod tests {
             assert_same(&mut enc, &rec);
             assert!(enc.hactls.len() <= CACHED_HACTLS);
             // The one just written is the most recent.
-            assert_eq!(enc.hactls.first().map(|(c, _)| &**c), Some(&h(level)));
+            assert_eq!(enc.hactls.first().and_then(Equal::one).map(|c| &**c), Some(&h(level)));
         }
         // "1" was used more recently than "3", which was evicted.
-        let kept: Vec<String> =
-            enc.hactls.iter().map(|(c, _)| c.groups["web"].level.clone()).collect();
+        let kept: Vec<String> = enc
+            .hactls
+            .iter()
+            .filter_map(Equal::one)
+            .map(|c| c.groups["web"].level.clone())
+            .collect();
         assert_eq!(kept, ["2", "5", "1", "4"]);
         for hactl in [None, Some(Hactl::default()), Some(h("3"))] {
             assert_same(&mut enc, &cycle(1, None, &[1, 2], vec![], hactl));
@@ -725,7 +905,7 @@ mod tests {
     }
 
     #[test]
-    fn hactl_cache_hits_by_arc_and_keeps_the_newest_equal_one() {
+    fn hactl_cache_hits_by_arc_and_keeps_every_equal_one() {
         let first = Arc::new(hactl(&[("web", "start", &[1])]));
         let copy = Arc::new((*first).clone());
         let mut enc = CycleEncoder::default();
@@ -736,8 +916,13 @@ mod tests {
             }
             assert_same(&mut enc, &rec);
             assert_eq!(enc.hactls.len(), 1);
-            assert!(enc.hactls.first().is_some_and(|(c, _)| Arc::ptr_eq(c, h)));
+            let cached = enc.hactls.first().expect("cached");
+            assert!(cached.equal.iter().any(|c| Arc::ptr_eq(c, h)));
         }
+        // Both `Arc`s are kept, ascending by address, for one text.
+        let cached = enc.hactls.first().expect("cached");
+        assert_eq!(cached.equal.len(), 2);
+        assert!(cached.equal.windows(2).all(|w| Equal::key(&w[0]) < Equal::key(&w[1])));
     }
 
     #[test]
@@ -821,6 +1006,73 @@ mod tests {
             assert_eq!(r.records[..], recs[..got], "cut at {cut}");
             let cut_info = r.cut.unwrap_or_else(|| panic!("cut at {cut} reads as complete"));
             assert_eq!(cut_info.partial_line.is_some(), partial && got == complete, "cut at {cut}");
+        }
+    }
+
+    /// `trace_sha256` of these records as a sink in `mode` gives it, and
+    /// the lines it kept.
+    fn summarise(mode: TraceMode, recs: &[Record]) -> (String, Vec<String>) {
+        let mut sink = TraceSink::new(mode, None);
+        sink.header(&Header::new("test", "0", Some(1), serde_json::Value::Null));
+        for rec in recs {
+            sink.record(rec);
+        }
+        let summary = sink.finish().expect("on");
+        assert_eq!(sink.error(), None);
+        (summary.trace_sha256, sink.take_lines())
+    }
+
+    /// The hashed form stands for the lines: hashing only, keeping the
+    /// lines, and hashing the records read back from those lines all give
+    /// the same `trace_sha256`; every age, clstat, status, member and
+    /// hactl counts, an equal clstat in another `Arc` does not.
+    #[test]
+    fn trace_sha256_is_a_function_of_the_lines() {
+        let a = clstat(&[("web", "1", GroupState::Done)]);
+        let b = clstat(&[("web", "1", GroupState::Stopping)]);
+        let b_again = Arc::new((*b).clone());
+        let h = || Some(hactl(&[("web", "1", &[2])]));
+        let obs = |me, nodes: Vec<(u32, NodeStatus)>| cycle(me, None, &[1, 2, 3], nodes, h());
+        let recs = vec![
+            obs(1, vec![(2, read(&a, 1)), (3, read(&b, 2))]),
+            Record::StopAll { node: 1, at: Millis(2) },
+            obs(1, vec![(2, read(&a, 3)), (3, read(&b, 4))]),
+            obs(2, vec![(1, read(&b, 4)), (2, NodeStatus::Missing)]),
+            obs(1, vec![(2, read(&a, 5)), (3, read(&b_again, 4))]),
+            obs(1, vec![(2, read(&a, 6)), (3, NodeStatus::Unreadable { reason: NASTY.into() })]),
+            cycle(3, Some(Cltab::default()), &[3], vec![], None),
+        ];
+        let (hashed, none) = summarise(TraceMode::Hash, &recs);
+        let (kept, lines) = summarise(TraceMode::Keep, &recs);
+        assert!(none.is_empty());
+        assert_eq!(hashed, kept);
+        let trace = read_trace((lines.join("\n") + "\n").as_bytes()).expect("reads");
+        let reread: Vec<Record> =
+            trace.records.into_iter().filter(|r| !matches!(r, Record::End { .. })).collect();
+        assert_eq!(reread, recs);
+        // Parsed anew, every clstat is in an `Arc` of its own: the same
+        // content, the same lines, the same hash.
+        assert_eq!(summarise(TraceMode::Hash, &reread).0, hashed);
+        // Each change of a line changes the hash.
+        let changed = [
+            obs(1, vec![(2, read(&a, 3)), (3, read(&b, 5))]),
+            obs(1, vec![(2, read(&a, 3)), (3, read(&a, 4))]),
+            obs(1, vec![(2, read(&a, 3)), (3, NodeStatus::Missing)]),
+            obs(1, vec![(2, read(&a, 3)), (4, read(&b, 4))]),
+            cycle(1, None, &[1, 2], vec![(2, read(&a, 3)), (3, read(&b, 4))], h()),
+            cycle(1, None, &[1, 2, 3], vec![(2, read(&a, 3)), (3, read(&b, 4))], None),
+            cycle(
+                1,
+                Some(Cltab::default()),
+                &[1, 2, 3],
+                vec![(2, read(&a, 3)), (3, read(&b, 4))],
+                h(),
+            ),
+        ];
+        for (i, change) in changed.into_iter().enumerate() {
+            let mut recs = recs.clone();
+            recs[2] = change;
+            assert_ne!(summarise(TraceMode::Hash, &recs).0, hashed, "change {i}");
         }
     }
 

@@ -1013,6 +1013,7 @@ impl World {
         while let Some((rec, text)) = driver.poll_trace() {
             self.trace.record(&rec);
             self.trace.decision_text(&rec, &text);
+            driver.recycle_trace(rec);
         }
         while let Some(event) = driver.poll_event() {
             match event {

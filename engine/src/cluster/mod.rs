@@ -436,6 +436,22 @@ impl ClusterDriver {
         self.trace.as_mut()?.out.pop_front()
     }
 
+    /// Give back a record taken from [`ClusterDriver::poll_trace`] once it
+    /// is written (optional). A [`Record::Cycle`]'s observation then
+    /// becomes the map the next cycle's statuses are stored into, so that
+    /// an unchanged clstat costs no `Arc` clone (a locked increment on a
+    /// cold line per member and cycle: most of what tracing cost a 100-node
+    /// simulation). Any record is safe to give, however old: only the map's
+    /// nodes are reused, and only when they are the next read's; each
+    /// status in it is checked or overwritten.
+    pub fn recycle_trace(&mut self, record: Record) {
+        if let Record::Cycle { obs, .. } = record {
+            if self.kept_nodes.is_empty() {
+                self.kept_nodes = obs.nodes;
+            }
+        }
+    }
+
     /// When the driver next wants `handle(now, ClusterInput::Tick)`: the
     /// earliest of the init machine's timers (respawn throttle, stop
     /// escalation, clstat heartbeat), the next monitor cycle, the deadline

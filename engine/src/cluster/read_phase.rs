@@ -344,6 +344,8 @@ impl ClusterDriver {
         let in_place = nodes.len() == n && nodes.keys().eq(reading.nodes.iter());
         let mut slots = in_place.then(|| nodes.values_mut());
         let mut statuses = Vec::with_capacity(if in_place { 0 } else { n });
+        // The clstat cache, walked beside the (ascending) nodes.
+        let mut cache = self.clstats.iter().peekable();
         for (&node, files) in reading.nodes.iter().zip(reading.got) {
             let files =
                 files.unwrap_or_else(|| NodeFiles::failed(format!("node {node}: no answer")));
@@ -353,9 +355,13 @@ impl ClusterDriver {
             if !cltab_quiet {
                 cltab_reads.insert(node, files.cltab.resolve(node, &self.cltab));
             }
+            while cache.next_if(|(n, _)| **n < node).is_some() {}
+            let cached = cache.next_if(|(n, _)| **n == node).map(|(_, (_, clstat))| clstat);
+            #[cfg(debug_assertions)]
+            files.clstat.check(cached);
             match slots.as_mut().and_then(Iterator::next) {
-                Some(slot) => *slot = files.clstat,
-                None => statuses.push(files.clstat),
+                Some(slot) => files.clstat.store(node, slot, cached),
+                None => statuses.push(files.clstat.into_status(node, cached)),
             }
         }
         if !in_place {
@@ -510,17 +516,22 @@ impl ClusterDriver {
             return;
         }
         let obs = Observation { now, me, members, nodes, hactl: h.current };
-        let record = self.trace.as_ref().map(|_| Record::Cycle {
-            node: me,
-            adopt: adopt.clone(),
-            obs: obs.clone(),
-        });
+        let recorded = self.trace.as_ref().map(|_| adopt.clone());
         let adopted = adopt.and_then(|table| self.node.adopt_cltab(now, table));
         let report = self.node.cycle(&obs);
-        if let (Some(tap), Some(record)) = (&mut self.trace, record) {
-            let adopted = adopted.as_ref().map(|(e, ex)| (e, ex.as_slice()));
-            tap.push(record, TraceOutcome::Cycle { adopted, report: &report });
-        }
+        // The record takes the observation itself (the cycle only borrowed
+        // it): a copy would clone an `Arc` per member and cycle. The next
+        // cycle's map is then built anew, unless the writer gives the
+        // record back first ([`ClusterDriver::recycle_trace`]).
+        let obs = match (&mut self.trace, recorded) {
+            (Some(tap), Some(adopt)) => {
+                let adopted = adopted.as_ref().map(|(e, ex)| (e, ex.as_slice()));
+                let outcome = TraceOutcome::Cycle { adopted, report: &report };
+                tap.push(Record::Cycle { node: me, adopt, obs }, outcome);
+                None
+            }
+            _ => Some(obs),
+        };
         if let Some((event, executed)) = adopted {
             self.events.push_back(ClusterEvent::Node(event));
             self.absorb(now, executed);
@@ -538,7 +549,9 @@ impl ClusterDriver {
                 External::Publish(published) => self.write_hastat(published),
             }
         }
-        self.kept_nodes = obs.nodes;
+        if let Some(obs) = obs {
+            self.kept_nodes = obs.nodes;
+        }
         let at = report.next_wakeup.max(now + self.cfg.min_cycle);
         self.phase = Phase::Idle { at };
     }

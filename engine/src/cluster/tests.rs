@@ -116,6 +116,11 @@ struct Cluster {
     /// simulator does.
     compact: bool,
     unchanged_answers: usize,
+    /// Take each node's trace records as they come and give each back
+    /// (`recycle_trace`), as the simulator does; kept in `traces` as
+    /// (JSON, decision text).
+    recycle: bool,
+    traces: BTreeMap<u32, Vec<(String, String)>>,
     /// Answer membership reads as heartbeat-file membership does: every
     /// node directory (each node with an executor) with its heartbeat file
     /// as stored, absent until the node first wrote one.
@@ -147,6 +152,8 @@ impl Cluster {
             faults,
             events: BTreeMap::new(),
             compact: false,
+            recycle: false,
+            traces: BTreeMap::new(),
             unchanged_answers: 0,
             heartbeat_files: false,
         };
@@ -169,6 +176,12 @@ impl Cluster {
             let Some(d) = self.drivers.get_mut(&node) else { return };
             while let Some(e) = d.poll_event() {
                 self.events.entry(node).or_default().push(e);
+            }
+            while self.recycle {
+                let Some((record, text)) = d.poll_trace() else { break };
+                let json = serde_json::to_string(&record).expect("serialises");
+                self.traces.entry(node).or_default().push((json, text));
+                d.recycle_trace(record);
             }
             let Some(cmd) = d.poll_command() else { return };
             let faults = self.faults.get(&node).cloned().unwrap_or_default();
@@ -892,10 +905,11 @@ pub(super) fn assert_replays(node: u32, trace: &[(crate::trace::Record, String)]
 /// hactl edit and its replication, while most answers were compact.
 #[test]
 fn unchanged_nodes_answered_in_one_line_decide_the_same() {
-    let run = |compact: bool| {
+    let run = |compact: bool, recycle: bool| {
         let mut c = Cluster::new(&[1, 2, 3, 4], "web start\n");
         c.files.same_clstat_same_id = true;
         c.compact = compact;
+        c.recycle = recycle;
         for d in c.drivers.values_mut() {
             d.trace = Some(Tap { writer: DecisionWriter::default(), out: VecDeque::new() });
         }
@@ -908,7 +922,7 @@ fn unchanged_nodes_answered_in_one_line_decide_the_same() {
         c.run_until(c.now + Millis::from_secs(300));
         let mut traces = BTreeMap::new();
         for (n, d) in c.drivers.iter_mut() {
-            let mut t = Vec::new();
+            let mut t = c.traces.remove(n).unwrap_or_default();
             while let Some((record, text)) = d.poll_trace() {
                 t.push((serde_json::to_string(&record).expect("serialises"), text));
             }
@@ -917,8 +931,12 @@ fn unchanged_nodes_answered_in_one_line_decide_the_same() {
         let adopted = c.drivers.values().all(|d| d.hactl().is_some_and(|h| h.get("db").is_some()));
         (traces, c.owners("web"), adopted, c.unchanged_answers, owner)
     };
-    let (full, web, db, none, owner) = run(false);
-    let (compact, web2, db2, answers, owner2) = run(true);
+    let (full, web, db, none, owner) = run(false, false);
+    let (compact, web2, db2, answers, owner2) = run(true, false);
+    // Records given back as they come (their maps reused) change nothing.
+    let (recycled, web3, db3, _, owner3) = run(true, true);
+    assert_eq!(recycled, compact);
+    assert_eq!((&web2, db2, owner2), (&web3, db3, owner3));
     assert_eq!(none, 0);
     assert!(answers > 100, "the compact answer was hardly used: {answers}");
     assert!(db, "the edited hactl was adopted everywhere");

@@ -34,6 +34,8 @@ fn ranked_cluster_traced(nodes: &[u32], hactl: &str, params: RankedParams, trace
         events: BTreeMap::new(),
         compact: false,
         unchanged_answers: 0,
+        recycle: false,
+        traces: BTreeMap::new(),
         heartbeat_files: false,
     };
     for &n in nodes {
