@@ -250,6 +250,8 @@ pub mod watchdog;
 mod machine;
 
 #[cfg(test)]
+mod dead_voters;
+#[cfg(test)]
 mod features;
 #[cfg(test)]
 mod harness;
@@ -346,6 +348,24 @@ pub struct RankedParams {
     /// under heartbeat-file membership, where each node's own reads are its
     /// membership view.
     pub learners_read_voters: bool,
+    /// Dead-voter replacement (default true), as Consul's autopilot cleans
+    /// up dead servers and etcd demotes and promotes members, done
+    /// automatically: the lowest voter that holds its lease proposes to
+    /// demote a voter that is surely dead (its claims proven void, or a
+    /// quorum revoked it `H·(1+ρ)+δ` ago) and that the membership source
+    /// has listed down for [`RankedParams::dead_voter_after`]; then, while
+    /// a voter seat is free, to promote the lowest learner it hears. The
+    /// members never change, so a dead node stays a member (judged,
+    /// fenced, its claims voided as before) and votes again once promoted
+    /// after its return. One change at a time, each under the
+    /// single-server rule; see the module doc ("Dead voters"). Off: the
+    /// voters change only when an operator changes the membership
+    /// ([`Input::ProposeMembers`]), and a dead voter votes "no" forever.
+    pub replace_dead_voters: bool,
+    /// How long the membership source must list a voter down before its
+    /// demotion is proposed: 10 s (5 H), so that a `mosha -9` restart (a
+    /// few seconds) or a flapping source does not churn the voters.
+    pub dead_voter_after: Millis,
 }
 
 impl Default for RankedParams {
@@ -372,6 +392,8 @@ impl Default for RankedParams {
             stall_after: Millis(10_000),
             max_voters: 5,
             learners_read_voters: true,
+            replace_dead_voters: true,
+            dead_voter_after: Millis(10_000),
         }
     }
 }
