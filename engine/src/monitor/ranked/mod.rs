@@ -505,11 +505,6 @@ pub(crate) struct Rules {
     /// rule: switched off, failover takes about three heartbeat periods
     /// more).
     pub early_claim: bool,
-    /// The tie-breaker decides an exact half of the voters only once every
-    /// voter publishes its configuration version (after a voter change,
-    /// an exact half of the new voters and a majority of the old ones can
-    /// be disjoint; see the module doc, "Dead voters").
-    pub tie_waits_for_version: bool,
 }
 
 impl Default for Rules {
@@ -533,7 +528,6 @@ impl Default for Rules {
             lift_heard_revocation: true,
             lift_after_round: true,
             early_claim: true,
-            tie_waits_for_version: true,
         }
     }
 }

@@ -62,35 +62,9 @@ impl Ranked {
             return true;
         }
         if t == self.me {
-            return self.seen_all_now();
+            return self.seen_all;
         }
-        // ... and only for the configuration it has seen every voter adopt
-        // (see `seen_all_now`).
-        self.record_of(t).is_some_and(|r| {
-            r.seen_all
-                && (!self.rules.tie_waits_for_version
-                    || r.config.version == self.durable.config.version)
-        })
-    }
-
-    /// `seen_all`, and (unless the rule is off) every other voter publishes
-    /// this node's configuration version or a newer one. Why: after a voter
-    /// change (5 voters to 4, or 3 to 2), an exact half of the new voters
-    /// holding the tie-breaker need not intersect a majority of the old
-    /// ones: a voter that acknowledged the change but has not adopted it
-    /// (it has not seen it commit) still counts the old majority, with the
-    /// demoted node in it. The tie-breaker's half becomes a quorum only
-    /// once every voter has adopted the new version, and from then on no
-    /// voter counts the old majority.
-    pub(super) fn seen_all_now(&self) -> bool {
-        self.seen_all
-            && (!self.rules.tie_waits_for_version
-                || self.voters().iter().all(|&v| {
-                    v == self.me
-                        || self
-                            .record_of(v)
-                            .is_some_and(|r| r.config.version >= self.durable.config.version)
-                }))
+        self.record_of(t).is_some_and(|r| r.seen_all)
     }
 
     /// Decide, for every other member, whether its claims are void.

@@ -75,7 +75,7 @@ impl Ranked {
             lease: self.lease_state(),
             floor: self.epoch_floor,
             watchdog: self.params.watchdog,
-            seen_all: self.seen_all_now(),
+            seen_all: self.seen_all,
             config: durable.config,
             config_ack: durable.config_ack,
             // A learner's acknowledgements, revocations and grants count
