@@ -151,7 +151,8 @@
 //!   learner reads only the voters' records
 //!   ([`RankedParams::learners_read_voters`]): it knows the other members
 //!   through the voters' revocations, fence votes and grants, so a
-//!   period's reads are O(N·V) for the cluster, not O(N²).
+//!   period's reads are O(N·V) for the cluster, not O(N²). A dead voter is
+//!   replaced by a learner (see "Dead voters").
 //! * **Early claim.** The best-ranked candidate asks for the claim on a
 //!   group while its holder is revoked by a quorum but not void yet, and a
 //!   new request is published at once: the grants then come in the step
@@ -170,6 +171,68 @@
 //!   policy (`classic`'s `<pid> <seconds>` beat) is logged
 //!   ([`RankedNotice::MixedPolicy`]) and nothing is taken over while it
 //!   lasts.
+//!
+//! # Dead voters
+//!
+//! A voter that died votes "no" on every lease, revocation, claim and
+//! change until it comes back, and nothing used to replace it: with five
+//! voters, one crashed and two slow ones (cycle lags of seconds, beyond the
+//! read deadline) left no lease anywhere although seven of ten nodes were
+//! healthy; at N = 3 a node fenced early (powered off until someone boots
+//! it) made every slow episode of either survivor an outage of every
+//! group. So `ranked` replaces dead voters by itself
+//! ([`RankedParams::replace_dead_voters`]), as Consul's autopilot cleans
+//! up dead servers and etcd demotes and promotes members:
+//!
+//! * **Demote.** The lowest voter that holds its lease (no lower voter,
+//!   not listed down and not void, publishes `holding`) proposes a voter
+//!   change that demotes voter X to learner when the membership source has
+//!   listed X down without a break for
+//!   [`RankedParams::dead_voter_after`] (10 s) and X is surely out: its
+//!   claims are void (fenced, released, or the lease wait passed), or a
+//!   quorum revoked it `H·(1+ρ)+δ` ago (no lease rests on its
+//!   acknowledgements any more). Never below two voters.
+//! * **Promote.** While fewer than `max_voters` members vote, it proposes
+//!   promoting the lowest learner that the membership source lists up and
+//!   that it hears (counter moving, not revoked, not `lost`). A demoted
+//!   node that comes back is promoted this way; at N ≤ `max_voters` every
+//!   member votes again.
+//! * **Members stay.** Only the voter set changes ([`Change::voters`]): X
+//!   stays a member, judged like any (fenced when its groups must move, its
+//!   claims void only by the usual proofs). Removing it from the members
+//!   instead would make every grant to it count as void at once (a grant
+//!   to a non-member names nobody), before its claims are proven void.
+//!
+//! Why it is safe: a voter change is a membership change as
+//! [`membership`] defines it. It names the version it replaces, moves the
+//! voter set by exactly one node, and commits only when strict majorities
+//! of the old and of the new voters acknowledge it, each node acknowledging
+//! one change per version: any old-voter majority and new-voter majority
+//! intersect, whoever proposed the change and why. The rules above only
+//! choose *when* to propose; a wrong verdict (X alive but listed down)
+//! costs X its vote, not safety. After a demotion the voter set is even
+//! (5 → 4, 3 → 2), and an exact half holding the tie-breaker is a quorum
+//! of the new set, though it need not intersect every majority of the old
+//! one. Such an old majority needs the acknowledgements of a voter B that
+//! acknowledged the change without adopting it (the commit needed a
+//! majority of the new voters, so one of the old majority's members
+//! acknowledged it); B's acknowledgements travel in the same record as its
+//! pending change, so every node that counts them acknowledges the change
+//! too, and on that side the change commits (and is adopted) within a read
+//! round, before any taker on the tie-breaker's side can judge a holder
+//! void (the revocation plus the lease wait, `H·(1+ρ)+δ`). A rule that
+//! holds the tie-breaker's exact half until every voter publishes the new
+//! version was tried; no lock-step schedule made its absence fail, so it
+//! is not in (open: a proof or a counter-example).
+//!
+//! At **N = 2** nothing is demoted (two voters is the floor, and a change
+//! from two voters needs both). At **N = 3** a dead node's demotion leaves
+//! the two-node rules: the tie-breaker (the lower survivor) keeps its lease
+//! alone when the other dies or lags, and the other fences the
+//! tie-breaker after `tie_fence_delay` when the tie-breaker is lost; before
+//! it, either survivor's trouble stopped every group. Under heartbeat-file
+//! membership there is no membership verdict, and nothing is demoted.
+//! Tests: `dead_voters.rs` (each rule with its twin with the rule off).
 //!
 //! # Lifting a revocation
 //!
