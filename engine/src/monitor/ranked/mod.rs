@@ -568,6 +568,10 @@ pub(crate) struct Rules {
     /// rule: switched off, failover takes about three heartbeat periods
     /// more).
     pub early_claim: bool,
+    /// An exact half is no quorum while a voter change is under way (this
+    /// node or a voter acknowledged one, or a voter publishes another
+    /// version): see `config_unsettled`.
+    pub tie_needs_settled_config: bool,
 }
 
 impl Default for Rules {
@@ -591,6 +595,7 @@ impl Default for Rules {
             lift_heard_revocation: true,
             lift_after_round: true,
             early_claim: true,
+            tie_needs_settled_config: true,
         }
     }
 }

@@ -58,6 +58,9 @@ impl Ranked {
         let Some(&t) = self.durable.config.voters().iter().min() else {
             return false;
         };
+        if self.rules.tie_needs_settled_config && self.config_unsettled() {
+            return false;
+        }
         if !self.rules.wait_for_all || votes.contains(t) {
             return true;
         }
@@ -65,6 +68,27 @@ impl Ranked {
             return self.seen_all;
         }
         self.record_of(t).is_some_and(|r| r.seen_all)
+    }
+
+    /// Is a voter change under way: this node acknowledged one that has not
+    /// committed here, or a voter publishes another configuration version
+    /// or a change it acknowledged? Then an exact half is no quorum, even
+    /// with the tie-breaker: across a change of the voter set, an exact
+    /// half of one set and a majority of the other can be disjoint (seed
+    /// 34 at N = 3: node 2, on voters {2, 3}, proposed promoting node 1
+    /// and claimed a group with its own grant as the tie-breaker's half,
+    /// while node 3 had committed {1, 2, 3} and granted it to node 1).
+    /// Strict majorities of two voter sets that differ by one node always
+    /// intersect, so they need no such wait.
+    pub(super) fn config_unsettled(&self) -> bool {
+        let version = self.durable.config.version;
+        self.durable.config_ack.is_some()
+            || self.durable.config.voters().iter().any(|&v| {
+                v != self.me
+                    && self
+                        .record_of(v)
+                        .is_some_and(|r| r.config.version != version || r.config_ack.is_some())
+            })
     }
 
     /// Decide, for every other member, whether its claims are void.
