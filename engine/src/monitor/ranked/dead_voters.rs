@@ -113,3 +113,46 @@ fn without_dead_voter_replacement_two_dead_voters_stop_every_group() {
     assert!(w.runs("web").is_empty(), "{}", dump(&w));
     assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0), "{}", dump(&w));
 }
+
+/// Three members, voters {2, 3} (node 1 was demoted); `web` runs on node 2,
+/// no fence command. Node 1 comes back and node 2 proposes to promote it;
+/// node 3 acknowledges and commits {1, 2, 3}, and then node 2 reads nobody
+/// and nobody reads node 2. Node 2, which never saw the commit, is the
+/// tie-breaker's half of {2, 3}; nodes 1 and 3 are a majority of
+/// {1, 2, 3}. Returns the world 15 s after the cut.
+fn promotion_then_cut(rules: impl FnOnce(&mut super::Rules)) -> World {
+    use super::harness::Link;
+    use super::record::Config;
+    let mut w = world(3, "web start 2,1\n", RankedParams::default()).with_rules(rules);
+    w.config = Config { version: 2, members: vec![1, 2, 3], voters: vec![2, 3] };
+    w.node(1).restart_at = Some(5_000);
+    assert!(w.settle(5_000), "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![2], "{}", dump(&w));
+    let pending = |w: &World| w.nodes[&2].disk.as_ref().is_some_and(|d| d.config_ack.is_some());
+    assert!(w.run_until_cond(20_000, pending), "{}", dump(&w));
+    for (from, to) in [(3, 2), (1, 2), (2, 1)] {
+        w.link(from, to, Link::Down);
+    }
+    let committed = |w: &World| voters(w, 3) == vec![1, 2, 3];
+    assert!(w.run_until_cond(w.t + 5_000, committed), "{}", dump(&w));
+    w.link(2, 3, Link::Down);
+    assert_eq!(voters(&w, 2), vec![2, 3], "node 2 never saw the commit");
+    let t0 = w.t;
+    w.run_until(t0 + 15_000);
+    w
+}
+
+#[test]
+fn while_a_voter_change_is_under_way_the_tie_breakers_half_is_no_quorum() {
+    let w = promotion_then_cut(|_| {});
+    assert_eq!(w.double_owner_ms, 0, "{}", dump(&w));
+    // Time passed: node 2 lost its lease, and `web` moved to node 1.
+    assert!(w.log.iter().any(|l| l.1 == 2 && l.2.starts_with("LeaseLost")), "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![1], "{}", dump(&w));
+}
+
+#[test]
+fn without_waiting_for_a_settled_configuration_web_runs_twice() {
+    let w = promotion_then_cut(|r| r.tie_needs_settled_config = false);
+    assert!(w.double_owner_ms > 0, "{}", dump(&w));
+}

@@ -210,20 +210,20 @@
 //! one change per version: any old-voter majority and new-voter majority
 //! intersect, whoever proposed the change and why. The rules above only
 //! choose *when* to propose; a wrong verdict (X alive but listed down)
-//! costs X its vote, not safety. After a demotion the voter set is even
-//! (5 → 4, 3 → 2), and an exact half holding the tie-breaker is a quorum
-//! of the new set, though it need not intersect every majority of the old
-//! one. Such an old majority needs the acknowledgements of a voter B that
-//! acknowledged the change without adopting it (the commit needed a
-//! majority of the new voters, so one of the old majority's members
-//! acknowledged it); B's acknowledgements travel in the same record as its
-//! pending change, so every node that counts them acknowledges the change
-//! too, and on that side the change commits (and is adopted) within a read
-//! round, before any taker on the tie-breaker's side can judge a holder
-//! void (the revocation plus the lease wait, `H·(1+ρ)+δ`). A rule that
-//! holds the tie-breaker's exact half until every voter publishes the new
-//! version was tried; no lock-step schedule made its absence fail, so it
-//! is not in (open: a proof or a counter-example).
+//! costs X its vote, not safety. Two strict majorities of voter sets that
+//! differ by one node always intersect; an **exact half** holding the
+//! tie-breaker does not: across a change from or to an even voter set, the
+//! tie-breaker's half of one set and a majority of the other can be
+//! disjoint. So while a voter change is under way (this node acknowledged
+//! one that has not committed here, or a voter publishes another version or
+//! a change it acknowledged), an exact half is no quorum, tie-breaker or
+//! not (`Rules::tie_needs_settled_config`; found by seed 34 at N = 3,
+//! where node 2, proposing to promote node 1, claimed a group as the
+//! tie-breaker's half of {2, 3} while node 3 had committed {1, 2, 3} and
+//! granted it to node 1: 0.65 s of double owner). Open: a node that reads
+//! none of the voters that changed keeps its last view of them, so the
+//! rule rests on every voter reading the proposal's records before the
+//! change commits, which the commit itself requires of a majority only.
 //!
 //! At **N = 2** nothing is demoted (two voters is the floor, and a change
 //! from two voters needs both). At **N = 3** a dead node's demotion leaves
