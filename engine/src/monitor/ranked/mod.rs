@@ -572,6 +572,9 @@ pub(crate) struct Rules {
     /// node or a voter acknowledged one, or a voter publishes another
     /// version): see `config_unsettled`.
     pub tie_needs_settled_config: bool,
+    /// The voter pass proposes only a change that can commit: the proposer
+    /// hears a strict majority of the old voters and of the new ones.
+    pub propose_only_committable: bool,
 }
 
 impl Default for Rules {
@@ -596,6 +599,7 @@ impl Default for Rules {
             lift_after_round: true,
             early_claim: true,
             tie_needs_settled_config: true,
+            propose_only_committable: true,
         }
     }
 }

@@ -85,10 +85,25 @@ impl Ranked {
         self.durable.config_ack.is_some()
             || self.durable.config.voters().iter().any(|&v| {
                 v != self.me
+                    && !self.surely_out(v)
                     && self
                         .record_of(v)
                         .is_some_and(|r| r.config.version != version || r.config_ack.is_some())
             })
+    }
+
+    /// Is `n`'s current incarnation out of every quorum: proven void (fenced
+    /// or its lease wait passed), or revoked by a quorum `H·(1+ρ)+δ` ago?
+    /// It holds no lease under any configuration, and its record, stale
+    /// since it died (perhaps in the middle of a change), says nothing
+    /// about what anybody counts now.
+    pub(super) fn surely_out(&self, n: u32) -> bool {
+        let Some(peer) = self.peers.get(&n) else { return false };
+        let inc = self.latest(n).map_or(0, |l| l.incarnation);
+        let void = peer.void_epoch.is_some_and(|(i, _)| i == inc);
+        let wait = self.params.takeover_wait();
+        let over = peer.revoked_since.is_some_and(|(i, at)| i == inc && self.now >= at + wait);
+        void || over
     }
 
     /// Decide, for every other member, whether its claims are void.

@@ -37,6 +37,19 @@ impl Ranked {
             return;
         }
         let Some((to, why)) = self.voter_change(&voters, &config, &live, judged) else { return };
+        // Only a change that can commit: this node hears a strict majority
+        // of the old voters and of the new ones. A change that cannot
+        // commit (a promotion while the other of two voters is dead) stays
+        // pending for good, since an acknowledgement is never withdrawn,
+        // and a pending change takes the tie-breaker's exact half away
+        // (`config_unsettled`): the last node would stop everything.
+        let heard = |set: &[u32]| {
+            let yes: BTreeSet<u32> = set.iter().copied().filter(|&v| self.hears(v)).collect();
+            crate::monitor::ranked::quorum::is_strict_majority(set, &yes)
+        };
+        if self.rules.propose_only_committable && (!heard(&voters) || !heard(&to)) {
+            return;
+        }
         let Ok(change) = membership::one_voter_at_a_time(&config, &to) else { return };
         self.set_durable(|d| d.config_ack = Some(change.clone()));
         self.log(RankedNotice::ChangeProposed { change, why });
