@@ -25,6 +25,7 @@ fn three_nodes_lose_two(replace: bool) -> World {
     let params = RankedParams {
         fence_command: true,
         replace_dead_voters: replace,
+        min_voters: 2,
         ..RankedParams::default()
     };
     let mut w = world(3, "web start 3,2,1\n", params);
@@ -72,6 +73,7 @@ fn five_nodes_lose_two_voters(replace: bool) -> World {
     let params = RankedParams {
         fence_command: true,
         max_voters: 3,
+        min_voters: 2,
         replace_dead_voters: replace,
         ..RankedParams::default()
     };
@@ -162,7 +164,7 @@ fn without_waiting_for_a_settled_configuration_web_runs_twice() {
 /// node 1, the tie-breaker, takes `web` alone. Then node 3 boots again.
 /// Returns the world 20 s after node 3's boot.
 fn a_voter_comes_back_while_the_other_is_dead(rules: impl FnOnce(&mut super::Rules)) -> World {
-    let params = RankedParams { fence_command: true, ..RankedParams::default() };
+    let params = RankedParams { fence_command: true, min_voters: 2, ..RankedParams::default() };
     let mut w = world(3, "web start 2,1\n", params).with_rules(rules);
     assert!(w.settle(10_000), "{}", dump(&w));
     let t0 = w.t;

@@ -57,7 +57,7 @@ impl Ranked {
     }
 
     /// The voter set to propose, and why: demote the lowest surely dead
-    /// voter (never below two voters), else promote the lowest learner
+    /// voter (never below `min_voters`), else promote the lowest learner
     /// heard while a seat is free.
     fn voter_change(
         &mut self,
@@ -69,7 +69,7 @@ impl Ranked {
         let now = self.now;
         let wait = self.params.takeover_wait();
         let grace = self.params.dead_voter_after;
-        if voters.len() > 2 {
+        if voters.len() > self.params.min_voters.max(2) {
             for &x in voters {
                 if x == self.me || live.contains(&x) {
                     continue;
