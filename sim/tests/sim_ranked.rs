@@ -330,3 +330,34 @@ fn failing_membership_reads_do_not_stop_the_reads_of_records() {
     assert!(down < 1.0, "{down} group-s unavailable:\n{}", report::render(&r));
     assert!(r.tracker.counts().is_empty(), "{}", report::render(&r));
 }
+
+/// The availability setting (fs delays capped at H/4):
+/// `clinit-sim run --nodes 3 --seed 34 --groups 5 --faults random --param
+/// fence_delay=500ms --param fence_kills=true --param fs_delay_cap=500ms
+/// --policy '{"policy":"ranked","fence_command":true,"min_voters":2}'`.
+/// Node 1 is fenced (powered off until the quiet phase) and, dead-voter
+/// replacement being on with a floor of two voters, demoted: voters {2, 3}. At the quiet phase nodes 1 and 2 restart;
+/// node 2 proposes to promote node 1 back. Before the settled-configuration
+/// rule, node 2, still on voters {2, 3}, claimed `g03` as the tie-breaker's
+/// half while node 3 had committed {1, 2, 3} and granted `g03` to node 1:
+/// 0.65 s of double owner. Must hold: no double owner, no needless fence,
+/// and the run is the scenario (a fence landed, nodes restarted).
+#[test]
+fn seed_34_a_demoted_voter_comes_back_without_a_double_owner() {
+    use clinit_sim::invariants::DOUBLE_OWNER;
+    let mut cfg = random_hour(5);
+    cfg.world.fs_delay_cap = Some(Millis(500));
+    // The default floor of 3 voters never demotes at N = 3.
+    cfg.policy = PolicyConfig::Ranked(RankedParams {
+        fence_command: true,
+        min_voters: 2,
+        ..RankedParams::default()
+    });
+    let r = run(&cfg, 34, RunOptions::default()).expect("valid scenario");
+    assert!(r.tracker.metrics.fence_kills > 0, "no fence landed: the test proves nothing");
+    assert!(r.tracker.metrics.restarts > 0, "no restart: the test proves nothing");
+    let counts = r.tracker.counts();
+    for inv in [DOUBLE_OWNER, NEEDLESS_FENCE] {
+        assert!(!counts.contains_key(inv), "{inv} broken:\n{}", report::render(&r));
+    }
+}

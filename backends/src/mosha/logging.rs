@@ -282,6 +282,18 @@ fn log_ranked(notice: clinit_engine::monitor::ranked::RankedNotice) {
              off (until {until} on this node's monotonic clock) so the next-ranked node takes it"
         ),
         N::ChangeRefused(why) => warn!("membership change refused: {why}"),
+        N::ChangeProposed { change, why } => {
+            use clinit_engine::monitor::ranked::membership::Autopilot;
+            let why = match why {
+                Autopilot::Demote(n) => format!("node {n} is dead: demoted to learner"),
+                Autopilot::Promote(n) => format!("node {n} promoted to a free voter seat"),
+            };
+            info!(
+                "proposing voters {} of version {} ({why})",
+                list(&change.voters),
+                change.replaces
+            )
+        }
         N::ConfigAdopted(config) => info!(
             "known membership now version {}: nodes {}{}",
             config.version,

@@ -32,6 +32,7 @@ mod group_pass;
 mod inputs;
 mod judge;
 mod lease_pass;
+mod member_pass;
 mod publish;
 
 /// What this node must keep across restarts (including `mosha -9`), in
@@ -267,6 +268,12 @@ pub enum RankedNotice {
         policy: String,
     },
     ChangeRefused(String),
+    /// This node proposes `change` by itself (it acknowledges it first):
+    /// a dead member's removal, a promotion, or a member's return.
+    ChangeProposed {
+        change: Change,
+        why: membership::Autopilot,
+    },
     ConfigAdopted(Config),
     /// `group` runs here but fails back to the better-ranked `to`
     /// ([`RankedParams::failback`]): stopped here, a move.
@@ -332,6 +339,9 @@ struct Peer {
     /// it (a node that rebooted before the source noticed), is judged by
     /// its counter alone (see [`Ranked::listed_down`]).
     down_of: Option<u64>,
+    /// Since when (own clock) the membership source lists it down without
+    /// a break (dead-member removal waits `remove_dead_after`).
+    down_since: Option<Millis>,
 }
 
 /// The lease phase of this node.
@@ -746,6 +756,7 @@ impl Ranked {
         self.revocation_pass();
         self.lease_pass(&votes);
         let judged = self.judge(&votes, &fenced);
+        self.autopilot_pass(&judged);
         self.fence_pass(&votes, &judged);
         self.grant_pass(&judged);
         self.group_pass(&votes, &judged);

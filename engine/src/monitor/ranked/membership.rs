@@ -15,14 +15,31 @@
 
 use super::quorum::is_strict_majority;
 use super::record::{Change, Config};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use thiserror::Error;
+
+/// Why this node proposes a voter change by itself (see the module doc of
+/// `ranked`, "Dead voters").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Autopilot {
+    /// Demote voter `node` to learner: its claims are void (or its lease
+    /// surely ran out) and the membership source has listed it down for
+    /// `dead_voter_after`.
+    Demote(u32),
+    /// Promote learner `node` to a free voter seat: the membership source
+    /// lists it up and its counter moves.
+    Promote(u32),
+}
 
 /// Why a proposed change is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ChangeError {
     #[error("a change must add or remove exactly one node (from {from:?} to {to:?})")]
     NotOneNode { from: Vec<u32>, to: Vec<u32> },
+    #[error("a voter change must keep the members and add or remove exactly one voter (from {from:?} to {to:?})")]
+    NotOneVoter { from: Vec<u32>, to: Vec<u32> },
     #[error("already acknowledged another change of version {version}: {members:?}")]
     AlreadyAcked { version: u64, members: Vec<u32> },
 }
@@ -41,7 +58,32 @@ pub fn one_at_a_time(config: &Config, to: &[u32]) -> Result<Change, ChangeError>
     if old.symmetric_difference(&new).count() != 1 {
         return Err(ChangeError::NotOneNode { from: config.members.clone(), to });
     }
-    Ok(Change { replaces: config.version, members: to })
+    Ok(Change { replaces: config.version, members: to, voters: Vec::new() })
+}
+
+/// A voter change of `config`: the members stay, and `voters` (members,
+/// at least one) differ from the current voters by exactly one node (a
+/// demotion or a promotion; Raft's single-server rule applied to voters).
+pub fn one_voter_at_a_time(config: &Config, voters: &[u32]) -> Result<Change, ChangeError> {
+    let to = normalise(voters);
+    let old: BTreeSet<u32> = config.voters().iter().copied().collect();
+    let new: BTreeSet<u32> = to.iter().copied().collect();
+    let members_only = to.iter().all(|v| config.members.contains(v));
+    if to.is_empty() || !members_only || old.symmetric_difference(&new).count() != 1 {
+        return Err(ChangeError::NotOneVoter { from: config.voters().to_vec(), to });
+    }
+    Ok(Change { replaces: config.version, members: config.members.clone(), voters: to })
+}
+
+/// Is `change` a valid change of `config` (one member, or one voter)?
+pub fn valid(config: &Config, change: &Change) -> Result<(), ChangeError> {
+    if change.voters.is_empty() {
+        one_at_a_time(config, &change.members).map(|_| ())
+    } else if normalise(&change.members) != config.members {
+        Err(ChangeError::NotOneVoter { from: config.voters().to_vec(), to: change.voters.clone() })
+    } else {
+        one_voter_at_a_time(config, &change.voters).map(|_| ())
+    }
 }
 
 /// Should this node acknowledge `change`, given the change it already
@@ -51,7 +93,7 @@ pub fn may_ack(
     acked: Option<&Change>,
     change: &Change,
 ) -> Result<(), ChangeError> {
-    one_at_a_time(config, &change.members)?;
+    valid(config, change)?;
     match acked {
         Some(a) if a.replaces == config.version && a != change => {
             Err(ChangeError::AlreadyAcked { version: a.replaces, members: a.members.clone() })

@@ -13,6 +13,7 @@
 //! seen-all yes            seen every member since start (wait_for_all)
 //! config 2 1,2,3          known membership: version, members
 //! config-ack 2 1,2,4      optional: the one change of version 2 it accepts
+//!                         (`voters 1,2` after it: a voter change)
 //! ack 1 5 100             latest (incarnation, counter) seen of node 1
 //! revoke 2 4 88           (node 2, incarnation 4) acknowledged up to 88, never beyond
 //! grant web 3 7 57 1234   grants web to node 3, incarnation 7, epoch 57, request 1234
@@ -146,6 +147,19 @@ impl Config {
         }
     }
 
+    /// The configuration after `change` commits: [`Config::next`] for a
+    /// member change, the named voters for a voter change (empty when they
+    /// are every member).
+    pub fn after(&self, change: &Change, max_voters: usize) -> Config {
+        if change.voters.is_empty() {
+            return self.next(&change.members, max_voters);
+        }
+        let members = super::membership::normalise(&change.members);
+        let voters = super::membership::normalise(&change.voters);
+        let voters = if voters == members { Vec::new() } else { voters };
+        Config { version: self.version + 1, members, voters }
+    }
+
     /// The configuration after `change` commits. The voter set changes by
     /// at most one node, so an old and a new voter majority always
     /// intersect (Raft's single-server rule, applied to voters): a removed
@@ -171,6 +185,13 @@ impl Config {
 pub struct Change {
     pub replaces: u64,
     pub members: Vec<u32>,
+    /// A voter change: the members stay, and these (ascending) become the
+    /// voters, one node added to or removed from the old voter set (a
+    /// dead voter demoted to learner, a learner promoted: etcd's `member
+    /// promote`). Empty: a member change, whose voters
+    /// [`Config::next`] computes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voters: Vec<u32>,
 }
 
 /// The heartbeat record.
@@ -270,7 +291,11 @@ impl Record {
         }
         s.push('\n');
         if let Some(c) = &self.config_ack {
-            let _ = writeln!(s, "config-ack {} {}", c.replaces, join(&c.members));
+            let _ = write!(s, "config-ack {} {}", c.replaces, join(&c.members));
+            if !c.voters.is_empty() {
+                let _ = write!(s, " voters {}", join(&c.voters));
+            }
+            s.push('\n');
         }
         for (n, a) in &self.acks {
             let _ = writeln!(s, "ack {n} {} {}", a.incarnation, a.counter);
@@ -390,10 +415,16 @@ impl Record {
                         voters,
                     })
                 }
-                (Some("config-ack"), 3) => {
+                (Some("config-ack"), n @ (3 | 5)) => {
+                    let voters = match n {
+                        5 if w[3] == "voters" => split_nodes(w[4]).ok_or(bad("bad node list"))?,
+                        5 => return Err(bad("expected `voters`")),
+                        _ => Vec::new(),
+                    };
                     rec.config_ack = Some(Change {
                         replaces: num(1).ok_or(bad("bad version"))?,
                         members: split_nodes(w[2]).ok_or(bad("bad node list"))?,
+                        voters,
                     })
                 }
                 (Some(kind @ ("ack" | "revoke")), 4) => {
@@ -528,7 +559,7 @@ pub(crate) mod tests {
             watchdog: true,
             seen_all: true,
             config: Config { version: 2, members: vec![1, 2, 3], voters: Vec::new() },
-            config_ack: Some(Change { replaces: 2, members: vec![1, 2, 3, 4] }),
+            config_ack: Some(Change { replaces: 2, members: vec![1, 2, 3, 4], voters: Vec::new() }),
             acks: BTreeMap::new(),
             revocations: BTreeMap::new(),
             grants: BTreeMap::new(),
@@ -647,7 +678,7 @@ pub(crate) mod tests {
                 any::<bool>(),
                 any::<u64>(),
             ),
-            (any::<u64>(), nodes(), proptest::option::of((any::<u64>(), nodes()))),
+            (any::<u64>(), nodes(), proptest::option::of((any::<u64>(), nodes(), nodes()))),
             proptest::collection::btree_map(0u32..50, seen(), 0..4),
             proptest::collection::btree_map(0u32..50, seen(), 0..4),
             proptest::collection::btree_map(
@@ -671,7 +702,11 @@ pub(crate) mod tests {
                     watchdog: h.5,
                     seen_all: h.6,
                     config: Config { version: c.0, members: c.1, voters: Vec::new() },
-                    config_ack: c.2.map(|(replaces, members)| Change { replaces, members }),
+                    config_ack: c.2.map(|(replaces, members, voters)| Change {
+                        replaces,
+                        members,
+                        voters,
+                    }),
                     acks,
                     revocations,
                     grants: grants

@@ -31,10 +31,7 @@ impl Ranked {
                 .values()
                 .filter_map(|p| p.record.as_ref())
                 .filter_map(|r| r.config_ack.clone())
-                .filter(|c| {
-                    membership::one_at_a_time(&config, &c.members).is_ok()
-                        && c.replaces == config.version
-                })
+                .filter(|c| membership::valid(&config, c).is_ok() && c.replaces == config.version)
                 .filter(|c| Some(c) != self.durable.config_ack.as_ref())
                 .max();
             if let Some(c) = newest {
@@ -67,14 +64,18 @@ impl Ranked {
             ackers.insert(self.me);
         }
         // Over voters: a strict majority of the old voters and of the new.
-        let next = config.next(&change.members, self.params.max_voters);
+        let next = config.after(&change, self.params.max_voters);
         let voted = |c: &Config| Config {
             version: c.version,
             members: c.voters().to_vec(),
             voters: Vec::new(),
         };
         let old = voted(&config);
-        let new = Change { replaces: change.replaces, members: next.voters().to_vec() };
+        let new = Change {
+            replaces: change.replaces,
+            members: next.voters().to_vec(),
+            voters: Vec::new(),
+        };
         if membership::committed(&old, &new, &ackers) {
             self.set_durable(|d| {
                 d.config = next.clone();

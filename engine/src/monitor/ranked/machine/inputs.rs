@@ -38,9 +38,13 @@ impl Ranked {
                     let peer = self.peers.entry(n).or_default();
                     if live.contains(&n) {
                         peer.down_of = None;
-                    } else if !was_down || peer.down_of.is_none() {
-                        let latest = peer.contact.and_then(|c| c.latest);
-                        peer.down_of = Some(latest.map_or(u64::MAX, |l| l.incarnation));
+                        peer.down_since = None;
+                    } else {
+                        peer.down_since.get_or_insert(now);
+                        if !was_down || peer.down_of.is_none() {
+                            let latest = peer.contact.and_then(|c| c.latest);
+                            peer.down_of = Some(latest.map_or(u64::MAX, |l| l.incarnation));
+                        }
                     }
                 }
                 if self.live.as_ref() != Some(&live) {

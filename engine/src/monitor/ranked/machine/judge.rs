@@ -58,6 +58,9 @@ impl Ranked {
         let Some(&t) = self.durable.config.voters().iter().min() else {
             return false;
         };
+        if self.rules.tie_needs_settled_config && self.config_unsettled() {
+            return false;
+        }
         if !self.rules.wait_for_all || votes.contains(t) {
             return true;
         }
@@ -65,6 +68,42 @@ impl Ranked {
             return self.seen_all;
         }
         self.record_of(t).is_some_and(|r| r.seen_all)
+    }
+
+    /// Is a voter change under way: this node acknowledged one that has not
+    /// committed here, or a voter publishes another configuration version
+    /// or a change it acknowledged? Then an exact half is no quorum, even
+    /// with the tie-breaker: across a change of the voter set, an exact
+    /// half of one set and a majority of the other can be disjoint (seed
+    /// 34 at N = 3: node 2, on voters {2, 3}, proposed promoting node 1
+    /// and claimed a group with its own grant as the tie-breaker's half,
+    /// while node 3 had committed {1, 2, 3} and granted it to node 1).
+    /// Strict majorities of two voter sets that differ by one node always
+    /// intersect, so they need no such wait.
+    pub(super) fn config_unsettled(&self) -> bool {
+        let version = self.durable.config.version;
+        self.durable.config_ack.is_some()
+            || self.durable.config.voters().iter().any(|&v| {
+                v != self.me
+                    && !self.surely_out(v)
+                    && self
+                        .record_of(v)
+                        .is_some_and(|r| r.config.version != version || r.config_ack.is_some())
+            })
+    }
+
+    /// Is `n`'s current incarnation out of every quorum: proven void (fenced
+    /// or its lease wait passed), or revoked by a quorum `H·(1+ρ)+δ` ago?
+    /// It holds no lease under any configuration, and its record, stale
+    /// since it died (perhaps in the middle of a change), says nothing
+    /// about what anybody counts now.
+    pub(super) fn surely_out(&self, n: u32) -> bool {
+        let Some(peer) = self.peers.get(&n) else { return false };
+        let inc = self.latest(n).map_or(0, |l| l.incarnation);
+        let void = peer.void_epoch.is_some_and(|(i, _)| i == inc);
+        let wait = self.params.takeover_wait();
+        let over = peer.revoked_since.is_some_and(|(i, at)| i == inc && self.now >= at + wait);
+        void || over
     }
 
     /// Decide, for every other member, whether its claims are void.

@@ -1,0 +1,109 @@
+//! The voter pass (dead-voter replacement): the lowest voter holding its
+//! lease demotes a surely dead voter, then promotes a learner it hears into
+//! the free seat, one voter change at a time (see the module doc, "Dead
+//! voters").
+
+use super::*;
+use membership::Autopilot;
+
+impl Ranked {
+    /// Propose at most one voter change (see [`RankedParams::replace_dead_voters`]).
+    pub(super) fn autopilot_pass(&mut self, judged: &BTreeMap<u32, Judgement>) {
+        if !self.params.replace_dead_voters
+            || self.leaving
+            || !self.is_voter()
+            || self.phase != Phase::Holding
+            // A pending change of this version (ours or one acknowledged
+            // in the membership pass): one change at a time.
+            || self.durable.config_ack.is_some()
+        {
+            return;
+        }
+        // Only a membership source's verdict says "dead" (under
+        // heartbeat-file membership nothing is demoted).
+        let Some(live) = self.live.clone() else { return };
+        let config = self.durable.config.clone();
+        let voters = config.voters().to_vec();
+        // The proposer: the lowest voter that holds its lease, so that two
+        // voters rarely propose different changes of one version (each
+        // node acknowledges one, so a split could stall changes until a
+        // dead voter returns; safety does not depend on it).
+        let lower_holds = voters.iter().copied().filter(|&v| v < self.me).any(|v| {
+            !self.listed_down(v)
+                && judged.get(&v).is_none_or(|j| !j.void)
+                && self.record_of(v).is_some_and(|r| r.lease == LeaseState::Holding)
+        });
+        if lower_holds {
+            return;
+        }
+        let Some((to, why)) = self.voter_change(&voters, &config, &live, judged) else { return };
+        // Only a change that can commit: this node hears a strict majority
+        // of the old voters and of the new ones. A change that cannot
+        // commit (a promotion while the other of two voters is dead) stays
+        // pending for good, since an acknowledgement is never withdrawn,
+        // and a pending change takes the tie-breaker's exact half away
+        // (`config_unsettled`): the last node would stop everything.
+        let heard = |set: &[u32]| {
+            let yes: BTreeSet<u32> = set.iter().copied().filter(|&v| self.hears(v)).collect();
+            crate::monitor::ranked::quorum::is_strict_majority(set, &yes)
+        };
+        if self.rules.propose_only_committable && (!heard(&voters) || !heard(&to)) {
+            return;
+        }
+        let Ok(change) = membership::one_voter_at_a_time(&config, &to) else { return };
+        self.set_durable(|d| d.config_ack = Some(change.clone()));
+        self.log(RankedNotice::ChangeProposed { change, why });
+        self.hurry();
+    }
+
+    /// The voter set to propose, and why: demote the lowest surely dead
+    /// voter (never below `min_voters`), else promote the lowest learner
+    /// heard while a seat is free.
+    fn voter_change(
+        &mut self,
+        voters: &[u32],
+        config: &Config,
+        live: &BTreeSet<u32>,
+        judged: &BTreeMap<u32, Judgement>,
+    ) -> Option<(Vec<u32>, Autopilot)> {
+        let now = self.now;
+        let wait = self.params.takeover_wait();
+        let grace = self.params.dead_voter_after;
+        if voters.len() > self.params.min_voters.max(2) {
+            for &x in voters {
+                if x == self.me || live.contains(&x) {
+                    continue;
+                }
+                let Some(peer) = self.peers.get(&x) else { continue };
+                let Some(since) = peer.down_since else { continue };
+                let void = judged.get(&x).is_some_and(|j| j.void);
+                let lease_over = peer.revoked_since.is_some_and(|(_, at)| now >= at + wait);
+                if !(void || lease_over) {
+                    continue;
+                }
+                if now < since + grace {
+                    self.wake_at(since + grace);
+                    continue;
+                }
+                let to = voters.iter().copied().filter(|&v| v != x).collect();
+                return Some((to, Autopilot::Demote(x)));
+            }
+        }
+        let seats = self.params.max_voters.max(1).min(config.members.len());
+        if voters.len() < seats {
+            let learner = config.members.iter().copied().find(|&l| {
+                !voters.contains(&l)
+                    && live.contains(&l)
+                    && self.heard_now(l)
+                    && self.hears(l)
+                    && self.record_of(l).is_some_and(|r| r.lease != LeaseState::Lost)
+            });
+            if let Some(l) = learner {
+                let mut to = voters.to_vec();
+                to.push(l);
+                return Some((to, Autopilot::Promote(l)));
+            }
+        }
+        None
+    }
+}
