@@ -1312,7 +1312,9 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
         // rewritten at most every DETAIL_EVERY_BUSY: rendering all entries
         // after each slice of 16 spawns made starting 1,000 entries
         // quadratic. It is rewritten at once when the change is done.
-        let busy = daemon.driver().has_pending();
+        // While shutting down, too: each burst of exits is a step, and the
+        // file is removed at exit anyway.
+        let busy = daemon.driver().has_pending() || daemon.driver.init.is_shutting_down();
         if daemon.detail_dirty
             && (!busy || detail_at.is_none_or(|t: Instant| t.elapsed() >= DETAIL_EVERY_BUSY))
         {

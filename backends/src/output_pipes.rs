@@ -194,12 +194,18 @@ impl PipeSet {
             }
         };
         for i in 0..n {
-            let raw = self.events[i].u64 as RawFd;
+            let (raw, events) = (self.events[i].u64 as RawFd, self.events[i].events);
             let Some(pipe) = self.open.get_mut(&raw) else {
                 epoll.delete(raw);
                 continue;
             };
-            if !pipe.read_once(&mut self.shared) {
+            // Hang-up without input: every writer is gone and nothing is
+            // left to read (a pipe with data reports EPOLLIN too), so the
+            // read that would return 0 is skipped: at a stop of 1,000 that
+            // is 1,000 system calls fewer on the way to the daemon's exit.
+            let hung_up = events & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+                && events & libc::EPOLLIN as u32 == 0;
+            if hung_up || !pipe.read_once(&mut self.shared) {
                 epoll.delete(raw);
                 if let Some(mut pipe) = self.open.remove(&raw) {
                     pipe.finish(&mut self.shared);
