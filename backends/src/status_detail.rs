@@ -174,6 +174,12 @@ impl DetailFile {
     /// retried at the next update and returned (for a log line) only when
     /// it is new, so a read-only directory does not flood the log.
     pub fn update(&mut self, text: String) -> Result<(), String> {
+        self.update_str(&text)
+    }
+
+    /// [`DetailFile::update`] of borrowed text (the caller keeps it, to
+    /// retry a failed write).
+    pub fn update_str(&mut self, text: &str) -> Result<(), String> {
         let d = digest(text.as_bytes());
         if self.last == Some(d) {
             return Ok(());

@@ -78,11 +78,10 @@ impl Files {
     }
 
     fn write_detail(&mut self, text: String) {
-        let keep = text.clone();
-        if let Err(e) = self.detail.update(text) {
+        if let Err(e) = self.detail.update_str(&text) {
             warn!("{e}");
         }
-        self.detail_retry = self.detail.is_failing().then_some(keep);
+        self.detail_retry = self.detail.is_failing().then_some(text);
     }
 
     /// Carry out a batch: the newest state and detail content only.
