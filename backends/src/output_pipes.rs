@@ -141,6 +141,7 @@ pub struct PipeSet {
 }
 
 impl PipeSet {
+    /// An empty set; lines and drops are counted in `stats`.
     pub fn new(stats: Arc<OutputStats>) -> PipeSet {
         PipeSet {
             open: HashMap::new(),
