@@ -215,27 +215,50 @@ impl Cgroup {
     }
 
     /// Live members (zombies are not listed).
+    ///
+    /// Read with plain `read`s into a small buffer: `read_to_string` also
+    /// asks for the file's size (`statx`), which a kernfs file does not
+    /// know; a stop reads this file once per instance.
     pub fn members(&self) -> Vec<i32> {
-        std::fs::read_to_string(self.dir.join("cgroup.procs"))
-            .map(|t| t.split_whitespace().filter_map(|p| p.parse().ok()).collect())
-            .unwrap_or_default()
+        use std::io::Read;
+        let Ok(mut f) = std::fs::File::open(self.dir.join("cgroup.procs")) else {
+            return Vec::new();
+        };
+        let mut text = Vec::new();
+        let mut buf = [0u8; 512];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => text.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Vec::new(),
+            }
+        }
+        String::from_utf8_lossy(&text).split_whitespace().filter_map(|p| p.parse().ok()).collect()
     }
 
     /// Signal every member; SIGKILL through `cgroup.kill` where present.
     /// Returns whether anything was signalled.
     pub fn signal(&self, sig: libc::c_int) -> bool {
-        self.signal_listing(sig).0
+        self.signal_listing(sig, None).0
     }
 
-    /// [`Cgroup::signal`], also returning the members it signalled (`None`
-    /// when `cgroup.kill` did it without a list).
-    pub fn signal_listing(&self, sig: libc::c_int) -> (bool, Option<Vec<i32>>) {
+    /// [`Cgroup::signal`], also returning the members it listed (`None`
+    /// when `cgroup.kill` did it without a list). The member `except` is
+    /// listed but not signalled: the caller signals it itself (the leader,
+    /// through its process group), and one `kill` per instance fewer
+    /// matters when 1,000 stop at once.
+    pub fn signal_listing(
+        &self,
+        sig: libc::c_int,
+        except: Option<i32>,
+    ) -> (bool, Option<Vec<i32>>) {
         if sig == libc::SIGKILL && std::fs::write(self.dir.join("cgroup.kill"), b"1").is_ok() {
             return (true, None);
         }
         let mut any = false;
         let members = self.members();
-        for &pid in &members {
+        for &pid in members.iter().filter(|&&p| Some(p) != except) {
             // SAFETY: kill has no memory effects. A member listed here is
             // alive or was a moment ago; a pid reused in between would have
             // to be reused inside this cgroup, which only our command does.

@@ -969,7 +969,8 @@ impl ProcessTable {
         // before the leader exits is missed; it stays in the instance's
         // cgroup, which then cannot be removed (logged at debug level).
         let (in_cgroup, listed) = match self.cgroups.get(&id) {
-            Some(cg) => cg.signal_listing(nix_signal(sig) as libc::c_int),
+            // The leader is signalled with its process group below.
+            Some(cg) => cg.signal_listing(nix_signal(sig) as libc::c_int, Some(pid as i32)),
             None => (false, None),
         };
         match listed {

@@ -164,10 +164,22 @@ impl DetailFile {
         DetailFile { path: path_for(clstat), last: None, failing: Default::default() }
     }
 
+    /// The last write failed: the next update retries it even when the
+    /// text is the same.
+    pub fn is_failing(&self) -> bool {
+        self.last.is_none() || self.failing.is_failing()
+    }
+
     /// Write `text` if it differs from the last write. A failure is
     /// retried at the next update and returned (for a log line) only when
     /// it is new, so a read-only directory does not flood the log.
     pub fn update(&mut self, text: String) -> Result<(), String> {
+        self.update_str(&text)
+    }
+
+    /// [`DetailFile::update`] of borrowed text (the caller keeps it, to
+    /// retry a failed write).
+    pub fn update_str(&mut self, text: &str) -> Result<(), String> {
         let d = digest(text.as_bytes());
         if self.last == Some(d) {
             return Ok(());
