@@ -114,6 +114,39 @@ fn replay_of_ranked_runs_with_lease_losses_equals_the_run() {
     assert!(transitions > 0, "the traces carry transition records");
 }
 
+/// Under `ranked` with every fault kind (`--faults all`), each run replays
+/// identically. A `cltab-edit` adopted under `ranked` happens outside a
+/// cycle, so no [`Record::Cycle`] carries it: it must be in the trace as
+/// the init input it is (`{"init":{..."Reload"...}}`). Before it was, seed
+/// 12 replayed as DIFFERENT (the edit added a test command that only the
+/// recording ran); the count of reload records shows the edits happened.
+///
+/// [`Record::Cycle`]: clinit_engine::trace::Record::Cycle
+#[test]
+fn replay_of_ranked_runs_with_all_faults_equals_the_run() {
+    let mut reloads = 0;
+    for seed in [3, 12, 14] {
+        let cfg = SimConfig {
+            nodes: 3,
+            groups: 3,
+            duration: Millis::from_secs(10 * 60),
+            policy: PolicyConfig::Ranked(Default::default()),
+            faults: FaultChoice::parse("all").expect("parses"),
+            ..SimConfig::default()
+        };
+        let r = run(&cfg, seed, keep()).expect("valid");
+        let summary = r.trace.clone().expect("kept");
+        let text = r.trace_lines.join("\n");
+        reloads += text.matches("\"input\":{\"Reload\"").count();
+        let trace = read_trace(text.as_bytes()).expect("parses");
+        let v = replay(&trace).expect("replays");
+        assert_eq!(v.identical, Some(true), "all faults, seed {seed}");
+        assert_eq!(v.replayed.decisions_sha256, summary.decisions_sha256);
+        assert_eq!(v.records, summary.records);
+    }
+    assert!(reloads > 0, "no cltab was adopted in seeds 3, 12, 14");
+}
+
 #[test]
 fn what_if_reports_where_decisions_differ() {
     let r = run(&cfg(), 6, keep()).expect("valid");

@@ -514,6 +514,25 @@ impl ClusterDriver {
         reply
     }
 
+    /// Hand an adopted cltab to the init machine outside a cycle (under
+    /// `ranked`, which has no [`Record::Cycle`] to carry it), recorded as
+    /// the init input it is, [`Record::Init`] with [`Input::Reload`]: a
+    /// replay feeds the init machine the same table at the same instant.
+    /// Unrecorded, the replayed machine kept the old table, and the first
+    /// test or start of a group the edit changed decided differently
+    /// (`clinit-sim run --policy ranked --faults all`, N = 3, seed 12,
+    /// 10 min: a `cltab-edit` added a test command that only the recording
+    /// ran). Nothing happens when the table equals the current one, as
+    /// [`ClusterNode::adopt_cltab`] says.
+    pub(super) fn adopt_cltab_traced(&mut self, now: Millis, table: Cltab) {
+        if &table == self.node.driver.init.table() {
+            return;
+        }
+        let groups = table.groups().into_iter().map(String::from).collect();
+        self.events.push_back(ClusterEvent::Node(Event::CltabReloaded { groups }));
+        self.init_step(now, Input::Reload { table });
+    }
+
     /// The glue's log of init actions → commands and events, in order.
     fn absorb(&mut self, _now: Millis, executed: Vec<Executed>) {
         let not_after = self.ranked.as_ref().and_then(|h| h.spawn_not_after());

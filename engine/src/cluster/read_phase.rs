@@ -498,11 +498,8 @@ impl ClusterDriver {
         }
         let adopt = c.current.filter(|_| c.changed).map(|t| (*t).clone());
         if self.ranked.is_some() {
-            let adopted =
-                adopt.as_ref().and_then(|table| self.node.adopt_cltab(now, table.clone()));
-            if let Some((event, executed)) = adopted {
-                self.events.push_back(ClusterEvent::Node(event));
-                self.absorb(now, executed);
+            if let Some(table) = &adopt {
+                self.adopt_cltab_traced(now, table.clone());
             }
             self.kept_nodes = nodes;
             self.ranked_cycle(members, h.current.as_ref(), adopt.as_ref());
