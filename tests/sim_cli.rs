@@ -325,3 +325,31 @@ fn a_run_lists_and_writes_its_fault_schedule_and_the_written_one_runs_alike() {
     assert!(a["events"].as_u64().unwrap_or(0) > 0, "the run simulated something: {a}");
     assert_eq!(outcome(&a), outcome(&b), "the written schedule gives the same run");
 }
+
+#[test]
+fn killed_excuses_a_cut_multi_node_trace_only_when_every_node_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join("t.jsonl");
+    let trace = trace.to_str().expect("utf-8 path");
+    let o =
+        sim(&["run", "--seed", "3", "--duration", "30m", "--faults", "crash", "--trace", trace]);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{o:?}");
+    let text = std::fs::read_to_string(trace).expect("trace");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 1000, "trace of {} lines", lines.len());
+    let cut = dir.path().join("cut.jsonl");
+    std::fs::write(&cut, lines[..1000].join("\n") + "\n").expect("write cut");
+    let cut = cut.to_str().expect("utf-8 path");
+    let o = sim(&["replay", cut]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    // Naming one node of three does not excuse the other two.
+    let o = sim(&["replay", cut, "--killed", "1"]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    assert!(stdout(&o).contains("TRUNCATED"), "{}", stdout(&o));
+    let mut all = vec!["replay", cut];
+    for n in ["1", "2", "3"] {
+        all.extend(["--killed", n]);
+    }
+    let o = sim(&all);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+}
