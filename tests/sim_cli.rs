@@ -353,3 +353,34 @@ fn killed_excuses_a_cut_multi_node_trace_only_when_every_node_is_named() {
     let o = sim(&all);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
 }
+
+#[test]
+fn what_if_first_checks_the_recorded_replay_against_the_recording() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join("t.jsonl");
+    let trace = trace.to_str().expect("utf-8 path");
+    let o =
+        sim(&["run", "--seed", "3", "--duration", "30m", "--faults", "crash", "--trace", trace]);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{o:?}");
+    let text = std::fs::read_to_string(trace).expect("trace");
+    // One recorded exit code changed: the recorded policy no longer
+    // reproduces the recording, so no what-if is reported.
+    let at = text.find("\"Code\":0").expect("a recorded exit code 0");
+    let changed = dir.path().join("changed.jsonl");
+    std::fs::write(&changed, format!("{}\"Code\":1{}", &text[..at], &text[at + 8..]))
+        .expect("write changed");
+    let changed = changed.to_str().expect("utf-8 path");
+    let o = sim(&["replay", changed, "--param", "balance=1.5"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("what-if not run"), "{o:?}");
+    // A cut trace: exit 3 unless its nodes are named with --killed.
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = dir.path().join("cut.jsonl");
+    std::fs::write(&cut, lines[..1000].join("\n") + "\n").expect("write cut");
+    let cut = cut.to_str().expect("utf-8 path");
+    let o = sim(&["replay", cut, "--policy", "classic"]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    let o = sim(&["replay", cut, "--policy", "classic", "--killed", "1,2,3"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(stdout(&o).contains("decided differently"), "{}", stdout(&o));
+}

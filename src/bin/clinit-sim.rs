@@ -452,6 +452,18 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 }
                 Ok(p)
             };
+            // A what-if is measured against the recorded policy's replay:
+            // first make sure that replay matches the recording (a changed
+            // or cut trace would make the comparison meaningless).
+            let checked = incident_of(std::slice::from_ref(trace), &killed)?;
+            if checked.exit_code() != 0 {
+                eprint!("{}", incident::render(&checked, false));
+                eprintln!(
+                    "what-if not run: replaying {} as recorded does not match the recording",
+                    trace.display()
+                );
+                return Ok(ExitCode::from(checked.exit_code()));
+            }
             let cmp = replay::what_if(&t, &f)?;
             if as_json {
                 println!("{}", json(&cmp)?);
@@ -609,16 +621,7 @@ fn replay_incident(
     svg: Option<&Path>,
     as_json: bool,
 ) -> Result<ExitCode, CliError> {
-    let mut named = Vec::new();
-    for path in paths {
-        let file = std::fs::File::open(path)
-            .map_err(|e| CliError::Other(format!("cannot open {}: {e}", path.display())))?;
-        let recording = read_recording(BufReader::new(file))
-            .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
-        named.push(incident::Named { name: path.display().to_string(), recording });
-    }
-    let killed = killed.iter().copied().collect();
-    let inc = incident::replay(&named, &killed).map_err(|e| CliError::Other(e.to_string()))?;
+    let inc = incident_of(paths, killed)?;
     if let Some(path) = svg {
         write_svg(path, timeline_svg::render(&inc))?;
     }
@@ -628,6 +631,21 @@ fn replay_incident(
         print!("{}", incident::render(&inc, timeline));
     }
     Ok(ExitCode::from(inc.exit_code()))
+}
+
+/// Replay `paths` as recorded and check each against its recording
+/// (`killed`: nodes whose cut recordings are excused).
+fn incident_of(paths: &[PathBuf], killed: &[u32]) -> Result<incident::Incident, CliError> {
+    let mut named = Vec::new();
+    for path in paths {
+        let file = std::fs::File::open(path)
+            .map_err(|e| CliError::Other(format!("cannot open {}: {e}", path.display())))?;
+        let recording = read_recording(BufReader::new(file))
+            .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
+        named.push(incident::Named { name: path.display().to_string(), recording });
+    }
+    let killed = killed.iter().copied().collect();
+    incident::replay(&named, &killed).map_err(|e| CliError::Other(e.to_string()))
 }
 
 /// A progress bar on stderr, or `None` when stderr is not a terminal (a
