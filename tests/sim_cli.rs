@@ -384,3 +384,28 @@ fn what_if_first_checks_the_recorded_replay_against_the_recording() {
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert!(stdout(&o).contains("decided differently"), "{}", stdout(&o));
 }
+
+#[test]
+fn a_failing_stdout_is_an_error_not_a_panic() {
+    // A closed pipe (`| head -1`): a quiet exit 141 (128 + SIGPIPE), as
+    // coreutils report it, with no backtrace.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let o = Command::new(env!("CARGO_BIN_EXE_clinit-sim"))
+        .args(["failover", "--runs", "3", "--per-run"])
+        .stdout(writer)
+        .output()
+        .expect("clinit-sim runs");
+    assert_eq!(o.status.code(), Some(141), "{o:?}");
+    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A full disk: a clear error and exit 1.
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let o = Command::new(env!("CARGO_BIN_EXE_clinit-sim"))
+        .args(["run", "--duration", "5m"])
+        .stdout(full)
+        .output()
+        .expect("clinit-sim runs");
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot write the output") && !err.contains("panicked"), "{err}");
+}

@@ -261,6 +261,9 @@ struct Scenario {
 enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Writing the output to stdout failed (a closed pipe, a full disk).
+    #[error("cannot write the output: {0}")]
+    Output(#[source] std::io::Error),
     #[error("{0}")]
     Other(String),
 }
@@ -297,10 +300,44 @@ impl Scenario {
     }
 }
 
+/// Write to stdout, returning `Err(CliError::Output)` instead of
+/// panicking as `print!` does when stdout is a closed pipe or a full disk.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*).map_err(CliError::Output)
+    }};
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err(CliError::Output)
+    }};
+}
+
+/// Exit status for output into a closed pipe: 128 + SIGPIPE, as a shell
+/// reports a coreutils tool killed by the signal (`yes | head -1`).
+const EXIT_BROKEN_PIPE: u8 = 141;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match dispatch(cli.command) {
+    let done = dispatch(cli.command).and_then(|code| {
+        use std::io::Write as _;
+        std::io::stdout().flush().map_err(CliError::Output)?;
+        Ok(code)
+    });
+    match done {
         Ok(code) => code,
+        // The reader went away (`| head -1`): exit quietly, like coreutils.
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::from(EXIT_BROKEN_PIPE)
+        }
+        Err(e @ CliError::Output(_)) => {
+            eprintln!("clinit-sim: {e}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("clinit-sim: {e}");
             ExitCode::from(2)
@@ -337,16 +374,16 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             let opts = world::RunOptions { trace: mode, trace_out: out, event_log: true };
             let result = world::run(&cfg, seed, opts)?;
             if as_json {
-                println!("{}", json(&RunReport::new(&result))?);
+                outln!("{}", json(&RunReport::new(&result))?)?;
             } else {
-                print!("{}", report::render(&result));
+                out!("{}", report::render(&result))?;
                 if let Some(path) = &trace {
-                    println!("trace written to {}", path.display());
+                    outln!("trace written to {}", path.display())?;
                 }
                 if episodes {
-                    println!("fault episodes ({}):", result.schedule.faults.len());
+                    outln!("fault episodes ({}):", result.schedule.faults.len())?;
                     for f in &result.schedule.faults {
-                        println!("  at {}: {}", report::fmt_secs(f.at.0 as f64 / 1000.0), f.fault);
+                        outln!("  at {}: {}", report::fmt_secs(f.at.0 as f64 / 1000.0), f.fault)?;
                     }
                 }
             }
@@ -411,14 +448,14 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 write_svg(path, latency_svg::render(&title, &series))?;
             }
             if as_json {
-                println!("{}", json(&serde_json::json!({ "rows": rows }))?);
+                outln!("{}", json(&serde_json::json!({ "rows": rows }))?)?;
             } else {
-                print!("{}", sweep::table(&rows));
+                out!("{}", sweep::table(&rows))?;
                 let runs: u64 = rows.iter().map(|r| r.runs).sum();
-                println!(
+                outln!(
                     "{runs} runs on {threads} threads in {:.1} s",
                     started.elapsed().as_secs_f64()
-                );
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -466,19 +503,20 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             }
             let cmp = replay::what_if(&t, &f)?;
             if as_json {
-                println!("{}", json(&cmp)?);
+                outln!("{}", json(&cmp)?)?;
             } else {
-                println!(
+                outln!(
                     "what-if over {} recorded inputs: {} decided differently",
-                    cmp.records, cmp.differing
-                );
-                println!("  baseline: {}", summary(&cmp.baseline));
-                println!("  what-if:  {}", summary(&cmp.what_if));
+                    cmp.records,
+                    cmp.differing
+                )?;
+                outln!("  baseline: {}", summary(&cmp.baseline))?;
+                outln!("  what-if:  {}", summary(&cmp.what_if))?;
                 if let Some(d) = &cmp.first {
-                    println!(
+                    outln!(
                         "first difference at record {} (node {:?}, t={:?} s):\n  baseline: {}\n  what-if:  {}",
                         d.record, d.node, d.at_s, d.baseline, d.what_if
-                    );
+                    )?;
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -487,36 +525,36 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             let cfg = scenario.build(cluster.nodes, &cluster.params)?;
             match shrink::shrink(&cfg, seed, invariant.as_deref(), max_runs)? {
                 None => {
-                    println!(
+                    outln!(
                         "seed {seed} violates nothing{}: nothing to shrink",
                         match &invariant {
                             Some(i) => format!(" ({i} holds)"),
                             None => String::new(),
                         }
-                    );
+                    )?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(s) => {
-                    println!(
+                    outln!(
                         "{}: {} fault episodes → {}, weakened {} times, in {} runs",
                         s.invariant,
                         s.original.faults.len(),
                         s.minimal.faults.len(),
                         s.weakened,
                         s.runs
-                    );
+                    )?;
                     for f in &s.minimal.faults {
-                        println!("  at {}: {}", report::fmt_secs(f.at.0 as f64 / 1000.0), f.fault);
+                        outln!("  at {}: {}", report::fmt_secs(f.at.0 as f64 / 1000.0), f.fault)?;
                     }
                     if let Some(path) = out {
                         std::fs::write(&path, json(&s.minimal)?).map_err(|e| {
                             CliError::Other(format!("cannot write {}: {e}", path.display()))
                         })?;
-                        println!(
+                        outln!(
                             "written to {}; reproduce with the same options plus --schedule {}",
                             path.display(),
                             path.display()
-                        );
+                        )?;
                     }
                     Ok(ExitCode::from(1))
                 }
@@ -570,41 +608,47 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 for row in &s.rows {
                     let line =
                         serde_json::to_string(row).map_err(|e| CliError::Other(e.to_string()))?;
-                    println!("{line}");
+                    outln!("{line}")?;
                 }
             }
             if as_json {
-                println!("{}", json(&s)?);
+                outln!("{}", json(&s)?)?;
             } else {
                 if base.world.membership == clinit_sim::config::MembershipModel::Heartbeat {
                     // The driver's own heartbeat rule detects the crash:
                     // there is no fixed delay to subtract.
-                    println!(
+                    outln!(
                         "{} nodes, {} runs, {} failovers; detection by heartbeat files (the \
                          `minus D` column does not apply)",
-                        s.nodes, s.runs, s.failovers
-                    );
+                        s.nodes,
+                        s.runs,
+                        s.failovers
+                    )?;
                 } else {
-                    println!(
+                    outln!(
                         "{} nodes, {} runs, {} failovers; detection delay D = {:.1} s",
-                        s.nodes, s.runs, s.failovers, s.detect_s
-                    );
+                        s.nodes,
+                        s.runs,
+                        s.failovers,
+                        s.detect_s
+                    )?;
                 }
-                print!("{}", failover_table(&s));
-                println!("(spec §11 at N=3, minus D: mean 13 s, median 13 s, p99 23 s)");
-                println!(
+                out!("{}", failover_table(&s))?;
+                outln!("(spec §11 at N=3, minus D: mean 13 s, median 13 s, p99 23 s)")?;
+                outln!(
                     "cost per node: {:.1} file reads per simulated second; {:.2} s wall per \
                      simulated node-hour",
-                    s.reads_per_node_s, s.cpu_s_per_node_hour
-                );
+                    s.reads_per_node_s,
+                    s.cpu_s_per_node_hour
+                )?;
                 if s.violations > 0 {
-                    println!("{} invariant violations", s.violations);
+                    outln!("{} invariant violations", s.violations)?;
                 }
                 if let (true, Some(seed)) = (show_slowest, s.slowest_seed) {
-                    println!(
+                    outln!(
                         "\nslowest failover: seed {seed}\n{}",
                         study::report(&base, &crash, seed)?
-                    );
+                    )?;
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -626,9 +670,9 @@ fn replay_incident(
         write_svg(path, timeline_svg::render(&inc))?;
     }
     if as_json {
-        println!("{}", json(&inc)?);
+        outln!("{}", json(&inc)?)?;
     } else {
-        print!("{}", incident::render(&inc, timeline));
+        out!("{}", incident::render(&inc, timeline))?;
     }
     Ok(ExitCode::from(inc.exit_code()))
 }
@@ -730,7 +774,7 @@ fn rerun_trace(
     let a = RunReport::new(&world::run(&cfg, seed, world::RunOptions::default())?);
     let b = RunReport::new(&world::run(&alt, seed, world::RunOptions::default())?);
     if as_json {
-        println!("{}", json(&serde_json::json!({ "recorded": a, "what_if": b }))?);
+        outln!("{}", json(&serde_json::json!({ "recorded": a, "what_if": b }))?)?;
     } else {
         let line = |r: &RunReport| {
             format!(
@@ -743,11 +787,11 @@ fn rerun_trace(
                 r.violations.len()
             )
         };
-        println!(
+        outln!(
             "re-run of seed {seed}:\n  recorded settings: {}\n  what-if settings:  {}",
             line(&a),
             line(&b)
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
