@@ -90,6 +90,12 @@ fn a_written_trace_replays_bit_for_bit_and_supports_what_if() {
     let o = sim(&["replay", trace, "--rerun", "--param", "cycletime=5"]);
     assert!(o.status.success(), "{o:?}");
     assert!(stdout(&o).contains("what-if settings"), "{}", stdout(&o));
+    // Values for a person, not Rust debug text (`Some(24.996)`, `None`).
+    assert!(!stdout(&o).contains("Some(") && !stdout(&o).contains("None"), "{}", stdout(&o));
+    let o = sim(&["replay", trace, "--param", "balance=-1"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("first difference"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("Some("), "{}", stdout(&o));
 }
 
 #[test]

@@ -514,8 +514,12 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 outln!("  what-if:  {}", summary(&cmp.what_if))?;
                 if let Some(d) = &cmp.first {
                     outln!(
-                        "first difference at record {} (node {:?}, t={:?} s):\n  baseline: {}\n  what-if:  {}",
-                        d.record, d.node, d.at_s, d.baseline, d.what_if
+                        "first difference at record {} (node {}, t={} s):\n  baseline: {}\n  what-if:  {}",
+                        d.record,
+                        d.node.map_or("–".into(), |n| n.to_string()),
+                        secs(d.at_s),
+                        d.baseline,
+                        d.what_if
                     )?;
                 }
             }
@@ -739,6 +743,11 @@ fn write_svg(path: &Path, drawn: Result<String, chart::ChartError>) -> Result<()
         .map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display())))
 }
 
+/// Seconds for a person to read: `12.345`, or `–` when there is no value.
+fn secs(v: Option<f64>) -> String {
+    v.map_or("–".into(), |v| format!("{v:.3}"))
+}
+
 fn summary(s: &replay::Summary) -> String {
     let tells: Vec<String> = s.tells_by_level.iter().map(|(l, n)| format!("{l}×{n}")).collect();
     format!(
@@ -778,10 +787,10 @@ fn rerun_trace(
     } else {
         let line = |r: &RunReport| {
             format!(
-                "failovers {} (p50 {:?} s, p99 {:?} s), double-owner {:.1} s, unavailable {:.1} group-s, {} violations",
+                "failovers {} (p50 {} s, p99 {} s), double-owner {:.1} s, unavailable {:.1} group-s, {} violations",
                 r.failovers,
-                r.failover_p50_s,
-                r.failover_p99_s,
+                secs(r.failover_p50_s),
+                secs(r.failover_p99_s),
                 r.double_owner_seconds,
                 r.unavailable_group_seconds,
                 r.violations.len()
