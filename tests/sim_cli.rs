@@ -415,3 +415,12 @@ fn a_failing_stdout_is_an_error_not_a_panic() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("cannot write the output") && !err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn a_failed_trace_write_is_not_reported_as_written() {
+    let o = sim(&["run", "--duration", "5m", "--trace", "/dev/full"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(!stdout(&o).contains("trace written"), "{}", stdout(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("writing the trace failed"), "{err}");
+}

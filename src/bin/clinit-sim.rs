@@ -377,7 +377,8 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 outln!("{}", json(&RunReport::new(&result))?)?;
             } else {
                 out!("{}", report::render(&result))?;
-                if let Some(path) = &trace {
+                // Claimed only when it is true (`--trace /dev/full` fails).
+                if let (Some(path), None) = (&trace, &result.trace_error) {
                     outln!("trace written to {}", path.display())?;
                 }
                 if episodes {
