@@ -424,3 +424,12 @@ fn a_failed_trace_write_is_not_reported_as_written() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("writing the trace failed"), "{err}");
 }
+
+#[test]
+fn run_refuses_json_with_episodes_rather_than_dropping_them() {
+    let o = sim(&["run", "--duration", "5m", "--json", "--episodes"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(o.stdout.is_empty(), "{}", stdout(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--episodes") && err.contains("--json"), "{err}");
+}

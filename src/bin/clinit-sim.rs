@@ -92,8 +92,10 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Also list the run's fault episodes in words, in time order (the
-        /// drawn schedule, or the one given with --schedule).
-        #[arg(long)]
+        /// drawn schedule, or the one given with --schedule). Not with
+        /// --json, whose field list is fixed: write the schedule as JSON
+        /// with --schedule-out instead.
+        #[arg(long, conflicts_with = "json")]
         episodes: bool,
         /// Write the run's fault schedule to FILE (JSON, the format
         /// --schedule reads), so that it can be edited and run again.
