@@ -90,6 +90,12 @@ fn a_written_trace_replays_bit_for_bit_and_supports_what_if() {
     let o = sim(&["replay", trace, "--rerun", "--param", "cycletime=5"]);
     assert!(o.status.success(), "{o:?}");
     assert!(stdout(&o).contains("what-if settings"), "{}", stdout(&o));
+    // Values for a person, not Rust debug text (`Some(24.996)`, `None`).
+    assert!(!stdout(&o).contains("Some(") && !stdout(&o).contains("None"), "{}", stdout(&o));
+    let o = sim(&["replay", trace, "--param", "balance=-1"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("first difference"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("Some("), "{}", stdout(&o));
 }
 
 #[test]
@@ -324,4 +330,106 @@ fn a_run_lists_and_writes_its_fault_schedule_and_the_written_one_runs_alike() {
     };
     assert!(a["events"].as_u64().unwrap_or(0) > 0, "the run simulated something: {a}");
     assert_eq!(outcome(&a), outcome(&b), "the written schedule gives the same run");
+}
+
+#[test]
+fn killed_excuses_a_cut_multi_node_trace_only_when_every_node_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join("t.jsonl");
+    let trace = trace.to_str().expect("utf-8 path");
+    let o =
+        sim(&["run", "--seed", "3", "--duration", "30m", "--faults", "crash", "--trace", trace]);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{o:?}");
+    let text = std::fs::read_to_string(trace).expect("trace");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 1000, "trace of {} lines", lines.len());
+    let cut = dir.path().join("cut.jsonl");
+    std::fs::write(&cut, lines[..1000].join("\n") + "\n").expect("write cut");
+    let cut = cut.to_str().expect("utf-8 path");
+    let o = sim(&["replay", cut]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    // Naming one node of three does not excuse the other two.
+    let o = sim(&["replay", cut, "--killed", "1"]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    assert!(stdout(&o).contains("TRUNCATED"), "{}", stdout(&o));
+    let mut all = vec!["replay", cut];
+    for n in ["1", "2", "3"] {
+        all.extend(["--killed", n]);
+    }
+    let o = sim(&all);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+}
+
+#[test]
+fn what_if_first_checks_the_recorded_replay_against_the_recording() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join("t.jsonl");
+    let trace = trace.to_str().expect("utf-8 path");
+    let o =
+        sim(&["run", "--seed", "3", "--duration", "30m", "--faults", "crash", "--trace", trace]);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{o:?}");
+    let text = std::fs::read_to_string(trace).expect("trace");
+    // One recorded exit code changed: the recorded policy no longer
+    // reproduces the recording, so no what-if is reported.
+    let at = text.find("\"Code\":0").expect("a recorded exit code 0");
+    let changed = dir.path().join("changed.jsonl");
+    std::fs::write(&changed, format!("{}\"Code\":1{}", &text[..at], &text[at + 8..]))
+        .expect("write changed");
+    let changed = changed.to_str().expect("utf-8 path");
+    let o = sim(&["replay", changed, "--param", "balance=1.5"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("what-if not run"), "{o:?}");
+    // A cut trace: exit 3 unless its nodes are named with --killed.
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = dir.path().join("cut.jsonl");
+    std::fs::write(&cut, lines[..1000].join("\n") + "\n").expect("write cut");
+    let cut = cut.to_str().expect("utf-8 path");
+    let o = sim(&["replay", cut, "--policy", "classic"]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    let o = sim(&["replay", cut, "--policy", "classic", "--killed", "1,2,3"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(stdout(&o).contains("decided differently"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_failing_stdout_is_an_error_not_a_panic() {
+    // A closed pipe (`| head -1`): a quiet exit 141 (128 + SIGPIPE), as
+    // coreutils report it, with no backtrace.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let o = Command::new(env!("CARGO_BIN_EXE_clinit-sim"))
+        .args(["failover", "--runs", "3", "--per-run"])
+        .stdout(writer)
+        .output()
+        .expect("clinit-sim runs");
+    assert_eq!(o.status.code(), Some(141), "{o:?}");
+    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A full disk: a clear error and exit 1.
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let o = Command::new(env!("CARGO_BIN_EXE_clinit-sim"))
+        .args(["run", "--duration", "5m"])
+        .stdout(full)
+        .output()
+        .expect("clinit-sim runs");
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot write the output") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_failed_trace_write_is_not_reported_as_written() {
+    let o = sim(&["run", "--duration", "5m", "--trace", "/dev/full"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(!stdout(&o).contains("trace written"), "{}", stdout(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("writing the trace failed"), "{err}");
+}
+
+#[test]
+fn run_refuses_json_with_episodes_rather_than_dropping_them() {
+    let o = sim(&["run", "--duration", "5m", "--json", "--episodes"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(o.stdout.is_empty(), "{}", stdout(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--episodes") && err.contains("--json"), "{err}");
 }

@@ -92,8 +92,10 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Also list the run's fault episodes in words, in time order (the
-        /// drawn schedule, or the one given with --schedule).
-        #[arg(long)]
+        /// drawn schedule, or the one given with --schedule). Not with
+        /// --json, whose field list is fixed: write the schedule as JSON
+        /// with --schedule-out instead.
+        #[arg(long, conflicts_with = "json")]
         episodes: bool,
         /// Write the run's fault schedule to FILE (JSON, the format
         /// --schedule reads), so that it can be edited and run again.
@@ -261,6 +263,9 @@ struct Scenario {
 enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Writing the output to stdout failed (a closed pipe, a full disk).
+    #[error("cannot write the output: {0}")]
+    Output(#[source] std::io::Error),
     #[error("{0}")]
     Other(String),
 }
@@ -297,10 +302,44 @@ impl Scenario {
     }
 }
 
+/// Write to stdout, returning `Err(CliError::Output)` instead of
+/// panicking as `print!` does when stdout is a closed pipe or a full disk.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*).map_err(CliError::Output)
+    }};
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err(CliError::Output)
+    }};
+}
+
+/// Exit status for output into a closed pipe: 128 + SIGPIPE, as a shell
+/// reports a coreutils tool killed by the signal (`yes | head -1`).
+const EXIT_BROKEN_PIPE: u8 = 141;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match dispatch(cli.command) {
+    let done = dispatch(cli.command).and_then(|code| {
+        use std::io::Write as _;
+        std::io::stdout().flush().map_err(CliError::Output)?;
+        Ok(code)
+    });
+    match done {
         Ok(code) => code,
+        // The reader went away (`| head -1`): exit quietly, like coreutils.
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::from(EXIT_BROKEN_PIPE)
+        }
+        Err(e @ CliError::Output(_)) => {
+            eprintln!("clinit-sim: {e}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("clinit-sim: {e}");
             ExitCode::from(2)
@@ -337,16 +376,17 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             let opts = world::RunOptions { trace: mode, trace_out: out, event_log: true };
             let result = world::run(&cfg, seed, opts)?;
             if as_json {
-                println!("{}", json(&RunReport::new(&result))?);
+                outln!("{}", json(&RunReport::new(&result))?)?;
             } else {
-                print!("{}", report::render(&result));
-                if let Some(path) = &trace {
-                    println!("trace written to {}", path.display());
+                out!("{}", report::render(&result))?;
+                // Claimed only when it is true (`--trace /dev/full` fails).
+                if let (Some(path), None) = (&trace, &result.trace_error) {
+                    outln!("trace written to {}", path.display())?;
                 }
                 if episodes {
-                    println!("fault episodes ({}):", result.schedule.faults.len());
+                    outln!("fault episodes ({}):", result.schedule.faults.len())?;
                     for f in &result.schedule.faults {
-                        println!("  at {}: {}", report::fmt_secs(f.at.0 as f64 / 1000.0), f.fault);
+                        outln!("  at {}: {}", report::fmt_secs(f.at.0 as f64 / 1000.0), f.fault)?;
                     }
                 }
             }
@@ -411,14 +451,14 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 write_svg(path, latency_svg::render(&title, &series))?;
             }
             if as_json {
-                println!("{}", json(&serde_json::json!({ "rows": rows }))?);
+                outln!("{}", json(&serde_json::json!({ "rows": rows }))?)?;
             } else {
-                print!("{}", sweep::table(&rows));
+                out!("{}", sweep::table(&rows))?;
                 let runs: u64 = rows.iter().map(|r| r.runs).sum();
-                println!(
+                outln!(
                     "{runs} runs on {threads} threads in {:.1} s",
                     started.elapsed().as_secs_f64()
-                );
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -452,21 +492,38 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 }
                 Ok(p)
             };
+            // A what-if is measured against the recorded policy's replay:
+            // first make sure that replay matches the recording (a changed
+            // or cut trace would make the comparison meaningless).
+            let checked = incident_of(std::slice::from_ref(trace), &killed)?;
+            if checked.exit_code() != 0 {
+                eprint!("{}", incident::render(&checked, false));
+                eprintln!(
+                    "what-if not run: replaying {} as recorded does not match the recording",
+                    trace.display()
+                );
+                return Ok(ExitCode::from(checked.exit_code()));
+            }
             let cmp = replay::what_if(&t, &f)?;
             if as_json {
-                println!("{}", json(&cmp)?);
+                outln!("{}", json(&cmp)?)?;
             } else {
-                println!(
+                outln!(
                     "what-if over {} recorded inputs: {} decided differently",
-                    cmp.records, cmp.differing
-                );
-                println!("  baseline: {}", summary(&cmp.baseline));
-                println!("  what-if:  {}", summary(&cmp.what_if));
+                    cmp.records,
+                    cmp.differing
+                )?;
+                outln!("  baseline: {}", summary(&cmp.baseline))?;
+                outln!("  what-if:  {}", summary(&cmp.what_if))?;
                 if let Some(d) = &cmp.first {
-                    println!(
-                        "first difference at record {} (node {:?}, t={:?} s):\n  baseline: {}\n  what-if:  {}",
-                        d.record, d.node, d.at_s, d.baseline, d.what_if
-                    );
+                    outln!(
+                        "first difference at record {} (node {}, t={} s):\n  baseline: {}\n  what-if:  {}",
+                        d.record,
+                        d.node.map_or("–".into(), |n| n.to_string()),
+                        secs(d.at_s),
+                        d.baseline,
+                        d.what_if
+                    )?;
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -475,36 +532,36 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             let cfg = scenario.build(cluster.nodes, &cluster.params)?;
             match shrink::shrink(&cfg, seed, invariant.as_deref(), max_runs)? {
                 None => {
-                    println!(
+                    outln!(
                         "seed {seed} violates nothing{}: nothing to shrink",
                         match &invariant {
                             Some(i) => format!(" ({i} holds)"),
                             None => String::new(),
                         }
-                    );
+                    )?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(s) => {
-                    println!(
+                    outln!(
                         "{}: {} fault episodes → {}, weakened {} times, in {} runs",
                         s.invariant,
                         s.original.faults.len(),
                         s.minimal.faults.len(),
                         s.weakened,
                         s.runs
-                    );
+                    )?;
                     for f in &s.minimal.faults {
-                        println!("  at {}: {}", report::fmt_secs(f.at.0 as f64 / 1000.0), f.fault);
+                        outln!("  at {}: {}", report::fmt_secs(f.at.0 as f64 / 1000.0), f.fault)?;
                     }
                     if let Some(path) = out {
                         std::fs::write(&path, json(&s.minimal)?).map_err(|e| {
                             CliError::Other(format!("cannot write {}: {e}", path.display()))
                         })?;
-                        println!(
+                        outln!(
                             "written to {}; reproduce with the same options plus --schedule {}",
                             path.display(),
                             path.display()
-                        );
+                        )?;
                     }
                     Ok(ExitCode::from(1))
                 }
@@ -558,41 +615,47 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 for row in &s.rows {
                     let line =
                         serde_json::to_string(row).map_err(|e| CliError::Other(e.to_string()))?;
-                    println!("{line}");
+                    outln!("{line}")?;
                 }
             }
             if as_json {
-                println!("{}", json(&s)?);
+                outln!("{}", json(&s)?)?;
             } else {
                 if base.world.membership == clinit_sim::config::MembershipModel::Heartbeat {
                     // The driver's own heartbeat rule detects the crash:
                     // there is no fixed delay to subtract.
-                    println!(
+                    outln!(
                         "{} nodes, {} runs, {} failovers; detection by heartbeat files (the \
                          `minus D` column does not apply)",
-                        s.nodes, s.runs, s.failovers
-                    );
+                        s.nodes,
+                        s.runs,
+                        s.failovers
+                    )?;
                 } else {
-                    println!(
+                    outln!(
                         "{} nodes, {} runs, {} failovers; detection delay D = {:.1} s",
-                        s.nodes, s.runs, s.failovers, s.detect_s
-                    );
+                        s.nodes,
+                        s.runs,
+                        s.failovers,
+                        s.detect_s
+                    )?;
                 }
-                print!("{}", failover_table(&s));
-                println!("(spec §11 at N=3, minus D: mean 13 s, median 13 s, p99 23 s)");
-                println!(
+                out!("{}", failover_table(&s))?;
+                outln!("(spec §11 at N=3, minus D: mean 13 s, median 13 s, p99 23 s)")?;
+                outln!(
                     "cost per node: {:.1} file reads per simulated second; {:.2} s wall per \
                      simulated node-hour",
-                    s.reads_per_node_s, s.cpu_s_per_node_hour
-                );
+                    s.reads_per_node_s,
+                    s.cpu_s_per_node_hour
+                )?;
                 if s.violations > 0 {
-                    println!("{} invariant violations", s.violations);
+                    outln!("{} invariant violations", s.violations)?;
                 }
                 if let (true, Some(seed)) = (show_slowest, s.slowest_seed) {
-                    println!(
+                    outln!(
                         "\nslowest failover: seed {seed}\n{}",
                         study::report(&base, &crash, seed)?
-                    );
+                    )?;
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -609,6 +672,21 @@ fn replay_incident(
     svg: Option<&Path>,
     as_json: bool,
 ) -> Result<ExitCode, CliError> {
+    let inc = incident_of(paths, killed)?;
+    if let Some(path) = svg {
+        write_svg(path, timeline_svg::render(&inc))?;
+    }
+    if as_json {
+        outln!("{}", json(&inc)?)?;
+    } else {
+        out!("{}", incident::render(&inc, timeline))?;
+    }
+    Ok(ExitCode::from(inc.exit_code()))
+}
+
+/// Replay `paths` as recorded and check each against its recording
+/// (`killed`: nodes whose cut recordings are excused).
+fn incident_of(paths: &[PathBuf], killed: &[u32]) -> Result<incident::Incident, CliError> {
     let mut named = Vec::new();
     for path in paths {
         let file = std::fs::File::open(path)
@@ -618,16 +696,7 @@ fn replay_incident(
         named.push(incident::Named { name: path.display().to_string(), recording });
     }
     let killed = killed.iter().copied().collect();
-    let inc = incident::replay(&named, &killed).map_err(|e| CliError::Other(e.to_string()))?;
-    if let Some(path) = svg {
-        write_svg(path, timeline_svg::render(&inc))?;
-    }
-    if as_json {
-        println!("{}", json(&inc)?);
-    } else {
-        print!("{}", incident::render(&inc, timeline));
-    }
-    Ok(ExitCode::from(inc.exit_code()))
+    incident::replay(&named, &killed).map_err(|e| CliError::Other(e.to_string()))
 }
 
 /// A progress bar on stderr, or `None` when stderr is not a terminal (a
@@ -677,6 +746,11 @@ fn write_svg(path: &Path, drawn: Result<String, chart::ChartError>) -> Result<()
         .map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display())))
 }
 
+/// Seconds for a person to read: `12.345`, or `–` when there is no value.
+fn secs(v: Option<f64>) -> String {
+    v.map_or("–".into(), |v| format!("{v:.3}"))
+}
+
 fn summary(s: &replay::Summary) -> String {
     let tells: Vec<String> = s.tells_by_level.iter().map(|(l, n)| format!("{l}×{n}")).collect();
     format!(
@@ -712,24 +786,24 @@ fn rerun_trace(
     let a = RunReport::new(&world::run(&cfg, seed, world::RunOptions::default())?);
     let b = RunReport::new(&world::run(&alt, seed, world::RunOptions::default())?);
     if as_json {
-        println!("{}", json(&serde_json::json!({ "recorded": a, "what_if": b }))?);
+        outln!("{}", json(&serde_json::json!({ "recorded": a, "what_if": b }))?)?;
     } else {
         let line = |r: &RunReport| {
             format!(
-                "failovers {} (p50 {:?} s, p99 {:?} s), double-owner {:.1} s, unavailable {:.1} group-s, {} violations",
+                "failovers {} (p50 {} s, p99 {} s), double-owner {:.1} s, unavailable {:.1} group-s, {} violations",
                 r.failovers,
-                r.failover_p50_s,
-                r.failover_p99_s,
+                secs(r.failover_p50_s),
+                secs(r.failover_p99_s),
                 r.double_owner_seconds,
                 r.unavailable_group_seconds,
                 r.violations.len()
             )
         };
-        println!(
+        outln!(
             "re-run of seed {seed}:\n  recorded settings: {}\n  what-if settings:  {}",
             line(&a),
             line(&b)
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
