@@ -34,6 +34,8 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Faults(String),
+    #[error("bad fault schedule: {0}")]
+    Schedule(String),
     #[error("the cluster needs at least one node")]
     NoNodes,
     #[error("no group {group:?} in the workload (groups: {known})")]
