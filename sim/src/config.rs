@@ -36,6 +36,8 @@ pub enum ConfigError {
     Faults(String),
     #[error("bad fault schedule: {0}")]
     Schedule(String),
+    #[error("unknown invariant {name:?} (known: {known})")]
+    UnknownInvariant { name: String, known: String },
     #[error("the cluster needs at least one node")]
     NoNodes,
     #[error("no group {group:?} in the workload (groups: {known})")]
