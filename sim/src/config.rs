@@ -34,6 +34,10 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Faults(String),
+    #[error("bad fault schedule: {0}")]
+    Schedule(String),
+    #[error("unknown invariant {name:?} (known: {known})")]
+    UnknownInvariant { name: String, known: String },
     #[error("the cluster needs at least one node")]
     NoNodes,
     #[error("no group {group:?} in the workload (groups: {known})")]
@@ -371,8 +375,20 @@ pub fn policy_name(policy: &PolicyConfig) -> String {
 pub fn parse_policy(text: &str) -> Result<PolicyConfig, ConfigError> {
     let t = text.trim();
     let json = if t.starts_with('{') { t.to_string() } else { format!("{{\"policy\":{t:?}}}") };
-    serde_json::from_str(&json)
-        .map_err(|e| ConfigError::Policy { text: text.to_string(), why: e.to_string() })
+    let bad = |why: String| ConfigError::Policy { text: text.to_string(), why };
+    let policy: PolicyConfig = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
+    // serde ignores unknown keys, so a typo (`fence_comand`) would run
+    // silently without the setting: every key given must be one the
+    // parsed policy has (all its fields serialise).
+    let given: serde_json::Value = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
+    let known = serde_json::to_value(&policy).map_err(|e| bad(e.to_string()))?;
+    if let (Some(given), Some(known)) = (given.as_object(), known.as_object()) {
+        if let Some(k) = given.keys().find(|k| !known.contains_key(*k)) {
+            let names: Vec<&str> = known.keys().map(String::as_str).collect();
+            return Err(bad(format!("unknown key {k:?} (keys: {})", names.join(", "))));
+        }
+    }
+    Ok(policy)
 }
 
 /// Set one policy parameter by its short name (durations as `30s`, the
@@ -440,6 +456,21 @@ pub fn split_param(text: &str) -> Result<(&str, &str), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_json_refuses_unknown_keys() {
+        for text in
+            [r#"{"policy":"classic","bogus":1}"#, r#"{"policy":"ranked","fence_comand":"x"}"#]
+        {
+            let err = parse_policy(text).unwrap_err().to_string();
+            assert!(err.contains("unknown key"), "{err}");
+        }
+        parse_policy(r#"{"policy":"classic","timeout":30000}"#).unwrap();
+        for name in ["classic", "ranked"] {
+            let full = serde_json::to_string(&parse_policy(name).unwrap()).unwrap();
+            parse_policy(&full).unwrap();
+        }
+    }
 
     #[test]
     fn overrides() {

@@ -423,10 +423,12 @@ impl FaultChoice {
                                 (FaultKind::ReadFailures | FaultKind::StaleReads, false) => {
                                     (spec.size * f).min(0.9)
                                 }
-                                (k, _) if k.size_is_fraction() => (spec.size * f).min(0.9),
+                                // Before the general fraction arm: read and stale-read
+                                // probabilities are fractions too, and the safe cap must win.
                                 (FaultKind::ReadFailures | FaultKind::StaleReads, true) => {
                                     (spec.size * f).min(SAFE_READ_P)
                                 }
+                                (k, _) if k.size_is_fraction() => (spec.size * f).min(0.9),
                                 (FaultKind::Skew, true) => (spec.size * f).min(SAFE_SKEW_MS),
                                 _ => spec.size * f,
                             };
@@ -435,7 +437,18 @@ impl FaultChoice {
                     }
                 }
                 if chosen.is_empty() && !from.is_empty() {
-                    chosen.push(from[rng.random_range(0..from.len())].defaults());
+                    let mut spec = from[rng.random_range(0..from.len())].defaults();
+                    // The fallback's defaults obey the safe caps too.
+                    if *safe {
+                        spec.size = match spec.kind {
+                            FaultKind::ReadFailures | FaultKind::StaleReads => {
+                                spec.size.min(SAFE_READ_P)
+                            }
+                            FaultKind::Skew => spec.size.min(SAFE_SKEW_MS),
+                            _ => spec.size,
+                        };
+                    }
+                    chosen.push(spec);
                 }
                 chosen
             }
@@ -834,6 +847,76 @@ impl Schedule {
             .unwrap_or(Millis::ZERO)
     }
 
+    /// Check a loaded schedule (`--schedule FILE`, hand-edited or from
+    /// `shrink --out`) against the scenario it is to run in: node numbers
+    /// (`node`, `observer`, `target`, `a`, `b`) in 1..=`nodes`,
+    /// probabilities `p` in [0, 1], partition `sides` of length `nodes`+1
+    /// (index 0 unused) with 0/1 entries and both sides non-empty, `group`s
+    /// among `groups` (skipped when `groups` is `None`), and `at` before
+    /// `duration`. The simulator assumes all of these (it panics or silently
+    /// ignores the episode otherwise), so bad input is refused up front.
+    ///
+    /// Errors: the first bad episode, as "episode I (at T, KIND): why".
+    pub fn validate(
+        &self,
+        nodes: u32,
+        groups: Option<&[String]>,
+        duration: Millis,
+    ) -> Result<(), String> {
+        for (i, s) in self.faults.iter().enumerate() {
+            let bad = |why: String| {
+                format!("episode {i} (at {}ms, {}): {why}", s.at.0, s.fault.kind().name())
+            };
+            if s.at >= duration {
+                return Err(bad(format!("starts at or after the run's end ({}ms)", duration.0)));
+            }
+            // Every variant is a flat JSON object, so one look at its fields
+            // covers them all (and any variant added later).
+            let v = serde_json::to_value(&s.fault).map_err(|e| bad(e.to_string()))?;
+            let Some(obj) = v.as_object() else { continue };
+            for key in ["node", "observer", "target", "a", "b"] {
+                if let Some(n) = obj.get(key) {
+                    let n = n.as_u64().unwrap_or(0);
+                    if n == 0 || n > u64::from(nodes) {
+                        return Err(bad(format!(
+                            "{key} {n} is not a node of this {nodes}-node cluster (1..={nodes})"
+                        )));
+                    }
+                }
+            }
+            if let Some(p) = obj.get("p").and_then(|p| p.as_f64()) {
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(bad(format!("probability p {p} is outside [0, 1]")));
+                }
+            }
+            if let Fault::Partition { sides, .. } = &s.fault {
+                if sides.len() != nodes as usize + 1 {
+                    return Err(bad(format!(
+                        "sides has {} entries; it needs {} (index 0 unused, then one 0/1 per node)",
+                        sides.len(),
+                        nodes + 1
+                    )));
+                }
+                if sides.iter().any(|&x| x > 1) {
+                    return Err(bad("sides entries must be 0 or 1".into()));
+                }
+                let ones = sides[1..].iter().filter(|&&x| x == 1).count();
+                if ones == 0 || ones == nodes as usize {
+                    return Err(bad("both sides of the partition must hold a node".into()));
+                }
+            }
+            if let (Some(known), Some(g)) = (groups, obj.get("group").and_then(|g| g.as_str())) {
+                if !known.iter().any(|k| k == g) {
+                    return Err(bad(format!(
+                        "no group {g:?} in the workload (groups: {})",
+                        known.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Set `kinds` to the kinds of the episodes it has (after editing them).
     pub fn refresh_kinds(&mut self) {
         self.kinds = self.faults.iter().map(|f| f.fault.kind()).collect();
@@ -1002,6 +1085,23 @@ mod tests {
 
     fn names(choice: &FaultChoice, seed: u64) -> Vec<&'static str> {
         choice.resolve(&mut ChaCha8Rng::seed_from_u64(seed)).iter().map(|k| k.kind.name()).collect()
+    }
+
+    /// `safe` caps read-failure and stale-read probabilities at
+    /// SAFE_READ_P for every seed (the general fraction arm used to win).
+    #[test]
+    fn safe_caps_read_probabilities() {
+        let safe = FaultChoice::parse("safe").unwrap();
+        let mut seen = 0;
+        for seed in 0..500 {
+            for spec in safe.resolve(&mut ChaCha8Rng::seed_from_u64(seed)) {
+                if matches!(spec.kind, FaultKind::ReadFailures | FaultKind::StaleReads) {
+                    seen += 1;
+                    assert!(spec.size <= SAFE_READ_P, "seed {seed}: {:?}", spec);
+                }
+            }
+        }
+        assert!(seen > 50, "only {seen} read kinds drawn");
     }
 
     proptest::proptest! {

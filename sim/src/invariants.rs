@@ -62,6 +62,8 @@ pub const FAILED_TEST: &str = "start-after-failed-test";
 pub const HALT_BOUND: &str = "halt-bound";
 pub const LIVENESS: &str = "liveness";
 pub const NEEDLESS_FENCE: &str = "needless-fence";
+/// Every invariant the checker can report (what `shrink --invariant` accepts).
+pub const ALL: [&str; 5] = [DOUBLE_OWNER, FAILED_TEST, HALT_BOUND, LIVENESS, NEEDLESS_FENCE];
 
 /// Levels whose processes are not the service itself: the HA layer's
 /// transitions (spec: a group is planned, tested, then started).

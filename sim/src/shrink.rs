@@ -188,6 +188,14 @@ pub fn shrink(
     invariant: Option<&str>,
     max_runs: u64,
 ) -> Result<Option<Shrunk>, ConfigError> {
+    if let Some(name) = invariant {
+        if !crate::invariants::ALL.contains(&name) {
+            return Err(ConfigError::UnknownInvariant {
+                name: name.to_string(),
+                known: crate::invariants::ALL.join(", "),
+            });
+        }
+    }
     let first = run(cfg, seed, RunOptions::fast())?;
     let Some(target) = invariant
         .map(String::from)

@@ -353,7 +353,12 @@ impl World {
         let built = workload::build(cfg, &mut seeds::rng(seed, Stream::Workload))?;
         let quiet_start = cfg.quiet_start();
         let schedule = match &cfg.schedule {
-            Some(s) => s.clone(),
+            Some(s) => {
+                let groups: Vec<String> = built.wanted.iter().map(|(g, _)| g.clone()).collect();
+                s.validate(cfg.nodes, Some(&groups), cfg.duration)
+                    .map_err(ConfigError::Schedule)?;
+                s.clone()
+            }
             None => {
                 let mut rng = seeds::rng(seed, Stream::Faults);
                 let kinds = cfg.faults.resolve(&mut rng);

@@ -68,3 +68,13 @@ fn a_passing_seed_has_nothing_to_shrink() {
     let cfg = SimConfig { faults: FaultChoice::parse("none").expect("parses"), ..scenario() };
     assert!(shrink(&cfg, 1, None, 100).expect("valid").is_none());
 }
+
+/// A misspelt `--invariant` (`double_owner`, `bogus`) is refused with the
+/// known names, not reported as "violates nothing" (issue 8).
+#[test]
+fn an_unknown_invariant_is_refused() {
+    for name in ["double_owner", "bogus"] {
+        let err = shrink(&scenario(), 1, Some(name), 10).unwrap_err().to_string();
+        assert!(err.contains(name) && err.contains(DOUBLE_OWNER), "{err}");
+    }
+}

@@ -298,6 +298,13 @@ impl Scenario {
             cfg.set(k, v)?;
         }
         cfg.validate()?;
+        if let (Some(s), Some(path)) = (&mut cfg.schedule, &self.schedule) {
+            // Refuse bad episodes here, naming the file (the workload's
+            // groups are checked again when the world is built).
+            s.validate(cfg.nodes, None, cfg.duration)
+                .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
+            s.refresh_kinds();
+        }
         Ok(cfg)
     }
 }
