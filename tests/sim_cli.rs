@@ -332,8 +332,9 @@ fn a_run_lists_and_writes_its_fault_schedule_and_the_written_one_runs_alike() {
     assert_eq!(outcome(&a), outcome(&b), "the written schedule gives the same run");
 }
 
-#[test]
-fn killed_excuses_a_cut_multi_node_trace_only_when_every_node_is_named() {
+/// A 30-minute 3-node run with crashes (seed 3), traced: its temp dir (kept
+/// alive by the caller) and the trace's text.
+fn crash_trace() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let trace = dir.path().join("t.jsonl");
     let trace = trace.to_str().expect("utf-8 path");
@@ -341,6 +342,12 @@ fn killed_excuses_a_cut_multi_node_trace_only_when_every_node_is_named() {
         sim(&["run", "--seed", "3", "--duration", "30m", "--faults", "crash", "--trace", trace]);
     assert!(o.status.code().is_some_and(|c| c <= 1), "{o:?}");
     let text = std::fs::read_to_string(trace).expect("trace");
+    (dir, text)
+}
+
+#[test]
+fn killed_excuses_a_cut_multi_node_trace_only_when_every_node_is_named() {
+    let (dir, text) = crash_trace();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.len() > 1000, "trace of {} lines", lines.len());
     let cut = dir.path().join("cut.jsonl");
@@ -362,13 +369,7 @@ fn killed_excuses_a_cut_multi_node_trace_only_when_every_node_is_named() {
 
 #[test]
 fn what_if_first_checks_the_recorded_replay_against_the_recording() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let trace = dir.path().join("t.jsonl");
-    let trace = trace.to_str().expect("utf-8 path");
-    let o =
-        sim(&["run", "--seed", "3", "--duration", "30m", "--faults", "crash", "--trace", trace]);
-    assert!(o.status.code().is_some_and(|c| c <= 1), "{o:?}");
-    let text = std::fs::read_to_string(trace).expect("trace");
+    let (dir, text) = crash_trace();
     // One recorded exit code changed: the recorded policy no longer
     // reproduces the recording, so no what-if is reported.
     let at = text.find("\"Code\":0").expect("a recorded exit code 0");
