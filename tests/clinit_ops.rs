@@ -245,8 +245,14 @@ fn status_shows_what_a_done_group_hides_per_entry() {
     assert_eq!(entry("job").expect("job entry")["state"], "exited");
 
     // The same detail in the JSON file next to clstat, with absolute times.
-    let file: serde_json::Value =
-        serde_json::from_str(&d.read("clstat.json")).expect("clstat.json parses");
+    // The daemon's status writer thread writes it after the step that the
+    // socket already answers from, so wait for the throttle to reach it.
+    let file = common::wait_for(T, "clstat.json to show the throttle", || {
+        let file: serde_json::Value = serde_json::from_str(&d.read("clstat.json")).ok()?;
+        let entries = file["entries"].as_array()?;
+        let crash = entries.iter().find(|e| e["tag"] == "crash")?;
+        (crash["state"] == "throttled").then_some(file.clone())
+    });
     let crash = file["entries"].as_array().and_then(|l| l.iter().find(|e| e["tag"] == "crash"));
     let crash = crash.expect("crash in clstat.json");
     assert_eq!(crash["state"], "throttled", "{file}");
