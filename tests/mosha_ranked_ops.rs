@@ -143,12 +143,12 @@ fn ranked_replicas_converge_ignore_future_mtimes_and_refuse_truncated_copies() {
     assert!(c.log(2).contains("my copy is truncated or damaged"), "{}", c.report());
 }
 
-/// Start three ranked nodes with `web` wanted, wait until it runs.
-fn started(extra: &[String]) -> (Cluster, u32) {
-    let mut c = cluster();
-    c.extra = extra.to_vec();
+/// Give every node the test's cltab and an hactl that wants `web`, both
+/// with an mtime a minute old (settled, not an edit in progress), and start
+/// all three nodes.
+fn start_with_web_wanted(c: &mut Cluster) {
     let old = SystemTime::now() - Duration::from_secs(60);
-    let cltab = cltab(&c);
+    let cltab = cltab(c);
     for n in NODES {
         c.put(n, "cltab", cltab.as_bytes(), old);
         c.put(n, "hactl", b"web start\n", old);
@@ -156,6 +156,13 @@ fn started(extra: &[String]) -> (Cluster, u32) {
     for n in NODES {
         c.start(n);
     }
+}
+
+/// Start three ranked nodes with `web` wanted, wait until it runs.
+fn started(extra: &[String]) -> (Cluster, u32) {
+    let mut c = cluster();
+    c.extra = extra.to_vec();
+    start_with_web_wanted(&mut c);
     let owner = c.wait_for("web on exactly one node", PHASE, || match owners(&c)[..] {
         [one] => Some(one),
         _ => None,
@@ -198,15 +205,7 @@ fn transitions_are_numbered_alike_everywhere_and_hooks_run_in_order_one_at_a_tim
         "--hook-timeout".into(),
         "10".into(),
     ];
-    let old = SystemTime::now() - Duration::from_secs(60);
-    let cltab = cltab(&c);
-    for n in NODES {
-        c.put(n, "cltab", cltab.as_bytes(), old);
-        c.put(n, "hactl", b"web start\n", old);
-    }
-    for n in NODES {
-        c.start(n);
-    }
+    start_with_web_wanted(&mut c);
     c.wait_for("web on exactly one node", PHASE, || (owners(&c).len() == 1).then_some(()));
     // A burst: node 3 leaves and comes back in nodes 1's and 2's views,
     // three times.
@@ -705,15 +704,7 @@ fn a_hook_left_running_by_a_killed_mosha_is_ended_by_the_next_one() {
 fn a_recorder_killed_and_restarted_records_its_own_up_each_time() {
     let mut c = cluster();
     c.heartbeat = true;
-    let old = SystemTime::now() - Duration::from_secs(60);
-    let cltab = cltab(&c);
-    for n in NODES {
-        c.put(n, "cltab", cltab.as_bytes(), old);
-        c.put(n, "hactl", b"web start\n", old);
-    }
-    for n in NODES {
-        c.start(n);
-    }
+    start_with_web_wanted(&mut c);
     c.wait_for("all three hold their leases", PHASE, || {
         NODES
             .iter()
