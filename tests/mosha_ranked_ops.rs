@@ -551,6 +551,21 @@ fn a_node_killed_and_restarted_within_two_seconds_is_up_again_and_keeps_its_serv
     }
     // Node 3 runs a group, then node 1 leaves: node 3's lease rests on
     // node 2's acknowledgements now, which a revocation would withhold.
+    // First node 3 must be eligible in every peer's view: its new
+    // incarnation holds its lease, and two more of its heartbeats (peers
+    // read records every half period) carry that. Otherwise a peer that
+    // still sees it without a lease rightly takes `cache` itself, and a
+    // running group stays where it runs (CI failed on exactly that race).
+    let holding = c.wait_for("node 3's new incarnation holds its lease", PHASE, || {
+        record(&c, 3)
+            .filter(|r| r.incarnation == new_inc && r.lease == LeaseState::Holding)
+            .map(|r| r.counter)
+    });
+    c.wait_for("two more heartbeats of node 3 holding", PHASE, || {
+        record(&c, 3)
+            .filter(|r| r.lease == LeaseState::Holding && r.counter >= holding + 2)
+            .map(|_| ())
+    });
     let out = c.mosha_cli(1, &["hactl", "set", "cache", "start"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let pid = c.wait_for("cache runs on node 3", PHASE, || {
