@@ -7,6 +7,7 @@
 
 use crate::faults::{FaultChoice, Schedule};
 use crate::units::{parse_duration, DurationError};
+use clinit_engine::monitor::ranked::ParamsError;
 use clinit_engine::monitor::{AnyPolicy, Policy, PolicyConfig};
 use clinit_engine::time::Millis;
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,10 @@ pub enum ConfigError {
     Duration(#[from] DurationError),
     #[error("bad policy {text:?}: {why} (give `classic` or JSON like {{\"policy\":\"classic\",\"timeout\":30000}})")]
     Policy { text: String, why: String },
+    /// A policy value out of its range, from `--policy` JSON, `--param`
+    /// or a trace header (`field` is the JSON key).
+    #[error("policy {policy}: {field} = {value}: {why}")]
+    PolicyRange { policy: String, field: &'static str, value: String, why: String },
     #[error("bad cltab:\n{0}")]
     Cltab(String),
     #[error("bad hactl:\n{0}")]
@@ -359,7 +364,119 @@ impl SimConfig {
         if self.nodes > 1000 {
             return Err(ConfigError::TooManyNodes(self.nodes));
         }
+        check_policy(&self.policy)?;
+        // classic's periods against the world's minimum cycle (the
+        // executor never cycles faster, so a shorter timeout makes every
+        // member stale between two reads, and a shorter cycle time is
+        // silently the minimum).
+        if let PolicyConfig::Classic(p) = &self.policy {
+            let min = self.world.min_cycle;
+            let range = |field, value: String, why: String| ConfigError::PolicyRange {
+                policy: "classic".into(),
+                field,
+                value,
+                why,
+            };
+            if p.timeout < min {
+                return Err(range(
+                    "timeout",
+                    format!("{} ms", p.timeout.0),
+                    format!("below the minimum cycle ({} ms, min_cycle)", min.0),
+                ));
+            }
+            if p.cycletime_secs * 1000.0 < min.0 as f64 {
+                return Err(range(
+                    "cycletime_secs (--param cycletime)",
+                    format!("{} s", p.cycletime_secs),
+                    format!("below the minimum cycle ({} ms, min_cycle)", min.0),
+                ));
+            }
+        }
         Ok(())
+    }
+}
+
+/// Range checks of a policy's values, whichever way they were given
+/// (`--policy` JSON, `--param`, a trace header): what `--param` refuses,
+/// JSON must refuse too. Classic: `timeout` above 0 ms; `cycletime_secs`
+/// above 0 s; `balance` and `backoff_max_secs` 0 or more; `quorum_ratio`
+/// a fraction in [0, 1] of the last good member count (0.6 = 60 %, the
+/// 2003 original's rule; not a percentage). Ranked: its own constraints
+/// ([`clinit_engine::monitor::ranked::RankedParams::validate`]: a heartbeat
+/// above 0, a lease above three heartbeats plus the kill bound, ...).
+pub fn check_policy(policy: &PolicyConfig) -> Result<(), ConfigError> {
+    match policy {
+        PolicyConfig::Classic(p) => {
+            let range = |field, value: String, why: &str| ConfigError::PolicyRange {
+                policy: "classic".into(),
+                field,
+                value,
+                why: why.to_string(),
+            };
+            if p.timeout.0 == 0 {
+                return Err(range("timeout", "0 ms".into(), "must be above 0"));
+            }
+            let real = |field, v: f64, unit: &str, why: &str| {
+                if v.is_finite() {
+                    Ok(())
+                } else {
+                    Err(range(field, format!("{v}{unit}"), why))
+                }
+            };
+            real("cycletime_secs (--param cycletime)", p.cycletime_secs, " s", "must be a number")?;
+            real("balance", p.balance, "", "must be a number")?;
+            real("quorum_ratio (--param quorum)", p.quorum_ratio, "", "must be a number")?;
+            real("backoff_max_secs (--param backoff)", p.backoff_max_secs, " s", "must be a number")?;
+            if p.cycletime_secs <= 0.0 {
+                let v = format!("{} s", p.cycletime_secs);
+                return Err(range("cycletime_secs (--param cycletime)", v, "must be above 0 (seconds)"));
+            }
+            if p.balance < 0.0 {
+                let v = p.balance.to_string();
+                return Err(range("balance", v, "must be 0 or more (0: plan only when alone)"));
+            }
+            if p.backoff_max_secs < 0.0 {
+                let v = format!("{} s", p.backoff_max_secs);
+                return Err(range("backoff_max_secs (--param backoff)", v, "must be 0 or more (seconds)"));
+            }
+            if !(0.0..=1.0).contains(&p.quorum_ratio) {
+                let hint = if p.quorum_ratio > 1.0 && p.quorum_ratio <= 100.0 {
+                    format!(
+                        "a fraction of the last good member count in [0, 1], not a percentage \
+                         (for {} % give {})",
+                        p.quorum_ratio,
+                        p.quorum_ratio / 100.0
+                    )
+                } else {
+                    "a fraction of the last good member count in [0, 1] (0.6: quorum is lost \
+                     below 60 %)"
+                        .into()
+                };
+                return Err(range("quorum_ratio (--param quorum)", p.quorum_ratio.to_string(), &hint));
+            }
+            Ok(())
+        }
+        PolicyConfig::Ranked(p) => p.validate().map_err(|e| ConfigError::PolicyRange {
+            policy: "ranked".into(),
+            field: ranked_field(&e),
+            value: match &e {
+                ParamsError::LeaseTooShort { lease, .. } => format!("{} ms", lease.0),
+                ParamsError::ReadDeadline { read_deadline, .. } => format!("{} ms", read_deadline.0),
+                ParamsError::Suspect { suspect_after, .. } => format!("{} ms", suspect_after.0),
+                ParamsError::ZeroHeartbeat => "0 ms".into(),
+            },
+            why: e.to_string(),
+        }),
+    }
+}
+
+/// The JSON key a ranked parameter error is about.
+fn ranked_field(e: &ParamsError) -> &'static str {
+    match e {
+        ParamsError::LeaseTooShort { .. } => "lease",
+        ParamsError::ReadDeadline { .. } => "read_deadline",
+        ParamsError::Suspect { .. } => "suspect_after",
+        ParamsError::ZeroHeartbeat => "heartbeat",
     }
 }
 
@@ -388,6 +505,7 @@ pub fn parse_policy(text: &str) -> Result<PolicyConfig, ConfigError> {
             return Err(bad(format!("unknown key {k:?} (keys: {})", names.join(", "))));
         }
     }
+    check_policy(&policy)?;
     Ok(policy)
 }
 
@@ -441,6 +559,9 @@ pub fn set_policy_param(
         }
         _ => return Err(bad(format!("the {} policy has no such parameter", policy_name(policy)))),
     }
+    // Ranges are checked once every override is in ([`SimConfig::validate`],
+    // [`check_policy`]): ranked's constraints tie several keys together,
+    // so a check per key would depend on their order.
     serde_json::from_value(v).map_err(|e| bad(e.to_string()))
 }
 
@@ -470,6 +591,62 @@ mod tests {
             let full = serde_json::to_string(&parse_policy(name).unwrap()).unwrap();
             parse_policy(&full).unwrap();
         }
+    }
+
+    /// What `--param` refuses, `--policy` JSON refuses too, and the
+    /// cross-field rules hold whichever order the keys come in.
+    #[test]
+    fn policy_values_are_range_checked_from_json_and_params() {
+        for (text, field) in [
+            (r#"{"policy":"ranked","lease":0}"#, "lease"),
+            (r#"{"policy":"ranked","heartbeat":0}"#, "heartbeat"),
+            (r#"{"policy":"classic","timeout":0}"#, "timeout"),
+            (r#"{"policy":"classic","cycletime_secs":-1}"#, "cycletime_secs"),
+            (r#"{"policy":"classic","quorum_ratio":5}"#, "quorum_ratio"),
+            (r#"{"policy":"classic","balance":-0.5}"#, "balance"),
+            (r#"{"policy":"classic","backoff_max_secs":-3}"#, "backoff_max_secs"),
+        ] {
+            let err = parse_policy(text).expect_err(text).to_string();
+            assert!(err.contains(field), "{text}: {err}");
+        }
+        let err = parse_policy(r#"{"policy":"classic","quorum_ratio":60}"#).unwrap_err();
+        assert!(err.to_string().contains("not a percentage (for 60 % give 0.6)"), "{err}");
+
+        let refused = |pairs: &[(&str, &str)]| {
+            let mut c = SimConfig::default();
+            for (k, v) in pairs {
+                if let Err(e) = c.set(k, v) {
+                    return Some(e.to_string());
+                }
+            }
+            c.validate().err().map(|e| e.to_string())
+        };
+        for (pairs, needle) in [
+            (&[("cycletime", "-1")][..], "cycletime"),
+            (&[("quorum", "5")][..], "not a percentage"),
+            (&[("timeout", "0")][..], "above 0"),
+            (&[("timeout", "100ms")][..], "below the minimum cycle"),
+            (&[("cycletime", "0.1")][..], "below the minimum cycle"),
+            (&[("min_cycle", "2s"), ("timeout", "1")][..], "below the minimum cycle (2000 ms"),
+        ] {
+            let err = refused(pairs).unwrap_or_else(|| panic!("{pairs:?} accepted"));
+            assert!(err.contains(needle), "{pairs:?}: {err}");
+        }
+        // A bare number is seconds: timeout=30 is 30 s.
+        assert_eq!(refused(&[("timeout", "30")]), None);
+        assert_eq!(refused(&[("quorum", "1")]), None);
+        assert_eq!(refused(&[("quorum", "0")]), None);
+        // ranked: lease and heartbeat checked together, in either order.
+        let ranked = [("lease", "3s"), ("heartbeat", "600ms")];
+        let mut c = SimConfig { policy: parse_policy("ranked").expect("ranked"), ..SimConfig::default() };
+        for (k, v) in ranked.iter().rev() {
+            c.set(k, v).expect("one key at a time is not judged alone");
+        }
+        c.validate().expect("3 s > 3 x 600 ms + 250 ms");
+        c.set("lease", "0").expect_err("0 is refused at once");
+        c.set("lease", "2s").expect("set");
+        let err = c.validate().expect_err("2 s <= 2050 ms").to_string();
+        assert!(err.contains("lease"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use clap::{Args, Parser, Subcommand};
 use clinit_engine::monitor::PolicyConfig;
 use clinit_sim::config::{
-    parse_policy, set_policy_param, split_param, ConfigError, SimConfig, Workload,
+    check_policy, parse_policy, set_policy_param, split_param, ConfigError, SimConfig, Workload,
 };
 use clinit_sim::faults::{FaultChoice, Schedule};
 use clinit_sim::report::{self, RunReport};
@@ -42,13 +42,25 @@ membership-transition history file's writes fail, tear or land late).
 Every run ends in a quiet phase without faults, in which liveness must
 hold.
 
-Parameters (--param key=value): policy timeout, cycletime, balance, quorum,
-stomith_grace, backoff, quorum_loss_sleep; world fs_delay, fs_jitter,
-detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter,
-fence_kills,
-fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup,
-membership (oracle | heartbeat: detection by heartbeat files and --timeout,
-as in production), read_timeout, fail_fraction. Durations read like 90s, 2h, 1h30m, 250ms.
+Parameters (--param key=value):
+  classic policy: timeout (> 0, at least min_cycle), cycletime (seconds,
+    at least min_cycle), balance (>= 0), quorum (a fraction in [0, 1] of
+    the last good member count, 0.6 = 60 %; not a percentage),
+    stomith_grace, backoff (seconds, >= 0), quorum_loss_sleep;
+  ranked policy: lease, heartbeat, kill_bound, suspect_after,
+    read_deadline, rank_slot, tie_fence_delay, fence_command, watchdog
+    (lease > 3 heartbeats + kill_bound, read_deadline <= lease/4,
+    2 heartbeats <= suspect_after < lease);
+  world: fs (local | shared), fs_delay, fs_jitter, fs_delay_cap, detect,
+    detect_down, detect_up, detect_jitter, read_latency, read_jitter,
+    read_timeout, membership (oracle | heartbeat: detection by heartbeat
+    files and --timeout, as in production), fence_kills, fence_delay,
+    fence_reboot, min_cycle, halt_bound, liveness, quiet, start_spread,
+    warmup, drop_faults (kinds joined by +), fail_fraction, nodes, groups,
+    duration.
+Durations read like 90s, 2h, 1h30m, 250ms; a bare number is seconds
+(timeout=30 is 30 s, not 30 ms). The same ranges hold for the JSON of
+--policy.
 
 Invariants (judged from the simulated process table): double-owner,
 start-after-failed-test, needless-fence, halt-bound, liveness (see
@@ -497,6 +509,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 for (k, v) in &overrides {
                     p = set_policy_param(&p, k, v)?;
                 }
+                check_policy(&p)?;
                 Ok(p)
             };
             // A what-if is measured against the recorded policy's replay:

@@ -1,0 +1,59 @@
+//! `clinit-sim` refusing bad input with a clear message and a non-zero
+//! exit (the new-user test's leftovers of issue 8): policy values out of
+//! range from `--policy` JSON and `--param`, `failover` options it cannot
+//! honour, custom `cltab`/`hactl` errors naming `FILE:LINE`, recordings of
+//! different incidents given together, and the smaller `sweep`/`shrink`
+//! details. Every run here is short (a few simulated minutes, N ≤ 3).
+
+use std::process::{Command, Output};
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clinit-sim")).args(args).output().expect("clinit-sim runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Exit 2 with a message on stderr that contains every `needle`.
+fn refused(args: &[&str], needles: &[&str]) {
+    let o = sim(args);
+    assert_eq!(o.status.code(), Some(2), "{args:?} should exit 2: {o:?}");
+    let err = stderr(&o);
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: {n:?} not in {err:?}");
+    }
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+}
+
+#[test]
+fn policy_values_out_of_range_are_refused_from_json_and_params() {
+    let run = |extra: &[&str]| {
+        let mut a = vec!["run", "--duration", "2m", "--groups", "1"];
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--policy", r#"{"policy":"ranked","lease":0}"#], &["lease"]),
+        (&["--policy", r#"{"policy":"ranked","heartbeat":0}"#], &["heartbeat", "positive"]),
+        (&["--policy", r#"{"policy":"classic","timeout":0}"#], &["timeout", "above 0"]),
+        (&["--param", "cycletime=-1"], &["cycletime", "above 0"]),
+        (&["--param", "quorum=5"], &["quorum", "not a percentage"]),
+        (&["--param", "timeout=100ms"], &["timeout", "below the minimum cycle"]),
+    ];
+    for (extra, needles) in cases {
+        let args = run(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(&args, needles);
+    }
+    // A bare number is seconds, and --help says so.
+    let o = sim(&["run", "--duration", "2m", "--groups", "1", "--param", "timeout=30", "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    let help = stdout(&sim(&["--help"]));
+    assert!(help.contains("a bare number is seconds"), "{help}");
+    assert!(help.contains("not a percentage"), "{help}");
+}
