@@ -57,3 +57,20 @@ fn policy_values_out_of_range_are_refused_from_json_and_params() {
     assert!(help.contains("a bare number is seconds"), "{help}");
     assert!(help.contains("not a percentage"), "{help}");
 }
+
+#[test]
+fn failover_refuses_the_options_it_cannot_honour() {
+    for extra in [["--duration", "5m"], ["--faults", "crash"], ["--schedule", "/nonexistent.json"]] {
+        let mut args = vec!["failover", "--runs", "1"];
+        args.extend_from_slice(&extra);
+        let option = extra[0].trim_start_matches("--");
+        refused(&args, &[&format!("failover does not take --{option}"), "10 minutes after"]);
+    }
+    let help = stdout(&sim(&["failover", "--help"]));
+    assert!(help.contains("are refused"), "{help}");
+    // Without them it runs (one seed), proving the refusal is not blanket.
+    let o = sim(&["failover", "--runs", "1", "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(v["runs"], 1, "{v}");
+}

@@ -199,6 +199,10 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Failover timing over many seeds (the scenario of the real 3-node test).
+    ///
+    /// Each seed crashes the group's owner once and runs until 10 minutes
+    /// after the crash, with no other fault: --duration, --faults and
+    /// --schedule are refused (exit 2).
     Failover {
         #[command(flatten)]
         scenario: Scenario,
@@ -251,22 +255,26 @@ struct Scenario {
     /// Number of generated groups (ignored with --cltab/--hactl).
     #[arg(long, default_value_t = 3)]
     groups: u32,
-    /// Simulated time, e.g. 90s, 2h.
-    #[arg(long, default_value = "1h")]
-    duration: String,
+    /// Simulated time, e.g. 90s, 2h; a bare number is seconds [default:
+    /// 1h] (not with failover: each of its runs lasts until 10 min after
+    /// its crash).
+    #[arg(long)]
+    duration: Option<String>,
     /// Policy: a name (classic) or JSON like {"policy":"classic","timeout":30000}.
     #[arg(long, default_value = "classic")]
     policy: String,
     /// Fault plan: none | random | random-ops | safe | all | KIND[:k=v...],...
-    #[arg(long, default_value = "none")]
-    faults: String,
+    /// [default: none] (not with failover: its one fault is the crash).
+    #[arg(long)]
+    faults: Option<String>,
     /// Custom cltab (commands from the simulated vocabulary); needs --hactl.
     #[arg(long, requires = "hactl")]
     cltab: Option<PathBuf>,
     /// Custom hactl; needs --cltab.
     #[arg(long, requires = "cltab")]
     hactl: Option<PathBuf>,
-    /// Use this fault schedule (JSON from `shrink --out`) instead of drawing one.
+    /// Use this fault schedule (JSON from `shrink --out`) instead of
+    /// drawing one (not with failover, which schedules its own crash).
     #[arg(long, value_name = "FILE")]
     schedule: Option<PathBuf>,
 }
@@ -278,6 +286,13 @@ enum CliError {
     /// Writing the output to stdout failed (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
+    /// `failover` schedules its own crash and run length per seed.
+    #[error(
+        "failover does not take --{0}: each run crashes the group's owner once (at --crash-at \
+         plus up to 30 s) and lasts until 10 minutes after the crash, with no other faults; use \
+         `run` or `sweep` for fault plans and run lengths"
+    )]
+    FailoverOption(&'static str),
     #[error("{0}")]
     Other(String),
 }
@@ -292,9 +307,11 @@ impl Scenario {
         let mut cfg = SimConfig {
             nodes,
             groups: self.groups,
-            duration: parse_duration(&self.duration).map_err(ConfigError::from)?,
+            duration: parse_duration(self.duration.as_deref().unwrap_or("1h"))
+                .map_err(ConfigError::from)?,
             policy: parse_policy(&self.policy)?,
-            faults: FaultChoice::parse(&self.faults).map_err(ConfigError::Faults)?,
+            faults: FaultChoice::parse(self.faults.as_deref().unwrap_or("none"))
+                .map_err(ConfigError::Faults)?,
             ..SimConfig::default()
         };
         if let (Some(c), Some(h)) = (&self.cltab, &self.hactl) {
@@ -599,6 +616,16 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             per_run,
             svg,
         } => {
+            // Refused rather than silently ignored (the study sets both).
+            for (given, option) in [
+                (scenario.duration.is_some(), "duration"),
+                (scenario.faults.is_some(), "faults"),
+                (scenario.schedule.is_some(), "schedule"),
+            ] {
+                if given {
+                    return Err(CliError::FailoverOption(option));
+                }
+            }
             let base = scenario.build(cluster.nodes, &cluster.params)?;
             let crash =
                 study::Crash { group, at: parse_duration(&crash_at).map_err(ConfigError::from)? };
