@@ -74,3 +74,37 @@ fn failover_refuses_the_options_it_cannot_honour() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
     assert_eq!(v["runs"], 1, "{v}");
 }
+
+#[test]
+fn custom_cltab_and_hactl_errors_name_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p.to_str().expect("utf-8").to_string()
+    };
+    let good_cltab = write("good.cltab", "g1:g1test:test:test:exit 0\ng1:g1run:start:respawn:run\n");
+    let good_hactl = write("good.hactl", "g1 start\n");
+    let bad_cltab = write("bad.cltab", "# comment\ng1:g1run:start:respawn:run\ng1:broken line\n");
+    let bad_cmd = write("cmd.cltab", "g1:g1test:test:test:exit 0\ng1:g1run:start:respawn:frobnicate\n");
+    let bad_hactl = write("bad.hactl", "g1 start\ng1 start extra words here\n");
+    let run = |cltab: &str, hactl: &str| {
+        vec!["run", "--duration", "2m", "--cltab", cltab, "--hactl", hactl]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    for (cltab, hactl, at) in [
+        (&bad_cltab, &good_hactl, format!("{bad_cltab}:3")),
+        (&bad_cmd, &good_hactl, format!("{bad_cmd}:2")),
+        (&good_cltab, &bad_hactl, format!("{bad_hactl}:2")),
+    ] {
+        let args = run(cltab, hactl);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(&args, &[&at]);
+    }
+    let args = run(&good_cltab, &good_hactl);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = sim(&args);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "the good pair runs: {o:?}");
+}

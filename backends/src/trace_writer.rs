@@ -5,6 +5,14 @@
 //! Each record is flushed as it is written: the interesting part of an
 //! incident is often just before a crash. A write error is logged once and
 //! ends the recording; it never stops the node.
+//!
+//! A restart never overwrites a recording: the one already at FILE (the
+//! incarnation before, often one killed with -9, whose recording is the
+//! incident) is renamed FILE.1, an older FILE.1 becomes FILE.2, and so on
+//! up to FILE.[`KEEP`] (the oldest is dropped, so a crash loop cannot fill
+//! the disk), as logrotate numbers its files. Each file is a whole
+//! recording with its own header: `clinit-sim replay FILE.1 --killed N`
+//! verifies a killed incarnation up to its last complete record.
 
 use clinit_engine::trace::{Header, Record};
 use std::fs::File;
@@ -12,19 +20,60 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use tracing::error;
 
+/// Earlier recordings kept beside FILE: FILE.1 (the newest) to FILE.9.
+pub const KEEP: u32 = 9;
+
 pub struct TraceWriter {
     path: PathBuf,
     out: Option<BufWriter<File>>,
+    /// Where the recording found at `path` was moved (FILE.1), if any.
+    kept: Option<PathBuf>,
+}
+
+/// `path` with `.n` appended to its file name (`trace.jsonl.1`).
+pub fn numbered(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// Move a non-empty recording at `path` to `path.1`, shifting older ones
+/// up to `path.keep` (see the module doc). Returns where it went.
+fn rotate(path: &Path, keep: u32) -> io::Result<Option<PathBuf>> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+        // An empty file holds no recording (not even a header).
+        Ok(m) if m.len() == 0 => return Ok(None),
+        Ok(_) => {}
+    }
+    for n in (1..keep).rev() {
+        match std::fs::rename(numbered(path, n), numbered(path, n + 1)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    let first = numbered(path, 1);
+    std::fs::rename(path, &first)?;
+    Ok(Some(first))
 }
 
 impl TraceWriter {
-    /// Create (or truncate) `path` and write the header line.
+    /// Create `path` and write the header line, first keeping a recording
+    /// already there as `path.1` (see the module doc; [`Self::kept`]).
     pub fn create(path: &Path, header: &Header<serde_json::Value>) -> io::Result<TraceWriter> {
+        let kept = rotate(path, KEEP)?;
         let mut out = BufWriter::new(File::create(path)?);
         serde_json::to_writer(&mut out, header)?;
         out.write_all(b"\n")?;
         out.flush()?;
-        Ok(TraceWriter { path: path.to_path_buf(), out: Some(out) })
+        Ok(TraceWriter { path: path.to_path_buf(), out: Some(out), kept })
+    }
+
+    /// Where the recording that was at the path when this one was created
+    /// went (`FILE.1`), if there was one.
+    pub fn kept(&self) -> Option<&Path> {
+        self.kept.as_deref()
     }
 
     /// Append one record (a no-op once writing has failed).
@@ -38,5 +87,37 @@ impl TraceWriter {
             error!("recording to {} stopped: {e}", self.path.display());
             self.out = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_recording_keeps_the_earlier_ones_numbered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rec.jsonl");
+        let header = Header::new("mosha", "test", None, serde_json::Value::Null);
+        for i in 0..(KEEP + 3) {
+            let mut w = TraceWriter::create(&path, &header).expect("create");
+            // The first finds nothing; every later one keeps its forerunner.
+            assert_eq!(w.kept(), (i > 0).then(|| numbered(&path, 1)).as_deref());
+            // Tell the incarnations apart: the i-th writes i records.
+            for _ in 0..i {
+                w.write(&Record::StopAll { node: 1, at: clinit_engine::time::Millis(0) });
+            }
+        }
+        let lines = |p: &Path| std::fs::read_to_string(p).expect("read").lines().count();
+        assert_eq!(lines(&path), 1 + KEEP as usize + 2, "the newest is at FILE");
+        for n in 1..=KEEP {
+            // FILE.n is the n-th before the newest: it wrote (KEEP + 2 - n) records.
+            assert_eq!(lines(&numbered(&path, n)), 1 + (KEEP + 2 - n) as usize, "FILE.{n}");
+        }
+        assert!(!numbered(&path, KEEP + 1).exists(), "at most KEEP are kept");
+        // An empty file is not a recording: nothing is kept for it.
+        std::fs::write(&path, "").expect("empty");
+        let w = TraceWriter::create(&path, &header).expect("create");
+        assert!(w.kept().is_none());
     }
 }

@@ -31,8 +31,10 @@ pub enum ConfigError {
     Cltab(String),
     #[error("bad hactl:\n{0}")]
     Hactl(String),
-    #[error("cltab line for {tag:?}: {source}")]
+    /// `at` is `FILE:LINE` of the cltab entry.
+    #[error("{at}: cltab entry {tag:?}: {source}")]
     Command {
+        at: String,
         tag: String,
         #[source]
         source: crate::command::CommandError,

@@ -30,6 +30,31 @@ pub struct Built {
     pub eligible: Vec<Vec<bool>>,
 }
 
+/// Parse a workload's texts with the production parsers; errors name
+/// `FILE:LINE` with `cltab_file`/`hactl_file` as FILE (the command line
+/// passes the paths the user gave, so a typo is found in its file).
+pub fn parse(
+    cltab_text: &str,
+    cltab_file: &str,
+    hactl_text: &str,
+    hactl_file: &str,
+) -> Result<(Cltab, Hactl, BTreeMap<String, Command>), ConfigError> {
+    let cltab =
+        Cltab::parse(cltab_text, cltab_file).map_err(|e| ConfigError::Cltab(e.to_string()))?;
+    let hactl =
+        Hactl::parse(hactl_text, hactl_file).map_err(|e| ConfigError::Hactl(e.to_string()))?;
+    let mut commands = BTreeMap::new();
+    for e in &cltab.entries {
+        let cmd = Command::parse(&e.command).map_err(|source| ConfigError::Command {
+            at: format!("{cltab_file}:{}", e.line),
+            tag: e.tag.clone(),
+            source,
+        })?;
+        commands.insert(e.command.clone(), cmd);
+    }
+    Ok((cltab, hactl, commands))
+}
+
 /// Build the workload of `cfg`, drawing generated choices from `rng`.
 pub fn build(cfg: &SimConfig, rng: &mut ChaCha8Rng) -> Result<Built, ConfigError> {
     let (cltab_text, hactl_text) = match &cfg.workload {
@@ -38,16 +63,7 @@ pub fn build(cfg: &SimConfig, rng: &mut ChaCha8Rng) -> Result<Built, ConfigError
         }
         Workload::Custom { cltab, hactl } => (cltab.clone(), hactl.clone()),
     };
-    let cltab =
-        Cltab::parse(&cltab_text, "cltab").map_err(|e| ConfigError::Cltab(e.to_string()))?;
-    let hactl =
-        Hactl::parse(&hactl_text, "hactl").map_err(|e| ConfigError::Hactl(e.to_string()))?;
-    let mut commands = BTreeMap::new();
-    for e in &cltab.entries {
-        let cmd = Command::parse(&e.command)
-            .map_err(|source| ConfigError::Command { tag: e.tag.clone(), source })?;
-        commands.insert(e.command.clone(), cmd);
-    }
+    let (cltab, hactl, commands) = parse(&cltab_text, "cltab", &hactl_text, "hactl")?;
     let wanted: Vec<(String, String)> = hactl
         .groups
         .iter()

@@ -490,6 +490,45 @@ fn census() {
     }
 }
 
+/// A ranked case the census found (seed 5 of `hactl-edit`, 3 nodes, 3
+/// groups), shrunk with `clinit-sim shrink` to two overlapping operator
+/// edits on two nodes: node 2 sets g02 to `stop` at 148.5 s for 26.1 s,
+/// node 3 sets g01 to `stop` at 158.2 s for 13.0 s. The quiet phase (170
+/// s) restores both, yet g01 never runs again under `ranked` (with a
+/// fence command or the watchdog only): liveness fails at the end, g01
+/// down 170-300 s. `classic` on the same schedule keeps liveness. Not one
+/// of ranked's documented weaknesses (issue 9 allows it only a double
+/// owner under `node-pause` without a fence command), so it is not in
+/// [`ALLOWED`]: kept here, ignored, for the ranked rules' owner.
+/// Reproduce: `clinit-sim run --seed 5 --nodes 3 --groups 3 --duration 5m
+/// --policy ranked --faults hactl-edit --param warmup=20s --param
+/// liveness=100s --param quiet=130s --schedule FILE` with the schedule
+/// below in FILE.
+#[test]
+#[ignore = "open ranked bug: liveness lost after two overlapping hactl edits (see doc)"]
+fn ranked_restarts_a_group_after_two_overlapping_hactl_edits() {
+    let schedule: clinit_sim::faults::Schedule = serde_json::from_str(HACTL_EDIT_5).expect("schedule");
+    for policy in [ranked(true), ranked(false), PolicyConfig::default()] {
+        let mut cfg = Setting::RANKED.config(policy.clone(), 3, 3, vec![]);
+        cfg.faults = FaultChoice::parse("hactl-edit").expect("parses");
+        cfg.schedule = Some(schedule.clone());
+        let r = run(&cfg, 5, RunOptions::default()).expect("valid");
+        assert!(r.tracker.metrics.cycles > 100, "the cluster ran");
+        assert!(
+            r.tracker.counts().is_empty(),
+            "{}: {:?}\n{}",
+            label(&policy),
+            r.tracker.counts(),
+            report::render(&r)
+        );
+    }
+}
+
+/// The shrunk schedule of [`ranked_restarts_a_group_after_two_overlapping_hactl_edits`].
+const HACTL_EDIT_5: &str = r#"{"kinds":["hactl-edit"],"faults":[
+  {"at":148464,"fault":"hactl-edit","node":2,"group":"g02","level":"stop","len":26109},
+  {"at":158164,"fault":"hactl-edit","node":3,"group":"g01","level":"stop","len":13003}]}"#;
+
 #[test]
 fn allowances_name_known_invariants() {
     let known = [DOUBLE_OWNER, FAILED_TEST, HALT_BOUND, LIVENESS, NEEDLESS_FENCE];

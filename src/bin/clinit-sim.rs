@@ -315,7 +315,16 @@ impl Scenario {
             ..SimConfig::default()
         };
         if let (Some(c), Some(h)) = (&self.cltab, &self.hactl) {
-            cfg.workload = Workload::Custom { cltab: read(c)?, hactl: read(h)? };
+            let (cltab, hactl) = (read(c)?, read(h)?);
+            // Parsed here with the paths, so an error names FILE:LINE (the
+            // world parses them again, as any scenario, when it is built).
+            clinit_sim::workload::parse(
+                &cltab,
+                &c.display().to_string(),
+                &hactl,
+                &h.display().to_string(),
+            )?;
+            cfg.workload = Workload::Custom { cltab, hactl };
         }
         if let Some(path) = &self.schedule {
             let s: Schedule = serde_json::from_str(&read(path)?)

@@ -90,7 +90,10 @@ pub(crate) struct Args {
     /// Record every input of this node's machines to FILE (a trace that
     /// `clinit-sim replay FILE` re-runs decision for decision), with
     /// wall-clock checkpoints: record on every node, and `clinit-sim replay
-    /// n1 n2 n3` replays an incident cluster-wide.
+    /// n1 n2 n3` replays an incident cluster-wide. A recording already at
+    /// FILE (an earlier incarnation's, say one killed with -9) is kept as
+    /// FILE.1, older ones as FILE.2 .. FILE.9: replay a killed one with
+    /// `clinit-sim replay FILE.1 --killed N`.
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
     /// On SIGTERM/SIGINT, wait this long for the groups to stop before

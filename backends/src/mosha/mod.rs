@@ -290,6 +290,11 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
             let writer = TraceWriter::create(path, &header)
                 .map_err(|source| MoshaError::Record { path: path.clone(), source })?;
             info!("recording this node's inputs to {}", path.display());
+            if let Some(kept) = writer.kept() {
+                // Never overwrite: the earlier incarnation's recording
+                // (killed with -9, say) is the incident.
+                info!("the earlier recording at {} is kept as {}", path.display(), kept.display());
+            }
             Some(Recorder { writer, records: 0, digest: Sha256::new(), marked: None })
         }
         None => None,
