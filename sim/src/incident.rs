@@ -58,6 +58,34 @@ pub enum IncidentError {
         "--killed {node}: node {node} is in none of the recordings (they hold nodes {known:?})"
     )]
     UnknownKilled { node: u32, known: Vec<u32> },
+    /// Two `mosha` recordings name different shared directories
+    /// (`mfsbase`): nodes of different clusters.
+    #[error(
+        "{first} and {second} are recordings of different clusters (shared directory {a:?} and \
+         {b:?}): give the recordings of the nodes of one incident"
+    )]
+    DifferentClusters { first: String, second: String, a: String, b: String },
+    /// Two recordings' wall-clock spans (from their checkpoints) lie apart:
+    /// the nodes of one incident run at the same time.
+    #[error(
+        "{first} and {second} are recordings of different incidents: their wall clocks do not \
+         overlap ({first} {first_span}, {second} {second_span}, more than {gap_s} s apart); give \
+         the recordings of the nodes of one incident"
+    )]
+    DifferentIncidents {
+        first: String,
+        second: String,
+        first_span: String,
+        second_span: String,
+        gap_s: u64,
+    },
+    /// A simulator trace holds a whole simulated cluster; it cannot be
+    /// one node of a real incident.
+    #[error(
+        "{sim} is a simulator trace and {real} a `mosha` recording: replay a simulator trace on \
+         its own"
+    )]
+    MixedSources { sim: String, real: String },
     #[error("{file}: {source}")]
     Config {
         file: String,
@@ -290,6 +318,7 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
             }
         }
     }
+    one_incident(recordings)?;
     if let Some(&node) = killed.iter().find(|n| !owner.contains_key(n)) {
         return Err(IncidentError::UnknownKilled { node, known: owner.keys().copied().collect() });
     }
@@ -435,6 +464,71 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
         end_wall_ms,
         timeline,
     })
+}
+
+/// Largest gap between two recordings' wall-clock spans that still counts
+/// as one incident: 60 s. Every node of one incident records at the same
+/// time, so their spans overlap; a node killed early stops recording
+/// first, but after the others began.
+pub const MAX_GAP_MS: i64 = 60_000;
+
+/// Refuse recordings that cannot be of one incident: a simulator trace
+/// beside `mosha` recordings, `mosha` recordings of different shared
+/// directories (their header's `mfsbase`; recordings written before it
+/// was recorded are not compared), or wall-clock spans (first to last
+/// checkpoint) more than [`MAX_GAP_MS`] apart.
+fn one_incident(recordings: &[Named]) -> Result<(), IncidentError> {
+    let sim = recordings.iter().find(|r| r.recording.header.source == "clinit-sim");
+    let real = recordings.iter().find(|r| r.recording.header.source == "mosha");
+    if let (Some(sim), Some(real)) = (sim, real) {
+        return Err(IncidentError::MixedSources { sim: sim.name.clone(), real: real.name.clone() });
+    }
+    let mfsbase = |r: &Named| {
+        r.recording.header.config.get("mfsbase").and_then(|v| v.as_str()).map(String::from)
+    };
+    let mut seen: Option<(&Named, String)> = None;
+    for r in recordings {
+        let Some(base) = mfsbase(r) else { continue };
+        match &seen {
+            Some((first, a)) if *a != base => {
+                return Err(IncidentError::DifferentClusters {
+                    first: first.name.clone(),
+                    second: r.name.clone(),
+                    a: a.clone(),
+                    b: base,
+                })
+            }
+            Some(_) => {}
+            None => seen = Some((r, base)),
+        }
+    }
+    let span = |r: &Named| {
+        let walls = r.recording.records.iter().filter_map(|rec| match rec {
+            Record::Mark { wall_ms, .. } => i64::try_from(*wall_ms).ok(),
+            _ => None,
+        });
+        walls.fold(None, |acc: Option<(i64, i64)>, w| {
+            Some(acc.map_or((w, w), |(lo, hi)| (lo.min(w), hi.max(w))))
+        })
+    };
+    let spans: Vec<(&Named, (i64, i64))> =
+        recordings.iter().filter_map(|r| span(r).map(|s| (r, s))).collect();
+    for (i, (a, (a_lo, a_hi))) in spans.iter().enumerate() {
+        for (b, (b_lo, b_hi)) in &spans[i + 1..] {
+            let gap = (b_lo - a_hi).max(a_lo - b_hi);
+            if gap > MAX_GAP_MS {
+                let text = |lo: i64, hi: i64| format!("{} to {}", clock_text(lo), clock_text(hi));
+                return Err(IncidentError::DifferentIncidents {
+                    first: a.name.clone(),
+                    second: b.name.clone(),
+                    first_span: text(*a_lo, *a_hi),
+                    second_span: text(*b_lo, *b_hi),
+                    gap_s: (MAX_GAP_MS / 1000) as u64,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The nodes a recording holds, ascending: those its records name, or,
@@ -672,4 +766,72 @@ pub fn render(incident: &Incident, timeline: bool) -> String {
         let _ = writeln!(s, "  {}  node {:<3} {}", when(&e.at), e.node, e.text);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clinit_engine::time::Millis;
+    use clinit_engine::trace::Header;
+
+    /// A `mosha` recording of `node` in cluster `mfsbase` with checkpoints
+    /// at the wall-clock times `walls` (ms since the epoch), cut.
+    fn recording(name: &str, node: u32, mfsbase: &str, walls: &[u64]) -> Named {
+        let config = serde_json::json!({ "node": node, "mfsbase": mfsbase });
+        let records = walls
+            .iter()
+            .enumerate()
+            .map(|(i, &wall_ms)| Record::Mark {
+                node,
+                at: Millis(i as u64 * 1000),
+                wall_ms,
+                records: 0,
+                decisions_sha256: String::new(),
+            })
+            .collect();
+        Named {
+            name: name.into(),
+            recording: Recording {
+                header: Header::new("mosha", "test", None, config),
+                records,
+                end: None,
+                cut: Some(Cut { partial_line: None }),
+            },
+        }
+    }
+
+    const T: u64 = 1_764_547_200_000; // 2025-12-01 00:00 UTC
+
+    #[test]
+    fn recordings_of_different_incidents_are_refused() {
+        let none = BTreeSet::new();
+        // One incident: one cluster, overlapping spans (node 2 killed early).
+        let one = [
+            recording("n1", 1, "/mfs", &[T, T + 60_000]),
+            recording("n2", 2, "/mfs", &[T + 5_000, T + 20_000]),
+        ];
+        replay(&one, &none).expect("one incident");
+        // Another cluster's recording.
+        let other = [recording("n1", 1, "/mfs", &[T]), recording("x2", 2, "/other", &[T])];
+        let err = replay(&other, &none).expect_err("two clusters").to_string();
+        assert!(err.contains("different clusters") && err.contains("/other"), "{err}");
+        // The same cluster a day later: spans far apart.
+        let later = [
+            recording("n1", 1, "/mfs", &[T, T + 60_000]),
+            recording("n2", 2, "/mfs", &[T + 86_400_000]),
+        ];
+        let err = replay(&later, &none).expect_err("two incidents").to_string();
+        assert!(err.contains("different incidents") && err.contains("n2"), "{err}");
+        // Just within the gap: still one incident.
+        let near = [
+            recording("n1", 1, "/mfs", &[T, T + 60_000]),
+            recording("n2", 2, "/mfs", &[T + 60_000 + MAX_GAP_MS as u64]),
+        ];
+        replay(&near, &none).expect("within the gap");
+        // A simulator trace among mosha recordings.
+        let mut sim = recording("sim", 3, "/mfs", &[]);
+        sim.recording.header.source = "clinit-sim".into();
+        let err = replay(&[recording("n1", 1, "/mfs", &[T]), sim], &none).expect_err("mixed");
+        assert!(err.to_string().contains("simulator trace"), "{err}");
+    }
 }

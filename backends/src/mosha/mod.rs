@@ -126,6 +126,9 @@ impl MoshaConfig {
     pub fn describe(&self) -> serde_json::Value {
         serde_json::json!({
             "node": self.me,
+            // The cluster's identity: its nodes share this directory.
+            // `clinit-sim replay` refuses recordings of different ones.
+            "mfsbase": self.paths.mfsbase,
             "membership": format!("{:?}", self.membership),
             "policy": self.policy,
             "seed": self.seed,
