@@ -594,3 +594,26 @@ fn status_watch_redraws_until_interrupted() {
     let _ = child.wait();
     let _ = reader.join();
 }
+
+/// `mosha check --hactl F --cltab G` checks those two files without a
+/// cluster: no `--mfsbase` (default `/mfs`) or membership view needs to
+/// exist. With one file left to its default, the base still matters.
+#[test]
+fn check_of_given_files_needs_no_shared_directory() {
+    let t = Tree::new();
+    let empty = t.path("empty.toml");
+    fs::write(&empty, "").expect("write");
+    let (cltab, hactl) = (t.path("my-cltab"), t.path("my-hactl"));
+    fs::write(&cltab, CLTAB).expect("write");
+    fs::write(&hactl, "web start\n").expect("write");
+    let missing = t.path("no-such-mfs");
+    let base = ["--config", arg(&empty), "--mfsbase", arg(&missing), "--hpcbase", arg(&missing)];
+    let out = t.mosha(&[&base[..], &["check", "--cltab", arg(&cltab), "--hactl", arg(&hactl)]].concat());
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).ends_with("ok\n"), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("--mfsbase"), "{out:?}");
+    // Only --cltab given: the hactl comes from the base, which is missing.
+    let out = t.mosha(&[&base[..], &["--node", "1", "check", "--cltab", arg(&cltab)]].concat());
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stdout(&out).contains("--mfsbase"), "{out:?}");
+}

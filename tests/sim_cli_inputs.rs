@@ -108,3 +108,61 @@ fn custom_cltab_and_hactl_errors_name_file_and_line() {
     let o = sim(&args);
     assert!(o.status.code().is_some_and(|c| c <= 1), "the good pair runs: {o:?}");
 }
+
+/// `clinit-sim --help` names every fault kind, invariant and `--param`
+/// key the simulator knows (the lists are taken from the crate, so a new
+/// one missing from the help fails here).
+#[test]
+fn help_lists_every_kind_invariant_and_parameter() {
+    let help = stdout(&sim(&["--help"]));
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for kind in clinit_sim::faults::FaultKind::ALL {
+        assert!(flat.contains(kind.name()), "kind {kind} missing from --help");
+    }
+    for inv in clinit_sim::invariants::ALL {
+        assert!(flat.contains(inv), "invariant {inv} missing from --help");
+    }
+    // The unknown-parameter error lists every key `--param` takes.
+    let err = clinit_sim::SimConfig::default().set("no-such-key", "1").expect_err("unknown");
+    let text = err.to_string();
+    let list = text.split_once('(').map(|(_, l)| l).expect("a list");
+    let keys: Vec<&str> = list
+        .split([',', ';', ':', '(', ')', '|', ' '])
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .filter(|k| !["policy", "ranked", "world", "local", "shared"].contains(k))
+        .collect();
+    assert!(keys.len() > 30, "{keys:?}");
+    for key in keys {
+        assert!(flat.contains(key), "parameter {key} missing from --help");
+    }
+    // sweep --threads 0 is refused; the default is all cores.
+    let o = sim(&["sweep", "--threads", "0", "--seeds", "1", "--duration", "1m"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(stdout(&sim(&["sweep", "--help"])).contains("all cores"));
+    // A named plan with options: a clear message, not "unknown kind".
+    refused(&["run", "--faults", "all:rate=2", "--duration", "1m"], &["takes no options"]);
+}
+
+/// `shrink` says when it stopped at --max-runs (the schedule may not be
+/// minimal), and exits 1 for a failing seed (0 when nothing fails).
+#[test]
+fn shrink_says_when_it_stopped_at_its_run_budget() {
+    // sim/README's example seed: random faults on 3 nodes for an hour.
+    let base = ["shrink", "--seed", "7", "--faults", "random"];
+    let o = sim(&[&base[..], &["--max-runs", "2"]].concat());
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stdout(&o).contains("stopped at --max-runs 2"), "{}", stdout(&o));
+    // sim/README's two lines, as written (the file in a temp dir).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("minimal.json");
+    let out = out.to_str().expect("utf-8");
+    let o = sim(&[&base[..], &["--out", out]].concat());
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let o = sim(&["run", "--seed", "7", "--schedule", out]);
+    assert_eq!(o.status.code(), Some(1), "the minimal schedule still fails: {o:?}");
+    assert!(stdout(&o).contains("INVARIANTS VIOLATED"), "{}", stdout(&o));
+    let o = sim(&["shrink", "--seed", "7", "--faults", "none", "--duration", "5m"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(stdout(&o).contains("violates nothing"), "{}", stdout(&o));
+}

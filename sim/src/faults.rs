@@ -360,6 +360,12 @@ impl FaultChoice {
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let mut pieces = part.split(':');
             let name = pieces.next().unwrap_or("");
+            if ["none", "random", "random-ops", "safe", "all"].contains(&name) {
+                return Err(format!(
+                    "{part:?}: the named plan {name:?} takes no options and is given alone; \
+                     options go with a kind (crash:rate=2,partition:rate=1:len=2m)"
+                ));
+            }
             let kind = FaultKind::parse(name).ok_or_else(|| {
                 let known: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
                 format!(
@@ -1213,6 +1219,12 @@ mod tests {
         assert!(FaultChoice::parse("crash:rate=1e9").is_err());
         assert!(FaultChoice::parse("crash:rate=3600").is_ok());
         assert!(FaultChoice::parse("read-failures:size=2").is_err());
+        // A named plan with options: said so, not "unknown kind \"all\"
+        // (known: ...; or ... all)".
+        for text in ["all:rate=2", "random:len=1m", "crash,safe:rate=1"] {
+            let err = FaultChoice::parse(text).expect_err(text);
+            assert!(err.contains("takes no options") && !err.contains("unknown"), "{err}");
+        }
     }
 
     #[test]

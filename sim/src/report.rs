@@ -144,12 +144,19 @@ pub fn render(r: &RunResult) -> String {
         rep.policy,
         fmt_secs(rep.simulated_seconds)
     );
-    let kinds: Vec<&str> = r.schedule.kinds.iter().map(|k| k.name()).collect();
+    // Kinds removed by `--param drop_faults` are drawn (so the other
+    // kinds keep their episodes) but never happen: not listed as faults.
+    let dropped = &r.config.world.drop_faults;
+    let kinds: Vec<&str> =
+        r.schedule.kinds.iter().filter(|k| !dropped.contains(k)).map(|k| k.name()).collect();
+    let gone: Vec<&str> =
+        r.schedule.kinds.iter().filter(|k| dropped.contains(k)).map(|k| k.name()).collect();
     let _ = writeln!(
         s,
-        "faults: {} ({} episodes); quiet phase from {}",
+        "faults: {} ({} episodes{}); quiet phase from {}",
         if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") },
         r.schedule.faults.len(),
+        if gone.is_empty() { String::new() } else { format!("; dropped: {}", gone.join(", ")) },
         fmt_secs(secs(r.config.quiet_start()))
     );
     let _ = writeln!(

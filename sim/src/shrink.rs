@@ -28,6 +28,9 @@ pub struct Shrunk {
     pub weakened: u64,
     /// Runs it took.
     pub runs: u64,
+    /// The search stopped at its run budget (`--max-runs`): the schedule
+    /// still fails but may not be minimal.
+    pub gave_up: bool,
 }
 
 /// Durations are not halved below this: shorter episodes stop meaning
@@ -221,10 +224,10 @@ pub fn shrink(
             break;
         }
     }
-    let runs = search.runs;
+    let (runs, gave_up) = (search.runs, search.spent());
     let mut minimal = current;
     minimal.refresh_kinds();
-    Ok(Some(Shrunk { invariant: target, original, minimal, weakened, runs }))
+    Ok(Some(Shrunk { invariant: target, original, minimal, weakened, runs, gave_up }))
 }
 
 /// One shrinking search: the failing run to keep failing, and its budget.

@@ -130,9 +130,9 @@ enum Command {
         /// First seed.
         #[arg(long, default_value_t = 1)]
         first_seed: u64,
-        /// Worker threads (default: all cores).
-        #[arg(long)]
-        threads: Option<usize>,
+        /// Worker threads, at least 1 [default: all cores].
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        threads: Option<u64>,
         /// Print {"rows": [...]}, each row the run fields aggregated over its seeds.
         #[arg(long)]
         json: bool,
@@ -181,6 +181,10 @@ enum Command {
         json: bool,
     },
     /// Minimise the fault schedule of a failing seed.
+    ///
+    /// Exit codes, as `run`'s: 0 the seed violates nothing (nothing to
+    /// shrink), 1 it does and the minimal failing schedule is printed (and
+    /// written with --out), 2 bad input.
     Shrink {
         #[command(flatten)]
         scenario: Scenario,
@@ -191,8 +195,9 @@ enum Command {
         /// The invariant to keep failing (default: the first one violated).
         #[arg(long)]
         invariant: Option<String>,
-        /// Give up after this many runs.
-        #[arg(long, default_value_t = 500)]
+        /// Stop after this many runs (at least 1); the schedule printed
+        /// then still fails but may not be minimal, and the output says so.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
         max_runs: u64,
         /// Write the minimal schedule here (JSON; run it with --schedule).
         #[arg(long, value_name = "FILE")]
@@ -466,8 +471,10 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 params.push((k.to_string(), v.split(',').map(|s| s.trim().to_string()).collect()));
             }
             let sizes = nodes;
-            let threads = threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let threads = threads.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                |t| usize::try_from(t).unwrap_or(usize::MAX),
+            );
             let spec = sweep::SweepSpec { base, nodes: sizes, params, seeds, first_seed, threads };
             let bar = progress_bar();
             let started = std::time::Instant::now();
@@ -598,6 +605,13 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                     )?;
                     for f in &s.minimal.faults {
                         outln!("  at {}: {}", report::fmt_secs(f.at.0 as f64 / 1000.0), f.fault)?;
+                    }
+                    if s.gave_up {
+                        outln!(
+                            "stopped at --max-runs {max_runs}: this schedule still violates {} \
+                             but may not be minimal (raise --max-runs to shrink further)",
+                            s.invariant
+                        )?;
                     }
                     if let Some(path) = out {
                         std::fs::write(&path, json(&s.minimal)?).map_err(|e| {
