@@ -401,7 +401,8 @@ impl SimConfig {
 /// Range checks of a policy's values, whichever way they were given
 /// (`--policy` JSON, `--param`, a trace header): what `--param` refuses,
 /// JSON must refuse too. Classic: `timeout` above 0 ms; `cycletime_secs`
-/// above 0 s; `balance` and `backoff_max_secs` 0 or more; `quorum_ratio`
+/// above 0 s; `balance` a number (below 0: never plan, a what-if the
+/// replay tests use); `backoff_max_secs` 0 or more; `quorum_ratio`
 /// a fraction in [0, 1] of the last good member count (0.6 = 60 %, the
 /// 2003 original's rule; not a percentage). Ranked: its own constraints
 /// ([`clinit_engine::monitor::ranked::RankedParams::validate`]: a heartbeat
@@ -432,10 +433,6 @@ pub fn check_policy(policy: &PolicyConfig) -> Result<(), ConfigError> {
             if p.cycletime_secs <= 0.0 {
                 let v = format!("{} s", p.cycletime_secs);
                 return Err(range("cycletime_secs (--param cycletime)", v, "must be above 0 (seconds)"));
-            }
-            if p.balance < 0.0 {
-                let v = p.balance.to_string();
-                return Err(range("balance", v, "must be 0 or more (0: plan only when alone)"));
             }
             if p.backoff_max_secs < 0.0 {
                 let v = format!("{} s", p.backoff_max_secs);
@@ -605,7 +602,6 @@ mod tests {
             (r#"{"policy":"classic","timeout":0}"#, "timeout"),
             (r#"{"policy":"classic","cycletime_secs":-1}"#, "cycletime_secs"),
             (r#"{"policy":"classic","quorum_ratio":5}"#, "quorum_ratio"),
-            (r#"{"policy":"classic","balance":-0.5}"#, "balance"),
             (r#"{"policy":"classic","backoff_max_secs":-3}"#, "backoff_max_secs"),
         ] {
             let err = parse_policy(text).expect_err(text).to_string();

@@ -24,8 +24,13 @@
 
 use crate::config::ConfigError;
 use crate::host::Output;
-use crate::replay::{failures, Replayer};
-use crate::trace::{Cut, Recording};
+use crate::replay::Replayer;
+use crate::trace::{Cut, RecordStream, Recording, TraceError};
+use clinit_engine::process::ProcId;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
 use clinit_engine::cluster::{Event, External};
 use clinit_engine::driver::Executed;
 use clinit_engine::hastat::counts_as_running;
@@ -86,6 +91,13 @@ pub enum IncidentError {
          its own"
     )]
     MixedSources { sim: String, real: String },
+    /// A recording file that cannot be opened or read (the line named).
+    #[error("{file}: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: TraceError,
+    },
     #[error("{file}: {source}")]
     Config {
         file: String,
@@ -236,7 +248,8 @@ struct Run<'a> {
     /// Wall-clock anchors from marks: (at, wall_ms).
     anchors: Vec<(u64, i64)>,
     offset: i64,
-    next: usize,
+    /// The recording's next record, read ahead.
+    peeked: Option<Record>,
     /// The time of the last record fed (for records without one).
     last_wall: i64,
     last_at: u64,
@@ -298,77 +311,171 @@ impl Run<'_> {
     }
 }
 
-/// Replay `recordings` together. `killed`: nodes known to have been killed
-/// mid-run, whose recordings may be cut. Errors: no recordings, a node in
-/// two recordings, a recorded configuration this version cannot rebuild.
+/// What the merge needs of a recording before replaying it, gathered in
+/// one pass over its records (small: no record is kept).
+struct Scan {
+    header: clinit_engine::trace::Header<serde_json::Value>,
+    nodes: Vec<u32>,
+    /// Wall-clock anchors from marks: (at, wall_ms).
+    anchors: Vec<(u64, i64)>,
+    failures: HashMap<(u32, u32, ProcId), String>,
+    first_at: Option<u64>,
+    last_at: Option<u64>,
+    end: Option<(u64, String)>,
+    cut: Option<Cut>,
+}
+
+/// Records, one at a time (a file read line by line, or a recording in
+/// memory).
+type Records<'a> = Box<dyn Iterator<Item = Result<Record, TraceError>> + 'a>;
+
+impl Scan {
+    fn of(
+        header: clinit_engine::trace::Header<serde_json::Value>,
+        records: Records<'_>,
+        file: &str,
+    ) -> Result<Scan, IncidentError> {
+        let mut named = BTreeSet::new();
+        let mut anchors = Vec::new();
+        let mut inc: BTreeMap<u32, u32> = BTreeMap::new();
+        let mut failures = HashMap::new();
+        let (mut first_at, mut last_at) = (None, None);
+        for rec in records {
+            let rec = rec.map_err(|source| IncidentError::Read { file: file.into(), source })?;
+            if let Some(n) = rec.node() {
+                named.insert(n);
+            }
+            if let Some(at) = rec.at() {
+                first_at.get_or_insert(at.0);
+                last_at = Some(at.0);
+            }
+            match &rec {
+                Record::Mark { at, wall_ms, .. } => {
+                    anchors.push((at.0, i64::try_from(*wall_ms).unwrap_or(i64::MAX)))
+                }
+                // As [`crate::replay::failures`]: keyed by incarnation.
+                Record::Start { node, .. } => *inc.entry(*node).or_default() += 1,
+                Record::SpawnFailed { node, id, reason } => {
+                    let i = inc.get(node).copied().unwrap_or(0);
+                    failures.insert((*node, i, *id), reason.clone());
+                }
+                _ => {}
+            }
+        }
+        let nodes = nodes_of(named, &header);
+        Ok(Scan { header, nodes, anchors, failures, first_at, last_at, end: None, cut: None })
+    }
+}
+
+/// Replay `recordings` (in memory) together. `killed`: nodes known to
+/// have been killed mid-run, whose recordings may be cut. Errors: no
+/// recordings, a node in two recordings, recordings of different
+/// incidents, a recorded configuration this version cannot rebuild.
 pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, IncidentError> {
-    if recordings.is_empty() {
+    let mut scans = Vec::new();
+    for r in recordings {
+        let records: Records = Box::new(r.recording.records.iter().cloned().map(Ok));
+        let mut scan = Scan::of(r.recording.header.clone(), records, &r.name)?;
+        scan.end = r.recording.end.clone();
+        scan.cut = r.recording.cut.clone();
+        scans.push(scan);
+    }
+    let names: Vec<String> = recordings.iter().map(|r| r.name.clone()).collect();
+    let streams: Vec<Records> = recordings
+        .iter()
+        .map(|r| Box::new(r.recording.records.iter().cloned().map(Ok)) as Records)
+        .collect();
+    replay_scanned(&names, scans, streams, killed)
+}
+
+/// Replay the recording files `paths` together, streaming: each file is
+/// read twice, line by line (once to gather its nodes, anchors and end,
+/// once to replay), so memory is bounded by the replayed machines and
+/// the timeline, not by the recordings' length. Errors: as [`replay`],
+/// and a file that cannot be opened or read ([`IncidentError::Read`]).
+pub fn replay_files(paths: &[PathBuf], killed: &BTreeSet<u32>) -> Result<Incident, IncidentError> {
+    let open = |path: &PathBuf| -> Result<RecordStream<BufReader<File>>, IncidentError> {
+        let name = path.display().to_string();
+        let file = File::open(path)
+            .map_err(|e| IncidentError::Read { file: name.clone(), source: TraceError::Io(e) })?;
+        RecordStream::open(BufReader::new(file))
+            .map_err(|source| IncidentError::Read { file: name, source })
+    };
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let mut scans = Vec::new();
+    for (path, name) in paths.iter().zip(&names) {
+        let mut stream = open(path)?;
+        let header = stream.header.clone();
+        let mut scan = Scan::of(header, Box::new(stream.by_ref()), name)?;
+        (scan.end, scan.cut) = stream.finish();
+        scans.push(scan);
+    }
+    let mut streams: Vec<Records> = Vec::new();
+    for path in paths {
+        streams.push(Box::new(open(path)?));
+    }
+    replay_scanned(&names, scans, streams, killed)
+}
+
+/// The replay proper, over scanned recordings and their record streams.
+fn replay_scanned(
+    names: &[String],
+    scans: Vec<Scan>,
+    mut streams: Vec<Records>,
+    killed: &BTreeSet<u32>,
+) -> Result<Incident, IncidentError> {
+    if scans.is_empty() {
         return Err(IncidentError::Empty);
     }
     let mut owner: BTreeMap<u32, &str> = BTreeMap::new();
-    let recorded: Vec<Vec<u32>> = recordings.iter().map(|r| recorded_nodes(&r.recording)).collect();
-    for (r, nodes) in recordings.iter().zip(&recorded) {
-        for &node in nodes {
-            if let Some(first) = owner.insert(node, &r.name) {
+    for (name, scan) in names.iter().zip(&scans) {
+        for &node in &scan.nodes {
+            if let Some(first) = owner.insert(node, name) {
                 return Err(IncidentError::DuplicateNode {
                     node,
                     first: first.to_string(),
-                    second: r.name.clone(),
+                    second: name.clone(),
                 });
             }
         }
     }
-    one_incident(recordings)?;
+    one_incident(names, &scans)?;
     if let Some(&node) = killed.iter().find(|n| !owner.contains_key(n)) {
         return Err(IncidentError::UnknownKilled { node, known: owner.keys().copied().collect() });
     }
-    let fails: Vec<_> = recordings.iter().map(|r| failures(&r.recording.records)).collect();
-    let mut runs: Vec<Run> = recordings
+    let mut runs: Vec<Run> = scans
         .iter()
-        .zip(&fails)
-        .map(|(r, f)| {
-            let anchors = r
-                .recording
-                .records
-                .iter()
-                .filter_map(|rec| match rec {
-                    Record::Mark { at, wall_ms, .. } => {
-                        Some((at.0, i64::try_from(*wall_ms).unwrap_or(i64::MAX)))
-                    }
-                    _ => None,
-                })
-                .collect();
-            Run {
-                replayer: Replayer::new(f, None),
-                anchors,
-                offset: 0,
-                next: 0,
-                last_wall: 0,
-                last_at: 0,
-                records: 0,
-                verified: 0,
-                verified_at: None,
-                checkpoints: 0,
-                mismatch: None,
-                view: BTreeMap::new(),
-            }
+        .map(|scan| Run {
+            replayer: Replayer::new(&scan.failures, None),
+            anchors: scan.anchors.clone(),
+            offset: 0,
+            peeked: None,
+            last_wall: 0,
+            last_at: 0,
+            records: 0,
+            verified: 0,
+            verified_at: None,
+            checkpoints: 0,
+            mismatch: None,
+            view: BTreeMap::new(),
         })
         .collect();
     // Unanchored recordings start where the earliest anchored one does.
     let anchored_start = runs
         .iter()
-        .zip(recordings)
+        .zip(&scans)
         .filter(|(run, _)| !run.anchors.is_empty())
-        .filter_map(|(run, r)| {
-            r.recording.records.iter().find_map(Record::at).map(|a| run.wall(a.0))
-        })
+        .filter_map(|(run, scan)| scan.first_at.map(|a| run.wall(a)))
         .min();
     for run in runs.iter_mut().filter(|r| r.anchors.is_empty()) {
         run.offset = anchored_start.unwrap_or(0);
     }
-    for (run, r) in runs.iter_mut().zip(recordings) {
-        run.last_wall =
-            r.recording.records.iter().find_map(Record::at).map_or(run.offset, |a| run.wall(a.0));
+    for (run, scan) in runs.iter_mut().zip(&scans) {
+        run.last_wall = scan.first_at.map_or(run.offset, |a| run.wall(a));
+    }
+    // Each stream's next record, read ahead by one.
+    for (i, run) in runs.iter_mut().enumerate() {
+        run.peeked = next_of(&mut streams[i], &names[i])?;
     }
 
     let mut timeline = Vec::new();
@@ -376,21 +483,21 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
     // recording is fed in its own order.
     loop {
         let mut best: Option<(i64, usize)> = None;
-        for (i, (run, r)) in runs.iter().zip(recordings).enumerate() {
-            let Some(rec) = r.recording.records.get(run.next) else { continue };
+        for (i, run) in runs.iter().enumerate() {
+            let Some(rec) = &run.peeked else { continue };
             let w = run.stamp(rec).wall_ms;
             if best.is_none_or(|(bw, _)| w < bw) {
                 best = Some((w, i));
             }
         }
         let Some((_, i)) = best else { break };
-        let (run, r) = (&mut runs[i], &recordings[i]);
-        let rec = &r.recording.records[run.next];
-        run.next += 1;
-        let at = run.stamp(rec);
+        let next = next_of(&mut streams[i], &names[i])?;
+        let run = &mut runs[i];
+        let Some(rec) = std::mem::replace(&mut run.peeked, next) else { break };
+        let at = run.stamp(&rec);
         run.last_wall = at.wall_ms;
         run.last_at = at.at_ms;
-        if let Record::Mark { records, decisions_sha256, .. } = rec {
+        if let Record::Mark { records, decisions_sha256, .. } = &rec {
             run.checkpoint(*records, decisions_sha256, Some(at));
             continue;
         }
@@ -398,27 +505,25 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
         run.records += 1;
         let out = run
             .replayer
-            .step(rec)
-            .map_err(|source| IncidentError::Config { file: r.name.clone(), source })?;
+            .step(&rec)
+            .map_err(|source| IncidentError::Config { file: names[i].clone(), source })?;
         if let Some(node) = rec.node() {
             let view = run.view.entry(node).or_default();
-            notes(rec, &out, view, &mut |kind, group, text| {
+            notes(&rec, &out, view, &mut |kind, group, text| {
                 timeline.push(Entry { at, node, kind, group, text })
             });
         }
     }
 
     let mut checked = Vec::new();
-    for ((run, r), nodes) in runs.into_iter().zip(recordings).zip(recorded) {
+    for ((run, scan), name) in runs.into_iter().zip(&scans).zip(names) {
         let mut run = run;
-        let end_at = Stamp {
-            at_ms: r.recording.records.iter().rev().find_map(Record::at).map_or(0, |a| a.0),
-            wall_ms: run.last_wall,
-        };
-        if let Some((records, digest)) = &r.recording.end {
+        let nodes = scan.nodes.clone();
+        let end_at = Stamp { at_ms: scan.last_at.unwrap_or(0), wall_ms: run.last_wall };
+        if let Some((records, digest)) = &scan.end {
             run.checkpoint(*records, digest, Some(end_at));
         }
-        let status = match (&run.mismatch, &r.recording.cut) {
+        let status = match (&run.mismatch, &scan.cut) {
             (Some(_), _) => Status::Different,
             (None, None) => Status::Identical,
             // A cut excuses a recording only when every node in it was
@@ -430,7 +535,7 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
             (None, Some(_)) => Status::Truncated,
         };
         for &node in &nodes {
-            let text = match &r.recording.cut {
+            let text = match &scan.cut {
                 None => "recording ends (stopped)".to_string(),
                 Some(_) => "recording cut (killed?)".to_string(),
             };
@@ -438,20 +543,20 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
         }
         let summary = run.replayer.finish();
         checked.push(Checked {
-            file: r.name.clone(),
+            file: name.clone(),
             nodes,
-            source: r.recording.header.source.clone(),
-            version: r.recording.header.version.clone(),
+            source: scan.header.source.clone(),
+            version: scan.header.version.clone(),
             status,
             records: run.records,
             verified_records: run.verified,
             verified_at: run.verified_at,
             checkpoints: run.checkpoints,
             first_mismatch: run.mismatch,
-            cut: r.recording.cut.clone(),
+            cut: scan.cut.clone(),
             anchored: !run.anchors.is_empty(),
             replayed_sha256: summary.decisions_sha256,
-            recorded_sha256: r.recording.end.as_ref().map(|(_, d)| d.clone()),
+            recorded_sha256: scan.end.as_ref().map(|(_, d)| d.clone()),
         });
     }
     timeline.sort_by_key(|e| e.at.wall_ms);
@@ -466,6 +571,11 @@ pub fn replay(recordings: &[Named], killed: &BTreeSet<u32>) -> Result<Incident, 
     })
 }
 
+/// The next record of `stream` (named `file` in errors).
+fn next_of(stream: &mut Records, file: &str) -> Result<Option<Record>, IncidentError> {
+    stream.next().transpose().map_err(|source| IncidentError::Read { file: file.into(), source })
+}
+
 /// Largest gap between two recordings' wall-clock spans that still counts
 /// as one incident: 60 s. Every node of one incident records at the same
 /// time, so their spans overlap; a node killed early stops recording
@@ -477,50 +587,44 @@ pub const MAX_GAP_MS: i64 = 60_000;
 /// directories (their header's `mfsbase`; recordings written before it
 /// was recorded are not compared), or wall-clock spans (first to last
 /// checkpoint) more than [`MAX_GAP_MS`] apart.
-fn one_incident(recordings: &[Named]) -> Result<(), IncidentError> {
-    let sim = recordings.iter().find(|r| r.recording.header.source == "clinit-sim");
-    let real = recordings.iter().find(|r| r.recording.header.source == "mosha");
-    if let (Some(sim), Some(real)) = (sim, real) {
-        return Err(IncidentError::MixedSources { sim: sim.name.clone(), real: real.name.clone() });
+fn one_incident(names: &[String], scans: &[Scan]) -> Result<(), IncidentError> {
+    let of = |source: &str| names.iter().zip(scans).find(|(_, s)| s.header.source == source);
+    if let (Some((sim, _)), Some((real, _))) = (of("clinit-sim"), of("mosha")) {
+        return Err(IncidentError::MixedSources { sim: sim.clone(), real: real.clone() });
     }
-    let mfsbase = |r: &Named| {
-        r.recording.header.config.get("mfsbase").and_then(|v| v.as_str()).map(String::from)
-    };
-    let mut seen: Option<(&Named, String)> = None;
-    for r in recordings {
-        let Some(base) = mfsbase(r) else { continue };
+    let mfsbase =
+        |s: &Scan| s.header.config.get("mfsbase").and_then(|v| v.as_str()).map(String::from);
+    let mut seen: Option<(&String, String)> = None;
+    for (name, scan) in names.iter().zip(scans) {
+        let Some(base) = mfsbase(scan) else { continue };
         match &seen {
             Some((first, a)) if *a != base => {
                 return Err(IncidentError::DifferentClusters {
-                    first: first.name.clone(),
-                    second: r.name.clone(),
+                    first: first.to_string(),
+                    second: name.clone(),
                     a: a.clone(),
                     b: base,
                 })
             }
             Some(_) => {}
-            None => seen = Some((r, base)),
+            None => seen = Some((name, base)),
         }
     }
-    let span = |r: &Named| {
-        let walls = r.recording.records.iter().filter_map(|rec| match rec {
-            Record::Mark { wall_ms, .. } => i64::try_from(*wall_ms).ok(),
-            _ => None,
-        });
-        walls.fold(None, |acc: Option<(i64, i64)>, w| {
+    let span = |s: &Scan| {
+        s.anchors.iter().map(|&(_, w)| w).fold(None, |acc: Option<(i64, i64)>, w| {
             Some(acc.map_or((w, w), |(lo, hi)| (lo.min(w), hi.max(w))))
         })
     };
-    let spans: Vec<(&Named, (i64, i64))> =
-        recordings.iter().filter_map(|r| span(r).map(|s| (r, s))).collect();
+    let spans: Vec<(&String, (i64, i64))> =
+        names.iter().zip(scans).filter_map(|(n, s)| span(s).map(|sp| (n, sp))).collect();
     for (i, (a, (a_lo, a_hi))) in spans.iter().enumerate() {
         for (b, (b_lo, b_hi)) in &spans[i + 1..] {
             let gap = (b_lo - a_hi).max(a_lo - b_hi);
             if gap > MAX_GAP_MS {
                 let text = |lo: i64, hi: i64| format!("{} to {}", clock_text(lo), clock_text(hi));
                 return Err(IncidentError::DifferentIncidents {
-                    first: a.name.clone(),
-                    second: b.name.clone(),
+                    first: a.to_string(),
+                    second: b.to_string(),
                     first_span: text(*a_lo, *a_hi),
                     second_span: text(*b_lo, *b_hi),
                     gap_s: (MAX_GAP_MS / 1000) as u64,
@@ -539,10 +643,18 @@ fn one_incident(recordings: &[Named]) -> Result<(), IncidentError> {
 /// header-only recording named no node, and `--killed` could not apply.
 pub fn recorded_nodes(recording: &Recording) -> Vec<u32> {
     let named: BTreeSet<u32> = recording.records.iter().filter_map(Record::node).collect();
+    nodes_of(named, &recording.header)
+}
+
+/// [`recorded_nodes`] from the nodes the records name and the header.
+fn nodes_of(
+    named: BTreeSet<u32>,
+    header: &clinit_engine::trace::Header<serde_json::Value>,
+) -> Vec<u32> {
     if !named.is_empty() {
         return named.into_iter().collect();
     }
-    let config = &recording.header.config;
+    let config = &header.config;
     let number = |key: &str| config.get(key).and_then(serde_json::Value::as_u64);
     let as_node = |n: u64| u32::try_from(n).ok();
     match (number("node").and_then(as_node), number("nodes").and_then(as_node)) {

@@ -659,63 +659,135 @@ pub struct Recording {
 /// [`Record::End`] or a last line cut in the middle (no newline, not
 /// parseable) give [`Recording::cut`] instead of an error. Errors: as
 /// [`read_trace`] for the header and for any bad line before the last,
-/// and [`TraceError::Line`] for a record after the end line.
-pub fn read_recording(mut reader: impl BufRead) -> Result<Recording, TraceError> {
-    let mut raw: Vec<(usize, Vec<u8>, bool)> = Vec::new();
-    let mut n = 0;
-    loop {
-        let mut buf = Vec::new();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
-            break;
-        }
-        n += 1;
-        let whole = buf.last() == Some(&b'\n');
-        if whole {
-            buf.pop();
-        }
-        raw.push((n, buf, whole));
-    }
-    let last = raw.len();
-    let mut lines = raw.into_iter().enumerate().filter(|(_, (_, b, _))| !b.trim_ascii().is_empty());
-    let Some((_, (header_at, header_bytes, _))) = lines.next() else {
-        return Err(TraceError::Empty);
-    };
-    let utf8 = |at: usize, b: Vec<u8>| {
-        String::from_utf8(b).map_err(|_| TraceError::Line { line: at, why: "not UTF-8".into() })
-    };
-    let header_line = utf8(header_at, header_bytes)?;
-    let header = parse_header(&header_line, header_at)?;
+/// and [`TraceError::Line`] for a record after the end line. Holds every
+/// record in memory; [`RecordStream`] reads one at a time.
+pub fn read_recording(reader: impl BufRead) -> Result<Recording, TraceError> {
+    let mut stream = RecordStream::open(reader)?;
     let mut records = Vec::new();
-    let mut end = None;
-    let mut partial_line = None;
-    for (i, (at, bytes, whole)) in lines {
-        let is_last = i + 1 == last;
-        let parsed =
-            String::from_utf8(bytes).map_err(|_| "not UTF-8".to_string()).and_then(|line| {
-                serde_json::from_str::<Record>(&line)
-                    .map_err(|e| clinit_engine::located::escape_controls(&e.to_string()))
+    for rec in stream.by_ref() {
+        records.push(rec?);
+    }
+    let (end, cut) = stream.finish();
+    Ok(Recording { header: stream.header, records, end, cut })
+}
+
+/// A recording read one record at a time, with [`read_recording`]'s rules,
+/// so a replay holds one line in memory, not the file: an iterator of
+/// the records but the end line (marks included). After the last,
+/// [`RecordStream::finish`] gives the end line and the cut.
+pub struct RecordStream<R> {
+    reader: R,
+    pub header: Header<serde_json::Value>,
+    /// Lines read so far (1-based number of the last).
+    line: usize,
+    end: Option<(u64, String)>,
+    partial_line: Option<usize>,
+    done: bool,
+}
+
+impl<R: BufRead> RecordStream<R> {
+    /// Read up to and including the header (blank lines before it are
+    /// skipped). Errors: [`TraceError::Empty`], or the header's.
+    pub fn open(mut reader: R) -> Result<RecordStream<R>, TraceError> {
+        let mut line = 0;
+        loop {
+            let mut buf = Vec::new();
+            if reader.read_until(b'\n', &mut buf)? == 0 {
+                return Err(TraceError::Empty);
+            }
+            line += 1;
+            if buf.trim_ascii().is_empty() {
+                continue;
+            }
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+            }
+            let text = String::from_utf8(buf)
+                .map_err(|_| TraceError::Line { line, why: "not UTF-8".into() })?;
+            let header = parse_header(&text, line)?;
+            return Ok(RecordStream {
+                reader,
+                header,
+                line,
+                end: None,
+                partial_line: None,
+                done: false,
             });
-        let rec = match parsed {
-            Ok(rec) => rec,
-            // Half a line where a writer was killed: the cut, not an error.
-            Err(_) if is_last && !whole && end.is_none() => {
-                partial_line = Some(at);
-                break;
-            }
-            Err(why) => return Err(TraceError::Line { line: at, why }),
-        };
-        if end.is_some() {
-            return Err(TraceError::Line { line: at, why: "a record after the end line".into() });
-        }
-        match rec {
-            Record::End { records: count, decisions_sha256 } => {
-                end = Some((count, decisions_sha256));
-            }
-            rec => records.push(rec),
         }
     }
-    let cut = end.is_none().then_some(Cut { partial_line });
-    Ok(Recording { header, records, end, cut })
+
+    /// The end line's (record count, digest), and the cut when there was
+    /// no end line. Meaningful once the iterator returned `None`.
+    pub fn finish(&self) -> (Option<(u64, String)>, Option<Cut>) {
+        let cut = self.end.is_none().then_some(Cut { partial_line: self.partial_line });
+        (self.end.clone(), cut)
+    }
+
+    fn next_record(&mut self) -> Result<Option<Record>, TraceError> {
+        loop {
+            let mut buf = Vec::new();
+            if self.reader.read_until(b'\n', &mut buf)? == 0 {
+                return Ok(None);
+            }
+            self.line += 1;
+            let at = self.line;
+            // Only the file's last line can lack its newline.
+            let whole = buf.last() == Some(&b'\n');
+            if whole {
+                buf.pop();
+            }
+            if buf.trim_ascii().is_empty() {
+                continue;
+            }
+            let parsed =
+                String::from_utf8(buf).map_err(|_| "not UTF-8".to_string()).and_then(|line| {
+                    serde_json::from_str::<Record>(&line)
+                        .map_err(|e| clinit_engine::located::escape_controls(&e.to_string()))
+                });
+            let rec = match parsed {
+                Ok(rec) => rec,
+                // Half a line where a writer was killed: the cut, not an error.
+                Err(_) if !whole && self.end.is_none() => {
+                    self.partial_line = Some(at);
+                    return Ok(None);
+                }
+                Err(why) => return Err(TraceError::Line { line: at, why }),
+            };
+            if self.end.is_some() {
+                return Err(TraceError::Line {
+                    line: at,
+                    why: "a record after the end line".into(),
+                });
+            }
+            match rec {
+                Record::End { records: count, decisions_sha256 } => {
+                    self.end = Some((count, decisions_sha256));
+                }
+                rec => return Ok(Some(rec)),
+            }
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for RecordStream<R> {
+    type Item = Result<Record, TraceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.next_record() {
+            Ok(Some(rec)) => Some(Ok(rec)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
 }
 
 /// Parse line `at` as a trace header of this [`FORMAT`].

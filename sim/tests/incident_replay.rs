@@ -130,3 +130,32 @@ fn killed_naming_a_node_in_no_recording_is_refused() {
     assert!(text.contains("--killed 7: node 7 is in none of the recordings"), "{text}");
     assert!(text.contains("[1, 2, 3]"), "{text}");
 }
+
+/// The streaming replay of files ([`clinit_sim::incident::replay_files`],
+/// what `clinit-sim replay` runs) reaches the same verdicts, digests and
+/// timeline as the replay of the recordings read whole, for a complete
+/// recording and for one cut mid-line.
+#[test]
+fn streaming_a_file_replays_as_reading_it_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = lines(7, "spawn-fail:rate=30,crash:rate=6").join("\n") + "\n";
+    let whole = dir.path().join("whole.jsonl");
+    std::fs::write(&whole, &text).expect("write");
+    let cut = dir.path().join("cut.jsonl");
+    std::fs::write(&cut, &text[..text.len() * 2 / 3]).expect("write");
+    let all: BTreeSet<u32> = (1..=3).collect();
+    for (path, killed) in [(whole, BTreeSet::new()), (cut, all)] {
+        let text = std::fs::read_to_string(&path).expect("read");
+        let named = vec![Named {
+            name: path.display().to_string(),
+            recording: read_recording(text.as_bytes()).expect("reads"),
+        }];
+        let in_memory = replay(&named, &killed).expect("replays");
+        let streamed =
+            clinit_sim::incident::replay_files(std::slice::from_ref(&path), &killed).expect("streams");
+        let json = |i: &clinit_sim::incident::Incident| serde_json::to_string(i).expect("json");
+        assert_eq!(json(&streamed), json(&in_memory), "{}", path.display());
+        assert!(streamed.recordings[0].records > 100, "records were replayed");
+        assert_eq!(streamed.exit_code(), 0, "{}", path.display());
+    }
+}

@@ -8,7 +8,7 @@ use clinit_sim::config::{
 };
 use clinit_sim::faults::{FaultChoice, Schedule};
 use clinit_sim::report::{self, RunReport};
-use clinit_sim::trace::{read_recording, read_trace, TraceMode};
+use clinit_sim::trace::{read_trace, TraceMode};
 use clinit_sim::units::parse_duration;
 use clinit_sim::{chart, incident, latency_svg, replay, shrink, study, sweep, timeline_svg, world};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,8 +44,9 @@ hold.
 
 Parameters (--param key=value):
   classic policy: timeout (> 0, at least min_cycle), cycletime (seconds,
-    at least min_cycle), balance (>= 0), quorum (a fraction in [0, 1] of
-    the last good member count, 0.6 = 60 %; not a percentage),
+    at least min_cycle), balance (below 0: never plan), quorum (a
+    fraction in [0, 1] of the last good member count, 0.6 = 60 %; not a
+    percentage),
     stomith_grace, backoff (seconds, >= 0), quorum_loss_sleep;
   ranked policy: lease, heartbeat, kill_bound, suspect_after,
     read_deadline, rank_slot, tie_fence_delay, fence_command, watchdog
@@ -755,18 +756,12 @@ fn replay_incident(
 }
 
 /// Replay `paths` as recorded and check each against its recording
-/// (`killed`: nodes whose cut recordings are excused).
+/// (`killed`: nodes whose cut recordings are excused), reading each file
+/// line by line ([`incident::replay_files`]): a long recording is never
+/// held in memory whole.
 fn incident_of(paths: &[PathBuf], killed: &[u32]) -> Result<incident::Incident, CliError> {
-    let mut named = Vec::new();
-    for path in paths {
-        let file = std::fs::File::open(path)
-            .map_err(|e| CliError::Other(format!("cannot open {}: {e}", path.display())))?;
-        let recording = read_recording(BufReader::new(file))
-            .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
-        named.push(incident::Named { name: path.display().to_string(), recording });
-    }
     let killed = killed.iter().copied().collect();
-    incident::replay(&named, &killed).map_err(|e| CliError::Other(e.to_string()))
+    incident::replay_files(paths, &killed).map_err(|e| CliError::Other(e.to_string()))
 }
 
 /// A progress bar on stderr, or `None` when stderr is not a terminal (a
