@@ -17,7 +17,11 @@
 use crate::config::ConfigError;
 use crate::host::{self, DecisionDigest, Output};
 use crate::processes::{NullStore, ReplayProcesses};
-use crate::trace::Trace;
+use crate::trace::{RecordStream, Trace, TraceError};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use thiserror::Error;
 use clinit_engine::cluster::{ClusterNode, Event, External};
 use clinit_engine::monitor::ranked::Ranked;
 use clinit_engine::monitor::{Notice, PolicyConfig};
@@ -253,21 +257,73 @@ pub struct Comparison {
 /// Replay the inputs as recorded and under `policy`, in lock step.
 pub fn what_if(trace: &Trace, policy: Override<'_>) -> Result<Comparison, ConfigError> {
     let fails = failures(&trace.records);
-    let mut base = Replayer::new(&fails, None);
-    let mut alt = Replayer::new(&fails, Some(policy));
-    let (mut records, mut differing, mut first) = (0u64, 0u64, None);
-    for rec in &trace.records {
+    compare(&fails, trace.records.iter().cloned().map(Ok), policy).map_err(|e| match e {
+        WhatIfError::Config(e) => e,
+        // In-memory records cannot fail to read.
+        WhatIfError::Read { source, .. } => ConfigError::Schedule(source.to_string()),
+    })
+}
+
+/// A what-if over a file that failed.
+#[derive(Debug, Error)]
+pub enum WhatIfError {
+    #[error("{file}: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: TraceError,
+    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// [`what_if`] over the trace file `path`, read line by line twice (once
+/// for its spawn failures, once to replay), so a long trace is never held
+/// in memory whole.
+pub fn what_if_file(path: &Path, policy: Override<'_>) -> Result<Comparison, WhatIfError> {
+    let file = path.display().to_string();
+    let read = |source| WhatIfError::Read { file: file.clone(), source };
+    let open = || -> Result<_, WhatIfError> {
+        let f = File::open(path).map_err(|e| read(TraceError::Io(e)))?;
+        RecordStream::open(BufReader::new(f)).map_err(read)
+    };
+    let mut inc: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut fails = HashMap::new();
+    for rec in open()? {
+        match rec.map_err(read)? {
+            Record::Start { node, .. } => *inc.entry(node).or_default() += 1,
+            Record::SpawnFailed { node, id, reason } => {
+                let i = inc.get(&node).copied().unwrap_or(0);
+                fails.insert((node, i, id), reason);
+            }
+            _ => {}
+        }
+    }
+    compare(&fails, open()?.map(|r| r.map_err(read)), policy)
+}
+
+/// The recorded policy's replay and the what-if's, record by record.
+fn compare(
+    fails: &HashMap<(u32, u32, ProcId), String>,
+    records: impl Iterator<Item = Result<Record, WhatIfError>>,
+    policy: Override<'_>,
+) -> Result<Comparison, WhatIfError> {
+    let mut base = Replayer::new(fails, None);
+    let mut alt = Replayer::new(fails, Some(policy));
+    let (mut count, mut differing, mut first) = (0u64, 0u64, None);
+    for rec in records {
+        let rec = rec?;
         if matches!(rec, Record::End { .. } | Record::Mark { .. }) {
             continue;
         }
-        records += 1;
-        let a = base.feed(rec)?.to_string();
-        let b = alt.feed(rec)?;
+        count += 1;
+        let a = base.feed(&rec)?.to_string();
+        let b = alt.feed(&rec)?;
         if a != b {
             differing += 1;
             if first.is_none() {
                 first = Some(Divergence {
-                    record: records,
+                    record: count,
                     node: rec.node(),
                     at_s: rec.at().map(|t| t.0 as f64 / 1000.0),
                     baseline: a,
@@ -276,5 +332,11 @@ pub fn what_if(trace: &Trace, policy: Override<'_>) -> Result<Comparison, Config
             }
         }
     }
-    Ok(Comparison { records, differing, first, baseline: base.finish(), what_if: alt.finish() })
+    Ok(Comparison {
+        records: count,
+        differing,
+        first,
+        baseline: base.finish(),
+        what_if: alt.finish(),
+    })
 }

@@ -134,7 +134,7 @@ fn killed_naming_a_node_in_no_recording_is_refused() {
 /// The streaming replay of files ([`clinit_sim::incident::replay_files`],
 /// what `clinit-sim replay` runs) reaches the same verdicts, digests and
 /// timeline as the replay of the recordings read whole, for a complete
-/// recording and for one cut mid-line.
+/// recording and for one cut mid-line; so does a what-if.
 #[test]
 fn streaming_a_file_replays_as_reading_it_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -144,6 +144,17 @@ fn streaming_a_file_replays_as_reading_it_whole() {
     let cut = dir.path().join("cut.jsonl");
     std::fs::write(&cut, &text[..text.len() * 2 / 3]).expect("write");
     let all: BTreeSet<u32> = (1..=3).collect();
+    // The what-if over the file, streamed, equals the one over the trace
+    // read whole.
+    let balance = |p: &clinit_engine::monitor::PolicyConfig| {
+        clinit_sim::config::set_policy_param(p, "balance", "-1")
+    };
+    let t = clinit_sim::trace::read_trace(text.as_bytes()).expect("reads");
+    let whole_cmp = clinit_sim::replay::what_if(&t, &balance).expect("what-if");
+    let file_cmp = clinit_sim::replay::what_if_file(&whole, &balance).expect("what-if file");
+    let json = |c: &clinit_sim::replay::Comparison| serde_json::to_string(c).expect("json");
+    assert_eq!(json(&file_cmp), json(&whole_cmp));
+    assert!(file_cmp.differing > 0, "never planning changes decisions");
     for (path, killed) in [(whole, BTreeSet::new()), (cut, all)] {
         let text = std::fs::read_to_string(&path).expect("read");
         let named = vec![Named {

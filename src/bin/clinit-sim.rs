@@ -8,7 +8,7 @@ use clinit_sim::config::{
 };
 use clinit_sim::faults::{FaultChoice, Schedule};
 use clinit_sim::report::{self, RunReport};
-use clinit_sim::trace::{read_trace, TraceMode};
+use clinit_sim::trace::{RecordStream, TraceMode};
 use clinit_sim::units::parse_duration;
 use clinit_sim::{chart, incident, latency_svg, replay, shrink, study, sweep, timeline_svg, world};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -531,12 +531,14 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                     "what-if and --rerun replay one trace; give one file".into(),
                 ));
             };
-            let file = std::fs::File::open(trace)
-                .map_err(|e| CliError::Other(format!("cannot open {}: {e}", trace.display())))?;
-            let t = read_trace(BufReader::new(file))
-                .map_err(|e| CliError::Other(format!("{}: {e}", trace.display())))?;
             if rerun {
-                return rerun_trace(&t, replacement, &overrides, as_json);
+                // Only the header is needed: the scenario and seed.
+                let file = std::fs::File::open(trace).map_err(|e| {
+                    CliError::Other(format!("cannot open {}: {e}", trace.display()))
+                })?;
+                let t = RecordStream::open(BufReader::new(file))
+                    .map_err(|e| CliError::Other(format!("{}: {e}", trace.display())))?;
+                return rerun_trace(&t.header, replacement, &overrides, as_json);
             }
             let f = |recorded: &PolicyConfig| -> Result<PolicyConfig, ConfigError> {
                 let mut p = replacement.clone().unwrap_or_else(|| recorded.clone());
@@ -558,7 +560,11 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 );
                 return Ok(ExitCode::from(checked.exit_code()));
             }
-            let cmp = replay::what_if(&t, &f)?;
+            // Read line by line, twice: a long trace is never held whole.
+            let cmp = replay::what_if_file(trace, &f).map_err(|e| match e {
+                replay::WhatIfError::Config(e) => CliError::Config(e),
+                e => CliError::Other(e.to_string()),
+            })?;
             if as_json {
                 outln!("{}", json(&cmp)?)?;
             } else {
@@ -829,13 +835,13 @@ fn summary(s: &replay::Summary) -> String {
 }
 
 fn rerun_trace(
-    t: &clinit_sim::trace::Trace,
+    header: &clinit_engine::trace::Header<serde_json::Value>,
     policy: Option<PolicyConfig>,
     overrides: &[(String, String)],
     as_json: bool,
 ) -> Result<ExitCode, CliError> {
     let (Some(seed), Ok(cfg)) =
-        (t.header.seed, serde_json::from_value::<SimConfig>(t.header.config.clone()))
+        (header.seed, serde_json::from_value::<SimConfig>(header.config.clone()))
     else {
         return Err(CliError::Other(
             "--rerun needs a simulator trace (its header has the scenario and seed)".into(),
