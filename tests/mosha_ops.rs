@@ -608,7 +608,8 @@ fn check_of_given_files_needs_no_shared_directory() {
     fs::write(&hactl, "web start\n").expect("write");
     let missing = t.path("no-such-mfs");
     let base = ["--config", arg(&empty), "--mfsbase", arg(&missing), "--hpcbase", arg(&missing)];
-    let out = t.mosha(&[&base[..], &["check", "--cltab", arg(&cltab), "--hactl", arg(&hactl)]].concat());
+    let out =
+        t.mosha(&[&base[..], &["check", "--cltab", arg(&cltab), "--hactl", arg(&hactl)]].concat());
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(stdout(&out).ends_with("ok\n"), "{out:?}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("--mfsbase"), "{out:?}");

@@ -121,7 +121,11 @@ fn a_restart_keeps_the_killed_incarnations_recording() {
     let ok = wait_cycles(3);
     let _ = first.kill(); // SIGKILL: no end line
     let _ = first.wait();
-    assert!(ok, "no cycles recorded: {}", fs::read_to_string(dir.path().join("log1")).unwrap_or_default());
+    assert!(
+        ok,
+        "no cycles recorded: {}",
+        fs::read_to_string(dir.path().join("log1")).unwrap_or_default()
+    );
     let killed = fs::read_to_string(&trace).expect("first recording");
 
     let mut second = start(2);
@@ -145,8 +149,12 @@ fn a_restart_keeps_the_killed_incarnations_recording() {
     let sim = env!("CARGO_BIN_EXE_clinit-sim");
     let cut = Command::new(sim).arg("replay").arg(&kept).output().expect("replay");
     assert_eq!(cut.status.code(), Some(3), "a cut recording is refused without --killed: {cut:?}");
-    let replay =
-        Command::new(sim).arg("replay").arg(&kept).args(["--killed", "1"]).output().expect("replay");
+    let replay = Command::new(sim)
+        .arg("replay")
+        .arg(&kept)
+        .args(["--killed", "1"])
+        .output()
+        .expect("replay");
     assert!(replay.status.success(), "FILE.1 --killed 1: {replay:?}");
     // The new incarnation's own recording is complete and identical.
     let replay = Command::new(sim).arg("replay").arg(&trace).output().expect("replay");

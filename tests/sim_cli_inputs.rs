@@ -60,7 +60,8 @@ fn policy_values_out_of_range_are_refused_from_json_and_params() {
 
 #[test]
 fn failover_refuses_the_options_it_cannot_honour() {
-    for extra in [["--duration", "5m"], ["--faults", "crash"], ["--schedule", "/nonexistent.json"]] {
+    for extra in [["--duration", "5m"], ["--faults", "crash"], ["--schedule", "/nonexistent.json"]]
+    {
         let mut args = vec!["failover", "--runs", "1"];
         args.extend_from_slice(&extra);
         let option = extra[0].trim_start_matches("--");
@@ -83,10 +84,12 @@ fn custom_cltab_and_hactl_errors_name_file_and_line() {
         std::fs::write(&p, text).expect("write");
         p.to_str().expect("utf-8").to_string()
     };
-    let good_cltab = write("good.cltab", "g1:g1test:test:test:exit 0\ng1:g1run:start:respawn:run\n");
+    let good_cltab =
+        write("good.cltab", "g1:g1test:test:test:exit 0\ng1:g1run:start:respawn:run\n");
     let good_hactl = write("good.hactl", "g1 start\n");
     let bad_cltab = write("bad.cltab", "# comment\ng1:g1run:start:respawn:run\ng1:broken line\n");
-    let bad_cmd = write("cmd.cltab", "g1:g1test:test:test:exit 0\ng1:g1run:start:respawn:frobnicate\n");
+    let bad_cmd =
+        write("cmd.cltab", "g1:g1test:test:test:exit 0\ng1:g1run:start:respawn:frobnicate\n");
     let bad_hactl = write("bad.hactl", "g1 start\ng1 start extra words here\n");
     let run = |cltab: &str, hactl: &str| {
         vec!["run", "--duration", "2m", "--cltab", cltab, "--hactl", hactl]

@@ -429,14 +429,27 @@ pub fn check_policy(policy: &PolicyConfig) -> Result<(), ConfigError> {
             real("cycletime_secs (--param cycletime)", p.cycletime_secs, " s", "must be a number")?;
             real("balance", p.balance, "", "must be a number")?;
             real("quorum_ratio (--param quorum)", p.quorum_ratio, "", "must be a number")?;
-            real("backoff_max_secs (--param backoff)", p.backoff_max_secs, " s", "must be a number")?;
+            real(
+                "backoff_max_secs (--param backoff)",
+                p.backoff_max_secs,
+                " s",
+                "must be a number",
+            )?;
             if p.cycletime_secs <= 0.0 {
                 let v = format!("{} s", p.cycletime_secs);
-                return Err(range("cycletime_secs (--param cycletime)", v, "must be above 0 (seconds)"));
+                return Err(range(
+                    "cycletime_secs (--param cycletime)",
+                    v,
+                    "must be above 0 (seconds)",
+                ));
             }
             if p.backoff_max_secs < 0.0 {
                 let v = format!("{} s", p.backoff_max_secs);
-                return Err(range("backoff_max_secs (--param backoff)", v, "must be 0 or more (seconds)"));
+                return Err(range(
+                    "backoff_max_secs (--param backoff)",
+                    v,
+                    "must be 0 or more (seconds)",
+                ));
             }
             if !(0.0..=1.0).contains(&p.quorum_ratio) {
                 let hint = if p.quorum_ratio > 1.0 && p.quorum_ratio <= 100.0 {
@@ -451,7 +464,11 @@ pub fn check_policy(policy: &PolicyConfig) -> Result<(), ConfigError> {
                      below 60 %)"
                         .into()
                 };
-                return Err(range("quorum_ratio (--param quorum)", p.quorum_ratio.to_string(), &hint));
+                return Err(range(
+                    "quorum_ratio (--param quorum)",
+                    p.quorum_ratio.to_string(),
+                    &hint,
+                ));
             }
             Ok(())
         }
@@ -460,7 +477,9 @@ pub fn check_policy(policy: &PolicyConfig) -> Result<(), ConfigError> {
             field: ranked_field(&e),
             value: match &e {
                 ParamsError::LeaseTooShort { lease, .. } => format!("{} ms", lease.0),
-                ParamsError::ReadDeadline { read_deadline, .. } => format!("{} ms", read_deadline.0),
+                ParamsError::ReadDeadline { read_deadline, .. } => {
+                    format!("{} ms", read_deadline.0)
+                }
                 ParamsError::Suspect { suspect_after, .. } => format!("{} ms", suspect_after.0),
                 ParamsError::ZeroHeartbeat => "0 ms".into(),
             },
@@ -636,7 +655,8 @@ mod tests {
         assert_eq!(refused(&[("quorum", "0")]), None);
         // ranked: lease and heartbeat checked together, in either order.
         let ranked = [("lease", "3s"), ("heartbeat", "600ms")];
-        let mut c = SimConfig { policy: parse_policy("ranked").expect("ranked"), ..SimConfig::default() };
+        let mut c =
+            SimConfig { policy: parse_policy("ranked").expect("ranked"), ..SimConfig::default() };
         for (k, v) in ranked.iter().rev() {
             c.set(k, v).expect("one key at a time is not judged alone");
         }

@@ -26,20 +26,20 @@ use crate::config::ConfigError;
 use crate::host::Output;
 use crate::replay::Replayer;
 use crate::trace::{Cut, RecordStream, Recording, TraceError};
-use clinit_engine::process::ProcId;
-use std::collections::HashMap;
-use std::fs::File;
-use std::io::BufReader;
-use std::path::PathBuf;
 use clinit_engine::cluster::{Event, External};
 use clinit_engine::driver::Executed;
 use clinit_engine::hastat::counts_as_running;
 use clinit_engine::init::Action;
 use clinit_engine::monitor::Notice;
+use clinit_engine::process::ProcId;
 use clinit_engine::trace::Record;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
 use thiserror::Error;
 
 /// One recording to replay, with the name it is reported under (its path).

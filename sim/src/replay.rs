@@ -18,10 +18,6 @@ use crate::config::ConfigError;
 use crate::host::{self, DecisionDigest, Output};
 use crate::processes::{NullStore, ReplayProcesses};
 use crate::trace::{RecordStream, Trace, TraceError};
-use std::fs::File;
-use std::io::BufReader;
-use std::path::Path;
-use thiserror::Error;
 use clinit_engine::cluster::{ClusterNode, Event, External};
 use clinit_engine::monitor::ranked::Ranked;
 use clinit_engine::monitor::{Notice, PolicyConfig};
@@ -29,6 +25,10 @@ use clinit_engine::process::ProcId;
 use clinit_engine::trace::Record;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use thiserror::Error;
 
 type Node = ClusterNode<ReplayProcesses, NullStore>;
 

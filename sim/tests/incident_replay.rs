@@ -162,8 +162,8 @@ fn streaming_a_file_replays_as_reading_it_whole() {
             recording: read_recording(text.as_bytes()).expect("reads"),
         }];
         let in_memory = replay(&named, &killed).expect("replays");
-        let streamed =
-            clinit_sim::incident::replay_files(std::slice::from_ref(&path), &killed).expect("streams");
+        let streamed = clinit_sim::incident::replay_files(std::slice::from_ref(&path), &killed)
+            .expect("streams");
         let json = |i: &clinit_sim::incident::Incident| serde_json::to_string(i).expect("json");
         assert_eq!(json(&streamed), json(&in_memory), "{}", path.display());
         assert!(streamed.recordings[0].records > 100, "records were replayed");

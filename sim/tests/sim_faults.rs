@@ -1,18 +1,26 @@
 //! The fault-injection suite, driven by proptest: random plans of one or
 //! two fault kinds drawn from **every** kind `--faults` accepts, at random
-//! rates and intensities, on small clusters, for every policy. Every named
-//! invariant must hold, except the weaknesses a policy is documented to
-//! have under a fault kind ([`ALLOWED`], each with its reason). A failure
+//! rates and intensities, on small clusters, for every policy: `classic`,
+//! `ranked` with a fence command (`ranked+fence`) and `ranked` with the
+//! watchdog only (`ranked+watchdog`). Every named invariant must hold,
+//! except the weaknesses a policy is documented to have under a fault kind
+//! ([`ALLOWED`], per policy and kind, each with its reason). A failure
 //! prints the seed, the plan and the report with trace excerpts (re-run it
-//! with `clinit-sim run`).
+//! with `clinit-sim run`, shrink it with `clinit-sim shrink`).
 //!
-//! Cases: `CLINIT_SIM_SEEDS` (default 300; CI-friendly), e.g.
-//! `CLINIT_SIM_SEEDS=5000 cargo test -p clinit-sim --release --test sim_faults`.
+//! Cases: classic `CLINIT_SIM_SEEDS` (default 300, 40-minute runs on 2-6
+//! nodes); ranked `CLINIT_SIM_RANKED_SEEDS` (default 24, each run under
+//! both ranked setups: 5-minute runs on 2-5 nodes, see [`Setting::RANKED`];
+//! ranked costs about 100 times classic's work per simulated minute), e.g.
+//! `CLINIT_SIM_SEEDS=5000 CLINIT_SIM_RANKED_SEEDS=200 cargo test -p
+//! clinit-sim --release --test sim_faults`.
 //! The plans are drawn from a fixed proptest seed, so CI is repeatable;
 //! `CLINIT_SIM_PROPTEST_SEED=<n>` explores other plans.
 //! `CLINIT_SIM_CENSUS=1 cargo test -p clinit-sim --release --test sim_faults
 //! -- --ignored census --nocapture` prints, per policy and kind, which
-//! invariants break over 100 seeds: how [`ALLOWED`] was established.
+//! invariants break (classic over 100 seeds, ranked over 12; pick one with
+//! `CLINIT_SIM_CENSUS_POLICY=ranked+fence`): how [`ALLOWED`] was
+//! established.
 
 use clinit_engine::monitor::ranked::RankedParams;
 use clinit_engine::monitor::PolicyConfig;
@@ -507,7 +515,8 @@ fn census() {
 #[test]
 #[ignore = "open ranked bug: liveness lost after two overlapping hactl edits (see doc)"]
 fn ranked_restarts_a_group_after_two_overlapping_hactl_edits() {
-    let schedule: clinit_sim::faults::Schedule = serde_json::from_str(HACTL_EDIT_5).expect("schedule");
+    let schedule: clinit_sim::faults::Schedule =
+        serde_json::from_str(HACTL_EDIT_5).expect("schedule");
     for policy in [ranked(true), ranked(false), PolicyConfig::default()] {
         let mut cfg = Setting::RANKED.config(policy.clone(), 3, 3, vec![]);
         cfg.faults = FaultChoice::parse("hactl-edit").expect("parses");
@@ -528,6 +537,45 @@ fn ranked_restarts_a_group_after_two_overlapping_hactl_edits() {
 const HACTL_EDIT_5: &str = r#"{"kinds":["hactl-edit"],"faults":[
   {"at":148464,"fault":"hactl-edit","node":2,"group":"g02","level":"stop","len":26109},
   {"at":158164,"fault":"hactl-edit","node":3,"group":"g01","level":"stop","len":13003}]}"#;
+
+/// A ranked+fence case the suite found with `CLINIT_SIM_RANKED_SEEDS=64`
+/// (proptest seed 2026; the default 24 cases do not reach it): 4 nodes, 2
+/// groups, `fence_kills=true`, seed 8185498729148515470, write-fail and
+/// slow-fs, shrunk by `clinit-sim shrink` to one episode: the shared
+/// filesystem's visibility delay is 7.3 s for 4.0 s from 76.8 s. At 90.8 s
+/// node 3 starts g01 and g02 under claims granted by nodes 1 and 3; at
+/// 91.2 s node 2 acquires lease epoch 2 and plans, tests and starts both:
+/// both groups run on nodes 2 and 3 at once (0.148 s after shrinking,
+/// 7.4 s in the unshrunk run). A double owner with a fence command is no
+/// documented weakness of `ranked` (issue 9 allows none), so it is not in
+/// [`ALLOWED`] (which allows slow-fs only needless fences): kept here,
+/// ignored, for the ranked rules' owner. The delay is beyond 2 × H (H = 2
+/// s), the envelope issue 9 measures, but late writes are exactly what
+/// its claims rule must survive. Reproduce: `clinit-sim run --seed
+/// 8185498729148515470 --nodes 4 --groups 2 --duration 5m --param
+/// warmup=20s --param liveness=100s --param quiet=130s --param
+/// fence_kills=true --policy '{"policy":"ranked","fence_command":true}'
+/// --faults slow-fs --schedule FILE` with the schedule below in FILE.
+#[test]
+#[ignore = "open ranked bug: double owner after a 7.3 s fs visibility delay, with a fence command (see doc)"]
+fn ranked_with_a_fence_keeps_one_owner_through_a_long_fs_delay() {
+    let schedule: clinit_sim::faults::Schedule =
+        serde_json::from_str(SLOW_FS_4_NODES).expect("schedule");
+    let mut cfg = Setting::RANKED.config(ranked(true), 4, 2, vec![]);
+    cfg.faults = FaultChoice::parse("slow-fs").expect("parses");
+    cfg.schedule = Some(schedule);
+    cfg.world.fence_kills = true;
+    let r = run(&cfg, 8_185_498_729_148_515_470, RunOptions::default()).expect("valid");
+    assert!(r.tracker.metrics.cycles > 100, "the cluster ran");
+    let broken: Vec<&String> =
+        r.tracker.counts().keys().filter(|k| k.as_str() != NEEDLESS_FENCE).collect();
+    assert!(broken.is_empty(), "{broken:?}\n{}", report::render(&r));
+}
+
+/// The shrunk schedule of
+/// [`ranked_with_a_fence_keeps_one_owner_through_a_long_fs_delay`].
+const SLOW_FS_4_NODES: &str = r#"{"kinds":["slow-fs"],"faults":[
+  {"at":76773,"fault":"slow-fs","delay":7299,"len":4046}]}"#;
 
 #[test]
 fn allowances_name_known_invariants() {
