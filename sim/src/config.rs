@@ -26,16 +26,15 @@ pub enum ConfigError {
     /// A policy value out of its range, from `--policy` JSON, `--param`
     /// or a trace header (`field` is the JSON key).
     #[error("policy {policy}: {field} = {value}: {why}")]
-    PolicyRange { policy: String, field: &'static str, value: String, why: String },
+    PolicyRange { policy: &'static str, field: &'static str, value: String, why: String },
     #[error("bad cltab:\n{0}")]
     Cltab(String),
     #[error("bad hactl:\n{0}")]
     Hactl(String),
-    /// `at` is `FILE:LINE` of the cltab entry.
-    #[error("{at}: cltab entry {tag:?}: {source}")]
+    /// `at` is `FILE:LINE: cltab entry "TAG"`.
+    #[error("{at}: {source}")]
     Command {
         at: String,
-        tag: String,
         #[source]
         source: crate::command::CommandError,
     },
@@ -374,7 +373,7 @@ impl SimConfig {
         if let PolicyConfig::Classic(p) = &self.policy {
             let min = self.world.min_cycle;
             let range = |field, value: String, why: String| ConfigError::PolicyRange {
-                policy: "classic".into(),
+                policy: "classic",
                 field,
                 value,
                 why,
@@ -411,7 +410,7 @@ pub fn check_policy(policy: &PolicyConfig) -> Result<(), ConfigError> {
     match policy {
         PolicyConfig::Classic(p) => {
             let range = |field, value: String, why: &str| ConfigError::PolicyRange {
-                policy: "classic".into(),
+                policy: "classic",
                 field,
                 value,
                 why: why.to_string(),
@@ -473,7 +472,7 @@ pub fn check_policy(policy: &PolicyConfig) -> Result<(), ConfigError> {
             Ok(())
         }
         PolicyConfig::Ranked(p) => p.validate().map_err(|e| ConfigError::PolicyRange {
-            policy: "ranked".into(),
+            policy: "ranked",
             field: ranked_field(&e),
             value: match &e {
                 ParamsError::LeaseTooShort { lease, .. } => format!("{} ms", lease.0),

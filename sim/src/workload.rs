@@ -46,8 +46,7 @@ pub fn parse(
     let mut commands = BTreeMap::new();
     for e in &cltab.entries {
         let cmd = Command::parse(&e.command).map_err(|source| ConfigError::Command {
-            at: format!("{cltab_file}:{}", e.line),
-            tag: e.tag.clone(),
+            at: format!("{cltab_file}:{}: cltab entry {:?}", e.line, e.tag),
             source,
         })?;
         commands.insert(e.command.clone(), cmd);
