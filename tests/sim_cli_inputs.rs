@@ -54,6 +54,7 @@ fn policy_values_out_of_range_are_refused_from_json_and_params() {
     let o = sim(&["run", "--duration", "2m", "--groups", "1", "--param", "timeout=30", "--json"]);
     assert!(o.status.success(), "{o:?}");
     let help = stdout(&sim(&["--help"]));
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(help.contains("a bare number is seconds"), "{help}");
     assert!(help.contains("not a percentage"), "{help}");
 }
