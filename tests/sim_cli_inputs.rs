@@ -170,3 +170,26 @@ fn shrink_says_when_it_stopped_at_its_run_budget() {
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert!(stdout(&o).contains("violates nothing"), "{}", stdout(&o));
 }
+
+/// The report's `faults:` line leaves out kinds that `--param drop_faults`
+/// removed (they are drawn, so the other kinds keep their episodes, but
+/// never happen), and names them as dropped.
+#[test]
+fn the_faults_line_leaves_out_dropped_kinds() {
+    let base = ["run", "--seed", "3", "--faults", "random", "--duration", "10m"];
+    let faults_line = |extra: &[&str]| {
+        let o = sim(&[&base[..], extra].concat());
+        assert!(o.status.code().is_some_and(|c| c <= 1), "{o:?}");
+        stdout(&o).lines().find(|l| l.starts_with("faults:")).expect("faults line").to_string()
+    };
+    let kinds = |line: &str| -> Vec<String> {
+        let listed = line.trim_start_matches("faults: ").split(" (").next().unwrap_or_default();
+        listed.split(", ").map(String::from).collect()
+    };
+    let all = faults_line(&[]);
+    let has = |k: &Vec<String>, name: &str| k.iter().any(|x| x == name);
+    assert!(has(&kinds(&all), "crash") && has(&kinds(&all), "slow-node"), "seed 3: {all}");
+    let line = faults_line(&["--param", "drop_faults=crash+slow-node"]);
+    assert!(!has(&kinds(&line), "crash") && !has(&kinds(&line), "slow-node"), "{line}");
+    assert!(line.contains("dropped: crash, slow-node"), "{line}");
+}
