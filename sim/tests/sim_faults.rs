@@ -613,6 +613,43 @@ const PARTITIONS_4_NODES: &str = r#"{"kinds":["partition"],"faults":[
   {"at":66939,"fault":"partition","sides":[0,1,1,0,0],"len":27440},
   {"at":92685,"fault":"partition","sides":[0,0,1,0,1],"len":11452}]}"#;
 
+/// A ranked+watchdog case the suite found with `CLINIT_SIM_PROPTEST_SEED=19
+/// CLINIT_SIM_RANKED_SEEDS=40`: 2 nodes, 3 groups, seed
+/// 12279141920879986323, node-pause and history-slow, shrunk by
+/// `clinit-sim shrink --invariant liveness` to two pauses: node 1 for
+/// 11.8 s from 94.4 s, node 2 for 1.8 s from 104.5 s. g01 is then down
+/// from 106.4 s to the end (300 s), through the whole quiet phase with
+/// both nodes healthy: liveness fails. With a fence command the same
+/// schedule recovers within 1.2 s. Issue 9 allows the watchdog-only setup
+/// a double owner under `node-pause`, not a group down for good: kept
+/// here, ignored, for the ranked rules' owner. Reproduce: `clinit-sim run
+/// --seed 12279141920879986323 --nodes 2 --groups 3 --duration 5m --param
+/// warmup=20s --param liveness=100s --param quiet=130s --policy ranked
+/// --faults node-pause --schedule FILE` with the schedule below in FILE.
+#[test]
+#[ignore = "open ranked bug: a group down for good after two node pauses, watchdog only (see doc)"]
+fn ranked_with_the_watchdog_restarts_a_group_after_two_node_pauses() {
+    let schedule: clinit_sim::faults::Schedule =
+        serde_json::from_str(PAUSES_2_NODES).expect("schedule");
+    for fence_command in [false, true] {
+        let mut cfg = Setting::RANKED.config(ranked(fence_command), 2, 3, vec![]);
+        cfg.faults = FaultChoice::parse("node-pause").expect("parses");
+        cfg.schedule = Some(schedule.clone());
+        cfg.world.fence_kills = true;
+        let r = run(&cfg, 12_279_141_920_879_986_323, RunOptions::default()).expect("valid");
+        assert!(r.tracker.metrics.cycles > 100, "the cluster ran");
+        let broken: Vec<&String> =
+            r.tracker.counts().keys().filter(|k| k.as_str() != DOUBLE_OWNER).collect();
+        assert!(broken.is_empty(), "{broken:?}\n{}", report::render(&r));
+    }
+}
+
+/// The shrunk schedule of
+/// [`ranked_with_the_watchdog_restarts_a_group_after_two_node_pauses`].
+const PAUSES_2_NODES: &str = r#"{"kinds":["node-pause"],"faults":[
+  {"at":94438,"fault":"node-pause","node":1,"len":11820},
+  {"at":104545,"fault":"node-pause","node":2,"len":1845}]}"#;
+
 #[test]
 fn allowances_name_known_invariants() {
     let known = [DOUBLE_OWNER, FAILED_TEST, HALT_BOUND, LIVENESS, NEEDLESS_FENCE];
