@@ -206,8 +206,12 @@ impl RankedHost {
 /// decisions are the same.
 #[derive(Debug, Default)]
 pub struct RecordParses {
-    last: Mutex<BTreeMap<u32, (Arc<[u8]>, Arc<Record>)>>,
+    last: Mutex<BTreeMap<u32, Parsed>>,
 }
+
+/// The bytes of a writer's record (held, so their address stays theirs)
+/// and the record parsed from them.
+type Parsed = (Arc<[u8]>, Arc<Record>);
 
 impl RecordParses {
     /// [`parse_record`] of `bytes`, the heartbeat file of `node` at `path`,
