@@ -32,7 +32,7 @@ use clinit_engine::cltab::Cltab;
 use clinit_engine::cluster::{
     ClusterCommand, ClusterConfig, ClusterDriver, ClusterEvent, ClusterInput, ContentId, Event,
     FenceFailure, FileAsk, FileRead, FileReport, FileVersion, IoFailure, MembershipReport,
-    MembershipSource, SharedFile, SpawnFailure, WallMs,
+    MembershipSource, RecordParses, SharedFile, SpawnFailure, WallMs,
 };
 use clinit_engine::driver::Processes;
 use clinit_engine::hactl::{Hactl, Want};
@@ -325,6 +325,9 @@ pub struct World {
     paths: Vec<[Arc<str>; 5]>,
     /// Membership transitions: recorders, history files, hooks.
     transitions: transitions::SimTransitions,
+    /// `ranked` record parses shared by every node's driver: each record is
+    /// parsed once, not once per reader (`RecordParses`).
+    parses: Arc<RecordParses>,
 }
 
 /// The position of `file` in [`World::paths`].
@@ -457,6 +460,7 @@ impl World {
                 .collect(),
             cfg: cfg.clone(),
             transitions: Default::default(),
+            parses: Arc::default(),
         };
         // Every node has the operator's hactl and cltab from before the start.
         let hactl: Bytes = Arc::from(world.built.hactl.render().into_bytes());
@@ -715,7 +719,8 @@ impl World {
         };
         cfg.known = (1..=self.cfg.nodes).collect();
         let durable = self.nodes[me].durable.clone();
-        let driver = ClusterDriver::with_durable(cfg, table, durable, self.local_now(node));
+        let mut driver = ClusterDriver::with_durable(cfg, table, durable, self.local_now(node));
+        driver.share_record_parses(self.parses.clone());
         let procs = SimProcesses::new(
             node,
             self.built.commands.clone(),

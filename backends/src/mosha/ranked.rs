@@ -84,7 +84,7 @@ pub fn save_state(path: &Path, state: &Durable) -> Result<(), IoFailure> {
 /// mount whose server is gone) cannot be cancelled; its thread is left to
 /// finish on its own and its answer is dropped, so a hung target
 /// directory cannot hold the fence back.
-fn reread_within(store: Arc<dyn SharedStore>, node: u32, within: Millis) -> Option<Box<Record>> {
+fn reread_within(store: Arc<dyn SharedStore>, node: u32, within: Millis) -> Option<Arc<Record>> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let reader =
         std::thread::Builder::new().name(format!("fence-reread-{node}")).spawn(move || {

@@ -51,7 +51,7 @@ pub use input::{
     ClientRequest, ClusterInput, ContentId, FenceFailure, FileRead, FileReport, FileVersion,
     IoFailure, MembershipReport, SharedFile, SpawnFailure, WallMs,
 };
-pub use ranked_host::parse_record;
+pub use ranked_host::{parse_record, RecordParses};
 
 use crate::cltab::Cltab;
 use crate::driver::{Executed, NodeDriver, Processes, StatusStore};

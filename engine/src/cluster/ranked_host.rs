@@ -44,7 +44,7 @@ use crate::monitor::ranked::{
 use crate::status::ClStat;
 use crate::time::Millis;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A kill in flight: its deadline (now + δ) and whether "unconfirmed" was
 /// already reported.
@@ -81,6 +81,9 @@ pub(crate) struct RankedHost {
     /// Content identity of each peer's last record fed in (unchanged
     /// records are not fed again: O(changed members) per cycle).
     record_ids: BTreeMap<u32, ContentId>,
+    /// Parses shared with the other drivers of this process, if the
+    /// executor gave any ([`ClusterDriver::share_record_parses`]).
+    parses: Option<Arc<RecordParses>>,
     /// Live processes of earlier incarnations on this node, as the
     /// executor last reported them ([`super::ClusterDriver::leftovers`]):
     /// a kill is confirmed only once they are gone too.
@@ -120,6 +123,7 @@ impl RankedHost {
             last_own: own,
             last_hactl: None,
             record_ids: BTreeMap::new(),
+            parses: None,
             leftovers: 0,
         }
     }
@@ -172,13 +176,58 @@ impl RankedHost {
                 None => Read::Unknown(format!("{path}: content not sent")),
                 Some(bytes) => {
                     self.record_ids.insert(node, version.id);
-                    parse_record(path, &bytes)
+                    match &self.parses {
+                        Some(parses) => parses.parse(node, path, &bytes),
+                        None => parse_record(path, &bytes),
+                    }
                 }
             },
             Ok(None) => Read::Unknown(format!("{path}: no record yet")),
             Err(e) => Read::Unknown(e.to_string()),
         };
         Some(RInput::Read { node, read })
+    }
+}
+
+/// The last parse of each writer's record, shared by the drivers of one
+/// process (the simulator's nodes, which all read the same bytes).
+///
+/// Why: every record a node writes is new (a new counter and new
+/// acknowledgements), so each reader's content-identity check lets it
+/// through and each reader parsed and checksummed it anew: N − 1 parses of
+/// the same bytes, a sixth of a 10-node `ranked` simulation. Parsing is a
+/// pure function of the bytes, so a reader handed the very bytes (the same
+/// `Arc`, compared by address: the executor's own copy, not by content)
+/// that another reader parsed gets that parse, a shared [`Record`]. Only
+/// parses that gave a record are kept (an "unknown" names the reader's
+/// path); one entry per writer, holding its bytes so that their address
+/// cannot be reused while the entry stands. A reader gets an equal
+/// [`Read`] with or without it (`record_parses_answer_as_parse_record`), so
+/// decisions are the same.
+#[derive(Debug, Default)]
+pub struct RecordParses {
+    last: Mutex<BTreeMap<u32, Parsed>>,
+}
+
+/// The bytes of a writer's record (held, so their address stays theirs)
+/// and the record parsed from them.
+type Parsed = (Arc<[u8]>, Arc<Record>);
+
+impl RecordParses {
+    /// [`parse_record`] of `bytes`, the heartbeat file of `node` at `path`,
+    /// or the record parsed from these very bytes before.
+    pub fn parse(&self, node: u32, path: &str, bytes: &Arc<[u8]>) -> Read {
+        let Ok(mut last) = self.last.lock() else { return parse_record(path, bytes) };
+        if let Some((seen, record)) = last.get(&node) {
+            if Arc::ptr_eq(seen, bytes) {
+                return Read::Record(record.clone());
+            }
+        }
+        let read = parse_record(path, bytes);
+        if let Read::Record(record) = &read {
+            last.insert(node, (bytes.clone(), record.clone()));
+        }
+        read
     }
 }
 
@@ -211,7 +260,7 @@ pub fn parse_record(path: &str, bytes: &[u8]) -> Read {
     match std::str::from_utf8(bytes) {
         Err(e) => Read::Unknown(format!("{path}: not UTF-8 ({e})")),
         Ok(text) => match Record::parse(text) {
-            Ok(r) => Read::Record(Box::new(r)),
+            Ok(r) => Read::Record(Arc::new(r)),
             Err(e) => match crate::monitor::ranked::record::other_policy(text) {
                 Some(policy) => Read::OtherPolicy(policy.to_string()),
                 None => Read::Unknown(format!("{path}: {e}")),
@@ -224,6 +273,15 @@ impl ClusterDriver {
     /// Is this driver hosting `ranked`?
     pub fn is_ranked(&self) -> bool {
         self.ranked.is_some()
+    }
+
+    /// Share record parses with the other drivers of this process (see
+    /// [`RecordParses`]); no effect under `classic`. Optional: without it
+    /// each driver parses every record it reads.
+    pub fn share_record_parses(&mut self, parses: Arc<RecordParses>) {
+        if let Some(h) = self.ranked.as_mut() {
+            h.parses = Some(parses);
+        }
     }
 
     /// The hosted `ranked` machine (lease, incarnation, the record it
@@ -484,6 +542,44 @@ impl ClusterDriver {
                 self.commands.push_back(fence);
             }
             RCommand::Log(notice) => self.events.push_back(ClusterEvent::Ranked(notice)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::ranked::record::tests::sample;
+
+    /// The memo answers exactly as [`parse_record`] does, shares the parse
+    /// only for the very same bytes (by address), and keeps no "unknown".
+    #[test]
+    fn record_parses_answer_as_parse_record() {
+        let parses = RecordParses::default();
+        let text = sample().render();
+        let bytes: Arc<[u8]> = Arc::from(text.clone().into_bytes());
+        let first = parses.parse(2, "/mfs/2/heartbeat", &bytes);
+        assert_eq!(first, parse_record("/mfs/2/heartbeat", &bytes));
+        let again = parses.parse(2, "/mfs/2/heartbeat", &bytes);
+        match (&first, &again) {
+            (Read::Record(a), Read::Record(b)) => {
+                assert!(Arc::ptr_eq(a, b), "same bytes, one parse")
+            }
+            other => panic!("not records: {other:?}"),
+        }
+        // Equal content at another address is parsed anew (and equal).
+        let copy: Arc<[u8]> = Arc::from(text.into_bytes());
+        let other = parses.parse(2, "/mfs/2/heartbeat", &copy);
+        match (&first, &other) {
+            (Read::Record(a), Read::Record(b)) => assert!(!Arc::ptr_eq(a, b) && a == b),
+            other => panic!("not records: {other:?}"),
+        }
+        // A torn record is "unknown" naming the reader's path, every time.
+        let torn: Arc<[u8]> = Arc::from(b"clinit-ranked 1\nnode 2\n".to_vec());
+        for path in ["/a/heartbeat", "/b/heartbeat"] {
+            let read = parses.parse(3, path, &torn);
+            assert_eq!(read, parse_record(path, &torn));
+            assert!(matches!(&read, Read::Unknown(m) if m.starts_with(path)), "{read:?}");
         }
     }
 }

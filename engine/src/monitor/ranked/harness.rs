@@ -530,9 +530,10 @@ impl World {
                 Link::Delay(d) => {
                     let visible = self.nodes[&o].history.iter().rev().find(|(w, _)| w + d <= t);
                     visible.map(|(_, text)| match Record::parse(text) {
-                        Ok(r) => {
-                            (Some(r.counter + (r.incarnation << 32)), Read::Record(Box::new(r)))
-                        }
+                        Ok(r) => (
+                            Some(r.counter + (r.incarnation << 32)),
+                            Read::Record(std::sync::Arc::new(r)),
+                        ),
                         Err(e) => (None, Read::Unknown(e.to_string())),
                     })
                 }

@@ -673,7 +673,7 @@ fn membership_race(rules: Rules) -> Vec<Config> {
         run(
             &mut ms[to],
             t,
-            Input::Read { node: from as u32 + 1, read: Read::Record(Box::new(rec)) },
+            Input::Read { node: from as u32 + 1, read: Read::Record(std::sync::Arc::new(rec)) },
             out,
             pending,
         );

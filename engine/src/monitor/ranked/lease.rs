@@ -51,7 +51,7 @@
 //! down.
 
 use super::fencing::Votes;
-use super::quorum::is_quorum;
+use super::quorum::{is_quorum, is_quorum_by};
 use super::record::Seen;
 use crate::time::Millis;
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,6 +82,15 @@ pub fn lease_counter(
     levels.sort_unstable_by(|a, b| b.cmp(a));
     levels.dedup();
     for c in levels {
+        // Without fence votes nothing expands the set: ask directly, with
+        // no set built per level (the same answer as below).
+        if votes.0.is_empty() {
+            let acked = |m: u32| m == me || acks.get(&m).is_some_and(|&a| a >= c);
+            if is_quorum_by(members, acked, tie_ready) {
+                return (c >= floor).then_some(c);
+            }
+            continue;
+        }
         let mut yes: BTreeSet<u32> = BTreeSet::from([me]);
         yes.extend(acks.iter().filter(|(_, &a)| a >= c).map(|(&n, _)| n));
         votes.expand(&mut yes);
@@ -168,6 +177,51 @@ mod tests {
             None,
             "not my fencer's"
         );
+    }
+
+    /// The set-free path (no fence votes) answers as the set-based one.
+    #[test]
+    fn lease_counter_without_votes_matches_the_set_rule() {
+        use proptest::prelude::*;
+        let reference = |members: &[u32],
+                         me: u32,
+                         acks: &BTreeMap<u32, u64>,
+                         tie: bool,
+                         newest: u64,
+                         floor: u64| {
+            let mut levels: Vec<u64> =
+                acks.values().copied().filter(|&c| c >= floor && c <= newest).collect();
+            levels.push(newest);
+            levels.sort_unstable_by(|a, b| b.cmp(a));
+            levels.dedup();
+            for c in levels {
+                let mut yes: BTreeSet<u32> = BTreeSet::from([me]);
+                yes.extend(acks.iter().filter(|(_, &a)| a >= c).map(|(&n, _)| n));
+                if is_quorum(members, &yes, tie) {
+                    return (c >= floor).then_some(c);
+                }
+            }
+            None
+        };
+        let cases = (
+            proptest::collection::btree_set(1u32..8, 0..6),
+            1u32..8,
+            proptest::collection::btree_map(1u32..9, 0u64..12, 0..7),
+            any::<bool>(),
+            0u64..12,
+            0u64..12,
+        );
+        proptest::test_runner::TestRunner::default()
+            .run(&cases, |(members, me, acks, tie, newest, floor)| {
+                let members: Vec<u32> = members.into_iter().collect();
+                let none = Votes::default();
+                prop_assert_eq!(
+                    lease_counter(&members, me, &acks, &none, tie, newest, floor),
+                    reference(&members, me, &acks, tie, newest, floor)
+                );
+                Ok(())
+            })
+            .expect("same answer");
     }
 
     #[test]

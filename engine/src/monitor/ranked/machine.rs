@@ -64,8 +64,10 @@ pub struct Durable {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Read {
-    /// A record that parsed and passed its checksum.
-    Record(Box<Record>),
+    /// A record that parsed and passed its checksum. Shared: every reader
+    /// of the same bytes may hold the same parse (see
+    /// [`crate::cluster::RecordParses`]), and the machine keeps it as is.
+    Record(Arc<Record>),
     /// Unreadable, torn, empty, failed checksum, or the read deadline
     /// passed: unknown, never absent. The reason is for the log.
     Unknown(String),

@@ -24,15 +24,22 @@ use std::collections::BTreeSet;
 /// of `members`? `tie_ready`: the tie-breaker may decide an exact half (it
 /// has seen every member since its start, or it votes by fence).
 pub fn is_quorum(members: &[u32], yes: &BTreeSet<u32>, tie_ready: bool) -> bool {
+    is_quorum_by(members, |m| yes.contains(&m), tie_ready)
+}
+
+/// [`is_quorum`] with the voting set given as a predicate (`yes(m)`: does
+/// member `m` vote?), for callers that would otherwise build a set only to
+/// ask it (the lease check, once per acknowledgement level and step).
+pub fn is_quorum_by(members: &[u32], yes: impl Fn(u32) -> bool, tie_ready: bool) -> bool {
     let n = members.len();
     if n == 0 {
         return false;
     }
-    let count = members.iter().filter(|m| yes.contains(m)).count();
+    let count = members.iter().filter(|&&m| yes(m)).count();
     if 2 * count > n {
         return true;
     }
-    2 * count == n && tie_ready && members.iter().min().is_some_and(|t| yes.contains(t))
+    2 * count == n && tie_ready && members.iter().min().is_some_and(|&t| yes(t))
 }
 
 /// Is `yes` a strict majority of `members` (no tie-breaker)? Used where

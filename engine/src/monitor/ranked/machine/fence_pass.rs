@@ -132,8 +132,8 @@ impl Ranked {
         // An exact half without the tie-breaker fences it after a delay.
         let voters = self.voters();
         if let Some(&t) = voters.iter().min().filter(|_| self.rules.tie_fence) {
-            let mut side: BTreeSet<u32> = heard.iter().copied().collect();
-            votes.expand(&mut side);
+            // `side` as built above: the heard members with their fence
+            // votes (neither changed since).
             let half = 2 * voters.iter().filter(|m| side.contains(m)).count() == voters.len();
             let lowest_here = heard.iter().copied().filter(|&n| n != t).min() == Some(self.me);
             if t != self.me && half && !side.contains(&t) && lowest_here {

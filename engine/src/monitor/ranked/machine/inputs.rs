@@ -199,7 +199,7 @@ impl Ranked {
                 if rec.policy != record::POLICY {
                     peer.other_policy = Some(rec.policy.clone());
                 }
-                peer.record = Some(Arc::new(*rec));
+                peer.record = Some(rec);
                 self.fences.came_back(node, seen.incarnation);
                 // Acknowledge promptly: a voter that hears a new counter
                 // publishes its acknowledgement at once (at most one such
