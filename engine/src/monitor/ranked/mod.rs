@@ -619,6 +619,18 @@ pub(crate) struct Rules {
     /// The voter pass proposes only a change that can commit: the proposer
     /// hears a strict majority of the old voters and of the new ones.
     pub propose_only_committable: bool,
+    /// The voter pass also demotes a voter listed up whose acknowledgement
+    /// of the proposer has not moved for `dead_voter_after` while the
+    /// proposer held its lease (too slow, deaf or frozen to vote).
+    pub demote_unresponsive: bool,
+    /// The voter pass promotes only a learner whose record says it holds
+    /// its lease (it completed a lease round trip: its reads and writes
+    /// work), so an unresponsive voter just demoted is not promoted back.
+    pub promote_only_holders: bool,
+    /// A node acknowledges only a change of its current configuration
+    /// version, and drops an acknowledgement of an older one (which can
+    /// never commit and would block every later change).
+    pub ack_current_version_only: bool,
 }
 
 impl Default for Rules {
@@ -644,6 +656,9 @@ impl Default for Rules {
             early_claim: true,
             tie_needs_settled_config: true,
             propose_only_committable: true,
+            demote_unresponsive: true,
+            promote_only_holders: true,
+            ack_current_version_only: true,
         }
     }
 }
