@@ -286,6 +286,9 @@ fn log_ranked(notice: clinit_engine::monitor::ranked::RankedNotice) {
             use clinit_engine::monitor::ranked::membership::Autopilot;
             let why = match why {
                 Autopilot::Demote(n) => format!("node {n} is dead: demoted to learner"),
+                Autopilot::DemoteUnresponsive(n) => {
+                    format!("node {n} has not acknowledged this node for a while: demoted to learner")
+                }
                 Autopilot::Promote(n) => format!("node {n} promoted to a free voter seat"),
             };
             info!(

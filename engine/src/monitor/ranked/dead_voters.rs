@@ -199,3 +199,92 @@ fn proposing_a_promotion_that_cannot_commit_stops_the_last_voter() {
     assert!(w.log.iter().any(|l| l.2.contains("Promote(3)")), "{}", dump(&w));
     assert!(w.runs("web").is_empty(), "{}", dump(&w));
 }
+
+/// Five nodes, three voters (1–3, `max_voters` 3, `min_voters` 2); `web`
+/// runs on learner 5. Voter 2 goes deaf: nobody's records reach it, while
+/// its own records are read as usual (listed up, its counter moving, its
+/// acknowledgements standing still), as a node whose cycles lag beyond the
+/// read deadline. 30 s later voter 3 crashes for good. Returns the world
+/// 20 s after the crash.
+fn a_deaf_voter_then_a_crash(rules: impl FnOnce(&mut super::Rules)) -> World {
+    use super::harness::Link;
+    let params = RankedParams {
+        fence_command: true,
+        max_voters: 3,
+        min_voters: 2,
+        ..RankedParams::default()
+    };
+    let mut w = world(5, "web start 5,4\n", params).with_rules(rules);
+    assert!(w.settle(10_000), "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![5], "{}", dump(&w));
+    let t0 = w.t;
+    for o in [1, 3, 4, 5] {
+        w.link(o, 2, Link::Down);
+    }
+    w.run_until(t0 + 30_000);
+    let t1 = w.t;
+    w.crash(3, None);
+    w.run_until(t1 + 20_000);
+    w
+}
+
+#[test]
+fn an_unresponsive_voter_is_demoted_before_a_crash_can_take_the_quorum() {
+    let w = a_deaf_voter_then_a_crash(|_| {});
+    // Node 1 demoted the deaf node 2 ({1, 3}) and promoted node 4
+    // ({1, 3, 4}), not node 2 again; after node 3's crash, {1, 4} is
+    // still a majority and `web` never stopped on node 5.
+    let demote = w.log.iter().position(|l| l.2.contains("DemoteUnresponsive(2)"));
+    let promote = w.log.iter().position(|l| l.2.contains("Promote(4)"));
+    assert!(demote.is_some() && promote.is_some() && demote < promote, "{}", dump(&w));
+    assert!(!w.log.iter().any(|l| l.2.contains("Promote(2)")), "{}", dump(&w));
+    assert!(w.holding(5) && w.holding(1) && w.holding(4), "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![5], "{}", dump(&w));
+    assert_eq!(w.nodes[&5].starts.get("web"), Some(&1), "web never restarted\n{}", dump(&w));
+    for id in [1, 4, 5] {
+        let v = voters(&w, id);
+        assert!(v.contains(&1) && v.contains(&4) && !v.contains(&2), "node {id}: {v:?}");
+    }
+    assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0), "{}", dump(&w));
+}
+
+#[test]
+fn without_demoting_unresponsive_voters_a_deaf_voter_and_a_crash_stop_every_group() {
+    let w = a_deaf_voter_then_a_crash(|r| r.demote_unresponsive = false);
+    // Time passed: node 5 lost its lease after node 3's crash (1 of
+    // voters {1, 2, 3} acknowledges it), and `web` runs nowhere.
+    assert!(w.log.iter().any(|l| l.1 == 5 && l.2.starts_with("LeaseLost")), "{}", dump(&w));
+    assert_eq!(voters(&w, 1), vec![1, 2, 3], "{}", dump(&w));
+    assert!(w.runs("web").is_empty(), "{}", dump(&w));
+    assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0), "{}", dump(&w));
+}
+
+#[test]
+fn promoting_a_learner_that_holds_no_lease_brings_the_deaf_voter_back() {
+    let w = a_deaf_voter_then_a_crash(|r| r.promote_only_holders = false);
+    // Node 2, demoted for not acknowledging, is the lowest learner heard:
+    // without the rule it is promoted back at once, and demoted again.
+    assert!(w.log.iter().any(|l| l.2.contains("Promote(2)")), "{}", dump(&w));
+    let demotions = w.log.iter().filter(|l| l.2.contains("DemoteUnresponsive(2)")).count();
+    assert!(demotions >= 2, "{demotions} demotions\n{}", dump(&w));
+}
+
+#[test]
+fn acknowledging_a_change_of_an_older_version_blocks_every_later_change() {
+    // As above (the deaf voter is promoted back at once), but nodes also
+    // acknowledge a change of an older version: learners 4 and 5 still
+    // publish their acknowledgement of the first demotion (version 1)
+    // when the others are at version 3, whose voters are again {1, 2, 3}.
+    // Nodes 1 and 3 acknowledge it, it can never commit, and no change is
+    // acknowledged or proposed after it: node 2 is never demoted again.
+    let w = a_deaf_voter_then_a_crash(|r| {
+        r.promote_only_holders = false;
+        r.ack_current_version_only = false;
+    });
+    assert!(w.log.iter().any(|l| l.2.contains("Promote(2)")), "{}", dump(&w));
+    let demotions = w.log.iter().filter(|l| l.2.contains("DemoteUnresponsive(2)")).count();
+    assert_eq!(demotions, 1, "{}", dump(&w));
+    let n1 = w.nodes[&1].machine.as_ref().expect("node 1 runs");
+    let stale = w.nodes[&1].disk.as_ref().and_then(|d| d.config_ack.clone());
+    assert!(stale.is_some_and(|c| c.replaces < n1.config().version), "{}", dump(&w));
+}

@@ -344,6 +344,13 @@ struct Peer {
     /// Since when (own clock) the membership source lists it down without
     /// a break (dead-member removal waits `remove_dead_after`).
     down_since: Option<Millis>,
+    /// Its latest record's acknowledgement of this node's current
+    /// incarnation, and when (own clock) that acknowledgement last moved:
+    /// a voter whose acknowledgement of a lease holder stands still for
+    /// `dead_voter_after` takes no part in any quorum of it (see the module
+    /// doc, "Dead voters": unresponsive voters).
+    ack_of_me: Option<Seen>,
+    ack_moved_at: Option<Millis>,
 }
 
 /// The lease phase of this node.
@@ -385,6 +392,10 @@ pub struct Ranked {
     epoch_floor: u64,
     /// When this node last acquired its lease (own clock).
     held_since: Millis,
+    /// The configuration version the voter pass last saw, and since when
+    /// (own clock): a voter promoted in it published no acknowledgements
+    /// before (learners do not), so its silence counts from then.
+    config_seen: (u64, Millis),
     deadline: Option<Millis>,
     watchdog_sent: Option<((u64, u64), Option<Millis>)>,
     peers: BTreeMap<u32, Peer>,
@@ -481,6 +492,7 @@ impl Ranked {
             epoch: 0,
             epoch_floor: 1,
             held_since: now,
+            config_seen: (0, now),
             deadline: None,
             watchdog_sent: None,
             peers: BTreeMap::new(),

@@ -28,6 +28,11 @@ pub enum Autopilot {
     /// surely ran out) and the membership source has listed it down for
     /// `dead_voter_after`.
     Demote(u32),
+    /// Demote voter `node` to learner although the membership source lists
+    /// it up: its acknowledgement of the proposer's lease has not moved for
+    /// `dead_voter_after` while the proposer held its lease (a node too
+    /// slow, deaf or frozen to take part in any quorum).
+    DemoteUnresponsive(u32),
     /// Promote learner `node` to a free voter seat: the membership source
     /// lists it up and its counter moves.
     Promote(u32),

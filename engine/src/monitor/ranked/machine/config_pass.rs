@@ -23,8 +23,26 @@ impl Ranked {
             self.log(RankedNotice::ConfigAdopted(c));
             return;
         }
+        // A change of an older version can never commit here (a commit
+        // needs `replaces` = the current version): an acknowledgement of
+        // one only blocks this node's acknowledgements and proposals of
+        // the current version. Drop it; safe, as this node never
+        // acknowledges another change of that version (below).
+        let only_current = self.rules.ack_current_version_only;
+        let version = config.version;
+        let stale = move |c: &Change| only_current && c.replaces != version;
+        if self.durable.config_ack.as_ref().is_some_and(stale) {
+            self.set_durable(|d| d.config_ack = None);
+        }
         // Acknowledge a change others propose, if none acknowledged yet
-        // (with the rule off: switch to any newer proposal seen).
+        // (with the rule off: switch to any newer proposal seen). Only a
+        // change of the current version: a member that lags a version or
+        // two behind (a learner whose reads came late) still publishes its
+        // acknowledgement of the change that made the version before, and
+        // that change is valid in shape against the current voters too (a
+        // demotion, a promotion, then the same demotion again). Acknowledged,
+        // it blocked every later change on every node that took it (the
+        // lock-step test `promoting_a_learner_that_holds_no_lease_...`).
         if !self.rules.one_change_per_version {
             let newest = self
                 .peers
@@ -43,7 +61,7 @@ impl Ranked {
                 .values()
                 .filter_map(|p| p.record.as_ref())
                 .filter_map(|r| r.config_ack.clone())
-                .filter(|c| membership::may_ack(&config, None, c).is_ok())
+                .filter(|c| membership::may_ack(&config, None, c).is_ok() && !stale(c))
                 .min();
             if let Some(c) = proposed {
                 self.set_durable(|d| d.config_ack = Some(c));

@@ -172,6 +172,7 @@ impl Ranked {
         }
         let now = self.now;
         let started = self.started;
+        let (me, my_inc) = (self.me, self.durable.incarnation);
         let peer = self.peers.entry(node).or_default();
         match read {
             Read::Record(rec) => {
@@ -192,6 +193,13 @@ impl Ranked {
                 peer.seen = true;
                 peer.unknown = None;
                 peer.other_policy = None;
+                // Its acknowledgement of this incarnation: when it last
+                // moved (the unresponsive-voter rule of the voter pass).
+                let ack = rec.acks.get(&me).copied().filter(|a| a.incarnation == my_inc);
+                if ack.is_some() && ack != peer.ack_of_me {
+                    peer.ack_moved_at = Some(now);
+                }
+                peer.ack_of_me = ack;
                 peer.holding_since = match rec.lease {
                     LeaseState::Holding => Some(peer.holding_since.unwrap_or(now)),
                     _ => None,

@@ -9,6 +9,9 @@ use membership::Autopilot;
 impl Ranked {
     /// Propose at most one voter change (see [`RankedParams::replace_dead_voters`]).
     pub(super) fn autopilot_pass(&mut self, judged: &BTreeMap<u32, Judgement>) {
+        if self.config_seen.0 != self.durable.config.version {
+            self.config_seen = (self.durable.config.version, self.now);
+        }
         if !self.params.replace_dead_voters
             || self.leaving
             || !self.is_voter()
@@ -88,6 +91,32 @@ impl Ranked {
                 let to = voters.iter().copied().filter(|&v| v != x).collect();
                 return Some((to, Autopilot::Demote(x)));
             }
+            // A voter listed up that takes part in no quorum of this lease
+            // holder: its acknowledgement of this node stood still for
+            // `grace` while this node held its lease (a node whose cycles
+            // lag beyond the read deadline, that cannot read, whose writes
+            // fail, or whose monitor froze). It votes "no" as a dead voter
+            // does, and two such voters and one crash leave no lease
+            // anywhere (seed 14 at N = 10: voters 2 and 4 lagged 3.6–5.2 s
+            // per cycle, then voter 5 crashed, and every group was down
+            // 176 s while seven nodes were healthy). Safety does not rest
+            // on why a change is proposed (see the module doc).
+            if self.rules.demote_unresponsive {
+                for &x in voters {
+                    if x == self.me || !live.contains(&x) {
+                        continue;
+                    }
+                    let moved = self.peers.get(&x).and_then(|p| p.ack_moved_at);
+                    let since =
+                        moved.unwrap_or(self.started).max(self.held_since).max(self.config_seen.1);
+                    if now < since + grace {
+                        self.wake_at(since + grace);
+                        continue;
+                    }
+                    let to = voters.iter().copied().filter(|&v| v != x).collect();
+                    return Some((to, Autopilot::DemoteUnresponsive(x)));
+                }
+            }
         }
         let seats = self.params.max_voters.max(1).min(config.members.len());
         if voters.len() < seats {
@@ -96,7 +125,13 @@ impl Ranked {
                     && live.contains(&l)
                     && self.heard_now(l)
                     && self.hears(l)
-                    && self.record_of(l).is_some_and(|r| r.lease != LeaseState::Lost)
+                    && self.record_of(l).is_some_and(|r| {
+                        if self.rules.promote_only_holders {
+                            r.lease == LeaseState::Holding
+                        } else {
+                            r.lease != LeaseState::Lost
+                        }
+                    })
             });
             if let Some(l) = learner {
                 let mut to = voters.to_vec();
