@@ -1914,6 +1914,24 @@ impl World {
         }
     }
 
+    /// The quiet phase undoes every open hactl edit as one operator action
+    /// on one node (the node of the earliest open edit), as an operator
+    /// restoring the intended configuration would. Undoing each on its own
+    /// node at the same instant made concurrent hand edits from one base:
+    /// under `ranked`'s versioned replicas both seal the same version and
+    /// the content-hash tie-break keeps one whole file (the documented
+    /// rule), so the other restoration was lost while the tracker counted
+    /// both as wanted (seed 5, `hactl-edit`, 3 nodes: g01 down for good).
+    fn undo_open_edits_at_once(&mut self) {
+        let open = std::mem::take(&mut self.open_edits);
+        let Some(&(node, _)) = open.values().next() else { return };
+        for (_, group) in open.into_values() {
+            if let Some(level) = self.built.hactl.get(&group).map(|w| w.level.clone()) {
+                self.edit_hactl(node, &group, &level);
+            }
+        }
+    }
+
     fn valid(&self, node: u32) -> bool {
         (1..=self.cfg.nodes).contains(&node)
     }
@@ -2045,10 +2063,7 @@ impl World {
         for node in 1..=self.cfg.nodes {
             self.restart(node);
         }
-        let open: Vec<usize> = self.open_edits.keys().copied().collect();
-        for i in open {
-            self.undo_edit(i);
-        }
+        self.undo_open_edits_at_once();
         for node in std::mem::take(&mut self.open_standby).into_values() {
             self.edit_standby(node, false);
         }

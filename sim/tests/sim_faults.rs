@@ -501,19 +501,18 @@ fn census() {
 /// A ranked case the census found (seed 5 of `hactl-edit`, 3 nodes, 3
 /// groups), shrunk with `clinit-sim shrink` to two overlapping operator
 /// edits on two nodes: node 2 sets g02 to `stop` at 148.5 s for 26.1 s,
-/// node 3 sets g01 to `stop` at 158.2 s for 13.0 s. The quiet phase (170
-/// s) restores both, yet g01 never runs again under `ranked` (with a
-/// fence command or the watchdog only): liveness fails at the end, g01
-/// down 170-300 s. `classic` on the same schedule keeps liveness. Not one
-/// of ranked's documented weaknesses (issue 9 allows it only a double
-/// owner under `node-pause` without a fence command), so it is not in
-/// [`ALLOWED`]: kept here, ignored, for the ranked rules' owner.
-/// Reproduce: `clinit-sim run --seed 5 --nodes 3 --groups 3 --duration 5m
-/// --policy ranked --faults hactl-edit --param warmup=20s --param
-/// liveness=100s --param quiet=130s --schedule FILE` with the schedule
-/// below in FILE.
+/// node 3 sets g01 to `stop` at 158.2 s for 13.0 s. Both are still open
+/// when the quiet phase (170 s) restores them. It used to restore each on
+/// its own node at the same instant: two concurrent hand edits from one
+/// base, which `ranked`'s versioned replicas resolve by keeping one whole
+/// file (equal versions, content-hash tie-break), so g01's restoration was
+/// lost and g01 stayed down 170-300 s while the tracker wanted it. The
+/// simulator now restores every open edit as one operator action on one
+/// node; every policy keeps liveness. Reproduce: `clinit-sim run --seed 5
+/// --nodes 3 --groups 3 --duration 5m --policy ranked --faults hactl-edit
+/// --param warmup=20s --param liveness=100s --param quiet=130s --schedule
+/// FILE` with the schedule below in FILE.
 #[test]
-#[ignore = "open ranked bug: liveness lost after two overlapping hactl edits (see doc)"]
 fn ranked_restarts_a_group_after_two_overlapping_hactl_edits() {
     let schedule: clinit_sim::faults::Schedule =
         serde_json::from_str(HACTL_EDIT_5).expect("schedule");
