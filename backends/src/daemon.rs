@@ -77,6 +77,24 @@ pub const SPAWN_SLICE: usize = 16;
 /// While a large level change is carried out in slices, the detailed
 /// status file (`clstat.json`) is rewritten at most this often.
 const DETAIL_EVERY_BUSY: Duration = Duration::from_millis(200);
+/// Otherwise at most this often, and the last change is always written
+/// (a timer wakes the loop for it). Why: every respawn changed it (a new
+/// pid), and each rewrite is a render of every entry on the loop and an
+/// atomic replace on the writer thread (create, write, `rename`, and the
+/// old file's blocks freed): with back-to-back `kill -9`s that was a third
+/// of the daemon's CPU per restart (`perf`), and `399a718` wrote nothing
+/// on a respawn. The first change after a quiet spell is written at once.
+const DETAIL_EVERY: Duration = Duration::from_millis(100);
+/// How often the detail file may be rewritten: while `busy` (a level
+/// change in slices, a shutdown) or not.
+fn detail_every(busy: bool) -> Duration {
+    if busy {
+        DETAIL_EVERY_BUSY
+    } else {
+        DETAIL_EVERY
+    }
+}
+
 /// A repeated error is logged at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(1);
 
@@ -1266,6 +1284,14 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
         let lingering = daemon.driver().processes.lingering() > 0;
         let pending = daemon.driver().has_pending();
         let resume = accept_resume.unwrap_or_else(tokio::time::Instant::now);
+        // A detail-file change held back (see below) wakes the loop when
+        // it is due.
+        let every =
+            detail_every(daemon.driver().has_pending() || daemon.driver.init.is_shutting_down());
+        let detail_due = detail_at
+            .filter(|_| daemon.detail_dirty)
+            .map(|t| tokio::time::Instant::from_std(t + every));
+        let detail_wake = detail_due.unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             biased;
             _ = sigchld.recv() => daemon.reap(),
@@ -1331,17 +1357,18 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
             _ = backstop.tick() => daemon.reap(),
             _ = tokio::time::sleep(LINGER_POLL), if lingering => daemon.reap(),
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = tokio::time::sleep_until(detail_wake), if detail_due.is_some() => {}
         }
         // Between the slices of a large level change the detail file is
         // rewritten at most every DETAIL_EVERY_BUSY: rendering all entries
         // after each slice of 16 spawns made starting 1,000 entries
-        // quadratic. It is rewritten at once when the change is done.
-        // While shutting down, too: each burst of exits is a step, and the
-        // file is removed at exit anyway.
-        let busy = daemon.driver().has_pending() || daemon.driver.init.is_shutting_down();
-        if daemon.detail_dirty
-            && (!busy || detail_at.is_none_or(|t: Instant| t.elapsed() >= DETAIL_EVERY_BUSY))
-        {
+        // quadratic. While shutting down, too: each burst of exits is a
+        // step, and the file is removed at exit anyway. Otherwise at most
+        // every DETAIL_EVERY (see there): at once after a quiet spell, and
+        // a change held back is written when the timer above fires.
+        let every =
+            detail_every(daemon.driver().has_pending() || daemon.driver.init.is_shutting_down());
+        if daemon.detail_dirty && detail_at.is_none_or(|t: Instant| t.elapsed() >= every) {
             detail_at = Some(Instant::now());
             // Written by the writer thread, if it changed (a failed write
             // is retried there).
