@@ -232,26 +232,26 @@ fn cstring(bytes: &[u8]) -> io::Result<CString> {
 
 /// One instance's cgroup.
 ///
-/// Created under the daemon's [`Base`] and held open: `clone3` puts the
-/// child straight into it through this descriptor, and `cgroup.procs` /
-/// `cgroup.kill` are opened relative to it. A cgroup found empty when its
-/// instance ended may be reused by a later instance (see
+/// Created under the daemon's [`Base`]; its files are opened relative to
+/// the base's descriptor (`<name>/cgroup.procs`). The directory itself is
+/// opened only for a spawn ([`Cgroup::open`], for `clone3`) and closed
+/// right after: 1,000 descriptors held until the stop made each stop pay
+/// for 1,000 `close`s of a cgroup directory (`strace -c`). A cgroup found
+/// empty when its instance ended may be reused by a later instance (see
 /// [`crate::process::ProcessTable`]), so its name is the id of the
 /// instance that created it, not necessarily of the one inside.
 #[derive(Debug)]
 pub struct Cgroup {
     pub dir: PathBuf,
-    /// The directory, open (`None` for a cgroup known by path only, as a
-    /// previous generation's).
-    fd: Option<OwnedFd>,
-    /// The parent's descriptor and this cgroup's name in it, for `unlinkat`.
+    /// The base's descriptor and this cgroup's name in it (`None` for a
+    /// cgroup known by path only, as a previous generation's).
     parent: Option<(std::sync::Arc<OwnedFd>, CString)>,
 }
 
 impl Cgroup {
     /// A cgroup known by path only.
     pub fn at(dir: PathBuf) -> Cgroup {
-        Cgroup { dir, fd: None, parent: None }
+        Cgroup { dir, parent: None }
     }
 
     /// Create `base/<name>` (or take it over if it exists) and open it.
@@ -264,17 +264,15 @@ impl Cgroup {
                 return Err(e);
             }
         }
-        let fd = open_dir(base.fd.as_raw_fd(), &cname)?;
-        Ok(Cgroup {
-            dir: base.dir.join(name),
-            fd: Some(fd),
-            parent: Some((base.fd.clone(), cname)),
-        })
+        Ok(Cgroup { dir: base.dir.join(name), parent: Some((base.fd.clone(), cname)) })
     }
 
-    /// The open directory, for `clone3`'s `CLONE_INTO_CGROUP`.
-    pub fn dir_fd(&self) -> Option<&OwnedFd> {
-        self.fd.as_ref()
+    /// The directory, opened for `clone3`'s `CLONE_INTO_CGROUP`.
+    pub fn open(&self) -> io::Result<OwnedFd> {
+        match &self.parent {
+            Some((at, name)) => open_dir(at.as_raw_fd(), name),
+            None => open_dir(libc::AT_FDCWD, &cstring(self.dir.as_os_str().as_bytes())?),
+        }
     }
 
     /// The path a child writes `0` to, to join (prepared before fork: the
@@ -286,16 +284,20 @@ impl Cgroup {
     /// Open one of the cgroup's interface files.
     fn open_file(&self, name: &CStr, write: bool) -> io::Result<std::fs::File> {
         let flags = libc::O_CLOEXEC | if write { libc::O_WRONLY } else { libc::O_RDONLY };
-        let fd = match &self.fd {
-            // SAFETY: a NUL-terminated name relative to a directory we hold.
-            Some(dir) => unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) },
+        let (at, rel) = match &self.parent {
+            Some((at, dir)) => {
+                let mut rel = dir.as_bytes().to_vec();
+                rel.push(b'/');
+                rel.extend_from_slice(name.to_bytes());
+                (at.as_raw_fd(), cstring(&rel)?)
+            }
             None => {
-                let path =
-                    cstring(self.dir.join(name.to_string_lossy().as_ref()).as_os_str().as_bytes())?;
-                // SAFETY: a NUL-terminated path.
-                unsafe { libc::open(path.as_ptr(), flags) }
+                let path = self.dir.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+                (libc::AT_FDCWD, cstring(path.as_os_str().as_bytes())?)
             }
         };
+        // SAFETY: a NUL-terminated path, relative to a directory we hold.
+        let fd = unsafe { libc::openat(at, rel.as_ptr(), flags) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -364,8 +366,7 @@ impl Cgroup {
 
     /// Remove the (empty) cgroup; a busy one is left with a log line.
     pub fn remove(self) {
-        let Cgroup { dir, fd, parent } = self;
-        drop(fd);
+        let Cgroup { dir, parent } = self;
         let result = match parent {
             Some((at, name)) => {
                 // SAFETY: a NUL-terminated name relative to a directory we hold.

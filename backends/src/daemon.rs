@@ -399,7 +399,8 @@ impl RealProcesses {
     }
 
     /// The state file's new content, if it changed since the last call.
-    /// Start times are read here, not at spawn (off the spawn path): a
+    /// Start times the spawn's clock left unknown ([`crate::spawn_clock`])
+    /// are read here from `/proc`, not at spawn (off the spawn path): a
     /// child not yet reaped keeps its pid, so the answer is still its own.
     pub fn take_state(&mut self) -> Option<Vec<StateEntry>> {
         if !std::mem::take(&mut self.state_dirty) {
@@ -560,7 +561,13 @@ impl RealProcesses {
         }
         let cwd = opts.cwd.as_ref().map(PathBuf::from);
         let spec = SpawnSpec { id, command: command.to_string(), env, cwd };
-        let pid = self.table.spawn_with(&spec, extras).map_err(|e| {
+        // The start time for the state file, from the clock around the
+        // spawn where it is unambiguous (crate::spawn_clock), else read
+        // from /proc by `take_state`.
+        let clock = crate::spawn_clock::before();
+        let spawned = self.table.spawn_with(&spec, extras);
+        let start = clock.start_ticks().unwrap_or(0);
+        let pid = spawned.map_err(|e| {
             let what = e.to_string();
             let source = match e {
                 SpawnError::Io { source, .. } => source,
@@ -584,7 +591,7 @@ impl RealProcesses {
         }
         self.labels.insert(id, format!("{group}/{tag}"));
         let (group, tag, level) = (group.to_string(), tag.to_string(), level.to_string());
-        self.records.insert(id, StateEntry { pgid: pid, start: 0, group, tag, level });
+        self.records.insert(id, StateEntry { pgid: pid, start, group, tag, level });
         self.state_dirty = true;
         Ok(pid)
     }

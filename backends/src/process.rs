@@ -657,15 +657,12 @@ impl ProcessTable {
         nofile: Option<(u64, u64)>,
     ) -> io::Result<Option<u32>> {
         use crate::clone3::{self, Spawned};
-        let dir = match cg {
-            Some(cg) => match cg.dir_fd() {
-                Some(fd) => Some(fd),
-                None => {
-                    tracing::debug!(id = %spec.id, "the cgroup is not open; forking");
-                    return Ok(None);
-                }
-            },
-            None => None,
+        let dir = match cg.map(Cgroup::open).transpose() {
+            Ok(fd) => fd,
+            Err(e) => {
+                tracing::debug!(id = %spec.id, error = %e, "cannot open the cgroup; forking");
+                return Ok(None);
+            }
         };
         let args = [std::ffi::OsStr::new("-c"), std::ffi::OsStr::new(&spec.command)];
         let prep = clone3::Prepared::new(SHELL, &args, &spec.env, spec.cwd.as_deref(), output)?;
@@ -675,7 +672,7 @@ impl ProcessTable {
         };
         // SAFETY: child_setup and apply_extras make async-signal-safe
         // calls only; everything they use was allocated before the clone.
-        match unsafe { clone3::spawn(&prep, dir, &mut setup) } {
+        match unsafe { clone3::spawn(&prep, dir.as_ref(), &mut setup) } {
             Spawned::Pid(pid) => {
                 if cg.is_some() {
                     self.born_in_cgroup += 1;
