@@ -83,9 +83,9 @@ pub const ORPHAN_GRACE: Duration = Duration::from_secs(1);
 pub const LOST_STATUS: ExitStatus = ExitStatus::Code(-1);
 
 /// At most this many emptied instance cgroups are kept for reuse (see
-/// [`ProcessTable::release`]); each holds a directory descriptor. A
-/// respawn needs one; a level change that starts many at once creates
-/// the rest.
+/// [`ProcessTable::release`]), as empty directories under the daemon's
+/// cgroup until a spawn takes one or the daemon exits. A respawn needs
+/// one; a level change that starts many at once creates the rest.
 pub const SPARE_CGROUPS: usize = 64;
 
 /// What to start: one instance of a cltab entry.
@@ -922,8 +922,11 @@ impl ProcessTable {
                 }
                 Ok(None) if spare => {
                     // A spare cgroup refused (removed behind our back?):
-                    // drop the spares, and fork into a new one.
-                    self.spare_cgroups.clear();
+                    // give up the spares, and fork into a new one.
+                    let refused = cg.take().into_iter();
+                    for old in refused.chain(std::mem::take(&mut self.spare_cgroups)) {
+                        self.remover.remove(old);
+                    }
                     cg = self.instance_cgroup(spec.id);
                 }
                 Ok(None) => {}
