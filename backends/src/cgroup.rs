@@ -9,7 +9,10 @@
 //!   mount it at `/sys/fs/cgroup/unified`.
 //! * The daemon creates `<its own cgroup>/clinit.<pid>/` (its own cgroup
 //!   from `/proc/self/cgroup`, line `0::PATH`) and, per instance,
-//!   `clinit.<pid>/<id>/`. The child is created inside it by `clone3`
+//!   `clinit.<pid>/<id>/`, named after the instance that created it: an
+//!   instance whose cgroup was found empty when it ended leaves it as a
+//!   spare for a later instance ([`crate::process::ProcessTable`]), so a
+//!   respawn creates and removes no cgroup. The child is created inside it by `clone3`
 //!   with `CLONE_INTO_CGROUP` (Linux 5.7+, [`crate::clone3`]), so it never
 //!   runs anywhere else; where the kernel refuses that, the forked child
 //!   joins it before `exec` by writing `0` to its `cgroup.procs`. Either
@@ -198,7 +201,8 @@ pub fn remove_tree(dir: &Path) {
 /// and opens 1,000 directories. By path, each of those walks
 /// `/sys/fs/cgroup/.../clinit.<pid>/<name>/` component by component
 /// (`link_path_walk` in `perf`); relative to this descriptor
-/// (`mkdirat`, `openat`, `unlinkat`) only the last component is looked up.
+/// (`mkdirat`, `openat`, `unlinkat`) only the last one or two components
+/// are looked up.
 #[derive(Debug, Clone)]
 pub struct Base {
     pub dir: PathBuf,
