@@ -95,6 +95,9 @@ fn detail_every(busy: bool) -> Duration {
     }
 }
 
+/// How long after a large level change the heap is trimmed ([`trim_heap`]).
+const TRIM_AFTER: Duration = Duration::from_millis(500);
+
 /// A repeated error is logged at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(1);
 
@@ -1173,6 +1176,27 @@ fn one_malloc_arena() {
     }
 }
 
+/// Give the freed pages inside the heap back to the kernel (glibc's
+/// `malloc_trim`), [`TRIM_AFTER`] after a level change carried out in
+/// slices is done (by then its last status render and state-file snapshot
+/// have been written and freed by the writer thread).
+///
+/// Why: such a change allocates and frees a great deal (the spawn
+/// arguments of each slice, status renders, state-file snapshots), and
+/// glibc returns freed memory to the kernel only from the top of the heap;
+/// the free chunks between live ones stay resident. At 1,000 children a
+/// `malloc_trim(0)` released 250 KiB of the daemon's 3.1 MiB of anonymous
+/// memory (`/proc/PID/smaps_rollup`). It walks the free lists once (well
+/// under a millisecond for a heap of a few MiB), once per large change.
+/// Other C libraries: nothing.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Run the daemon until a shutdown completes. Start-up errors (a malformed
 /// cltab, a socket in use) are returned before anything is started.
 pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
@@ -1276,6 +1300,8 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
     let mut backstop = tokio::time::interval(REAP_BACKSTOP);
     backstop.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut detail_at: Option<Instant> = None;
+    // When to trim the heap after a large level change (see trim_heap).
+    let mut trim_at: Option<tokio::time::Instant> = None;
     while !daemon.driver.init.has_exited() {
         // At most one state-file write per turn, after any turn that
         // spawned or reaped (the spawn path itself never writes it), by the
@@ -1299,6 +1325,7 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
             .filter(|_| daemon.detail_dirty)
             .map(|t| tokio::time::Instant::from_std(t + every));
         let detail_wake = detail_due.unwrap_or_else(tokio::time::Instant::now);
+        let trim_wake = trim_at.unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             biased;
             _ = sigchld.recv() => daemon.reap(),
@@ -1360,6 +1387,13 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
                 daemon.detail_dirty = true;
                 let log = daemon.driver().pump(clock.now());
                 log_executed(log, &mut daemon.driver.processes);
+                if !daemon.driver().has_pending() {
+                    trim_at = Some(tokio::time::Instant::now() + TRIM_AFTER);
+                }
+            }
+            _ = tokio::time::sleep_until(trim_wake), if trim_at.is_some() => {
+                trim_at = None;
+                trim_heap();
             }
             _ = backstop.tick() => daemon.reap(),
             _ = tokio::time::sleep(LINGER_POLL), if lingering => daemon.reap(),
