@@ -449,6 +449,59 @@ fn cgroup_containment_stops_a_descendant_that_left_the_process_group() {
     assert!(!base.exists(), "the daemon's cgroup directory is removed at exit");
 }
 
+/// Item 6 with respawns: the cgroup of an instance that ended alone is
+/// kept empty and reused by the entry's next instance (no `rmdir` and
+/// `mkdir` per respawn), an instance that ended with an escaped member in
+/// its cgroup is not reused until that member is gone, and at exit no
+/// cgroup is left behind, spare ones included. Needs root; skipped
+/// otherwise.
+#[test]
+fn respawns_reuse_an_emptied_cgroup_and_none_is_left_at_exit() {
+    if !is_root() {
+        eprintln!("skipped: cgroup containment needs root (or a delegated subtree)");
+        return;
+    }
+    let cltab = "g:r:1:respawn:echo $$ > @DIR@/r.pid; exec sleep 3060\n\
+                 g:e:1:once:setsid sh -c 'echo $$ > @DIR@/e.pid; exec sleep 3061' & \
+                 echo $$ > @DIR@/m.pid; exec sleep 3062\n";
+    let mut d = Daemon::start(cltab, &["--term-after", "0.3", "--kill-after", "0.8"]);
+    let mode = containment(&d);
+    assert!(mode.starts_with("cgroup2 "), "{mode}");
+    let base = std::path::PathBuf::from(mode.trim_start_matches("cgroup2 "));
+    let cgroup_of = |pid: i32| {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        text.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or_default().to_string()
+    };
+    d.tell("g", "1");
+    let first = d.pid("r");
+    wait_for(T, "the first sleep", || cmdline(first).contains("sleep 3060").then_some(()));
+    let first_cg = cgroup_of(first);
+    assert!(!first_cg.is_empty(), "in a cgroup v2");
+    // The once entry's leader dies; its escaped member keeps its cgroup busy.
+    let (esc, main) = (d.pid("e"), d.pid("m"));
+    wait_for(T, "the escaped sleep", || cmdline(esc).contains("sleep 3061").then_some(()));
+    let esc_cg = cgroup_of(esc);
+    kill9(main);
+    for round in 0..3 {
+        let old = d.pid("r");
+        kill9(old);
+        let new = wait_for(T, "the respawned instance", || {
+            let p = d.pid("r");
+            (p != old && cmdline(p).contains("sleep 3060")).then_some(p)
+        });
+        let cg = cgroup_of(new);
+        assert_ne!(cg, esc_cg, "round {round}: a cgroup with a live member is never reused");
+        assert!(cg.starts_with(first_cg.rsplit_once('/').map_or("", |c| c.0)), "{cg}");
+        assert_eq!(cg, first_cg, "round {round}: the emptied cgroup is reused");
+    }
+    assert!(alive(esc), "the escaped member of the ended once entry still runs");
+    let out = d.client(&["-k", "--wait"]);
+    assert!(out.status.success(), "{out:?}");
+    d.wait_exit(T);
+    assert!(!alive(esc), "the escaped member is stopped at exit");
+    assert!(!base.exists(), "no cgroup is left at exit; log:\n{}", d.log_text());
+}
+
 /// Item 6, fallback: with --no-cgroups the daemon contains by process group
 /// and says so in status; a descendant that left its process group and was
 /// orphaned (re-parented to the daemon, a subreaper) is shown in status and

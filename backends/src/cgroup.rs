@@ -9,7 +9,10 @@
 //!   mount it at `/sys/fs/cgroup/unified`.
 //! * The daemon creates `<its own cgroup>/clinit.<pid>/` (its own cgroup
 //!   from `/proc/self/cgroup`, line `0::PATH`) and, per instance,
-//!   `clinit.<pid>/<id>/`. The child is created inside it by `clone3`
+//!   `clinit.<pid>/<id>/`, named after the instance that created it: an
+//!   instance whose cgroup was found empty when it ended leaves it as a
+//!   spare for a later instance ([`crate::process::ProcessTable`]), so a
+//!   respawn creates and removes no cgroup. The child is created inside it by `clone3`
 //!   with `CLONE_INTO_CGROUP` (Linux 5.7+, [`crate::clone3`]), so it never
 //!   runs anywhere else; where the kernel refuses that, the forked child
 //!   joins it before `exec` by writing `0` to its `cgroup.procs`. Either
@@ -24,8 +27,10 @@
 //!   subtree, read-only, no cgroup2), it falls back to process groups, says
 //!   why in its log, and reports the mode in status (`containment`).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// How the daemon contains its commands.
@@ -131,7 +136,6 @@ fn remove_dead_daemons_dirs(parent: &Path) {
 
 /// Is `dir` a directory on a cgroup2 file system?
 pub fn is_cgroup2_dir(dir: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else { return false };
     // SAFETY: statfs writes only into the zeroed struct we pass.
@@ -160,7 +164,7 @@ fn subtree(dir: &Path) -> Vec<PathBuf> {
 
 /// Live members of `dir` and of every cgroup below it.
 pub fn tree_members(dir: &Path) -> Vec<i32> {
-    subtree(dir).into_iter().flat_map(|d| Cgroup { dir: d }.members()).collect()
+    subtree(dir).into_iter().flat_map(|d| Cgroup::at(d).members()).collect()
 }
 
 /// Signal every process in the subtree; SIGKILL through `cgroup.kill` on
@@ -170,7 +174,7 @@ pub fn tree_signal(dir: &Path, sig: libc::c_int) {
         return;
     }
     for d in subtree(dir) {
-        Cgroup { dir: d }.signal(sig);
+        Cgroup::at(d).signal(sig);
     }
 }
 
@@ -190,28 +194,125 @@ pub fn remove_tree(dir: &Path) {
     tracing::warn!("cannot remove {}: still busy", dir.display());
 }
 
-/// One instance's cgroup.
+/// The daemon's own cgroup directory (`.../clinit.<pid>`), held open.
+///
+/// Why a descriptor: a stop of 1,000 instances opens each one's
+/// `cgroup.procs` and removes each one's directory, and a start creates
+/// and opens 1,000 directories. By path, each of those walks
+/// `/sys/fs/cgroup/.../clinit.<pid>/<name>/` component by component
+/// (`link_path_walk` in `perf`); relative to this descriptor
+/// (`mkdirat`, `openat`, `unlinkat`) only the last one or two components
+/// are looked up.
 #[derive(Debug, Clone)]
+pub struct Base {
+    pub dir: PathBuf,
+    fd: std::sync::Arc<OwnedFd>,
+}
+
+impl Base {
+    /// Open `dir` (an existing directory).
+    pub fn open(dir: &Path) -> io::Result<Base> {
+        let fd = open_dir(libc::AT_FDCWD, &cstring(dir.as_os_str().as_bytes())?)?;
+        Ok(Base { dir: dir.to_path_buf(), fd: std::sync::Arc::new(fd) })
+    }
+}
+
+/// `openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)`.
+fn open_dir(at: RawFd, name: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated name; the result is checked.
+    let fd = unsafe {
+        libc::openat(at, name.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn cstring(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// One instance's cgroup.
+///
+/// Created under the daemon's [`Base`]; its files are opened relative to
+/// the base's descriptor (`<name>/cgroup.procs`). The directory itself is
+/// opened only for a spawn ([`Cgroup::open`], for `clone3`) and closed
+/// right after: 1,000 descriptors held until the stop made each stop pay
+/// for 1,000 `close`s of a cgroup directory (`strace -c`). A cgroup found
+/// empty when its instance ended may be reused by a later instance (see
+/// [`crate::process::ProcessTable`]), so its name is the id of the
+/// instance that created it, not necessarily of the one inside.
+#[derive(Debug)]
 pub struct Cgroup {
     pub dir: PathBuf,
+    /// The base's descriptor and this cgroup's name in it (`None` for a
+    /// cgroup known by path only, as a previous generation's).
+    parent: Option<(std::sync::Arc<OwnedFd>, CString)>,
 }
 
 impl Cgroup {
-    /// Create `base/<name>`.
-    pub fn create(base: &Path, name: &str) -> io::Result<Cgroup> {
-        let dir = base.join(name);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => Ok(Cgroup { dir }),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Cgroup { dir }),
-            Err(e) => Err(e),
+    /// A cgroup known by path only.
+    pub fn at(dir: PathBuf) -> Cgroup {
+        Cgroup { dir, parent: None }
+    }
+
+    /// Create `base/<name>` (or take it over if it exists) and open it.
+    pub fn create(base: &Base, name: &str) -> io::Result<Cgroup> {
+        let cname = cstring(name.as_bytes())?;
+        // SAFETY: a NUL-terminated name relative to a directory we hold.
+        if unsafe { libc::mkdirat(base.fd.as_raw_fd(), cname.as_ptr(), 0o755) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                return Err(e);
+            }
+        }
+        Ok(Cgroup { dir: base.dir.join(name), parent: Some((base.fd.clone(), cname)) })
+    }
+
+    /// The directory, opened for `clone3`'s `CLONE_INTO_CGROUP`.
+    pub fn open(&self) -> io::Result<OwnedFd> {
+        match &self.parent {
+            Some((at, name)) => open_dir(at.as_raw_fd(), name),
+            None => open_dir(libc::AT_FDCWD, &cstring(self.dir.as_os_str().as_bytes())?),
         }
     }
 
     /// The path a child writes `0` to, to join (prepared before fork: the
     /// child may not allocate).
     pub fn procs_path(&self) -> Option<CString> {
-        use std::os::unix::ffi::OsStrExt;
         CString::new(self.dir.join("cgroup.procs").as_os_str().as_bytes()).ok()
+    }
+
+    /// Open one of the cgroup's interface files.
+    fn open_file(&self, name: &CStr, write: bool) -> io::Result<std::fs::File> {
+        let flags = libc::O_CLOEXEC | if write { libc::O_WRONLY } else { libc::O_RDONLY };
+        let (at, rel) = match &self.parent {
+            Some((at, dir)) => {
+                let mut rel = dir.as_bytes().to_vec();
+                rel.push(b'/');
+                rel.extend_from_slice(name.to_bytes());
+                (at.as_raw_fd(), cstring(&rel)?)
+            }
+            None => {
+                let path = self.dir.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+                (libc::AT_FDCWD, cstring(path.as_os_str().as_bytes())?)
+            }
+        };
+        // SAFETY: a NUL-terminated path, relative to a directory we hold.
+        let fd = unsafe { libc::openat(at, rel.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor we own.
+        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+    }
+
+    /// Kill every member at once through `cgroup.kill` (Linux 5.14+).
+    fn kill_all(&self) -> bool {
+        use std::io::Write;
+        self.open_file(c"cgroup.kill", true).and_then(|mut f| f.write_all(b"1")).is_ok()
     }
 
     /// Live members (zombies are not listed).
@@ -221,7 +322,7 @@ impl Cgroup {
     /// know; a stop reads this file once per instance.
     pub fn members(&self) -> Vec<i32> {
         use std::io::Read;
-        let Ok(mut f) = std::fs::File::open(self.dir.join("cgroup.procs")) else {
+        let Ok(mut f) = self.open_file(c"cgroup.procs", false) else {
             return Vec::new();
         };
         let mut text = Vec::new();
@@ -253,7 +354,7 @@ impl Cgroup {
         sig: libc::c_int,
         except: Option<i32>,
     ) -> (bool, Option<Vec<i32>>) {
-        if sig == libc::SIGKILL && std::fs::write(self.dir.join("cgroup.kill"), b"1").is_ok() {
+        if sig == libc::SIGKILL && self.kill_all() {
             return (true, None);
         }
         let mut any = false;
@@ -268,10 +369,24 @@ impl Cgroup {
     }
 
     /// Remove the (empty) cgroup; a busy one is left with a log line.
-    pub fn remove(&self) {
-        if let Err(e) = std::fs::remove_dir(&self.dir) {
+    pub fn remove(self) {
+        let Cgroup { dir, parent } = self;
+        let result = match parent {
+            Some((at, name)) => {
+                // SAFETY: a NUL-terminated name relative to a directory we hold.
+                let rc =
+                    unsafe { libc::unlinkat(at.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) };
+                if rc == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            }
+            None => std::fs::remove_dir(&dir),
+        };
+        if let Err(e) = result {
             if e.kind() != io::ErrorKind::NotFound {
-                tracing::debug!("cannot remove {}: {e}", self.dir.display());
+                tracing::debug!("cannot remove {}: {e}", dir.display());
             }
         }
     }
@@ -283,8 +398,9 @@ impl Cgroup {
 /// the cgroup hierarchy's lock, removes the interface files and
 /// invalidates their dentries); at a stop of 1,000 instances it was a
 /// fifth of the daemon's time (`perf`), spent on the loop that also reaps
-/// and restarts. Instance cgroup names are never reused (one per
-/// instance id), so a removal that lands a little later conflicts with
+/// and restarts. A cgroup handed here is never reused, and a new one is
+/// named after the id of the instance that creates it (ids are never
+/// reused), so a removal that lands a little later conflicts with
 /// nothing. [`Remover::finish`] waits for every pending removal, before
 /// the daemon's own cgroup is removed at exit.
 #[derive(Debug, Default)]
@@ -300,7 +416,7 @@ impl Remover {
             let (tx, rx) = std::sync::mpsc::channel::<Cgroup>();
             let spawned = std::thread::Builder::new()
                 .name("clinit-cgroup-rm".into())
-                .spawn(move || rx.into_iter().for_each(|cg| cg.remove()));
+                .spawn(move || rx.into_iter().for_each(Cgroup::remove));
             match spawned {
                 Ok(handle) => self.worker = Some((tx, handle)),
                 Err(e) => tracing::debug!("no cgroup removal thread ({e}); removing inline"),

@@ -91,7 +91,9 @@ pub fn rlimits(o: &EntryOptions) -> Vec<(i32, u64, u64)> {
 /// is `(line, reason)`, `line` being the entry's line in the cltab. These
 /// are facts of the host, not of the file, so the parser (which is pure)
 /// cannot see them; the daemon finds the same at spawn time, too late.
-pub fn host_problems(entries: &[clinit_engine::cltab::Entry]) -> Vec<(usize, String)> {
+pub fn host_problems(
+    entries: &[std::sync::Arc<clinit_engine::cltab::Entry>],
+) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     for e in entries {
         let name = format!("{}:{}", e.group, e.tag);

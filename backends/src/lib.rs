@@ -30,6 +30,7 @@ pub mod protocol;
 pub mod readiness;
 pub mod safe_read;
 pub mod shared;
+pub mod spawn_clock;
 pub mod status_detail;
 pub mod status_reply;
 pub mod status_writer;

@@ -82,6 +82,12 @@ pub const ORPHAN_GRACE: Duration = Duration::from_secs(1);
 /// for one, and it does not count as success.
 pub const LOST_STATUS: ExitStatus = ExitStatus::Code(-1);
 
+/// At most this many emptied instance cgroups are kept for reuse (see
+/// [`ProcessTable::release`]), as empty directories under the daemon's
+/// cgroup until a spawn takes one or the daemon exits. A respawn needs
+/// one; a level change that starts many at once creates the rest.
+pub const SPARE_CGROUPS: usize = 64;
+
 /// What to start: one instance of a cltab entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpawnSpec {
@@ -231,7 +237,12 @@ pub struct ProcessTable {
     /// This process is a child subreaper (see the module doc).
     subreaper: bool,
     /// Per-instance cgroups live under this directory ([`crate::cgroup`]).
-    cgroup_base: Option<PathBuf>,
+    cgroup_base: Option<cgroup::Base>,
+    /// Instance cgroups found empty when their instance ended, kept for
+    /// the next spawns (at most [`SPARE_CGROUPS`]): a respawn then costs
+    /// neither a `mkdir` nor an `rmdir` of a cgroup, two of the kernel's
+    /// slower calls (each creates or removes the cgroup's interface files).
+    spare_cgroups: Vec<Cgroup>,
     /// The cgroup of each live instance that has one.
     cgroups: BTreeMap<ProcId, Cgroup>,
     /// The last spawn found `cgroup_base` gone and could not recreate it
@@ -595,8 +606,16 @@ impl ProcessTable {
     /// [`crate::cgroup`]); returns the mode now in force.
     pub fn enable_cgroups(&mut self) -> Containment {
         let mode = cgroup::setup();
-        if let Containment::Cgroup { base } = &mode {
-            self.cgroup_base = Some(base.clone());
+        match &mode {
+            Containment::Cgroup { base } => match cgroup::Base::open(base) {
+                Ok(b) => self.cgroup_base = Some(b),
+                Err(e) => {
+                    return Containment::ProcessGroup {
+                        reason: format!("cannot open {}: {e}", base.display()),
+                    }
+                }
+            },
+            Containment::ProcessGroup { .. } => {}
         }
         mode
     }
@@ -638,7 +657,7 @@ impl ProcessTable {
         nofile: Option<(u64, u64)>,
     ) -> io::Result<Option<u32>> {
         use crate::clone3::{self, Spawned};
-        let dir = match cg.map(|cg| clone3::open_cgroup(&cg.dir)).transpose() {
+        let dir = match cg.map(Cgroup::open).transpose() {
             Ok(fd) => fd,
             Err(e) => {
                 tracing::debug!(id = %spec.id, error = %e, "cannot open the cgroup; forking");
@@ -690,22 +709,28 @@ impl ProcessTable {
         match Cgroup::create(base, &name) {
             Ok(cg) => {
                 if std::mem::take(&mut self.cgroup_base_lost) {
-                    tracing::warn!("cgroup {} is usable again", base.display());
+                    tracing::warn!("cgroup {} is usable again", base.dir.display());
                 }
                 return Some(cg);
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !base.exists() => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !base.dir.exists() => {}
             Err(e) => {
                 tracing::debug!(id = %id, error = %e, "no cgroup for this instance");
                 return None;
             }
         }
+        let dir = base.dir.clone();
         if !self.cgroup_base_lost {
-            tracing::warn!("the daemon's cgroup {} has vanished; recreating it", base.display());
+            tracing::warn!("the daemon's cgroup {} has vanished; recreating it", dir.display());
         }
-        let recreated = std::fs::create_dir(base).and_then(|()| Cgroup::create(base, &name));
+        // Spare cgroups were below the vanished directory: gone with it.
+        self.spare_cgroups.clear();
+        let recreated = std::fs::create_dir(&dir)
+            .and_then(|()| cgroup::Base::open(&dir))
+            .and_then(|base| Cgroup::create(&base, &name).map(|cg| (base, cg)));
         match recreated {
-            Ok(cg) => {
+            Ok((base, cg)) => {
+                self.cgroup_base = Some(base);
                 self.cgroup_base_lost = false;
                 Some(cg)
             }
@@ -714,7 +739,7 @@ impl ProcessTable {
                     tracing::error!(
                         "cannot recreate cgroup {}: {e}; new instances are contained by process \
                          group only until it is back",
-                        base.display()
+                        dir.display()
                     );
                 }
                 None
@@ -722,15 +747,30 @@ impl ProcessTable {
         }
     }
 
+    /// A cgroup for a new instance: a spare one (see
+    /// [`ProcessTable::release`]) where there is one, else a new one.
+    /// Also says whether it is a spare.
+    fn cgroup_for_spawn(&mut self, id: ProcId) -> (Option<Cgroup>, bool) {
+        if self.cgroup_base.is_some() {
+            if let Some(cg) = self.spare_cgroups.pop() {
+                return (Some(cg), true);
+            }
+        }
+        (self.instance_cgroup(id), false)
+    }
+
     /// Remove the daemon's cgroup directory (at exit, once all is reaped).
     pub fn remove_cgroup_base(&mut self) {
+        for cg in std::mem::take(&mut self.spare_cgroups) {
+            self.remover.remove(cg);
+        }
         self.remover.finish();
         for (_, cg) in std::mem::take(&mut self.cgroups) {
             cg.remove();
         }
         if let Some(base) = self.cgroup_base.take() {
-            if let Err(e) = std::fs::remove_dir(&base) {
-                tracing::warn!("cannot remove {}: {e}", base.display());
+            if let Err(e) = std::fs::remove_dir(&base.dir) {
+                tracing::warn!("cannot remove {}: {e}", base.dir.display());
             }
         }
     }
@@ -854,7 +894,7 @@ impl ProcessTable {
         let ChildExtras { output, ready_fd, umask, rlimits, creds } = extras;
         let ready_raw = ready_fd.as_ref().map(|(fd, n)| (std::os::fd::AsRawFd::as_raw_fd(fd), *n));
         let nofile = crate::process::original_nofile();
-        let cg = self.instance_cgroup(spec.id);
+        let (mut cg, spare) = self.cgroup_for_spawn(spec.id);
         let io_error = |source| SpawnError::Io {
             id: spec.id,
             command: spec.command.clone(),
@@ -880,9 +920,18 @@ impl ProcessTable {
                     tracing::debug!(id = %spec.id, pid, command = %spec.command, "spawned (clone3)");
                     return Ok(pid);
                 }
+                Ok(None) if spare => {
+                    // A spare cgroup refused (removed behind our back?):
+                    // give up the spares, and fork into a new one.
+                    let refused = cg.take().into_iter();
+                    for old in refused.chain(std::mem::take(&mut self.spare_cgroups)) {
+                        self.remover.remove(old);
+                    }
+                    cg = self.instance_cgroup(spec.id);
+                }
                 Ok(None) => {}
                 Err(source) => {
-                    if let Some(c) = c {
+                    if let Some(c) = cg {
                         c.remove();
                     }
                     return Err(io_error(source));
@@ -919,17 +968,20 @@ impl ProcessTable {
                 apply_extras(ready_raw, umask, &rlimits, creds.as_ref(), nofile)
             });
         }
-        let child = cmd.spawn().map_err(|source| {
-            if let Some(cg) = &cg {
-                cg.remove();
+        let child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(source) => {
+                if let Some(cg) = cg {
+                    cg.remove();
+                }
+                return Err(SpawnError::Io {
+                    id: spec.id,
+                    command: spec.command.clone(),
+                    cwd: spec.cwd.clone(),
+                    source,
+                });
             }
-            SpawnError::Io {
-                id: spec.id,
-                command: spec.command.clone(),
-                cwd: spec.cwd.clone(),
-                source,
-            }
-        })?;
+        };
         // The child has its copies; ours close here.
         drop(ready_fd);
         if let Some(cg) = cg {
@@ -1108,10 +1160,16 @@ impl ProcessTable {
 
     /// Reap an exited child's zombie and forget it: its pid is never
     /// signalled again.
+    ///
+    /// Its cgroup becomes a spare for a later spawn when it was just read
+    /// and found empty ([`ProcessTable::cgroup_occupied`] reads it unless
+    /// the instance is `solo`, and the caller releases only an instance
+    /// whose cgroup it found empty); otherwise it is removed (an `rmdir`
+    /// fails on a cgroup that still has a member, so nothing escapes).
     fn release(&mut self, id: ProcId) {
         if let Some(child) = self.live.remove(&id) {
             self.by_pid.remove(&child.pid);
-            self.solo.remove(&id);
+            let read_empty = !self.solo.remove(&id);
             if child.leader_exited {
                 self.held -= 1;
             }
@@ -1119,7 +1177,11 @@ impl ProcessTable {
                 tracing::debug!(%id, pid = child.pid, error = %e, "reaping an exited child");
             }
             if let Some(cg) = self.cgroups.remove(&id) {
-                self.remover.remove(cg);
+                if read_empty && self.spare_cgroups.len() < SPARE_CGROUPS {
+                    self.spare_cgroups.push(cg);
+                } else {
+                    self.remover.remove(cg);
+                }
             }
         }
     }

@@ -576,3 +576,48 @@ fn the_fork_fallback_joins_the_cgroup_before_exec() {
     t.kill_all_and_reap();
     t.remove_cgroup_base();
 }
+
+/// A cgroup found empty when its instance ended is reused by the next
+/// spawn; one whose instance was stopped by a signal (judged by process
+/// group alone, see `ProcessTable::signal`) is removed instead, and the
+/// next spawn gets a new one. This test's cgroups are all gone once the table is done.
+#[test]
+fn an_emptied_cgroup_is_reused_and_a_signalled_one_is_not() {
+    let Some(mut t) = cgroup_table() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = |n: u32| dir.path().join(format!("cg{n}"));
+    let write_cg = |n: u32, tail: &str| {
+        format!("grep ^0:: /proc/self/cgroup > {}.tmp && mv {0}.tmp {0}{tail}", out(n).display())
+    };
+    t.spawn(&spec(7301, &write_cg(1, ""))).expect("spawn");
+    let first = read_when_written(&out(1));
+    assert_eq!(wait_for(&mut t, ProcId(7301)).1, ExitStatus::Code(0));
+    assert!(first.trim_end().ends_with("/7301"), "{first}");
+    let pid = t.spawn(&spec(7302, &write_cg(2, "; exec sleep 30"))).expect("spawn");
+    let second = read_when_written(&out(2));
+    assert_eq!(second, first, "the emptied cgroup of 7301 is reused");
+    assert!(t.signal(ProcId(7302), Signal::Term).expect("signal"));
+    wait_for(&mut t, ProcId(7302));
+    wait_gone(pid);
+    t.spawn(&spec(7303, &write_cg(3, ""))).expect("spawn");
+    let third = read_when_written(&out(3));
+    assert!(third.trim_end().ends_with("/7303"), "a new cgroup after a signalled stop: {third}");
+    wait_for(&mut t, ProcId(7303));
+    let base_dir = {
+        let mount = clinit_backends::cgroup::cgroup2_mount(
+            &fs::read_to_string("/proc/self/mountinfo").expect("mountinfo"),
+        )
+        .expect("cgroup2 mount")
+        .1;
+        let rel = first.trim_end().trim_start_matches("0::").trim_end_matches("/7301");
+        mount.join(rel.trim_start_matches('/'))
+    };
+    assert!(base_dir.join("7301").is_dir() || base_dir.join("7303").is_dir(), "spares kept");
+    t.kill_all_and_reap();
+    t.remove_cgroup_base();
+    // Other tests of this process share the base directory (one per
+    // process): this test's cgroups, spare ones included, are gone.
+    for name in ["7301", "7302", "7303"] {
+        assert!(!base_dir.join(name).exists(), "cgroup {name} left in {}", base_dir.display());
+    }
+}

@@ -175,7 +175,7 @@ pub struct Cltab {
     /// Any other directive, kept (and warned about by the daemon).
     pub other_directives: BTreeMap<String, String>,
     /// Process entries in file order.
-    pub entries: Vec<Entry>,
+    pub entries: Vec<std::sync::Arc<Entry>>,
 }
 
 /// What is wrong with one line.
@@ -310,7 +310,7 @@ impl Cltab {
                         fail(LineError::DuplicateTag { tag: entry.tag, first_line });
                     } else {
                         seen.insert(entry.tag.clone(), lineno);
-                        tab.entries.push(entry);
+                        tab.entries.push(std::sync::Arc::new(entry));
                     }
                 }
                 Err(kind) => fail(kind),
@@ -359,7 +359,9 @@ impl Cltab {
                     continue;
                 }
             };
-            let Some(entry) = self.entries.iter_mut().find(|e| e.tag == tag) else {
+            let Some(entry) =
+                self.entries.iter_mut().find(|e| e.tag == tag).map(std::sync::Arc::make_mut)
+            else {
                 fail(OptionError::UnknownTag(tag.to_string()));
                 continue;
             };
@@ -413,7 +415,10 @@ impl Cltab {
     }
 
     /// Entries of one group, in file order.
-    pub fn group_entries<'a>(&'a self, group: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+    pub fn group_entries<'a>(
+        &'a self,
+        group: &'a str,
+    ) -> impl Iterator<Item = &'a std::sync::Arc<Entry>> + 'a {
         self.entries.iter().filter(move |e| e.group == group)
     }
 
@@ -421,7 +426,7 @@ impl Cltab {
         self.entries.iter().any(|e| e.group == group)
     }
 
-    pub fn entry(&self, tag: &str) -> Option<&Entry> {
+    pub fn entry(&self, tag: &str) -> Option<&std::sync::Arc<Entry>> {
         self.entries.iter().find(|e| e.tag == tag)
     }
 

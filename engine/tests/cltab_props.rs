@@ -43,6 +43,7 @@ fn cltab() -> impl Strategy<Value = Cltab> {
                     command,
                     options: Default::default(),
                 })
+                .map(std::sync::Arc::new)
                 .collect();
             Cltab { socket, clstat, entries, ..Cltab::default() }
         })
@@ -50,7 +51,7 @@ fn cltab() -> impl Strategy<Value = Cltab> {
 
 fn without_lines(mut tab: Cltab) -> Cltab {
     for e in &mut tab.entries {
-        e.line = 0;
+        std::sync::Arc::make_mut(e).line = 0;
     }
     tab
 }

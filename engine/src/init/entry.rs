@@ -29,7 +29,7 @@ pub enum Outcome {
 pub struct Proc {
     /// The cltab line this instance was started from. A later cltab whose
     /// line differs in mode or command makes this instance obsolete.
-    pub entry: Entry,
+    pub entry: std::sync::Arc<Entry>,
     /// The live instance: spawned, and its process group not yet empty.
     pub live: Option<ProcId>,
     /// The live instance's own process has exited (its group lingers).
@@ -64,7 +64,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn new(entry: Entry, id: ProcId) -> Proc {
+    pub fn new(entry: std::sync::Arc<Entry>, id: ProcId) -> Proc {
         let outcome = if entry.mode.is_blocking() || entry.options.ready.is_some() {
             Outcome::Pending
         } else {

@@ -25,6 +25,7 @@ use crate::cltab::{Entry, Mode};
 use crate::process::{ExitStatus, ProcId, Shortage, Signal};
 use crate::status::GroupState;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct Group {
@@ -105,7 +106,7 @@ impl Group {
             // This group's current lines by tag: one pass over the table, not
             // one per running entry.
             let name = self.name.clone();
-            let current: HashMap<&str, &Entry> =
+            let current: HashMap<&str, &Arc<Entry>> =
                 ctx.table.group_entries(&name).map(|e| (e.tag.as_str(), e)).collect();
             let tags: Vec<String> = self.procs.keys().cloned().collect();
             for tag in tags {
@@ -119,7 +120,7 @@ impl Group {
                     {
                         // Same process: pick up edits that do not restart it
                         // (its levels, its line number).
-                        p.entry = e.clone();
+                        p.entry = Arc::clone(e);
                         true
                     }
                     _ => false,
@@ -270,7 +271,7 @@ impl Group {
         if let Some(e) = ctx.table.entry(tag).filter(|e| {
             e.group == self.name && e.mode == Mode::Respawn && e.levels.contains(&level)
         }) {
-            p.entry = e.clone();
+            p.entry = Arc::clone(e);
         }
         p.live = Some(id);
         p.started_at = Some(ctx.now);
@@ -370,14 +371,14 @@ impl Group {
             }
             return;
         }
-        if let Some(e) = current.filter(|e| **e != p.entry) {
+        if let Some(e) = current.filter(|e| ***e != *p.entry) {
             if !e.same_process(&p.entry) {
                 ctx.out.push(Action::Notice(Notice::Redefined {
                     group: self.name.clone(),
                     tag: tag.to_string(),
                 }));
             }
-            p.entry = e.clone();
+            p.entry = Arc::clone(e);
         }
         let delay = p.throttle.respawn(ctx.now, &ctx.cfg.throttle);
         p.starved = None;
@@ -481,7 +482,7 @@ impl Group {
                 None => {
                     let id = ctx.alloc_id(&self.name, &e.tag);
                     ctx.out.push(spawn_action(id, e, &level));
-                    let mut p = Proc::new(e.clone(), id);
+                    let mut p = Proc::new(Arc::clone(e), id);
                     p.started_at = Some(ctx.now);
                     arm_ready(ctx, &mut p, id);
                     let blocks = p.blocks();
@@ -502,6 +503,7 @@ impl Group {
             .table
             .group_entries(&self.name)
             .filter(|e| e.mode != Mode::Off && e.levels.contains(level))
+            .map(|e| &**e)
             .collect();
         let outcome = |e: &Entry| self.procs.get(&e.tag).map(|p| p.outcome);
         if entries.iter().any(|e| outcome(e) == Some(Outcome::Failed)) {
