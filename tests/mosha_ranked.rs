@@ -512,7 +512,7 @@ fn a_ranked_recording_replays_decision_for_decision() {
     assert!(replay.status.success(), "{replay:?}");
     assert!(said.contains("identical to the recording"), "{said}");
     let what_if = Command::new(sim)
-        .args(["replay", "--param", "kill_bound=200"])
+        .args(["replay", "--param", "kill_bound=200ms"])
         .arg(&trace)
         .output()
         .expect("what-if");
