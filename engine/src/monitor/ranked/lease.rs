@@ -66,12 +66,14 @@ pub fn takeover_wait(lease: Millis, rate_ppm: u64, kill_bound: Millis) -> Millis
 /// acknowledges. `acks`: each other member's acknowledgement of this node's
 /// current incarnation. `me` counts as acknowledging every counter, and
 /// `votes` adds the fence votes that go with a set (see
-/// [`super::fencing::Votes`]).
+/// [`super::fencing::Votes`]; `vote_rule`: their half rule, off only in
+/// the interleaving tests).
 pub fn lease_counter(
     members: &[u32],
     me: u32,
     acks: &BTreeMap<u32, u64>,
     votes: &Votes,
+    vote_rule: bool,
     tie_ready: bool,
     newest: u64,
     floor: u64,
@@ -84,7 +86,7 @@ pub fn lease_counter(
     for c in levels {
         let mut yes: BTreeSet<u32> = BTreeSet::from([me]);
         yes.extend(acks.iter().filter(|(_, &a)| a >= c).map(|(&n, _)| n));
-        votes.expand(&mut yes);
+        votes.expand(vote_rule.then_some(members), &mut yes);
         if is_quorum(members, &yes, tie_ready) {
             return (c >= floor).then_some(c);
         }
@@ -144,19 +146,19 @@ mod tests {
         let none = Votes::default();
         let mut acks = BTreeMap::new();
         assert_eq!(
-            lease_counter(&members, 1, &acks, &none, true, 10, 1),
+            lease_counter(&members, 1, &acks, &none, true, true, 10, 1),
             None,
             "own reads are not acks"
         );
         acks.insert(2, 7);
         acks.insert(3, 9);
-        assert_eq!(lease_counter(&members, 1, &acks, &none, true, 10, 1), Some(9));
-        assert_eq!(lease_counter(&members, 1, &acks, &none, true, 10, 10), None, "older epoch");
+        assert_eq!(lease_counter(&members, 1, &acks, &none, true, true, 10, 1), Some(9));
+        assert_eq!(lease_counter(&members, 1, &acks, &none, true, true, 10, 10), None, "older epoch");
         let mut votes = Votes::default();
         votes.add(3, 1, 1);
         acks.remove(&3);
         assert_eq!(
-            lease_counter(&members, 1, &acks, &votes, true, 10, 1),
+            lease_counter(&members, 1, &acks, &votes, true, true, 10, 1),
             Some(10),
             "my fence vote"
         );
@@ -164,7 +166,7 @@ mod tests {
         theirs.add(3, 1, 2);
         acks.remove(&2);
         assert_eq!(
-            lease_counter(&members, 1, &acks, &theirs, true, 10, 1),
+            lease_counter(&members, 1, &acks, &theirs, true, true, 10, 1),
             None,
             "not my fencer's"
         );

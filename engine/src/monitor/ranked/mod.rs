@@ -575,6 +575,10 @@ pub(crate) struct Rules {
     pub vote_until_new_incarnation: bool,
     /// An exact half without the tie-breaker fences it (its vote).
     pub tie_fence: bool,
+    /// A fence vote joins only a set whose own voters are at least half of
+    /// the voters (it completes an exact half, never makes a minority
+    /// half): two fencers unaware of each other cannot both spend it.
+    pub tie_vote_completes_half: bool,
     /// A node acknowledges at most one membership change per version.
     pub one_change_per_version: bool,
     /// A revoked node that is still heard is waited for (its release), not
@@ -633,6 +637,7 @@ impl Default for Rules {
             lost_needs_fence: true,
             vote_until_new_incarnation: true,
             tie_fence: true,
+            tie_vote_completes_half: true,
             one_change_per_version: true,
             wait_for_heard_release: true,
             only_holders_fence: true,
