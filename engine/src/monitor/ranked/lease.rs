@@ -153,7 +153,11 @@ mod tests {
         acks.insert(2, 7);
         acks.insert(3, 9);
         assert_eq!(lease_counter(&members, 1, &acks, &none, true, true, 10, 1), Some(9));
-        assert_eq!(lease_counter(&members, 1, &acks, &none, true, true, 10, 10), None, "older epoch");
+        assert_eq!(
+            lease_counter(&members, 1, &acks, &none, true, true, 10, 10),
+            None,
+            "older epoch"
+        );
         let mut votes = Votes::default();
         votes.add(3, 1, 1);
         acks.remove(&3);
