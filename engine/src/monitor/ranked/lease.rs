@@ -163,8 +163,20 @@ mod tests {
         acks.remove(&3);
         assert_eq!(
             lease_counter(&members, 1, &acks, &votes, true, true, 10, 1),
+            Some(7),
+            "a fence vote never makes one of three a majority: the acknowledged counter"
+        );
+        assert_eq!(
+            lease_counter(&members, 1, &acks, &votes, false, true, 10, 1),
             Some(10),
-            "my fence vote"
+            "without the half rule it would"
+        );
+        let mut two = Votes::default();
+        two.add(2, 1, 1);
+        assert_eq!(
+            lease_counter(&[1, 2], 1, &BTreeMap::new(), &two, true, true, 10, 1),
+            Some(10),
+            "my fence vote: the 2-node survivor is half on its own"
         );
         let mut theirs = Votes::default();
         theirs.add(3, 1, 2);
