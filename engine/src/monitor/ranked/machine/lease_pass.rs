@@ -191,8 +191,7 @@ impl Ranked {
             votes,
             self.rules.tie_vote_completes_half,
             tie,
-            self.counter,
-            self.epoch_floor,
+            self.epoch_floor..=self.counter,
         );
         // The emission time of `c`, or of an earlier counter if `c`'s was
         // forgotten (earlier is on the safe side).
