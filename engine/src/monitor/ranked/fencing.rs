@@ -24,11 +24,26 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Fence votes: fenced node → (its fenced incarnation, the nodes that
 /// fenced it). A lost tie-breaker fenced successfully votes, but only
-/// **with its fencers**: it joins a set of voters only when every known
-/// fencer of it is in that set. Two quorums that both count the vote
-/// therefore meet in a fencer, and quorum intersection survives. (Counting
-/// it everywhere would let two fenced nodes alone "revoke" a healthy third;
-/// counting it with any one fencer would let two fencers spend it twice.)
+/// **with its fencers** and only **to complete a half**: it joins a set of
+/// voters only when every known fencer of it is in that set, and when the
+/// set's own voters (fence votes not counted) are at least half of all
+/// voters. Counting it everywhere would let two fenced nodes alone
+/// "revoke" a healthy third.
+///
+/// "Every *known* fencer" alone does not make the vote exclusive: two
+/// nodes that cannot read each other's records in time (a slow shared
+/// filesystem) may both fence the tie-breaker, each knowing only its own
+/// fence, and each would then count the vote for itself: at N = 4, {2} +
+/// vote and {3} + vote are both an exact half holding the tie-breaker, and
+/// both claimed groups (seed 8185498729148515470, slow-fs of 7.3 s). A
+/// real grant is exclusive (one live claim per group per grantor); a fence
+/// vote seen by two fencers is not. The half rule restores intersection
+/// without any knowledge of the other fencers: two sets that count the
+/// vote each hold at least N/2 real voters out of the N − 1 voters other
+/// than the fenced node, so they share a real voter, whose grants and
+/// acknowledgements are exclusive. The vote thus only turns an exact half
+/// into a majority (the 2-node cluster's survivor: 1 of 2 is half), never
+/// a minority into a half.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Votes(pub BTreeMap<u32, (u64, BTreeSet<u32>)>);
 
@@ -54,7 +69,18 @@ impl Votes {
     /// Add to `yes` every fenced node whose fencers are all in `yes` (to a fixed
     /// point: a fencer may itself be a fenced node's vote). Returns whether
     /// a vote was added.
-    pub fn expand(&self, yes: &mut BTreeSet<u32>) -> bool {
+    ///
+    /// `voters`: the voter set, for the half rule (see [`Votes`]): no vote
+    /// is added unless the voters in `yes` on entry are at least half of
+    /// `voters`. `None` switches the half rule off (only the interleaving
+    /// tests do, to show it is needed).
+    pub fn expand(&self, voters: Option<&[u32]>, yes: &mut BTreeSet<u32>) -> bool {
+        if let Some(voters) = voters {
+            let real = voters.iter().filter(|m| yes.contains(m)).count();
+            if 2 * real < voters.len() {
+                return false;
+            }
+        }
         let mut added = false;
         loop {
             let more: Vec<u32> = self
@@ -169,16 +195,44 @@ mod tests {
         v.add(1, 3, 2);
         v.add(4, 1, 2);
         let mut alone: BTreeSet<u32> = [3].into();
-        assert!(!v.expand(&mut alone), "fenced nodes never vote without their fencer");
+        assert!(!v.expand(None, &mut alone), "fenced nodes never vote without their fencer");
         let mut with: BTreeSet<u32> = [2, 3].into();
-        assert!(v.expand(&mut with));
+        assert!(v.expand(None, &mut with));
         assert_eq!(with, [1, 2, 3, 4].into());
         v.add(4, 1, 5);
         let mut one: BTreeSet<u32> = [2].into();
-        v.expand(&mut one);
+        v.expand(None, &mut one);
         assert!(!one.contains(&4), "two fencers: the vote needs both");
         v.add(1, 4, 3);
         assert_eq!(v.0[&1], (4, [3].into()), "a newer incarnation's fence replaces the old");
+    }
+
+    #[test]
+    fn a_vote_only_completes_a_half() {
+        let voters = [1, 2, 3, 4];
+        // Nodes 2 and 3 each fenced the tie-breaker, each unaware of the
+        // other's fence: each knows itself as the only fencer.
+        let mut seen_by_2 = Votes::default();
+        seen_by_2.add(1, 1, 2);
+        let mut seen_by_3 = Votes::default();
+        seen_by_3.add(1, 1, 3);
+        let mut two: BTreeSet<u32> = [2].into();
+        let mut three: BTreeSet<u32> = [3].into();
+        assert!(!seen_by_2.expand(Some(&voters), &mut two), "1 of 4 is no half");
+        assert!(!seen_by_3.expand(Some(&voters), &mut three));
+        // Without the rule both become the tie-breaker's exact half: the
+        // double owner of the shrunk seed.
+        let (mut two, mut three): (BTreeSet<u32>, BTreeSet<u32>) = ([2].into(), [3].into());
+        assert!(seen_by_2.expand(None, &mut two) && seen_by_3.expand(None, &mut three));
+        assert!(two.is_disjoint(&[3].into()) && three.is_disjoint(&[2].into()));
+        // An exact half of real voters with its fencer gets the vote.
+        let mut half: BTreeSet<u32> = [2, 4].into();
+        assert!(seen_by_2.expand(Some(&voters), &mut half));
+        assert_eq!(half, [1, 2, 4].into());
+        // The 2-node cluster's survivor is half on its own.
+        let mut survivor: BTreeSet<u32> = [2].into();
+        assert!(seen_by_2.expand(Some(&[1, 2]), &mut survivor));
+        assert_eq!(survivor, [1, 2].into());
     }
 
     #[test]

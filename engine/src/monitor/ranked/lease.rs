@@ -55,6 +55,7 @@ use super::quorum::{is_quorum, is_quorum_by};
 use super::record::Seen;
 use crate::time::Millis;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
 
 /// `H·(1+ρ) + δ`, rounded up, with ρ in parts per million.
 pub fn takeover_wait(lease: Millis, rate_ppm: u64, kill_bound: Millis) -> Millis {
@@ -62,20 +63,22 @@ pub fn takeover_wait(lease: Millis, rate_ppm: u64, kill_bound: Millis) -> Millis
     lease + Millis(drift) + kill_bound
 }
 
-/// The highest own counter (of the current epoch, `>= floor`) that a quorum
-/// acknowledges. `acks`: each other member's acknowledgement of this node's
+/// The highest own counter of the current epoch (`epoch`: its first counter,
+/// the floor, to the newest sent) that a quorum acknowledges. `acks`: each other member's acknowledgement of this node's
 /// current incarnation. `me` counts as acknowledging every counter, and
 /// `votes` adds the fence votes that go with a set (see
-/// [`super::fencing::Votes`]).
+/// [`super::fencing::Votes`]; `vote_rule`: their half rule, off only in
+/// the interleaving tests).
 pub fn lease_counter(
     members: &[u32],
     me: u32,
     acks: &BTreeMap<u32, u64>,
     votes: &Votes,
+    vote_rule: bool,
     tie_ready: bool,
-    newest: u64,
-    floor: u64,
+    epoch: RangeInclusive<u64>,
 ) -> Option<u64> {
+    let (floor, newest) = (*epoch.start(), *epoch.end());
     let mut levels: Vec<u64> =
         acks.values().copied().filter(|&c| c >= floor && c <= newest).collect();
     levels.push(newest);
@@ -93,7 +96,7 @@ pub fn lease_counter(
         }
         let mut yes: BTreeSet<u32> = BTreeSet::from([me]);
         yes.extend(acks.iter().filter(|(_, &a)| a >= c).map(|(&n, _)| n));
-        votes.expand(&mut yes);
+        votes.expand(vote_rule.then_some(members), &mut yes);
         if is_quorum(members, &yes, tie_ready) {
             return (c >= floor).then_some(c);
         }
@@ -153,27 +156,43 @@ mod tests {
         let none = Votes::default();
         let mut acks = BTreeMap::new();
         assert_eq!(
-            lease_counter(&members, 1, &acks, &none, true, 10, 1),
+            lease_counter(&members, 1, &acks, &none, true, true, 1..=10),
             None,
             "own reads are not acks"
         );
         acks.insert(2, 7);
         acks.insert(3, 9);
-        assert_eq!(lease_counter(&members, 1, &acks, &none, true, 10, 1), Some(9));
-        assert_eq!(lease_counter(&members, 1, &acks, &none, true, 10, 10), None, "older epoch");
+        assert_eq!(lease_counter(&members, 1, &acks, &none, true, true, 1..=10), Some(9));
+        assert_eq!(
+            lease_counter(&members, 1, &acks, &none, true, true, 10..=10),
+            None,
+            "older epoch"
+        );
         let mut votes = Votes::default();
         votes.add(3, 1, 1);
         acks.remove(&3);
         assert_eq!(
-            lease_counter(&members, 1, &acks, &votes, true, 10, 1),
+            lease_counter(&members, 1, &acks, &votes, true, true, 1..=10),
+            Some(7),
+            "a fence vote never makes one of three a majority: the acknowledged counter"
+        );
+        assert_eq!(
+            lease_counter(&members, 1, &acks, &votes, false, true, 1..=10),
             Some(10),
-            "my fence vote"
+            "without the half rule it would"
+        );
+        let mut two = Votes::default();
+        two.add(2, 1, 1);
+        assert_eq!(
+            lease_counter(&[1, 2], 1, &BTreeMap::new(), &two, true, true, 1..=10),
+            Some(10),
+            "my fence vote: the 2-node survivor is half on its own"
         );
         let mut theirs = Votes::default();
         theirs.add(3, 1, 2);
         acks.remove(&2);
         assert_eq!(
-            lease_counter(&members, 1, &acks, &theirs, true, 10, 1),
+            lease_counter(&members, 1, &acks, &theirs, true, true, 1..=10),
             None,
             "not my fencer's"
         );
@@ -216,7 +235,7 @@ mod tests {
                 let members: Vec<u32> = members.into_iter().collect();
                 let none = Votes::default();
                 prop_assert_eq!(
-                    lease_counter(&members, me, &acks, &none, tie, newest, floor),
+                    lease_counter(&members, me, &acks, &none, true, tie, floor..=newest),
                     reference(&members, me, &acks, tie, newest, floor)
                 );
                 Ok(())

@@ -90,6 +90,22 @@
 //!   they are first seen (a fence voids its target's claims at once, but a
 //!   lease elsewhere may still rest on the target's last real
 //!   acknowledgements).
+//! * **A fence vote only completes an exact half.** The lost tie-breaker's
+//!   fence vote joins a set (of acknowledgements, revocations or grants)
+//!   only when the set's own voters, fence votes not counted, are at least
+//!   half of the voters: it turns an exact half into a majority (the
+//!   2-node survivor: 1 of 2), never a minority into the tie-breaker's
+//!   half. A real grant or acknowledgement is exclusive; a fence vote is
+//!   not: two nodes that read each other late (a slow shared filesystem)
+//!   may each hear an exact half, each fence the tie-breaker, and each see
+//!   only its own fence, so "with every *known* fencer" lets each spend the
+//!   vote alone. Two sets that count the vote under this rule each hold at
+//!   least N/2 real voters out of the N − 1 others, so they share a real
+//!   voter, whose grants are exclusive: quorum intersection holds without
+//!   any node knowing of the other fences. (Simulator seed
+//!   8185498729148515470 at N = 4, a 7.3 s visibility delay: nodes 2 and 3
+//!   both fenced node 1 and claimed groups with {2} + vote and {3} + vote,
+//!   0.3 s of double owner before.)
 //! * **Compare-and-fence.** A fence command carries a guard; the executor
 //!   skips it if the target's record shows it came back.
 //! * **Resuming.** A monitor that did not step for more than H/2 (frozen,
@@ -603,6 +619,10 @@ pub(crate) struct Rules {
     pub vote_until_new_incarnation: bool,
     /// An exact half without the tie-breaker fences it (its vote).
     pub tie_fence: bool,
+    /// A fence vote joins only a set whose own voters are at least half of
+    /// the voters (it completes an exact half, never makes a minority
+    /// half): two fencers unaware of each other cannot both spend it.
+    pub tie_vote_completes_half: bool,
     /// A node acknowledges at most one membership change per version.
     pub one_change_per_version: bool,
     /// A revoked node that is still heard is waited for (its release), not
@@ -673,6 +693,7 @@ impl Default for Rules {
             lost_needs_fence: true,
             vote_until_new_incarnation: true,
             tie_fence: true,
+            tie_vote_completes_half: true,
             one_change_per_version: true,
             wait_for_heard_release: true,
             only_holders_fence: true,

@@ -10,8 +10,9 @@
 //!   partition must not make its half quorate while the other half still
 //!   counts its fence vote.
 //! * A node fenced successfully votes with the side that fenced it (its
-//!   services are dead) until a new incarnation of it is seen; see
-//!   [`super::fencing`].
+//!   services are dead) until a new incarnation of it is seen, and only to
+//!   complete a side that already holds half of the voters (two fencers
+//!   unaware of each other cannot both spend it); see [`super::fencing`].
 //!
 //! Any two quorums intersect: two sets of more than half do; a set of more
 //! than half and an exact half do; two disjoint exact halves cannot both

@@ -18,9 +18,10 @@ impl Ranked {
         // that has just gone deaf still holds its lease for up to
         // `H − suspect_after`, and its fresh revocations are its own
         // trouble as much as the target's.
+        let voters = self.voters();
         let mut side: BTreeSet<u32> = heard.iter().copied().collect();
-        votes.expand(&mut side);
-        let hears_quorum = is_quorum(&self.voters(), &side, self.tie_ready(votes));
+        votes.expand(self.vote_rule(&voters), &mut side);
+        let hears_quorum = is_quorum(&voters, &side, self.tie_ready(votes));
         let mut wanted: Vec<(NodeInc, FenceReason)> = Vec::new();
         for (&x, j) in judged {
             // A node that published `lost` cannot release: fence it even if
@@ -130,7 +131,6 @@ impl Ranked {
             }
         }
         // An exact half without the tie-breaker fences it after a delay.
-        let voters = self.voters();
         if let Some(&t) = voters.iter().min().filter(|_| self.rules.tie_fence) {
             // `side` as built above: the heard members with their fence
             // votes (neither changed since).

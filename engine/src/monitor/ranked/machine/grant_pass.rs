@@ -126,7 +126,8 @@ impl Ranked {
                 yes.insert(n);
             }
         }
-        votes.expand(&mut yes);
-        claims::held(self.durable.config.voters(), &yes, self.tie_ready(votes)).then_some(yes)
+        let voters = self.durable.config.voters();
+        votes.expand(self.vote_rule(voters), &mut yes);
+        claims::held(voters, &yes, self.tie_ready(votes)).then_some(yes)
     }
 }

@@ -53,6 +53,12 @@ impl Ranked {
         votes
     }
 
+    /// The voter set for [`Votes::expand`]'s half rule, or `None` when
+    /// the interleaving tests switch the rule off.
+    pub(super) fn vote_rule<'a>(&self, voters: &'a [u32]) -> Option<&'a [u32]> {
+        self.rules.tie_vote_completes_half.then_some(voters)
+    }
+
     /// May the tie-breaker decide an exact half now?
     pub(super) fn tie_ready(&self, votes: &Votes) -> bool {
         let Some(&t) = self.durable.config.voters().iter().min() else {
@@ -163,7 +169,7 @@ impl Ranked {
             let mut voters = yes.clone();
             voters.remove(&x);
             let mut with_votes = voters.clone();
-            let used_votes = votes.expand(&mut with_votes);
+            let used_votes = votes.expand(self.vote_rule(&voting), &mut with_votes);
             with_votes.remove(&x);
             let revoked_quorum = is_quorum(&voting, &with_votes, tie);
             let peer = self.peers.entry(x).or_default();

@@ -184,8 +184,15 @@ impl Ranked {
             })
             .collect();
         let tie = self.tie_ready(votes);
-        let counter =
-            lease_counter(&members, self.me, &acks, votes, tie, self.counter, self.epoch_floor);
+        let counter = lease_counter(
+            &members,
+            self.me,
+            &acks,
+            votes,
+            self.rules.tie_vote_completes_half,
+            tie,
+            self.epoch_floor..=self.counter,
+        );
         // The emission time of `c`, or of an earlier counter if `c`'s was
         // forgotten (earlier is on the safe side).
         let deadline = counter
