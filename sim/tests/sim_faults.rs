@@ -546,9 +546,11 @@ const HACTL_EDIT_5: &str = r#"{"kinds":["hactl-edit"],"faults":[
 /// 91.2 s node 2 acquires lease epoch 2 and plans, tests and starts both:
 /// both groups run on nodes 2 and 3 at once (0.148 s after shrinking,
 /// 7.4 s in the unshrunk run). A double owner with a fence command is no
-/// documented weakness of `ranked` (issue 9 allows none), so it is not in
-/// [`ALLOWED`] (which allows slow-fs only needless fences): kept here,
-/// ignored, for the ranked rules' owner. The delay is beyond 2 × H (H = 2
+/// documented weakness of `ranked` (issue 9 allows none). The cause:
+/// both nodes fenced the tie-breaker (node 1) without seeing each other's
+/// fence, and each counted its vote ({2, 1} and {3, 1}). Fixed: a
+/// tie-breaker's fence vote only completes an exact half of the voters
+/// (`Rules::tie_vote_completes_half`). The delay is beyond 2 × H (H = 2
 /// s), the envelope issue 9 measures, but late writes are exactly what
 /// its claims rule must survive. Reproduce: `clinit-sim run --seed
 /// 8185498729148515470 --nodes 4 --groups 2 --duration 5m --param
@@ -556,7 +558,6 @@ const HACTL_EDIT_5: &str = r#"{"kinds":["hactl-edit"],"faults":[
 /// fence_kills=true --policy '{"policy":"ranked","fence_command":true}'
 /// --faults slow-fs --schedule FILE` with the schedule below in FILE.
 #[test]
-#[ignore = "open ranked bug: double owner after a 7.3 s fs visibility delay, with a fence command (see doc)"]
 fn ranked_with_a_fence_keeps_one_owner_through_a_long_fs_delay() {
     let schedule: clinit_sim::faults::Schedule =
         serde_json::from_str(SLOW_FS_4_NODES).expect("schedule");
@@ -585,14 +586,14 @@ const SLOW_FS_4_NODES: &str = r#"{"kinds":["slow-fs"],"faults":[
 /// fences node 1 as the lost tie-breaker of an exact half (99.5 s),
 /// acquires lease epoch 2 at 103.8 s and starts g01 while node 3 still
 /// runs it: g01 on nodes 2 and 3 at once for 0.376 s at 103.8 s. No
-/// documented weakness of `ranked` with a fence command: kept here,
-/// ignored, for the ranked rules' owner. Reproduce: `clinit-sim run --seed
+/// documented weakness of `ranked` with a fence command. Node 3 had
+/// fenced node 1 too, and both counted its vote; fixed by the same half
+/// rule as the case above. Reproduce: `clinit-sim run --seed
 /// 3607112923310031772 --nodes 4 --groups 1 --duration 5m --param
 /// warmup=20s --param liveness=100s --param quiet=130s --param
 /// fence_kills=true --policy '{"policy":"ranked","fence_command":true}'
 /// --faults partition --schedule FILE` with the schedule below in FILE.
 #[test]
-#[ignore = "open ranked bug: double owner after two exact-half partitions, with a fence command (see doc)"]
 fn ranked_with_a_fence_keeps_one_owner_through_two_exact_half_partitions() {
     let schedule: clinit_sim::faults::Schedule =
         serde_json::from_str(PARTITIONS_4_NODES).expect("schedule");
