@@ -193,3 +193,15 @@ fn the_faults_line_leaves_out_dropped_kinds() {
     assert!(!has(&kinds(&line), "crash") && !has(&kinds(&line), "slow-node"), "{line}");
     assert!(line.contains("dropped: crash, slow-node"), "{line}");
 }
+
+/// A typo'd length (`100000000h`) is refused at once (exit 2), not run for
+/// days with nothing printed; a year is the bound (`config::MAX_DURATION`).
+#[test]
+fn absurd_durations_are_refused_not_run() {
+    refused(&["run", "--duration", "100000000h"], &["--duration", "too long", "8760h"]);
+    refused(
+        &["failover", "--runs", "1", "--crash-at", "100000000h"],
+        &["--crash-at 100000000h", "too long"],
+    );
+    refused(&["sweep", "--seeds", "1", "--duration", "9000h"], &["too long"]);
+}

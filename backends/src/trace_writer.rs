@@ -37,15 +37,45 @@ pub fn numbered(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Does the file at `path` start with a clinit trace header line? Only the
+/// first 4 KiB are read (a header is one short JSON line).
+fn is_recording(path: &Path) -> io::Result<bool> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(4096);
+    File::open(path)?.take(4096).read_to_end(&mut head)?;
+    let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = String::from_utf8_lossy(first);
+    Ok(first.starts_with('{') && first.contains("\"format\":\"clinit-trace/"))
+}
+
 /// Move a non-empty recording at `path` to `path.1`, shifting older ones
 /// up to `path.keep` (see the module doc). Returns where it went.
+///
+/// # Errors
+/// `InvalidInput` when `path` is a directory or a non-empty file that is
+/// not a clinit recording: a mistyped `--record` must never move (and,
+/// nine restarts later, drop) an operator's file. Other I/O errors as the
+/// OS reports them.
 fn rotate(path: &Path, keep: u32) -> io::Result<Option<PathBuf>> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
+        Ok(m) if m.is_dir() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a directory; --record takes a file name",
+            ))
+        }
         // An empty file holds no recording (not even a header).
         Ok(m) if m.len() == 0 => return Ok(None),
         Ok(_) => {}
+    }
+    if !is_recording(path)? {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "holds something other than a clinit recording (no clinit-trace header on its \
+             first line); it is left as it is: remove it or choose another --record file",
+        ));
     }
     for n in (1..keep).rev() {
         match std::fs::rename(numbered(path, n), numbered(path, n + 1)) {
@@ -119,5 +149,30 @@ mod tests {
         std::fs::write(&path, "").expect("empty");
         let w = TraceWriter::create(&path, &header).expect("create");
         assert!(w.kept().is_none());
+    }
+
+    /// A mistyped `--record` (a directory, an operator's file) is refused
+    /// and left untouched: rotating it would move it, and nine restarts
+    /// later drop it.
+    #[test]
+    fn a_directory_or_a_file_that_is_no_recording_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let header = Header::new("mosha", "test", None, serde_json::Value::Null);
+        let sub = dir.path().join("rot");
+        std::fs::create_dir(&sub).expect("mkdir");
+        let err = TraceWriter::create(&sub, &header).err().expect("a directory is refused");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(sub.is_dir() && !numbered(&sub, 1).exists(), "the directory was moved");
+        let notes = dir.path().join("notes.txt");
+        std::fs::write(&notes, "important\n").expect("write");
+        let err = TraceWriter::create(&notes, &header).err().expect("a plain file is refused");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert_eq!(std::fs::read_to_string(&notes).expect("read"), "important\n");
+        assert!(!numbered(&notes, 1).exists(), "the file was moved");
+        // A real recording is still kept as FILE.1.
+        let rec = dir.path().join("rec.jsonl");
+        drop(TraceWriter::create(&rec, &header).expect("first"));
+        let w = TraceWriter::create(&rec, &header).expect("second");
+        assert_eq!(w.kept(), Some(numbered(&rec, 1).as_path()));
     }
 }

@@ -50,7 +50,13 @@ pub enum ConfigError {
     NoSuchGroup { group: String, known: String },
     #[error("node count {0} is too large (at most 1000)")]
     TooManyNodes(u32),
+    #[error("{0} is too long (at most a year, 8760h)")]
+    TooLong(String),
 }
+
+/// The longest simulated run: a year. A bigger `--duration` (or
+/// `--crash-at`) is a typo, and it would run for days printing nothing.
+pub const MAX_DURATION: Millis = Millis(365 * 24 * 3_600_000);
 
 /// Where each node's membership comes from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -364,6 +370,9 @@ impl SimConfig {
         }
         if self.nodes > 1000 {
             return Err(ConfigError::TooManyNodes(self.nodes));
+        }
+        if self.duration > MAX_DURATION {
+            return Err(ConfigError::TooLong(format!("--duration {} s", self.duration.0 / 1000)));
         }
         check_policy(&self.policy)?;
         // classic's periods against the world's minimum cycle (the

@@ -659,6 +659,9 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             let base = scenario.build(cluster.nodes, &cluster.params)?;
             let crash =
                 study::Crash { group, at: parse_duration(&crash_at).map_err(ConfigError::from)? };
+            if crash.at > clinit_sim::config::MAX_DURATION {
+                return Err(ConfigError::TooLong(format!("--crash-at {crash_at}")).into());
+            }
             let bar = progress_bar();
             let s = study::failover_study_with_progress(
                 &base,
