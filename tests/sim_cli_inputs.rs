@@ -205,3 +205,25 @@ fn absurd_durations_are_refused_not_run() {
     );
     refused(&["sweep", "--seeds", "1", "--duration", "9000h"], &["too long"]);
 }
+
+/// `ranked` with a fence command takes a fence's success as proof that
+/// the target's services are dead, so the CLI's fences kill for it unless
+/// told otherwise (the new-user test: seed 3 under `node-pause` reported
+/// two double owners with "1 fences (0 killed)"); an explicit
+/// `fence_kills=false` runs as asked, with a note on stderr.
+#[test]
+fn ranked_with_a_fence_command_fences_that_kill_by_default() {
+    let policy = r#"{"policy":"ranked","fence_command":true}"#;
+    let args = ["run", "--nodes", "3", "--seed", "3", "--duration", "15m", "--faults"];
+    let o = sim(&[&args[..], &["node-pause:rate=12", "--policy", policy]].concat());
+    let out = stdout(&o);
+    assert!(out.contains("1 killed)"), "{out}\n{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let o = sim(&[
+        &args[..],
+        &["node-pause:rate=12", "--policy", policy, "--param", "fence_kills=false"],
+    ]
+    .concat());
+    assert!(stdout(&o).contains("(0 killed)"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("fence_kills=false with ranked's fence command"), "{}", stderr(&o));
+}

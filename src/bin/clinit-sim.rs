@@ -55,7 +55,8 @@ Parameters (--param key=value):
   world: fs (local | shared), fs_delay, fs_jitter, fs_delay_cap, detect,
     detect_down, detect_up, detect_jitter, read_latency, read_jitter,
     read_timeout, membership (oracle | heartbeat: detection by heartbeat
-    files and --timeout, as in production), fence_kills, fence_delay,
+    files and --timeout, as in production), fence_kills (default false;
+    true for ranked with a fence command), fence_delay,
     fence_reboot, min_cycle, halt_bound, liveness, quiet, start_spread,
     warmup, drop_faults (kinds joined by +), fail_fraction, nodes, groups,
     duration.
@@ -308,6 +309,28 @@ fn read(path: &Path) -> Result<String, CliError> {
         .map_err(|e| CliError::Other(format!("cannot read {}: {e}", path.display())))
 }
 
+/// `ranked` with a fence command counts a fence as done only once the
+/// target's services are dead (issue 9: "in the simulator, a fence succeeds
+/// only after its kill has landed"), so its fences kill unless the user
+/// says otherwise; a fence that succeeds and kills nothing breaks the
+/// policy's premise, and the run's double owners would be the setup's, not
+/// the policy's. Classic keeps the original's default (STOMITH only logs).
+fn fence_kills_for_ranked(cfg: &mut SimConfig, given: bool) {
+    let PolicyConfig::Ranked(p) = &cfg.policy else { return };
+    if !p.fence_command {
+        return;
+    }
+    if !given {
+        cfg.world.fence_kills = true;
+    } else if !cfg.world.fence_kills {
+        eprintln!(
+            "clinit-sim: note: fence_kills=false with ranked's fence command: its fences \
+             succeed without killing, which ranked takes as proof that the target's services \
+             are dead; expect double owners from the setup, not the policy"
+        );
+    }
+}
+
 impl Scenario {
     fn build(&self, nodes: u32, params: &[String]) -> Result<SimConfig, CliError> {
         let mut cfg = SimConfig {
@@ -337,10 +360,13 @@ impl Scenario {
                 .map_err(|e| CliError::Other(format!("{}: not a schedule: {e}", path.display())))?;
             cfg.schedule = Some(s);
         }
+        let mut kills_given = false;
         for p in params {
             let (k, v) = split_param(p)?;
+            kills_given |= k == "fence_kills";
             cfg.set(k, v)?;
         }
+        fence_kills_for_ranked(&mut cfg, kills_given);
         cfg.validate()?;
         if let (Some(s), Some(path)) = (&mut cfg.schedule, &self.schedule) {
             // Refuse bad episodes here, naming the file (the workload's
