@@ -4,34 +4,17 @@
 //! of every decision the node made, and the replay must reproduce it.
 
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[test]
 fn a_production_recording_replays_in_the_simulator() {
     let dir = tempfile::Builder::new().prefix("mosha-record-").tempdir().expect("tempdir");
-    let view = dir.path().join("view/nodes/1");
-    let ha = dir.path().join("mfs/1/var/mosix-ha");
-    fs::create_dir_all(&view).expect("mkdir view");
-    fs::create_dir_all(&ha).expect("mkdir mfs");
-    fs::write(view.join("status"), "3\n").expect("status");
-    fs::write(ha.join("cltab"), "g:t:test:test:true\ng:a:start:once:exec sleep 60\n")
-        .expect("cltab");
-    fs::write(ha.join("hactl"), "g start\n").expect("hactl");
     let trace = dir.path().join("trace.jsonl");
     let log = fs::File::create(dir.path().join("log")).expect("log");
-    let mut mosha = Command::new(env!("CARGO_BIN_EXE_mosha"))
-        .args(["--node", "1", "--timeout", "3", "--seed", "11", "--mfsbase"])
-        .arg(dir.path().join("mfs"))
-        .arg("--hpcbase")
-        .arg(dir.path().join("view"))
-        .arg("--record")
-        .arg(&trace)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start mosha");
+    let (ha, mut command) = one_node(dir.path(), 60, &trace, log);
+    let mut mosha = command.spawn().expect("start mosha");
     let pid = nix::unistd::Pid::from_raw(mosha.id() as i32);
     // Until the group runs: plan, test and start took several cycles.
     let clstat = ha.join("clstat");
@@ -78,30 +61,11 @@ fn a_production_recording_replays_in_the_simulator() {
 #[test]
 fn a_restart_keeps_the_killed_incarnations_recording() {
     let dir = tempfile::Builder::new().prefix("mosha-record-kill-").tempdir().expect("tempdir");
-    let view = dir.path().join("view/nodes/1");
-    let ha = dir.path().join("mfs/1/var/mosix-ha");
-    fs::create_dir_all(&view).expect("mkdir view");
-    fs::create_dir_all(&ha).expect("mkdir mfs");
-    fs::write(view.join("status"), "3\n").expect("status");
-    fs::write(ha.join("cltab"), "g:t:test:test:true\ng:a:start:once:exec sleep 30\n")
-        .expect("cltab");
-    fs::write(ha.join("hactl"), "g start\n").expect("hactl");
     let trace = dir.path().join("trace.jsonl");
     let kept = dir.path().join("trace.jsonl.1");
     let start = |n: u32| {
         let log = fs::File::create(dir.path().join(format!("log{n}"))).expect("log");
-        Command::new(env!("CARGO_BIN_EXE_mosha"))
-            .args(["--node", "1", "--timeout", "3", "--seed", "11", "--mfsbase"])
-            .arg(dir.path().join("mfs"))
-            .arg("--hpcbase")
-            .arg(dir.path().join("view"))
-            .arg("--record")
-            .arg(&trace)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start mosha")
+        one_node(dir.path(), 30, &trace, log).1.spawn().expect("start mosha")
     };
     // Until the recording holds `n` cycles (bounded: 60 s).
     let wait_cycles = |n: usize| {
@@ -161,4 +125,32 @@ fn a_restart_keeps_the_killed_incarnations_recording() {
     assert!(replay.status.success(), "FILE: {replay:?}");
     let said = String::from_utf8_lossy(&replay.stdout);
     assert!(said.contains("identical to the recording"), "{said}");
+}
+
+/// A one-node cluster under `dir`: membership view `view/nodes/1` (up),
+/// `mfs/1/var/mosix-ha` with group `g` (a passing test, then `exec sleep
+/// SECS` at `start`) wanted at `start`. Returns the node's shared
+/// directory, and the `mosha` command that records to `trace` (its stderr
+/// to `log`).
+fn one_node(dir: &Path, secs: u32, trace: &Path, log: fs::File) -> (PathBuf, Command) {
+    let view = dir.join("view/nodes/1");
+    let ha = dir.join("mfs/1/var/mosix-ha");
+    fs::create_dir_all(&view).expect("mkdir view");
+    fs::create_dir_all(&ha).expect("mkdir mfs");
+    fs::write(view.join("status"), "3\n").expect("status");
+    fs::write(ha.join("cltab"), format!("g:t:test:test:true\ng:a:start:once:exec sleep {secs}\n"))
+        .expect("cltab");
+    fs::write(ha.join("hactl"), "g start\n").expect("hactl");
+    let mut mosha = Command::new(env!("CARGO_BIN_EXE_mosha"));
+    mosha
+        .args(["--node", "1", "--timeout", "3", "--seed", "11", "--mfsbase"])
+        .arg(dir.join("mfs"))
+        .arg("--hpcbase")
+        .arg(dir.join("view"))
+        .arg("--record")
+        .arg(trace)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    (ha, mosha)
 }
