@@ -1908,9 +1908,13 @@ impl World {
     /// it was edited (the operator's intent; replication may disagree).
     fn undo_edit(&mut self, i: usize) {
         let Some((node, group)) = self.open_edits.remove(&i) else { return };
-        let original = self.built.hactl.get(&group).map(|w| w.level.clone());
-        if let Some(level) = original {
-            self.edit_hactl(node, &group, &level);
+        self.restore_want(node, &group);
+    }
+
+    /// The operator sets `group` back to its built level in `node`'s hactl.
+    fn restore_want(&mut self, node: u32, group: &str) {
+        if let Some(level) = self.built.hactl.get(group).map(|w| w.level.clone()) {
+            self.edit_hactl(node, group, &level);
         }
     }
 
@@ -1926,9 +1930,7 @@ impl World {
         let open = std::mem::take(&mut self.open_edits);
         let Some(&(node, _)) = open.values().next() else { return };
         for (_, group) in open.into_values() {
-            if let Some(level) = self.built.hactl.get(&group).map(|w| w.level.clone()) {
-                self.edit_hactl(node, &group, &level);
-            }
+            self.restore_want(node, &group);
         }
     }
 
