@@ -620,14 +620,19 @@ const PARTITIONS_4_NODES: &str = r#"{"kinds":["partition"],"faults":[
 /// 11.8 s from 94.4 s, node 2 for 1.8 s from 104.5 s. g01 is then down
 /// from 106.4 s to the end (300 s), through the whole quiet phase with
 /// both nodes healthy: liveness fails. With a fence command the same
-/// schedule recovers within 1.2 s. Issue 9 allows the watchdog-only setup
-/// a double owner under `node-pause`, not a group down for good: kept
-/// here, ignored, for the ranked rules' owner. Reproduce: `clinit-sim run
+/// schedule recovers within 1.2 s. The cause: node 1 proved node 2's
+/// epoch void (revoked, lease wait passed) while node 2 was paused and
+/// listed down; node 2 then acquired a new lease on node 1's
+/// acknowledgements without losing one in between, so its epoch floor,
+/// the key of the void, did not change, and node 1 never granted it a
+/// claim again. Each new lease now starts a new epoch
+/// (`Rules::floor_per_lease`; lock-step twins in the engine's
+/// interleavings: `a_node_void_in_its_old_epoch_holds_claims_in_a_new_lease`).
+/// Reproduce: `clinit-sim run
 /// --seed 12279141920879986323 --nodes 2 --groups 3 --duration 5m --param
 /// warmup=20s --param liveness=100s --param quiet=130s --policy ranked
 /// --faults node-pause --schedule FILE` with the schedule below in FILE.
 #[test]
-#[ignore = "open ranked bug: a group down for good after two node pauses, watchdog only (see doc)"]
 fn ranked_with_the_watchdog_restarts_a_group_after_two_node_pauses() {
     let schedule: clinit_sim::faults::Schedule =
         serde_json::from_str(PAUSES_2_NODES).expect("schedule");
