@@ -870,6 +870,54 @@ mod tests {
         assert!(err.contains("lease"), "{err}");
     }
 
+    /// Every key of [`WORLD_PARAMS`] is one `SimConfig::set` takes and no
+    /// policy has (so `replay --param` can tell it needs `--rerun`).
+    #[test]
+    fn world_params_are_world_keys() {
+        let value = |k: &str| match k {
+            "fs" => "local",
+            "membership" => "heartbeat",
+            "fence_kills" => "true",
+            "drop_faults" => "crash",
+            "fail_fraction" => "0.5",
+            "nodes" | "groups" => "3",
+            _ => "5s",
+        };
+        for key in WORLD_PARAMS {
+            SimConfig::default().set(key, value(key)).unwrap_or_else(|e| panic!("{key}: {e}"));
+            for policy in ["classic", "ranked"] {
+                let p = parse_policy(policy).expect("policy");
+                let e = set_policy_param(&p, key, value(key)).expect_err(key);
+                assert!(matches!(e, ConfigError::UnknownParam(_)), "{key}: {e}");
+            }
+        }
+    }
+
+    /// The run's phases against its duration (`check_phases`): the
+    /// liveness deadline inside the run, and room for faults when asked.
+    #[test]
+    fn phases_must_fit_the_duration() {
+        let cfg = |d: u64, faults: &str, params: &[(&str, &str)]| {
+            let mut c = SimConfig {
+                duration: Millis::from_secs(d),
+                faults: FaultChoice::parse(faults).expect("faults"),
+                ..SimConfig::default()
+            };
+            for (k, v) in params {
+                c.set(k, v).expect("set");
+            }
+            c.check_phases().map_err(|e| e.to_string())
+        };
+        // 3 nodes: liveness bound 198 s, quiet 258 s, warm-up 120 s.
+        assert!(cfg(197, "none", &[]).expect_err("short").contains("3m18s"));
+        assert_eq!(cfg(198, "none", &[]), Ok(()));
+        assert_eq!(cfg(60, "none", &[("liveness", "60s")]), Ok(()));
+        assert!(cfg(378, "crash", &[]).expect_err("no window").contains("above 6m18s"));
+        assert_eq!(cfg(379, "crash", &[]), Ok(()));
+        assert!(cfg(3600, "crash", &[("warmup", "1h")]).is_err());
+        assert!(cfg(3600, "none", &[("quiet", "1m")]).expect_err("quiet").contains("quiet=1m"));
+    }
+
     #[test]
     fn overrides() {
         let mut c = SimConfig::default();
