@@ -263,6 +263,12 @@ fn a_run_too_short_for_its_phases_is_refused_with_the_values() {
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
     assert_eq!(v["violations"].as_array().map(Vec::len), Some(0), "{v}");
+    // A window too short for the rate: the run goes on, and says so.
+    let o = sim(&["run", "--duration", "7m", "--faults", "crash", "--groups", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(stdout(&o).contains("(0 episodes)"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("note: --faults drew no episode"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(2m to 2m42s"), "{}", stderr(&o));
     // With faults, the run above warmup + quiet draws some.
     let o = sim(&["run", "--duration", "10m", "--faults", "crash:rate=30", "--seed", "4"]);
     assert!(o.status.code().is_some_and(|c| c <= 1), "{o:?}");

@@ -457,6 +457,24 @@ impl Scenario {
     }
 }
 
+/// Say on stderr when `--faults` drew no episode at all (the fault window
+/// exists, see [`SimConfig::check_phases`], but was too short for the
+/// rates), so a fault-free report is not mistaken for a survived plan.
+fn note_no_episodes(cfg: &SimConfig, drawn: &Schedule) {
+    let asked = cfg.faults != FaultChoice::None && cfg.schedule.is_none();
+    if asked && cfg.world.drop_faults.is_empty() && drawn.faults.is_empty() {
+        let end = cfg.quiet_start();
+        let start = cfg.world.warmup.min(end);
+        eprintln!(
+            "clinit-sim: note: --faults drew no episode in this run's fault window ({} to {}, \
+             between the warm-up and the quiet phase); a longer --duration or a higher rate \
+             (KIND:rate=N, episodes per hour) draws some",
+            fmt_duration(start),
+            fmt_duration(end)
+        );
+    }
+}
+
 /// The `--param key=value` overrides, split, each key given once: a key
 /// given twice (`--param timeout=30 --param timeout=40`, or under two
 /// names such as `quorum` and `quorum_ratio`) is refused, naming both
@@ -562,6 +580,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             let mode = if no_trace { TraceMode::Off } else { TraceMode::Hash };
             let opts = world::RunOptions { trace: mode, trace_out: out, event_log: true };
             let result = world::run(&cfg, seed, opts)?;
+            note_no_episodes(&cfg, &result.schedule);
             if as_json {
                 outln!("{}", json(&RunReport::new(&result))?)?;
             } else {
