@@ -437,23 +437,42 @@ fn value_errors_name_key_value_and_what_is_allowed() {
             &["timeout = \"30s\": expected a whole number", "milliseconds"],
         ),
         (&["--policy", r#"{"policy":"classic","timeout":-5}"#], &["timeout = -5: expected"]),
-        (&["--policy", r#"{"policy":"classic","balance":"x"}"#], &["balance = \"x\": expected a number"]),
+        (
+            &["--policy", r#"{"policy":"classic","balance":"x"}"#],
+            &["balance = \"x\": expected a number"],
+        ),
         (
             &["--policy", r#"{"policy":"ranked","fence_command":"yes"}"#],
             &["fence_command = \"yes\": expected true or false"],
         ),
-        (&["--policy", r#"{"policy":"foo"}"#], &["unknown policy \"foo\" (policies: classic, ranked)"]),
+        (
+            &["--policy", r#"{"policy":"foo"}"#],
+            &["unknown policy \"foo\" (policies: classic, ranked)"],
+        ),
         (&["--policy", "ranked2"], &["unknown policy \"ranked2\""]),
         (&["--policy", r#"{"timeout":30000}"#], &["no \"policy\" key"]),
-        (&["--param", "balance=1e999"], &["parameter balance: bad value \"1e999\": expected a finite number"]),
-        (&["--param", "timeout=abc"], &["parameter timeout: bad value \"abc\"", "a duration like 90s"]),
+        (
+            &["--param", "balance=1e999"],
+            &["parameter balance: bad value \"1e999\": expected a finite number"],
+        ),
+        (
+            &["--param", "timeout=abc"],
+            &["parameter timeout: bad value \"abc\"", "a duration like 90s"],
+        ),
         (&["--param", "warmup=-1"], &["parameter warmup: bad value \"-1\""]),
     ];
     for (extra, needles) in cases {
         let args = run(extra);
         refused(&args, needles);
         let err = stderr(&sim(&args));
-        for serde_words in ["invalid type", "invalid value", "expected u64", "expected f64", "unknown variant", "missing field"] {
+        for serde_words in [
+            "invalid type",
+            "invalid value",
+            "expected u64",
+            "expected f64",
+            "unknown variant",
+            "missing field",
+        ] {
             assert!(!err.contains(serde_words), "{extra:?}: {err}");
         }
     }
@@ -473,11 +492,9 @@ fn an_empty_hactl_is_refused_as_mosha_refuses_it() {
     };
     let cltab = write("c.cltab", "g1:g1test:test:test:exit 0\ng1:g1run:start:respawn:run\n");
     let empty = write("empty.hactl", "");
-    let engine = clinit_engine::monitor::replicate::parse_copy::<clinit_engine::hactl::Hactl>(
-        b"",
-        &empty,
-    )
-    .expect_err("the engine refuses a 0-byte hactl");
+    let engine =
+        clinit_engine::monitor::replicate::parse_copy::<clinit_engine::hactl::Hactl>(b"", &empty)
+            .expect_err("the engine refuses a 0-byte hactl");
     refused(
         &["run", "--duration", "4m", "--cltab", &cltab, "--hactl", &empty],
         &[&engine, &format!("{empty}:1: the file is empty (0 bytes)")],

@@ -818,7 +818,8 @@ fn parse_header(line: &str, at: usize) -> Result<Header<serde_json::Value>, Trac
 /// (a test's) passes.
 fn check_header_policy(header: &Header<serde_json::Value>, at: usize) -> Result<(), TraceError> {
     let Some(policy) = header.config.get("policy") else { return Ok(()) };
-    let bad = |why: String| TraceError::Line { line: at, why: format!("the header's policy: {why}") };
+    let bad =
+        |why: String| TraceError::Line { line: at, why: format!("the header's policy: {why}") };
     let policy = crate::config::policy_from_value(policy).map_err(bad)?;
     crate::config::check_policy(&policy).map_err(|e| bad(e.to_string()))
 }

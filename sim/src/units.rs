@@ -95,9 +95,13 @@ mod tests {
 
     #[test]
     fn formatted_durations_read_back() {
-        for (ms, text) in
-            [(0, "0s"), (250, "250ms"), (198_000, "3m18s"), (3_600_000, "1h"), (3_661_001, "1h1m1s1ms")]
-        {
+        for (ms, text) in [
+            (0, "0s"),
+            (250, "250ms"),
+            (198_000, "3m18s"),
+            (3_600_000, "1h"),
+            (3_661_001, "1h1m1s1ms"),
+        ] {
             assert_eq!(fmt_duration(Millis(ms)), text);
             assert_eq!(parse_duration(text), Ok(Millis(ms)));
         }

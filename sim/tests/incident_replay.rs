@@ -71,7 +71,8 @@ fn a_cut_trace_is_truncated_unless_its_nodes_were_killed() {
     // the replay's after its first `k` records.
     let k = 200;
     let head = replay(&named(&l[..=k]), &killed).expect("replays");
-    let (records, digest) = (head.recordings[0].records, head.recordings[0].replayed_sha256.clone());
+    let (records, digest) =
+        (head.recordings[0].records, head.recordings[0].replayed_sha256.clone());
     assert_eq!(records as usize, k);
     let rec: clinit_engine::trace::Record = serde_json::from_str(&l[k]).expect("a record");
     let at = rec.at().map_or(0, |a| a.0);

@@ -2,6 +2,8 @@
 //! the work is in the `clinit-sim` crate).
 
 use clap::{Args, Parser, Subcommand};
+use clinit_engine::hactl::Hactl;
+use clinit_engine::monitor::replicate::parse_copy;
 use clinit_engine::monitor::PolicyConfig;
 use clinit_sim::config::{
     check_policy, parse_policy, set_policy_param, split_param, ConfigError, SimConfig, Workload,
@@ -9,8 +11,6 @@ use clinit_sim::config::{
 use clinit_sim::faults::{FaultChoice, Schedule};
 use clinit_sim::report::{self, RunReport};
 use clinit_sim::trace::{RecordStream, TraceMode};
-use clinit_engine::hactl::Hactl;
-use clinit_engine::monitor::replicate::parse_copy;
 use clinit_sim::units::{fmt_duration, parse_duration};
 use clinit_sim::{chart, incident, latency_svg, replay, shrink, study, sweep, timeline_svg, world};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -310,8 +310,8 @@ struct Plan {
     /// Simulated time, e.g. 90s, 2h; a bare number is seconds [default:
     /// 1h]. At least the liveness bound (180 s + 6 s per node, --param
     /// liveness), and with --faults longer than warmup plus quiet (2 min
-    /// + the liveness bound + 60 s): shorter runs are refused (exit 2),
-    /// as they could not judge liveness or would drop every fault.
+    /// plus the liveness bound plus 60 s): shorter runs are refused (exit
+    /// 2), as they could not judge liveness or would drop every fault.
     #[arg(long)]
     duration: Option<String>,
     /// Fault plan: none | random | random-ops | safe | all | KIND[:k=v...],...
@@ -495,13 +495,15 @@ fn distinct_params(params: &[String]) -> Result<Vec<(String, String)>, CliError>
 
 /// Two `--param` keys naming one setting (a short name and its JSON field).
 fn same_param(a: &str, b: &str) -> bool {
-    let canonical = |k: &str| match k {
-        "cycletime" => "cycletime_secs",
-        "quorum" => "quorum_ratio",
-        "backoff" => "backoff_max_secs",
-        k => k,
-    }
-    .to_string();
+    let canonical = |k: &str| {
+        match k {
+            "cycletime" => "cycletime_secs",
+            "quorum" => "quorum_ratio",
+            "backoff" => "backoff_max_secs",
+            k => k,
+        }
+        .to_string()
+    };
     canonical(a) == canonical(b)
 }
 
@@ -719,8 +721,10 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             let f = |recorded: &PolicyConfig| -> Result<PolicyConfig, ConfigError> {
                 // A header without a policy: the records' own policies.
                 if let Some(new) = &replacement {
-                    let (old, new) =
-                        (clinit_sim::config::policy_name(recorded), clinit_sim::config::policy_name(new));
+                    let (old, new) = (
+                        clinit_sim::config::policy_name(recorded),
+                        clinit_sim::config::policy_name(new),
+                    );
                     if old != new {
                         return Err(ConfigError::CrossPolicy { recorded: old, what_if: new });
                     }
