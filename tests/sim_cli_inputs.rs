@@ -384,7 +384,11 @@ fn what_ifs_that_only_a_rerun_can_answer_are_refused() {
     // The same policy's settings are an open-loop what-if.
     let o = sim(&["replay", &ranked, "--policy", r#"{"policy":"ranked","lease":3000}"#]);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
-    assert!(stdout(&o).contains("what-if over"), "{}", stdout(&o));
+    let said = stdout(&o);
+    assert!(said.contains("what-if over"), "{said}");
+    // Its counts are ranked's own (they read "0 cycles, tells []" before).
+    let baseline = said.lines().find(|l| l.contains("baseline:")).expect("baseline line");
+    assert!(baseline.contains("ranked inputs") && baseline.contains("start×"), "{said}");
     for extra in [&["--policy", "ranked"][..], &["--param", "fs_delay=1s"]] {
         let o = sim(&[&["replay", &classic, "--rerun"][..], extra].concat());
         assert_eq!(o.status.code(), Some(0), "{extra:?}: {o:?}");

@@ -1022,9 +1022,13 @@ fn secs(v: Option<f64>) -> String {
 
 fn summary(s: &replay::Summary) -> String {
     let tells: Vec<String> = s.tells_by_level.iter().map(|(l, n)| format!("{l}×{n}")).collect();
+    let steps = if s.ranked_inputs > 0 {
+        format!("{} ranked inputs", s.ranked_inputs)
+    } else {
+        format!("{} cycles", s.cycles)
+    };
     format!(
-        "{} cycles, tells [{}], {} conflicts, {} fences, {} halts",
-        s.cycles,
+        "{steps}, tells [{}], {} conflicts, {} fences, {} halts",
         tells.join(" "),
         s.conflicts,
         s.fences,
