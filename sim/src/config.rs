@@ -57,6 +57,9 @@ pub enum ConfigError {
     /// give instead.
     #[error("{0}")]
     Phases(String),
+    /// One `--param` key given twice ([`distinct_params`]).
+    #[error("--param {key} given twice ({first} and {second}): give each parameter once")]
+    DuplicateParam { key: String, first: String, second: String },
     /// An open-loop what-if under another policy than the recorded one:
     /// the recorded inputs are what the recorded policy asked for
     /// (classic reads every node's files each cycle; ranked exchanges
@@ -784,6 +787,42 @@ fn param_duration(key: &str, value: &str) -> Result<Millis, ConfigError> {
             e.why
         ),
     })
+}
+
+/// The `--param key=value` overrides, split, each key given once. Errors:
+/// a text without `=`, and a key given twice (`--param timeout=30 --param
+/// timeout=40`, or under its two names, such as `quorum` and
+/// `quorum_ratio`), naming both values, rather than letting the last win
+/// without a word.
+pub fn distinct_params(params: &[String]) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for p in params {
+        let (k, v) = split_param(p)?;
+        if let Some((first, w)) = out.iter().find(|(first, _)| same_param(first, k)) {
+            return Err(ConfigError::DuplicateParam {
+                first: format!("{first}={w}"),
+                second: format!("{k}={v}"),
+                key: k.to_string(),
+            });
+        }
+        out.push((k.to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+/// Two `--param` keys naming one setting: a short name and the policy
+/// JSON field it sets ([`set_policy_param`]).
+fn same_param(a: &str, b: &str) -> bool {
+    let canonical = |k: &str| {
+        match k {
+            "cycletime" => "cycletime_secs",
+            "quorum" => "quorum_ratio",
+            "backoff" => "backoff_max_secs",
+            k => k,
+        }
+        .to_string()
+    };
+    canonical(a) == canonical(b)
 }
 
 /// Split `key=value`.

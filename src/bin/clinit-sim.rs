@@ -6,7 +6,7 @@ use clinit_engine::hactl::Hactl;
 use clinit_engine::monitor::replicate::parse_copy;
 use clinit_engine::monitor::PolicyConfig;
 use clinit_sim::config::{
-    check_policy, parse_policy, set_policy_param, split_param, ConfigError, SimConfig, Workload,
+    check_policy, distinct_params, parse_policy, set_policy_param, ConfigError, SimConfig, Workload,
 };
 use clinit_sim::faults::{FaultChoice, Schedule};
 use clinit_sim::report::{self, RunReport};
@@ -473,38 +473,6 @@ fn note_no_episodes(cfg: &SimConfig, drawn: &Schedule) {
             fmt_duration(end)
         );
     }
-}
-
-/// The `--param key=value` overrides, split, each key given once: a key
-/// given twice (`--param timeout=30 --param timeout=40`, or under two
-/// names such as `quorum` and `quorum_ratio`) is refused, naming both
-/// values, rather than letting one win without a word.
-fn distinct_params(params: &[String]) -> Result<Vec<(String, String)>, CliError> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for p in params {
-        let (k, v) = split_param(p)?;
-        if let Some((first, w)) = out.iter().find(|(first, _)| same_param(first, k)) {
-            return Err(CliError::Other(format!(
-                "--param {k} given twice ({first}={w} and {k}={v}): give each parameter once"
-            )));
-        }
-        out.push((k.to_string(), v.to_string()));
-    }
-    Ok(out)
-}
-
-/// Two `--param` keys naming one setting (a short name and its JSON field).
-fn same_param(a: &str, b: &str) -> bool {
-    let canonical = |k: &str| {
-        match k {
-            "cycletime" => "cycletime_secs",
-            "quorum" => "quorum_ratio",
-            "backoff" => "backoff_max_secs",
-            k => k,
-        }
-        .to_string()
-    };
-    canonical(a) == canonical(b)
 }
 
 /// Write to stdout, returning `Err(CliError::Output)` instead of
