@@ -156,7 +156,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
     },
-    /// Replay a trace bit for bit, or under another policy (what-if); or the
+    /// Replay a trace bit for bit, or under other settings (what-if); or the
     /// recordings of every node of one incident together (cluster-wide).
     ///
     /// Exit codes of a plain replay: 0 every recording identical (a node
@@ -194,8 +194,9 @@ enum Command {
         /// JSON) instead of the recorded ones; another policy needs --rerun.
         #[arg(long)]
         policy: Option<String>,
-        /// Policy parameter override key=value (repeatable, each key once),
-        /// on top of the recorded policy; world parameters need --rerun.
+        /// Parameter override key=value (repeatable, each key once), on top
+        /// of the recorded settings; world parameters (fs_delay, detect,
+        /// ...) only with --rerun.
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
         /// Closed loop: re-simulate the header's scenario and seed with the
