@@ -51,7 +51,7 @@ fn policy_values_out_of_range_are_refused_from_json_and_params() {
         refused(&args, needles);
     }
     // A bare number is seconds, and --help says so.
-    let o = sim(&["run", "--duration", "2m", "--groups", "1", "--param", "timeout=30", "--json"]);
+    let o = sim(&["run", "--duration", "4m", "--groups", "1", "--param", "timeout=30", "--json"]);
     assert!(o.status.success(), "{o:?}");
     let help = stdout(&sim(&["--help"]));
     let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -93,7 +93,7 @@ fn custom_cltab_and_hactl_errors_name_file_and_line() {
         write("cmd.cltab", "g1:g1test:test:test:exit 0\ng1:g1run:start:respawn:frobnicate\n");
     let bad_hactl = write("bad.hactl", "g1 start\ng1 start extra words here\n");
     let run = |cltab: &str, hactl: &str| {
-        vec!["run", "--duration", "2m", "--cltab", cltab, "--hactl", hactl]
+        vec!["run", "--duration", "4m", "--cltab", cltab, "--hactl", hactl]
             .into_iter()
             .map(String::from)
             .collect::<Vec<_>>()
@@ -226,4 +226,301 @@ fn ranked_with_a_fence_command_fences_that_kill_by_default() {
     .concat());
     assert!(stdout(&o).contains("(0 killed)"), "{}", stdout(&o));
     assert!(stderr(&o).contains("fence_kills=false with ranked's fence command"), "{}", stderr(&o));
+}
+
+/// Issue 8's second new-user test, item 1: a run too short for its phases
+/// is refused (exit 2) with the values and what to give, instead of a
+/// false `liveness` violation (a 10 s run judged groups not yet placed)
+/// or faults dropped without a word (a quiet phase or warm-up as long as
+/// the run). The bound itself runs: it is not a blanket refusal.
+#[test]
+fn a_run_too_short_for_its_phases_is_refused_with_the_values() {
+    refused(
+        &["run", "--duration", "10s"],
+        &["--duration 10s is too short to judge liveness", "3m18s", "--param liveness=10s"],
+    );
+    refused(&["run", "--duration", "1m", "--nodes", "5"], &["3m30s", "at 5 nodes"]);
+    refused(
+        &["run", "--duration", "10m", "--faults", "crash", "--param", "quiet=20m"],
+        &["no time for faults", "last 20m", "--duration 10m", "above 22m"],
+    );
+    refused(
+        &["run", "--duration", "5m", "--faults", "crash", "--param", "warmup=10m"],
+        &["no time for faults", "10m, --param warmup", "above 14m18s"],
+    );
+    refused(
+        &["run", "--duration", "10m", "--param", "quiet=30s"],
+        &["--param quiet=30s is shorter than the liveness bound (3m18s"],
+    );
+    refused(&["sweep", "--seeds", "1", "--duration", "1m"], &["too short to judge liveness"]);
+    refused(
+        &["sweep", "--seeds", "1", "--duration", "4m", "--param", "duration=4m,1m"],
+        &["--duration 1m is too short"],
+    );
+    refused(&["shrink", "--duration", "1m"], &["too short to judge liveness"]);
+    // At the bound the run judges liveness, and it holds.
+    let o = sim(&["run", "--duration", "3m18s", "--groups", "1", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(v["violations"].as_array().map(Vec::len), Some(0), "{v}");
+    // A window too short for the rate: the run goes on, and says so.
+    let o = sim(&["run", "--duration", "7m", "--faults", "crash", "--groups", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(stdout(&o).contains("(0 episodes)"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("note: --faults drew no episode"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(2m to 2m42s"), "{}", stderr(&o));
+    // With faults, the run above warmup + quiet draws some.
+    let o = sim(&["run", "--duration", "10m", "--faults", "crash:rate=30", "--seed", "4"]);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{o:?}");
+    assert!(!stdout(&o).contains("(0 episodes)"), "{}", stdout(&o));
+}
+
+/// A `--schedule` episode in the quiet phase would never happen (the world
+/// ignores faults from then on): refused, naming the file and the times.
+#[test]
+fn a_schedule_episode_in_the_quiet_phase_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = dir.path().join("s.json");
+    let s = s.to_str().expect("utf-8");
+    let drawn = ["run", "--duration", "10m", "--faults", "crash:rate=30", "--seed", "4"];
+    let o = sim(&[&drawn[..], &["--schedule-out", s]].concat());
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{o:?}");
+    let o = sim(&["run", "--duration", "10m", "--schedule", s]);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "as drawn it runs: {o:?}");
+    // Quiet from 1 min on: every drawn episode (after the 2 min warm-up)
+    // falls in it.
+    refused(
+        &["run", "--duration", "10m", "--schedule", s, "--param", "quiet=9m"],
+        &[s, "episode 0 (crash)", "in the quiet phase (from 1m"],
+    );
+}
+
+/// Trace written by `run` under `policy` into `dir` (4 minutes, 3 nodes,
+/// no faults), and its path.
+fn trace_of(dir: &std::path::Path, policy: &str) -> String {
+    let t = dir.join(format!("{policy}.jsonl"));
+    let t = t.to_str().expect("utf-8").to_string();
+    let args = ["run", "--duration", "4m", "--groups", "2", "--seed", "4", "--policy", policy];
+    let o = sim(&[&args[..], &["--trace", &t]].concat());
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{o:?}");
+    t
+}
+
+/// A copy of the trace at `path` with `from` replaced by `to` in its
+/// header (line 1) only.
+fn edit_header(path: &str, from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(path).expect("trace");
+    let (header, rest) = text.split_once('\n').expect("a header line");
+    assert!(header.contains(from), "{from} not in {header}");
+    let tag: String = to.chars().filter(char::is_ascii_alphanumeric).collect();
+    let out = format!("{path}.{tag}.edited");
+    std::fs::write(&out, format!("{}\n{rest}", header.replacen(from, to, 1))).expect("write");
+    out
+}
+
+/// Items 2 and 7: a hand-edited trace header whose policy is out of range
+/// (`"lease": 0`, `"timeout": 0`) or of the wrong type is refused (exit 2,
+/// the file and line 1 named) in every replay mode, not only with
+/// `--rerun`; and the type error is said in words, not serde's.
+#[test]
+fn a_trace_header_with_a_bad_policy_is_refused_in_every_mode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let classic = trace_of(dir.path(), "classic");
+    let ranked = trace_of(dir.path(), "ranked");
+    let cases = [
+        (edit_header(&ranked, "\"lease\":2000", "\"lease\":0"), &["lease = 0 ms"][..]),
+        (edit_header(&classic, "\"timeout\":60000", "\"timeout\":0"), &["timeout = 0 ms"][..]),
+        (
+            edit_header(&classic, "\"timeout\":60000", "\"timeout\":\"30s\""),
+            &["timeout = \"30s\": expected a whole number"][..],
+        ),
+    ];
+    for (file, needles) in &cases {
+        let at = format!("{file}: line 1: the header's policy");
+        for mode in [
+            &[][..],
+            &["--timeline"],
+            &["--json"],
+            &["--killed", "1,2,3"],
+            &["--param", "timeout=30"],
+            &["--rerun"],
+        ] {
+            let args = [&["replay", file.as_str()][..], mode].concat();
+            let o = sim(&args);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
+            let err = stderr(&o);
+            for n in needles.iter().chain([&at.as_str()]) {
+                assert!(err.contains(n), "{args:?}: {n:?} not in {err}");
+            }
+            assert!(!err.contains("invalid type") && !err.contains("expected u64"), "{err}");
+        }
+    }
+    // The untouched traces replay.
+    for t in [&classic, &ranked] {
+        assert_eq!(sim(&["replay", t]).status.code(), Some(0), "{t}");
+    }
+}
+
+/// Items 3 and 5: an open-loop what-if under another policy, or with a
+/// world parameter, is refused (exit 2) and points to `--rerun`, which
+/// runs both.
+#[test]
+fn what_ifs_that_only_a_rerun_can_answer_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let classic = trace_of(dir.path(), "classic");
+    refused(
+        &["replay", &classic, "--policy", "ranked"],
+        &[&classic, "--policy ranked on a trace recorded under classic", "--rerun"],
+    );
+    let ranked = trace_of(dir.path(), "ranked");
+    refused(
+        &["replay", &ranked, "--policy", r#"{"policy":"classic","timeout":30000}"#],
+        &["recorded under ranked", "--rerun"],
+    );
+    refused(
+        &["replay", &classic, "--param", "fs_delay=1s"],
+        &["--param fs_delay is a world parameter", "--rerun"],
+    );
+    // The same policy's settings are an open-loop what-if.
+    let o = sim(&["replay", &ranked, "--policy", r#"{"policy":"ranked","lease":3000}"#]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let said = stdout(&o);
+    assert!(said.contains("what-if over"), "{said}");
+    // Its counts are ranked's own (they read "0 cycles, tells []" before).
+    let baseline = said.lines().find(|l| l.contains("baseline:")).expect("baseline line");
+    assert!(baseline.contains("ranked inputs") && baseline.contains("start×"), "{said}");
+    for extra in [&["--policy", "ranked"][..], &["--param", "fs_delay=1s"]] {
+        let o = sim(&[&["replay", &classic, "--rerun"][..], extra].concat());
+        assert_eq!(o.status.code(), Some(0), "{extra:?}: {o:?}");
+        assert!(stdout(&o).contains("re-run of seed 4"), "{}", stdout(&o));
+    }
+    // --rerun on a trace that is not a simulator's says what it is.
+    let mosha = edit_header(&classic, "\"source\":\"clinit-sim\"", "\"source\":\"mosha\"");
+    refused(&["replay", &mosha, "--rerun"], &["needs a simulator trace", "a mosha recording"]);
+}
+
+/// Item 6: a `--param` key given twice (or under its two names) is
+/// refused, naming both values, in every command that takes `--param`.
+#[test]
+fn a_parameter_given_twice_is_refused() {
+    let base = ["run", "--duration", "4m", "--groups", "1"];
+    refused(
+        &[&base[..], &["--param", "timeout=30", "--param", "timeout=40"]].concat(),
+        &["--param timeout given twice (timeout=30 and timeout=40)"],
+    );
+    refused(
+        &[&base[..], &["--param", "quorum=0.5", "--param", "quorum_ratio=0.6"]].concat(),
+        &["given twice (quorum=0.5 and quorum_ratio=0.6)"],
+    );
+    refused(
+        &["sweep", "--seeds", "1", "--param", "balance=1,2", "--param", "balance=3"],
+        &["--param balance given twice"],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = trace_of(dir.path(), "classic");
+    refused(
+        &["replay", &t, "--param", "balance=1", "--param", "balance=2"],
+        &["--param balance given twice"],
+    );
+    // Different keys, one preset and an override of it, are fine.
+    let o = sim(&[&base[..], &["--param", "fs=local", "--param", "read_jitter=2ms"]].concat());
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+}
+
+/// Item 7: value errors name the key, the value and what is allowed, in
+/// the simulator's words, not serde's ("invalid type: string \"30s\",
+/// expected u64").
+#[test]
+fn value_errors_name_key_value_and_what_is_allowed() {
+    fn run<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        [&["run", "--duration", "4m"][..], extra].concat()
+    }
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--policy", r#"{"policy":"classic","timeout":"30s"}"#],
+            &["timeout = \"30s\": expected a whole number", "milliseconds"],
+        ),
+        (&["--policy", r#"{"policy":"classic","timeout":-5}"#], &["timeout = -5: expected"]),
+        (
+            &["--policy", r#"{"policy":"classic","balance":"x"}"#],
+            &["balance = \"x\": expected a number"],
+        ),
+        (
+            &["--policy", r#"{"policy":"ranked","fence_command":"yes"}"#],
+            &["fence_command = \"yes\": expected true or false"],
+        ),
+        (
+            &["--policy", r#"{"policy":"foo"}"#],
+            &["unknown policy \"foo\" (policies: classic, ranked)"],
+        ),
+        (&["--policy", "ranked2"], &["unknown policy \"ranked2\""]),
+        (&["--policy", r#"{"timeout":30000}"#], &["no \"policy\" key"]),
+        (
+            &["--param", "balance=1e999"],
+            &["parameter balance: bad value \"1e999\": expected a finite number"],
+        ),
+        (
+            &["--param", "timeout=abc"],
+            &["parameter timeout: bad value \"abc\"", "a duration like 90s"],
+        ),
+        (&["--param", "warmup=-1"], &["parameter warmup: bad value \"-1\""]),
+    ];
+    for (extra, needles) in cases {
+        let args = run(extra);
+        refused(&args, needles);
+        let err = stderr(&sim(&args));
+        for serde_words in [
+            "invalid type",
+            "invalid value",
+            "expected u64",
+            "expected f64",
+            "unknown variant",
+            "missing field",
+        ] {
+            assert!(!err.contains(serde_words), "{extra:?}: {err}");
+        }
+    }
+}
+
+/// Item 8: a 0-byte `--hactl` is refused as production refuses a 0-byte
+/// copy (the engine's `replicate::parse_copy`, which `mosha` runs on every
+/// copy it reads), naming FILE:1; a comment-only one (an intentionally
+/// empty hactl) is accepted.
+#[test]
+fn an_empty_hactl_is_refused_as_mosha_refuses_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p.to_str().expect("utf-8").to_string()
+    };
+    let cltab = write("c.cltab", "g1:g1test:test:test:exit 0\ng1:g1run:start:respawn:run\n");
+    let empty = write("empty.hactl", "");
+    let engine =
+        clinit_engine::monitor::replicate::parse_copy::<clinit_engine::hactl::Hactl>(b"", &empty)
+            .expect_err("the engine refuses a 0-byte hactl");
+    refused(
+        &["run", "--duration", "4m", "--cltab", &cltab, "--hactl", &empty],
+        &[&engine, &format!("{empty}:1: the file is empty (0 bytes)")],
+    );
+    let comment = write("comment.hactl", "# nothing wanted\n");
+    let o = sim(&["run", "--duration", "4m", "--cltab", &cltab, "--hactl", &comment]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+}
+
+/// Item 9: `failover --help` does not list the options failover refuses
+/// (its text says they are refused); `run --help` lists them, with the
+/// phase rule of item 1.
+#[test]
+fn failover_help_hides_the_options_it_refuses() {
+    let help = stdout(&sim(&["failover", "--help"]));
+    for option in ["--duration <", "--faults <", "--schedule <"] {
+        assert!(!help.contains(option), "{option} in failover --help:\n{help}");
+    }
+    let run = stdout(&sim(&["run", "--help"]));
+    for option in ["--duration <", "--faults <", "--schedule <"] {
+        assert!(run.contains(option), "{option} not in run --help:\n{run}");
+    }
+    let flat = run.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("shorter runs are refused (exit 2)"), "{flat}");
 }

@@ -52,7 +52,59 @@ pub enum ConfigError {
     TooManyNodes(u32),
     #[error("{0} is too long (at most a year, 8760h)")]
     TooLong(String),
+    /// The run's phases do not fit its duration (see
+    /// [`SimConfig::check_phases`]); the text names the values and what to
+    /// give instead.
+    #[error("{0}")]
+    Phases(String),
+    /// One `--param` key given twice ([`distinct_params`]).
+    #[error("--param {key} given twice ({first} and {second}): give each parameter once")]
+    DuplicateParam { key: String, first: String, second: String },
+    /// An open-loop what-if under another policy than the recorded one:
+    /// the recorded inputs are what the recorded policy asked for
+    /// (classic reads every node's files each cycle; ranked exchanges
+    /// heartbeats, acknowledgements and claims), so the other policy's
+    /// decisions on them, and their counts, mean nothing.
+    #[error(
+        "--policy {what_if} on a trace recorded under {recorded}: an open-loop what-if feeds the \
+         recorded inputs, which only the recorded policy asked for, to the other policy, so its \
+         decisions would mean nothing; add --rerun to re-simulate the scenario and seed under \
+         the other policy (simulator traces only)"
+    )]
+    CrossPolicy { recorded: String, what_if: String },
 }
+
+/// The world parameters [`SimConfig::set`] takes (the simulated world and
+/// the run, not the policy): an open-loop what-if (`replay --param`) cannot
+/// change them, only `replay --rerun` can.
+pub const WORLD_PARAMS: &[&str] = &[
+    "fs",
+    "fs_delay",
+    "fs_jitter",
+    "fs_delay_cap",
+    "detect",
+    "detect_down",
+    "detect_up",
+    "detect_jitter",
+    "read_latency",
+    "read_jitter",
+    "read_timeout",
+    "membership",
+    "fence_kills",
+    "fence_delay",
+    "fence_reboot",
+    "min_cycle",
+    "halt_bound",
+    "liveness",
+    "quiet",
+    "start_spread",
+    "warmup",
+    "drop_faults",
+    "fail_fraction",
+    "nodes",
+    "groups",
+    "duration",
+];
 
 /// The longest simulated run: a year. A bigger `--duration` (or
 /// `--crash-at`) is a typo, and it would run for days printing nothing.
@@ -289,8 +341,15 @@ impl SimConfig {
             value: value.to_string(),
             why: why.to_string(),
         };
-        let dur = || parse_duration(value);
-        let float = || value.trim().parse::<f64>().map_err(|_| bad("expected a number"));
+        let dur = || param_duration(key, value);
+        let float = || {
+            value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| bad("expected a finite number"))
+        };
         let int = || value.trim().parse::<u32>().map_err(|_| bad("expected a whole number"));
         let w = &mut self.world;
         match key {
@@ -406,6 +465,78 @@ impl SimConfig {
     }
 }
 
+impl SimConfig {
+    /// Check that the run's phases fit its duration, before running:
+    /// `[0, warmup)` initial placement, `[warmup, quiet_start)` faults,
+    /// `[quiet_start, duration)` the quiet phase, in which every wanted
+    /// group must settle within the liveness bound.
+    ///
+    /// Refused (each message names the values and what to give instead):
+    /// * a run that ends before the liveness deadline (`quiet_start +
+    ///   liveness`): it cannot tell a slow placement from a stuck one, and
+    ///   judged at its end it reported a false `liveness` violation (the
+    ///   new-user test of issue 8: `run --duration 30s`);
+    /// * faults asked for (`--faults` other than `none`, no `--schedule`)
+    ///   with no time between the warm-up and the quiet phase: every
+    ///   episode would be dropped without a word (`--param quiet=` or
+    ///   `warmup=` as long as the run).
+    ///
+    /// Not part of [`SimConfig::validate`]: the library's own tests build
+    /// short worlds on purpose; the command line (`run`, `sweep`, `shrink`,
+    /// `replay --rerun`) checks every scenario it runs.
+    pub fn check_phases(&self) -> Result<(), ConfigError> {
+        use crate::units::fmt_duration as d;
+        let live = self.liveness_bound();
+        let quiet = self.quiet();
+        let quiet_start = self.quiet_start();
+        let bound = match self.world.liveness {
+            Some(_) => "--param liveness".to_string(),
+            None => format!("180 s + 6 s per node at {} nodes", self.nodes),
+        };
+        if quiet < live && self.duration > quiet {
+            return Err(ConfigError::Phases(format!(
+                "--param quiet={} is shorter than the liveness bound ({}, {bound}): liveness is \
+                 judged a liveness bound after the quiet phase starts, so the run would end \
+                 before it could be; give quiet={} or more (default: the liveness bound + 60 s)",
+                d(quiet),
+                d(live),
+                d(live)
+            )));
+        }
+        if quiet_start + live > self.duration {
+            return Err(ConfigError::Phases(format!(
+                "--duration {} is too short to judge liveness: every wanted group must run on one \
+                 eligible node within the liveness bound ({}, {bound}) of the quiet phase's start \
+                 ({}), i.e. by {}, and the run ends at {}; give --duration {} or more, or \
+                 --param liveness={} or less",
+                d(self.duration),
+                d(live),
+                d(quiet_start),
+                d(quiet_start + live),
+                d(self.duration),
+                d(live),
+                d(self.duration)
+            )));
+        }
+        if self.faults != crate::faults::FaultChoice::None && self.schedule.is_none() {
+            let from = self.world.warmup.min(quiet_start);
+            if from >= quiet_start {
+                return Err(ConfigError::Phases(format!(
+                    "--faults: this run has no time for faults: they start after the warm-up \
+                     ({}, --param warmup) and end where the quiet phase starts (the run's last \
+                     {}, --param quiet), and --duration {} leaves nothing between the two; give \
+                     --duration above {}, or a shorter warmup or quiet",
+                    d(self.world.warmup),
+                    d(quiet),
+                    d(self.duration),
+                    d(self.world.warmup + quiet)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Range checks of a policy's values, whichever way they were given
 /// (`--policy` JSON, `--param`, a trace header): what `--param` refuses,
 /// JSON must refuse too. Classic: `timeout` above 0 ms; `cycletime_secs`
@@ -515,15 +646,21 @@ pub fn policy_name(policy: &PolicyConfig) -> String {
 }
 
 /// Parse `--policy`: a policy name (its defaults) or a JSON object.
+/// Errors name the key, the value and what is allowed
+/// ([`policy_from_value`]), refuse unknown keys, and range-check
+/// ([`check_policy`]).
 pub fn parse_policy(text: &str) -> Result<PolicyConfig, ConfigError> {
     let t = text.trim();
-    let json = if t.starts_with('{') { t.to_string() } else { format!("{{\"policy\":{t:?}}}") };
     let bad = |why: String| ConfigError::Policy { text: text.to_string(), why };
-    let policy: PolicyConfig = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
+    let given: serde_json::Value = if t.starts_with('{') {
+        serde_json::from_str(t).map_err(|e| bad(format!("not valid JSON: {e}")))?
+    } else {
+        serde_json::json!({ "policy": t })
+    };
+    let policy = policy_from_value(&given).map_err(bad)?;
     // serde ignores unknown keys, so a typo (`fence_comand`) would run
     // silently without the setting: every key given must be one the
     // parsed policy has (all its fields serialise).
-    let given: serde_json::Value = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
     let known = serde_json::to_value(&policy).map_err(|e| bad(e.to_string()))?;
     if let (Some(given), Some(known)) = (given.as_object(), known.as_object()) {
         if let Some(k) = given.keys().find(|k| !known.contains_key(*k)) {
@@ -533,6 +670,50 @@ pub fn parse_policy(text: &str) -> Result<PolicyConfig, ConfigError> {
     }
     check_policy(&policy)?;
     Ok(policy)
+}
+
+/// The policies a `"policy"` key can name.
+const POLICIES: &str = "classic, ranked";
+
+/// A policy from its JSON (`--policy`, a trace header), each mistake said
+/// in words that name the key, the value given and what is allowed
+/// (`timeout = "30s": expected a whole number, ...`), not serde's
+/// (`invalid type: string "30s", expected u64`). Keys the policy does not
+/// have are ignored here ([`parse_policy`] refuses them; a trace header
+/// from another version may carry some). Ranges are not checked
+/// ([`check_policy`]).
+pub fn policy_from_value(given: &serde_json::Value) -> Result<PolicyConfig, String> {
+    use serde_json::Value;
+    let Some(obj) = given.as_object() else {
+        return Err(format!(
+            "{given} is not a JSON object: expected a policy name or an object like \
+             {{\"policy\":\"classic\",\"timeout\":30000}}"
+        ));
+    };
+    let name = match obj.get("policy") {
+        None => return Err(format!("no \"policy\" key (policies: {POLICIES})")),
+        Some(Value::String(n)) => n.clone(),
+        Some(v) => return Err(format!("policy = {v}: expected a policy name ({POLICIES})")),
+    };
+    let defaults = serde_json::from_value::<PolicyConfig>(serde_json::json!({ "policy": name }))
+        .map_err(|_| format!("unknown policy {name:?} (policies: {POLICIES})"))?;
+    let defaults = serde_json::to_value(&defaults).map_err(|e| e.to_string())?;
+    for (key, value) in obj.iter().filter(|(k, _)| *k != "policy") {
+        let Some(default) = defaults.get(key) else { continue };
+        let expected = match default {
+            Value::Bool(_) if !value.is_boolean() => "true or false",
+            Value::Number(n) if n.is_u64() && !value.is_u64() => {
+                "a whole number, 0 or more (durations in milliseconds, without a unit: 30000 \
+                 is 30 s)"
+            }
+            Value::Number(_) if !value.is_number() => "a number",
+            Value::String(_) if !value.is_string() => "a string",
+            _ => continue,
+        };
+        return Err(format!("{key} = {value}: expected {expected}"));
+    }
+    // What the look above does not cover (a nested value): serde's words.
+    serde_json::from_value(given.clone()).map_err(|e| e.to_string())
 }
 
 /// Set one policy parameter by its short name (durations as `30s`, the
@@ -548,18 +729,18 @@ pub fn set_policy_param(
         // Periods that must not be 0 (every node stale at once, a lease
         // that never holds, a loop with no period).
         "timeout" | "lease" | "heartbeat" | "suspect_after" | "read_deadline" => {
-            let d = parse_duration(value)?;
+            let d = param_duration(key, value)?;
             if d.0 == 0 {
                 return Err(bad("must be above 0".into()));
             }
             (key, serde_json::Value::from(d.0))
         }
         "stomith_grace" | "quorum_loss_sleep" => {
-            (key, serde_json::Value::from(parse_duration(value)?.0))
+            (key, serde_json::Value::from(param_duration(key, value)?.0))
         }
         // ranked's other durations and switches.
         "kill_bound" | "rank_slot" | "tie_fence_delay" => {
-            (key, serde_json::Value::from(parse_duration(value)?.0))
+            (key, serde_json::Value::from(param_duration(key, value)?.0))
         }
         "fence_command" | "watchdog" => {
             let b: bool = value.trim().parse().map_err(|_| bad("expected true or false".into()))?;
@@ -568,6 +749,10 @@ pub fn set_policy_param(
         "cycletime" | "cycletime_secs" | "balance" | "quorum" | "quorum_ratio" | "backoff"
         | "backoff_max_secs" => {
             let f: f64 = value.trim().parse().map_err(|_| bad("expected a number".into()))?;
+            // `1e999` parses as infinity, which JSON cannot carry.
+            if !f.is_finite() {
+                return Err(bad("expected a finite number".into()));
+            }
             let field = match key {
                 "cycletime" => "cycletime_secs",
                 "quorum" => "quorum_ratio",
@@ -589,6 +774,55 @@ pub fn set_policy_param(
     // [`check_policy`]): ranked's constraints tie several keys together,
     // so a check per key would depend on their order.
     serde_json::from_value(v).map_err(|e| bad(e.to_string()))
+}
+
+/// A `--param` duration, its error naming the key, the value and what is
+/// allowed (a bare [`DurationError`] named only the value).
+fn param_duration(key: &str, value: &str) -> Result<Millis, ConfigError> {
+    parse_duration(value).map_err(|e| ConfigError::BadValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        why: format!(
+            "{} (a duration like 90s, 2h, 1h30m or 250ms is allowed; a bare number is seconds)",
+            e.why
+        ),
+    })
+}
+
+/// The `--param key=value` overrides, split, each key given once. Errors:
+/// a text without `=`, and a key given twice (`--param timeout=30 --param
+/// timeout=40`, or under its two names, such as `quorum` and
+/// `quorum_ratio`), naming both values, rather than letting the last win
+/// without a word.
+pub fn distinct_params(params: &[String]) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for p in params {
+        let (k, v) = split_param(p)?;
+        if let Some((first, w)) = out.iter().find(|(first, _)| same_param(first, k)) {
+            return Err(ConfigError::DuplicateParam {
+                first: format!("{first}={w}"),
+                second: format!("{k}={v}"),
+                key: k.to_string(),
+            });
+        }
+        out.push((k.to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+/// Two `--param` keys naming one setting: a short name and the policy
+/// JSON field it sets ([`set_policy_param`]).
+fn same_param(a: &str, b: &str) -> bool {
+    let canonical = |k: &str| {
+        match k {
+            "cycletime" => "cycletime_secs",
+            "quorum" => "quorum_ratio",
+            "backoff" => "backoff_max_secs",
+            k => k,
+        }
+        .to_string()
+    };
+    canonical(a) == canonical(b)
 }
 
 /// Split `key=value`.
@@ -673,6 +907,54 @@ mod tests {
         c.set("lease", "2s").expect("set");
         let err = c.validate().expect_err("2 s <= 2050 ms").to_string();
         assert!(err.contains("lease"), "{err}");
+    }
+
+    /// Every key of [`WORLD_PARAMS`] is one `SimConfig::set` takes and no
+    /// policy has (so `replay --param` can tell it needs `--rerun`).
+    #[test]
+    fn world_params_are_world_keys() {
+        let value = |k: &str| match k {
+            "fs" => "local",
+            "membership" => "heartbeat",
+            "fence_kills" => "true",
+            "drop_faults" => "crash",
+            "fail_fraction" => "0.5",
+            "nodes" | "groups" => "3",
+            _ => "5s",
+        };
+        for key in WORLD_PARAMS {
+            SimConfig::default().set(key, value(key)).unwrap_or_else(|e| panic!("{key}: {e}"));
+            for policy in ["classic", "ranked"] {
+                let p = parse_policy(policy).expect("policy");
+                let e = set_policy_param(&p, key, value(key)).expect_err(key);
+                assert!(matches!(e, ConfigError::UnknownParam(_)), "{key}: {e}");
+            }
+        }
+    }
+
+    /// The run's phases against its duration (`check_phases`): the
+    /// liveness deadline inside the run, and room for faults when asked.
+    #[test]
+    fn phases_must_fit_the_duration() {
+        let cfg = |d: u64, faults: &str, params: &[(&str, &str)]| {
+            let mut c = SimConfig {
+                duration: Millis::from_secs(d),
+                faults: FaultChoice::parse(faults).expect("faults"),
+                ..SimConfig::default()
+            };
+            for (k, v) in params {
+                c.set(k, v).expect("set");
+            }
+            c.check_phases().map_err(|e| e.to_string())
+        };
+        // 3 nodes: liveness bound 198 s, quiet 258 s, warm-up 120 s.
+        assert!(cfg(197, "none", &[]).expect_err("short").contains("3m18s"));
+        assert_eq!(cfg(198, "none", &[]), Ok(()));
+        assert_eq!(cfg(60, "none", &[("liveness", "60s")]), Ok(()));
+        assert!(cfg(378, "crash", &[]).expect_err("no window").contains("above 6m18s"));
+        assert_eq!(cfg(379, "crash", &[]), Ok(()));
+        assert!(cfg(3600, "crash", &[("warmup", "1h")]).is_err());
+        assert!(cfg(3600, "none", &[("quiet", "1m")]).expect_err("quiet").contains("quiet=1m"));
     }
 
     #[test]

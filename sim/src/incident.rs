@@ -121,6 +121,12 @@ pub enum Status {
     /// Cut (no end line), and its node was not named as killed: a truncated
     /// recording, which cannot prove the run identical.
     Truncated,
+    /// Cut for a node named as killed, but before its first checkpoint:
+    /// records were replayed and none was compared with anything, so
+    /// nothing is verified. Every cut simulator trace is one (it carries no
+    /// marks, only its end line); "identical up to record 0" said the
+    /// opposite of what happened (issue 8's new-user test).
+    NothingVerified,
 }
 
 /// A point in time of the incident.
@@ -228,13 +234,14 @@ pub struct Incident {
 impl Incident {
     /// The process exit code `clinit-sim replay` gives: 0 when every
     /// recording is identical (a killed node's up to its cut), 1 when a
-    /// decision differs anywhere, 3 when a recording is truncated (and
-    /// nothing differs). 2 is left for unreadable input.
+    /// decision differs anywhere, 3 when a recording is truncated or a
+    /// killed node's recording verifies nothing (and nothing differs). 2
+    /// is left for unreadable input.
     pub fn exit_code(&self) -> u8 {
         let has = |s| self.recordings.iter().any(|c| c.status == s);
         if has(Status::Different) {
             1
-        } else if has(Status::Truncated) {
+        } else if has(Status::Truncated) || has(Status::NothingVerified) {
             3
         } else {
             0
@@ -530,7 +537,11 @@ fn replay_scanned(
             // named: one file of a simulated cluster holds all its nodes,
             // and naming one of them says nothing about the others.
             (None, Some(_)) if !nodes.is_empty() && nodes.iter().all(|n| killed.contains(n)) => {
-                Status::IdenticalUpToCut
+                if run.verified == 0 && run.records > 0 {
+                    Status::NothingVerified
+                } else {
+                    Status::IdenticalUpToCut
+                }
             }
             (None, Some(_)) => Status::Truncated,
         };
@@ -848,6 +859,18 @@ pub fn render(incident: &Incident, timeline: bool) -> String {
                 }
                 writeln!(s)
             }
+            Status::NothingVerified => writeln!(
+                s,
+                "NOTHING VERIFIED: the recording is cut before its first checkpoint ({} records \
+                 replayed, none compared with a recorded digest){}",
+                c.records,
+                if c.source == "clinit-sim" {
+                    "; a simulator trace carries no checkpoints, only its end line: replay the \
+                     whole trace (run it again with --trace)"
+                } else {
+                    ""
+                }
+            ),
             Status::Different => {
                 let m = c.first_mismatch.as_ref();
                 writeln!(

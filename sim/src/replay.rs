@@ -44,6 +44,15 @@ pub struct Summary {
     pub fences: u64,
     pub halts: u64,
     pub cycles: u64,
+    /// Inputs fed to `ranked` machines ([`Record::Ranked`]), the ranked
+    /// counterpart of `cycles` (a ranked node has no classic cycles; its
+    /// tells, fences and lease-loss kills count above as classic's do).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ranked_inputs: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One replayed copy of the recorded cluster.
@@ -157,6 +166,21 @@ impl<'a> Replayer<'a> {
     }
 
     fn count(&mut self, out: &Output) {
+        if let Output::Ranked(commands) = out {
+            use clinit_engine::monitor::ranked::Command;
+            self.summary.ranked_inputs += 1;
+            for c in commands {
+                match c {
+                    Command::Tell { level, .. } => {
+                        *self.summary.tells_by_level.entry(level.clone()).or_default() += 1
+                    }
+                    Command::Fence { .. } => self.summary.fences += 1,
+                    Command::KillAllNow => self.summary.halts += 1,
+                    _ => {}
+                }
+            }
+            return;
+        }
         let Output::Cycle { report, .. } = out else { return };
         self.summary.cycles += 1;
         for e in &report.events {

@@ -108,6 +108,7 @@ fn grid(spec: &SweepSpec) -> Result<Vec<Point>, ConfigError> {
                 cfg.set(k, v)?;
             }
             cfg.validate()?;
+            cfg.check_phases()?;
             points.push(Point { nodes, params: params.clone(), cfg });
         }
     }

@@ -806,7 +806,22 @@ fn parse_header(line: &str, at: usize) -> Result<Header<serde_json::Value>, Trac
     if header.format != FORMAT {
         return Err(TraceError::Format { line: at, found: header.format });
     }
+    check_header_policy(&header, at)?;
     Ok(header)
+}
+
+/// The header's policy (`config.policy`, in a simulator trace and in a
+/// `mosha` recording alike), range-checked as `--policy` is
+/// ([`crate::config::check_policy`]), whatever the replay then does with
+/// it: a hand-edited header (`"lease": 0`) is refused in every mode, not
+/// only when `--rerun` builds a world from it. A header without a policy
+/// (a test's) passes.
+fn check_header_policy(header: &Header<serde_json::Value>, at: usize) -> Result<(), TraceError> {
+    let Some(policy) = header.config.get("policy") else { return Ok(()) };
+    let bad =
+        |why: String| TraceError::Line { line: at, why: format!("the header's policy: {why}") };
+    let policy = crate::config::policy_from_value(policy).map_err(bad)?;
+    crate::config::check_policy(&policy).map_err(|e| bad(e.to_string()))
 }
 
 #[cfg(test)]

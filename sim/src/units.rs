@@ -52,6 +52,24 @@ fn secs_to_millis(secs: f64) -> Option<Millis> {
     (ms.is_finite() && (0.0..1e15).contains(&ms)).then_some(Millis(ms as u64))
 }
 
+/// A duration as [`parse_duration`] reads it back, for messages that tell
+/// the user what to type: `3m18s`, `1h`, `250ms`, `0s` (whole parts, the
+/// largest units first; milliseconds only when there are some).
+pub fn fmt_duration(m: Millis) -> String {
+    if m.0 == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    let mut rest = m.0;
+    for (unit, ms) in [("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
+        if rest >= ms {
+            out.push_str(&format!("{}{unit}", rest / ms));
+            rest %= ms;
+        }
+    }
+    out
+}
+
 /// Seconds as a float, for reports.
 pub fn secs(m: Millis) -> f64 {
     m.0 as f64 / 1000.0
@@ -73,5 +91,19 @@ mod tests {
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("-5s").is_err());
         assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn formatted_durations_read_back() {
+        for (ms, text) in [
+            (0, "0s"),
+            (250, "250ms"),
+            (198_000, "3m18s"),
+            (3_600_000, "1h"),
+            (3_661_001, "1h1m1s1ms"),
+        ] {
+            assert_eq!(fmt_duration(Millis(ms)), text);
+            assert_eq!(parse_duration(text), Ok(Millis(ms)));
+        }
     }
 }

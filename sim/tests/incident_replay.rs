@@ -1,6 +1,7 @@
 //! Cluster-wide replay (`clinit_sim::incident`) of simulator traces: a
 //! complete trace is identical, a cut one is truncated unless its nodes
-//! are named as killed, a changed input is found. Every record but marks
+//! are named as killed, and then verified up to its last checkpoint (none
+//! in a simulator trace: nothing verified), a changed input is found. Every record but marks
 //! is counted, as writers count them for the end line.
 
 use clinit_engine::time::Millis;
@@ -52,13 +53,44 @@ fn a_cut_trace_is_truncated_unless_its_nodes_were_killed() {
     assert_eq!(inc.recordings[0].status, Status::Truncated);
     assert_eq!(inc.exit_code(), 3);
     assert!(inc.recordings[0].cut.is_some());
-    let killed = [1, 2, 3].into_iter().collect();
+    let killed: BTreeSet<u32> = [1, 2, 3].into_iter().collect();
     let inc = replay(&named(cut), &killed).expect("replays");
     let c = &inc.recordings[0];
-    assert_eq!(c.status, Status::IdenticalUpToCut);
-    // A simulator trace has no marks: nothing before the end is checked.
+    // A simulator trace has no marks: nothing before the end is checked,
+    // and the verdict says so (it used to be "identical up to record 0",
+    // exit 0).
+    assert_eq!(c.status, Status::NothingVerified);
     assert_eq!((c.checkpoints, c.verified_records), (0, 0));
+    assert!(c.records > 100, "{} records replayed", c.records);
+    assert_eq!(inc.exit_code(), 3);
+    let text = clinit_sim::incident::render(&inc, false);
+    assert!(text.contains("NOTHING VERIFIED") && !text.contains("verified up to"), "{text}");
+
+    // With a checkpoint (a mark, as `mosha --record` writes after each
+    // pass), the cut recording is verified up to it. The mark's digest is
+    // the replay's after its first `k` records.
+    let k = 200;
+    let head = replay(&named(&l[..=k]), &killed).expect("replays");
+    let (records, digest) =
+        (head.recordings[0].records, head.recordings[0].replayed_sha256.clone());
+    assert_eq!(records as usize, k);
+    let rec: clinit_engine::trace::Record = serde_json::from_str(&l[k]).expect("a record");
+    let at = rec.at().map_or(0, |a| a.0);
+    let mark = serde_json::json!({ "mark": {
+        "node": 1, "at": at, "wall_ms": 1_700_000_000_000u64 + at,
+        "records": records, "decisions_sha256": digest,
+    }});
+    let mut marked: Vec<String> = l[..=k].to_vec();
+    marked.push(mark.to_string());
+    marked.extend_from_slice(&l[k + 1..l.len() - 1]);
+    let inc = replay(&named(&marked), &killed).expect("replays");
+    let c = &inc.recordings[0];
+    assert_eq!(c.status, Status::IdenticalUpToCut, "{c:?}");
+    assert_eq!((c.checkpoints, c.verified_records), (1, k as u64));
     assert_eq!(inc.exit_code(), 0);
+    // The same recording is still truncated without --killed.
+    let inc = replay(&named(&marked), &BTreeSet::new()).expect("replays");
+    assert_eq!((inc.recordings[0].status, inc.exit_code()), (Status::Truncated, 3));
 }
 
 #[test]
@@ -167,6 +199,8 @@ fn streaming_a_file_replays_as_reading_it_whole() {
         let json = |i: &clinit_sim::incident::Incident| serde_json::to_string(i).expect("json");
         assert_eq!(json(&streamed), json(&in_memory), "{}", path.display());
         assert!(streamed.recordings[0].records > 100, "records were replayed");
-        assert_eq!(streamed.exit_code(), 0, "{}", path.display());
+        // The cut one has no checkpoint: nothing verified (exit 3).
+        let want = if killed.is_empty() { 0 } else { 3 };
+        assert_eq!(streamed.exit_code(), want, "{}", path.display());
     }
 }

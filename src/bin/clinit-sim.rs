@@ -2,14 +2,16 @@
 //! the work is in the `clinit-sim` crate).
 
 use clap::{Args, Parser, Subcommand};
+use clinit_engine::hactl::Hactl;
+use clinit_engine::monitor::replicate::parse_copy;
 use clinit_engine::monitor::PolicyConfig;
 use clinit_sim::config::{
-    check_policy, parse_policy, set_policy_param, split_param, ConfigError, SimConfig, Workload,
+    check_policy, distinct_params, parse_policy, set_policy_param, ConfigError, SimConfig, Workload,
 };
 use clinit_sim::faults::{FaultChoice, Schedule};
 use clinit_sim::report::{self, RunReport};
 use clinit_sim::trace::{RecordStream, TraceMode};
-use clinit_sim::units::parse_duration;
+use clinit_sim::units::{fmt_duration, parse_duration};
 use clinit_sim::{chart, incident, latency_svg, replay, shrink, study, sweep, timeline_svg, world};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{BufReader, BufWriter, IsTerminal};
@@ -39,8 +41,13 @@ second half of its lines), editor-write (an editor's write in place stands
 half-written for len, under the 2 s settle time); history kinds (by name or
 all only): history-write-fail, history-torn, history-slow (the
 membership-transition history file's writes fail, tear or land late).
-Every run ends in a quiet phase without faults, in which liveness must
-hold.
+Phases of a run: the warm-up (warmup, default 2 min: initial placement,
+no faults), the faults, and a quiet phase without faults (the run's last
+quiet, default the liveness bound + 60 s), in which every wanted group
+must run within the liveness bound (liveness, default 180 s + 6 s per
+node). A --duration shorter than the liveness bound, or with --faults no
+longer than warmup + quiet, is refused (exit 2): it could not judge
+liveness, or would drop every fault.
 
 Parameters (--param key=value):
   classic policy: timeout (> 0, at least min_cycle), cycletime (seconds,
@@ -60,6 +67,7 @@ Parameters (--param key=value):
     fence_reboot, min_cycle, halt_bound, liveness, quiet, start_spread,
     warmup, drop_faults (kinds joined by +), fail_fraction, nodes, groups,
     duration.
+Each key once: a key given twice is refused.
 Durations read like 90s, 2h, 1h30m, 250ms; a bare number is seconds
 (timeout=30 is 30 s, not 30 ms). The same ranges hold for the JSON of
 --policy.
@@ -92,6 +100,8 @@ enum Command {
         #[command(flatten)]
         scenario: Scenario,
         #[command(flatten)]
+        plan: Plan,
+        #[command(flatten)]
         cluster: Cluster,
         /// Seed of everything random in the run.
         #[arg(long, default_value_t = 1)]
@@ -120,10 +130,13 @@ enum Command {
     Sweep {
         #[command(flatten)]
         scenario: Scenario,
+        #[command(flatten)]
+        plan: Plan,
         /// Cluster sizes, e.g. 3,10,100.
         #[arg(long, value_delimiter = ',', value_name = "N,N,...", default_value = "3")]
         nodes: Vec<u32>,
-        /// A swept parameter key=v1,v2,... (repeatable; every combination is a grid point).
+        /// A swept parameter key=v1,v2,... (repeatable, each key once; every
+        /// combination is a grid point).
         #[arg(long = "param", value_name = "KEY=V1,V2")]
         params: Vec<String>,
         /// Seeds per grid point (at least 1).
@@ -143,23 +156,32 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
     },
-    /// Replay a trace bit for bit, or under another policy (what-if); or the
+    /// Replay a trace bit for bit, or under other settings (what-if); or the
     /// recordings of every node of one incident together (cluster-wide).
     ///
     /// Exit codes of a plain replay: 0 every recording identical (a node
-    /// named by --killed: up to where its recording was cut), 1 a decision
-    /// differs, 2 unreadable input (a bad line before the last, a format
-    /// this version does not read, two recordings of one node, a --killed
-    /// node that no recording holds), 3 a
-    /// recording is truncated (no end line) and its node was not named by
-    /// --killed.
+    /// named by --killed: up to its last checkpoint before the cut), 1 a
+    /// decision differs, 2 unreadable input (a bad line before the last, a
+    /// format this version does not read, a header whose policy is out of
+    /// range, two recordings of one node, a --killed node that no
+    /// recording holds), 3 a recording is truncated (no end line) and its
+    /// node was not named by --killed, or was named but the recording is
+    /// cut before its first checkpoint (nothing verified).
+    ///
+    /// What-if (--policy, --param) replays the recorded inputs under other
+    /// policy settings of the same policy (open loop); another policy, or a
+    /// world parameter (fs_delay, detect, ...), needs --rerun.
     Replay {
         /// The trace files: one from `run --trace`, or the `mosha --record`
         /// files of the nodes of one incident (lined up by their wall clocks).
         #[arg(required = true, num_args = 1..)]
         traces: Vec<PathBuf>,
         /// Nodes killed during the incident: their recordings may end
-        /// without an end line and are verified up to their last checkpoint.
+        /// without an end line and are verified up to their last checkpoint
+        /// (`mosha --record` writes one after each pass of its loop). A
+        /// recording cut before its first checkpoint verifies nothing and
+        /// exits 3; a cut simulator trace is one (its only checkpoint is its
+        /// end line).
         #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
         killed: Vec<u32>,
         /// Print the merged incident timeline (the default with several files).
@@ -168,10 +190,13 @@ enum Command {
         /// Also draw the timeline as SVG to FILE.
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
-        /// Replay under this policy (a name or JSON) instead of the recorded one.
+        /// Replay under these settings of the recorded policy (a name or
+        /// JSON) instead of the recorded ones; another policy needs --rerun.
         #[arg(long)]
         policy: Option<String>,
-        /// Policy parameter override key=value (repeatable), on top of the recorded policy.
+        /// Parameter override key=value (repeatable, each key once), on top
+        /// of the recorded settings; world parameters (fs_delay, detect,
+        /// ...) only with --rerun.
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
         /// Closed loop: re-simulate the header's scenario and seed with the
@@ -190,6 +215,8 @@ enum Command {
     Shrink {
         #[command(flatten)]
         scenario: Scenario,
+        #[command(flatten)]
+        plan: Plan,
         #[command(flatten)]
         cluster: Cluster,
         #[arg(long, default_value_t = 1)]
@@ -213,6 +240,8 @@ enum Command {
     Failover {
         #[command(flatten)]
         scenario: Scenario,
+        #[command(flatten)]
+        refused: NotForFailover,
         #[command(flatten)]
         cluster: Cluster,
         /// Number of seeds (one crash each; at least 1).
@@ -251,7 +280,8 @@ struct Cluster {
     /// Number of nodes.
     #[arg(long, default_value_t = 3)]
     nodes: u32,
-    /// Parameter override key=value (repeatable).
+    /// Parameter override key=value (repeatable; each key once: a key
+    /// given twice is refused).
     #[arg(long = "param", value_name = "KEY=VALUE")]
     params: Vec<String>,
 }
@@ -262,27 +292,50 @@ struct Scenario {
     /// Number of generated groups (ignored with --cltab/--hactl).
     #[arg(long, default_value_t = 3)]
     groups: u32,
-    /// Simulated time, e.g. 90s, 2h; a bare number is seconds [default:
-    /// 1h] (not with failover: each of its runs lasts until 10 min after
-    /// its crash).
-    #[arg(long)]
-    duration: Option<String>,
     /// Policy: a name (classic) or JSON like {"policy":"classic","timeout":30000}.
     #[arg(long, default_value = "classic")]
     policy: String,
-    /// Fault plan: none | random | random-ops | safe | all | KIND[:k=v...],...
-    /// [default: none] (not with failover: its one fault is the crash).
-    #[arg(long)]
-    faults: Option<String>,
     /// Custom cltab (commands from the simulated vocabulary); needs --hactl.
     #[arg(long, requires = "hactl")]
     cltab: Option<PathBuf>,
-    /// Custom hactl; needs --cltab.
+    /// Custom hactl; needs --cltab. A 0-byte file is refused, as `mosha`
+    /// refuses one (an intentionally empty hactl has a comment line).
     #[arg(long, requires = "cltab")]
     hactl: Option<PathBuf>,
+}
+
+/// The run length and fault plan of `run`, `sweep` and `shrink` (not
+/// `failover`, which schedules its own crash and run length).
+#[derive(Args, Debug, Default)]
+struct Plan {
+    /// Simulated time, e.g. 90s, 2h; a bare number is seconds [default:
+    /// 1h]. At least the liveness bound (180 s + 6 s per node, --param
+    /// liveness), and with --faults longer than warmup plus quiet (2 min
+    /// plus the liveness bound plus 60 s): shorter runs are refused (exit
+    /// 2), as they could not judge liveness or would drop every fault.
+    #[arg(long)]
+    duration: Option<String>,
+    /// Fault plan: none | random | random-ops | safe | all | KIND[:k=v...],...
+    /// [default: none]. Episodes are drawn between the warm-up and the
+    /// quiet phase.
+    #[arg(long)]
+    faults: Option<String>,
     /// Use this fault schedule (JSON from `shrink --out`) instead of
-    /// drawing one (not with failover, which schedules its own crash).
+    /// drawing one.
     #[arg(long, value_name = "FILE")]
+    schedule: Option<PathBuf>,
+}
+
+/// [`Plan`]'s options, which `failover` refuses with a reason (exit 2)
+/// rather than as unknown arguments; hidden from its --help, whose text
+/// says why.
+#[derive(Args, Debug)]
+struct NotForFailover {
+    #[arg(long, hide = true)]
+    duration: Option<String>,
+    #[arg(long, hide = true)]
+    faults: Option<String>,
+    #[arg(long, hide = true, value_name = "FILE")]
     schedule: Option<PathBuf>,
 }
 
@@ -332,19 +385,30 @@ fn fence_kills_for_ranked(cfg: &mut SimConfig, given: bool) {
 }
 
 impl Scenario {
-    fn build(&self, nodes: u32, params: &[String]) -> Result<SimConfig, CliError> {
+    /// The scenario of `plan` on `nodes` nodes with the `--param`
+    /// overrides `params`. Errors: bad input (exit 2), each naming the
+    /// option or file and the value.
+    fn build(&self, plan: &Plan, nodes: u32, params: &[String]) -> Result<SimConfig, CliError> {
         let mut cfg = SimConfig {
             nodes,
             groups: self.groups,
-            duration: parse_duration(self.duration.as_deref().unwrap_or("1h"))
-                .map_err(ConfigError::from)?,
+            duration: parse_duration(plan.duration.as_deref().unwrap_or("1h"))
+                .map_err(|e| CliError::Other(format!("--duration: {e}")))?,
             policy: parse_policy(&self.policy)?,
-            faults: FaultChoice::parse(self.faults.as_deref().unwrap_or("none"))
+            faults: FaultChoice::parse(plan.faults.as_deref().unwrap_or("none"))
                 .map_err(ConfigError::Faults)?,
             ..SimConfig::default()
         };
         if let (Some(c), Some(h)) = (&self.cltab, &self.hactl) {
             let (cltab, hactl) = (read(c)?, read(h)?);
+            // A 0-byte hactl is refused as production refuses one (the
+            // engine's `parse_copy`: likelier a truncation than an intent,
+            // and adopted it would stop every group); the cltab parser
+            // refuses a 0-byte cltab itself.
+            if hactl.is_empty() {
+                let name = h.display().to_string();
+                parse_copy::<Hactl>(hactl.as_bytes(), &name).map_err(CliError::Other)?;
+            }
             // Parsed here with the paths, so an error names FILE:LINE (the
             // world parses them again, as any scenario, when it is built).
             clinit_sim::workload::parse(
@@ -355,27 +419,60 @@ impl Scenario {
             )?;
             cfg.workload = Workload::Custom { cltab, hactl };
         }
-        if let Some(path) = &self.schedule {
+        if let Some(path) = &plan.schedule {
             let s: Schedule = serde_json::from_str(&read(path)?)
                 .map_err(|e| CliError::Other(format!("{}: not a schedule: {e}", path.display())))?;
             cfg.schedule = Some(s);
         }
+        let params = distinct_params(params)?;
         let mut kills_given = false;
-        for p in params {
-            let (k, v) = split_param(p)?;
+        for (k, v) in &params {
             kills_given |= k == "fence_kills";
             cfg.set(k, v)?;
         }
         fence_kills_for_ranked(&mut cfg, kills_given);
         cfg.validate()?;
-        if let (Some(s), Some(path)) = (&mut cfg.schedule, &self.schedule) {
+        let (quiet, quiet_len) = (cfg.quiet_start(), cfg.quiet());
+        if let (Some(s), Some(path)) = (&mut cfg.schedule, &plan.schedule) {
             // Refuse bad episodes here, naming the file (the workload's
             // groups are checked again when the world is built).
             s.validate(cfg.nodes, None, cfg.duration)
                 .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
             s.refresh_kinds();
+            // The world ignores a fault once the quiet phase has begun: an
+            // episode there would be dropped without a word.
+            if let Some((i, f)) = s.faults.iter().enumerate().find(|(_, f)| f.at >= quiet) {
+                return Err(CliError::Other(format!(
+                    "{}: episode {i} ({}) starts at {}, in the quiet phase (from {}: the run's \
+                     last {}, in which no fault runs); move it earlier, or give a longer \
+                     --duration or a shorter --param quiet",
+                    path.display(),
+                    f.fault.kind().name(),
+                    fmt_duration(f.at),
+                    fmt_duration(quiet),
+                    fmt_duration(quiet_len)
+                )));
+            }
         }
         Ok(cfg)
+    }
+}
+
+/// Say on stderr when `--faults` drew no episode at all (the fault window
+/// exists, see [`SimConfig::check_phases`], but was too short for the
+/// rates), so a fault-free report is not mistaken for a survived plan.
+fn note_no_episodes(cfg: &SimConfig, drawn: &Schedule) {
+    let asked = cfg.faults != FaultChoice::None && cfg.schedule.is_none();
+    if asked && cfg.world.drop_faults.is_empty() && drawn.faults.is_empty() {
+        let end = cfg.quiet_start();
+        let start = cfg.world.warmup.min(end);
+        eprintln!(
+            "clinit-sim: note: --faults drew no episode in this run's fault window ({} to {}, \
+             between the warm-up and the quiet phase); a longer --duration or a higher rate \
+             (KIND:rate=N, episodes per hour) draws some",
+            fmt_duration(start),
+            fmt_duration(end)
+        );
     }
 }
 
@@ -432,6 +529,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
     match command {
         Command::Run {
             scenario,
+            plan,
             cluster,
             seed,
             trace,
@@ -440,7 +538,8 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             episodes,
             schedule_out,
         } => {
-            let cfg = scenario.build(cluster.nodes, &cluster.params)?;
+            let cfg = scenario.build(&plan, cluster.nodes, &cluster.params)?;
+            cfg.check_phases()?;
             let out: Option<Box<dyn std::io::Write + Send>> = match &trace {
                 Some(path) => {
                     Some(Box::new(BufWriter::new(std::fs::File::create(path).map_err(|e| {
@@ -452,6 +551,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             let mode = if no_trace { TraceMode::Off } else { TraceMode::Hash };
             let opts = world::RunOptions { trace: mode, trace_out: out, event_log: true };
             let result = world::run(&cfg, seed, opts)?;
+            note_no_episodes(&cfg, &result.schedule);
             if as_json {
                 outln!("{}", json(&RunReport::new(&result))?)?;
             } else {
@@ -483,6 +583,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         }
         Command::Sweep {
             scenario,
+            plan,
             nodes,
             params: grid,
             seeds,
@@ -491,12 +592,13 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             json: as_json,
             svg,
         } => {
-            let base = scenario.build(nodes.first().copied().unwrap_or(3), &[])?;
-            let mut params = Vec::new();
-            for g in &grid {
-                let (k, v) = split_param(g)?;
-                params.push((k.to_string(), v.split(',').map(|s| s.trim().to_string()).collect()));
-            }
+            let base = scenario.build(&plan, nodes.first().copied().unwrap_or(3), &[])?;
+            // Every grid point is checked as `run` checks its scenario
+            // (`sweep::sweep`: validate, then the phases).
+            let params = distinct_params(&grid)?
+                .into_iter()
+                .map(|(k, v)| (k, v.split(',').map(|s| s.trim().to_string()).collect()))
+                .collect();
             let sizes = nodes;
             let threads = threads.map_or_else(
                 || std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -543,11 +645,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         }
         Command::Replay { traces, killed, timeline, svg, policy, params, rerun, json: as_json } => {
             let replacement = policy.as_deref().map(parse_policy).transpose()?;
-            let mut overrides = Vec::new();
-            for p in &params {
-                let (k, v) = split_param(p)?;
-                overrides.push((k.to_string(), v.to_string()));
-            }
+            let overrides = distinct_params(&params)?;
             if !rerun && replacement.is_none() && overrides.is_empty() {
                 let timeline = timeline || traces.len() > 1;
                 return replay_incident(&traces, &killed, timeline, svg.as_deref(), as_json);
@@ -557,16 +655,49 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                     "what-if and --rerun replay one trace; give one file".into(),
                 ));
             };
+            // Only the header is needed here: the scenario, seed and policy
+            // (opening it also range-checks the header's policy).
+            let file = std::fs::File::open(trace)
+                .map_err(|e| CliError::Other(format!("cannot open {}: {e}", trace.display())))?;
+            let header = RecordStream::open(BufReader::new(file))
+                .map_err(|e| CliError::Other(format!("{}: {e}", trace.display())))?
+                .header;
             if rerun {
-                // Only the header is needed: the scenario and seed.
-                let file = std::fs::File::open(trace).map_err(|e| {
-                    CliError::Other(format!("cannot open {}: {e}", trace.display()))
-                })?;
-                let t = RecordStream::open(BufReader::new(file))
-                    .map_err(|e| CliError::Other(format!("{}: {e}", trace.display())))?;
-                return rerun_trace(&t.header, replacement, &overrides, as_json);
+                return rerun_trace(trace, &header, replacement, &overrides, as_json);
+            }
+            // An open-loop what-if feeds the recorded inputs to the other
+            // settings: the world that produced them cannot change.
+            if let Some((k, _)) = overrides.iter().find(|(k, _)| is_world_param(k)) {
+                return Err(CliError::Other(format!(
+                    "--param {k} is a world parameter (the simulated world, not the policy): an \
+                     open-loop what-if replays the recorded inputs, which that world produced, so \
+                     it cannot change them; add --rerun to re-simulate the trace's scenario and \
+                     seed with it (simulator traces only)"
+                )));
+            }
+            let recorded_name = header
+                .config
+                .get("policy")
+                .and_then(|p| p.get("policy"))
+                .and_then(|n| n.as_str())
+                .map(String::from);
+            if let (Some(new), Some(old)) = (&replacement, &recorded_name) {
+                let new = clinit_sim::config::policy_name(new);
+                if new != *old {
+                    return Err(cross_policy(trace, old, &new));
+                }
             }
             let f = |recorded: &PolicyConfig| -> Result<PolicyConfig, ConfigError> {
+                // A header without a policy: the records' own policies.
+                if let Some(new) = &replacement {
+                    let (old, new) = (
+                        clinit_sim::config::policy_name(recorded),
+                        clinit_sim::config::policy_name(new),
+                    );
+                    if old != new {
+                        return Err(ConfigError::CrossPolicy { recorded: old, what_if: new });
+                    }
+                }
                 let mut p = replacement.clone().unwrap_or_else(|| recorded.clone());
                 for (k, v) in &overrides {
                     p = set_policy_param(&p, k, v)?;
@@ -581,8 +712,13 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             if checked.exit_code() != 0 {
                 eprint!("{}", incident::render(&checked, false));
                 eprintln!(
-                    "what-if not run: replaying {} as recorded does not match the recording",
-                    trace.display()
+                    "what-if not run: replaying {} as recorded {}",
+                    trace.display(),
+                    if checked.exit_code() == 3 {
+                        "could not be verified against the recording (it is cut)"
+                    } else {
+                        "does not match the recording"
+                    }
                 );
                 return Ok(ExitCode::from(checked.exit_code()));
             }
@@ -614,8 +750,9 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Shrink { scenario, cluster, seed, invariant, max_runs, out } => {
-            let cfg = scenario.build(cluster.nodes, &cluster.params)?;
+        Command::Shrink { scenario, plan, cluster, seed, invariant, max_runs, out } => {
+            let cfg = scenario.build(&plan, cluster.nodes, &cluster.params)?;
+            cfg.check_phases()?;
             match shrink::shrink(&cfg, seed, invariant.as_deref(), max_runs)? {
                 None => {
                     outln!(
@@ -662,6 +799,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         }
         Command::Failover {
             scenario,
+            refused,
             cluster,
             runs,
             first_seed,
@@ -674,15 +812,15 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         } => {
             // Refused rather than silently ignored (the study sets both).
             for (given, option) in [
-                (scenario.duration.is_some(), "duration"),
-                (scenario.faults.is_some(), "faults"),
-                (scenario.schedule.is_some(), "schedule"),
+                (refused.duration.is_some(), "duration"),
+                (refused.faults.is_some(), "faults"),
+                (refused.schedule.is_some(), "schedule"),
             ] {
                 if given {
                     return Err(CliError::FailoverOption(option));
                 }
             }
-            let base = scenario.build(cluster.nodes, &cluster.params)?;
+            let base = scenario.build(&Plan::default(), cluster.nodes, &cluster.params)?;
             let crash =
                 study::Crash { group, at: parse_duration(&crash_at).map_err(ConfigError::from)? };
             if crash.at > clinit_sim::config::MAX_DURATION {
@@ -853,9 +991,13 @@ fn secs(v: Option<f64>) -> String {
 
 fn summary(s: &replay::Summary) -> String {
     let tells: Vec<String> = s.tells_by_level.iter().map(|(l, n)| format!("{l}×{n}")).collect();
+    let steps = if s.ranked_inputs > 0 {
+        format!("{} ranked inputs", s.ranked_inputs)
+    } else {
+        format!("{} cycles", s.cycles)
+    };
     format!(
-        "{} cycles, tells [{}], {} conflicts, {} fences, {} halts",
-        s.cycles,
+        "{steps}, tells [{}], {} conflicts, {} fences, {} halts",
         tells.join(" "),
         s.conflicts,
         s.fences,
@@ -863,26 +1005,62 @@ fn summary(s: &replay::Summary) -> String {
     )
 }
 
+/// `replay --policy P` on a trace recorded under another policy, open
+/// loop: refused (issue 8's new-user test got exit 0 and counts that meant
+/// nothing).
+fn cross_policy(trace: &Path, recorded: &str, what_if: &str) -> CliError {
+    let e = ConfigError::CrossPolicy { recorded: recorded.to_string(), what_if: what_if.into() };
+    CliError::Other(format!("{}: {e}", trace.display()))
+}
+
+/// Whether `key` is a world parameter (one [`SimConfig::set`] takes that
+/// no policy has), which only a re-simulation (`--rerun`) can change.
+fn is_world_param(key: &str) -> bool {
+    clinit_sim::config::WORLD_PARAMS.contains(&key)
+}
+
+/// `replay --rerun`: re-simulate the scenario and seed of the simulator
+/// trace `path` (its header `header`) as recorded and with the overrides,
+/// and compare the run reports. Errors: not a simulator trace, a header
+/// this version cannot read (naming the file and line 1), an override
+/// that is refused, a scenario whose phases do not fit its duration.
 fn rerun_trace(
+    path: &Path,
     header: &clinit_engine::trace::Header<serde_json::Value>,
     policy: Option<PolicyConfig>,
     overrides: &[(String, String)],
     as_json: bool,
 ) -> Result<ExitCode, CliError> {
-    let (Some(seed), Ok(cfg)) =
-        (header.seed, serde_json::from_value::<SimConfig>(header.config.clone()))
-    else {
-        return Err(CliError::Other(
-            "--rerun needs a simulator trace (its header has the scenario and seed)".into(),
-        ));
+    let Some(seed) = header.seed.filter(|_| header.source == "clinit-sim") else {
+        return Err(CliError::Other(format!(
+            "{}: --rerun needs a simulator trace (from `clinit-sim run --trace`: its header has \
+             the scenario and seed); this is a {} recording",
+            path.display(),
+            header.source
+        )));
     };
+    let cfg = serde_json::from_value::<SimConfig>(header.config.clone()).map_err(|e| {
+        CliError::Other(format!(
+            "{}: line 1: the header's scenario cannot be re-simulated by this version ({} {}): {e}",
+            path.display(),
+            header.source,
+            header.version
+        ))
+    })?;
     let mut alt = cfg.clone();
     if let Some(p) = policy {
         alt.policy = p;
     }
+    let mut kills_given = false;
     for (k, v) in overrides {
+        kills_given |= k == "fence_kills";
         alt.set(k, v)?;
     }
+    if alt.policy != cfg.policy {
+        fence_kills_for_ranked(&mut alt, kills_given);
+    }
+    alt.validate()?;
+    alt.check_phases()?;
     let a = RunReport::new(&world::run(&cfg, seed, world::RunOptions::default())?);
     let b = RunReport::new(&world::run(&alt, seed, world::RunOptions::default())?);
     if as_json {
