@@ -622,12 +622,12 @@ const PARTITIONS_4_NODES: &str = r#"{"kinds":["partition"],"faults":[
 /// both nodes healthy: liveness fails. With a fence command the same
 /// schedule recovers within 1.2 s. The cause: node 1 proved node 2's
 /// epoch void (revoked, lease wait passed) while node 2 was paused and
-/// listed down; node 2 then acquired a new lease on node 1's
-/// acknowledgements without losing one in between, so its epoch floor,
-/// the key of the void, did not change, and node 1 never granted it a
-/// claim again. Each new lease now starts a new epoch
-/// (`Rules::floor_per_lease`; lock-step twins in the engine's
-/// interleavings: `a_node_void_in_its_old_epoch_holds_claims_in_a_new_lease`).
+/// listed down; node 2 resumed, node 1 lifted its revocation and node 2
+/// acquired a new lease on node 1's acknowledgements in the same epoch,
+/// but the void stuck, and node 1 never granted it a claim again. Lifting
+/// a revocation now forgets the void it proved (`Rules::lift_clears_void`;
+/// lock-step twins in the engine's interleavings:
+/// `a_node_void_in_its_old_epoch_holds_claims_in_a_new_lease`).
 /// Reproduce: `clinit-sim run
 /// --seed 12279141920879986323 --nodes 2 --groups 3 --duration 5m --param
 /// warmup=20s --param liveness=100s --param quiet=130s --policy ranked

@@ -1148,8 +1148,8 @@ fn a_node_void_in_its_old_epoch_holds_claims_in_a_new_lease() {
 }
 
 #[test]
-fn without_a_floor_per_lease_a_void_sticks_to_the_new_lease_and_db_stays_down() {
-    let w = two_pauses(|r| r.floor_per_lease = false);
+fn without_clearing_a_void_at_the_lift_it_sticks_to_the_new_lease_and_db_stays_down() {
+    let w = two_pauses(|r| r.lift_clears_void = false);
     assert!(w.holding(2), "{}", dump(&w));
     assert!(w.runs("db").is_empty(), "{}", dump(&w));
 }

@@ -86,13 +86,14 @@
 //!   epoch whose first counter (`floor`) it publishes; a revocation bound
 //!   below a node's floor is moot (the node released since), and grants
 //!   name the epoch and the request, so an old grant never counts again.
-//!   Each new lease starts an epoch too, with the counter it rests on as
-//!   its floor: a void proven of the old epoch (revoked up to a bound, the
-//!   lease wait passed) is keyed to the old floor and never sticks to a
-//!   lease acquired after the revocation was lifted. That is sound because
-//!   the new lease rests on a counter beyond the bound: a lease on a
-//!   counter at or below it ended before the wait that proved the void
-//!   did (2 nodes, two pauses: a group down for good before).
+//!   A void proven by the lease wait (revoked up to a bound, the wait
+//!   passed) is kept for that epoch, except by a node that lifts its own
+//!   revocation of the member: its acknowledgements then go beyond the
+//!   bound, so a new lease of the member may rest on them, in the same
+//!   epoch (a node that released and acquires again keeps its floor). A
+//!   void that stuck past the lift kept a group down for good (2 nodes,
+//!   two pauses). A fence's proof is not forgotten: it lives in the fence
+//!   votes, until a new incarnation.
 //! * **Fence votes go with their fencer** and vote only `H·(1+ρ)+δ` after
 //!   they are first seen (a fence voids its target's claims at once, but a
 //!   lease elsewhere may still rest on the target's last real
@@ -630,10 +631,12 @@ pub(crate) struct Rules {
     /// the voters (it completes an exact half, never makes a minority
     /// half): two fencers unaware of each other cannot both spend it.
     pub tie_vote_completes_half: bool,
-    /// Each new lease starts a new epoch: its floor (published in the
-    /// record, the key of a proven void) is the counter the lease rests
-    /// on, not only the one after the last lease it lost.
-    pub floor_per_lease: bool,
+    /// Lifting this node's revocation of a member forgets the void it had
+    /// proven of that member by the lease wait, and the lifted revocation
+    /// no longer counts in this node's own judgement even before the lift
+    /// is published: its acknowledgements go beyond the bound again, and a
+    /// new lease may rest on them.
+    pub lift_clears_void: bool,
     /// A node acknowledges at most one membership change per version.
     pub one_change_per_version: bool,
     /// A revoked node that is still heard is waited for (its release), not
@@ -705,7 +708,7 @@ impl Default for Rules {
             vote_until_new_incarnation: true,
             tie_fence: true,
             tie_vote_completes_half: true,
-            floor_per_lease: true,
+            lift_clears_void: true,
             one_change_per_version: true,
             wait_for_heard_release: true,
             only_holders_fence: true,

@@ -119,12 +119,21 @@ impl Ranked {
         let voting = self.voters();
         let tie = self.tie_ready(votes);
         let wait = self.params.takeover_wait();
-        // As published: a withdrawn revocation counts for nobody.
+        // As published: a withdrawn revocation counts for nobody. Nor does
+        // one this node has lifted since, while the lift waits to be
+        // persisted and published: its acknowledgements already go beyond
+        // the bound (see `lift`).
+        let current = &self.durable.revocations;
+        let lifted_gone = self.rules.lift_clears_void;
         let mine = self
             .published_durable()
             .map(|d| {
                 let mut r = d.revocations.clone();
-                r.retain(|n, _| !d.withdrawn.contains(n));
+                r.retain(|n, s| {
+                    !d.withdrawn.contains(n)
+                        && (!lifted_gone
+                            || current.get(n).is_some_and(|c| c.incarnation == s.incarnation))
+                });
                 r
             })
             .unwrap_or_default();

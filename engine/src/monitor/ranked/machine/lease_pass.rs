@@ -76,6 +76,16 @@ impl Ranked {
     /// round of [`Ranked::reconsider`] completed).
     fn lift(&mut self, node: u32) {
         self.forget_revocation(node);
+        // A void this node proved by the lease wait rested on its own
+        // revocation among others; lifted, its acknowledgements of `node`
+        // go beyond the bound, and a new lease of `node` may rest on them.
+        // (A fence's proof is kept apart, in the fence votes.)
+        if self.rules.lift_clears_void {
+            if let Some(p) = self.peers.get_mut(&node) {
+                p.void_epoch = None;
+                p.void_logged = None;
+            }
+        }
         self.log(RankedNotice::RevocationLifted { node });
     }
 
@@ -208,16 +218,6 @@ impl Ranked {
             }
             Phase::Holding => self.deadline = deadline,
             Phase::Released if holds && self.persisted.is_some() && !self.leaving => {
-                // A new lease is a new epoch, whose floor is the counter it
-                // rests on: a void proven of an earlier lease (revoked up to
-                // some bound, then the lease wait passed) stays keyed to the
-                // old floor, and never sticks to this one. This lease rests
-                // on acknowledgements beyond every bound a standing quorum
-                // of revocations had set (a lease on a counter at or below
-                // it ended before that wait did).
-                if let (true, Some(c)) = (self.rules.floor_per_lease, counter) {
-                    self.epoch_floor = self.epoch_floor.max(c);
-                }
                 self.phase = Phase::Holding;
                 self.held_since = now;
                 self.epoch += 1;
