@@ -34,17 +34,37 @@
 //!   checksum;
 //! - *truncated*: the seal line is cut or damaged, or the body is shorter
 //!   than declared. Never adopted, whatever its version. My own truncated
-//!   copy is replaced by the best sealed copy that parses;
+//!   copy is written back from my last sealed copy (kept in memory, see
+//!   below) when that one is newer than every sealed copy I can see;
+//!   otherwise it is replaced by the best sealed copy that parses. (A torn
+//!   write of the operator's freshly sealed edit must not give way to the
+//!   older version it replaced: that would undo the edit for good.)
 //! - *hand-edited*: no seal line (the original format), or a seal line whose
 //!   checksum fails while the body is at least as long as declared (edited
 //!   with the line kept). Another node's hand-edited copy is never adopted:
 //!   its own node seals it. My own is sealed as a new version, numbered one
-//!   above every version I can see (so an operator's edit wins over what it
+//!   above every version known (so an operator's edit wins over what it
 //!   has seen), but only once it has stayed unchanged for the settle time
 //!   ([`SETTLE`], 2 s), so that an editor's write in place is not caught
-//!   half-way. If its content equals the best sealed copy's body it simply
-//!   takes that copy (no new version). While it does not parse, it is left
+//!   half-way. If its content equals the best sealed copy's body *and* that
+//!   copy is the highest version known, it simply takes that copy (no new
+//!   version); an edit back to an older content (a stale copy elsewhere
+//!   still shows it) is sealed above the newer versions instead, or the
+//!   newer version would win again. While it does not parse, it is left
 //!   alone (the node keeps its last good parse), as under the mtime rule.
+//!
+//! **My last sealed copy.** Each node remembers its own last sealed copy
+//! that parses: the last one it wrote (a seal, an adoption, a write-back)
+//! or read whole as its own. It is the caller's memory (lost at a restart),
+//! passed to [`decide`] as `kept`: a torn or hand-edited copy on disk no
+//! longer shows it, yet its number counts among the versions known and it
+//! is what a truncated copy of mine is written back from.
+//!
+//! **A write is read back.** After a copy of my own file, the next read of
+//! it brings its bytes (it is not asked by the identity the write
+//! returned), and the copy is judged from what was read: a disk can answer
+//! a torn write as done, and a copy trusted unread was never seen torn
+//! (issue 9, seed 36: a node ran alone on an edit its peers never got).
 //!
 //! An edit by hand that only *deletes* text and keeps the seal line looks
 //! like a truncation and is not adopted: delete the seal line too when

@@ -236,6 +236,10 @@ pub struct Replica<T> {
     /// copy asks without an identity, so it brings the bytes, and the copy
     /// is judged from them.
     unverified: Option<u32>,
+    /// Versioned rule: the version last said to be written back over my
+    /// truncated copy: said once while a disk keeps tearing the rewrites
+    /// (every one a new identity), again only after my copy read whole.
+    said_restore: Option<version::Version>,
 }
 
 impl<T> Default for Replica<T> {
@@ -250,6 +254,7 @@ impl<T> Default for Replica<T> {
             sealing: None,
             own_sealed: None,
             unverified: None,
+            said_restore: None,
         }
     }
 }
@@ -432,25 +437,28 @@ impl<T: Replicated> Replica<T> {
             if *id == info.id && info.parsed.is_ok() && !known {
                 self.own_sealed = Some((*v, info.clone()));
             }
+            self.said_restore = None;
         }
         let kept = self.own_sealed.as_ref().map(|(v, _)| *v);
         let decision = version::decide(&copies, me, kept, unchanged_for, settle);
         self.sealing = None;
         let mine = self.cache.get(&me);
         if let (Some(mine), Some((_, Seal::Truncated { reason }))) = (mine, self.seals.get(&me)) {
-            if self.warned.insert((me, mine.id)) {
-                let reason = reason.clone();
-                let note = match &decision {
-                    VDecision::Restore { version } => {
+            let first = self.warned.insert((me, mine.id));
+            let reason = reason.clone();
+            let note = match &decision {
+                VDecision::Restore { version } => {
+                    (self.said_restore != Some(*version)).then(|| {
+                        self.said_restore = Some(*version);
                         VersionNote::MineRestored { reason, version: *version }
-                    }
-                    VDecision::Adopt { from, .. } => {
-                        VersionNote::MineTruncated { reason, replaced_by: Some(*from) }
-                    }
-                    _ => VersionNote::MineTruncated { reason, replaced_by: None },
-                };
-                notes.push(ReplicaNote::Versioned(note));
-            }
+                    })
+                }
+                VDecision::Adopt { from, .. } => {
+                    first.then_some(VersionNote::MineTruncated { reason, replaced_by: Some(*from) })
+                }
+                _ => first.then_some(VersionNote::MineTruncated { reason, replaced_by: None }),
+            };
+            notes.extend(note.map(ReplicaNote::Versioned));
         }
         let copy_from = match &decision {
             VDecision::Adopt { from, .. } => Some(*from),
@@ -778,14 +786,28 @@ mod tests {
             matches!(n, ReplicaNote::Versioned(VersionNote::MineRestored { version, .. }) if *version == v7)
         });
         assert!(said, "{notes:?}");
+        // The disk tears the rewrite too (a new identity): written back
+        // again, and said once, not at every rewrite.
+        r.settle(1, Some(&d), Some(Ok(ContentId(11))), &mut notes);
+        let torn = copy(&intended[..intended.len() / 2], 11);
+        let d = r.plan_at(Millis(2_700), 1, &reads(&[(1, &torn), (2, &theirs)]), &mut notes);
+        let d = d.expect("my copy was read");
+        assert_eq!(d.why, Why::Versioned(Box::new(VDecision::Restore { version: v7 })));
+        let restored = |notes: &[ReplicaNote]| {
+            notes
+                .iter()
+                .filter(|n| matches!(n, ReplicaNote::Versioned(VersionNote::MineRestored { .. })))
+                .count()
+        };
+        assert_eq!(restored(&notes), 1, "{notes:?}");
         // Written back (faithfully this time) and read back: up to date,
         // and node 1 runs the operator's edit.
-        let s = r.settle(1, Some(&d), Some(Ok(ContentId(11))), &mut notes);
+        let s = r.settle(1, Some(&d), Some(Ok(ContentId(12))), &mut notes);
         assert_eq!(
             s.current.and_then(|h| h.get("web").map(|w| w.level.clone())).as_deref(),
             Some("stop")
         );
-        let landed = copy(&intended, 11);
+        let landed = copy(&intended, 12);
         let d = r.plan_at(Millis(3_000), 1, &reads(&[(1, &landed), (2, &theirs)]), &mut notes);
         assert_eq!(d.map(|d| d.why), Some(Why::Versioned(Box::new(VDecision::UpToDate))));
     }
