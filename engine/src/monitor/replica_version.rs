@@ -53,6 +53,21 @@
 //!   newer version would win again. While it does not parse, it is left
 //!   alone (the node keeps its last good parse), as under the mtime rule.
 //!
+//! **Only its own node seals a hand edit, even while that node is down.**
+//! An operator's edit of a dead node's copy waits for that node to run
+//! again (issue 12, N = 3 seed 9: node 1 was fenced 0.3 s after the edit
+//! and the edit was taken 48 minutes later, at its restart). Readers do
+//! not seal it for the dead node, although the content would be the same:
+//! a reader cannot tell a node that is down from one it is cut off from (a
+//! partition, a lapsed lease, a membership source that lists it down
+//! wrongly), and a node cut off goes on sealing its own edits. Two sealers
+//! of one file can give two contents the same version number (the operator
+//! edits again in between), and the tie-break then drops one of them: the
+//! loss of an edit that this module exists to prevent. Only a fence known
+//! to have killed proves a node down, and that is the ranked machine's
+//! knowledge, not the copies'. To change a running cluster's `hactl`, edit
+//! a running node's copy, or use `mosha hactl set`.
+//!
 //! **My last sealed copy.** Each node remembers its own last sealed copy
 //! that parses: the last one it wrote (a seal, an adoption, a write-back)
 //! or read whole as its own. It is the caller's memory (lost at a restart),
