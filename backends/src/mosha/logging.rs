@@ -83,7 +83,9 @@ impl Executor {
                 }
             }
             ClusterEvent::Replica { file, note } => match note {
-                VersionNote::TheirsTruncated { .. } | VersionNote::MineTruncated { .. } => {
+                VersionNote::TheirsTruncated { .. }
+                | VersionNote::MineTruncated { .. }
+                | VersionNote::MineRestored { .. } => {
                     warn!("{file}: {note}")
                 }
                 _ => info!("{file}: {note}"),

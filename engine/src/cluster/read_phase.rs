@@ -275,8 +275,8 @@ impl ClusterDriver {
         // The known identities, walked beside the (ascending) nodes: one
         // step per node instead of three map look-ups.
         let mut clstats = self.clstats.iter().map(|(n, (id, _))| (*n, *id)).peekable();
-        let mut hactls = self.hactl.cached_all().map(|(n, c)| (n, c.id)).peekable();
-        let mut cltabs = self.cltab.cached_all().map(|(n, c)| (n, c.id)).peekable();
+        let mut hactls = self.hactl.known_all().peekable();
+        let mut cltabs = self.cltab.known_all().peekable();
         for (i, &node) in reading.nodes.iter().enumerate() {
             let (clstat, hactl, cltab) =
                 (known(&mut clstats, node), known(&mut hactls, node), known(&mut cltabs, node));

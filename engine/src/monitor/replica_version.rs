@@ -34,17 +34,52 @@
 //!   checksum;
 //! - *truncated*: the seal line is cut or damaged, or the body is shorter
 //!   than declared. Never adopted, whatever its version. My own truncated
-//!   copy is replaced by the best sealed copy that parses;
+//!   copy is written back from my last sealed copy (kept in memory, see
+//!   below) when that one is newer than every sealed copy I can see;
+//!   otherwise it is replaced by the best sealed copy that parses. (A torn
+//!   write of the operator's freshly sealed edit must not give way to the
+//!   older version it replaced: that would undo the edit for good.)
 //! - *hand-edited*: no seal line (the original format), or a seal line whose
 //!   checksum fails while the body is at least as long as declared (edited
 //!   with the line kept). Another node's hand-edited copy is never adopted:
 //!   its own node seals it. My own is sealed as a new version, numbered one
-//!   above every version I can see (so an operator's edit wins over what it
+//!   above every version known (so an operator's edit wins over what it
 //!   has seen), but only once it has stayed unchanged for the settle time
 //!   ([`SETTLE`], 2 s), so that an editor's write in place is not caught
-//!   half-way. If its content equals the best sealed copy's body it simply
-//!   takes that copy (no new version). While it does not parse, it is left
+//!   half-way. If its content equals the best sealed copy's body *and* that
+//!   copy is the highest version known, it simply takes that copy (no new
+//!   version); an edit back to an older content (a stale copy elsewhere
+//!   still shows it) is sealed above the newer versions instead, or the
+//!   newer version would win again. While it does not parse, it is left
 //!   alone (the node keeps its last good parse), as under the mtime rule.
+//!
+//! **Only its own node seals a hand edit, even while that node is down.**
+//! An operator's edit of a dead node's copy waits for that node to run
+//! again (issue 12, N = 3 seed 9: node 1 was fenced 0.3 s after the edit
+//! and the edit was taken 48 minutes later, at its restart). Readers do
+//! not seal it for the dead node, although the content would be the same:
+//! a reader cannot tell a node that is down from one it is cut off from (a
+//! partition, a lapsed lease, a membership source that lists it down
+//! wrongly), and a node cut off goes on sealing its own edits. Two sealers
+//! of one file can give two contents the same version number (the operator
+//! edits again in between), and the tie-break then drops one of them: the
+//! loss of an edit that this module exists to prevent. Only a fence known
+//! to have killed proves a node down, and that is the ranked machine's
+//! knowledge, not the copies'. To change a running cluster's `hactl`, edit
+//! a running node's copy, or use `mosha hactl set`.
+//!
+//! **My last sealed copy.** Each node remembers its own last sealed copy
+//! that parses: the last one it wrote (a seal, an adoption, a write-back)
+//! or read whole as its own. It is the caller's memory (lost at a restart),
+//! passed to [`decide`] as `kept`: a torn or hand-edited copy on disk no
+//! longer shows it, yet its number counts among the versions known and it
+//! is what a truncated copy of mine is written back from.
+//!
+//! **A write is read back.** After a copy of my own file, the next read of
+//! it brings its bytes (it is not asked by the identity the write
+//! returned), and the copy is judged from what was read: a disk can answer
+//! a torn write as done, and a copy trusted unread was never seen torn
+//! (issue 9, seed 36: a node ran alone on an edit its peers never got).
 //!
 //! An edit by hand that only *deletes* text and keeps the seal line looks
 //! like a truncation and is not adopted: delete the seal line too when
@@ -214,27 +249,36 @@ pub enum Decision {
     Adopt { from: u32, theirs: Version, mine: Option<Version> },
     /// Seal my hand-edited copy as version `number`.
     Seal { number: u64 },
+    /// My copy is truncated and my last sealed copy (`version`, kept in
+    /// memory by the caller) is newer than every sealed copy I can see:
+    /// write it back (adopting an older copy would undo the newest edit).
+    Restore { version: Version },
     /// My hand-edited copy has been unchanged for less than the settle
     /// time: `left` ms to go.
     Settling { left: Millis },
 }
 
 /// Decide for node `me` from `(node, copy)` pairs (`None`: no copy;
-/// unreadable copies are left out by the caller). `unchanged_for` is how
-/// long (ms, my clock) my own copy has had its current content.
+/// unreadable copies are left out by the caller). `kept` is my own last
+/// sealed copy that parses (the last one written or read as mine; the
+/// caller remembers it, since a torn or hand-edited copy no longer shows
+/// it). `unchanged_for` is how long (ms, my clock) my own copy has had its
+/// current content.
 ///
 /// The best copy is the highest [`Version`] among sealed copies that parse
 /// (ties on the whole version are the same content; the first in list
-/// order is taken).
+/// order is taken). The highest version *known* also counts `kept` and the
+/// numbers of damaged or hand-edited seal lines.
 pub fn decide(
     copies: &[(u32, Option<Facts>)],
     me: u32,
+    kept: Option<Version>,
     unchanged_for: Millis,
     settle: Millis,
 ) -> Decision {
     let mut mine: Option<Option<&Facts>> = None;
     let mut best: Option<(u32, Version)> = None;
-    let mut highest = 0u64;
+    let mut highest = kept.map_or(0, |k| k.number);
     for (node, facts) in copies {
         if *node == me {
             mine = Some(facts.as_ref());
@@ -265,9 +309,16 @@ pub fn decide(
             Some((_, b)) if b > *v || !facts.parses => adopt(Some(*v)),
             _ => Decision::UpToDate,
         },
-        Seal::Truncated { .. } => adopt(None),
+        Seal::Truncated { .. } => match kept {
+            Some(k) if best.is_none_or(|(_, b)| k > b) => Decision::Restore { version: k },
+            _ => adopt(None),
+        },
         Seal::Edited { sum, .. } => {
-            if best.is_some_and(|(_, b)| b.sum == *sum) {
+            // Taking an equal copy instead of sealing is right only when
+            // that copy is the newest version known: an edit back to an
+            // older content (a stale copy elsewhere still shows it) must
+            // win over the newer versions, so it gets a number above them.
+            if best.is_some_and(|(_, b)| b.sum == *sum && b.number >= highest) {
                 return adopt(None);
             }
             if !facts.parses {
@@ -290,6 +341,9 @@ pub enum VersionNote {
     /// My own copy is cut or damaged; `replaced_by` the best sealed copy's
     /// node, or none (the last good parse is kept).
     MineTruncated { reason: String, replaced_by: Option<u32> },
+    /// My own copy is cut or damaged and my last sealed copy, `version`,
+    /// is newer than every complete copy: written back.
+    MineRestored { reason: String, version: Version },
     /// My hand edit was sealed as `version`.
     Sealed { version: Version },
     /// My hand edit waits for the settle time before it is sealed.
@@ -312,6 +366,11 @@ impl fmt::Display for VersionNote {
                 f,
                 "my copy is truncated or damaged ({reason}) and no node has a complete one: \
                  keeping the last good copy"
+            ),
+            VersionNote::MineRestored { reason, version } => write!(
+                f,
+                "my copy is truncated or damaged ({reason}): writing back my last sealed copy \
+                 ({version}), newer than every complete copy"
             ),
             VersionNote::Sealed { version } => {
                 write!(f, "my copy was edited by hand: sealed as {version}")
@@ -410,7 +469,7 @@ mod tests {
         let (va, vb) = (version(&a), version(&b));
         let (win, winner) = if va > vb { (va, 1) } else { (vb, 2) };
         for me in 1..=3u32 {
-            let d = decide(&copies, me, Millis::ZERO, S);
+            let d = decide(&copies, me, None, Millis::ZERO, S);
             if me == winner {
                 assert_eq!(d, Decision::UpToDate);
             } else {
@@ -429,35 +488,101 @@ mod tests {
         let cut = &high[..high.len() - 3];
         let copies = [(1, facts(&good)), (2, facts(cut)), (3, None)];
         assert_eq!(
-            decide(&copies, 3, Millis::ZERO, S),
+            decide(&copies, 3, None, Millis::ZERO, S),
             Decision::Adopt { from: 1, theirs: classify(&good).version().unwrap(), mine: None }
         );
-        assert_eq!(decide(&copies, 1, Millis::ZERO, S), Decision::UpToDate);
+        assert_eq!(decide(&copies, 1, None, Millis::ZERO, S), Decision::UpToDate);
         // My own truncated copy is replaced by the best complete one.
-        assert!(matches!(decide(&copies, 2, Millis::ZERO, S), Decision::Adopt { from: 1, .. }));
+        assert!(matches!(
+            decide(&copies, 2, None, Millis::ZERO, S),
+            Decision::Adopt { from: 1, .. }
+        ));
     }
 
     #[test]
     fn a_hand_edit_is_sealed_above_every_version_seen_after_the_settle_time() {
         let other = sealed("web start\n", 5);
         let copies = [(1, facts(&other)), (2, facts(b"web stop\n"))];
-        assert_eq!(decide(&copies, 2, Millis(500), S), Decision::Settling { left: Millis(1_500) });
-        assert_eq!(decide(&copies, 2, S, S), Decision::Seal { number: 6 });
+        assert_eq!(
+            decide(&copies, 2, None, Millis(500), S),
+            Decision::Settling { left: Millis(1_500) }
+        );
+        assert_eq!(decide(&copies, 2, None, S, S), Decision::Seal { number: 6 });
         // Never adopted by another node before it is sealed.
-        assert_eq!(decide(&copies, 1, S, S), Decision::UpToDate);
+        assert_eq!(decide(&copies, 1, None, S, S), Decision::UpToDate);
         // A hand edit equal to the best body takes that copy, no new version.
         let copies = [(1, facts(&other)), (2, facts(b"web start\n"))];
-        assert!(matches!(decide(&copies, 2, Millis::ZERO, S), Decision::Adopt { from: 1, .. }));
+        assert!(matches!(
+            decide(&copies, 2, None, Millis::ZERO, S),
+            Decision::Adopt { from: 1, .. }
+        ));
         // An unparsable hand edit is left alone.
         let copies =
             [(1, facts(&other)), (2, Some(Facts { seal: classify(b"web"), parses: false }))];
-        assert_eq!(decide(&copies, 2, S, S), Decision::UpToDate);
+        assert_eq!(decide(&copies, 2, None, S, S), Decision::UpToDate);
+    }
+
+    /// Issue 12, seed 36 at N = 3: node 1 sealed the operator's edit as
+    /// version 7, and the write was torn. Node 2's version 6 is the best
+    /// complete copy in sight, but older than mine: my copy is rewritten
+    /// from my last sealed copy (kept in memory), never replaced by 6.
+    #[test]
+    fn my_truncated_copy_is_written_back_from_my_last_sealed_copy_when_it_is_newer() {
+        let v6 = sealed("g03 stop\n", 6);
+        let v7 = sealed("g03 start\n", 7);
+        let torn = &v7[..v7.len() / 2];
+        let copies = [(1, facts(torn)), (2, facts(&v6)), (3, facts(&v6))];
+        let version = |bytes: &[u8]| classify(bytes).version().expect("sealed");
+        let (k6, k7) = (version(&v6), version(&v7));
+        assert_eq!(decide(&copies, 1, Some(k7), S, S), Decision::Restore { version: k7 });
+        // Nothing complete anywhere: written back too.
+        let alone = [(1, facts(torn)), (2, None)];
+        assert_eq!(decide(&alone, 1, Some(k7), S, S), Decision::Restore { version: k7 });
+        // Mine is not newer (older, or the same version): the best is adopted.
+        for kept in [None, Some(version(&sealed("g03 start\n", 5))), Some(k6)] {
+            assert_eq!(
+                decide(&copies, 1, kept, S, S),
+                Decision::Adopt { from: 2, theirs: k6, mine: None },
+                "kept {kept:?}"
+            );
+        }
+        // A newer sealed copy elsewhere wins over what I kept.
+        let v8 = sealed("g03 stop 2\n", 8);
+        let copies = [(1, facts(torn)), (2, facts(&v8))];
+        assert!(matches!(decide(&copies, 1, Some(k7), S, S), Decision::Adopt { from: 2, .. }));
+    }
+
+    /// Issue 12, seed 26 at N = 3: node 2 sealed version 2 ("g03 stop");
+    /// the operator edits node 2's copy back to "g03 start", the body of
+    /// version 1 that a stale copy elsewhere still shows. Taking that copy
+    /// would let version 2 win again: the edit is sealed above my own last
+    /// version (remembered: my hand-edited copy no longer shows it).
+    #[test]
+    fn a_hand_edit_back_to_an_older_content_is_sealed_above_my_last_version() {
+        let v1 = sealed("g03 start\n", 1);
+        let v2 = classify(&sealed("g03 stop\n", 2)).version().expect("sealed");
+        let copies = [(1, facts(&v1)), (2, facts(b"g03 start\n")), (3, facts(&v1))];
+        assert_eq!(
+            decide(&copies, 2, Some(v2), Millis(500), S),
+            Decision::Settling { left: Millis(1_500) }
+        );
+        assert_eq!(decide(&copies, 2, Some(v2), S, S), Decision::Seal { number: 3 });
+        // The same edit equal to the newest version known takes that copy.
+        let v1v = classify(&v1).version();
+        assert!(matches!(
+            decide(&copies, 2, v1v, Millis::ZERO, S),
+            Decision::Adopt { from: 1, .. }
+        ));
+        assert!(matches!(
+            decide(&copies, 2, None, Millis::ZERO, S),
+            Decision::Adopt { from: 1, .. }
+        ));
     }
 
     #[test]
     fn not_listed_and_no_copy() {
-        assert_eq!(decide(&[(1, None)], 2, S, S), Decision::NotListed);
-        assert_eq!(decide(&[(1, None), (2, None)], 2, S, S), Decision::NoCopy);
+        assert_eq!(decide(&[(1, None)], 2, None, S, S), Decision::NotListed);
+        assert_eq!(decide(&[(1, None), (2, None)], 2, None, S, S), Decision::NoCopy);
     }
 
     /// One node's file in the convergence model.
@@ -466,9 +591,15 @@ mod tests {
         bytes: Vec<u8>,
         /// When its content last changed (model ms).
         since: u64,
+        /// The node's last sealed copy (written or read as its own), kept
+        /// in memory: what a torn copy of its own is written back from.
+        kept: Option<Vec<u8>>,
     }
 
-    fn step(files: &mut [File], views: &[Vec<u8>], me: usize, now: u64) {
+    /// Node `me` reads (`views`: every node's copy as it sees it) and
+    /// acts; `torn`: a write of its keeps only half the bytes, while the
+    /// node believes the whole was written (kept in memory).
+    fn step(files: &mut [File], views: &[Vec<u8>], me: usize, now: u64, torn: bool) {
         let copies: Vec<(u32, Option<Facts>)> = views
             .iter()
             .enumerate()
@@ -477,14 +608,22 @@ mod tests {
                 (i as u32, (!bytes.is_empty()).then(|| facts(bytes)).flatten())
             })
             .collect();
+        if matches!(classify(&files[me].bytes), Seal::Sealed(_)) {
+            files[me].kept = Some(files[me].bytes.clone());
+        }
+        let kept = files[me].kept.as_deref().and_then(|k| classify(k).version());
         let unchanged = Millis(now.saturating_sub(files[me].since));
-        let new = match decide(&copies, me as u32, unchanged, S) {
+        let new = match decide(&copies, me as u32, kept, unchanged, S) {
             Decision::Adopt { from, .. } => views[from as usize].clone(),
             Decision::Seal { number } => seal(body(&files[me].bytes), number),
+            Decision::Restore { .. } => files[me].kept.clone().unwrap_or_default(),
             _ => return,
         };
+        files[me].kept = Some(new.clone());
+        let new = if torn { new[..new.len() / 2].to_vec() } else { new };
         if new != files[me].bytes {
-            files[me] = File { bytes: new, since: now };
+            files[me].bytes = new;
+            files[me].since = now;
         }
     }
 
@@ -509,22 +648,34 @@ mod tests {
         #[test]
         fn any_order_of_reads_converges_to_one_content(
             initial in prop::collection::vec(content(), 2..5),
-            order in prop::collection::vec((0..5usize, prop::collection::vec(any::<bool>(), 5)), 0..40),
+            order in prop::collection::vec(
+                (0..5usize, prop::collection::vec(any::<bool>(), 5), 0..8u8),
+                0..40,
+            ),
         ) {
             let n = initial.len();
             let mut files: Vec<File> =
-                initial.into_iter().map(|bytes| File { bytes, since: 0 }).collect();
+                initial.into_iter().map(|bytes| File { bytes, since: 0, kept: None }).collect();
             let mut history: Vec<Vec<Vec<u8>>> = files.iter().map(|f| vec![f.bytes.clone()]).collect();
             let mut now = 0;
             // A random phase: each read sees every other node's current or
             // first-known copy (late reads through a slow file system).
-            for (who, stale) in order {
+            // Some writes are torn (action 0) and an operator edits a copy
+            // by hand (actions 1 and 2, to an older body or a new one).
+            for (who, stale, action) in order {
                 let me = who % n;
                 now += 700;
                 let views: Vec<Vec<u8>> = (0..n)
                     .map(|i| if stale[i] { history[i][0].clone() } else { files[i].bytes.clone() })
                     .collect();
-                step(&mut files, &views, me, now);
+                match action {
+                    1 | 2 => {
+                        let edit = ["web start\n", "db start 2\n"][action as usize - 1];
+                        files[me].bytes = edit.as_bytes().to_vec();
+                        files[me].since = now;
+                    }
+                    _ => step(&mut files, &views, me, now, action == 0),
+                }
                 for (i, f) in files.iter().enumerate() {
                     if history[i].last() != Some(&f.bytes) {
                         history[i].push(f.bytes.clone());
@@ -536,11 +687,14 @@ mod tests {
                 for me in 0..n {
                     now += SETTLE.0;
                     let views: Vec<Vec<u8>> = files.iter().map(|f| f.bytes.clone()).collect();
-                    step(&mut files, &views, me, now);
+                    step(&mut files, &views, me, now, false);
                 }
             }
             let bodies: Vec<&[u8]> = files.iter().map(|f| body(&f.bytes)).collect();
-            let any_usable = files.iter().any(|f| !matches!(classify(&f.bytes), Seal::Truncated { .. }) && !f.bytes.is_empty());
+            let any_usable = files.iter().any(|f| {
+                f.kept.is_some()
+                    || !matches!(classify(&f.bytes), Seal::Truncated { .. }) && !f.bytes.is_empty()
+            });
             if any_usable {
                 for f in &files {
                     prop_assert!(matches!(classify(&f.bytes), Seal::Sealed(_)), "{:?}", files);

@@ -220,8 +220,26 @@ pub struct Replica<T> {
     /// Versioned rule: my copy's identity and since when (my clock) I have
     /// seen it unchanged.
     own_since: Option<(ContentId, Millis)>,
-    /// Versioned rule: the sealed copy of my hand edit, while it is written.
+    /// Versioned rule: the sealed copy being written as mine (my hand edit
+    /// sealed, or my last sealed copy written back), while it is written.
     sealing: Option<CopyInfo<T>>,
+    /// Versioned rule: my last sealed copy that parses (the last one I
+    /// wrote, or read as mine), with its version. A torn write or a hand
+    /// edit hides it on disk; it is what a truncated copy of mine is
+    /// rewritten from when it is newer than every sealed copy in sight,
+    /// and its number counts among the versions known (see
+    /// [`version::decide`]).
+    own_sealed: Option<(version::Version, CopyInfo<T>)>,
+    /// Versioned rule: `Some(me)` while my cached copy is what I asked the
+    /// executor to write and not yet what was read back. A disk may lie
+    /// about a write (a torn copy answered as done): the next read of my
+    /// copy asks without an identity, so it brings the bytes, and the copy
+    /// is judged from them.
+    unverified: Option<u32>,
+    /// Versioned rule: the version last said to be written back over my
+    /// truncated copy: said once while a disk keeps tearing the rewrites
+    /// (every one a new identity), again only after my copy read whole.
+    said_restore: Option<version::Version>,
 }
 
 impl<T> Default for Replica<T> {
@@ -234,6 +252,9 @@ impl<T> Default for Replica<T> {
             seals: BTreeMap::new(),
             own_since: None,
             sealing: None,
+            own_sealed: None,
+            unverified: None,
+            said_restore: None,
         }
     }
 }
@@ -268,6 +289,14 @@ impl<T: Replicated> Replica<T> {
         self.cache.iter().map(|(n, c)| (*n, c))
     }
 
+    /// The identities a read may be asked with (`known`), by ascending
+    /// node: every cached copy's, except my own copy just written (its
+    /// bytes must be read back, see `unverified`).
+    pub fn known_all(&self) -> impl Iterator<Item = (u32, ContentId)> + '_ {
+        let skip = self.unverified;
+        self.cache.iter().filter(move |(n, _)| Some(**n) != skip).map(|(n, c)| (*n, c.id))
+    }
+
     pub fn last_good(&self) -> Option<&Arc<T>> {
         self.last_good.as_ref()
     }
@@ -296,6 +325,18 @@ impl<T: Replicated> Replica<T> {
         let mut candidates = Vec::new();
         for (&node, read) in reads {
             match read {
+                Ok(Some(info)) if self.unverified == Some(node) => {
+                    // My copy read back after I wrote it (asked without an
+                    // identity, so these are the bytes on disk): it replaces
+                    // what I meant to write, and is judged anew, even under
+                    // the same identity (a torn write answered as done).
+                    self.unverified = None;
+                    self.cache.insert(node, info.clone());
+                    self.seals.remove(&node);
+                    let mtime_secs = info.mtime.whole_secs();
+                    candidates
+                        .push((node, Some(FileInfo { mtime_secs, parses: info.parsed.is_ok() })));
+                }
                 Ok(Some(info)) => {
                     // An unchanged copy is already cached (most cycles, for
                     // most nodes): no clone, no map write.
@@ -312,6 +353,9 @@ impl<T: Replicated> Replica<T> {
                 }
                 Ok(None) => {
                     self.cache.remove(&node);
+                    if self.unverified == Some(node) {
+                        self.unverified = None;
+                    }
                     candidates.push((node, None));
                 }
                 Err(reason) => {
@@ -385,21 +429,36 @@ impl<T: Replicated> Replica<T> {
                 Millis::ZERO
             }
         };
-        let decision = version::decide(&copies, me, unchanged_for, settle);
+        // My copy as read, sealed and parsing, is my last sealed copy.
+        if let (Some(info), Some((id, Seal::Sealed(v)))) =
+            (self.cache.get(&me), self.seals.get(&me))
+        {
+            let known = self.own_sealed.as_ref().is_some_and(|(_, c)| c.id == *id);
+            if *id == info.id && info.parsed.is_ok() && !known {
+                self.own_sealed = Some((*v, info.clone()));
+            }
+            self.said_restore = None;
+        }
+        let kept = self.own_sealed.as_ref().map(|(v, _)| *v);
+        let decision = version::decide(&copies, me, kept, unchanged_for, settle);
         self.sealing = None;
         let mine = self.cache.get(&me);
         if let (Some(mine), Some((_, Seal::Truncated { reason }))) = (mine, self.seals.get(&me)) {
-            if self.warned.insert((me, mine.id)) {
-                let replaced_by = match &decision {
-                    VDecision::Adopt { from, .. } => Some(*from),
-                    _ => None,
-                };
-                let reason = reason.clone();
-                notes.push(ReplicaNote::Versioned(VersionNote::MineTruncated {
-                    reason,
-                    replaced_by,
-                }));
-            }
+            let first = self.warned.insert((me, mine.id));
+            let reason = reason.clone();
+            let note = match &decision {
+                VDecision::Restore { version } => {
+                    (self.said_restore != Some(*version)).then(|| {
+                        self.said_restore = Some(*version);
+                        VersionNote::MineRestored { reason, version: *version }
+                    })
+                }
+                VDecision::Adopt { from, .. } => {
+                    first.then_some(VersionNote::MineTruncated { reason, replaced_by: Some(*from) })
+                }
+                _ => first.then_some(VersionNote::MineTruncated { reason, replaced_by: None }),
+            };
+            notes.extend(note.map(ReplicaNote::Versioned));
         }
         let copy_from = match &decision {
             VDecision::Adopt { from, .. } => Some(*from),
@@ -410,6 +469,10 @@ impl<T: Replicated> Replica<T> {
                         version::seal(version::body(&info.bytes), *number).into();
                     CopyInfo { bytes, ..info }
                 });
+                self.sealing.as_ref().map(|_| me)
+            }
+            VDecision::Restore { .. } => {
+                self.sealing = self.own_sealed.as_ref().map(|(_, info)| info.clone());
                 self.sealing.as_ref().map(|_| me)
             }
             VDecision::Settling { left } => {
@@ -431,7 +494,9 @@ impl<T: Replicated> Replica<T> {
     /// The copy `plan` chose, as the bytes and mtime to install.
     pub fn to_install(&self, decision: &Replication) -> Option<(u32, &CopyInfo<T>)> {
         let from = decision.copy_from?;
-        if matches!(&decision.why, Why::Versioned(d) if matches!(**d, VDecision::Seal { .. })) {
+        let written_from_memory =
+            |d: &VDecision| matches!(d, VDecision::Seal { .. } | VDecision::Restore { .. });
+        if matches!(&decision.why, Why::Versioned(d) if written_from_memory(d)) {
             return self.sealing.as_ref().map(|info| (from, info));
         }
         let info = self.cache.get(&from)?;
@@ -519,20 +584,30 @@ impl<T: Replicated> Replica<T> {
         let (from, info, note) = match decision {
             VDecision::Adopt { from, theirs, mine } => {
                 let note = VersionNote::Adopted { from: *from, theirs: *theirs, mine: *mine };
-                (*from, self.cache.get(from).cloned(), note)
+                (*from, self.cache.get(from).cloned(), Some(note))
             }
             VDecision::Seal { .. } => {
                 let info = self.sealing.take();
                 let seal = info.as_ref().map(|i| version::classify(&i.bytes));
                 let Some(Seal::Sealed(v)) = seal else { return None };
-                (me, info, VersionNote::Sealed { version: v })
+                (me, info, Some(VersionNote::Sealed { version: v }))
             }
+            // Said when decided (`MineRestored`).
+            VDecision::Restore { .. } => (me, self.sealing.take(), None),
             _ => return None,
         };
         match (result, info) {
             (Ok(id), Some(info)) => {
-                notes.push(ReplicaNote::Versioned(note));
-                self.cache.insert(me, CopyInfo { id, ..info });
+                notes.extend(note.map(ReplicaNote::Versioned));
+                let info = CopyInfo { id, ..info };
+                if let (Some(v), true) =
+                    (version::classify(&info.bytes).version(), info.parsed.is_ok())
+                {
+                    self.own_sealed = Some((v, info.clone()));
+                }
+                self.cache.insert(me, info);
+                // Used at once, but read back before it is trusted.
+                self.unverified = Some(me);
                 self.own_since = None;
                 (from != me).then_some(from)
             }
@@ -617,6 +692,124 @@ mod tests {
         assert!(getlatest(&[(1, broken(5)), (3, at(10))], 3).skipped_unparsable.is_empty());
         // Nothing usable anywhere.
         assert_eq!(getlatest(&[(1, broken(5)), (2, None)], 2).why, Why::NoCopy);
+    }
+
+    fn copy(bytes: &[u8], id: u64) -> CopyInfo<Hactl> {
+        let parsed = parse_copy::<Hactl>(bytes, "hactl");
+        CopyInfo { mtime: WallMs(0), id: ContentId(id), bytes: bytes.into(), parsed }
+    }
+
+    fn reads(copies: &[(u32, &CopyInfo<Hactl>)]) -> BTreeMap<u32, CopyRead<Hactl>> {
+        copies.iter().map(|(n, c)| (*n, Ok(Some((*c).clone())))).collect()
+    }
+
+    /// Node 1 under the versioned rule, with node 2 on `theirs`: its hand
+    /// edit `edit` is sealed as `number`, and the executor answers the
+    /// write with identity 10 (whatever landed). Returns the replica and
+    /// the bytes it meant to write.
+    fn sealed_own_edit(
+        edit: &[u8],
+        theirs: &CopyInfo<Hactl>,
+        number: u64,
+    ) -> (Replica<Hactl>, Vec<u8>) {
+        use crate::monitor::replica_version::SETTLE;
+        let mut r = Replica::<Hactl>::with_rule(Rule::Versioned { settle: SETTLE });
+        let mine = copy(edit, 1);
+        let mut notes = Vec::new();
+        let d = r.plan_at(Millis::ZERO, 1, &reads(&[(1, &mine), (2, theirs)]), &mut notes);
+        assert!(d.is_some_and(|d| d.copy_from.is_none()), "settling first");
+        let d = r.plan_at(SETTLE, 1, &reads(&[(1, &mine), (2, theirs)]), &mut notes);
+        let d = d.expect("my copy was read");
+        assert_eq!(d.why, Why::Versioned(Box::new(VDecision::Seal { number })));
+        let (from, info) = r.to_install(&d).expect("a seal to write");
+        assert_eq!(from, 1);
+        let intended = info.bytes.to_vec();
+        r.settle(1, Some(&d), Some(Ok(ContentId(10))), &mut notes);
+        (r, intended)
+    }
+
+    /// Issue 12, seed 36 at N = 3: a torn write of my own sealed copy,
+    /// answered as done with the identity of what landed. The next read of
+    /// my copy must bring its bytes (not ask with the identity written),
+    /// and the copy is judged from them: truncated, not my sealed edit.
+    #[test]
+    fn my_copy_is_read_back_after_i_write_it_and_judged_from_what_landed() {
+        use crate::monitor::replica_version::{classify, seal};
+        let theirs = copy(&seal(b"web start\n", 6), 2);
+        let (mut r, intended) = sealed_own_edit(b"web stop\n", &theirs, 7);
+        // Used at once: the sealed edit is my copy for this cycle.
+        assert_eq!(r.version_of(1), None, "not judged yet");
+        assert_eq!(r.cached(1).map(|c| c.bytes.to_vec()), Some(intended.clone()));
+        // ...but not asked about by identity: the next read brings bytes.
+        let known: Vec<(u32, ContentId)> = r.known_all().collect();
+        assert_eq!(known, vec![(2, ContentId(2))], "my copy must be read back");
+        // What landed: half of it, under the identity the write answered.
+        let torn = copy(&intended[..intended.len() / 2], 10);
+        let mut notes = Vec::new();
+        r.plan_at(Millis(2_500), 1, &reads(&[(1, &torn), (2, &theirs)]), &mut notes);
+        assert_eq!(r.cached(1).map(|c| c.bytes.to_vec()), Some(torn.bytes.to_vec()));
+        assert!(
+            notes.iter().any(|n| matches!(
+                n,
+                ReplicaNote::Versioned(VersionNote::MineTruncated { .. })
+                    | ReplicaNote::Versioned(VersionNote::MineRestored { .. })
+            )),
+            "my torn copy went unnoticed: {notes:?}"
+        );
+        // A faithful write read back is trusted again (asked by identity).
+        let (mut r, intended) = sealed_own_edit(b"web stop\n", &theirs, 7);
+        let landed = copy(&intended, 10);
+        r.plan_at(Millis(2_500), 1, &reads(&[(1, &landed), (2, &theirs)]), &mut Vec::new());
+        assert_eq!(r.version_of(1), classify(&intended).version());
+        let known: Vec<(u32, ContentId)> = r.known_all().collect();
+        assert_eq!(known, vec![(1, ContentId(10)), (2, ContentId(2))]);
+    }
+
+    /// Issue 12, seed 36 at N = 3 (after the torn write is seen): my
+    /// truncated copy is written back from my last sealed copy, version 7,
+    /// kept in memory, not replaced by node 2's older version 6, which
+    /// would undo the operator's edit.
+    #[test]
+    fn my_torn_copy_is_written_back_from_my_last_sealed_copy_not_an_older_one() {
+        use crate::monitor::replica_version::{classify, seal};
+        let theirs = copy(&seal(b"web start\n", 6), 2);
+        let (mut r, intended) = sealed_own_edit(b"web stop\n", &theirs, 7);
+        let torn = copy(&intended[..intended.len() / 2], 10);
+        let mut notes = Vec::new();
+        let d = r.plan_at(Millis(2_500), 1, &reads(&[(1, &torn), (2, &theirs)]), &mut notes);
+        let d = d.expect("my copy was read");
+        let v7 = classify(&intended).version().expect("sealed");
+        assert_eq!(d.why, Why::Versioned(Box::new(VDecision::Restore { version: v7 })));
+        let (from, info) = r.to_install(&d).expect("a copy to write");
+        assert_eq!((from, info.bytes.to_vec()), (1, intended.clone()));
+        let said = notes.iter().any(|n| {
+            matches!(n, ReplicaNote::Versioned(VersionNote::MineRestored { version, .. }) if *version == v7)
+        });
+        assert!(said, "{notes:?}");
+        // The disk tears the rewrite too (a new identity): written back
+        // again, and said once, not at every rewrite.
+        r.settle(1, Some(&d), Some(Ok(ContentId(11))), &mut notes);
+        let torn = copy(&intended[..intended.len() / 2], 11);
+        let d = r.plan_at(Millis(2_700), 1, &reads(&[(1, &torn), (2, &theirs)]), &mut notes);
+        let d = d.expect("my copy was read");
+        assert_eq!(d.why, Why::Versioned(Box::new(VDecision::Restore { version: v7 })));
+        let restored = |notes: &[ReplicaNote]| {
+            notes
+                .iter()
+                .filter(|n| matches!(n, ReplicaNote::Versioned(VersionNote::MineRestored { .. })))
+                .count()
+        };
+        assert_eq!(restored(&notes), 1, "{notes:?}");
+        // Written back (faithfully this time) and read back: up to date,
+        // and node 1 runs the operator's edit.
+        let s = r.settle(1, Some(&d), Some(Ok(ContentId(12))), &mut notes);
+        assert_eq!(
+            s.current.and_then(|h| h.get("web").map(|w| w.level.clone())).as_deref(),
+            Some("stop")
+        );
+        let landed = copy(&intended, 12);
+        let d = r.plan_at(Millis(3_000), 1, &reads(&[(1, &landed), (2, &theirs)]), &mut notes);
+        assert_eq!(d.map(|d| d.why), Some(Why::Versioned(Box::new(VDecision::UpToDate))));
     }
 
     #[test]
