@@ -1905,10 +1905,32 @@ impl World {
     }
 
     /// Put an edited group back at its original level, on the node where
-    /// it was edited (the operator's intent; replication may disagree).
+    /// it was edited (the operator's intent; replication may disagree), or
+    /// on a running node when that one's monitor is down by now.
     fn undo_edit(&mut self, i: usize) {
         let Some((node, group)) = self.open_edits.remove(&i) else { return };
+        let node = self.operator_node(node);
         self.restore_want(node, &group);
+    }
+
+    /// Where the operator edits `hactl`: on `preferred` while its monitor
+    /// runs (up, not paused or frozen), else on the lowest node whose
+    /// monitor runs (`preferred` when none does). An edit of a down node's copy waits, under `ranked`'s
+    /// versioned replicas, until that node's monitor seals it, and is then
+    /// numbered above every version it sees, later edits made elsewhere
+    /// meanwhile included; README tells operators to edit a running node's
+    /// copy, and so does the simulated operator (N = 2 seed 25: a restore
+    /// written to a shot node's copy undid a later restore made on the
+    /// other node when the shot node came back).
+    fn operator_node(&self, preferred: u32) -> u32 {
+        let runs = |n: u32| {
+            let slot = &self.nodes[n as usize];
+            slot.up && slot.driver.is_some() && !slot.paused && !slot.frozen
+        };
+        if runs(preferred) {
+            return preferred;
+        }
+        (1..=self.cfg.nodes).find(|&n| runs(n)).unwrap_or(preferred)
     }
 
     /// The operator sets `group` back to its built level in `node`'s hactl.
@@ -1929,6 +1951,7 @@ impl World {
     fn undo_open_edits_at_once(&mut self) {
         let open = std::mem::take(&mut self.open_edits);
         let Some(&(node, _)) = open.values().next() else { return };
+        let node = self.operator_node(node);
         for (_, group) in open.into_values() {
             self.restore_want(node, &group);
         }

@@ -110,3 +110,21 @@ fn seed_26_an_edit_back_to_an_older_content_is_sealed_above_the_newer_version() 
         })
     });
 }
+
+/// Seed 9: the operator set `g01` to stop in node 1's hactl at 160.4 s, and
+/// the restore fell due at 431.9 s, while node 1 was paused (VM) and about
+/// to be fenced (432.2 s). Written to node 1's copy, the restore waited for
+/// node 1's monitor to seal it (a reader cannot tell a down node from a cut
+/// off one, so only a copy's own node seals a hand edit), and node 1 stayed
+/// down for 48 minutes: `g01` was down all that time. The simulated
+/// operator, like README's, now edits a running node's copy, so every
+/// running node takes the restore within seconds.
+#[test]
+fn seed_9_a_restore_due_while_its_node_is_down_is_made_on_a_running_node() {
+    edit_survives(9, 440, "g01", |faults| {
+        faults.iter().any(|f| {
+            matches!(f, Fault::HactlEdit { node: 1, group, level, .. }
+                if group == "g01" && level == "stop")
+        }) && faults.iter().any(|f| matches!(f, Fault::NodePause { node: 1, .. }))
+    });
+}
