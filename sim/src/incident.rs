@@ -696,6 +696,11 @@ fn notes(
         (_, Output::StopAll { told, .. }) => {
             push(Kind::Stop, None, format!("stops every local group {told:?}"))
         }
+        (_, Output::Ranked(commands)) => {
+            for command in commands {
+                ranked_note(command, push);
+            }
+        }
         (_, Output::Cycle { adopted, report }) => {
             view.repeating_now.clear();
             if let Some((event, _)) = adopted {
@@ -739,6 +744,67 @@ fn notes(
             view.own.remove(&g);
         }
     }
+}
+
+/// A `ranked` machine's lease, revocation, void, claim and fence steps: the
+/// protocol's own account of why groups moved (the group lines alone show
+/// only that they did). Reads, heartbeats and persistence are left out.
+fn ranked_note(
+    command: &clinit_engine::monitor::ranked::Command,
+    push: &mut dyn FnMut(Kind, Option<(String, bool)>, String),
+) {
+    use clinit_engine::monitor::ranked::{Command, RankedNotice as N};
+    let notice = match command {
+        Command::Fence { target, reason, .. } => {
+            let (node, inc) = (target.node, target.incarnation);
+            return push(
+                Kind::Fence,
+                None,
+                format!("fences node {node} (incarnation {inc}): {reason:?}"),
+            );
+        }
+        Command::Log(notice) => notice,
+        _ => return,
+    };
+    let (kind, text) = match notice {
+        N::LeaseAcquired { epoch, .. } => (Kind::Quorum, format!("lease acquired (epoch {epoch})")),
+        N::LeaseLost { epoch } => {
+            (Kind::Quorum, format!("lease lost (epoch {epoch}): kills its services"))
+        }
+        N::KillUnconfirmed => {
+            (Kind::Quorum, "kill unconfirmed: publishes lost, needs a fence".into())
+        }
+        N::Revoked { node, up_to } => (
+            Kind::Stale,
+            format!("revokes node {node} (acknowledged up to counter {})", up_to.counter),
+        ),
+        N::RevocationWithdrawn { node, .. } => {
+            (Kind::Stale, format!("withdraws its revocation of node {node} (heard again)"))
+        }
+        N::RevocationLifted { node } => {
+            (Kind::Stale, format!("lifts its revocation of node {node}"))
+        }
+        N::Void { node, incarnation, why } => {
+            (Kind::Stale, format!("node {node} (incarnation {incarnation}) is void: {why}"))
+        }
+        N::ClaimHeld { group, grantors } => {
+            (Kind::Told, format!("holds the claim on {group} (granted by {grantors:?})"))
+        }
+        N::Conflict { group, keeper } => {
+            (Kind::Conflict, format!("{group}: node {keeper} keeps it, stopped here"))
+        }
+        N::ConfigAdopted(config) => (
+            Kind::Membership,
+            format!("configuration {}: voters {:?}", config.version, config.voters()),
+        ),
+        N::MixedPolicy { node, policy } => {
+            (Kind::Other, format!("node {node} publishes policy {policy}: nothing taken over"))
+        }
+        N::Stalled { group, .. } => (Kind::Other, format!("{group}: stalled, claim released")),
+        N::Resumed { gap } => (Kind::Other, format!("resumed after {} ms without a step", gap.0)),
+        _ => return,
+    };
+    push(kind, None, text);
 }
 
 fn event_note(

@@ -204,3 +204,35 @@ fn streaming_a_file_replays_as_reading_it_whole() {
         assert_eq!(streamed.exit_code(), want, "{}", path.display());
     }
 }
+
+/// A `ranked` incident's timeline tells the protocol's side of a failover:
+/// leases, the revocations and the fence of the dead owner, the void and
+/// the claim that moved the group (the group lines alone showed only that
+/// it moved). Seed 3's crash plan kills an owner.
+#[test]
+fn a_ranked_timeline_shows_leases_revocations_fences_and_claims() {
+    let mut cfg = SimConfig {
+        nodes: 3,
+        groups: 3,
+        duration: Millis::from_secs(20 * 60),
+        policy: clinit_engine::monitor::PolicyConfig::Ranked(
+            clinit_engine::monitor::ranked::RankedParams {
+                fence_command: true,
+                ..Default::default()
+            },
+        ),
+        faults: FaultChoice::parse("crash:rate=6").expect("parses"),
+        ..SimConfig::default()
+    };
+    cfg.world.fence_kills = true;
+    let opts = RunOptions { trace: TraceMode::Keep, trace_out: None, event_log: false };
+    let l = run(&cfg, 3, opts).expect("valid").trace_lines;
+    let inc = replay(&named(&l), &BTreeSet::new()).expect("replays");
+    assert_eq!(inc.exit_code(), 0, "identical");
+    let has = |s: &str| inc.timeline.iter().any(|e| e.text.contains(s));
+    let texts: Vec<&str> = inc.timeline.iter().map(|e| e.text.as_str()).collect();
+    for want in ["lease acquired (epoch 1)", "revokes node", "holds the claim on"] {
+        assert!(has(want), "no {want:?} in the timeline:\n{texts:#?}");
+    }
+    assert!(has("fences node") && has("is void"), "no takeover step:\n{texts:#?}");
+}
