@@ -467,3 +467,28 @@ fn run_refuses_json_with_episodes_rather_than_dropping_them() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--episodes") && err.contains("--json"), "{err}");
 }
+
+/// Under heartbeat-file membership no fixed detection delay D applies, so
+/// `failover` leaves the `minus D` column empty (it printed the latency
+/// minus the unused `detect_down`, 10 s) and its JSON has `null` there.
+#[test]
+fn failover_under_heartbeat_membership_subtracts_no_detection_delay() {
+    let args = ["failover", "--nodes", "3", "--runs", "3", "--param", "membership=heartbeat"];
+    let o = sim(&args);
+    assert!(o.status.success(), "{o:?}");
+    let out = stdout(&o);
+    assert!(out.contains("detection by heartbeat files"), "{out}");
+    for stat in ["mean", "p50", "p99"] {
+        let row = out.lines().find(|l| l.starts_with(stat)).expect("row");
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert!(cols[1].parse::<f64>().is_ok(), "a latency: {row}");
+        assert_eq!(cols[2], "-", "no minus-D value: {row}");
+    }
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let o = sim(&json_args);
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert!(v["p50_s"].is_number(), "{v}");
+    assert!(v["p50_minus_detect_s"].is_null(), "{v}");
+}

@@ -35,7 +35,9 @@ pub struct Study {
     pub p90_ci95_s: Option<(Option<f64>, Option<f64>)>,
     pub p95_s: Option<f64>,
     pub p99_s: Option<f64>,
-    /// The configured detection delay D (subtracted below).
+    /// The configured detection delay D (subtracted below; the
+    /// `*_minus_detect_s` fields are `None` under heartbeat-file
+    /// membership, where no fixed D applies).
     pub detect_s: f64,
     pub mean_minus_detect_s: Option<f64>,
     pub p50_minus_detect_s: Option<f64>,
@@ -199,7 +201,12 @@ pub fn failover_study_with_progress(
         progress(seed - first_seed + 1, runs);
     }
     let d = secs(base.world.detect_down);
-    let minus: Vec<f64> = lat.iter().map(|l| l - d).collect();
+    // Under heartbeat-file membership the driver's own rule detects the
+    // crash: there is no fixed delay D to subtract, and the columns stay
+    // empty (`None`, `-` in the table, `null` in JSON) rather than
+    // subtract an unused parameter.
+    let heartbeat = base.world.membership == crate::config::MembershipModel::Heartbeat;
+    let minus: Vec<f64> = if heartbeat { Vec::new() } else { lat.iter().map(|l| l - d).collect() };
     Ok(Study {
         nodes: base.nodes,
         runs,
