@@ -99,6 +99,24 @@ fn standby_is_refused_and_not_shown_under_classic() {
     assert!(!stdout(&out).contains("nodes in standby"), "{out:?}");
 }
 
+/// `--policy` is a global flag: given after the subcommand it is taken,
+/// as `--node` and `--config` are (it used to be "unexpected argument",
+/// exit 2, while only `mosha --policy ranked standby ...` worked).
+#[test]
+fn policy_may_follow_the_subcommand() {
+    let t = Tree::new();
+    t.put(1, "cltab", CLTAB);
+    t.put(1, "hactl", "web start\n");
+    t.member(1, true);
+    let config = t.config("");
+    let out = t.mosha(&["--config", arg(&config), "standby", "7", "on", "--policy", "ranked"]);
+    let err = stderr(&out);
+    assert!(!err.contains("unexpected argument"), "{out:?}");
+    assert!(!err.contains("honoured only under --policy ranked"), "{out:?}");
+    assert!(err.contains('7'), "refused for the node, not the flag: {out:?}");
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+}
+
 /// `mosha status` exits 0 only when quorum is held: 4 when the local
 /// node's hastat says it is lost, when there is none, or when its clstat is
 /// stale; 3 when membership cannot be read. It used to exit 0 in every case.

@@ -74,8 +74,9 @@ pub(crate) struct Args {
     /// Longest a STOMITH command may run before it is killed.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = cli::positive_secs)]
     stomith_timeout: f64,
-    /// Decision policy.
-    #[arg(long, value_enum, default_value = "classic")]
+    /// Decision policy. Global, so that `mosha standby ... --policy ranked`
+    /// and `mosha hactl set ... --policy ranked` read as they are written.
+    #[arg(long, global = true, value_enum, default_value = "classic")]
     policy: PolicyName,
     /// Where membership comes from.
     #[arg(long, global = true, value_enum, default_value = "openmosix")]
