@@ -98,6 +98,12 @@ pub const MARK: &str = "#@mosha ";
 /// editor's write in place, short enough not to be noticed by an operator.
 pub const SETTLE: Millis = Millis(2_000);
 
+/// The largest version number a seal may carry (2^53: a billion edits a
+/// second for over a hundred days). A copy above it is damaged, never
+/// adopted, so that the next edit can always be numbered above every
+/// version in use.
+pub const MAX_VERSION: u64 = 1 << 53;
+
 /// A sealed copy's place in the order: number first, then the body's
 /// checksum as the content-hash tie-break.
 #[derive(
@@ -214,9 +220,17 @@ pub fn classify(bytes: &[u8]) -> Seal {
     }
     let (Some(number), Some(len), Some(sum)) = (number, len, sum) else {
         return Seal::Truncated {
-            reason: "its seal line is damaged (needs version=, bytes=, fnv1a64=)".into(),
+            reason: "its seal line is damaged (needs version=N, bytes=N and fnv1a64= with 16 \
+                     hex digits)"
+                .into(),
         };
     };
+    if number > MAX_VERSION {
+        // One above it must still be a number: a copy at u64::MAX won every
+        // comparison, and the next edit, sealed as "version 0", lost to it.
+        let reason = format!("its version {number} is beyond the largest allowed, {MAX_VERSION}");
+        return Seal::Truncated { reason };
+    }
     let body = &bytes[end + 1..];
     let actual = fnv1a64(body);
     if body.len() == len && actual == sum {
@@ -415,6 +429,20 @@ mod tests {
     }
 
     const S: Millis = SETTLE;
+
+    /// A copy at the largest u64 won every comparison, and the next edit,
+    /// numbered one above it, wrapped to 0 and lost (new-user test NU9).
+    #[test]
+    fn a_version_beyond_the_largest_allowed_is_damaged_and_the_next_edit_wins() {
+        assert!(matches!(classify(&sealed("web start\n", MAX_VERSION)), Seal::Sealed(_)));
+        let huge = sealed("web start\n", u64::MAX);
+        let Seal::Truncated { reason } = classify(&huge) else { panic!("adoptable: {huge:?}") };
+        assert!(reason.contains("beyond the largest allowed"), "{reason}");
+        // My hand edit beside it is sealed above the versions in use.
+        let copies =
+            [(1, facts(&huge)), (2, facts(&sealed("web start\n", 5))), (3, facts(b"web stop\n"))];
+        assert_eq!(decide(&copies, 3, None, S, S), Decision::Seal { number: 6 });
+    }
 
     #[test]
     fn a_sealed_copy_round_trips_and_its_body_is_the_original() {
