@@ -34,7 +34,8 @@
 //!   checksum;
 //! - *truncated*: the seal line is cut or damaged, or the body is shorter
 //!   than declared. Never adopted, whatever its version. My own truncated
-//!   copy is written back from my last sealed copy (kept in memory, see
+//!   copy, once it has stayed unchanged for the settle time (an editor
+//!   that rewrites the file in place truncates it first), is written back from my last sealed copy (kept in memory, see
 //!   below) when that one is newer than every sealed copy I can see;
 //!   otherwise it is replaced by the best sealed copy that parses. (A torn
 //!   write of the operator's freshly sealed edit must not give way to the
@@ -323,6 +324,13 @@ pub fn decide(
             Some((_, b)) if b > *v || !facts.parses => adopt(Some(*v)),
             _ => Decision::UpToDate,
         },
+        // An editor that rewrites the file in place truncates it first:
+        // give the whole write the settle time before repairing my copy
+        // (the repair renames a new file over it, and the editor's bytes
+        // would go to the replaced one). Peers never adopt it meanwhile.
+        Seal::Truncated { .. } if unchanged_for < settle => {
+            Decision::Settling { left: settle.saturating_sub(unchanged_for) }
+        }
         Seal::Truncated { .. } => match kept {
             Some(k) if best.is_none_or(|(_, b)| k > b) => Decision::Restore { version: k },
             _ => adopt(None),
@@ -520,11 +528,14 @@ mod tests {
             Decision::Adopt { from: 1, theirs: classify(&good).version().unwrap(), mine: None }
         );
         assert_eq!(decide(&copies, 1, None, Millis::ZERO, S), Decision::UpToDate);
-        // My own truncated copy is replaced by the best complete one.
-        assert!(matches!(
-            decide(&copies, 2, None, Millis::ZERO, S),
-            Decision::Adopt { from: 1, .. }
-        ));
+        // My own truncated copy is replaced by the best complete one, once
+        // it has stayed so for the settle time (an editor's rewrite in
+        // place starts with a short file: not overtaken).
+        assert_eq!(
+            decide(&copies, 2, None, Millis(500), S),
+            Decision::Settling { left: Millis(1_500) }
+        );
+        assert!(matches!(decide(&copies, 2, None, S, S), Decision::Adopt { from: 1, .. }));
     }
 
     #[test]

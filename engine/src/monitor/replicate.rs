@@ -443,7 +443,13 @@ impl<T: Replicated> Replica<T> {
         let decision = version::decide(&copies, me, kept, unchanged_for, settle);
         self.sealing = None;
         let mine = self.cache.get(&me);
-        if let (Some(mine), Some((_, Seal::Truncated { reason }))) = (mine, self.seals.get(&me)) {
+        // A truncated copy of mine that is still within the settle time
+        // (an editor's write under way) is said once it is judged.
+        let mine_truncated = matches!(self.seals.get(&me), Some((_, Seal::Truncated { .. })));
+        let settling = matches!(decision, VDecision::Settling { .. });
+        if let (false, Some(mine), Some((_, Seal::Truncated { reason }))) =
+            (settling, mine, self.seals.get(&me))
+        {
             let first = self.warned.insert((me, mine.id));
             let reason = reason.clone();
             let note = match &decision {
@@ -476,7 +482,7 @@ impl<T: Replicated> Replica<T> {
                 self.sealing.as_ref().map(|_| me)
             }
             VDecision::Settling { left } => {
-                if let Some(id) = own {
+                if let (false, Some(id)) = (mine_truncated, own) {
                     // Said once per edit (identity), not every cycle.
                     if self.warned.insert((me, id)) {
                         let note = VersionNote::Settling { left: *left };
@@ -728,6 +734,13 @@ mod tests {
         (r, intended)
     }
 
+    fn d_why(d: &Replication) -> &VDecision {
+        match &d.why {
+            Why::Versioned(v) => v,
+            other => panic!("not versioned: {other:?}"),
+        }
+    }
+
     /// Issue 12, seed 36 at N = 3: a torn write of my own sealed copy,
     /// answered as done with the identity of what landed. The next read of
     /// my copy must bring its bytes (not ask with the identity written),
@@ -748,6 +761,10 @@ mod tests {
         let mut notes = Vec::new();
         r.plan_at(Millis(2_500), 1, &reads(&[(1, &torn), (2, &theirs)]), &mut notes);
         assert_eq!(r.cached(1).map(|c| c.bytes.to_vec()), Some(torn.bytes.to_vec()));
+        // Judged once it has stayed so for the settle time (an editor's
+        // rewrite in place also starts with a short file).
+        assert!(notes.is_empty(), "{notes:?}");
+        r.plan_at(Millis(4_600), 1, &reads(&[(1, &torn), (2, &theirs)]), &mut notes);
         assert!(
             notes.iter().any(|n| matches!(
                 n,
@@ -778,6 +795,9 @@ mod tests {
         let mut notes = Vec::new();
         let d = r.plan_at(Millis(2_500), 1, &reads(&[(1, &torn), (2, &theirs)]), &mut notes);
         let d = d.expect("my copy was read");
+        assert!(matches!(*d_why(&d), VDecision::Settling { .. }), "{:?}", d.why);
+        let d = r.plan_at(Millis(4_600), 1, &reads(&[(1, &torn), (2, &theirs)]), &mut notes);
+        let d = d.expect("my copy was read");
         let v7 = classify(&intended).version().expect("sealed");
         assert_eq!(d.why, Why::Versioned(Box::new(VDecision::Restore { version: v7 })));
         let (from, info) = r.to_install(&d).expect("a copy to write");
@@ -790,7 +810,8 @@ mod tests {
         // again, and said once, not at every rewrite.
         r.settle(1, Some(&d), Some(Ok(ContentId(11))), &mut notes);
         let torn = copy(&intended[..intended.len() / 2], 11);
-        let d = r.plan_at(Millis(2_700), 1, &reads(&[(1, &torn), (2, &theirs)]), &mut notes);
+        r.plan_at(Millis(4_700), 1, &reads(&[(1, &torn), (2, &theirs)]), &mut notes);
+        let d = r.plan_at(Millis(6_800), 1, &reads(&[(1, &torn), (2, &theirs)]), &mut notes);
         let d = d.expect("my copy was read");
         assert_eq!(d.why, Why::Versioned(Box::new(VDecision::Restore { version: v7 })));
         let restored = |notes: &[ReplicaNote]| {
