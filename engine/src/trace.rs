@@ -224,6 +224,8 @@ pub struct DecisionWriter {
     hastats: BTreeMap<usize, (Arc<Hastat>, String)>,
     /// Sweep the cache when it grows past this.
     limit: usize,
+    /// The last non-empty node list written and its text.
+    nodes: (Vec<u32>, String),
 }
 
 impl DecisionWriter {
@@ -287,11 +289,28 @@ impl DecisionWriter {
             let lists = [(", members: ", members), (", stale: ", stale), (", fenced: ", fenced)];
             for (name, nodes) in lists {
                 buf.push_str(name);
-                debug_nodes(nodes, buf);
+                self.nodes_text(nodes, buf);
             }
             let _ = write!(buf, ", quorum: {quorum:?}, halting: {halting:?} }})");
         }
         buf.push(']');
+    }
+
+    /// [`debug_nodes`] of `nodes`, from the last non-empty list's text
+    /// when it is the same list (a node's members, cycle after cycle).
+    fn nodes_text(&mut self, nodes: &[u32], buf: &mut String) {
+        if nodes.is_empty() {
+            buf.push_str("[]");
+            return;
+        }
+        let (last, text) = &mut self.nodes;
+        if last.as_slice() != nodes {
+            last.clear();
+            last.extend_from_slice(nodes);
+            text.clear();
+            debug_nodes(nodes, text);
+        }
+        buf.push_str(text);
     }
 
     fn hastat_text(&mut self, hastat: &Arc<Hastat>) -> &str {
@@ -409,9 +428,9 @@ fn debug_uint(mut n: u64, buf: &mut String) {
             break;
         }
     }
-    for &d in &digits[at..] {
-        buf.push(char::from(d));
-    }
+    // ASCII digits: one copy instead of a `push` (and its UTF-8 encoding
+    // and capacity check) per digit.
+    buf.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 /// `{:?}` of a list of node numbers (`[1, 2, 3]`), without the formatting
@@ -422,20 +441,7 @@ fn debug_nodes(nodes: &[u32], buf: &mut String) {
         if i > 0 {
             buf.push_str(", ");
         }
-        let mut digits = [0u8; 10];
-        let mut at = digits.len();
-        let mut n = n;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        for &d in &digits[at..] {
-            buf.push(char::from(d));
-        }
+        debug_uint(n.into(), buf);
     }
     buf.push(']');
 }
@@ -566,6 +572,26 @@ mod tests {
             let mut buf = String::from("x");
             debug_action(action, &mut buf);
             assert_eq!(buf, format!("x{action:?}"));
+        }
+    }
+
+    /// The cached node list text follows each change of the lists.
+    #[test]
+    fn node_list_cache_follows_changes() {
+        let hastat = Arc::new(Hastat::default());
+        let mut writer = DecisionWriter::default();
+        let mut buf = String::new();
+        let lists: [&[u32]; 7] = [&[1, 2, 3], &[1, 2, 3], &[], &[1, 2], &[3], &[1, 2, 3], &[10]];
+        for (i, members) in lists.iter().enumerate() {
+            let mut r = report(&hastat, true);
+            let stale = lists[(i + 3) % lists.len()];
+            if let External::Publish(p) = &mut r.external[1] {
+                p.members = members.to_vec();
+                p.stale = stale.to_vec();
+                p.fenced = members.to_vec();
+            }
+            writer.write(Outcome::Cycle { adopted: None, report: &r }, &mut buf);
+            assert_eq!(buf, by_debug(&r), "step {i}");
         }
     }
 
