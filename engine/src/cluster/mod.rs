@@ -230,7 +230,7 @@ impl ClusterDriver {
             cltab: Replica::with_rule(replica_rule(&cfg.policy)),
             hactl_quiet: cycle::Quiet::default(),
             cltab_quiet: cycle::Quiet::default(),
-            clstats: BTreeMap::new(),
+            clstats: ClstatCache::new(),
             busy_reads: BTreeMap::new(),
             busy_membership: None,
             clstat: Write::default(),
