@@ -22,9 +22,12 @@
 //! (1,524–1,725) for 10 h, untraced 2,731 (2,683–2,838); the previous main
 //! in the same minutes: 1,362 (1,128–1,473), 1,283 (1,237–1,404) and 2,626
 //! (2,360–2,631), i.e. 1.27x, 1.24x and 1.04x. The ≥ 1,000 target (per
-//! wall-second, trace hashed) is met per CPU-second; this bench was last
-//! run a round earlier (load 6–9: 1,082 untraced and 897 traced
-//! node-hours per wall-second), not since.
+//! wall-second, trace hashed) is met per CPU-second, and per wall-second
+//! on a quiet machine: this bench (`cargo bench --bench sim -- steady/
+//! --warm-up-time 1 --measurement-time 8`, load 1.3–2.4) gave 2,346
+//! (2,138–2,571) untraced and 1,554 (1,475–1,627) traced node-hours per
+//! wall-second (the previous main was not benched in the same session; a
+//! round earlier at load 6–9: 1,082 and 897).
 
 use clinit_engine::time::Millis;
 use clinit_sim::faults::FaultChoice;
