@@ -14,14 +14,20 @@
 //!   must take under 10 minutes, i.e. under 120 ms each.
 //!
 //! `cargo bench --bench sim`; numbers and their reading: sim/README.md.
-//! Last figures, on a CPU (`target/release/examples/steady 100 50 1 0`
-//! and `... 1 1`, which print node-hours per CPU-second; on this shared
-//! 2-core machine wall time also counts the wait for a core):
-//! 1,618–2,588 untraced and 1,090–1,444 traced node-hours per CPU-second
-//! (the previous main, alternately in the same sessions: 1,357–1,997 and
-//! 481–744). This bench at load 6–9: 1,082 untraced and 897 traced
-//! node-hours per wall-second; the ≥ 1,000 target (per wall-second, trace
-//! hashed) is met per CPU-second, not quite per wall-second at that load.
+//! Last figures, on a CPU (`target/release/examples/steady 100 50 1 1`,
+//! `... 10 1` and `... 10 0`, which print node-hours per CPU-second; on
+//! this shared 2-core machine wall time also counts the wait for a core),
+//! 5 runs each alternating with the previous main's binary, medians
+//! (ranges): traced 1,727 (1,333–1,793) for 1 h timed and 1,587
+//! (1,524–1,725) for 10 h, untraced 2,731 (2,683–2,838); the previous main
+//! in the same minutes: 1,362 (1,128–1,473), 1,283 (1,237–1,404) and 2,626
+//! (2,360–2,631), i.e. 1.27x, 1.24x and 1.04x. The ≥ 1,000 target (per
+//! wall-second, trace hashed) is met per CPU-second, and per wall-second
+//! on a quiet machine: this bench (`cargo bench --bench sim -- steady/
+//! --warm-up-time 1 --measurement-time 8`, load 1.3–2.4) gave 2,346
+//! (2,138–2,571) untraced and 1,554 (1,475–1,627) traced node-hours per
+//! wall-second; the previous main right after (load 2.6): 2,211
+//! (1,986–2,464) and 1,161 (1,084–1,248), i.e. 1.06x and 1.34x.
 
 use clinit_engine::time::Millis;
 use clinit_sim::faults::FaultChoice;

@@ -25,9 +25,10 @@ use crate::cltab::Cltab;
 use crate::cluster::{CycleReport, Event, External, Published};
 use crate::driver::Executed;
 use crate::hastat::Hastat;
-use crate::init::{InitConfig, Input, Reply};
+use crate::init::{Action, InitConfig, Input, Reply};
 use crate::monitor::{Observation, PolicyConfig};
-use crate::process::ProcId;
+use crate::process::{ProcId, Signal};
+use crate::status::GroupState;
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -223,6 +224,8 @@ pub struct DecisionWriter {
     hastats: BTreeMap<usize, (Arc<Hastat>, String)>,
     /// Sweep the cache when it grows past this.
     limit: usize,
+    /// The last non-empty node list written and its text.
+    nodes: (Vec<u32>, String),
 }
 
 impl DecisionWriter {
@@ -232,7 +235,8 @@ impl DecisionWriter {
         let actions = |buf: &mut String, ex: &[Executed]| {
             for e in ex {
                 if let Executed::Action(a) = e {
-                    let _ = write!(buf, "{a:?};");
+                    debug_action(a, buf);
+                    buf.push(';');
                 }
             }
         };
@@ -285,11 +289,28 @@ impl DecisionWriter {
             let lists = [(", members: ", members), (", stale: ", stale), (", fenced: ", fenced)];
             for (name, nodes) in lists {
                 buf.push_str(name);
-                debug_nodes(nodes, buf);
+                self.nodes_text(nodes, buf);
             }
             let _ = write!(buf, ", quorum: {quorum:?}, halting: {halting:?} }})");
         }
         buf.push(']');
+    }
+
+    /// [`debug_nodes`] of `nodes`, from the last non-empty list's text
+    /// when it is the same list (a node's members, cycle after cycle).
+    fn nodes_text(&mut self, nodes: &[u32], buf: &mut String) {
+        if nodes.is_empty() {
+            buf.push_str("[]");
+            return;
+        }
+        let (last, text) = &mut self.nodes;
+        if last.as_slice() != nodes {
+            last.clear();
+            last.extend_from_slice(nodes);
+            text.clear();
+            debug_nodes(nodes, text);
+        }
+        buf.push_str(text);
     }
 
     fn hastat_text(&mut self, hastat: &Arc<Hastat>) -> &str {
@@ -306,6 +327,112 @@ impl DecisionWriter {
     }
 }
 
+/// `{:?}` of an init action, without the formatting machinery for the
+/// ones every init step gives (status writes, spawns, signals): a
+/// 100-node traced run formats thousands of clstats a simulated minute.
+/// The text is exactly `format!("{action:?}")` (the derived `Debug`,
+/// checked by `fast_debug_equals_derived_debug`); anything else goes
+/// through `{:?}`.
+fn debug_action(action: &Action, buf: &mut String) {
+    match action {
+        Action::WriteStatus { seq, status } => {
+            buf.push_str("WriteStatus { seq: ");
+            debug_uint(*seq, buf);
+            buf.push_str(", status: ClStat { groups: {");
+            for (i, (group, st)) in status.groups.iter().enumerate() {
+                if i > 0 {
+                    buf.push_str(", ");
+                }
+                debug_str(group, buf);
+                buf.push_str(": GroupStatus { level: ");
+                debug_str(&st.level, buf);
+                buf.push_str(", state: ");
+                debug_state(&st.state, buf);
+                buf.push_str(" }");
+            }
+            buf.push_str("} } }");
+        }
+        Action::Spawn { id, group, tag, level, command } => {
+            buf.push_str("Spawn { id: ProcId(");
+            debug_uint(id.0, buf);
+            buf.push_str("), group: ");
+            debug_str(group, buf);
+            buf.push_str(", tag: ");
+            debug_str(tag, buf);
+            buf.push_str(", level: ");
+            debug_str(level, buf);
+            buf.push_str(", command: ");
+            debug_str(command, buf);
+            buf.push_str(" }");
+        }
+        Action::Signal { id, signal } => {
+            buf.push_str("Signal { id: ProcId(");
+            debug_uint(id.0, buf);
+            buf.push_str("), signal: ");
+            buf.push_str(match signal {
+                Signal::Int => "Int",
+                Signal::Term => "Term",
+                Signal::Kill => "Kill",
+            });
+            buf.push_str(" }");
+        }
+        Action::Notice(_) | Action::Exit => {
+            let _ = write!(buf, "{action:?}");
+        }
+    }
+}
+
+/// `{:?}` of a string: quoted as is when no character needs escaping
+/// (printable ASCII but `"` and `\`, what `str`'s `Debug` leaves alone),
+/// else through `{:?}`.
+fn debug_str(s: &str, buf: &mut String) {
+    if s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\') {
+        buf.push('"');
+        buf.push_str(s);
+        buf.push('"');
+    } else {
+        let _ = write!(buf, "{s:?}");
+    }
+}
+
+/// `{:?}` of a group state: the variant's name, `Other("word")`.
+fn debug_state(state: &GroupState, buf: &mut String) {
+    buf.push_str(match state {
+        GroupState::Configured => "Configured",
+        GroupState::Starting => "Starting",
+        GroupState::Checking => "Checking",
+        GroupState::Done => "Done",
+        GroupState::Passed => "Passed",
+        GroupState::Failed => "Failed",
+        GroupState::Stopping => "Stopping",
+        GroupState::Dumping => "Dumping",
+        GroupState::Halting => "Halting",
+        GroupState::Other(word) => {
+            buf.push_str("Other(");
+            debug_str(word, buf);
+            buf.push(')');
+            return;
+        }
+    });
+}
+
+/// `{:?}` of an unsigned integer (plain decimal digits).
+fn debug_uint(mut n: u64, buf: &mut String) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits: one copy instead of a `push` (and its UTF-8 encoding
+    // and capacity check) per digit.
+    buf.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+}
+
 /// `{:?}` of a list of node numbers (`[1, 2, 3]`), without the formatting
 /// machinery: every cycle publishes the member list.
 fn debug_nodes(nodes: &[u32], buf: &mut String) {
@@ -314,20 +441,7 @@ fn debug_nodes(nodes: &[u32], buf: &mut String) {
         if i > 0 {
             buf.push_str(", ");
         }
-        let mut digits = [0u8; 10];
-        let mut at = digits.len();
-        let mut n = n;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        for &d in &digits[at..] {
-            buf.push(char::from(d));
-        }
+        debug_uint(n.into(), buf);
     }
     buf.push(']');
 }
@@ -391,6 +505,94 @@ mod tests {
         let mut plain = String::new();
         decision_text(Outcome::Cycle { adopted: None, report: &r }, &mut plain);
         assert_eq!(plain, buf);
+    }
+
+    /// The hand-written `{:?}` of init actions is the derived one, for
+    /// plain and escaped strings, every group state, and the fallbacks.
+    #[test]
+    fn fast_debug_equals_derived_debug() {
+        use crate::status::{ClStat, GroupStatus};
+        let words = [
+            "",
+            "web",
+            "1",
+            "a b-c_d.e/f",
+            "q\"t",
+            "back\\slash",
+            "tab\t",
+            "é",
+            "it's",
+            "\u{301}x",
+        ];
+        let states = [
+            GroupState::Configured,
+            GroupState::Starting,
+            GroupState::Checking,
+            GroupState::Done,
+            GroupState::Passed,
+            GroupState::Failed,
+            GroupState::Stopping,
+            GroupState::Dumping,
+            GroupState::Halting,
+            GroupState::Other("weird \"x\"".into()),
+            GroupState::Other("plain".into()),
+        ];
+        let mut actions = vec![
+            Action::Exit,
+            Action::Notice(crate::init::Notice::GroupState {
+                group: "web".into(),
+                level: "1".into(),
+                state: GroupState::Done,
+            }),
+            Action::WriteStatus { seq: 0, status: ClStat::default() },
+        ];
+        for (i, word) in words.iter().enumerate() {
+            let groups = states
+                .iter()
+                .enumerate()
+                .map(|(j, state)| {
+                    let level = words[(i + j) % words.len()].to_string();
+                    (format!("{word}{j}"), GroupStatus { level, state: state.clone() })
+                })
+                .collect();
+            actions
+                .push(Action::WriteStatus { seq: u64::MAX - i as u64, status: ClStat { groups } });
+            actions.push(Action::Spawn {
+                id: ProcId(i as u64 * 1000),
+                group: (*word).into(),
+                tag: words[(i + 1) % words.len()].into(),
+                level: words[(i + 2) % words.len()].into(),
+                command: format!("echo {word}; exit 1"),
+            });
+        }
+        for signal in [Signal::Int, Signal::Term, Signal::Kill] {
+            actions.push(Action::Signal { id: ProcId(7), signal });
+        }
+        for action in &actions {
+            let mut buf = String::from("x");
+            debug_action(action, &mut buf);
+            assert_eq!(buf, format!("x{action:?}"));
+        }
+    }
+
+    /// The cached node list text follows each change of the lists.
+    #[test]
+    fn node_list_cache_follows_changes() {
+        let hastat = Arc::new(Hastat::default());
+        let mut writer = DecisionWriter::default();
+        let mut buf = String::new();
+        let lists: [&[u32]; 7] = [&[1, 2, 3], &[1, 2, 3], &[], &[1, 2], &[3], &[1, 2, 3], &[10]];
+        for (i, members) in lists.iter().enumerate() {
+            let mut r = report(&hastat, true);
+            let stale = lists[(i + 3) % lists.len()];
+            if let External::Publish(p) = &mut r.external[1] {
+                p.members = members.to_vec();
+                p.stale = stale.to_vec();
+                p.fenced = members.to_vec();
+            }
+            writer.write(Outcome::Cycle { adopted: None, report: &r }, &mut buf);
+            assert_eq!(buf, by_debug(&r), "step {i}");
+        }
     }
 
     #[test]

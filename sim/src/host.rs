@@ -154,9 +154,11 @@ impl DecisionDigest {
         ) {
             return;
         }
+        // One update with the newline: the same bytes, one call less.
         self.buf.push_str(text);
+        self.buf.push('\n');
         self.hasher.update(self.buf.as_bytes());
-        self.hasher.update(b"\n");
+        self.buf.pop();
     }
 
     /// A short digest of the last output added (for comparing two replays

@@ -1024,6 +1024,7 @@ impl World {
             self.trace.record(&rec);
             self.trace.decision_text(&rec, &text);
             driver.recycle_trace(rec);
+            driver.recycle_trace_text(text);
         }
         while let Some(event) = driver.poll_event() {
             match event {

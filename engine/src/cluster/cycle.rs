@@ -298,7 +298,66 @@ impl KeptAsks {
 
 /// Parsed clstats by node, keyed by content identity (a large cluster's
 /// unchanged clstats are neither re-read nor re-parsed).
-pub(crate) type ClstatCache = BTreeMap<u32, (super::input::ContentId, Arc<ClStat>)>;
+///
+/// A vector sorted by node, not a `BTreeMap`: every cycle walks it beside
+/// the (ascending) nodes read, three times (asks, unchanged answers,
+/// statuses), and it changes only when a clstat does. A walk of a
+/// contiguous vector is a fraction of a tree's (at 100 nodes the tree
+/// walks were a tenth of a simulation's time).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ClstatCache {
+    /// Ascending by node, each node once.
+    entries: Vec<(u32, CachedClstat)>,
+}
+
+/// A cached clstat: the identity of the content it was parsed from.
+pub(crate) type CachedClstat = (super::input::ContentId, Arc<ClStat>);
+
+impl ClstatCache {
+    pub fn new() -> ClstatCache {
+        ClstatCache::default()
+    }
+
+    fn find(&self, node: u32) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(&node, |(n, _)| *n)
+    }
+
+    pub fn get(&self, node: &u32) -> Option<&CachedClstat> {
+        let i = self.find(*node).ok()?;
+        self.entries.get(i).map(|(_, c)| c)
+    }
+
+    pub fn insert(&mut self, node: u32, cached: CachedClstat) {
+        match self.find(node) {
+            Ok(i) => self.entries[i].1 = cached,
+            Err(i) => self.entries.insert(i, (node, cached)),
+        }
+    }
+
+    pub fn remove(&mut self, node: &u32) {
+        if let Ok(i) = self.find(*node) {
+            self.entries.remove(i);
+        }
+    }
+
+    /// Ascending by node, as a `BTreeMap`'s `iter`.
+    pub fn iter(&self) -> ClstatIter<'_> {
+        ClstatIter(self.entries.iter())
+    }
+}
+
+/// [`ClstatCache::iter`]: a type of its own (not `impl Iterator`), so
+/// that the borrow ends with its last use, as a `BTreeMap`'s iterator's.
+pub(crate) struct ClstatIter<'a>(std::slice::Iter<'a, (u32, CachedClstat)>);
+
+impl<'a> Iterator for ClstatIter<'a> {
+    type Item = (&'a u32, &'a CachedClstat);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(n, c)| (n, c))
+    }
+}
 
 /// One node's reported files, turned into what the monitor needs as they
 /// come (one builder per node of a `NodesRead`).

@@ -117,7 +117,7 @@ struct Cluster {
     compact: bool,
     unchanged_answers: usize,
     /// Take each node's trace records as they come and give each back
-    /// (`recycle_trace`), as the simulator does; kept in `traces` as
+    /// (`recycle_trace`, `recycle_trace_text`), as the simulator does; kept in `traces` as
     /// (JSON, decision text).
     recycle: bool,
     traces: BTreeMap<u32, Vec<(String, String)>>,
@@ -180,6 +180,9 @@ impl Cluster {
             while self.recycle {
                 let Some((record, text)) = d.poll_trace() else { break };
                 let json = serde_json::to_string(&record).expect("serialises");
+                // A text given back is written into again: stale content
+                // in it must not leak into a later record's text.
+                d.recycle_trace_text(format!("stale {text}"));
                 self.traces.entry(node).or_default().push((json, text));
                 d.recycle_trace(record);
             }
@@ -911,7 +914,7 @@ fn unchanged_nodes_answered_in_one_line_decide_the_same() {
         c.compact = compact;
         c.recycle = recycle;
         for d in c.drivers.values_mut() {
-            d.trace = Some(Tap { writer: DecisionWriter::default(), out: VecDeque::new() });
+            d.trace = Some(Tap::new());
         }
         c.run_until(Millis::from_secs(200));
         let owner = *c.owners("web").first().expect("web placed");
