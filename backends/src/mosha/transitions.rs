@@ -123,7 +123,9 @@ pub fn best_history(mfsbase: &std::path::Path, varpath: &std::path::Path) -> Opt
 /// The last `k` transitions for `mosha status`, newest last, with their
 /// age by the reader's clock (`now_ms`, ms since the epoch).
 pub fn render_recent(history: &History, k: usize, now_ms: i64) -> String {
-    let mut out = format!("\nrecent membership transitions (last {}):\n", history.last);
+    let shown = history.tail(k).len();
+    let mut out =
+        format!("\nrecent membership transitions (the last {shown}, up to #{}):\n", history.last);
     for t in history.tail(k) {
         let ago = (now_ms - t.at_ms).max(0) as f64 / 1000.0;
         out.push_str(&format!(
@@ -362,5 +364,24 @@ fn run_hook(me: u32, hooks: &Hooks, t: &Transition, running: &AtomicI32, state: 
             return warn!("{what} ran longer than {:?}: killed", hooks.timeout);
         }
         thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+    use clinit_engine::monitor::transitions::Change;
+
+    /// The header says how many lines follow and the last number: "last
+    /// 54" above 5 lines read as 54 lines (new-user test NU9).
+    #[test]
+    fn the_header_counts_the_lines_shown_and_names_the_last_number() {
+        let mut h = History::default();
+        for i in 0..54 {
+            h.append(1 + i % 3, if i % 2 == 0 { Change::Down } else { Change::Up }, 1_000, 1, "x");
+        }
+        let text = render_recent(&h, 5, 2_000);
+        assert!(text.contains("recent membership transitions (the last 5, up to #54):"), "{text}");
+        assert_eq!(text.lines().filter(|l| l.trim_start().starts_with('#')).count(), 5, "{text}");
     }
 }
