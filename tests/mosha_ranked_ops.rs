@@ -855,3 +855,28 @@ fn a_truncated_cltab_copy_is_never_adopted_under_ranked() {
     assert!(c.log(2).contains("cltab: my copy is truncated or damaged"), "{}", c.report());
     assert_eq!(owners(&c), vec![owner], "{}", c.report());
 }
+
+/// `mosha standby` counts a node live only while its record moves and its
+/// lease holds: with node 3's `mosha` killed, putting nodes 1 and 2 in
+/// standby would stop every group, and is refused. It used to count every
+/// node the membership source listed (here: node 3's host is up) or whose
+/// heartbeat file was younger than `--timeout`, 60 s by default, and
+/// accepted it (new-user test NU9 #1: every group ran nowhere).
+#[test]
+fn standby_counts_a_node_whose_monitor_died_as_not_live() {
+    let (mut c, _) = started(&[]);
+    c.wait_for("every node holds its lease", PHASE, || {
+        NODES.iter().all(|&n| record(&c, n).is_some_and(|r| r.holds_quorum())).then_some(())
+    });
+    let mut three = c.moshas.remove(&3).expect("node 3 runs");
+    let _ = three.kill();
+    let _ = three.wait();
+    let out = c.mosha_cli(1, &["standby", "1", "on"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let before = c.hactl(1);
+    let out = c.mosha_cli(1, &["standby", "2", "on"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(err.contains("leaves no live node") && err.contains("live [1, 2]"), "{err}");
+    assert_eq!(c.hactl(1), before, "a refused standby writes nothing");
+}

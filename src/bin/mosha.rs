@@ -645,7 +645,12 @@ fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String
                 Box::new(HeartbeatMembership::new(shared, cli::millis(args.timeout)))
             }
         };
-        let live: Vec<u32> = membership.members().map(|m| m.into_iter().collect()).unwrap_or(known);
+        let listed: Vec<u32> =
+            membership.members().map(|m| m.into_iter().collect()).unwrap_or(known);
+        // Under ranked a listed node counts only while its record moves
+        // and its lease holds: membership by heartbeat files lists a node
+        // dead for less than --timeout (60 s by default) as up.
+        let live = ranked_live(&store, &listed);
         if clinit_engine::hactl::standby_leaves_none(&nodes, &live) {
             return Err(format!(
                 "refused: standby of node {node} leaves no live node out of standby \
@@ -668,6 +673,31 @@ fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String
         nodes
     );
     Ok(Exit::Ok)
+}
+
+/// How long `ranked_live` waits between its two reads of every record:
+/// `suspect_after` (1.5 s), six heartbeat periods at the default P.
+const LIVE_SAMPLE: Duration = Duration::from_millis(1_500);
+
+/// Of `listed`, the nodes whose `ranked` record moved within
+/// [`LIVE_SAMPLE`] and whose lease holds
+/// ([`clinit_engine::monitor::ranked::Record::alive_since`]). A record
+/// that cannot be read or parsed counts as not live: the check is for a
+/// refusal, and refusing wrongly is the safe side (`--force` exists).
+fn ranked_live(store: &FsStore, listed: &[u32]) -> Vec<u32> {
+    use clinit_engine::monitor::ranked::Record;
+    let read = |n: u32| -> Option<Record> {
+        let snap = store.read(n, SharedFile::Heartbeat).ok().flatten()?;
+        Record::parse(std::str::from_utf8(&snap.bytes).ok()?).ok()
+    };
+    let first: Vec<(u32, Option<Record>)> = listed.iter().map(|&n| (n, read(n))).collect();
+    std::thread::sleep(LIVE_SAMPLE);
+    first
+        .into_iter()
+        .filter_map(|(n, a)| {
+            Some(n).filter(|_| read(n).zip(a).is_some_and(|(b, a)| b.alive_since(&a)))
+        })
+        .collect()
 }
 
 /// `mosha hactl show|set`.

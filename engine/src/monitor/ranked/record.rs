@@ -491,6 +491,18 @@ impl Record {
         self.lease == LeaseState::Holding
     }
 
+    /// Is the node that published `earlier` and then `self` (two reads of
+    /// its record, some heartbeat periods apart) alive and able to run
+    /// groups? Its record moved (a new counter, or a new incarnation) and
+    /// its lease holds. This is `ranked`'s test of life, a counter that
+    /// changes, for callers outside the machine (`mosha standby`): never a
+    /// file's age against the local clock, which kept a node dead for 15 s
+    /// "live" until `--timeout` (60 s) passed.
+    pub fn alive_since(&self, earlier: &Record) -> bool {
+        (self.incarnation, self.counter) != (earlier.incarnation, earlier.counter)
+            && self.holds_quorum()
+    }
+
     /// The acknowledgement this record gives `node`'s heartbeats, if any.
     pub fn ack_of(&self, node: u32) -> Option<Seen> {
         self.acks.get(&node).copied()
