@@ -80,11 +80,14 @@ pub fn sweep(pgid: i32) -> usize {
 
 /// Record the running hook's group in `path` (temp file + rename, so a
 /// reader never sees half a line).
-pub fn record(path: &Path, pgid: i32, start: u64) {
+///
+/// # Errors
+/// The write's I/O error (a read-only or full disk): the caller must not
+/// release the hook, since a `kill -9` of `mosha` would then leave its
+/// group unrecorded and running.
+pub fn record(path: &Path, pgid: i32, start: u64) -> std::io::Result<()> {
     let line = format!("{pgid} {start}\n");
-    if let Err(e) = crate::atomic::write_atomic(path, line.as_bytes(), None) {
-        warn!("cannot record the running hook in {}: {e}", path.display());
-    }
+    crate::atomic::write_atomic(path, line.as_bytes(), None)
 }
 
 /// The hook ended: forget it.
@@ -147,6 +150,15 @@ pub struct Held {
 }
 
 impl Held {
+    /// Do not run the command: close the gate (the shell exits 125 without
+    /// running it) and reap the shell.
+    pub fn abandon(mut self) {
+        self.go = None;
+        if let Err(e) = self.child.wait() {
+            warn!("cannot reap the abandoned hook (pid {}): {e}", self.child.id());
+        }
+    }
+
     /// Let the hook's command run (after the caller has recorded it).
     pub fn release(&mut self) {
         use std::io::Write;

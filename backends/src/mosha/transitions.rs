@@ -332,8 +332,24 @@ fn run_hook(me: u32, hooks: &Hooks, t: &Transition, running: &AtomicI32, state: 
     // Its own process group (`process_group(0)`): the pgid is its pid.
     let pgid = i32::try_from(held.child.id()).unwrap_or(0);
     running.store(pgid, Ordering::SeqCst);
-    if let Some(start) = hook_group::start_time(pgid) {
-        hook_group::record(state, pgid, start);
+    // The command starts only once its group is on record (README): a few
+    // tries over a second; then the hook is not run, and the log says so.
+    let mut recorded = Err(std::io::Error::other("its start time could not be read"));
+    for i in 0..5 {
+        if i > 0 {
+            thread::sleep(Duration::from_millis(200));
+        }
+        if let Some(start) = hook_group::start_time(pgid) {
+            recorded = hook_group::record(state, pgid, start);
+            if recorded.is_ok() {
+                break;
+            }
+        }
+    }
+    if let Err(e) = recorded {
+        running.store(0, Ordering::SeqCst);
+        held.abandon();
+        return error!("{what}: not run: cannot record it in {}: {e}", state.display());
     }
     held.release();
     let mut child = held.child;
@@ -368,9 +384,34 @@ fn run_hook(me: u32, hooks: &Hooks, t: &Transition, running: &AtomicI32, state: 
 }
 
 #[cfg(test)]
-mod render_tests {
+mod tests {
     use super::*;
     use clinit_engine::monitor::transitions::Change;
+
+    /// A hook whose group cannot be recorded (a read-only or missing
+    /// directory) is not run, as README promises ("does not start before
+    /// that record is written"); it used to be logged and run anyway
+    /// (new-user test NU9 #10). The same hook with a writable record runs.
+    #[test]
+    fn a_hook_that_cannot_be_recorded_is_not_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ran = dir.path().join("ran");
+        let hooks = Hooks {
+            on_nodeup: Some(format!("touch {}", ran.display())),
+            on_nodedown: None,
+            timeout: Duration::from_secs(5),
+        };
+        let mut h = History::default();
+        h.append(2, Change::Up, 1_000, 1, "listed up");
+        let t = h.tail(1)[0].clone();
+        let running = AtomicI32::new(0);
+        let unwritable = dir.path().join("no-such-dir").join("hook.running");
+        run_hook(1, &hooks, &t, &running, &unwritable);
+        assert!(!ran.exists(), "the hook ran without its record");
+        assert_eq!(running.load(Ordering::SeqCst), 0);
+        run_hook(1, &hooks, &t, &running, &dir.path().join("hook.running"));
+        assert!(ran.exists(), "a recorded hook runs");
+    }
 
     /// The header says how many lines follow and the last number: "last
     /// 54" above 5 lines read as 54 lines (new-user test NU9).
