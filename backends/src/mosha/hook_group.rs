@@ -244,12 +244,12 @@ mod tests {
         let (mut child, pgid) = group();
         let start = start_time(pgid).expect("start time of a live child");
         // Another start time: the pid was reused by someone else's process.
-        record(&path, pgid, start + 1);
+        record(&path, pgid, start + 1).expect("record");
         assert_eq!(reap_recorded(&path), 0);
         assert!(!path.exists(), "the record is removed either way");
         assert!(child.try_wait().expect("try_wait").is_none(), "a stranger was killed");
         // The recorded one: killed, and counted.
-        record(&path, pgid, start);
+        record(&path, pgid, start).expect("record");
         assert_eq!(reap_recorded(&path), 1);
         let status = child.wait().expect("wait");
         assert!(status.code().is_none(), "ended by a signal: {status:?}");
