@@ -636,3 +636,31 @@ fn check_of_given_files_needs_no_shared_directory() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(stdout(&out).contains("--mfsbase"), "{out:?}");
 }
+
+/// `mosha check` refuses a copy whose `#@mosha` seal line the daemons judge
+/// damaged or cut (they never adopt it): it used to say `ok` for a seal
+/// with a non-hex checksum (new-user test NU9 #8). A hand edit (no seal
+/// line) and a complete sealed copy pass.
+#[test]
+fn check_refuses_a_copy_with_a_damaged_seal_line() {
+    let t = Tree::new();
+    let empty = t.path("empty.toml");
+    fs::write(&empty, "").expect("write");
+    let (cltab, hactl) = (t.path("my-cltab"), t.path("my-hactl"));
+    fs::write(&cltab, CLTAB).expect("write");
+    let base = ["--config", arg(&empty)];
+    let check = |text: &[u8]| {
+        fs::write(&hactl, text).expect("write");
+        t.mosha(&[&base[..], &["check", "--cltab", arg(&cltab), "--hactl", arg(&hactl)]].concat())
+    };
+    let out = check(b"#@mosha version=99 bytes=10 fnv1a64=zz\nweb start\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stdout(&out).contains(":1: the copy is truncated or damaged"), "{out:?}");
+    let good = seal(b"web start\n", 3);
+    for ok in [&b"web start\n"[..], &good[..]] {
+        let out = check(ok);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    }
+    let cut = &good[..good.len() - 3];
+    assert_eq!(check(cut).status.code(), Some(1), "a cut sealed copy");
+}

@@ -512,8 +512,25 @@ fn check(args: &Args, hactl: Option<PathBuf>, cltab: Option<PathBuf>) -> Exit {
             )
         })
     };
+    // A seal line the daemons would judge damaged or cut (the versioned
+    // replicas of `ranked`): they never adopt such a copy, so neither may
+    // `check` call it ok.
+    let sealed = |text: &str, path: &Path| -> Result<(), String> {
+        use clinit_engine::monitor::replica_version::{classify, Seal, MARK};
+        match classify(text.as_bytes()) {
+            Seal::Truncated { reason } if text.starts_with(MARK) || text.is_empty() => {
+                Err(format!(
+                    "{}:1: the copy is truncated or damaged ({reason}): mosha never adopts it; \
+                 remove the #@mosha line to make it a hand edit, or use `mosha hactl set`",
+                    path.display()
+                ))
+            }
+            _ => Ok(()),
+        }
+    };
     let parsed_cltab = cltab_path.and_then(|path| {
         let text = read(&path)?;
+        sealed(&text, &path)?;
         let table = Cltab::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
         println!(
             "{}: {} entries in {} groups",
@@ -525,6 +542,7 @@ fn check(args: &Args, hactl: Option<PathBuf>, cltab: Option<PathBuf>) -> Exit {
     });
     let parsed_hactl = hactl_path.and_then(|path| {
         let text = read(&path)?;
+        sealed(&text, &path)?;
         // The rule replication applies to a copy (a 0-byte file is refused).
         let name = path.display().to_string();
         let hactl = parse_copy::<Hactl>(text.as_bytes(), &name)?;
