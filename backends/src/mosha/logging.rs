@@ -91,7 +91,10 @@ impl Executor {
                 _ => info!("{file}: {note}"),
             },
             ClusterEvent::NotAdopted { file, from, reason } => {
-                warn!("{file}: node {from}'s copy not adopted: {reason}")
+                // Retried every cycle while the disk refuses: said once.
+                self.say(format!("not adopted {file} {from} {reason}"), || {
+                    format!("{file}: node {from}'s copy not adopted: {reason}")
+                })
             }
             ClusterEvent::NewestUnparsable { file, node, errors } => {
                 warn!(
@@ -109,12 +112,10 @@ impl Executor {
             ClusterEvent::WriteFailed { file, seq, error, retry_at } => {
                 let again = retry_at.saturating_sub(self.clock.now());
                 let text = || format!("{file} write #{seq}: {error}; writing it again in {again}");
-                if error.kind == io::ErrorKind::WouldBlock {
-                    // A hung shared mount: said once, not every retry.
-                    self.say(format!("write {file}"), text);
-                } else {
-                    error!("{}", text());
-                }
+                // A hung or read-only mount fails every retry, several a
+                // second: said once while it lasts (153 lines in 20 s
+                // before), keyed by the error, not the write's number.
+                self.say(format!("write {file}: {error}"), text);
             }
             ClusterEvent::FenceOrdered { node, incarnation, reason } => {
                 warn!("fencing node {node} (incarnation {incarnation}): {reason}")
