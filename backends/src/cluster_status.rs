@@ -265,6 +265,9 @@ pub fn collect(
     // `ranked` nodes' records (no hastat): whom they fenced, and the age
     // of the record that says so.
     let mut ranked_fences: BTreeMap<u32, RecordFences> = BTreeMap::new();
+    // Each node's incarnation as its own record publishes it: a fence of
+    // an older one is over (the node came back).
+    let mut incarnations: BTreeMap<u32, u64> = BTreeMap::new();
     for &node in &all {
         let status = read_clstat(store, node, now);
         let mut report = NodeReport {
@@ -314,6 +317,7 @@ pub fn collect(
                     .ok()
                     .and_then(|t| clinit_engine::monitor::ranked::Record::parse(t).ok());
                 if let Some(r) = record {
+                    incarnations.insert(node, r.incarnation);
                     report.quorum = Some(r.holds_quorum());
                     let mut fenced: Vec<(u32, u64)> =
                         r.fenced.iter().chain(&r.votes).map(|(&n, &i)| (n, i)).collect();
@@ -327,7 +331,12 @@ pub fn collect(
         reports.push(report);
     }
     let mut fences = fences(&hastats, now);
-    fences.extend(ranked_fence_reports(&ranked_fences, &records.fence_logs, now));
+    fences.extend(
+        ranked_fence_reports(&ranked_fences, &records.fence_logs, now).into_iter().filter(|f| {
+            let current = incarnations.get(&f.node).copied();
+            f.incarnation.is_none_or(|i| clinit_engine::monitor::ranked::fence_in_force(i, current))
+        }),
+    );
     fences.sort_by_key(|f| (f.node, f.by));
     for report in &mut reports {
         report.fenced_by = fences.iter().filter(|f| f.node == report.node).map(|f| f.by).collect();

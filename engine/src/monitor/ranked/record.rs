@@ -272,6 +272,15 @@ fn split_nodes(word: &str) -> Option<Vec<u32>> {
     word.split(',').map(|n| n.parse().ok()).collect()
 }
 
+/// Is a fence of incarnation `fenced` still in force, while the node's own
+/// record publishes incarnation `current` (`None`: no record read)? Only
+/// until a newer incarnation is seen: the rule by which a fence vote lasts
+/// (`Rules::vote_until_new_incarnation`). `mosha status` showed fences of
+/// incarnations long gone as in force, and every node as fenced.
+pub fn fence_in_force(fenced: u64, current: Option<u64>) -> bool {
+    current.is_none_or(|c| c <= fenced)
+}
+
 impl Record {
     /// Render, checksum line last. Group names, levels and states must be
     /// single whitespace-free words (what `hactl` and `cltab` can produce).
@@ -558,6 +567,14 @@ fn yes_no(word: &str) -> Option<bool> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn a_fence_is_in_force_until_a_newer_incarnation_publishes() {
+        assert!(fence_in_force(4, Some(4)), "the fenced incarnation still publishes");
+        assert!(fence_in_force(4, None), "no record read: say what is listed");
+        assert!(!fence_in_force(4, Some(5)), "the node came back: over");
+        assert!(fence_in_force(4, Some(3)), "an older record read: still listed");
+    }
     use proptest::prelude::*;
 
     pub(crate) fn sample() -> Record {
