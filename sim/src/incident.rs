@@ -802,6 +802,10 @@ fn ranked_note(
         }
         N::Stalled { group, .. } => (Kind::Other, format!("{group}: stalled, claim released")),
         N::Resumed { gap } => (Kind::Other, format!("resumed after {} ms without a step", gap.0)),
+        N::FencedWhileRunning { by, incarnation } => (
+            Kind::Fence,
+            format!("fenced by node {by} (incarnation {incarnation}) but still running"),
+        ),
         _ => return,
     };
     push(kind, None, text);

@@ -323,6 +323,11 @@ fn log_ranked(notice: clinit_engine::monitor::ranked::RankedNotice) {
         N::Misfiled { node, names } => {
             warn!("node {node}'s record names node {names}: refused (misfiled or copied by hand)")
         }
+        N::FencedWhileRunning { by, incarnation } => error!(
+            "node {by} FENCED this node (incarnation {incarnation}), but this mosha still runs: \
+             the fence command reported success without killing it. No claim will be granted \
+             to this incarnation; restart mosha to rejoin as a new one, and fix the fence command"
+        ),
     }
 }
 

@@ -110,6 +110,9 @@ pub struct World {
     pub hactl: Arc<Hactl>,
     pub fence_ms: u64,
     pub fence_works: bool,
+    /// A fence that works kills its target (`false`: it reports success
+    /// and the target runs on, a broken fence command).
+    pub fence_kills: bool,
     pub reboot_ms: u64,
     pub fence_jobs: Vec<FenceJob>,
     pub fences: Vec<(u64, u32, NodeInc)>,
@@ -154,6 +157,7 @@ impl World {
             hactl,
             fence_ms: 500,
             fence_works: true,
+            fence_kills: true,
             reboot_ms: 3000,
             fence_jobs: Vec::new(),
             fences: Vec::new(),
@@ -399,7 +403,9 @@ impl World {
                     }
                 }
                 let reboot = self.reboot_ms;
-                self.crash(job.target.node, Some(reboot));
+                if self.fence_kills {
+                    self.crash(job.target.node, Some(reboot));
+                }
             }
             self.node(job.by).inbox.push(Input::Fenced { target: job.target, ok });
         }

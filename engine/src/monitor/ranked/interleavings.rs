@@ -1153,3 +1153,30 @@ fn without_clearing_a_void_at_the_lift_it_sticks_to_the_new_lease_and_db_stays_d
     assert!(w.holding(2), "{}", dump(&w));
     assert!(w.runs("db").is_empty(), "{}", dump(&w));
 }
+
+/// A fence command that reports success without killing its target (new-
+/// user test NU9 #5): node 1 is cut off both ways, node 2 fences it and
+/// takes `web` over, node 1 runs on. Once the cut heals, node 1 reads node
+/// 2's record listing its running incarnation as fenced and says so, once:
+/// its peers hold that incarnation void for good, and only a restart as a
+/// new incarnation rejoins. It used to run on with nothing in its own log.
+#[test]
+fn a_node_fenced_while_it_runs_says_so_once() {
+    let mut w = fenced(2, "web start 1,2\n");
+    w.fence_kills = false;
+    assert!(w.settle(10_000));
+    assert_eq!(w.runs("web"), vec![1]);
+    let t0 = w.t;
+    w.isolate(1);
+    w.run_until(t0 + 15_000);
+    assert_eq!(w.fences.len(), 1, "{}", dump(&w));
+    assert!(w.nodes[&1].up, "the fence killed nothing");
+    for (a, b) in [(1, 2), (2, 1)] {
+        w.link(a, b, Link::Delay(w.default_delay));
+    }
+    w.run_until(t0 + 25_000);
+    let said: Vec<&(u64, u32, String)> =
+        w.log.iter().filter(|(_, n, l)| *n == 1 && l.starts_with("FencedWhileRunning")).collect();
+    assert_eq!(said.len(), 1, "{}", dump(&w));
+    assert!(said[0].2.contains("by: 2"), "{said:?}");
+}

@@ -291,6 +291,14 @@ pub enum RankedNotice {
     Resumed {
         gap: Millis,
     },
+    /// Node `by` publishes this node's running incarnation as fenced: its
+    /// fence command reported success without killing this node. Its peers
+    /// hold this incarnation void for good (no claim will be granted to
+    /// it); a restart of `mosha` rejoins as a new incarnation.
+    FencedWhileRunning {
+        by: u32,
+        incarnation: u64,
+    },
     /// A record that names another node was refused.
     Misfiled {
         node: u32,
@@ -390,6 +398,9 @@ pub struct Ranked {
     kill_failed: bool,
     epoch: u64,
     epoch_floor: u64,
+    /// Peers whose records were seen to list this very incarnation as
+    /// fenced (said once each: [`RankedNotice::FencedWhileRunning`]).
+    said_fenced_by: BTreeSet<u32>,
     /// When this node last acquired its lease (own clock).
     held_since: Millis,
     /// The configuration version the voter pass last saw, and since when
@@ -491,6 +502,7 @@ impl Ranked {
             kill_failed: false,
             epoch: 0,
             epoch_floor: 1,
+            said_fenced_by: BTreeSet::new(),
             held_since: now,
             config_seen: (0, now),
             deadline: None,

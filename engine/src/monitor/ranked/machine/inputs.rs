@@ -207,8 +207,13 @@ impl Ranked {
                 if rec.policy != record::POLICY {
                     peer.other_policy = Some(rec.policy.clone());
                 }
+                let fenced_me = rec.fenced.get(&me) == Some(&my_inc);
                 peer.record = Some(rec);
                 self.fences.came_back(node, seen.incarnation);
+                if fenced_me && self.said_fenced_by.insert(node) {
+                    let notice = RankedNotice::FencedWhileRunning { by: node, incarnation: my_inc };
+                    self.out.push(Command::Log(notice));
+                }
                 // Acknowledge promptly: a voter that hears a new counter
                 // publishes its acknowledgement at once (at most one such
                 // record per P/2) instead of at its next periodic
