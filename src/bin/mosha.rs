@@ -512,26 +512,27 @@ fn check(args: &Args, hactl: Option<PathBuf>, cltab: Option<PathBuf>) -> Exit {
             )
         })
     };
-    // A seal line the daemons would judge damaged or cut (the versioned
-    // replicas of `ranked`): they never adopt such a copy, so neither may
-    // `check` call it ok.
+    // A copy the daemons would judge truncated or damaged (a cut or bad
+    // `#@mosha` seal line, `ranked`'s versioned replicas): they never adopt
+    // it, so neither may `check` call it ok. Judged after the parse, which
+    // refuses a 0-byte file with its own message.
     let sealed = |text: &str, path: &Path| -> Result<(), String> {
-        use clinit_engine::monitor::replica_version::{classify, Seal, MARK};
+        use clinit_engine::monitor::replica_version::{classify, Seal};
         match classify(text.as_bytes()) {
-            Seal::Truncated { reason } if text.starts_with(MARK) || text.is_empty() => {
-                Err(format!(
-                    "{}:1: the copy is truncated or damaged ({reason}): mosha never adopts it; \
+            Seal::Truncated { reason } => Err(format!(
+                "{}:1: the copy is truncated or damaged ({reason}): mosha never adopts it; \
                  remove the #@mosha line to make it a hand edit, or use `mosha hactl set`",
-                    path.display()
-                ))
-            }
+                path.display()
+            )),
             _ => Ok(()),
         }
     };
     let parsed_cltab = cltab_path.and_then(|path| {
         let text = read(&path)?;
+        // The rule replication applies to a copy, as for hactl below.
+        let table = parse_copy::<Cltab>(text.as_bytes(), &path.display().to_string())?;
         sealed(&text, &path)?;
-        let table = Cltab::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+        let table = Arc::unwrap_or_clone(table);
         println!(
             "{}: {} entries in {} groups",
             path.display(),
@@ -542,10 +543,10 @@ fn check(args: &Args, hactl: Option<PathBuf>, cltab: Option<PathBuf>) -> Exit {
     });
     let parsed_hactl = hactl_path.and_then(|path| {
         let text = read(&path)?;
-        sealed(&text, &path)?;
         // The rule replication applies to a copy (a 0-byte file is refused).
         let name = path.display().to_string();
         let hactl = parse_copy::<Hactl>(text.as_bytes(), &name)?;
+        sealed(&text, &path)?;
         let hactl = Arc::unwrap_or_clone(hactl);
         println!("{}: {} groups wanted", path.display(), hactl.groups.len());
         // Accepted (the last line wins, as in the original), but said.

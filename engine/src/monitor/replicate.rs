@@ -443,15 +443,15 @@ impl<T: Replicated> Replica<T> {
         let decision = version::decide(&copies, me, kept, unchanged_for, settle);
         self.sealing = None;
         let mine = self.cache.get(&me);
+        let truncated = match self.seals.get(&me) {
+            Some((_, Seal::Truncated { reason })) => Some(reason.clone()),
+            _ => None,
+        };
         // A truncated copy of mine that is still within the settle time
         // (an editor's write under way) is said once it is judged.
-        let mine_truncated = matches!(self.seals.get(&me), Some((_, Seal::Truncated { .. })));
         let settling = matches!(decision, VDecision::Settling { .. });
-        if let (false, Some(mine), Some((_, Seal::Truncated { reason }))) =
-            (settling, mine, self.seals.get(&me))
-        {
+        if let (false, Some(mine), Some(reason)) = (settling, mine, truncated.clone()) {
             let first = self.warned.insert((me, mine.id));
-            let reason = reason.clone();
             let note = match &decision {
                 VDecision::Restore { version } => {
                     (self.said_restore != Some(*version)).then(|| {
@@ -482,7 +482,7 @@ impl<T: Replicated> Replica<T> {
                 self.sealing.as_ref().map(|_| me)
             }
             VDecision::Settling { left } => {
-                if let (false, Some(id)) = (mine_truncated, own) {
+                if let (None, Some(id)) = (&truncated, own) {
                     // Said once per edit (identity), not every cycle.
                     if self.warned.insert((me, id)) {
                         let note = VersionNote::Settling { left: *left };
