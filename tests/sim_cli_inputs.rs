@@ -524,3 +524,29 @@ fn failover_help_hides_the_options_it_refuses() {
     let flat = run.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(flat.contains("shorter runs are refused (exit 2)"), "{flat}");
 }
+
+/// A hand-edited `--schedule` that is not one is refused (exit 2) naming
+/// FILE, line and column, in JSON's words (list, object, number), with the
+/// shape a schedule has; serde's vocabulary never reaches the user.
+#[test]
+fn a_bad_schedule_file_is_explained_in_plain_words_with_its_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: [(&str, &[&str]); 4] = [
+        ("{\"faults\": []}", &["line 1, column 14", "the required field `kinds` is missing"]),
+        ("{\"kinds\": [\"explode\"], \"faults\": []}", &["unknown name `explode`", "read-hang"]),
+        ("{\"kinds\": [\n", &["line 2, column 0", "cut short"]),
+        ("[]", &["0 items where an object (Schedule)"]),
+    ];
+    for (i, (text, needles)) in cases.into_iter().enumerate() {
+        let path = dir.path().join(format!("s{i}.json"));
+        std::fs::write(&path, text).expect("write");
+        let p = path.to_str().expect("utf-8");
+        let mut all = vec![p, "a schedule is the JSON that --schedule-out writes"];
+        all.extend_from_slice(needles);
+        refused(&["run", "--duration", "10m", "--schedule", p], &all);
+        let err = stderr(&sim(&["run", "--duration", "10m", "--schedule", p]));
+        for serde_words in ["invalid type", "sequence", "EOF", "struct Schedule", "expected u64"] {
+            assert!(!err.contains(serde_words), "{text}: {err}");
+        }
+    }
+}

@@ -653,7 +653,8 @@ pub fn parse_policy(text: &str) -> Result<PolicyConfig, ConfigError> {
     let t = text.trim();
     let bad = |why: String| ConfigError::Policy { text: text.to_string(), why };
     let given: serde_json::Value = if t.starts_with('{') {
-        serde_json::from_str(t).map_err(|e| bad(format!("not valid JSON: {e}")))?
+        serde_json::from_str(t)
+            .map_err(|e| bad(format!("not valid JSON: {}", crate::json_words::explain(&e))))?
     } else {
         serde_json::json!({ "policy": t })
     };

@@ -27,6 +27,7 @@ pub mod fs;
 pub mod host;
 pub mod incident;
 pub mod invariants;
+pub mod json_words;
 pub mod latency_svg;
 pub mod membership;
 pub mod metrics;

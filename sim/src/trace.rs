@@ -623,10 +623,8 @@ pub fn read_trace(reader: impl BufRead) -> Result<Trace, TraceError> {
         if line.trim().is_empty() {
             continue;
         }
-        let rec: Record = serde_json::from_str(&line).map_err(|e| TraceError::Line {
-            line: i + 1,
-            why: clinit_engine::located::escape_controls(&e.to_string()),
-        })?;
+        let rec: Record = serde_json::from_str(&line)
+            .map_err(|e| TraceError::Line { line: i + 1, why: in_line(&e) })?;
         records.push(rec);
     }
     Ok(Trace { header, records })
@@ -739,11 +737,9 @@ impl<R: BufRead> RecordStream<R> {
             if buf.trim_ascii().is_empty() {
                 continue;
             }
-            let parsed =
-                String::from_utf8(buf).map_err(|_| "not UTF-8".to_string()).and_then(|line| {
-                    serde_json::from_str::<Record>(&line)
-                        .map_err(|e| clinit_engine::located::escape_controls(&e.to_string()))
-                });
+            let parsed = String::from_utf8(buf)
+                .map_err(|_| "not UTF-8".to_string())
+                .and_then(|line| serde_json::from_str::<Record>(&line).map_err(|e| in_line(&e)));
             let rec = match parsed {
                 Ok(rec) => rec,
                 // Half a line where a writer was killed: the cut, not an error.
@@ -790,19 +786,22 @@ impl<R: BufRead> Iterator for RecordStream<R> {
     }
 }
 
+/// A JSON error inside one line of a recording, in plain words: the
+/// column (the line is the caller's), then what is wrong
+/// ([`crate::json_words::explain`]), control characters escaped.
+fn in_line(e: &serde_json::Error) -> String {
+    let p = crate::json_words::explain(e);
+    format!("column {}: {}", p.column, clinit_engine::located::escape_controls(&p.what))
+}
+
 /// Parse line `at` as a trace header of this [`FORMAT`].
 ///
 /// Errors: [`TraceError::Line`] when it is not a header (the serde message
 /// escaped), [`TraceError::Format`] when it names another format.
 fn parse_header(line: &str, at: usize) -> Result<Header<serde_json::Value>, TraceError> {
-    let header: Header<serde_json::Value> =
-        serde_json::from_str(line).map_err(|e| TraceError::Line {
-            line: at,
-            why: format!(
-                "not a trace header: {}",
-                clinit_engine::located::escape_controls(&e.to_string())
-            ),
-        })?;
+    let header: Header<serde_json::Value> = serde_json::from_str(line).map_err(|e| {
+        TraceError::Line { line: at, why: format!("not a trace header: {}", in_line(&e)) }
+    })?;
     if header.format != FORMAT {
         return Err(TraceError::Format { line: at, found: header.format });
     }

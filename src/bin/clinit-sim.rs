@@ -420,8 +420,15 @@ impl Scenario {
             cfg.workload = Workload::Custom { cltab, hactl };
         }
         if let Some(path) = &plan.schedule {
-            let s: Schedule = serde_json::from_str(&read(path)?)
-                .map_err(|e| CliError::Other(format!("{}: not a schedule: {e}", path.display())))?;
+            let s: Schedule = serde_json::from_str(&read(path)?).map_err(|e| {
+                CliError::Other(format!(
+                    "{}: {}\n  a schedule is the JSON that --schedule-out writes: \
+                     {{\"kinds\": [KIND, ...], \"faults\": [{{\"at\": MS, \"fault\": KIND, \
+                     \"node\": N, ...}}, ...]}}",
+                    path.display(),
+                    clinit_sim::json_words::explain(&e)
+                ))
+            })?;
             cfg.schedule = Some(s);
         }
         let params = distinct_params(params)?;
