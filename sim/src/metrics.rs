@@ -55,6 +55,10 @@ pub struct Metrics {
     pub crashes: u64,
     /// `mosha` killed while its node lived on (`mosha-crash`).
     pub monitor_crashes: u64,
+    /// Orphans of a killed `mosha` that its next incarnation stopped
+    /// before starting anything (as production's start-up does).
+    #[serde(default)]
+    pub orphans_stopped: u64,
     pub restarts: u64,
     pub quorum_losses: u64,
     /// Reads the drivers timed out (`read-hang`, partitions).

@@ -693,6 +693,24 @@ impl World {
         if self.nodes[me].driver.is_some() || !self.nodes[me].up {
             return;
         }
+        // As production's start-up does (`mosha` stops what its killed
+        // predecessor left before it starts anything, and never adopts
+        // it: peers may have taken the groups over meanwhile): SIGKILL the
+        // orphans' process groups now. Production escalates INT → TERM →
+        // KILL and waits at most the escalation's `kill_after`; the
+        // simulator takes the last step at once. Survivors (D state) stay
+        // and are reported to the new monitor as leftovers.
+        if !self.nodes[me].orphans.is_empty() {
+            let killed = self.kill_orphans(node);
+            if killed > 0 {
+                self.tracker.metrics.orphans_stopped += killed as u64;
+                self.tracker.log(now, node, 0, || {
+                    format!(
+                        "a previous mosha left {killed} children: stopping them before starting"
+                    )
+                });
+            }
+        }
         self.nodes[me].incarnation += 1;
         let inc = self.nodes[me].incarnation;
         let table = self.files[me]

@@ -99,7 +99,7 @@ const ALLOWED: &[(&str, FaultKind, &[&str], &str)] = &[
         "classic",
         FaultKind::MoshaCrash,
         &[DOUBLE_OWNER, LIVENESS, NEEDLESS_FENCE],
-        "W13: the new mosha does not know its orphans; the group is started again elsewhere or here. Rejoin: the restarted mosha's old clstat is read as stale and it is fenced as it comes back",
+        "while mosha is down its clstat goes stale and its services run on: a peer may start the group again (double owner until the restart stops the orphans). Rejoin: the restarted mosha's old clstat is read as stale and it is fenced as it comes back",
     ),
     (
         "classic",

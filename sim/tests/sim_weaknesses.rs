@@ -193,22 +193,31 @@ fn availability_counts_only_what_a_healthy_node_could_run() {
     assert_eq!(RunReport::new(&r).unavailable_group_seconds, 0.0, "{}", render(&r));
 }
 
-/// `mosha` killed with -9 leaves its children running. Its next
-/// incarnation (or a peer) starts the group again: the process table
-/// shows two owners although no init machine reports two (W13).
+/// `mosha` killed with -9 leaves its children running (the original's
+/// W13: its next incarnation started the group again beside them). The
+/// simulator's executor does what production's start-up does: the new
+/// incarnation stops what its predecessor left before it starts anything,
+/// so a restart makes no double owner. Before the simulator modelled that
+/// start-up, these same runs had one (seed 1 at the first try): the process
+/// table showed two owners although no init machine reported two.
 #[test]
-fn orphans_of_a_crashed_mosha_are_double_owners() {
-    let found = (1..=20u64).find_map(|seed| {
-        (1..=3u32).find_map(|node| {
+fn a_restarted_mosha_stops_its_predecessors_orphans_before_it_starts() {
+    let mut stopped = 0;
+    for seed in 1..=20u64 {
+        for node in 1..=3u32 {
             let down = Millis(120_000);
             let mut cfg = scheduled(3, 20, vec![(300, Fault::MoshaCrash { node, down })]);
             cfg.groups = 1;
             let r = run(&cfg, seed, RunOptions::default()).expect("valid");
-            r.tracker.counts().contains_key(DOUBLE_OWNER).then_some(r)
-        })
-    });
-    let r = found.expect("the owner's crash leaves an orphan beside a new instance");
-    let v = r.tracker.violations().iter().find(|v| v.invariant == DOUBLE_OWNER).expect("kept");
-    assert!(v.excerpt.iter().any(|l| l.contains("MOSHA KILLED -9")), "{:#?}", v.excerpt);
-    assert!(RunReport::new(&r).double_owner_seconds > 0.0);
+            assert!(r.tracker.metrics.monitor_crashes > 0, "seed {seed}: the crash happened");
+            assert!(
+                !r.tracker.counts().contains_key(DOUBLE_OWNER),
+                "seed {seed} node {node}: {:#?}",
+                r.tracker.violations()
+            );
+            stopped += r.tracker.metrics.orphans_stopped;
+        }
+    }
+    // Some crash hit the owner: its orphan was there to stop.
+    assert!(stopped > 0, "no run had orphans to stop");
 }

@@ -158,7 +158,7 @@ impl World {
     /// SIGKILL every orphan on `node` (children of earlier monitor
     /// incarnations); their exits are scheduled as usual. Returns how many
     /// were signalled.
-    fn kill_orphans(&mut self, node: u32) -> usize {
+    pub(super) fn kill_orphans(&mut self, node: u32) -> usize {
         let now = self.now;
         let mut killed = 0;
         let mut due = Vec::new();
