@@ -600,8 +600,18 @@ impl RealProcesses {
     }
 
     /// Signal a child's process group; `Ok(false)` when already reaped.
-    pub fn signal_child(&mut self, id: ProcId, signal: Signal) -> Result<bool, String> {
-        self.table.signal(id, signal).map_err(|e| e.to_string())
+    /// Signal child `id`'s process group (see [`Processes::signal`]).
+    ///
+    /// Errors: the OS refused the signal; the errno's kind is kept.
+    pub fn signal_child(&mut self, id: ProcId, signal: Signal) -> Result<bool, IoFailure> {
+        self.table.signal(id, signal).map_err(|e| {
+            let kind = io::Error::from_raw_os_error(e.source as i32).kind();
+            IoFailure::other(
+                format!("cannot send {signal} to process group {}", e.pid),
+                kind,
+                e.source.desc(),
+            )
+        })
     }
 }
 
@@ -623,7 +633,7 @@ impl Processes for RealProcesses {
         })
     }
 
-    fn signal(&mut self, id: ProcId, signal: Signal) -> Result<bool, String> {
+    fn signal(&mut self, id: ProcId, signal: Signal) -> Result<bool, IoFailure> {
         self.signal_child(id, signal)
     }
 }
@@ -672,9 +682,9 @@ pub struct FileStatus {
 }
 
 impl StatusStore for FileStatus {
-    fn write_status(&mut self, _seq: u64, status: &ClStat) -> Result<(), String> {
+    fn write_status(&mut self, _seq: u64, status: &ClStat) -> Result<(), IoFailure> {
         replace_atomic(&self.path, status.render().as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+            .map_err(|e| IoFailure::new(format!("cannot write {}", self.path.display()), &e))
     }
 }
 

@@ -4,6 +4,7 @@
 //! real daemon and the simulator share it and the simulator tests this glue
 //! too, not only the machine.
 
+use crate::cluster::IoFailure;
 use crate::init::report::{EntryReport, EntryState};
 use crate::init::{Action, Init, Input, Reply};
 use crate::process::{ExitStatus, ProcId, Shortage, Signal, SpawnError};
@@ -29,12 +30,18 @@ pub trait Processes {
 
     /// Signal a live child's process group. Must do nothing for an id whose
     /// process was already reaped; returns whether a signal went out.
-    fn signal(&mut self, id: ProcId, signal: Signal) -> Result<bool, String>;
+    ///
+    /// Errors: the OS refused the signal (`EPERM`, say), kind kept.
+    fn signal(&mut self, id: ProcId, signal: Signal) -> Result<bool, IoFailure>;
 }
 
 /// Publishes the status file.
 pub trait StatusStore {
-    fn write_status(&mut self, seq: u64, status: &ClStat) -> Result<(), String>;
+    /// Replace the status file with `status` (write `seq`).
+    ///
+    /// Errors: the write or the rename failed (a full disk, a read-only
+    /// mount), naming the path, kind kept.
+    fn write_status(&mut self, seq: u64, status: &ClStat) -> Result<(), IoFailure>;
 }
 
 /// What the driver did, in order, for logging.
@@ -66,11 +73,11 @@ pub enum Executed {
     SignalFailed {
         id: ProcId,
         signal: Signal,
-        reason: String,
+        reason: IoFailure,
     },
     StatusWriteFailed {
         seq: u64,
-        reason: String,
+        reason: IoFailure,
     },
 }
 
@@ -283,14 +290,14 @@ mod tests {
                 Ok(id.0 as u32 + 1000)
             }
         }
-        fn signal(&mut self, _: ProcId, _: Signal) -> Result<bool, String> {
+        fn signal(&mut self, _: ProcId, _: Signal) -> Result<bool, IoFailure> {
             Ok(true)
         }
     }
 
     struct NoStore;
     impl StatusStore for NoStore {
-        fn write_status(&mut self, _: u64, _: &ClStat) -> Result<(), String> {
+        fn write_status(&mut self, _: u64, _: &ClStat) -> Result<(), IoFailure> {
             Ok(())
         }
     }
@@ -378,7 +385,7 @@ mod tests {
             self.spawned += 1;
             Ok(id.0 as u32)
         }
-        fn signal(&mut self, _: ProcId, _: Signal) -> Result<bool, String> {
+        fn signal(&mut self, _: ProcId, _: Signal) -> Result<bool, IoFailure> {
             Ok(true)
         }
     }

@@ -220,7 +220,11 @@ impl Processes for SimProcesses {
         Ok(pid_of(id))
     }
 
-    fn signal(&mut self, id: ProcId, signal: Signal) -> Result<bool, String> {
+    fn signal(
+        &mut self,
+        id: ProcId,
+        signal: Signal,
+    ) -> Result<bool, clinit_engine::cluster::IoFailure> {
         let Some(child) = self.live.get_mut(&id) else { return Ok(false) };
         if child.stuck {
             child.kill_pending |= signal == Signal::Kill;
@@ -266,7 +270,11 @@ impl Processes for ReplayProcesses {
         }
     }
 
-    fn signal(&mut self, _id: ProcId, _signal: Signal) -> Result<bool, String> {
+    fn signal(
+        &mut self,
+        _id: ProcId,
+        _signal: Signal,
+    ) -> Result<bool, clinit_engine::cluster::IoFailure> {
         Ok(true)
     }
 }
@@ -276,7 +284,11 @@ impl Processes for ReplayProcesses {
 pub struct NullStore;
 
 impl StatusStore for NullStore {
-    fn write_status(&mut self, _seq: u64, _status: &ClStat) -> Result<(), String> {
+    fn write_status(
+        &mut self,
+        _seq: u64,
+        _status: &ClStat,
+    ) -> Result<(), clinit_engine::cluster::IoFailure> {
         Ok(())
     }
 }

@@ -313,14 +313,22 @@ mod tests {
             self.ids.push(id);
             Ok(id.0 as u32 + 1000)
         }
-        fn signal(&mut self, _id: ProcId, _signal: Signal) -> Result<bool, String> {
+        fn signal(
+            &mut self,
+            _id: ProcId,
+            _signal: Signal,
+        ) -> Result<bool, crate::cluster::IoFailure> {
             Ok(true)
         }
     }
 
     struct NoStore;
     impl StatusStore for NoStore {
-        fn write_status(&mut self, _seq: u64, _status: &ClStat) -> Result<(), String> {
+        fn write_status(
+            &mut self,
+            _seq: u64,
+            _status: &ClStat,
+        ) -> Result<(), crate::cluster::IoFailure> {
             Ok(())
         }
     }

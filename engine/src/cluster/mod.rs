@@ -24,7 +24,8 @@
 //! states and `read_phase` its transitions, `writes` the node's own files
 //! (acknowledged, retried), `stop` the graceful stop,
 //! [`glue`] the routing between the monitor and the init machine
-//! ([`ClusterNode`], kept public while the simulator still drives it),
+//! ([`ClusterNode`], public because `clinit-sim replay` feeds it recorded
+//! inputs one trace record at a time),
 //! [`lab`] a tiny in-memory executor for tests and the tutorial.
 
 pub mod command;
@@ -87,13 +88,13 @@ impl Processes for Deferred {
     ) -> Result<u32, crate::process::SpawnError> {
         Ok(0)
     }
-    fn signal(&mut self, _: ProcId, _: Signal) -> Result<bool, String> {
+    fn signal(&mut self, _: ProcId, _: Signal) -> Result<bool, IoFailure> {
         Ok(true)
     }
 }
 
 impl StatusStore for Deferred {
-    fn write_status(&mut self, _: u64, _: &ClStat) -> Result<(), String> {
+    fn write_status(&mut self, _: u64, _: &ClStat) -> Result<(), IoFailure> {
         Ok(())
     }
 }

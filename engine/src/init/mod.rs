@@ -8,7 +8,7 @@
 //! recorded input sequence replays to the same actions.
 //!
 //! What lives where: `group` has the per-group level-change logic,
-//! `entry` the per-entry runtime record, [`throttle`] the respawn rate
+//! `entry` the per-entry runtime record, `throttle` the respawn rate
 //! limit, [`escalation`] the INT → TERM → KILL stop sequence.
 //!
 //! Readiness (issue 11): an entry whose options declare `ready=` (see
@@ -25,7 +25,7 @@ pub mod escalation;
 pub(crate) mod group;
 pub mod report;
 pub mod starve;
-pub mod throttle;
+pub(crate) mod throttle;
 
 use crate::cltab::Cltab;
 use crate::process::{ExitStatus, ProcId, Shortage, Signal};

@@ -4,7 +4,7 @@
 //! A spawn that fails with `EMFILE`, `ENFILE`, `EAGAIN` or `ENOMEM`
 //! ([`crate::process::Shortage`]) says nothing about the command: the same
 //! command starts fine once a descriptor is free. Counting it as a crash
-//! would feed the respawn throttle ([`super::throttle`]) and, after six
+//! would feed the respawn throttle (`throttle`) and, after six
 //! quick failures, hold the entry back for a full minute after the
 //! shortage ended. So the machine retries such a spawn after a short pause
 //! that doubles per consecutive shortage, from [`RETRY_FIRST`] up to

@@ -12,7 +12,7 @@
 //! view (remembering last good clstats and stale episodes), [`metrics`] and
 //! `quorum` are the original's helpers, [`policy`] decides.
 
-pub mod action;
+pub(crate) mod action;
 pub mod metrics;
 pub mod policy;
 pub(crate) mod quorum;
