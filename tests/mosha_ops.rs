@@ -664,3 +664,50 @@ fn check_refuses_a_copy_with_a_damaged_seal_line() {
     let cut = &good[..good.len() - 3];
     assert_eq!(check(cut).status.code(), Some(1), "a cut sealed copy");
 }
+
+/// `hactl set` is a client: a missing `--mfsbase` is a typo it reports
+/// without the daemon's `--init` advice, `--hpcbase` is not needed when
+/// `--node` is given, and a `--node` naming no node directory is refused
+/// before anything is written (it advised `--init`, which then failed with
+/// "No such file or directory"; new-user test NU9 #12).
+#[test]
+fn hactl_set_names_a_node_without_a_directory_and_gives_no_init_advice() {
+    let t = Tree::new();
+    t.put(1, "cltab", CLTAB);
+    t.put(1, "hactl", "web start\n");
+    t.put(2, "hactl", "web start\n");
+    let mfs = t.path("mfs");
+    let no_hpc = t.path("no-hpc");
+    let set = |node: &str, base: &Path| {
+        t.mosha(&[
+            "--mfsbase",
+            arg(base),
+            "--hpcbase",
+            arg(&no_hpc),
+            "--node",
+            node,
+            "--policy",
+            "ranked",
+            "hactl",
+            "set",
+            "web",
+            "stop",
+        ])
+    };
+    let out = set("9", &mfs);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(err.contains("node 9 has no directory") && err.contains("nodes there: 1, 2"), "{err}");
+    assert!(!err.contains("--init"), "{err}");
+    assert!(!t.path("mfs/9").exists(), "nothing written for node 9");
+
+    let out = set("1", &t.path("mfz"));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(err.contains("--mfsbase") && !err.contains("--init"), "{err}");
+
+    let out = set("1", &mfs);
+    assert_eq!(out.status.code(), Some(0), "--hpcbase is not needed with --node: {out:?}");
+    let hactl = fs::read_to_string(t.path("mfs/1/var/mosix-ha/hactl")).expect("read");
+    assert!(hactl.contains("web stop"), "{hactl}");
+}

@@ -379,7 +379,7 @@ fn standby_drains_the_owner_and_off_leaves_the_group_where_it_runs() {
     let status = c.mosha_cli(1, &["status"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(
-        text.contains(&format!("nodes in standby (drained under ranked): {{{owner}}}")),
+        text.contains(&format!("nodes in standby (drained under ranked): {owner}\n")),
         "{text}"
     );
     // `--json` says the same.

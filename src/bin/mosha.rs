@@ -59,8 +59,12 @@ pub(crate) struct Args {
     /// HA directory relative to each node's root.
     #[arg(long, global = true, value_name = "PATH", default_value = "var/mosix-ha")]
     varpath: PathBuf,
-    /// A node whose clstat is older than this is stale (STOMITH). clstat is
-    /// rewritten every third of it.
+    /// Under classic: a node whose clstat is older than this is stale
+    /// (STOMITH), and clstat is rewritten every third of it. Under
+    /// --policy ranked it is not used by the monitor: the lease H (2 s by
+    /// default) sets every time (heartbeat H/8, a record older than 3·H is
+    /// stale); only `mosha standby`'s heartbeat-file membership still
+    /// reads it.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 60.0, value_parser = cli::positive_secs)]
     timeout: f64,
     /// Run `CMD <node>` against a stale node, once per stale episode
@@ -311,26 +315,55 @@ fn parse_args(argv: Vec<OsString>) -> Result<Args, String> {
     Args::from_arg_matches(&matches).map_err(|e| e.to_string())
 }
 
+/// Who checks the base directories: the daemon may create a new cluster
+/// (`--init`); a client command (`hactl`, `standby`, `check`) only reads
+/// or edits an existing one, so `--init` is no advice for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BaseUse {
+    Daemon,
+    Client,
+}
+
 /// A base directory that does not exist is a typo unless `--init` says a
-/// new cluster starts there.
-fn check_bases(args: &Args) -> Result<(), String> {
-    if args.init {
+/// new cluster starts there (daemon only). A client given `--node` needs
+/// no `--hpcbase` (only `whois` and membership read it).
+fn check_bases(args: &Args, by: BaseUse) -> Result<(), String> {
+    if args.init && by == BaseUse::Daemon {
         return Ok(());
     }
     let mut dirs = vec![("--mfsbase", &args.mfsbase)];
-    if args.membership == MembershipName::Openmosix {
+    if args.membership == MembershipName::Openmosix
+        && (by == BaseUse::Daemon || args.node.is_none())
+    {
         dirs.push(("--hpcbase", &args.hpcbase));
     }
     for (flag, dir) in dirs {
         if !dir.is_dir() {
+            let advice = match by {
+                BaseUse::Daemon => "; refusing to start (give --init to start a new cluster there)",
+                BaseUse::Client => "",
+            };
             return Err(format!(
-                "{flag} {} does not exist or is not a directory; refusing to start \
-                 (give --init to start a new cluster there)",
+                "{flag} {} does not exist or is not a directory{advice}",
                 dir.display()
             ));
         }
     }
     Ok(())
+}
+
+/// This node's directory must exist for a client to write its copy: a
+/// `--node` that names no node of the cluster is a typo, not a new node.
+fn check_own_dir(store: &FsStore, me: u32) -> Result<(), String> {
+    let nodes = store.nodes().map_err(|e| format!("cannot list {}: {e}", store.base()))?;
+    if nodes.contains(&me) {
+        return Ok(());
+    }
+    Err(format!(
+        "node {me} has no directory under {} (nodes there: {}); --node names this node's number",
+        store.base(),
+        node_list(&nodes)
+    ))
 }
 
 fn whois(args: &Args) -> Result<u32, String> {
@@ -351,7 +384,7 @@ fn default_seed(node: u32) -> u64 {
 }
 
 fn daemon(args: &Args) -> ExitCode {
-    if let Err(e) = check_bases(args) {
+    if let Err(e) = check_bases(args, BaseUse::Daemon) {
         eprintln!("mosha: {e}");
         return Exit::Refused.into();
     }
@@ -455,7 +488,7 @@ fn status(args: &Args, json: bool) -> ExitCode {
             newest(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())
         {
             if !h.standby.is_empty() && matches!(args.policy, PolicyName::Ranked) {
-                println!("\nnodes in standby (drained under ranked): {:?}", h.standby);
+                println!("\nnodes in standby (drained under ranked): {}", node_list(&h.standby));
             }
         }
         // The transition history, when the cluster keeps one (issue 12).
@@ -487,8 +520,8 @@ fn check(args: &Args, hactl: Option<PathBuf>, cltab: Option<PathBuf>) -> Exit {
     // `--hactl F --cltab G` needs no cluster (a new user's first check, a
     // CI job, a file about to be installed).
     if hactl.is_none() || cltab.is_none() {
-        if let Err(e) = check_bases(args) {
-            problems.push(e.replace("; refusing to start", ""));
+        if let Err(e) = check_bases(args, BaseUse::Client) {
+            problems.push(e);
         }
     }
     let node_file = |name: &str| -> Result<PathBuf, String> {
@@ -635,7 +668,7 @@ fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String
     if !matches!(args.policy, PolicyName::Ranked) {
         return Err("standby is honoured only under --policy ranked".into());
     }
-    check_bases(args)?;
+    check_bases(args, BaseUse::Client)?;
     let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
     let me = whois(args)?;
     let known = store.nodes().map_err(|e| format!("cannot list {}: {e}", store.base()))?;
@@ -673,8 +706,10 @@ fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String
         if clinit_engine::hactl::standby_leaves_none(&nodes, &live) {
             return Err(format!(
                 "refused: standby of node {node} leaves no live node out of standby \
-                 (live {live:?}, standby {nodes:?}): every wanted group would stop; \
-                 use --force to do it anyway"
+                 (live: {}; standby: {}): every wanted group would stop; \
+                 use --force to do it anyway",
+                node_list(&live),
+                node_list(&nodes)
             ));
         }
     }
@@ -688,8 +723,8 @@ fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String
         .write(me, SharedFile::Hactl, &sealed, None)
         .map_err(|e| format!("cannot write {target}: {e}"))?;
     println!(
-        "standby {state} for node {node}; nodes in standby: {:?} (under --policy ranked)",
-        nodes
+        "standby {state} for node {node}; nodes in standby: {} (under --policy ranked)",
+        node_list(&nodes)
     );
     Ok(Exit::Ok)
 }
@@ -703,6 +738,16 @@ const LIVE_SAMPLE: Duration = Duration::from_millis(1_500);
 /// ([`clinit_engine::monitor::ranked::Record::alive_since`]). A record
 /// that cannot be read or parsed counts as not live: the check is for a
 /// refusal, and refusing wrongly is the safe side (`--force` exists).
+/// Node numbers as an operator writes them: `1, 3`, or `none`.
+fn node_list<'a>(nodes: impl IntoIterator<Item = &'a u32>) -> String {
+    let list: Vec<String> = nodes.into_iter().map(u32::to_string).collect();
+    if list.is_empty() {
+        "none".into()
+    } else {
+        list.join(", ")
+    }
+}
+
 fn ranked_live(store: &FsStore, listed: &[u32]) -> Vec<u32> {
     use clinit_engine::monitor::ranked::Record;
     let read = |n: u32| -> Option<Record> {
@@ -731,7 +776,7 @@ fn hactl_command(args: &Args, verb: &HactlVerb) -> Exit {
 }
 
 fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
-    check_bases(args)?;
+    check_bases(args, BaseUse::Client)?;
     let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
     let current = newest_versioned(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())?;
     let highest = current.as_ref().map_or(0, |c| c.3);
@@ -747,6 +792,7 @@ fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
         }
         HactlVerb::Set { group, level } => {
             let me = whois(args)?;
+            check_own_dir(&store, me)?;
             let (_, cltab) = newest(&store, SharedFile::Cltab, |t, f| Cltab::parse(t, f).ok())?
                 .map(|(n, _, c)| (n, c))
                 .ok_or_else(|| format!("no node under {} has a cltab that parses", store.base()))?;

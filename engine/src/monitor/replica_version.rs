@@ -374,25 +374,34 @@ pub enum VersionNote {
     Adopted { from: u32, theirs: Version, mine: Option<Version> },
 }
 
+/// What an operator who cut a sealed file by hand should know: the usual
+/// cause of a "truncated" copy that nobody truncated is a hand edit that
+/// only removed text and kept the seal line.
+const TRUNCATION_HINT: &str = "a hand edit that only removes text must remove the \
+     `#@mosha` seal line too, or use `mosha hactl set` (README, \"Versioned replicas\")";
+
 impl fmt::Display for VersionNote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            VersionNote::TheirsTruncated { node, reason } => {
-                write!(f, "node {node}'s copy is truncated or damaged ({reason}): never adopted")
-            }
+            VersionNote::TheirsTruncated { node, reason } => write!(
+                f,
+                "node {node}'s copy is truncated or damaged ({reason}): never adopted; \
+                 {TRUNCATION_HINT}"
+            ),
             VersionNote::MineTruncated { reason, replaced_by: Some(n) } => write!(
                 f,
-                "my copy is truncated or damaged ({reason}): replacing it with node {n}'s"
+                "my copy is truncated or damaged ({reason}): replacing it with node {n}'s; \
+                 {TRUNCATION_HINT}"
             ),
             VersionNote::MineTruncated { reason, replaced_by: None } => write!(
                 f,
                 "my copy is truncated or damaged ({reason}) and no node has a complete one: \
-                 keeping the last good copy"
+                 keeping the last good copy; {TRUNCATION_HINT}"
             ),
             VersionNote::MineRestored { reason, version } => write!(
                 f,
                 "my copy is truncated or damaged ({reason}): writing back my last sealed copy \
-                 ({version}), newer than every complete copy"
+                 ({version}), newer than every complete copy; {TRUNCATION_HINT}"
             ),
             VersionNote::Sealed { version } => {
                 write!(f, "my copy was edited by hand: sealed as {version}")

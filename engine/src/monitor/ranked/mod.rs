@@ -64,8 +64,10 @@
 //! * The watchdog never touches the shared filesystem.
 //! * Heartbeat-file membership judges suspicion by counter changes, never
 //!   by comparing mtimes with the local clock.
-//! * `--timeout` relates to H as H = timeout/3 at most (the original's
-//!   timeout/3 heartbeat is far too slow for H ≤ 2 s; P is H/8).
+//! * `--timeout` is not used under `ranked`: the original's timeout/3
+//!   heartbeat is far too slow for H ≤ 2 s. H sets every time (P is H/8,
+//!   read deadlines H/4), and a record older than 3·H counts as stale
+//!   wherever an age is shown (`AnyPolicy::timeout`).
 
 //! # Refinements found by the interleaving tests
 //!
