@@ -603,7 +603,11 @@ pub const MAX_LINE: usize = 16 << 20;
 /// at most [`MAX_LINE`] + 1 bytes. Returns the bytes read (0 at the end of
 /// the file). Errors: [`TraceError::TooLong`] for a longer line (`at` is
 /// its number), [`TraceError::Io`].
-fn read_capped(reader: &mut impl BufRead, buf: &mut Vec<u8>, at: usize) -> Result<usize, TraceError> {
+fn read_capped(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    at: usize,
+) -> Result<usize, TraceError> {
     buf.clear();
     let n = reader.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', buf)?;
     if buf.len() > MAX_LINE && buf.last() != Some(&b'\n') {

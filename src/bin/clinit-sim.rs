@@ -710,6 +710,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 .map_err(|e| CliError::Other(format!("{}: {e}", trace.display())))?
                 .header;
             if rerun {
+                note_newer(&trace.display().to_string(), &header.source, &header.version);
                 return rerun_trace(trace, &header, replacement, &overrides, as_json);
             }
             // An open-loop what-if feeds the recorded inputs to the other
@@ -731,7 +732,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             if let (Some(new), Some(old)) = (&replacement, &recorded_name) {
                 let new = clinit_sim::config::policy_name(new);
                 if new != *old {
-                    return Err(cross_policy(trace, old, &new));
+                    return Err(cross_policy(trace, &header.source, old, &new));
                 }
             }
             let f = |recorded: &PolicyConfig| -> Result<PolicyConfig, ConfigError> {
@@ -996,7 +997,25 @@ fn replay_incident(
 /// held in memory whole.
 fn incident_of(paths: &[PathBuf], killed: &[u32]) -> Result<incident::Incident, CliError> {
     let killed = killed.iter().copied().collect();
-    incident::replay_files(paths, &killed).map_err(|e| CliError::Other(e.to_string()))
+    let inc = incident::replay_files(paths, &killed).map_err(|e| CliError::Other(e.to_string()))?;
+    for c in &inc.recordings {
+        note_newer(&c.file, &c.source, &c.version);
+    }
+    Ok(inc)
+}
+
+/// Say on stderr when a recording comes from a newer clinit than this
+/// binary: it is replayed (its format is one this version reads), but a
+/// difference may be the newer version's rule, not a defect.
+fn note_newer(file: &str, source: &str, version: &str) {
+    let ours = env!("CARGO_PKG_VERSION");
+    if incident::newer_version(version, ours) {
+        eprintln!(
+            "clinit-sim: note: {file} was written by {source} {version}, newer than this \
+             clinit-sim {ours}; replayed anyway, but a difference may come from a rule the newer \
+             version changed"
+        );
+    }
 }
 
 /// A progress bar on stderr, or `None` when stderr is not a terminal (a
@@ -1069,9 +1088,25 @@ fn summary(s: &replay::Summary) -> String {
 /// `replay --policy P` on a trace recorded under another policy, open
 /// loop: refused (issue 8's new-user test got exit 0 and counts that meant
 /// nothing).
-fn cross_policy(trace: &Path, recorded: &str, what_if: &str) -> CliError {
-    let e = ConfigError::CrossPolicy { recorded: recorded.to_string(), what_if: what_if.into() };
-    CliError::Other(format!("{}: {e}", trace.display()))
+///
+/// `source` is the header's writer: only a simulator trace can be
+/// re-simulated with `--rerun`, so a `mosha` recording is not pointed there
+/// (issue 8's new-user test was, and `--rerun` then refused it).
+fn cross_policy(trace: &Path, source: &str, recorded: &str, what_if: &str) -> CliError {
+    if source == "clinit-sim" {
+        let e =
+            ConfigError::CrossPolicy { recorded: recorded.to_string(), what_if: what_if.into() };
+        return CliError::Other(format!("{}: {e}", trace.display()));
+    }
+    CliError::Other(format!(
+        "{}: --policy {what_if} on a {source} recording made under {recorded}: a what-if feeds \
+         the recorded inputs, which only {recorded} asked for, to the other policy, so its \
+         decisions would mean nothing; a {source} recording can be replayed under other \
+         settings of {recorded} only (--policy {recorded} with its parameters, or --param), and \
+         cannot be re-simulated (--rerun needs a simulator trace): to compare policies, \
+         simulate the cluster with `clinit-sim run --policy {what_if}` or `clinit-sim sweep`",
+        trace.display()
+    ))
 }
 
 /// Whether `key` is a world parameter (one [`SimConfig::set`] takes that
@@ -1092,12 +1127,20 @@ fn rerun_trace(
     overrides: &[(String, String)],
     as_json: bool,
 ) -> Result<ExitCode, CliError> {
-    let Some(seed) = header.seed.filter(|_| header.source == "clinit-sim") else {
+    if header.source != "clinit-sim" {
         return Err(CliError::Other(format!(
             "{}: --rerun needs a simulator trace (from `clinit-sim run --trace`: its header has \
-             the scenario and seed); this is a {} recording",
+             the scenario and seed); this is a {} recording, which can be replayed as recorded \
+             or under other settings of its policy (--param) but not re-simulated",
             path.display(),
             header.source
+        )));
+    }
+    let Some(seed) = header.seed else {
+        return Err(CliError::Other(format!(
+            "{}: line 1: the header has no seed (\"seed\": null or missing), so its run cannot \
+             be re-simulated; --rerun needs the header that `clinit-sim run --trace` wrote",
+            path.display()
         )));
     };
     let cfg = serde_json::from_value::<SimConfig>(header.config.clone()).map_err(|e| {

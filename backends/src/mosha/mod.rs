@@ -77,6 +77,24 @@ pub enum MembershipKind {
     Heartbeat,
 }
 
+impl MembershipKind {
+    /// Where membership comes from, in words (a recording's header says
+    /// it so).
+    pub fn describe(&self) -> String {
+        match self {
+            MembershipKind::OpenMosix { hpcbase } => format!(
+                "openmosix: a node is up when {}/nodes/N/status has bit value 2",
+                hpcbase.display()
+            ),
+            MembershipKind::Heartbeat => {
+                "heartbeat: a node is up while its heartbeat file in the shared directory is \
+                 fresher than the timeout"
+                    .into()
+            }
+        }
+    }
+}
+
 /// Everything `mosha` needs to run one node.
 #[derive(Debug, Clone)]
 pub struct MoshaConfig {
@@ -129,7 +147,9 @@ impl MoshaConfig {
             // The cluster's identity: its nodes share this directory.
             // `clinit-sim replay` refuses recordings of different ones.
             "mfsbase": self.paths.mfsbase,
-            "membership": format!("{:?}", self.membership),
+            // In words for a person reading the header (it was a `Debug`
+            // string); nothing parses it, so older headers still read.
+            "membership": self.membership.describe(),
             "policy": self.policy,
             "seed": self.seed,
             "init": self.init,
