@@ -164,9 +164,10 @@ enum Command {
     /// Exit codes of a plain replay: 0 every recording identical (a node
     /// named by --killed: up to its last checkpoint before the cut), 1 a
     /// decision differs, 2 unreadable input (a bad line before the last, a
-    /// format this version does not read, a header whose policy is out of
-    /// range, two recordings of one node, a --killed node that no
-    /// recording holds), 3 a recording is truncated (no end line) and its
+    /// line longer than 16 MiB, a format this version does not read, a
+    /// header whose policy is out of range or whose node is not its
+    /// records', two recordings of one node, a --killed node that no
+    /// recording holds, --svg naming an input), 3 a recording is truncated (no end line) and its
     /// node was not named by --killed, or was named but the recording is
     /// cut before its first checkpoint (nothing verified).
     ///

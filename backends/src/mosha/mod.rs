@@ -580,3 +580,26 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
     info!("mosha node {me} exiting");
     Ok(())
 }
+
+#[cfg(test)]
+mod describe_tests {
+    use super::*;
+
+    /// Issue 8: a recording's header said `"OpenMosix { hpcbase: … }"`,
+    /// Rust `Debug` text; it now says where membership comes from.
+    #[test]
+    fn a_header_describes_membership_in_words() {
+        let paths = NodePaths::new("/mfs", "var/clinit");
+        let policy = PolicyConfig::Classic(Default::default());
+        let open = MembershipKind::OpenMosix { hpcbase: "/proc/hpc".into() };
+        let cfg = MoshaConfig::new(2, paths.clone(), open, policy.clone());
+        let said = cfg.describe()["membership"].as_str().map(str::to_string);
+        assert_eq!(
+            said.as_deref(),
+            Some("openmosix: a node is up when /proc/hpc/nodes/N/status has bit value 2")
+        );
+        let cfg = MoshaConfig::new(2, paths, MembershipKind::Heartbeat, policy);
+        let said = cfg.describe()["membership"].as_str().map(str::to_string).unwrap_or_default();
+        assert!(said.starts_with("heartbeat: ") && !said.contains('{'), "{said}");
+    }
+}
