@@ -137,14 +137,24 @@ fn a_killed_run_leaves_the_previous_trace_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (tr, good) = trace(dir.path(), "tr.jsonl", &[]);
     assert!(named(dir.path(), ".tr.jsonl.tmp").is_empty());
-    // A year of 10 nodes: far longer than this test waits.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clinit-sim"))
-        .args(["run", "--nodes", "10", "--duration", "8760h", "--trace", "tr.jsonl"])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    // A year of 10 nodes: far longer than this test waits. Killed on
+    // drop, so a failing assertion leaves no run behind.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_clinit-sim"))
+            .args(["run", "--nodes", "10", "--duration", "8760h", "--trace", "tr.jsonl"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
     // Time passed: the temporary trace has grown past one write buffer.
     let started = Instant::now();
     let tmp = loop {
@@ -158,8 +168,8 @@ fn a_killed_run_leaves_the_previous_trace_whole() {
         assert!(started.elapsed() < Duration::from_secs(120), "no growing temporary trace");
         std::thread::sleep(Duration::from_millis(20));
     };
-    child.kill().expect("kill -9");
-    let status = child.wait().expect("wait");
+    child.0.kill().expect("kill -9");
+    let status = child.0.wait().expect("wait");
     assert!(!status.success(), "killed, not finished: {status:?}");
     assert_eq!(std::fs::read(&tr).expect("trace"), good, "the previous trace is whole");
     assert_eq!(named(dir.path(), ".tr.jsonl.tmp"), vec![tmp.clone()]);
