@@ -594,9 +594,9 @@ pub enum TraceError {
 
 /// The longest line a replay reads, in bytes (16 MiB, newline excluded),
 /// so a file that is not a recording (`/dev/zero`) is refused instead of
-/// filling memory. The longest real records are a 100-node simulator
-/// run's `cycle` lines and a `start` line carrying a large cltab: tens of
-/// kilobytes (about 9 KB for 100 nodes), some 500 times below the cap.
+/// filling memory. The longest real records are a large run's `cycle`
+/// lines: 17,263 bytes at most in `clinit-sim run --nodes 100 --groups 50
+/// --duration 15m --trace` (measured), about 1,000 times below the cap.
 pub const MAX_LINE: usize = 16 << 20;
 
 /// Read one line, newline included, into `buf` (cleared first), reading
