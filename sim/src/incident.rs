@@ -91,6 +91,13 @@ pub enum IncidentError {
          its own"
     )]
     MixedSources { sim: String, real: String },
+    /// A `mosha` recording whose header names another node than its
+    /// records do.
+    #[error(
+        "{file}: line 1: the header names node {header}, but the records are of node(s) \
+         {records:?}: not one node's recording (edited, or put together from several)"
+    )]
+    HeaderNode { file: String, header: u64, records: Vec<u32> },
     /// A recording file that cannot be opened or read (the line named).
     #[error("{file}: {source}")]
     Read {
@@ -367,6 +374,18 @@ impl Scan {
                     failures.insert((*node, i, *id), reason.clone());
                 }
                 _ => {}
+            }
+        }
+        // A `mosha` header names its node; records of another node mean a
+        // hand-edited or mixed-up file, whose verdict would be misfiled.
+        let said = header.config.get("node").and_then(serde_json::Value::as_u64);
+        if let Some(said) = said {
+            if !named.is_empty() && !named.iter().all(|&n| u64::from(n) == said) {
+                return Err(IncidentError::HeaderNode {
+                    file: file.into(),
+                    header: said,
+                    records: named.into_iter().collect(),
+                });
             }
         }
         let nodes = nodes_of(named, &header);
@@ -675,6 +694,48 @@ fn nodes_of(
     }
 }
 
+/// Whether the `version` a recording's header names (`MAJOR.MINOR.PATCH`)
+/// is newer than `ours`. A version that does not read as three numbers
+/// (a test's `"0"`) is not: nothing to warn about.
+pub fn newer_version(version: &str, ours: &str) -> bool {
+    let parse = |v: &str| -> Option<Vec<u64>> {
+        let core = v.split(['-', '+']).next()?;
+        let parts: Option<Vec<u64>> = core.split('.').map(|p| p.parse().ok()).collect();
+        parts.filter(|p| p.len() == 3)
+    };
+    matches!((parse(version), parse(ours)), (Some(a), Some(b)) if a > b)
+}
+
+/// One record's decisions in words, for a person (what-if's "first
+/// difference"): its timeline notes, then the processes it starts and
+/// signals and when it wakes next. The decision text that replays compare
+/// and digest ([`clinit_engine::trace::decision_text`]) is a `Debug` form
+/// hundreds of characters long; this says the same steps briefly.
+pub fn decision_words(rec: &Record, out: &Output) -> String {
+    let mut parts = Vec::new();
+    notes(rec, out, &mut NodeView::default(), &mut |_, _, text| parts.push(text));
+    for ex in out.executed() {
+        match ex {
+            Executed::Action(Action::Spawn { group, tag, level, .. }) => {
+                parts.push(format!("runs {group} {tag} (level {level})"))
+            }
+            Executed::Action(Action::Signal { id, signal }) => {
+                parts.push(format!("sends {signal:?} to process {}", id.0))
+            }
+            Executed::Action(Action::Exit) => parts.push("exits".into()),
+            _ => {}
+        }
+    }
+    if let Output::Cycle { report, .. } = out {
+        parts.push(format!("next cycle at t={:.3} s", report.next_wakeup.0 as f64 / 1000.0));
+    }
+    if parts.is_empty() {
+        "decides nothing".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
 /// The timeline lines of one record's output, reported through `push`.
 fn notes(
     rec: &Record,
@@ -905,7 +966,19 @@ pub fn render(incident: &Incident, timeline: bool) -> String {
                         None => String::new(),
                     }
                 );
-                if c.status == Status::Truncated {
+                if c.status == Status::Truncated && c.source == "clinit-sim" {
+                    // --killed names a node whose own recording was cut; a
+                    // simulator trace is every node's at once, and its only
+                    // checkpoint is its end line.
+                    let _ = write!(
+                        s,
+                        "\n  TRUNCATED: this simulator trace was cut ({} records read, none \
+                         verified: its only checkpoint is its end line, and --killed does not \
+                         apply to it); write it again with `clinit-sim run --trace` and replay \
+                         the whole file",
+                        c.records
+                    );
+                } else if c.status == Status::Truncated {
                     let nodes: Vec<String> = c.nodes.iter().map(u32::to_string).collect();
                     let _ = match &c.nodes[..] {
                         [] => write!(

@@ -16,6 +16,7 @@
 
 use crate::config::ConfigError;
 use crate::host::{self, DecisionDigest, Output};
+use crate::incident::decision_words;
 use crate::processes::{NullStore, ReplayProcesses};
 use crate::trace::{RecordStream, Trace, TraceError};
 use clinit_engine::cluster::{ClusterNode, Event, External};
@@ -263,7 +264,10 @@ pub struct Divergence {
     pub record: u64,
     pub node: Option<u32>,
     pub at_s: Option<f64>,
+    /// The recorded settings' decisions at that record, in words
+    /// ([`crate::incident::decision_words`]).
     pub baseline: String,
+    /// The what-if settings' decisions there, in words.
     pub what_if: String,
 }
 
@@ -341,17 +345,25 @@ fn compare(
             continue;
         }
         count += 1;
-        let a = base.feed(&rec)?.to_string();
-        let b = alt.feed(&rec)?;
-        if a != b {
+        let out_a = base.step(&rec)?;
+        let out_b = alt.step(&rec)?;
+        if base.digest.last_text() != alt.digest.last_text() {
             differing += 1;
             if first.is_none() {
+                let (a, b) = (decision_words(&rec, &out_a), decision_words(&rec, &out_b));
+                // The same in words: a detail the words leave out differs.
+                let (a, b) = if a == b {
+                    let detail = "; the decisions differ in a detail these words leave out";
+                    (a + detail, b + detail)
+                } else {
+                    (a, b)
+                };
                 first = Some(Divergence {
                     record: count,
                     node: rec.node(),
                     at_s: rec.at().map(|t| t.0 as f64 / 1000.0),
                     baseline: a,
-                    what_if: b.to_string(),
+                    what_if: b,
                 });
             }
         }

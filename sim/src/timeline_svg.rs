@@ -86,6 +86,10 @@ fn bars(incident: &Incident, t1: i64) -> (Vec<Bar>, Vec<String>) {
         }
     }
     bars.extend(open.into_iter().map(|((n, g), from)| (n, g, from, t1)));
+    // A group that starts running at the very end (after the last stop,
+    // or at the node's end) ran for no time: no bar, and no label drawn
+    // over the chart's right edge.
+    bars.retain(|(_, _, from, to)| to > from);
     (bars, groups)
 }
 
@@ -189,4 +193,44 @@ pub fn render(incident: &Incident) -> Result<String, ChartError> {
         root.present()?;
     }
     Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incident::{Entry, Stamp};
+
+    fn entry(wall_ms: i64, group: Option<(&str, bool)>, kind: Kind) -> Entry {
+        Entry {
+            at: Stamp { at_ms: wall_ms as u64, wall_ms },
+            node: 2,
+            kind,
+            group: group.map(|(g, r)| (g.to_string(), r)),
+            text: String::new(),
+        }
+    }
+
+    /// Issue 8: a group that the node published as running at the
+    /// incident's last instant drew a zero-width bar with its white label
+    /// at the chart's right edge ("g1 runs on node 2").
+    #[test]
+    fn a_group_running_for_no_time_draws_no_bar() {
+        let timeline = vec![
+            entry(0, Some(("g1", true)), Kind::Group),
+            entry(5_000, Some(("g1", false)), Kind::Group),
+            entry(9_000, Some(("g1", true)), Kind::Group),
+        ];
+        let incident = Incident {
+            recordings: Vec::new(),
+            anchored: false,
+            start_wall_ms: 0,
+            end_wall_ms: 9_000,
+            timeline,
+        };
+        let (bars, groups) = bars(&incident, 9_000);
+        assert_eq!(bars, vec![(2, "g1".to_string(), 0, 5_000)]);
+        assert_eq!(groups, vec!["g1".to_string()]);
+        let svg = render(&incident).expect("draws");
+        assert_eq!(svg.matches("g1 runs on node 2").count(), 1, "{svg}");
+    }
 }

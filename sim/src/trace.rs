@@ -22,7 +22,7 @@ use clinit_engine::status::ClStat;
 use clinit_engine::trace::{Header, Record, FORMAT};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -584,6 +584,36 @@ pub enum TraceError {
     Line { line: usize, why: String },
     #[error("line {line}: format {found:?} is not {FORMAT:?}")]
     Format { line: usize, found: String },
+    /// A line longer than [`MAX_LINE`] bytes: no writer of this format
+    /// writes one, so the file is something else (`/dev/zero`, a binary).
+    /// Never a cut tail: a writer killed mid-line leaves part of one
+    /// record, which is shorter than a whole one, far below the cap.
+    #[error("line {line}: longer than {max} bytes: not a recording", max = MAX_LINE)]
+    TooLong { line: usize },
+}
+
+/// The longest line a replay reads, in bytes (16 MiB, newline excluded),
+/// so a file that is not a recording (`/dev/zero`) is refused instead of
+/// filling memory. The longest real records are a large run's `cycle`
+/// lines: 17,263 bytes at most in `clinit-sim run --nodes 100 --groups 50
+/// --duration 15m --trace` (measured), about 1,000 times below the cap.
+pub const MAX_LINE: usize = 16 << 20;
+
+/// Read one line, newline included, into `buf` (cleared first), reading
+/// at most [`MAX_LINE`] + 1 bytes. Returns the bytes read (0 at the end of
+/// the file). Errors: [`TraceError::TooLong`] for a longer line (`at` is
+/// its number), [`TraceError::Io`].
+fn read_capped(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    at: usize,
+) -> Result<usize, TraceError> {
+    buf.clear();
+    let n = reader.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', buf)?;
+    if buf.len() > MAX_LINE && buf.last() != Some(&b'\n') {
+        return Err(TraceError::TooLong { line: at });
+    }
+    Ok(n)
 }
 
 /// A parsed trace.
@@ -690,7 +720,7 @@ impl<R: BufRead> RecordStream<R> {
         let mut line = 0;
         loop {
             let mut buf = Vec::new();
-            if reader.read_until(b'\n', &mut buf)? == 0 {
+            if read_capped(&mut reader, &mut buf, line + 1)? == 0 {
                 return Err(TraceError::Empty);
             }
             line += 1;
@@ -724,7 +754,7 @@ impl<R: BufRead> RecordStream<R> {
     fn next_record(&mut self) -> Result<Option<Record>, TraceError> {
         loop {
             let mut buf = Vec::new();
-            if self.reader.read_until(b'\n', &mut buf)? == 0 {
+            if read_capped(&mut self.reader, &mut buf, self.line + 1)? == 0 {
                 return Ok(None);
             }
             self.line += 1;
@@ -1039,6 +1069,38 @@ mod tests {
     /// Every prefix of a valid recording (a writer killed at any byte)
     /// reads as a cut recording of the whole records before it, never an
     /// error, except inside the header; the whole file reads with its end.
+    /// `clinit-sim replay /dev/zero` grew to 10 GB resident (issue 8): a
+    /// line longer than the cap is refused, as the header and as a
+    /// record, whether or not it ends the file.
+    #[test]
+    fn a_line_longer_than_the_cap_is_refused_not_buffered() {
+        let zeros = io::BufReader::new(io::repeat(0));
+        match RecordStream::open(zeros) {
+            Err(e @ TraceError::TooLong { line: 1 }) => {
+                assert_eq!(e.to_string(), "line 1: longer than 16777216 bytes: not a recording")
+            }
+            other => panic!("{:?}", other.map(|s| s.header)),
+        }
+        let mut sink = TraceSink::new(TraceMode::Keep, None);
+        sink.header(&Header::new("test", "0", None, serde_json::Value::Null));
+        let header = sink.lines()[0].clone() + "\n";
+        for tail in ["", "\n"] {
+            let text = format!("\n{header}{}{tail}", "x".repeat(MAX_LINE + 1));
+            let mut stream = RecordStream::open(text.as_bytes()).expect("header");
+            match stream.next() {
+                Some(Err(TraceError::TooLong { line: 3 })) => {}
+                other => panic!("{tail:?}: {other:?}"),
+            }
+        }
+        // At the cap exactly: read, and refused only as not a record.
+        let text = format!("{header}{}\n", "x".repeat(MAX_LINE));
+        let mut stream = RecordStream::open(text.as_bytes()).expect("header");
+        match stream.next() {
+            Some(Err(TraceError::Line { line: 2, .. })) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn every_prefix_of_a_recording_is_a_cut_recording() {
         let a = clstat(&[("web", "1", GroupState::Done)]);

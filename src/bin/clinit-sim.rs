@@ -18,6 +18,8 @@ use std::io::{BufReader, BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use outputs::Output;
+
 const AFTER_HELP: &str = "\
 The simulator runs N production cluster drivers (the cluster loop mosha
 runs: init machine, HA monitor, reads with deadlines, replication,
@@ -162,9 +164,10 @@ enum Command {
     /// Exit codes of a plain replay: 0 every recording identical (a node
     /// named by --killed: up to its last checkpoint before the cut), 1 a
     /// decision differs, 2 unreadable input (a bad line before the last, a
-    /// format this version does not read, a header whose policy is out of
-    /// range, two recordings of one node, a --killed node that no
-    /// recording holds), 3 a recording is truncated (no end line) and its
+    /// line longer than 16 MiB, a format this version does not read, a
+    /// header whose policy is out of range or whose node is not its
+    /// records', two recordings of one node, a --killed node that no
+    /// recording holds, --svg naming an input), 3 a recording is truncated (no end line) and its
     /// node was not named by --killed, or was named but the recording is
     /// cut before its first checkpoint (nothing verified).
     ///
@@ -385,6 +388,14 @@ fn fence_kills_for_ranked(cfg: &mut SimConfig, given: bool) {
 }
 
 impl Scenario {
+    /// The files this scenario reads, by option.
+    fn inputs(&self) -> Vec<(&'static str, &Path)> {
+        [("--cltab", &self.cltab), ("--hactl", &self.hactl)]
+            .into_iter()
+            .filter_map(|(o, p)| Some((o, p.as_deref()?)))
+            .collect()
+    }
+
     /// The scenario of `plan` on `nodes` nodes with the `--param`
     /// overrides `params`. Errors: bad input (exit 2), each naming the
     /// option or file and the value.
@@ -462,6 +473,13 @@ impl Scenario {
             }
         }
         Ok(cfg)
+    }
+}
+
+impl Plan {
+    /// The files this plan reads, by option.
+    fn inputs(&self) -> Vec<(&'static str, &Path)> {
+        self.schedule.as_deref().map(|p| ("--schedule", p)).into_iter().collect()
     }
 }
 
@@ -545,26 +563,38 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             episodes,
             schedule_out,
         } => {
+            let mut inputs = scenario.inputs();
+            inputs.extend(plan.inputs());
+            let outs = [("--trace", trace.as_deref()), ("--schedule-out", schedule_out.as_deref())];
+            let outs: Vec<(&str, &Path)> =
+                outs.into_iter().filter_map(|(o, p)| Some((o, p?))).collect();
+            outputs::check_distinct(&inputs, &outs)?;
             let cfg = scenario.build(&plan, cluster.nodes, &cluster.params)?;
             cfg.check_phases()?;
-            let out: Option<Box<dyn std::io::Write + Send>> = match &trace {
-                Some(path) => {
-                    Some(Box::new(BufWriter::new(std::fs::File::create(path).map_err(|e| {
-                        CliError::Other(format!("cannot create {}: {e}", path.display()))
-                    })?)))
-                }
+            // Claimed before the run: a bad path is refused at once.
+            let trace_file = trace.as_deref().map(|p| Output::claim("--trace", p)).transpose()?;
+            let schedule_file =
+                schedule_out.as_deref().map(|p| Output::claim("--schedule-out", p)).transpose()?;
+            let out: Option<Box<dyn std::io::Write + Send>> = match &trace_file {
+                Some(f) => Some(Box::new(BufWriter::new(f.writer()?))),
                 None => None,
             };
             let mode = if no_trace { TraceMode::Off } else { TraceMode::Hash };
             let opts = world::RunOptions { trace: mode, trace_out: out, event_log: true };
             let result = world::run(&cfg, seed, opts)?;
             note_no_episodes(&cfg, &result.schedule);
+            // Put in place only when written whole; a failed one's
+            // temporary file is removed when it is dropped.
+            let trace_put = match (trace_file, &result.trace_error) {
+                (Some(f), None) => Some(f.finish()),
+                _ => None,
+            };
             if as_json {
                 outln!("{}", json(&RunReport::new(&result))?)?;
             } else {
                 out!("{}", report::render(&result))?;
                 // Claimed only when it is true (`--trace /dev/full` fails).
-                if let (Some(path), None) = (&trace, &result.trace_error) {
+                if let (Some(path), Some(Ok(()))) = (&trace, &trace_put) {
                     outln!("trace written to {}", path.display())?;
                 }
                 if episodes {
@@ -574,14 +604,13 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                     }
                 }
             }
-            if let Some(path) = &schedule_out {
-                std::fs::write(path, json(&result.schedule)?).map_err(|e| {
-                    CliError::Other(format!("cannot write {}: {e}", path.display()))
-                })?;
-            }
+            let schedule_put =
+                schedule_file.map(|f| f.write(json(&result.schedule)?.as_bytes())).transpose();
             if let Some(e) = &result.trace_error {
                 return Err(CliError::Other(format!("writing the trace failed: {e}")));
             }
+            trace_put.transpose()?;
+            schedule_put?;
             Ok(if result.tracker.counts().is_empty() {
                 ExitCode::SUCCESS
             } else {
@@ -599,6 +628,11 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             json: as_json,
             svg,
         } => {
+            let mut inputs = scenario.inputs();
+            inputs.extend(plan.inputs());
+            let outs: Vec<(&str, &Path)> =
+                svg.as_deref().map(|p| ("--svg", p)).into_iter().collect();
+            outputs::check_distinct(&inputs, &outs)?;
             let base = scenario.build(&plan, nodes.first().copied().unwrap_or(3), &[])?;
             // Every grid point is checked as `run` checks its scenario
             // (`sweep::sweep`: validate, then the phases).
@@ -612,6 +646,8 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 |t| usize::try_from(t).unwrap_or(usize::MAX),
             );
             let spec = sweep::SweepSpec { base, nodes: sizes, params, seeds, first_seed, threads };
+            // Claimed before the sweep: a bad path is refused at once.
+            let svg_file = svg.as_deref().map(|p| Output::claim("--svg", p)).transpose()?;
             let bar = progress_bar();
             let started = std::time::Instant::now();
             let rows = sweep::sweep(&spec, &mut |done, total| {
@@ -623,7 +659,18 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
-            if let Some(path) = &svg {
+            // The table first: a failed drawing loses no results.
+            if as_json {
+                outln!("{}", json(&serde_json::json!({ "rows": rows }))?)?;
+            } else {
+                out!("{}", sweep::table(&rows))?;
+                let runs: u64 = rows.iter().map(|r| r.runs).sum();
+                outln!(
+                    "{runs} runs on {threads} threads in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                )?;
+            }
+            if let Some(file) = svg_file {
                 let series: Vec<latency_svg::Series> = rows
                     .iter()
                     .map(|r| {
@@ -636,21 +683,15 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                     })
                     .collect();
                 let title = format!("failover latency per grid point, {seeds} seeds each");
-                write_svg(path, latency_svg::render(&title, &series))?;
-            }
-            if as_json {
-                outln!("{}", json(&serde_json::json!({ "rows": rows }))?)?;
-            } else {
-                out!("{}", sweep::table(&rows))?;
-                let runs: u64 = rows.iter().map(|r| r.runs).sum();
-                outln!(
-                    "{runs} runs on {threads} threads in {:.1} s",
-                    started.elapsed().as_secs_f64()
-                )?;
+                write_svg(file, latency_svg::render(&title, &series))?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { traces, killed, timeline, svg, policy, params, rerun, json: as_json } => {
+            let inputs: Vec<(&str, &Path)> = traces.iter().map(|p| ("", p.as_path())).collect();
+            let outs: Vec<(&str, &Path)> =
+                svg.as_deref().map(|p| ("--svg", p)).into_iter().collect();
+            outputs::check_distinct(&inputs, &outs)?;
             let replacement = policy.as_deref().map(parse_policy).transpose()?;
             let overrides = distinct_params(&params)?;
             if !rerun && replacement.is_none() && overrides.is_empty() {
@@ -670,6 +711,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 .map_err(|e| CliError::Other(format!("{}: {e}", trace.display())))?
                 .header;
             if rerun {
+                note_newer(&trace.display().to_string(), &header.source, &header.version);
                 return rerun_trace(trace, &header, replacement, &overrides, as_json);
             }
             // An open-loop what-if feeds the recorded inputs to the other
@@ -691,7 +733,7 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             if let (Some(new), Some(old)) = (&replacement, &recorded_name) {
                 let new = clinit_sim::config::policy_name(new);
                 if new != *old {
-                    return Err(cross_policy(trace, old, &new));
+                    return Err(cross_policy(trace, &header.source, old, &new));
                 }
             }
             let f = |recorded: &PolicyConfig| -> Result<PolicyConfig, ConfigError> {
@@ -758,8 +800,15 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Shrink { scenario, plan, cluster, seed, invariant, max_runs, out } => {
+            let mut inputs = scenario.inputs();
+            inputs.extend(plan.inputs());
+            let outs: Vec<(&str, &Path)> =
+                out.as_deref().map(|p| ("--out", p)).into_iter().collect();
+            outputs::check_distinct(&inputs, &outs)?;
             let cfg = scenario.build(&plan, cluster.nodes, &cluster.params)?;
             cfg.check_phases()?;
+            // Claimed before the shrinking: a bad path is refused at once.
+            let out_file = out.as_deref().map(|p| Output::claim("--out", p)).transpose()?;
             match shrink::shrink(&cfg, seed, invariant.as_deref(), max_runs)? {
                 None => {
                     outln!(
@@ -790,10 +839,9 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                             s.invariant
                         )?;
                     }
-                    if let Some(path) = out {
-                        std::fs::write(&path, json(&s.minimal)?).map_err(|e| {
-                            CliError::Other(format!("cannot write {}: {e}", path.display()))
-                        })?;
+                    if let Some(file) = out_file {
+                        let path = file.path().to_path_buf();
+                        file.write(json(&s.minimal)?.as_bytes())?;
                         outln!(
                             "written to {}; reproduce with the same options plus --schedule {}",
                             path.display(),
@@ -827,12 +875,17 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                     return Err(CliError::FailoverOption(option));
                 }
             }
+            let outs: Vec<(&str, &Path)> =
+                svg.as_deref().map(|p| ("--svg", p)).into_iter().collect();
+            outputs::check_distinct(&scenario.inputs(), &outs)?;
             let base = scenario.build(&Plan::default(), cluster.nodes, &cluster.params)?;
             let crash =
                 study::Crash { group, at: parse_duration(&crash_at).map_err(ConfigError::from)? };
             if crash.at > clinit_sim::config::MAX_DURATION {
                 return Err(ConfigError::TooLong(format!("--crash-at {crash_at}")).into());
             }
+            // Claimed before the study: a bad path is refused at once.
+            let svg_file = svg.as_deref().map(|p| Output::claim("--svg", p)).transpose()?;
             let bar = progress_bar();
             let s = study::failover_study_with_progress(
                 &base,
@@ -848,19 +901,6 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             )?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
-            }
-            if let Some(path) = &svg {
-                let title = format!(
-                    "failover latency, {} nodes, {}, {} runs (crash to running elsewhere)",
-                    s.nodes,
-                    base.policy_name(),
-                    s.runs
-                );
-                let series = [latency_svg::Series {
-                    label: format!("N={}", s.nodes),
-                    latencies_s: s.latencies_s.clone(),
-                }];
-                write_svg(path, latency_svg::render(&title, &series))?;
             }
             if per_run {
                 for row in &s.rows {
@@ -909,6 +949,20 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                     )?;
                 }
             }
+            // After the summary: a failed drawing loses no results.
+            if let Some(file) = svg_file {
+                let title = format!(
+                    "failover latency, {} nodes, {}, {} runs (crash to running elsewhere)",
+                    s.nodes,
+                    base.policy_name(),
+                    s.runs
+                );
+                let series = [latency_svg::Series {
+                    label: format!("N={}", s.nodes),
+                    latencies_s: s.latencies_s.clone(),
+                }];
+                write_svg(file, latency_svg::render(&title, &series))?;
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -923,14 +977,17 @@ fn replay_incident(
     svg: Option<&Path>,
     as_json: bool,
 ) -> Result<ExitCode, CliError> {
+    // Claimed before the replay: a bad path is refused at once.
+    let svg_file = svg.map(|p| Output::claim("--svg", p)).transpose()?;
     let inc = incident_of(paths, killed)?;
-    if let Some(path) = svg {
-        write_svg(path, timeline_svg::render(&inc))?;
-    }
+    // The verdict first: a failed drawing loses no results.
     if as_json {
         outln!("{}", json(&inc)?)?;
     } else {
         out!("{}", incident::render(&inc, timeline))?;
+    }
+    if let Some(file) = svg_file {
+        write_svg(file, timeline_svg::render(&inc))?;
     }
     Ok(ExitCode::from(inc.exit_code()))
 }
@@ -941,7 +998,25 @@ fn replay_incident(
 /// held in memory whole.
 fn incident_of(paths: &[PathBuf], killed: &[u32]) -> Result<incident::Incident, CliError> {
     let killed = killed.iter().copied().collect();
-    incident::replay_files(paths, &killed).map_err(|e| CliError::Other(e.to_string()))
+    let inc = incident::replay_files(paths, &killed).map_err(|e| CliError::Other(e.to_string()))?;
+    for c in &inc.recordings {
+        note_newer(&c.file, &c.source, &c.version);
+    }
+    Ok(inc)
+}
+
+/// Say on stderr when a recording comes from a newer clinit than this
+/// binary: it is replayed (its format is one this version reads), but a
+/// difference may be the newer version's rule, not a defect.
+fn note_newer(file: &str, source: &str, version: &str) {
+    let ours = env!("CARGO_PKG_VERSION");
+    if incident::newer_version(version, ours) {
+        eprintln!(
+            "clinit-sim: note: {file} was written by {source} {version}, newer than this \
+             clinit-sim {ours}; replayed anyway, but a difference may come from a rule the newer \
+             version changed"
+        );
+    }
 }
 
 /// A progress bar on stderr, or `None` when stderr is not a terminal (a
@@ -984,11 +1059,10 @@ fn failover_table(s: &study::Study) -> String {
     t
 }
 
-/// Write a drawn chart to `path`.
-fn write_svg(path: &Path, drawn: Result<String, chart::ChartError>) -> Result<(), CliError> {
-    let drawn = drawn.map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
-    std::fs::write(path, drawn)
-        .map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display())))
+/// Write a drawn chart to its claimed file.
+fn write_svg(file: Output, drawn: Result<String, chart::ChartError>) -> Result<(), CliError> {
+    let drawn = drawn.map_err(|e| CliError::Other(format!("{}: {e}", file.path().display())))?;
+    file.write(drawn.as_bytes())
 }
 
 /// Seconds for a person to read: `12.345`, or `–` when there is no value.
@@ -1015,9 +1089,25 @@ fn summary(s: &replay::Summary) -> String {
 /// `replay --policy P` on a trace recorded under another policy, open
 /// loop: refused (issue 8's new-user test got exit 0 and counts that meant
 /// nothing).
-fn cross_policy(trace: &Path, recorded: &str, what_if: &str) -> CliError {
-    let e = ConfigError::CrossPolicy { recorded: recorded.to_string(), what_if: what_if.into() };
-    CliError::Other(format!("{}: {e}", trace.display()))
+///
+/// `source` is the header's writer: only a simulator trace can be
+/// re-simulated with `--rerun`, so a `mosha` recording is not pointed there
+/// (issue 8's new-user test was, and `--rerun` then refused it).
+fn cross_policy(trace: &Path, source: &str, recorded: &str, what_if: &str) -> CliError {
+    if source == "clinit-sim" {
+        let e =
+            ConfigError::CrossPolicy { recorded: recorded.to_string(), what_if: what_if.into() };
+        return CliError::Other(format!("{}: {e}", trace.display()));
+    }
+    CliError::Other(format!(
+        "{}: --policy {what_if} on a {source} recording made under {recorded}: a what-if feeds \
+         the recorded inputs, which only {recorded} asked for, to the other policy, so its \
+         decisions would mean nothing; a {source} recording can be replayed under other \
+         settings of {recorded} only (--policy {recorded} with its parameters, or --param), and \
+         cannot be re-simulated (--rerun needs a simulator trace): to compare policies, \
+         simulate the cluster with `clinit-sim run --policy {what_if}` or `clinit-sim sweep`",
+        trace.display()
+    ))
 }
 
 /// Whether `key` is a world parameter (one [`SimConfig::set`] takes that
@@ -1038,12 +1128,20 @@ fn rerun_trace(
     overrides: &[(String, String)],
     as_json: bool,
 ) -> Result<ExitCode, CliError> {
-    let Some(seed) = header.seed.filter(|_| header.source == "clinit-sim") else {
+    if header.source != "clinit-sim" {
         return Err(CliError::Other(format!(
             "{}: --rerun needs a simulator trace (from `clinit-sim run --trace`: its header has \
-             the scenario and seed); this is a {} recording",
+             the scenario and seed); this is a {} recording, which can be replayed as recorded \
+             or under other settings of its policy (--param) but not re-simulated",
             path.display(),
             header.source
+        )));
+    }
+    let Some(seed) = header.seed else {
+        return Err(CliError::Other(format!(
+            "{}: line 1: the header has no seed (\"seed\": null or missing), so its run cannot \
+             be re-simulated; --rerun needs the header that `clinit-sim run --trace` wrote",
+            path.display()
         )));
     };
     let cfg = serde_json::from_value::<SimConfig>(header.config.clone()).map_err(|e| {
@@ -1091,4 +1189,197 @@ fn rerun_trace(
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Output files, claimed before the work and written atomically.
+///
+/// Every output (`--trace`, `--svg`, `--schedule-out`, `--out`) is
+/// written to a temporary file beside its final path (`.NAME.tmpXXXXXX`,
+/// created when the command starts, so a missing or read-only directory
+/// is refused before a long run) and renamed over the final path only
+/// when complete: a killed run leaves the previous file intact and at
+/// most a temporary file, which every error path removes (issue 8's
+/// new-user test: a `kill -9` cut a trace, and a good trace at that path
+/// was lost at the start).
+mod outputs {
+    use super::CliError;
+    use std::fs::File;
+    use std::io::Write as _;
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    use std::path::{Path, PathBuf};
+    use tempfile::NamedTempFile;
+
+    /// Where an output goes.
+    enum Target {
+        /// A regular file (or none yet): written to `tmp`, renamed at the end.
+        Atomic(NamedTempFile),
+        /// A device or a pipe (`/dev/null`, `/dev/stdout`): written in
+        /// place, as renaming over it would replace the device itself.
+        InPlace(File),
+    }
+
+    /// One claimed output file of a command.
+    pub(super) struct Output {
+        /// The option that named it (`--svg`), for messages.
+        option: &'static str,
+        path: PathBuf,
+        target: Target,
+    }
+
+    impl Output {
+        /// Claim `path` for `option`: create its temporary file in the
+        /// same directory now. Errors (exit 2): the path names a
+        /// directory, or its directory does not exist or is not
+        /// writable, each naming the option, the path and the OS error.
+        pub(super) fn claim(option: &'static str, path: &Path) -> Result<Output, CliError> {
+            let bad = |why: String| CliError::Other(format!("{option} {}: {why}", path.display()));
+            if let Ok(meta) = std::fs::metadata(path) {
+                let kind = meta.file_type();
+                if kind.is_dir() {
+                    return Err(bad("is a directory; give a file name".into()));
+                }
+                if !kind.is_file() {
+                    let file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .map_err(|e| bad(format!("cannot open it for writing: {e}")))?;
+                    return Ok(Output { option, path: path.into(), target: Target::InPlace(file) });
+                }
+            }
+            let Some(name) = path.file_name() else {
+                return Err(bad("not a file name".into()));
+            };
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            let tmp = tempfile::Builder::new()
+                .prefix(&format!(".{}.tmp", name.to_string_lossy()))
+                .rand_bytes(6)
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+                .tempfile_in(dir)
+                .map_err(|e| {
+                    // The OS's words, without tempfile's random file name.
+                    let e = match std::fs::metadata(dir) {
+                        Err(e) => e.to_string(),
+                        Ok(m) if !m.is_dir() => "not a directory".into(),
+                        Ok(_) => e.to_string().split(" at path ").next().unwrap_or("").to_string(),
+                    };
+                    bad(format!("cannot create a file in {}: {e}", dir.display()))
+                })?;
+            Ok(Output { option, path: path.into(), target: Target::Atomic(tmp) })
+        }
+
+        /// The final path, as given.
+        pub(super) fn path(&self) -> &Path {
+            &self.path
+        }
+
+        /// A second handle to the file being written, for a writer that
+        /// streams (the trace). Errors: the OS's, naming the file.
+        pub(super) fn writer(&self) -> Result<File, CliError> {
+            let file = match &self.target {
+                Target::Atomic(t) => t.as_file(),
+                Target::InPlace(f) => f,
+            };
+            file.try_clone().map_err(|e| self.error(e))
+        }
+
+        fn error(&self, e: std::io::Error) -> CliError {
+            CliError::Other(format!(
+                "{} {}: cannot write it: {e}",
+                self.option,
+                self.path.display()
+            ))
+        }
+
+        /// Write `contents` and put the file in place.
+        pub(super) fn write(mut self, contents: &[u8]) -> Result<(), CliError> {
+            let done = match &mut self.target {
+                Target::Atomic(t) => t.write_all(contents),
+                Target::InPlace(f) => f.write_all(contents),
+            };
+            done.map_err(|e| self.error(e))?;
+            self.finish()
+        }
+
+        /// Put the file, written through [`Output::writer`], in place:
+        /// flush it to disk and rename it over the final path. The
+        /// temporary file is removed when this fails.
+        pub(super) fn finish(self) -> Result<(), CliError> {
+            let Output { option, path, target } = self;
+            let fail = |e: std::io::Error| {
+                CliError::Other(format!("{option} {}: cannot write it: {e}", path.display()))
+            };
+            match target {
+                Target::InPlace(mut f) => f.flush().map_err(fail),
+                Target::Atomic(t) => {
+                    t.as_file().sync_all().map_err(fail)?;
+                    t.persist(&path).map(drop).map_err(|e| fail(e.error))
+                }
+            }
+        }
+    }
+
+    /// What a path is, for telling two names of one file apart: the
+    /// device and inode of an existing file, else the canonical directory
+    /// plus the name.
+    #[derive(PartialEq, Eq)]
+    enum Identity {
+        Inode(u64, u64),
+        Path(PathBuf),
+    }
+
+    fn identity(path: &Path) -> Option<Identity> {
+        if let Ok(meta) = std::fs::metadata(path) {
+            // Writing a device twice (`/dev/null`) harms nothing.
+            if meta.file_type().is_char_device() {
+                return None;
+            }
+            return Some(Identity::Inode(meta.dev(), meta.ino()));
+        }
+        let name = path.file_name()?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        // A missing directory: refused when the output is claimed.
+        let dir = std::fs::canonicalize(dir).ok()?;
+        Some(Identity::Path(dir.join(name)))
+    }
+
+    /// Refuse (exit 2) an output that is also an input or another output
+    /// of the same command, by file identity (a symlink, a hard link and
+    /// `./x` are the same file as `x`): `replay t.jsonl --svg t.jsonl`
+    /// replaced the recording with its own drawing. `inputs` and
+    /// `outputs` are (option, path) pairs; an input option of "" is a
+    /// positional file.
+    pub(super) fn check_distinct(
+        inputs: &[(&str, &Path)],
+        outputs: &[(&str, &Path)],
+    ) -> Result<(), CliError> {
+        let name = |option: &str, path: &Path| {
+            if option.is_empty() {
+                format!("input {}", path.display())
+            } else {
+                format!("{option} {}", path.display())
+            }
+        };
+        for (i, (out_opt, out_path)) in outputs.iter().enumerate() {
+            let Some(out_id) = identity(out_path) else { continue };
+            let earlier_outputs = outputs[..i].iter().map(|(o, p)| (*o, *p, "output"));
+            let all_inputs = inputs.iter().map(|(o, p)| (*o, *p, "input"));
+            for (opt, path, role) in all_inputs.chain(earlier_outputs) {
+                if identity(path).as_ref() == Some(&out_id) {
+                    return Err(CliError::Other(format!(
+                        "{} is the same file as {} (an {role} of this command): writing it \
+                         would destroy the other; give another path",
+                        name(out_opt, out_path),
+                        name(opt, path),
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
 }

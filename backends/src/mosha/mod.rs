@@ -77,6 +77,24 @@ pub enum MembershipKind {
     Heartbeat,
 }
 
+impl MembershipKind {
+    /// Where membership comes from, in words (a recording's header says
+    /// it so).
+    pub fn describe(&self) -> String {
+        match self {
+            MembershipKind::OpenMosix { hpcbase } => format!(
+                "openmosix: a node is up when {}/nodes/N/status has bit value 2",
+                hpcbase.display()
+            ),
+            MembershipKind::Heartbeat => {
+                "heartbeat: a node is up while its heartbeat file in the shared directory is \
+                 fresher than the timeout"
+                    .into()
+            }
+        }
+    }
+}
+
 /// Everything `mosha` needs to run one node.
 #[derive(Debug, Clone)]
 pub struct MoshaConfig {
@@ -129,7 +147,9 @@ impl MoshaConfig {
             // The cluster's identity: its nodes share this directory.
             // `clinit-sim replay` refuses recordings of different ones.
             "mfsbase": self.paths.mfsbase,
-            "membership": format!("{:?}", self.membership),
+            // In words for a person reading the header (it was a `Debug`
+            // string); nothing parses it, so older headers still read.
+            "membership": self.membership.describe(),
             "policy": self.policy,
             "seed": self.seed,
             "init": self.init,
@@ -559,4 +579,27 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
     drop(exec);
     info!("mosha node {me} exiting");
     Ok(())
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::*;
+
+    /// Issue 8: a recording's header said `"OpenMosix { hpcbase: … }"`,
+    /// Rust `Debug` text; it now says where membership comes from.
+    #[test]
+    fn a_header_describes_membership_in_words() {
+        let paths = NodePaths::new("/mfs", "var/clinit");
+        let policy = PolicyConfig::Classic(Default::default());
+        let open = MembershipKind::OpenMosix { hpcbase: "/proc/hpc".into() };
+        let cfg = MoshaConfig::new(2, paths.clone(), open, policy.clone());
+        let said = cfg.describe()["membership"].as_str().map(str::to_string);
+        assert_eq!(
+            said.as_deref(),
+            Some("openmosix: a node is up when /proc/hpc/nodes/N/status has bit value 2")
+        );
+        let cfg = MoshaConfig::new(2, paths, MembershipKind::Heartbeat, policy);
+        let said = cfg.describe()["membership"].as_str().map(str::to_string).unwrap_or_default();
+        assert!(said.starts_with("heartbeat: ") && !said.contains('{'), "{said}");
+    }
 }
