@@ -50,6 +50,13 @@ pub enum ConfigError {
     NoSuchGroup { group: String, known: String },
     #[error("node count {0} is too large (at most 1000)")]
     TooManyNodes(u32),
+    /// `--groups 0` with the generated workload (the message of the
+    /// empty cltab it produced spoke of a truncated file).
+    #[error("--groups 0: the generated workload needs at least one group (1 to {MAX_GROUPS})")]
+    NoGroups,
+    /// More generated groups than [`MAX_GROUPS`].
+    #[error("--groups {0} is too many (at most {MAX_GROUPS})")]
+    TooManyGroups(u32),
     #[error("{0} is too long (at most a year, 8760h)")]
     TooLong(String),
     /// The run's phases do not fit its duration (see
@@ -105,6 +112,13 @@ pub const WORLD_PARAMS: &[&str] = &[
     "groups",
     "duration",
 ];
+
+/// The most generated groups (`--groups`, `--param groups`). Each group
+/// is a cltab entry that every node's driver reads and judges every cycle,
+/// so the cost of a run grows with nodes × groups; `run --groups 100000`
+/// ran for hours printing nothing (issue 8's new-user test). 1000 is the
+/// node cap's size and twenty times the benchmark's 50 groups.
+pub const MAX_GROUPS: u32 = 1000;
 
 /// The longest simulated run: a year. A bigger `--duration` (or
 /// `--crash-at`) is a typo, and it would run for days printing nothing.
@@ -430,6 +444,14 @@ impl SimConfig {
         if self.nodes > 1000 {
             return Err(ConfigError::TooManyNodes(self.nodes));
         }
+        if matches!(self.workload, Workload::Generated { .. }) {
+            if self.groups == 0 {
+                return Err(ConfigError::NoGroups);
+            }
+            if self.groups > MAX_GROUPS {
+                return Err(ConfigError::TooManyGroups(self.groups));
+            }
+        }
         if self.duration > MAX_DURATION {
             return Err(ConfigError::TooLong(format!("--duration {} s", self.duration.0 / 1000)));
         }
@@ -653,8 +675,10 @@ pub fn parse_policy(text: &str) -> Result<PolicyConfig, ConfigError> {
     let t = text.trim();
     let bad = |why: String| ConfigError::Policy { text: text.to_string(), why };
     let given: serde_json::Value = if t.starts_with('{') {
-        serde_json::from_str(t)
-            .map_err(|e| bad(format!("not valid JSON: {}", crate::json_words::explain(&e))))?
+        let explain = |e| format!("not valid JSON: {}", crate::json_words::explain(&e));
+        // A `Value` keeps the last of two equal keys: refuse them first.
+        crate::json_words::no_duplicate_keys(t).map_err(|e| bad(explain(e)))?;
+        serde_json::from_str(t).map_err(|e| bad(explain(e)))?
     } else {
         serde_json::json!({ "policy": t })
     };

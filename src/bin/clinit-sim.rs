@@ -132,8 +132,9 @@ enum Command {
         scenario: Scenario,
         #[command(flatten)]
         plan: Plan,
-        /// Cluster sizes, e.g. 3,10,100.
-        #[arg(long, value_delimiter = ',', value_name = "N,N,...", default_value = "3")]
+        /// Cluster sizes, e.g. 3,10,100 [default: 3]. Not also as `--param
+        /// nodes=...` (refused; either sweeps the cluster size).
+        #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
         nodes: Vec<u32>,
         /// A swept parameter key=v1,v2,... (repeatable, each key once; every
         /// combination is a grid point).
@@ -277,9 +278,10 @@ enum Command {
 /// The cluster size and policy/world overrides of a one-size command.
 #[derive(Args, Debug)]
 struct Cluster {
-    /// Number of nodes.
-    #[arg(long, default_value_t = 3)]
-    nodes: u32,
+    /// Number of nodes, 1 to 1000 [default: 3]. Not also as `--param
+    /// nodes` (refused: one of the two would be ignored).
+    #[arg(long)]
+    nodes: Option<u32>,
     /// Parameter override key=value (repeatable; each key once: a key
     /// given twice is refused).
     #[arg(long = "param", value_name = "KEY=VALUE")]
@@ -289,9 +291,10 @@ struct Cluster {
 /// What every simulation command needs to build a scenario.
 #[derive(Args, Debug)]
 struct Scenario {
-    /// Number of generated groups (ignored with --cltab/--hactl).
-    #[arg(long, default_value_t = 3)]
-    groups: u32,
+    /// Number of generated groups, 1 to 1000 [default: 3] (ignored with
+    /// --cltab/--hactl). Not also as `--param groups` (refused).
+    #[arg(long)]
+    groups: Option<u32>,
     /// Policy: a name (classic) or JSON like {"policy":"classic","timeout":30000}.
     #[arg(long, default_value = "classic")]
     policy: String,
@@ -317,11 +320,14 @@ struct Plan {
     duration: Option<String>,
     /// Fault plan: none | random | random-ops | safe | all | KIND[:k=v...],...
     /// [default: none]. Episodes are drawn between the warm-up and the
-    /// quiet phase.
-    #[arg(long)]
+    /// quiet phase. Each kind and each key once; a key the kind does not
+    /// use is refused. Not with --schedule.
+    #[arg(long, conflicts_with = "schedule")]
     faults: Option<String>,
-    /// Use this fault schedule (JSON from `shrink --out`) instead of
-    /// drawing one.
+    /// Use this fault schedule (JSON from `shrink --out` or
+    /// `--schedule-out`) instead of drawing one. Refused: unknown or
+    /// repeated keys, an episode in the warm-up or the quiet phase, lengths
+    /// longer than the run, a kind not listed in its "kinds".
     #[arg(long, value_name = "FILE")]
     schedule: Option<PathBuf>,
 }
@@ -385,13 +391,46 @@ fn fence_kills_for_ranked(cfg: &mut SimConfig, given: bool) {
 }
 
 impl Scenario {
+    /// Refuse a setting given both as its flag and as `--param` (issue 8's
+    /// new-user test: `run --nodes 3 --param nodes=5` ran 5 nodes without
+    /// a word), as a `--param` key given twice is refused.
+    /// `nodes_flag`: the `--nodes` value given, if any.
+    fn refuse_flag_and_param(
+        &self,
+        plan: &Plan,
+        nodes_flag: Option<String>,
+        params: &[(String, String)],
+    ) -> Result<(), CliError> {
+        let flags = [
+            ("nodes", nodes_flag),
+            ("groups", self.groups.map(|g| g.to_string())),
+            ("duration", plan.duration.clone()),
+        ];
+        for (key, given) in flags {
+            let Some(flag) = given else { continue };
+            if let Some((_, v)) = params.iter().find(|(k, _)| k == key) {
+                return Err(CliError::Other(format!(
+                    "--{key} {flag} and --param {key}={v} both given: one would be ignored; \
+                     give the {key} once, as either"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The scenario of `plan` on `nodes` nodes with the `--param`
     /// overrides `params`. Errors: bad input (exit 2), each naming the
     /// option or file and the value.
-    fn build(&self, plan: &Plan, nodes: u32, params: &[String]) -> Result<SimConfig, CliError> {
+    fn build(
+        &self,
+        plan: &Plan,
+        nodes: Option<u32>,
+        params: &[String],
+    ) -> Result<SimConfig, CliError> {
+        let defaults = SimConfig::default();
         let mut cfg = SimConfig {
-            nodes,
-            groups: self.groups,
+            nodes: nodes.unwrap_or(defaults.nodes),
+            groups: self.groups.unwrap_or(defaults.groups),
             duration: parse_duration(plan.duration.as_deref().unwrap_or("1h"))
                 .map_err(|e| CliError::Other(format!("--duration: {e}")))?,
             policy: parse_policy(&self.policy)?,
@@ -420,18 +459,26 @@ impl Scenario {
             cfg.workload = Workload::Custom { cltab, hactl };
         }
         if let Some(path) = &plan.schedule {
-            let s: Schedule = serde_json::from_str(&read(path)?).map_err(|e| {
-                CliError::Other(format!(
-                    "{}: {}\n  a schedule is the JSON that --schedule-out writes: \
+            let text = read(path)?;
+            let s: Schedule = clinit_sim::json_words::no_duplicate_keys(&text)
+                .and_then(|()| serde_json::from_str(&text))
+                .map_err(|e| {
+                    CliError::Other(format!(
+                        "{}: {}\n  a schedule is the JSON that --schedule-out writes: \
                      {{\"kinds\": [KIND, ...], \"faults\": [{{\"at\": MS, \"fault\": KIND, \
                      \"node\": N, ...}}, ...]}}",
-                    path.display(),
-                    clinit_sim::json_words::explain(&e)
-                ))
-            })?;
+                        path.display(),
+                        clinit_sim::json_words::explain(&e)
+                    ))
+                })?;
+            // Parsed above, so the text is valid JSON.
+            let given: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            s.check_given(&given)
+                .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
             cfg.schedule = Some(s);
         }
         let params = distinct_params(params)?;
+        self.refuse_flag_and_param(plan, nodes.map(|n| n.to_string()), &params)?;
         let mut kills_given = false;
         for (k, v) in &params {
             kills_given |= k == "fence_kills";
@@ -444,8 +491,24 @@ impl Scenario {
             // Refuse bad episodes here, naming the file (the workload's
             // groups are checked again when the world is built).
             s.validate(cfg.nodes, None, cfg.duration)
+                .and_then(|()| s.check_sizes(cfg.duration))
                 .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
             s.refresh_kinds();
+            // No fault comes before the warm-up ends (the docs' promise, and
+            // what a draw keeps): the cluster places its groups first.
+            let warmup = cfg.world.warmup;
+            if let Some((i, f)) = s.faults.iter().enumerate().find(|(_, f)| f.at < warmup) {
+                return Err(CliError::Other(format!(
+                    "{}: episode {i} ({}) starts at {}, in the warm-up (the run's first {}, \
+                     --param warmup, in which the cluster places its groups and no fault runs); \
+                     move it to {} or later, or give a shorter --param warmup",
+                    path.display(),
+                    f.fault.kind().name(),
+                    fmt_duration(f.at),
+                    fmt_duration(warmup),
+                    fmt_duration(warmup)
+                )));
+            }
             // The world ignores a fault once the quiet phase has begun: an
             // episode there would be dropped without a word.
             if let Some((i, f)) = s.faults.iter().enumerate().find(|(_, f)| f.at >= quiet) {
@@ -599,10 +662,14 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             json: as_json,
             svg,
         } => {
-            let base = scenario.build(&plan, nodes.first().copied().unwrap_or(3), &[])?;
+            let base = scenario.build(&plan, nodes.first().copied(), &[])?;
             // Every grid point is checked as `run` checks its scenario
             // (`sweep::sweep`: validate, then the phases).
-            let params = distinct_params(&grid)?
+            let params = distinct_params(&grid)?;
+            let sizes: Vec<String> = nodes.iter().map(u32::to_string).collect();
+            let flag = (!nodes.is_empty()).then(|| sizes.join(","));
+            scenario.refuse_flag_and_param(&plan, flag, &params)?;
+            let params = params
                 .into_iter()
                 .map(|(k, v)| (k, v.split(',').map(|s| s.trim().to_string()).collect()))
                 .collect();
