@@ -243,7 +243,9 @@ fn sweep_draws_one_distribution_per_grid_point() {
         "--svg",
         svg_arg,
     ]);
-    assert!(o.status.success(), "{o:?}");
+    // Exit 1 when a crash-heavy run violated an invariant (classic's
+    // weaknesses count, as for `run`); the chart is drawn either way.
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{o:?}");
     let drawn = std::fs::read_to_string(&svg).expect("SVG written");
     assert!(drawn.starts_with("<svg"), "{drawn}");
     for text in [

@@ -684,3 +684,23 @@ fn a_schedule_file_is_checked_as_strictly_as_a_draw() {
         &["--faults", "cannot be used with", "--schedule"],
     );
 }
+
+/// Item 5: `sweep` exits as `run` does: 1 when a run violated an
+/// invariant (it exited 0 while `run` of the same seed exited 1), 0 when
+/// none did, and its --help says so.
+#[test]
+fn sweep_exits_1_when_a_run_violates_an_invariant() {
+    // sim/README's shrink seed: random faults on 3 nodes for an hour.
+    let o = sim(&["run", "--seed", "7", "--faults", "random", "--no-trace", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "the seed fails alone: {o:?}");
+    let o = sim(&["sweep", "--seeds", "1", "--first-seed", "7", "--faults", "random", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(v["rows"][0]["failing_seeds"], serde_json::json!([7]), "{v}");
+    let o = sim(&["sweep", "--seeds", "2", "--duration", "5m"]);
+    assert_eq!(o.status.code(), Some(0), "no faults, no violation: {o:?}");
+    assert!(stdout(&o).contains("0/2"), "{}", stdout(&o));
+    let help = stdout(&sim(&["sweep", "--help"]));
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help.contains("1 at least one did"), "{help}");
+}
