@@ -704,3 +704,32 @@ fn sweep_exits_1_when_a_run_violates_an_invariant() {
     let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(help.contains("1 at least one did"), "{help}");
 }
+
+/// Item 6: errors speak of what the user did. `failover` with a custom
+/// workload and no --group asks for --group and lists the groups (it spoke
+/// of a fault schedule's episode); a re-run whose recorded scenario does
+/// not fit speaks of the recording's duration, not a `--duration` the user
+/// never gave.
+#[test]
+fn errors_name_what_the_user_gave_not_what_was_derived() {
+    let cltab = concat!(env!("CARGO_MANIFEST_DIR"), "/sim/scenarios/mosha_cluster.cltab");
+    let hactl = concat!(env!("CARGO_MANIFEST_DIR"), "/sim/scenarios/mosha_cluster.hactl");
+    let custom = ["failover", "--runs", "1", "--cltab", cltab, "--hactl", hactl];
+    refused(&custom, &["needs --group NAME", "mosha_cluster.cltab", "g1, g2"]);
+    refused(&[&custom[..], &["--group", "web"]].concat(), &["--group web: no such group", "g1"]);
+    let o = sim(&[&custom[..], &["--group", "g1", "--json"]].concat());
+    assert!(o.status.success(), "{o:?}");
+    refused(&["failover", "--runs", "1", "--group", "db"], &["--group db", "one group, web"]);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join("t.jsonl");
+    let trace = trace.to_str().expect("utf-8 path");
+    let o = sim(&["run", "--duration", "5m", "--trace", trace]);
+    assert!(o.status.success(), "{o:?}");
+    let o = sim(&["replay", trace, "--rerun", "--param", "liveness=10m"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = stderr(&o);
+    assert!(err.contains("the recording's duration, 5m is too short"), "{err}");
+    assert!(err.contains("--param duration=10m"), "{err}");
+    assert!(!err.contains("--duration"), "{err}");
+}

@@ -507,7 +507,22 @@ impl SimConfig {
     /// short worlds on purpose; the command line (`run`, `sweep`, `shrink`,
     /// `replay --rerun`) checks every scenario it runs.
     pub fn check_phases(&self) -> Result<(), ConfigError> {
+        self.check_phases_of(Source::CommandLine)
+    }
+
+    /// [`SimConfig::check_phases`] for a scenario from `source`: the
+    /// messages name what the user gave (`--duration 1s`), or, for a
+    /// trace header's scenario (`replay --rerun`), the recording's
+    /// duration and `--param duration=` as the remedy (issue 8's new-user
+    /// test read of a "--duration 1s" it never gave).
+    pub fn check_phases_of(&self, source: Source) -> Result<(), ConfigError> {
         use crate::units::fmt_duration as d;
+        let (dur_is, give_dur, faults) = match source {
+            Source::CommandLine => ("--duration ", "--duration ", "--faults"),
+            Source::Recording => {
+                ("the recording's duration, ", "--param duration=", "the recording's fault plan")
+            }
+        };
         let live = self.liveness_bound();
         let quiet = self.quiet();
         let quiet_start = self.quiet_start();
@@ -527,9 +542,9 @@ impl SimConfig {
         }
         if quiet_start + live > self.duration {
             return Err(ConfigError::Phases(format!(
-                "--duration {} is too short to judge liveness: every wanted group must run on one \
+                "{dur_is}{} is too short to judge liveness: every wanted group must run on one \
                  eligible node within the liveness bound ({}, {bound}) of the quiet phase's start \
-                 ({}), i.e. by {}, and the run ends at {}; give --duration {} or more, or \
+                 ({}), i.e. by {}, and the run ends at {}; give {give_dur}{} or more, or \
                  --param liveness={} or less",
                 d(self.duration),
                 d(live),
@@ -544,10 +559,10 @@ impl SimConfig {
             let from = self.world.warmup.min(quiet_start);
             if from >= quiet_start {
                 return Err(ConfigError::Phases(format!(
-                    "--faults: this run has no time for faults: they start after the warm-up \
+                    "{faults}: this run has no time for faults: they start after the warm-up \
                      ({}, --param warmup) and end where the quiet phase starts (the run's last \
-                     {}, --param quiet), and --duration {} leaves nothing between the two; give \
-                     --duration above {}, or a shorter warmup or quiet",
+                     {}, --param quiet), and {dur_is}{} leaves nothing between the two; give \
+                     {give_dur}above {}, or a shorter warmup or quiet",
                     d(self.world.warmup),
                     d(quiet),
                     d(self.duration),
@@ -557,6 +572,17 @@ impl SimConfig {
         }
         Ok(())
     }
+}
+
+/// Where a scenario came from, for the words of its errors
+/// ([`SimConfig::check_phases_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Options the user gave (`--duration`, `--faults`).
+    CommandLine,
+    /// A trace header's scenario (`replay --rerun`), with the user's
+    /// `--param` overrides on top.
+    Recording,
 }
 
 /// Range checks of a policy's values, whichever way they were given
