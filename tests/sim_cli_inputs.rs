@@ -733,3 +733,16 @@ fn errors_name_what_the_user_gave_not_what_was_derived() {
     assert!(err.contains("--param duration=10m"), "{err}");
     assert!(!err.contains("--duration"), "{err}");
 }
+
+/// Item 7: a failover study whose crash found no owner says why it has
+/// no failover (it printed "1 runs, 0 failovers" alone), in the singular.
+#[test]
+fn a_failover_study_says_why_a_run_had_no_failover() {
+    let o = sim(&["failover", "--runs", "1", "--first-seed", "2", "--crash-at", "0"]);
+    assert!(o.status.success(), "{o:?}");
+    let out = stdout(&o);
+    assert!(out.contains("3 nodes, 1 run, 0 failovers;"), "{out}");
+    assert!(out.contains("1 run had no failover of web: 1 found no node running it"), "{out}");
+    let o = sim(&["failover", "--runs", "2"]);
+    assert!(!stdout(&o).contains("had no failover"), "{}", stdout(&o));
+}

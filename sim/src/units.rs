@@ -75,6 +75,14 @@ pub fn secs(m: Millis) -> f64 {
     m.0 as f64 / 1000.0
 }
 
+/// `n` and the noun in the number it needs: `1 run`, `0 runs`, `2 runs`.
+/// Every count the simulator prints goes through it (issue 8's new-user
+/// test read "1 records", "1 episodes", "weakened 1 times").
+pub fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +113,12 @@ mod tests {
             assert_eq!(fmt_duration(Millis(ms)), text);
             assert_eq!(parse_duration(text), Ok(Millis(ms)));
         }
+    }
+
+    #[test]
+    fn plural_says_one_and_many() {
+        assert_eq!(plural(1u32, "run", "runs"), "1 run");
+        assert_eq!(plural(0u64, "run", "runs"), "0 runs");
+        assert_eq!(plural(2u64, "time", "times"), "2 times");
     }
 }

@@ -11,7 +11,7 @@ use clinit_sim::config::{
 use clinit_sim::faults::{FaultChoice, Schedule};
 use clinit_sim::report::{self, RunReport};
 use clinit_sim::trace::{RecordStream, TraceMode};
-use clinit_sim::units::{fmt_duration, parse_duration};
+use clinit_sim::units::{fmt_duration, parse_duration, plural};
 use clinit_sim::{chart, incident, latency_svg, replay, shrink, study, sweep, timeline_svg, world};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{BufReader, BufWriter, IsTerminal};
@@ -955,22 +955,40 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                     // The driver's own heartbeat rule detects the crash:
                     // there is no fixed delay to subtract.
                     outln!(
-                        "{} nodes, {} runs, {} failovers; detection by heartbeat files (the \
-                         `minus D` column does not apply)",
-                        s.nodes,
-                        s.runs,
-                        s.failovers
+                        "{}, {}, {}; detection by heartbeat files (the `minus D` column does \
+                         not apply)",
+                        plural(s.nodes, "node", "nodes"),
+                        plural(s.runs, "run", "runs"),
+                        plural(s.failovers, "failover", "failovers")
                     )?;
                 } else {
                     outln!(
-                        "{} nodes, {} runs, {} failovers; detection delay D = {:.1} s",
-                        s.nodes,
-                        s.runs,
-                        s.failovers,
-                        s.detect_s
+                        "{}, {}, {}; detection delay D = {:.1} s (detect_down {:.1} s + {:.1} s, \
+                         the mean of detect_jitter)",
+                        plural(s.nodes, "node", "nodes"),
+                        plural(s.runs, "run", "runs"),
+                        plural(s.failovers, "failover", "failovers"),
+                        s.detect_s,
+                        s.detect_s - s.detect_jitter_mean_s,
+                        s.detect_jitter_mean_s
                     )?;
                 }
                 out!("{}", failover_table(&s))?;
+                if s.failovers < s.runs {
+                    // Say why, rather than "1 runs, 0 failovers" alone.
+                    let others = s.runs - s.failovers - s.no_owner_runs.min(s.runs - s.failovers);
+                    outln!(
+                        "{} had no failover of {}: {} found no node running it to crash (at \
+                         --crash-at {crash_at}, in the warm-up of {}, it may not be placed \
+                         yet: give a later --crash-at), {} no other node started it within 10 \
+                         minutes (--per-run: latency null)",
+                        plural(s.runs - s.failovers, "run", "runs"),
+                        crash.group,
+                        s.no_owner_runs,
+                        fmt_duration(base.world.warmup),
+                        others
+                    )?;
+                }
                 outln!("(spec §11 at N=3, minus D: mean 13 s, median 13 s, p99 23 s)")?;
                 outln!(
                     "cost per node: {:.1} file reads per simulated second; {:.2} s wall per \
@@ -1088,8 +1106,8 @@ fn failover_table(s: &study::Study) -> String {
     let rows = [
         ("mean", s.mean_s, s.mean_minus_detect_s, None),
         ("p50", s.p50_s, s.p50_minus_detect_s, s.p50_ci95_s),
-        ("p90", s.p90_s, None, s.p90_ci95_s),
-        ("p95", s.p95_s, None, None),
+        ("p90", s.p90_s, s.p90_minus_detect_s, s.p90_ci95_s),
+        ("p95", s.p95_s, s.p95_minus_detect_s, None),
         ("p99", s.p99_s, s.p99_minus_detect_s, None),
     ];
     let mut t = format!("{:<6} {:>10} {:>10}  {}\n", "stat", "latency s", "minus D s", "95 % CI s");
