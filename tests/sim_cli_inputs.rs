@@ -746,3 +746,22 @@ fn a_failover_study_says_why_a_run_had_no_failover() {
     let o = sim(&["failover", "--runs", "2"]);
     assert!(!stdout(&o).contains("had no failover"), "{}", stdout(&o));
 }
+
+/// Item 8: the report counts each fault kind that happened by its name
+/// (a run of `mosha-crash` episodes read "0 crashes, 0 restarts").
+#[test]
+fn the_report_counts_every_fault_kind_by_name() {
+    let o = sim(&["run", "--duration", "30m", "--faults", "mosha-crash:rate=20", "--episodes"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{o:?}");
+    let out = stdout(&o);
+    let drawn: usize = out
+        .split_once("fault episodes (")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .and_then(|(n, _)| n.parse().ok())
+        .expect("the episode count");
+    assert!(drawn > 0, "episodes were drawn: {out}");
+    let seen = out.lines().find(|l| l.starts_with("faults seen:")).expect("faults line");
+    assert!(seen.contains(&format!("mosha-crash {drawn} (episodes by kind)")), "{seen}\n{out}");
+    let o = sim(&["run", "--duration", "5m"]);
+    assert!(stdout(&o).contains("faults seen: none (episodes by kind)"), "{}", stdout(&o));
+}

@@ -193,10 +193,17 @@ pub fn render(r: &RunResult) -> String {
         "churn: {} moves, {} collisions (conflict stops), {} tells, {} monitor cycles",
         m.moves, m.collisions, m.tells, m.cycles
     );
+    let kinds: Vec<String> = m.episodes.iter().map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(
         s,
-        "faults seen: {} crashes, {} restarts, {} quorum losses, {} fences ({} killed)",
-        m.crashes, m.restarts, m.quorum_losses, m.fences, m.fence_kills
+        "faults seen: {} (episodes by kind); node crashes {}, restarts {}, quorum losses {}, \
+         fences {} ({} killed)",
+        if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") },
+        m.crashes,
+        m.restarts,
+        m.quorum_losses,
+        m.fences,
+        m.fence_kills
     );
     let t = &r.transitions;
     if t.last > 0 {
