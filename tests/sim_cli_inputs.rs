@@ -765,3 +765,43 @@ fn the_report_counts_every_fault_kind_by_name() {
     let o = sim(&["run", "--duration", "5m"]);
     assert!(stdout(&o).contains("faults seen: none (episodes by kind)"), "{}", stdout(&o));
 }
+
+/// Item 9: help and wording. Negative values reach our parsers and are
+/// said to be negative; `nan` is not a number; a key a policy lacks is
+/// the key's fault; help names both policies, describes `shrink --seed`
+/// and lists all ten invariants, each of which `shrink --invariant` takes;
+/// a hactl that wants a group the cltab lacks is refused; counts of one
+/// are singular.
+#[test]
+fn help_and_wording_say_what_is_meant() {
+    refused(&["run", "--seed", "-1"], &["--seed", "must not be negative"]);
+    refused(&["shrink", "--seed", "-1"], &["--seed", "must not be negative"]);
+    refused(&["run", "--duration", "-1h"], &["--duration", "\"-1h\"", "must not be negative"]);
+    refused(&["failover", "--crash-at", "-5s"], &["--crash-at", "must not be negative"]);
+    refused(&["run", "--param", "timeout=nan"], &["timeout", "\"nan\"", "not a number"]);
+    refused(
+        &["run", "--policy", "ranked", "--param", "timeout=30"],
+        &["--param timeout: the ranked policy has no parameter timeout", "lease, heartbeat"],
+    );
+    let help = stdout(&sim(&["run", "--help"]));
+    assert!(help.contains("a name (classic or ranked)"), "{help}");
+    let help = stdout(&sim(&["shrink", "--help"]));
+    assert!(help.contains("Seed of the failing run to shrink"), "{help}");
+    let o = sim(&["shrink", "--duration", "5m", "--invariant", "hook-order"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(stdout(&o).contains("(hook-order holds)"), "{}", stdout(&o));
+    refused(&["shrink", "--invariant", "no-such"], &["unknown invariant", "no-flap"]);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hactl = dir.path().join("hactl");
+    std::fs::write(&hactl, "g1 start\nghost start\n").expect("write");
+    let cltab = concat!(env!("CARGO_MANIFEST_DIR"), "/sim/scenarios/calibration.cltab");
+    refused(
+        &["run", "--duration", "5m", "--cltab", cltab, "--hactl", hactl.to_str().expect("utf-8")],
+        &["does not fit", "ghost", "mosha check"],
+    );
+
+    let o = sim(&["run", "--nodes", "1", "--groups", "1", "--duration", "5m"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("· 1 node · 1 group ·"), "{}", stdout(&o));
+}

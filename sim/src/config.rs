@@ -17,6 +17,10 @@ use thiserror::Error;
 pub enum ConfigError {
     #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; ranked: lease, heartbeat, kill_bound, suspect_after, read_deadline, rank_slot, tie_fence_delay, fence_command, watchdog; world: fs (local|shared), fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup, membership, read_timeout, fs_delay_cap, drop_faults, fence_reboot, fail_fraction, nodes, groups, duration)")]
     UnknownParam(String),
+    /// A policy parameter the chosen policy does not have (`--param
+    /// timeout=30` under ranked).
+    #[error("--param {key}: the {policy} policy has no parameter {key} (its parameters: {keys})")]
+    NotForPolicy { key: String, policy: String, keys: String },
     #[error("parameter {key}: bad value {value:?}: {why}")]
     BadValue { key: String, value: String, why: String },
     #[error(transparent)]
@@ -819,12 +823,45 @@ pub fn set_policy_param(
         Some(obj) if obj.contains_key(field) => {
             obj.insert(field.to_string(), json);
         }
-        _ => return Err(bad(format!("the {} policy has no such parameter", policy_name(policy)))),
+        // The key is the mistake, not the value (`timeout=30` under ranked
+        // said "bad value \"30\"").
+        _ => {
+            return Err(ConfigError::NotForPolicy {
+                key: key.to_string(),
+                policy: policy_name(policy),
+                keys: obj_keys(&v),
+            })
+        }
     }
     // Ranges are checked once every override is in ([`SimConfig::validate`],
     // [`check_policy`]): ranked's constraints tie several keys together,
     // so a check per key would depend on their order.
     serde_json::from_value(v).map_err(|e| bad(e.to_string()))
+}
+
+/// The `--param` keys [`set_policy_param`] takes that the policy of JSON
+/// `v` has, for messages.
+fn obj_keys(v: &serde_json::Value) -> String {
+    let keys = [
+        ("timeout", "timeout"),
+        ("cycletime", "cycletime_secs"),
+        ("balance", "balance"),
+        ("quorum", "quorum_ratio"),
+        ("stomith_grace", "stomith_grace"),
+        ("backoff", "backoff_max_secs"),
+        ("quorum_loss_sleep", "quorum_loss_sleep"),
+        ("lease", "lease"),
+        ("heartbeat", "heartbeat"),
+        ("kill_bound", "kill_bound"),
+        ("suspect_after", "suspect_after"),
+        ("read_deadline", "read_deadline"),
+        ("rank_slot", "rank_slot"),
+        ("tie_fence_delay", "tie_fence_delay"),
+        ("fence_command", "fence_command"),
+        ("watchdog", "watchdog"),
+    ];
+    let has = |field: &str| v.get(field).is_some();
+    keys.iter().filter(|(_, f)| has(f)).map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
 }
 
 /// A `--param` duration, its error naming the key, the value and what is

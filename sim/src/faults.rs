@@ -817,7 +817,8 @@ impl fmt::Display for Fault {
                 write!(f, "nobody can read node {node}'s files for {len}")
             }
             Fault::ClockDrift { node, rate } => {
-                write!(f, "node {node} clock runs {:+.2} % fast", rate * 100.0)
+                let how = if *rate < 0.0 { "slow" } else { "fast" };
+                write!(f, "node {node} clock runs {:.2} % {how}", rate.abs() * 100.0)
             }
             Fault::ReadHang { node, len } => {
                 write!(f, "reads of node {node}'s files hang for {len}")
@@ -1426,5 +1427,13 @@ mod tests {
                 proptest::prop_assert_eq!(got, kinds);
             }
         }
+    }
+
+    /// A negative drift is said as slow (it read "runs -3.31 % fast").
+    #[test]
+    fn a_slow_clock_is_said_to_run_slow() {
+        let f = |rate| Fault::ClockDrift { node: 1, rate }.to_string();
+        assert_eq!(f(-0.0331), "node 1 clock runs 3.31 % slow");
+        assert_eq!(f(0.01), "node 1 clock runs 1.00 % fast");
     }
 }

@@ -20,7 +20,18 @@ pub fn parse_duration(text: &str) -> Result<Millis, DurationError> {
         return Err(err("empty"));
     }
     if let Ok(secs) = s.parse::<f64>() {
-        return secs_to_millis(secs).ok_or_else(|| err("negative or too large"));
+        // `nan` and `inf` parse as numbers; say what they are.
+        let why = if secs.is_nan() {
+            "not a number"
+        } else if secs < 0.0 {
+            "must not be negative"
+        } else {
+            "too large"
+        };
+        return secs_to_millis(secs).ok_or_else(|| err(why));
+    }
+    if s.starts_with('-') {
+        return Err(err("must not be negative"));
     }
     let mut total = 0f64;
     let mut rest = s;
@@ -44,7 +55,7 @@ pub fn parse_duration(text: &str) -> Result<Millis, DurationError> {
         rest = &rest[unit_len..];
         total += value * scale;
     }
-    secs_to_millis(total).ok_or_else(|| err("negative or too large"))
+    secs_to_millis(total).ok_or_else(|| err("too large"))
 }
 
 fn secs_to_millis(secs: f64) -> Option<Millis> {

@@ -73,8 +73,11 @@ Durations read like 90s, 2h, 1h30m, 250ms; a bare number is seconds
 --policy.
 
 Invariants (judged from the simulated process table): double-owner,
-start-after-failed-test, needless-fence, halt-bound, liveness (see
-sim/README.md). `run` exits 1 when one is violated, 2 on bad input.
+start-after-failed-test, needless-fence, halt-bound, liveness; of the
+membership-transition history: transition-forward, transition-agree,
+transition-joiner, hook-order, no-flap (see sim/README.md). `run` and
+`sweep` exit 1 when one is violated, 2 on bad input; `shrink --invariant`
+takes any of them.
 
 Examples:
   clinit-sim run --nodes 10 --groups 5 --seed 7 --faults random
@@ -104,7 +107,7 @@ enum Command {
         #[command(flatten)]
         cluster: Cluster,
         /// Seed of everything random in the run.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, allow_hyphen_values = true, value_parser = parse_seed)]
         seed: u64,
         /// Write the trace (JSON lines) to FILE.
         #[arg(long, value_name = "FILE")]
@@ -225,9 +228,11 @@ enum Command {
         plan: Plan,
         #[command(flatten)]
         cluster: Cluster,
-        #[arg(long, default_value_t = 1)]
+        /// Seed of the failing run to shrink (as `run --seed`).
+        #[arg(long, default_value_t = 1, allow_hyphen_values = true, value_parser = parse_seed)]
         seed: u64,
-        /// The invariant to keep failing (default: the first one violated).
+        /// The invariant to keep failing, any a run reports (see --help of
+        /// clinit-sim) [default: the first one violated].
         #[arg(long)]
         invariant: Option<String>,
         /// Stop after this many runs (at least 1); the schedule printed
@@ -262,7 +267,7 @@ enum Command {
         #[arg(long)]
         group: Option<String>,
         /// Crash at this time plus U[0, 30 s).
-        #[arg(long, default_value = "300s")]
+        #[arg(long, default_value = "300s", allow_hyphen_values = true)]
         crash_at: String,
         /// Also print the full report of the slowest failover's seed.
         #[arg(long)]
@@ -301,7 +306,8 @@ struct Scenario {
     /// --cltab/--hactl). Not also as `--param groups` (refused).
     #[arg(long)]
     groups: Option<u32>,
-    /// Policy: a name (classic) or JSON like {"policy":"classic","timeout":30000}.
+    /// Policy: a name (classic or ranked) or JSON like
+    /// {"policy":"classic","timeout":30000}; each key once.
     #[arg(long, default_value = "classic")]
     policy: String,
     /// Custom cltab (commands from the simulated vocabulary); needs --hactl.
@@ -322,7 +328,7 @@ struct Plan {
     /// liveness), and with --faults longer than warmup plus quiet (2 min
     /// plus the liveness bound plus 60 s): shorter runs are refused (exit
     /// 2), as they could not judge liveness or would drop every fault.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     duration: Option<String>,
     /// Fault plan: none | random | random-ops | safe | all | KIND[:k=v...],...
     /// [default: none]. Episodes are drawn between the warm-up and the
@@ -367,6 +373,16 @@ enum CliError {
     FailoverOption(&'static str),
     #[error("{0}")]
     Other(String),
+}
+
+/// `--seed`: a whole number 0 or more. Its own parser so that `-1`
+/// reaches it (`allow_hyphen_values`) and is said to be negative, not
+/// clap's "unexpected argument '-1' found".
+fn parse_seed(text: &str) -> Result<u64, String> {
+    if text.trim().starts_with('-') {
+        return Err(format!("{text:?} must not be negative (a seed is a whole number, 0 or more)"));
+    }
+    text.trim().parse().map_err(|_| format!("{text:?} is not a whole number 0 or more"))
 }
 
 fn read(path: &Path) -> Result<String, CliError> {
@@ -456,12 +472,25 @@ impl Scenario {
             }
             // Parsed here with the paths, so an error names FILE:LINE (the
             // world parses them again, as any scenario, when it is built).
-            clinit_sim::workload::parse(
+            let (parsed_cltab, parsed_hactl, _) = clinit_sim::workload::parse(
                 &cltab,
                 &c.display().to_string(),
                 &hactl,
                 &h.display().to_string(),
             )?;
+            // As `mosha check` refuses them: a hactl that wants a group or
+            // level the cltab lacks ran silently ("invariants: all held")
+            // with that group never started.
+            let problems = clinit_engine::lint::check_hactl(&parsed_hactl, &parsed_cltab);
+            if !problems.is_empty() {
+                let lines: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+                return Err(CliError::Other(format!(
+                    "{} does not fit {} (as `mosha check` says):\n{}",
+                    h.display(),
+                    c.display(),
+                    lines.join("\n")
+                )));
+            }
             cfg.workload = Workload::Custom { cltab, hactl };
         }
         if let Some(path) = &plan.schedule {
@@ -851,12 +880,12 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
                 }
                 Some(s) => {
                     outln!(
-                        "{}: {} fault episodes → {}, weakened {} times, in {} runs",
+                        "{}: {} → {}, weakened {}, in {}",
                         s.invariant,
-                        s.original.faults.len(),
+                        plural(s.original.faults.len() as u64, "fault episode", "fault episodes"),
                         s.minimal.faults.len(),
-                        s.weakened,
-                        s.runs
+                        plural(s.weakened, "time", "times"),
+                        plural(s.runs, "run", "runs")
                     )?;
                     for f in &s.minimal.faults {
                         outln!("  at {}: {}", report::fmt_secs(f.at.0 as f64 / 1000.0), f.fault)?;
@@ -907,8 +936,9 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             }
             let base = scenario.build(&Plan::default(), cluster.nodes, &cluster.params)?;
             let group = failover_group(&scenario, &base, group)?;
-            let crash =
-                study::Crash { group, at: parse_duration(&crash_at).map_err(ConfigError::from)? };
+            let at = parse_duration(&crash_at)
+                .map_err(|e| CliError::Other(format!("--crash-at: {e}")))?;
+            let crash = study::Crash { group, at };
             if crash.at > clinit_sim::config::MAX_DURATION {
                 return Err(ConfigError::TooLong(format!("--crash-at {crash_at}")).into());
             }
@@ -930,10 +960,10 @@ fn dispatch(command: Command) -> Result<ExitCode, CliError> {
             }
             if let Some(path) = &svg {
                 let title = format!(
-                    "failover latency, {} nodes, {}, {} runs (crash to running elsewhere)",
-                    s.nodes,
+                    "failover latency, {}, {}, {} (crash to running elsewhere)",
+                    plural(s.nodes, "node", "nodes"),
                     base.policy_name(),
-                    s.runs
+                    plural(s.runs, "run", "runs")
                 );
                 let series = [latency_svg::Series {
                     label: format!("N={}", s.nodes),
