@@ -198,12 +198,26 @@ fn failover_draws_its_latency_distribution() {
     let o = sim(&["failover", "--nodes", "3", "--runs", "6", "--svg", svg_arg]);
     assert!(o.status.success(), "{o:?}");
     let out = stdout(&o);
-    assert!(out.contains("3 nodes, 6 runs, 6 failovers; detection delay D = 10.0 s"), "{out}");
+    // D includes the jitter's mean (it was left out: issue 8).
+    assert!(
+        out.contains(
+            "3 nodes, 6 runs, 6 failovers; detection delay D = 11.0 s (detect_down 10.0 s + \
+             1.0 s, the mean of detect_jitter)"
+        ),
+        "{out}"
+    );
     // The plain summary table: a header and one row per statistic.
     let table: Vec<&str> = out.lines().skip(1).take(6).collect();
     assert!(table[0].starts_with("stat") && table[0].contains("minus D s"), "{out}");
     let stats: Vec<&str> = table[1..].iter().filter_map(|l| l.split_whitespace().next()).collect();
     assert_eq!(stats, ["mean", "p50", "p90", "p95", "p99"], "{out}");
+    // Every statistic has its latency minus D (p90 and p95 were blank).
+    for row in &table[1..] {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        let (all, minus): (f64, f64) =
+            (cols[1].parse().expect("latency"), cols[2].parse().expect("minus D"));
+        assert!((all - minus - 11.0).abs() < 0.11, "{row}");
+    }
     assert!(o.stderr.is_empty(), "stderr is not a terminal: {o:?}");
     let drawn = std::fs::read_to_string(&svg).expect("SVG written");
     assert!(drawn.starts_with("<svg") && drawn.trim_end().ends_with("</svg>"), "{drawn}");
@@ -243,7 +257,9 @@ fn sweep_draws_one_distribution_per_grid_point() {
         "--svg",
         svg_arg,
     ]);
-    assert!(o.status.success(), "{o:?}");
+    // Exit 1 when a crash-heavy run violated an invariant (classic's
+    // weaknesses count, as for `run`); the chart is drawn either way.
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{o:?}");
     let drawn = std::fs::read_to_string(&svg).expect("SVG written");
     assert!(drawn.starts_with("<svg"), "{drawn}");
     for text in [
@@ -313,7 +329,9 @@ fn a_run_lists_and_writes_its_fault_schedule_and_the_written_one_runs_alike() {
 
     let mut json_drawn: Vec<&str> = base.to_vec();
     json_drawn.push("--json");
-    let mut json_given: Vec<&str> = base.to_vec();
+    // Without --faults: a plan beside --schedule is refused (issue 8).
+    let mut json_given: Vec<&str> =
+        base.iter().copied().filter(|a| !["--faults", "crash:rate=30"].contains(a)).collect();
     json_given.extend(["--json", "--schedule", sched_arg]);
     let a: serde_json::Value = serde_json::from_str(&stdout(&sim(&json_drawn))).expect("json");
     let b: serde_json::Value = serde_json::from_str(&stdout(&sim(&json_given))).expect("json");

@@ -254,7 +254,7 @@ fn a_run_too_short_for_its_phases_is_refused_with_the_values() {
     );
     refused(&["sweep", "--seeds", "1", "--duration", "1m"], &["too short to judge liveness"]);
     refused(
-        &["sweep", "--seeds", "1", "--duration", "4m", "--param", "duration=4m,1m"],
+        &["sweep", "--seeds", "1", "--param", "duration=4m,1m"],
         &["--duration 1m is too short"],
     );
     refused(&["shrink", "--duration", "1m"], &["too short to judge liveness"]);
@@ -549,4 +549,259 @@ fn a_bad_schedule_file_is_explained_in_plain_words_with_its_place() {
             assert!(!err.contains(serde_words), "{text}: {err}");
         }
     }
+}
+
+/// Issue 8's new-user test, item 1: a setting given both as its flag and
+/// as `--param` is refused (the `--param` won without a word), and a
+/// sweep over `--param nodes` labels each row with the size it ran.
+#[test]
+fn a_flag_and_its_param_together_are_refused_and_sweep_rows_say_what_ran() {
+    refused(
+        &["run", "--nodes", "3", "--param", "nodes=5", "--duration", "5m"],
+        &["--nodes 3", "--param nodes=5", "both given"],
+    );
+    refused(
+        &["run", "--groups", "2", "--param", "groups=4", "--duration", "5m"],
+        &["--groups 2", "--param groups=4"],
+    );
+    refused(&["run", "--duration", "5m", "--param", "duration=6m"], &["--duration 5m"]);
+    refused(
+        &["sweep", "--seeds", "1", "--nodes", "3", "--param", "nodes=3,7"],
+        &["--nodes 3", "--param nodes=3,7"],
+    );
+    let o = sim(&["sweep", "--seeds", "1", "--param", "nodes=3,4", "--duration", "5m", "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    let rows = v["rows"].as_array().expect("rows");
+    let sizes: Vec<u64> = rows.iter().map(|r| r["nodes"].as_u64().expect("nodes")).collect();
+    assert_eq!(sizes, [3, 4], "{v}");
+    // The simulated time is the size's: 4 nodes ran 4 nodes' hours.
+    assert!(rows[1]["simulated_seconds"].as_f64() > Some(0.0), "{v}");
+}
+
+/// Item 2: `--groups` is capped (100000 ran for hours printing nothing)
+/// and 0 is refused in words about groups, not an empty cltab.
+#[test]
+fn the_group_count_is_bounded_and_not_zero() {
+    refused(
+        &["run", "--groups", "100000", "--duration", "5m"],
+        &["--groups 100000", "at most 1000"],
+    );
+    refused(&["run", "--param", "groups=1001", "--duration", "5m"], &["1001", "at most 1000"]);
+    let o = sim(&["run", "--groups", "0", "--duration", "5m"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(stderr(&o).contains("at least one group"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("cltab"), "{}", stderr(&o));
+    let help = stdout(&sim(&["run", "--help"]));
+    assert!(help.contains("1 to 1000"), "{help}");
+}
+
+/// Item 4: `--faults` refuses what it used to read past or let the last
+/// win, and `--policy` JSON refuses a key given twice.
+#[test]
+fn fault_plans_and_policy_json_refuse_empty_repeated_and_unused_parts() {
+    let cases: &[(&str, &[&str])] = &[
+        ("", &["empty fault plan", "none"]),
+        ("crash,,partition", &["item 2 is empty"]),
+        ("crash:rate=2:rate=30", &["\"rate\" given twice"]),
+        ("crash:size=5", &["crash does not use size", "rate, len"]),
+        ("skew:len=5m", &["skew does not use len", "rate, size"]),
+        ("crash,partition,crash", &["crash is given twice"]),
+    ];
+    for (plan, needles) in cases {
+        refused(&["run", "--duration", "10m", "--faults", plan], needles);
+    }
+    refused(
+        &["run", "--policy", r#"{"policy":"classic","timeout":30000,"timeout":40000}"#],
+        &["timeout", "given twice", "column"],
+    );
+    // The same keys once each run (the refusals are not blanket).
+    let o = sim(&["run", "--duration", "10m", "--faults", "crash:rate=2:len=1m,skew:size=2s"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{o:?}");
+    let o =
+        sim(&["run", "--duration", "5m", "--policy", r#"{"policy":"classic","timeout":40000}"#]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{o:?}");
+}
+
+/// Item 3: a `--schedule` file with unknown or repeated keys, an episode
+/// longer than the run, one in the warm-up, or a kind its `kinds` does not
+/// list is refused, naming the file and the episode; `--faults` with
+/// `--schedule` is refused (the plan was dropped without a word).
+#[test]
+fn a_schedule_file_is_checked_as_strictly_as_a_draw() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p.display().to_string()
+    };
+    let ep = |body: &str| format!(r#"{{"kinds":["crash"],"faults":[{body}]}}"#);
+    let ok = write("ok.json", &ep(r#"{"at":300000,"fault":"crash","node":1,"down":60000}"#));
+    let o = sim(&["run", "--duration", "20m", "--schedule", &ok, "--json"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{o:?}");
+    let cases: &[(&str, String, &[&str])] = &[
+        (
+            "color.json",
+            ep(r#"{"at":300000,"fault":"crash","node":1,"down":60000,"color":"red"}"#),
+            &["episode 0", "unknown key \"color\"", "down"],
+        ),
+        (
+            "top.json",
+            r#"{"kinds":[],"faults":[],"extra":1}"#.into(),
+            &["unknown key \"extra\""],
+        ),
+        (
+            "huge.json",
+            ep(r#"{"at":300000,"fault":"crash","node":1,"down":18446744073709551615}"#),
+            &["down 18446744073709551615 ms is longer than the run"],
+        ),
+        (
+            "early.json",
+            ep(r#"{"at":5,"fault":"crash","node":1,"down":60000}"#),
+            &["episode 0 (crash) starts at 5ms", "warm-up"],
+        ),
+        (
+            "kinds.json",
+            r#"{"kinds":["partition"],"faults":[{"at":300000,"fault":"crash","node":1,"down":60000}]}"#
+                .into(),
+            &["crash is not in the schedule's kinds [partition]"],
+        ),
+        (
+            "twice.json",
+            ep(r#"{"at":300000,"fault":"crash","node":1,"node":2,"down":60000}"#),
+            &["`node` is given twice"],
+        ),
+    ];
+    for (name, text, needles) in cases {
+        let path = write(name, text);
+        let mut all = vec![name.to_string()];
+        all.extend(needles.iter().map(|s| s.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        refused(&["run", "--duration", "20m", "--schedule", &path], &all);
+    }
+    refused(
+        &["run", "--duration", "20m", "--faults", "partition", "--schedule", &ok],
+        &["--faults", "cannot be used with", "--schedule"],
+    );
+}
+
+/// Item 5: `sweep` exits as `run` does: 1 when a run violated an
+/// invariant (it exited 0 while `run` of the same seed exited 1), 0 when
+/// none did, and its --help says so.
+#[test]
+fn sweep_exits_1_when_a_run_violates_an_invariant() {
+    // sim/README's shrink seed: random faults on 3 nodes for an hour.
+    let o = sim(&["run", "--seed", "7", "--faults", "random", "--no-trace", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "the seed fails alone: {o:?}");
+    let o = sim(&["sweep", "--seeds", "1", "--first-seed", "7", "--faults", "random", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(v["rows"][0]["failing_seeds"], serde_json::json!([7]), "{v}");
+    let o = sim(&["sweep", "--seeds", "2", "--duration", "5m"]);
+    assert_eq!(o.status.code(), Some(0), "no faults, no violation: {o:?}");
+    assert!(stdout(&o).contains("0/2"), "{}", stdout(&o));
+    let help = stdout(&sim(&["sweep", "--help"]));
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help.contains("1 at least one did"), "{help}");
+}
+
+/// Item 6: errors speak of what the user did. `failover` with a custom
+/// workload and no --group asks for --group and lists the groups (it spoke
+/// of a fault schedule's episode); a re-run whose recorded scenario does
+/// not fit speaks of the recording's duration, not a `--duration` the user
+/// never gave.
+#[test]
+fn errors_name_what_the_user_gave_not_what_was_derived() {
+    let cltab = concat!(env!("CARGO_MANIFEST_DIR"), "/sim/scenarios/mosha_cluster.cltab");
+    let hactl = concat!(env!("CARGO_MANIFEST_DIR"), "/sim/scenarios/mosha_cluster.hactl");
+    let custom = ["failover", "--runs", "1", "--cltab", cltab, "--hactl", hactl];
+    refused(&custom, &["needs --group NAME", "mosha_cluster.cltab", "g1, g2"]);
+    refused(&[&custom[..], &["--group", "web"]].concat(), &["--group web: no such group", "g1"]);
+    let o = sim(&[&custom[..], &["--group", "g1", "--json"]].concat());
+    assert!(o.status.success(), "{o:?}");
+    refused(&["failover", "--runs", "1", "--group", "db"], &["--group db", "one group, web"]);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join("t.jsonl");
+    let trace = trace.to_str().expect("utf-8 path");
+    let o = sim(&["run", "--duration", "5m", "--trace", trace]);
+    assert!(o.status.success(), "{o:?}");
+    let o = sim(&["replay", trace, "--rerun", "--param", "liveness=10m"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = stderr(&o);
+    assert!(err.contains("the recording's duration, 5m is too short"), "{err}");
+    assert!(err.contains("--param duration=10m"), "{err}");
+    assert!(!err.contains("--duration"), "{err}");
+}
+
+/// Item 7: a failover study whose crash found no owner says why it has
+/// no failover (it printed "1 runs, 0 failovers" alone), in the singular.
+#[test]
+fn a_failover_study_says_why_a_run_had_no_failover() {
+    let o = sim(&["failover", "--runs", "1", "--first-seed", "2", "--crash-at", "0"]);
+    assert!(o.status.success(), "{o:?}");
+    let out = stdout(&o);
+    assert!(out.contains("3 nodes, 1 run, 0 failovers;"), "{out}");
+    assert!(out.contains("1 run had no failover of web: 1 found no node running it"), "{out}");
+    let o = sim(&["failover", "--runs", "2"]);
+    assert!(!stdout(&o).contains("had no failover"), "{}", stdout(&o));
+}
+
+/// Item 8: the report counts each fault kind that happened by its name
+/// (a run of `mosha-crash` episodes read "0 crashes, 0 restarts").
+#[test]
+fn the_report_counts_every_fault_kind_by_name() {
+    let o = sim(&["run", "--duration", "30m", "--faults", "mosha-crash:rate=20", "--episodes"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{o:?}");
+    let out = stdout(&o);
+    let drawn: usize = out
+        .split_once("fault episodes (")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .and_then(|(n, _)| n.parse().ok())
+        .expect("the episode count");
+    assert!(drawn > 0, "episodes were drawn: {out}");
+    let seen = out.lines().find(|l| l.starts_with("faults seen:")).expect("faults line");
+    assert!(seen.contains(&format!("mosha-crash {drawn} (episodes by kind)")), "{seen}\n{out}");
+    let o = sim(&["run", "--duration", "5m"]);
+    assert!(stdout(&o).contains("faults seen: none (episodes by kind)"), "{}", stdout(&o));
+}
+
+/// Item 9: help and wording. Negative values reach our parsers and are
+/// said to be negative; `nan` is not a number; a key a policy lacks is
+/// the key's fault; help names both policies, describes `shrink --seed`
+/// and lists all ten invariants, each of which `shrink --invariant` takes;
+/// a hactl that wants a group the cltab lacks is refused; counts of one
+/// are singular.
+#[test]
+fn help_and_wording_say_what_is_meant() {
+    refused(&["run", "--seed", "-1"], &["--seed", "must not be negative"]);
+    refused(&["shrink", "--seed", "-1"], &["--seed", "must not be negative"]);
+    refused(&["run", "--duration", "-1h"], &["--duration", "\"-1h\"", "must not be negative"]);
+    refused(&["failover", "--crash-at", "-5s"], &["--crash-at", "must not be negative"]);
+    refused(&["run", "--param", "timeout=nan"], &["timeout", "\"nan\"", "not a number"]);
+    refused(
+        &["run", "--policy", "ranked", "--param", "timeout=30"],
+        &["--param timeout: the ranked policy has no parameter timeout", "lease, heartbeat"],
+    );
+    let help = stdout(&sim(&["run", "--help"]));
+    assert!(help.contains("a name (classic or ranked)"), "{help}");
+    let help = stdout(&sim(&["shrink", "--help"]));
+    assert!(help.contains("Seed of the failing run to shrink"), "{help}");
+    let o = sim(&["shrink", "--duration", "5m", "--invariant", "hook-order"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(stdout(&o).contains("(hook-order holds)"), "{}", stdout(&o));
+    refused(&["shrink", "--invariant", "no-such"], &["unknown invariant", "no-flap"]);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hactl = dir.path().join("hactl");
+    std::fs::write(&hactl, "g1 start\nghost start\n").expect("write");
+    let cltab = concat!(env!("CARGO_MANIFEST_DIR"), "/sim/scenarios/calibration.cltab");
+    refused(
+        &["run", "--duration", "5m", "--cltab", cltab, "--hactl", hactl.to_str().expect("utf-8")],
+        &["does not fit", "ghost", "mosha check"],
+    );
+
+    let o = sim(&["run", "--nodes", "1", "--groups", "1", "--duration", "5m"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).contains("· 1 node · 1 group ·"), "{}", stdout(&o));
 }

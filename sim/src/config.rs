@@ -17,6 +17,10 @@ use thiserror::Error;
 pub enum ConfigError {
     #[error("unknown parameter {0:?} (policy: timeout, cycletime, balance, quorum, stomith_grace, backoff, quorum_loss_sleep; ranked: lease, heartbeat, kill_bound, suspect_after, read_deadline, rank_slot, tie_fence_delay, fence_command, watchdog; world: fs (local|shared), fs_delay, fs_jitter, detect, detect_down, detect_up, detect_jitter, read_latency, read_jitter, fence_kills, fence_delay, min_cycle, halt_bound, liveness, quiet, start_spread, warmup, membership, read_timeout, fs_delay_cap, drop_faults, fence_reboot, fail_fraction, nodes, groups, duration)")]
     UnknownParam(String),
+    /// A policy parameter the chosen policy does not have (`--param
+    /// timeout=30` under ranked).
+    #[error("--param {key}: the {policy} policy has no parameter {key} (its parameters: {keys})")]
+    NotForPolicy { key: String, policy: String, keys: String },
     #[error("parameter {key}: bad value {value:?}: {why}")]
     BadValue { key: String, value: String, why: String },
     #[error(transparent)]
@@ -50,6 +54,13 @@ pub enum ConfigError {
     NoSuchGroup { group: String, known: String },
     #[error("node count {0} is too large (at most 1000)")]
     TooManyNodes(u32),
+    /// `--groups 0` with the generated workload (the message of the
+    /// empty cltab it produced spoke of a truncated file).
+    #[error("--groups 0: the generated workload needs at least one group (1 to {MAX_GROUPS})")]
+    NoGroups,
+    /// More generated groups than [`MAX_GROUPS`].
+    #[error("--groups {0} is too many (at most {MAX_GROUPS})")]
+    TooManyGroups(u32),
     #[error("{0} is too long (at most a year, 8760h)")]
     TooLong(String),
     /// The run's phases do not fit its duration (see
@@ -105,6 +116,13 @@ pub const WORLD_PARAMS: &[&str] = &[
     "groups",
     "duration",
 ];
+
+/// The most generated groups (`--groups`, `--param groups`). Each group
+/// is a cltab entry that every node's driver reads and judges every cycle,
+/// so the cost of a run grows with nodes × groups; `run --groups 100000`
+/// ran for hours printing nothing (issue 8's new-user test). 1000 is the
+/// node cap's size and twenty times the benchmark's 50 groups.
+pub const MAX_GROUPS: u32 = 1000;
 
 /// The longest simulated run: a year. A bigger `--duration` (or
 /// `--crash-at`) is a typo, and it would run for days printing nothing.
@@ -430,6 +448,14 @@ impl SimConfig {
         if self.nodes > 1000 {
             return Err(ConfigError::TooManyNodes(self.nodes));
         }
+        if matches!(self.workload, Workload::Generated { .. }) {
+            if self.groups == 0 {
+                return Err(ConfigError::NoGroups);
+            }
+            if self.groups > MAX_GROUPS {
+                return Err(ConfigError::TooManyGroups(self.groups));
+            }
+        }
         if self.duration > MAX_DURATION {
             return Err(ConfigError::TooLong(format!("--duration {} s", self.duration.0 / 1000)));
         }
@@ -485,7 +511,22 @@ impl SimConfig {
     /// short worlds on purpose; the command line (`run`, `sweep`, `shrink`,
     /// `replay --rerun`) checks every scenario it runs.
     pub fn check_phases(&self) -> Result<(), ConfigError> {
+        self.check_phases_of(Source::CommandLine)
+    }
+
+    /// [`SimConfig::check_phases`] for a scenario from `source`: the
+    /// messages name what the user gave (`--duration 1s`), or, for a
+    /// trace header's scenario (`replay --rerun`), the recording's
+    /// duration and `--param duration=` as the remedy (issue 8's new-user
+    /// test read of a "--duration 1s" it never gave).
+    pub fn check_phases_of(&self, source: Source) -> Result<(), ConfigError> {
         use crate::units::fmt_duration as d;
+        let (dur_is, give_dur, faults) = match source {
+            Source::CommandLine => ("--duration ", "--duration ", "--faults"),
+            Source::Recording => {
+                ("the recording's duration, ", "--param duration=", "the recording's fault plan")
+            }
+        };
         let live = self.liveness_bound();
         let quiet = self.quiet();
         let quiet_start = self.quiet_start();
@@ -505,9 +546,9 @@ impl SimConfig {
         }
         if quiet_start + live > self.duration {
             return Err(ConfigError::Phases(format!(
-                "--duration {} is too short to judge liveness: every wanted group must run on one \
+                "{dur_is}{} is too short to judge liveness: every wanted group must run on one \
                  eligible node within the liveness bound ({}, {bound}) of the quiet phase's start \
-                 ({}), i.e. by {}, and the run ends at {}; give --duration {} or more, or \
+                 ({}), i.e. by {}, and the run ends at {}; give {give_dur}{} or more, or \
                  --param liveness={} or less",
                 d(self.duration),
                 d(live),
@@ -522,10 +563,10 @@ impl SimConfig {
             let from = self.world.warmup.min(quiet_start);
             if from >= quiet_start {
                 return Err(ConfigError::Phases(format!(
-                    "--faults: this run has no time for faults: they start after the warm-up \
+                    "{faults}: this run has no time for faults: they start after the warm-up \
                      ({}, --param warmup) and end where the quiet phase starts (the run's last \
-                     {}, --param quiet), and --duration {} leaves nothing between the two; give \
-                     --duration above {}, or a shorter warmup or quiet",
+                     {}, --param quiet), and {dur_is}{} leaves nothing between the two; give \
+                     {give_dur}above {}, or a shorter warmup or quiet",
                     d(self.world.warmup),
                     d(quiet),
                     d(self.duration),
@@ -535,6 +576,17 @@ impl SimConfig {
         }
         Ok(())
     }
+}
+
+/// Where a scenario came from, for the words of its errors
+/// ([`SimConfig::check_phases_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Options the user gave (`--duration`, `--faults`).
+    CommandLine,
+    /// A trace header's scenario (`replay --rerun`), with the user's
+    /// `--param` overrides on top.
+    Recording,
 }
 
 /// Range checks of a policy's values, whichever way they were given
@@ -653,8 +705,10 @@ pub fn parse_policy(text: &str) -> Result<PolicyConfig, ConfigError> {
     let t = text.trim();
     let bad = |why: String| ConfigError::Policy { text: text.to_string(), why };
     let given: serde_json::Value = if t.starts_with('{') {
-        serde_json::from_str(t)
-            .map_err(|e| bad(format!("not valid JSON: {}", crate::json_words::explain(&e))))?
+        let explain = |e| format!("not valid JSON: {}", crate::json_words::explain(&e));
+        // A `Value` keeps the last of two equal keys: refuse them first.
+        crate::json_words::no_duplicate_keys(t).map_err(|e| bad(explain(e)))?;
+        serde_json::from_str(t).map_err(|e| bad(explain(e)))?
     } else {
         serde_json::json!({ "policy": t })
     };
@@ -769,12 +823,45 @@ pub fn set_policy_param(
         Some(obj) if obj.contains_key(field) => {
             obj.insert(field.to_string(), json);
         }
-        _ => return Err(bad(format!("the {} policy has no such parameter", policy_name(policy)))),
+        // The key is the mistake, not the value (`timeout=30` under ranked
+        // said "bad value \"30\"").
+        _ => {
+            return Err(ConfigError::NotForPolicy {
+                key: key.to_string(),
+                policy: policy_name(policy),
+                keys: obj_keys(&v),
+            })
+        }
     }
     // Ranges are checked once every override is in ([`SimConfig::validate`],
     // [`check_policy`]): ranked's constraints tie several keys together,
     // so a check per key would depend on their order.
     serde_json::from_value(v).map_err(|e| bad(e.to_string()))
+}
+
+/// The `--param` keys [`set_policy_param`] takes that the policy of JSON
+/// `v` has, for messages.
+fn obj_keys(v: &serde_json::Value) -> String {
+    let keys = [
+        ("timeout", "timeout"),
+        ("cycletime", "cycletime_secs"),
+        ("balance", "balance"),
+        ("quorum", "quorum_ratio"),
+        ("stomith_grace", "stomith_grace"),
+        ("backoff", "backoff_max_secs"),
+        ("quorum_loss_sleep", "quorum_loss_sleep"),
+        ("lease", "lease"),
+        ("heartbeat", "heartbeat"),
+        ("kill_bound", "kill_bound"),
+        ("suspect_after", "suspect_after"),
+        ("read_deadline", "read_deadline"),
+        ("rank_slot", "rank_slot"),
+        ("tie_fence_delay", "tie_fence_delay"),
+        ("fence_command", "fence_command"),
+        ("watchdog", "watchdog"),
+    ];
+    let has = |field: &str| v.get(field).is_some();
+    keys.iter().filter(|(_, f)| has(f)).map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
 }
 
 /// A `--param` duration, its error naming the key, the value and what is

@@ -245,6 +245,21 @@ impl FaultKind {
         )
     }
 
+    /// Whether an episode of this kind uses the `--faults` key `key`
+    /// (`rate`, `len`, `size`): every kind has a rate; `len` and `size`
+    /// only where its drawn episode has a length or a size, which is where
+    /// [`FaultKind::defaults`] gives one (a crash has no size, a skew or a
+    /// drift no length: it lasts the run).
+    pub fn uses(self, key: &str) -> bool {
+        let d = self.defaults();
+        match key {
+            "rate" => true,
+            "len" => d.max_len.0 > 0,
+            "size" => d.size != 0.0,
+            _ => false,
+        }
+    }
+
     pub fn parse(name: &str) -> Option<FaultKind> {
         FaultKind::ALL.into_iter().find(|k| k.name() == name)
     }
@@ -334,9 +349,19 @@ impl FaultChoice {
     /// draw takes the kinds in `ALL`'s order, so for one seed it enables
     /// the same 23 kinds `random` does, then decides the three replica
     /// kinds; the schedules then differ (the stream moved on).
+    ///
+    /// Refused (each naming the part and what is allowed): an empty text
+    /// (`none` says no faults), an empty item (`crash,,partition`), a kind
+    /// given twice, a key given twice in one item (`crash:rate=2:rate=30`),
+    /// and a key the kind does not use ([`FaultKind::uses`]: `crash:size=5`).
     pub fn parse(text: &str) -> Result<FaultChoice, String> {
         match text.trim() {
-            "" | "none" => return Ok(FaultChoice::None),
+            "" => {
+                return Err("an empty fault plan: give none for no faults, or a plan (random, \
+                            safe, all, KIND[:k=v...],...)"
+                    .into())
+            }
+            "none" => return Ok(FaultChoice::None),
             "random" => {
                 return Ok(FaultChoice::Random { from: FaultKind::DRAWN.to_vec(), safe: false })
             }
@@ -357,7 +382,14 @@ impl FaultChoice {
             _ => {}
         }
         let mut kinds = Vec::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        for (i, part) in text.split(',').map(str::trim).enumerate() {
+            if part.is_empty() {
+                return Err(format!(
+                    "{text:?}: item {} is empty (an extra comma?): give KIND[:k=v...] items \
+                     separated by single commas",
+                    i + 1
+                ));
+            }
             let mut pieces = part.split(':');
             let name = pieces.next().unwrap_or("");
             if ["none", "random", "random-ops", "safe", "all"].contains(&name) {
@@ -373,11 +405,30 @@ impl FaultChoice {
                     known.join(", ")
                 )
             })?;
+            if kinds.iter().any(|k: &KindSpec| k.kind == kind) {
+                return Err(format!(
+                    "{part:?}: the kind {name} is given twice: give each kind once, with all \
+                     its options"
+                ));
+            }
             let mut spec = kind.defaults();
+            let mut seen: Vec<&str> = Vec::new();
             for kv in pieces {
                 let (k, v) = kv
                     .split_once('=')
                     .ok_or_else(|| format!("{part}: expected key=value, got {kv:?}"))?;
+                if seen.contains(&k) {
+                    return Err(format!("{part}: key {k:?} given twice: give each key once"));
+                }
+                seen.push(k);
+                if ["rate", "len", "size"].contains(&k) && !kind.uses(k) {
+                    let used: Vec<&str> =
+                        ["rate", "len", "size"].into_iter().filter(|k| kind.uses(k)).collect();
+                    return Err(format!(
+                        "{part}: {name} does not use {k} (its keys: {})",
+                        used.join(", ")
+                    ));
+                }
                 match k {
                     "rate" => {
                         spec.rate_per_hour = v
@@ -766,7 +817,8 @@ impl fmt::Display for Fault {
                 write!(f, "nobody can read node {node}'s files for {len}")
             }
             Fault::ClockDrift { node, rate } => {
-                write!(f, "node {node} clock runs {:+.2} % fast", rate * 100.0)
+                let how = if *rate < 0.0 { "slow" } else { "fast" };
+                write!(f, "node {node} clock runs {:.2} % {how}", rate.abs() * 100.0)
             }
             Fault::ReadHang { node, len } => {
                 write!(f, "reads of node {node}'s files hang for {len}")
@@ -918,6 +970,96 @@ impl Schedule {
                         known.join(", ")
                     )));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Check a loaded schedule's sizes as a draw makes them: no length or
+    /// delay (`down`, `len`, `delay`, `lag`, `linger`) longer than the
+    /// run's `duration`, no skew larger than it either way, and a drift
+    /// `rate` within [-0.9, 0.9] (a draw's own bound). A hand-edited
+    /// `"down": 18446744073709551615` ran as a crash of 585 million years.
+    /// Not part of [`Schedule::validate`]: scenarios built in code (the
+    /// failover study) crash a node for longer than the run on purpose.
+    ///
+    /// Errors: the first bad episode, as "episode I (at T, KIND): why".
+    pub fn check_sizes(&self, duration: Millis) -> Result<(), String> {
+        for (i, s) in self.faults.iter().enumerate() {
+            let bad = |why: String| {
+                format!("episode {i} (at {}ms, {}): {why}", s.at.0, s.fault.kind().name())
+            };
+            let v = serde_json::to_value(&s.fault).map_err(|e| bad(e.to_string()))?;
+            for key in ["down", "len", "delay", "lag", "linger"] {
+                if let Some(ms) = v.get(key).and_then(|v| v.as_u64()) {
+                    if ms > duration.0 {
+                        return Err(bad(format!(
+                            "{key} {ms} ms is longer than the run ({} ms): at most the run's \
+                             duration is allowed",
+                            duration.0
+                        )));
+                    }
+                }
+            }
+            match &s.fault {
+                Fault::Skew { offset, .. } if offset.unsigned_abs() > duration.0 => {
+                    return Err(bad(format!(
+                        "offset {offset} ms is larger than the run ({} ms): at most the run's \
+                         duration either way is allowed",
+                        duration.0
+                    )));
+                }
+                Fault::ClockDrift { rate, .. } if !(-0.9..=0.9).contains(rate) => {
+                    return Err(bad(format!(
+                        "rate {rate} is outside [-0.9, 0.9] (a fraction: 0.01 is 1 % fast, \
+                         -0.01 1 % slow; a draw stays within that range)"
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Check a loaded schedule's JSON `given` against what it parsed to:
+    /// every key must be one the schedule or its episode has (serde drops
+    /// unknown keys, and `deny_unknown_fields` does not work with the
+    /// flattened, tagged episodes), and every episode's kind must be listed
+    /// in `kinds` (the kinds the plan enabled: an unedited
+    /// `--schedule-out` lists kinds that drew no episode too, which is
+    /// allowed).
+    ///
+    /// Errors: the first unknown key or unlisted kind, naming the episode.
+    pub fn check_given(&self, given: &serde_json::Value) -> Result<(), String> {
+        let top = ["kinds", "faults"];
+        if let Some(obj) = given.as_object() {
+            if let Some(k) = obj.keys().find(|k| !top.contains(&k.as_str())) {
+                return Err(format!("unknown key {k:?} (a schedule has: kinds, faults)"));
+            }
+        }
+        let episodes = given.get("faults").and_then(|f| f.as_array());
+        for (i, (s, g)) in self.faults.iter().zip(episodes.into_iter().flatten()).enumerate() {
+            let kind = s.fault.kind().name();
+            let known = serde_json::to_value(s).map_err(|e| e.to_string())?;
+            if let (Some(g), Some(known)) = (g.as_object(), known.as_object()) {
+                if let Some(k) = g.keys().find(|k| !known.contains_key(*k)) {
+                    let names: Vec<&str> = known.keys().map(String::as_str).collect();
+                    return Err(format!(
+                        "episode {i} (at {}ms, {kind}): unknown key {k:?} (a {kind} episode has: \
+                         {})",
+                        s.at.0,
+                        names.join(", ")
+                    ));
+                }
+            }
+            if !self.kinds.contains(&s.fault.kind()) {
+                let listed: Vec<&str> = self.kinds.iter().map(|k| k.name()).collect();
+                return Err(format!(
+                    "episode {i} (at {}ms, {kind}): {kind} is not in the schedule's kinds [{}]: \
+                     list every kind whose episodes it has",
+                    s.at.0,
+                    listed.join(", ")
+                ));
             }
         }
         Ok(())
@@ -1239,5 +1381,59 @@ mod tests {
         assert_eq!(a, b);
         assert!(a.faults.windows(2).all(|w| w[0].at <= w[1].at));
         assert!(!a.faults.is_empty());
+    }
+
+    proptest::proptest! {
+        /// `--faults` items (issue 8): a key is taken once and only by a
+        /// kind that uses it, a kind once, and an empty item never; a
+        /// plan built from valid items parses to those kinds in order.
+        #[test]
+        fn fault_plan_items_are_taken_once_and_only_where_used(
+            picks in proptest::collection::vec((0..FaultKind::ALL.len(), 0usize..3), 1..5),
+            dup_key in proptest::prelude::any::<bool>(),
+            empty_at in proptest::option::of(0usize..5),
+        ) {
+            let values = ["rate=1", "len=1m", "size=0.5"];
+            let mut items: Vec<String> = Vec::new();
+            let mut kinds: Vec<FaultKind> = Vec::new();
+            let mut expect_ok = true;
+            for &(k, key) in &picks {
+                let kind = FaultKind::ALL[k];
+                let name = values[key].split('=').next().unwrap_or("");
+                let mut item = format!("{}:{}", kind.name(), values[key]);
+                if dup_key {
+                    item.push(':');
+                    item.push_str(values[key]);
+                    expect_ok = false;
+                }
+                // A duration `size` for a fraction kind, or a fraction for
+                // a duration kind, is a bad value: keep to `uses` only.
+                if name == "size" && !kind.size_is_fraction() {
+                    item = item.replace("size=0.5", "size=2s");
+                }
+                expect_ok &= kind.uses(name) && !kinds.contains(&kind);
+                kinds.push(kind);
+                items.push(item);
+            }
+            if let Some(at) = empty_at {
+                items.insert(at.min(items.len()), String::new());
+                expect_ok = false;
+            }
+            let text = items.join(",");
+            let parsed = FaultChoice::parse(&text);
+            proptest::prop_assert_eq!(parsed.is_ok(), expect_ok, "{:?}: {:?}", text, parsed);
+            if let Ok(FaultChoice::Plan { kinds: got }) = parsed {
+                let got: Vec<FaultKind> = got.iter().map(|k| k.kind).collect();
+                proptest::prop_assert_eq!(got, kinds);
+            }
+        }
+    }
+
+    /// A negative drift is said as slow (it read "runs -3.31 % fast").
+    #[test]
+    fn a_slow_clock_is_said_to_run_slow() {
+        let f = |rate| Fault::ClockDrift { node: 1, rate }.to_string();
+        assert_eq!(f(-0.0331), "node 1 clock runs 3.31 % slow");
+        assert_eq!(f(0.01), "node 1 clock runs 1.00 % fast");
     }
 }

@@ -952,15 +952,17 @@ pub fn render(incident: &Incident, timeline: bool) -> String {
         let _ = match c.status {
             Status::Identical => writeln!(
                 s,
-                "identical to the recording ({} records, {} checkpoints, decisions {})",
-                c.records, c.checkpoints, c.replayed_sha256
+                "identical to the recording ({}, {}, decisions {})",
+                crate::units::plural(c.records, "record", "records"),
+                crate::units::plural(c.checkpoints, "checkpoint", "checkpoints"),
+                c.replayed_sha256
             ),
             Status::IdenticalUpToCut | Status::Truncated => {
                 let _ = write!(
                     s,
-                    "verified up to record {}, t={at}, recording cut ({} records after it unverified{})",
+                    "verified up to record {}, t={at}, recording cut ({} after it unverified{})",
                     c.verified_records,
-                    c.unverified(),
+                    crate::units::plural(c.unverified(), "record", "records"),
                     match c.cut.as_ref().and_then(|x| x.partial_line) {
                         Some(l) => format!("; half a line at line {l} left out"),
                         None => String::new(),
@@ -972,11 +974,11 @@ pub fn render(incident: &Incident, timeline: bool) -> String {
                     // checkpoint is its end line.
                     let _ = write!(
                         s,
-                        "\n  TRUNCATED: this simulator trace was cut ({} records read, none \
+                        "\n  TRUNCATED: this simulator trace was cut ({} read, none \
                          verified: its only checkpoint is its end line, and --killed does not \
                          apply to it); write it again with `clinit-sim run --trace` and replay \
                          the whole file",
-                        c.records
+                        crate::units::plural(c.records, "record", "records")
                     );
                 } else if c.status == Status::Truncated {
                     let nodes: Vec<String> = c.nodes.iter().map(u32::to_string).collect();
@@ -1004,9 +1006,9 @@ pub fn render(incident: &Incident, timeline: bool) -> String {
             }
             Status::NothingVerified => writeln!(
                 s,
-                "NOTHING VERIFIED: the recording is cut before its first checkpoint ({} records \
+                "NOTHING VERIFIED: the recording is cut before its first checkpoint ({} \
                  replayed, none compared with a recorded digest){}",
-                c.records,
+                crate::units::plural(c.records, "record", "records"),
                 if c.source == "clinit-sim" {
                     "; a simulator trace carries no checkpoints, only its end line: replay the \
                      whole trace (run it again with --trace)"

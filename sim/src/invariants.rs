@@ -62,8 +62,28 @@ pub const FAILED_TEST: &str = "start-after-failed-test";
 pub const HALT_BOUND: &str = "halt-bound";
 pub const LIVENESS: &str = "liveness";
 pub const NEEDLESS_FENCE: &str = "needless-fence";
-/// Every invariant the checker can report (what `shrink --invariant` accepts).
-pub const ALL: [&str; 5] = [DOUBLE_OWNER, FAILED_TEST, HALT_BOUND, LIVENESS, NEEDLESS_FENCE];
+/// The membership-transition history's invariants (judged by the world's
+/// `transitions` module; see sim/README).
+pub const TRANSITION_FORWARD: &str = "transition-forward";
+pub const TRANSITION_AGREE: &str = "transition-agree";
+pub const TRANSITION_JOINER: &str = "transition-joiner";
+pub const HOOK_ORDER: &str = "hook-order";
+pub const NO_FLAP: &str = "no-flap";
+/// Every invariant a run can report, and so every one `shrink
+/// --invariant` accepts (each is a violation of the run like any other;
+/// it refused the five transition ones).
+pub const ALL: [&str; 10] = [
+    DOUBLE_OWNER,
+    FAILED_TEST,
+    HALT_BOUND,
+    LIVENESS,
+    NEEDLESS_FENCE,
+    TRANSITION_FORWARD,
+    TRANSITION_AGREE,
+    TRANSITION_JOINER,
+    HOOK_ORDER,
+    NO_FLAP,
+];
 
 /// Levels whose processes are not the service itself: the HA layer's
 /// transitions (spec: a group is planned, tested, then started).

@@ -187,6 +187,71 @@ fn split_keeping_quoted(text: &str) -> Vec<&str> {
     parts.into_iter().filter(|p| !p.is_empty()).collect()
 }
 
+/// Check that no JSON object in `text` gives a key twice, at any depth.
+///
+/// Why: serde_json keeps the last of two equal keys (in a `Value` and in
+/// a struct without `deny_unknown_fields` alike), so
+/// `{"timeout":30000,"timeout":40000}` ran with 40 s and no word. Errors:
+/// the first repeated key as serde's "duplicate field `KEY`" with its
+/// line and column (so [`explain`] says "the field `KEY` is given
+/// twice"), or the text's own syntax error.
+pub fn no_duplicate_keys(text: &str) -> Result<(), serde_json::Error> {
+    use serde::de::Deserializer as _;
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_any(NoDup)?;
+    de.end()
+}
+
+/// A visitor that walks any JSON value and refuses an object whose keys
+/// repeat ([`no_duplicate_keys`]).
+struct NoDup;
+
+impl<'de> serde::de::DeserializeSeed<'de> for NoDup {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(NoDup)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDup {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(NoDup)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys = std::collections::HashSet::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if !keys.insert(k.clone()) {
+                return Err(serde::de::Error::custom(format!("duplicate field `{k}`")));
+            }
+            map.next_value_seed(NoDup)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +300,18 @@ mod tests {
         let got = schedule_error("{\"kinds\": [\"bogus\"], \"faults\": []}");
         assert!(got.contains("read-hang") && got.contains("node-pause"), "{got}");
         assert!(!got.contains('`') || got.contains("`bogus`"), "{got}");
+    }
+
+    /// serde_json keeps the last of two equal keys; the check refuses
+    /// them at any depth, with the place, and passes a clean text.
+    #[test]
+    fn duplicate_keys_are_found_at_any_depth() {
+        assert!(no_duplicate_keys(r#"{"a":1,"b":[{"a":2},{"a":3}]}"#).is_ok());
+        let e = no_duplicate_keys(r#"{"a":1,"a":2}"#).expect_err("top level");
+        assert_eq!(explain(&e).what, "the field `a` is given twice", "{e}");
+        assert_eq!((explain(&e).line, explain(&e).column), (1, 10), "{e}");
+        let e = no_duplicate_keys("{\"f\":[{\"n\":1,\n\"n\":2}]}").expect_err("nested");
+        assert_eq!(explain(&e).line, 2, "{e}");
+        assert!(no_duplicate_keys("{\"a\":").is_err());
     }
 }

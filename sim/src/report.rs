@@ -4,7 +4,7 @@
 
 use crate::invariants::Violation;
 use crate::metrics::{mean, percentile};
-use crate::units::secs;
+use crate::units::{plural, secs};
 use crate::world::RunResult;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -137,10 +137,10 @@ pub fn render(r: &RunResult) -> String {
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} s"));
     let _ = writeln!(
         s,
-        "seed {} · {} nodes · {} groups · policy {} · {} simulated",
+        "seed {} · {} · {} · policy {} · {} simulated",
         rep.seed,
-        rep.nodes,
-        rep.groups,
+        plural(rep.nodes, "node", "nodes"),
+        plural(rep.groups, "group", "groups"),
         rep.policy,
         fmt_secs(rep.simulated_seconds)
     );
@@ -153,9 +153,9 @@ pub fn render(r: &RunResult) -> String {
         r.schedule.kinds.iter().filter(|k| dropped.contains(k)).map(|k| k.name()).collect();
     let _ = writeln!(
         s,
-        "faults: {} ({} episodes{}); quiet phase from {}",
+        "faults: {} ({}{}); quiet phase from {}",
         if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") },
-        r.schedule.faults.len(),
+        plural(r.schedule.faults.len() as u64, "episode", "episodes"),
         if gone.is_empty() { String::new() } else { format!("; dropped: {}", gone.join(", ")) },
         fmt_secs(secs(r.config.quiet_start()))
     );
@@ -193,10 +193,17 @@ pub fn render(r: &RunResult) -> String {
         "churn: {} moves, {} collisions (conflict stops), {} tells, {} monitor cycles",
         m.moves, m.collisions, m.tells, m.cycles
     );
+    let kinds: Vec<String> = m.episodes.iter().map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(
         s,
-        "faults seen: {} crashes, {} restarts, {} quorum losses, {} fences ({} killed)",
-        m.crashes, m.restarts, m.quorum_losses, m.fences, m.fence_kills
+        "faults seen: {} (episodes by kind); node crashes {}, restarts {}, quorum losses {}, \
+         fences {} ({} killed)",
+        if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") },
+        m.crashes,
+        m.restarts,
+        m.quorum_losses,
+        m.fences,
+        m.fence_kills
     );
     let t = &r.transitions;
     if t.last > 0 {
@@ -242,7 +249,12 @@ pub fn render(r: &RunResult) -> String {
         let _ = writeln!(s, "longest outages: {}", longest.join(", "));
     }
     if let Some(t) = &r.trace {
-        let _ = writeln!(s, "trace: {} records, sha256 {}", t.records, t.trace_sha256);
+        let _ = writeln!(
+            s,
+            "trace: {}, sha256 {}",
+            plural(t.records, "record", "records"),
+            t.trace_sha256
+        );
         let _ = writeln!(s, "decisions sha256 {}", t.decisions_sha256);
     }
     if let Some(e) = &r.trace_error {

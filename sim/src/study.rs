@@ -7,7 +7,8 @@
 //! the latency is from the crash to the group running again elsewhere. The
 //! membership detection delay D is part of it; spec §11's table excludes D
 //! and the start time S (≈ 0 here), so `minus_detect` subtracts the
-//! configured D (set `detect_jitter` to 0 for an exact subtraction).
+//! configured mean D (`detect_down` plus half of `detect_jitter`; set
+//! `detect_jitter` to 0 for an exact subtraction).
 
 use crate::config::{ConfigError, SimConfig, Workload};
 use crate::faults::{Fault, Schedule, Scheduled};
@@ -26,6 +27,10 @@ pub struct Study {
     pub runs: u64,
     /// Runs where the group came back before the end.
     pub failovers: u64,
+    /// Runs whose crash found no node running the group (a crash before
+    /// its placement, `--crash-at` inside the warm-up): nothing to fail
+    /// over.
+    pub no_owner_runs: u64,
     pub mean_s: Option<f64>,
     pub p50_s: Option<f64>,
     pub p90_s: Option<f64>,
@@ -35,12 +40,19 @@ pub struct Study {
     pub p90_ci95_s: Option<(Option<f64>, Option<f64>)>,
     pub p95_s: Option<f64>,
     pub p99_s: Option<f64>,
-    /// The configured detection delay D (subtracted below; the
-    /// `*_minus_detect_s` fields are `None` under heartbeat-file
-    /// membership, where no fixed D applies).
+    /// The mean detection delay D, s: `detect_down` plus the mean of the
+    /// per-observer `detect_jitter` (U[0, detect_jitter), mean half of
+    /// it), subtracted below. It left the jitter out, so `detect=0`
+    /// printed "D = 0.0 s" while the jitter still added 1 s on average
+    /// (issue 8's new-user test). The `*_minus_detect_s` fields are
+    /// `None` under heartbeat-file membership, where no fixed D applies.
     pub detect_s: f64,
+    /// The jitter's share of [`Study::detect_s`], s (`detect_jitter / 2`).
+    pub detect_jitter_mean_s: f64,
     pub mean_minus_detect_s: Option<f64>,
     pub p50_minus_detect_s: Option<f64>,
+    pub p90_minus_detect_s: Option<f64>,
+    pub p95_minus_detect_s: Option<f64>,
     pub p99_minus_detect_s: Option<f64>,
     pub violations: u64,
     /// File reads per node per simulated second, over all runs (records
@@ -170,6 +182,7 @@ pub fn failover_study_with_progress(
     let mut lat = Vec::new();
     let mut rows = Vec::new();
     let mut violations = 0;
+    let mut no_owner = 0;
     let mut slowest: Option<(f64, u64)> = None;
     let (mut reads, mut node_s, mut wall_s) = (0u64, 0f64, 0f64);
     for seed in first_seed..first_seed + runs {
@@ -197,10 +210,13 @@ pub fn failover_study_with_progress(
             }
             lat.push(l);
         }
+        // The study's only fault is the owner's crash.
+        no_owner += u64::from(r.tracker.metrics.crashes == 0);
         violations += r.tracker.counts().values().sum::<u64>();
         progress(seed - first_seed + 1, runs);
     }
-    let d = secs(base.world.detect_down);
+    let jitter_mean = secs(base.world.detect_jitter) / 2.0;
+    let d = secs(base.world.detect_down) + jitter_mean;
     // Under heartbeat-file membership the driver's own rule detects the
     // crash: there is no fixed delay D to subtract, and the columns stay
     // empty (`None`, `-` in the table, `null` in JSON) rather than
@@ -211,6 +227,7 @@ pub fn failover_study_with_progress(
         nodes: base.nodes,
         runs,
         failovers: lat.len() as u64,
+        no_owner_runs: no_owner,
         mean_s: mean(&lat),
         p50_s: percentile(&lat, 50.0),
         p90_s: percentile(&lat, 90.0),
@@ -219,8 +236,11 @@ pub fn failover_study_with_progress(
         p95_s: percentile(&lat, 95.0),
         p99_s: percentile(&lat, 99.0),
         detect_s: d,
+        detect_jitter_mean_s: jitter_mean,
         mean_minus_detect_s: mean(&minus),
         p50_minus_detect_s: percentile(&minus, 50.0),
+        p90_minus_detect_s: percentile(&minus, 90.0),
+        p95_minus_detect_s: percentile(&minus, 95.0),
         p99_minus_detect_s: percentile(&minus, 99.0),
         violations,
         reads_per_node_s: if node_s > 0.0 { reads as f64 / node_s } else { 0.0 },

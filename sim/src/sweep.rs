@@ -109,7 +109,9 @@ fn grid(spec: &SweepSpec) -> Result<Vec<Point>, ConfigError> {
             }
             cfg.validate()?;
             cfg.check_phases()?;
-            points.push(Point { nodes, params: params.clone(), cfg });
+            // The size actually run: `--param nodes=...` sets it after the
+            // grid's size (a row labelled with the grid's size ran another).
+            points.push(Point { nodes: cfg.nodes, params: params.clone(), cfg });
         }
     }
     Ok(points)

@@ -20,7 +20,18 @@ pub fn parse_duration(text: &str) -> Result<Millis, DurationError> {
         return Err(err("empty"));
     }
     if let Ok(secs) = s.parse::<f64>() {
-        return secs_to_millis(secs).ok_or_else(|| err("negative or too large"));
+        // `nan` and `inf` parse as numbers; say what they are.
+        let why = if secs.is_nan() {
+            "not a number"
+        } else if secs < 0.0 {
+            "must not be negative"
+        } else {
+            "too large"
+        };
+        return secs_to_millis(secs).ok_or_else(|| err(why));
+    }
+    if s.starts_with('-') {
+        return Err(err("must not be negative"));
     }
     let mut total = 0f64;
     let mut rest = s;
@@ -44,7 +55,7 @@ pub fn parse_duration(text: &str) -> Result<Millis, DurationError> {
         rest = &rest[unit_len..];
         total += value * scale;
     }
-    secs_to_millis(total).ok_or_else(|| err("negative or too large"))
+    secs_to_millis(total).ok_or_else(|| err("too large"))
 }
 
 fn secs_to_millis(secs: f64) -> Option<Millis> {
@@ -73,6 +84,14 @@ pub fn fmt_duration(m: Millis) -> String {
 /// Seconds as a float, for reports.
 pub fn secs(m: Millis) -> f64 {
     m.0 as f64 / 1000.0
+}
+
+/// `n` and the noun in the number it needs: `1 run`, `0 runs`, `2 runs`.
+/// Every count the simulator prints goes through it (issue 8's new-user
+/// test read "1 records", "1 episodes", "weakened 1 times").
+pub fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 #[cfg(test)]
@@ -105,5 +124,12 @@ mod tests {
             assert_eq!(fmt_duration(Millis(ms)), text);
             assert_eq!(parse_duration(text), Ok(Millis(ms)));
         }
+    }
+
+    #[test]
+    fn plural_says_one_and_many() {
+        assert_eq!(plural(1u32, "run", "runs"), "1 run");
+        assert_eq!(plural(0u64, "run", "runs"), "0 runs");
+        assert_eq!(plural(2u64, "time", "times"), "2 times");
     }
 }

@@ -1627,6 +1627,7 @@ impl World {
         let Some(s) = self.schedule.faults.get(i) else { return };
         let fault = s.fault.clone();
         self.tracker.log(now, 0, 0, || format!("FAULT {fault}"));
+        *self.tracker.metrics.episodes.entry(fault.kind().name().to_string()).or_default() += 1;
         if self.history_fault_start(i, &fault) {
             return;
         }

@@ -66,11 +66,9 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 
-pub const TRANSITION_FORWARD: &str = "transition-forward";
-pub const TRANSITION_AGREE: &str = "transition-agree";
-pub const TRANSITION_JOINER: &str = "transition-joiner";
-pub const HOOK_ORDER: &str = "hook-order";
-pub const NO_FLAP: &str = "no-flap";
+pub use crate::invariants::{
+    HOOK_ORDER, NO_FLAP, TRANSITION_AGREE, TRANSITION_FORWARD, TRANSITION_JOINER,
+};
 
 /// `no-flap`'s window: a `down` less than this after the node's `up`, with
 /// no ground-truth cause, is a flap. Below every suspicion time (ranked's
