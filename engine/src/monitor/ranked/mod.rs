@@ -657,6 +657,13 @@ pub(crate) struct Rules {
     /// only after its lease and watchdog have surely ended (`H·(1+ρ)+δ`
     /// after the revocation, plus 2P) without a release seen.
     pub wait_for_silent_release: bool,
+    /// The wait for a revoked member's release (heard or silent) runs from
+    /// this node's first sight of the member's last heartbeat, when that
+    /// heartbeat is at or beyond every revocation bound, as the lease wait
+    /// does (off: from the first sight of a quorum of revocations, about
+    /// `suspect_after` later, so a dead owner listed up is fenced that much
+    /// later).
+    pub release_wait_from_last_heartbeat: bool,
     /// A revocation of a node this node hears again (its counter moves
     /// beyond the bound and it acknowledges a record of this node written
     /// after the revocation) is withdrawn and then lifted, instead of
@@ -715,6 +722,7 @@ impl Default for Rules {
             kill_leftovers: true,
             fence_any_lost: true,
             wait_for_silent_release: true,
+            release_wait_from_last_heartbeat: true,
             lift_heard_revocation: true,
             lift_after_round: true,
             early_claim: true,
