@@ -80,8 +80,25 @@
 //! * **A silent member still listed up is waited for.** Silence may be slow
 //!   shared storage, not death: such a member loses its own lease and
 //!   releases by itself. It is fenced only once its lease and watchdog have
-//!   surely ended (`H·(1+ρ)+δ` after the revocation, plus 2P to see the
-//!   release); a member listed down is fenced at once.
+//!   surely ended, plus 2P to see the release; a member listed down is
+//!   fenced at once. "Surely ended" is counted as the lease wait counts it:
+//!   `H·(1+ρ)+δ` after this node first saw the member's last heartbeat,
+//!   when that heartbeat is at or beyond every revocation bound, and else
+//!   after the first sight of a quorum of revocations. Why the earlier
+//!   start is sound: each revoker acknowledged X up to its bound and never
+//!   beyond, and every quorum that acknowledged a heartbeat of X shares a
+//!   revoker with the revoking quorum, so X's lease rests on a heartbeat
+//!   at or below the largest bound, written before this node first saw one
+//!   at or beyond it; X's deadline (on its clock) is H after that write,
+//!   `H·(1+ρ)` on this node's, and its kill lands within δ. Counted from
+//!   the revocation instead, a dead owner listed up was fenced
+//!   `suspect_after` and a revocation round (about 1.8 s) later than its
+//!   lease allowed: most of the unavailability at N = 10 (test
+//!   `a_silent_dead_owner_is_fenced_once_its_lease_surely_ended_counted_from_its_last_heartbeat`).
+//!   Only the fence's timing changes, never what makes a claim void, so
+//!   safety is unchanged (not fencing is always safe). The cost: a live
+//!   member that went silent to a lease holder now has 2P after its lease
+//!   ended, not 2P plus that 1.8 s, for its release to be seen.
 //! * **Epochs.** A node that lost its lease and released starts a new lease
 //!   epoch whose first counter (`floor`) it publishes; a revocation bound
 //!   below a node's floor is moot (the node released since), and grants
@@ -137,7 +154,8 @@
 //!   has revoked X but this node saw X's counter move within the last two
 //!   heartbeat periods, X is alive (whatever the membership source says)
 //!   and cannot renew its lease: it kills its services and publishes its
-//!   release within `H·(1+ρ)+δ`. The fencer waits that long plus 2P for
+//!   release within `H·(1+ρ)+δ` (counted as for a silent member, above).
+//!   The fencer waits that long plus 2P for
 //!   the release and fences only if it does not come; a node that falls
 //!   silent for 2P meanwhile is fenced at once (it may be paused). A dead
 //!   owner is so fenced at most 2P after its last write.

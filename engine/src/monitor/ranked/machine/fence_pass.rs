@@ -120,7 +120,8 @@ impl Ranked {
                 // up may be alive behind slow shared storage (a visibility
                 // delay beyond the lease's budget, a slow node): its own
                 // lease then lapses too, its watchdog kills its services
-                // within `H·(1+ρ)+δ` of the revocation, and its release is
+                // within `H·(1+ρ)+δ` of this node's first sight of its
+                // last heartbeat (`over` above), and its release is
                 // on its way. Wait that long (two heartbeat periods more
                 // for the release to be seen) before fencing; a member
                 // listed down, or one without a watchdog, is fenced at
