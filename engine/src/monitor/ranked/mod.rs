@@ -159,19 +159,6 @@
 //!   the release and fences only if it does not come; a node that falls
 //!   silent for 2P meanwhile is fenced at once (it may be paused). A dead
 //!   owner is so fenced at most 2P after its last write.
-//! * **A silent member among fresh voters is fenced at the revocation.**
-//!   While this node hears a strict majority of the voters fresh (their
-//!   counters moved within 2P; itself and at least one other), a member
-//!   that a quorum revoked for silence is fenced at once, not after the
-//!   release wait: the storage works for the others, so the silence is the
-//!   member's (dead, frozen, paused, its writes failing, its directory
-//!   hung), and a release from it would not be seen anyway. A store slow
-//!   for everyone silences the others too, and their revocations reach the
-//!   fencer only after its own lease lapsed (test
-//!   `a_storage_slow_for_everyone_fences_nobody`). Safety is unchanged:
-//!   a fence only makes a claim void sooner. Failover of a dead owner
-//!   listed up: about `suspect_after` + the fence, 2.1 s in the lock-step
-//!   test against 3.3 s with the release wait.
 //! * **A membership verdict concerns one incarnation.** "Down" from the
 //!   membership source revokes the incarnation that was current when the
 //!   verdict came; a new incarnation seen afterwards (a reboot faster than
@@ -695,13 +682,6 @@ pub(crate) struct Rules {
     /// `suspect_after` later, so a dead owner listed up is fenced that much
     /// later).
     pub release_wait_from_last_heartbeat: bool,
-    /// A silent member (not listed down) is fenced as soon as a quorum has
-    /// revoked it, without the wait for its release, while this node hears
-    /// a strict majority of the voters fresh (counter moved within 2P),
-    /// itself and at least one other: the shared storage works for the
-    /// others, so the silence is the member's (off: the release wait of
-    /// `wait_for_silent_release` applies).
-    pub fence_silent_among_fresh: bool,
     /// A revocation of a node this node hears again (its counter moves
     /// beyond the bound and it acknowledges a record of this node written
     /// after the revocation) is withdrawn and then lifted, instead of
@@ -761,7 +741,6 @@ impl Default for Rules {
             fence_any_lost: true,
             wait_for_silent_release: true,
             release_wait_from_last_heartbeat: true,
-            fence_silent_among_fresh: true,
             lift_heard_revocation: true,
             lift_after_round: true,
             early_claim: true,

@@ -128,25 +128,7 @@ impl Ranked {
                 // once. The lease convention (Chubby's, Gray and
                 // Cheriton's): a lease holder's rights end by the lease
                 // bound on the other's clock, so nobody need shoot it.
-                // ... unless this node hears a strict majority of the
-                // voters fresh (itself and another): the storage works for
-                // them, so the silence is the member's, and its release
-                // would not be seen anyway (module doc: "A silent member
-                // among fresh voters is fenced at the revocation").
-                let others_fresh = self.rules.fence_silent_among_fresh && {
-                    let mut fresh: BTreeSet<u32> = BTreeSet::from([self.me]);
-                    fresh.extend(voters.iter().copied().filter(|&v| {
-                        v != x
-                            && v != self.me
-                            && self
-                                .peers
-                                .get(&v)
-                                .and_then(|p| p.contact)
-                                .is_some_and(|c| now < c.last_change + p2)
-                    }));
-                    fresh.len() > 1 && is_quorum(&voters, &fresh, false)
-                };
-                if self.rules.wait_for_silent_release && !self.listed_down(x) && !others_fresh {
+                if self.rules.wait_for_silent_release && !self.listed_down(x) {
                     if let Some(by) = release_by.filter(|&by| now < by) {
                         self.wake_at(by);
                         continue;
