@@ -150,3 +150,62 @@ fn without_waiting_for_a_heard_release_a_healthy_node_is_fenced() {
     assert!(!ordered.is_empty(), "{}", dump(&w));
     assert_eq!(w.double_owner_ms, 0, "{}", dump(&w));
 }
+
+/// The owner of `web` (node 1) dies in a fenced 3-node cluster while the
+/// membership source still lists it up (no verdict: the simulator's
+/// detection takes about 10 s). Node 2 must wait for node 1's release
+/// until node 1's lease and watchdog have surely ended, then fence. Returns
+/// the world once `web` runs on node 2, the crash time, and when node 2
+/// ordered the fence.
+fn silent_dead_owner(rules: impl FnOnce(&mut Rules)) -> (World, u64, u64) {
+    let params = RankedParams { fence_command: true, ..RankedParams::default() };
+    let mut w = World::new(3, params, "web start 1,2,3\n").with_rules(rules);
+    assert!(w.settle(10_000), "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![1]);
+    let t0 = w.t;
+    w.crash(1, Some(600_000));
+    assert!(w.run_until_cond(t0 + 20_000, |w| w.runs("web") == vec![2]), "{}", dump(&w));
+    assert_eq!(w.fences.len(), 1, "{}", dump(&w));
+    assert_eq!((w.fences[0].1, w.fences[0].2.node), (2, 1), "{}", dump(&w));
+    assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0), "{}", dump(&w));
+    let fenced_at = w.fences[0].0;
+    eprintln!("fenced {} ms, failover {} ms after the crash", fenced_at - t0, w.t - t0);
+    (w, t0, fenced_at)
+}
+
+/// Counted from node 2's first sight of node 1's last heartbeat (at or
+/// beyond every revocation bound: the revokers saw nothing later), the
+/// wait ends `suspect_after` and a revocation round earlier than counted
+/// from the revocation; the fence still comes no sooner than `H·(1+ρ)+δ`
+/// after the crash less one heartbeat period and read (node 1's last
+/// heartbeat was written, and first seen, at most that long before it).
+#[test]
+fn a_silent_dead_owner_is_fenced_once_its_lease_surely_ended_counted_from_its_last_heartbeat() {
+    let (w, t0, fenced_at) = silent_dead_owner(|_| {});
+    let wait = w.params.takeover_wait().0;
+    let p = w.params.heartbeat.0;
+    assert!(fenced_at >= t0 + wait - 2 * p, "fenced {} ms after the crash", fenced_at - t0);
+    let failover = w.t - t0;
+    let bound = wait + 2 * p + w.fence_ms + 500;
+    assert!(failover <= bound, "failover {failover} ms > {bound} ms\n{}", dump(&w));
+}
+
+/// Counted from the revocation, the same failover takes `suspect_after`
+/// (1.5 s) and a revocation round longer: every group-second of it an
+/// outage, with no healthy node spared (node 1 is dead).
+#[test]
+fn counted_from_the_revocation_a_silent_dead_owner_is_fenced_later() {
+    let (w, t0, fenced_at) = silent_dead_owner(|r| r.release_wait_from_last_heartbeat = false);
+    let wait = w.params.takeover_wait().0;
+    let p = w.params.heartbeat.0;
+    let suspect = w.params.suspect_after.0;
+    assert!(
+        fenced_at >= t0 + suspect + wait,
+        "fenced {} ms after the crash\n{}",
+        fenced_at - t0,
+        dump(&w)
+    );
+    let failover = w.t - t0;
+    let bound = wait + 2 * p + w.fence_ms + 500;
+    assert!(failover > bound, "failover {failover} ms\n{}", dump(&w));
+}

@@ -324,6 +324,13 @@ struct Peer {
     contact: Option<Contact>,
     /// First sight of a quorum of revocations of (incarnation), own clock.
     revoked_since: Option<(u64, Millis)>,
+    /// While a quorum revokes it: when (own clock) its lease and watchdog
+    /// have surely ended, by the lease wait's argument: `H·(1+ρ)+δ` after
+    /// the earlier of `revoked_since` and this node's first sight of a
+    /// heartbeat at or beyond every revocation bound (no lease of it rests
+    /// on a later heartbeat). Set by `judge`; the fence pass waits for a
+    /// silent member's release until then (plus 2P).
+    lease_over_at: Option<Millis>,
     /// When this node revoked it (own clock), for the tie-breaker delay.
     revoked_by_me_at: Option<Millis>,
     /// This node's first counter after it revoked the node (or after its

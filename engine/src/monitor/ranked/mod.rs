@@ -82,8 +82,25 @@
 //! * **A silent member still listed up is waited for.** Silence may be slow
 //!   shared storage, not death: such a member loses its own lease and
 //!   releases by itself. It is fenced only once its lease and watchdog have
-//!   surely ended (`H·(1+ρ)+δ` after the revocation, plus 2P to see the
-//!   release); a member listed down is fenced at once.
+//!   surely ended, plus 2P to see the release; a member listed down is
+//!   fenced at once. "Surely ended" is counted as the lease wait counts it:
+//!   `H·(1+ρ)+δ` after this node first saw the member's last heartbeat,
+//!   when that heartbeat is at or beyond every revocation bound, and else
+//!   after the first sight of a quorum of revocations. Why the earlier
+//!   start is sound: each revoker acknowledged X up to its bound and never
+//!   beyond, and every quorum that acknowledged a heartbeat of X shares a
+//!   revoker with the revoking quorum, so X's lease rests on a heartbeat
+//!   at or below the largest bound, written before this node first saw one
+//!   at or beyond it; X's deadline (on its clock) is H after that write,
+//!   `H·(1+ρ)` on this node's, and its kill lands within δ. Counted from
+//!   the revocation instead, a dead owner listed up was fenced
+//!   `suspect_after` and a revocation round (about 1.8 s) later than its
+//!   lease allowed: most of the unavailability at N = 10 (test
+//!   `a_silent_dead_owner_is_fenced_once_its_lease_surely_ended_counted_from_its_last_heartbeat`).
+//!   Only the fence's timing changes, never what makes a claim void, so
+//!   safety is unchanged (not fencing is always safe). The cost: a live
+//!   member that went silent to a lease holder now has 2P after its lease
+//!   ended, not 2P plus that 1.8 s, for its release to be seen.
 //! * **Epochs.** A node that lost its lease and released starts a new lease
 //!   epoch whose first counter (`floor`) it publishes; a revocation bound
 //!   below a node's floor is moot (the node released since), and grants
@@ -139,7 +156,8 @@
 //!   has revoked X but this node saw X's counter move within the last two
 //!   heartbeat periods, X is alive (whatever the membership source says)
 //!   and cannot renew its lease: it kills its services and publishes its
-//!   release within `H·(1+ρ)+δ`. The fencer waits that long plus 2P for
+//!   release within `H·(1+ρ)+δ` (counted as for a silent member, above).
+//!   The fencer waits that long plus 2P for
 //!   the release and fences only if it does not come; a node that falls
 //!   silent for 2P meanwhile is fenced at once (it may be paused). A dead
 //!   owner is so fenced at most 2P after its last write.
@@ -659,6 +677,13 @@ pub(crate) struct Rules {
     /// only after its lease and watchdog have surely ended (`H·(1+ρ)+δ`
     /// after the revocation, plus 2P) without a release seen.
     pub wait_for_silent_release: bool,
+    /// The wait for a revoked member's release (heard or silent) runs from
+    /// this node's first sight of the member's last heartbeat, when that
+    /// heartbeat is at or beyond every revocation bound, as the lease wait
+    /// does (off: from the first sight of a quorum of revocations, about
+    /// `suspect_after` later, so a dead owner listed up is fenced that much
+    /// later).
+    pub release_wait_from_last_heartbeat: bool,
     /// A revocation of a node this node hears again (its counter moves
     /// beyond the bound and it acknowledges a record of this node written
     /// after the revocation) is withdrawn and then lifted, instead of
@@ -717,6 +742,7 @@ impl Default for Rules {
             kill_leftovers: true,
             fence_any_lost: true,
             wait_for_silent_release: true,
+            release_wait_from_last_heartbeat: true,
             lift_heard_revocation: true,
             lift_after_round: true,
             early_claim: true,

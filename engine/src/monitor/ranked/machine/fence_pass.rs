@@ -100,7 +100,16 @@ impl Ranked {
                 let peer = self.peers.get(&x);
                 let fresh_until = peer.and_then(|p| p.contact).map(|c| c.last_change + p2);
                 let since = peer.and_then(|p| p.revoked_since).map(|(_, t)| t);
-                let release_by = since.map(|t| t + self.params.takeover_wait() + p2);
+                // When its lease and watchdog have surely ended: counted
+                // from this node's first sight of its last heartbeat when
+                // that heartbeat is at or beyond every revocation bound
+                // (see `judge`), else from the revocation.
+                let over = if self.rules.release_wait_from_last_heartbeat {
+                    peer.and_then(|p| p.lease_over_at)
+                } else {
+                    since.map(|t| t + self.params.takeover_wait())
+                };
+                let release_by = over.map(|t| t + p2);
                 if let (Some(fresh), Some(by)) = (fresh_until, release_by) {
                     if now < fresh && now < by {
                         self.wake_at(fresh.min(by));
@@ -111,7 +120,8 @@ impl Ranked {
                 // up may be alive behind slow shared storage (a visibility
                 // delay beyond the lease's budget, a slow node): its own
                 // lease then lapses too, its watchdog kills its services
-                // within `H·(1+ρ)+δ` of the revocation, and its release is
+                // within `H·(1+ρ)+δ` of this node's first sight of its
+                // last heartbeat (`over` above), and its release is
                 // on its way. Wait that long (two heartbeat periods more
                 // for the release to be seen) before fencing; a member
                 // listed down, or one without a watchdog, is fenced at

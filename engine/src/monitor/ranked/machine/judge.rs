@@ -199,6 +199,7 @@ impl Ranked {
             let wait_allowed =
                 guarded && !(self.params.fence_command && self.rules.pause_needs_fence);
             let mut waited = false;
+            peer.lease_over_at = None;
             if let Some((_, since)) = peer.revoked_since {
                 let mut base = since;
                 if let Some(c) = peer
@@ -208,6 +209,7 @@ impl Ranked {
                     base = base.min(c.first_seen);
                 }
                 let at = base + wait;
+                peer.lease_over_at = Some(at);
                 waited = wait_allowed && now >= at;
                 if wait_allowed && !waited {
                     self.wake = earliest(self.wake, Some(at));
