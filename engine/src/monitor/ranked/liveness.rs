@@ -181,7 +181,7 @@ fn silent_dead_owner(rules: impl FnOnce(&mut Rules)) -> (World, u64, u64) {
 /// heartbeat was written, and first seen, at most that long before it).
 #[test]
 fn a_silent_dead_owner_is_fenced_once_its_lease_surely_ended_counted_from_its_last_heartbeat() {
-    let (w, t0, fenced_at) = silent_dead_owner(|_| {});
+    let (w, t0, fenced_at) = silent_dead_owner(|r| r.release_wait_from_last_heartbeat = true);
     let wait = w.params.takeover_wait().0;
     let p = w.params.heartbeat.0;
     assert!(fenced_at >= t0 + wait - 2 * p, "fenced {} ms after the crash", fenced_at - t0);
