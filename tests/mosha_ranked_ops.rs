@@ -877,6 +877,6 @@ fn standby_counts_a_node_whose_monitor_died_as_not_live() {
     let out = c.mosha_cli(1, &["standby", "2", "on"]);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(err.contains("leaves no live node") && err.contains("live [1, 2]"), "{err}");
+    assert!(err.contains("leaves no live node") && err.contains("live: 1, 2;"), "{err}");
     assert_eq!(c.hactl(1), before, "a refused standby writes nothing");
 }
