@@ -599,8 +599,8 @@ impl RealProcesses {
         Ok(pid)
     }
 
-    /// Signal a child's process group; `Ok(false)` when already reaped.
-    /// Signal child `id`'s process group (see [`Processes::signal`]).
+    /// Signal child `id`'s process group (see [`Processes::signal`]);
+    /// `Ok(false)` when already reaped.
     ///
     /// Errors: the OS refused the signal; the errno's kind is kept.
     pub fn signal_child(&mut self, id: ProcId, signal: Signal) -> Result<bool, IoFailure> {

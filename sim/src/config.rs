@@ -808,13 +808,7 @@ pub fn set_policy_param(
             if !f.is_finite() {
                 return Err(bad("expected a finite number".into()));
             }
-            let field = match key {
-                "cycletime" => "cycletime_secs",
-                "quorum" => "quorum_ratio",
-                "backoff" => "backoff_max_secs",
-                k => k,
-            };
-            (field, serde_json::Value::from(f))
+            (policy_field(key), serde_json::Value::from(f))
         }
         _ => return Err(ConfigError::UnknownParam(key.to_string())),
     };
@@ -839,29 +833,39 @@ pub fn set_policy_param(
     serde_json::from_value(v).map_err(|e| bad(e.to_string()))
 }
 
+/// The policy `--param` keys [`set_policy_param`] takes, each with the
+/// policy JSON field it sets (three are short names of a longer field,
+/// which is taken as a key too).
+const POLICY_PARAMS: [(&str, &str); 16] = [
+    ("timeout", "timeout"),
+    ("cycletime", "cycletime_secs"),
+    ("balance", "balance"),
+    ("quorum", "quorum_ratio"),
+    ("stomith_grace", "stomith_grace"),
+    ("backoff", "backoff_max_secs"),
+    ("quorum_loss_sleep", "quorum_loss_sleep"),
+    ("lease", "lease"),
+    ("heartbeat", "heartbeat"),
+    ("kill_bound", "kill_bound"),
+    ("suspect_after", "suspect_after"),
+    ("read_deadline", "read_deadline"),
+    ("rank_slot", "rank_slot"),
+    ("tie_fence_delay", "tie_fence_delay"),
+    ("fence_command", "fence_command"),
+    ("watchdog", "watchdog"),
+];
+
+/// The policy JSON field a `--param` key sets ([`POLICY_PARAMS`]; a
+/// field's own name sets itself).
+fn policy_field(key: &str) -> &str {
+    POLICY_PARAMS.iter().find(|(k, _)| *k == key).map_or(key, |(_, f)| f)
+}
+
 /// The `--param` keys [`set_policy_param`] takes that the policy of JSON
 /// `v` has, for messages.
 fn obj_keys(v: &serde_json::Value) -> String {
-    let keys = [
-        ("timeout", "timeout"),
-        ("cycletime", "cycletime_secs"),
-        ("balance", "balance"),
-        ("quorum", "quorum_ratio"),
-        ("stomith_grace", "stomith_grace"),
-        ("backoff", "backoff_max_secs"),
-        ("quorum_loss_sleep", "quorum_loss_sleep"),
-        ("lease", "lease"),
-        ("heartbeat", "heartbeat"),
-        ("kill_bound", "kill_bound"),
-        ("suspect_after", "suspect_after"),
-        ("read_deadline", "read_deadline"),
-        ("rank_slot", "rank_slot"),
-        ("tie_fence_delay", "tie_fence_delay"),
-        ("fence_command", "fence_command"),
-        ("watchdog", "watchdog"),
-    ];
     let has = |field: &str| v.get(field).is_some();
-    keys.iter().filter(|(_, f)| has(f)).map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+    POLICY_PARAMS.iter().filter(|(_, f)| has(f)).map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
 }
 
 /// A `--param` duration, its error naming the key, the value and what is

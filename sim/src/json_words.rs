@@ -243,9 +243,10 @@ impl<'de> serde::de::Visitor<'de> for NoDup {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut keys = std::collections::HashSet::new();
         while let Some(k) = map.next_key::<String>()? {
-            if !keys.insert(k.clone()) {
+            if keys.contains(&k) {
                 return Err(serde::de::Error::custom(format!("duplicate field `{k}`")));
             }
+            keys.insert(k);
             map.next_value_seed(NoDup)?;
         }
         Ok(())

@@ -65,13 +65,13 @@ pub struct Metrics {
     pub read_timeouts: u64,
     /// Monitor cycles run (all nodes).
     pub cycles: u64,
-    /// Fault episodes that began, by kind name (`crash`, `mosha-crash`,
-    /// ...; none in the quiet phase, where faults are ignored). The report
+    /// Fault episodes that began, by kind (`crash`, `mosha-crash`, ...;
+    /// none in the quiet phase, where faults are ignored). The report
     /// counted only node crashes and restarts, so a run of `mosha-crash`,
     /// `monitor-freeze` or `node-pause` episodes read "0 crashes". Not
     /// serialised: trace end lines and their hashes stay as they were.
     #[serde(skip)]
-    pub episodes: std::collections::BTreeMap<String, u64>,
+    pub episodes: std::collections::BTreeMap<crate::faults::FaultKind, u64>,
 }
 
 /// The `p`-th percentile (0..=100) of `values` by nearest rank.

@@ -1066,9 +1066,6 @@ mod tests {
         assert_same(&mut enc, &Record::End { records: 9, decisions_sha256: NASTY.into() });
     }
 
-    /// Every prefix of a valid recording (a writer killed at any byte)
-    /// reads as a cut recording of the whole records before it, never an
-    /// error, except inside the header; the whole file reads with its end.
     /// `clinit-sim replay /dev/zero` grew to 10 GB resident (issue 8): a
     /// line longer than the cap is refused, as the header and as a
     /// record, whether or not it ends the file.
@@ -1101,6 +1098,9 @@ mod tests {
         }
     }
 
+    /// Every prefix of a valid recording (a writer killed at any byte)
+    /// reads as a cut recording of the whole records before it, never an
+    /// error, except inside the header; the whole file reads with its end.
     #[test]
     fn every_prefix_of_a_recording_is_a_cut_recording() {
         let a = clstat(&[("web", "1", GroupState::Done)]);

@@ -1627,7 +1627,7 @@ impl World {
         let Some(s) = self.schedule.faults.get(i) else { return };
         let fault = s.fault.clone();
         self.tracker.log(now, 0, 0, || format!("FAULT {fault}"));
-        *self.tracker.metrics.episodes.entry(fault.kind().name().to_string()).or_default() += 1;
+        *self.tracker.metrics.episodes.entry(fault.kind()).or_default() += 1;
         if self.history_fault_start(i, &fault) {
             return;
         }
@@ -1935,13 +1935,14 @@ impl World {
 
     /// Where the operator edits `hactl`: on `preferred` while its monitor
     /// runs (up, not paused or frozen), else on the lowest node whose
-    /// monitor runs (`preferred` when none does). An edit of a down node's copy waits, under `ranked`'s
-    /// versioned replicas, until that node's monitor seals it, and is then
-    /// numbered above every version it sees, later edits made elsewhere
-    /// meanwhile included; README tells operators to edit a running node's
-    /// copy, and so does the simulated operator (N = 2 seed 25: a restore
-    /// written to a shot node's copy undid a later restore made on the
-    /// other node when the shot node came back).
+    /// monitor runs (`preferred` when none does). An edit of a down node's
+    /// copy waits, under `ranked`'s versioned replicas, until that node's
+    /// monitor seals it, and is then numbered above every version it sees,
+    /// later edits made elsewhere meanwhile included; README tells
+    /// operators to edit a running node's copy, and so does the simulated
+    /// operator (N = 2 seed 25: a restore written to a shot node's copy
+    /// undid a later restore made on the other node when the shot node
+    /// came back).
     fn operator_node(&self, preferred: u32) -> u32 {
         let runs = |n: u32| {
             let slot = &self.nodes[n as usize];

@@ -1412,10 +1412,7 @@ mod outputs {
             let Some(name) = path.file_name() else {
                 return Err(bad("not a file name".into()));
             };
-            let dir = match path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
+            let dir = dir_of(path);
             let tmp = tempfile::Builder::new()
                 .prefix(&format!(".{}.tmp", name.to_string_lossy()))
                 .rand_bytes(6)
@@ -1449,11 +1446,7 @@ mod outputs {
         }
 
         fn error(&self, e: std::io::Error) -> CliError {
-            CliError::Other(format!(
-                "{} {}: cannot write it: {e}",
-                self.option,
-                self.path.display()
-            ))
+            cannot_write(self.option, &self.path, e)
         }
 
         /// Write `contents` and put the file in place.
@@ -1471,9 +1464,7 @@ mod outputs {
         /// temporary file is removed when this fails.
         pub(super) fn finish(self) -> Result<(), CliError> {
             let Output { option, path, target } = self;
-            let fail = |e: std::io::Error| {
-                CliError::Other(format!("{option} {}: cannot write it: {e}", path.display()))
-            };
+            let fail = |e: std::io::Error| cannot_write(option, &path, e);
             match target {
                 Target::InPlace(mut f) => f.flush().map_err(fail),
                 Target::Atomic(t) => {
@@ -1481,6 +1472,19 @@ mod outputs {
                     t.persist(&path).map(drop).map_err(|e| fail(e.error))
                 }
             }
+        }
+    }
+
+    /// The error of a write to `option`'s file `path` that failed.
+    fn cannot_write(option: &str, path: &Path, e: std::io::Error) -> CliError {
+        CliError::Other(format!("{option} {}: cannot write it: {e}", path.display()))
+    }
+
+    /// The directory `path` is in (`.` for a bare file name).
+    fn dir_of(path: &Path) -> &Path {
+        match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
         }
     }
 
@@ -1502,12 +1506,8 @@ mod outputs {
             return Some(Identity::Inode(meta.dev(), meta.ino()));
         }
         let name = path.file_name()?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
         // A missing directory: refused when the output is claimed.
-        let dir = std::fs::canonicalize(dir).ok()?;
+        let dir = std::fs::canonicalize(dir_of(path)).ok()?;
         Some(Identity::Path(dir.join(name)))
     }
 

@@ -352,10 +352,16 @@ fn check_bases(args: &Args, by: BaseUse) -> Result<(), String> {
     Ok(())
 }
 
+/// The nodes that have a directory under the shared base. Errors: the
+/// base cannot be listed, naming it.
+fn cluster_nodes(store: &FsStore) -> Result<Vec<u32>, String> {
+    store.nodes().map_err(|e| format!("cannot list {}: {e}", store.base()))
+}
+
 /// This node's directory must exist for a client to write its copy: a
 /// `--node` that names no node of the cluster is a typo, not a new node.
 fn check_own_dir(store: &FsStore, me: u32) -> Result<(), String> {
-    let nodes = store.nodes().map_err(|e| format!("cannot list {}: {e}", store.base()))?;
+    let nodes = cluster_nodes(store)?;
     if nodes.contains(&me) {
         return Ok(());
     }
@@ -638,7 +644,7 @@ fn newest_versioned<T>(
     parse: impl Fn(&str, &str) -> Option<T>,
 ) -> Result<Option<(u32, String, T, u64)>, String> {
     use clinit_engine::monitor::replica_version::{body, classify, Seal};
-    let nodes = store.nodes().map_err(|e| format!("cannot list {}: {e}", store.base()))?;
+    let nodes = cluster_nodes(store)?;
     type Key = (Option<clinit_engine::monitor::replica_version::Version>, SystemTime);
     let mut best: Option<(Key, u32, String, T)> = None;
     let mut highest = 0;
@@ -671,7 +677,7 @@ fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String
     check_bases(args, BaseUse::Client)?;
     let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
     let me = whois(args)?;
-    let known = store.nodes().map_err(|e| format!("cannot list {}: {e}", store.base()))?;
+    let known = cluster_nodes(&store)?;
     if !known.contains(&node) {
         return Err(format!("no such node {node} (no directory for it under {})", store.base()));
     }
@@ -733,11 +739,6 @@ fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String
 /// `suspect_after` (1.5 s), six heartbeat periods at the default P.
 const LIVE_SAMPLE: Duration = Duration::from_millis(1_500);
 
-/// Of `listed`, the nodes whose `ranked` record moved within
-/// [`LIVE_SAMPLE`] and whose lease holds
-/// ([`clinit_engine::monitor::ranked::Record::alive_since`]). A record
-/// that cannot be read or parsed counts as not live: the check is for a
-/// refusal, and refusing wrongly is the safe side (`--force` exists).
 /// Node numbers as an operator writes them: `1, 3`, or `none`.
 fn node_list<'a>(nodes: impl IntoIterator<Item = &'a u32>) -> String {
     let list: Vec<String> = nodes.into_iter().map(u32::to_string).collect();
@@ -748,6 +749,11 @@ fn node_list<'a>(nodes: impl IntoIterator<Item = &'a u32>) -> String {
     }
 }
 
+/// Of `listed`, the nodes whose `ranked` record moved within
+/// [`LIVE_SAMPLE`] and whose lease holds
+/// ([`clinit_engine::monitor::ranked::Record::alive_since`]). A record
+/// that cannot be read or parsed counts as not live: the check is for a
+/// refusal, and refusing wrongly is the safe side (`--force` exists).
 fn ranked_live(store: &FsStore, listed: &[u32]) -> Vec<u32> {
     use clinit_engine::monitor::ranked::Record;
     let read = |n: u32| -> Option<Record> {
@@ -758,9 +764,8 @@ fn ranked_live(store: &FsStore, listed: &[u32]) -> Vec<u32> {
     std::thread::sleep(LIVE_SAMPLE);
     first
         .into_iter()
-        .filter_map(|(n, a)| {
-            Some(n).filter(|_| read(n).zip(a).is_some_and(|(b, a)| b.alive_since(&a)))
-        })
+        .filter(|(n, a)| read(*n).zip(a.as_ref()).is_some_and(|(b, a)| b.alive_since(a)))
+        .map(|(n, _)| n)
         .collect()
 }
 
@@ -927,7 +932,7 @@ fn hactl_copies(
 > {
     use clinit_engine::monitor::replica_edit::CopyFacts;
     use clinit_engine::monitor::replica_version::{body, classify};
-    let nodes = store.nodes().map_err(|e| format!("cannot list {}: {e}", store.base()))?;
+    let nodes = cluster_nodes(store)?;
     let mut copies = Vec::new();
     let mut texts = std::collections::HashMap::new();
     for node in nodes {

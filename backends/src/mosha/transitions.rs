@@ -123,10 +123,13 @@ pub fn best_history(mfsbase: &std::path::Path, varpath: &std::path::Path) -> Opt
 /// The last `k` transitions for `mosha status`, newest last, with their
 /// age by the reader's clock (`now_ms`, ms since the epoch).
 pub fn render_recent(history: &History, k: usize, now_ms: i64) -> String {
-    let shown = history.tail(k).len();
-    let mut out =
-        format!("\nrecent membership transitions (the last {shown}, up to #{}):\n", history.last);
-    for t in history.tail(k) {
+    let recent = history.tail(k);
+    let mut out = format!(
+        "\nrecent membership transitions (the last {}, up to #{}):\n",
+        recent.len(),
+        history.last
+    );
+    for t in recent {
         let ago = (now_ms - t.at_ms).max(0) as f64 / 1000.0;
         out.push_str(&format!(
             "  #{:<5} node {} {:<4} {} ago (by node {}): {}\n",

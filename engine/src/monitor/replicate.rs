@@ -325,25 +325,23 @@ impl<T: Replicated> Replica<T> {
         let mut candidates = Vec::new();
         for (&node, read) in reads {
             match read {
-                Ok(Some(info)) if self.unverified == Some(node) => {
+                Ok(Some(info)) => {
                     // My copy read back after I wrote it (asked without an
-                    // identity, so these are the bytes on disk): it replaces
+                    // identity, so these are the bytes on disk) replaces
                     // what I meant to write, and is judged anew, even under
                     // the same identity (a torn write answered as done).
-                    self.unverified = None;
-                    self.cache.insert(node, info.clone());
-                    self.seals.remove(&node);
-                    let mtime_secs = info.mtime.whole_secs();
-                    candidates
-                        .push((node, Some(FileInfo { mtime_secs, parses: info.parsed.is_ok() })));
-                }
-                Ok(Some(info)) => {
+                    let read_back = self.unverified == Some(node);
+                    if read_back {
+                        self.unverified = None;
+                        self.seals.remove(&node);
+                    }
                     // An unchanged copy is already cached (most cycles, for
                     // most nodes): no clone, no map write.
-                    if self
-                        .cache
-                        .get(&node)
-                        .is_none_or(|c| c.id != info.id || c.mtime != info.mtime)
+                    if read_back
+                        || self
+                            .cache
+                            .get(&node)
+                            .is_none_or(|c| c.id != info.id || c.mtime != info.mtime)
                     {
                         self.cache.insert(node, info.clone());
                     }

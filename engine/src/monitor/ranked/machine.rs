@@ -328,8 +328,9 @@ struct Peer {
     /// have surely ended, by the lease wait's argument: `H·(1+ρ)+δ` after
     /// the earlier of `revoked_since` and this node's first sight of a
     /// heartbeat at or beyond every revocation bound (no lease of it rests
-    /// on a later heartbeat). Set by `judge`; the fence pass waits for a
-    /// silent member's release until then (plus 2P).
+    /// on a later heartbeat). Set by `judge`; under
+    /// `Rules::release_wait_from_last_heartbeat` (off by default) the fence
+    /// pass waits for a silent member's release until then (plus 2P).
     lease_over_at: Option<Millis>,
     /// When this node revoked it (own clock), for the tie-breaker delay.
     revoked_by_me_at: Option<Millis>,

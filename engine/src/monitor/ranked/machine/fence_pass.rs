@@ -101,9 +101,11 @@ impl Ranked {
                 let fresh_until = peer.and_then(|p| p.contact).map(|c| c.last_change + p2);
                 let since = peer.and_then(|p| p.revoked_since).map(|(_, t)| t);
                 // When its lease and watchdog have surely ended: counted
-                // from this node's first sight of its last heartbeat when
-                // that heartbeat is at or beyond every revocation bound
-                // (see `judge`), else from the revocation.
+                // from the revocation, or, under
+                // `release_wait_from_last_heartbeat` (off by default), from
+                // this node's first sight of its last heartbeat when that
+                // heartbeat is at or beyond every revocation bound (see
+                // `judge`).
                 let over = if self.rules.release_wait_from_last_heartbeat {
                     peer.and_then(|p| p.lease_over_at)
                 } else {
@@ -120,12 +122,11 @@ impl Ranked {
                 // up may be alive behind slow shared storage (a visibility
                 // delay beyond the lease's budget, a slow node): its own
                 // lease then lapses too, its watchdog kills its services
-                // within `H·(1+ρ)+δ` of this node's first sight of its
-                // last heartbeat (`over` above), and its release is
-                // on its way. Wait that long (two heartbeat periods more
-                // for the release to be seen) before fencing; a member
-                // listed down, or one without a watchdog, is fenced at
-                // once. The lease convention (Chubby's, Gray and
+                // within `H·(1+ρ)+δ` of `over`'s base above, and its
+                // release is on its way. Wait that long (two heartbeat
+                // periods more for the release to be seen) before fencing;
+                // a member listed down, or one without a watchdog, is
+                // fenced at once. The lease convention (Chubby's, Gray and
                 // Cheriton's): a lease holder's rights end by the lease
                 // bound on the other's clock, so nobody need shoot it.
                 if self.rules.wait_for_silent_release && !self.listed_down(x) {
