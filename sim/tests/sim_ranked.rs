@@ -446,3 +446,31 @@ fn a_tie_breaker_fenced_by_two_nodes_votes_for_one_side() {
     let counts = r.tracker.counts();
     assert!(!counts.contains_key(DOUBLE_OWNER), "{}", report::render(&r));
 }
+
+/// Seed 36 at N = 5 of the uncapped safety sweep (`clinit-sim run --nodes 5
+/// --seed 36 --groups 3 --duration 20m --faults random --param
+/// fence_kills=true --param fence_delay=500ms --policy
+/// '{"policy":"ranked","fence_command":true}'`): with the release wait
+/// counted from the last heartbeat, a node whose services were in D state
+/// published `lost`, its retried kill landed and it released, while a
+/// 6.6 s fs delay still showed two just-restarted nodes its old `lost`
+/// records; they fenced a released, healthy node (2 needless fences). A
+/// `lost` record now counts only while it acknowledges a record of the
+/// fencer written within H.
+#[test]
+fn seed_36_a_backlog_of_old_lost_records_fences_no_released_node() {
+    use clinit_sim::faults::Fault;
+    let mut cfg = random_hour(3);
+    cfg.nodes = 5;
+    cfg.duration = Millis::from_secs(20 * 60);
+    let r = run(&cfg, 36, RunOptions::default()).expect("valid scenario");
+    let faults = &r.schedule.faults;
+    assert!(
+        faults.iter().any(|f| matches!(f.fault, Fault::DState { .. }))
+            && faults.iter().any(|f| matches!(f.fault, Fault::SlowFs { .. })),
+        "the scenario changed: no D state and slow fs, the test proves nothing"
+    );
+    assert!(r.tracker.metrics.fences > 0, "no fence at all: the test proves nothing");
+    let counts = r.tracker.counts();
+    assert!(!counts.contains_key(NEEDLESS_FENCE), "needless fence:\n{}", report::render(&r));
+}

@@ -5,7 +5,7 @@
 
 use super::harness::{dump, Link, World};
 use super::machine::{Command, Input, Ranked, Read};
-use super::record::{Config, Record};
+use super::record::{Config, LeaseState, Record};
 use super::{RankedParams, Rules};
 use crate::status::ClStat;
 use crate::time::Millis;
@@ -306,6 +306,64 @@ fn an_unconfirmed_kill_stays_unreleased_until_fenced() {
 fn an_unconfirmed_kill_published_as_release_gives_a_double_owner() {
     let w = unkillable(|r| r.lost_needs_fence = false);
     assert!(w.double_owner_ms > 0, "{}", dump(&w));
+}
+
+fn late_lost_record(rules: impl FnOnce(&mut Rules)) -> World {
+    // The simulator's N = 5 seed 36, in lock step. Node 1 owns web and
+    // cannot read (its lease runs out), and web is in D state: its kill
+    // fails and it publishes `lost`. Node 2 sees node 1's records 6 s late
+    // (slow shared storage); node 3 sees them at once. A second later web
+    // leaves D state and node 1 reads again: its retried kill lands and it
+    // releases. Node 2, the designated fencer, sees the `lost` record only
+    // 6 s after it was written, when node 1 is healthy and released.
+    let mut w = fenced(3, "web start 1,2,3\n").with_rules(rules);
+    assert!(w.settle(10_000));
+    assert_eq!(w.runs("web"), vec![1]);
+    let t0 = w.t;
+    w.node(1).unkillable = true;
+    w.link(2, 1, Link::Down);
+    w.link(3, 1, Link::Down);
+    w.link(1, 2, Link::Delay(6000));
+    let lost = |w: &World| {
+        w.nodes[&1]
+            .history
+            .last()
+            .is_some_and(|(_, text)| Record::parse(text).is_ok_and(|r| r.lease == LeaseState::Lost))
+    };
+    assert!(w.run_until_cond(t0 + 5000, lost), "node 1 published `lost`: {}", dump(&w));
+    w.run_until(w.t + 1000);
+    w.node(1).unkillable = false;
+    w.links.remove(&(2, 1));
+    w.links.remove(&(3, 1));
+    w.run_until(t0 + 20_000);
+    w
+}
+
+#[test]
+fn a_lost_record_older_than_the_lease_fences_nobody() {
+    let w = late_lost_record(|_| {});
+    // Its retried kill landed: it stopped saying `lost` (it released, or
+    // released and took a new lease in one step).
+    let states: Vec<LeaseState> = w.nodes[&1]
+        .history
+        .iter()
+        .filter_map(|(_, text)| Record::parse(text).ok().map(|r| r.lease))
+        .collect();
+    assert!(
+        states.contains(&LeaseState::Lost) && states.last() != Some(&LeaseState::Lost),
+        "node 1 said `lost`, then no longer: {}",
+        dump(&w)
+    );
+    assert_eq!(w.needless_fences, 0, "{}", dump(&w));
+    assert!(w.fences.is_empty(), "{}", dump(&w));
+    assert_eq!(w.double_owner_ms, 0, "{}", dump(&w));
+    assert_eq!(w.runs("web").len(), 1, "web runs again, once: {}", dump(&w));
+}
+
+#[test]
+fn without_dating_a_lost_record_a_released_node_is_fenced_on_its_old_word() {
+    let w = late_lost_record(|r| r.lost_fence_needs_current_record = false);
+    assert!(w.needless_fences > 0, "{}", dump(&w));
 }
 
 fn orphans_in_d_state(rules: impl FnOnce(&mut Rules)) -> World {

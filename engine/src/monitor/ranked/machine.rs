@@ -329,8 +329,8 @@ struct Peer {
     /// the earlier of `revoked_since` and this node's first sight of a
     /// heartbeat at or beyond every revocation bound (no lease of it rests
     /// on a later heartbeat). Set by `judge`; under
-    /// `Rules::release_wait_from_last_heartbeat` (off by default) the fence
-    /// pass waits for a silent member's release until then (plus 2P).
+    /// `Rules::release_wait_from_last_heartbeat` the fence pass waits for a
+    /// silent member's release until then (plus 2P).
     lease_over_at: Option<Millis>,
     /// When this node revoked it (own clock), for the tie-breaker delay.
     revoked_by_me_at: Option<Millis>,
@@ -757,6 +757,20 @@ impl Ranked {
 
     fn record_of(&self, node: u32) -> Option<&Arc<Record>> {
         self.peers.get(&node).and_then(|p| p.record.as_ref())
+    }
+
+    /// Does `rec` acknowledge a record of this incarnation written less
+    /// than `within` ago (own clock)? Then `rec` was written after that
+    /// record, so it is at most `within·(1+ρ)` old whatever the shared
+    /// storage's delay. An acknowledgement whose emission time was forgotten
+    /// dates by the next earlier one kept (older: the safe side), or not at
+    /// all.
+    fn acks_me_within(&self, rec: &Record, within: Millis) -> bool {
+        let inc = self.durable.incarnation;
+        rec.ack_of(self.me)
+            .filter(|a| a.incarnation == inc)
+            .and_then(|a| self.sent.range(..=a.counter).next_back())
+            .is_some_and(|(_, &t)| self.now < t + within)
     }
 
     fn latest(&self, node: u32) -> Option<Seen> {

@@ -79,14 +79,23 @@
 //!   that publishes `lost` is fenced whatever its record names, and nobody
 //!   plans while a member that is not void publishes `lost` (the simulator's
 //!   seed 157 at N = 3, 75 s of double owner before).
+//! * **A `lost` word is acted on only while it is current.** A `lost`
+//!   record is fenced only if it acknowledges a record of the fencer written
+//!   within H (`Rules::lost_fence_needs_current_record`), so it is at most
+//!   `H·(1+ρ)` old whatever the storage's delay; a `lost` record carries
+//!   acknowledgements for that reason, a learner's too. Slow storage (a
+//!   6.6 s fs delay at N = 5, seed 36) otherwise showed two just-restarted
+//!   nodes a `lost` written before the member's retried kill landed, and a
+//!   released, healthy node was shot. A `lost` member that cannot read is
+//!   fenced once it reads again or falls silent (a quorum revokes it); until
+//!   then nobody plans, so the cost is availability, never a double owner.
+//!   An unconfirmed kill is retried with every heartbeat.
 //! * **A silent member still listed up is waited for.** Silence may be slow
 //!   shared storage, not death: such a member loses its own lease and
 //!   releases by itself. It is fenced only once its lease and watchdog have
 //!   surely ended, plus 2P to see the release; a member listed down is
-//!   fenced at once. "Surely ended" is counted from the first sight of a
-//!   quorum of revocations. A rule that is written and tested but **off by
-//!   default** (`Rules::release_wait_from_last_heartbeat`, which says why)
-//!   counts it as the lease wait counts it:
+//!   fenced at once. "Surely ended" is counted as the lease wait counts it
+//!   (`Rules::release_wait_from_last_heartbeat`):
 //!   `H·(1+ρ)+δ` after this node first saw the member's last heartbeat,
 //!   when that heartbeat is at or beyond every revocation bound, and else
 //!   after the first sight of a quorum of revocations. Why the earlier
@@ -646,6 +655,13 @@ pub(crate) struct Rules {
     pub wait_for_all: bool,
     /// An unconfirmed kill is published as `lost` (needs a fence).
     pub lost_needs_fence: bool,
+    /// A member is fenced for its `lost` word only while that record is
+    /// current: it acknowledges a record of the fencer written within H
+    /// (off: any `lost` record seen, however old; slow shared storage then
+    /// shows a fencer a `lost` written before the member's kill landed and
+    /// it released, and a healthy node is shot: the simulator's N = 5
+    /// seed 36).
+    pub lost_fence_needs_current_record: bool,
     /// A fence vote lasts only until a new incarnation is seen.
     pub vote_until_new_incarnation: bool,
     /// An exact half without the tie-breaker fences it (its vote).
@@ -687,15 +703,15 @@ pub(crate) struct Rules {
     /// `suspect_after` later, so a dead owner listed up is fenced that much
     /// later).
     ///
-    /// **Off by default.** It cut N = 10 unavailability from 0.179× to
-    /// 0.149× classic's (20 seeds, fs delays capped at H/4), but the
+    /// It cut N = 10 unavailability from 0.179× to 0.149× classic's (20
+    /// seeds, fs delays capped at H/4). It was first merged off: the
     /// uncapped safety sweep (N = 4 and 5, 100 seeds) then had one needless
-    /// fence (N = 5, seed 36): two just-restarted nodes fenced a node whose
-    /// record still said `lost` (processes in D state) while a 6.6 s fs
-    /// delay hid its later release. That is the `lost` fence path, which
-    /// this rule does not touch, reached by a changed history; until that
-    /// path is fixed the rule stays off, so the default behaviour keeps 0
-    /// needless fences on those seeds.
+    /// fence (N = 5, seed 36), through the `lost` fence path, which this
+    /// rule does not touch, reached by a changed history: two
+    /// just-restarted nodes fenced a node whose record still said `lost`
+    /// while a 6.6 s fs delay hid its later release. With
+    /// `lost_fence_needs_current_record` that path is closed, and the rule
+    /// is on.
     pub release_wait_from_last_heartbeat: bool,
     /// A revocation of a node this node hears again (its counter moves
     /// beyond the bound and it acknowledges a record of this node written
@@ -745,6 +761,7 @@ impl Default for Rules {
             publish_release: true,
             wait_for_all: true,
             lost_needs_fence: true,
+            lost_fence_needs_current_record: true,
             vote_until_new_incarnation: true,
             tie_fence: true,
             tie_vote_completes_half: true,
@@ -755,9 +772,7 @@ impl Default for Rules {
             kill_leftovers: true,
             fence_any_lost: true,
             wait_for_silent_release: true,
-            // Off until the needless fence it exposed is understood (see
-            // the field's doc).
-            release_wait_from_last_heartbeat: false,
+            release_wait_from_last_heartbeat: true,
             lift_heard_revocation: true,
             lift_after_round: true,
             early_claim: true,

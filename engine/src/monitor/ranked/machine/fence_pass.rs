@@ -28,8 +28,22 @@ impl Ranked {
             // it still writes heartbeats (it cannot read, or its kill hung).
             let lost = self.record_of(x).is_some_and(|r| r.lease == LeaseState::Lost)
                 && self.rules.lost_needs_fence;
+            // ... but only on a current record: one that acknowledges a
+            // record of mine written within H, so it was written less than
+            // `H·(1+ρ)` ago. Slow shared storage (or a just-started
+            // monitor's first read) can show a `lost` record seconds after
+            // its writer's kill landed and it released; fencing on that
+            // word shoots a healthy node (the simulator's N = 5 seed 36). A
+            // `lost` node that cannot read publishes no current record: it
+            // is fenced once it reads again, or once it falls silent and a
+            // quorum revokes it (the revoked path below).
+            let lost_now = lost
+                && (!self.rules.lost_fence_needs_current_record
+                    || self
+                        .record_of(x)
+                        .is_some_and(|r| self.acks_me_within(r, self.params.lease)));
             // A learner fences nothing it does not read (the voters do).
-            if j.void || !(j.revoked_quorum || lost) || !self.reads(x) {
+            if j.void || !(j.revoked_quorum || lost_now) || !self.reads(x) {
                 continue;
             }
             // Only a node that holds its lease fences (the tie-breaker's
@@ -102,7 +116,7 @@ impl Ranked {
                 let since = peer.and_then(|p| p.revoked_since).map(|(_, t)| t);
                 // When its lease and watchdog have surely ended: counted
                 // from the revocation, or, under
-                // `release_wait_from_last_heartbeat` (off by default), from
+                // `release_wait_from_last_heartbeat` (on by default), from
                 // this node's first sight of its last heartbeat when that
                 // heartbeat is at or beyond every revocation bound (see
                 // `judge`).

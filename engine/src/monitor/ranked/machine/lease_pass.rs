@@ -225,13 +225,9 @@ impl Ranked {
                 let (epoch, deadline) = (self.epoch, deadline.unwrap_or(now));
                 self.log(RankedNotice::LeaseAcquired { epoch, deadline });
             }
-            Phase::Released => {}
-            Phase::Killing => {
-                // Retry an unconfirmed kill every heartbeat.
-                if self.kill_failed && self.last_heartbeat == Some(now) {
-                    self.out.push(Command::KillAllNow);
-                }
-            }
+            // An unconfirmed kill is retried with every heartbeat (see
+            // `heartbeat_pass`, which runs after this pass).
+            Phase::Released | Phase::Killing => {}
         }
         if let (Phase::Holding, Some(k)) = (self.phase, self.deadline) {
             self.wake_at(k.saturating_sub(self.params.kill_bound));

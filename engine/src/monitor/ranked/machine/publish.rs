@@ -66,6 +66,12 @@ impl Ranked {
             }
             let text = record.render();
             self.out.push(Command::WriteRecord { counter: self.counter, text });
+            // Retry an unconfirmed kill with every record that says `lost`:
+            // the kill may have failed on processes that have left D state
+            // since, and its confirmation is what lets this node release.
+            if self.phase == Phase::Killing && self.kill_failed {
+                self.out.push(Command::KillAllNow);
+            }
         }
         self.wake_at(self.next_heartbeat);
     }
@@ -86,8 +92,11 @@ impl Ranked {
             config: durable.config,
             config_ack: durable.config_ack,
             // A learner's acknowledgements, revocations and grants count
-            // for nobody: it publishes none (its record stays O(1)).
-            acks: if voter { self.acks() } else { BTreeMap::new() },
+            // for nobody: it publishes none (its record stays O(1)). A
+            // `lost` record is the exception: its acknowledgements date it
+            // for the fencers (`Rules::lost_fence_needs_current_record`),
+            // and no lease counts a learner's acknowledgement.
+            acks: if voter || self.phase == Phase::Killing { self.acks() } else { BTreeMap::new() },
             // A withdrawn revocation is no longer published (see
             // `reconsider`), though acknowledgements stay capped by it.
             revocations: if voter {
