@@ -634,6 +634,7 @@ impl World {
                 n.inbox.push(Input::Own(own));
             }
             Command::KillAllNow => {
+                self.log.push((t, id, "kill all".into()));
                 let n = self.node(id);
                 let confirmed = !n.unkillable || n.procs.is_empty();
                 if !n.unkillable {

@@ -308,6 +308,33 @@ fn an_unconfirmed_kill_published_as_release_gives_a_double_owner() {
     assert!(w.double_owner_ms > 0, "{}", dump(&w));
 }
 
+#[test]
+fn an_unconfirmed_kill_is_retried_at_doubling_gaps_until_it_lands() {
+    // No fence command: node 1 cannot read, loses its lease, and its web is
+    // in D state for 60 s. Its kill is retried H after it failed, then at
+    // doubling gaps (not with every heartbeat: the real executor logs each
+    // kill), and the retry after D state ends lands: node 1 releases.
+    let mut w = world(3, "web start 1,2,3\n");
+    assert!(w.settle(10_000));
+    assert_eq!(w.runs("web"), vec![1]);
+    let t0 = w.t;
+    w.node(1).unkillable = true;
+    w.link(2, 1, Link::Down);
+    w.link(3, 1, Link::Down);
+    w.run_until(t0 + 60_000);
+    let kills = |w: &World| w.log.iter().filter(|(_, n, l)| *n == 1 && l == "kill all").count();
+    let stuck = kills(&w);
+    // The first kill and retries at about +2, +6, +14 and +30 s (+62 s is
+    // beyond the minute): 240 if every heartbeat retried.
+    assert!((3..=7).contains(&stuck), "{stuck} kills in 60 s: {}", dump(&w));
+    assert_eq!(w.runs("web"), vec![1], "nobody starts web beside the stuck one: {}", dump(&w));
+    w.node(1).unkillable = false;
+    w.run_until(t0 + 100_000);
+    assert!(kills(&w) > stuck, "retried after D state ended: {}", dump(&w));
+    assert_eq!(w.runs("web").len(), 1, "web runs again, once: {}", dump(&w));
+    assert_eq!(w.double_owner_ms, 0, "{}", dump(&w));
+}
+
 fn late_lost_record(rules: impl FnOnce(&mut Rules)) -> World {
     // The simulator's N = 5 seed 36, in lock step. Node 1 owns web and
     // cannot read (its lease runs out), and web is in D state: its kill

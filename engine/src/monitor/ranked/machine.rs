@@ -35,6 +35,10 @@ mod lease_pass;
 mod member_pass;
 mod publish;
 
+/// The longest gap between retries of an unconfirmed kill, in leases (16 H:
+/// 32 s at the default H = 2 s).
+pub(crate) const KILL_RETRY_CAP: u64 = 16;
+
 /// What this node must keep across restarts (including `mosha -9`), in
 /// local storage. Persisted on [`Command::Persist`]; nothing that depends
 /// on it is published before [`Input::Persisted`] confirms it.
@@ -404,6 +408,11 @@ pub struct Ranked {
     prompt_ack_at: Option<Millis>,
     phase: Phase,
     kill_failed: bool,
+    /// While a kill is unconfirmed: when (own clock) to retry it, and the
+    /// gap after that retry (doubling from H up to `KILL_RETRY_CAP` H, so
+    /// a process stuck in D state for hours costs a few log lines, not four
+    /// a second).
+    kill_retry: Option<(Millis, Millis)>,
     epoch: u64,
     epoch_floor: u64,
     /// Peers whose records were seen to list this very incarnation as
@@ -508,6 +517,7 @@ impl Ranked {
             prompt_ack_at: None,
             phase: if leftovers { Phase::Killing } else { Phase::Released },
             kill_failed: false,
+            kill_retry: None,
             epoch: 0,
             epoch_floor: 1,
             said_fenced_by: BTreeSet::new(),

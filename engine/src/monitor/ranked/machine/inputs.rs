@@ -118,6 +118,8 @@ impl Ranked {
                         self.hurry();
                     } else if !self.kill_failed {
                         self.kill_failed = true;
+                        let h = self.params.lease;
+                        self.kill_retry = Some((self.now + h, h));
                         self.log(RankedNotice::KillUnconfirmed);
                     }
                 }

@@ -66,11 +66,16 @@ impl Ranked {
             }
             let text = record.render();
             self.out.push(Command::WriteRecord { counter: self.counter, text });
-            // Retry an unconfirmed kill with every record that says `lost`:
-            // the kill may have failed on processes that have left D state
-            // since, and its confirmation is what lets this node release.
-            if self.phase == Phase::Killing && self.kill_failed {
-                self.out.push(Command::KillAllNow);
+            // Retry an unconfirmed kill, H after it failed and then at
+            // doubling gaps: processes that have left D state since die,
+            // and the kill's confirmation is what lets this node release
+            // (and be spared the fence).
+            if let Some((at, gap)) = self.kill_retry.filter(|_| self.phase == Phase::Killing) {
+                if now >= at && self.kill_failed {
+                    self.out.push(Command::KillAllNow);
+                    let cap = Millis(self.params.lease.0 * KILL_RETRY_CAP);
+                    self.kill_retry = Some((now + gap, (gap + gap).min(cap)));
+                }
             }
         }
         self.wake_at(self.next_heartbeat);
