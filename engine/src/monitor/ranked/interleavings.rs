@@ -280,15 +280,21 @@ fn a_paused_node_taken_over_by_lease_wait_gives_a_double_owner() {
     assert!(w.double_owner_ms > 0, "{}", dump(&w));
 }
 
-fn unkillable(rules: impl FnOnce(&mut Rules)) -> World {
-    // Node 1 (owner) cannot read the others, so its lease runs out; its
-    // service is in D state and survives the kill.
-    let mut w = fenced(3, "web start 1,2,3\n").with_rules(rules);
+/// Node 1 owns web, then cannot read the others, so its lease runs out; web
+/// is in D state and survives the kill. Returns when that began.
+fn stuck_deaf_owner(w: &mut World) -> u64 {
     assert!(w.settle(10_000));
+    assert_eq!(w.runs("web"), vec![1]);
     let t0 = w.t;
     w.node(1).unkillable = true;
     w.link(2, 1, Link::Down);
     w.link(3, 1, Link::Down);
+    t0
+}
+
+fn unkillable(rules: impl FnOnce(&mut Rules)) -> World {
+    let mut w = fenced(3, "web start 1,2,3\n").with_rules(rules);
+    let t0 = stuck_deaf_owner(&mut w);
     w.run_until(t0 + 10_000);
     w
 }
@@ -315,12 +321,7 @@ fn an_unconfirmed_kill_is_retried_at_doubling_gaps_until_it_lands() {
     // doubling gaps (not with every heartbeat: the real executor logs each
     // kill), and the retry after D state ends lands: node 1 releases.
     let mut w = world(3, "web start 1,2,3\n");
-    assert!(w.settle(10_000));
-    assert_eq!(w.runs("web"), vec![1]);
-    let t0 = w.t;
-    w.node(1).unkillable = true;
-    w.link(2, 1, Link::Down);
-    w.link(3, 1, Link::Down);
+    let t0 = stuck_deaf_owner(&mut w);
     w.run_until(t0 + 60_000);
     let kills = |w: &World| w.log.iter().filter(|(_, n, l)| *n == 1 && l == "kill all").count();
     let stuck = kills(&w);
@@ -340,16 +341,11 @@ fn late_lost_record(rules: impl FnOnce(&mut Rules)) -> World {
     // cannot read (its lease runs out), and web is in D state: its kill
     // fails and it publishes `lost`. Node 2 sees node 1's records 6 s late
     // (slow shared storage); node 3 sees them at once. A second later web
-    // leaves D state and node 1 reads again: its retried kill lands and it
-    // releases. Node 2, the designated fencer, sees the `lost` record only
+    // leaves D state and node 1 reads again: its kill, retried H after it
+    // failed, lands and it releases. Node 2, the designated fencer, sees the `lost` record only
     // 6 s after it was written, when node 1 is healthy and released.
     let mut w = fenced(3, "web start 1,2,3\n").with_rules(rules);
-    assert!(w.settle(10_000));
-    assert_eq!(w.runs("web"), vec![1]);
-    let t0 = w.t;
-    w.node(1).unkillable = true;
-    w.link(2, 1, Link::Down);
-    w.link(3, 1, Link::Down);
+    let t0 = stuck_deaf_owner(&mut w);
     w.link(1, 2, Link::Delay(6000));
     let lost = |w: &World| {
         w.nodes[&1]
