@@ -880,3 +880,50 @@ fn standby_counts_a_node_whose_monitor_died_as_not_live() {
     assert!(err.contains("leaves no live node") && err.contains("live: 1, 2;"), "{err}");
     assert_eq!(c.hactl(1), before, "a refused standby writes nothing");
 }
+
+/// Issue 12, item 4, as a new user found it: a frozen owner (SIGSTOP:
+/// its watchdog kills its services, its host stays up in membership) was
+/// shown by `mosha status` as running its group until its clstat went
+/// stale, and then still, with a `?`. Now `status` judges life as `mosha
+/// standby` does (its record did not move over 1.5 s): the node is not
+/// live and its group is not running there. (A node a peer lists as
+/// fenced, item 5, is judged by the same engine rule,
+/// `Record::live_nodes`, tested in the engine.)
+#[test]
+fn status_shows_a_frozen_owner_not_live_and_its_groups_not_running_there() {
+    let (c, owner) = started(&[]);
+    c.wait_for("every node holds its lease", PHASE, || {
+        NODES.iter().all(|&n| record(&c, n).is_some_and(|r| r.holds_quorum())).then_some(())
+    });
+    let other = NODES.into_iter().find(|&n| n != owner).expect("a peer");
+    let status = |c: &Cluster| -> serde_json::Value {
+        let out = c.mosha_cli(other, &["status", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    };
+    let live_of = |st: &serde_json::Value, n: u32| {
+        let nodes = st["nodes"].as_array();
+        nodes.and_then(|a| a.iter().find(|x| x["node"] == n)).map(|x| x["live"].clone())
+    };
+    let runs_on = |st: &serde_json::Value, n: u32| {
+        st["groups"].as_array().is_some_and(|gs| {
+            gs.iter().any(|g| {
+                g["group"] == "web"
+                    && g["running_on"].as_array().is_some_and(|r| r.contains(&n.into()))
+            })
+        })
+    };
+    let st = status(&c);
+    assert!(runs_on(&st, owner), "{st}");
+    let pid = c.mosha_pid(owner);
+    nix::sys::signal::kill(pid, Signal::SIGSTOP).expect("SIGSTOP");
+    c.wait_for("the frozen owner's watchdog killed web", PHASE, || {
+        (!c.running("web").contains(&owner)).then_some(())
+    });
+    let st = status(&c);
+    let text = String::from_utf8_lossy(&c.mosha_cli(other, &["status"]).stdout).to_string();
+    let resumed = nix::sys::signal::kill(pid, Signal::SIGCONT);
+    assert!(!runs_on(&st, owner), "a frozen node's group shown running: {st}\n{text}");
+    assert_eq!(live_of(&st, owner), Some(serde_json::Value::Bool(false)), "{st}");
+    assert!(text.contains("NOT LIVE") && text.contains("not live (last start DONE)"), "{text}");
+    resumed.expect("SIGCONT");
+}

@@ -54,6 +54,43 @@ pub struct NodeReport {
     /// Age of that transition, seconds, by the reader's clock against the
     /// recorder's wall clock (operators only: clocks may differ a little).
     pub since_secs: Option<f64>,
+    /// `ranked`: alive by its own record, judged as `mosha standby` does
+    /// ([`clinit_engine::monitor::ranked::Record::live_nodes`]: its record
+    /// moved over [`LIVE_SAMPLE`], its lease holds, and no peer lists its
+    /// incarnation as fenced). A node not live runs nothing that counts,
+    /// whatever its clstat still says. `None`: not sampled (`classic`).
+    pub live: Option<bool>,
+}
+
+/// How long `mosha status` and `mosha standby` wait between their two
+/// reads of every `ranked` record: 1.5 s, `suspect_after`, six heartbeat
+/// periods at the default period: a live node's counter moves within it.
+pub const LIVE_SAMPLE: std::time::Duration = std::time::Duration::from_millis(1_500);
+
+/// Every `ranked` record among `nodes` that can be read and parsed.
+pub fn read_ranked_records(
+    store: &dyn SharedStore,
+    nodes: &[u32],
+) -> BTreeMap<u32, clinit_engine::monitor::ranked::Record> {
+    nodes
+        .iter()
+        .filter_map(|&n| {
+            let snap = store.read(n, SharedFile::Heartbeat).ok().flatten()?;
+            let text = std::str::from_utf8(&snap.bytes).ok()?;
+            Some((n, clinit_engine::monitor::ranked::Record::parse(text).ok()?))
+        })
+        .collect()
+}
+
+/// The live nodes among `nodes` under `ranked`: every record read twice,
+/// [`LIVE_SAMPLE`] apart, and judged by the engine's rule
+/// ([`clinit_engine::monitor::ranked::Record::live_nodes`]). A record that
+/// cannot be read or parsed counts as not live. Blocks for `LIVE_SAMPLE`.
+pub fn sample_ranked_live(store: &dyn SharedStore, nodes: &[u32]) -> BTreeSet<u32> {
+    let earlier = read_ranked_records(store, nodes);
+    std::thread::sleep(LIVE_SAMPLE);
+    let later = read_ranked_records(store, nodes);
+    clinit_engine::monitor::ranked::Record::live_nodes(&earlier, &later)
 }
 
 /// One fence a node publishes: under `classic` `by`'s last hastat lists
@@ -150,6 +187,9 @@ pub struct Records {
     pub fence_logs: BTreeMap<u32, Vec<crate::fence_log::FenceEntry>>,
     /// Records that could not be read.
     pub errors: Vec<String>,
+    /// `ranked`: the live nodes ([`sample_ranked_live`]); `None` under
+    /// `classic` (no liveness sample is taken).
+    pub ranked_live: Option<BTreeSet<u32>>,
 }
 
 impl Records {
@@ -281,6 +321,7 @@ pub fn collect(
             fenced_by: Vec::new(),
             since_change: None,
             since_secs: None,
+            live: records.ranked_live.as_ref().map(|l| l.contains(&node)),
         };
         if let Some((change, secs)) = history.and_then(|h| since(h, node, now)) {
             report.since_change = Some(change);
@@ -292,8 +333,12 @@ pub fn collect(
                 report.stale = clinit_engine::monitor::is_stale(age, timeout);
                 for (group, st) in &clstat.groups {
                     let line = format!("{} {}", st.level, st.state);
-                    let running =
-                        counts_as_running(&st.level, &st.state) && report.member != Some(false);
+                    // A node not live (record frozen, lease lapsed, or
+                    // fenced) had its groups killed by its watchdog, or
+                    // may start nothing: its clstat is its last word.
+                    let running = counts_as_running(&st.level, &st.state)
+                        && report.member != Some(false)
+                        && report.live != Some(false);
                     states.entry(group.clone()).or_default().insert(node, (line, running));
                 }
             }
@@ -568,6 +613,9 @@ pub fn health(st: &ClusterStatus, me: Option<u32>) -> Health {
         return Health::MembershipUnknown(e.clone());
     }
     let judge = |n: &NodeReport| -> Result<(), String> {
+        if n.live == Some(false) {
+            return Err(format!("node {}: not live: {NOT_LIVE}", n.node));
+        }
         if n.clstat != "ok" || n.stale {
             return Err(format!(
                 "node {}: quorum unknown: its clstat is {} (is its monitor running?)",
@@ -626,6 +674,10 @@ fn since_cell(n: &NodeReport) -> String {
     }
 }
 
+/// Why a node is not live under `ranked`, in an operator's words.
+const NOT_LIVE: &str = "its record did not move within 1.5 s, its lease does not hold, or a \
+     peer lists its incarnation as fenced (restart its mosha if it still runs)";
+
 pub fn render(st: &ClusterStatus) -> String {
     let mut out = format!("cluster {} (timeout {}s)", st.shared, st.timeout_secs);
     match st.hactl_node {
@@ -664,6 +716,9 @@ pub fn render(st: &ClusterStatus) -> String {
             None => "-",
         };
         let mut notes = Vec::new();
+        if n.live == Some(false) {
+            notes.push(format!("NOT LIVE: {NOT_LIVE}"));
+        }
         if !n.fenced_by.is_empty() {
             notes.push(format!("FENCED by {}", list(&n.fenced_by)));
         }
@@ -745,6 +800,7 @@ pub fn render(st: &ClusterStatus) -> String {
         row.extend(st.nodes.iter().map(|n| match g.states.get(&n.node) {
             None => "-".into(),
             Some(line) if n.member == Some(false) => format!("down (was {line})"),
+            Some(line) if n.live == Some(false) => format!("not live (last {line})"),
             Some(line) if n.stale => format!("stale (last {line})"),
             Some(line) => line.clone(),
         }));
@@ -804,6 +860,7 @@ mod tests {
             fenced_by: vec![],
             since_change: Some("down".into()),
             since_secs: Some(130.0),
+            live: None,
         };
         assert_eq!(since_cell(&n), "2m10s");
         n.member = Some(true);
@@ -1097,6 +1154,7 @@ mod tests {
                     fenced_by: vec![],
                     since_change: Some("up".into()),
                     since_secs: Some(185.0),
+                    live: None,
                 },
                 NodeReport {
                     node: 2,
@@ -1109,6 +1167,7 @@ mod tests {
                     fenced_by: vec![1],
                     since_change: Some("down".into()),
                     since_secs: Some(40.0),
+                    live: None,
                 },
                 NodeReport {
                     node: 3,
@@ -1121,6 +1180,7 @@ mod tests {
                     fenced_by: vec![],
                     since_change: None,
                     since_secs: None,
+                    live: None,
                 },
             ],
             groups: vec![

@@ -474,8 +474,14 @@ fn status(args: &Args, json: bool) -> ExitCode {
     // group changes (for the "since" and "moves" columns).
     let paths = NodePaths::new(args.mfsbase.clone(), &args.varpath);
     let history = mosha::transitions::best_history(&args.mfsbase, &paths.varpath);
-    let records =
-        cluster_status::Records::read(&paths, &store.nodes().unwrap_or_default(), history);
+    let nodes = store.nodes().unwrap_or_default();
+    let mut records = cluster_status::Records::read(&paths, &nodes, history);
+    if matches!(args.policy, PolicyName::Ranked) {
+        // Life as `mosha standby` judges it (two reads of every record,
+        // 1.5 s apart): a frozen or fenced owner's groups are not shown
+        // running until `--timeout` passes (issue 12, item 4).
+        records.ranked_live = Some(cluster_status::sample_ranked_live(&*store, &nodes));
+    }
     let st =
         cluster_status::collect(&*store, &*membership, timeout, me, &records, SystemTime::now());
     if json {
@@ -735,10 +741,6 @@ fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String
     Ok(Exit::Ok)
 }
 
-/// How long `ranked_live` waits between its two reads of every record:
-/// `suspect_after` (1.5 s), six heartbeat periods at the default P.
-const LIVE_SAMPLE: Duration = Duration::from_millis(1_500);
-
 /// Node numbers as an operator writes them: `1, 3`, or `none`.
 fn node_list<'a>(nodes: impl IntoIterator<Item = &'a u32>) -> String {
     let list: Vec<String> = nodes.into_iter().map(u32::to_string).collect();
@@ -749,24 +751,14 @@ fn node_list<'a>(nodes: impl IntoIterator<Item = &'a u32>) -> String {
     }
 }
 
-/// Of `listed`, the nodes whose `ranked` record moved within
-/// [`LIVE_SAMPLE`] and whose lease holds
-/// ([`clinit_engine::monitor::ranked::Record::alive_since`]). A record
-/// that cannot be read or parsed counts as not live: the check is for a
-/// refusal, and refusing wrongly is the safe side (`--force` exists).
+/// Of `listed`, the live nodes under `ranked`: record moved within
+/// [`cluster_status::LIVE_SAMPLE`], lease holds, incarnation not listed as
+/// fenced by a peer ([`clinit_engine::monitor::ranked::Record::live_nodes`],
+/// the rule `mosha status` shows too). A record that cannot be read or
+/// parsed counts as not live: the check is for a refusal, and refusing
+/// wrongly is the safe side (`--force` exists).
 fn ranked_live(store: &FsStore, listed: &[u32]) -> Vec<u32> {
-    use clinit_engine::monitor::ranked::Record;
-    let read = |n: u32| -> Option<Record> {
-        let snap = store.read(n, SharedFile::Heartbeat).ok().flatten()?;
-        Record::parse(std::str::from_utf8(&snap.bytes).ok()?).ok()
-    };
-    let first: Vec<(u32, Option<Record>)> = listed.iter().map(|&n| (n, read(n))).collect();
-    std::thread::sleep(LIVE_SAMPLE);
-    first
-        .into_iter()
-        .filter(|(n, a)| read(*n).zip(a.as_ref()).is_some_and(|(b, a)| b.alive_since(a)))
-        .map(|(n, _)| n)
-        .collect()
+    cluster_status::sample_ranked_live(store, listed).into_iter().collect()
 }
 
 /// `mosha hactl show|set`.

@@ -209,6 +209,21 @@ impl Executor {
     }
 }
 
+/// The line for a peer's record that cannot be read (a torn, empty or
+/// damaged heartbeat file). It used to say "its groups stay where they
+/// are" and, 1.5 s later with the file still torn, the next line said
+/// they "may be taken over (lease wait passed)" (issue 12, item 13): an
+/// unreadable record is no news, not "stopped", so the groups stay only
+/// until the node is revoked and its lease has run out, as for any node
+/// not heard. Said once per reason.
+fn unknown_record(node: u32, reason: &str) -> String {
+    format!(
+        "node {node}'s record is unknown ({reason}): read as no news, not as stopped; its groups \
+         stay where they are unless no new heartbeat is read within 1.5 s, and then only until \
+         its lease has run out"
+    )
+}
+
 pub(super) fn describe_busy(busy: &[(String, GroupStatus)]) -> String {
     let parts: Vec<String> =
         busy.iter().map(|(g, s)| format!("{g} {} {}", s.level, s.state)).collect();
@@ -273,9 +288,7 @@ fn log_ranked(notice: clinit_engine::monitor::ranked::RankedNotice) {
         N::RevocationLifted { node } => {
             info!("node {node}: revocation lifted (heard again, or released since)")
         }
-        N::Unknown { node, reason } => {
-            warn!("node {node}'s record is unknown ({reason}): its groups stay where they are")
-        }
+        N::Unknown { node, reason } => warn!("{}", unknown_record(node, &reason)),
         N::TellRefused { group, level, reason, until } => warn!(
             "group {group}: tell {level} refused ({reason}): claim given up, backing off \
              (until {until} on this node's monotonic clock)"
@@ -338,5 +351,22 @@ pub(super) fn list<'a>(nodes: impl IntoIterator<Item = &'a u32>) -> String {
         "none".into()
     } else {
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 12, item 13: with node 2's heartbeat file truncated, its
+    /// peers logged "its groups stay where they are", then "its groups may
+    /// be taken over (lease wait passed)". The first line must not promise
+    /// what the second takes back.
+    #[test]
+    fn an_unknown_record_says_its_groups_stay_only_until_its_lease_runs_out() {
+        let line = unknown_record(2, "/mfs/2/var/mosix-ha/heartbeat: empty record");
+        assert!(line.starts_with("node 2's record is unknown (/mfs/2/"), "{line}");
+        assert!(!line.ends_with("its groups stay where they are"), "{line}");
+        assert!(line.contains("until its lease has run out"), "{line}");
     }
 }

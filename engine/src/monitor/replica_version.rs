@@ -53,6 +53,12 @@
 //!   still shows it) is sealed above the newer versions instead, or the
 //!   newer version would win again. While it does not parse, it is left
 //!   alone (the node keeps its last good parse), as under the mtime rule.
+//!   A hand edit counts from when it was written (first seen), not from
+//!   when its settle time ends: if, while it settles, a sealed copy that
+//!   parses appears numbered above every version known when the edit was
+//!   first seen (a `mosha hactl set` made and confirmed elsewhere
+//!   meanwhile), that later edit wins and replaces the hand edit, which
+//!   is logged (issue 12, item 2; [`decide_seen`]).
 //!
 //! **Only its own node seals a hand edit, even while that node is down.**
 //! An operator's edit of a dead node's copy waits for that node to run
@@ -271,6 +277,12 @@ pub enum Decision {
     /// My hand-edited copy has been unchanged for less than the settle
     /// time: `left` ms to go.
     Settling { left: Millis },
+    /// My hand-edited copy was still settling when `from`'s copy `theirs`,
+    /// numbered above `seen` (the highest version known when the edit was
+    /// first seen), appeared: a later edit the hand edit never saw (a
+    /// confirmed `mosha hactl set`, say). The hand edit gives way and
+    /// `from`'s copy is installed over it (issue 12, item 2).
+    DropEdit { from: u32, theirs: Version, seen: u64 },
 }
 
 /// Decide for node `me` from `(node, copy)` pairs (`None`: no copy;
@@ -290,6 +302,46 @@ pub fn decide(
     kept: Option<Version>,
     unchanged_for: Millis,
     settle: Millis,
+) -> Decision {
+    decide_seen(copies, me, kept, unchanged_for, settle, None)
+}
+
+/// The highest version number known from `copies` and `kept`: sealed
+/// copies, the numbers of hand-edited seal lines, and my last sealed copy
+/// (what [`decide`] seals a hand edit one above).
+pub fn highest_known(copies: &[(u32, Option<Facts>)], kept: Option<Version>) -> u64 {
+    let mut highest = kept.map_or(0, |k| k.number);
+    for facts in copies.iter().filter_map(|(_, f)| f.as_ref()) {
+        match &facts.seal {
+            Seal::Sealed(v) => highest = highest.max(v.number),
+            Seal::Edited { was: Some(n), .. } => highest = highest.max(*n),
+            _ => {}
+        }
+    }
+    highest
+}
+
+/// [`decide`], told `seen`: the highest version number known (as
+/// [`highest_known`] counts it) when my current hand-edited copy was first
+/// seen, if it is one.
+///
+/// **Why.** A hand edit waits for the settle time (2 s) before it is
+/// sealed; sealing it one above every version known *then* would put it
+/// above a `mosha hactl set` made and confirmed on another node meanwhile,
+/// an edit the hand edit never saw, and undo it (issue 12, item 2). So
+/// while my edit settles, a sealed copy that parses and is numbered above
+/// `seen` makes the edit give way ([`Decision::DropEdit`]): of two edits
+/// the later one wins, and a hand edit counts from when it was written
+/// (first seen), not from when its settle time ends. An edit made after
+/// that copy was seen here has `seen` at or above it and is sealed above
+/// it as before.
+pub fn decide_seen(
+    copies: &[(u32, Option<Facts>)],
+    me: u32,
+    kept: Option<Version>,
+    unchanged_for: Millis,
+    settle: Millis,
+    seen: Option<u64>,
 ) -> Decision {
     let mut mine: Option<Option<&Facts>> = None;
     let mut best: Option<(u32, Version)> = None;
@@ -346,6 +398,11 @@ pub fn decide(
             if !facts.parses {
                 return Decision::UpToDate;
             }
+            if let (Some(seen), Some((from, theirs))) = (seen, best) {
+                if theirs.number > seen && from != me {
+                    return Decision::DropEdit { from, theirs, seen };
+                }
+            }
             if unchanged_for >= settle {
                 Decision::Seal { number: highest + 1 }
             } else {
@@ -372,6 +429,10 @@ pub enum VersionNote {
     Settling { left: Millis },
     /// Node `from`'s copy was installed as mine.
     Adopted { from: u32, theirs: Version, mine: Option<Version> },
+    /// My hand edit, still settling, gave way to node `from`'s copy
+    /// `theirs`, sealed after the edit was written (above `seen`, the
+    /// highest version known then): installed over the edit.
+    EditDropped { from: u32, theirs: Version, seen: u64 },
 }
 
 /// What an operator who cut a sealed file by hand should know: the usual
@@ -413,6 +474,13 @@ impl fmt::Display for VersionNote {
             VersionNote::Adopted { from, theirs, mine: Some(mine) } => {
                 write!(f, "adopted node {from}'s copy ({theirs}), replacing mine ({mine})")
             }
+            VersionNote::EditDropped { from, theirs, seen } => write!(
+                f,
+                "my copy was edited by hand, and while it settled node {from}'s copy ({theirs}) \
+                 was sealed above version {seen}, the newest when the edit was written: the later \
+                 edit wins, so node {from}'s copy replaces my hand edit; edit again (or use \
+                 `mosha hactl set`) to change it"
+            ),
             VersionNote::Adopted { from, theirs, mine: None } => {
                 write!(f, "adopted node {from}'s copy ({theirs}); mine was none or not sealed")
             }

@@ -217,9 +217,11 @@ pub struct Replica<T> {
     /// Versioned rule: each node's copy judged from its bytes, by identity
     /// (so an unchanged copy is not hashed again).
     seals: BTreeMap<u32, (ContentId, Seal)>,
-    /// Versioned rule: my copy's identity and since when (my clock) I have
-    /// seen it unchanged.
-    own_since: Option<(ContentId, Millis)>,
+    /// Versioned rule: my copy's identity, since when (my clock) I have
+    /// seen it unchanged, and the highest version number known when I
+    /// first saw it (a hand edit that a newer seal overtakes while it
+    /// settles gives way, see [`version::decide_seen`]).
+    own_since: Option<(ContentId, Millis, u64)>,
     /// Versioned rule: the sealed copy being written as mine (my hand edit
     /// sealed, or my last sealed copy written back), while it is written.
     sealing: Option<CopyInfo<T>>,
@@ -416,17 +418,6 @@ impl<T: Replicated> Replica<T> {
             copies.push((me, None));
             copies.sort_by_key(|(n, _)| *n);
         }
-        let unchanged_for = match (own, self.own_since) {
-            (Some(id), Some((seen, since))) if seen == id => now.saturating_sub(since),
-            (Some(id), _) => {
-                self.own_since = Some((id, now));
-                Millis::ZERO
-            }
-            (None, _) => {
-                self.own_since = None;
-                Millis::ZERO
-            }
-        };
         // My copy as read, sealed and parsing, is my last sealed copy.
         if let (Some(info), Some((id, Seal::Sealed(v)))) =
             (self.cache.get(&me), self.seals.get(&me))
@@ -438,7 +429,21 @@ impl<T: Replicated> Replica<T> {
             self.said_restore = None;
         }
         let kept = self.own_sealed.as_ref().map(|(v, _)| *v);
-        let decision = version::decide(&copies, me, kept, unchanged_for, settle);
+        let (unchanged_for, seen) = match (own, self.own_since) {
+            (Some(id), Some((was, since, seen))) if was == id => {
+                (now.saturating_sub(since), Some(seen))
+            }
+            (Some(id), _) => {
+                let seen = version::highest_known(&copies, kept);
+                self.own_since = Some((id, now, seen));
+                (Millis::ZERO, Some(seen))
+            }
+            (None, _) => {
+                self.own_since = None;
+                (Millis::ZERO, None)
+            }
+        };
+        let decision = version::decide_seen(&copies, me, kept, unchanged_for, settle, seen);
         self.sealing = None;
         let mine = self.cache.get(&me);
         let truncated = match self.seals.get(&me) {
@@ -465,7 +470,7 @@ impl<T: Replicated> Replica<T> {
             notes.extend(note.map(ReplicaNote::Versioned));
         }
         let copy_from = match &decision {
-            VDecision::Adopt { from, .. } => Some(*from),
+            VDecision::Adopt { from, .. } | VDecision::DropEdit { from, .. } => Some(*from),
             VDecision::Seal { number } => {
                 let mine = mine.cloned();
                 self.sealing = mine.map(|info| {
@@ -588,6 +593,10 @@ impl<T: Replicated> Replica<T> {
         let (from, info, note) = match decision {
             VDecision::Adopt { from, theirs, mine } => {
                 let note = VersionNote::Adopted { from: *from, theirs: *theirs, mine: *mine };
+                (*from, self.cache.get(from).cloned(), Some(note))
+            }
+            VDecision::DropEdit { from, theirs, seen } => {
+                let note = VersionNote::EditDropped { from: *from, theirs: *theirs, seen: *seen };
                 (*from, self.cache.get(from).cloned(), Some(note))
             }
             VDecision::Seal { .. } => {
@@ -730,6 +739,48 @@ mod tests {
         let intended = info.bytes.to_vec();
         r.settle(1, Some(&d), Some(Ok(ContentId(10))), &mut notes);
         (r, intended)
+    }
+
+    /// Issue 12, item 2: node 1's hand edit is settling (2 s) when node 2
+    /// writes and confirms a `mosha hactl set` (version 6, one above the
+    /// 5 the edit saw). The hand edit was sealed as 7 at the end of its
+    /// settle time and undid the confirmed edit; the later edit must win:
+    /// the hand edit gives way and node 2's copy replaces it. An edit
+    /// written after version 6 was seen is still sealed above it.
+    #[test]
+    fn a_hand_edit_settling_when_a_newer_seal_arrives_gives_way_to_it() {
+        use crate::monitor::replica_version::{classify, seal, SETTLE};
+        let mut r = Replica::<Hactl>::with_rule(Rule::Versioned { settle: SETTLE });
+        let mut notes = Vec::new();
+        let v5 = copy(&seal(b"web start\ndb start\n", 5), 2);
+        let edit = copy(b"web stop\ndb start\n", 1);
+        let d = r.plan_at(Millis::ZERO, 1, &reads(&[(1, &edit), (2, &v5)]), &mut notes);
+        assert!(matches!(d.as_ref().map(d_why), Some(VDecision::Settling { .. })), "{d:?}");
+        // Node 2's `hactl set` (db stop), sealed above every copy it saw.
+        let v6 = copy(&seal(b"web start\ndb stop\n", 6), 3);
+        let d = r.plan_at(Millis(1_000), 1, &reads(&[(1, &edit), (2, &v6)]), &mut notes);
+        assert!(matches!(d.as_ref().map(d_why), Some(VDecision::DropEdit { .. })), "{d:?}");
+        let d = r.plan_at(SETTLE, 1, &reads(&[(1, &edit), (2, &v6)]), &mut notes);
+        let d = d.expect("my copy was read");
+        let theirs = classify(&v6.bytes).version().expect("sealed");
+        assert_eq!(
+            d.why,
+            Why::Versioned(Box::new(VDecision::DropEdit { from: 2, theirs, seen: 5 })),
+            "the hand edit must not be sealed above the confirmed edit it never saw"
+        );
+        let (from, info) = r.to_install(&d).expect("node 2's copy to install");
+        assert_eq!((from, &info.bytes), (2, &v6.bytes));
+        r.settle(1, Some(&d), Some(Ok(ContentId(20))), &mut notes);
+        assert!(notes.iter().any(|n| matches!(
+            n,
+            ReplicaNote::Versioned(VersionNote::EditDropped { from: 2, seen: 5, .. })
+        )));
+        // A new hand edit, written once version 6 is known, wins over it.
+        let later = copy(b"web stop\ndb stop\n", 4);
+        let t = Millis(5_000);
+        r.plan_at(t, 1, &reads(&[(1, &later), (2, &v6)]), &mut notes);
+        let d = r.plan_at(t + SETTLE, 1, &reads(&[(1, &later), (2, &v6)]), &mut notes);
+        assert_eq!(d.map(|d| d.why), Some(Why::Versioned(Box::new(VDecision::Seal { number: 7 }))));
     }
 
     fn d_why(d: &Replication) -> &VDecision {

@@ -36,7 +36,7 @@
 
 use crate::status::{GroupState, GroupStatus};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use thiserror::Error;
 
@@ -512,6 +512,33 @@ impl Record {
             && self.holds_quorum()
     }
 
+    /// Of the nodes whose records were read twice (`earlier`, then
+    /// `later`, some heartbeat periods apart: 1.5 s in `mosha standby` and
+    /// `mosha status`), the live ones: [`Record::alive_since`], and its
+    /// current incarnation not listed as fenced in any other node's later
+    /// record. A node a peer lists as fenced still runs only when the fence
+    /// command reported success without killing it; peers bar that
+    /// incarnation from grants until it restarts (a new incarnation), so it
+    /// can run nothing and is not live, whatever its own lease says
+    /// (issue 12, items 4 and 5). One rule for every caller outside the
+    /// machine, so `standby` and `status` never judge life differently.
+    pub fn live_nodes(
+        earlier: &BTreeMap<u32, Record>,
+        later: &BTreeMap<u32, Record>,
+    ) -> BTreeSet<u32> {
+        later
+            .iter()
+            .filter(|(n, b)| earlier.get(n).is_some_and(|a| b.alive_since(a)))
+            .filter(|(n, b)| {
+                !later.iter().any(|(peer, r)| {
+                    peer != *n
+                        && r.fenced.get(n).is_some_and(|&f| fence_in_force(f, Some(b.incarnation)))
+                })
+            })
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
     /// The acknowledgement this record gives `node`'s heartbeats, if any.
     pub fn ack_of(&self, node: u32) -> Option<Seen> {
         self.acks.get(&node).copied()
@@ -574,6 +601,35 @@ pub(crate) mod tests {
         assert!(fence_in_force(4, None), "no record read: say what is listed");
         assert!(!fence_in_force(4, Some(5)), "the node came back: over");
         assert!(fence_in_force(4, Some(3)), "an older record read: still listed");
+    }
+
+    /// Issue 12, items 4 and 5: live is "record moved and lease holds"
+    /// (a frozen node's record stops moving) and "not fenced in its
+    /// current incarnation by a peer" (a fence that reported success
+    /// without killing leaves a barred node holding its lease).
+    #[test]
+    fn live_nodes_need_a_moving_record_a_lease_and_no_fence_in_force() {
+        let node = |n: u32, inc: u64, counter: u64| {
+            let mut r = sample();
+            (r.node, r.incarnation, r.counter) = (n, inc, counter);
+            r.fenced.clear();
+            (n, r)
+        };
+        let earlier: BTreeMap<u32, Record> =
+            [node(1, 1, 10), node(2, 4, 10), node(3, 1, 10)].into_iter().collect();
+        let mut later: BTreeMap<u32, Record> =
+            [node(1, 1, 16), node(2, 4, 16), node(3, 1, 10)].into_iter().collect();
+        // Node 3 froze: its record did not move.
+        assert_eq!(Record::live_nodes(&earlier, &later), BTreeSet::from([1, 2]));
+        // Node 1 lists node 2's incarnation 4 as fenced: node 2 is barred.
+        later.get_mut(&1).map(|r| r.fenced.insert(2, 4));
+        assert_eq!(Record::live_nodes(&earlier, &later), BTreeSet::from([1]));
+        // Node 2 restarted as incarnation 5: that fence is over.
+        later.insert(2, node(2, 5, 1).1);
+        assert_eq!(Record::live_nodes(&earlier, &later), BTreeSet::from([1, 2]));
+        // A lapsed lease is not live either, though the record moves.
+        later.get_mut(&1).map(|r| r.lease = LeaseState::Lost);
+        assert_eq!(Record::live_nodes(&earlier, &later), BTreeSet::from([2]));
     }
     use proptest::prelude::*;
 
