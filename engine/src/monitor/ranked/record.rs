@@ -622,13 +622,13 @@ pub(crate) mod tests {
         // Node 3 froze: its record did not move.
         assert_eq!(Record::live_nodes(&earlier, &later), BTreeSet::from([1, 2]));
         // Node 1 lists node 2's incarnation 4 as fenced: node 2 is barred.
-        later.get_mut(&1).map(|r| r.fenced.insert(2, 4));
+        later.get_mut(&1).expect("node 1 read").fenced.insert(2, 4);
         assert_eq!(Record::live_nodes(&earlier, &later), BTreeSet::from([1]));
         // Node 2 restarted as incarnation 5: that fence is over.
         later.insert(2, node(2, 5, 1).1);
         assert_eq!(Record::live_nodes(&earlier, &later), BTreeSet::from([1, 2]));
         // A lapsed lease is not live either, though the record moves.
-        later.get_mut(&1).map(|r| r.lease = LeaseState::Lost);
+        later.get_mut(&1).expect("node 1 read").lease = LeaseState::Lost;
         assert_eq!(Record::live_nodes(&earlier, &later), BTreeSet::from([2]));
     }
     use proptest::prelude::*;
