@@ -474,3 +474,34 @@ fn seed_36_a_backlog_of_old_lost_records_fences_no_released_node() {
     let counts = r.tracker.counts();
     assert!(!counts.contains_key(NEEDLESS_FENCE), "needless fence:\n{}", report::render(&r));
 }
+
+/// Seeds 5 and 13 at N = 2 of the uncapped safety sweep (`clinit-sim run
+/// --nodes 2 --seed S --groups 3 --duration 20m --faults random --param
+/// fence_kills=true --param fence_delay=500ms --policy
+/// '{"policy":"ranked","fence_command":true}'`): with the release wait
+/// counted from the last heartbeat everywhere, a `slow-fs` episode
+/// silenced node 2 for node 1, the tie-breaker, which is quorate alone at
+/// N = 2; node 2's release was still on its way when the shorter wait
+/// ended, and node 1 fenced a healthy node. A fencer that hears no strict
+/// majority by records counts the wait from the revocation, as before
+/// (`exact_half_waits_from_revocation`).
+#[test]
+fn two_nodes_slow_fs_the_lone_tie_breaker_waits_from_the_revocation() {
+    use clinit_sim::faults::Fault;
+    let mut cfg = random_hour(3);
+    cfg.nodes = 2;
+    cfg.duration = Millis::from_secs(20 * 60);
+    for seed in [5, 13] {
+        let r = run(&cfg, seed, RunOptions::default()).expect("valid scenario");
+        assert!(
+            r.schedule.faults.iter().any(|f| matches!(f.fault, Fault::SlowFs { .. })),
+            "seed {seed}: the scenario changed: no slow fs, the test proves nothing"
+        );
+        let counts = r.tracker.counts();
+        assert!(
+            !counts.contains_key(NEEDLESS_FENCE),
+            "seed {seed}: needless fence:\n{}",
+            report::render(&r)
+        );
+    }
+}

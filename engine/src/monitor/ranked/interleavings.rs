@@ -433,6 +433,10 @@ fn a_lost_node_that_names_nothing_and_is_not_fenced_keeps_its_groups_down() {
 }
 
 fn slow_storage(rules: impl FnOnce(&mut Rules)) -> World {
+    slow_storage_by(1800, rules)
+}
+
+fn slow_storage_by(delay: u64, rules: impl FnOnce(&mut Rules)) -> World {
     // N = 2, web on node 2; then every record takes 1.8 s to become
     // visible both ways (beyond the lease's budget): node 2 falls silent
     // for node 1 (the tie-breaker, quorate alone) but lives, loses its own
@@ -444,8 +448,8 @@ fn slow_storage(rules: impl FnOnce(&mut Rules)) -> World {
     assert_eq!(w.runs("web"), vec![2]);
     w.node(1).failing_tests.clear();
     let t0 = w.t;
-    w.link(2, 1, Link::Delay(1800));
-    w.link(1, 2, Link::Delay(1800));
+    w.link(2, 1, Link::Delay(delay));
+    w.link(1, 2, Link::Delay(delay));
     w.run_until(t0 + 15_000);
     w
 }

@@ -94,8 +94,12 @@
 //!   shared storage, not death: such a member loses its own lease and
 //!   releases by itself. It is fenced only once its lease and watchdog have
 //!   surely ended, plus 2P to see the release; a member listed down is
-//!   fenced at once. "Surely ended" is counted as the lease wait counts it
-//!   (`Rules::release_wait_from_last_heartbeat`):
+//!   fenced at once. "Surely ended" is counted from the revocation by a
+//!   fencer that hears no strict majority of the voters by their records
+//!   (an exact half, always at N = 2: nothing there tells a slow shared
+//!   filesystem from the member's own silence;
+//!   `Rules::exact_half_waits_from_revocation`), and otherwise as the lease
+//!   wait counts it (`Rules::release_wait_from_last_heartbeat`):
 //!   `H·(1+ρ)+δ` after this node first saw the member's last heartbeat,
 //!   when that heartbeat is at or beyond every revocation bound, and else
 //!   after the first sight of a quorum of revocations. Why the earlier
@@ -713,6 +717,12 @@ pub(crate) struct Rules {
     /// `lost_fence_needs_current_record` that path is closed, and the rule
     /// is on.
     pub release_wait_from_last_heartbeat: bool,
+    /// ... but a fencer that does not hear a strict majority of the voters
+    /// by their records (an exact half, always at N = 2) counts the wait
+    /// from the revocation still (off: from the last heartbeat too; a slow
+    /// shared filesystem then gets a healthy node shot at N = 2, where the
+    /// tie-breaker fences alone).
+    pub exact_half_waits_from_revocation: bool,
     /// A revocation of a node this node hears again (its counter moves
     /// beyond the bound and it acknowledges a record of this node written
     /// after the revocation) is withdrawn and then lifted, instead of
@@ -773,6 +783,7 @@ impl Default for Rules {
             fence_any_lost: true,
             wait_for_silent_release: true,
             release_wait_from_last_heartbeat: true,
+            exact_half_waits_from_revocation: true,
             lift_heard_revocation: true,
             lift_after_round: true,
             early_claim: true,
