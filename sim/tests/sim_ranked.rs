@@ -505,3 +505,31 @@ fn two_nodes_slow_fs_the_lone_tie_breaker_waits_from_the_revocation() {
         );
     }
 }
+
+/// N = 2 seed 1 (uncapped): node 2 fences node 1, the tie-breaker, whose
+/// monitor froze; node 1 comes back at the quiet phase and reads node 2's
+/// record, which still carries the fence vote against node 1's old
+/// incarnation, while node 2's membership source lists node 1 down for 5
+/// more seconds. Counting that vote as its own half decided, node 1 held a
+/// lease alone beside node 2's and fenced the healthy node 2. A node never
+/// counts a fence of its own older incarnation (`own_restart_ends_vote`).
+#[test]
+fn two_nodes_seed_1_a_rebooted_tie_breaker_fences_nobody() {
+    use clinit_sim::faults::Fault;
+    let mut cfg = random_hour(3);
+    cfg.nodes = 2;
+    cfg.duration = Millis::from_secs(20 * 60);
+    let r = run(&cfg, 1, RunOptions::default()).expect("valid scenario");
+    assert!(
+        r.schedule.faults.iter().any(|f| matches!(f.fault, Fault::MonitorFreeze { node: 1, .. })),
+        "the scenario changed: node 1's monitor never froze, the test proves nothing"
+    );
+    assert_eq!(
+        r.tracker.metrics.fences,
+        1,
+        "node 2 fences the frozen node 1, and nobody else is fenced:\n{}",
+        report::render(&r)
+    );
+    let counts = r.tracker.counts();
+    assert!(!counts.contains_key(NEEDLESS_FENCE), "needless fence:\n{}", report::render(&r));
+}

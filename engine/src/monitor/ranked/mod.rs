@@ -154,6 +154,15 @@
 //! * **Resuming.** A monitor that did not step for more than H/2 (frozen,
 //!   hung executor) counts its last contact with everyone from then.
 //! * **wait_for_all** means every member acknowledged this incarnation.
+//! * **A node never counts a fence of its own older incarnation.** The
+//!   fence vote a survivor publishes lasts, for the survivor, until it
+//!   reads the fenced node's new incarnation, which may be late (its
+//!   membership source still lists the node down). The rebooted node reads
+//!   that vote at once; were it to count it, a tie-breaker would take the
+//!   vote against itself as its half decided, skip wait_for_all and hold a
+//!   lease alone beside the survivor's lease on the same vote: two
+//!   disjoint quorums (simulator N = 2 seed 1: the rebooted tie-breaker
+//!   then fenced the healthy survivor).
 //!
 //! # Fencing only when it must
 //!
@@ -668,6 +677,15 @@ pub(crate) struct Rules {
     pub lost_fence_needs_current_record: bool,
     /// A fence vote lasts only until a new incarnation is seen.
     pub vote_until_new_incarnation: bool,
+    /// A node that restarted counts no fence vote against its own older
+    /// incarnation: it is the new incarnation, and sees itself (off: a
+    /// rebooted tie-breaker that reads the other node's record, which
+    /// still carries the vote the fence left, takes that vote as the
+    /// tie-breaker's side decided and holds a lease alone, while the other
+    /// node, which has not seen the new incarnation yet, holds its own on
+    /// the same vote: a split quorum, and a needless fence of the other
+    /// node; the simulator's N = 2 seed 1).
+    pub own_restart_ends_vote: bool,
     /// An exact half without the tie-breaker fences it (its vote).
     pub tie_fence: bool,
     /// A fence vote joins only a set whose own voters are at least half of
@@ -773,6 +791,7 @@ impl Default for Rules {
             lost_needs_fence: true,
             lost_fence_needs_current_record: true,
             vote_until_new_incarnation: true,
+            own_restart_ends_vote: true,
             tie_fence: true,
             tie_vote_completes_half: true,
             lift_clears_void: true,

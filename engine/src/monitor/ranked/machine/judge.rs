@@ -50,6 +50,13 @@ impl Ranked {
         if self.rules.vote_until_new_incarnation {
             votes.0.retain(|&n, v| self.latest(n).is_none_or(|l| l.incarnation <= v.0));
         }
+        // I am a newer incarnation than any fence of me that others still
+        // publish (they have not read me since): it neither votes nor
+        // fences me any more, here.
+        if self.rules.own_restart_ends_vote {
+            let inc = self.durable.incarnation;
+            votes.0.retain(|&n, v| n != self.me || v.0 >= inc);
+        }
         votes
     }
 
