@@ -288,3 +288,54 @@ fn assert_2_replaced_by_4_and_web_kept_on_5(w: &World) {
     }
     assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0), "{}", dump(w));
 }
+
+/// Three nodes, `web` prefers 3. Node 1 dies for a minute and is demoted
+/// (voters {2, 3}); then node 2, the tie-breaker of that pair, dies for
+/// good, and node 3 fences it and holds its lease on that fence vote. Then
+/// node 1 boots again, a learner that reads node 2 silent. Returns the
+/// world 20 s after node 1's boot, and that boot's time (ms).
+fn a_learner_boots_beside_a_fenced_tie_breaker(
+    rules: impl FnOnce(&mut super::Rules),
+) -> (World, u64) {
+    let params = RankedParams { fence_command: true, min_voters: 2, ..RankedParams::default() };
+    let mut w = world(3, "web start 3,2,1\n", params).with_rules(rules);
+    assert!(w.settle(10_000), "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![3], "{}", dump(&w));
+    let t0 = w.t;
+    w.crash(1, Some(60_000));
+    assert!(w.run_until_cond(t0 + 30_000, |w| voters(w, 3) == vec![2, 3]), "{}", dump(&w));
+    w.run_until(w.t + 2_000);
+    w.crash(2, None);
+    let fenced_2 = |w: &World| w.fences.iter().any(|f| f.1 == 3 && f.2.node == 2);
+    assert!(w.run_until_cond(w.t + 20_000, fenced_2), "{}", dump(&w));
+    assert!(w.run_until_cond(t0 + 70_000, |w| w.nodes[&1].machine.is_some()), "{}", dump(&w));
+    assert!(w.holding(3), "node 3 holds on its fence vote: {}", dump(&w));
+    let t1 = w.t;
+    w.run_until(t1 + 20_000);
+    (w, t1)
+}
+
+#[test]
+fn a_learner_never_fences_the_tie_breaker_of_the_voters() {
+    let (w, t1) = a_learner_boots_beside_a_fenced_tie_breaker(|_| {});
+    assert!(w.nodes[&1].up && !w.nodes[&1].history.is_empty(), "time passed: {}", dump(&w));
+    assert!(!w.fences.iter().any(|f| f.1 == 1), "{}", dump(&w));
+    let lost = w.log.iter().any(|l| l.0 >= t1 && l.1 == 3 && l.2.starts_with("LeaseLost"));
+    assert!(!lost, "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![3], "{}", dump(&w));
+    assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0), "{}", dump(&w));
+}
+
+#[test]
+fn a_learner_that_fences_the_tie_breaker_spoils_the_voters_fence_vote() {
+    let (w, t1) =
+        a_learner_boots_beside_a_fenced_tie_breaker(|r| r.tie_fence_by_voters_only = false);
+    // Node 1 fenced node 2 too; a vote goes only with all its fencers, and
+    // node 1 is in no voter's set: node 3 lost its lease, `web` stopped.
+    assert!(w.fences.iter().any(|f| f.1 == 1 && f.2.node == 2), "{}", dump(&w));
+    assert!(
+        w.log.iter().any(|l| l.0 >= t1 && l.1 == 3 && l.2.starts_with("LeaseLost")),
+        "{}",
+        dump(&w)
+    );
+}

@@ -149,6 +149,13 @@
 //!   8185498729148515470 at N = 4, a 7.3 s visibility delay: nodes 2 and 3
 //!   both fenced node 1 and claimed groups with {2} + vote and {3} + vote,
 //!   0.3 s of double owner before.)
+//! * **Only a voter fences the lost tie-breaker.** That fence is the
+//!   half's vote, and a learner is in no half. A learner that did fence it
+//!   (booting beside a tie-breaker the other voter had already fenced)
+//!   spoiled the vote: a vote goes only with all its fencers, the learner
+//!   is in no voter's set, and the voter holding its lease on that vote
+//!   lost it, stopping every group until the dead node's next incarnation
+//!   (simulator N = 3 seed 6 with two voters: 1,400 group-s).
 //! * **Compare-and-fence.** A fence command carries a guard; the executor
 //!   skips it if the target's record shows it came back.
 //! * **Resuming.** A monitor that did not step for more than H/2 (frozen,
@@ -688,6 +695,14 @@ pub(crate) struct Rules {
     pub own_restart_ends_vote: bool,
     /// An exact half without the tie-breaker fences it (its vote).
     pub tie_fence: bool,
+    /// Only a voter fences the tie-breaker of an exact half: the fence is
+    /// that half's vote, and a learner is in no half (off: a learner that
+    /// boots beside a tie-breaker the other voter already fenced fences it
+    /// again; a fence vote goes only with all its fencers, and the learner
+    /// is in no voter's set, so the voter's lease on that vote is lost and
+    /// every group stops until the dead node's next incarnation: the
+    /// simulator's N = 3 seed 6 with `min_voters` 2).
+    pub tie_fence_by_voters_only: bool,
     /// A fence vote joins only a set whose own voters are at least half of
     /// the voters (it completes an exact half, never makes a minority
     /// half): two fencers unaware of each other cannot both spend it.
@@ -793,6 +808,7 @@ impl Default for Rules {
             vote_until_new_incarnation: true,
             own_restart_ends_vote: true,
             tie_fence: true,
+            tie_fence_by_voters_only: true,
             tie_vote_completes_half: true,
             lift_clears_void: true,
             one_change_per_version: true,

@@ -173,7 +173,18 @@ impl Ranked {
             // `side` as built above: the heard members with their fence
             // votes (neither changed since).
             let half = 2 * voters.iter().filter(|m| side.contains(m)).count() == voters.len();
-            let lowest_here = heard.iter().copied().filter(|&n| n != t).min() == Some(self.me);
+            // The lowest heard member of this half fences; with
+            // `tie_fence_by_voters_only`, the lowest heard voter, and only
+            // a voter: the fence is the half's vote, and a learner is in
+            // no half (see the rule).
+            let by_voters = self.rules.tie_fence_by_voters_only;
+            let lowest_here = (!by_voters || voters.contains(&self.me))
+                && heard
+                    .iter()
+                    .copied()
+                    .filter(|&n| n != t && (!by_voters || voters.contains(&n)))
+                    .min()
+                    == Some(self.me);
             if t != self.me && half && !side.contains(&t) && lowest_here {
                 let since = self.peers.get(&t).and_then(|p| {
                     p.revoked_by_me_at.map(|r| r.max(p.contact.map_or(r, |c| c.last_change)))
