@@ -152,13 +152,15 @@ fn without_waiting_for_a_settled_configuration_web_runs_twice() {
     assert!(w.double_owner_ms > 0, "{}", dump(&w));
 }
 
-/// Three nodes, `web` prefers 2 then 1. Node 3 dies and is demoted
-/// (voters {1, 2}); node 2, running `web`, dies (fenced, stays down), and
-/// node 1, the tie-breaker, takes `web` alone. Then node 3 boots again.
-/// Returns the world 20 s after node 3's boot.
+/// Three nodes, `web` prefers 1 then 2. Node 3 dies and is demoted
+/// (voters {1, 2}); node 2 dies (it owns nothing, so nobody fences it; it
+/// stays down), and node 1, the tie-breaker, keeps `web` alone. Then node
+/// 3 boots again. Returns the world 20 s after node 3's boot. (Had node 2
+/// been fenced, the promotion could commit: see
+/// `the_last_voter_of_two_replaces_a_fenced_one_by_a_learner`.)
 fn a_voter_comes_back_while_the_other_is_dead(rules: impl FnOnce(&mut super::Rules)) -> World {
     let params = RankedParams { fence_command: true, min_voters: 2, ..RankedParams::default() };
-    let mut w = world(3, "web start 2,1\n", params).with_rules(rules);
+    let mut w = world(3, "web start 1,2\n", params).with_rules(rules);
     assert!(w.settle(10_000), "{}", dump(&w));
     let t0 = w.t;
     w.crash(3, None);
@@ -178,9 +180,11 @@ fn a_voter_comes_back_while_the_other_is_dead(rules: impl FnOnce(&mut super::Rul
 #[test]
 fn a_promotion_that_cannot_commit_is_not_proposed() {
     let w = a_voter_comes_back_while_the_other_is_dead(|_| {});
-    // Node 3 is heard (time passed), but {1, 2} without node 2 cannot
-    // commit a change: nothing is proposed, and node 1 keeps `web`.
+    // Node 3 is heard (time passed), but {1, 2} without node 2 (dead, not
+    // fenced) cannot commit a change: nothing is proposed, and node 1
+    // keeps `web`.
     assert!(w.nodes[&3].up && !w.nodes[&3].history.is_empty(), "{}", dump(&w));
+    assert!(w.fences.is_empty(), "{}", dump(&w));
     assert!(!w.log.iter().any(|l| l.2.contains("Promote(3)")), "{}", dump(&w));
     assert_eq!(w.runs("web"), vec![1], "{}", dump(&w));
     assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0), "{}", dump(&w));
@@ -320,8 +324,12 @@ fn a_learner_never_fences_the_tie_breaker_of_the_voters() {
     let (w, t1) = a_learner_boots_beside_a_fenced_tie_breaker(|_| {});
     assert!(w.nodes[&1].up && !w.nodes[&1].history.is_empty(), "time passed: {}", dump(&w));
     assert!(!w.fences.iter().any(|f| f.1 == 1), "{}", dump(&w));
-    let lost = w.log.iter().any(|l| l.0 >= t1 && l.1 == 3 && l.2.starts_with("LeaseLost"));
-    assert!(!lost, "{}", dump(&w));
+    // Node 3 keeps its lease on the vote until it promotes node 1 back
+    // (a voter change stops fence votes for its duration: a lease lost for
+    // a moment), and keeps `web`.
+    let lost = w.log.iter().find(|l| l.0 >= t1 && l.1 == 3 && l.2.starts_with("LeaseLost"));
+    let promoted = w.log.iter().find(|l| l.1 == 3 && l.2.contains("Promote(1)"));
+    assert!(lost.is_none_or(|l| promoted.is_some_and(|p| p.0 <= l.0)), "{}", dump(&w));
     assert_eq!(w.runs("web"), vec![3], "{}", dump(&w));
     assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0), "{}", dump(&w));
 }
@@ -338,4 +346,50 @@ fn a_learner_that_fences_the_tie_breaker_spoils_the_voters_fence_vote() {
         "{}",
         dump(&w)
     );
+}
+
+/// Three nodes; `web` prefers 1, `db` 3. Node 2 dies for 40 s and is
+/// demoted (voters {1, 3}); node 3 dies for good, and node 1 fences it
+/// (`db` must move) and holds on as the tie-breaker. Node 2 boots again, a
+/// learner. The world runs until node 2 is back and 30 s more; then node 1
+/// dies for good. Returns the world 20 s after that.
+fn the_last_voter_of_two_replaces_a_fenced_one(rules: impl FnOnce(&mut super::Rules)) -> World {
+    let params = RankedParams { fence_command: true, min_voters: 2, ..RankedParams::default() };
+    let mut w = world(3, "web start 1,3,2\ndb start 3,1,2\n", params).with_rules(rules);
+    assert!(w.settle(10_000), "{}", dump(&w));
+    assert_eq!((w.runs("web"), w.runs("db")), (vec![1], vec![3]), "{}", dump(&w));
+    let t0 = w.t;
+    w.crash(2, Some(40_000));
+    assert!(w.run_until_cond(t0 + 30_000, |w| voters(w, 1) == vec![1, 3]), "{}", dump(&w));
+    w.run_until(w.t + 2_000);
+    w.crash(3, None);
+    let fenced_3 = |w: &World| w.fences.iter().any(|f| f.1 == 1 && f.2.node == 3);
+    assert!(w.run_until_cond(w.t + 20_000, fenced_3), "{}", dump(&w));
+    assert!(w.run_until_cond(t0 + 50_000, |w| w.nodes[&2].machine.is_some()), "{}", dump(&w));
+    w.run_until(w.t + 30_000);
+    w.crash(1, None);
+    let t1 = w.t;
+    w.run_until(t1 + 20_000);
+    w
+}
+
+#[test]
+fn the_last_voter_of_two_replaces_a_fenced_one_by_a_learner() {
+    let w = the_last_voter_of_two_replaces_a_fenced_one(|_| {});
+    // Node 2 was promoted (the commit counted node 3's fence vote) and
+    // node 3 demoted: voters {1, 2}. Node 2 fenced node 1, the lost
+    // tie-breaker, and took both groups.
+    assert!(w.log.iter().any(|l| l.1 == 1 && l.2.contains("Promote(2)")), "{}", dump(&w));
+    assert_eq!(voters(&w, 2), vec![1, 2], "{}", dump(&w));
+    assert_eq!((w.runs("web"), w.runs("db")), (vec![2], vec![2]), "{}", dump(&w));
+    assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0), "{}", dump(&w));
+}
+
+#[test]
+fn without_counting_the_fence_vote_in_the_change_the_last_voter_dies_with_every_group() {
+    let w = the_last_voter_of_two_replaces_a_fenced_one(|r| r.change_counts_fence_votes = false);
+    // Time passed: node 2 is back and node 1 died; voters stayed {1, 3}.
+    assert!(w.nodes[&2].up && !w.nodes[&1].up, "{}", dump(&w));
+    assert_eq!(voters(&w, 2), vec![1, 3], "{}", dump(&w));
+    assert!(w.runs("web").is_empty() && w.runs("db").is_empty(), "{}", dump(&w));
 }

@@ -798,7 +798,7 @@ impl Ranked {
     fn decide(&mut self) {
         self.wake = None;
         let (fenced, votes) = self.fence_votes();
-        self.membership_pass();
+        self.membership_pass(&fenced);
         // wait_for_all: every member has acknowledged this incarnation (so
         // none still counts a fence vote of an older one), or is fenced.
         let inc = self.durable.incarnation;
@@ -811,10 +811,19 @@ impl Ranked {
                         .is_some_and(|a| a.incarnation == inc)
                     || votes.contains(m)
             });
+        // Across a voter change, a fence vote completes no half: an exact
+        // half of the old voters with a fence vote and a majority of the
+        // new can be disjoint, as the tie-breaker's half can
+        // (`votes_need_settled_config`).
+        let votes = if self.rules.votes_need_settled_config && self.config_unsettled() {
+            Votes::default()
+        } else {
+            votes
+        };
         self.revocation_pass();
         self.lease_pass(&votes);
         let judged = self.judge(&votes, &fenced);
-        self.autopilot_pass(&judged);
+        self.autopilot_pass(&judged, &fenced);
         self.fence_pass(&votes, &judged);
         self.grant_pass(&judged);
         self.group_pass(&votes, &judged);

@@ -109,9 +109,22 @@ pub fn may_ack(
 
 /// Is `change` of `config` committed, given the nodes that acknowledge it?
 pub fn committed(config: &Config, change: &Change, ackers: &BTreeSet<u32>) -> bool {
+    committed_by(config, ackers, change, ackers)
+}
+
+/// [`committed`] with the old members' side counted apart (`old_ackers`:
+/// the acknowledgements, completed by fence votes where `ranked` allows
+/// it) from the new members' (`new_ackers`: real acknowledgements only).
+/// Raft's single-server rule: a strict majority of each.
+pub fn committed_by(
+    config: &Config,
+    old_ackers: &BTreeSet<u32>,
+    change: &Change,
+    new_ackers: &BTreeSet<u32>,
+) -> bool {
     change.replaces == config.version
-        && is_strict_majority(&config.members, ackers)
-        && is_strict_majority(&change.members, ackers)
+        && is_strict_majority(&config.members, old_ackers)
+        && is_strict_majority(&change.members, new_ackers)
 }
 
 #[cfg(test)]

@@ -695,6 +695,20 @@ pub(crate) struct Rules {
     pub own_restart_ends_vote: bool,
     /// An exact half without the tie-breaker fences it (its vote).
     pub tie_fence: bool,
+    /// A voter change counts a fenced old voter (its fence vote in
+    /// force) with the old voters' acknowledgements when they are at least
+    /// half of them, in the commit and in the proposer's check (off: the
+    /// last voter of two, the other fenced and powered off, can never
+    /// replace it by a learner, and its own crash then stops every group
+    /// until the fenced node boots again: the simulator's N = 3 seed 7
+    /// with `min_voters` 2).
+    pub change_counts_fence_votes: bool,
+    /// While a voter change is under way (`config_unsettled`), fence votes
+    /// complete no half for leases, claims, revocations and fences, as the
+    /// tie-breaker's exact half does not (`tie_needs_settled_config`): an
+    /// exact half of the old voters completed by a vote and a majority of
+    /// the new voters can be disjoint.
+    pub votes_need_settled_config: bool,
     /// Only a voter fences the tie-breaker of an exact half: the fence is
     /// that half's vote, and a learner is in no half (off: a learner that
     /// boots beside a tie-breaker the other voter already fenced fences it
@@ -808,6 +822,8 @@ impl Default for Rules {
             vote_until_new_incarnation: true,
             own_restart_ends_vote: true,
             tie_fence: true,
+            change_counts_fence_votes: true,
+            votes_need_settled_config: true,
             tie_fence_by_voters_only: true,
             tie_vote_completes_half: true,
             lift_clears_void: true,

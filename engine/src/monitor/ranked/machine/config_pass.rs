@@ -5,7 +5,9 @@
 use super::*;
 
 impl Ranked {
-    pub(super) fn membership_pass(&mut self) {
+    /// `fenced`: every fence known (see [`Ranked::fence_votes`]), for a
+    /// change away from a fenced voter of two (`change_counts_fence_votes`).
+    pub(super) fn membership_pass(&mut self, fenced: &Votes) {
         let config = self.durable.config.clone();
         // Adopt a newer configuration a member publishes (it was committed).
         let newer = self
@@ -94,12 +96,35 @@ impl Ranked {
             members: next.voters().to_vec(),
             voters: Vec::new(),
         };
-        if membership::committed(&old, &new, &ackers) {
+        let mut old_ackers = ackers.clone();
+        if self.rules.change_counts_fence_votes {
+            count_fenced_voter(&old.members, fenced, &mut old_ackers);
+        }
+        if membership::committed_by(&old, &old_ackers, &new, &ackers) {
             self.set_durable(|d| {
                 d.config = next.clone();
                 d.config_ack = None;
             });
             self.log(RankedNotice::ConfigAdopted(next));
         }
+    }
+}
+
+/// Of two old voters, the one the other fenced (the fence succeeded, and
+/// no newer incarnation of it is known) counts as acknowledging a change
+/// the other acknowledges (`Rules::change_counts_fence_votes`).
+///
+/// Why only of two: the fenced voter's services are dead and it can never
+/// acknowledge anything again in that incarnation. For two changes of one
+/// version to commit, each of the two voters would have to acknowledge
+/// one after its own fence of the other succeeded, so each would outlive
+/// the other's fence; a successful fence means its target is dead. With
+/// four voters or more, two pairs can each fence one of the other pair and
+/// commit two changes, so there a voter change still needs a strict
+/// majority of real acknowledgements (three voters need two real ones
+/// anyway).
+pub(super) fn count_fenced_voter(old_voters: &[u32], fenced: &Votes, ackers: &mut BTreeSet<u32>) {
+    if old_voters.len() == 2 {
+        fenced.expand(Some(old_voters), ackers);
     }
 }

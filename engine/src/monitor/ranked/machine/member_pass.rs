@@ -8,7 +8,7 @@ use membership::Autopilot;
 
 impl Ranked {
     /// Propose at most one voter change (see [`RankedParams::replace_dead_voters`]).
-    pub(super) fn autopilot_pass(&mut self, judged: &BTreeMap<u32, Judgement>) {
+    pub(super) fn autopilot_pass(&mut self, judged: &BTreeMap<u32, Judgement>, fenced: &Votes) {
         if self.config_seen.0 != self.durable.config.version {
             self.config_seen = (self.durable.config.version, self.now);
         }
@@ -46,11 +46,19 @@ impl Ranked {
         // pending for good, since an acknowledgement is never withdrawn,
         // and a pending change takes the tie-breaker's exact half away
         // (`config_unsettled`): the last node would stop everything.
-        let heard = |set: &[u32]| {
-            let yes: BTreeSet<u32> = set.iter().copied().filter(|&v| self.hears(v)).collect();
+        // The old voters may count a fenced one (as the commit does, with
+        // `change_counts_fence_votes`): the last voter of two, the other
+        // fenced, can then replace it by a learner.
+        let heard = |set: &[u32], fenced: Option<&Votes>| {
+            let mut yes: BTreeSet<u32> = set.iter().copied().filter(|&v| self.hears(v)).collect();
+            if let Some(f) = fenced {
+                super::config_pass::count_fenced_voter(set, f, &mut yes);
+            }
             crate::monitor::ranked::quorum::is_strict_majority(set, &yes)
         };
-        if self.rules.propose_only_committable && (!heard(&voters) || !heard(&to)) {
+        let old_votes = self.rules.change_counts_fence_votes.then_some(fenced);
+        if self.rules.propose_only_committable && (!heard(&voters, old_votes) || !heard(&to, None))
+        {
             return;
         }
         let Ok(change) = membership::one_voter_at_a_time(&config, &to) else { return };
