@@ -37,7 +37,7 @@ use clinit_engine::cluster::{
 use clinit_engine::driver::Processes;
 use clinit_engine::hactl::{Hactl, Want};
 use clinit_engine::init;
-use clinit_engine::monitor::{replica_version, Notice};
+use clinit_engine::monitor::{replica_version, Notice, PolicyConfig};
 use clinit_engine::process::ProcId;
 use clinit_engine::status::ClStat;
 use clinit_engine::time::Millis;
@@ -1803,14 +1803,30 @@ impl World {
 
     /// What an operator editing node `node`'s own hactl starts from: that
     /// copy as it parses, or the scenario's hactl when it is missing or
-    /// does not parse.
+    /// does not parse. A group line the copy lacks (a `torn-copy` cut it
+    /// off at a line boundary) the operator puts back at the level it
+    /// wants: the edit changes one group, not every group the tear lost.
+    /// (Saved as found, a torn copy's missing groups were sealed as an
+    /// operator's edit and stopped cluster-wide for good, while the
+    /// operator still wanted them: N = 3, seeds 151 and 276 of the
+    /// uncapped safety sweep failed `liveness`.)
     fn own_hactl(&self, node: u32) -> Hactl {
-        self.files[node as usize]
+        let mut hactl = self.files[node as usize]
             .hactl
             .own()
             .and_then(|v| std::str::from_utf8(&v.data).ok().map(String::from))
             .and_then(|text| Hactl::parse(&text, "hactl").ok())
-            .unwrap_or_else(|| (*self.built.hactl).clone())
+            .unwrap_or_else(|| (*self.built.hactl).clone());
+        for (group, want) in &self.built.hactl.groups {
+            if !hactl.groups.contains_key(group) {
+                let mut want = want.clone();
+                if let Some(level) = self.tracker.want(group) {
+                    want.level = level.to_string();
+                }
+                hactl.groups.insert(group.clone(), want);
+            }
+        }
+        hactl
     }
 
     /// The operator edits node `node`'s own hactl copy (mtime: its clock).
@@ -1969,12 +1985,47 @@ impl World {
     /// the content-hash tie-break keeps one whole file (the documented
     /// rule), so the other restoration was lost while the tracker counted
     /// both as wanted (seed 5, `hactl-edit`, 3 nodes: g01 down for good).
+    ///
+    /// Under versioned replicas (`ranked`) the operator also puts back every
+    /// group whose level in that node's copy is not the one wanted. An edit
+    /// can be lost during the faults by the documented rule for concurrent
+    /// hand edits (two nodes seal the same version from different bases,
+    /// and the content-hash tie-break keeps one whole file), but there the
+    /// loss is visible: the sealed version and the dropped edit are logged
+    /// and `mosha status` shows the level in force, so an operator
+    /// restoring the intended configuration restores all of it (N = 3 seed
+    /// 276 of the uncapped safety sweep: node 3, its copies tearing, edited
+    /// g01 from a copy that still had g03 stopped, won the tie with node
+    /// 2's restoration of g03, and g03 stayed stopped while the tracker
+    /// wanted it). Under `classic` the lost update is silent (the
+    /// original's W10, which that policy keeps on purpose), so the operator
+    /// does not know to redo it and the checker reports it.
     fn undo_open_edits_at_once(&mut self) {
         let open = std::mem::take(&mut self.open_edits);
-        let Some(&(node, _)) = open.values().next() else { return };
-        let node = self.operator_node(node);
+        let first = open.values().next().map_or(1, |&(node, _)| node);
+        let node = self.operator_node(first);
         for (_, group) in open.into_values() {
             self.restore_want(node, &group);
+        }
+        if !matches!(self.cfg.policy, PolicyConfig::Ranked(_)) {
+            return;
+        }
+        let own = self.own_hactl(node);
+        let lost: Vec<String> = self
+            .built
+            .hactl
+            .groups
+            .keys()
+            .filter(|g| {
+                let want = self.tracker.want(g);
+                want.is_some() && own.groups.get(*g).map(|w| w.level.as_str()) != want
+            })
+            .cloned()
+            .collect();
+        for group in lost {
+            if let Some(level) = self.tracker.want(&group).map(String::from) {
+                self.edit_hactl(node, &group, &level);
+            }
         }
     }
 

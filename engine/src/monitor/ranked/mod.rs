@@ -331,6 +331,25 @@
 //!   (seed 11 at N = 3: node 1, the last voter of {1, 2}, proposed to
 //!   promote node 3 back while node 2 lay fenced, and every group stopped
 //!   for 37 minutes).
+//! * **The last voter of two counts the other's fence vote**
+//!   (`Rules::change_counts_fence_votes`). With voters {1, 3} and node 3
+//!   fenced (a fence powers it off), promoting a learner needed node 3's
+//!   acknowledgement, so the change was never proposed, and node 1's
+//!   crash then stopped every group until node 3 booted again (N = 3 seed
+//!   7 with `min_voters` 2: 4,575 group-s; 28 with the rule). Of exactly
+//!   two old voters, the one the other fenced counts as acknowledging, in
+//!   the commit and in the proposer's check. Safe because two changes of
+//!   one version could then commit only if each voter outlived the other's
+//!   successful fence; with four or more voters two pairs could each fence
+//!   one of the other pair, so the rule is for two only.
+//! * **No fence vote during a change** (`Rules::votes_need_settled_config`):
+//!   while the configuration is unsettled, fence votes complete no half for
+//!   leases, claims, revocations or fences, for the same reason as the
+//!   tie-breaker's half above: an exact half of the old voters completed
+//!   by a vote and a majority of the new ones can be disjoint. The cost is
+//!   a lease that can lapse for the length of a change (a second or two).
+//!   This rule has no twin test yet: it closes a shape of the argument, not
+//!   a run the simulator found.
 //!
 //! Open: two voters that propose different changes of one version at once
 //! can split the acknowledgements so that neither commits until a dead
