@@ -25,8 +25,12 @@ fn config() -> SimConfig {
         nodes: 3,
         groups: 5,
         duration: Millis::from_secs(3600),
+        // Three voters, as when these seeds were found: with two (the
+        // default since), seed 26's run differs and two of its nodes are
+        // down at the moment the edit is checked.
         policy: PolicyConfig::Ranked(RankedParams {
             fence_command: true,
+            min_voters: 3,
             ..RankedParams::default()
         }),
         faults: FaultChoice::parse("random").expect("parses"),

@@ -783,6 +783,18 @@ impl Ranked {
             .is_some_and(|(_, &t)| self.now < t + within)
     }
 
+    /// Does `rec` acknowledge a record of this incarnation emitted at or
+    /// after `since` (this node's clock, ms)? Then it was written after
+    /// `since`. A record acknowledging nothing of this incarnation, or a
+    /// counter whose emission time is no longer kept, is older.
+    fn acks_me_since(&self, rec: &Record, since: Millis) -> bool {
+        let inc = self.durable.incarnation;
+        rec.ack_of(self.me)
+            .filter(|a| a.incarnation == inc)
+            .and_then(|a| self.sent.range(..=a.counter).next_back())
+            .is_some_and(|(_, &t)| t >= since)
+    }
+
     fn latest(&self, node: u32) -> Option<Seen> {
         self.peers.get(&node).and_then(|p| p.contact).and_then(|c| c.latest)
     }

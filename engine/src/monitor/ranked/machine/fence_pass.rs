@@ -162,6 +162,31 @@ impl Ranked {
                         continue;
                     }
                 }
+                // Past that wait, a member listed up whose latest record
+                // says `holding` but acknowledges nothing of mine emitted
+                // since its lease surely ended was written before that end:
+                // old news behind slow storage (a visibility delay beyond
+                // the lease's budget), with its release on the way. Wait
+                // while its counter has moved within the last H (slow
+                // storage delivers records in bursts, so 2P of silence is
+                // no sign of a pause there); a current `holding` record (it
+                // outlived its lease) or a longer silence is fenced
+                // (`must_move_fence_needs_current_record`). A paused or
+                // dead member was last heard more than H before `by`, so
+                // its fence is not delayed.
+                let heard_within_lease =
+                    peer.and_then(|p| p.contact).map(|c| c.last_change + self.params.lease);
+                let old_news = self.rules.must_move_fence_needs_current_record
+                    && !self.listed_down(x)
+                    && over.is_some_and(|o| {
+                        rec.is_some_and(|r| {
+                            r.lease == LeaseState::Holding && !self.acks_me_since(r, o)
+                        })
+                    });
+                if let Some(fresh) = heard_within_lease.filter(|&f| old_news && now < f) {
+                    self.wake_at(fresh);
+                    continue;
+                }
             }
             if holds && !released {
                 let inc = self.latest(x).map_or(0, |l| l.incarnation);
