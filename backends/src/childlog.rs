@@ -204,17 +204,27 @@ pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for a wall-clock time (UTC).
 pub fn utc_stamp(t: SystemTime) -> String {
+    let mut s = String::with_capacity(24);
+    write_utc_stamp(&mut s, t);
+    s
+}
+
+/// [`utc_stamp`] appended to `out` (no allocation when it has room).
+pub fn write_utc_stamp(out: &mut String, t: SystemTime) {
+    use std::fmt::Write as _;
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, day) = civil_from_days(days as i64);
-    format!(
+    // Writing to a String cannot fail.
+    let _ = write!(
+        out,
         "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
         d.subsec_millis()
-    )
+    );
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian

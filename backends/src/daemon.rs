@@ -306,10 +306,11 @@ impl Clock {
 pub struct RealProcesses {
     table: ProcessTable,
     env: Vec<(String, String)>,
-    labels: HashMap<ProcId, String>,
     /// How commands are contained (cgroup v2 or process groups).
     containment: Containment,
     /// Live process groups, for the state file ([`crate::generations`]).
+    /// Also the one place an instance's group and tag are kept for log
+    /// lines (`label_of`): there is no second map of labels.
     records: BTreeMap<ProcId, StateEntry>,
     /// `records` changed since the state file was last written.
     state_dirty: bool,
@@ -335,7 +336,6 @@ impl RealProcesses {
         RealProcesses {
             table: ProcessTable::with_subreaper(),
             env,
-            labels: HashMap::new(),
             containment: Containment::ProcessGroup { reason: "not enabled".into() },
             records: BTreeMap::new(),
             state_dirty: true,
@@ -444,15 +444,23 @@ impl RealProcesses {
         self.table.lingering()
     }
 
+    /// `GROUP/TAG` of instance `id` for a log line (its id when unknown);
+    /// with `forget`, the instance is gone: its record and readiness
+    /// source are dropped.
     fn label(&mut self, id: ProcId, forget: bool) -> String {
-        if forget && self.records.remove(&id).is_some() {
-            self.state_dirty = true;
-        }
+        let label = label_of(&self.records, id).unwrap_or_else(|| id.to_string());
         if forget {
+            if self.records.remove(&id).is_some() {
+                self.state_dirty = true;
+            }
             self.cancels.remove(&id);
         }
-        let label = if forget { self.labels.remove(&id) } else { self.labels.get(&id).cloned() };
-        label.unwrap_or_else(|| id.to_string())
+        label
+    }
+
+    /// `GROUP/TAG` of a live instance, if it is one of ours.
+    pub fn label_of(&self, id: ProcId) -> Option<String> {
+        label_of(&self.records, id)
     }
 
     pub fn live(&self) -> usize {
@@ -592,7 +600,6 @@ impl RealProcesses {
                 self.cancels.insert(id, cancel);
             }
         }
-        self.labels.insert(id, format!("{group}/{tag}"));
         let (group, tag, level) = (group.to_string(), tag.to_string(), level.to_string());
         self.records.insert(id, StateEntry { pgid: pid, start, group, tag, level });
         self.state_dirty = true;
@@ -688,10 +695,15 @@ impl StatusStore for FileStatus {
     }
 }
 
+/// `GROUP/TAG` of instance `id` from its state-file record.
+fn label_of(records: &BTreeMap<ProcId, StateEntry>, id: ProcId) -> Option<String> {
+    records.get(&id).map(|r| format!("{}/{}", r.group, r.tag))
+}
+
 fn log_executed(log: Vec<Executed>, processes: &mut RealProcesses) {
-    let labels = &processes.labels;
+    let records = &processes.records;
     let starved_log = &mut processes.starved_log;
-    let label = |id: &ProcId| labels.get(id).cloned().unwrap_or_else(|| id.to_string());
+    let label = |id: &ProcId| label_of(records, *id).unwrap_or_else(|| id.to_string());
     for e in log {
         match e {
             Executed::Action(Action::Spawn { id, level, command, .. }) => {
@@ -1351,7 +1363,7 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
             }
             Some(loaded) = reloads.recv() => { let _ = daemon.reload(loaded); }
             Some(id) = ready_rx.recv() => {
-                let label = daemon.driver.processes.labels.get(&id).cloned();
+                let label = daemon.driver.processes.label_of(id);
                 info!("{} {id} is ready", label.unwrap_or_default());
                 daemon.step(Input::Ready { id });
             }

@@ -12,6 +12,10 @@ use crate::status::{ClStat, GroupState};
 use crate::time::Millis;
 use std::collections::VecDeque;
 
+/// The queue keeps at least this many slots however far it shrinks
+/// ([`shrink_queue`]): small level changes reuse them without allocating.
+const QUEUE_FLOOR: usize = 64;
+
 /// Starts and signals child processes.
 pub trait Processes {
     /// Start the child described by an [`Action::Spawn`] and return its pid
@@ -206,6 +210,11 @@ impl<P: Processes, S: StatusStore> NodeDriver<P, S> {
     }
 
     fn execute(&mut self, now: Millis, log: &mut Vec<Executed>) {
+        self.execute_inner(now, log);
+        shrink_queue(&mut self.queue);
+    }
+
+    fn execute_inner(&mut self, now: Millis, log: &mut Vec<Executed>) {
         let mut spawned = 0;
         loop {
             if self.queue.is_empty() {
@@ -262,6 +271,21 @@ impl<P: Processes, S: StatusStore> NodeDriver<P, S> {
                 Action::Notice(_) | Action::Exit => {}
             }
         }
+    }
+}
+
+/// Give back most of the queue's capacity once a large batch has drained:
+/// a 2,000-entry level change grows it to thousands of actions (about
+/// 100 bytes each), and a `VecDeque` never shrinks by itself, so the
+/// daemon would keep that peak for ever. Shrinks when the capacity is over
+/// four times the length and over [`QUEUE_FLOOR`], to twice the length
+/// (at least the floor): while a sliced batch drains, that is a copy of
+/// the remaining actions each time the queue has lost three quarters,
+/// linear in all.
+fn shrink_queue<T>(queue: &mut VecDeque<T>) {
+    let cap = queue.capacity();
+    if cap > QUEUE_FLOOR && cap > 4 * queue.len() {
+        queue.shrink_to((2 * queue.len()).max(QUEUE_FLOOR));
     }
 }
 
@@ -365,6 +389,31 @@ mod tests {
         assert_eq!(d.processes.spawned, 10);
         assert_eq!(d.status().get("g").map(|s| s.state.clone()), Some(GroupState::Done));
         assert!(d.entries(Millis(1)).iter().all(|e| e.state == EntryState::Running));
+    }
+
+    /// After a 2,000-entry level change has been carried out (in slices,
+    /// as the daemon does, and in one go), the queue is back to a small
+    /// capacity instead of keeping its peak.
+    #[test]
+    fn the_queue_gives_back_its_capacity_after_a_large_level_change() {
+        let tab: String = (0..2000).map(|i| format!("g:e{i}:1:respawn:cmd {i}\n")).collect();
+        for slice in [Some(16), None] {
+            let table = Cltab::parse(&tab, "t").expect("parses");
+            let init = Init::new(InitConfig::default(), table, Millis::ZERO);
+            let mut d = NodeDriver::new(init, Counting::default(), NoStore);
+            d.set_spawn_slice(slice);
+            d.flush(Millis::ZERO);
+            d.step(Millis(1), Input::Tell { group: "g".into(), level: "1".into() });
+            let mut peak = d.queue.capacity();
+            while d.has_pending() {
+                d.pump(Millis(1));
+                peak = peak.max(d.queue.capacity());
+                assert!(d.queue.capacity() <= (4 * d.queue.len()).max(QUEUE_FLOOR));
+            }
+            assert_eq!(d.processes.spawned, 2000);
+            assert!(peak >= 2000 || slice.is_none(), "{slice:?}: peak {peak}");
+            assert!(d.queue.capacity() <= QUEUE_FLOOR, "{slice:?}: {}", d.queue.capacity());
+        }
     }
 
     /// Counts spawns; every one succeeds.

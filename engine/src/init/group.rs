@@ -253,7 +253,7 @@ impl Group {
         p.starved = Some(shortage);
         let delay = super::starve::retry_delay(p.starved_tries);
         p.starved_tries = p.starved_tries.saturating_add(1);
-        let next = ctx.alloc_id(&self.name, tag);
+        let next = ctx.alloc_id(&p.entry);
         p.respawn_pending = Some(next);
         ctx.timers.schedule(ctx.now + delay, Timer::Respawn(next));
         self.advance(ctx);
@@ -382,7 +382,7 @@ impl Group {
         }
         let delay = p.throttle.respawn(ctx.now, &ctx.cfg.throttle);
         p.starved = None;
-        let id = ctx.alloc_id(&self.name, tag);
+        let id = ctx.alloc_id(&p.entry);
         p.restarts += 1;
         if delay == crate::time::Millis::ZERO {
             p.live = Some(id);
@@ -480,7 +480,7 @@ impl Group {
                 Some(p) if p.is_stopping() || p.blocks() => return Walk::Blocked,
                 Some(_) => continue,
                 None => {
-                    let id = ctx.alloc_id(&self.name, &e.tag);
+                    let id = ctx.alloc_id(e);
                     ctx.out.push(spawn_action(id, e, &level));
                     let mut p = Proc::new(Arc::clone(e), id);
                     p.started_at = Some(ctx.now);

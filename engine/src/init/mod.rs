@@ -27,7 +27,7 @@ pub mod report;
 pub mod starve;
 pub(crate) mod throttle;
 
-use crate::cltab::Cltab;
+use crate::cltab::{Cltab, Entry};
 use crate::process::{ExitStatus, ProcId, Shortage, Signal};
 use crate::status::{ClStat, GroupState, GroupStatus};
 use crate::time::{earliest, Millis, TimerTable};
@@ -35,6 +35,7 @@ use escalation::Escalation;
 use group::Group;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use throttle::ThrottleParams;
 
 /// Default period of the clstat heartbeat rewrite under a plain `clinit`.
@@ -210,17 +211,20 @@ pub struct Ctx<'a> {
     pub shutting_down: bool,
     pub out: &'a mut Vec<Action>,
     pub timers: &'a mut TimerTable<Timer>,
-    /// Which group and tag each live or pending instance belongs to.
-    pub index: &'a mut HashMap<ProcId, (String, String)>,
+    /// Which group and tag each live or pending instance belongs to: the
+    /// cltab line it was started from (shared with the table and the
+    /// running entry, not a copy of its names).
+    pub index: &'a mut HashMap<ProcId, Arc<Entry>>,
     pub next_id: &'a mut u64,
     pub dirty: &'a mut bool,
 }
 
 impl Ctx<'_> {
-    pub fn alloc_id(&mut self, group: &str, tag: &str) -> ProcId {
+    /// A new instance id for the entry of `line` (its group and tag).
+    pub fn alloc_id(&mut self, line: &Arc<Entry>) -> ProcId {
         *self.next_id += 1;
         let id = ProcId(*self.next_id);
-        self.index.insert(id, (group.to_string(), tag.to_string()));
+        self.index.insert(id, Arc::clone(line));
         id
     }
 }
@@ -232,7 +236,7 @@ pub struct Init {
     table: Cltab,
     groups: BTreeMap<String, Group>,
     timers: TimerTable<Timer>,
-    index: HashMap<ProcId, (String, String)>,
+    index: HashMap<ProcId, Arc<Entry>>,
     next_id: u64,
     now: Millis,
     out: Vec<Action>,
@@ -279,26 +283,30 @@ impl Init {
             Input::Exited { id, status, lingering } => {
                 let owner =
                     if lingering { self.index.get(&id).cloned() } else { self.index.remove(&id) };
-                if let Some((group, tag)) = owner {
-                    self.with_group(&group, |g, ctx| g.on_exit(ctx, &tag, id, status, lingering));
+                if let Some(e) = owner {
+                    self.with_group(&e.group, |g, ctx| {
+                        g.on_exit(ctx, &e.tag, id, status, lingering)
+                    });
                 }
                 Reply::None
             }
             Input::GroupGone { id } => {
-                if let Some((group, tag)) = self.index.remove(&id) {
-                    self.with_group(&group, |g, ctx| g.on_group_gone(ctx, &tag, id));
+                if let Some(e) = self.index.remove(&id) {
+                    self.with_group(&e.group, |g, ctx| g.on_group_gone(ctx, &e.tag, id));
                 }
                 Reply::None
             }
             Input::SpawnStarved { id, shortage } => {
-                if let Some((group, tag)) = self.index.remove(&id) {
-                    self.with_group(&group, |g, ctx| g.on_spawn_starved(ctx, &tag, id, shortage));
+                if let Some(e) = self.index.remove(&id) {
+                    self.with_group(&e.group, |g, ctx| {
+                        g.on_spawn_starved(ctx, &e.tag, id, shortage)
+                    });
                 }
                 Reply::None
             }
             Input::Ready { id } => {
-                if let Some((group, tag)) = self.index.get(&id).cloned() {
-                    self.with_group(&group, |g, ctx| g.on_ready(ctx, &tag, id));
+                if let Some(e) = self.index.get(&id).cloned() {
+                    self.with_group(&e.group, |g, ctx| g.on_ready(ctx, &e.tag, id));
                 }
                 Reply::None
             }
@@ -418,11 +426,12 @@ impl Init {
         }
         for timer in self.timers.pop_due(self.now) {
             let (Timer::Escalate(id) | Timer::Respawn(id) | Timer::Ready(id)) = timer;
-            let Some((group, tag)) = self.index.get(&id).cloned() else { continue };
-            self.with_group(&group, |g, ctx| match timer {
-                Timer::Escalate(id) => g.on_escalate(ctx, &tag, id),
-                Timer::Respawn(id) => g.on_respawn_due(ctx, &tag, id),
-                Timer::Ready(id) => g.on_ready_timeout(ctx, &tag, id),
+            let Some(e) = self.index.get(&id).cloned() else { continue };
+            let tag = e.tag.as_str();
+            self.with_group(&e.group, |g, ctx| match timer {
+                Timer::Escalate(id) => g.on_escalate(ctx, tag, id),
+                Timer::Respawn(id) => g.on_respawn_due(ctx, tag, id),
+                Timer::Ready(id) => g.on_ready_timeout(ctx, tag, id),
             });
         }
     }
