@@ -517,14 +517,15 @@ impl World {
         if self.nodes[&id].frozen || self.nodes[&id].machine.is_none() {
             return;
         }
-        // Reads of every other node's record it reads (a learner: the
-        // voters' only).
+        // Reads of its own record and of every other node's record it
+        // reads (a learner: the voters' only), as the cluster loop reads
+        // its own files too.
         let set = self.nodes[&id].machine.as_ref().and_then(|m| m.read_set());
         let others: Vec<u32> = self
             .nodes
             .keys()
             .copied()
-            .filter(|&o| o != id && set.as_ref().is_none_or(|s| s.contains(&o)))
+            .filter(|&o| o == id || set.as_ref().is_none_or(|s| s.contains(&o)))
             .collect();
         let mut reads = Vec::new();
         for o in others {

@@ -406,6 +406,11 @@ pub struct Ranked {
     /// When a prompt acknowledgement was asked for (see `apply_read`): a
     /// record written then does not count against `hurry`'s spacing.
     prompt_ack_at: Option<Millis>,
+    /// When this node last read a new copy of its own record (`None`:
+    /// never). A node that has read none for H cannot tell its own
+    /// blindness (reads timing out, cycles lagging) from a peer's silence
+    /// (`Rules::blind_fencer_waits`).
+    own_read_at: Option<Millis>,
     phase: Phase,
     kill_failed: bool,
     /// While a kill is unconfirmed: when (own clock) to retry it, and the
@@ -515,6 +520,7 @@ impl Ranked {
             next_heartbeat: now,
             last_heartbeat: None,
             prompt_ack_at: None,
+            own_read_at: None,
             phase: if leftovers { Phase::Killing } else { Phase::Released },
             kill_failed: false,
             kill_retry: None,
@@ -793,6 +799,13 @@ impl Ranked {
             .filter(|a| a.incarnation == inc)
             .and_then(|a| self.sent.range(..=a.counter).next_back())
             .is_some_and(|(_, &t)| t >= since)
+    }
+
+    /// No new copy of this node's own record read within H (or none yet,
+    /// H after the start): its reads time out or fail, or its cycles lag.
+    fn blind(&self) -> bool {
+        let last = self.own_read_at.unwrap_or(self.started);
+        self.now >= last + self.params.lease
     }
 
     fn latest(&self, node: u32) -> Option<Seen> {

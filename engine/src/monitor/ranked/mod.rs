@@ -198,6 +198,23 @@
 //!   verdict came; a new incarnation seen afterwards (a reboot faster than
 //!   the source's detection) is judged by its counter alone, so it is not
 //!   revoked, and then fenced, on its predecessor's verdict.
+//! * **Old news is not a refusal** (`Rules::must_move_fence_needs_current_record`).
+//!   Past the release wait, a member listed up whose latest record says
+//!   `holding` but acknowledges nothing the fencer emitted since the
+//!   member's lease surely ended was written before that end: slow storage
+//!   is still delivering it, in bursts, with the release behind it. It is
+//!   waited for while its counter moved within H (uncapped N = 2 seeds 146,
+//!   160 and 267 of the simulator: fenced a fraction of a second before
+//!   the release showed). A paused or dead member was last heard more than
+//!   H before the wait ends, so its fence is not delayed.
+//! * **A blind fencer fences nobody listed up** (`Rules::blind_fencer_waits`).
+//!   A node that has read no new copy of its own record for H (its reads
+//!   time out or fail, its cycles lag beyond H) cannot tell its own
+//!   blindness from a member's silence; a lone tie-breaker at N = 2 so
+//!   fenced the healthy other node (seeds 211 and 427; with both rules,
+//!   uncapped N = 2 seeds 1–500 have no needless fence). A member the
+//!   membership source lists down is fenced as before, and so is the lost
+//!   tie-breaker of an exact half (that fence is the half's vote).
 //!
 //! # Liveness rules
 //!
@@ -786,6 +803,15 @@ pub(crate) struct Rules {
     /// the simulator's uncapped N = 2 seeds 146, 160 and 267, with fs
     /// delays of 2.3–3.2 s).
     pub must_move_fence_needs_current_record: bool,
+    /// A node that has read no new copy of its own record for H is blind
+    /// (its reads time out or fail, its cycles lag beyond H) and fences no
+    /// member that the membership source lists up: it cannot tell its own
+    /// blindness from the member's silence. A member listed down is fenced
+    /// as before, and the tie-breaker's fence is the half's vote, judged
+    /// apart (off: a lone tie-breaker at N = 2 whose own reads timed out
+    /// fenced the healthy other node; the simulator's uncapped N = 2 seeds
+    /// 211 and 427).
+    pub blind_fencer_waits: bool,
     /// The wait for a revoked member's release (heard or silent) runs from
     /// this node's first sight of the member's last heartbeat, when that
     /// heartbeat is at or beyond every revocation bound, as the lease wait
@@ -873,6 +899,7 @@ impl Default for Rules {
             fence_any_lost: true,
             wait_for_silent_release: true,
             must_move_fence_needs_current_record: true,
+            blind_fencer_waits: true,
             release_wait_from_last_heartbeat: true,
             exact_half_waits_from_revocation: true,
             lift_heard_revocation: true,

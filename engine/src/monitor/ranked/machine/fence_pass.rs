@@ -188,6 +188,13 @@ impl Ranked {
                     continue;
                 }
             }
+            // A fencer that has read no new copy of its own record for H
+            // is blind: a member it does not hear may be alive behind its
+            // own trouble, so it fences nobody listed up
+            // (`blind_fencer_waits`).
+            if self.rules.blind_fencer_waits && !self.listed_down(x) && self.blind() {
+                continue;
+            }
             if holds && !released {
                 let inc = self.latest(x).map_or(0, |l| l.incarnation);
                 wanted.push((NodeInc { node: x, incarnation: inc }, reason));

@@ -170,6 +170,9 @@ impl Ranked {
 
     pub(super) fn apply_read(&mut self, node: u32, read: Read) {
         if node == self.me {
+            if matches!(read, Read::Record(_)) {
+                self.own_read_at = Some(self.now);
+            }
             return;
         }
         let now = self.now;
