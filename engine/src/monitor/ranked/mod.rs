@@ -211,8 +211,8 @@
 //!   A node that has read no new copy of its own record for H (its reads
 //!   time out or fail, its cycles lag beyond H) cannot tell its own
 //!   blindness from a member's silence; a lone tie-breaker at N = 2 so
-//!   fenced the healthy other node (seeds 211 and 427; with both rules,
-//!   uncapped N = 2 seeds 1–500 have no needless fence). A member the
+//!   fenced the healthy other node (seed 211). The cluster loop reads the
+//!   node's own record back for this. A member the
 //!   membership source lists down is fenced as before, and so is the lost
 //!   tie-breaker of an exact half (that fence is the half's vote).
 //!
@@ -809,8 +809,8 @@ pub(crate) struct Rules {
     /// blindness from the member's silence. A member listed down is fenced
     /// as before, and the tie-breaker's fence is the half's vote, judged
     /// apart (off: a lone tie-breaker at N = 2 whose own reads timed out
-    /// fenced the healthy other node; the simulator's uncapped N = 2 seeds
-    /// 211 and 427).
+    /// fenced the healthy other node; the simulator's uncapped N = 2 seed
+    /// 211).
     pub blind_fencer_waits: bool,
     /// The wait for a revoked member's release (heard or silent) runs from
     /// this node's first sight of the member's last heartbeat, when that
