@@ -386,11 +386,12 @@
 //! either survivor's trouble stops every group while the third is down
 //! (a fenced node stays powered off until someone boots it). In the
 //! simulator (N = 3, 20 one-hour seeds, fs delays capped at H/4) this
-//! took unavailability from 637.4 to 60.7 group-s per run. Earlier rounds
-//! kept 3 voters because two voters fenced healthy nodes under fs delays
-//! beyond the lease's budget; the rules above removed those cases
-//! (uncapped safety sweeps with 2: N = 3, 200 seeds, N = 4 and 5, 100
-//! each, no invariant broken). Under heartbeat-file
+//! took unavailability from 637.4 to 60.7 group-s per run. The price:
+//! under fs delays beyond the lease's budget the two voters can fence
+//! each other (the two-node shape), and one of those fences is needless:
+//! 4 of 1,000 uncapped runs against 2 with three voters, never a double
+//! owner. Earlier rounds kept 3 voters for two such runs, which the rules
+//! above removed. Under heartbeat-file
 //! membership there is no membership verdict, and nothing is demoted.
 //! Tests: `dead_voters.rs` (each rule with its twin with the rule off).
 //!
@@ -612,11 +613,13 @@ pub struct RankedParams {
     /// every group at the next trouble of either survivor. Measured in the
     /// simulator (N = 3, 20 one-hour seeds, fs delays capped at H/4): 60.7
     /// unavailable group-s per run with 2 against 637.4 with 3 (classic:
-    /// 193.3); uncapped safety sweeps with 2 (N = 3, 200 seeds; N = 4 and
-    /// 5, 100 seeds each) broke no invariant. Earlier rounds kept 3 for
-    /// needless fences under fs delays beyond the lease's budget (uncapped
-    /// seed 1, capped seed 36), which the dead-voter rules of this module
-    /// (`own_restart_ends_vote`, `tie_fence_by_voters_only`,
+    /// 193.3). The price is needless fences under fs delays beyond the
+    /// lease's budget, where two voters can fence each other (the
+    /// two-node shape): uncapped N = 3, seeds 1–1,000, 4 runs with a
+    /// needless fence with 2 voters against 2 with 3 (delays of 3.6–5.6 s),
+    /// and no double owner with either. Earlier rounds kept 3 for two such
+    /// runs (uncapped seed 1, capped seed 36), which the dead-voter rules
+    /// of this module (`own_restart_ends_vote`, `tie_fence_by_voters_only`,
     /// `change_counts_fence_votes`) removed. Set 3 to keep three voters.
     pub min_voters: usize,
 }
