@@ -432,6 +432,17 @@ fn a_lost_node_that_names_nothing_and_is_not_fenced_keeps_its_groups_down() {
     assert_eq!(w.runs("web"), vec![1], "{}", dump(&w));
 }
 
+/// N = 2 with a fence command, `web` settled on node 2 (its test fails on
+/// node 1 until then).
+fn web_settled_on_node_2(rules: impl FnOnce(&mut Rules)) -> World {
+    let mut w = fenced(2, "web start 2,1\n").with_rules(rules);
+    w.node(1).failing_tests.insert("web".into());
+    assert!(w.settle(20_000));
+    assert_eq!(w.runs("web"), vec![2]);
+    w.node(1).failing_tests.clear();
+    w
+}
+
 fn slow_storage(rules: impl FnOnce(&mut Rules)) -> World {
     slow_storage_by(1800, rules)
 }
@@ -441,12 +452,7 @@ fn slow_storage_by(delay: u64, rules: impl FnOnce(&mut Rules)) -> World {
     // visible both ways (beyond the lease's budget): node 2 falls silent
     // for node 1 (the tie-breaker, quorate alone) but lives, loses its own
     // lease, and its watchdog and kill stop web; its release is seen late.
-    let mut w = fenced(2, "web start 2,1\n").with_rules(rules);
-    // Placed on node 2: web's test fails on node 1 until it has settled.
-    w.node(1).failing_tests.insert("web".into());
-    assert!(w.settle(20_000));
-    assert_eq!(w.runs("web"), vec![2]);
-    w.node(1).failing_tests.clear();
+    let mut w = web_settled_on_node_2(rules);
     let t0 = w.t;
     w.link(2, 1, Link::Delay(delay));
     w.link(1, 2, Link::Delay(delay));
@@ -502,11 +508,7 @@ fn fencing_a_heard_node_on_its_old_holding_records_shoots_it() {
 /// the simulator's uncapped N = 2 seed 211), while node 2 reads
 /// node 1 and lives. Returns the world 15 s later.
 fn blind_tie_breaker(rules: impl FnOnce(&mut Rules)) -> World {
-    let mut w = fenced(2, "web start 2,1\n").with_rules(rules);
-    w.node(1).failing_tests.insert("web".into());
-    assert!(w.settle(20_000));
-    assert_eq!(w.runs("web"), vec![2]);
-    w.node(1).failing_tests.clear();
+    let mut w = web_settled_on_node_2(rules);
     let t0 = w.t;
     w.link(1, 1, Link::Down);
     w.link(2, 1, Link::Down);
