@@ -2011,21 +2011,19 @@ impl World {
             return;
         }
         let own = self.own_hactl(node);
-        let lost: Vec<String> = self
+        let lost: Vec<(String, String)> = self
             .built
             .hactl
             .groups
             .keys()
-            .filter(|g| {
-                let want = self.tracker.want(g);
-                want.is_some() && own.groups.get(*g).map(|w| w.level.as_str()) != want
+            .filter_map(|g| {
+                let want = self.tracker.want(g)?;
+                let level = own.groups.get(g).map(|w| w.level.as_str());
+                (level != Some(want)).then(|| (g.clone(), want.to_string()))
             })
-            .cloned()
             .collect();
-        for group in lost {
-            if let Some(level) = self.tracker.want(&group).map(String::from) {
-                self.edit_hactl(node, &group, &level);
-            }
+        for (group, level) in lost {
+            self.edit_hactl(node, &group, &level);
         }
     }
 

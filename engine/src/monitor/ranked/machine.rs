@@ -775,30 +775,31 @@ impl Ranked {
         self.peers.get(&node).and_then(|p| p.record.as_ref())
     }
 
-    /// Does `rec` acknowledge a record of this incarnation written less
-    /// than `within` ago (own clock)? Then `rec` was written after that
-    /// record, so it is at most `within·(1+ρ)` old whatever the shared
-    /// storage's delay. An acknowledgement whose emission time was forgotten
-    /// dates by the next earlier one kept (older: the safe side), or not at
-    /// all.
-    fn acks_me_within(&self, rec: &Record, within: Millis) -> bool {
+    /// When (own clock) this node emitted the newest record of its current
+    /// incarnation that `rec` acknowledges: `rec` was written after that.
+    /// An acknowledgement whose emission time was forgotten dates by the
+    /// next earlier one kept (older: the safe side); `None` when `rec`
+    /// acknowledges nothing of this incarnation or nothing kept.
+    fn my_record_acked_by(&self, rec: &Record) -> Option<Millis> {
         let inc = self.durable.incarnation;
         rec.ack_of(self.me)
             .filter(|a| a.incarnation == inc)
             .and_then(|a| self.sent.range(..=a.counter).next_back())
-            .is_some_and(|(_, &t)| self.now < t + within)
+            .map(|(_, &t)| t)
+    }
+
+    /// Does `rec` acknowledge a record of this incarnation written less
+    /// than `within` ago (own clock)? Then `rec` is at most
+    /// `within·(1+ρ)` old whatever the shared storage's delay.
+    fn acks_me_within(&self, rec: &Record, within: Millis) -> bool {
+        self.my_record_acked_by(rec).is_some_and(|t| self.now < t + within)
     }
 
     /// Does `rec` acknowledge a record of this incarnation emitted at or
     /// after `since` (this node's clock, ms)? Then it was written after
-    /// `since`. A record acknowledging nothing of this incarnation, or a
-    /// counter whose emission time is no longer kept, is older.
+    /// `since`.
     fn acks_me_since(&self, rec: &Record, since: Millis) -> bool {
-        let inc = self.durable.incarnation;
-        rec.ack_of(self.me)
-            .filter(|a| a.incarnation == inc)
-            .and_then(|a| self.sent.range(..=a.counter).next_back())
-            .is_some_and(|(_, &t)| t >= since)
+        self.my_record_acked_by(rec).is_some_and(|t| t >= since)
     }
 
     /// No new copy of this node's own record read within H (or none yet,
