@@ -393,3 +393,54 @@ fn without_counting_the_fence_vote_in_the_change_the_last_voter_dies_with_every_
     assert_eq!(voters(&w, 2), vec![1, 3], "{}", dump(&w));
     assert!(w.runs("web").is_empty() && w.runs("db").is_empty(), "{}", dump(&w));
 }
+
+/// Seven nodes, five voters. Node 1 dies for 30 s, is demoted and
+/// replaced by node 6 (voters {2, 3, 4, 5, 6}), and boots again as a
+/// learner: the lowest node, but one whose record only the voters read.
+/// Then `web` is wanted, preferring 3, then 7, and once it runs on node 3,
+/// node 3's monitor freezes.
+/// Returns the world 6 s after the freeze, and the freeze's time (ms).
+fn a_voter_freezes_beside_a_low_learner(rules: impl FnOnce(&mut super::Rules)) -> (World, u64) {
+    let params = RankedParams { fence_command: true, ..RankedParams::default() };
+    let mut w = world(7, "web stop 3,7\n", params).with_rules(rules);
+    let all_hold = |w: &World| (1..=7).all(|n| w.holding(n));
+    assert!(w.run_until_cond(10_000, all_hold), "{}", dump(&w));
+    let t0 = w.t;
+    w.crash(1, Some(30_000));
+    let replaced = |w: &World| voters(w, 2) == vec![2, 3, 4, 5, 6];
+    assert!(w.run_until_cond(t0 + 30_000, replaced), "{}", dump(&w));
+    let back = |w: &World| w.nodes[&1].machine.is_some() && w.holding(1);
+    assert!(w.run_until_cond(t0 + 45_000, back), "{}", dump(&w));
+    w.run_until(w.t + 5_000);
+    assert_eq!(voters(&w, 1), vec![2, 3, 4, 5, 6], "node 1 is a learner: {}", dump(&w));
+    w.set_hactl("web start 3,7\n");
+    assert!(w.run_until_cond(w.t + 10_000, |w| w.runs("web") == vec![3]), "{}", dump(&w));
+    w.run_until(w.t + 2_000);
+    let t1 = w.t;
+    w.node(3).frozen = true;
+    w.run_until(t1 + 6_000);
+    (w, t1)
+}
+
+#[test]
+fn a_voter_fences_the_frozen_owner_so_that_every_learner_sees_the_void() {
+    let (w, _) = a_voter_freezes_beside_a_low_learner(|_| {});
+    // A voter fenced node 3, and node 7, a learner, took `web` over
+    // within the 6 s (the watchdog's kill, a fence of 0.5 s, a claim).
+    let fencers: Vec<u32> = w.fences.iter().filter(|f| f.2.node == 3).map(|f| f.1).collect();
+    assert_eq!(fencers, vec![2], "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![7], "{}", dump(&w));
+    assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0), "{}", dump(&w));
+}
+
+#[test]
+fn a_learner_that_fences_leaves_the_other_learners_blind_to_the_void() {
+    let (w, t1) = a_voter_freezes_beside_a_low_learner(|r| r.fence_by_voters_only = false);
+    // Node 1, the lowest holder, fenced node 3; node 7 reads only the
+    // voters, so it never learnt of the fence, and `web` ran nowhere for
+    // the 6 s (time passed: the fence itself is in them).
+    let fencers: Vec<u32> = w.fences.iter().filter(|f| f.2.node == 3).map(|f| f.1).collect();
+    assert_eq!(fencers, vec![1], "{}", dump(&w));
+    assert!(w.t >= t1 + 6_000);
+    assert!(w.runs("web").is_empty(), "{}", dump(&w));
+}

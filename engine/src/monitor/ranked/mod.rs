@@ -156,6 +156,14 @@
 //!   is in no voter's set, and the voter holding its lease on that vote
 //!   lost it, stopping every group until the dead node's next incarnation
 //!   (simulator N = 3 seed 6 with two voters: 1,400 group-s).
+//! * **Only a voter fences at all** (`Rules::fence_by_voters_only`). A
+//!   fence proves its target void only to the nodes that read the fencer's
+//!   record, and a learner's record is read by the voters alone. A learner
+//!   that fenced a frozen voter left the other learners, the one ranked
+//!   first for the frozen owner's group among them, waiting for the voters
+//!   to change before they saw the void (simulator N = 10 seed 1: 7.2 s
+//!   from the fence to the first plan). Every node reads the voters, so a
+//!   voter's fence is seen by all within a read.
 //! * **Compare-and-fence.** A fence command carries a guard; the executor
 //!   skips it if the target's record shows it came back.
 //! * **Resuming.** A monitor that did not step for more than H/2 (frozen,
@@ -763,6 +771,16 @@ pub(crate) struct Rules {
     /// every group stops until the dead node's next incarnation: the
     /// simulator's N = 3 seed 6 with `min_voters` 2).
     pub tie_fence_by_voters_only: bool,
+    /// Only a voter fences a member for its groups (or for `lost`), and the
+    /// designated fencer is the lowest heard voter that holds its lease. A
+    /// fence makes its target void only for the nodes that read the
+    /// fencer's record, and a learner's record is read by the voters alone
+    /// (`learners_read_voters`): off, a learner that fenced a frozen voter
+    /// left every other learner unaware of the void until the voters were
+    /// changed, and the learner ranked first for the frozen owner's group
+    /// could not take it over (the simulator's N = 10 seed 1, fs delays
+    /// capped at H/4: 7.2 s between the fence and the first plan).
+    pub fence_by_voters_only: bool,
     /// A fence vote joins only a set whose own voters are at least half of
     /// the voters (it completes an exact half, never makes a minority
     /// half): two fencers unaware of each other cannot both spend it.
@@ -893,6 +911,7 @@ impl Default for Rules {
             change_counts_fence_votes: true,
             votes_need_settled_config: true,
             tie_fence_by_voters_only: true,
+            fence_by_voters_only: true,
             tie_vote_completes_half: true,
             lift_clears_void: true,
             one_change_per_version: true,

@@ -65,10 +65,15 @@ impl Ranked {
                     self.record_of(n).is_some_and(|r| r.lease == LeaseState::Holding)
                 }
             };
+            // With `fence_by_voters_only`, only voters are candidates: a
+            // fence proves its target void only to the readers of the
+            // fencer's record, and every node reads the voters'.
+            let by_voters = self.rules.fence_by_voters_only;
+            let candidate = |n: u32| n != x && (!by_voters || voters.contains(&n));
             let designated = heard
                 .iter()
                 .copied()
-                .filter(|&n| n != x && (!self.rules.only_holders_fence || holder(n)))
+                .filter(|&n| candidate(n) && (!self.rules.only_holders_fence || holder(n)))
                 .min();
             if designated != Some(self.me) {
                 continue;
@@ -81,7 +86,7 @@ impl Ranked {
                 // may have just acquired their lease too (their record
                 // says so two heartbeat periods later). Leave them that
                 // long, so that one fence goes out, not two.
-                let lowest = heard.iter().copied().filter(|&n| n != x).min();
+                let lowest = heard.iter().copied().filter(|&n| candidate(n)).min();
                 let at = self.held_since + self.params.heartbeat + self.params.heartbeat;
                 if lowest != Some(self.me) && now < at {
                     self.wake_at(at);
