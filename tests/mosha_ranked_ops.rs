@@ -881,14 +881,35 @@ fn standby_counts_a_node_whose_monitor_died_as_not_live() {
     assert_eq!(c.hactl(1), before, "a refused standby writes nothing");
 }
 
+/// `mosha status --json`, run as a client of node `node`.
+fn status_json(c: &Cluster, node: u32) -> serde_json::Value {
+    let out = c.mosha_cli(node, &["status", "--json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+/// Node `n`'s `live` in a `status --json` (`None`: no such node listed).
+fn live_of(st: &serde_json::Value, n: u32) -> Option<serde_json::Value> {
+    let nodes = st["nodes"].as_array();
+    nodes.and_then(|a| a.iter().find(|x| x["node"] == n)).map(|x| x["live"].clone())
+}
+
+/// Does a `status --json` list `web` as running on node `n`?
+fn web_runs_on(st: &serde_json::Value, n: u32) -> bool {
+    st["groups"].as_array().is_some_and(|gs| {
+        gs.iter().any(|g| {
+            g["group"] == "web" && g["running_on"].as_array().is_some_and(|r| r.contains(&n.into()))
+        })
+    })
+}
+
 /// Issue 12, item 4, as a new user found it: a frozen owner (SIGSTOP:
 /// its watchdog kills its services, its host stays up in membership) was
 /// shown by `mosha status` as running its group until its clstat went
 /// stale, and then still, with a `?`. Now `status` judges life as `mosha
 /// standby` does (its record did not move over 1.5 s): the node is not
 /// live and its group is not running there. (A node a peer lists as
-/// fenced, item 5, is judged by the same engine rule,
-/// `Record::live_nodes`, tested in the engine.)
+/// fenced, item 5, is judged by the same engine rule, `Record::live_nodes`:
+/// see `a_node_fenced_while_it_still_runs_stays_barred_and_not_live`.)
 #[test]
 fn status_shows_a_frozen_owner_not_live_and_its_groups_not_running_there() {
     let (c, owner) = started(&[]);
@@ -896,34 +917,147 @@ fn status_shows_a_frozen_owner_not_live_and_its_groups_not_running_there() {
         NODES.iter().all(|&n| record(&c, n).is_some_and(|r| r.holds_quorum())).then_some(())
     });
     let other = NODES.into_iter().find(|&n| n != owner).expect("a peer");
-    let status = |c: &Cluster| -> serde_json::Value {
-        let out = c.mosha_cli(other, &["status", "--json"]);
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
-    };
-    let live_of = |st: &serde_json::Value, n: u32| {
-        let nodes = st["nodes"].as_array();
-        nodes.and_then(|a| a.iter().find(|x| x["node"] == n)).map(|x| x["live"].clone())
-    };
-    let runs_on = |st: &serde_json::Value, n: u32| {
-        st["groups"].as_array().is_some_and(|gs| {
-            gs.iter().any(|g| {
-                g["group"] == "web"
-                    && g["running_on"].as_array().is_some_and(|r| r.contains(&n.into()))
-            })
-        })
-    };
-    let st = status(&c);
-    assert!(runs_on(&st, owner), "{st}");
+    let st = status_json(&c, other);
+    assert!(web_runs_on(&st, owner), "{st}");
     let pid = c.mosha_pid(owner);
     nix::sys::signal::kill(pid, Signal::SIGSTOP).expect("SIGSTOP");
     c.wait_for("the frozen owner's watchdog killed web", PHASE, || {
         (!c.running("web").contains(&owner)).then_some(())
     });
-    let st = status(&c);
+    let st = status_json(&c, other);
     let text = String::from_utf8_lossy(&c.mosha_cli(other, &["status"]).stdout).to_string();
     let resumed = nix::sys::signal::kill(pid, Signal::SIGCONT);
-    assert!(!runs_on(&st, owner), "a frozen node's group shown running: {st}\n{text}");
+    assert!(!web_runs_on(&st, owner), "a frozen node's group shown running: {st}\n{text}");
     assert_eq!(live_of(&st, owner), Some(serde_json::Value::Bool(false)), "{st}");
     assert!(text.contains("NOT LIVE") && text.contains("not live (last start DONE)"), "{text}");
     resumed.expect("SIGCONT");
+}
+
+/// A fence command that reports success without killing anything: it only
+/// records `fence <node>` in `fenced` and exits 0 (a misconfigured fence,
+/// say one aimed at the wrong power outlet).
+fn fence_that_misses(c: &Cluster) -> String {
+    format!("f() {{ echo \"fence $1\" >> '{}'; }}; f", c.path("fenced").display())
+}
+
+/// Issue 12, item 5, with real processes (the engine test
+/// `live_nodes_need_a_moving_record_a_lease_and_no_fence_in_force` covers
+/// the rule alone), as the README's "A node fenced while it still runs"
+/// promises it: the owner's `mosha` is frozen (SIGSTOP) until a peer fences
+/// it with a command that reports success and kills nothing, then resumed.
+/// The same incarnation runs on and, by its own record, is healthy again
+/// (its record moves, its peers acknowledge it, it holds a new lease), yet:
+/// * its log says who fenced it (`node N FENCED this node (incarnation
+///   I)`);
+/// * `mosha status` from a peer shows it `NOT LIVE` and `FENCED by N`, its
+///   JSON `live: false` (with `quorum: true`) and `web` not running there,
+///   in every sample, while `web` runs on exactly one other node; its own
+///   services stay dead (its watchdog killed them while it was frozen, and
+///   nothing restarts them);
+/// * `mosha status` run as the fenced node exits 4 (the local node is not
+///   live);
+/// * `mosha standby` does not count it either: with the two other nodes in
+///   standby, none is left, and the second standby is refused;
+/// * the fence command was only ever run against it.
+///
+/// Only the peer's published fence tells that this node must be restarted:
+/// a status that judged it by its own record alone would show a node that
+/// can never be granted a group as live, and a standby that counted it
+/// could leave every group running nowhere.
+#[test]
+fn a_node_fenced_while_it_still_runs_stays_barred_and_not_live() {
+    let mut c = cluster();
+    c.extra = vec!["--stomith".into(), fence_that_misses(&c)];
+    start_with_web_wanted(&mut c);
+    let owner = c.wait_for("web on exactly one node", PHASE, || match owners(&c)[..] {
+        [one] => Some(one),
+        _ => None,
+    });
+    c.wait_for("every node holds its lease", PHASE, || {
+        NODES.iter().all(|&n| record(&c, n).is_some_and(|r| r.holds_quorum())).then_some(())
+    });
+    let incarnation = record(&c, owner).expect("the owner's record").incarnation;
+    let pid = c.mosha_pid(owner);
+    nix::sys::signal::kill(pid, Signal::SIGSTOP).expect("SIGSTOP");
+    // While it is frozen, its watchdog kills its service, and a peer
+    // fences it (the command "succeeds") and publishes the fence.
+    c.wait_for("the frozen owner's watchdog killed web", PHASE, || {
+        (!c.running("web").contains(&owner)).then_some(())
+    });
+    let fencer = c.wait_for("a peer publishes its fence of the frozen owner", PHASE, || {
+        NODES
+            .into_iter()
+            .filter(|&n| n != owner)
+            .find(|&n| record(&c, n).is_some_and(|r| r.fenced.get(&owner) == Some(&incarnation)))
+    });
+    nix::sys::signal::kill(pid, Signal::SIGCONT).expect("SIGCONT");
+    let said = format!("node {fencer} FENCED this node (incarnation {incarnation})");
+    c.wait_for("the resumed node logs its fence", PHASE, || {
+        c.log(owner).contains(&said).then_some(())
+    });
+    // The same incarnation runs on, its record moves, and its peers
+    // acknowledge it again: by its own record it holds a new lease, so
+    // only the fence can make it not live below.
+    let counter = record(&c, owner).expect("record").counter;
+    c.wait_for("the resumed node publishes a lease again", PHASE, || {
+        record(&c, owner).filter(|r| r.counter > counter && r.holds_quorum()).map(|r| {
+            assert_eq!(r.incarnation, incarnation, "it restarted: the test shows nothing");
+        })
+    });
+    let taker = c.wait_for("web runs on exactly one other node", PHASE, || {
+        match (&owners(&c)[..], &c.running("web")[..]) {
+            ([one], [running]) if one == running && *one != owner => Some(*one),
+            _ => None,
+        }
+    });
+    let third = NODES.into_iter().find(|&n| n != owner && n != taker).expect("a third node");
+    // Status from a peer: the fenced node is not live in every sample;
+    // sample until its own lease and the two others are live as well (a
+    // loaded machine may delay a lease renewal past one sample).
+    c.wait_for("status shows the fenced node's lease and both others live", PHASE, || {
+        let st = status_json(&c, third);
+        let yes = Some(serde_json::Value::Bool(true));
+        let report = || format!("{st}\n{}", c.report());
+        assert_eq!(live_of(&st, owner), Some(serde_json::Value::Bool(false)), "{}", report());
+        assert!(!web_runs_on(&st, owner), "web shown running on the fenced node: {}", report());
+        let listed = st["nodes"].as_array().and_then(|a| a.iter().find(|x| x["node"] == owner));
+        let fenced_by = listed.map(|x| x["fenced_by"].clone());
+        assert_eq!(fenced_by, Some(serde_json::json!([fencer])), "{}", report());
+        let held = listed.is_some_and(|x| x["quorum"] == true);
+        let others = live_of(&st, taker) == yes && live_of(&st, third) == yes;
+        (held && others && web_runs_on(&st, taker)).then_some(())
+    });
+    let out = c.mosha_cli(third, &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let row = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&owner.to_string()))
+        .unwrap_or_else(|| panic!("no row for node {owner}:\n{text}"));
+    assert!(row.contains("NOT LIVE") && row.contains(&format!("FENCED by {fencer}")), "{text}");
+    // Run as the fenced node itself: exit 4, it is not live.
+    let out = c.mosha_cli(owner, &["status"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(err.contains(&format!("node {owner}: not live")), "{err}");
+    // Standby does not count it: the third node may go, then the taker may
+    // not, as the fenced node would be the only one left.
+    let out = c.mosha_cli(third, &["standby", &third.to_string(), "on"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let before = c.hactl(third);
+    let out = c.mosha_cli(third, &["standby", &taker.to_string(), "on"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let live = err.split("(live: ").nth(1).and_then(|t| t.split(';').next()).unwrap_or_default();
+    assert!(err.contains("leaves no live node"), "{err}");
+    assert!(!live.split(", ").any(|n| n == owner.to_string()), "{err}");
+    assert_eq!(c.hactl(third), before, "a refused standby writes nothing");
+    // Nothing restarted web on the fenced node, and only it was fenced.
+    assert_eq!(c.running("web"), vec![taker], "{}", c.report());
+    let fences = fs::read_to_string(c.path("fenced")).unwrap_or_default();
+    let target = format!("fence {owner}");
+    assert!(
+        !fences.is_empty() && fences.lines().all(|l| l == target),
+        "fenced: {fences:?}\n{}",
+        c.report()
+    );
 }
