@@ -89,3 +89,50 @@ fn watchdog_spares_the_services_while_the_monitor_re_arms() {
     // The watchdog itself is still there, waiting.
     assert!(procs.0[2].try_wait().expect("try_wait").is_none(), "the watchdog exited");
 }
+
+/// State letter of `pid` from /proc (`Z` for a zombie), or `None` when it
+/// is gone.
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.trim_start().chars().next()
+}
+
+/// The monitor's handle restarts a watchdog that was killed (`kill -9`, the
+/// OOM killer) at the next line it sends, and replays the arming and the
+/// service groups to the new one: the services of a monitor that then stops
+/// re-arming still die at the deadline. Before, a dead watchdog was only
+/// logged, at every heartbeat; a new user froze such a monitor and its
+/// services ran for 10–14 s beside their new owners'.
+#[test]
+fn a_killed_watchdog_is_restarted_and_still_kills_at_the_deadline() {
+    use clinit_backends::watchdog::{boottime, Line, WatchdogHandle};
+    use clinit_engine::time::Millis;
+    let service = Command::new("sleep").arg("600").process_group(0).spawn().expect("sleep starts");
+    let pgid = service.id() as i32;
+    let mut procs = Reap(vec![service]);
+    let mut handle =
+        WatchdogHandle::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_mosha"))).expect("spawn");
+    let arm = |ms: u64| Line::Arm { epoch: (1, 1), deadline: Some(Millis(boottime().0 + ms)) };
+    handle.send(Line::Add(pgid)).expect("add");
+    handle.send(arm(60_000)).expect("arm");
+    let old = handle.pid();
+    kill(Pid::from_raw(old as i32), Signal::SIGKILL).expect("kill -9 the watchdog");
+    let start = Instant::now();
+    while proc_state(old).is_some_and(|s| s != 'Z') && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(proc_state(old), Some('Z'), "the old watchdog died (not reaped yet)");
+    // The next arming finds the pipe broken and restarts the watchdog.
+    handle.send(arm(1_000)).expect("the restart succeeds");
+    let new = handle.pid();
+    assert_ne!(new, old, "a new watchdog process");
+    assert_eq!(proc_state(old), None, "the old one was reaped, no zombie left");
+    // No more arming: the new watchdog knows the group and the deadline.
+    let st = wait_exit(&mut procs.0[0], Duration::from_secs(5))
+        .expect("the restarted watchdog did not kill the service within 5 s of its deadline");
+    assert_eq!(st.signal(), Some(9), "killed by SIGKILL: {st:?}");
+    // End the new watchdog (ours): it exits after its deadline once the
+    // pipe closes; kill it to be quick.
+    let _ = kill(Pid::from_raw(new as i32), Signal::SIGKILL);
+    drop(handle);
+}

@@ -36,11 +36,12 @@ use nix::unistd::Pid;
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, Write};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 use thiserror::Error;
+use tracing::{info, warn};
 
 /// The environment variable that turns a program that calls
 /// [`run_if_requested`] first thing into the watchdog.
@@ -179,46 +180,143 @@ pub enum WatchdogError {
     },
 }
 
-/// The monitor's end: the watchdog child and the pipe to it.
+/// The monitor's end: the watchdog child, the pipe to it, and a copy of
+/// what it was told.
+///
+/// The copy is there because the watchdog can die (an operator's `kill -9`,
+/// the OOM killer): a node whose watchdog is gone still publishes that it
+/// has one, and a freeze of its monitor would then leave its services
+/// running beside their new owner's. So the first line that cannot be
+/// written restarts the watchdog and replays the arming and the groups to
+/// the new one before that line, as systemd restarts a unit's watchdog-less
+/// helper; a restart that fails is tried again at the next line.
 pub struct WatchdogHandle {
+    program: PathBuf,
     child: Child,
     pipe: ChildStdin,
+    /// The last `arm` line sent (the deadline is absolute on
+    /// CLOCK_BOOTTIME, so replaying it later means the same).
+    armed: Option<Line>,
+    /// The process groups added and not deleted.
+    groups: BTreeSet<i32>,
+    /// The pid whose loss was already logged while restarts fail (one
+    /// error line per loss, not one per heartbeat).
+    lost: Option<u32>,
 }
 
 impl WatchdogHandle {
     /// Start `program` (a binary that calls [`run_if_requested`] first) as
     /// the watchdog, in its own process group.
+    ///
+    /// Errors: [`WatchdogError::Spawn`] when the program cannot be started,
+    /// [`WatchdogError::Pipe`] when it has no stdin pipe.
     pub fn spawn(program: &Path) -> Result<WatchdogHandle, WatchdogError> {
-        let mut child = Command::new(program)
-            .env(ENV, "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .map_err(|source| WatchdogError::Spawn {
-                program: program.display().to_string(),
-                source,
-            })?;
-        let pid = child.id();
-        let pipe = child.stdin.take().ok_or_else(|| WatchdogError::Pipe {
-            pid,
-            source: io::Error::new(io::ErrorKind::BrokenPipe, "no stdin pipe"),
-        })?;
-        Ok(WatchdogHandle { child, pipe })
+        let (child, pipe) = start(program)?;
+        Ok(WatchdogHandle {
+            program: program.to_path_buf(),
+            child,
+            pipe,
+            armed: None,
+            groups: BTreeSet::new(),
+            lost: None,
+        })
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// Send one line.
+    /// Send one line; if the watchdog is gone, restart it, replay the
+    /// arming and the groups, and send the line to the new one.
+    ///
+    /// Errors: the restart's ([`WatchdogError::Spawn`]) or the new
+    /// watchdog's pipe ([`WatchdogError::Pipe`]), once per loss; every
+    /// later call tries a restart again, quietly until one succeeds.
     pub fn send(&mut self, line: Line) -> Result<(), WatchdogError> {
+        match &line {
+            Line::Arm { .. } => self.armed = Some(line.clone()),
+            Line::Add(pgid) => {
+                self.groups.insert(*pgid);
+            }
+            Line::Del(pgid) => {
+                self.groups.remove(pgid);
+            }
+        }
+        let first = self.lost.is_none();
+        if first && self.write(&line).is_ok() {
+            return Ok(());
+        }
+        match self.restart() {
+            // A restart that keeps failing is reported once per loss.
+            Err(_) if !first => Ok(()),
+            result => result,
+        }
+    }
+
+    fn write(&mut self, line: &Line) -> Result<(), WatchdogError> {
         let pid = self.child.id();
         self.pipe
             .write_all(line.render().as_bytes())
             .and_then(|()| self.pipe.flush())
             .map_err(|source| WatchdogError::Pipe { pid, source })
     }
+
+    /// Reap the old watchdog (killing it if it still runs with a broken
+    /// pipe: two watchdogs must never disagree), start a new one and tell
+    /// it everything the old one knew.
+    fn restart(&mut self) -> Result<(), WatchdogError> {
+        let old = self.child.id();
+        if self.lost.is_none() {
+            let _ = self.child.kill();
+            let status = self.child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+            warn!("ranked: the watchdog (pid {old}) is gone ({status}): restarting it");
+            self.lost = Some(old);
+        }
+        let (child, pipe) = start(&self.program)?;
+        self.child = child;
+        self.pipe = pipe;
+        let replay: Vec<Line> =
+            self.armed.iter().cloned().chain(self.groups.iter().map(|&g| Line::Add(g))).collect();
+        for line in &replay {
+            self.write(line)?;
+        }
+        self.lost = None;
+        info!(
+            "ranked: watchdog restarted as pid {} (was {old}): re-armed, {} service groups",
+            self.child.id(),
+            self.groups.len()
+        );
+        Ok(())
+    }
+}
+
+impl Drop for WatchdogHandle {
+    /// Close the pipe (the watchdog keeps its deadline and exits after it,
+    /// see [`run`]) and reap the child if it already ended, so a restarted
+    /// monitor leaves no zombie.
+    fn drop(&mut self) {
+        let _ = self.child.try_wait();
+    }
+}
+
+/// Start one watchdog process and take its stdin.
+fn start(program: &Path) -> Result<(Child, ChildStdin), WatchdogError> {
+    let mut child = Command::new(program)
+        .env(ENV, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|source| WatchdogError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })?;
+    let pid = child.id();
+    let pipe = child.stdin.take().ok_or_else(|| WatchdogError::Pipe {
+        pid,
+        source: io::Error::new(io::ErrorKind::BrokenPipe, "no stdin pipe"),
+    })?;
+    Ok((child, pipe))
 }
 
 #[cfg(test)]
