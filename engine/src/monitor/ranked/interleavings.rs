@@ -1382,3 +1382,49 @@ fn a_node_fenced_while_it_runs_says_so_once() {
     assert_eq!(said.len(), 1, "{}", dump(&w));
     assert!(said[0].2.contains("by: 2"), "{said:?}");
 }
+
+/// Three nodes whose records take 400 ms to show (within the lease's
+/// budget of H/4); `web` ranks 1, 3, 2. Node 1's records reach the others
+/// 1.6 s late until its lease runs out: they keep hearing it (its counter
+/// moves), but its acknowledgements come back too late, and it kills
+/// `web`. Then its records flow again: node 3 plans `web` at its rank slot
+/// while node 1's lease comes back. Returns the world 10 s after the delay
+/// began, and that time (ms).
+fn a_lease_lapses_and_comes_back(rules: impl FnOnce(&mut Rules)) -> (World, u64) {
+    let mut w = world(3, "web start 1,3,2\n").with_rules(rules);
+    w.default_delay = 400;
+    assert!(w.settle(10_000), "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![1], "{}", dump(&w));
+    w.run_until(w.t + 2_000);
+    let t0 = w.t;
+    w.link(1, 2, Link::Delay(1_600));
+    w.link(1, 3, Link::Delay(1_600));
+    let lapsed =
+        |w: &World| w.log.iter().any(|l| l.0 >= t0 && l.1 == 1 && l.2.starts_with("LeaseLost"));
+    assert!(w.run_until_cond(t0 + 3_000, lapsed), "{}", dump(&w));
+    w.link(1, 2, Link::Delay(w.default_delay));
+    w.link(1, 3, Link::Delay(w.default_delay));
+    w.run_until(t0 + 10_000);
+    (w, t0)
+}
+
+#[test]
+fn a_node_whose_lease_lapsed_leaves_its_group_to_the_next_ranked_node() {
+    let (w, t0) = a_lease_lapses_and_comes_back(|_| {});
+    // Node 3 took `web` and kept it; node 1 holds its lease again.
+    assert_eq!(w.runs("web"), vec![3], "{}", dump(&w));
+    assert!(w.holding(1), "{}", dump(&w));
+    let stops = w.log.iter().filter(|l| l.0 >= t0 && l.1 == 3 && l.2.contains("web stop")).count();
+    assert_eq!(stops, 0, "node 3 never gave up its attempt: {}", dump(&w));
+    assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0), "{}", dump(&w));
+}
+
+#[test]
+fn without_yielding_the_lapsed_owner_takes_its_group_back_from_the_next_ranked_node() {
+    let (w, t0) = a_lease_lapses_and_comes_back(|r| r.lease_loss_yields = false);
+    // Node 1's new claim outranked node 3's attempt: node 3 stopped, and
+    // `web` is back on node 1, one more restart later.
+    assert_eq!(w.runs("web"), vec![1], "{}", dump(&w));
+    let stops = w.log.iter().filter(|l| l.0 >= t0 && l.1 == 3 && l.2.contains("web stop")).count();
+    assert!(stops > 0, "{}", dump(&w));
+}

@@ -446,6 +446,10 @@ pub struct Ranked {
     fence_seen: BTreeMap<(u32, u64), Millis>,
     /// Group → request id (the counter when this node began asking).
     claims: BTreeMap<String, u64>,
+    /// Groups this node held when its lease ran out, and until when (own
+    /// clock, ms) it plans them only after every other candidate's slot
+    /// (`Rules::lease_loss_yields`).
+    yields_until: BTreeMap<String, Millis>,
     unplaced_since: BTreeMap<String, Millis>,
     /// Claimed group → the last time (own clock) it made progress here:
     /// claimed, or its local status changed (see `stall_pass`).
@@ -543,6 +547,7 @@ impl Ranked {
             fence_seen: BTreeMap::new(),
             claims: BTreeMap::new(),
             unplaced_since: BTreeMap::new(),
+            yields_until: BTreeMap::new(),
             progress: BTreeMap::new(),
             told: BTreeMap::new(),
             failed_back: BTreeMap::new(),

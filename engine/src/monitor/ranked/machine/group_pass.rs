@@ -242,7 +242,14 @@ impl Ranked {
                         .collect();
                     let order = rank(&g, &preferred, &candidates);
                     let Some(pos) = order.iter().position(|&n| n == self.me) else { continue };
-                    let at = since + Millis(self.params.rank_slot.0 * pos as u64);
+                    let mut at = since + Millis(self.params.rank_slot.0 * pos as u64);
+                    // A group this node held when its lease ran out goes
+                    // to the others first: its slot comes after all of
+                    // theirs, at most 2 H on (`lease_loss_yields`).
+                    if self.yields_until.get(&g).is_some_and(|&t| now < t) {
+                        let last = self.params.rank_slot.0 * order.len() as u64;
+                        at = since + Millis(last.min(2 * self.params.lease.0));
+                    }
                     if now >= at {
                         self.ask(&g);
                         self.tell(&g, "plan", true);

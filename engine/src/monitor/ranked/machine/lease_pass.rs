@@ -243,6 +243,27 @@ impl Ranked {
     }
 
     pub(super) fn lose_lease(&mut self) {
+        // The groups it held go to the next-ranked node: for 2 H this node
+        // plans them only after every other candidate's slot
+        // (`lease_loss_yields`).
+        // A lapse across a voter change is the change's own short cost
+        // (fence votes pause for it), not trouble of this node's.
+        if self.rules.lease_loss_yields && !self.config_unsettled() {
+            let until = self.now + self.params.lease + self.params.lease;
+            // Its claims name them (the watchdog, which fires δ earlier,
+            // may have stopped them already).
+            let busy = self
+                .own
+                .groups
+                .iter()
+                .filter(|(_, st)| !crate::hastat::is_idle(&st.level, &st.state));
+            let held: Vec<String> =
+                self.claims.keys().cloned().chain(busy.map(|(g, _)| g.clone())).collect();
+            self.yields_until.retain(|_, &mut t| t > self.now);
+            for g in held {
+                self.yields_until.insert(g, until);
+            }
+        }
         self.epoch_floor = self.counter + 1;
         self.deadline = None;
         self.told.clear();
