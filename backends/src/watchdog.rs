@@ -188,6 +188,10 @@ pub struct WatchdogHandle {
 impl WatchdogHandle {
     /// Start `program` (a binary that calls [`run_if_requested`] first) as
     /// the watchdog, in its own process group.
+    ///
+    /// Not claimed ([`crate::claimed`]): nothing here waits for it (it
+    /// outlives the monitor by design), so if it dies while `mosha` runs,
+    /// `mosha`'s reaper takes its zombie, and nothing signals it by pid.
     pub fn spawn(program: &Path) -> Result<WatchdogHandle, WatchdogError> {
         let mut child = Command::new(program)
             .env(ENV, "1")
