@@ -400,6 +400,68 @@ fn heartbeat_membership_fails_over_after_the_timeout() {
     }
 }
 
+/// A STOMITH command that hangs, with background children (`sleep &
+/// sleep & wait`), is killed with its process group at `--stomith-timeout`
+/// and its shell reaped; its `sleep`s, re-parented to `mosha` (a child
+/// subreaper), were left as zombies until `mosha` exited. Once each
+/// fencing node's fence has been killed, no `mosha` has a zombie child and
+/// the fences' processes are gone.
+#[test]
+fn a_fence_command_killed_at_its_time_out_leaves_no_zombie_under_mosha() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let mut c = cluster(false);
+    let fenced = c.path("fenced");
+    let fence = format!(
+        "f() {{ sleep 1000 & echo \"$1 $!\" >> '{f}'; sleep 1001 & echo \"$1 $!\" >> '{f}'; \
+         wait; }}; f",
+        f = fenced.display()
+    );
+    c.extra = vec![
+        "--stomith-grace".into(),
+        "1".into(),
+        "--stomith-timeout".into(),
+        "2".into(),
+        "--stomith".into(),
+        fence,
+    ];
+    let old = SystemTime::now() - Duration::from_secs(60);
+    c.put(1, "cltab", cltab(&c.path("pids"), ""), old);
+    c.put(1, "hactl", "g1 start\n", old);
+    for n in NODES {
+        c.start(n);
+    }
+    c.wait_for("placement", PHASE, || c.placement(&["g1"]));
+    let hung = 3;
+    let pid = Pid::from_raw(c.moshas[&hung].id() as i32);
+    kill(pid, Signal::SIGSTOP).expect("SIGSTOP node 3's mosha");
+    // Each fence's two sleeps, once every one of them is dead (killed with
+    // its group at the time-out: a zombie, or reaped).
+    let fence_pids = || -> Vec<i32> {
+        let text = fs::read_to_string(&fenced).unwrap_or_default();
+        text.lines().filter_map(|l| l.split_whitespace().nth(1)?.parse().ok()).collect()
+    };
+    let alive = |pid: i32| {
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|st| st.rsplit(") ").next().map(|rest| !rest.starts_with('Z')))
+            .unwrap_or(false)
+    };
+    let killed = c.wait_for("two fences of node 3 killed at their time-out", PHASE, || {
+        let pids = fence_pids();
+        (pids.len() >= 4 && !pids.iter().any(|&p| alive(p))).then_some(pids)
+    });
+    let resumed = kill(pid, Signal::SIGCONT);
+    c.assert_no_zombie_children(Duration::from_secs(10));
+    resumed.expect("SIGCONT node 3's mosha");
+    drop(c);
+    let left: Vec<i32> = fence_pids().into_iter().filter(|&p| alive(p)).collect();
+    for &p in &left {
+        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+    assert!(left.is_empty(), "fence processes outlived the cluster: {left:?} (of {killed:?})");
+}
+
 /// STOMITH end to end: a node whose mosha hangs (SIGSTOP: still a member,
 /// but its clstat ages past the timeout) is fenced by each of the others,
 /// once per stale episode rather than every cycle as in the original.

@@ -668,6 +668,50 @@ fn what_a_finished_hook_left_in_its_process_group_is_ended_and_counted() {
     assert_no_hook_pid_outlives(hook_dir.path());
 }
 
+/// A hung hook whose shell started background children (`sleep & sleep &
+/// wait`) is killed at its time-out with its whole process group; its
+/// shell is reaped by the hook runner, but the two `sleep`s, re-parented to
+/// `mosha` (a child subreaper), were never reaped: each transition left two
+/// `[sleep] <defunct>` under every `mosha` until it exited (new-user test).
+/// After two transitions, whose hooks are both killed, no `mosha` has a
+/// zombie child, and no process the hooks started outlives the cluster.
+#[test]
+fn the_children_of_a_hook_killed_at_its_time_out_leave_no_zombie_under_mosha() {
+    let hook_dir = tempfile::Builder::new().prefix("hook-zombies-").tempdir().expect("tempdir");
+    let pids = hook_dir.path().join("pids");
+    let p = pids.display();
+    let hook = format!(
+        "sleep 1000 & echo $! >> {p}.$MOSHA_ME; sleep 1001 & echo $! >> {p}.$MOSHA_ME; wait"
+    );
+    let extra = [
+        "--on-nodedown".to_string(),
+        hook.clone(),
+        "--on-nodeup".to_string(),
+        hook,
+        "--hook-timeout".to_string(),
+        "2".to_string(),
+    ];
+    let (c, _) = started(&extra);
+    for (up, transition, change) in [(false, 1, "down"), (true, 2, "up")] {
+        for k in [1, 2] {
+            c.set_up(k, 3, up);
+        }
+        let said = format!("--on-node{change} hook for transition {transition} ran longer than 2s");
+        c.wait_for("the hooks of nodes 1 and 2 killed at their time-out", PHASE, || {
+            [1, 2].iter().all(|&n| c.log(n).contains(&said)).then_some(())
+        });
+    }
+    for n in [1, 2] {
+        let listed = listed_pids(&hook_dir.path().join(format!("pids.{n}")));
+        assert_eq!(listed.len(), 4, "node {n}: two sleeps per hook, two hooks: {listed:?}");
+        let left = outliving(&listed);
+        assert!(left.is_empty(), "node {n}: a killed hook's sleep still runs: {left:?}");
+    }
+    c.assert_no_zombie_children(Duration::from_secs(10));
+    drop(c);
+    assert_no_hook_pid_outlives(hook_dir.path());
+}
+
 /// `kill -9` of mosha while a hook hangs (a shell waiting for `sleep`): the
 /// shell dies with mosha (parent-death signal), and the `mosha` started
 /// next ends the `sleep` left in the hook's recorded process group, and

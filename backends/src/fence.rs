@@ -51,15 +51,18 @@ impl Fence for CommandFence {
     fn fence(&self, node: u32) -> FenceOutcome {
         let line = format!("{} {node}", self.command);
         tracing::error!("STOMITH node {node}: running `{line}`");
-        let child = Command::new(crate::process::SHELL)
+        let mut command = Command::new(crate::process::SHELL);
+        command
             .arg("-c")
             .arg(&line)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn();
-        let mut child = match child {
+            .process_group(0);
+        // Claimed until this returns, after the wait: `mosha`'s reaper
+        // leaves the shell to us, and reaps what the shell started once
+        // the group is killed (see `crate::claimed`).
+        let (mut child, _claim) = match crate::claimed::spawn(&mut command) {
             Ok(c) => c,
             Err(e) => {
                 return FenceOutcome::Failed {

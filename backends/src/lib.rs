@@ -9,6 +9,7 @@ pub mod access;
 pub mod atomic;
 pub mod cgroup;
 pub mod childlog;
+pub mod claimed;
 pub mod cli;
 pub mod clone3;
 pub mod cluster_status;

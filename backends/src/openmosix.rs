@@ -129,15 +129,17 @@ pub fn parse_whois(command: &str, output: &str) -> Result<u32, WhoisError> {
 pub fn whois(command: &str, limit: Duration) -> Result<u32, WhoisError> {
     use std::os::unix::process::CommandExt;
     let run_err = |source| WhoisError::Run { command: command.into(), source };
-    let mut child = Command::new(crate::process::SHELL)
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(run_err)?;
+    // Claimed until this returns, after the wait (see `crate::claimed`).
+    let (mut child, _claim) = crate::claimed::spawn(
+        Command::new(crate::process::SHELL)
+            .arg("-c")
+            .arg(command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0),
+    )
+    .map_err(run_err)?;
     let deadline = Instant::now() + limit;
     let status = loop {
         match child.try_wait().map_err(run_err)? {

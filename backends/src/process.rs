@@ -16,7 +16,8 @@
 //! stderr, never a socket or pipe the daemon's launcher leaked to it.
 //!
 //! Reaping is done per pid (`waitpid(pid, WNOHANG)`), never with
-//! `waitpid(-1)`, so other code in the same process may own other children.
+//! `waitpid(-1)`, so other code in the same process may own other children
+//! (in a subreaper it claims them, see below).
 //! Exits are found with `waitid(P_ALL, WNOWAIT)`, which only looks: a
 //! child that is not ours is left to its owner (see [`ProcessTable::reap`]).
 //! Once a child has been reaped its pid leaves the table and is **never
@@ -37,13 +38,17 @@
 //! [`ProcessTable::with_subreaper`] (the daemon's) makes this process a child
 //! subreaper, so a dead leader's leftovers are re-parented to *us*; then only
 //! our own children need a look (`/proc/self/task/*/children`), which is cheap
-//! and independent of how busy the machine is, and the adopted orphans that
-//! die are reaped here too (only those from our commands' sessions, so other
-//! code's children are never stolen). A plain [`ProcessTable::new`] (tests,
-//! tools) scans all of `/proc` instead. The subreaper check sees members that
-//! are descendants of the command through members of its group, which is
-//! every ordinary case (a member whose parent left the group to start another
-//! one is missed until that parent exits).
+//! and independent of how busy the machine is, and every dead child that is
+//! not in the table is reaped here too: the adopted orphans of our commands,
+//! and those of other code's children (a hook's or a fence command's
+//! `sleep &`, left when its group was killed). Only children whose spawner
+//! waits for them itself are left alone: they are claimed
+//! ([`crate::claimed`]), so other code's exit statuses are never stolen. A
+//! plain [`ProcessTable::new`] (tests, tools) scans all of `/proc` instead.
+//! The subreaper check sees members that are descendants of the command
+//! through members of its group, which is every ordinary case (a member
+//! whose parent left the group to start another one is missed until that
+//! parent exits).
 //!
 //! Nothing here uses `tokio::process`: its SIGCHLD reaper would race ours.
 //! The daemon calls [`ProcessTable::reap`] whenever SIGCHLD arrives (and on a
@@ -783,7 +788,8 @@ impl ProcessTable {
     }
 
     /// Groups among `pgids` that still have a live member besides the
-    /// leader. Also reaps adopted orphans that have died (subreaper mode).
+    /// leader. Also reaps dead children that are neither in the table nor
+    /// claimed by their spawner (subreaper mode; see the module doc).
     #[cfg(target_os = "linux")]
     fn groups_with_members(&self, pgids: &BTreeSet<u32>) -> BTreeSet<u32> {
         if !self.subreaper {
@@ -795,13 +801,19 @@ impl ProcessTable {
         let own_session = nix::unistd::getsid(None).map(|s| s.as_raw() as u32).unwrap_or(0);
         for pid in children.into_iter().filter(|p| !leaders.contains(p)) {
             let Some((state, pgrp, session)) = proc_stat(pid) else { continue };
-            if session == own_session {
-                continue; // started by other code in this process: not ours to judge or reap
-            }
             if is_dead(state) {
-                // An adopted orphan of one of our commands: reap it.
-                let _ = wait_one(pid, Some(WaitPidFlag::WNOHANG));
-            } else if pgids.contains(&pgrp) {
+                // Not in the table: an orphan adopted from one of our
+                // commands, or from a hook's or fence command's group (in
+                // our own session: the group is killed, but its spawner
+                // waits for the shell alone). Nobody else reaps it, so reap
+                // it here, unless it is a child whose spawner claimed it to
+                // wait for it itself (see `crate::claimed`).
+                crate::claimed::reap_unclaimed(pid, || {
+                    let _ = wait_one(pid, Some(WaitPidFlag::WNOHANG));
+                });
+            } else if session != own_session && pgids.contains(&pgrp) {
+                // (A live process of our own session was started by other
+                // code in this process: not a member of a command's group.)
                 found.insert(pgrp);
             }
         }

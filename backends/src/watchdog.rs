@@ -193,6 +193,8 @@ pub enum WatchdogError {
 pub struct WatchdogHandle {
     program: PathBuf,
     child: Child,
+    /// Keeps the reaper of adopted orphans off `child` (see `spawn`).
+    claim: crate::claimed::Claim,
     pipe: ChildStdin,
     /// The last `arm` line sent (the deadline is absolute on
     /// CLOCK_BOOTTIME, so replaying it later means the same).
@@ -210,11 +212,18 @@ impl WatchdogHandle {
     ///
     /// Errors: [`WatchdogError::Spawn`] when the program cannot be started,
     /// [`WatchdogError::Pipe`] when it has no stdin pipe.
+    ///
+    /// Claimed ([`crate::claimed`]) while the handle lives: a restart waits
+    /// for the old watchdog and may SIGKILL it by pid, so `mosha`'s reaper
+    /// of adopted orphans must not take its zombie (its pid could then be
+    /// reused). When the handle is dropped unwaited, the claim goes with it
+    /// and the reaper takes the zombie.
     pub fn spawn(program: &Path) -> Result<WatchdogHandle, WatchdogError> {
-        let (child, pipe) = start(program)?;
+        let (child, claim, pipe) = start(program)?;
         Ok(WatchdogHandle {
             program: program.to_path_buf(),
             child,
+            claim,
             pipe,
             armed: None,
             groups: BTreeSet::new(),
@@ -272,8 +281,9 @@ impl WatchdogHandle {
             warn!("ranked: the watchdog (pid {old}) is gone ({status}): restarting it");
             self.lost = Some(old);
         }
-        let (child, pipe) = start(&self.program)?;
+        let (child, claim, pipe) = start(&self.program)?;
         self.child = child;
+        self.claim = claim;
         self.pipe = pipe;
         let replay: Vec<Line> =
             self.armed.iter().cloned().chain(self.groups.iter().map(|&g| Line::Add(g))).collect();
@@ -299,24 +309,19 @@ impl Drop for WatchdogHandle {
     }
 }
 
-/// Start one watchdog process and take its stdin.
-fn start(program: &Path) -> Result<(Child, ChildStdin), WatchdogError> {
-    let mut child = Command::new(program)
-        .env(ENV, "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|source| WatchdogError::Spawn {
-            program: program.display().to_string(),
-            source,
-        })?;
+/// Start one watchdog process, claimed, and take its stdin.
+fn start(program: &Path) -> Result<(Child, crate::claimed::Claim, ChildStdin), WatchdogError> {
+    let mut command = Command::new(program);
+    command.env(ENV, "1").stdin(Stdio::piped()).stdout(Stdio::null()).process_group(0);
+    let (mut child, claim) = crate::claimed::spawn(&mut command).map_err(|source| {
+        WatchdogError::Spawn { program: program.display().to_string(), source }
+    })?;
     let pid = child.id();
     let pipe = child.stdin.take().ok_or_else(|| WatchdogError::Pipe {
         pid,
         source: io::Error::new(io::ErrorKind::BrokenPipe, "no stdin pipe"),
     })?;
-    Ok((child, pipe))
+    Ok((child, claim, pipe))
 }
 
 #[cfg(test)]

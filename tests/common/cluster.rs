@@ -287,6 +287,33 @@ impl Cluster {
         }
     }
 
+    /// Wait at most `limit` until no live node's `mosha` has a zombie
+    /// child; panics naming the zombies (and the cluster's report) if some
+    /// remain. A child that just ended is a zombie until its `mosha` reaps
+    /// it, so a moment with none is what counts, not every sample.
+    pub fn assert_no_zombie_children(&self, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            let zombies: Vec<(u32, Vec<(i32, String)>)> = self
+                .moshas
+                .iter()
+                .map(|(&n, child)| (n, zombie_children(child.id() as i32)))
+                .filter(|(_, z)| !z.is_empty())
+                .collect();
+            if zombies.is_empty() {
+                return;
+            }
+            if start.elapsed() > limit {
+                panic!(
+                    "zombie children (node, [(pid, command)]) still unreaped after {limit:?}: \
+                     {zombies:?}\n{}",
+                    self.report()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM a node's `mosha` and wait, at most `limit`, for its exit.
     pub fn terminate(&mut self, node: u32, limit: Duration) -> ExitStatus {
         let child = self.moshas.get_mut(&node).expect("running");
@@ -372,4 +399,26 @@ pub fn service_pid(pids: &Path, node: u32, group: &str) -> Option<i32> {
     let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     (state != Some("Z") && String::from_utf8_lossy(&cmdline).contains("sleep")).then_some(pid)
+}
+
+/// `(pid, command name)` of every zombie (state `Z`) whose parent is
+/// `parent`, from one scan of `/proc/*/stat`.
+pub fn zombie_children(parent: i32) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // The name (field 2) may hold spaces and ')': split at the last ')'.
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        let name = head.split_once('(').map(|(_, n)| n.to_string()).unwrap_or_default();
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let ppid = fields.next().and_then(|p| p.parse::<i32>().ok());
+        if state == Some("Z") && ppid == Some(parent) {
+            out.push((pid, name));
+        }
+    }
+    out
 }

@@ -147,6 +147,11 @@ pub struct Held {
     /// The gate's write end; dropping it without [`Held::release`] makes
     /// the shell exit without running the command.
     go: Option<std::fs::File>,
+    /// Keeps the shell from `mosha`'s reaper of adopted orphans
+    /// ([`crate::claimed`]) until the hook runner has waited for it: keep
+    /// it as long as `child` (what the shell started is left to that
+    /// reaper once the shell's group is killed).
+    pub claim: crate::claimed::Claim,
 }
 
 impl Held {
@@ -219,9 +224,9 @@ pub fn spawn_held(cmd: &str, env: &[(&str, String)]) -> std::io::Result<Held> {
             Ok(())
         });
     }
-    let child = command.spawn()?;
+    let (child, claim) = crate::claimed::spawn(&mut command)?;
     drop(gate_read);
-    Ok(Held { child, go: Some(gate_write.into()) })
+    Ok(Held { child, go: Some(gate_write.into()), claim })
 }
 
 #[cfg(test)]
@@ -294,7 +299,7 @@ mod tests {
         thread::sleep(Duration::from_millis(300));
         at_gate(pid);
         assert!(!marker.exists(), "the command ran before its release");
-        let Held { mut child, go } = held;
+        let Held { mut child, go, .. } = held;
         drop(go);
         let status = child.wait().expect("wait");
         assert_eq!(status.code(), Some(125), "{status:?}");

@@ -24,7 +24,7 @@
 //!   recorded in the node's [`hook_group::STATE_FILE`], so that a `mosha`
 //!   restarted after a crash ends a hook its predecessor left running.
 
-use super::hook_group;
+use super::hook_group::{self, Held};
 use clinit_engine::monitor::transitions::{
     Change, History, HookQueue, ReadPlan, Recorder, Transition,
 };
@@ -355,7 +355,8 @@ fn run_hook(me: u32, hooks: &Hooks, t: &Transition, running: &AtomicI32, state: 
         return error!("{what}: not run: cannot record it in {}: {e}", state.display());
     }
     held.release();
-    let mut child = held.child;
+    // The claim lives until this function returns, after the wait below.
+    let Held { mut child, claim: _claim, .. } = held;
     let _clear = ClearOnDrop { running, pgid, state, what: &what };
     let start = Instant::now();
     loop {
