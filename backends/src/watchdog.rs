@@ -243,7 +243,7 @@ impl WatchdogHandle {
     /// later call tries a restart again, quietly until one succeeds.
     pub fn send(&mut self, line: Line) -> Result<(), WatchdogError> {
         match &line {
-            Line::Arm { .. } => self.armed = Some(line.clone()),
+            Line::Arm { .. } => self.armed = Some(line),
             Line::Add(pgid) => {
                 self.groups.insert(*pgid);
             }
@@ -286,7 +286,7 @@ impl WatchdogHandle {
         self.claim = claim;
         self.pipe = pipe;
         let replay: Vec<Line> =
-            self.armed.iter().cloned().chain(self.groups.iter().map(|&g| Line::Add(g))).collect();
+            self.armed.iter().copied().chain(self.groups.iter().map(|&g| Line::Add(g))).collect();
         for line in &replay {
             self.write(line)?;
         }
