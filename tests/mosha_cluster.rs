@@ -425,16 +425,7 @@ fn a_fence_command_killed_at_its_time_out_leaves_no_zombie_under_mosha() {
         "--stomith".into(),
         fence,
     ];
-    let old = SystemTime::now() - Duration::from_secs(60);
-    c.put(1, "cltab", cltab(&c.path("pids"), ""), old);
-    c.put(1, "hactl", "g1 start\n", old);
-    for n in NODES {
-        c.start(n);
-    }
-    c.wait_for("placement", PHASE, || c.placement(&["g1"]));
-    let hung = 3;
-    let pid = Pid::from_raw(c.moshas[&hung].id() as i32);
-    kill(pid, Signal::SIGSTOP).expect("SIGSTOP node 3's mosha");
+    let pid = place_g1_and_freeze_node_3(&mut c);
     // Each fence's two sleeps, once every one of them is dead (killed with
     // its group at the time-out: a zombie, or reaped).
     let fence_pids = || -> Vec<i32> {
@@ -462,13 +453,29 @@ fn a_fence_command_killed_at_its_time_out_leaves_no_zombie_under_mosha() {
     assert!(left.is_empty(), "fence processes outlived the cluster: {left:?} (of {killed:?})");
 }
 
+/// Start the cluster with `g1` wanted, wait for its placement, and freeze
+/// node 3's `mosha` (SIGSTOP: still a member, its clstat ages). Returns
+/// that `mosha`'s pid, for the SIGCONT.
+fn place_g1_and_freeze_node_3(c: &mut Cluster) -> nix::unistd::Pid {
+    use nix::sys::signal::{kill, Signal};
+    let old = SystemTime::now() - Duration::from_secs(60);
+    c.put(1, "cltab", cltab(&c.path("pids"), ""), old);
+    c.put(1, "hactl", "g1 start\n", old);
+    for n in NODES {
+        c.start(n);
+    }
+    c.wait_for("placement", PHASE, || c.placement(&["g1"]));
+    let pid = nix::unistd::Pid::from_raw(c.moshas[&3].id() as i32);
+    kill(pid, Signal::SIGSTOP).expect("SIGSTOP node 3's mosha");
+    pid
+}
+
 /// STOMITH end to end: a node whose mosha hangs (SIGSTOP: still a member,
 /// but its clstat ages past the timeout) is fenced by each of the others,
 /// once per stale episode rather than every cycle as in the original.
 #[test]
 fn a_hung_node_is_fenced_once_per_stale_episode() {
     use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
     let mut c = cluster(false);
     let fenced = c.path("fenced");
     c.extra = vec![
@@ -477,16 +484,7 @@ fn a_hung_node_is_fenced_once_per_stale_episode() {
         "--stomith".into(),
         format!("f() {{ echo \"fence $1 by $CLINIT_NODE\" >> '{}'; }}; f", fenced.display()),
     ];
-    let old = SystemTime::now() - Duration::from_secs(60);
-    c.put(1, "cltab", cltab(&c.path("pids"), ""), old);
-    c.put(1, "hactl", "g1 start\n", old);
-    for n in NODES {
-        c.start(n);
-    }
-    c.wait_for("placement", PHASE, || c.placement(&["g1"]));
-    let hung = 3;
-    let pid = Pid::from_raw(c.moshas[&hung].id() as i32);
-    kill(pid, Signal::SIGSTOP).expect("SIGSTOP node 3's mosha");
+    let pid = place_g1_and_freeze_node_3(&mut c);
     let fences = || fs::read_to_string(&fenced).unwrap_or_default();
     c.wait_for("node 3 to be fenced", PHASE, || fences().contains("fence 3").then_some(()));
     // Several more cycles of the others (steady state: about n seconds each).
