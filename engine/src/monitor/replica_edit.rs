@@ -40,7 +40,7 @@
 //! its edit; then the stalled writer's own check merges the other edit in
 //! (rebase), unless replication has already replaced the other copy.
 
-use super::replica_version::{Seal, Version};
+use super::replica_version::{converged, Facts, Seal, Version};
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 
@@ -110,13 +110,19 @@ pub fn judge(copies: &[(u32, Option<CopyFacts>)], edit: &Edit<'_>) -> Verdict {
         }
     }
     let number = highest + 1;
-    // The best: highest version; equal versions are the same content, the
-    // first in list order is taken (as `replica_version::decide` does).
-    let Some(&(best_node, best, best_level)) =
-        sealed.iter().fold(None, |acc: Option<&(u32, Version, Option<&str>)>, c| match acc {
-            Some(a) if a.1 >= c.1 => Some(a),
-            _ => Some(c),
+    // The best: the copy every node converges on, by the rule replication
+    // itself applies (`replica_version::converged`).
+    let facts: Vec<(u32, Option<Facts>)> = copies
+        .iter()
+        .map(|(node, f)| {
+            let f = f.as_ref().map(|f| Facts { seal: f.seal.clone(), parses: f.level.is_some() });
+            (*node, f)
         })
+        .collect();
+    let Some((best_node, best)) = converged(&facts) else {
+        return Verdict::Vanished { number };
+    };
+    let Some(&(_, _, best_level)) = sealed.iter().find(|(n, v, _)| *n == best_node && *v == best)
     else {
         return Verdict::Vanished { number };
     };

@@ -321,6 +321,26 @@ pub fn highest_known(copies: &[(u32, Option<Facts>)], kept: Option<Version>) -> 
     highest
 }
 
+/// The copy every node converges on, from `(node, copy)` pairs: the
+/// highest [`Version`] among sealed copies that parse. Equal versions are
+/// the same content (the checksum is part of the version), so a tie goes
+/// to the first in list order. `None`: no sealed copy parses.
+///
+/// **Why a function of its own.** [`decide_seen`] adopts this copy, `mosha
+/// hactl set` judges its edit against it ([`super::replica_edit::judge`])
+/// and `mosha status` shows it as the hactl in force: one rule, so that
+/// what the operator is shown is what the nodes converge on.
+pub fn converged(copies: &[(u32, Option<Facts>)]) -> Option<(u32, Version)> {
+    let mut best: Option<(u32, Version)> = None;
+    for (node, facts) in copies {
+        let Some(Facts { seal: Seal::Sealed(v), parses: true }) = facts else { continue };
+        if best.is_none_or(|(_, b)| *v > b) {
+            best = Some((*node, *v));
+        }
+    }
+    best
+}
+
 /// [`decide`], told `seen`: the highest version number known (as
 /// [`highest_known`] counts it) when my current hand-edited copy was first
 /// seen, if it is one.
@@ -343,26 +363,12 @@ pub fn decide_seen(
     settle: Millis,
     seen: Option<u64>,
 ) -> Decision {
-    let mut mine: Option<Option<&Facts>> = None;
-    let mut best: Option<(u32, Version)> = None;
-    let mut highest = kept.map_or(0, |k| k.number);
-    for (node, facts) in copies {
-        if *node == me {
-            mine = Some(facts.as_ref());
-        }
-        let Some(facts) = facts else { continue };
-        match &facts.seal {
-            Seal::Sealed(v) => {
-                highest = highest.max(v.number);
-                if facts.parses && best.is_none_or(|(_, b)| *v > b) {
-                    best = Some((*node, *v));
-                }
-            }
-            Seal::Edited { was: Some(n), .. } => highest = highest.max(*n),
-            _ => {}
-        }
-    }
-    let Some(mine) = mine else { return Decision::NotListed };
+    let best = converged(copies);
+    let highest = highest_known(copies, kept);
+    let Some((_, mine)) = copies.iter().find(|(node, _)| *node == me) else {
+        return Decision::NotListed;
+    };
+    let mine = mine.as_ref();
     let adopt = |mine: Option<Version>| match best {
         Some((from, theirs)) if from != me && Some(theirs) != mine => {
             Decision::Adopt { from, theirs, mine }
@@ -693,6 +699,42 @@ mod tests {
             decide(&copies, 2, None, Millis::ZERO, S),
             Decision::Adopt { from: 1, .. }
         ));
+    }
+
+    /// The copy `mosha status` shows is the one `decide` makes every node
+    /// adopt: highest version, equal numbers to the higher checksum; a
+    /// truncated, hand-edited or unparsable copy never wins, whatever its
+    /// number.
+    #[test]
+    fn converged_is_the_copy_every_node_adopts() {
+        let (a, b) = (sealed("web start\n", 3), sealed("web stop\n", 3));
+        let v5 = sealed("db start\n", 5);
+        let cut = &v5[..v5.len() - 2];
+        let high = sealed("web start 2\n", 9);
+        let version = |bytes: &[u8]| classify(bytes).version().expect("sealed");
+        let unparsable = Some(Facts { seal: classify(&high), parses: false });
+        let copies = [
+            (1, facts(&a)),
+            (2, facts(&b)),
+            (3, facts(cut)),
+            (4, facts(b"web stop\ndb start\n")),
+            (5, unparsable),
+            (6, None),
+        ];
+        let tie = if version(&a) > version(&b) { (1, version(&a)) } else { (2, version(&b)) };
+        assert_eq!(converged(&copies), Some(tie));
+        // Every node that is not the winner adopts exactly it.
+        for me in [3, 6] {
+            match decide(&copies, me, None, S, S) {
+                Decision::Adopt { from, theirs, .. } => assert_eq!((from, theirs), tie),
+                other => panic!("node {me}: {other:?}"),
+            }
+        }
+        // The same content twice: the first in list order.
+        let copies = [(4, facts(&v5)), (2, facts(&v5))];
+        assert_eq!(converged(&copies), Some((4, version(&v5))));
+        // Nothing sealed that parses: none.
+        assert_eq!(converged(&[(1, facts(cut)), (2, facts(b"web start\n")), (3, None)]), None);
     }
 
     #[test]
