@@ -711,3 +711,98 @@ fn hactl_set_names_a_node_without_a_directory_and_gives_no_init_advice() {
     let hactl = fs::read_to_string(t.path("mfs/1/var/mosix-ha/hactl")).expect("read");
     assert!(hactl.contains("web stop"), "{hactl}");
 }
+
+/// `mosha status` refuses, as `hactl set` and `standby` do, a base
+/// directory that does not exist and a `--node` with no directory under
+/// it: exit 1, a message naming what is wrong, no table. It used to print
+/// an empty table (a typo in `--mfsbase`) or judge a node that does not
+/// exist, and exit as if it had only found trouble in the cluster. With
+/// `--watch` it is refused at once, not every tick.
+#[test]
+fn status_refuses_a_missing_base_directory_and_a_node_that_is_not_a_member() {
+    let t = Tree::new();
+    for node in [1, 2] {
+        t.put(node, "cltab", CLTAB);
+        t.put(node, "hactl", "web start\n");
+        t.member(node, true);
+    }
+    let (mfs, hpc) = (t.path("mfs"), t.path("hpc"));
+    let status = |base: &Path, node: &str, extra: &[&str]| {
+        let args = ["--mfsbase", arg(base), "--hpcbase", arg(&hpc), "--node", node, "status"];
+        t.mosha(&[&args[..], extra].concat())
+    };
+    for extra in [&[][..], &["--json"]] {
+        let out = status(&t.path("mfz"), "1", extra);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = stderr(&out);
+        assert!(err.contains(&format!("--mfsbase {} does not exist", t.path("mfz").display())));
+        assert!(!err.contains("--init"), "no --init advice for a client: {err}");
+        assert_eq!(stdout(&out), "", "no table: {out:?}");
+
+        let out = status(&mfs, "9", extra);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = stderr(&out);
+        assert!(err.contains("no such node 9") && err.contains("nodes there: 1, 2"), "{err}");
+        assert_eq!(stdout(&out), "", "no table: {out:?}");
+        assert!(!t.path("mfs/9").exists(), "nothing created for node 9");
+    }
+    // The same refusal under --watch, at once (bounded: a loop is killed).
+    let mut child = Command::new(MOSHA)
+        .args(["--mfsbase", arg(&mfs), "--hpcbase", arg(&hpc), "--node", "9"])
+        .args(["status", "--watch", "0.1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run mosha");
+    let until = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s.code();
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("status --watch with a bad --node did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(1));
+    // A member is shown as before.
+    let out = status(&mfs, "2", &[]);
+    assert!(stdout(&out).contains("wanted levels from node 1's hactl"), "{out:?}");
+}
+
+/// Under `classic` too, `status` shows the hactl the cluster converges on
+/// (the newest copy that parses, the original's rule), not the local one,
+/// and says plainly when the local copy does not parse. It used to show
+/// the local copy's parse error and every group as `(absent)`.
+#[test]
+fn classic_status_shows_the_newest_hactl_and_says_the_local_copy_is_broken() {
+    let t = Tree::new();
+    for node in [1, 2] {
+        t.put(node, "cltab", CLTAB);
+        t.member(node, true);
+    }
+    t.put(1, "hactl", "web start\nweb\n");
+    t.put(2, "hactl", "web start\n");
+    t.put(1, "clstat", "Cluster::Init::Group web start DONE\n");
+    t.put(1, "hastat", &hastat(1, true));
+    let config = t.config("");
+    let out = t.mosha(&["--config", arg(&config), "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["hactl_from"], 2, "{v}");
+    assert_eq!(v["hactl_node"], 2, "{v}");
+    assert_eq!(v["hactl_version"], serde_json::Value::Null, "classic has no versions: {v}");
+    assert_eq!(v["hactl_error"], serde_json::Value::Null, "{v}");
+    assert_eq!(v["hactl_local"]["node"], 1, "{v}");
+    assert_eq!(v["hactl_local"]["state"], "unparsable", "{v}");
+    let reason = v["hactl_local"]["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("mfs/1/var/mosix-ha/hactl:2"), "{v}");
+    assert_eq!(v["groups"][0]["wanted"], "start", "{v}");
+    let out = t.mosha(&["--config", arg(&config), "status"]);
+    let text = stdout(&out);
+    assert!(text.contains("wanted levels from node 2's hactl\n"), "{text}");
+    assert!(text.contains("local hactl (node 1) is BROKEN: unparsable ("), "{text}");
+    assert!(text.contains("the wanted levels shown are node 2's copy"), "{text}");
+}

@@ -1105,3 +1105,52 @@ fn a_node_fenced_while_it_still_runs_stays_barred_and_not_live() {
         c.report()
     );
 }
+
+/// A new user's finding: `mosha status` on a node showed that node's own
+/// hactl copy, even a torn one the cluster never adopts. It shows the copy
+/// the cluster converges on (the highest sealed version that parses, the
+/// rule replication applies), names its node and version, and says plainly
+/// that the local copy is broken. Node 2's `mosha` is stopped first, so
+/// that nothing repairs its copy while `status` looks (its directory and
+/// membership stay). The torn copy, cut at a line boundary, still parses
+/// and wants `web` stopped: shown as the local copy's, `web` would read
+/// `stop`.
+#[test]
+fn status_shows_the_converged_hactl_and_says_the_local_copy_is_broken() {
+    let (mut c, owner) = started(&[]);
+    let common = c.wait_for("one sealed hactl on every node", PHASE, || converged(&c));
+    let version = classify(&common).version().expect("sealed").number;
+    let torn_on = if owner == 2 { 3 } else { 2 };
+    c.kill_mosha(torn_on, false);
+    let tail = "# maintenance window\n";
+    let high = seal(format!("web stop\n{tail}").as_bytes(), version + 50);
+    c.put(torn_on, "hactl", &high[..high.len() - tail.len()], SystemTime::now());
+    let st = status_json(&c, torn_on);
+    assert_eq!(st["hactl_version"], version, "{st}");
+    let from = st["hactl_from"].as_u64().expect("hactl_from") as u32;
+    assert!(from != torn_on && NODES.contains(&from), "{st}");
+    assert_eq!(st["hactl_node"], from, "{st}");
+    let local = &st["hactl_local"];
+    assert_eq!(local["node"], torn_on, "{st}");
+    assert_eq!(local["state"], "truncated", "{st}");
+    assert!(local["reason"].as_str().is_some_and(|r| r.contains("bytes its seal line")), "{st}");
+    let web = st["groups"].as_array().and_then(|g| g.iter().find(|g| g["group"] == "web"));
+    assert_eq!(web.map(|g| g["wanted"].clone()), Some("start".into()), "{st}");
+    // The table says the same, in words.
+    let out = c.mosha_cli(torn_on, &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains(&format!("wanted levels from node {from}'s hactl (version {version})")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("local hactl (node {torn_on}) is BROKEN: truncated (")),
+        "{text}"
+    );
+    let web = text.lines().find(|l| l.starts_with("web ")).expect("web line");
+    assert!(web.split_whitespace().nth(1) == Some("start"), "{text}");
+    // A peer's own copy is the converged one: nothing said about it.
+    let st = status_json(&c, owner);
+    assert_eq!(st["hactl_local"]["state"], "converged", "{st}");
+    assert_eq!(st["hactl_local"]["version"], version, "{st}");
+}

@@ -17,8 +17,12 @@
 
 use crate::group_moves::GroupChange;
 use crate::membership::Membership;
-use crate::shared::{read_clstat, HastatDoc, NodePaths, Replicated, SharedFile, SharedStore};
+use crate::shared::{read_clstat, HastatDoc, NodePaths, SharedFile, SharedStore};
 use clinit_engine::hactl::Hactl;
+use clinit_engine::located::escape_controls;
+use clinit_engine::monitor::replica_version::{self, classify, converged, Facts, Seal, Version};
+use clinit_engine::monitor::replicate::parse_copy;
+use std::sync::Arc;
 use clinit_engine::hastat::counts_as_running;
 use clinit_engine::monitor::transitions::History;
 use clinit_engine::monitor::NodeStatus;
@@ -139,8 +143,17 @@ pub struct GroupReport {
 pub struct ClusterStatus {
     pub shared: String,
     pub timeout_secs: f64,
-    /// Whose hactl gave the wanted levels.
+    /// Whose hactl gave the wanted levels: the same as `hactl_from` (kept
+    /// for scripts written before it).
     pub hactl_node: Option<u32>,
+    /// The node whose copy won: the hactl the cluster converges on, by the
+    /// policy's own rule ([`HactlRule`]). Its levels are the WANTED column.
+    pub hactl_from: Option<u32>,
+    /// The winning copy's version number (`ranked`'s sealed replicas;
+    /// `None` under `classic`, or when no sealed copy parses yet).
+    pub hactl_version: Option<u64>,
+    /// The state of the local node's own copy (`None`: local node unknown).
+    pub hactl_local: Option<LocalHactl>,
     pub hactl_error: Option<String>,
     pub membership_error: Option<String>,
     pub nodes: Vec<NodeReport>,
@@ -159,6 +172,58 @@ pub struct ClusterStatus {
     pub transitions_last: Option<u64>,
     /// The last [`RECENT`] membership transitions, oldest first.
     pub transitions: Vec<RecentTransition>,
+}
+
+/// Which rule picks the hactl the cluster converges on: the one the
+/// monitors replicate by, so that `mosha status` shows the levels the
+/// cluster acts on, not whatever the local copy says (a new user's node
+/// with a torn copy showed the torn copy's levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HactlRule {
+    /// `classic`: the newest mtime among copies that parse, ties to the
+    /// lowest node (the original's `getlatest`, spec §5.4).
+    Newest,
+    /// `ranked`: the highest sealed version that parses, equal numbers to
+    /// the higher checksum ([`replica_version::converged`]).
+    Versioned,
+}
+
+/// The local node's own hactl copy, judged as its monitor judges it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocalHactl {
+    pub node: u32,
+    /// One of [`LocalHactl::STATES`]: `converged` (its content is the
+    /// winning copy's), `behind` (a good copy, older: its monitor replaces
+    /// it), `ahead` (a good copy newer than the winner: the node is not a
+    /// member, so the cluster does not read it), `edited` (no seal line: a
+    /// hand edit its monitor seals as a new version), `checksum_fails`,
+    /// `truncated`, `unparsable`, `missing`, `unreadable`.
+    pub state: &'static str,
+    /// Its sealed version number, if it has a seal line that names one.
+    pub version: Option<u64>,
+    /// What is wrong with it, in words (for the broken states).
+    pub reason: Option<String>,
+}
+
+impl LocalHactl {
+    /// Every value of `state`.
+    pub const STATES: [&'static str; 9] = [
+        "converged",
+        "behind",
+        "ahead",
+        "edited",
+        "checksum_fails",
+        "truncated",
+        "unparsable",
+        "missing",
+        "unreadable",
+    ];
+
+    /// The copy cannot be used as it is: the node runs on its last good
+    /// copy (or none) until it is repaired or replaced.
+    pub fn broken(&self) -> bool {
+        matches!(self.state, "checksum_fails" | "truncated" | "unparsable" | "missing" | "unreadable")
+    }
 }
 
 /// How many transitions `mosha status --json` lists.
@@ -278,15 +343,17 @@ fn epoch_secs(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Read everything. `me`: the local node (its hactl is the one that
-/// counts); without it, the newest hactl that parses is shown. `history`:
-/// the cluster's best membership-transition history, if any (gives each
-/// node's "since").
+/// Read everything. `me`: the local node (its own hactl copy is judged
+/// and shown beside the converged one); `rule`: how the policy picks the
+/// hactl the cluster converges on, among the members' copies (every node's
+/// when membership is unknown). `records.history`: the cluster's best
+/// membership-transition history, if any (gives each node's "since").
 pub fn collect(
     store: &dyn SharedStore,
     membership: &dyn Membership,
     timeout: Millis,
     me: Option<u32>,
+    rule: HactlRule,
     records: &Records,
     now: SystemTime,
 ) -> ClusterStatus {
@@ -388,7 +455,14 @@ pub fn collect(
         report.fenced_by.dedup();
     }
 
-    let (hactl, hactl_node, hactl_error) = pick_hactl(store, &all, me);
+    // The copies the monitors replicate among: the members' (a node that
+    // membership lists down is not read), every node's when unknown.
+    let candidates: BTreeSet<u32> = match &members {
+        Some(m) => m.iter().copied().collect(),
+        None => all.clone(),
+    };
+    let pick = pick_hactl(store, &candidates, me, rule);
+    let hactl = pick.hactl;
     let mut names: BTreeSet<String> = states.keys().cloned().collect();
     names.extend(hactl.iter().flat_map(|h| h.groups.keys().cloned()));
     let groups = names
@@ -413,8 +487,11 @@ pub fn collect(
     ClusterStatus {
         shared: store.base(),
         timeout_secs: timeout.0 as f64 / 1000.0,
-        hactl_node,
-        hactl_error,
+        hactl_node: pick.from,
+        hactl_from: pick.from,
+        hactl_version: pick.version,
+        hactl_local: pick.local,
+        hactl_error: pick.error,
         membership_error,
         nodes: reports,
         groups,
@@ -497,40 +574,152 @@ pub fn ranked_fence_reports(
     out
 }
 
-/// The local hactl, or (no local node) the newest one that parses.
+/// One node's hactl copy as `mosha status` reads it.
+enum HactlCopy {
+    Missing,
+    Unreadable(String),
+    Read { bytes: Vec<u8>, mtime: SystemTime, parsed: Result<Hactl, String> },
+}
+
+/// What [`pick_hactl`] found.
+struct HactlPick {
+    hactl: Option<Hactl>,
+    from: Option<u32>,
+    version: Option<u64>,
+    local: Option<LocalHactl>,
+    error: Option<String>,
+}
+
+fn read_hactl(store: &dyn SharedStore, node: u32) -> HactlCopy {
+    let name = store.describe(node, SharedFile::Hactl);
+    match store.read(node, SharedFile::Hactl) {
+        Ok(None) => HactlCopy::Missing,
+        Err(e) => HactlCopy::Unreadable(format!("{name}: {e}")),
+        Ok(Some(snap)) => {
+            let parsed = parse_copy::<Hactl>(&snap.bytes, &name).map(Arc::unwrap_or_clone);
+            HactlCopy::Read { bytes: snap.bytes.to_vec(), mtime: snap.stamp.mtime, parsed }
+        }
+    }
+}
+
+/// The hactl the cluster converges on among `candidates`' copies, by
+/// `rule`, and the state of `me`'s own copy. Under `ranked`, while no
+/// sealed copy parses (a new cluster whose copies are not sealed yet), the
+/// newest complete copy that parses stands in, without a version.
 fn pick_hactl(
     store: &dyn SharedStore,
-    nodes: &BTreeSet<u32>,
+    candidates: &BTreeSet<u32>,
     me: Option<u32>,
-) -> (Option<Hactl>, Option<u32>, Option<String>) {
-    let parse = |node: u32| -> Result<Option<(Hactl, SystemTime)>, String> {
-        let name = store.describe(node, SharedFile::Hactl);
-        match store.read(node, SharedFile::Hactl) {
-            Ok(None) => Ok(None),
-            Err(e) => Err(format!("{name}: {e}")),
-            Ok(Some(snap)) => {
-                let hactl =
-                    <Hactl as Replicated>::parse(&String::from_utf8_lossy(&snap.bytes), &name)?;
-                Ok(Some((hactl, snap.stamp.mtime)))
-            }
-        }
+    rule: HactlRule,
+) -> HactlPick {
+    let mut copies: BTreeMap<u32, HactlCopy> =
+        candidates.iter().map(|&n| (n, read_hactl(store, n))).collect();
+    if let Some(me) = me {
+        copies.entry(me).or_insert_with(|| read_hactl(store, me));
+    }
+    let seal = |bytes: &[u8]| match rule {
+        HactlRule::Versioned => Some(classify(bytes)),
+        HactlRule::Newest => None,
     };
-    match me {
-        Some(me) => match parse(me) {
-            Ok(Some((h, _))) => (Some(h), Some(me), None),
-            Ok(None) => (None, Some(me), Some(format!("node {me} has no hactl"))),
-            Err(e) => (None, Some(me), Some(e)),
-        },
-        None => {
-            let newest = nodes
+    let versioned = match rule {
+        HactlRule::Versioned => {
+            let facts: Vec<(u32, Option<Facts>)> = candidates
                 .iter()
-                .filter_map(|&n| parse(n).ok().flatten().map(|(h, t)| (t, n, h)))
-                .max_by_key(|(t, n, _)| (*t, std::cmp::Reverse(*n)));
-            match newest {
-                Some((_, n, h)) => (Some(h), Some(n), None),
-                None => (None, None, Some("no node has a hactl that parses".into())),
-            }
+                .map(|&n| match copies.get(&n) {
+                    Some(HactlCopy::Read { bytes, parsed, .. }) => {
+                        (n, Some(Facts { seal: classify(bytes), parses: parsed.is_ok() }))
+                    }
+                    _ => (n, None),
+                })
+                .collect();
+            converged(&facts)
         }
+        HactlRule::Newest => None,
+    };
+    let winner = versioned.map(|(n, _)| n).or_else(|| {
+        // The original's rule: the newest mtime that parses, ties to the
+        // lowest node; never a truncated copy under `ranked`.
+        candidates
+            .iter()
+            .filter_map(|&n| match copies.get(&n) {
+                Some(HactlCopy::Read { bytes, mtime, parsed: Ok(_) })
+                    if !matches!(seal(bytes), Some(Seal::Truncated { .. })) =>
+                {
+                    Some((*mtime, std::cmp::Reverse(n)))
+                }
+                _ => None,
+            })
+            .max()
+            .map(|(_, std::cmp::Reverse(n))| n)
+    });
+    let (hactl, body) = match winner.and_then(|n| copies.get(&n)) {
+        Some(HactlCopy::Read { bytes, parsed: Ok(h), .. }) => {
+            (Some(h.clone()), Some(replica_version::body(&bytes[..]).to_vec()))
+        }
+        _ => (None, None),
+    };
+    let version = versioned.map(|(_, v)| v);
+    let local = me.and_then(|me| copies.get(&me).map(|c| judge_local(me, c, rule, body.as_deref(), version)));
+    let error = match (winner, candidates.is_empty()) {
+        (Some(_), _) => None,
+        (None, true) => Some("no member node to read a hactl from".into()),
+        (None, false) => Some("no member node has a hactl that parses".into()),
+    };
+    HactlPick { hactl, from: winner, version: version.map(|v| v.number), local, error }
+}
+
+/// The local copy's state (see [`LocalHactl::state`]), given the winning
+/// copy's body and version (if any).
+fn judge_local(
+    node: u32,
+    copy: &HactlCopy,
+    rule: HactlRule,
+    winner_body: Option<&[u8]>,
+    winner: Option<Version>,
+) -> LocalHactl {
+    let local = |state, version, reason| LocalHactl { node, state, version, reason };
+    let (bytes, parsed) = match copy {
+        HactlCopy::Missing => return local("missing", None, None),
+        HactlCopy::Unreadable(why) => return local("unreadable", None, Some(escape_controls(why))),
+        HactlCopy::Read { bytes, parsed, .. } => (bytes, parsed),
+    };
+    let seal = match rule {
+        HactlRule::Versioned => classify(bytes),
+        // `classic` reads a seal line as a comment: only the content counts.
+        HactlRule::Newest => Seal::Edited { was: None, sum: 0 },
+    };
+    if let Seal::Truncated { reason } = &seal {
+        let why = format!("{reason}: never adopted; its monitor replaces it with a complete copy");
+        return local("truncated", None, Some(why));
+    }
+    if let Err(e) = parsed {
+        return local("unparsable", seal_number(&seal), Some(escape_controls(e)));
+    }
+    match seal {
+        Seal::Edited { was: Some(n), .. } => local(
+            "checksum_fails",
+            Some(n),
+            Some(format!(
+                "its #@mosha seal line (version {n}) does not match its body: edited by hand                  with the seal line kept (its monitor seals it as a new version once it stays                  unchanged for 2 s), or damaged"
+            )),
+        ),
+        Seal::Sealed(v) => match winner {
+            Some(w) if v == w => local("converged", Some(v.number), None),
+            Some(w) if v < w => local("behind", Some(v.number), None),
+            Some(_) => local("ahead", Some(v.number), None),
+            None => local("converged", Some(v.number), None),
+        },
+        _ if rule == HactlRule::Versioned => local("edited", None, None),
+        _ if winner_body == Some(replica_version::body(bytes)) => local("converged", None, None),
+        _ => local("behind", None, None),
+    }
+}
+
+fn seal_number(seal: &Seal) -> Option<u64> {
+    match seal {
+        Seal::Sealed(v) => Some(v.number),
+        Seal::Edited { was, .. } => *was,
+        Seal::Truncated { .. } => None,
     }
 }
 
@@ -674,21 +863,60 @@ fn since_cell(n: &NodeReport) -> String {
     }
 }
 
+/// What to say about the local hactl copy, when it is not the one in
+/// force (`from`: the node whose copy is): said plainly when it is broken,
+/// since the node then runs on its last good copy, not on what the file
+/// shows.
+fn local_hactl_line(l: &LocalHactl, from: Option<u32>) -> Option<String> {
+    let node = l.node;
+    let shown = match from {
+        Some(n) if n != node => format!("; the wanted levels shown are node {n}'s copy"),
+        _ => String::new(),
+    };
+    let why = l.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+    let version = l.version.map(|v| format!(" (version {v})")).unwrap_or_default();
+    let text = match l.state {
+        "converged" => return None,
+        "behind" => format!(
+            "local hactl (node {node}){version} is behind: its monitor copies the newer one at              its next cycle{shown}"
+        ),
+        "ahead" => format!(
+            "local hactl (node {node}){version} is newer than the one in force, but membership              does not list node {node}, so no node reads it{shown}"
+        ),
+        "edited" => format!(
+            "local hactl (node {node}) was edited by hand: its monitor seals it as a new version              once it stays unchanged for 2 s{shown}"
+        ),
+        "missing" => format!("local hactl (node {node}) is MISSING{shown}"),
+        state => format!(
+            "local hactl (node {node}) is BROKEN: {}{why}; this node keeps its last good copy{shown}",
+            state.replace('_', " ")
+        ),
+    };
+    Some(text)
+}
+
 /// Why a node is not live under `ranked`, in an operator's words.
 const NOT_LIVE: &str = "its record did not move within 1.5 s, its lease does not hold, or a \
      peer lists its incarnation as fenced (restart its mosha if it still runs)";
 
 pub fn render(st: &ClusterStatus) -> String {
     let mut out = format!("cluster {} (timeout {}s)", st.shared, st.timeout_secs);
-    match st.hactl_node {
-        Some(n) => out.push_str(&format!(", wanted levels from node {n}'s hactl\n")),
-        None => out.push('\n'),
+    match (st.hactl_from, st.hactl_version) {
+        (Some(n), Some(v)) => {
+            out.push_str(&format!(", wanted levels from node {n}'s hactl (version {v})\n"))
+        }
+        (Some(n), None) => out.push_str(&format!(", wanted levels from node {n}'s hactl\n")),
+        (None, _) => out.push('\n'),
     }
     if let Some(e) = &st.membership_error {
         out.push_str(&format!("membership unknown: {e}\n"));
     }
     if let Some(e) = &st.hactl_error {
         out.push_str(&format!("hactl: {e}\n"));
+    }
+    if let Some(line) = st.hactl_local.as_ref().and_then(|l| local_hactl_line(l, st.hactl_from)) {
+        out.push_str(&line);
+        out.push('\n');
     }
     out.push('\n');
     let mut rows = vec![vec![
@@ -1026,6 +1254,14 @@ mod tests {
             shared: "/mfs".into(),
             timeout_secs: 60.0,
             hactl_node: Some(1),
+            hactl_from: Some(1),
+            hactl_version: Some(7),
+            hactl_local: Some(LocalHactl {
+                node: 2,
+                state: "truncated",
+                version: None,
+                reason: Some("0 bytes".into()),
+            }),
             hactl_error: None,
             membership_error: None,
             nodes: vec![],
@@ -1041,6 +1277,14 @@ mod tests {
           "shared": "/mfs",
           "timeout_secs": 60.0,
           "hactl_node": 1,
+          "hactl_from": 1,
+          "hactl_version": 7,
+          "hactl_local": {
+            "node": 2,
+            "state": "truncated",
+            "version": null,
+            "reason": "0 bytes"
+          },
           "hactl_error": null,
           "membership_error": null,
           "nodes": [],
@@ -1116,6 +1360,9 @@ mod tests {
             shared: "/mfs".into(),
             timeout_secs: 6.0,
             hactl_node: None,
+            hactl_from: None,
+            hactl_version: None,
+            hactl_local: None,
             hactl_error: None,
             membership_error: None,
             nodes: vec![],
@@ -1140,6 +1387,9 @@ mod tests {
             shared: "/mfs".into(),
             timeout_secs: 60.0,
             hactl_node: Some(1),
+            hactl_from: Some(1),
+            hactl_version: None,
+            hactl_local: None,
             hactl_error: None,
             membership_error: None,
             nodes: vec![
@@ -1228,5 +1478,102 @@ mod tests {
         web    start   2?          66m40s  2         -            stale (last start DONE)  down (was start DONE)
         db     start   NOWHERE     -       0         test FAILED  -                        -
         ");
+    }
+
+    /// A cluster directory with one hactl copy per `(node, bytes)`.
+    fn hactl_store(copies: &[(u32, &[u8])]) -> (tempfile::TempDir, crate::shared::FsStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let paths = NodePaths::new(dir.path(), "var/clinit");
+        for &(node, bytes) in copies {
+            std::fs::create_dir_all(paths.node_dir(node)).expect("mkdir");
+            std::fs::write(paths.node_dir(node).join("hactl"), bytes).expect("write");
+        }
+        let store = crate::shared::FsStore::new(paths);
+        (dir, store)
+    }
+
+    /// A new user's node 2 had a torn hactl; `mosha status` on it showed
+    /// the torn copy's levels. It shows the copy the cluster converges on
+    /// (the highest sealed version that parses), names its node and
+    /// version, and says what is wrong with the local copy.
+    #[test]
+    fn status_shows_the_converged_hactl_and_judges_the_local_copy() {
+        use clinit_engine::monitor::replica_version::seal;
+        let v7 = seal(b"web start\ndb start\n", 7);
+        let v5 = seal(b"web stop\n", 5);
+        let torn = &v7[..v7.len() - 4];
+        let (_dir, store) = hactl_store(&[(1, &v5), (2, torn), (3, &v7)]);
+        let all: BTreeSet<u32> = [1, 2, 3].into();
+        let pick = pick_hactl(&store, &all, Some(2), HactlRule::Versioned);
+        assert_eq!((pick.from, pick.version, pick.error.as_deref()), (Some(3), Some(7), None));
+        let wanted = pick.hactl.expect("hactl");
+        assert_eq!(wanted.get("db").map(|w| w.level.as_str()), Some("start"));
+        let local = pick.local.expect("local");
+        assert_eq!(local.state, "truncated");
+        assert!(local.broken());
+        assert!(local.reason.as_deref().is_some_and(|r| r.contains("of the")), "{local:?}");
+        let line = local_hactl_line(&local, Some(3)).expect("said");
+        assert!(line.starts_with("local hactl (node 2) is BROKEN: truncated ("), "{line}");
+        assert!(line.ends_with("the wanted levels shown are node 3's copy"), "{line}");
+        // Node 1's good but older copy is behind; node 3's is the winner.
+        let pick = pick_hactl(&store, &all, Some(1), HactlRule::Versioned);
+        let local = pick.local.expect("local");
+        assert_eq!((local.state, local.version), ("behind", Some(5)));
+        assert!(!local.broken());
+        let pick = pick_hactl(&store, &all, Some(3), HactlRule::Versioned);
+        assert_eq!(pick.local.map(|l| l.state), Some("converged"));
+        // A node that membership lists down is not read: node 3's copy
+        // does not count, node 1's is in force.
+        let up: BTreeSet<u32> = [1, 2].into();
+        let pick = pick_hactl(&store, &up, Some(2), HactlRule::Versioned);
+        assert_eq!((pick.from, pick.version), (Some(1), Some(5)));
+    }
+
+    #[test]
+    fn a_local_copy_that_does_not_parse_or_fails_its_checksum_is_broken() {
+        use clinit_engine::monitor::replica_version::seal;
+        let v4 = seal(b"web start\n", 4);
+        let mut kept_line = v4.clone();
+        kept_line.extend_from_slice(b"db start\n");
+        let (_dir, store) = hactl_store(&[(1, &v4), (2, b"web start 1 2\nweb\n"), (3, &kept_line)]);
+        let all: BTreeSet<u32> = [1, 2, 3, 4].into();
+        let state = |me| {
+            let pick = pick_hactl(&store, &all, Some(me), HactlRule::Versioned);
+            assert_eq!(pick.from, Some(1));
+            pick.local.expect("local")
+        };
+        let two = state(2);
+        assert_eq!(two.state, "unparsable");
+        let reason = two.reason.clone().unwrap_or_default();
+        assert!(!reason.contains('\n') && reason.contains("hactl:2"), "{reason}");
+        let three = state(3);
+        assert_eq!((three.state, three.version), ("checksum_fails", Some(4)));
+        assert!(three.broken());
+        let four = state(4);
+        assert_eq!(four.state, "missing");
+        assert_eq!(
+            local_hactl_line(&four, Some(1)).as_deref(),
+            Some("local hactl (node 4) is MISSING; the wanted levels shown are node 1's copy")
+        );
+    }
+
+    /// Under `classic` the newest mtime that parses is in force (spec
+    /// §5.4), not the local copy.
+    #[test]
+    fn classic_status_shows_the_newest_copy_that_parses() {
+        let (_dir, store) = hactl_store(&[(1, b"web start\n"), (2, b"web stop\n")]);
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let path = store.paths.node_dir(1).join("hactl");
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(old))
+            .expect("set mtime");
+        let all: BTreeSet<u32> = [1, 2].into();
+        let pick = pick_hactl(&store, &all, Some(1), HactlRule::Newest);
+        assert_eq!((pick.from, pick.version), (Some(2), None));
+        assert_eq!(pick.local.map(|l| l.state), Some("behind"));
+        let pick = pick_hactl(&store, &all, Some(2), HactlRule::Newest);
+        assert_eq!(pick.local.map(|l| l.state), Some("converged"));
     }
 }

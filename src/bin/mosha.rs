@@ -237,7 +237,8 @@ Files in <mfsbase>/<node>/<varpath>/:
   hastat     this node's view of the cluster (JSON)
   heartbeat  with --membership heartbeat
 Exit status: 0 ok, 1 refused or a check found problems, 2 usage error
-(also a bad settings file). `mosha status`: 0 quorum held, 1 no node found,
+(also a bad settings file). `mosha status`: 0 quorum held, 1 refused (a base
+directory that does not exist, a --node with no directory) or no node found,
 3 membership unknown, 4 quorum lost or unknown (the local node's hastat says
 no quorum or is missing, or its clstat is stale: its monitor is not running).
 Set RUST_LOG (e.g. RUST_LOG=debug) to change the log level.";
@@ -258,6 +259,12 @@ fn main() -> ExitCode {
         // closes, as Unix tools do, instead of panicking in `println!`.
         // Never for the monitor itself: a closed log pipe must not kill it.
         cli::default_sigpipe();
+    }
+    if matches!(args.command, Some(Command::Status { .. })) {
+        if let Err(e) = check_status_target(&args) {
+            eprintln!("mosha: {e}");
+            return Exit::Refused.into();
+        }
     }
     match &args.command {
         Some(Command::Status { json, watch: None }) => status(&args, *json),
@@ -358,18 +365,39 @@ fn cluster_nodes(store: &FsStore) -> Result<Vec<u32>, String> {
     store.nodes().map_err(|e| format!("cannot list {}: {e}", store.base()))
 }
 
-/// This node's directory must exist for a client to write its copy: a
-/// `--node` that names no node of the cluster is a typo, not a new node.
-fn check_own_dir(store: &FsStore, me: u32) -> Result<(), String> {
+/// `node` must have a directory under the shared base: a node number that
+/// names no node of the cluster is a typo, not a new node (a client never
+/// creates one). Shared by every client command that is given a node:
+/// `hactl set` and `status` (this node), `standby` (its target).
+fn require_node(store: &FsStore, node: u32) -> Result<(), String> {
     let nodes = cluster_nodes(store)?;
-    if nodes.contains(&me) {
+    if nodes.contains(&node) {
         return Ok(());
     }
     Err(format!(
-        "node {me} has no directory under {} (nodes there: {}); --node names this node's number",
+        "no such node {node}: node {node} has no directory under {} (nodes there: {})",
         store.base(),
         node_list(&nodes)
     ))
+}
+
+/// [`require_node`] for this node, named by `--node` (or `--whois`).
+fn require_own_node(store: &FsStore, me: u32) -> Result<(), String> {
+    require_node(store, me).map_err(|e| format!("{e}; --node names this node's number"))
+}
+
+/// What `mosha status` checks before it reads anything, as `hactl set` and
+/// `standby` do: the base directories exist, and a `--node` names a node of
+/// the cluster. Without them it used to print a table of nothing (a typo in
+/// `--mfsbase`) or judge a node that does not exist, and exit as if it had
+/// only found trouble.
+fn check_status_target(args: &Args) -> Result<(), String> {
+    check_bases(args, BaseUse::Client)?;
+    if let Some(me) = args.node {
+        let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
+        require_own_node(&store, me)?;
+    }
+    Ok(())
 }
 
 fn whois(args: &Args) -> Result<u32, String> {
@@ -482,8 +510,20 @@ fn status(args: &Args, json: bool) -> ExitCode {
         // running until `--timeout` passes (issue 12, item 4).
         records.ranked_live = Some(cluster_status::sample_ranked_live(&*store, &nodes));
     }
-    let st =
-        cluster_status::collect(&*store, &*membership, timeout, me, &records, SystemTime::now());
+    // The hactl the cluster converges on, by the policy's own rule.
+    let rule = match args.policy {
+        PolicyName::Classic => cluster_status::HactlRule::Newest,
+        PolicyName::Ranked => cluster_status::HactlRule::Versioned,
+    };
+    let st = cluster_status::collect(
+        &*store,
+        &*membership,
+        timeout,
+        me,
+        rule,
+        &records,
+        SystemTime::now(),
+    );
     if json {
         match serde_json::to_string_pretty(&st) {
             Ok(text) => println!("{text}"),
@@ -494,14 +534,9 @@ fn status(args: &Args, json: bool) -> ExitCode {
         }
     } else {
         print!("{}", cluster_status::render(&st));
-        // Nodes in standby, from the newest hactl (issue 12).
-        let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
-        if let Ok(Some((_, _, h))) =
-            newest(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())
-        {
-            if !h.standby.is_empty() && matches!(args.policy, PolicyName::Ranked) {
-                println!("\nnodes in standby (drained under ranked): {}", node_list(&h.standby));
-            }
+        // Nodes in standby, from the hactl in force (issue 12).
+        if !st.standby.is_empty() && matches!(args.policy, PolicyName::Ranked) {
+            println!("\nnodes in standby (drained under ranked): {}", node_list(&st.standby));
         }
         // The transition history, when the cluster keeps one (issue 12).
         if let Some(h) = &records.history {
@@ -683,10 +718,8 @@ fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String
     check_bases(args, BaseUse::Client)?;
     let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
     let me = whois(args)?;
+    require_node(&store, node)?;
     let known = cluster_nodes(&store)?;
-    if !known.contains(&node) {
-        return Err(format!("no such node {node} (no directory for it under {})", store.base()));
-    }
     let current = newest_versioned(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())?;
     let Some((_, text, hactl, highest)) = current else {
         return Err(format!("no node under {} has a hactl that parses", store.base()));
@@ -789,7 +822,7 @@ fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
         }
         HactlVerb::Set { group, level } => {
             let me = whois(args)?;
-            check_own_dir(&store, me)?;
+            require_own_node(&store, me)?;
             let (_, cltab) = newest(&store, SharedFile::Cltab, |t, f| Cltab::parse(t, f).ok())?
                 .map(|(n, _, c)| (n, c))
                 .ok_or_else(|| format!("no node under {} has a cltab that parses", store.base()))?;
