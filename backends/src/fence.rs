@@ -50,7 +50,10 @@ const MAX_OUTPUT: u64 = 64 * 1024;
 impl Fence for CommandFence {
     fn fence(&self, node: u32) -> FenceOutcome {
         let line = format!("{} {node}", self.command);
-        tracing::error!("STOMITH node {node}: running `{line}`");
+        // Info: running the configured fence is the system working as
+        // asked; the decision to fence was logged (at warn) when it was
+        // made, and a failure is logged at error.
+        tracing::info!("STOMITH node {node}: running `{}`", crate::daemon::escape(&line));
         let mut command = Command::new(crate::process::SHELL);
         command
             .arg("-c")
@@ -139,6 +142,20 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Running the configured fence command is the system working as
+    /// asked: info, not error (a new user read "ERROR STOMITH ... running"
+    /// as a failure).
+    #[test]
+    fn the_running_line_is_info() {
+        let f = CommandFence { command: "true".into(), limit: Duration::from_secs(10) };
+        let (outcome, logged) = crate::test_log::capture(|| f.fence(3));
+        assert_eq!(outcome, FenceOutcome::Done { output: String::new() });
+        let lines = crate::test_log::lines_with(&logged, "STOMITH node 3: running `true 3`");
+        assert_eq!(lines.len(), 1, "{logged}");
+        assert!(lines[0].contains("INFO"), "{logged}");
+        assert!(!logged.contains("ERROR") && !logged.contains("WARN"), "{logged}");
     }
 
     #[test]

@@ -29,12 +29,15 @@ pub mod output_pipes;
 pub mod process;
 pub mod protocol;
 pub mod readiness;
+pub mod repeats;
 pub mod safe_read;
 pub mod shared;
 pub mod spawn_clock;
 pub mod status_detail;
 pub mod status_reply;
 pub mod status_writer;
+#[cfg(test)]
+pub(crate) mod test_log;
 pub mod trace_writer;
 pub mod watchdog;
 pub mod word_log;

@@ -372,18 +372,34 @@ impl<T: Replicated> Replica<T> {
     }
 }
 
+/// The log line for another node's newest copy of `file` that does not
+/// parse. One line: the parse errors (one per line, `file:line: reason`,
+/// from a file anyone may have edited) are escaped, so a multi-line error
+/// cannot split the line or forge another.
+pub fn newest_unparsable_line(file: SharedFile, node: u32, errors: &str) -> String {
+    format!(
+        "node {node}'s {file} is the newest but does not parse; not adopted: {}",
+        crate::daemon::escape(errors.trim_end())
+    )
+}
+
+/// The log line for my own copy of `file` that does not parse (one line,
+/// as [`newest_unparsable_line`]).
+pub fn own_unparsable_line(file: SharedFile, kept_last_good: bool, errors: &str) -> String {
+    let keep = if kept_last_good { "keeping the last good copy" } else { "no good copy yet" };
+    format!("my {file} does not parse ({keep}): {}", crate::daemon::escape(errors.trim_end()))
+}
+
 fn log_note(file: SharedFile, note: ReplicaNote) {
     match note {
         ReplicaNote::OwnUnreadable { reason } => {
             error!("{reason}: cannot read my own {file}; not replicating it")
         }
         ReplicaNote::NewestUnparsable { node, errors } => {
-            warn!("node {node}'s {file} is the newest but does not parse; not adopted:\n{errors}")
+            warn!("{}", newest_unparsable_line(file, node, &errors))
         }
         ReplicaNote::OwnUnparsable { errors, kept_last_good } => {
-            let keep =
-                if kept_last_good { "keeping the last good copy" } else { "no good copy yet" };
-            error!("my {file} does not parse ({keep}):\n{errors}")
+            error!("{}", own_unparsable_line(file, kept_last_good, &errors))
         }
         ReplicaNote::Adopted { from, theirs, mine } => {
             let mine = mine.map_or("none".to_string(), |m| format!("mtime {m}"));
@@ -449,6 +465,37 @@ pub fn write_hastat<S: SharedStore + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A hactl with two bad lines logged its errors on lines of their own,
+    /// which a log reader took for separate (unlabelled) lines. Now one
+    /// line each, the newlines escaped, at the same levels as before.
+    #[test]
+    fn parse_errors_stay_on_one_log_line() {
+        let errors = "/mfs/1/var/mosix-ha/hactl:2: bad line\n/mfs/1/var/mosix-ha/hactl:3: bad too\n";
+        let ((), logged) = crate::test_log::capture(|| {
+            log_note(
+                SharedFile::Hactl,
+                ReplicaNote::OwnUnparsable { errors: errors.into(), kept_last_good: true },
+            );
+            log_note(
+                SharedFile::Cltab,
+                ReplicaNote::NewestUnparsable { node: 2, errors: errors.into() },
+            );
+        });
+        let lines: Vec<&str> = logged.lines().collect();
+        assert_eq!(lines.len(), 2, "{logged}");
+        assert!(lines[0].contains("ERROR"), "{logged}");
+        assert!(
+            lines[0].ends_with(
+                "my hactl does not parse (keeping the last good copy): \
+                 /mfs/1/var/mosix-ha/hactl:2: bad line\\n/mfs/1/var/mosix-ha/hactl:3: bad too"
+            ),
+            "{logged}"
+        );
+        assert!(lines[1].contains("WARN"), "{logged}");
+        assert!(lines[1].contains("node 2's cltab is the newest but does not parse"), "{logged}");
+        assert!(lines[1].contains("bad line\\n/mfs"), "{logged}");
+    }
 
     /// A FIFO (or a device) at a node's file is refused at once, naming
     /// it, instead of blocking the reader thread until a writer comes (a

@@ -98,9 +98,13 @@ pub(super) struct Executor {
     /// its source's mtime to the nanosecond (a cache: no rule).
     pub(super) stamps: Arc<Mutex<HashMap<(u32, SharedFile), Stamp>>>,
     pub(super) recorder: Option<Recorder>,
-    /// Warnings said in the previous cycle: repeated ones go to debug.
-    pub(super) said: BTreeSet<String>,
-    pub(super) saying: BTreeSet<String>,
+    /// The warnings that hold from cycle to cycle: said once, reminded
+    /// once a minute, and said to be over when they are
+    /// ([`crate::repeats`]).
+    pub(super) repeats: crate::repeats::Repeats,
+    /// This cycle could not see the causes of warnings (membership unknown,
+    /// no node read): it is not counted as a cycle without them.
+    pub(super) blind_cycle: bool,
     pub(super) timeout: Millis,
     pub(super) exit: bool,
     /// `ranked`: the watchdog process, and the process group of each child
@@ -167,6 +171,9 @@ impl Executor {
         let me = self.me;
         match command {
             ClusterCommand::ReadMembership { seq } => {
+                // A cycle starts: the previous one is over, and with it
+                // the warnings it no longer saw.
+                self.end_cycle_warnings();
                 self.membership_reads += 1;
                 let reader = self.membership.clone();
                 self.background(move || match reader {
@@ -251,7 +258,8 @@ impl Executor {
                 // line changed), with this node's wall clock.
                 let now_ms = wall(SystemTime::now()).0;
                 if let Err(e) = self.group_moves.note(&status, now_ms) {
-                    warn!("group-change record: {e}");
+                    // Every clstat write meets it while the disk refuses.
+                    self.say(format!("group moves {e}"), || format!("group-change record: {e}"));
                 }
                 // On the loop, as plain `clinit` writes it.
                 let result =
@@ -261,7 +269,6 @@ impl Executor {
                 Some(ClusterInput::StatusWritten { seq, file: SharedFile::Clstat, result })
             }
             ClusterCommand::WriteHastat { seq, published } => {
-                self.end_cycle_warnings();
                 if self.hastat_write.as_ref().is_some_and(|h| !h.is_finished()) {
                     let error = busy(self.store.describe(me, SharedFile::Hastat));
                     return Some(ClusterInput::StatusWritten {
@@ -483,6 +490,11 @@ pub(super) enum FenceProof {
     CommandRequired,
 }
 
+/// The log line of a fence command that succeeded.
+pub(super) fn fence_done_line(node: u32, output: &str) -> String {
+    format!("STOMITH node {node}: done{}", clinit_engine::cluster::input::output_tail(output))
+}
+
 /// A fence hook's outcome as the driver's `FenceDone` result.
 pub(super) fn fence_result(
     outcome: FenceOutcome,
@@ -496,7 +508,8 @@ pub(super) fn fence_result(
             output: "configure --stomith to fence under ranked".into(),
         }),
         FenceOutcome::Done { output } => {
-            error!("STOMITH node {node}: done. {output}");
+            // It succeeded: info, one line, no empty output tail.
+            info!("{}", fence_done_line(node, &output));
             Ok(())
         }
         FenceOutcome::Failed { reason, output } => {

@@ -1,26 +1,34 @@
-//! How `mosha` logs the cluster driver's events: one line each, with
-//! warnings that persist from cycle to cycle said once.
+//! How `mosha` logs the cluster driver's events: one line each (user data
+//! and parse errors escaped), with warnings that persist from cycle to
+//! cycle rate-limited ([`crate::repeats`]).
 
 use super::executor::Executor;
 use super::*;
+use crate::repeats::Sighting;
 use clinit_engine::monitor::replica_version::VersionNote;
 
 impl Executor {
-    /// A warning, said once while it persists from cycle to cycle; repeats
-    /// go to debug.
+    /// A warning that may repeat every cycle while its cause lasts: said
+    /// at warn once, reminded at most once a minute with a count, repeats
+    /// in between at debug; its end is said at info
+    /// ([`Executor::end_cycle_warnings`]).
     pub(super) fn say(&mut self, key: String, text: impl FnOnce() -> String) {
-        if self.said.contains(&key) {
-            debug!("{}", text());
-        } else {
-            warn!("{}", text());
+        match self.repeats.seen(self.clock.now(), key, text) {
+            Sighting::New(line) | Sighting::Reminder(line) => warn!("{line}"),
+            Sighting::Repeat(line) => debug!("{line}"),
         }
-        self.saying.insert(key);
     }
 
-    /// A cycle ended (its view is published, or it had no membership):
-    /// warnings not repeated in it are forgotten.
+    /// A cycle ended (the next one starts): warnings it did not see, for
+    /// long enough, are over and said so. A blind cycle (membership
+    /// unknown, no node read) counts as part of the next one.
     pub(super) fn end_cycle_warnings(&mut self) {
-        self.said = std::mem::take(&mut self.saying);
+        if std::mem::take(&mut self.blind_cycle) {
+            return;
+        }
+        for line in self.repeats.end_cycle(self.clock.now()) {
+            info!("{line}");
+        }
     }
 
     pub(super) fn log_event(&mut self, event: ClusterEvent) {
@@ -55,7 +63,7 @@ impl Executor {
                     };
                     format!("membership unknown: {reason}; {meanwhile}")
                 });
-                self.end_cycle_warnings();
+                self.blind_cycle |= !on_last_view;
             }
             ClusterEvent::ReadTimedOut { node: None, after } => self
                 .say("membership timeout".into(), || {
@@ -97,14 +105,10 @@ impl Executor {
                 })
             }
             ClusterEvent::NewestUnparsable { file, node, errors } => {
-                warn!(
-                    "node {node}'s {file} is the newest but does not parse; not adopted:\n{errors}"
-                )
+                warn!("{}", crate::shared::newest_unparsable_line(file, node, &errors))
             }
             ClusterEvent::OwnUnparsable { file, errors, kept_last_good } => {
-                let keep =
-                    if kept_last_good { "keeping the last good copy" } else { "no good copy yet" };
-                error!("my {file} does not parse ({keep}):\n{errors}")
+                error!("{}", crate::shared::own_unparsable_line(file, kept_last_good, &errors))
             }
             ClusterEvent::OwnUnreadable { file, reason } => self.say(format!("own {file}"), || {
                 format!("{reason}: cannot read my own {file}; not replicating it")
@@ -169,6 +173,7 @@ impl Executor {
                         "its groups are unknown: no planning meanwhile"
                     };
                     self.say(format!("unreadable {node}"), || {
+                        let reason = crate::daemon::escape(&reason);
                         format!("node {node}'s clstat is unreadable ({reason}); {standin}")
                     });
                 }
@@ -356,7 +361,42 @@ pub(super) fn list<'a>(nodes: impl IntoIterator<Item = &'a u32>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::executor::{fence_result, FenceProof};
     use super::*;
+
+    /// A fence that succeeded was logged at error, as "done. " with an
+    /// empty tail when the command printed nothing; a multi-line output
+    /// split the line.
+    #[test]
+    fn a_fence_that_succeeded_is_one_info_line_without_an_empty_tail() {
+        let (result, logged) = crate::test_log::capture(|| {
+            let quiet = fence_result(
+                FenceOutcome::Done { output: String::new() },
+                2,
+                FenceProof::CommandRequired,
+            );
+            let chatty = fence_result(
+                FenceOutcome::Done { output: "power off\nok".into() },
+                3,
+                FenceProof::CommandRequired,
+            );
+            (quiet, chatty)
+        });
+        assert_eq!(result, (Ok(()), Ok(())));
+        let lines: Vec<&str> = logged.lines().collect();
+        assert_eq!(lines.len(), 2, "{logged}");
+        assert!(lines.iter().all(|l| l.contains("INFO")), "{logged}");
+        assert!(lines[0].ends_with("STOMITH node 2: done"), "{logged}");
+        assert!(lines[1].ends_with("STOMITH node 3: done; output: power off\\nok"), "{logged}");
+        // A failure with no output ends at its status, without ": ".
+        let failed = fence_result(
+            FenceOutcome::Failed { reason: "`f 2` exit status: 1".into(), output: String::new() },
+            2,
+            FenceProof::CommandRequired,
+        );
+        let text = failed.expect_err("failed").to_string();
+        assert_eq!(text, "fence command failed (`f 2` exit status: 1)");
+    }
 
     /// Issue 12, item 13: with node 2's heartbeat file truncated, its
     /// peers logged "its groups stay where they are", then "its groups may

@@ -57,7 +57,7 @@ use clinit_engine::time::Millis;
 use clinit_engine::trace::{Header, Record};
 use executor::{Clock, Executor, MembershipReader, Recorder};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -237,7 +237,10 @@ fn initial_cltab(store: &dyn SharedStore, me: u32) -> Cltab {
             match <Cltab as Replicated>::parse(&String::from_utf8_lossy(&snap.bytes), &name) {
                 Ok(table) => table,
                 Err(why) => {
-                    error!("my cltab does not parse; starting with an empty table:\n{why}");
+                    error!(
+                        "my cltab does not parse; starting with an empty table: {}",
+                        daemon::escape(&why)
+                    );
                     Cltab::default()
                 }
             }
@@ -408,8 +411,8 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
         labels: HashMap::new(),
         stamps: Arc::default(),
         recorder,
-        said: BTreeSet::new(),
-        saying: BTreeSet::new(),
+        repeats: crate::repeats::Repeats::default(),
+        blind_cycle: false,
         timeout,
         exit: false,
         watchdog,

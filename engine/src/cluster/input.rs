@@ -319,16 +319,38 @@ pub enum FenceFailure {
     #[error(transparent)]
     Io(#[from] IoFailure),
     /// It ran and said no (exit status and output).
-    #[error("fence command failed ({status}): {output}")]
+    #[error("fence command failed ({status}){}", output_tail(.output))]
     Refused { status: String, output: String },
     /// It did not finish within its time limit (ms) and was killed.
     #[error("fence command did not finish within {limit_ms} ms")]
     TimedOut { limit_ms: u64 },
 }
 
+/// A command's output as the tail of one log line: `; output: TEXT`, with
+/// control characters escaped (a multi-line output stays on its line), or
+/// nothing at all when the command printed nothing (a line used to end in
+/// a bare `: ` then).
+pub fn output_tail(output: &str) -> String {
+    let output = output.trim();
+    if output.is_empty() {
+        String::new()
+    } else {
+        format!("; output: {}", crate::located::escape_controls(output))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fence_failure_is_one_line_without_an_empty_output_tail() {
+        let quiet = FenceFailure::Refused { status: "exit status: 3".into(), output: "".into() };
+        assert_eq!(quiet.to_string(), "fence command failed (exit status: 3)");
+        let chatty =
+            FenceFailure::Refused { status: "exit status: 1".into(), output: "no\npower\n".into() };
+        assert_eq!(chatty.to_string(), "fence command failed (exit status: 1); output: no\\npower");
+    }
 
     /// A failure survives a trace round trip with its kind.
     #[test]
