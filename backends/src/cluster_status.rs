@@ -19,17 +19,17 @@ use crate::group_moves::GroupChange;
 use crate::membership::Membership;
 use crate::shared::{read_clstat, HastatDoc, NodePaths, SharedFile, SharedStore};
 use clinit_engine::hactl::Hactl;
+use clinit_engine::hastat::counts_as_running;
 use clinit_engine::located::escape_controls;
 use clinit_engine::monitor::replica_version::{self, classify, converged, Facts, Seal, Version};
 use clinit_engine::monitor::replicate::parse_copy;
-use std::sync::Arc;
-use clinit_engine::hastat::counts_as_running;
 use clinit_engine::monitor::transitions::History;
 use clinit_engine::monitor::NodeStatus;
 use clinit_engine::status::GroupState;
 use clinit_engine::time::Millis;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// One node's line.
@@ -222,7 +222,10 @@ impl LocalHactl {
     /// The copy cannot be used as it is: the node runs on its last good
     /// copy (or none) until it is repaired or replaced.
     pub fn broken(&self) -> bool {
-        matches!(self.state, "checksum_fails" | "truncated" | "unparsable" | "missing" | "unreadable")
+        matches!(
+            self.state,
+            "checksum_fails" | "truncated" | "unparsable" | "missing" | "unreadable"
+        )
     }
 }
 
@@ -659,7 +662,8 @@ fn pick_hactl(
         _ => (None, None),
     };
     let version = versioned.map(|(_, v)| v);
-    let local = me.and_then(|me| copies.get(&me).map(|c| judge_local(me, c, rule, body.as_deref(), version)));
+    let local = me
+        .and_then(|me| copies.get(&me).map(|c| judge_local(me, c, rule, body.as_deref(), version)));
     let error = match (winner, candidates.is_empty()) {
         (Some(_), _) => None,
         (None, true) => Some("no member node to read a hactl from".into()),

@@ -192,7 +192,10 @@ mod tests {
         );
         assert!(r.is_empty());
         // And if it comes back, it is new again.
-        assert!(matches!(r.seen(Millis(200_000), "unreadable 2".into(), text("x")), Sighting::New(_)));
+        assert!(matches!(
+            r.seen(Millis(200_000), "unreadable 2".into(), text("x")),
+            Sighting::New(_)
+        ));
     }
 
     #[test]
@@ -222,7 +225,8 @@ mod tests {
         let mut r = Repeats::new(Millis(1_000), 1);
         r.seen(Millis(0), "w".into(), text("retry in 1s"));
         r.seen(Millis(500), "w".into(), text("retry in 2s"));
-        let Sighting::Reminder(line) = r.seen(Millis(1_000), "w".into(), text("retry in 3s")) else {
+        let Sighting::Reminder(line) = r.seen(Millis(1_000), "w".into(), text("retry in 3s"))
+        else {
             panic!("no reminder")
         };
         assert!(line.starts_with("retry in 3s (still so: seen 2 more times"), "{line}");

@@ -471,7 +471,8 @@ mod tests {
     /// line each, the newlines escaped, at the same levels as before.
     #[test]
     fn parse_errors_stay_on_one_log_line() {
-        let errors = "/mfs/1/var/mosix-ha/hactl:2: bad line\n/mfs/1/var/mosix-ha/hactl:3: bad too\n";
+        let errors =
+            "/mfs/1/var/mosix-ha/hactl:2: bad line\n/mfs/1/var/mosix-ha/hactl:3: bad too\n";
         let ((), logged) = crate::test_log::capture(|| {
             log_note(
                 SharedFile::Hactl,
