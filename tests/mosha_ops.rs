@@ -768,9 +768,10 @@ fn status_refuses_a_missing_base_directory_and_a_node_that_is_not_a_member() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(code, Some(1));
-    // A member is shown as before.
+    // A member is shown as before (no clstat yet: quorum unknown, 4).
     let out = status(&mfs, "2", &[]);
-    assert!(stdout(&out).contains("wanted levels from node 1's hactl"), "{out:?}");
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(stdout(&out).contains("web    start"), "{out:?}");
 }
 
 /// Under `classic` too, `status` shows the hactl the cluster converges on
