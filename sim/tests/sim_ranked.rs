@@ -404,9 +404,9 @@ fn seed_14_at_n10_two_lagging_voters_are_replaced_before_a_crash() {
 /// Shrunk by the ranked fault proptest (`clinit-sim run --seed
 /// 8185498729148515470 --nodes 4 --groups 2 --duration 5m --param
 /// warmup=20s --param liveness=100s --param quiet=130s --param
-/// fence_kills=true --policy '{"policy":"ranked","fence_command":true}'
-/// --faults slow-fs --schedule S`, S the one slow-fs episode below): a
-/// 7.3 s visibility delay for writes made in 76.8–80.8 s. Every node lost
+/// fence_kills=true --param heartbeat=250ms --policy
+/// '{"policy":"ranked","fence_command":true}' --faults slow-fs --schedule
+/// S`, S the one slow-fs episode below): a 7.3 s visibility delay for writes made in 76.8–80.8 s. Every node lost
 /// its lease and released; nodes 2 and 3, each reading the other stale,
 /// each heard an exact half with node 4 and fenced node 1, the
 /// tie-breaker, unaware of the other's fence. Each then counted node 1's
@@ -428,11 +428,18 @@ fn a_tie_breaker_fenced_by_two_nodes_votes_for_one_side() {
         }],
     };
     schedule.refresh_kinds();
+    // P = 250 ms, the default when the run was found: at P = 125 ms only
+    // one of the two nodes fences node 1 in these timings.
+    let policy = PolicyConfig::Ranked(RankedParams {
+        fence_command: true,
+        heartbeat: Millis(250),
+        ..RankedParams::default()
+    });
     let mut cfg = SimConfig {
         nodes: 4,
         groups: 2,
         duration: Millis::from_secs(5 * 60),
-        policy: ranked(),
+        policy,
         faults: FaultChoice::parse("slow-fs").expect("parses"),
         schedule: Some(schedule),
         ..SimConfig::default()

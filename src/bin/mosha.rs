@@ -62,7 +62,7 @@ pub(crate) struct Args {
     /// Under classic: a node whose clstat is older than this is stale
     /// (STOMITH), and clstat is rewritten every third of it. Under
     /// --policy ranked it is not used by the monitor: the lease H (2 s by
-    /// default) sets every time (heartbeat H/8, a record older than 3·H is
+    /// default) sets every time (heartbeat H/16, a record older than 3·H is
     /// stale); only `mosha standby`'s heartbeat-file membership still
     /// reads it.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 60.0, value_parser = cli::positive_secs)]
@@ -217,7 +217,7 @@ enum PolicyName {
     /// OpenMosix::HA 0.555 decisions and timings.
     Classic,
     /// Leases, quorum-granted claims, fencing and a watchdog: placement by
-    /// rank (lease H = 2 s, heartbeat H/8; --timeout is not used).
+    /// rank (lease H = 2 s, heartbeat H/16; --timeout is not used).
     Ranked,
 }
 

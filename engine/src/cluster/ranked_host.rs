@@ -144,7 +144,7 @@ impl RankedHost {
     }
 
     /// How often a `ranked` node reads its peers: every half heartbeat
-    /// period, P/2 (125 ms at P = 250 ms). Why not every P: a lease's
+    /// period, P/2 (62 ms at the default P = 125 ms). Why not every P: a lease's
     /// acknowledgement crosses two read intervals (the voter's read of the
     /// holder's heartbeat, the holder's read of the voter's
     /// acknowledgement), and at fs visibility delays of H/4 the round trip

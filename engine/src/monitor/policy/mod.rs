@@ -108,7 +108,7 @@ mod tests {
             serde_json::from_str(r#"{"policy": "ranked", "lease": 3000}"#).expect("valid");
         let PolicyConfig::Ranked(p) = &c else { panic!("ranked expected: {c:?}") };
         assert_eq!(p.lease, Millis(3000));
-        assert_eq!(p.heartbeat, Millis(250), "unset fields keep their defaults");
+        assert_eq!(p.heartbeat, Millis(125), "unset fields keep their defaults");
         assert_eq!(AnyPolicy::new(c).timeout(), Millis(9000));
     }
 }

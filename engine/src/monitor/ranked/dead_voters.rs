@@ -4,6 +4,7 @@
 
 use super::harness::{dump, World};
 use super::RankedParams;
+use crate::time::Millis;
 
 /// A world whose fenced nodes stay down (power-off until the end, as the
 /// simulator's fences without `fence_reboot`).
@@ -205,10 +206,15 @@ fn proposing_a_promotion_that_cannot_commit_stops_the_last_voter() {
 /// 20 s after the crash.
 fn a_deaf_voter_then_a_crash(rules: impl FnOnce(&mut super::Rules)) -> World {
     use super::harness::Link;
+    // P = 250 ms, the default when this interleaving was built: with the
+    // rules off, the stale acknowledgement of the last test below blocks
+    // every later change only in these timings (at P = 125 ms node 2 is
+    // demoted a second time before node 4's old acknowledgement is read).
     let params = RankedParams {
         fence_command: true,
         max_voters: 3,
         min_voters: 2,
+        heartbeat: Millis(250),
         ..RankedParams::default()
     };
     let mut w = world(5, "web start 5,4\n", params).with_rules(rules);

@@ -32,12 +32,15 @@
 //! its peers every P/2: `ClusterDriver`'s ranked read period), `A` the wait
 //! of a prompt acknowledgement (0, or up to P/2 after the voter's previous
 //! record: at most one prompt record per P/2), and `L` a read's latency
-//! (tens of ms). With H = 2 s, P = 250 ms, δ = 250 ms and fs delays of H/4
-//! (v = 500 ms): `H − δ − P = 1,500 ms`; the worst round trip is
-//! `500 + 125 + 125 + 500 + 125 + 2·25 = 1,425 ms`, the typical one (waits
-//! of half an interval, no throttle) `1,000 + 62 + 62 + 50 ≈ 1,175 ms`,
-//! which leaves about 325 ms: two or three failed reads, and only two of
-//! the four other voters (N ≥ 5) need to answer in time. Before, with reads
+//! (tens of ms). With H = 2 s, P = 125 ms (H/16, the default), δ = 250 ms
+//! and fs delays of H/4 (v = 500 ms): `H − δ − P = 1,625 ms`; the worst
+//! round trip is `500 + 62 + 62 + 500 + 62 + 2·25 = 1,236 ms`, the typical
+//! one (waits of half an interval, no throttle) `1,000 + 31 + 31 + 50 ≈
+//! 1,112 ms`, which leaves about 500 ms: each failed read costs one read
+//! interval (62 ms), so about eight of them, and only two of the four
+//! other voters (N ≥ 5) need to answer in time. With P = 250 ms (H/8, the
+//! default until the simulator's N = 10 sweep) the margin was about 325 ms
+//! at 125 ms per failed read: two or three failed reads. Before, with reads
 //! every P and a prompt acknowledgement dropped (not deferred) when it came
 //! within P/2 of the previous record, the worst case was
 //! `2·500 + 3·250 + 50 = 1,800 ms`: at fs delays of H/4 leases lapsed

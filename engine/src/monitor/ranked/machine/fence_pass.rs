@@ -84,10 +84,10 @@ impl Ranked {
                 }
                 // Lower heard nodes were passed over as not holding: they
                 // may have just acquired their lease too (their record
-                // says so two heartbeat periods later). Leave them that
+                // says so two heartbeat periods later; `record_slack`). Leave them that
                 // long, so that one fence goes out, not two.
                 let lowest = heard.iter().copied().filter(|&n| candidate(n)).min();
-                let at = self.held_since + self.params.heartbeat + self.params.heartbeat;
+                let at = self.held_since + self.params.record_slack();
                 if lowest != Some(self.me) && now < at {
                     self.wake_at(at);
                     continue;
@@ -120,7 +120,12 @@ impl Ranked {
             // periods meanwhile is fenced at once (it may be paused); a
             // dead one is so at most 2P after its last write.
             if reason == FenceReason::MustMove && self.rules.wait_for_heard_release {
+                // Silence is counted in heartbeat periods (a live node
+                // writes every P); the release's own way to this node, a
+                // write, a visibility delay and a read, gets two periods
+                // and at least H/4 (`record_slack`).
                 let p2 = self.params.heartbeat + self.params.heartbeat;
+                let slack = self.params.record_slack();
                 let peer = self.peers.get(&x);
                 let fresh_until = peer.and_then(|p| p.contact).map(|c| c.last_change + p2);
                 let since = peer.and_then(|p| p.revoked_since).map(|(_, t)| t);
@@ -143,7 +148,7 @@ impl Ranked {
                 } else {
                     since.map(|t| t + self.params.takeover_wait())
                 };
-                let release_by = over.map(|t| t + p2);
+                let release_by = over.map(|t| t + slack);
                 if let (Some(fresh), Some(by)) = (fresh_until, release_by) {
                     if now < fresh && now < by {
                         self.wake_at(fresh.min(by));

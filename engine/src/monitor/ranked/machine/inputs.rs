@@ -225,7 +225,7 @@ impl Ranked {
                 // heartbeat. The lease's round trip is then two
                 // visibility delays, two read intervals and a write (the
                 // issue's budget, H > P + round trip + δ), not three
-                // intervals: with H = 2 s, P = H/8 and δ = 250 ms a lease
+                // intervals: with H = 2 s, P = H/8 (then the default) and δ = 250 ms a lease
                 // survives fs delays of H/4 (2·500 + 2·250 + a write <
                 // H − δ = 1750 ms), which with a third interval (1750 ms +
                 // the write) it did not. Safety is unchanged: an
