@@ -704,7 +704,9 @@ fn judge_local(
             "checksum_fails",
             Some(n),
             Some(format!(
-                "its #@mosha seal line (version {n}) does not match its body: edited by hand                  with the seal line kept (its monitor seals it as a new version once it stays                  unchanged for 2 s), or damaged"
+                "its #@mosha seal line (version {n}) does not match its body: edited by hand \
+                 with the seal line kept (its monitor seals it as a new version once it stays \
+                 unchanged for 2 s), or damaged"
             )),
         ),
         Seal::Sealed(v) => match winner {
@@ -882,13 +884,16 @@ fn local_hactl_line(l: &LocalHactl, from: Option<u32>) -> Option<String> {
     let text = match l.state {
         "converged" => return None,
         "behind" => format!(
-            "local hactl (node {node}){version} is behind: its monitor copies the newer one at              its next cycle{shown}"
+            "local hactl (node {node}){version} is behind: its monitor copies the newer one at \
+             its next cycle{shown}"
         ),
         "ahead" => format!(
-            "local hactl (node {node}){version} is newer than the one in force, but membership              does not list node {node}, so no node reads it{shown}"
+            "local hactl (node {node}){version} is newer than the one in force, but membership \
+             does not list node {node}, so no node reads it{shown}"
         ),
         "edited" => format!(
-            "local hactl (node {node}) was edited by hand: its monitor seals it as a new version              once it stays unchanged for 2 s{shown}"
+            "local hactl (node {node}) was edited by hand: its monitor seals it as a new version \
+             once it stays unchanged for 2 s{shown}"
         ),
         "missing" => format!("local hactl (node {node}) is MISSING{shown}"),
         state => format!(

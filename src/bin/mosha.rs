@@ -368,11 +368,12 @@ fn cluster_nodes(store: &FsStore) -> Result<Vec<u32>, String> {
 /// `node` must have a directory under the shared base: a node number that
 /// names no node of the cluster is a typo, not a new node (a client never
 /// creates one). Shared by every client command that is given a node:
-/// `hactl set` and `status` (this node), `standby` (its target).
-fn require_node(store: &FsStore, node: u32) -> Result<(), String> {
+/// `hactl set` and `status` (this node), `standby` (its target). Returns
+/// the nodes it listed, so that a caller that needs them lists them once.
+fn require_node(store: &FsStore, node: u32) -> Result<Vec<u32>, String> {
     let nodes = cluster_nodes(store)?;
     if nodes.contains(&node) {
-        return Ok(());
+        return Ok(nodes);
     }
     Err(format!(
         "no such node {node}: node {node} has no directory under {} (nodes there: {})",
@@ -383,7 +384,7 @@ fn require_node(store: &FsStore, node: u32) -> Result<(), String> {
 
 /// [`require_node`] for this node, named by `--node` (or `--whois`).
 fn require_own_node(store: &FsStore, me: u32) -> Result<(), String> {
-    require_node(store, me).map_err(|e| format!("{e}; --node names this node's number"))
+    require_node(store, me).map(drop).map_err(|e| format!("{e}; --node names this node's number"))
 }
 
 /// What `mosha status` checks before it reads anything, as `hactl set` and
@@ -718,8 +719,7 @@ fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String
     check_bases(args, BaseUse::Client)?;
     let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
     let me = whois(args)?;
-    require_node(&store, node)?;
-    let known = cluster_nodes(&store)?;
+    let known = require_node(&store, node)?;
     let current = newest_versioned(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())?;
     let Some((_, text, hactl, highest)) = current else {
         return Err(format!("no node under {} has a hactl that parses", store.base()));

@@ -84,7 +84,7 @@ impl Ranked {
                 }
                 // Lower heard nodes were passed over as not holding: they
                 // may have just acquired their lease too (their record
-                // says so two heartbeat periods later; `record_slack`). Leave them that
+                // says so up to `record_slack` later). Leave them that
                 // long, so that one fence goes out, not two.
                 let lowest = heard.iter().copied().filter(|&n| candidate(n)).min();
                 let at = self.held_since + self.params.record_slack();
@@ -115,7 +115,7 @@ impl Ranked {
             // publishes its release within `H·(1+ρ)+δ` (the lease
             // convention of Chubby, and Pacemaker's: a node known to stop
             // by itself is waited for, not shot). Wait for that release,
-            // two heartbeat periods more for it to be seen, and fence only
+            // `record_slack` more for it to be seen, and fence only
             // if it does not come. A node that falls silent for two
             // periods meanwhile is fenced at once (it may be paused); a
             // dead one is so at most 2P after its last write.
