@@ -122,8 +122,15 @@ fn a_killed_watchdog_is_restarted_and_still_kills_at_the_deadline() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(proc_state(old), Some('Z'), "the old watchdog died (not reaped yet)");
-    // The next arming finds the pipe broken and restarts the watchdog.
-    handle.send(arm(1_000)).expect("the restart succeeds");
+    // The next arming finds the pipe broken and restarts the watchdog (a
+    // process forked by another test thread at that moment may hold the
+    // pipe's read end a little longer: keep arming, bounded, as the
+    // monitor does every heartbeat).
+    let start = Instant::now();
+    while handle.pid() == old && start.elapsed() < Duration::from_secs(5) {
+        handle.send(arm(1_000)).expect("the restart succeeds");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let new = handle.pid();
     assert_ne!(new, old, "a new watchdog process");
     assert_eq!(proc_state(old), None, "the old one was reaped, no zombie left");
@@ -133,6 +140,51 @@ fn a_killed_watchdog_is_restarted_and_still_kills_at_the_deadline() {
     assert_eq!(st.signal(), Some(9), "killed by SIGKILL: {st:?}");
     // End the new watchdog (ours): it exits after its deadline once the
     // pipe closes; kill it to be quick.
+    let _ = kill(Pid::from_raw(new as i32), Signal::SIGKILL);
+    drop(handle);
+}
+
+/// A watchdog that is gone and cannot be restarted (its program was
+/// removed, as by a package upgrade gone wrong) is reported as down, so the
+/// monitor publishes `watchdog: false` instead of a guard it no longer has;
+/// once a restart succeeds it is up again. The program is a copy of `mosha`
+/// in a temp dir, removed and put back by the test.
+#[test]
+fn a_watchdog_that_cannot_be_restarted_is_reported_down_until_one_starts() {
+    use clinit_backends::watchdog::{boottime, Line, WatchdogHandle};
+    use clinit_engine::time::Millis;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let program = dir.path().join("mosha-copy");
+    std::fs::copy(env!("CARGO_BIN_EXE_mosha"), &program).expect("copy mosha");
+    let mut handle = WatchdogHandle::spawn(&program).expect("spawn");
+    let arm = |ms: u64| Line::Arm { epoch: (1, 1), deadline: Some(Millis(boottime().0 + ms)) };
+    handle.send(arm(60_000)).expect("arm");
+    assert!(handle.is_up());
+    let old = handle.pid();
+    std::fs::remove_file(&program).expect("remove the program");
+    kill(Pid::from_raw(old as i32), Signal::SIGKILL).expect("kill -9 the watchdog");
+    let start = Instant::now();
+    while proc_state(old).is_some_and(|s| s != 'Z') && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The first line after the kill finds the pipe broken (a process
+    // forked by another test thread at that moment may hold the read end a
+    // little longer, so keep sending, bounded).
+    let start = Instant::now();
+    let mut errors = 0;
+    while handle.is_up() && start.elapsed() < Duration::from_secs(5) {
+        errors += usize::from(handle.send(arm(60_000)).is_err());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!handle.is_up(), "down while restarts fail");
+    assert_eq!(errors, 1, "the loss is reported once");
+    assert!(handle.send(arm(60_000)).is_ok(), "later failures are quiet");
+    assert!(!handle.is_up(), "still down");
+    std::fs::copy(env!("CARGO_BIN_EXE_mosha"), &program).expect("put mosha back");
+    handle.send(arm(60_000)).expect("the restart succeeds");
+    assert!(handle.is_up(), "up again");
+    let new = handle.pid();
+    assert_ne!(new, old);
     let _ = kill(Pid::from_raw(new as i32), Signal::SIGKILL);
     drop(handle);
 }

@@ -235,6 +235,13 @@ impl WatchdogHandle {
         self.child.id()
     }
 
+    /// `false` while the watchdog is lost and every restart since has
+    /// failed: it then guards nothing, and the monitor must not publish
+    /// that it has one.
+    pub fn is_up(&self) -> bool {
+        self.lost.is_none()
+    }
+
     /// Send one line; if the watchdog is gone, restart it, replay the
     /// arming and the groups, and send the line to the new one.
     ///

@@ -835,6 +835,8 @@ fn ranked_note(
         N::KillUnconfirmed => {
             (Kind::Quorum, "kill unconfirmed: publishes lost, needs a fence".into())
         }
+        N::WatchdogLost => (Kind::Quorum, "watchdog gone: publishes watchdog false".into()),
+        N::WatchdogBack => (Kind::Quorum, "watchdog back: publishes watchdog true".into()),
         N::Revoked { node, up_to } => (
             Kind::Stale,
             format!("revokes node {node} (acknowledged up to counter {})", up_to.counter),

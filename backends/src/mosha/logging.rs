@@ -261,6 +261,12 @@ fn log_ranked(notice: clinit_engine::monitor::ranked::RankedNotice) {
             "the kill after the lost lease was not confirmed: published `lost`; \
              nobody takes over from this node without a fence"
         ),
+        N::WatchdogLost => error!(
+            "the watchdog is gone and cannot be restarted: published `watchdog: false`; \
+             a peer with a fence command fences this node at once if it falls silent, \
+             and without one nothing is taken over from it"
+        ),
+        N::WatchdogBack => info!("the watchdog is back: published `watchdog: true` again"),
         N::Void { node, incarnation, why } => warn!(
             "node {node} (incarnation {incarnation}): its groups may be taken over ({why})"
         ),

@@ -133,11 +133,7 @@ impl Executor {
                 let now = self.clock.now();
                 let boot = crate::watchdog::boottime();
                 let at = deadline.map(|d| boot + d.saturating_sub(now));
-                if let Some(w) = self.watchdog.as_mut() {
-                    if let Err(e) = w.send(Line::Arm { epoch, deadline: at }) {
-                        error!("{e}");
-                    }
-                }
+                self.watchdog_send(Line::Arm { epoch, deadline: at });
                 None
             }
             ClusterCommand::FenceRanked { seq, target, guard, read_within, .. } => {
@@ -183,20 +179,33 @@ impl Executor {
 
     /// A service child started: its process group is the watchdog's.
     pub(super) fn watch_group(&mut self, id: ProcId, pid: u32) {
-        if let Some(w) = self.watchdog.as_mut() {
+        if self.watchdog.is_some() {
             self.pgids.insert(id, pid);
-            if let Err(e) = w.send(Line::Add(pid as i32)) {
-                error!("{e}");
-            }
+            self.watchdog_send(Line::Add(pid as i32));
         }
     }
 
     /// A child's process group is gone (reaped): no longer the watchdog's.
     pub(super) fn unwatch_group(&mut self, id: ProcId) {
-        if let (Some(w), Some(pid)) = (self.watchdog.as_mut(), self.pgids.remove(&id)) {
-            if let Err(e) = w.send(Line::Del(pid as i32)) {
-                error!("{e}");
+        if self.watchdog.is_some() {
+            if let Some(pid) = self.pgids.remove(&id) {
+                self.watchdog_send(Line::Del(pid as i32));
             }
+        }
+    }
+
+    /// Send one line to the watchdog (restarting it if it is gone), and
+    /// tell the monitor when the watchdog is lost for good or back: the
+    /// record must not say `watchdog: true` while none guards this node.
+    fn watchdog_send(&mut self, line: Line) {
+        let Some(w) = self.watchdog.as_mut() else { return };
+        let was_up = w.is_up();
+        if let Err(e) = w.send(line) {
+            error!("{e}");
+        }
+        let up = w.is_up();
+        if up != was_up {
+            let _ = self.results.send(ClusterInput::Watchdog { up });
         }
     }
 }

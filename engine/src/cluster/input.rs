@@ -224,6 +224,10 @@ pub enum ClusterInput {
     /// they are gone too (see `monitor::ranked::Input::Leftovers`); other
     /// policies ignore it (the original does not know its orphans).
     Leftovers { live: usize },
+    /// The watchdog process is up (`true`) or gone and cannot be restarted
+    /// (`false`), given when that changes (see
+    /// `monitor::ranked::Input::Watchdog`); other policies ignore it.
+    Watchdog { up: bool },
     /// Answer to [`super::ClusterCommand::ReadMembership`].
     MembershipRead { seq: u64, report: MembershipReport },
     /// Answer to [`super::ClusterCommand::ReadMembership`]: it failed.

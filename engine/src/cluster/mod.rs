@@ -420,6 +420,7 @@ impl ClusterDriver {
             }
             ClusterInput::Stop => self.on_stop(now),
             ClusterInput::Leftovers { live } => self.ranked_leftovers(live),
+            ClusterInput::Watchdog { up } => self.ranked_watchdog(up),
         }
         self.advance(now);
         reply

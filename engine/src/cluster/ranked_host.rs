@@ -392,6 +392,14 @@ impl ClusterDriver {
         }
     }
 
+    /// The executor's word on its watchdog process (see
+    /// [`ClusterInput::Watchdog`](super::ClusterInput::Watchdog)).
+    pub(super) fn ranked_watchdog(&mut self, up: bool) {
+        if let Some(h) = self.ranked.as_mut() {
+            h.inbox.push_back(RInput::Watchdog { up });
+        }
+    }
+
     /// A fence result; `true` when it answered a `ranked` fence.
     pub(super) fn ranked_fenced(&mut self, seq: u64, ok: bool) -> bool {
         let Some(h) = self.ranked.as_mut() else { return false };

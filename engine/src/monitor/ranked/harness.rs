@@ -46,6 +46,9 @@ pub struct Node {
     pub clock_offset: u64,
     pub clock_ppm: i64,
     pub watchdog: Watchdog,
+    /// The watchdog process is gone (killed, and its restarts fail): it
+    /// kills nothing at its deadline.
+    pub watchdog_gone: bool,
     pub procs: BTreeSet<String>,
     pub unkillable: bool,
     pub own: ClStat,
@@ -185,6 +188,7 @@ impl World {
                     clock_offset: 1000 * id as u64 * 7919 % 100_000,
                     clock_ppm: 0,
                     watchdog: Watchdog::default(),
+                    watchdog_gone: false,
                     procs: BTreeSet::new(),
                     unkillable: false,
                     own: ClStat::default(),
@@ -486,6 +490,7 @@ impl World {
             }
             let local = n.local(t);
             if n.watchdog.tick(local) == WatchdogAction::KillAll
+                && !n.watchdog_gone
                 && !n.procs.is_empty()
                 && !n.unkillable
             {

@@ -81,6 +81,40 @@ fn a_frozen_monitor_is_stopped_by_its_watchdog() {
     assert_eq!(w.double_owner_ms, 0, "{}", dump(&w));
 }
 
+/// Node 1 owns web, its watchdog process is gone for good (killed, and its
+/// restarts fail), and then its monitor freezes, with no fence command in
+/// the cluster. `tell` says whether the executor tells the machine
+/// ([`Input::Watchdog`]).
+fn frozen_without_a_watchdog(tell: bool) -> World {
+    let mut w = world(3, "web start 1,2,3\n");
+    assert!(w.settle(10_000));
+    assert_eq!(w.runs("web"), vec![1]);
+    let t0 = w.t;
+    w.node(1).watchdog_gone = true;
+    if tell {
+        w.node(1).inbox.push(Input::Watchdog { up: false });
+    }
+    // A second for the record that says so to reach the peers.
+    w.run_until(t0 + 1_000);
+    w.node(1).frozen = true;
+    w.run_until(t0 + 15_000);
+    w
+}
+
+#[test]
+fn a_node_whose_watchdog_is_gone_publishes_it_and_nothing_is_taken_over_from_it() {
+    let w = frozen_without_a_watchdog(true);
+    assert!(w.t >= 15_000, "time passed");
+    assert_eq!(w.double_owner_ms, 0, "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![1], "web stays where it runs: {}", dump(&w));
+}
+
+#[test]
+fn a_node_that_publishes_a_watchdog_it_lost_gives_a_double_owner() {
+    let w = frozen_without_a_watchdog(false);
+    assert!(w.double_owner_ms > 0, "{}", dump(&w));
+}
+
 #[test]
 fn a_restarted_monitor_kills_leftovers_and_its_old_claim_is_void() {
     let mut w = world(3, "web start 1,2,3\n");

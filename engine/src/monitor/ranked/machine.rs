@@ -120,6 +120,15 @@ pub enum Input {
     /// and publishes `lost` (to be fenced) while the kill is not
     /// confirmed.
     Leftovers { live: usize },
+    /// The executor's watchdog process is up (`true`) or gone and cannot
+    /// be restarted (`false`), given when that changes. While it is gone
+    /// the record publishes `watchdog: false`: a frozen monitor would then
+    /// leave its services running past its lease, so peers with a fence
+    /// command fence this node at once when it falls silent, and peers
+    /// without one take nothing over from it (the issue's "with neither a
+    /// watchdog nor a fence command, nothing is taken over"). Ignored
+    /// when the node runs without a watchdog by configuration.
+    Watchdog { up: bool },
     /// The operator asks for a new membership (one node added or removed).
     ProposeMembers(Vec<u32>),
     /// The local init machine refused a [`Command::Tell`] (`reason`: its
@@ -205,6 +214,11 @@ pub enum RankedNotice {
     /// The kill after a lost lease was not confirmed: published `lost`,
     /// nobody takes over without a fence.
     KillUnconfirmed,
+    /// The watchdog process is gone and could not be restarted: the
+    /// record says `watchdog: false` until it is back ([`Input::Watchdog`]).
+    WatchdogLost,
+    /// The watchdog process is back: the record says `watchdog: true`.
+    WatchdogBack,
     Revoked {
         node: u32,
         up_to: Seen,
@@ -412,6 +426,9 @@ pub struct Ranked {
     /// (`Rules::blind_fencer_waits`).
     own_read_at: Option<Millis>,
     phase: Phase,
+    /// The watchdog process is up, as the executor last said
+    /// ([`Input::Watchdog`]; `true` until it says otherwise).
+    watchdog_up: bool,
     kill_failed: bool,
     /// While a kill is unconfirmed: when (own clock) to retry it, and the
     /// gap after that retry (doubling from H up to `KILL_RETRY_CAP` H, so
@@ -526,6 +543,7 @@ impl Ranked {
             prompt_ack_at: None,
             own_read_at: None,
             phase: if leftovers { Phase::Killing } else { Phase::Released },
+            watchdog_up: true,
             kill_failed: false,
             kill_retry: None,
             epoch: 0,

@@ -65,6 +65,18 @@ impl Ranked {
                 }
                 self.own = own;
             }
+            Input::Watchdog { up } => {
+                if up != self.watchdog_up && self.params.watchdog {
+                    self.watchdog_up = up;
+                    self.log(if up {
+                        RankedNotice::WatchdogBack
+                    } else {
+                        RankedNotice::WatchdogLost
+                    });
+                    // Peers judge a silent node by this word: say it now.
+                    self.hurry();
+                }
+            }
             Input::TellRefused { group, level, reason } => {
                 // A refused stop changes nothing (the group runs nothing
                 // here) and is not told again: `told` keeps it.

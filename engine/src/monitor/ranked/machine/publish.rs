@@ -92,7 +92,8 @@ impl Ranked {
             policy: record::POLICY.to_string(),
             lease: self.lease_state(),
             floor: self.epoch_floor,
-            watchdog: self.params.watchdog,
+            // A watchdog that is gone guards nothing (`Input::Watchdog`).
+            watchdog: self.params.watchdog && self.watchdog_up,
             seen_all: self.seen_all,
             config: durable.config,
             config_ack: durable.config_ack,
