@@ -458,12 +458,8 @@ pub fn collect(
         report.fenced_by.dedup();
     }
 
-    // The copies the monitors replicate among: the members' (a node that
-    // membership lists down is not read), every node's when unknown.
-    let candidates: BTreeSet<u32> = match &members {
-        Some(m) => m.iter().copied().collect(),
-        None => all.clone(),
-    };
+    // The copies the monitors replicate among.
+    let candidates = hactl_candidates(store, members.as_deref());
     let pick = pick_hactl(store, &candidates, me, rule);
     let hactl = pick.hactl;
     let mut names: BTreeSet<String> = states.keys().cloned().collect();
@@ -585,12 +581,34 @@ enum HactlCopy {
 }
 
 /// What [`pick_hactl`] found.
-struct HactlPick {
-    hactl: Option<Hactl>,
-    from: Option<u32>,
-    version: Option<u64>,
-    local: Option<LocalHactl>,
-    error: Option<String>,
+#[derive(Debug, Clone)]
+pub struct HactlPick {
+    /// The winning copy, parsed (`None`: no candidate's copy parses).
+    pub hactl: Option<Hactl>,
+    /// The winning copy's text without its seal line: what `mosha hactl
+    /// show` prints and `mosha hactl set` edits.
+    pub text: Option<String>,
+    /// Whose copy won.
+    pub from: Option<u32>,
+    /// The winning copy's version (`None` under `classic`, or while no
+    /// sealed copy parses).
+    pub version: Option<u64>,
+    /// The local node's own copy, judged (`None`: local node unknown).
+    pub local: Option<LocalHactl>,
+    /// Why nothing won.
+    pub error: Option<String>,
+}
+
+/// The nodes whose hactl copies the monitors replicate among: the members
+/// `members` lists (a node membership lists down is not read), or every
+/// node with a directory when membership is unknown (`None`). One rule for
+/// `mosha status`, `hactl show`, `hactl set` and `standby`, so that they
+/// all show and edit the copy the cluster acts on.
+pub fn hactl_candidates(store: &dyn SharedStore, members: Option<&[u32]>) -> BTreeSet<u32> {
+    match members {
+        Some(m) => m.iter().copied().collect(),
+        None => store.nodes().unwrap_or_default().into_iter().collect(),
+    }
 }
 
 fn read_hactl(store: &dyn SharedStore, node: u32) -> HactlCopy {
@@ -605,11 +623,15 @@ fn read_hactl(store: &dyn SharedStore, node: u32) -> HactlCopy {
     }
 }
 
-/// The hactl the cluster converges on among `candidates`' copies, by
-/// `rule`, and the state of `me`'s own copy. Under `ranked`, while no
-/// sealed copy parses (a new cluster whose copies are not sealed yet), the
-/// newest complete copy that parses stands in, without a version.
-fn pick_hactl(
+/// The hactl the cluster converges on among `candidates`' copies (see
+/// [`hactl_candidates`]), by `rule`, and the state of `me`'s own copy.
+/// Under `ranked`, while no sealed copy parses (a new cluster whose copies
+/// are not sealed yet), the newest complete copy that parses stands in,
+/// without a version. The one picker of `mosha status`, `mosha hactl show`,
+/// `mosha hactl set` and `mosha standby`: a second one (the best sealed
+/// copy on any node) let `hactl set` edit a copy the cluster did not act
+/// on, undoing a `classic` hand edit with a newer mtime.
+pub fn pick_hactl(
     store: &dyn SharedStore,
     candidates: &BTreeSet<u32>,
     me: Option<u32>,
@@ -661,6 +683,7 @@ fn pick_hactl(
         }
         _ => (None, None),
     };
+    let text = body.as_deref().map(|b| String::from_utf8_lossy(b).into_owned());
     let version = versioned.map(|(_, v)| v);
     let local = me
         .and_then(|me| copies.get(&me).map(|c| judge_local(me, c, rule, body.as_deref(), version)));
@@ -669,7 +692,7 @@ fn pick_hactl(
         (None, true) => Some("no member node to read a hactl from".into()),
         (None, false) => Some("no member node has a hactl that parses".into()),
     };
-    HactlPick { hactl, from: winner, version: version.map(|v| v.number), local, error }
+    HactlPick { hactl, text, from: winner, version: version.map(|v| v.number), local, error }
 }
 
 /// The local copy's state (see [`LocalHactl::state`]), given the winning
@@ -872,8 +895,8 @@ fn since_cell(n: &NodeReport) -> String {
 /// What to say about the local hactl copy, when it is not the one in
 /// force (`from`: the node whose copy is): said plainly when it is broken,
 /// since the node then runs on its last good copy, not on what the file
-/// shows.
-fn local_hactl_line(l: &LocalHactl, from: Option<u32>) -> Option<String> {
+/// shows. Also `mosha hactl show`'s note.
+pub fn local_hactl_line(l: &LocalHactl, from: Option<u32>) -> Option<String> {
     let node = l.node;
     let shown = match from {
         Some(n) if n != node => format!("; the wanted levels shown are node {n}'s copy"),
@@ -906,7 +929,8 @@ fn local_hactl_line(l: &LocalHactl, from: Option<u32>) -> Option<String> {
 
 /// Why a node is not live under `ranked`, in an operator's words.
 const NOT_LIVE: &str = "its record did not move within 1.5 s, its lease does not hold, or a \
-     peer lists its incarnation as fenced (restart its mosha if it still runs)";
+     peer lists its incarnation as fenced (a fenced node that still runs rejoins by itself as a \
+     new incarnation)";
 
 pub fn render(st: &ClusterStatus) -> String {
     let mut out = format!("cluster {} (timeout {}s)", st.shared, st.timeout_secs);
