@@ -951,12 +951,14 @@ fn web_runs_on(st: &serde_json::Value, n: u32) -> bool {
 /// shown by `mosha status` as running its group until its clstat went
 /// stale, and then still, with a `?`. Now `status` judges life as `mosha
 /// standby` does (its record did not move over 1.5 s): the node is not
-/// live and its group is not running there. (A node a peer lists as
-/// fenced, item 5, is judged by the same engine rule, `Record::live_nodes`:
-/// see `a_node_fenced_while_it_still_runs_stays_barred_and_not_live`.)
+/// live, says why (`--json`: `not_live`), and its group is not running
+/// there. The header names the lease, not a timeout: under `ranked`
+/// `--timeout` is not used. (The engine's `not_live_says_why` covers the
+/// other reasons: a lapsed lease, a fence, no record.) The frozen `mosha`
+/// is resumed and ended by its pid at the end.
 #[test]
 fn status_shows_a_frozen_owner_not_live_and_its_groups_not_running_there() {
-    let (c, owner) = started(&[]);
+    let (mut c, owner) = started(&[]);
     c.wait_for("every node holds its lease", PHASE, || {
         NODES.iter().all(|&n| record(&c, n).is_some_and(|r| r.holds_quorum())).then_some(())
     });
@@ -974,7 +976,21 @@ fn status_shows_a_frozen_owner_not_live_and_its_groups_not_running_there() {
     assert!(!web_runs_on(&st, owner), "a frozen node's group shown running: {st}\n{text}");
     assert_eq!(live_of(&st, owner), Some(serde_json::Value::Bool(false)), "{st}");
     assert!(text.contains("NOT LIVE") && text.contains("not live (last start DONE)"), "{text}");
+    let listed = st["nodes"].as_array().and_then(|a| a.iter().find(|x| x["node"] == owner));
+    let why = listed.and_then(|x| x["not_live"].as_str()).unwrap_or_default();
+    assert!(why.starts_with("its record did not move"), "{st}");
+    let row = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&owner.to_string()))
+        .unwrap_or_else(|| panic!("no row for node {owner}:\n{text}"));
+    assert!(row.contains("NOT LIVE: its record did not move (mosha frozen or dead"), "{text}");
+    assert!(text.starts_with("cluster ") && text.contains(" (ranked, lease 2s)"), "{text}");
+    assert!(!text.contains("timeout"), "no --timeout wording under ranked: {text}");
+    assert_eq!(st["lease_secs"], 2.0, "{st}");
     resumed.expect("SIGCONT");
+    // End the resumed node by its pid (SIGTERM: it stops its groups).
+    let status = c.terminate(owner, PHASE);
+    assert!(status.success(), "node {owner}: {status:?}");
 }
 
 /// A fence command that reports success without killing anything: it only

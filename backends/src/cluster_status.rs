@@ -21,6 +21,7 @@ use crate::shared::{read_clstat, HastatDoc, NodePaths, SharedFile, SharedStore};
 use clinit_engine::hactl::Hactl;
 use clinit_engine::hastat::counts_as_running;
 use clinit_engine::located::escape_controls;
+use clinit_engine::monitor::ranked::NotLive;
 use clinit_engine::monitor::replica_version::{self, classify, converged, Facts, Seal, Version};
 use clinit_engine::monitor::replicate::parse_copy;
 use clinit_engine::monitor::transitions::History;
@@ -64,6 +65,9 @@ pub struct NodeReport {
     /// incarnation as fenced). A node not live runs nothing that counts,
     /// whatever its clstat still says. `None`: not sampled (`classic`).
     pub live: Option<bool>,
+    /// `ranked`, a node not live: why, in words ([`NotLive`]: its record
+    /// did not move, its lease lapsed, a peer fenced it, no record).
+    pub not_live: Option<String>,
 }
 
 /// How long `mosha status` and `mosha standby` wait between their two
@@ -95,6 +99,17 @@ pub fn sample_ranked_live(store: &dyn SharedStore, nodes: &[u32]) -> BTreeSet<u3
     std::thread::sleep(LIVE_SAMPLE);
     let later = read_ranked_records(store, nodes);
     clinit_engine::monitor::ranked::Record::live_nodes(&earlier, &later)
+}
+
+/// Of `nodes`, why each one that is not live is not, sampled as
+/// [`sample_ranked_live`] samples (the same engine rule,
+/// [`clinit_engine::monitor::ranked::Record::not_live`]): a node absent is
+/// live. Blocks for `LIVE_SAMPLE`.
+pub fn sample_ranked_faults(store: &dyn SharedStore, nodes: &[u32]) -> BTreeMap<u32, NotLive> {
+    let earlier = read_ranked_records(store, nodes);
+    std::thread::sleep(LIVE_SAMPLE);
+    let later = read_ranked_records(store, nodes);
+    clinit_engine::monitor::ranked::Record::not_live(&earlier, &later, nodes.iter().copied())
 }
 
 /// One fence a node publishes: under `classic` `by`'s last hastat lists
@@ -142,7 +157,13 @@ pub struct GroupReport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClusterStatus {
     pub shared: String,
+    /// The staleness limit of a clstat: `--timeout` under `classic`,
+    /// three leases under `ranked` (which does not use `--timeout`).
     pub timeout_secs: f64,
+    /// `ranked`: its lease H, seconds, which sets every time there (the
+    /// header names it instead of a timeout). `None` under `classic`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_secs: Option<f64>,
     /// Whose hactl gave the wanted levels: the same as `hactl_from` (kept
     /// for scripts written before it).
     pub hactl_node: Option<u32>,
@@ -255,9 +276,10 @@ pub struct Records {
     pub fence_logs: BTreeMap<u32, Vec<crate::fence_log::FenceEntry>>,
     /// Records that could not be read.
     pub errors: Vec<String>,
-    /// `ranked`: the live nodes ([`sample_ranked_live`]); `None` under
+    /// `ranked`: why each sampled node that is not live is not
+    /// ([`sample_ranked_faults`]; a node absent is live); `None` under
     /// `classic` (no liveness sample is taken).
-    pub ranked_live: Option<BTreeSet<u32>>,
+    pub ranked_faults: Option<BTreeMap<u32, NotLive>>,
 }
 
 impl Records {
@@ -391,7 +413,12 @@ pub fn collect(
             fenced_by: Vec::new(),
             since_change: None,
             since_secs: None,
-            live: records.ranked_live.as_ref().map(|l| l.contains(&node)),
+            live: records.ranked_faults.as_ref().map(|f| !f.contains_key(&node)),
+            not_live: records
+                .ranked_faults
+                .as_ref()
+                .and_then(|f| f.get(&node))
+                .map(|w| w.to_string()),
         };
         if let Some((change, secs)) = history.and_then(|h| since(h, node, now)) {
             report.since_change = Some(change);
@@ -486,6 +513,7 @@ pub fn collect(
     ClusterStatus {
         shared: store.base(),
         timeout_secs: timeout.0 as f64 / 1000.0,
+        lease_secs: None,
         hactl_node: pick.from,
         hactl_from: pick.from,
         hactl_version: pick.version,
@@ -832,7 +860,8 @@ pub fn health(st: &ClusterStatus, me: Option<u32>) -> Health {
     }
     let judge = |n: &NodeReport| -> Result<(), String> {
         if n.live == Some(false) {
-            return Err(format!("node {}: not live: {NOT_LIVE}", n.node));
+            let why = n.not_live.as_deref().unwrap_or(NOT_LIVE);
+            return Err(format!("node {}: not live: {why}", n.node));
         }
         if n.clstat != "ok" || n.stale {
             return Err(format!(
@@ -933,7 +962,12 @@ const NOT_LIVE: &str = "its record did not move within 1.5 s, its lease does not
      new incarnation)";
 
 pub fn render(st: &ClusterStatus) -> String {
-    let mut out = format!("cluster {} (timeout {}s)", st.shared, st.timeout_secs);
+    // Under ranked the lease sets every time: `--timeout` is not used, so
+    // naming a timeout would send an operator to the wrong flag.
+    let mut out = match st.lease_secs {
+        Some(h) => format!("cluster {} (ranked, lease {h}s)", st.shared),
+        None => format!("cluster {} (timeout {}s)", st.shared, st.timeout_secs),
+    };
     match (st.hactl_from, st.hactl_version) {
         (Some(n), Some(v)) => {
             out.push_str(&format!(", wanted levels from node {n}'s hactl (version {v})\n"))
@@ -978,7 +1012,7 @@ pub fn render(st: &ClusterStatus) -> String {
         };
         let mut notes = Vec::new();
         if n.live == Some(false) {
-            notes.push(format!("NOT LIVE: {NOT_LIVE}"));
+            notes.push(format!("NOT LIVE: {}", n.not_live.as_deref().unwrap_or(NOT_LIVE)));
         }
         if !n.fenced_by.is_empty() {
             notes.push(format!("FENCED by {}", list(&n.fenced_by)));
@@ -1122,6 +1156,7 @@ mod tests {
             since_change: Some("down".into()),
             since_secs: Some(130.0),
             live: None,
+            not_live: None,
         };
         assert_eq!(since_cell(&n), "2m10s");
         n.member = Some(true);
@@ -1286,6 +1321,7 @@ mod tests {
         let st = ClusterStatus {
             shared: "/mfs".into(),
             timeout_secs: 60.0,
+            lease_secs: None,
             hactl_node: Some(1),
             hactl_from: Some(1),
             hactl_version: Some(7),
@@ -1392,6 +1428,7 @@ mod tests {
         let st = ClusterStatus {
             shared: "/mfs".into(),
             timeout_secs: 6.0,
+            lease_secs: None,
             hactl_node: None,
             hactl_from: None,
             hactl_version: None,
@@ -1419,6 +1456,7 @@ mod tests {
         let st = ClusterStatus {
             shared: "/mfs".into(),
             timeout_secs: 60.0,
+            lease_secs: None,
             hactl_node: Some(1),
             hactl_from: Some(1),
             hactl_version: None,
@@ -1438,6 +1476,7 @@ mod tests {
                     since_change: Some("up".into()),
                     since_secs: Some(185.0),
                     live: None,
+                    not_live: None,
                 },
                 NodeReport {
                     node: 2,
@@ -1451,6 +1490,7 @@ mod tests {
                     since_change: Some("down".into()),
                     since_secs: Some(40.0),
                     live: None,
+                    not_live: None,
                 },
                 NodeReport {
                     node: 3,
@@ -1464,6 +1504,7 @@ mod tests {
                     since_change: None,
                     since_secs: None,
                     live: None,
+                    not_live: None,
                 },
             ],
             groups: vec![

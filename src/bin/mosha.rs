@@ -137,7 +137,11 @@ pub(crate) struct Args {
 enum Command {
     /// Print one table of the cluster: nodes (up, stale, unreadable, fenced)
     /// and groups (wanted level, where they run, state on every node).
-    /// Exit 0 when quorum is held, 3 when membership is unknown, 4 when
+    /// Under --policy ranked every node's record is read twice, 1.5 s
+    /// apart: a node whose record did not move, whose lease lapsed or that
+    /// a peer fenced is NOT LIVE (the reason is given) and its groups are
+    /// not counted as running there. Exit 0 when quorum is held (ranked:
+    /// the local node is live), 3 when membership is unknown, 4 when
     /// quorum is lost or unknown, 1 when no node is found.
     Status {
         /// Print JSON instead of a table.
@@ -509,13 +513,14 @@ fn status(args: &Args, json: bool) -> ExitCode {
     let mut records = cluster_status::Records::read(&paths, &nodes, history);
     if matches!(args.policy, PolicyName::Ranked) {
         // Life as `mosha standby` judges it (two reads of every record,
-        // 1.5 s apart): a frozen or fenced owner's groups are not shown
-        // running until `--timeout` passes (issue 12, item 4).
-        records.ranked_live = Some(cluster_status::sample_ranked_live(&*store, &nodes));
+        // 1.5 s apart), and why a node is not live: a frozen, lapsed or
+        // fenced owner's groups were shown running until its clstat was
+        // older than the staleness limit (issue 12, item 4).
+        records.ranked_faults = Some(cluster_status::sample_ranked_faults(&*store, &nodes));
     }
     // The hactl the cluster converges on, by the policy's own rule.
     let rule = hactl_rule(args);
-    let st = cluster_status::collect(
+    let mut st = cluster_status::collect(
         &*store,
         &*membership,
         timeout,
@@ -524,6 +529,9 @@ fn status(args: &Args, json: bool) -> ExitCode {
         &records,
         SystemTime::now(),
     );
+    if let PolicyConfig::Ranked(p) = policy_of(args) {
+        st.lease_secs = Some(p.lease.0 as f64 / 1000.0);
+    }
     if json {
         match serde_json::to_string_pretty(&st) {
             Ok(text) => println!("{text}"),
