@@ -1150,3 +1150,39 @@ fn status_shows_the_converged_hactl_and_says_the_local_copy_is_broken() {
     assert_eq!(st["hactl_local"]["state"], "converged", "{st}");
     assert_eq!(st["hactl_local"]["version"], version, "{st}");
 }
+
+/// Issue 12, leftover #2 (second half): a hand edit of node N's `hactl`
+/// still settling (not sealed yet) was dropped by a `mosha hactl set` run
+/// on node N right after it: `set` based its edit on the last sealed copy
+/// and wrote node N's file over the hand edit. Now `set` waits for node
+/// N's monitor to seal the hand edit (settle time, 2 s) and edits on top of
+/// it, so both survive: every node ends on one sealed copy with the hand
+/// edit's note and `web stop`. With node N's `mosha` stopped, nothing can
+/// seal it, and `set` refuses (exit 1) instead of writing over it.
+#[test]
+fn hactl_set_waits_for_a_hand_edit_settling_on_its_own_node_and_keeps_it() {
+    let (mut c, _) = started(&[]);
+    let common = c.wait_for("one sealed hactl on every node", PHASE, || converged(&c));
+    let version = classify(&common).version().expect("sealed").number;
+    let edit = "# maintenance note, by hand\nweb start\n";
+    fs::write(c.file(1, "hactl"), edit).expect("hand edit on node 1");
+    let out = c.mosha_cli(1, &["hactl", "set", "web", "stop"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let want = b"# maintenance note, by hand\nweb stop\n";
+    let done = c.wait_for("one copy with the note and web stop everywhere", PHASE, || {
+        converged(&c).filter(|h| body(h) == want)
+    });
+    assert!(err.contains("holds a hand edit not sealed yet: waiting"), "{err}");
+    assert!(classify(&done).version().is_some_and(|v| v.number >= version + 2), "{done:?}");
+    // Node 2's mosha stopped: its own hand edit is never sealed, and
+    // `set` refuses rather than drop it.
+    c.kill_mosha(2, false);
+    let edit = "# node 2's note\nweb stop\n";
+    fs::write(c.file(2, "hactl"), edit).expect("hand edit on node 2");
+    let out = c.mosha_cli(2, &["hactl", "set", "web", "start"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(err.contains("holds a hand edit that was not sealed within 5 s"), "{err}");
+    assert_eq!(c.hactl(2), edit.as_bytes(), "the hand edit is kept");
+}

@@ -727,6 +727,59 @@ fn converged_hactl(args: &Args, me: Option<u32>) -> cluster_status::HactlPick {
     cluster_status::pick_hactl(&*store, &candidates, me, hactl_rule(args))
 }
 
+/// How long `hactl set` and `standby` wait for a hand edit of this node's
+/// own copy to be sealed by its monitor: the settle time (2 s) plus 3 s for
+/// the monitor's cycle and a loaded machine.
+const OWN_EDIT_WAIT: Duration = Duration::from_secs(5);
+
+/// [`converged_hactl`], but under `ranked`, while this node's own copy is a
+/// hand edit that its monitor has not sealed yet (`edited`, or
+/// `checksum_fails`: it settles for 2 s first), wait up to
+/// [`OWN_EDIT_WAIT`] for the seal, then pick again.
+///
+/// Why: `hactl set` and `standby` write this node's file. Written over an
+/// unsealed hand edit, the edit was gone without a word, though it was
+/// made first (the seal, one version above every copy, makes it the copy
+/// the cluster converges on, and the write then goes on top of it). A hand
+/// edit not sealed in time (this node's `mosha` not running, or the file
+/// still changing) is refused rather than overwritten. `classic` has no
+/// seals: a hand edit with the newest mtime already is the base.
+fn pick_past_own_hand_edit(
+    args: &Args,
+    store: &FsStore,
+    me: u32,
+) -> Result<cluster_status::HactlPick, String> {
+    let settling = |p: &cluster_status::HactlPick| {
+        matches!(args.policy, PolicyName::Ranked)
+            && p.local.as_ref().is_some_and(|l| matches!(l.state, "edited" | "checksum_fails"))
+    };
+    let until = std::time::Instant::now() + OWN_EDIT_WAIT;
+    let mut pick = converged_hactl(args, Some(me));
+    if settling(&pick) {
+        eprintln!(
+            "mosha: {} holds a hand edit not sealed yet: waiting for its monitor to seal it \
+             (at most {} s), so that this change goes on top of it",
+            store.describe(me, SharedFile::Hactl),
+            OWN_EDIT_WAIT.as_secs()
+        );
+    }
+    while settling(&pick) {
+        if std::time::Instant::now() >= until {
+            return Err(format!(
+                "refused: {} holds a hand edit that was not sealed within {} s (is node {me}'s \
+                 mosha running? is the file still being written?); writing now would drop it. \
+                 Run again once `mosha hactl show` no longer reports it, or make the change in \
+                 that edit",
+                store.describe(me, SharedFile::Hactl),
+                OWN_EDIT_WAIT.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        pick = converged_hactl(args, Some(me));
+    }
+    Ok(pick)
+}
+
 /// The membership source `args` name, judged as `mosha status` judges it
 /// (the staleness limit the monitors themselves use).
 fn membership_of(args: &Args, store: Arc<dyn SharedStore>) -> Box<dyn Membership> {
@@ -775,7 +828,7 @@ fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String
     let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
     let me = whois(args)?;
     let known = require_node(&store, node)?;
-    let pick = converged_hactl(args, Some(me));
+    let pick = pick_past_own_hand_edit(args, &store, me)?;
     let (Some(text), Some(hactl)) = (pick.text, pick.hactl) else {
         let why = pick.error.unwrap_or_else(|| "no hactl that parses".into());
         return Err(format!("{why} (under {})", store.base()));
@@ -865,7 +918,6 @@ fn hactl_command(args: &Args, verb: &HactlVerb) -> Exit {
 fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
     check_bases(args, BaseUse::Client)?;
     let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
-    let highest = highest_version(&store, SharedFile::Hactl)?;
     match verb {
         HactlVerb::Show => {
             let me = whois(args).ok();
@@ -894,8 +946,11 @@ fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
                 .map(|(n, _, c)| (n, c))
                 .ok_or_else(|| format!("no node under {} has a cltab that parses", store.base()))?;
             // The copy `mosha status` shows, by the same rule: an edit on
-            // top of any other would undo what the cluster acts on.
-            let pick = converged_hactl(args, Some(me));
+            // top of any other would undo what the cluster acts on. Under
+            // ranked, once this node's own hand edit (if one is settling)
+            // is sealed: the write below replaces this node's file.
+            let pick = pick_past_own_hand_edit(args, &store, me)?;
+            let highest = highest_version(&store, SharedFile::Hactl)?;
             let (old_text, old_level) = match (pick.text, &pick.hactl) {
                 (Some(text), Some(hactl)) => (text, hactl.get(group).map(|w| w.level.clone())),
                 _ => (String::new(), None),
