@@ -734,7 +734,8 @@ const OWN_EDIT_WAIT: Duration = Duration::from_secs(5);
 
 /// [`converged_hactl`], but under `ranked`, while this node's own copy is a
 /// hand edit that its monitor has not sealed yet (`edited`, or
-/// `checksum_fails`: it settles for 2 s first), wait up to
+/// `checksum_fails`: it settles for 2 s first) and differs from the
+/// picked copy, wait up to
 /// [`OWN_EDIT_WAIT`] for the seal, then pick again.
 ///
 /// Why: `hactl set` and `standby` write this node's file. Written over an
@@ -749,9 +750,19 @@ fn pick_past_own_hand_edit(
     store: &FsStore,
     me: u32,
 ) -> Result<cluster_status::HactlPick, String> {
+    // Only a hand edit the base lacks is at stake: one whose text is the
+    // base's (a new cluster's unsealed copies, say) is kept by editing the
+    // base.
     let settling = |p: &cluster_status::HactlPick| {
+        let own = || match store.read(me, SharedFile::Hactl) {
+            Ok(Some(snap)) => {
+                Some(clinit_engine::monitor::replica_version::body(&snap.bytes).to_vec())
+            }
+            _ => None,
+        };
         matches!(args.policy, PolicyName::Ranked)
             && p.local.as_ref().is_some_and(|l| matches!(l.state, "edited" | "checksum_fails"))
+            && own().as_deref() != p.text.as_deref().map(str::as_bytes)
     };
     let until = std::time::Instant::now() + OWN_EDIT_WAIT;
     let mut pick = converged_hactl(args, Some(me));
