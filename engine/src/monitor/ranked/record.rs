@@ -606,10 +606,12 @@ impl std::fmt::Display for NotLive {
             NotLive::LeaseLapsed => {
                 write!(f, "lease lapsed (its record moves but holds no lease: no quorum hears it)")
             }
-            NotLive::Fenced { by, incarnation } => write!(
+            // The fencer is not named here: `mosha status` lists fences
+            // (`FENCED by N`, and the fences in force) on lines of their own.
+            NotLive::Fenced { incarnation, .. } => write!(
                 f,
-                "fenced by node {by} (incarnation {incarnation}) while it runs; it rejoins by \
-                 itself as a new incarnation"
+                "its incarnation {incarnation} is fenced (a node that still runs rejoins by \
+                 itself as a new incarnation)"
             ),
         }
     }
@@ -722,7 +724,7 @@ pub(crate) mod tests {
             ])
         );
         assert!(NotLive::LeaseLapsed.to_string().starts_with("lease lapsed"));
-        assert!(NotLive::Fenced { by: 1, incarnation: 4 }.to_string().contains("fenced by node 1"));
+        assert!(NotLive::Fenced { by: 1, incarnation: 4 }.to_string().contains("incarnation 4"));
         // The fenced node rejoined as incarnation 5: live again.
         later.insert(2, node(2, 5, 1).1);
         assert!(!Record::not_live(&earlier, &later, [2]).contains_key(&2));
