@@ -807,3 +807,84 @@ fn classic_status_shows_the_newest_hactl_and_says_the_local_copy_is_broken() {
     assert!(text.contains("local hactl (node 1) is BROKEN: unparsable ("), "{text}");
     assert!(text.contains("the wanted levels shown are node 2's copy"), "{text}");
 }
+
+/// Age `node`'s hactl by `secs` (its mtime set in the past).
+fn age_hactl(t: &Tree, node: u32, secs: u64) {
+    let old = std::time::SystemTime::now() - Duration::from_secs(secs);
+    fs::File::options()
+        .write(true)
+        .open(t.path(&format!("mfs/{node}/var/mosix-ha/hactl")))
+        .and_then(|f| f.set_modified(old))
+        .expect("age the hactl");
+}
+
+/// `mosha hactl show` and `set` pick their base copy by `mosha status`'s
+/// rule, under `classic` the newest mtime that parses: node 1 holds an
+/// older copy sealed by an earlier `hactl set`, node 2 a newer hand edit
+/// (no seal line), which is what `classic` replicates and `status` shows.
+/// `show` used to print node 1's copy (a sealed copy beat any unsealed
+/// one, whatever the mtimes), and `set` edited on top of it, so the
+/// replicated edit silently undid node 2's hand edit.
+#[test]
+fn classic_hactl_show_and_set_take_the_copy_status_shows() {
+    let t = Tree::new();
+    for node in [1, 2] {
+        t.put(node, "cltab", CLTAB);
+        t.member(node, true);
+    }
+    let sealed = seal(b"web start\n", 3);
+    t.put(1, "hactl", std::str::from_utf8(&sealed).expect("utf-8"));
+    age_hactl(&t, 1, 600);
+    t.put(2, "hactl", "# hand edit on node 2\nweb stop\n");
+    let config = t.config("");
+    let out = t.mosha(&["--config", arg(&config), "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["hactl_from"], 2, "{v}");
+    let out = t.mosha(&["--config", arg(&config), "hactl", "show"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(stdout(&out), "# hand edit on node 2\nweb stop\n", "{out:?}");
+    assert!(stderr(&out).contains("mfs/2/var/mosix-ha/hactl (the copy the cluster converges on)"));
+    assert!(stderr(&out).contains("local hactl (node 1) is behind"), "{out:?}");
+    let out = t.mosha(&["--config", arg(&config), "hactl", "set", "web", "start"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("hactl: web stop -> start"), "{out:?}");
+    let written = fs::read(t.path("mfs/1/var/mosix-ha/hactl")).expect("node 1's hactl");
+    assert_eq!(written, seal(b"# hand edit on node 2\nweb start\n", 4), "on top of node 2's");
+}
+
+/// The same under `ranked` (the highest sealed version that parses among
+/// the members' copies): node 1's own copy is torn (its seal line says
+/// version 20 and more bytes than follow), node 2 holds version 5, and
+/// node 3, which membership lists down, version 9. `status` shows node 2's
+/// version 5: the monitors do not read a node that is down, and never
+/// adopt a torn copy. `show` used to print node 3's copy; now it prints
+/// node 2's, says that the local copy is broken, and `set` edits on top of
+/// it, sealed one version above every copy (10), so the edit also wins
+/// over node 3's when it comes back.
+#[test]
+fn ranked_hactl_show_and_set_take_the_copy_status_shows_past_a_torn_local_copy() {
+    let t = Tree::new();
+    for node in [1, 2, 3] {
+        t.put(node, "cltab", CLTAB);
+        t.member(node, node != 3);
+    }
+    let torn = seal(b"web stop\n# a long comment\n", 20);
+    t.put(1, "hactl", std::str::from_utf8(&torn[..torn.len() - 10]).expect("utf-8"));
+    t.put(2, "hactl", std::str::from_utf8(&seal(b"# in force\nweb stop\n", 5)).expect("utf-8"));
+    t.put(3, "hactl", std::str::from_utf8(&seal(b"web start\n", 9)).expect("utf-8"));
+    let config = t.config("policy = \"ranked\"\n");
+    let out = t.mosha(&["--config", arg(&config), "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((v["hactl_from"].clone(), v["hactl_version"].clone()), (2.into(), 5.into()), "{v}");
+    let out = t.mosha(&["--config", arg(&config), "hactl", "show"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(stdout(&out), "# in force\nweb stop\n", "{out:?}");
+    let err = stderr(&out);
+    assert!(err.contains("mfs/2/var/mosix-ha/hactl (the copy the cluster converges on, version 5)"));
+    assert!(err.contains("local hactl (node 1) is BROKEN: truncated ("), "{err}");
+    let out = t.mosha(&["--config", arg(&config), "hactl", "set", "web", "start"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("hactl: web stop -> start (version 10"), "{out:?}");
+    let written = fs::read(t.path("mfs/1/var/mosix-ha/hactl")).expect("node 1's hactl");
+    assert_eq!(written, seal_by(b"# in force\nweb start\n", 10, 1), "on top of node 2's");
+}

@@ -951,12 +951,14 @@ fn web_runs_on(st: &serde_json::Value, n: u32) -> bool {
 /// shown by `mosha status` as running its group until its clstat went
 /// stale, and then still, with a `?`. Now `status` judges life as `mosha
 /// standby` does (its record did not move over 1.5 s): the node is not
-/// live and its group is not running there. (A node a peer lists as
-/// fenced, item 5, is judged by the same engine rule, `Record::live_nodes`:
-/// see `a_node_fenced_while_it_still_runs_stays_barred_and_not_live`.)
+/// live, says why (`--json`: `not_live`), and its group is not running
+/// there. The header names the lease, not a timeout: under `ranked`
+/// `--timeout` is not used. (The engine's `not_live_says_why` covers the
+/// other reasons: a lapsed lease, a fence, no record.) The frozen `mosha`
+/// is resumed and ended by its pid at the end.
 #[test]
 fn status_shows_a_frozen_owner_not_live_and_its_groups_not_running_there() {
-    let (c, owner) = started(&[]);
+    let (mut c, owner) = started(&[]);
     c.wait_for("every node holds its lease", PHASE, || {
         NODES.iter().all(|&n| record(&c, n).is_some_and(|r| r.holds_quorum())).then_some(())
     });
@@ -974,7 +976,21 @@ fn status_shows_a_frozen_owner_not_live_and_its_groups_not_running_there() {
     assert!(!web_runs_on(&st, owner), "a frozen node's group shown running: {st}\n{text}");
     assert_eq!(live_of(&st, owner), Some(serde_json::Value::Bool(false)), "{st}");
     assert!(text.contains("NOT LIVE") && text.contains("not live (last start DONE)"), "{text}");
+    let listed = st["nodes"].as_array().and_then(|a| a.iter().find(|x| x["node"] == owner));
+    let why = listed.and_then(|x| x["not_live"].as_str()).unwrap_or_default();
+    assert!(why.starts_with("its record did not move"), "{st}");
+    let row = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&owner.to_string()))
+        .unwrap_or_else(|| panic!("no row for node {owner}:\n{text}"));
+    assert!(row.contains("NOT LIVE: its record did not move (mosha frozen or dead"), "{text}");
+    assert!(text.starts_with("cluster ") && text.contains(" (ranked, lease 2s)"), "{text}");
+    assert!(!text.contains("timeout"), "no --timeout wording under ranked: {text}");
+    assert_eq!(st["lease_secs"], 2.0, "{st}");
     resumed.expect("SIGCONT");
+    // End the resumed node by its pid (SIGTERM: it stops its groups).
+    let status = c.terminate(owner, PHASE);
+    assert!(status.success(), "node {owner}: {status:?}");
 }
 
 /// A fence command that reports success without killing anything: it only
@@ -984,32 +1000,26 @@ fn fence_that_misses(c: &Cluster) -> String {
     format!("f() {{ echo \"fence $1\" >> '{}'; }}; f", c.path("fenced").display())
 }
 
-/// Issue 12, item 5, with real processes (the engine test
-/// `live_nodes_need_a_moving_record_a_lease_and_no_fence_in_force` covers
-/// the rule alone), as the README's "A node fenced while it still runs"
-/// promises it: the owner's `mosha` is frozen (SIGSTOP) until a peer fences
-/// it with a command that reports success and kills nothing, then resumed.
-/// The same incarnation runs on and, by its own record, is healthy again
-/// (its record moves, its peers acknowledge it, it holds a new lease), yet:
+/// Issue 12, item 5, with real processes (the engine tests
+/// `a_node_fenced_while_it_runs_says_so_once_and_rejoins_as_a_new_incarnation`
+/// and its neighbours cover the rule alone): the owner's `mosha` is frozen
+/// (SIGSTOP) until a peer fences it with a command that reports success
+/// and kills nothing, then resumed. Its peers hold that incarnation void
+/// for good, so it must not stay in it. Now, by itself:
 /// * its log says who fenced it (`node N FENCED this node (incarnation
-///   I)`);
-/// * `mosha status` from a peer shows it `NOT LIVE` and `FENCED by N`, its
-///   JSON `live: false` (with `quorum: true`) and `web` not running there,
-///   in every sample, while `web` runs on exactly one other node; its own
-///   services stay dead (its watchdog killed them while it was frozen, and
-///   nothing restarts them);
-/// * `mosha status` run as the fenced node exits 4 (the local node is not
-///   live);
-/// * `mosha standby` does not count it either: with the two other nodes in
-///   standby, none is left, and the second standby is refused;
-/// * the fence command was only ever run against it.
+///   I)`) and that it rejoins (`rejoining as incarnation I+1`);
+/// * it publishes incarnation I+1, persisted in its `ranked-state.json`,
+///   holds a lease again, and `mosha status` from a peer shows it live,
+///   fenced by nobody, while `web` runs on exactly one other node;
+///   `status` run as the rejoined node exits 0;
+/// * `web` never ran on two nodes at once after the resume, nor again on
+///   the fenced node (no failback), and the fence command was only ever
+///   run against it.
 ///
-/// Only the peer's published fence tells that this node must be restarted:
-/// a status that judged it by its own record alone would show a node that
-/// can never be granted a group as live, and a standby that counted it
-/// could leave every group running nowhere.
+/// It used to stay barred in incarnation I (not live, never granted a
+/// group) until an operator restarted its `mosha`.
 #[test]
-fn a_node_fenced_while_it_still_runs_stays_barred_and_not_live() {
+fn a_node_fenced_while_it_still_runs_rejoins_as_a_new_incarnation() {
     let mut c = cluster();
     c.extra = vec!["--stomith".into(), fence_that_misses(&c)];
     start_with_web_wanted(&mut c);
@@ -1034,68 +1044,53 @@ fn a_node_fenced_while_it_still_runs_stays_barred_and_not_live() {
             .filter(|&n| n != owner)
             .find(|&n| record(&c, n).is_some_and(|r| r.fenced.get(&owner) == Some(&incarnation)))
     });
+    let resumed = Instant::now();
     nix::sys::signal::kill(pid, Signal::SIGCONT).expect("SIGCONT");
+    let mut most = 0;
     let said = format!("node {fencer} FENCED this node (incarnation {incarnation})");
-    c.wait_for("the resumed node logs its fence", PHASE, || {
-        c.log(owner).contains(&said).then_some(())
+    let next = incarnation + 1;
+    let rejoining =
+        format!("rejoining as incarnation {next}: incarnation {incarnation} was fenced");
+    c.wait_for("the resumed node logs its fence and its rejoin", PHASE, || {
+        most = most.max(c.running("web").len());
+        let log = c.log(owner);
+        (log.contains(&said) && log.contains(&rejoining)).then_some(())
     });
-    // The same incarnation runs on, its record moves, and its peers
-    // acknowledge it again: by its own record it holds a new lease, so
-    // only the fence can make it not live below.
-    let counter = record(&c, owner).expect("record").counter;
-    c.wait_for("the resumed node publishes a lease again", PHASE, || {
-        record(&c, owner).filter(|r| r.counter > counter && r.holds_quorum()).map(|r| {
-            assert_eq!(r.incarnation, incarnation, "it restarted: the test shows nothing");
-        })
+    let rec = c.wait_for("the new incarnation holds a lease", PHASE, || {
+        most = most.max(c.running("web").len());
+        record(&c, owner).filter(|r| r.incarnation == next && r.holds_quorum())
     });
+    let rejoined_in = resumed.elapsed();
+    assert!(rec.fenced.is_empty(), "{rec:?}");
+    let state = fs::read_to_string(c.file(owner, "ranked-state.json")).expect("state file");
+    let state: serde_json::Value = serde_json::from_str(&state).expect("state parses");
+    assert_eq!(state["incarnation"], next, "{state}");
     let taker = c.wait_for("web runs on exactly one other node", PHASE, || {
+        most = most.max(c.running("web").len());
         match (&owners(&c)[..], &c.running("web")[..]) {
             ([one], [running]) if one == running && *one != owner => Some(*one),
             _ => None,
         }
     });
     let third = NODES.into_iter().find(|&n| n != owner && n != taker).expect("a third node");
-    // Status from a peer: the fenced node is not live in every sample;
-    // sample until its own lease and the two others are live as well (a
-    // loaded machine may delay a lease renewal past one sample).
-    c.wait_for("status shows the fenced node's lease and both others live", PHASE, || {
+    // Status from a peer: the rejoined node is live again, fenced by nobody
+    // (the peers' fence names the old incarnation only).
+    c.wait_for("status shows every node live", PHASE, || {
+        most = most.max(c.running("web").len());
         let st = status_json(&c, third);
         let yes = Some(serde_json::Value::Bool(true));
-        let report = || format!("{st}\n{}", c.report());
-        assert_eq!(live_of(&st, owner), Some(serde_json::Value::Bool(false)), "{}", report());
-        assert!(!web_runs_on(&st, owner), "web shown running on the fenced node: {}", report());
         let listed = st["nodes"].as_array().and_then(|a| a.iter().find(|x| x["node"] == owner));
-        let fenced_by = listed.map(|x| x["fenced_by"].clone());
-        assert_eq!(fenced_by, Some(serde_json::json!([fencer])), "{}", report());
-        let held = listed.is_some_and(|x| x["quorum"] == true);
-        let others = live_of(&st, taker) == yes && live_of(&st, third) == yes;
-        (held && others && web_runs_on(&st, taker)).then_some(())
+        let unfenced = listed.is_some_and(|x| {
+            x["fenced_by"].is_null() || x["fenced_by"].as_array().is_some_and(|a| a.is_empty())
+        });
+        let all = NODES.iter().all(|&n| live_of(&st, n) == yes);
+        (all && unfenced && web_runs_on(&st, taker) && !web_runs_on(&st, owner)).then_some(())
     });
-    let out = c.mosha_cli(third, &["status"]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let row = text
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(&owner.to_string()))
-        .unwrap_or_else(|| panic!("no row for node {owner}:\n{text}"));
-    assert!(row.contains("NOT LIVE") && row.contains(&format!("FENCED by {fencer}")), "{text}");
-    // Run as the fenced node itself: exit 4, it is not live.
     let out = c.mosha_cli(owner, &["status"]);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(4), "{out:?}");
-    assert!(err.contains(&format!("node {owner}: not live")), "{err}");
-    // Standby does not count it: the third node may go, then the taker may
-    // not, as the fenced node would be the only one left.
-    let out = c.mosha_cli(third, &["standby", &third.to_string(), "on"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let before = c.hactl(third);
-    let out = c.mosha_cli(third, &["standby", &taker.to_string(), "on"]);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let live = err.split("(live: ").nth(1).and_then(|t| t.split(';').next()).unwrap_or_default();
-    assert!(err.contains("leaves no live node"), "{err}");
-    assert!(!live.split(", ").any(|n| n == owner.to_string()), "{err}");
-    assert_eq!(c.hactl(third), before, "a refused standby writes nothing");
-    // Nothing restarted web on the fenced node, and only it was fenced.
+    // Nothing restarted web on the fenced node, it never ran twice, and
+    // only the fenced node was fenced.
+    assert_eq!(most, 1, "web ran on two nodes at once: {}", c.report());
     assert_eq!(c.running("web"), vec![taker], "{}", c.report());
     let fences = fs::read_to_string(c.path("fenced")).unwrap_or_default();
     let target = format!("fence {owner}");
@@ -1104,6 +1099,7 @@ fn a_node_fenced_while_it_still_runs_stays_barred_and_not_live() {
         "fenced: {fences:?}\n{}",
         c.report()
     );
+    eprintln!("rejoined as incarnation {next} {:.1} s after the resume", rejoined_in.as_secs_f64());
 }
 
 /// A new user's finding: `mosha status` on a node showed that node's own
@@ -1153,4 +1149,40 @@ fn status_shows_the_converged_hactl_and_says_the_local_copy_is_broken() {
     let st = status_json(&c, owner);
     assert_eq!(st["hactl_local"]["state"], "converged", "{st}");
     assert_eq!(st["hactl_local"]["version"], version, "{st}");
+}
+
+/// Issue 12, leftover #2 (second half): a hand edit of node N's `hactl`
+/// still settling (not sealed yet) was dropped by a `mosha hactl set` run
+/// on node N right after it: `set` based its edit on the last sealed copy
+/// and wrote node N's file over the hand edit. Now `set` waits for node
+/// N's monitor to seal the hand edit (settle time, 2 s) and edits on top of
+/// it, so both survive: every node ends on one sealed copy with the hand
+/// edit's note and `web stop`. With node N's `mosha` stopped, nothing can
+/// seal it, and `set` refuses (exit 1) instead of writing over it.
+#[test]
+fn hactl_set_waits_for_a_hand_edit_settling_on_its_own_node_and_keeps_it() {
+    let (mut c, _) = started(&[]);
+    let common = c.wait_for("one sealed hactl on every node", PHASE, || converged(&c));
+    let version = classify(&common).version().expect("sealed").number;
+    let edit = "# maintenance note, by hand\nweb start\n";
+    fs::write(c.file(1, "hactl"), edit).expect("hand edit on node 1");
+    let out = c.mosha_cli(1, &["hactl", "set", "web", "stop"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let want = b"# maintenance note, by hand\nweb stop\n";
+    let done = c.wait_for("one copy with the note and web stop everywhere", PHASE, || {
+        converged(&c).filter(|h| body(h) == want)
+    });
+    assert!(err.contains("holds a hand edit not sealed yet: waiting"), "{err}");
+    assert!(classify(&done).version().is_some_and(|v| v.number >= version + 2), "{done:?}");
+    // Node 2's mosha stopped: its own hand edit is never sealed, and
+    // `set` refuses rather than drop it.
+    c.kill_mosha(2, false);
+    let edit = "# node 2's note\nweb stop\n";
+    fs::write(c.file(2, "hactl"), edit).expect("hand edit on node 2");
+    let out = c.mosha_cli(2, &["hactl", "set", "web", "start"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(err.contains("holds a hand edit that was not sealed within 5 s"), "{err}");
+    assert_eq!(c.hactl(2), edit.as_bytes(), "the hand edit is kept");
 }

@@ -21,6 +21,7 @@ use crate::shared::{read_clstat, HastatDoc, NodePaths, SharedFile, SharedStore};
 use clinit_engine::hactl::Hactl;
 use clinit_engine::hastat::counts_as_running;
 use clinit_engine::located::escape_controls;
+use clinit_engine::monitor::ranked::NotLive;
 use clinit_engine::monitor::replica_version::{self, classify, converged, Facts, Seal, Version};
 use clinit_engine::monitor::replicate::parse_copy;
 use clinit_engine::monitor::transitions::History;
@@ -64,6 +65,9 @@ pub struct NodeReport {
     /// incarnation as fenced). A node not live runs nothing that counts,
     /// whatever its clstat still says. `None`: not sampled (`classic`).
     pub live: Option<bool>,
+    /// `ranked`, a node not live: why, in words ([`NotLive`]: its record
+    /// did not move, its lease lapsed, a peer fenced it, no record).
+    pub not_live: Option<String>,
 }
 
 /// How long `mosha status` and `mosha standby` wait between their two
@@ -95,6 +99,17 @@ pub fn sample_ranked_live(store: &dyn SharedStore, nodes: &[u32]) -> BTreeSet<u3
     std::thread::sleep(LIVE_SAMPLE);
     let later = read_ranked_records(store, nodes);
     clinit_engine::monitor::ranked::Record::live_nodes(&earlier, &later)
+}
+
+/// Of `nodes`, why each one that is not live is not, sampled as
+/// [`sample_ranked_live`] samples (the same engine rule,
+/// [`clinit_engine::monitor::ranked::Record::not_live`]): a node absent is
+/// live. Blocks for `LIVE_SAMPLE`.
+pub fn sample_ranked_faults(store: &dyn SharedStore, nodes: &[u32]) -> BTreeMap<u32, NotLive> {
+    let earlier = read_ranked_records(store, nodes);
+    std::thread::sleep(LIVE_SAMPLE);
+    let later = read_ranked_records(store, nodes);
+    clinit_engine::monitor::ranked::Record::not_live(&earlier, &later, nodes.iter().copied())
 }
 
 /// One fence a node publishes: under `classic` `by`'s last hastat lists
@@ -142,7 +157,13 @@ pub struct GroupReport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClusterStatus {
     pub shared: String,
+    /// The staleness limit of a clstat: `--timeout` under `classic`,
+    /// three leases under `ranked` (which does not use `--timeout`).
     pub timeout_secs: f64,
+    /// `ranked`: its lease H, seconds, which sets every time there (the
+    /// header names it instead of a timeout). `None` under `classic`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_secs: Option<f64>,
     /// Whose hactl gave the wanted levels: the same as `hactl_from` (kept
     /// for scripts written before it).
     pub hactl_node: Option<u32>,
@@ -255,9 +276,10 @@ pub struct Records {
     pub fence_logs: BTreeMap<u32, Vec<crate::fence_log::FenceEntry>>,
     /// Records that could not be read.
     pub errors: Vec<String>,
-    /// `ranked`: the live nodes ([`sample_ranked_live`]); `None` under
+    /// `ranked`: why each sampled node that is not live is not
+    /// ([`sample_ranked_faults`]; a node absent is live); `None` under
     /// `classic` (no liveness sample is taken).
-    pub ranked_live: Option<BTreeSet<u32>>,
+    pub ranked_faults: Option<BTreeMap<u32, NotLive>>,
 }
 
 impl Records {
@@ -391,7 +413,12 @@ pub fn collect(
             fenced_by: Vec::new(),
             since_change: None,
             since_secs: None,
-            live: records.ranked_live.as_ref().map(|l| l.contains(&node)),
+            live: records.ranked_faults.as_ref().map(|f| !f.contains_key(&node)),
+            not_live: records
+                .ranked_faults
+                .as_ref()
+                .and_then(|f| f.get(&node))
+                .map(|w| w.to_string()),
         };
         if let Some((change, secs)) = history.and_then(|h| since(h, node, now)) {
             report.since_change = Some(change);
@@ -458,12 +485,8 @@ pub fn collect(
         report.fenced_by.dedup();
     }
 
-    // The copies the monitors replicate among: the members' (a node that
-    // membership lists down is not read), every node's when unknown.
-    let candidates: BTreeSet<u32> = match &members {
-        Some(m) => m.iter().copied().collect(),
-        None => all.clone(),
-    };
+    // The copies the monitors replicate among.
+    let candidates = hactl_candidates(store, members.as_deref());
     let pick = pick_hactl(store, &candidates, me, rule);
     let hactl = pick.hactl;
     let mut names: BTreeSet<String> = states.keys().cloned().collect();
@@ -490,6 +513,7 @@ pub fn collect(
     ClusterStatus {
         shared: store.base(),
         timeout_secs: timeout.0 as f64 / 1000.0,
+        lease_secs: None,
         hactl_node: pick.from,
         hactl_from: pick.from,
         hactl_version: pick.version,
@@ -585,12 +609,34 @@ enum HactlCopy {
 }
 
 /// What [`pick_hactl`] found.
-struct HactlPick {
-    hactl: Option<Hactl>,
-    from: Option<u32>,
-    version: Option<u64>,
-    local: Option<LocalHactl>,
-    error: Option<String>,
+#[derive(Debug, Clone)]
+pub struct HactlPick {
+    /// The winning copy, parsed (`None`: no candidate's copy parses).
+    pub hactl: Option<Hactl>,
+    /// The winning copy's text without its seal line: what `mosha hactl
+    /// show` prints and `mosha hactl set` edits.
+    pub text: Option<String>,
+    /// Whose copy won.
+    pub from: Option<u32>,
+    /// The winning copy's version (`None` under `classic`, or while no
+    /// sealed copy parses).
+    pub version: Option<u64>,
+    /// The local node's own copy, judged (`None`: local node unknown).
+    pub local: Option<LocalHactl>,
+    /// Why nothing won.
+    pub error: Option<String>,
+}
+
+/// The nodes whose hactl copies the monitors replicate among: the members
+/// `members` lists (a node membership lists down is not read), or every
+/// node with a directory when membership is unknown (`None`). One rule for
+/// `mosha status`, `hactl show`, `hactl set` and `standby`, so that they
+/// all show and edit the copy the cluster acts on.
+pub fn hactl_candidates(store: &dyn SharedStore, members: Option<&[u32]>) -> BTreeSet<u32> {
+    match members {
+        Some(m) => m.iter().copied().collect(),
+        None => store.nodes().unwrap_or_default().into_iter().collect(),
+    }
 }
 
 fn read_hactl(store: &dyn SharedStore, node: u32) -> HactlCopy {
@@ -605,11 +651,15 @@ fn read_hactl(store: &dyn SharedStore, node: u32) -> HactlCopy {
     }
 }
 
-/// The hactl the cluster converges on among `candidates`' copies, by
-/// `rule`, and the state of `me`'s own copy. Under `ranked`, while no
-/// sealed copy parses (a new cluster whose copies are not sealed yet), the
-/// newest complete copy that parses stands in, without a version.
-fn pick_hactl(
+/// The hactl the cluster converges on among `candidates`' copies (see
+/// [`hactl_candidates`]), by `rule`, and the state of `me`'s own copy.
+/// Under `ranked`, while no sealed copy parses (a new cluster whose copies
+/// are not sealed yet), the newest complete copy that parses stands in,
+/// without a version. The one picker of `mosha status`, `mosha hactl show`,
+/// `mosha hactl set` and `mosha standby`: a second one (the best sealed
+/// copy on any node) let `hactl set` edit a copy the cluster did not act
+/// on, undoing a `classic` hand edit with a newer mtime.
+pub fn pick_hactl(
     store: &dyn SharedStore,
     candidates: &BTreeSet<u32>,
     me: Option<u32>,
@@ -661,6 +711,7 @@ fn pick_hactl(
         }
         _ => (None, None),
     };
+    let text = body.as_deref().map(|b| String::from_utf8_lossy(b).into_owned());
     let version = versioned.map(|(_, v)| v);
     let local = me
         .and_then(|me| copies.get(&me).map(|c| judge_local(me, c, rule, body.as_deref(), version)));
@@ -669,7 +720,7 @@ fn pick_hactl(
         (None, true) => Some("no member node to read a hactl from".into()),
         (None, false) => Some("no member node has a hactl that parses".into()),
     };
-    HactlPick { hactl, from: winner, version: version.map(|v| v.number), local, error }
+    HactlPick { hactl, text, from: winner, version: version.map(|v| v.number), local, error }
 }
 
 /// The local copy's state (see [`LocalHactl::state`]), given the winning
@@ -809,7 +860,8 @@ pub fn health(st: &ClusterStatus, me: Option<u32>) -> Health {
     }
     let judge = |n: &NodeReport| -> Result<(), String> {
         if n.live == Some(false) {
-            return Err(format!("node {}: not live: {NOT_LIVE}", n.node));
+            let why = n.not_live.as_deref().unwrap_or(NOT_LIVE);
+            return Err(format!("node {}: not live: {why}", n.node));
         }
         if n.clstat != "ok" || n.stale {
             return Err(format!(
@@ -872,8 +924,8 @@ fn since_cell(n: &NodeReport) -> String {
 /// What to say about the local hactl copy, when it is not the one in
 /// force (`from`: the node whose copy is): said plainly when it is broken,
 /// since the node then runs on its last good copy, not on what the file
-/// shows.
-fn local_hactl_line(l: &LocalHactl, from: Option<u32>) -> Option<String> {
+/// shows. Also `mosha hactl show`'s note.
+pub fn local_hactl_line(l: &LocalHactl, from: Option<u32>) -> Option<String> {
     let node = l.node;
     let shown = match from {
         Some(n) if n != node => format!("; the wanted levels shown are node {n}'s copy"),
@@ -906,10 +958,16 @@ fn local_hactl_line(l: &LocalHactl, from: Option<u32>) -> Option<String> {
 
 /// Why a node is not live under `ranked`, in an operator's words.
 const NOT_LIVE: &str = "its record did not move within 1.5 s, its lease does not hold, or a \
-     peer lists its incarnation as fenced (restart its mosha if it still runs)";
+     peer lists its incarnation as fenced (a fenced node that still runs rejoins by itself as a \
+     new incarnation)";
 
 pub fn render(st: &ClusterStatus) -> String {
-    let mut out = format!("cluster {} (timeout {}s)", st.shared, st.timeout_secs);
+    // Under ranked the lease sets every time: `--timeout` is not used, so
+    // naming a timeout would send an operator to the wrong flag.
+    let mut out = match st.lease_secs {
+        Some(h) => format!("cluster {} (ranked, lease {h}s)", st.shared),
+        None => format!("cluster {} (timeout {}s)", st.shared, st.timeout_secs),
+    };
     match (st.hactl_from, st.hactl_version) {
         (Some(n), Some(v)) => {
             out.push_str(&format!(", wanted levels from node {n}'s hactl (version {v})\n"))
@@ -954,7 +1012,7 @@ pub fn render(st: &ClusterStatus) -> String {
         };
         let mut notes = Vec::new();
         if n.live == Some(false) {
-            notes.push(format!("NOT LIVE: {NOT_LIVE}"));
+            notes.push(format!("NOT LIVE: {}", n.not_live.as_deref().unwrap_or(NOT_LIVE)));
         }
         if !n.fenced_by.is_empty() {
             notes.push(format!("FENCED by {}", list(&n.fenced_by)));
@@ -1098,6 +1156,7 @@ mod tests {
             since_change: Some("down".into()),
             since_secs: Some(130.0),
             live: None,
+            not_live: None,
         };
         assert_eq!(since_cell(&n), "2m10s");
         n.member = Some(true);
@@ -1262,6 +1321,7 @@ mod tests {
         let st = ClusterStatus {
             shared: "/mfs".into(),
             timeout_secs: 60.0,
+            lease_secs: None,
             hactl_node: Some(1),
             hactl_from: Some(1),
             hactl_version: Some(7),
@@ -1368,6 +1428,7 @@ mod tests {
         let st = ClusterStatus {
             shared: "/mfs".into(),
             timeout_secs: 6.0,
+            lease_secs: None,
             hactl_node: None,
             hactl_from: None,
             hactl_version: None,
@@ -1395,6 +1456,7 @@ mod tests {
         let st = ClusterStatus {
             shared: "/mfs".into(),
             timeout_secs: 60.0,
+            lease_secs: None,
             hactl_node: Some(1),
             hactl_from: Some(1),
             hactl_version: None,
@@ -1414,6 +1476,7 @@ mod tests {
                     since_change: Some("up".into()),
                     since_secs: Some(185.0),
                     live: None,
+                    not_live: None,
                 },
                 NodeReport {
                     node: 2,
@@ -1427,6 +1490,7 @@ mod tests {
                     since_change: Some("down".into()),
                     since_secs: Some(40.0),
                     live: None,
+                    not_live: None,
                 },
                 NodeReport {
                     node: 3,
@@ -1440,6 +1504,7 @@ mod tests {
                     since_change: None,
                     since_secs: None,
                     live: None,
+                    not_live: None,
                 },
             ],
             groups: vec![

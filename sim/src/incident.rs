@@ -869,6 +869,12 @@ fn ranked_note(
             Kind::Fence,
             format!("fenced by node {by} (incarnation {incarnation}) but still running"),
         ),
+        N::Rejoining { by, fenced, incarnation } => (
+            Kind::Fence,
+            format!(
+                "rejoins as incarnation {incarnation} (incarnation {fenced} fenced by node {by})"
+            ),
+        ),
         _ => return,
     };
     push(kind, None, text);

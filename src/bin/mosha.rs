@@ -137,7 +137,11 @@ pub(crate) struct Args {
 enum Command {
     /// Print one table of the cluster: nodes (up, stale, unreadable, fenced)
     /// and groups (wanted level, where they run, state on every node).
-    /// Exit 0 when quorum is held, 3 when membership is unknown, 4 when
+    /// Under --policy ranked every node's record is read twice, 1.5 s
+    /// apart: a node whose record did not move, whose lease lapsed or that
+    /// a peer fenced is NOT LIVE (the reason is given) and its groups are
+    /// not counted as running there. Exit 0 when quorum is held (ranked:
+    /// the local node is live), 3 when membership is unknown, 4 when
     /// quorum is lost or unknown, 1 when no node is found.
     Status {
         /// Print JSON instead of a table.
@@ -162,7 +166,7 @@ enum Command {
     /// Put NODE in standby (`on`) or take it out (`off`): under `--policy
     /// ranked` a standby node stops its groups gracefully, others take
     /// them, and it takes no new ones. Written as a `#@standby` line into
-    /// the newest hactl, saved in this node's directory (the one `--node`
+    /// the hactl the cluster converges on (as `status` shows it), saved in this node's directory (the one `--node`
     /// names, as `hactl set` does; sealed, version bumped, replicated). Refused
     /// under `classic` (which ignores it), for a node with no directory
     /// under --mfsbase, and when it would leave no live node out of
@@ -190,9 +194,12 @@ enum Command {
 /// `mosha hactl ...`.
 #[derive(Subcommand, Debug)]
 enum HactlVerb {
-    /// Print the newest hactl that parses among the nodes, and whose it is.
+    /// Print the hactl the cluster converges on (the copy `mosha status`
+    /// shows: under `ranked` the highest sealed version that parses, under
+    /// `classic` the newest that parses, among the members' copies), whose
+    /// it is, and what is wrong with the local copy, if anything.
     Show,
-    /// Want GROUP at LEVEL cluster-wide: the newest hactl with the change,
+    /// Want GROUP at LEVEL cluster-wide: that same hactl with the change,
     /// checked against the newest cltab (a level no entry of the group
     /// names is refused; `stop` always works), written atomically into this
     /// node's directory with a fresh mtime, so every live node copies it at
@@ -486,15 +493,14 @@ fn status(args: &Args, json: bool) -> ExitCode {
     let timeout = AnyPolicy::new(policy_of(args)).timeout();
     let store: Arc<dyn SharedStore> =
         Arc::new(FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath)));
-    let membership: Box<dyn Membership> = match args.membership {
-        MembershipName::Openmosix => Box::new(HpcMembership::new(args.hpcbase.clone())),
-        MembershipName::Heartbeat => Box::new(HeartbeatMembership::new(store.clone(), timeout)),
-    };
+    let membership = membership_of(args, store.clone());
     let me = match whois(args) {
         Ok(n) => Some(n),
         Err(e) => {
             if !json {
-                eprintln!("mosha: local node unknown ({e}); showing the newest hactl");
+                eprintln!(
+                    "mosha: local node unknown ({e}); showing the hactl the cluster converges on"
+                );
             }
             None
         }
@@ -507,16 +513,14 @@ fn status(args: &Args, json: bool) -> ExitCode {
     let mut records = cluster_status::Records::read(&paths, &nodes, history);
     if matches!(args.policy, PolicyName::Ranked) {
         // Life as `mosha standby` judges it (two reads of every record,
-        // 1.5 s apart): a frozen or fenced owner's groups are not shown
-        // running until `--timeout` passes (issue 12, item 4).
-        records.ranked_live = Some(cluster_status::sample_ranked_live(&*store, &nodes));
+        // 1.5 s apart), and why a node is not live: a frozen, lapsed or
+        // fenced owner's groups were shown running until its clstat was
+        // older than the staleness limit (issue 12, item 4).
+        records.ranked_faults = Some(cluster_status::sample_ranked_faults(&*store, &nodes));
     }
     // The hactl the cluster converges on, by the policy's own rule.
-    let rule = match args.policy {
-        PolicyName::Classic => cluster_status::HactlRule::Newest,
-        PolicyName::Ranked => cluster_status::HactlRule::Versioned,
-    };
-    let st = cluster_status::collect(
+    let rule = hactl_rule(args);
+    let mut st = cluster_status::collect(
         &*store,
         &*membership,
         timeout,
@@ -525,6 +529,9 @@ fn status(args: &Args, json: bool) -> ExitCode {
         &records,
         SystemTime::now(),
     );
+    if let PolicyConfig::Ranked(p) = policy_of(args) {
+        st.lease_secs = Some(p.lease.0 as f64 / 1000.0);
+    }
     if json {
         match serde_json::to_string_pretty(&st) {
             Ok(text) => println!("{text}"),
@@ -709,7 +716,119 @@ fn newest_versioned<T>(
     Ok(best.map(|(_, node, text, parsed)| (node, text, parsed, highest)))
 }
 
-/// `mosha standby NODE on|off`: the newest hactl with its `#@standby`
+/// The hactl the cluster converges on, picked as `mosha status` picks it
+/// ([`cluster_status::pick_hactl`] among [`cluster_status::hactl_candidates`],
+/// by the policy's rule), with `me`'s own copy judged.
+fn converged_hactl(args: &Args, me: Option<u32>) -> cluster_status::HactlPick {
+    let store: Arc<dyn SharedStore> =
+        Arc::new(FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath)));
+    let members = membership_of(args, store.clone()).members().ok();
+    let candidates = cluster_status::hactl_candidates(&*store, members.as_deref());
+    cluster_status::pick_hactl(&*store, &candidates, me, hactl_rule(args))
+}
+
+/// How long `hactl set` and `standby` wait for a hand edit of this node's
+/// own copy to be sealed by its monitor: the settle time (2 s) plus 3 s for
+/// the monitor's cycle and a loaded machine.
+const OWN_EDIT_WAIT: Duration = Duration::from_secs(5);
+
+/// [`converged_hactl`], but under `ranked`, while this node's own copy is a
+/// hand edit that its monitor has not sealed yet (`edited`, or
+/// `checksum_fails`: it settles for 2 s first) and differs from the
+/// picked copy, wait up to
+/// [`OWN_EDIT_WAIT`] for the seal, then pick again.
+///
+/// Why: `hactl set` and `standby` write this node's file. Written over an
+/// unsealed hand edit, the edit was gone without a word, though it was
+/// made first (the seal, one version above every copy, makes it the copy
+/// the cluster converges on, and the write then goes on top of it). A hand
+/// edit not sealed in time (this node's `mosha` not running, or the file
+/// still changing) is refused rather than overwritten. `classic` has no
+/// seals: a hand edit with the newest mtime already is the base.
+fn pick_past_own_hand_edit(
+    args: &Args,
+    store: &FsStore,
+    me: u32,
+) -> Result<cluster_status::HactlPick, String> {
+    // Only a hand edit the base lacks is at stake: one whose text is the
+    // base's (a new cluster's unsealed copies, say) is kept by editing the
+    // base.
+    let settling = |p: &cluster_status::HactlPick| {
+        let own = || match store.read(me, SharedFile::Hactl) {
+            Ok(Some(snap)) => {
+                Some(clinit_engine::monitor::replica_version::body(&snap.bytes).to_vec())
+            }
+            _ => None,
+        };
+        matches!(args.policy, PolicyName::Ranked)
+            && p.local.as_ref().is_some_and(|l| matches!(l.state, "edited" | "checksum_fails"))
+            && own().as_deref() != p.text.as_deref().map(str::as_bytes)
+    };
+    let until = std::time::Instant::now() + OWN_EDIT_WAIT;
+    let mut pick = converged_hactl(args, Some(me));
+    if settling(&pick) {
+        eprintln!(
+            "mosha: {} holds a hand edit not sealed yet: waiting for its monitor to seal it \
+             (at most {} s), so that this change goes on top of it",
+            store.describe(me, SharedFile::Hactl),
+            OWN_EDIT_WAIT.as_secs()
+        );
+    }
+    while settling(&pick) {
+        if std::time::Instant::now() >= until {
+            return Err(format!(
+                "refused: {} holds a hand edit that was not sealed within {} s (is node {me}'s \
+                 mosha running? is the file still being written?); writing now would drop it. \
+                 Run again once `mosha hactl show` no longer reports it, or make the change in \
+                 that edit",
+                store.describe(me, SharedFile::Hactl),
+                OWN_EDIT_WAIT.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        pick = converged_hactl(args, Some(me));
+    }
+    Ok(pick)
+}
+
+/// The membership source `args` name, judged as `mosha status` judges it
+/// (the staleness limit the monitors themselves use).
+fn membership_of(args: &Args, store: Arc<dyn SharedStore>) -> Box<dyn Membership> {
+    use clinit_engine::monitor::{AnyPolicy, Policy};
+    let timeout = AnyPolicy::new(policy_of(args)).timeout();
+    match args.membership {
+        MembershipName::Openmosix => Box::new(HpcMembership::new(args.hpcbase.clone())),
+        MembershipName::Heartbeat => Box::new(HeartbeatMembership::new(store, timeout)),
+    }
+}
+
+/// The rule the policy replicates `hactl` by.
+fn hactl_rule(args: &Args) -> cluster_status::HactlRule {
+    match args.policy {
+        PolicyName::Classic => cluster_status::HactlRule::Newest,
+        PolicyName::Ranked => cluster_status::HactlRule::Versioned,
+    }
+}
+
+/// The highest version any node's copy of `file` carries (sealed, or a
+/// hand edit that kept its seal line; a truncated copy's is not believed):
+/// an edit is sealed one above it, so that it wins wherever it is read.
+fn highest_version(store: &FsStore, file: SharedFile) -> Result<u64, String> {
+    use clinit_engine::monitor::replica_version::{classify, Seal};
+    let mut highest = 0;
+    for node in cluster_nodes(store)? {
+        let Ok(Some(snap)) = store.read(node, file) else { continue };
+        match classify(&snap.bytes) {
+            Seal::Sealed(v) => highest = highest.max(v.number),
+            Seal::Edited { was: Some(n), .. } => highest = highest.max(n),
+            _ => {}
+        }
+    }
+    Ok(highest)
+}
+
+/// `mosha standby NODE on|off`: the hactl the cluster converges on (see
+/// [`converged_hactl`]) with its `#@standby`
 /// line changed, sealed one version above every copy, written into this
 /// node's directory.
 fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String> {
@@ -720,10 +839,12 @@ fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String
     let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
     let me = whois(args)?;
     let known = require_node(&store, node)?;
-    let current = newest_versioned(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())?;
-    let Some((_, text, hactl, highest)) = current else {
-        return Err(format!("no node under {} has a hactl that parses", store.base()));
+    let pick = pick_past_own_hand_edit(args, &store, me)?;
+    let (Some(text), Some(hactl)) = (pick.text, pick.hactl) else {
+        let why = pick.error.unwrap_or_else(|| "no hactl that parses".into());
+        return Err(format!("{why} (under {})", store.base()));
     };
+    let highest = highest_version(&store, SharedFile::Hactl)?;
     let mut nodes = hactl.standby.clone();
     let changed = if on { nodes.insert(node) } else { nodes.remove(&node) };
     let state = if on { "on" } else { "off" };
@@ -808,15 +929,24 @@ fn hactl_command(args: &Args, verb: &HactlVerb) -> Exit {
 fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
     check_bases(args, BaseUse::Client)?;
     let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
-    let current = newest_versioned(&store, SharedFile::Hactl, |t, f| Hactl::parse(t, f).ok())?;
-    let highest = current.as_ref().map_or(0, |c| c.3);
-    let current = current.map(|(node, text, parsed, _)| (node, text, parsed));
     match verb {
         HactlVerb::Show => {
-            let Some((node, text, _)) = current else {
-                return Err(format!("no node under {} has a hactl that parses", store.base()));
+            let me = whois(args).ok();
+            let pick = converged_hactl(args, me);
+            let (Some(node), Some(text)) = (pick.from, pick.text) else {
+                let why = pick.error.unwrap_or_else(|| "no hactl that parses".into());
+                return Err(format!("{why} (under {})", store.base()));
             };
-            eprintln!("# {} (newest valid copy)", store.describe(node, SharedFile::Hactl));
+            let version = pick.version.map(|v| format!(", version {v}")).unwrap_or_default();
+            eprintln!(
+                "# {} (the copy the cluster converges on{version})",
+                store.describe(node, SharedFile::Hactl)
+            );
+            let local = pick.local.as_ref();
+            if let Some(line) = local.and_then(|l| cluster_status::local_hactl_line(l, Some(node)))
+            {
+                eprintln!("# {line}");
+            }
             print!("{text}");
             Ok(Exit::Ok)
         }
@@ -826,9 +956,15 @@ fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
             let (_, cltab) = newest(&store, SharedFile::Cltab, |t, f| Cltab::parse(t, f).ok())?
                 .map(|(n, _, c)| (n, c))
                 .ok_or_else(|| format!("no node under {} has a cltab that parses", store.base()))?;
-            let (old_text, old_level) = match &current {
-                Some((_, text, hactl)) => (text.clone(), hactl.get(group).map(|w| w.level.clone())),
-                None => (String::new(), None),
+            // The copy `mosha status` shows, by the same rule: an edit on
+            // top of any other would undo what the cluster acts on. Under
+            // ranked, once this node's own hand edit (if one is settling)
+            // is sealed: the write below replaces this node's file.
+            let pick = pick_past_own_hand_edit(args, &store, me)?;
+            let highest = highest_version(&store, SharedFile::Hactl)?;
+            let (old_text, old_level) = match (pick.text, &pick.hactl) {
+                (Some(text), Some(hactl)) => (text, hactl.get(group).map(|w| w.level.clone())),
+                _ => (String::new(), None),
             };
             let target = store.describe(me, SharedFile::Hactl);
             if old_level.as_deref() == Some(level.as_str()) {

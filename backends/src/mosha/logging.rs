@@ -350,7 +350,13 @@ fn log_ranked(notice: clinit_engine::monitor::ranked::RankedNotice) {
         N::FencedWhileRunning { by, incarnation } => error!(
             "node {by} FENCED this node (incarnation {incarnation}), but this mosha still runs: \
              the fence command reported success without killing it. No claim will be granted \
-             to this incarnation; restart mosha to rejoin as a new one, and fix the fence command"
+             to this incarnation: killing every local service now (SIGKILL), then rejoining as \
+             a new incarnation. Fix the fence command"
+        ),
+        N::Rejoining { by, fenced, incarnation } => warn!(
+            "rejoining as incarnation {incarnation}: incarnation {fenced} was fenced by node \
+             {by} while it ran and its services are now dead; the new incarnation is persisted \
+             before its first record and starts nothing until its peers acknowledge it"
         ),
     }
 }

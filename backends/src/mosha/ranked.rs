@@ -122,7 +122,10 @@ impl Executor {
                         sent += 1;
                     }
                 }
-                error!("lease lost: SIGKILL sent to {sent} process groups");
+                error!(
+                    "no lease here (lost, or this incarnation fenced): SIGKILL sent to {sent} \
+                     process groups"
+                );
                 None
             }
             ClusterCommand::Persist { seq, state } => {

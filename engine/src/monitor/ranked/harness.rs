@@ -131,6 +131,9 @@ pub struct World {
     pub recovered_during_fence: usize,
     pub double_owner_ms: u64,
     pub split_leases_ms: u64,
+    /// Records written by an incarnation that was not on the node's disk
+    /// yet (a restart or a rejoin that published before it persisted).
+    pub unpersisted_records: usize,
     /// Feed the membership source's view (`detect=0`): up, unpaused hosts.
     pub membership: bool,
     /// Nodes the membership source lists down whatever their truth (a
@@ -169,6 +172,7 @@ impl World {
             recovered_during_fence: 0,
             double_owner_ms: 0,
             split_leases_ms: 0,
+            unpersisted_records: 0,
             membership: false,
             listed_down: BTreeSet::new(),
             event_driven: false,
@@ -596,6 +600,13 @@ impl World {
                 n.inbox.push(Input::Persisted { version });
             }
             Command::WriteRecord { counter, text } => {
+                // The second line is `node ID INCARNATION COUNTER`.
+                let inc = text.lines().nth(1).and_then(|l| l.split(' ').nth(2));
+                let on_disk = self.nodes[&id].disk.as_ref().map(|d| d.incarnation.to_string());
+                if inc.is_none() || inc.map(str::to_string) != on_disk {
+                    self.unpersisted_records += 1;
+                    self.log.push((t, id, format!("RECORD OF UNPERSISTED INCARNATION {inc:?}")));
+                }
                 let n = self.node(id);
                 n.history.push((t, text));
                 n.inbox.push(Input::Written { counter, ok: true });

@@ -3,7 +3,7 @@
 //! test runs the same schedule with one rule removed and asserts the
 //! failure, so a rule that stops mattering is noticed).
 
-use super::harness::{dump, Link, World};
+use super::harness::{dump, Link, World, TICK};
 use super::machine::{Command, Input, Ranked, Read};
 use super::record::{Config, LeaseState, Record};
 use super::{RankedParams, Rules};
@@ -1391,14 +1391,13 @@ fn without_clearing_a_void_at_the_lift_it_sticks_to_the_new_lease_and_db_stays_d
 }
 
 /// A fence command that reports success without killing its target (new-
-/// user test NU9 #5): node 1 is cut off both ways, node 2 fences it and
-/// takes `web` over, node 1 runs on. Once the cut heals, node 1 reads node
-/// 2's record listing its running incarnation as fenced and says so, once:
-/// its peers hold that incarnation void for good, and only a restart as a
-/// new incarnation rejoins. It used to run on with nothing in its own log.
-#[test]
-fn a_node_fenced_while_it_runs_says_so_once() {
-    let mut w = fenced(2, "web start 1,2\n");
+/// user test NU9 #5): node 1 of `n` is cut off both ways, a peer fences it
+/// and takes `web` over, node 1 runs on. Once the cut heals, node 1 reads
+/// the fencer's record listing its running incarnation as fenced. Returns
+/// the world 10 s after the heal, the heal's time, and the double-owner
+/// time counted up to the heal (the lying fence's doing).
+fn fenced_while_it_runs(n: u32, hactl: &str) -> (World, u64, u64) {
+    let mut w = fenced(n, hactl);
     w.fence_kills = false;
     assert!(w.settle(10_000));
     assert_eq!(w.runs("web"), vec![1]);
@@ -1407,14 +1406,117 @@ fn a_node_fenced_while_it_runs_says_so_once() {
     w.run_until(t0 + 15_000);
     assert_eq!(w.fences.len(), 1, "{}", dump(&w));
     assert!(w.nodes[&1].up, "the fence killed nothing");
+    let (healed, before) = (w.t, w.double_owner_ms);
+    for a in 2..=n {
+        w.link(1, a, Link::Delay(w.default_delay));
+        w.link(a, 1, Link::Delay(w.default_delay));
+    }
+    w.run_until(healed + 10_000);
+    (w, healed, before)
+}
+
+/// What every fenced-while-running case must show: node 1 says so once
+/// (naming a fencer), kills its services at once, rejoins as incarnation
+/// 2 only after the kill, never holds a lease in incarnation 1 after the
+/// sighting, persists incarnation 2 before publishing it, and holds a
+/// lease again, acknowledged by every peer. Returns when it saw the fence
+/// and when it killed.
+fn rejoined(w: &World) -> (u64, u64) {
+    let said: Vec<&(u64, u32, String)> =
+        w.log.iter().filter(|(_, n, l)| *n == 1 && l.starts_with("FencedWhileRunning")).collect();
+    assert_eq!(said.len(), 1, "{}", dump(w));
+    let fenced_at = said[0].0;
+    let after = |what: &str| {
+        w.log.iter().find(|(t, n, l)| *t >= fenced_at && *n == 1 && l.starts_with(what))
+    };
+    let killed = after("kill all").expect("a kill after the fence").0;
+    assert_eq!(killed, fenced_at, "the kill comes with the sighting: {}", dump(w));
+    let rejoin = after("Rejoining").unwrap_or_else(|| panic!("no rejoin: {}", dump(w)));
+    assert!(killed <= rejoin.0, "{}", dump(w));
+    assert!(rejoin.2.contains("fenced: 1, incarnation: 2"), "{}", rejoin.2);
+    let leases_fenced = w.log.iter().filter(|(t, n, l)| {
+        *n == 1 && *t >= fenced_at && *t < rejoin.0 && l.starts_with("LeaseAcquired")
+    });
+    assert_eq!(leases_fenced.count(), 0, "{}", dump(w));
+    let m = w.nodes[&1].machine.as_ref().expect("node 1 runs");
+    assert_eq!(m.incarnation(), 2, "{}", dump(w));
+    assert_eq!(w.nodes[&1].disk.as_ref().map(|d| d.incarnation), Some(2));
+    assert!(w.holding(1), "the new incarnation holds a lease: {}", dump(w));
+    for (&id, node) in w.nodes.iter().filter(|(&id, _)| id != 1) {
+        let rec = node.history.last().and_then(|(_, t)| Record::parse(t).ok()).expect("record");
+        assert_eq!(rec.ack_of(1).map(|a| a.incarnation), Some(2), "node {id}: {}", dump(w));
+    }
+    assert_eq!(w.unpersisted_records, 0, "{}", dump(w));
+    (fenced_at, killed)
+}
+
+/// Three nodes: isolated, node 1 loses its lease (a minority) and kills
+/// `web`; node 2 fences it (the fence lies) and takes `web`. Healed, node 1
+/// says it was fenced, once, and rejoins as incarnation 2 by itself; `web`
+/// stays on node 2, never ran twice, and node 1 holds a lease again. It
+/// used to stay barred in incarnation 1 until an operator restarted
+/// `mosha`.
+#[test]
+fn a_node_fenced_while_it_runs_says_so_once_and_rejoins_as_a_new_incarnation() {
+    let (w, _, _) = fenced_while_it_runs(3, "web start 1,2,3\n");
+    rejoined(&w);
+    assert_eq!(w.runs("web"), vec![2], "{}", dump(&w));
+    assert_eq!(w.double_owner_ms, 0, "{}", dump(&w));
+}
+
+/// Two nodes: isolated, node 1 is the tie-breaker and keeps its lease and
+/// `web` (an exact half); node 2 fences it (the fence lies) and runs `web`
+/// too: two owners, the broken fence's doing. Healed, node 1 kills `web`
+/// the moment it reads the fence, so the double owner ends there, and
+/// rejoins as incarnation 2. (Its new incarnation ends the fence vote that
+/// node 2's exact half rested on, so node 2 loses its lease for a moment
+/// and `web` may move back to node 1, as after a restart of node 1's
+/// `mosha`; it runs on one node.)
+#[test]
+fn a_fenced_tie_breaker_kills_its_group_at_the_sighting_and_rejoins() {
+    let (w, healed, before) = fenced_while_it_runs(2, "web start 1,2\n");
+    assert!(before > 0, "the lying fence made two owners: the test needs them");
+    let (_, killed) = rejoined(&w);
+    let after = w.double_owner_ms - before;
+    assert!(after <= killed - healed + TICK, "{after} ms more: {}", dump(&w));
+    assert_eq!(w.runs("web").len(), 1, "{}", dump(&w));
+}
+
+/// The rejoin waits for a confirmed kill: node 1's `web` is stuck (D
+/// state: no kill ends it) when the cut comes, so its kill after the lost
+/// lease is unconfirmed and it publishes `lost`. It still sees the fence,
+/// but stays incarnation 1, with no lease, for as long as `web` lives; once
+/// `web` can die, the retried kill is confirmed and node 1 rejoins as
+/// incarnation 2.
+#[test]
+fn a_fenced_node_rejoins_only_once_its_kill_is_confirmed() {
+    let mut w = fenced(2, "web start 1,2\n");
+    w.fence_kills = false;
+    assert!(w.settle(10_000));
+    assert_eq!(w.runs("web"), vec![1]);
+    let t0 = w.t;
+    w.node(1).unkillable = true;
+    w.isolate(1);
+    w.run_until(t0 + 15_000);
     for (a, b) in [(1, 2), (2, 1)] {
         w.link(a, b, Link::Delay(w.default_delay));
     }
-    w.run_until(t0 + 25_000);
-    let said: Vec<&(u64, u32, String)> =
-        w.log.iter().filter(|(_, n, l)| *n == 1 && l.starts_with("FencedWhileRunning")).collect();
-    assert_eq!(said.len(), 1, "{}", dump(&w));
-    assert!(said[0].2.contains("by: 2"), "{said:?}");
+    let saw =
+        |w: &World| w.log.iter().any(|(_, n, l)| *n == 1 && l.starts_with("FencedWhileRunning"));
+    assert!(w.run_until_cond(t0 + 25_000, saw), "{}", dump(&w));
+    w.run_until(w.t + 10_000);
+    let inc = |w: &World| w.nodes[&1].machine.as_ref().map(|m| m.incarnation());
+    assert_eq!(inc(&w), Some(1), "rejoined with its service alive: {}", dump(&w));
+    assert!(!w.holding(1), "{}", dump(&w));
+    assert!(w.nodes[&1].procs.contains("web"), "the test needs web stuck on node 1");
+    assert!(!w.log.iter().any(|(_, n, l)| *n == 1 && l.starts_with("Rejoining")), "{}", dump(&w));
+    let t1 = w.t;
+    w.node(1).unkillable = false;
+    let back = |w: &World| inc(w) == Some(2) && w.holding(1);
+    // Retries back off up to 16 H (32 s).
+    assert!(w.run_until_cond(t1 + 40_000, back), "{}", dump(&w));
+    assert!(!w.nodes[&1].procs.contains("web"), "{}", dump(&w));
+    assert_eq!(w.unpersisted_records, 0, "{}", dump(&w));
 }
 
 /// Three nodes whose records take 400 ms to show (within the lease's

@@ -34,6 +34,7 @@ mod judge;
 mod lease_pass;
 mod member_pass;
 mod publish;
+mod rejoin;
 
 /// The longest gap between retries of an unconfirmed kill, in leases (16 H:
 /// 32 s at the default H = 2 s).
@@ -312,9 +313,21 @@ pub enum RankedNotice {
     /// Node `by` publishes this node's running incarnation as fenced: its
     /// fence command reported success without killing this node. Its peers
     /// hold this incarnation void for good (no claim will be granted to
-    /// it); a restart of `mosha` rejoins as a new incarnation.
+    /// it), so this node kills its services at once (as after a lost
+    /// lease) and, once the kill is confirmed, rejoins as a new incarnation
+    /// by itself ([`RankedNotice::Rejoining`]).
     FencedWhileRunning {
         by: u32,
+        incarnation: u64,
+    },
+    /// After [`RankedNotice::FencedWhileRunning`] and a confirmed kill of
+    /// every local service: this node becomes incarnation `incarnation`
+    /// (persisted before its first record, as a restart's), replacing the
+    /// `fenced` one, and starts nothing until its peers acknowledge it and
+    /// it holds a lease, as after a restart.
+    Rejoining {
+        by: u32,
+        fenced: u64,
         incarnation: u64,
     },
     /// A record that names another node was refused.
@@ -440,6 +453,12 @@ pub struct Ranked {
     /// Peers whose records were seen to list this very incarnation as
     /// fenced (said once each: [`RankedNotice::FencedWhileRunning`]).
     said_fenced_by: BTreeSet<u32>,
+    /// The first peer seen to list this incarnation as fenced while it
+    /// runs. Set, this incarnation is finished: it kills its services,
+    /// never acquires a lease or asks for a claim again, and once the kill
+    /// is confirmed the machine becomes a new incarnation
+    /// ([`Ranked::rejoin`]).
+    fenced_by: Option<u32>,
     /// When this node last acquired its lease (own clock).
     held_since: Millis,
     /// The configuration version the voter pass last saw, and since when
@@ -549,6 +568,7 @@ impl Ranked {
             epoch: 0,
             epoch_floor: 1,
             said_fenced_by: BTreeSet::new(),
+            fenced_by: None,
             held_since: now,
             config_seen: (0, now),
             deadline: None,

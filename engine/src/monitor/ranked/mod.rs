@@ -502,7 +502,9 @@ mod interleavings;
 mod liveness;
 
 pub use machine::{Command, Durable, FenceGuard, Input, Output, Ranked, RankedNotice, Read, Step};
-pub use record::{fence_in_force, Change, Config, Epoch, LeaseState, NodeInc, Record, Seen};
+pub use record::{
+    fence_in_force, Change, Config, Epoch, LeaseState, NodeInc, NotLive, Record, Seen,
+};
 
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};

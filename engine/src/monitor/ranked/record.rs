@@ -514,29 +514,54 @@ impl Record {
 
     /// Of the nodes whose records were read twice (`earlier`, then
     /// `later`, some heartbeat periods apart: 1.5 s in `mosha standby` and
-    /// `mosha status`), the live ones: [`Record::alive_since`], and its
-    /// current incarnation not listed as fenced in any other node's later
-    /// record. A node a peer lists as fenced still runs only when the fence
-    /// command reported success without killing it; peers bar that
-    /// incarnation from grants until it restarts (a new incarnation), so it
-    /// can run nothing and is not live, whatever its own lease says
-    /// (issue 12, items 4 and 5). One rule for every caller outside the
-    /// machine, so `standby` and `status` never judge life differently.
+    /// `mosha status`), the live ones: those [`Record::not_live`] finds no
+    /// fault with. One rule for every caller outside the machine, so
+    /// `standby` and `status` never judge life differently.
     pub fn live_nodes(
         earlier: &BTreeMap<u32, Record>,
         later: &BTreeMap<u32, Record>,
     ) -> BTreeSet<u32> {
-        later
-            .iter()
-            .filter(|(n, b)| earlier.get(n).is_some_and(|a| b.alive_since(a)))
-            .filter(|(n, b)| {
-                !later.iter().any(|(peer, r)| {
-                    peer != *n
-                        && r.fenced.get(n).is_some_and(|&f| fence_in_force(f, Some(b.incarnation)))
-                })
-            })
-            .map(|(n, _)| *n)
-            .collect()
+        let faults = Record::not_live(earlier, later, later.keys().copied());
+        later.keys().copied().filter(|n| !faults.contains_key(n)).collect()
+    }
+
+    /// Why each of `nodes` is not live, judged from two reads of every
+    /// record (`earlier`, then `later`); a live node is absent. A node is
+    /// live when [`Record::alive_since`] holds and no other node's later
+    /// record lists its current incarnation as fenced. A node a peer lists
+    /// as fenced still runs only when the fence command reported success
+    /// without killing it; peers grant that incarnation nothing again (it
+    /// rejoins as a new incarnation by itself), so it runs nothing and is
+    /// not live, whatever its own lease says (issue 12, items 4 and 5).
+    /// Why it matters to say which: a frozen monitor, a lapsed lease and a
+    /// missed fence call for different remedies.
+    pub fn not_live(
+        earlier: &BTreeMap<u32, Record>,
+        later: &BTreeMap<u32, Record>,
+        nodes: impl IntoIterator<Item = u32>,
+    ) -> BTreeMap<u32, NotLive> {
+        let mut faults = BTreeMap::new();
+        for n in nodes {
+            let Some(b) = later.get(&n) else {
+                faults.insert(n, NotLive::NoRecord);
+                continue;
+            };
+            let fenced_by = later.iter().find_map(|(&peer, r)| {
+                let f = *r.fenced.get(&n)?;
+                (peer != n && fence_in_force(f, Some(b.incarnation))).then_some(peer)
+            });
+            let fault = match (fenced_by, earlier.get(&n)) {
+                (Some(by), _) => NotLive::Fenced { by, incarnation: b.incarnation },
+                (None, None) => NotLive::NoRecord,
+                (None, Some(a)) if (b.incarnation, b.counter) == (a.incarnation, a.counter) => {
+                    NotLive::Frozen
+                }
+                (None, Some(_)) if !b.holds_quorum() => NotLive::LeaseLapsed,
+                (None, Some(_)) => continue,
+            };
+            faults.insert(n, fault);
+        }
+        faults
     }
 
     /// The acknowledgement this record gives `node`'s heartbeats, if any.
@@ -549,6 +574,46 @@ impl Record {
     /// running).
     pub fn runs(&self, group: &str) -> bool {
         self.groups.get(group).is_some_and(counts_as_running)
+    }
+}
+
+/// Why a node is not live ([`Record::not_live`]), in an operator's words
+/// by its `Display`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "why")]
+pub enum NotLive {
+    /// Its record could not be read (or parsed) both times.
+    NoRecord,
+    /// Its record did not move between the two reads: its monitor is
+    /// frozen or dead (its watchdog kills its groups when its lease ends).
+    Frozen,
+    /// Its record moves, but its lease does not hold: lapsed (no quorum
+    /// acknowledges it) or released.
+    LeaseLapsed,
+    /// Node `by` lists its current incarnation as fenced.
+    Fenced { by: u32, incarnation: u64 },
+}
+
+impl std::fmt::Display for NotLive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotLive::NoRecord => write!(f, "no readable record"),
+            NotLive::Frozen => write!(
+                f,
+                "its record did not move (mosha frozen or dead; its watchdog kills its groups \
+                 when its lease ends)"
+            ),
+            NotLive::LeaseLapsed => {
+                write!(f, "lease lapsed (its record moves but holds no lease: no quorum hears it)")
+            }
+            // The fencer is not named here: `mosha status` lists fences
+            // (`FENCED by N`, and the fences in force) on lines of their own.
+            NotLive::Fenced { incarnation, .. } => write!(
+                f,
+                "its incarnation {incarnation} is fenced (a node that still runs rejoins by \
+                 itself as a new incarnation)"
+            ),
+        }
     }
 }
 
@@ -630,6 +695,39 @@ pub(crate) mod tests {
         // A lapsed lease is not live either, though the record moves.
         later.get_mut(&1).expect("node 1 read").lease = LeaseState::Lost;
         assert_eq!(Record::live_nodes(&earlier, &later), BTreeSet::from([2]));
+    }
+
+    /// `mosha status` says why a node is not live, by the same rule:
+    /// frozen, lease lapsed, fenced (naming the fencer), or no record.
+    #[test]
+    fn not_live_says_why() {
+        let node = |n: u32, inc: u64, counter: u64| {
+            let mut r = sample();
+            (r.node, r.incarnation, r.counter) = (n, inc, counter);
+            r.fenced.clear();
+            (n, r)
+        };
+        let earlier: BTreeMap<u32, Record> =
+            [node(1, 1, 10), node(2, 4, 10), node(3, 1, 10), node(4, 1, 10)].into_iter().collect();
+        let mut later: BTreeMap<u32, Record> =
+            [node(1, 1, 16), node(2, 4, 16), node(3, 1, 10), node(4, 1, 16)].into_iter().collect();
+        later.get_mut(&1).expect("node 1").fenced.insert(2, 4);
+        later.get_mut(&4).expect("node 4").lease = LeaseState::Lost;
+        let faults = Record::not_live(&earlier, &later, 1..=5);
+        assert_eq!(
+            faults,
+            BTreeMap::from([
+                (2, NotLive::Fenced { by: 1, incarnation: 4 }),
+                (3, NotLive::Frozen),
+                (4, NotLive::LeaseLapsed),
+                (5, NotLive::NoRecord),
+            ])
+        );
+        assert!(NotLive::LeaseLapsed.to_string().starts_with("lease lapsed"));
+        assert!(NotLive::Fenced { by: 1, incarnation: 4 }.to_string().contains("incarnation 4"));
+        // The fenced node rejoined as incarnation 5: live again.
+        later.insert(2, node(2, 5, 1).1);
+        assert!(!Record::not_live(&earlier, &later, [2]).contains_key(&2));
     }
     use proptest::prelude::*;
 

@@ -128,6 +128,9 @@ impl Ranked {
                         self.claims.clear();
                         self.kill_failed = false;
                         self.hurry();
+                        if let Some(by) = self.fenced_by {
+                            self.rejoin(by);
+                        }
                     } else if !self.kill_failed {
                         self.kill_failed = true;
                         let h = self.params.lease;
@@ -230,6 +233,9 @@ impl Ranked {
                 if fenced_me && self.said_fenced_by.insert(node) {
                     let notice = RankedNotice::FencedWhileRunning { by: node, incarnation: my_inc };
                     self.out.push(Command::Log(notice));
+                }
+                if fenced_me {
+                    self.fenced_out(node);
                 }
                 // Acknowledge promptly: a voter that hears a new counter
                 // publishes its acknowledgement at once (at most one such

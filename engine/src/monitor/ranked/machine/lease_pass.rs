@@ -217,7 +217,14 @@ impl Ranked {
                 self.lose_lease();
             }
             Phase::Holding => self.deadline = deadline,
-            Phase::Released if holds && self.persisted.is_some() && !self.leaving => {
+            // Never in an incarnation a peer fenced (`fenced_out`): it only
+            // waits for its kill to rejoin as a new one.
+            Phase::Released
+                if holds
+                    && self.persisted.is_some()
+                    && !self.leaving
+                    && self.fenced_by.is_none() =>
+            {
                 self.phase = Phase::Holding;
                 self.held_since = now;
                 self.epoch += 1;
