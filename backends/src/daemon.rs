@@ -353,7 +353,7 @@ impl RealProcesses {
             .entries
             .iter()
             .filter(|e| !e.options.is_empty())
-            .map(|e| (e.tag.clone(), e.options.clone()))
+            .map(|e| (e.tag.clone(), (*e.options).clone()))
             .collect();
     }
 
