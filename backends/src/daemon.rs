@@ -41,7 +41,7 @@ use clinit_engine::options::{EntryOptions, Readiness};
 use clinit_engine::process::{ProcId, Shortage, Signal, SpawnError as EngineSpawnError};
 use clinit_engine::status::ClStat;
 use clinit_engine::time::Millis;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -314,6 +314,10 @@ pub struct RealProcesses {
     records: BTreeMap<ProcId, Arc<StateEntry>>,
     /// `records` changed since the state file was last written.
     state_dirty: bool,
+    /// The group and level names the records share ([`Self::intern`]),
+    /// and the count after the last pruning of unused ones.
+    names: HashSet<Arc<str>>,
+    names_pruned: usize,
     /// Per-entry options by tag, from the cltab in force ([`Self::set_table`]).
     options: HashMap<String, EntryOptions>,
     /// The output thread: children's output goes through pipes to it
@@ -339,6 +343,8 @@ impl RealProcesses {
             containment: Containment::ProcessGroup { reason: "not enabled".into() },
             records: BTreeMap::new(),
             state_dirty: true,
+            names: HashSet::new(),
+            names_pruned: 0,
             options: HashMap::new(),
             output: None,
             readiness: None,
@@ -462,6 +468,23 @@ impl RealProcesses {
             self.cancels.remove(&id);
         }
         label
+    }
+
+    /// The shared copy of a group or level name for a record. Names no
+    /// record uses any more are dropped whenever the set has doubled since
+    /// the last pruning (a cltab whose groups are renamed again and again
+    /// must not grow it for ever), so the pruning costs O(1) per call.
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.names.get(name) {
+            return Arc::clone(shared);
+        }
+        if self.names.len() >= 2 * self.names_pruned.max(32) {
+            self.names.retain(|n| Arc::strong_count(n) > 1);
+            self.names_pruned = self.names.len();
+        }
+        let shared: Arc<str> = Arc::from(name);
+        self.names.insert(Arc::clone(&shared));
+        shared
     }
 
     /// `GROUP/TAG` of a live instance, if it is one of ours.
@@ -606,7 +629,7 @@ impl RealProcesses {
                 self.cancels.insert(id, cancel);
             }
         }
-        let (group, tag, level) = (group.to_string(), tag.to_string(), level.to_string());
+        let (group, tag, level) = (self.intern(group), tag.to_string(), self.intern(level));
         self.records.insert(id, Arc::new(StateEntry { pgid: pid, start, group, tag, level }));
         self.state_dirty = true;
         Ok(pid)

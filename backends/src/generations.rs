@@ -72,9 +72,12 @@ pub struct StateEntry {
     pub pgid: u32,
     /// The leader's start time in clock ticks since boot (`/proc` field 22).
     pub start: u64,
-    pub group: String,
+    /// Group and level names are shared among the records of a daemon
+    /// (see `RealProcesses::intern`): 1,000 entries of one group at one
+    /// level keep one copy of each, not 1,000.
+    pub group: Arc<str>,
     pub tag: String,
-    pub level: String,
+    pub level: Arc<str>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
