@@ -26,7 +26,7 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -60,8 +60,37 @@ pub struct Prepared<'a> {
     _envp: Vec<CString>,
     envp: Vec<*const libc::c_char>,
     cwd: Option<CString>,
-    stdin: OwnedFd,
+    stdin: Stdin,
     output: Option<BorrowedFd<'a>>,
+}
+
+/// The child's stdin: the process's one `/dev/null` descriptor (opened at
+/// the first spawn, kept open close-on-exec; see [`dev_null`]), or one of
+/// its own where that could not be opened then.
+enum Stdin {
+    Shared(RawFd),
+    Own(OwnedFd),
+}
+
+impl Stdin {
+    fn raw(&self) -> RawFd {
+        match self {
+            Stdin::Shared(fd) => *fd,
+            Stdin::Own(fd) => fd.as_raw_fd(),
+        }
+    }
+}
+
+/// `/dev/null`, read-only and close-on-exec, opened once for every spawn
+/// of this process (issue 10, "speed must not regress": an `open` and a
+/// `close` per spawn were two of the start path's system calls). `None`
+/// when it cannot be opened; each spawn then opens its own, as before.
+fn dev_null() -> Option<RawFd> {
+    static DEV_NULL: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+    DEV_NULL
+        .get_or_init(|| std::fs::File::open("/dev/null").ok().map(OwnedFd::from))
+        .as_ref()
+        .map(AsRawFd::as_raw_fd)
 }
 
 fn cstring(bytes: &[u8]) -> io::Result<CString> {
@@ -101,7 +130,10 @@ impl<'a> Prepared<'a> {
         let ptrs = |v: &[CString]| {
             v.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
         };
-        let stdin = std::fs::File::open("/dev/null")?.into();
+        let stdin = match dev_null() {
+            Some(fd) => Stdin::Shared(fd),
+            None => Stdin::Own(std::fs::File::open("/dev/null")?.into()),
+        };
         Ok(Prepared {
             argv: ptrs(&argv_owned),
             envp: ptrs(&envp_owned),
@@ -324,10 +356,44 @@ unsafe fn spawn_vfork(
     cgroup: Option<&OwnedFd>,
     setup: &mut dyn FnMut() -> io::Result<()>,
 ) -> Spawned {
-    let stack = match ChildStack::new() {
-        Ok(s) => s,
-        Err(e) => return Spawned::Failed(e),
+    // The stack of the last spawn on this thread, if any: free again,
+    // since the child that used it has exec'd or exited (see SPARE_STACK).
+    let stack = match SPARE_STACK.with(std::cell::Cell::take) {
+        Some(s) => s,
+        None => match ChildStack::new() {
+            Ok(s) => s,
+            Err(e) => return Spawned::Failed(e),
+        },
     };
+    let result = spawn_vfork_on(&stack, prep, cgroup, setup);
+    SPARE_STACK.with(|spare| spare.set(Some(stack)));
+    result
+}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// One child stack per spawning thread, reused by every spawn of that
+    /// thread (issue 10, "speed must not regress"): a new mapping per
+    /// spawn cost an `mmap`, an `mprotect` for the guard page and an
+    /// `munmap` (a TLB flush on every CPU running one of the daemon's
+    /// threads), and page faults on the fresh pages. Reuse is safe: with
+    /// `CLONE_VFORK` the caller resumes only once the child has exec'd or
+    /// exited, so no child runs on it by then. It costs the few pages a
+    /// child touches, kept resident (unmapped when the thread ends).
+    static SPARE_STACK: std::cell::Cell<Option<ChildStack>> = const { std::cell::Cell::new(None) };
+}
+
+/// [`spawn_vfork`] on `stack`.
+///
+/// # Safety
+/// As [`spawn`]; `stack` is not in use by another child.
+#[cfg(target_arch = "x86_64")]
+unsafe fn spawn_vfork_on(
+    stack: &ChildStack,
+    prep: &Prepared<'_>,
+    cgroup: Option<&OwnedFd>,
+    setup: &mut dyn FnMut() -> io::Result<()>,
+) -> Spawned {
     let mut vargs = VforkArgs { prep, setup, errno: 0 };
     let mut args = CloneArgs {
         flags: CLONE_VM | CLONE_VFORK | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
@@ -465,7 +531,7 @@ pub unsafe fn spawn_into_cgroup(
 /// Only in the child of [`spawn_into_cgroup`] or [`spawn`].
 unsafe fn child(prep: &Prepared<'_>, setup: &mut dyn FnMut() -> io::Result<()>) -> i32 {
     let fail = || io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
-    if libc::dup2(prep.stdin.as_raw_fd(), 0) < 0 {
+    if libc::dup2(prep.stdin.raw(), 0) < 0 {
         return fail();
     }
     if let Some(out) = &prep.output {

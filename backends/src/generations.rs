@@ -53,6 +53,7 @@ use clinit_engine::init::escalation::Escalation;
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Version of the state file format.
@@ -71,9 +72,12 @@ pub struct StateEntry {
     pub pgid: u32,
     /// The leader's start time in clock ticks since boot (`/proc` field 22).
     pub start: u64,
-    pub group: String,
+    /// Group and level names are shared among the records of a daemon
+    /// (see `RealProcesses::intern`): 1,000 entries of one group at one
+    /// level keep one copy of each, not 1,000.
+    pub group: Arc<str>,
     pub tag: String,
-    pub level: String,
+    pub level: Arc<str>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -88,6 +92,21 @@ struct StateFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cgroup: Option<PathBuf>,
     procs: Vec<StateEntry>,
+}
+
+/// The state file's records as the daemon hands them to its writer: each
+/// shared with the daemon's own table, so a snapshot per loop turn is a
+/// vector of pointers, not a copy of every record's strings.
+pub type StateRecords = Vec<Arc<StateEntry>>;
+
+/// [`StateFile`] as written, from shared records (the same bytes).
+#[derive(Serialize)]
+struct StateFileOut<'a> {
+    version: u32,
+    daemon: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cgroup: Option<&'a Path>,
+    procs: &'a [Arc<StateEntry>],
 }
 
 /// What a previous generation recorded.
@@ -158,9 +177,12 @@ pub fn state_path(socket: &Path) -> PathBuf {
 
 /// Replace the state file with these entries and the daemon's cgroup
 /// directory, if any (atomically, mode 0600).
-pub fn write_state(path: &Path, cgroup: Option<&Path>, procs: Vec<StateEntry>) -> io::Result<()> {
-    let cgroup = cgroup.map(Path::to_path_buf);
-    let file = StateFile { version: STATE_VERSION, daemon: std::process::id(), cgroup, procs };
+pub fn write_state(
+    path: &Path,
+    cgroup: Option<&Path>,
+    procs: &[Arc<StateEntry>],
+) -> io::Result<()> {
+    let file = StateFileOut { version: STATE_VERSION, daemon: std::process::id(), cgroup, procs };
     let text = serde_json::to_vec(&file).map_err(io::Error::other)?;
     atomic::replace_private(path, &text, STATE_MODE)
 }
@@ -389,7 +411,7 @@ mod tests {
             tag: "t".into(),
             level: "1".into(),
         };
-        write_state(&path, Some(Path::new("/cg/clinit.9")), vec![e.clone()]).expect("write");
+        write_state(&path, Some(Path::new("/cg/clinit.9")), &[Arc::new(e.clone())]).expect("write");
         let prev = read_state(&path).expect("read");
         assert_eq!(prev.procs, vec![e]);
         assert_eq!(prev.cgroup.as_deref(), Some(Path::new("/cg/clinit.9")));

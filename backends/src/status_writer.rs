@@ -19,7 +19,7 @@
 //! write is retried every [`RETRY_EVERY`]. Where no thread can be started
 //! the writes happen on the caller's thread, as before.
 
-use crate::generations::{self, StateEntry};
+use crate::generations::{self, StateRecords};
 use crate::status_detail::DetailFile;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -37,9 +37,9 @@ pub const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 enum Job {
     /// The state file's new records.
-    State(Vec<StateEntry>),
+    State(StateRecords),
     /// As `State`, and say when it is written (with the error, if any).
-    StateNow(Vec<StateEntry>, mpsc::SyncSender<Result<(), io::Error>>),
+    StateNow(StateRecords, mpsc::SyncSender<Result<(), io::Error>>),
     /// The detail file's new text.
     Detail(String),
 }
@@ -57,8 +57,8 @@ struct Files {
 }
 
 impl Files {
-    fn write_state(&mut self, entries: Vec<StateEntry>) -> io::Result<()> {
-        let result = generations::write_state(&self.state_path, self.cgroup.as_deref(), entries);
+    fn write_state(&mut self, entries: StateRecords) -> io::Result<()> {
+        let result = generations::write_state(&self.state_path, self.cgroup.as_deref(), &entries);
         match &result {
             Err(e) => {
                 if self.state_logged.is_some_and(|t| t.elapsed() < LOG_EVERY) {
@@ -194,13 +194,13 @@ impl StatusWriter {
     }
 
     /// Write the state file soon.
-    pub fn state(&mut self, entries: Vec<StateEntry>) {
+    pub fn state(&mut self, entries: StateRecords) {
         self.send(Job::State(entries));
     }
 
     /// Write the state file and wait until it is written (at most
     /// [`STATE_WAIT`]); the error, if any, was already logged.
-    pub fn state_now(&mut self, entries: Vec<StateEntry>) -> io::Result<()> {
+    pub fn state_now(&mut self, entries: StateRecords) -> io::Result<()> {
         let (done, answer) = mpsc::sync_channel(1);
         self.send(Job::StateNow(entries, done));
         match answer.recv_timeout(STATE_WAIT) {

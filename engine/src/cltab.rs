@@ -37,7 +37,7 @@
 //! These rules hold for comment lines too, except the control-character and
 //! length rules, which concern the fields of entries.
 
-use crate::options::{EntryOptions, OptionError};
+use crate::options::{BoxedOptions, EntryOptions, OptionError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -143,8 +143,8 @@ pub struct Entry {
     pub mode: Mode,
     pub command: String,
     /// From the entry's `:::entry:` directive, if any.
-    #[serde(default, skip_serializing_if = "EntryOptions::is_empty")]
-    pub options: EntryOptions,
+    #[serde(default, skip_serializing_if = "BoxedOptions::is_empty")]
+    pub options: BoxedOptions,
 }
 
 impl Entry {
@@ -369,7 +369,7 @@ impl Cltab {
                 fail(OptionError::ReadyOnBlocking(entry.mode.to_string()));
                 continue;
             }
-            entry.options = parsed;
+            entry.options = parsed.into();
         }
     }
 
@@ -498,7 +498,7 @@ fn parse_entry(line: &str, lineno: usize) -> Result<Entry, LineError> {
         levels: Levels(levels.to_string()),
         mode,
         command: command.to_string(),
-        options: EntryOptions::default(),
+        options: BoxedOptions::default(),
     })
 }
 

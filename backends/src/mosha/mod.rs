@@ -496,7 +496,7 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
             }
         }
         if let Some(entries) = exec.processes.take_state() {
-            match generations::write_state(&state_file, None, entries) {
+            match generations::write_state(&state_file, None, &entries) {
                 Ok(()) => state_failing = false,
                 Err(e) if !state_failing => {
                     state_failing = true;
