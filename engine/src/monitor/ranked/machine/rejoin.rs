@@ -73,6 +73,9 @@ impl Ranked {
         // membership source's last view.
         next.hactl = self.hactl.take();
         next.live = self.live.take();
+        // The executor says only when its watchdog changes: a lost one is
+        // still lost in the new incarnation.
+        next.watchdog_up = self.watchdog_up;
         next.tap = self.tap.take();
         // Durable versions keep growing across the rejoin: an answer to a
         // persist of the fenced incarnation that arrives late must never
