@@ -668,18 +668,21 @@ pub(crate) mod tests {
         assert!(fence_in_force(4, Some(3)), "an older record read: still listed");
     }
 
+    /// A sample record of `n`'s incarnation `inc` at `counter`, fencing
+    /// nobody, keyed by its node.
+    fn node(n: u32, inc: u64, counter: u64) -> (u32, Record) {
+        let mut r = sample();
+        (r.node, r.incarnation, r.counter) = (n, inc, counter);
+        r.fenced.clear();
+        (n, r)
+    }
+
     /// Issue 12, items 4 and 5: live is "record moved and lease holds"
     /// (a frozen node's record stops moving) and "not fenced in its
     /// current incarnation by a peer" (a fence that reported success
     /// without killing leaves a barred node holding its lease).
     #[test]
     fn live_nodes_need_a_moving_record_a_lease_and_no_fence_in_force() {
-        let node = |n: u32, inc: u64, counter: u64| {
-            let mut r = sample();
-            (r.node, r.incarnation, r.counter) = (n, inc, counter);
-            r.fenced.clear();
-            (n, r)
-        };
         let earlier: BTreeMap<u32, Record> =
             [node(1, 1, 10), node(2, 4, 10), node(3, 1, 10)].into_iter().collect();
         let mut later: BTreeMap<u32, Record> =
@@ -701,12 +704,6 @@ pub(crate) mod tests {
     /// frozen, lease lapsed, fenced (naming the fencer), or no record.
     #[test]
     fn not_live_says_why() {
-        let node = |n: u32, inc: u64, counter: u64| {
-            let mut r = sample();
-            (r.node, r.incarnation, r.counter) = (n, inc, counter);
-            r.fenced.clear();
-            (n, r)
-        };
         let earlier: BTreeMap<u32, Record> =
             [node(1, 1, 10), node(2, 4, 10), node(3, 1, 10), node(4, 1, 10)].into_iter().collect();
         let mut later: BTreeMap<u32, Record> =
