@@ -669,42 +669,27 @@ fn check(args: &Args, hactl: Option<PathBuf>, cltab: Option<PathBuf>) -> Exit {
     }
 }
 
-/// The newest copy of `file` that parses with `parse`, among every node
-/// under `--mfsbase`: (node, text, parsed). Newest by mtime, ties to the
-/// lowest node, as replication picks it; a copy that does not parse is
-/// skipped, as replication never adopts one.
+/// The best copy of `file` that parses with `parse`, among every node
+/// under `--mfsbase`: (node, text, parsed). A sealed copy (highest version,
+/// then the content-hash tie-break, as `ranked` replicates) comes before an
+/// unsealed one, and among unsealed ones the newest mtime (the original's
+/// rule); a truncated copy or one that does not parse is skipped, as
+/// replication never adopts one. The text is the body, without its seal
+/// line. (The highest version on any node is [`highest_version`]'s.)
 fn newest<T>(
     store: &FsStore,
     file: SharedFile,
     parse: impl Fn(&str, &str) -> Option<T>,
 ) -> Result<Option<(u32, String, T)>, String> {
-    Ok(newest_versioned(store, file, parse)?.map(|(node, text, parsed, _)| (node, text, parsed)))
-}
-
-/// The best copy that parses: a sealed copy (highest version, then the
-/// content-hash tie-break, as `ranked` replicates) before an unsealed one,
-/// and among unsealed ones the newest mtime (the original's rule). Also the
-/// highest version number seen on any node. The text is the body, without
-/// its seal line.
-#[allow(clippy::type_complexity)]
-fn newest_versioned<T>(
-    store: &FsStore,
-    file: SharedFile,
-    parse: impl Fn(&str, &str) -> Option<T>,
-) -> Result<Option<(u32, String, T, u64)>, String> {
     use clinit_engine::monitor::replica_version::{body, classify, Seal};
     let nodes = cluster_nodes(store)?;
     type Key = (Option<clinit_engine::monitor::replica_version::Version>, SystemTime);
     let mut best: Option<(Key, u32, String, T)> = None;
-    let mut highest = 0;
     for node in nodes {
         let Ok(Some(snap)) = store.read(node, file) else { continue };
         let seal = classify(&snap.bytes);
-        match &seal {
-            Seal::Sealed(v) => highest = highest.max(v.number),
-            Seal::Edited { was: Some(n), .. } => highest = highest.max(*n),
-            Seal::Truncated { .. } => continue,
-            Seal::Edited { .. } => {}
+        if matches!(seal, Seal::Truncated { .. }) {
+            continue;
         }
         let text = String::from_utf8_lossy(body(&snap.bytes)).into_owned();
         let Some(parsed) = parse(&text, &store.describe(node, file)) else { continue };
@@ -713,7 +698,7 @@ fn newest_versioned<T>(
             best = Some((key, node, text, parsed));
         }
     }
-    Ok(best.map(|(_, node, text, parsed)| (node, text, parsed, highest)))
+    Ok(best.map(|(_, node, text, parsed)| (node, text, parsed)))
 }
 
 /// The hactl the cluster converges on, picked as `mosha status` picks it
