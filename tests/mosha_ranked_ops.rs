@@ -1186,3 +1186,40 @@ fn hactl_set_waits_for_a_hand_edit_settling_on_its_own_node_and_keeps_it() {
     assert!(err.contains("holds a hand edit that was not sealed within 5 s"), "{err}");
     assert_eq!(c.hactl(2), edit.as_bytes(), "the hand edit is kept");
 }
+
+/// A new user's finding: a hand edit of node 2's `hactl`, then `mosha
+/// hactl set` on node 1 tens of ms later. `set` reported its change, and
+/// about a second later node 2's monitor sealed the hand edit one version
+/// above it, without it: the change was undone (or, had node 2's monitor
+/// seen the set first, the hand edit was dropped). Now `set` waits for
+/// node 2's monitor to seal the hand edit and writes on top of it, so every
+/// node ends on one copy with node 2's note and `web stop`. A hand edit of
+/// node 1's own copy that does not parse (nothing would ever seal it) is
+/// refused, not written over.
+#[test]
+fn hactl_set_waits_for_a_hand_edit_settling_on_another_node_and_keeps_both() {
+    let (c, _) = started(&[]);
+    let common = c.wait_for("one sealed hactl on every node", PHASE, || converged(&c));
+    let version = classify(&common).version().expect("sealed").number;
+    fs::write(c.file(2, "hactl"), "# node 2's note, by hand\nweb start\n").expect("edit node 2");
+    let out = c.mosha_cli(1, &["hactl", "set", "web", "stop"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(err.contains("holds a hand edit not sealed yet: waiting for node 2's"), "{err}");
+    let want = b"# node 2's note, by hand\nweb stop\n";
+    let done = c.wait_for("one copy with node 2's note and web stop everywhere", PHASE, || {
+        converged(&c).filter(|h| body(h) == want)
+    });
+    assert!(classify(&done).version().is_some_and(|v| v.number >= version + 2), "{done:?}");
+    // It stays so: nothing seals a stale edit above it later.
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(converged(&c).as_deref().map(body), Some(&want[..]), "{}", c.report());
+    // An unparsable hand edit of node 1's own copy is refused, and kept.
+    let broken = "# half done\nweb\n";
+    fs::write(c.file(1, "hactl"), broken).expect("broken edit on node 1");
+    let out = c.mosha_cli(1, &["hactl", "set", "web", "start"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(err.contains("holds a hand edit that does not parse"), "{err}");
+    assert_eq!(c.hactl(1), broken.as_bytes(), "the broken edit is kept");
+}

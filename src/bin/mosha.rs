@@ -17,6 +17,7 @@ use clinit_engine::lint;
 use clinit_engine::monitor::ranked::RankedParams;
 use clinit_engine::monitor::replicate::parse_copy;
 use clinit_engine::monitor::{ClassicParams, PolicyConfig};
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -712,68 +713,105 @@ fn converged_hactl(args: &Args, me: Option<u32>) -> cluster_status::HactlPick {
     cluster_status::pick_hactl(&*store, &candidates, me, hactl_rule(args))
 }
 
-/// How long `hactl set` and `standby` wait for a hand edit of this node's
-/// own copy to be sealed by its monitor: the settle time (2 s) plus 3 s for
-/// the monitor's cycle and a loaded machine.
-const OWN_EDIT_WAIT: Duration = Duration::from_secs(5);
+/// How long `hactl set` and `standby` wait for a hand edit (on any member
+/// node's copy) to be sealed by its node's monitor: the settle time (2 s)
+/// plus 3 s for the monitor's cycle and a loaded machine.
+const HAND_EDIT_WAIT: Duration = Duration::from_secs(5);
 
-/// [`converged_hactl`], but under `ranked`, while this node's own copy is a
-/// hand edit that its monitor has not sealed yet (`edited`, or
-/// `checksum_fails`: it settles for 2 s first) and differs from the
-/// picked copy, wait up to
-/// [`OWN_EDIT_WAIT`] for the seal, then pick again.
+/// [`converged_hactl`], but under `ranked`, while a member node's copy (this
+/// node's own included) is a hand edit that its monitor has not sealed yet
+/// ([`replica_edit::pending_hand_edits`]), wait up to [`HAND_EDIT_WAIT`] for
+/// the seal, then pick again. This node's own hand edit that does not parse
+/// is refused outright: nothing will seal it, and the write would drop it.
 ///
-/// Why: `hactl set` and `standby` write this node's file. Written over an
-/// unsealed hand edit, the edit was gone without a word, though it was
-/// made first (the seal, one version above every copy, makes it the copy
-/// the cluster converges on, and the write then goes on top of it). A hand
-/// edit not sealed in time (this node's `mosha` not running, or the file
-/// still changing) is refused rather than overwritten. `classic` has no
-/// seals: a hand edit with the newest mtime already is the base.
-fn pick_past_own_hand_edit(
+/// Why: `hactl set` and `standby` write this node's file one version above
+/// every copy. Written over an unsealed hand edit of this node's file, the
+/// edit was gone without a word, though it was made first. Written while
+/// another node's hand edit settled, the change was undone about a second
+/// after `set` reported it: that node's monitor sealed its edit one above
+/// the change it had seen meanwhile (a new user's finding). Sealed first,
+/// the hand edit is the base and the change goes on top of it. A hand edit
+/// not sealed in time (its node's `mosha` not running, or the file still
+/// changing) is refused rather than overwritten or left to undo the change
+/// later. `classic` has no seals: a hand edit with the newest mtime
+/// already is the base.
+///
+/// [`replica_edit::pending_hand_edits`]: clinit_engine::monitor::replica_edit::pending_hand_edits
+fn pick_past_hand_edits(
     args: &Args,
     store: &FsStore,
     me: u32,
 ) -> Result<cluster_status::HactlPick, String> {
-    // Only a hand edit the base lacks is at stake: one whose text is the
-    // base's (a new cluster's unsealed copies, say) is kept by editing the
-    // base.
-    let settling = |p: &cluster_status::HactlPick| {
-        let own = || match store.read(me, SharedFile::Hactl) {
-            Ok(Some(snap)) => {
-                Some(clinit_engine::monitor::replica_version::body(&snap.bytes).to_vec())
-            }
-            _ => None,
-        };
-        matches!(args.policy, PolicyName::Ranked)
-            && p.local.as_ref().is_some_and(|l| matches!(l.state, "edited" | "checksum_fails"))
-            && own().as_deref() != p.text.as_deref().map(str::as_bytes)
-    };
-    let until = std::time::Instant::now() + OWN_EDIT_WAIT;
-    let mut pick = converged_hactl(args, Some(me));
-    if settling(&pick) {
-        eprintln!(
-            "mosha: {} holds a hand edit not sealed yet: waiting for its monitor to seal it \
-             (at most {} s), so that this change goes on top of it",
-            store.describe(me, SharedFile::Hactl),
-            OWN_EDIT_WAIT.as_secs()
-        );
+    use clinit_engine::monitor::ranked::record::fnv1a64;
+    use clinit_engine::monitor::replica_edit::pending_hand_edits;
+    let pick = converged_hactl(args, Some(me));
+    if !matches!(args.policy, PolicyName::Ranked) {
+        return Ok(pick);
     }
-    while settling(&pick) {
+    refuse_unparsable_own_edit(store, me)?;
+    let members = |p: &cluster_status::HactlPick| -> Vec<u32> {
+        let mut nodes = p.candidates.clone();
+        nodes.insert(me);
+        nodes.into_iter().collect()
+    };
+    let until = std::time::Instant::now() + HAND_EDIT_WAIT;
+    let mut said = BTreeSet::new();
+    let mut pick = pick;
+    loop {
+        let (copies, _) = hactl_copies(store, &members(&pick), None);
+        let base = pick.text.as_deref().map(|t| fnv1a64(t.as_bytes()));
+        let pending = pending_hand_edits(&copies, base);
+        let Some(&(node, _)) = pending.first() else { return Ok(pick) };
+        let file = store.describe(node, SharedFile::Hactl);
         if std::time::Instant::now() >= until {
+            let whose = if node == me {
+                "writing now would drop it"
+            } else {
+                "written now, this change would be undone once that edit is sealed"
+            };
             return Err(format!(
-                "refused: {} holds a hand edit that was not sealed within {} s (is node {me}'s \
-                 mosha running? is the file still being written?); writing now would drop it. \
-                 Run again once `mosha hactl show` no longer reports it, or make the change in \
+                "refused: {file} holds a hand edit that was not sealed within {} s (is node \
+                 {node}'s mosha running? is the file still being written?); {whose}. Run again \
+                 once it is sealed (`mosha hactl show` on node {node}), or make the change in \
                  that edit",
-                store.describe(me, SharedFile::Hactl),
-                OWN_EDIT_WAIT.as_secs()
+                HAND_EDIT_WAIT.as_secs()
             ));
+        }
+        for &(node, _) in &pending {
+            if said.insert(node) {
+                eprintln!(
+                    "mosha: {} holds a hand edit not sealed yet: waiting for node {node}'s \
+                     monitor to seal it (at most {} s), so that this change goes on top of it",
+                    store.describe(node, SharedFile::Hactl),
+                    HAND_EDIT_WAIT.as_secs()
+                );
+            }
         }
         std::thread::sleep(Duration::from_millis(200));
         pick = converged_hactl(args, Some(me));
     }
-    Ok(pick)
+}
+
+/// Under `ranked`: refuse when this node's own copy is a hand edit that
+/// does not parse. Its monitor leaves such a copy alone (it keeps the last
+/// good parse), so nothing would ever seal it, and `set` or `standby`
+/// would write over it: the operator's unfinished edit gone without a word
+/// (a new user's finding).
+fn refuse_unparsable_own_edit(store: &FsStore, me: u32) -> Result<(), String> {
+    use clinit_engine::monitor::replica_version::{body, classify, Seal};
+    let Ok(Some(snap)) = store.read(me, SharedFile::Hactl) else { return Ok(()) };
+    if !matches!(classify(&snap.bytes), Seal::Edited { .. }) {
+        return Ok(());
+    }
+    let file = store.describe(me, SharedFile::Hactl);
+    let text = String::from_utf8_lossy(body(&snap.bytes)).into_owned();
+    match Hactl::parse(&text, &file) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "refused: {file} holds a hand edit that does not parse ({e}); writing now would \
+             drop it. Fix the file, or remove it to take the cluster's copy, and run again"
+        )),
+    }
 }
 
 /// The membership source `args` name, judged as `mosha status` judges it
@@ -824,7 +862,7 @@ fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String
     let store = FsStore::new(NodePaths::new(args.mfsbase.clone(), &args.varpath));
     let me = whois(args)?;
     let known = require_node(&store, node)?;
-    let pick = pick_past_own_hand_edit(args, &store, me)?;
+    let pick = pick_past_hand_edits(args, &store, me)?;
     let (Some(text), Some(hactl)) = (pick.text, pick.hactl) else {
         let why = pick.error.unwrap_or_else(|| "no hactl that parses".into());
         return Err(format!("{why} (under {})", store.base()));
@@ -945,7 +983,7 @@ fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
             // top of any other would undo what the cluster acts on. Under
             // ranked, once this node's own hand edit (if one is settling)
             // is sealed: the write below replaces this node's file.
-            let pick = pick_past_own_hand_edit(args, &store, me)?;
+            let pick = pick_past_hand_edits(args, &store, me)?;
             let highest = highest_version(&store, SharedFile::Hactl)?;
             let (old_text, old_level) = match (pick.text, &pick.hactl) {
                 (Some(text), Some(hactl)) => (text, hactl.get(group).map(|w| w.level.clone())),
@@ -1003,6 +1041,7 @@ fn set_checked(
     use clinit_engine::monitor::replica_version::seal_by;
     let target = store.describe(me, SharedFile::Hactl);
     let shown = from.unwrap_or("(absent)");
+    let mut concurrent = Vec::new();
     for attempt in 1..=replica_edit::ATTEMPTS {
         let text = lint::set_level(&base, &target, cltab, group, level)
             .map_err(|e| format!("refused: {e}"))?;
@@ -1018,8 +1057,8 @@ fn set_checked(
             .write(me, SharedFile::Hactl, &seal_by(text.as_bytes(), version, me), None)
             .map_err(|e| format!("cannot write {target}: {e}"))?;
         std::thread::sleep(Duration::from_millis(replica_edit::SETTLE.0));
-        let (copies, mut texts) = hactl_copies(store, group)?;
-        match judge(&copies, &Edit { level, from, wrote: version }) {
+        let (copies, mut texts) = checked_copies(store, group, &mut concurrent)?;
+        match judge(&copies, &Edit { level, from, wrote: version, concurrent: &concurrent }) {
             Verdict::Stands { version } => {
                 println!(
                     "hactl: {group} {shown} -> {level} ({version}); live nodes copy it at their \
@@ -1063,25 +1102,78 @@ fn set_checked(
     ))
 }
 
-/// Every node's hactl copy as [`replica_edit::judge`] needs it, and the
-/// bodies of the sealed copies that parse (by node).
-#[allow(clippy::type_complexity)]
-fn hactl_copies(
+/// Every node's hactl copy, read for `set`'s check after
+/// [`HAND_EDIT_WAIT`] at most for the hand edits pending on any node to be
+/// sealed (or dropped) by their monitors; their body checksums are added to
+/// `concurrent` for [`replica_edit::judge`].
+///
+/// Why: a hand edit made on another node just before this `set` and first
+/// seen by its monitor after this write is sealed one above it, without
+/// this edit, about 2 s after it was made. Judged before that, the edit was
+/// reported as standing and then undone; judged after, a hand edit of
+/// other lines is merged (rebase) and one of the same group is a conflict.
+///
+/// [`replica_edit::judge`]: clinit_engine::monitor::replica_edit::judge
+fn checked_copies(
     store: &FsStore,
     group: &str,
-) -> Result<
-    (
-        Vec<(u32, Option<clinit_engine::monitor::replica_edit::CopyFacts>)>,
-        std::collections::HashMap<u32, String>,
-    ),
-    String,
-> {
+    concurrent: &mut Vec<u64>,
+) -> Result<HactlCopies, String> {
+    use clinit_engine::monitor::replica_edit::pending_hand_edits;
+    let nodes = cluster_nodes(store)?;
+    let until = std::time::Instant::now() + HAND_EDIT_WAIT;
+    let mut said = BTreeSet::new();
+    loop {
+        let (copies, texts) = hactl_copies(store, &nodes, Some(group));
+        let pending = pending_hand_edits(&copies, None);
+        if pending.is_empty() || std::time::Instant::now() >= until {
+            for &(node, _) in &pending {
+                eprintln!(
+                    "mosha: warning: {} still holds a hand edit not sealed after {} s; once \
+                     sealed, it may undo this change (is node {node}'s mosha running?)",
+                    store.describe(node, SharedFile::Hactl),
+                    HAND_EDIT_WAIT.as_secs()
+                );
+            }
+            return Ok((copies, texts));
+        }
+        for &(node, sum) in &pending {
+            if !concurrent.contains(&sum) {
+                concurrent.push(sum);
+            }
+            if said.insert(node) {
+                eprintln!(
+                    "mosha: {} holds a hand edit made while this change was written: waiting \
+                     for node {node}'s monitor to seal it before checking (at most {} s)",
+                    store.describe(node, SharedFile::Hactl),
+                    HAND_EDIT_WAIT.as_secs()
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `(node, copy)` pairs as the engine's hactl-edit rules read them, and the
+/// bodies of the copies that parse (by node).
+type HactlCopies = (
+    Vec<(u32, Option<clinit_engine::monitor::replica_edit::CopyFacts>)>,
+    std::collections::HashMap<u32, String>,
+);
+
+/// `nodes`' hactl copies as [`replica_edit::judge`] and
+/// [`replica_edit::pending_hand_edits`] need them, and the bodies of the
+/// copies that parse (by node). `group`: the group whose wanted level the
+/// facts carry (`None`: only whether each copy parses matters).
+///
+/// [`replica_edit::judge`]: clinit_engine::monitor::replica_edit::judge
+/// [`replica_edit::pending_hand_edits`]: clinit_engine::monitor::replica_edit::pending_hand_edits
+fn hactl_copies(store: &FsStore, nodes: &[u32], group: Option<&str>) -> HactlCopies {
     use clinit_engine::monitor::replica_edit::CopyFacts;
     use clinit_engine::monitor::replica_version::{body, classify};
-    let nodes = cluster_nodes(store)?;
     let mut copies = Vec::new();
     let mut texts = std::collections::HashMap::new();
-    for node in nodes {
+    for &node in nodes {
         let Ok(Some(snap)) = store.read(node, SharedFile::Hactl) else {
             copies.push((node, None));
             continue;
@@ -1091,13 +1183,13 @@ fn hactl_copies(
         let text = String::from_utf8_lossy(body(&snap.bytes)).into_owned();
         let level = Hactl::parse(&text, &store.describe(node, SharedFile::Hactl))
             .ok()
-            .map(|h| h.get(group).map(|w| w.level.clone()));
+            .map(|h| group.and_then(|g| h.get(g)).map(|w| w.level.clone()));
         if level.is_some() {
             texts.insert(node, text);
         }
         copies.push((node, Some(CopyFacts { seal, level, writer })));
     }
-    Ok((copies, texts))
+    (copies, texts)
 }
 
 /// Test hook for the real concurrency test: with `MOSHA_TEST_SET_BARRIER`

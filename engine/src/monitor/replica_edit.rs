@@ -72,6 +72,13 @@ pub struct Edit<'a> {
     pub from: Option<&'a str>,
     /// The version number my last write was sealed with.
     pub wrote: u64,
+    /// Body checksums of hand edits seen pending on other nodes while my
+    /// edit was being written and checked ([`pending_hand_edits`]). Such an
+    /// edit, once sealed, may be numbered above my write without its writer
+    /// having seen my edit (its monitor counts it from when it first saw
+    /// it): if it leaves my group at my starting level it is merged
+    /// (rebase), not taken for a later edit that set my group back.
+    pub concurrent: &'a [u64],
 }
 
 /// What the writer does next.
@@ -112,13 +119,7 @@ pub fn judge(copies: &[(u32, Option<CopyFacts>)], edit: &Edit<'_>) -> Verdict {
     let number = highest + 1;
     // The best: the copy every node converges on, by the rule replication
     // itself applies (`replica_version::converged`).
-    let facts: Vec<(u32, Option<Facts>)> = copies
-        .iter()
-        .map(|(node, f)| {
-            let f = f.as_ref().map(|f| Facts { seal: f.seal.clone(), parses: f.level.is_some() });
-            (*node, f)
-        })
-        .collect();
+    let facts = as_facts(copies);
     let Some((best_node, best)) = converged(&facts) else {
         return Verdict::Vanished { number };
     };
@@ -147,7 +148,8 @@ pub fn judge(copies: &[(u32, Option<CopyFacts>)], edit: &Edit<'_>) -> Verdict {
     // starting level, that writer set it back (the ABA case: `stop` by me,
     // then `start` by another on top of mine). Writing mine again would
     // undo a later edit: a conflict, never a rebase.
-    if best_level != edit.from || best.number > edit.wrote {
+    let set_back = best.number > edit.wrote && !edit.concurrent.contains(&best.sum);
+    if best_level != edit.from || set_back {
         // Any copy of the winning content that names its writer.
         let writer = copies.iter().find_map(|(_, f)| {
             let f = f.as_ref()?;
@@ -163,6 +165,53 @@ pub fn judge(copies: &[(u32, Option<CopyFacts>)], edit: &Edit<'_>) -> Verdict {
     Verdict::Rebase { on: best_node, number }
 }
 
+/// `copies` as [`converged`] reads them.
+fn as_facts(copies: &[(u32, Option<CopyFacts>)]) -> Vec<(u32, Option<Facts>)> {
+    copies
+        .iter()
+        .map(|(node, f)| {
+            let f = f.as_ref().map(|f| Facts { seal: f.seal.clone(), parses: f.level.is_some() });
+            (*node, f)
+        })
+        .collect()
+}
+
+/// The nodes whose copy is a hand edit that its own monitor has yet to
+/// seal (or drop): `(node, body checksum)`. Such a copy is hand-edited (no
+/// seal line, or one whose checksum fails), parses, and differs from
+/// `base`: the body checksum of the copy the caller edits from (`None`: the
+/// copy the cluster converges on; a new cluster's unsealed copies have
+/// none, and there the caller's base is the newest one that parses). An
+/// equal one is simply taken, never sealed as a new version
+/// ([`super::replica_version::decide_seen`]). An unparsable one is not
+/// listed: its monitor leaves it alone, so it is never sealed.
+///
+/// **Why.** A hand edit is sealed only after it has stayed unchanged for
+/// 2 s, one above every version its monitor knows by then. A `mosha hactl
+/// set` made on another node in between, reported as standing after its
+/// [`SETTLE`], was then undone by the seal (a new user's finding: a set
+/// tens of ms after a hand edit on another node was undone about a second
+/// later). So `set` and `standby` wait for these edits to be sealed and
+/// write on top of them, and a check that sees one pending waits for it
+/// before it judges, passing its checksum to [`judge`] as concurrent.
+pub fn pending_hand_edits(
+    copies: &[(u32, Option<CopyFacts>)],
+    base: Option<u64>,
+) -> Vec<(u32, u64)> {
+    let best = base.or_else(|| converged(&as_facts(copies)).map(|(_, v)| v.sum));
+    copies
+        .iter()
+        .filter_map(|(node, f)| match f.as_ref()? {
+            CopyFacts { seal: Seal::Edited { sum, .. }, level: Some(_), .. }
+                if Some(*sum) != best =>
+            {
+                Some((*node, *sum))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,7 +224,8 @@ mod tests {
         })
     }
 
-    const EDIT: Edit<'static> = Edit { level: "start", from: Some("stop"), wrote: 5 };
+    const EDIT: Edit<'static> =
+        Edit { level: "start", from: Some("stop"), wrote: 5, concurrent: &[] };
 
     #[test]
     fn my_copy_alone_at_the_top_stands() {
@@ -235,7 +285,7 @@ mod tests {
     /// undone before this rule.
     #[test]
     fn a_later_copy_that_sets_my_group_back_is_a_conflict_not_a_rebase() {
-        let edit = Edit { level: "stop", from: Some("start"), wrote: 26 };
+        let edit = Edit { level: "stop", from: Some("start"), wrote: 26, concurrent: &[] };
         let copies = [(1, sealed(27, 4, Some("start"))), (2, sealed(26, 8, Some("stop")))];
         assert_eq!(
             judge(&copies, &edit),
@@ -253,7 +303,7 @@ mod tests {
     /// node the content's seal names, whichever copy was read.
     #[test]
     fn a_conflict_names_the_writer_of_the_winning_content_not_the_replica_read() {
-        let edit = Edit { level: "stop", from: Some("start"), wrote: 26 };
+        let edit = Edit { level: "stop", from: Some("start"), wrote: 26, concurrent: &[] };
         let by3 = |mut f: Option<CopyFacts>| {
             if let Some(f) = f.as_mut() {
                 f.writer = Some(3);
@@ -310,5 +360,55 @@ mod tests {
             }),
         )];
         assert_eq!(judge(&none, &EDIT), Verdict::Vanished { number: 1 });
+    }
+
+    /// A new user's finding: a hand edit on node 2 (of another line), then
+    /// `hactl set` on node 1 tens of ms later. Node 2's monitor first saw
+    /// its edit after my write and sealed it one above (27 over my 26)
+    /// without my edit. Seen pending during my check, it is merged; not
+    /// seen, the same copies are the set-back case above.
+    #[test]
+    fn a_hand_edit_sealed_above_my_write_while_i_checked_is_merged_not_a_conflict() {
+        let copies = [(1, sealed(26, 8, Some("stop"))), (2, sealed(27, 4, Some("start")))];
+        let edit = Edit { level: "stop", from: Some("start"), wrote: 26, concurrent: &[4] };
+        assert_eq!(judge(&copies, &edit), Verdict::Rebase { on: 2, number: 28 });
+        let edit = Edit { concurrent: &[], ..edit };
+        assert!(matches!(judge(&copies, &edit), Verdict::Conflict { node: 2, .. }));
+        // A concurrent hand edit that set my group to a third level is a
+        // true conflict all the same.
+        let copies = [(1, sealed(26, 8, Some("stop"))), (2, sealed(27, 4, Some("restart")))];
+        let edit = Edit { level: "stop", from: Some("start"), wrote: 26, concurrent: &[4] };
+        assert!(matches!(judge(&copies, &edit), Verdict::Conflict { node: 2, .. }));
+    }
+
+    fn edited(sum: u64, level: Option<Option<&str>>) -> Option<CopyFacts> {
+        Some(CopyFacts {
+            seal: Seal::Edited { was: None, sum },
+            level: level.map(|l| l.map(str::to_string)),
+            writer: None,
+        })
+    }
+
+    #[test]
+    fn pending_hand_edits_are_those_that_parse_and_differ_from_the_converged_copy() {
+        let copies = [
+            (1, sealed(5, 9, Some("start"))),
+            // Differs and parses: its monitor will seal it.
+            (2, edited(7, Some(Some("stop")))),
+            // Equal to the converged copy: taken, never sealed.
+            (3, edited(9, Some(Some("start")))),
+            // Does not parse: left alone by its monitor.
+            (4, edited(11, None)),
+            (5, None),
+        ];
+        assert_eq!(pending_hand_edits(&copies, None), vec![(2, 7)]);
+        let none = [(1, sealed(5, 9, Some("start"))), (2, sealed(5, 9, Some("start")))];
+        assert!(pending_hand_edits(&none, None).is_empty());
+        // A new cluster: no sealed copy. Copies equal to the caller's base
+        // (the newest that parses) are not pending; one that differs is.
+        let new = [(1, edited(3, Some(Some("start")))), (2, edited(3, Some(Some("start"))))];
+        assert!(pending_hand_edits(&new, Some(3)).is_empty());
+        let new = [(1, edited(3, Some(Some("start")))), (2, edited(4, Some(Some("stop"))))];
+        assert_eq!(pending_hand_edits(&new, Some(3)), vec![(2, 4)]);
     }
 }
