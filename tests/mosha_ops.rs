@@ -808,6 +808,29 @@ fn classic_status_shows_the_newest_hactl_and_says_the_local_copy_is_broken() {
     assert!(text.contains("the wanted levels shown are node 2's copy"), "{text}");
 }
 
+/// A new user's finding: with the local cltab broken, `mosha status` gave
+/// no hint (the monitor logs that it keeps its last good table). It names
+/// the file and line; a peer's broken copy is not the local node's concern.
+#[test]
+fn status_says_when_the_local_cltab_does_not_parse() {
+    let t = Tree::new();
+    for node in [1, 2] {
+        t.put(node, "hactl", "web start\n");
+        t.member(node, true);
+    }
+    t.put(1, "cltab", &format!("{CLTAB}web:broken\n"));
+    t.put(2, "cltab", CLTAB);
+    let config = t.config("");
+    let text = stdout(&t.mosha(&["--config", arg(&config), "status"]));
+    assert!(text.contains("local cltab (node 1) does NOT PARSE; its monitor keeps"), "{text}");
+    let line = CLTAB.lines().count() + 1;
+    assert!(text.contains(&format!("mfs/1/var/mosix-ha/cltab:{line}")), "{text}");
+    t.put(1, "cltab", CLTAB);
+    t.put(2, "cltab", "web:broken\n");
+    let text = stdout(&t.mosha(&["--config", arg(&config), "status"]));
+    assert!(!text.contains("NOT PARSE"), "{text}");
+}
+
 /// Age `node`'s hactl by `secs` (its mtime set in the past).
 fn age_hactl(t: &Tree, node: u32, secs: u64) {
     let old = std::time::SystemTime::now() - Duration::from_secs(secs);

@@ -68,6 +68,11 @@ pub struct NodeReport {
     /// `ranked`, a node not live: why, in words ([`NotLive`]: its record
     /// did not move, its lease lapsed, a peer fenced it, no record).
     pub not_live: Option<String>,
+    /// `ranked`: whether its record says its watchdog runs (`None`: no
+    /// record read, or `classic`). A node without one cannot stop its
+    /// services if its monitor freezes, so peers take nothing over from it
+    /// without a fence: an operator wants to see that before a failure.
+    pub watchdog: Option<bool>,
 }
 
 /// How long `mosha status` and `mosha standby` wait between their two
@@ -419,6 +424,7 @@ pub fn collect(
                 .as_ref()
                 .and_then(|f| f.get(&node))
                 .map(|w| w.to_string()),
+            watchdog: None,
         };
         if let Some((change, secs)) = history.and_then(|h| since(h, node, now)) {
             report.since_change = Some(change);
@@ -461,6 +467,7 @@ pub fn collect(
                 if let Some(r) = record {
                     incarnations.insert(node, r.incarnation);
                     report.quorum = Some(r.holds_quorum());
+                    report.watchdog = Some(r.watchdog);
                     let mut fenced: Vec<(u32, u64)> =
                         r.fenced.iter().chain(&r.votes).map(|(&n, &i)| (n, i)).collect();
                     fenced.sort_unstable();
@@ -1015,14 +1022,24 @@ pub fn render(st: &ClusterStatus) -> String {
             ("ok", Some(age)) => format!("{} old", human_secs(age)),
             (other, _) => other.to_string(),
         };
-        let quorum = match n.quorum {
-            Some(true) => "yes",
-            Some(false) => "LOST",
-            None => "-",
+        // A node not live holds nothing, whatever its last record said: its
+        // `yes` would read as a quorum it may no longer have.
+        let quorum = match (n.quorum, n.live) {
+            (Some(true), Some(false)) => "-",
+            (Some(true), _) => "yes",
+            (Some(false), _) => "LOST",
+            (None, _) => "-",
         };
         let mut notes = Vec::new();
         if n.live == Some(false) {
             notes.push(format!("NOT LIVE: {}", n.not_live.as_deref().unwrap_or(NOT_LIVE)));
+        }
+        if n.watchdog == Some(false) {
+            notes.push(
+                "NO WATCHDOG: nothing is taken over from it without a fence if its monitor \
+                 freezes"
+                    .into(),
+            );
         }
         if !n.fenced_by.is_empty() {
             notes.push(format!("FENCED by {}", list(&n.fenced_by)));
@@ -1167,6 +1184,7 @@ mod tests {
             since_secs: Some(130.0),
             live: None,
             not_live: None,
+            watchdog: None,
         };
         assert_eq!(since_cell(&n), "2m10s");
         n.member = Some(true);
@@ -1461,9 +1479,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn renders_nodes_and_groups() {
-        let st = ClusterStatus {
+    /// A classic picture of three nodes and two groups.
+    fn sample_status() -> ClusterStatus {
+        ClusterStatus {
             shared: "/mfs".into(),
             timeout_secs: 60.0,
             lease_secs: None,
@@ -1487,6 +1505,7 @@ mod tests {
                     since_secs: Some(185.0),
                     live: None,
                     not_live: None,
+                    watchdog: None,
                 },
                 NodeReport {
                     node: 2,
@@ -1501,6 +1520,7 @@ mod tests {
                     since_secs: Some(40.0),
                     live: None,
                     not_live: None,
+                    watchdog: None,
                 },
                 NodeReport {
                     node: 3,
@@ -1515,6 +1535,7 @@ mod tests {
                     since_secs: None,
                     live: None,
                     not_live: None,
+                    watchdog: None,
                 },
             ],
             groups: vec![
@@ -1546,7 +1567,12 @@ mod tests {
             standby: vec![3],
             transitions_last: Some(7),
             transitions: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn renders_nodes_and_groups() {
+        let st = sample_status();
         insta::assert_snapshot!(render(&st), @r"
         cluster /mfs (timeout 60s), wanted levels from node 1's hactl
 
@@ -1562,6 +1588,32 @@ mod tests {
         web    start   2?          66m40s  2         -            stale (last start DONE)  down (was start DONE)
         db     start   NOWHERE     -       0         test FAILED  -                        -
         ");
+    }
+
+    /// New-user findings: under `ranked`, a node that is not live showed
+    /// QUORUM `yes` (its record's last word), and nothing showed that a
+    /// node runs without a watchdog.
+    #[test]
+    fn a_node_not_live_shows_no_quorum_and_a_node_without_a_watchdog_says_so() {
+        let mut st = sample_status();
+        st.lease_secs = Some(2.0);
+        st.nodes[0].live = Some(true);
+        st.nodes[0].watchdog = Some(false);
+        st.nodes[1].live = Some(false);
+        st.nodes[1].not_live = Some("its lease lapsed".into());
+        st.nodes[1].watchdog = Some(true);
+        let text = render(&st);
+        let row = |n: &str| text.lines().find(|l| l.starts_with(n)).expect("node row").to_string();
+        let cells = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        let one = row("1 ");
+        assert_eq!(cells(&one)[5], "yes", "{text}");
+        assert!(
+            one.contains("NO WATCHDOG: nothing is taken over from it without a fence"),
+            "{text}"
+        );
+        let two = row("2 ");
+        assert!(two.contains("NOT LIVE: its lease lapsed"), "{text}");
+        assert!(!two.contains("yes") && !two.contains("WATCHDOG"), "{text}");
     }
 
     /// A cluster directory with one hactl copy per `(node, bytes)`.
