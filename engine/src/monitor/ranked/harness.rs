@@ -139,10 +139,13 @@ pub struct World {
     /// Nodes the membership source lists down whatever their truth (a
     /// source slower than a reboot).
     pub listed_down: BTreeSet<u32>,
+    /// `(observer, node)`: the membership source on `observer` lists
+    /// `node` down (a per-node view, as a partition looks to the source).
+    pub hidden: BTreeSet<(u32, u32)>,
     /// Step a machine only on an input or when its `poll_timeout` is due,
     /// instead of every tick.
     pub event_driven: bool,
-    last_membership: Option<Vec<u32>>,
+    last_membership: Option<BTreeMap<u32, Vec<u32>>>,
     pub log: Vec<(u64, u32, String)>,
     /// Nodes whose file shows another policy (a rolling upgrade).
     pub other: BTreeMap<u32, String>,
@@ -175,6 +178,7 @@ impl World {
             unpersisted_records: 0,
             membership: false,
             listed_down: BTreeSet::new(),
+            hidden: BTreeSet::new(),
             event_driven: false,
             last_membership: None,
             log: Vec::new(),
@@ -334,11 +338,18 @@ impl World {
                 .filter(|n| n.up && !n.paused && !self.listed_down.contains(&n.id))
                 .map(|n| n.id)
                 .collect();
-            if self.last_membership.as_ref() != Some(&live) {
+            let views: BTreeMap<u32, Vec<u32>> = ids
+                .iter()
+                .map(|&o| {
+                    let view = live.iter().copied().filter(|&n| !self.hidden.contains(&(o, n)));
+                    (o, view.collect())
+                })
+                .collect();
+            if self.last_membership.as_ref() != Some(&views) {
                 for n in self.nodes.values_mut() {
-                    n.inbox.push(Input::Membership(live.clone()));
+                    n.inbox.push(Input::Membership(views[&n.id].clone()));
                 }
-                self.last_membership = Some(live);
+                self.last_membership = Some(views);
             }
         }
         for id in ids {

@@ -751,16 +751,40 @@ impl Ranked {
     /// fresh records move, on a verdict about its predecessor, fences a
     /// healthy node. The new incarnation is judged by its counter, as any
     /// node is under heartbeat-file membership.
+    ///
+    /// Nor does a verdict count against a node heard since it began: its
+    /// counter moved after the source first listed it down, and it is not
+    /// silent (`Rules::heard_overrides_down`). The verdict only hastens a
+    /// revocation, and a revocation made later is always safe (the lease
+    /// argument rests on acknowledgements, never on the source); but a
+    /// verdict held against a node whose records move kept it revoked
+    /// until the source listed it again. After a partition that left no
+    /// side a majority, every node had revoked every node across it, each
+    /// side's release could not lift the other's revocation while the
+    /// source still listed it down, and no lease could form for the
+    /// source's detection time after the partition healed (N = 10 seed 13:
+    /// five groups down 5 s). A dead node's late-visible write can count
+    /// as heard: its revocation then waits for its silence
+    /// (`suspect_after`), which delays a takeover, never hastens one.
     fn listed_down(&self, n: u32) -> bool {
         if self.live.as_ref().is_none_or(|l| l.contains(&n)) {
             return false;
         }
         let peer = self.peers.get(&n);
-        let latest = peer.and_then(|p| p.contact).and_then(|c| c.latest);
-        match (peer.and_then(|p| p.down_of), latest) {
+        let contact = peer.and_then(|p| p.contact);
+        let latest = contact.and_then(|c| c.latest);
+        let about_this_incarnation = match (peer.and_then(|p| p.down_of), latest) {
             (Some(of), Some(l)) => l.incarnation <= of,
             _ => true,
-        }
+        };
+        let heard_since = self.rules.heard_overrides_down
+            && match (peer.and_then(|p| p.down_since), contact) {
+                (Some(since), Some(c)) => {
+                    c.last_change > since && !c.silent(self.now, self.params.suspect_after)
+                }
+                _ => false,
+            };
+        about_this_incarnation && !heard_since
     }
 
     /// Does this node hear `n` now: itself, or a member the membership

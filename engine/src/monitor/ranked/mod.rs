@@ -940,6 +940,14 @@ pub(crate) struct Rules {
     /// version, and drops an acknowledgement of an older one (which can
     /// never commit and would block every later change).
     pub ack_current_version_only: bool,
+    /// A membership verdict "down" stops counting for a node whose counter
+    /// moved after the verdict began and that is not silent: it is heard,
+    /// so it is judged by its counter alone, as under heartbeat-file
+    /// membership (a liveness rule: switched off, a node the source lists
+    /// down stays revoked until the source lists it again, and after a
+    /// partition that left no side a majority every group stays down for
+    /// the source's detection time; N = 10 seed 13: 5 groups for 5 s).
+    pub heard_overrides_down: bool,
 }
 
 impl Default for Rules {
@@ -981,6 +989,7 @@ impl Default for Rules {
             demote_unresponsive: true,
             promote_only_holders: true,
             ack_current_version_only: true,
+            heard_overrides_down: true,
         }
     }
 }
