@@ -1564,3 +1564,90 @@ fn without_yielding_the_lapsed_owner_takes_its_group_back_from_the_next_ranked_n
     let stops = w.log.iter().filter(|l| l.0 >= t0 && l.1 == 3 && l.2.contains("web stop")).count();
     assert!(stops > 0, "{}", dump(&w));
 }
+
+/// `votes_need_settled_config`'s shape: three members, voters {1, 2}
+/// (node 3 a learner, down until booted), a fence command; `web` prefers
+/// 1, then 2. Node 1, the tie-breaker, is cut off both ways: node 2, an
+/// exact half without it, fences it, holds its lease on {2} + 1's fence
+/// vote and takes `web`. Node 1 reboots (incarnation 2), still unread by
+/// node 2, which so keeps counting the vote of incarnation 1. Node 3
+/// boots; nodes 1 and 3 read each other, node 2 reads node 3 and is read
+/// by it. Node 2 proposes promoting node 3; once the change is pending on
+/// node 2's disk, node 2 stops reading node 3, and once node 3 committed
+/// {1, 2, 3} (acknowledged by 1, 2 and 3) nobody reads node 2 either.
+/// Node 2, on the old voters, holds {2} + 1's vote, a majority of {1, 2};
+/// nodes 1 and 3 are a majority of {1, 2, 3}: disjoint, node 1 counted
+/// on both sides, once as a vote and once for real. Then `db` (preferring
+/// 2, then 3) is wanted. Returns the world 10 s after that, and that time
+/// (ms).
+fn a_fence_vote_across_a_voter_change(rules: impl FnOnce(&mut Rules)) -> (World, u64) {
+    let mut w = fenced(3, "web start 1,2\n").with_rules(rules);
+    w.membership = true;
+    w.config = Config { version: 1, members: vec![1, 2, 3], voters: vec![1, 2] };
+    // Node 3, never read, is listed down and fenced at once; it stays
+    // down until the test boots it.
+    w.node(3).restart_at = None;
+    w.reboot_ms = 100_000_000;
+    assert!(w.settle(10_000), "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![1], "{}", dump(&w));
+    w.reboot_ms = 3_000;
+    let t0 = w.t;
+    w.isolate(1);
+    let fenced_1 = |w: &World| w.fences.iter().any(|f| f.1 == 2 && f.2.node == 1);
+    assert!(w.run_until_cond(t0 + 10_000, fenced_1), "{}", dump(&w));
+    let back = |w: &World| {
+        w.nodes[&1].machine.as_ref().is_some_and(|m| m.incarnation() == 2)
+            && w.runs("web") == vec![2]
+    };
+    assert!(w.run_until_cond(w.t + 10_000, back), "{}", dump(&w));
+    // Node 1 is back (incarnation 2), read by node 3 and reading it, still
+    // cut off from node 2; node 3 boots.
+    w.links.remove(&(1, 3));
+    w.links.remove(&(3, 1));
+    w.node(3).restart_at = Some(w.t);
+    let voters = |w: &World, id: u32| {
+        w.nodes[&id].machine.as_ref().map(|m| m.config().voters().to_vec()).unwrap_or_default()
+    };
+    let pending = |w: &World| w.nodes[&2].disk.as_ref().is_some_and(|d| d.config_ack.is_some());
+    assert!(w.run_until_cond(w.t + 20_000, pending), "{}", dump(&w));
+    w.link(3, 2, Link::Down);
+    assert!(w.run_until_cond(w.t + 5_000, |w| voters(w, 3) == vec![1, 2, 3]), "{}", dump(&w));
+    w.isolate(2);
+    assert_eq!(voters(&w, 2), vec![1, 2], "node 2 never saw the commit: {}", dump(&w));
+    assert!(w.run_until_cond(w.t + 5_000, |w| voters(w, 1) == vec![1, 2, 3]), "{}", dump(&w));
+    w.set_hactl("web start 1,2\ndb start 2,3,1\n");
+    let t1 = w.t;
+    w.run_until(t1 + 10_000);
+    (w, t1)
+}
+
+#[test]
+fn a_fence_vote_completes_no_half_while_the_voters_change() {
+    let (w, t1) = a_fence_vote_across_a_voter_change(|_| {});
+    assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0), "{}", dump(&w));
+    // Node 2's own proposal unsettled its configuration: it stopped
+    // counting node 1's vote and lost its lease there (the rule's cost),
+    // released `web` (node 3 took it), and never claimed `db`.
+    let proposed = w.log.iter().find(|l| l.1 == 2 && l.2.starts_with("ChangeProposed"));
+    let proposed = proposed.map(|l| l.0).unwrap_or_else(|| panic!("{}", dump(&w)));
+    let lost = |l: &&(u64, u32, String)| l.1 == 2 && l.2.starts_with("LeaseLost");
+    assert!(w.log.iter().filter(lost).any(|l| (proposed..t1).contains(&l.0)), "{}", dump(&w));
+    assert!(!w.holding(2), "{}", dump(&w));
+    let claims_db = |l: &(u64, u32, String)| l.2.starts_with("ClaimHeld { group: \"db\"");
+    assert!(!w.log.iter().any(|l| l.1 == 2 && claims_db(l)), "{}", dump(&w));
+    assert_eq!((w.runs("web"), w.runs("db")), (vec![3], vec![3]), "{}", dump(&w));
+}
+
+#[test]
+fn a_fence_vote_during_a_voter_change_gives_a_double_owner() {
+    let (w, _) = a_fence_vote_across_a_voter_change(|r| r.votes_need_settled_config = false);
+    // Node 1 in both quorums: its old incarnation's fence vote on node 2,
+    // its new incarnation's real grant on node 3 (9.45 s of the 10 s).
+    assert!(w.double_owner_ms > 0, "{}", dump(&w));
+    assert_eq!(w.runs("db"), vec![2, 3], "{}", dump(&w));
+    let held = |id: u32, grantors: &str| {
+        let line = format!("ClaimHeld {{ group: \"db\", grantors: {grantors} }}");
+        w.log.iter().any(|l| l.1 == id && l.2 == line)
+    };
+    assert!(held(2, "{1, 2}") && held(3, "{1, 3}"), "{}", dump(&w));
+}

@@ -380,10 +380,22 @@
 //!   while the configuration is unsettled, fence votes complete no half for
 //!   leases, claims, revocations or fences, for the same reason as the
 //!   tie-breaker's half above: an exact half of the old voters completed
-//!   by a vote and a majority of the new ones can be disjoint. The cost is
-//!   a lease that can lapse for the length of a change (a second or two).
-//!   This rule has no twin test yet: it closes a shape of the argument, not
-//!   a run the simulator found.
+//!   by a vote and a majority of the new ones can be disjoint. While the
+//!   fenced node stays dead they cannot (with the vote only completing a
+//!   half, a majority of the other voter set needs a real voter of that
+//!   half); its new incarnation can, as the fencer counts the old one's
+//!   vote until it reads the new one. Of the same voters, `wait_for_all`
+//!   keeps the new incarnation from deciding an exact half; a strict
+//!   majority of new voters needs no such wait. The lock-step test
+//!   `a_fence_vote_during_a_voter_change_gives_a_double_owner` builds it
+//!   (not found by the simulator): voters {1, 2}, node 2 fenced node 1
+//!   and holds on {2} + 1's vote; node 1 reboots, unread by node 2, which
+//!   proposes promoting learner 3; nodes 1 and 3 commit {1, 2, 3}, and
+//!   node 2, cut off, never sees it. A new group is then claimed by node 2
+//!   with {2} + 1's vote and by node 3 with {1, 3}: 9.45 s of double owner
+//!   in 10 s, none with the rule. The cost is a lease that can lapse for
+//!   the length of a change (a second or two; there, node 2's at its own
+//!   proposal).
 //!
 //! Open: two voters that propose different changes of one version at once
 //! can split the acknowledgements so that neither commits until a dead
@@ -799,7 +811,10 @@ pub(crate) struct Rules {
     /// complete no half for leases, claims, revocations and fences, as the
     /// tie-breaker's exact half does not (`tie_needs_settled_config`): an
     /// exact half of the old voters completed by a vote and a majority of
-    /// the new voters can be disjoint.
+    /// the new voters can be disjoint (off: a fencer that has not read its
+    /// target's new incarnation counts the old one's vote while the new one
+    /// votes with the new voters, and two nodes claim one group: the
+    /// lock-step test `a_fence_vote_during_a_voter_change_gives_a_double_owner`).
     pub votes_need_settled_config: bool,
     /// Only a voter fences the tie-breaker of an exact half: the fence is
     /// that half's vote, and a learner is in no half (off: a learner that
