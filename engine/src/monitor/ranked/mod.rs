@@ -206,6 +206,18 @@
 //!   verdict came; a new incarnation seen afterwards (a reboot faster than
 //!   the source's detection) is judged by its counter alone, so it is not
 //!   revoked, and then fenced, on its predecessor's verdict.
+//! * **A node heard since the verdict is judged by its counter**
+//!   (`Rules::heard_overrides_down`). Once its counter has moved after the
+//!   source first listed it down, and while it is not silent, the verdict
+//!   stops counting: its revocation can be lifted (it released, or the
+//!   lifting round completes) as if it were listed up. Safe because the
+//!   verdict only ever hastens a revocation, and a revocation made or kept
+//!   later only delays a takeover; the lease argument rests on
+//!   acknowledgements alone. Why: after a partition that left no side a
+//!   majority, every node revoked every node across it, and the released
+//!   records that crossed once it healed could not lift those revocations
+//!   while the source, slower than the storage, still listed the other
+//!   side down (N = 10 seed 13: five groups down 5 s after the heal).
 //! * **Old news is not a refusal** (`Rules::must_move_fence_needs_current_record`).
 //!   Past the release wait, a member listed up whose latest record says
 //!   `holding` but acknowledges nothing the fencer emitted since the
