@@ -250,6 +250,18 @@ pub struct ProcessTable {
     spare_cgroups: Vec<Cgroup>,
     /// The cgroup of each live instance that has one.
     cgroups: BTreeMap<ProcId, Cgroup>,
+    /// Instances whose cgroup was killed through `cgroup.kill` (theirs or
+    /// the base's): it is never kept as a spare.
+    ///
+    /// Why: on Linux 6.18 (measured; the `kill_seq` of 6.14+), a child
+    /// `clone3`d with `CLONE_INTO_CGROUP` into a cgroup that once went
+    /// through `cgroup.kill` (itself or an ancestor at the time) is killed
+    /// with SIGKILL at birth: the kill counter it is compared with is read
+    /// from the parent's cgroup, not the target's. A reused spare turned
+    /// every respawn into an instant SIGKILL until the respawn limit. A
+    /// cgroup created after the kill, or joined by writing `cgroup.procs`,
+    /// is not affected.
+    cgroup_killed: std::collections::HashSet<ProcId>,
     /// The last spawn found `cgroup_base` gone and could not recreate it
     /// (logged once per change, not per spawn).
     cgroup_base_lost: bool,
@@ -764,6 +776,22 @@ impl ProcessTable {
         (self.instance_cgroup(id), false)
     }
 
+    /// SIGKILL every process in every instance cgroup at once
+    /// (`cgroup.kill` on the base, recursive); returns the members listed
+    /// just before (`None` outside cgroup mode). The spares and the live
+    /// instances' cgroups are never reused after this (see
+    /// `cgroup_killed`).
+    pub fn kill_cgroup_tree(&mut self) -> Option<Vec<i32>> {
+        let base = self.cgroup_base.as_ref()?.dir.clone();
+        let members = cgroup::tree_members(&base);
+        cgroup::tree_signal(&base, libc::SIGKILL);
+        self.cgroup_killed.extend(self.cgroups.keys().copied());
+        for cg in std::mem::take(&mut self.spare_cgroups) {
+            self.remover.remove(cg);
+        }
+        Some(members)
+    }
+
     /// Remove the daemon's cgroup directory (at exit, once all is reaped).
     pub fn remove_cgroup_base(&mut self) {
         for cg in std::mem::take(&mut self.spare_cgroups) {
@@ -1034,7 +1062,12 @@ impl ProcessTable {
         // cgroup, which then cannot be removed (logged at debug level).
         let (in_cgroup, listed) = match self.cgroups.get(&id) {
             // The leader is signalled with its process group below.
-            Some(cg) => cg.signal_listing(nix_signal(sig) as libc::c_int, Some(pid as i32)),
+            Some(cg) => {
+                if sig == Signal::Kill {
+                    self.cgroup_killed.insert(id);
+                }
+                cg.signal_listing(nix_signal(sig) as libc::c_int, Some(pid as i32))
+            }
             None => (false, None),
         };
         match listed {
@@ -1188,8 +1221,9 @@ impl ProcessTable {
             if let Err(e) = wait_one(child.pid, Some(WaitPidFlag::WNOHANG)) {
                 tracing::debug!(%id, pid = child.pid, error = %e, "reaping an exited child");
             }
+            let killed = self.cgroup_killed.remove(&id);
             if let Some(cg) = self.cgroups.remove(&id) {
-                if read_empty && self.spare_cgroups.len() < SPARE_CGROUPS {
+                if read_empty && !killed && self.spare_cgroups.len() < SPARE_CGROUPS {
                     self.spare_cgroups.push(cg);
                 } else {
                     self.remover.remove(cg);
