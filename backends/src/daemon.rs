@@ -407,6 +407,12 @@ impl RealProcesses {
         &self.containment
     }
 
+    /// Count adopted orphans as part of their instance in process-group
+    /// mode ([`ProcessTable::attribute_orphans`]; `mosha` does).
+    pub fn attribute_orphans(&mut self, on: bool) {
+        self.table.attribute_orphans(on);
+    }
+
     /// The directory of the per-entry cgroups, in cgroup mode.
     pub fn cgroup_base(&self) -> Option<&Path> {
         match &self.containment {
@@ -592,6 +598,7 @@ impl RealProcesses {
         env.push(("CLINIT_GROUP".into(), group.into()));
         env.push(("CLINIT_TAG".into(), tag.into()));
         env.push(("CLINIT_LEVEL".into(), level.into()));
+        env.push((crate::process::INSTANCE_ENV.into(), id.0.to_string()));
         let fail = |what: String, source: io::Error| ChildSpawnError {
             what: format!("{}/{}: {what}", escape(group), escape(tag)),
             source,

@@ -225,6 +225,11 @@ enum NextExit {
     Other,
 }
 
+/// The environment variable naming the instance a process was started for
+/// (`CLINIT_INSTANCE=<engine id number>`), set by the daemons on every
+/// child and inherited by its descendants.
+pub const INSTANCE_ENV: &str = "CLINIT_INSTANCE";
+
 /// Live children, by engine id: not yet reaped, or held as zombies for
 /// their lingering process groups.
 #[derive(Debug, Default)]
@@ -262,6 +267,9 @@ pub struct ProcessTable {
     /// cgroup created after the kill, or joined by writing `cgroup.procs`,
     /// is not affected.
     cgroup_killed: std::collections::HashSet<ProcId>,
+    /// Attribute adopted orphans to their instance by [`INSTANCE_ENV`]
+    /// ([`ProcessTable::attribute_orphans`]).
+    attribute_orphans: bool,
     /// The last spawn found `cgroup_base` gone and could not recreate it
     /// (logged once per change, not per spawn).
     cgroup_base_lost: bool,
@@ -878,6 +886,44 @@ impl ProcessTable {
         Vec::new()
     }
 
+    /// In process-group mode, count an adopted orphan (see
+    /// [`ProcessTable::orphans`]) as part of the instance named by its
+    /// [`INSTANCE_ENV`]: the instance stays alive (lingering) while such an
+    /// orphan lives, and every signal to the instance reaches it too, so a
+    /// stop escalates until it is gone, as in cgroup mode.
+    ///
+    /// Why only orphans: a descendant that left its process group
+    /// (`setsid cmd &`) is re-parented to this subreaper once its parent
+    /// dies, which a stop of the group brings about. Being our unreaped
+    /// child, its pid cannot be reused while we signal it; a descendant
+    /// whose parent still lives is not ours to reach by pid (cgroup mode
+    /// reaches it). `mosha` turns this on; the variable alone could be
+    /// forged by a command, but an orphan is ours whatever it says.
+    pub fn attribute_orphans(&mut self, on: bool) {
+        self.attribute_orphans = on;
+    }
+
+    /// Adopted orphans by the instance their environment names (empty
+    /// unless [`ProcessTable::attribute_orphans`] and outside cgroup mode).
+    fn orphans_by_instance(&self) -> BTreeMap<ProcId, Vec<u32>> {
+        let mut out: BTreeMap<ProcId, Vec<u32>> = BTreeMap::new();
+        if !self.attribute_orphans || self.cgroup_base.is_some() {
+            return out;
+        }
+        let prefix = format!("{INSTANCE_ENV}=");
+        for pid in self.orphans() {
+            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+            let id = environ
+                .split(|&b| b == 0)
+                .filter_map(|v| v.strip_prefix(prefix.as_bytes()))
+                .find_map(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
+            if let Some(id) = id.map(ProcId).filter(|id| self.live.contains_key(id)) {
+                out.entry(id).or_default().push(pid);
+            }
+        }
+        out
+    }
+
     /// Stop the adopted orphans (see [`ProcessTable::orphans`]) at exit:
     /// SIGTERM, then SIGKILL after [`ORPHAN_GRACE`], and reap them. They are
     /// our (adopted, unreaped) children, so their pids cannot be reused
@@ -1070,6 +1116,15 @@ impl ProcessTable {
             }
             None => (false, None),
         };
+        // Its adopted orphans (process-group mode, see attribute_orphans):
+        // our unreaped children, so their pids are still theirs.
+        let mut orphans_signalled = false;
+        if let Some(orphans) = self.orphans_by_instance().remove(&id) {
+            for orphan in orphans {
+                orphans_signalled |=
+                    nix::sys::signal::kill(Pid::from_raw(orphan as i32), nix_signal(sig)).is_ok();
+            }
+        }
         match listed {
             Some(members) if members == [pid as i32] => {
                 self.solo.insert(id);
@@ -1084,7 +1139,7 @@ impl ProcessTable {
                 tracing::debug!(%id, pid, signal = %sig, "signalled process group");
                 Ok(true)
             }
-            Err(Errno::ESRCH) => Ok(in_cgroup),
+            Err(Errno::ESRCH) => Ok(in_cgroup || orphans_signalled),
             Err(source) => Err(SignalError { id, pid, signal: sig, source }),
         }
     }
@@ -1182,8 +1237,10 @@ impl ProcessTable {
         let pgids =
             exited.iter().map(|e| e.1).chain(lingering_before.iter().map(|l| l.1)).collect();
         let occupied = self.groups_with_members(&pgids);
+        let orphaned = self.orphans_by_instance();
         for (id, pid, status) in exited {
-            let lingering = occupied.contains(&pid) || self.cgroup_occupied(id);
+            let lingering =
+                occupied.contains(&pid) || self.cgroup_occupied(id) || orphaned.contains_key(&id);
             if lingering {
                 if let Some(c) = self.live.get_mut(&id) {
                     c.leader_exited = true;
@@ -1196,7 +1253,8 @@ impl ProcessTable {
             out.push(Reaped::Exited { id, pid, status, lingering });
         }
         for (id, pid) in lingering_before {
-            if !occupied.contains(&pid) && !self.cgroup_occupied(id) {
+            if !occupied.contains(&pid) && !self.cgroup_occupied(id) && !orphaned.contains_key(&id)
+            {
                 self.release(id);
                 out.push(Reaped::GroupGone { id, pid });
             }

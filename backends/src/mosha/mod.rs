@@ -361,6 +361,10 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
     // Contained as `clinit -d` contains (a cgroup per entry where it can),
     // and the cgroup base recorded before anything is spawned.
     let cgroup_base = daemon::set_up_containment(&mut processes, cfg.cgroups, &state_file);
+    // Without cgroups, a stop of one entry still reaches its descendants
+    // that left the process group once they are orphans of this subreaper
+    // (by CLINIT_INSTANCE; README, "Containment").
+    processes.attribute_orphans(cgroup_base.is_none());
     let (durable, watchdog) = match &cfg.policy {
         PolicyConfig::Ranked(params) => {
             let path = ranked::state_path(&clstat_path);
