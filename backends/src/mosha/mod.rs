@@ -393,19 +393,18 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
                         warn!("ranked: cannot tell the watchdog {}", line.render().trim_end());
                         continue;
                     }
-                    told.push(if matches!(line, crate::watchdog::Line::Marker(_)) {
-                        "the generation marker"
-                    } else {
-                        "the cgroup base"
+                    told.push(match &line {
+                        crate::watchdog::Line::Cgroup(dir) => format!("below {}", dir.display()),
+                        _ => format!("with the {} marker", generations::GENERATION_ENV),
                     });
                     w.send(line)
                         .map_err(|e| MoshaError::Watchdog(io::Error::other(e.to_string())))?;
                 }
                 info!(
                     "ranked: watchdog is pid {}; at its deadline it kills the service process \
-                     groups and what {} reaches",
+                     groups and every process {}",
                     w.pid(),
-                    told.join(" and ")
+                    told.join(" or ")
                 );
                 Some(w)
             } else {
