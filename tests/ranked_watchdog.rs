@@ -188,3 +188,67 @@ fn a_watchdog_that_cannot_be_restarted_is_reported_down_until_one_starts() {
     let _ = kill(Pid::from_raw(new as i32), Signal::SIGKILL);
     drop(handle);
 }
+
+/// Issue 10, process containment: a service's descendant that left its
+/// process group (`setsid sleep &`) is killed at the deadline too, found by
+/// the generation marker the monitor hands the watchdog (`marker VALUE`),
+/// also by a watchdog restarted after a `kill -9` (the marker is replayed).
+/// A process with another marker is left alone. Fails without the marker
+/// line: `killpg` does not reach the escapee.
+#[test]
+fn the_watchdog_kills_escaped_descendants_by_their_generation_marker() {
+    use clinit_backends::generations::{marked_processes, GENERATION_ENV};
+    use clinit_backends::watchdog::{boottime, Line, WatchdogHandle};
+    use clinit_engine::time::Millis;
+    let marker = format!("{}:/test/ranked_watchdog/{}", std::process::id(), line!());
+    let other = format!("{marker}-other");
+    let service = Command::new("sh")
+        .args(["-c", "setsid sleep 3071 & exec sleep 3072"])
+        .env(GENERATION_ENV, &marker)
+        .process_group(0)
+        .spawn()
+        .expect("service starts");
+    let bystander = Command::new("sleep")
+        .arg("3073")
+        .env(GENERATION_ENV, &other)
+        .process_group(0)
+        .spawn()
+        .expect("bystander starts");
+    let pgid = service.id() as i32;
+    let mut procs = Reap(vec![service, bystander]);
+    let start = Instant::now();
+    while marked_processes(&marker).len() < 2 && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let escapee: Vec<u32> =
+        marked_processes(&marker).into_iter().filter(|&p| p != pgid as u32).collect();
+    assert_eq!(escapee.len(), 1, "the setsid sleep carries the marker");
+    let mut handle =
+        WatchdogHandle::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_mosha"))).expect("spawn");
+    handle.send(Line::Marker(marker.clone())).expect("marker");
+    handle.send(Line::Add(pgid)).expect("add");
+    // Restarted once (kill -9), then armed to fire in 300 ms.
+    let old = handle.pid();
+    kill(Pid::from_raw(old as i32), Signal::SIGKILL).expect("kill -9 the watchdog");
+    let start = Instant::now();
+    while handle.pid() == old && start.elapsed() < Duration::from_secs(5) {
+        let deadline = Some(Millis(boottime().0 + 300));
+        handle.send(Line::Arm { epoch: (1, 1), deadline }).expect("arm");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_ne!(handle.pid(), old, "restarted");
+    let st = wait_exit(&mut procs.0[0], Duration::from_secs(5)).expect("the service is killed");
+    assert_eq!(st.signal(), Some(9), "{st:?}");
+    let start = Instant::now();
+    while !marked_processes(&marker).is_empty() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left = marked_processes(&marker);
+    for &pid in &left {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    }
+    assert!(left.is_empty(), "the escaped descendant outlived the watchdog's kill: {left:?}");
+    assert!(procs.0[1].try_wait().expect("try_wait").is_none(), "another marker is left alone");
+    let _ = kill(Pid::from_raw(handle.pid() as i32), Signal::SIGKILL);
+    drop(handle);
+}

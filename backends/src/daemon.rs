@@ -407,6 +407,58 @@ impl RealProcesses {
         &self.containment
     }
 
+    /// Count adopted orphans as part of their instance in process-group
+    /// mode ([`ProcessTable::attribute_orphans`]; `mosha` does).
+    pub fn attribute_orphans(&mut self, on: bool) {
+        self.table.attribute_orphans(on);
+    }
+
+    /// The directory of the per-entry cgroups, in cgroup mode.
+    pub fn cgroup_base(&self) -> Option<&Path> {
+        match &self.containment {
+            Containment::Cgroup { base } => Some(base),
+            Containment::ProcessGroup { .. } => None,
+        }
+    }
+
+    /// The value of [`generations::GENERATION_ENV`] every child gets
+    /// (`None` when the daemon gave its children none).
+    pub fn generation(&self) -> Option<&str> {
+        self.env.iter().find(|(k, _)| k == generations::GENERATION_ENV).map(|(_, v)| v.as_str())
+    }
+
+    /// SIGKILL what the commands started outside the process groups of
+    /// the live instances: a descendant that left its group (`setsid cmd
+    /// &`), or the rest of an instance already reaped. For `mosha`'s kill
+    /// on a lost lease, right before the process groups themselves are
+    /// killed: no copy of a service may outlive it while a peer takes the
+    /// group over. The groups' own members are killed by this too.
+    ///
+    /// * cgroup mode: every process below the base (`cgroup.kill` on the
+    ///   base, which is recursive);
+    /// * both modes: every process carrying this generation's marker
+    ///   ([`generations::signal_marked`], which never signals a reused
+    ///   pid). A process that cleared its environment escapes this in
+    ///   process-group mode (README, "Containment").
+    ///
+    /// Returns how many processes were killed outside the live instances'
+    /// process groups (counted before the kill).
+    pub fn kill_escaped(&mut self) -> usize {
+        let live: HashSet<u32> = self.records.values().map(|r| r.pgid).collect();
+        let outside =
+            |pid: u32| generations::process_group(pid).is_some_and(|g| !live.contains(&g));
+        let mut extra = HashSet::new();
+        if let Some(members) = self.table.kill_cgroup_tree() {
+            let members = members.into_iter().filter_map(|p| u32::try_from(p).ok());
+            extra.extend(members.filter(|&p| outside(p)));
+        }
+        if let Some(generation) = self.generation() {
+            let killed = generations::signal_marked(generation, libc::SIGKILL);
+            extra.extend(killed.into_iter().filter(|s| !live.contains(&s.pgrp)).map(|s| s.pid));
+        }
+        extra.len()
+    }
+
     /// The state file's new content, if it changed since the last call.
     /// Start times the spawn's clock left unknown ([`crate::spawn_clock`])
     /// are read here from `/proc`, not at spawn (off the spawn path): a
@@ -546,6 +598,7 @@ impl RealProcesses {
         env.push(("CLINIT_GROUP".into(), group.into()));
         env.push(("CLINIT_TAG".into(), tag.into()));
         env.push(("CLINIT_LEVEL".into(), level.into()));
+        env.push((crate::process::INSTANCE_ENV.into(), id.0.to_string()));
         let fail = |what: String, source: io::Error| ChildSpawnError {
             what: format!("{}/{}: {what}", escape(group), escape(tag)),
             source,
@@ -1209,6 +1262,40 @@ pub(crate) fn stop_previous_generation(
     survivors
 }
 
+/// Choose how commands are contained (`cgroups`: a cgroup v2 per entry
+/// where this process can create one, else process groups), say so in the
+/// log, and record the cgroup base in `state_file`. Returns the base.
+///
+/// Why the base is written here, before anything is spawned: a successor
+/// started after a `kill -9` then stops all this generation ever starts,
+/// even a process forked just before the kill and not yet in the state
+/// file's groups ([`crate::generations`]). `clinit -d` and `mosha` both
+/// start this way.
+pub(crate) fn set_up_containment(
+    processes: &mut RealProcesses,
+    cgroups: bool,
+    state_file: &Path,
+) -> Option<PathBuf> {
+    if cgroups {
+        match processes.enable_cgroups() {
+            Containment::Cgroup { base } => {
+                info!("containment: one cgroup per entry under {}", base.display())
+            }
+            Containment::ProcessGroup { reason } => {
+                warn!("containment: process groups only: {reason}")
+            }
+        }
+    } else {
+        processes.containment = Containment::ProcessGroup { reason: "cgroups disabled".into() };
+        info!("containment: process groups only (cgroups disabled)");
+    }
+    let cgroup_base = processes.cgroup_base().map(Path::to_path_buf);
+    if let Err(e) = generations::write_state(state_file, cgroup_base.as_deref(), &[]) {
+        error!("cannot write {}: {e}", state_file.display());
+    }
+    cgroup_base
+}
+
 /// Let every thread started from here on allocate from the main malloc
 /// arena (glibc's `M_ARENA_MAX` = 1).
 ///
@@ -1309,29 +1396,7 @@ pub async fn run(mut cfg: DaemonConfig) -> Result<(), DaemonError> {
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<ProcId>();
     let notify_dir = crate::readiness::notify_dir(&socket);
     start_output(&mut processes, output_cfg, &notify_dir, ready_tx);
-    if cfg.cgroups {
-        match processes.enable_cgroups() {
-            Containment::Cgroup { base } => {
-                info!("containment: one cgroup per entry under {}", base.display())
-            }
-            Containment::ProcessGroup { reason } => {
-                warn!("containment: process groups only: {reason}")
-            }
-        }
-    } else {
-        processes.containment = Containment::ProcessGroup { reason: "cgroups disabled".into() };
-        info!("containment: process groups only (cgroups disabled)");
-    }
-    // Record the cgroup base before anything is spawned: a successor then
-    // stops all this generation ever starts, even a process forked just
-    // before a `kill -9` and not yet in the state file's groups.
-    let cgroup_base = match &processes.containment {
-        Containment::Cgroup { base } => Some(base.clone()),
-        Containment::ProcessGroup { .. } => None,
-    };
-    if let Err(e) = generations::write_state(&state_file, cgroup_base.as_deref(), &[]) {
-        error!("cannot write {}: {e}", state_file.display());
-    }
+    let cgroup_base = set_up_containment(&mut processes, cfg.cgroups, &state_file);
     // The state file's and detail file's later writes, off the loop.
     let mut files = StatusWriter::start(state_file.clone(), cgroup_base.clone(), &clstat);
     let store = FileStatus { path: clstat.clone() };

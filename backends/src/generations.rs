@@ -155,6 +155,89 @@ pub fn marked_processes(generation: &str) -> Vec<u32> {
         .collect()
 }
 
+/// One process [`signal_marked`] signalled: its pid and process group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signalled {
+    pub pid: u32,
+    pub pgrp: u32,
+}
+
+/// Send `sig` to every live process (not this one) whose environment holds
+/// `GENERATION_ENV=generation`; returns those signalled.
+///
+/// This is how a lease-loss kill and the watchdog's deadline kill reach a
+/// descendant that left its entry's process group (`setsid cmd &`) when no
+/// cgroup contains it: the marker is inherited by everything a command
+/// starts (module doc).
+///
+/// Why a reused pid is never signalled: each process is opened as a pidfd
+/// (`pidfd_open`) *before* its environment is read, and signalled through
+/// that pidfd (`pidfd_send_signal`). A pidfd names one process, never a
+/// later one with the same pid: if the process exited and its pid was
+/// reused while the environment was read, the environment read was the
+/// newcomer's, but the signal goes to the dead process and is refused
+/// (`ESRCH`); if the process is still alive when signalled, it was alive
+/// throughout, so the environment read was its own. Where the kernel has no
+/// pidfds (before 5.3) it falls back to `kill(pid)`: then a process that
+/// exits, is reaped and whose pid is reused between the read and the kill
+/// (microseconds, while pids are handed out in rising order over
+/// `pid_max`) would be hit. Under `mosha`, a subreaper, that cannot happen
+/// to an escapee whose parent died: it is `mosha`'s own child and is not
+/// reaped while `mosha` runs this.
+pub fn signal_marked(generation: &str, sig: libc::c_int) -> Vec<Signalled> {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let want = format!("{GENERATION_ENV}={generation}");
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    for pid in dir.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()) {
+        if pid == me {
+            continue;
+        }
+        // SAFETY: pidfd_open takes two integers; the result is checked.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        let pidfd = if fd >= 0 {
+            // SAFETY: a fresh descriptor we own.
+            Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+        } else if io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            None
+        } else {
+            continue; // Gone already (ESRCH).
+        };
+        buf.clear();
+        let read = std::fs::File::open(format!("/proc/{pid}/environ"))
+            .and_then(|f| f.take(MAX_ENVIRON).read_to_end(&mut buf));
+        if read.is_err() || !buf.split(|&b| b == 0).any(|v| v == want.as_bytes()) {
+            continue;
+        }
+        let Some((state, pgrp, ..)) = stat(pid) else { continue };
+        if state == 'Z' || state == 'X' {
+            continue;
+        }
+        let rc = match &pidfd {
+            // SAFETY: a pidfd we hold, a plain signal number, no siginfo.
+            Some(fd) => unsafe {
+                use std::os::fd::AsRawFd;
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    sig,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            },
+            // SAFETY: kill has no memory effects (see above for the pid).
+            None => unsafe { libc::kill(pid as libc::pid_t, sig) as libc::c_long },
+        };
+        if rc == 0 {
+            out.push(Signalled { pid, pgrp });
+        }
+    }
+    out
+}
+
 /// A state file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -206,6 +289,11 @@ fn stat(pid: u32) -> Option<(char, u32, u32, u64)> {
     // f[0] state, f[1] ppid, f[2] pgrp, f[3] session, ..., f[19] starttime.
     let state = f.first()?.chars().next()?;
     Some((state, f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?, f.get(19)?.parse().ok()?))
+}
+
+/// The process group of a process, if it is alive or a zombie.
+pub fn process_group(pid: u32) -> Option<u32> {
+    stat(pid).map(|s| s.1)
 }
 
 /// The start time of a process (clock ticks since boot).

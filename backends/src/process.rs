@@ -225,6 +225,11 @@ enum NextExit {
     Other,
 }
 
+/// The environment variable naming the instance a process was started for
+/// (`CLINIT_INSTANCE=<engine id number>`), set by the daemons on every
+/// child and inherited by its descendants.
+pub const INSTANCE_ENV: &str = "CLINIT_INSTANCE";
+
 /// Live children, by engine id: not yet reaped, or held as zombies for
 /// their lingering process groups.
 #[derive(Debug, Default)]
@@ -250,6 +255,21 @@ pub struct ProcessTable {
     spare_cgroups: Vec<Cgroup>,
     /// The cgroup of each live instance that has one.
     cgroups: BTreeMap<ProcId, Cgroup>,
+    /// Instances whose cgroup was killed through `cgroup.kill` (theirs or
+    /// the base's): it is never kept as a spare.
+    ///
+    /// Why: on Linux 6.18 (measured; the `kill_seq` of 6.14+), a child
+    /// `clone3`d with `CLONE_INTO_CGROUP` into a cgroup that once went
+    /// through `cgroup.kill` (itself or an ancestor at the time) is killed
+    /// with SIGKILL at birth: the kill counter it is compared with is read
+    /// from the parent's cgroup, not the target's. A reused spare turned
+    /// every respawn into an instant SIGKILL until the respawn limit. A
+    /// cgroup created after the kill, or joined by writing `cgroup.procs`,
+    /// is not affected.
+    cgroup_killed: std::collections::HashSet<ProcId>,
+    /// Attribute adopted orphans to their instance by [`INSTANCE_ENV`]
+    /// ([`ProcessTable::attribute_orphans`]).
+    attribute_orphans: bool,
     /// The last spawn found `cgroup_base` gone and could not recreate it
     /// (logged once per change, not per spawn).
     cgroup_base_lost: bool,
@@ -764,6 +784,22 @@ impl ProcessTable {
         (self.instance_cgroup(id), false)
     }
 
+    /// SIGKILL every process in every instance cgroup at once
+    /// (`cgroup.kill` on the base, recursive); returns the members listed
+    /// just before (`None` outside cgroup mode). The spares and the live
+    /// instances' cgroups are never reused after this (see
+    /// `cgroup_killed`).
+    pub fn kill_cgroup_tree(&mut self) -> Option<Vec<i32>> {
+        let base = self.cgroup_base.as_ref()?.dir.clone();
+        let members = cgroup::tree_members(&base);
+        cgroup::tree_signal(&base, libc::SIGKILL);
+        self.cgroup_killed.extend(self.cgroups.keys().copied());
+        for cg in std::mem::take(&mut self.spare_cgroups) {
+            self.remover.remove(cg);
+        }
+        Some(members)
+    }
+
     /// Remove the daemon's cgroup directory (at exit, once all is reaped).
     pub fn remove_cgroup_base(&mut self) {
         for cg in std::mem::take(&mut self.spare_cgroups) {
@@ -848,6 +884,44 @@ impl ProcessTable {
     #[cfg(not(target_os = "linux"))]
     pub fn orphans(&self) -> Vec<u32> {
         Vec::new()
+    }
+
+    /// In process-group mode, count an adopted orphan (see
+    /// [`ProcessTable::orphans`]) as part of the instance named by its
+    /// [`INSTANCE_ENV`]: the instance stays alive (lingering) while such an
+    /// orphan lives, and every signal to the instance reaches it too, so a
+    /// stop escalates until it is gone, as in cgroup mode.
+    ///
+    /// Why only orphans: a descendant that left its process group
+    /// (`setsid cmd &`) is re-parented to this subreaper once its parent
+    /// dies, which a stop of the group brings about. Being our unreaped
+    /// child, its pid cannot be reused while we signal it; a descendant
+    /// whose parent still lives is not ours to reach by pid (cgroup mode
+    /// reaches it). `mosha` turns this on; the variable alone could be
+    /// forged by a command, but an orphan is ours whatever it says.
+    pub fn attribute_orphans(&mut self, on: bool) {
+        self.attribute_orphans = on;
+    }
+
+    /// Adopted orphans by the instance their environment names (empty
+    /// unless [`ProcessTable::attribute_orphans`] and outside cgroup mode).
+    fn orphans_by_instance(&self) -> BTreeMap<ProcId, Vec<u32>> {
+        let mut out: BTreeMap<ProcId, Vec<u32>> = BTreeMap::new();
+        if !self.attribute_orphans || self.cgroup_base.is_some() {
+            return out;
+        }
+        let prefix = format!("{INSTANCE_ENV}=");
+        for pid in self.orphans() {
+            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+            let id = environ
+                .split(|&b| b == 0)
+                .filter_map(|v| v.strip_prefix(prefix.as_bytes()))
+                .find_map(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
+            if let Some(id) = id.map(ProcId).filter(|id| self.live.contains_key(id)) {
+                out.entry(id).or_default().push(pid);
+            }
+        }
+        out
     }
 
     /// Stop the adopted orphans (see [`ProcessTable::orphans`]) at exit:
@@ -1034,9 +1108,23 @@ impl ProcessTable {
         // cgroup, which then cannot be removed (logged at debug level).
         let (in_cgroup, listed) = match self.cgroups.get(&id) {
             // The leader is signalled with its process group below.
-            Some(cg) => cg.signal_listing(nix_signal(sig) as libc::c_int, Some(pid as i32)),
+            Some(cg) => {
+                if sig == Signal::Kill {
+                    self.cgroup_killed.insert(id);
+                }
+                cg.signal_listing(nix_signal(sig) as libc::c_int, Some(pid as i32))
+            }
             None => (false, None),
         };
+        // Its adopted orphans (process-group mode, see attribute_orphans):
+        // our unreaped children, so their pids are still theirs.
+        let mut orphans_signalled = false;
+        if let Some(orphans) = self.orphans_by_instance().remove(&id) {
+            for orphan in orphans {
+                orphans_signalled |=
+                    nix::sys::signal::kill(Pid::from_raw(orphan as i32), nix_signal(sig)).is_ok();
+            }
+        }
         match listed {
             Some(members) if members == [pid as i32] => {
                 self.solo.insert(id);
@@ -1051,7 +1139,7 @@ impl ProcessTable {
                 tracing::debug!(%id, pid, signal = %sig, "signalled process group");
                 Ok(true)
             }
-            Err(Errno::ESRCH) => Ok(in_cgroup),
+            Err(Errno::ESRCH) => Ok(in_cgroup || orphans_signalled),
             Err(source) => Err(SignalError { id, pid, signal: sig, source }),
         }
     }
@@ -1149,8 +1237,10 @@ impl ProcessTable {
         let pgids =
             exited.iter().map(|e| e.1).chain(lingering_before.iter().map(|l| l.1)).collect();
         let occupied = self.groups_with_members(&pgids);
+        let orphaned = self.orphans_by_instance();
         for (id, pid, status) in exited {
-            let lingering = occupied.contains(&pid) || self.cgroup_occupied(id);
+            let lingering =
+                occupied.contains(&pid) || self.cgroup_occupied(id) || orphaned.contains_key(&id);
             if lingering {
                 if let Some(c) = self.live.get_mut(&id) {
                     c.leader_exited = true;
@@ -1163,7 +1253,8 @@ impl ProcessTable {
             out.push(Reaped::Exited { id, pid, status, lingering });
         }
         for (id, pid) in lingering_before {
-            if !occupied.contains(&pid) && !self.cgroup_occupied(id) {
+            if !occupied.contains(&pid) && !self.cgroup_occupied(id) && !orphaned.contains_key(&id)
+            {
                 self.release(id);
                 out.push(Reaped::GroupGone { id, pid });
             }
@@ -1188,8 +1279,9 @@ impl ProcessTable {
             if let Err(e) = wait_one(child.pid, Some(WaitPidFlag::WNOHANG)) {
                 tracing::debug!(%id, pid = child.pid, error = %e, "reaping an exited child");
             }
+            let killed = self.cgroup_killed.remove(&id);
             if let Some(cg) = self.cgroups.remove(&id) {
-                if read_empty && self.spare_cgroups.len() < SPARE_CGROUPS {
+                if read_empty && !killed && self.spare_cgroups.len() < SPARE_CGROUPS {
                     self.spare_cgroups.push(cg);
                 } else {
                     self.remover.remove(cg);

@@ -19,6 +19,14 @@
 //!   `add PGID` when a service process group starts, `del PGID` when it is
 //!   reaped. Absolute boot-clock times, not keep-alives: a late line only
 //!   makes the watchdog fire *earlier* than it would, never later.
+//! * At start-up the monitor also says what reaches a service's descendant
+//!   that left its process group (`setsid cmd &`): `marker VALUE`, the
+//!   generation marker every service child carries
+//!   ([`crate::generations::GENERATION_ENV`]), and, in cgroup mode,
+//!   `cgroup DIR`, the directory of the per-entry cgroups. When it fires,
+//!   the watchdog kills those too (see [`Reach`]). A watchdog that does
+//!   not know a line ignores it (logged), so an older one still kills the
+//!   process groups.
 //! * The rule (deadlines move forward only within an epoch, a newer epoch
 //!   re-arms, a fired watchdog keeps killing until a new epoch) is the
 //!   engine's [`Watchdog`]; this module only hosts it.
@@ -61,11 +69,21 @@ pub fn boottime() -> Millis {
 }
 
 /// One line of the monitor-to-watchdog protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
-    Arm { epoch: (u64, u64), deadline: Option<Millis> },
+    Arm {
+        epoch: (u64, u64),
+        deadline: Option<Millis>,
+    },
     Add(i32),
     Del(i32),
+    /// `marker VALUE`: kill the processes whose environment holds
+    /// `CLINIT_GENERATION=VALUE` when firing (the rest of the line, spaces
+    /// included; no newline).
+    Marker(String),
+    /// `cgroup DIR`: kill every process below this cgroup v2 directory
+    /// when firing (the rest of the line).
+    Cgroup(PathBuf),
 }
 
 /// A line the watchdog does not understand (it is ignored, and logged).
@@ -76,6 +94,12 @@ pub struct BadLine(pub String);
 impl Line {
     pub fn parse(text: &str) -> Result<Line, BadLine> {
         let bad = || BadLine(text.to_string());
+        if let Some(value) = text.strip_prefix("marker ").filter(|v| !v.is_empty()) {
+            return Ok(Line::Marker(value.to_string()));
+        }
+        if let Some(dir) = text.strip_prefix("cgroup ").filter(|d| d.starts_with('/')) {
+            return Ok(Line::Cgroup(PathBuf::from(dir)));
+        }
         let w: Vec<&str> = text.split_whitespace().collect();
         let num = |s: &str| s.parse::<u64>().map_err(|_| bad());
         match w.as_slice() {
@@ -97,6 +121,60 @@ impl Line {
             Line::Arm { epoch: (i, e), deadline: None } => format!("arm {i} {e} none\n"),
             Line::Add(p) => format!("add {p}\n"),
             Line::Del(p) => format!("del {p}\n"),
+            Line::Marker(v) => format!("marker {v}\n"),
+            Line::Cgroup(d) => format!("cgroup {}\n", d.display()),
+        }
+    }
+
+    /// Whether the line survives the trip through the pipe: a value with
+    /// a newline (a state file path with one, say) would be cut in two.
+    pub fn is_sendable(&self) -> bool {
+        match self {
+            Line::Marker(v) => !v.is_empty() && !v.contains('\n'),
+            Line::Cgroup(d) => d.is_absolute() && !d.to_string_lossy().contains('\n'),
+            _ => true,
+        }
+    }
+}
+
+/// What the watchdog kills besides the process groups it was told, when it
+/// fires: the escaped descendants of the services.
+///
+/// Why: a service's descendant that left its process group (`setsid cmd
+/// &`, a daemonizing server) is not reached by `killpg`; while the monitor
+/// is frozen it would run on beside the copy a peer starts once the lease
+/// has lapsed. Two nets, both local to this machine (the watchdog never
+/// touches the shared filesystem):
+///
+/// * `cgroup`: in cgroup mode every service instance lives in a cgroup
+///   below this directory, with all it ever starts: `cgroup.kill` on it is
+///   recursive (Linux 5.14+; before, each member is killed by pid, which
+///   the kernel lists from the cgroup itself).
+/// * `marker`: in either mode every process a service starts inherits its
+///   generation marker ([`crate::generations::GENERATION_ENV`]); they are
+///   found in `/proc` and killed through pidfds, so a pid reused between
+///   the look at a process's environment and the kill is never hit
+///   ([`crate::generations::signal_marked`]). This matters here more than
+///   in the monitor: the watchdog is no subreaper and no parent of them,
+///   and after the monitor's death their parent is init, which reaps at
+///   once.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reach {
+    pub marker: Option<String>,
+    pub cgroup: Option<PathBuf>,
+}
+
+impl Reach {
+    /// Kill everything this reaches; returns how many processes were
+    /// signalled by marker (the cgroup's are not counted: `cgroup.kill`
+    /// does not list them).
+    pub fn kill(&self) -> usize {
+        if let Some(dir) = &self.cgroup {
+            crate::cgroup::tree_signal(dir, libc::SIGKILL);
+        }
+        match &self.marker {
+            Some(m) => crate::generations::signal_marked(m, libc::SIGKILL).len(),
+            None => 0,
         }
     }
 }
@@ -125,18 +203,36 @@ pub fn run(input: impl BufRead + Send + 'static) {
     });
     let mut dog = Watchdog::default();
     let mut groups: BTreeSet<i32> = BTreeSet::new();
+    let mut reach = Reach::default();
     let mut monitor_gone = false;
+    let mut was_fired = false;
     loop {
         let fired = dog.tick(boottime()) == WatchdogAction::KillAll;
         if fired {
+            // The escaped descendants at the moment it fires, and again
+            // whenever groups added since then are killed (a fired
+            // watchdog keeps the node empty until a new epoch); not on
+            // every later line: a scan of /proc per heartbeat would cost.
+            let sweep = !was_fired || !groups.is_empty();
             for &pgid in &groups {
                 let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+            }
+            let marked = if sweep { reach.kill() } else { 0 };
+            if !groups.is_empty() || marked > 0 {
+                // The monitor may be frozen: this is the only word of it.
+                crate::cli::eprint_quiet(format_args!(
+                    "watchdog (pid {}): fired: SIGKILL to {} service process groups and {marked} \
+                     processes with the generation marker",
+                    std::process::id(),
+                    groups.len()
+                ));
             }
             groups.clear();
             if monitor_gone {
                 return;
             }
         }
+        was_fired = fired;
         let wait = match dog.next_deadline() {
             Some(d) => Duration::from_millis(d.0.saturating_sub(boottime().0)),
             None if monitor_gone => return,
@@ -155,6 +251,8 @@ pub fn run(input: impl BufRead + Send + 'static) {
                 Ok(Line::Del(pgid)) => {
                     groups.remove(&pgid);
                 }
+                Ok(Line::Marker(value)) => reach.marker = Some(value),
+                Ok(Line::Cgroup(dir)) => reach.cgroup = Some(dir),
                 Err(e) => crate::cli::eprint_quiet(format_args!("{e}")),
             },
             Ok(None) | Err(RecvTimeoutError::Disconnected) => monitor_gone = true,
@@ -201,6 +299,8 @@ pub struct WatchdogHandle {
     armed: Option<Line>,
     /// The process groups added and not deleted.
     groups: BTreeSet<i32>,
+    /// The `marker` and `cgroup` lines sent (replayed on a restart).
+    reach: Vec<Line>,
     /// The pid whose loss was already logged while restarts fail (one
     /// error line per loss, not one per heartbeat).
     lost: Option<u32>,
@@ -227,6 +327,7 @@ impl WatchdogHandle {
             pipe,
             armed: None,
             groups: BTreeSet::new(),
+            reach: Vec::new(),
             lost: None,
         })
     }
@@ -250,12 +351,18 @@ impl WatchdogHandle {
     /// later call tries a restart again, quietly until one succeeds.
     pub fn send(&mut self, line: Line) -> Result<(), WatchdogError> {
         match &line {
-            Line::Arm { .. } => self.armed = Some(line),
+            Line::Arm { .. } => self.armed = Some(line.clone()),
             Line::Add(pgid) => {
                 self.groups.insert(*pgid);
             }
             Line::Del(pgid) => {
                 self.groups.remove(pgid);
+            }
+            Line::Marker(_) | Line::Cgroup(_) => {
+                let same_kind =
+                    |l: &Line| std::mem::discriminant(l) == std::mem::discriminant(&line);
+                self.reach.retain(|l| !same_kind(l));
+                self.reach.push(line.clone());
             }
         }
         let first = self.lost.is_none();
@@ -292,8 +399,13 @@ impl WatchdogHandle {
         self.child = child;
         self.claim = claim;
         self.pipe = pipe;
-        let replay: Vec<Line> =
-            self.armed.iter().copied().chain(self.groups.iter().map(|&g| Line::Add(g))).collect();
+        let replay: Vec<Line> = self
+            .reach
+            .iter()
+            .cloned()
+            .chain(self.armed.iter().cloned())
+            .chain(self.groups.iter().map(|&g| Line::Add(g)))
+            .collect();
         for line in &replay {
             self.write(line)?;
         }
@@ -342,10 +454,16 @@ mod tests {
             Line::Arm { epoch: (1, 0), deadline: None },
             Line::Add(4242),
             Line::Del(4242),
+            Line::Marker("4242:/var/run/my node/clinit.state".into()),
+            Line::Cgroup("/sys/fs/cgroup/unified/clinit.4242".into()),
         ] {
-            assert_eq!(Line::parse(line.render().trim()), Ok(line));
+            assert!(line.is_sendable());
+            let text = line.render();
+            assert_eq!(Line::parse(text.strip_suffix('\n').unwrap_or(&text)), Ok(line));
         }
-        for bad in ["", "arm 1", "arm x 1 5", "add", "kill 5", "add -x"] {
+        assert!(!Line::Marker("1:/a\nadd 1".into()).is_sendable());
+        assert!(!Line::Cgroup("relative".into()).is_sendable());
+        for bad in ["", "arm 1", "arm x 1 5", "add", "kill 5", "add -x", "marker ", "cgroup rel"] {
             assert!(Line::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -126,6 +126,11 @@ pub(crate) struct Args {
     /// group stays where it runs, as every move is an outage).
     #[arg(long)]
     failback: bool,
+    /// Contain services by process group only, even where a cgroup v2 per
+    /// entry could be created (as `clinit --no-cgroups`; in mosha.toml
+    /// `no-cgroups = true`).
+    #[arg(long)]
+    no_cgroups: bool,
     // Children's output, as clinit's: --child-output, --log-dir,
     // --log-max-bytes, --log-keep (in mosha.toml: `child-output = "journal"`).
     #[command(flatten)]
@@ -456,6 +461,7 @@ fn daemon(args: &Args) -> ExitCode {
     cfg.shutdown_wait = Duration::from_secs_f64(args.shutdown_wait);
     cfg.record = args.record.clone();
     cfg.known = args.known.clone().unwrap_or_default();
+    cfg.cgroups = !args.no_cgroups;
     cfg.hooks = mosha::transitions::Hooks {
         on_nodeup: args.on_nodeup.clone(),
         on_nodedown: args.on_nodedown.clone(),

@@ -417,6 +417,10 @@ impl Executor {
                     "pid": std::process::id(),
                     "cltab": cltab.display().to_string(),
                     "processes": self.processes.live(),
+                    "containment": self.processes.containment().describe(),
+                    // Process-group mode: escaped descendants re-parented
+                    // to mosha, stopped at its exit (README, Containment).
+                    "orphans": self.processes.orphans(),
                     "child_output": crate::daemon::output_status(self.processes.output()),
                     "shutting_down": init.is_shutting_down(),
                     "groups": groups,

@@ -126,6 +126,10 @@ pub struct MoshaConfig {
     /// Where the children of this node's init machine write
     /// (`--child-output`, as `clinit -d`'s; default per-entry log files).
     pub output: ChildOutputConfig,
+    /// Contain each entry in a cgroup v2 where this process can create one
+    /// (as `clinit -d`; `--no-cgroups` turns it off). See README,
+    /// "Containment".
+    pub cgroups: bool,
 }
 
 /// Children's output settings of `mosha` (see [`crate::childlog`]).
@@ -185,6 +189,7 @@ impl MoshaConfig {
             known: Vec::new(),
             hooks: transitions::Hooks { timeout: Duration::from_secs(30), ..Default::default() },
             output: ChildOutputConfig::default(),
+            cgroups: true,
         }
     }
 
@@ -343,6 +348,23 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
         ..ClusterConfig::new(me, cfg.policy.clone())
     };
     let clstat_path = cfg.paths.file(me, SharedFile::Clstat);
+    // Every child carries this generation's marker (crate::generations):
+    // a successor after a `kill -9`, the kill on a lost lease and the
+    // watchdog find by it what left its process group.
+    let generation = generations::generation(std::process::id(), &state_file);
+    let mut env = vec![
+        ("CLINIT_NODE".to_string(), me.to_string()),
+        (generations::GENERATION_ENV.to_string(), generation.clone()),
+    ];
+    env.shrink_to_fit();
+    let mut processes = RealProcesses::new(env);
+    // Contained as `clinit -d` contains (a cgroup per entry where it can),
+    // and the cgroup base recorded before anything is spawned.
+    let cgroup_base = daemon::set_up_containment(&mut processes, cfg.cgroups, &state_file);
+    // Without cgroups, a stop of one entry still reaches its descendants
+    // that left the process group once they are orphans of this subreaper
+    // (by CLINIT_INSTANCE; README, "Containment").
+    processes.attribute_orphans(cgroup_base.is_none());
     let (durable, watchdog) = match &cfg.policy {
         PolicyConfig::Ranked(params) => {
             let path = ranked::state_path(&clstat_path);
@@ -359,9 +381,31 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
             }
             let watchdog = if params.watchdog {
                 let exe = std::env::current_exe().map_err(MoshaError::Watchdog)?;
-                let w = crate::watchdog::WatchdogHandle::spawn(&exe)
+                let mut w = crate::watchdog::WatchdogHandle::spawn(&exe)
                     .map_err(|e| MoshaError::Watchdog(io::Error::other(e.to_string())))?;
-                info!("ranked: watchdog is pid {}", w.pid());
+                // What reaches a service's escaped descendants when it
+                // fires (crate::watchdog::Reach).
+                let reach = std::iter::once(crate::watchdog::Line::Marker(generation.clone()))
+                    .chain(cgroup_base.clone().map(crate::watchdog::Line::Cgroup));
+                let mut told = Vec::new();
+                for line in reach {
+                    if !line.is_sendable() {
+                        warn!("ranked: cannot tell the watchdog {}", line.render().trim_end());
+                        continue;
+                    }
+                    told.push(match &line {
+                        crate::watchdog::Line::Cgroup(dir) => format!("below {}", dir.display()),
+                        _ => format!("with the {} marker", generations::GENERATION_ENV),
+                    });
+                    w.send(line)
+                        .map_err(|e| MoshaError::Watchdog(io::Error::other(e.to_string())))?;
+                }
+                info!(
+                    "ranked: watchdog is pid {}; at its deadline it kills the service process \
+                     groups and every process {}",
+                    w.pid(),
+                    told.join(" or ")
+                );
                 Some(w)
             } else {
                 warn!("ranked: running without a watchdog");
@@ -382,14 +426,6 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
         driver.handle(clock.now(), ClusterInput::Leftovers { live: leftovers });
     }
     let (results, mut answers) = mpsc::unbounded_channel();
-    let mut env = vec![
-        ("CLINIT_NODE".to_string(), me.to_string()),
-        (
-            generations::GENERATION_ENV.to_string(),
-            generations::generation(std::process::id(), &state_file),
-        ),
-    ];
-    env.shrink_to_fit();
     let (group_moves, moves_error) =
         crate::group_moves::Recorder::open(clstat_path.with_file_name(crate::group_moves::FILE));
     if let Some(e) = moves_error {
@@ -400,7 +436,7 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
         store: store.clone(),
         membership,
         fence,
-        processes: RealProcesses::new(env),
+        processes,
         clstat: cfg.paths.file(me, SharedFile::Clstat),
         clock,
         results,
@@ -496,7 +532,7 @@ pub async fn run(cfg: MoshaConfig) -> Result<(), MoshaError> {
             }
         }
         if let Some(entries) = exec.processes.take_state() {
-            match generations::write_state(&state_file, None, &entries) {
+            match generations::write_state(&state_file, cgroup_base.as_deref(), &entries) {
                 Ok(()) => state_failing = false,
                 Err(e) if !state_failing => {
                     state_failing = true;

@@ -11,8 +11,12 @@
 //!   process group ([`crate::watchdog`]); every `ArmWatchdog` becomes an
 //!   `arm` line with the deadline converted to CLOCK_BOOTTIME, every
 //!   service child's process group an `add`/`del` line.
-//! * **Kill-all-now**: SIGKILL to every child's process group, on the loop,
-//!   at once; the exits come back through reaping.
+//! * **Kill-all-now**: SIGKILL, on the loop, at once, to every process the
+//!   services started outside their process groups (a descendant that left
+//!   with `setsid`: everything in the node's cgroups, and every process
+//!   carrying this monitor's generation marker), then to every child's
+//!   process group; the exits come back through reaping. The rejoin of a
+//!   fenced incarnation kills with the same command.
 //! * **Compare-and-fence**: in the fence's thread, right before the hook
 //!   runs, the target's record is read again; when the guard says it came
 //!   back, the fence is skipped and answered as failed.
@@ -115,6 +119,11 @@ impl Executor {
     pub(super) fn carry_out_ranked(&mut self, command: ClusterCommand) -> Option<ClusterInput> {
         match command {
             ClusterCommand::KillAllNow => {
+                // What left the process groups (`setsid cmd &`) first,
+                // while the groups still tell who is outside them: a copy
+                // of a service must not outlive the lease while a peer
+                // starts its own (RealProcesses::kill_escaped).
+                let extra = self.processes.kill_escaped();
                 let ids: Vec<ProcId> = self.labels.keys().copied().collect();
                 let mut sent = 0;
                 for id in ids {
@@ -122,9 +131,15 @@ impl Executor {
                         sent += 1;
                     }
                 }
+                let how = match self.processes.cgroup_base() {
+                    Some(base) => format!("in cgroup {} or", base.display()),
+                    None => "with".to_string(),
+                };
                 error!(
                     "no lease here (lost, or this incarnation fenced): SIGKILL sent to {sent} \
-                     process groups"
+                     process groups and {extra} other processes {how} this monitor's \
+                     {} marker",
+                    crate::generations::GENERATION_ENV
                 );
                 None
             }
