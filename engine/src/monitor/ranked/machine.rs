@@ -465,6 +465,16 @@ pub struct Ranked {
     /// (own clock): a voter promoted in it published no acknowledgements
     /// before (learners do not), so its silence counts from then.
     config_seen: (u64, Millis),
+    /// Since when (own clock) each current voter has been one, as the
+    /// voter pass saw the configurations go by: a voter promoted in a
+    /// change published no acknowledgements before (learners do not), so
+    /// its silence counts from its promotion. Per voter, not per change: a
+    /// change that promoted or demoted another voter says nothing about a
+    /// voter that was frozen all along (N = 10 seed 34: each of two
+    /// silent voters waited a full `dead_voter_after` from the change
+    /// before, the second was still a voter when a third froze, and every
+    /// group was down 30 s).
+    voter_since: BTreeMap<u32, Millis>,
     deadline: Option<Millis>,
     watchdog_sent: Option<((u64, u64), Option<Millis>)>,
     peers: BTreeMap<u32, Peer>,
@@ -571,6 +581,7 @@ impl Ranked {
             fenced_by: None,
             held_since: now,
             config_seen: (0, now),
+            voter_since: BTreeMap::new(),
             deadline: None,
             watchdog_sent: None,
             peers: BTreeMap::new(),

@@ -975,6 +975,12 @@ pub(crate) struct Rules {
     /// partition that left no side a majority every group stays down for
     /// the source's detection time; N = 10 seed 13: 5 groups for 5 s).
     pub heard_overrides_down: bool,
+    /// The voter pass leaves proposing to a lower voter only while it hears
+    /// that voter (off: while the lower voter's last record, however old,
+    /// says `holding`; a voter whose monitor died then blocked every
+    /// proposal until it was void: N = 10 seed 34 of the simulator, 68.9
+    /// unavailable group-s, 6.8 with the rule). No lock-step twin yet.
+    pub proposer_must_be_heard: bool,
 }
 
 impl Default for Rules {
@@ -1017,6 +1023,7 @@ impl Default for Rules {
             promote_only_holders: true,
             ack_current_version_only: true,
             heard_overrides_down: true,
+            proposer_must_be_heard: true,
         }
     }
 }

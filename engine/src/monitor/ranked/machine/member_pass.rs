@@ -11,6 +11,11 @@ impl Ranked {
     pub(super) fn autopilot_pass(&mut self, judged: &BTreeMap<u32, Judgement>, fenced: &Votes) {
         if self.config_seen.0 != self.durable.config.version {
             self.config_seen = (self.durable.config.version, self.now);
+            let voters = self.durable.config.voters().to_vec();
+            self.voter_since.retain(|v, _| voters.contains(v));
+            for v in voters {
+                self.voter_since.entry(v).or_insert(self.now);
+            }
         }
         if !self.params.replace_dead_voters
             || self.leaving
@@ -31,8 +36,13 @@ impl Ranked {
         // voters rarely propose different changes of one version (each
         // node acknowledges one, so a split could stall changes until a
         // dead voter returns; safety does not depend on it).
+        // Heard, not merely listed up: a voter whose monitor died or froze
+        // leaves a last record that says `holding`, and until it was void
+        // (a fence, needed only if it held groups) nobody proposed, so a
+        // second silent voter was never replaced (N = 10 seed 34: voters 1
+        // and 7 silent, then voter 3 froze and every group was down 30 s).
         let lower_holds = voters.iter().copied().filter(|&v| v < self.me).any(|v| {
-            !self.listed_down(v)
+            (if self.rules.proposer_must_be_heard { self.hears(v) } else { !self.listed_down(v) })
                 && judged.get(&v).is_none_or(|j| !j.void)
                 && self.record_of(v).is_some_and(|r| r.lease == LeaseState::Holding)
         });
@@ -115,8 +125,9 @@ impl Ranked {
                         continue;
                     }
                     let moved = self.peers.get(&x).and_then(|p| p.ack_moved_at);
-                    let since =
-                        moved.unwrap_or(self.started).max(self.held_since).max(self.config_seen.1);
+                    let voter_since =
+                        self.voter_since.get(&x).copied().unwrap_or(self.config_seen.1);
+                    let since = moved.unwrap_or(self.started).max(self.held_since).max(voter_since);
                     if now < since + grace {
                         self.wake_at(since + grace);
                         continue;
