@@ -1198,7 +1198,7 @@ fn hactl_set_waits_for_a_hand_edit_settling_on_its_own_node_and_keeps_it() {
 /// refused, not written over.
 #[test]
 fn hactl_set_waits_for_a_hand_edit_settling_on_another_node_and_keeps_both() {
-    let (c, _) = started(&[]);
+    let (mut c, _) = started(&[]);
     let common = c.wait_for("one sealed hactl on every node", PHASE, || converged(&c));
     let version = classify(&common).version().expect("sealed").number;
     fs::write(c.file(2, "hactl"), "# node 2's note, by hand\nweb start\n").expect("edit node 2");
@@ -1221,5 +1221,17 @@ fn hactl_set_waits_for_a_hand_edit_settling_on_another_node_and_keeps_both() {
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(err.contains("holds a hand edit that does not parse"), "{err}");
+    assert!(err.contains("mosix-ha/hactl:2: group \"web\" has no level"), "{err}");
     assert_eq!(c.hactl(1), broken.as_bytes(), "the broken edit is kept");
+    // Node 2's mosha stopped (a new user's finding): its hand edit would be
+    // sealed above this change once it runs again, so `set` on node 1
+    // refuses before writing anything.
+    fs::write(c.file(1, "hactl"), &done).expect("node 1's copy back");
+    c.kill_mosha(2, false);
+    fs::write(c.file(2, "hactl"), "# node 2, later\nweb stop\n").expect("edit node 2");
+    let out = c.mosha_cli(1, &["hactl", "set", "web", "start"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(err.contains("holds a hand edit that was not sealed within 5 s"), "{err}");
+    assert_eq!(c.hactl(1), done, "nothing written on node 1");
 }

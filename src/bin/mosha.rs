@@ -758,8 +758,14 @@ fn pick_past_hand_edits(
         return Ok(pick);
     }
     refuse_unparsable_own_edit(store, me)?;
+    // Every node with a directory, members or not: a node whose `mosha`
+    // is down (and that membership may list down) seals its hand edit when
+    // it runs again, one above every version it then knows, and that
+    // undid a `set` confirmed meanwhile (a new user's finding).
+    let all = cluster_nodes(store)?;
     let members = |p: &cluster_status::HactlPick| -> Vec<u32> {
-        let mut nodes = p.candidates.clone();
+        let mut nodes: BTreeSet<u32> = all.iter().copied().collect();
+        nodes.extend(p.candidates.iter().copied());
         nodes.insert(me);
         nodes.into_iter().collect()
     };
@@ -807,13 +813,15 @@ fn pick_past_hand_edits(
 /// would write over it: the operator's unfinished edit gone without a word
 /// (a new user's finding).
 fn refuse_unparsable_own_edit(store: &FsStore, me: u32) -> Result<(), String> {
-    use clinit_engine::monitor::replica_version::{body, classify, Seal};
+    use clinit_engine::monitor::replica_version::{classify, Seal};
     let Ok(Some(snap)) = store.read(me, SharedFile::Hactl) else { return Ok(()) };
     if !matches!(classify(&snap.bytes), Seal::Edited { .. }) {
         return Ok(());
     }
     let file = store.describe(me, SharedFile::Hactl);
-    let text = String::from_utf8_lossy(body(&snap.bytes)).into_owned();
+    // The whole file, seal line included (a comment to the parser), so
+    // that the line numbers are the file's.
+    let text = String::from_utf8_lossy(&snap.bytes).into_owned();
     match Hactl::parse(&text, &file) {
         Ok(_) => Ok(()),
         Err(e) => Err(format!(
@@ -827,10 +835,11 @@ fn refuse_unparsable_own_edit(store: &FsStore, me: u32) -> Result<(), String> {
 /// new user's finding: status gave no hint, while the monitor logged that
 /// it keeps its last good table). `None`: it parses, or there is none.
 fn broken_cltab(store: &dyn SharedStore, me: u32) -> Option<String> {
-    use clinit_engine::monitor::replica_version::body;
     let Ok(Some(snap)) = store.read(me, SharedFile::Cltab) else { return None };
     let file = store.describe(me, SharedFile::Cltab);
-    let text = String::from_utf8_lossy(body(&snap.bytes)).into_owned();
+    // The whole file, seal line included (a comment to the parser), so
+    // that the line numbers are the file's.
+    let text = String::from_utf8_lossy(&snap.bytes).into_owned();
     let e = Cltab::parse(&text, &file).err()?;
     Some(format!(
         "local cltab (node {me}) does NOT PARSE; its monitor keeps its last good table until \
@@ -1151,16 +1160,21 @@ fn checked_copies(
     loop {
         let (copies, texts) = hactl_copies(store, &nodes, Some(group));
         let pending = pending_hand_edits(&copies, None);
-        if pending.is_empty() || std::time::Instant::now() >= until {
-            for &(node, _) in &pending {
-                eprintln!(
-                    "mosha: warning: {} still holds a hand edit not sealed after {} s; once \
-                     sealed, it may undo this change (is node {node}'s mosha running?)",
-                    store.describe(node, SharedFile::Hactl),
-                    HAND_EDIT_WAIT.as_secs()
-                );
-            }
+        if pending.is_empty() {
             return Ok((copies, texts));
+        }
+        if std::time::Instant::now() >= until {
+            // Written, but not confirmed: once sealed, that edit is
+            // numbered above this change and undoes it.
+            let (node, _) = pending[0];
+            return Err(format!(
+                "not confirmed: {} holds a hand edit made while this change was written, not \
+                 sealed within {} s (is node {node}'s mosha running?); once its monitor seals \
+                 it, it may undo this change. Check with `mosha hactl show` once node {node} \
+                 runs, and run again",
+                store.describe(node, SharedFile::Hactl),
+                HAND_EDIT_WAIT.as_secs()
+            ));
         }
         for &(node, sum) in &pending {
             if !concurrent.contains(&sum) {
