@@ -1076,6 +1076,18 @@ fn set_checked(
     let target = store.describe(me, SharedFile::Hactl);
     let shown = from.unwrap_or("(absent)");
     let mut concurrent = Vec::new();
+    // Hand edits already there before the first write: the pick waited for
+    // those it had to (`pick_past_hand_edits`); the others equal the base
+    // (a new cluster's unsealed copies). Only an edit made after it is
+    // waited for after the write.
+    let (copies, _) = hactl_copies(store, &cluster_nodes(store)?, Some(group));
+    let before: Vec<u64> = copies
+        .iter()
+        .filter_map(|(_, f)| match f.as_ref()?.seal {
+            clinit_engine::monitor::replica_version::Seal::Edited { sum, .. } => Some(sum),
+            _ => None,
+        })
+        .collect();
     for attempt in 1..=replica_edit::ATTEMPTS {
         let text = lint::set_level(&base, &target, cltab, group, level)
             .map_err(|e| format!("refused: {e}"))?;
@@ -1091,7 +1103,7 @@ fn set_checked(
             .write(me, SharedFile::Hactl, &seal_by(text.as_bytes(), version, me), None)
             .map_err(|e| format!("cannot write {target}: {e}"))?;
         std::thread::sleep(Duration::from_millis(replica_edit::SETTLE.0));
-        let (copies, mut texts) = checked_copies(store, group, &mut concurrent)?;
+        let (copies, mut texts) = checked_copies(store, group, &before, &mut concurrent)?;
         match judge(&copies, &Edit { level, from, wrote: version, concurrent: &concurrent }) {
             Verdict::Stands { version } => {
                 println!(
@@ -1138,8 +1150,9 @@ fn set_checked(
 
 /// Every node's hactl copy, read for `set`'s check after
 /// [`HAND_EDIT_WAIT`] at most for the hand edits pending on any node to be
-/// sealed (or dropped) by their monitors; their body checksums are added to
-/// `concurrent` for [`replica_edit::judge`].
+/// sealed (or dropped) by their monitors, those whose checksums are in
+/// `before` (there before the first write) aside; their body checksums
+/// are added to `concurrent` for [`replica_edit::judge`].
 ///
 /// Why: a hand edit made on another node just before this `set` and first
 /// seen by its monitor after this write is sealed one above it, without
@@ -1151,6 +1164,7 @@ fn set_checked(
 fn checked_copies(
     store: &FsStore,
     group: &str,
+    before: &[u64],
     concurrent: &mut Vec<u64>,
 ) -> Result<HactlCopies, String> {
     use clinit_engine::monitor::replica_edit::pending_hand_edits;
@@ -1159,7 +1173,8 @@ fn checked_copies(
     let mut said = BTreeSet::new();
     loop {
         let (copies, texts) = hactl_copies(store, &nodes, Some(group));
-        let pending = pending_hand_edits(&copies, None);
+        let mut pending = pending_hand_edits(&copies, None);
+        pending.retain(|(_, sum)| !before.contains(sum));
         if pending.is_empty() {
             return Ok((copies, texts));
         }
