@@ -632,8 +632,6 @@ pub struct HactlPick {
     pub local: Option<LocalHactl>,
     /// Why nothing won.
     pub error: Option<String>,
-    /// The nodes whose copies were compared ([`hactl_candidates`]).
-    pub candidates: BTreeSet<u32>,
 }
 
 /// The nodes whose hactl copies the monitors replicate among: the members
@@ -729,15 +727,7 @@ pub fn pick_hactl(
         (None, true) => Some("no member node to read a hactl from".into()),
         (None, false) => Some("no member node has a hactl that parses".into()),
     };
-    HactlPick {
-        hactl,
-        text,
-        from: winner,
-        version: version.map(|v| v.number),
-        local,
-        error,
-        candidates: candidates.clone(),
-    }
+    HactlPick { hactl, text, from: winner, version: version.map(|v| v.number), local, error }
 }
 
 /// The local copy's state (see [`LocalHactl::state`]), given the winning

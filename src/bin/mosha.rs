@@ -758,22 +758,17 @@ fn pick_past_hand_edits(
         return Ok(pick);
     }
     refuse_unparsable_own_edit(store, me)?;
-    // Every node with a directory, members or not: a node whose `mosha`
-    // is down (and that membership may list down) seals its hand edit when
-    // it runs again, one above every version it then knows, and that
-    // undid a `set` confirmed meanwhile (a new user's finding).
-    let all = cluster_nodes(store)?;
-    let members = |p: &cluster_status::HactlPick| -> Vec<u32> {
-        let mut nodes: BTreeSet<u32> = all.iter().copied().collect();
-        nodes.extend(p.candidates.iter().copied());
-        nodes.insert(me);
-        nodes.into_iter().collect()
-    };
+    // Every node with a directory, members or not (a node without one has
+    // no copy): a node whose `mosha` is down (and that membership may list
+    // down) seals its hand edit when it runs again, one above every
+    // version it then knows, and that undid a `set` confirmed meanwhile (a
+    // new user's finding).
+    let nodes = cluster_nodes(store)?;
     let until = std::time::Instant::now() + HAND_EDIT_WAIT;
     let mut said = BTreeSet::new();
     let mut pick = pick;
     loop {
-        let (copies, _) = hactl_copies(store, &members(&pick), None);
+        let (copies, _) = hactl_copies(store, &nodes, None);
         let base = pick.text.as_deref().map(|t| fnv1a64(t.as_bytes()));
         let pending = pending_hand_edits(&copies, base);
         let Some(&(node, _)) = pending.first() else { return Ok(pick) };
