@@ -104,6 +104,12 @@ impl<T: ?Sized> Slot<T> {
     pub fn own(&self) -> Option<&Version<T>> {
         self.local.as_ref()
     }
+
+    /// When (simulated time) the newest write becomes visible to the
+    /// other nodes: every later write queues behind it.
+    pub fn visible_by(&self) -> Millis {
+        self.last_visible_at
+    }
 }
 
 /// Read fault settings in force (changed by fault plans).

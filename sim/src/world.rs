@@ -2146,6 +2146,15 @@ impl World {
     fn quiet(&mut self) {
         self.tracker.log(self.now, 0, 0, || "QUIET PHASE: faults end; liveness must hold".into());
         self.active = Active::default();
+        // The fs conditions (and every node's lag, spawn and write
+        // failures) follow `active` only through `recompute`: without it
+        // here, the restarts below wrote their first records under the
+        // ended `slow-fs` episode's delay (and past `fs_delay_cap`, which
+        // applies only while an episode is open), and every later record
+        // of the restarted node queued behind that one: N = 3 seed 1 with
+        // `fs_delay_cap=4s` hid node 1's first records for 5.1 s into the
+        // quiet phase, and node 2 fenced it as silent.
+        self.recompute();
         self.history_faults_quiet();
         for node in 1..=self.cfg.nodes {
             self.release_stuck(node);
@@ -2195,7 +2204,59 @@ fn detect(rng: &mut ChaCha8Rng, w: &crate::config::WorldParams, present: bool) -
 
 #[cfg(test)]
 mod tests {
-    use super::cut_at_line;
+    use super::{cut_at_line, RunOptions, World};
+    use crate::config::SimConfig;
+    use crate::faults::{Fault, Schedule, Scheduled};
+    use clinit_engine::cluster::SharedFile;
+    use clinit_engine::monitor::ranked::RankedParams;
+    use clinit_engine::monitor::PolicyConfig;
+    use clinit_engine::time::Millis;
+
+    /// The quiet phase restarts every node after it has ended every fault,
+    /// so the restarted nodes' first records travel at the healthy delay.
+    /// A `slow-fs` episode of 4 s still open at the quiet phase made them
+    /// travel at 4 s plus jitter (beyond `fs_delay_cap`), and every later
+    /// record queued behind: N = 3 seed 1 at `fs_delay_cap=4s` had node 2
+    /// fence node 1 as silent 4.4 s into the quiet phase.
+    #[test]
+    fn nodes_restarted_by_the_quiet_phase_write_at_the_healthy_delay() {
+        let mut cfg = SimConfig {
+            nodes: 3,
+            groups: 2,
+            duration: Millis::from_secs(12 * 60),
+            policy: PolicyConfig::Ranked(RankedParams::default()),
+            ..SimConfig::default()
+        };
+        let quiet = cfg.quiet_start();
+        // Node 1 dies with nothing on its way and stays down past the
+        // quiet phase, which restarts it; a 4 s `slow-fs` episode is
+        // still open then.
+        let crash = Fault::Crash { node: 1, down: Millis::from_secs(10 * 60) };
+        let slow = Fault::SlowFs { delay: Millis::from_secs(4), len: Millis::from_secs(6 * 60) };
+        cfg.schedule = Some(Schedule {
+            kinds: vec![crash.kind(), slow.kind()],
+            faults: vec![
+                Scheduled { at: Millis::from_secs(150), fault: crash },
+                Scheduled { at: quiet - Millis::from_secs(60), fault: slow },
+            ],
+        });
+        let mut w = World::new(&cfg, 1, RunOptions::fast()).expect("a valid schedule");
+        w.run_until(quiet - Millis(1));
+        // The episode is in force: node 2's latest record (written within
+        // the last heartbeat period) is visible seconds from now.
+        let slow_by = w.files[2].get(SharedFile::Heartbeat).visible_by();
+        assert!(slow_by >= quiet + Millis::from_secs(2), "slow-fs in force: {slow_by:?}");
+        assert!(!w.nodes[1].up, "node 1 is still down");
+        w.run_until(quiet);
+        assert!(w.nodes[1].up, "the quiet phase restarted node 1");
+        let healthy = w.base.delay + w.base.jitter;
+        let by = w.files[1].get(SharedFile::Heartbeat).visible_by();
+        assert!(
+            w.files[1].get(SharedFile::Heartbeat).own().is_some() && by <= quiet + healthy,
+            "node 1's first record after its restart is visible by {by:?}: the quiet \
+             phase began at {quiet:?}, the healthy delay is at most {healthy:?}"
+        );
+    }
 
     #[test]
     fn a_torn_write_keeps_the_first_half_of_the_lines() {
