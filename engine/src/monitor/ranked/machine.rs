@@ -461,10 +461,9 @@ pub struct Ranked {
     fenced_by: Option<u32>,
     /// When this node last acquired its lease (own clock).
     held_since: Millis,
-    /// The configuration version the voter pass last saw, and since when
-    /// (own clock): a voter promoted in it published no acknowledgements
-    /// before (learners do not), so its silence counts from then.
-    config_seen: (u64, Millis),
+    /// The configuration version the voter pass last saw: when it moves,
+    /// the pass brings `voter_since` up to date.
+    config_seen: u64,
     /// Since when (own clock) each current voter has been one, as the
     /// voter pass saw the configurations go by: a voter promoted in a
     /// change published no acknowledgements before (learners do not), so
@@ -580,7 +579,7 @@ impl Ranked {
             said_fenced_by: BTreeSet::new(),
             fenced_by: None,
             held_since: now,
-            config_seen: (0, now),
+            config_seen: 0,
             voter_since: BTreeMap::new(),
             deadline: None,
             watchdog_sent: None,

@@ -9,8 +9,8 @@ use membership::Autopilot;
 impl Ranked {
     /// Propose at most one voter change (see [`RankedParams::replace_dead_voters`]).
     pub(super) fn autopilot_pass(&mut self, judged: &BTreeMap<u32, Judgement>, fenced: &Votes) {
-        if self.config_seen.0 != self.durable.config.version {
-            self.config_seen = (self.durable.config.version, self.now);
+        if self.config_seen != self.durable.config.version {
+            self.config_seen = self.durable.config.version;
             let voters = self.durable.config.voters().to_vec();
             self.voter_since.retain(|v, _| voters.contains(v));
             for v in voters {
@@ -125,8 +125,9 @@ impl Ranked {
                         continue;
                     }
                     let moved = self.peers.get(&x).and_then(|p| p.ack_moved_at);
-                    let voter_since =
-                        self.voter_since.get(&x).copied().unwrap_or(self.config_seen.1);
+                    // Every current voter is in `voter_since` (filled
+                    // above, in this very pass, for this configuration).
+                    let voter_since = self.voter_since.get(&x).copied().unwrap_or(self.now);
                     let since = moved.unwrap_or(self.started).max(self.held_since).max(voter_since);
                     if now < since + grace {
                         self.wake_at(since + grace);
