@@ -566,6 +566,55 @@ fn process_group_fallback_shows_and_stops_adopted_orphans() {
     assert!(d.log_text().contains(&format!("adopted orphan pid {esc}")));
 }
 
+/// Item 6, fallback, for a descendant that cleared its environment
+/// (`env -i setsid ...`): it carries neither `CLINIT_INSTANCE` nor
+/// `CLINIT_GENERATION`, so no marker names it. In process-group mode:
+/// * `esc`'s escapee, still below its entry's leader when the stop begins,
+///   is stopped with its entry (the stop remembers the descendants that
+///   left the group, by pid and start time, and counts them as part of the
+///   instance once they are orphans of the daemon); a `&` job of `sh`, it
+///   ignores SIGINT and ends at the SIGTERM. Before, it outlived the stop.
+/// * `left`'s escapee, orphaned before anything could see it, cannot be
+///   attributed: it is listed in status (`"orphans"`) and stopped at
+///   `clinit -k`, never left behind.
+#[test]
+fn process_group_mode_stops_an_escapee_without_markers() {
+    let cltab = "g:esc:1:once:env -i setsid sh -c 'echo $$ > @DIR@/esc.pid; exec sleep 3031' & \
+                 echo $$ > @DIR@/main.pid; exec sleep 3032\n\
+                 g:left:1:once:env -i setsid sh -c 'echo $$ > @DIR@/left.pid; exec sleep 3033' &\n";
+    let mut d =
+        Daemon::start(cltab, &["--no-cgroups", "--term-after", "0.3", "--kill-after", "0.8"]);
+    assert_eq!(containment(&d), "process-group (cgroups disabled)");
+    d.tell("g", "1");
+    let (esc, main, left) = (d.pid("esc"), d.pid("main"), d.pid("left"));
+    wait_for(T, "the escaped sleeps", || {
+        (cmdline(esc).contains("sleep 3031") && cmdline(left).contains("sleep 3033")).then_some(())
+    });
+    for pid in [esc, left] {
+        // (sh sets PWD itself.)
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let marked = environ.split(|&b| b == 0).any(|v| v.starts_with(b"CLINIT_"));
+        assert!(!marked, "pid {pid} carries a marker: {}", String::from_utf8_lossy(&environ));
+    }
+    let orphans = || -> Option<Vec<i64>> {
+        let status = d.request(&Request::Status).ok()?.status?;
+        Some(status["orphans"].as_array()?.iter().filter_map(|p| p.as_i64()).collect())
+    };
+    wait_for(T, "the unattributable orphan in status", || {
+        (orphans()? == vec![i64::from(left)]).then_some(())
+    });
+    d.tell("g", "0");
+    wait_for(T, "the entry's leader stopped", || (!alive(main)).then_some(()));
+    wait_for(T, "the escapee stopped with its entry", || (!alive(esc)).then_some(()));
+    assert!(alive(left), "an orphan no stop could attribute is left to the exit");
+    assert_eq!(orphans(), Some(vec![i64::from(left)]), "and still listed in status");
+    let out = d.client(&["-k", "--wait"]);
+    assert!(out.status.success(), "{out:?}");
+    d.wait_exit(T);
+    assert!(!alive(left), "the adopted orphan is stopped at shutdown");
+    assert!(d.log_text().contains(&format!("adopted orphan pid {left}")), "{}", d.log_text());
+}
+
 /// Item 8: the daemon's stderr is a pipe nobody reads, and a child fills
 /// it: the daemon still answers (its own log lines are dropped and counted,
 /// never waited for), and says how many it dropped once the pipe drains.

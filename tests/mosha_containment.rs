@@ -19,6 +19,11 @@
 //!    as an adopted orphan of `mosha` whose `CLINIT_INSTANCE` names the
 //!    entry's instance (the stop escalates until it is gone).
 //!
+//! A second run per mode freezes the owner's watchdog and `mosha` until a
+//! peer fences it (a fence command that kills nothing), resumes `mosha`
+//! alone and checks that the kill before its rejoin as a new incarnation
+//! ends the escapee (`escapee_dies_before_a_fenced_node_rejoins`).
+//!
 //! Escapees are found by a sleep argument unique to the test process, test
 //! and node (`/proc/*/cmdline`); cleanup kills exactly those pids and
 //! resumes every process it froze. Every wait is bounded.
@@ -240,6 +245,125 @@ fn escapees_die_with_their_node(test: u32, cgroups: bool) {
     for n in NODES {
         assert!(c.log(n).contains(mode), "node {n} does not say {mode:?}\n{}", c.report());
     }
+}
+
+/// The rejoin kill (issue 12): a node fenced while its `mosha` still runs
+/// SIGKILLs every local service before it rejoins as a new incarnation, and
+/// that kill must reach an escapee too, or the new incarnation would start
+/// with a copy of a service its peers took over. The owner's watchdog and
+/// `mosha` are frozen (so neither the watchdog's kill nor anything else of
+/// the node touches the escapee) until a peer fences it with a command
+/// that reports success and kills nothing, and publishes the fence; then
+/// `mosha` alone is resumed. It reads the fence, kills (the command a lost
+/// lease gives too; whichever it reads first, the kill is one) and rejoins:
+/// by then its escapee is gone, the log counts it in the kill's line, and
+/// `web` runs on one other node only. The watchdog is resumed only after.
+fn escapee_dies_before_a_fenced_node_rejoins(test: u32, cgroups: bool) {
+    let mut c = Cluster::new("mosha-rejoin-", &NODES);
+    c.policy = Some("ranked".to_string());
+    let fenced = c.path("fenced");
+    let fence = format!("f() {{ echo \"fence $1\" >> '{}'; }}; f", fenced.display());
+    c.extra = vec!["--stomith".into(), fence];
+    if !cgroups {
+        c.extra.push("--no-cgroups".into());
+    }
+    let pids = c.path("pids");
+    let arg = |node: u32| escapee_arg(test, node);
+    let mut cleanup = Cleanup { frozen: Vec::new(), args: NODES.map(arg).to_vec() };
+    let prefix = escapee_arg(test, 0);
+    let prefix = &prefix[..prefix.len() - 1];
+    let cltab = format!(
+        "web:webrun:start:respawn:echo $$ > {}/$CLINIT_NODE.web; \
+         setsid sleep {prefix}$CLINIT_NODE & exec sleep 1000\n",
+        pids.display()
+    );
+    let old = SystemTime::now() - Duration::from_secs(60);
+    for n in NODES {
+        c.put(n, "cltab", cltab.as_bytes(), old);
+        c.put(n, "hactl", b"web start\n", old);
+    }
+    for n in NODES {
+        c.start(n);
+    }
+    let owner =
+        c.wait_for("web on exactly one node, with its escapee", PHASE, || match owners(&c)[..] {
+            [one] if escapees(&arg(one)).len() == 1 => Some(one),
+            _ => None,
+        });
+    let said = c.log(owner).lines().find(|l| l.contains("containment:")).map(str::to_string);
+    if cgroups && said.as_deref().is_some_and(|l| l.contains("process groups only")) {
+        eprintln!("skipped: no cgroup mode here ({said:?})");
+        return;
+    }
+    c.wait_for("every node holds its lease", PHASE, || {
+        NODES.iter().all(|&n| record(&c, n).is_some_and(|r| r.holds_quorum())).then_some(())
+    });
+    let incarnation = record(&c, owner).expect("the owner's record").incarnation;
+    let dog = watchdog_pid(&c, owner).unwrap_or_else(|| panic!("no watchdog pid\n{}", c.report()));
+    let monitor = c.mosha_pid(owner);
+    cleanup.frozen.extend([dog, monitor]);
+    kill(dog, Signal::SIGSTOP).expect("SIGSTOP the watchdog");
+    kill(monitor, Signal::SIGSTOP).expect("SIGSTOP the monitor");
+    let fencer = c.wait_for("a peer publishes its fence of the frozen owner", PHASE, || {
+        NODES
+            .into_iter()
+            .filter(|&n| n != owner)
+            .find(|&n| record(&c, n).is_some_and(|r| r.fenced.get(&owner) == Some(&incarnation)))
+    });
+    assert_eq!(escapees(&arg(owner)).len(), 1, "nothing of the frozen node killed its escapee yet");
+    let kills_before = c.log(owner).matches("no lease here").count();
+    kill(monitor, Signal::SIGCONT).expect("SIGCONT the monitor");
+    let next = incarnation + 1;
+    let fenced_line = format!("node {fencer} FENCED this node (incarnation {incarnation})");
+    let rejoining =
+        format!("rejoining as incarnation {next}: incarnation {incarnation} was fenced");
+    c.wait_for("the resumed node reads its fence, kills and rejoins", PHASE, || {
+        let log = c.log(owner);
+        (log.contains(&fenced_line) && log.contains(&rejoining)).then_some(())
+    });
+    // The kill is confirmed before the rejoin; the escapee, killed with
+    // the services, may take a moment longer to be reaped and gone.
+    let took = gone_within_limit(&arg(owner)).unwrap_or_else(|left| {
+        panic!("the rejoin kill left escapee {left:?} running\n{}", c.report())
+    });
+    let log = c.log(owner);
+    let kills: Vec<&str> = log.lines().filter(|l| l.contains("no lease here")).collect();
+    assert!(kills.len() > kills_before, "no kill before the rejoin\n{}", c.report());
+    assert!(
+        kills[kills_before..].iter().any(|l| l.contains("and 1 other processes")),
+        "the kill counts the escapee: {kills:?}"
+    );
+    eprintln!("rejoin kill: escapee gone {} ms after the rejoin line", took.as_millis());
+    kill(dog, Signal::SIGCONT).expect("SIGCONT the watchdog");
+    cleanup.frozen.clear();
+    c.wait_for("web runs on exactly one other node, with its escapee", PHASE, || {
+        match (&owners(&c)[..], &c.running("web")[..]) {
+            ([one], [running]) if one == running && *one != owner => {
+                (escapees(&arg(*one)).len() == 1).then_some(())
+            }
+            _ => None,
+        }
+    });
+    assert!(escapees(&arg(owner)).is_empty(), "nothing runs again on the rejoined node");
+}
+
+/// [`escapee_dies_before_a_fenced_node_rejoins`] without cgroups: the kill
+/// finds the escapee by the generation marker it inherited.
+#[test]
+fn the_rejoin_kill_reaches_an_escapee_in_process_group_mode() {
+    escapee_dies_before_a_fenced_node_rejoins(3, false);
+}
+
+/// [`escapee_dies_before_a_fenced_node_rejoins`] in cgroup mode: the kill
+/// reaches every process below the node's cgroup. Skipped, with a message,
+/// where no cgroup can be made (not root, no cgroup2).
+#[test]
+fn the_rejoin_kill_reaches_an_escapee_in_cgroup_mode() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: not root (cgroup mode needs a writable cgroup2 tree)");
+        return;
+    }
+    escapee_dies_before_a_fenced_node_rejoins(4, true);
 }
 
 /// Process-group mode (`--no-cgroups`): the kills find the escapee by the

@@ -270,6 +270,11 @@ pub struct ProcessTable {
     /// Attribute adopted orphans to their instance by [`INSTANCE_ENV`]
     /// ([`ProcessTable::attribute_orphans`]).
     attribute_orphans: bool,
+    /// Process-group mode: the descendants of each instance found outside
+    /// its process group when it was signalled, as `(pid, start time)`
+    /// ([`ProcessTable::remember_escapees`]). Once one is an adopted orphan
+    /// it counts as part of that instance, whatever its environment says.
+    escapees: BTreeMap<ProcId, Vec<(u32, u64)>>,
     /// The last spawn found `cgroup_base` gone and could not recreate it
     /// (logged once per change, not per spawn).
     cgroup_base_lost: bool,
@@ -568,6 +573,105 @@ fn own_children() -> Option<Vec<u32>> {
         out.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
     }
     Some(out)
+}
+
+/// At most this many descendants are looked at below one instance by
+/// [`escaped_descendants`]: a fork bomb must not make a stop a scan without
+/// end.
+const DESCENDANT_SCAN_LIMIT: usize = 4096;
+
+/// The children of `pid`, from every thread's `children` list (empty when
+/// it is gone, or the kernel does not offer the lists).
+///
+/// Why the two paths: a stop looks below every instance it signals, so at
+/// 1,000 entries this runs 1,000 times per signal (issue 10: containment
+/// must not slow a stop down by more than 10%). Listing the threads took
+/// as long as the rest of the stop; a single-threaded process (a shell, a
+/// `sleep`: most entries), told by the link count of its `task` directory
+/// (2 + threads on procfs), needs one read of its own list.
+#[cfg(target_os = "linux")]
+fn children_of(pid: u32) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let parse = |list: &str| -> Vec<u32> {
+        list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()).collect()
+    };
+    let task = format!("/proc/{pid}/task");
+    let Ok(meta) = std::fs::metadata(&task) else { return Vec::new() };
+    if meta.nlink() <= 3 {
+        // One open, one read (no size query, no second read for the end
+        // of file) for the usual short list; a longer one is read whole.
+        use std::io::Read;
+        let path = format!("{task}/{pid}/children");
+        let Ok(mut file) = std::fs::File::open(&path) else { return Vec::new() };
+        let mut buf = [0u8; 512];
+        return match file.read(&mut buf) {
+            Ok(n) if n < buf.len() => parse(&String::from_utf8_lossy(&buf[..n])),
+            Ok(_) => std::fs::read_to_string(&path).map(|l| parse(&l)).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+    }
+    let Ok(tasks) = std::fs::read_dir(&task) else { return Vec::new() };
+    let mut out = Vec::new();
+    for task in tasks.flatten() {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            out.extend(parse(&list));
+        }
+    }
+    out
+}
+
+/// `(state, ppid, pgrp, start time)` of a process, from `/proc/<pid>/stat`.
+#[cfg(target_os = "linux")]
+fn proc_lineage(pid: u32) -> Option<(char, u32, u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // f[0] state, f[1] ppid, f[2] pgrp, ..., f[19] starttime.
+    let state = f.first()?.chars().next()?;
+    Some((state, f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?, f.get(19)?.parse().ok()?))
+}
+
+/// The start time of a process (clock ticks since boot).
+#[cfg(target_os = "linux")]
+fn proc_start(pid: u32) -> Option<u64> {
+    proc_lineage(pid).map(|s| s.3)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn proc_start(_pid: u32) -> Option<u64> {
+    None
+}
+
+/// Live descendants of `root` outside process group `pgid`, as `(pid,
+/// start time)`, walking every thread's `children` list down the tree. A
+/// process is taken only if its parent is still the one whose list named
+/// it, so a pid reused between the two reads is not.
+#[cfg(target_os = "linux")]
+fn escaped_descendants(root: u32, pgid: u32) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    let mut todo = vec![root];
+    let mut looked = 0;
+    while let Some(parent) = todo.pop() {
+        for child in children_of(parent) {
+            looked += 1;
+            if looked > DESCENDANT_SCAN_LIMIT {
+                tracing::debug!(
+                    root,
+                    "more than {DESCENDANT_SCAN_LIMIT} descendants; not all looked at"
+                );
+                return out;
+            }
+            let Some((state, ppid, pgrp, start)) = proc_lineage(child) else { continue };
+            if ppid != parent || is_dead(state) {
+                continue;
+            }
+            if pgrp != pgid {
+                out.push((child, start));
+            }
+            todo.push(child);
+        }
+    }
+    out
 }
 
 /// Process groups among `pgids` with a live member other than the leader,
@@ -903,15 +1007,67 @@ impl ProcessTable {
         self.attribute_orphans = on;
     }
 
-    /// Adopted orphans by the instance their environment names (empty
-    /// unless [`ProcessTable::attribute_orphans`] and outside cgroup mode).
+    /// Remember the descendants of instance `id` (leader `pid`) that are
+    /// outside its process group, by pid and start time, so that each
+    /// counts as part of the instance once it is an adopted orphan (see
+    /// [`ProcessTable::orphans_by_instance`]), whatever its environment
+    /// says: a process that cleared it (`env -i setsid cmd &`) carries no
+    /// [`INSTANCE_ENV`], yet the stop that kills its parent must reach it.
+    ///
+    /// Why at a signal: until its parent dies such a process is not ours
+    /// to signal by pid, and once it has died nothing tells whose it was.
+    /// Each signal of a stop looks again (a process that left the group
+    /// after the previous one is found at the next), and the list goes
+    /// with the instance. In both daemons (`clinit -d` too), since only an
+    /// instance being signalled is looked at: it lingers while such an
+    /// orphan lives, as it would in its cgroup. What this misses: a
+    /// process whose parent died before any signal to its instance (only
+    /// listed as an orphan, and stopped at exit).
+    #[cfg(target_os = "linux")]
+    fn remember_escapees(&mut self, id: ProcId, pid: u32) {
+        let found = escaped_descendants(pid, pid);
+        if found.is_empty() {
+            return;
+        }
+        let list = self.escapees.entry(id).or_default();
+        for e in found {
+            if !list.contains(&e) {
+                list.push(e);
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn remember_escapees(&mut self, _id: ProcId, _pid: u32) {}
+
+    /// Adopted orphans by the instance they belong to: one a stop saw
+    /// below the instance ([`ProcessTable::remember_escapees`], same pid
+    /// and start time), else the one their environment names (only with
+    /// [`ProcessTable::attribute_orphans`] and outside cgroup mode).
     fn orphans_by_instance(&self) -> BTreeMap<ProcId, Vec<u32>> {
         let mut out: BTreeMap<ProcId, Vec<u32>> = BTreeMap::new();
-        if !self.attribute_orphans || self.cgroup_base.is_some() {
+        let by_marker = self.attribute_orphans && self.cgroup_base.is_none();
+        if !by_marker && self.escapees.is_empty() {
             return out;
         }
+        let seen: std::collections::HashMap<u32, (u64, ProcId)> = self
+            .escapees
+            .iter()
+            .flat_map(|(&id, list)| list.iter().map(move |&(pid, start)| (pid, (start, id))))
+            .collect();
         let prefix = format!("{INSTANCE_ENV}=");
         for pid in self.orphans() {
+            // Our unreaped child: its pid and start time are its own, so
+            // a match is the very process the stop saw.
+            if let Some(&(start, id)) = seen.get(&pid) {
+                if self.live.contains_key(&id) && proc_start(pid) == Some(start) {
+                    out.entry(id).or_default().push(pid);
+                    continue;
+                }
+            }
+            if !by_marker {
+                continue;
+            }
             let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
             let id = environ
                 .split(|&b| b == 0)
@@ -1090,7 +1246,7 @@ impl ProcessTable {
     /// unknown or already reaped (its pid may belong to someone else by now,
     /// so it is never signalled), or the group is already empty (ESRCH).
     pub fn signal(&mut self, id: ProcId, sig: Signal) -> Result<bool, SignalError> {
-        let Some(&Child { pid, .. }) = self.live.get(&id) else {
+        let Some(&Child { pid, leader_exited }) = self.live.get(&id) else {
             return Ok(false);
         };
         // Not yet reaped by us: even if it already died it is a zombie that
@@ -1116,6 +1272,14 @@ impl ProcessTable {
             }
             None => (false, None),
         };
+        // Process-group mode: what left the group below the instance's
+        // processes is remembered now, while its parents still live, so
+        // that it stays part of the instance once the signal has made it
+        // an orphan of ours (remember_escapees). A leader that has exited
+        // has no children left: they are ours already.
+        if self.subreaper && !leader_exited && !self.cgroups.contains_key(&id) {
+            self.remember_escapees(id, pid);
+        }
         // Its adopted orphans (process-group mode, see attribute_orphans):
         // our unreaped children, so their pids are still theirs.
         let mut orphans_signalled = false;
@@ -1279,6 +1443,7 @@ impl ProcessTable {
             if let Err(e) = wait_one(child.pid, Some(WaitPidFlag::WNOHANG)) {
                 tracing::debug!(%id, pid = child.pid, error = %e, "reaping an exited child");
             }
+            self.escapees.remove(&id);
             let killed = self.cgroup_killed.remove(&id);
             if let Some(cg) = self.cgroups.remove(&id) {
                 if read_empty && !killed && self.spare_cgroups.len() < SPARE_CGROUPS {
