@@ -548,10 +548,8 @@ fn status(args: &Args, json: bool) -> ExitCode {
             }
         }
     } else {
+        // A local cltab that does not parse is said at its end.
         print!("{}", cluster_status::render(&st));
-        if let Some(line) = me.and_then(|me| broken_cltab(&*store, me)) {
-            println!("\n{line}");
-        }
         // Nodes in standby, from the hactl in force (issue 12).
         if !st.standby.is_empty() && matches!(args.policy, PolicyName::Ranked) {
             println!("\nnodes in standby (drained under ranked): {}", node_list(&st.standby));
@@ -824,23 +822,6 @@ fn refuse_unparsable_own_edit(store: &FsStore, me: u32) -> Result<(), String> {
              drop it. Fix the file, or remove it to take the cluster's copy, and run again"
         )),
     }
-}
-
-/// A line for `mosha status` when `me`'s own cltab copy does not parse (a
-/// new user's finding: status gave no hint, while the monitor logged that
-/// it keeps its last good table). `None`: it parses, or there is none.
-fn broken_cltab(store: &dyn SharedStore, me: u32) -> Option<String> {
-    let Ok(Some(snap)) = store.read(me, SharedFile::Cltab) else { return None };
-    let file = store.describe(me, SharedFile::Cltab);
-    // The whole file, seal line included (a comment to the parser), so
-    // that the line numbers are the file's.
-    let text = String::from_utf8_lossy(&snap.bytes).into_owned();
-    let e = Cltab::parse(&text, &file).err()?;
-    Some(format!(
-        "local cltab (node {me}) does NOT PARSE; its monitor keeps its last good table until \
-         it is fixed:\n  {}",
-        e.to_string().replace('\n', "\n  ")
-    ))
 }
 
 /// The membership source `args` name, judged as `mosha status` judges it
