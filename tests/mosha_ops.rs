@@ -370,7 +370,7 @@ fn hactl_set_edits_the_newest_copy_and_refuses_typos() {
     // Sealed as version 1 (the copies were unsealed): the seal line is a
     // comment to the original parser, and under `ranked` the version wins.
     let body = "# operator notes\nweb start 2\ndb start\n";
-    assert_eq!(written, String::from_utf8(seal(body.as_bytes(), 1)).expect("utf8"));
+    assert_eq!(written, String::from_utf8(seal_by(body.as_bytes(), 1, 1)).expect("utf8"));
     let age = fs::metadata(&h1).and_then(|m| m.modified()).expect("mtime");
     assert!(age > old, "a fresh mtime, so replication picks this copy");
 
@@ -884,7 +884,7 @@ fn classic_hactl_show_and_set_take_the_copy_status_shows() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(stdout(&out).contains("hactl: web stop -> start"), "{out:?}");
     let written = fs::read(t.path("mfs/1/var/mosix-ha/hactl")).expect("node 1's hactl");
-    assert_eq!(written, seal(b"# hand edit on node 2\nweb start\n", 4), "on top of node 2's");
+    assert_eq!(written, seal_by(b"# hand edit on node 2\nweb start\n", 4, 1), "on top of node 2's");
 }
 
 /// The same under `ranked` (the highest sealed version that parses among

@@ -745,7 +745,8 @@ pub fn pick_hactl(
                 .iter()
                 .map(|&n| match copies.get(&n) {
                     Some(HactlCopy::Read { bytes, parsed, .. }) => {
-                        (n, Some(Facts { seal: classify(bytes), parses: parsed.is_ok() }))
+                        let writer = replica_version::writer(bytes);
+                        (n, Some(Facts { seal: classify(bytes), parses: parsed.is_ok(), writer }))
                     }
                     _ => (n, None),
                 })

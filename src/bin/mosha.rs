@@ -916,7 +916,9 @@ fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String
     let target = store.describe(me, SharedFile::Hactl);
     Hactl::parse(&edited, &target).map_err(|e| format!("refused: {e}"))?;
     let version = highest + 1;
-    let sealed = clinit_engine::monitor::replica_version::seal(edited.as_bytes(), version);
+    // Named as this node's edit (`by=`), as `hactl set` names its own.
+    let sealed =
+        clinit_engine::monitor::replica_version::seal_by(edited.as_bytes(), version, me);
     eprintln!("mosha: node {node} standby {state} in {target} (version {version})");
     store
         .write(me, SharedFile::Hactl, &sealed, None)
@@ -1019,7 +1021,8 @@ fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
             );
             // Sealed with a version above every copy seen; classic reads
             // the seal line as a comment and replicates by mtime.
-            let sealed = clinit_engine::monitor::replica_version::seal(text.as_bytes(), version);
+            let sealed =
+                clinit_engine::monitor::replica_version::seal_by(text.as_bytes(), version, me);
             store
                 .write(me, SharedFile::Hactl, &sealed, None)
                 .map_err(|e| format!("cannot write {target}: {e}"))?;
