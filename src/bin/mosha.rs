@@ -917,8 +917,7 @@ fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String
     Hactl::parse(&edited, &target).map_err(|e| format!("refused: {e}"))?;
     let version = highest + 1;
     // Named as this node's edit (`by=`), as `hactl set` names its own.
-    let sealed =
-        clinit_engine::monitor::replica_version::seal_by(edited.as_bytes(), version, me);
+    let sealed = clinit_engine::monitor::replica_version::seal_by(edited.as_bytes(), version, me);
     eprintln!("mosha: node {node} standby {state} in {target} (version {version})");
     store
         .write(me, SharedFile::Hactl, &sealed, None)
