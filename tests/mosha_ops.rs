@@ -370,7 +370,7 @@ fn hactl_set_edits_the_newest_copy_and_refuses_typos() {
     // Sealed as version 1 (the copies were unsealed): the seal line is a
     // comment to the original parser, and under `ranked` the version wins.
     let body = "# operator notes\nweb start 2\ndb start\n";
-    assert_eq!(written, String::from_utf8(seal(body.as_bytes(), 1)).expect("utf8"));
+    assert_eq!(written, String::from_utf8(seal_by(body.as_bytes(), 1, 1)).expect("utf8"));
     let age = fs::metadata(&h1).and_then(|m| m.modified()).expect("mtime");
     assert!(age > old, "a fresh mtime, so replication picks this copy");
 
@@ -810,7 +810,8 @@ fn classic_status_shows_the_newest_hactl_and_says_the_local_copy_is_broken() {
 
 /// A new user's finding: with the local cltab broken, `mosha status` gave
 /// no hint (the monitor logs that it keeps its last good table). It names
-/// the file and line; a peer's broken copy is not the local node's concern.
+/// the file and line, in the text and in `--json` (`cltab_local_error`); a
+/// peer's broken copy is not the local node's concern.
 #[test]
 fn status_says_when_the_local_cltab_does_not_parse() {
     let t = Tree::new();
@@ -825,10 +826,21 @@ fn status_says_when_the_local_cltab_does_not_parse() {
     assert!(text.contains("local cltab (node 1) does NOT PARSE; its monitor keeps"), "{text}");
     let line = CLTAB.lines().count() + 1;
     assert!(text.contains(&format!("mfs/1/var/mosix-ha/cltab:{line}")), "{text}");
+    // `--json` says the same: node, file and each error's line.
+    let out = t.mosha(&["--config", arg(&config), "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let e = &v["cltab_local_error"];
+    assert_eq!(e["node"], 1, "{v}");
+    assert!(e["file"].as_str().is_some_and(|f| f.ends_with("mfs/1/var/mosix-ha/cltab")), "{v}");
+    assert_eq!(e["errors"][0]["line"], line, "{v}");
+    assert!(e["errors"][0]["error"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
     t.put(1, "cltab", CLTAB);
     t.put(2, "cltab", "web:broken\n");
     let text = stdout(&t.mosha(&["--config", arg(&config), "status"]));
     assert!(!text.contains("NOT PARSE"), "{text}");
+    let out = t.mosha(&["--config", arg(&config), "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["cltab_local_error"], serde_json::Value::Null, "a peer's copy is not local: {v}");
 }
 
 /// Age `node`'s hactl by `secs` (its mtime set in the past).
@@ -872,7 +884,7 @@ fn classic_hactl_show_and_set_take_the_copy_status_shows() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(stdout(&out).contains("hactl: web stop -> start"), "{out:?}");
     let written = fs::read(t.path("mfs/1/var/mosix-ha/hactl")).expect("node 1's hactl");
-    assert_eq!(written, seal(b"# hand edit on node 2\nweb start\n", 4), "on top of node 2's");
+    assert_eq!(written, seal_by(b"# hand edit on node 2\nweb start\n", 4, 1), "on top of node 2's");
 }
 
 /// The same under `ranked` (the highest sealed version that parses among

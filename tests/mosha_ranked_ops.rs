@@ -24,7 +24,7 @@
 mod common;
 
 use clinit_engine::monitor::ranked::{LeaseState, Record};
-use clinit_engine::monitor::replica_version::{body, classify, seal};
+use clinit_engine::monitor::replica_version::{body, classify, seal, writer};
 use common::cluster::{service_line, Cluster};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -838,6 +838,11 @@ fn a_hand_edit_caught_half_way_is_not_adopted_and_the_whole_is_sealed_after_the_
         done.then_some(())
     });
     let sealed_after = sealed_after.expect("node 2's copy was sealed");
+    // Node 2's monitor sealed its operator's edit: every replica names
+    // node 2 (`by=2`), so a conflict read on any of them names the editor.
+    for n in NODES {
+        assert_eq!(writer(&c.hactl(n)), Some(2), "node {n}'s copy\n{}", c.report());
+    }
     eprintln!("the half stood {stood:?}; the whole was sealed {sealed_after:?} after its write");
     // Sealed from the monitor's first sight of the whole file plus 2 s
     // (file times may lag the clock by a tick).

@@ -175,6 +175,7 @@ fn every_fault_kind_runs_by_its_name() {
         "history-write-fail",
         "history-torn",
         "history-slow",
+        "fence-no-kill",
     ] {
         let plan = format!("{kind}:rate=20");
         let o =

@@ -181,6 +181,11 @@ pub struct ClusterStatus {
     /// The state of the local node's own copy (`None`: local node unknown).
     pub hactl_local: Option<LocalHactl>,
     pub hactl_error: Option<String>,
+    /// The local node's own cltab copy when it does not parse (`None`: it
+    /// parses, there is none, or the local node is unknown). Its monitor
+    /// keeps its last good table meanwhile, so nothing else in the picture
+    /// shows that the file on disk is not what runs (a new user's finding).
+    pub cltab_local_error: Option<LocalCltabError>,
     pub membership_error: Option<String>,
     pub nodes: Vec<NodeReport>,
     pub groups: Vec<GroupReport>,
@@ -253,6 +258,58 @@ impl LocalHactl {
             "checksum_fails" | "truncated" | "unparsable" | "missing" | "unreadable"
         )
     }
+}
+
+/// The local node's own cltab copy, which does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocalCltabError {
+    pub node: u32,
+    /// The file, as the store names it (the path under `--mfsbase`).
+    pub file: String,
+    /// Every error found, in line order (at least one).
+    pub errors: Vec<LineProblem>,
+}
+
+/// One located parse error: `line` counts the file's lines, the seal line
+/// of a versioned copy included, so that it is the line an editor shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineProblem {
+    pub line: usize,
+    /// What is wrong with that line, in words.
+    pub error: String,
+}
+
+/// `me`'s own cltab copy, judged as its monitor judges it: `Some` when it
+/// does not parse. An unreadable or missing copy is not reported here (the
+/// monitor logs it); only a copy whose text is wrong, which an operator
+/// can fix.
+pub fn local_cltab_error(store: &dyn SharedStore, me: u32) -> Option<LocalCltabError> {
+    use clinit_engine::cltab::Cltab;
+    let Ok(Some(snap)) = store.read(me, SharedFile::Cltab) else { return None };
+    let file = store.describe(me, SharedFile::Cltab);
+    // The whole file, seal line included (a comment to the parser), so
+    // that the line numbers are the file's.
+    let text = String::from_utf8_lossy(&snap.bytes);
+    let errors = Cltab::parse(&text, &file).err()?;
+    let errors = errors
+        .0
+        .into_iter()
+        .map(|e| LineProblem { line: e.line, error: e.kind.to_string() })
+        .collect();
+    Some(LocalCltabError { node: me, file, errors })
+}
+
+/// `mosha status`'s words for a local cltab that does not parse.
+fn local_cltab_lines(e: &LocalCltabError) -> String {
+    let mut out = format!(
+        "local cltab (node {}) does NOT PARSE; its monitor keeps its last good table until it \
+         is fixed:\n",
+        e.node
+    );
+    for p in &e.errors {
+        out.push_str(&format!("  {}:{}: {}\n", e.file, p.line, p.error.replace('\n', "\n  ")));
+    }
+    out
 }
 
 /// How many transitions `mosha status --json` lists.
@@ -526,6 +583,7 @@ pub fn collect(
         hactl_version: pick.version,
         hactl_local: pick.local,
         hactl_error: pick.error,
+        cltab_local_error: me.and_then(|me| local_cltab_error(store, me)),
         membership_error,
         nodes: reports,
         groups,
@@ -687,7 +745,8 @@ pub fn pick_hactl(
                 .iter()
                 .map(|&n| match copies.get(&n) {
                     Some(HactlCopy::Read { bytes, parsed, .. }) => {
-                        (n, Some(Facts { seal: classify(bytes), parses: parsed.is_ok() }))
+                        let writer = replica_version::writer(bytes);
+                        (n, Some(Facts { seal: classify(bytes), parses: parsed.is_ok(), writer }))
                     }
                     _ => (n, None),
                 })
@@ -1119,6 +1178,10 @@ pub fn render(st: &ClusterStatus) -> String {
         rows.push(row);
     }
     out.push_str(&table(&rows));
+    if let Some(e) = &st.cltab_local_error {
+        out.push('\n');
+        out.push_str(&local_cltab_lines(e));
+    }
     out
 }
 
@@ -1350,6 +1413,11 @@ mod tests {
                 reason: Some("0 bytes".into()),
             }),
             hactl_error: None,
+            cltab_local_error: Some(LocalCltabError {
+                node: 2,
+                file: "/mfs/2/var/mosix-ha/cltab".into(),
+                errors: vec![LineProblem { line: 3, error: "bad mode \"sometimes\"".into() }],
+            }),
             membership_error: None,
             nodes: vec![],
             groups: vec![],
@@ -1373,6 +1441,16 @@ mod tests {
             "reason": "0 bytes"
           },
           "hactl_error": null,
+          "cltab_local_error": {
+            "node": 2,
+            "file": "/mfs/2/var/mosix-ha/cltab",
+            "errors": [
+              {
+                "line": 3,
+                "error": "bad mode \"sometimes\""
+              }
+            ]
+          },
           "membership_error": null,
           "nodes": [],
           "groups": [],
@@ -1405,6 +1483,15 @@ mod tests {
         }
         "#);
         assert_eq!(recent(&h, RECENT, at(1_020)).len(), RECENT);
+        // The text says the same at its end, after a blank line.
+        let text = render(&st);
+        assert!(
+            text.ends_with(
+                "\n\nlocal cltab (node 2) does NOT PARSE; its monitor keeps its last good table \
+                 until it is fixed:\n  /mfs/2/var/mosix-ha/cltab:3: bad mode \"sometimes\"\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -1452,6 +1539,7 @@ mod tests {
             hactl_version: None,
             hactl_local: None,
             hactl_error: None,
+            cltab_local_error: None,
             membership_error: None,
             nodes: vec![],
             groups: vec![],
@@ -1480,6 +1568,7 @@ mod tests {
             hactl_version: None,
             hactl_local: None,
             hactl_error: None,
+            cltab_local_error: None,
             membership_error: None,
             nodes: vec![
                 NodeReport {

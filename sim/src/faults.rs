@@ -115,6 +115,14 @@ pub enum FaultKind {
     /// A node's history writes become visible only after `size` (a slow
     /// shared filesystem, for the history file alone).
     HistorySlow,
+    /// A fence command reports success (exit 0) although its kill did not
+    /// land, with probability `size`: the target's services live on (a
+    /// power switch that acknowledged the wrong outlet, a fence agent
+    /// that lies). No policy can be safe against it (the fence is its
+    /// proof of death): the kind exists so that the simulator can show
+    /// the double owner and that the invariants see it. By name only
+    /// ([`FaultKind::BY_NAME_ONLY`]).
+    FenceNoKill,
 }
 
 /// Largest read failure / stale read probability of the `safe` plan.
@@ -170,6 +178,14 @@ impl FaultKind {
     /// their schedules.
     pub const OPS: &'static [FaultKind] = Self::ALL.split_at(26).0;
 
+    /// Kinds that run only when `--faults` names them: not in [`ALL`]
+    /// (so neither `all` nor any random plan draws them, and the schedule
+    /// of every earlier seed of those plans is unchanged), because they
+    /// break what no policy can keep (`fence-no-kill`: a fence that lies).
+    ///
+    /// [`ALL`]: FaultKind::ALL
+    pub const BY_NAME_ONLY: [FaultKind; 1] = [FaultKind::FenceNoKill];
+
     /// Kinds under which the classic policy is expected to keep every
     /// safety invariant, at the intensities of the `safe` plan (failed and
     /// stale reads at most 5 %, skew at most 15 s). See sim/README.md: the
@@ -210,6 +226,7 @@ impl FaultKind {
             FaultKind::HistoryWriteFail => "history-write-fail",
             FaultKind::HistoryTorn => "history-torn",
             FaultKind::HistorySlow => "history-slow",
+            FaultKind::FenceNoKill => "fence-no-kill",
         }
     }
 
@@ -237,6 +254,7 @@ impl FaultKind {
                 | FaultKind::StaleReads
                 | FaultKind::SpawnFail
                 | FaultKind::FenceFail
+                | FaultKind::FenceNoKill
                 | FaultKind::WriteFail
                 | FaultKind::MembershipFail
                 | FaultKind::ClockDrift
@@ -261,7 +279,7 @@ impl FaultKind {
     }
 
     pub fn parse(name: &str) -> Option<FaultKind> {
-        FaultKind::ALL.into_iter().find(|k| k.name() == name)
+        FaultKind::ALL.into_iter().chain(FaultKind::BY_NAME_ONLY).find(|k| k.name() == name)
     }
 
     /// Default (episodes per hour, longest episode, intensity).
@@ -298,6 +316,7 @@ impl FaultKind {
             FaultKind::HistoryWriteFail => (4.0, 120_000, 0.5),
             FaultKind::HistoryTorn => (4.0, 60_000, 0.0),
             FaultKind::HistorySlow => (4.0, 120_000, 5_000.0),
+            FaultKind::FenceNoKill => (2.0, 600_000, 0.5),
         };
         KindSpec { kind: self, rate_per_hour: rate, max_len: Millis(len), size }
     }
@@ -399,7 +418,8 @@ impl FaultChoice {
                 ));
             }
             let kind = FaultKind::parse(name).ok_or_else(|| {
-                let known: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+                let known: Vec<&str> =
+                    FaultKind::ALL.iter().chain(&FaultKind::BY_NAME_ONLY).map(|k| k.name()).collect();
                 format!(
                     "unknown fault kind {name:?} (known: {}; or none, random, random-ops, safe, all)",
                     known.join(", ")
@@ -602,6 +622,11 @@ pub enum Fault {
         p: f64,
         len: Millis,
     },
+    /// Fences report success with probability `p` without killing.
+    FenceNoKill {
+        p: f64,
+        len: Millis,
+    },
     WriteFail {
         node: u32,
         p: f64,
@@ -705,6 +730,7 @@ impl Fault {
             | Fault::SpawnFail { len, .. }
             | Fault::LingeringGroup { len, .. }
             | Fault::FenceFail { len, .. }
+            | Fault::FenceNoKill { len, .. }
             | Fault::WriteFail { len, .. }
             | Fault::MembershipFail { len, .. }
             | Fault::OneWayPartition { len, .. }
@@ -739,6 +765,7 @@ impl Fault {
             Fault::SpawnFail { .. } => FaultKind::SpawnFail,
             Fault::LingeringGroup { .. } => FaultKind::LingeringGroup,
             Fault::FenceFail { .. } => FaultKind::FenceFail,
+            Fault::FenceNoKill { .. } => FaultKind::FenceNoKill,
             Fault::WriteFail { .. } => FaultKind::WriteFail,
             Fault::MembershipFail { .. } => FaultKind::MembershipFail,
             Fault::OneWayPartition { .. } => FaultKind::OneWayPartition,
@@ -804,6 +831,9 @@ impl fmt::Display for Fault {
                 write!(f, "process groups on node {node} linger {linger} for {len}")
             }
             Fault::FenceFail { p, len } => write!(f, "fences fail p={p:.2} for {len}"),
+            Fault::FenceNoKill { p, len } => {
+                write!(f, "fences report success without killing p={p:.2} for {len}")
+            }
             Fault::WriteFail { node, p, len } => {
                 write!(f, "status writes on node {node} fail p={p:.2} for {len}")
             }
@@ -1166,6 +1196,7 @@ fn episode(spec: &KindSpec, nodes: u32, groups: &[String], rng: &mut ChaCha8Rng)
             Fault::LingeringGroup { node: node(rng), linger: size_ms(rng), len: len(rng) }
         }
         FaultKind::FenceFail => Fault::FenceFail { p: spec.size, len: len(rng) },
+        FaultKind::FenceNoKill => Fault::FenceNoKill { p: spec.size, len: len(rng) },
         FaultKind::WriteFail => Fault::WriteFail { node: node(rng), p: spec.size, len: len(rng) },
         FaultKind::MembershipFail => {
             Fault::MembershipFail { node: node(rng), p: spec.size, len: len(rng) }

@@ -132,6 +132,10 @@ pub fn weaker(fault: &Fault) -> Vec<Fault> {
             out.extend(half(*len).map(|len| Fault::FenceFail { p: *p, len }));
             out.extend(half_p(*p).map(|p| Fault::FenceFail { p, len: *len }));
         }
+        Fault::FenceNoKill { p, len } => {
+            out.extend(half(*len).map(|len| Fault::FenceNoKill { p: *p, len }));
+            out.extend(half_p(*p).map(|p| Fault::FenceNoKill { p, len: *len }));
+        }
         Fault::WriteFail { node, p, len } => {
             let node = *node;
             out.extend(half(*len).map(|len| Fault::WriteFail { node, p: *p, len }));

@@ -230,6 +230,8 @@ struct Active {
     linger: Vec<(usize, u32, Millis)>,
     /// (episode, p): fence commands fail or hang.
     fence_fail: Vec<(usize, f64)>,
+    /// (episode, p): fence commands report success without killing.
+    fence_no_kill: Vec<(usize, f64)>,
     /// (episode, node, p): the node's status writes fail.
     write_fail: Vec<(usize, u32, f64)>,
     /// (episode, node, p): the node's membership reads fail.
@@ -1376,7 +1378,16 @@ impl World {
                     self.tracker.metrics.fence_failures += 1;
                     Err(FenceFailure::TimedOut { limit_ms: delay.0 })
                 } else {
-                    if self.cfg.world.fence_kills {
+                    // `fence-no-kill`: the command says done, the kill
+                    // never lands. Drawn only during such an episode, so
+                    // that every other run keeps its random stream.
+                    let lie = self.active.fence_no_kill.iter().map(|&(_, p)| p).fold(0.0, f64::max);
+                    let lies = lie > 0.0 && self.rng_chance.random_bool(lie.min(1.0));
+                    if lies {
+                        self.tracker.log(now, node, target, || {
+                            format!("fence of node {target} reported done; its kill did not land")
+                        });
+                    } else if self.cfg.world.fence_kills {
                         self.queue.push(now + delay, Ev::FenceKill { node: target });
                     }
                     Ok(())
@@ -1724,6 +1735,10 @@ impl World {
                 self.active.fence_fail.push((i, p));
                 self.queue.push(now + len, Ev::FaultEnd(i));
             }
+            Fault::FenceNoKill { p, len } => {
+                self.active.fence_no_kill.push((i, p));
+                self.queue.push(now + len, Ev::FaultEnd(i));
+            }
             Fault::WriteFail { node, p, len } => {
                 if self.valid(node) {
                     self.active.write_fail.push((i, node, p));
@@ -2063,6 +2078,7 @@ impl World {
         self.active.spawn_fail.retain(|(j, _, _)| *j != i);
         self.active.linger.retain(|(j, _, _)| *j != i);
         self.active.fence_fail.retain(|(j, _)| *j != i);
+        self.active.fence_no_kill.retain(|(j, _)| *j != i);
         self.active.write_fail.retain(|(j, _, _)| *j != i);
         self.active.membership_fail.retain(|(j, _, _)| *j != i);
         self.active.one_way.retain(|(j, _, _)| *j != i);

@@ -580,3 +580,76 @@ fn two_nodes_a_blind_tie_breaker_fences_nobody() {
         matches!(f, Fault::SlowNode { node: 1, .. })
     });
 }
+
+/// `fence-no-kill` (opt-in, by name only): a fence command that exits 0
+/// although its kill did not land. A cluster without watchdogs
+/// (`watchdog=false`: only a fence stops a node's services) and `web`'s
+/// owner's monitor frozen for 2 minutes from 60 s. With fences that kill,
+/// `web` moves and no invariant breaks; on the same seed with every fence
+/// lying, the frozen owner's `web` runs on beside the new owner's, and the
+/// `double-owner` invariant reports it. With watchdogs (the default) the
+/// same lies are harmless here: the frozen owner's watchdog kills its
+/// services when its lease lapses. No policy can be safe against a fence
+/// that lies where services outlive their node's watchdog: the point is
+/// that the simulator can show it.
+#[test]
+fn a_fence_that_reports_success_without_killing_is_a_double_owner() {
+    use clinit_sim::config::Workload;
+    use clinit_sim::faults::{Fault, Schedule, Scheduled};
+    use clinit_sim::invariants::DOUBLE_OWNER;
+    let cfg_with = |watchdog: bool, faults: Vec<Scheduled>| {
+        let mut schedule = Schedule { kinds: Vec::new(), faults };
+        schedule.refresh_kinds();
+        let mut cfg = SimConfig {
+            nodes: 3,
+            groups: 1,
+            duration: Millis::from_secs(5 * 60),
+            policy: PolicyConfig::Ranked(RankedParams {
+                fence_command: true,
+                watchdog,
+                ..RankedParams::default()
+            }),
+            faults: FaultChoice::None,
+            schedule: Some(schedule),
+            workload: Workload::Custom {
+                cltab: "web:webr:start:respawn:run\n".into(),
+                hactl: "web start\n".into(),
+            },
+            ..SimConfig::default()
+        };
+        cfg.world.fence_kills = true;
+        // No quiet phase to speak of: the episodes run as scheduled.
+        cfg.world.quiet = Some(Millis(1));
+        cfg
+    };
+    let cfg = |faults| cfg_with(false, faults);
+    let calm = run(&cfg(Vec::new()), 1, RunOptions::default()).expect("valid");
+    let [owner] = calm.tracker.runners("web")[..] else {
+        panic!("web not on one node\n{}", report::render(&calm))
+    };
+    let at = |secs, fault| Scheduled { at: Millis::from_secs(secs), fault };
+    let freeze = at(60, Fault::MonitorFreeze { node: owner, len: Millis::from_secs(120) });
+    let honest = run(&cfg(vec![freeze.clone()]), 1, RunOptions::default()).expect("valid");
+    assert!(
+        honest.tracker.metrics.fences > 0,
+        "no fence: the test proves nothing\n{}",
+        report::render(&honest)
+    );
+    assert!(honest.tracker.counts().is_empty(), "{}", report::render(&honest));
+    let lie = at(30, Fault::FenceNoKill { p: 1.0, len: Millis::from_secs(3600) });
+    let lied =
+        run(&cfg(vec![lie.clone(), freeze.clone()]), 1, RunOptions::default()).expect("valid");
+    assert!(lied.tracker.metrics.fences > 0, "no fence: the test proves nothing");
+    assert!(
+        lied.tracker.counts().contains_key(DOUBLE_OWNER),
+        "a lying fence left no double owner:\n{}",
+        report::render(&lied)
+    );
+    // With its watchdog the frozen owner's lease lapses and the watchdog
+    // kills its services before anyone fences it: the lie is harmless.
+    let guarded = run(&cfg_with(true, vec![lie, freeze]), 1, RunOptions::default()).expect("valid");
+    assert!(!guarded.tracker.counts().contains_key(DOUBLE_OWNER), "{}", report::render(&guarded));
+    // By name only: neither `all` nor the random plans draw it.
+    assert!(!FaultKind::ALL.contains(&FaultKind::FenceNoKill));
+    assert_eq!(FaultKind::parse("fence-no-kill"), Some(FaultKind::FenceNoKill));
+}

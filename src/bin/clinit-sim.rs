@@ -42,7 +42,10 @@ nodes' hactl differ with one mtime), hactl-cut (a node's hactl loses the
 second half of its lines), editor-write (an editor's write in place stands
 half-written for len, under the 2 s settle time); history kinds (by name or
 all only): history-write-fail, history-torn, history-slow (the
-membership-transition history file's writes fail, tear or land late).
+membership-transition history file's writes fail, tear or land late);
+by name only (not under all): fence-no-kill (a fence command exits 0 but
+its kill does not land, with probability size: a double owner no policy
+can prevent, shown by the double-owner invariant).
 Phases of a run: the warm-up (warmup, default 2 min: initial placement,
 no faults), the faults, and a quiet phase without faults (the run's last
 quiet, default the liveness bound + 60 s), in which every wanted group

@@ -548,10 +548,8 @@ fn status(args: &Args, json: bool) -> ExitCode {
             }
         }
     } else {
+        // A local cltab that does not parse is said at its end.
         print!("{}", cluster_status::render(&st));
-        if let Some(line) = me.and_then(|me| broken_cltab(&*store, me)) {
-            println!("\n{line}");
-        }
         // Nodes in standby, from the hactl in force (issue 12).
         if !st.standby.is_empty() && matches!(args.policy, PolicyName::Ranked) {
             println!("\nnodes in standby (drained under ranked): {}", node_list(&st.standby));
@@ -826,23 +824,6 @@ fn refuse_unparsable_own_edit(store: &FsStore, me: u32) -> Result<(), String> {
     }
 }
 
-/// A line for `mosha status` when `me`'s own cltab copy does not parse (a
-/// new user's finding: status gave no hint, while the monitor logged that
-/// it keeps its last good table). `None`: it parses, or there is none.
-fn broken_cltab(store: &dyn SharedStore, me: u32) -> Option<String> {
-    let Ok(Some(snap)) = store.read(me, SharedFile::Cltab) else { return None };
-    let file = store.describe(me, SharedFile::Cltab);
-    // The whole file, seal line included (a comment to the parser), so
-    // that the line numbers are the file's.
-    let text = String::from_utf8_lossy(&snap.bytes).into_owned();
-    let e = Cltab::parse(&text, &file).err()?;
-    Some(format!(
-        "local cltab (node {me}) does NOT PARSE; its monitor keeps its last good table until \
-         it is fixed:\n  {}",
-        e.to_string().replace('\n', "\n  ")
-    ))
-}
-
 /// The membership source `args` name, judged as `mosha status` judges it
 /// (the staleness limit the monitors themselves use).
 fn membership_of(args: &Args, store: Arc<dyn SharedStore>) -> Box<dyn Membership> {
@@ -935,7 +916,8 @@ fn standby(args: &Args, node: u32, on: bool, force: bool) -> Result<Exit, String
     let target = store.describe(me, SharedFile::Hactl);
     Hactl::parse(&edited, &target).map_err(|e| format!("refused: {e}"))?;
     let version = highest + 1;
-    let sealed = clinit_engine::monitor::replica_version::seal(edited.as_bytes(), version);
+    // Named as this node's edit (`by=`), as `hactl set` names its own.
+    let sealed = clinit_engine::monitor::replica_version::seal_by(edited.as_bytes(), version, me);
     eprintln!("mosha: node {node} standby {state} in {target} (version {version})");
     store
         .write(me, SharedFile::Hactl, &sealed, None)
@@ -1038,7 +1020,8 @@ fn hactl_edit(args: &Args, verb: &HactlVerb) -> Result<Exit, String> {
             );
             // Sealed with a version above every copy seen; classic reads
             // the seal line as a comment and replicates by mtime.
-            let sealed = clinit_engine::monitor::replica_version::seal(text.as_bytes(), version);
+            let sealed =
+                clinit_engine::monitor::replica_version::seal_by(text.as_bytes(), version, me);
             store
                 .write(me, SharedFile::Hactl, &sealed, None)
                 .map_err(|e| format!("cannot write {target}: {e}"))?;

@@ -170,7 +170,11 @@ fn as_facts(copies: &[(u32, Option<CopyFacts>)]) -> Vec<(u32, Option<Facts>)> {
     copies
         .iter()
         .map(|(node, f)| {
-            let f = f.as_ref().map(|f| Facts { seal: f.seal.clone(), parses: f.level.is_some() });
+            let f = f.as_ref().map(|f| Facts {
+                seal: f.seal.clone(),
+                parses: f.level.is_some(),
+                writer: f.writer,
+            });
             (*node, f)
         })
         .collect()

@@ -24,6 +24,15 @@
 //! defence against a malicious writer. The line is optional: a file without
 //! it is the original format.
 //!
+//! An optional `by=N` field names the node whose edit made the content: the
+//! node where `mosha hactl set` or `mosha standby` ran ([`seal_by`]), or the
+//! node whose hand-edited copy its monitor sealed ([`seal_edit`]). It is
+//! copied along with the bytes, so a reader of any replica can name the
+//! editor (`hactl set`'s conflict message); it is not covered by the
+//! checksum and plays no part in the order. Readers that do not know it
+//! skip it (unknown fields are ignored), and a file without it reads as
+//! before ([`writer`] is `None`).
+//!
 //! **The order.** A sealed copy's [`Version`] is (version number, body
 //! checksum). The highest number wins; equal numbers go to the higher
 //! checksum, a content-hash tie-break that every node computes the same, so
@@ -177,7 +186,26 @@ pub fn seal_by(body: &[u8], number: u64, writer: u32) -> Vec<u8> {
     out
 }
 
-/// The node a seal line names as the content's writer (`by=N`), if any.
+/// The seal my monitor writes over my own hand-edited copy, sealed as
+/// `number`: it names me (`by=me`), the node whose operator made the edit,
+/// so that a conflict found on another node's replica names me and not
+/// that replica's node.
+///
+/// Except version 1: no version was known anywhere, so the files are still
+/// the original format and every node seals its own copy at its first
+/// start. Those are not an operator's edits, and identical copies must get
+/// identical bytes, or the nodes would hold one content in different files
+/// for ever (equal versions are never replaced).
+pub fn seal_edit(body: &[u8], number: u64, me: u32) -> Vec<u8> {
+    if number <= 1 {
+        seal(body, number)
+    } else {
+        seal_by(body, number, me)
+    }
+}
+
+/// The node a seal line names as the content's writer (`by=N`), if any:
+/// `None` for a file without a seal line or an older seal without `by=`.
 pub fn writer(bytes: &[u8]) -> Option<u32> {
     let rest = bytes.strip_prefix(MARK.as_bytes())?;
     let end = rest.iter().position(|&b| b == b'\n')?;
@@ -255,6 +283,11 @@ pub fn classify(bytes: &[u8]) -> Seal {
 pub struct Facts {
     pub seal: Seal,
     pub parses: bool,
+    /// The node its seal line names (`by=N`, [`writer`]). It plays no part
+    /// in the order of versions; among copies of one version (one content)
+    /// whose seal lines name different writers, the lowest writer's file is
+    /// the one every node ends up holding ([`converged`]).
+    pub writer: Option<u32>,
 }
 
 /// The versioned decision for my copy.
@@ -324,21 +357,29 @@ pub fn highest_known(copies: &[(u32, Option<Facts>)], kept: Option<Version>) -> 
 /// The copy every node converges on, from `(node, copy)` pairs: the
 /// highest [`Version`] among sealed copies that parse. Equal versions are
 /// the same content (the checksum is part of the version), so a tie goes
-/// to the first in list order. `None`: no sealed copy parses.
+/// to the first in list order, unless another of them names a lower
+/// writer (`by=`; none is lowest). `None`: no sealed copy parses.
+///
+/// **Why the writer.** Two nodes whose operators made the same hand edit
+/// within one settle time seal one content as one version, each naming
+/// itself: equal versions, different files. Without a rule for them each
+/// node would keep its own file for ever; with it, every node takes the
+/// lowest writer's file (the content is the same either way).
 ///
 /// **Why a function of its own.** [`decide_seen`] adopts this copy, `mosha
 /// hactl set` judges its edit against it ([`super::replica_edit::judge`])
 /// and `mosha status` shows it as the hactl in force: one rule, so that
 /// what the operator is shown is what the nodes converge on.
 pub fn converged(copies: &[(u32, Option<Facts>)]) -> Option<(u32, Version)> {
-    let mut best: Option<(u32, Version)> = None;
+    let mut best: Option<(u32, Version, Option<u32>)> = None;
     for (node, facts) in copies {
-        let Some(Facts { seal: Seal::Sealed(v), parses: true }) = facts else { continue };
-        if best.is_none_or(|(_, b)| *v > b) {
-            best = Some((*node, *v));
+        let Some(Facts { seal: Seal::Sealed(v), parses: true, writer }) = facts else { continue };
+        let better = |&(_, b, w): &(u32, Version, Option<u32>)| *v > b || *v == b && *writer < w;
+        if best.as_ref().is_none_or(better) {
+            best = Some((*node, *v, *writer));
         }
     }
-    best
+    best.map(|(node, v, _)| (node, v))
 }
 
 /// [`decide`], told `seen`: the highest version number known (as
@@ -369,6 +410,11 @@ pub fn decide_seen(
         return Decision::NotListed;
     };
     let mine = mine.as_ref();
+    // The best copy's writer (see [`converged`]: it breaks a tie between
+    // files of one version).
+    let best_writer = best.and_then(|(from, _)| {
+        copies.iter().find(|(n, _)| *n == from).and_then(|(_, f)| f.as_ref()?.writer)
+    });
     let adopt = |mine: Option<Version>| match best {
         Some((from, theirs)) if from != me && Some(theirs) != mine => {
             Decision::Adopt { from, theirs, mine }
@@ -380,6 +426,10 @@ pub fn decide_seen(
     match &facts.seal {
         Seal::Sealed(v) => match best {
             Some((_, b)) if b > *v || !facts.parses => adopt(Some(*v)),
+            // One content, one version, another writer's file: take it.
+            Some((from, b)) if b == *v && from != me && best_writer < facts.writer => {
+                Decision::Adopt { from, theirs: b, mine: Some(*v) }
+            }
             _ => Decision::UpToDate,
         },
         // An editor that rewrites the file in place truncates it first:
@@ -509,6 +559,34 @@ mod tests {
         assert_eq!(writer(body), None);
         assert_eq!(super::body(&named), body);
     }
+
+    /// Two operators made the same hand edit on nodes 1 and 2 within one
+    /// settle time: each monitor sealed it as version 7 naming itself. One
+    /// content, one version, two files: node 2 takes node 1's file (the
+    /// lower writer), node 1 keeps its own, and a third node takes node 1's
+    /// whichever order it reads them in, so every node ends on one file.
+    #[test]
+    fn one_version_sealed_by_two_writers_ends_as_the_lower_writers_file() {
+        let (one, two) = (seal_by(b"web stop\n", 7, 1), seal_by(b"web stop\n", 7, 2));
+        let v = classify(&one).version().expect("sealed");
+        assert_eq!(classify(&two).version(), Some(v), "the same version");
+        let copies = [(1, facts(&one)), (2, facts(&two))];
+        let d = |me| decide(&copies, me, None, Millis::ZERO, SETTLE);
+        assert_eq!(d(2), Decision::Adopt { from: 1, theirs: v, mine: Some(v) });
+        assert_eq!(d(1), Decision::UpToDate);
+        for copies in [
+            [(1, facts(&one)), (2, facts(&two)), (3, None)],
+            [(2, facts(&two)), (1, facts(&one)), (3, None)],
+        ] {
+            assert_eq!(converged(&copies), Some((1, v)));
+            let d = decide(&copies, 3, None, Millis::ZERO, SETTLE);
+            assert_eq!(d, Decision::Adopt { from: 1, theirs: v, mine: None });
+        }
+        // An older seal without `by=` counts as the lowest writer.
+        let plain = seal(b"web stop\n", 7);
+        let copies = [(1, facts(&one)), (2, facts(&plain))];
+        assert_eq!(converged(&copies), Some((2, v)));
+    }
     use proptest::prelude::*;
 
     fn sealed(body: &str, n: u64) -> Vec<u8> {
@@ -516,7 +594,7 @@ mod tests {
     }
 
     fn facts(bytes: &[u8]) -> Option<Facts> {
-        Some(Facts { seal: classify(bytes), parses: true })
+        Some(Facts { seal: classify(bytes), parses: true, writer: writer(bytes) })
     }
 
     const S: Millis = SETTLE;
@@ -639,8 +717,10 @@ mod tests {
             Decision::Adopt { from: 1, .. }
         ));
         // An unparsable hand edit is left alone.
-        let copies =
-            [(1, facts(&other)), (2, Some(Facts { seal: classify(b"web"), parses: false }))];
+        let copies = [
+            (1, facts(&other)),
+            (2, Some(Facts { seal: classify(b"web"), parses: false, writer: None })),
+        ];
         assert_eq!(decide(&copies, 2, None, S, S), Decision::UpToDate);
     }
 
@@ -712,7 +792,7 @@ mod tests {
         let cut = &v5[..v5.len() - 2];
         let high = sealed("web start 2\n", 9);
         let version = |bytes: &[u8]| classify(bytes).version().expect("sealed");
-        let unparsable = Some(Facts { seal: classify(&high), parses: false });
+        let unparsable = Some(Facts { seal: classify(&high), parses: false, writer: None });
         let copies = [
             (1, facts(&a)),
             (2, facts(&b)),
@@ -773,7 +853,8 @@ mod tests {
         let unchanged = Millis(now.saturating_sub(files[me].since));
         let new = match decide(&copies, me as u32, kept, unchanged, S) {
             Decision::Adopt { from, .. } => views[from as usize].clone(),
-            Decision::Seal { number } => seal(body(&files[me].bytes), number),
+            // As the monitor seals: naming the node (`by=`) above version 1.
+            Decision::Seal { number } => seal_edit(body(&files[me].bytes), number, me as u32),
             Decision::Restore { .. } => files[me].kept.clone().unwrap_or_default(),
             _ => return,
         };
@@ -800,6 +881,33 @@ mod tests {
     }
 
     proptest! {
+        /// The seal line round-trips: whatever the body, number and writer,
+        /// the copy is sealed as that number and the body's checksum,
+        /// gives back its body and writer, and is the same version as the
+        /// seal without `by=` (what an older writer wrote, and what an
+        /// older reader, skipping the field, sees).
+        #[test]
+        fn a_seal_round_trips_with_or_without_its_writer(
+            bytes in prop::collection::vec(any::<u8>(), 0..200),
+            number in 0..=MAX_VERSION,
+            by in prop::option::of(any::<u32>()),
+        ) {
+            let sealed = match by {
+                Some(w) => seal_by(&bytes, number, w),
+                None => seal(&bytes, number),
+            };
+            let v = Version { number, sum: fnv1a64(&bytes) };
+            prop_assert_eq!(classify(&sealed), Seal::Sealed(v));
+            prop_assert_eq!(body(&sealed), &bytes[..]);
+            prop_assert_eq!(writer(&sealed), by);
+            prop_assert_eq!(classify(&seal(&bytes, number)), Seal::Sealed(v));
+            // A monitor's seal of a hand edit names it above version 1.
+            let w = by.unwrap_or(3);
+            let edit = seal_edit(&bytes, number, w);
+            prop_assert_eq!(classify(&edit), Seal::Sealed(v));
+            prop_assert_eq!(writer(&edit), (number > 1).then_some(w));
+        }
+
         /// Any order of reads, stale or fresh, converges: once every node
         /// has read every other's current copy a few times, all hold the
         /// same sealed content.

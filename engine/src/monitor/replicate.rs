@@ -410,7 +410,8 @@ impl<T: Replicated> Replica<T> {
                     }));
                 }
             }
-            copies.push((node, Some(Facts { seal, parses: info.parsed.is_ok() })));
+            let writer = version::writer(&info.bytes);
+            copies.push((node, Some(Facts { seal, parses: info.parsed.is_ok(), writer })));
         }
         // Nodes read with no copy take part as "none".
         let own = self.cache.get(&me).map(|c| c.id);
@@ -474,8 +475,10 @@ impl<T: Replicated> Replica<T> {
             VDecision::Seal { number } => {
                 let mine = mine.cloned();
                 self.sealing = mine.map(|info| {
+                    // Named as my edit (`by=me`), so that a conflict read
+                    // on a replica elsewhere names this node.
                     let bytes: Arc<[u8]> =
-                        version::seal(version::body(&info.bytes), *number).into();
+                        version::seal_edit(version::body(&info.bytes), *number, me).into();
                     CopyInfo { bytes, ..info }
                 });
                 self.sealing.as_ref().map(|_| me)
@@ -781,6 +784,60 @@ mod tests {
         r.plan_at(t, 1, &reads(&[(1, &later), (2, &v6)]), &mut notes);
         let d = r.plan_at(t + SETTLE, 1, &reads(&[(1, &later), (2, &v6)]), &mut notes);
         assert_eq!(d.map(|d| d.why), Some(Why::Versioned(Box::new(VDecision::Seal { number: 7 }))));
+    }
+
+    /// Issue 12 leftover: the seal my monitor writes over my hand edit
+    /// named no one, so `hactl set` on node 2, losing to that edit as read
+    /// in node 3's replica of it, named node 3 as the editor. The seal now
+    /// says `by=1` (node 1's operator edited node 1's copy), every replica
+    /// carries it, and the conflict names node 1.
+    #[test]
+    fn a_sealed_hand_edit_names_its_node_and_a_conflict_read_on_a_replica_names_it() {
+        use crate::monitor::replica_edit::{judge, CopyFacts, Edit, Verdict};
+        use crate::monitor::replica_version::{classify, seal_by, writer};
+        // Node 2's `hactl set web stop` (from start), written as version 6.
+        let set = copy(&seal_by(b"web stop\n", 6, 2), 2);
+        // Node 1's hand edit (web at level 3) is sealed above it, as 7.
+        let (_, edit) = sealed_own_edit(b"web 3\n", &set, 7);
+        assert_eq!(writer(&edit), Some(1), "{}", String::from_utf8_lossy(&edit));
+        assert_eq!(classify(&edit).version().map(|v| v.number), Some(7));
+        // Node 2 checks its write: node 1's copy is out of its reach, node
+        // 3 holds the replica of node 1's edit.
+        let facts = |bytes: &[u8]| {
+            let parsed = parse_copy::<Hactl>(bytes, "hactl").ok();
+            Some(CopyFacts {
+                seal: classify(bytes),
+                level: parsed.map(|h| h.get("web").map(|w| w.level.clone())),
+                writer: writer(bytes),
+            })
+        };
+        let copies = vec![(1, None), (2, facts(&set.bytes)), (3, facts(&edit))];
+        let v =
+            judge(&copies, &Edit { level: "stop", from: Some("start"), wrote: 6, concurrent: &[] });
+        let Verdict::Conflict { node, writer, level, .. } = v else { panic!("{v:?}") };
+        assert_eq!((node, writer, level.as_deref()), (3, Some(1), Some("3")));
+    }
+
+    /// At the first start on original-format files every node seals its
+    /// own copy as version 1: those seals name no one, so that identical
+    /// copies are identical files on every node.
+    #[test]
+    fn a_first_seal_of_unsealed_copies_names_no_one() {
+        use crate::monitor::replica_version::{writer, SETTLE};
+        let mut sealed = Vec::new();
+        for me in [1, 2] {
+            let mut r = Replica::<Hactl>::with_rule(Rule::Versioned { settle: SETTLE });
+            let (a, b) = (copy(b"web start\n", 1), copy(b"web start\n", 2));
+            let mut notes = Vec::new();
+            r.plan_at(Millis::ZERO, me, &reads(&[(1, &a), (2, &b)]), &mut notes);
+            let d = r.plan_at(SETTLE, me, &reads(&[(1, &a), (2, &b)]), &mut notes);
+            let d = d.expect("my copy was read");
+            assert_eq!(d.why, Why::Versioned(Box::new(VDecision::Seal { number: 1 })));
+            let (_, info) = r.to_install(&d).expect("a seal to write");
+            sealed.push(info.bytes.to_vec());
+        }
+        assert_eq!(writer(&sealed[0]), None);
+        assert_eq!(sealed[0], sealed[1]);
     }
 
     fn d_why(d: &Replication) -> &VDecision {
