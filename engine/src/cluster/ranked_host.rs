@@ -450,7 +450,23 @@ impl ClusterDriver {
         h.pumping = true;
         // Bounded: each command can queue at most one status change.
         let mut budget = 10_000u32;
-        while let Some(input) = self.ranked.as_mut().and_then(|h| h.inbox.pop_front()) {
+        while let Some(mut input) = self.ranked.as_mut().and_then(|h| h.inbox.pop_front()) {
+            // Record reads queued together are one batch's answers: one
+            // step for all of them (see `Input::Reads`).
+            if let (RInput::Read { .. }, Some(h)) = (&input, self.ranked.as_mut()) {
+                if matches!(h.inbox.front(), Some(RInput::Read { .. })) {
+                    let mut reads = Vec::new();
+                    let mut next = Some(input);
+                    while let Some(RInput::Read { node, read }) = next {
+                        reads.push((node, read));
+                        next = match h.inbox.front() {
+                            Some(RInput::Read { .. }) => h.inbox.pop_front(),
+                            _ => None,
+                        };
+                    }
+                    input = RInput::Reads(reads);
+                }
+            }
             budget = budget.saturating_sub(1);
             if budget == 0 {
                 break;

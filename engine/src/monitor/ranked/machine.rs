@@ -94,6 +94,13 @@ pub enum Input {
     Membership(Vec<u32>),
     /// A read of `node`'s record.
     Read { node: u32, read: Read },
+    /// Reads of several nodes' records answered at one instant (one read
+    /// batch), applied in order and then judged once. Why: the judgement
+    /// walks every member, so a voter that judged after each of N record
+    /// reads spent O(N²) per heartbeat period; fed as one input, O(N).
+    /// Judging after the last read alone decides on everything known at
+    /// that instant, as the one-by-one steps' last judgement did.
+    Reads(Vec<(u32, Read)>),
     /// This node's groups' status, from its own init machine.
     Own(ClStat),
     /// A newly adopted `hactl` (resets eligibility memory).

@@ -53,6 +53,11 @@ impl Ranked {
                 self.live = Some(live);
             }
             Input::Read { node, read } => self.apply_read(node, read),
+            Input::Reads(reads) => {
+                for (node, read) in reads {
+                    self.apply_read(node, read);
+                }
+            }
             Input::Own(own) => {
                 for (g, st) in &own.groups {
                     if self.told.get(g) == Some(&st.level) {
