@@ -357,7 +357,10 @@ impl ClusterDriver {
             ClusterInput::NodeReadFailed { seq, node, error } => {
                 if let Some(i) = self.expects_read(seq, node) {
                     let read = crate::monitor::ranked::Read::Unknown(error.to_string());
-                    self.ranked_queue(crate::monitor::ranked::Input::Read { node, read });
+                    if let Some(h) = self.ranked.as_mut() {
+                        let input = h.fed(node, read);
+                        h.push(input);
+                    }
                     self.on_node_read(now, i, NodeFiles::failed(error.to_string()));
                 }
             }

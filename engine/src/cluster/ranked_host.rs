@@ -43,7 +43,7 @@ use crate::monitor::ranked::{
 };
 use crate::status::ClStat;
 use crate::time::Millis;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// A kill in flight: its deadline (now + δ) and whether "unconfirmed" was
@@ -81,6 +81,10 @@ pub(crate) struct RankedHost {
     /// Content identity of each peer's last record fed in (unchanged
     /// records are not fed again: O(changed members) per cycle).
     record_ids: BTreeMap<u32, ContentId>,
+    /// Peers whose last read fed to the machine was unknown: their next
+    /// successful read is fed even when the record is unchanged
+    /// ([`Read::Unchanged`]), so that the machine knows the failure ended.
+    unknown_fed: BTreeSet<u32>,
     /// Parses shared with the other drivers of this process, if the
     /// executor gave any ([`ClusterDriver::share_record_parses`]).
     parses: Option<Arc<RecordParses>>,
@@ -123,6 +127,7 @@ impl RankedHost {
             last_own: own,
             last_hactl: None,
             record_ids: BTreeMap::new(),
+            unknown_fed: BTreeSet::new(),
             parses: None,
             leftovers: 0,
         }
@@ -168,11 +173,14 @@ impl RankedHost {
     }
 
     /// Turn the heartbeat file of a peer's read into a machine input
-    /// (`None` when it is unchanged since the last one fed in).
+    /// (`None` when it is unchanged since the last one fed in, unless the
+    /// last one was unknown).
     pub(crate) fn record_read(&mut self, node: u32, path: &str, read: FileRead) -> Option<RInput> {
         let read = match read {
             Ok(Some(version)) => match version.bytes {
-                None if self.record_ids.get(&node) == Some(&version.id) => return None,
+                None if self.record_ids.get(&node) == Some(&version.id) => {
+                    return self.unchanged(node);
+                }
                 None => Read::Unknown(format!("{path}: content not sent")),
                 Some(bytes) => {
                     self.record_ids.insert(node, version.id);
@@ -185,7 +193,24 @@ impl RankedHost {
             Ok(None) => Read::Unknown(format!("{path}: no record yet")),
             Err(e) => Read::Unknown(e.to_string()),
         };
-        Some(RInput::Read { node, read })
+        Some(self.fed(node, read))
+    }
+
+    /// `read` of `node` as the machine's input, remembering whether it
+    /// was unknown (see `unknown_fed`).
+    pub(crate) fn fed(&mut self, node: u32, read: Read) -> RInput {
+        if matches!(read, Read::Unknown(_)) {
+            self.unknown_fed.insert(node);
+        } else {
+            self.unknown_fed.remove(&node);
+        }
+        RInput::Read { node, read }
+    }
+
+    /// A successful read of `node` that found its record unchanged: an
+    /// input only when the last one fed was unknown.
+    pub(crate) fn unchanged(&mut self, node: u32) -> Option<RInput> {
+        self.unknown_fed.remove(&node).then_some(RInput::Read { node, read: Read::Unchanged })
     }
 }
 

@@ -90,6 +90,13 @@ impl ClusterDriver {
             if !self.busy_reads.is_empty() && self.busy_reads.get(&node) == Some(&seq) {
                 self.busy_reads.remove(&node);
             }
+            // Its record too is unchanged: the machine hears of it only
+            // after an unknown read (`RankedHost::unchanged`).
+            if let Some(h) = self.ranked.as_mut() {
+                if let Some(input) = h.unchanged(node) {
+                    h.push(input);
+                }
+            }
             let Phase::Reading(r) = &mut self.phase else { continue };
             while r.nodes.get(at).is_some_and(|&n| n < node) {
                 at += 1;

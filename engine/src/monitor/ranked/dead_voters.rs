@@ -2,7 +2,7 @@
 //! `*_without_*` twin (the same schedule with
 //! [`RankedParams::replace_dead_voters`] off fails).
 
-use super::harness::{dump, World};
+use super::harness::{dump, Link, World};
 use super::RankedParams;
 use crate::time::Millis;
 
@@ -493,4 +493,46 @@ fn a_learner_that_fences_leaves_the_other_learners_blind_to_the_void() {
     assert_eq!(fencers, vec![1], "{}", dump(&w));
     assert!(w.t >= t1 + 6_000);
     assert!(w.runs("web").is_empty(), "{}", dump(&w));
+}
+
+/// The simulator's N = 3 seed 627 at `fs_delay_cap=4s`, in small. Node 1's
+/// monitor freezes and is demoted (voters {2, 3}); then node 2 can no
+/// longer read the others' files, while they read its own (a one-way
+/// partition), and node 2's own record still reads back. Node 2 is the
+/// tie-breaker of the exact half {2} | {3}; node 3, whose lease needs node
+/// 2's acknowledgements, loses it and stops `web` by itself, and its
+/// release is what node 2 cannot read. Returns the world 15 s after the
+/// cut, and the cut's time.
+fn a_tie_breaker_that_cannot_read_its_peers(rules: impl FnOnce(&mut super::Rules)) -> (World, u64) {
+    let params = RankedParams { fence_command: true, min_voters: 2, ..RankedParams::default() };
+    let mut w = world(3, "web start 3,2,1\n", params).with_rules(rules);
+    assert!(w.settle(10_000), "{}", dump(&w));
+    assert_eq!(w.runs("web"), vec![3], "{}", dump(&w));
+    let t0 = w.t;
+    w.node(1).frozen = true;
+    assert!(w.run_until_cond(t0 + 40_000, |w| voters(w, 2) == vec![2, 3]), "{}", dump(&w));
+    w.run_until(w.t + 2_000);
+    let cut = w.t;
+    w.link(1, 2, Link::Down);
+    w.link(3, 2, Link::Down);
+    w.run_until(cut + 15_000);
+    (w, cut)
+}
+
+#[test]
+fn a_node_that_cannot_read_any_peer_fences_nobody_listed_up() {
+    let (w, cut) = a_tie_breaker_that_cannot_read_its_peers(|_| {});
+    assert!(w.t >= cut + 15_000, "time passed: {}", dump(&w));
+    assert!(!w.fences.iter().any(|f| f.0 >= cut && f.2.node == 3), "{}", dump(&w));
+    assert_eq!((w.double_owner_ms, w.needless_fences), (0, 0), "{}", dump(&w));
+}
+
+/// Its twin: without `blind_when_every_peer_read_fails` node 2 fences the
+/// healthy node 3, which it merely cannot read.
+#[test]
+fn a_node_that_cannot_read_any_peer_shoots_the_owner_it_cannot_read() {
+    let (w, cut) = a_tie_breaker_that_cannot_read_its_peers(|r| {
+        r.blind_when_every_peer_read_fails = false;
+    });
+    assert!(w.fences.iter().any(|f| f.0 >= cut && f.1 == 2 && f.2.node == 3), "{}", dump(&w));
 }

@@ -129,9 +129,12 @@ fn a_healthy_node_revoked_by_a_quorum_is_waited_for_not_fenced() {
 
 #[test]
 fn without_only_holders_fence_a_node_without_a_lease_fences_a_healthy_one() {
+    // The deaf node reads no peer at all, so `blind_when_every_peer_read_fails`
+    // alone keeps it from fencing too: off here, to show this rule's part.
     let w = standing_revocation_then_a_deaf_node(|r| {
         r.only_holders_fence = false;
         r.lift_heard_revocation = false;
+        r.blind_when_every_peer_read_fails = false;
     });
     assert!(w.needless_fences > 0, "{}", dump(&w));
     assert_eq!(w.double_owner_ms, 0, "{}", dump(&w));

@@ -79,6 +79,12 @@ pub enum Read {
     /// The node publishes no ranked record but another policy's status
     /// (named): a rolling upgrade. `ranked` then takes nothing over.
     OtherPolicy(String),
+    /// The read succeeded and found the record last given as
+    /// [`Read::Record`] unchanged. Given only after an [`Read::Unknown`]
+    /// of that node (an unchanged record is otherwise no input): the
+    /// failure is over, which [`Rules::blind_when_every_peer_read_fails`]
+    /// needs to know.
+    Unchanged,
 }
 
 /// An input, with the node's boot-clock time given to [`Ranked::step`].
@@ -358,6 +364,9 @@ pub struct Output {
 struct Peer {
     record: Option<Arc<Record>>,
     unknown: Option<String>,
+    /// Since when (own clock) every read of this peer has been unknown
+    /// (`None` while the last read succeeded).
+    unknown_since: Option<Millis>,
     other_policy: Option<String>,
     contact: Option<Contact>,
     /// First sight of a quorum of revocations of (incarnation), own clock.
@@ -890,7 +899,21 @@ impl Ranked {
     /// H after the start): its reads time out or fail, or its cycles lag.
     fn blind(&self) -> bool {
         let last = self.own_read_at.unwrap_or(self.started);
-        self.now >= last + self.params.lease
+        if self.now >= last + self.params.lease {
+            return true;
+        }
+        // Every other member unreadable for H: this node's own reads are
+        // the likelier fault (`Rules::blind_when_every_peer_read_fails`).
+        let lease = self.params.lease;
+        let mut others = self.durable.config.members.iter().filter(|&&m| m != self.me).peekable();
+        self.rules.blind_when_every_peer_read_fails
+            && others.peek().is_some()
+            && others.all(|m| {
+                self.peers
+                    .get(m)
+                    .and_then(|p| p.unknown_since)
+                    .is_some_and(|since| self.now >= since + lease)
+            })
     }
 
     fn latest(&self, node: u32) -> Option<Seen> {

@@ -235,6 +235,13 @@
 //!   node's own record back for this. A member the
 //!   membership source lists down is fenced as before, and so is the lost
 //!   tie-breaker of an exact half (that fence is the half's vote).
+//!   A node for which every read of every other member has failed for H
+//!   is blind too, though its own record reads back
+//!   (`Rules::blind_when_every_peer_read_fails`): under a one-way
+//!   partition (it cannot read the others' files) it fenced the healthy
+//!   owner it could not read (the simulator's N = 3 seed 627). A crashed
+//!   member's record stays readable on shared storage, so its fence is
+//!   not delayed by this.
 //!
 //! # Liveness rules
 //!
@@ -623,8 +630,9 @@ pub struct RankedParams {
     /// replacement): 10 voters gave 2,322, 3,195 and 2,986 unavailable
     /// group-s against 1,866, 3,160 and 4,202 with 5. It tolerates more bad
     /// voters (4 instead of 2) but every voter reads all N records every
-    /// period and steps once per record, so it doubles the voters' work at
-    /// N = 10 and multiplies it by N/5 at large N, for no consistent gain:
+    /// period and then stepped once per record (one step per read batch
+    /// since: [`Input::Reads`]), so it doubled the voters' work at
+    /// N = 10 and multiplied it by N/5 at large N, for no consistent gain:
     /// the outages of those seeds were lease round trips under fs delays,
     /// not lost voters. Dead voters are replaced instead
     /// ([`RankedParams::replace_dead_voters`]).
@@ -898,6 +906,18 @@ pub(crate) struct Rules {
     /// fenced the healthy other node; the simulator's uncapped N = 2 seed
     /// 211).
     pub blind_fencer_waits: bool,
+    /// With [`Rules::blind_fencer_waits`]: a node for which every read of
+    /// every other member has failed (unknown) for H is blind too, though
+    /// its own record reads back. Its own reads of the shared storage are
+    /// then the likelier fault than every peer's silence (off: a node
+    /// that could not read the others' files, a one-way partition, fenced
+    /// the healthy node it could not read 4.2 s later; the simulator's
+    /// N = 3 seed 627 at `fs_delay_cap=4s`). A dead peer's record stays
+    /// readable on shared storage (unchanged, not unknown), so this does
+    /// not delay the fence of a crashed member; where the dead node
+    /// serves its own files (openMosix `/mfs`), its fence waits for the
+    /// membership source to list it down.
+    pub blind_when_every_peer_read_fails: bool,
     /// For 2 H after its lease runs out, a node plans the groups it held
     /// (running, or in plan or test) only after every other candidate's
     /// rank slot (at most 2 H after it saw the group unplaced), so that
@@ -1011,6 +1031,7 @@ impl Default for Rules {
             wait_for_silent_release: true,
             must_move_fence_needs_current_record: true,
             blind_fencer_waits: true,
+            blind_when_every_peer_read_fails: true,
             lease_loss_yields: true,
             release_wait_from_last_heartbeat: true,
             exact_half_waits_from_revocation: true,

@@ -217,6 +217,7 @@ impl Ranked {
                 let fresh = contact.observe(seen, now);
                 peer.seen = true;
                 peer.unknown = None;
+                peer.unknown_since = None;
                 peer.other_policy = None;
                 // Its acknowledgement of this incarnation: when it last
                 // moved (the unresponsive-voter rule of the voter pass).
@@ -273,12 +274,18 @@ impl Ranked {
             }
             Read::Unknown(reason) => {
                 let new = peer.unknown.as_ref() != Some(&reason);
+                peer.unknown_since.get_or_insert(now);
                 peer.unknown = Some(reason.clone());
                 if new {
                     self.log(RankedNotice::Unknown { node, reason });
                 }
             }
+            Read::Unchanged => {
+                peer.unknown = None;
+                peer.unknown_since = None;
+            }
             Read::OtherPolicy(policy) => {
+                peer.unknown_since = None;
                 let new = peer.other_policy.as_ref() != Some(&policy);
                 peer.other_policy = Some(policy.clone());
                 if new {
