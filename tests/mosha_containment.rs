@@ -129,18 +129,13 @@ fn gone_within(arg: &str, limit: Duration) -> Result<Duration, Vec<i32>> {
     }
 }
 
-/// The run shared by both modes (module doc). `cgroups`: leave cgroups on
-/// (the default) and expect cgroup mode; else `--no-cgroups`.
-fn escapees_die_with_their_node(test: u32, cgroups: bool) {
-    let mut c = Cluster::new("mosha-contain-", &NODES);
-    c.policy = Some("ranked".to_string());
-    if !cgroups {
-        c.extra.push("--no-cgroups".into());
-    }
+/// Give every node of `c` the `web` entry whose shell leaves an escapee
+/// (`setsid sleep ARG &`, ARG ending in the node's number, from
+/// $CLINIT_NODE) and `web start`, start them all, and return the node that
+/// runs `web` with its escapee.
+fn start_web_with_escapees(c: &mut Cluster, test: u32) -> u32 {
     let pids = c.path("pids");
     let arg = |node: u32| escapee_arg(test, node);
-    let mut cleanup = Cleanup { frozen: Vec::new(), args: NODES.map(arg).to_vec() };
-    // The escapee's argument ends in the node's number ($CLINIT_NODE).
     let prefix = escapee_arg(test, 0);
     let prefix = &prefix[..prefix.len() - 1];
     let cltab = format!(
@@ -156,11 +151,23 @@ fn escapees_die_with_their_node(test: u32, cgroups: bool) {
     for n in NODES {
         c.start(n);
     }
-    let first =
-        c.wait_for("web on exactly one node, with its escapee", PHASE, || match owners(&c)[..] {
-            [one] if escapees(&arg(one)).len() == 1 => Some(one),
-            _ => None,
-        });
+    c.wait_for("web on exactly one node, with its escapee", PHASE, || match owners(c)[..] {
+        [one] if escapees(&arg(one)).len() == 1 => Some(one),
+        _ => None,
+    })
+}
+
+/// The run shared by both modes (module doc). `cgroups`: leave cgroups on
+/// (the default) and expect cgroup mode; else `--no-cgroups`.
+fn escapees_die_with_their_node(test: u32, cgroups: bool) {
+    let mut c = Cluster::new("mosha-contain-", &NODES);
+    c.policy = Some("ranked".to_string());
+    if !cgroups {
+        c.extra.push("--no-cgroups".into());
+    }
+    let arg = |node: u32| escapee_arg(test, node);
+    let mut cleanup = Cleanup { frozen: Vec::new(), args: NODES.map(arg).to_vec() };
+    let first = start_web_with_escapees(&mut c, test);
     let mode = if cgroups {
         "containment: one cgroup per entry under "
     } else {
@@ -267,29 +274,9 @@ fn escapee_dies_before_a_fenced_node_rejoins(test: u32, cgroups: bool) {
     if !cgroups {
         c.extra.push("--no-cgroups".into());
     }
-    let pids = c.path("pids");
     let arg = |node: u32| escapee_arg(test, node);
     let mut cleanup = Cleanup { frozen: Vec::new(), args: NODES.map(arg).to_vec() };
-    let prefix = escapee_arg(test, 0);
-    let prefix = &prefix[..prefix.len() - 1];
-    let cltab = format!(
-        "web:webrun:start:respawn:echo $$ > {}/$CLINIT_NODE.web; \
-         setsid sleep {prefix}$CLINIT_NODE & exec sleep 1000\n",
-        pids.display()
-    );
-    let old = SystemTime::now() - Duration::from_secs(60);
-    for n in NODES {
-        c.put(n, "cltab", cltab.as_bytes(), old);
-        c.put(n, "hactl", b"web start\n", old);
-    }
-    for n in NODES {
-        c.start(n);
-    }
-    let owner =
-        c.wait_for("web on exactly one node, with its escapee", PHASE, || match owners(&c)[..] {
-            [one] if escapees(&arg(one)).len() == 1 => Some(one),
-            _ => None,
-        });
+    let owner = start_web_with_escapees(&mut c, test);
     let said = c.log(owner).lines().find(|l| l.contains("containment:")).map(str::to_string);
     if cgroups && said.as_deref().is_some_and(|l| l.contains("process groups only")) {
         eprintln!("skipped: no cgroup mode here ({said:?})");
