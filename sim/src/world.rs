@@ -2192,7 +2192,6 @@ impl World {
             self.finish_write(i);
         }
         self.quiet = true;
-        self.recompute();
         self.release_hung();
         self.refresh_health();
     }

@@ -138,6 +138,24 @@ impl RankedHost {
         self.inbox.push_back(input);
     }
 
+    /// The next input for the machine. Record reads queued together are
+    /// one batch's answers and come out as one [`RInput::Reads`], judged in
+    /// one step.
+    fn next_input(&mut self) -> Option<RInput> {
+        let first = self.inbox.pop_front()?;
+        if !matches!(self.inbox.front(), Some(RInput::Read { .. })) {
+            return Some(first);
+        }
+        let RInput::Read { node, read } = first else { return Some(first) };
+        let mut reads = vec![(node, read)];
+        while let Some(RInput::Read { .. }) = self.inbox.front() {
+            if let Some(RInput::Read { node, read }) = self.inbox.pop_front() {
+                reads.push((node, read));
+            }
+        }
+        Some(RInput::Reads(reads))
+    }
+
     /// The earliest time the host wants a tick: the machine's timer, the
     /// kill's δ deadline, a persist retry.
     pub(crate) fn poll_timeout(&self) -> Option<Millis> {
@@ -475,23 +493,7 @@ impl ClusterDriver {
         h.pumping = true;
         // Bounded: each command can queue at most one status change.
         let mut budget = 10_000u32;
-        while let Some(mut input) = self.ranked.as_mut().and_then(|h| h.inbox.pop_front()) {
-            // Record reads queued together are one batch's answers: one
-            // step for all of them (see `Input::Reads`).
-            if let (RInput::Read { .. }, Some(h)) = (&input, self.ranked.as_mut()) {
-                if matches!(h.inbox.front(), Some(RInput::Read { .. })) {
-                    let mut reads = Vec::new();
-                    let mut next = Some(input);
-                    while let Some(RInput::Read { node, read }) = next {
-                        reads.push((node, read));
-                        next = match h.inbox.front() {
-                            Some(RInput::Read { .. }) => h.inbox.pop_front(),
-                            _ => None,
-                        };
-                    }
-                    input = RInput::Reads(reads);
-                }
-            }
+        while let Some(input) = self.ranked.as_mut().and_then(RankedHost::next_input) {
             budget = budget.saturating_sub(1);
             if budget == 0 {
                 break;
