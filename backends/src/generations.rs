@@ -150,7 +150,7 @@ pub fn marked_processes(generation: &str) -> Vec<u32> {
                 .and_then(|f| f.take(MAX_ENVIRON).read_to_end(&mut buf));
             read.is_ok()
                 && buf.split(|&b| b == 0).any(|v| v == want.as_bytes())
-                && stat(pid).is_some_and(|(st, ..)| st != 'Z' && st != 'X')
+                && proc_stat(pid).is_some_and(|s| !s.is_dead())
         })
         .collect()
 }
@@ -212,8 +212,8 @@ pub fn signal_marked(generation: &str, sig: libc::c_int) -> Vec<Signalled> {
         if read.is_err() || !buf.split(|&b| b == 0).any(|v| v == want.as_bytes()) {
             continue;
         }
-        let Some((state, pgrp, ..)) = stat(pid) else { continue };
-        if state == 'Z' || state == 'X' {
+        let Some(s) = proc_stat(pid) else { continue };
+        if s.is_dead() {
             continue;
         }
         let rc = match &pidfd {
@@ -232,7 +232,7 @@ pub fn signal_marked(generation: &str, sig: libc::c_int) -> Vec<Signalled> {
             None => unsafe { libc::kill(pid as libc::pid_t, sig) as libc::c_long },
         };
         if rc == 0 {
-            out.push(Signalled { pid, pgrp });
+            out.push(Signalled { pid, pgrp: s.pgrp });
         }
     }
     out
@@ -281,24 +281,53 @@ pub fn read_state(path: &Path) -> Result<Previous, StateError> {
     Ok(Previous { daemon: file.daemon, cgroup: file.cgroup, procs: file.procs })
 }
 
-/// `(state, pgrp, session, start time)` from `/proc/<pid>/stat`.
-fn stat(pid: u32) -> Option<(char, u32, u32, u64)> {
+/// The fields of `/proc/<pid>/stat` that tell a process's lineage and
+/// identity (proc(5)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// `R`, `S`, `D`, `Z` (zombie), `X` (dead), ...
+    pub state: char,
+    pub ppid: u32,
+    pub pgrp: u32,
+    pub session: u32,
+    /// Clock ticks since boot: with the pid, the process's identity (a
+    /// reused pid has a later start).
+    pub start: u64,
+}
+
+impl ProcStat {
+    /// A zombie or dead process: nothing left to signal.
+    pub fn is_dead(&self) -> bool {
+        self.state == 'Z' || self.state == 'X'
+    }
+}
+
+/// A process's [`ProcStat`]; `None` when it is gone or the file does not
+/// parse (or there is no procfs).
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces or ')'):
+    // state ppid pgrp session tty_nr ... starttime (the 20th). Walked, not
+    // collected: whole-/proc scans call this for every process.
     let (_, rest) = text.rsplit_once(')')?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // f[0] state, f[1] ppid, f[2] pgrp, f[3] session, ..., f[19] starttime.
-    let state = f.first()?.chars().next()?;
-    Some((state, f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?, f.get(19)?.parse().ok()?))
+    let mut f = rest.split_whitespace();
+    Some(ProcStat {
+        state: f.next()?.chars().next()?,
+        ppid: f.next()?.parse().ok()?,
+        pgrp: f.next()?.parse().ok()?,
+        session: f.next()?.parse().ok()?,
+        start: f.nth(15)?.parse().ok()?,
+    })
 }
 
 /// The process group of a process, if it is alive or a zombie.
 pub fn process_group(pid: u32) -> Option<u32> {
-    stat(pid).map(|s| s.1)
+    proc_stat(pid).map(|s| s.pgrp)
 }
 
 /// The start time of a process (clock ticks since boot).
 pub fn start_time(pid: u32) -> Option<u64> {
-    stat(pid).map(|s| s.3)
+    proc_stat(pid).map(|s| s.start)
 }
 
 /// Live (not zombie) members of process group `pgid` in session `pgid`.
@@ -307,9 +336,7 @@ fn members(pgid: u32) -> Vec<u32> {
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| {
-            stat(pid).is_some_and(|(st, pgrp, sid, _)| {
-                pgrp == pgid && sid == pgid && st != 'Z' && st != 'X'
-            })
+            proc_stat(pid).is_some_and(|s| s.pgrp == pgid && s.session == pgid && !s.is_dead())
         })
         .collect()
 }
@@ -318,9 +345,9 @@ fn members(pgid: u32) -> Vec<u32> {
 /// (module doc). `Some(true)`: ours and alive; `Some(false)`: gone; `None`:
 /// the pid now belongs to someone else.
 fn verify(e: &StateEntry) -> Option<bool> {
-    match stat(e.pgid) {
-        Some((st, pgrp, sid, start)) if st != 'Z' && st != 'X' => {
-            (start == e.start && pgrp == e.pgid && sid == e.pgid).then_some(true)
+    match proc_stat(e.pgid) {
+        Some(s) if !s.is_dead() => {
+            (s.start == e.start && s.pgrp == e.pgid && s.session == e.pgid).then_some(true)
         }
         _ => Some(!members(e.pgid).is_empty()),
     }

@@ -63,6 +63,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::{self, Cgroup, Containment};
+use crate::generations::proc_stat;
 use clinit_engine::process::{ExitStatus, ProcId, Signal};
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal as NixSignal};
@@ -544,25 +545,6 @@ fn peek_exit(pid: u32) -> Result<Option<ExitStatus>, Errno> {
     }
 }
 
-/// `(state, pgrp, session)` of a process, from `/proc/<pid>/stat`.
-#[cfg(target_os = "linux")]
-fn proc_stat(pid: u32) -> Option<(char, u32, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may contain spaces or ')'):
-    // state ppid pgrp session ...
-    let (_, rest) = stat.rsplit_once(')')?;
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let pgrp = fields.nth(1)?.parse().ok()?;
-    let session = fields.next()?.parse().ok()?;
-    Some((state, pgrp, session))
-}
-
-/// A dead process: a zombie (its parent reaps it) or one being torn down.
-fn is_dead(state: char) -> bool {
-    state == 'Z' || state == 'X'
-}
-
 /// Our own children, from every thread's `children` list (Linux with
 /// CONFIG_PROC_CHILDREN); `None` when the kernel does not offer it.
 #[cfg(target_os = "linux")]
@@ -620,28 +602,6 @@ fn children_of(pid: u32) -> Vec<u32> {
     out
 }
 
-/// `(state, ppid, pgrp, start time)` of a process, from `/proc/<pid>/stat`.
-#[cfg(target_os = "linux")]
-fn proc_lineage(pid: u32) -> Option<(char, u32, u32, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // f[0] state, f[1] ppid, f[2] pgrp, ..., f[19] starttime.
-    let state = f.first()?.chars().next()?;
-    Some((state, f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?, f.get(19)?.parse().ok()?))
-}
-
-/// The start time of a process (clock ticks since boot).
-#[cfg(target_os = "linux")]
-fn proc_start(pid: u32) -> Option<u64> {
-    proc_lineage(pid).map(|s| s.3)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn proc_start(_pid: u32) -> Option<u64> {
-    None
-}
-
 /// Live descendants of `root` outside process group `pgid`, as `(pid,
 /// start time)`, walking every thread's `children` list down the tree. A
 /// process is taken only if its parent is still the one whose list named
@@ -661,12 +621,12 @@ fn escaped_descendants(root: u32, pgid: u32) -> Vec<(u32, u64)> {
                 );
                 return out;
             }
-            let Some((state, ppid, pgrp, start)) = proc_lineage(child) else { continue };
-            if ppid != parent || is_dead(state) {
+            let Some(s) = proc_stat(child) else { continue };
+            if s.ppid != parent || s.is_dead() {
                 continue;
             }
-            if pgrp != pgid {
-                out.push((child, start));
+            if s.pgrp != pgid {
+                out.push((child, s.start));
             }
             todo.push(child);
         }
@@ -684,9 +644,9 @@ fn scan_all_groups(pgids: &BTreeSet<u32>) -> BTreeSet<u32> {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        if let Some((state, pgrp, _)) = proc_stat(pid) {
-            if pgids.contains(&pgrp) && pid != pgrp && !is_dead(state) {
-                found.insert(pgrp);
+        if let Some(s) = proc_stat(pid) {
+            if pgids.contains(&s.pgrp) && pid != s.pgrp && !s.is_dead() {
+                found.insert(s.pgrp);
             }
         }
     }
@@ -940,8 +900,8 @@ impl ProcessTable {
         let Some(children) = own_children() else { return scan_all_groups(pgids) };
         let own_session = nix::unistd::getsid(None).map(|s| s.as_raw() as u32).unwrap_or(0);
         for pid in children.into_iter().filter(|p| !leaders.contains(p)) {
-            let Some((state, pgrp, session)) = proc_stat(pid) else { continue };
-            if is_dead(state) {
+            let Some(s) = proc_stat(pid) else { continue };
+            if s.is_dead() {
                 // Not in the table: an orphan adopted from one of our
                 // commands, or from a hook's or fence command's group (in
                 // our own session: the group is killed, but its spawner
@@ -951,10 +911,10 @@ impl ProcessTable {
                 crate::claimed::reap_unclaimed(pid, || {
                     let _ = wait_one(pid, Some(WaitPidFlag::WNOHANG));
                 });
-            } else if session != own_session && pgids.contains(&pgrp) {
+            } else if s.session != own_session && pgids.contains(&s.pgrp) {
                 // (A live process of our own session was started by other
                 // code in this process: not a member of a command's group.)
-                found.insert(pgrp);
+                found.insert(s.pgrp);
             }
         }
         found
@@ -978,8 +938,8 @@ impl ProcessTable {
             .into_iter()
             .filter(|p| !leaders.contains(p))
             .filter(|&p| {
-                proc_stat(p).is_some_and(|(state, pgrp, session)| {
-                    session != own_session && !is_dead(state) && !leaders.contains(&pgrp)
+                proc_stat(p).is_some_and(|s| {
+                    s.session != own_session && !s.is_dead() && !leaders.contains(&s.pgrp)
                 })
             })
             .collect()
@@ -1060,7 +1020,8 @@ impl ProcessTable {
             // Our unreaped child: its pid and start time are its own, so
             // a match is the very process the stop saw.
             if let Some(&(start, id)) = seen.get(&pid) {
-                if self.live.contains_key(&id) && proc_start(pid) == Some(start) {
+                if self.live.contains_key(&id) && crate::generations::start_time(pid) == Some(start)
+                {
                     out.entry(id).or_default().push(pid);
                     continue;
                 }
